@@ -1,0 +1,30 @@
+# The two commands: `make run` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv run test lint clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: venv
+	@mkdir -p data
+	$(BIN)/patron generate --out data/demo.jsonl --transactions 200000 --members 20000
+	$(BIN)/patron replay --rules examples/rules.toml --transactions data/demo.jsonl \
+		--members-out data/members.jsonl --results-out data/results.jsonl
+
+test: venv lint
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .ruff_cache .hypothesis *.egg-info
