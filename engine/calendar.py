@@ -1,0 +1,95 @@
+"""Local days in the programme's timezone, and the date arithmetic of windows and validity."""
+
+from calendar import monthrange
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from engine.types import Day
+
+__all__ = [
+    "LocalCalendar",
+    "add_months",
+    "day_of_date",
+    "end_of_month",
+    "iso",
+    "month_index",
+    "parse_day",
+]
+
+_UTC = UTC
+
+
+def day_of_date(d: date) -> Day:
+    return d.toordinal()
+
+
+def iso(day: Day) -> str:
+    return date.fromordinal(day).isoformat()
+
+
+def parse_day(text: str) -> Day:
+    return date.fromisoformat(text).toordinal()
+
+
+def add_months(day: Day, months: int) -> Day:
+    """The same day of the month `months` later (or earlier), clamped to that month's end."""
+    d = date.fromordinal(day)
+    year, month0 = divmod(d.year * 12 + d.month - 1 + months, 12)
+    last = monthrange(year, month0 + 1)[1]
+    return date(year, month0 + 1, min(d.day, last)).toordinal()
+
+
+def end_of_month(day: Day) -> Day:
+    d = date.fromordinal(day)
+    return date(d.year, d.month, monthrange(d.year, d.month)[1]).toordinal()
+
+
+def month_index(day: Day) -> int:
+    """Months since year 0: equal for two days of the same calendar month."""
+    d = date.fromordinal(day)
+    return d.year * 12 + d.month - 1
+
+
+class LocalCalendar:
+    """Maps UTC milliseconds to local days; remembers recent day boundaries because
+    a batch's timestamps cluster on a few days and zone lookups are slow."""
+
+    def __init__(self, timezone_name: str) -> None:
+        self.zone = ZoneInfo(timezone_name)
+        self._spans: list[tuple[int, int, Day]] = []
+
+    def day_of(self, ms: int) -> Day:
+        for start, end, day in self._spans:
+            if start <= ms < end:
+                return day
+        return self._remember(ms)
+
+    def midnight_ms(self, day: Day) -> int:
+        """UTC milliseconds of local 00:00 on `day`."""
+        d = date.fromordinal(day)
+        local = datetime(d.year, d.month, d.day, tzinfo=self.zone)
+        return int(local.timestamp() * 1000)
+
+    def today(self, now_ms: int) -> Day:
+        return self.day_of(now_ms)
+
+    def _remember(self, ms: int) -> Day:
+        local = datetime.fromtimestamp(ms / 1000, tz=_UTC).astimezone(self.zone)
+        day = local.date().toordinal()
+        span = (self.midnight_ms(day), self.midnight_ms(day + 1), day)
+        self._spans.insert(0, span)
+        del self._spans[8:]
+        return day
+
+
+def local_date(day: Day) -> date:
+    return date.fromordinal(day)
+
+
+def weekday(day: Day) -> int:
+    """0 for Monday … 6 for Sunday."""
+    return (day + 6) % 7
+
+
+def days_between(first: Day, last: Day) -> timedelta:
+    return timedelta(days=last - first)

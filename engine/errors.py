@@ -1,0 +1,27 @@
+"""Errors patron raises on purpose, with messages a retailer can act on."""
+
+__all__ = ["InvalidRequestError", "PatronError", "RulesError", "UnknownMemberError"]
+
+
+class PatronError(Exception):
+    """Root of every error patron raises on purpose."""
+
+
+class RulesError(PatronError):
+    """Raised when a rules document is invalid; lists every problem with its key path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class UnknownMemberError(PatronError):
+    """Raised when an operation names a member the programme does not know."""
+
+    def __init__(self, member_id: str) -> None:
+        self.member_id = member_id
+        super().__init__(f"unknown member {member_id!r}")
+
+
+class InvalidRequestError(PatronError):
+    """Raised when an operator request is malformed (bad action, missing reason, bad date)."""

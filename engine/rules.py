@@ -1,0 +1,178 @@
+"""The rules document: one loyalty programme as a retailer publishes it (TOML)."""
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta, Struct, field
+
+__all__ = [
+    "AnomalyRules",
+    "DecimalBound",
+    "EventRule",
+    "ExpiryRules",
+    "Extension",
+    "Filters",
+    "GrowthRules",
+    "LineMatch",
+    "Multiplier",
+    "MultiplierWhen",
+    "PointsRules",
+    "ProductRule",
+    "Rules",
+    "SpendRule",
+    "Tier",
+    "TierPolicy",
+]
+
+Count = Annotated[int, Meta(ge=0)]
+Positive = Annotated[int, Meta(gt=0)]
+
+
+class DecimalBound(Struct, frozen=True):
+    """Bounds for a Decimal key (msgspec's Meta bounds only numeric types); validation reads it."""
+
+    ge: int | None = None
+    gt: int | None = None
+
+
+Factor = Annotated[Decimal, DecimalBound(gt=0)]
+NonNegativeDecimal = Annotated[Decimal, DecimalBound(ge=0)]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+MetricName = Literal["growth", "points", "spend", "recharge", "single_purchase"]
+
+
+class _Table(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """A TOML table: unknown keys are errors, values never change after loading."""
+
+
+class SpendRule(_Table):
+    unit_minor: Positive
+    per_unit: Count
+
+
+class ExpiryRules(_Table):
+    policy: Literal["never", "jan1_after_years", "rolling_days", "annual_reset"] = "never"
+    years: Count | None = None
+    days: Positive | None = None
+
+
+class PointsRules(_Table):
+    rounding: Literal["floor", "half_up", "carry"] = "floor"
+    per_order: Count = 0
+    pending_days: Count = 0
+    multiplier_stacking: Literal["max", "multiply"] = "max"
+    spend: SpendRule | None = None
+    expiry: ExpiryRules = ExpiryRules()
+
+
+class GrowthRules(_Table):
+    source: Literal["points", "spend"] = "points"
+    per_point: NonNegativeDecimal = Decimal(1)
+    unit_minor: Positive | None = None
+    per_unit: Count | None = None
+
+
+class LineMatch(_Table):
+    sku: list[str] = []
+    category: list[str] = []
+    name_contains: list[str] = []
+    product_id: list[str] = []
+
+
+class Filters(_Table):
+    promotional_lines_earn: bool = True
+    member_discounted_lines_earn: bool = True
+    no_barcode_lines_earn: bool = True
+    blacklist: LineMatch = LineMatch()
+    whitelist: LineMatch = LineMatch()
+
+
+class ProductRule(_Table):
+    priority: Literal["special", "product"]
+    match: LineMatch
+    mode: Literal["fixed", "per_amount", "percent"]
+    points: Count | None = None
+    unit_minor: Positive | None = None
+    per_unit: Count | None = None
+    percent: NonNegativeDecimal | None = None
+
+
+class MultiplierWhen(_Table):
+    tiers: list[str] | None = None
+    birthday: Literal["day", "month"] | None = None
+    dates: list[date] | None = None
+    weekdays: list[Weekday] | None = None
+    from_: date | None = field(default=None, name="from")
+    to: date | None = None
+
+
+class Multiplier(_Table):
+    name: str
+    factor: Factor
+    when: MultiplierWhen
+
+
+class EventRule(_Table):
+    type: str
+    points: Count = 0
+    growth: Count = 0
+    per_day: Count = 0
+    per_month: Count = 0
+    lifetime: Count = 0
+
+
+class AnomalyRules(_Table):
+    daily_points_threshold: Positive
+    action: Literal["flag", "block_earn", "block_earn_and_redeem", "hold"] = "flag"
+
+
+class TierPolicy(_Table):
+    on_change: Literal["realtime", "upgrade_only", "batch"] = "upgrade_only"
+    on_expiry: Literal["reevaluate", "since_upgrade"] = "reevaluate"
+    periodic: Literal["none", "monthly", "quarterly", "yearly"] = "none"
+    reset_growth_on_upgrade: bool = False
+
+
+class Extension(_Table):
+    metric: MetricName
+    threshold: Count
+
+
+class Tier(_Table):
+    name: str
+    metric: MetricName | None = None
+    window: str = "lifetime"
+    threshold: Count | None = None
+    validity: str = "permanent"
+    extension: Extension | None = None
+    effective: Literal["immediate", "next_day"] = "immediate"
+    earns_points: bool = True
+    downgrade_to: str | None = None
+    paid_upgrade_sku: str | None = None
+
+
+class Rules(_Table):
+    version: Positive
+    programme: str
+    timezone: str
+    tiers: list[Tier]
+    currency_minor_per_major: Positive = 100
+    unknown_member: Literal["enroll", "reject"] = "enroll"
+    max_lateness_days: Count = 7
+    allow_negative_points: bool = True
+    default_tier_by_channel: dict[str, str] = {}
+    points: PointsRules = PointsRules()
+    growth: GrowthRules = GrowthRules()
+    filters: Filters = Filters()
+    product_rules: list[ProductRule] = []
+    multipliers: list[Multiplier] = []
+    events: list[EventRule] = []
+    anomaly: AnomalyRules | None = None
+    tier_policy: TierPolicy = TierPolicy()
+
+
+def build_rules(document: dict) -> Rules:
+    """Turn an already checked document into the model (see validation.check_document)."""
+    return msgspec.convert(document, Rules)

@@ -1,0 +1,41 @@
+"""The shared vocabulary: ids, units and the words transactions and results use."""
+
+from typing import Final, Literal, TypeAlias
+
+__all__ = [
+    "ADJUSTMENT",
+    "EVENT",
+    "KINDS",
+    "NEVER",
+    "OUTCOMES",
+    "PURCHASE",
+    "RECHARGE",
+    "REFUND",
+    "STATUSES",
+    "Day",
+    "MemberId",
+    "Metric",
+    "Minor",
+    "TxnId",
+]
+
+MemberId: TypeAlias = str
+TxnId: TypeAlias = str
+Minor: TypeAlias = int
+"""Money in minor units (fen, cents): always an integer."""
+Day: TypeAlias = int
+"""A local calendar day as `date.toordinal()`: cheap to compare, add and store."""
+
+NEVER: Final[Day] = 10**7
+"""An expiry day later than any real date (ordinal 3,652,059 is 31 Dec 9999)."""
+
+PURCHASE: Final = "purchase"
+REFUND: Final = "refund"
+EVENT: Final = "event"
+RECHARGE: Final = "recharge"
+ADJUSTMENT: Final = "adjustment"
+KINDS: Final = frozenset({PURCHASE, REFUND, EVENT, RECHARGE, ADJUSTMENT})
+STATUSES: Final = frozenset({"paid", "pending", "cancelled"})
+OUTCOMES: Final = ("accepted", "duplicate", "ignored", "rejected")
+
+Metric: TypeAlias = Literal["growth", "points", "spend", "recharge", "single_purchase"]
