@@ -1,0 +1,56 @@
+"""The daily anomaly threshold: flag, block or hold a member whose points in one local day exceed it."""
+
+from enum import Enum
+
+from engine.members import Member
+from engine.rules import AnomalyRules
+from engine.types import Day
+
+__all__ = ["AnomalyRule", "Verdict"]
+
+
+class Verdict(Enum):
+    EARN = "earn"
+    FLAGGED = "flagged"
+    """This transaction crossed the threshold; the member is flagged and still earns."""
+    BLOCKED = "blocked"
+    HELD = "held"
+
+
+class AnomalyRule:
+    """The day's counter adds every point a member tried to earn that day (blocked and held
+    ones too), so the report shows how far past the threshold the member went. Refunds
+    never lower it. Counters are kept for the days a late transaction may still arrive."""
+
+    def __init__(self, rules: AnomalyRules | None, keep_days: int) -> None:
+        self.threshold = rules.daily_points_threshold if rules else 0
+        self.action = rules.action if rules else "flag"
+        self.blocks = self.action in ("block_earn", "block_earn_and_redeem")
+        self.keep_days = keep_days
+
+    def judge(self, member: Member, day: Day, points: int) -> Verdict:
+        """Counts `points` for the day and says what becomes of them; sets `abnormal` on crossing."""
+        if not self.threshold:
+            return Verdict.EARN
+        total = self._count(member, day, points)
+        if member.abnormal:
+            return self._while_abnormal()
+        if total <= self.threshold:
+            return Verdict.EARN
+        member.abnormal = True
+        return Verdict.BLOCKED if self.blocks else Verdict.HELD if self.action == "hold" else Verdict.FLAGGED
+
+    def _while_abnormal(self) -> Verdict:
+        if self.blocks:
+            return Verdict.BLOCKED
+        return Verdict.HELD if self.action == "hold" else Verdict.EARN
+
+    def _count(self, member: Member, day: Day, points: int) -> int:
+        counters = member.day_points
+        if day not in counters:
+            stale = [d for d in counters if d < day - self.keep_days]
+            for old in stale:
+                del counters[old]
+        total = counters.get(day, 0) + points
+        counters[day] = total
+        return total

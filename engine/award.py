@@ -1,0 +1,88 @@
+"""Giving and taking back points and growth: the anomaly verdict, pending points, lots, tier sums, the ledger."""
+
+from engine.anomaly import Verdict
+from engine.balance import add_points, cancel_held, hold_points, take_points
+from engine.book import Book
+from engine.members import Member
+from engine.types import Day, TxnId
+
+__all__ = ["count_spend", "give", "judge_points", "take_back"]
+
+
+def judge_points(book: Book, member: Member, day: Day, points: int, ref: TxnId) -> tuple[int, bool, str]:
+    """Apply the daily anomaly threshold to points about to be earned:
+    (points to award, whether they are held, the result's reason)."""
+    if points <= 0:
+        return points, False, ""
+    was_abnormal = member.abnormal
+    verdict = book.programme.anomaly.judge(member, day, points)
+    if member.abnormal and not was_abnormal:
+        book.write(member, day, "txn", ref, "status", status="abnormal")
+    if verdict is Verdict.BLOCKED:
+        return 0, False, "blocked"
+    if verdict is Verdict.HELD:
+        return points, True, "held"
+    return points, False, "flagged" if verdict is Verdict.FLAGGED else ""
+
+
+def give(book: Book, member: Member, day: Day, ref: TxnId, kind: str, points: int, growth: int,
+         held: bool = False) -> None:
+    """Credit earned points (spendable, pending for the return window, or held) and growth."""
+    programme = book.programme
+    pending = 0
+    if points > 0:
+        expires = programme.expiry.expires(day)
+        if held or programme.pending_days:
+            release = 0 if held else day + programme.pending_days
+            hold_points(member, points, release, expires, ref)
+            pending = points
+        else:
+            add_points(member, points, expires)
+    member.growth += growth
+    _count_earned(book, member, day, points, growth)
+    if points or growth:
+        book.write(member, day, "txn", ref, kind, points=points - pending, pending=pending, growth=growth)
+
+
+def take_back(book: Book, member: Member, day: Day, ref: TxnId, kind: str, points: int, growth: int,
+              original: TxnId = "", original_day: Day = 0) -> tuple[int, int]:
+    """Reverse points and growth: first the original's still-pending points, then spendable
+    lots. Growth never goes below zero. Returns the (points, growth) actually taken."""
+    programme = book.programme
+    pending = cancel_held(member, original, points) if original and points > 0 else 0
+    rest = points - pending
+    unrecovered = take_points(member, rest, programme.allow_negative) if rest > 0 else 0
+    growth = min(growth, max(member.growth, 0))
+    member.growth -= growth
+    _count_earned(book, member, original_day or day, -points, -growth)
+    taken = points - unrecovered
+    if taken or growth or unrecovered:
+        book.write(member, day, "txn", ref, kind, points=-(rest - unrecovered), pending=-pending,
+                   growth=-growth, unrecovered=unrecovered)
+    return taken, growth
+
+
+def _count_earned(book: Book, member: Member, day: Day, points: int, growth: int) -> None:
+    ladder = book.programme.ladder
+    member.total_points += points
+    if day >= member.tier_since:
+        member.since_points += points
+        member.since_growth += growth
+    ladder.record(member, "points", day, points)
+    ladder.record(member, "growth", day, growth)
+
+
+def count_spend(book: Book, member: Member, day: Day, eligible: int, txn_id: TxnId) -> None:
+    """Eligible spend counts for spend tiers (negative when refunded, on the original's day)."""
+    ladder = book.programme.ladder
+    member.total_spend += eligible
+    if day >= member.tier_since:
+        member.since_spend += eligible
+        member.since_single = max(member.since_single, eligible)
+    ladder.record(member, "spend", day, eligible)
+    if eligible > 0:
+        ladder.record_single(member, day, eligible, txn_id)
+    else:
+        for single in member.singles:
+            if single[2] == txn_id:
+                single[1] += eligible

@@ -1,0 +1,70 @@
+"""A member's points as lots: earning repays debt first; reversals take the earliest-expiring lots."""
+
+from bisect import insort
+
+from engine.members import Held, Lot, Member
+from engine.types import Day, TxnId
+
+__all__ = ["add_points", "cancel_held", "hold_points", "take_points"]
+
+
+def add_points(member: Member, amount: int, expires: Day) -> None:
+    """Make `amount` spendable; a debt (negative balance) is repaid before a lot is made."""
+    member.points += amount
+    repaid = min(member.debt, amount)
+    member.debt -= repaid
+    rest = amount - repaid
+    if rest <= 0:
+        return
+    lots = member.lots
+    if lots and lots[-1].expires == expires:  # the usual case: today's lot is the latest
+        lots[-1].amount += rest
+        return
+    for lot in lots:
+        if lot.expires == expires:
+            lot.amount += rest
+            return
+    insort(lots, Lot(expires, rest), key=_expiry)
+
+
+def _expiry(lot: Lot) -> Day:
+    return lot.expires
+
+
+def hold_points(member: Member, amount: int, release: Day, expires: Day, txn_id: TxnId) -> None:
+    """Keep `amount` pending until the midnight run of `release` (0: until an operator decides)."""
+    member.pending += amount
+    member.held.append(Held(release, expires, amount, txn_id))
+
+
+def take_points(member: Member, amount: int, allow_negative: bool) -> int:
+    """Remove up to `amount` spendable points, earliest expiry first. What the lots cannot
+    cover becomes debt, or, when the balance may not go negative, is returned as unrecovered."""
+    remaining = amount
+    lots = member.lots
+    while remaining and lots:
+        lot = lots[0]
+        taken = min(lot.amount, remaining)
+        lot.amount -= taken
+        remaining -= taken
+        if lot.amount == 0:
+            del lots[0]
+    if remaining and allow_negative:
+        member.debt += remaining
+        remaining = 0
+    member.points -= amount - remaining
+    return remaining
+
+
+def cancel_held(member: Member, txn_id: TxnId, amount: int) -> int:
+    """Cancel up to `amount` of the points a transaction still has pending; returns how many."""
+    cancelled = 0
+    for held in member.held:
+        if held.txn_id == txn_id and cancelled < amount:
+            taken = min(held.amount, amount - cancelled)
+            held.amount -= taken
+            cancelled += taken
+    if cancelled:
+        member.held = [h for h in member.held if h.amount]
+        member.pending -= cancelled
+    return cancelled

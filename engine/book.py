@@ -1,0 +1,43 @@
+"""One shard's book: its members, its transaction index, the business day, and the ledger it writes."""
+
+from collections.abc import MutableMapping
+
+from engine.ledger import LedgerEntry
+from engine.members import Member
+from engine.programme import Programme
+from engine.transactions import TxnRecord
+from engine.types import Day, MemberId, TxnId
+
+__all__ = ["Book"]
+
+
+class Book:
+    """The engine reads and writes members and index records through the two mappings, so a
+    caller may back them with plain dicts (replay, tests) or with storage (a shard).
+    Contract: after scoring, `dirty` holds every member that changed and `ledger` every
+    entry written, in order; the caller persists both and then clears them."""
+
+    def __init__(self, programme: Programme, members: MutableMapping[MemberId, Member] | None = None,
+                 txns: MutableMapping[TxnId, TxnRecord] | None = None, today: Day = 0) -> None:
+        self.programme = programme
+        self.members: MutableMapping[MemberId, Member] = {} if members is None else members
+        self.txns: MutableMapping[TxnId, TxnRecord] = {} if txns is None else txns
+        self.today = today
+        """The business day: the date of the last midnight run. 0 until the first transaction."""
+        self.ledger: list[LedgerEntry] = []
+        self.dirty: dict[MemberId, Member] = {}
+
+    def write(self, member: Member, day: Day, cause: str, ref: str, kind: str, *, points: int = 0,
+              pending: int = 0, growth: int = 0, stored_value: int = 0, tier_from: int = -1,
+              tier_to: int = -1, status: str = "", unrecovered: int = 0, note: str = "") -> None:
+        """Record one change to a member in the ledger; the member must already show it."""
+        member.ledger_seq += 1
+        self.ledger.append(LedgerEntry(
+            member.member_id, member.ledger_seq, day, cause, ref, self.programme.version, kind,
+            points, pending, growth, stored_value, tier_from, tier_to, status, unrecovered, note))
+        self.dirty[member.member_id] = member
+
+    def take_changes(self) -> tuple[list[LedgerEntry], dict[MemberId, Member]]:
+        ledger, dirty = self.ledger, self.dirty
+        self.ledger, self.dirty = [], {}
+        return ledger, dirty

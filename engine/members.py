@@ -1,0 +1,87 @@
+"""A member's state: tier, points as lots, growth, stored value, status and the sums tiers are judged on."""
+
+from msgspec import Struct, field
+
+from engine.types import Day, MemberId, Minor, TxnId
+
+__all__ = ["EventCounts", "Held", "Lot", "Member", "Profile"]
+
+
+class Lot(Struct, array_like=True, gc=False):
+    """Spendable points that expire together at 00:00 of `expires`."""
+
+    expires: Day
+    amount: int
+
+
+class Held(Struct, array_like=True, gc=False):
+    """Points earned but not yet spendable: released at the midnight run of `release`,
+    or, when `release` is 0, held by the anomaly rule until an operator decides."""
+
+    release: Day
+    expires: Day
+    amount: int
+    txn_id: TxnId
+
+
+class EventCounts(Struct, array_like=True, gc=False):
+    """How often one event type gave something: per recent day, per recent month, ever."""
+
+    days: dict[Day, int] = {}
+    months: dict[int, int] = {}
+    lifetime: int = 0
+
+
+class Profile(Struct, array_like=True, omit_defaults=True, gc=False):
+    """What enrollment records about a member; scoring reads only the birthday."""
+
+    birthday: str = ""
+    """MM-DD, or empty when unknown."""
+    source: str = ""
+    content: str = ""
+    campaign: str = ""
+    channel: str = ""
+    attributes: dict[str, str | int | float] = {}
+
+
+class Member(Struct, array_like=True, gc=False):
+    """Invariants: `points == sum(lot amounts) - debt`; `pending == sum(held amounts)`;
+    every balance equals the sum of the member's ledger entries."""
+
+    member_id: MemberId
+    enrolled: Day
+    tier: int = 0
+    tier_since: Day = 0
+    """Day of the last upgrade, extension or downgrade: where `since_*` sums start."""
+    tier_until: Day = 0
+    """Last valid day of the tier; 0 means permanent."""
+    next_tier: int = 0
+    """A `next_day` tier to enter at the coming midnight run; 0 when none."""
+    points: int = 0
+    debt: int = 0
+    lots: list[Lot] = []
+    pending: int = 0
+    held: list[Held] = []
+    growth: int = 0
+    stored_value: Minor = 0
+    status: str = "active"
+    abnormal: bool = False
+    carry_minor: Minor = 0
+    """Spend below one unit, kept for the next purchase when rounding is `carry`."""
+    total_points: int = 0
+    total_spend: Minor = 0
+    total_recharge: Minor = 0
+    since_points: int = 0
+    since_growth: int = 0
+    since_spend: Minor = 0
+    since_recharge: Minor = 0
+    since_single: Minor = 0
+    windows: dict[str, dict[Day, int]] = {}
+    """Per metric and local day, what windowed tier conditions sum (only metrics the rules use)."""
+    singles: list[list] = []
+    """Unused single purchases large enough for a tier: [day, eligible minor, txn id]."""
+    events: dict[str, EventCounts] = {}
+    day_points: dict[Day, int] = {}
+    """Points awarded per recent local day: the daily anomaly counters."""
+    ledger_seq: int = 0
+    profile: Profile = field(default_factory=Profile)

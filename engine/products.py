@@ -1,0 +1,41 @@
+"""Product rules: special rules, then product rules, claim a line and say what it earns."""
+
+from engine.filters import Matcher
+from engine.rounding import Rounder, exact
+from engine.rules import ProductRule
+from engine.transactions import LineItem
+
+__all__ = ["ProductRules"]
+
+
+class _Claim:
+    def __init__(self, rule: ProductRule, minor_per_major: int) -> None:
+        self.matcher = Matcher(rule.match)
+        self.mode = rule.mode
+        self.points = rule.points or 0
+        self.unit_minor = rule.unit_minor or 1
+        self.per_unit = rule.per_unit or 0
+        percent = exact(rule.percent or 0)
+        # paid × percent / 100 / minor_per_major, as one fraction for one rounding step
+        self.percent_num = percent.numerator
+        self.percent_den = percent.denominator * 100 * minor_per_major
+
+    def points_for(self, line: LineItem, rounding: Rounder) -> int:
+        if self.mode == "fixed":
+            return self.points * max(line.quantity, 1)
+        if self.mode == "per_amount":
+            return rounding(line.paid_minor, self.unit_minor) * self.per_unit
+        return rounding(line.paid_minor * self.percent_num, self.percent_den)
+
+
+class ProductRules:
+    def __init__(self, rules: list[ProductRule], minor_per_major: int) -> None:
+        ordered = [r for r in rules if r.priority == "special"] + [r for r in rules if r.priority == "product"]
+        self.claims = [_Claim(rule, minor_per_major) for rule in ordered]
+
+    def claim(self, line: LineItem) -> _Claim | None:
+        """The first special rule, else the first product rule (file order) that matches."""
+        for claim in self.claims:
+            if claim.matcher.matches(line):
+                return claim
+        return None

@@ -1,0 +1,65 @@
+"""A rules document compiled for scoring: sets, fractions and caches built once per version."""
+
+from engine.anomaly import AnomalyRule
+from engine.calendar import LocalCalendar
+from engine.earning import LineRules
+from engine.expiry import ExpiryPolicy
+from engine.multipliers import MultiplierTable
+from engine.rounding import exact, rounder
+from engine.rules import Rules
+from engine.tiers import TierLadder
+
+__all__ = ["Programme"]
+
+
+class Programme:
+    def __init__(self, rules: Rules) -> None:
+        points = rules.points
+        self.rules = rules
+        self.version = rules.version
+        self.calendar = LocalCalendar(rules.timezone)
+        self.round = rounder(points.rounding)
+        self.carries = points.rounding == "carry"
+        self.lines = LineRules(rules.filters, rules.product_rules, rules.currency_minor_per_major)
+        self.spend_unit = points.spend.unit_minor if points.spend else 0
+        self.spend_per_unit = points.spend.per_unit if points.spend else 0
+        self.per_order = points.per_order
+        self.pending_days = points.pending_days
+        self.multipliers = MultiplierTable(rules.multipliers, points.multiplier_stacking)
+        self.expiry = ExpiryPolicy(points.expiry)
+        self._growth_setup(rules)
+        self.events = {e.type: e for e in rules.events}
+        self.max_lateness = rules.max_lateness_days
+        self.anomaly = AnomalyRule(rules.anomaly, keep_days=self.max_lateness + 1)
+        self.ladder = TierLadder(rules)
+        self.allow_negative = rules.allow_negative_points
+        self.enrolls_unknown = rules.unknown_member == "enroll"
+        self.default_tiers = {c: self.ladder.names.index(t) for c, t in rules.default_tier_by_channel.items()}
+
+    def _growth_setup(self, rules: Rules) -> None:
+        growth = rules.growth
+        self.growth_from_points = growth.source == "points"
+        ratio = exact(growth.per_point)
+        self.growth_num, self.growth_den = ratio.numerator, ratio.denominator
+        self.growth_unit = growth.unit_minor or 1
+        self.growth_per_unit = growth.per_unit or 0
+
+    def growth_for_points(self, points: int) -> int:
+        if points <= 0:
+            return 0
+        return self.round(points * self.growth_num, self.growth_den)
+
+    def growth_for_spend(self, eligible: int) -> int:
+        return self.round(eligible, self.growth_unit) * self.growth_per_unit
+
+    def spend_points(self, unclaimed: int, carry: int) -> tuple[int, int]:
+        """Points of the spend rule on unclaimed eligible spend, and the carry left after it."""
+        if not self.spend_unit:
+            return 0, carry
+        if self.carries:
+            units, left = divmod(unclaimed + carry, self.spend_unit)
+            return units * self.spend_per_unit, left
+        return self.round(unclaimed, self.spend_unit) * self.spend_per_unit, 0
+
+    def default_tier(self, channel: str) -> int:
+        return self.default_tiers.get(channel, 0)

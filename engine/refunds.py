@@ -1,0 +1,62 @@
+"""Refunds: proportional, cumulative reversal of what the original actually earned."""
+
+from engine.award import count_spend, take_back
+from engine.book import Book
+from engine.earning import value_purchase
+from engine.members import Member
+from engine.tiers import tier_after_transaction
+from engine.transactions import Transaction, TxnRecord
+from engine.types import PURCHASE, REFUND, Day
+
+__all__ = ["refund_amount", "refund_problem", "score_refund"]
+
+
+def refund_amount(txn: Transaction) -> int:
+    """`amount_minor` when given, else the sum of the refund's lines."""
+    return txn.amount_minor or sum(line.paid_minor for line in txn.lines)
+
+
+def refund_problem(book: Book, txn: Transaction) -> str:
+    """Why a refund of a known original cannot be applied, or "" when it can."""
+    original = book.txns.get(txn.refund_of)
+    if original is None:
+        return ""
+    if original.kind != PURCHASE:
+        return "not_refundable"
+    if original.member_id != txn.member_id:
+        return "member_mismatch"
+    if original.refunded_minor >= original.paid_minor:
+        return "nothing_to_refund"
+    return ""
+
+
+def score_refund(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord:
+    original = book.txns.get(txn.refund_of)
+    if original is None:
+        return _refund_unknown(book, member, txn, day)
+    total = original.paid_minor
+    refunded = min(original.refunded_minor + refund_amount(txn), total)
+    points = original.points * refunded // total - original.reversed_points
+    growth = original.growth * refunded // total - original.reversed_growth
+    eligible = original.eligible_minor * refunded // total - original.reversed_eligible
+    original.refunded_minor = refunded
+    original.reversed_points += points
+    original.reversed_growth += growth
+    original.reversed_eligible += eligible
+    book.txns[txn.refund_of] = original
+    taken, taken_growth = take_back(book, member, day, txn.txn_id, "reverse", points, growth,
+                                    txn.refund_of, original.day)
+    count_spend(book, member, original.day, -eligible, txn.refund_of)
+    tier_after_transaction(book, member, day, txn.txn_id, lowered=True)
+    return TxnRecord(member.member_id, REFUND, day, -taken, -taken_growth, "", book.programme.version)
+
+
+def _refund_unknown(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord:
+    """Negative earning of the refund's lines under today's rules, without per-order points."""
+    programme = book.programme
+    value = value_purchase(programme, member, txn, day, per_order=False)
+    growth = programme.growth_for_points(value.points) if programme.growth_from_points else value.growth_from_spend
+    taken, taken_growth = take_back(book, member, day, txn.txn_id, "reverse", value.points, growth)
+    count_spend(book, member, day, -value.eligible, txn.txn_id)
+    tier_after_transaction(book, member, day, txn.txn_id, lowered=True)
+    return TxnRecord(member.member_id, REFUND, day, -taken, -taken_growth, "unknown_original", programme.version)

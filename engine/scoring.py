@@ -1,0 +1,182 @@
+"""Scoring a transaction as it arrives: checks, idempotency, then the rules for its kind."""
+
+from collections.abc import Iterable
+
+from engine.award import count_spend, give, judge_points
+from engine.balance import add_points, take_points
+from engine.book import Book
+from engine.earning import value_purchase
+from engine.events import count_event, is_capped
+from engine.members import Member
+from engine.refunds import refund_amount, refund_problem, score_refund
+from engine.tiers import enter_tier, tier_after_transaction
+from engine.transactions import Transaction, TxnRecord, TxnResult
+from engine.types import ADJUSTMENT, EVENT, KINDS, PURCHASE, RECHARGE, REFUND, STATUSES, Day
+
+__all__ = ["malformed_reason", "score_batch", "score_transaction"]
+
+MAX_ID_LENGTH = 100
+
+
+def score_batch(book: Book, txns: Iterable[Transaction]) -> list[TxnResult]:
+    return [score_transaction(book, txn) for txn in txns]
+
+
+def score_transaction(book: Book, txn: Transaction) -> TxnResult:
+    """One result per transaction; only an accepted one changes the book."""
+    programme = book.programme
+    reason = malformed_reason(book, txn)
+    if reason:
+        return TxnResult(txn.txn_id, "rejected", 0, 0, reason)
+    seen = book.txns.get(txn.txn_id)
+    if seen is not None:
+        return seen.result(txn.txn_id, "duplicate")
+    day = programme.calendar.day_of(txn.occurred_at_ms)
+    if book.today and day < book.today - programme.max_lateness:
+        return TxnResult(txn.txn_id, "rejected", 0, 0, "too_late")
+    if txn.status and txn.status != "paid":
+        return TxnResult(txn.txn_id, "ignored", 0, 0, "not_paid")
+    reason = refund_problem(book, txn) if txn.kind == REFUND else ""
+    member = None if reason else _member_for(book, txn, day)
+    if member is None:
+        return TxnResult(txn.txn_id, "rejected", 0, 0, reason or "unknown_member")
+    record = _score_kind(book, member, txn, day)
+    book.txns[txn.txn_id] = record
+    book.dirty[member.member_id] = member
+    return TxnResult(txn.txn_id, "accepted", record.points, record.growth, record.reason)
+
+
+def malformed_reason(book: Book, txn: Transaction) -> str:
+    """Why a transaction can never be applied, whatever the state: checked every time it is sent."""
+    if not txn.txn_id or len(txn.txn_id) > MAX_ID_LENGTH:
+        return "missing_txn_id" if not txn.txn_id else "id_too_long"
+    if not txn.member_id or len(txn.member_id) > MAX_ID_LENGTH:
+        return "missing_member_id" if not txn.member_id else "id_too_long"
+    if txn.kind not in KINDS:
+        return "unknown_kind"
+    if txn.status and txn.status not in STATUSES:
+        return "unknown_status"
+    if txn.occurred_at_ms <= 0:
+        return "missing_occurred_at"
+    if txn.amount_minor < 0 and txn.kind != ADJUSTMENT:
+        return "negative_amount"
+    for line in txn.lines:
+        if line.paid_minor < 0 or line.quantity < 0:
+            return "negative_amount"
+    return _kind_problem(book, txn)
+
+
+def _kind_problem(book: Book, txn: Transaction) -> str:
+    kind = txn.kind
+    if kind == PURCHASE:
+        return "" if txn.lines or txn.amount_minor else "empty_purchase"
+    if kind == REFUND:
+        if not txn.refund_of:
+            return "missing_refund_of"
+        return "" if refund_amount(txn) > 0 else "nothing_to_refund"
+    if kind == EVENT:
+        return "" if txn.event_type in book.programme.events else "unknown_event_type"
+    if not txn.amount_minor:
+        return "missing_amount"
+    return "missing_reason" if kind == ADJUSTMENT and not txn.note else ""
+
+
+def _member_for(book: Book, txn: Transaction, day: Day) -> Member | None:
+    member = book.members.get(txn.member_id)
+    if member is not None or not book.programme.enrolls_unknown:
+        return member
+    member = Member(txn.member_id, enrolled=day, tier=book.programme.default_tier(txn.channel))
+    member.tier_since = day
+    book.members[txn.member_id] = member
+    book.write(member, day, "txn", txn.txn_id, "enroll", tier_to=member.tier)
+    return member
+
+
+def _score_kind(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord:
+    if member.status != "active":
+        # frozen and lost members neither earn nor redeem; the transaction is kept, at zero
+        return TxnRecord(member.member_id, txn.kind, day, 0, 0, member.status, book.programme.version)
+    if txn.kind == PURCHASE:
+        return score_purchase(book, member, txn, day)
+    if txn.kind == REFUND:
+        return score_refund(book, member, txn, day)
+    if txn.kind == EVENT:
+        return score_event(book, member, txn, day)
+    if txn.kind == RECHARGE:
+        return score_recharge(book, member, txn, day)
+    return score_adjustment(book, member, txn, day)
+
+
+def score_purchase(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord:
+    programme = book.programme
+    value = value_purchase(programme, member, txn, day)
+    member.carry_minor = value.carry
+    points, held, reason = judge_points(book, member, day, value.points, txn.txn_id)
+    growth = programme.growth_for_points(points) if programme.growth_from_points else value.growth_from_spend
+    give(book, member, day, txn.txn_id, "earn", points, growth, held)
+    count_spend(book, member, day, value.eligible, txn.txn_id)
+    _paid_upgrade(book, member, txn, day)
+    tier_after_transaction(book, member, day, txn.txn_id)
+    return TxnRecord(member.member_id, PURCHASE, day, points, growth, reason, programme.version,
+                     value.paid, value.eligible)
+
+
+def _paid_upgrade(book: Book, member: Member, txn: Transaction, day: Day) -> None:
+    """Buying a tier's `paid_upgrade_sku` puts the member in that tier at once."""
+    skus = book.programme.ladder.paid_skus
+    if not skus:
+        return
+    bought = max((skus.get(line.sku, 0) for line in txn.lines), default=0)
+    if bought > member.tier:
+        enter_tier(book, member, bought, max(day, book.today), "txn", txn.txn_id, note="paid upgrade")
+
+
+def score_event(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord:
+    """Fixed points and growth, not multiplied; a capped or blocked event gives nothing
+    and does not count toward its caps."""
+    programme = book.programme
+    rule = programme.events[txn.event_type]
+    version = programme.version
+    if is_capped(member, rule, day):
+        return TxnRecord(member.member_id, EVENT, day, 0, 0, "capped", version)
+    earns = programme.ladder.tiers[member.tier].earns_points
+    points, held, reason = judge_points(book, member, day, rule.points if earns else 0, txn.txn_id)
+    if reason == "blocked":
+        return TxnRecord(member.member_id, EVENT, day, 0, 0, reason, version)
+    if points or rule.growth:
+        count_event(member, rule, day, programme.max_lateness + 1)
+    give(book, member, day, txn.txn_id, "event", points, rule.growth, held)
+    tier_after_transaction(book, member, day, txn.txn_id)
+    return TxnRecord(member.member_id, EVENT, day, points, rule.growth, reason, version)
+
+
+def score_recharge(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord:
+    amount = txn.amount_minor
+    member.stored_value += amount
+    member.total_recharge += amount
+    if day >= member.tier_since:
+        member.since_recharge += amount
+    book.programme.ladder.record(member, "recharge", day, amount)
+    book.write(member, day, "txn", txn.txn_id, "recharge", stored_value=amount)
+    tier_after_transaction(book, member, day, txn.txn_id)
+    return TxnRecord(member.member_id, RECHARGE, day, 0, 0, "", book.programme.version, amount)
+
+
+def score_adjustment(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord:
+    """An operator's signed points correction; it counts as points earned for tiers."""
+    programme = book.programme
+    amount = txn.amount_minor
+    unrecovered = 0
+    if amount > 0:
+        add_points(member, amount, programme.expiry.expires(day))
+    else:
+        unrecovered = take_points(member, -amount, programme.allow_negative)
+    changed = amount + unrecovered
+    member.total_points += changed
+    if day >= member.tier_since:
+        member.since_points += changed
+    programme.ladder.record(member, "points", day, changed)
+    book.write(member, day, "operator", txn.txn_id, "adjust", points=changed, unrecovered=unrecovered,
+               note=txn.note)
+    tier_after_transaction(book, member, day, txn.txn_id, lowered=amount < 0)
+    return TxnRecord(member.member_id, ADJUSTMENT, day, changed, 0, "", programme.version)

@@ -1,0 +1,176 @@
+"""SPEC §3: what a paid purchase earns, step by step."""
+
+import pytest
+
+from tests.builders import book, buy, line, score
+
+SPEND = """
+[points.spend]
+unit_minor = 1000
+per_unit = 10
+"""
+
+
+def test_ten_points_per_ten_yuan_on_29_yuan_gives_20():
+    results = score(book(body=SPEND), buy("t1", "m1", "2026-03-04 10:00", line(2900)))
+    assert (results[0].outcome, results[0].points) == ("accepted", 20)
+
+
+def test_half_up_rounding_rounds_the_half_unit_up():
+    top = ""
+    body = SPEND.replace("[points.spend]", '[points]\nrounding = "half_up"\n\n[points.spend]')
+    results = score(book(top, body), buy("t1", "m1", "2026-03-04 10:00", line(2500)),
+                    buy("t2", "m1", "2026-03-04 11:00", line(2499)))
+    assert [r.points for r in results] == [30, 20]
+
+
+def test_carry_keeps_spend_below_one_unit_for_the_next_purchase():
+    body = SPEND.replace("[points.spend]", '[points]\nrounding = "carry"\n\n[points.spend]')
+    results = score(book(body=body), buy("t1", "m1", "2026-03-04 10:00", line(2900)),
+                    buy("t2", "m1", "2026-03-04 11:00", line(1200)))
+    assert [r.points for r in results] == [20, 20]  # 29 -> 20 (9 carried); 9 + 12 = 21 -> 20
+
+
+def test_blacklisted_lines_and_lines_without_barcode_do_not_earn():
+    body = SPEND + """
+[filters]
+no_barcode_lines_earn = false
+[filters.blacklist]
+category = ["infant_formula"]
+name_contains = ["deposit"]
+"""
+    purchase = buy("t1", "m1", "2026-03-04 10:00", line(5000), line(9000, category="infant_formula"),
+                   line(3000, sku=""), line(2000, name="Bottle DEPOSIT"))
+    assert score(book(body=body), purchase)[0].points == 50
+
+
+def test_a_whitelist_lets_only_matching_lines_earn():
+    body = SPEND + '[filters.whitelist]\nproduct_id = ["P-1"]\n'
+    purchase = buy("t1", "m1", "2026-03-04 10:00", line(5000, product_id="P-1"), line(9000, product_id="P-2"))
+    assert score(book(body=body), purchase)[0].points == 50
+
+
+@pytest.mark.parametrize(("flag", "field"), [("promotional_lines_earn", "promotional"),
+                                             ("member_discounted_lines_earn", "member_discounted")])
+def test_programme_flags_can_stop_promotional_and_discounted_lines_earning(flag, field):
+    body = SPEND + f"[filters]\n{flag} = false\n"
+    purchase = buy("t1", "m1", "2026-03-04 10:00", line(5000), line(5000, **{field: True}))
+    assert score(book(body=body), purchase)[0].points == 50
+
+
+PRODUCT_RULES = SPEND + """
+[[product_rules]]
+priority = "product"
+match = { category = ["tea"] }
+mode = "percent"
+percent = 5
+
+[[product_rules]]
+priority = "special"
+match = { sku = ["TEA-PROMO"] }
+mode = "fixed"
+points = 50
+
+[[product_rules]]
+priority = "product"
+match = { product_id = ["P-COFFEE"] }
+mode = "per_amount"
+unit_minor = 500
+per_unit = 10
+"""
+
+
+def test_a_special_rule_wins_over_a_product_rule_that_matches_first_in_the_file():
+    purchase = buy("t1", "m1", "2026-03-04 10:00", line(100, sku="TEA-PROMO", category="tea", quantity=2))
+    assert score(book(body=PRODUCT_RULES), purchase)[0].points == 100  # fixed 50 x quantity 2
+
+
+def test_percent_rules_give_a_share_of_the_price_in_major_units():
+    purchase = buy("t1", "m1", "2026-03-04 10:00", line(10000, sku="OOLONG", category="tea"))
+    assert score(book(body=PRODUCT_RULES), purchase)[0].points == 5  # 5% of 100 yuan
+
+
+def test_per_amount_rules_round_once_per_line():
+    purchase = buy("t1", "m1", "2026-03-04 10:00", line(1200, product_id="P-COFFEE"))
+    assert score(book(body=PRODUCT_RULES), purchase)[0].points == 20  # floor(1200/500) x 10
+
+
+def test_lines_claimed_by_product_rules_do_not_also_earn_by_spend():
+    purchase = buy("t1", "m1", "2026-03-04 10:00", line(1200, product_id="P-COFFEE"), line(2900))
+    assert score(book(body=PRODUCT_RULES), purchase)[0].points == 20 + 20
+
+
+MULTIPLIERS = SPEND + """
+[[multipliers]]
+name = "double eleven"
+factor = 3.0
+when = { dates = ["2026-11-11", "2028-11-11"] }
+
+[[multipliers]]
+name = "weekend"
+factor = 1.5
+when = { weekdays = ["sat", "sun"] }
+"""
+
+
+def test_multipliers_use_the_local_date_of_the_purchase():
+    # 15:59 UTC on Friday 6 March is 23:59 Friday in Shanghai; 16:01 UTC is Saturday
+    results = score(book(body=MULTIPLIERS), buy("t1", "m1", "2026-03-06 23:59", line(2900)),
+                    buy("t2", "m1", "2026-03-07 00:01", line(2900)))
+    assert [r.points for r in results] == [20, 30]
+
+
+def test_multipliers_combine_by_max_unless_the_programme_multiplies():
+    # 11 November 2028 is a Saturday: double eleven (3) and weekend (1.5) both apply
+    purchase = buy("t1", "m1", "2028-11-11 12:00", line(10000))
+    assert score(book(body=MULTIPLIERS), purchase)[0].points == 300
+    multiplying = '[points]\nmultiplier_stacking = "multiply"\n' + MULTIPLIERS
+    assert score(book(body=multiplying), purchase)[0].points == 450
+
+
+def test_per_order_points_are_added_after_multiplying():
+    body = '[points]\nper_order = 7\n' + MULTIPLIERS
+    assert score(book(body=body), buy("t1", "m1", "2026-03-07 12:00", line(2900)))[0].points == 30 + 7
+
+
+def test_the_factor_is_applied_with_one_rounding_step_on_the_whole_purchase():
+    body = MULTIPLIERS.replace("factor = 1.5", "factor = 1.25")
+    purchase = buy("t1", "m1", "2026-03-07 12:00", line(1000), line(1000), line(1000))
+    assert score(book(body=body), purchase)[0].points == 37  # floor(30 x 1.25), not 3 x floor(12.5)
+
+
+def test_birthday_multipliers_apply_on_the_members_birthday():
+    from engine.members import Member, Profile
+
+    body = SPEND + '[[multipliers]]\nname = "birthday"\nfactor = 2\nwhen = { birthday = "day" }\n'
+    target = book(body=body)
+    target.members["m1"] = Member("m1", 0, profile=Profile(birthday="03-05"))
+    results = score(target, buy("t1", "m1", "2026-03-05 12:00", line(2900)),
+                    buy("t2", "m1", "2026-03-06 12:00", line(2900)))
+    assert [r.points for r in results] == [40, 20]
+
+
+def test_growth_follows_the_points_actually_awarded_by_default():
+    body = SPEND + "[growth]\nper_point = 0.5\n"
+    result = score(book(body=body), buy("t1", "m1", "2026-03-04 10:00", line(2900)))[0]
+    assert (result.points, result.growth) == (20, 10)
+
+
+def test_growth_from_spend_has_its_own_rule_over_every_eligible_line():
+    body = PRODUCT_RULES + '[growth]\nsource = "spend"\nunit_minor = 100\nper_unit = 1\n'
+    result = score(book(body=body), buy("t1", "m1", "2026-03-04 10:00", line(1200, product_id="P-COFFEE")))[0]
+    assert (result.points, result.growth) == (20, 12)
+
+
+def test_a_tier_that_does_not_earn_points_gets_none():
+    tiers = '[[tiers]]\nname = "Staff"\nearns_points = false\n'
+    result = score(book(body=SPEND, tiers=tiers), buy("t1", "m1", "2026-03-04 10:00", line(2900)))[0]
+    assert (result.outcome, result.points) == ("accepted", 0)
+
+
+def test_a_purchase_without_lines_earns_on_its_amount_by_the_spend_rule():
+    from engine.transactions import Transaction
+    from tests.builders import ms
+
+    purchase = Transaction("t1", "m1", ms("2026-03-04 10:00"), "purchase", amount_minor=2900)
+    assert score(book(body=SPEND), purchase)[0].points == 20

@@ -1,0 +1,112 @@
+"""SPEC §3.6 events and their caps; SPEC §4 the daily anomaly threshold."""
+
+import pytest
+
+from tests.builders import book, buy, event, line, score
+
+EVENTS = """
+[[events]]
+type = "sign_in"
+points = 5
+growth = 1
+per_day = 1
+per_month = 3
+
+[[events]]
+type = "review"
+points = 20
+growth = 5
+lifetime = 2
+"""
+
+
+def test_an_event_gives_its_fixed_points_and_growth_not_multiplied():
+    body = EVENTS + '[[multipliers]]\nname = "all"\nfactor = 3\nwhen = { weekdays = ["wed"] }\n'
+    result = score(book(body=body), event("e1", "m1", "2026-03-04 09:00", "sign_in"))[0]
+    assert (result.points, result.growth, result.reason) == (5, 1, "")
+
+
+def test_events_are_capped_per_local_day():
+    results = score(book(body=EVENTS), event("e1", "m1", "2026-03-04 09:00", "sign_in"),
+                    event("e2", "m1", "2026-03-04 23:00", "sign_in"),
+                    event("e3", "m1", "2026-03-05 00:30", "sign_in"))
+    assert [(r.points, r.reason) for r in results] == [(5, ""), (0, "capped"), (5, "")]
+
+
+def test_events_are_capped_per_local_month():
+    days = ["2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04", "2026-04-01"]
+    results = score(book(body=EVENTS), *[event(f"e{n}", "m1", f"{d} 09:00", "sign_in") for n, d in enumerate(days)])
+    assert [r.reason for r in results] == ["", "", "", "capped", ""]
+
+
+def test_events_are_capped_per_lifetime():
+    results = score(book(body=EVENTS), *[event(f"e{n}", "m1", f"2026-0{n + 1}-04 09:00", "review") for n in range(3)])
+    assert [(r.outcome, r.points, r.reason) for r in results] == [
+        ("accepted", 20, ""), ("accepted", 20, ""), ("accepted", 0, "capped")]
+
+
+def test_a_late_event_is_judged_against_the_day_it_occurred():
+    results = score(book(body=EVENTS), event("e1", "m1", "2026-03-05 09:00", "sign_in"),
+                    event("e2", "m1", "2026-03-04 09:00", "sign_in"),
+                    event("e3", "m1", "2026-03-04 10:00", "sign_in"))
+    assert [r.reason for r in results] == ["", "", "capped"]
+
+
+SPEND = "[points.spend]\nunit_minor = 100\nper_unit = 1\n"
+
+
+def anomaly(action: str) -> str:
+    return SPEND + EVENTS + f'[anomaly]\ndaily_points_threshold = 100\naction = "{action}"\n'
+
+
+def test_flag_marks_the_member_abnormal_and_keeps_earning():
+    target = book(body=anomaly("flag"))
+    results = score(target, buy("t1", "m1", "2026-03-04 09:00", line(6000)),
+                    buy("t2", "m1", "2026-03-04 10:00", line(6000)),
+                    buy("t3", "m1", "2026-03-04 11:00", line(6000)))
+    assert [(r.points, r.reason) for r in results] == [(60, ""), (60, "flagged"), (60, "")]
+    assert target.members["m1"].abnormal
+    assert [e.status for e in target.ledger if e.kind == "status"] == ["abnormal"]
+
+
+@pytest.mark.parametrize("action", ["block_earn", "block_earn_and_redeem"])
+def test_block_earn_stops_the_crossing_transaction_and_all_later_ones(action):
+    target = book(body=anomaly(action))
+    results = score(target, buy("t1", "m1", "2026-03-04 09:00", line(6000)),
+                    buy("t2", "m1", "2026-03-04 10:00", line(6000)),
+                    buy("t3", "m1", "2026-03-05 10:00", line(100)))
+    assert [(r.points, r.reason) for r in results] == [(60, ""), (0, "blocked"), (0, "blocked")]
+    assert target.members["m1"].points == 60
+
+
+def test_block_earn_does_not_block_spend_based_growth():
+    body = anomaly("block_earn") + '[growth]\nsource = "spend"\nunit_minor = 100\nper_unit = 2\n'
+    results = score(book(body=body), buy("t1", "m1", "2026-03-04 09:00", line(20000)))
+    assert [(r.points, r.growth, r.reason) for r in results] == [(0, 400, "blocked")]
+
+
+def test_a_blocked_event_gives_nothing_and_does_not_count_toward_its_caps():
+    target = book(body=anomaly("block_earn"))
+    score(target, buy("t1", "m1", "2026-03-04 09:00", line(20000)))
+    assert score(target, event("e1", "m1", "2026-03-04 10:00", "sign_in"))[0].reason == "blocked"
+    assert "sign_in" not in target.members["m1"].events
+
+
+def test_hold_keeps_earning_but_the_points_stay_pending():
+    target = book(body=anomaly("hold"))
+    results = score(target, buy("t1", "m1", "2026-03-04 09:00", line(6000)),
+                    buy("t2", "m1", "2026-03-04 10:00", line(6000)),
+                    buy("t3", "m1", "2026-03-06 10:00", line(1000)))
+    assert [(r.points, r.reason) for r in results] == [(60, ""), (60, "held"), (10, "held")]
+    member = target.members["m1"]
+    assert (member.points, member.pending, member.abnormal) == (60, 70, True)
+
+
+def test_refunds_do_not_lower_the_days_counter():
+    from tests.builders import refund
+
+    target = book(body=anomaly("flag"))
+    results = score(target, buy("t1", "m1", "2026-03-04 09:00", line(9000)),
+                    refund("r1", "m1", "2026-03-04 10:00", "t1", 9000),
+                    buy("t2", "m1", "2026-03-04 11:00", line(2000)))
+    assert results[2].reason == "flagged"

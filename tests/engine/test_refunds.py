@@ -1,0 +1,124 @@
+"""SPEC §5: refunds reverse what the original actually earned, proportionally and cumulatively."""
+
+from engine.transactions import Transaction
+from tests.builders import book, buy, line, ms, refund, score
+
+SPEND = "[points.spend]\nunit_minor = 1000\nper_unit = 10\n"
+DAY = "2026-03-04 10:00"  # a Wednesday
+
+
+def test_a_full_refund_reverses_exactly_what_was_earned_multipliers_and_per_order_included():
+    body = "[points]\nper_order = 5\n" + SPEND + """
+[[multipliers]]
+name = "wednesdays"
+factor = 1.5
+when = { weekdays = ["wed"] }
+"""
+    target = book(body=body)
+    bought, returned = score(target, buy("t1", "m1", DAY, line(2900), line(3300)),
+                             refund("r1", "m1", "2026-03-05 10:00", "t1", 6200))
+    assert bought.points == 90 + 5
+    assert (returned.points, returned.growth) == (-95, -95)
+    assert target.members["m1"].points == 0
+
+
+def test_partial_refunds_are_proportional_and_never_reverse_more_than_was_earned():
+    target = book(body=SPEND)
+    results = score(target, buy("t1", "m1", DAY, line(1000), line(1000), line(1000)),  # 30 points on 3000
+                    refund("r1", "m1", DAY, "t1", 1000), refund("r2", "m1", DAY, "t1", 1000),
+                    refund("r3", "m1", DAY, "t1", 1000))
+    # floor(30 x 1000/3000) = 10, floor(30 x 2000/3000) - 10 = 10, 30 - 20 = 10
+    assert [r.points for r in results] == [30, -10, -10, -10]
+    assert target.members["m1"].points == 0
+
+
+def test_rounding_leftovers_come_back_with_the_last_refund():
+    target = book(body=SPEND)
+    results = score(target, buy("t1", "m1", DAY, line(2900)),  # 20 points
+                    refund("r1", "m1", DAY, "t1", 1000), refund("r2", "m1", DAY, "t1", 1000),
+                    refund("r3", "m1", DAY, "t1", 900))
+    assert [r.points for r in results] == [20, -6, -7, -7]
+
+
+def test_a_refund_of_more_than_was_paid_is_capped_at_the_original():
+    target = book(body=SPEND)
+    results = score(target, buy("t1", "m1", DAY, line(2900)), refund("r1", "m1", DAY, "t1", 99_999))
+    assert results[1].points == -20
+
+
+def test_a_refund_after_everything_was_refunded_is_rejected():
+    results = score(book(body=SPEND), buy("t1", "m1", DAY, line(2900)),
+                    refund("r1", "m1", DAY, "t1", 2900), refund("r2", "m1", DAY, "t1", 100))
+    assert (results[2].outcome, results[2].reason) == ("rejected", "nothing_to_refund")
+
+
+def test_a_refund_amount_defaults_to_the_sum_of_its_lines():
+    results = score(book(body=SPEND), buy("t1", "m1", DAY, line(2000), line(2000)),
+                    refund("r1", "m1", DAY, "t1", 0, line(2000)))
+    assert results[1].points == -20
+
+
+def test_a_refund_of_an_unknown_original_is_negative_earning_of_its_lines_without_per_order():
+    body = "[points]\nper_order = 5\n" + SPEND
+    result = score(book(body=body), refund("r1", "m1", DAY, "nowhere", 0, line(2900)))[0]
+    assert (result.outcome, result.points, result.reason) == ("accepted", -20, "unknown_original")
+
+
+def test_a_refund_names_a_purchase_of_the_same_member():
+    target = book(body=SPEND)
+    score(target, buy("t1", "m1", DAY, line(2900)),
+          Transaction("c1", "m1", ms(DAY), "recharge", amount_minor=100))
+    results = score(target, refund("r1", "m2", DAY, "t1", 100), refund("r2", "m1", DAY, "c1", 100))
+    assert [r.reason for r in results] == ["member_mismatch", "not_refundable"]
+    assert "m2" not in target.members
+
+
+def test_the_balance_may_go_negative_and_later_earnings_repay_the_debt():
+    target = book(body=SPEND)
+    score(target, buy("t1", "m1", DAY, line(2900)),
+          Transaction("s1", "m1", ms(DAY), "adjustment", amount_minor=-15, note="redeemed"),
+          refund("r1", "m1", DAY, "t1", 2900))
+    member = target.members["m1"]
+    assert (member.points, member.debt, member.lots) == (-15, 15, [])
+    score(target, buy("t2", "m1", DAY, line(2000)))
+    assert (member.points, member.debt, sum(lot.amount for lot in member.lots)) == (5, 0, 5)
+
+
+def test_with_negative_points_disallowed_the_unrecovered_part_is_recorded_in_the_ledger():
+    target = book(top="allow_negative_points = false", body=SPEND)
+    score(target, buy("t1", "m1", DAY, line(2900)),
+          Transaction("s1", "m1", ms(DAY), "adjustment", amount_minor=-15, note="redeemed"))
+    result = score(target, refund("r1", "m1", DAY, "t1", 2900))[0]
+    assert (result.points, target.members["m1"].points) == (-5, 0)
+    assert target.ledger[-1].unrecovered == 15
+
+
+def test_a_refund_inside_the_pending_window_cancels_points_before_they_were_spendable():
+    target = book(body="[points]\npending_days = 14\n" + SPEND)
+    score(target, buy("t1", "m1", DAY, line(2900)))
+    assert (target.members["m1"].points, target.members["m1"].pending) == (0, 20)
+    score(target, refund("r1", "m1", DAY, "t1", 2900))
+    member = target.members["m1"]
+    assert (member.points, member.pending, member.debt) == (0, 0, 0)
+    assert target.ledger[-1].pending == -20
+
+
+def test_refunded_spend_leaves_the_spend_windows_of_the_original_day():
+    tiers = """
+[[tiers]]
+name = "Basic"
+
+[[tiers]]
+name = "Gold"
+metric = "spend"
+window = "3 months"
+threshold = 5000
+validity = "12 months"
+"""
+    target = book(body=SPEND, tiers=tiers)
+    score(target, buy("t1", "m1", "2026-03-01 10:00", line(4000)), refund("r1", "m1", DAY, "t1", 2000),
+          buy("t2", "m1", DAY, line(2000)))
+    member = target.members["m1"]
+    day_of = target.programme.calendar.day_of
+    assert member.windows["spend"] == {day_of(ms("2026-03-01 10:00")): 2000, day_of(ms(DAY)): 2000}
+    assert member.tier == 0

@@ -1,0 +1,143 @@
+"""SPEC §6: tier moves as transactions arrive."""
+
+from engine.calendar import iso
+from engine.transactions import Transaction
+from tests.builders import book, buy, line, ms, refund, score
+
+SPEND = "[points.spend]\nunit_minor = 100\nper_unit = 1\n"
+DAY = "2026-03-04 10:00"
+
+
+def ladder(policy: str = "upgrade_only", extra: str = "") -> str:
+    return f"""
+[tier_policy]
+on_change = "{policy}"
+{extra}
+
+[[tiers]]
+name = "Basic"
+
+[[tiers]]
+name = "Silver"
+metric = "growth"
+threshold = 100
+
+[[tiers]]
+name = "Gold"
+metric = "spend"
+window = "3 months"
+threshold = 50000
+validity = "12 months"
+"""
+
+
+def test_upgrade_only_moves_up_as_soon_as_the_condition_holds():
+    target = book(body=SPEND, tiers=ladder())
+    score(target, buy("t1", "m1", DAY, line(9000)))
+    assert target.members["m1"].tier == 0
+    score(target, buy("t2", "m1", DAY, line(1000)))
+    member = target.members["m1"]
+    assert member.tier == 1
+    assert [(e.kind, e.tier_from, e.tier_to, e.ref) for e in target.ledger if e.kind == "tier"] == [
+        ("tier", 0, 1, "t2")]
+
+
+def test_members_are_matched_from_the_highest_tier_down():
+    target = book(body=SPEND, tiers=ladder())
+    score(target, buy("t1", "m1", DAY, line(60000)))
+    member = target.members["m1"]
+    assert member.tier == 2
+    assert iso(member.tier_until) == "2027-03-03"
+
+
+def test_a_tier_reached_on_a_lifetime_metric_is_permanent():
+    target = book(body=SPEND, tiers=ladder())
+    score(target, buy("t1", "m1", DAY, line(10000)))
+    assert (target.members["m1"].tier, target.members["m1"].tier_until) == (1, 0)
+
+
+def test_upgrade_only_does_not_move_down_when_a_refund_lowers_the_metric():
+    target = book(body=SPEND, tiers=ladder())
+    score(target, buy("t1", "m1", DAY, line(10000)), refund("r1", "m1", DAY, "t1", 10000))
+    assert target.members["m1"].tier == 1
+
+
+def test_realtime_moves_down_at_once_when_a_refund_lowers_the_metric():
+    target = book(body=SPEND, tiers=ladder("realtime"))
+    score(target, buy("t1", "m1", DAY, line(10000)), refund("r1", "m1", DAY, "t1", 5000))
+    assert target.members["m1"].tier == 0
+    assert [(e.tier_from, e.tier_to) for e in target.ledger if e.kind == "tier"] == [(0, 1), (1, 0)]
+
+
+def test_batch_waits_for_midnight():
+    target = book(body=SPEND, tiers=ladder("batch"))
+    score(target, buy("t1", "m1", DAY, line(60000)))
+    assert target.members["m1"].tier == 0
+
+
+def test_a_next_day_tier_is_scheduled_for_the_next_midnight():
+    tiers = ladder().replace('validity = "12 months"', 'validity = "12 months"\neffective = "next_day"')
+    target = book(body=SPEND, tiers=tiers)
+    score(target, buy("t1", "m1", DAY, line(60000)))
+    member = target.members["m1"]
+    assert (member.tier, member.next_tier) == (1, 2)  # Silver now, Gold from tomorrow
+
+
+def test_reaching_a_tier_by_growth_resets_growth_when_the_programme_says_so():
+    target = book(body=SPEND, tiers=ladder(extra="reset_growth_on_upgrade = true"))
+    score(target, buy("t1", "m1", DAY, line(15000)))
+    member = target.members["m1"]
+    assert (member.tier, member.growth) == (1, 0)
+    assert sum(e.growth for e in target.ledger) == 0
+
+
+def test_a_reset_growth_tier_is_kept_by_realtime_until_its_validity_ends():
+    tiers = ladder("realtime", "reset_growth_on_upgrade = true")
+    target = book(body=SPEND, tiers=tiers)
+    score(target, buy("t1", "m1", DAY, line(15000)), refund("r1", "m1", DAY, "t1", 1000))
+    assert target.members["m1"].tier == 1
+
+
+def test_the_tier_multiplier_uses_the_tier_before_the_purchase():
+    body = SPEND + '[[multipliers]]\nname = "silver"\nfactor = 2\nwhen = { tiers = ["Silver"] }\n'
+    target = book(body=body, tiers=ladder())
+    results = score(target, buy("t1", "m1", DAY, line(10000)), buy("t2", "m1", DAY, line(100)))
+    assert [r.points for r in results] == [100, 2]
+
+
+SINGLE = """
+[[tiers]]
+name = "Basic"
+
+[[tiers]]
+name = "VIP"
+metric = "single_purchase"
+threshold = 100000
+validity = "12 months"
+"""
+
+
+def test_a_single_purchase_upgrades_and_is_used_up():
+    target = book(body=SPEND, tiers=SINGLE)
+    score(target, buy("t1", "m1", DAY, line(99999)))
+    assert target.members["m1"].tier == 0
+    score(target, buy("t2", "m1", DAY, line(100000)))
+    member = target.members["m1"]
+    assert member.tier == 1
+    assert [s[2] for s in member.singles] == []
+
+
+def test_a_paid_upgrade_buys_the_tier():
+    tiers = SINGLE.replace('validity = "12 months"', 'validity = "12 months"\npaid_upgrade_sku = "VIP-CARD"')
+    target = book(body=SPEND, tiers=tiers)
+    score(target, buy("t1", "m1", DAY, line(9900, sku="VIP-CARD")))
+    member = target.members["m1"]
+    assert member.tier == 1
+    assert [e.note for e in target.ledger if e.kind == "tier"] == ["paid upgrade"]
+
+
+def test_recharges_count_toward_a_recharge_tier():
+    tiers = '[[tiers]]\nname = "Basic"\n[[tiers]]\nname = "Card"\nmetric = "recharge"\nthreshold = 100000\n'
+    target = book(body=SPEND, tiers=tiers)
+    score(target, Transaction("c1", "m1", ms(DAY), "recharge", amount_minor=100000))
+    assert target.members["m1"].tier == 1

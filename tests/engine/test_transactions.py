@@ -1,0 +1,115 @@
+"""SPEC §1-§2: members, idempotency, unpaid and malformed transactions."""
+
+import pytest
+
+from engine.transactions import LineItem, Transaction
+from tests.builders import book, buy, line, ms, score
+
+SPEND = "[points.spend]\nunit_minor = 1000\nper_unit = 10\n"
+DAY = "2026-03-04 10:00"
+
+
+def test_a_resubmitted_transaction_is_a_duplicate_that_returns_what_the_first_earned():
+    target = book(body=SPEND)
+    first, again = score(target, buy("t1", "m1", DAY, line(2900)), buy("t1", "m1", DAY, line(99_900)))
+    assert (again.outcome, again.points, again.growth) == ("duplicate", first.points, first.growth)
+    assert target.members["m1"].points == 20
+
+
+def test_a_resubmission_is_a_duplicate_whatever_its_status():
+    results = score(book(body=SPEND), buy("t1", "m1", DAY, line(2900)),
+                    buy("t1", "m1", DAY, line(2900), status="cancelled"))
+    assert [r.outcome for r in results] == ["accepted", "duplicate"]
+
+
+@pytest.mark.parametrize("status", ["pending", "cancelled"])
+def test_unpaid_purchases_are_ignored_and_do_not_use_up_their_id(status):
+    target = book(body=SPEND)
+    results = score(target, buy("t1", "m1", DAY, line(2900), status=status),
+                    buy("t1", "m1", DAY, line(2900), status="paid"))
+    assert [(r.outcome, r.reason, r.points) for r in results] == [("ignored", "not_paid", 0), ("accepted", "", 20)]
+
+
+@pytest.mark.parametrize(("txn", "reason"), [
+    (Transaction("", "m1", ms(DAY), "purchase", lines=[LineItem("S", paid_minor=1)]), "missing_txn_id"),
+    (Transaction("t", "", ms(DAY), "purchase", lines=[LineItem("S", paid_minor=1)]), "missing_member_id"),
+    (Transaction("t", "m1", ms(DAY), "gift"), "unknown_kind"),
+    (Transaction("t", "m1", ms(DAY), "purchase", status="maybe", amount_minor=1), "unknown_status"),
+    (Transaction("t", "m1", 0, "purchase", amount_minor=1), "missing_occurred_at"),
+    (Transaction("t", "m1", ms(DAY), "purchase", lines=[LineItem("S", paid_minor=-5)]), "negative_amount"),
+    (Transaction("t", "m1", ms(DAY), "recharge", amount_minor=-5), "negative_amount"),
+    (Transaction("t", "m1", ms(DAY), "purchase"), "empty_purchase"),
+    (Transaction("t", "m1", ms(DAY), "event", event_type="dance"), "unknown_event_type"),
+    (Transaction("t", "m1", ms(DAY), "refund", amount_minor=5), "missing_refund_of"),
+    (Transaction("t", "m1", ms(DAY), "refund", refund_of="x"), "nothing_to_refund"),
+    (Transaction("t", "m1", ms(DAY), "adjustment", amount_minor=5), "missing_reason"),
+    (Transaction("t" * 101, "m1", ms(DAY), "purchase", amount_minor=5), "id_too_long"),
+])
+def test_malformed_transactions_are_rejected_with_a_machine_readable_reason(txn, reason):
+    target = book(body=SPEND)
+    result = score(target, txn)[0]
+    assert (result.outcome, result.reason, result.points) == ("rejected", reason, 0)
+    assert not target.members
+    assert not target.txns
+
+
+def test_a_malformed_transaction_is_rejected_every_time_and_the_rest_of_its_batch_applies():
+    bad = Transaction("t1", "m1", ms(DAY), "purchase")
+    results = score(book(body=SPEND), bad, buy("t2", "m1", DAY, line(2900)), bad)
+    assert [r.outcome for r in results] == ["rejected", "accepted", "rejected"]
+
+
+def test_unknown_members_are_enrolled_at_the_lowest_tier_by_default():
+    target = book(body=SPEND)
+    score(target, buy("t1", "new", DAY, line(2900)))
+    assert target.members["new"].tier == 0
+    assert target.ledger[0].kind == "enroll"
+
+
+def test_unknown_members_are_rejected_when_the_programme_says_so():
+    target = book(top='unknown_member = "reject"', body=SPEND)
+    assert score(target, buy("t1", "new", DAY, line(2900)))[0].reason == "unknown_member"
+    assert not target.members
+
+
+def test_the_enrollment_channel_sets_the_default_tier():
+    tiers = ('[[tiers]]\nname = "Basic"\n[[tiers]]\nname = "Web"\nmetric = "spend"\nthreshold = 10**9\n'
+             .replace("10**9", "1000000000"))
+    target = book(top='default_tier_by_channel = { online = "Web" }', body=SPEND, tiers=tiers)
+    score(target, buy("t1", "a", DAY, line(100), channel="online"), buy("t2", "b", DAY, line(100), channel="pos"))
+    assert (target.members["a"].tier, target.members["b"].tier) == (1, 0)
+
+
+def test_transactions_later_than_max_lateness_are_rejected():
+    target = book(top="max_lateness_days = 2", body=SPEND)
+    results = score(target, buy("t1", "m1", "2026-03-10 10:00", line(2900)),
+                    buy("t2", "m1", "2026-03-08 10:00", line(2900)),
+                    buy("t3", "m1", "2026-03-07 23:00", line(2900)))
+    assert [(r.outcome, r.reason) for r in results] == [("accepted", ""), ("accepted", ""), ("rejected", "too_late")]
+
+
+@pytest.mark.parametrize("status", ["frozen", "lost"])
+def test_frozen_and_lost_members_earn_nothing_and_their_transactions_are_kept(status):
+    target = book(body=SPEND)
+    score(target, buy("t1", "m1", DAY, line(2900)))
+    target.members["m1"].status = status
+    result = score(target, buy("t2", "m1", DAY, line(2900)))[0]
+    assert (result.outcome, result.points, result.reason) == ("accepted", 0, status)
+    assert target.members["m1"].points == 20
+    assert "t2" in target.txns
+
+
+def test_recharges_add_stored_value_through_the_ledger():
+    target = book(body=SPEND)
+    score(target, Transaction("r1", "m1", ms(DAY), "recharge", amount_minor=50_000))
+    assert target.members["m1"].stored_value == 50_000
+    assert sum(e.stored_value for e in target.ledger) == 50_000
+
+
+def test_an_adjustment_is_a_signed_operator_change_with_its_reason_in_the_ledger():
+    target = book(body=SPEND)
+    score(target, Transaction("a1", "m1", ms(DAY), "adjustment", amount_minor=300, note="goodwill"),
+          Transaction("a2", "m1", ms(DAY), "adjustment", amount_minor=-100, note="correction"))
+    assert target.members["m1"].points == 200
+    assert [(e.cause, e.points, e.note) for e in target.ledger if e.kind == "adjust"] == [
+        ("operator", 300, "goodwill"), ("operator", -100, "correction")]
