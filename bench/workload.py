@@ -1,0 +1,175 @@
+"""A seeded, realistic stream of transactions: Zipf-popular members, baskets over a catalogue,
+refunds, resubmitted duplicates, interaction events and a few anomalous members."""
+
+import itertools
+import random
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+__all__ = ["Workload", "generate", "write_jsonl"]
+
+_CATEGORIES = ("grocery", "dairy", "bakery", "snacks", "household", "beauty", "wine", "coffee",
+               "infant_formula", "toys", "electronics", "apparel")
+_SPECIAL_LINES = (  # lines the example rules treat specially
+    {"sku": "TEA-PROMO", "product_id": "P-TEA", "category": "tea", "name": "Oolong promo tin"},
+    {"sku": "GIFT-CARD-100", "product_id": "P-GIFT", "category": "gift", "name": "Gift card 100"},
+    {"sku": "COFFEE-BEANS", "product_id": "P-COFFEE", "category": "coffee", "name": "House beans 1kg"},
+    {"sku": "BOTTLE-DEP", "product_id": "P-DEP", "category": "grocery", "name": "Bottle deposit"},
+)
+
+
+class Workload(msgspec.Struct, frozen=True):
+    transactions: int = 100_000
+    members: int = 10_000
+    days: int = 3
+    seed: int = 1
+    start: str = "2026-11-09"
+    timezone: str = "Asia/Shanghai"
+    zipf: float = 1.0
+    zipf_offset: int = 1_000
+    """Zipf-Mandelbrot: hot members stay hot without one member buying thousands of times a day."""
+    refund_share: float = 0.03
+    duplicate_share: float = 0.01
+    event_share: float = 0.10
+    recharge_share: float = 0.005
+    unpaid_share: float = 0.005
+    anomalous_members: int = 5
+
+
+def write_jsonl(path: Path, workload: Workload) -> int:
+    """Write the stream as JSONL (one transaction per line); returns the count."""
+    encoder = msgspec.json.Encoder()
+    count = 0
+    with open(path, "wb") as out:
+        for batch in _batched(generate(workload), 10_000):
+            out.write(encoder.encode_lines(batch))
+            count += len(batch)
+    return count
+
+
+def _batched(items: Iterator[dict], size: int) -> Iterator[list[dict]]:
+    while batch := list(itertools.islice(items, size)):
+        yield batch
+
+
+def generate(workload: Workload) -> Iterator[dict]:
+    """Transactions as dicts with the gRPC field names, in arrival order."""
+    return _Generator(workload).stream()
+
+
+class _Generator:
+    def __init__(self, workload: Workload) -> None:
+        self.w = workload
+        self.rng = random.Random(workload.seed)
+        self.catalogue = _catalogue(self.rng)
+        weights = [1.0 / ((rank + workload.zipf_offset) ** workload.zipf) for rank in range(1, workload.members + 1)]
+        self.cumulative = list(itertools.accumulate(weights))
+        self.member_ids = [f"M{n:08d}" for n in self.rng.sample(range(workload.members * 10), workload.members)]
+        self.anomalous = self.member_ids[-workload.anomalous_members:] if workload.anomalous_members else []
+        start = datetime.fromisoformat(workload.start).replace(tzinfo=ZoneInfo(workload.timezone))
+        self.start_ms = int(start.timestamp() * 1000)
+        self.span_ms = workload.days * 86_400_000
+        self.recent: list[dict] = []
+        self.sent: list[dict] = []
+
+    def stream(self) -> Iterator[dict]:
+        w, rng = self.w, self.rng
+        for n in range(w.transactions):
+            at = self.start_ms + self.span_ms * n // w.transactions + rng.randrange(60_000)
+            roll = rng.random()
+            txn = self._pick(roll, n, at)
+            if len(self.sent) < 50_000:
+                self.sent.append(txn)
+            else:
+                self.sent[rng.randrange(50_000)] = txn
+            yield txn
+
+    def _pick(self, roll: float, n: int, at: int) -> dict:
+        w = self.w
+        edges = itertools.accumulate((w.duplicate_share, w.refund_share, w.event_share, w.recharge_share))
+        duplicate, refund, event, recharge = edges
+        if roll < duplicate and self.sent:
+            return self.rng.choice(self.sent)
+        if roll < refund and self.recent:
+            return self._refund(n, at)
+        if roll < event:
+            return self._event(n, at)
+        if roll < recharge:
+            return self._recharge(n, at)
+        return self._purchase(n, at)
+
+    def _member(self) -> str:
+        return self.member_ids[self.rng.choices(range(self.w.members), cum_weights=self.cumulative)[0]]
+
+    def _purchase(self, n: int, at: int) -> dict:
+        rng = self.rng
+        anomalous = self.anomalous and rng.random() < 0.002
+        member = rng.choice(self.anomalous) if anomalous else self._member()
+        lines = [self._line(rng.random() < 0.02) for _ in range(rng.randint(1, 8))]
+        if anomalous:
+            for line in lines:
+                line["paid_minor"] *= 40
+        txn = {"txn_id": f"T{n:010d}", "member_id": member, "occurred_at_ms": at, "kind": "purchase",
+               "store_id": f"S{rng.randrange(200):03d}", "channel": "pos" if rng.random() < 0.8 else "online",
+               "lines": lines}
+        if rng.random() < self.w.unpaid_share:
+            txn["status"] = rng.choice(("pending", "cancelled"))
+        else:
+            self._remember(txn)
+        return txn
+
+    def _line(self, special: bool) -> dict:
+        rng = self.rng
+        item = rng.choice(_SPECIAL_LINES) if special else rng.choice(self.catalogue)
+        quantity = 1 if rng.random() < 0.8 else rng.randint(2, 4)
+        line = {**item, "paid_minor": item.get("price", rng.randrange(100, 20_000)) * quantity,
+                "quantity": quantity}
+        line.pop("price", None)
+        if rng.random() < 0.08:
+            line["promotional"] = True
+        if rng.random() < 0.05:
+            line["member_discounted"] = True
+        if rng.random() < 0.02:
+            line["sku"] = ""
+        return line
+
+    def _remember(self, txn: dict) -> None:
+        if len(self.recent) < 20_000:
+            self.recent.append(txn)
+        else:
+            self.recent[self.rng.randrange(20_000)] = txn
+
+    def _refund(self, n: int, at: int) -> dict:
+        rng = self.rng
+        original = rng.choice(self.recent)
+        total = sum(line["paid_minor"] for line in original["lines"])
+        txn = {"txn_id": f"T{n:010d}", "member_id": original["member_id"], "occurred_at_ms": at,
+               "kind": "refund", "refund_of": original["txn_id"]}
+        if rng.random() < 0.5:
+            txn["amount_minor"] = total
+        else:
+            txn["lines"] = [dict(line) for line in rng.sample(original["lines"], 1)]
+        return txn
+
+    def _event(self, n: int, at: int) -> dict:
+        kind = "sign_in" if self.rng.random() < 0.7 else "review"
+        return {"txn_id": f"T{n:010d}", "member_id": self._member(), "occurred_at_ms": at,
+                "kind": "event", "event_type": kind}
+
+    def _recharge(self, n: int, at: int) -> dict:
+        return {"txn_id": f"T{n:010d}", "member_id": self._member(), "occurred_at_ms": at,
+                "kind": "recharge", "amount_minor": self.rng.choice((10_000, 50_000, 100_000))}
+
+
+def _catalogue(rng: random.Random, size: int = 5_000) -> list[dict]:
+    items = []
+    for n in range(size):
+        category = rng.choice(_CATEGORIES)
+        price = int(10 ** rng.uniform(2, 4.5))
+        items.append({"sku": f"SKU-{n:05d}", "product_id": f"P-{n:05d}", "category": category,
+                      "name": f"{category} item {n}", "price": price})
+    return items
