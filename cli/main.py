@@ -4,6 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from engine.calendar import parse_day
 from engine.errors import RulesError
 from engine.validation import load_rules_file
 
@@ -32,13 +33,15 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--members-out", type=Path, required=True)
     replay.add_argument("--results-out", type=Path, required=True)
     replay.add_argument("--ledger-out", type=Path, help="also write every ledger entry (JSONL)")
+    replay.add_argument("--anomalies-out", type=Path, help="also write the daily anomaly reports (JSONL)")
+    replay.add_argument("--until", type=_date, help="then run every midnight up to the one that starts this date")
     replay.set_defaults(run=_replay)
     generate = commands.add_parser("generate", help="write a seeded, realistic transaction stream (JSONL)")
     generate.add_argument("--out", type=Path, required=True)
     generate.add_argument("--transactions", type=int, default=100_000)
     generate.add_argument("--members", type=int, default=10_000)
     generate.add_argument("--days", type=int, default=3)
-    generate.add_argument("--start", default="2026-11-09", help="first local date (YYYY-MM-DD)")
+    generate.add_argument("--start", default="2026-11-16", help="first local date (YYYY-MM-DD)")
     generate.add_argument("--seed", type=int, default=1)
     generate.set_defaults(run=_generate)
     return parser
@@ -56,12 +59,21 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _replay(args: argparse.Namespace) -> int:
-    from cli.replay import replay_files
-
+def _date(text: str) -> int:
     try:
-        stats = replay_files(args.rules, args.transactions, args.members_out, args.results_out,
-                             args.ledger_out)
+        return parse_day(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from cli.replay import ReplayFiles, replay_files
+
+    files = ReplayFiles(rules=args.rules, transactions=args.transactions, members_out=args.members_out,
+                        results_out=args.results_out, ledger_out=args.ledger_out,
+                        anomalies_out=args.anomalies_out, until=args.until)
+    try:
+        stats = replay_files(files)
     except RulesError as error:
         for problem in error.problems:
             print(f"{args.rules}: {problem}", file=sys.stderr)

@@ -12,13 +12,15 @@ import msgspec
 from engine.book import Book
 from engine.calendar import iso
 from engine.ledger import LedgerEntry
+from engine.midnight import AnomalyRow
 from engine.programme import Programme
-from engine.replay import replay_stream
+from engine.replay import advance_to, replay_stream
 from engine.summary import summarise
 from engine.transactions import Transaction, TxnResult
+from engine.types import Day
 from engine.validation import load_rules_file
 
-__all__ = ["ReplayStats", "replay_files"]
+__all__ = ["ReplayFiles", "ReplayStats", "replay_files"]
 
 _CHUNK_BYTES = 1 << 20
 _decoder = msgspec.json.Decoder(Transaction)
@@ -43,31 +45,53 @@ class _Malformed(Transaction):
     detail: str = ""
 
 
-def replay_files(rules: Path, transactions: Path, members_out: Path, results_out: Path,
-                 ledger_out: Path | None = None) -> ReplayStats:
-    book = Book(Programme(load_rules_file(rules)))
+class ReplayFiles(msgspec.Struct, kw_only=True):
+    """Where a replay reads and writes; the optional outputs are written only when named."""
+
+    rules: Path
+    transactions: Path
+    members_out: Path
+    results_out: Path
+    ledger_out: Path | None = None
+    anomalies_out: Path | None = None
+    until: Day | None = None
+
+
+def replay_files(files: ReplayFiles) -> ReplayStats:
+    book = Book(Programme(load_rules_file(files.rules)))
     started = time.perf_counter()
     stats = ReplayStats(0, 0.0, 0)
-    with ExitStack() as files:
-        source = files.enter_context(open(transactions, "rb"))
-        results = files.enter_context(open(results_out, "wb"))
-        ledger = files.enter_context(open(ledger_out, "wb")) if ledger_out else None
+    anomalies: list[AnomalyRow] = []
+    with ExitStack() as opened:
+        source = opened.enter_context(open(files.transactions, "rb"))
+        results = opened.enter_context(open(files.results_out, "wb"))
+        ledger = opened.enter_context(open(files.ledger_out, "wb")) if files.ledger_out else None
         for chunk in _chunks(source):
             txns = _decode(chunk, stats.transactions)
-            results.write(_encoder.encode_lines(_replay_chunk(book, txns, stats)))
-            entries, _ = book.take_changes()
-            if ledger is not None:
-                ledger.write(_encoder.encode_lines([_readable(e) for e in entries]))
+            results.write(_encoder.encode_lines(_replay_chunk(book, txns, stats, anomalies)))
+            _drain_ledger(book, ledger)
+        if files.until is not None and files.until > book.today:
+            anomalies.extend(advance_to(book, files.until))
+            _drain_ledger(book, ledger)
     stats.seconds = time.perf_counter() - started
-    _write_members(book, members_out)
+    _write_members(book, files.members_out)
+    if files.anomalies_out:
+        files.anomalies_out.write_bytes(_encoder.encode_lines(anomalies))
     return stats
 
 
-def _replay_chunk(book: Book, txns: list[Transaction], stats: ReplayStats) -> list[TxnResult]:
+def _drain_ledger(book: Book, ledger: BinaryIO | None) -> None:
+    entries, _ = book.take_changes()
+    if ledger is not None:
+        ledger.write(_encoder.encode_lines([_readable(e) for e in entries]))
+
+
+def _replay_chunk(book: Book, txns: list[Transaction], stats: ReplayStats,
+                  anomalies: list[AnomalyRow]) -> list[TxnResult]:
     """One result per line, in order; a malformed line is rejected and the replay goes on."""
     stats.transactions += len(txns)
     good = [t for t in txns if not isinstance(t, _Malformed)]
-    scored = iter(list(replay_stream(book, good)))
+    scored = iter(list(replay_stream(book, good, anomalies)))
     out = []
     for txn in txns:
         if isinstance(txn, _Malformed):

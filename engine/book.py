@@ -26,6 +26,10 @@ class Book:
         """The business day: the date of the last midnight run. 0 until the first transaction."""
         self.ledger: list[LedgerEntry] = []
         self.dirty: dict[MemberId, Member] = {}
+        self.awake: set[MemberId] = set()
+        """Members changed since the last midnight run: the next run visits them."""
+        self.wakeups: dict[Day, set[MemberId]] = {}
+        """Members the run of a later date must visit (an expiry, a release, a validity end)."""
 
     def write(self, member: Member, day: Day, cause: str, ref: str, kind: str, *, points: int = 0,
               pending: int = 0, growth: int = 0, stored_value: int = 0, tier_from: int = -1,
@@ -36,6 +40,9 @@ class Book:
             member.member_id, member.ledger_seq, day, cause, ref, self.programme.version, kind,
             points, pending, growth, stored_value, tier_from, tier_to, status, unrecovered, note))
         self.dirty[member.member_id] = member
+
+    def wake_on(self, day: Day, member_id: MemberId) -> None:
+        self.wakeups.setdefault(day, set()).add(member_id)
 
     def take_changes(self) -> tuple[list[LedgerEntry], dict[MemberId, Member]]:
         ledger, dirty = self.ledger, self.dirty

@@ -82,6 +82,15 @@ class Member(Struct, array_like=True, gc=False):
     """Unused single purchases large enough for a tier: [day, eligible minor, txn id]."""
     events: dict[str, EventCounts] = {}
     day_points: dict[Day, int] = {}
-    """Points awarded per recent local day: the daily anomaly counters."""
+    """Points tried for per recent local day: the daily anomaly counters."""
+    day_txns: dict[Day, list[str]] = {}
+    """Transaction ids of the last days, kept only when the programme has an anomaly threshold,
+    so the midnight report can list a flagged day's transactions."""
+    flag_days: list[Day] = []
+    """Days on which the member crossed the threshold, not yet reported."""
     ledger_seq: int = 0
     profile: Profile = field(default_factory=Profile)
+    touched: bool = False
+    """Changed by a transaction since its last midnight run (batch tiers are judged then)."""
+    midnight_done: Day = 0
+    """The last date whose midnight run has been applied to this member: makes runs idempotent."""

@@ -3,6 +3,7 @@
 from collections.abc import Iterable, Iterator
 
 from engine.book import Book
+from engine.midnight import AnomalyRow, run_midnight
 from engine.scoring import score_transaction
 from engine.transactions import Transaction, TxnResult
 from engine.types import Day
@@ -10,17 +11,28 @@ from engine.types import Day
 __all__ = ["advance_to", "replay_stream"]
 
 
-def replay_stream(book: Book, txns: Iterable[Transaction]) -> Iterator[TxnResult]:
-    """Score transactions in order; the business day moves forward with the latest local
-    day seen, so lateness is judged as a live engine would have judged it."""
+def replay_stream(book: Book, txns: Iterable[Transaction], anomalies: list[AnomalyRow] | None = None,
+                  ) -> Iterator[TxnResult]:
+    """Score transactions in order. When the stream's local date moves forward, every
+    midnight it crossed runs first, so lateness, expiry and tiers are judged as a live
+    engine would have judged them. Anomaly report rows are appended to `anomalies`."""
     day_of = book.programme.calendar.day_of
     for txn in txns:
         if txn.occurred_at_ms > 0:
             day = day_of(txn.occurred_at_ms)
             if day > book.today:
-                advance_to(book, day)
+                rows = advance_to(book, day)
+                if anomalies is not None:
+                    anomalies.extend(rows)
         yield score_transaction(book, txn)
 
 
-def advance_to(book: Book, day: Day) -> None:
-    book.today = day
+def advance_to(book: Book, day: Day) -> list[AnomalyRow]:
+    """Run every midnight after the business day up to and including the one that starts `day`."""
+    rows: list[AnomalyRow] = []
+    if not book.today:
+        book.today = day
+        return rows
+    for run in range(book.today + 1, day + 1):
+        rows.extend(run_midnight(book, run))
+    return rows

@@ -42,6 +42,10 @@ def score_transaction(book: Book, txn: Transaction) -> TxnResult:
         return TxnResult(txn.txn_id, "rejected", 0, 0, reason or "unknown_member")
     record = _score_kind(book, member, txn, day)
     book.txns[txn.txn_id] = record
+    member.touched = True
+    book.awake.add(member.member_id)
+    if txn.kind in (PURCHASE, EVENT):
+        programme.anomaly.remember(member, day, txn.txn_id)
     book.dirty[member.member_id] = member
     return TxnResult(txn.txn_id, "accepted", record.points, record.growth, record.reason)
 

@@ -28,12 +28,6 @@ def test_the_shared_example_rules_load_as_they_are():
     assert [t.name for t in rules.tiers] == ["Basic", "Silver", "Gold"]
 
 
-def test_the_repository_copy_of_the_example_is_the_shared_one():
-    if not EXAMPLE.exists():
-        pytest.skip("the shared folder is not beside this checkout (CI); the copy is tested above")
-    assert REPO_EXAMPLE.read_text() == EXAMPLE.read_text()
-
-
 def test_a_bad_window_names_its_path_what_was_expected_and_what_was_found():
     assert problems(example_with('window = "3 months"', 'window = "3 weeks"')) == [
         'tiers[2].window: expected "lifetime", "N months" or "N days", got "3 weeks"']

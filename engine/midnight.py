@@ -1,0 +1,195 @@
+"""The midnight run for one member and one date: expiry, pending points, tier validity and
+recalculation, and the anomaly report. It is idempotent per member and date."""
+
+from datetime import date
+
+from msgspec import Struct
+
+from engine.balance import add_points
+from engine.book import Book
+from engine.calendar import iso
+from engine.members import Member
+from engine.periods import valid_through
+from engine.tiers import TierLadder, enter_tier, reset_since
+from engine.types import Day
+
+__all__ = ["AnomalyRow", "is_due", "next_due", "periodic_due", "run_member_midnight", "run_midnight", "schedule"]
+
+
+class AnomalyRow(Struct, gc=False):
+    """One member's anomalous day: the points they tried for and the transactions."""
+
+    member_id: str
+    day: str
+    points: int
+    transactions: list[str]
+
+
+def periodic_due(book: Book, run: Day) -> bool:
+    """Whether `run` (the date whose 00:00 this is) is a day of periodic recalculation or reset."""
+    today = date.fromordinal(run)
+    periodic = book.programme.ladder.periodic
+    first = today.day == 1
+    if book.programme.expiry.policy == "annual_reset" and first and today.month == 1:
+        return True
+    return first and (periodic == "monthly" or (periodic == "quarterly" and today.month in (1, 4, 7, 10))
+                      or (periodic == "yearly" and today.month == 1))
+
+
+def is_due(book: Book, member: Member, run: Day, everyone: bool = False) -> bool:
+    """Cheap: whether the run for `run` has anything to do for this member."""
+    if member.midnight_done >= run:
+        return False
+    return bool(
+        everyone or member.touched or member.flag_days or member.next_tier
+        or (member.tier_until and member.tier_until < run)
+        or (member.lots and member.lots[0].expires <= run)
+        or any(0 < h.release <= run or h.expires <= run for h in member.held)
+    )
+
+
+def run_midnight(book: Book, run: Day) -> list[AnomalyRow]:
+    """The whole run for `run`, then the business day moves to `run`. It visits the members
+    changed since the last run and those whose wake-up day has come (everyone on a day of
+    periodic recalculation), so a quiet night costs little however many members there are."""
+    rows: list[AnomalyRow] = []
+    for member_id in sorted(_visitors(book, run)):
+        member = book.members.get(member_id)
+        if member is not None and is_due(book, member, run, periodic_due(book, run)):
+            rows.extend(run_member_midnight(book, member, run))
+        if member is not None:
+            schedule(book, member)
+    book.today = max(book.today, run)
+    return rows
+
+
+def _visitors(book: Book, run: Day) -> set[str]:
+    if periodic_due(book, run):
+        book.wakeups = {day: ids for day, ids in book.wakeups.items() if day > run}
+        book.awake = set()
+        return set(book.members)
+    visitors, book.awake = book.awake, set()
+    for day in [d for d in book.wakeups if d <= run]:
+        visitors |= book.wakeups.pop(day)
+    return visitors
+
+
+def next_due(member: Member) -> Day:
+    """The first date whose run has work for this member, or 0 when none is foreseen."""
+    days = [lot.expires for lot in member.lots[:1]]
+    days += [h.release for h in member.held if h.release] + [h.expires for h in member.held]
+    if member.tier_until:
+        days.append(member.tier_until + 1)
+    return min(days, default=0)
+
+
+def schedule(book: Book, member: Member) -> None:
+    due = next_due(member)
+    if due:
+        book.wake_on(max(due, book.today + 1), member.member_id)
+
+
+def run_member_midnight(book: Book, member: Member, run: Day) -> list[AnomalyRow]:
+    """Bring one member up to the midnight of `run`; windows are judged as of the day before.
+    Every change is a ledger entry caused by the midnight run."""
+    if member.midnight_done >= run:
+        return []
+    ref = iso(run)
+    _release_pending(book, member, run, ref)
+    _expire(book, member, run, ref)
+    _upgrades_due(book, member, run, ref)
+    _validity_end(book, member, run, ref)
+    _periodic(book, member, run, ref)
+    rows = _anomaly_rows(book, member, run)
+    member.touched = False
+    member.midnight_done = run
+    book.dirty[member.member_id] = member
+    return rows
+
+
+def _release_pending(book: Book, member: Member, run: Day, ref: str) -> None:
+    released = [h for h in member.held if 0 < h.release <= run]
+    if not released:
+        return
+    member.held = [h for h in member.held if not 0 < h.release <= run]
+    for held in released:
+        member.pending -= held.amount
+        add_points(member, held.amount, held.expires)
+        book.write(member, run, "midnight", ref, "release", points=held.amount, pending=-held.amount)
+
+
+def _expire(book: Book, member: Member, run: Day, ref: str) -> None:
+    expired = sum(lot.amount for lot in member.lots if lot.expires <= run)
+    if expired:
+        member.lots = [lot for lot in member.lots if lot.expires > run]
+        member.points -= expired
+        book.write(member, run, "midnight", ref, "expire", points=-expired)
+    held = sum(h.amount for h in member.held if h.expires <= run)
+    if held:
+        member.held = [h for h in member.held if h.expires > run]
+        member.pending -= held
+        book.write(member, run, "midnight", ref, "expire", pending=-held)
+    new_year = date.fromordinal(run)
+    if book.programme.expiry.policy == "annual_reset" and member.debt and (new_year.month, new_year.day) == (1, 1):
+        forgiven, member.debt = member.debt, 0  # every balance is cleared on 1 January, debts too
+        member.points += forgiven
+        book.write(member, run, "midnight", ref, "reset", points=forgiven)
+
+
+def _upgrades_due(book: Book, member: Member, run: Day, ref: str) -> None:
+    """`next_day` tiers scheduled yesterday, and every upgrade under the `batch` policy,
+    if the condition still holds as of the day before."""
+    ladder = book.programme.ladder
+    as_of = run - 1
+    if ladder.on_change == "batch" and member.touched:
+        best = ladder.best_match(member, as_of)
+        member.next_tier = max(member.next_tier, best)
+    target, member.next_tier = member.next_tier, 0
+    if target > member.tier and ladder.holds(member, ladder.tiers[target], as_of):
+        enter_tier(book, member, target, run, "midnight", ref)
+
+
+def _validity_end(book: Book, member: Member, run: Day, ref: str) -> None:
+    """On the first midnight after the last valid day: extend, else go to `downgrade_to`,
+    else re-evaluate from the highest tier down (the first match, else the lowest)."""
+    if not member.tier_until or member.tier_until >= run:
+        return
+    ladder = book.programme.ladder
+    rule = ladder.tiers[member.tier]
+    extension = rule.extension
+    if extension is not None and ladder.since(member, extension.metric) >= extension.threshold:
+        member.tier_since = run
+        member.tier_until = valid_through(rule.validity, run)
+        reset_since(member)
+        book.write(member, run, "midnight", ref, "tier", tier_from=member.tier, tier_to=member.tier,
+                   note="extended")
+        return
+    target = rule.downgrade_to if rule.downgrade_to is not None else _reevaluate(ladder, member, run)
+    enter_tier(book, member, target, run, "midnight", ref, note="validity ended")
+
+
+def _reevaluate(ladder: TierLadder, member: Member, run: Day) -> int:
+    if ladder.on_expiry == "since_upgrade":
+        for rule in ladder.tiers[:0:-1]:
+            if ladder.since(member, rule.metric) >= rule.threshold:
+                return rule.index
+        return 0
+    return ladder.best_match(member, run - 1)
+
+
+def _periodic(book: Book, member: Member, run: Day, ref: str) -> None:
+    ladder = book.programme.ladder
+    if ladder.periodic == "none" or not periodic_due(book, run):
+        return
+    target = ladder.best_match(member, run - 1)
+    if target != member.tier:
+        enter_tier(book, member, target, run, "midnight", ref, note="periodic recalculation")
+
+
+def _anomaly_rows(book: Book, member: Member, run: Day) -> list[AnomalyRow]:
+    rows = [AnomalyRow(member.member_id, iso(day), member.day_points.get(day, 0), member.day_txns.get(day, []))
+            for day in member.flag_days]
+    member.flag_days = []
+    if member.day_txns:
+        member.day_txns = {d: ids for d, ids in member.day_txns.items() if d >= run}
+    return rows

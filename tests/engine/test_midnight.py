@@ -1,0 +1,195 @@
+"""SPEC §6-§9 at midnight: validity, extension, re-evaluation, expiry, pending points,
+recalculation and the anomaly report, run as a replay crosses local midnights."""
+
+from engine.calendar import iso, parse_day
+from engine.midnight import run_midnight
+from engine.replay import advance_to
+from engine.transactions import Transaction
+from tests.builders import book, buy, line, ms, refund, score
+
+SPEND = "[points.spend]\nunit_minor = 100\nper_unit = 1\n"
+
+SHOPLINE = """
+[tier_policy]
+on_expiry = "{on_expiry}"
+
+[[tiers]]
+name = "Regular"
+
+[[tiers]]
+name = "Bronze"
+metric = "spend"
+window = "3 months"
+threshold = 50000
+validity = "12 months"
+
+[[tiers]]
+name = "Silver"
+metric = "spend"
+window = "3 months"
+threshold = 100000
+validity = "12 months"
+extension = {{ metric = "spend", threshold = 100000 }}
+"""
+
+
+def shopline(on_expiry: str = "reevaluate", extra: str = ""):
+    return book(body=SPEND + extra, tiers=SHOPLINE.format(on_expiry=on_expiry))
+
+
+def until(target, text: str) -> None:
+    advance_to(target, parse_day(text))
+
+
+def tier_of(target, member: str) -> str:
+    return target.programme.ladder.names[target.members[member].tier]
+
+
+def test_shopline_anniversary_walks_members_down_the_tiers():
+    target = shopline()
+    score(target, buy("a1", "A", "2023-04-15 10:00", line(100000)), buy("b1", "B", "2023-04-15 11:00", line(100000)))
+    assert (tier_of(target, "A"), iso(target.members["A"].tier_until)) == ("Silver", "2024-04-14")
+    score(target, buy("a2", "A", "2024-03-01 10:00", line(90000)), buy("b2", "B", "2024-03-01 10:00", line(40000)))
+    until(target, "2024-04-14")
+    assert (tier_of(target, "A"), tier_of(target, "B")) == ("Silver", "Silver")
+    until(target, "2024-04-15")
+    assert (tier_of(target, "A"), tier_of(target, "B")) == ("Bronze", "Regular")
+    assert iso(target.members["A"].tier_until) == "2025-04-14"
+    assert [(e.cause, e.ref, e.note) for e in target.ledger if e.kind == "tier" and e.member_id == "A"][-1] == (
+        "midnight", "2024-04-15", "validity ended")
+
+
+def test_the_extension_condition_keeps_the_tier_and_starts_a_new_validity():
+    target = shopline()
+    score(target, buy("a1", "A", "2023-04-15 10:00", line(100000)), buy("a2", "A", "2023-09-01 10:00", line(100000)))
+    until(target, "2024-04-15")
+    member = target.members["A"]
+    assert (tier_of(target, "A"), iso(member.tier_until)) == ("Silver", "2025-04-14")
+    assert member.since_spend == 0  # what was earned for this extension cannot extend again
+
+
+def test_the_upgrading_order_does_not_count_toward_the_extension():
+    target = shopline()
+    score(target, buy("a1", "A", "2023-04-15 10:00", line(150000)))  # upgrades; 50000 over the bar
+    until(target, "2024-04-15")
+    assert tier_of(target, "A") == "Regular"
+
+
+def test_since_upgrade_re_evaluates_by_what_was_earned_since_the_upgrade_day():
+    target = shopline("since_upgrade")
+    score(target, buy("a1", "A", "2023-04-15 10:00", line(100000)), buy("a2", "A", "2023-06-01 10:00", line(60000)))
+    until(target, "2024-04-15")
+    assert tier_of(target, "A") == "Bronze"  # 600 since the upgrade; the 3-month window is empty
+
+
+def test_downgrade_to_sends_the_member_straight_to_that_tier():
+    tiers = SHOPLINE.format(on_expiry="reevaluate").replace(
+        'extension = { metric = "spend", threshold = 100000 }', 'downgrade_to = "Bronze"')
+    target = book(body=SPEND, tiers=tiers)
+    score(target, buy("a1", "A", "2023-04-15 10:00", line(100000)))
+    until(target, "2024-04-15")
+    assert tier_of(target, "A") == "Bronze"
+
+
+def test_validity_in_months_to_the_end_of_the_month():
+    tiers = SHOPLINE.format(on_expiry="reevaluate")
+    tiers = tiers.replace('validity = "12 months"\next', 'validity = "6 months end_of_month"\next')
+    target = book(body=SPEND, tiers=tiers)
+    score(target, buy("a1", "A", "2026-03-10 10:00", line(100000)))
+    assert iso(target.members["A"].tier_until) == "2026-09-30"
+    until(target, "2026-09-30")
+    assert tier_of(target, "A") == "Silver"
+    until(target, "2026-10-01")
+    assert tier_of(target, "A") == "Regular"
+
+
+def test_points_earned_5_mar_2026_with_one_year_expire_at_the_start_of_1_jan_2028():
+    body = SPEND + '[points.expiry]\npolicy = "jan1_after_years"\nyears = 1\n'
+    target = book(body=body)
+    score(target, buy("t1", "m", "2026-03-05 10:00", line(2900)))
+    until(target, "2027-12-31")
+    assert target.members["m"].points == 29
+    until(target, "2028-01-01")
+    assert target.members["m"].points == 0
+    assert [(e.kind, e.points, e.cause, e.ref) for e in target.ledger][-1] == ("expire", -29, "midnight", "2028-01-01")
+
+
+def test_rolling_expiry_takes_the_oldest_lots_first():
+    body = SPEND + '[points.expiry]\npolicy = "rolling_days"\ndays = 30\n'
+    target = book(body=body)
+    score(target, buy("t1", "m", "2026-03-01 10:00", line(1000)), buy("t2", "m", "2026-03-20 10:00", line(2000)))
+    until(target, "2026-03-31")
+    assert target.members["m"].points == 20
+
+
+def test_annual_reset_clears_every_balance_on_1_january_debts_too():
+    body = SPEND + '[points.expiry]\npolicy = "annual_reset"\n'
+    target = book(body=body)
+    score(target, buy("t1", "m", "2026-12-31 10:00", line(1000)),
+          Transaction("a1", "d", ms("2026-12-31 10:00"), "adjustment", amount_minor=-30, note="redeemed on credit"))
+    assert (target.members["m"].points, target.members["d"].points) == (10, -30)
+    until(target, "2027-01-01")
+    assert (target.members["m"].points, target.members["d"].points, target.members["d"].debt) == (0, 0, 0)
+
+
+def test_pending_points_are_released_by_the_midnight_run_after_the_return_window():
+    target = book(body="[points]\npending_days = 7\n" + SPEND)
+    score(target, buy("t1", "m", "2026-03-01 10:00", line(1000)))
+    until(target, "2026-03-07")
+    assert (target.members["m"].points, target.members["m"].pending) == (0, 10)
+    until(target, "2026-03-08")
+    assert (target.members["m"].points, target.members["m"].pending) == (10, 0)
+    assert target.ledger[-1].kind == "release"
+
+
+def test_a_next_day_tier_is_entered_at_the_next_midnight_if_it_still_holds():
+    bronze = 'threshold = 50000\nvalidity = "12 months"'
+    tiers = SHOPLINE.format(on_expiry="reevaluate").replace(bronze, bronze + '\neffective = "next_day"')
+    target = book(body=SPEND, tiers=tiers)
+    score(target, buy("a1", "A", "2026-03-01 10:00", line(60000)), buy("b1", "B", "2026-03-01 10:00", line(60000)))
+    score(target, refund("r1", "B", "2026-03-01 12:00", "b1", 60000))
+    assert (tier_of(target, "A"), target.members["A"].next_tier) == ("Regular", 1)
+    until(target, "2026-03-02")
+    assert (tier_of(target, "A"), tier_of(target, "B")) == ("Bronze", "Regular")
+    assert iso(target.members["A"].tier_until) == "2027-03-01"
+
+
+def test_batch_moves_up_only_at_midnight():
+    tiers = SHOPLINE.format(on_expiry="reevaluate").replace("[tier_policy]", '[tier_policy]\non_change = "batch"')
+    target = book(body=SPEND, tiers=tiers)
+    score(target, buy("a1", "A", "2026-03-01 10:00", line(120000)))
+    assert tier_of(target, "A") == "Regular"
+    until(target, "2026-03-02")
+    assert (tier_of(target, "A"), iso(target.members["A"].tier_until)) == ("Silver", "2027-03-01")
+
+
+def test_periodic_recalculation_re_evaluates_every_member_on_its_day():
+    tiers = SHOPLINE.format(on_expiry="reevaluate").replace("[tier_policy]", '[tier_policy]\nperiodic = "monthly"')
+    target = book(body=SPEND, tiers=tiers)
+    score(target, buy("a1", "A", "2026-01-10 10:00", line(100000)))
+    until(target, "2026-04-30")
+    assert tier_of(target, "A") == "Silver"
+    until(target, "2026-05-01")
+    assert tier_of(target, "A") == "Regular"  # nothing in Feb-Apr, though valid until Jan 2027
+
+
+def test_the_anomaly_report_lists_the_days_transactions_at_the_next_midnight():
+    body = SPEND + "[anomaly]\ndaily_points_threshold = 100\n"
+    target = book(body=body)
+    score(target, buy("t1", "m", "2026-03-01 09:00", line(6000)), buy("t2", "m", "2026-03-01 10:00", line(6000)),
+          buy("t3", "x", "2026-03-01 10:00", line(100)))
+    rows = advance_to(target, parse_day("2026-03-02"))
+    assert [(r.member_id, r.day, r.points, r.transactions) for r in rows] == [("m", "2026-03-01", 120, ["t1", "t2"])]
+    assert advance_to(target, parse_day("2026-03-03")) == []
+
+
+def test_a_second_run_for_the_same_date_changes_nothing():
+    body = SPEND + '[points.expiry]\npolicy = "rolling_days"\ndays = 1\n'
+    target = book(body=body)
+    score(target, buy("t1", "m", "2026-03-01 10:00", line(1000)))
+    until(target, "2026-03-02")
+    before = (target.members["m"].points, len(target.ledger))
+    for member in target.members.values():
+        member.touched = True
+    run_midnight(target, parse_day("2026-03-02"))
+    assert (target.members["m"].points, len(target.ledger)) == before
