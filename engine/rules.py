@@ -1,11 +1,14 @@
 """The rules document: one loyalty programme as a retailer publishes it (TOML)."""
 
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta, Struct, field
+
+from engine.periods import parse_validity, parse_window
 
 __all__ = [
     "AnomalyRules",
@@ -24,6 +27,7 @@ __all__ = [
     "SpendRule",
     "Tier",
     "TierPolicy",
+    "Wording",
 ]
 
 Count = Annotated[int, Meta(ge=0)]
@@ -37,6 +41,16 @@ class DecimalBound(Struct, frozen=True):
     gt: int | None = None
 
 
+class Wording:
+    """The accepted wording of a text key, such as "3 months"; validation reads it."""
+
+    def __init__(self, expected: str, parse: Callable[[str], object]) -> None:
+        self.expected = expected
+        self.parse = parse
+
+
+WindowText = Annotated[str, Wording('"lifetime", "N months" or "N days"', parse_window)]
+ValidityText = Annotated[str, Wording('"permanent", "N days", "N months" or "N months end_of_month"', parse_validity)]
 Factor = Annotated[Decimal, DecimalBound(gt=0)]
 NonNegativeDecimal = Annotated[Decimal, DecimalBound(ge=0)]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -143,9 +157,9 @@ class Extension(_Table):
 class Tier(_Table):
     name: str
     metric: MetricName | None = None
-    window: str = "lifetime"
+    window: WindowText = "lifetime"
     threshold: Count | None = None
-    validity: str = "permanent"
+    validity: ValidityText = "permanent"
     extension: Extension | None = None
     effective: Literal["immediate", "next_day"] = "immediate"
     earns_points: bool = True

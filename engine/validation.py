@@ -13,7 +13,7 @@ from msgspec import Meta, Struct
 
 from engine.errors import RulesError
 from engine.periods import parse_validity, parse_window
-from engine.rules import DecimalBound, LineMatch, Rules, build_rules
+from engine.rules import DecimalBound, LineMatch, Rules, Wording, build_rules
 
 __all__ = ["load_rules", "load_rules_file", "parse_rules"]
 
@@ -70,13 +70,13 @@ def _check(value: Any, kind: Any, path: str, problems: list[str]) -> None:
         _check_scalar(value, kind, meta, path, problems)
 
 
-Bound = Meta | DecimalBound
+Bound = Meta | DecimalBound | Wording
 
 
 def _unwrap(kind: Any) -> tuple[Any, Bound | None]:
     if get_origin(kind) is Annotated:
         base, *extras = get_args(kind)
-        return base, next((m for m in extras if isinstance(m, (Meta, DecimalBound))), None)
+        return base, next((m for m in extras if isinstance(m, (Meta, DecimalBound, Wording))), None)
     return kind, None
 
 
@@ -137,7 +137,9 @@ def _iso_date(text: str) -> bool:
     return len(text) == 10
 
 
-def _within(value: Any, meta: Meta) -> bool:
+def _within(value: Any, meta: Bound) -> bool:
+    if isinstance(meta, Wording):
+        return meta.parse(value) is not None
     if meta.ge is not None and value < meta.ge:
         return False
     return meta.gt is None or value > meta.gt
@@ -158,6 +160,8 @@ def _describe(kind: Any, meta: Bound | None = None) -> str:
     names = {bool: "true or false", int: "an integer", Decimal: "a number", str: "a string",
              date: "a date (YYYY-MM-DD)"}
     name = names.get(kind, str(kind))
+    if isinstance(meta, Wording):
+        return meta.expected
     if meta is not None and meta.gt is not None:
         return f"{name} greater than {meta.gt}"
     if meta is not None and meta.ge is not None:
@@ -226,14 +230,7 @@ def _tiers(rules: Rules) -> list[str]:
 
 def _tier_periods(tier: Any, path: str, index: int) -> list[str]:
     problems = []
-    window = parse_window(tier.window)
-    if window is None:
-        problems.append(f'{path}.window: expected "lifetime", "N months" or "N days", '
-                        f"got {_shown(tier.window)}")
-    validity = parse_validity(tier.validity)
-    if validity is None:
-        problems.append(f'{path}.validity: expected "permanent", "N days", "N months" or '
-                        f'"N months end_of_month", got {_shown(tier.validity)}')
+    window, validity = parse_window(tier.window), parse_validity(tier.validity)  # wording checked already
     if index > 0 and (tier.metric is None or tier.threshold is None):
         problems.append(f"{path}: a tier above the lowest needs a metric and a threshold")
     cumulative = tier.metric not in (None, "single_purchase")

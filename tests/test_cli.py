@@ -1,0 +1,91 @@
+"""The patron command as a retailer runs it: rules validate, replay, generate."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.builders import ms
+
+RULES = Path(__file__).parents[1] / "examples" / "rules.toml"
+
+
+def patron(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_rules_validate_accepts_the_example_and_exits_zero():
+    done = patron("rules", "validate", str(RULES))
+    assert done.returncode == 0
+    assert "valid" in done.stdout
+
+
+def test_rules_validate_prints_every_problem_with_its_path_and_exits_non_zero(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(RULES.read_text().replace('window = "3 months"', 'window = "3 weeks"')
+                   .replace('rounding = "floor"', 'rounding = "round"'))
+    done = patron("rules", "validate", str(bad))
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f'{bad}: points.rounding: expected "floor", "half_up" or "carry", got "round"',
+        f'{bad}: tiers[2].window: expected "lifetime", "N months" or "N days", got "3 weeks"',
+    ]
+
+
+def test_replay_writes_one_result_per_line_in_order_and_members_sorted(tmp_path):
+    wednesday = ms("2026-03-04 10:00")
+    lines = [
+        {"txn_id": "t1", "member_id": "zoe", "occurred_at_ms": wednesday, "kind": "purchase",
+         "lines": [{"sku": "A", "paid_minor": 2900, "quantity": 1}]},
+        {"txn_id": "t2", "member_id": "amy", "occurred_at_ms": wednesday, "kind": "event", "event_type": "sign_in"},
+        "this line is not json",
+        {"txn_id": "t3", "member_id": "amy", "occurred_at_ms": "soon", "kind": "purchase"},
+        {"txn_id": "t4", "member_id": "zoe", "occurred_at_ms": wednesday, "kind": "refund", "refund_of": "t1",
+         "amount_minor": 2900},
+        {"txn_id": "t5", "member_id": "amy", "occurred_at_ms": wednesday, "kind": "purchase", "status": "pending",
+         "lines": [{"sku": "A", "paid_minor": 2900}]},
+        {"txn_id": "t1", "member_id": "zoe", "occurred_at_ms": wednesday, "kind": "purchase",
+         "lines": [{"sku": "A", "paid_minor": 2900}]},
+    ]
+    source = tmp_path / "t.jsonl"
+    source.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n")
+    done = patron("replay", "--rules", str(RULES), "--transactions", str(source), "--members-out",
+                  str(tmp_path / "m.jsonl"), "--results-out", str(tmp_path / "r.jsonl"))
+    assert done.returncode == 0, done.stderr
+    assert "7 transactions" in done.stderr
+    assert "per second" in done.stderr
+    results = [(r["txn_id"], r["outcome"], r["points"], r["reason"]) for r in jsonl(tmp_path / "r.jsonl")]
+    assert results == [("t1", "accepted", 20, ""), ("t2", "accepted", 5, ""), ("", "rejected", 0, "malformed"),
+                       ("t3", "rejected", 0, "malformed"), ("t4", "accepted", -20, ""),
+                       ("t5", "ignored", 0, "not_paid"), ("t1", "duplicate", 20, "")]
+    members = jsonl(tmp_path / "m.jsonl")
+    assert [(m["member_id"], m["tier"], m["points"], m["growth"], m["abnormal"], m["status"]) for m in members] == [
+        ("amy", "Basic", 5, 1, False, "active"), ("zoe", "Basic", 0, 0, False, "active")]
+
+
+def test_replay_of_a_generated_stream_accounts_for_every_line(tmp_path):
+    stream = tmp_path / "t.jsonl"
+    assert patron("generate", "--out", str(stream), "--transactions", "3000", "--members", "500").returncode == 0
+    done = patron("replay", "--rules", str(RULES), "--transactions", str(stream), "--members-out",
+                  str(tmp_path / "m.jsonl"), "--results-out", str(tmp_path / "r.jsonl"), "--ledger-out",
+                  str(tmp_path / "l.jsonl"), "--until", "2027-01-01")
+    assert done.returncode == 0, done.stderr
+    results = jsonl(tmp_path / "r.jsonl")
+    assert [r["txn_id"] for r in results] == [json.loads(line)["txn_id"] for line in stream.read_text().splitlines()]
+    ledger = jsonl(tmp_path / "l.jsonl")
+    for member in jsonl(tmp_path / "m.jsonl"):
+        assert member["points"] == sum(e["points"] for e in ledger if e["member_id"] == member["member_id"])
+
+
+def test_replay_with_a_bad_rules_file_names_the_problem(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("version = 1\n")
+    done = patron("replay", "--rules", str(bad), "--transactions", str(bad), "--members-out",
+                  str(tmp_path / "m"), "--results-out", str(tmp_path / "r"))
+    assert done.returncode == 1
+    assert "programme: missing; expected a string" in done.stderr
