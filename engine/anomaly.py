@@ -32,7 +32,10 @@ class AnomalyRule:
         """Counts `points` for the day and says what becomes of them; sets `abnormal` on crossing."""
         if not self.threshold:
             return Verdict.EARN
-        total = self._count(member, day, points)
+        counters = member.day_points
+        if day not in counters:
+            self._forget_old_days(counters, day)
+        total = counters[day] = counters.get(day, 0) + points
         if member.abnormal:
             return self._while_abnormal()
         if total <= self.threshold:
@@ -57,12 +60,6 @@ class AnomalyRule:
             return Verdict.BLOCKED
         return Verdict.HELD if self.action == "hold" else Verdict.EARN
 
-    def _count(self, member: Member, day: Day, points: int) -> int:
-        counters = member.day_points
-        if day not in counters:
-            stale = [d for d in counters if d < day - self.keep_days]
-            for old in stale:
-                del counters[old]
-        total = counters.get(day, 0) + points
-        counters[day] = total
-        return total
+    def _forget_old_days(self, counters: dict[Day, int], day: Day) -> None:
+        for old in [d for d in counters if d < day - self.keep_days]:
+            del counters[old]

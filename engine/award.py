@@ -68,8 +68,11 @@ def _count_earned(book: Book, member: Member, day: Day, points: int, growth: int
     if day >= member.tier_since:
         member.since_points += points
         member.since_growth += growth
-    ladder.record(member, "points", day, points)
-    ladder.record(member, "growth", day, growth)
+    windowed = ladder.window_metrics  # checked here: most programmes window neither
+    if "points" in windowed:
+        ladder.record(member, "points", day, points)
+    if "growth" in windowed:
+        ladder.record(member, "growth", day, growth)
 
 
 def count_spend(book: Book, member: Member, day: Day, eligible: int, txn_id: TxnId) -> None:
