@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint clean
+.PHONY: venv run test lint proto clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,10 @@ run: venv
 
 test: venv lint
 	$(BIN)/python -m pytest
+
+# The generated gRPC code is committed; this regenerates it (tests fail when it is stale).
+proto: venv
+	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. proto/patron.proto
 
 lint: venv
 	$(BIN)/ruff check .

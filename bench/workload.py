@@ -38,6 +38,8 @@ class Workload(msgspec.Struct, frozen=True):
     recharge_share: float = 0.005
     unpaid_share: float = 0.005
     anomalous_members: int = 5
+    id_prefix: str = "T"
+    """Transaction ids are the prefix and a sequence number: vary it to send a stream twice."""
 
 
 def write_jsonl(path: Path, workload: Workload) -> int:
@@ -113,7 +115,7 @@ class _Generator:
         if anomalous:
             for line in lines:
                 line["paid_minor"] *= 40
-        txn = {"txn_id": f"T{n:010d}", "member_id": member, "occurred_at_ms": at, "kind": "purchase",
+        txn = {"txn_id": f"{self.w.id_prefix}{n:010d}", "member_id": member, "occurred_at_ms": at, "kind": "purchase",
                "store_id": f"S{rng.randrange(200):03d}", "channel": "pos" if rng.random() < 0.8 else "online",
                "lines": lines}
         if rng.random() < self.w.unpaid_share:
@@ -147,7 +149,7 @@ class _Generator:
         rng = self.rng
         original = rng.choice(self.recent)
         total = sum(line["paid_minor"] for line in original["lines"])
-        txn = {"txn_id": f"T{n:010d}", "member_id": original["member_id"], "occurred_at_ms": at,
+        txn = {"txn_id": f"{self.w.id_prefix}{n:010d}", "member_id": original["member_id"], "occurred_at_ms": at,
                "kind": "refund", "refund_of": original["txn_id"]}
         if rng.random() < 0.5:
             txn["amount_minor"] = total
@@ -157,11 +159,11 @@ class _Generator:
 
     def _event(self, n: int, at: int) -> dict:
         kind = "sign_in" if self.rng.random() < 0.7 else "review"
-        return {"txn_id": f"T{n:010d}", "member_id": self._member(), "occurred_at_ms": at,
+        return {"txn_id": f"{self.w.id_prefix}{n:010d}", "member_id": self._member(), "occurred_at_ms": at,
                 "kind": "event", "event_type": kind}
 
     def _recharge(self, n: int, at: int) -> dict:
-        return {"txn_id": f"T{n:010d}", "member_id": self._member(), "occurred_at_ms": at,
+        return {"txn_id": f"{self.w.id_prefix}{n:010d}", "member_id": self._member(), "occurred_at_ms": at,
                 "kind": "recharge", "amount_minor": self.rng.choice((10_000, 50_000, 100_000))}
 
 

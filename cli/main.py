@@ -21,22 +21,55 @@ def main(argv: list[str] | None = None) -> None:
     raise SystemExit(args.run(args))
 
 
+def _date(text: str) -> int:
+    try:
+        return parse_day(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
 def _parser() -> argparse.ArgumentParser:
+    from cli import admin
+
     parser = argparse.ArgumentParser(prog="patron", description="A loyalty scoring engine.")
     commands = parser.add_subparsers(metavar="COMMAND")
-    rules = commands.add_parser("rules", help="check rules documents").add_subparsers(metavar="ACTION")
+    _serve_parser(commands)
+    _replay_parser(commands)
+
+    rules = commands.add_parser("rules", help="check and publish rules documents").add_subparsers(metavar="ACTION")
     validate = rules.add_parser("validate", help="check a rules file; print every problem")
     validate.add_argument("file", type=Path)
     validate.set_defaults(run=_validate)
-    replay = commands.add_parser("replay", help="score a JSONL file of transactions in one process")
-    replay.add_argument("--rules", type=Path, required=True)
-    replay.add_argument("--transactions", type=Path, required=True)
-    replay.add_argument("--members-out", type=Path, required=True)
-    replay.add_argument("--results-out", type=Path, required=True)
-    replay.add_argument("--ledger-out", type=Path, help="also write every ledger entry (JSONL)")
-    replay.add_argument("--anomalies-out", type=Path, help="also write the daily anomaly reports (JSONL)")
-    replay.add_argument("--until", type=_date, help="then run every midnight up to the one that starts this date")
-    replay.set_defaults(run=_replay)
+    publish = _remote(rules.add_parser("publish", help="publish a rules file to a running patron"))
+    publish.add_argument("file", type=Path)
+    publish.add_argument("--count-past-spend", action="store_true",
+                         help="when tiers are first activated, judge members on spend recorded before")
+    publish.set_defaults(run=admin.publish)
+
+    member = commands.add_parser("member", help="look at members").add_subparsers(metavar="ACTION")
+    show = _remote(member.add_parser("show", help="a member, and with --ledger its whole ledger"))
+    show.add_argument("member_id")
+    show.add_argument("--ledger", action="store_true")
+    show.set_defaults(run=admin.member_show)
+
+    send = _remote(commands.add_parser("send", help="stream transactions to a running patron"))
+    source = send.add_mutually_exclusive_group(required=True)
+    source.add_argument("--transactions", type=Path, help="a JSONL file, as replay reads")
+    source.add_argument("--generate", type=int, metavar="N", help="N generated transactions dated today")
+    send.add_argument("--batch-size", type=int, default=1000)
+    send.set_defaults(run=admin.send)
+
+    midnight = _remote(commands.add_parser("midnight", help="run the midnight job for a date (and missed ones)"))
+    midnight.add_argument("--date", required=True)
+    midnight.set_defaults(run=admin.midnight)
+    _remote(commands.add_parser("checkpoint", help="checkpoint every shard now")).set_defaults(run=admin.checkpoint)
+    _remote(commands.add_parser("status", help="shards, rule version, recalculation")).set_defaults(run=admin.status)
+
+    restore = commands.add_parser("restore", help="bring a stopped data folder back to a checkpoint")
+    restore.add_argument("--data", type=Path, required=True)
+    restore.add_argument("--checkpoint", required=True, help="its name (see DATA/checkpoints)")
+    restore.set_defaults(run=_restore)
+
     generate = commands.add_parser("generate", help="write a seeded, realistic transaction stream (JSONL)")
     generate.add_argument("--out", type=Path, required=True)
     generate.add_argument("--transactions", type=int, default=100_000)
@@ -46,6 +79,42 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=1)
     generate.set_defaults(run=_generate)
     return parser
+
+
+def _remote(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from cli.admin import DEFAULT_ADDRESS
+
+    command.add_argument("--address", default=DEFAULT_ADDRESS, help=f"patron's gRPC address ({DEFAULT_ADDRESS})")
+    return command
+
+
+def _serve_parser(commands: argparse._SubParsersAction) -> None:
+    serve = commands.add_parser("serve", help="run the engine: shards on Ray, LMDB, the gRPC gateway")
+    serve.add_argument("--data", type=Path, required=True, help="the data folder (created if new)")
+    serve.add_argument("--rules", type=Path, help="published on start when newer than the folder's version")
+    serve.add_argument("--grpc-port", type=int, default=50051)
+    serve.add_argument("--metrics-port", type=int, default=9464, help="0 picks a free port, -1 turns it off")
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    serve.add_argument("--shards", type=int, default=0, help="for a new folder: shards (default one per CPU)")
+    serve.add_argument("--ray-address", help="join this Ray cluster instead of starting one")
+    serve.add_argument("--durability", choices=("strict", "relaxed"), default="strict")
+    serve.add_argument("--midnight", choices=("clock", "manual"), default="clock",
+                       help="clock: run at local 00:00; manual: only `patron midnight`")
+    serve.add_argument("--start-date", type=_date, default=0, help="a new folder's first business day")
+    serve.add_argument("--demo", type=int, default=0, metavar="N", help="stream N demo transactions after start")
+    serve.set_defaults(run=_serve)
+
+
+def _replay_parser(commands: argparse._SubParsersAction) -> None:
+    replay = commands.add_parser("replay", help="score a JSONL file of transactions in one process")
+    replay.add_argument("--rules", type=Path, required=True)
+    replay.add_argument("--transactions", type=Path, required=True)
+    replay.add_argument("--members-out", type=Path, required=True)
+    replay.add_argument("--results-out", type=Path, required=True)
+    replay.add_argument("--ledger-out", type=Path, help="also write every ledger entry (JSONL)")
+    replay.add_argument("--anomalies-out", type=Path, help="also write the daily anomaly reports (JSONL)")
+    replay.add_argument("--until", type=_date, help="then run every midnight up to the one that starts this date")
+    replay.set_defaults(run=_replay)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -60,11 +129,19 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _date(text: str) -> int:
+def _serve(args: argparse.Namespace) -> int:
+    from actors.config import ServeConfig
+    from cli.serve import run_serve
+
+    config = ServeConfig(data=args.data, rules=args.rules, host=args.host, grpc_port=args.grpc_port,
+                         metrics_port=args.metrics_port, shards=args.shards, ray_address=args.ray_address,
+                         durability=args.durability, midnight=args.midnight, start_date=args.start_date)
     try:
-        return parse_day(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+        return run_serve(config, demo=args.demo)
+    except RulesError as error:
+        for problem in error.problems:
+            print(f"{args.rules}: {problem}", file=sys.stderr)
+        return 1
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -73,7 +150,6 @@ def _replay(args: argparse.Namespace) -> int:
     # Members hold small dicts and lists the cyclic collector keeps walking; patron's records
     # form no cycles, so collect far less often (measured: 20-30% faster replays).
     gc.set_threshold(200_000, 50, 1_000)
-
     files = ReplayFiles(rules=args.rules, transactions=args.transactions, members_out=args.members_out,
                         results_out=args.results_out, ledger_out=args.ledger_out,
                         anomalies_out=args.anomalies_out, until=args.until)
@@ -85,6 +161,24 @@ def _replay(args: argparse.Namespace) -> int:
         return 1
     print(f"replay: {stats.transactions:,} transactions in {stats.seconds:.2f} s "
           f"({stats.per_second:,.0f} per second), {stats.malformed:,} malformed", file=sys.stderr)
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from storage.checkpoints import restore_checkpoint
+    from storage.folder import DataFolder
+
+    folder = DataFolder(args.data)
+    if pid := folder.served():
+        print(f"patron: {args.data} is being served by process {pid}; stop it first", file=sys.stderr)
+        return 1
+    try:
+        manifest = restore_checkpoint(folder, args.checkpoint)
+    except FileNotFoundError as error:
+        print(f"patron: {error}", file=sys.stderr)
+        return 1
+    print(f"restored {args.data} to checkpoint {manifest.name} (business day {manifest.business_day}, "
+          f"rules version {manifest.rule_version}, {manifest.shards} shards)")
     return 0
 
 

@@ -1,6 +1,7 @@
 """One shard's book: its members, its transaction index, the business day, and the ledger it writes."""
 
 from collections.abc import MutableMapping
+from typing import Protocol
 
 from engine.ledger import LedgerEntry
 from engine.members import Member
@@ -8,7 +9,15 @@ from engine.programme import Programme
 from engine.transactions import TxnRecord
 from engine.types import Day, MemberId, TxnId
 
-__all__ = ["Book"]
+__all__ = ["Book", "TxnIndex"]
+
+
+class TxnIndex(Protocol):
+    """The transaction index as the engine uses it: a dict, or storage's batch writer."""
+
+    def get(self, txn_id: TxnId, default: TxnRecord | None = None, /) -> TxnRecord | None: ...
+
+    def __setitem__(self, txn_id: TxnId, record: TxnRecord, /) -> None: ...
 
 
 class Book:
@@ -18,10 +27,10 @@ class Book:
     entry written, in order; the caller persists both and then clears them."""
 
     def __init__(self, programme: Programme, members: MutableMapping[MemberId, Member] | None = None,
-                 txns: MutableMapping[TxnId, TxnRecord] | None = None, today: Day = 0) -> None:
+                 txns: TxnIndex | None = None, today: Day = 0) -> None:
         self.programme = programme
         self.members: MutableMapping[MemberId, Member] = {} if members is None else members
-        self.txns: MutableMapping[TxnId, TxnRecord] = {} if txns is None else txns
+        self.txns: TxnIndex = {} if txns is None else txns
         self.today = today
         """The business day: the date of the last midnight run. 0 until the first transaction."""
         self.ledger: list[LedgerEntry] = []

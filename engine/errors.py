@@ -25,3 +25,20 @@ class UnknownMemberError(PatronError):
 
 class InvalidRequestError(PatronError):
     """Raised when an operator request is malformed (bad action, missing reason, bad date)."""
+
+
+class PublishBusyError(PatronError):
+    """Raised when rules are published while the previous publish is still re-evaluating members."""
+
+
+class StorageFullError(PatronError):
+    """Raised when a batch cannot be committed because the disk or the shard's map is full;
+    nothing of the batch was applied."""
+
+
+class ShardUnavailableError(PatronError):
+    """Raised when a shard is down or restarting; nothing of the call was acknowledged."""
+
+
+class OverloadedError(PatronError):
+    """Raised when a shard already has as much work in flight as it may; send again later."""

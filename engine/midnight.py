@@ -13,7 +13,8 @@ from engine.periods import valid_through
 from engine.tiers import TierLadder, enter_tier, reset_since
 from engine.types import Day
 
-__all__ = ["AnomalyRow", "is_due", "next_due", "periodic_due", "run_member_midnight", "run_midnight", "schedule"]
+__all__ = ["AnomalyRow", "is_due", "next_due", "periodic_due", "run_member_midnight", "run_midnight", "schedule",
+           "visit", "visitors"]
 
 
 class AnomalyRow(Struct, gc=False):
@@ -49,29 +50,38 @@ def is_due(book: Book, member: Member, run: Day, everyone: bool = False) -> bool
 
 
 def run_midnight(book: Book, run: Day) -> list[AnomalyRow]:
-    """The whole run for `run`, then the business day moves to `run`. It visits the members
-    changed since the last run and those whose wake-up day has come (everyone on a day of
-    periodic recalculation), so a quiet night costs little however many members there are."""
-    rows: list[AnomalyRow] = []
-    for member_id in sorted(_visitors(book, run)):
-        member = book.members.get(member_id)
-        if member is not None and is_due(book, member, run, periodic_due(book, run)):
-            rows.extend(run_member_midnight(book, member, run))
-        if member is not None:
-            schedule(book, member)
+    """The whole run for `run`, then the business day moves to `run`. A shard does the same
+    in chunks: `visitors` once, `visit` for each chunk, then it sets the business day."""
+    rows = visit(book, visitors(book, run), run)
     book.today = max(book.today, run)
     return rows
 
 
-def _visitors(book: Book, run: Day) -> set[str]:
+def visitors(book: Book, run: Day) -> list[str]:
+    """Who the run must visit: members changed since the last run and those whose wake-up
+    day has come (everyone on a day of periodic recalculation or annual reset), so a quiet
+    night costs little however many members there are."""
     if periodic_due(book, run):
         book.wakeups = {day: ids for day, ids in book.wakeups.items() if day > run}
         book.awake = set()
-        return set(book.members)
-    visitors, book.awake = book.awake, set()
+        return sorted(book.members)
+    chosen, book.awake = book.awake, set()
     for day in [d for d in book.wakeups if d <= run]:
-        visitors |= book.wakeups.pop(day)
-    return visitors
+        chosen |= book.wakeups.pop(day)
+    return sorted(chosen)
+
+
+def visit(book: Book, member_ids: list[str], run: Day) -> list[AnomalyRow]:
+    everyone = periodic_due(book, run)
+    rows: list[AnomalyRow] = []
+    for member_id in member_ids:
+        member = book.members.get(member_id)
+        if member is None:
+            continue
+        if is_due(book, member, run, everyone):
+            rows.extend(run_member_midnight(book, member, run))
+        schedule(book, member)
+    return rows
 
 
 def next_due(member: Member) -> Day:

@@ -34,6 +34,8 @@ def score_transaction(book: Book, txn: Transaction) -> TxnResult:
     day = programme.calendar.day_of(txn.occurred_at_ms)
     if book.today and day < book.today - programme.max_lateness:
         return TxnResult(txn.txn_id, "rejected", 0, 0, "too_late")
+    if book.today and day > book.today + 1:  # a till's clock a year ahead must not decide expiry dates
+        return TxnResult(txn.txn_id, "rejected", 0, 0, "in_future")
     if txn.status and txn.status != "paid":
         return TxnResult(txn.txn_id, "ignored", 0, 0, "not_paid")
     reason = refund_problem(book, txn) if txn.kind == REFUND else ""

@@ -1,0 +1,34 @@
+"""How `patron serve` is configured: every option of the command, with its default."""
+
+from pathlib import Path
+
+import msgspec
+
+__all__ = ["ServeConfig"]
+
+
+class ServeConfig(msgspec.Struct, kw_only=True):
+    data: Path
+    rules: Path | None = None
+    """Published on start when newer than the version the data folder has."""
+    host: str = "127.0.0.1"
+    grpc_port: int = 50051
+    metrics_port: int = 9464
+    """0 chooses a free port; -1 turns the metrics endpoint off."""
+    shards: int = 0
+    """0: one per CPU for a new data folder, else what the folder has."""
+    ray_address: str | None = None
+    durability: str = "strict"
+    midnight: str = "clock"
+    """`clock`: run at local 00:00; `manual`: only RunMidnight and `patron midnight`."""
+    start_date: int = 0
+    """The business day a new data folder starts on (day ordinal); 0 is today."""
+    max_batch: int = 10_000
+    max_message_bytes: int = 64 << 20
+    in_flight_per_shard: int = 4
+    queue_per_shard: int = 64
+    checkpoints_kept: int = 3
+    index_retention_days: int = 400
+    """How long transaction ids are remembered (resubmissions, refunds of their originals)."""
+    map_bytes: int = 1 << 30
+    """Each shard's initial LMDB map size."""

@@ -1,0 +1,262 @@
+"""The coordinator: owns the shard actors and what they share: the data folder's layout,
+the rules in force, the business day clock, midnight runs, re-evaluation and checkpoints.
+Every shard call goes through that shard's lane, so jobs interleave with batches in order."""
+
+import asyncio
+import logging
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from actors.config import ServeConfig
+from actors.lanes import Lane
+from actors.routing import even_layout, shard_of
+from actors.shard import ShardConfig, ShardStatus
+from actors.shard_actor import ShardActor
+from engine.calendar import iso, parse_day
+from engine.errors import InvalidRequestError, PatronError, PublishBusyError
+from engine.midnight import AnomalyRow
+from engine.programme import Programme
+from engine.types import Day
+from engine.validation import load_rules, load_rules_file
+from storage.checkpoints import Manifest, finish_checkpoint, new_checkpoint, shard_copy
+from storage.folder import DataFolder, Layout, PublishedRules
+
+__all__ = ["CheckpointMade", "Coordinator", "MidnightSummary"]
+
+log = logging.getLogger("patron.coordinator")
+CHUNK = 2_000
+
+
+class MidnightSummary(msgspec.Struct):
+    dates: list[str]
+    members: int = 0
+    anomalies: int = 0
+    seconds: float = 0.0
+
+
+class CheckpointMade(msgspec.Struct):
+    name: str
+    bytes: int
+    kept: list[str]
+
+
+class Coordinator:
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.folder = DataFolder(config.data)
+        self.rules: PublishedRules
+        self.programme: Programme
+        self.layout: Layout
+        self.actors: list[Any] = []
+        self.lanes: list[Lane] = []
+        self.publishing = False
+        self.last_midnight: MidnightSummary | None = None
+        self.last_midnight_at = 0.0
+        self._midnight_lock = asyncio.Lock()
+        self._checkpoint_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task] = set()
+
+    async def start(self) -> None:
+        self.rules = self._rules_in_force()
+        self.programme = Programme(load_rules(self.rules.text))
+        self.layout = self._layout()
+        start_day = self.config.start_date or self.today()
+        self.actors = [self._spawn(shard, start_day) for shard in range(self.layout.shards)]
+        statuses = await asyncio.gather(*(actor.status.remote() for actor in self.actors))
+        await self._place()
+        self.lanes = [Lane(actor, shard, self.config.in_flight_per_shard, self.config.queue_per_shard)
+                      for shard, actor in enumerate(self.actors)]
+        lagging = [s.shard for s in statuses if s.rule_version != self.rules.version]
+        if lagging:  # a publish was cut short: bring every shard to the version in force
+            counts = await asyncio.gather(*(self.lanes[s].send("publish", self.rules.text) for s in lagging))
+            statuses = [s for s in statuses if s.shard not in lagging] + [
+                ShardStatus(s, True, 0, 0, "", self.rules.version, 0, "reevaluate" if c else "")
+                for s, c in zip(lagging, counts, strict=True)]
+        if any(s.job == "reevaluate" for s in statuses):
+            self.publishing = True
+            self._background(self._reevaluate([s.shard for s in statuses if s.job == "reevaluate"]))
+        if self.config.midnight == "clock":
+            self._background(self._clock())
+
+    def today(self) -> Day:
+        """The programme's local date now, by the wall clock."""
+        return self.programme.calendar.day_of(int(time.time() * 1000))
+
+    def shard_for(self, member_id: str) -> int:
+        return shard_of(self.layout, member_id)
+
+    async def call(self, shard: int, method: str, *args: Any) -> Any:
+        """A read or an operator's write on the member's shard, in order with its batches."""
+        return await self.lanes[shard].send(method, *args)
+
+    async def on_every_shard(self, method: str, *args: Any) -> list[Any]:
+        return await asyncio.gather(*(lane.send(method, *args) for lane in self.lanes))
+
+    async def status(self) -> list[ShardStatus]:
+        return await asyncio.gather(*(actor.status.remote() for actor in self.actors))
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for lane in self.lanes:
+            lane.close()
+        await asyncio.gather(*(actor.close.remote() for actor in self.actors), return_exceptions=True)
+
+    # -- rules ---------------------------------------------------------------------------
+
+    async def publish(self, text: str, count_past_spend: bool = True) -> tuple[PublishedRules, bool]:
+        """Validate, keep the new version, hand it to every shard; when tier rules changed,
+        re-evaluate every member in the background. Refused while that is still running."""
+        if self.publishing:
+            raise PublishBusyError(f"rules version {self.rules.version} is still being applied "
+                                   f"(GetStatus shows its progress); publish again when it is done")
+        rules = load_rules(text)
+        if rules.version <= self.rules.version:
+            raise InvalidRequestError(f"version: expected a version above {self.rules.version} "
+                                      f"(the version in force), got {rules.version}")
+        self.publishing = True
+        try:
+            published = self.folder.publish_rules(rules.version, text)
+            counts = await self.on_every_shard("publish", text, count_past_spend)
+            self.rules, self.programme = published, Programme(rules)
+        except BaseException:
+            self.publishing = False
+            raise
+        busy = [shard for shard, count in enumerate(counts) if count]
+        if busy:
+            self._background(self._reevaluate(busy))
+        else:
+            self.publishing = False
+        return published, bool(busy)
+
+    async def _reevaluate(self, shards: list[int]) -> None:
+        try:
+            while shards:
+                answers = await asyncio.gather(*(self.lanes[s].send("reevaluate_step", CHUNK) for s in shards))
+                shards = [s for s, (_, finished) in zip(shards, answers, strict=True) if not finished]
+        finally:
+            self.publishing = False
+
+    # -- midnight ------------------------------------------------------------------------
+
+    async def run_midnight(self, until: Day) -> MidnightSummary:
+        """Run every midnight from the day after the business day up to the one that starts
+        `until`, in date order, then checkpoint. Dates already run are not run again."""
+        async with self._midnight_lock:
+            started = time.monotonic()
+            statuses = await self.status()
+            business = min(parse_day(s.business_day) for s in statuses)
+            summary = MidnightSummary([])
+            for run in range(business + 1, until + 1):
+                members, rows, days = await self._run_one(run)
+                summary.dates.append(iso(run))
+                summary.members += members
+                summary.anomalies += rows
+                await self._write_reports(days)
+            summary.seconds = time.monotonic() - started
+            if summary.dates:
+                self.last_midnight, self.last_midnight_at = summary, time.time()
+                log.info("midnight run", extra={"dates": summary.dates, "members": summary.members,
+                                                "anomalies": summary.anomalies, "seconds": summary.seconds})
+                await self.checkpoint()
+            return summary
+
+    async def _run_one(self, run: Day) -> tuple[int, int, set[str]]:
+        await self.on_every_shard("midnight_begin", run)
+        shards, members, days = list(range(len(self.lanes))), 0, []
+        while shards:
+            answers = await asyncio.gather(*(self.lanes[s].send("midnight_step", CHUNK) for s in shards))
+            members += sum(a[0] for a in answers)
+            days += [day for a in answers for day in a[1]]
+            shards = [s for s, answer in zip(shards, answers, strict=True) if not answer[2]]
+        return members, len(days), set(days)
+
+    async def _write_reports(self, days: set[str]) -> None:
+        for day in sorted(days):
+            self.folder.write_report(day, await self.anomaly_report(day))
+
+    async def anomaly_report(self, day: str) -> list[AnomalyRow]:
+        parts = await asyncio.gather(*(actor.anomalies.remote(day) for actor in self.actors))
+        return sorted((row for part in parts for row in part), key=lambda row: row.member_id)
+
+    async def _clock(self) -> None:
+        """Run each local midnight when it comes, and at start every one that was missed."""
+        while True:
+            try:
+                await self.run_midnight(self.today())
+            except Exception:
+                log.exception("the midnight run failed; it is tried again in a minute")
+            await asyncio.sleep(60)
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    async def checkpoint(self) -> CheckpointMade:
+        """Every shard copies itself at its own place in its stream of batches (members live
+        in one shard each, so each copy is whole); layout and rules are copied alongside."""
+        async with self._checkpoint_lock:
+            statuses = await self.status()
+            business = min(s.business_day for s in statuses)
+            name, partial = new_checkpoint(self.folder, business)
+            sizes = await asyncio.gather(*(lane.send("checkpoint", str(shard_copy(partial, shard)))
+                                           for shard, lane in enumerate(self.lanes)))
+            manifest = Manifest(name, datetime.now(UTC).isoformat(timespec="seconds"), business,
+                                self.rules.version, len(self.lanes), sum(sizes))
+            kept = finish_checkpoint(self.folder, name, partial, manifest, self.config.checkpoints_kept)
+            return CheckpointMade(name, manifest.bytes, kept)
+
+    # -- start-up ------------------------------------------------------------------------
+
+    def _background(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _rules_in_force(self) -> PublishedRules:
+        current = self.folder.current_rules()
+        if self.config.rules is None:
+            if current is None:
+                raise PatronError(f"{self.config.data} has no rules yet: start with --rules FILE")
+            return current
+        rules = load_rules_file(self.config.rules)
+        if current is None or rules.version > current.version:
+            return self.folder.publish_rules(rules.version, self.config.rules.read_text(encoding="utf-8"))
+        if rules.version < current.version:
+            log.warning("%s is version %d; the data folder has version %d in force and keeps it",
+                        self.config.rules, rules.version, current.version)
+        return current
+
+    def _layout(self) -> Layout:
+        layout = self.folder.layout()
+        wanted = self.config.shards
+        if layout is None:
+            layout = even_layout(wanted or os.cpu_count() or 1)
+            self.folder.save_layout(layout)
+        elif wanted and wanted != layout.shards:
+            raise PatronError(f"{self.config.data} has {layout.shards} shards; --shards {wanted} would "
+                              f"move members between shards, which patron does not do yet")
+        return layout
+
+    def _spawn(self, shard: int, start_day: Day) -> Any:
+        config = ShardConfig(shard, str(self.folder.shard(shard)), self.rules.text, self.config.durability,
+                             start_day, self.config.index_retention_days, self.config.map_bytes)
+        if not self.config.ray_address:  # one machine: every shard fits, however many cores
+            return ShardActor.options(num_cpus=0).remote(config)
+        node = self.layout.nodes.get(str(shard))
+        if node:  # its LMDB lives on that node's disk
+            strategy = NodeAffinitySchedulingStrategy(node, soft=False)
+            return ShardActor.options(num_cpus=1, scheduling_strategy=strategy).remote(config)
+        return ShardActor.options(num_cpus=1).remote(config)  # a core each: Ray spreads them over nodes
+
+    async def _place(self) -> None:
+        """On a cluster, remember each shard's node so a restart finds its data again."""
+        if not self.config.ray_address:
+            return
+        nodes = await asyncio.gather(*(actor.node.remote() for actor in self.actors))
+        if any(self.layout.nodes.get(str(s)) != n for s, n in enumerate(nodes)):
+            self.layout.nodes = {str(s): n for s, n in enumerate(nodes)}
+            self.folder.save_layout(self.layout)

@@ -1,0 +1,299 @@
+"""The gRPC gateway: Ingest, Members and Admin. It checks requests, routes them by member
+and answers only what shards have committed. gRPC lives here and nowhere else."""
+
+import asyncio
+import functools
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+import msgspec
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import DecodeError
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
+from actors.coordinator import Coordinator
+from actors.wire import ack, anomaly_row, attributes_from, ledger_entry, member_message, transactions_from
+from engine.calendar import iso, parse_day
+from engine.errors import (
+    InvalidRequestError,
+    OverloadedError,
+    PublishBusyError,
+    RulesError,
+    ShardUnavailableError,
+    StorageFullError,
+    UnknownMemberError,
+)
+from engine.operators import STATUS_ACTIONS, Enrollment
+from engine.transactions import TxnResult
+from proto import patron_pb2 as pb
+
+__all__ = ["AdminService", "IngestService", "MembersService", "handler_for"]
+
+log = logging.getLogger("patron.gateway")
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_results = msgspec.msgpack.Decoder(list[TxnResult]).decode
+LEDGER_PAGE = 500
+
+
+class Unreadable:
+    """Stands in for request bytes that are not the expected message, or are too large."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def handler_for(service: ServiceDescriptor, servicer: object, max_bytes: int) -> grpc.GenericRpcHandler:
+    """Like the generated add_*_to_server, but a request that cannot be read reaches the
+    servicer as Unreadable, so it is answered INVALID_ARGUMENT instead of INTERNAL."""
+    factories = {(False, False): grpc.unary_unary_rpc_method_handler,
+                 (False, True): grpc.unary_stream_rpc_method_handler,
+                 (True, False): grpc.stream_unary_rpc_method_handler,
+                 (True, True): grpc.stream_stream_rpc_method_handler}
+    handlers = {}
+    for method in service.methods:
+        factory = factories[(method.client_streaming, method.server_streaming)]
+        handlers[method.name] = factory(
+            getattr(servicer, method.name),
+            request_deserializer=_lenient(getattr(pb, method.input_type.name), max_bytes),
+            response_serializer=getattr(pb, method.output_type.name).SerializeToString)
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+
+def _lenient(message: Any, max_bytes: int) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        if len(data) > max_bytes:
+            return Unreadable(f"request of {len(data):,} bytes; the limit is {max_bytes:,}")
+        try:
+            return message.FromString(data)
+        except DecodeError as error:
+            return Unreadable(f"not a {message.DESCRIPTOR.full_name}: {error}")
+    return parse
+
+
+_CODES: list[tuple[type[BaseException] | tuple, grpc.StatusCode]] = [
+    ((InvalidRequestError, RulesError), grpc.StatusCode.INVALID_ARGUMENT),
+    (UnknownMemberError, grpc.StatusCode.NOT_FOUND),
+    (PublishBusyError, grpc.StatusCode.FAILED_PRECONDITION),
+    ((StorageFullError, OverloadedError), grpc.StatusCode.RESOURCE_EXHAUSTED),
+    ((ShardUnavailableError, RayActorError, ActorDiedError, ActorUnavailableError), grpc.StatusCode.UNAVAILABLE),
+]
+
+
+def answers_errors(method: Callable) -> Callable:
+    """Turn patron's errors into gRPC status codes with messages an operator can act on."""
+    @functools.wraps(method)
+    async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            if isinstance(request, Unreadable):
+                raise InvalidRequestError(request.reason)
+            return await method(self, request, context)
+        except Exception as error:
+            await _abort(context, error)
+    return unary
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
+    if isinstance(error, grpc.aio.AbortError):
+        raise error
+    for kinds, code in _CODES:
+        if isinstance(error, kinds):
+            message = "\n".join(error.problems) if isinstance(error, RulesError) else str(error)
+            if code is grpc.StatusCode.UNAVAILABLE:
+                message = f"a shard is unavailable (restarting?); nothing was acknowledged: {error}"
+            await context.abort(code, message)
+    log.exception("unexpected error")
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(error).__name__}: {error}")
+
+
+class IngestService:
+    def __init__(self, coordinator: Coordinator, max_batch: int) -> None:
+        self.coordinator = coordinator
+        self.max_batch = max_batch
+
+    @answers_errors
+    async def SubmitBatch(self, request: pb.TransactionBatch, context: grpc.aio.ServicerContext) -> pb.BatchAck:
+        return await self._settle(request.batch_id, self._route(request))
+
+    async def StreamBatches(self, requests: AsyncIterator, context: grpc.aio.ServicerContext) -> AsyncIterator:
+        """Batches are routed as they arrive (so they reach shards in order) and acknowledged
+        in the same order; a few are in flight at once."""
+        pending: asyncio.Queue = asyncio.Queue(maxsize=8)
+
+        async def read() -> None:
+            try:
+                async for request in requests:
+                    if isinstance(request, Unreadable):
+                        raise InvalidRequestError(request.reason)
+                    routed = self._route(request)
+                    await pending.put(asyncio.ensure_future(self._settle(request.batch_id, routed)))
+            except Exception as error:  # answered in order, after the batches before it
+                failed = asyncio.get_running_loop().create_future()
+                failed.set_exception(error)
+                await pending.put(failed)
+            await pending.put(None)
+
+        reader = asyncio.ensure_future(read())
+        try:
+            while (settled := await pending.get()) is not None:
+                try:
+                    yield await settled
+                except Exception as error:
+                    await _abort(context, error)
+        finally:
+            reader.cancel()
+
+    def _route(self, request: pb.TransactionBatch) -> list[tuple[list[int], asyncio.Future]]:
+        """Split by shard and queue each part now, synchronously, so order is kept."""
+        count = len(request.transactions)
+        if count > self.max_batch:
+            raise InvalidRequestError(f"batch {request.batch_id!r} has {count:,} transactions; "
+                                      f"the limit is {self.max_batch:,}")
+        coordinator = self.coordinator
+        parts: dict[int, tuple[list[int], list]] = {}
+        for index, message in enumerate(request.transactions):
+            indices, txns = parts.setdefault(coordinator.shard_for(message.member_id), ([], []))
+            indices.append(index)
+            txns.append(transactions_from(message))
+        for shard in parts:
+            if coordinator.lanes[shard].queue.full():
+                raise OverloadedError(f"shard {shard} is at its limit of queued batches; send again shortly")
+        return [(indices, coordinator.lanes[shard].send("apply", _encode(txns)))
+                for shard, (indices, txns) in parts.items()]
+
+    async def _settle(self, batch_id: str, routed: list[tuple[list[int], asyncio.Future]]) -> pb.BatchAck:
+        results: list[TxnResult] = []
+        placed: dict[int, TxnResult] = {}
+        for indices, future in routed:
+            placed.update(zip(indices, _decode_results(await future), strict=True))
+        results = [placed[i] for i in range(len(placed))]
+        return ack(batch_id, results)
+
+
+class MembersService:
+    def __init__(self, coordinator: Coordinator) -> None:
+        self.coordinator = coordinator
+
+    async def _on_shard(self, member_id: str, method: str, *args: Any) -> Any:
+        return await self.coordinator.call(self.coordinator.shard_for(member_id), method, *args)
+
+    @answers_errors
+    async def GetMember(self, request: pb.GetMemberRequest, context: grpc.aio.ServicerContext) -> pb.Member:
+        summary = await self._on_shard(request.member_id, "member", request.member_id)
+        if summary is None:
+            raise UnknownMemberError(request.member_id)
+        return member_message(summary)
+
+    async def ListLedger(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator:
+        try:
+            if isinstance(request, Unreadable):
+                raise InvalidRequestError(request.reason)
+            if await self._on_shard(request.member_id, "member", request.member_id) is None:
+                raise UnknownMemberError(request.member_id)
+            names = self.coordinator.programme.ladder.names
+            after, sent = request.after_seq, 0
+            while True:
+                size = min(LEDGER_PAGE, request.limit - sent) if request.limit else LEDGER_PAGE
+                if size <= 0:
+                    return
+                page = await self._on_shard(request.member_id, "ledger", request.member_id, after, size)
+                for entry in page:
+                    yield ledger_entry(entry, names)
+                sent += len(page)
+                if len(page) < size:
+                    return
+                after = page[-1].seq
+        except Exception as error:
+            await _abort(context, error)
+
+    @answers_errors
+    async def Enroll(self, request: pb.EnrollRequest, context: grpc.aio.ServicerContext) -> pb.EnrollResponse:
+        attributes, dates = attributes_from(request.attributes)
+        enrollment = Enrollment(member_id=request.member_id, channel=request.channel, birthday=request.birthday,
+                                source=request.source, content=request.content, campaign=request.campaign,
+                                attributes=attributes, date_attributes=dates)
+        summary, created = await self._on_shard(request.member_id, "enroll", enrollment)
+        return pb.EnrollResponse(member=member_message(summary), created=created)
+
+    @answers_errors
+    async def SetStatus(self, request: pb.SetStatusRequest, context: grpc.aio.ServicerContext) -> pb.Member:
+        if not 0 < request.action <= len(STATUS_ACTIONS):
+            raise InvalidRequestError("action: expected one of " + ", ".join(
+                f"STATUS_ACTION_{a.upper()}" for a in STATUS_ACTIONS))
+        action = STATUS_ACTIONS[request.action - 1]
+        return member_message(await self._on_shard(request.member_id, "set_status", request.member_id, action,
+                                                   request.reason))
+
+    @answers_errors
+    async def Adjust(self, request: pb.AdjustRequest, context: grpc.aio.ServicerContext) -> pb.AdjustResponse:
+        if not request.request_id:
+            raise InvalidRequestError("request_id: required; it makes a resent adjustment harmless")
+        result, summary = await self._on_shard(request.member_id, "adjust", request.member_id, request.request_id,
+                                               request.points, request.reason)
+        answer = pb.AdjustResponse(result=ack("", [result]).results[0])
+        if summary is not None:
+            answer.member.CopyFrom(member_message(summary))
+        return answer
+
+
+class AdminService:
+    def __init__(self, coordinator: Coordinator) -> None:
+        self.coordinator = coordinator
+
+    @answers_errors
+    async def PublishRules(self, request: pb.PublishRulesRequest, context: grpc.aio.ServicerContext
+                           ) -> pb.PublishRulesResponse:
+        published, reevaluating = await self.coordinator.publish(request.rules_toml, request.count_past_spend)
+        return pb.PublishRulesResponse(version=published.version, reevaluating=reevaluating)
+
+    @answers_errors
+    async def GetRules(self, request: pb.GetRulesRequest, context: grpc.aio.ServicerContext) -> pb.Rules:
+        rules = self.coordinator.rules
+        return pb.Rules(version=rules.version, rules_toml=rules.text, published_at=rules.published_at)
+
+    @answers_errors
+    async def RunMidnight(self, request: pb.RunMidnightRequest, context: grpc.aio.ServicerContext
+                          ) -> pb.RunMidnightResponse:
+        summary = await self.coordinator.run_midnight(_date(request.date))
+        return pb.RunMidnightResponse(dates=summary.dates, members_processed=summary.members,
+                                      anomalies=summary.anomalies, seconds=summary.seconds)
+
+    @answers_errors
+    async def Checkpoint(self, request: pb.CheckpointRequest, context: grpc.aio.ServicerContext
+                         ) -> pb.CheckpointResponse:
+        made = await self.coordinator.checkpoint()
+        return pb.CheckpointResponse(name=made.name, bytes=made.bytes, kept=made.kept)
+
+    @answers_errors
+    async def GetAnomalyReport(self, request: pb.GetAnomalyReportRequest, context: grpc.aio.ServicerContext
+                               ) -> pb.AnomalyReport:
+        day = iso(_date(request.date))
+        rows = await self.coordinator.anomaly_report(day)
+        return pb.AnomalyReport(date=day, rows=[anomaly_row(row) for row in rows])
+
+    @answers_errors
+    async def GetStatus(self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext
+                        ) -> pb.StatusResponse:
+        coordinator = self.coordinator
+        statuses = await coordinator.status()
+        answer = pb.StatusResponse(rule_version=coordinator.rules.version,
+                                   virtual_shards=coordinator.layout.virtual_shards)
+        for status in statuses:
+            answer.shards.add(shard=status.shard, ready=status.ready, members=status.members,
+                              transactions=status.transactions, business_day=status.business_day,
+                              rule_version=status.rule_version, disk_bytes=status.disk_bytes)
+        reevaluating = [s for s in statuses if s.job == "reevaluate"]
+        answer.recalculation.running = coordinator.publishing
+        answer.recalculation.version = coordinator.rules.version
+        answer.recalculation.members_done = sum(s.job_done for s in reevaluating)
+        answer.recalculation.members_total = sum(s.job_total for s in reevaluating)
+        return answer
+
+
+def _date(text: str) -> int:
+    try:
+        return parse_day(text)
+    except ValueError:
+        raise InvalidRequestError(f"date: expected a local date as YYYY-MM-DD, got {text!r}") from None

@@ -1,0 +1,90 @@
+"""`patron serve` assembled: Ray, the coordinator and its shards, the gRPC gateway with
+health and reflection, and the metrics endpoint. Stopping drains in-flight batches first."""
+
+import logging
+import os
+
+import grpc
+import ray
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+from actors.config import ServeConfig
+from actors.coordinator import Coordinator
+from actors.gateway import AdminService, IngestService, MembersService, handler_for
+from proto import patron_pb2 as pb
+
+__all__ = ["SERVICE_NAMES", "Server"]
+
+log = logging.getLogger("patron.server")
+
+SERVICE_NAMES = tuple(pb.DESCRIPTOR.services_by_name[name].full_name for name in ("Ingest", "Members", "Admin"))
+
+
+class Server:
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.coordinator = Coordinator(config)
+        self.health = health.aio.HealthServicer()
+        self.grpc: grpc.aio.Server | None = None
+        self.port = 0
+        self.metrics_port = 0
+        self._own_ray = False
+
+    async def start(self) -> int:
+        """Start everything; SERVING only once every shard has answered. Returns the gRPC port."""
+        self._own_ray = _start_ray(self.config)
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.grpc = self._grpc_server()
+        self.port = self.grpc.add_insecure_port(f"{self.config.host}:{self.config.grpc_port}")
+        await self.grpc.start()
+        await self.coordinator.start()
+        if self.config.metrics_port >= 0:
+            server, _ = start_http_server(self.config.metrics_port, addr=self.config.host)
+            self.metrics_port = server.server_port
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        return self.port
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """NOT_SERVING first, so load balancers move away; then finish the batches in flight
+        (new ones are refused), then close every shard's LMDB."""
+        await self.health.enter_graceful_shutdown()
+        if self.grpc is not None:
+            await self.grpc.stop(grace)
+        await self.coordinator.close()
+        if self._own_ray:
+            ray.shutdown()
+
+    async def wait(self) -> None:
+        if self.grpc is not None:
+            await self.grpc.wait_for_termination()
+
+    def _grpc_server(self) -> grpc.aio.Server:
+        limit = self.config.max_message_bytes
+        server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit + (1 << 20)),
+                                          ("grpc.max_send_message_length", limit)])
+        services = pb.DESCRIPTOR.services_by_name
+        coordinator = self.coordinator
+        for name, servicer in (("Ingest", IngestService(coordinator, self.config.max_batch)),
+                               ("Members", MembersService(coordinator)), ("Admin", AdminService(coordinator))):
+            server.add_generic_rpc_handlers((handler_for(services[name], servicer, limit),))
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        return server
+
+    async def _set_health(self, status: int) -> None:
+        for service in ("", *SERVICE_NAMES):
+            await self.health.set(service, status)
+
+
+def _start_ray(config: ServeConfig) -> bool:
+    """An embedded local Ray unless one is running (tests) or --ray-address names a cluster."""
+    if ray.is_initialized():
+        return False
+    if config.ray_address:
+        ray.init(address=config.ray_address, namespace="patron", logging_level=logging.WARNING)
+        return True
+    ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, object_store_memory=256 << 20, namespace="patron",
+             logging_level=logging.WARNING)
+    return True

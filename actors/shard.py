@@ -1,0 +1,284 @@
+"""One shard's logic, without Ray: hot members in memory, LMDB underneath, whole batches
+scored and committed at once. The Ray actor (shard_actor.py) only wraps this class.
+
+Contracts: nothing is answered before it is committed; if scoring or the commit fails,
+the members the call touched are reloaded from LMDB, so memory never runs ahead of disk.
+A restart rebuilds the same hot state (members, anomaly counters, midnight wake-ups).
+Long jobs (the midnight run, re-evaluation after a publish) go in chunks, each its own
+commit, so batches interleave with them; a crash mid-job resumes where it stopped."""
+
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TypeVar
+
+import msgspec
+
+from engine.book import Book
+from engine.calendar import iso
+from engine.ledger import LedgerEntry
+from engine.midnight import AnomalyRow, schedule, visit, visitors
+from engine.operators import Enrollment, enroll, set_status, set_tier
+from engine.programme import Programme
+from engine.publishing import activates_tiers, forget_past_spend, reevaluate, remap_tiers, tiers_changed
+from engine.scoring import score_transaction
+from engine.summary import MemberSummary, summarise
+from engine.transactions import Transaction, TxnResult
+from engine.types import ADJUSTMENT, Day
+from engine.validation import load_rules
+from storage.shard_store import BatchWriter, ShardStore
+
+__all__ = ["Job", "Shard", "ShardConfig", "ShardStatus"]
+
+T = TypeVar("T")
+_decode_batch = msgspec.msgpack.Decoder(list[Transaction]).decode
+_encode = msgspec.msgpack.Encoder().encode
+
+
+class ShardConfig(msgspec.Struct, frozen=True):
+    shard: int
+    path: str
+    rules_text: str
+    durability: str = "strict"
+    start_day: Day = 0
+    """The business day a new shard starts on (the coordinator's local today or --start-date)."""
+    index_retention_days: int = 400
+    """How long the transaction index remembers ids (duplicates and refunds of originals)."""
+    map_bytes: int = 1 << 30
+
+
+class ShardStatus(msgspec.Struct):
+    shard: int
+    ready: bool
+    members: int
+    transactions: int
+    business_day: str
+    rule_version: int
+    disk_bytes: int
+    job: str = ""
+    job_done: int = 0
+    job_total: int = 0
+
+
+class Job(msgspec.Struct):
+    """A long job in progress: the members still to visit and how far it got."""
+
+    kind: str
+    day: Day
+    members: list[str]
+    done: int = 0
+    rows: int = 0
+    version: int = 0
+
+
+class Shard:
+    def __init__(self, config: ShardConfig) -> None:
+        self.config = config
+        self.store = ShardStore(Path(config.path), config.durability, config.map_bytes)
+        rules_text = self.store.meta("rules_text") or config.rules_text
+        members = {m.member_id: m for m in self.store.members()}
+        today = self.store.meta("business_day") or config.start_day
+        self.book = Book(Programme(load_rules(rules_text)), members, today=today)
+        self.accepted = 0
+        self.job: Job | None = None
+        for member in members.values():
+            schedule(self.book, member)
+            if member.touched:
+                self.book.awake.add(member.member_id)
+        if self.store.meta("rules_text") is None:
+            self._write(lambda: None, (), meta={"rules_text": rules_text, "business_day": today})
+        pending = self.store.meta("reevaluating")
+        if pending:  # a re-evaluation was cut short: start it again (it is idempotent)
+            self.job = Job("reevaluate", today, sorted(members), version=pending)
+
+    # -- ingestion ---------------------------------------------------------------------
+
+    def apply(self, txns: list[Transaction]) -> list[TxnResult]:
+        """Score a batch in order and commit it once; results come back only after the commit."""
+        results = self._write(lambda: [score_transaction(self.book, t) for t in txns], [t.member_id for t in txns])
+        self.accepted += sum(1 for r in results if r.outcome == "accepted")
+        return results
+
+    def apply_encoded(self, payload: bytes) -> bytes:
+        """The gateway's hot path: MessagePack in and out, so Ray moves plain bytes."""
+        return _encode(self.apply(_decode_batch(payload)))
+
+    # -- members -----------------------------------------------------------------------
+
+    def member(self, member_id: str) -> MemberSummary | None:
+        member = self.book.members.get(member_id)
+        return summarise(self.book.programme, member) if member is not None else None
+
+    def ledger(self, member_id: str, after_seq: int = 0, limit: int = 0) -> list[LedgerEntry]:
+        return self.store.ledger(member_id, after_seq, limit)
+
+    def enroll(self, request: Enrollment) -> tuple[MemberSummary, bool]:
+        member, created = self._write(lambda: enroll(self.book, request, self.book.today), [request.member_id])
+        return summarise(self.book.programme, member), created
+
+    def set_status(self, member_id: str, action: str, reason: str) -> MemberSummary:
+        member = self._write(lambda: set_status(self.book, member_id, action, reason, self.book.today), [member_id])
+        return summarise(self.book.programme, member)
+
+    def set_tier(self, member_id: str, tier: str, reason: str) -> MemberSummary:
+        member = self._write(lambda: set_tier(self.book, member_id, tier, reason, self.book.today), [member_id])
+        return summarise(self.book.programme, member)
+
+    def adjust(self, member_id: str, request_id: str, points: int, reason: str
+               ) -> tuple[TxnResult, MemberSummary | None]:
+        """An operator's signed points change is an adjustment transaction: the request id is
+        its idempotency key, so a resent request has no second effect. It happens now, or at
+        the end of the business day when the clock is ahead of it."""
+        calendar = self.book.programme.calendar
+        today = self.book.today
+        now = int(time.time() * 1000)
+        at_ms = max(calendar.midnight_ms(today), min(now, calendar.midnight_ms(today + 1) - 1))
+        txn = Transaction(request_id, member_id, at_ms, ADJUSTMENT, amount_minor=points, note=reason)
+        result = self.apply([txn])[0]
+        return result, self.member(member_id)
+
+    # -- the midnight run ----------------------------------------------------------------
+
+    def midnight_begin(self, run: Day) -> int:
+        """Start the run for `run` (the next date after the business day); returns how many
+        members it will visit. A run already done, or in progress, is not started again."""
+        if run <= self.book.today:
+            return 0
+        if self.job is not None and self.job.kind == "midnight" and self.job.day == run:
+            return len(self.job.members) - self.job.done
+        if run != self.book.today + 1:
+            raise ValueError(f"runs go in date order: the next is {iso(self.book.today + 1)}, not {iso(run)}")
+        self.job = Job("midnight", run, visitors(self.book, run))
+        return len(self.job.members)
+
+    def midnight_step(self, limit: int = 2_000) -> tuple[int, list[str], bool]:
+        """Visit up to `limit` members in one commit: (visited, the days of the anomaly rows
+        written, one per row, finished)."""
+        job = self.job
+        if job is None or job.kind != "midnight":
+            return 0, [], True
+        chunk = job.members[job.done:job.done + limit]
+        finished = job.done + len(chunk) >= len(job.members)
+
+        def step(writer: BatchWriter) -> list[AnomalyRow]:
+            rows = visit(self.book, chunk, job.day)
+            writer.put_anomalies(rows)
+            if finished:
+                writer.forget_before(job.day - self.config.index_retention_days)
+                writer.put_meta("business_day", job.day)
+            return rows
+
+        rows = self._write_with(step, chunk)
+        job.done += len(chunk)
+        job.rows += len(rows)
+        if finished:
+            self.book.today = job.day
+            self.job = None
+        return len(chunk), [row.day for row in rows], finished
+
+    def anomalies(self, day: str) -> list[AnomalyRow]:
+        return self.store.anomalies(day)
+
+    # -- publishing ----------------------------------------------------------------------
+
+    def publish(self, rules_text: str, count_past_spend: bool = True) -> int:
+        """Rules in force from the next batch on. When the tier rules changed, members keep
+        their tier by name at once (one commit, with the new rules) and are re-evaluated in
+        chunks afterwards; returns how many members that will be."""
+        old, new = self.book.programme, Programme(load_rules(rules_text))
+        if not tiers_changed(old.rules, new.rules):
+            self._write(lambda: None, (), meta={"rules_text": rules_text})
+            self.book.programme = new
+            return 0
+        forget = activates_tiers(old.rules, new.rules) and not count_past_spend
+
+        def swap() -> None:
+            for member in self.book.members.values():
+                moved = remap_tiers(member, old.ladder.names, new.ladder.names)
+                if forget:
+                    forget_past_spend(member)
+                if moved or forget:
+                    self.book.dirty[member.member_id] = member
+            self.book.programme = new
+
+        try:
+            self._write(swap, list(self.book.members), meta={"rules_text": rules_text, "reevaluating": new.version})
+        except BaseException:
+            self.book.programme = old
+            raise
+        self.job = Job("reevaluate", self.book.today, sorted(self.book.members), version=new.version)
+        return len(self.job.members)
+
+    def reevaluate_step(self, limit: int = 2_000) -> tuple[int, bool]:
+        job = self.job
+        if job is None or job.kind != "reevaluate":
+            return 0, True
+        chunk = job.members[job.done:job.done + limit]
+        finished = job.done + len(chunk) >= len(job.members)
+
+        def step(writer: BatchWriter) -> None:
+            for member_id in chunk:
+                member = self.book.members.get(member_id)
+                if member is not None:
+                    reevaluate(self.book, member, job.version)
+            if finished:
+                writer.put_meta("reevaluating", 0)
+
+        self._write_with(step, chunk)
+        job.done += len(chunk)
+        if finished:
+            self.job = None
+        return len(chunk), finished
+
+    # -- the shard ---------------------------------------------------------------------
+
+    def checkpoint(self, path: str) -> int:
+        """A consistent, compacted copy of this shard; returns its size in bytes."""
+        return self.store.copy_to(Path(path))
+
+    def status(self) -> ShardStatus:
+        job = self.job
+        return ShardStatus(self.config.shard, True, len(self.book.members), self.accepted,
+                           iso(self.book.today) if self.book.today else "", self.book.programme.version,
+                           self.store.disk_bytes(), job.kind if job else "", job.done if job else 0,
+                           len(job.members) if job else 0)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def _write(self, action: Callable[[], T], member_ids: Iterable[str], meta: dict | None = None) -> T:
+        def with_meta(writer: BatchWriter) -> T:
+            outcome = action()
+            for key, value in (meta or {}).items():
+                writer.put_meta(key, value)
+            return outcome
+
+        return self._write_with(with_meta, member_ids)
+
+    def _write_with(self, action: Callable[[BatchWriter], T], member_ids: Iterable[str]) -> T:
+        """Run `action` against the book inside one LMDB write transaction and commit what it
+        changed; on any failure put back the touched members as LMDB has them, and re-raise."""
+        writer = self.store.writer()
+        self.book.txns = writer
+        try:
+            outcome = action(writer)
+            ledger, dirty = self.book.take_changes()
+            writer.put_members(dirty.values())
+            writer.put_ledger(ledger)
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            self._reload(member_ids)
+            raise
+        finally:
+            self.book.txns = {}
+        return outcome
+
+    def _reload(self, member_ids: Iterable[str]) -> None:
+        self.book.take_changes()
+        for member_id in set(member_ids):
+            stored = self.store.member(member_id)
+            if stored is None:
+                self.book.members.pop(member_id, None)
+            else:
+                self.book.members[member_id] = stored

@@ -1,0 +1,77 @@
+"""The Ray actor around one Shard: the single writer of its LMDB environment. Ray restarts
+it after a crash; the new process reopens LMDB and rebuilds the same hot state."""
+
+import os
+
+import ray
+
+from actors.shard import Shard, ShardConfig, ShardStatus
+from engine.ledger import LedgerEntry
+from engine.midnight import AnomalyRow
+from engine.operators import Enrollment
+from engine.summary import MemberSummary
+from engine.transactions import TxnResult
+from engine.types import Day
+
+__all__ = ["ShardActor"]
+
+
+@ray.remote(max_restarts=-1, max_task_retries=0)
+class ShardActor:
+    """Calls from one caller run one at a time, in the order they were sent (Ray's actor
+    ordering), so a member's batches are applied in the order the gateway received them."""
+
+    def __init__(self, config: ShardConfig) -> None:
+        self.shard = Shard(config)
+
+    def status(self) -> ShardStatus:
+        return self.shard.status()
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def node(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
+    def publish(self, rules_text: str, count_past_spend: bool = True) -> int:
+        return self.shard.publish(rules_text, count_past_spend)
+
+    def reevaluate_step(self, limit: int) -> tuple[int, bool]:
+        return self.shard.reevaluate_step(limit)
+
+    def midnight_begin(self, run: Day) -> int:
+        return self.shard.midnight_begin(run)
+
+    def midnight_step(self, limit: int) -> tuple[int, list[str], bool]:
+        return self.shard.midnight_step(limit)
+
+    def anomalies(self, day: str) -> list[AnomalyRow]:
+        return self.shard.anomalies(day)
+
+    def checkpoint(self, path: str) -> int:
+        return self.shard.checkpoint(path)
+
+    def apply(self, payload: bytes) -> bytes:
+        return self.shard.apply_encoded(payload)
+
+    def member(self, member_id: str) -> MemberSummary | None:
+        return self.shard.member(member_id)
+
+    def ledger(self, member_id: str, after_seq: int, limit: int) -> list[LedgerEntry]:
+        return self.shard.ledger(member_id, after_seq, limit)
+
+    def enroll(self, request: Enrollment) -> tuple[MemberSummary, bool]:
+        return self.shard.enroll(request)
+
+    def set_status(self, member_id: str, action: str, reason: str) -> MemberSummary:
+        return self.shard.set_status(member_id, action, reason)
+
+    def set_tier(self, member_id: str, tier: str, reason: str) -> MemberSummary:
+        return self.shard.set_tier(member_id, tier, reason)
+
+    def adjust(self, member_id: str, request_id: str, points: int, reason: str
+               ) -> tuple[TxnResult, MemberSummary | None]:
+        return self.shard.adjust(member_id, request_id, points, reason)
+
+    def close(self) -> None:
+        self.shard.close()

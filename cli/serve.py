@@ -1,0 +1,91 @@
+"""`patron serve`: the engine on an embedded local Ray (or a cluster), until SIGTERM or Ctrl-C."""
+
+import asyncio
+import os
+import signal
+import sys
+import threading
+import time
+
+from actors.config import ServeConfig
+from actors.logs import configure_logging
+from actors.server import Server
+from storage.folder import DataFolder
+
+__all__ = ["run_serve"]
+
+COUNTS_EVERY = 10.0
+
+
+def run_serve(config: ServeConfig, demo: int = 0) -> int:
+    configure_logging()
+    folder = DataFolder(config.data)
+    folder.claim(os.getpid())
+    try:
+        asyncio.run(_serve(config, demo))
+    finally:
+        folder.release(os.getpid())
+    return 0
+
+
+async def _serve(config: ServeConfig, demo: int) -> None:
+    server = Server(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    await server.start()
+    for signum in (signal.SIGTERM, signal.SIGINT):  # after Ray's start-up, which installs its own
+        loop.add_signal_handler(signum, stop.set)
+    _banner(server)
+    counts = loop.create_task(_live_counts(server))
+    if demo:
+        threading.Thread(target=_demo_load, args=(f"127.0.0.1:{server.port}", demo, server), daemon=True).start()
+    await stop.wait()
+    print("patron: stopping; batches in flight finish first", file=sys.stderr, flush=True)
+    counts.cancel()
+    await server.stop(grace=30)
+    print("patron: stopped; every shard closed cleanly", file=sys.stderr, flush=True)
+
+
+def _banner(server: Server) -> None:
+    config, coordinator = server.config, server.coordinator
+    host = config.host
+    lines = [
+        f'patron is serving "{coordinator.programme.rules.programme}" (rules version {coordinator.rules.version}) '
+        f"with {coordinator.layout.shards} shards",
+        f"  gRPC     {host}:{server.port}   Ingest, Members, Admin, grpc.health.v1, reflection",
+        f"  metrics  http://{host}:{server.metrics_port}/metrics" if server.metrics_port else "  metrics  off",
+        f"  data     {config.data} ({config.durability} durability; midnight: {config.midnight})",
+        "Send a batch, look at a member:",
+        f"  .venv/bin/patron send --address {host}:{server.port} --generate 10000",
+        f"  .venv/bin/patron member show M00000001 --address {host}:{server.port}",
+        f"Live counts every {COUNTS_EVERY:.0f} s; Ctrl-C stops (batches in flight finish first).",
+    ]
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+async def _live_counts(server: Server) -> None:
+    last, last_at = 0, time.monotonic()
+    while True:
+        await asyncio.sleep(COUNTS_EVERY)
+        statuses = await server.coordinator.status()
+        accepted = sum(s.transactions for s in statuses)
+        now = time.monotonic()
+        rate = (accepted - last) / (now - last_at)
+        last, last_at = accepted, now
+        print(f"patron: {sum(s.members for s in statuses):,} members, {accepted:,} transactions accepted "
+              f"({rate:,.0f}/s), business day {min(s.business_day for s in statuses)}", file=sys.stderr, flush=True)
+
+
+def _demo_load(address: str, count: int, server: Server) -> None:
+    """Stream a generated workload dated today, so a newcomer sees the counts move."""
+    from bench.workload import Workload, generate
+    from client import PatronClient
+    from engine.calendar import iso
+
+    today = iso(server.coordinator.today())
+    workload = Workload(transactions=count, members=max(count // 10, 100), days=1, start=today,
+                        id_prefix=f"D{int(time.time())}-")
+    with PatronClient(address) as client:
+        for _ in client.stream(client.batches(generate(workload), 1000)):
+            pass
+    print(f"patron: the demo load of {count:,} transactions is in", file=sys.stderr, flush=True)

@@ -1,0 +1,228 @@
+"""A small client for patron's gRPC API: batching, and retries of every batch that was not
+acknowledged (safe, because transaction ids make a resent batch harmless)."""
+
+import itertools
+import queue
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import grpc
+import msgspec
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from proto import patron_pb2 as pb
+from proto import patron_pb2_grpc as rpc
+
+__all__ = ["PatronClient", "transaction_message"]
+
+RETRIABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                       grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED})
+_KINDS = {"purchase": pb.KIND_PURCHASE, "refund": pb.KIND_REFUND, "event": pb.KIND_EVENT,
+          "recharge": pb.KIND_RECHARGE, "adjustment": pb.KIND_ADJUSTMENT}
+_STATUSES = {"": pb.STATUS_UNSPECIFIED, "paid": pb.STATUS_PAID, "pending": pb.STATUS_PENDING,
+             "cancelled": pb.STATUS_CANCELLED}
+_ACTIONS = {"freeze": pb.STATUS_ACTION_FREEZE, "unfreeze": pb.STATUS_ACTION_UNFREEZE,
+            "report_lost": pb.STATUS_ACTION_REPORT_LOST, "cancel_lost": pb.STATUS_ACTION_CANCEL_LOST,
+            "clear_abnormal": pb.STATUS_ACTION_CLEAR_ABNORMAL, "release_held": pb.STATUS_ACTION_RELEASE_HELD,
+            "void_held": pb.STATUS_ACTION_VOID_HELD}
+
+
+def transaction_message(txn: Any) -> pb.Transaction:
+    """A transaction as JSON-like data (a replay line) or an engine Transaction, as protobuf.
+    `kind` and `status` are the lower-case words; an unknown word becomes an unspecified enum."""
+    fields = dict(txn) if isinstance(txn, dict) else msgspec.structs.asdict(txn)
+    lines = [pb.LineItem(**(line if isinstance(line, dict) else msgspec.structs.asdict(line)))
+             for line in fields.pop("lines", None) or ()]
+    kind = _KINDS.get(fields.pop("kind", ""), pb.KIND_UNSPECIFIED)
+    status = _STATUSES.get(fields.pop("status", "") or "", pb.STATUS_UNSPECIFIED)
+    known = {k: v for k, v in fields.items() if k in pb.Transaction.DESCRIPTOR.fields_by_name}
+    return pb.Transaction(kind=kind, status=status, lines=lines, **known)
+
+
+class PatronClient:
+    """Thread-safe for unary calls. `token` is sent as a bearer token; `root_certificates`
+    (PEM) turns on TLS, with `certificate_chain` and `private_key` for a client certificate."""
+
+    def __init__(self, address: str, *, timeout: float = 30.0, retries: int = 8, token: str | None = None,
+                 root_certificates: bytes | None = None, certificate_chain: bytes | None = None,
+                 private_key: bytes | None = None, max_message_bytes: int = 64 << 20) -> None:
+        options = [("grpc.max_receive_message_length", max_message_bytes),
+                   ("grpc.max_send_message_length", max_message_bytes)]
+        if root_certificates is not None:
+            credentials = grpc.ssl_channel_credentials(root_certificates, private_key, certificate_chain)
+            self.channel = grpc.secure_channel(address, credentials, options=options)
+        else:
+            self.channel = grpc.insecure_channel(address, options=options)
+        self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.timeout = timeout
+        self.retries = retries
+        self.ingest = rpc.IngestStub(self.channel)
+        self.members = rpc.MembersStub(self.channel)
+        self.admin = rpc.AdminStub(self.channel)
+        self.health = health_pb2_grpc.HealthStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> "PatronClient":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- ingestion ---------------------------------------------------------------------
+
+    def batch(self, txns: Iterable[Any], batch_id: str | None = None) -> pb.TransactionBatch:
+        return pb.TransactionBatch(batch_id=batch_id or uuid.uuid4().hex,
+                                   transactions=[t if isinstance(t, pb.Transaction) else transaction_message(t)
+                                                 for t in txns])
+
+    def submit(self, txns: Sequence[Any] | pb.TransactionBatch, batch_id: str | None = None) -> pb.BatchAck:
+        """One batch; resent with back-off while the server answers with a retriable code."""
+        batch = txns if isinstance(txns, pb.TransactionBatch) else self.batch(txns, batch_id)
+        return self._retrying(lambda: self.ingest.SubmitBatch(batch, timeout=self.timeout,
+                                                              metadata=self.metadata))
+
+    def batches(self, txns: Iterable[Any], size: int = 1000) -> Iterator[pb.TransactionBatch]:
+        source = iter(txns)
+        while chunk := list(itertools.islice(source, size)):
+            yield self.batch(chunk)
+
+    def stream(self, batches: Iterable[pb.TransactionBatch], window: int = 8) -> Iterator[pb.BatchAck]:
+        """Acknowledgements in order over StreamBatches, with up to `window` batches unanswered.
+        When the stream breaks, it is reopened and every unacknowledged batch is sent again."""
+        source = iter(batches)
+        unacked: deque[pb.TransactionBatch] = deque()
+        attempt = 0
+        while True:
+            try:
+                for answer in self._stream_once(source, unacked, window):
+                    attempt = 0
+                    yield answer
+                return
+            except grpc.RpcError as error:
+                attempt += 1
+                if error.code() not in RETRIABLE or attempt > self.retries:
+                    raise
+                time.sleep(min(0.05 * 2 ** attempt, 2.0))
+
+    def _stream_once(self, source: Iterator[pb.TransactionBatch], unacked: deque, window: int
+                     ) -> Iterator[pb.BatchAck]:
+        outgoing: queue.Queue = queue.Queue()
+
+        def requests() -> Iterator[pb.TransactionBatch]:
+            while (batch := outgoing.get()) is not None:
+                yield batch
+
+        for batch in unacked:
+            outgoing.put(batch)
+        exhausted = self._refill(source, unacked, outgoing, window)
+        if exhausted and not unacked:
+            return
+        answers = self.ingest.StreamBatches(requests(), metadata=self.metadata)
+        try:
+            for answer in answers:
+                sent = unacked.popleft()
+                if answer.batch_id != sent.batch_id:
+                    raise RuntimeError(f"acknowledgement for {answer.batch_id!r}, expected {sent.batch_id!r}")
+                yield answer
+                exhausted = exhausted or self._refill(source, unacked, outgoing, window)
+                if exhausted and not unacked:
+                    return
+        finally:
+            outgoing.put(None)
+            answers.cancel()
+
+    @staticmethod
+    def _refill(source: Iterator, unacked: deque, outgoing: queue.Queue, window: int) -> bool:
+        while len(unacked) < window:
+            batch = next(source, None)
+            if batch is None:
+                return True
+            unacked.append(batch)
+            outgoing.put(batch)
+        return False
+
+    # -- members -----------------------------------------------------------------------
+
+    def member(self, member_id: str) -> pb.Member | None:
+        try:
+            return self._call(self.members.GetMember, pb.GetMemberRequest(member_id=member_id))
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+
+    def ledger(self, member_id: str, after_seq: int = 0, limit: int = 0) -> list[pb.LedgerEntry]:
+        request = pb.ListLedgerRequest(member_id=member_id, after_seq=after_seq, limit=limit)
+        return list(self.members.ListLedger(request, timeout=self.timeout, metadata=self.metadata))
+
+    def enroll(self, member_id: str, **fields: Any) -> pb.EnrollResponse:
+        attributes = fields.pop("attributes", {})
+        request = pb.EnrollRequest(member_id=member_id, **fields)
+        for name, value in attributes.items():
+            if isinstance(value, str):
+                request.attributes[name].text = value
+            else:
+                request.attributes[name].number = value
+        return self._call(self.members.Enroll, request)
+
+    def set_status(self, member_id: str, action: str, reason: str = "") -> pb.Member:
+        request = pb.SetStatusRequest(member_id=member_id, action=_ACTIONS.get(action, 0), reason=reason)
+        return self._call(self.members.SetStatus, request)
+
+    def adjust(self, member_id: str, points: int, reason: str, request_id: str | None = None) -> pb.AdjustResponse:
+        request = pb.AdjustRequest(member_id=member_id, request_id=request_id or uuid.uuid4().hex, points=points,
+                                   reason=reason)
+        return self._retrying(lambda: self.members.Adjust(request, timeout=self.timeout, metadata=self.metadata))
+
+    # -- administration ----------------------------------------------------------------
+
+    def publish_rules(self, rules_toml: str, count_past_spend: bool = False) -> pb.PublishRulesResponse:
+        return self._call(self.admin.PublishRules,
+                          pb.PublishRulesRequest(rules_toml=rules_toml, count_past_spend=count_past_spend))
+
+    def rules(self) -> pb.Rules:
+        return self._call(self.admin.GetRules, pb.GetRulesRequest())
+
+    def status(self) -> pb.StatusResponse:
+        return self._call(self.admin.GetStatus, pb.GetStatusRequest())
+
+    def run_midnight(self, date: str) -> pb.RunMidnightResponse:
+        return self._call(self.admin.RunMidnight, pb.RunMidnightRequest(date=date))
+
+    def checkpoint(self) -> pb.CheckpointResponse:
+        return self._call(self.admin.Checkpoint, pb.CheckpointRequest())
+
+    def anomaly_report(self, date: str) -> pb.AnomalyReport:
+        return self._call(self.admin.GetAnomalyReport, pb.GetAnomalyReportRequest(date=date))
+
+    def serving(self, service: str = "") -> bool:
+        try:
+            answer = self.health.Check(health_pb2.HealthCheckRequest(service=service), timeout=2)
+        except grpc.RpcError:
+            return False
+        return answer.status == health_pb2.HealthCheckResponse.SERVING
+
+    def wait_until_serving(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.serving():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"patron was not SERVING within {timeout:.0f} s")
+            time.sleep(0.1)
+
+    def _call(self, method: Any, request: Any) -> Any:
+        return method(request, timeout=self.timeout, metadata=self.metadata)
+
+    def _retrying(self, call: Any) -> Any:
+        for attempt in itertools.count(1):
+            try:
+                return call()
+            except grpc.RpcError as error:
+                if error.code() not in RETRIABLE or attempt > self.retries:
+                    raise
+                time.sleep(min(0.05 * 2 ** attempt, 2.0))
+        raise AssertionError("unreachable")

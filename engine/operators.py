@@ -1,0 +1,151 @@
+"""What operators and the retailer's systems do to members outside transactions:
+enroll, change card status, release or void held points, set a tier by hand."""
+
+import re
+from datetime import date
+
+from msgspec import Struct
+
+from engine.balance import add_points
+from engine.book import Book
+from engine.errors import InvalidRequestError, UnknownMemberError
+from engine.members import Member, Profile
+from engine.tiers import enter_tier
+from engine.types import Day
+
+__all__ = ["STATUS_ACTIONS", "Enrollment", "enroll", "set_status", "set_tier"]
+
+MAX_ATTRIBUTES = 48
+_BIRTHDAY = re.compile(r"^(?:\d{4}-)?(\d{2})-(\d{2})$")
+
+
+class Enrollment(Struct, kw_only=True):
+    """An enrollment request; empty fields are not given. Attributes are text, numbers or
+    ISO dates (dates arrive as text and are checked)."""
+
+    member_id: str
+    channel: str = ""
+    birthday: str = ""
+    source: str = ""
+    content: str = ""
+    campaign: str = ""
+    attributes: dict[str, str | int | float] = {}
+    date_attributes: frozenset[str] = frozenset()
+
+
+def enroll(book: Book, request: Enrollment, day: Day) -> tuple[Member, bool]:
+    """Create the member (at its channel's default tier) or update the profile fields given.
+    Returns the member and whether it was created."""
+    if not request.member_id or len(request.member_id) > 100:
+        raise InvalidRequestError("member_id: expected 1 to 100 characters")
+    birthday = _birthday(request.birthday)
+    _check_attributes(request)
+    member = book.members.get(request.member_id)
+    created = member is None
+    if member is None:
+        member = Member(request.member_id, enrolled=day, tier=book.programme.default_tier(request.channel))
+        member.tier_since = day
+        book.members[member.member_id] = member
+        book.write(member, day, "operator", "enroll", "enroll", tier_to=member.tier)
+    member.profile = _merged(member.profile, request, birthday)
+    book.dirty[member.member_id] = member
+    return member, created
+
+
+def _birthday(text: str) -> str:
+    if not text:
+        return ""
+    found = _BIRTHDAY.match(text)
+    month, day = (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+    try:
+        date(2000, month, day)  # a leap year, so 02-29 is a birthday
+    except ValueError:
+        raise InvalidRequestError(f'birthday: expected "MM-DD" or "YYYY-MM-DD", got {text!r}') from None
+    return f"{month:02d}-{day:02d}"
+
+
+def _check_attributes(request: Enrollment) -> None:
+    if len(request.attributes) > MAX_ATTRIBUTES:
+        raise InvalidRequestError(f"attributes: at most {MAX_ATTRIBUTES}, got {len(request.attributes)}")
+    for name in request.date_attributes:
+        try:
+            date.fromisoformat(str(request.attributes[name]))
+        except ValueError:
+            raise InvalidRequestError(f"attributes.{name}: expected a date (YYYY-MM-DD), "
+                                      f"got {request.attributes[name]!r}") from None
+
+
+def _merged(profile: Profile, request: Enrollment, birthday: str) -> Profile:
+    return Profile(
+        birthday=birthday or profile.birthday,
+        source=request.source or profile.source,
+        content=request.content or profile.content,
+        campaign=request.campaign or profile.campaign,
+        channel=request.channel or profile.channel,
+        attributes={**profile.attributes, **request.attributes},
+    )
+
+
+STATUS_ACTIONS = ("freeze", "unfreeze", "report_lost", "cancel_lost", "clear_abnormal", "release_held", "void_held")
+
+
+def set_status(book: Book, member_id: str, action: str, reason: str, day: Day) -> Member:
+    """Card status operations. Each is idempotent: asking for the state a member is already
+    in changes nothing and writes nothing."""
+    member = book.members.get(member_id)
+    if member is None:
+        raise UnknownMemberError(member_id)
+    if action not in STATUS_ACTIONS:
+        raise InvalidRequestError(f"action: expected one of {', '.join(STATUS_ACTIONS)}, got {action!r}")
+    if action in ("freeze", "unfreeze", "report_lost", "cancel_lost"):
+        _card_status(book, member, action, reason, day)
+    else:
+        _abnormal(book, member, action, reason, day)
+    return member
+
+
+_CARD = {"freeze": ("active", "frozen"), "unfreeze": ("frozen", "active"),
+         "report_lost": (None, "lost"), "cancel_lost": ("lost", "active")}
+
+
+def _card_status(book: Book, member: Member, action: str, reason: str, day: Day) -> None:
+    source, target = _CARD[action]
+    if member.status == target:
+        return
+    if source is not None and member.status != source:
+        raise InvalidRequestError(f"cannot {action.replace('_', ' ')} member {member.member_id!r}: "
+                                  f"the card is {member.status}")
+    member.status = target
+    book.write(member, day, "operator", action, "status", status=target, note=reason)
+
+
+def _abnormal(book: Book, member: Member, action: str, reason: str, day: Day) -> None:
+    held = [h for h in member.held if h.release == 0]
+    if member.abnormal:
+        member.abnormal = False
+        book.write(member, day, "operator", action, "status", status="normal", note=reason)
+    if not held or action == "clear_abnormal":
+        return
+    member.held = [h for h in member.held if h.release != 0]
+    amount = sum(h.amount for h in held)
+    member.pending -= amount
+    if action == "release_held":
+        for h in held:
+            add_points(member, h.amount, h.expires)
+        book.write(member, day, "operator", action, "release", points=amount, pending=-amount, note=reason)
+    else:
+        book.write(member, day, "operator", action, "void", pending=-amount, note=reason)
+
+
+def set_tier(book: Book, member_id: str, tier_name: str, reason: str, day: Day) -> Member:
+    """An operator puts a member in a tier by hand; its validity starts today."""
+    member = book.members.get(member_id)
+    if member is None:
+        raise UnknownMemberError(member_id)
+    names = book.programme.ladder.names
+    if tier_name not in names:
+        raise InvalidRequestError(f"tier: expected one of {', '.join(names)}, got {tier_name!r}")
+    if not reason:
+        raise InvalidRequestError("reason: an operator's tier change needs a reason")
+    enter_tier(book, member, names.index(tier_name), day, "operator", "set_tier", note=reason)
+    return member

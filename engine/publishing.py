@@ -1,0 +1,46 @@
+"""Publishing new rules: what changes for members when the tier rules change (SPEC §10)."""
+
+from engine.book import Book
+from engine.members import Member
+from engine.rules import Rules
+from engine.tiers import enter_tier, reset_since
+
+__all__ = ["activates_tiers", "forget_past_spend", "reevaluate", "remap_tiers", "tiers_changed"]
+
+
+def tiers_changed(old: Rules, new: Rules) -> bool:
+    return old.tiers != new.tiers or old.tier_policy != new.tier_policy
+
+
+def activates_tiers(old: Rules, new: Rules) -> bool:
+    """The first publish with tiers above the lowest: the retailer chooses whether members
+    are judged on spend recorded before it."""
+    return len(old.tiers) == 1 and len(new.tiers) > 1
+
+
+def remap_tiers(member: Member, old_names: list[str], new_names: list[str]) -> bool:
+    """Tiers are stored by position; keep each member in the tier of the same name. A tier
+    that no longer exists leaves the member at the lowest until re-evaluation. Returns
+    whether anything moved (the caller then rewrites the member)."""
+    def position(index: int) -> int:
+        name = old_names[index] if 0 <= index < len(old_names) else ""
+        return new_names.index(name) if name in new_names else 0
+
+    tier, next_tier = position(member.tier), position(member.next_tier) if member.next_tier else 0
+    moved = (tier, next_tier) != (member.tier, member.next_tier)
+    member.tier, member.next_tier = tier, next_tier
+    return moved
+
+
+def forget_past_spend(member: Member) -> None:
+    member.total_spend = 0
+    member.windows.pop("spend", None)
+    member.singles = []
+    reset_since(member)
+
+
+def reevaluate(book: Book, member: Member, version: int) -> None:
+    """Match the member from the highest tier down under the new rules, as of the business day."""
+    target = book.programme.ladder.best_match(member, book.today)
+    if target != member.tier:
+        enter_tier(book, member, target, book.today, "rules", f"v{version}", note="rules published")

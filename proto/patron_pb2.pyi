@@ -1,0 +1,448 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    KIND_UNSPECIFIED: _ClassVar[Kind]
+    KIND_PURCHASE: _ClassVar[Kind]
+    KIND_REFUND: _ClassVar[Kind]
+    KIND_EVENT: _ClassVar[Kind]
+    KIND_RECHARGE: _ClassVar[Kind]
+    KIND_ADJUSTMENT: _ClassVar[Kind]
+
+class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STATUS_UNSPECIFIED: _ClassVar[Status]
+    STATUS_PAID: _ClassVar[Status]
+    STATUS_PENDING: _ClassVar[Status]
+    STATUS_CANCELLED: _ClassVar[Status]
+
+class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OUTCOME_UNSPECIFIED: _ClassVar[Outcome]
+    OUTCOME_ACCEPTED: _ClassVar[Outcome]
+    OUTCOME_DUPLICATE: _ClassVar[Outcome]
+    OUTCOME_IGNORED: _ClassVar[Outcome]
+    OUTCOME_REJECTED: _ClassVar[Outcome]
+
+class StatusAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STATUS_ACTION_UNSPECIFIED: _ClassVar[StatusAction]
+    STATUS_ACTION_FREEZE: _ClassVar[StatusAction]
+    STATUS_ACTION_UNFREEZE: _ClassVar[StatusAction]
+    STATUS_ACTION_REPORT_LOST: _ClassVar[StatusAction]
+    STATUS_ACTION_CANCEL_LOST: _ClassVar[StatusAction]
+    STATUS_ACTION_CLEAR_ABNORMAL: _ClassVar[StatusAction]
+    STATUS_ACTION_RELEASE_HELD: _ClassVar[StatusAction]
+    STATUS_ACTION_VOID_HELD: _ClassVar[StatusAction]
+KIND_UNSPECIFIED: Kind
+KIND_PURCHASE: Kind
+KIND_REFUND: Kind
+KIND_EVENT: Kind
+KIND_RECHARGE: Kind
+KIND_ADJUSTMENT: Kind
+STATUS_UNSPECIFIED: Status
+STATUS_PAID: Status
+STATUS_PENDING: Status
+STATUS_CANCELLED: Status
+OUTCOME_UNSPECIFIED: Outcome
+OUTCOME_ACCEPTED: Outcome
+OUTCOME_DUPLICATE: Outcome
+OUTCOME_IGNORED: Outcome
+OUTCOME_REJECTED: Outcome
+STATUS_ACTION_UNSPECIFIED: StatusAction
+STATUS_ACTION_FREEZE: StatusAction
+STATUS_ACTION_UNFREEZE: StatusAction
+STATUS_ACTION_REPORT_LOST: StatusAction
+STATUS_ACTION_CANCEL_LOST: StatusAction
+STATUS_ACTION_CLEAR_ABNORMAL: StatusAction
+STATUS_ACTION_RELEASE_HELD: StatusAction
+STATUS_ACTION_VOID_HELD: StatusAction
+
+class LineItem(_message.Message):
+    __slots__ = ("sku", "product_id", "category", "name", "paid_minor", "quantity", "promotional", "member_discounted")
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PAID_MINOR_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    PROMOTIONAL_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_DISCOUNTED_FIELD_NUMBER: _ClassVar[int]
+    sku: str
+    product_id: str
+    category: str
+    name: str
+    paid_minor: int
+    quantity: int
+    promotional: bool
+    member_discounted: bool
+    def __init__(self, sku: _Optional[str] = ..., product_id: _Optional[str] = ..., category: _Optional[str] = ..., name: _Optional[str] = ..., paid_minor: _Optional[int] = ..., quantity: _Optional[int] = ..., promotional: _Optional[bool] = ..., member_discounted: _Optional[bool] = ...) -> None: ...
+
+class Transaction(_message.Message):
+    __slots__ = ("txn_id", "member_id", "occurred_at_ms", "kind", "status", "store_id", "channel", "lines", "refund_of", "event_type", "amount_minor", "note")
+    TXN_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    REFUND_OF_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_MINOR_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    txn_id: str
+    member_id: str
+    occurred_at_ms: int
+    kind: Kind
+    status: Status
+    store_id: str
+    channel: str
+    lines: _containers.RepeatedCompositeFieldContainer[LineItem]
+    refund_of: str
+    event_type: str
+    amount_minor: int
+    note: str
+    def __init__(self, txn_id: _Optional[str] = ..., member_id: _Optional[str] = ..., occurred_at_ms: _Optional[int] = ..., kind: _Optional[_Union[Kind, str]] = ..., status: _Optional[_Union[Status, str]] = ..., store_id: _Optional[str] = ..., channel: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[LineItem, _Mapping]]] = ..., refund_of: _Optional[str] = ..., event_type: _Optional[str] = ..., amount_minor: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
+
+class TransactionBatch(_message.Message):
+    __slots__ = ("batch_id", "transactions")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    transactions: _containers.RepeatedCompositeFieldContainer[Transaction]
+    def __init__(self, batch_id: _Optional[str] = ..., transactions: _Optional[_Iterable[_Union[Transaction, _Mapping]]] = ...) -> None: ...
+
+class TxnResult(_message.Message):
+    __slots__ = ("txn_id", "outcome", "points", "growth", "reason")
+    TXN_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    GROWTH_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    txn_id: str
+    outcome: Outcome
+    points: int
+    growth: int
+    reason: str
+    def __init__(self, txn_id: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., points: _Optional[int] = ..., growth: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class BatchAck(_message.Message):
+    __slots__ = ("batch_id", "results")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    results: _containers.RepeatedCompositeFieldContainer[TxnResult]
+    def __init__(self, batch_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[TxnResult, _Mapping]]] = ...) -> None: ...
+
+class GetMemberRequest(_message.Message):
+    __slots__ = ("member_id",)
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    def __init__(self, member_id: _Optional[str] = ...) -> None: ...
+
+class AttributeValue(_message.Message):
+    __slots__ = ("text", "number", "date")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    DATE_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    number: float
+    date: str
+    def __init__(self, text: _Optional[str] = ..., number: _Optional[float] = ..., date: _Optional[str] = ...) -> None: ...
+
+class Member(_message.Message):
+    __slots__ = ("member_id", "tier", "points", "growth", "status", "abnormal", "tier_valid_until", "pending_points", "stored_value_minor", "birthday", "enrolled_on", "source", "content", "campaign", "channel", "attributes")
+    class AttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: AttributeValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[AttributeValue, _Mapping]] = ...) -> None: ...
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    GROWTH_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ABNORMAL_FIELD_NUMBER: _ClassVar[int]
+    TIER_VALID_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    PENDING_POINTS_FIELD_NUMBER: _ClassVar[int]
+    STORED_VALUE_MINOR_FIELD_NUMBER: _ClassVar[int]
+    BIRTHDAY_FIELD_NUMBER: _ClassVar[int]
+    ENROLLED_ON_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    tier: str
+    points: int
+    growth: int
+    status: str
+    abnormal: bool
+    tier_valid_until: str
+    pending_points: int
+    stored_value_minor: int
+    birthday: str
+    enrolled_on: str
+    source: str
+    content: str
+    campaign: str
+    channel: str
+    attributes: _containers.MessageMap[str, AttributeValue]
+    def __init__(self, member_id: _Optional[str] = ..., tier: _Optional[str] = ..., points: _Optional[int] = ..., growth: _Optional[int] = ..., status: _Optional[str] = ..., abnormal: _Optional[bool] = ..., tier_valid_until: _Optional[str] = ..., pending_points: _Optional[int] = ..., stored_value_minor: _Optional[int] = ..., birthday: _Optional[str] = ..., enrolled_on: _Optional[str] = ..., source: _Optional[str] = ..., content: _Optional[str] = ..., campaign: _Optional[str] = ..., channel: _Optional[str] = ..., attributes: _Optional[_Mapping[str, AttributeValue]] = ...) -> None: ...
+
+class ListLedgerRequest(_message.Message):
+    __slots__ = ("member_id", "after_seq", "limit")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    after_seq: int
+    limit: int
+    def __init__(self, member_id: _Optional[str] = ..., after_seq: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class LedgerEntry(_message.Message):
+    __slots__ = ("member_id", "seq", "day", "cause", "ref", "rule_version", "kind", "points", "pending_points", "growth", "stored_value_minor", "tier_from", "tier_to", "status", "unrecovered", "note")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    REF_FIELD_NUMBER: _ClassVar[int]
+    RULE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_POINTS_FIELD_NUMBER: _ClassVar[int]
+    GROWTH_FIELD_NUMBER: _ClassVar[int]
+    STORED_VALUE_MINOR_FIELD_NUMBER: _ClassVar[int]
+    TIER_FROM_FIELD_NUMBER: _ClassVar[int]
+    TIER_TO_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    UNRECOVERED_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    seq: int
+    day: str
+    cause: str
+    ref: str
+    rule_version: int
+    kind: str
+    points: int
+    pending_points: int
+    growth: int
+    stored_value_minor: int
+    tier_from: str
+    tier_to: str
+    status: str
+    unrecovered: int
+    note: str
+    def __init__(self, member_id: _Optional[str] = ..., seq: _Optional[int] = ..., day: _Optional[str] = ..., cause: _Optional[str] = ..., ref: _Optional[str] = ..., rule_version: _Optional[int] = ..., kind: _Optional[str] = ..., points: _Optional[int] = ..., pending_points: _Optional[int] = ..., growth: _Optional[int] = ..., stored_value_minor: _Optional[int] = ..., tier_from: _Optional[str] = ..., tier_to: _Optional[str] = ..., status: _Optional[str] = ..., unrecovered: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
+
+class EnrollRequest(_message.Message):
+    __slots__ = ("member_id", "channel", "birthday", "source", "content", "campaign", "attributes")
+    class AttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: AttributeValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[AttributeValue, _Mapping]] = ...) -> None: ...
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    BIRTHDAY_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    channel: str
+    birthday: str
+    source: str
+    content: str
+    campaign: str
+    attributes: _containers.MessageMap[str, AttributeValue]
+    def __init__(self, member_id: _Optional[str] = ..., channel: _Optional[str] = ..., birthday: _Optional[str] = ..., source: _Optional[str] = ..., content: _Optional[str] = ..., campaign: _Optional[str] = ..., attributes: _Optional[_Mapping[str, AttributeValue]] = ...) -> None: ...
+
+class EnrollResponse(_message.Message):
+    __slots__ = ("member", "created")
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    member: Member
+    created: bool
+    def __init__(self, member: _Optional[_Union[Member, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
+
+class SetStatusRequest(_message.Message):
+    __slots__ = ("member_id", "action", "reason")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    action: StatusAction
+    reason: str
+    def __init__(self, member_id: _Optional[str] = ..., action: _Optional[_Union[StatusAction, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class AdjustRequest(_message.Message):
+    __slots__ = ("member_id", "request_id", "points", "reason")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    request_id: str
+    points: int
+    reason: str
+    def __init__(self, member_id: _Optional[str] = ..., request_id: _Optional[str] = ..., points: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class AdjustResponse(_message.Message):
+    __slots__ = ("result", "member")
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    result: TxnResult
+    member: Member
+    def __init__(self, result: _Optional[_Union[TxnResult, _Mapping]] = ..., member: _Optional[_Union[Member, _Mapping]] = ...) -> None: ...
+
+class PublishRulesRequest(_message.Message):
+    __slots__ = ("rules_toml", "count_past_spend")
+    RULES_TOML_FIELD_NUMBER: _ClassVar[int]
+    COUNT_PAST_SPEND_FIELD_NUMBER: _ClassVar[int]
+    rules_toml: str
+    count_past_spend: bool
+    def __init__(self, rules_toml: _Optional[str] = ..., count_past_spend: _Optional[bool] = ...) -> None: ...
+
+class PublishRulesResponse(_message.Message):
+    __slots__ = ("version", "reevaluating")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REEVALUATING_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    reevaluating: bool
+    def __init__(self, version: _Optional[int] = ..., reevaluating: _Optional[bool] = ...) -> None: ...
+
+class GetRulesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Rules(_message.Message):
+    __slots__ = ("version", "rules_toml", "published_at")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    RULES_TOML_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    rules_toml: str
+    published_at: str
+    def __init__(self, version: _Optional[int] = ..., rules_toml: _Optional[str] = ..., published_at: _Optional[str] = ...) -> None: ...
+
+class RunMidnightRequest(_message.Message):
+    __slots__ = ("date",)
+    DATE_FIELD_NUMBER: _ClassVar[int]
+    date: str
+    def __init__(self, date: _Optional[str] = ...) -> None: ...
+
+class RunMidnightResponse(_message.Message):
+    __slots__ = ("dates", "members_processed", "anomalies", "seconds")
+    DATES_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_PROCESSED_FIELD_NUMBER: _ClassVar[int]
+    ANOMALIES_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    dates: _containers.RepeatedScalarFieldContainer[str]
+    members_processed: int
+    anomalies: int
+    seconds: float
+    def __init__(self, dates: _Optional[_Iterable[str]] = ..., members_processed: _Optional[int] = ..., anomalies: _Optional[int] = ..., seconds: _Optional[float] = ...) -> None: ...
+
+class CheckpointRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CheckpointResponse(_message.Message):
+    __slots__ = ("name", "bytes", "kept")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    KEPT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    bytes: int
+    kept: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., bytes: _Optional[int] = ..., kept: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ShardStatus(_message.Message):
+    __slots__ = ("shard", "ready", "members", "transactions", "business_day", "rule_version", "disk_bytes", "node")
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
+    BUSINESS_DAY_FIELD_NUMBER: _ClassVar[int]
+    RULE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DISK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    shard: int
+    ready: bool
+    members: int
+    transactions: int
+    business_day: str
+    rule_version: int
+    disk_bytes: int
+    node: str
+    def __init__(self, shard: _Optional[int] = ..., ready: _Optional[bool] = ..., members: _Optional[int] = ..., transactions: _Optional[int] = ..., business_day: _Optional[str] = ..., rule_version: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., node: _Optional[str] = ...) -> None: ...
+
+class Recalculation(_message.Message):
+    __slots__ = ("running", "version", "members_done", "members_total")
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_DONE_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    running: bool
+    version: int
+    members_done: int
+    members_total: int
+    def __init__(self, running: _Optional[bool] = ..., version: _Optional[int] = ..., members_done: _Optional[int] = ..., members_total: _Optional[int] = ...) -> None: ...
+
+class StatusResponse(_message.Message):
+    __slots__ = ("rule_version", "shards", "recalculation", "virtual_shards")
+    RULE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
+    RECALCULATION_FIELD_NUMBER: _ClassVar[int]
+    VIRTUAL_SHARDS_FIELD_NUMBER: _ClassVar[int]
+    rule_version: int
+    shards: _containers.RepeatedCompositeFieldContainer[ShardStatus]
+    recalculation: Recalculation
+    virtual_shards: int
+    def __init__(self, rule_version: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[ShardStatus, _Mapping]]] = ..., recalculation: _Optional[_Union[Recalculation, _Mapping]] = ..., virtual_shards: _Optional[int] = ...) -> None: ...
+
+class GetAnomalyReportRequest(_message.Message):
+    __slots__ = ("date",)
+    DATE_FIELD_NUMBER: _ClassVar[int]
+    date: str
+    def __init__(self, date: _Optional[str] = ...) -> None: ...
+
+class AnomalyRow(_message.Message):
+    __slots__ = ("member_id", "day", "points", "transactions")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    day: str
+    points: int
+    transactions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, member_id: _Optional[str] = ..., day: _Optional[str] = ..., points: _Optional[int] = ..., transactions: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class AnomalyReport(_message.Message):
+    __slots__ = ("date", "rows")
+    DATE_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    date: str
+    rows: _containers.RepeatedCompositeFieldContainer[AnomalyRow]
+    def __init__(self, date: _Optional[str] = ..., rows: _Optional[_Iterable[_Union[AnomalyRow, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,68 @@
+"""Checkpoints of a data folder: consistent, compacted copies of every shard with the layout
+and rules, the last K kept; and restoring a folder to one (with the server stopped)."""
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+
+from storage.folder import DataFolder, write_atomically
+
+__all__ = ["Manifest", "finish_checkpoint", "list_checkpoints", "new_checkpoint", "restore_checkpoint"]
+
+
+class Manifest(msgspec.Struct):
+    name: str
+    created_at: str
+    business_day: str
+    rule_version: int
+    shards: int
+    bytes: int
+
+
+def new_checkpoint(folder: DataFolder, business_day: str) -> tuple[str, Path]:
+    """A name and a partial folder to copy shards into; `finish_checkpoint` makes it visible."""
+    name = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + (f"-{business_day}" if business_day else "")
+    partial = folder.checkpoints / f".{name}.partial"
+    partial.mkdir(parents=True)
+    return name, partial
+
+
+def shard_copy(partial: Path, shard: int) -> Path:
+    return partial / "shards" / f"{shard:03d}"
+
+
+def finish_checkpoint(folder: DataFolder, name: str, partial: Path, manifest: Manifest, keep: int) -> list[str]:
+    """Add the layout and rules, then rename: a checkpoint is complete or not there at all.
+    Returns the checkpoints kept, oldest first."""
+    shutil.copy2(folder.root / "layout.json", partial / "layout.json")
+    shutil.copytree(folder.rules, partial / "rules")
+    write_atomically(partial / "manifest.json", msgspec.json.format(msgspec.json.encode(manifest)))
+    partial.rename(folder.checkpoints / name)
+    kept = list_checkpoints(folder)
+    for old in kept[:-keep] if keep > 0 else []:
+        shutil.rmtree(folder.checkpoints / old)
+    return list_checkpoints(folder)
+
+
+def list_checkpoints(folder: DataFolder) -> list[str]:
+    return sorted(p.name for p in folder.checkpoints.iterdir() if (p / "manifest.json").exists())
+
+
+def restore_checkpoint(folder: DataFolder, name: str) -> Manifest:
+    """Bring the data folder back to a checkpoint: every shard, the layout and the rules."""
+    source = folder.checkpoints / name
+    if not (source / "manifest.json").exists():
+        known = ", ".join(list_checkpoints(folder)) or "none"
+        raise FileNotFoundError(f"no checkpoint {name!r} in {folder.checkpoints} (there are: {known})")
+    manifest = msgspec.json.decode((source / "manifest.json").read_bytes(), type=Manifest)
+    shutil.rmtree(folder.shards)
+    for shard in range(manifest.shards):
+        target = folder.shard(shard)
+        target.mkdir(parents=True)
+        shutil.copy2(shard_copy(source, shard) / "data.mdb", target / "data.mdb")
+    shutil.copy2(source / "layout.json", folder.root / "layout.json")
+    shutil.rmtree(folder.rules)
+    shutil.copytree(source / "rules", folder.rules)
+    return manifest

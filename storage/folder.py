@@ -1,0 +1,124 @@
+"""The data folder: where each shard's LMDB, the published rules, reports and checkpoints live,
+and its layout (how many shards, which virtual shards each owns, on which node)."""
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+
+__all__ = ["DataFolder", "Layout", "PublishedRules", "write_atomically"]
+
+
+class Layout(msgspec.Struct):
+    shards: int
+    virtual_shards: int
+    owners: list[int]
+    """owners[v] is the shard that owns virtual shard v."""
+    nodes: dict[str, str] = {}
+    """Ray node id per shard, once placed: a shard's data lives on that node's disk."""
+
+
+class PublishedRules(msgspec.Struct):
+    version: int
+    text: str
+    published_at: str
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write a file so a crash leaves either the old content or the new, never a mix."""
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class DataFolder:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        for folder in (self.shards, self.rules, self.reports, self.checkpoints):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def shards(self) -> Path:
+        return self.root / "shards"
+
+    @property
+    def rules(self) -> Path:
+        return self.root / "rules"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    def shard(self, shard: int) -> Path:
+        return self.shards / f"{shard:03d}"
+
+    # -- layout ------------------------------------------------------------------------
+
+    def layout(self) -> Layout | None:
+        path = self.root / "layout.json"
+        return msgspec.json.decode(path.read_bytes(), type=Layout) if path.exists() else None
+
+    def save_layout(self, layout: Layout) -> None:
+        write_atomically(self.root / "layout.json", msgspec.json.format(msgspec.json.encode(layout)))
+
+    # -- published rules ---------------------------------------------------------------
+
+    def current_rules(self) -> PublishedRules | None:
+        pointer = self.rules / "current.json"
+        return msgspec.json.decode(pointer.read_bytes(), type=PublishedRules) if pointer.exists() else None
+
+    def write_report(self, day: str, rows: list) -> Path:
+        """The anomaly report of one local day as JSONL: member, points that day, transactions."""
+        path = self.reports / f"anomalies-{day}.jsonl"
+        write_atomically(path, msgspec.json.Encoder().encode_lines(rows))
+        return path
+
+    def claim(self, pid: int) -> None:
+        """One server per data folder: refuse when another live process holds it."""
+        marker = self.root / "serve.pid"
+        if marker.exists():
+            holder = int(marker.read_text().strip() or 0)
+            if holder and holder != pid and _alive(holder):
+                raise RuntimeError(f"{self.root} is served by process {holder}; stop it first")
+        write_atomically(marker, str(pid).encode())
+
+    def release(self, pid: int) -> None:
+        marker = self.root / "serve.pid"
+        if marker.exists() and marker.read_text().strip() == str(pid):
+            marker.unlink()
+
+    def served(self) -> int:
+        """The pid of a live server holding the folder, or 0."""
+        marker = self.root / "serve.pid"
+        holder = int(marker.read_text().strip() or 0) if marker.exists() else 0
+        return holder if holder and _alive(holder) else 0
+
+    def publish_rules(self, version: int, text: str) -> PublishedRules:
+        """Keep every version as the retailer sent it; `current.json` names the one in force."""
+        published = PublishedRules(version, text, datetime.now(UTC).isoformat(timespec="seconds"))
+        write_atomically(self.rules / f"v{version:06d}.toml", text.encode())
+        write_atomically(self.rules / "current.json", msgspec.json.encode(published))
+        return published

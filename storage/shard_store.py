@@ -1,0 +1,186 @@
+"""One shard's LMDB environment: members, ledger, transaction index and metadata, written
+once per batch. The shard is its single writer; open it once per process."""
+
+import errno
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import msgspec
+
+from engine.errors import StorageFullError
+from engine.ledger import LedgerEntry
+from engine.members import Member
+from engine.midnight import AnomalyRow
+from engine.transactions import TxnRecord
+from engine.types import Day
+from storage.codecs import (
+    anomaly_key,
+    day_key,
+    decode_entry,
+    decode_member,
+    decode_row,
+    decode_txn,
+    encode,
+    ledger_key,
+    ledger_prefix,
+)
+
+__all__ = ["BatchWriter", "ShardStore"]
+
+_DATABASES = (b"members", b"ledger", b"txns", b"txn_days", b"anomalies", b"meta")
+INITIAL_MAP_BYTES = 1 << 30
+
+
+class ShardStore:
+    """`strict` durability syncs every commit to disk before it returns; `relaxed` leaves
+    flushing to the OS (a process crash loses nothing; a power cut may lose recent commits)."""
+
+    def __init__(self, path: Path, durability: str = "strict", map_bytes: int = INITIAL_MAP_BYTES) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        strict = durability == "strict"
+        self.env = lmdb.open(str(path), map_size=map_bytes, max_dbs=len(_DATABASES), sync=strict,
+                             metasync=strict, readahead=False, lock=True)
+        self.dbs = {name.decode(): self.env.open_db(name) for name in _DATABASES}
+
+    def close(self) -> None:
+        self.env.sync(True)
+        self.env.close()
+
+    # -- reading ---------------------------------------------------------------------
+
+    def members(self) -> Iterator[Member]:
+        with self.env.begin(db=self.dbs["members"], buffers=True) as txn:
+            for _, value in txn.cursor():
+                yield decode_member(value)
+
+    def member(self, member_id: str) -> Member | None:
+        with self.env.begin() as txn:
+            raw = txn.get(member_id.encode(), db=self.dbs["members"])
+        return decode_member(raw) if raw is not None else None
+
+    def ledger(self, member_id: str, after_seq: int = 0, limit: int = 0) -> list[LedgerEntry]:
+        prefix = ledger_prefix(member_id)
+        entries: list[LedgerEntry] = []
+        with self.env.begin(db=self.dbs["ledger"]) as txn:
+            cursor = txn.cursor()
+            if not cursor.set_range(ledger_key(member_id, after_seq + 1)):
+                return entries
+            for key, value in cursor:
+                if not key.startswith(prefix) or (limit and len(entries) >= limit):
+                    break
+                entries.append(decode_entry(value))
+        return entries
+
+    def anomalies(self, day: str) -> list[AnomalyRow]:
+        prefix = day.encode() + b"\x00"
+        rows = []
+        with self.env.begin(db=self.dbs["anomalies"]) as txn:
+            cursor = txn.cursor()
+            if cursor.set_range(prefix):
+                for key, value in cursor:
+                    if not key.startswith(prefix):
+                        break
+                    rows.append(decode_row(value))
+        return rows
+
+    def meta(self, key: str, default: Any = None) -> Any:
+        with self.env.begin() as txn:
+            raw = txn.get(key.encode(), db=self.dbs["meta"])
+        return msgspec.msgpack.decode(raw) if raw is not None else default
+
+    def count(self, database: str) -> int:
+        with self.env.begin() as txn:
+            return txn.stat(self.dbs[database])["entries"]
+
+    def disk_bytes(self) -> int:
+        """Bytes LMDB uses (its file is sparse and sized to the map, so not the file size)."""
+        info, stat = self.env.info(), self.env.stat()
+        return (info["last_pgno"] + 1) * stat["psize"]
+
+    def copy_to(self, path: Path) -> int:
+        """A consistent, compacted copy of the environment (one read transaction)."""
+        path.mkdir(parents=True, exist_ok=True)
+        self.env.copy(str(path), compact=True)
+        return (path / "data.mdb").stat().st_size
+
+    # -- writing ---------------------------------------------------------------------
+
+    def writer(self) -> "BatchWriter":
+        return BatchWriter(self)
+
+
+def _no_space(error: Exception) -> bool:
+    return getattr(error, "errno", None) == errno.ENOSPC or "No space left" in str(error)
+
+
+class BatchWriter:
+    """One LMDB write transaction: reads see this batch's own writes; `commit` makes the
+    whole batch durable at once, or raises and leaves nothing of it behind."""
+
+    def __init__(self, store: ShardStore) -> None:
+        self.store = store
+        self.dbs = store.dbs
+        self.txn = store.env.begin(write=True)
+        self._index: dict[str, TxnRecord] = {}
+
+    # the transaction index, as the engine's Book uses it
+    def get(self, txn_id: str, default: TxnRecord | None = None) -> TxnRecord | None:
+        found = self._index.get(txn_id)
+        if found is not None:
+            return found
+        raw = self.txn.get(txn_id.encode(), db=self.dbs["txns"])
+        return decode_txn(raw) if raw is not None else default
+
+    def __setitem__(self, txn_id: str, record: TxnRecord) -> None:
+        self._index[txn_id] = record
+
+    def put_anomalies(self, rows: list[AnomalyRow]) -> None:
+        for row in rows:
+            self.txn.put(anomaly_key(row.day, row.member_id), encode(row), db=self.dbs["anomalies"])
+
+    def forget_before(self, day: Day) -> int:
+        """Drop index entries of transactions that occurred before `day`: one range scan."""
+        txns, days = self.dbs["txns"], self.dbs["txn_days"]
+        cursor = self.txn.cursor(db=days)
+        cursor.first()
+        end, dropped = day_key(day), 0
+        while (key := cursor.key()) and key < end:
+            self.txn.delete(key[4:], db=txns)
+            cursor.delete()  # and on to the next entry
+            dropped += 1
+        return dropped
+
+    def put_members(self, members: Iterator[Member] | list[Member]) -> None:
+        put, db = self.txn.put, self.dbs["members"]
+        for member in members:
+            put(member.member_id.encode(), encode(member), db=db)
+
+    def put_ledger(self, entries: list[LedgerEntry]) -> None:
+        put, db = self.txn.put, self.dbs["ledger"]
+        for entry in entries:
+            put(ledger_key(entry.member_id, entry.seq), encode(entry), db=db)
+
+    def put_meta(self, key: str, value: Any) -> None:
+        self.txn.put(key.encode(), encode(value), db=self.dbs["meta"])
+
+    def commit(self) -> None:
+        put, txns, days = self.txn.put, self.dbs["txns"], self.dbs["txn_days"]
+        try:
+            for txn_id, record in self._index.items():
+                put(txn_id.encode(), encode(record), db=txns)
+                put(day_key(record.day, txn_id), b"", db=days)
+            self.txn.commit()
+        except lmdb.MapFullError as error:
+            self.txn.abort()
+            raise StorageFullError(f"the shard's map is full: {error}") from error
+        except (lmdb.Error, OSError) as error:
+            self.txn.abort()
+            if _no_space(error):
+                raise StorageFullError(f"the disk is full: {error}") from error
+            raise
+
+    def abort(self) -> None:
+        self.txn.abort()

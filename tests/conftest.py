@@ -1,0 +1,66 @@
+"""Real components for integration tests: one local Ray per test session, gRPC servers on
+127.0.0.1 port 0, LMDB in temporary folders."""
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+EXAMPLE_RULES = Path(__file__).parents[1] / "examples" / "rules.toml"
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=128 << 20, namespace="patron-tests",
+             logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+class RunningServer:
+    """A patron server on its own event loop thread, as `patron serve` runs it."""
+
+    def __init__(self, config: object) -> None:
+        from actors.server import Server
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="patron-server", daemon=True)
+        self.thread.start()
+        self.server = Server(config)
+        self.port = self._run(self.server.start(), timeout=120)
+        self.address = f"127.0.0.1:{self.port}"
+
+    def _run(self, coroutine: object, timeout: float) -> object:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self._run(self.server.stop(grace=5), timeout=60)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def start_server(ray_session: None, tmp_path: Path) -> Iterator:
+    """start_server(**config) -> RunningServer; every server is stopped at the end."""
+    from actors.config import ServeConfig
+
+    running: list[RunningServer] = []
+
+    def start(**options: object) -> RunningServer:
+        options.setdefault("data", tmp_path / "data")
+        options.setdefault("rules", EXAMPLE_RULES)
+        options.setdefault("grpc_port", 0)
+        options.setdefault("metrics_port", -1)
+        options.setdefault("midnight", "manual")
+        server = RunningServer(ServeConfig(**options))
+        running.append(server)
+        return server
+
+    yield start
+    for server in running:
+        if server.thread.is_alive():
+            server.stop()
