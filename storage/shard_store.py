@@ -2,9 +2,10 @@
 once per batch. The shard is its single writer; open it once per process."""
 
 import errno
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lmdb
 import msgspec
@@ -29,6 +30,7 @@ from storage.codecs import (
 
 __all__ = ["BatchWriter", "ShardStore"]
 
+T = TypeVar("T")
 _DATABASES = (b"members", b"ledger", b"txns", b"txn_days", b"anomalies", b"meta")
 INITIAL_MAP_BYTES = 1 << 30
 
@@ -116,6 +118,21 @@ def _no_space(error: Exception) -> bool:
     return getattr(error, "errno", None) == errno.ENOSPC or "No space left" in str(error)
 
 
+def _full_is_storage_full(method: Callable[..., T]) -> Callable[..., T]:
+    """A full map or disk, wherever in a write it shows, is StorageFullError."""
+    @functools.wraps(method)
+    def guarded(*args: Any, **kwargs: Any) -> T:
+        try:
+            return method(*args, **kwargs)
+        except lmdb.MapFullError as error:
+            raise StorageFullError(f"the shard's map is full: {error}") from error
+        except (lmdb.Error, OSError) as error:
+            if _no_space(error):
+                raise StorageFullError(f"the disk is full: {error}") from error
+            raise
+    return guarded
+
+
 class BatchWriter:
     """One LMDB write transaction: reads see this batch's own writes; `commit` makes the
     whole batch durable at once, or raises and leaves nothing of it behind."""
@@ -137,10 +154,12 @@ class BatchWriter:
     def __setitem__(self, txn_id: str, record: TxnRecord) -> None:
         self._index[txn_id] = record
 
+    @_full_is_storage_full
     def put_anomalies(self, rows: list[AnomalyRow]) -> None:
         for row in rows:
             self.txn.put(anomaly_key(row.day, row.member_id), encode(row), db=self.dbs["anomalies"])
 
+    @_full_is_storage_full
     def forget_before(self, day: Day) -> int:
         """Drop index entries of transactions that occurred before `day`: one range scan."""
         txns, days = self.dbs["txns"], self.dbs["txn_days"]
@@ -153,34 +172,29 @@ class BatchWriter:
             dropped += 1
         return dropped
 
+    @_full_is_storage_full
     def put_members(self, members: Iterator[Member] | list[Member]) -> None:
         put, db = self.txn.put, self.dbs["members"]
         for member in members:
             put(member.member_id.encode(), encode(member), db=db)
 
+    @_full_is_storage_full
     def put_ledger(self, entries: list[LedgerEntry]) -> None:
         put, db = self.txn.put, self.dbs["ledger"]
         for entry in entries:
             put(ledger_key(entry.member_id, entry.seq), encode(entry), db=db)
 
+    @_full_is_storage_full
     def put_meta(self, key: str, value: Any) -> None:
         self.txn.put(key.encode(), encode(value), db=self.dbs["meta"])
 
+    @_full_is_storage_full
     def commit(self) -> None:
         put, txns, days = self.txn.put, self.dbs["txns"], self.dbs["txn_days"]
-        try:
-            for txn_id, record in self._index.items():
-                put(txn_id.encode(), encode(record), db=txns)
-                put(day_key(record.day, txn_id), b"", db=days)
-            self.txn.commit()
-        except lmdb.MapFullError as error:
-            self.txn.abort()
-            raise StorageFullError(f"the shard's map is full: {error}") from error
-        except (lmdb.Error, OSError) as error:
-            self.txn.abort()
-            if _no_space(error):
-                raise StorageFullError(f"the disk is full: {error}") from error
-            raise
+        for txn_id, record in self._index.items():
+            put(txn_id.encode(), encode(record), db=txns)
+            put(day_key(record.day, txn_id), b"", db=days)
+        self.txn.commit()
 
     def abort(self) -> None:
         self.txn.abort()

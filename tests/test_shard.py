@@ -1,0 +1,137 @@
+"""A shard's logic on real LMDB in a temporary folder, driven without Ray."""
+
+from pathlib import Path
+
+import pytest
+
+from actors.shard import Shard, ShardConfig
+from engine.calendar import iso, parse_day
+from engine.errors import StorageFullError
+from engine.midnight import AnomalyRow
+from engine.transactions import Transaction
+from storage.shard_store import ShardStore
+from tests.builders import buy, line, ms, refund
+
+RULES = (Path(__file__).parents[1] / "examples" / "rules.toml").read_text()
+DAY = "2026-11-17 10:00"
+
+
+def open_shard(path: Path, rules: str = RULES, **options: object) -> Shard:
+    options.setdefault("start_day", parse_day("2026-11-17"))
+    return Shard(ShardConfig(0, str(path), rules, **options))
+
+
+def test_a_committed_batch_survives_a_restart(tmp_path):
+    shard = open_shard(tmp_path)
+    results = shard.apply([buy("t1", "m1", DAY, line(2900)), buy("t2", "m2", DAY, line(100_000))])
+    assert [r.points for r in results] == [20, 1000]
+    shard.close()
+    again = open_shard(tmp_path)
+    assert again.member("m2").points == 1000
+    assert [r.outcome for r in again.apply([buy("t1", "m1", DAY, line(2900))])] == ["duplicate"]
+
+
+def test_stored_balances_equal_the_sum_of_the_stored_ledger(tmp_path):
+    shard = open_shard(tmp_path)
+    shard.apply([buy("t1", "m1", DAY, line(2900)), buy("t2", "m1", DAY, line(10_000)),
+                 refund("r1", "m1", DAY, "t2", 5000)])
+    member = shard.store.member("m1")
+    assert member.points == sum(e.points for e in shard.store.ledger("m1")) == 20 + 100 - 50
+
+
+def test_a_batch_that_cannot_be_committed_leaves_memory_as_lmdb_has_it(tmp_path):
+    shard = open_shard(tmp_path, map_bytes=256 << 10)
+    shard.apply([buy("t0", "m1", DAY, line(2900))])
+    huge = [buy(f"t{n}", f"m{n}", DAY, line(1000)) for n in range(2, 3000)]
+    with pytest.raises(StorageFullError):
+        shard.apply(huge)
+    assert shard.member("m1").points == 20
+    assert shard.member("m2") is None
+    assert [r.outcome for r in shard.apply([buy("t9", "m1", DAY, line(1000))])] == ["accepted"]
+
+
+def test_the_midnight_run_goes_in_chunks_and_moves_the_business_day_at_the_end(tmp_path):
+    shard = open_shard(tmp_path)
+    shard.apply([buy(f"t{n}", f"m{n}", DAY, line(2900)) for n in range(5)])
+    assert shard.midnight_begin(parse_day("2026-11-18")) == 5
+    assert shard.midnight_step(limit=2)[0] == 2
+    assert shard.status().business_day == "2026-11-17"
+    assert shard.midnight_step(limit=2)[0] == 2
+    assert shard.midnight_step(limit=2) == (1, [], True)
+    assert shard.status().business_day == "2026-11-18"
+    assert shard.midnight_begin(parse_day("2026-11-18")) == 0  # done: a second run changes nothing
+
+
+def test_a_midnight_run_cut_short_by_a_crash_resumes_where_it_stopped(tmp_path):
+    rules = RULES.replace("pending_days = 0", "pending_days = 1")
+    shard = open_shard(tmp_path, rules)
+    shard.apply([buy(f"t{n}", f"m{n}", DAY, line(2900)) for n in range(4)])
+    shard.midnight_begin(parse_day("2026-11-18"))
+    shard.midnight_step(limit=3)  # three members released; then the process dies
+    shard.store.env.close()
+    again = open_shard(tmp_path, rules)
+    assert again.status().business_day == "2026-11-17"
+    assert again.midnight_begin(parse_day("2026-11-18")) == 1  # the three already visited are done
+    while not again.midnight_step(limit=3)[2]:
+        pass
+    assert [again.member(f"m{n}").points for n in range(4)] == [20, 20, 20, 20]
+    assert [e.kind for e in again.ledger("m0")].count("release") == 1
+
+
+def test_anomaly_rows_are_stored_with_the_member_that_made_them(tmp_path):
+    rules = RULES.replace("daily_points_threshold = 5000", "daily_points_threshold = 100")
+    shard = open_shard(tmp_path, rules)
+    shard.apply([buy("t1", "m1", DAY, line(9000)), buy("t2", "m1", DAY, line(9000))])
+    shard.midnight_begin(parse_day("2026-11-18"))
+    assert shard.midnight_step()[1] == ["2026-11-17"]
+    assert shard.anomalies("2026-11-17") == [AnomalyRow("m1", "2026-11-17", 180, ["t1", "t2"])]
+
+
+def test_the_index_forgets_transactions_past_retention_at_midnight(tmp_path):
+    shard = open_shard(tmp_path, index_retention_days=1)
+    shard.apply([buy("t1", "m1", DAY, line(2900))])
+    for day in ("2026-11-18", "2026-11-19"):
+        shard.midnight_begin(parse_day(day))
+        while not shard.midnight_step()[2]:
+            pass
+    assert shard.store.count("txns") == 0
+
+
+def test_publishing_changed_tiers_keeps_members_by_tier_name_then_reevaluates(tmp_path):
+    rules = RULES.replace("threshold = 1000000 ", "threshold = 9000000 ")
+    shard = open_shard(tmp_path, rules)
+    shard.apply([buy("t1", "m1", DAY, line(1_000_000))])  # 10,000 points of growth: Silver
+    assert shard.member("m1").tier == "Silver"
+    renamed = rules.replace("version = 1", "version = 2").replace('name = "Basic"', 'name = "Member"')
+    renamed = renamed.replace("threshold = 10000\n", "threshold = 20000\n")
+    assert shard.publish(renamed) == 1
+    assert shard.member("m1").tier == "Silver"
+    assert shard.reevaluate_step() == (1, True)
+    assert shard.member("m1").tier == "Member"
+    assert [(e.cause, e.ref) for e in shard.ledger("m1") if e.kind == "tier"][-1] == ("rules", "v2")
+    shard.close()
+    assert open_shard(tmp_path, renamed).member("m1").tier == "Member"
+
+
+def test_a_checkpoint_is_a_consistent_copy_of_the_shard(tmp_path):
+    shard = open_shard(tmp_path / "live")
+    shard.apply([buy("t1", "m1", DAY, line(2900))])
+    assert shard.checkpoint(str(tmp_path / "copy")) > 0
+    shard.apply([buy("t2", "m1", DAY, line(2900))])
+    copy = ShardStore(tmp_path / "copy")
+    assert copy.member("m1").points == 20
+    assert iso(copy.meta("business_day")) == "2026-11-17"
+
+
+def test_an_operators_adjustment_is_idempotent_by_its_request_id(tmp_path):
+    shard = open_shard(tmp_path)
+    first, member = shard.adjust("m1", "req-1", 50, "goodwill")
+    again, _ = shard.adjust("m1", "req-1", 50, "goodwill")
+    assert (first.outcome, again.outcome, shard.member("m1").points) == ("accepted", "duplicate", 50)
+    assert member.points == 50
+
+
+def test_transactions_for_a_day_after_tomorrow_are_rejected(tmp_path):
+    shard = open_shard(tmp_path)
+    result = shard.apply([Transaction("t1", "m1", ms("2026-11-19 10:00"), "purchase", amount_minor=100)])[0]
+    assert (result.outcome, result.reason) == ("rejected", "in_future")
