@@ -32,3 +32,5 @@ class ServeConfig(msgspec.Struct, kw_only=True):
     """How long transaction ids are remembered (resubmissions, refunds of their originals)."""
     map_bytes: int = 1 << 30
     """Each shard's initial LMDB map size."""
+    job_chunk: int = 2_000
+    """Members per commit in long jobs (midnight, re-evaluation); batches go in between."""

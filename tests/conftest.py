@@ -41,6 +41,7 @@ class RunningServer:
         self._run(self.server.stop(grace=5), timeout=60)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
+        self.loop.close()
 
 
 @pytest.fixture

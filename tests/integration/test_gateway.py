@@ -1,0 +1,97 @@
+"""The gateway's contract: answers in order, bad requests answered INVALID_ARGUMENT, health and
+reflection for standard tools."""
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from client import PatronClient
+from proto import patron_pb2 as pb
+from tests.builders import ms
+
+DAY = ms("2026-11-17 10:00")
+METHODS = [(service.full_name, method.name, method.client_streaming, method.server_streaming)
+           for service in pb.DESCRIPTOR.services_by_name.values() for method in service.methods]
+
+
+def purchase(txn_id: str, member: str, paid: int = 2900) -> dict:
+    return {"txn_id": txn_id, "member_id": member, "occurred_at_ms": DAY, "kind": "purchase",
+            "lines": [{"sku": "A", "paid_minor": paid}]}
+
+
+@pytest.fixture
+def server(start_server):
+    from engine.calendar import parse_day
+
+    return start_server(shards=2, start_date=parse_day("2026-11-17"), max_batch=50)
+
+
+def test_results_come_back_in_batch_order_across_shards(server):
+    txns = [purchase(f"t{n}", f"m{n % 17}", 1000 * (n + 1)) for n in range(40)]
+    with PatronClient(server.address) as client:
+        ack = client.submit(txns, batch_id="b1")
+    assert ack.batch_id == "b1"
+    assert [(r.txn_id, r.points) for r in ack.results] == [(f"t{n}", 10 * (n + 1)) for n in range(40)]
+
+
+def test_one_bad_transaction_never_sinks_its_batch(server):
+    with PatronClient(server.address) as client:
+        ack = client.submit([purchase("t1", "m1"), {"txn_id": "t2", "member_id": "", "kind": "purchase"},
+                             purchase("t3", "m2"), {"txn_id": "t4", "member_id": "m3", "kind": "bogus"}])
+        assert [(r.outcome, r.reason) for r in ack.results] == [
+            (pb.OUTCOME_ACCEPTED, ""), (pb.OUTCOME_REJECTED, "missing_member_id"),
+            (pb.OUTCOME_ACCEPTED, ""), (pb.OUTCOME_REJECTED, "unknown_kind")]
+        assert client.member("m2").points == 20
+
+
+def test_stream_acknowledgements_come_back_in_the_order_batches_were_sent(server):
+    with PatronClient(server.address) as client:
+        batches = [client.batch([purchase(f"b{b}-t{n}", f"m{n}") for n in range(10)], f"b{b}") for b in range(12)]
+        assert [ack.batch_id for ack in client.stream(batches, window=4)] == [f"b{b}" for b in range(12)]
+
+
+def test_a_batch_over_the_limit_is_invalid_argument_and_changes_nothing(server):
+    with PatronClient(server.address) as client:
+        with pytest.raises(grpc.RpcError) as raised:
+            client.submit([purchase(f"t{n}", "m1") for n in range(51)], batch_id="big")
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "has 51 transactions; the limit is 50" in raised.value.details()
+        assert client.member("m1") is None
+
+
+@pytest.mark.parametrize(("service", "method", "client_streaming", "server_streaming"), METHODS)
+def test_garbage_bytes_to_any_method_are_invalid_argument_and_the_server_stays_up(
+        server, service, method, client_streaming, server_streaming):
+    garbage = b"\xff\xff\xff\xff this is not protobuf"
+    with grpc.insecure_channel(server.address) as channel:
+        path = f"/{service}/{method}"
+        if client_streaming:
+            call = channel.stream_stream(path) if server_streaming else channel.stream_unary(path)
+            request = iter([garbage])
+        else:
+            call = channel.unary_stream(path) if server_streaming else channel.unary_unary(path)
+            request = garbage
+        with pytest.raises(grpc.RpcError) as raised:
+            answer = call(request, timeout=10)
+            if server_streaming:
+                list(answer)
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with PatronClient(server.address) as client:
+        assert client.serving()
+
+
+def test_health_reports_serving_for_the_server_and_each_service(server):
+    with grpc.insecure_channel(server.address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for name in ("", "patron.v1.Ingest", "patron.v1.Members", "patron.v1.Admin"):
+            answer = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_reflection_lists_patrons_services(server):
+    with grpc.insecure_channel(server.address) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        answers = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+        names = {s.name for s in next(answers).list_services_response.service}
+    assert {"patron.v1.Ingest", "patron.v1.Members", "patron.v1.Admin", "grpc.health.v1.Health"} <= names

@@ -1,0 +1,134 @@
+"""Members and Admin over gRPC: enrollment, card status, adjustments, the ledger, publishing
+rules, midnight runs, anomaly reports and checkpoints."""
+
+import time
+
+import grpc
+import pytest
+
+from client import PatronClient
+from engine.calendar import parse_day
+from proto import patron_pb2 as pb
+from tests.builders import ms
+from tests.conftest import EXAMPLE_RULES
+
+RULES = EXAMPLE_RULES.read_text()
+
+
+def purchase(txn_id: str, member: str, when: str, paid: int) -> dict:
+    return {"txn_id": txn_id, "member_id": member, "occurred_at_ms": ms(when), "kind": "purchase",
+            "lines": [{"sku": "A", "paid_minor": paid}]}
+
+
+@pytest.fixture
+def client(start_server):
+    server = start_server(shards=2, start_date=parse_day("2026-11-17"), job_chunk=1)
+    with PatronClient(server.address) as client:
+        yield client
+
+
+def test_enrollment_records_the_profile_and_the_channels_default_tier(client):
+    answer = client.enroll("m1", channel="pos", birthday="1990-03-05", source="wechat", campaign="spring",
+                           attributes={"city": "Hangzhou", "children": 2})
+    assert answer.created
+    member = client.member("m1")
+    assert (member.tier, member.birthday, member.source, member.campaign, member.enrolled_on) == (
+        "Basic", "03-05", "wechat", "spring", "2026-11-17")
+    assert (member.attributes["city"].text, member.attributes["children"].number) == ("Hangzhou", 2)
+    assert not client.enroll("m1", content="poster").created
+    assert client.member("m1").source == "wechat"
+
+
+def test_a_bad_birthday_is_invalid_argument(client):
+    with pytest.raises(grpc.RpcError) as raised:
+        client.enroll("m1", birthday="1990-02-30")
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert 'birthday: expected "MM-DD" or "YYYY-MM-DD", got' in raised.value.details()
+
+
+def test_a_frozen_card_earns_nothing_until_it_is_unfrozen(client):
+    client.submit([purchase("t1", "m1", "2026-11-17 10:00", 2900)])
+    assert client.set_status("m1", "freeze", "suspicious").status == "frozen"
+    frozen = client.submit([purchase("t2", "m1", "2026-11-17 11:00", 2900)]).results[0]
+    assert (frozen.outcome, frozen.points, frozen.reason) == (pb.OUTCOME_ACCEPTED, 0, "frozen")
+    assert client.set_status("m1", "unfreeze").status == "active"
+    assert client.submit([purchase("t3", "m1", "2026-11-17 12:00", 2900)]).results[0].points == 20
+    assert [e.status for e in client.ledger("m1") if e.kind == "status"] == ["frozen", "active"]
+
+
+def test_status_actions_name_what_is_wrong(client):
+    with pytest.raises(grpc.RpcError) as raised:
+        client.set_status("nobody", "freeze")
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+    client.enroll("m1")
+    assert client.set_status("m1", "report_lost").status == "lost"
+    with pytest.raises(grpc.RpcError) as raised:
+        client.set_status("m1", "unfreeze")
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.details() == "cannot unfreeze member 'm1': the card is lost"
+
+
+def test_an_adjustment_resent_with_its_request_id_has_no_second_effect(client):
+    first = client.adjust("m1", 300, "goodwill", request_id="r-1")
+    again = client.adjust("m1", 300, "goodwill", request_id="r-1")
+    assert (first.result.outcome, again.result.outcome) == (pb.OUTCOME_ACCEPTED, pb.OUTCOME_DUPLICATE)
+    assert client.member("m1").points == 300
+    assert [(e.kind, e.cause, e.note) for e in client.ledger("m1")][-1] == ("adjust", "operator", "goodwill")
+
+
+def test_the_ledger_pages_and_explains_every_balance(client):
+    client.submit([purchase(f"t{n}", "m1", "2026-11-17 10:00", 1000 * (n + 1)) for n in range(12)])
+    ledger = client.ledger("m1")
+    assert sum(e.points for e in ledger) == client.member("m1").points
+    assert [e.seq for e in client.ledger("m1", after_seq=3, limit=4)] == [4, 5, 6, 7]
+
+
+def test_publishing_bad_rules_names_every_problem_and_keeps_the_version_in_force(client):
+    bad = RULES.replace("version = 1", "version = 2").replace('window = "3 months"', 'window = "3 weeks"')
+    with pytest.raises(grpc.RpcError) as raised:
+        client.publish_rules(bad)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.details() == 'tiers[2].window: expected "lifetime", "N months" or "N days", got "3 weeks"'
+    with pytest.raises(grpc.RpcError) as raised:
+        client.publish_rules(RULES)
+    assert raised.value.details() == "version: expected a version above 1 (the version in force), got 1"
+    assert client.rules().version == 1
+
+
+def test_publishing_new_tiers_reevaluates_members_and_refuses_another_publish_meanwhile(client):
+    client.submit([purchase(f"t{n}", f"m{n}", "2026-11-17 10:00", 2900) for n in range(300)])
+    easier = RULES.replace("version = 1", "version = 2").replace("threshold = 10000\n", "threshold = 10\n")
+    answer = client.publish_rules(easier)
+    assert (answer.version, answer.reevaluating) == (2, True)
+    with pytest.raises(grpc.RpcError) as raised:
+        client.publish_rules(RULES.replace("version = 1", "version = 3"))
+    assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    deadline = time.monotonic() + 60
+    while (status := client.status()).recalculation.running:
+        assert status.recalculation.members_total == 300
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert {client.member(f"m{n}").tier for n in range(300)} == {"Silver"}
+    assert client.publish_rules(RULES.replace("version = 1", "version = 3")).version == 3
+
+
+def test_midnight_runs_every_missed_date_in_order_once(client):
+    client.submit([purchase("t1", "m1", "2026-11-17 10:00", 2900)])
+    first = client.run_midnight("2026-11-20")
+    assert list(first.dates) == ["2026-11-18", "2026-11-19", "2026-11-20"]
+    assert list(client.run_midnight("2026-11-20").dates) == []
+    assert {s.business_day for s in client.status().shards} == {"2026-11-20"}
+
+
+def test_the_anomaly_report_is_made_at_midnight_and_kept_in_the_data_folder(start_server, tmp_path):
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES.replace("daily_points_threshold = 5000", "daily_points_threshold = 100"))
+    server = start_server(rules=rules, start_date=parse_day("2026-11-17"), data=tmp_path / "data")
+    with PatronClient(server.address) as client:
+        client.submit([purchase("t1", "m1", "2026-11-17 10:00", 9000), purchase("t2", "m1", "2026-11-17 11:00", 9000),
+                       purchase("t3", "m2", "2026-11-17 11:00", 900)])
+        assert client.run_midnight("2026-11-18").anomalies == 1
+        report = client.anomaly_report("2026-11-17")
+    assert [(r.member_id, r.points, list(r.transactions)) for r in report.rows] == [("m1", 180, ["t1", "t2"])]
+    lines = (tmp_path / "data" / "reports" / "anomalies-2026-11-17.jsonl").read_text().splitlines()
+    assert lines == ['{"member_id":"m1","day":"2026-11-17","points":180,"transactions":["t1","t2"]}']
