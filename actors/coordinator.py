@@ -136,7 +136,8 @@ class Coordinator:
     async def _reevaluate(self, shards: list[int]) -> None:
         try:
             while shards:
-                answers = await asyncio.gather(*(self.lanes[s].send("reevaluate_step", self.config.job_chunk) for s in shards))
+                steps = [self.lanes[s].send("reevaluate_step", self.config.job_chunk) for s in shards]
+                answers = await asyncio.gather(*steps)
                 shards = [s for s, (_, finished) in zip(shards, answers, strict=True) if not finished]
         finally:
             self.publishing = False
@@ -169,7 +170,8 @@ class Coordinator:
         await self.on_every_shard("midnight_begin", run)
         shards, members, days = list(range(len(self.lanes))), 0, []
         while shards:
-            answers = await asyncio.gather(*(self.lanes[s].send("midnight_step", self.config.job_chunk) for s in shards))
+            steps = [self.lanes[s].send("midnight_step", self.config.job_chunk) for s in shards]
+            answers = await asyncio.gather(*steps)
             members += sum(a[0] for a in answers)
             days += [day for a in answers for day in a[1]]
             shards = [s for s, answer in zip(shards, answers, strict=True) if not answer[2]]

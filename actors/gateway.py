@@ -11,7 +11,7 @@ import grpc
 import msgspec
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
 from actors.coordinator import Coordinator
 from actors.wire import ack, anomaly_row, attributes_from, ledger_entry, member_message, transactions_from
@@ -98,6 +98,8 @@ def answers_errors(method: Callable) -> Callable:
 async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
     if isinstance(error, grpc.aio.AbortError):
         raise error
+    if isinstance(error, RayTaskError) and isinstance(error.cause, Exception):
+        error = error.cause  # what the shard raised, without Ray's traceback in its text
     for kinds, code in _CODES:
         if isinstance(error, kinds):
             message = "\n".join(error.problems) if isinstance(error, RulesError) else str(error)
