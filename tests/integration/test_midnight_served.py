@@ -1,0 +1,91 @@
+"""SPEC §6-§9 through `serve` with RunMidnight, and checkpoints restored member for member."""
+
+import pytest
+
+from client import PatronClient
+from cli.main import main
+from engine.calendar import parse_day
+from tests.builders import ms
+from tests.conftest import EXAMPLE_RULES
+
+SHOPLINE = """
+version = 1
+programme = "SHOPLINE example"
+timezone = "Asia/Shanghai"
+
+[tier_policy]
+on_expiry = "reevaluate"
+
+[[tiers]]
+name = "Regular"
+
+[[tiers]]
+name = "Bronze"
+metric = "spend"
+window = "3 months"
+threshold = 50000
+validity = "12 months"
+
+[[tiers]]
+name = "Silver"
+metric = "spend"
+window = "3 months"
+threshold = 100000
+validity = "12 months"
+extension = { metric = "spend", threshold = 100000 }
+"""
+
+
+def purchase(txn_id: str, member: str, when: str, paid: int) -> dict:
+    return {"txn_id": txn_id, "member_id": member, "occurred_at_ms": ms(when), "kind": "purchase",
+            "lines": [{"sku": "A", "paid_minor": paid}]}
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_the_shopline_anniversary_walks_members_down_through_serve(start_server, tmp_path, shards):
+    rules = tmp_path / "shopline.toml"
+    rules.write_text(SHOPLINE)
+    server = start_server(rules=rules, shards=shards, start_date=parse_day("2023-04-15"))
+    with PatronClient(server.address) as client:
+        client.submit([purchase("a1", "A", "2023-04-15 10:00", 100000), purchase("b1", "B", "2023-04-15 11:00", 100000)])
+        assert (client.member("A").tier, client.member("A").tier_valid_until) == ("Silver", "2024-04-14")
+        client.run_midnight("2024-03-01")
+        client.submit([purchase("a2", "A", "2024-03-01 10:00", 90000), purchase("b2", "B", "2024-03-01 10:00", 40000)])
+        client.run_midnight("2024-04-14")
+        assert (client.member("A").tier, client.member("B").tier) == ("Silver", "Silver")
+        client.run_midnight("2024-04-15")
+        assert (client.member("A").tier, client.member("B").tier) == ("Bronze", "Regular")
+        assert client.member("A").tier_valid_until == "2025-04-14"
+        assert [(e.cause, e.ref, e.tier_from, e.tier_to) for e in client.ledger("A") if e.kind == "tier"][-1] == (
+            "midnight", "2024-04-15", "Silver", "Bronze")
+
+
+def test_points_expire_at_the_start_of_1_january_through_serve(start_server):
+    server = start_server(start_date=parse_day("2026-03-05"))
+    with PatronClient(server.address) as client:
+        client.submit([purchase("t1", "m", "2026-03-05 10:00", 2900)])
+        client.run_midnight("2027-12-31")
+        assert client.member("m").points == 20
+        client.run_midnight("2028-01-01")
+        assert client.member("m").points == 0
+
+
+def test_a_restored_checkpoint_brings_back_every_member(start_server, tmp_path, capsys):
+    data = tmp_path / "data"
+    server = start_server(data=data, shards=2, start_date=parse_day("2026-11-17"))
+    txns = [purchase(f"t{n}", f"m{n % 40}", "2026-11-17 10:00", 1000 + 37 * n) for n in range(300)]
+    with PatronClient(server.address) as client:
+        client.submit(txns[:200])
+        made = client.checkpoint()
+        before = {f"m{n}": client.member(f"m{n}") for n in range(40)}
+        client.submit(txns[200:])
+        assert client.member("m1").points != before["m1"].points
+    server.stop()
+    with pytest.raises(SystemExit) as done:
+        main(["restore", "--data", str(data), "--checkpoint", made.name])
+    assert done.value.code == 0
+    assert f"restored {data} to checkpoint {made.name}" in capsys.readouterr().out
+    again = start_server(data=data, rules=EXAMPLE_RULES)
+    with PatronClient(again.address) as client:
+        for member_id, member in before.items():
+            assert client.member(member_id) == member

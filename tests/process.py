@@ -1,0 +1,58 @@
+"""`patron serve` as a separate process, the way operators run it, for crash and signal tests."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from client import PatronClient
+
+_LISTENING = re.compile(r"gRPC\s+127\.0\.0\.1:(\d+)")
+
+
+class ServeProcess:
+    def __init__(self, data: Path, *args: str, rules: Path | None = None, log: Path | None = None) -> None:
+        self.log = log or data.parent / f"serve-{time.monotonic_ns()}.log"
+        command = [sys.executable, "-m", "cli.main", "serve", "--data", str(data), "--grpc-port", "0",
+                   "--metrics-port", "-1", "--midnight", "manual", *args]
+        if rules is not None:
+            command += ["--rules", str(rules)]
+        self.output = open(self.log, "ab")  # noqa: SIM115 - closed in wait()
+        self.process = subprocess.Popen(command, stdout=self.output, stderr=subprocess.STDOUT)
+        self.address = f"127.0.0.1:{self._port()}"
+
+    def _port(self, timeout: float = 120.0) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = _LISTENING.search(self.log.read_text(errors="replace"))
+            if found:
+                return int(found.group(1))
+            if self.process.poll() is not None:
+                raise RuntimeError(f"patron serve exited early:\n{self.log.read_text(errors='replace')}")
+            time.sleep(0.1)
+        raise TimeoutError(f"patron serve did not start within {timeout:.0f} s")
+
+    def client(self) -> PatronClient:
+        client = PatronClient(self.address, timeout=20, retries=0)
+        client.wait_until_serving()
+        return client
+
+    def terminate(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.wait()
+
+    def kill(self) -> None:
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.wait()
+
+    def wait(self, timeout: float = 60.0) -> int:
+        try:
+            return self.process.wait(timeout)
+        finally:
+            self.output.close()
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
