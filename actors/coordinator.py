@@ -54,6 +54,8 @@ class Coordinator:
         self.actors: list[Any] = []
         self.lanes: list[Lane] = []
         self.publishing = False
+        self.recalculating: dict[int, int] = {}
+        """Members each shard re-evaluates for the last publish that changed tiers."""
         self.last_midnight: MidnightSummary | None = None
         self.last_midnight_at = 0.0
         self._midnight_lock = asyncio.Lock()
@@ -78,6 +80,7 @@ class Coordinator:
                 for s, c in zip(lagging, counts, strict=True)]
         if any(s.job == "reevaluate" for s in statuses):
             self.publishing = True
+            self.recalculating = {s.shard: s.job_total for s in statuses if s.job == "reevaluate"}
             self._background(self._reevaluate([s.shard for s in statuses if s.job == "reevaluate"]))
         if self.config.midnight == "clock":
             self._background(self._clock())
@@ -127,11 +130,19 @@ class Coordinator:
             self.publishing = False
             raise
         busy = [shard for shard, count in enumerate(counts) if count]
+        self.recalculating = {shard: counts[shard] for shard in busy}
         if busy:
             self._background(self._reevaluate(busy))
         else:
             self.publishing = False
         return published, bool(busy)
+
+    def recalculation(self, statuses: list[ShardStatus]) -> tuple[int, int]:
+        """(members done, members in all) of the last re-evaluation; a shard that finished
+        its part counts as done."""
+        done = sum(s.job_done if s.job == "reevaluate" else self.recalculating.get(s.shard, 0)
+                   for s in statuses if s.shard in self.recalculating)
+        return done, sum(self.recalculating.values())
 
     async def _reevaluate(self, shards: list[int]) -> None:
         try:

@@ -286,11 +286,11 @@ class AdminService:
             answer.shards.add(shard=status.shard, ready=status.ready, members=status.members,
                               transactions=status.transactions, business_day=status.business_day,
                               rule_version=status.rule_version, disk_bytes=status.disk_bytes)
-        reevaluating = [s for s in statuses if s.job == "reevaluate"]
+        done, total = coordinator.recalculation(statuses)
         answer.recalculation.running = coordinator.publishing
         answer.recalculation.version = coordinator.rules.version
-        answer.recalculation.members_done = sum(s.job_done for s in reevaluating)
-        answer.recalculation.members_total = sum(s.job_total for s in reevaluating)
+        answer.recalculation.members_done = done
+        answer.recalculation.members_total = total
         return answer
 
 

@@ -13,8 +13,9 @@ def test_generated_code_is_not_stale(tmp_path):
     (tmp_path / "proto").mkdir()
     shutil.copy(ROOT / "proto" / "patron.proto", tmp_path / "proto" / "patron.proto")
     include = str(Path(protoc.__file__).parent / "_proto")
+    source = str(tmp_path / "proto" / "patron.proto")
     status = protoc.main(["protoc", f"-I{tmp_path}", f"-I{include}", f"--python_out={tmp_path}",
-                          f"--grpc_python_out={tmp_path}", f"--pyi_out={tmp_path}", str(tmp_path / "proto" / "patron.proto")])
+                          f"--grpc_python_out={tmp_path}", f"--pyi_out={tmp_path}", source])
     assert status == 0
     for name in GENERATED:
         fresh = (tmp_path / "proto" / name).read_text()

@@ -2,8 +2,8 @@
 
 import pytest
 
-from client import PatronClient
 from cli.main import main
+from client import PatronClient
 from engine.calendar import parse_day
 from tests.builders import ms
 from tests.conftest import EXAMPLE_RULES
@@ -47,7 +47,8 @@ def test_the_shopline_anniversary_walks_members_down_through_serve(start_server,
     rules.write_text(SHOPLINE)
     server = start_server(rules=rules, shards=shards, start_date=parse_day("2023-04-15"))
     with PatronClient(server.address) as client:
-        client.submit([purchase("a1", "A", "2023-04-15 10:00", 100000), purchase("b1", "B", "2023-04-15 11:00", 100000)])
+        client.submit([purchase("a1", "A", "2023-04-15 10:00", 100000),
+                       purchase("b1", "B", "2023-04-15 11:00", 100000)])
         assert (client.member("A").tier, client.member("A").tier_valid_until) == ("Silver", "2024-04-14")
         client.run_midnight("2024-03-01")
         client.submit([purchase("a2", "A", "2024-03-01 10:00", 90000), purchase("b2", "B", "2024-03-01 10:00", 40000)])
