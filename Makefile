@@ -14,11 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The engine on an embedded local Ray with the example rules; a demo load makes the counts move.
 run: venv
-	@mkdir -p data
-	$(BIN)/patron generate --out data/demo.jsonl --transactions 200000 --members 20000
-	$(BIN)/patron replay --rules examples/rules.toml --transactions data/demo.jsonl \
-		--members-out data/members.jsonl --results-out data/results.jsonl
+	$(BIN)/patron serve --data data --rules examples/rules.toml --demo 100000
 
 test: venv lint
 	$(BIN)/python -m pytest

@@ -57,7 +57,7 @@ def _banner(server: Server) -> None:
         f"  data     {config.data} ({config.durability} durability; midnight: {config.midnight})",
         "Send a batch, look at a member:",
         f"  .venv/bin/patron send --address {host}:{server.port} --generate 10000",
-        f"  .venv/bin/patron member show M00000001 --address {host}:{server.port}",
+        f"  .venv/bin/patron member show MEMBER_ID --address {host}:{server.port}",
         f"Live counts every {COUNTS_EVERY:.0f} s; Ctrl-C stops (batches in flight finish first).",
     ]
     print("\n".join(lines), file=sys.stderr, flush=True)
@@ -85,7 +85,9 @@ def _demo_load(address: str, count: int, server: Server) -> None:
     today = iso(server.coordinator.today())
     workload = Workload(transactions=count, members=max(count // 10, 100), days=1, start=today,
                         id_prefix=f"D{int(time.time())}-")
+    member = next(generate(workload))["member_id"]
     with PatronClient(address) as client:
         for _ in client.stream(client.batches(generate(workload), 1000)):
             pass
-    print(f"patron: the demo load of {count:,} transactions is in", file=sys.stderr, flush=True)
+    print(f"patron: the demo load of {count:,} transactions is in; look at a member with\n"
+          f"  .venv/bin/patron member show {member} --address {address} --ledger", file=sys.stderr, flush=True)
