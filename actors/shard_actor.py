@@ -1,10 +1,12 @@
 """The Ray actor around one Shard: the single writer of its LMDB environment. Ray restarts
 it after a crash; the new process reopens LMDB and rebuilds the same hot state."""
 
+import gc
 import os
 
 import ray
 
+from actors.logs import collect_rarely
 from actors.shard import Shard, ShardConfig, ShardStatus
 from engine.ledger import LedgerEntry
 from engine.midnight import AnomalyRow
@@ -22,7 +24,9 @@ class ShardActor:
     ordering), so a member's batches are applied in the order the gateway received them."""
 
     def __init__(self, config: ShardConfig) -> None:
+        collect_rarely()
         self.shard = Shard(config)
+        gc.freeze()  # the members just loaded live as long as the process
 
     def status(self) -> ShardStatus:
         return self.shard.status()

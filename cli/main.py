@@ -1,7 +1,6 @@
 """The `patron` command: one entry point, a subcommand per job."""
 
 import argparse
-import gc
 import sys
 from pathlib import Path
 
@@ -145,11 +144,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from actors.logs import collect_rarely
     from cli.replay import ReplayFiles, replay_files
 
-    # Members hold small dicts and lists the cyclic collector keeps walking; patron's records
-    # form no cycles, so collect far less often (measured: 20-30% faster replays).
-    gc.set_threshold(200_000, 50, 1_000)
+    collect_rarely()
     files = ReplayFiles(rules=args.rules, transactions=args.transactions, members_out=args.members_out,
                         results_out=args.results_out, ledger_out=args.ledger_out,
                         anomalies_out=args.anomalies_out, until=args.until)

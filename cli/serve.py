@@ -8,7 +8,7 @@ import threading
 import time
 
 from actors.config import ServeConfig
-from actors.logs import configure_logging
+from actors.logs import collect_rarely, configure_logging
 from actors.server import Server
 from storage.folder import DataFolder
 
@@ -19,6 +19,7 @@ COUNTS_EVERY = 10.0
 
 def run_serve(config: ServeConfig, demo: int = 0) -> int:
     configure_logging()
+    collect_rarely()
     folder = DataFolder(config.data)
     folder.claim(os.getpid())
     try:

@@ -65,3 +65,21 @@ def start_server(ray_session: None, tmp_path: Path) -> Iterator:
     for server in running:
         if server.thread.is_alive():
             server.stop()
+
+
+@pytest.fixture
+def serve_process(tmp_path: Path) -> Iterator:
+    """serve_process(data, *args, rules=None) -> ServeProcess; each is killed at the end,
+    so a failing test leaves no server (and no Ray cluster) behind."""
+    from tests.process import ServeProcess
+
+    started: list[ServeProcess] = []
+
+    def start(data: Path, *args: str, rules: Path | None = None) -> ServeProcess:
+        process = ServeProcess(data, *args, rules=rules)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill_everything()

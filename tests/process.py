@@ -21,7 +21,9 @@ class ServeProcess:
         if rules is not None:
             command += ["--rules", str(rules)]
         self.output = open(self.log, "ab")  # noqa: SIM115 - closed in wait()
-        self.process = subprocess.Popen(command, stdout=self.output, stderr=subprocess.STDOUT)
+        # its own session: at the end of a test the whole group goes, Ray's agents included
+        self.process = subprocess.Popen(command, stdout=self.output, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
         self.address = f"127.0.0.1:{self._port()}"
 
     def _port(self, timeout: float = 120.0) -> int:
@@ -45,8 +47,17 @@ class ServeProcess:
         return self.wait()
 
     def kill(self) -> None:
-        os.kill(self.process.pid, signal.SIGKILL)
+        """kill -9 of the serve process alone, as a crash would do it."""
+        self.process.kill()
         self.wait()
+
+    def kill_everything(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if not self.output.closed:
+            self.wait()
 
     def wait(self, timeout: float = 60.0) -> int:
         try:

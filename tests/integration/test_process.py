@@ -9,7 +9,6 @@ import grpc
 from bench.workload import Workload, generate, write_jsonl
 from cli.replay import ReplayFiles, replay_files
 from tests.conftest import EXAMPLE_RULES
-from tests.process import ServeProcess
 
 WORKLOAD = Workload(transactions=6_000, members=900, days=1, start="2026-11-17", seed=11)
 
@@ -34,9 +33,9 @@ def same_as_replay(client, expected: dict[str, dict]) -> None:
             member_id, member["tier"], member["points"], member["growth"], member["abnormal"])
 
 
-def test_sigterm_finishes_batches_in_flight_closes_cleanly_and_a_restart_serves_the_same(tmp_path):
+def test_sigterm_finishes_batches_in_flight_closes_cleanly_and_a_restart_serves_the_same(tmp_path, serve_process):
     data = tmp_path / "data"
-    serve = ServeProcess(data, "--start-date", "2026-11-17", rules=EXAMPLE_RULES)
+    serve = serve_process(data, "--start-date", "2026-11-17", rules=EXAMPLE_RULES)
     client = serve.client()
     stream = batches(client)
     acked: list = []
@@ -47,7 +46,7 @@ def test_sigterm_finishes_batches_in_flight_closes_cleanly_and_a_restart_serves_
     assert serve.terminate() == 0
     sending.join(30)
     assert "stopped; every shard closed cleanly" in serve.text()
-    restarted = ServeProcess(data)
+    restarted = serve_process(data)
     with restarted.client() as again:
         for ack, batch in zip(acked, stream, strict=False):  # every acknowledged one is there, as answered
             resent = again.submit(batch)
@@ -56,10 +55,10 @@ def test_sigterm_finishes_batches_in_flight_closes_cleanly_and_a_restart_serves_
     restarted.terminate()
 
 
-def test_kill_9_loses_nothing_that_was_acknowledged(tmp_path):
+def test_kill_9_loses_nothing_that_was_acknowledged(tmp_path, serve_process):
     data = tmp_path / "data"
     expected = replay_members(tmp_path)
-    serve = ServeProcess(data, "--start-date", "2026-11-17", rules=EXAMPLE_RULES)
+    serve = serve_process(data, "--start-date", "2026-11-17", rules=EXAMPLE_RULES)
     client = serve.client()
     stream = batches(client)
     acked: list = []
@@ -69,7 +68,7 @@ def test_kill_9_loses_nothing_that_was_acknowledged(tmp_path):
         sending.join(0.01)
     serve.kill()
     sending.join(30)
-    restarted = ServeProcess(data)
+    restarted = serve_process(data)
     with restarted.client() as again:
         for batch in stream[len(acked):]:  # the client resends everything not acknowledged
             again.submit(batch)
