@@ -3,7 +3,7 @@ once per batch. The shard is its single writer; open it once per process."""
 
 import errno
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +20,7 @@ from storage.codecs import (
     anomaly_key,
     day_key,
     decode_entry,
+    decode_ids,
     decode_member,
     decode_row,
     decode_txn,
@@ -46,6 +47,12 @@ class ShardStore:
         self.env = lmdb.open(str(path), map_size=map_bytes, max_dbs=len(_DATABASES), sync=strict,
                              metasync=strict, readahead=False, lock=True)
         self.dbs = {name.decode(): self.env.open_db(name) for name in _DATABASES}
+        self._batches = self._last_batch()
+
+    def _last_batch(self) -> int:
+        with self.env.begin(db=self.dbs["txn_days"]) as txn:
+            cursor = txn.cursor()
+            return max((int.from_bytes(k[4:], "big") for k in cursor.iternext(values=False)), default=0)
 
     def close(self) -> None:
         self.env.sync(True)
@@ -113,6 +120,11 @@ class ShardStore:
     def writer(self) -> "BatchWriter":
         return BatchWriter(self)
 
+    def next_batch(self) -> int:
+        """A number for each commit, so index entries of one day never overwrite each other."""
+        self._batches += 1
+        return self._batches
+
 
 def _no_space(error: Exception) -> bool:
     return getattr(error, "errno", None) == errno.ENOSPC or "No space left" in str(error)
@@ -165,24 +177,21 @@ class BatchWriter:
         txns, days = self.dbs["txns"], self.dbs["txn_days"]
         cursor = self.txn.cursor(db=days)
         cursor.first()
-        end, dropped = day_key(day), 0
+        end, dropped = day_key(day, 0), 0
         while (key := cursor.key()) and key < end:
-            self.txn.delete(key[4:], db=txns)
+            for txn_id in decode_ids(cursor.value()):
+                dropped += self.txn.delete(txn_id.encode(), db=txns)
             cursor.delete()  # and on to the next entry
-            dropped += 1
         return dropped
 
     @_full_is_storage_full
-    def put_members(self, members: Iterator[Member] | list[Member]) -> None:
-        put, db = self.txn.put, self.dbs["members"]
-        for member in members:
-            put(member.member_id.encode(), encode(member), db=db)
+    def put_members(self, members: Iterable[Member]) -> None:
+        self.txn.cursor(self.dbs["members"]).putmulti([(m.member_id.encode(), encode(m)) for m in members])
 
     @_full_is_storage_full
     def put_ledger(self, entries: list[LedgerEntry]) -> None:
-        put, db = self.txn.put, self.dbs["ledger"]
-        for entry in entries:
-            put(ledger_key(entry.member_id, entry.seq), encode(entry), db=db)
+        self.txn.cursor(self.dbs["ledger"]).putmulti(
+            [(ledger_key(e.member_id, e.seq), encode(e)) for e in entries])
 
     @_full_is_storage_full
     def put_meta(self, key: str, value: Any) -> None:
@@ -190,10 +199,14 @@ class BatchWriter:
 
     @_full_is_storage_full
     def commit(self) -> None:
-        put, txns, days = self.txn.put, self.dbs["txns"], self.dbs["txn_days"]
-        for txn_id, record in self._index.items():
-            put(txn_id.encode(), encode(record), db=txns)
-            put(day_key(record.day, txn_id), b"", db=days)
+        index = self._index
+        self.txn.cursor(self.dbs["txns"]).putmulti([(k.encode(), encode(r)) for k, r in index.items()])
+        by_day: dict[Day, list[str]] = {}
+        for txn_id, record in index.items():
+            by_day.setdefault(record.day, []).append(txn_id)
+        batch = self.store.next_batch()
+        self.txn.cursor(self.dbs["txn_days"]).putmulti(
+            [(day_key(day, batch), encode(ids)) for day, ids in by_day.items()])
         self.txn.commit()
 
     def abort(self) -> None:
