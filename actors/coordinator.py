@@ -6,14 +6,17 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from actors.batch_stats import BatchStats
 from actors.config import ServeConfig
 from actors.lanes import Lane
+from actors.metrics import Metrics
 from actors.routing import even_layout, shard_of
 from actors.shard import ShardConfig, ShardStatus
 from actors.shard_actor import ShardActor
@@ -45,8 +48,12 @@ class CheckpointMade(msgspec.Struct):
 
 
 class Coordinator:
-    def __init__(self, config: ServeConfig) -> None:
+    def __init__(self, config: ServeConfig, metrics: Metrics | None = None,
+                 on_health: Callable[[bool], Awaitable[None]] | None = None) -> None:
         self.config = config
+        self.metrics = metrics or Metrics()
+        self.on_health = on_health
+        self.shards_up = True
         self.folder = DataFolder(config.data)
         self.rules: PublishedRules
         self.programme: Programme
@@ -84,6 +91,7 @@ class Coordinator:
             self._background(self._reevaluate([s.shard for s in statuses if s.job == "reevaluate"]))
         if self.config.midnight == "clock":
             self._background(self._clock())
+        self._background(self._watch())
 
     def today(self) -> Day:
         """The programme's local date now, by the wall clock."""
@@ -172,6 +180,7 @@ class Coordinator:
             summary.seconds = time.monotonic() - started
             if summary.dates:
                 self.last_midnight, self.last_midnight_at = summary, time.time()
+                self._count_midnight(summary)
                 log.info("midnight run", extra={"dates": summary.dates, "members": summary.members,
                                                 "anomalies": summary.anomalies, "seconds": summary.seconds})
                 await self.checkpoint()
@@ -204,6 +213,60 @@ class Coordinator:
             except Exception:
                 log.exception("the midnight run failed; it is tried again in a minute")
             await asyncio.sleep(60)
+
+    def _count_midnight(self, summary: MidnightSummary) -> None:
+        metrics = self.metrics
+        metrics.midnight_success.set(self.last_midnight_at)
+        metrics.midnight_duration.set(summary.seconds)
+        metrics.midnight_members.set(summary.members)
+        metrics.midnight_runs.inc(len(summary.dates))
+
+    # -- watching ------------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        """Every few seconds: is every shard answering (health follows), and the gauges."""
+        rounds = 0
+        while True:
+            try:
+                await self._observe(liability=rounds % 60 == 0)
+            except Exception:
+                log.exception("watching the shards failed")
+            rounds += 1
+            await asyncio.sleep(1.0)
+
+    async def _observe(self, liability: bool) -> None:
+        metrics, names = self.metrics, self.programme.ladder.names
+        answers = await asyncio.gather(*(_answer(actor.status.remote()) for actor in self.actors))
+        up = all(isinstance(a, ShardStatus) for a in answers)
+        for shard, answer in enumerate(answers):
+            metrics.shard_up.labels(str(shard)).set(1 if isinstance(answer, ShardStatus) else 0)
+            if isinstance(answer, ShardStatus):
+                metrics.members.labels(str(shard)).set(answer.members)
+                metrics.lmdb_bytes.labels(str(shard)).set(answer.disk_bytes)
+        metrics.rules_version.set(self.rules.version)
+        if up:
+            done, total = self.recalculation(answers)
+            metrics.recalculation_done.set(done)
+            metrics.recalculation_total.set(total)
+            for stats in await asyncio.gather(*(_answer(a.take_midnight_stats.remote()) for a in self.actors)):
+                if isinstance(stats, BatchStats):
+                    metrics.record_changes(stats, names)
+        if up and liability:
+            parts = await asyncio.gather(*(_answer(a.liability.remote()) for a in self.actors))
+            if all(isinstance(part, dict) for part in parts):
+                totals: dict[str, int] = {}
+                for part in parts:
+                    for month, points in part.items():
+                        totals[month] = totals.get(month, 0) + points
+                metrics.liability.clear()
+                for month, points in totals.items():
+                    metrics.liability.labels(month).set(points)
+        if up != self.shards_up:
+            log.warning("every shard answers" if up else "a shard does not answer; health is NOT_SERVING",
+                        extra={"shards": [s for s, a in enumerate(answers) if not isinstance(a, ShardStatus)]})
+        self.shards_up = up
+        if self.on_health is not None:
+            await self.on_health(up)
 
     # -- checkpoints ---------------------------------------------------------------------
 
@@ -272,3 +335,11 @@ class Coordinator:
         if any(self.layout.nodes.get(str(s)) != n for s, n in enumerate(nodes)):
             self.layout.nodes = {str(s): n for s, n in enumerate(nodes)}
             self.folder.save_layout(self.layout)
+
+
+async def _answer(call: Any, timeout: float = 5.0) -> Any:
+    """The shard's answer, or the error (a shard restarting may not answer in time)."""
+    try:
+        return await asyncio.wait_for(call, timeout)
+    except Exception as error:
+        return error

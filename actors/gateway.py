@@ -4,6 +4,7 @@ and answers only what shards have committed. gRPC lives here and nowhere else.""
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
+from actors.batch_stats import BatchStats
 from actors.coordinator import Coordinator
 from actors.wire import ack, anomaly_row, attributes_from, ledger_entry, member_message, transactions_from
 from engine.calendar import iso, parse_day
@@ -34,7 +36,7 @@ __all__ = ["AdminService", "IngestService", "MembersService", "handler_for"]
 log = logging.getLogger("patron.gateway")
 
 _encode = msgspec.msgpack.Encoder().encode
-_decode_results = msgspec.msgpack.Decoder(list[TxnResult]).decode
+_decode_answer = msgspec.msgpack.Decoder(tuple[list[TxnResult], BatchStats]).decode
 LEDGER_PAGE = 500
 
 
@@ -95,19 +97,34 @@ def answers_errors(method: Callable) -> Callable:
     return unary
 
 
+def _original(error: Exception) -> Exception:
+    """What the shard raised, without Ray's wrapper and its traceback in the text."""
+    if isinstance(error, RayTaskError) and isinstance(error.cause, Exception):
+        return error.cause
+    return error
+
+
+def _code(error: Exception) -> grpc.StatusCode:
+    error = _original(error)
+    if isinstance(error, grpc.aio.AbortError):
+        return grpc.StatusCode.UNKNOWN
+    return next((code for kinds, code in _CODES if isinstance(error, kinds)), grpc.StatusCode.INTERNAL)
+
+
 async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
     if isinstance(error, grpc.aio.AbortError):
         raise error
-    if isinstance(error, RayTaskError) and isinstance(error.cause, Exception):
-        error = error.cause  # what the shard raised, without Ray's traceback in its text
-    for kinds, code in _CODES:
-        if isinstance(error, kinds):
-            message = "\n".join(error.problems) if isinstance(error, RulesError) else str(error)
-            if code is grpc.StatusCode.UNAVAILABLE:
-                message = f"a shard is unavailable (restarting?); nothing was acknowledged: {error}"
-            await context.abort(code, message)
-    log.exception("unexpected error")
-    await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(error).__name__}: {error}")
+    error = _original(error)
+    code = _code(error)
+    message = "\n".join(error.problems) if isinstance(error, RulesError) else str(error)
+    if code is grpc.StatusCode.UNAVAILABLE:
+        message = f"a shard is unavailable (restarting?); nothing was acknowledged: {error}"
+    elif code is grpc.StatusCode.INTERNAL:
+        log.exception("unexpected error", exc_info=error)
+        message = f"internal error: {type(error).__name__}: {error}"
+    elif code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        log.warning("refused: %s", error)
+    await context.abort(code, message)
 
 
 class IngestService:
@@ -115,9 +132,19 @@ class IngestService:
         self.coordinator = coordinator
         self.max_batch = max_batch
 
-    @answers_errors
-    async def SubmitBatch(self, request: pb.TransactionBatch, context: grpc.aio.ServicerContext) -> pb.BatchAck:
-        return await self._settle(request.batch_id, self._route(request))
+    async def SubmitBatch(self, request: Any, context: grpc.aio.ServicerContext) -> pb.BatchAck:
+        received = time.perf_counter()
+        metrics = self.coordinator.metrics
+        metrics.batches_in_flight.inc()
+        try:
+            if isinstance(request, Unreadable):
+                raise InvalidRequestError(request.reason)
+            return await self._settle(request.batch_id, self._route(request), received)
+        except Exception as error:
+            metrics.batches_refused.labels(_code(error).name).inc()
+            await _abort(context, error)
+        finally:
+            metrics.batches_in_flight.dec()
 
     async def StreamBatches(self, requests: AsyncIterator, context: grpc.aio.ServicerContext) -> AsyncIterator:
         """Batches are routed as they arrive (so they reach shards in order) and acknowledged
@@ -129,8 +156,9 @@ class IngestService:
                 async for request in requests:
                     if isinstance(request, Unreadable):
                         raise InvalidRequestError(request.reason)
+                    received = time.perf_counter()
                     routed = self._route(request)
-                    await pending.put(asyncio.ensure_future(self._settle(request.batch_id, routed)))
+                    await pending.put(asyncio.ensure_future(self._settle(request.batch_id, routed, received)))
             except Exception as error:  # answered in order, after the batches before it
                 failed = asyncio.get_running_loop().create_future()
                 failed.set_exception(error)
@@ -143,11 +171,12 @@ class IngestService:
                 try:
                     yield await settled
                 except Exception as error:
+                    self.coordinator.metrics.batches_refused.labels(_code(error).name).inc()
                     await _abort(context, error)
         finally:
             reader.cancel()
 
-    def _route(self, request: pb.TransactionBatch) -> list[tuple[list[int], asyncio.Future]]:
+    def _route(self, request: pb.TransactionBatch) -> list[tuple[int, list[int], asyncio.Future]]:
         """Split by shard and queue each part now, synchronously, so order is kept."""
         count = len(request.transactions)
         if count > self.max_batch:
@@ -162,16 +191,23 @@ class IngestService:
         for shard in parts:
             if coordinator.lanes[shard].queue.full():
                 raise OverloadedError(f"shard {shard} is at its limit of queued batches; send again shortly")
-        return [(indices, coordinator.lanes[shard].send("apply", _encode(txns)))
+        return [(shard, indices, coordinator.lanes[shard].send("apply", _encode(txns)))
                 for shard, (indices, txns) in parts.items()]
 
-    async def _settle(self, batch_id: str, routed: list[tuple[list[int], asyncio.Future]]) -> pb.BatchAck:
-        results: list[TxnResult] = []
+    async def _settle(self, batch_id: str, routed: list[tuple[int, list[int], asyncio.Future]],
+                      received: float) -> pb.BatchAck:
+        metrics, names = self.coordinator.metrics, self.coordinator.programme.ladder.names
         placed: dict[int, TxnResult] = {}
-        for indices, future in routed:
-            placed.update(zip(indices, _decode_results(await future), strict=True))
-        results = [placed[i] for i in range(len(placed))]
-        return ack(batch_id, results)
+        for shard, indices, future in routed:
+            results, stats = _decode_answer(await future)
+            placed.update(zip(indices, results, strict=True))
+            metrics.record_batch(shard, stats, names)
+        answer = ack(batch_id, [placed[i] for i in range(len(placed))])
+        seconds = time.perf_counter() - received
+        metrics.batch_latency.observe(seconds)
+        log.debug("batch acknowledged", extra={"batch_id": batch_id, "transactions": len(placed),
+                                                "shards": [r[0] for r in routed], "seconds": round(seconds, 4)})
+        return answer
 
 
 class MembersService:

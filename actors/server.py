@@ -3,6 +3,7 @@ health and reflection, and the metrics endpoint. Stopping drains in-flight batch
 
 import logging
 import os
+from typing import Any
 
 import grpc
 import ray
@@ -13,6 +14,7 @@ from prometheus_client import start_http_server
 from actors.config import ServeConfig
 from actors.coordinator import Coordinator
 from actors.gateway import AdminService, IngestService, MembersService, handler_for
+from actors.metrics import Metrics
 from proto import patron_pb2 as pb
 
 __all__ = ["SERVICE_NAMES", "Server"]
@@ -25,12 +27,15 @@ SERVICE_NAMES = tuple(pb.DESCRIPTOR.services_by_name[name].full_name for name in
 class Server:
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
-        self.coordinator = Coordinator(config)
+        self.metrics = Metrics()
         self.health = health.aio.HealthServicer()
+        self.coordinator = Coordinator(config, self.metrics, self._shards_answer)
         self.grpc: grpc.aio.Server | None = None
         self.port = 0
         self.metrics_port = 0
         self._own_ray = False
+        self._started = False
+        self._http: Any = None
 
     async def start(self) -> int:
         """Start everything; SERVING only once every shard has answered. Returns the gRPC port."""
@@ -41,8 +46,10 @@ class Server:
         await self.grpc.start()
         await self.coordinator.start()
         if self.config.metrics_port >= 0:
-            server, _ = start_http_server(self.config.metrics_port, addr=self.config.host)
-            self.metrics_port = server.server_port
+            self._http, _ = start_http_server(self.config.metrics_port, addr=self.config.host,
+                                              registry=self.metrics.registry)
+            self.metrics_port = self._http.server_port
+        self._started = True
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         return self.port
 
@@ -53,6 +60,9 @@ class Server:
         if self.grpc is not None:
             await self.grpc.stop(grace)
         await self.coordinator.close()
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
         if self._own_ray:
             ray.shutdown()
 
@@ -72,6 +82,12 @@ class Server:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         return server
+
+    async def _shards_answer(self, every_shard: bool) -> None:
+        """Health follows the shards: NOT_SERVING while one is down or restarting."""
+        if self._started:
+            serving = health_pb2.HealthCheckResponse.SERVING
+            await self._set_health(serving if every_shard else health_pb2.HealthCheckResponse.NOT_SERVING)
 
     async def _set_health(self, status: int) -> None:
         for service in ("", *SERVICE_NAMES):

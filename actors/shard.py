@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import msgspec
 
+from actors.batch_stats import BatchStats, count_batch, count_ledger
 from engine.book import Book
 from engine.calendar import iso
 from engine.ledger import LedgerEntry
@@ -24,7 +25,7 @@ from engine.publishing import activates_tiers, forget_past_spend, reevaluate, re
 from engine.scoring import score_transaction
 from engine.summary import MemberSummary, summarise
 from engine.transactions import Transaction, TxnResult
-from engine.types import ADJUSTMENT, Day
+from engine.types import ADJUSTMENT, NEVER, Day
 from engine.validation import load_rules
 from storage.shard_store import BatchWriter, ShardStore
 
@@ -81,6 +82,8 @@ class Shard:
         self.book = Book(Programme(load_rules(rules_text)), members, today=today)
         self.accepted = 0
         self.job: Job | None = None
+        self.midnight_stats = BatchStats({})
+        """What midnight runs did since the gateway last asked (expiries, tier moves)."""
         for member in members.values():
             schedule(self.book, member)
             if member.touched:
@@ -95,13 +98,29 @@ class Shard:
 
     def apply(self, txns: list[Transaction]) -> list[TxnResult]:
         """Score a batch in order and commit it once; results come back only after the commit."""
-        results = self._write(lambda: [score_transaction(self.book, t) for t in txns], [t.member_id for t in txns])
+        return self.apply_counted(txns)[0]
+
+    def apply_counted(self, txns: list[Transaction]) -> tuple[list[TxnResult], BatchStats]:
+        """`apply`, and what the batch did, counted once for metrics."""
+        counted: dict[str, BatchStats] = {}
+
+        def score(writer: BatchWriter) -> list[TxnResult]:
+            started = time.perf_counter()
+            results = [score_transaction(self.book, t) for t in txns]
+            counted["stats"] = stats = count_batch(txns, results, self.book.ledger)
+            stats.apply_seconds = time.perf_counter() - started
+            return results
+
+        started = time.perf_counter()
+        results = self._write_with(score, [t.member_id for t in txns])
+        stats = counted["stats"]
+        stats.commit_seconds = time.perf_counter() - started - stats.apply_seconds
         self.accepted += sum(1 for r in results if r.outcome == "accepted")
-        return results
+        return results, stats
 
     def apply_encoded(self, payload: bytes) -> bytes:
         """The gateway's hot path: MessagePack in and out, so Ray moves plain bytes."""
-        return _encode(self.apply(_decode_batch(payload)))
+        return _encode(self.apply_counted(_decode_batch(payload)))
 
     # -- members -----------------------------------------------------------------------
 
@@ -162,6 +181,7 @@ class Shard:
 
         def step(writer: BatchWriter) -> list[AnomalyRow]:
             rows = visit(self.book, chunk, job.day)
+            count_ledger(self.midnight_stats, self.book.ledger)
             writer.put_anomalies(rows)
             if finished:
                 writer.forget_before(job.day - self.config.index_retention_days)
@@ -175,6 +195,19 @@ class Shard:
             self.book.today = job.day
             self.job = None
         return len(chunk), [row.day for row in rows], finished
+
+    def take_midnight_stats(self) -> BatchStats:
+        stats, self.midnight_stats = self.midnight_stats, BatchStats({})
+        return stats
+
+    def liability(self) -> dict[str, int]:
+        """Outstanding spendable points by the month they expire ("never" for no expiry)."""
+        by_month: dict[str, int] = {}
+        for member in self.book.members.values():
+            for lot in member.lots:
+                month = iso(lot.expires)[:7] if lot.expires < NEVER else "never"
+                by_month[month] = by_month.get(month, 0) + lot.amount
+        return by_month
 
     def anomalies(self, day: str) -> list[AnomalyRow]:
         return self.store.anomalies(day)

@@ -6,6 +6,7 @@ import os
 
 import ray
 
+from actors.batch_stats import BatchStats
 from actors.logs import collect_rarely
 from actors.shard import Shard, ShardConfig, ShardStatus
 from engine.ledger import LedgerEntry
@@ -48,6 +49,12 @@ class ShardActor:
 
     def midnight_step(self, limit: int) -> tuple[int, list[str], bool]:
         return self.shard.midnight_step(limit)
+
+    def take_midnight_stats(self) -> BatchStats:
+        return self.shard.take_midnight_stats()
+
+    def liability(self) -> dict[str, int]:
+        return self.shard.liability()
 
     def anomalies(self, day: str) -> list[AnomalyRow]:
         return self.shard.anomalies(day)

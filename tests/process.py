@@ -1,5 +1,6 @@
 """`patron serve` as a separate process, the way operators run it, for crash and signal tests."""
 
+import contextlib
 import os
 import re
 import signal
@@ -52,10 +53,8 @@ class ServeProcess:
         self.wait()
 
     def kill_everything(self) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         if not self.output.closed:
             self.wait()
 

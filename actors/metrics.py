@@ -1,0 +1,93 @@
+"""Prometheus metrics for one serve process: the gateway and every shard it owns.
+Names follow Prometheus conventions: `patron_` prefix, base units, `_total` counters,
+`_seconds` histograms. Shards count per batch; nothing here runs per transaction."""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
+
+from actors.batch_stats import BatchStats
+
+__all__ = ["Metrics"]
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry()
+        ProcessCollector(registry=registry)  # process_start_time_seconds, CPU, memory of the gateway
+        PlatformCollector(registry=registry)
+        self.transactions = Counter("patron_transactions_total",
+                                    "Transactions answered, by kind, outcome and reason.",
+                                    ["kind", "outcome", "reason"], registry=registry)
+        self.points_awarded = Counter("patron_points_awarded_total",
+                                      "Points earned (spendable or pending).", registry=registry)
+        self.points_reversed = Counter("patron_points_reversed_total", "Points taken back by refunds.",
+                                       registry=registry)
+        self.points_expired = Counter("patron_points_expired_total", "Points expired by midnight runs.",
+                                      registry=registry)
+        self.growth_awarded = Counter("patron_growth_awarded_total", "Growth (experience) earned.", registry=registry)
+        self.anomalies = Counter("patron_anomalies_flagged_total", "Members flagged by the daily anomaly threshold.",
+                                 registry=registry)
+        self.tier_changes = Counter("patron_tier_changes_total", "Members moved between tiers.",
+                                    ["from_tier", "to_tier"], registry=registry)
+        self.batch_latency = Histogram("patron_batch_latency_seconds",
+                                       "From receipt of a batch to its acknowledgement.",
+                                       buckets=LATENCY_BUCKETS, registry=registry)
+        self.batches_in_flight = Gauge("patron_batches_in_flight", "Batches received and not yet acknowledged.",
+                                       registry=registry)
+        self.batches_refused = Counter("patron_batches_refused_total", "Batches refused, by gRPC status code.",
+                                       ["code"], registry=registry)
+        self.shard_apply = Histogram("patron_shard_apply_seconds", "Time a shard spends scoring a batch.",
+                                     ["shard"], buckets=LATENCY_BUCKETS, registry=registry)
+        self.shard_commit = Histogram("patron_shard_commit_seconds",
+                                      "Time a shard spends writing and committing a batch.",
+                                      ["shard"], buckets=LATENCY_BUCKETS, registry=registry)
+        self._shard_gauges(registry)
+        self._midnight_gauges(registry)
+
+    def _shard_gauges(self, registry: CollectorRegistry) -> None:
+        self.shard_up = Gauge("patron_shard_up", "1 when the shard answers, 0 when it is down or restarting.",
+                              ["shard"], registry=registry)
+        self.members = Gauge("patron_members", "Members per shard.", ["shard"], registry=registry)
+        self.lmdb_bytes = Gauge("patron_lmdb_bytes", "Bytes of LMDB pages in use per shard.", ["shard"],
+                                registry=registry)
+        self.rules_version = Gauge("patron_rules_version", "The rules version in force.", registry=registry)
+        self.liability = Gauge("patron_points_liability", "Outstanding spendable points by the month they expire.",
+                               ["expiry_month"], registry=registry)
+
+    def _midnight_gauges(self, registry: CollectorRegistry) -> None:
+        self.midnight_success = Gauge("patron_midnight_last_success_timestamp_seconds",
+                                      "When the last midnight run finished (Unix time).", registry=registry)
+        self.midnight_duration = Gauge("patron_midnight_last_duration_seconds", "How long the last midnight run took.",
+                                       registry=registry)
+        self.midnight_members = Gauge("patron_midnight_last_members_processed",
+                                      "Members the last midnight run visited.", registry=registry)
+        self.midnight_runs = Counter("patron_midnight_runs_total", "Midnight runs done (one per date).",
+                                     registry=registry)
+        self.recalculation_done = Gauge("patron_recalculation_members_done",
+                                        "Members re-evaluated so far after the last tier change.", registry=registry)
+        self.recalculation_total = Gauge("patron_recalculation_members_total",
+                                         "Members to re-evaluate after the last tier change.", registry=registry)
+
+    def record_batch(self, shard: int, stats: BatchStats, tier_names: list[str]) -> None:
+        for key, count in stats.outcomes.items():
+            kind, outcome, reason = key.split(" ", 2)
+            self.transactions.labels(kind, outcome, reason).inc(count)
+        self.record_changes(stats, tier_names)
+        self.shard_apply.labels(str(shard)).observe(stats.apply_seconds)
+        self.shard_commit.labels(str(shard)).observe(stats.commit_seconds)
+
+    def record_changes(self, stats: BatchStats, tier_names: list[str]) -> None:
+        """Ledger-level counts: from batches and from midnight runs alike."""
+        self.points_awarded.inc(stats.points_awarded)
+        self.points_reversed.inc(stats.points_reversed)
+        self.points_expired.inc(stats.points_expired)
+        self.growth_awarded.inc(stats.growth_awarded)
+        self.anomalies.inc(stats.anomalies)
+        for key, count in stats.tier_changes.items():
+            before, after = (int(part) for part in key.split())
+            self.tier_changes.labels(_name(tier_names, before), _name(tier_names, after)).inc(count)
+
+
+def _name(names: list[str], index: int) -> str:
+    return names[index] if 0 <= index < len(names) else "none"
