@@ -34,3 +34,9 @@ class ServeConfig(msgspec.Struct, kw_only=True):
     """Each shard's initial LMDB map size."""
     job_chunk: int = 2_000
     """Members per commit in long jobs (midnight, re-evaluation); batches go in between."""
+    tokens_file: Path | None = None
+    """Bearer tokens with roles (also PATRON_TOKENS); without any, only a loopback host is allowed."""
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    """When given, clients must present a certificate this CA signed."""

@@ -11,10 +11,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from actors.auth import BearerTokens, is_loopback, load_tokens, server_credentials, tokens_from_environment
 from actors.config import ServeConfig
 from actors.coordinator import Coordinator
 from actors.gateway import AdminService, IngestService, MembersService, handler_for
 from actors.metrics import Metrics
+from engine.errors import PatronError
 from proto import patron_pb2 as pb
 
 __all__ = ["SERVICE_NAMES", "Server"]
@@ -36,13 +38,23 @@ class Server:
         self._own_ray = False
         self._started = False
         self._http: Any = None
+        self.tokens: dict[str, str] = {}
 
     async def start(self) -> int:
         """Start everything; SERVING only once every shard has answered. Returns the gRPC port."""
+        self.tokens = load_tokens(self.config.tokens_file, tokens_from_environment())
+        if not self.tokens and not is_loopback(self.config.host):
+            raise PatronError(f"refusing to listen on {self.config.host} without authentication: give "
+                              f"--tokens FILE or PATRON_TOKENS (only a loopback host may go without)")
         self._own_ray = _start_ray(self.config)
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         self.grpc = self._grpc_server()
-        self.port = self.grpc.add_insecure_port(f"{self.config.host}:{self.config.grpc_port}")
+        address = f"{self.config.host}:{self.config.grpc_port}"
+        if self.config.tls_cert and self.config.tls_key:
+            credentials = server_credentials(self.config.tls_cert, self.config.tls_key, self.config.tls_client_ca)
+            self.port = self.grpc.add_secure_port(address, credentials)
+        else:
+            self.port = self.grpc.add_insecure_port(address)
         await self.grpc.start()
         await self.coordinator.start()
         if self.config.metrics_port >= 0:
@@ -72,7 +84,9 @@ class Server:
 
     def _grpc_server(self) -> grpc.aio.Server:
         limit = self.config.max_message_bytes
-        server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit + (1 << 20)),
+        interceptors = [BearerTokens(self.tokens)] if self.tokens else []
+        server = grpc.aio.server(interceptors=interceptors,
+                                 options=[("grpc.max_receive_message_length", limit + (1 << 20)),
                                           ("grpc.max_send_message_length", limit)])
         services = pb.DESCRIPTOR.services_by_name
         coordinator = self.coordinator

@@ -38,7 +38,7 @@ async def _serve(config: ServeConfig, demo: int) -> None:
         loop.add_signal_handler(signum, stop.set)
     _banner(server)
     counts = loop.create_task(_live_counts(server))
-    if demo:
+    if demo and not config.tls_cert:
         threading.Thread(target=_demo_load, args=(f"127.0.0.1:{server.port}", demo, server), daemon=True).start()
     await stop.wait()
     print("patron: stopping; batches in flight finish first", file=sys.stderr, flush=True)
@@ -56,12 +56,22 @@ def _banner(server: Server) -> None:
         f"  gRPC     {host}:{server.port}   Ingest, Members, Admin, grpc.health.v1, reflection",
         f"  metrics  http://{host}:{server.metrics_port}/metrics" if server.metrics_port else "  metrics  off",
         f"  data     {config.data} ({config.durability} durability; midnight: {config.midnight})",
+        f"  auth     {_security(server)}",
         "Send a batch, look at a member:",
         f"  .venv/bin/patron send --address {host}:{server.port} --generate 10000",
         f"  .venv/bin/patron member show MEMBER_ID --address {host}:{server.port}",
         f"Live counts every {COUNTS_EVERY:.0f} s; Ctrl-C stops (batches in flight finish first).",
     ]
     print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def _security(server: Server) -> str:
+    config = server.config
+    tls = "TLS" + (" with client certificates" if config.tls_client_ca else "") if config.tls_cert else "no TLS"
+    if not server.tokens:
+        return f"NONE: no tokens, so only {config.host} may call; {tls}"
+    roles = sorted(set(server.tokens.values()))
+    return f"bearer tokens for {', '.join(roles)} ({len(server.tokens)} tokens); {tls}"
 
 
 async def _live_counts(server: Server) -> None:
@@ -87,7 +97,8 @@ def _demo_load(address: str, count: int, server: Server) -> None:
     workload = Workload(transactions=count, members=max(count // 10, 100), days=1, start=today,
                         id_prefix=f"D{int(time.time())}-")
     member = next(generate(workload))["member_id"]
-    with PatronClient(address) as client:
+    token = next((t for t, role in server.tokens.items() if role in ("ingest", "admin")), None)
+    with PatronClient(address, token=token) as client:
         for _ in client.stream(client.batches(generate(workload), 1000)):
             pass
     print(f"patron: the demo load of {count:,} transactions is in; look at a member with\n"

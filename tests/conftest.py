@@ -31,7 +31,11 @@ class RunningServer:
         self.thread = threading.Thread(target=self.loop.run_forever, name="patron-server", daemon=True)
         self.thread.start()
         self.server = Server(config)
-        self.port = self._run(self.server.start(), timeout=120)
+        try:
+            self.port = self._run(self.server.start(), timeout=120)
+        except BaseException:
+            self._close_loop()
+            raise
         self.address = f"127.0.0.1:{self.port}"
 
     def _run(self, coroutine: object, timeout: float) -> object:
@@ -39,6 +43,9 @@ class RunningServer:
 
     def stop(self) -> None:
         self._run(self.server.stop(grace=5), timeout=60)
+        self._close_loop()
+
+    def _close_loop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
         self.loop.close()

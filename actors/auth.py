@@ -1,0 +1,124 @@
+"""Who may call what: bearer tokens with roles (ingest, read, admin), checked before any method
+runs, and the TLS credentials of the gRPC port. Tokens never appear in logs or messages."""
+
+import ipaddress
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from engine.errors import PatronError
+
+__all__ = ["ROLES", "BearerTokens", "is_loopback", "load_tokens", "server_credentials"]
+
+ROLES = ("ingest", "read", "admin")
+_READ, _INGEST, _ADMIN = frozenset({"read", "ingest", "admin"}), frozenset({"ingest", "admin"}), frozenset({"admin"})
+_REPORTS = frozenset({"read", "admin"})
+METHOD_ROLES: dict[str, frozenset[str]] = {
+    "/patron.v1.Ingest/SubmitBatch": _INGEST,
+    "/patron.v1.Ingest/StreamBatches": _INGEST,
+    "/patron.v1.Members/GetMember": _READ,
+    "/patron.v1.Members/ListLedger": _REPORTS,
+    "/patron.v1.Members/Enroll": _INGEST,
+    "/patron.v1.Members/SetStatus": _ADMIN,
+    "/patron.v1.Members/Adjust": _ADMIN,
+    "/patron.v1.Admin/GetRules": _REPORTS,
+    "/patron.v1.Admin/GetStatus": _REPORTS,
+    "/patron.v1.Admin/GetAnomalyReport": _REPORTS,
+    "/patron.v1.Admin/PublishRules": _ADMIN,
+    "/patron.v1.Admin/RunMidnight": _ADMIN,
+    "/patron.v1.Admin/Checkpoint": _ADMIN,
+}
+"""Methods not listed (grpc.health.v1, reflection) are open, so probes and grpcurl work."""
+
+
+def load_tokens(path: Path | None, environment: str | None = None) -> dict[str, str]:
+    """token -> role, from a file (one `role token` per line, # comments) and from
+    PATRON_TOKENS (`role:token,role:token`). Errors name the line, never the token."""
+    tokens: dict[str, str] = {}
+    if path is not None:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            words = line.split("#", 1)[0].split()
+            if words:
+                _add(tokens, words, f"{path}:{number}")
+    for number, pair in enumerate(filter(None, (environment or "").split(",")), start=1):
+        _add(tokens, pair.strip().split(":", 1), f"PATRON_TOKENS entry {number}")
+    return tokens
+
+
+def _add(tokens: dict[str, str], words: list[str], where: str) -> None:
+    if len(words) != 2 or words[0] not in ROLES or len(words[1]) < 16:
+        raise PatronError(f"{where}: expected a role ({', '.join(ROLES)}) and a token of at least "
+                          f"16 characters")
+    tokens[words[1]] = words[0]
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def server_credentials(cert: Path, key: Path, client_ca: Path | None) -> grpc.ServerCredentials:
+    """TLS with the server's certificate; with a client CA, clients must show a certificate it signed."""
+    pair = [(key.read_bytes(), cert.read_bytes())]
+    if client_ca is None:
+        return grpc.ssl_server_credentials(pair)
+    return grpc.ssl_server_credentials(pair, root_certificates=client_ca.read_bytes(), require_client_auth=True)
+
+
+class BearerTokens(grpc.aio.ServerInterceptor):
+    """`authorization: Bearer <token>`: missing or unknown is UNAUTHENTICATED, a role that may
+    not call the method is PERMISSION_DENIED."""
+
+    def __init__(self, tokens: dict[str, str]) -> None:
+        self.tokens = tokens
+
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]],
+                                details: grpc.HandlerCallDetails) -> Any:
+        allowed = METHOD_ROLES.get(details.method)
+        handler = await continuation(details)
+        if allowed is None or handler is None:
+            return handler
+        role = self.tokens.get(_bearer(details.invocation_metadata or ()))
+        if role is None:
+            return _refusal(handler, grpc.StatusCode.UNAUTHENTICATED,
+                            "missing or unknown bearer token: send `authorization: Bearer <token>`")
+        if role not in allowed:
+            return _refusal(handler, grpc.StatusCode.PERMISSION_DENIED,
+                            f"role {role!r} may not call {details.method}; it needs one of "
+                            f"{', '.join(sorted(allowed))}")
+        return handler
+
+
+def _bearer(metadata: Any) -> str:
+    for key, value in metadata:
+        if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
+            return value[len("Bearer "):].strip()
+    return ""
+
+
+def _refusal(handler: Any, code: grpc.StatusCode, message: str) -> Any:
+    """A handler of the same shape as the method's that only refuses."""
+    async def refuse(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(code, message)
+
+    async def refuse_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(code, message)
+        yield  # an async generator, as streamed answers are
+
+    shapes = {(False, False): grpc.unary_unary_rpc_method_handler, (False, True): grpc.unary_stream_rpc_method_handler,
+              (True, False): grpc.stream_unary_rpc_method_handler, (True, True): grpc.stream_stream_rpc_method_handler}
+    factory = shapes[(handler.request_streaming, handler.response_streaming)]
+    behaviour = refuse_stream if handler.response_streaming else refuse
+    return factory(behaviour, request_deserializer=handler.request_deserializer,
+                   response_serializer=handler.response_serializer)
+
+
+def tokens_from_environment() -> str | None:
+    return os.environ.get("PATRON_TOKENS")

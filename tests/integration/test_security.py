@@ -1,0 +1,119 @@
+"""Who may connect and call what: bearer tokens with roles, TLS with real certificates made here."""
+
+import subprocess
+from pathlib import Path
+
+import grpc
+import pytest
+
+from client import PatronClient
+from engine.calendar import parse_day
+from engine.errors import PatronError
+from tests.builders import ms
+
+TOKENS = {"ingest": "ingest-token-0123456789", "read": "read-token-0123456789", "admin": "admin-token-0123456789"}
+PURCHASE = {"txn_id": "t1", "member_id": "m1", "occurred_at_ms": ms("2026-11-17 10:00"), "kind": "purchase",
+            "lines": [{"sku": "A", "paid_minor": 2900}]}
+
+
+@pytest.fixture
+def tokens_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tokens"
+    path.write_text("# role token\n" + "".join(f"{role} {token}\n" for role, token in TOKENS.items()))
+    return path
+
+
+def openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def certificates(tmp_path: Path) -> dict[str, Path]:
+    """A CA, and a server (127.0.0.1) and a client certificate it signed."""
+    files = {name: tmp_path / name for name in ("ca.key", "ca.pem", "server.key", "server.pem", "client.key",
+                                                 "client.pem", "san.cnf")}
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(files["ca.key"]), "-out",
+            str(files["ca.pem"]), "-days", "2", "-subj", "/CN=patron test CA")
+    files["san.cnf"].write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name in ("server", "client"):
+        request = tmp_path / f"{name}.csr"
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(files[f"{name}.key"]), "-out", str(request),
+                "-subj", f"/CN=patron {name}")
+        openssl("x509", "-req", "-in", str(request), "-CA", str(files["ca.pem"]), "-CAkey", str(files["ca.key"]),
+                "-CAcreateserial", "-out", str(files[f"{name}.pem"]), "-days", "2", "-extfile", str(files["san.cnf"]))
+    return files
+
+
+def code_of(call) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as raised:
+        call()
+    return raised.value.code()
+
+
+def test_tokens_decide_who_may_call_what(start_server, tokens_file):
+    server = start_server(tokens_file=tokens_file, start_date=parse_day("2026-11-17"))
+    with PatronClient(server.address, retries=0) as anonymous:
+        assert code_of(lambda: anonymous.submit([PURCHASE])) == grpc.StatusCode.UNAUTHENTICATED
+        assert anonymous.serving()  # health stays open for probes
+    with PatronClient(server.address, token="not-a-real-token-at-all", retries=0) as stranger:
+        assert code_of(lambda: stranger.member("m1")) == grpc.StatusCode.UNAUTHENTICATED
+    with PatronClient(server.address, token=TOKENS["read"], retries=0) as reader:
+        assert code_of(lambda: reader.submit([PURCHASE])) == grpc.StatusCode.PERMISSION_DENIED
+    with PatronClient(server.address, token=TOKENS["ingest"], retries=0) as till:
+        assert till.submit([PURCHASE]).results[0].points == 20
+        assert code_of(lambda: till.adjust("m1", 5, "goodwill")) == grpc.StatusCode.PERMISSION_DENIED
+    with PatronClient(server.address, token=TOKENS["read"]) as reader:
+        assert reader.member("m1").points == 20
+    with PatronClient(server.address, token=TOKENS["admin"]) as admin:
+        assert admin.adjust("m1", 5, "goodwill").member.points == 25
+
+
+def test_a_refusal_never_repeats_the_token(start_server, tokens_file):
+    server = start_server(tokens_file=tokens_file)
+    with PatronClient(server.address, token=TOKENS["read"], retries=0) as reader:
+        with pytest.raises(grpc.RpcError) as raised:
+            reader.submit([PURCHASE])
+    assert TOKENS["read"] not in raised.value.details()
+    assert "role 'read' may not call /patron.v1.Ingest/SubmitBatch" in raised.value.details()
+
+
+def test_tokens_also_come_from_the_environment(start_server, monkeypatch):
+    monkeypatch.setenv("PATRON_TOKENS", f"ingest:{TOKENS['ingest']},admin:{TOKENS['admin']}")
+    server = start_server(start_date=parse_day("2026-11-17"))
+    with PatronClient(server.address, token=TOKENS["ingest"]) as till:
+        assert till.submit([PURCHASE]).results[0].outcome == 1
+
+
+def test_a_bad_token_file_names_the_line_and_not_the_token(tmp_path):
+    from actors.auth import load_tokens
+
+    path = tmp_path / "tokens"
+    path.write_text("ingest ok-token-0123456789\nsuperuser secret-value-0123456789\n")
+    with pytest.raises(PatronError) as raised:
+        load_tokens(path)
+    assert str(raised.value) == f"{path}:2: expected a role (ingest, read, admin) and a token of at least 16 characters"
+
+
+def test_without_tokens_only_a_loopback_host_is_allowed(start_server):
+    with pytest.raises(PatronError, match="refusing to listen on 0.0.0.0 without authentication"):
+        start_server(host="0.0.0.0")
+
+
+def test_tls_with_the_servers_certificate(start_server, certificates):
+    server = start_server(tls_cert=certificates["server.pem"], tls_key=certificates["server.key"],
+                          start_date=parse_day("2026-11-17"))
+    with PatronClient(server.address, root_certificates=certificates["ca.pem"].read_bytes()) as client:
+        assert client.submit([PURCHASE]).results[0].points == 20
+    with PatronClient(server.address, retries=0, timeout=5) as plaintext:
+        assert code_of(lambda: plaintext.member("m1")) == grpc.StatusCode.UNAVAILABLE
+
+
+def test_client_certificates_when_the_server_asks_for_them(start_server, certificates):
+    server = start_server(tls_cert=certificates["server.pem"], tls_key=certificates["server.key"],
+                          tls_client_ca=certificates["ca.pem"], start_date=parse_day("2026-11-17"))
+    ca = certificates["ca.pem"].read_bytes()
+    with PatronClient(server.address, root_certificates=ca, certificate_chain=certificates["client.pem"].read_bytes(),
+                      private_key=certificates["client.key"].read_bytes()) as client:
+        assert client.submit([PURCHASE]).results[0].points == 20
+    with PatronClient(server.address, root_certificates=ca, retries=0, timeout=5) as without:
+        assert code_of(lambda: without.member("m1")) == grpc.StatusCode.UNAVAILABLE
