@@ -70,9 +70,9 @@ def test_tokens_decide_who_may_call_what(start_server, tokens_file):
 
 def test_a_refusal_never_repeats_the_token(start_server, tokens_file):
     server = start_server(tokens_file=tokens_file)
-    with PatronClient(server.address, token=TOKENS["read"], retries=0) as reader:
-        with pytest.raises(grpc.RpcError) as raised:
-            reader.submit([PURCHASE])
+    with PatronClient(server.address, token=TOKENS["read"], retries=0) as reader, \
+            pytest.raises(grpc.RpcError) as raised:
+        reader.submit([PURCHASE])
     assert TOKENS["read"] not in raised.value.details()
     assert "role 'read' may not call /patron.v1.Ingest/SubmitBatch" in raised.value.details()
 
@@ -95,7 +95,7 @@ def test_a_bad_token_file_names_the_line_and_not_the_token(tmp_path):
 
 
 def test_without_tokens_only_a_loopback_host_is_allowed(start_server):
-    with pytest.raises(PatronError, match="refusing to listen on 0.0.0.0 without authentication"):
+    with pytest.raises(PatronError, match=r"refusing to listen on 0\.0\.0\.0 without authentication"):
         start_server(host="0.0.0.0")
 
 
