@@ -31,7 +31,9 @@ class ServeConfig(msgspec.Struct, kw_only=True):
     index_retention_days: int = 400
     """How long transaction ids are remembered (resubmissions, refunds of their originals)."""
     map_bytes: int = 1 << 30
-    """Each shard's initial LMDB map size."""
+    """Each shard's initial LMDB map size; it doubles before it fills."""
+    max_map_bytes: int = 1 << 40
+    """The ceiling the map may grow to; past it a batch is refused with RESOURCE_EXHAUSTED."""
     job_chunk: int = 2_000
     """Members per commit in long jobs (midnight, re-evaluation); batches go in between."""
     tokens_file: Path | None = None

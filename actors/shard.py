@@ -17,6 +17,7 @@ import msgspec
 from actors.batch_stats import BatchStats, count_batch, count_ledger
 from engine.book import Book
 from engine.calendar import iso
+from engine.errors import StorageFullError
 from engine.ledger import LedgerEntry
 from engine.midnight import AnomalyRow, schedule, visit, visitors
 from engine.operators import Enrollment, enroll, set_status, set_tier
@@ -46,6 +47,7 @@ class ShardConfig(msgspec.Struct, frozen=True):
     index_retention_days: int = 400
     """How long the transaction index remembers ids (duplicates and refunds of originals)."""
     map_bytes: int = 1 << 30
+    max_map_bytes: int = 1 << 40
 
 
 class ShardStatus(msgspec.Struct):
@@ -75,7 +77,7 @@ class Job(msgspec.Struct):
 class Shard:
     def __init__(self, config: ShardConfig) -> None:
         self.config = config
-        self.store = ShardStore(Path(config.path), config.durability, config.map_bytes)
+        self.store = ShardStore(Path(config.path), config.durability, config.map_bytes, config.max_map_bytes)
         rules_text = self.store.meta("rules_text") or config.rules_text
         members = {m.member_id: m for m in self.store.members()}
         today = self.store.meta("business_day") or config.start_day
@@ -290,7 +292,17 @@ class Shard:
 
     def _write_with(self, action: Callable[[BatchWriter], T], member_ids: Iterable[str]) -> T:
         """Run `action` against the book inside one LMDB write transaction and commit what it
-        changed; on any failure put back the touched members as LMDB has them, and re-raise."""
+        changed; on any failure put back the touched members as LMDB has them, and re-raise.
+        A full map that may still grow is grown and the action run once more."""
+        member_ids = list(member_ids)
+        try:
+            return self._attempt(action, member_ids)
+        except StorageFullError:
+            if not self.store.grow():
+                raise
+            return self._attempt(action, member_ids)
+
+    def _attempt(self, action: Callable[[BatchWriter], T], member_ids: list[str]) -> T:
         writer = self.store.writer()
         self.book.txns = writer
         try:

@@ -3,6 +3,7 @@ once per batch. The shard is its single writer; open it once per process."""
 
 import errno
 import functools
+import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,20 +35,27 @@ __all__ = ["BatchWriter", "ShardStore"]
 T = TypeVar("T")
 _DATABASES = (b"members", b"ledger", b"txns", b"txn_days", b"anomalies", b"meta")
 INITIAL_MAP_BYTES = 1 << 30
+MAX_MAP_BYTES = 1 << 40
+GROW_AT = 0.75
+"""The map grows before a write that could take it past this share."""
 
 
 class ShardStore:
     """`strict` durability syncs every commit to disk before it returns; `relaxed` leaves
     flushing to the OS (a process crash loses nothing; a power cut may lose recent commits)."""
 
-    def __init__(self, path: Path, durability: str = "strict", map_bytes: int = INITIAL_MAP_BYTES) -> None:
+    def __init__(self, path: Path, durability: str = "strict", map_bytes: int = INITIAL_MAP_BYTES,
+                 max_map_bytes: int = MAX_MAP_BYTES) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.max_map_bytes = max(max_map_bytes, map_bytes)
         strict = durability == "strict"
         self.env = lmdb.open(str(path), map_size=map_bytes, max_dbs=len(_DATABASES), sync=strict,
                              metasync=strict, readahead=False, lock=True)
         self.dbs = {name.decode(): self.env.open_db(name) for name in _DATABASES}
         self._batches = self._last_batch()
+        self.largest_commit = 0
+        self._used_before = self.disk_bytes()
 
     def _last_batch(self) -> int:
         with self.env.begin(db=self.dbs["txn_days"]) as txn:
@@ -118,7 +126,29 @@ class ShardStore:
     # -- writing ---------------------------------------------------------------------
 
     def writer(self) -> "BatchWriter":
+        self._grow_if_needed()
         return BatchWriter(self)
+
+    def map_bytes(self) -> int:
+        return self.env.info()["map_size"]
+
+    def grow(self) -> bool:
+        """Double the map after a write found it full; False at the ceiling."""
+        size = self.map_bytes()
+        if size >= self.max_map_bytes:
+            return False
+        self.env.set_mapsize(min(size * 2, self.max_map_bytes))
+        return True
+
+    def _grow_if_needed(self) -> None:
+        """Grow the map before it fills: when the next commit, as large as the largest so far
+        (twice over), might not fit. No transaction is open here: the shard is the only writer
+        and its reads are short. Never past the configured ceiling."""
+        size, used = self.map_bytes(), self.disk_bytes()
+        self.largest_commit = max(self.largest_commit, used - self._used_before)
+        self._used_before = used
+        if used + 2 * self.largest_commit > GROW_AT * size and size < self.max_map_bytes:
+            self.env.set_mapsize(min(max(size * 2, (used + 2 * self.largest_commit) * 2), self.max_map_bytes))
 
     def next_batch(self) -> int:
         """A number for each commit, so index entries of one day never overwrite each other."""
@@ -126,20 +156,27 @@ class ShardStore:
         return self._batches
 
 
-def _no_space(error: Exception) -> bool:
-    return getattr(error, "errno", None) == errno.ENOSPC or "No space left" in str(error)
+def _no_space(error: Exception, writer: "BatchWriter") -> bool:
+    """ENOSPC, or the I/O error LMDB reports for a short write, on a filesystem that is
+    indeed nearly full (anything else is a real I/O error and is not hidden)."""
+    if getattr(error, "errno", None) == errno.ENOSPC or "No space left" in str(error):
+        return True
+    if "Input/output error" not in str(error):
+        return False
+    stat = os.statvfs(writer.store.path)
+    return stat.f_bavail * stat.f_frsize < 2 * writer.store.largest_commit + (1 << 20)
 
 
 def _full_is_storage_full(method: Callable[..., T]) -> Callable[..., T]:
     """A full map or disk, wherever in a write it shows, is StorageFullError."""
     @functools.wraps(method)
-    def guarded(*args: Any, **kwargs: Any) -> T:
+    def guarded(writer: "BatchWriter", *args: Any, **kwargs: Any) -> T:
         try:
-            return method(*args, **kwargs)
+            return method(writer, *args, **kwargs)
         except lmdb.MapFullError as error:
             raise StorageFullError(f"the shard's map is full: {error}") from error
         except (lmdb.Error, OSError) as error:
-            if _no_space(error):
+            if _no_space(error, writer):
                 raise StorageFullError(f"the disk is full: {error}") from error
             raise
     return guarded
