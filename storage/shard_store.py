@@ -74,8 +74,11 @@ class ShardStore:
                 yield decode_member(value)
 
     def member(self, member_id: str) -> Member | None:
+        key = member_id.encode()
+        if not 0 < len(key) <= self.env.max_key_size():
+            return None  # no such key can have been written
         with self.env.begin() as txn:
-            raw = txn.get(member_id.encode(), db=self.dbs["members"])
+            raw = txn.get(key, db=self.dbs["members"])
         return decode_member(raw) if raw is not None else None
 
     def ledger(self, member_id: str, after_seq: int = 0, limit: int = 0) -> list[LedgerEntry]:

@@ -1,0 +1,103 @@
+"""Malformed transactions and garbage bytes through gRPC: each is answered with a rejection or
+INVALID_ARGUMENT, the server stays up, and nothing else changes."""
+
+import grpc
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from client import PatronClient
+from engine.calendar import parse_day
+from proto import patron_pb2 as pb
+from tests.builders import ms
+
+DAY = ms("2026-11-17 10:00")
+ANSWERS = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
+           grpc.StatusCode.FAILED_PRECONDITION}
+FUNCTION_SCOPED = [HealthCheck.function_scoped_fixture]
+
+lines = st.builds(pb.LineItem, sku=st.text(max_size=8), paid_minor=st.integers(-10**12, 10**12),
+                  quantity=st.integers(-(2**31), 2**31 - 1), name=st.text(max_size=20))
+
+
+@st.composite
+def malformed(draw) -> pb.Transaction:
+    """A transaction with at least one defect no state can excuse."""
+    txn = pb.Transaction(txn_id=draw(st.text(min_size=1, max_size=20)), member_id="m-" + draw(st.text(max_size=8)),
+                         occurred_at_ms=DAY, kind=pb.KIND_PURCHASE, lines=draw(st.lists(lines, max_size=3)))
+    defect = draw(st.sampled_from(["no id", "no member", "kind", "status", "time", "negative", "refund",
+                                   "event", "long id", "empty"]))
+    if defect == "no id":
+        txn.txn_id = ""
+    elif defect == "no member":
+        txn.member_id = ""
+    elif defect == "kind":
+        txn.kind = draw(st.sampled_from([0, 6, 99, -1]))
+    elif defect == "status":
+        txn.status = draw(st.sampled_from([4, 77]))
+    elif defect == "time":
+        txn.occurred_at_ms = draw(st.integers(-(2**63), 0))
+    elif defect == "negative":
+        txn.lines.add(sku="S", paid_minor=draw(st.integers(-(2**63), -1)))
+    elif defect == "refund":
+        txn.kind, txn.refund_of = pb.KIND_REFUND, ""
+    elif defect == "event":
+        txn.kind, txn.event_type = pb.KIND_EVENT, "x" + draw(st.text(max_size=8))
+    elif defect == "long id":
+        txn.txn_id = "t" * draw(st.integers(101, 500))
+    else:
+        del txn.lines[:]
+        txn.amount_minor = 0
+    return txn
+
+
+@pytest.fixture(scope="module")
+def server(ray_session, tmp_path_factory):
+    from actors.config import ServeConfig
+    from tests.conftest import EXAMPLE_RULES, RunningServer
+
+    running = RunningServer(ServeConfig(data=tmp_path_factory.mktemp("bad") / "data", rules=EXAMPLE_RULES,
+                                        grpc_port=0, metrics_port=-1, midnight="manual", shards=2,
+                                        start_date=parse_day("2026-11-17")))
+    yield running
+    running.stop()
+
+
+def members(client: PatronClient) -> int:
+    return sum(shard.members for shard in client.status().shards)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=FUNCTION_SCOPED)
+@given(batch=st.lists(malformed(), min_size=1, max_size=20))
+def test_malformed_transactions_are_rejected_one_by_one_and_change_nothing(server, batch):
+    with PatronClient(server.address, retries=0) as client:
+        before = members(client)
+        ack = client.submit(pb.TransactionBatch(batch_id="bad", transactions=batch))
+        assert [r.outcome for r in ack.results] == [pb.OUTCOME_REJECTED] * len(batch)
+        assert all(r.reason for r in ack.results)
+        assert members(client) == before
+
+
+METHODS = [(f"/{s.full_name}/{m.name}", m.client_streaming, m.server_streaming)
+           for s in pb.DESCRIPTOR.services_by_name.values() for m in s.methods if m.name != "Checkpoint"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=FUNCTION_SCOPED)
+@given(method=st.sampled_from(METHODS), garbage=st.binary(max_size=300))
+def test_garbage_bytes_get_a_clear_answer_and_the_server_stays_up(server, method, garbage):
+    path, client_streaming, server_streaming = method
+    with grpc.insecure_channel(server.address) as channel:
+        kinds = {(False, False): channel.unary_unary, (False, True): channel.unary_stream,
+                 (True, False): channel.stream_unary, (True, True): channel.stream_stream}
+        call = kinds[(client_streaming, server_streaming)](path)
+        request = iter([garbage]) if client_streaming else garbage
+        try:
+            answer = call(request, timeout=20)
+            if server_streaming:
+                list(answer)
+            code = grpc.StatusCode.OK
+        except grpc.RpcError as error:
+            code = error.code()
+    assert code in ANSWERS
+    with PatronClient(server.address) as client:
+        assert client.serving()
