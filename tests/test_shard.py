@@ -40,7 +40,7 @@ def test_stored_balances_equal_the_sum_of_the_stored_ledger(tmp_path):
 
 
 def test_a_batch_that_cannot_be_committed_leaves_memory_as_lmdb_has_it(tmp_path):
-    shard = open_shard(tmp_path, map_bytes=256 << 10)
+    shard = open_shard(tmp_path, map_bytes=256 << 10, max_map_bytes=256 << 10)
     shard.apply([buy("t0", "m1", DAY, line(2900))])
     huge = [buy(f"t{n}", f"m{n}", DAY, line(1000)) for n in range(2, 3000)]
     with pytest.raises(StorageFullError):
@@ -135,3 +135,11 @@ def test_transactions_for_a_day_after_tomorrow_are_rejected(tmp_path):
     shard = open_shard(tmp_path)
     result = shard.apply([Transaction("t1", "m1", ms("2026-11-19 10:00"), "purchase", amount_minor=100)])[0]
     assert (result.outcome, result.reason) == ("rejected", "in_future")
+
+
+def test_the_map_grows_before_it_fills(tmp_path):
+    shard = open_shard(tmp_path, map_bytes=256 << 10)
+    for start in range(0, 6000, 500):
+        shard.apply([buy(f"t{n}", f"m{n}", DAY, line(1000)) for n in range(start, start + 500)])
+    assert shard.store.map_bytes() > 256 << 10
+    assert len(shard.book.members) == 6000
