@@ -22,7 +22,14 @@ from engine.ledger import LedgerEntry
 from engine.midnight import AnomalyRow, schedule, visit, visitors
 from engine.operators import Enrollment, enroll, set_status, set_tier
 from engine.programme import Programme
-from engine.publishing import activates_tiers, forget_past_spend, reevaluate, remap_tiers, tiers_changed
+from engine.publishing import (
+    activates_tiers,
+    forget_past_spend,
+    rebuild_windows,
+    reevaluate,
+    remap_tiers,
+    tiers_changed,
+)
 from engine.scoring import score_transaction
 from engine.summary import MemberSummary, summarise
 from engine.transactions import Transaction, TxnResult
@@ -225,16 +232,18 @@ class Shard:
             self._write(lambda: None, (), meta={"rules_text": rules_text})
             self.book.programme = new
             return 0
-        forget = activates_tiers(old.rules, new.rules) and not count_past_spend
+        activating = activates_tiers(old.rules, new.rules)
 
         def swap() -> None:
             for member in self.book.members.values():
                 moved = remap_tiers(member, old.ladder.names, new.ladder.names)
-                if forget:
+                if activating and not count_past_spend:
                     forget_past_spend(member)
-                if moved or forget:
+                if moved or activating:
                     self.book.dirty[member.member_id] = member
             self.book.programme = new
+            if activating and count_past_spend:
+                rebuild_windows(self.book, self.store.records())
 
         try:
             self._write(swap, list(self.book.members), meta={"rules_text": rules_text, "reevaluating": new.version})

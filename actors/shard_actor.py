@@ -2,12 +2,14 @@
 it after a crash; the new process reopens LMDB and rebuilds the same hot state."""
 
 import gc
+import logging
 import os
+import time
 
 import ray
 
 from actors.batch_stats import BatchStats
-from actors.logs import collect_rarely
+from actors.logs import collect_rarely, configure_logging
 from actors.shard import Shard, ShardConfig, ShardStatus
 from engine.ledger import LedgerEntry
 from engine.midnight import AnomalyRow
@@ -18,6 +20,9 @@ from engine.types import Day
 
 __all__ = ["ShardActor"]
 
+log = logging.getLogger("patron.shard")
+SLOW_BATCH_SECONDS = 1.0
+
 
 @ray.remote(max_restarts=-1, max_task_retries=0)
 class ShardActor:
@@ -25,9 +30,13 @@ class ShardActor:
     ordering), so a member's batches are applied in the order the gateway received them."""
 
     def __init__(self, config: ShardConfig) -> None:
+        configure_logging()
         collect_rarely()
+        started = time.perf_counter()
         self.shard = Shard(config)
         gc.freeze()  # the members just loaded live as long as the process
+        log.info("shard ready", extra={"shard": config.shard, "members": len(self.shard.book.members),
+                                       "seconds": round(time.perf_counter() - started, 3)})
 
     def status(self) -> ShardStatus:
         return self.shard.status()
@@ -63,7 +72,13 @@ class ShardActor:
         return self.shard.checkpoint(path)
 
     def apply(self, payload: bytes) -> bytes:
-        return self.shard.apply_encoded(payload)
+        started = time.perf_counter()
+        answer = self.shard.apply_encoded(payload)
+        seconds = time.perf_counter() - started
+        if seconds > SLOW_BATCH_SECONDS:
+            log.warning("slow batch", extra={"shard": self.shard.config.shard, "bytes": len(payload),
+                                             "seconds": round(seconds, 3)})
+        return answer
 
     def member(self, member_id: str) -> MemberSummary | None:
         return self.shard.member(member_id)

@@ -1,11 +1,22 @@
 """Publishing new rules: what changes for members when the tier rules change (SPEC §10)."""
 
+from collections.abc import Iterable
+
 from engine.book import Book
 from engine.members import Member
 from engine.rules import Rules
 from engine.tiers import enter_tier, reset_since
+from engine.transactions import TxnRecord
+from engine.types import PURCHASE
 
-__all__ = ["activates_tiers", "forget_past_spend", "reevaluate", "remap_tiers", "tiers_changed"]
+__all__ = [
+    "activates_tiers",
+    "forget_past_spend",
+    "rebuild_windows",
+    "reevaluate",
+    "remap_tiers",
+    "tiers_changed",
+]
 
 
 def tiers_changed(old: Rules, new: Rules) -> bool:
@@ -37,6 +48,20 @@ def forget_past_spend(member: Member) -> None:
     member.windows.pop("spend", None)
     member.singles = []
     reset_since(member)
+
+
+def rebuild_windows(book: Book, records: Iterable[TxnRecord]) -> None:
+    """Windows are kept only for metrics tiers judge; when tiers are first activated counting
+    past spend, rebuild them from the transaction index (what it still remembers)."""
+    ladder = book.programme.ladder
+    for record in records:
+        member = book.members.get(record.member_id)
+        if member is None or record.kind != PURCHASE:
+            continue
+        ladder.record(member, "spend", record.day, record.eligible_minor - record.reversed_eligible)
+        ladder.record(member, "points", record.day, record.points - record.reversed_points)
+        ladder.record(member, "growth", record.day, record.growth - record.reversed_growth)
+        book.dirty[member.member_id] = member
 
 
 def reevaluate(book: Book, member: Member, version: int) -> None:

@@ -154,7 +154,8 @@ def _describe(kind: Any, meta: Bound | None = None) -> str:
     if origin is Literal:
         return _either(get_args(kind))
     if origin is list:
-        return f"a list of {_describe(get_args(kind)[0])}"
+        item = _describe(get_args(kind)[0])
+        return "a list of tables" if item == "a table" else f"a list of {item}"
     if origin is dict or (isinstance(kind, type) and issubclass(kind, Struct)):
         return "a table"
     names = {bool: "true or false", int: "an integer", Decimal: "a number", str: "a string",

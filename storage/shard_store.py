@@ -94,6 +94,12 @@ class ShardStore:
                 entries.append(decode_entry(value))
         return entries
 
+    def records(self) -> Iterator[TxnRecord]:
+        """Every transaction the index remembers."""
+        with self.env.begin(db=self.dbs["txns"], buffers=True) as txn:
+            for _, value in txn.cursor():
+                yield decode_txn(value)
+
     def anomalies(self, day: str) -> list[AnomalyRow]:
         prefix = day.encode() + b"\x00"
         rows = []

@@ -143,3 +143,28 @@ def test_the_map_grows_before_it_fills(tmp_path):
         shard.apply([buy(f"t{n}", f"m{n}", DAY, line(1000)) for n in range(start, start + 500)])
     assert shard.store.map_bytes() > 256 << 10
     assert len(shard.book.members) == 6000
+
+
+ONE_TIER = (RULES[:RULES.index("\n[[tiers]]")] + '\n[[tiers]]\nname = "Basic"\n').replace(
+    'when = { tiers = ["Gold"] }', 'when = { weekdays = ["mon"] }')
+
+
+def test_activating_tiers_without_past_spend_judges_members_only_on_what_comes_after(tmp_path):
+    one_tier = ONE_TIER
+    shard = open_shard(tmp_path, one_tier)
+    shard.apply([buy("t1", "m1", DAY, line(2_000_000))])  # 20,000 yuan before tiers exist
+    tiers = RULES.replace("version = 1", "version = 2")
+    assert shard.publish(tiers, count_past_spend=False) == 1
+    shard.reevaluate_step()
+    assert shard.member("m1").tier == "Silver"  # growth (lifetime) counts; spend starts from zero
+    shard.apply([buy("t2", "m1", DAY, line(100))])
+    assert shard.book.members["m1"].total_spend == 100
+
+
+def test_activating_tiers_with_past_spend_counts_it(tmp_path):
+    one_tier = ONE_TIER
+    shard = open_shard(tmp_path, one_tier)
+    shard.apply([buy("t1", "m1", DAY, line(2_000_000))])
+    shard.publish(RULES.replace("version = 1", "version = 2"), count_past_spend=True)
+    shard.reevaluate_step()
+    assert shard.member("m1").tier == "Gold"

@@ -90,3 +90,28 @@ def test_a_restored_checkpoint_brings_back_every_member(start_server, tmp_path, 
     with PatronClient(again.address) as client:
         for member_id, member in before.items():
             assert client.member(member_id) == member
+
+
+END_OF_MONTH = SHOPLINE.replace('validity = "12 months"\nextension', 'validity = "6 months end_of_month"\nextension')
+ONE_POINT_PER_YUAN = SHOPLINE + "\n[points.spend]\nunit_minor = 100\nper_unit = 1\n"
+ROLLING = ONE_POINT_PER_YUAN + '[points.expiry]\npolicy = "rolling_days"\ndays = 30\n'
+ANNUAL_RESET = ONE_POINT_PER_YUAN + '[points.expiry]\npolicy = "annual_reset"\n'
+
+
+@pytest.mark.parametrize(("rules_text", "start", "steps"), [
+    # 10 Mar + 6 months to the end of the month: valid through 30 Sep, Regular from 1 Oct
+    (END_OF_MONTH, "2026-03-10", [("2026-09-30", "tier", "Silver"), ("2026-10-01", "tier", "Regular")]),
+    # points earned 1 Mar expire after 30 rolling days, at 00:00 of 31 Mar
+    (ROLLING, "2026-03-01", [("2026-03-30", "points", 1000), ("2026-03-31", "points", 0)]),
+    # annual reset clears every balance on 1 January
+    (ANNUAL_RESET, "2026-12-01", [("2026-12-31", "points", 1000), ("2027-01-01", "points", 0)]),
+])
+def test_date_rules_through_serve(start_server, tmp_path, rules_text, start, steps):
+    rules = tmp_path / "rules.toml"
+    rules.write_text(rules_text)
+    server = start_server(rules=rules, start_date=parse_day(start))
+    with PatronClient(server.address) as client:
+        client.submit([purchase("t1", "m", f"{start} 10:00", 100000)])
+        for date, field, expected in steps:
+            client.run_midnight(date)
+            assert getattr(client.member("m"), field) == expected, date
