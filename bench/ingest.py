@@ -1,0 +1,81 @@
+"""Closed-loop ingestion: several client processes, sustained transactions per second over time."""
+
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.harness import Harness, Settings
+from bench.machine import CpuMeter
+from bench.progress import Progress
+from bench.report import Chart, Result, common_rows
+from bench.server import Serve
+from bench.streams import write_workload
+from bench.timeline import Timeline, percentile
+from bench.workload import Workload
+
+__all__ = ["Ingested", "ingest_file", "run"]
+
+
+@dataclass
+class Ingested:
+    timeline: Timeline
+    cpu_seconds: float
+    refused: int
+
+
+def ingest_file(bench: Harness, server: Serve, source: Path, total: int, batch_size: int, label: str) -> Ingested:
+    """Send the file once through the clients, closed loop; CPU of the server tree while they send."""
+    clients = bench.clients(bench.stream_jobs(server.address, source, batch_size))
+    print(f"{label}: {bench.settings.clients} clients prepare their batches", file=sys.stderr, flush=True)
+    clients.wait_ready()
+    meter = CpuMeter([server.pid]).start()
+    start = clients.start()
+    progress = Progress(label, total)
+    reports = clients.finish(tick=lambda: progress.update(clients.done))
+    cpu = meter.stop()
+    progress.close()
+    errors = [report.error for report in reports if report.error]
+    if errors:
+        raise RuntimeError(f"{label}: a client failed: {errors[0]}\n{server.tail()}")
+    return Ingested(Timeline.of(reports, start), cpu, sum(r.refused for r in reports))
+
+
+def steady_rate(timeline: Timeline) -> float:
+    """The median of the whole seconds, the first and the last (partial) left out when there are more."""
+    counts = [n for _, n in timeline.per_second()]
+    inner = counts[1:-1] if len(counts) > 2 else counts
+    return float(statistics.median(inner)) if inner else 0.0
+
+
+def run(settings: Settings) -> Result:
+    total = settings.pick(settings.transactions, 1_000_000, 120_000)
+    members = settings.pick(settings.members, 100_000, 10_000)
+    batch_size = settings.batch_size or 1000
+    with Harness(settings) as bench:
+        stream = bench.path("stream.jsonl")
+        server = bench.serve()
+        write_workload(stream, Workload(transactions=total, members=members, days=1, seed=settings.seed,
+                                        start=settings.start_date), "ingest: generate")
+        client = server.client()
+        done = ingest_file(bench, server, stream, total, batch_size, "ingest")
+        common = bench.common(client, done.cpu_seconds, total)
+    timeline = done.timeline
+    latencies = timeline.latencies()
+    fields = {"transactions_per_second": round(timeline.rate(), 1),
+              "steady_transactions_per_second": steady_rate(timeline), "transactions": timeline.transactions,
+              "elapsed_seconds": round(timeline.seconds, 3), "clients": settings.clients,
+              "batch_p50_seconds": round(percentile(latencies, 0.5), 4),
+              "batch_p99_seconds": round(percentile(latencies, 0.99), 4), "refused_streams": done.refused,
+              **common, "throughput_per_second": [n for _, n in timeline.per_second()]}
+    rows = [("transactions", f"{timeline.transactions:,} in {timeline.seconds:.1f} s by {settings.clients} clients"),
+            ("throughput", f"{timeline.rate():,.0f} transactions/s "
+                           f"(steady {fields['steady_transactions_per_second']:,.0f}/s)"),
+            ("batch latency", f"p50 {fields['batch_p50_seconds'] * 1000:.0f} ms, "
+                              f"p99 {fields['batch_p99_seconds'] * 1000:.0f} ms "
+                              f"(closed loop, window {settings.window})"),
+            *common_rows(common, "transactions")]
+    parameters = settings.parameters(transactions=total, members=members, batch_size=batch_size)
+    chart = Chart(f"ingest: {settings.clients} clients, closed loop, batches of {batch_size}", timeline)
+    return Result("ingest", fields, parameters, rows, chart)
+

@@ -1,0 +1,144 @@
+"""The machine, and the CPU seconds and resident memory of a process tree, read from /proc."""
+
+import os
+import platform
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+__all__ = ["CpuMeter", "ProcessInfo", "RssSampler", "machine", "processes", "tree", "tree_cpu_ticks",
+           "tree_rss_bytes"]
+
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+PROC = Path("/proc")
+
+
+class ProcessInfo(NamedTuple):
+    pid: int
+    ppid: int
+    session: int
+    started: int
+    """Start time in clock ticks after boot: with the pid, it names a process even if the pid is reused."""
+    cpu_ticks: int
+    """utime + stime."""
+
+
+def machine() -> dict:
+    return {"cpu_count": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform(),
+            "processor": platform.machine()}
+
+
+def parse_stat(text: str) -> ProcessInfo:
+    """One /proc/PID/stat line. The command name is in parentheses and may hold spaces."""
+    pid = int(text[:text.index(" ")])
+    fields = text[text.rindex(")") + 2:].split()  # fields[0] is field 3 (state) of proc(5)
+    return ProcessInfo(pid=pid, ppid=int(fields[1]), session=int(fields[3]), started=int(fields[19]),
+                       cpu_ticks=int(fields[11]) + int(fields[12]))
+
+
+def processes(proc: Path = PROC) -> dict[int, ProcessInfo]:
+    found = {}
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            try:
+                info = parse_stat((entry / "stat").read_text())
+            except (OSError, ValueError, IndexError):
+                continue  # it ended while we looked
+            found[info.pid] = info
+    return found
+
+
+def tree(root: int, table: dict[int, ProcessInfo]) -> list[ProcessInfo]:
+    """The root, its descendants, and whatever still runs in the root's session (when the root
+    leads one): Ray's agents outlive a killed parent and are re-parented to init."""
+    children: dict[int, list[int]] = {}
+    for info in table.values():
+        children.setdefault(info.ppid, []).append(info.pid)
+    members, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid in table and pid not in members:
+            members.add(pid)
+            todo.extend(children.get(pid, ()))
+    members.update(info.pid for info in table.values() if info.session == root)
+    return [table[pid] for pid in sorted(members)]
+
+
+def tree_cpu_ticks(roots: list[int], proc: Path = PROC) -> dict[tuple[int, int], int]:
+    """CPU ticks by (pid, start time) for every process of the trees."""
+    table = processes(proc)
+    return {(info.pid, info.started): info.cpu_ticks for root in roots for info in tree(root, table)}
+
+
+def cpu_seconds_between(before: dict[tuple[int, int], int], after: dict[tuple[int, int], int]) -> float:
+    """A process born in between counts whole; one that ended in between is lost after `before`."""
+    return sum(ticks - before.get(key, 0) for key, ticks in after.items()) / TICKS_PER_SECOND
+
+
+def rss_bytes(pid: int, proc: Path = PROC) -> int:
+    try:
+        for line in (proc / str(pid) / "status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0  # ended, or a kernel thread without VmRSS
+
+
+def tree_rss_bytes(roots: list[int], proc: Path = PROC) -> int:
+    """The sum over the trees (memory shared between processes, Ray's object store for one, counts
+    once per process that maps it)."""
+    table = processes(proc)
+    return sum(rss_bytes(info.pid, proc) for root in roots for info in tree(root, table))
+
+
+class CpuMeter:
+    """CPU seconds the trees used from `start()` to `stop()`."""
+
+    def __init__(self, roots: list[int]) -> None:
+        self.roots = roots
+        self.before: dict[tuple[int, int], int] = {}
+        self.seconds = 0.0
+
+    def start(self) -> "CpuMeter":
+        self.before = tree_cpu_ticks(self.roots)
+        return self
+
+    def stop(self) -> float:
+        self.seconds = cpu_seconds_between(self.before, tree_cpu_ticks(self.roots))
+        return self.seconds
+
+
+class RssSampler:
+    """Samples the trees' resident memory every `every` seconds on a thread; roots may be added later
+    (a restarted server)."""
+
+    def __init__(self, every: float = 0.5) -> None:
+        self.every = every
+        self.roots: list[int] = []
+        self.peak = 0
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def add(self, pid: int) -> None:
+        self.roots.append(pid)
+        if not self._thread.is_alive():
+            self._thread.start()
+
+    def sample(self) -> int:
+        total = tree_rss_bytes(list(self.roots))
+        self.samples.append((time.monotonic(), total))
+        self.peak = max(self.peak, total)
+        return total
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.sample()

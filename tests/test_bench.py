@@ -1,0 +1,111 @@
+"""`patron bench`: a small ingest run end to end, and the /proc accounting it rests on."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.machine import (
+    TICKS_PER_SECOND,
+    cpu_seconds_between,
+    parse_stat,
+    processes,
+    tree,
+    tree_cpu_ticks,
+    tree_rss_bytes,
+)
+from bench.timeline import Timeline, percentile
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def stat_line(pid: int, comm: str, ppid: int, session: int, utime: int, stime: int, started: int = 100) -> str:
+    fields = ["S", ppid, pid, session, 0, -1, 4194560, 10, 0, 0, 0, utime, stime, 0, 0, 20, 0, 1, 0, started,
+              1000, 50]
+    return f"{pid} ({comm}) " + " ".join(map(str, fields)) + "\n"
+
+
+def fake_proc(root: Path, rows: list[tuple[int, int, int, int, int]]) -> Path:
+    """(pid, ppid, session, cpu ticks, rss kB) as /proc files."""
+    for pid, ppid, session, ticks, rss_kb in rows:
+        folder = root / str(pid)
+        folder.mkdir(parents=True)
+        (folder / "stat").write_text(stat_line(pid, "ray::Shard Actor (x)", ppid, session, ticks, 0))
+        (folder / "status").write_text(f"Name:\tx\nVmRSS:\t    {rss_kb} kB\nThreads:\t3\n")
+    (root / "self").mkdir()
+    return root
+
+
+def test_a_stat_line_is_read_past_a_command_name_with_spaces_and_parentheses():
+    info = parse_stat(stat_line(42, "ray::Shard Actor (x) )", 7, 40, utime=250, stime=50, started=999))
+    assert (info.pid, info.ppid, info.session, info.cpu_ticks, info.started) == (42, 7, 40, 300, 999)
+
+
+def test_the_tree_holds_descendants_and_orphans_left_in_the_roots_session(tmp_path):
+    proc = fake_proc(tmp_path, [(10, 1, 10, 100, 1000),   # serve, leads its session
+                                (11, 10, 10, 200, 2000),  # raylet
+                                (12, 11, 12, 300, 4000),  # a worker that called setsid: a descendant still
+                                (13, 1, 10, 50, 500),     # an agent re-parented to init, same session
+                                (20, 1, 20, 999, 9999)])  # someone else's
+    assert [info.pid for info in tree(10, processes(proc))] == [10, 11, 12, 13]
+    assert sum(tree_cpu_ticks([10], proc).values()) == 650
+    assert tree_rss_bytes([10], proc) == 7500 * 1024
+
+
+def test_cpu_between_counts_new_processes_whole_and_ignores_a_reused_pid():
+    before = {(10, 1): 100, (11, 1): 50}
+    after = {(10, 1): 160, (12, 5): 40, (11, 9): 10}  # pid 11 died and its number came back
+    assert cpu_seconds_between(before, after) == (60 + 40 + 10) / TICKS_PER_SECOND
+
+
+BUSY = "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"
+
+
+def test_a_busy_child_is_in_our_tree_and_its_cpu_counts():
+    child = subprocess.Popen([sys.executable, "-c", BUSY])
+    try:
+        time.sleep(0.1)
+        before = tree_cpu_ticks([os.getpid()])
+        time.sleep(0.6)
+        after = tree_cpu_ticks([os.getpid()])
+        assert child.pid in {pid for pid, _ in before}
+        assert tree_rss_bytes([os.getpid()]) > 1 << 20
+    finally:
+        child.kill()
+        child.wait(10)
+    assert cpu_seconds_between(before, after) > 0.05
+
+
+def test_timeline_rates_and_percentiles():
+    class Answers:
+        started, answered, sizes = [0.0, 0.5, 1.0], [0.2, 1.5, 2.5], [100, 100, 50]
+
+    timeline = Timeline.of([Answers()], start=0.0)
+    assert timeline.per_second() == [(0, 100), (1, 100), (2, 50)]
+    assert timeline.rate() == 250 / 2.5
+    assert timeline.between(0.0, 2.0) == 200
+    assert percentile([0.1, 0.2, 0.3, 0.4], 0.5) == 0.2
+    assert percentile([0.1, 0.2, 0.3, 0.4], 0.99) == 0.4
+
+
+def test_bench_ingest_quick_writes_the_json_and_the_chart(tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "cli.main", "bench", "ingest", "--quick", "--transactions", "20000",
+                           "--members", "2000", "--out", str(out), "--work", str(tmp_path / "work")],
+                          capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((out / "ingest.json").read_text())
+    for key in ("transactions_per_second", "cpu_seconds_per_1000", "peak_rss_bytes", "disk_bytes_per_member",
+                "machine", "parameters", "timestamp"):
+        assert key in report
+    assert report["transactions"] == 20_000
+    assert report["transactions_per_second"] > 0
+    assert report["cpu_seconds_per_1000"] > 0
+    assert report["peak_rss_bytes"] > 100 << 20
+    assert report["machine"]["cpu_count"] == os.cpu_count()
+    assert report["parameters"]["quick"] is True
+    assert (out / "ingest.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert "transactions/s" in done.stdout
+    assert list((tmp_path / "work").iterdir()) == []  # the scratch data folder is gone
