@@ -5,10 +5,13 @@ for. Afterwards every result and every member must equal `patron replay` of the 
 import json
 import os
 import random
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import msgspec
@@ -20,7 +23,11 @@ from cli.replay import ReplayFiles, replay_files
 from client import PatronClient
 from proto import patron_pb2 as pb
 
-__all__ = ["CrashReport", "crash_run"]
+if TYPE_CHECKING:
+    from bench.report import Result
+    from bench.settings import Settings
+
+__all__ = ["CrashReport", "crash_run", "run"]
 
 _OUTCOMES = {pb.OUTCOME_ACCEPTED: "accepted", pb.OUTCOME_DUPLICATE: "duplicate", pb.OUTCOME_IGNORED: "ignored",
              pb.OUTCOME_REJECTED: "rejected"}
@@ -194,3 +201,35 @@ def _members_differ(client: PatronClient, expected: dict[str, dict]) -> list[str
         if served != replayed:
             differences.append(f"{member_id}: served {served}, replay {replayed}")
     return differences
+
+
+def run(settings: "Settings") -> "Result":
+    """`patron bench crash`: at least 20 kills by default (quick: 4)."""
+    from bench.report import Chart, Result
+
+    kills = max(settings.pick(settings.kills, 20, 4), 1)
+    transactions = settings.pick(settings.transactions, 60_000, 8_000)
+    members = settings.pick(settings.members, 8_000, 1_000)
+    workload = Workload(transactions=transactions, members=members, days=1, seed=settings.seed,
+                        start=settings.start_date)
+    folder = Path(tempfile.mkdtemp(prefix="patron-crash-", dir=settings.work))
+    try:
+        report = crash_run(folder, settings.rules, workload, kills, settings.seed)
+    finally:
+        if not settings.keep_data:
+            shutil.rmtree(folder, ignore_errors=True)
+    fields = {"seconds": round(report.seconds, 1), "transactions": report.transactions,
+              "serve_kills": report.serve_kills, "shard_kills": report.shard_kills,
+              "resent_batches": report.resent_batches, "equal_to_replay": report.equal_to_replay,
+              "result_mismatches": report.result_mismatches[:20], "member_mismatches": report.member_mismatches[:20]}
+    rows = [("kills", f"{report.serve_kills} of the serve process (kill -9, restarted), {report.shard_kills} of "
+                      f"single shard actors (Ray restarted them)"),
+            ("stream", f"{report.transactions:,} transactions, {report.resent_batches} batches resent, "
+                       f"{report.seconds:.0f} s"),
+            ("verdict", "every result and member equals replay" if report.equal_to_replay else
+             f"{len(report.result_mismatches)} results and {len(report.member_mismatches)} members DIFFER")]
+    chart = Chart("crash: kills while streaming", bars=[("serve kills", report.serve_kills),
+                                                         ("shard kills", report.shard_kills),
+                                                         ("resent batches", report.resent_batches)])
+    return Result("crash", fields, settings.parameters(kills=kills, transactions=transactions, members=members),
+                  rows, chart, ok=report.equal_to_replay)

@@ -30,6 +30,7 @@ class Settings:
     start_date: str = "2026-11-17"
     work: Path | None = None
     keep_data: bool = False
+    kills: int = 0
 
     def pick(self, given: Any, default: Any, quick: Any) -> Any:
         return given or (quick if self.quick else default)

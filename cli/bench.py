@@ -13,6 +13,8 @@ SCENARIOS = {
     "midnight": ("bench.midnight", "the midnight job over --members members while ingesting"),
     "recovery": ("bench.recovery", "kill -9 while ingesting: seconds to SERVING, nothing acknowledged lost"),
     "import": ("bench.bulk_import", "bulk enrollment of --members members by concurrent Enroll calls"),
+    "crash": ("bench.crash", "kill -9 of the server and of shard actors while streaming (20 kills): equal to replay"),
+    "soak": ("bench.soak", "open loop at 70% of the sustained rate for 10 minutes: memory and p99 stay flat"),
 }
 
 
@@ -34,8 +36,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--transactions", type=int, default=0, help="ingest, core, recovery: stream length")
     bench.add_argument("--members", type=int, default=0,
                        help="midnight, import: members to load or enroll; ingest, core: the stream's members")
-    bench.add_argument("--rate", type=float, default=0, help="latency: offered transactions/s (100,000)")
-    bench.add_argument("--seconds", type=float, default=0, help="latency: how long the schedule runs")
+    bench.add_argument("--rate", type=float, default=0,
+                       help="latency: offered transactions/s (100,000); soak: default 70%% of the sustained rate")
+    bench.add_argument("--seconds", type=float, default=0, help="latency, soak: how long the schedule runs")
+    bench.add_argument("--kills", type=int, default=0, help="crash: how many kills (20; quick: 4)")
     bench.add_argument("--seed", type=int, default=1)
     bench.add_argument("--start-date", default="2026-11-17", help="the business day the data folder starts on")
     bench.add_argument("--work", type=Path, help="where scratch data folders go (default: the system's temp)")
@@ -51,7 +55,7 @@ def _run(args: argparse.Namespace) -> int:
                         durability=args.durability, clients=args.clients, batch_size=args.batch_size,
                         window=args.window, transactions=args.transactions, members=args.members, rate=args.rate,
                         seconds=args.seconds, seed=args.seed, start_date=args.start_date, work=args.work,
-                        keep_data=args.keep_data)
+                        keep_data=args.keep_data, kills=args.kills)
     module = importlib.import_module(SCENARIOS[args.scenario][0])
     result = module.run(settings)
     publish(result, args.out)

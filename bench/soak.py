@@ -1,0 +1,112 @@
+"""Soak: first the sustained rate (closed loop), then an open loop at 70% of it for ten minutes;
+memory and p99 latency per minute must stay flat (nothing grows without bound)."""
+
+import math
+import sys
+import time
+
+from bench.harness import Harness
+from bench.machine import CpuMeter, tree_rss_bytes
+from bench.progress import Progress
+from bench.report import Chart, Result, common_rows
+from bench.settings import Settings
+from bench.streams import write_workload
+from bench.timeline import Timeline, percentile
+from bench.workload import Workload
+
+__all__ = ["run"]
+
+SHARE = 0.7
+FLAT_RSS = 1.25
+"""The last minute's memory may be at most this much above the second minute's."""
+FLAT_P99 = 2.0
+
+
+def run(settings: Settings) -> Result:
+    seconds = settings.pick(settings.seconds, 600.0, 40.0)
+    probe = settings.pick(settings.transactions, 100_000, 20_000)
+    members = settings.pick(settings.members, 100_000, 10_000)
+    with Harness(settings) as bench:
+        server = bench.serve()
+        client = server.client()
+        sustained = _sustained_rate(bench, server.address, probe, members)
+        rate = settings.rate or SHARE * sustained
+        batch_size = settings.batch_size or min(1000, max(10, int(rate // 20)))
+        stream = bench.path("soak.jsonl")
+        write_workload(stream, Workload(transactions=min(int(rate * seconds), 200_000), members=members, days=1,
+                                        seed=settings.seed + 1, start=settings.start_date, id_prefix="S"),
+                       "soak: generate")
+        clients = bench.clients(bench.stream_jobs(server.address, stream, batch_size,
+                                                  rate=rate / settings.clients, seconds=seconds))
+        clients.wait_ready()
+        meter = CpuMeter([server.pid]).start()
+        start = clients.start()
+        memory: list[tuple[float, int]] = []
+        progress = Progress(f"soak at {rate:,.0f}/s for {seconds:.0f} s", int(rate * seconds))
+
+        def tick() -> None:
+            progress.update(clients.done)
+            if not memory or time.monotonic() - start - memory[-1][0] >= 5:
+                memory.append((time.monotonic() - start, tree_rss_bytes([server.pid])))
+
+        reports = clients.finish(tick=tick)
+        cpu = meter.stop()
+        progress.close()
+        timeline = Timeline.of(reports, start)
+        common = bench.common(client, cpu, timeline.transactions)
+    return _result(settings, timeline, memory, common, sustained, rate, seconds, batch_size)
+
+
+def _sustained_rate(bench: Harness, address: str, transactions: int, members: int) -> float:
+    stream = bench.path("probe.jsonl")
+    write_workload(stream, Workload(transactions=transactions, members=members, days=1, seed=bench.settings.seed,
+                                    start=bench.settings.start_date, id_prefix="P"), "soak: generate the probe")
+    clients = bench.clients(bench.stream_jobs(address, stream, bench.settings.batch_size or 1000))
+    clients.wait_ready()
+    start = clients.start()
+    timeline = Timeline.of(clients.finish(), start)
+    rate = timeline.rate()
+    print(f"soak: sustained {rate:,.0f} transactions/s (closed loop, {transactions:,}); soaking at "
+          f"{SHARE:.0%} of it", file=sys.stderr, flush=True)
+    return rate
+
+
+def _per_minute(timeline: Timeline, memory: list[tuple[float, int]]) -> list[dict]:
+    minutes: dict[int, list[float]] = {}
+    for at, _, latency in timeline.answers:
+        minutes.setdefault(math.floor(at / 60), []).append(latency)
+    rss: dict[int, int] = {}
+    for at, value in memory:
+        rss[math.floor(at / 60)] = max(rss.get(math.floor(at / 60), 0), value)
+    return [{"minute": minute, "p99_seconds": round(percentile(sorted(values), 0.99), 4),
+             "peak_rss_bytes": rss.get(minute, 0), "batches": len(values)}
+            for minute, values in sorted(minutes.items())]
+
+
+def _result(settings: Settings, timeline: Timeline, memory: list[tuple[float, int]], common: dict,
+            sustained: float, rate: float, seconds: float, batch_size: int) -> Result:
+    minutes = _per_minute(timeline, memory)
+    settled = minutes[1:] if len(minutes) > 2 else minutes  # the first minute warms up
+    first, last = settled[0], settled[-1]
+    rss_growth = last["peak_rss_bytes"] / first["peak_rss_bytes"] if first["peak_rss_bytes"] else 1.0
+    p99_growth = last["p99_seconds"] / first["p99_seconds"] if first["p99_seconds"] else 1.0
+    flat = rss_growth <= FLAT_RSS and p99_growth <= FLAT_P99
+    latencies = timeline.latencies()
+    p99 = round(percentile(latencies, 0.99), 4)
+    fields = {"seconds": seconds, "sustained_per_second": round(sustained, 1), "offered_per_second": round(rate, 1),
+              "achieved_per_second": round(timeline.transactions / max(seconds, timeline.seconds), 1),
+              "p99_seconds": p99, "rss_growth": round(rss_growth, 3), "p99_growth": round(p99_growth, 3),
+              "flat": flat, "minutes": minutes, **common}
+    rows = [("sustained", f"{sustained:,.0f} transactions/s closed loop"),
+            ("offered", f"{rate:,.0f} transactions/s ({rate / sustained:.0%}) for {seconds:.0f} s, "
+                        f"batches of {batch_size}"),
+            ("p99", f"{p99 * 1000:.1f} ms overall; per minute "
+                    + ", ".join(f"{m['p99_seconds'] * 1000:.0f}" for m in minutes) + " ms"),
+            ("memory", "peak per minute " + ", ".join(f"{m['peak_rss_bytes'] / 2**20:.0f}" for m in minutes)
+                       + " MiB"),
+            ("verdict", f"{'flat' if flat else 'NOT flat'}: memory x{rss_growth:.2f}, p99 x{p99_growth:.2f} "
+                        f"from the second minute to the last"),
+            *common_rows(common, "transactions")]
+    parameters = settings.parameters(seconds=seconds, rate=rate, batch_size=batch_size)
+    chart = Chart(f"soak: open loop at {rate:,.0f}/s ({rate / sustained:.0%} of sustained)", timeline)
+    return Result("soak", fields, parameters, rows, chart, ok=flat)
