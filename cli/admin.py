@@ -19,7 +19,15 @@ DEFAULT_ADDRESS = os.environ.get("PATRON_ADDRESS", "127.0.0.1:50051")
 
 
 def _client(args: argparse.Namespace) -> PatronClient:
-    return PatronClient(args.address, token=os.environ.get("PATRON_TOKEN") or None)
+    """PATRON_TOKEN is sent as the bearer token; PATRON_TLS_CA (a PEM file) turns on TLS, with
+    PATRON_TLS_CERT and PATRON_TLS_KEY for a client certificate."""
+    def pem(name: str) -> bytes | None:
+        path = os.environ.get(name)
+        return Path(path).read_bytes() if path else None
+
+    return PatronClient(args.address, token=os.environ.get("PATRON_TOKEN") or None,
+                        root_certificates=pem("PATRON_TLS_CA"), certificate_chain=pem("PATRON_TLS_CERT"),
+                        private_key=pem("PATRON_TLS_KEY"))
 
 
 def _show(message: object) -> None:

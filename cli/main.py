@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from engine.calendar import parse_day
-from engine.errors import RulesError
+from engine.errors import PatronError, RulesError
 from engine.validation import load_rules_file
 
 __all__ = ["main"]
@@ -102,6 +102,10 @@ def _serve_parser(commands: argparse._SubParsersAction) -> None:
                        help="clock: run at local 00:00; manual: only `patron midnight`")
     serve.add_argument("--start-date", type=_date, default=0, help="a new folder's first business day")
     serve.add_argument("--demo", type=int, default=0, metavar="N", help="stream N demo transactions after start")
+    serve.add_argument("--tokens", type=Path, help="bearer tokens: one `role token` per line (also PATRON_TOKENS)")
+    serve.add_argument("--tls-cert", type=Path, help="the server's certificate (PEM); with --tls-key turns on TLS")
+    serve.add_argument("--tls-key", type=Path, help="the server's private key (PEM)")
+    serve.add_argument("--tls-client-ca", type=Path, help="require client certificates signed by this CA (PEM)")
     serve.set_defaults(run=_serve)
 
 
@@ -133,14 +137,22 @@ def _serve(args: argparse.Namespace) -> int:
     from actors.config import ServeConfig
     from cli.serve import run_serve
 
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print("patron: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
     config = ServeConfig(data=args.data, rules=args.rules, host=args.host, grpc_port=args.grpc_port,
                          metrics_port=args.metrics_port, shards=args.shards, ray_address=args.ray_address,
-                         durability=args.durability, midnight=args.midnight, start_date=args.start_date)
+                         durability=args.durability, midnight=args.midnight, start_date=args.start_date,
+                         tokens_file=args.tokens, tls_cert=args.tls_cert, tls_key=args.tls_key,
+                         tls_client_ca=args.tls_client_ca)
     try:
         return run_serve(config, demo=args.demo)
     except RulesError as error:
         for problem in error.problems:
             print(f"{args.rules}: {problem}", file=sys.stderr)
+        return 1
+    except PatronError as error:
+        print(f"patron: {error}", file=sys.stderr)
         return 1
 
 
