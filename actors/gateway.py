@@ -210,9 +210,17 @@ class IngestService:
         return answer
 
 
+def _enrollment(request: pb.EnrollRequest) -> Enrollment:
+    attributes, dates = attributes_from(request.attributes)
+    return Enrollment(member_id=request.member_id, channel=request.channel, birthday=request.birthday,
+                      source=request.source, content=request.content, campaign=request.campaign,
+                      attributes=attributes, date_attributes=dates)
+
+
 class MembersService:
-    def __init__(self, coordinator: Coordinator) -> None:
+    def __init__(self, coordinator: Coordinator, max_batch: int = 10_000) -> None:
         self.coordinator = coordinator
+        self.max_batch = max_batch
 
     async def _on_shard(self, member_id: str, method: str, *args: Any) -> Any:
         return await self.coordinator.call(self.coordinator.shard_for(member_id), method, *args)
@@ -248,12 +256,30 @@ class MembersService:
 
     @answers_errors
     async def Enroll(self, request: pb.EnrollRequest, context: grpc.aio.ServicerContext) -> pb.EnrollResponse:
-        attributes, dates = attributes_from(request.attributes)
-        enrollment = Enrollment(member_id=request.member_id, channel=request.channel, birthday=request.birthday,
-                                source=request.source, content=request.content, campaign=request.campaign,
-                                attributes=attributes, date_attributes=dates)
-        summary, created = await self._on_shard(request.member_id, "enroll", enrollment)
+        summary, created = await self._on_shard(request.member_id, "enroll", _enrollment(request))
         return pb.EnrollResponse(member=member_message(summary), created=created)
+
+    @answers_errors
+    async def EnrollBatch(self, request: pb.EnrollBatchRequest, context: grpc.aio.ServicerContext
+                          ) -> pb.EnrollBatchResponse:
+        """Grouped by shard, each part enrolled in one commit; answers in request order."""
+        if len(request.members) > self.max_batch:
+            raise InvalidRequestError(f"{len(request.members):,} members in one EnrollBatch; "
+                                      f"the limit is {self.max_batch:,}")
+        coordinator = self.coordinator
+        parts: dict[int, tuple[list[int], list[Enrollment]]] = {}
+        for index, member in enumerate(request.members):
+            indices, enrollments = parts.setdefault(coordinator.shard_for(member.member_id), ([], []))
+            indices.append(index)
+            enrollments.append(_enrollment(member))
+        sent = [(indices, coordinator.lanes[shard].send("enroll_many", enrollments))
+                for shard, (indices, enrollments) in parts.items()]
+        answers: dict[int, pb.EnrollResponse] = {}
+        for indices, future in sent:
+            for index, (summary, created, error) in zip(indices, await future, strict=True):
+                answers[index] = (pb.EnrollResponse(member=member_message(summary), created=created)
+                                  if summary is not None else pb.EnrollResponse(error=error))
+        return pb.EnrollBatchResponse(members=[answers[i] for i in range(len(answers))])
 
     @answers_errors
     async def SetStatus(self, request: pb.SetStatusRequest, context: grpc.aio.ServicerContext) -> pb.Member:
@@ -321,7 +347,8 @@ class AdminService:
         for status in statuses:
             answer.shards.add(shard=status.shard, ready=status.ready, members=status.members,
                               transactions=status.transactions, business_day=status.business_day,
-                              rule_version=status.rule_version, disk_bytes=status.disk_bytes)
+                              rule_version=status.rule_version, disk_bytes=status.disk_bytes,
+                              member_bytes=status.member_bytes)
         done, total = coordinator.recalculation(statuses)
         answer.recalculation.running = coordinator.publishing
         answer.recalculation.version = coordinator.rules.version

@@ -91,7 +91,8 @@ class Server:
         services = pb.DESCRIPTOR.services_by_name
         coordinator = self.coordinator
         for name, servicer in (("Ingest", IngestService(coordinator, self.config.max_batch)),
-                               ("Members", MembersService(coordinator)), ("Admin", AdminService(coordinator))):
+                               ("Members", MembersService(coordinator, self.config.max_batch)),
+                               ("Admin", AdminService(coordinator))):
             server.add_generic_rpc_handlers((handler_for(services[name], servicer, limit),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

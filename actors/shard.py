@@ -17,7 +17,7 @@ import msgspec
 from actors.batch_stats import BatchStats, count_batch, count_ledger
 from engine.book import Book
 from engine.calendar import iso
-from engine.errors import StorageFullError
+from engine.errors import InvalidRequestError, StorageFullError
 from engine.ledger import LedgerEntry
 from engine.midnight import AnomalyRow, schedule, visit, visitors
 from engine.operators import Enrollment, enroll, set_status, set_tier
@@ -68,6 +68,7 @@ class ShardStatus(msgspec.Struct):
     job: str = ""
     job_done: int = 0
     job_total: int = 0
+    member_bytes: int = 0
 
 
 class Job(msgspec.Struct):
@@ -143,6 +144,22 @@ class Shard:
     def enroll(self, request: Enrollment) -> tuple[MemberSummary, bool]:
         member, created = self._write(lambda: enroll(self.book, request, self.book.today), [request.member_id])
         return summarise(self.book.programme, member), created
+
+    def enroll_many(self, requests: list[Enrollment]) -> list[tuple[MemberSummary | None, bool, str]]:
+        """Bulk enrollment in one commit: (member, created, error) per request, in order; a
+        request that is not valid gets its error and changes nothing."""
+        def enroll_each() -> list[tuple[MemberSummary | None, bool, str]]:
+            answers: list[tuple[MemberSummary | None, bool, str]] = []
+            for request in requests:
+                try:
+                    member, created = enroll(self.book, request, self.book.today)
+                except InvalidRequestError as error:
+                    answers.append((None, False, str(error)))
+                else:
+                    answers.append((summarise(self.book.programme, member), created, ""))
+            return answers
+
+        return self._write(enroll_each, [r.member_id for r in requests])
 
     def set_status(self, member_id: str, action: str, reason: str) -> MemberSummary:
         member = self._write(lambda: set_status(self.book, member_id, action, reason, self.book.today), [member_id])
@@ -285,7 +302,7 @@ class Shard:
         return ShardStatus(self.config.shard, True, len(self.book.members), self.accepted,
                            iso(self.book.today) if self.book.today else "", self.book.programme.version,
                            self.store.disk_bytes(), job.kind if job else "", job.done if job else 0,
-                           len(job.members) if job else 0)
+                           len(job.members) if job else 0, self.store.bytes_of("members"))
 
     def close(self) -> None:
         self.store.close()

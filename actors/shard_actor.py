@@ -89,6 +89,9 @@ class ShardActor:
     def enroll(self, request: Enrollment) -> tuple[MemberSummary, bool]:
         return self.shard.enroll(request)
 
+    def enroll_many(self, requests: list[Enrollment]) -> list[tuple[MemberSummary | None, bool, str]]:
+        return self.shard.enroll_many(requests)
+
     def set_status(self, member_id: str, action: str, reason: str) -> MemberSummary:
         return self.shard.set_status(member_id, action, reason)
 

@@ -1,4 +1,4 @@
-"""Bulk enrollment: N members through Enroll calls from several concurrent client processes."""
+"""Bulk enrollment: N members through EnrollBatch calls (1,000 each) from several concurrent client processes."""
 
 import sys
 
@@ -12,8 +12,8 @@ from bench.timeline import Timeline, percentile
 
 __all__ = ["run"]
 
-WINDOW = 16
-"""Enroll calls each client keeps unanswered."""
+WINDOW = 4
+"""EnrollBatch calls each client keeps unanswered."""
 
 
 def run(settings: Settings) -> Result:
@@ -24,7 +24,7 @@ def run(settings: Settings) -> Result:
         client = server.client()
         clients = bench.clients([Job(server.address, kind="enroll", members=members, part=k, parts=parts,
                                      window=WINDOW) for k in range(parts)])
-        print(f"import: {parts} clients prepare their Enroll requests", file=sys.stderr, flush=True)
+        print(f"import: {parts} clients prepare their EnrollBatch requests", file=sys.stderr, flush=True)
         clients.wait_ready()
         meter = CpuMeter([server.pid]).start()
         start = clients.start()
@@ -45,11 +45,11 @@ def run(settings: Settings) -> Result:
               "members_per_second_over_time": [n for _, n in timeline.per_second()]}
     rows = [("import", f"{timeline.transactions:,} members in {seconds:.1f} s ({fields['members_per_second']:,.0f}/s) "
                        f"by {parts} clients × {WINDOW} calls in flight"),
-            ("Enroll latency", f"p50 {fields['call_p50_seconds'] * 1000:.1f} ms, "
+            ("EnrollBatch latency", f"p50 {fields['call_p50_seconds'] * 1000:.1f} ms, "
                                f"p99 {fields['call_p99_seconds'] * 1000:.1f} ms"),
             ("failed", f"{failed:,}" + (f" ({errors[0]})" if errors else "")),
             *common_rows(common, "members")]
     parameters = settings.parameters(members=members, calls_in_flight_per_client=WINDOW)
-    chart = Chart(f"import: {members:,} members by Enroll ({parts} clients × {WINDOW} in flight)", timeline,
-                  unit="members/s", latency_label="Enroll call latency (ms)")
+    chart = Chart(f"import: {members:,} members by EnrollBatch ({parts} clients × {WINDOW} in flight)", timeline,
+                  unit="members/s", latency_label="EnrollBatch call latency (ms)")
     return Result("import", fields, parameters, rows, chart, ok=failed == 0)

@@ -21,7 +21,7 @@ from proto import patron_pb2 as pb
 __all__ = ["Clients", "Job", "Report"]
 
 STREAM_BATCHES = "/patron.v1.Ingest/StreamBatches"
-ENROLL = "/patron.v1.Members/Enroll"
+ENROLL = "/patron.v1.Members/EnrollBatch"
 _OPTIONS = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
 _ACCEPTED = pb.OUTCOME_ACCEPTED
 
@@ -156,7 +156,7 @@ class _Streamer:
 
 
 class _Enroller:
-    def __init__(self, job: Job, requests: list[bytes], counter: Any) -> None:
+    def __init__(self, job: Job, requests: list[tuple[bytes, int]], counter: Any) -> None:
         self.job, self.requests, self.counter = job, requests, counter
         self.report = Report(job.part)
         self.lock = threading.Lock()
@@ -166,28 +166,28 @@ class _Enroller:
         channel = grpc.insecure_channel(self.job.address, options=_OPTIONS)
         call = channel.unary_unary(ENROLL)
         try:
-            for request in self.requests:
+            for request, members in self.requests:
                 slots.acquire()
                 future = call.future(request, timeout=120)
-                future.add_done_callback(functools.partial(self._done, time.monotonic(), slots))
+                future.add_done_callback(functools.partial(self._done, time.monotonic(), slots, members))
             for _ in range(self.job.window):
                 slots.acquire()
         finally:
             channel.close()
         return self.report
 
-    def _done(self, sent: float, slots: threading.Semaphore, future: grpc.Future) -> None:
+    def _done(self, sent: float, slots: threading.Semaphore, members: int, future: grpc.Future) -> None:
         now = time.monotonic()
         with self.lock:
             if future.exception() is None:
                 self.report.started.append(sent)
                 self.report.answered.append(now)
-                self.report.sizes.append(1)
+                self.report.sizes.append(members)
             else:
-                self.report.failed += 1
+                self.report.failed += members
                 self.report.error = self.report.error or f"{future.code().name}: {future.details()}"
         with self.counter.get_lock():
-            self.counter.value += 1
+            self.counter.value += members
         slots.release()
 
 

@@ -53,10 +53,12 @@ class Harness:
         self.rss.sample()
         shards = client.status().shards
         disk, members = sum(s.disk_bytes for s in shards), sum(s.members for s in shards)
+        records = sum(s.member_bytes for s in shards)
         return {"cpu_seconds": round(cpu_seconds, 3), "cpu_basis": f"serve process tree per 1,000 {unit}",
                 "cpu_seconds_per_1000": round(1000 * cpu_seconds / units, 4) if units else None,
                 "peak_rss_bytes": self.rss.peak, "disk_bytes": disk, "members": members,
-                "disk_bytes_per_member": round(disk / members, 1) if members else None}
+                "disk_bytes_per_member": round(disk / members, 1) if members else None,
+                "member_record_bytes_per_member": round(records / members, 1) if members else None}
 
     def close(self) -> None:
         for clients in self.client_sets:

@@ -53,7 +53,9 @@ def common_rows(common: dict, unit: str) -> list[tuple[str, str]]:
     per_member = common["disk_bytes_per_member"]
     return [("CPU", f"{common['cpu_seconds_per_1000']} s per 1,000 {unit} (serve tree, {common['cpu_seconds']} s)"),
             ("peak RSS", f"{common['peak_rss_bytes'] / 2**20:,.0f} MiB (serve tree)"),
-            ("disk", f"{per_member:,.0f} bytes per member ({common['members']:,} members)" if per_member else "-")]
+            ("disk", f"{per_member:,.0f} bytes per member with ledger and index, "
+                     f"{common['member_record_bytes_per_member']:,.0f} of it the member record "
+                     f"({common['members']:,} members)" if per_member else "-")]
 
 
 def table(title: str, rows: list[tuple[str, str]]) -> str:

@@ -94,14 +94,20 @@ def renamed(batch: bytes, round_number: int) -> bytes:
     return batch.replace(MARK.encode(), f"c{round_number % 10_000:04d}-".encode())
 
 
-def enroll_requests(members: int, part: int = 0, parts: int = 1, prefix: str = "E") -> list[bytes]:
-    """Serialised EnrollRequest messages for members n with n % parts == part."""
-    requests = []
+def enroll_requests(members: int, part: int = 0, parts: int = 1, prefix: str = "E",
+                    batch: int = 1000) -> list[tuple[bytes, int]]:
+    """Serialised EnrollBatchRequest messages (with how many members each holds) for the members
+    n with n % parts == part."""
+    requests, pending = [], pb.EnrollBatchRequest()
     for n in range(part, members, parts):
-        request = pb.EnrollRequest(member_id=f"{prefix}{n:08d}", channel=("app", "pos", "web")[n % 3],
-                                   birthday=f"{1 + n % 12:02d}-{1 + n % 28:02d}", source="bench",
-                                   campaign=f"spring-{n % 7}")
+        request = pending.members.add(member_id=f"{prefix}{n:08d}", channel=("app", "pos", "web")[n % 3],
+                                      birthday=f"{1 + n % 12:02d}-{1 + n % 28:02d}", source="bench",
+                                      campaign=f"spring-{n % 7}")
         request.attributes["city"].text = ("Shanghai", "Beijing", "Shenzhen", "Hangzhou")[n % 4]
         request.attributes["age"].number = 18 + n % 60
-        requests.append(request.SerializeToString())
+        if len(pending.members) == batch:
+            requests.append((pending.SerializeToString(), batch))
+            pending = pb.EnrollBatchRequest()
+    if pending.members:
+        requests.append((pending.SerializeToString(), len(pending.members)))
     return requests

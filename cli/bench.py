@@ -12,7 +12,7 @@ SCENARIOS = {
     "core": ("bench.core", "replay speed per core, and end-to-end ÷ (cores × core speed)"),
     "midnight": ("bench.midnight", "the midnight job over --members members while ingesting"),
     "recovery": ("bench.recovery", "kill -9 while ingesting: seconds to SERVING, nothing acknowledged lost"),
-    "import": ("bench.bulk_import", "bulk enrollment of --members members by concurrent Enroll calls"),
+    "import": ("bench.bulk_import", "bulk enrollment of --members members by concurrent EnrollBatch calls"),
     "crash": ("bench.crash", "kill -9 of the server and of shard actors while streaming (20 kills): equal to replay"),
     "soak": ("bench.soak", "open loop at 70% of the sustained rate for 10 minutes: memory and p99 stay flat"),
 }

@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from proto import patron_pb2 as pb
 from proto import patron_pb2_grpc as rpc
 
-__all__ = ["PatronClient", "transaction_message"]
+__all__ = ["PatronClient", "enroll_request", "transaction_message"]
 
 RETRIABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
                        grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED})
@@ -40,6 +40,17 @@ def transaction_message(txn: Any) -> pb.Transaction:
     status = _STATUSES.get(fields.pop("status", "") or "", pb.STATUS_UNSPECIFIED)
     known = {k: v for k, v in fields.items() if k in pb.Transaction.DESCRIPTOR.fields_by_name}
     return pb.Transaction(kind=kind, status=status, lines=lines, **known)
+
+
+def enroll_request(member_id: str, **fields: Any) -> pb.EnrollRequest:
+    attributes = fields.pop("attributes", {})
+    request = pb.EnrollRequest(member_id=member_id, **fields)
+    for name, value in attributes.items():
+        if isinstance(value, str):
+            request.attributes[name].text = value
+        else:
+            request.attributes[name].number = value
+    return request
 
 
 class PatronClient:
@@ -161,14 +172,13 @@ class PatronClient:
         return list(self.members.ListLedger(request, timeout=self.timeout, metadata=self.metadata))
 
     def enroll(self, member_id: str, **fields: Any) -> pb.EnrollResponse:
-        attributes = fields.pop("attributes", {})
-        request = pb.EnrollRequest(member_id=member_id, **fields)
-        for name, value in attributes.items():
-            if isinstance(value, str):
-                request.attributes[name].text = value
-            else:
-                request.attributes[name].number = value
-        return self._call(self.members.Enroll, request)
+        return self._call(self.members.Enroll, enroll_request(member_id, **fields))
+
+    def enroll_many(self, members: Sequence[dict]) -> pb.EnrollBatchResponse:
+        """Bulk enrollment: each dict has `member_id` and the Enroll fields; answers in order,
+        a bad record with its `error`."""
+        request = pb.EnrollBatchRequest(members=[enroll_request(**member) for member in members])
+        return self._retrying(lambda: self.members.EnrollBatch(request, timeout=self.timeout, metadata=self.metadata))
 
     def set_status(self, member_id: str, action: str, reason: str = "") -> pb.Member:
         request = pb.SetStatusRequest(member_id=member_id, action=_ACTIONS.get(action, 0), reason=reason)

@@ -10,7 +10,8 @@ __all__ = ["LedgerEntry"]
 class LedgerEntry(Struct, array_like=True, omit_defaults=True, gc=False):
     """`cause` is `txn`, `midnight`, `operator` or `rules`; `ref` names the transaction,
     the midnight date or the operator's reason. `kind` says what happened: earn, event,
-    reverse, recharge, adjust, release, void, expire, tier, status, clamp."""
+    reverse, recharge, adjust, release, void, expire, reset, tier, status. A member's
+    creation is not an entry: the member records its enrollment day and channel."""
 
     member_id: MemberId
     seq: int

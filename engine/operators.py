@@ -46,7 +46,6 @@ def enroll(book: Book, request: Enrollment, day: Day) -> tuple[Member, bool]:
         member = Member(request.member_id, enrolled=day, tier=book.programme.default_tier(request.channel))
         member.tier_since = day
         book.members[member.member_id] = member
-        book.write(member, day, "operator", "enroll", "enroll", tier_to=member.tier)
     member.profile = _merged(member.profile, request, birthday)
     book.dirty[member.member_id] = member
     return member, created

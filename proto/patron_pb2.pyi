@@ -274,12 +274,26 @@ class EnrollRequest(_message.Message):
     def __init__(self, member_id: _Optional[str] = ..., channel: _Optional[str] = ..., birthday: _Optional[str] = ..., source: _Optional[str] = ..., content: _Optional[str] = ..., campaign: _Optional[str] = ..., attributes: _Optional[_Mapping[str, AttributeValue]] = ...) -> None: ...
 
 class EnrollResponse(_message.Message):
-    __slots__ = ("member", "created")
+    __slots__ = ("member", "created", "error")
     MEMBER_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     member: Member
     created: bool
-    def __init__(self, member: _Optional[_Union[Member, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
+    error: str
+    def __init__(self, member: _Optional[_Union[Member, _Mapping]] = ..., created: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+
+class EnrollBatchRequest(_message.Message):
+    __slots__ = ("members",)
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    members: _containers.RepeatedCompositeFieldContainer[EnrollRequest]
+    def __init__(self, members: _Optional[_Iterable[_Union[EnrollRequest, _Mapping]]] = ...) -> None: ...
+
+class EnrollBatchResponse(_message.Message):
+    __slots__ = ("members",)
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    members: _containers.RepeatedCompositeFieldContainer[EnrollResponse]
+    def __init__(self, members: _Optional[_Iterable[_Union[EnrollResponse, _Mapping]]] = ...) -> None: ...
 
 class SetStatusRequest(_message.Message):
     __slots__ = ("member_id", "action", "reason")
@@ -378,7 +392,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ShardStatus(_message.Message):
-    __slots__ = ("shard", "ready", "members", "transactions", "business_day", "rule_version", "disk_bytes", "node")
+    __slots__ = ("shard", "ready", "members", "transactions", "business_day", "rule_version", "disk_bytes", "node", "member_bytes")
     SHARD_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
@@ -387,6 +401,7 @@ class ShardStatus(_message.Message):
     RULE_VERSION_FIELD_NUMBER: _ClassVar[int]
     DISK_BYTES_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_BYTES_FIELD_NUMBER: _ClassVar[int]
     shard: int
     ready: bool
     members: int
@@ -395,7 +410,8 @@ class ShardStatus(_message.Message):
     rule_version: int
     disk_bytes: int
     node: str
-    def __init__(self, shard: _Optional[int] = ..., ready: _Optional[bool] = ..., members: _Optional[int] = ..., transactions: _Optional[int] = ..., business_day: _Optional[str] = ..., rule_version: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., node: _Optional[str] = ...) -> None: ...
+    member_bytes: int
+    def __init__(self, shard: _Optional[int] = ..., ready: _Optional[bool] = ..., members: _Optional[int] = ..., transactions: _Optional[int] = ..., business_day: _Optional[str] = ..., rule_version: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., node: _Optional[str] = ..., member_bytes: _Optional[int] = ...) -> None: ...
 
 class Recalculation(_message.Message):
     __slots__ = ("running", "version", "members_done", "members_total")

@@ -165,6 +165,11 @@ class MembersStub:
                 request_serializer=proto_dot_patron__pb2.EnrollRequest.SerializeToString,
                 response_deserializer=proto_dot_patron__pb2.EnrollResponse.FromString,
                 _registered_method=True)
+        self.EnrollBatch = channel.unary_unary(
+                '/patron.v1.Members/EnrollBatch',
+                request_serializer=proto_dot_patron__pb2.EnrollBatchRequest.SerializeToString,
+                response_deserializer=proto_dot_patron__pb2.EnrollBatchResponse.FromString,
+                _registered_method=True)
         self.SetStatus = channel.unary_unary(
                 '/patron.v1.Members/SetStatus',
                 request_serializer=proto_dot_patron__pb2.SetStatusRequest.SerializeToString,
@@ -193,6 +198,12 @@ class MembersServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Enroll(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnrollBatch(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -227,6 +238,11 @@ def add_MembersServicer_to_server(servicer, server):
                     servicer.Enroll,
                     request_deserializer=proto_dot_patron__pb2.EnrollRequest.FromString,
                     response_serializer=proto_dot_patron__pb2.EnrollResponse.SerializeToString,
+            ),
+            'EnrollBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnrollBatch,
+                    request_deserializer=proto_dot_patron__pb2.EnrollBatchRequest.FromString,
+                    response_serializer=proto_dot_patron__pb2.EnrollBatchResponse.SerializeToString,
             ),
             'SetStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.SetStatus,
@@ -320,6 +336,33 @@ class Members:
             '/patron.v1.Members/Enroll',
             proto_dot_patron__pb2.EnrollRequest.SerializeToString,
             proto_dot_patron__pb2.EnrollResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnrollBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/patron.v1.Members/EnrollBatch',
+            proto_dot_patron__pb2.EnrollBatchRequest.SerializeToString,
+            proto_dot_patron__pb2.EnrollBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -126,6 +126,12 @@ class ShardStore:
         info, stat = self.env.info(), self.env.stat()
         return (info["last_pgno"] + 1) * stat["psize"]
 
+    def bytes_of(self, database: str) -> int:
+        """Bytes of the pages one database uses."""
+        with self.env.begin() as txn:
+            stat = txn.stat(self.dbs[database])
+        return (stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"]) * stat["psize"]
+
     def copy_to(self, path: Path) -> int:
         """A consistent, compacted copy of the environment (one read transaction)."""
         path.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ def test_the_contract_keeps_the_names_clients_depend_on():
 
     services = {s.name: [m.name for m in s.methods] for s in pb.DESCRIPTOR.services_by_name.values()}
     assert services["Ingest"] == ["SubmitBatch", "StreamBatches"]
-    assert {"GetMember", "ListLedger", "Enroll", "SetStatus", "Adjust"} <= set(services["Members"])
+    assert {"GetMember", "ListLedger", "Enroll", "EnrollBatch", "SetStatus", "Adjust"} <= set(services["Members"])
     assert {"PublishRules", "GetRules", "RunMidnight", "Checkpoint", "GetStatus"} <= set(services["Admin"])
     assert [f.name for f in pb.Transaction.DESCRIPTOR.fields][:11] == [
         "txn_id", "member_id", "occurred_at_ms", "kind", "status", "store_id", "channel", "lines", "refund_of",

@@ -62,8 +62,8 @@ def test_a_malformed_transaction_is_rejected_every_time_and_the_rest_of_its_batc
 def test_unknown_members_are_enrolled_at_the_lowest_tier_by_default():
     target = book(body=SPEND)
     score(target, buy("t1", "new", DAY, line(2900)))
-    assert target.members["new"].tier == 0
-    assert target.ledger[0].kind == "enroll"
+    member = target.members["new"]
+    assert (member.tier, member.enrolled) == (0, target.programme.calendar.day_of(ms(DAY)))
 
 
 def test_unknown_members_are_rejected_when_the_programme_says_so():

@@ -132,3 +132,14 @@ def test_the_anomaly_report_is_made_at_midnight_and_kept_in_the_data_folder(star
     assert [(r.member_id, r.points, list(r.transactions)) for r in report.rows] == [("m1", 180, ["t1", "t2"])]
     lines = (tmp_path / "data" / "reports" / "anomalies-2026-11-17.jsonl").read_text().splitlines()
     assert lines == ['{"member_id":"m1","day":"2026-11-17","points":180,"transactions":["t1","t2"]}']
+
+
+def test_bulk_enrollment_answers_in_order_and_a_bad_record_sinks_nothing_else(client):
+    answer = client.enroll_many([{"member_id": f"b{n}", "channel": "pos", "birthday": "03-05"} for n in range(30)]
+                                + [{"member_id": "bad", "birthday": "13-45"}, {"member_id": "b0", "source": "shop"}])
+    assert [m.member.member_id for m in answer.members[:30]] == [f"b{n}" for n in range(30)]
+    assert all(m.created for m in answer.members[:30])
+    assert answer.members[30].error == 'birthday: expected "MM-DD" or "YYYY-MM-DD", got \'13-45\''
+    assert (answer.members[31].created, answer.members[31].member.source) == (False, "shop")
+    assert client.member("bad") is None
+    assert sum(s.members for s in client.status().shards) == 30
