@@ -100,12 +100,12 @@ class Coordinator:
     def shard_for(self, member_id: str) -> int:
         return shard_of(self.layout, member_id)
 
-    async def call(self, shard: int, method: str, *args: Any) -> Any:
-        """A read or an operator's write on the member's shard, in order with its batches."""
-        return await self.lanes[shard].send(method, *args)
+    async def call(self, shard: int, method: str, *args: Any, urgent: bool = False) -> Any:
+        """A call on one shard: in order with its batches, or (urgent) ahead of the queued ones."""
+        return await self.lanes[shard].send(method, *args, urgent=urgent)
 
-    async def on_every_shard(self, method: str, *args: Any) -> list[Any]:
-        return await asyncio.gather(*(lane.send(method, *args) for lane in self.lanes))
+    async def on_every_shard(self, method: str, *args: Any, urgent: bool = False) -> list[Any]:
+        return await asyncio.gather(*(lane.send(method, *args, urgent=urgent) for lane in self.lanes))
 
     async def status(self) -> list[ShardStatus]:
         return await asyncio.gather(*(actor.status.remote() for actor in self.actors))
@@ -155,7 +155,7 @@ class Coordinator:
     async def _reevaluate(self, shards: list[int]) -> None:
         try:
             while shards:
-                steps = [self.lanes[s].send("reevaluate_step", self.config.job_chunk) for s in shards]
+                steps = [self.lanes[s].send("reevaluate_step", self.config.job_chunk, urgent=True) for s in shards]
                 answers = await asyncio.gather(*steps)
                 shards = [s for s, (_, finished) in zip(shards, answers, strict=True) if not finished]
         finally:
@@ -187,10 +187,10 @@ class Coordinator:
             return summary
 
     async def _run_one(self, run: Day) -> tuple[int, int, set[str]]:
-        await self.on_every_shard("midnight_begin", run)
+        await self.on_every_shard("midnight_begin", run, urgent=True)
         shards, members, days = list(range(len(self.lanes))), 0, []
         while shards:
-            steps = [self.lanes[s].send("midnight_step", self.config.job_chunk) for s in shards]
+            steps = [self.lanes[s].send("midnight_step", self.config.job_chunk, urgent=True) for s in shards]
             answers = await asyncio.gather(*steps)
             members += sum(a[0] for a in answers)
             days += [day for a in answers for day in a[1]]
@@ -277,7 +277,7 @@ class Coordinator:
             statuses = await self.status()
             business = min(s.business_day for s in statuses)
             name, partial = new_checkpoint(self.folder, business)
-            sizes = await asyncio.gather(*(lane.send("checkpoint", str(shard_copy(partial, shard)))
+            sizes = await asyncio.gather(*(lane.send("checkpoint", str(shard_copy(partial, shard)), urgent=True)
                                            for shard, lane in enumerate(self.lanes)))
             manifest = Manifest(name, datetime.now(UTC).isoformat(timespec="seconds"), business,
                                 self.rules.version, len(self.lanes), sum(sizes))

@@ -189,7 +189,7 @@ class IngestService:
             indices.append(index)
             txns.append(transactions_from(message))
         for shard in parts:
-            if coordinator.lanes[shard].queue.full():
+            if coordinator.lanes[shard].full():
                 raise OverloadedError(f"shard {shard} is at its limit of queued batches; send again shortly")
         return [(shard, indices, coordinator.lanes[shard].send("apply", _encode(txns)))
                 for shard, (indices, txns) in parts.items()]
@@ -223,7 +223,9 @@ class MembersService:
         self.max_batch = max_batch
 
     async def _on_shard(self, member_id: str, method: str, *args: Any) -> Any:
-        return await self.coordinator.call(self.coordinator.shard_for(member_id), method, *args)
+        """Reads go ahead of queued batches (they still see every acknowledged one); writes queue."""
+        shard = self.coordinator.shard_for(member_id)
+        return await self.coordinator.call(shard, method, *args, urgent=method in ("member", "ledger"))
 
     @answers_errors
     async def GetMember(self, request: pb.GetMemberRequest, context: grpc.aio.ServicerContext) -> pb.Member:

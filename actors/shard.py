@@ -35,6 +35,7 @@ from engine.summary import MemberSummary, summarise
 from engine.transactions import Transaction, TxnResult
 from engine.types import ADJUSTMENT, NEVER, Day
 from engine.validation import load_rules
+from storage.index_history import IndexHistory
 from storage.shard_store import BatchWriter, ShardStore
 
 __all__ = ["Job", "Shard", "ShardConfig", "ShardStatus"]
@@ -89,7 +90,7 @@ class Shard:
         rules_text = self.store.meta("rules_text") or config.rules_text
         members = {m.member_id: m for m in self.store.members()}
         today = self.store.meta("business_day") or config.start_day
-        self.book = Book(Programme(load_rules(rules_text)), members, today=today)
+        self.book = Book(Programme(load_rules(rules_text)), members, today=today, history=IndexHistory(self.store))
         self.accepted = 0
         self.job: Job | None = None
         self.midnight_stats = BatchStats({})
@@ -219,6 +220,7 @@ class Shard:
         job.rows += len(rows)
         if finished:
             self.book.today = job.day
+            self.book.history.forget_before(job.day)
             self.job = None
         return len(chunk), [row.day for row in rows], finished
 

@@ -24,7 +24,7 @@ FLAT_P99 = 2.0
 
 def run(settings: Settings) -> Result:
     seconds = settings.pick(settings.seconds, 600.0, 40.0)
-    probe = settings.pick(settings.transactions, 100_000, 20_000)
+    probe = settings.pick(settings.transactions, 300_000, 20_000)
     members = settings.pick(settings.members, 100_000, 10_000)
     with Harness(settings) as bench:
         server = bench.serve()
@@ -65,9 +65,9 @@ def _sustained_rate(bench: Harness, address: str, transactions: int, members: in
     clients.wait_ready()
     start = clients.start()
     timeline = Timeline.of(clients.finish(), start)
-    rate = timeline.rate()
-    print(f"soak: sustained {rate:,.0f} transactions/s (closed loop, {transactions:,}); soaking at "
-          f"{SHARE:.0%} of it", file=sys.stderr, flush=True)
+    rate = timeline.rate_between(timeline.seconds / 2, timeline.seconds)  # the start of an empty folder is faster
+    print(f"soak: sustained {rate:,.0f} transactions/s (closed loop, the second half of {transactions:,}); "
+          f"soaking at {SHARE:.0%} of it", file=sys.stderr, flush=True)
     return rate
 
 

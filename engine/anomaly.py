@@ -44,17 +44,6 @@ class AnomalyRule:
         member.flag_days.append(day)
         return Verdict.BLOCKED if self.blocks else Verdict.HELD if self.action == "hold" else Verdict.FLAGGED
 
-    def remember(self, member: Member, day: Day, txn_id: str) -> None:
-        """Keep the day's transaction ids for the report; older days were reported already."""
-        if not self.threshold:
-            return
-        days = member.day_txns
-        if day not in days:
-            for old in [d for d in days if d < day - 1 and d not in member.flag_days]:
-                del days[old]
-            days[day] = []
-        days[day].append(txn_id)
-
     def _while_abnormal(self) -> Verdict:
         if self.blocks:
             return Verdict.BLOCKED

@@ -3,6 +3,7 @@
 from collections.abc import MutableMapping
 from typing import Protocol
 
+from engine.history import History, RecentHistory
 from engine.ledger import LedgerEntry
 from engine.members import Member
 from engine.programme import Programme
@@ -27,7 +28,7 @@ class Book:
     entry written, in order; the caller persists both and then clears them."""
 
     def __init__(self, programme: Programme, members: MutableMapping[MemberId, Member] | None = None,
-                 txns: TxnIndex | None = None, today: Day = 0) -> None:
+                 txns: TxnIndex | None = None, today: Day = 0, history: History | None = None) -> None:
         self.programme = programme
         self.members: MutableMapping[MemberId, Member] = {} if members is None else members
         self.txns: TxnIndex = {} if txns is None else txns
@@ -35,6 +36,8 @@ class Book:
         """The business day: the date of the last midnight run. 0 until the first transaction."""
         self.ledger: list[LedgerEntry] = []
         self.dirty: dict[MemberId, Member] = {}
+        self.history: History = RecentHistory() if history is None else history
+        """The day's transactions per member, for the anomaly report."""
         self.awake: set[MemberId] = set()
         """Members changed since the last midnight run: the next run visits them."""
         self.wakeups: dict[Day, set[MemberId]] = {}

@@ -83,9 +83,6 @@ class Member(Struct, array_like=True, gc=False):
     events: dict[str, EventCounts] = {}
     day_points: dict[Day, int] = {}
     """Points tried for per recent local day: the daily anomaly counters."""
-    day_txns: dict[Day, list[str]] = {}
-    """Transaction ids of the last days, kept only when the programme has an anomaly threshold,
-    so the midnight report can list a flagged day's transactions."""
     flag_days: list[Day] = []
     """Days on which the member crossed the threshold, not yet reported."""
     ledger_seq: int = 0

@@ -54,6 +54,7 @@ def run_midnight(book: Book, run: Day) -> list[AnomalyRow]:
     in chunks: `visitors` once, `visit` for each chunk, then it sets the business day."""
     rows = visit(book, visitors(book, run), run)
     book.today = max(book.today, run)
+    book.history.forget_before(run - book.programme.max_lateness - 1)
     return rows
 
 
@@ -197,9 +198,7 @@ def _periodic(book: Book, member: Member, run: Day, ref: str) -> None:
 
 
 def _anomaly_rows(book: Book, member: Member, run: Day) -> list[AnomalyRow]:
-    rows = [AnomalyRow(member.member_id, iso(day), member.day_points.get(day, 0), member.day_txns.get(day, []))
-            for day in member.flag_days]
+    rows = [AnomalyRow(member.member_id, iso(day), member.day_points.get(day, 0),
+                       book.history.transactions_on(member.member_id, day)) for day in member.flag_days]
     member.flag_days = []
-    if member.day_txns:
-        member.day_txns = {d: ids for d, ids in member.day_txns.items() if d >= run}
     return rows

@@ -46,8 +46,8 @@ def score_transaction(book: Book, txn: Transaction) -> TxnResult:
     book.txns[txn.txn_id] = record
     member.touched = True
     book.awake.add(member.member_id)
-    if txn.kind in (PURCHASE, EVENT):
-        programme.anomaly.remember(member, day, txn.txn_id)
+    if programme.anomaly.threshold and txn.kind in (PURCHASE, EVENT):
+        book.history.remember(member.member_id, day, txn.txn_id)
     book.dirty[member.member_id] = member
     return TxnResult(txn.txn_id, "accepted", record.points, record.growth, record.reason)
 

@@ -100,6 +100,25 @@ class ShardStore:
             for _, value in txn.cursor():
                 yield decode_txn(value)
 
+    def transactions_by_member(self, day: Day, kinds: frozenset[str]) -> dict[str, list[str]]:
+        """The ids of one local day's transactions of the given kinds, per member, in the order
+        they were indexed: one range of the day index, then a lookup per id."""
+        by_member: dict[str, list[str]] = {}
+        prefix = day_key(day, 0)[:4]
+        with self.env.begin() as txn:
+            cursor = txn.cursor(db=self.dbs["txn_days"])
+            if not cursor.set_range(prefix):
+                return by_member
+            for key, value in cursor:
+                if not key.startswith(prefix):
+                    break
+                for txn_id in decode_ids(value):
+                    raw = txn.get(txn_id.encode(), db=self.dbs["txns"])
+                    record = decode_txn(raw) if raw is not None else None
+                    if record is not None and record.kind in kinds:
+                        by_member.setdefault(record.member_id, []).append(txn_id)
+        return by_member
+
     def anomalies(self, day: str) -> list[AnomalyRow]:
         prefix = day.encode() + b"\x00"
         rows = []

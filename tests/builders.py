@@ -23,6 +23,35 @@ name = "Basic"
 """
 
 
+SHOPLINE_TIERS = """
+[tier_policy]
+on_expiry = "{on_expiry}"
+
+[[tiers]]
+name = "Regular"
+
+[[tiers]]
+name = "Bronze"
+metric = "spend"
+window = "3 months"
+threshold = 50000
+validity = "12 months"
+
+[[tiers]]
+name = "Silver"
+metric = "spend"
+window = "3 months"
+threshold = 100000
+validity = "12 months"
+extension = {{ metric = "spend", threshold = 100000 }}
+"""
+"""SHOPLINE's worked example: Silver at 1,000 in 3 months, Bronze at 500, valid 12 months."""
+
+
+def shopline_tiers(on_expiry: str = "reevaluate") -> str:
+    return SHOPLINE_TIERS.format(on_expiry=on_expiry)
+
+
 def rules_text(top: str = "", body: str = "", tiers: str = ONE_TIER) -> str:
     """Top-level keys must come before any table, so the document is put together in order."""
     return "\n".join((HEADER, top, body, tiers))

@@ -5,32 +5,11 @@ from engine.calendar import iso, parse_day
 from engine.midnight import run_midnight
 from engine.replay import advance_to
 from engine.transactions import Transaction
-from tests.builders import book, buy, line, ms, refund, score
+from tests.builders import SHOPLINE_TIERS, book, buy, line, ms, refund, score
 
 SPEND = "[points.spend]\nunit_minor = 100\nper_unit = 1\n"
 
-SHOPLINE = """
-[tier_policy]
-on_expiry = "{on_expiry}"
-
-[[tiers]]
-name = "Regular"
-
-[[tiers]]
-name = "Bronze"
-metric = "spend"
-window = "3 months"
-threshold = 50000
-validity = "12 months"
-
-[[tiers]]
-name = "Silver"
-metric = "spend"
-window = "3 months"
-threshold = 100000
-validity = "12 months"
-extension = {{ metric = "spend", threshold = 100000 }}
-"""
+SHOPLINE = SHOPLINE_TIERS
 
 
 def shopline(on_expiry: str = "reevaluate", extra: str = ""):

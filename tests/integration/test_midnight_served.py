@@ -5,35 +5,10 @@ import pytest
 from cli.main import main
 from client import PatronClient
 from engine.calendar import parse_day
-from tests.builders import ms
+from tests.builders import HEADER, ms, shopline_tiers
 from tests.conftest import EXAMPLE_RULES
 
-SHOPLINE = """
-version = 1
-programme = "SHOPLINE example"
-timezone = "Asia/Shanghai"
-
-[tier_policy]
-on_expiry = "reevaluate"
-
-[[tiers]]
-name = "Regular"
-
-[[tiers]]
-name = "Bronze"
-metric = "spend"
-window = "3 months"
-threshold = 50000
-validity = "12 months"
-
-[[tiers]]
-name = "Silver"
-metric = "spend"
-window = "3 months"
-threshold = 100000
-validity = "12 months"
-extension = { metric = "spend", threshold = 100000 }
-"""
+SHOPLINE = HEADER + shopline_tiers()
 
 
 def purchase(txn_id: str, member: str, when: str, paid: int) -> dict:
