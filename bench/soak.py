@@ -65,7 +65,8 @@ def _sustained_rate(bench: Harness, address: str, transactions: int, members: in
     clients.wait_ready()
     start = clients.start()
     timeline = Timeline.of(clients.finish(), start)
-    rate = timeline.rate_between(timeline.seconds / 2, timeline.seconds)  # the start of an empty folder is faster
+    # the start of an empty folder is faster than the rest: take the second half
+    rate = timeline.rate_between(start + timeline.seconds / 2, start + timeline.seconds + 1e-9)
     print(f"soak: sustained {rate:,.0f} transactions/s (closed loop, the second half of {transactions:,}); "
           f"soaking at {SHARE:.0%} of it", file=sys.stderr, flush=True)
     return rate
@@ -86,6 +87,8 @@ def _per_minute(timeline: Timeline, memory: list[tuple[float, int]]) -> list[dic
 def _result(settings: Settings, timeline: Timeline, memory: list[tuple[float, int]], common: dict,
             sustained: float, rate: float, seconds: float, batch_size: int) -> Result:
     minutes = _per_minute(timeline, memory)
+    if not minutes:
+        raise RuntimeError("soak: nothing was answered; see the serve log")
     settled = minutes[1:] if len(minutes) > 2 else minutes  # the first minute warms up
     first, last = settled[0], settled[-1]
     rss_growth = last["peak_rss_bytes"] / first["peak_rss_bytes"] if first["peak_rss_bytes"] else 1.0
