@@ -34,7 +34,7 @@ class ServeConfig(msgspec.Struct, kw_only=True):
     """Each shard's initial LMDB map size; it doubles before it fills."""
     max_map_bytes: int = 1 << 40
     """The ceiling the map may grow to; past it a batch is refused with RESOURCE_EXHAUSTED."""
-    job_chunk: int = 5_000
+    job_chunk: int = 15_000
     """Members per commit in long jobs (midnight, re-evaluation); batches go in between."""
     tokens_file: Path | None = None
     """Bearer tokens with roles (also PATRON_TOKENS); without any, only a loopback host is allowed."""
