@@ -3,6 +3,7 @@
 import gc
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 
@@ -21,7 +22,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-def configure_logging(level: str = "INFO") -> None:
+def configure_logging(level: str | None = None) -> None:
+    """JSON lines on stderr at `level`, else PATRON_LOG_LEVEL, else INFO (DEBUG adds a line per
+    batch with its id, shards, size and seconds)."""
+    level = level or os.environ.get("PATRON_LOG_LEVEL", "INFO").upper()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger("patron")
