@@ -155,11 +155,19 @@ class Coordinator:
     async def _reevaluate(self, shards: list[int]) -> None:
         try:
             while shards:
+                started = time.monotonic()
                 steps = [self.lanes[s].send("reevaluate_step", self.config.job_chunk, urgent=True) for s in shards]
                 answers = await asyncio.gather(*steps)
                 shards = [s for s, (_, finished) in zip(shards, answers, strict=True) if not finished]
+                await self._leave_room_for_batches(time.monotonic() - started)
         finally:
             self.publishing = False
+
+    async def _leave_room_for_batches(self, step_seconds: float) -> None:
+        """A long job takes at most half of the shards' time while batches are flowing: after
+        each step, they get as long as the step took. With no batches the job runs flat out."""
+        if any(lane.waiting or lane.in_flight for lane in self.lanes):
+            await asyncio.sleep(step_seconds)
 
     # -- midnight ------------------------------------------------------------------------
 
@@ -190,11 +198,13 @@ class Coordinator:
         await self.on_every_shard("midnight_begin", run, urgent=True)
         shards, members, days = list(range(len(self.lanes))), 0, []
         while shards:
+            started = time.monotonic()
             steps = [self.lanes[s].send("midnight_step", self.config.job_chunk, urgent=True) for s in shards]
             answers = await asyncio.gather(*steps)
             members += sum(a[0] for a in answers)
             days += [day for a in answers for day in a[1]]
             shards = [s for s, answer in zip(shards, answers, strict=True) if not answer[2]]
+            await self._leave_room_for_batches(time.monotonic() - started)
         return members, len(days), set(days)
 
     async def _write_reports(self, days: set[str]) -> None:

@@ -77,21 +77,23 @@ def cpu_seconds_between(before: dict[tuple[int, int], int], after: dict[tuple[in
     return sum(ticks - before.get(key, 0) for key, ticks in after.items()) / TICKS_PER_SECOND
 
 
-def rss_bytes(pid: int, proc: Path = PROC) -> int:
+def rss_bytes(pid: int, proc: Path = PROC, field: str = "VmRSS") -> int:
+    """Resident memory of one process; `field` may be VmRSS, RssAnon (the heap: what a leak
+    grows) or RssFile (mapped files: LMDB's pages, which the kernel may reclaim)."""
     try:
         for line in (proc / str(pid) / "status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 0  # ended, or a kernel thread without VmRSS
+    return 0  # ended, or a kernel thread without it
 
 
-def tree_rss_bytes(roots: list[int], proc: Path = PROC) -> int:
+def tree_rss_bytes(roots: list[int], proc: Path = PROC, field: str = "VmRSS") -> int:
     """The sum over the trees (memory shared between processes, Ray's object store for one, counts
     once per process that maps it)."""
     table = processes(proc)
-    return sum(rss_bytes(info.pid, proc) for root in roots for info in tree(root, table))
+    return sum(rss_bytes(info.pid, proc, field) for root in roots for info in tree(root, table))
 
 
 class CpuMeter:
