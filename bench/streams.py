@@ -24,8 +24,9 @@ _encoder = msgspec.json.Encoder()
 
 
 def write_workload(path: Path, workload: Workload, label: str = "generate") -> int:
-    """The seeded realistic stream, with MARK as its id prefix; returns the count."""
-    workload = msgspec.structs.replace(workload, id_prefix=MARK)
+    """The seeded realistic stream, with MARK before the workload's own id prefix (two streams sent
+    to one server must not share ids); returns the count."""
+    workload = msgspec.structs.replace(workload, id_prefix=MARK + workload.id_prefix)
     progress = Progress(label, workload.transactions)
     count = 0
     with open(path, "wb") as out:

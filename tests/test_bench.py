@@ -16,7 +16,9 @@ from bench.machine import (
     tree_cpu_ticks,
     tree_rss_bytes,
 )
+from bench.streams import renamed, write_workload
 from bench.timeline import Timeline, percentile
+from bench.workload import Workload
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -76,6 +78,20 @@ def test_a_busy_child_is_in_our_tree_and_its_cpu_counts():
         child.kill()
         child.wait(10)
     assert cpu_seconds_between(before, after) > 0.05
+
+
+def ids_in(path: Path, round_number: int = 0) -> set[str]:
+    return {json.loads(line)["txn_id"] for line in renamed(path.read_bytes(), round_number).splitlines()}
+
+
+def test_two_streams_for_one_server_and_their_rounds_never_share_a_transaction_id(tmp_path):
+    # the soak fills the store with one stream, then sends another: a shared id would answer duplicate
+    probe, soak = tmp_path / "probe.jsonl", tmp_path / "soak.jsonl"
+    write_workload(probe, Workload(transactions=300, members=50, seed=1, id_prefix="P"))
+    write_workload(soak, Workload(transactions=300, members=50, seed=2, id_prefix="S"))
+    rounds = [ids_in(probe, 0), ids_in(probe, 1), ids_in(soak, 0), ids_in(soak, 1)]
+    assert all(len(ids) > 250 for ids in rounds)  # the workload resubmits a few on purpose
+    assert len(set().union(*rounds)) == sum(len(ids) for ids in rounds)
 
 
 def test_timeline_rates_and_percentiles():
