@@ -13,8 +13,8 @@ from engine.periods import valid_through
 from engine.tiers import TierLadder, enter_tier, reset_since
 from engine.types import Day
 
-__all__ = ["AnomalyRow", "is_due", "next_due", "periodic_due", "run_member_midnight", "run_midnight", "schedule",
-           "visit", "visitors"]
+__all__ = ["AnomalyRow", "Night", "is_due", "next_due", "periodic_due", "run_member_midnight", "run_midnight",
+           "schedule", "visit", "visitors"]
 
 
 class AnomalyRow(Struct, gc=False):
@@ -24,6 +24,21 @@ class AnomalyRow(Struct, gc=False):
     day: str
     points: int
     transactions: list[str]
+
+
+class Night(Struct, frozen=True):
+    """What one run knows about its date, worked out once rather than for every member."""
+
+    run: Day
+    ref: str
+    """The ledger's reference for the run's entries: its date."""
+    periodic: bool
+    new_year: bool
+
+    @classmethod
+    def of(cls, book: Book, run: Day) -> "Night":
+        today = date.fromordinal(run)
+        return cls(run, iso(run), periodic_due(book, run), (today.month, today.day) == (1, 1))
 
 
 def periodic_due(book: Book, run: Day) -> bool:
@@ -73,14 +88,15 @@ def visitors(book: Book, run: Day) -> list[str]:
 
 
 def visit(book: Book, member_ids: list[str], run: Day) -> list[AnomalyRow]:
-    everyone = periodic_due(book, run)
+    night = Night.of(book, run)
+    members = book.members
     rows: list[AnomalyRow] = []
     for member_id in member_ids:
-        member = book.members.get(member_id)
+        member = members.get(member_id)
         if member is None:
             continue
-        if is_due(book, member, run, everyone):
-            rows.extend(run_member_midnight(book, member, run))
+        if is_due(book, member, run, night.periodic):
+            rows.extend(run_member_midnight(book, member, night))
         schedule(book, member)
     return rows
 
@@ -88,10 +104,11 @@ def visit(book: Book, member_ids: list[str], run: Day) -> list[AnomalyRow]:
 def next_due(member: Member) -> Day:
     """The first date whose run has work for this member, or 0 when none is foreseen."""
     days = [lot.expires for lot in member.lots[:1]]
-    days += [h.release for h in member.held if h.release] + [h.expires for h in member.held]
+    if member.held:
+        days += [h.release for h in member.held if h.release] + [h.expires for h in member.held]
     if member.tier_until:
         days.append(member.tier_until + 1)
-    return min(days, default=0)
+    return min(days) if days else 0
 
 
 def schedule(book: Book, member: Member) -> None:
@@ -100,18 +117,20 @@ def schedule(book: Book, member: Member) -> None:
         book.wake_on(max(due, book.today + 1), member.member_id)
 
 
-def run_member_midnight(book: Book, member: Member, run: Day) -> list[AnomalyRow]:
-    """Bring one member up to the midnight of `run`; windows are judged as of the day before.
-    Every change is a ledger entry caused by the midnight run."""
+def run_member_midnight(book: Book, member: Member, night: Night) -> list[AnomalyRow]:
+    """Bring one member up to the midnight of `night.run`; windows are judged as of the day
+    before. Every change is a ledger entry caused by the midnight run."""
+    run, ref = night.run, night.ref
     if member.midnight_done >= run:
         return []
-    ref = iso(run)
-    _release_pending(book, member, run, ref)
-    _expire(book, member, run, ref)
+    if member.held:
+        _release_pending(book, member, run, ref)
+    _expire(book, member, night)
     _upgrades_due(book, member, run, ref)
     _validity_end(book, member, run, ref)
-    _periodic(book, member, run, ref)
-    rows = _anomaly_rows(book, member, run)
+    if night.periodic:
+        _periodic(book, member, run, ref)
+    rows = _anomaly_rows(book, member, run) if member.flag_days else []
     member.touched = False
     member.midnight_done = run
     book.dirty[member.member_id] = member
@@ -129,19 +148,20 @@ def _release_pending(book: Book, member: Member, run: Day, ref: str) -> None:
         book.write(member, run, "midnight", ref, "release", points=held.amount, pending=-held.amount)
 
 
-def _expire(book: Book, member: Member, run: Day, ref: str) -> None:
-    expired = sum(lot.amount for lot in member.lots if lot.expires <= run)
-    if expired:
+def _expire(book: Book, member: Member, night: Night) -> None:
+    run, ref = night.run, night.ref
+    # lots are kept in expiry order: only the first can tell whether any expired
+    if member.lots and member.lots[0].expires <= run:
+        expired = sum(lot.amount for lot in member.lots if lot.expires <= run)
         member.lots = [lot for lot in member.lots if lot.expires > run]
         member.points -= expired
         book.write(member, run, "midnight", ref, "expire", points=-expired)
-    held = sum(h.amount for h in member.held if h.expires <= run)
+    held = sum(h.amount for h in member.held if h.expires <= run) if member.held else 0
     if held:
         member.held = [h for h in member.held if h.expires > run]
         member.pending -= held
         book.write(member, run, "midnight", ref, "expire", pending=-held)
-    new_year = date.fromordinal(run)
-    if book.programme.expiry.policy == "annual_reset" and member.debt and (new_year.month, new_year.day) == (1, 1):
+    if night.new_year and member.debt and book.programme.expiry.policy == "annual_reset":
         forgiven, member.debt = member.debt, 0  # every balance is cleared on 1 January, debts too
         member.points += forgiven
         book.write(member, run, "midnight", ref, "reset", points=forgiven)
@@ -190,7 +210,7 @@ def _reevaluate(ladder: TierLadder, member: Member, run: Day) -> int:
 
 def _periodic(book: Book, member: Member, run: Day, ref: str) -> None:
     ladder = book.programme.ladder
-    if ladder.periodic == "none" or not periodic_due(book, run):
+    if ladder.periodic == "none":
         return
     target = ladder.best_match(member, run - 1)
     if target != member.tier:
