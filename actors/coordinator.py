@@ -158,16 +158,18 @@ class Coordinator:
                 started = time.monotonic()
                 steps = [self.lanes[s].send("reevaluate_step", self.config.job_chunk, urgent=True) for s in shards]
                 answers = await asyncio.gather(*steps)
-                shards = [s for s, (_, finished) in zip(shards, answers, strict=True) if not finished]
-                await self._leave_room_for_batches(time.monotonic() - started)
+                shards = [s for s, (_, finished, _) in zip(shards, answers, strict=True) if not finished]
+                await self._leave_room_for_batches(time.monotonic() - started, max(a[2] for a in answers))
         finally:
             self.publishing = False
 
-    async def _leave_room_for_batches(self, step_seconds: float) -> None:
-        """A long job takes at most half of the shards' time while batches are flowing: after
-        each step, they get as long as the step took. With no batches the job runs flat out."""
+    async def _leave_room_for_batches(self, waited: float, worked: float) -> None:
+        """A long job takes at most half of a shard's time while batches are flowing: a step
+        that `worked` seconds in the shard is followed by as long for batches. The batches it
+        waited behind count (`waited` is from sending to the answer); with no batches the job
+        runs flat out."""
         if any(lane.waiting or lane.in_flight for lane in self.lanes):
-            await asyncio.sleep(step_seconds)
+            await asyncio.sleep(max(0.0, 2 * worked - waited))
 
     # -- midnight ------------------------------------------------------------------------
 
@@ -204,7 +206,7 @@ class Coordinator:
             members += sum(a[0] for a in answers)
             days += [day for a in answers for day in a[1]]
             shards = [s for s, answer in zip(shards, answers, strict=True) if not answer[2]]
-            await self._leave_room_for_batches(time.monotonic() - started)
+            await self._leave_room_for_batches(time.monotonic() - started, max(a[3] for a in answers))
         return members, len(days), set(days)
 
     async def _write_reports(self, days: set[str]) -> None:

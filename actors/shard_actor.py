@@ -50,14 +50,18 @@ class ShardActor:
     def publish(self, rules_text: str, count_past_spend: bool = True) -> int:
         return self.shard.publish(rules_text, count_past_spend)
 
-    def reevaluate_step(self, limit: int) -> tuple[int, bool]:
-        return self.shard.reevaluate_step(limit)
+    def reevaluate_step(self, limit: int) -> tuple[int, bool, float]:
+        """(visited, finished, seconds the step took here): the coordinator paces by the last."""
+        started = time.perf_counter()
+        return *self.shard.reevaluate_step(limit), time.perf_counter() - started
 
     def midnight_begin(self, run: Day) -> int:
         return self.shard.midnight_begin(run)
 
-    def midnight_step(self, limit: int) -> tuple[int, list[str], bool]:
-        return self.shard.midnight_step(limit)
+    def midnight_step(self, limit: int) -> tuple[int, list[str], bool, float]:
+        """(visited, anomaly days, finished, seconds the step took here)."""
+        started = time.perf_counter()
+        return *self.shard.midnight_step(limit), time.perf_counter() - started
 
     def take_midnight_stats(self) -> BatchStats:
         return self.shard.take_midnight_stats()
