@@ -1,36 +1,52 @@
 """A lane per shard: writes leave in the order they were queued, with a bounded number in
 flight, and a full queue refuses at once instead of growing memory. Urgent calls (reads,
-steps of long jobs) go ahead of queued writes."""
+steps of long jobs) go ahead of queued writes. Batches that queued up behind each other
+leave together, to be committed at once."""
 
 import asyncio
-import itertools
-from typing import Any
+from collections import deque
+from typing import Any, NamedTuple
 
 from engine.errors import OverloadedError
 
 __all__ = ["Lane"]
 
-URGENT, NORMAL = 0, 1
+GROUPED = "apply"
+"""The write that may leave with those queued right behind it: the shard takes a list of
+payloads and answers a list."""
+
+
+class Call(NamedTuple):
+    method: str
+    args: tuple
+    future: asyncio.Future
 
 
 class Lane:
     """Ordering contract: writes are submitted in the order `send` queued them, so two batches
     that touch the same member reach the shard in arrival order. An urgent call overtakes queued
     writes (never one already submitted): a read still sees every acknowledged batch, and a
-    midnight step between two batches is as valid as before or after them."""
+    midnight step between two batches is as valid as before or after them. Batches grouped into
+    one call keep their order inside it."""
 
-    def __init__(self, actor: Any, shard: int, in_flight: int = 4, queue_limit: int = 64) -> None:
+    def __init__(self, actor: Any, shard: int, in_flight: int = 4, queue_limit: int = 64,
+                 group_limit: int = 8) -> None:
         self.actor = actor
         self.shard = shard
-        self.queue: asyncio.PriorityQueue = asyncio.PriorityQueue()
+        self.urgent: deque[Call] = deque()
+        self.writes: deque[Call] = deque()
+        self._ready = asyncio.Event()
         self.queue_limit = queue_limit
-        self.waiting = 0
-        """Writes queued, not yet submitted."""
+        self.group_limit = group_limit
         self.slots = asyncio.Semaphore(in_flight)
         self.in_flight = 0
-        self._order = itertools.count()
         self._finishing: set[asyncio.Task] = set()
         self._task = asyncio.get_running_loop().create_task(self._dispatch())
+
+    @property
+    def waiting(self) -> int:
+        """Writes queued, not yet submitted."""
+        return len(self.writes)
 
     def full(self) -> bool:
         return self.waiting >= self.queue_limit
@@ -39,32 +55,47 @@ class Lane:
         if not urgent and self.full():
             raise OverloadedError(f"shard {self.shard} has {self.waiting} batches waiting; send again shortly")
         future = asyncio.get_running_loop().create_future()
-        self.queue.put_nowait((URGENT if urgent else NORMAL, next(self._order), method, args, future))
-        if not urgent:
-            self.waiting += 1
+        (self.urgent if urgent else self.writes).append(Call(method, args, future))
+        self._ready.set()
         return future
 
     async def _dispatch(self) -> None:
         while True:
-            priority, _, method, args, future = await self.queue.get()
-            if priority == NORMAL:
-                self.waiting -= 1
             await self.slots.acquire()
+            while not (self.urgent or self.writes):
+                self._ready.clear()
+                await self._ready.wait()
+            calls = [self.urgent.popleft()] if self.urgent else self._next_writes()
             self.in_flight += 1
-            reference = getattr(self.actor, method).remote(*args)
-            task = asyncio.ensure_future(self._finish(reference, future))
+            method = calls[0].method
+            if method == GROUPED:
+                reference = getattr(self.actor, method).remote([call.args[0] for call in calls])
+            else:
+                reference = getattr(self.actor, method).remote(*calls[0].args)
+            task = asyncio.ensure_future(self._finish(reference, calls, grouped=method == GROUPED))
             self._finishing.add(task)  # asyncio keeps only weak references to tasks
             task.add_done_callback(self._finishing.discard)
 
-    async def _finish(self, reference: Any, future: asyncio.Future) -> None:
+    def _next_writes(self) -> list[Call]:
+        """The oldest write, with the batches queued right behind it when it is a batch: a
+        shard that fell behind catches up with fewer, larger commits."""
+        calls = [self.writes.popleft()]
+        if calls[0].method == GROUPED:
+            while self.writes and self.writes[0].method == GROUPED and len(calls) < self.group_limit:
+                calls.append(self.writes.popleft())
+        return calls
+
+    async def _finish(self, reference: Any, calls: list[Call], grouped: bool) -> None:
         try:
             result = await reference
-        except BaseException as error:  # every failure belongs to the caller
-            if not future.cancelled():
-                future.set_exception(error)
+        except BaseException as error:  # every failure belongs to the callers: a group fails whole
+            for call in calls:
+                if not call.future.cancelled():
+                    call.future.set_exception(error)
         else:
-            if not future.cancelled():
-                future.set_result(result)
+            for call, answer in zip(calls, result if grouped else [result], strict=True):
+                if not call.future.cancelled():
+                    call.future.set_result(answer)
         finally:
             self.in_flight -= 1
             self.slots.release()

@@ -37,10 +37,11 @@ class Metrics:
                                        registry=registry)
         self.batches_refused = Counter("patron_batches_refused_total", "Batches refused, by gRPC status code.",
                                        ["code"], registry=registry)
-        self.shard_apply = Histogram("patron_shard_apply_seconds", "Time a shard spends scoring a batch.",
+        self.shard_apply = Histogram("patron_shard_apply_seconds",
+                                     "Time a shard spends scoring the batches of one commit.",
                                      ["shard"], buckets=LATENCY_BUCKETS, registry=registry)
         self.shard_commit = Histogram("patron_shard_commit_seconds",
-                                      "Time a shard spends writing and committing a batch.",
+                                      "Time a shard spends writing and committing the batches of one commit.",
                                       ["shard"], buckets=LATENCY_BUCKETS, registry=registry)
         self._shard_gauges(registry)
         self._midnight_gauges(registry)
@@ -74,8 +75,9 @@ class Metrics:
             kind, outcome, reason = key.split(" ", 2)
             self.transactions.labels(kind, outcome, reason).inc(count)
         self.record_changes(stats, tier_names)
-        self.shard_apply.labels(str(shard)).observe(stats.apply_seconds)
-        self.shard_commit.labels(str(shard)).observe(stats.commit_seconds)
+        if stats.outcomes:  # the batch that carries its commit's counts (grouped batches carry none)
+            self.shard_apply.labels(str(shard)).observe(stats.apply_seconds)
+            self.shard_commit.labels(str(shard)).observe(stats.commit_seconds)
 
     def record_changes(self, stats: BatchStats, tier_names: list[str]) -> None:
         """Ledger-level counts: from batches and from midnight runs alike."""

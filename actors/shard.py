@@ -129,9 +129,18 @@ class Shard:
         self.accepted += sum(1 for r in results if r.outcome == "accepted")
         return results, stats
 
-    def apply_encoded(self, payload: bytes) -> bytes:
-        """The gateway's hot path: MessagePack in and out, so Ray moves plain bytes."""
-        return _encode(self.apply_counted(_decode_batch(payload)))
+    def apply_encoded(self, payloads: list[bytes]) -> list[bytes]:
+        """The gateway's hot path: MessagePack in and out, so Ray moves plain bytes. Batches
+        that queued up behind each other come together and are committed at once, in order,
+        as if they were one: a commit's cost is shared. The first answer carries what the
+        commit did, for metrics; the others carry nothing to count."""
+        parts = [_decode_batch(payload) for payload in payloads]
+        results, stats = self.apply_counted([txn for part in parts for txn in part])
+        answers, start = [], 0
+        for n, part in enumerate(parts):
+            answers.append(_encode((results[start:start + len(part)], stats if n == 0 else BatchStats({}))))
+            start += len(part)
+        return answers
 
     # -- members -----------------------------------------------------------------------
 

@@ -75,14 +75,15 @@ class ShardActor:
     def checkpoint(self, path: str) -> int:
         return self.shard.checkpoint(path)
 
-    def apply(self, payload: bytes) -> bytes:
+    def apply(self, payloads: list[bytes]) -> list[bytes]:
+        """Batches (their parts for this shard) in one commit, an answer for each."""
         started = time.perf_counter()
-        answer = self.shard.apply_encoded(payload)
+        answers = self.shard.apply_encoded(payloads)
         seconds = time.perf_counter() - started
         if seconds > SLOW_BATCH_SECONDS:
-            log.warning("slow batch", extra={"shard": self.shard.config.shard, "bytes": len(payload),
-                                             "seconds": round(seconds, 3)})
-        return answer
+            log.warning("slow batch", extra={"shard": self.shard.config.shard, "batches": len(payloads),
+                                             "bytes": sum(map(len, payloads)), "seconds": round(seconds, 3)})
+        return answers
 
     def member(self, member_id: str) -> MemberSummary | None:
         return self.shard.member(member_id)

@@ -11,19 +11,20 @@ from cli.replay import ReplayFiles, replay_files
 from client import PatronClient
 from engine.calendar import LocalCalendar, iso, parse_day
 from tests.conftest import EXAMPLE_RULES
+from tests.integration.test_metrics import scrape, value
 
 WORKLOAD = Workload(transactions=4_000, members=600, days=3, start="2026-11-16", seed=7)
 OUTCOMES = {1: "accepted", 2: "duplicate", 3: "ignored", 4: "rejected"}
 
 
-def served(client: PatronClient, txns: list[dict]) -> list[tuple]:
+def served(client: PatronClient, txns: list[dict], batch_size: int = 500, window: int = 8) -> list[tuple]:
     """Send in stream order; when the stream's local date moves on, run that midnight first,
     as replay does."""
     calendar = LocalCalendar("Asia/Shanghai")
     today, pending, results = parse_day(WORKLOAD.start), [], []
 
     def flush() -> None:
-        for ack in client.stream(client.batches(pending, 500)):
+        for ack in client.stream(client.batches(pending, batch_size), window=window):
             results.extend((r.txn_id, OUTCOMES[r.outcome], r.points, r.growth, r.reason) for r in ack.results)
         pending.clear()
 
@@ -58,16 +59,36 @@ def test_serve_and_replay_agree_on_results_members_and_ledgers(start_server, tmp
     expected_results, expected_members, expected_ledger = replayed(tmp_path)
     with PatronClient(server.address) as client:
         assert served(client, list(generate(WORKLOAD))) == expected_results
-        for member in expected_members:
-            got = client.member(member["member_id"])
-            assert (got.tier, got.points, got.growth, got.abnormal, got.status, got.pending_points,
-                    got.stored_value_minor, got.tier_valid_until) == (
-                member["tier"], member["points"], member["growth"], member["abnormal"], member["status"],
-                member.get("pending", 0), member.get("stored_value", 0), member.get("tier_valid_until", ""))
-        sample = [m["member_id"] for m in expected_members[::25]]
-        for member_id in sample:
-            served_ledger = [(e.seq, e.day, e.cause, e.ref, e.kind, e.points, e.pending_points, e.growth,
-                              e.stored_value_minor) for e in client.ledger(member_id)]
-            assert served_ledger == [(e["seq"], e["day"], e["cause"], e["ref"], e["kind"], e["points"], e["pending"],
-                                      e["growth"], e["stored_value"])
-                                     for e in expected_ledger if e["member_id"] == member_id]
+        assert_members_and_ledgers(client, expected_members, expected_ledger)
+
+
+def test_small_batches_queued_up_are_committed_together_and_still_agree_with_replay(start_server, tmp_path):
+    # 200 batches of 20 with 48 unanswered: they queue behind the 4 in flight to the shard, and
+    # leave in groups, each group one commit
+    server = start_server(shards=1, start_date=parse_day(WORKLOAD.start), metrics_port=0)
+    expected_results, expected_members, expected_ledger = replayed(tmp_path)
+    with PatronClient(server.address) as client:
+        assert served(client, list(generate(WORKLOAD)), batch_size=20, window=48) == expected_results
+        assert_members_and_ledgers(client, expected_members, expected_ledger)
+    samples = scrape(server.server.metrics_port)
+    commits = value(samples, "patron_shard_apply_seconds_count", shard="0")
+    batches = value(samples, "patron_batch_latency_seconds_count")
+    assert batches >= WORKLOAD.transactions / 20  # a day ends mid-batch here and there
+    assert 0 < commits < batches
+
+
+def assert_members_and_ledgers(client: PatronClient, expected_members: list[dict], expected_ledger: list[dict]
+                               ) -> None:
+    for member in expected_members:
+        got = client.member(member["member_id"])
+        assert (got.tier, got.points, got.growth, got.abnormal, got.status, got.pending_points,
+                got.stored_value_minor, got.tier_valid_until) == (
+            member["tier"], member["points"], member["growth"], member["abnormal"], member["status"],
+            member.get("pending", 0), member.get("stored_value", 0), member.get("tier_valid_until", ""))
+    sample = [m["member_id"] for m in expected_members[::25]]
+    for member_id in sample:
+        served_ledger = [(e.seq, e.day, e.cause, e.ref, e.kind, e.points, e.pending_points, e.growth,
+                          e.stored_value_minor) for e in client.ledger(member_id)]
+        assert served_ledger == [(e["seq"], e["day"], e["cause"], e["ref"], e["kind"], e["points"], e["pending"],
+                                  e["growth"], e["stored_value"])
+                                 for e in expected_ledger if e["member_id"] == member_id]
