@@ -96,10 +96,10 @@ def _per_minute(timeline: Timeline, memory: list[Sample]) -> list[dict]:
     minutes: dict[int, list[float]] = {}
     for at, _, latency in timeline.answers:
         minutes.setdefault(math.floor(at / 60), []).append(latency)
-    last: dict[int, Sample] = {math.floor(sample.at / 60): sample for sample in memory}
     rows = []
     for minute, values in sorted(minutes.items()):
-        sample = last.get(minute, Sample(0, 0, 0, 0, 0))
+        # the last sample taken by the minute's end (the draining tail may have none of its own)
+        sample = next((s for s in reversed(memory) if s.at < (minute + 1) * 60), Sample(0, 0, 0, 0, 0))
         rows.append({"minute": minute, "p99_seconds": round(percentile(sorted(values), 0.99), 4),
                      "rss_bytes": sample.rss, "heap_bytes": sample.heap, "mapped_file_bytes": sample.mapped,
                      "members": sample.members,
@@ -115,7 +115,7 @@ def _result(settings: Settings, timeline: Timeline, memory: list[Sample], common
         raise RuntimeError("soak: nothing was answered; see the serve log")
     settled = minutes[1:] if len(minutes) > 2 else minutes  # the first minute warms up
     first, last = settled[0], settled[-1]
-    members_growth = last["members"] / first["members"] if first["members"] else 1.0
+    members_growth = last["members"] / first["members"] if first["members"] and last["members"] else 1.0
     heap_growth = (last["heap_bytes"] / first["heap_bytes"] / members_growth) if first["heap_bytes"] else 1.0
     rss_growth = last["rss_bytes"] / first["rss_bytes"] if first["rss_bytes"] else 1.0
     p99_growth = last["p99_seconds"] / first["p99_seconds"] if first["p99_seconds"] else 1.0

@@ -16,6 +16,7 @@ from bench.machine import (
     tree_cpu_ticks,
     tree_rss_bytes,
 )
+from bench.soak import Sample, _per_minute
 from bench.streams import renamed, write_workload
 from bench.timeline import Timeline, percentile
 from bench.workload import Workload
@@ -125,3 +126,12 @@ def test_bench_ingest_quick_writes_the_json_and_the_chart(tmp_path):
     assert (out / "ingest.png").read_bytes().startswith(PNG_SIGNATURE)
     assert "transactions/s" in done.stdout
     assert list((tmp_path / "work").iterdir()) == []  # the scratch data folder is gone
+
+
+def test_soak_minutes_without_a_memory_sample_take_the_last_one_before():
+    # the draining tail of a soak can answer batches in a minute where no sample was taken
+    timeline = Timeline(0.0, [(10.0, 100, 0.1), (70.0, 100, 0.2), (130.0, 100, 0.3)])
+    memory = [Sample(5.0, 1000, 600, 400, 10), Sample(65.0, 1100, 660, 440, 11)]
+    rows = _per_minute(timeline, memory)
+    assert [row["members"] for row in rows] == [10, 11, 11]
+    assert rows[2]["heap_bytes_per_member"] == 60
