@@ -80,7 +80,7 @@ def _sustained_rate(bench: Harness, address: str, transactions: int, members: in
     last = 1 / rounds if rounds > 1 else 0.5
     rate = timeline.rate_between(start + timeline.seconds * (1 - last), start + timeline.seconds + 1e-9)
     print(f"soak: sustained {rate:,.0f} transactions/s (closed loop, the last {last:.0%} of "
-          f"{transactions * rounds:,}); soaking at {SHARE:.0%} of it", file=sys.stderr, flush=True)
+          f"{transactions * rounds:,})", file=sys.stderr, flush=True)
     return rate
 
 
