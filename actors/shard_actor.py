@@ -24,7 +24,9 @@ log = logging.getLogger("patron.shard")
 SLOW_BATCH_SECONDS = 1.0
 
 
-@ray.remote(max_restarts=-1, max_task_retries=0)
+# Without task events: Ray's GCS would keep a record of every call (tens a second), and its
+# memory grew 8 MiB a minute in the soak until Ray's own cap on kept tasks
+@ray.remote(max_restarts=-1, max_task_retries=0, enable_task_events=False)
 class ShardActor:
     """Calls from one caller run one at a time, in the order they were sent (Ray's actor
     ordering), so a member's batches are applied in the order the gateway received them."""
