@@ -155,13 +155,19 @@ class Coordinator:
     async def _reevaluate(self, shards: list[int]) -> None:
         try:
             while shards:
-                started = time.monotonic()
-                steps = [self.lanes[s].send("reevaluate_step", self.config.job_chunk, urgent=True) for s in shards]
-                answers = await asyncio.gather(*steps)
+                answers = await self._step("reevaluate_step", shards)
                 shards = [s for s, (_, finished, _) in zip(shards, answers, strict=True) if not finished]
-                await self._leave_room_for_batches(time.monotonic() - started, max(a[2] for a in answers))
         finally:
             self.publishing = False
+
+    async def _step(self, method: str, shards: list[int]) -> list[tuple]:
+        """One step of a long job on each shard, ahead of queued batches, then room for batches.
+        Every step answers with the seconds it worked in the shard last."""
+        started = time.monotonic()
+        answers = await asyncio.gather(*(self.lanes[s].send(method, self.config.job_chunk, urgent=True)
+                                         for s in shards))
+        await self._leave_room_for_batches(time.monotonic() - started, max(a[-1] for a in answers))
+        return answers
 
     async def _leave_room_for_batches(self, waited: float, worked: float) -> None:
         """A long job takes at most half of a shard's time while batches are flowing: a step
@@ -200,13 +206,10 @@ class Coordinator:
         await self.on_every_shard("midnight_begin", run, urgent=True)
         shards, members, days = list(range(len(self.lanes))), 0, []
         while shards:
-            started = time.monotonic()
-            steps = [self.lanes[s].send("midnight_step", self.config.job_chunk, urgent=True) for s in shards]
-            answers = await asyncio.gather(*steps)
+            answers = await self._step("midnight_step", shards)
             members += sum(a[0] for a in answers)
             days += [day for a in answers for day in a[1]]
             shards = [s for s, answer in zip(shards, answers, strict=True) if not answer[2]]
-            await self._leave_room_for_batches(time.monotonic() - started, max(a[3] for a in answers))
         return members, len(days), set(days)
 
     async def _write_reports(self, days: set[str]) -> None:
