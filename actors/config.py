@@ -25,7 +25,8 @@ class ServeConfig(msgspec.Struct, kw_only=True):
     """The business day a new data folder starts on (day ordinal); 0 is today."""
     max_batch: int = 10_000
     max_message_bytes: int = 64 << 20
-    in_flight_per_shard: int = 4
+    in_flight_per_shard: int = 1
+    """Calls a shard has at once: it works one at a time, and what queues meanwhile leaves as one commit."""
     queue_per_shard: int = 64
     checkpoints_kept: int = 3
     index_retention_days: int = 400

@@ -29,7 +29,7 @@ class Lane:
     midnight step between two batches is as valid as before or after them. Batches grouped into
     one call keep their order inside it."""
 
-    def __init__(self, actor: Any, shard: int, in_flight: int = 4, queue_limit: int = 64,
+    def __init__(self, actor: Any, shard: int, in_flight: int = 1, queue_limit: int = 64,
                  group_limit: int = 8) -> None:
         self.actor = actor
         self.shard = shard

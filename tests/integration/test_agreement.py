@@ -63,7 +63,7 @@ def test_serve_and_replay_agree_on_results_members_and_ledgers(start_server, tmp
 
 
 def test_small_batches_queued_up_are_committed_together_and_still_agree_with_replay(start_server, tmp_path):
-    # 200 batches of 20 with 48 unanswered: they queue behind the 4 in flight to the shard, and
+    # 200 batches of 20 with 48 unanswered: they queue behind the call in flight to the shard, and
     # leave in groups, each group one commit
     server = start_server(shards=1, start_date=parse_day(WORKLOAD.start), metrics_port=0)
     expected_results, expected_members, expected_ledger = replayed(tmp_path)
