@@ -10,8 +10,9 @@ from engine.midnight import AnomalyRow
 from engine.transactions import TxnRecord
 from engine.types import Day
 
-__all__ = ["anomaly_key", "day_key", "decode_ids", "decode_member", "decode_row", "decode_txn", "encode",
-           "ledger_key", "ledger_prefix"]
+__all__ = ["anomaly_key", "day_key", "decode_entry", "decode_ids", "decode_member", "decode_row", "decode_txn",
+           "encode", "entry_of", "entry_record", "member_of", "member_record", "newest_of", "position_key",
+           "previous_of", "with_newest"]
 
 encode = msgspec.msgpack.Encoder().encode
 decode_member = msgspec.msgpack.Decoder(Member).decode
@@ -24,13 +25,42 @@ _SEQ = struct.Struct(">Q")
 _DAY = struct.Struct(">I")
 
 
-def ledger_prefix(member_id: str) -> bytes:
-    """Ledger keys sort by member, then sequence: a member's history is one range scan."""
-    return member_id.encode() + b"\x00"
+def position_key(position: int) -> bytes:
+    """Ledger entries are keyed by their position in the shard's ledger, so a commit appends to
+    the end of the tree instead of writing a page per member (keyed by member, the ledger made
+    every commit dirty a page per member, and cost more the larger the store grew)."""
+    return _SEQ.pack(position)
 
 
-def ledger_key(member_id: str, seq: int) -> bytes:
-    return ledger_prefix(member_id) + _SEQ.pack(seq)
+def entry_record(entry: LedgerEntry, previous: int) -> bytes:
+    """A stored ledger entry starts with the position of the member's entry before it (0: none):
+    a member's history is a chain from the newest entry back."""
+    return _SEQ.pack(previous) + encode(entry)
+
+
+def entry_of(record: bytes) -> LedgerEntry:
+    return decode_entry(record[_SEQ.size:])
+
+
+def previous_of(record: bytes) -> int:
+    return _SEQ.unpack_from(record)[0]
+
+
+def member_record(member: Member, newest: int) -> bytes:
+    """A stored member starts with the position of its newest ledger entry (0: none)."""
+    return _SEQ.pack(newest) + encode(member)
+
+
+def member_of(record: bytes) -> Member:
+    return decode_member(record[_SEQ.size:])
+
+
+def newest_of(record: bytes) -> int:
+    return _SEQ.unpack_from(record)[0]
+
+
+def with_newest(record: bytes, newest: int) -> bytes:
+    return _SEQ.pack(newest) + bytes(record[_SEQ.size:])
 
 
 def day_key(day: Day, batch: int) -> bytes:

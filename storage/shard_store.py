@@ -20,15 +20,20 @@ from engine.types import Day
 from storage.codecs import (
     anomaly_key,
     day_key,
-    decode_entry,
     decode_ids,
-    decode_member,
     decode_row,
     decode_txn,
     encode,
-    ledger_key,
-    ledger_prefix,
+    entry_of,
+    entry_record,
+    member_of,
+    member_record,
+    newest_of,
+    position_key,
+    previous_of,
+    with_newest,
 )
+from storage.layout import upgrade_layout
 
 __all__ = ["BatchWriter", "ShardStore"]
 
@@ -53,6 +58,9 @@ class ShardStore:
         self.env = lmdb.open(str(path), map_size=map_bytes, max_dbs=len(_DATABASES), sync=strict,
                              metasync=strict, readahead=False, lock=True)
         self.dbs = {name.decode(): self.env.open_db(name) for name in _DATABASES}
+        upgrade_layout(self.env, self.dbs)
+        self.last_position = self._last_position()
+        """The position of the newest ledger entry; the next commit appends after it."""
         self._batches = self._last_batch()
         self.largest_commit = 0
         self._used_before = self.disk_bytes()
@@ -61,6 +69,11 @@ class ShardStore:
         with self.env.begin(db=self.dbs["txn_days"]) as txn:
             cursor = txn.cursor()
             return max((int.from_bytes(k[4:], "big") for k in cursor.iternext(values=False)), default=0)
+
+    def _last_position(self) -> int:
+        with self.env.begin(db=self.dbs["ledger"]) as txn:
+            cursor = txn.cursor()
+            return int.from_bytes(cursor.key(), "big") if cursor.last() else 0
 
     def close(self) -> None:
         self.env.sync(True)
@@ -71,7 +84,7 @@ class ShardStore:
     def members(self) -> Iterator[Member]:
         with self.env.begin(db=self.dbs["members"], buffers=True) as txn:
             for _, value in txn.cursor():
-                yield decode_member(value)
+                yield member_of(value)
 
     def member(self, member_id: str) -> Member | None:
         key = member_id.encode()
@@ -79,20 +92,27 @@ class ShardStore:
             return None  # no such key can have been written
         with self.env.begin() as txn:
             raw = txn.get(key, db=self.dbs["members"])
-        return decode_member(raw) if raw is not None else None
+        return member_of(raw) if raw is not None else None
 
     def ledger(self, member_id: str, after_seq: int = 0, limit: int = 0) -> list[LedgerEntry]:
-        prefix = ledger_prefix(member_id)
-        entries: list[LedgerEntry] = []
-        with self.env.begin(db=self.dbs["ledger"]) as txn:
-            cursor = txn.cursor()
-            if not cursor.set_range(ledger_key(member_id, after_seq + 1)):
-                return entries
-            for key, value in cursor:
-                if not key.startswith(prefix) or (limit and len(entries) >= limit):
+        """The member's entries after `after_seq`, oldest first, at most `limit` (0: all): walked
+        back from the newest, so a page costs a lookup per entry newer than `after_seq`."""
+        key = member_id.encode()
+        if not 0 < len(key) <= self.env.max_key_size():
+            return []
+        newer: list[LedgerEntry] = []
+        with self.env.begin() as txn:
+            raw = txn.get(key, db=self.dbs["members"])
+            position = newest_of(raw) if raw is not None else 0
+            while position:
+                record = txn.get(position_key(position), db=self.dbs["ledger"])
+                entry = entry_of(record)
+                if entry.seq <= after_seq:
                     break
-                entries.append(decode_entry(value))
-        return entries
+                newer.append(entry)
+                position = previous_of(record)
+        newer.reverse()
+        return newer[:limit] if limit else newer
 
     def records(self) -> Iterator[TxnRecord]:
         """Every transaction the index remembers."""
@@ -225,6 +245,8 @@ class BatchWriter:
         self.dbs = store.dbs
         self.txn = store.env.begin(write=True)
         self._index: dict[str, TxnRecord] = {}
+        self._members: dict[str, Member] = {}
+        self._entries: list[LedgerEntry] = []
 
     # the transaction index, as the engine's Book uses it
     def get(self, txn_id: str, default: TxnRecord | None = None) -> TxnRecord | None:
@@ -255,21 +277,54 @@ class BatchWriter:
             cursor.delete()  # and on to the next entry
         return dropped
 
-    @_full_is_storage_full
     def put_members(self, members: Iterable[Member]) -> None:
-        self.txn.cursor(self.dbs["members"]).putmulti([(m.member_id.encode(), encode(m)) for m in members])
+        """Written at commit, together with the positions of their newest ledger entries."""
+        self._members.update((m.member_id, m) for m in members)
 
-    @_full_is_storage_full
     def put_ledger(self, entries: list[LedgerEntry]) -> None:
-        self.txn.cursor(self.dbs["ledger"]).putmulti(
-            [(ledger_key(e.member_id, e.seq), encode(e)) for e in entries])
+        """Written at commit, at the end of the ledger, in the order given."""
+        self._entries.extend(entries)
 
     @_full_is_storage_full
     def put_meta(self, key: str, value: Any) -> None:
         self.txn.put(key.encode(), encode(value), db=self.dbs["meta"])
 
+    def _newest_stored(self, key: bytes) -> int:
+        raw = self.txn.get(key, db=self.dbs["members"])
+        return newest_of(raw) if raw is not None else 0
+
+    def _write_ledger_and_members(self) -> int:
+        """Append the entries, each chained to the member's entry before it, then write the
+        members with their newest positions; a member with new entries but no new record only
+        has the position in its stored record moved. The last position written is returned."""
+        newest: dict[str, int] = {}
+        rows = []
+        position = self.store.last_position
+        for entry in self._entries:
+            previous = newest.get(entry.member_id)
+            if previous is None:
+                previous = self._newest_stored(entry.member_id.encode())
+            position += 1
+            rows.append((position_key(position), entry_record(entry, previous)))
+            newest[entry.member_id] = position
+        self.txn.cursor(self.dbs["ledger"]).putmulti(rows, append=True)
+        records = []
+        for member_id, member in self._members.items():
+            key = member_id.encode()
+            head = newest.pop(member_id) if member_id in newest else self._newest_stored(key)
+            records.append((key, member_record(member, head)))
+        for member_id, head in newest.items():
+            key = member_id.encode()
+            raw = self.txn.get(key, db=self.dbs["members"])
+            if raw is None:
+                raise ValueError(f"ledger entries for member {member_id}, who is not stored")
+            records.append((key, with_newest(raw, head)))
+        self.txn.cursor(self.dbs["members"]).putmulti(records)
+        return position
+
     @_full_is_storage_full
     def commit(self) -> None:
+        position = self._write_ledger_and_members()
         index = self._index
         self.txn.cursor(self.dbs["txns"]).putmulti([(k.encode(), encode(r)) for k, r in index.items()])
         by_day: dict[Day, list[str]] = {}
@@ -279,6 +334,7 @@ class BatchWriter:
         self.txn.cursor(self.dbs["txn_days"]).putmulti(
             [(day_key(day, batch), encode(ids)) for day, ids in by_day.items()])
         self.txn.commit()
+        self.store.last_position = position
 
     def abort(self) -> None:
         self.txn.abort()

@@ -1,0 +1,101 @@
+"""A shard's store on real LMDB in a temporary folder: the ledger appended by position and read
+back per member, and the upgrade from the layout that keyed the ledger by member."""
+
+import struct
+import tempfile
+from pathlib import Path
+
+import lmdb
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.ledger import LedgerEntry
+from engine.members import Member
+from storage.shard_store import ShardStore
+
+
+def entry(member_id: str, seq: int, points: int = 1) -> LedgerEntry:
+    return LedgerEntry(member_id, seq, 20_000, "txn", f"t-{member_id}-{seq}", 1, "earn", points=points)
+
+
+def commit(store: ShardStore, members: list[Member], entries: list[LedgerEntry]) -> None:
+    writer = store.writer()
+    writer.put_members(members)
+    writer.put_ledger(entries)
+    writer.commit()
+
+
+# commits as lists of (member, how many entries); members are stored on their first commit
+commits = st.lists(st.lists(st.tuples(st.sampled_from("abcd"), st.integers(1, 4)), min_size=1, max_size=6),
+                   min_size=1, max_size=8)
+
+
+@settings(max_examples=40, deadline=None)
+@given(commits, st.integers(0, 12), st.integers(0, 5), st.booleans())
+def test_a_members_ledger_reads_back_in_order_from_any_point_and_page_size(history, after, limit, reopen):
+    expected: dict[str, list[LedgerEntry]] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        store = ShardStore(Path(folder))
+        for parts in history:
+            entries, members = [], {}
+            for member_id, count in parts:
+                for _ in range(count):
+                    expected.setdefault(member_id, []).append(entry(member_id, len(expected[member_id]) + 1))
+                    entries.append(expected[member_id][-1])
+                if len(expected[member_id]) == count or count % 2:  # some commits leave the record as it is
+                    members[member_id] = Member(member_id, 20_000, points=len(expected[member_id]))
+            commit(store, list(members.values()), entries)
+        if reopen:
+            store.close()
+            store = ShardStore(Path(folder))
+        for member_id, entries in expected.items():
+            wanted = [e for e in entries if e.seq > after]
+            assert store.ledger(member_id, after, limit) == (wanted[:limit] if limit else wanted)
+        assert store.ledger("nobody") == []
+        store.close()
+
+
+def test_a_commit_that_fails_leaves_no_position_taken(tmp_path):
+    store = ShardStore(tmp_path)
+    commit(store, [Member("a", 20_000)], [entry("a", 1)])
+    writer = store.writer()
+    writer.put_ledger([entry("ghost", 1)])  # entries for a member never stored
+    with pytest.raises(ValueError, match="ghost"):
+        writer.commit()
+    writer.abort()
+    commit(store, [], [entry("a", 2)])
+    assert [e.seq for e in store.ledger("a")] == [1, 2]
+    assert store.count("ledger") == 2
+
+
+def test_a_folder_in_the_member_keyed_layout_is_upgraded_once_and_reads_the_same(tmp_path):
+    members = [Member("m1", 20_000, points=3), Member("m2", 20_001, points=1), Member("m3", 20_002)]
+    ledger = [entry("m1", 1), entry("m1", 2), entry("m1", 3, points=1), entry("m2", 1)]
+    _write_member_keyed_layout(tmp_path, members, ledger)
+    store = ShardStore(tmp_path)
+    assert sorted(store.members(), key=lambda m: m.member_id) == members
+    assert store.ledger("m1") == ledger[:3]
+    assert store.ledger("m2") == ledger[3:]
+    assert store.ledger("m3") == []
+    commit(store, [Member("m3", 20_002, points=1)], [entry("m3", 1)])
+    store.close()
+    again = ShardStore(tmp_path)  # upgraded already: opening again changes nothing
+    assert again.ledger("m1") == ledger[:3]
+    assert again.ledger("m3") == [entry("m3", 1)]
+    assert again.count("ledger") == 5
+
+
+def _write_member_keyed_layout(path: Path, members: list[Member], ledger: list[LedgerEntry]) -> None:
+    """Layout 1 as patron wrote it: ledger keys member, NUL, 8-byte sequence; members as they are;
+    no layout key in meta."""
+    env = lmdb.open(str(path), map_size=1 << 24, max_dbs=6)
+    encode = msgspec.msgpack.encode
+    with env.begin(write=True) as txn:
+        for member in members:
+            txn.put(member.member_id.encode(), encode(member), db=env.open_db(b"members", txn=txn))
+        for e in ledger:
+            txn.put(e.member_id.encode() + b"\x00" + struct.pack(">Q", e.seq), encode(e),
+                    db=env.open_db(b"ledger", txn=txn))
+    env.close()
