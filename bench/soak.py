@@ -27,6 +27,7 @@ FLAT_HEAP = 1.25
 """From the second minute to the last, the heap may grow at most this much faster than the
 members do (hot state is kept per member; a leak grows whatever the members)."""
 FLAT_P99 = 2.0
+"""p99 of the last third of the whole minutes over p99 of the first third (after the warm-up)."""
 
 
 def run(settings: Settings) -> Result:
@@ -113,19 +114,26 @@ def _result(settings: Settings, timeline: Timeline, memory: list[Sample], common
     minutes = _per_minute(timeline, memory)
     if not minutes:
         raise RuntimeError("soak: nothing was answered; see the serve log")
-    settled = minutes[1:] if len(minutes) > 2 else minutes  # the first minute warms up
-    first, last = settled[0], settled[-1]
+    # judged on whole minutes after the first (which warms up): the draining tail is no minute
+    whole = [m for m in minutes if m["minute"] >= 1 and (m["minute"] + 1) * 60 <= seconds]
+    judged = len(whole) >= 3  # a quick run is a smoke test: one or two minutes show no trend
+    first, last = (whole[0], whole[-1]) if judged else (minutes[0], minutes[-1])
     members_growth = last["members"] / first["members"] if first["members"] and last["members"] else 1.0
     heap_growth = (last["heap_bytes"] / first["heap_bytes"] / members_growth) if first["heap_bytes"] else 1.0
     rss_growth = last["rss_bytes"] / first["rss_bytes"] if first["rss_bytes"] else 1.0
-    p99_growth = last["p99_seconds"] / first["p99_seconds"] if first["p99_seconds"] else 1.0
-    judged = len(minutes) > 2  # a quick run is a smoke test: one or two minutes show no trend
+    third = len(whole) // 3
+    early = late = 0.0
+    if judged:
+        start, end = whole[0]["minute"] * 60, (whole[-1]["minute"] + 1) * 60
+        early, late = _p99_between(timeline, start, start + third * 60), _p99_between(timeline, end - third * 60, end)
+    p99_growth = late / early if early else 1.0
     flat = heap_growth <= FLAT_HEAP and p99_growth <= FLAT_P99 if judged else None
     latencies = timeline.latencies()
     p99 = round(percentile(latencies, 0.99), 4)
     fields = {"seconds": seconds, "sustained_per_second": round(sustained, 1), "offered_per_second": round(rate, 1),
               "achieved_per_second": round(timeline.transactions / max(seconds, timeline.seconds), 1),
               "p99_seconds": p99, "heap_growth_beyond_members": round(heap_growth, 3),
+              "p99_early_seconds": round(early, 4), "p99_late_seconds": round(late, 4),
               "rss_growth": round(rss_growth, 3), "p99_growth": round(p99_growth, 3),
               "flat": flat, "minutes": minutes, **common}
     rows = [("sustained", f"{sustained:,.0f} transactions/s closed loop, the store filled with {filled:,}"),
@@ -138,12 +146,18 @@ def _result(settings: Settings, timeline: Timeline, memory: list[Sample], common
             ("heap", "per minute " + ", ".join(f"{m['heap_bytes'] / 2**20:.0f}" for m in minutes) + " MiB; "
                      "per member " + ", ".join(f"{m['heap_bytes_per_member']:,}" for m in minutes) + " bytes"),
             ("members", "per minute " + ", ".join(f"{m['members']:,}" for m in minutes)),
-            ("verdict", f"{_verdict(flat)}: heap x{heap_growth:.2f} beyond the members' growth, p99 "
-                        f"x{p99_growth:.2f} from the second minute to the last (resident x{rss_growth:.2f})"),
+            ("verdict", f"{_verdict(flat)}: heap x{heap_growth:.2f} beyond the members' growth; p99 of the last "
+                        f"{third} whole minutes {late * 1000:.0f} ms, of the first {third} after the warm-up "
+                        f"{early * 1000:.0f} ms: x{p99_growth:.2f} (resident x{rss_growth:.2f})"),
             *common_rows(common, "transactions")]
     parameters = settings.parameters(seconds=seconds, rate=rate, batch_size=batch_size, filled_with=filled)
     chart = Chart(f"soak: open loop at {rate:,.0f}/s ({rate / sustained:.0%} of sustained)", timeline)
     return Result("soak", fields, parameters, rows, chart, ok=flat is not False)
+
+
+def _p99_between(timeline: Timeline, first: float, last: float) -> float:
+    """p99 of the batches answered in [first, last) seconds after the start."""
+    return percentile(sorted(latency for at, _, latency in timeline.answers if first <= at < last), 0.99)
 
 
 def _verdict(flat: bool | None) -> str:
