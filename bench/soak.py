@@ -114,18 +114,14 @@ def _result(settings: Settings, timeline: Timeline, memory: list[Sample], common
     minutes = _per_minute(timeline, memory)
     if not minutes:
         raise RuntimeError("soak: nothing was answered; see the serve log")
-    # judged on whole minutes after the first (which warms up): the draining tail is no minute
-    whole = [m for m in minutes if m["minute"] >= 1 and (m["minute"] + 1) * 60 <= seconds]
+    whole = _whole_minutes(minutes, seconds)
     judged = len(whole) >= 3  # a quick run is a smoke test: one or two minutes show no trend
     first, last = (whole[0], whole[-1]) if judged else (minutes[0], minutes[-1])
     members_growth = last["members"] / first["members"] if first["members"] and last["members"] else 1.0
     heap_growth = (last["heap_bytes"] / first["heap_bytes"] / members_growth) if first["heap_bytes"] else 1.0
     rss_growth = last["rss_bytes"] / first["rss_bytes"] if first["rss_bytes"] else 1.0
     third = len(whole) // 3
-    early = late = 0.0
-    if judged:
-        start, end = whole[0]["minute"] * 60, (whole[-1]["minute"] + 1) * 60
-        early, late = _p99_between(timeline, start, start + third * 60), _p99_between(timeline, end - third * 60, end)
+    early, late = _p99_early_and_late(timeline, whole) if judged else (0.0, 0.0)
     p99_growth = late / early if early else 1.0
     flat = heap_growth <= FLAT_HEAP and p99_growth <= FLAT_P99 if judged else None
     latencies = timeline.latencies()
@@ -153,6 +149,19 @@ def _result(settings: Settings, timeline: Timeline, memory: list[Sample], common
     parameters = settings.parameters(seconds=seconds, rate=rate, batch_size=batch_size, filled_with=filled)
     chart = Chart(f"soak: open loop at {rate:,.0f}/s ({rate / sustained:.0%} of sustained)", timeline)
     return Result("soak", fields, parameters, rows, chart, ok=flat is not False)
+
+
+def _whole_minutes(minutes: list[dict], seconds: float) -> list[dict]:
+    """The minutes a soak is judged on: whole minutes of the schedule after the first (which warms
+    up); the tail that drains after the schedule ends is no minute."""
+    return [m for m in minutes if m["minute"] >= 1 and (m["minute"] + 1) * 60 <= seconds]
+
+
+def _p99_early_and_late(timeline: Timeline, whole: list[dict]) -> tuple[float, float]:
+    """p99 of the batches answered in the first third of the whole minutes, and in the last."""
+    third = len(whole) // 3 * 60
+    start, end = whole[0]["minute"] * 60, (whole[-1]["minute"] + 1) * 60
+    return _p99_between(timeline, start, start + third), _p99_between(timeline, end - third, end)
 
 
 def _p99_between(timeline: Timeline, first: float, last: float) -> float:

@@ -16,7 +16,7 @@ from bench.machine import (
     tree_cpu_ticks,
     tree_rss_bytes,
 )
-from bench.soak import Sample, _per_minute
+from bench.soak import Sample, _p99_early_and_late, _per_minute, _whole_minutes
 from bench.streams import renamed, write_workload
 from bench.timeline import Timeline, percentile
 from bench.workload import Workload
@@ -135,3 +135,14 @@ def test_soak_minutes_without_a_memory_sample_take_the_last_one_before():
     rows = _per_minute(timeline, memory)
     assert [row["members"] for row in rows] == [10, 11, 11]
     assert rows[2]["heap_bytes_per_member"] == 60
+
+
+def test_a_soak_is_judged_on_whole_minutes_after_the_warm_up_first_third_against_last():
+    # 600 s of schedule: minutes 1..9 are whole; minute 0 warms up, minute 10 is the draining tail
+    latency = {0: 9.0, 1: 0.1, 2: 0.1, 3: 0.1, 4: 5.0, 5: 5.0, 6: 5.0, 7: 0.3, 8: 0.3, 9: 0.3, 10: 60.0}
+    timeline = Timeline(0.0, [(minute * 60 + at, 10, value) for minute, value in latency.items() for at in (5, 30)])
+    minutes = _per_minute(timeline, [Sample(0.0, 1, 1, 0, 1)])
+    whole = _whole_minutes(minutes, seconds=600.0)
+    assert [m["minute"] for m in whole] == list(range(1, 10))
+    early, late = _p99_early_and_late(timeline, whole)
+    assert (early, late) == (0.1, 0.3)
