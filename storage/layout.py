@@ -20,16 +20,27 @@ def upgrade_layout(env: Any, dbs: dict[str, Any]) -> None:
     """Bring the environment to the current layout in one write transaction: a crash during
     the upgrade leaves layout 1 whole, and the next start upgrades again. A folder written by a
     newer patron is refused rather than misread."""
+    with env.begin(db=dbs["meta"]) as txn:
+        raw = txn.get(_KEY)
+    found = msgspec.msgpack.decode(raw) if raw is not None else 1
+    if found == LAYOUT:
+        return
+    if found > LAYOUT:
+        raise RuntimeError(f"this data folder has storage layout {found}, written by a newer patron; "
+                           f"this one reads layout {LAYOUT} at most")
+    _room_to_rewrite(env)
     with env.begin(write=True) as txn:
-        raw = txn.get(_KEY, db=dbs["meta"])
-        found = msgspec.msgpack.decode(raw) if raw is not None else 1
-        if found == LAYOUT:
-            return
-        if found > LAYOUT:
-            raise RuntimeError(f"this data folder has storage layout {found}, written by a newer patron; "
-                               f"this one reads layout {LAYOUT} at most")
         _ledger_by_position(txn, dbs["ledger"], dbs["members"])
         txn.put(_KEY, encode(LAYOUT), db=dbs["meta"])
+
+
+def _room_to_rewrite(env: Any) -> None:
+    """The upgrade writes the ledger and the members anew before the old pages are free: the
+    map must hold the store about twice over, past the configured ceiling if need be (an upgrade
+    cannot stop halfway)."""
+    used = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    if env.info()["map_size"] < 3 * used:
+        env.set_mapsize(3 * used)
 
 
 def _ledger_by_position(txn: Any, ledger: Any, members: Any) -> None:

@@ -93,9 +93,21 @@ def _write_member_keyed_layout(path: Path, members: list[Member], ledger: list[L
     env = lmdb.open(str(path), map_size=1 << 24, max_dbs=6)
     encode = msgspec.msgpack.encode
     with env.begin(write=True) as txn:
+        for name in (b"txns", b"txn_days", b"anomalies", b"meta"):
+            env.open_db(name, txn=txn)
         for member in members:
             txn.put(member.member_id.encode(), encode(member), db=env.open_db(b"members", txn=txn))
         for e in ledger:
             txn.put(e.member_id.encode() + b"\x00" + struct.pack(">Q", e.seq), encode(e),
                     db=env.open_db(b"ledger", txn=txn))
     env.close()
+
+
+def test_the_upgrade_makes_room_when_the_map_holds_little_more_than_the_old_store(tmp_path):
+    members = [Member(f"m{n}", 20_000, points=5) for n in range(400)]
+    ledger = [entry(f"m{n}", seq) for n in range(400) for seq in range(1, 6)]
+    _write_member_keyed_layout(tmp_path, members, ledger)
+    snug = (tmp_path / "data.mdb").stat().st_size + 8 * 4096
+    store = ShardStore(tmp_path, map_bytes=snug, max_map_bytes=snug)
+    assert store.count("ledger") == 2000
+    assert store.ledger("m399") == [entry("m399", seq) for seq in range(1, 6)]
