@@ -38,6 +38,7 @@ log = logging.getLogger("patron.gateway")
 _encode = msgspec.msgpack.Encoder().encode
 _decode_answer = msgspec.msgpack.Decoder(tuple[list[TxnResult], BatchStats]).decode
 LEDGER_PAGE = 500
+_READS = frozenset({"member", "ledger_positions", "ledger_at"})
 
 
 class Unreadable:
@@ -225,7 +226,7 @@ class MembersService:
     async def _on_shard(self, member_id: str, method: str, *args: Any) -> Any:
         """Reads go ahead of queued batches (they still see every acknowledged one); writes queue."""
         shard = self.coordinator.shard_for(member_id)
-        return await self.coordinator.call(shard, method, *args, urgent=method in ("member", "ledger"))
+        return await self.coordinator.call(shard, method, *args, urgent=method in _READS)
 
     @answers_errors
     async def GetMember(self, request: pb.GetMemberRequest, context: grpc.aio.ServicerContext) -> pb.Member:
@@ -241,18 +242,16 @@ class MembersService:
             if await self._on_shard(request.member_id, "member", request.member_id) is None:
                 raise UnknownMemberError(request.member_id)
             names = self.coordinator.programme.ladder.names
-            after, sent = request.after_seq, 0
-            while True:
-                size = min(LEDGER_PAGE, request.limit - sent) if request.limit else LEDGER_PAGE
-                if size <= 0:
-                    return
-                page = await self._on_shard(request.member_id, "ledger", request.member_id, after, size)
+            # one walk of the member's chain, then pages by position: a long history costs the
+            # shard a short call per page, never a walk per page
+            positions = await self._on_shard(request.member_id, "ledger_positions", request.member_id,
+                                             max(request.after_seq, 0))
+            if request.limit > 0:
+                positions = positions[:request.limit]
+            for start in range(0, len(positions), LEDGER_PAGE):
+                page = await self._on_shard(request.member_id, "ledger_at", positions[start:start + LEDGER_PAGE])
                 for entry in page:
                     yield ledger_entry(entry, names)
-                sent += len(page)
-                if len(page) < size:
-                    return
-                after = page[-1].seq
         except Exception as error:
             await _abort(context, error)
 

@@ -151,6 +151,12 @@ class Shard:
     def ledger(self, member_id: str, after_seq: int = 0, limit: int = 0) -> list[LedgerEntry]:
         return self.store.ledger(member_id, after_seq, limit)
 
+    def ledger_positions(self, member_id: str, after_seq: int = 0) -> list[int]:
+        return self.store.ledger_positions(member_id, after_seq)
+
+    def ledger_at(self, positions: list[int]) -> list[LedgerEntry]:
+        return self.store.entries_at(positions)
+
     def enroll(self, request: Enrollment) -> tuple[MemberSummary, bool]:
         member, created = self._write(lambda: enroll(self.book, request, self.book.today), [request.member_id])
         return summarise(self.book.programme, member), created

@@ -90,8 +90,11 @@ class ShardActor:
     def member(self, member_id: str) -> MemberSummary | None:
         return self.shard.member(member_id)
 
-    def ledger(self, member_id: str, after_seq: int, limit: int) -> list[LedgerEntry]:
-        return self.shard.ledger(member_id, after_seq, limit)
+    def ledger_positions(self, member_id: str, after_seq: int) -> list[int]:
+        return self.shard.ledger_positions(member_id, after_seq)
+
+    def ledger_at(self, positions: list[int]) -> list[LedgerEntry]:
+        return self.shard.ledger_at(positions)
 
     def enroll(self, request: Enrollment) -> tuple[MemberSummary, bool]:
         return self.shard.enroll(request)

@@ -12,7 +12,7 @@ from engine.types import Day
 
 __all__ = ["anomaly_key", "day_key", "decode_entry", "decode_ids", "decode_member", "decode_row", "decode_txn",
            "encode", "entry_of", "entry_record", "member_of", "member_record", "newest_of", "position_key",
-           "previous_of", "with_newest"]
+           "previous_of", "seq_of", "with_newest", "with_position"]
 
 encode = msgspec.msgpack.Encoder().encode
 decode_member = msgspec.msgpack.Decoder(Member).decode
@@ -22,6 +22,17 @@ decode_row = msgspec.msgpack.Decoder(AnomalyRow).decode
 decode_ids = msgspec.msgpack.Decoder(list[str]).decode
 
 _SEQ = struct.Struct(">Q")
+
+
+class _EntryHead(msgspec.Struct, array_like=True):
+    """The first fields of a stored ledger entry (MessagePack ignores the rest): enough to walk
+    a member's chain without decoding every entry."""
+
+    member_id: str
+    seq: int
+
+
+_decode_head = msgspec.msgpack.Decoder(_EntryHead).decode
 _DAY = struct.Struct(">I")
 
 
@@ -32,10 +43,19 @@ def position_key(position: int) -> bytes:
     return _SEQ.pack(position)
 
 
+def with_position(position: int, encoded: bytes) -> bytes:
+    """A stored member or ledger entry: a position, then the record's MessagePack."""
+    return _SEQ.pack(position) + encoded
+
+
 def entry_record(entry: LedgerEntry, previous: int) -> bytes:
     """A stored ledger entry starts with the position of the member's entry before it (0: none):
     a member's history is a chain from the newest entry back."""
-    return _SEQ.pack(previous) + encode(entry)
+    return with_position(previous, encode(entry))
+
+
+def seq_of(record: bytes) -> int:
+    return _decode_head(record[_SEQ.size:]).seq
 
 
 def entry_of(record: bytes) -> LedgerEntry:
@@ -48,7 +68,7 @@ def previous_of(record: bytes) -> int:
 
 def member_record(member: Member, newest: int) -> bytes:
     """A stored member starts with the position of its newest ledger entry (0: none)."""
-    return _SEQ.pack(newest) + encode(member)
+    return with_position(newest, encode(member))
 
 
 def member_of(record: bytes) -> Member:
@@ -60,7 +80,7 @@ def newest_of(record: bytes) -> int:
 
 
 def with_newest(record: bytes, newest: int) -> bytes:
-    return _SEQ.pack(newest) + bytes(record[_SEQ.size:])
+    return with_position(newest, bytes(record[_SEQ.size:]))
 
 
 def day_key(day: Day, batch: int) -> bytes:

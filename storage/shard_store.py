@@ -31,6 +31,7 @@ from storage.codecs import (
     newest_of,
     position_key,
     previous_of,
+    seq_of,
     with_newest,
 )
 from storage.layout import upgrade_layout
@@ -59,8 +60,6 @@ class ShardStore:
                              metasync=strict, readahead=False, lock=True)
         self.dbs = {name.decode(): self.env.open_db(name) for name in _DATABASES}
         upgrade_layout(self.env, self.dbs)
-        self.last_position = self._last_position()
-        """The position of the newest ledger entry; the next commit appends after it."""
         self._batches = self._last_batch()
         self.largest_commit = 0
         self._used_before = self.disk_bytes()
@@ -69,11 +68,6 @@ class ShardStore:
         with self.env.begin(db=self.dbs["txn_days"]) as txn:
             cursor = txn.cursor()
             return max((int.from_bytes(k[4:], "big") for k in cursor.iternext(values=False)), default=0)
-
-    def _last_position(self) -> int:
-        with self.env.begin(db=self.dbs["ledger"]) as txn:
-            cursor = txn.cursor()
-            return int.from_bytes(cursor.key(), "big") if cursor.last() else 0
 
     def close(self) -> None:
         self.env.sync(True)
@@ -95,24 +89,36 @@ class ShardStore:
         return member_of(raw) if raw is not None else None
 
     def ledger(self, member_id: str, after_seq: int = 0, limit: int = 0) -> list[LedgerEntry]:
-        """The member's entries after `after_seq`, oldest first, at most `limit` (0: all): walked
-        back from the newest, so a page costs a lookup per entry newer than `after_seq`."""
+        """The member's entries after `after_seq`, oldest first, at most `limit` (0: all)."""
+        positions = self.ledger_positions(member_id, after_seq)
+        return self.entries_at(positions[:limit] if limit > 0 else positions)
+
+    def ledger_positions(self, member_id: str, after_seq: int = 0) -> list[int]:
+        """Where the member's entries after `after_seq` are, oldest first: one walk back from the
+        newest, reading only each entry's link and sequence. A statement is read as one walk,
+        then pages of `entries_at`, so a long history costs no more per page."""
         key = member_id.encode()
         if not 0 < len(key) <= self.env.max_key_size():
             return []
-        newer: list[LedgerEntry] = []
-        with self.env.begin() as txn:
+        positions: list[int] = []
+        with self.env.begin(buffers=True) as txn:
             raw = txn.get(key, db=self.dbs["members"])
             position = newest_of(raw) if raw is not None else 0
             while position:
                 record = txn.get(position_key(position), db=self.dbs["ledger"])
-                entry = entry_of(record)
-                if entry.seq <= after_seq:
+                if record is None:
+                    raise RuntimeError(f"shard store {self.path} is damaged: member {member_id}'s ledger leads to "
+                                       f"position {position}, which is missing; restore a checkpoint")
+                if seq_of(record) <= after_seq:
                     break
-                newer.append(entry)
+                positions.append(position)
                 position = previous_of(record)
-        newer.reverse()
-        return newer[:limit] if limit else newer
+        positions.reverse()
+        return positions
+
+    def entries_at(self, positions: list[int]) -> list[LedgerEntry]:
+        with self.env.begin(db=self.dbs["ledger"], buffers=True) as txn:
+            return [entry_of(txn.get(position_key(position))) for position in positions]
 
     def records(self) -> Iterator[TxnRecord]:
         """Every transaction the index remembers."""
@@ -293,13 +299,15 @@ class BatchWriter:
         raw = self.txn.get(key, db=self.dbs["members"])
         return newest_of(raw) if raw is not None else 0
 
-    def _write_ledger_and_members(self) -> int:
+    def _write_ledger_and_members(self) -> None:
         """Append the entries, each chained to the member's entry before it, then write the
         members with their newest positions; a member with new entries but no new record only
-        has the position in its stored record moved. The last position written is returned."""
+        has the position in its stored record moved. Positions continue from the last one in the
+        ledger itself, read in this transaction, so nothing cached can fall behind it."""
         newest: dict[str, int] = {}
         rows = []
-        position = self.store.last_position
+        cursor = self.txn.cursor(self.dbs["ledger"])
+        position = int.from_bytes(cursor.key(), "big") if cursor.last() else 0
         for entry in self._entries:
             previous = newest.get(entry.member_id)
             if previous is None:
@@ -307,7 +315,8 @@ class BatchWriter:
             position += 1
             rows.append((position_key(position), entry_record(entry, previous)))
             newest[entry.member_id] = position
-        self.txn.cursor(self.dbs["ledger"]).putmulti(rows, append=True)
+        if cursor.putmulti(rows, append=True)[1] != len(rows):  # append skips a key it finds, silently
+            raise RuntimeError(f"shard store {self.store.path}: ledger positions after {rows[0][0].hex()} are taken")
         records = []
         for member_id, member in self._members.items():
             key = member_id.encode()
@@ -320,11 +329,10 @@ class BatchWriter:
                 raise ValueError(f"ledger entries for member {member_id}, who is not stored")
             records.append((key, with_newest(raw, head)))
         self.txn.cursor(self.dbs["members"]).putmulti(records)
-        return position
 
     @_full_is_storage_full
     def commit(self) -> None:
-        position = self._write_ledger_and_members()
+        self._write_ledger_and_members()
         index = self._index
         self.txn.cursor(self.dbs["txns"]).putmulti([(k.encode(), encode(r)) for k, r in index.items()])
         by_day: dict[Day, list[str]] = {}
@@ -334,7 +342,6 @@ class BatchWriter:
         self.txn.cursor(self.dbs["txn_days"]).putmulti(
             [(day_key(day, batch), encode(ids)) for day, ids in by_day.items()])
         self.txn.commit()
-        self.store.last_position = position
 
     def abort(self) -> None:
         self.txn.abort()

@@ -76,11 +76,15 @@ def test_an_adjustment_resent_with_its_request_id_has_no_second_effect(client):
     assert [(e.kind, e.cause, e.note) for e in client.ledger("m1")][-1] == ("adjust", "operator", "goodwill")
 
 
-def test_the_ledger_pages_and_explains_every_balance(client):
+def test_the_ledger_pages_and_explains_every_balance(client, monkeypatch):
+    monkeypatch.setattr("actors.gateway.LEDGER_PAGE", 5)  # the stream crosses pages
     client.submit([purchase(f"t{n}", "m1", "2026-11-17 10:00", 1000 * (n + 1)) for n in range(12)])
     ledger = client.ledger("m1")
+    assert [e.seq for e in ledger] == list(range(1, len(ledger) + 1))
+    assert len(ledger) >= 12
     assert sum(e.points for e in ledger) == client.member("m1").points
     assert [e.seq for e in client.ledger("m1", after_seq=3, limit=4)] == [4, 5, 6, 7]
+    assert [e.seq for e in client.ledger("m1", after_seq=2, limit=9)] == list(range(3, 12))
 
 
 def test_publishing_bad_rules_names_every_problem_and_keeps_the_version_in_force(client):
