@@ -10,9 +10,8 @@ from engine.midnight import AnomalyRow
 from engine.transactions import TxnRecord
 from engine.types import Day
 
-__all__ = ["anomaly_key", "day_key", "decode_entry", "decode_ids", "decode_member", "decode_row", "decode_txn",
-           "encode", "entry_of", "entry_record", "member_of", "member_record", "newest_of", "position_key",
-           "previous_of", "seq_of", "with_newest", "with_position"]
+__all__ = ["anomaly_key", "day_key", "decode_ids", "decode_row", "decode_txn", "encode", "entry_of", "entry_record",
+           "linked_position", "member_of", "member_record", "position_key", "seq_of", "with_newest", "with_position"]
 
 encode = msgspec.msgpack.Encoder().encode
 decode_member = msgspec.msgpack.Decoder(Member).decode
@@ -22,6 +21,7 @@ decode_row = msgspec.msgpack.Decoder(AnomalyRow).decode
 decode_ids = msgspec.msgpack.Decoder(list[str]).decode
 
 _SEQ = struct.Struct(">Q")
+_DAY = struct.Struct(">I")
 
 
 class _EntryHead(msgspec.Struct, array_like=True):
@@ -33,7 +33,6 @@ class _EntryHead(msgspec.Struct, array_like=True):
 
 
 _decode_head = msgspec.msgpack.Decoder(_EntryHead).decode
-_DAY = struct.Struct(">I")
 
 
 def position_key(position: int) -> bytes:
@@ -62,10 +61,6 @@ def entry_of(record: bytes) -> LedgerEntry:
     return decode_entry(record[_SEQ.size:])
 
 
-def previous_of(record: bytes) -> int:
-    return _SEQ.unpack_from(record)[0]
-
-
 def member_record(member: Member, newest: int) -> bytes:
     """A stored member starts with the position of its newest ledger entry (0: none)."""
     return with_position(newest, encode(member))
@@ -75,7 +70,9 @@ def member_of(record: bytes) -> Member:
     return decode_member(record[_SEQ.size:])
 
 
-def newest_of(record: bytes) -> int:
+def linked_position(record: bytes) -> int:
+    """The position a stored record starts with: a member's newest entry, or the entry before
+    this one of the same member."""
     return _SEQ.unpack_from(record)[0]
 
 

@@ -26,11 +26,10 @@ from storage.codecs import (
     encode,
     entry_of,
     entry_record,
+    linked_position,
     member_of,
     member_record,
-    newest_of,
     position_key,
-    previous_of,
     seq_of,
     with_newest,
 )
@@ -103,7 +102,7 @@ class ShardStore:
         positions: list[int] = []
         with self.env.begin(buffers=True) as txn:
             raw = txn.get(key, db=self.dbs["members"])
-            position = newest_of(raw) if raw is not None else 0
+            position = linked_position(raw) if raw is not None else 0
             while position:
                 record = txn.get(position_key(position), db=self.dbs["ledger"])
                 if record is None:
@@ -112,7 +111,7 @@ class ShardStore:
                 if seq_of(record) <= after_seq:
                     break
                 positions.append(position)
-                position = previous_of(record)
+                position = linked_position(record)
         positions.reverse()
         return positions
 
@@ -297,7 +296,7 @@ class BatchWriter:
 
     def _newest_stored(self, key: bytes) -> int:
         raw = self.txn.get(key, db=self.dbs["members"])
-        return newest_of(raw) if raw is not None else 0
+        return linked_position(raw) if raw is not None else 0
 
     def _write_ledger_and_members(self) -> None:
         """Append the entries, each chained to the member's entry before it, then write the
