@@ -5,6 +5,7 @@ import gc
 import logging
 import os
 import time
+from collections.abc import Callable
 
 import ray
 
@@ -54,16 +55,14 @@ class ShardActor:
 
     def reevaluate_step(self, limit: int) -> tuple[int, bool, float]:
         """(visited, finished, seconds the step took here): the coordinator paces by the last."""
-        started = time.perf_counter()
-        return *self.shard.reevaluate_step(limit), time.perf_counter() - started
+        return _timed(self.shard.reevaluate_step, limit)
 
     def midnight_begin(self, run: Day) -> int:
         return self.shard.midnight_begin(run)
 
     def midnight_step(self, limit: int) -> tuple[int, list[str], bool, float]:
         """(visited, anomaly days, finished, seconds the step took here)."""
-        started = time.perf_counter()
-        return *self.shard.midnight_step(limit), time.perf_counter() - started
+        return _timed(self.shard.midnight_step, limit)
 
     def take_midnight_stats(self) -> BatchStats:
         return self.shard.take_midnight_stats()
@@ -114,3 +113,9 @@ class ShardActor:
 
     def close(self) -> None:
         self.shard.close()
+
+
+def _timed(step: Callable[[int], tuple], limit: int) -> tuple:
+    """A step's answer with the seconds it worked in this process appended."""
+    started = time.perf_counter()
+    return *step(limit), time.perf_counter() - started
