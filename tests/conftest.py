@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 
 EXAMPLE_RULES = Path(__file__).parents[1] / "examples" / "rules.toml"
+TEST_DAY = "2026-11-17"
+"""The business day a new served test starts on, whatever the real date: a test that dates its
+transactions must not start failing as the calendar moves past them (too_late, in_future).
+A restart on an existing data folder keeps the folder's own business day."""
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +59,7 @@ class RunningServer:
 def start_server(ray_session: None, tmp_path: Path) -> Iterator:
     """start_server(**config) -> RunningServer; every server is stopped at the end."""
     from actors.config import ServeConfig
+    from engine.calendar import parse_day
 
     running: list[RunningServer] = []
 
@@ -64,6 +69,7 @@ def start_server(ray_session: None, tmp_path: Path) -> Iterator:
         options.setdefault("grpc_port", 0)
         options.setdefault("metrics_port", -1)
         options.setdefault("midnight", "manual")
+        options.setdefault("start_date", parse_day(TEST_DAY))
         server = RunningServer(ServeConfig(**options))
         running.append(server)
         return server

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from client import PatronClient
+from tests.conftest import TEST_DAY
 
 _LISTENING = re.compile(r"gRPC\s+127\.0\.0\.1:(\d+)")
 
@@ -19,6 +20,8 @@ class ServeProcess:
         self.log = log or data.parent / f"serve-{time.monotonic_ns()}.log"
         command = [sys.executable, "-m", "cli.main", "serve", "--data", str(data), "--grpc-port", "0",
                    "--metrics-port", "-1", "--midnight", "manual", *args]
+        if "--start-date" not in args:  # never the real clock: see tests.conftest.TEST_DAY
+            command += ["--start-date", TEST_DAY]
         if rules is not None:
             command += ["--rules", str(rules)]
         self.output = open(self.log, "ab")  # noqa: SIM115 - closed in wait()
