@@ -12,6 +12,9 @@ from engine.periods import parse_validity, parse_window
 
 __all__ = [
     "AnomalyRules",
+    "CashRules",
+    "CashStep",
+    "Coupon",
     "DecimalBound",
     "EventRule",
     "ExpiryRules",
@@ -21,17 +24,29 @@ __all__ = [
     "LineMatch",
     "Multiplier",
     "MultiplierWhen",
+    "NotifyRules",
     "PointsRules",
     "ProductRule",
+    "RechargeBonus",
+    "RedemptionRules",
     "Rules",
     "SpendRule",
+    "StoredValueRules",
+    "Tag",
     "Tier",
     "TierPolicy",
     "Wording",
 ]
 
-Count = Annotated[int, Meta(ge=0)]
-Positive = Annotated[int, Meta(gt=0)]
+MAX_AMOUNT = 10**15
+"""The bound on every amount, points figure and balance (SPEC §2): far above any real one,
+far below where 64-bit integers overflow."""
+
+Count = Annotated[int, Meta(ge=0, le=MAX_AMOUNT)]
+Positive = Annotated[int, Meta(gt=0, le=MAX_AMOUNT)]
+Percent = Annotated[int, Meta(ge=1, le=100)]
+DayOfMonth = Annotated[int, Meta(ge=1, le=31)]
+Inventory = Annotated[int, Meta(ge=0, le=9_999_999_999)]
 
 
 class DecimalBound(Struct, frozen=True):
@@ -155,6 +170,9 @@ class Extension(_Table):
 
 
 class Tier(_Table):
+    """`discount_percent` is the share of the price a member of this tier pays (90: 10 % off);
+    lines matching `discount_excludes` are never discounted."""
+
     name: str
     metric: MetricName | None = None
     window: WindowText = "lifetime"
@@ -165,6 +183,94 @@ class Tier(_Table):
     earns_points: bool = True
     downgrade_to: str | None = None
     paid_upgrade_sku: str | None = None
+    discount_percent: Percent = 100
+    discount_excludes: LineMatch = LineMatch()
+
+
+# -- spending (SPEC 11) ------------------------------------------------------------------
+
+
+class CashStep(_Table):
+    points: Positive
+    value_minor: Positive
+
+
+class CashRules(_Table):
+    """Points as cash at the till: `ratio` buys units of `unit_minor` for `points_per_unit`
+    points each; `tiered` takes the largest step the offer and the order allow."""
+
+    mode: Literal["ratio", "tiered"]
+    points_per_unit: Positive | None = None
+    unit_minor: Positive | None = None
+    max_share_percent: Percent = 100
+    steps: list[CashStep] = []
+
+
+class RedemptionRules(_Table):
+    """When a list is not empty, points are spent only on a local day matching an entry of one."""
+
+    dates: list[date] = []
+    days_of_month: list[DayOfMonth] = []
+    weekdays: list[Weekday] = []
+    cash: CashRules | None = None
+
+
+class StoredValueRules(_Table):
+    fixed_amounts: list[Positive] = []
+    """Empty: any recharge amount; else only these."""
+
+
+class RechargeBonus(_Table):
+    name: str
+    min_amount_minor: Positive
+    bonus_minor: Count = 0
+    points: Count = 0
+    coupons: list[str] = []
+    tiers: list[str] = []
+    from_: date | None = field(default=None, name="from")
+    to: date | None = None
+    once_per_member: bool = False
+    upgrade_to: str | None = None
+
+
+class Coupon(_Table):
+    """Validity is fixed (`valid_from` .. `valid_to`, inclusive) or relative to the issue day
+    (from `valid_after_days` after it, for `valid_days` days), never both."""
+
+    id: str
+    kind: Literal["voucher", "discount", "gift"]
+    value_minor: Positive | None = None
+    percent: Annotated[int, Meta(ge=1, le=99)] | None = None
+    gift_sku: str | None = None
+    min_charge_minor: Count = 0
+    designated: LineMatch = LineMatch()
+    inventory: Inventory = 0
+    """0: unlimited."""
+    per_member: Count = 0
+    """0: unlimited."""
+    valid_from: date | None = None
+    valid_to: date | None = None
+    valid_after_days: Count | None = None
+    valid_days: Positive | None = None
+    issue_on: Literal["api", "enroll", "upgrade"] = "api"
+    tiers: list[str] = []
+
+
+class Tag(_Table):
+    """One condition: `recency_days`, or `purchases` / `spend_minor` within `window`."""
+
+    name: str
+    recency_days: Positive | None = None
+    purchases: Positive | None = None
+    spend_minor: Positive | None = None
+    window: WindowText | None = None
+
+
+class NotifyRules(_Table):
+    expiring_days: Count = 7
+    birthday_days_before: Count = 7
+    """0: no birthday notices."""
+    retention_days: Positive = 7
 
 
 class Rules(_Table):
@@ -185,6 +291,12 @@ class Rules(_Table):
     events: list[EventRule] = []
     anomaly: AnomalyRules | None = None
     tier_policy: TierPolicy = TierPolicy()
+    redemption: RedemptionRules = RedemptionRules()
+    stored_value: StoredValueRules = StoredValueRules()
+    recharge_bonuses: list[RechargeBonus] = []
+    coupons: list[Coupon] = []
+    tags: list[Tag] = []
+    notify: NotifyRules = NotifyRules()
 
 
 def build_rules(document: dict) -> Rules:

@@ -27,7 +27,7 @@ def test_rules_validate_accepts_the_example_and_exits_zero():
 
 def test_rules_validate_prints_every_problem_with_its_path_and_exits_non_zero(tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_text(RULES.read_text().replace('window = "3 months"', 'window = "3 weeks"')
+    bad.write_text(RULES.read_text().replace('window = "3 months"', 'window = "3 weeks"', 1)
                    .replace('rounding = "floor"', 'rounding = "round"'))
     done = patron("rules", "validate", str(bad))
     assert done.returncode == 1
@@ -35,6 +35,26 @@ def test_rules_validate_prints_every_problem_with_its_path_and_exits_non_zero(tm
         f'{bad}: points.rounding: expected "floor", "half_up" or "carry", got "round"',
         f'{bad}: tiers[2].window: expected "lifetime", "N months" or "N days", got "3 weeks"',
     ]
+
+
+def test_rules_validate_reports_problems_of_every_table_in_one_pass(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(RULES.read_text().replace('timezone = "Asia/Shanghai"', 'timezone = "Mars/Olympus"')
+                   .replace('type = "review"', 'type = "sign_in"').replace("percent = 80", "percent = 120"))
+    done = patron("rules", "validate", str(bad))
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"{bad}: coupons[2].percent: expected an integer from 1 to 99, got 120",
+        f'{bad}: timezone: expected an IANA timezone name such as "Asia/Shanghai", got "Mars/Olympus"',
+        f'{bad}: events[1].type: expected a unique, non-empty event type, got "sign_in"',
+    ]
+
+
+def test_rules_validate_names_a_file_it_cannot_read_once(tmp_path):
+    done = patron("rules", "validate", str(tmp_path / "absent.toml"))
+    assert done.returncode == 1
+    missing = tmp_path / "absent.toml"
+    assert done.stderr.splitlines() == [f"{missing}: cannot read the rules file (No such file or directory)"]
 
 
 def test_replay_writes_one_result_per_line_in_order_and_members_sorted(tmp_path):

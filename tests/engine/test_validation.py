@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import RulesError
+from engine.rules import CashRules
 from engine.validation import load_rules, load_rules_file
 
 EXAMPLE = Path(__file__).parents[2].parent / "shared" / "examples" / "rules.toml"
@@ -46,7 +47,7 @@ def test_every_problem_is_reported_not_only_the_first():
     assert problems(text) == [
         'points.rounding: expected "floor", "half_up" or "carry", got "round"',
         "multipliers[3].factor: expected a number greater than 0, got -1",
-        'tiers[1].threshold: expected an integer of at least 0, got "lots"',
+        'tiers[1].threshold: expected an integer from 0 to 1,000,000,000,000,000, got "lots"',
     ]
 
 
@@ -109,3 +110,153 @@ def test_a_document_that_is_not_toml_says_so():
 def test_a_missing_file_is_a_rules_error_not_a_crash(tmp_path):
     with pytest.raises(RulesError, match="cannot read the rules file"):
         load_rules_file(tmp_path / "absent.toml")
+
+
+def test_the_repo_example_carries_every_spending_table():
+    rules = load_rules_file(REPO_EXAMPLE)
+    assert rules.redemption.cash == CashRules(mode="ratio", points_per_unit=100, unit_minor=100, max_share_percent=50)
+    assert [c.id for c in rules.coupons] == ["WELCOME10", "RECHARGE20", "GOLD-WINE", "BIRTHDAY-CAKE"]
+    assert [b.upgrade_to for b in rules.recharge_bonuses] == ["Silver", None]
+    assert [t.name for t in rules.tags] == ["lapsed", "regular", "big spender"]
+    assert [t.discount_percent for t in rules.tiers] == [100, 95, 90]
+    assert rules.default_tier_by_channel == {"pos": "Basic", "online": "Basic"}
+
+
+def test_problems_in_separate_tables_are_all_reported_in_one_pass():
+    text = example_with('timezone = "Asia/Shanghai"', 'timezone = "Mars/Olympus"')
+    text = text.replace('type = "review"', 'type = "sign_in"', 1)
+    text = text.replace('rounding = "floor"', 'rounding = "round"', 1)
+    text = text.replace('coupons = ["RECHARGE20"]', 'coupons = ["NOPE"]', 1)
+    assert problems(text) == [
+        'points.rounding: expected "floor", "half_up" or "carry", got "round"',
+        'timezone: expected an IANA timezone name such as "Asia/Shanghai", got "Mars/Olympus"',
+        'events[1].type: expected a unique, non-empty event type, got "sign_in"',
+        'recharge_bonuses[0].coupons[0]: expected the name of one of the coupons ("WELCOME10", "RECHARGE20", '
+        '"GOLD-WINE" or "BIRTHDAY-CAKE"), got "NOPE"',
+    ]
+
+
+def test_a_wrong_key_holds_back_only_the_checks_of_its_own_table():
+    # the window is wrong, so whether this tier may have a validity waits for it to be fixed
+    assert problems(example_with('window = "3 months"\nthreshold = 1000000', 'window = 3\nthreshold = 1000000')) == [
+        'tiers[2].window: expected "lifetime", "N months" or "N days", got 3']
+
+
+def test_a_missing_required_key_still_lets_the_other_tables_be_checked():
+    text = example_with('name = "recharge 100, get 10"\n', "")
+    text = text.replace('upgrade_to = "Silver"', 'upgrade_to = "Platinum"')
+    assert problems(text) == [
+        "recharge_bonuses[1].name: missing; expected a string",
+        'recharge_bonuses[0].upgrade_to: expected the name of a tier ("Basic", "Silver" or "Gold"), got "Platinum"',
+    ]
+
+
+TIERED = """[redemption.cash]
+mode = "tiered"
+max_share_percent = 100
+[[redemption.cash.steps]]
+points = 1000
+value_minor = 1000
+[[redemption.cash.steps]]
+points = 5000
+value_minor = 6000
+"""
+RATIO = """[redemption.cash]                   # points as cash at the till
+mode = "ratio"                      # ratio | tiered
+points_per_unit = 100               # ratio: 100 points buy one unit...
+unit_minor = 100                    # ...worth 1.00
+max_share_percent = 50              # at most half of the order
+"""
+
+
+def test_tiered_points_as_cash_loads_with_ascending_steps():
+    rules = load_rules(example_with(RATIO, TIERED))
+    assert [(s.points, s.value_minor) for s in rules.redemption.cash.steps] == [(1000, 1000), (5000, 6000)]
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    # points as cash
+    (RATIO, TIERED.replace("points = 5000", "points = 900"),
+     ["redemption.cash.steps[1]: steps go from fewest points to most, each worth more; expected more than "
+      "1000 points and 1000 minor, got 900 and 6000"]),
+    (RATIO, '[redemption.cash]\nmode = "tiered"\npoints_per_unit = 100\n',
+     ['redemption.cash.points_per_unit: not used with mode "tiered"; remove it',
+      'redemption.cash.steps: missing; expected at least one step with mode "tiered"']),
+    ("unit_minor = 100                    # ...worth 1.00", "",
+     ['redemption.cash.unit_minor: missing; expected an integer with mode "ratio"']),
+    ("max_share_percent = 50", "max_share_percent = 0",
+     ["redemption.cash.max_share_percent: expected an integer from 1 to 100, got 0"]),
+    ("days_of_month = []", "days_of_month = [32]",
+     ["redemption.days_of_month[0]: expected an integer from 1 to 31, got 32"]),
+    ('weekdays = []                       # "mon"', 'weekdays = ["monday"] #',
+     ['redemption.weekdays[0]: expected "mon", "tue", "wed", "thu", "fri", "sat" or "sun", got "monday"']),
+    ("fixed_amounts = []", "fixed_amounts = [10000, 20000, 10000]",
+     ["stored_value.fixed_amounts[2]: 10000 is listed twice"]),
+    # recharge bonuses
+    ('tiers = []                          # tiers that may use it', 'tiers = ["Platinum"] #',
+     ['recharge_bonuses[0].tiers[0]: expected the name of one of the tiers ("Basic", "Silver" or "Gold"), '
+      'got "Platinum"']),
+    ('from = "2026-12-01"\nto = "2027-02-28"', 'from = "2027-03-01"\nto = "2027-02-28"',
+     ["recharge_bonuses[0].to: expected a date on or after from (2027-03-01), got 2027-02-28"]),
+    ('name = "recharge 100, get 10"', 'name = "recharge 500, get 80"',
+     ['recharge_bonuses[1].name: expected a unique, non-empty name, got "recharge 500, get 80"']),
+    ("min_amount_minor = 10000", "min_amount_minor = 0",
+     ["recharge_bonuses[1].min_amount_minor: expected an integer from 1 to 1,000,000,000,000,000, got 0"]),
+    # coupons
+    ("valid_after_days = 1                # relative", 'valid_from = "2026-12-01" #',
+     ["coupons[0]: a validity is fixed (valid_from, valid_to) or relative (valid_after_days, valid_days), "
+      "not both; remove one"]),
+    ('valid_to = "2027-03-31"', 'valid_to = "2026-11-30"',
+     ["coupons[2].valid_to: expected a date on or after valid_from (2026-12-01), got 2026-11-30"]),
+    ('valid_to = "2027-03-31"', "",
+     ["coupons[2].valid_to: missing; expected a date with a fixed validity"]),
+    ("valid_days = 14", "",
+     ["coupons[3]: missing validity; expected valid_from and valid_to, or valid_days (and valid_after_days)"]),
+    ("value_minor = 1000                  # voucher", "percent = 90 #",
+     ['coupons[0].value_minor: missing; expected it with kind "voucher"',
+      'coupons[0].percent: not used with kind "voucher"; remove it']),
+    ("percent = 80", "percent = 100",
+     ["coupons[2].percent: expected an integer from 1 to 99, got 100"]),
+    ('gift_sku = "CAKE-01"', 'gift_sku = ""',
+     ['coupons[3].gift_sku: missing; expected it with kind "gift"']),
+    ('id = "RECHARGE20"', 'id = "WELCOME10"',
+     ['coupons[1].id: expected a unique, non-empty id, got "WELCOME10"',
+      'recharge_bonuses[0].coupons[0]: expected the name of one of the coupons ("WELCOME10", "WELCOME10", '
+      '"GOLD-WINE" or "BIRTHDAY-CAKE"), got "RECHARGE20"']),
+    ("inventory = 1000000 ", "inventory = 10000000000 ",
+     ["coupons[0].inventory: expected an integer from 0 to 9,999,999,999, got 10000000000"]),
+    ('issue_on = "upgrade"\ntiers = ["Gold"]', 'issue_on = "upgrade"\ntiers = ["Diamond"]',
+     ['coupons[2].tiers[0]: expected the name of one of the tiers ("Basic", "Silver" or "Gold"), got "Diamond"']),
+    ('issue_on = "upgrade"\ntiers = ["Gold"]', 'issue_on = "upgrade"',
+     ['coupons[2].tiers: missing; expected the tiers whose upgrade issues it, with issue_on = "upgrade"']),
+    ('issue_on = "enroll"', 'issue_on = "enroll"\ntiers = ["Gold"]',
+     ['coupons[0].tiers: used only with issue_on = "upgrade"; remove it']),
+    ('issue_on = "enroll"', 'issue_on = "birthday"',
+     ['coupons[0].issue_on: expected "api", "enroll" or "upgrade", got "birthday"']),
+    # tier benefits, tags, notices
+    ("discount_percent = 95", "discount_percent = 0",
+     ["tiers[1].discount_percent: expected an integer from 1 to 100, got 0"]),
+    ('discount_excludes = { category = ["infant_formula"] }', 'discount_excludes = { brand = ["x"] }',
+     ["tiers[1].discount_excludes.brand: unknown key; expected one of sku, category, name_contains, product_id"]),
+    ("recency_days = 90", "recency_days = 90\nwindow = \"3 months\"",
+     ["tags[0].window: not used with recency_days; remove it"]),
+    ('purchases = 4                       # at least 4 paid purchases...\nwindow = "3 months"',
+     "purchases = 4",
+     ['tags[1].window: missing; expected "lifetime", "N months" or "N days" with purchases']),
+    ("spend_minor = 500000", "spend_minor = 500000\npurchases = 3",
+     ['tags[2]: expected exactly one of recency_days, purchases or spend_minor, got "purchases" or "spend_minor"']),
+    ('name = "big spender"', 'name = "lapsed"',
+     ['tags[2].name: expected a unique, non-empty name, got "lapsed"']),
+    ("retention_days = 7", "retention_days = 0",
+     ["notify.retention_days: expected an integer from 1 to 1,000,000,000,000,000, got 0"]),
+    ("expiring_days = 30", "expiring_days = 30\nbirthday = 3",
+     ["notify.birthday: unknown key; expected one of expiring_days, birthday_days_before, retention_days"]),
+])
+def test_spending_problems_name_the_key(old, new, expected):
+    assert problems(example_with(old, new)) == expected
+
+
+def test_a_rules_file_that_cannot_be_read_says_why_and_leaves_the_path_to_its_caller(tmp_path):
+    with pytest.raises(RulesError) as raised:
+        load_rules_file(tmp_path / "absent.toml")
+    assert raised.value.problems == ["cannot read the rules file (No such file or directory)"]

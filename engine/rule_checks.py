@@ -1,0 +1,180 @@
+"""What a rules document's types cannot say about earning and tiers: checks across keys."""
+
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from engine.messages import either, shown
+from engine.periods import parse_validity, parse_window
+from engine.rules import LineMatch, Rules
+
+__all__ = ["cross_field_problems", "match_is_empty"]
+
+
+def cross_field_problems(rules: Rules) -> list[str]:
+    problems: list[str] = []
+    for check in (_timezone, _tiers, _tier_links, _points, _growth, _products, _multipliers,
+                  _events, _channels):
+        problems.extend(check(rules))
+    return problems
+
+
+def _timezone(rules: Rules) -> list[str]:
+    try:
+        ZoneInfo(rules.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return [f'timezone: expected an IANA timezone name such as "Asia/Shanghai", '
+                f"got {shown(rules.timezone)}"]
+    return []
+
+
+def _tiers(rules: Rules) -> list[str]:
+    if not rules.tiers:
+        return ["tiers: expected at least one tier (the first is the lowest and the default)"]
+    problems = []
+    lowest = rules.tiers[0]
+    if lowest.metric is not None or lowest.threshold is not None:
+        problems.append("tiers[0]: the first tier is the lowest and the default; "
+                        "it takes no metric or threshold")
+    seen: set[str] = set()
+    for index, tier in enumerate(rules.tiers):
+        path = f"tiers[{index}]"
+        if tier.name in seen:
+            problems.append(f"{path}.name: {shown(tier.name)} is used by an earlier tier")
+        seen.add(tier.name)
+        problems.extend(_tier_periods(tier, path, index))
+    return problems + _ascending(rules)
+
+
+def _tier_periods(tier: Any, path: str, index: int) -> list[str]:
+    problems = []
+    window, validity = parse_window(tier.window), parse_validity(tier.validity)  # wording checked already
+    if index > 0 and (tier.metric is None or tier.threshold is None):
+        problems.append(f"{path}: a tier above the lowest needs a metric and a threshold")
+    cumulative = tier.metric not in (None, "single_purchase")
+    if window and validity and window.endless and cumulative and not validity.endless:
+        problems.append(f'{path}.validity: a tier reached on a lifetime metric is permanent; '
+                        f'expected "permanent", got {shown(tier.validity)}')
+    if tier.extension is not None and validity is not None and validity.endless:
+        problems.append(f"{path}.extension: a permanent tier cannot be extended; "
+                        f"give it a validity or remove the extension")
+    return problems
+
+
+def _ascending(rules: Rules) -> list[str]:
+    """Tiers judged on the same metric and window must ask more the higher they are."""
+    problems = []
+    last: dict[tuple[str, str], tuple[int, str]] = {}
+    for index, tier in enumerate(rules.tiers[1:], start=1):
+        if tier.metric is None or tier.threshold is None:
+            continue
+        key = (tier.metric, tier.window)
+        if key in last and tier.threshold <= last[key][0]:
+            lower, name = last[key]
+            problems.append(f"tiers[{index}].threshold: tiers go from lowest to highest, so it "
+                            f"must be above {lower} (tier {shown(name)}), got {tier.threshold}")
+        last[key] = (tier.threshold, tier.name)
+    return problems
+
+
+def _tier_links(rules: Rules) -> list[str]:
+    problems = []
+    names = [t.name for t in rules.tiers]
+    skus: set[str] = set()
+    for index, tier in enumerate(rules.tiers):
+        path = f"tiers[{index}]"
+        target = tier.downgrade_to
+        if target is not None and (target not in names or names.index(target) >= index):
+            problems.append(f"{path}.downgrade_to: expected the name of a lower tier "
+                            f"({either(tuple(names[:index])) if index else 'none'}), got {shown(target)}")
+        sku = tier.paid_upgrade_sku
+        if sku is not None and (index == 0 or not sku or sku in skus):
+            problems.append(f"{path}.paid_upgrade_sku: expected a sku unique to a tier above the "
+                            f"lowest, got {shown(sku)}")
+        skus.add(sku or "")
+    return problems
+
+
+def _points(rules: Rules) -> list[str]:
+    expiry = rules.points.expiry
+    wanted = {"jan1_after_years": "years", "rolling_days": "days"}.get(expiry.policy)
+    problems = []
+    for key in ("years", "days"):
+        given = getattr(expiry, key) is not None
+        if key == wanted and not given:
+            problems.append(f"points.expiry.{key}: missing; expected an integer with "
+                            f"policy {shown(expiry.policy)}")
+        if key != wanted and given:
+            problems.append(f"points.expiry.{key}: not used with policy {shown(expiry.policy)}; "
+                            f"remove it")
+    return problems
+
+
+def _growth(rules: Rules) -> list[str]:
+    growth = rules.growth
+    spend_keys = growth.unit_minor is not None, growth.per_unit is not None
+    if growth.source == "spend" and not all(spend_keys):
+        return ['growth: with source = "spend", expected unit_minor and per_unit']
+    if growth.source == "points" and any(spend_keys):
+        return ['growth: unit_minor and per_unit are used only with source = "spend"']
+    return []
+
+
+_MODE_KEYS = {"fixed": ("points",), "per_amount": ("unit_minor", "per_unit"), "percent": ("percent",)}
+
+
+def _products(rules: Rules) -> list[str]:
+    problems = []
+    for index, rule in enumerate(rules.product_rules):
+        path = f"product_rules[{index}]"
+        wanted = _MODE_KEYS[rule.mode]
+        for key in ("points", "unit_minor", "per_unit", "percent"):
+            given = getattr(rule, key) is not None
+            if key in wanted and not given:
+                problems.append(f"{path}.{key}: missing; expected a number with mode {shown(rule.mode)}")
+            if key not in wanted and given:
+                problems.append(f"{path}.{key}: not used with mode {shown(rule.mode)}; remove it")
+        if match_is_empty(rule.match):
+            problems.append(f"{path}.match: expected at least one of sku, category, "
+                            f"name_contains or product_id")
+    return problems
+
+
+def match_is_empty(match: LineMatch) -> bool:
+    return not (match.sku or match.category or match.name_contains or match.product_id)
+
+
+def _multipliers(rules: Rules) -> list[str]:
+    problems = []
+    names = tuple(t.name for t in rules.tiers)
+    for index, multiplier in enumerate(rules.multipliers):
+        path = f"multipliers[{index}].when"
+        when = multiplier.when
+        conditions = (when.tiers, when.birthday, when.dates, when.weekdays, when.from_, when.to)
+        if all(c is None for c in conditions):
+            problems.append(f"{path}: expected at least one of tiers, birthday, dates, weekdays, "
+                            f"from / to")
+        for tier in when.tiers or ():
+            if tier not in names:
+                problems.append(f"{path}.tiers: expected names of tiers ({either(names)}), "
+                                f"got {shown(tier)}")
+        if when.from_ and when.to and when.from_ > when.to:
+            problems.append(f"{path}.to: expected a date on or after from ({when.from_}), got {when.to}")
+    return problems
+
+
+def _events(rules: Rules) -> list[str]:
+    problems = []
+    seen: set[str] = set()
+    for index, event in enumerate(rules.events):
+        if not event.type or event.type in seen:
+            problems.append(f"events[{index}].type: expected a unique, non-empty event type, "
+                            f"got {shown(event.type)}")
+        seen.add(event.type)
+    return problems
+
+
+def _channels(rules: Rules) -> list[str]:
+    names = tuple(t.name for t in rules.tiers)
+    return [f"default_tier_by_channel.{channel}: expected the name of a tier ({either(names)}), "
+            f"got {shown(tier)}"
+            for channel, tier in rules.default_tier_by_channel.items() if tier not in names]
