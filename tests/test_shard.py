@@ -103,6 +103,7 @@ def test_publishing_changed_tiers_keeps_members_by_tier_name_then_reevaluates(tm
     shard.apply([buy("t1", "m1", DAY, line(1_000_000))])  # 10,000 points of growth: Silver
     assert shard.member("m1").tier == "Silver"
     renamed = rules.replace("version = 1", "version = 2").replace('name = "Basic"', 'name = "Member"')
+    renamed = renamed.replace('pos = "Basic", online = "Basic"', 'pos = "Member", online = "Member"')
     renamed = renamed.replace("threshold = 10000\n", "threshold = 20000\n")
     assert shard.publish(renamed) == 1
     assert shard.member("m1").tier == "Silver"

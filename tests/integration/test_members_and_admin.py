@@ -88,7 +88,7 @@ def test_the_ledger_pages_and_explains_every_balance(client, monkeypatch):
 
 
 def test_publishing_bad_rules_names_every_problem_and_keeps_the_version_in_force(client):
-    bad = RULES.replace("version = 1", "version = 2").replace('window = "3 months"', 'window = "3 weeks"')
+    bad = RULES.replace("version = 1", "version = 2").replace('window = "3 months"', 'window = "3 weeks"', 1)
     with pytest.raises(grpc.RpcError) as raised:
         client.publish_rules(bad)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
