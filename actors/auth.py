@@ -24,6 +24,7 @@ METHOD_ROLES: dict[str, frozenset[str]] = {
     "/patron.v1.Members/Enroll": _INGEST,
     "/patron.v1.Members/EnrollBatch": _INGEST,
     "/patron.v1.Members/SetStatus": _ADMIN,
+    "/patron.v1.Members/SetTags": _ADMIN,
     "/patron.v1.Members/Adjust": _ADMIN,
     "/patron.v1.Admin/GetRules": _REPORTS,
     "/patron.v1.Admin/GetStatus": _REPORTS,

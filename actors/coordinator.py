@@ -145,6 +145,14 @@ class Coordinator:
             self.publishing = False
         return published, bool(busy)
 
+    def tag_counts(self, statuses: list[ShardStatus]) -> dict[str, int]:
+        """Members per tag over every shard."""
+        totals: dict[str, int] = {}
+        for status in statuses:
+            for tag, count in status.tags.items():
+                totals[tag] = totals.get(tag, 0) + count
+        return totals
+
     def recalculation(self, statuses: list[ShardStatus]) -> tuple[int, int]:
         """(members done, members in all) of the last re-evaluation; a shard that finished
         its part counts as done."""
@@ -260,6 +268,9 @@ class Coordinator:
                 metrics.lmdb_bytes.labels(str(shard)).set(answer.disk_bytes)
         metrics.rules_version.set(self.rules.version)
         if up:
+            metrics.members_tagged.clear()
+            for tag, count in self.tag_counts(answers).items():
+                metrics.members_tagged.labels(tag).set(count)
             done, total = self.recalculation(answers)
             metrics.recalculation_done.set(done)
             metrics.recalculation_total.set(total)

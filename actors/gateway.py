@@ -292,6 +292,11 @@ class MembersService:
                                                    request.reason))
 
     @answers_errors
+    async def SetTags(self, request: pb.SetTagsRequest, context: grpc.aio.ServicerContext) -> pb.Member:
+        return member_message(await self._on_shard(request.member_id, "set_tags", request.member_id,
+                                                   list(request.add), list(request.remove), request.reason))
+
+    @answers_errors
     async def Adjust(self, request: pb.AdjustRequest, context: grpc.aio.ServicerContext) -> pb.AdjustResponse:
         if not request.request_id:
             raise InvalidRequestError("request_id: required; it makes a resent adjustment harmless")
@@ -355,6 +360,7 @@ class AdminService:
         answer.recalculation.version = coordinator.rules.version
         answer.recalculation.members_done = done
         answer.recalculation.members_total = total
+        answer.members_per_tag.update(coordinator.tag_counts(statuses))
         return answer
 
 

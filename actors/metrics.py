@@ -50,6 +50,8 @@ class Metrics:
         self.shard_up = Gauge("patron_shard_up", "1 when the shard answers, 0 when it is down or restarting.",
                               ["shard"], registry=registry)
         self.members = Gauge("patron_members", "Members per shard.", ["shard"], registry=registry)
+        self.members_tagged = Gauge("patron_members_tagged", "Members with a tag, computed or manual.", ["tag"],
+                                    registry=registry)
         self.lmdb_bytes = Gauge("patron_lmdb_bytes", "Bytes of LMDB pages in use per shard.", ["shard"],
                                 registry=registry)
         self.rules_version = Gauge("patron_rules_version", "The rules version in force.", registry=registry)

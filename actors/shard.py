@@ -32,6 +32,7 @@ from engine.publishing import (
 )
 from engine.scoring import score_transaction
 from engine.summary import MemberSummary, summarise
+from engine.tagging import set_manual_tags
 from engine.transactions import Transaction, TxnResult
 from engine.types import ADJUSTMENT, NEVER, Day
 from engine.validation import load_rules
@@ -70,6 +71,8 @@ class ShardStatus(msgspec.Struct):
     job_done: int = 0
     job_total: int = 0
     member_bytes: int = 0
+    tags: dict[str, int] = {}
+    """Members per tag."""
 
 
 class Job(msgspec.Struct):
@@ -179,6 +182,11 @@ class Shard:
 
     def set_status(self, member_id: str, action: str, reason: str) -> MemberSummary:
         member = self._write(lambda: set_status(self.book, member_id, action, reason, self.book.today), [member_id])
+        return summarise(self.book.programme, member)
+
+    def set_tags(self, member_id: str, add: list[str], remove: list[str], reason: str) -> MemberSummary:
+        member = self._write(lambda: set_manual_tags(self.book, member_id, add, remove, reason, self.book.today),
+                             [member_id])
         return summarise(self.book.programme, member)
 
     def set_tier(self, member_id: str, tier: str, reason: str) -> MemberSummary:
@@ -319,7 +327,8 @@ class Shard:
         return ShardStatus(self.config.shard, True, len(self.book.members), self.accepted,
                            iso(self.book.today) if self.book.today else "", self.book.programme.version,
                            self.store.disk_bytes(), job.kind if job else "", job.done if job else 0,
-                           len(job.members) if job else 0, self.store.bytes_of("members"))
+                           len(job.members) if job else 0, self.store.bytes_of("members"),
+                           dict(self.book.tag_counts))
 
     def close(self) -> None:
         self.store.close()

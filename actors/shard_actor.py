@@ -104,6 +104,9 @@ class ShardActor:
     def set_status(self, member_id: str, action: str, reason: str) -> MemberSummary:
         return self.shard.set_status(member_id, action, reason)
 
+    def set_tags(self, member_id: str, add: list[str], remove: list[str], reason: str) -> MemberSummary:
+        return self.shard.set_tags(member_id, add, remove, reason)
+
     def set_tier(self, member_id: str, tier: str, reason: str) -> MemberSummary:
         return self.shard.set_tier(member_id, tier, reason)
 

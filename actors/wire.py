@@ -42,7 +42,7 @@ def member_message(summary: MemberSummary) -> pb.Member:
         status=summary.status, abnormal=summary.abnormal, tier_valid_until=summary.tier_valid_until,
         pending_points=summary.pending, stored_value_minor=summary.stored_value, birthday=summary.birthday,
         enrolled_on=summary.enrolled_on, source=summary.source, content=summary.content,
-        campaign=summary.campaign, channel=summary.channel)
+        campaign=summary.campaign, channel=summary.channel, tags=summary.tags)
     for name, value in summary.attributes.items():
         if isinstance(value, str):
             message.attributes[name].text = value

@@ -13,7 +13,7 @@ from google.protobuf.json_format import MessageToDict
 
 from client import PatronClient
 
-__all__ = ["checkpoint", "member_show", "midnight", "publish", "send", "status"]
+__all__ = ["checkpoint", "member_show", "member_tag", "midnight", "publish", "send", "status"]
 
 DEFAULT_ADDRESS = os.environ.get("PATRON_ADDRESS", "127.0.0.1:50051")
 
@@ -91,6 +91,15 @@ def member_show(args: argparse.Namespace) -> int:
             if args.ledger:
                 for entry in client.ledger(args.member_id):
                     print(json.dumps(MessageToDict(entry, preserving_proto_field_name=True), ensure_ascii=False))
+        except grpc.RpcError as error:
+            return _failed(error)
+    return 0
+
+
+def member_tag(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        try:
+            _show(client.set_tags(args.member_id, args.add, args.remove, args.reason))
         except grpc.RpcError as error:
             return _failed(error)
     return 0

@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("member_id")
     show.add_argument("--ledger", action="store_true")
     show.set_defaults(run=admin.member_show)
+    tag = _remote(member.add_parser("tag", help="add or remove an operator's tags (kept apart from computed ones)"))
+    tag.add_argument("member_id")
+    tag.add_argument("--add", action="append", default=[], metavar="TAG")
+    tag.add_argument("--remove", action="append", default=[], metavar="TAG")
+    tag.add_argument("--reason", required=True, help="why: kept in the member's ledger")
+    tag.set_defaults(run=admin.member_tag)
 
     send = _remote(commands.add_parser("send", help="stream transactions to a running patron"))
     source = send.add_mutually_exclusive_group(required=True)

@@ -184,6 +184,11 @@ class PatronClient:
         request = pb.SetStatusRequest(member_id=member_id, action=_ACTIONS.get(action, 0), reason=reason)
         return self._call(self.members.SetStatus, request)
 
+    def set_tags(self, member_id: str, add: Sequence[str] = (), remove: Sequence[str] = (), reason: str = ""
+                 ) -> pb.Member:
+        request = pb.SetTagsRequest(member_id=member_id, add=list(add), remove=list(remove), reason=reason)
+        return self._call(self.members.SetTags, request)
+
     def adjust(self, member_id: str, points: int, reason: str, request_id: str | None = None) -> pb.AdjustResponse:
         request = pb.AdjustRequest(member_id=member_id, request_id=request_id or uuid.uuid4().hex, points=points,
                                    reason=reason)

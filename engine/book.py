@@ -42,6 +42,11 @@ class Book:
         """Members changed since the last midnight run: the next run visits them."""
         self.wakeups: dict[Day, set[MemberId]] = {}
         """Members the run of a later date must visit (an expiry, a release, a validity end)."""
+        self.tag_counts: dict[str, int] = {}
+        """Members per tag, computed and manual alike; kept up to date as tags change."""
+        for member in self.members.values():
+            if member.tags or member.manual_tags:
+                self.count_tags([], member.tags + member.manual_tags)
 
     def write(self, member: Member, day: Day, cause: str, ref: str, kind: str, *, points: int = 0,
               pending: int = 0, growth: int = 0, stored_value: int = 0, tier_from: int = -1,
@@ -52,6 +57,16 @@ class Book:
             member.member_id, member.ledger_seq, day, cause, ref, self.programme.version, kind,
             points, pending, growth, stored_value, tier_from, tier_to, status, unrecovered, note))
         self.dirty[member.member_id] = member
+
+    def count_tags(self, old: list[str], new: list[str]) -> None:
+        """Move one member's place in the members-per-tag counts from its old tags to its new."""
+        counts = self.tag_counts
+        for tag in set(old) - set(new):
+            counts[tag] -= 1
+            if not counts[tag]:
+                del counts[tag]
+        for tag in set(new) - set(old):
+            counts[tag] = counts.get(tag, 0) + 1
 
     def wake_on(self, day: Day, member_id: MemberId) -> None:
         self.wakeups.setdefault(day, set()).add(member_id)

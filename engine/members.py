@@ -91,3 +91,12 @@ class Member(Struct, array_like=True, gc=False):
     """Changed by a transaction since its last midnight run (batch tiers are judged then)."""
     midnight_done: Day = 0
     """The last date whose midnight run has been applied to this member: makes runs idempotent."""
+    last_purchase: Day = 0
+    purchases: int = 0
+    """Paid purchases ever, for tags that count them over a lifetime."""
+    tags: list[str] = []
+    """Computed tags, sorted: changed only by the midnight run."""
+    manual_tags: list[str] = []
+    """Tags an operator set, sorted; kept apart from the computed ones."""
+    tag_check: Day = 0
+    """The next run date on which a computed tag could change by itself; 0 when none."""

@@ -10,6 +10,7 @@ from engine.book import Book
 from engine.calendar import iso
 from engine.members import Member
 from engine.periods import valid_through
+from engine.tagging import retag
 from engine.tiers import TierLadder, enter_tier, reset_since
 from engine.types import Day
 
@@ -61,6 +62,7 @@ def is_due(book: Book, member: Member, run: Day, everyone: bool = False) -> bool
         or (member.tier_until and member.tier_until < run)
         or (member.lots and member.lots[0].expires <= run)
         or any(0 < h.release <= run or h.expires <= run for h in member.held)
+        or 0 < member.tag_check <= run
     )
 
 
@@ -108,6 +110,8 @@ def next_due(member: Member) -> Day:
         days += [h.release for h in member.held if h.release] + [h.expires for h in member.held]
     if member.tier_until:
         days.append(member.tier_until + 1)
+    if member.tag_check:
+        days.append(member.tag_check)
     return min(days) if days else 0
 
 
@@ -131,6 +135,8 @@ def run_member_midnight(book: Book, member: Member, night: Night) -> list[Anomal
     if night.periodic:
         _periodic(book, member, run, ref)
     rows = _anomaly_rows(book, member, run) if member.flag_days else []
+    if book.programme.tags.rules or member.tags:
+        retag(book, member, run, ref)
     member.touched = False
     member.midnight_done = run
     book.dirty[member.member_id] = member

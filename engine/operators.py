@@ -10,6 +10,7 @@ from engine.balance import add_points
 from engine.book import Book
 from engine.errors import InvalidRequestError, UnknownMemberError
 from engine.members import Member, Profile
+from engine.tagging import watch_new
 from engine.tiers import enter_tier
 from engine.types import Day
 
@@ -46,6 +47,7 @@ def enroll(book: Book, request: Enrollment, day: Day) -> tuple[Member, bool]:
         member = Member(request.member_id, enrolled=day, tier=book.programme.default_tier(request.channel))
         member.tier_since = day
         book.members[member.member_id] = member
+        watch_new(book, member, day)
     member.profile = _merged(member.profile, request, birthday)
     book.dirty[member.member_id] = member
     return member, created

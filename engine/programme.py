@@ -7,6 +7,7 @@ from engine.expiry import ExpiryPolicy
 from engine.multipliers import MultiplierTable
 from engine.rounding import exact, rounder
 from engine.rules import Rules
+from engine.tags import TagRules
 from engine.tiers import TierLadder
 
 __all__ = ["Programme"]
@@ -32,6 +33,8 @@ class Programme:
         self.max_lateness = rules.max_lateness_days
         self.anomaly = AnomalyRule(rules.anomaly, keep_days=self.max_lateness + 1)
         self.ladder = TierLadder(rules)
+        self.tags = TagRules(rules.tags)
+        self.ladder.also_keep(self.tags.window_metrics, self.tags.keep_days)
         self.allow_negative = rules.allow_negative_points
         self.enrolls_unknown = rules.unknown_member == "enroll"
         self.default_tiers = {c: self.ladder.names.index(t) for c, t in rules.default_tier_by_channel.items()}

@@ -1,4 +1,4 @@
-"""Publishing new rules: what changes for members when the tier rules change (SPEC §10)."""
+"""Publishing new rules: what changes for members when the tier or tag rules change (SPEC §10)."""
 
 from collections.abc import Iterable
 
@@ -20,7 +20,8 @@ __all__ = [
 
 
 def tiers_changed(old: Rules, new: Rules) -> bool:
-    return old.tiers != new.tiers or old.tier_policy != new.tier_policy
+    """Whether members must be visited again: tiers to re-judge, or tags to re-compute."""
+    return old.tiers != new.tiers or old.tier_policy != new.tier_policy or old.tags != new.tags
 
 
 def activates_tiers(old: Rules, new: Rules) -> bool:
@@ -65,7 +66,12 @@ def rebuild_windows(book: Book, records: Iterable[TxnRecord]) -> None:
 
 
 def reevaluate(book: Book, member: Member, version: int) -> None:
-    """Match the member from the highest tier down under the new rules, as of the business day."""
+    """Match the member from the highest tier down under the new rules, as of the business day;
+    its tags are computed again at the next midnight run."""
+    if book.programme.tags.rules or member.tags:
+        member.tag_check = book.today + 1
+        book.wake_on(book.today + 1, member.member_id)
+        book.dirty[member.member_id] = member
     target = book.programme.ladder.best_match(member, book.today)
     if target != member.tier:
         enter_tier(book, member, target, book.today, "rules", f"v{version}", note="rules published")

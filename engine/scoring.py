@@ -9,6 +9,7 @@ from engine.earning import value_purchase
 from engine.events import count_event, is_capped
 from engine.members import Member
 from engine.refunds import refund_amount, refund_problem, score_refund
+from engine.tagging import note_purchase
 from engine.tiers import enter_tier, tier_after_transaction
 from engine.transactions import Transaction, TxnRecord, TxnResult
 from engine.types import ADJUSTMENT, EVENT, KINDS, PURCHASE, RECHARGE, REFUND, STATUSES, Day
@@ -123,6 +124,8 @@ def score_purchase(book: Book, member: Member, txn: Transaction, day: Day) -> Tx
     growth = programme.growth_for_points(points) if programme.growth_from_points else value.growth_from_spend
     give(book, member, day, txn.txn_id, "earn", points, growth, held)
     count_spend(book, member, day, value.eligible, txn.txn_id)
+    if programme.tags.rules:
+        note_purchase(book, member, day)
     _paid_upgrade(book, member, txn, day)
     tier_after_transaction(book, member, day, txn.txn_id)
     return TxnRecord(member.member_id, PURCHASE, day, points, growth, reason, programme.version,

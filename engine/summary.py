@@ -29,6 +29,8 @@ class MemberSummary(Struct, omit_defaults=True):
     campaign: str = ""
     channel: str = ""
     attributes: dict[str, str | int | float] = {}
+    tags: list[str] = []
+    """Computed and manual tags together, sorted."""
 
 
 def summarise(programme: Programme, member: Member) -> MemberSummary:
@@ -39,4 +41,4 @@ def summarise(programme: Programme, member: Member) -> MemberSummary:
     return MemberSummary(member.member_id, tier, member.points, member.growth, member.abnormal,
                          member.status, member.pending, member.stored_value, until, iso(member.enrolled),
                          profile.birthday, profile.source, profile.content, profile.campaign, profile.channel,
-                         profile.attributes)
+                         profile.attributes, sorted(set(member.tags) | set(member.manual_tags)))

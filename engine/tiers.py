@@ -66,6 +66,11 @@ class TierLadder:
         self.keep_days = max([longest_days(t.window) for t in upper if not t.window.endless], default=0)
         self.paid_skus = {t.paid_upgrade_sku: i for i, t in enumerate(rules.tiers) if t.paid_upgrade_sku}
 
+    def also_keep(self, metrics: frozenset[str], days: int) -> None:
+        """Per-day sums that other windowed conditions (tags) read, kept with the tiers' own."""
+        self.window_metrics |= metrics
+        self.keep_days = max(self.keep_days, days)
+
     # -- the sums behind conditions --------------------------------------------------
 
     def record(self, member: Member, metric: str, day: Day, amount: int) -> None:

@@ -160,7 +160,7 @@ class AttributeValue(_message.Message):
     def __init__(self, text: _Optional[str] = ..., number: _Optional[float] = ..., date: _Optional[str] = ...) -> None: ...
 
 class Member(_message.Message):
-    __slots__ = ("member_id", "tier", "points", "growth", "status", "abnormal", "tier_valid_until", "pending_points", "stored_value_minor", "birthday", "enrolled_on", "source", "content", "campaign", "channel", "attributes")
+    __slots__ = ("member_id", "tier", "points", "growth", "status", "abnormal", "tier_valid_until", "pending_points", "stored_value_minor", "birthday", "enrolled_on", "source", "content", "campaign", "channel", "attributes", "tags")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -184,6 +184,7 @@ class Member(_message.Message):
     CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
     member_id: str
     tier: str
     points: int
@@ -200,7 +201,8 @@ class Member(_message.Message):
     campaign: str
     channel: str
     attributes: _containers.MessageMap[str, AttributeValue]
-    def __init__(self, member_id: _Optional[str] = ..., tier: _Optional[str] = ..., points: _Optional[int] = ..., growth: _Optional[int] = ..., status: _Optional[str] = ..., abnormal: _Optional[bool] = ..., tier_valid_until: _Optional[str] = ..., pending_points: _Optional[int] = ..., stored_value_minor: _Optional[int] = ..., birthday: _Optional[str] = ..., enrolled_on: _Optional[str] = ..., source: _Optional[str] = ..., content: _Optional[str] = ..., campaign: _Optional[str] = ..., channel: _Optional[str] = ..., attributes: _Optional[_Mapping[str, AttributeValue]] = ...) -> None: ...
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, member_id: _Optional[str] = ..., tier: _Optional[str] = ..., points: _Optional[int] = ..., growth: _Optional[int] = ..., status: _Optional[str] = ..., abnormal: _Optional[bool] = ..., tier_valid_until: _Optional[str] = ..., pending_points: _Optional[int] = ..., stored_value_minor: _Optional[int] = ..., birthday: _Optional[str] = ..., enrolled_on: _Optional[str] = ..., source: _Optional[str] = ..., content: _Optional[str] = ..., campaign: _Optional[str] = ..., channel: _Optional[str] = ..., attributes: _Optional[_Mapping[str, AttributeValue]] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListLedgerRequest(_message.Message):
     __slots__ = ("member_id", "after_seq", "limit")
@@ -304,6 +306,18 @@ class SetStatusRequest(_message.Message):
     action: StatusAction
     reason: str
     def __init__(self, member_id: _Optional[str] = ..., action: _Optional[_Union[StatusAction, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SetTagsRequest(_message.Message):
+    __slots__ = ("member_id", "add", "remove", "reason")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    ADD_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    add: _containers.RepeatedScalarFieldContainer[str]
+    remove: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    def __init__(self, member_id: _Optional[str] = ..., add: _Optional[_Iterable[str]] = ..., remove: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class AdjustRequest(_message.Message):
     __slots__ = ("member_id", "request_id", "points", "reason")
@@ -426,16 +440,25 @@ class Recalculation(_message.Message):
     def __init__(self, running: _Optional[bool] = ..., version: _Optional[int] = ..., members_done: _Optional[int] = ..., members_total: _Optional[int] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("rule_version", "shards", "recalculation", "virtual_shards")
+    __slots__ = ("rule_version", "shards", "recalculation", "virtual_shards", "members_per_tag")
+    class MembersPerTagEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     RULE_VERSION_FIELD_NUMBER: _ClassVar[int]
     SHARDS_FIELD_NUMBER: _ClassVar[int]
     RECALCULATION_FIELD_NUMBER: _ClassVar[int]
     VIRTUAL_SHARDS_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_PER_TAG_FIELD_NUMBER: _ClassVar[int]
     rule_version: int
     shards: _containers.RepeatedCompositeFieldContainer[ShardStatus]
     recalculation: Recalculation
     virtual_shards: int
-    def __init__(self, rule_version: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[ShardStatus, _Mapping]]] = ..., recalculation: _Optional[_Union[Recalculation, _Mapping]] = ..., virtual_shards: _Optional[int] = ...) -> None: ...
+    members_per_tag: _containers.ScalarMap[str, int]
+    def __init__(self, rule_version: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[ShardStatus, _Mapping]]] = ..., recalculation: _Optional[_Union[Recalculation, _Mapping]] = ..., virtual_shards: _Optional[int] = ..., members_per_tag: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class GetAnomalyReportRequest(_message.Message):
     __slots__ = ("date",)

@@ -175,6 +175,11 @@ class MembersStub:
                 request_serializer=proto_dot_patron__pb2.SetStatusRequest.SerializeToString,
                 response_deserializer=proto_dot_patron__pb2.Member.FromString,
                 _registered_method=True)
+        self.SetTags = channel.unary_unary(
+                '/patron.v1.Members/SetTags',
+                request_serializer=proto_dot_patron__pb2.SetTagsRequest.SerializeToString,
+                response_deserializer=proto_dot_patron__pb2.Member.FromString,
+                _registered_method=True)
         self.Adjust = channel.unary_unary(
                 '/patron.v1.Members/Adjust',
                 request_serializer=proto_dot_patron__pb2.AdjustRequest.SerializeToString,
@@ -215,6 +220,12 @@ class MembersServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetTags(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Adjust(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -247,6 +258,11 @@ def add_MembersServicer_to_server(servicer, server):
             'SetStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.SetStatus,
                     request_deserializer=proto_dot_patron__pb2.SetStatusRequest.FromString,
+                    response_serializer=proto_dot_patron__pb2.Member.SerializeToString,
+            ),
+            'SetTags': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTags,
+                    request_deserializer=proto_dot_patron__pb2.SetTagsRequest.FromString,
                     response_serializer=proto_dot_patron__pb2.Member.SerializeToString,
             ),
             'Adjust': grpc.unary_unary_rpc_method_handler(
@@ -389,6 +405,33 @@ class Members:
             target,
             '/patron.v1.Members/SetStatus',
             proto_dot_patron__pb2.SetStatusRequest.SerializeToString,
+            proto_dot_patron__pb2.Member.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetTags(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/patron.v1.Members/SetTags',
+            proto_dot_patron__pb2.SetTagsRequest.SerializeToString,
             proto_dot_patron__pb2.Member.FromString,
             options,
             channel_credentials,

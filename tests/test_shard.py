@@ -169,3 +169,19 @@ def test_activating_tiers_with_past_spend_counts_it(tmp_path):
     shard.publish(RULES.replace("version = 1", "version = 2"), count_past_spend=True)
     shard.reevaluate_step()
     assert shard.member("m1").tier == "Gold"
+
+
+def test_tags_and_their_counts_survive_a_restart(tmp_path):
+    shard = open_shard(tmp_path)
+    shard.apply([buy("t1", "m1", DAY, line(2900)), buy("t2", "m2", DAY, line(2900))])
+    for day in range(parse_day("2026-11-18"), parse_day("2027-02-17") + 1):  # 90 quiet days
+        shard.midnight_begin(day)
+        while not shard.midnight_step()[2]:
+            pass
+    assert shard.member("m1").tags == ["lapsed"]
+    assert shard.set_tags("m2", ["vip"], [], "store manager").tags == ["lapsed", "vip"]
+    assert shard.status().tags == {"lapsed": 2, "vip": 1}
+    shard.close()
+    again = open_shard(tmp_path)
+    assert again.status().tags == {"lapsed": 2, "vip": 1}
+    assert again.member("m2").tags == ["lapsed", "vip"]

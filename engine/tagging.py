@@ -1,0 +1,67 @@
+"""Changing members' tags: the midnight run's computed tags, and an operator's manual ones.
+
+Computed tags change only at midnight: the run for D judges them as of D - 1. A quiet member
+is visited only on the day one of its tags could change (`Member.tag_check`), so a night does
+not cost a visit to every member."""
+
+from engine.book import Book
+from engine.errors import InvalidRequestError, UnknownMemberError
+from engine.members import Member
+from engine.types import Day
+
+__all__ = ["MAX_TAG_LENGTH", "note_purchase", "retag", "set_manual_tags", "watch_new"]
+
+MAX_TAG_LENGTH = 64
+
+
+def note_purchase(book: Book, member: Member, day: Day) -> None:
+    """A paid purchase: recency starts again, and it counts for purchase-count tags."""
+    member.last_purchase = max(member.last_purchase, day)
+    member.purchases += 1
+    book.programme.ladder.record(member, "purchases", day, 1)
+
+
+def watch_new(book: Book, member: Member, day: Day) -> None:
+    """A member created outside a transaction is judged at the next midnight run."""
+    if book.programme.tags.rules:
+        member.tag_check = day + 1
+        book.wake_on(day + 1, member.member_id)
+
+
+def retag(book: Book, member: Member, run: Day, ref: str) -> None:
+    """The midnight run's tags, as of the day before; a change is a ledger entry."""
+    tags = book.programme.tags
+    as_of = run - 1
+    computed = tags.computed(member, as_of)
+    if computed != member.tags:
+        book.count_tags(member.tags + member.manual_tags, computed + member.manual_tags)
+        note = _change(member.tags, computed)
+        member.tags = computed
+        book.write(member, run, "midnight", ref, "tag", note=note)
+    member.tag_check = tags.next_check(member, as_of, computed)
+
+
+def set_manual_tags(book: Book, member_id: str, add: list[str], remove: list[str], reason: str,
+                    day: Day) -> Member:
+    """An operator's tags, kept apart from the computed ones. Asking for tags the member
+    already has (or lacks) changes nothing and writes nothing."""
+    member = book.members.get(member_id)
+    if member is None:
+        raise UnknownMemberError(member_id)
+    for tag in add:
+        if not tag or len(tag) > MAX_TAG_LENGTH:
+            raise InvalidRequestError(f"tag: expected 1 to {MAX_TAG_LENGTH} characters, got {tag!r}")
+    if not reason:
+        raise InvalidRequestError("reason: an operator's change of tags needs a reason")
+    manual = sorted((set(member.manual_tags) | set(add)) - set(remove))
+    if manual == member.manual_tags:
+        return member
+    book.count_tags(member.tags + member.manual_tags, member.tags + manual)
+    note = f"{_change(member.manual_tags, manual)}: {reason}"
+    member.manual_tags = manual
+    book.write(member, day, "operator", "tags", "tag", note=note)
+    return member
+
+
+def _change(before: list[str], after: list[str]) -> str:
+    return " ".join([f"+{t}" for t in after if t not in before] + [f"-{t}" for t in before if t not in after])

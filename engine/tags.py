@@ -1,0 +1,94 @@
+"""Computed tags (SPEC 11.8): what each condition means, and when it could next change for a member."""
+
+from msgspec import Struct
+
+from engine.calendar import add_months
+from engine.errors import InvalidRequestError
+from engine.members import Member
+from engine.periods import Period, longest_days, parse_window, window_start
+from engine.rules import Tag
+from engine.types import Day
+
+__all__ = ["TagRule", "TagRules"]
+
+
+class TagRule(Struct, frozen=True):
+    name: str
+    condition: str
+    """`recency_days`, `purchases` or `spend_minor`."""
+    amount: int
+    window: Period
+
+
+class TagRules:
+    """The programme's computed tags, and what members must keep for them."""
+
+    def __init__(self, tags: list[Tag]) -> None:
+        self.rules = [_compiled(tag) for tag in tags]
+        self.names = frozenset(rule.name for rule in self.rules)
+        windowed = [r for r in self.rules if r.condition != "recency_days"]
+        self.window_metrics = frozenset(_METRIC[r.condition] for r in windowed)
+        self.keep_days = max((longest_days(r.window) for r in windowed if not r.window.endless), default=0)
+
+    def computed(self, member: Member, as_of: Day) -> list[str]:
+        return sorted(rule.name for rule in self.rules if self._holds(member, rule, as_of))
+
+    def next_check(self, member: Member, as_of: Day, held: list[str]) -> Day:
+        """The first run date on which a computed tag could change without a new transaction
+        (a transaction wakes the member anyway); 0 when none can."""
+        days = []
+        for rule in self.rules:
+            if rule.condition == "recency_days":
+                if rule.name not in held:
+                    days.append(_last_activity(member) + rule.amount + 1)
+            elif rule.name in held:
+                oldest = _oldest_in_window(member, rule, as_of)
+                if oldest is not None:
+                    days.append(_leaves_window(rule.window, oldest) + 1)
+        return min(days, default=0)
+
+    def _holds(self, member: Member, rule: TagRule, as_of: Day) -> bool:
+        if rule.condition == "recency_days":
+            return _last_activity(member) <= as_of - rule.amount
+        if rule.window.endless:
+            total = member.total_spend if rule.condition == "spend_minor" else member.purchases
+            return total >= rule.amount
+        start = window_start(rule.window, as_of)
+        days = member.windows.get(_METRIC[rule.condition], {})
+        return sum(amount for day, amount in days.items() if start <= day <= as_of) >= rule.amount
+
+
+_METRIC = {"purchases": "purchases", "spend_minor": "spend"}
+
+
+def _compiled(tag: Tag) -> TagRule:
+    for condition in ("recency_days", "purchases", "spend_minor"):
+        amount = getattr(tag, condition)
+        if amount is not None:  # validation makes sure exactly one is given
+            window = parse_window(tag.window or "lifetime") or Period("lifetime")
+            return TagRule(tag.name, condition, amount, window)
+    raise InvalidRequestError(f"tag {tag.name!r}: no condition")
+
+
+def _last_activity(member: Member) -> Day:
+    """No purchase yet counts from enrollment (SPEC 11.8)."""
+    return max(member.last_purchase, member.enrolled)
+
+
+def _oldest_in_window(member: Member, rule: TagRule, as_of: Day) -> Day | None:
+    if rule.window.endless:
+        return None
+    start = window_start(rule.window, as_of)
+    days = [day for day, amount in member.windows.get(_METRIC[rule.condition], {}).items()
+            if start <= day <= as_of and amount]
+    return min(days, default=None)
+
+
+def _leaves_window(window: Period, day: Day) -> Day:
+    """The first as-of date whose window no longer covers `day`."""
+    if window.unit == "days":
+        return day + window.count
+    as_of = add_months(day, window.count)
+    while window_start(window, as_of) <= day:  # months clamp at their end: step past it
+        as_of += 1
+    return as_of
