@@ -16,9 +16,11 @@ MAX_TAG_LENGTH = 64
 
 def note_purchase(book: Book, member: Member, day: Day) -> None:
     """A paid purchase: recency starts again, and it counts for purchase-count tags."""
-    member.last_purchase = max(member.last_purchase, day)
-    member.purchases += 1
-    book.programme.ladder.record(member, "purchases", day, 1)
+    if day > member.last_purchase:
+        member.last_purchase = day
+    if book.programme.tags.counts_purchases:
+        member.purchases += 1
+        book.programme.ladder.record(member, "purchases", day, 1)
 
 
 def watch_new(book: Book, member: Member, day: Day) -> None:

@@ -28,6 +28,7 @@ class TagRules:
         self.names = frozenset(rule.name for rule in self.rules)
         windowed = [r for r in self.rules if r.condition != "recency_days"]
         self.window_metrics = frozenset(_METRIC[r.condition] for r in windowed)
+        self.counts_purchases = any(r.condition == "purchases" for r in self.rules)
         self.keep_days = max((longest_days(r.window) for r in windowed if not r.window.endless), default=0)
 
     def computed(self, member: Member, as_of: Day) -> list[str]:
