@@ -16,8 +16,7 @@ MAX_TAG_LENGTH = 64
 
 def note_purchase(book: Book, member: Member, day: Day) -> None:
     """A paid purchase: recency starts again, and it counts for purchase-count tags."""
-    if day > member.last_purchase:
-        member.last_purchase = day
+    member.last_purchase = max(member.last_purchase, day)
     if book.programme.tags.counts_purchases:
         member.purchases += 1
         book.programme.ladder.record(member, "purchases", day, 1)
