@@ -4,6 +4,7 @@ in order, every batch it had no answer for. Each batch starts with full refunds 
 the batch before it, so a batch applied ahead of an earlier one shows. Afterwards every result
 and every member must equal `patron replay` of the same stream."""
 
+import collections
 import itertools
 import json
 import os
@@ -46,6 +47,9 @@ class CrashReport(msgspec.Struct):
     serve_kills: int
     shard_kills: int
     resent_batches: int
+    """Batches sent more than once (each counted once)."""
+    breaks: dict[str, int]
+    """How often the stream broke, by the status code it ended with."""
     seconds: float
     result_mismatches: list[str]
     member_mismatches: list[str]
@@ -87,8 +91,8 @@ def crash_run(folder: Path, rules: Path, workload: Workload, kills: int, seed: i
         serving.current.stop()
     result_mismatches = _results_differ(sender.results, expected_results)
     refunds = sum(1 for chunk in chunks for txn in chunk if txn["txn_id"].startswith(_REFUND))
-    return CrashReport(len(expected_results), refunds, window, serve_kills, shard_kills, sender.resent,
-                       time.monotonic() - started, result_mismatches, member_mismatches)
+    return CrashReport(len(expected_results), refunds, window, serve_kills, shard_kills, len(sender.resent),
+                       dict(sender.breaks), time.monotonic() - started, result_mismatches, member_mismatches)
 
 
 class _Serving:
@@ -132,7 +136,9 @@ class _Sender:
         self.serving, self.batches, self.window = serving, batches, window
         self.results: list[pb.TxnResult] = []
         self.done = 0
-        self.resent = 0
+        self.sent: set[int] = set()
+        self.resent: set[int] = set()
+        self.breaks: collections.Counter[str] = collections.Counter()
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -149,21 +155,18 @@ class _Sender:
             self.error = error
 
     def _stream_from(self, first: int) -> None:
-        sent = 0
-
         def batches() -> Iterator[pb.TransactionBatch]:
-            nonlocal sent
-            for batch in self.batches[first:]:
-                sent += 1
-                yield batch
+            for number in range(first, len(self.batches)):
+                (self.resent if number in self.sent else self.sent).add(number)
+                yield self.batches[number]
 
         try:
             with PatronClient(self.serving.current.address, timeout=30, retries=0) as client:
                 for answer in client.stream(batches(), window=self.window):
                     self.results.extend(answer.results)
                     self.done += 1
-        except grpc.RpcError:
-            self.resent += first + sent - self.done  # sent and unanswered: they go again
+        except grpc.RpcError as error:
+            self.breaks[error.code().name] += 1
             time.sleep(0.2)
 
 
@@ -272,13 +275,15 @@ def run(settings: "Settings") -> "Result":
     fields = {"seconds": round(report.seconds, 1), "transactions": report.transactions,
               "dependent_refunds": report.dependent_refunds, "window": report.window,
               "serve_kills": report.serve_kills, "shard_kills": report.shard_kills,
-              "resent_batches": report.resent_batches, "equal_to_replay": report.equal_to_replay,
+              "resent_batches": report.resent_batches, "breaks": report.breaks,
+              "equal_to_replay": report.equal_to_replay,
               "result_mismatches": report.result_mismatches[:20], "member_mismatches": report.member_mismatches[:20]}
     rows = [("kills", f"{report.serve_kills} of the serve process (kill -9, restarted), {report.shard_kills} of "
                       f"single shard actors (Ray restarted them)"),
             ("stream", f"{report.transactions:,} transactions ({report.dependent_refunds:,} of them full refunds "
                        f"of the batch before), {report.window} batches in flight, {report.resent_batches} batches "
                        f"resent, {report.seconds:.0f} s"),
+            ("breaks", ", ".join(f"{count} {code}" for code, count in sorted(report.breaks.items())) or "none"),
             ("verdict", "every result and member equals replay" if report.equal_to_replay else
              f"{len(report.result_mismatches)} results and {len(report.member_mismatches)} members DIFFER")]
     chart = Chart("crash: kills while streaming", bars=[("serve kills", report.serve_kills),
