@@ -49,7 +49,7 @@ class CrashReport(msgspec.Struct):
     resent_batches: int
     """Batches sent more than once (each counted once)."""
     breaks: dict[str, int]
-    """How often the stream broke, by the status code it ended with."""
+    """How often a stream broke, by the status it ended with (then the client waits for SERVING)."""
     seconds: float
     result_mismatches: list[str]
     member_mismatches: list[str]
@@ -167,6 +167,15 @@ class _Sender:
                     self.done += 1
         except grpc.RpcError as error:
             self.breaks[error.code().name] += 1
+            self._wait_for_serving()
+
+    def _wait_for_serving(self, timeout: float = 300.0) -> None:
+        """As a client backs off: until the server of the moment answers SERVING again."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with PatronClient(self.serving.current.address) as client:
+                if client.serving():
+                    return
             time.sleep(0.2)
 
 
