@@ -33,7 +33,7 @@ class PublishBusyError(PatronError):
 
 class StorageFullError(PatronError):
     """Raised when a batch cannot be committed because the disk or the shard's map is full;
-    nothing of the batch was applied."""
+    nothing of the batch's part on that shard was applied (other shards' parts may have been)."""
 
 
 class ShardUnavailableError(PatronError):
