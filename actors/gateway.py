@@ -12,14 +12,18 @@ import grpc
 import msgspec
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
+from actors.batch_order import BatchPart, Stream
+from actors.batch_outcome import failed_batch, original
 from actors.batch_stats import BatchStats
 from actors.coordinator import Coordinator
 from actors.wire import ack, anomaly_row, attributes_from, ledger_entry, member_message, transactions_from
 from engine.calendar import iso, parse_day
 from engine.errors import (
+    BatchNotAppliedError,
     InvalidRequestError,
+    OutOfOrderError,
     OverloadedError,
     PublishBusyError,
     RulesError,
@@ -80,6 +84,7 @@ _CODES: list[tuple[type[BaseException] | tuple, grpc.StatusCode]] = [
     ((InvalidRequestError, RulesError), grpc.StatusCode.INVALID_ARGUMENT),
     (UnknownMemberError, grpc.StatusCode.NOT_FOUND),
     (PublishBusyError, grpc.StatusCode.FAILED_PRECONDITION),
+    (OutOfOrderError, grpc.StatusCode.ABORTED),
     ((StorageFullError, OverloadedError), grpc.StatusCode.RESOURCE_EXHAUSTED),
     ((ShardUnavailableError, RayActorError, ActorDiedError, ActorUnavailableError), grpc.StatusCode.UNAVAILABLE),
 ]
@@ -98,15 +103,10 @@ def answers_errors(method: Callable) -> Callable:
     return unary
 
 
-def _original(error: Exception) -> Exception:
-    """What the shard raised, without Ray's wrapper and its traceback in the text."""
-    if isinstance(error, RayTaskError) and isinstance(error.cause, Exception):
-        return error.cause
-    return error
-
-
 def _code(error: Exception) -> grpc.StatusCode:
-    error = _original(error)
+    error = original(error)
+    if isinstance(error, BatchNotAppliedError):
+        error = original(error.cause)
     if isinstance(error, grpc.aio.AbortError):
         return grpc.StatusCode.UNKNOWN
     return next((code for kinds, code in _CODES if isinstance(error, kinds)), grpc.StatusCode.INTERNAL)
@@ -115,7 +115,7 @@ def _code(error: Exception) -> grpc.StatusCode:
 async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
     if isinstance(error, grpc.aio.AbortError):
         raise error
-    error = _original(error)
+    error = original(error)
     code = _code(error)
     message = "\n".join(error.problems) if isinstance(error, RulesError) else str(error)
     if code is grpc.StatusCode.UNAVAILABLE:
@@ -149,8 +149,10 @@ class IngestService:
 
     async def StreamBatches(self, requests: AsyncIterator, context: grpc.aio.ServicerContext) -> AsyncIterator:
         """Batches are routed as they arrive (so they reach shards in order) and acknowledged
-        in the same order; a few are in flight at once."""
+        in the same order; a few are in flight at once. The stream ends at the first batch that
+        fails, and shards apply nothing of the stream after a part of it they did not commit."""
         pending: asyncio.Queue = asyncio.Queue(maxsize=8)
+        stream = Stream()
 
         async def read() -> None:
             try:
@@ -158,7 +160,7 @@ class IngestService:
                     if isinstance(request, Unreadable):
                         raise InvalidRequestError(request.reason)
                     received = time.perf_counter()
-                    routed = self._route(request)
+                    routed = self._route(request, stream)
                     await pending.put(asyncio.ensure_future(self._settle(request.batch_id, routed, received)))
             except Exception as error:  # answered in order, after the batches before it
                 failed = asyncio.get_running_loop().create_future()
@@ -177,8 +179,10 @@ class IngestService:
         finally:
             reader.cancel()
 
-    def _route(self, request: pb.TransactionBatch) -> list[tuple[int, list[int], asyncio.Future]]:
-        """Split by shard and queue each part now, synchronously, so order is kept."""
+    def _route(self, request: pb.TransactionBatch, stream: Stream | None = None
+               ) -> list[tuple[int, list[int], asyncio.Future]]:
+        """Split by shard and queue each part now, synchronously, so order is kept; a stream's
+        parts say which of its batches each shard must have committed before them."""
         count = len(request.transactions)
         if count > self.max_batch:
             raise InvalidRequestError(f"batch {request.batch_id!r} has {count:,} transactions; "
@@ -192,17 +196,26 @@ class IngestService:
         for shard in parts:
             if coordinator.lanes[shard].full():
                 raise OverloadedError(f"shard {shard} is at its limit of queued batches; send again shortly")
-        return [(shard, indices, coordinator.lanes[shard].send("apply", _encode(txns)))
+        places = stream.place_batch(list(parts)) if stream is not None else {}
+        lanes = coordinator.lanes
+        return [(shard, indices, lanes[shard].send("apply", _encode(BatchPart(txns, *places.get(shard, ())))))
                 for shard, (indices, txns) in parts.items()]
 
     async def _settle(self, batch_id: str, routed: list[tuple[int, list[int], asyncio.Future]],
                       received: float) -> pb.BatchAck:
+        """The acknowledgement once every part is committed. When a part failed, the others
+        are waited for too, so the error can say what was committed and what was not."""
         metrics, names = self.coordinator.metrics, self.coordinator.programme.ladder.names
+        answers = await asyncio.gather(*(future for _, _, future in routed), return_exceptions=True)
         placed: dict[int, TxnResult] = {}
-        for shard, indices, future in routed:
-            results, stats = _decode_answer(await future)
-            placed.update(zip(indices, results, strict=True))
-            metrics.record_batch(shard, stats, names)
+        for (shard, indices, _), answer in zip(routed, answers, strict=True):
+            if not isinstance(answer, BaseException):
+                results, stats = _decode_answer(answer)
+                placed.update(zip(indices, results, strict=True))
+                metrics.record_batch(shard, stats, names)
+        if any(isinstance(answer, BaseException) for answer in answers):
+            raise failed_batch(batch_id, [(shard, len(indices), answer) for (shard, indices, _), answer
+                                          in zip(routed, answers, strict=True)])
         answer = ack(batch_id, [placed[i] for i in range(len(placed))])
         seconds = time.perf_counter() - received
         metrics.batch_latency.observe(seconds)

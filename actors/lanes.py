@@ -13,7 +13,7 @@ __all__ = ["Lane"]
 
 GROUPED = "apply"
 """The write that may leave with those queued right behind it: the shard takes a list of
-payloads and answers a list."""
+payloads and answers a list, each item an answer or the error of that payload alone."""
 
 
 class Call(NamedTuple):
@@ -92,9 +92,13 @@ class Lane:
             for call in calls:
                 if not call.future.cancelled():
                     call.future.set_exception(error)
-        else:
+        else:  # a grouped call answers each batch with its results or its own error
             for call, answer in zip(calls, result if grouped else [result], strict=True):
-                if not call.future.cancelled():
+                if call.future.cancelled():
+                    continue
+                if grouped and isinstance(answer, BaseException):
+                    call.future.set_exception(answer)
+                else:
                     call.future.set_result(answer)
         finally:
             self.in_flight -= 1

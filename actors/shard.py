@@ -14,10 +14,11 @@ from typing import TypeVar
 
 import msgspec
 
+from actors.batch_order import BatchPart, StreamOrder
 from actors.batch_stats import BatchStats, count_batch, count_ledger
 from engine.book import Book
 from engine.calendar import iso
-from engine.errors import InvalidRequestError, StorageFullError
+from engine.errors import InvalidRequestError, OutOfOrderError, StorageFullError
 from engine.ledger import LedgerEntry
 from engine.midnight import AnomalyRow, schedule, visit, visitors
 from engine.operators import Enrollment, enroll, set_status, set_tier
@@ -42,7 +43,7 @@ from storage.shard_store import BatchWriter, ShardStore
 __all__ = ["Job", "Shard", "ShardConfig", "ShardStatus"]
 
 T = TypeVar("T")
-_decode_batch = msgspec.msgpack.Decoder(list[Transaction]).decode
+_decode_part = msgspec.msgpack.Decoder(BatchPart).decode
 _encode = msgspec.msgpack.Encoder().encode
 
 
@@ -95,6 +96,8 @@ class Shard:
         today = self.store.meta("business_day") or config.start_day
         self.book = Book(Programme(load_rules(rules_text)), members, today=today, history=IndexHistory(self.store))
         self.accepted = 0
+        self.streams = StreamOrder(config.shard)
+        """Kept in memory only: after a restart every stream's next part is refused and resent."""
         self.job: Job | None = None
         self.midnight_stats = BatchStats({})
         """What midnight runs did since the gateway last asked (expiries, tier moves)."""
@@ -132,17 +135,28 @@ class Shard:
         self.accepted += sum(1 for r in results if r.outcome == "accepted")
         return results, stats
 
-    def apply_encoded(self, payloads: list[bytes]) -> list[bytes]:
-        """The gateway's hot path: MessagePack in and out, so Ray moves plain bytes. Batches
+    def apply_encoded(self, payloads: list[bytes]) -> list[bytes | OutOfOrderError]:
+        """The gateway's hot path: MessagePack in and out, so Ray moves plain bytes. Batch parts
         that queued up behind each other come together and are committed at once, in order,
         as if they were one: a commit's cost is shared. The first answer carries what the
-        commit did, for metrics; the others carry nothing to count."""
-        parts = [_decode_batch(payload) for payload in payloads]
-        results, stats = self.apply_counted([txn for part in parts for txn in part])
-        answers, start = [], 0
-        for n, part in enumerate(parts):
-            answers.append(_encode((results[start:start + len(part)], stats if n == 0 else BatchStats({}))))
-            start += len(part)
+        commit did, for metrics; the others carry nothing to count. A part that would overtake
+        an earlier part of its stream that this shard did not commit is answered with the
+        error instead, and nothing of it is applied."""
+        parts = [_decode_part(payload) for payload in payloads]
+        refusals = self.streams.refusals(parts)
+        taken = [part for part, refused in zip(parts, refusals, strict=True) if refused is None]
+        if not taken:
+            return list(refusals)
+        results, stats = self.apply_counted([txn for part in taken for txn in part.txns])
+        self.streams.committed(taken)
+        answers: list[bytes | OutOfOrderError] = []
+        start = 0
+        for part, refused in zip(parts, refusals, strict=True):
+            if refused is not None:
+                answers.append(refused)
+                continue
+            answers.append(_encode((results[start:start + len(part.txns)], stats)))
+            stats, start = BatchStats({}), start + len(part.txns)
         return answers
 
     # -- members -----------------------------------------------------------------------

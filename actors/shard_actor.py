@@ -12,6 +12,7 @@ import ray
 from actors.batch_stats import BatchStats
 from actors.logs import collect_rarely, configure_logging
 from actors.shard import Shard, ShardConfig, ShardStatus
+from engine.errors import OutOfOrderError
 from engine.ledger import LedgerEntry
 from engine.midnight import AnomalyRow
 from engine.operators import Enrollment
@@ -76,8 +77,9 @@ class ShardActor:
     def checkpoint(self, path: str) -> int:
         return self.shard.checkpoint(path)
 
-    def apply(self, payloads: list[bytes]) -> list[bytes]:
-        """Batches (their parts for this shard) in one commit, an answer for each."""
+    def apply(self, payloads: list[bytes]) -> list[bytes | OutOfOrderError]:
+        """Batches (their parts for this shard) in one commit, an answer for each: the
+        results, or why that part was not applied."""
         started = time.perf_counter()
         answers = self.shard.apply_encoded(payloads)
         seconds = time.perf_counter() - started

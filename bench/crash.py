@@ -1,7 +1,11 @@
-"""Crash safety: stream a workload while killing, at random moments, the whole serve process
-(kill -9) and single shard actor processes; the client resends every batch it had no answer
-for. Afterwards every result and every member must equal `patron replay` of the same stream."""
+"""Crash safety: stream a workload with a window of batches in flight while killing, at random
+moments, the whole serve process (kill -9) and single shard actor processes; the client resends,
+in order, every batch it had no answer for. Each batch starts with full refunds of purchases in
+the batch before it, so a batch applied ahead of an earlier one shows. Afterwards every result
+and every member must equal `patron replay` of the same stream."""
 
+import collections
+import itertools
 import json
 import os
 import random
@@ -10,6 +14,7 @@ import signal
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +23,7 @@ import msgspec
 
 from bench.machine import processes
 from bench.server import Serve
-from bench.workload import Workload, generate, write_jsonl
+from bench.workload import Workload, generate
 from cli.replay import ReplayFiles, replay_files
 from client import PatronClient
 from proto import patron_pb2 as pb
@@ -29,15 +34,22 @@ if TYPE_CHECKING:
 
 __all__ = ["CrashReport", "crash_run", "run"]
 
+_REFUND = "R-"
 _OUTCOMES = {pb.OUTCOME_ACCEPTED: "accepted", pb.OUTCOME_DUPLICATE: "duplicate", pb.OUTCOME_IGNORED: "ignored",
              pb.OUTCOME_REJECTED: "rejected"}
 
 
 class CrashReport(msgspec.Struct):
     transactions: int
+    dependent_refunds: int
+    """Full refunds sent in the batch right after their purchase's."""
+    window: int
     serve_kills: int
     shard_kills: int
     resent_batches: int
+    """Batches sent more than once (each counted once)."""
+    breaks: dict[str, int]
+    """How often a stream broke, by the status it ended with (then the client waits for SERVING)."""
     seconds: float
     result_mismatches: list[str]
     member_mismatches: list[str]
@@ -48,15 +60,16 @@ class CrashReport(msgspec.Struct):
 
 
 def crash_run(folder: Path, rules: Path, workload: Workload, kills: int, seed: int = 1,
-              batch_size: int = 200) -> CrashReport:
+              batch_size: int = 200, window: int = 8) -> CrashReport:
     """`kills` kills at random moments of the stream; every third is of the whole serve process
     (shard, serve, shard, shard, serve, …), the others of one shard actor."""
     folder.mkdir(parents=True, exist_ok=True)
-    expected_results, expected_members = _replayed(folder, rules, workload)
+    chunks = dependent_chunks(workload, batch_size)
+    expected_results, expected_members = _replayed(folder, rules, chunks)
     rng = random.Random(seed)
     started = time.monotonic()
     serving = _Serving(folder, rules, workload.start)
-    sender = _Sender(serving, [_batch(n, chunk) for n, chunk in enumerate(_chunks(workload, batch_size))])
+    sender = _Sender(serving, [_batch(n, chunk) for n, chunk in enumerate(chunks)], window)
     sending = threading.Thread(target=sender.run, name="crash-sender")
     sending.start()
     serve_kills = shard_kills = 0
@@ -77,8 +90,9 @@ def crash_run(folder: Path, rules: Path, workload: Workload, kills: int, seed: i
     finally:
         serving.current.stop()
     result_mismatches = _results_differ(sender.results, expected_results)
-    return CrashReport(len(expected_results), serve_kills, shard_kills, sender.resent, time.monotonic() - started,
-                       result_mismatches, member_mismatches)
+    refunds = sum(1 for chunk in chunks for txn in chunk if txn["txn_id"].startswith(_REFUND))
+    return CrashReport(len(expected_results), refunds, window, serve_kills, shard_kills, len(sender.resent),
+                       dict(sender.breaks), time.monotonic() - started, result_mismatches, member_mismatches)
 
 
 class _Serving:
@@ -115,49 +129,85 @@ class _Serving:
 
 
 class _Sender:
-    """Sends batches in order; each is sent again, to whichever server is up, until answered."""
+    """Streams the batches with `window` unanswered at most; when the stream breaks, it opens a
+    new one to whichever server is up and sends again, in order, from the first unanswered."""
 
-    def __init__(self, serving: _Serving, batches: list[pb.TransactionBatch]) -> None:
-        self.serving, self.batches = serving, batches
+    def __init__(self, serving: _Serving, batches: list[pb.TransactionBatch], window: int) -> None:
+        self.serving, self.batches, self.window = serving, batches, window
         self.results: list[pb.TxnResult] = []
         self.done = 0
-        self.resent = 0
+        self.sent: set[int] = set()
+        self.resent: set[int] = set()
+        self.breaks: collections.Counter[str] = collections.Counter()
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            for batch in self.batches:
-                self.results.extend(self._until_answered(batch).results)
-                self.done += 1
+            progress_at = time.monotonic()
+            while self.done < len(self.batches):
+                done = self.done
+                self._stream_from(done)
+                if self.done > done:
+                    progress_at = time.monotonic()
+                elif time.monotonic() - progress_at > 300:
+                    raise TimeoutError(f"batch {self.batches[done].batch_id} unanswered for 300 s")
         except BaseException as error:  # reported by crash_run
             self.error = error
 
-    def _until_answered(self, batch: pb.TransactionBatch) -> pb.BatchAck:
-        deadline = time.monotonic() + 300
-        while True:
-            address = self.serving.current.address
-            try:
-                with PatronClient(address, timeout=30, retries=0) as client:
-                    return client.submit(batch)
-            except grpc.RpcError as error:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"batch {batch.batch_id} unanswered for 300 s: {error}") from error
-                self.resent += 1
-                time.sleep(0.2)
+    def _stream_from(self, first: int) -> None:
+        def batches() -> Iterator[pb.TransactionBatch]:
+            for number in range(first, len(self.batches)):
+                (self.resent if number in self.sent else self.sent).add(number)
+                yield self.batches[number]
+
+        try:
+            with PatronClient(self.serving.current.address, timeout=30, retries=0) as client:
+                for answer in client.stream(batches(), window=self.window):
+                    self.results.extend(answer.results)
+                    self.done += 1
+        except grpc.RpcError as error:
+            self.breaks[error.code().name] += 1
+            self._wait_for_serving()
+
+    def _wait_for_serving(self, timeout: float = 300.0) -> None:
+        """As a client backs off: until the server of the moment answers SERVING again."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with PatronClient(self.serving.current.address) as client:
+                if client.serving():
+                    return
+            time.sleep(0.2)
 
 
-def _replayed(folder: Path, rules: Path, workload: Workload) -> tuple[list[tuple], dict[str, dict]]:
+def _replayed(folder: Path, rules: Path, chunks: list[list[dict]]) -> tuple[list[tuple], dict[str, dict]]:
     stream, members, results = folder / "stream.jsonl", folder / "replay-members.jsonl", folder / "replay.jsonl"
-    write_jsonl(stream, workload)
+    stream.write_bytes(msgspec.json.Encoder().encode_lines([txn for chunk in chunks for txn in chunk]))
     replay_files(ReplayFiles(rules=rules, transactions=stream, members_out=members, results_out=results))
     expected = [(r["txn_id"], r["outcome"], r["points"], r["growth"], r["reason"])
                 for r in map(json.loads, results.read_text().splitlines())]
     return expected, {m["member_id"]: m for m in map(json.loads, members.read_text().splitlines())}
 
 
-def _chunks(workload: Workload, size: int) -> list[list[dict]]:
+def dependent_chunks(workload: Workload, size: int, refunds: int = 10) -> list[list[dict]]:
+    """The workload in batches of `size`, each after the first starting with full refunds of up
+    to `refunds` paid purchases of the batch before it: applied ahead of their purchases, they
+    would be refunds of an unknown original."""
     txns = list(generate(workload))
-    return [txns[n:n + size] for n in range(0, len(txns), size)]
+    chunks = [txns[n:n + size] for n in range(0, len(txns), size)]
+    refunded: set[str] = set()
+    for before, chunk in itertools.pairwise(chunks):
+        originals = [t for t in before if t["kind"] == "purchase" and t.get("status", "paid") == "paid"
+                     and t["txn_id"] not in refunded]
+        originals = list({t["txn_id"]: t for t in originals}.values())[:refunds]
+        refunded.update(t["txn_id"] for t in originals)
+        chunk[:0] = [_full_refund(t) for t in originals]
+    return chunks
+
+
+def _full_refund(purchase: dict) -> dict:
+    return {"txn_id": _REFUND + purchase["txn_id"], "member_id": purchase["member_id"],
+            "occurred_at_ms": purchase["occurred_at_ms"] + 1, "kind": "refund", "refund_of": purchase["txn_id"],
+            "amount_minor": sum(line["paid_minor"] for line in purchase["lines"])}
 
 
 def _batch(number: int, txns: list[dict]) -> pb.TransactionBatch:
@@ -195,12 +245,24 @@ def _results_differ(served: list[pb.TxnResult], expected: list[tuple]) -> list[s
 def _members_differ(client: PatronClient, expected: dict[str, dict]) -> list[str]:
     differences = []
     for member_id, member in expected.items():
-        got = client.member(member_id)
+        got = _member(client, member_id)
         served = (got.tier, got.points, got.growth, got.abnormal, got.pending_points) if got else None
         replayed = (member["tier"], member["points"], member["growth"], member["abnormal"], member.get("pending", 0))
         if served != replayed:
             differences.append(f"{member_id}: served {served}, replay {replayed}")
     return differences
+
+
+def _member(client: PatronClient, member_id: str) -> pb.Member | None:
+    """The member, once its shard answers: a shard killed near the end may still be restarting."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            return client.member(member_id)
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def run(settings: "Settings") -> "Result":
@@ -214,18 +276,23 @@ def run(settings: "Settings") -> "Result":
                         start=settings.start_date)
     folder = Path(tempfile.mkdtemp(prefix="patron-crash-", dir=settings.work))
     try:
-        report = crash_run(folder, settings.rules, workload, kills, settings.seed)
+        report = crash_run(folder, settings.rules, workload, kills, settings.seed,
+                           batch_size=settings.pick(settings.batch_size, 200, 200), window=settings.window)
     finally:
         if not settings.keep_data:
             shutil.rmtree(folder, ignore_errors=True)
     fields = {"seconds": round(report.seconds, 1), "transactions": report.transactions,
+              "dependent_refunds": report.dependent_refunds, "window": report.window,
               "serve_kills": report.serve_kills, "shard_kills": report.shard_kills,
-              "resent_batches": report.resent_batches, "equal_to_replay": report.equal_to_replay,
+              "resent_batches": report.resent_batches, "breaks": report.breaks,
+              "equal_to_replay": report.equal_to_replay,
               "result_mismatches": report.result_mismatches[:20], "member_mismatches": report.member_mismatches[:20]}
     rows = [("kills", f"{report.serve_kills} of the serve process (kill -9, restarted), {report.shard_kills} of "
                       f"single shard actors (Ray restarted them)"),
-            ("stream", f"{report.transactions:,} transactions, {report.resent_batches} batches resent, "
-                       f"{report.seconds:.0f} s"),
+            ("stream", f"{report.transactions:,} transactions ({report.dependent_refunds:,} of them full refunds "
+                       f"of the batch before), {report.window} batches in flight, {report.resent_batches} batches "
+                       f"resent, {report.seconds:.0f} s"),
+            ("breaks", ", ".join(f"{count} {code}" for code, count in sorted(report.breaks.items())) or "none"),
             ("verdict", "every result and member equals replay" if report.equal_to_replay else
              f"{len(report.result_mismatches)} results and {len(report.member_mismatches)} members DIFFER")]
     chart = Chart("crash: kills while streaming", bars=[("serve kills", report.serve_kills),

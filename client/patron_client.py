@@ -104,7 +104,9 @@ class PatronClient:
 
     def stream(self, batches: Iterable[pb.TransactionBatch], window: int = 8) -> Iterator[pb.BatchAck]:
         """Acknowledgements in order over StreamBatches, with up to `window` batches unanswered.
-        When the stream breaks, it is reopened and every unacknowledged batch is sent again."""
+        When the stream breaks, it is reopened and every unacknowledged batch is sent again, in
+        order: shards apply nothing of a stream after a batch that failed on them, so a member's
+        transactions still take effect in the order they were sent."""
         source = iter(batches)
         unacked: deque[pb.TransactionBatch] = deque()
         attempt = 0

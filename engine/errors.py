@@ -33,11 +33,28 @@ class PublishBusyError(PatronError):
 
 class StorageFullError(PatronError):
     """Raised when a batch cannot be committed because the disk or the shard's map is full;
-    nothing of the batch was applied."""
+    nothing of the batch's part on that shard was applied (other shards' parts may have been)."""
 
 
 class ShardUnavailableError(PatronError):
     """Raised when a shard is down or restarting; nothing of the call was acknowledged."""
+
+
+class BatchNotAppliedError(PatronError):
+    """Raised when a batch, or some of its parts, was not applied: the message says how many of
+    its transactions were committed and why the rest were not. Resending the whole batch is
+    safe: what was committed answers `duplicate` with its first results. `cause` is the first
+    part's failure; its kind decides the gRPC status."""
+
+    def __init__(self, message: str, cause: Exception) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+class OutOfOrderError(PatronError):
+    """Raised for a stream's batch that a shard did not apply because the stream's previous batch
+    there was not committed (it failed, or the shard restarted since): nothing of it was applied;
+    send it again after the earlier one, in order."""
 
 
 class OverloadedError(PatronError):

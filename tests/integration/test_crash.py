@@ -1,16 +1,18 @@
-"""Crash safety, short version: a few kills while streaming; everything equals replay afterwards.
-The long version (at least 20 kills) is `patron bench crash`."""
+"""Crash safety, short version: a few kills while streaming with a window of batches in flight,
+each batch holding full refunds of purchases in the batch before; everything equals replay
+afterwards. The long version (at least 20 kills) is `patron bench crash`."""
 
 from bench.crash import crash_run
 from bench.workload import Workload
 from tests.conftest import EXAMPLE_RULES
 
 
-def test_killing_the_server_and_shard_actors_loses_and_doubles_nothing(tmp_path):
+def test_killing_the_server_and_shard_actors_while_streaming_loses_doubles_and_reorders_nothing(tmp_path):
     workload = Workload(transactions=5_000, members=700, days=1, start="2026-11-17", seed=23)
-    report = crash_run(tmp_path, EXAMPLE_RULES, workload, kills=3, seed=5)
+    report = crash_run(tmp_path, EXAMPLE_RULES, workload, kills=3, seed=5, window=8)
     assert (report.shard_kills, report.serve_kills) == (2, 1)
     assert report.resent_batches > 0
+    assert report.dependent_refunds > 200
     assert report.result_mismatches == []
     assert report.member_mismatches == []
-    assert report.transactions == 5_000
+    assert report.transactions == 5_000 + report.dependent_refunds

@@ -12,6 +12,7 @@ import pytest
 
 from client import PatronClient
 from engine.calendar import parse_day
+from proto import patron_pb2 as pb
 from tests.builders import ms
 
 
@@ -101,3 +102,51 @@ def test_overload_is_refused_quickly_instead_of_queued_without_bound(start_serve
         assert client.serving()
         refused_batches = [n for n in range(24) if client.member(f"o{n}-m0") is None]
         assert len(refused_batches) == len(refused)  # a refused batch left nothing behind
+
+
+def test_a_full_disk_under_one_shard_says_which_part_of_a_batch_was_committed(start_server, tmp_path):
+    """Two shards, only shard 1's LMDB on a small filesystem: a batch spanning both is half
+    committed when that disk fills. The refusal says so, and resending the whole batch is safe."""
+    from actors.routing import even_layout, shard_of
+
+    layout = even_layout(2)
+    data = tmp_path / "data"
+    (data / "shards").mkdir(parents=True)
+
+    def member_on(shard: int, name: str) -> str:
+        return next(m for n in range(1000) if shard_of(layout, m := f"{name}-{n}") == shard)
+
+    def batch(number: int) -> list[dict]:
+        txns = purchases(f"b{number}", 400)
+        txns = [t for t in txns if shard_of(layout, t["member_id"]) == 1]
+        small = purchases(f"b{number}-small", 1)[0] | {"member_id": member_on(0, f"b{number}-s")}
+        return [*txns[:len(txns) // 2], small, *txns[len(txns) // 2:]]
+
+    with small_filesystem(data / "shards" / "001", "3m") as disk:
+        server = start_server(data=data, shards=2, start_date=parse_day("2026-11-17"))
+        with PatronClient(server.address, retries=0) as client:
+            refused = None
+            for number in range(200):
+                try:
+                    client.submit(batch(number), batch_id=f"b{number}")
+                except grpc.RpcError as error:
+                    refused = (number, error)
+                    break
+            assert refused is not None, "the small filesystem never filled"
+            number, error = refused
+            txns = batch(number)
+            assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            details = error.details()
+            assert "the disk is full" in details
+            assert f"batch 'b{number}': 1 of its {len(txns)} transactions committed" in details
+            assert f"{len(txns) - 1} not applied (shard 1: the disk is full" in details
+            assert "resending the whole batch is safe" in details
+            small = txns[len(txns) // 2]
+            others = [t for t in txns if t is not small]
+            assert client.member(small["member_id"]).points == 20            # what the answer says was committed
+            assert {client.member(t["member_id"]) for t in others} == {None}  # and what it says was not
+            subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+            again = client.submit(txns, batch_id=f"b{number}")
+            outcomes = {r.txn_id: r.outcome for r in again.results}
+            assert outcomes.pop(small["txn_id"]) == pb.OUTCOME_DUPLICATE
+            assert set(outcomes.values()) == {pb.OUTCOME_ACCEPTED}
