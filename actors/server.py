@@ -3,6 +3,7 @@ health and reflection, and the metrics endpoint. Stopping drains in-flight batch
 
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -11,7 +12,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from actors.auth import BearerTokens, is_loopback, load_tokens, server_credentials, tokens_from_environment
+from actors.auth import BearerTokens, is_loopback, load_tokens, refusal, server_credentials, tokens_from_environment
 from actors.config import ServeConfig
 from actors.coordinator import Coordinator
 from actors.gateway import AdminService, IngestService, MembersService, handler_for
@@ -85,6 +86,7 @@ class Server:
     def _grpc_server(self) -> grpc.aio.Server:
         limit = self.config.max_message_bytes
         interceptors = [BearerTokens(self.tokens)] if self.tokens else []
+        interceptors.append(UntilStarted(lambda: self._started))
         server = grpc.aio.server(interceptors=interceptors,
                                  options=[("grpc.max_receive_message_length", limit + (1 << 20)),
                                           ("grpc.max_send_message_length", limit)])
@@ -107,6 +109,24 @@ class Server:
     async def _set_health(self, status: int) -> None:
         for service in ("", *SERVICE_NAMES):
             await self.health.set(service, status)
+
+
+class UntilStarted(grpc.aio.ServerInterceptor):
+    """The port opens before the shards are up (so health can say NOT_SERVING); until they
+    are, patron's own methods answer UNAVAILABLE, which clients retry, instead of failing on
+    a coordinator that has no shards yet. Health and reflection answer all along."""
+
+    def __init__(self, started: Callable[[], bool]) -> None:
+        self.started = started
+
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]],
+                                details: grpc.HandlerCallDetails) -> Any:
+        handler = await continuation(details)
+        if handler is None or self.started() or not details.method.startswith(f"/{pb.DESCRIPTOR.package}."):
+            return handler
+        return refusal(handler, grpc.StatusCode.UNAVAILABLE,
+                       "patron is starting and its shards are not ready yet; nothing was applied: "
+                       "retry shortly (health turns SERVING when ready)")
 
 
 def _start_ray(config: ServeConfig) -> bool:
