@@ -16,6 +16,7 @@ from actors.auth import BearerTokens, is_loopback, load_tokens, refusal, server_
 from actors.config import ServeConfig
 from actors.coordinator import Coordinator
 from actors.gateway import AdminService, IngestService, MembersService, handler_for
+from actors.logs import ray_output_as_json
 from actors.metrics import Metrics
 from engine.errors import PatronError
 from proto import patron_pb2 as pb
@@ -130,12 +131,20 @@ class UntilStarted(grpc.aio.ServerInterceptor):
 
 
 def _start_ray(config: ServeConfig) -> bool:
-    """An embedded local Ray unless one is running (tests) or --ray-address names a cluster."""
+    """An embedded local Ray unless one is running (tests) or --ray-address names a cluster.
+    Ray's logs go through patron's JSON logging (configure_logging=False leaves the "ray"
+    logger to the root handler), and what its workers print is turned into JSON lines."""
     if ray.is_initialized():
         return False
+    # Ray prints forwarded worker output through this module function; replaced before
+    # init, it covers worker lines and the raylet's error messages alike (Ray is pinned).
+    ray._private.worker.print_to_stdstream = ray_output_as_json
+    # patron sends nothing to Ray's usage statistics service; the head's small API server
+    # that would report them still starts (Ray gives no way to leave it off)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    quiet = {"namespace": "patron", "configure_logging": False, "log_to_driver": True}
     if config.ray_address:
-        ray.init(address=config.ray_address, namespace="patron", logging_level=logging.WARNING)
+        ray.init(address=config.ray_address, **quiet)
         return True
-    ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, object_store_memory=256 << 20, namespace="patron",
-             logging_level=logging.WARNING)
+    ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, object_store_memory=256 << 20, **quiet)
     return True

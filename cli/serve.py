@@ -12,6 +12,7 @@ import grpc
 from actors.config import ServeConfig
 from actors.logs import collect_rarely, configure_logging
 from actors.server import Server
+from engine.errors import PatronError
 from storage.folder import DataFolder
 
 __all__ = ["run_serve"]
@@ -25,7 +26,10 @@ def run_serve(config: ServeConfig, demo: int = 0) -> int:
     configure_logging()
     collect_rarely()
     folder = DataFolder(config.data)
-    folder.claim(os.getpid())
+    try:
+        folder.claim(os.getpid())
+    except RuntimeError as error:  # another live server holds the folder
+        raise PatronError(str(error)) from None
     try:
         asyncio.run(_serve(config, demo))
     finally:
