@@ -20,7 +20,8 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = {"ts": _timestamp(record.created),
                 "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()}
-        line.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+        # Ray's record factory adds private fields (_ray_timestamp_ns) to every record
+        line.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")})
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)
@@ -52,6 +53,7 @@ def collect_rarely() -> None:
 
 
 _COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+_AUTOSCALER_TROUBLE = re.compile(r"Error|Warning|WARNING|ERROR")
 
 
 def ray_output_as_json(data: dict, ignore_prefix: bool = False) -> None:
@@ -65,8 +67,8 @@ def ray_output_as_json(data: dict, ignore_prefix: bool = False) -> None:
     out = []
     for raw in data.get("lines", []):
         text = _COLOUR.sub("", raw).rstrip()
-        if not text:
-            continue
+        if not text or (logger == "ray.autoscaler" and not _AUTOSCALER_TROUBLE.search(text)):
+            continue  # its status report every 5 s: an embedded Ray has nothing to scale
         try:
             line = json.loads(text)
         except ValueError:

@@ -142,6 +142,7 @@ def _start_ray(config: ServeConfig) -> bool:
     # patron sends nothing to Ray's usage statistics service; the head's small API server
     # that would report them still starts (Ray gives no way to leave it off)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    logging.getLogger("ray").propagate = True  # Ray turns it off; patron's root handler writes JSON
     quiet = {"namespace": "patron", "configure_logging": False, "log_to_driver": True}
     if config.ray_address:
         ray.init(address=config.ray_address, **quiet)

@@ -41,8 +41,9 @@ def rpc_failure(error: BaseException, address: str) -> str:
         return ""
     code, details = error.code(), error.details() or ""
     if code is grpc.StatusCode.UNAVAILABLE and ("connect" in details.lower() or "unreachable" in details.lower()):
-        return (f"cannot reach patron at {address} (is `patron serve` running there? --address or "
-                f"PATRON_ADDRESS names it): {details}")
+        reason = details.rsplit(": ", 1)[-1].lower()
+        return (f"cannot reach patron at {address}: {reason} (is `patron serve` running there? "
+                f"--address or PATRON_ADDRESS names it)")
     return f"{code.name}: {details}"
 
 

@@ -27,7 +27,9 @@ def _run(args: argparse.Namespace) -> int:
     """Every failure ends in one line that says what went wrong, and a non-zero exit: never a
     traceback (PATRON_DEBUG=1 adds it for an unexpected error)."""
     try:
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # a closed pipe fails here, where it is answered, not at exit
+        return code
     except BrokenPipeError:  # `patron member show ... | head`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second failure at exit
         return _fail(args, "the output was closed before it ended (broken pipe)", code=141)
@@ -36,8 +38,8 @@ def _run(args: argparse.Namespace) -> int:
     except PatronError as error:
         return _fail(args, str(error))
     except OSError as error:
-        where = f": {error.filename}" if error.filename else ""
-        return _fail(args, f"{error.strerror or error}{where}")
+        where = f"{error.filename}: " if error.filename else ""
+        return _fail(args, f"{where}{error.strerror or error}")
     except Exception as error:
         if failed := _rpc_failure(error, args):
             return _fail(args, failed)

@@ -41,7 +41,11 @@ async def _serve(config: ServeConfig, demo: int) -> None:
     server = Server(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    await server.start()
+    try:
+        await server.start()
+    except BaseException:  # close what did start (the gRPC port, Ray) before the error is told
+        await server.stop(grace=0)
+        raise
     for signum in (signal.SIGTERM, signal.SIGINT):  # after Ray's start-up, which installs its own
         loop.add_signal_handler(signum, stop.set)
     _banner(server)
