@@ -50,8 +50,9 @@ async def _serve(config: ServeConfig, demo: int) -> None:
         loop.add_signal_handler(signum, stop.set)
     _banner(server)
     counts = loop.create_task(_live_counts(server))
-    if demo and not config.tls_cert and await _empty(server):
-        threading.Thread(target=_demo_load, args=(f"127.0.0.1:{server.port}", demo, server), daemon=True).start()
+    if demo and not config.tls_cert and (day := await _empty(server)):
+        threading.Thread(target=_demo_load, args=(f"127.0.0.1:{server.port}", demo, server, day),
+                         daemon=True).start()
     await stop.wait()
     _say("patron: stopping; batches in flight finish first")
     counts.cancel()
@@ -65,14 +66,16 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-async def _empty(server: Server) -> bool:
-    """The demo load is for a new data folder: a second `make run` must not add its
-    transactions again to the same members."""
-    members = sum(status.members for status in await server.coordinator.status())
+async def _empty(server: Server) -> str:
+    """The business day of a data folder with no members, or "": the demo load is for a new
+    folder, and a second `make run` must not add its transactions again to the same members."""
+    statuses = await server.coordinator.status()
+    members = sum(status.members for status in statuses)
     if members:
         _say(f"patron: no demo load: {server.config.data} already has {members:,} members "
              f"(the demo runs only on an empty data folder; `make reset` empties ./data)")
-    return not members
+        return ""
+    return min(status.business_day for status in statuses)
 
 
 def _banner(server: Server) -> None:
@@ -115,14 +118,13 @@ async def _live_counts(server: Server) -> None:
              f"({rate:,.0f}/s), business day {min(s.business_day for s in statuses)}")
 
 
-def _demo_load(address: str, count: int, server: Server) -> None:
-    """Stream a generated workload dated today, so a newcomer sees the counts move."""
+def _demo_load(address: str, count: int, server: Server, day: str) -> None:
+    """Stream a generated workload dated on the business day (today, unless --start-date said
+    otherwise), so a newcomer sees the counts move."""
     from bench.workload import Workload, generate
     from client import PatronClient
-    from engine.calendar import iso
 
-    today = iso(server.coordinator.today())
-    workload = Workload(transactions=count, members=max(count // 10, 100), days=1, start=today,
+    workload = Workload(transactions=count, members=max(count // 10, 100), days=1, start=day,
                         id_prefix=f"D{int(time.time())}-")
     member = next(generate(workload))["member_id"]
     token = next((t for t, role in server.tokens.items() if role in ("ingest", "admin")), None)

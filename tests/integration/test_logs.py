@@ -11,14 +11,14 @@ import sys
 import time
 
 from actors.logs import ray_output_as_json
-from tests.conftest import EXAMPLE_RULES
+from tests.conftest import EXAMPLE_RULES, TEST_DAY
 
 
 def test_every_stderr_line_of_serve_is_json_from_start_through_load_to_stop(tmp_path):
     out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     command = [sys.executable, "-m", "cli.main", "serve", "--data", str(tmp_path / "data"), "--rules",
                str(EXAMPLE_RULES), "--grpc-port", "0", "--metrics-port", "0", "--midnight", "manual",
-               "--demo", "2000"]
+               "--demo", "2000", "--start-date", TEST_DAY]
     environment = {**os.environ, "PATRON_LOG_LEVEL": "DEBUG"}  # a line per batch as well
     with open(out, "wb") as stdout, open(err, "wb") as stderr:
         serve = subprocess.Popen(command, stdout=stdout, stderr=stderr, start_new_session=True, env=environment)

@@ -10,8 +10,9 @@ import grpc
 from actors.config import ServeConfig
 from actors.server import Server
 from client import PatronClient
+from engine.calendar import parse_day
 from proto import patron_pb2 as pb
-from tests.conftest import EXAMPLE_RULES
+from tests.conftest import EXAMPLE_RULES, TEST_DAY
 
 
 def every_method(client: PatronClient) -> dict:
@@ -51,7 +52,7 @@ def test_every_call_answers_unavailable_while_the_shards_are_starting(ray_sessio
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     server = Server(ServeConfig(data=tmp_path / "data", rules=EXAMPLE_RULES, grpc_port=0, metrics_port=-1,
-                                midnight="manual"))
+                                midnight="manual", start_date=parse_day(TEST_DAY)))
     starting = asyncio.run_coroutine_threadsafe(server.start(), loop)
     try:
         deadline = time.monotonic() + 60
