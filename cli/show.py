@@ -24,7 +24,7 @@ def entry_summary(message: pb.LedgerEntry) -> EntrySummary:
 
 def _plain(message: Any, field: Any) -> Any:
     value = getattr(message, field.name)
-    return list(value) if field.label == field.LABEL_REPEATED and not field.message_type else value
+    return list(value) if field.is_repeated and not field.message_type else value
 
 
 def member_json(member: MemberSummary, ledger: list[EntrySummary] | None = None) -> str:

@@ -29,6 +29,7 @@ REMOTE = {
     "member show": ["member", "show", "M1"],
     "member show --ledger": ["member", "show", "M1", "--ledger"],
     "member show --json": ["member", "show", "M1", "--ledger", "--json"],
+    "member tag": ["member", "tag", "M1", "--add", "vip", "--reason", "a test"],
     "send --generate": ["send", "--generate", "10"],
     "send --transactions": ["send", "--transactions", "{transactions}"],
     "rules publish": ["rules", "publish", str(EXAMPLE_RULES)],
