@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint proto clean
+.PHONY: venv run reset test lint proto clean
 
 venv: $(STAMP)
 
@@ -14,9 +14,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The engine on an embedded local Ray with the example rules; a demo load makes the counts move.
+# The engine on an embedded local Ray with the example rules; a demo load makes the counts move
+# (only into an empty ./data: a second run keeps what the first one loaded).
 run: venv
 	$(BIN)/patron serve --data data --rules examples/rules.toml --demo 100000
+
+# Empties ./data for a fresh demo; the venv stays.
+reset:
+	rm -rf data
 
 test: venv lint
 	$(BIN)/python -m pytest

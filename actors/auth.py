@@ -11,7 +11,7 @@ import grpc
 
 from engine.errors import PatronError
 
-__all__ = ["ROLES", "BearerTokens", "is_loopback", "load_tokens", "server_credentials"]
+__all__ = ["ROLES", "BearerTokens", "is_loopback", "load_tokens", "refusal", "server_credentials"]
 
 ROLES = ("ingest", "read", "admin")
 _READ, _INGEST, _ADMIN = frozenset({"read", "ingest", "admin"}), frozenset({"ingest", "admin"}), frozenset({"admin"})
@@ -89,10 +89,10 @@ class BearerTokens(grpc.aio.ServerInterceptor):
             return handler
         role = self.tokens.get(_bearer(details.invocation_metadata or ()))
         if role is None:
-            return _refusal(handler, grpc.StatusCode.UNAUTHENTICATED,
+            return refusal(handler, grpc.StatusCode.UNAUTHENTICATED,
                             "missing or unknown bearer token: send `authorization: Bearer <token>`")
         if role not in allowed:
-            return _refusal(handler, grpc.StatusCode.PERMISSION_DENIED,
+            return refusal(handler, grpc.StatusCode.PERMISSION_DENIED,
                             f"role {role!r} may not call {details.method}; it needs one of "
                             f"{', '.join(sorted(allowed))}")
         return handler
@@ -105,7 +105,7 @@ def _bearer(metadata: Any) -> str:
     return ""
 
 
-def _refusal(handler: Any, code: grpc.StatusCode, message: str) -> Any:
+def refusal(handler: Any, code: grpc.StatusCode, message: str) -> Any:
     """A handler of the same shape as the method's that only refuses."""
     async def refuse(request: Any, context: grpc.aio.ServicerContext) -> Any:
         await context.abort(code, message)

@@ -273,7 +273,7 @@ class Coordinator:
                 metrics.members_tagged.labels(tag).set(count)
             done, total = self.recalculation(answers)
             metrics.recalculation_done.set(done)
-            metrics.recalculation_total.set(total)
+            metrics.recalculation_planned.set(total)
             for stats in await asyncio.gather(*(_answer(a.take_midnight_stats.remote()) for a in self.actors)):
                 if isinstance(stats, BatchStats):
                     metrics.record_changes(stats, names)

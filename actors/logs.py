@@ -1,25 +1,34 @@
-"""Process settings every patron process shares: structured JSON logs, garbage collection."""
+"""Process settings every patron process shares: structured JSON logs, garbage collection.
+In `patron serve` every line on stderr is one JSON object: patron's own logs, other libraries'
+warnings (Ray's included) and what the shard actors' processes write."""
 
 import gc
 import json
 import logging
 import os
+import re
 import sys
+import time
 from datetime import UTC, datetime
 
-__all__ = ["JsonFormatter", "collect_rarely", "configure_logging"]
+__all__ = ["JsonFormatter", "collect_rarely", "configure_logging", "ray_output_as_json"]
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        line = {"ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+        line = {"ts": _timestamp(record.created),
                 "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()}
-        line.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+        # Ray's record factory adds private fields (_ray_timestamp_ns) to every record
+        line.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")})
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)
+
+
+def _timestamp(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
 
 
 def configure_logging(level: str | None = None) -> None:
@@ -28,13 +37,46 @@ def configure_logging(level: str | None = None) -> None:
     level = level or os.environ.get("PATRON_LOG_LEVEL", "INFO").upper()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
-    root = logging.getLogger("patron")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
+    patron = logging.getLogger("patron")
+    patron.handlers[:] = [handler]
+    patron.setLevel(level)
+    patron.propagate = False
+    others = logging.getLogger()  # Ray, grpc, asyncio: their warnings as JSON lines too
+    others.handlers[:] = [handler]
+    others.setLevel(logging.WARNING)
 
 
 def collect_rarely() -> None:
     """patron's records form no reference cycles, yet members hold small dicts and lists the
     cyclic collector keeps walking; collecting far less often saves 20-30% of CPU."""
     gc.set_threshold(200_000, 50, 1_000)
+
+
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+_AUTOSCALER_TROUBLE = re.compile(r"Error|Warning|WARNING|ERROR")
+
+
+def ray_output_as_json(data: dict, ignore_prefix: bool = False) -> None:
+    """What Ray forwards to the driver from worker processes (the shard actors' log lines,
+    anything else they print), from the raylet (a worker died) and from the autoscaler: one
+    JSON line each on stderr, instead of Ray's coloured `(ShardActor pid=...)` prefixes and
+    "repeated Nx across cluster" summaries. Lines that are JSON already (patron's logs in a
+    shard) keep their fields and gain the process id."""
+    source = {"pid": data.get("pid"), **({"actor": data["actor_name"]} if data.get("actor_name") else {})}
+    logger = {"raylet": "ray.raylet", "autoscaler": "ray.autoscaler"}.get(str(data.get("pid")), "ray.worker")
+    out = []
+    for raw in data.get("lines", []):
+        text = _COLOUR.sub("", raw).rstrip()
+        if not text or (logger == "ray.autoscaler" and not _AUTOSCALER_TROUBLE.search(text)):
+            continue  # its status report every 5 s: an embedded Ray has nothing to scale
+        try:
+            line = json.loads(text)
+        except ValueError:
+            line = None
+        if not isinstance(line, dict):
+            line = {"ts": _timestamp(time.time()), "level": "warning" if data.get("is_err") else "info",
+                    "logger": logger, "msg": text}
+        out.append(json.dumps({**line, **source}, default=str))
+    if out:
+        sys.stderr.write("\n".join(out) + "\n")
+        sys.stderr.flush()

@@ -69,7 +69,7 @@ class Metrics:
                                      registry=registry)
         self.recalculation_done = Gauge("patron_recalculation_members_done",
                                         "Members re-evaluated so far after the last tier change.", registry=registry)
-        self.recalculation_total = Gauge("patron_recalculation_members_total",
+        self.recalculation_planned = Gauge("patron_recalculation_members_planned",
                                          "Members to re-evaluate after the last tier change.", registry=registry)
 
     def record_batch(self, shard: int, stats: BatchStats, tier_names: list[str]) -> None:

@@ -3,6 +3,7 @@ health and reflection, and the metrics endpoint. Stopping drains in-flight batch
 
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -11,10 +12,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from actors.auth import BearerTokens, is_loopback, load_tokens, server_credentials, tokens_from_environment
+from actors.auth import BearerTokens, is_loopback, load_tokens, refusal, server_credentials, tokens_from_environment
 from actors.config import ServeConfig
 from actors.coordinator import Coordinator
 from actors.gateway import AdminService, IngestService, MembersService, handler_for
+from actors.logs import ray_output_as_json
 from actors.metrics import Metrics
 from engine.errors import PatronError
 from proto import patron_pb2 as pb
@@ -85,6 +87,7 @@ class Server:
     def _grpc_server(self) -> grpc.aio.Server:
         limit = self.config.max_message_bytes
         interceptors = [BearerTokens(self.tokens)] if self.tokens else []
+        interceptors.append(UntilStarted(lambda: self._started))
         server = grpc.aio.server(interceptors=interceptors,
                                  options=[("grpc.max_receive_message_length", limit + (1 << 20)),
                                           ("grpc.max_send_message_length", limit)])
@@ -109,13 +112,40 @@ class Server:
             await self.health.set(service, status)
 
 
+class UntilStarted(grpc.aio.ServerInterceptor):
+    """The port opens before the shards are up (so health can say NOT_SERVING); until they
+    are, patron's own methods answer UNAVAILABLE, which clients retry, instead of failing on
+    a coordinator that has no shards yet. Health and reflection answer all along."""
+
+    def __init__(self, started: Callable[[], bool]) -> None:
+        self.started = started
+
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]],
+                                details: grpc.HandlerCallDetails) -> Any:
+        handler = await continuation(details)
+        if handler is None or self.started() or not details.method.startswith(f"/{pb.DESCRIPTOR.package}."):
+            return handler
+        return refusal(handler, grpc.StatusCode.UNAVAILABLE,
+                       "patron is starting and its shards are not ready yet; nothing was applied: "
+                       "retry shortly (health turns SERVING when ready)")
+
+
 def _start_ray(config: ServeConfig) -> bool:
-    """An embedded local Ray unless one is running (tests) or --ray-address names a cluster."""
+    """An embedded local Ray unless one is running (tests) or --ray-address names a cluster.
+    Ray's logs go through patron's JSON logging (configure_logging=False leaves the "ray"
+    logger to the root handler), and what its workers print is turned into JSON lines."""
     if ray.is_initialized():
         return False
+    # Ray prints forwarded worker output through this module function; replaced before
+    # init, it covers worker lines and the raylet's error messages alike (Ray is pinned).
+    ray._private.worker.print_to_stdstream = ray_output_as_json
+    # patron sends nothing to Ray's usage statistics service; the head's small API server
+    # that would report them still starts (Ray gives no way to leave it off)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    logging.getLogger("ray").propagate = True  # Ray turns it off; patron's root handler writes JSON
+    quiet = {"namespace": "patron", "configure_logging": False, "log_to_driver": True}
     if config.ray_address:
-        ray.init(address=config.ray_address, namespace="patron", logging_level=logging.WARNING)
+        ray.init(address=config.ray_address, **quiet)
         return True
-    ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, object_store_memory=256 << 20, namespace="patron",
-             logging_level=logging.WARNING)
+    ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, object_store_memory=256 << 20, **quiet)
     return True

@@ -1,9 +1,8 @@
 """Between protobuf messages and engine records: enums to words and back, done once at the gateway."""
 
-from engine.calendar import iso
 from engine.ledger import LedgerEntry
 from engine.midnight import AnomalyRow
-from engine.summary import MemberSummary
+from engine.summary import MemberSummary, summarise_entry
 from engine.transactions import LineItem, Transaction, TxnResult
 from proto import patron_pb2 as pb
 
@@ -37,12 +36,9 @@ def ack(batch_id: str, results: list[TxnResult]) -> pb.BatchAck:
 
 
 def member_message(summary: MemberSummary) -> pb.Member:
-    message = pb.Member(
-        member_id=summary.member_id, tier=summary.tier, points=summary.points, growth=summary.growth,
-        status=summary.status, abnormal=summary.abnormal, tier_valid_until=summary.tier_valid_until,
-        pending_points=summary.pending, stored_value_minor=summary.stored_value, birthday=summary.birthday,
-        enrolled_on=summary.enrolled_on, source=summary.source, content=summary.content,
-        campaign=summary.campaign, channel=summary.channel, tags=summary.tags)
+    """Field by field by name (engine/summary.py holds the shape), so the two cannot drift."""
+    fields = {name: getattr(summary, name) for name in summary.__struct_fields__ if name != "attributes"}
+    message = pb.Member(**fields)
     for name, value in summary.attributes.items():
         if isinstance(value, str):
             message.attributes[name].text = value
@@ -64,14 +60,8 @@ def attributes_from(attributes: dict) -> tuple[dict[str, str | float], frozenset
 
 
 def ledger_entry(entry: LedgerEntry, tier_names: list[str]) -> pb.LedgerEntry:
-    def tier(index: int) -> str:
-        return tier_names[index] if 0 <= index < len(tier_names) else ""
-
-    return pb.LedgerEntry(
-        member_id=entry.member_id, seq=entry.seq, day=iso(entry.day), cause=entry.cause, ref=entry.ref,
-        rule_version=entry.rule_version, kind=entry.kind, points=entry.points, pending_points=entry.pending,
-        growth=entry.growth, stored_value_minor=entry.stored_value, tier_from=tier(entry.tier_from),
-        tier_to=tier(entry.tier_to), status=entry.status, unrecovered=entry.unrecovered, note=entry.note)
+    summary = summarise_entry(entry, tier_names)
+    return pb.LedgerEntry(**{name: getattr(summary, name) for name in summary.__struct_fields__})
 
 
 def anomaly_row(row: AnomalyRow) -> pb.AnomalyRow:

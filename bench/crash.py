@@ -247,7 +247,8 @@ def _members_differ(client: PatronClient, expected: dict[str, dict]) -> list[str
     for member_id, member in expected.items():
         got = _member(client, member_id)
         served = (got.tier, got.points, got.growth, got.abnormal, got.pending_points) if got else None
-        replayed = (member["tier"], member["points"], member["growth"], member["abnormal"], member.get("pending", 0))
+        replayed = (member["tier"], member["points"], member["growth"], member["abnormal"],
+                    member.get("pending_points", 0))
         if served != replayed:
             differences.append(f"{member_id}: served {served}, replay {replayed}")
     return differences

@@ -11,9 +11,10 @@ from pathlib import Path
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from client import PatronClient
+from client import PatronClient, transaction_message
+from proto import patron_pb2 as pb
 
-__all__ = ["checkpoint", "member_show", "member_tag", "midnight", "publish", "send", "status"]
+__all__ = ["checkpoint", "member_show", "member_tag", "midnight", "publish", "rpc_failure", "send", "status"]
 
 DEFAULT_ADDRESS = os.environ.get("PATRON_ADDRESS", "127.0.0.1:50051")
 
@@ -34,83 +35,109 @@ def _show(message: object) -> None:
     print(json.dumps(MessageToDict(message, preserving_proto_field_name=True), indent=2, ensure_ascii=False))
 
 
-def _failed(error: grpc.RpcError) -> int:
-    print(f"patron: {error.code().name}: {error.details()}", file=sys.stderr)
-    return 1
+def rpc_failure(error: BaseException, address: str) -> str:
+    """A failed call in one line, or "" when `error` is not one."""
+    if not isinstance(error, grpc.RpcError) or not hasattr(error, "code"):
+        return ""
+    code, details = error.code(), error.details() or ""
+    if code is grpc.StatusCode.UNAVAILABLE and ("connect" in details.lower() or "unreachable" in details.lower()):
+        reason = details.rsplit(": ", 1)[-1].lower()
+        return (f"cannot reach patron at {address}: {reason} (is `patron serve` running there? "
+                f"--address or PATRON_ADDRESS names it)")
+    return f"{code.name}: {details}"
 
 
 def send(args: argparse.Namespace) -> int:
-    """Stream transactions (a JSONL file, or a generated workload dated today)."""
+    """Stream transactions (a JSONL file, or a generated workload dated today). A line that is
+    not a transaction is rejected here, as replay does, and the rest is sent; every rejected
+    transaction is listed with its reason."""
     from bench.workload import Workload, generate
 
+    rejected: list[str] = []
+    counts: dict[str, int] = {}
     with _client(args) as client:
         if args.transactions:
-            source = _jsonl(args.transactions)
+            source = _transactions(args.transactions, rejected, counts)
         else:
             today = client.status().shards[0].business_day
             run = int(time.time())
             source = generate(Workload(transactions=args.generate, members=max(args.generate // 10, 100), days=1,
                                        start=today, seed=run, id_prefix=f"S{run}-"))
-        counts: dict[str, int] = {}
         started, sent = time.perf_counter(), 0
-        try:
-            for ack in client.stream(client.batches(source, args.batch_size)):
-                sent += len(ack.results)
-                for result in ack.results:
-                    word = grpc_outcome(result.outcome) + (f" ({result.reason})" if result.reason else "")
-                    counts[word] = counts.get(word, 0) + 1
-        except grpc.RpcError as error:
-            return _failed(error)
-    seconds = time.perf_counter() - started
+        for ack in client.stream(client.batches(source, args.batch_size)):
+            sent += len(ack.results)
+            for result in ack.results:
+                word = grpc_outcome(result.outcome) + (f" ({result.reason})" if result.reason else "")
+                counts[word] = counts.get(word, 0) + 1
+                if result.outcome == pb.OUTCOME_REJECTED:
+                    rejected.append(f"{result.txn_id}: {result.reason}")
+    seconds = max(time.perf_counter() - started, 1e-9)
     print(f"sent {sent:,} transactions in {seconds:.1f} s ({sent / seconds:,.0f}/s): "
           + ", ".join(f"{n:,} {word}" for word, n in sorted(counts.items())))
+    _list_rejected(rejected)
     return 0
 
 
-def _jsonl(path: Path) -> Iterator[dict]:
-    with open(path, encoding="utf-8") as lines:
-        for line in lines:
-            if line.strip():
-                yield json.loads(line)
+def _transactions(path: Path, rejected: list[str], counts: dict[str, int]) -> Iterator[pb.Transaction]:
+    """The file's transactions; a line that is not one is counted `rejected (malformed)`."""
+    from cli.replay import Malformed, decode_line
+
+    with open(path, "rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            txn = decode_line(line)
+            if isinstance(txn, Malformed):
+                named = f" ({txn.txn_id})" if txn.txn_id else ""
+                rejected.append(f"line {number}{named}: malformed: {txn.detail}")
+                counts["rejected (malformed)"] = counts.get("rejected (malformed)", 0) + 1
+            else:
+                yield transaction_message(txn)
+
+
+def _list_rejected(rejected: list[str], shown: int = 100) -> None:
+    if rejected:
+        print(f"rejected ({len(rejected):,}):")
+        for line in rejected[:shown]:
+            print(f"  {line}")
+        if len(rejected) > shown:
+            print(f"  ... and {len(rejected) - shown:,} more (all counted above)")
 
 
 def grpc_outcome(value: int) -> str:
-    from proto import patron_pb2 as pb
-
     return pb.Outcome.Name(value).removeprefix("OUTCOME_").lower()
 
 
 def member_show(args: argparse.Namespace) -> int:
+    from cli.show import entry_summary, ledger_table, member_card, member_json, member_summary
+
     with _client(args) as client:
-        try:
-            member = client.member(args.member_id)
-            if member is None:
-                print(f"patron: no member {args.member_id!r}", file=sys.stderr)
-                return 1
-            _show(member)
-            if args.ledger:
-                for entry in client.ledger(args.member_id):
-                    print(json.dumps(MessageToDict(entry, preserving_proto_field_name=True), ensure_ascii=False))
-        except grpc.RpcError as error:
-            return _failed(error)
+        found = client.member(args.member_id)
+        if found is None:
+            print(f"patron: no member {args.member_id!r}", file=sys.stderr)
+            return 1
+        member = member_summary(found)
+        ledger = [entry_summary(entry) for entry in client.ledger(args.member_id)] if args.ledger else None
+    if args.json:
+        print(member_json(member, ledger))
+        return 0
+    print(member_card(member))
+    if ledger is not None:
+        print()
+        print(ledger_table(ledger))
     return 0
 
 
 def member_tag(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        try:
-            _show(client.set_tags(args.member_id, args.add, args.remove, args.reason))
-        except grpc.RpcError as error:
-            return _failed(error)
+        _show(client.set_tags(args.member_id, args.add, args.remove, args.reason))
     return 0
 
 
 def publish(args: argparse.Namespace) -> int:
+    rules = Path(args.file).read_text(encoding="utf-8")
     with _client(args) as client:
-        try:
-            answer = client.publish_rules(Path(args.file).read_text(encoding="utf-8"), args.count_past_spend)
-        except grpc.RpcError as error:
-            return _failed(error)
+        answer = client.publish_rules(rules, args.count_past_spend)
     print(f"published rules version {answer.version}"
           + ("; every member is being re-evaluated (see `patron status`)" if answer.reevaluating else ""))
     return 0
@@ -118,26 +145,17 @@ def publish(args: argparse.Namespace) -> int:
 
 def midnight(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        try:
-            _show(client.run_midnight(args.date))
-        except grpc.RpcError as error:
-            return _failed(error)
+        _show(client.run_midnight(args.date))
     return 0
 
 
 def checkpoint(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        try:
-            _show(client.checkpoint())
-        except grpc.RpcError as error:
-            return _failed(error)
+        _show(client.checkpoint())
     return 0
 
 
 def status(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        try:
-            _show(client.status())
-        except grpc.RpcError as error:
-            return _failed(error)
+        _show(client.status())
     return 0

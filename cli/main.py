@@ -1,7 +1,10 @@
 """The `patron` command: one entry point, a subcommand per job."""
 
 import argparse
+import logging
+import os
 import sys
+import traceback
 from pathlib import Path
 
 from engine.calendar import parse_day
@@ -17,7 +20,51 @@ def main(argv: list[str] | None = None) -> None:
     if not hasattr(args, "run"):
         parser.print_help()
         raise SystemExit(2)
-    raise SystemExit(args.run(args))
+    raise SystemExit(_run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Every failure ends in one line that says what went wrong, and a non-zero exit: never a
+    traceback (PATRON_DEBUG=1 adds it for an unexpected error)."""
+    try:
+        code = args.run(args)
+        sys.stdout.flush()  # a closed pipe fails here, where it is answered, not at exit
+        return code
+    except BrokenPipeError:  # `patron member show ... | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second failure at exit
+        return _fail(args, "the output was closed before it ended (broken pipe)", code=141)
+    except KeyboardInterrupt:
+        return _fail(args, "interrupted", code=130)
+    except PatronError as error:
+        return _fail(args, str(error))
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        return _fail(args, f"{where}{error.strerror or error}")
+    except Exception as error:
+        if failed := _rpc_failure(error, args):
+            return _fail(args, failed)
+        if os.environ.get("PATRON_DEBUG"):
+            traceback.print_exc()
+        return _fail(args, f"unexpected {type(error).__name__}: {error} (PATRON_DEBUG=1 shows where)")
+
+
+def _rpc_failure(error: Exception, args: argparse.Namespace) -> str:
+    """A gRPC failure in words, or "" when `error` is not one."""
+    if "grpc" not in sys.modules:
+        return ""
+    from cli.admin import rpc_failure
+
+    return rpc_failure(error, getattr(args, "address", ""))
+
+
+def _fail(args: argparse.Namespace, message: str, code: int = 1) -> int:
+    """One line on stderr; `patron serve` writes it as a JSON log line, like all its stderr."""
+    message = " ".join(message.split())
+    if args.run is _serve:
+        logging.getLogger("patron.serve").error(message)
+    else:
+        print(f"patron: {message}", file=sys.stderr)
+    return code
 
 
 def _date(text: str) -> int:
@@ -49,7 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     member = commands.add_parser("member", help="look at members").add_subparsers(metavar="ACTION")
     show = _remote(member.add_parser("show", help="a member, and with --ledger its whole ledger"))
     show.add_argument("member_id")
-    show.add_argument("--ledger", action="store_true")
+    show.add_argument("--ledger", action="store_true", help="with its ledger: one row per change, and why")
+    show.add_argument("--json", action="store_true",
+                      help='the machine form: the member as JSON; with --ledger {"member": ..., "ledger": [...]}')
     show.set_defaults(run=admin.member_show)
     tag = _remote(member.add_parser("tag", help="add or remove an operator's tags (kept apart from computed ones)"))
     tag.add_argument("member_id")
@@ -141,11 +190,12 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from actors.config import ServeConfig
+    from actors.logs import configure_logging
     from cli.serve import run_serve
 
+    configure_logging()
     if bool(args.tls_cert) != bool(args.tls_key):
-        print("patron: --tls-cert and --tls-key go together", file=sys.stderr)
-        return 2
+        return _fail(args, "--tls-cert and --tls-key go together", code=2)
     config = ServeConfig(data=args.data, rules=args.rules, host=args.host, grpc_port=args.grpc_port,
                          metrics_port=args.metrics_port, shards=args.shards, ray_address=args.ray_address,
                          durability=args.durability, midnight=args.midnight, start_date=args.start_date,
@@ -154,11 +204,8 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         return run_serve(config, demo=args.demo)
     except RulesError as error:
-        for problem in error.problems:
-            print(f"{args.rules}: {problem}", file=sys.stderr)
-        return 1
-    except PatronError as error:
-        print(f"patron: {error}", file=sys.stderr)
+        logging.getLogger("patron.serve").error("the rules file has problems",
+                                                extra={"file": str(args.rules), "problems": error.problems})
         return 1
 
 

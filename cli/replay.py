@@ -10,17 +10,15 @@ from typing import BinaryIO
 import msgspec
 
 from engine.book import Book
-from engine.calendar import iso
-from engine.ledger import LedgerEntry
 from engine.midnight import AnomalyRow
 from engine.programme import Programme
 from engine.replay import advance_to, replay_stream
-from engine.summary import summarise
+from engine.summary import summarise, summarise_entry
 from engine.transactions import Transaction, TxnResult
 from engine.types import Day
 from engine.validation import load_rules_file
 
-__all__ = ["ReplayFiles", "ReplayStats", "replay_files"]
+__all__ = ["Malformed", "ReplayFiles", "ReplayStats", "decode_line", "replay_files"]
 
 _CHUNK_BYTES = 1 << 20
 _decoder = msgspec.json.Decoder(Transaction)
@@ -39,7 +37,7 @@ class ReplayStats(msgspec.Struct):
         return self.transactions / self.seconds if self.seconds else 0.0
 
 
-class _Malformed(Transaction):
+class Malformed(Transaction):
     """Stands in for a line that is not a transaction; the engine never sees it."""
 
     detail: str = ""
@@ -83,31 +81,25 @@ def replay_files(files: ReplayFiles) -> ReplayStats:
 def _drain_ledger(book: Book, ledger: BinaryIO | None) -> None:
     entries, _ = book.take_changes()
     if ledger is not None:
-        ledger.write(_encoder.encode_lines([_readable(e) for e in entries]))
+        names = book.programme.ladder.names
+        ledger.write(_encoder.encode_lines([summarise_entry(entry, names) for entry in entries]))
 
 
 def _replay_chunk(book: Book, txns: list[Transaction], stats: ReplayStats,
                   anomalies: list[AnomalyRow]) -> list[TxnResult]:
     """One result per line, in order; a malformed line is rejected and the replay goes on."""
     stats.transactions += len(txns)
-    good = [t for t in txns if not isinstance(t, _Malformed)]
+    good = [t for t in txns if not isinstance(t, Malformed)]
     scored = iter(list(replay_stream(book, good, anomalies)))
     out = []
     for txn in txns:
-        if isinstance(txn, _Malformed):
+        if isinstance(txn, Malformed):
             stats.malformed += 1
             _warn(stats.malformed, txn.detail)
             out.append(TxnResult(txn.txn_id, "rejected", 0, 0, "malformed"))
         else:
             out.append(next(scored))
     return out
-
-
-def _readable(entry: LedgerEntry) -> dict:
-    """Named fields and an ISO day: the ledger file is for people and spreadsheets."""
-    line = {name: getattr(entry, name) for name in entry.__struct_fields__}
-    line["day"] = iso(entry.day)
-    return line
 
 
 def _chunks(source: BinaryIO) -> Iterator[bytes]:
@@ -129,14 +121,15 @@ def _decode(chunk: bytes, seen: int) -> list[Transaction]:
     except msgspec.DecodeError:
         pass
     lines = [line for line in chunk.split(b"\n") if line.strip()]
-    return [_decode_line(line, seen + n + 1) for n, line in enumerate(lines)]
+    return [decode_line(line, f"transaction {seen + n + 1}: ") for n, line in enumerate(lines)]
 
 
-def _decode_line(line: bytes, number: int) -> Transaction:
+def decode_line(line: bytes, where: str = "") -> Transaction:
+    """One line as a transaction, or a Malformed stand-in that says why (after `where`)."""
     try:
         return _decoder.decode(line)
     except msgspec.DecodeError as error:
-        return _Malformed(txn_id=_txn_id_of(line), detail=f"transaction {number}: {error}")
+        return Malformed(txn_id=_txn_id_of(line), detail=f"{where}{error}")
 
 
 def _txn_id_of(line: bytes) -> str:

@@ -1,27 +1,35 @@
 """`patron serve`: the engine on an embedded local Ray (or a cluster), until SIGTERM or Ctrl-C."""
 
 import asyncio
+import logging
 import os
 import signal
-import sys
 import threading
 import time
+
+import grpc
 
 from actors.config import ServeConfig
 from actors.logs import collect_rarely, configure_logging
 from actors.server import Server
+from engine.errors import PatronError
 from storage.folder import DataFolder
 
 __all__ = ["run_serve"]
 
 COUNTS_EVERY = 10.0
 
+log = logging.getLogger("patron.serve")
+
 
 def run_serve(config: ServeConfig, demo: int = 0) -> int:
     configure_logging()
     collect_rarely()
     folder = DataFolder(config.data)
-    folder.claim(os.getpid())
+    try:
+        folder.claim(os.getpid())
+    except RuntimeError as error:  # another live server holds the folder
+        raise PatronError(str(error)) from None
     try:
         asyncio.run(_serve(config, demo))
     finally:
@@ -33,18 +41,41 @@ async def _serve(config: ServeConfig, demo: int) -> None:
     server = Server(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    await server.start()
+    try:
+        await server.start()
+    except BaseException:  # close what did start (the gRPC port, Ray) before the error is told
+        await server.stop(grace=0)
+        raise
     for signum in (signal.SIGTERM, signal.SIGINT):  # after Ray's start-up, which installs its own
         loop.add_signal_handler(signum, stop.set)
     _banner(server)
     counts = loop.create_task(_live_counts(server))
-    if demo and not config.tls_cert:
-        threading.Thread(target=_demo_load, args=(f"127.0.0.1:{server.port}", demo, server), daemon=True).start()
+    if demo and not config.tls_cert and (day := await _empty(server)):
+        threading.Thread(target=_demo_load, args=(f"127.0.0.1:{server.port}", demo, server, day),
+                         daemon=True).start()
     await stop.wait()
-    print("patron: stopping; batches in flight finish first", file=sys.stderr, flush=True)
+    _say("patron: stopping; batches in flight finish first")
     counts.cancel()
     await server.stop(grace=30)
-    print("patron: stopped; every shard closed cleanly", file=sys.stderr, flush=True)
+    _say("patron: stopped; every shard closed cleanly")
+
+
+def _say(text: str) -> None:
+    """Banners and counts are for the person at the terminal: stdout. stderr carries only the
+    JSON log lines."""
+    print(text, flush=True)
+
+
+async def _empty(server: Server) -> str:
+    """The business day of a data folder with no members, or "": the demo load is for a new
+    folder, and a second `make run` must not add its transactions again to the same members."""
+    statuses = await server.coordinator.status()
+    members = sum(status.members for status in statuses)
+    if members:
+        _say(f"patron: no demo load: {server.config.data} already has {members:,} members "
+             f"(the demo runs only on an empty data folder; `make reset` empties ./data)")
+        return ""
+    return min(status.business_day for status in statuses)
 
 
 def _banner(server: Server) -> None:
@@ -62,7 +93,7 @@ def _banner(server: Server) -> None:
         f"  .venv/bin/patron member show MEMBER_ID --address {host}:{server.port}",
         f"Live counts every {COUNTS_EVERY:.0f} s; Ctrl-C stops (batches in flight finish first).",
     ]
-    print("\n".join(lines), file=sys.stderr, flush=True)
+    _say("\n".join(lines))
 
 
 def _security(server: Server) -> str:
@@ -83,23 +114,26 @@ async def _live_counts(server: Server) -> None:
         now = time.monotonic()
         rate = (accepted - last) / (now - last_at)
         last, last_at = accepted, now
-        print(f"patron: {sum(s.members for s in statuses):,} members, {accepted:,} transactions accepted "
-              f"({rate:,.0f}/s), business day {min(s.business_day for s in statuses)}", file=sys.stderr, flush=True)
+        _say(f"patron: {sum(s.members for s in statuses):,} members, {accepted:,} transactions accepted "
+             f"({rate:,.0f}/s), business day {min(s.business_day for s in statuses)}")
 
 
-def _demo_load(address: str, count: int, server: Server) -> None:
-    """Stream a generated workload dated today, so a newcomer sees the counts move."""
+def _demo_load(address: str, count: int, server: Server, day: str) -> None:
+    """Stream a generated workload dated on the business day (today, unless --start-date said
+    otherwise), so a newcomer sees the counts move."""
     from bench.workload import Workload, generate
     from client import PatronClient
-    from engine.calendar import iso
 
-    today = iso(server.coordinator.today())
-    workload = Workload(transactions=count, members=max(count // 10, 100), days=1, start=today,
+    workload = Workload(transactions=count, members=max(count // 10, 100), days=1, start=day,
                         id_prefix=f"D{int(time.time())}-")
     member = next(generate(workload))["member_id"]
     token = next((t for t, role in server.tokens.items() if role in ("ingest", "admin")), None)
-    with PatronClient(address, token=token) as client:
-        for _ in client.stream(client.batches(generate(workload), 1000)):
-            pass
-    print(f"patron: the demo load of {count:,} transactions is in; look at a member with\n"
-          f"  .venv/bin/patron member show {member} --address {address} --ledger", file=sys.stderr, flush=True)
+    try:
+        with PatronClient(address, token=token) as client:
+            for _ in client.stream(client.batches(generate(workload), 1000)):
+                pass
+    except grpc.RpcError as error:  # stopped half-way (Ctrl-C): the server is going anyway
+        log.warning("the demo load stopped", extra={"code": error.code().name, "error": error.details()})
+        return
+    _say(f"patron: the demo load of {count:,} transactions is in; look at a member with\n"
+         f"  .venv/bin/patron member show {member} --address {address} --ledger")

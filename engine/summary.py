@@ -1,16 +1,22 @@
-"""A member as the outside sees it: what replay writes and GetMember answers."""
+"""A member and a ledger entry as the outside sees them: one shape, with tier names and ISO
+dates, for replay's files, GetMember and ListLedger, and `patron member show --json`.
 
-from msgspec import Struct
+The field names are those of the gRPC `Member` and `LedgerEntry` messages: the gateway builds
+the messages from these records by name, so a field added here and to patron.proto (with the
+same name) reaches replay, gRPC and the CLI at once. Empty fields are left out of the JSON."""
+
+from msgspec import Struct, json
 
 from engine.calendar import iso
+from engine.ledger import LedgerEntry
 from engine.members import Member
 from engine.programme import Programme
 
-__all__ = ["MemberSummary", "summarise"]
+__all__ = ["EntrySummary", "MemberSummary", "summarise", "summarise_entry", "to_json"]
 
 
 class MemberSummary(Struct, omit_defaults=True):
-    """Empty profile fields are left out of the JSON."""
+    """Money in minor units (cents); dates are ISO dates."""
 
     member_id: str
     tier: str
@@ -18,7 +24,8 @@ class MemberSummary(Struct, omit_defaults=True):
     growth: int
     abnormal: bool
     status: str
-    pending: int = 0
+    pending_points: int = 0
+    """Earned, not yet spendable (a return window, or held by the anomaly check)."""
     stored_value: int = 0
     tier_valid_until: str = ""
     """ISO date of the tier's last valid day; empty when permanent."""
@@ -33,6 +40,29 @@ class MemberSummary(Struct, omit_defaults=True):
     """Computed and manual tags together, sorted."""
 
 
+class EntrySummary(Struct, omit_defaults=True):
+    """A ledger entry: what changed (`kind`), by how much, and why (`cause`, `ref`, `note`)."""
+
+    member_id: str
+    seq: int
+    day: str
+    cause: str
+    ref: str
+    rule_version: int
+    kind: str
+    points: int = 0
+    pending_points: int = 0
+    growth: int = 0
+    stored_value: int = 0
+    tier_from: str = ""
+    """Tier names; empty when the entry did not change the tier (or the member had none)."""
+    tier_to: str = ""
+    status: str = ""
+    unrecovered: int = 0
+    """Points a refund could not take back because the balance may not go negative."""
+    note: str = ""
+
+
 def summarise(programme: Programme, member: Member) -> MemberSummary:
     names = programme.ladder.names
     tier = names[member.tier] if member.tier < len(names) else names[-1]
@@ -42,3 +72,16 @@ def summarise(programme: Programme, member: Member) -> MemberSummary:
                          member.status, member.pending, member.stored_value, until, iso(member.enrolled),
                          profile.birthday, profile.source, profile.content, profile.campaign, profile.channel,
                          profile.attributes, sorted(set(member.tags) | set(member.manual_tags)))
+
+
+def summarise_entry(entry: LedgerEntry, tier_names: list[str]) -> EntrySummary:
+    def tier(index: int) -> str:
+        return tier_names[index] if 0 <= index < len(tier_names) else ""
+
+    return EntrySummary(entry.member_id, entry.seq, iso(entry.day), entry.cause, entry.ref, entry.rule_version,
+                        entry.kind, entry.points, entry.pending, entry.growth, entry.stored_value,
+                        tier(entry.tier_from), tier(entry.tier_to), entry.status, entry.unrecovered, entry.note)
+
+
+to_json = json.Encoder().encode
+"""The JSON of a summary (or a list of them); `to_json(...).decode()` for text."""

@@ -160,7 +160,7 @@ class AttributeValue(_message.Message):
     def __init__(self, text: _Optional[str] = ..., number: _Optional[float] = ..., date: _Optional[str] = ...) -> None: ...
 
 class Member(_message.Message):
-    __slots__ = ("member_id", "tier", "points", "growth", "status", "abnormal", "tier_valid_until", "pending_points", "stored_value_minor", "birthday", "enrolled_on", "source", "content", "campaign", "channel", "attributes", "tags")
+    __slots__ = ("member_id", "tier", "points", "growth", "status", "abnormal", "tier_valid_until", "pending_points", "stored_value", "birthday", "enrolled_on", "source", "content", "campaign", "channel", "attributes", "tags")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -176,7 +176,7 @@ class Member(_message.Message):
     ABNORMAL_FIELD_NUMBER: _ClassVar[int]
     TIER_VALID_UNTIL_FIELD_NUMBER: _ClassVar[int]
     PENDING_POINTS_FIELD_NUMBER: _ClassVar[int]
-    STORED_VALUE_MINOR_FIELD_NUMBER: _ClassVar[int]
+    STORED_VALUE_FIELD_NUMBER: _ClassVar[int]
     BIRTHDAY_FIELD_NUMBER: _ClassVar[int]
     ENROLLED_ON_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
@@ -193,7 +193,7 @@ class Member(_message.Message):
     abnormal: bool
     tier_valid_until: str
     pending_points: int
-    stored_value_minor: int
+    stored_value: int
     birthday: str
     enrolled_on: str
     source: str
@@ -202,7 +202,7 @@ class Member(_message.Message):
     channel: str
     attributes: _containers.MessageMap[str, AttributeValue]
     tags: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, member_id: _Optional[str] = ..., tier: _Optional[str] = ..., points: _Optional[int] = ..., growth: _Optional[int] = ..., status: _Optional[str] = ..., abnormal: _Optional[bool] = ..., tier_valid_until: _Optional[str] = ..., pending_points: _Optional[int] = ..., stored_value_minor: _Optional[int] = ..., birthday: _Optional[str] = ..., enrolled_on: _Optional[str] = ..., source: _Optional[str] = ..., content: _Optional[str] = ..., campaign: _Optional[str] = ..., channel: _Optional[str] = ..., attributes: _Optional[_Mapping[str, AttributeValue]] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, member_id: _Optional[str] = ..., tier: _Optional[str] = ..., points: _Optional[int] = ..., growth: _Optional[int] = ..., status: _Optional[str] = ..., abnormal: _Optional[bool] = ..., tier_valid_until: _Optional[str] = ..., pending_points: _Optional[int] = ..., stored_value: _Optional[int] = ..., birthday: _Optional[str] = ..., enrolled_on: _Optional[str] = ..., source: _Optional[str] = ..., content: _Optional[str] = ..., campaign: _Optional[str] = ..., channel: _Optional[str] = ..., attributes: _Optional[_Mapping[str, AttributeValue]] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListLedgerRequest(_message.Message):
     __slots__ = ("member_id", "after_seq", "limit")
@@ -215,7 +215,7 @@ class ListLedgerRequest(_message.Message):
     def __init__(self, member_id: _Optional[str] = ..., after_seq: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class LedgerEntry(_message.Message):
-    __slots__ = ("member_id", "seq", "day", "cause", "ref", "rule_version", "kind", "points", "pending_points", "growth", "stored_value_minor", "tier_from", "tier_to", "status", "unrecovered", "note")
+    __slots__ = ("member_id", "seq", "day", "cause", "ref", "rule_version", "kind", "points", "pending_points", "growth", "stored_value", "tier_from", "tier_to", "status", "unrecovered", "note")
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     DAY_FIELD_NUMBER: _ClassVar[int]
@@ -226,7 +226,7 @@ class LedgerEntry(_message.Message):
     POINTS_FIELD_NUMBER: _ClassVar[int]
     PENDING_POINTS_FIELD_NUMBER: _ClassVar[int]
     GROWTH_FIELD_NUMBER: _ClassVar[int]
-    STORED_VALUE_MINOR_FIELD_NUMBER: _ClassVar[int]
+    STORED_VALUE_FIELD_NUMBER: _ClassVar[int]
     TIER_FROM_FIELD_NUMBER: _ClassVar[int]
     TIER_TO_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -242,13 +242,13 @@ class LedgerEntry(_message.Message):
     points: int
     pending_points: int
     growth: int
-    stored_value_minor: int
+    stored_value: int
     tier_from: str
     tier_to: str
     status: str
     unrecovered: int
     note: str
-    def __init__(self, member_id: _Optional[str] = ..., seq: _Optional[int] = ..., day: _Optional[str] = ..., cause: _Optional[str] = ..., ref: _Optional[str] = ..., rule_version: _Optional[int] = ..., kind: _Optional[str] = ..., points: _Optional[int] = ..., pending_points: _Optional[int] = ..., growth: _Optional[int] = ..., stored_value_minor: _Optional[int] = ..., tier_from: _Optional[str] = ..., tier_to: _Optional[str] = ..., status: _Optional[str] = ..., unrecovered: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
+    def __init__(self, member_id: _Optional[str] = ..., seq: _Optional[int] = ..., day: _Optional[str] = ..., cause: _Optional[str] = ..., ref: _Optional[str] = ..., rule_version: _Optional[int] = ..., kind: _Optional[str] = ..., points: _Optional[int] = ..., pending_points: _Optional[int] = ..., growth: _Optional[int] = ..., stored_value: _Optional[int] = ..., tier_from: _Optional[str] = ..., tier_to: _Optional[str] = ..., status: _Optional[str] = ..., unrecovered: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
 
 class EnrollRequest(_message.Message):
     __slots__ = ("member_id", "channel", "birthday", "source", "content", "campaign", "attributes")

@@ -155,3 +155,104 @@ def test_the_scrape_example_scrapes_the_default_metrics_port_and_loads_the_alert
     assert re.search(r"job_name:\s*patron\b", text)
     assert ":9464" in text
     assert re.search(r"^rule_files:\s*\n\s+- alerts\.yml\s*$", text, flags=re.MULTILINE)
+
+
+# -- Prometheus naming rules: what `promtool check metrics` lints, and patron's own -----------
+
+NON_BASE_UNITS = ("milliseconds", "microseconds", "nanoseconds", "minutes", "hours", "days", "weeks",
+                  "kilobytes", "megabytes", "gigabytes", "kibibytes", "mebibytes", "percent", "millis",
+                  "ms", "us", "ns", "sec", "secs", "min", "mins", "kb", "mb", "gb", "pct")
+"""Prometheus wants base units (seconds, bytes, ratios) spelled out; promtool's lint flags these."""
+TYPE_WORDS = ("counter", "gauge", "histogram", "summary")
+STANDARD_PREFIXES = ("process_", "python_")
+"""prometheus_client's own collectors; everything else patron exposes is `patron_`."""
+
+
+def exposition_families(text: str) -> dict[str, dict]:
+    """name -> {"type", "help", "samples"}, read from the text format as Prometheus reads it."""
+    families: dict[str, dict] = {}
+    for line in text.splitlines():
+        if line.startswith("# HELP ") or line.startswith("# TYPE "):
+            _, kind, name, *rest = line.split(" ", 3)
+            families.setdefault(name, {"samples": []})[kind.lower()] = rest[0] if rest else ""
+        elif line and not line.startswith("#"):
+            sample = re.match(r"[^{ ]+", line).group()
+            owner = max((name for name in families if sample.startswith(name)), key=len, default=sample)
+            families.setdefault(owner, {"samples": []})["samples"].append(sample)
+    return families
+
+
+def naming_problems(text: str) -> list[str]:
+    problems = []
+    for name, family in exposition_families(text).items():
+        kind, words = family.get("type", "untyped"), name.split("_")
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            problems.append(f"{name}: names are snake_case, without colons")
+        if not name.startswith(("patron_", *STANDARD_PREFIXES)):
+            problems.append(f"{name}: patron's metrics start with patron_")
+        if not family.get("help"):
+            problems.append(f"{name}: no HELP text")
+        if kind == "counter" and not name.endswith("_total"):
+            problems.append(f"{name}: a counter's name ends with _total")
+        if kind != "counter" and name.endswith("_total"):
+            problems.append(f"{name}: only counters end with _total, this is a {kind}")
+        if kind not in ("histogram", "summary") and name.endswith(("_count", "_sum", "_bucket")):
+            problems.append(f"{name}: _count, _sum and _bucket belong to histograms and summaries")
+        if kind == "histogram" and name.startswith("patron_") and not name.endswith(("_seconds", "_bytes")):
+            problems.append(f"{name}: a histogram's name ends with its base unit")
+        problems += [f"{name}: {word!r} is not a base unit" for word in words if word in NON_BASE_UNITS]
+        problems += [f"{name}: the name repeats the type {word!r}" for word in words if word in TYPE_WORDS]
+        problems += [f"{name}: sample {sample} is not of this family" for sample in family["samples"]
+                     if sample != name and not sample.startswith(name + "_")]
+    return problems
+
+
+def exposition() -> str:
+    """What /metrics serves, with every labelled family given a child so its samples show."""
+    from prometheus_client import generate_latest
+
+    metrics = Metrics()
+    metrics.transactions.labels("purchase", "accepted", "").inc()
+    metrics.tier_changes.labels("Basic", "Silver").inc()
+    metrics.batches_refused.labels("RESOURCE_EXHAUSTED").inc()
+    for histogram in (metrics.shard_apply, metrics.shard_commit):
+        histogram.labels("0").observe(0.01)
+    for gauge in (metrics.shard_up, metrics.members, metrics.lmdb_bytes):
+        gauge.labels("0").set(1)
+    metrics.liability.labels("2026-12").set(1)
+    return generate_latest(metrics.registry).decode()
+
+
+def test_every_metric_family_follows_prometheus_naming_rules():
+    text = exposition()
+    assert len([name for name in exposition_families(text) if name.startswith("patron_")]) >= 20
+    assert naming_problems(text) == []
+
+
+@pytest.mark.parametrize(("exposed", "problem"), [
+    ("# HELP patron_members_total Members.\n# TYPE patron_members_total gauge\npatron_members_total 1\n",
+     "only counters end with _total"),
+    ("# HELP patron_batches Batches.\n# TYPE patron_batches counter\npatron_batches 1\n", "ends with _total"),
+    ("# HELP patron_commit_milliseconds C.\n# TYPE patron_commit_milliseconds gauge\n", "not a base unit"),
+    ("# HELP lmdb_bytes B.\n# TYPE lmdb_bytes gauge\nlmdb_bytes 1\n", "start with patron_"),
+    ("# TYPE patron_up gauge\npatron_up 1\n", "no HELP"),
+    ("# HELP patron_queue_gauge Q.\n# TYPE patron_queue_gauge gauge\n", "repeats the type"),
+    ("# HELP patron_batch_count B.\n# TYPE patron_batch_count gauge\n", "belong to histograms"),
+    ("# HELP patron_apply A.\n# TYPE patron_apply histogram\npatron_apply_bucket{le=\"+Inf\"} 1\n", "base unit"),
+    ("# HELP patron_shardUp S.\n# TYPE patron_shardUp gauge\n", "snake_case"),
+])
+def test_a_badly_named_metric_is_reported(exposed, problem):
+    assert any(problem in found for found in naming_problems(exposed)), naming_problems(exposed)
+
+
+def test_the_latency_alert_fires_on_trouble_not_on_a_busy_small_host_and_its_tuning_is_documented():
+    from actors.metrics import LATENCY_BUCKETS
+
+    threshold = float(re.search(r"\)\s*>\s*([\d.]+)", alert_blocks()["PatronBatchLatencyP99High"]).group(1))
+    # a client streams 8 batches in flight: on 2 cores a healthy server's p99 is near 1 s under load
+    assert threshold > 1.0
+    assert threshold in LATENCY_BUCKETS, "between bucket boundaries histogram_quantile only interpolates"
+    guide = (OPS / "README.md").read_text()
+    assert f"**{threshold:g} s**" in guide
+    assert "Tuning the batch latency alert" in guide
+    assert "histogram_quantile(0.99" in guide

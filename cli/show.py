@@ -1,0 +1,89 @@
+"""`patron member show`: a member and its ledger for people (a card and a table) and for
+machines (`--json`: the same JSON replay writes, engine/summary.py's shape)."""
+
+from collections.abc import Iterable
+from typing import Any
+
+from engine.summary import EntrySummary, MemberSummary, to_json
+from proto import patron_pb2 as pb
+
+__all__ = ["entry_summary", "ledger_table", "member_card", "member_json", "member_summary"]
+
+
+def member_summary(message: pb.Member) -> MemberSummary:
+    """Every field of the message, by name: a field patron.proto has and the summary lacks fails here."""
+    fields = {field.name: _plain(message, field) for field in message.DESCRIPTOR.fields}
+    fields["attributes"] = {name: getattr(value, value.WhichOneof("value") or "text")
+                            for name, value in message.attributes.items()}
+    return MemberSummary(**fields)
+
+
+def entry_summary(message: pb.LedgerEntry) -> EntrySummary:
+    return EntrySummary(**{field.name: _plain(message, field) for field in message.DESCRIPTOR.fields})
+
+
+def _plain(message: Any, field: Any) -> Any:
+    value = getattr(message, field.name)
+    return list(value) if field.is_repeated and not field.message_type else value
+
+
+def member_json(member: MemberSummary, ledger: list[EntrySummary] | None = None) -> str:
+    """The member; with its ledger, {"member": ..., "ledger": [...]}."""
+    document = member if ledger is None else {"member": member, "ledger": ledger}
+    return to_json(document).decode()
+
+
+def member_card(member: MemberSummary) -> str:
+    tier = member.tier + (f" (until {member.tier_valid_until})" if member.tier_valid_until else "")
+    rows = [("member", member.member_id), ("tier", tier),
+            ("points", f"{member.points:,}" + (f" (and {member.pending_points:,} pending)"
+                                                if member.pending_points else "")),
+            ("growth", f"{member.growth:,}"),
+            ("status", member.status + (", abnormal: earning is checked" if member.abnormal else "")),
+            ("stored value", _money(member.stored_value)),
+            ("enrolled", " ".join(filter(None, (member.enrolled_on, member.channel and f"via {member.channel}")))),
+            ("birthday", member.birthday),
+            ("campaign", " / ".join(filter(None, (member.source, member.content, member.campaign)))),
+            ("tags", ", ".join(member.tags)),
+            *((name, str(value)) for name, value in sorted(member.attributes.items()))]
+    return "\n".join(f"{label:<13} {value}" for label, value in rows if value)
+
+
+def ledger_table(entries: Iterable[EntrySummary]) -> str:
+    """One row per entry: when, what it did, and why."""
+    header = ("#", "day", "what", "points", "pending", "growth", "tier", "why")
+    rows = [header] + [(str(e.seq), e.day, e.kind, _signed(e.points), _signed(e.pending_points),
+                        _signed(e.growth), f"{e.tier_from or 'none'} -> {e.tier_to}" if e.tier_to else "", _why(e))
+                       for e in entries]
+    if len(rows) == 1:
+        return "no ledger entries"
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    numeric = {0, 3, 4, 5}
+    return "\n".join("  ".join(cell.rjust(width) if column in numeric else cell.ljust(width)
+                               for column, (cell, width) in enumerate(zip(row, widths, strict=True))).rstrip()
+                     for row in rows)
+
+
+_CAUSES = {"txn": "transaction {ref}", "midnight": "midnight run of {ref}", "operator": "operator {ref}",
+           "rules": "rules {ref}"}
+
+
+def _why(entry: EntrySummary) -> str:
+    why = _CAUSES.get(entry.cause, entry.cause + " {ref}").format(ref=entry.ref)
+    details = [f"status {entry.status}" if entry.status else "",
+               f"{entry.unrecovered:,} points not recovered" if entry.unrecovered else "",
+               f"stored value {_money(entry.stored_value, signed=True)}" if entry.stored_value else "",
+               entry.note if entry.note and entry.note != entry.ref else ""]
+    version = f" (rules v{entry.rule_version})" if entry.cause != "rules" else ""
+    return "; ".join([why, *filter(None, details)]) + version
+
+
+def _signed(number: int) -> str:
+    return f"{number:+,}" if number else ""
+
+
+def _money(minor: int, signed: bool = False) -> str:
+    if not minor:
+        return ""
+    sign = ("+" if minor > 0 else "-") if signed else ("-" if minor < 0 else "")
+    return f"{sign}{abs(minor) // 100:,}.{abs(minor) % 100:02d}"

@@ -1,0 +1,102 @@
+"""The patron command against a running patron: `send` with lines that are not transactions,
+`member show` for people (card and ledger table) and machines (--json), a closed pipe."""
+
+import json
+import subprocess
+import sys
+
+from client import PatronClient
+from engine.calendar import parse_day
+from engine.summary import to_json
+from tests.builders import HEADER, ms, shopline_tiers
+
+SHOPLINE = HEADER + shopline_tiers()
+
+
+def patron(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+def purchase(txn_id: str, member: str, when: str, paid: int) -> dict:
+    return {"txn_id": txn_id, "member_id": member, "occurred_at_ms": ms(when), "kind": "purchase",
+            "lines": [{"sku": "A", "paid_minor": paid}]}
+
+
+def test_send_rejects_lines_that_are_not_transactions_sends_the_rest_and_lists_every_rejection(
+        start_server, tmp_path):
+    server = start_server(start_date=parse_day("2026-03-05"))
+    lines = [json.dumps(purchase("t1", "m1", "2026-03-05 10:00", 2900)),
+             "this line is not json",
+             json.dumps({**purchase("t2", "m1", "2026-03-05 10:00", 2900), "occurred_at_ms": "soon"}),
+             "",
+             json.dumps(purchase("t3", "m2", "2026-03-05 11:00", 2900)),
+             json.dumps({"txn_id": "t4", "member_id": "m2", "occurred_at_ms": ms("2026-03-05 11:00"),
+                         "kind": "refund"}),
+             "[1, 2]"]
+    source = tmp_path / "t.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    done = patron("send", "--transactions", str(source), "--address", server.address)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    out = done.stdout.splitlines()
+    assert out[0].startswith("sent 3 transactions in ")
+    assert out[0].endswith(": 2 accepted, 3 rejected (malformed), 1 rejected (missing_refund_of)")
+    assert out[1:] == ["rejected (4):",
+                       "  line 2: malformed: JSON is malformed: invalid character (byte 4)",
+                       "  line 3 (t2): malformed: Expected `int`, got `str` - at `$.occurred_at_ms`",
+                       "  line 7: malformed: Expected `object`, got `array`",
+                       "  t4: missing_refund_of"]
+    with PatronClient(server.address) as client:
+        assert (client.member("m1").points, client.member("m2").points) == (20, 20)
+
+
+def test_member_show_prints_a_card_and_a_ledger_table_with_tier_names_iso_dates_and_why(start_server, tmp_path):
+    rules = tmp_path / "shopline.toml"
+    rules.write_text(SHOPLINE)
+    server = start_server(rules=rules, start_date=parse_day("2023-04-15"))
+    with PatronClient(server.address) as client:
+        client.submit([purchase("a1", "A", "2023-04-15 10:00", 100000)])
+        client.run_midnight("2024-04-15")
+        entries = client.ledger("A")
+    done = patron("member", "show", "A", "--ledger", "--address", server.address)
+    assert done.returncode == 0, done.stderr
+    card, table = done.stdout.split("\n\n")
+    assert card.splitlines() == ["member        A", "tier          Regular", "points        0", "growth        0",
+                                 "status        active", "enrolled      2023-04-15"]
+    assert table.splitlines() == [
+        "#  day         what  points  pending  growth  tier               why",
+        "1  2023-04-15  tier                           Regular -> Silver  transaction a1 (rules v1)",
+        "2  2024-04-15  tier                           Silver -> Regular  midnight run of 2024-04-15; validity ended "
+        "(rules v1)"]
+    assert len(entries) == 2
+
+
+def test_member_show_json_is_the_shape_replay_writes(start_server):
+    server = start_server(start_date=parse_day("2026-03-05"))
+    with PatronClient(server.address) as client:
+        client.submit([purchase("t1", "m1", "2026-03-05 10:00", 2900)])
+    done = patron("member", "show", "m1", "--json", "--address", server.address)
+    assert done.returncode == 0, done.stderr
+    member = json.loads(done.stdout)
+    assert member == {"member_id": "m1", "tier": "Basic", "points": 20, "growth": 20, "abnormal": False,
+                      "status": "active", "enrolled_on": "2026-03-05"}
+    done = patron("member", "show", "m1", "--ledger", "--json", "--address", server.address)
+    document = json.loads(done.stdout)
+    assert document["member"] == member
+    assert document["ledger"] == [{"member_id": "m1", "seq": 1, "day": "2026-03-05", "cause": "txn", "ref": "t1",
+                                   "rule_version": 1, "kind": "earn", "points": 20, "growth": 20}]
+    assert to_json(document).decode() == done.stdout.strip()
+
+
+def test_a_closed_pipe_is_one_line_not_a_traceback(start_server):
+    server = start_server(start_date=parse_day("2026-03-05"))
+    with PatronClient(server.address) as client:
+        client.submit([purchase(f"t{n}", "m1", "2026-03-05 10:00", 2900) for n in range(50)])
+    reader = subprocess.Popen([sys.executable, "-m", "cli.main", "member", "show", "m1", "--ledger", "--address",
+                               server.address], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader.stdout.close()  # as `| head` does once it has its lines
+    error = reader.stderr.read().decode()
+    reader.stderr.close()
+    assert reader.wait(timeout=60) != 0
+    assert error == "patron: the output was closed before it ended (broken pipe)\n"

@@ -1,0 +1,108 @@
+"""Every failure of the patron command is one clear line on stderr and a non-zero exit, never a
+traceback: every command against a server that is not running, and bad local input."""
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from cli.main import _parser
+from tests.conftest import EXAMPLE_RULES
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+DOWN = f"127.0.0.1:{closed_port()}"
+
+REMOTE = {
+    "status": ["status"],
+    "checkpoint": ["checkpoint"],
+    "midnight": ["midnight", "--date", "2026-12-01"],
+    "member show": ["member", "show", "M1"],
+    "member show --ledger": ["member", "show", "M1", "--ledger"],
+    "member show --json": ["member", "show", "M1", "--ledger", "--json"],
+    "member tag": ["member", "tag", "M1", "--add", "vip", "--reason", "a test"],
+    "send --generate": ["send", "--generate", "10"],
+    "send --transactions": ["send", "--transactions", "{transactions}"],
+    "rules publish": ["rules", "publish", str(EXAMPLE_RULES)],
+}
+
+
+def patron(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+def assert_one_clear_line(done: subprocess.CompletedProcess, *words: str) -> None:
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("patron: ")
+    for word in words:
+        assert word in lines[0]
+
+
+def remote_commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> set[str]:
+    """Every command that takes --address, by its words."""
+    found = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found |= remote_commands(sub, (*path, name))
+        elif "--address" in action.option_strings:
+            found.add(" ".join(path))
+    return found
+
+
+def test_the_table_below_covers_every_command_that_talks_to_a_server():
+    assert remote_commands(_parser()) == {name.split(" --")[0] for name in REMOTE}
+
+
+@pytest.mark.parametrize("name", REMOTE)
+def test_every_command_against_a_server_that_is_down_says_so_in_one_line(name, tmp_path):
+    transactions = tmp_path / "t.jsonl"
+    transactions.write_text('{"txn_id": "t1", "member_id": "M1", "occurred_at_ms": 1, "kind": "purchase"}\n')
+    args = [word.format(transactions=transactions) for word in REMOTE[name]]
+    assert_one_clear_line(patron(*args, "--address", DOWN), f"cannot reach patron at {DOWN}", "patron serve")
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["replay", "--rules", str(EXAMPLE_RULES), "--transactions", "/no/such/file.jsonl", "--members-out", "{tmp}/m",
+      "--results-out", "{tmp}/r"], ["/no/such/file.jsonl", "No such file"]),
+    (["generate", "--out", "/no/such/folder/t.jsonl", "--transactions", "10"], ["/no/such/folder/t.jsonl"]),
+    (["rules", "publish", "/no/such/rules.toml"], ["/no/such/rules.toml"]),
+    (["restore", "--data", "{tmp}/data", "--checkpoint", "nightly"], ["no checkpoint 'nightly'"]),
+])
+def test_bad_local_input_is_one_line_too(args, words, tmp_path):
+    assert_one_clear_line(patron(*[arg.format(tmp=tmp_path) for arg in args]), *words)
+
+
+def test_a_served_data_folder_is_refused_with_one_json_line_from_serve(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "serve.pid").write_text(str(os.getppid()))  # a live process that is not this one
+    done = patron("serve", "--data", str(data), "--rules", str(EXAMPLE_RULES), "--grpc-port", "0")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    [line] = [json.loads(line) for line in done.stderr.splitlines()]
+    assert line["level"] == "error"
+    assert f"is served by process {os.getppid()}" in line["msg"]
+
+
+def test_an_unreadable_rules_file_for_serve_is_a_json_line(tmp_path):
+    done = patron("serve", "--data", str(tmp_path / "data"), "--rules", str(tmp_path / "missing.toml"),
+                  "--grpc-port", "0", "--metrics-port", "-1")
+    assert done.returncode == 1
+    lines = [json.loads(line) for line in done.stderr.splitlines()]  # Ray's lines included
+    errors = [line for line in lines if line["level"] == "error"]
+    assert len(errors) == 1
+    assert "missing.toml" in json.dumps(errors[0])
