@@ -70,7 +70,7 @@ _CAUSES = {"txn": "transaction {ref}", "midnight": "midnight run of {ref}", "ope
 
 def _why(entry: EntrySummary) -> str:
     why = _CAUSES.get(entry.cause, entry.cause + " {ref}").format(ref=entry.ref)
-    details = [f"status {entry.status}" if entry.status else "",
+    details = [entry.why, f"status {entry.status}" if entry.status else "",
                f"{entry.unrecovered:,} points not recovered" if entry.unrecovered else "",
                f"stored value {_money(entry.stored_value, signed=True)}" if entry.stored_value else "",
                entry.note if entry.note and entry.note != entry.ref else ""]

@@ -26,7 +26,7 @@ def judge_points(book: Book, member: Member, day: Day, points: int, ref: TxnId) 
 
 
 def give(book: Book, member: Member, day: Day, ref: TxnId, kind: str, points: int, growth: int,
-         held: bool = False) -> None:
+         held: bool = False, why: str = "") -> None:
     """Credit earned points (spendable, pending for the return window, or held) and growth."""
     programme = book.programme
     pending = 0
@@ -41,7 +41,7 @@ def give(book: Book, member: Member, day: Day, ref: TxnId, kind: str, points: in
     member.growth += growth
     _count_earned(book, member, day, points, growth)
     if points or growth:
-        book.write(member, day, "txn", ref, kind, points=points - pending, pending=pending, growth=growth)
+        book.write(member, day, "txn", ref, kind, points=points - pending, pending=pending, growth=growth, why=why)
 
 
 def take_back(book: Book, member: Member, day: Day, ref: TxnId, kind: str, points: int, growth: int,

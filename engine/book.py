@@ -50,12 +50,12 @@ class Book:
 
     def write(self, member: Member, day: Day, cause: str, ref: str, kind: str, *, points: int = 0,
               pending: int = 0, growth: int = 0, stored_value: int = 0, tier_from: int = -1,
-              tier_to: int = -1, status: str = "", unrecovered: int = 0, note: str = "") -> None:
+              tier_to: int = -1, status: str = "", unrecovered: int = 0, note: str = "", why: str = "") -> None:
         """Record one change to a member in the ledger; the member must already show it."""
         member.ledger_seq += 1
         self.ledger.append(LedgerEntry(
             member.member_id, member.ledger_seq, day, cause, ref, self.programme.version, kind,
-            points, pending, growth, stored_value, tier_from, tier_to, status, unrecovered, note))
+            points, pending, growth, stored_value, tier_from, tier_to, status, unrecovered, note, why))
         self.dirty[member.member_id] = member
 
     def count_tags(self, old: list[str], new: list[str]) -> None:

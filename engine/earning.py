@@ -8,6 +8,7 @@ from engine.products import ProductRules, _Claim
 from engine.rules import Filters, ProductRule
 from engine.transactions import LineItem, Transaction
 from engine.types import Day
+from engine.why import money, no_points, purchase_why
 
 if TYPE_CHECKING:
     from engine.programme import Programme
@@ -40,6 +41,8 @@ class PurchaseValue(NamedTuple):
     eligible: int
     paid: int
     carry: int
+    why: str
+    """What made the points, for the purchase's ledger entry (engine/why.py)."""
 
 
 def value_purchase(programme: "Programme", member: Member, txn: Transaction, day: Day,
@@ -48,6 +51,7 @@ def value_purchase(programme: "Programme", member: Member, txn: Transaction, day
     order-level amount that only the spend rule sees."""
     rounding = programme.round
     claimed = unclaimed = eligible = paid = 0
+    claims: dict[_Claim, int] | None = None
     if txn.lines:
         known = programme.lines.known
         for line in txn.lines:
@@ -63,16 +67,35 @@ def value_purchase(programme: "Programme", member: Member, txn: Transaction, day
             if claim is None:
                 unclaimed += amount
             else:
-                claimed += claim.points_for(line, rounding)
+                got = claim.points_for(line, rounding)
+                claimed += got
+                if claims is None:
+                    claims = {}
+                claims[claim] = claims.get(claim, 0) + got
     else:
         paid = eligible = unclaimed = txn.amount_minor
-    spend, carry = programme.spend_points(unclaimed, member.carry_minor if per_order else 0)
+    carried = member.carry_minor if per_order else 0
+    spend, carry = programme.spend_points(unclaimed, carried)
     tier = programme.ladder.tiers[member.tier]
     points = 0
     if tier.earns_points:
-        numerator, denominator = programme.multipliers.factor(day, tier.name, member.profile.birthday)
+        numerator, denominator, factors = programme.multipliers.factor(day, tier.name, member.profile.birthday)
         base = claimed + spend
         points = base if denominator == 1 == numerator else rounding(base * numerator, denominator)
         if per_order:
             points += programme.per_order
-    return PurchaseValue(points, programme.growth_for_spend(eligible), eligible, paid, carry)
+        why = _why(programme, claims, spend, unclaimed or not claims, factors, per_order, carried)
+    else:
+        why = no_points(tier.name)
+    return PurchaseValue(points, programme.growth_for_spend(eligible), eligible, paid, carry, why)
+
+
+def _why(programme: "Programme", claims: dict[_Claim, int] | None, spend: int, spent: bool, factors: str,
+         per_order: bool, carried: int) -> str:
+    """The parts of a purchase's points, from what scoring computed: the product rules that
+    claimed lines, then the spend rule when it saw any spend."""
+    parts = [(points, claim.label) for claim, points in claims.items()] if claims else []
+    if programme.spend_label and spent:
+        parts.append((spend, programme.spend_label))
+    carried_text = money(carried, programme.minor_per_major) if carried and programme.spend_label else ""
+    return purchase_why(parts, factors, programme.per_order if per_order else 0, carried_text)

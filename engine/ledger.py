@@ -31,3 +31,6 @@ class LedgerEntry(Struct, array_like=True, omit_defaults=True, gc=False):
     """Points a refund could not take back because the balance may not go negative."""
     note: str = ""
     """The operator's reason, where an operator caused the change."""
+    why: str = ""
+    """What made a purchase's or an event's points, for a member who asks (engine/why.py).
+    Last, so that entries stored before it existed still decode (with no why)."""

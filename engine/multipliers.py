@@ -8,6 +8,7 @@ from engine.calendar import weekday
 from engine.rounding import exact
 from engine.rules import Multiplier
 from engine.types import Day
+from engine.why import factor_label
 
 __all__ = ["MultiplierTable"]
 
@@ -16,6 +17,7 @@ _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 class _Compiled:
     def __init__(self, multiplier: Multiplier) -> None:
+        self.rule = multiplier
         when = multiplier.when
         self.factor = exact(multiplier.factor)
         self.tiers = frozenset(when.tiers) if when.tiers is not None else None
@@ -64,10 +66,11 @@ class MultiplierTable:
         self.compiled = [_Compiled(m) for m in multipliers]
         self.multiply = stacking == "multiply"
         self.uses_birthday = any(c.birthday for c in self.compiled)
-        self._cache: dict[tuple[Day, str, str], tuple[int, int]] = {}
+        self._cache: dict[tuple[Day, str, str], tuple[int, int, str]] = {}
 
-    def factor(self, day: Day, tier: str, birthday: str) -> tuple[int, int]:
-        """(numerator, denominator) of the combined factor; (1, 1) when none applies."""
+    def factor(self, day: Day, tier: str, birthday: str) -> tuple[int, int, str]:
+        """(numerator, denominator) of the combined factor, (1, 1) when none applies, and the
+        multipliers that made it, for the purchase's why."""
         key = (day, tier, birthday if self.uses_birthday else "")
         found = self._cache.get(key)
         if found is None:
@@ -77,9 +80,10 @@ class MultiplierTable:
             self._cache[key] = found
         return found
 
-    def _combine(self, day: Day, tier: str, birthday: str) -> tuple[int, int]:
-        factors = [c.factor for c in self.compiled if c.applies(day, tier, birthday)]
-        if not factors:
-            return (1, 1)
+    def _combine(self, day: Day, tier: str, birthday: str) -> tuple[int, int, str]:
+        applied = [c for c in self.compiled if c.applies(day, tier, birthday)]
+        if not applied:
+            return (1, 1, "")
+        factors = [c.factor for c in applied]
         combined = math.prod(factors, start=Fraction(1)) if self.multiply else max(factors)
-        return (combined.numerator, combined.denominator)
+        return (combined.numerator, combined.denominator, factor_label([c.rule for c in applied], self.multiply))

@@ -4,12 +4,14 @@ from engine.filters import Matcher
 from engine.rounding import Rounder, exact
 from engine.rules import ProductRule
 from engine.transactions import LineItem
+from engine.why import claim_label
 
 __all__ = ["ProductRules"]
 
 
 class _Claim:
-    def __init__(self, rule: ProductRule, minor_per_major: int) -> None:
+    def __init__(self, rule: ProductRule, position: int, minor_per_major: int) -> None:
+        self.label = claim_label(rule, position, minor_per_major)
         self.matcher = Matcher(rule.match)
         self.mode = rule.mode
         self.points = rule.points or 0
@@ -30,8 +32,9 @@ class _Claim:
 
 class ProductRules:
     def __init__(self, rules: list[ProductRule], minor_per_major: int) -> None:
-        ordered = [r for r in rules if r.priority == "special"] + [r for r in rules if r.priority == "product"]
-        self.claims = [_Claim(rule, minor_per_major) for rule in ordered]
+        # numbered before ordering: a rule's why names its place in the document
+        numbered = sorted(enumerate(rules, 1), key=lambda n: n[1].priority != "special")
+        self.claims = [_Claim(rule, position, minor_per_major) for position, rule in numbered]
 
     def claim(self, line: LineItem) -> _Claim | None:
         """The first special rule, else the first product rule (file order) that matches."""

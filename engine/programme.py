@@ -9,6 +9,7 @@ from engine.rounding import exact, rounder
 from engine.rules import Rules
 from engine.tags import TagRules
 from engine.tiers import TierLadder
+from engine.why import spend_label
 
 __all__ = ["Programme"]
 
@@ -24,6 +25,8 @@ class Programme:
         self.lines = LineRules(rules.filters, rules.product_rules, rules.currency_minor_per_major)
         self.spend_unit = points.spend.unit_minor if points.spend else 0
         self.spend_per_unit = points.spend.per_unit if points.spend else 0
+        self.minor_per_major = rules.currency_minor_per_major
+        self.spend_label = spend_label(points.spend, self.minor_per_major) if points.spend else ""
         self.per_order = points.per_order
         self.pending_days = points.pending_days
         self.multipliers = MultiplierTable(rules.multipliers, points.multiplier_stacking)

@@ -13,6 +13,7 @@ from engine.tagging import note_purchase
 from engine.tiers import enter_tier, tier_after_transaction
 from engine.transactions import Transaction, TxnRecord, TxnResult
 from engine.types import ADJUSTMENT, EVENT, KINDS, PURCHASE, RECHARGE, REFUND, STATUSES, Day
+from engine.why import anomaly_note, event_why
 
 __all__ = ["malformed_reason", "score_batch", "score_transaction"]
 
@@ -122,7 +123,8 @@ def score_purchase(book: Book, member: Member, txn: Transaction, day: Day) -> Tx
     member.carry_minor = value.carry
     points, held, reason = judge_points(book, member, day, value.points, txn.txn_id)
     growth = programme.growth_for_points(points) if programme.growth_from_points else value.growth_from_spend
-    give(book, member, day, txn.txn_id, "earn", points, growth, held)
+    why = value.why + anomaly_note(reason, programme.anomaly.threshold) if reason else value.why
+    give(book, member, day, txn.txn_id, "earn", points, growth, held, why)
     count_spend(book, member, day, value.eligible, txn.txn_id)
     if programme.tags.rules:
         note_purchase(book, member, day)
@@ -156,7 +158,9 @@ def score_event(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRe
         return TxnRecord(member.member_id, EVENT, day, 0, 0, reason, version)
     if points or rule.growth:
         count_event(member, rule, day, programme.max_lateness + 1)
-    give(book, member, day, txn.txn_id, "event", points, rule.growth, held)
+    why = event_why(rule.points, rule.type, "" if earns else programme.ladder.names[member.tier])
+    give(book, member, day, txn.txn_id, "event", points, rule.growth, held,
+         why + anomaly_note(reason, programme.anomaly.threshold))
     tier_after_transaction(book, member, day, txn.txn_id)
     return TxnRecord(member.member_id, EVENT, day, points, rule.growth, reason, version)
 

@@ -61,6 +61,8 @@ class EntrySummary(Struct, omit_defaults=True):
     unrecovered: int = 0
     """Points a refund could not take back because the balance may not go negative."""
     note: str = ""
+    why: str = ""
+    """What made a purchase's or an event's points (engine/why.py)."""
 
 
 def summarise(programme: Programme, member: Member) -> MemberSummary:
@@ -80,7 +82,8 @@ def summarise_entry(entry: LedgerEntry, tier_names: list[str]) -> EntrySummary:
 
     return EntrySummary(entry.member_id, entry.seq, iso(entry.day), entry.cause, entry.ref, entry.rule_version,
                         entry.kind, entry.points, entry.pending, entry.growth, entry.stored_value,
-                        tier(entry.tier_from), tier(entry.tier_to), entry.status, entry.unrecovered, entry.note)
+                        tier(entry.tier_from), tier(entry.tier_to), entry.status, entry.unrecovered, entry.note,
+                        entry.why)
 
 
 to_json = json.Encoder().encode

@@ -215,7 +215,7 @@ class ListLedgerRequest(_message.Message):
     def __init__(self, member_id: _Optional[str] = ..., after_seq: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class LedgerEntry(_message.Message):
-    __slots__ = ("member_id", "seq", "day", "cause", "ref", "rule_version", "kind", "points", "pending_points", "growth", "stored_value", "tier_from", "tier_to", "status", "unrecovered", "note")
+    __slots__ = ("member_id", "seq", "day", "cause", "ref", "rule_version", "kind", "points", "pending_points", "growth", "stored_value", "tier_from", "tier_to", "status", "unrecovered", "note", "why")
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     DAY_FIELD_NUMBER: _ClassVar[int]
@@ -232,6 +232,7 @@ class LedgerEntry(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     UNRECOVERED_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    WHY_FIELD_NUMBER: _ClassVar[int]
     member_id: str
     seq: int
     day: str
@@ -248,7 +249,8 @@ class LedgerEntry(_message.Message):
     status: str
     unrecovered: int
     note: str
-    def __init__(self, member_id: _Optional[str] = ..., seq: _Optional[int] = ..., day: _Optional[str] = ..., cause: _Optional[str] = ..., ref: _Optional[str] = ..., rule_version: _Optional[int] = ..., kind: _Optional[str] = ..., points: _Optional[int] = ..., pending_points: _Optional[int] = ..., growth: _Optional[int] = ..., stored_value: _Optional[int] = ..., tier_from: _Optional[str] = ..., tier_to: _Optional[str] = ..., status: _Optional[str] = ..., unrecovered: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
+    why: str
+    def __init__(self, member_id: _Optional[str] = ..., seq: _Optional[int] = ..., day: _Optional[str] = ..., cause: _Optional[str] = ..., ref: _Optional[str] = ..., rule_version: _Optional[int] = ..., kind: _Optional[str] = ..., points: _Optional[int] = ..., pending_points: _Optional[int] = ..., growth: _Optional[int] = ..., stored_value: _Optional[int] = ..., tier_from: _Optional[str] = ..., tier_to: _Optional[str] = ..., status: _Optional[str] = ..., unrecovered: _Optional[int] = ..., note: _Optional[str] = ..., why: _Optional[str] = ...) -> None: ...
 
 class EnrollRequest(_message.Message):
     __slots__ = ("member_id", "channel", "birthday", "source", "content", "campaign", "attributes")
