@@ -113,3 +113,39 @@ def test_the_upgrade_makes_room_when_the_map_holds_little_more_than_the_old_stor
     store = ShardStore(tmp_path, map_bytes=snug, max_map_bytes=snug)
     assert store.count("ledger") == 2000
     assert all(store.ledger(m.member_id) == [entry(m.member_id, seq) for seq in range(1, 6)] for m in members)
+
+
+class _EntryBeforeWhy(msgspec.Struct, array_like=True, omit_defaults=True):
+    """A ledger entry as stores wrote it before entries said why they earned."""
+
+    member_id: str
+    seq: int
+    day: int
+    cause: str
+    ref: str
+    rule_version: int
+    kind: str
+    points: int = 0
+    pending: int = 0
+    growth: int = 0
+    stored_value: int = 0
+    tier_from: int = -1
+    tier_to: int = -1
+    status: str = ""
+    unrecovered: int = 0
+    note: str = ""
+
+
+@pytest.mark.parametrize("note", ["", "goodwill"])
+def test_ledger_entries_stored_before_the_why_still_read_with_an_empty_why(tmp_path, note):
+    from storage.codecs import entry_of, with_position
+
+    old = _EntryBeforeWhy("m1", 3, 20_000, "operator", "t-1", 2, "adjust", points=40, note=note)
+    read = entry_of(with_position(0, msgspec.msgpack.encode(old)))
+    assert read == LedgerEntry("m1", 3, 20_000, "operator", "t-1", 2, "adjust", points=40, note=note)
+    assert read.why == ""
+    store = ShardStore(tmp_path)  # and a store holding old and new entries reads both
+    commit(store, [Member("m1", 20_000)], [read, LedgerEntry("m1", 4, 20_000, "txn", "t-2", 2, "earn", points=20,
+                                                               why="20 from 'spend 10 per 10.00'")])
+    assert [e.why for e in store.ledger("m1")] == ["", "20 from 'spend 10 per 10.00'"]
+    store.close()

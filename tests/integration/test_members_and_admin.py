@@ -1,6 +1,8 @@
 """Members and Admin over gRPC: enrollment, card status, adjustments, the ledger, publishing
 rules, midnight runs, anomaly reports and checkpoints."""
 
+import subprocess
+import sys
 import time
 
 import grpc
@@ -147,3 +149,16 @@ def test_bulk_enrollment_answers_in_order_and_a_bad_record_sinks_nothing_else(cl
     assert (answer.members[31].created, answer.members[31].member.source) == (False, "shop")
     assert client.member("bad") is None
     assert sum(s.members for s in client.status().shards) == 30
+
+
+def test_member_show_with_the_ledger_says_why_a_purchase_earned_its_points(start_server):
+    server = start_server(shards=2, start_date=parse_day("2026-12-03"))
+    with PatronClient(server.address) as client:
+        assert client.submit([purchase("t1", "m1", "2026-12-03 10:00", 12000)]).results[0].points == 144
+        [earned] = [e for e in client.ledger("m1") if e.kind == "earn"]
+    why = "120 from 'spend 10 per 10.00' × 1.2 'winter campaign'"
+    assert (earned.points, earned.why) == (144, why)
+    shown = subprocess.run([sys.executable, "-m", "cli.main", "member", "show", "m1", "--ledger", "--address",
+                            server.address], capture_output=True, text=True, timeout=60, check=False)
+    assert shown.returncode == 0, shown.stderr
+    assert why in shown.stdout
