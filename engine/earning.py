@@ -47,8 +47,8 @@ class PurchaseValue(NamedTuple):
 
 def value_purchase(programme: "Programme", member: Member, txn: Transaction, day: Day,
                    per_order: bool = True) -> PurchaseValue:
-    """SPEC §3 steps 1-5 for one paid purchase. A purchase sent without lines is one
-    order-level amount that only the spend rule sees."""
+    """Steps 1-5 of how a purchase earns (docs/rules.md) for one paid purchase. A purchase sent
+    without lines is one order-level amount that only the spend rule sees."""
     rounding = programme.round
     claimed = unclaimed = eligible = paid = 0
     claims: dict[_Claim, int] | None = None

@@ -1,4 +1,4 @@
-"""Publishing new rules: what changes for members when the tier or tag rules change (SPEC §10)."""
+"""Publishing new rules: what changes for members when the tier or tag rules change (docs/rules.md)."""
 
 from collections.abc import Iterable
 

@@ -1,4 +1,4 @@
-"""SPEC §6-§8 date rules: windows, validity and expiry, with SPEC's worked examples."""
+"""Date rules: windows, validity and expiry, with the worked examples of docs/rules.md."""
 
 from datetime import UTC, datetime
 

@@ -1,4 +1,4 @@
-"""SPEC §3: what a paid purchase earns, step by step."""
+"""What a paid purchase earns, step by step (docs/rules.md: how a purchase earns)."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""SPEC §3.6 events and their caps; SPEC §4 the daily anomaly threshold."""
+"""Events and their caps; the daily anomaly threshold (docs/rules.md: events, anomaly)."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""SPEC §6-§9 at midnight: validity, extension, re-evaluation, expiry, pending points,
+"""The midnight run (docs/rules.md): validity, extension, re-evaluation, expiry, pending points,
 recalculation and the anomaly report, run as a replay crosses local midnights."""
 
 from engine.calendar import iso, parse_day

@@ -1,4 +1,4 @@
-"""SPEC §5: refunds reverse what the original actually earned, proportionally and cumulatively."""
+"""Refunds (docs/rules.md) reverse what the original actually earned, proportionally and cumulatively."""
 
 from engine.transactions import Transaction
 from tests.builders import book, buy, line, ms, refund, score

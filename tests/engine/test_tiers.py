@@ -1,4 +1,4 @@
-"""SPEC §6: tier moves as transactions arrive."""
+"""Tier moves as transactions arrive (docs/rules.md: tiers and tier policy)."""
 
 from engine.calendar import iso
 from engine.transactions import Transaction

@@ -1,4 +1,4 @@
-"""SPEC §1-§2: members, idempotency, unpaid and malformed transactions."""
+"""Members, idempotency, unpaid and malformed transactions."""
 
 import pytest
 

@@ -8,7 +8,6 @@ from engine.errors import RulesError
 from engine.rules import CashRules
 from engine.validation import load_rules, load_rules_file
 
-EXAMPLE = Path(__file__).parents[2].parent / "shared" / "examples" / "rules.toml"
 REPO_EXAMPLE = Path(__file__).parents[2] / "examples" / "rules.toml"
 
 
@@ -24,8 +23,8 @@ def example_with(old: str, new: str) -> str:
     return text.replace(old, new, 1)
 
 
-def test_the_shared_example_rules_load_as_they_are():
-    rules = load_rules_file(EXAMPLE if EXAMPLE.exists() else REPO_EXAMPLE)
+def test_the_example_rules_load_as_they_are():
+    rules = load_rules_file(REPO_EXAMPLE)
     assert [t.name for t in rules.tiers] == ["Basic", "Silver", "Gold"]
 
 

@@ -1,4 +1,4 @@
-"""SPEC §6-§9 through `serve` with RunMidnight, and checkpoints restored member for member."""
+"""The midnight run through `serve` with RunMidnight, and checkpoints restored member for member."""
 
 import pytest
 
