@@ -34,4 +34,4 @@ lint: venv
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .ruff_cache .hypothesis *.egg-info
+	rm -rf $(VENV) data .pytest_cache .ruff_cache .hypothesis *.egg-info examples/node/node_modules
