@@ -28,6 +28,13 @@ factor = 1.2
 when = { from = "2026-12-01", to = "2026-12-24" }
 """
 
+WEEKEND = """
+[[multipliers]]
+name = "weekend"
+factor = 1.5
+when = { weekdays = ["sat", "sun"] }
+"""
+
 
 def why_of(scored: Book, txn_id: str) -> LedgerEntry:
     [entry] = [e for e in scored.ledger if e.ref == txn_id and e.kind in ("earn", "event")]
@@ -43,13 +50,7 @@ def test_a_campaign_purchase_says_its_points_came_from_the_spend_rule_times_the_
 
 
 def test_on_a_multiplier_day_the_multiplier_used_is_named_and_the_others_are_not_stacked():
-    body = SPEND + WINTER + """
-[[multipliers]]
-name = "weekend"
-factor = 1.5
-when = { weekdays = ["sat", "sun"] }
-"""
-    scored = book(body=body)
+    scored = book(body=SPEND + WINTER + WEEKEND)
     score_transaction(scored, buy("t1", "m1", "2026-12-05 10:00", line(10000)))  # a Saturday
     entry = why_of(scored, "t1")
     assert entry.points == 150
@@ -58,13 +59,7 @@ when = { weekdays = ["sat", "sun"] }
 
 def test_stacked_multipliers_are_each_named_with_their_factor():
     stacking = SPEND.replace("[points.spend]", '[points]\nmultiplier_stacking = "multiply"\n\n[points.spend]')
-    body = stacking + WINTER + """
-[[multipliers]]
-name = "weekend"
-factor = 1.5
-when = { weekdays = ["sat", "sun"] }
-"""
-    scored = book(body=body)
+    scored = book(body=stacking + WINTER + WEEKEND)
     score_transaction(scored, buy("t1", "m1", "2026-12-05 10:00", line(10000)))
     entry = why_of(scored, "t1")
     assert entry.points == 180
