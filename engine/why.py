@@ -2,7 +2,6 @@
 'winter campaign'". The labels are made once per rules version; a purchase only joins them."""
 
 from decimal import Decimal
-from fractions import Fraction
 
 from engine.rules import Multiplier, ProductRule, SpendRule
 
@@ -24,10 +23,9 @@ def money(minor: int, minor_per_major: int) -> str:
     return f"{major}.{rest:0{digits}d}"
 
 
-def number(value: Decimal | Fraction) -> str:
+def number(value: Decimal) -> str:
     """A factor or percent as the rules wrote it, without trailing zeros: 1.2, 2, 0.5."""
-    text = format(Decimal(str(value)) if isinstance(value, Decimal) else Decimal(value.numerator) / value.denominator,
-                  "f")
+    text = format(value, "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
