@@ -61,6 +61,6 @@ def test_every_grpcurl_command_of_the_api_docs_works_and_answers_as_shown(start_
     for sample in samples:
         assert sample in answers
     with PatronClient(server.address) as client:
-        assert client.member("M1").status == "active"
+        assert (client.member("M1").status, list(client.member("M1").tags)) == ("active", ["vip"])
         assert [e.ref for e in client.ledger("M1") if e.kind == "adjust"] == ["ADJ-1"]
         assert client.member("M2").points > 0
