@@ -94,6 +94,8 @@ def _why(programme: "Programme", claims: dict[_Claim, int] | None, spend: int, s
          per_order: bool, carried: int) -> str:
     """The parts of a purchase's points, from what scoring computed: the product rules that
     claimed lines, then the spend rule when it saw any spend."""
+    if claims is None and not carried and not (per_order and programme.per_order) and programme.spend_label:
+        return f"{spend} from {programme.spend_label}{factors}"  # most purchases: one f-string, no lists
     parts = [(points, claim.label) for claim, points in claims.items()] if claims else []
     if programme.spend_label and spent:
         parts.append((spend, programme.spend_label))
