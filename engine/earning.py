@@ -94,10 +94,12 @@ def _why(programme: "Programme", claims: dict[_Claim, int] | None, spend: int, s
          per_order: bool, carried: int) -> str:
     """The parts of a purchase's points, from what scoring computed: the product rules that
     claimed lines, then the spend rule when it saw any spend."""
-    if claims is None and not carried and not (per_order and programme.per_order) and programme.spend_label:
-        return f"{spend} from {programme.spend_label}{factors}"  # most purchases: one f-string, no lists
-    parts = [(points, claim.label) for claim, points in claims.items()] if claims else []
-    if programme.spend_label and spent:
-        parts.append((spend, programme.spend_label))
-    carried_text = money(carried, programme.minor_per_major) if carried and programme.spend_label else ""
-    return purchase_why(parts, factors, programme.per_order if per_order else 0, carried_text)
+    label = programme.spend_label
+    order_points = programme.per_order if per_order else 0
+    if claims is None and not carried and not order_points and label:
+        return f"{spend} from {label}{factors}"  # most purchases: one f-string
+    parts = [f"{points} from {claim.label}" for claim, points in claims.items()] if claims else []
+    if label and spent:
+        parts.append(f"{spend} from {label}")
+    carried_text = money(carried, programme.minor_per_major) if carried and label else ""
+    return purchase_why(parts, factors, order_points, carried_text)

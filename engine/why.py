@@ -59,10 +59,10 @@ def factor_label(applied: list[Multiplier], multiply: bool) -> str:
     return f" {named[best]} (not stacked: {others})"
 
 
-def purchase_why(parts: list[tuple[int, str]], factor: str, per_order: int, carried: str) -> str:
-    """`parts` are (points, label) before multipliers: the product rules that claimed lines, then
+def purchase_why(parts: list[str], factor: str, per_order: int, carried: str) -> str:
+    """`parts` are "N from 'label'" before multipliers: the product rules that claimed lines, then
     the spend rule; `carried` is the spend a `carry` programme brought from earlier purchases."""
-    base = " + ".join(f"{points} from {label}" for points, label in parts) or "0: no rule gives points for these lines"
+    base = " + ".join(parts) or "0: no rule gives points for these lines"
     if carried:
         base += f" (with {carried} carried)"
     if factor and len(parts) > 1:
