@@ -85,7 +85,8 @@ def test_member_show_json_is_the_shape_replay_writes(start_server):
     document = json.loads(done.stdout)
     assert document["member"] == member
     assert document["ledger"] == [{"member_id": "m1", "seq": 1, "day": "2026-03-05", "cause": "txn", "ref": "t1",
-                                   "rule_version": 1, "kind": "earn", "points": 20, "growth": 20}]
+                                   "rule_version": 1, "kind": "earn", "points": 20, "growth": 20,
+                                   "why": "20 from 'spend 10 per 10.00'"}]
     assert to_json(document).decode() == done.stdout.strip()
 
 
