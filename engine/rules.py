@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 MAX_AMOUNT = 10**15
-"""The bound on every amount, points figure and balance (SPEC §2): far above any real one,
+"""The bound on every amount, points figure and balance (docs/rules.md, units): far above any real one,
 far below where 64-bit integers overflow."""
 
 Count = Annotated[int, Meta(ge=0, le=MAX_AMOUNT)]
@@ -187,7 +187,7 @@ class Tier(_Table):
     discount_excludes: LineMatch = LineMatch()
 
 
-# -- spending (SPEC 11) ------------------------------------------------------------------
+# -- spending (docs/rules.md, spending) -------------------------------------------------------------
 
 
 class CashStep(_Table):

@@ -1,4 +1,4 @@
-"""What a rules document's types cannot say about spending (SPEC 11): checks across keys."""
+"""What a rules document's types cannot say about spending: checks across keys."""
 
 from engine.messages import either, shown
 from engine.rules import CashRules, Coupon, RechargeBonus, Rules, Tag

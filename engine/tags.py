@@ -1,4 +1,4 @@
-"""Computed tags (SPEC 11.8): what each condition means, and when it could next change for a member."""
+"""Computed tags (docs/rules.md, [[tags]]): what each condition means, and when it could next change for a member."""
 
 from msgspec import Struct
 
@@ -72,7 +72,7 @@ def _compiled(tag: Tag) -> TagRule:
 
 
 def _last_activity(member: Member) -> Day:
-    """No purchase yet counts from enrollment (SPEC 11.8)."""
+    """No purchase yet counts from enrollment."""
     return max(member.last_purchase, member.enrolled)
 
 

@@ -1,4 +1,4 @@
-"""SPEC 11.8: computed tags change at the midnight run (judged as of the day before), quiet
+"""Computed tags change at the midnight run (judged as of the day before), quiet
 members are visited only when a tag could change, and operators' tags are kept apart."""
 
 import pytest
