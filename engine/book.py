@@ -10,15 +10,19 @@ from engine.programme import Programme
 from engine.transactions import TxnRecord
 from engine.types import Day, MemberId, TxnId
 
-__all__ = ["Book", "TxnIndex"]
+__all__ = ["Book", "TxnIndex", "TxnKey"]
+
+
+TxnKey = tuple[MemberId, TxnId]
+"""A transaction id is an idempotency key within its member (SPEC §2): the index is keyed by both."""
 
 
 class TxnIndex(Protocol):
     """The transaction index as the engine uses it: a dict, or storage's batch writer."""
 
-    def get(self, txn_id: TxnId, default: TxnRecord | None = None, /) -> TxnRecord | None: ...
+    def get(self, key: TxnKey, default: TxnRecord | None = None, /) -> TxnRecord | None: ...
 
-    def __setitem__(self, txn_id: TxnId, record: TxnRecord, /) -> None: ...
+    def __setitem__(self, key: TxnKey, record: TxnRecord, /) -> None: ...
 
 
 class Book:

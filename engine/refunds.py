@@ -2,6 +2,7 @@
 
 from engine.award import count_spend, take_back
 from engine.book import Book
+from engine.bounds import room_to_earn
 from engine.earning import value_purchase
 from engine.members import Member
 from engine.tiers import tier_after_transaction
@@ -17,21 +18,21 @@ def refund_amount(txn: Transaction) -> int:
 
 
 def refund_problem(book: Book, txn: Transaction) -> str:
-    """Why a refund of a known original cannot be applied, or "" when it can."""
-    original = book.txns.get(txn.refund_of)
+    """Why a refund of a known original cannot be applied, or "" when it can. The original is
+    looked up for the refund's own member: another member's transaction is not its original."""
+    original = book.txns.get((txn.member_id, txn.refund_of))
     if original is None:
         return ""
     if original.kind != PURCHASE:
         return "not_refundable"
-    if original.member_id != txn.member_id:
-        return "member_mismatch"
     if original.refunded_minor >= original.paid_minor:
         return "nothing_to_refund"
     return ""
 
 
-def score_refund(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord:
-    original = book.txns.get(txn.refund_of)
+def score_refund(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord | None:
+    key = (txn.member_id, txn.refund_of)
+    original = book.txns.get(key)
     if original is None:
         return _refund_unknown(book, member, txn, day)
     total = original.paid_minor
@@ -39,11 +40,13 @@ def score_refund(book: Book, member: Member, txn: Transaction, day: Day) -> TxnR
     points = original.points * refunded // total - original.reversed_points
     growth = original.growth * refunded // total - original.reversed_growth
     eligible = original.eligible_minor * refunded // total - original.reversed_eligible
+    if not room_to_earn(member, day, -points, -growth, -eligible):
+        return None
     original.refunded_minor = refunded
     original.reversed_points += points
     original.reversed_growth += growth
     original.reversed_eligible += eligible
-    book.txns[txn.refund_of] = original
+    book.txns[key] = original
     taken, taken_growth = take_back(book, member, day, txn.txn_id, "reverse", points, growth,
                                     txn.refund_of, original.day)
     count_spend(book, member, original.day, -eligible, txn.refund_of)
@@ -51,11 +54,13 @@ def score_refund(book: Book, member: Member, txn: Transaction, day: Day) -> TxnR
     return TxnRecord(member.member_id, REFUND, day, -taken, -taken_growth, "", book.programme.version)
 
 
-def _refund_unknown(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord:
+def _refund_unknown(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord | None:
     """Negative earning of the refund's lines under today's rules, without per-order points."""
     programme = book.programme
     value = value_purchase(programme, member, txn, day, per_order=False)
     growth = programme.growth_for_points(value.points) if programme.growth_from_points else value.growth_from_spend
+    if not room_to_earn(member, day, -value.points, -growth, -value.eligible):
+        return None
     taken, taken_growth = take_back(book, member, day, txn.txn_id, "reverse", value.points, growth)
     count_spend(book, member, day, -value.eligible, txn.txn_id)
     tier_after_transaction(book, member, day, txn.txn_id, lowered=True)

@@ -3,6 +3,7 @@
 from collections.abc import Iterable, Iterator
 
 from engine.book import Book
+from engine.bounds import valid_time
 from engine.midnight import AnomalyRow, run_midnight
 from engine.scoring import score_transaction
 from engine.transactions import Transaction, TxnResult
@@ -18,7 +19,7 @@ def replay_stream(book: Book, txns: Iterable[Transaction], anomalies: list[Anoma
     engine would have judged them. Anomaly report rows are appended to `anomalies`."""
     day_of = book.programme.calendar.day_of
     for txn in txns:
-        if txn.occurred_at_ms > 0:
+        if valid_time(txn.occurred_at_ms):  # a time out of bounds is rejected, and moves no clock
             day = day_of(txn.occurred_at_ms)
             if day > book.today:
                 rows = advance_to(book, day)

@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from engine.award import count_spend, give, judge_points
 from engine.balance import add_points, take_points
 from engine.book import Book
+from engine.bounds import fits, input_problem, room_to_earn
 from engine.earning import value_purchase
 from engine.events import count_event, is_capped
 from engine.members import Member
@@ -30,7 +31,8 @@ def score_transaction(book: Book, txn: Transaction) -> TxnResult:
     reason = malformed_reason(book, txn)
     if reason:
         return TxnResult(txn.txn_id, "rejected", 0, 0, reason)
-    seen = book.txns.get(txn.txn_id)
+    key = (txn.member_id, txn.txn_id)
+    seen = book.txns.get(key)
     if seen is not None:
         return seen.result(txn.txn_id, "duplicate")
     day = programme.calendar.day_of(txn.occurred_at_ms)
@@ -41,11 +43,15 @@ def score_transaction(book: Book, txn: Transaction) -> TxnResult:
     if txn.status and txn.status != "paid":
         return TxnResult(txn.txn_id, "ignored", 0, 0, "not_paid")
     reason = refund_problem(book, txn) if txn.kind == REFUND else ""
-    member = None if reason else _member_for(book, txn, day)
+    member, created = (None, False) if reason else _member_for(book, txn, day)
     if member is None:
         return TxnResult(txn.txn_id, "rejected", 0, 0, reason or "unknown_member")
     record = _score_kind(book, member, txn, day)
-    book.txns[txn.txn_id] = record
+    if record is None:  # it would take a balance out of bounds; nothing was changed
+        if created:
+            del book.members[member.member_id]
+        return TxnResult(txn.txn_id, "rejected", 0, 0, "amount_too_large")
+    book.txns[key] = record
     member.touched = True
     book.awake.add(member.member_id)
     if programme.anomaly.threshold and txn.kind in (PURCHASE, EVENT):
@@ -71,7 +77,7 @@ def malformed_reason(book: Book, txn: Transaction) -> str:
     for line in txn.lines:
         if line.paid_minor < 0 or line.quantity < 0:
             return "negative_amount"
-    return _kind_problem(book, txn)
+    return input_problem(txn) or _kind_problem(book, txn)
 
 
 def _kind_problem(book: Book, txn: Transaction) -> str:
@@ -89,20 +95,23 @@ def _kind_problem(book: Book, txn: Transaction) -> str:
     return "missing_reason" if kind == ADJUSTMENT and not txn.note else ""
 
 
-def _member_for(book: Book, txn: Transaction, day: Day) -> Member | None:
+def _member_for(book: Book, txn: Transaction, day: Day) -> tuple[Member | None, bool]:
+    """The member, and whether it was created (auto-enrolled) just now."""
     member = book.members.get(txn.member_id)
     if member is not None or not book.programme.enrolls_unknown:
-        return member
+        return member, False
     # A member's creation is recorded in the member (enrolled day, channel), not the ledger:
     # it changes no balance, and one ledger entry per member is a third of its bytes on disk.
     member = Member(txn.member_id, enrolled=day, tier=book.programme.default_tier(txn.channel))
     member.tier_since = day
     member.profile.channel = txn.channel
     book.members[txn.member_id] = member
-    return member
+    return member, True
 
 
-def _score_kind(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord:
+def _score_kind(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord | None:
+    """The index record of an applied transaction; None, with nothing changed, when it would
+    take an amount or balance out of bounds (SPEC §2)."""
     if member.status != "active":
         # frozen and lost members neither earn nor redeem; the transaction is kept, at zero
         return TxnRecord(member.member_id, txn.kind, day, 0, 0, member.status, book.programme.version)
@@ -117,9 +126,12 @@ def _score_kind(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRe
     return score_adjustment(book, member, txn, day)
 
 
-def score_purchase(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord:
+def score_purchase(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord | None:
     programme = book.programme
     value = value_purchase(programme, member, txn, day)
+    most_growth = programme.growth_for_points(value.points) if programme.growth_from_points else value.growth_from_spend
+    if not room_to_earn(member, day, value.points, most_growth, value.eligible):
+        return None
     member.carry_minor = value.carry
     points, held, reason = judge_points(book, member, day, value.points, txn.txn_id)
     growth = programme.growth_for_points(points) if programme.growth_from_points else value.growth_from_spend
@@ -144,7 +156,7 @@ def _paid_upgrade(book: Book, member: Member, txn: Transaction, day: Day) -> Non
         enter_tier(book, member, bought, max(day, book.today), "txn", txn.txn_id, note="paid upgrade")
 
 
-def score_event(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord:
+def score_event(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord | None:
     """Fixed points and growth, not multiplied; a capped or blocked event gives nothing
     and does not count toward its caps."""
     programme = book.programme
@@ -152,6 +164,8 @@ def score_event(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRe
     version = programme.version
     if is_capped(member, rule, day):
         return TxnRecord(member.member_id, EVENT, day, 0, 0, "capped", version)
+    if not room_to_earn(member, day, rule.points, rule.growth, 0):
+        return None
     earns = programme.ladder.tiers[member.tier].earns_points
     points, held, reason = judge_points(book, member, day, rule.points if earns else 0, txn.txn_id)
     if reason == "blocked":
@@ -165,8 +179,10 @@ def score_event(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRe
     return TxnRecord(member.member_id, EVENT, day, points, rule.growth, reason, version)
 
 
-def score_recharge(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord:
+def score_recharge(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord | None:
     amount = txn.amount_minor
+    if not fits(member.stored_value + amount, member.total_recharge + amount, member.since_recharge + amount):
+        return None
     member.stored_value += amount
     member.total_recharge += amount
     if day >= member.tier_since:
@@ -177,10 +193,12 @@ def score_recharge(book: Book, member: Member, txn: Transaction, day: Day) -> Tx
     return TxnRecord(member.member_id, RECHARGE, day, 0, 0, "", book.programme.version, amount)
 
 
-def score_adjustment(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord:
+def score_adjustment(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord | None:
     """An operator's signed points correction; it counts as points earned for tiers."""
     programme = book.programme
     amount = txn.amount_minor
+    if not room_to_earn(member, day, amount, 0, 0):
+        return None
     unrecovered = 0
     if amount > 0:
         add_points(member, amount, programme.expiry.expires(day))

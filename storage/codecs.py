@@ -1,5 +1,6 @@
 """How records are stored: msgspec MessagePack codecs and the byte keys of each database."""
 
+import hashlib
 import struct
 
 import msgspec
@@ -10,18 +11,23 @@ from engine.midnight import AnomalyRow
 from engine.transactions import TxnRecord
 from engine.types import Day
 
-__all__ = ["anomaly_key", "day_key", "decode_ids", "decode_row", "decode_txn", "encode", "entry_of", "entry_record",
-           "linked_position", "member_of", "member_record", "position_key", "seq_of", "with_newest", "with_position"]
+__all__ = ["anomaly_key", "day_key", "decode_keys", "decode_row", "decode_txn", "encode", "entry_of", "entry_record",
+           "linked_position", "member_of", "member_record", "position_key", "seq_of", "txn_key", "with_newest",
+           "with_position"]
 
 encode = msgspec.msgpack.Encoder().encode
 decode_member = msgspec.msgpack.Decoder(Member).decode
 decode_txn = msgspec.msgpack.Decoder(TxnRecord).decode
 decode_entry = msgspec.msgpack.Decoder(LedgerEntry).decode
 decode_row = msgspec.msgpack.Decoder(AnomalyRow).decode
-decode_ids = msgspec.msgpack.Decoder(list[str]).decode
+decode_keys = msgspec.msgpack.Decoder(list[tuple[str, str]]).decode
+"""A day index entry: the (member, transaction id) pairs one commit indexed for one day."""
 
 _SEQ = struct.Struct(">Q")
 _DAY = struct.Struct(">I")
+_LENGTH = struct.Struct(">H")
+MAX_KEY = 511
+"""LMDB's default largest key."""
 
 
 class _EntryHead(msgspec.Struct, array_like=True):
@@ -80,8 +86,20 @@ def with_newest(record: bytes, newest: int) -> bytes:
     return with_position(newest, bytes(record[_SEQ.size:]))
 
 
+def txn_key(member_id: str, txn_id: str) -> bytes:
+    """The transaction index key: the member's id (its length first, so no id can run into the
+    other), then the transaction id. A pair too long for an LMDB key (ids of up to 100
+    characters may take 400 bytes each) keeps the member and a 16-byte digest of the id, marked
+    so it never equals a literal key."""
+    member, txn = member_id.encode(), txn_id.encode()
+    head = _LENGTH.pack(len(member)) + member
+    if len(head) + 1 + len(txn) <= MAX_KEY:
+        return head + b"\x00" + txn
+    return head + b"\x01" + hashlib.blake2b(txn, digest_size=16).digest()
+
+
 def day_key(day: Day, batch: int) -> bytes:
-    """The ids a commit indexed for one local day, under one key: a whole day past retention
+    """The transactions a commit indexed for one local day, under one key: a whole day past retention
     is one range to delete, and a batch writes one entry per day instead of one per id."""
     return _DAY.pack(day) + _SEQ.pack(batch)
 

@@ -2,25 +2,27 @@
 
 Layout 1 keyed the ledger by member and sequence and stored members as they are. Layout 2 keys
 the ledger by position (appending) and starts each stored member and entry with a position
-(see `storage.codecs`)."""
+(see `storage.codecs`). Layout 3 keys the transaction index by member and transaction id
+(database `txn_index`, was `txns` keyed by id alone), and its day index lists (member, id) pairs:
+an id is an idempotency key within its member (SPEC §2)."""
 
 from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 
-from storage.codecs import encode, position_key, with_position
+from storage.codecs import decode_txn, encode, position_key, txn_key, with_position
 
 __all__ = ["LAYOUT", "upgrade_layout"]
 
-LAYOUT = 2
+LAYOUT = 3
 _KEY = b"storage_layout"
 _CHUNK = 50_000
 
 
 def upgrade_layout(env: Any, dbs: dict[str, Any]) -> None:
     """Bring the environment to the current layout in one write transaction: a crash during
-    the upgrade leaves layout 1 whole, and the next start upgrades again. A new environment is
+    the upgrade leaves the old layout whole, and the next start upgrades again. A new environment is
     marked with the current layout. A folder written by a newer patron is refused rather than
     misread; going back to an older patron needs a checkpoint taken before the upgrade."""
     with env.begin() as txn:
@@ -35,8 +37,10 @@ def upgrade_layout(env: Any, dbs: dict[str, Any]) -> None:
     if not empty:
         _room_to_rewrite(env)
     with env.begin(write=True) as txn:
-        if not empty:
+        if not empty and found < 2:
             _ledger_by_position(txn, dbs["ledger"], dbs["members"])
+        if found < 3:
+            _index_by_member(txn, env.open_db(b"txns", txn=txn), dbs["txn_index"], dbs["txn_days"])
         txn.put(_KEY, encode(LAYOUT), db=dbs["meta"])
 
 
@@ -66,6 +70,26 @@ def _ledger_by_position(txn: Any, ledger: Any, members: Any) -> None:
         txn.cursor(db=ledger).putmulti(rows)
     for chunk in _chunks(txn, members):
         txn.cursor(db=members).putmulti([(key, with_position(newest.get(key, 0), value)) for key, value in chunk])
+
+
+def _index_by_member(txn: Any, old: Any, index: Any, days: Any) -> None:
+    """Layouts 1 and 2 keyed the index by transaction id, each record naming its member: copy
+    every record under (member, id) and rewrite the day index's id lists as (member, id) pairs,
+    a chunk at a time, then drop the old database."""
+    for chunk in _chunks(txn, old):
+        rows = [(txn_key(decode_txn(value).member_id, key.decode()), value) for key, value in chunk]
+        txn.cursor(db=index).putmulti(rows)
+    for chunk in _chunks(txn, days):
+        rows = []
+        for key, value in chunk:
+            pairs = []
+            for txn_id in msgspec.msgpack.decode(value):
+                record = txn.get(txn_id.encode(), db=old)
+                if record is not None:  # an id no longer indexed names no member
+                    pairs.append((decode_txn(record).member_id, txn_id))
+            rows.append((key, encode(pairs)))
+        txn.cursor(db=days).putmulti(rows)
+    txn.drop(old, delete=True)
 
 
 def _chunks(txn: Any, db: Any, old_only: bool = False) -> Iterator[list[tuple[bytes, bytes]]]:

@@ -20,7 +20,7 @@ from engine.types import Day
 from storage.codecs import (
     anomaly_key,
     day_key,
-    decode_ids,
+    decode_keys,
     decode_row,
     decode_txn,
     encode,
@@ -31,6 +31,7 @@ from storage.codecs import (
     member_record,
     position_key,
     seq_of,
+    txn_key,
     with_newest,
 )
 from storage.layout import upgrade_layout
@@ -38,7 +39,9 @@ from storage.layout import upgrade_layout
 __all__ = ["BatchWriter", "ShardStore"]
 
 T = TypeVar("T")
-_DATABASES = (b"members", b"ledger", b"txns", b"txn_days", b"anomalies", b"meta")
+_DATABASES = (b"members", b"ledger", b"txn_index", b"txn_days", b"anomalies", b"meta")
+_RETIRED = 1
+"""Databases of older layouts that an upgrade opens to move and drop (layout 2's `txns`)."""
 INITIAL_MAP_BYTES = 1 << 30
 MAX_MAP_BYTES = 1 << 40
 GROW_AT = 0.75
@@ -55,7 +58,7 @@ class ShardStore:
         self.path = path
         self.max_map_bytes = max(max_map_bytes, map_bytes)
         strict = durability == "strict"
-        self.env = lmdb.open(str(path), map_size=map_bytes, max_dbs=len(_DATABASES), sync=strict,
+        self.env = lmdb.open(str(path), map_size=map_bytes, max_dbs=len(_DATABASES) + _RETIRED, sync=strict,
                              metasync=strict, readahead=False, lock=True)
         self.dbs = {name.decode(): self.env.open_db(name) for name in _DATABASES}
         upgrade_layout(self.env, self.dbs)
@@ -121,7 +124,7 @@ class ShardStore:
 
     def records(self) -> Iterator[TxnRecord]:
         """Every transaction the index remembers."""
-        with self.env.begin(db=self.dbs["txns"], buffers=True) as txn:
+        with self.env.begin(db=self.dbs["txn_index"], buffers=True) as txn:
             for _, value in txn.cursor():
                 yield decode_txn(value)
 
@@ -129,20 +132,34 @@ class ShardStore:
         """The ids of one local day's transactions of the given kinds, per member, in the order
         they were indexed: one range of the day index, then a lookup per id."""
         by_member: dict[str, list[str]] = {}
-        prefix = day_key(day, 0)[:4]
         with self.env.begin() as txn:
-            cursor = txn.cursor(db=self.dbs["txn_days"])
-            if not cursor.set_range(prefix):
-                return by_member
-            for key, value in cursor:
-                if not key.startswith(prefix):
-                    break
-                for txn_id in decode_ids(value):
-                    raw = txn.get(txn_id.encode(), db=self.dbs["txns"])
-                    record = decode_txn(raw) if raw is not None else None
-                    if record is not None and record.kind in kinds:
-                        by_member.setdefault(record.member_id, []).append(txn_id)
+            for member_id, txn_id in self._indexed_on(txn, day):
+                raw = txn.get(txn_key(member_id, txn_id), db=self.dbs["txn_index"])
+                record = decode_txn(raw) if raw is not None else None
+                if record is not None and record.kind in kinds:
+                    by_member.setdefault(member_id, []).append(txn_id)
         return by_member
+
+    def members_by_id(self, day: Day) -> dict[str, list[str]]:
+        """The members each transaction id of one local day was indexed for (a member once per id)."""
+        members: dict[str, list[str]] = {}
+        with self.env.begin() as txn:
+            for member_id, txn_id in self._indexed_on(txn, day):
+                seen = members.setdefault(txn_id, [])
+                if member_id not in seen:
+                    seen.append(member_id)
+        return members
+
+    def _indexed_on(self, txn: lmdb.Transaction, day: Day) -> Iterator[tuple[str, str]]:
+        """(member, transaction id) of one local day, in the order they were indexed."""
+        prefix = day_key(day, 0)[:4]
+        cursor = txn.cursor(db=self.dbs["txn_days"])
+        if not cursor.set_range(prefix):
+            return
+        for key, value in cursor:
+            if not key.startswith(prefix):
+                return
+            yield from decode_keys(value)
 
     def anomalies(self, day: str) -> list[AnomalyRow]:
         prefix = day.encode() + b"\x00"
@@ -249,20 +266,20 @@ class BatchWriter:
         self.store = store
         self.dbs = store.dbs
         self.txn = store.env.begin(write=True)
-        self._index: dict[str, TxnRecord] = {}
+        self._index: dict[tuple[str, str], TxnRecord] = {}
         self._members: dict[str, Member] = {}
         self._entries: list[LedgerEntry] = []
 
-    # the transaction index, as the engine's Book uses it
-    def get(self, txn_id: str, default: TxnRecord | None = None) -> TxnRecord | None:
-        found = self._index.get(txn_id)
+    # the transaction index, as the engine's Book uses it: keyed by (member, transaction id)
+    def get(self, key: tuple[str, str], default: TxnRecord | None = None) -> TxnRecord | None:
+        found = self._index.get(key)
         if found is not None:
             return found
-        raw = self.txn.get(txn_id.encode(), db=self.dbs["txns"])
+        raw = self.txn.get(txn_key(*key), db=self.dbs["txn_index"])
         return decode_txn(raw) if raw is not None else default
 
-    def __setitem__(self, txn_id: str, record: TxnRecord) -> None:
-        self._index[txn_id] = record
+    def __setitem__(self, key: tuple[str, str], record: TxnRecord) -> None:
+        self._index[key] = record
 
     @_full_is_storage_full
     def put_anomalies(self, rows: list[AnomalyRow]) -> None:
@@ -272,13 +289,13 @@ class BatchWriter:
     @_full_is_storage_full
     def forget_before(self, day: Day) -> int:
         """Drop index entries of transactions that occurred before `day`: one range scan."""
-        txns, days = self.dbs["txns"], self.dbs["txn_days"]
+        txns, days = self.dbs["txn_index"], self.dbs["txn_days"]
         cursor = self.txn.cursor(db=days)
         cursor.first()
         end, dropped = day_key(day, 0), 0
         while (key := cursor.key()) and key < end:
-            for txn_id in decode_ids(cursor.value()):
-                dropped += self.txn.delete(txn_id.encode(), db=txns)
+            for member_id, txn_id in decode_keys(cursor.value()):
+                dropped += self.txn.delete(txn_key(member_id, txn_id), db=txns)
             cursor.delete()  # and on to the next entry
         return dropped
 
@@ -333,10 +350,10 @@ class BatchWriter:
     def commit(self) -> None:
         self._write_ledger_and_members()
         index = self._index
-        self.txn.cursor(self.dbs["txns"]).putmulti([(k.encode(), encode(r)) for k, r in index.items()])
-        by_day: dict[Day, list[str]] = {}
-        for txn_id, record in index.items():
-            by_day.setdefault(record.day, []).append(txn_id)
+        self.txn.cursor(self.dbs["txn_index"]).putmulti([(txn_key(*k), encode(r)) for k, r in index.items()])
+        by_day: dict[Day, list[tuple[str, str]]] = {}
+        for key, record in index.items():
+            by_day.setdefault(record.day, []).append(key)
         batch = self.store.next_batch()
         self.txn.cursor(self.dbs["txn_days"]).putmulti(
             [(day_key(day, batch), encode(ids)) for day, ids in by_day.items()])

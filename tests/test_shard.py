@@ -94,7 +94,7 @@ def test_the_index_forgets_transactions_past_retention_at_midnight(tmp_path):
         shard.midnight_begin(parse_day(day))
         while not shard.midnight_step()[2]:
             pass
-    assert shard.store.count("txns") == 0
+    assert shard.store.count("txn_index") == 0
 
 
 def test_publishing_changed_tiers_keeps_members_by_tier_name_then_reevaluates(tmp_path):

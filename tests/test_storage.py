@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from engine.ledger import LedgerEntry
 from engine.members import Member
+from engine.transactions import TxnRecord
 from storage.shard_store import ShardStore
 
 
@@ -149,3 +150,62 @@ def test_ledger_entries_stored_before_the_why_still_read_with_an_empty_why(tmp_p
                                                                why="20 from 'spend 10 per 10.00'")])
     assert [e.why for e in store.ledger("m1")] == ["", "20 from 'spend 10 per 10.00'"]
     store.close()
+
+
+def test_a_folder_with_the_index_keyed_by_id_alone_is_upgraded_to_member_and_id(tmp_path, monkeypatch):
+    """Layout 2 keyed the transaction index by id and listed ids per day; after the upgrade
+    each record is found under its own member only, and a day's transactions still read back."""
+    monkeypatch.setattr("storage.layout._CHUNK", 2)
+    day = 20_000
+    records = {"T1": TxnRecord("m1", "purchase", day, 20, 20, "", 1, 2900, 2900),
+               "T2": TxnRecord("m2", "event", day, 5, 0, "", 1),
+               "T3": TxnRecord("m1", "recharge", day + 1, 0, 0, "", 1, 500)}
+    _write_id_keyed_layout(tmp_path, [Member("m1", day), Member("m2", day)], records,
+                           {(day, 1): ["T1", "T2", "gone"], (day + 1, 2): ["T3"]})
+    store = ShardStore(tmp_path)
+    writer = store.writer()
+    assert writer.get(("m1", "T1")) == records["T1"]
+    assert writer.get(("m2", "T1")) is None
+    assert writer.get(("m2", "T2")) == records["T2"]
+    writer.abort()
+    assert store.transactions_by_member(day, frozenset({"purchase", "event"})) == {"m1": ["T1"], "m2": ["T2"]}
+    assert store.members_by_id(day + 1) == {"T3": ["m1"]}
+    with store.env.begin() as txn:
+        assert txn.get(b"txns") is None  # the old database is gone from the main database
+    writer = store.writer()
+    assert writer.forget_before(day + 1) == 2
+    writer.commit()
+    store.close()
+    again = ShardStore(tmp_path)
+    assert again.count("txn_index") == 1
+    assert again.members_by_id(day) == {}
+
+
+def _write_id_keyed_layout(path: Path, members: list[Member], records: dict[str, TxnRecord],
+                           days: dict[tuple[int, int], list[str]]) -> None:
+    """Layout 2 as patron wrote it: members after an 8-byte position, the index under `txns`
+    keyed by transaction id, each day index entry a list of ids."""
+    env = lmdb.open(str(path), map_size=1 << 24, max_dbs=7)
+    encode = msgspec.msgpack.encode
+    with env.begin(write=True) as txn:
+        for name in (b"ledger", b"anomalies"):
+            env.open_db(name, txn=txn)
+        for member in members:
+            txn.put(member.member_id.encode(), struct.pack(">Q", 0) + encode(member),
+                    db=env.open_db(b"members", txn=txn))
+        for txn_id, record in records.items():
+            txn.put(txn_id.encode(), encode(record), db=env.open_db(b"txns", txn=txn))
+        for (day, batch), ids in days.items():
+            txn.put(struct.pack(">IQ", day, batch), encode(ids), db=env.open_db(b"txn_days", txn=txn))
+        txn.put(b"storage_layout", encode(2), db=env.open_db(b"meta", txn=txn))
+    env.close()
+
+
+def test_index_keys_fit_lmdb_and_never_run_one_id_into_the_other():
+    from storage.codecs import MAX_KEY, txn_key
+
+    longest = "食" * 100  # 300 bytes each: the pair is too long for one LMDB key
+    keys = {txn_key("ab", "c"), txn_key("a", "bc"), txn_key("a\x00b", "c"), txn_key(longest, longest),
+            txn_key(longest, longest[:-1] + "x"), txn_key(longest[:-1] + "x", longest)}
+    assert len(keys) == 6
+    assert max(map(len, keys)) <= MAX_KEY

@@ -96,7 +96,7 @@ def test_frozen_and_lost_members_earn_nothing_and_their_transactions_are_kept(st
     result = score(target, buy("t2", "m1", DAY, line(2900)))[0]
     assert (result.outcome, result.points, result.reason) == ("accepted", 0, status)
     assert target.members["m1"].points == 20
-    assert "t2" in target.txns
+    assert ("m1", "t2") in target.txns
 
 
 def test_recharges_add_stored_value_through_the_ledger():
@@ -113,3 +113,14 @@ def test_an_adjustment_is_a_signed_operator_change_with_its_reason_in_the_ledger
     assert target.members["m1"].points == 200
     assert [(e.cause, e.points, e.note) for e in target.ledger if e.kind == "adjust"] == [
         ("operator", 300, "goodwill"), ("operator", -100, "correction")]
+
+
+def test_a_transaction_id_is_an_idempotency_key_within_its_member():
+    """SPEC §2: the same id for another member is that member's own transaction; resent for
+    the same member it is a duplicate that answers what the first one earned."""
+    target = book(body=SPEND)
+    results = score(target, buy("T1", "m1", DAY, line(2900)), buy("T1", "m2", DAY, line(5000)),
+                    buy("T1", "m1", DAY, line(9900)), buy("T1", "m2", DAY, line(100)))
+    assert [(r.outcome, r.points) for r in results] == [
+        ("accepted", 20), ("accepted", 50), ("duplicate", 20), ("duplicate", 50)]
+    assert (target.members["m1"].points, target.members["m2"].points) == (20, 50)

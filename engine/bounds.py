@@ -1,0 +1,51 @@
+"""SPEC §2 bounds: amounts, points and balances stay within ±10^15 and times within the years
+2000-2100. Checked on what arrives and again before a change is applied, so that no input can
+make a member unreadable: every stored integer stays far inside 64 bits, every time inside
+what the calendar can name."""
+
+from engine.members import Member
+from engine.transactions import Transaction
+from engine.types import Day
+
+__all__ = ["EARLIEST_MS", "LATEST_MS", "LIMIT", "fits", "input_problem", "room_to_earn", "valid_time"]
+
+LIMIT = 10**15
+"""The largest amount (minor units), point count or balance patron takes, either sign."""
+EARLIEST_MS = 946_684_800_000
+"""2000-01-01T00:00:00Z."""
+LATEST_MS = 4_133_980_800_000
+"""2101-01-01T00:00:00Z, the first instant after the year 2100."""
+
+
+def fits(*values: int) -> bool:
+    return all(-LIMIT <= value <= LIMIT for value in values)
+
+
+def valid_time(ms: int) -> bool:
+    return EARLIEST_MS <= ms < LATEST_MS
+
+
+def input_problem(txn: Transaction) -> str:
+    """`bad_timestamp` or `amount_too_large` for a transaction whose fields are out of bounds
+    (amounts of each line and of the whole; quantities too, as they multiply points)."""
+    if not valid_time(txn.occurred_at_ms):
+        return "bad_timestamp"
+    if not -LIMIT <= txn.amount_minor <= LIMIT:
+        return "amount_too_large"
+    paid = 0
+    for line in txn.lines:
+        if line.paid_minor > LIMIT or line.quantity > LIMIT:
+            return "amount_too_large"
+        paid += line.paid_minor
+    return "amount_too_large" if paid > LIMIT else ""
+
+
+def room_to_earn(member: Member, day: Day, points: int, growth: int, spend: int) -> bool:
+    """Whether a change of points, growth and eligible spend (either sign) keeps the change
+    itself and every balance and sum it moves within bounds. Held and pending points count with
+    the spendable ones: they become spendable later without another check."""
+    return fits(points, growth, spend,
+                member.points + member.pending + points, member.growth + growth,
+                member.total_points + points, member.since_points + points, member.since_growth + growth,
+                member.total_spend + spend, member.since_spend + spend,
+                member.day_points.get(day, 0) + max(points, 0))

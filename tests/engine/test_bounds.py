@@ -1,0 +1,122 @@
+"""SPEC §2 bounds: amounts, points and balances within ±10^15, times within 2000-2100; no input
+raises in the engine or leaves a member that cannot be stored and read back."""
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.book import Book
+from engine.bounds import LIMIT, fits
+from engine.members import Member
+from engine.programme import Programme
+from engine.scoring import score_transaction
+from engine.transactions import LineItem, Transaction
+from engine.validation import load_rules
+from tests.builders import ms
+from tests.engine.test_invariants import EXAMPLE, VARIANTS
+
+START = ms("2026-11-10 08:00")
+TOP = 2**63 - 1
+EXTREMES = [0, 1, -1, TOP, -(2**63), 2**64 - 1, LIMIT, LIMIT + 1, -LIMIT, -LIMIT - 1, LIMIT // 3, 2**31]
+
+extreme_ints = st.one_of(st.sampled_from(EXTREMES), st.integers(-(2**63), 2**64 - 1))
+amounts = st.one_of(extreme_ints, st.integers(0, 300_000))
+times = st.one_of(st.sampled_from([TOP, -(2**63), 0, 1, ms("1999-12-31 23:00"), ms("2101-01-02 00:00")]),
+                  st.integers(START - 3 * 86_400_000, START + 86_400_000), extreme_ints)
+texts = st.one_of(st.sampled_from(["", "a", "b", "x" * 101, "\x00", "é" * 100, "\ud7ff"]), st.text(max_size=120))
+
+lines = st.builds(LineItem, sku=st.one_of(st.sampled_from(["S1", "TEA-PROMO", ""]), texts),
+                  product_id=texts, category=st.sampled_from(["grocery", "wine", ""]), name=texts,
+                  paid_minor=amounts, quantity=st.one_of(st.integers(0, 3), extreme_ints),
+                  promotional=st.booleans(), member_discounted=st.booleans())
+
+
+@st.composite
+def transactions(draw, earlier: list[Transaction]) -> Transaction:
+    ids = [t.txn_id for t in earlier]
+    return Transaction(
+        txn_id=draw(st.one_of(st.sampled_from(["t1", "t2", "t3"]), texts)),
+        member_id=draw(st.one_of(st.sampled_from(["a", "b"]), texts)),
+        occurred_at_ms=draw(times),
+        kind=draw(st.sampled_from(["purchase", "refund", "event", "recharge", "adjustment", "", "other"])),
+        status=draw(st.sampled_from(["", "paid", "pending", "cancelled", "odd"])),
+        store_id=draw(texts), channel=draw(st.one_of(st.sampled_from(["pos", "online"]), texts)),
+        lines=draw(st.lists(lines, max_size=3)),
+        refund_of=draw(st.one_of(st.sampled_from(ids or ["t1"]), texts)),
+        event_type=draw(st.one_of(st.sampled_from(["sign_in", "review"]), texts)),
+        amount_minor=draw(amounts), note=draw(texts))
+
+
+@st.composite
+def streams(draw) -> list[Transaction]:
+    txns: list[Transaction] = []
+    for _ in range(draw(st.integers(1, 25))):
+        txns.append(draw(transactions(txns)))
+    return txns
+
+
+def _book(rules: str) -> Book:
+    book = Book(Programme(load_rules(rules)))
+    book.today = book.programme.calendar.day_of(START)
+    return book
+
+
+SUMS = ("points", "debt", "pending", "growth", "stored_value", "total_points", "total_spend", "total_recharge",
+        "since_points", "since_growth", "since_spend", "since_recharge", "since_single")
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stream=streams())
+def test_no_transaction_raises_and_every_member_stays_within_bounds(variant, stream):
+    book = _book(VARIANTS[variant])
+    for txn in stream:
+        result = score_transaction(book, txn)
+        assert result.outcome in ("accepted", "duplicate", "ignored", "rejected")
+        assert fits(result.points, result.growth)
+    decode = msgspec.msgpack.Decoder(Member).decode
+    for member in book.members.values():
+        assert all(fits(getattr(member, name)) for name in SUMS), member
+        assert all(fits(n) for n in member.day_points.values())
+        assert decode(msgspec.msgpack.encode(member)) == member
+
+
+def _one(book: Book, txn_id: str, kind: str, **fields) -> str:
+    fields.setdefault("occurred_at_ms", START)
+    result = score_transaction(book, Transaction(txn_id, "m", kind=kind, **fields))
+    return result.reason if result.outcome == "rejected" else result.outcome
+
+
+def test_amounts_beyond_the_bound_are_rejected_and_change_nothing():
+    book = _book(EXAMPLE)
+    assert _one(book, "r1", "recharge", amount_minor=TOP) == "amount_too_large"
+    assert "m" not in book.members  # not even auto-enrolled
+    assert _one(book, "r2", "recharge", amount_minor=LIMIT) == "accepted"
+    assert _one(book, "r3", "recharge", amount_minor=1) == "amount_too_large"  # the balance would pass it
+    assert book.members["m"].stored_value == LIMIT
+    assert _one(book, "a1", "adjustment", amount_minor=-(2**63), note="x") == "amount_too_large"
+    assert _one(book, "a2", "adjustment", amount_minor=-LIMIT, note="x") == "accepted"
+    assert _one(book, "a3", "adjustment", amount_minor=-1, note="x") == "amount_too_large"
+    assert book.members["m"].points == -LIMIT
+    big = [LineItem(sku="S1", paid_minor=TOP)] * 3
+    assert _one(book, "p1", "purchase", lines=big) == "amount_too_large"
+    assert _one(book, "p2", "purchase", lines=[LineItem(sku="S1", paid_minor=LIMIT // 2)] * 3) == "amount_too_large"
+    assert _one(book, "p3", "purchase", lines=[LineItem(sku="S1", paid_minor=100, quantity=TOP)]) == "amount_too_large"
+    assert [e.ref for e in book.ledger] == ["r2", "a2"]
+
+
+@pytest.mark.parametrize("at", [2**63 - 1, ms("1999-12-31 23:59"), ms("2101-01-01 09:00"), 10**13])
+def test_times_outside_the_years_2000_to_2100_are_bad_timestamps(at):
+    book = _book(EXAMPLE)
+    assert _one(book, "t", "purchase", occurred_at_ms=at, amount_minor=100) == "bad_timestamp"
+
+
+def test_points_the_rules_would_give_past_the_bound_are_rejected():
+    rules = EXAMPLE.replace("per_order = 0", "per_order = 1000") if "per_order = 0" in EXAMPLE else EXAMPLE
+    book = _book(rules)
+    member = Member("m", enrolled=book.today, total_points=LIMIT)
+    book.members["m"] = member
+    assert _one(book, "p", "purchase", amount_minor=100_000) == "amount_too_large"
+    assert member.total_points == LIMIT
+    assert not book.ledger
