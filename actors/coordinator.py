@@ -27,7 +27,7 @@ from engine.programme import Programme
 from engine.types import Day
 from engine.validation import load_rules, load_rules_file
 from storage.checkpoints import Manifest, finish_checkpoint, new_checkpoint, shard_copy
-from storage.folder import DataFolder, Layout, PublishedRules
+from storage.folder import DataFolder, Layout, PublishedRules, ReusedId
 
 __all__ = ["CheckpointMade", "Coordinator", "MidnightSummary"]
 
@@ -201,6 +201,7 @@ class Coordinator:
                 summary.members += members
                 summary.anomalies += rows
                 await self._write_reports(days)
+                await self._report_reused_ids(run - 1)
             summary.seconds = time.monotonic() - started
             if summary.dates:
                 self.last_midnight, self.last_midnight_at = summary, time.time()
@@ -223,6 +224,30 @@ class Coordinator:
     async def _write_reports(self, days: set[str]) -> None:
         for day in sorted(days):
             self.folder.write_report(day, await self.anomaly_report(day))
+
+    async def _report_reused_ids(self, day: Day) -> None:
+        """Transaction ids of the closed day used by more than one member, written beside the
+        anomaly report: each was applied once per member (SPEC §2), which a till that reuses its
+        ids did not mean. Shards first send 8-byte digests of their ids; only ids whose digest
+        two shards share, or that two members used on one shard, are then asked for by name."""
+        blobs = await asyncio.gather(*(actor.id_digests.remote(day) for actor in self.actors))
+        seen: set[bytes] = set()
+        shared: set[bytes] = set()
+        for blob in blobs:
+            digests = {blob[i:i + 8] for i in range(0, len(blob), 8)}
+            shared |= digests & seen
+            seen |= digests
+        del seen
+        parts = await asyncio.gather(*(actor.members_by_id.remote(day, frozenset(shared)) for actor in self.actors))
+        members: dict[str, set[str]] = {}
+        for part in parts:
+            for txn_id, found in part.items():
+                members.setdefault(txn_id, set()).update(found)
+        rows = [ReusedId(txn_id, sorted(found)) for txn_id, found in sorted(members.items()) if len(found) > 1]
+        if rows:
+            path = self.folder.write_reused_ids(iso(day), rows)
+            log.warning("transaction ids used by more than one member", extra={"day": iso(day), "ids": len(rows),
+                                                                            "report": str(path)})
 
     async def anomaly_report(self, day: str) -> list[AnomalyRow]:
         parts = await asyncio.gather(*(actor.anomalies.remote(day) for actor in self.actors))

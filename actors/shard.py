@@ -7,6 +7,7 @@ A restart rebuilds the same hot state (members, anomaly counters, midnight wake-
 Long jobs (the midnight run, re-evaluation after a publish) go in chunks, each its own
 commit, so batches interleave with them; a crash mid-job resumes where it stopped."""
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -42,9 +43,18 @@ from storage.shard_store import BatchWriter, ShardStore
 
 __all__ = ["Job", "Shard", "ShardConfig", "ShardStatus"]
 
+log = logging.getLogger("patron.shard")
 T = TypeVar("T")
 _decode_part = msgspec.msgpack.Decoder(BatchPart).decode
 _encode = msgspec.msgpack.Encoder().encode
+
+
+class _TransactionFailedError(Exception):
+    """The engine raised on the transaction at `index` of a batch being scored."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        super().__init__(f"transaction {index} of the batch failed")
 
 
 class ShardConfig(msgspec.Struct, frozen=True):
@@ -118,12 +128,34 @@ class Shard:
         return self.apply_counted(txns)[0]
 
     def apply_counted(self, txns: list[Transaction]) -> tuple[list[TxnResult], BatchStats]:
-        """`apply`, and what the batch did, counted once for metrics."""
+        """`apply`, and what the batch did, counted once for metrics. A transaction the engine
+        fails on (a defect: no input should) is rejected `cannot_apply` and the batch is scored
+        again without it, from the state before: one transaction never sinks its batch."""
+        failed: set[int] = set()
+        while True:
+            try:
+                return self._apply_once(txns, failed)
+            except _TransactionFailedError as failure:
+                txn = txns[failure.index]
+                log.error("transaction could not be applied; rejected cannot_apply",
+                          extra={"shard": self.config.shard, "txn_id": txn.txn_id, "member_id": txn.member_id},
+                          exc_info=failure.__cause__)
+                failed.add(failure.index)
+
+    def _apply_once(self, txns: list[Transaction], failed: set[int]) -> tuple[list[TxnResult], BatchStats]:
         counted: dict[str, BatchStats] = {}
 
         def score(writer: BatchWriter) -> list[TxnResult]:
             started = time.perf_counter()
-            results = [score_transaction(self.book, t) for t in txns]
+            results = []
+            for index, txn in enumerate(txns):
+                if index in failed:
+                    results.append(TxnResult(txn.txn_id, "rejected", 0, 0, "cannot_apply"))
+                    continue
+                try:
+                    results.append(score_transaction(self.book, txn))
+                except Exception as error:
+                    raise _TransactionFailedError(index) from error
             counted["stats"] = stats = count_batch(txns, results, self.book.ledger)
             stats.apply_seconds = time.perf_counter() - started
             return results

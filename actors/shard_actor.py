@@ -74,6 +74,12 @@ class ShardActor:
     def anomalies(self, day: str) -> list[AnomalyRow]:
         return self.shard.anomalies(day)
 
+    def id_digests(self, day: Day) -> bytes:
+        return self.shard.store.id_digests(day)
+
+    def members_by_id(self, day: Day, digests: frozenset[bytes]) -> dict[str, list[str]]:
+        return self.shard.store.members_by_id(day, digests)
+
     def checkpoint(self, path: str) -> int:
         return self.shard.checkpoint(path)
 

@@ -12,8 +12,8 @@ from engine.transactions import TxnRecord
 from engine.types import Day
 
 __all__ = ["anomaly_key", "day_key", "decode_keys", "decode_row", "decode_txn", "encode", "entry_of", "entry_record",
-           "linked_position", "member_of", "member_record", "position_key", "seq_of", "txn_key", "with_newest",
-           "with_position"]
+           "id_digest", "linked_position", "member_of", "member_record", "position_key", "seq_of", "txn_key",
+           "with_newest", "with_position"]
 
 encode = msgspec.msgpack.Encoder().encode
 decode_member = msgspec.msgpack.Decoder(Member).decode
@@ -96,6 +96,11 @@ def txn_key(member_id: str, txn_id: str) -> bytes:
     if len(head) + 1 + len(txn) <= MAX_KEY:
         return head + b"\x00" + txn
     return head + b"\x01" + hashlib.blake2b(txn, digest_size=16).digest()
+
+
+def id_digest(txn_id: str) -> bytes:
+    """8 bytes standing for a transaction id when ids are compared across shards."""
+    return hashlib.blake2b(txn_id.encode(), digest_size=8).digest()
 
 
 def day_key(day: Day, batch: int) -> bytes:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import msgspec
 
-__all__ = ["DataFolder", "Layout", "PublishedRules", "write_atomically"]
+__all__ = ["DataFolder", "Layout", "PublishedRules", "ReusedId", "write_atomically"]
 
 
 class Layout(msgspec.Struct):
@@ -48,6 +48,13 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+class ReusedId(msgspec.Struct):
+    """A transaction id that more than one member used on one local day."""
+
+    txn_id: str
+    members: list[str]
 
 
 class DataFolder:
@@ -93,6 +100,13 @@ class DataFolder:
     def write_report(self, day: str, rows: list) -> Path:
         """The anomaly report of one local day as JSONL: member, points that day, transactions."""
         path = self.reports / f"anomalies-{day}.jsonl"
+        write_atomically(path, msgspec.json.Encoder().encode_lines(rows))
+        return path
+
+    def write_reused_ids(self, day: str, rows: list[ReusedId]) -> Path:
+        """Beside the anomaly report: the transaction ids of one local day that more than one
+        member used, as JSONL (`txn_id`, `members`)."""
+        path = self.reports / f"reused-ids-{day}.jsonl"
         write_atomically(path, msgspec.json.Encoder().encode_lines(rows))
         return path
 

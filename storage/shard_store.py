@@ -26,6 +26,7 @@ from storage.codecs import (
     encode,
     entry_of,
     entry_record,
+    id_digest,
     linked_position,
     member_of,
     member_record,
@@ -140,15 +141,24 @@ class ShardStore:
                     by_member.setdefault(member_id, []).append(txn_id)
         return by_member
 
-    def members_by_id(self, day: Day) -> dict[str, list[str]]:
-        """The members each transaction id of one local day was indexed for (a member once per id)."""
+    def id_digests(self, day: Day) -> bytes:
+        """The transaction ids of one local day as sorted 8-byte digests, concatenated: what the
+        coordinator compares across shards to find an id used by members on different shards
+        (8 bytes an id instead of the id)."""
+        with self.env.begin() as txn:
+            return b"".join(sorted({id_digest(txn_id) for _, txn_id in self._indexed_on(txn, day)}))
+
+    def members_by_id(self, day: Day, digests: frozenset[bytes] = frozenset()) -> dict[str, list[str]]:
+        """The members each transaction id of one local day was indexed for, for the ids used by
+        more than one member here or whose digest is in `digests`."""
         members: dict[str, list[str]] = {}
         with self.env.begin() as txn:
             for member_id, txn_id in self._indexed_on(txn, day):
                 seen = members.setdefault(txn_id, [])
                 if member_id not in seen:
                     seen.append(member_id)
-        return members
+        return {txn_id: found for txn_id, found in members.items()
+                if len(found) > 1 or (digests and id_digest(txn_id) in digests)}
 
     def _indexed_on(self, txn: lmdb.Transaction, day: Day) -> Iterator[tuple[str, str]]:
         """(member, transaction id) of one local day, in the order they were indexed."""

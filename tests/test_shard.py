@@ -185,3 +185,54 @@ def test_tags_and_their_counts_survive_a_restart(tmp_path):
     again = open_shard(tmp_path)
     assert again.status().tags == {"lapsed": 2, "vip": 1}
     assert again.member("m2").tags == ["lapsed", "vip"]
+
+
+def _with_defect(monkeypatch, poison: str, effect: str) -> None:
+    """Plant an engine defect for one transaction id: it raises while scoring, or leaves its
+    member with a balance no record can store (what overflow did before the bounds)."""
+    import actors.shard
+
+    real = actors.shard.score_transaction
+
+    def scoring(book, txn):
+        result = real(book, txn)
+        if txn.txn_id == poison and effect == "raise":
+            raise ZeroDivisionError("planted")
+        if txn.txn_id == poison:
+            book.members[txn.member_id].stored_value = 2**70
+            book.dirty[txn.member_id] = book.members[txn.member_id]
+        return result
+
+    monkeypatch.setattr(actors.shard, "score_transaction", scoring)
+
+
+def test_a_transaction_the_engine_fails_on_is_rejected_and_the_rest_of_its_batch_applied_once(tmp_path, monkeypatch):
+    shard = open_shard(tmp_path)
+    _with_defect(monkeypatch, "bad", "raise")
+    results = shard.apply([buy("t1", "m1", DAY, line(2900)), buy("bad", "m1", DAY, line(5000)),
+                           buy("t2", "m2", DAY, line(10_000))])
+    assert [(r.outcome, r.reason) for r in results] == [("accepted", ""), ("rejected", "cannot_apply"),
+                                                        ("accepted", "")]
+    assert (shard.member("m1").points, shard.member("m2").points) == (20, 100)
+    assert shard.store.member("m1").points == 20
+
+
+def test_a_batch_that_fails_to_commit_in_a_group_sinks_no_other(tmp_path, monkeypatch):
+    import msgspec
+
+    from actors.batch_stats import BatchStats
+    from engine.transactions import TxnResult
+
+    shard = open_shard(tmp_path)
+    _with_defect(monkeypatch, "bad", "unstorable")
+    encode = msgspec.msgpack.encode
+    decode = msgspec.msgpack.Decoder(tuple[list[TxnResult], BatchStats]).decode
+    payloads = [encode([buy("t1", "m1", DAY, line(2900))]),
+                encode([buy("t2", "m2", DAY, line(3000)), buy("bad", "m3", DAY, line(100))]),
+                encode([buy("t3", "m1", DAY, line(10_000))])]
+    answers = [decode(answer)[0] for answer in shard.apply_encoded(payloads)]
+    assert [[(r.outcome, r.reason) for r in answer] for answer in answers] == [
+        [("accepted", "")], [("rejected", "cannot_apply")] * 2, [("accepted", "")]]
+    assert shard.store.member("m1").points == 120
+    assert shard.store.member("m2") is None
+    assert shard.store.member("m3") is None

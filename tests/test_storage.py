@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from engine.ledger import LedgerEntry
 from engine.members import Member
 from engine.transactions import TxnRecord
+from storage.codecs import id_digest
 from storage.shard_store import ShardStore
 
 
@@ -169,7 +170,8 @@ def test_a_folder_with_the_index_keyed_by_id_alone_is_upgraded_to_member_and_id(
     assert writer.get(("m2", "T2")) == records["T2"]
     writer.abort()
     assert store.transactions_by_member(day, frozenset({"purchase", "event"})) == {"m1": ["T1"], "m2": ["T2"]}
-    assert store.members_by_id(day + 1) == {"T3": ["m1"]}
+    assert store.members_by_id(day + 1, frozenset({id_digest("T3")})) == {"T3": ["m1"]}
+    assert store.members_by_id(day + 1) == {}  # asked for no digest, and no id has two members here
     with store.env.begin() as txn:
         assert txn.get(b"txns") is None  # the old database is gone from the main database
     writer = store.writer()
