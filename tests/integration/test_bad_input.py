@@ -7,7 +7,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from client import PatronClient
-from engine.calendar import parse_day
 from proto import patron_pb2 as pb
 from tests.builders import ms
 
@@ -53,14 +52,9 @@ def malformed(draw) -> pb.Transaction:
 
 @pytest.fixture(scope="module")
 def server(ray_session, tmp_path_factory):
-    from actors.config import ServeConfig
-    from tests.conftest import EXAMPLE_RULES, RunningServer
+    from tests.conftest import two_shard_server
 
-    running = RunningServer(ServeConfig(data=tmp_path_factory.mktemp("bad") / "data", rules=EXAMPLE_RULES,
-                                        grpc_port=0, metrics_port=-1, midnight="manual", shards=2,
-                                        start_date=parse_day("2026-11-17")))
-    yield running
-    running.stop()
+    yield from two_shard_server(tmp_path_factory, "bad")
 
 
 def members(client: PatronClient) -> int:

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from client import PatronClient
 from engine.bounds import LIMIT
-from engine.calendar import parse_day
 from proto import patron_pb2 as pb
 from tests.builders import ms
 
@@ -38,14 +37,9 @@ transactions = st.builds(
 
 @pytest.fixture(scope="module")
 def server(ray_session, tmp_path_factory):
-    from actors.config import ServeConfig
-    from tests.conftest import EXAMPLE_RULES, RunningServer
+    from tests.conftest import two_shard_server
 
-    running = RunningServer(ServeConfig(data=tmp_path_factory.mktemp("bounds") / "data", rules=EXAMPLE_RULES,
-                                        grpc_port=0, metrics_port=-1, midnight="manual", shards=2,
-                                        start_date=parse_day("2026-11-17")))
-    yield running
-    running.stop()
+    yield from two_shard_server(tmp_path_factory, "bounds")
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=FUNCTION_SCOPED)
