@@ -15,11 +15,12 @@ from typing import TypeVar
 
 import msgspec
 
-from actors.batch_order import BatchPart, StreamOrder
+from actors.batch_order import StreamOrder
 from actors.batch_stats import BatchStats, count_batch, count_ledger
+from actors.grouping import apply_group
 from engine.book import Book
 from engine.calendar import iso
-from engine.errors import InvalidRequestError, OutOfOrderError, StorageFullError
+from engine.errors import InvalidRequestError, StorageFullError
 from engine.ledger import LedgerEntry
 from engine.midnight import AnomalyRow, schedule, visit, visitors
 from engine.operators import Enrollment, enroll, set_status, set_tier
@@ -45,8 +46,6 @@ __all__ = ["Job", "Shard", "ShardConfig", "ShardStatus"]
 
 log = logging.getLogger("patron.shard")
 T = TypeVar("T")
-_decode_part = msgspec.msgpack.Decoder(BatchPart).decode
-_encode = msgspec.msgpack.Encoder().encode
 
 
 class _TransactionFailedError(Exception):
@@ -167,29 +166,11 @@ class Shard:
         self.accepted += sum(1 for r in results if r.outcome == "accepted")
         return results, stats
 
-    def apply_encoded(self, payloads: list[bytes]) -> list[bytes | OutOfOrderError]:
-        """The gateway's hot path: MessagePack in and out, so Ray moves plain bytes. Batch parts
-        that queued up behind each other come together and are committed at once, in order,
-        as if they were one: a commit's cost is shared. The first answer carries what the
-        commit did, for metrics; the others carry nothing to count. A part that would overtake
-        an earlier part of its stream that this shard did not commit is answered with the
-        error instead, and nothing of it is applied."""
-        parts = [_decode_part(payload) for payload in payloads]
-        refusals = self.streams.refusals(parts)
-        taken = [part for part, refused in zip(parts, refusals, strict=True) if refused is None]
-        if not taken:
-            return list(refusals)
-        results, stats = self.apply_counted([txn for part in taken for txn in part.txns])
-        self.streams.committed(taken)
-        answers: list[bytes | OutOfOrderError] = []
-        start = 0
-        for part, refused in zip(parts, refusals, strict=True):
-            if refused is not None:
-                answers.append(refused)
-                continue
-            answers.append(_encode((results[start:start + len(part.txns)], stats)))
-            stats, start = BatchStats({}), start + len(part.txns)
-        return answers
+    def apply_encoded(self, payloads: list[bytes]) -> list[bytes | Exception]:
+        """The gateway's hot path: batch parts that queued up together, MessagePack in and out,
+        so Ray moves plain bytes; an error in place of a part that may not or could not be
+        committed (see actors/grouping.py)."""
+        return apply_group(self.apply_counted, self.streams, payloads, self.config.shard)
 
     # -- members -----------------------------------------------------------------------
 

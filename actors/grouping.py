@@ -1,0 +1,88 @@
+"""Batch parts that queued up for a shard, committed together, and apart when together they fail.
+
+Parts that queued up behind each other come together and are committed at once, in order, as if
+they were one: a commit's cost is shared. A part that would overtake an earlier part of its stream
+that this shard did not commit is answered with that error instead (actors/batch_order.py).
+If the commit of the others fails for anything but a full store, each part is committed on its
+own, in order, so one that fails sinks no other: its transactions are rejected `cannot_apply`,
+a final answer. When every part fails on its own too, the store is at fault, not a part: each
+is answered with its error and nothing is committed. A full store stops the parts from there on,
+each answered with the error, nothing of them applied."""
+
+import logging
+from collections.abc import Callable
+
+import msgspec
+
+from actors.batch_order import BatchPart, StreamOrder
+from actors.batch_stats import BatchStats
+from engine.errors import StorageFullError
+from engine.transactions import Transaction, TxnResult
+
+__all__ = ["apply_group"]
+
+log = logging.getLogger("patron.shard")
+_decode_part = msgspec.msgpack.Decoder(BatchPart).decode
+_encode = msgspec.msgpack.Encoder().encode
+
+Apply = Callable[[list[Transaction]], tuple[list[TxnResult], BatchStats]]
+Answer = bytes | Exception
+
+
+def apply_group(apply: Apply, streams: StreamOrder, payloads: list[bytes], shard: int) -> list[Answer]:
+    """MessagePack in and out, an answer (or the error) per payload, in order. The first answer
+    carries what the commit did, for metrics; the others carry nothing to count."""
+    parts = [_decode_part(payload) for payload in payloads]
+    refusals = streams.refusals(parts)
+    taken = [part for part, refused in zip(parts, refusals, strict=True) if refused is None]
+    if not taken:
+        return list(refusals)
+    try:
+        results, stats = apply([txn for part in taken for txn in part.txns])
+        answers: list[Answer] = _answers(taken, results, stats)
+        streams.committed(taken)
+    except StorageFullError:
+        raise
+    except Exception:
+        if len(taken) == 1:
+            raise
+        log.exception("a group of batches failed to commit; committing each on its own",
+                      extra={"shard": shard, "batches": len(taken)})
+        answers = _one_by_one(apply, streams, taken, shard)
+    placed = iter(answers)
+    return [refused if refused is not None else next(placed) for refused in refusals]
+
+
+def _one_by_one(apply: Apply, streams: StreamOrder, parts: list[BatchPart], shard: int) -> list[Answer]:
+    answers: list[Answer] = []
+    failed: list[Exception | None] = []
+    for part in parts:
+        if failed and isinstance(failed[-1], StorageFullError):
+            answers.append(failed[-1])
+            continue
+        try:
+            answers.append(_answers([part], *apply(part.txns))[0])
+            failed.append(None)
+        except StorageFullError as error:
+            answers.append(error)
+            failed.append(error)
+        except Exception as error:
+            log.exception("a batch could not be committed; its transactions are rejected cannot_apply",
+                          extra={"shard": shard, "transactions": len(part.txns)})
+            answers.append(_encode(([TxnResult(t.txn_id, "rejected", 0, 0, "cannot_apply") for t in part.txns],
+                                    BatchStats({}))))
+            failed.append(error)
+    if all(error is not None and not isinstance(error, StorageFullError) for error in failed):
+        return [error for error in failed if error is not None]
+    streams.committed([part for part, error in zip(parts, failed, strict=False)
+                       if error is None or not isinstance(error, StorageFullError)])
+    return answers
+
+
+def _answers(parts: list[BatchPart], results: list[TxnResult], stats: BatchStats) -> list[Answer]:
+    answers: list[Answer] = []
+    start = 0
+    for part in parts:
+        answers.append(_encode((results[start:start + len(part.txns)], stats)))
+        stats, start = BatchStats({}), start + len(part.txns)
+    return answers
