@@ -4,13 +4,15 @@ make a member unreadable: every stored integer stays far inside 64 bits, every t
 what the calendar can name."""
 
 from engine.members import Member
+from engine.rules import MAX_AMOUNT
 from engine.transactions import Transaction
 from engine.types import Day
 
 __all__ = ["EARLIEST_MS", "LATEST_MS", "LIMIT", "fits", "input_problem", "room_to_earn", "valid_time"]
 
-LIMIT = 10**15
-"""The largest amount (minor units), point count or balance patron takes, either sign."""
+LIMIT = MAX_AMOUNT
+"""The largest amount (minor units), point count or balance patron takes, either sign: the
+same bound as the rules' own amounts."""
 EARLIEST_MS = 946_684_800_000
 """2000-01-01T00:00:00Z."""
 LATEST_MS = 4_133_980_800_000

@@ -57,13 +57,13 @@ class RunningServer:
 
 def two_shard_server(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[RunningServer]:
     """For a module-scoped fixture: one server with two shards and the business day pinned to
-    2026-11-17, shared by the module's tests and stopped at its end."""
+    TEST_DAY, shared by the module's tests and stopped at its end."""
     from actors.config import ServeConfig
     from engine.calendar import parse_day
 
     running = RunningServer(ServeConfig(data=tmp_path_factory.mktemp(name) / "data", rules=EXAMPLE_RULES,
                                         grpc_port=0, metrics_port=-1, midnight="manual", shards=2,
-                                        start_date=parse_day("2026-11-17")))
+                                        start_date=parse_day(TEST_DAY)))
     yield running
     running.stop()
 
