@@ -14,6 +14,7 @@ from client import PatronClient
 from engine.bounds import LIMIT
 from proto import patron_pb2 as pb
 from tests.builders import ms
+from tests.integration.test_startup import code_of
 
 DAY = ms("2026-11-17 10:00")
 TOP, BOTTOM = 2**63 - 1, -(2**63)
@@ -156,15 +157,8 @@ attributes = st.dictionaries(texts, st.one_of(texts, numbers), max_size=4)
        values=attributes)
 def test_operator_calls_with_extreme_values_never_answer_internal(server, member_id, fields, values):
     with PatronClient(server.address, retries=0) as client:
-        codes = [_code(call) for call in (lambda: client.enroll(member_id, attributes=values, **fields),
+        codes = [code_of(call) for call in (lambda: client.enroll(member_id, attributes=values, **fields),
                                           lambda: client.adjust(member_id or "m-op", TOP, "probe"),
                                           lambda: client.member(member_id))]
     assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND}
 
-
-def _code(call) -> grpc.StatusCode:
-    try:
-        call()
-    except grpc.RpcError as error:
-        return error.code()
-    return grpc.StatusCode.OK
