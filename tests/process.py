@@ -67,5 +67,19 @@ class ServeProcess:
         finally:
             self.output.close()
 
+    def session(self) -> dict[int, str]:
+        """pid -> command line of every live process in serve's session (it has one of its own):
+        Ray's processes stay in it, however deep below serve they were started."""
+        found = {}
+        for entry in Path("/proc").iterdir():
+            try:
+                stat = (entry / "stat").read_text()
+                fields = stat[stat.rindex(")") + 2:].split()
+                if fields[0] != "Z" and int(fields[3]) == self.process.pid:
+                    found[int(entry.name)] = (entry / "cmdline").read_text().replace("\0", " ").strip()
+            except (OSError, ValueError):  # not a process, or it ended meanwhile
+                continue
+        return found
+
     def text(self) -> str:
         return self.log.read_text(errors="replace")
