@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.machine import processes
 from client import PatronClient
 from tests.conftest import TEST_DAY
 
@@ -71,14 +72,10 @@ class ServeProcess:
         """pid -> command line of every live process in serve's session (it has one of its own):
         Ray's processes stay in it, however deep below serve they were started."""
         found = {}
-        for entry in Path("/proc").iterdir():
-            try:
-                stat = (entry / "stat").read_text()
-                fields = stat[stat.rindex(")") + 2:].split()
-                if fields[0] != "Z" and int(fields[3]) == self.process.pid:
-                    found[int(entry.name)] = (entry / "cmdline").read_text().replace("\0", " ").strip()
-            except (OSError, ValueError):  # not a process, or it ended meanwhile
-                continue
+        for info in processes().values():
+            if info.session == self.process.pid and info.state != "Z":
+                with contextlib.suppress(OSError):  # it ended meanwhile
+                    found[info.pid] = Path(f"/proc/{info.pid}/cmdline").read_text().replace("\0", " ").strip()
         return found
 
     def text(self) -> str:
