@@ -1,8 +1,6 @@
 """Who may connect and call what: bearer tokens with roles, TLS with real certificates made here."""
 
 import subprocess
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -13,6 +11,7 @@ from engine.calendar import parse_day
 from engine.errors import PatronError
 from proto import patron_pb2 as pb
 from tests.builders import ms
+from tests.calls import answer_before_the_body
 
 TOKENS = {"ingest": "ingest-token-0123456789", "read": "read-token-0123456789", "admin": "admin-token-0123456789"}
 PURCHASE = {"txn_id": "t1", "member_id": "m1", "occurred_at_ms": ms("2026-11-17 10:00"), "kind": "purchase",
@@ -79,29 +78,10 @@ def test_tokens_decide_who_may_call_what(start_server, tokens_file):
 ], ids=["no token", "a role that may not", "no token, streamed answer"])
 def test_a_refused_call_is_answered_on_its_metadata_before_its_body_is_sent(start_server, tokens_file, method,
                                                                            streamed, token, code):
-    """The client holds the body back until it has an answer: only a server that refuses on the
-    metadata alone answers at all (one that reads the body first waits for it until the deadline),
-    so a large request without a token is neither read nor parsed."""
+    """Refused on the metadata alone, so a large request without a token is neither read nor parsed."""
     server = start_server(tokens_file=tokens_file)
-    answered = threading.Event()
-
-    def body() -> Iterator[bytes]:
-        answered.wait(60)
-        yield b""
-
-    metadata = [("authorization", f"Bearer {token}")] if token else []
-    with grpc.insecure_channel(server.address) as channel:
-        if streamed:
-            def call(requests: Iterator[bytes], **options: object) -> list:
-                return list(channel.stream_stream(method)(requests, **options))
-        else:
-            call = channel.stream_unary(method)
-        try:
-            with pytest.raises(grpc.RpcError) as raised:
-                call(body(), timeout=20, metadata=metadata)
-        finally:
-            answered.set()
-    assert raised.value.code() == code
+    metadata = (("authorization", f"Bearer {token}"),) if token else ()
+    assert answer_before_the_body(server.address, method, streamed=streamed, metadata=metadata) == code
 
 
 def test_a_large_request_without_a_token_is_refused_unauthenticated(start_server, tokens_file):
