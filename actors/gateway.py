@@ -362,9 +362,15 @@ class AdminService:
     @answers_errors
     async def RunMidnight(self, request: pb.RunMidnightRequest, context: grpc.aio.ServicerContext
                           ) -> pb.RunMidnightResponse:
-        summary = await self.coordinator.run_midnight(_date(request.date))
+        until, coordinator = _date(request.date), self.coordinator
+        if request.background:
+            coordinator.start_midnight(until, request.allow_future)
+            summary = coordinator.midnight
+        else:
+            summary = await coordinator.run_midnight(until, request.allow_future)
         return pb.RunMidnightResponse(dates=summary.dates, members_processed=summary.members,
-                                      anomalies=summary.anomalies, seconds=summary.seconds)
+                                      anomalies=summary.anomalies, seconds=summary.seconds,
+                                      running=summary.running, until=summary.until)
 
     @answers_errors
     async def Checkpoint(self, request: pb.CheckpointRequest, context: grpc.aio.ServicerContext
@@ -397,6 +403,11 @@ class AdminService:
         answer.recalculation.members_done = done
         answer.recalculation.members_total = total
         answer.members_per_tag.update(coordinator.tag_counts(statuses))
+        if (run := coordinator.midnight) is not None:
+            answer.midnight.CopyFrom(pb.MidnightProgress(
+                running=run.running, until=run.until, dates=run.dates, date=run.date, members_done=run.members_done,
+                members_total=run.members_total, members_processed=run.members, anomalies=run.anomalies,
+                seconds=time.monotonic() - run.started if run.running else run.seconds, error=run.error))
         return answer
 
 
