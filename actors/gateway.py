@@ -163,11 +163,12 @@ class IngestService:
             metrics.batches_in_flight.dec()
 
     def _admit(self) -> None:
-        """When every shard's queue is full, no batch can be taken, whatever its members."""
-        lanes = self.coordinator.lanes
-        if all(lane.full() for lane in lanes):
-            raise OverloadedError(f"every shard is at its limit of {lanes[0].queue_limit} queued batches; "
-                                  f"nothing was applied; send again shortly")
+        """While any shard's queue is full, no batch is taken: nearly every batch has members on
+        every shard, and reading one only to refuse it is what made refusals slow."""
+        for lane in self.coordinator.lanes:
+            if lane.full():
+                raise OverloadedError(f"shard {lane.shard} is at its limit of {lane.queue_limit} queued batches; "
+                                      f"nothing was applied; send again shortly")
 
     async def StreamBatches(self, requests: AsyncIterator, context: grpc.aio.ServicerContext) -> AsyncIterator:
         """Batches are routed as they arrive (so they reach shards in order) and acknowledged
