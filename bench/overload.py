@@ -2,17 +2,12 @@
 soon a refused batch hears RESOURCE_EXHAUSTED (goal: p99 under 50 ms), and what the
 acknowledged batches take meanwhile."""
 
-import sys
 
 from bench.clients import Job
 from bench.harness import Harness
-from bench.machine import CpuMeter
-from bench.progress import Progress
 from bench.report import Chart, Result, common_rows
 from bench.settings import Settings
-from bench.streams import write_workload
 from bench.timeline import Timeline, percentile
-from bench.workload import Workload
 
 __all__ = ["run"]
 
@@ -32,25 +27,13 @@ def run(settings: Settings) -> Result:
     pool = settings.pick(settings.transactions, 200_000, 40_000)
     with Harness(settings) as bench:
         server = bench.serve()
-        stream = bench.path("stream.jsonl")
-        write_workload(stream, Workload(transactions=pool, members=members, days=1, seed=settings.seed,
-                                        start=settings.start_date), "overload: generate")
+        stream = bench.day_stream(pool, members, "overload")
         client = server.client()
-        clients = bench.clients([Job(server.address, kind="submit", source=stream, part=k, parts=settings.clients,
-                                     batch_size=batch_size, window=window, seconds=seconds,
-                                     pause=PAUSE_AFTER_REFUSAL)
-                                 for k in range(settings.clients)])
-        print(f"overload: {settings.clients} clients prepare their batches", file=sys.stderr, flush=True)
-        clients.wait_ready()
-        meter = CpuMeter([server.pid]).start()
-        start = clients.start()
-        progress = Progress(f"overload: {settings.clients} × {window} calls in flight for {seconds:.0f} s", 0)
-        reports = clients.finish(tick=lambda: progress.update(clients.done))
-        cpu = meter.stop()
-        progress.close()
-        errors = [r.error for r in reports if r.error]
-        if errors:
-            raise RuntimeError(f"overload: a client failed: {errors[0]}\n{server.tail()}")
+        jobs = [Job(server.address, kind="submit", source=stream, part=k, parts=settings.clients,
+                    batch_size=batch_size, window=window, seconds=seconds, pause=PAUSE_AFTER_REFUSAL)
+                for k in range(settings.clients)]
+        label = f"overload: {settings.clients} × {window} calls in flight for {seconds:.0f} s"
+        reports, start, cpu = bench.drive(server, jobs, label)
         timeline = Timeline.of(reports, start)
         common = bench.common(client, cpu, timeline.transactions)
     refusals = sorted(latency for report in reports for latency in report.refusals)
