@@ -267,10 +267,12 @@ class Coordinator:
         return sorted((row for part in parts for row in part), key=lambda row: row.member_id)
 
     async def _clock(self) -> None:
-        """Run each local midnight when it comes, and at start every one that was missed."""
+        """Run each local midnight when it comes, and at start every one that was missed. Only
+        when one is due: GetStatus keeps showing the last run, not a minute's empty one."""
         while True:
             try:
-                await self.run_midnight(self.today())
+                if min(parse_day(s.business_day) for s in await self.status()) < self.today():
+                    await self.run_midnight(self.today())
             except Exception:
                 log.exception("the midnight run failed; it is tried again in a minute")
             await asyncio.sleep(60)
