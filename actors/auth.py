@@ -106,20 +106,20 @@ def _bearer(metadata: Any) -> str:
 
 
 def refusal(handler: Any, code: grpc.StatusCode, message: str) -> Any:
-    """A handler of the same shape as the method's that only refuses."""
-    async def refuse(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    """A handler that refuses on the metadata alone. It takes the request as a stream it never
+    reads, so gRPC calls it before the body arrives and nothing is parsed: a 60 MB request
+    without a token costs no more than an empty one. (A unary handler would be called only
+    once the whole body was received and deserialized.)"""
+    async def refuse(requests: Any, context: grpc.aio.ServicerContext) -> Any:
         await context.abort(code, message)
 
-    async def refuse_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def refuse_stream(requests: Any, context: grpc.aio.ServicerContext) -> Any:
         await context.abort(code, message)
         yield  # an async generator, as streamed answers are
 
-    shapes = {(False, False): grpc.unary_unary_rpc_method_handler, (False, True): grpc.unary_stream_rpc_method_handler,
-              (True, False): grpc.stream_unary_rpc_method_handler, (True, True): grpc.stream_stream_rpc_method_handler}
-    factory = shapes[(handler.request_streaming, handler.response_streaming)]
-    behaviour = refuse_stream if handler.response_streaming else refuse
-    return factory(behaviour, request_deserializer=handler.request_deserializer,
-                   response_serializer=handler.response_serializer)
+    if handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(refuse_stream, response_serializer=handler.response_serializer)
+    return grpc.stream_unary_rpc_method_handler(refuse, response_serializer=handler.response_serializer)
 
 
 def tokens_from_environment() -> str | None:

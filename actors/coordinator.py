@@ -35,10 +35,21 @@ log = logging.getLogger("patron.coordinator")
 
 
 class MidnightSummary(msgspec.Struct):
+    """A midnight run, as it goes and once it is over."""
+
     dates: list[str]
+    """Finished, in order."""
     members: int = 0
     anomalies: int = 0
     seconds: float = 0.0
+    until: str = ""
+    date: str = ""
+    """Under way, with `members_done` of its `members_total`."""
+    members_done: int = 0
+    members_total: int = 0
+    running: bool = True
+    error: str = ""
+    started: float = msgspec.field(default_factory=time.monotonic)
 
 
 class CheckpointMade(msgspec.Struct):
@@ -63,9 +74,10 @@ class Coordinator:
         self.publishing = False
         self.recalculating: dict[int, int] = {}
         """Members each shard re-evaluates for the last publish that changed tiers."""
-        self.last_midnight: MidnightSummary | None = None
-        self.last_midnight_at = 0.0
-        self._midnight_lock = asyncio.Lock()
+        self.midnight: MidnightSummary | None = None
+        """The run in progress, or the last one."""
+        self._midnight_task: asyncio.Task | None = None
+        self._midnight_until: Day = 0
         self._checkpoint_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
 
@@ -187,39 +199,65 @@ class Coordinator:
 
     # -- midnight ------------------------------------------------------------------------
 
-    async def run_midnight(self, until: Day) -> MidnightSummary:
-        """Run every midnight from the day after the business day up to the one that starts
-        `until`, in date order, then checkpoint. Dates already run are not run again."""
-        async with self._midnight_lock:
-            started = time.monotonic()
-            statuses = await self.status()
-            business = min(parse_day(s.business_day) for s in statuses)
-            summary = MidnightSummary([])
-            for run in range(business + 1, until + 1):
-                members, rows, days = await self._run_one(run)
-                summary.dates.append(iso(run))
-                summary.members += members
-                summary.anomalies += rows
-                await self._write_reports(days)
-                await self._report_reused_ids(run - 1)
-            summary.seconds = time.monotonic() - started
-            if summary.dates:
-                self.last_midnight, self.last_midnight_at = summary, time.time()
-                self._count_midnight(summary)
-                log.info("midnight run", extra={"dates": summary.dates, "members": summary.members,
-                                                "anomalies": summary.anomalies, "seconds": summary.seconds})
-                await self.checkpoint()
-            return summary
+    async def run_midnight(self, until: Day, allow_future: bool = False) -> MidnightSummary:
+        """Start or join the run up to `until` and wait for its end. A caller that goes away
+        leaves the run going."""
+        return await asyncio.shield(self.start_midnight(until, allow_future))
 
-    async def _run_one(self, run: Day) -> tuple[int, int, set[str]]:
-        await self.on_every_shard("midnight_begin", run, urgent=True)
-        shards, members, days = list(range(len(self.lanes))), 0, []
+    def start_midnight(self, until: Day, allow_future: bool = False) -> asyncio.Task:
+        """Run every midnight from the day after the business day up to the one that starts
+        `until`, in date order, then checkpoint; dates already run are not run again. A run in
+        progress is joined (and goes on to `until`). A date after tomorrow on the programme's
+        clock would expire points and end tiers early: refused unless `allow_future` (test systems)."""
+        tomorrow = self.today() + 1
+        if until > tomorrow and not allow_future:
+            raise InvalidRequestError(
+                f"date: {iso(until)} is after tomorrow ({iso(tomorrow)}) on the programme's clock "
+                f"({self.programme.calendar.zone}); running it now would expire points and end tiers ahead "
+                f"of time. On a test system, allow it with allow_future (patron midnight --allow-future)")
+        if self._midnight_task is not None and not self._midnight_task.done():
+            self._midnight_until = max(self._midnight_until, until)
+            return self._midnight_task
+        self._midnight_until = until
+        self.midnight = MidnightSummary([], until=iso(until))
+        self._midnight_task = self._background(self._midnight(self.midnight))
+        return self._midnight_task
+
+    async def _midnight(self, summary: MidnightSummary) -> MidnightSummary:
+        counted = 0
+        try:
+            run = min(parse_day(s.business_day) for s in await self.status()) + 1
+            while run <= self._midnight_until:  # nothing is awaited between the last check and the end
+                summary.until = iso(self._midnight_until)
+                await self._write_reports(await self._run_one(run, summary))
+                await self._report_reused_ids(run - 1)
+                run += 1
+                if run > self._midnight_until:
+                    self._count_midnight(summary, len(summary.dates) - counted)
+                    counted = len(summary.dates)
+                    await self.checkpoint()
+        except Exception as error:
+            summary.error = f"{type(error).__name__}: {error}"
+            raise
+        finally:
+            summary.running, summary.date = False, ""
+            summary.seconds = time.monotonic() - summary.started
+        return summary
+
+    async def _run_one(self, run: Day, summary: MidnightSummary) -> set[str]:
+        counts = await self.on_every_shard("midnight_begin", run, urgent=True)
+        summary.date, summary.members_done, summary.members_total = iso(run), 0, sum(counts)
+        shards, days = list(range(len(self.lanes))), []
         while shards:
             answers = await self._step("midnight_step", shards)
-            members += sum(a[0] for a in answers)
+            visited = sum(a[0] for a in answers)
+            summary.members_done += visited
+            summary.members += visited
             days += [day for a in answers for day in a[1]]
             shards = [s for s, answer in zip(shards, answers, strict=True) if not answer[2]]
-        return members, len(days), set(days)
+        summary.dates.append(iso(run))
+        summary.anomalies += len(days)
+        return set(days)
 
     async def _write_reports(self, days: set[str]) -> None:
         for day in sorted(days):
@@ -227,7 +265,7 @@ class Coordinator:
 
     async def _report_reused_ids(self, day: Day) -> None:
         """Transaction ids of the closed day used by more than one member, written beside the
-        anomaly report: each was applied once per member (SPEC §2), which a till that reuses its
+        anomaly report: each was applied once per member (docs/rules.md), which a till that reuses its
         ids did not mean. Shards first send 8-byte digests of their ids; only ids whose digest
         two shards share, or that two members used on one shard, are then asked for by name."""
         blobs = await asyncio.gather(*(actor.id_digests.remote(day) for actor in self.actors))
@@ -254,20 +292,25 @@ class Coordinator:
         return sorted((row for part in parts for row in part), key=lambda row: row.member_id)
 
     async def _clock(self) -> None:
-        """Run each local midnight when it comes, and at start every one that was missed."""
+        """Run each local midnight when it comes, and at start every one that was missed. Only
+        when one is due: GetStatus keeps showing the last run, not a minute's empty one."""
         while True:
             try:
-                await self.run_midnight(self.today())
+                if min(parse_day(s.business_day) for s in await self.status()) < self.today():
+                    await self.run_midnight(self.today())
             except Exception:
                 log.exception("the midnight run failed; it is tried again in a minute")
             await asyncio.sleep(60)
 
-    def _count_midnight(self, summary: MidnightSummary) -> None:
+    def _count_midnight(self, summary: MidnightSummary, dates: int) -> None:
+        summary.seconds = time.monotonic() - summary.started
         metrics = self.metrics
-        metrics.midnight_success.set(self.last_midnight_at)
+        metrics.midnight_success.set(time.time())
         metrics.midnight_duration.set(summary.seconds)
         metrics.midnight_members.set(summary.members)
-        metrics.midnight_runs.inc(len(summary.dates))
+        metrics.midnight_runs.inc(dates)
+        log.info("midnight run", extra={"dates": summary.dates, "members": summary.members,
+                                        "anomalies": summary.anomalies, "seconds": summary.seconds})
 
     # -- watching ------------------------------------------------------------------------
 
@@ -337,10 +380,16 @@ class Coordinator:
 
     # -- start-up ------------------------------------------------------------------------
 
-    def _background(self, coroutine: Any) -> None:
+    def _background(self, coroutine: Any) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # a run nobody waits for still says why
+            log.error("a background job failed", exc_info=task.exception())
 
     def _rules_in_force(self) -> PublishedRules:
         current = self.folder.current_rules()

@@ -54,14 +54,17 @@ class Unreadable:
 
 def handler_for(service: ServiceDescriptor, servicer: object, max_bytes: int) -> grpc.GenericRpcHandler:
     """Like the generated add_*_to_server, but a request that cannot be read reaches the
-    servicer as Unreadable, so it is answered INVALID_ARGUMENT instead of INTERNAL."""
+    servicer as Unreadable, so it is answered INVALID_ARGUMENT instead of INTERNAL. A method the
+    servicer names in READS_ITSELF gets its request as a stream, to refuse before reading it."""
     factories = {(False, False): grpc.unary_unary_rpc_method_handler,
                  (False, True): grpc.unary_stream_rpc_method_handler,
                  (True, False): grpc.stream_unary_rpc_method_handler,
                  (True, True): grpc.stream_stream_rpc_method_handler}
+    reads_itself = getattr(servicer, "READS_ITSELF", frozenset())
     handlers = {}
     for method in service.methods:
-        factory = factories[(method.client_streaming, method.server_streaming)]
+        streamed = method.client_streaming or method.name in reads_itself
+        factory = factories[(streamed, method.server_streaming)]
         handlers[method.name] = factory(
             getattr(servicer, method.name),
             request_deserializer=_lenient(getattr(pb, method.input_type.name), max_bytes),
@@ -103,6 +106,13 @@ def answers_errors(method: Callable) -> Callable:
     return unary
 
 
+async def _only(requests: AsyncIterator) -> Any:
+    """The one request of a unary call received as a stream."""
+    async for request in requests:
+        return request
+    raise InvalidRequestError("the call carried no request")
+
+
 def _code(error: Exception) -> grpc.StatusCode:
     error = original(error)
     if isinstance(error, BatchNotAppliedError):
@@ -129,15 +139,20 @@ async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
 
 
 class IngestService:
+    READS_ITSELF = frozenset({"SubmitBatch"})
+    """Overload is answered before the batch is read: parsing it would be work for nothing."""
+
     def __init__(self, coordinator: Coordinator, max_batch: int) -> None:
         self.coordinator = coordinator
         self.max_batch = max_batch
 
-    async def SubmitBatch(self, request: Any, context: grpc.aio.ServicerContext) -> pb.BatchAck:
-        received = time.perf_counter()
+    async def SubmitBatch(self, requests: AsyncIterator, context: grpc.aio.ServicerContext) -> pb.BatchAck:
         metrics = self.coordinator.metrics
         metrics.batches_in_flight.inc()
         try:
+            self._admit()
+            request = await _only(requests)
+            received = time.perf_counter()
             if isinstance(request, Unreadable):
                 raise InvalidRequestError(request.reason)
             return await self._settle(request.batch_id, self._route(request), received)
@@ -146,6 +161,14 @@ class IngestService:
             await _abort(context, error)
         finally:
             metrics.batches_in_flight.dec()
+
+    def _admit(self) -> None:
+        """While any shard's queue is full, no batch is taken: nearly every batch has members on
+        every shard, and reading one only to refuse it is what made refusals slow."""
+        for lane in self.coordinator.lanes:
+            if lane.full():
+                raise OverloadedError(f"shard {lane.shard} is at its limit of {lane.queue_limit} queued batches; "
+                                      f"nothing was applied; send again shortly")
 
     async def StreamBatches(self, requests: AsyncIterator, context: grpc.aio.ServicerContext) -> AsyncIterator:
         """Batches are routed as they arrive (so they reach shards in order) and acknowledged
@@ -181,25 +204,26 @@ class IngestService:
 
     def _route(self, request: pb.TransactionBatch, stream: Stream | None = None
                ) -> list[tuple[int, list[int], asyncio.Future]]:
-        """Split by shard and queue each part now, synchronously, so order is kept; a stream's
-        parts say which of its batches each shard must have committed before them."""
+        """Split by shard, check each has room, and only then convert and queue each part now,
+        synchronously, so order is kept and a refusal costs no conversion; a stream's parts say
+        which of its batches each shard must have committed before them."""
         count = len(request.transactions)
         if count > self.max_batch:
             raise InvalidRequestError(f"batch {request.batch_id!r} has {count:,} transactions; "
                                       f"the limit is {self.max_batch:,}")
         coordinator = self.coordinator
-        parts: dict[int, tuple[list[int], list]] = {}
+        parts: dict[int, list[int]] = {}
         for index, message in enumerate(request.transactions):
-            indices, txns = parts.setdefault(coordinator.shard_for(message.member_id), ([], []))
-            indices.append(index)
-            txns.append(transactions_from(message))
+            parts.setdefault(coordinator.shard_for(message.member_id), []).append(index)
         for shard in parts:
             if coordinator.lanes[shard].full():
-                raise OverloadedError(f"shard {shard} is at its limit of queued batches; send again shortly")
+                raise OverloadedError(f"shard {shard} is at its limit of queued batches; nothing was applied; "
+                                      f"send again shortly")
         places = stream.place_batch(list(parts)) if stream is not None else {}
-        lanes = coordinator.lanes
-        return [(shard, indices, lanes[shard].send("apply", _encode(BatchPart(txns, *places.get(shard, ())))))
-                for shard, (indices, txns) in parts.items()]
+        lanes, messages = coordinator.lanes, request.transactions
+        return [(shard, indices, lanes[shard].send("apply", _encode(BatchPart(
+                    [transactions_from(messages[i]) for i in indices], *places.get(shard, ())))))
+                for shard, indices in parts.items()]
 
     async def _settle(self, batch_id: str, routed: list[tuple[int, list[int], asyncio.Future]],
                       received: float) -> pb.BatchAck:
@@ -339,9 +363,15 @@ class AdminService:
     @answers_errors
     async def RunMidnight(self, request: pb.RunMidnightRequest, context: grpc.aio.ServicerContext
                           ) -> pb.RunMidnightResponse:
-        summary = await self.coordinator.run_midnight(_date(request.date))
+        until, coordinator = _date(request.date), self.coordinator
+        if request.background:
+            coordinator.start_midnight(until, request.allow_future)
+            summary = coordinator.midnight
+        else:
+            summary = await coordinator.run_midnight(until, request.allow_future)
         return pb.RunMidnightResponse(dates=summary.dates, members_processed=summary.members,
-                                      anomalies=summary.anomalies, seconds=summary.seconds)
+                                      anomalies=summary.anomalies, seconds=summary.seconds,
+                                      running=summary.running, until=summary.until)
 
     @answers_errors
     async def Checkpoint(self, request: pb.CheckpointRequest, context: grpc.aio.ServicerContext
@@ -374,6 +404,11 @@ class AdminService:
         answer.recalculation.members_done = done
         answer.recalculation.members_total = total
         answer.members_per_tag.update(coordinator.tag_counts(statuses))
+        if (run := coordinator.midnight) is not None:
+            answer.midnight.CopyFrom(pb.MidnightProgress(
+                running=run.running, until=run.until, dates=run.dates, date=run.date, members_done=run.members_done,
+                members_total=run.members_total, members_processed=run.members, anomalies=run.anomalies,
+                seconds=time.monotonic() - run.started if run.running else run.seconds, error=run.error))
         return answer
 
 

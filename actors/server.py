@@ -18,6 +18,7 @@ from actors.coordinator import Coordinator
 from actors.gateway import AdminService, IngestService, MembersService, handler_for
 from actors.logs import ray_output_as_json
 from actors.metrics import Metrics
+from actors.reaper import Reaper, descendants
 from engine.errors import PatronError
 from proto import patron_pb2 as pb
 
@@ -38,6 +39,7 @@ class Server:
         self.port = 0
         self.metrics_port = 0
         self._own_ray = False
+        self._reaper: Reaper | None = None
         self._started = False
         self._http: Any = None
         self.tokens: dict[str, str] = {}
@@ -59,6 +61,9 @@ class Server:
             self.port = self.grpc.add_insecure_port(address)
         await self.grpc.start()
         await self.coordinator.start()
+        if self._own_ray and not self.config.ray_address:  # by now Ray's agents are up
+            self._reaper = Reaper()
+            self._reaper.watch([pid for pid in descendants(os.getpid()) if pid != self._reaper.process.pid])
         if self.config.metrics_port >= 0:
             self._http, _ = start_http_server(self.config.metrics_port, addr=self.config.host,
                                               registry=self.metrics.registry)
@@ -79,6 +84,8 @@ class Server:
             self._http.server_close()
         if self._own_ray:
             ray.shutdown()
+        if self._reaper is not None:
+            self._reaper.close()
 
     async def wait(self) -> None:
         if self.grpc is not None:

@@ -1,5 +1,6 @@
 """Client processes that prepare their requests first, start together and send raw bytes: a closed
-loop (a window of unanswered batches), an open loop (batches on a fixed schedule) or Enroll calls."""
+loop (a window of unanswered batches), an open loop (batches on a fixed schedule), SubmitBatch
+calls that may be refused (overload) or Enroll calls."""
 
 import functools
 import itertools
@@ -21,6 +22,7 @@ from proto import patron_pb2 as pb
 __all__ = ["Clients", "Job", "Report"]
 
 STREAM_BATCHES = "/patron.v1.Ingest/StreamBatches"
+SUBMIT_BATCH = "/patron.v1.Ingest/SubmitBatch"
 ENROLL = "/patron.v1.Members/EnrollBatch"
 _OPTIONS = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
 _ACCEPTED = pb.OUTCOME_ACCEPTED
@@ -28,7 +30,8 @@ _ACCEPTED = pb.OUTCOME_ACCEPTED
 
 @dataclass(frozen=True)
 class Job:
-    """What one client process does. `kind` is "stream" (batches from `source`) or "enroll"."""
+    """What one client process does. `kind` is "stream" (batches from `source`), "submit" (the same
+    batches as unary calls, `window` at a time for `seconds`) or "enroll"."""
 
     address: str
     kind: str = "stream"
@@ -50,6 +53,8 @@ class Job:
     """Keep the accepted transaction ids of every acknowledged batch."""
     retries: int = 20
     """A stream refused with RESOURCE_EXHAUSTED is reopened (unanswered batches sent again)."""
+    pause: float = 0.0
+    """submit: seconds a caller waits after a refusal before its next call."""
 
 
 @dataclass
@@ -63,6 +68,8 @@ class Report:
     accepted: dict[int, list[str]] = field(default_factory=dict)
     """Batch number -> accepted transaction ids (keep_results, first round only)."""
     refused: int = 0
+    refusals: list[float] = field(default_factory=list)
+    """submit: seconds from sending each refused (RESOURCE_EXHAUSTED) batch to its refusal."""
     failed: int = 0
     error: str = ""
 
@@ -191,14 +198,68 @@ class _Enroller:
         slots.release()
 
 
+class _Submitter:
+    """Unary SubmitBatch calls, `window` unanswered at a time, for `seconds`: each answer,
+    acknowledgement or refusal, is timed from its send. A refused batch is not sent again: its
+    caller waits `pause` and goes on with the next, so the overload does not let up."""
+
+    def __init__(self, job: Job, batches: list[Batch], counter: Any, stop: Any) -> None:
+        self.job, self.batches, self.counter, self.stop = job, batches, counter, stop
+        self.report = Report(job.part)
+        self.lock = threading.Lock()
+
+    def run(self, start: float) -> Report:
+        job, count = self.job, len(self.batches)
+        slots = threading.Semaphore(job.window)
+        channel = grpc.insecure_channel(job.address, options=_OPTIONS)
+        call = channel.unary_unary(SUBMIT_BATCH)
+        try:
+            for n in itertools.count():
+                slots.acquire()
+                if time.monotonic() >= start + job.seconds or self.stop.is_set():
+                    break
+                batch = self.batches[n % count]
+                sent = time.monotonic()
+                future = call.future(renamed(batch.data, n // count), timeout=120)
+                future.add_done_callback(functools.partial(self._done, sent, slots, batch.size))
+            for _ in range(job.window - 1):  # the answers still out
+                slots.acquire()
+        finally:
+            channel.close()
+        return self.report
+
+    def _done(self, sent: float, slots: threading.Semaphore, size: int, future: grpc.Future) -> None:
+        now = time.monotonic()
+        refused = future.exception() is not None and future.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        with self.lock:
+            if future.exception() is None:
+                self.report.started.append(sent)
+                self.report.answered.append(now)
+                self.report.sizes.append(size)
+            elif refused:
+                self.report.refusals.append(now - sent)
+            else:
+                self.report.failed += size
+                self.report.error = self.report.error or f"{future.code().name}: {future.details()}"
+        if future.exception() is None:
+            with self.counter.get_lock():
+                self.counter.value += size
+        if refused and self.job.pause > 0:
+            threading.Timer(self.job.pause, slots.release).start()
+        else:
+            slots.release()
+
+
 def _client(job: Job, ready: Any, go: Any, start_at: Any, stop: Any, counter: Any, results: Any) -> None:
     """A client process: prepare, say so, wait for the start, run, report."""
     try:
         if job.kind == "enroll":
-            worker: _Streamer | _Enroller = _Enroller(job, enroll_requests(job.members, job.part, job.parts), counter)
+            worker: _Streamer | _Enroller | _Submitter = _Enroller(
+                job, enroll_requests(job.members, job.part, job.parts), counter)
         else:
             assert job.source is not None
-            worker = _Streamer(job, read_batches(job.source, job.part, job.parts, job.batch_size), counter, stop)
+            batches = read_batches(job.source, job.part, job.parts, job.batch_size)
+            worker = (_Submitter if job.kind == "submit" else _Streamer)(job, batches, counter, stop)
     except Exception as error:
         ready.put((job.part, f"{type(error).__name__}: {error}"))
         return

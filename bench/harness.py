@@ -5,15 +5,26 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from bench.clients import Clients, Job
-from bench.machine import RssSampler
+from bench.clients import Clients, Job, Report
+from bench.machine import CpuMeter, RssSampler
+from bench.progress import Progress
 from bench.server import Serve
 from bench.settings import Settings
+from bench.streams import write_workload
+from bench.workload import Workload
 from client import PatronClient
 
-__all__ = ["Harness", "Settings"]
+__all__ = ["Driven", "Harness", "Settings"]
+
+
+class Driven(NamedTuple):
+    reports: list[Report]
+    start: float
+    """time.monotonic() of the clients' start."""
+    cpu_seconds: float
+    """Of the server tree while they ran."""
 
 
 class Harness:
@@ -42,6 +53,29 @@ class Harness:
         clients = Clients(jobs)
         self.client_sets.append(clients)
         return clients
+
+    def day_stream(self, transactions: int, members: int, label: str) -> Path:
+        """The seeded workload on the start date, written to stream.jsonl in the scratch folder."""
+        s, stream = self.settings, self.path("stream.jsonl")
+        write_workload(stream, Workload(transactions=transactions, members=members, days=1, seed=s.seed,
+                                        start=s.start_date), f"{label}: generate")
+        return stream
+
+    def drive(self, server: Serve, jobs: list[Job], label: str, total: int = 0) -> Driven:
+        """Run client processes to their end, with progress on stderr; a client's error fails the run."""
+        clients = self.clients(jobs)
+        print(f"{label}: {len(jobs)} clients prepare their batches", file=sys.stderr, flush=True)
+        clients.wait_ready()
+        meter = CpuMeter([server.pid]).start()
+        start = clients.start()
+        progress = Progress(label, total)
+        reports = clients.finish(tick=lambda: progress.update(clients.done))
+        cpu = meter.stop()
+        progress.close()
+        errors = [report.error for report in reports if report.error]
+        if errors:
+            raise RuntimeError(f"{label}: a client failed: {errors[0]}\n{server.tail()}")
+        return Driven(reports, start, cpu)
 
     def stream_jobs(self, address: str, source: Path, batch_size: int, **options: Any) -> list[Job]:
         parts = self.settings.clients

@@ -1,13 +1,10 @@
 """Closed-loop ingestion: several client processes, sustained transactions per second over time."""
 
 import statistics
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.harness import Harness, Settings
-from bench.machine import CpuMeter
-from bench.progress import Progress
 from bench.report import Chart, Result, common_rows
 from bench.server import Serve
 from bench.streams import write_workload
@@ -26,18 +23,7 @@ class Ingested:
 
 def ingest_file(bench: Harness, server: Serve, source: Path, total: int, batch_size: int, label: str) -> Ingested:
     """Send the file once through the clients, closed loop; CPU of the server tree while they send."""
-    clients = bench.clients(bench.stream_jobs(server.address, source, batch_size))
-    print(f"{label}: {bench.settings.clients} clients prepare their batches", file=sys.stderr, flush=True)
-    clients.wait_ready()
-    meter = CpuMeter([server.pid]).start()
-    start = clients.start()
-    progress = Progress(label, total)
-    reports = clients.finish(tick=lambda: progress.update(clients.done))
-    cpu = meter.stop()
-    progress.close()
-    errors = [report.error for report in reports if report.error]
-    if errors:
-        raise RuntimeError(f"{label}: a client failed: {errors[0]}\n{server.tail()}")
+    reports, start, cpu = bench.drive(server, bench.stream_jobs(server.address, source, batch_size), label, total)
     return Ingested(Timeline.of(reports, start), cpu, sum(r.refused for r in reports))
 
 

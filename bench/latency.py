@@ -1,16 +1,11 @@
 """Open loop: batches sent on a fixed schedule whatever the answers; acknowledgement latency
 percentiles, each batch timed from its scheduled send to its acknowledgement."""
 
-import sys
 
 from bench.harness import Harness
-from bench.machine import CpuMeter
-from bench.progress import Progress
 from bench.report import Chart, Result, common_rows
 from bench.settings import Settings
-from bench.streams import write_workload
 from bench.timeline import Timeline, percentile
-from bench.workload import Workload
 
 __all__ = ["run"]
 
@@ -27,23 +22,10 @@ def run(settings: Settings) -> Result:
     pool = min(offered, POOL)
     with Harness(settings) as bench:
         server = bench.serve()
-        stream = bench.path("stream.jsonl")
-        write_workload(stream, Workload(transactions=pool, members=members, days=1, seed=settings.seed,
-                                        start=settings.start_date), "latency: generate")
+        stream = bench.day_stream(pool, members, "latency")
         client = server.client()
-        clients = bench.clients(bench.stream_jobs(server.address, stream, batch_size,
-                                                  rate=rate / settings.clients, seconds=seconds))
-        print(f"latency: {settings.clients} clients prepare their batches", file=sys.stderr, flush=True)
-        clients.wait_ready()
-        meter = CpuMeter([server.pid]).start()
-        start = clients.start()
-        progress = Progress(f"latency at {rate:,.0f}/s", offered)
-        reports = clients.finish(tick=lambda: progress.update(clients.done))
-        cpu = meter.stop()
-        progress.close()
-        errors = [r.error for r in reports if r.error]
-        if errors:
-            raise RuntimeError(f"latency: a client failed: {errors[0]}\n{server.tail()}")
+        jobs = bench.stream_jobs(server.address, stream, batch_size, rate=rate / settings.clients, seconds=seconds)
+        reports, start, cpu = bench.drive(server, jobs, f"latency at {rate:,.0f}/s", offered)
         timeline = Timeline.of(reports, start)
         common = bench.common(client, cpu, timeline.transactions)
     latencies = timeline.latencies()

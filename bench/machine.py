@@ -23,6 +23,8 @@ class ProcessInfo(NamedTuple):
     """Start time in clock ticks after boot: with the pid, it names a process even if the pid is reused."""
     cpu_ticks: int
     """utime + stime."""
+    state: str = ""
+    """R, S, D, Z (ended, not yet reaped by its parent)..."""
 
 
 def machine() -> dict:
@@ -35,7 +37,7 @@ def parse_stat(text: str) -> ProcessInfo:
     pid = int(text[:text.index(" ")])
     fields = text[text.rindex(")") + 2:].split()  # fields[0] is field 3 (state) of proc(5)
     return ProcessInfo(pid=pid, ppid=int(fields[1]), session=int(fields[3]), started=int(fields[19]),
-                       cpu_ticks=int(fields[11]) + int(fields[12]))
+                       cpu_ticks=int(fields[11]) + int(fields[12]), state=fields[0])
 
 
 def processes(proc: Path = PROC) -> dict[int, ProcessInfo]:

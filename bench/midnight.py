@@ -36,7 +36,7 @@ class _Job:
     def run(self) -> None:
         self.started = time.monotonic()
         try:
-            self.answer = self.client.run_midnight(self.date)
+            self.answer = self.client.run_midnight(self.date, allow_future=True)  # a bench is a test system
         except BaseException as error:
             self.error = error
         self.ended = time.monotonic()

@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 from google.protobuf.json_format import MessageToDict
@@ -144,9 +145,26 @@ def publish(args: argparse.Namespace) -> int:
 
 
 def midnight(args: argparse.Namespace) -> int:
+    """The run goes on in the server; this follows it to the end, with its progress on stderr."""
     with _client(args) as client:
-        _show(client.run_midnight(args.date))
+        client.run_midnight(args.date, allow_future=args.allow_future, background=True)
+        try:
+            run = client.follow_midnight(progress=_midnight_progress)
+        except KeyboardInterrupt:
+            print("patron: no longer following; the midnight run goes on in the server (see `patron status`)",
+                  file=sys.stderr)
+            return 130
+    _show(run)
+    if run.error:
+        print(f"patron: the midnight run stopped short: {run.error}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _midnight_progress(run: Any) -> None:
+    print(f"midnight {run.date or '...'} (until {run.until}, {len(run.dates)} dates done): "
+          f"{run.members_done:,} of {run.members_total:,} members, {run.seconds:.0f} s",
+          file=sys.stderr, flush=True)
 
 
 def checkpoint(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ SCENARIOS = {
     "recovery": ("bench.recovery", "kill -9 while ingesting: seconds to SERVING, nothing acknowledged lost"),
     "import": ("bench.bulk_import", "bulk enrollment of --members members by concurrent EnrollBatch calls"),
     "crash": ("bench.crash", "kill -9 of the server and of shard actors while streaming (20 kills): equal to replay"),
+    "overload": ("bench.overload", "more SubmitBatch calls in flight than the shards queue: how soon refusals come"),
     "soak": ("bench.soak", "open loop at 70% of the sustained rate for 10 minutes: memory and p99 stay flat"),
 }
 
@@ -32,13 +33,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--durability", choices=("strict", "relaxed"), default="strict")
     bench.add_argument("--clients", type=int, default=2, help="client processes")
     bench.add_argument("--batch-size", type=int, default=0, help="transactions per batch (0: the scenario's)")
-    bench.add_argument("--window", type=int, default=8, help="closed loop: unanswered batches per client")
+    bench.add_argument("--window", type=int, default=8,
+                       help="closed loop: unanswered batches per client (overload: 100 unless given)")
     bench.add_argument("--transactions", type=int, default=0, help="ingest, core, recovery: stream length")
     bench.add_argument("--members", type=int, default=0,
                        help="midnight, import: members to load or enroll; ingest, core: the stream's members")
     bench.add_argument("--rate", type=float, default=0,
                        help="latency: offered transactions/s (100,000); soak: default 70%% of the sustained rate")
-    bench.add_argument("--seconds", type=float, default=0, help="latency, soak: how long the schedule runs")
+    bench.add_argument("--seconds", type=float, default=0, help="latency, soak, overload: how long the schedule runs")
     bench.add_argument("--kills", type=int, default=0, help="crash: how many kills (20; quick: 4)")
     bench.add_argument("--seed", type=int, default=1)
     bench.add_argument("--start-date", default="2026-11-17", help="the business day the data folder starts on")

@@ -116,6 +116,8 @@ def _parser() -> argparse.ArgumentParser:
 
     midnight = _remote(commands.add_parser("midnight", help="run the midnight job for a date (and missed ones)"))
     midnight.add_argument("--date", required=True)
+    midnight.add_argument("--allow-future", action="store_true",
+                          help="test systems: allow a date after tomorrow (it expires points and ends tiers early)")
     midnight.set_defaults(run=admin.midnight)
     _remote(commands.add_parser("checkpoint", help="checkpoint every shard now")).set_defaults(run=admin.checkpoint)
     _remote(commands.add_parser("status", help="shards, rule version, recalculation")).set_defaults(run=admin.status)

@@ -208,8 +208,24 @@ class PatronClient:
     def status(self) -> pb.StatusResponse:
         return self._call(self.admin.GetStatus, pb.GetStatusRequest())
 
-    def run_midnight(self, date: str) -> pb.RunMidnightResponse:
-        return self._call(self.admin.RunMidnight, pb.RunMidnightRequest(date=date))
+    def run_midnight(self, date: str, allow_future: bool = False, background: bool = False) -> pb.RunMidnightResponse:
+        """The run up to `date`, answered at its end (or at once with `background`; then
+        `follow_midnight`). A date after tomorrow needs `allow_future` (test systems only)."""
+        request = pb.RunMidnightRequest(date=date, allow_future=allow_future, background=background)
+        return self._call(self.admin.RunMidnight, request)
+
+    def follow_midnight(self, every: float = 1.0, progress: Any = None) -> pb.MidnightProgress:
+        """Ask how the midnight run goes every `every` seconds until it is over; `progress` is
+        called with each answer meanwhile. Each question is short, so a long run is never cut
+        short by the client's timeout."""
+        while True:
+            run = self._retrying(lambda: self.admin.GetStatus(pb.GetStatusRequest(), timeout=self.timeout,
+                                                              metadata=self.metadata)).midnight
+            if not run.running:
+                return run
+            if progress is not None:
+                progress(run)
+            time.sleep(every)
 
     def checkpoint(self) -> pb.CheckpointResponse:
         return self._call(self.admin.Checkpoint, pb.CheckpointRequest())

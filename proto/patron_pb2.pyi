@@ -372,22 +372,54 @@ class Rules(_message.Message):
     def __init__(self, version: _Optional[int] = ..., rules_toml: _Optional[str] = ..., published_at: _Optional[str] = ...) -> None: ...
 
 class RunMidnightRequest(_message.Message):
-    __slots__ = ("date",)
+    __slots__ = ("date", "allow_future", "background")
     DATE_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_FUTURE_FIELD_NUMBER: _ClassVar[int]
+    BACKGROUND_FIELD_NUMBER: _ClassVar[int]
     date: str
-    def __init__(self, date: _Optional[str] = ...) -> None: ...
+    allow_future: bool
+    background: bool
+    def __init__(self, date: _Optional[str] = ..., allow_future: _Optional[bool] = ..., background: _Optional[bool] = ...) -> None: ...
 
 class RunMidnightResponse(_message.Message):
-    __slots__ = ("dates", "members_processed", "anomalies", "seconds")
+    __slots__ = ("dates", "members_processed", "anomalies", "seconds", "running", "until")
     DATES_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_PROCESSED_FIELD_NUMBER: _ClassVar[int]
     ANOMALIES_FIELD_NUMBER: _ClassVar[int]
     SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
     dates: _containers.RepeatedScalarFieldContainer[str]
     members_processed: int
     anomalies: int
     seconds: float
-    def __init__(self, dates: _Optional[_Iterable[str]] = ..., members_processed: _Optional[int] = ..., anomalies: _Optional[int] = ..., seconds: _Optional[float] = ...) -> None: ...
+    running: bool
+    until: str
+    def __init__(self, dates: _Optional[_Iterable[str]] = ..., members_processed: _Optional[int] = ..., anomalies: _Optional[int] = ..., seconds: _Optional[float] = ..., running: _Optional[bool] = ..., until: _Optional[str] = ...) -> None: ...
+
+class MidnightProgress(_message.Message):
+    __slots__ = ("running", "until", "dates", "date", "members_done", "members_total", "members_processed", "anomalies", "seconds", "error")
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    DATES_FIELD_NUMBER: _ClassVar[int]
+    DATE_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_DONE_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_PROCESSED_FIELD_NUMBER: _ClassVar[int]
+    ANOMALIES_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    running: bool
+    until: str
+    dates: _containers.RepeatedScalarFieldContainer[str]
+    date: str
+    members_done: int
+    members_total: int
+    members_processed: int
+    anomalies: int
+    seconds: float
+    error: str
+    def __init__(self, running: _Optional[bool] = ..., until: _Optional[str] = ..., dates: _Optional[_Iterable[str]] = ..., date: _Optional[str] = ..., members_done: _Optional[int] = ..., members_total: _Optional[int] = ..., members_processed: _Optional[int] = ..., anomalies: _Optional[int] = ..., seconds: _Optional[float] = ..., error: _Optional[str] = ...) -> None: ...
 
 class CheckpointRequest(_message.Message):
     __slots__ = ()
@@ -442,7 +474,7 @@ class Recalculation(_message.Message):
     def __init__(self, running: _Optional[bool] = ..., version: _Optional[int] = ..., members_done: _Optional[int] = ..., members_total: _Optional[int] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("rule_version", "shards", "recalculation", "virtual_shards", "members_per_tag")
+    __slots__ = ("rule_version", "shards", "recalculation", "virtual_shards", "members_per_tag", "midnight")
     class MembersPerTagEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -455,12 +487,14 @@ class StatusResponse(_message.Message):
     RECALCULATION_FIELD_NUMBER: _ClassVar[int]
     VIRTUAL_SHARDS_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_PER_TAG_FIELD_NUMBER: _ClassVar[int]
+    MIDNIGHT_FIELD_NUMBER: _ClassVar[int]
     rule_version: int
     shards: _containers.RepeatedCompositeFieldContainer[ShardStatus]
     recalculation: Recalculation
     virtual_shards: int
     members_per_tag: _containers.ScalarMap[str, int]
-    def __init__(self, rule_version: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[ShardStatus, _Mapping]]] = ..., recalculation: _Optional[_Union[Recalculation, _Mapping]] = ..., virtual_shards: _Optional[int] = ..., members_per_tag: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    midnight: MidnightProgress
+    def __init__(self, rule_version: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[ShardStatus, _Mapping]]] = ..., recalculation: _Optional[_Union[Recalculation, _Mapping]] = ..., virtual_shards: _Optional[int] = ..., members_per_tag: _Optional[_Mapping[str, int]] = ..., midnight: _Optional[_Union[MidnightProgress, _Mapping]] = ...) -> None: ...
 
 class GetAnomalyReportRequest(_message.Message):
     __slots__ = ("date",)

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.machine import processes
 from client import PatronClient
 from tests.conftest import TEST_DAY
 
@@ -66,6 +67,16 @@ class ServeProcess:
             return self.process.wait(timeout)
         finally:
             self.output.close()
+
+    def session(self) -> dict[int, str]:
+        """pid -> command line of every live process in serve's session (it has one of its own):
+        Ray's processes stay in it, however deep below serve they were started."""
+        found = {}
+        for info in processes().values():
+            if info.session == self.process.pid and info.state != "Z":
+                with contextlib.suppress(OSError):  # it ended meanwhile
+                    found[info.pid] = Path(f"/proc/{info.pid}/cmdline").read_text().replace("\0", " ").strip()
+        return found
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")

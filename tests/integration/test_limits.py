@@ -14,6 +14,7 @@ from client import PatronClient
 from engine.calendar import parse_day
 from proto import patron_pb2 as pb
 from tests.builders import ms
+from tests.calls import answer_before_the_body
 
 
 def purchases(prefix: str, count: int, paid: int = 2900) -> list[dict]:
@@ -150,3 +151,21 @@ def test_a_full_disk_under_one_shard_says_which_part_of_a_batch_was_committed(st
             outcomes = {r.txn_id: r.outcome for r in again.results}
             assert outcomes.pop(small["txn_id"]) == pb.OUTCOME_DUPLICATE
             assert set(outcomes.values()) == {pb.OUTCOME_ACCEPTED}
+
+
+def test_when_every_shard_is_full_a_batch_is_refused_before_it_is_read(start_server):
+    """A shard given no call slot never drains its queue, so two batches fill it; the next is
+    refused RESOURCE_EXHAUSTED on arrival, before its body is even sent (none of it is parsed)."""
+    server = start_server(shards=1, in_flight_per_shard=0, queue_per_shard=2, start_date=parse_day("2026-11-17"))
+    lane = server.server.coordinator.lanes[0]
+    with PatronClient(server.address, retries=0, timeout=60) as client:
+        stuck = [client.ingest.SubmitBatch.future(client.batch(purchases(f"q{n}", 10)), timeout=60)
+                 for n in range(2)]
+        deadline = time.monotonic() + 30
+        while not lane.full() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lane.full()
+        assert answer_before_the_body(server.address, "/patron.v1.Ingest/SubmitBatch") == \
+            grpc.StatusCode.RESOURCE_EXHAUSTED
+        for call in stuck:
+            call.cancel()

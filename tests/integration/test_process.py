@@ -3,6 +3,7 @@ same folder serves the same state, and kill -9 loses nothing that was acknowledg
 
 import json
 import threading
+import time
 
 import grpc
 
@@ -84,3 +85,15 @@ def _send_until_refused(client, stream: list, acked: list) -> None:
             acked.append(client.submit(batch))
         except grpc.RpcError:
             return
+
+
+def test_kill_9_of_serve_alone_leaves_no_ray_process_of_its_session(tmp_path, serve_process):
+    serve = serve_process(tmp_path / "data", "--shards", "1", "--start-date", "2026-11-17", rules=EXAMPLE_RULES)
+    serve.client().close()
+    started = set(serve.session().values())
+    assert {"ray::DashboardAgent", "ray::RuntimeEnvAgent"} <= started, started  # Ray's agents, among others
+    serve.kill()
+    deadline = time.monotonic() + 30  # Ray's agents on their own linger 60 s
+    while (left := serve.session()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert left == {}

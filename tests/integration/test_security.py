@@ -9,7 +9,9 @@ import pytest
 from client import PatronClient
 from engine.calendar import parse_day
 from engine.errors import PatronError
+from proto import patron_pb2 as pb
 from tests.builders import ms
+from tests.calls import answer_before_the_body
 
 TOKENS = {"ingest": "ingest-token-0123456789", "read": "read-token-0123456789", "admin": "admin-token-0123456789"}
 PURCHASE = {"txn_id": "t1", "member_id": "m1", "occurred_at_ms": ms("2026-11-17 10:00"), "kind": "purchase",
@@ -67,6 +69,27 @@ def test_tokens_decide_who_may_call_what(start_server, tokens_file):
     with PatronClient(server.address, token=TOKENS["admin"]) as admin:
         assert admin.adjust("m1", 5, "goodwill").member.points == 25
 
+
+
+@pytest.mark.parametrize(("method", "streamed", "token", "code"), [
+    ("/patron.v1.Ingest/SubmitBatch", False, "", grpc.StatusCode.UNAUTHENTICATED),
+    ("/patron.v1.Ingest/SubmitBatch", False, TOKENS["read"], grpc.StatusCode.PERMISSION_DENIED),
+    ("/patron.v1.Members/ListLedger", True, "", grpc.StatusCode.UNAUTHENTICATED),
+], ids=["no token", "a role that may not", "no token, streamed answer"])
+def test_a_refused_call_is_answered_on_its_metadata_before_its_body_is_sent(start_server, tokens_file, method,
+                                                                           streamed, token, code):
+    """Refused on the metadata alone, so a large request without a token is neither read nor parsed."""
+    server = start_server(tokens_file=tokens_file)
+    metadata = (("authorization", f"Bearer {token}"),) if token else ()
+    assert answer_before_the_body(server.address, method, streamed=streamed, metadata=metadata) == code
+
+
+def test_a_large_request_without_a_token_is_refused_unauthenticated(start_server, tokens_file):
+    server = start_server(tokens_file=tokens_file)
+    big = pb.TransactionBatch(batch_id="big", transactions=[
+        pb.Transaction(txn_id=f"t{n}", member_id=f"m{n}", note="x" * 1000) for n in range(10_000)])
+    with PatronClient(server.address, retries=0) as anonymous:
+        assert code_of(lambda: anonymous.submit(big)) == grpc.StatusCode.UNAUTHENTICATED
 
 def test_a_refusal_never_repeats_the_token(start_server, tokens_file):
     server = start_server(tokens_file=tokens_file)

@@ -1,0 +1,62 @@
+"""Overload: more SubmitBatch calls in flight than the shards' queues hold, without let-up. How
+soon a refused batch hears RESOURCE_EXHAUSTED (goal: p99 under 50 ms), and what the
+acknowledged batches take meanwhile."""
+
+
+from bench.clients import Job
+from bench.harness import Harness
+from bench.report import Chart, Result, common_rows
+from bench.settings import Settings
+from bench.timeline import Timeline, percentile
+
+__all__ = ["run"]
+
+CALLS_PER_CLIENT = 100
+"""Unanswered calls per client process unless --window says otherwise: with two clients, 200
+batches in flight against two shards that queue 64 each."""
+PAUSE_AFTER_REFUSAL = 0.1
+"""What PatronClient waits before its first retry of a refused batch."""
+GOAL_P99_SECONDS = 0.050
+
+
+def run(settings: Settings) -> Result:
+    seconds = settings.pick(settings.seconds, 30.0, 10.0)
+    batch_size = settings.batch_size or 1000
+    window = settings.window if settings.window != Settings.window else CALLS_PER_CLIENT
+    members = settings.pick(settings.members, 100_000, 10_000)
+    pool = settings.pick(settings.transactions, 200_000, 40_000)
+    with Harness(settings) as bench:
+        server = bench.serve()
+        stream = bench.day_stream(pool, members, "overload")
+        client = server.client()
+        jobs = [Job(server.address, kind="submit", source=stream, part=k, parts=settings.clients,
+                    batch_size=batch_size, window=window, seconds=seconds, pause=PAUSE_AFTER_REFUSAL)
+                for k in range(settings.clients)]
+        label = f"overload: {settings.clients} × {window} calls in flight for {seconds:.0f} s"
+        reports, start, cpu = bench.drive(server, jobs, label)
+        timeline = Timeline.of(reports, start)
+        common = bench.common(client, cpu, timeline.transactions)
+    refusals = sorted(latency for report in reports for latency in report.refusals)
+    acked = timeline.latencies()
+    refused = [round(percentile(refusals, q), 4) for q in (0.50, 0.99)]
+    answered = [round(percentile(acked, q), 4) for q in (0.50, 0.99)]
+    met = bool(refusals) and refused[1] < GOAL_P99_SECONDS
+    fields = {"refused_batches": len(refusals), "refusal_p50_seconds": refused[0],
+              "refusal_p99_seconds": refused[1], "refusal_max_seconds": round(refusals[-1], 4) if refusals else None,
+              "acknowledged_batches": len(acked), "ack_p50_seconds": answered[0], "ack_p99_seconds": answered[1],
+              "transactions": timeline.transactions, "achieved_per_second": round(timeline.transactions / seconds, 1),
+              "calls_in_flight": settings.clients * window, "batch_size": batch_size, "goal_met": met, **common}
+    rows = [("offered", f"{settings.clients} clients × {window} SubmitBatch calls in flight for {seconds:.0f} s, "
+                        f"batches of {batch_size}; a refused caller waits {PAUSE_AFTER_REFUSAL * 1000:.0f} ms, "
+                        f"then sends its next batch"),
+            ("refused", f"{len(refusals):,} batches: p50 {refused[0] * 1000:.1f} ms, p99 {refused[1] * 1000:.1f} ms, "
+                        f"max {fields['refusal_max_seconds'] or 0:.3f} s from send to RESOURCE_EXHAUSTED "
+                        f"(goal p99 under {GOAL_P99_SECONDS * 1000:.0f} ms: {'met' if met else 'missed'})"),
+            ("acknowledged", f"{len(acked):,} batches, {timeline.transactions:,} transactions "
+                             f"({fields['achieved_per_second']:,.0f}/s): p50 {answered[0] * 1000:.1f} ms, "
+                             f"p99 {answered[1] * 1000:.1f} ms"),
+            *common_rows(common, "transactions")]
+    parameters = settings.parameters(seconds=seconds, batch_size=batch_size, window=window, members=members,
+                                     pool_transactions=pool)
+    chart = Chart(f"overload: {settings.clients * window} calls in flight, acknowledged batches", timeline)
+    return Result("overload", fields, parameters, rows, chart, ok=met)
