@@ -19,6 +19,8 @@ class EventPage(msgspec.Struct, array_like=True, gc=False):
     through: int
     """The sequence read up to: past `events` when events of other kinds were skipped."""
     newest: int
+    pruned: int
+    """The last sequence pruned: a page asked for after an older one has missed events."""
 
 
 class OutboxState(msgspec.Struct, array_like=True):
@@ -48,10 +50,12 @@ class ShardOutbox:
         self._removed += removed
 
     def page(self, after: int, limit: int, kinds: list[str]) -> bytes:
-        """MessagePack bytes of an EventPage: Ray moves them as they are."""
-        events, through = self.store.events_after(after, limit, frozenset(kinds))
-        _, newest = self.store.events_bounds()
-        return _encode(EventPage(events, through, newest))
+        """MessagePack bytes of an EventPage after sequence `after` (-1: from the oldest held):
+        Ray moves them as they are."""
+        pruned, newest = self.store.events_bounds()
+        start = pruned if after < 0 else after  # -1: from the oldest event held
+        events, through = self.store.events_after(start, limit, frozenset(kinds))
+        return _encode(EventPage(events, through, newest, pruned))
 
     def state(self) -> OutboxState:
         pruned, newest = self.store.events_bounds()

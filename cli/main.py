@@ -75,13 +75,14 @@ def _date(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from cli import admin, bench
+    from cli import admin, bench, events
 
     parser = argparse.ArgumentParser(prog="patron", description="A loyalty scoring engine.")
     commands = parser.add_subparsers(metavar="COMMAND")
     _serve_parser(commands)
     _replay_parser(commands)
     bench.add_parser(commands)
+    events.add_parser(commands, _remote)
 
     rules = commands.add_parser("rules", help="check and publish rules documents").add_subparsers(metavar="ACTION")
     validate = rules.add_parser("validate", help="check a rules file; print every problem")
