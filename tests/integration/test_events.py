@@ -183,7 +183,7 @@ def test_patron_events_tail_prints_json_lines_and_a_clear_error_when_the_server_
         main(["events", "tail", "--address", server.address, "--after", event["position"]])
     assert done.value.code == 1
     error = capsys.readouterr().err
-    assert error.startswith("patron: UNAVAILABLE")
+    assert error.startswith(f"patron: cannot reach patron at {server.address}")
     assert len(error.splitlines()) == 1
 
 
