@@ -32,6 +32,7 @@ METHOD_ROLES: dict[str, frozenset[str]] = {
     "/patron.v1.Admin/PublishRules": _ADMIN,
     "/patron.v1.Admin/RunMidnight": _ADMIN,
     "/patron.v1.Admin/Checkpoint": _ADMIN,
+    "/patron.v1.Events/Subscribe": _REPORTS,
 }
 """Methods not listed (grpc.health.v1, reflection) are open, so probes and grpcurl work."""
 

@@ -45,6 +45,7 @@ class Metrics:
                                       ["shard"], buckets=LATENCY_BUCKETS, registry=registry)
         self._shard_gauges(registry)
         self._midnight_gauges(registry)
+        self._event_metrics(registry)
 
     def _shard_gauges(self, registry: CollectorRegistry) -> None:
         self.shard_up = Gauge("patron_shard_up", "1 when the shard answers, 0 when it is down or restarting.",
@@ -71,6 +72,25 @@ class Metrics:
                                         "Members re-evaluated so far after the last tier change.", registry=registry)
         self.recalculation_planned = Gauge("patron_recalculation_members_planned",
                                          "Members to re-evaluate after the last tier change.", registry=registry)
+
+    def _event_metrics(self, registry: CollectorRegistry) -> None:
+        self.events_written = Counter("patron_events_written_total", "Events written to the shards' outboxes, by kind.",
+                                      ["kind"], registry=registry)
+        self.events_pruned = Counter("patron_events_pruned_total", "Events removed after the retention period.",
+                                     registry=registry)
+        self.events_delivered = Counter("patron_events_delivered_total", "Events sent to subscribers.",
+                                        registry=registry)
+        self.event_subscribers = Gauge("patron_event_subscribers", "Subscribers connected to Events.Subscribe.",
+                                       registry=registry)
+        self.event_lag = Gauge("patron_event_subscriber_lag_seconds",
+                               "Per subscriber: age of the oldest event not yet sent to it (0: caught up).",
+                               ["subscriber"], registry=registry)
+
+    def record_events(self, written: dict[str, int], pruned: int) -> None:
+        for kind, count in written.items():
+            self.events_written.labels(kind).inc(count)
+        if pruned:
+            self.events_pruned.inc(pruned)
 
     def record_batch(self, shard: int, stats: BatchStats, tier_names: list[str]) -> None:
         for key, count in stats.outcomes.items():

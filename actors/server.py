@@ -15,6 +15,7 @@ from prometheus_client import start_http_server
 from actors.auth import BearerTokens, is_loopback, load_tokens, refusal, server_credentials, tokens_from_environment
 from actors.config import ServeConfig
 from actors.coordinator import Coordinator
+from actors.events_service import EventsService
 from actors.gateway import AdminService, IngestService, MembersService, handler_for
 from actors.logs import ray_output_as_json
 from actors.metrics import Metrics
@@ -26,7 +27,8 @@ __all__ = ["SERVICE_NAMES", "Server"]
 
 log = logging.getLogger("patron.server")
 
-SERVICE_NAMES = tuple(pb.DESCRIPTOR.services_by_name[name].full_name for name in ("Ingest", "Members", "Admin"))
+SERVICE_NAMES = tuple(pb.DESCRIPTOR.services_by_name[name].full_name
+                      for name in ("Ingest", "Members", "Admin", "Events"))
 
 
 class Server:
@@ -35,6 +37,7 @@ class Server:
         self.metrics = Metrics()
         self.health = health.aio.HealthServicer()
         self.coordinator = Coordinator(config, self.metrics, self._shards_answer)
+        self.events = EventsService(self.coordinator)
         self.grpc: grpc.aio.Server | None = None
         self.port = 0
         self.metrics_port = 0
@@ -64,6 +67,7 @@ class Server:
         if self._own_ray and not self.config.ray_address:  # by now Ray's agents are up
             self._reaper = Reaper()
             self._reaper.watch([pid for pid in descendants(os.getpid()) if pid != self._reaper.process.pid])
+        self.events.start()
         if self.config.metrics_port >= 0:
             self._http, _ = start_http_server(self.config.metrics_port, addr=self.config.host,
                                               registry=self.metrics.registry)
@@ -78,6 +82,7 @@ class Server:
         await self.health.enter_graceful_shutdown()
         if self.grpc is not None:
             await self.grpc.stop(grace)
+        await self.events.close()
         await self.coordinator.close()
         if self._http is not None:
             self._http.shutdown()
@@ -102,7 +107,7 @@ class Server:
         coordinator = self.coordinator
         for name, servicer in (("Ingest", IngestService(coordinator, self.config.max_batch)),
                                ("Members", MembersService(coordinator, self.config.max_batch)),
-                               ("Admin", AdminService(coordinator))):
+                               ("Admin", AdminService(coordinator)), ("Events", self.events)):
             server.add_generic_rpc_handlers((handler_for(services[name], servicer, limit),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

@@ -18,10 +18,12 @@ import msgspec
 from actors.batch_order import StreamOrder
 from actors.batch_stats import BatchStats, count_batch, count_ledger
 from actors.grouping import apply_group
+from actors.shard_outbox import ShardOutbox
 from engine.book import Book
 from engine.calendar import iso
 from engine.errors import InvalidRequestError, StorageFullError
 from engine.ledger import LedgerEntry
+from engine.members import Member
 from engine.midnight import AnomalyRow, schedule, visit, visitors
 from engine.operators import Enrollment, enroll, set_status, set_tier
 from engine.programme import Programme
@@ -108,6 +110,7 @@ class Shard:
         self.streams = StreamOrder(config.shard)
         """Kept in memory only: after a restart every stream's next part is refused and resent."""
         self.job: Job | None = None
+        self.outbox = ShardOutbox(self.store)
         self.midnight_stats = BatchStats({})
         """What midnight runs did since the gateway last asked (expiries, tier moves)."""
         for member in members.values():
@@ -262,6 +265,7 @@ class Shard:
             writer.put_anomalies(rows)
             if finished:
                 writer.forget_before(job.day - self.config.index_retention_days)
+                self.outbox.pruned(writer.prune_events(job.day - self.book.programme.rules.notify.retention_days))
                 writer.put_meta("business_day", job.day)
             return rows
 
@@ -386,10 +390,16 @@ class Shard:
         self.book.txns = writer
         try:
             outcome = action(writer)
+            notices = self.book.take_notices()
+            if notices:  # the outbox: in the same commit as the changes that caused them
+                job = self.job
+                day = job.day if job is not None and job.kind == "midnight" else self.book.today
+                writer.put_events(notices, day, int(time.time() * 1000))
             ledger, dirty = self.book.take_changes()
             writer.put_members(dirty.values())
             writer.put_ledger(ledger)
             writer.commit()
+            self.outbox.committed(notices)
         except BaseException:
             writer.abort()
             self._reload(member_ids)
@@ -400,9 +410,15 @@ class Shard:
 
     def _reload(self, member_ids: Iterable[str]) -> None:
         self.book.take_changes()
+        self.book.take_notices()
         for member_id in set(member_ids):
             stored = self.store.member(member_id)
+            self.book.count_tags(_all_tags(self.book.members.get(member_id)), _all_tags(stored))
             if stored is None:
                 self.book.members.pop(member_id, None)
             else:
                 self.book.members[member_id] = stored
+
+
+def _all_tags(member: Member | None) -> list[str]:
+    return [] if member is None else member.tags + member.manual_tags

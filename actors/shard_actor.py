@@ -12,6 +12,7 @@ import ray
 from actors.batch_stats import BatchStats
 from actors.logs import collect_rarely, configure_logging
 from actors.shard import Shard, ShardConfig, ShardStatus
+from actors.shard_outbox import OutboxState
 from engine.errors import OutOfOrderError
 from engine.ledger import LedgerEntry
 from engine.midnight import AnomalyRow
@@ -93,6 +94,12 @@ class ShardActor:
             log.warning("slow batch", extra={"shard": self.shard.config.shard, "batches": len(payloads),
                                              "bytes": sum(map(len, payloads)), "seconds": round(seconds, 3)})
         return answers
+
+    def events_page(self, after: int, limit: int, kinds: list[str]) -> bytes:
+        return self.shard.outbox.page(after, limit, kinds)
+
+    def events_state(self) -> OutboxState:
+        return self.shard.outbox.state()
 
     def member(self, member_id: str) -> MemberSummary | None:
         return self.shard.member(member_id)

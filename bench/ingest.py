@@ -8,6 +8,7 @@ from bench.harness import Harness, Settings
 from bench.report import Chart, Result, common_rows
 from bench.server import Serve
 from bench.streams import write_workload
+from bench.subscriber import Subscriber
 from bench.timeline import Timeline, percentile
 from bench.workload import Workload
 
@@ -44,7 +45,9 @@ def run(settings: Settings) -> Result:
         write_workload(stream, Workload(transactions=total, members=members, days=1, seed=settings.seed,
                                         start=settings.start_date), "ingest: generate")
         client = server.client()
+        subscriber = Subscriber(server.address) if settings.subscriber else None
         done = ingest_file(bench, server, stream, total, batch_size, "ingest")
+        received = subscriber.stop() if subscriber is not None else None
         common = bench.common(client, done.cpu_seconds, total)
     timeline = done.timeline
     latencies = timeline.latencies()
@@ -53,7 +56,8 @@ def run(settings: Settings) -> Result:
               "elapsed_seconds": round(timeline.seconds, 3), "clients": settings.clients,
               "batch_p50_seconds": round(percentile(latencies, 0.5), 4),
               "batch_p99_seconds": round(percentile(latencies, 0.99), 4), "refused_streams": done.refused,
-              **common, "throughput_per_second": [n for _, n in timeline.per_second()]}
+              **common, "throughput_per_second": [n for _, n in timeline.per_second()],
+              "subscriber_events": received.events if received else None}
     rows = [("transactions", f"{timeline.transactions:,} in {timeline.seconds:.1f} s by {settings.clients} clients"),
             ("throughput", f"{timeline.rate():,.0f} transactions/s "
                            f"(steady {fields['steady_transactions_per_second']:,.0f}/s)"),
@@ -61,6 +65,8 @@ def run(settings: Settings) -> Result:
                               f"p99 {fields['batch_p99_seconds'] * 1000:.0f} ms "
                               f"(closed loop, window {settings.window})"),
             *common_rows(common, "transactions")]
+    if received is not None:
+        rows.append(("subscriber", f"one live subscriber received {received.events:,} events {received.error}"))
     parameters = settings.parameters(transactions=total, members=members, batch_size=batch_size)
     chart = Chart(f"ingest: {settings.clients} clients, closed loop, batches of {batch_size}", timeline)
     return Result("ingest", fields, parameters, rows, chart)

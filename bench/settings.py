@@ -31,6 +31,7 @@ class Settings:
     work: Path | None = None
     keep_data: bool = False
     kills: int = 0
+    subscriber: bool = False
 
     def pick(self, given: Any, default: Any, quick: Any) -> Any:
         return given or (quick if self.quick else default)

@@ -16,6 +16,7 @@ SCENARIOS = {
     "crash": ("bench.crash", "kill -9 of the server and of shard actors while streaming (20 kills): equal to replay"),
     "overload": ("bench.overload", "more SubmitBatch calls in flight than the shards queue: how soon refusals come"),
     "soak": ("bench.soak", "open loop at 70% of the sustained rate for 10 minutes: memory and p99 stay flat"),
+    "events": ("bench.events", "one subscriber process reading --members members' upgrade events: events/s"),
 }
 
 
@@ -45,6 +46,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--seed", type=int, default=1)
     bench.add_argument("--start-date", default="2026-11-17", help="the business day the data folder starts on")
     bench.add_argument("--work", type=Path, help="where scratch data folders go (default: the system's temp)")
+    bench.add_argument("--subscriber", action="store_true",
+                       help="ingest: a subscriber process follows Events.Subscribe during the run")
     bench.add_argument("--keep-data", action="store_true", help="keep the scratch folder (its path is printed)")
     bench.set_defaults(run=_run)
 
@@ -57,7 +60,7 @@ def _run(args: argparse.Namespace) -> int:
                         durability=args.durability, clients=args.clients, batch_size=args.batch_size,
                         window=args.window, transactions=args.transactions, members=args.members, rate=args.rate,
                         seconds=args.seconds, seed=args.seed, start_date=args.start_date, work=args.work,
-                        keep_data=args.keep_data, kills=args.kills)
+                        keep_data=args.keep_data, kills=args.kills, subscriber=args.subscriber)
     module = importlib.import_module(SCENARIOS[args.scenario][0])
     result = module.run(settings)
     publish(result, args.out)

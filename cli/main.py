@@ -75,13 +75,14 @@ def _date(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from cli import admin, bench
+    from cli import admin, bench, events
 
     parser = argparse.ArgumentParser(prog="patron", description="A loyalty scoring engine.")
     commands = parser.add_subparsers(metavar="COMMAND")
     _serve_parser(commands)
     _replay_parser(commands)
     bench.add_parser(commands)
+    events.add_parser(commands, _remote)
 
     rules = commands.add_parser("rules", help="check and publish rules documents").add_subparsers(metavar="ACTION")
     validate = rules.add_parser("validate", help="check a rules file; print every problem")
@@ -93,19 +94,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="when tiers are first activated, judge members on spend recorded before")
     publish.set_defaults(run=admin.publish)
 
-    member = commands.add_parser("member", help="look at members").add_subparsers(metavar="ACTION")
-    show = _remote(member.add_parser("show", help="a member, and with --ledger its whole ledger"))
-    show.add_argument("member_id")
-    show.add_argument("--ledger", action="store_true", help="with its ledger: one row per change, and why")
-    show.add_argument("--json", action="store_true",
-                      help='the machine form: the member as JSON; with --ledger {"member": ..., "ledger": [...]}')
-    show.set_defaults(run=admin.member_show)
-    tag = _remote(member.add_parser("tag", help="add or remove an operator's tags (kept apart from computed ones)"))
-    tag.add_argument("member_id")
-    tag.add_argument("--add", action="append", default=[], metavar="TAG")
-    tag.add_argument("--remove", action="append", default=[], metavar="TAG")
-    tag.add_argument("--reason", required=True, help="why: kept in the member's ledger")
-    tag.set_defaults(run=admin.member_tag)
+    _member_parser(commands)
 
     send = _remote(commands.add_parser("send", help="stream transactions to a running patron"))
     source = send.add_mutually_exclusive_group(required=True)
@@ -136,6 +125,24 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=1)
     generate.set_defaults(run=_generate)
     return parser
+
+
+def _member_parser(commands: argparse._SubParsersAction) -> None:
+    from cli import admin
+
+    member = commands.add_parser("member", help="look at members").add_subparsers(metavar="ACTION")
+    show = _remote(member.add_parser("show", help="a member, and with --ledger its whole ledger"))
+    show.add_argument("member_id")
+    show.add_argument("--ledger", action="store_true", help="with its ledger: one row per change, and why")
+    show.add_argument("--json", action="store_true",
+                      help='the machine form: the member as JSON; with --ledger {"member": ..., "ledger": [...]}')
+    show.set_defaults(run=admin.member_show)
+    tag = _remote(member.add_parser("tag", help="add or remove an operator's tags (kept apart from computed ones)"))
+    tag.add_argument("member_id")
+    tag.add_argument("--add", action="append", default=[], metavar="TAG")
+    tag.add_argument("--remove", action="append", default=[], metavar="TAG")
+    tag.add_argument("--reason", required=True, help="why: kept in the member's ledger")
+    tag.set_defaults(run=admin.member_tag)
 
 
 def _remote(command: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -80,6 +80,7 @@ def replay_files(files: ReplayFiles) -> ReplayStats:
 
 def _drain_ledger(book: Book, ledger: BinaryIO | None) -> None:
     entries, _ = book.take_changes()
+    book.take_notices()  # replay writes no events
     if ledger is not None:
         names = book.programme.ladder.names
         ledger.write(_encoder.encode_lines([summarise_entry(entry, names) for entry in entries]))

@@ -73,6 +73,7 @@ class PatronClient:
         self.ingest = rpc.IngestStub(self.channel)
         self.members = rpc.MembersStub(self.channel)
         self.admin = rpc.AdminStub(self.channel)
+        self.events = rpc.EventsStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
     def close(self) -> None:
@@ -232,6 +233,12 @@ class PatronClient:
 
     def anomaly_report(self, date: str) -> pb.AnomalyReport:
         return self._call(self.admin.GetAnomalyReport, pb.GetAnomalyReportRequest(date=date))
+
+    def subscribe(self, after: str = "", kinds: Sequence[str] = (), name: str = "") -> Any:
+        """Events after position `after` (empty: the oldest held), for ever, as an iterator of
+        pb.Event; `cancel()` ends it. Keep the position of the last event processed to resume."""
+        metadata = self.metadata + ((("patron-subscriber", name),) if name else ())
+        return self.events.Subscribe(pb.SubscribeRequest(after=after, kinds=list(kinds)), metadata=metadata)
 
     def serving(self, service: str = "") -> bool:
         try:

@@ -3,7 +3,9 @@
 from engine.anomaly import Verdict
 from engine.balance import add_points, cancel_held, hold_points, take_points
 from engine.book import Book
+from engine.calendar import iso
 from engine.members import Member
+from engine.notices import ANOMALY_FLAGGED
 from engine.types import Day, TxnId
 
 __all__ = ["count_spend", "give", "judge_points", "take_back"]
@@ -18,6 +20,9 @@ def judge_points(book: Book, member: Member, day: Day, points: int, ref: TxnId) 
     verdict = book.programme.anomaly.judge(member, day, points)
     if member.abnormal and not was_abnormal:
         book.write(member, day, "txn", ref, "status", status="abnormal")
+        anomaly = book.programme.anomaly
+        book.notify(ANOMALY_FLAGGED, member.member_id, day, date=iso(day), points=member.day_points.get(day, 0),
+                    threshold=anomaly.threshold, action=anomaly.action, txn_id=ref)
     if verdict is Verdict.BLOCKED:
         return 0, False, "blocked"
     if verdict is Verdict.HELD:

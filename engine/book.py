@@ -6,6 +6,7 @@ from typing import Protocol
 from engine.history import History, RecentHistory
 from engine.ledger import LedgerEntry
 from engine.members import Member
+from engine.notices import Notice, notice
 from engine.programme import Programme
 from engine.transactions import TxnRecord
 from engine.types import Day, MemberId, TxnId
@@ -51,6 +52,8 @@ class Book:
         for member in self.members.values():
             if member.tags or member.manual_tags:
                 self.count_tags([], member.tags + member.manual_tags)
+        self.notices: list[Notice] = []
+        """Events for notifiers, in order: the caller commits them with the ledger, then clears them."""
 
     def write(self, member: Member, day: Day, cause: str, ref: str, kind: str, *, points: int = 0,
               pending: int = 0, growth: int = 0, stored_value: int = 0, tier_from: int = -1,
@@ -71,6 +74,14 @@ class Book:
                 del counts[tag]
         for tag in set(new) - set(old):
             counts[tag] = counts.get(tag, 0) + 1
+
+    def notify(self, kind: str, member_id: MemberId, day: Day, **detail: object) -> None:
+        """Emit an event for notifiers (engine.notices), committed with this change or not at all."""
+        self.notices.append(notice(kind, member_id, day, **detail))
+
+    def take_notices(self) -> list[Notice]:
+        notices, self.notices = self.notices, []
+        return notices
 
     def wake_on(self, day: Day, member_id: MemberId) -> None:
         self.wakeups.setdefault(day, set()).add(member_id)

@@ -100,3 +100,5 @@ class Member(Struct, array_like=True, gc=False):
     """Tags an operator set, sorted; kept apart from the computed ones."""
     tag_check: Day = 0
     """The next run date on which a computed tag could change by itself; 0 when none."""
+    reminded: list[str] = []
+    """What expiry reminders were sent for (engine.reminders), kept until it lapses: each is sent once."""

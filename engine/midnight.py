@@ -10,6 +10,7 @@ from engine.book import Book
 from engine.calendar import iso
 from engine.members import Member
 from engine.periods import valid_through
+from engine.reminders import next_reminder, remind
 from engine.tagging import retag
 from engine.tiers import TierLadder, enter_tier, reset_since
 from engine.types import Day
@@ -63,6 +64,7 @@ def is_due(book: Book, member: Member, run: Day, everyone: bool = False) -> bool
         or (member.lots and member.lots[0].expires <= run)
         or any(0 < h.release <= run or h.expires <= run for h in member.held)
         or 0 < member.tag_check <= run
+        or 0 < next_reminder(book, member, run - 1) <= run
     )
 
 
@@ -117,6 +119,9 @@ def next_due(member: Member) -> Day:
 
 def schedule(book: Book, member: Member) -> None:
     due = next_due(member)
+    reminder = next_reminder(book, member, max(book.today, member.midnight_done))
+    if reminder:
+        due = min(due, reminder) if due else reminder
     if due:
         book.wake_on(max(due, book.today + 1), member.member_id)
 
@@ -134,6 +139,7 @@ def run_member_midnight(book: Book, member: Member, night: Night) -> list[Anomal
     _validity_end(book, member, run, ref)
     if night.periodic:
         _periodic(book, member, run, ref)
+    remind(book, member, run)
     rows = _anomaly_rows(book, member, run) if member.flag_days else []
     if book.programme.tags.rules or member.tags:
         retag(book, member, run, ref)

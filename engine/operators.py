@@ -50,6 +50,8 @@ def enroll(book: Book, request: Enrollment, day: Day) -> tuple[Member, bool]:
         watch_new(book, member, day)
     member.profile = _merged(member.profile, request, birthday)
     book.dirty[member.member_id] = member
+    if birthday:  # the next run schedules its birthday reminder
+        book.awake.add(member.member_id)
     return member, created
 
 

@@ -2,7 +2,9 @@
 
 from typing import TYPE_CHECKING
 
+from engine.calendar import iso
 from engine.members import Member
+from engine.notices import TIER_CHANGED
 from engine.periods import Period, longest_days, parse_validity, parse_window, valid_through, window_start
 from engine.rules import Rules, Tier
 from engine.types import Day
@@ -160,6 +162,11 @@ def enter_tier(book: "Book", member: Member, target: int, day: Day, cause: str, 
         member.next_tier = 0
     reset_since(member)
     book.write(member, day, cause, ref, "tier", growth=growth, tier_from=previous, tier_to=target, note=note)
+    if target != previous:
+        names = ladder.names
+        book.notify(TIER_CHANGED, member.member_id, day, from_tier=names[previous], to_tier=names[target],
+                    direction="up" if target > previous else "down",
+                    valid_until=iso(member.tier_until) if member.tier_until else "", cause=cause, ref=ref, note=note)
 
 
 def _use_single(member: Member, ladder: TierLadder, rule: TierRule, day: Day) -> None:

@@ -521,3 +521,25 @@ class AnomalyReport(_message.Message):
     date: str
     rows: _containers.RepeatedCompositeFieldContainer[AnomalyRow]
     def __init__(self, date: _Optional[str] = ..., rows: _Optional[_Iterable[_Union[AnomalyRow, _Mapping]]] = ...) -> None: ...
+
+class SubscribeRequest(_message.Message):
+    __slots__ = ("after", "kinds")
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    KINDS_FIELD_NUMBER: _ClassVar[int]
+    after: str
+    kinds: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, after: _Optional[str] = ..., kinds: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("position", "kind", "member_id", "day", "detail")
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    position: str
+    kind: str
+    member_id: str
+    day: str
+    detail: str
+    def __init__(self, position: _Optional[str] = ..., kind: _Optional[str] = ..., member_id: _Optional[str] = ..., day: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...

@@ -756,3 +756,78 @@ class Admin:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class EventsStub:
+    """At least once, in order per member; a position older than what is kept is OUT_OF_RANGE.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Subscribe = channel.unary_stream(
+                '/patron.v1.Events/Subscribe',
+                request_serializer=proto_dot_patron__pb2.SubscribeRequest.SerializeToString,
+                response_deserializer=proto_dot_patron__pb2.Event.FromString,
+                _registered_method=True)
+
+
+class EventsServicer:
+    """At least once, in order per member; a position older than what is kept is OUT_OF_RANGE.
+    """
+
+    def Subscribe(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_EventsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Subscribe': grpc.unary_stream_rpc_method_handler(
+                    servicer.Subscribe,
+                    request_deserializer=proto_dot_patron__pb2.SubscribeRequest.FromString,
+                    response_serializer=proto_dot_patron__pb2.Event.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'patron.v1.Events', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('patron.v1.Events', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Events:
+    """At least once, in order per member; a position older than what is kept is OUT_OF_RANGE.
+    """
+
+    @staticmethod
+    def Subscribe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/patron.v1.Events/Subscribe',
+            proto_dot_patron__pb2.SubscribeRequest.SerializeToString,
+            proto_dot_patron__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -15,8 +15,10 @@ from engine.errors import StorageFullError
 from engine.ledger import LedgerEntry
 from engine.members import Member
 from engine.midnight import AnomalyRow
+from engine.notices import Notice
 from engine.transactions import TxnRecord
 from engine.types import Day
+from storage import outbox
 from storage.codecs import (
     anomaly_key,
     day_key,
@@ -40,7 +42,7 @@ from storage.layout import upgrade_layout
 __all__ = ["BatchWriter", "ShardStore"]
 
 T = TypeVar("T")
-_DATABASES = (b"members", b"ledger", b"txn_index", b"txn_days", b"anomalies", b"meta")
+_DATABASES = (b"members", b"ledger", b"txn_index", b"txn_days", b"anomalies", b"meta", outbox.DATABASE)
 _RETIRED = 1
 """Databases of older layouts that an upgrade opens to move and drop (layout 2's `txns`)."""
 INITIAL_MAP_BYTES = 1 << 30
@@ -183,6 +185,19 @@ class ShardStore:
                     rows.append(decode_row(value))
         return rows
 
+    def events_after(self, after: int, limit: int, kinds: frozenset[str] = frozenset()
+                     ) -> tuple[list[tuple[int, outbox.StoredEvent]], int]:
+        """Events after sequence `after` (see storage.outbox.read_after)."""
+        with self.env.begin(db=self.dbs["events"]) as txn:
+            return outbox.read_after(txn, self.dbs["events"], after, limit, kinds)
+
+    def events_bounds(self) -> tuple[int, int]:
+        """(the last sequence pruned, the newest sequence): the events held are those between."""
+        with self.env.begin() as txn:
+            raw = txn.get(outbox.PRUNED_KEY.encode(), db=self.dbs["meta"])
+            pruned = msgspec.msgpack.decode(raw) if raw is not None else 0
+            return pruned, outbox.newest(txn, self.dbs["events"], pruned)
+
     def meta(self, key: str, default: Any = None) -> Any:
         with self.env.begin() as txn:
             raw = txn.get(key.encode(), db=self.dbs["meta"])
@@ -308,6 +323,23 @@ class BatchWriter:
                 dropped += self.txn.delete(txn_key(member_id, txn_id), db=txns)
             cursor.delete()  # and on to the next entry
         return dropped
+
+    @_full_is_storage_full
+    def put_events(self, notices: list[Notice], written: Day, at_ms: int) -> int:
+        """Append to the outbox in this transaction; returns the newest event sequence."""
+        return outbox.append(self.txn, self.dbs["events"], notices, written, at_ms, self._pruned())
+
+    @_full_is_storage_full
+    def prune_events(self, before: Day) -> int:
+        """Remove events committed on business days before `before`; returns how many."""
+        removed, last = outbox.prune(self.txn, self.dbs["events"], before)
+        if last:
+            self.put_meta(outbox.PRUNED_KEY, last)
+        return removed
+
+    def _pruned(self) -> int:
+        raw = self.txn.get(outbox.PRUNED_KEY.encode(), db=self.dbs["meta"])
+        return msgspec.msgpack.decode(raw) if raw is not None else 0
 
     def put_members(self, members: Iterable[Member]) -> None:
         """Written at commit, together with the positions of their newest ledger entries."""

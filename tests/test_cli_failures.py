@@ -33,6 +33,7 @@ REMOTE = {
     "send --generate": ["send", "--generate", "10"],
     "send --transactions": ["send", "--transactions", "{transactions}"],
     "rules publish": ["rules", "publish", str(EXAMPLE_RULES)],
+    "events tail": ["events", "tail"],
 }
 
 

@@ -1,0 +1,64 @@
+"""A shard's side of events out: what its commits wrote to the outbox (counted for metrics),
+and pages of it for subscribers, read from LMDB so a subscriber far behind costs memory for
+one page, never a buffer that grows."""
+
+from collections import Counter
+
+import msgspec
+
+from engine.notices import Notice
+from storage.outbox import StoredEvent
+from storage.shard_store import ShardStore
+
+__all__ = ["EventPage", "OutboxState", "ShardOutbox", "decode_page"]
+
+
+class EventPage(msgspec.Struct, array_like=True, gc=False):
+    events: list[tuple[int, StoredEvent]]
+    """(sequence, event), oldest first."""
+    through: int
+    """The sequence read up to: past `events` when events of other kinds were skipped."""
+    newest: int
+    pruned: int
+    """The last sequence pruned: a page asked for after an older one has missed events."""
+
+
+class OutboxState(msgspec.Struct, array_like=True):
+    pruned: int
+    """The last sequence pruned: a subscriber placed before it has missed events."""
+    newest: int
+    written: dict[str, int]
+    """Events written by kind since the last time this was asked."""
+    removed: int
+    """Events pruned since the last time this was asked."""
+
+
+_encode = msgspec.msgpack.Encoder().encode
+decode_page = msgspec.msgpack.Decoder(EventPage).decode
+
+
+class ShardOutbox:
+    def __init__(self, store: ShardStore) -> None:
+        self.store = store
+        self._written: Counter[str] = Counter()
+        self._removed = 0
+
+    def committed(self, notices: list[Notice]) -> None:
+        self._written.update(n.kind for n in notices)
+
+    def pruned(self, removed: int) -> None:
+        self._removed += removed
+
+    def page(self, after: int, limit: int, kinds: list[str]) -> bytes:
+        """MessagePack bytes of an EventPage after sequence `after` (-1: from the oldest held):
+        Ray moves them as they are."""
+        pruned, newest = self.store.events_bounds()
+        start = pruned if after < 0 else after  # -1: from the oldest event held
+        events, through = self.store.events_after(start, limit, frozenset(kinds))
+        return _encode(EventPage(events, through, newest, pruned))
+
+    def state(self) -> OutboxState:
+        pruned, newest = self.store.events_bounds()
+        state = OutboxState(pruned, newest, dict(self._written), self._removed)
+        self._written, self._removed = Counter(), 0
+        return state

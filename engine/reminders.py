@@ -1,0 +1,83 @@
+"""Reminders the midnight run sends ([notify]): what expires within `expiring_days`, once, on the
+run that many days ahead (or the first run after it appeared, when it appeared later), and
+birthdays `birthday_days_before` days ahead. Members are woken for them on the right date, so
+a quiet night visits only the members it has something for."""
+
+from datetime import date
+from typing import NamedTuple
+
+from engine.book import Book
+from engine.calendar import iso
+from engine.members import Member
+from engine.notices import BIRTHDAY, POINTS_EXPIRING
+from engine.types import NEVER, Day
+
+__all__ = ["Expiring", "birthday_reminder_day", "expiring", "next_reminder", "remind"]
+
+
+class Expiring(NamedTuple):
+    """Something of a member's that lapses at 00:00 of `expires`; `key` is what the member
+    remembers once reminded (`Member.reminded`), so each is announced once."""
+
+    kind: str
+    key: str
+    expires: Day
+    detail: dict
+
+
+def expiring(member: Member) -> list[Expiring]:
+    """Everything of the member's that will expire. Coupons join here with one line:
+    `Expiring(COUPON_EXPIRING, f"coupon {c.code}", c.valid_to + 1, {"code": c.code, ...})` per unused one."""
+    return [Expiring(POINTS_EXPIRING, f"points {lot.expires}", lot.expires, {"points": lot.amount})
+            for lot in member.lots if lot.expires < NEVER]
+
+
+def remind(book: Book, member: Member, run: Day) -> None:
+    """The reminders of the run for `run`, as notices; part of the member's midnight run."""
+    notify = book.programme.rules.notify
+    items = expiring(member) if notify.expiring_days or member.reminded else []
+    if notify.expiring_days:
+        horizon, sent = run + notify.expiring_days, set(member.reminded)
+        for item in items:
+            if run < item.expires <= horizon and item.key not in sent:
+                book.notify(item.kind, member.member_id, run, **item.detail, expires=iso(item.expires),
+                            last_day=iso(item.expires - 1))
+                member.reminded.append(item.key)
+    if member.reminded:  # forget what has lapsed or gone
+        live = {item.key for item in items if item.expires > run}
+        member.reminded = [key for key in member.reminded if key in live]
+    before = notify.birthday_days_before
+    if before and member.profile.birthday and birthday_reminder_day(member.profile.birthday, run - 1, before) == run:
+        book.notify(BIRTHDAY, member.member_id, run, birthday=iso(run + before), days_before=before)
+
+
+def next_reminder(book: Book, member: Member, after: Day) -> Day:
+    """The first run date after `after` that has a reminder for this member, or 0."""
+    notify = book.programme.rules.notify
+    days = []
+    if notify.expiring_days:
+        sent = member.reminded
+        days += [max(item.expires - notify.expiring_days, after + 1) for item in expiring(member)
+                 if item.expires > after + 1 and item.key not in sent]
+    before = notify.birthday_days_before
+    if before and member.profile.birthday:
+        days.append(birthday_reminder_day(member.profile.birthday, after, before))
+    return min(days, default=0)
+
+
+def birthday_reminder_day(birthday: str, after: Day, days_before: int) -> Day:
+    """The first date after `after` that is `days_before` days before a birthday (MM-DD;
+    29 February is kept on 28 February in other years, as multipliers celebrate it)."""
+    month, dom = int(birthday[:2]), int(birthday[3:])
+    year = date.fromordinal(after + 1 + days_before).year
+    for candidate in (year, year + 1):
+        day = _birthday_in(candidate, month, dom) - days_before
+        if day > after:
+            return day
+    raise ValueError(f"no birthday {birthday!r} after day {after}")  # never: a year later always is
+
+
+def _birthday_in(year: int, month: int, dom: int) -> Day:
+    if (month, dom) == (2, 29) and not (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)):
+        dom = 28
+    return date(year, month, dom).toordinal()

@@ -1,0 +1,208 @@
+"""SPEC §11.9 events out through a real multi-shard server: each event exists exactly when its
+change is committed, a subscriber resumes after its last position (across kill -9 too), a slow
+subscriber changes nothing for ingestion, and positions past retention are OUT_OF_RANGE."""
+
+import json
+from pathlib import Path
+
+import grpc
+import msgspec
+import pytest
+
+from actors.events_service import OLDEST_POSITION_KEY
+from cli.main import main
+from client import PatronClient
+from engine.book import Book
+from engine.calendar import parse_day
+from engine.programme import Programme
+from engine.replay import replay_stream
+from engine.transactions import Transaction
+from engine.validation import load_rules
+from proto import patron_pb2 as pb
+from tests.builders import ms
+from tests.conftest import EXAMPLE_RULES, TEST_DAY
+
+GOLD = 1_000_000  # 10,000.00: Gold by spend, Silver by growth, and past the anomaly threshold (5,000 points)
+RULES = EXAMPLE_RULES.read_text().replace(
+    'policy = "jan1_after_years"         # never | jan1_after_years | rolling_days | annual_reset\nyears = 1',
+    'policy = "rolling_days"\ndays = 5').replace("expiring_days = 30", "expiring_days = 7")
+
+
+def purchase(txn_id: str, member: str, paid: int, when: str = f"{TEST_DAY} 10:00") -> dict:
+    return {"txn_id": txn_id, "member_id": member, "occurred_at_ms": ms(when), "kind": "purchase",
+            "lines": [{"sku": "A", "paid_minor": paid}]}
+
+
+@pytest.fixture
+def rules(tmp_path: Path) -> Path:
+    path = tmp_path / "rules.toml"
+    path.write_text(RULES)
+    return path
+
+
+def take(client: PatronClient, count: int, after: str = "", kinds: tuple[str, ...] = ()) -> list[pb.Event]:
+    """The next `count` events after `after`; fails if they do not come within the deadline."""
+    stream = client.events.Subscribe(pb.SubscribeRequest(after=after, kinds=list(kinds)), timeout=60,
+                                     metadata=client.metadata)
+    try:
+        return [next(stream) for _ in range(count)]
+    finally:
+        stream.cancel()
+
+
+def nothing_after(client: PatronClient, after: str) -> bool:
+    stream = client.events.Subscribe(pb.SubscribeRequest(after=after), timeout=1.5, metadata=client.metadata)
+    try:
+        next(stream)
+    except grpc.RpcError as error:
+        return error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    return False
+
+
+def summary(events: list[pb.Event]) -> list[tuple[str, str, str]]:
+    return [(e.kind, e.member_id, e.day) for e in events]
+
+
+def test_every_kind_appears_exactly_when_its_change_is_committed(start_server, rules):
+    server = start_server(rules=rules, shards=2)
+    with PatronClient(server.address) as client:
+        assert nothing_after(client, "")
+        client.enroll("birthday-girl", birthday="11-21")  # reminded 3 days ahead: at the run of the 18th
+        client.submit([purchase("t1", "small", 2900), purchase("t2", "big", GOLD)])
+        first = take(client, 2)
+        assert sorted(summary(first)) == [("anomaly_flagged", "big", TEST_DAY), ("tier_changed", "big", TEST_DAY)]
+        tier = json.loads(next(e for e in first if e.kind == "tier_changed").detail)
+        assert (tier["from_tier"], tier["to_tier"], tier["cause"], tier["ref"]) == ("Basic", "Gold", "txn", "t2")
+        last = first[-1].position
+        client.submit([purchase("t2", "big", GOLD)])  # a duplicate changes nothing: no event
+        assert nothing_after(client, last)
+        client.run_midnight("2026-11-18")
+        reminders = take(client, 3, after=last)
+        assert sorted(summary(reminders)) == [("birthday", "birthday-girl", "2026-11-18"),
+                                              ("points_expiring", "big", "2026-11-18"),
+                                              ("points_expiring", "small", "2026-11-18")]
+        expiring = {e.member_id: json.loads(e.detail) for e in reminders if e.kind == "points_expiring"}
+        assert expiring["small"] == {"points": 20, "expires": "2026-11-22", "last_day": "2026-11-21"}
+        assert json.loads(next(e for e in reminders if e.kind == "birthday").detail)["birthday"] == "2026-11-21"
+        assert nothing_after(client, reminders[-1].position)
+        client.run_midnight("2026-11-19")  # reminded once: the next run says nothing again
+        assert nothing_after(client, reminders[-1].position)
+        assert summary(take(client, 1, kinds=("birthday",))) == [("birthday", "birthday-girl", "2026-11-18")]
+
+
+def test_a_subscriber_resumes_after_its_last_position_across_kill_9_of_the_server(tmp_path, rules, serve_process):
+    data = tmp_path / "data"
+    serve = serve_process(data, "--shards", "2", rules=rules)
+    client = serve.client()
+    client.submit([purchase(f"t{n}", f"m{n}", GOLD) for n in range(30)])
+    seen = take(client, 25)  # the subscriber processed 25 events, then it was killed
+    serve.kill()
+    client.close()
+    serve = serve_process(data, "--shards", "2", rules=rules)
+    client = serve.client()
+    client.submit([purchase(f"u{n}", f"m{n + 30}", GOLD) for n in range(10)])
+    rest = take(client, 55, after=seen[-1].position)
+    everything = summary(seen + rest)
+    expected = [(kind, f"m{n}", TEST_DAY) for n in range(40) for kind in ("anomaly_flagged", "tier_changed")]
+    assert sorted(everything) == sorted(expected)  # none missed, none twice
+    assert nothing_after(client, rest[-1].position)
+    client.close()
+
+
+def replayed(rules_text: str, txns: list[dict]) -> list[tuple]:
+    book = Book(Programme(load_rules(rules_text)))
+    return [(r.txn_id, r.outcome, r.points, r.growth, r.reason)
+            for r in replay_stream(book, [msgspec.convert(t, Transaction) for t in txns])]
+
+
+def test_a_slow_subscriber_neither_changes_nor_blocks_ingestion(start_server, rules):
+    server = start_server(rules=rules, shards=2)
+    metrics = server.server.metrics.registry
+    txns = [purchase(f"t{n}", f"m{n}", GOLD if n % 2 else 2900) for n in range(6000)]
+    with PatronClient(server.address) as client:
+        slow = client.subscribe(name="slow")
+        acks = [client.submit(txns[:1000])]
+        first = next(slow)  # then it stops reading, with its stream open
+        acks += [client.submit(txns[start:start + 1000]) for start in range(1000, len(txns), 1000)]
+        got = [(r.txn_id, pb.Outcome.Name(r.outcome)[8:].lower(), r.points, r.growth, r.reason)
+               for ack in acks for r in ack.results]
+        assert got == replayed(RULES, txns)
+        assert metrics.get_sample_value("patron_event_subscribers") == 1
+        others = take(client, 6000)  # another subscriber meanwhile gets everything, whatever the slow one does
+        rest = [next(slow) for _ in range(6000 - 1)]  # it catches up from LMDB: everything, in order per shard
+        slow.cancel()
+    everything = [first, *rest]
+    assert sorted(summary(others)) == sorted(summary(everything))
+    assert sorted(summary(everything)) == sorted(
+        (kind, f"m{n}", TEST_DAY) for n in range(1, 6000, 2) for kind in ("anomaly_flagged", "tier_changed"))
+    for member in ("m1", "m2999"):
+        assert [e.kind for e in everything if e.member_id == member] == ["anomaly_flagged", "tier_changed"]
+
+
+def test_a_position_older_than_retention_is_out_of_range_with_the_oldest_held(start_server, rules):
+    server = start_server(rules=rules, shards=2)
+    with PatronClient(server.address) as client:
+        client.submit([purchase("t1", "a", GOLD), purchase("t2", "b", GOLD)])
+        old = take(client, 4)
+        client.run_midnight("2026-11-24")  # kept 7 days: the run of the 24th keeps the 17th
+        assert len(take(client, 4)) == 4
+        client.submit([purchase("t3", "c", GOLD, "2026-11-24 10:00")])
+        client.run_midnight("2026-11-25")  # and the run of the 25th prunes it
+        with pytest.raises(grpc.RpcError) as raised:
+            take(client, 1, after=old[0].position)
+        assert raised.value.code() == grpc.StatusCode.OUT_OF_RANGE
+        oldest = dict(raised.value.trailing_metadata())[OLDEST_POSITION_KEY]
+        assert oldest in raised.value.details()
+        kept = take(client, 4, after=oldest)  # the reminders of the 18th, then c's upgrade
+        assert sorted(summary(kept)) == sorted(summary(take(client, 4)))  # an empty position: the oldest held too
+        assert sorted(summary(kept)) == [("anomaly_flagged", "c", "2026-11-24"), ("points_expiring", "a", "2026-11-18"),
+                                         ("points_expiring", "b", "2026-11-18"), ("tier_changed", "c", "2026-11-24")]
+
+
+@pytest.mark.parametrize(("after", "kinds"), [("nonsense", ()), ("v1:1", ()), ("v1:1.-2", ()), ("", ("upgrade",))])
+def test_a_bad_position_or_kind_is_invalid_argument(start_server, after, kinds):
+    server = start_server(shards=2)
+    with PatronClient(server.address) as client, pytest.raises(grpc.RpcError) as raised:
+        take(client, 1, after=after, kinds=kinds)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_patron_events_tail_prints_json_lines_and_a_clear_error_when_the_server_is_down(start_server, rules, capsys):
+    server = start_server(rules=rules, shards=2)
+    with PatronClient(server.address) as client:
+        client.submit([purchase("t1", "a", GOLD)])
+    with pytest.raises(SystemExit) as done:
+        main(["events", "tail", "--address", server.address, "--count", "1", "--kinds", "tier_changed"])
+    assert done.value.code == 0
+    [line] = capsys.readouterr().out.splitlines()
+    event = json.loads(line)
+    assert (event["kind"], event["member_id"], event["day"], event["detail"]["to_tier"]) == (
+        "tier_changed", "a", TEST_DAY, "Gold")
+    server.stop()
+    with pytest.raises(SystemExit) as done:
+        main(["events", "tail", "--address", server.address, "--after", event["position"]])
+    assert done.value.code == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"patron: cannot reach patron at {server.address}")
+    assert len(error.splitlines()) == 1
+
+
+def test_read_and_admin_may_subscribe_and_ingest_may_not(start_server, tmp_path):
+    tokens = {"ingest": "ingest-token-0123456789", "read": "read-token-0123456789", "admin": "admin-token-0123456789"}
+    path = tmp_path / "tokens"
+    path.write_text("".join(f"{role} {token}\n" for role, token in tokens.items()))
+    server = start_server(tokens_file=path, start_date=parse_day(TEST_DAY))
+    for role, allowed in (("read", True), ("admin", True), ("ingest", False)):
+        with PatronClient(server.address, token=tokens[role], retries=0) as client:
+            if allowed:
+                assert nothing_after(client, "")
+            else:
+                with pytest.raises(grpc.RpcError) as raised:
+                    take(client, 1)
+                assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_health_and_reflection_list_the_events_service(start_server):
+    server = start_server()
+    with PatronClient(server.address) as client:
+        assert client.serving("patron.v1.Events")
