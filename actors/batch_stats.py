@@ -37,7 +37,7 @@ def count_ledger(stats: BatchStats, ledger: list[LedgerEntry]) -> None:
     moves: Counter[str] = Counter()
     for entry in ledger:
         kind = entry.kind
-        if kind in ("earn", "event", "adjust") and entry.points + entry.pending > 0:
+        if kind in ("earn", "event", "adjust", "bonus") and entry.points + entry.pending > 0:
             stats.points_awarded += entry.points + entry.pending
         elif kind == "reverse":
             stats.points_reversed -= entry.points + entry.pending

@@ -36,6 +36,7 @@ from engine.publishing import (
     tiers_changed,
 )
 from engine.scoring import score_transaction
+from engine.spending.coupon_stock import CountedStock
 from engine.summary import MemberSummary, summarise
 from engine.tagging import set_manual_tags
 from engine.transactions import Transaction, TxnResult
@@ -105,7 +106,10 @@ class Shard:
         rules_text = self.store.meta("rules_text") or config.rules_text
         members = {m.member_id: m for m in self.store.members()}
         today = self.store.meta("business_day") or config.start_day
-        self.book = Book(Programme(load_rules(rules_text)), members, today=today, history=IndexHistory(self.store))
+        # Coupon inventory is counted from the instances stored members hold: correct while this
+        # shard is the only one issuing (one shard); several shards need granted blocks instead.
+        self.book = Book(Programme(load_rules(rules_text)), members, today=today, history=IndexHistory(self.store),
+                         stock=CountedStock.of_members(members.values()))
         self.accepted = 0
         self.streams = StreamOrder(config.shard)
         """Kept in memory only: after a restart every stream's next part is refused and resent."""
@@ -388,6 +392,7 @@ class Shard:
     def _attempt(self, action: Callable[[BatchWriter], T], member_ids: list[str]) -> T:
         writer = self.store.writer()
         self.book.txns = writer
+        taken = self.book.stock.snapshot()
         try:
             outcome = action(writer)
             notices = self.book.take_notices()
@@ -403,6 +408,7 @@ class Shard:
         except BaseException:
             writer.abort()
             self._reload(member_ids)
+            self.book.stock.restore(taken)  # units taken for what was not committed go back
             raise
         finally:
             self.book.txns = {}

@@ -9,9 +9,11 @@ from proto import patron_pb2 as pb
 __all__ = ["ack", "anomaly_row", "attributes_from", "ledger_entry", "member_message", "transactions_from"]
 
 _KINDS = {pb.KIND_PURCHASE: "purchase", pb.KIND_REFUND: "refund", pb.KIND_EVENT: "event",
-          pb.KIND_RECHARGE: "recharge", pb.KIND_ADJUSTMENT: "adjustment"}
+          pb.KIND_RECHARGE: "recharge", pb.KIND_ADJUSTMENT: "adjustment", pb.KIND_REDEEM: "redeem",
+          pb.KIND_PAYMENT: "payment", pb.KIND_COUPON_ISSUE: "coupon_issue", pb.KIND_COUPON_USE: "coupon_use"}
 _STATUSES = {pb.STATUS_UNSPECIFIED: "", pb.STATUS_PAID: "paid", pb.STATUS_PENDING: "pending",
              pb.STATUS_CANCELLED: "cancelled"}
+_NOT_ON_MEMBER = frozenset({"attributes", "coupons"})
 _OUTCOMES = {"accepted": pb.OUTCOME_ACCEPTED, "duplicate": pb.OUTCOME_DUPLICATE, "ignored": pb.OUTCOME_IGNORED,
              "rejected": pb.OUTCOME_REJECTED}
 
@@ -23,7 +25,8 @@ def transactions_from(message: pb.Transaction) -> Transaction:
         _STATUSES.get(message.status, "unknown"), message.store_id, message.channel,
         [LineItem(line.sku, line.product_id, line.category, line.name, line.paid_minor, line.quantity,
                   line.promotional, line.member_discounted) for line in message.lines],
-        message.refund_of, message.event_type, message.amount_minor, message.note)
+        message.refund_of, message.event_type, message.amount_minor, message.note, message.points,
+        message.coupon_id, message.coupon_code)
 
 
 def ack(batch_id: str, results: list[TxnResult]) -> pb.BatchAck:
@@ -31,14 +34,20 @@ def ack(batch_id: str, results: list[TxnResult]) -> pb.BatchAck:
     add = message.results.add
     for result in results:
         add(txn_id=result.txn_id, outcome=_OUTCOMES[result.outcome], points=result.points,
-            growth=result.growth, reason=result.reason)
+            growth=result.growth, reason=result.reason, value_minor=result.value_minor,
+            coupon_code=result.coupon_code)
     return message
 
 
 def member_message(summary: MemberSummary) -> pb.Member:
-    """Field by field by name (engine/summary.py holds the shape), so the two cannot drift."""
-    fields = {name: getattr(summary, name) for name in summary.__struct_fields__ if name != "attributes"}
+    """Field by field by name (engine/summary.py holds the shape), so the two cannot drift; the
+    bonus balance is `bonus_value_minor` there, as the contract names it."""
+    fields = {name: getattr(summary, name) for name in summary.__struct_fields__ if name not in _NOT_ON_MEMBER}
+    fields["bonus_value_minor"] = fields.pop("bonus_value")
     message = pb.Member(**fields)
+    for coupon in summary.coupons:
+        message.coupons.add(code=coupon.code, coupon_id=coupon.coupon_id, status=coupon.status,
+                            valid_from=coupon.valid_from, valid_to=coupon.valid_to)
     for name, value in summary.attributes.items():
         if isinstance(value, str):
             message.attributes[name].text = value
@@ -61,7 +70,7 @@ def attributes_from(attributes: dict) -> tuple[dict[str, str | float], frozenset
 
 def ledger_entry(entry: LedgerEntry, tier_names: list[str]) -> pb.LedgerEntry:
     summary = summarise_entry(entry, tier_names)
-    return pb.LedgerEntry(**{name: getattr(summary, name) for name in summary.__struct_fields__})
+    return pb.LedgerEntry(**{name: getattr(summary, name) for name in summary.__struct_fields__ if name != "lots"})
 
 
 def anomaly_row(row: AnomalyRow) -> pb.AnomalyRow:

@@ -4,7 +4,7 @@ machines (`--json`: the same JSON replay writes, engine/summary.py's shape)."""
 from collections.abc import Iterable
 from typing import Any
 
-from engine.summary import EntrySummary, MemberSummary, to_json
+from engine.summary import CouponView, EntrySummary, MemberSummary, to_json
 from proto import patron_pb2 as pb
 
 __all__ = ["entry_summary", "ledger_table", "member_card", "member_json", "member_summary"]
@@ -15,6 +15,8 @@ def member_summary(message: pb.Member) -> MemberSummary:
     fields = {field.name: _plain(message, field) for field in message.DESCRIPTOR.fields}
     fields["attributes"] = {name: getattr(value, value.WhichOneof("value") or "text")
                             for name, value in message.attributes.items()}
+    fields["bonus_value"] = fields.pop("bonus_value_minor")
+    fields["coupons"] = [CouponView(c.code, c.coupon_id, c.status, c.valid_from, c.valid_to) for c in message.coupons]
     return MemberSummary(**fields)
 
 

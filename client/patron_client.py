@@ -21,7 +21,8 @@ __all__ = ["PatronClient", "enroll_request", "transaction_message"]
 RETRIABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
                        grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED})
 _KINDS = {"purchase": pb.KIND_PURCHASE, "refund": pb.KIND_REFUND, "event": pb.KIND_EVENT,
-          "recharge": pb.KIND_RECHARGE, "adjustment": pb.KIND_ADJUSTMENT}
+          "recharge": pb.KIND_RECHARGE, "adjustment": pb.KIND_ADJUSTMENT, "redeem": pb.KIND_REDEEM,
+          "payment": pb.KIND_PAYMENT, "coupon_issue": pb.KIND_COUPON_ISSUE, "coupon_use": pb.KIND_COUPON_USE}
 _STATUSES = {"": pb.STATUS_UNSPECIFIED, "paid": pb.STATUS_PAID, "pending": pb.STATUS_PENDING,
              "cancelled": pb.STATUS_CANCELLED}
 _ACTIONS = {"freeze": pb.STATUS_ACTION_FREEZE, "unfreeze": pb.STATUS_ACTION_UNFREEZE,

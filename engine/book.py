@@ -8,6 +8,7 @@ from engine.ledger import LedgerEntry
 from engine.members import Member
 from engine.notices import Notice, notice
 from engine.programme import Programme
+from engine.spending.coupon_stock import CountedStock, CouponStock
 from engine.transactions import TxnRecord
 from engine.types import Day, MemberId, TxnId
 
@@ -33,7 +34,8 @@ class Book:
     entry written, in order; the caller persists both and then clears them."""
 
     def __init__(self, programme: Programme, members: MutableMapping[MemberId, Member] | None = None,
-                 txns: TxnIndex | None = None, today: Day = 0, history: History | None = None) -> None:
+                 txns: TxnIndex | None = None, today: Day = 0, history: History | None = None,
+                 stock: CouponStock | None = None) -> None:
         self.programme = programme
         self.members: MutableMapping[MemberId, Member] = {} if members is None else members
         self.txns: TxnIndex = {} if txns is None else txns
@@ -54,15 +56,19 @@ class Book:
                 self.count_tags([], member.tags + member.manual_tags)
         self.notices: list[Notice] = []
         """Events for notifiers, in order: the caller commits them with the ledger, then clears them."""
+        self.stock: CouponStock = CountedStock() if stock is None else stock
+        """Coupon inventory: one unit is taken before each instance is issued."""
 
     def write(self, member: Member, day: Day, cause: str, ref: str, kind: str, *, points: int = 0,
               pending: int = 0, growth: int = 0, stored_value: int = 0, tier_from: int = -1,
-              tier_to: int = -1, status: str = "", unrecovered: int = 0, note: str = "", why: str = "") -> None:
+              tier_to: int = -1, status: str = "", unrecovered: int = 0, note: str = "", why: str = "",
+              bonus_value: int = 0, coupon_code: str = "", lots: tuple[tuple[int, int], ...] = ()) -> None:
         """Record one change to a member in the ledger; the member must already show it."""
         member.ledger_seq += 1
         self.ledger.append(LedgerEntry(
             member.member_id, member.ledger_seq, day, cause, ref, self.programme.version, kind,
-            points, pending, growth, stored_value, tier_from, tier_to, status, unrecovered, note, why))
+            points, pending, growth, stored_value, tier_from, tier_to, status, unrecovered, note, why,
+            bonus_value, coupon_code, lots))
         self.dirty[member.member_id] = member
 
     def count_tags(self, old: list[str], new: list[str]) -> None:

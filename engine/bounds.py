@@ -32,7 +32,7 @@ def input_problem(txn: Transaction) -> str:
     (amounts of each line and of the whole; quantities too, as they multiply points)."""
     if not valid_time(txn.occurred_at_ms):
         return "bad_timestamp"
-    if not -LIMIT <= txn.amount_minor <= LIMIT:
+    if not -LIMIT <= txn.amount_minor <= LIMIT or txn.points > LIMIT:
         return "amount_too_large"
     paid = 0
     for line in txn.lines:

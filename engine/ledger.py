@@ -10,8 +10,11 @@ __all__ = ["LedgerEntry"]
 class LedgerEntry(Struct, array_like=True, omit_defaults=True, gc=False):
     """`cause` is `txn`, `midnight`, `operator` or `rules`; `ref` names the transaction,
     the midnight date or the operator's reason. `kind` says what happened: earn, event,
-    reverse, recharge, adjust, release, void, expire, reset, tier, status. A member's
-    creation is not an entry: the member records its enrollment day and channel."""
+    reverse, recharge, adjust, release, void, expire, reset, tier, status; and for spending
+    redeem, restore, payment, payment_refund, recharge_refund, bonus (recharge bonus points),
+    coupon_issued, coupon_not_issued, coupon_used, coupon_restored, coupon_expired,
+    coupon_void. A member's creation is not an entry: the member records its enrollment day
+    and channel."""
 
     member_id: MemberId
     seq: int
@@ -30,7 +33,13 @@ class LedgerEntry(Struct, array_like=True, omit_defaults=True, gc=False):
     unrecovered: int = 0
     """Points a refund could not take back because the balance may not go negative."""
     note: str = ""
-    """The operator's reason, where an operator caused the change."""
+    """The operator's reason, where an operator caused the change; the recharge bonus's name;
+    why a coupon was not issued."""
     why: str = ""
     """What made a purchase's or an event's points, for a member who asks (engine/why.py).
-    Last, so that entries stored before it existed still decode (with no why)."""
+    Appended, like the fields after it, so that entries stored before them still decode."""
+    bonus_value: int = 0
+    """Change of the bonus part of stored value (`stored_value` is the principal's)."""
+    coupon_code: str = ""
+    lots: tuple[tuple[int, int], ...] = ()
+    """Points taken from or restored to lots, (expires day, amount) each (redeem and its refund)."""

@@ -4,7 +4,7 @@ from msgspec import Struct, field
 
 from engine.types import Day, MemberId, Minor, TxnId
 
-__all__ = ["EventCounts", "Held", "Lot", "Member", "Profile"]
+__all__ = ["CouponInstance", "EventCounts", "Held", "Lot", "Member", "Profile"]
 
 
 class Lot(Struct, array_like=True, gc=False):
@@ -44,9 +44,23 @@ class Profile(Struct, array_like=True, omit_defaults=True, gc=False):
     attributes: dict[str, str | int | float] = {}
 
 
+class CouponInstance(Struct, array_like=True, gc=False):
+    """One coupon given to a member: `code` is `<coupon id>-<member id>-<n>`; `status` is
+    unused, used, expired or void; valid from `valid_from` through `valid_to` (local days)."""
+
+    code: str
+    coupon_id: str
+    status: str
+    valid_from: Day
+    valid_to: Day
+    issued_by: str = ""
+    """The transaction (or trigger) that issued it."""
+
+
 class Member(Struct, array_like=True, gc=False):
     """Invariants: `points == sum(lot amounts) - debt`; `pending == sum(held amounts)`;
-    every balance equals the sum of the member's ledger entries."""
+    every balance equals the sum of the member's ledger entries. Stored value is
+    `stored_value` (principal, money paid in) plus `bonus_value` (given by recharge bonuses)."""
 
     member_id: MemberId
     enrolled: Day
@@ -102,3 +116,8 @@ class Member(Struct, array_like=True, gc=False):
     """The next run date on which a computed tag could change by itself; 0 when none."""
     reminded: list[str] = []
     """What expiry reminders were sent for (engine.reminders), kept until it lapses: each is sent once."""
+    bonus_value: Minor = 0
+    coupons: tuple[CouponInstance, ...] = ()
+    """Tuples, not lists: most members never spend, and an empty tuple costs nothing to make."""
+    bonuses_used: tuple[str, ...] = ()
+    """Names of `once_per_member` recharge bonuses this member has had."""

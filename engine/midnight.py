@@ -11,6 +11,7 @@ from engine.calendar import iso
 from engine.members import Member
 from engine.periods import valid_through
 from engine.reminders import next_reminder, remind
+from engine.spending.coupons import coupon_due, expire_coupons
 from engine.tagging import retag
 from engine.tiers import TierLadder, enter_tier, reset_since
 from engine.types import Day
@@ -65,6 +66,7 @@ def is_due(book: Book, member: Member, run: Day, everyone: bool = False) -> bool
         or any(0 < h.release <= run or h.expires <= run for h in member.held)
         or 0 < member.tag_check <= run
         or 0 < next_reminder(book, member, run - 1) <= run
+        or (member.coupons and 0 < coupon_due(member) <= run)
     )
 
 
@@ -114,6 +116,8 @@ def next_due(member: Member) -> Day:
         days.append(member.tier_until + 1)
     if member.tag_check:
         days.append(member.tag_check)
+    if member.coupons:
+        days += [d for d in (coupon_due(member),) if d]
     return min(days) if days else 0
 
 
@@ -135,6 +139,8 @@ def run_member_midnight(book: Book, member: Member, night: Night) -> list[Anomal
     if member.held:
         _release_pending(book, member, run, ref)
     _expire(book, member, night)
+    if member.coupons:
+        expire_coupons(book, member, run, ref)
     _upgrades_due(book, member, run, ref)
     _validity_end(book, member, run, ref)
     if night.periodic:

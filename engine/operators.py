@@ -10,6 +10,7 @@ from engine.balance import add_points
 from engine.book import Book
 from engine.errors import InvalidRequestError, UnknownMemberError
 from engine.members import Member, Profile
+from engine.spending.coupons import issue_on_enroll
 from engine.tagging import watch_new
 from engine.tiers import enter_tier
 from engine.types import Day
@@ -48,6 +49,8 @@ def enroll(book: Book, request: Enrollment, day: Day) -> tuple[Member, bool]:
         member.tier_since = day
         book.members[member.member_id] = member
         watch_new(book, member, day)
+        if book.programme.coupons.on_enroll:
+            issue_on_enroll(book, member, day, "operator", "enroll")
     member.profile = _merged(member.profile, request, birthday)
     book.dirty[member.member_id] = member
     if birthday:  # the next run schedules its birthday reminder

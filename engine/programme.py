@@ -7,6 +7,8 @@ from engine.expiry import ExpiryPolicy
 from engine.multipliers import MultiplierTable
 from engine.rounding import exact, rounder
 from engine.rules import Rules
+from engine.spending.coupons import CouponRules
+from engine.spending.redemption_window import RedemptionWindow
 from engine.tags import TagRules
 from engine.tiers import TierLadder
 from engine.why import spend_label
@@ -41,6 +43,8 @@ class Programme:
         self.allow_negative = rules.allow_negative_points
         self.enrolls_unknown = rules.unknown_member == "enroll"
         self.default_tiers = {c: self.ladder.names.index(t) for c, t in rules.default_tier_by_channel.items()}
+        self.coupons = CouponRules(rules)
+        self.redemption_window = RedemptionWindow(rules.redemption)
 
     def _growth_setup(self, rules: Rules) -> None:
         growth = rules.growth

@@ -5,6 +5,7 @@ from engine.book import Book
 from engine.bounds import room_to_earn
 from engine.earning import value_purchase
 from engine.members import Member
+from engine.spending.operations import REFUNDABLE
 from engine.tiers import tier_after_transaction
 from engine.transactions import Transaction, TxnRecord
 from engine.types import PURCHASE, REFUND, Day
@@ -17,15 +18,18 @@ def refund_amount(txn: Transaction) -> int:
     return txn.amount_minor or sum(line.paid_minor for line in txn.lines)
 
 
-def refund_problem(book: Book, txn: Transaction) -> str:
-    """Why a refund of a known original cannot be applied, or "" when it can. The original is
-    looked up for the refund's own member: another member's transaction is not its original."""
-    original = book.txns.get((txn.member_id, txn.refund_of))
+def refund_problem(txn: Transaction, original: TxnRecord | None) -> str:
+    """Why a refund cannot be applied whatever the member's state, or "" when it may be. The
+    original is looked up for the refund's own member: another member's transaction is not its
+    original. Refunds of spending kinds check what is left of them once the member's card is
+    known to be usable (engine/spending/operations.py); a purchase's refund needs an amount."""
     if original is None:
-        return ""
-    if original.kind != PURCHASE:
+        return "" if refund_amount(txn) > 0 else "nothing_to_refund"
+    if original.kind not in REFUNDABLE:
         return "not_refundable"
-    if original.refunded_minor >= original.paid_minor:
+    if original.kind != PURCHASE:
+        return ""
+    if original.refunded_minor >= original.paid_minor or refund_amount(txn) <= 0:
         return "nothing_to_refund"
     return ""
 

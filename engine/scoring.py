@@ -5,20 +5,36 @@ from collections.abc import Iterable
 from engine.award import count_spend, give, judge_points
 from engine.balance import add_points, take_points
 from engine.book import Book
-from engine.bounds import fits, input_problem, room_to_earn
+from engine.bounds import input_problem, room_to_earn
 from engine.earning import value_purchase
 from engine.events import count_event, is_capped
 from engine.members import Member
-from engine.refunds import refund_amount, refund_problem, score_refund
+from engine.refunds import refund_problem, score_refund
+from engine.spending.coupons import issue_on_enroll
+from engine.spending.operations import UNDOABLE, score_spending
 from engine.tagging import note_purchase
 from engine.tiers import enter_tier, tier_after_transaction
 from engine.transactions import Transaction, TxnRecord, TxnResult
-from engine.types import ADJUSTMENT, EVENT, KINDS, PURCHASE, RECHARGE, REFUND, STATUSES, Day
+from engine.types import (
+    ADJUSTMENT,
+    COUPON_ISSUE,
+    COUPON_USE,
+    EVENT,
+    KINDS,
+    PURCHASE,
+    RECHARGE,
+    REDEEM,
+    REFUND,
+    SPENDING_KINDS,
+    STATUSES,
+    Day,
+)
 from engine.why import anomaly_note, event_why
 
 __all__ = ["malformed_reason", "score_batch", "score_transaction"]
 
 MAX_ID_LENGTH = 100
+_MONEY = SPENDING_KINDS | {RECHARGE}
 
 
 def score_batch(book: Book, txns: Iterable[Transaction]) -> list[TxnResult]:
@@ -42,14 +58,23 @@ def score_transaction(book: Book, txn: Transaction) -> TxnResult:
         return TxnResult(txn.txn_id, "rejected", 0, 0, "in_future")
     if txn.status and txn.status != "paid":
         return TxnResult(txn.txn_id, "ignored", 0, 0, "not_paid")
-    reason = refund_problem(book, txn) if txn.kind == REFUND else ""
+    if txn.kind in _MONEY:  # the purchase path pays for spending with this one test
+        if txn.kind == RECHARGE:
+            return _recharge(book, txn, day)
+        return score_spending(book, txn, day, book.members.get(txn.member_id))
+    reason = ""
+    if txn.kind == REFUND:
+        original = book.txns.get((txn.member_id, txn.refund_of))
+        reason = refund_problem(txn, original)
+        if not reason and original is not None and original.kind in UNDOABLE:
+            return score_spending(book, txn, day, book.members.get(txn.member_id), original)
     member, created = (None, False) if reason else _member_for(book, txn, day)
     if member is None:
         return TxnResult(txn.txn_id, "rejected", 0, 0, reason or "unknown_member")
     record = _score_kind(book, member, txn, day)
     if record is None:  # it would take a balance out of bounds; nothing was changed
         if created:
-            del book.members[member.member_id]
+            _forget_new(book, member.member_id)
         return TxnResult(txn.txn_id, "rejected", 0, 0, "amount_too_large")
     book.txns[key] = record
     member.touched = True
@@ -85,14 +110,49 @@ def _kind_problem(book: Book, txn: Transaction) -> str:
     if kind == PURCHASE:
         return "" if txn.lines or txn.amount_minor else "empty_purchase"
     if kind == REFUND:
-        if not txn.refund_of:
-            return "missing_refund_of"
-        return "" if refund_amount(txn) > 0 else "nothing_to_refund"
+        return "" if txn.refund_of else "missing_refund_of"
     if kind == EVENT:
         return "" if txn.event_type in book.programme.events else "unknown_event_type"
+    if txn.points < 0:
+        return "negative_amount"
+    if kind == REDEEM:
+        return "" if txn.points or txn.amount_minor else "missing_points"
+    if kind == COUPON_ISSUE:
+        return "" if txn.coupon_id else "missing_coupon_id"
+    if kind == COUPON_USE:
+        return "" if txn.coupon_code else "missing_coupon_code"
     if not txn.amount_minor:
         return "missing_amount"
     return "missing_reason" if kind == ADJUSTMENT and not txn.note else ""
+
+
+def _recharge(book: Book, txn: Transaction, day: Day) -> TxnResult:
+    """A recharge may enroll its member (when the programme enrolls unknown members), unless
+    its amount is one the programme refuses anyway; a member created for a recharge that is
+    then rejected is forgotten again."""
+    fixed = book.programme.rules.stored_value.fixed_amounts
+    member, created = book.members.get(txn.member_id), False
+    if member is None and book.programme.enrolls_unknown:
+        if fixed and txn.amount_minor not in fixed:
+            return TxnResult(txn.txn_id, "rejected", 0, 0, "amount_not_allowed")
+        member, created = _member_for(book, txn, day)
+    result = score_spending(book, txn, day, member)
+    if created and result.outcome == "rejected":
+        _forget_new(book, txn.member_id)
+    if result.points > 0 and book.programme.anomaly.threshold:
+        book.history.remember(txn.member_id, day, txn.txn_id)
+    return result
+
+
+def _forget_new(book: Book, member_id: str) -> None:
+    """Undo a member created by a transaction that was then rejected: the member, and what its
+    creation wrote (enrollment coupons: their ledger entries and inventory units)."""
+    member = book.members.pop(member_id)
+    book.dirty.pop(member_id, None)
+    if member.coupons:
+        book.ledger = [e for e in book.ledger if e.member_id != member_id]
+        for instance in member.coupons:
+            book.stock.give_back(instance.coupon_id)
 
 
 def _member_for(book: Book, txn: Transaction, day: Day) -> tuple[Member | None, bool]:
@@ -106,6 +166,8 @@ def _member_for(book: Book, txn: Transaction, day: Day) -> tuple[Member | None, 
     member.tier_since = day
     member.profile.channel = txn.channel
     book.members[txn.member_id] = member
+    if book.programme.coupons.on_enroll:
+        issue_on_enroll(book, member, day, "txn", txn.txn_id)
     return member, True
 
 
@@ -121,8 +183,6 @@ def _score_kind(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRe
         return score_refund(book, member, txn, day)
     if txn.kind == EVENT:
         return score_event(book, member, txn, day)
-    if txn.kind == RECHARGE:
-        return score_recharge(book, member, txn, day)
     return score_adjustment(book, member, txn, day)
 
 
@@ -177,20 +237,6 @@ def score_event(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRe
          why + anomaly_note(reason, programme.anomaly.threshold))
     tier_after_transaction(book, member, day, txn.txn_id)
     return TxnRecord(member.member_id, EVENT, day, points, rule.growth, reason, version)
-
-
-def score_recharge(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord | None:
-    amount = txn.amount_minor
-    if not fits(member.stored_value + amount, member.total_recharge + amount, member.since_recharge + amount):
-        return None
-    member.stored_value += amount
-    member.total_recharge += amount
-    if day >= member.tier_since:
-        member.since_recharge += amount
-    book.programme.ladder.record(member, "recharge", day, amount)
-    book.write(member, day, "txn", txn.txn_id, "recharge", stored_value=amount)
-    tier_after_transaction(book, member, day, txn.txn_id)
-    return TxnRecord(member.member_id, RECHARGE, day, 0, 0, "", book.programme.version, amount)
 
 
 def score_adjustment(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord | None:

@@ -11,12 +11,24 @@ from engine.calendar import iso
 from engine.ledger import LedgerEntry
 from engine.members import Member
 from engine.programme import Programme
+from engine.types import NEVER
 
-__all__ = ["EntrySummary", "MemberSummary", "summarise", "summarise_entry", "to_json"]
+__all__ = ["CouponView", "EntrySummary", "MemberSummary", "summarise", "summarise_entry", "to_json"]
+
+
+class CouponView(Struct):
+    """A coupon instance as the outside sees it: days as ISO dates."""
+
+    code: str
+    coupon_id: str
+    status: str
+    valid_from: str
+    valid_to: str
 
 
 class MemberSummary(Struct, omit_defaults=True):
-    """Money in minor units (cents); dates are ISO dates."""
+    """Money in minor units (cents); dates are ISO dates. The spending figures are always there:
+    stored value is `stored_value` (principal) plus `bonus_value`."""
 
     member_id: str
     tier: str
@@ -24,6 +36,13 @@ class MemberSummary(Struct, omit_defaults=True):
     growth: int
     abnormal: bool
     status: str
+    available_points: int
+    """What may be spent now: the spendable balance, or 0 while it is a debt."""
+    bonus_value: int
+    tags: list[str]
+    """Computed and manual tags together, sorted."""
+    coupons: list[CouponView]
+    """The member's coupon instances, sorted by code."""
     pending_points: int = 0
     """Earned, not yet spendable (a return window, or held by the anomaly check)."""
     stored_value: int = 0
@@ -36,8 +55,6 @@ class MemberSummary(Struct, omit_defaults=True):
     campaign: str = ""
     channel: str = ""
     attributes: dict[str, str | int | float] = {}
-    tags: list[str] = []
-    """Computed and manual tags together, sorted."""
 
 
 class EntrySummary(Struct, omit_defaults=True):
@@ -63,6 +80,11 @@ class EntrySummary(Struct, omit_defaults=True):
     note: str = ""
     why: str = ""
     """What made a purchase's or an event's points (engine/why.py)."""
+    bonus_value: int = 0
+    """Change of the bonus part of stored value (`stored_value` is the principal's)."""
+    coupon_code: str = ""
+    lots: list[list[str | int]] = []
+    """Points a redeem took from lots (or its refund put back): [ISO expiry or "never", points]."""
 
 
 def summarise(programme: Programme, member: Member) -> MemberSummary:
@@ -70,20 +92,24 @@ def summarise(programme: Programme, member: Member) -> MemberSummary:
     tier = names[member.tier] if member.tier < len(names) else names[-1]
     until = iso(member.tier_until) if member.tier_until else ""
     profile = member.profile
+    coupons = [CouponView(c.code, c.coupon_id, c.status, iso(c.valid_from), iso(c.valid_to))
+               for c in sorted(member.coupons, key=lambda c: c.code)]
     return MemberSummary(member.member_id, tier, member.points, member.growth, member.abnormal,
-                         member.status, member.pending, member.stored_value, until, iso(member.enrolled),
-                         profile.birthday, profile.source, profile.content, profile.campaign, profile.channel,
-                         profile.attributes, sorted(set(member.tags) | set(member.manual_tags)))
+                         member.status, max(member.points, 0), member.bonus_value,
+                         sorted(set(member.tags) | set(member.manual_tags)), coupons, member.pending,
+                         member.stored_value, until, iso(member.enrolled), profile.birthday, profile.source,
+                         profile.content, profile.campaign, profile.channel, profile.attributes)
 
 
 def summarise_entry(entry: LedgerEntry, tier_names: list[str]) -> EntrySummary:
     def tier(index: int) -> str:
         return tier_names[index] if 0 <= index < len(tier_names) else ""
 
+    lots = [[iso(expires) if expires < NEVER else "never", amount] for expires, amount in entry.lots]
     return EntrySummary(entry.member_id, entry.seq, iso(entry.day), entry.cause, entry.ref, entry.rule_version,
                         entry.kind, entry.points, entry.pending, entry.growth, entry.stored_value,
                         tier(entry.tier_from), tier(entry.tier_to), entry.status, entry.unrecovered, entry.note,
-                        entry.why)
+                        entry.why, entry.bonus_value, entry.coupon_code, lots)
 
 
 to_json = json.Encoder().encode

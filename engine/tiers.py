@@ -7,6 +7,7 @@ from engine.members import Member
 from engine.notices import TIER_CHANGED
 from engine.periods import Period, longest_days, parse_validity, parse_window, valid_through, window_start
 from engine.rules import Rules, Tier
+from engine.spending.coupons import issue_on_upgrade
 from engine.types import Day
 
 if TYPE_CHECKING:
@@ -167,6 +168,8 @@ def enter_tier(book: "Book", member: Member, target: int, day: Day, cause: str, 
         book.notify(TIER_CHANGED, member.member_id, day, from_tier=names[previous], to_tier=names[target],
                     direction="up" if target > previous else "down",
                     valid_until=iso(member.tier_until) if member.tier_until else "", cause=cause, ref=ref, note=note)
+    if target > previous and book.programme.coupons.on_upgrade:
+        issue_on_upgrade(book, member, target, day, cause, ref)
 
 
 def _use_single(member: Member, ladder: TierLadder, rule: TierRule, day: Day) -> None:

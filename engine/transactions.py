@@ -7,7 +7,7 @@ from msgspec import Struct
 
 from engine.types import Day, MemberId, Minor, TxnId
 
-__all__ = ["LineItem", "Transaction", "TxnRecord", "TxnResult"]
+__all__ = ["LineItem", "Spent", "Transaction", "TxnRecord", "TxnResult"]
 
 
 class LineItem(Struct, omit_defaults=True, gc=False):
@@ -24,7 +24,9 @@ class LineItem(Struct, omit_defaults=True, gc=False):
 
 class Transaction(Struct, omit_defaults=True, gc=False):
     """`kind` and `status` are the lower-case words (`purchase`, `paid`); an empty status is paid.
-    `note` is the operator's reason on an adjustment."""
+    `note` is the operator's reason on an adjustment. `points` is what a redeem spends (or
+    offers, against an order of `amount_minor`); `coupon_id` names the coupon a coupon_issue
+    gives, `coupon_code` the instance a coupon_use spends."""
 
     txn_id: TxnId = ""
     member_id: MemberId = ""
@@ -38,16 +40,38 @@ class Transaction(Struct, omit_defaults=True, gc=False):
     event_type: str = ""
     amount_minor: Minor = 0
     note: str = ""
+    points: int = 0
+    coupon_id: str = ""
+    coupon_code: str = ""
 
 
 class TxnResult(Struct, gc=False):
-    """What one transaction did: `points` and `growth` are the change it made."""
+    """What one transaction did: `points` and `growth` are the change it made. `value_minor`
+    is the money value of a spending transaction (a deduction, a discount, stored value paid
+    as a negative number); `coupon_code` the codes it issued, joined by commas."""
 
     txn_id: TxnId
     outcome: str
     points: int = 0
     growth: int = 0
     reason: str = ""
+    value_minor: Minor = 0
+    coupon_code: str = ""
+
+
+class Spent(Struct, array_like=True, gc=False):
+    """The spending part of an index record."""
+
+    value_minor: Minor = 0
+    coupon_code: str = ""
+    """The codes a coupon_issue or recharge issued (comma-joined), or the code a coupon_use spent."""
+    bonus_minor: Minor = 0
+    """Bonus balance a recharge gave or a payment took: refunds return it in proportion."""
+    reversed_bonus: Minor = 0
+    lots: tuple[tuple[int, int], ...] = ()
+    """A redeem's lots taken, (expires, amount) each, so its refund restores them exactly."""
+    undone: bool = False
+    """A redeem or coupon_use is refunded all at once: a second refund finds nothing."""
 
 
 class TxnRecord(Struct, array_like=True, gc=False):
@@ -69,6 +93,13 @@ class TxnRecord(Struct, array_like=True, gc=False):
     reversed_points: int = 0
     reversed_growth: int = 0
     reversed_eligible: Minor = 0
+    spent: Spent | None = None
+    """What a spending transaction or recharge did beyond points; None on every other record, so
+    an earning record stores one byte for it (array-like records store every field)."""
 
     def result(self, txn_id: TxnId, outcome: str = "accepted") -> TxnResult:
-        return TxnResult(txn_id, outcome, self.points, self.growth, self.reason)
+        spent = self.spent
+        if spent is None:
+            return TxnResult(txn_id, outcome, self.points, self.growth, self.reason)
+        return TxnResult(txn_id, outcome, self.points, self.growth, self.reason, spent.value_minor, spent.coupon_code)
+

@@ -4,13 +4,18 @@ from typing import Final, Literal, TypeAlias
 
 __all__ = [
     "ADJUSTMENT",
+    "COUPON_ISSUE",
+    "COUPON_USE",
     "EVENT",
     "KINDS",
     "NEVER",
     "OUTCOMES",
+    "PAYMENT",
     "PURCHASE",
     "RECHARGE",
+    "REDEEM",
     "REFUND",
+    "SPENDING_KINDS",
     "STATUSES",
     "Day",
     "MemberId",
@@ -34,7 +39,13 @@ REFUND: Final = "refund"
 EVENT: Final = "event"
 RECHARGE: Final = "recharge"
 ADJUSTMENT: Final = "adjustment"
-KINDS: Final = frozenset({PURCHASE, REFUND, EVENT, RECHARGE, ADJUSTMENT})
+REDEEM: Final = "redeem"
+PAYMENT: Final = "payment"
+COUPON_ISSUE: Final = "coupon_issue"
+COUPON_USE: Final = "coupon_use"
+SPENDING_KINDS: Final = frozenset({REDEEM, PAYMENT, COUPON_ISSUE, COUPON_USE})
+"""Kinds that never enroll a member and are rejected, not kept at zero, on a card that cannot spend."""
+KINDS: Final = frozenset({PURCHASE, REFUND, EVENT, RECHARGE, ADJUSTMENT}) | SPENDING_KINDS
 STATUSES: Final = frozenset({"paid", "pending", "cancelled"})
 OUTCOMES: Final = ("accepted", "duplicate", "ignored", "rejected")
 

@@ -15,6 +15,10 @@ class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     KIND_EVENT: _ClassVar[Kind]
     KIND_RECHARGE: _ClassVar[Kind]
     KIND_ADJUSTMENT: _ClassVar[Kind]
+    KIND_REDEEM: _ClassVar[Kind]
+    KIND_PAYMENT: _ClassVar[Kind]
+    KIND_COUPON_ISSUE: _ClassVar[Kind]
+    KIND_COUPON_USE: _ClassVar[Kind]
 
 class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -47,6 +51,10 @@ KIND_REFUND: Kind
 KIND_EVENT: Kind
 KIND_RECHARGE: Kind
 KIND_ADJUSTMENT: Kind
+KIND_REDEEM: Kind
+KIND_PAYMENT: Kind
+KIND_COUPON_ISSUE: Kind
+KIND_COUPON_USE: Kind
 STATUS_UNSPECIFIED: Status
 STATUS_PAID: Status
 STATUS_PENDING: Status
@@ -86,7 +94,7 @@ class LineItem(_message.Message):
     def __init__(self, sku: _Optional[str] = ..., product_id: _Optional[str] = ..., category: _Optional[str] = ..., name: _Optional[str] = ..., paid_minor: _Optional[int] = ..., quantity: _Optional[int] = ..., promotional: _Optional[bool] = ..., member_discounted: _Optional[bool] = ...) -> None: ...
 
 class Transaction(_message.Message):
-    __slots__ = ("txn_id", "member_id", "occurred_at_ms", "kind", "status", "store_id", "channel", "lines", "refund_of", "event_type", "amount_minor", "note")
+    __slots__ = ("txn_id", "member_id", "occurred_at_ms", "kind", "status", "store_id", "channel", "lines", "refund_of", "event_type", "amount_minor", "note", "points", "coupon_id", "coupon_code")
     TXN_ID_FIELD_NUMBER: _ClassVar[int]
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_MS_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +107,9 @@ class Transaction(_message.Message):
     EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_MINOR_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    COUPON_ID_FIELD_NUMBER: _ClassVar[int]
+    COUPON_CODE_FIELD_NUMBER: _ClassVar[int]
     txn_id: str
     member_id: str
     occurred_at_ms: int
@@ -111,7 +122,10 @@ class Transaction(_message.Message):
     event_type: str
     amount_minor: int
     note: str
-    def __init__(self, txn_id: _Optional[str] = ..., member_id: _Optional[str] = ..., occurred_at_ms: _Optional[int] = ..., kind: _Optional[_Union[Kind, str]] = ..., status: _Optional[_Union[Status, str]] = ..., store_id: _Optional[str] = ..., channel: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[LineItem, _Mapping]]] = ..., refund_of: _Optional[str] = ..., event_type: _Optional[str] = ..., amount_minor: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
+    points: int
+    coupon_id: str
+    coupon_code: str
+    def __init__(self, txn_id: _Optional[str] = ..., member_id: _Optional[str] = ..., occurred_at_ms: _Optional[int] = ..., kind: _Optional[_Union[Kind, str]] = ..., status: _Optional[_Union[Status, str]] = ..., store_id: _Optional[str] = ..., channel: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[LineItem, _Mapping]]] = ..., refund_of: _Optional[str] = ..., event_type: _Optional[str] = ..., amount_minor: _Optional[int] = ..., note: _Optional[str] = ..., points: _Optional[int] = ..., coupon_id: _Optional[str] = ..., coupon_code: _Optional[str] = ...) -> None: ...
 
 class TransactionBatch(_message.Message):
     __slots__ = ("batch_id", "transactions")
@@ -122,18 +136,22 @@ class TransactionBatch(_message.Message):
     def __init__(self, batch_id: _Optional[str] = ..., transactions: _Optional[_Iterable[_Union[Transaction, _Mapping]]] = ...) -> None: ...
 
 class TxnResult(_message.Message):
-    __slots__ = ("txn_id", "outcome", "points", "growth", "reason")
+    __slots__ = ("txn_id", "outcome", "points", "growth", "reason", "value_minor", "coupon_code")
     TXN_ID_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
     GROWTH_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    VALUE_MINOR_FIELD_NUMBER: _ClassVar[int]
+    COUPON_CODE_FIELD_NUMBER: _ClassVar[int]
     txn_id: str
     outcome: Outcome
     points: int
     growth: int
     reason: str
-    def __init__(self, txn_id: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., points: _Optional[int] = ..., growth: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    value_minor: int
+    coupon_code: str
+    def __init__(self, txn_id: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., points: _Optional[int] = ..., growth: _Optional[int] = ..., reason: _Optional[str] = ..., value_minor: _Optional[int] = ..., coupon_code: _Optional[str] = ...) -> None: ...
 
 class BatchAck(_message.Message):
     __slots__ = ("batch_id", "results")
@@ -160,7 +178,7 @@ class AttributeValue(_message.Message):
     def __init__(self, text: _Optional[str] = ..., number: _Optional[float] = ..., date: _Optional[str] = ...) -> None: ...
 
 class Member(_message.Message):
-    __slots__ = ("member_id", "tier", "points", "growth", "status", "abnormal", "tier_valid_until", "pending_points", "stored_value", "birthday", "enrolled_on", "source", "content", "campaign", "channel", "attributes", "tags")
+    __slots__ = ("member_id", "tier", "points", "growth", "status", "abnormal", "tier_valid_until", "pending_points", "stored_value", "birthday", "enrolled_on", "source", "content", "campaign", "channel", "attributes", "tags", "available_points", "bonus_value_minor", "coupons")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -185,6 +203,9 @@ class Member(_message.Message):
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_POINTS_FIELD_NUMBER: _ClassVar[int]
+    BONUS_VALUE_MINOR_FIELD_NUMBER: _ClassVar[int]
+    COUPONS_FIELD_NUMBER: _ClassVar[int]
     member_id: str
     tier: str
     points: int
@@ -202,7 +223,24 @@ class Member(_message.Message):
     channel: str
     attributes: _containers.MessageMap[str, AttributeValue]
     tags: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, member_id: _Optional[str] = ..., tier: _Optional[str] = ..., points: _Optional[int] = ..., growth: _Optional[int] = ..., status: _Optional[str] = ..., abnormal: _Optional[bool] = ..., tier_valid_until: _Optional[str] = ..., pending_points: _Optional[int] = ..., stored_value: _Optional[int] = ..., birthday: _Optional[str] = ..., enrolled_on: _Optional[str] = ..., source: _Optional[str] = ..., content: _Optional[str] = ..., campaign: _Optional[str] = ..., channel: _Optional[str] = ..., attributes: _Optional[_Mapping[str, AttributeValue]] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
+    available_points: int
+    bonus_value_minor: int
+    coupons: _containers.RepeatedCompositeFieldContainer[CouponInstance]
+    def __init__(self, member_id: _Optional[str] = ..., tier: _Optional[str] = ..., points: _Optional[int] = ..., growth: _Optional[int] = ..., status: _Optional[str] = ..., abnormal: _Optional[bool] = ..., tier_valid_until: _Optional[str] = ..., pending_points: _Optional[int] = ..., stored_value: _Optional[int] = ..., birthday: _Optional[str] = ..., enrolled_on: _Optional[str] = ..., source: _Optional[str] = ..., content: _Optional[str] = ..., campaign: _Optional[str] = ..., channel: _Optional[str] = ..., attributes: _Optional[_Mapping[str, AttributeValue]] = ..., tags: _Optional[_Iterable[str]] = ..., available_points: _Optional[int] = ..., bonus_value_minor: _Optional[int] = ..., coupons: _Optional[_Iterable[_Union[CouponInstance, _Mapping]]] = ...) -> None: ...
+
+class CouponInstance(_message.Message):
+    __slots__ = ("code", "coupon_id", "status", "valid_from", "valid_to")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    COUPON_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    VALID_FROM_FIELD_NUMBER: _ClassVar[int]
+    VALID_TO_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    coupon_id: str
+    status: str
+    valid_from: str
+    valid_to: str
+    def __init__(self, code: _Optional[str] = ..., coupon_id: _Optional[str] = ..., status: _Optional[str] = ..., valid_from: _Optional[str] = ..., valid_to: _Optional[str] = ...) -> None: ...
 
 class ListLedgerRequest(_message.Message):
     __slots__ = ("member_id", "after_seq", "limit")
@@ -215,7 +253,7 @@ class ListLedgerRequest(_message.Message):
     def __init__(self, member_id: _Optional[str] = ..., after_seq: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class LedgerEntry(_message.Message):
-    __slots__ = ("member_id", "seq", "day", "cause", "ref", "rule_version", "kind", "points", "pending_points", "growth", "stored_value", "tier_from", "tier_to", "status", "unrecovered", "note", "why")
+    __slots__ = ("member_id", "seq", "day", "cause", "ref", "rule_version", "kind", "points", "pending_points", "growth", "stored_value", "tier_from", "tier_to", "status", "unrecovered", "note", "why", "bonus_value", "coupon_code")
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     DAY_FIELD_NUMBER: _ClassVar[int]
@@ -233,6 +271,8 @@ class LedgerEntry(_message.Message):
     UNRECOVERED_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
     WHY_FIELD_NUMBER: _ClassVar[int]
+    BONUS_VALUE_FIELD_NUMBER: _ClassVar[int]
+    COUPON_CODE_FIELD_NUMBER: _ClassVar[int]
     member_id: str
     seq: int
     day: str
@@ -250,7 +290,9 @@ class LedgerEntry(_message.Message):
     unrecovered: int
     note: str
     why: str
-    def __init__(self, member_id: _Optional[str] = ..., seq: _Optional[int] = ..., day: _Optional[str] = ..., cause: _Optional[str] = ..., ref: _Optional[str] = ..., rule_version: _Optional[int] = ..., kind: _Optional[str] = ..., points: _Optional[int] = ..., pending_points: _Optional[int] = ..., growth: _Optional[int] = ..., stored_value: _Optional[int] = ..., tier_from: _Optional[str] = ..., tier_to: _Optional[str] = ..., status: _Optional[str] = ..., unrecovered: _Optional[int] = ..., note: _Optional[str] = ..., why: _Optional[str] = ...) -> None: ...
+    bonus_value: int
+    coupon_code: str
+    def __init__(self, member_id: _Optional[str] = ..., seq: _Optional[int] = ..., day: _Optional[str] = ..., cause: _Optional[str] = ..., ref: _Optional[str] = ..., rule_version: _Optional[int] = ..., kind: _Optional[str] = ..., points: _Optional[int] = ..., pending_points: _Optional[int] = ..., growth: _Optional[int] = ..., stored_value: _Optional[int] = ..., tier_from: _Optional[str] = ..., tier_to: _Optional[str] = ..., status: _Optional[str] = ..., unrecovered: _Optional[int] = ..., note: _Optional[str] = ..., why: _Optional[str] = ..., bonus_value: _Optional[int] = ..., coupon_code: _Optional[str] = ...) -> None: ...
 
 class EnrollRequest(_message.Message):
     __slots__ = ("member_id", "channel", "birthday", "source", "content", "campaign", "attributes")

@@ -96,3 +96,19 @@ def score(target: Book, *txns: Transaction) -> list[TxnResult]:
 
 def score_one(target: Book, txn: Transaction) -> TxnResult:
     return score_transaction(target, txn)
+
+
+def adjust(txn_id: str, member: str, when: str, points: int) -> Transaction:
+    return Transaction(txn_id, member, ms(when), "adjustment", amount_minor=points, note="test")
+
+
+def redeem(txn_id: str, member: str, when: str, points: int = 0, amount: int = 0) -> Transaction:
+    return Transaction(txn_id, member, ms(when), "redeem", points=points, amount_minor=amount)
+
+
+def recharge(txn_id: str, member: str, when: str, amount: int) -> Transaction:
+    return Transaction(txn_id, member, ms(when), "recharge", amount_minor=amount)
+
+
+def pay(txn_id: str, member: str, when: str, amount: int) -> Transaction:
+    return Transaction(txn_id, member, ms(when), "payment", amount_minor=amount)

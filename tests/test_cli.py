@@ -88,6 +88,42 @@ def test_replay_writes_one_result_per_line_in_order_and_members_sorted(tmp_path)
         ("amy", "Basic", 5, 1, False, "active"), ("zoe", "Basic", 0, 0, False, "active")]
 
 
+def test_replay_takes_spending_in_and_writes_values_codes_and_coupons_out(tmp_path):
+    day = ms("2026-12-02 10:00")
+    lines = [
+        {"txn_id": "c1", "member_id": "amy", "occurred_at_ms": day, "kind": "recharge", "amount_minor": 60_000},
+        {"txn_id": "p1", "member_id": "amy", "occurred_at_ms": day, "kind": "payment", "amount_minor": 65_000},
+        {"txn_id": "r1", "member_id": "amy", "occurred_at_ms": day, "kind": "redeem", "amount_minor": 2_900},
+        {"txn_id": "u1", "member_id": "amy", "occurred_at_ms": day, "kind": "coupon_use",
+         "coupon_code": "RECHARGE20-amy-1", "amount_minor": 12_000},
+        {"txn_id": "i1", "member_id": "amy", "occurred_at_ms": day, "kind": "coupon_issue",
+         "coupon_id": "BIRTHDAY-CAKE"},
+        {"txn_id": "x1", "member_id": "bob", "occurred_at_ms": day, "kind": "redeem", "points": 10},
+    ]
+    source = tmp_path / "t.jsonl"
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    done = patron("replay", "--rules", str(RULES), "--transactions", str(source), "--members-out",
+                  str(tmp_path / "m.jsonl"), "--results-out", str(tmp_path / "r.jsonl"))
+    assert done.returncode == 0, done.stderr
+    results = [(r["txn_id"], r["outcome"], r["points"], r["reason"], r["value_minor"], r["coupon_code"])
+               for r in jsonl(tmp_path / "r.jsonl")]
+    assert results == [("c1", "accepted", 500, "", 68_000, "RECHARGE20-amy-1"),
+                       ("p1", "accepted", 0, "", -65_000, ""), ("r1", "accepted", -500, "", 500, ""),
+                       ("u1", "accepted", 0, "", 2_000, "RECHARGE20-amy-1"),
+                       ("i1", "accepted", 0, "", 0, "BIRTHDAY-CAKE-amy-1"),
+                       ("x1", "rejected", 0, "unknown_member", 0, "")]
+    [amy] = jsonl(tmp_path / "m.jsonl")
+    assert (amy["tier"], amy["points"], amy["available_points"], amy.get("stored_value", 0), amy["bonus_value"],
+            amy["tags"]) == ("Silver", 0, 0, 0, 3_000, [])
+    assert amy["coupons"] == [
+        {"code": "BIRTHDAY-CAKE-amy-1", "coupon_id": "BIRTHDAY-CAKE", "status": "unused",
+         "valid_from": "2026-12-02", "valid_to": "2026-12-15"},
+        {"code": "RECHARGE20-amy-1", "coupon_id": "RECHARGE20", "status": "used", "valid_from": "2026-12-02",
+         "valid_to": "2027-03-01"},
+        {"code": "WELCOME10-amy-1", "coupon_id": "WELCOME10", "status": "unused", "valid_from": "2026-12-03",
+         "valid_to": "2027-01-01"}]
+
+
 def test_replay_of_a_generated_stream_accounts_for_every_line(tmp_path):
     stream = tmp_path / "t.jsonl"
     assert patron("generate", "--out", str(stream), "--transactions", "3000", "--members", "500").returncode == 0

@@ -33,6 +33,14 @@ def test_the_contract_keeps_the_names_clients_depend_on():
         "txn_id", "member_id", "occurred_at_ms", "kind", "status", "store_id", "channel", "lines", "refund_of",
         "event_type", "amount_minor"]
     assert pb.Kind.keys() == ["KIND_UNSPECIFIED", "KIND_PURCHASE", "KIND_REFUND", "KIND_EVENT", "KIND_RECHARGE",
-                              "KIND_ADJUSTMENT"]
+                              "KIND_ADJUSTMENT", "KIND_REDEEM", "KIND_PAYMENT", "KIND_COUPON_ISSUE", "KIND_COUPON_USE"]
+    assert [pb.Kind.Value(k) for k in ("KIND_REDEEM", "KIND_PAYMENT", "KIND_COUPON_ISSUE", "KIND_COUPON_USE")] == [
+        6, 7, 8, 9]
+    spending = {"Transaction": {"points": 3, "coupon_id": 9, "coupon_code": 9},
+                "TxnResult": {"value_minor": 3, "coupon_code": 9},
+                "Member": {"available_points": 3, "bonus_value_minor": 3, "tags": 9}}
+    for message, fields in spending.items():
+        found = getattr(pb, message).DESCRIPTOR.fields_by_name
+        assert {name: found[name].type for name in fields} == fields  # 3: int64, 9: string
     assert pb.Outcome.keys() == ["OUTCOME_UNSPECIFIED", "OUTCOME_ACCEPTED", "OUTCOME_DUPLICATE", "OUTCOME_IGNORED",
                                  "OUTCOME_REJECTED"]

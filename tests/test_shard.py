@@ -254,3 +254,28 @@ def test_a_group_whose_every_batch_fails_alone_is_the_store_at_fault_and_nothing
     answers = shard.apply_encoded(payloads)
     assert [type(answer) for answer in answers] == [OverflowError, OverflowError]
     assert shard.member("m0") is None
+
+
+def issue(txn_id: str, member: str, coupon_id: str) -> Transaction:
+    return Transaction(txn_id, member, ms(DAY), "coupon_issue", coupon_id=coupon_id)
+
+
+def test_coupon_inventory_taken_survives_a_restart(tmp_path):
+    rules = RULES.replace("inventory = 200000", "inventory = 2")
+    shard = open_shard(tmp_path, rules)
+    shard.apply([buy(f"b{n}", f"m{n}", DAY, line(100)) for n in range(3)])
+    assert [r.coupon_code for r in shard.apply([issue("i1", "m1", "RECHARGE20"), issue("i2", "m2", "RECHARGE20")])
+            ] == ["RECHARGE20-m1-1", "RECHARGE20-m2-1"]
+    shard.close()
+    again = open_shard(tmp_path, rules)
+    result = again.apply([issue("i3", "m0", "RECHARGE20")])[0]
+    assert (result.outcome, result.reason) == ("rejected", "out_of_stock")
+
+
+def test_a_batch_that_cannot_be_committed_gives_its_coupon_units_back(tmp_path):
+    shard = open_shard(tmp_path, map_bytes=256 << 10, max_map_bytes=256 << 10)
+    shard.apply([buy("t0", "m1", DAY, line(2900))])
+    huge = [buy(f"t{n}", f"m{n}", DAY, line(1000)) for n in range(2, 3000)]  # each enrollment issues WELCOME10
+    with pytest.raises(StorageFullError):
+        shard.apply(huge)
+    assert shard.book.stock.snapshot() == {"WELCOME10": 1}

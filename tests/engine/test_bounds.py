@@ -118,7 +118,7 @@ def test_amounts_beyond_the_bound_are_rejected_and_change_nothing():
     assert _one(book, "p1", "purchase", lines=big) == "amount_too_large"
     assert _one(book, "p2", "purchase", lines=[LineItem(sku="S1", paid_minor=LIMIT // 2)] * 3) == "amount_too_large"
     assert _one(book, "p3", "purchase", lines=[LineItem(sku="S1", paid_minor=100, quantity=TOP)]) == "amount_too_large"
-    assert [e.ref for e in book.ledger] == ["r2", "a2"]
+    assert [(e.ref, e.kind) for e in book.ledger] == [("r2", "coupon_issued"), ("r2", "recharge"), ("a2", "adjust")]
 
 
 @pytest.mark.parametrize("at", [2**63 - 1, ms("1999-12-31 23:59"), ms("2101-01-01 09:00"), 10**13])

@@ -60,7 +60,8 @@ def streams(draw, members=("a", "b", "c")) -> list[Transaction]:
     for n in range(draw(st.integers(1, 40))):
         at += draw(st.integers(0, 8 * 3_600_000))
         member = draw(st.sampled_from(members))
-        kind = draw(st.sampled_from(["purchase"] * 4 + ["refund", "event", "recharge", "adjustment"]))
+        kind = draw(st.sampled_from(["purchase"] * 4 + ["refund", "event", "recharge", "adjustment", "redeem",
+                                                         "payment", "coupon_issue", "coupon_use"]))
         txns.append(_make(draw, f"t{n}", member, at, kind, txns))
     return txns
 
@@ -70,14 +71,34 @@ def _make(draw, txn_id: str, member: str, at: int, kind: str, earlier: list[Tran
         status = draw(st.sampled_from(["", "", "", "pending"]))
         return Transaction(txn_id, member, at, kind, status=status, lines=draw(st.lists(lines, min_size=1, max_size=4)))
     if kind == "refund":
-        mine = [t.txn_id for t in earlier if t.member_id == member and t.kind == "purchase"] or ["unknown"]
+        mine = [t.txn_id for t in earlier if t.member_id == member and t.kind != "refund"] or ["unknown"]
         return Transaction(txn_id, member, at, kind, refund_of=draw(st.sampled_from(mine)),
-                           amount_minor=draw(st.integers(1, 300_000)))
+                           amount_minor=draw(st.integers(0, 300_000)))
+    if kind in SPENDING:
+        return _spend(draw, txn_id, member, at, kind)
     if kind == "event":
         return Transaction(txn_id, member, at, kind, event_type=draw(st.sampled_from(["sign_in", "review"])))
     if kind == "recharge":
         return Transaction(txn_id, member, at, kind, amount_minor=draw(st.integers(1, 100_000)))
     return Transaction(txn_id, member, at, kind, amount_minor=draw(st.integers(-500, 500).filter(bool)), note="fix")
+
+
+SPENDING = ("redeem", "payment", "coupon_issue", "coupon_use")
+COUPONS = ("WELCOME10", "RECHARGE20", "GOLD-WINE", "BIRTHDAY-CAKE")
+
+
+def _spend(draw, txn_id: str, member: str, at: int, kind: str) -> Transaction:
+    amount = draw(st.integers(0, 60_000))
+    if kind == "redeem":
+        return Transaction(txn_id, member, at, kind, points=draw(st.integers(0, 3_000)) or 1, amount_minor=amount)
+    if kind == "payment":
+        return Transaction(txn_id, member, at, kind, amount_minor=amount or 1)
+    coupon = draw(st.sampled_from(COUPONS))
+    if kind == "coupon_issue":
+        return Transaction(txn_id, member, at, kind, coupon_id=coupon)
+    code = f"{coupon}-{member}-{draw(st.integers(1, 2))}"
+    return Transaction(txn_id, member, at, kind, coupon_code=code, amount_minor=amount,
+                       lines=draw(st.lists(lines, max_size=2)))
 
 
 def fresh(variant: str) -> Book:
@@ -95,12 +116,14 @@ def test_every_balance_equals_the_sum_of_the_ledger(variant, txns):
     target = fresh(variant)
     score(target, *txns)
     sums: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    fields = ("points", "pending", "growth", "stored_value", "bonus_value")
     for entry in target.ledger:
-        for field in ("points", "pending", "growth", "stored_value"):
+        for field in fields:
             sums[entry.member_id][field] += getattr(entry, field)
     for member in target.members.values():
-        assert {f: getattr(member, f) for f in ("points", "pending", "growth", "stored_value")} == {
-            f: sums[member.member_id][f] for f in ("points", "pending", "growth", "stored_value")}
+        assert {f: getattr(member, f) for f in fields} == {f: sums[member.member_id][f] for f in fields}
+        assert member.stored_value >= 0
+        assert member.bonus_value >= 0
         assert member.points == sum(lot.amount for lot in member.lots) - member.debt
         assert member.pending == sum(held.amount for held in member.held)
         assert member.debt >= 0
@@ -168,3 +191,26 @@ def test_the_order_of_unrelated_members_does_not_matter(variant, txns, data):
     for txn in regrouped:
         score_transaction(grouped, txn)
     assert state(grouped) == state(interleaved)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@settings(max_examples=60, deadline=None)
+@given(txns=streams(members=("a",)), offered=st.integers(0, 5_000), order=st.integers(0, 100_000))
+def test_a_redeem_then_its_refund_restores_the_exact_lots(variant, txns, offered, order):
+    target = fresh(variant)
+    score(target, *txns)
+    member = target.members.get("a")
+    if member is None:
+        return
+    at = max(t.occurred_at_ms for t in txns) + 60_000
+    lots = [(lot.expires, lot.amount) for lot in member.lots]
+    balance = (member.points, member.debt)
+    spent = score(target, Transaction("x", "a", at, "redeem", points=offered or 1, amount_minor=order))[0]
+    back = score(target, Transaction("y", "a", at, "refund", refund_of="x"))[0]
+    if spent.outcome != "accepted":
+        assert back.outcome == "rejected"
+        return
+    assert back.points == -spent.points
+    assert back.value_minor == -spent.value_minor
+    assert [(lot.expires, lot.amount) for lot in member.lots] == lots
+    assert (member.points, member.debt) == balance

@@ -69,12 +69,12 @@ def test_a_refund_names_a_purchase_of_the_same_member():
     unknown (negative earning of the refund's lines), and m1's purchase is left whole."""
     target = book(body=SPEND)
     score(target, buy("t1", "m1", DAY, line(2900)),
-          Transaction("c1", "m1", ms(DAY), "recharge", amount_minor=100))
+          Transaction("c1", "m1", ms(DAY), "adjustment", amount_minor=100, note="goodwill"))
     results = score(target, refund("r1", "m2", DAY, "t1", 0, line(2000)), refund("r2", "m1", DAY, "c1", 100))
     assert [(r.outcome, r.points, r.reason) for r in results] == [
         ("accepted", -20, "unknown_original"), ("rejected", 0, "not_refundable")]
     assert target.txns[("m1", "t1")].refunded_minor == 0
-    assert target.members["m1"].points == 20
+    assert target.members["m1"].points == 20 + 100  # the purchase and the goodwill adjustment
 
 
 def test_the_balance_may_go_negative_and_later_earnings_repay_the_debt():

@@ -21,15 +21,20 @@ WORKLOAD = Workload(transactions=4_000, members=600, days=3, start="2026-11-16",
 OUTCOMES = {1: "accepted", 2: "duplicate", 3: "ignored", 4: "rejected"}
 
 
-def served(client: PatronClient, txns: list[dict], batch_size: int = 500, window: int = 8) -> list[tuple]:
+def basic(result) -> tuple:
+    return result.txn_id, OUTCOMES[result.outcome], result.points, result.growth, result.reason
+
+
+def served(client: PatronClient, txns: list[dict], batch_size: int = 500, window: int = 8,
+           start: str = WORKLOAD.start, fields=basic) -> list[tuple]:
     """Send in stream order; when the stream's local date moves on, run that midnight first,
-    as replay does."""
+    as replay does. Each result becomes `fields(result)`."""
     calendar = LocalCalendar("Asia/Shanghai")
-    today, pending, results = parse_day(WORKLOAD.start), [], []
+    today, pending, results = parse_day(start), [], []
 
     def flush() -> None:
         for ack in client.stream(client.batches(pending, batch_size), window=window):
-            results.extend((r.txn_id, OUTCOMES[r.outcome], r.points, r.growth, r.reason) for r in ack.results)
+            results.extend(fields(r) for r in ack.results)
         pending.clear()
 
     for txn in txns:

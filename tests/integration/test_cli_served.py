@@ -80,11 +80,16 @@ def test_member_show_json_is_the_shape_replay_writes(start_server):
     assert done.returncode == 0, done.stderr
     member = json.loads(done.stdout)
     assert member == {"member_id": "m1", "tier": "Basic", "points": 20, "growth": 20, "abnormal": False,
-                      "status": "active", "enrolled_on": "2026-03-05"}
+                      "status": "active", "available_points": 20, "bonus_value": 0, "tags": [],
+                      "coupons": [{"code": "WELCOME10-m1-1", "coupon_id": "WELCOME10", "status": "unused",
+                                   "valid_from": "2026-03-06", "valid_to": "2026-04-04"}],
+                      "enrolled_on": "2026-03-05"}
     done = patron("member", "show", "m1", "--ledger", "--json", "--address", server.address)
     document = json.loads(done.stdout)
     assert document["member"] == member
     assert document["ledger"] == [{"member_id": "m1", "seq": 1, "day": "2026-03-05", "cause": "txn", "ref": "t1",
+                                   "rule_version": 1, "kind": "coupon_issued", "coupon_code": "WELCOME10-m1-1"},
+                                  {"member_id": "m1", "seq": 2, "day": "2026-03-05", "cause": "txn", "ref": "t1",
                                    "rule_version": 1, "kind": "earn", "points": 20, "growth": 20,
                                    "why": "20 from 'spend 10 per 10.00'"}]
     assert to_json(document).decode() == done.stdout.strip()

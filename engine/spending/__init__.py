@@ -1,0 +1,1 @@
+"""Spending (SPEC 11): redeeming points, points as cash, stored value, coupons."""

@@ -1,0 +1,191 @@
+"""Coupons (SPEC 11.5): issuing instances to members, using them at the till, giving them back
+on a refund, and expiring them at midnight."""
+
+from typing import TYPE_CHECKING
+
+from engine.filters import Matcher
+from engine.members import CouponInstance, Member
+from engine.rules import Coupon, Rules
+from engine.transactions import Spent, Transaction, TxnRecord
+from engine.types import COUPON_ISSUE, COUPON_USE, REFUND, Day
+
+if TYPE_CHECKING:
+    from engine.book import Book
+
+__all__ = ["CouponRules", "coupon_due", "coupon_value", "expire_coupons", "issue", "issue_on_enroll",
+           "issue_on_upgrade", "score_coupon_issue", "score_coupon_use", "undo_coupon_use", "void_coupons"]
+
+
+class CouponRules:
+    """The `[[coupons]]` of a programme, compiled once per rules version."""
+
+    def __init__(self, rules: Rules) -> None:
+        tiers = [t.name for t in rules.tiers]
+        self.by_id = {c.id: c for c in rules.coupons}
+        self.designated = {c.id: Matcher(c.designated) for c in rules.coupons}
+        self.on_enroll = tuple(c for c in rules.coupons if c.issue_on == "enroll")
+        self.on_upgrade: dict[int, tuple[Coupon, ...]] = {}
+        for coupon in rules.coupons:
+            if coupon.issue_on == "upgrade":
+                for name in coupon.tiers:
+                    index = tiers.index(name)
+                    self.on_upgrade[index] = (*self.on_upgrade.get(index, ()), coupon)
+
+
+# -- issuing ---------------------------------------------------------------------------
+
+
+def _validity(coupon: Coupon, issued: Day) -> tuple[Day, Day]:
+    if coupon.valid_from is not None and coupon.valid_to is not None:
+        return coupon.valid_from.toordinal(), coupon.valid_to.toordinal()
+    start = issued + (coupon.valid_after_days or 0)
+    return start, start + (coupon.valid_days or 1) - 1
+
+
+def _refusal(book: "Book", member: Member, coupon: Coupon) -> str:
+    """Why nothing can be issued: the member's limit first, then the programme's inventory
+    (so a member at their limit never uses up a unit)."""
+    given = sum(1 for c in member.coupons if c.coupon_id == coupon.id)
+    if coupon.per_member and given >= coupon.per_member:
+        return "member_limit"
+    if not book.stock.take(coupon.id, coupon.inventory):
+        return "out_of_stock"
+    return ""
+
+
+def _give(book: "Book", member: Member, coupon: Coupon, day: Day, cause: str, ref: str) -> str:
+    n = sum(1 for c in member.coupons if c.coupon_id == coupon.id) + 1
+    code = f"{coupon.id}-{member.member_id}-{n}"
+    valid_from, valid_to = _validity(coupon, day)
+    member.coupons = (*member.coupons, CouponInstance(code, coupon.id, "unused", valid_from, valid_to, ref))
+    book.write(member, day, cause, ref, "coupon_issued", coupon_code=code)
+    return code
+
+
+def issue(book: "Book", member: Member, coupon: Coupon, day: Day, cause: str, ref: str) -> str:
+    """A trigger issues one instance and returns its code; when it cannot, a ledger entry
+    says why and the code is empty."""
+    refusal = _refusal(book, member, coupon)
+    if refusal:
+        book.write(member, day, cause, ref, "coupon_not_issued", note=f"{coupon.id}: {refusal}")
+        return ""
+    return _give(book, member, coupon, day, cause, ref)
+
+
+def issue_on_enroll(book: "Book", member: Member, day: Day, cause: str, ref: str) -> None:
+    for coupon in book.programme.coupons.on_enroll:
+        issue(book, member, coupon, day, cause, ref)
+
+
+def issue_on_upgrade(book: "Book", member: Member, tier: int, day: Day, cause: str, ref: str) -> None:
+    for coupon in book.programme.coupons.on_upgrade.get(tier, ()):
+        issue(book, member, coupon, day, cause, ref)
+
+
+def score_coupon_issue(book: "Book", member: Member, txn: Transaction, day: Day) -> TxnRecord | str:
+    """A refusal of a coupon_issue is a rejection: nothing is written, the id stays free."""
+    coupon = book.programme.coupons.by_id.get(txn.coupon_id)
+    if coupon is None:
+        return "unknown_coupon"
+    refusal = _refusal(book, member, coupon)
+    if refusal:
+        return refusal
+    code = _give(book, member, coupon, day, "txn", txn.txn_id)
+    return TxnRecord(member.member_id, COUPON_ISSUE, day, 0, 0, "", book.programme.version,
+                     spent=Spent(coupon_code=code))
+
+
+# -- using -----------------------------------------------------------------------------
+
+
+def _instance(member: Member, code: str) -> CouponInstance | None:
+    for instance in member.coupons:
+        if instance.code == code:
+            return instance
+    return None
+
+
+def _use_problem(instance: CouponInstance | None, coupon: Coupon | None, day: Day) -> str:
+    if instance is None or coupon is None:
+        return "unknown_coupon"
+    if instance.status == "used":
+        return "coupon_used"
+    if instance.status == "void" or day > instance.valid_to:
+        return "coupon_expired"
+    if day < instance.valid_from:
+        return "coupon_not_yet_valid"
+    return ""
+
+
+def coupon_value(book: "Book", coupon: Coupon, txn: Transaction) -> int | str:
+    """What the coupon takes off this order, or why it does not apply."""
+    applicable = txn.amount_minor
+    if not book.programme.coupons.designated[coupon.id].empty:
+        matcher = book.programme.coupons.designated[coupon.id]
+        lines = [line for line in txn.lines if matcher.matches(line)]
+        if not lines:
+            return "not_applicable"
+        applicable = sum(line.paid_minor for line in lines)
+    if applicable < coupon.min_charge_minor:
+        return "below_min_charge"
+    if coupon.kind == "voucher":
+        return min(coupon.value_minor or 0, applicable)
+    if coupon.kind == "discount":
+        return applicable - book.programme.round(applicable * (coupon.percent or 100), 100)
+    return 0
+
+
+def score_coupon_use(book: "Book", member: Member, txn: Transaction, day: Day) -> TxnRecord | str:
+    """Validity is judged on the use's own local day, so a late use dated within validity is
+    honoured even after midnight marked the instance expired."""
+    instance = _instance(member, txn.coupon_code)
+    coupon = book.programme.coupons.by_id.get(instance.coupon_id) if instance else None
+    problem = _use_problem(instance, coupon, day)
+    if problem:
+        return problem
+    value = coupon_value(book, coupon, txn)
+    if isinstance(value, str):
+        return value
+    instance.status = "used"
+    book.write(member, day, "txn", txn.txn_id, "coupon_used", coupon_code=instance.code)
+    return TxnRecord(member.member_id, COUPON_USE, day, 0, 0, "", book.programme.version,
+                     spent=Spent(value, instance.code))
+
+
+def undo_coupon_use(book: "Book", member: Member, original: TxnRecord, txn: Transaction, day: Day) -> TxnRecord:
+    """The coupon is usable again; if its validity has passed, the next midnight expires it."""
+    used = original.spent
+    instance = _instance(member, used.coupon_code)
+    if instance is not None and instance.status == "used":
+        instance.status = "unused"
+        book.write(member, day, "txn", txn.txn_id, "coupon_restored", coupon_code=instance.code)
+    used.undone = True
+    return TxnRecord(member.member_id, REFUND, day, 0, 0, "", book.programme.version,
+                     spent=Spent(-used.value_minor, used.coupon_code))
+
+
+def void_coupons(book: "Book", member: Member, codes: str, day: Day, ref: str) -> None:
+    """Void the still unused instances among `codes` (comma-joined), as a full refund of the
+    recharge that gave them does."""
+    for code in filter(None, codes.split(",")):
+        instance = _instance(member, code)
+        if instance is not None and instance.status == "unused":
+            instance.status = "void"
+            book.write(member, day, "txn", ref, "coupon_void", coupon_code=code)
+
+
+# -- midnight --------------------------------------------------------------------------
+
+
+def coupon_due(member: Member) -> Day:
+    """The first run that will expire one of the member's unused instances, or 0."""
+    ends = [c.valid_to for c in member.coupons if c.status == "unused"]
+    return min(ends) + 1 if ends else 0
+
+
+def expire_coupons(book: "Book", member: Member, run: Day, ref: str) -> None:
+    """The run for `run` expires every unused instance whose last valid day is before it."""
+    for instance in member.coupons:
+        if instance.status == "unused" and instance.valid_to < run:
+            instance.status = "expired"
+            book.write(member, run, "midnight", ref, "coupon_expired", coupon_code=instance.code)

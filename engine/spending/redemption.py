@@ -1,0 +1,73 @@
+"""Redeeming points (SPEC 11.2, 11.3): gifts and points as cash, from the lots that expire
+first, within the programme's windows; and the refund that puts them back."""
+
+from engine.balance import add_points
+from engine.book import Book
+from engine.members import Member
+from engine.spending.points_as_cash import settle
+from engine.transactions import Spent, Transaction, TxnRecord
+from engine.types import REDEEM, REFUND, Day
+
+__all__ = ["available_points", "score_redeem", "undo_redeem"]
+
+def available_points(member: Member) -> int:
+    """The spendable balance (pending and held points are not in it), 0 while in debt."""
+    return max(member.points, 0)
+
+
+def _spend(book: Book, member: Member, txn: Transaction, day: Day) -> tuple[int, int] | str:
+    """(points, value) the redeem spends, or why it cannot; in the order of SPEC 11.2."""
+    programme = book.programme
+    if member.abnormal and programme.anomaly.action == "block_earn_and_redeem":
+        return "redeem_blocked"
+    if not programme.redemption_window.allows(day):
+        return "outside_window"
+    cash = programme.rules.redemption.cash
+    if txn.amount_minor and cash is None:
+        return "cash_not_enabled"
+    available = available_points(member)
+    if not txn.amount_minor:
+        return (txn.points, 0) if 0 < txn.points <= available else "insufficient_points"
+    offered = min(txn.points, available) if txn.points else available
+    points, value = settle(cash, offered, txn.amount_minor)
+    return (points, value) if points else "insufficient_points"
+
+
+def _take_lots(member: Member, points: int) -> tuple[tuple[int, int], ...]:
+    """Take from the lot that expires first (never-expiring lots sort last)."""
+    taken, remaining, lots = [], points, member.lots
+    while remaining:
+        lot = lots[0]
+        amount = min(lot.amount, remaining)
+        lot.amount -= amount
+        remaining -= amount
+        taken.append((lot.expires, amount))
+        if lot.amount == 0:
+            del lots[0]
+    member.points -= points
+    return tuple(taken)
+
+
+def score_redeem(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord | str:
+    """Spending never counts against the sums tiers are judged on: redeeming never lowers a tier."""
+    spent = _spend(book, member, txn, day)
+    if isinstance(spent, str):
+        return spent
+    points, value = spent
+    lots = _take_lots(member, points)
+    book.write(member, day, "txn", txn.txn_id, "redeem", points=-points, lots=lots)
+    return TxnRecord(member.member_id, REDEEM, day, -points, 0, "", book.programme.version,
+                     spent=Spent(value, lots=lots))
+
+
+def undo_redeem(book: Book, member: Member, original: TxnRecord, txn: Transaction, day: Day) -> TxnRecord:
+    """All the points back at once, each to the expiry it came from (a lot already past its
+    expiry goes at the next midnight run); restored points repay a debt first."""
+    spent = original.spent
+    for expires, amount in spent.lots:
+        add_points(member, amount, expires)
+    restored = -original.points
+    book.write(member, day, "txn", txn.txn_id, "restore", points=restored, lots=spent.lots)
+    spent.undone = True
+    return TxnRecord(member.member_id, REFUND, day, restored, 0, "", book.programme.version,
+                     spent=Spent(-spent.value_minor))

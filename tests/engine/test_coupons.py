@@ -1,0 +1,232 @@
+"""SPEC §11.5: coupon instances, issuance by API, enrollment, upgrade and recharge bonus,
+per-member limits and inventory, use and its checks, refund of a use, midnight expiry."""
+
+from datetime import date
+
+import pytest
+
+from engine.operators import Enrollment, enroll
+from engine.spending.coupon_stock import CountedStock
+from engine.transactions import LineItem, Transaction
+from tests.builders import book, buy, line, ms, recharge, refund, score
+
+DAY = "2026-03-04 10:00"
+COUPONS = """
+[points.spend]
+unit_minor = 100
+per_unit = 1
+
+[[coupons]]
+id = "V10"
+kind = "voucher"
+value_minor = 1000
+min_charge_minor = 5000
+valid_after_days = 1
+valid_days = 10
+per_member = 2
+inventory = 3
+
+[[coupons]]
+id = "WINE80"
+kind = "discount"
+percent = 80
+designated = { category = ["wine"] }
+valid_from = "2026-03-01"
+valid_to = "2026-03-31"
+
+[[coupons]]
+id = "CAKE"
+kind = "gift"
+gift_sku = "CAKE-01"
+valid_days = 5
+
+[[coupons]]
+id = "WELCOME"
+kind = "voucher"
+value_minor = 500
+valid_days = 30
+issue_on = "enroll"
+
+[[coupons]]
+id = "SILVER"
+kind = "voucher"
+value_minor = 800
+valid_days = 30
+issue_on = "upgrade"
+tiers = ["Silver"]
+"""
+TIERS = """
+[[tiers]]
+name = "Basic"
+
+[[tiers]]
+name = "Silver"
+metric = "spend"
+threshold = 100000
+"""
+
+
+def issue(txn_id: str, member: str, coupon_id: str, when: str = DAY) -> Transaction:
+    return Transaction(txn_id, member, ms(when), "coupon_issue", coupon_id=coupon_id)
+
+
+def use(txn_id: str, member: str, code: str, amount: int = 0, *lines: LineItem, when: str = DAY) -> Transaction:
+    return Transaction(txn_id, member, ms(when), "coupon_use", coupon_code=code, amount_minor=amount,
+                       lines=list(lines))
+
+
+def with_member(member: str = "m1"):
+    target = book(body=COUPONS, tiers=TIERS)
+    score(target, buy("b-" + member, member, DAY, line(100)))
+    return target
+
+
+def test_an_issue_gives_an_instance_coded_by_coupon_member_and_count_with_its_validity():
+    target = with_member()
+    first, second = score(target, issue("i1", "m1", "V10"), issue("i2", "m1", "V10"))
+    assert (first.outcome, first.coupon_code, second.coupon_code) == ("accepted", "V10-m1-1", "V10-m1-2")
+    instance = target.members["m1"].coupons[1]
+    assert (instance.coupon_id, instance.status) == ("V10", "unused")
+    assert (date.fromordinal(instance.valid_from), date.fromordinal(instance.valid_to)) == \
+        (date(2026, 3, 5), date(2026, 3, 14))
+
+
+def test_a_fixed_validity_is_the_coupons_own_dates():
+    target = with_member()
+    score(target, issue("i1", "m1", "WINE80"))
+    instance = target.members["m1"].coupons[-1]
+    assert (date.fromordinal(instance.valid_from), date.fromordinal(instance.valid_to)) == \
+        (date(2026, 3, 1), date(2026, 3, 31))
+
+
+def test_an_unknown_coupon_is_rejected():
+    result = score(with_member(), issue("i1", "m1", "NOPE"))[0]
+    assert (result.outcome, result.reason) == ("rejected", "unknown_coupon")
+
+
+def test_the_member_limit_is_checked_before_inventory_and_keeps_the_id():
+    target = with_member()
+    results = score(target, issue("i1", "m1", "V10"), issue("i2", "m1", "V10"), issue("i3", "m1", "V10"))
+    assert [(r.outcome, r.reason) for r in results][2] == ("rejected", "member_limit")
+    assert target.stock.taken["V10"] == 2
+    score(target, buy("b2", "m2", DAY, line(100)))
+    assert score(target, issue("i3", "m2", "V10"))[0].coupon_code == "V10-m2-1"
+
+
+def test_inventory_is_never_oversold():
+    target = with_member()
+    for member in ("m2", "m3"):
+        score(target, buy("b-" + member, member, DAY, line(100)))
+    results = score(target, issue("i1", "m1", "V10"), issue("i2", "m2", "V10"), issue("i3", "m3", "V10"),
+                    issue("i4", "m3", "V10"))
+    assert [r.reason for r in results] == ["", "", "", "out_of_stock"]
+
+
+def test_enrollment_coupons_are_issued_when_the_member_is_created():
+    target = book(body=COUPONS, tiers=TIERS)
+    score(target, buy("b1", "m1", DAY, line(100)))
+    assert [c.code for c in target.members["m1"].coupons] == ["WELCOME-m1-1"]
+    kinds = [e.kind for e in target.ledger if e.member_id == "m1"]
+    assert kinds[0] == "coupon_issued"  # before the purchase that created the member is scored
+    enroll(target, Enrollment(member_id="m9"), target.today)
+    assert [c.code for c in target.members["m9"].coupons] == ["WELCOME-m9-1"]
+
+
+def test_upgrade_coupons_are_issued_on_entering_the_tier():
+    target = with_member()
+    score(target, buy("b2", "m1", DAY, line(100_000)))
+    assert "SILVER-m1-1" in [c.code for c in target.members["m1"].coupons]
+
+
+def test_a_trigger_that_cannot_issue_writes_why_in_the_ledger():
+    body = COUPONS.replace("inventory = 3", "inventory = 1") + """
+[[recharge_bonuses]]
+name = "coupon"
+min_amount_minor = 100
+coupons = ["V10"]
+"""
+    target = book(body=body, tiers=TIERS)
+    score(target, recharge("c1", "m1", DAY, 100), recharge("c2", "m2", DAY, 100))
+    refused = [e for e in target.ledger if e.kind == "coupon_not_issued"]
+    assert [(e.member_id, e.note) for e in refused] == [("m2", "V10: out_of_stock")]
+
+
+@pytest.mark.parametrize(("amount", "value"), [(8000, 1000), (5000, 1000)])
+def test_a_voucher_takes_its_value_off(amount, value):
+    target = with_member()
+    score(target, issue("i1", "m1", "V10"))
+    result = score(target, use("u1", "m1", "V10-m1-1", amount, when="2026-03-05 10:00"))[0]
+    assert (result.outcome, result.value_minor, result.coupon_code) == ("accepted", value, "V10-m1-1")
+    assert target.members["m1"].coupons[-1].status == "used"
+
+
+def test_a_discount_takes_off_the_share_not_paid_of_the_designated_lines_with_rounding():
+    target = with_member()
+    score(target, issue("i1", "m1", "WINE80"))
+    wine = LineItem("W1", category="wine", paid_minor=1999)
+    result = score(target, use("u1", "m1", "WINE80-m1-1", 5000, wine, line(3001)))[0]
+    assert result.value_minor == 1999 - (1999 * 80 // 100)
+
+
+def test_a_gift_is_worth_nothing_in_money():
+    target = with_member()
+    score(target, issue("i1", "m1", "CAKE"))
+    assert score(target, use("u1", "m1", "CAKE-m1-1", 100))[0].value_minor == 0
+
+
+def test_use_checks_go_in_order():
+    target = with_member()
+    score(target, buy("b2", "m2", DAY, line(100)), issue("i1", "m1", "V10"), issue("i2", "m2", "WINE80"),
+          issue("i3", "m1", "WINE80"))
+    assert score(target, use("u1", "m1", "V10-m2-1", 9000, when="2026-03-05 10:00"))[0].reason == "unknown_coupon"
+    assert score(target, use("u1", "m1", "WINE80-m2-1", 9000))[0].reason == "unknown_coupon"
+    assert score(target, use("u1", "m1", "V10-m1-1", 9000))[0].reason == "coupon_not_yet_valid"
+    assert score(target, use("u1", "m1", "WINE80-m1-1", 9000, line(9000)))[0].reason == "not_applicable"
+    assert score(target, use("u1", "m1", "V10-m1-1", 4999, when="2026-03-05 10:00"))[0].reason == \
+        "below_min_charge"
+    assert score(target, use("u1", "m1", "V10-m1-1", 5000, when="2026-03-05 10:00"))[0].outcome == "accepted"
+    assert score(target, use("u2", "m1", "V10-m1-1", 5000, when="2026-03-05 10:00"))[0].reason == "coupon_used"
+    assert score(target, use("u3", "m1", "WINE80-m1-1", 9000, LineItem("W", category="wine", paid_minor=9000),
+                             when="2026-04-01 10:00"))[0].reason == "coupon_expired"
+
+
+def test_midnight_expires_unused_instances_after_their_last_day_and_a_late_use_within_validity_is_honoured():
+    target = with_member()
+    score(target, issue("i1", "m1", "CAKE"))  # valid 4 to 8 March
+    score(target, buy("b2", "m1", "2026-03-09 10:00", line(100)))
+    instance = target.members["m1"].coupons[-1]
+    assert instance.status == "expired"
+    assert [e.coupon_code for e in target.ledger if e.kind == "coupon_expired"] == ["CAKE-m1-1"]
+    late = score(target, use("u1", "m1", "CAKE-m1-1", 100, when="2026-03-08 23:00"))[0]
+    assert (late.outcome, instance.status) == ("accepted", "used")
+
+
+def test_a_refund_of_a_use_makes_the_coupon_usable_again_once():
+    target = with_member()
+    score(target, issue("i1", "m1", "CAKE"), use("u1", "m1", "CAKE-m1-1", 100))
+    back, again = score(target, refund("x1", "m1", DAY, "u1"), refund("x2", "m1", DAY, "u1"))
+    assert (back.outcome, back.value_minor, again.reason) == ("accepted", 0, "nothing_to_refund")
+    assert target.members["m1"].coupons[-1].status == "unused"
+    assert score(target, use("u2", "m1", "CAKE-m1-1", 100))[0].outcome == "accepted"
+
+
+def test_a_restored_coupon_past_its_validity_expires_at_the_next_midnight():
+    target = with_member()
+    score(target, issue("i1", "m1", "CAKE"), use("u1", "m1", "CAKE-m1-1", 100))
+    score(target, refund("x1", "m1", "2026-03-10 10:00", "u1"))
+    assert target.members["m1"].coupons[-1].status == "unused"
+    score(target, buy("b2", "m1", "2026-03-11 10:00", line(100)))
+    assert target.members["m1"].coupons[-1].status == "expired"
+
+
+def test_a_duplicate_issue_returns_the_first_code():
+    target = with_member()
+    first, again = score(target, issue("i1", "m1", "CAKE"), issue("i1", "m1", "CAKE"))
+    assert (again.outcome, again.coupon_code) == ("duplicate", first.coupon_code)
+    assert len(target.members["m1"].coupons) == 2
+
+
+def test_stock_rebuilt_from_members_counts_every_instance_held():
+    target = with_member()
+    score(target, issue("i1", "m1", "V10"), issue("i2", "m1", "CAKE"))
+    assert CountedStock.of_members(target.members.values()).taken == target.stock.taken
