@@ -70,7 +70,10 @@ def attributes_from(attributes: dict) -> tuple[dict[str, str | float], frozenset
 
 def ledger_entry(entry: LedgerEntry, tier_names: list[str]) -> pb.LedgerEntry:
     summary = summarise_entry(entry, tier_names)
-    return pb.LedgerEntry(**{name: getattr(summary, name) for name in summary.__struct_fields__ if name != "lots"})
+    message = pb.LedgerEntry(**{name: getattr(summary, name) for name in summary.__struct_fields__ if name != "lots"})
+    for lot in summary.lots:
+        message.lots.add(expires=lot.expires, points=lot.points)
+    return message
 
 
 def anomaly_row(row: AnomalyRow) -> pb.AnomalyRow:

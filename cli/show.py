@@ -4,7 +4,7 @@ machines (`--json`: the same JSON replay writes, engine/summary.py's shape)."""
 from collections.abc import Iterable
 from typing import Any
 
-from engine.summary import CouponView, EntrySummary, MemberSummary, to_json
+from engine.summary import CouponView, EntrySummary, LotChange, MemberSummary, to_json
 from proto import patron_pb2 as pb
 
 __all__ = ["entry_summary", "ledger_table", "member_card", "member_json", "member_summary"]
@@ -21,7 +21,9 @@ def member_summary(message: pb.Member) -> MemberSummary:
 
 
 def entry_summary(message: pb.LedgerEntry) -> EntrySummary:
-    return EntrySummary(**{field.name: _plain(message, field) for field in message.DESCRIPTOR.fields})
+    fields = {field.name: _plain(message, field) for field in message.DESCRIPTOR.fields}
+    fields["lots"] = [LotChange(lot.expires, lot.points) for lot in message.lots]
+    return EntrySummary(**fields)
 
 
 def _plain(message: Any, field: Any) -> Any:

@@ -13,7 +13,7 @@ from engine.members import Member
 from engine.programme import Programme
 from engine.types import NEVER
 
-__all__ = ["CouponView", "EntrySummary", "MemberSummary", "summarise", "summarise_entry", "to_json"]
+__all__ = ["CouponView", "EntrySummary", "LotChange", "MemberSummary", "summarise", "summarise_entry", "to_json"]
 
 
 class CouponView(Struct):
@@ -24,6 +24,12 @@ class CouponView(Struct):
     status: str
     valid_from: str
     valid_to: str
+
+
+class LotChange(Struct):
+    expires: str
+    """ISO date at whose 00:00 the lot expires, or "never"."""
+    points: int
 
 
 class MemberSummary(Struct, omit_defaults=True):
@@ -83,8 +89,8 @@ class EntrySummary(Struct, omit_defaults=True):
     bonus_value: int = 0
     """Change of the bonus part of stored value (`stored_value` is the principal's)."""
     coupon_code: str = ""
-    lots: list[list[str | int]] = []
-    """Points a redeem took from lots (or its refund put back): [ISO expiry or "never", points]."""
+    lots: list[LotChange] = []
+    """Points a redeem took from lots (or its refund put back)."""
 
 
 def summarise(programme: Programme, member: Member) -> MemberSummary:
@@ -105,7 +111,7 @@ def summarise_entry(entry: LedgerEntry, tier_names: list[str]) -> EntrySummary:
     def tier(index: int) -> str:
         return tier_names[index] if 0 <= index < len(tier_names) else ""
 
-    lots = [[iso(expires) if expires < NEVER else "never", amount] for expires, amount in entry.lots]
+    lots = [LotChange(iso(expires) if expires < NEVER else "never", amount) for expires, amount in entry.lots]
     return EntrySummary(entry.member_id, entry.seq, iso(entry.day), entry.cause, entry.ref, entry.rule_version,
                         entry.kind, entry.points, entry.pending, entry.growth, entry.stored_value,
                         tier(entry.tier_from), tier(entry.tier_to), entry.status, entry.unrecovered, entry.note,

@@ -253,7 +253,7 @@ class ListLedgerRequest(_message.Message):
     def __init__(self, member_id: _Optional[str] = ..., after_seq: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class LedgerEntry(_message.Message):
-    __slots__ = ("member_id", "seq", "day", "cause", "ref", "rule_version", "kind", "points", "pending_points", "growth", "stored_value", "tier_from", "tier_to", "status", "unrecovered", "note", "why", "bonus_value", "coupon_code")
+    __slots__ = ("member_id", "seq", "day", "cause", "ref", "rule_version", "kind", "points", "pending_points", "growth", "stored_value", "tier_from", "tier_to", "status", "unrecovered", "note", "why", "bonus_value", "coupon_code", "lots")
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     DAY_FIELD_NUMBER: _ClassVar[int]
@@ -273,6 +273,7 @@ class LedgerEntry(_message.Message):
     WHY_FIELD_NUMBER: _ClassVar[int]
     BONUS_VALUE_FIELD_NUMBER: _ClassVar[int]
     COUPON_CODE_FIELD_NUMBER: _ClassVar[int]
+    LOTS_FIELD_NUMBER: _ClassVar[int]
     member_id: str
     seq: int
     day: str
@@ -292,7 +293,16 @@ class LedgerEntry(_message.Message):
     why: str
     bonus_value: int
     coupon_code: str
-    def __init__(self, member_id: _Optional[str] = ..., seq: _Optional[int] = ..., day: _Optional[str] = ..., cause: _Optional[str] = ..., ref: _Optional[str] = ..., rule_version: _Optional[int] = ..., kind: _Optional[str] = ..., points: _Optional[int] = ..., pending_points: _Optional[int] = ..., growth: _Optional[int] = ..., stored_value: _Optional[int] = ..., tier_from: _Optional[str] = ..., tier_to: _Optional[str] = ..., status: _Optional[str] = ..., unrecovered: _Optional[int] = ..., note: _Optional[str] = ..., why: _Optional[str] = ..., bonus_value: _Optional[int] = ..., coupon_code: _Optional[str] = ...) -> None: ...
+    lots: _containers.RepeatedCompositeFieldContainer[LotChange]
+    def __init__(self, member_id: _Optional[str] = ..., seq: _Optional[int] = ..., day: _Optional[str] = ..., cause: _Optional[str] = ..., ref: _Optional[str] = ..., rule_version: _Optional[int] = ..., kind: _Optional[str] = ..., points: _Optional[int] = ..., pending_points: _Optional[int] = ..., growth: _Optional[int] = ..., stored_value: _Optional[int] = ..., tier_from: _Optional[str] = ..., tier_to: _Optional[str] = ..., status: _Optional[str] = ..., unrecovered: _Optional[int] = ..., note: _Optional[str] = ..., why: _Optional[str] = ..., bonus_value: _Optional[int] = ..., coupon_code: _Optional[str] = ..., lots: _Optional[_Iterable[_Union[LotChange, _Mapping]]] = ...) -> None: ...
+
+class LotChange(_message.Message):
+    __slots__ = ("expires", "points")
+    EXPIRES_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    expires: str
+    points: int
+    def __init__(self, expires: _Optional[str] = ..., points: _Optional[int] = ...) -> None: ...
 
 class EnrollRequest(_message.Message):
     __slots__ = ("member_id", "channel", "birthday", "source", "content", "campaign", "attributes")

@@ -1,1 +1,1 @@
-"""Spending (SPEC 11): redeeming points, points as cash, stored value, coupons."""
+"""Spending (docs/rules.md, "Spending"): redeeming points, points as cash, stored value, coupons."""

@@ -1,4 +1,4 @@
-"""Coupons (SPEC 11.5): issuing instances to members, using them at the till, giving them back
+"""Coupons (docs/rules.md, "Spending"): issuing instances to members, using them at the till, giving them back
 on a refund, and expiring them at midnight."""
 
 from typing import TYPE_CHECKING

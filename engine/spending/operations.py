@@ -1,4 +1,4 @@
-"""Scoring the transactions that move money or spend what was earned (SPEC 11.1): recharges,
+"""Scoring the transactions that move money or spend what was earned (docs/rules.md, "Spending"): recharges,
 redeems, payments, coupons, and refunds of them. They share their checks: the member must
 exist and its card be usable, and a transaction the member's state refuses is rejected
 without using up its id, so the till may fix it and send the same id again."""

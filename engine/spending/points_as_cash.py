@@ -1,4 +1,4 @@
-"""Points as cash (SPEC 11.3): how many points settle how much of an order, by ratio or by steps."""
+"""Points as cash (docs/rules.md, "Spending"): how many points settle how much of an order, by ratio or by steps."""
 
 from engine.rules import CashRules
 

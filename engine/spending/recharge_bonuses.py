@@ -1,4 +1,4 @@
-"""Recharge bonuses (SPEC 11.4): which one a recharge gets, and giving it."""
+"""Recharge bonuses (docs/rules.md, "Spending"): which one a recharge gets, and giving it."""
 
 from typing import NamedTuple
 

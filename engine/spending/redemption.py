@@ -1,4 +1,4 @@
-"""Redeeming points (SPEC 11.2, 11.3): gifts and points as cash, from the lots that expire
+"""Redeeming points (docs/rules.md, "Spending"): gifts and points as cash, from the lots that expire
 first, within the programme's windows; and the refund that puts them back."""
 
 from engine.balance import add_points
@@ -16,7 +16,7 @@ def available_points(member: Member) -> int:
 
 
 def _spend(book: Book, member: Member, txn: Transaction, day: Day) -> tuple[int, int] | str:
-    """(points, value) the redeem spends, or why it cannot; in the order of SPEC 11.2."""
+    """(points, value) the redeem spends, or why it cannot; in the order docs/rules.md gives."""
     programme = book.programme
     if member.abnormal and programme.anomaly.action == "block_earn_and_redeem":
         return "redeem_blocked"

@@ -1,4 +1,4 @@
-"""When points may be spent (SPEC 11.2): the programme's redemption dates, days of the month and weekdays."""
+"""When points may be spent (docs/rules.md, "Spending"): redemption dates, days of the month, weekdays."""
 
 from datetime import date
 

@@ -1,4 +1,4 @@
-"""Stored value (SPEC 11.4): recharges into the principal, bonuses into the bonus balance,
+"""Stored value (docs/rules.md, "Spending"): recharges into the principal, bonuses into the bonus balance,
 payments principal first, and the proportional refunds of both."""
 
 from engine.award import take_back

@@ -99,8 +99,9 @@ def test_a_mixed_spending_stream_through_the_server_equals_replay(start_server, 
                                         member.get("stored_value", 0), member["bonus_value"], member["tags"])
             assert [{"code": c.code, "coupon_id": c.coupon_id, "status": c.status, "valid_from": c.valid_from,
                      "valid_to": c.valid_to} for c in got.coupons] == member["coupons"]
-            served_ledger = [(e.seq, e.day, e.kind, e.points, e.stored_value, e.bonus_value,
-                              e.coupon_code) for e in client.ledger(member["member_id"])]
+            served_ledger = [(e.seq, e.day, e.kind, e.points, e.stored_value, e.bonus_value, e.coupon_code,
+                              [{"expires": lot.expires, "points": lot.points} for lot in e.lots])
+                             for e in client.ledger(member["member_id"])]
             assert served_ledger == [(e["seq"], e["day"], e["kind"], e.get("points", 0), e.get("stored_value", 0),
-                                      e.get("bonus_value", 0), e.get("coupon_code", ""))
+                                      e.get("bonus_value", 0), e.get("coupon_code", ""), e.get("lots", []))
                                      for e in ledger if e["member_id"] == member["member_id"]]
