@@ -419,7 +419,7 @@ class Coordinator:
     def _spawn(self, shard: int, start_day: Day) -> Any:
         config = ShardConfig(shard, str(self.folder.shard(shard)), self.rules.text, self.config.durability,
                              start_day, self.config.index_retention_days, self.config.map_bytes,
-                             self.config.max_map_bytes)
+                             self.config.max_map_bytes, self.layout.shards)
         if not self.config.ray_address:  # one machine: every shard fits, however many cores
             return ShardActor.options(num_cpus=0).remote(config)
         node = self.layout.nodes.get(str(shard))

@@ -70,6 +70,8 @@ class ShardConfig(msgspec.Struct, frozen=True):
     """How long the transaction index remembers ids (duplicates and refunds of originals)."""
     map_bytes: int = 1 << 30
     max_map_bytes: int = 1 << 40
+    shards: int = 1
+    """How many shards the programme has: each issues its share of a coupon's inventory."""
 
 
 class ShardStatus(msgspec.Struct):
@@ -106,10 +108,11 @@ class Shard:
         rules_text = self.store.meta("rules_text") or config.rules_text
         members = {m.member_id: m for m in self.store.members()}
         today = self.store.meta("business_day") or config.start_day
-        # Coupon inventory is counted from the instances stored members hold: correct while this
-        # shard is the only one issuing (one shard); several shards need granted blocks instead.
+        # Coupon inventory is counted from the instances stored members hold, up to this shard's
+        # share of it: several shards issuing at once never oversell.
+        stock = CountedStock.of_members(members.values(), config.shard, config.shards)
         self.book = Book(Programme(load_rules(rules_text)), members, today=today, history=IndexHistory(self.store),
-                         stock=CountedStock.of_members(members.values()))
+                         stock=stock)
         self.accepted = 0
         self.streams = StreamOrder(config.shard)
         """Kept in memory only: after a restart every stream's next part is refused and resent."""

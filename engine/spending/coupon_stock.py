@@ -10,7 +10,7 @@ from typing import Protocol
 
 from engine.members import Member
 
-__all__ = ["CountedStock", "CouponStock"]
+__all__ = ["CountedStock", "CouponStock", "share_of"]
 
 
 class CouponStock(Protocol):
@@ -29,25 +29,26 @@ class CouponStock(Protocol):
 
 
 class CountedStock:
-    """Counts what was taken per coupon id. Correct for the whole programme only when this
-    one counter sees every issuance (replay, one shard)."""
+    """Counts what was taken per coupon id, up to this shard's share of the inventory (all of
+    it in replay and with one shard)."""
 
-    def __init__(self, taken: dict[str, int] | None = None) -> None:
+    def __init__(self, taken: dict[str, int] | None = None, shard: int = 0, shards: int = 1) -> None:
         self.taken: dict[str, int] = dict(taken or {})
+        self.shard, self.shards = shard, shards
 
     @classmethod
-    def of_members(cls, members: Iterable[Member]) -> "CountedStock":
+    def of_members(cls, members: Iterable[Member], shard: int = 0, shards: int = 1) -> "CountedStock":
         """Rebuilt from the instances members hold: what is stored is what was taken, so a
         crash between taking and committing wastes nothing."""
         taken: dict[str, int] = {}
         for member in members:
             for instance in member.coupons:
                 taken[instance.coupon_id] = taken.get(instance.coupon_id, 0) + 1
-        return cls(taken)
+        return cls(taken, shard, shards)
 
     def take(self, coupon_id: str, inventory: int) -> bool:
         count = self.taken.get(coupon_id, 0)
-        if inventory and count >= inventory:
+        if inventory and count >= share_of(inventory, self.shard, self.shards):
             return False
         self.taken[coupon_id] = count + 1
         return True
@@ -60,3 +61,12 @@ class CountedStock:
 
     def restore(self, taken: dict[str, int]) -> None:
         self.taken = dict(taken)
+
+
+def share_of(inventory: int, shard: int, shards: int) -> int:
+    """The part of a coupon's inventory one of `shards` shards may issue: an even split, the
+    first shards one unit more when it does not divide. The shares add up to the inventory,
+    so shards issuing at once never oversell it; the price is that a shard whose members have
+    used up its share answers out_of_stock while another still holds units (until a
+    coordinator grants blocks instead: docs/decisions.md)."""
+    return inventory // shards + (1 if shard < inventory % shards else 0)

@@ -105,3 +105,37 @@ def test_a_mixed_spending_stream_through_the_server_equals_replay(start_server, 
             assert served_ledger == [(e["seq"], e["day"], e["kind"], e.get("points", 0), e.get("stored_value", 0),
                                       e.get("bonus_value", 0), e.get("coupon_code", ""), e.get("lots", []))
                                      for e in ledger if e["member_id"] == member["member_id"]]
+
+
+def test_concurrent_issuance_on_several_shards_never_oversells_a_coupon(start_server, tmp_path):
+    import threading
+
+    rules = tmp_path / "rules.toml"
+    rules.write_text(EXAMPLE_RULES.read_text() + '\n[[coupons]]\nid = "LIMITED"\nkind = "voucher"\n'
+                     'value_minor = 500\ninventory = 50\nvalid_after_days = 0\nvalid_days = 30\n')
+    server = start_server(shards=2, rules=rules, start_date=parse_day(START))
+    members = [f"c{n}" for n in range(120)]
+    at = ms(f"{START} 10:00")
+    with PatronClient(server.address) as client:
+        client.enroll_many([{"member_id": member} for member in members])
+    answers: list = []
+
+    def issue(part: int) -> None:
+        with PatronClient(server.address) as client:
+            for start in range(part * 5, len(members) * 2, 20):  # every member asked twice, in waves
+                wave = [{"txn_id": f"i{n}", "member_id": members[n % len(members)], "occurred_at_ms": at,
+                         "kind": "coupon_issue", "coupon_id": "LIMITED"} for n in range(start, start + 5)]
+                answers.extend(client.submit(wave).results)
+
+    threads = [threading.Thread(target=issue, args=(part,)) for part in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert len(answers) == 2 * len(members)
+    issued = [a for a in answers if a.outcome == 1]
+    assert {a.reason for a in answers if a.outcome != 1} == {"out_of_stock"}
+    assert len(issued) == 50  # each shard issued its share, and no more
+    with PatronClient(server.address) as client:
+        held = sum(1 for member in members for c in client.member(member).coupons if c.coupon_id == "LIMITED")
+    assert held == 50
