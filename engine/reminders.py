@@ -9,7 +9,7 @@ from typing import NamedTuple
 from engine.book import Book
 from engine.calendar import iso
 from engine.members import Member
-from engine.notices import BIRTHDAY, POINTS_EXPIRING
+from engine.notices import BIRTHDAY, COUPON_EXPIRING, POINTS_EXPIRING
 from engine.types import NEVER, Day
 
 __all__ = ["Expiring", "birthday_reminder_day", "expiring", "next_reminder", "remind"]
@@ -26,10 +26,12 @@ class Expiring(NamedTuple):
 
 
 def expiring(member: Member) -> list[Expiring]:
-    """Everything of the member's that will expire. Coupons join here with one line:
-    `Expiring(COUPON_EXPIRING, f"coupon {c.code}", c.valid_to + 1, {"code": c.code, ...})` per unused one."""
+    """Everything of the member's that will expire: lots of points, and unused coupons (which
+    expire at 00:00 after their last valid day)."""
     return [Expiring(POINTS_EXPIRING, f"points {lot.expires}", lot.expires, {"points": lot.amount})
-            for lot in member.lots if lot.expires < NEVER]
+            for lot in member.lots if lot.expires < NEVER] + [
+        Expiring(COUPON_EXPIRING, f"coupon {c.code}", c.valid_to + 1, {"code": c.code, "coupon_id": c.coupon_id})
+        for c in member.coupons if c.status == "unused"]
 
 
 def remind(book: Book, member: Member, run: Day) -> None:

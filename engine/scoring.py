@@ -151,6 +151,7 @@ def _forget_new(book: Book, member_id: str) -> None:
     book.dirty.pop(member_id, None)
     if member.coupons:
         book.ledger = [e for e in book.ledger if e.member_id != member_id]
+        book.notices = [n for n in book.notices if n.member_id != member_id]
         for instance in member.coupons:
             book.stock.give_back(instance.coupon_id)
 

@@ -3,8 +3,10 @@ on a refund, and expiring them at midnight."""
 
 from typing import TYPE_CHECKING
 
+from engine.calendar import iso
 from engine.filters import Matcher
 from engine.members import CouponInstance, Member
+from engine.notices import COUPON_ISSUED
 from engine.rules import Coupon, Rules
 from engine.transactions import Spent, Transaction, TxnRecord
 from engine.types import COUPON_ISSUE, COUPON_USE, REFUND, Day
@@ -59,6 +61,8 @@ def _give(book: "Book", member: Member, coupon: Coupon, day: Day, cause: str, re
     valid_from, valid_to = _validity(coupon, day)
     member.coupons = (*member.coupons, CouponInstance(code, coupon.id, "unused", valid_from, valid_to, ref))
     book.write(member, day, cause, ref, "coupon_issued", coupon_code=code)
+    book.notify(COUPON_ISSUED, member.member_id, day, code=code, coupon_id=coupon.id, valid_from=iso(valid_from),
+                valid_to=iso(valid_to))
     return code
 
 

@@ -143,3 +143,37 @@ def test_every_lot_that_lives_past_a_run_is_announced_exactly_once(purchases, li
     sent = [(parse_day(detail["expires"]), parse_day(day)) for _, _, day, detail in notices(target)]
     assert sorted(sent) == sorted((expires, max(expires - ahead, first + 1)) for expires, first in earned.items()
                                   if expires > first + 1)
+
+
+COUPON = """
+[[coupons]]
+id = "TEN"
+kind = "voucher"
+value_minor = 1000
+valid_after_days = 0
+valid_days = 10
+"""
+
+
+def test_a_coupon_issued_is_announced_and_its_expiry_announced_once_that_many_days_ahead():
+    from engine.transactions import Transaction
+    from tests.builders import ms
+
+    target = book(body=SPEND + COUPON + NOTIFY.format(expiring=3, birthday=0))
+    score(target, buy("t1", "m", "2026-03-01 10:00", line(2900)), buy("t2", "n", "2026-03-01 10:00", line(2900)))
+    notices(target)
+    score(target, *(Transaction(f"c-{who}", who, ms("2026-03-01 11:00"), "coupon_issue", coupon_id="TEN")
+                    for who in ("m", "n")))
+    assert notices(target, "coupon_issued") == [
+        ("coupon_issued", who, "2026-03-01", {"code": f"TEN-{who}-1", "coupon_id": "TEN", "valid_from": "2026-03-01",
+                                              "valid_to": "2026-03-10"}) for who in ("m", "n")]
+    score(target, Transaction("u1", "n", ms("2026-03-02 10:00"), "coupon_use", coupon_code="TEN-n-1",
+                              amount_minor=5000))
+    advance_to(target, parse_day("2026-03-07"))  # last valid day 10 March: it lapses at 00:00 of 11 March
+    assert notices(target, "coupon_expiring") == []
+    advance_to(target, parse_day("2026-03-08"))
+    assert notices(target, "coupon_expiring") == [  # the used one is not announced
+        ("coupon_expiring", "m", "2026-03-08", {"code": "TEN-m-1", "coupon_id": "TEN", "expires": "2026-03-11",
+                                                "last_day": "2026-03-10"})]
+    advance_to(target, parse_day("2026-03-20"))
+    assert notices(target, "coupon_expiring") == []

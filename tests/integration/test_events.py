@@ -33,10 +33,22 @@ def purchase(txn_id: str, member: str, paid: int, when: str = f"{TEST_DAY} 10:00
             "lines": [{"sku": "A", "paid_minor": paid}]}
 
 
+NO_COUPON_TRIGGERS = RULES.replace('issue_on = "enroll"', 'issue_on = "api"').replace(
+    'issue_on = "upgrade"\ntiers = ["Gold"]', 'issue_on = "api"')
+"""For tests about other kinds: no coupon is issued on enrollment or upgrade."""
+
+
 @pytest.fixture
 def rules(tmp_path: Path) -> Path:
     path = tmp_path / "rules.toml"
     path.write_text(RULES)
+    return path
+
+
+@pytest.fixture
+def quiet_rules(tmp_path: Path) -> Path:
+    path = tmp_path / "quiet-rules.toml"
+    path.write_text(NO_COUPON_TRIGGERS)
     return path
 
 
@@ -69,8 +81,13 @@ def test_every_kind_appears_exactly_when_its_change_is_committed(start_server, r
         assert nothing_after(client, "")
         client.enroll("birthday-girl", birthday="11-21")  # reminded 3 days ahead: at the run of the 18th
         client.submit([purchase("t1", "small", 2900), purchase("t2", "big", GOLD)])
-        first = take(client, 2)
-        assert sorted(summary(first)) == [("anomaly_flagged", "big", TEST_DAY), ("tier_changed", "big", TEST_DAY)]
+        first = take(client, 6)  # the example's WELCOME10 on enrollment, GOLD-WINE on reaching Gold
+        assert sorted(summary(first)) == sorted([
+            ("coupon_issued", "birthday-girl", TEST_DAY), ("coupon_issued", "small", TEST_DAY),
+            ("coupon_issued", "big", TEST_DAY), ("anomaly_flagged", "big", TEST_DAY), ("tier_changed", "big", TEST_DAY),
+            ("coupon_issued", "big", TEST_DAY)])
+        codes = sorted(json.loads(e.detail)["code"] for e in first if e.kind == "coupon_issued")
+        assert codes == ["GOLD-WINE-big-1", "WELCOME10-big-1", "WELCOME10-birthday-girl-1", "WELCOME10-small-1"]
         tier = json.loads(next(e for e in first if e.kind == "tier_changed").detail)
         assert (tier["from_tier"], tier["to_tier"], tier["cause"], tier["ref"]) == ("Basic", "Gold", "txn", "t2")
         last = first[-1].position
@@ -101,9 +118,10 @@ def test_a_subscriber_resumes_after_its_last_position_across_kill_9_of_the_serve
     serve = serve_process(data, "--shards", "2", rules=rules)
     client = serve.client()
     client.submit([purchase(f"u{n}", f"m{n + 30}", GOLD) for n in range(10)])
-    rest = take(client, 55, after=seen[-1].position)
+    rest = take(client, 40 * 4 - 25, after=seen[-1].position)
     everything = summary(seen + rest)
-    expected = [(kind, f"m{n}", TEST_DAY) for n in range(40) for kind in ("anomaly_flagged", "tier_changed")]
+    kinds = ("anomaly_flagged", "tier_changed", "coupon_issued", "coupon_issued")  # WELCOME10, and GOLD-WINE on Gold
+    expected = [(kind, f"m{n}", TEST_DAY) for n in range(40) for kind in kinds]
     assert sorted(everything) == sorted(expected)  # none missed, none twice
     assert nothing_after(client, rest[-1].position)
     client.close()
@@ -115,8 +133,8 @@ def replayed(rules_text: str, txns: list[dict]) -> list[tuple]:
             for r in replay_stream(book, [msgspec.convert(t, Transaction) for t in txns])]
 
 
-def test_a_slow_subscriber_neither_changes_nor_blocks_ingestion(start_server, rules):
-    server = start_server(rules=rules, shards=2)
+def test_a_slow_subscriber_neither_changes_nor_blocks_ingestion(start_server, quiet_rules):
+    server = start_server(rules=quiet_rules, shards=2)
     metrics = server.server.metrics.registry
     txns = [purchase(f"t{n}", f"m{n}", GOLD if n % 2 else 2900) for n in range(6000)]
     with PatronClient(server.address) as client:
@@ -126,7 +144,7 @@ def test_a_slow_subscriber_neither_changes_nor_blocks_ingestion(start_server, ru
         acks += [client.submit(txns[start:start + 1000]) for start in range(1000, len(txns), 1000)]
         got = [(r.txn_id, pb.Outcome.Name(r.outcome)[8:].lower(), r.points, r.growth, r.reason)
                for ack in acks for r in ack.results]
-        assert got == replayed(RULES, txns)
+        assert got == replayed(NO_COUPON_TRIGGERS, txns)
         assert metrics.get_sample_value("patron_event_subscribers") == 1
         others = take(client, 6000)  # another subscriber meanwhile gets everything, whatever the slow one does
         rest = [next(slow) for _ in range(6000 - 1)]  # it catches up from LMDB: everything, in order per shard
@@ -139,8 +157,8 @@ def test_a_slow_subscriber_neither_changes_nor_blocks_ingestion(start_server, ru
         assert [e.kind for e in everything if e.member_id == member] == ["anomaly_flagged", "tier_changed"]
 
 
-def test_a_position_older_than_retention_is_out_of_range_with_the_oldest_held(start_server, rules):
-    server = start_server(rules=rules, shards=2)
+def test_a_position_older_than_retention_is_out_of_range_with_the_oldest_held(start_server, quiet_rules):
+    server = start_server(rules=quiet_rules, shards=2)
     with PatronClient(server.address) as client:
         client.submit([purchase("t1", "a", GOLD), purchase("t2", "b", GOLD)])
         old = take(client, 4)
