@@ -48,6 +48,12 @@ extension = {{ metric = "spend", threshold = 100000 }}
 """SHOPLINE's worked example: Silver at 1,000 in 3 months, Bronze at 500, valid 12 months."""
 
 
+def without_coupon_triggers(rules: str) -> str:
+    """The example rules without their enrollment and upgrade coupons, for tests of other things."""
+    return rules.replace('issue_on = "enroll"', 'issue_on = "api"').replace(
+        'issue_on = "upgrade"\ntiers = ["Gold"]', 'issue_on = "api"')
+
+
 def shopline_tiers(on_expiry: str = "reevaluate") -> str:
     return SHOPLINE_TIERS.format(on_expiry=on_expiry)
 

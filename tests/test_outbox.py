@@ -11,11 +11,17 @@ import pytest
 from actors.shard_outbox import decode_page
 from engine.calendar import parse_day
 from engine.errors import StorageFullError
-from tests.builders import buy, line
-from tests.test_shard import open_shard
+from tests.builders import buy, line, without_coupon_triggers
+from tests.test_shard import RULES, open_shard
 
 DAY = "2026-11-17 10:00"
 GOLD = 1_000_000  # 10,000.00 in the example rules: Silver by growth, Gold by spend, and over the anomaly threshold
+NO_COUPON_TRIGGERS = without_coupon_triggers(RULES)
+"""The outbox's own mechanics, without the example's enrollment and upgrade coupons."""
+
+
+def shard_at(path: Path, **options: object):
+    return open_shard(path, NO_COUPON_TRIGGERS, **options)
 
 
 def events(shard, after: int = 0, kinds: tuple[str, ...] = ()) -> list[tuple[int, str, str]]:
@@ -24,7 +30,7 @@ def events(shard, after: int = 0, kinds: tuple[str, ...] = ()) -> list[tuple[int
 
 
 def test_a_batch_commits_its_events_in_order_with_a_sequence(tmp_path):
-    shard = open_shard(tmp_path)
+    shard = shard_at(tmp_path)
     shard.apply([buy("t1", "m1", DAY, line(2900)), buy("t2", "m2", DAY, line(GOLD))])
     assert events(shard) == [(1, "anomaly_flagged", "m2"), (2, "tier_changed", "m2")]
     detail = json.loads(decode_page(shard.outbox.page(1, 10, [])).events[0][1].detail)
@@ -36,14 +42,14 @@ def test_a_batch_commits_its_events_in_order_with_a_sequence(tmp_path):
 
 
 def test_events_of_skipped_kinds_still_move_the_page_on(tmp_path):
-    shard = open_shard(tmp_path)
+    shard = shard_at(tmp_path)
     shard.apply([buy("t2", "m2", DAY, line(GOLD))])
     page = decode_page(shard.outbox.page(0, 10, ["birthday"]))
     assert (page.events, page.through, page.newest) == ([], 2, 2)
 
 
 def test_a_batch_that_cannot_be_committed_writes_no_event(tmp_path):
-    shard = open_shard(tmp_path, map_bytes=256 << 10, max_map_bytes=256 << 10)
+    shard = shard_at(tmp_path, map_bytes=256 << 10, max_map_bytes=256 << 10)
     huge = [buy("t1", "big", DAY, line(GOLD))] + [buy(f"t{n}", f"m{n}", DAY, line(1000)) for n in range(2, 3000)]
     with pytest.raises(StorageFullError):
         shard.apply(huge)
@@ -54,10 +60,10 @@ def test_a_batch_that_cannot_be_committed_writes_no_event(tmp_path):
 
 
 def test_committed_events_survive_a_restart_and_numbering_goes_on(tmp_path):
-    shard = open_shard(tmp_path)
+    shard = shard_at(tmp_path)
     shard.apply([buy("t1", "m1", DAY, line(GOLD))])
     shard.close()
-    again = open_shard(tmp_path)
+    again = shard_at(tmp_path)
     again.apply([buy("t2", "m2", DAY, line(GOLD))])
     assert [(seq, member) for seq, _, member in events(again)] == [(1, "m1"), (2, "m1"), (3, "m2"), (4, "m2")]
 
@@ -69,7 +75,7 @@ def midnight(shard, date: str) -> None:
 
 
 def test_midnight_prunes_what_is_older_than_retention_and_numbering_goes_on(tmp_path):
-    shard = open_shard(tmp_path)  # retention 7 days in the example rules
+    shard = shard_at(tmp_path)  # retention 7 days in the example rules
     shard.apply([buy("t1", "m1", DAY, line(GOLD))])
     for day in range(18, 25):
         midnight(shard, f"2026-11-{day}")
@@ -79,20 +85,20 @@ def test_midnight_prunes_what_is_older_than_retention_and_numbering_goes_on(tmp_
     assert events(shard) == []
     assert shard.outbox.state().removed == 2
     shard.close()
-    again = open_shard(tmp_path)
+    again = shard_at(tmp_path)
     again.apply([buy("t2", "m2", "2026-11-25 10:00", line(GOLD))])
     assert [seq for seq, _, _ in events(again, after=2)] == [3, 4]
 
 
 def test_a_data_folder_from_before_the_outbox_opens_with_an_empty_one(tmp_path):
-    shard = open_shard(tmp_path)
+    shard = shard_at(tmp_path)
     shard.apply([buy("t1", "m1", DAY, line(2900))])
     shard.close()
     env = lmdb.open(str(tmp_path), max_dbs=8)
     with env.begin(write=True) as txn:
         txn.drop(env.open_db(b"events", txn=txn), delete=True)
     env.close()
-    again = open_shard(Path(tmp_path))
+    again = shard_at(Path(tmp_path))
     assert again.member("m1").points == 20
     assert events(again) == []
     again.apply([buy("t2", "m2", DAY, line(GOLD))])
