@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 from client import PatronClient
 from proto import patron_pb2 as pb
 from tests.builders import ms
+from tests.conftest import TEST_DAY
 
-DAY = ms("2026-11-17 10:00")
+DAY = ms(f"{TEST_DAY} 10:00")  # the served tests' pinned business day
 ANSWERS = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
            grpc.StatusCode.FAILED_PRECONDITION}
 FUNCTION_SCOPED = [HealthCheck.function_scoped_fixture]

@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 
 from client import PatronClient
 from engine.bounds import LIMIT
+from engine.calendar import iso, parse_day
 from proto import patron_pb2 as pb
 from tests.builders import ms
+from tests.conftest import TEST_DAY
 from tests.integration.test_startup import code_of
 
-DAY = ms("2026-11-17 10:00")
+DAY = ms(f"{TEST_DAY} 10:00")  # the served tests' pinned business day
 TOP, BOTTOM = 2**63 - 1, -(2**63)
 FUNCTION_SCOPED = [HealthCheck.function_scoped_fixture]
 
@@ -146,8 +148,8 @@ def test_an_id_is_an_idempotency_key_within_its_member_on_every_shard_and_reuse_
                                 refund_of="REUSED-1", amount_minor=5000)
         assert [r.points for r in client.submit([refund]).results] == [-50]  # b's own purchase
         assert [client.member(m).points for m in (a, b, c)] == [20, 0, 100]
-        client.run_midnight("2026-11-18")
-    report = server.server.coordinator.folder.reports / "reused-ids-2026-11-17.jsonl"
+        client.run_midnight(iso(parse_day(TEST_DAY) + 1))
+    report = server.server.coordinator.folder.reports / f"reused-ids-{TEST_DAY}.jsonl"
     rows = {row["txn_id"]: row["members"] for row in map(json.loads, report.read_text().splitlines())}
     assert rows["REUSED-1"] == sorted([a, b, c])
 

@@ -8,6 +8,7 @@ from tests.conftest import EXAMPLE_RULES
 
 
 def test_killing_the_server_and_shard_actors_while_streaming_loses_doubles_and_reorders_nothing(tmp_path):
+    # crash_run serves with --start-date at the workload's start: the business day is pinned
     workload = Workload(transactions=5_000, members=700, days=1, start="2026-11-17", seed=23)
     report = crash_run(tmp_path, EXAMPLE_RULES, workload, kills=3, seed=5, window=8)
     assert (report.shard_kills, report.serve_kills) == (2, 1)
