@@ -13,7 +13,8 @@ from engine.periods import valid_through
 from engine.reminders import next_reminder, remind
 from engine.spending.coupons import coupon_due, expire_coupons
 from engine.tagging import retag
-from engine.tiers import TierLadder, enter_tier, reset_since
+from engine.tier_changes import enter_tier
+from engine.tiers import TierLadder, reset_since
 from engine.types import Day
 
 __all__ = ["AnomalyRow", "Night", "is_due", "next_due", "periodic_due", "run_member_midnight", "run_midnight",

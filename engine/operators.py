@@ -12,7 +12,7 @@ from engine.errors import InvalidRequestError, UnknownMemberError
 from engine.members import Member, Profile
 from engine.spending.coupons import issue_on_enroll
 from engine.tagging import watch_new
-from engine.tiers import enter_tier
+from engine.tier_changes import enter_tier
 from engine.types import Day
 
 __all__ = ["STATUS_ACTIONS", "Enrollment", "enroll", "set_status", "set_tier"]

@@ -5,7 +5,8 @@ from collections.abc import Iterable
 from engine.book import Book
 from engine.members import Member
 from engine.rules import Rules
-from engine.tiers import enter_tier, reset_since
+from engine.tier_changes import enter_tier
+from engine.tiers import reset_since
 from engine.transactions import TxnRecord
 from engine.types import PURCHASE
 

@@ -6,7 +6,7 @@ from engine.bounds import room_to_earn
 from engine.earning import value_purchase
 from engine.members import Member
 from engine.spending.operations import REFUNDABLE
-from engine.tiers import tier_after_transaction
+from engine.tier_changes import tier_after_transaction
 from engine.transactions import Transaction, TxnRecord
 from engine.types import PURCHASE, REFUND, Day
 

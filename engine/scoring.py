@@ -13,7 +13,7 @@ from engine.refunds import refund_problem, score_refund
 from engine.spending.coupons import issue_on_enroll
 from engine.spending.operations import UNDOABLE, score_spending
 from engine.tagging import note_purchase
-from engine.tiers import enter_tier, tier_after_transaction
+from engine.tier_changes import enter_tier, tier_after_transaction
 from engine.transactions import Transaction, TxnRecord, TxnResult
 from engine.types import (
     ADJUSTMENT,

@@ -1,19 +1,11 @@
-"""Tiers: the condition each is judged on, the sums behind it, and moving members up and down."""
+"""Tiers: the condition each is judged on and the sums behind it (moving members: `tier_changes.py`)."""
 
-from typing import TYPE_CHECKING
-
-from engine.calendar import iso
 from engine.members import Member
-from engine.notices import TIER_CHANGED
-from engine.periods import Period, longest_days, parse_validity, parse_window, valid_through, window_start
+from engine.periods import Period, longest_days, parse_validity, parse_window, window_start
 from engine.rules import Rules, Tier
-from engine.spending.coupons import issue_on_upgrade
 from engine.types import Day
 
-if TYPE_CHECKING:
-    from engine.book import Book
-
-__all__ = ["TierLadder", "TierRule", "enter_tier", "tier_after_transaction"]
+__all__ = ["TierLadder", "TierRule", "reset_since"]
 
 _LIFETIME_FIELD = {"growth": "growth", "points": "total_points", "spend": "total_spend",
                    "recharge": "total_recharge"}
@@ -141,58 +133,3 @@ class TierLadder:
 def reset_since(member: Member) -> None:
     member.since_points = member.since_growth = member.since_spend = 0
     member.since_recharge = member.since_single = 0
-
-
-def enter_tier(book: "Book", member: Member, target: int, day: Day, cause: str, ref: str,
-               note: str = "") -> None:
-    """Move a member to a tier on `day`, starting its validity and the `since` sums afresh."""
-    ladder = book.programme.ladder
-    rule = ladder.tiers[target]
-    previous = member.tier
-    growth = 0
-    if target > previous and rule.resets_growth and member.growth:
-        growth = -member.growth
-        member.growth = 0
-        member.windows.pop("growth", None)
-    if target > previous and rule.metric == "single_purchase":
-        _use_single(member, ladder, rule, day)
-    member.tier = target
-    member.tier_since = day
-    member.tier_until = 0 if rule.permanent else valid_through(rule.validity, day)
-    if member.next_tier <= target:
-        member.next_tier = 0
-    reset_since(member)
-    book.write(member, day, cause, ref, "tier", growth=growth, tier_from=previous, tier_to=target, note=note)
-    if target != previous:
-        names = ladder.names
-        book.notify(TIER_CHANGED, member.member_id, day, from_tier=names[previous], to_tier=names[target],
-                    direction="up" if target > previous else "down",
-                    valid_until=iso(member.tier_until) if member.tier_until else "", cause=cause, ref=ref, note=note)
-    if target > previous and book.programme.coupons.on_upgrade:
-        issue_on_upgrade(book, member, target, day, cause, ref)
-
-
-def _use_single(member: Member, ladder: TierLadder, rule: TierRule, day: Day) -> None:
-    used = ladder._best_single(member, rule, day)
-    if used is not None:
-        member.singles = [s for s in member.singles if s is not used]
-
-
-def tier_after_transaction(book: "Book", member: Member, day: Day, ref: str, lowered: bool = False) -> None:
-    """`realtime` and `upgrade_only` move up at once (a `next_day` tier waits for midnight);
-    `realtime` also moves down after a transaction that lowered a metric. `batch` waits."""
-    ladder = book.programme.ladder
-    if ladder.on_change == "batch":
-        return
-    as_of = max(day, book.today)
-    for rule in ladder.tiers[: member.tier : -1]:
-        if not ladder.holds(member, rule, as_of):
-            continue
-        if not rule.next_day:
-            enter_tier(book, member, rule.index, as_of, "txn", ref)
-            return
-        member.next_tier = max(member.next_tier, rule.index)
-    if lowered and ladder.on_change == "realtime" and member.tier and not ladder.kept_until_validity_ends(member.tier):
-        target = ladder.best_match(member, as_of)
-        if target < member.tier:
-            enter_tier(book, member, target, as_of, "txn", ref)

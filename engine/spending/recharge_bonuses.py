@@ -7,7 +7,7 @@ from engine.book import Book
 from engine.members import Member
 from engine.rules import RechargeBonus
 from engine.spending.coupons import issue
-from engine.tiers import enter_tier
+from engine.tier_changes import enter_tier
 from engine.types import Day, TxnId
 
 __all__ = ["BonusGiven", "choose_bonus", "give_bonus"]

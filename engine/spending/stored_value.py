@@ -7,7 +7,7 @@ from engine.bounds import fits, room_to_earn
 from engine.members import Member
 from engine.spending.coupons import void_coupons
 from engine.spending.recharge_bonuses import choose_bonus, give_bonus
-from engine.tiers import tier_after_transaction
+from engine.tier_changes import tier_after_transaction
 from engine.transactions import Spent, Transaction, TxnRecord
 from engine.types import PAYMENT, RECHARGE, REFUND, Day
 
