@@ -20,6 +20,7 @@ from actors.gateway import AdminService, IngestService, MembersService, handler_
 from actors.logs import ray_output_as_json
 from actors.metrics import Metrics
 from actors.reaper import Reaper, descendants
+from actors.wallet_service import WalletService
 from engine.errors import PatronError
 from proto import patron_pb2 as pb
 
@@ -28,7 +29,7 @@ __all__ = ["SERVICE_NAMES", "Server"]
 log = logging.getLogger("patron.server")
 
 SERVICE_NAMES = tuple(pb.DESCRIPTOR.services_by_name[name].full_name
-                      for name in ("Ingest", "Members", "Admin", "Events"))
+                      for name in ("Ingest", "Members", "Admin", "Events", "Wallet"))
 
 
 class Server:
@@ -107,7 +108,8 @@ class Server:
         coordinator = self.coordinator
         for name, servicer in (("Ingest", IngestService(coordinator, self.config.max_batch)),
                                ("Members", MembersService(coordinator, self.config.max_batch)),
-                               ("Admin", AdminService(coordinator)), ("Events", self.events)):
+                               ("Admin", AdminService(coordinator)), ("Events", self.events),
+                               ("Wallet", WalletService(coordinator))):
             server.add_generic_rpc_handlers((handler_for(services[name], servicer, limit),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

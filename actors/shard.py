@@ -21,7 +21,7 @@ from actors.grouping import apply_group
 from actors.shard_outbox import ShardOutbox
 from engine.book import Book
 from engine.calendar import iso
-from engine.errors import InvalidRequestError, StorageFullError
+from engine.errors import InvalidRequestError, StorageFullError, UnknownMemberError
 from engine.ledger import LedgerEntry
 from engine.members import Member
 from engine.midnight import AnomalyRow, schedule, visit, visitors
@@ -37,9 +37,11 @@ from engine.publishing import (
 )
 from engine.scoring import score_transaction
 from engine.spending.coupon_stock import CountedStock
+from engine.spending.member_coupons import HeldCoupon, member_coupons
+from engine.spending.quote import Quote, quote
 from engine.summary import MemberSummary, summarise
 from engine.tagging import set_manual_tags
-from engine.transactions import Transaction, TxnResult
+from engine.transactions import LineItem, Transaction, TxnResult
 from engine.types import ADJUSTMENT, NEVER, Day
 from engine.validation import load_rules
 from storage.index_history import IndexHistory
@@ -188,6 +190,17 @@ class Shard:
         member = self.book.members.get(member_id)
         return summarise(self.book.programme, member) if member is not None else None
 
+    def quote(self, member_id: str, lines: list[LineItem], at_ms: int = 0) -> Quote:
+        """Read-only: what the basket would cost and earn bought at `at_ms` (0: now, on the business day)."""
+        at_ms = at_ms or self.book.programme.calendar.within(self.book.today, int(time.time() * 1000))
+        return quote(self.book, member_id, lines, at_ms)
+
+    def coupons(self, member_id: str, status: str = "") -> list[HeldCoupon]:
+        member = self.book.members.get(member_id)
+        if member is None:
+            raise UnknownMemberError(member_id)
+        return member_coupons(self.book.programme, member, status)
+
     def ledger(self, member_id: str, after_seq: int = 0, limit: int = 0) -> list[LedgerEntry]:
         return self.store.ledger(member_id, after_seq, limit)
 
@@ -235,10 +248,7 @@ class Shard:
         """An operator's signed points change is an adjustment transaction: the request id is
         its idempotency key, so a resent request has no second effect. It happens now, or at
         the end of the business day when the clock is ahead of it."""
-        calendar = self.book.programme.calendar
-        today = self.book.today
-        now = int(time.time() * 1000)
-        at_ms = max(calendar.midnight_ms(today), min(now, calendar.midnight_ms(today + 1) - 1))
+        at_ms = self.book.programme.calendar.within(self.book.today, int(time.time() * 1000))
         txn = Transaction(request_id, member_id, at_ms, ADJUSTMENT, amount_minor=points, note=reason)
         result = self.apply([txn])[0]
         return result, self.member(member_id)

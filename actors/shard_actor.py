@@ -17,8 +17,10 @@ from engine.errors import OutOfOrderError
 from engine.ledger import LedgerEntry
 from engine.midnight import AnomalyRow
 from engine.operators import Enrollment
+from engine.spending.member_coupons import HeldCoupon
+from engine.spending.quote import Quote
 from engine.summary import MemberSummary
-from engine.transactions import TxnResult
+from engine.transactions import LineItem, TxnResult
 from engine.types import Day
 
 __all__ = ["ShardActor"]
@@ -103,6 +105,12 @@ class ShardActor:
 
     def member(self, member_id: str) -> MemberSummary | None:
         return self.shard.member(member_id)
+
+    def quote(self, member_id: str, lines: list[LineItem], at_ms: int) -> Quote:
+        return self.shard.quote(member_id, lines, at_ms)
+
+    def coupons(self, member_id: str, status: str) -> list[HeldCoupon]:
+        return self.shard.coupons(member_id, status)
 
     def ledger_positions(self, member_id: str, after_seq: int) -> list[int]:
         return self.shard.ledger_positions(member_id, after_seq)

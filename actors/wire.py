@@ -1,12 +1,17 @@
 """Between protobuf messages and engine records: enums to words and back, done once at the gateway."""
 
+import msgspec
+
 from engine.ledger import LedgerEntry
 from engine.midnight import AnomalyRow
+from engine.spending.member_coupons import HeldCoupon
+from engine.spending.quote import Quote, QuotedCoupon
 from engine.summary import MemberSummary, summarise_entry
 from engine.transactions import LineItem, Transaction, TxnResult
 from proto import patron_pb2 as pb
 
-__all__ = ["ack", "anomaly_row", "attributes_from", "ledger_entry", "member_message", "transactions_from"]
+__all__ = ["ack", "anomaly_row", "attributes_from", "held_coupon_message", "ledger_entry", "line_items",
+           "member_message", "quote_message", "transactions_from"]
 
 _KINDS = {pb.KIND_PURCHASE: "purchase", pb.KIND_REFUND: "refund", pb.KIND_EVENT: "event",
           pb.KIND_RECHARGE: "recharge", pb.KIND_ADJUSTMENT: "adjustment", pb.KIND_REDEEM: "redeem",
@@ -22,11 +27,14 @@ def transactions_from(message: pb.Transaction) -> Transaction:
     """An unknown or unspecified enum becomes a word the engine rejects with a reason."""
     return Transaction(
         message.txn_id, message.member_id, message.occurred_at_ms, _KINDS.get(message.kind, "unspecified"),
-        _STATUSES.get(message.status, "unknown"), message.store_id, message.channel,
-        [LineItem(line.sku, line.product_id, line.category, line.name, line.paid_minor, line.quantity,
-                  line.promotional, line.member_discounted) for line in message.lines],
+        _STATUSES.get(message.status, "unknown"), message.store_id, message.channel, line_items(message.lines),
         message.refund_of, message.event_type, message.amount_minor, message.note, message.points,
         message.coupon_id, message.coupon_code)
+
+
+def line_items(lines: list[pb.LineItem]) -> list[LineItem]:
+    return [LineItem(line.sku, line.product_id, line.category, line.name, line.paid_minor, line.quantity,
+                     line.promotional, line.member_discounted) for line in lines]
 
 
 def ack(batch_id: str, results: list[TxnResult]) -> pb.BatchAck:
@@ -78,3 +86,27 @@ def ledger_entry(entry: LedgerEntry, tier_names: list[str]) -> pb.LedgerEntry:
 
 def anomaly_row(row: AnomalyRow) -> pb.AnomalyRow:
     return pb.AnomalyRow(member_id=row.member_id, day=row.day, points=row.points, transactions=row.transactions)
+
+
+def held_coupon_message(held: HeldCoupon) -> pb.HeldCoupon:
+    instance = pb.CouponInstance(code=held.code, coupon_id=held.coupon_id, status=held.status,
+                                 valid_from=held.valid_from, valid_to=held.valid_to)
+    return pb.HeldCoupon(instance=instance, kind=held.kind, value_minor=held.value_minor, percent=held.percent,
+                         gift_sku=held.gift_sku, min_charge_minor=held.min_charge_minor, designated=held.designated)
+
+
+def _quoted_coupon(quoted: QuotedCoupon) -> pb.QuotedCoupon:
+    return pb.QuotedCoupon(coupon=held_coupon_message(quoted.coupon), value_minor=quoted.value_minor,
+                           reason=quoted.reason)
+
+
+def quote_message(quote: Quote) -> pb.QuoteResponse:
+    """Field by field by name, like the member: the bonus balance is `bonus_value_minor` there."""
+    plain = {name: getattr(quote, name) for name in quote.__struct_fields__
+             if name not in ("lines", "coupons", "unusable_coupons", "bonus_value")}
+    return pb.QuoteResponse(
+        **plain, bonus_value_minor=quote.bonus_value,
+        lines=[pb.QuotedLine(line=pb.LineItem(**msgspec.structs.asdict(p.line)), price_minor=p.price_minor)
+               for p in quote.lines],
+        coupons=[_quoted_coupon(c) for c in quote.coupons],
+        unusable_coupons=[_quoted_coupon(c) for c in quote.unusable_coupons])

@@ -42,6 +42,19 @@ class AnomalyRule:
             return Verdict.EARN
         member.abnormal = True
         member.flag_days.append(day)
+        return self._crossing()
+
+    def foresee(self, member: Member, day: Day, points: int) -> Verdict:
+        """What `judge` would answer for `points` now, changing nothing (a quote)."""
+        if not self.threshold:
+            return Verdict.EARN
+        if member.abnormal:
+            return self._while_abnormal()
+        if member.day_points.get(day, 0) + points <= self.threshold:
+            return Verdict.EARN
+        return self._crossing()
+
+    def _crossing(self) -> Verdict:
         return Verdict.BLOCKED if self.blocks else Verdict.HELD if self.action == "hold" else Verdict.FLAGGED
 
     def _while_abnormal(self) -> Verdict:

@@ -8,7 +8,7 @@ from engine.members import Member
 from engine.notices import ANOMALY_FLAGGED
 from engine.types import Day, TxnId
 
-__all__ = ["count_spend", "give", "judge_points", "take_back"]
+__all__ = ["count_spend", "give", "judge_points", "take_back", "verdict_points"]
 
 
 def judge_points(book: Book, member: Member, day: Day, points: int, ref: TxnId) -> tuple[int, bool, str]:
@@ -23,6 +23,11 @@ def judge_points(book: Book, member: Member, day: Day, points: int, ref: TxnId) 
         anomaly = book.programme.anomaly
         book.notify(ANOMALY_FLAGGED, member.member_id, day, date=iso(day), points=member.day_points.get(day, 0),
                     threshold=anomaly.threshold, action=anomaly.action, txn_id=ref)
+    return verdict_points(verdict, points)
+
+
+def verdict_points(verdict: Verdict, points: int) -> tuple[int, bool, str]:
+    """(points to award, whether they are held, the result's reason) under an anomaly verdict."""
     if verdict is Verdict.BLOCKED:
         return 0, False, "blocked"
     if verdict is Verdict.HELD:

@@ -70,6 +70,11 @@ class LocalCalendar:
         local = datetime(d.year, d.month, d.day, tzinfo=self.zone)
         return int(local.timestamp() * 1000)
 
+    def within(self, day: Day, ms: int) -> int:
+        """`ms`, or the nearest instant of local day `day` when it falls outside it: "now" on a
+        business day that the clock is ahead of or behind."""
+        return max(self.midnight_ms(day), min(ms, self.midnight_ms(day + 1) - 1))
+
     def today(self, now_ms: int) -> Day:
         return self.day_of(now_ms)
 

@@ -13,7 +13,7 @@ from engine.why import money, no_points, purchase_why
 if TYPE_CHECKING:
     from engine.programme import Programme
 
-__all__ = ["LineRules", "PurchaseValue", "value_purchase"]
+__all__ = ["LineRules", "PurchaseValue", "purchase_growth", "value_purchase"]
 
 
 class LineRules:
@@ -43,6 +43,11 @@ class PurchaseValue(NamedTuple):
     carry: int
     why: str
     """What made the points, for the purchase's ledger entry (engine/why.py)."""
+
+
+def purchase_growth(programme: "Programme", value: PurchaseValue, points: int) -> int:
+    """Growth from the points awarded, or from the purchase's own eligible spend."""
+    return programme.growth_for_points(points) if programme.growth_from_points else value.growth_from_spend
 
 
 def value_purchase(programme: "Programme", member: Member, txn: Transaction, day: Day,

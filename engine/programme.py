@@ -8,6 +8,7 @@ from engine.multipliers import MultiplierTable
 from engine.rounding import exact, rounder
 from engine.rules import Rules
 from engine.spending.coupons import CouponRules
+from engine.spending.member_prices import TierDiscounts
 from engine.spending.redemption_window import RedemptionWindow
 from engine.tags import TagRules
 from engine.tiers import TierLadder
@@ -45,6 +46,7 @@ class Programme:
         self.default_tiers = {c: self.ladder.names.index(t) for c, t in rules.default_tier_by_channel.items()}
         self.coupons = CouponRules(rules)
         self.redemption_window = RedemptionWindow(rules.redemption)
+        self.discounts = TierDiscounts(rules)
 
     def _growth_setup(self, rules: Rules) -> None:
         growth = rules.growth

@@ -6,7 +6,7 @@ from engine.award import count_spend, give, judge_points
 from engine.balance import add_points, take_points
 from engine.book import Book
 from engine.bounds import input_problem, room_to_earn
-from engine.earning import value_purchase
+from engine.earning import purchase_growth, value_purchase
 from engine.events import count_event, is_capped
 from engine.members import Member
 from engine.refunds import refund_problem, score_refund
@@ -190,12 +190,12 @@ def _score_kind(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRe
 def score_purchase(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord | None:
     programme = book.programme
     value = value_purchase(programme, member, txn, day)
-    most_growth = programme.growth_for_points(value.points) if programme.growth_from_points else value.growth_from_spend
+    most_growth = purchase_growth(programme, value, value.points)
     if not room_to_earn(member, day, value.points, most_growth, value.eligible):
         return None
     member.carry_minor = value.carry
     points, held, reason = judge_points(book, member, day, value.points, txn.txn_id)
-    growth = programme.growth_for_points(points) if programme.growth_from_points else value.growth_from_spend
+    growth = purchase_growth(programme, value, points)
     why = value.why + anomaly_note(reason, programme.anomaly.threshold) if reason else value.why
     give(book, member, day, txn.txn_id, "earn", points, growth, held, why)
     count_spend(book, member, day, value.eligible, txn.txn_id)

@@ -595,3 +595,101 @@ class Event(_message.Message):
     day: str
     detail: str
     def __init__(self, position: _Optional[str] = ..., kind: _Optional[str] = ..., member_id: _Optional[str] = ..., day: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class QuoteRequest(_message.Message):
+    __slots__ = ("member_id", "lines", "occurred_at_ms")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    lines: _containers.RepeatedCompositeFieldContainer[LineItem]
+    occurred_at_ms: int
+    def __init__(self, member_id: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[LineItem, _Mapping]]] = ..., occurred_at_ms: _Optional[int] = ...) -> None: ...
+
+class QuotedLine(_message.Message):
+    __slots__ = ("line", "price_minor")
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    PRICE_MINOR_FIELD_NUMBER: _ClassVar[int]
+    line: LineItem
+    price_minor: int
+    def __init__(self, line: _Optional[_Union[LineItem, _Mapping]] = ..., price_minor: _Optional[int] = ...) -> None: ...
+
+class HeldCoupon(_message.Message):
+    __slots__ = ("instance", "kind", "value_minor", "percent", "gift_sku", "min_charge_minor", "designated")
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    VALUE_MINOR_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_FIELD_NUMBER: _ClassVar[int]
+    GIFT_SKU_FIELD_NUMBER: _ClassVar[int]
+    MIN_CHARGE_MINOR_FIELD_NUMBER: _ClassVar[int]
+    DESIGNATED_FIELD_NUMBER: _ClassVar[int]
+    instance: CouponInstance
+    kind: str
+    value_minor: int
+    percent: int
+    gift_sku: str
+    min_charge_minor: int
+    designated: bool
+    def __init__(self, instance: _Optional[_Union[CouponInstance, _Mapping]] = ..., kind: _Optional[str] = ..., value_minor: _Optional[int] = ..., percent: _Optional[int] = ..., gift_sku: _Optional[str] = ..., min_charge_minor: _Optional[int] = ..., designated: _Optional[bool] = ...) -> None: ...
+
+class QuotedCoupon(_message.Message):
+    __slots__ = ("coupon", "value_minor", "reason")
+    COUPON_FIELD_NUMBER: _ClassVar[int]
+    VALUE_MINOR_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    coupon: HeldCoupon
+    value_minor: int
+    reason: str
+    def __init__(self, coupon: _Optional[_Union[HeldCoupon, _Mapping]] = ..., value_minor: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class QuoteResponse(_message.Message):
+    __slots__ = ("member_id", "tier", "day", "lines", "total_minor", "member_total_minor", "points", "growth", "points_reason", "cash_points", "cash_value_minor", "cash_reason", "coupons", "unusable_coupons", "available_points", "stored_value", "bonus_value_minor")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_MINOR_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_TOTAL_MINOR_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    GROWTH_FIELD_NUMBER: _ClassVar[int]
+    POINTS_REASON_FIELD_NUMBER: _ClassVar[int]
+    CASH_POINTS_FIELD_NUMBER: _ClassVar[int]
+    CASH_VALUE_MINOR_FIELD_NUMBER: _ClassVar[int]
+    CASH_REASON_FIELD_NUMBER: _ClassVar[int]
+    COUPONS_FIELD_NUMBER: _ClassVar[int]
+    UNUSABLE_COUPONS_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_POINTS_FIELD_NUMBER: _ClassVar[int]
+    STORED_VALUE_FIELD_NUMBER: _ClassVar[int]
+    BONUS_VALUE_MINOR_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    tier: str
+    day: str
+    lines: _containers.RepeatedCompositeFieldContainer[QuotedLine]
+    total_minor: int
+    member_total_minor: int
+    points: int
+    growth: int
+    points_reason: str
+    cash_points: int
+    cash_value_minor: int
+    cash_reason: str
+    coupons: _containers.RepeatedCompositeFieldContainer[QuotedCoupon]
+    unusable_coupons: _containers.RepeatedCompositeFieldContainer[QuotedCoupon]
+    available_points: int
+    stored_value: int
+    bonus_value_minor: int
+    def __init__(self, member_id: _Optional[str] = ..., tier: _Optional[str] = ..., day: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[QuotedLine, _Mapping]]] = ..., total_minor: _Optional[int] = ..., member_total_minor: _Optional[int] = ..., points: _Optional[int] = ..., growth: _Optional[int] = ..., points_reason: _Optional[str] = ..., cash_points: _Optional[int] = ..., cash_value_minor: _Optional[int] = ..., cash_reason: _Optional[str] = ..., coupons: _Optional[_Iterable[_Union[QuotedCoupon, _Mapping]]] = ..., unusable_coupons: _Optional[_Iterable[_Union[QuotedCoupon, _Mapping]]] = ..., available_points: _Optional[int] = ..., stored_value: _Optional[int] = ..., bonus_value_minor: _Optional[int] = ...) -> None: ...
+
+class ListCouponsRequest(_message.Message):
+    __slots__ = ("member_id", "status")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    status: str
+    def __init__(self, member_id: _Optional[str] = ..., status: _Optional[str] = ...) -> None: ...
+
+class CouponList(_message.Message):
+    __slots__ = ("coupons",)
+    COUPONS_FIELD_NUMBER: _ClassVar[int]
+    coupons: _containers.RepeatedCompositeFieldContainer[HeldCoupon]
+    def __init__(self, coupons: _Optional[_Iterable[_Union[HeldCoupon, _Mapping]]] = ...) -> None: ...

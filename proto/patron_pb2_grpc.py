@@ -831,3 +831,124 @@ class Events:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class WalletStub:
+    """Read-only and answered ahead of queued batches: a quote waits at most for the batch its
+    member's shard is committing.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Quote = channel.unary_unary(
+                '/patron.v1.Wallet/Quote',
+                request_serializer=proto_dot_patron__pb2.QuoteRequest.SerializeToString,
+                response_deserializer=proto_dot_patron__pb2.QuoteResponse.FromString,
+                _registered_method=True)
+        self.ListCoupons = channel.unary_unary(
+                '/patron.v1.Wallet/ListCoupons',
+                request_serializer=proto_dot_patron__pb2.ListCouponsRequest.SerializeToString,
+                response_deserializer=proto_dot_patron__pb2.CouponList.FromString,
+                _registered_method=True)
+
+
+class WalletServicer:
+    """Read-only and answered ahead of queued batches: a quote waits at most for the batch its
+    member's shard is committing.
+    """
+
+    def Quote(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCoupons(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_WalletServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Quote': grpc.unary_unary_rpc_method_handler(
+                    servicer.Quote,
+                    request_deserializer=proto_dot_patron__pb2.QuoteRequest.FromString,
+                    response_serializer=proto_dot_patron__pb2.QuoteResponse.SerializeToString,
+            ),
+            'ListCoupons': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCoupons,
+                    request_deserializer=proto_dot_patron__pb2.ListCouponsRequest.FromString,
+                    response_serializer=proto_dot_patron__pb2.CouponList.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'patron.v1.Wallet', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('patron.v1.Wallet', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Wallet:
+    """Read-only and answered ahead of queued batches: a quote waits at most for the batch its
+    member's shard is committing.
+    """
+
+    @staticmethod
+    def Quote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/patron.v1.Wallet/Quote',
+            proto_dot_patron__pb2.QuoteRequest.SerializeToString,
+            proto_dot_patron__pb2.QuoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCoupons(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/patron.v1.Wallet/ListCoupons',
+            proto_dot_patron__pb2.ListCouponsRequest.SerializeToString,
+            proto_dot_patron__pb2.CouponList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from engine.book import Book
 
 __all__ = ["CouponRules", "coupon_due", "coupon_value", "expire_coupons", "issue", "issue_on_enroll",
-           "issue_on_upgrade", "score_coupon_issue", "score_coupon_use", "undo_coupon_use", "void_coupons"]
+           "issue_on_upgrade", "score_coupon_issue", "score_coupon_use", "undo_coupon_use", "use_problem",
+           "void_coupons"]
 
 
 class CouponRules:
@@ -109,7 +110,7 @@ def _instance(member: Member, code: str) -> CouponInstance | None:
     return None
 
 
-def _use_problem(instance: CouponInstance | None, coupon: Coupon | None, day: Day) -> str:
+def use_problem(instance: CouponInstance | None, coupon: Coupon | None, day: Day) -> str:
     if instance is None or coupon is None:
         return "unknown_coupon"
     if instance.status == "used":
@@ -144,7 +145,7 @@ def score_coupon_use(book: "Book", member: Member, txn: Transaction, day: Day) -
     honoured even after midnight marked the instance expired."""
     instance = _instance(member, txn.coupon_code)
     coupon = book.programme.coupons.by_id.get(instance.coupon_id) if instance else None
-    problem = _use_problem(instance, coupon, day)
+    problem = use_problem(instance, coupon, day)
     if problem:
         return problem
     value = coupon_value(book, coupon, txn)

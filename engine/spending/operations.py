@@ -13,7 +13,7 @@ from engine.spending.stored_value import score_payment, score_recharge, undo_pay
 from engine.transactions import Transaction, TxnRecord, TxnResult
 from engine.types import COUPON_ISSUE, COUPON_USE, PAYMENT, PURCHASE, RECHARGE, REDEEM, Day
 
-__all__ = ["REFUNDABLE", "UNDOABLE", "score_spending", "spending_refund_problem"]
+__all__ = ["REFUNDABLE", "UNDOABLE", "card_problem", "score_spending", "spending_refund_problem"]
 
 Operation = Callable[[Book, Member, Transaction, Day], TxnRecord | str]
 Undo = Callable[[Book, Member, TxnRecord, Transaction, Day], TxnRecord | str]
@@ -30,7 +30,7 @@ def _rejected(txn: Transaction, reason: str) -> TxnResult:
     return TxnResult(txn.txn_id, "rejected", 0, 0, reason)
 
 
-def _card_problem(member: Member | None) -> str:
+def card_problem(member: Member | None) -> str:
     if member is None:
         return "unknown_member"
     return "" if member.status == "active" else f"card_{member.status}"
@@ -47,7 +47,7 @@ def spending_refund_problem(original: TxnRecord) -> str:
 def score_spending(book: Book, txn: Transaction, day: Day, member: Member | None,
                    original: TxnRecord | None = None) -> TxnResult:
     """A spending kind or a recharge, or (with `original`) a refund of one."""
-    reason = _card_problem(member)
+    reason = card_problem(member)
     if reason:
         return _rejected(txn, reason)
     if original is None:

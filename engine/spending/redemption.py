@@ -8,14 +8,14 @@ from engine.spending.points_as_cash import settle
 from engine.transactions import Spent, Transaction, TxnRecord
 from engine.types import REDEEM, REFUND, Day
 
-__all__ = ["available_points", "score_redeem", "undo_redeem"]
+__all__ = ["available_points", "redeemable", "score_redeem", "undo_redeem"]
 
 def available_points(member: Member) -> int:
     """The spendable balance (pending and held points are not in it), 0 while in debt."""
     return max(member.points, 0)
 
 
-def _spend(book: Book, member: Member, txn: Transaction, day: Day) -> tuple[int, int] | str:
+def redeemable(book: Book, member: Member, txn: Transaction, day: Day) -> tuple[int, int] | str:
     """(points, value) the redeem spends, or why it cannot; in the order docs/rules.md gives."""
     programme = book.programme
     if member.abnormal and programme.anomaly.action == "block_earn_and_redeem":
@@ -50,7 +50,7 @@ def _take_lots(member: Member, points: int) -> tuple[tuple[int, int], ...]:
 
 def score_redeem(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord | str:
     """Spending never counts against the sums tiers are judged on: redeeming never lowers a tier."""
-    spent = _spend(book, member, txn, day)
+    spent = redeemable(book, member, txn, day)
     if isinstance(spent, str):
         return spent
     points, value = spent
