@@ -128,7 +128,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _member_parser(commands: argparse._SubParsersAction) -> None:
-    from cli import admin
+    from cli import admin, wallet
 
     member = commands.add_parser("member", help="look at members").add_subparsers(metavar="ACTION")
     show = _remote(member.add_parser("show", help="a member, and with --ledger its whole ledger"))
@@ -143,6 +143,7 @@ def _member_parser(commands: argparse._SubParsersAction) -> None:
     tag.add_argument("--remove", action="append", default=[], metavar="TAG")
     tag.add_argument("--reason", required=True, help="why: kept in the member's ledger")
     tag.set_defaults(run=admin.member_tag)
+    wallet.add_parsers(member, _remote)
 
 
 def _remote(command: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -1,13 +1,13 @@
 """`patron member show`: a member and its ledger for people (a card and a table) and for
 machines (`--json`: the same JSON replay writes, engine/summary.py's shape)."""
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from engine.summary import CouponView, EntrySummary, LotChange, MemberSummary, to_json
 from proto import patron_pb2 as pb
 
-__all__ = ["entry_summary", "ledger_table", "member_card", "member_json", "member_summary"]
+__all__ = ["aligned", "entry_summary", "ledger_table", "member_card", "member_json", "member_summary", "money"]
 
 
 def member_summary(message: pb.Member) -> MemberSummary:
@@ -44,7 +44,7 @@ def member_card(member: MemberSummary) -> str:
                                                 if member.pending_points else "")),
             ("growth", f"{member.growth:,}"),
             ("status", member.status + (", abnormal: earning is checked" if member.abnormal else "")),
-            ("stored value", _money(member.stored_value)),
+            ("stored value", money(member.stored_value)),
             ("enrolled", " ".join(filter(None, (member.enrolled_on, member.channel and f"via {member.channel}")))),
             ("birthday", member.birthday),
             ("campaign", " / ".join(filter(None, (member.source, member.content, member.campaign)))),
@@ -61,8 +61,12 @@ def ledger_table(entries: Iterable[EntrySummary]) -> str:
                        for e in entries]
     if len(rows) == 1:
         return "no ledger entries"
-    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
-    numeric = {0, 3, 4, 5}
+    return aligned(rows, numeric={0, 3, 4, 5})
+
+
+def aligned(rows: list[tuple[str, ...]], numeric: Collection[int] = ()) -> str:
+    """Rows as columns: numeric columns to the right, the others to the left."""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     return "\n".join("  ".join(cell.rjust(width) if column in numeric else cell.ljust(width)
                                for column, (cell, width) in enumerate(zip(row, widths, strict=True))).rstrip()
                      for row in rows)
@@ -76,7 +80,7 @@ def _why(entry: EntrySummary) -> str:
     why = _CAUSES.get(entry.cause, entry.cause + " {ref}").format(ref=entry.ref)
     details = [entry.why, f"status {entry.status}" if entry.status else "",
                f"{entry.unrecovered:,} points not recovered" if entry.unrecovered else "",
-               f"stored value {_money(entry.stored_value, signed=True)}" if entry.stored_value else "",
+               f"stored value {money(entry.stored_value, signed=True)}" if entry.stored_value else "",
                entry.note if entry.note and entry.note != entry.ref else ""]
     version = f" (rules v{entry.rule_version})" if entry.cause != "rules" else ""
     return "; ".join([why, *filter(None, details)]) + version
@@ -86,7 +90,7 @@ def _signed(number: int) -> str:
     return f"{number:+,}" if number else ""
 
 
-def _money(minor: int, signed: bool = False) -> str:
+def money(minor: int, signed: bool = False) -> str:
     if not minor:
         return ""
     sign = ("+" if minor > 0 else "-") if signed else ("-" if minor < 0 else "")

@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from proto import patron_pb2 as pb
 from proto import patron_pb2_grpc as rpc
 
-__all__ = ["PatronClient", "enroll_request", "transaction_message"]
+__all__ = ["PatronClient", "enroll_request", "line_message", "transaction_message"]
 
 RETRIABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
                        grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED})
@@ -35,12 +35,18 @@ def transaction_message(txn: Any) -> pb.Transaction:
     """A transaction as JSON-like data (a replay line) or an engine Transaction, as protobuf.
     `kind` and `status` are the lower-case words; an unknown word becomes an unspecified enum."""
     fields = dict(txn) if isinstance(txn, dict) else msgspec.structs.asdict(txn)
-    lines = [pb.LineItem(**(line if isinstance(line, dict) else msgspec.structs.asdict(line)))
-             for line in fields.pop("lines", None) or ()]
+    lines = [line_message(line) for line in fields.pop("lines", None) or ()]
     kind = _KINDS.get(fields.pop("kind", ""), pb.KIND_UNSPECIFIED)
     status = _STATUSES.get(fields.pop("status", "") or "", pb.STATUS_UNSPECIFIED)
     known = {k: v for k, v in fields.items() if k in pb.Transaction.DESCRIPTOR.fields_by_name}
     return pb.Transaction(kind=kind, status=status, lines=lines, **known)
+
+
+def line_message(line: Any) -> pb.LineItem:
+    """A line as a dict (replay's JSON), an engine LineItem or already a pb.LineItem."""
+    if isinstance(line, pb.LineItem):
+        return line
+    return pb.LineItem(**(line if isinstance(line, dict) else msgspec.structs.asdict(line)))
 
 
 def enroll_request(member_id: str, **fields: Any) -> pb.EnrollRequest:
@@ -75,6 +81,7 @@ class PatronClient:
         self.members = rpc.MembersStub(self.channel)
         self.admin = rpc.AdminStub(self.channel)
         self.events = rpc.EventsStub(self.channel)
+        self.wallet = rpc.WalletStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
     def close(self) -> None:
@@ -197,6 +204,23 @@ class PatronClient:
         request = pb.AdjustRequest(member_id=member_id, request_id=request_id or uuid.uuid4().hex, points=points,
                                    reason=reason)
         return self._retrying(lambda: self.members.Adjust(request, timeout=self.timeout, metadata=self.metadata))
+
+    # -- wallet ------------------------------------------------------------------------
+
+    def quote(self, member_id: str, lines: Sequence[Any], occurred_at_ms: int = 0) -> pb.QuoteResponse:
+        """What a basket (lines at shelf prices: dicts, engine LineItems or pb.LineItems) would
+        cost and earn the member bought at `occurred_at_ms` (0: now), and what they could spend
+        on it. Read-only, so retried like a batch."""
+        request = pb.QuoteRequest(member_id=member_id, lines=[line_message(line) for line in lines],
+                                  occurred_at_ms=occurred_at_ms)
+        return self._retrying(lambda: self.wallet.Quote(request, timeout=self.timeout, metadata=self.metadata))
+
+    def coupons(self, member_id: str, status: str = "") -> list[pb.HeldCoupon]:
+        """The member's coupon instances with their terms, by code; only `status` ones when given
+        (unused, used, expired, void)."""
+        request = pb.ListCouponsRequest(member_id=member_id, status=status)
+        return list(self._retrying(lambda: self.wallet.ListCoupons(request, timeout=self.timeout,
+                                                                   metadata=self.metadata)).coupons)
 
     # -- administration ----------------------------------------------------------------
 

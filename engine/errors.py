@@ -22,6 +22,10 @@ class UnknownMemberError(PatronError):
         self.member_id = member_id
         super().__init__(f"unknown member {member_id!r}")
 
+    def __reduce__(self) -> tuple:
+        """Rebuilt from the id when it crosses processes (a shard raises it to the gateway)."""
+        return type(self), (self.member_id,)
+
 
 class InvalidRequestError(PatronError):
     """Raised when an operator request is malformed (bad action, missing reason, bad date)."""

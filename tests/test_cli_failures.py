@@ -30,6 +30,10 @@ REMOTE = {
     "member show --ledger": ["member", "show", "M1", "--ledger"],
     "member show --json": ["member", "show", "M1", "--ledger", "--json"],
     "member tag": ["member", "tag", "M1", "--add", "vip", "--reason", "a test"],
+    "member quote": ["member", "quote", "M1", "--line", "SKU-1:1:1000"],
+    "member quote --basket": ["member", "quote", "M1", "--basket", "{basket}"],
+    "member coupons": ["member", "coupons", "M1"],
+    "member coupons --status": ["member", "coupons", "M1", "--status", "unused"],
     "send --generate": ["send", "--generate", "10"],
     "send --transactions": ["send", "--transactions", "{transactions}"],
     "rules publish": ["rules", "publish", str(EXAMPLE_RULES)],
@@ -72,7 +76,9 @@ def test_the_table_below_covers_every_command_that_talks_to_a_server():
 def test_every_command_against_a_server_that_is_down_says_so_in_one_line(name, tmp_path):
     transactions = tmp_path / "t.jsonl"
     transactions.write_text('{"txn_id": "t1", "member_id": "M1", "occurred_at_ms": 1, "kind": "purchase"}\n')
-    args = [word.format(transactions=transactions) for word in REMOTE[name]]
+    basket = tmp_path / "basket.json"
+    basket.write_text('[{"sku": "SKU-1", "paid_minor": 1000}]')
+    args = [word.format(transactions=transactions, basket=basket) for word in REMOTE[name]]
     assert_one_clear_line(patron(*args, "--address", DOWN), f"cannot reach patron at {DOWN}", "patron serve")
 
 
@@ -82,8 +88,16 @@ def test_every_command_against_a_server_that_is_down_says_so_in_one_line(name, t
     (["generate", "--out", "/no/such/folder/t.jsonl", "--transactions", "10"], ["/no/such/folder/t.jsonl"]),
     (["rules", "publish", "/no/such/rules.toml"], ["/no/such/rules.toml"]),
     (["restore", "--data", "{tmp}/data", "--checkpoint", "nightly"], ["no checkpoint 'nightly'"]),
+    (["member", "quote", "M1", "--basket", "/no/such/basket.json"], ["/no/such/basket.json", "No such file"]),
+    (["member", "quote", "M1", "--line", "SKU-1:two:1000"], ["--line 'SKU-1:two:1000'", "SKU:QTY:PRICE"]),
+    (["member", "quote", "M1", "--basket", "{tmp}/bad.json"], ["bad.json", "not JSON"]),
+    (["member", "quote", "M1", "--basket", "{tmp}/odd.json"], ["odd.json", "unknown field 'price'"]),
+    (["member", "quote", "M1", "--basket", "{tmp}/typed.json"], ["typed.json"]),
 ])
 def test_bad_local_input_is_one_line_too(args, words, tmp_path):
+    (tmp_path / "bad.json").write_text("[{")
+    (tmp_path / "odd.json").write_text('[{"sku": "S", "price": 5}]')
+    (tmp_path / "typed.json").write_text('{"lines": [{"sku": "S", "paid_minor": "a lot"}]}')
     assert_one_clear_line(patron(*[arg.format(tmp=tmp_path) for arg in args]), *words)
 
 
