@@ -29,6 +29,7 @@ def test_the_contract_keeps_the_names_clients_depend_on():
     assert services["Ingest"] == ["SubmitBatch", "StreamBatches"]
     assert {"GetMember", "ListLedger", "Enroll", "EnrollBatch", "SetStatus", "Adjust"} <= set(services["Members"])
     assert {"PublishRules", "GetRules", "RunMidnight", "Checkpoint", "GetStatus"} <= set(services["Admin"])
+    assert services["Wallet"] == ["Quote", "ListCoupons"]
     assert [f.name for f in pb.Transaction.DESCRIPTOR.fields][:11] == [
         "txn_id", "member_id", "occurred_at_ms", "kind", "status", "store_id", "channel", "lines", "refund_of",
         "event_type", "amount_minor"]
@@ -44,3 +45,12 @@ def test_the_contract_keeps_the_names_clients_depend_on():
         assert {name: found[name].type for name in fields} == fields  # 3: int64, 9: string
     assert pb.Outcome.keys() == ["OUTCOME_UNSPECIFIED", "OUTCOME_ACCEPTED", "OUTCOME_DUPLICATE", "OUTCOME_IGNORED",
                                  "OUTCOME_REJECTED"]
+
+
+def test_every_method_of_the_contract_says_which_roles_may_call_it():
+    """A method missing from the table would be open to anyone once tokens are on."""
+    from actors.auth import METHOD_ROLES
+    from proto import patron_pb2 as pb
+
+    methods = {f"/{s.full_name}/{m.name}" for s in pb.DESCRIPTOR.services_by_name.values() for m in s.methods}
+    assert methods == set(METHOD_ROLES)

@@ -88,7 +88,8 @@ def _drain(answer: object) -> None:
 def test_health_reports_serving_for_the_server_and_each_service(server):
     with grpc.insecure_channel(server.address) as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        for name in ("", "patron.v1.Ingest", "patron.v1.Members", "patron.v1.Admin", "patron.v1.Events"):
+        for name in ("", "patron.v1.Ingest", "patron.v1.Members", "patron.v1.Admin", "patron.v1.Events",
+                     "patron.v1.Wallet"):
             answer = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
             assert answer.status == health_pb2.HealthCheckResponse.SERVING
 
@@ -98,5 +99,5 @@ def test_reflection_lists_patrons_services(server):
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
         answers = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
         names = {s.name for s in next(answers).list_services_response.service}
-    assert {"patron.v1.Ingest", "patron.v1.Members", "patron.v1.Admin", "patron.v1.Events",
+    assert {"patron.v1.Ingest", "patron.v1.Members", "patron.v1.Admin", "patron.v1.Events", "patron.v1.Wallet",
             "grpc.health.v1.Health"} <= names

@@ -66,6 +66,13 @@ def test_tokens_decide_who_may_call_what(start_server, tokens_file):
         assert code_of(lambda: till.adjust("m1", 5, "goodwill")) == grpc.StatusCode.PERMISSION_DENIED
     with PatronClient(server.address, token=TOKENS["read"]) as reader:
         assert reader.member("m1").points == 20
+        assert reader.quote("m1", [{"sku": "S", "paid_minor": 2900}]).points == 20
+    with PatronClient(server.address, token=TOKENS["ingest"], retries=0) as till:  # tills quote and list coupons
+        assert till.quote("m1", [{"sku": "S", "paid_minor": 2900}]).available_points == 20
+        assert [c.instance.coupon_id for c in till.coupons("m1")] == ["WELCOME10"]
+    with PatronClient(server.address, retries=0) as anonymous:
+        basket = [{"sku": "S", "paid_minor": 1}]
+        assert code_of(lambda: anonymous.quote("m1", basket)) == grpc.StatusCode.UNAUTHENTICATED
     with PatronClient(server.address, token=TOKENS["admin"]) as admin:
         assert admin.adjust("m1", 5, "goodwill").member.points == 25
 
