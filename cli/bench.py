@@ -17,6 +17,7 @@ SCENARIOS = {
     "overload": ("bench.overload", "more SubmitBatch calls in flight than the shards queue: how soon refusals come"),
     "soak": ("bench.soak", "open loop at 70% of the sustained rate for 10 minutes: memory and p99 stay flat"),
     "events": ("bench.events", "one subscriber process reading --members members' upgrade events: events/s"),
+    "quote": ("bench.quote", "Wallet.Quote back to back while ingesting open loop at --rate: quote latency"),
 }
 
 
