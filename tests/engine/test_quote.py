@@ -16,6 +16,7 @@ from engine.spending.quote import quote
 from engine.transactions import LineItem, Transaction
 from tests.builders import adjust, book, buy, line, ms, pay, recharge, score, score_one
 from tests.engine.test_invariants import VARIANTS, fresh, lines, streams
+from tests.engine.test_redemption import RATIO, STEPS  # SPEC §11.3's worked examples
 
 DAY = "2026-03-04 10:00"  # a Wednesday
 AT = ms(DAY)
@@ -35,23 +36,6 @@ name_contains = ["deposit"]
 product_id = ["P-TOBACCO"]
 """
 SPEND = "[points.spend]\nunit_minor = 100\nper_unit = 1\n"
-RATIO = """
-[redemption.cash]
-mode = "ratio"
-points_per_unit = 100
-unit_minor = 100
-max_share_percent = 50
-"""
-STEPS = """
-[redemption.cash]
-mode = "tiered"
-[[redemption.cash.steps]]
-points = 1000
-value_minor = 1000
-[[redemption.cash.steps]]
-points = 5000
-value_minor = 6000
-"""
 
 
 def gold(body: str = SPEND, top: str = "", points: int = 0):
