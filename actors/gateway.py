@@ -18,6 +18,7 @@ from actors.batch_order import BatchPart, Stream
 from actors.batch_outcome import failed_batch, original
 from actors.batch_stats import BatchStats
 from actors.coordinator import Coordinator
+from actors.rule_versions import RuleVersions
 from actors.wire import ack, anomaly_row, attributes_from, ledger_entry, member_message, transactions_from
 from engine.calendar import iso, parse_day
 from engine.errors import (
@@ -145,6 +146,7 @@ class IngestService:
     def __init__(self, coordinator: Coordinator, max_batch: int) -> None:
         self.coordinator = coordinator
         self.max_batch = max_batch
+        self.versions = RuleVersions(coordinator.folder)
 
     async def SubmitBatch(self, requests: AsyncIterator, context: grpc.aio.ServicerContext) -> pb.BatchAck:
         metrics = self.coordinator.metrics
@@ -259,6 +261,7 @@ class MembersService:
     def __init__(self, coordinator: Coordinator, max_batch: int = 10_000) -> None:
         self.coordinator = coordinator
         self.max_batch = max_batch
+        self.versions = RuleVersions(coordinator.folder)
 
     async def _on_shard(self, member_id: str, method: str, *args: Any) -> Any:
         """Reads go ahead of queued batches (they still see every acknowledged one); writes queue."""
@@ -278,7 +281,7 @@ class MembersService:
                 raise InvalidRequestError(request.reason)
             if await self._on_shard(request.member_id, "member", request.member_id) is None:
                 raise UnknownMemberError(request.member_id)
-            names = self.coordinator.programme.ladder.names
+            programme = self.coordinator.programme
             # one walk of the member's chain, then pages by position: a long history costs the
             # shard a short call per page, never a walk per page
             positions = await self._on_shard(request.member_id, "ledger_positions", request.member_id,
@@ -288,7 +291,8 @@ class MembersService:
             for start in range(0, len(positions), LEDGER_PAGE):
                 page = await self._on_shard(request.member_id, "ledger_at", positions[start:start + LEDGER_PAGE])
                 for entry in page:
-                    yield ledger_entry(entry, names)
+                    labels = self.versions.labels(entry.rule_version, programme)
+                    yield ledger_entry(entry, programme.ladder.names, labels)
         except Exception as error:
             await _abort(context, error)
 

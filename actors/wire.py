@@ -8,6 +8,7 @@ from engine.spending.member_coupons import HeldCoupon
 from engine.spending.quote import Quote, QuotedCoupon
 from engine.summary import MemberSummary, summarise_entry
 from engine.transactions import LineItem, Transaction, TxnResult
+from engine.why import WhyLabels
 from proto import patron_pb2 as pb
 
 __all__ = ["ack", "anomaly_row", "attributes_from", "held_coupon_message", "ledger_entry", "line_items",
@@ -76,8 +77,8 @@ def attributes_from(attributes: dict) -> tuple[dict[str, str | float], frozenset
     return values, frozenset(dates)
 
 
-def ledger_entry(entry: LedgerEntry, tier_names: list[str]) -> pb.LedgerEntry:
-    summary = summarise_entry(entry, tier_names)
+def ledger_entry(entry: LedgerEntry, tier_names: list[str], labels: WhyLabels | None) -> pb.LedgerEntry:
+    summary = summarise_entry(entry, tier_names, labels)
     message = pb.LedgerEntry(**{name: getattr(summary, name) for name in summary.__struct_fields__ if name != "lots"})
     for lot in summary.lots:
         message.lots.add(expires=lot.expires, points=lot.points)

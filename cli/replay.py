@@ -82,8 +82,8 @@ def _drain_ledger(book: Book, ledger: BinaryIO | None) -> None:
     entries, _ = book.take_changes()
     book.take_notices()  # replay writes no events
     if ledger is not None:
-        names = book.programme.ladder.names
-        ledger.write(_encoder.encode_lines([summarise_entry(entry, names) for entry in entries]))
+        names, labels = book.programme.ladder.names, book.programme.why
+        ledger.write(_encoder.encode_lines([summarise_entry(entry, names, labels) for entry in entries]))
 
 
 def _replay_chunk(book: Book, txns: list[Transaction], stats: ReplayStats,

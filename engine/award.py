@@ -7,6 +7,7 @@ from engine.calendar import iso
 from engine.members import Member
 from engine.notices import ANOMALY_FLAGGED
 from engine.types import Day, TxnId
+from engine.why import Why
 
 __all__ = ["count_spend", "give", "judge_points", "take_back", "verdict_points"]
 
@@ -36,7 +37,7 @@ def verdict_points(verdict: Verdict, points: int) -> tuple[int, bool, str]:
 
 
 def give(book: Book, member: Member, day: Day, ref: TxnId, kind: str, points: int, growth: int,
-         held: bool = False, why: str = "") -> None:
+         held: bool = False, why: Why | str = "") -> None:
     """Credit earned points (spendable, pending for the return window, or held) and growth."""
     programme = book.programme
     pending = 0

@@ -11,6 +11,7 @@ from engine.programme import Programme
 from engine.spending.coupon_stock import CountedStock, CouponStock
 from engine.transactions import TxnRecord
 from engine.types import Day, MemberId, TxnId
+from engine.why import Why
 
 __all__ = ["Book", "TxnIndex", "TxnKey"]
 
@@ -61,7 +62,7 @@ class Book:
 
     def write(self, member: Member, day: Day, cause: str, ref: str, kind: str, *, points: int = 0,
               pending: int = 0, growth: int = 0, stored_value: int = 0, tier_from: int = -1,
-              tier_to: int = -1, status: str = "", unrecovered: int = 0, note: str = "", why: str = "",
+              tier_to: int = -1, status: str = "", unrecovered: int = 0, note: str = "", why: Why | str = "",
               bonus_value: int = 0, coupon_code: str = "", lots: tuple[tuple[int, int], ...] = ()) -> None:
         """Record one change to a member in the ledger; the member must already show it."""
         member.ledger_seq += 1

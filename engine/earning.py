@@ -8,7 +8,7 @@ from engine.products import ProductRules, _Claim
 from engine.rules import Filters, ProductRule
 from engine.transactions import LineItem, Transaction
 from engine.types import Day
-from engine.why import money, no_points, purchase_why
+from engine.why import Why
 
 if TYPE_CHECKING:
     from engine.programme import Programme
@@ -41,8 +41,8 @@ class PurchaseValue(NamedTuple):
     eligible: int
     paid: int
     carry: int
-    why: str
-    """What made the points, for the purchase's ledger entry (engine/why.py)."""
+    why: Why
+    """What made the points, for the purchase's ledger entry."""
 
 
 def purchase_growth(programme: "Programme", value: PurchaseValue, points: int) -> int:
@@ -56,7 +56,7 @@ def value_purchase(programme: "Programme", member: Member, txn: Transaction, day
     without lines is one order-level amount that only the spend rule sees."""
     rounding = programme.round
     claimed = unclaimed = eligible = paid = 0
-    claims: dict[_Claim, int] | None = None
+    claims: dict[int, int] | None = None
     if txn.lines:
         known = programme.lines.known
         for line in txn.lines:
@@ -76,7 +76,7 @@ def value_purchase(programme: "Programme", member: Member, txn: Transaction, day
                 claimed += got
                 if claims is None:
                     claims = {}
-                claims[claim] = claims.get(claim, 0) + got
+                claims[claim.position] = claims.get(claim.position, 0) + got
     else:
         paid = eligible = unclaimed = txn.amount_minor
     carried = member.carry_minor if per_order else 0
@@ -84,27 +84,13 @@ def value_purchase(programme: "Programme", member: Member, txn: Transaction, day
     tier = programme.ladder.tiers[member.tier]
     points = 0
     if tier.earns_points:
-        numerator, denominator, factors = programme.multipliers.factor(day, tier.name, member.profile.birthday)
+        numerator, denominator, applied = programme.multipliers.factor(day, tier.name, member.profile.birthday)
         base = claimed + spend
         points = base if denominator == 1 == numerator else rounding(base * numerator, denominator)
         if per_order:
             points += programme.per_order
-        why = _why(programme, claims, spend, unclaimed or not claims, factors, per_order, carried)
+        # the spend rule is named when it saw spend, or when nothing else could have made points
+        why = Why(spend if unclaimed or claims is None else -1, applied, claims, carried)
     else:
-        why = no_points(tier.name)
+        why = Why(tier=member.tier)
     return PurchaseValue(points, programme.growth_for_spend(eligible), eligible, paid, carry, why)
-
-
-def _why(programme: "Programme", claims: dict[_Claim, int] | None, spend: int, spent: bool, factors: str,
-         per_order: bool, carried: int) -> str:
-    """The parts of a purchase's points, from what scoring computed: the product rules that
-    claimed lines, then the spend rule when it saw any spend."""
-    label = programme.spend_label
-    order_points = programme.per_order if per_order else 0
-    if claims is None and not carried and not order_points and label:
-        return f"{spend} from {label}{factors}"  # most purchases: one f-string
-    parts = [f"{points} from {claim.label}" for claim, points in claims.items()] if claims else []
-    if label and spent:
-        parts.append(f"{spend} from {label}")
-    carried_text = money(carried, programme.minor_per_major) if carried and label else ""
-    return purchase_why(parts, factors, order_points, carried_text)

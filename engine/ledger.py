@@ -3,6 +3,7 @@
 from msgspec import Struct
 
 from engine.types import Day, MemberId
+from engine.why import Why
 
 __all__ = ["LedgerEntry"]
 
@@ -35,9 +36,10 @@ class LedgerEntry(Struct, array_like=True, omit_defaults=True, gc=False):
     note: str = ""
     """The operator's reason, where an operator caused the change; the recharge bonus's name;
     why a coupon was not issued."""
-    why: str = ""
-    """What made a purchase's or an event's points, for a member who asks (engine/why.py).
-    Appended, like the fields after it, so that entries stored before them still decode."""
+    why: Why | str = ""
+    """What made a purchase's or an event's points, for a member who asks: its parts, made into
+    a line when read (engine/why.py); a text in entries stored before the parts were. Appended,
+    like the fields after it, so that entries stored before them still decode."""
     bonus_value: int = 0
     """Change of the bonus part of stored value (`stored_value` is the principal's)."""
     coupon_code: str = ""

@@ -8,7 +8,6 @@ from engine.calendar import weekday
 from engine.rounding import exact
 from engine.rules import Multiplier
 from engine.types import Day
-from engine.why import factor_label
 
 __all__ = ["MultiplierTable"]
 
@@ -17,7 +16,6 @@ _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 class _Compiled:
     def __init__(self, multiplier: Multiplier) -> None:
-        self.rule = multiplier
         when = multiplier.when
         self.factor = exact(multiplier.factor)
         self.tiers = frozenset(when.tiers) if when.tiers is not None else None
@@ -66,11 +64,11 @@ class MultiplierTable:
         self.compiled = [_Compiled(m) for m in multipliers]
         self.multiply = stacking == "multiply"
         self.uses_birthday = any(c.birthday for c in self.compiled)
-        self._cache: dict[tuple[Day, str, str], tuple[int, int, str]] = {}
+        self._cache: dict[tuple[Day, str, str], tuple[int, int, tuple[int, ...]]] = {}
 
-    def factor(self, day: Day, tier: str, birthday: str) -> tuple[int, int, str]:
+    def factor(self, day: Day, tier: str, birthday: str) -> tuple[int, int, tuple[int, ...]]:
         """(numerator, denominator) of the combined factor, (1, 1) when none applies, and the
-        multipliers that made it, for the purchase's why."""
+        places of the multipliers that made it (0 is the first), for the purchase's why."""
         key = (day, tier, birthday if self.uses_birthday else "")
         found = self._cache.get(key)
         if found is None:
@@ -80,10 +78,10 @@ class MultiplierTable:
             self._cache[key] = found
         return found
 
-    def _combine(self, day: Day, tier: str, birthday: str) -> tuple[int, int, str]:
-        applied = [c for c in self.compiled if c.applies(day, tier, birthday)]
+    def _combine(self, day: Day, tier: str, birthday: str) -> tuple[int, int, tuple[int, ...]]:
+        applied = tuple(i for i, c in enumerate(self.compiled) if c.applies(day, tier, birthday))
         if not applied:
-            return (1, 1, "")
-        factors = [c.factor for c in applied]
+            return (1, 1, ())
+        factors = [self.compiled[i].factor for i in applied]
         combined = math.prod(factors, start=Fraction(1)) if self.multiply else max(factors)
-        return (combined.numerator, combined.denominator, factor_label([c.rule for c in applied], self.multiply))
+        return (combined.numerator, combined.denominator, applied)

@@ -4,14 +4,14 @@ from engine.filters import Matcher
 from engine.rounding import Rounder, exact
 from engine.rules import ProductRule
 from engine.transactions import LineItem
-from engine.why import claim_label
 
 __all__ = ["ProductRules"]
 
 
 class _Claim:
     def __init__(self, rule: ProductRule, position: int, minor_per_major: int) -> None:
-        self.label = claim_label(rule, position, minor_per_major)
+        self.position = position
+        """The rule's place in the document (1 is the first): a why names it by that."""
         self.matcher = Matcher(rule.match)
         self.mode = rule.mode
         self.points = rule.points or 0

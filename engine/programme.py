@@ -12,7 +12,7 @@ from engine.spending.member_prices import TierDiscounts
 from engine.spending.redemption_window import RedemptionWindow
 from engine.tags import TagRules
 from engine.tiers import TierLadder
-from engine.why import spend_label
+from engine.why import WhyLabels
 
 __all__ = ["Programme"]
 
@@ -28,8 +28,6 @@ class Programme:
         self.lines = LineRules(rules.filters, rules.product_rules, rules.currency_minor_per_major)
         self.spend_unit = points.spend.unit_minor if points.spend else 0
         self.spend_per_unit = points.spend.per_unit if points.spend else 0
-        self.minor_per_major = rules.currency_minor_per_major
-        self.spend_label = spend_label(points.spend, self.minor_per_major) if points.spend else ""
         self.per_order = points.per_order
         self.pending_days = points.pending_days
         self.multipliers = MultiplierTable(rules.multipliers, points.multiplier_stacking)
@@ -47,6 +45,8 @@ class Programme:
         self.coupons = CouponRules(rules)
         self.redemption_window = RedemptionWindow(rules.redemption)
         self.discounts = TierDiscounts(rules)
+        self.why = WhyLabels(rules)
+        """For reading the why of this version's ledger entries (engine/why.py)."""
 
     def _growth_setup(self, rules: Rules) -> None:
         growth = rules.growth

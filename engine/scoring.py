@@ -2,6 +2,8 @@
 
 from collections.abc import Iterable
 
+from msgspec.structs import replace
+
 from engine.award import count_spend, give, judge_points
 from engine.balance import add_points, take_points
 from engine.book import Book
@@ -29,7 +31,7 @@ from engine.types import (
     STATUSES,
     Day,
 )
-from engine.why import anomaly_note, event_why
+from engine.why import Why
 
 __all__ = ["malformed_reason", "score_batch", "score_transaction"]
 
@@ -196,8 +198,8 @@ def score_purchase(book: Book, member: Member, txn: Transaction, day: Day) -> Tx
     member.carry_minor = value.carry
     points, held, reason = judge_points(book, member, day, value.points, txn.txn_id)
     growth = purchase_growth(programme, value, points)
-    why = value.why + anomaly_note(reason, programme.anomaly.threshold) if reason else value.why
-    give(book, member, day, txn.txn_id, "earn", points, growth, held, why)
+    give(book, member, day, txn.txn_id, "earn", points, growth, held,
+         replace(value.why, anomaly=reason) if reason else value.why)
     count_spend(book, member, day, value.eligible, txn.txn_id)
     if programme.tags.rules:
         note_purchase(book, member, day)
@@ -233,9 +235,8 @@ def score_event(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRe
         return TxnRecord(member.member_id, EVENT, day, 0, 0, reason, version)
     if points or rule.growth:
         count_event(member, rule, day, programme.max_lateness + 1)
-    why = event_why(rule.points, rule.type, "" if earns else programme.ladder.names[member.tier])
-    give(book, member, day, txn.txn_id, "event", points, rule.growth, held,
-         why + anomaly_note(reason, programme.anomaly.threshold))
+    why = Why(tier=-1 if earns else member.tier, anomaly=reason, event=rule.type)
+    give(book, member, day, txn.txn_id, "event", points, rule.growth, held, why)
     tier_after_transaction(book, member, day, txn.txn_id)
     return TxnRecord(member.member_id, EVENT, day, points, rule.growth, reason, version)
 

@@ -12,6 +12,7 @@ from engine.ledger import LedgerEntry
 from engine.members import Member
 from engine.programme import Programme
 from engine.types import NEVER
+from engine.why import WhyLabels, why_text
 
 __all__ = ["CouponView", "EntrySummary", "LotChange", "MemberSummary", "summarise", "summarise_entry", "to_json"]
 
@@ -107,7 +108,9 @@ def summarise(programme: Programme, member: Member) -> MemberSummary:
                          profile.content, profile.campaign, profile.channel, profile.attributes)
 
 
-def summarise_entry(entry: LedgerEntry, tier_names: list[str]) -> EntrySummary:
+def summarise_entry(entry: LedgerEntry, tier_names: list[str], labels: WhyLabels | None) -> EntrySummary:
+    """`labels` are those of the entry's rules version, for its why (None: not kept)."""
+
     def tier(index: int) -> str:
         return tier_names[index] if 0 <= index < len(tier_names) else ""
 
@@ -115,7 +118,7 @@ def summarise_entry(entry: LedgerEntry, tier_names: list[str]) -> EntrySummary:
     return EntrySummary(entry.member_id, entry.seq, iso(entry.day), entry.cause, entry.ref, entry.rule_version,
                         entry.kind, entry.points, entry.pending, entry.growth, entry.stored_value,
                         tier(entry.tier_from), tier(entry.tier_to), entry.status, entry.unrecovered, entry.note,
-                        entry.why, entry.bonus_value, entry.coupon_code, lots)
+                        why_text(entry.why, labels), entry.bonus_value, entry.coupon_code, lots)
 
 
 to_json = json.Encoder().encode

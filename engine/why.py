@@ -1,15 +1,106 @@
-"""Why a purchase earned what it did, in a line a member can read: "120 from 'spend 10 per 10.00' × 1.2
-'winter campaign'". The labels are made once per rules version; a purchase only joins them."""
+"""Why a purchase or an event earned what it did, in a line a member can read: "120 from 'spend 10
+per 10.00' × 1.2 'winter campaign'".
+
+Scoring keeps only the parts on the ledger entry (`Why`: a few numbers, and places in the rules
+document), and that is what is stored; the line is made when an entry is read (`why_text`), with
+the labels of the rules version that scored it (`WhyLabels`, made once per version). Making the
+line for every purchase cost scoring several per cent, and most entries are never read."""
 
 from decimal import Decimal
 
-from engine.rules import Multiplier, ProductRule, SpendRule
+from msgspec import Struct
 
-__all__ = ["anomaly_note", "claim_label", "event_why", "factor_label", "money", "no_points", "purchase_why",
-           "spend_label"]
+from engine.rules import Multiplier, ProductRule, Rules, SpendRule
+
+__all__ = ["Why", "WhyLabels", "money", "why_text"]
 
 _ANOMALY = {"flagged": "flagged abnormal", "held": "held until an operator releases them",
             "blocked": "blocked while abnormal"}
+
+
+class Why(Struct, array_like=True, gc=False):
+    """What made an entry's points, as scoring found them. Stored with the entry, so fields are
+    only ever appended; what they point to is in the rules of the entry's `rule_version`."""
+
+    spend: int = -1
+    """Points from the spend rule, before multipliers; -1 when it saw no spend (product rules
+    claimed every line)."""
+    multipliers: tuple[int, ...] = ()
+    """The places of the multipliers that applied in the rules' list (0 is the first)."""
+    claims: dict[int, int] | None = None
+    """Points from each product rule that claimed lines, by the rule's place in the document
+    (1 is the first), in the order the purchase's lines met them."""
+    carried: int = 0
+    """Spend (minor units) that a `carry` programme brought from earlier purchases."""
+    anomaly: str = ""
+    """The daily threshold's verdict on these points: flagged, held or blocked."""
+    tier: int = -1
+    """The member's tier, when it earns no points (then nothing else made points)."""
+    event: str = ""
+    """The event type, for an event's entry."""
+
+
+class WhyLabels:
+    """The names a why line uses, made once per rules version; a factor's text once per set of
+    multipliers."""
+
+    def __init__(self, rules: Rules) -> None:
+        points = rules.points
+        self.minor_per_major = rules.currency_minor_per_major
+        self.spend = spend_label(points.spend, self.minor_per_major) if points.spend else ""
+        self.claims = {position: claim_label(rule, position, self.minor_per_major)
+                       for position, rule in enumerate(rules.product_rules, 1)}
+        self.multipliers = rules.multipliers
+        self.multiply = points.multiplier_stacking == "multiply"
+        self.per_order = points.per_order
+        self.threshold = rules.anomaly.daily_points_threshold if rules.anomaly else 0
+        self.tiers = [t.name for t in rules.tiers]
+        self.events = {e.type: e.points for e in rules.events}
+        self._factors: dict[tuple[int, ...], str] = {}
+
+    def factor(self, applied: tuple[int, ...]) -> str:
+        found = self._factors.get(applied)
+        if found is None:
+            found = factor_label([self.multipliers[i] for i in applied if i < len(self.multipliers)], self.multiply)
+            self._factors[applied] = found
+        return found
+
+    def tier(self, index: int) -> str:
+        return self.tiers[index] if 0 <= index < len(self.tiers) else str(index)
+
+
+def why_text(why: "Why | str", labels: WhyLabels | None) -> str:
+    """The line for an entry's why; a text is an entry stored before the parts were, kept as it
+    was made. Without the labels of the entry's rules version there is no line."""
+    if isinstance(why, str):
+        return why
+    if labels is None:
+        return ""
+    if why.tier >= 0:
+        text = f"tier '{labels.tier(why.tier)}' earns no points"
+    elif why.event:
+        text = f"{labels.events.get(why.event, 0)} from event '{why.event}'"
+    else:
+        text = _purchase(why, labels)
+    action = _ANOMALY.get(why.anomaly)
+    return f"{text}; {action} (daily threshold {labels.threshold})" if action else text
+
+
+def _purchase(why: Why, labels: WhyLabels) -> str:
+    """The parts before multipliers (the product rules that claimed lines, then the spend rule),
+    the multipliers, then per-order points."""
+    parts = [f"{points} from {labels.claims.get(position, f'product rule {position}')}"
+             for position, points in why.claims.items()] if why.claims else []
+    if labels.spend and why.spend >= 0:
+        parts.append(f"{why.spend} from {labels.spend}")
+    base = " + ".join(parts) or "0: no rule gives points for these lines"
+    if why.carried and labels.spend:
+        base += f" (with {money(why.carried, labels.minor_per_major)} carried)"
+    factor = labels.factor(why.multipliers) if why.multipliers else ""
+    if factor and len(parts) > 1:
+        base = f"({base})"
+    text = base + factor
+    return f"{text} + {labels.per_order} per order" if labels.per_order else text
 
 
 def money(minor: int, minor_per_major: int) -> str:
@@ -57,30 +148,3 @@ def factor_label(applied: list[Multiplier], multiply: bool) -> str:
     best = max(range(len(applied)), key=lambda i: applied[i].factor)  # the first of equal factors
     others = ", ".join(n for i, n in enumerate(named) if i != best)
     return f" {named[best]} (not stacked: {others})"
-
-
-def purchase_why(parts: list[str], factor: str, per_order: int, carried: str) -> str:
-    """`parts` are "N from 'label'" before multipliers: the product rules that claimed lines, then
-    the spend rule; `carried` is the spend a `carry` programme brought from earlier purchases."""
-    base = " + ".join(parts) or "0: no rule gives points for these lines"
-    if carried:
-        base += f" (with {carried} carried)"
-    if factor and len(parts) > 1:
-        base = f"({base})"
-    text = base + factor
-    return f"{text} + {per_order} per order" if per_order else text
-
-
-def event_why(points: int, event_type: str, silent_tier: str) -> str:
-    """`silent_tier` names the member's tier when it earns no points."""
-    return no_points(silent_tier) if silent_tier else f"{points} from event '{event_type}'"
-
-
-def no_points(tier: str) -> str:
-    return f"tier '{tier}' earns no points"
-
-
-def anomaly_note(reason: str, threshold: int) -> str:
-    """What the daily anomaly threshold did to the points, after the purchase's own why."""
-    action = _ANOMALY.get(reason)
-    return f"; {action} (daily threshold {threshold})" if action else ""

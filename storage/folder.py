@@ -130,6 +130,10 @@ class DataFolder:
         holder = int(marker.read_text().strip() or 0) if marker.exists() else 0
         return holder if holder and _alive(holder) else 0
 
+    def published_rules(self, version: int) -> str:
+        """The text of a version published before (OSError when the folder does not have it)."""
+        return (self.rules / f"v{version:06d}.toml").read_text(encoding="utf-8")
+
     def publish_rules(self, version: int, text: str) -> PublishedRules:
         """Keep every version as the retailer sent it; `current.json` names the one in force."""
         published = PublishedRules(version, text, datetime.now(UTC).isoformat(timespec="seconds"))

@@ -4,7 +4,10 @@ Layout 1 keyed the ledger by member and sequence and stored members as they are.
 the ledger by position (appending) and starts each stored member and entry with a position
 (see `storage.codecs`). Layout 3 keys the transaction index by member and transaction id
 (database `txn_index`, was `txns` keyed by id alone), and its day index lists (member, id) pairs:
-an id is an idempotency key within its member (SPEC §2)."""
+an id is an idempotency key within its member (SPEC §2). Layout 4 stores a ledger entry's why as
+its parts (engine/why.py) where layout 3 stored the text: layout 3's texts are read as they are,
+so its upgrade only marks the folder, which an older patron then refuses instead of failing on
+the first entry it cannot read."""
 
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +18,7 @@ from storage.codecs import decode_txn, encode, position_key, txn_key, with_posit
 
 __all__ = ["LAYOUT", "upgrade_layout"]
 
-LAYOUT = 3
+LAYOUT = 4
 _KEY = b"storage_layout"
 _CHUNK = 50_000
 
@@ -34,7 +37,7 @@ def upgrade_layout(env: Any, dbs: dict[str, Any]) -> None:
     if found > LAYOUT:
         raise RuntimeError(f"this data folder has storage layout {found}, written by a newer patron; "
                            f"this one reads layout {LAYOUT} at most")
-    if not empty:
+    if not empty and found < 3:
         _room_to_rewrite(env)
     with env.begin(write=True) as txn:
         if not empty and found < 2:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from engine.ledger import LedgerEntry
 from engine.members import Member
 from engine.transactions import TxnRecord
+from engine.why import Why
 from storage.codecs import id_digest
 from storage.shard_store import ShardStore
 
@@ -139,7 +140,7 @@ class _EntryBeforeWhy(msgspec.Struct, array_like=True, omit_defaults=True):
 
 
 @pytest.mark.parametrize("note", ["", "goodwill"])
-def test_ledger_entries_stored_before_the_why_still_read_with_an_empty_why(tmp_path, note):
+def test_ledger_entries_stored_before_the_why_or_its_parts_still_read_as_they_were_written(tmp_path, note):
     from storage.codecs import entry_of, with_position
 
     old = _EntryBeforeWhy("m1", 3, 20_000, "operator", "t-1", 2, "adjust", points=40, note=note)
@@ -149,8 +150,32 @@ def test_ledger_entries_stored_before_the_why_still_read_with_an_empty_why(tmp_p
     store = ShardStore(tmp_path)  # and a store holding old and new entries reads both
     commit(store, [Member("m1", 20_000)], [read, LedgerEntry("m1", 4, 20_000, "txn", "t-2", 2, "earn", points=20,
                                                                why="20 from 'spend 10 per 10.00'")])
-    assert [e.why for e in store.ledger("m1")] == ["", "20 from 'spend 10 per 10.00'"]
     store.close()
+    _mark_layout(tmp_path, 3)  # layout 3 stored the why as text, 4 stores its parts
+    store = ShardStore(tmp_path)
+    with store.env.begin() as txn:
+        assert msgspec.msgpack.decode(txn.get(b"storage_layout", db=store.dbs["meta"])) == 4
+    parts = Why(30, (0, 2), {2: 5, 1: 7}, carried=90)
+    commit(store, [Member("m1", 20_000)], [LedgerEntry("m1", 5, 20_000, "txn", "t-3", 2, "earn", points=50,
+                                                       why=parts)])
+    assert [e.why for e in store.ledger("m1")] == ["", "20 from 'spend 10 per 10.00'", parts]
+    assert list(store.ledger("m1")[2].why.claims) == [2, 1]  # in the order the purchase met the rules
+    store.close()
+
+
+def test_a_folder_of_a_newer_layout_is_refused_with_both_layout_numbers(tmp_path):
+    ShardStore(tmp_path).close()
+    _mark_layout(tmp_path, 5)
+    with pytest.raises(RuntimeError, match="this data folder has storage layout 5, written by a newer patron; "
+                                           "this one reads layout 4 at most"):
+        ShardStore(tmp_path)
+
+
+def _mark_layout(path: Path, layout: int) -> None:
+    env = lmdb.open(str(path), max_dbs=16)
+    with env.begin(write=True) as txn:
+        txn.put(b"storage_layout", msgspec.msgpack.encode(layout), db=env.open_db(b"meta", txn=txn))
+    env.close()
 
 
 def test_a_folder_with_the_index_keyed_by_id_alone_is_upgraded_to_member_and_id(tmp_path, monkeypatch):

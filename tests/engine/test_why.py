@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from engine.book import Book
 from engine.ledger import LedgerEntry
 from engine.scoring import score_transaction
+from engine.summary import EntrySummary, summarise_entry
 from engine.transactions import Transaction
 from tests.builders import book, buy, line, ms, programme
 
@@ -36,9 +37,14 @@ when = { weekdays = ["sat", "sun"] }
 """
 
 
-def why_of(scored: Book, txn_id: str) -> LedgerEntry:
+def shown(scored: Book, entry: LedgerEntry) -> EntrySummary:
+    """The entry as replay, gRPC and the CLI show it: the why made from its stored parts."""
+    return summarise_entry(entry, scored.programme.ladder.names, scored.programme.why)
+
+
+def why_of(scored: Book, txn_id: str) -> EntrySummary:
     [entry] = [e for e in scored.ledger if e.ref == txn_id and e.kind in ("earn", "event")]
-    return entry
+    return shown(scored, entry)
 
 
 def test_a_campaign_purchase_says_its_points_came_from_the_spend_rule_times_the_campaign():
@@ -101,7 +107,7 @@ def test_the_anomaly_action_is_part_of_the_why():
     scored = book(body=SPEND + '[anomaly]\ndaily_points_threshold = 100\naction = "hold"\n')
     result = score_transaction(scored, buy("t1", "m1", "2026-03-04 10:00", line(15000)))
     entry = why_of(scored, "t1")
-    assert (result.reason, entry.pending) == ("held", 150)
+    assert (result.reason, entry.pending_points) == ("held", 150)
     assert entry.why == ("150 from 'spend 10 per 10.00'; held until an operator releases them "
                          "(daily threshold 100)")
 
@@ -181,8 +187,8 @@ def test_a_purchases_why_adds_up_to_its_points_and_names_every_multiplier_that_a
         if not earned:
             assert result.points == 0
             continue
-        entry = earned[0]
-        assert entry.points + entry.pending == result.points == _points_in(entry.why, rounding), entry.why
+        entry = shown(scored, earned[0])
+        assert entry.points + entry.pending_points == result.points == _points_in(entry.why, rounding), entry.why
         for i, (on, tenths) in enumerate(factors):
             if on == _WEEKDAYS[weekday]:
                 assert f"× {Fraction(tenths, 10).numerator / Fraction(tenths, 10).denominator:g} 'm{i}'" in entry.why

@@ -162,3 +162,21 @@ def test_member_show_with_the_ledger_says_why_a_purchase_earned_its_points(start
                             server.address], capture_output=True, text=True, timeout=60, check=False)
     assert shown.returncode == 0, shown.stderr
     assert why in shown.stdout
+
+
+def test_each_entrys_why_names_the_rules_version_that_scored_it_also_after_a_restart(start_server):
+    """Entries store the parts of their why; the line is made when read, with the names and
+    factors of the entry's own rules version (kept in the data folder), not those in force."""
+    renamed = (RULES.replace("version = 1", "version = 2", 1).replace('"winter campaign"', '"winter sale"')
+               .replace("factor = 1.2", "factor = 1.5"))
+    server = start_server(shards=2, start_date=parse_day("2026-12-03"))
+    with PatronClient(server.address) as client:
+        client.submit([purchase("t1", "m1", "2026-12-03 10:00", 12000)])
+        client.publish_rules(renamed)
+        client.submit([purchase("t2", "m1", "2026-12-03 11:00", 12000)])
+    server.stop()
+    restarted = start_server(shards=2)  # the same folder; the example file is version 1, the folder keeps 2
+    with PatronClient(restarted.address) as client:
+        earned = {e.ref: (e.rule_version, e.points, e.why) for e in client.ledger("m1") if e.kind == "earn"}
+    assert earned == {"t1": (1, 144, "120 from 'spend 10 per 10.00' × 1.2 'winter campaign'"),
+                      "t2": (2, 180, "120 from 'spend 10 per 10.00' × 1.5 'winter sale'")}
