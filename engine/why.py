@@ -89,7 +89,8 @@ def why_text(why: "Why | str", labels: WhyLabels | None) -> str:
 def _purchase(why: Why, labels: WhyLabels) -> str:
     """The parts before multipliers (the product rules that claimed lines, then the spend rule),
     the multipliers, then per-order points."""
-    parts = [f"{points} from {labels.claims.get(position, f'product rule {position}')}"
+    claims = labels.claims
+    parts = [f"{points} from {claims.get(position) or repr(f'rule {position}')}"
              for position, points in why.claims.items()] if why.claims else []
     if labels.spend and why.spend >= 0:
         parts.append(f"{why.spend} from {labels.spend}")
