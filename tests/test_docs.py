@@ -38,6 +38,20 @@ def test_no_file_sends_the_reader_to_documents_a_clone_does_not_have():
     assert found == []
 
 
+CONFLICT = re.compile(r"^(<{7} |>{7} )", re.MULTILINE)
+
+
+def test_no_file_keeps_a_merge_conflict():
+    found = []
+    for path in project_files():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        found += [f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, m.start()) + 1}" for m in CONFLICT.finditer(text)]
+    assert found == []
+
+
 def test_the_readme_links_the_documents():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for name in ("docs/rules.md", "docs/api.md", "docs/operations.md", "docs/decisions.md"):
