@@ -18,6 +18,7 @@ from actors.batch_order import BatchPart, Stream
 from actors.batch_outcome import failed_batch, original
 from actors.batch_wire import PartAnswer, ack_bytes, result_message, split
 from actors.coordinator import Coordinator
+from actors.logs import Throttled
 from actors.routing import shards_of
 from actors.rule_versions import RuleVersions
 from actors.wire import anomaly_row, attributes_from, ledger_entry, member_message
@@ -39,6 +40,7 @@ from proto import patron_pb2 as pb
 __all__ = ["AdminService", "IngestService", "MembersService", "handler_for"]
 
 log = logging.getLogger("patron.gateway")
+_refusals = Throttled(log)
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_answer = msgspec.msgpack.Decoder(PartAnswer).decode
@@ -153,7 +155,7 @@ async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
         log.exception("unexpected error", exc_info=error)
         message = f"internal error: {type(error).__name__}: {error}"
     elif code is grpc.StatusCode.RESOURCE_EXHAUSTED:
-        log.warning("refused: %s", error)
+        _refusals.warning(f"refused: {error}")
     await context.abort(code, message)
 
 
