@@ -24,14 +24,22 @@ _OUTCOMES = {"accepted": pb.OUTCOME_ACCEPTED, "duplicate": pb.OUTCOME_DUPLICATE,
 _TRANSACTIONS = 2
 """TransactionBatch.transactions and BatchAck.results: both field 2, length-delimited."""
 _ENTRY_KEY = _TRANSACTIONS << 3 | 2
-_ENTRY_TAG = bytes([_ENTRY_KEY])
 
 
 class PartAnswer(msgspec.Struct, array_like=True, gc=False):
-    """A shard's answer to one part: a BatchAck `results` entry per transaction, in the part's order."""
+    """A shard's answer to one part: a BatchAck `results` entry per transaction, in the part's
+    order, as one buffer, and the size of each entry in it."""
 
-    results: list[bytes]
+    results: bytes
+    sizes: list[int]
     stats: BatchStats
+
+    def entries(self) -> list[bytes]:
+        entries, position = [], 0
+        for size in self.sizes:
+            entries.append(self.results[position:position + size])
+            position += size
+        return entries
 
 
 # -- the gateway ---------------------------------------------------------------------------
@@ -127,24 +135,17 @@ def result_message(result: TxnResult) -> pb.TxnResult:
                         coupon_code=result.coupon_code)
 
 
-def result_entries(results: list[TxnResult]) -> list[bytes]:
-    """Each result as the bytes of a BatchAck `results` entry: tag, length, message."""
-    entries = []
+def result_entries(results: list[TxnResult]) -> tuple[bytes, list[int]]:
+    """The results as the `results` entries of a BatchAck (tag, length, message each), one
+    after the other, and the size of each: one message serialised at once costs less than one each."""
+    ack = pb.BatchAck()
+    add = ack.results.add
     for result in results:
-        body = result_message(result).SerializeToString()
-        entries.append(_ENTRY_TAG + _length(len(body)) + body)
-    return entries
+        add(txn_id=result.txn_id, outcome=_OUTCOMES[result.outcome], points=result.points, growth=result.growth,
+            reason=result.reason, value_minor=result.value_minor, coupon_code=result.coupon_code)
+    return ack.SerializeToString(), [_entry_size(message.ByteSize()) for message in ack.results]
 
 
-def _length(size: int) -> bytes:
-    if size < 0x80:
-        return _ONE_BYTE[size]
-    out = bytearray()
-    while size >= 0x80:
-        out.append(size & 0x7F | 0x80)
-        size >>= 7
-    out.append(size)
-    return bytes(out)
-
-
-_ONE_BYTE = [bytes([n]) for n in range(0x80)]
+def _entry_size(size: int) -> int:
+    """Tag, length and message: a length takes a byte per 7 bits."""
+    return 2 + size if size < 0x80 else 1 + (size.bit_length() + 6) // 7 + size

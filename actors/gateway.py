@@ -260,7 +260,7 @@ class IngestService:
         for (shard, indices, _), answer in zip(routed, answers, strict=True):
             if not isinstance(answer, BaseException):
                 part = _decode_answer(answer)
-                for index, entry in zip(indices, part.results, strict=True):
+                for index, entry in zip(indices, part.entries(), strict=True):
                     entries[index] = entry
                 metrics.record_batch(shard, part.stats, names)
         if any(isinstance(answer, BaseException) for answer in answers):

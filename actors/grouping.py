@@ -83,10 +83,12 @@ def _one_by_one(apply: Apply, streams: StreamOrder, parts: list[BatchPart], batc
 
 
 def _answers(batches: list[list[Transaction]], results: list[TxnResult], stats: BatchStats) -> list[Answer]:
-    entries = result_entries(results)
+    entries, sizes = result_entries(results)
     answers: list[Answer] = []
-    start = 0
+    start = position = 0
     for txns in batches:
-        answers.append(_encode(PartAnswer(entries[start:start + len(txns)], stats)))
-        stats, start = BatchStats({}), start + len(txns)
+        part = sizes[start:start + len(txns)]
+        end = position + sum(part)
+        answers.append(_encode(PartAnswer(entries[position:end], part, stats)))
+        stats, start, position = BatchStats({}), start + len(txns), end
     return answers

@@ -20,6 +20,6 @@ def part(txns: list[Transaction], stream: str = "", number: int = 0, after: int 
 
 
 def results_of(answer: bytes) -> list[TxnResult]:
-    ack = pb.BatchAck.FromString(b"".join(_decode(answer).results))
+    ack = pb.BatchAck.FromString(_decode(answer).results)
     return [TxnResult(r.txn_id, _OUTCOMES[r.outcome], r.points, r.growth, r.reason, r.value_minor, r.coupon_code)
             for r in ack.results]

@@ -5,7 +5,16 @@ from the shards' entries is the BatchAck the results make."""
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.batch_wire import _entry_spans, ack_bytes, result_entries, result_message, split, transactions_of
+from actors.batch_stats import BatchStats
+from actors.batch_wire import (
+    PartAnswer,
+    _entry_spans,
+    ack_bytes,
+    result_entries,
+    result_message,
+    split,
+    transactions_of,
+)
 from client import transaction_message
 from engine.transactions import TxnResult
 from proto import patron_pb2 as pb
@@ -82,6 +91,11 @@ def test_an_unknown_kind_or_status_becomes_a_word_the_engine_rejects():
     assert [(t.kind, t.status) for t in transactions_of(data)] == [("unspecified", "unknown"), ("unspecified", "")]
 
 
+def entries_of(results: list[TxnResult]) -> list[bytes]:
+    entries, sizes = result_entries(results)
+    return PartAnswer(entries, sizes, BatchStats({})).entries()
+
+
 RESULTS = [TxnResult("b1", "accepted", 120, 120, ""), TxnResult("r1", "accepted", -2**62, 0, "capped"),
            TxnResult("x" * 300, "rejected", 0, 0, "id_too_long"), TxnResult("d", "duplicate", 5, 5, ""),
            TxnResult("c", "accepted", 0, 0, "", value_minor=-1500, coupon_code="GOLD-1,GOLD-2"),
@@ -90,7 +104,7 @@ RESULTS = [TxnResult("b1", "accepted", 120, 120, ""), TxnResult("r1", "accepted"
 
 def test_the_acknowledgement_from_result_entries_is_the_batch_ack_of_the_results():
     expected = pb.BatchAck(batch_id="B-7", results=[result_message(r) for r in RESULTS])
-    answer = pb.BatchAck.FromString(ack_bytes("B-7", result_entries(RESULTS)))
+    answer = pb.BatchAck.FromString(ack_bytes("B-7", entries_of(RESULTS)))
     assert answer == expected
     assert [r.outcome for r in answer.results] == [pb.OUTCOME_ACCEPTED, pb.OUTCOME_ACCEPTED, pb.OUTCOME_REJECTED,
                                                    pb.OUTCOME_DUPLICATE, pb.OUTCOME_ACCEPTED, pb.OUTCOME_IGNORED]
@@ -99,7 +113,16 @@ def test_the_acknowledgement_from_result_entries_is_the_batch_ack_of_the_results
 
 
 def test_entries_put_back_in_the_batchs_order_answer_each_transaction_in_place():
-    entries = result_entries(RESULTS)
+    entries = entries_of(RESULTS)
     shuffled = [entries[i] for i in (3, 0, 5, 1, 4, 2)]
     answer = pb.BatchAck.FromString(ack_bytes("", shuffled))
     assert [r.txn_id for r in answer.results] == [RESULTS[i].txn_id for i in (3, 0, 5, 1, 4, 2)]
+
+
+def test_entries_of_every_length_are_cut_where_they_end():
+    """Lengths around where a length takes a second and a third byte."""
+    results = [TxnResult("t" * size, "accepted", 1, 1, "") for size in (0, 118, 121, 122, 125, 126, 16_370, 16_380)]
+    assert [r.txn_id for r in pb.BatchAck.FromString(ack_bytes("", entries_of(results))).results] == [
+        r.txn_id for r in results]
+    assert [len(entry) for entry in entries_of(results)] == [len(pb.BatchAck(results=[result_message(r)])
+                                                                 .SerializeToString()) for r in results]
