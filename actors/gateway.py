@@ -228,23 +228,23 @@ class IngestService:
 
     def _route(self, data: bytes, stream: Stream | None = None
                ) -> tuple[str, int, list[tuple[int, list[int], asyncio.Future]]]:
-        """(batch id, transactions, parts sent). Split by shard on member ids alone, check each
-        shard has room, and only then queue each part now, synchronously, so order is kept and a
-        refusal costs nothing more; a stream's parts say which of its batches each shard must
-        have committed before them."""
+        """(batch id, transactions, parts sent). Find each transaction's shard by its member id
+        alone, check each of those shards has room, and only then cut the batch into parts and
+        queue each now, synchronously, so order is kept; a stream's parts say which of its
+        batches each shard must have committed before them."""
         batch = _batch(data)
         count = len(batch.transactions)
         if count > self.max_batch:
             raise InvalidRequestError(f"batch {batch.batch_id!r} has {count:,} transactions; "
                                       f"the limit is {self.max_batch:,}")
-        coordinator = self.coordinator
-        parts = split(data, batch, shards_of(coordinator.layout, [message.member_id for message in batch.transactions]))
-        for shard in parts:
-            if coordinator.lanes[shard].full():
+        coordinator, lanes = self.coordinator, self.coordinator.lanes
+        shards = shards_of(coordinator.layout, [message.member_id for message in batch.transactions])
+        for shard in set(shards):
+            if lanes[shard].full():
                 raise OverloadedError(f"shard {shard} is at its limit of queued batches; nothing was applied; "
                                       f"send again shortly")
+        parts = split(data, batch, shards)
         places = stream.place_batch(list(parts)) if stream is not None else {}
-        lanes = coordinator.lanes
         return batch.batch_id, count, [
             (shard, indices, lanes[shard].send("apply", _encode(BatchPart(part, *places.get(shard, ())))))
             for shard, (indices, part) in parts.items()]
