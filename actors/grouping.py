@@ -87,8 +87,8 @@ def _answers(batches: list[list[Transaction]], results: list[TxnResult], stats: 
     answers: list[Answer] = []
     start = position = 0
     for txns in batches:
-        part = sizes[start:start + len(txns)]
-        end = position + sum(part)
-        answers.append(_encode(PartAnswer(entries[position:end], part, stats)))
+        sized = sizes[start:start + len(txns)]
+        end = position + sum(sized)
+        answers.append(_encode(PartAnswer(entries[position:end], sized, stats)))
         stats, start, position = BatchStats({}), start + len(txns), end
     return answers
