@@ -9,16 +9,12 @@ batch id followed by those entries in the batch's order: no record is built or e
 import msgspec
 
 from actors.batch_stats import BatchStats
-from engine.transactions import LineItem, Transaction, TxnResult
+from actors.wire import transactions_from
+from engine.transactions import Transaction, TxnResult
 from proto import patron_pb2 as pb
 
 __all__ = ["PartAnswer", "ack_bytes", "result_entries", "result_message", "split", "transactions_of"]
 
-_KINDS = {pb.KIND_PURCHASE: "purchase", pb.KIND_REFUND: "refund", pb.KIND_EVENT: "event",
-          pb.KIND_RECHARGE: "recharge", pb.KIND_ADJUSTMENT: "adjustment", pb.KIND_REDEEM: "redeem",
-          pb.KIND_PAYMENT: "payment", pb.KIND_COUPON_ISSUE: "coupon_issue", pb.KIND_COUPON_USE: "coupon_use"}
-_STATUSES = {pb.STATUS_UNSPECIFIED: "", pb.STATUS_PAID: "paid", pb.STATUS_PENDING: "pending",
-             pb.STATUS_CANCELLED: "cancelled"}
 _OUTCOMES = {"accepted": pb.OUTCOME_ACCEPTED, "duplicate": pb.OUTCOME_DUPLICATE, "ignored": pb.OUTCOME_IGNORED,
              "rejected": pb.OUTCOME_REJECTED}
 _TRANSACTIONS = 2
@@ -116,17 +112,7 @@ def ack_bytes(batch_id: str, entries: list[bytes]) -> bytes:
 def transactions_of(data: bytes) -> list[Transaction]:
     """The engine records of a part. An unknown or unspecified enum becomes a word the engine
     rejects with a reason, so a bad transaction is answered alone."""
-    return [_transaction(message) for message in pb.TransactionBatch.FromString(data).transactions]
-
-
-def _transaction(message: pb.Transaction) -> Transaction:
-    return Transaction(
-        message.txn_id, message.member_id, message.occurred_at_ms, _KINDS.get(message.kind, "unspecified"),
-        _STATUSES.get(message.status, "unknown"), message.store_id, message.channel,
-        [LineItem(line.sku, line.product_id, line.category, line.name, line.paid_minor, line.quantity,
-                  line.promotional, line.member_discounted) for line in message.lines],
-        message.refund_of, message.event_type, message.amount_minor, message.note, message.points,
-        message.coupon_id, message.coupon_code)
+    return [transactions_from(message) for message in pb.TransactionBatch.FromString(data).transactions]
 
 
 def result_message(result: TxnResult) -> pb.TxnResult:
