@@ -11,7 +11,6 @@ from collections import OrderedDict
 import msgspec
 
 from engine.errors import OutOfOrderError
-from engine.transactions import Transaction
 
 __all__ = ["BatchPart", "Stream", "StreamOrder"]
 
@@ -19,7 +18,8 @@ __all__ = ["BatchPart", "Stream", "StreamOrder"]
 class BatchPart(msgspec.Struct, array_like=True):
     """The transactions of one batch that belong to one shard, and where the batch stands in its stream."""
 
-    txns: list[Transaction]
+    data: bytes
+    """Those transactions as a serialised TransactionBatch, in the batch's order (actors/batch_wire.py)."""
     stream: str = ""
     """Empty for a batch sent alone (SubmitBatch): it waits for nothing."""
     number: int = 0

@@ -16,10 +16,12 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from actors.batch_order import BatchPart, Stream
 from actors.batch_outcome import failed_batch, original
-from actors.batch_stats import BatchStats
+from actors.batch_wire import PartAnswer, ack_bytes, result_message, split
 from actors.coordinator import Coordinator
+from actors.logs import Throttled
+from actors.routing import shards_of
 from actors.rule_versions import RuleVersions
-from actors.wire import ack, anomaly_row, attributes_from, ledger_entry, member_message, transactions_from
+from actors.wire import anomaly_row, attributes_from, ledger_entry, member_message
 from engine.calendar import iso, parse_day
 from engine.errors import (
     BatchNotAppliedError,
@@ -33,15 +35,15 @@ from engine.errors import (
     UnknownMemberError,
 )
 from engine.operators import STATUS_ACTIONS, Enrollment
-from engine.transactions import TxnResult
 from proto import patron_pb2 as pb
 
 __all__ = ["AdminService", "IngestService", "MembersService", "handler_for"]
 
 log = logging.getLogger("patron.gateway")
+_refusals = Throttled(log)
 
 _encode = msgspec.msgpack.Encoder().encode
-_decode_answer = msgspec.msgpack.Decoder(tuple[list[TxnResult], BatchStats]).decode
+_decode_answer = msgspec.msgpack.Decoder(PartAnswer).decode
 LEDGER_PAGE = 500
 _READS = frozenset({"member", "ledger_positions", "ledger_at"})
 
@@ -56,32 +58,50 @@ class Unreadable:
 def handler_for(service: ServiceDescriptor, servicer: object, max_bytes: int) -> grpc.GenericRpcHandler:
     """Like the generated add_*_to_server, but a request that cannot be read reaches the
     servicer as Unreadable, so it is answered INVALID_ARGUMENT instead of INTERNAL. A method the
-    servicer names in READS_ITSELF gets its request as a stream, to refuse before reading it."""
+    servicer names in READS_ITSELF gets its request as a stream, to refuse before reading it; one
+    it names in RAW gets the request's bytes, to parse when and as it needs. A servicer may answer
+    with the response's bytes."""
     factories = {(False, False): grpc.unary_unary_rpc_method_handler,
                  (False, True): grpc.unary_stream_rpc_method_handler,
                  (True, False): grpc.stream_unary_rpc_method_handler,
                  (True, True): grpc.stream_stream_rpc_method_handler}
     reads_itself = getattr(servicer, "READS_ITSELF", frozenset())
+    raw = getattr(servicer, "RAW", frozenset())
     handlers = {}
     for method in service.methods:
         streamed = method.client_streaming or method.name in reads_itself
         factory = factories[(streamed, method.server_streaming)]
         handlers[method.name] = factory(
             getattr(servicer, method.name),
-            request_deserializer=_lenient(getattr(pb, method.input_type.name), max_bytes),
-            response_serializer=getattr(pb, method.output_type.name).SerializeToString)
+            request_deserializer=_lenient(None if method.name in raw else getattr(pb, method.input_type.name),
+                                          max_bytes),
+            response_serializer=_serialize)
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
 
 def _lenient(message: Any, max_bytes: int) -> Callable[[bytes], Any]:
+    """Parses into `message`; with None, only checks the size."""
     def parse(data: bytes) -> Any:
         if len(data) > max_bytes:
             return Unreadable(f"request of {len(data):,} bytes; the limit is {max_bytes:,}")
+        if message is None:
+            return data
         try:
             return message.FromString(data)
         except DecodeError as error:
             return Unreadable(f"not a {message.DESCRIPTOR.full_name}: {error}")
     return parse
+
+
+def _serialize(response: Any) -> bytes:
+    return response if isinstance(response, bytes) else response.SerializeToString()
+
+
+def _batch(data: bytes) -> pb.TransactionBatch:
+    try:
+        return pb.TransactionBatch.FromString(data)
+    except DecodeError as error:
+        raise InvalidRequestError(f"not a {pb.TransactionBatch.DESCRIPTOR.full_name}: {error}") from None
 
 
 _CODES: list[tuple[type[BaseException] | tuple, grpc.StatusCode]] = [
@@ -135,20 +155,22 @@ async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
         log.exception("unexpected error", exc_info=error)
         message = f"internal error: {type(error).__name__}: {error}"
     elif code is grpc.StatusCode.RESOURCE_EXHAUSTED:
-        log.warning("refused: %s", error)
+        _refusals.warning(f"refused: {error}")
     await context.abort(code, message)
 
 
 class IngestService:
     READS_ITSELF = frozenset({"SubmitBatch"})
     """Overload is answered before the batch is read: parsing it would be work for nothing."""
+    RAW = frozenset({"SubmitBatch", "StreamBatches"})
+    """Batches arrive as bytes: each shard is sent the bytes of its transactions, not records."""
 
     def __init__(self, coordinator: Coordinator, max_batch: int) -> None:
         self.coordinator = coordinator
         self.max_batch = max_batch
         self.versions = RuleVersions(coordinator.folder)
 
-    async def SubmitBatch(self, requests: AsyncIterator, context: grpc.aio.ServicerContext) -> pb.BatchAck:
+    async def SubmitBatch(self, requests: AsyncIterator, context: grpc.aio.ServicerContext) -> bytes:
         metrics = self.coordinator.metrics
         metrics.batches_in_flight.inc()
         try:
@@ -157,7 +179,7 @@ class IngestService:
             received = time.perf_counter()
             if isinstance(request, Unreadable):
                 raise InvalidRequestError(request.reason)
-            return await self._settle(request.batch_id, self._route(request), received)
+            return await self._settle(*self._route(request), received)
         except Exception as error:
             metrics.batches_refused.labels(_code(error).name).inc()
             await _abort(context, error)
@@ -186,7 +208,7 @@ class IngestService:
                         raise InvalidRequestError(request.reason)
                     received = time.perf_counter()
                     routed = self._route(request, stream)
-                    await pending.put(asyncio.ensure_future(self._settle(request.batch_id, routed, received)))
+                    await pending.put(asyncio.ensure_future(self._settle(*routed, received)))
             except Exception as error:  # answered in order, after the batches before it
                 failed = asyncio.get_running_loop().create_future()
                 failed.set_exception(error)
@@ -204,50 +226,51 @@ class IngestService:
         finally:
             reader.cancel()
 
-    def _route(self, request: pb.TransactionBatch, stream: Stream | None = None
-               ) -> list[tuple[int, list[int], asyncio.Future]]:
-        """Split by shard, check each has room, and only then convert and queue each part now,
-        synchronously, so order is kept and a refusal costs no conversion; a stream's parts say
-        which of its batches each shard must have committed before them."""
-        count = len(request.transactions)
+    def _route(self, data: bytes, stream: Stream | None = None
+               ) -> tuple[str, int, list[tuple[int, list[int], asyncio.Future]]]:
+        """(batch id, transactions, parts sent). Find each transaction's shard by its member id
+        alone, check each of those shards has room, and only then cut the batch into parts and
+        queue each now, synchronously, so order is kept; a stream's parts say which of its
+        batches each shard must have committed before them."""
+        batch = _batch(data)
+        count = len(batch.transactions)
         if count > self.max_batch:
-            raise InvalidRequestError(f"batch {request.batch_id!r} has {count:,} transactions; "
+            raise InvalidRequestError(f"batch {batch.batch_id!r} has {count:,} transactions; "
                                       f"the limit is {self.max_batch:,}")
-        coordinator = self.coordinator
-        parts: dict[int, list[int]] = {}
-        for index, message in enumerate(request.transactions):
-            parts.setdefault(coordinator.shard_for(message.member_id), []).append(index)
-        for shard in parts:
-            if coordinator.lanes[shard].full():
+        coordinator, lanes = self.coordinator, self.coordinator.lanes
+        shards = shards_of(coordinator.layout, [message.member_id for message in batch.transactions])
+        for shard in set(shards):
+            if lanes[shard].full():
                 raise OverloadedError(f"shard {shard} is at its limit of queued batches; nothing was applied; "
                                       f"send again shortly")
+        parts = split(data, batch, shards)
         places = stream.place_batch(list(parts)) if stream is not None else {}
-        lanes, messages = coordinator.lanes, request.transactions
-        return [(shard, indices, lanes[shard].send("apply", _encode(BatchPart(
-                    [transactions_from(messages[i]) for i in indices], *places.get(shard, ())))))
-                for shard, indices in parts.items()]
+        return batch.batch_id, count, [
+            (shard, indices, lanes[shard].send("apply", _encode(BatchPart(part, *places.get(shard, ())))))
+            for shard, (indices, part) in parts.items()]
 
-    async def _settle(self, batch_id: str, routed: list[tuple[int, list[int], asyncio.Future]],
-                      received: float) -> pb.BatchAck:
-        """The acknowledgement once every part is committed. When a part failed, the others
-        are waited for too, so the error can say what was committed and what was not."""
+    async def _settle(self, batch_id: str, count: int, routed: list[tuple[int, list[int], asyncio.Future]],
+                      received: float) -> bytes:
+        """The acknowledgement once every part is committed, as bytes: the shards' result
+        entries put back in the batch's order. When a part failed, the others are waited for
+        too, so the error can say what was committed and what was not."""
         metrics, names = self.coordinator.metrics, self.coordinator.programme.ladder.names
         answers = await asyncio.gather(*(future for _, _, future in routed), return_exceptions=True)
-        placed: dict[int, TxnResult] = {}
+        entries: list[bytes] = [b""] * count
         for (shard, indices, _), answer in zip(routed, answers, strict=True):
             if not isinstance(answer, BaseException):
-                results, stats = _decode_answer(answer)
-                placed.update(zip(indices, results, strict=True))
-                metrics.record_batch(shard, stats, names)
+                part = _decode_answer(answer)
+                for index, entry in zip(indices, part.entries(), strict=True):
+                    entries[index] = entry
+                metrics.record_batch(shard, part.stats, names)
         if any(isinstance(answer, BaseException) for answer in answers):
             raise failed_batch(batch_id, [(shard, len(indices), answer) for (shard, indices, _), answer
                                           in zip(routed, answers, strict=True)])
-        answer = ack(batch_id, [placed[i] for i in range(len(placed))])
         seconds = time.perf_counter() - received
         metrics.batch_latency.observe(seconds)
-        log.debug("batch acknowledged", extra={"batch_id": batch_id, "transactions": len(placed),
+        log.debug("batch acknowledged", extra={"batch_id": batch_id, "transactions": count,
                                                 "shards": [r[0] for r in routed], "seconds": round(seconds, 4)})
-        return answer
+        return ack_bytes(batch_id, entries)
 
 
 def _enrollment(request: pb.EnrollRequest) -> Enrollment:
@@ -343,7 +366,7 @@ class MembersService:
             raise InvalidRequestError("request_id: required; it makes a resent adjustment harmless")
         result, summary = await self._on_shard(request.member_id, "adjust", request.member_id, request.request_id,
                                                request.points, request.reason)
-        answer = pb.AdjustResponse(result=ack("", [result]).results[0])
+        answer = pb.AdjustResponse(result=result_message(result))
         if summary is not None:
             answer.member.CopyFrom(member_message(summary))
         return answer

@@ -16,6 +16,7 @@ import msgspec
 
 from actors.batch_order import BatchPart, StreamOrder
 from actors.batch_stats import BatchStats
+from actors.batch_wire import PartAnswer, result_entries, transactions_of
 from engine.errors import StorageFullError
 from engine.transactions import Transaction, TxnResult
 
@@ -30,16 +31,17 @@ Answer = bytes | Exception
 
 
 def apply_group(apply: Apply, streams: StreamOrder, payloads: list[bytes], shard: int) -> list[Answer]:
-    """MessagePack in and out, an answer (or the error) per payload, in order. The first answer
-    carries what the commit did, for metrics; the others carry nothing to count."""
+    """Parts in (their transactions as protobuf bytes), an answer (or the error) per part out, in
+    order. The first answer carries what the commit did, for metrics; the others carry nothing to count."""
     parts = [_decode_part(payload) for payload in payloads]
     refusals = streams.refusals(parts)
     taken = [part for part, refused in zip(parts, refusals, strict=True) if refused is None]
     if not taken:
         return list(refusals)
+    batches = [transactions_of(part.data) for part in taken]
     try:
-        results, stats = apply([txn for part in taken for txn in part.txns])
-        answers: list[Answer] = _answers(taken, results, stats)
+        results, stats = apply([txn for txns in batches for txn in txns])
+        answers: list[Answer] = _answers(batches, results, stats)
         streams.committed(taken)
     except StorageFullError:
         raise
@@ -48,29 +50,30 @@ def apply_group(apply: Apply, streams: StreamOrder, payloads: list[bytes], shard
             raise
         log.exception("a group of batches failed to commit; committing each on its own",
                       extra={"shard": shard, "batches": len(taken)})
-        answers = _one_by_one(apply, streams, taken, shard)
+        answers = _one_by_one(apply, streams, taken, batches, shard)
     placed = iter(answers)
     return [refused if refused is not None else next(placed) for refused in refusals]
 
 
-def _one_by_one(apply: Apply, streams: StreamOrder, parts: list[BatchPart], shard: int) -> list[Answer]:
+def _one_by_one(apply: Apply, streams: StreamOrder, parts: list[BatchPart], batches: list[list[Transaction]],
+                shard: int) -> list[Answer]:
     answers: list[Answer] = []
     failed: list[Exception | None] = []
-    for part in parts:
+    for txns in batches:
         if failed and isinstance(failed[-1], StorageFullError):
             answers.append(failed[-1])
             continue
         try:
-            answers.append(_answers([part], *apply(part.txns))[0])
+            answers.append(_answers([txns], *apply(txns))[0])
             failed.append(None)
         except StorageFullError as error:
             answers.append(error)
             failed.append(error)
         except Exception as error:
             log.exception("a batch could not be committed; its transactions are rejected cannot_apply",
-                          extra={"shard": shard, "transactions": len(part.txns)})
-            answers.append(_encode(([TxnResult(t.txn_id, "rejected", 0, 0, "cannot_apply") for t in part.txns],
-                                    BatchStats({}))))
+                          extra={"shard": shard, "transactions": len(txns)})
+            answers.append(_answers([txns], [TxnResult(t.txn_id, "rejected", 0, 0, "cannot_apply") for t in txns],
+                                    BatchStats({}))[0])
             failed.append(error)
     if all(error is not None and not isinstance(error, StorageFullError) for error in failed):
         return [error for error in failed if error is not None]
@@ -79,10 +82,13 @@ def _one_by_one(apply: Apply, streams: StreamOrder, parts: list[BatchPart], shar
     return answers
 
 
-def _answers(parts: list[BatchPart], results: list[TxnResult], stats: BatchStats) -> list[Answer]:
+def _answers(batches: list[list[Transaction]], results: list[TxnResult], stats: BatchStats) -> list[Answer]:
+    entries, sizes = result_entries(results)
     answers: list[Answer] = []
-    start = 0
-    for part in parts:
-        answers.append(_encode((results[start:start + len(part.txns)], stats)))
-        stats, start = BatchStats({}), start + len(part.txns)
+    start = position = 0
+    for txns in batches:
+        sized = sizes[start:start + len(txns)]
+        end = position + sum(sized)
+        answers.append(_encode(PartAnswer(entries[position:end], sized, stats)))
+        stats, start, position = BatchStats({}), start + len(txns), end
     return answers

@@ -9,9 +9,10 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-__all__ = ["JsonFormatter", "collect_rarely", "configure_logging", "ray_output_as_json"]
+__all__ = ["JsonFormatter", "Throttled", "collect_rarely", "configure_logging", "ray_output_as_json"]
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -44,6 +45,28 @@ def configure_logging(level: str | None = None) -> None:
     others = logging.getLogger()  # Ray, grpc, asyncio: their warnings as JSON lines too
     others.handlers[:] = [handler]
     others.setLevel(logging.WARNING)
+
+
+class Throttled:
+    """A warning that comes thousands of times a second when it comes at all (overload refusals):
+    written the first time, then at most once per `seconds`, with how many were not written
+    since the last line. Writing each would cost the event loop more than the refusal itself."""
+
+    def __init__(self, logger: logging.Logger, seconds: float = 10.0, clock: Callable[[], float] = time.monotonic
+                 ) -> None:
+        self.logger = logger
+        self.seconds = seconds
+        self.clock = clock
+        self.unwritten = 0
+        self.next = 0.0
+
+    def warning(self, message: str) -> None:
+        now = self.clock()
+        if now < self.next:
+            self.unwritten += 1
+            return
+        self.logger.warning(message, extra={"unwritten_since_last": self.unwritten} if self.unwritten else None)
+        self.unwritten, self.next = 0, now + self.seconds
 
 
 def collect_rarely() -> None:

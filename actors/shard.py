@@ -179,9 +179,10 @@ class Shard:
         return results, stats
 
     def apply_encoded(self, payloads: list[bytes]) -> list[bytes | Exception]:
-        """The gateway's hot path: batch parts that queued up together, MessagePack in and out,
-        so Ray moves plain bytes; an error in place of a part that may not or could not be
-        committed (see actors/grouping.py)."""
+        """The gateway's hot path: batch parts that queued up together, each its transactions'
+        protobuf bytes in and its results' protobuf bytes out (actors/batch_wire.py), so Ray moves
+        plain bytes; an error in place of a part that may not or could not be committed (see
+        actors/grouping.py)."""
         return apply_group(self.apply_counted, self.streams, payloads, self.config.shard)
 
     # -- members -----------------------------------------------------------------------

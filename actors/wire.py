@@ -1,4 +1,5 @@
-"""Between protobuf messages and engine records: enums to words and back, done once at the gateway."""
+"""Between protobuf messages and engine records: enums to words and back. A batch's transactions
+are read in the shard that owns them (actors/batch_wire.py), everything else at the gateway."""
 
 import msgspec
 
@@ -7,11 +8,11 @@ from engine.midnight import AnomalyRow
 from engine.spending.member_coupons import HeldCoupon
 from engine.spending.quote import Quote, QuotedCoupon
 from engine.summary import MemberSummary, summarise_entry
-from engine.transactions import LineItem, Transaction, TxnResult
+from engine.transactions import LineItem, Transaction
 from engine.why import WhyLabels
 from proto import patron_pb2 as pb
 
-__all__ = ["ack", "anomaly_row", "attributes_from", "held_coupon_message", "ledger_entry", "line_items",
+__all__ = ["anomaly_row", "attributes_from", "held_coupon_message", "ledger_entry", "line_items",
            "member_message", "quote_message", "transactions_from"]
 
 _KINDS = {pb.KIND_PURCHASE: "purchase", pb.KIND_REFUND: "refund", pb.KIND_EVENT: "event",
@@ -20,8 +21,6 @@ _KINDS = {pb.KIND_PURCHASE: "purchase", pb.KIND_REFUND: "refund", pb.KIND_EVENT:
 _STATUSES = {pb.STATUS_UNSPECIFIED: "", pb.STATUS_PAID: "paid", pb.STATUS_PENDING: "pending",
              pb.STATUS_CANCELLED: "cancelled"}
 _NOT_ON_MEMBER = frozenset({"attributes", "coupons"})
-_OUTCOMES = {"accepted": pb.OUTCOME_ACCEPTED, "duplicate": pb.OUTCOME_DUPLICATE, "ignored": pb.OUTCOME_IGNORED,
-             "rejected": pb.OUTCOME_REJECTED}
 
 
 def transactions_from(message: pb.Transaction) -> Transaction:
@@ -36,16 +35,6 @@ def transactions_from(message: pb.Transaction) -> Transaction:
 def line_items(lines: list[pb.LineItem]) -> list[LineItem]:
     return [LineItem(line.sku, line.product_id, line.category, line.name, line.paid_minor, line.quantity,
                      line.promotional, line.member_discounted) for line in lines]
-
-
-def ack(batch_id: str, results: list[TxnResult]) -> pb.BatchAck:
-    message = pb.BatchAck(batch_id=batch_id)
-    add = message.results.add
-    for result in results:
-        add(txn_id=result.txn_id, outcome=_OUTCOMES[result.outcome], points=result.points,
-            growth=result.growth, reason=result.reason, value_minor=result.value_minor,
-            coupon_code=result.coupon_code)
-    return message
 
 
 def member_message(summary: MemberSummary) -> pb.Member:

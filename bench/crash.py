@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import grpc
 import msgspec
 
-from bench.machine import processes
+from bench.machine import command, processes
 from bench.server import Serve
 from bench.workload import Workload, generate
 from cli.replay import ReplayFiles, replay_files
@@ -121,7 +121,7 @@ class _Serving:
     def kill_a_shard(self, rng: random.Random) -> bool:
         with self.lock:
             shards = [info.pid for info in processes().values()
-                      if info.session == self.current.pid and _command(info.pid).startswith("ray::ShardActor")]
+                      if info.session == self.current.pid and command(info.pid).startswith("ray::ShardActor")]
             if not shards:
                 return False
             os.kill(rng.choice(shards), signal.SIGKILL)  # Ray restarts the actor; it reopens its LMDB
@@ -219,13 +219,6 @@ def _batch(number: int, txns: list[dict]) -> pb.TransactionBatch:
 def _wait_for_progress(sender: _Sender, share: float) -> None:
     while sender.done < share * len(sender.batches) and sender.error is None and sender.done < len(sender.batches):
         time.sleep(0.01)
-
-
-def _command(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def _results_differ(served: list[pb.TxnResult], expected: list[tuple]) -> list[str]:

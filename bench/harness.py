@@ -36,6 +36,8 @@ class Harness:
         self.rss = RssSampler()
         self.servers: list[Serve] = []
         self.client_sets: list[Clients] = []
+        self.cpu_by_role: dict[str, float] = {}
+        """Of the last `drive`: the serve tree's CPU seconds by process role (bench/machine.py)."""
 
     def path(self, name: str) -> Path:
         return self.root / name
@@ -71,6 +73,7 @@ class Harness:
         progress = Progress(label, total)
         reports = clients.finish(tick=lambda: progress.update(clients.done))
         cpu = meter.stop()
+        self.cpu_by_role = meter.by_role
         progress.close()
         errors = [report.error for report in reports if report.error]
         if errors:
@@ -88,8 +91,11 @@ class Harness:
         shards = client.status().shards
         disk, members = sum(s.disk_bytes for s in shards), sum(s.members for s in shards)
         records = sum(s.member_bytes for s in shards)
+        by_role = {name: round(1000 * seconds / units, 4) for name, seconds in sorted(self.cpu_by_role.items())
+                   } if units else {}
         return {"cpu_seconds": round(cpu_seconds, 3), "cpu_basis": f"serve process tree per 1,000 {unit}",
                 "cpu_seconds_per_1000": round(1000 * cpu_seconds / units, 4) if units else None,
+                "cpu_seconds_per_1000_by_role": by_role,
                 "peak_rss_bytes": self.rss.peak, "disk_bytes": disk, "members": members,
                 "disk_bytes_per_member": round(disk / members, 1) if members else None,
                 "member_record_bytes_per_member": round(records / members, 1) if members else None}

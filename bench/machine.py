@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["CpuMeter", "ProcessInfo", "RssSampler", "machine", "processes", "tree", "tree_cpu_ticks",
-           "tree_rss_bytes"]
+__all__ = ["CpuMeter", "ProcessInfo", "RssSampler", "command", "machine", "processes", "role", "tree",
+           "tree_cpu_ticks", "tree_rss_bytes"]
 
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 PROC = Path("/proc")
@@ -79,6 +79,22 @@ def cpu_seconds_between(before: dict[tuple[int, int], int], after: dict[tuple[in
     return sum(ticks - before.get(key, 0) for key, ticks in after.items()) / TICKS_PER_SECOND
 
 
+def command(pid: int, proc: Path = PROC) -> str:
+    """The command line, as Ray's workers rename themselves (`ray::ShardActor...`); empty once ended."""
+    try:
+        return (proc / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def role(pid: int, roots: list[int], proc: Path = PROC) -> str:
+    """What a process of a serve tree is: the serve process itself runs the gateway (gRPC, routing,
+    acknowledgements) and the coordinator; shard actors are Ray workers; the rest is Ray's own."""
+    if pid in roots:
+        return "gateway"
+    return "shards" if command(pid, proc).startswith("ray::ShardActor") else "ray"
+
+
 def rss_bytes(pid: int, proc: Path = PROC, field: str = "VmRSS") -> int:
     """Resident memory of one process; `field` may be VmRSS, RssAnon (the heap: what a leak
     grows) or RssFile (mapped files: LMDB's pages, which the kernel may reclaim)."""
@@ -105,13 +121,20 @@ class CpuMeter:
         self.roots = roots
         self.before: dict[tuple[int, int], int] = {}
         self.seconds = 0.0
+        self.by_role: dict[str, float] = {}
+        """The same seconds by `role`: where the CPU goes, not only how much."""
 
     def start(self) -> "CpuMeter":
         self.before = tree_cpu_ticks(self.roots)
         return self
 
     def stop(self) -> float:
-        self.seconds = cpu_seconds_between(self.before, tree_cpu_ticks(self.roots))
+        after = tree_cpu_ticks(self.roots)
+        self.seconds = cpu_seconds_between(self.before, after)
+        self.by_role = {}
+        for key, ticks in after.items():
+            name = role(key[0], self.roots)
+            self.by_role[name] = self.by_role.get(name, 0.0) + (ticks - self.before.get(key, 0)) / TICKS_PER_SECOND
         return self.seconds
 
 

@@ -51,7 +51,9 @@ def publish(result: Result, out: Path) -> tuple[Path, Path]:
 def common_rows(common: dict, unit: str) -> list[tuple[str, str]]:
     """Table rows for the fields `Harness.common` makes."""
     per_member = common["disk_bytes_per_member"]
-    return [("CPU", f"{common['cpu_seconds_per_1000']} s per 1,000 {unit} (serve tree, {common['cpu_seconds']} s)"),
+    roles = ", ".join(f"{name} {seconds}" for name, seconds in common.get("cpu_seconds_per_1000_by_role", {}).items())
+    return [("CPU", f"{common['cpu_seconds_per_1000']} s per 1,000 {unit} (serve tree, {common['cpu_seconds']} s)"
+                    + (f": {roles}" if roles else "")),
             ("peak RSS", f"{common['peak_rss_bytes'] / 2**20:,.0f} MiB (serve tree)"),
             ("disk", f"{per_member:,.0f} bytes per member with ledger and index, "
                      f"{common['member_record_bytes_per_member']:,.0f} of it the member record "

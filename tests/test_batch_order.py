@@ -1,25 +1,17 @@
 """Order per member across failures, in one shard without Ray: a stream's part is applied only
 after the shard committed the stream's previous part there, in this process."""
 
-import msgspec
 import pytest
 
-from actors.batch_order import BatchPart, Stream
+from actors.batch_order import Stream
 from engine.errors import OutOfOrderError, StorageFullError
-from engine.transactions import TxnResult
 from tests.builders import buy, line, refund
+from tests.parts import part, results_of
 from tests.test_shard import DAY, open_shard
-
-_encode = msgspec.msgpack.Encoder().encode
-_decode = msgspec.msgpack.Decoder(tuple[list[TxnResult], object]).decode
-
-
-def part(txns: list, stream: str = "", number: int = 0, after: int = 0) -> bytes:
-    return _encode(BatchPart(txns, stream, number, after))
 
 
 def outcomes(answers: list) -> list:
-    return [type(a).__name__ if isinstance(a, Exception) else [(r.outcome, r.reason) for r in _decode(a)[0]]
+    return [type(a).__name__ if isinstance(a, Exception) else [(r.outcome, r.reason) for r in results_of(a)]
             for a in answers]
 
 

@@ -12,6 +12,7 @@ from bench.machine import (
     cpu_seconds_between,
     parse_stat,
     processes,
+    role,
     tree,
     tree_cpu_ticks,
     tree_rss_bytes,
@@ -61,6 +62,13 @@ def test_cpu_between_counts_new_processes_whole_and_ignores_a_reused_pid():
     before = {(10, 1): 100, (11, 1): 50}
     after = {(10, 1): 160, (12, 5): 40, (11, 9): 10}  # pid 11 died and its number came back
     assert cpu_seconds_between(before, after) == (60 + 40 + 10) / TICKS_PER_SECOND
+
+
+def test_cpu_is_told_by_role_the_serve_process_shard_actors_and_ray(tmp_path):
+    proc = fake_proc(tmp_path, [(10, 1, 10, 100, 1000), (11, 10, 10, 200, 2000), (12, 11, 10, 300, 4000)])
+    (proc / "11" / "cmdline").write_bytes(b"ray::ShardActor.apply\0")
+    (proc / "12" / "cmdline").write_bytes(b"/usr/bin/raylet\0--node-ip-address\0")
+    assert [role(pid, [10], proc) for pid in (10, 11, 12, 13)] == ["gateway", "shards", "ray", "ray"]
 
 
 BUSY = "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"

@@ -220,37 +220,29 @@ def test_a_transaction_the_engine_fails_on_is_rejected_and_the_rest_of_its_batch
 def test_a_batch_that_fails_to_commit_in_a_group_sinks_no_other(tmp_path, monkeypatch):
     """The second part fails to commit; the group is committed part by part: the others are
     applied, the later part of the same stream too (the failed one has its final answer)."""
-    import msgspec
-
-    from actors.batch_order import BatchPart
-    from actors.batch_stats import BatchStats
-    from engine.transactions import TxnResult
+    from tests.parts import part, results_of
 
     shard = open_shard(tmp_path)
     _with_defect(monkeypatch, "bad", "unstorable")
-    encode = msgspec.msgpack.encode
-    decode = msgspec.msgpack.Decoder(tuple[list[TxnResult], BatchStats]).decode
-    payloads = [encode(BatchPart([buy("t1", "m1", DAY, line(2900))])),
-                encode(BatchPart([buy("t2", "m2", DAY, line(3000)), buy("bad", "m3", DAY, line(100))], "s", 1)),
-                encode(BatchPart([buy("t3", "m1", DAY, line(10_000))], "s", 2, after=1))]
-    answers = [decode(answer)[0] for answer in shard.apply_encoded(payloads)]
+    payloads = [part([buy("t1", "m1", DAY, line(2900))]),
+                part([buy("t2", "m2", DAY, line(3000)), buy("bad", "m3", DAY, line(100))], "s", 1),
+                part([buy("t3", "m1", DAY, line(10_000))], "s", 2, after=1)]
+    answers = [results_of(answer) for answer in shard.apply_encoded(payloads)]
     assert [[(r.outcome, r.reason) for r in answer] for answer in answers] == [
         [("accepted", "")], [("rejected", "cannot_apply")] * 2, [("accepted", "")]]
     assert shard.store.member("m1").points == 120
     assert shard.store.member("m2") is None
     assert shard.store.member("m3") is None
-    later = shard.apply_encoded([encode(BatchPart([buy("t4", "m4", DAY, line(1000))], "s", 3, after=2))])
-    assert [r.outcome for r in decode(later[0])[0]] == ["accepted"]
+    later = shard.apply_encoded([part([buy("t4", "m4", DAY, line(1000))], "s", 3, after=2)])
+    assert [r.outcome for r in results_of(later[0])] == ["accepted"]
 
 
 def test_a_group_whose_every_batch_fails_alone_is_the_store_at_fault_and_nothing_is_committed(tmp_path, monkeypatch):
-    import msgspec
-
-    from actors.batch_order import BatchPart
+    from tests.parts import part
 
     shard = open_shard(tmp_path)
     _with_defect(monkeypatch, "bad", "unstorable")
-    payloads = [msgspec.msgpack.encode(BatchPart([buy("bad", f"m{n}", DAY, line(100))])) for n in range(2)]
+    payloads = [part([buy("bad", f"m{n}", DAY, line(100))]) for n in range(2)]
     answers = shard.apply_encoded(payloads)
     assert [type(answer) for answer in answers] == [OverflowError, OverflowError]
     assert shard.member("m0") is None

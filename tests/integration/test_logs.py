@@ -4,13 +4,14 @@ banners and live counts on stdout."""
 import contextlib
 import io
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
 
-from actors.logs import ray_output_as_json
+from actors.logs import Throttled, ray_output_as_json
 from tests.conftest import EXAMPLE_RULES, TEST_DAY
 
 
@@ -69,3 +70,14 @@ def test_the_autoscalers_status_report_is_left_out_and_its_trouble_kept():
                      "lines": ["======== Autoscaler status ========", "Node status", " 0.0/2.0 CPU",
                                "Warning: the head node is out of memory"]})
     assert [line["msg"] for line in got] == ["Warning: the head node is out of memory"]
+
+
+def test_a_warning_that_floods_is_written_once_per_interval_with_how_many_were_not(caplog):
+    clock = [100.0]
+    refusals = Throttled(logging.getLogger("throttled.test"), seconds=10, clock=lambda: clock[0])
+    with caplog.at_level(logging.WARNING, logger="throttled.test"):
+        for step in range(30):  # 30 refusals a second apart
+            clock[0] = 100.0 + step
+            refusals.warning(f"refused {step}")
+    assert [(r.getMessage(), getattr(r, "unwritten_since_last", 0)) for r in caplog.records] == [
+        ("refused 0", 0), ("refused 10", 9), ("refused 20", 9)]

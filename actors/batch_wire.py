@@ -1,0 +1,137 @@
+"""A batch as it crosses from the gateway to a shard and back, once, in protobuf's own bytes.
+
+The gateway reads only the member ids of a batch and forwards each shard the bytes of its
+transactions as the client sent them (a serialised TransactionBatch of that shard's part); the
+shard turns them into engine records. A shard answers each transaction with its TxnResult
+already encoded as a `results` entry of a BatchAck, so the gateway's acknowledgement is the
+batch id followed by those entries in the batch's order: no record is built or encoded twice."""
+
+import msgspec
+
+from actors.batch_stats import BatchStats
+from actors.wire import transactions_from
+from engine.transactions import Transaction, TxnResult
+from proto import patron_pb2 as pb
+
+__all__ = ["PartAnswer", "ack_bytes", "result_entries", "result_message", "split", "transactions_of"]
+
+_OUTCOMES = {"accepted": pb.OUTCOME_ACCEPTED, "duplicate": pb.OUTCOME_DUPLICATE, "ignored": pb.OUTCOME_IGNORED,
+             "rejected": pb.OUTCOME_REJECTED}
+_TRANSACTIONS = 2
+"""TransactionBatch.transactions and BatchAck.results: both field 2, length-delimited."""
+_ENTRY_KEY = _TRANSACTIONS << 3 | 2
+
+
+class PartAnswer(msgspec.Struct, array_like=True, gc=False):
+    """A shard's answer to one part: a BatchAck `results` entry per transaction, in the part's
+    order, as one buffer, and the size of each entry in it."""
+
+    results: bytes
+    sizes: list[int]
+    stats: BatchStats
+
+    def entries(self) -> list[bytes]:
+        entries, position = [], 0
+        for size in self.sizes:
+            entries.append(self.results[position:position + size])
+            position += size
+        return entries
+
+
+# -- the gateway ---------------------------------------------------------------------------
+
+
+def split(data: bytes, batch: pb.TransactionBatch, shards: list[int]) -> dict[int, tuple[list[int], bytes]]:
+    """Each shard's part of a batch: the indices of its transactions and their bytes as a
+    TransactionBatch. `data` is the batch as received, `batch` the same parsed (so it is valid),
+    `shards` the shard of each transaction. A batch for one shard goes whole, as it came."""
+    indices: dict[int, list[int]] = {}
+    for index, shard in enumerate(shards):
+        indices.setdefault(shard, []).append(index)
+    if len(indices) <= 1:
+        return {shard: (part, data) for shard, part in indices.items()}
+    spans = _entry_spans(data)
+    if spans is None or len(spans) != len(shards):  # an unusual but valid encoding: encode the parts again
+        messages = batch.transactions
+        return {shard: (part, pb.TransactionBatch(transactions=[messages[i] for i in part]).SerializeToString())
+                for shard, part in indices.items()}
+    return {shard: (part, b"".join([data[spans[i]] for i in part])) for shard, part in indices.items()}
+
+
+def _entry_spans(data: bytes) -> list[slice] | None:
+    """Where each `transactions` entry (tag, length, message) of a serialised batch lies, in
+    order. None when the batch holds a group, which only a hand-made encoder would write.
+    Keys and lengths of one byte, nearly all of them, are read inline: this runs per transaction."""
+    spans: list[slice] = []
+    position, end = 0, len(data)
+    while position < end:
+        start, key = position, data[position]
+        if key < 0x80:
+            position += 1
+        else:
+            key, position = _varint(data, position)
+        wire = key & 7
+        if wire == 2:
+            size = data[position]
+            if size < 0x80:
+                position += 1 + size
+            else:
+                size, position = _varint(data, position)
+                position += size
+            if key == _ENTRY_KEY:
+                spans.append(slice(start, position))
+        elif wire == 0:
+            position = _varint(data, position)[1]
+        elif wire in (1, 5):
+            position += 8 if wire == 1 else 4
+        else:
+            return None
+    return spans
+
+
+def _varint(data: bytes, position: int) -> tuple[int, int]:
+    """The varint at `position` and the position after it."""
+    value = shift = 0
+    while True:
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, position
+        shift += 7
+
+
+def ack_bytes(batch_id: str, entries: list[bytes]) -> bytes:
+    """A serialised BatchAck: the id, then the results entries (a message's fields may come in any order)."""
+    return pb.BatchAck(batch_id=batch_id).SerializeToString() + b"".join(entries)
+
+
+# -- the shard -----------------------------------------------------------------------------
+
+
+def transactions_of(data: bytes) -> list[Transaction]:
+    """The engine records of a part. An unknown or unspecified enum becomes a word the engine
+    rejects with a reason, so a bad transaction is answered alone."""
+    return [transactions_from(message) for message in pb.TransactionBatch.FromString(data).transactions]
+
+
+def result_message(result: TxnResult) -> pb.TxnResult:
+    return pb.TxnResult(txn_id=result.txn_id, outcome=_OUTCOMES[result.outcome], points=result.points,
+                        growth=result.growth, reason=result.reason, value_minor=result.value_minor,
+                        coupon_code=result.coupon_code)
+
+
+def result_entries(results: list[TxnResult]) -> tuple[bytes, list[int]]:
+    """The results as the `results` entries of a BatchAck (tag, length, message each), one
+    after the other, and the size of each: one message serialised at once costs less than one each."""
+    ack = pb.BatchAck()
+    add = ack.results.add
+    for result in results:
+        add(txn_id=result.txn_id, outcome=_OUTCOMES[result.outcome], points=result.points, growth=result.growth,
+            reason=result.reason, value_minor=result.value_minor, coupon_code=result.coupon_code)
+    return ack.SerializeToString(), [_entry_size(message.ByteSize()) for message in ack.results]
+
+
+def _entry_size(size: int) -> int:
+    """Tag, length and message: a length takes a byte per 7 bits."""
+    return 2 + size if size < 0x80 else 1 + (size.bit_length() + 6) // 7 + size
