@@ -6,10 +6,12 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 import ray
 
 from actors.batch_stats import BatchStats
+from actors.coupon_grants import RayGrants
 from actors.logs import collect_rarely, configure_logging
 from actors.shard import Shard, ShardConfig, ShardStatus
 from actors.shard_outbox import OutboxState
@@ -36,11 +38,11 @@ class ShardActor:
     """Calls from one caller run one at a time, in the order they were sent (Ray's actor
     ordering), so a member's batches are applied in the order the gateway received them."""
 
-    def __init__(self, config: ShardConfig) -> None:
+    def __init__(self, config: ShardConfig, keeper: Any = None) -> None:
         configure_logging()
         collect_rarely()
         started = time.perf_counter()
-        self.shard = Shard(config)
+        self.shard = Shard(config, RayGrants(keeper) if keeper is not None else None)
         gc.freeze()  # the members just loaded live as long as the process
         log.info("shard ready", extra={"shard": config.shard, "members": len(self.shard.book.members),
                                        "seconds": round(time.perf_counter() - started, 3)})
@@ -67,6 +69,9 @@ class ShardActor:
     def midnight_step(self, limit: int) -> tuple[int, list[str], bool, float]:
         """(visited, anomaly days, finished, seconds the step took here)."""
         return _timed(self.shard.midnight_step, limit)
+
+    def release_coupons(self, coupons: list[str]) -> int:
+        return self.shard.release_coupons(coupons)
 
     def take_midnight_stats(self) -> BatchStats:
         return self.shard.take_midnight_stats()
