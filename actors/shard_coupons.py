@@ -42,6 +42,8 @@ class ShardCoupons:
     def prepare(self, programme: Programme, txns: list[Transaction]) -> None:
         """Before a batch: take in the answers that arrived, and make sure every limited coupon
         the batch issues by name has a unit for each of those transactions."""
+        if not self.pending and not any(c.inventory for c in programme.rules.coupons):
+            return
         need: dict[str, int] = {}
         by_id = programme.coupons.by_id
         for txn in txns:

@@ -72,3 +72,27 @@ def test_units_idle_in_another_shards_block_go_to_the_shard_that_still_issues(st
         assert ray.get(keeper.state.remote())["LIMITED"] == {0: 990, 1: 10}
         assert [a.reason for a in client.submit(issues("last", idle, 1)).results] == ["out_of_stock"]
         assert len(held(client, busy)) + len(held(client, idle)) == 1000
+
+
+def test_a_new_inventory_counts_what_was_issued(start_server, tmp_path):
+    rules = limited_rules(tmp_path, 30)
+    server = start_server(shards=2, rules=rules, start_date=parse_day(START))
+    members = [member_on(server, 0), member_on(server, 1)]
+
+    def issue_everywhere(prefix: str) -> int:
+        return sum(issued(client.submit(issues(f"{prefix}{m}", m, 25)).results) for m in members)
+
+    def publish(version: int, inventory: int) -> None:
+        text = rules.read_text().replace("version = 1", f"version = {version}", 1)
+        client.publish_rules(text.replace("inventory = 30", f"inventory = {inventory}"))
+
+    with PatronClient(server.address) as client:
+        client.enroll_many([{"member_id": member} for member in members])
+        assert issue_everywhere("a") == 30
+        publish(2, 45)  # more: the 15 added can be issued, and no more
+        assert issue_everywhere("b") == 15
+        publish(3, 20)  # less than was issued: out of stock, and what was issued stays
+        assert issue_everywhere("c") == 0
+        assert sum(len(held(client, member)) for member in members) == 45
+    grants = ray.get(server.server.coordinator.keeper.state.remote())["LIMITED"]
+    assert sum(grants.values()) == 45
