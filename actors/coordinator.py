@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -73,6 +74,7 @@ class Coordinator:
         self.layout: Layout
         self.actors: list[Any] = []
         self.keeper: Any = None
+        self.keeper_name = ""
         """The grant keeper: limited coupons' inventory, handed to shards in blocks."""
         self._released: set[str] = set()
         """Coupons whose unused blocks every shard was asked to give back (their inventory runs out)."""
@@ -441,23 +443,25 @@ class Coordinator:
         return layout
 
     def _spawn_keeper(self) -> Any:
-        """On the coordinator's node, where the data folder's `stock` lives."""
+        """On the coordinator's node, where the data folder's `stock` lives; named, so shards
+        find it, and uniquely, so servers sharing a Ray cluster do not meet."""
         node = ray.get_runtime_context().get_node_id()
         strategy = NodeAffinitySchedulingStrategy(node, soft=False)
-        return GrantKeeper.options(num_cpus=0, scheduling_strategy=strategy).remote(
+        self.keeper_name = f"patron-grants-{uuid.uuid4().hex}"
+        return GrantKeeper.options(name=self.keeper_name, num_cpus=0, scheduling_strategy=strategy).remote(
             str(self.folder.stock), self.layout.shards, _inventories(self.programme))
 
     def _spawn(self, shard: int, start_day: Day) -> Any:
         config = ShardConfig(shard, str(self.folder.shard(shard)), self.rules.text, self.config.durability,
                              start_day, self.config.index_retention_days, self.config.map_bytes,
-                             self.config.max_map_bytes, self.config.coupon_block)
+                             self.config.max_map_bytes, self.config.coupon_block, self.keeper_name)
         if not self.config.ray_address:  # one machine: every shard fits, however many cores
-            return ShardActor.options(num_cpus=0).remote(config, self.keeper)
+            return ShardActor.options(num_cpus=0).remote(config)
         node = self.layout.nodes.get(str(shard))
         if node:  # its LMDB lives on that node's disk
             strategy = NodeAffinitySchedulingStrategy(node, soft=False)
-            return ShardActor.options(num_cpus=1, scheduling_strategy=strategy).remote(config, self.keeper)
-        return ShardActor.options(num_cpus=1).remote(config, self.keeper)  # a core each: Ray spreads them
+            return ShardActor.options(num_cpus=1, scheduling_strategy=strategy).remote(config)
+        return ShardActor.options(num_cpus=1).remote(config)  # a core each: Ray spreads them over nodes
 
     async def _place(self) -> None:
         """On a cluster, remember each shard's node so a restart finds its data again."""

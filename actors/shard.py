@@ -88,6 +88,9 @@ class ShardConfig(msgspec.Struct, frozen=True):
     max_map_bytes: int = 1 << 40
     coupon_block: int = 64
     """The smallest block of a limited coupon's inventory this shard asks the keeper for."""
+    keeper: str = ""
+    """The Ray name of the programme's coupon grant keeper (actors/coupon_grants.py); empty:
+    none, the whole inventory is this shard's (one shard driven alone)."""
 
 
 class ShardStatus(msgspec.Struct):

@@ -6,7 +6,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any
 
 import ray
 
@@ -38,11 +37,14 @@ class ShardActor:
     """Calls from one caller run one at a time, in the order they were sent (Ray's actor
     ordering), so a member's batches are applied in the order the gateway received them."""
 
-    def __init__(self, config: ShardConfig, keeper: Any = None) -> None:
+    def __init__(self, config: ShardConfig) -> None:
         configure_logging()
         collect_rarely()
         started = time.perf_counter()
-        self.shard = Shard(config, RayGrants(keeper) if keeper is not None else None)
+        # The keeper is found by name: an actor handle among the arguments of an actor Ray
+        # restarts makes Ray warn that the restart may fail (ray-project/ray#53727)
+        keeper = RayGrants(ray.get_actor(config.keeper)) if config.keeper else None
+        self.shard = Shard(config, keeper)
         gc.freeze()  # the members just loaded live as long as the process
         log.info("shard ready", extra={"shard": config.shard, "members": len(self.shard.book.members),
                                        "seconds": round(time.perf_counter() - started, 3)})
