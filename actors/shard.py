@@ -133,7 +133,7 @@ class Shard:
         # Coupon inventory is counted from the instances stored members hold; what this shard may
         # issue is what the keeper granted it (on the keeper's disk before it was answered).
         stock = CountedStock.of_members(members.values())
-        self.coupons = ShardCoupons(config.shard, grants, stock, config.coupon_block) if grants else None
+        self.inventory = ShardCoupons(config.shard, grants, stock, config.coupon_block) if grants else None
         self.book = Book(Programme(load_rules(rules_text)), members, today=today, history=IndexHistory(self.store),
                          stock=stock)
         self.accepted = 0
@@ -179,8 +179,8 @@ class Shard:
 
         def score(writer: BatchWriter) -> list[TxnResult]:
             started = time.perf_counter()
-            if self.coupons is not None:
-                self.coupons.prepare(self.book.programme, txns)
+            if self.inventory is not None:
+                self.inventory.prepare(self.book.programme, txns)
             results = []
             for index, txn in enumerate(txns):
                 if index in failed:
@@ -372,13 +372,13 @@ class Shard:
     def _settle_coupons(self) -> None:
         """Under new rules every block goes back to the keeper, which learns what this shard
         issued: inventories that changed count from there (docs/decisions.md)."""
-        if self.coupons is not None:
-            self.coupons.settle_all()
+        if self.inventory is not None:
+            self.inventory.settle_all()
 
     def release_coupons(self, coupons: list[str]) -> int:
         """The keeper runs short of these coupons: give back what this shard's blocks hold
         unused, and from now on what is left after each commit. Returns the units given back."""
-        return self.coupons.release(coupons) if self.coupons is not None else 0
+        return self.inventory.release(coupons) if self.inventory is not None else 0
 
     def reevaluate_step(self, limit: int = 2_000) -> tuple[int, bool]:
         job = self.job
@@ -433,14 +433,14 @@ class Shard:
         A full map that may still grow is grown and the action run once more; a scoring short
         of coupon units the keeper may still have is run again once they came (actors/shard_coupons.py)."""
         member_ids = list(member_ids)
-        if self.coupons is not None:
-            self.coupons.dry = set()
+        if self.inventory is not None:
+            self.inventory.dry = set()
         for round_ in range(_STOCK_ROUNDS):
             try:
                 return self._growing(action, member_ids, final=round_ == _STOCK_ROUNDS - 1)
             except _ShortOfStockError as short:
                 for coupon, units in short.units.items():
-                    self.coupons.top_up(coupon, units)
+                    self.inventory.top_up(coupon, units)
         raise AssertionError("the last round never asks for more units")
 
     def _growing(self, action: Callable[[BatchWriter], T], member_ids: list[str], final: bool) -> T:
@@ -458,7 +458,7 @@ class Shard:
         self.book.stock.begin()
         try:
             outcome = action(writer)
-            short = self.coupons.shortfall(self.book.programme) if self.coupons and not final else {}
+            short = self.inventory.shortfall(self.book.programme) if self.inventory and not final else {}
             if short:  # nothing of this scoring is kept: it is done again with more units
                 raise _ShortOfStockError(short)
             notices = self.book.take_notices()
@@ -478,8 +478,8 @@ class Shard:
             raise
         finally:
             self.book.txns = {}
-        if self.coupons is not None:
-            self.coupons.committed(self.book.programme)
+        if self.inventory is not None:
+            self.inventory.committed(self.book.programme)
         return outcome
 
     def _reload(self, member_ids: Iterable[str]) -> None:

@@ -126,7 +126,7 @@ def test_demand_on_one_shard_takes_the_whole_inventory(tmp_path):
     results = busy.apply([issue(f"i{k}", "m0") for k in range(50)])
     assert _issued(results) == 40
     assert [r.reason for r in results[40:]] == ["out_of_stock"] * 10
-    assert all(shard.coupons.granted.get("LIMITED", 0) == 0 for shard in idle)
+    assert all(shard.inventory.granted.get("LIMITED", 0) == 0 for shard in idle)
 
 
 def test_coupons_given_by_triggers_wait_for_more_units_rather_than_run_out(tmp_path):
@@ -147,7 +147,7 @@ def test_a_restarted_shard_still_owns_its_unused_block(tmp_path):
     assert held > 1
     shard.close()
     again = _shard(tmp_path / "s0", grants, 0, 1000, block=50)
-    assert again.coupons.granted["LIMITED"] == held
+    assert again.inventory.granted["LIMITED"] == held
     assert again.book.stock.remaining("LIMITED", 1000) == held - 1
 
 
