@@ -23,6 +23,8 @@ class BatchStats(msgspec.Struct, array_like=True, gc=False):
     """"from to" tier positions -> members."""
     apply_seconds: float = 0.0
     commit_seconds: float = 0.0
+    out_of_stock: dict[str, int] = {}
+    """Coupon id -> instances refused for want of inventory (a coupon_issue or a trigger)."""
 
 
 def count_batch(txns: list[Transaction], results: list[TxnResult], ledger: list[LedgerEntry]) -> BatchStats:

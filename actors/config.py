@@ -37,6 +37,9 @@ class ServeConfig(msgspec.Struct, kw_only=True):
     """The ceiling the map may grow to; past it a batch is refused with RESOURCE_EXHAUSTED."""
     job_chunk: int = 15_000
     """Members per commit in long jobs (midnight, re-evaluation); batches go in between."""
+    coupon_block: int = 64
+    """The smallest block of a limited coupon's inventory a shard asks for at once; a shard asks
+    for twice what its last commit used when that is more (docs/decisions.md)."""
     tokens_file: Path | None = None
     """Bearer tokens with roles (also PATRON_TOKENS); without any, only a loopback host is allowed."""
     tls_cert: Path | None = None

@@ -6,15 +6,18 @@ import asyncio
 import logging
 import os
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.batch_stats import BatchStats
 from actors.config import ServeConfig
+from actors.coupon_grants import GrantKeeper, stricter
 from actors.lanes import Lane
 from actors.metrics import Metrics
 from actors.routing import even_layout, shard_of
@@ -70,6 +73,11 @@ class Coordinator:
         self.programme: Programme
         self.layout: Layout
         self.actors: list[Any] = []
+        self.keeper: Any = None
+        self.keeper_name = ""
+        """The grant keeper: limited coupons' inventory, handed to shards in blocks."""
+        self._released: set[str] = set()
+        """Coupons whose unused blocks every shard was asked to give back (their inventory runs out)."""
         self.lanes: list[Lane] = []
         self.publishing = False
         self.recalculating: dict[int, int] = {}
@@ -86,6 +94,7 @@ class Coordinator:
         self.programme = Programme(load_rules(self.rules.text))
         self.layout = self._layout()
         start_day = self.config.start_date or self.today()
+        self.keeper = self._spawn_keeper()
         self.actors = [self._spawn(shard, start_day) for shard in range(self.layout.shards)]
         statuses = await asyncio.gather(*(actor.status.remote() for actor in self.actors))
         await self._place()
@@ -128,6 +137,8 @@ class Coordinator:
         for lane in self.lanes:
             lane.close()
         await asyncio.gather(*(actor.close.remote() for actor in self.actors), return_exceptions=True)
+        if self.keeper is not None:
+            await asyncio.gather(self.keeper.close.remote(), return_exceptions=True)
 
     # -- rules ---------------------------------------------------------------------------
 
@@ -142,13 +153,17 @@ class Coordinator:
             raise InvalidRequestError(f"version: expected a version above {self.rules.version} "
                                       f"(the version in force), got {rules.version}")
         self.publishing = True
+        old, new = _inventories(self.programme), _inventories(Programme(rules))
         try:
+            await self.keeper.set_inventory.remote(stricter(old, new))  # while shards change over
             published = self.folder.publish_rules(rules.version, text)
             counts = await self.on_every_shard("publish", text, count_past_spend)
             self.rules, self.programme = published, Programme(rules)
         except BaseException:
             self.publishing = False
             raise
+        await self.keeper.set_inventory.remote(new)
+        self._released = set()
         busy = [shard for shard, count in enumerate(counts) if count]
         self.recalculating = {shard: counts[shard] for shard in busy}
         if busy:
@@ -361,6 +376,17 @@ class Coordinator:
         self.shards_up = up
         if self.on_health is not None:
             await self.on_health(up)
+        if up:
+            await self._release_running_out()
+
+    async def _release_running_out(self) -> None:
+        """When a coupon's inventory runs out, units idle in shards' blocks go back to the keeper
+        for the shards that still issue it (docs/decisions.md): once per coupon and publish."""
+        running_out = await self.keeper.tails.remote() - self._released
+        if running_out:
+            coupons = sorted(running_out)
+            await self.on_every_shard("release_coupons", coupons, urgent=True)
+            self._released |= running_out
 
     # -- checkpoints ---------------------------------------------------------------------
 
@@ -416,10 +442,19 @@ class Coordinator:
                               f"move members between shards, which patron does not do yet")
         return layout
 
+    def _spawn_keeper(self) -> Any:
+        """On the coordinator's node, where the data folder's `stock` lives; named, so shards
+        find it, and uniquely, so servers sharing a Ray cluster do not meet."""
+        node = ray.get_runtime_context().get_node_id()
+        strategy = NodeAffinitySchedulingStrategy(node, soft=False)
+        self.keeper_name = f"patron-grants-{uuid.uuid4().hex}"
+        return GrantKeeper.options(name=self.keeper_name, num_cpus=0, scheduling_strategy=strategy).remote(
+            str(self.folder.stock), self.layout.shards, _inventories(self.programme))
+
     def _spawn(self, shard: int, start_day: Day) -> Any:
         config = ShardConfig(shard, str(self.folder.shard(shard)), self.rules.text, self.config.durability,
                              start_day, self.config.index_retention_days, self.config.map_bytes,
-                             self.config.max_map_bytes, self.layout.shards)
+                             self.config.max_map_bytes, self.config.coupon_block, self.keeper_name)
         if not self.config.ray_address:  # one machine: every shard fits, however many cores
             return ShardActor.options(num_cpus=0).remote(config)
         node = self.layout.nodes.get(str(shard))
@@ -436,6 +471,11 @@ class Coordinator:
         if any(self.layout.nodes.get(str(s)) != n for s, n in enumerate(nodes)):
             self.layout.nodes = {str(s): n for s, n in enumerate(nodes)}
             self.folder.save_layout(self.layout)
+
+
+def _inventories(programme: Programme) -> dict[str, int]:
+    """The limited coupons of a programme: id -> inventory."""
+    return {coupon.id: coupon.inventory for coupon in programme.rules.coupons if coupon.inventory}
 
 
 async def _answer(call: Any, timeout: float = 5.0) -> Any:

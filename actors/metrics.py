@@ -30,6 +30,9 @@ class Metrics:
                                  registry=registry)
         self.tier_changes = Counter("patron_tier_changes_total", "Members moved between tiers.",
                                     ["from_tier", "to_tier"], registry=registry)
+        self.coupons_out_of_stock = Counter("patron_coupons_out_of_stock_total",
+                                            "Coupon instances not issued because the inventory was used up.",
+                                            ["coupon"], registry=registry)
         self.batch_latency = Histogram("patron_batch_latency_seconds",
                                        "From receipt of a batch to its acknowledgement.",
                                        buckets=LATENCY_BUCKETS, registry=registry)
@@ -96,6 +99,8 @@ class Metrics:
         for key, count in stats.outcomes.items():
             kind, outcome, reason = key.split(" ", 2)
             self.transactions.labels(kind, outcome, reason).inc(count)
+        for coupon, count in stats.out_of_stock.items():
+            self.coupons_out_of_stock.labels(coupon).inc(count)
         self.record_changes(stats, tier_names)
         if stats.outcomes:  # the batch that carries its commit's counts (grouped batches carry none)
             self.shard_apply.labels(str(shard)).observe(stats.apply_seconds)

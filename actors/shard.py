@@ -17,7 +17,9 @@ import msgspec
 
 from actors.batch_order import StreamOrder
 from actors.batch_stats import BatchStats, count_batch, count_ledger
+from actors.coupon_grants import GrantSource
 from actors.grouping import apply_group
+from actors.shard_coupons import ShardCoupons
 from actors.shard_outbox import ShardOutbox
 from engine.book import Book
 from engine.calendar import iso
@@ -53,6 +55,18 @@ log = logging.getLogger("patron.shard")
 T = TypeVar("T")
 
 
+class _ShortOfStockError(Exception):
+    """Scoring ran out of granted coupon units that the keeper may still have: score again."""
+
+    def __init__(self, units: dict[str, int]) -> None:
+        self.units = units
+        super().__init__(f"short of coupon units: {units}")
+
+
+_STOCK_ROUNDS = 3
+"""Scorings of one write that may ask the keeper for more units before refusals stand."""
+
+
 class _TransactionFailedError(Exception):
     """The engine raised on the transaction at `index` of a batch being scored."""
 
@@ -72,8 +86,11 @@ class ShardConfig(msgspec.Struct, frozen=True):
     """How long the transaction index remembers ids (duplicates and refunds of originals)."""
     map_bytes: int = 1 << 30
     max_map_bytes: int = 1 << 40
-    shards: int = 1
-    """How many shards the programme has: each issues its share of a coupon's inventory."""
+    coupon_block: int = 64
+    """The smallest block of a limited coupon's inventory this shard asks the keeper for."""
+    keeper: str = ""
+    """The Ray name of the programme's coupon grant keeper (actors/coupon_grants.py); empty:
+    none, the whole inventory is this shard's (one shard driven alone)."""
 
 
 class ShardStatus(msgspec.Struct):
@@ -104,15 +121,19 @@ class Job(msgspec.Struct):
 
 
 class Shard:
-    def __init__(self, config: ShardConfig) -> None:
+    """`grants` reaches the programme's grant keeper, which hands out limited coupons'
+    inventory in blocks; without it (one shard driven alone) the whole inventory is this shard's."""
+
+    def __init__(self, config: ShardConfig, grants: GrantSource | None = None) -> None:
         self.config = config
         self.store = ShardStore(Path(config.path), config.durability, config.map_bytes, config.max_map_bytes)
         rules_text = self.store.meta("rules_text") or config.rules_text
         members = {m.member_id: m for m in self.store.members()}
         today = self.store.meta("business_day") or config.start_day
-        # Coupon inventory is counted from the instances stored members hold, up to this shard's
-        # share of it: several shards issuing at once never oversell.
-        stock = CountedStock.of_members(members.values(), config.shard, config.shards)
+        # Coupon inventory is counted from the instances stored members hold; what this shard may
+        # issue is what the keeper granted it (on the keeper's disk before it was answered).
+        stock = CountedStock.of_members(members.values())
+        self.inventory = ShardCoupons(config.shard, grants, stock, config.coupon_block) if grants else None
         self.book = Book(Programme(load_rules(rules_text)), members, today=today, history=IndexHistory(self.store),
                          stock=stock)
         self.accepted = 0
@@ -158,6 +179,8 @@ class Shard:
 
         def score(writer: BatchWriter) -> list[TxnResult]:
             started = time.perf_counter()
+            if self.inventory is not None:
+                self.inventory.prepare(self.book.programme, txns)
             results = []
             for index, txn in enumerate(txns):
                 if index in failed:
@@ -168,6 +191,7 @@ class Shard:
                 except Exception as error:
                     raise _TransactionFailedError(index) from error
             counted["stats"] = stats = count_batch(txns, results, self.book.ledger)
+            stats.out_of_stock = dict(self.book.stock.refused)
             stats.apply_seconds = time.perf_counter() - started
             return results
 
@@ -322,6 +346,7 @@ class Shard:
         if not tiers_changed(old.rules, new.rules):
             self._write(lambda: None, (), meta={"rules_text": rules_text})
             self.book.programme = new
+            self._settle_coupons()
             return 0
         activating = activates_tiers(old.rules, new.rules)
 
@@ -341,8 +366,20 @@ class Shard:
         except BaseException:
             self.book.programme = old
             raise
+        self._settle_coupons()
         self.job = Job("reevaluate", self.book.today, sorted(self.book.members), version=new.version)
         return len(self.job.members)
+
+    def _settle_coupons(self) -> None:
+        """Under new rules every block goes back to the keeper, which learns what this shard
+        issued: inventories that changed count from there (docs/decisions.md)."""
+        if self.inventory is not None:
+            self.inventory.settle_all()
+
+    def release_coupons(self, coupons: list[str]) -> int:
+        """The keeper runs short of these coupons: give back what this shard's blocks hold
+        unused, and from now on what is left after each commit. Returns the units given back."""
+        return self.inventory.release(coupons) if self.inventory is not None else 0
 
     def reevaluate_step(self, limit: int = 2_000) -> tuple[int, bool]:
         job = self.job
@@ -394,21 +431,37 @@ class Shard:
     def _write_with(self, action: Callable[[BatchWriter], T], member_ids: Iterable[str]) -> T:
         """Run `action` against the book inside one LMDB write transaction and commit what it
         changed; on any failure put back the touched members as LMDB has them, and re-raise.
-        A full map that may still grow is grown and the action run once more."""
+        A full map that may still grow is grown and the action run once more; a scoring short
+        of coupon units the keeper may still have is run again once they came (actors/shard_coupons.py)."""
         member_ids = list(member_ids)
+        if self.inventory is not None:
+            self.inventory.dry = set()
+        for round_ in range(_STOCK_ROUNDS):
+            try:
+                return self._growing(action, member_ids, final=round_ == _STOCK_ROUNDS - 1)
+            except _ShortOfStockError as short:
+                for coupon, units in short.units.items():
+                    self.inventory.top_up(coupon, units)
+        raise AssertionError("the last round never asks for more units")
+
+    def _growing(self, action: Callable[[BatchWriter], T], member_ids: list[str], final: bool) -> T:
         try:
-            return self._attempt(action, member_ids)
+            return self._attempt(action, member_ids, final)
         except StorageFullError:
             if not self.store.grow():
                 raise
-            return self._attempt(action, member_ids)
+            return self._attempt(action, member_ids, final)
 
-    def _attempt(self, action: Callable[[BatchWriter], T], member_ids: list[str]) -> T:
+    def _attempt(self, action: Callable[[BatchWriter], T], member_ids: list[str], final: bool = True) -> T:
         writer = self.store.writer()
         self.book.txns = writer
         taken = self.book.stock.snapshot()
+        self.book.stock.begin()
         try:
             outcome = action(writer)
+            short = self.inventory.shortfall(self.book.programme) if self.inventory and not final else {}
+            if short:  # nothing of this scoring is kept: it is done again with more units
+                raise _ShortOfStockError(short)
             notices = self.book.take_notices()
             if notices:  # the outbox: in the same commit as the changes that caused them
                 job = self.job
@@ -426,6 +479,8 @@ class Shard:
             raise
         finally:
             self.book.txns = {}
+        if self.inventory is not None:
+            self.inventory.committed(self.book.programme)
         return outcome
 
     def _reload(self, member_ids: Iterable[str]) -> None:

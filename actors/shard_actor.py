@@ -10,6 +10,7 @@ from collections.abc import Callable
 import ray
 
 from actors.batch_stats import BatchStats
+from actors.coupon_grants import RayGrants
 from actors.logs import collect_rarely, configure_logging
 from actors.shard import Shard, ShardConfig, ShardStatus
 from actors.shard_outbox import OutboxState
@@ -40,7 +41,10 @@ class ShardActor:
         configure_logging()
         collect_rarely()
         started = time.perf_counter()
-        self.shard = Shard(config)
+        # The keeper is found by name: an actor handle among the arguments of an actor Ray
+        # restarts makes Ray warn that the restart may fail (ray-project/ray#53727)
+        keeper = RayGrants(ray.get_actor(config.keeper)) if config.keeper else None
+        self.shard = Shard(config, keeper)
         gc.freeze()  # the members just loaded live as long as the process
         log.info("shard ready", extra={"shard": config.shard, "members": len(self.shard.book.members),
                                        "seconds": round(time.perf_counter() - started, 3)})
@@ -67,6 +71,9 @@ class ShardActor:
     def midnight_step(self, limit: int) -> tuple[int, list[str], bool, float]:
         """(visited, anomaly days, finished, seconds the step took here)."""
         return _timed(self.shard.midnight_step, limit)
+
+    def release_coupons(self, coupons: list[str]) -> int:
+        return self.shard.release_coupons(coupons)
 
     def take_midnight_stats(self) -> BatchStats:
         return self.shard.take_midnight_stats()

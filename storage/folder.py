@@ -79,6 +79,11 @@ class DataFolder:
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
 
+    @property
+    def stock(self) -> Path:
+        """The grant keeper's record of limited coupons' inventory granted to each shard."""
+        return self.root / "stock"
+
     def shard(self, shard: int) -> Path:
         return self.shards / f"{shard:03d}"
 

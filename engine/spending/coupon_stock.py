@@ -1,16 +1,17 @@
 """Coupon inventory: the one question the engine asks before issuing an instance.
 
-The engine only asks "may I take one unit of coupon X?" and never knows where the answer
-comes from. In one process (replay, a single shard) it is a counter; a programme served by
-several shards can answer it from blocks of inventory a coordinator granted the shard, with
-the same interface."""
+The engine only asks "may I take one unit of coupon X?" and is told the answer as data. In
+one process (replay, tests) the limit is the rules' inventory itself; a served shard is given
+instead the units the programme's grant keeper granted it (`granted`: its blocks, see
+docs/decisions.md), so shards issuing at once never oversell, and the engine never knows
+where the units came from."""
 
 from collections.abc import Iterable
 from typing import Protocol
 
 from engine.members import Member
 
-__all__ = ["CountedStock", "CouponStock", "share_of"]
+__all__ = ["CountedStock", "CouponStock"]
 
 
 class CouponStock(Protocol):
@@ -29,26 +30,39 @@ class CouponStock(Protocol):
 
 
 class CountedStock:
-    """Counts what was taken per coupon id, up to this shard's share of the inventory (all of
-    it in replay and with one shard)."""
+    """Counts the instances issued per coupon id (every coupon, limited or not: a coupon may
+    become limited later, and what was issued counts). A limited coupon may be taken up to
+    its limit: the rules' inventory when `granted` is None, else the units granted to this
+    shard (and never past the inventory). `refused` counts the refusals since `begin`."""
 
-    def __init__(self, taken: dict[str, int] | None = None, shard: int = 0, shards: int = 1) -> None:
+    def __init__(self, taken: dict[str, int] | None = None, granted: dict[str, int] | None = None) -> None:
         self.taken: dict[str, int] = dict(taken or {})
-        self.shard, self.shards = shard, shards
+        self.granted = granted
+        self.refused: dict[str, int] = {}
 
     @classmethod
-    def of_members(cls, members: Iterable[Member], shard: int = 0, shards: int = 1) -> "CountedStock":
+    def of_members(cls, members: Iterable[Member], granted: dict[str, int] | None = None) -> "CountedStock":
         """Rebuilt from the instances members hold: what is stored is what was taken, so a
         crash between taking and committing wastes nothing."""
         taken: dict[str, int] = {}
         for member in members:
             for instance in member.coupons:
                 taken[instance.coupon_id] = taken.get(instance.coupon_id, 0) + 1
-        return cls(taken, shard, shards)
+        return cls(taken, granted)
+
+    def limit(self, coupon_id: str, inventory: int) -> int:
+        if self.granted is None:
+            return inventory
+        return min(inventory, self.granted.get(coupon_id, 0))
+
+    def remaining(self, coupon_id: str, inventory: int) -> int:
+        """Units this stock may still hand out (0 for an unlimited coupon: nothing to count)."""
+        return max(0, self.limit(coupon_id, inventory) - self.taken.get(coupon_id, 0)) if inventory else 0
 
     def take(self, coupon_id: str, inventory: int) -> bool:
         count = self.taken.get(coupon_id, 0)
-        if inventory and count >= share_of(inventory, self.shard, self.shards):
+        if inventory and count >= self.limit(coupon_id, inventory):
+            self.refused[coupon_id] = self.refused.get(coupon_id, 0) + 1
             return False
         self.taken[coupon_id] = count + 1
         return True
@@ -56,17 +70,13 @@ class CountedStock:
     def give_back(self, coupon_id: str) -> None:
         self.taken[coupon_id] -= 1
 
+    def begin(self) -> None:
+        """A new scoring attempt: refusals are counted afresh."""
+        self.refused = {}
+
     def snapshot(self) -> dict[str, int]:
         return dict(self.taken)
 
     def restore(self, taken: dict[str, int]) -> None:
         self.taken = dict(taken)
-
-
-def share_of(inventory: int, shard: int, shards: int) -> int:
-    """The part of a coupon's inventory one of `shards` shards may issue: an even split, the
-    first shards one unit more when it does not divide. The shares add up to the inventory,
-    so shards issuing at once never oversell it; the price is that a shard whose members have
-    used up its share answers out_of_stock while another still holds units (until a
-    coordinator grants blocks instead: docs/decisions.md)."""
-    return inventory // shards + (1 if shard < inventory % shards else 0)
+        self.refused = {}

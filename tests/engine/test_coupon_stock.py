@@ -1,20 +1,59 @@
-"""A coupon's inventory split over the shards that issue it: the shares add up to it exactly."""
+"""Coupon inventory as the engine sees it: a limit passed in as data (the rules' inventory, or
+the units granted to a shard), never exceeded, and every refusal counted."""
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.spending.coupon_stock import CountedStock, share_of
+from engine.book import Book
+from engine.spending.coupon_stock import CountedStock
+from tests.builders import buy, line, programme, recharge, score
+from tests.engine.test_coupons import COUPONS, DAY, TIERS, issue
 
 
-@given(st.integers(1, 9_999_999_999), st.integers(1, 64))
-def test_the_shares_of_every_shard_add_up_to_the_inventory_and_differ_by_at_most_one(inventory, shards):
-    shares = [share_of(inventory, shard, shards) for shard in range(shards)]
-    assert sum(shares) == inventory
-    assert max(shares) - min(shares) <= 1
+@given(st.integers(0, 50), st.integers(1, 50), st.integers(0, 120), st.integers(0, 10))
+def test_a_shard_issues_at_most_its_grant_and_never_past_the_inventory(granted, inventory, asks, before):
+    stock = CountedStock({"C": before}, granted={"C": granted})
+    taken = sum(stock.take("C", inventory) for _ in range(asks))
+    limit = max(0, min(granted, inventory) - before)
+    assert taken == min(asks, limit)
+    assert stock.refused.get("C", 0) == asks - taken
+    assert stock.remaining("C", inventory) == limit - taken
 
 
-def test_each_shard_takes_only_its_share_and_unlimited_stays_unlimited():
-    stocks = [CountedStock(shard=shard, shards=3) for shard in range(3)]
-    taken = [sum(stock.take("C", 10) for _ in range(20)) for stock in stocks]
-    assert taken == [4, 3, 3]
-    assert all(CountedStock(shard=2, shards=3).take("FREE", 0) for _ in range(100))
+def test_without_grants_the_whole_inventory_is_the_limit_and_unlimited_stays_unlimited():
+    stock = CountedStock()
+    assert sum(stock.take("C", 10) for _ in range(20)) == 10
+    assert all(CountedStock(granted={}).take("FREE", 0) for _ in range(100))
+    assert CountedStock(granted={}).take("LIMITED", 5) is False  # nothing granted: nothing to issue
+
+
+def test_a_failed_scoring_puts_units_and_refusals_back():
+    stock = CountedStock(granted={"C": 2})
+    kept = stock.snapshot()
+    stock.take("C", 9), stock.take("C", 9), stock.take("C", 9)
+    stock.restore(kept)
+    assert (stock.remaining("C", 9), stock.refused) == (2, {})
+
+
+def _granted_book(granted: dict[str, int]) -> Book:
+    return Book(programme("", COUPONS, TIERS), stock=CountedStock(granted=granted))
+
+
+def test_issuance_by_api_stops_at_the_units_granted_with_the_out_of_stock_reason():
+    target = _granted_book({"V10": 2})
+    for member in ("m1", "m2", "m3"):
+        score(target, buy("b-" + member, member, DAY, line(100)))
+    results = score(target, issue("i1", "m1", "V10"), issue("i2", "m2", "V10"), issue("i3", "m3", "V10"))
+    assert [(r.outcome, r.reason) for r in results] == [("accepted", ""), ("accepted", ""),
+                                                        ("rejected", "out_of_stock")]
+    assert target.stock.refused == {"V10": 1}
+
+
+def test_triggers_draw_from_the_grant_and_write_why_when_it_is_used_up():
+    body = COUPONS + '\n[[recharge_bonuses]]\nname = "coupon"\nmin_amount_minor = 100\ncoupons = ["V10"]\n'
+    target = Book(programme("", body, TIERS), stock=CountedStock(granted={"V10": 1}))
+    score(target, recharge("c1", "m1", DAY, 100), recharge("c2", "m2", DAY, 100))
+    assert [c.code for c in target.members["m1"].coupons] == ["WELCOME-m1-1", "V10-m1-1"]
+    assert [c.code for c in target.members["m2"].coupons] == ["WELCOME-m2-1"]  # unlimited: no grant needed
+    notes = [e.note for e in target.ledger if e.kind == "coupon_not_issued"]
+    assert notes == ["V10: out_of_stock"]
