@@ -56,20 +56,23 @@ class Unreadable:
 def handler_for(service: ServiceDescriptor, servicer: object, max_bytes: int) -> grpc.GenericRpcHandler:
     """Like the generated add_*_to_server, but a request that cannot be read reaches the
     servicer as Unreadable, so it is answered INVALID_ARGUMENT instead of INTERNAL. A method the
-    servicer names in READS_ITSELF gets its request as a stream, to refuse before reading it."""
+    servicer names in READS_ITSELF gets its request as a stream, to refuse before reading it; one
+    it names in SERIALIZED answers with the bytes of its messages, sent as they are."""
     factories = {(False, False): grpc.unary_unary_rpc_method_handler,
                  (False, True): grpc.unary_stream_rpc_method_handler,
                  (True, False): grpc.stream_unary_rpc_method_handler,
                  (True, True): grpc.stream_stream_rpc_method_handler}
     reads_itself = getattr(servicer, "READS_ITSELF", frozenset())
+    serialized = getattr(servicer, "SERIALIZED", frozenset())
     handlers = {}
     for method in service.methods:
         streamed = method.client_streaming or method.name in reads_itself
         factory = factories[(streamed, method.server_streaming)]
+        answer = getattr(pb, method.output_type.name)
         handlers[method.name] = factory(
             getattr(servicer, method.name),
             request_deserializer=_lenient(getattr(pb, method.input_type.name), max_bytes),
-            response_serializer=getattr(pb, method.output_type.name).SerializeToString)
+            response_serializer=None if method.name in serialized else answer.SerializeToString)
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
 
