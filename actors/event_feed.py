@@ -28,7 +28,6 @@ PAGE = 5000
 """Events per shard read at most; the shard stops sooner at actors.shard_outbox.PAGE_BYTES."""
 _POSITION_TAG = b"\n"
 """`Event.position`: field 1, length-delimited."""
-_LENGTHS = [bytes((n,)) for n in range(128)]
 
 
 class OutOfRangeError(PatronError):
@@ -182,8 +181,7 @@ class Subscription:
         messages = []
         for seq, message in zip(run.seqs, run.messages, strict=True):
             position = f"{before}{seq}{after}".encode()
-            messages.append(_POSITION_TAG + (_LENGTHS[len(position)] if len(position) < 128 else
-                                             varint(len(position))) + position + message)
+            messages.append(_POSITION_TAG + varint(len(position)) + position + message)
         return messages
 
     def _read(self, shard: int) -> asyncio.Task:

@@ -11,6 +11,7 @@ array) are read as if written in it.
 
 Its database (`events`) is additive: an older data folder gains it, empty, when it is opened."""
 
+import functools
 import struct
 from typing import Any
 
@@ -31,7 +32,7 @@ _HEAD = struct.Struct(">Biq")
 """The form (1), the business day of the commit (what retention counts), and its wall-clock
 time in ms (how far behind a subscriber is)."""
 _FORM = 1
-_KIND_TAG = 0x12
+_KIND = b"\x12"
 """The message starts with its `kind` (field 2, length-delimited): filtering reads it there."""
 
 
@@ -49,14 +50,13 @@ class _Legacy(msgspec.Struct, array_like=True, gc=False):
 _decode_legacy = msgspec.msgpack.Decoder(_Legacy).decode
 
 
-def _field(tag: int, text: str) -> bytes:
-    """An empty string is left out, as protobuf does (a kind is never empty)."""
-    data = text.encode()
-    return bytes((tag,)) + varint(len(data)) + data if data else b""
+_SHORT = [bytes((n,)) for n in range(0x80)]
 
 
 def varint(n: int) -> bytes:
     """How protobuf writes a length."""
+    if n < 0x80:
+        return _SHORT[n]
     out = bytearray()
     while n > 0x7F:
         out.append(n & 0x7F | 0x80)
@@ -65,13 +65,24 @@ def varint(n: int) -> bytes:
     return bytes(out)
 
 
+def _field(tag: bytes, text: str) -> bytes:
+    """An empty string is left out, as protobuf does (a kind is never empty)."""
+    data = text.encode()
+    return tag + varint(len(data)) + data if data else b""
+
+
 def event_message(kind: str, member_id: str, day: str, detail: str) -> bytes:
     """Fields 2-5 of `Event` (kind, member_id, day, detail) as protobuf writes them."""
-    return _field(_KIND_TAG, kind) + _field(0x1A, member_id) + _field(0x22, day) + _field(0x2A, detail)
+    return _field(_KIND, kind) + _field(b"\x1a", member_id) + _field(b'"', day) + _field(b"*", detail)
+
+
+@functools.lru_cache(maxsize=64)
+def _iso(day: Day) -> str:
+    return iso(day)
 
 
 def _row(written: Day, at_ms: int, kind: str, member_id: str, day: Day, detail: str) -> bytes:
-    return _HEAD.pack(_FORM, written, at_ms) + event_message(kind, member_id, iso(day), detail)
+    return _HEAD.pack(_FORM, written, at_ms) + event_message(kind, member_id, _iso(day), detail)
 
 
 def _current(value: bytes) -> bytes:
