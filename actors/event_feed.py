@@ -18,14 +18,16 @@ from actors.metrics import Metrics
 from actors.shard_outbox import EventPage, OutboxState, decode_page
 from engine.errors import InvalidRequestError, PatronError
 from engine.notices import NOTICE_KINDS
-from storage.outbox import StoredEvent
+from storage.outbox import Run, varint
 
 __all__ = ["EventFeed", "OutOfRangeError", "Subscription", "format_position", "parse_position"]
 
 log = logging.getLogger("patron.events")
 _PREFIX = "v1:"
-PAGE = 1000
-"""Events per shard read: about 100 KB, the most a Ray call moves without the object store."""
+PAGE = 5000
+"""Events per shard read at most; the shard stops sooner at actors.shard_outbox.PAGE_BYTES."""
+_POSITION_TAG = b"\n"
+"""`Event.position`: field 1, length-delimited."""
 
 
 class OutOfRangeError(PatronError):
@@ -134,13 +136,14 @@ class Subscription:
         """Where the next page of each shard starts (-1: the oldest held)."""
         self.delivered = list(self.read)
         self.next_at_ms = 0
-        """Commit time of the oldest event not yet delivered (0: none known): the lag."""
+        """Commit time of the oldest event not yet delivered, to a page (0: none known): the lag."""
 
     def lag_seconds(self) -> float:
         return max(0.0, time.time() - self.next_at_ms / 1000) if self.next_at_ms else 0.0
 
-    async def events(self) -> AsyncIterator[tuple[str, StoredEvent]]:
-        """(position, event) for ever, in order per shard."""
+    async def batches(self) -> AsyncIterator[list[bytes]]:
+        """For ever, lists of `Event` messages ready to send, each with the position right after
+        it; in order per shard."""
         reading: dict[int, asyncio.Task] = {s: self._read(s) for s in range(len(self.read))}
         try:
             await asyncio.wait(reading.values())  # every shard's first page: each position names every shard
@@ -155,21 +158,31 @@ class Subscription:
                 pages = {s: self._checked(s, reading.pop(s).result()) for s, task in list(reading.items())
                          if task in done}
                 for shard, page in pages.items():
-                    self.read[shard] = page.through
+                    self.read[shard] = page.run.through
                     if self.delivered[shard] < 0:
                         self.delivered[shard] = page.pruned
-                    if page.through < page.newest:  # read ahead while this page is delivered
+                    if page.run.through < page.newest:  # read ahead while this page is delivered
                         reading[shard] = self._read(shard)
                 for shard, page in pages.items():
-                    cursor = self.delivered
-                    for seq, event in page.events:
-                        cursor[shard] = seq
-                        self.next_at_ms = event.at_ms
-                        yield format_position(cursor), event
-                    cursor[shard] = page.through
+                    if page.run.seqs:
+                        self.next_at_ms = page.run.first_at_ms
+                        yield self._messages(shard, page.run)
+                    self.delivered[shard] = page.run.through
         finally:
             for task in reading.values():
                 task.cancel()
+
+    def _messages(self, shard: int, run: Run) -> list[bytes]:
+        """The run's messages, each with its position in front (field 1): only this shard's
+        sequence changes along a run, the rest of the text is made once."""
+        seqs = self.delivered
+        before = _PREFIX + "".join(f"{seq}." for seq in seqs[:shard])
+        after = "".join(f".{seq}" for seq in seqs[shard + 1:])
+        messages = []
+        for seq, message in zip(run.seqs, run.messages, strict=True):
+            position = f"{before}{seq}{after}".encode()
+            messages.append(_POSITION_TAG + varint(len(position)) + position + message)
+        return messages
 
     def _read(self, shard: int) -> asyncio.Task:
         call = self.feed.lanes[shard].send("events_page", self.read[shard], PAGE, self.kinds, urgent=True)

@@ -7,17 +7,19 @@ from collections import Counter
 import msgspec
 
 from engine.notices import Notice
-from storage.outbox import StoredEvent
+from storage.outbox import Run
 from storage.shard_store import ShardStore
 
-__all__ = ["EventPage", "OutboxState", "ShardOutbox", "decode_page"]
+__all__ = ["PAGE_BYTES", "EventPage", "OutboxState", "ShardOutbox", "decode_page"]
+
+PAGE_BYTES = 90_000
+"""A page stays under the 100 KiB that Ray returns inline: a larger one would go through the
+object store, which costs more than a second call."""
 
 
 class EventPage(msgspec.Struct, array_like=True, gc=False):
-    events: list[tuple[int, StoredEvent]]
-    """(sequence, event), oldest first."""
-    through: int
-    """The sequence read up to: past `events` when events of other kinds were skipped."""
+    run: Run
+    """The events, oldest first, as `Event` messages without their position."""
     newest: int
     pruned: int
     """The last sequence pruned: a page asked for after an older one has missed events."""
@@ -54,8 +56,8 @@ class ShardOutbox:
         Ray moves them as they are."""
         pruned, newest = self.store.events_bounds()
         start = pruned if after < 0 else after  # -1: from the oldest event held
-        events, through = self.store.events_after(start, limit, frozenset(kinds))
-        return _encode(EventPage(events, through, newest, pruned))
+        run = self.store.events_after(start, limit, PAGE_BYTES, frozenset(kinds))
+        return _encode(EventPage(run, newest, pruned))
 
     def state(self) -> OutboxState:
         pruned, newest = self.store.events_bounds()

@@ -41,10 +41,12 @@ def run(settings: Settings) -> Result:
     rate = received.rate
     fields = {"events": received.events, "seconds": round(received.seconds, 3), "events_per_second": round(rate, 1),
               "goal_events_per_second": GOAL, "cpu_seconds": round(cpu, 3),
-              "cpu_seconds_per_1000_events": round(1000 * cpu / received.events, 4)}
+              "cpu_seconds_per_1000_events": round(1000 * cpu / received.events, 4),
+              "subscriber_cpu_seconds_per_1000_events": round(1000 * received.cpu_seconds / received.events, 4)}
     rows = [("events", f"{received.events:,} read by one subscriber process in {received.seconds:.2f} s"),
             ("throughput", f"{rate:,.0f} events/s (goal {GOAL:,})"),
-            ("CPU", f"{fields['cpu_seconds_per_1000_events']} s per 1,000 events (serve tree, {cpu:.1f} s)")]
+            ("CPU", f"{fields['cpu_seconds_per_1000_events']} s per 1,000 events (serve tree, {cpu:.1f} s); "
+                    f"subscriber {fields['subscriber_cpu_seconds_per_1000_events']} s")]
     chart = Chart("events: one subscriber reading every shard's outbox", unit="events/s",
                   bars=[("received", rate), ("goal", GOAL)])
     return Result("events", fields, settings.parameters(members=members), rows, chart, ok=rate >= GOAL)

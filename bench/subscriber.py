@@ -2,6 +2,7 @@
 event held, parses each event, and counts; it stops after `count` events or when told to."""
 
 import multiprocessing as mp
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ class Received:
     seconds: float
     """From the first event to the last one counted."""
     error: str = ""
+    cpu_seconds: float = 0.0
+    """Of the subscriber process, from its start to its end."""
 
     @property
     def rate(self) -> float:
@@ -66,5 +69,6 @@ def _follow(address: str, count: int, stop: Any, answers: Any) -> None:
         if not stop.is_set():
             error = f"{type(failure).__name__}: {failure}"
     stream.cancel()
-    answers.put(Received(events, last - first, error))
+    used = os.times()
+    answers.put(Received(events, last - first, error, used.user + used.system))
     client.close()

@@ -3,38 +3,93 @@ same LMDB transaction as the change that caused them, so an event exists exactly
 change does. Sequences only grow: pruning remembers the last one it removed, so numbering
 goes on past it even when every event was pruned.
 
+An event is stored as subscribers receive it: a small header (when it was written), then the
+`Event` message of proto/patron.proto in its wire form, every field but `position`, which
+depends on the subscriber's place in every shard. Reading a page is then copying bytes, and
+the gateway only puts the position in front. Events written before this form (a MessagePack
+array) are read as if written in it.
+
 Its database (`events`) is additive: an older data folder gains it, empty, when it is opened."""
 
+import functools
 import struct
 from typing import Any
 
 import msgspec
 
+from engine.calendar import iso
 from engine.notices import Notice
 from engine.types import Day
 
-__all__ = ["DATABASE", "PRUNED_KEY", "StoredEvent", "append", "newest", "prune", "read_after"]
+__all__ = ["DATABASE", "PRUNED_KEY", "Run", "append", "event_message", "newest", "prune", "read_after", "varint"]
 
 DATABASE = b"events"
 PRUNED_KEY = "events_pruned"
 """Meta key: the highest sequence pruned (0: none). Positions before it are out of range."""
 
 _SEQ = struct.Struct(">Q")
+_HEAD = struct.Struct(">Biq")
+"""The form (1), the business day of the commit (what retention counts), and its wall-clock
+time in ms (how far behind a subscriber is)."""
+_FORM = 1
+_KIND = b"\x12"
+"""The message starts with its `kind` (field 2, length-delimited): filtering reads it there."""
 
 
-class StoredEvent(msgspec.Struct, array_like=True, gc=False):
+class _Legacy(msgspec.Struct, array_like=True, gc=False):
+    """An event as the first outbox wrote it."""
+
     written: Day
-    """The business day of the commit: what retention counts."""
     at_ms: int
-    """Wall-clock time of the commit: how far behind a subscriber is."""
     kind: str
     member_id: str
     day: Day
     detail: str
 
 
-_encode = msgspec.msgpack.Encoder().encode
-_decode = msgspec.msgpack.Decoder(StoredEvent).decode
+_decode_legacy = msgspec.msgpack.Decoder(_Legacy).decode
+
+
+_SHORT = [bytes((n,)) for n in range(0x80)]
+
+
+def varint(n: int) -> bytes:
+    """How protobuf writes a length."""
+    if n < 0x80:
+        return _SHORT[n]
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(tag: bytes, text: str) -> bytes:
+    """An empty string is left out, as protobuf does (a kind is never empty)."""
+    data = text.encode()
+    return tag + varint(len(data)) + data if data else b""
+
+
+def event_message(kind: str, member_id: str, day: str, detail: str) -> bytes:
+    """Fields 2-5 of `Event` (kind, member_id, day, detail) as protobuf writes them."""
+    return _field(_KIND, kind) + _field(b"\x1a", member_id) + _field(b'"', day) + _field(b"*", detail)
+
+
+@functools.lru_cache(maxsize=64)
+def _iso(day: Day) -> str:
+    return iso(day)
+
+
+def _row(written: Day, at_ms: int, kind: str, member_id: str, day: Day, detail: str) -> bytes:
+    return _HEAD.pack(_FORM, written, at_ms) + event_message(kind, member_id, _iso(day), detail)
+
+
+def _current(value: bytes) -> bytes:
+    if value[0] == _FORM:
+        return value
+    old = _decode_legacy(value)
+    return _row(old.written, old.at_ms, old.kind, old.member_id, old.day, old.detail)
 
 
 def append(txn: Any, db: Any, notices: list[Notice], written: Day, at_ms: int, pruned: int) -> int:
@@ -44,8 +99,7 @@ def append(txn: Any, db: Any, notices: list[Notice], written: Day, at_ms: int, p
     rows = []
     for notice in notices:
         seq += 1
-        rows.append((_SEQ.pack(seq), _encode(StoredEvent(written, at_ms, notice.kind, notice.member_id, notice.day,
-                                                          notice.detail))))
+        rows.append((_SEQ.pack(seq), _row(written, at_ms, notice.kind, notice.member_id, notice.day, notice.detail)))
     if cursor.putmulti(rows, append=True)[1] != len(rows):  # append skips a key it finds, silently
         raise RuntimeError(f"event sequences after {seq - len(rows)} are taken")
     return seq
@@ -56,23 +110,40 @@ def newest(txn: Any, db: Any, pruned: int) -> int:
     return max(_SEQ.unpack(cursor.key())[0] if cursor.last() else 0, pruned)
 
 
-def read_after(txn: Any, db: Any, after: int, limit: int, kinds: frozenset[str]
-               ) -> tuple[list[tuple[int, StoredEvent]], int]:
-    """Up to `limit` events after `after` whose kind is in `kinds` (all when empty), and the
-    sequence read up to: a subscriber's place moves past the events it did not ask for too."""
-    found: list[tuple[int, StoredEvent]] = []
-    through = after
+class Run(msgspec.Struct, array_like=True, gc=False):
+    """Consecutive events of one shard, oldest first."""
+
+    seqs: list[int]
+    messages: list[bytes]
+    """Each event's `Event` message without its position."""
+    through: int
+    """The sequence read up to: past the last event when events of other kinds were skipped."""
+    first_at_ms: int
+    """The commit time of the first event (0: none)."""
+
+
+def read_after(txn: Any, db: Any, after: int, limit: int, max_bytes: int, kinds: frozenset[str]) -> Run:
+    """Up to `limit` events after `after` (and about `max_bytes` of them) whose kind is in
+    `kinds` (all when empty). `through` moves past the events not asked for too."""
+    run = Run([], [], after, 0)
     cursor = txn.cursor(db=db)
     if not cursor.set_range(_SEQ.pack(after + 1)):
-        return found, through
-    for key, value in cursor:
-        through = _SEQ.unpack(key)[0]
-        event = _decode(value)
-        if not kinds or event.kind in kinds:
-            found.append((through, event))
-            if len(found) >= limit:
-                break
-    return found, through
+        return run
+    wanted = frozenset(kind.encode() for kind in kinds)
+    seqs, messages, start, size = run.seqs, run.messages, _HEAD.size, 0
+    for key, stored in cursor.iternext():
+        run.through = _SEQ.unpack(key)[0]
+        value = _current(stored)
+        if wanted and value[start + 2:start + 2 + value[start + 1]] not in wanted:
+            continue
+        if not seqs:
+            run.first_at_ms = _HEAD.unpack_from(value)[2]
+        seqs.append(run.through)
+        messages.append(value[start:])
+        size += len(value)
+        if len(seqs) >= limit or size >= max_bytes:
+            break
+    return run
 
 
 def prune(txn: Any, db: Any, before: Day) -> tuple[int, int]:
@@ -81,7 +152,7 @@ def prune(txn: Any, db: Any, before: Day) -> tuple[int, int]:
     cursor = txn.cursor(db=db)
     removed = last = 0
     cursor.first()
-    while (key := cursor.key()) and _decode(cursor.value()).written < before:
+    while (key := cursor.key()) and _HEAD.unpack_from(_current(cursor.value()))[1] < before:
         last = _SEQ.unpack(key)[0]
         removed += 1
         cursor.delete()  # and on to the next

@@ -185,11 +185,11 @@ class ShardStore:
                     rows.append(decode_row(value))
         return rows
 
-    def events_after(self, after: int, limit: int, kinds: frozenset[str] = frozenset()
-                     ) -> tuple[list[tuple[int, outbox.StoredEvent]], int]:
+    def events_after(self, after: int, limit: int, max_bytes: int, kinds: frozenset[str] = frozenset()
+                     ) -> outbox.Run:
         """Events after sequence `after` (see storage.outbox.read_after)."""
         with self.env.begin(db=self.dbs["events"]) as txn:
-            return outbox.read_after(txn, self.dbs["events"], after, limit, kinds)
+            return outbox.read_after(txn, self.dbs["events"], after, limit, max_bytes, kinds)
 
     def events_bounds(self) -> tuple[int, int]:
         """(the last sequence pruned, the newest sequence): the events held are those between."""

@@ -3,14 +3,22 @@ change that caused them or not at all, numbered per shard, kept for retention, a
 data folder opens with an empty outbox."""
 
 import json
+import struct
 from pathlib import Path
 
 import lmdb
+import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from actors.event_feed import EventFeed, Subscription, format_position
 from actors.shard_outbox import decode_page
 from engine.calendar import parse_day
 from engine.errors import StorageFullError
+from engine.notices import NOTICE_KINDS
+from proto import patron_pb2 as pb
+from storage.outbox import Run, event_message
 from tests.builders import buy, line, without_coupon_triggers
 from tests.test_shard import RULES, open_shard
 
@@ -24,16 +32,22 @@ def shard_at(path: Path, **options: object):
     return open_shard(path, NO_COUPON_TRIGGERS, **options)
 
 
+def messages(shard, after: int = 0, limit: int = 1000, kinds: tuple[str, ...] = ()) -> list[tuple[int, pb.Event]]:
+    run = decode_page(shard.outbox.page(after, limit, list(kinds))).run
+    return [(seq, pb.Event.FromString(message)) for seq, message in zip(run.seqs, run.messages, strict=True)]
+
+
 def events(shard, after: int = 0, kinds: tuple[str, ...] = ()) -> list[tuple[int, str, str]]:
-    page = decode_page(shard.outbox.page(after, 1000, list(kinds)))
-    return [(seq, event.kind, event.member_id) for seq, event in page.events]
+    return [(seq, event.kind, event.member_id) for seq, event in messages(shard, after, kinds=kinds)]
 
 
 def test_a_batch_commits_its_events_in_order_with_a_sequence(tmp_path):
     shard = shard_at(tmp_path)
     shard.apply([buy("t1", "m1", DAY, line(2900)), buy("t2", "m2", DAY, line(GOLD))])
     assert events(shard) == [(1, "anomaly_flagged", "m2"), (2, "tier_changed", "m2")]
-    detail = json.loads(decode_page(shard.outbox.page(1, 10, [])).events[0][1].detail)
+    [(_, upgrade)] = messages(shard, after=1, limit=1)
+    assert (upgrade.day, upgrade.position) == ("2026-11-17", "")  # the gateway writes the position
+    detail = json.loads(upgrade.detail)
     assert (detail["from_tier"], detail["to_tier"]) == ("Basic", "Gold")
     assert events(shard, kinds=("tier_changed",)) == [(2, "tier_changed", "m2")]
     state = shard.outbox.state()
@@ -45,7 +59,7 @@ def test_events_of_skipped_kinds_still_move_the_page_on(tmp_path):
     shard = shard_at(tmp_path)
     shard.apply([buy("t2", "m2", DAY, line(GOLD))])
     page = decode_page(shard.outbox.page(0, 10, ["birthday"]))
-    assert (page.events, page.through, page.newest) == ([], 2, 2)
+    assert (page.run.seqs, page.run.messages, page.run.through, page.newest) == ([], [], 2, 2)
 
 
 def test_a_batch_that_cannot_be_committed_writes_no_event(tmp_path):
@@ -103,3 +117,54 @@ def test_a_data_folder_from_before_the_outbox_opens_with_an_empty_one(tmp_path):
     assert events(again) == []
     again.apply([buy("t2", "m2", DAY, line(GOLD))])
     assert [seq for seq, _, _ in events(again)] == [1, 2]
+
+
+texts = st.text(max_size=300)
+
+
+@given(kind=st.sampled_from(NOTICE_KINDS), member=texts, day=texts, detail=texts,
+       seqs=st.lists(st.integers(0, 2**63), min_size=1, max_size=40), shard=st.integers(0, 39))
+def test_a_stored_message_with_its_position_is_the_event_message_protobuf_writes(kind, member, day, detail, seqs,
+                                                                                 shard):
+    """The outbox writes `Event` by hand and the gateway puts the position in front: gRPC sends
+    those bytes as they are, so they must be what protobuf itself writes, long fields too."""
+    shard %= len(seqs)
+    feed = EventFeed([None] * len(seqs), metrics=None)
+    subscription = Subscription(feed, seqs, [])
+    stored = event_message(kind, member, day, detail)
+    [sent] = subscription._messages(shard, Run([seqs[shard]], [stored], seqs[shard], 0))
+    assert sent == pb.Event(position=format_position(seqs), kind=kind, member_id=member, day=day,
+                            detail=detail).SerializeToString()
+
+
+def test_events_written_in_the_first_form_are_read_and_pruned_as_they_were(tmp_path):
+    shard = shard_at(tmp_path)
+    shard.apply([buy("t1", "m1", DAY, line(GOLD))])
+    shard.close()
+    env = lmdb.open(str(tmp_path), max_dbs=8)
+    first_form = msgspec.msgpack.encode([parse_day("2026-11-20"), 1, "birthday", "m0", parse_day("2026-11-19"),
+                                         '{"birthday": "2026-11-19"}'])
+    with env.begin(write=True, db=env.open_db(b"events")) as txn:
+        txn.put(struct.pack(">Q", 3), first_form)
+    env.close()
+    again = shard_at(tmp_path)
+    [(seq, event)] = messages(again, after=2)
+    assert (seq, event.kind, event.member_id, event.day, event.detail) == (
+        3, "birthday", "m0", "2026-11-19", '{"birthday": "2026-11-19"}')
+    assert [seq for seq, _ in messages(again, kinds=("birthday",))] == [3]
+    again.apply([buy("t2", "m2", DAY, line(GOLD))])
+    assert [seq for seq, _, _ in events(again, after=3)] == [4, 5]
+    for day in range(18, 26):
+        midnight(again, f"2026-11-{day}")
+    assert again.store.events_bounds() == (2, 5)  # kept 7 days: the run of the 25th stops at the one of the 20th
+
+
+def test_a_page_stays_small_enough_for_ray_to_return_inline_and_the_next_goes_on(tmp_path):
+    shard = shard_at(tmp_path)
+    shard.apply([buy(f"t{n}", f"m{n}", DAY, line(GOLD)) for n in range(1500)])  # 3,000 events
+    raw = shard.outbox.page(0, 5000, [])
+    page = decode_page(raw)
+    assert len(raw) < 100 * 1024
+    assert 0 < page.run.through == page.run.seqs[-1] < page.newest == 3000
+    rest = decode_page(shard.outbox.page(page.run.through, 5000, [])).run
+    assert rest.seqs[0] == page.run.through + 1
