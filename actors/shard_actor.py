@@ -68,8 +68,8 @@ class ShardActor:
         """(visited, anomaly days, finished, seconds the step took here)."""
         return _timed(self.shard.midnight_step, limit)
 
-    def take_midnight_stats(self) -> BatchStats:
-        return self.shard.take_midnight_stats()
+    def take_unreported(self) -> BatchStats:
+        return self.shard.take_unreported()
 
     def liability(self) -> dict[str, int]:
         return self.shard.liability()

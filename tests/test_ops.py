@@ -220,6 +220,9 @@ def exposition() -> str:
     for gauge in (metrics.shard_up, metrics.members, metrics.lmdb_bytes):
         gauge.labels("0").set(1)
     metrics.liability.labels("2026-12").set(1)
+    metrics.stored_value.labels("principal").set(1)
+    for counter in metrics.coupons.values():
+        counter.labels("WELCOME10").inc()
     return generate_latest(metrics.registry).decode()
 
 
