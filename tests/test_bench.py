@@ -107,13 +107,19 @@ def test_timeline_rates_and_percentiles():
     assert percentile([0.1, 0.2, 0.3, 0.4], 0.99) == 0.4
 
 
-def test_bench_ingest_quick_writes_the_json_and_the_chart(tmp_path):
+def bench_quick(tmp_path: Path, scenario: str, transactions: int, members: int, timeout: float
+                ) -> tuple[dict, Path, str]:
+    """`patron bench SCENARIO --quick` on a small stream: its JSON report, the folder it wrote, what it printed."""
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "cli.main", "bench", "ingest", "--quick", "--transactions", "20000",
-                           "--members", "2000", "--out", str(out), "--work", str(tmp_path / "work")],
-                          capture_output=True, text=True, timeout=180, check=False)
+    done = subprocess.run([sys.executable, "-m", "cli.main", "bench", scenario, "--quick", "--transactions",
+                           str(transactions), "--members", str(members), "--out", str(out), "--work",
+                           str(tmp_path / "work")], capture_output=True, text=True, timeout=timeout, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads((out / "ingest.json").read_text())
+    return json.loads((out / f"{scenario}.json").read_text()), out, done.stdout
+
+
+def test_bench_ingest_quick_writes_the_json_and_the_chart(tmp_path):
+    report, out, printed = bench_quick(tmp_path, "ingest", 20_000, 2_000, timeout=180)
     for key in ("transactions_per_second", "cpu_seconds_per_1000", "peak_rss_bytes", "disk_bytes_per_member",
                 "machine", "parameters", "timestamp"):
         assert key in report
@@ -124,7 +130,7 @@ def test_bench_ingest_quick_writes_the_json_and_the_chart(tmp_path):
     assert report["machine"]["cpu_count"] == os.cpu_count()
     assert report["parameters"]["quick"] is True
     assert (out / "ingest.png").read_bytes().startswith(PNG_SIGNATURE)
-    assert "transactions/s" in done.stdout
+    assert "transactions/s" in printed
     assert list((tmp_path / "work").iterdir()) == []  # the scratch data folder is gone
 
 
@@ -181,12 +187,8 @@ def test_without_spending_the_workload_is_the_stream_it_always_was():
 
 
 def test_bench_spending_quick_reports_its_own_rates(tmp_path):
-    out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "cli.main", "bench", "spending", "--quick", "--transactions", "6000",
-                           "--members", "600", "--out", str(out), "--work", str(tmp_path / "work")],
-                          capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads((out / "spending.json").read_text())
+    report, out, printed = bench_quick(tmp_path, "spending", 6_000, 600, timeout=300)
+    assert "spending" in printed
     assert report["spending_share"] == 0.2
     assert report["transactions"] == 6_000
     assert report["core_transactions_per_second"] > 0
