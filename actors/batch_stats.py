@@ -6,9 +6,13 @@ import msgspec
 
 from engine.ledger import LedgerEntry
 from engine.transactions import Transaction, TxnResult
-from engine.types import KINDS
+from engine.types import COUPON_ISSUE, KINDS
 
-__all__ = ["BatchStats", "count_batch"]
+__all__ = ["BatchStats", "count_batch", "count_ledger"]
+
+OUT_OF_STOCK = "out_of_stock"
+_COUPON_EVENTS = {"coupon_issued": "issued", "coupon_used": "used", "coupon_expired": "expired"}
+"""Ledger kinds counted per coupon, and the event they count as."""
 
 
 class BatchStats(msgspec.Struct, array_like=True, gc=False):
@@ -23,8 +27,24 @@ class BatchStats(msgspec.Struct, array_like=True, gc=False):
     """"from to" tier positions -> members."""
     apply_seconds: float = 0.0
     commit_seconds: float = 0.0
-    out_of_stock: dict[str, int] = {}
-    """Coupon id -> instances refused for want of inventory (a coupon_issue or a trigger)."""
+    points_redeemed: int = 0
+    points_restored: int = 0
+    """Points given back by refunds of redeems."""
+    coupons: dict[str, int] = {}
+    """"event coupon_id" -> instances; events: issued, used, expired, out_of_stock."""
+
+    def add(self, other: "BatchStats") -> None:
+        """Fold `other`'s counts into these (timings are not added: they belong to one commit)."""
+        _add_counts(self.outcomes, other.outcomes)
+        self.points_awarded += other.points_awarded
+        self.points_reversed += other.points_reversed
+        self.points_expired += other.points_expired
+        self.growth_awarded += other.growth_awarded
+        self.anomalies += other.anomalies
+        self.tier_changes = _add_counts(dict(self.tier_changes), other.tier_changes)
+        self.points_redeemed += other.points_redeemed
+        self.points_restored += other.points_restored
+        self.coupons = _add_counts(dict(self.coupons), other.coupons)
 
 
 def count_batch(txns: list[Transaction], results: list[TxnResult], ledger: list[LedgerEntry]) -> BatchStats:
@@ -32,11 +52,17 @@ def count_batch(txns: list[Transaction], results: list[TxnResult], ledger: list[
                        for t, r in zip(txns, results, strict=True))
     stats = BatchStats(dict(outcomes))
     count_ledger(stats, ledger)
+    if f"{COUPON_ISSUE} rejected {OUT_OF_STOCK}" in outcomes:  # refused before any ledger entry: count it here
+        refused = Counter(f"{OUT_OF_STOCK} {t.coupon_id}" for t, r in zip(txns, results, strict=True)
+                          if t.kind == COUPON_ISSUE and r.reason == OUT_OF_STOCK)
+        stats.coupons = _add_counts(dict(stats.coupons), refused)
     return stats
 
 
 def count_ledger(stats: BatchStats, ledger: list[LedgerEntry]) -> None:
+    """Add what the ledger entries did to `stats` (it may already hold counts)."""
     moves: Counter[str] = Counter()
+    coupons: Counter[str] = Counter()
     for entry in ledger:
         kind = entry.kind
         if kind in ("earn", "event", "adjust", "bonus") and entry.points + entry.pending > 0:
@@ -49,6 +75,33 @@ def count_ledger(stats: BatchStats, ledger: list[LedgerEntry]) -> None:
             stats.anomalies += 1
         elif kind == "tier" and entry.tier_from != entry.tier_to:
             moves[f"{entry.tier_from} {entry.tier_to}"] += 1
+        elif kind == "redeem":
+            stats.points_redeemed -= entry.points
+        elif kind == "restore":
+            stats.points_restored += entry.points
+        elif kind in _COUPON_EVENTS:
+            coupons[f"{_COUPON_EVENTS[kind]} {coupon_of(entry)}"] += 1
+        elif kind == "coupon_not_issued":
+            coupon_id, _, why = entry.note.rpartition(": ")
+            if why == OUT_OF_STOCK:
+                coupons[f"{OUT_OF_STOCK} {coupon_id}"] += 1
         if entry.growth > 0:
             stats.growth_awarded += entry.growth
-    stats.tier_changes = dict(moves)
+    if moves:
+        stats.tier_changes = _add_counts(dict(stats.tier_changes), moves)
+    if coupons:
+        stats.coupons = _add_counts(dict(stats.coupons), coupons)
+
+
+def coupon_of(entry: LedgerEntry) -> str:
+    """The coupon id in an instance's code, `<coupon id>-<member id>-<n>` (engine/spending/coupons.py):
+    ids may hold dashes, so the member's id and the number are cut off the end."""
+    head = entry.coupon_code.rpartition("-")[0]
+    suffix = f"-{entry.member_id}"
+    return head[:-len(suffix)] if head.endswith(suffix) else head
+
+
+def _add_counts(into: dict[str, int], counts: dict[str, int]) -> dict[str, int]:
+    for key, count in counts.items():
+        into[key] = into.get(key, 0) + count
+    return into

@@ -357,9 +357,11 @@ class Coordinator:
             done, total = self.recalculation(answers)
             metrics.recalculation_done.set(done)
             metrics.recalculation_planned.set(total)
-            for stats in await asyncio.gather(*(_answer(a.take_midnight_stats.remote()) for a in self.actors)):
+            metrics.stored_value.labels("principal").set(sum(a.stored_value for a in answers))
+            metrics.stored_value.labels("bonus").set(sum(a.bonus_value for a in answers))
+            for stats in await asyncio.gather(*(_answer(a.take_unreported.remote()) for a in self.actors)):
                 if isinstance(stats, BatchStats):
-                    metrics.record_changes(stats, names)
+                    metrics.record_unreported(stats, names)
         if up and liability:
             parts = await asyncio.gather(*(_answer(a.liability.remote()) for a in self.actors))
             if all(isinstance(part, dict) for part in parts):

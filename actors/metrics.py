@@ -8,6 +8,12 @@ from actors.batch_stats import BatchStats
 
 __all__ = ["Metrics"]
 
+COUPON_EVENTS = {
+    "issued": "Coupon instances given to members (by API, enrollment, upgrade or recharge bonus), by coupon id.",
+    "used": "Coupon instances used at the till, by coupon id.",
+    "expired": "Unused coupon instances expired by midnight runs, by coupon id.",
+    "out_of_stock": "Coupon instances not issued because the coupon's inventory was used up, by coupon id.",
+}
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -30,9 +36,6 @@ class Metrics:
                                  registry=registry)
         self.tier_changes = Counter("patron_tier_changes_total", "Members moved between tiers.",
                                     ["from_tier", "to_tier"], registry=registry)
-        self.coupons_out_of_stock = Counter("patron_coupons_out_of_stock_total",
-                                            "Coupon instances not issued because the inventory was used up.",
-                                            ["coupon"], registry=registry)
         self.batch_latency = Histogram("patron_batch_latency_seconds",
                                        "From receipt of a batch to its acknowledgement.",
                                        buckets=LATENCY_BUCKETS, registry=registry)
@@ -49,6 +52,7 @@ class Metrics:
         self._shard_gauges(registry)
         self._midnight_gauges(registry)
         self._event_metrics(registry)
+        self._spending_metrics(registry)
 
     def _shard_gauges(self, registry: CollectorRegistry) -> None:
         self.shard_up = Gauge("patron_shard_up", "1 when the shard answers, 0 when it is down or restarting.",
@@ -89,6 +93,17 @@ class Metrics:
                                "Per subscriber: age of the oldest event not yet sent to it (0: caught up).",
                                ["subscriber"], registry=registry)
 
+    def _spending_metrics(self, registry: CollectorRegistry) -> None:
+        self.points_redeemed = Counter("patron_points_redeemed_total",
+                                       "Points spent by redeems (gifts, points as cash).", registry=registry)
+        self.points_restored = Counter("patron_points_restored_total", "Points given back by refunds of redeems.",
+                                       registry=registry)
+        self.stored_value = Gauge("patron_stored_value_outstanding_minor",
+                                  "Stored value members hold, in the currency's minor units: principal (money "
+                                  "paid in) and bonus (given by recharge bonuses).", ["part"], registry=registry)
+        self.coupons = {event: Counter(f"patron_coupons_{event}_total", help_text, ["coupon"], registry=registry)
+                        for event, help_text in COUPON_EVENTS.items()}
+
     def record_events(self, written: dict[str, int], pruned: int) -> None:
         for kind, count in written.items():
             self.events_written.labels(kind).inc(count)
@@ -96,11 +111,7 @@ class Metrics:
             self.events_pruned.inc(pruned)
 
     def record_batch(self, shard: int, stats: BatchStats, tier_names: list[str]) -> None:
-        for key, count in stats.outcomes.items():
-            kind, outcome, reason = key.split(" ", 2)
-            self.transactions.labels(kind, outcome, reason).inc(count)
-        for coupon, count in stats.out_of_stock.items():
-            self.coupons_out_of_stock.labels(coupon).inc(count)
+        self._record_outcomes(stats)
         self.record_changes(stats, tier_names)
         if stats.outcomes:  # the batch that carries its commit's counts (grouped batches carry none)
             self.shard_apply.labels(str(shard)).observe(stats.apply_seconds)
@@ -116,6 +127,22 @@ class Metrics:
         for key, count in stats.tier_changes.items():
             before, after = (int(part) for part in key.split())
             self.tier_changes.labels(_name(tier_names, before), _name(tier_names, after)).inc(count)
+        self.points_redeemed.inc(stats.points_redeemed)
+        self.points_restored.inc(stats.points_restored)
+        for key, count in stats.coupons.items():
+            event, coupon = key.split(" ", 1)
+            self.coupons[event].labels(coupon).inc(count)
+
+    def record_unreported(self, stats: BatchStats, tier_names: list[str]) -> None:
+        """What a shard committed outside ingested batches (midnight runs, enrollment, operators,
+        re-evaluation): its transactions (an operator's adjustment) and its changes."""
+        self._record_outcomes(stats)
+        self.record_changes(stats, tier_names)
+
+    def _record_outcomes(self, stats: BatchStats) -> None:
+        for key, count in stats.outcomes.items():
+            kind, outcome, reason = key.split(" ", 2)
+            self.transactions.labels(kind, outcome, reason).inc(count)
 
 
 def _name(names: list[str], index: int) -> str:

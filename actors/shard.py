@@ -107,6 +107,9 @@ class ShardStatus(msgspec.Struct):
     member_bytes: int = 0
     tags: dict[str, int] = {}
     """Members per tag."""
+    stored_value: int = 0
+    bonus_value: int = 0
+    """Stored value the shard's members hold: principal and bonus, in minor units."""
 
 
 class Job(msgspec.Struct):
@@ -141,8 +144,12 @@ class Shard:
         """Kept in memory only: after a restart every stream's next part is refused and resent."""
         self.job: Job | None = None
         self.outbox = ShardOutbox(self.store)
-        self.midnight_stats = BatchStats({})
-        """What midnight runs did since the gateway last asked (expiries, tier moves)."""
+        self.unreported = BatchStats({})
+        """What commits other than ingested batches did since the coordinator last asked:
+        midnight runs, enrollment, operators' changes, re-evaluation (batches carry their own)."""
+        self.stored_value = [sum(m.stored_value for m in members.values()),
+                             sum(m.bonus_value for m in members.values())]
+        """Principal and bonus all members hold: from the stored members, then every commit's ledger."""
         for member in members.values():
             schedule(self.book, member)
             if member.touched:
@@ -156,8 +163,11 @@ class Shard:
     # -- ingestion ---------------------------------------------------------------------
 
     def apply(self, txns: list[Transaction]) -> list[TxnResult]:
-        """Score a batch in order and commit it once; results come back only after the commit."""
-        return self.apply_counted(txns)[0]
+        """Score a batch in order and commit it once; results come back only after the commit.
+        What it did is counted with the changes the gateway did not send (an operator's adjustment)."""
+        results, stats = self.apply_counted(txns)
+        self.unreported.add(stats)
+        return results
 
     def apply_counted(self, txns: list[Transaction]) -> tuple[list[TxnResult], BatchStats]:
         """`apply`, and what the batch did, counted once for metrics. A transaction the engine
@@ -191,12 +201,11 @@ class Shard:
                 except Exception as error:
                     raise _TransactionFailedError(index) from error
             counted["stats"] = stats = count_batch(txns, results, self.book.ledger)
-            stats.out_of_stock = dict(self.book.stock.refused)
             stats.apply_seconds = time.perf_counter() - started
             return results
 
         started = time.perf_counter()
-        results = self._write_with(score, [t.member_id for t in txns])
+        results = self._write_with(score, [t.member_id for t in txns], batch=True)
         stats = counted["stats"]
         stats.commit_seconds = time.perf_counter() - started - stats.apply_seconds
         self.accepted += sum(1 for r in results if r.outcome == "accepted")
@@ -303,7 +312,6 @@ class Shard:
 
         def step(writer: BatchWriter) -> list[AnomalyRow]:
             rows = visit(self.book, chunk, job.day)
-            count_ledger(self.midnight_stats, self.book.ledger)
             writer.put_anomalies(rows)
             if finished:
                 writer.forget_before(job.day - self.config.index_retention_days)
@@ -320,8 +328,8 @@ class Shard:
             self.job = None
         return len(chunk), [row.day for row in rows], finished
 
-    def take_midnight_stats(self) -> BatchStats:
-        stats, self.midnight_stats = self.midnight_stats, BatchStats({})
+    def take_unreported(self) -> BatchStats:
+        stats, self.unreported = self.unreported, BatchStats({})
         return stats
 
     def liability(self) -> dict[str, int]:
@@ -414,7 +422,7 @@ class Shard:
                            iso(self.book.today) if self.book.today else "", self.book.programme.version,
                            self.store.disk_bytes(), job.kind if job else "", job.done if job else 0,
                            len(job.members) if job else 0, self.store.bytes_of("members"),
-                           dict(self.book.tag_counts))
+                           dict(self.book.tag_counts), *self.stored_value)
 
     def close(self) -> None:
         self.store.close()
@@ -428,31 +436,34 @@ class Shard:
 
         return self._write_with(with_meta, member_ids)
 
-    def _write_with(self, action: Callable[[BatchWriter], T], member_ids: Iterable[str]) -> T:
+    def _write_with(self, action: Callable[[BatchWriter], T], member_ids: Iterable[str], batch: bool = False) -> T:
         """Run `action` against the book inside one LMDB write transaction and commit what it
         changed; on any failure put back the touched members as LMDB has them, and re-raise.
         A full map that may still grow is grown and the action run once more; a scoring short
-        of coupon units the keeper may still have is run again once they came (actors/shard_coupons.py)."""
+        of coupon units the keeper may still have is run again once they came (actors/shard_coupons.py).
+        What a commit did is counted only once committed: by the caller for a `batch`, else in
+        `unreported`."""
         member_ids = list(member_ids)
         if self.inventory is not None:
             self.inventory.dry = set()
         for round_ in range(_STOCK_ROUNDS):
             try:
-                return self._growing(action, member_ids, final=round_ == _STOCK_ROUNDS - 1)
+                return self._growing(action, member_ids, batch, final=round_ == _STOCK_ROUNDS - 1)
             except _ShortOfStockError as short:
                 for coupon, units in short.units.items():
                     self.inventory.top_up(coupon, units)
         raise AssertionError("the last round never asks for more units")
 
-    def _growing(self, action: Callable[[BatchWriter], T], member_ids: list[str], final: bool) -> T:
+    def _growing(self, action: Callable[[BatchWriter], T], member_ids: list[str], batch: bool, final: bool) -> T:
         try:
-            return self._attempt(action, member_ids, final)
+            return self._attempt(action, member_ids, batch, final)
         except StorageFullError:
             if not self.store.grow():
                 raise
-            return self._attempt(action, member_ids, final)
+            return self._attempt(action, member_ids, batch, final)
 
-    def _attempt(self, action: Callable[[BatchWriter], T], member_ids: list[str], final: bool = True) -> T:
+    def _attempt(self, action: Callable[[BatchWriter], T], member_ids: list[str], batch: bool,
+                 final: bool = True) -> T:
         writer = self.store.writer()
         self.book.txns = writer
         taken = self.book.stock.snapshot()
@@ -472,6 +483,7 @@ class Shard:
             writer.put_ledger(ledger)
             writer.commit()
             self.outbox.committed(notices)
+            self._count_committed(ledger, batch)
         except BaseException:
             writer.abort()
             self._reload(member_ids)
@@ -482,6 +494,14 @@ class Shard:
         if self.inventory is not None:
             self.inventory.committed(self.book.programme)
         return outcome
+
+    def _count_committed(self, ledger: list[LedgerEntry], batch: bool) -> None:
+        for entry in ledger:
+            if entry.stored_value or entry.bonus_value:
+                self.stored_value[0] += entry.stored_value
+                self.stored_value[1] += entry.bonus_value
+        if not batch:
+            count_ledger(self.unreported, ledger)
 
     def _reload(self, member_ids: Iterable[str]) -> None:
         self.book.take_changes()

@@ -75,8 +75,8 @@ class ShardActor:
     def release_coupons(self, coupons: list[str]) -> int:
         return self.shard.release_coupons(coupons)
 
-    def take_midnight_stats(self) -> BatchStats:
-        return self.shard.take_midnight_stats()
+    def take_unreported(self) -> BatchStats:
+        return self.shard.take_unreported()
 
     def liability(self) -> dict[str, int]:
         return self.shard.liability()

@@ -43,7 +43,8 @@ def run(settings: Settings) -> Result:
         stream = bench.path("stream.jsonl")
         server = bench.serve()
         write_workload(stream, Workload(transactions=total, members=members, days=1, seed=settings.seed,
-                                        start=settings.start_date), "ingest: generate")
+                                        start=settings.start_date, spending_share=settings.spending),
+                       "ingest: generate")
         client = server.client()
         subscriber = Subscriber(server.address) if settings.subscriber else None
         done = ingest_file(bench, server, stream, total, batch_size, "ingest")
@@ -57,13 +58,14 @@ def run(settings: Settings) -> Result:
               "batch_p50_seconds": round(percentile(latencies, 0.5), 4),
               "batch_p99_seconds": round(percentile(latencies, 0.99), 4), "refused_streams": done.refused,
               **common, "throughput_per_second": [n for _, n in timeline.per_second()],
-              "subscriber_events": received.events if received else None}
+              "subscriber_events": received.events if received else None, "spending_share": settings.spending}
     rows = [("transactions", f"{timeline.transactions:,} in {timeline.seconds:.1f} s by {settings.clients} clients"),
             ("throughput", f"{timeline.rate():,.0f} transactions/s "
                            f"(steady {fields['steady_transactions_per_second']:,.0f}/s)"),
             ("batch latency", f"p50 {fields['batch_p50_seconds'] * 1000:.0f} ms, "
                               f"p99 {fields['batch_p99_seconds'] * 1000:.0f} ms "
                               f"(closed loop, window {settings.window})"),
+            ("spending", f"{settings.spending:.0%} of the stream"),
             *common_rows(common, "transactions")]
     if received is not None:
         rows.append(("subscriber", f"one live subscriber received {received.events:,} events {received.error}"))

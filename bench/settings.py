@@ -32,6 +32,8 @@ class Settings:
     keep_data: bool = False
     kills: int = 0
     subscriber: bool = False
+    spending: float = 0.0
+    """ingest, core: the share of spending transactions in the stream (spending: 0.2 unless given)."""
 
     def pick(self, given: Any, default: Any, quick: Any) -> Any:
         return given or (quick if self.quick else default)

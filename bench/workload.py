@@ -1,5 +1,6 @@
 """A seeded, realistic stream of transactions: Zipf-popular members, baskets over a catalogue,
-refunds, resubmitted duplicates, interaction events and a few anomalous members."""
+refunds, resubmitted duplicates, interaction events and a few anomalous members; optionally a
+share of spending (redeems, recharges, payments, coupons issued and used)."""
 
 import itertools
 import random
@@ -10,7 +11,21 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-__all__ = ["Workload", "generate", "write_jsonl"]
+__all__ = ["Workload", "generate", "spending_share", "write_jsonl"]
+
+MAX_SPENDING = 0.85
+"""Duplicates, refunds, events and recharges take 14.5% of the stream; spending may take the rest but a little."""
+
+
+def spending_share(text: str) -> float:
+    """A command line's --spending: a share from 0 to MAX_SPENDING."""
+    try:
+        share = float(text)
+    except ValueError:
+        share = -1.0
+    if not 0 <= share <= MAX_SPENDING:
+        raise ValueError(f"--spending: a share from 0 to {MAX_SPENDING} (0.2 is a fifth), not {text!r}")
+    return share
 
 _CATEGORIES = ("grocery", "dairy", "bakery", "snacks", "household", "beauty", "wine", "coffee",
                "infant_formula", "toys", "electronics", "apparel")
@@ -40,6 +55,10 @@ class Workload(msgspec.Struct, frozen=True):
     anomalous_members: int = 5
     id_prefix: str = "T"
     """Transaction ids are the prefix and a sequence number: vary it to send a stream twice."""
+    spending_share: float = 0.0
+    """Of all transactions, spending ones (the mix `_Spending` draws); 0 leaves the stream as it was."""
+    coupon_id: str = "RECHARGE20"
+    """The coupon spending issues by API and uses (the example rules': 20.00 off from 100.00)."""
 
 
 def write_jsonl(path: Path, workload: Workload) -> int:
@@ -77,6 +96,7 @@ class _Generator:
         self.span_ms = workload.days * 86_400_000
         self.recent: list[dict] = []
         self.sent: list[dict] = []
+        self.spending = _Spending(self) if workload.spending_share else None
 
     def stream(self) -> Iterator[dict]:
         w, rng = self.w, self.rng
@@ -92,8 +112,9 @@ class _Generator:
 
     def _pick(self, roll: float, n: int, at: int) -> dict:
         w = self.w
-        edges = itertools.accumulate((w.duplicate_share, w.refund_share, w.event_share, w.recharge_share))
-        duplicate, refund, event, recharge = edges
+        edges = itertools.accumulate((w.duplicate_share, w.refund_share, w.event_share, w.recharge_share,
+                                      w.spending_share))
+        duplicate, refund, event, recharge, spending = edges
         if roll < duplicate and self.sent:
             return self.rng.choice(self.sent)
         if roll < refund and self.recent:
@@ -102,6 +123,8 @@ class _Generator:
             return self._event(n, at)
         if roll < recharge:
             return self._recharge(n, at)
+        if roll < spending and self.spending is not None and self.recent:
+            return self.spending.pick(n, at)
         return self._purchase(n, at)
 
     def _member(self) -> str:
@@ -162,9 +185,54 @@ class _Generator:
         return {"txn_id": f"{self.w.id_prefix}{n:010d}", "member_id": self._member(), "occurred_at_ms": at,
                 "kind": "event", "event_type": kind}
 
-    def _recharge(self, n: int, at: int) -> dict:
-        return {"txn_id": f"{self.w.id_prefix}{n:010d}", "member_id": self._member(), "occurred_at_ms": at,
+    def _recharge(self, n: int, at: int, member: str = "") -> dict:
+        return {"txn_id": f"{self.w.id_prefix}{n:010d}", "member_id": member or self._member(), "occurred_at_ms": at,
                 "kind": "recharge", "amount_minor": self.rng.choice((10_000, 50_000, 100_000))}
+
+
+class _Spending:
+    """Spending by members who shopped before: a quarter redeems (gifts of a few points and points
+    as cash at the till), a fifth recharges, a quarter payments by card from those who recharged,
+    coupons issued by API and, for the rest, used (each code once) at a till order big enough."""
+
+    def __init__(self, generator: _Generator) -> None:
+        self.g = generator
+        self.cards: list[str] = []
+        self.issued: dict[str, int] = {}
+        self.unused: list[tuple[str, str]] = []
+
+    def pick(self, n: int, at: int) -> dict:
+        g = self.g
+        member = g.rng.choice(g.recent)["member_id"]
+        base = {"txn_id": f"{g.w.id_prefix}{n:010d}", "member_id": member, "occurred_at_ms": at}
+        roll = g.rng.random()
+        if roll < 0.25:
+            return {**base, **self._redeem()}
+        if roll < 0.45 or not self.cards:
+            self.cards.append(member)
+            return g._recharge(n, at, member)
+        if roll < 0.70:
+            return {**base, "member_id": g.rng.choice(self.cards), "kind": "payment",
+                    "amount_minor": g.rng.randrange(500, 8_000)}
+        if roll < 0.85 or not self.unused:
+            return {**base, **self._issue(member)}
+        member, code = self.unused.pop(g.rng.randrange(len(self.unused)))
+        return {**base, "member_id": member, "kind": "coupon_use", "coupon_code": code, "amount_minor": 12_000,
+                "lines": [{"sku": "SKU-00001", "category": "grocery", "paid_minor": 12_000, "quantity": 1}]}
+
+    def _redeem(self) -> dict:
+        rng = self.g.rng
+        if rng.random() < 0.5:
+            return {"kind": "redeem", "points": rng.choice((10, 20, 50))}
+        return {"kind": "redeem", "points": rng.choice((100, 200)), "amount_minor": rng.randrange(2_000, 20_000)}
+
+    def _issue(self, member: str) -> dict:
+        coupon = self.g.w.coupon_id
+        count = self.issued[member] = self.issued.get(member, 0) + 1
+        self.unused.append((member, f"{coupon}-{member}-{count}"))
+        if len(self.unused) > 20_000:
+            self.unused.pop(0)
+        return {"kind": "coupon_issue", "coupon_id": coupon}
 
 
 def _catalogue(rng: random.Random, size: int = 5_000) -> list[dict]:

@@ -4,7 +4,7 @@ import argparse
 import importlib
 from pathlib import Path
 
-__all__ = ["SCENARIOS", "add_parser"]
+__all__ = ["SCENARIOS", "add_parser", "spending_option"]
 
 SCENARIOS = {
     "ingest": ("bench.ingest", "closed-loop ingestion by several client processes: transactions/s over time"),
@@ -16,6 +16,7 @@ SCENARIOS = {
     "crash": ("bench.crash", "kill -9 of the server and of shard actors while streaming (20 kills): equal to replay"),
     "overload": ("bench.overload", "more SubmitBatch calls in flight than the shards queue: how soon refusals come"),
     "soak": ("bench.soak", "open loop at 70% of the sustained rate for 10 minutes: memory and p99 stay flat"),
+    "spending": ("bench.spending", "replay and end to end on a stream a fifth spending (--spending): its own rates"),
     "events": ("bench.events", "one subscriber process reading --members members' upgrade events: events/s"),
     "quote": ("bench.quote", "Wallet.Quote back to back while ingesting open loop at --rate: quote latency"),
 }
@@ -49,8 +50,20 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--work", type=Path, help="where scratch data folders go (default: the system's temp)")
     bench.add_argument("--subscriber", action="store_true",
                        help="ingest: a subscriber process follows Events.Subscribe during the run")
+    bench.add_argument("--spending", type=spending_option, default=0.0,
+                       help="ingest, core: share of spending transactions in the stream (spending: 0.2 unless given)")
     bench.add_argument("--keep-data", action="store_true", help="keep the scratch folder (its path is printed)")
     bench.set_defaults(run=_run)
+
+
+def spending_option(text: str) -> float:
+    """--spending, checked where it is read: bench.workload's range."""
+    from bench.workload import spending_share
+
+    try:
+        return spending_share(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--spending: ")) from None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -61,7 +74,8 @@ def _run(args: argparse.Namespace) -> int:
                         durability=args.durability, clients=args.clients, batch_size=args.batch_size,
                         window=args.window, transactions=args.transactions, members=args.members, rate=args.rate,
                         seconds=args.seconds, seed=args.seed, start_date=args.start_date, work=args.work,
-                        keep_data=args.keep_data, kills=args.kills, subscriber=args.subscriber)
+                        keep_data=args.keep_data, kills=args.kills, subscriber=args.subscriber,
+                        spending=args.spending)
     module = importlib.import_module(SCENARIOS[args.scenario][0])
     result = module.run(settings)
     publish(result, args.out)

@@ -123,6 +123,8 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--days", type=int, default=3)
     generate.add_argument("--start", default="2026-11-16", help="first local date (YYYY-MM-DD)")
     generate.add_argument("--seed", type=int, default=1)
+    generate.add_argument("--spending", type=bench.spending_option, default=0.0,
+                          help="share of spending transactions: redeems, recharges, payments, coupons (0 to 0.85)")
     generate.set_defaults(run=_generate)
     return parser
 
@@ -260,7 +262,7 @@ def _generate(args: argparse.Namespace) -> int:
     from bench.workload import Workload, write_jsonl
 
     workload = Workload(transactions=args.transactions, members=args.members, days=args.days,
-                        start=args.start, seed=args.seed)
+                        start=args.start, seed=args.seed, spending_share=args.spending)
     count = write_jsonl(args.out, workload)
     print(f"generate: {count:,} transactions for {args.members:,} members over {args.days} days "
           f"-> {args.out}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from calendar import monthrange
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from engine.types import Day
@@ -23,7 +24,9 @@ def day_of_date(d: date) -> Day:
     return d.toordinal()
 
 
+@lru_cache(maxsize=4096)
 def iso(day: Day) -> str:
+    """Cached: reports, notices and summaries name the same few hundred days over and over."""
     return date.fromordinal(day).isoformat()
 
 

@@ -115,13 +115,19 @@ def test_timeline_rates_and_percentiles():
     assert percentile([0.1, 0.2, 0.3, 0.4], 0.99) == 0.4
 
 
-def test_bench_ingest_quick_writes_the_json_and_the_chart(tmp_path):
+def bench_quick(tmp_path: Path, scenario: str, transactions: int, members: int, timeout: float
+                ) -> tuple[dict, Path, str]:
+    """`patron bench SCENARIO --quick` on a small stream: its JSON report, the folder it wrote, what it printed."""
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "cli.main", "bench", "ingest", "--quick", "--transactions", "20000",
-                           "--members", "2000", "--out", str(out), "--work", str(tmp_path / "work")],
-                          capture_output=True, text=True, timeout=180, check=False)
+    done = subprocess.run([sys.executable, "-m", "cli.main", "bench", scenario, "--quick", "--transactions",
+                           str(transactions), "--members", str(members), "--out", str(out), "--work",
+                           str(tmp_path / "work")], capture_output=True, text=True, timeout=timeout, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads((out / "ingest.json").read_text())
+    return json.loads((out / f"{scenario}.json").read_text()), out, done.stdout
+
+
+def test_bench_ingest_quick_writes_the_json_and_the_chart(tmp_path):
+    report, out, printed = bench_quick(tmp_path, "ingest", 20_000, 2_000, timeout=180)
     for key in ("transactions_per_second", "cpu_seconds_per_1000", "peak_rss_bytes", "disk_bytes_per_member",
                 "machine", "parameters", "timestamp"):
         assert key in report
@@ -132,7 +138,7 @@ def test_bench_ingest_quick_writes_the_json_and_the_chart(tmp_path):
     assert report["machine"]["cpu_count"] == os.cpu_count()
     assert report["parameters"]["quick"] is True
     assert (out / "ingest.png").read_bytes().startswith(PNG_SIGNATURE)
-    assert "transactions/s" in done.stdout
+    assert "transactions/s" in printed
     assert list((tmp_path / "work").iterdir()) == []  # the scratch data folder is gone
 
 
@@ -154,3 +160,52 @@ def test_a_soak_is_judged_on_whole_minutes_after_the_warm_up_first_third_against
     assert [m["minute"] for m in whole] == list(range(1, 10))
     early, late = _p99_early_and_late(timeline, whole)
     assert (early, late) == (0.1, 0.3)
+
+
+SPENDING_KINDS = {"redeem", "payment", "coupon_issue", "coupon_use"}
+
+
+def test_a_spending_workload_spends_the_share_asked_as_members_could():
+    from bench.workload import generate
+
+    txns = list(generate(Workload(transactions=20_000, members=2_000, days=1, spending_share=0.2)))
+    spending = [t for t in txns if t["kind"] in SPENDING_KINDS]
+    recharges = sum(1 for t in txns if t["kind"] == "recharge")
+    assert 0.18 < (len(spending) + recharges - 0.005 * len(txns)) / len(txns) < 0.22
+    assert {t["kind"] for t in spending} == SPENDING_KINDS
+    first = {}
+    for index, txn in enumerate(txns):
+        first.setdefault((txn["member_id"], txn["kind"]), index)
+    for index, txn in enumerate(txns):  # a payment by a card recharged before, a coupon used after it was issued
+        if txn["kind"] == "payment":
+            assert first[(txn["member_id"], "recharge")] < index
+        if txn["kind"] == "coupon_use":
+            coupon, member = "RECHARGE20", txn["member_id"]
+            assert txn["coupon_code"].startswith(f"{coupon}-{member}-")
+            assert first[(member, "coupon_issue")] < index
+
+
+def test_without_spending_the_workload_is_the_stream_it_always_was():
+    from bench.workload import generate
+
+    plain = list(generate(Workload(transactions=3_000, members=300, days=1)))
+    assert not {t["kind"] for t in plain} & SPENDING_KINDS
+    assert plain == list(generate(Workload(transactions=3_000, members=300, days=1, spending_share=0.0)))
+    assert plain != list(generate(Workload(transactions=3_000, members=300, days=1, spending_share=0.2)))
+
+
+def test_bench_spending_quick_reports_its_own_rates(tmp_path):
+    report, out, printed = bench_quick(tmp_path, "spending", 6_000, 600, timeout=300)
+    assert "spending" in printed
+    assert report["spending_share"] == 0.2
+    assert report["transactions"] == 6_000
+    assert report["core_transactions_per_second"] > 0
+    assert report["end_to_end_transactions_per_second"] > 0
+    assert (out / "spending.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_a_spending_share_out_of_range_is_refused_with_the_range():
+    done = subprocess.run([sys.executable, "-m", "cli.main", "bench", "spending", "--spending", "1.5"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "a share from 0 to 0.85" in done.stderr

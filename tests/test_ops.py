@@ -220,6 +220,9 @@ def exposition() -> str:
     for gauge in (metrics.shard_up, metrics.members, metrics.lmdb_bytes):
         gauge.labels("0").set(1)
     metrics.liability.labels("2026-12").set(1)
+    metrics.stored_value.labels("principal").set(1)
+    for counter in metrics.coupons.values():
+        counter.labels("WELCOME10").inc()
     return generate_latest(metrics.registry).decode()
 
 
@@ -256,3 +259,13 @@ def test_the_latency_alert_fires_on_trouble_not_on_a_busy_small_host_and_its_tun
     assert f"**{threshold:g} s**" in guide
     assert "Tuning the batch latency alert" in guide
     assert "histogram_quantile(0.99" in guide
+
+
+def test_every_spending_metric_is_documented_for_sres():
+    metrics = Metrics()
+    spending = [metrics.points_redeemed, metrics.points_restored, metrics.stored_value, *metrics.coupons.values()]
+    names = {family.name + ("_total" if family.type == "counter" else "")
+             for metric in spending for family in metric.collect()}
+    assert len(names) == 7
+    operations = (Path(__file__).parents[1] / "docs" / "operations.md").read_text()
+    assert {name for name in names if f"`{name}" not in operations} == set()

@@ -8,9 +8,10 @@ from actors.shard import Shard, ShardConfig
 from engine.calendar import iso, parse_day
 from engine.errors import StorageFullError
 from engine.midnight import AnomalyRow
+from engine.operators import Enrollment
 from engine.transactions import Transaction
 from storage.shard_store import ShardStore
-from tests.builders import buy, line, ms, refund
+from tests.builders import buy, line, ms, pay, recharge, refund
 
 RULES = (Path(__file__).parents[1] / "examples" / "rules.toml").read_text()
 DAY = "2026-11-17 10:00"
@@ -271,3 +272,71 @@ def test_a_batch_that_cannot_be_committed_gives_its_coupon_units_back(tmp_path):
     with pytest.raises(StorageFullError):
         shard.apply(huge)
     assert shard.book.stock.snapshot() == {"WELCOME10": 1}
+
+
+# -- what metrics read: stored value held, and what commits outside batches did ------------
+
+
+def held(shard: Shard) -> tuple[int, int]:
+    """Principal and bonus as the stored members hold them."""
+    members = list(shard.store.members())
+    return sum(m.stored_value for m in members), sum(m.bonus_value for m in members)
+
+
+def test_stored_value_held_follows_commits_and_is_the_same_after_a_restart(tmp_path):
+    shard = open_shard(tmp_path)
+    shard.apply([recharge("c1", "m1", DAY, 20_000), recharge("c2", "m2", DAY, 5_000), pay("p1", "m1", DAY, 6_000)])
+    status = shard.status()
+    assert (status.stored_value, status.bonus_value) == held(shard)
+    assert status.bonus_value > 0  # "recharge 100, get 10" gave m1 a bonus
+    assert status.stored_value + status.bonus_value == 20_000 + 1_000 + 5_000 - 6_000
+    shard.close()
+    again = open_shard(tmp_path)
+    assert (again.status().stored_value, again.status().bonus_value) == (status.stored_value, status.bonus_value)
+
+
+def failing_commits(monkeypatch: pytest.MonkeyPatch) -> None:
+    from storage.shard_store import BatchWriter
+
+    def fail(writer: BatchWriter) -> None:
+        raise OSError("the disk went away")
+
+    monkeypatch.setattr(BatchWriter, "commit", fail)
+
+
+def test_stored_value_held_does_not_move_for_a_batch_that_cannot_be_committed(tmp_path, monkeypatch):
+    shard = open_shard(tmp_path)
+    shard.apply([recharge("c0", "m0", DAY, 20_000)])
+    before = shard.status()
+    with monkeypatch.context() as patched:
+        failing_commits(patched)
+        with pytest.raises(OSError, match="disk went away"):
+            shard.apply([recharge("c1", "m1", DAY, 10_000), pay("p0", "m0", DAY, 5_000)])
+    assert (shard.status().stored_value, shard.status().bonus_value) == (before.stored_value, before.bonus_value)
+    shard.apply([recharge("c1", "m1", DAY, 10_000)])
+    assert (shard.status().stored_value, shard.status().bonus_value) == held(shard)
+
+
+def test_enrollment_and_midnight_changes_are_counted_once_committed_and_batches_are_not_counted_twice(tmp_path):
+    shard = open_shard(tmp_path)
+    shard.enroll(Enrollment(member_id="m1"))
+    _, stats = shard.apply_counted([buy("t1", "m2", DAY, line(2900)), issue("i1", "m2", "BIRTHDAY-CAKE")])
+    assert stats.coupons == {"issued WELCOME10": 1, "issued BIRTHDAY-CAKE": 1}
+    assert shard.take_unreported().coupons == {"issued WELCOME10": 1}  # the batch's travel with its answer
+    for day in range(parse_day("2026-11-18"), parse_day("2026-12-19")):
+        shard.midnight_begin(day)
+        while not shard.midnight_step()[2]:
+            pass
+    assert shard.take_unreported().coupons == {"expired BIRTHDAY-CAKE": 1, "expired WELCOME10": 2}
+    assert shard.take_unreported().coupons == {}
+
+
+def test_an_enrollment_that_cannot_be_committed_is_not_counted(tmp_path, monkeypatch):
+    shard = open_shard(tmp_path)
+    with monkeypatch.context() as patched:
+        failing_commits(patched)
+        with pytest.raises(OSError, match="disk went away"):
+            shard.enroll_many([Enrollment(member_id=f"m{n}") for n in range(3)])
+    assert shard.take_unreported().coupons == {}
+    shard.enroll(Enrollment(member_id="m1"))
+    assert shard.take_unreported().coupons == {"issued WELCOME10": 1}

@@ -45,10 +45,14 @@ def _validity(coupon: Coupon, issued: Day) -> tuple[Day, Day]:
     return start, start + (coupon.valid_days or 1) - 1
 
 
-def _refusal(book: "Book", member: Member, coupon: Coupon) -> str:
+def _given(member: Member, coupon: Coupon) -> int:
+    """Instances of `coupon` the member was given (a new member has none: the common case)."""
+    return sum(1 for c in member.coupons if c.coupon_id == coupon.id) if member.coupons else 0
+
+
+def _refusal(book: "Book", member: Member, coupon: Coupon, given: int) -> str:
     """Why nothing can be issued: the member's limit first, then the programme's inventory
     (so a member at their limit never uses up a unit)."""
-    given = sum(1 for c in member.coupons if c.coupon_id == coupon.id)
     if coupon.per_member and given >= coupon.per_member:
         return "member_limit"
     if not book.stock.take(coupon.id, coupon.inventory):
@@ -56,9 +60,8 @@ def _refusal(book: "Book", member: Member, coupon: Coupon) -> str:
     return ""
 
 
-def _give(book: "Book", member: Member, coupon: Coupon, day: Day, cause: str, ref: str) -> str:
-    n = sum(1 for c in member.coupons if c.coupon_id == coupon.id) + 1
-    code = f"{coupon.id}-{member.member_id}-{n}"
+def _give(book: "Book", member: Member, coupon: Coupon, day: Day, cause: str, ref: str, given: int) -> str:
+    code = f"{coupon.id}-{member.member_id}-{given + 1}"
     valid_from, valid_to = _validity(coupon, day)
     member.coupons = (*member.coupons, CouponInstance(code, coupon.id, "unused", valid_from, valid_to, ref))
     book.write(member, day, cause, ref, "coupon_issued", coupon_code=code)
@@ -70,11 +73,12 @@ def _give(book: "Book", member: Member, coupon: Coupon, day: Day, cause: str, re
 def issue(book: "Book", member: Member, coupon: Coupon, day: Day, cause: str, ref: str) -> str:
     """A trigger issues one instance and returns its code; when it cannot, a ledger entry
     says why and the code is empty."""
-    refusal = _refusal(book, member, coupon)
+    given = _given(member, coupon)
+    refusal = _refusal(book, member, coupon, given)
     if refusal:
         book.write(member, day, cause, ref, "coupon_not_issued", note=f"{coupon.id}: {refusal}")
         return ""
-    return _give(book, member, coupon, day, cause, ref)
+    return _give(book, member, coupon, day, cause, ref, given)
 
 
 def issue_on_enroll(book: "Book", member: Member, day: Day, cause: str, ref: str) -> None:
@@ -92,10 +96,11 @@ def score_coupon_issue(book: "Book", member: Member, txn: Transaction, day: Day)
     coupon = book.programme.coupons.by_id.get(txn.coupon_id)
     if coupon is None:
         return "unknown_coupon"
-    refusal = _refusal(book, member, coupon)
+    given = _given(member, coupon)
+    refusal = _refusal(book, member, coupon, given)
     if refusal:
         return refusal
-    code = _give(book, member, coupon, day, "txn", txn.txn_id)
+    code = _give(book, member, coupon, day, "txn", txn.txn_id, given)
     return TxnRecord(member.member_id, COUPON_ISSUE, day, 0, 0, "", book.programme.version,
                      spent=Spent(coupon_code=code))
 

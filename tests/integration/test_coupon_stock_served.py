@@ -51,7 +51,7 @@ def test_demand_on_one_shard_takes_the_whole_inventory(start_server, tmp_path):
         assert len(set(held(client, member))) == 100
     grants = ray.get(server.server.coordinator.keeper.state.remote())["LIMITED"]
     assert grants == {0: 100}  # the other shard was never given any
-    assert server.server.metrics.coupons_out_of_stock.labels("LIMITED")._value.get() == 20
+    assert server.server.metrics.coupons["out_of_stock"].labels("LIMITED")._value.get() == 20
 
 
 def test_units_idle_in_another_shards_block_go_to_the_shard_that_still_issues(start_server, tmp_path):

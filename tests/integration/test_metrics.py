@@ -3,6 +3,7 @@ and health that follows the shards."""
 
 import time
 import urllib.request
+from collections.abc import Callable
 
 import ray
 from prometheus_client.parser import text_string_to_metric_families
@@ -10,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from client import PatronClient
 from engine.calendar import parse_day
 from tests.builders import ms
+from tests.conftest import EXAMPLE_RULES, TEST_DAY
 
 
 def scrape(port: int) -> dict[tuple, float]:
@@ -89,3 +91,77 @@ def test_health_is_not_serving_while_a_shard_is_down(start_server):
             assert time.monotonic() < deadline, "health stayed SERVING with a shard down"
             time.sleep(0.05)
         assert not client.serving("")
+
+
+def spend(txn_id: str, member: str, kind: str, minute: int, **fields: object) -> dict:
+    return {"txn_id": txn_id, "member_id": member, "occurred_at_ms": ms(f"{TEST_DAY} 11:{minute:02d}"),
+            "kind": kind, **fields}
+
+
+def wait_for(port: int, done: Callable[[dict], bool]) -> dict:
+    """Scrape until `done` holds: gauges and changes outside batches show within the watch's second."""
+    deadline = time.monotonic() + 30
+    while not done(samples := scrape(port)):
+        assert time.monotonic() < deadline, "the metric did not move within 30 s"
+        time.sleep(0.2)
+    return samples
+
+
+def stored_value(samples: dict) -> tuple[float, float]:
+    return tuple(value(samples, "patron_stored_value_outstanding_minor", part=part) for part in ("principal", "bonus"))
+
+
+def held(client: PatronClient, members: list[str]) -> tuple[int, int]:
+    found = [client.member(member) for member in members]
+    return sum(m.stored_value for m in found), sum(m.bonus_value_minor for m in found)
+
+
+def test_spending_metrics_move_as_the_stream_says_and_stored_value_is_right_after_a_restart(start_server, tmp_path):
+    rules = tmp_path / "rules.toml"
+    rules.write_text(EXAMPLE_RULES.read_text().replace("inventory = 200000", "inventory = 2"))  # RECHARGE20
+    data = tmp_path / "data"
+    server = start_server(data=data, rules=rules, metrics_port=0, shards=1)  # the whole inventory on one shard
+    earn = [purchase("t1", "m1", 100_000), purchase("t2", "m2", 2900), purchase("t3", "m3", 2900)]
+    spending = [spend("d1", "m1", "redeem", 1, points=300), spend("d2", "m1", "redeem", 2, points=200),
+                spend("f1", "m1", "refund", 3, refund_of="d2"),
+                spend("d3", "m3", "redeem", 4, points=99_999),                               # insufficient_points
+                spend("c1", "m2", "recharge", 5, amount_minor=20_000),
+                spend("p1", "m2", "payment", 6, amount_minor=5_000),
+                spend("p2", "m3", "payment", 7, amount_minor=5_000),                          # insufficient_balance
+                spend("i1", "m3", "coupon_issue", 8, coupon_id="RECHARGE20"),
+                spend("i2", "m2", "coupon_issue", 9, coupon_id="RECHARGE20"),
+                spend("i3", "m1", "coupon_issue", 10, coupon_id="RECHARGE20"),                # out_of_stock
+                spend("i4", "m1", "coupon_issue", 11, coupon_id="BIRTHDAY-CAKE"),
+                spend("u1", "m3", "coupon_use", 12, coupon_code="RECHARGE20-m3-1", amount_minor=12_000,
+                      lines=[{"sku": "A", "paid_minor": 12_000}]),
+                spend("u2", "m3", "coupon_use", 13, coupon_code="RECHARGE20-m3-1", amount_minor=12_000,
+                      lines=[{"sku": "A", "paid_minor": 12_000}])]                           # coupon_used
+    with PatronClient(server.address) as client:
+        client.submit(earn)
+        client.submit(spending)
+        samples = scrape(server.server.metrics_port)
+        assert value(samples, "patron_points_redeemed_total") == 500
+        assert value(samples, "patron_points_restored_total") == 200
+        assert value(samples, "patron_coupons_issued_total", coupon="WELCOME10") == 3       # on enrollment
+        assert value(samples, "patron_coupons_issued_total", coupon="RECHARGE20") == 2
+        assert value(samples, "patron_coupons_issued_total", coupon="BIRTHDAY-CAKE") == 1
+        assert value(samples, "patron_coupons_out_of_stock_total", coupon="RECHARGE20") == 1
+        assert value(samples, "patron_coupons_used_total", coupon="RECHARGE20") == 1
+        rejected = {reason: value(samples, "patron_transactions_total", kind=kind, outcome="rejected", reason=reason)
+                    for kind, reason in [("redeem", "insufficient_points"), ("payment", "insufficient_balance"),
+                                         ("coupon_issue", "out_of_stock"), ("coupon_use", "coupon_used")]}
+        assert rejected == {"insufficient_points": 1, "insufficient_balance": 1, "out_of_stock": 1, "coupon_used": 1}
+        principal, bonus = held(client, ["m1", "m2", "m3"])
+        assert bonus > 0  # "recharge 100, get 10"
+        assert principal + bonus == 20_000 + 1_000 - 5_000
+        wait_for(server.server.metrics_port, lambda s: stored_value(s) == (principal, bonus))
+        client.run_midnight("2026-12-01", allow_future=True)  # BIRTHDAY-CAKE was valid 14 days from TEST_DAY
+        expired = wait_for(server.server.metrics_port,
+                           lambda s: value(s, "patron_coupons_expired_total", coupon="BIRTHDAY-CAKE") > 0)
+        assert value(expired, "patron_coupons_expired_total", coupon="BIRTHDAY-CAKE") == 1
+        assert value(expired, "patron_coupons_expired_total", coupon="WELCOME10") == 0  # valid through 2026-12-17
+    server.stop()
+    again = start_server(data=data, rules=rules, metrics_port=0)
+    samples = wait_for(again.server.metrics_port, lambda s: value(s, "patron_shard_up", shard="0") == 1)
+    assert stored_value(samples) == (principal, bonus)
+    assert value(samples, "patron_points_redeemed_total") == 0  # counters start again with the process
