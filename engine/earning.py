@@ -1,37 +1,14 @@
 """What a purchase's lines earn: eligible lines, product rules, the spend rule, multipliers, per-order points."""
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
-from engine.filters import LineFilter
 from engine.members import Member
-from engine.products import ProductRules, _Claim
-from engine.rules import Filters, ProductRule
-from engine.transactions import LineItem, Transaction
+from engine.programme import Programme
+from engine.transactions import Transaction
 from engine.types import Day
 from engine.why import Why
 
-if TYPE_CHECKING:
-    from engine.programme import Programme
-
-__all__ = ["LineRules", "PurchaseValue", "purchase_growth", "value_purchase"]
-
-
-class LineRules:
-    """Whether a line earns and which product rule claims it depend only on the line's
-    identity, so the answer is remembered in `known`, which the purchase loop reads directly."""
-
-    def __init__(self, filters: Filters, products: list[ProductRule], minor_per_major: int) -> None:
-        self.filter = LineFilter(filters)
-        self.products = ProductRules(products, minor_per_major)
-        self.known: dict[tuple, tuple[bool, _Claim | None]] = {}
-
-    def classify(self, key: tuple, line: LineItem) -> tuple[bool, _Claim | None]:
-        earns = self.filter.earns(line)
-        answer = (earns, self.products.claim(line) if earns else None)
-        if len(self.known) > 200_000:
-            self.known.clear()
-        self.known[key] = answer
-        return answer
+__all__ = ["PurchaseValue", "purchase_growth", "value_purchase"]
 
 
 class PurchaseValue(NamedTuple):
@@ -45,12 +22,12 @@ class PurchaseValue(NamedTuple):
     """What made the points, for the purchase's ledger entry."""
 
 
-def purchase_growth(programme: "Programme", value: PurchaseValue, points: int) -> int:
+def purchase_growth(programme: Programme, value: PurchaseValue, points: int) -> int:
     """Growth from the points awarded, or from the purchase's own eligible spend."""
     return programme.growth_for_points(points) if programme.growth_from_points else value.growth_from_spend
 
 
-def value_purchase(programme: "Programme", member: Member, txn: Transaction, day: Day,
+def value_purchase(programme: Programme, member: Member, txn: Transaction, day: Day,
                    per_order: bool = True) -> PurchaseValue:
     """Steps 1-5 of how a purchase earns (docs/rules.md) for one paid purchase. A purchase sent
     without lines is one order-level amount that only the spend rule sees."""

@@ -2,12 +2,12 @@
 
 from engine.anomaly import AnomalyRule
 from engine.calendar import LocalCalendar
-from engine.earning import LineRules
 from engine.expiry import ExpiryPolicy
+from engine.lines import LineRules
 from engine.multipliers import MultiplierTable
 from engine.rounding import exact, rounder
 from engine.rules import Rules
-from engine.spending.coupons import CouponRules
+from engine.spending.coupon_rules import CouponRules
 from engine.spending.member_prices import TierDiscounts
 from engine.spending.redemption_window import RedemptionWindow
 from engine.tags import TagRules

@@ -1,38 +1,17 @@
 """Coupons (docs/rules.md, "Spending"): issuing instances to members, using them at the till, giving them back
 on a refund, and expiring them at midnight."""
 
-from typing import TYPE_CHECKING
-
+from engine.book import Book
 from engine.calendar import iso
-from engine.filters import Matcher
 from engine.members import CouponInstance, Member
 from engine.notices import COUPON_ISSUED
-from engine.rules import Coupon, Rules
+from engine.rules import Coupon
 from engine.transactions import Spent, Transaction, TxnRecord
 from engine.types import COUPON_ISSUE, COUPON_USE, REFUND, Day
 
-if TYPE_CHECKING:
-    from engine.book import Book
-
-__all__ = ["CouponRules", "coupon_due", "coupon_value", "expire_coupons", "issue", "issue_on_enroll",
+__all__ = ["coupon_due", "coupon_value", "expire_coupons", "issue", "issue_on_enroll",
            "issue_on_upgrade", "score_coupon_issue", "score_coupon_use", "undo_coupon_use", "use_problem",
            "void_coupons"]
-
-
-class CouponRules:
-    """The `[[coupons]]` of a programme, compiled once per rules version."""
-
-    def __init__(self, rules: Rules) -> None:
-        tiers = [t.name for t in rules.tiers]
-        self.by_id = {c.id: c for c in rules.coupons}
-        self.designated = {c.id: Matcher(c.designated) for c in rules.coupons}
-        self.on_enroll = tuple(c for c in rules.coupons if c.issue_on == "enroll")
-        self.on_upgrade: dict[int, tuple[Coupon, ...]] = {}
-        for coupon in rules.coupons:
-            if coupon.issue_on == "upgrade":
-                for name in coupon.tiers:
-                    index = tiers.index(name)
-                    self.on_upgrade[index] = (*self.on_upgrade.get(index, ()), coupon)
 
 
 # -- issuing ---------------------------------------------------------------------------
@@ -50,7 +29,7 @@ def _given(member: Member, coupon: Coupon) -> int:
     return sum(1 for c in member.coupons if c.coupon_id == coupon.id) if member.coupons else 0
 
 
-def _refusal(book: "Book", member: Member, coupon: Coupon, given: int) -> str:
+def _refusal(book: Book, member: Member, coupon: Coupon, given: int) -> str:
     """Why nothing can be issued: the member's limit first, then the programme's inventory
     (so a member at their limit never uses up a unit)."""
     if coupon.per_member and given >= coupon.per_member:
@@ -60,7 +39,7 @@ def _refusal(book: "Book", member: Member, coupon: Coupon, given: int) -> str:
     return ""
 
 
-def _give(book: "Book", member: Member, coupon: Coupon, day: Day, cause: str, ref: str, given: int) -> str:
+def _give(book: Book, member: Member, coupon: Coupon, day: Day, cause: str, ref: str, given: int) -> str:
     code = f"{coupon.id}-{member.member_id}-{given + 1}"
     valid_from, valid_to = _validity(coupon, day)
     member.coupons = (*member.coupons, CouponInstance(code, coupon.id, "unused", valid_from, valid_to, ref))
@@ -70,7 +49,7 @@ def _give(book: "Book", member: Member, coupon: Coupon, day: Day, cause: str, re
     return code
 
 
-def issue(book: "Book", member: Member, coupon: Coupon, day: Day, cause: str, ref: str) -> str:
+def issue(book: Book, member: Member, coupon: Coupon, day: Day, cause: str, ref: str) -> str:
     """A trigger issues one instance and returns its code; when it cannot, a ledger entry
     says why and the code is empty."""
     given = _given(member, coupon)
@@ -81,17 +60,17 @@ def issue(book: "Book", member: Member, coupon: Coupon, day: Day, cause: str, re
     return _give(book, member, coupon, day, cause, ref, given)
 
 
-def issue_on_enroll(book: "Book", member: Member, day: Day, cause: str, ref: str) -> None:
+def issue_on_enroll(book: Book, member: Member, day: Day, cause: str, ref: str) -> None:
     for coupon in book.programme.coupons.on_enroll:
         issue(book, member, coupon, day, cause, ref)
 
 
-def issue_on_upgrade(book: "Book", member: Member, tier: int, day: Day, cause: str, ref: str) -> None:
+def issue_on_upgrade(book: Book, member: Member, tier: int, day: Day, cause: str, ref: str) -> None:
     for coupon in book.programme.coupons.on_upgrade.get(tier, ()):
         issue(book, member, coupon, day, cause, ref)
 
 
-def score_coupon_issue(book: "Book", member: Member, txn: Transaction, day: Day) -> TxnRecord | str:
+def score_coupon_issue(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord | str:
     """A refusal of a coupon_issue is a rejection: nothing is written, the id stays free."""
     coupon = book.programme.coupons.by_id.get(txn.coupon_id)
     if coupon is None:
@@ -127,7 +106,7 @@ def use_problem(instance: CouponInstance | None, coupon: Coupon | None, day: Day
     return ""
 
 
-def coupon_value(book: "Book", coupon: Coupon, txn: Transaction) -> int | str:
+def coupon_value(book: Book, coupon: Coupon, txn: Transaction) -> int | str:
     """What the coupon takes off this order, or why it does not apply."""
     applicable = txn.amount_minor
     if not book.programme.coupons.designated[coupon.id].empty:
@@ -145,7 +124,7 @@ def coupon_value(book: "Book", coupon: Coupon, txn: Transaction) -> int | str:
     return 0
 
 
-def score_coupon_use(book: "Book", member: Member, txn: Transaction, day: Day) -> TxnRecord | str:
+def score_coupon_use(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord | str:
     """Validity is judged on the use's own local day, so a late use dated within validity is
     honoured even after midnight marked the instance expired."""
     instance = _instance(member, txn.coupon_code)
@@ -162,7 +141,7 @@ def score_coupon_use(book: "Book", member: Member, txn: Transaction, day: Day) -
                      spent=Spent(value, instance.code))
 
 
-def undo_coupon_use(book: "Book", member: Member, original: TxnRecord, txn: Transaction, day: Day) -> TxnRecord:
+def undo_coupon_use(book: Book, member: Member, original: TxnRecord, txn: Transaction, day: Day) -> TxnRecord:
     """The coupon is usable again; if its validity has passed, the next midnight expires it."""
     used = original.spent
     instance = _instance(member, used.coupon_code)
@@ -174,7 +153,7 @@ def undo_coupon_use(book: "Book", member: Member, original: TxnRecord, txn: Tran
                      spent=Spent(-used.value_minor, used.coupon_code))
 
 
-def void_coupons(book: "Book", member: Member, codes: str, day: Day, ref: str) -> None:
+def void_coupons(book: Book, member: Member, codes: str, day: Day, ref: str) -> None:
     """Void the still unused instances among `codes` (comma-joined), as a full refund of the
     recharge that gave them does."""
     for code in filter(None, codes.split(",")):
@@ -193,7 +172,7 @@ def coupon_due(member: Member) -> Day:
     return min(ends) + 1 if ends else 0
 
 
-def expire_coupons(book: "Book", member: Member, run: Day, ref: str) -> None:
+def expire_coupons(book: Book, member: Member, run: Day, ref: str) -> None:
     """The run for `run` expires every unused instance whose last valid day is before it."""
     for instance in member.coupons:
         if instance.status == "unused" and instance.valid_to < run:
