@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import threading
+import tomllib
 
 import grpc
 import pytest
@@ -14,11 +15,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from client import PatronClient
+from engine.calendar import iso, parse_day
 from proto import patron_pb2 as pb
 from tests.builders import ms
-from tests.conftest import TEST_DAY
+from tests.conftest import EXAMPLE_RULES, TEST_DAY
 
 AT = ms(f"{TEST_DAY} 10:00")  # the pinned business day, a Tuesday: no multiplier but Gold's
+TODAY = parse_day(TEST_DAY)
+WELCOME = (iso(TODAY + 1), iso(TODAY + 30))  # the example's WELCOME10: from the day after issue, 30 days
+RECHARGE = (iso(TODAY), iso(TODAY + 89))  # RECHARGE20: from the day of issue, 90 days
+GOLD_WINE = next((c["valid_from"], c["valid_to"]) for c in tomllib.loads(EXAMPLE_RULES.read_text())["coupons"]
+                 if c["id"] == "GOLD-WINE")  # fixed validity, as the example rules give it
 BASKET = [{"sku": "W-1", "category": "wine", "paid_minor": 20000, "quantity": 2},
           {"sku": "F-1", "category": "infant_formula", "paid_minor": 15000},
           {"sku": "B-1", "category": "bakery", "paid_minor": 3990}]
@@ -97,9 +104,9 @@ def test_list_coupons_gives_each_instance_with_its_terms_and_filters_by_status(s
             ("WELCOME10-Q3-1", "unused", "voucher")]
         wine, recharge, welcome = held
         assert (wine.percent, wine.designated, wine.instance.valid_from, wine.instance.valid_to) == (
-            80, True, "2026-12-01", "2027-03-31")
+            80, True, *GOLD_WINE)
         assert (recharge.value_minor, recharge.min_charge_minor) == (2000, 10000)
-        assert welcome.instance.valid_from == "2026-11-18"  # the day after enrollment
+        assert welcome.instance.valid_from == WELCOME[0]  # the day after enrollment
         assert [h.instance.code for h in client.coupons("Q3", "used")] == ["RECHARGE20-Q3-1"]
         assert client.coupons("Q3", "void") == []
 
@@ -118,7 +125,7 @@ def code_of(call) -> tuple[grpc.StatusCode, str]:
     ("Q2", [{"sku": "S", "paid_minor": 2**62}], AT, grpc.StatusCode.INVALID_ARGUMENT, "lines[0].paid_minor"),
     ("Q2", [{"sku": "S", "paid_minor": 10**15}] * 2, AT, grpc.StatusCode.INVALID_ARGUMENT, "above 10^15"),
     ("Q2", BASKET, -1, grpc.StatusCode.INVALID_ARGUMENT, "occurred_at_ms"),
-    ("Q2", BASKET, ms("2026-10-01 10:00"), grpc.StatusCode.INVALID_ARGUMENT, "too_late"),
+    ("Q2", BASKET, ms(f"{iso(TODAY - 60)} 10:00"), grpc.StatusCode.INVALID_ARGUMENT, "too_late"),
 ])
 def test_a_bad_quote_request_gets_a_clear_status(server, member, lines, at, code, words):
     with PatronClient(server.address, retries=0) as client:
@@ -237,8 +244,8 @@ def test_patron_member_quote_and_coupons_for_people_and_machines(server, tmp_pat
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         "code             status  valid                     gives",
-        "GOLD-WINE-Q5-1   unused  2026-12-01 .. 2027-03-31  pay 80 % of designated lines",
-        "RECHARGE20-Q5-1  unused  2026-11-17 .. 2027-02-14  20.00 off, from 100.00",
-        "WELCOME10-Q5-1   unused  2026-11-18 .. 2026-12-17  10.00 off, from 50.00"]
+        f"GOLD-WINE-Q5-1   unused  {GOLD_WINE[0]} .. {GOLD_WINE[1]}  pay 80 % of designated lines",
+        f"RECHARGE20-Q5-1  unused  {RECHARGE[0]} .. {RECHARGE[1]}  20.00 off, from 100.00",
+        f"WELCOME10-Q5-1   unused  {WELCOME[0]} .. {WELCOME[1]}  10.00 off, from 50.00"]
     done = patron("member", "quote", "nobody", "--line", "S:1:100", "--address", server.address)
     assert (done.returncode, done.stdout, done.stderr) == (1, "", "patron: NOT_FOUND: unknown member 'nobody'\n")
