@@ -26,7 +26,8 @@ def project_files() -> list[Path]:
     return [ROOT / name for name in listed if (ROOT / name).is_file()]
 
 
-def test_no_file_sends_the_reader_to_documents_a_clone_does_not_have():
+def places(pattern: re.Pattern) -> list[str]:
+    """`file:line: match` for every match of `pattern` in the project's text files."""
     found = []
     for path in project_files():
         try:
@@ -34,22 +35,16 @@ def test_no_file_sends_the_reader_to_documents_a_clone_does_not_have():
         except UnicodeDecodeError:
             continue  # images and other binary files
         found += [f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, m.start()) + 1}: {m.group()}"
-                  for m in ELSEWHERE.finditer(text)]
-    assert found == []
+                  for m in pattern.finditer(text)]
+    return found
 
 
-CONFLICT = re.compile(r"^(<{7} |>{7} )", re.MULTILINE)
+def test_no_file_sends_the_reader_to_documents_a_clone_does_not_have():
+    assert places(ELSEWHERE) == []
 
 
 def test_no_file_keeps_a_merge_conflict():
-    found = []
-    for path in project_files():
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            continue
-        found += [f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, m.start()) + 1}" for m in CONFLICT.finditer(text)]
-    assert found == []
+    assert places(re.compile(r"^(<{7} |>{7} )", re.MULTILINE)) == []
 
 
 def test_the_readme_links_the_documents():
