@@ -168,7 +168,6 @@ class IngestService:
     def __init__(self, coordinator: Coordinator, max_batch: int) -> None:
         self.coordinator = coordinator
         self.max_batch = max_batch
-        self.versions = RuleVersions(coordinator.folder)
 
     async def SubmitBatch(self, requests: AsyncIterator, context: grpc.aio.ServicerContext) -> bytes:
         metrics = self.coordinator.metrics
@@ -260,8 +259,11 @@ class IngestService:
         for (shard, indices, _), answer in zip(routed, answers, strict=True):
             if not isinstance(answer, BaseException):
                 part = _decode_answer(answer)
-                for index, entry in zip(indices, part.entries(), strict=True):
-                    entries[index] = entry
+                if len(routed) == 1:  # the whole batch, its results already in the batch's order
+                    entries = [part.results]
+                else:
+                    for index, entry in zip(indices, part.entries(), strict=True):
+                        entries[index] = entry
                 metrics.record_batch(shard, part.stats, names)
         if any(isinstance(answer, BaseException) for answer in answers):
             raise failed_batch(batch_id, [(shard, len(indices), answer) for (shard, indices, _), answer

@@ -10,6 +10,7 @@ from google.protobuf.json_format import MessageToDict
 
 from cli.show import aligned, money
 from engine.errors import PatronError
+from engine.spending.member_coupons import COUPON_STATUSES
 from proto import patron_pb2 as pb
 
 __all__ = ["add_parsers", "basket_lines", "coupon_table", "quote_text"]
@@ -33,7 +34,7 @@ def add_parsers(member: argparse._SubParsersAction, remote: Any) -> None:
     quote.set_defaults(run=member_quote)
     coupons = remote(member.add_parser("coupons", help="a member's coupons, with what each gives"))
     coupons.add_argument("member_id")
-    coupons.add_argument("--status", default="", choices=("unused", "used", "expired", "void"),
+    coupons.add_argument("--status", default="", choices=COUPON_STATUSES,
                          help="only coupons in this state")
     coupons.add_argument("--json", action="store_true", help="as JSON (gRPC's field names)")
     coupons.set_defaults(run=member_coupons)

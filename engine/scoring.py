@@ -33,7 +33,7 @@ from engine.types import (
 )
 from engine.why import Why
 
-__all__ = ["malformed_reason", "score_batch", "score_transaction"]
+__all__ = ["date_problem", "malformed_reason", "score_batch", "score_transaction"]
 
 MAX_ID_LENGTH = 100
 _MONEY = SPENDING_KINDS | {RECHARGE}
@@ -54,10 +54,9 @@ def score_transaction(book: Book, txn: Transaction) -> TxnResult:
     if seen is not None:
         return seen.result(txn.txn_id, "duplicate")
     day = programme.calendar.day_of(txn.occurred_at_ms)
-    if book.today and day < book.today - programme.max_lateness:
-        return TxnResult(txn.txn_id, "rejected", 0, 0, "too_late")
-    if book.today and day > book.today + 1:  # a till's clock a year ahead must not decide expiry dates
-        return TxnResult(txn.txn_id, "rejected", 0, 0, "in_future")
+    reason = date_problem(book, day)
+    if reason:
+        return TxnResult(txn.txn_id, "rejected", 0, 0, reason)
     if txn.status and txn.status != "paid":
         return TxnResult(txn.txn_id, "ignored", 0, 0, "not_paid")
     if txn.kind in _MONEY:  # the purchase path pays for spending with this one test
@@ -85,6 +84,15 @@ def score_transaction(book: Book, txn: Transaction) -> TxnResult:
         book.history.remember(member.member_id, day, txn.txn_id)
     book.dirty[member.member_id] = member
     return TxnResult(txn.txn_id, "accepted", record.points, record.growth, record.reason)
+
+
+def date_problem(book: Book, day: Day) -> str:
+    """`too_late` or `in_future` for a transaction on local `day`, else ""."""
+    if book.today and day < book.today - book.programme.max_lateness:
+        return "too_late"
+    if book.today and day > book.today + 1:  # a till's clock a year ahead must not decide expiry dates
+        return "in_future"
+    return ""
 
 
 def malformed_reason(book: Book, txn: Transaction) -> str:

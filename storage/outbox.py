@@ -11,7 +11,6 @@ array) are read as if written in it.
 
 Its database (`events`) is additive: an older data folder gains it, empty, when it is opened."""
 
-import functools
 import struct
 from typing import Any
 
@@ -76,13 +75,8 @@ def event_message(kind: str, member_id: str, day: str, detail: str) -> bytes:
     return _field(_KIND, kind) + _field(b"\x1a", member_id) + _field(b'"', day) + _field(b"*", detail)
 
 
-@functools.lru_cache(maxsize=64)
-def _iso(day: Day) -> str:
-    return iso(day)
-
-
 def _row(written: Day, at_ms: int, kind: str, member_id: str, day: Day, detail: str) -> bytes:
-    return _HEAD.pack(_FORM, written, at_ms) + event_message(kind, member_id, _iso(day), detail)
+    return _HEAD.pack(_FORM, written, at_ms) + event_message(kind, member_id, iso(day), detail)
 
 
 def _current(value: bytes) -> bytes:

@@ -2,6 +2,7 @@
 `discount_excludes` does not match, with the programme's one rounding step."""
 
 from msgspec import Struct
+from msgspec.structs import replace
 
 from engine.filters import Matcher
 from engine.rounding import Rounder
@@ -36,7 +37,6 @@ class TierDiscounts:
             member_price = paid
             if percent < 100 and not line.member_discounted and not excluded.matches(line):
                 member_price = rounding(paid * percent, 100)
-            sent = line if member_price == paid else LineItem(line.sku, line.product_id, line.category, line.name,
-                                                              member_price, line.quantity, line.promotional, True)
+            sent = line if member_price == paid else replace(line, paid_minor=member_price, member_discounted=True)
             priced.append(PricedLine(sent, paid))
         return priced

@@ -16,7 +16,7 @@ from engine.calendar import iso
 from engine.earning import purchase_growth, value_purchase
 from engine.errors import InvalidRequestError, UnknownMemberError
 from engine.members import Member
-from engine.scoring import MAX_ID_LENGTH
+from engine.scoring import MAX_ID_LENGTH, date_problem
 from engine.spending.coupons import coupon_value, use_problem
 from engine.spending.member_coupons import HeldCoupon, held_coupon
 from engine.spending.member_prices import PricedLine
@@ -106,10 +106,11 @@ def _day(book: Book, at_ms: int) -> Day:
         raise InvalidRequestError(f"occurred_at_ms: expected a time in the years 2000-2100, got {at_ms}")
     programme = book.programme
     day = programme.calendar.day_of(at_ms)
-    if book.today and day < book.today - programme.max_lateness:
+    reason = date_problem(book, day)
+    if reason == "too_late":
         raise InvalidRequestError(f"occurred_at_ms: {iso(day)} is more than {programme.max_lateness} days before "
                                   f"the business day {iso(book.today)}; a purchase then would be rejected too_late")
-    if book.today and day > book.today + 1:
+    if reason == "in_future":
         raise InvalidRequestError(f"occurred_at_ms: {iso(day)} is after the business day {iso(book.today)} and the "
                                   f"next; a purchase then would be rejected in_future")
     return day
