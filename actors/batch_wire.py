@@ -6,6 +6,8 @@ shard turns them into engine records. A shard answers each transaction with its 
 already encoded as a `results` entry of a BatchAck, so the gateway's acknowledgement is the
 batch id followed by those entries in the batch's order: no record is built or encoded twice."""
 
+from collections.abc import Callable
+
 import msgspec
 
 from actors.batch_stats import BatchStats
@@ -13,7 +15,8 @@ from actors.wire import transactions_from
 from engine.transactions import Transaction, TxnResult
 from proto import patron_pb2 as pb
 
-__all__ = ["PartAnswer", "ack_bytes", "result_entries", "result_message", "split", "transactions_of"]
+__all__ = ["PartAnswer", "ack_bytes", "result_entries", "result_message", "split", "split_entries",
+           "transactions_of"]
 
 _OUTCOMES = {"accepted": pb.OUTCOME_ACCEPTED, "duplicate": pb.OUTCOME_DUPLICATE, "ignored": pb.OUTCOME_IGNORED,
              "rejected": pb.OUTCOME_REJECTED}
@@ -45,17 +48,29 @@ def split(data: bytes, batch: pb.TransactionBatch, shards: list[int]) -> dict[in
     """Each shard's part of a batch: the indices of its transactions and their bytes as a
     TransactionBatch. `data` is the batch as received, `batch` the same parsed (so it is valid),
     `shards` the shard of each transaction. A batch for one shard goes whole, as it came."""
-    indices: dict[int, list[int]] = {}
-    for index, shard in enumerate(shards):
-        indices.setdefault(shard, []).append(index)
+    messages = batch.transactions
+    return split_entries(data, shards, lambda part: pb.TransactionBatch(
+        transactions=[messages[i] for i in part]).SerializeToString())
+
+
+def split_entries(data: bytes, shards: list[int], encode: Callable[[list[int]], bytes]
+                  ) -> dict[int, tuple[list[int], bytes]]:
+    """`split` for any message whose entries are its field 2 (an ImportRequest's members too);
+    `encode` makes a part's bytes again from its indices when the encoding is an unusual one."""
+    indices = _indices(shards)
     if len(indices) <= 1:
         return {shard: (part, data) for shard, part in indices.items()}
     spans = _entry_spans(data)
-    if spans is None or len(spans) != len(shards):  # an unusual but valid encoding: encode the parts again
-        messages = batch.transactions
-        return {shard: (part, pb.TransactionBatch(transactions=[messages[i] for i in part]).SerializeToString())
-                for shard, part in indices.items()}
+    if spans is None or len(spans) != len(shards):
+        return {shard: (part, encode(part)) for shard, part in indices.items()}
     return {shard: (part, b"".join([data[spans[i]] for i in part])) for shard, part in indices.items()}
+
+
+def _indices(shards: list[int]) -> dict[int, list[int]]:
+    indices: dict[int, list[int]] = {}
+    for index, shard in enumerate(shards):
+        indices.setdefault(shard, []).append(index)
+    return indices
 
 
 def _entry_spans(data: bytes) -> list[slice] | None:

@@ -16,7 +16,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from actors.batch_order import BatchPart, Stream
 from actors.batch_outcome import failed_batch, original
-from actors.batch_wire import PartAnswer, ack_bytes, result_message, split
+from actors.batch_wire import PartAnswer, ack_bytes, result_message, split, split_entries
 from actors.coordinator import Coordinator
 from actors.logs import Throttled
 from actors.routing import shards_of
@@ -282,7 +282,17 @@ def _enrollment(request: pb.EnrollRequest) -> Enrollment:
                       attributes=attributes, date_attributes=dates)
 
 
+def _import_request(data: bytes) -> pb.ImportRequest:
+    try:
+        return pb.ImportRequest.FromString(data)
+    except DecodeError as error:
+        raise InvalidRequestError(f"not a {pb.ImportRequest.DESCRIPTOR.full_name}: {error}") from None
+
+
 class MembersService:
+    RAW = frozenset({"Import"})
+    """An import's rows are forwarded to shards as the client encoded them."""
+
     def __init__(self, coordinator: Coordinator, max_batch: int = 10_000) -> None:
         self.coordinator = coordinator
         self.max_batch = max_batch
@@ -347,6 +357,34 @@ class MembersService:
                 answers[index] = (pb.EnrollResponse(member=member_message(summary), created=created)
                                   if summary is not None else pb.EnrollResponse(error=error))
         return pb.EnrollBatchResponse(members=[answers[i] for i in range(len(answers))])
+
+    @answers_errors
+    async def Import(self, data: bytes, context: grpc.aio.ServicerContext) -> pb.ImportResponse:
+        """Each shard's rows go as the client encoded them, one commit per shard; only the rows
+        not imported come back, by their index in the request."""
+        request = _import_request(data)
+        if len(request.members) > self.max_batch:
+            raise InvalidRequestError(f"{len(request.members):,} members in one Import; "
+                                      f"the limit is {self.max_batch:,}")
+        if not request.import_id or len(request.import_id) > 100:
+            raise InvalidRequestError("import_id: expected 1 to 100 characters; it makes a resent chunk harmless")
+        coordinator = self.coordinator
+        shards = shards_of(coordinator.layout, [row.member.member_id for row in request.members])
+        rows = request.members
+        parts = split_entries(data, shards, lambda part: pb.ImportRequest(
+            members=[rows[i] for i in part]).SerializeToString())
+        sent = [(indices, coordinator.lanes[shard].send("import_members", request.import_id, part))
+                for shard, (indices, part) in parts.items()]
+        response = pb.ImportResponse()
+        for indices, future in sent:
+            answer = await future
+            response.imported += answer.imported
+            response.imported_before += answer.imported_before
+            for rejection in answer.rejected:
+                response.rejected.add(index=indices[rejection.index], reason=rejection.reason,
+                                      detail=rejection.detail)
+        response.rejected.sort(key=lambda rejection: rejection.index)
+        return response
 
     @answers_errors
     async def SetStatus(self, request: pb.SetStatusRequest, context: grpc.aio.ServicerContext) -> pb.Member:

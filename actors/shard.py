@@ -19,14 +19,16 @@ from actors.batch_order import StreamOrder
 from actors.batch_stats import BatchStats, count_batch, count_ledger
 from actors.coupon_grants import GrantSource
 from actors.grouping import apply_group
+from actors.opening_wire import ImportAnswer, Rejection, openings_of
 from actors.shard_coupons import ShardCoupons
 from actors.shard_outbox import ShardOutbox
 from engine.book import Book
 from engine.calendar import iso
-from engine.errors import InvalidRequestError, StorageFullError, UnknownMemberError
+from engine.errors import InvalidRequestError, RowRejectedError, StorageFullError, UnknownMemberError
 from engine.ledger import LedgerEntry
 from engine.members import Member
 from engine.midnight import AnomalyRow, schedule, visit, visitors
+from engine.opening import IMPORT_CAUSE, OPENING, open_member
 from engine.operators import Enrollment, enroll, set_status, set_tier
 from engine.programme import Programme
 from engine.publishing import (
@@ -263,6 +265,39 @@ class Shard:
             return answers
 
         return self._write(enroll_each, [r.member_id for r in requests])
+
+    def import_members(self, import_id: str, data: bytes) -> ImportAnswer:
+        """An import's rows for this shard (ImportRequest bytes), in one commit. A member that
+        exists is rejected, unless this same import created it: then it counts as imported
+        before, so a chunk resent after a crash applies nothing twice."""
+        rows = openings_of(data)
+
+        def open_each() -> ImportAnswer:
+            answer = ImportAnswer(rejected=[])
+            for index, row in enumerate(rows):
+                try:
+                    open_member(self.book, row, import_id, self.book.today)
+                    answer.imported += 1
+                except RowRejectedError as error:
+                    earlier = self._imported_by(row.member_id) if error.reason == "member_exists" else ""
+                    if earlier == import_id:
+                        answer.imported_before += 1
+                    elif earlier:
+                        answer.rejected.append(Rejection(index, "already_imported",
+                                                         f"member {row.member_id!r} came with import {earlier!r}"))
+                    else:
+                        answer.rejected.append(Rejection(index, error.reason, str(error)))
+            return answer
+
+        return self._write(open_each, [row.member_id for row in rows])
+
+    def _imported_by(self, member_id: str) -> str:
+        """The import that created a stored member (its first ledger entry says), or empty."""
+        positions = self.store.ledger_positions(member_id)
+        first = self.store.entries_at(positions[:1])
+        if first and first[0].cause == IMPORT_CAUSE and first[0].kind == OPENING:
+            return first[0].ref
+        return ""
 
     def set_status(self, member_id: str, action: str, reason: str) -> MemberSummary:
         member = self._write(lambda: set_status(self.book, member_id, action, reason, self.book.today), [member_id])

@@ -12,6 +12,7 @@ import ray
 from actors.batch_stats import BatchStats
 from actors.coupon_grants import RayGrants
 from actors.logs import collect_rarely, configure_logging
+from actors.opening_wire import ImportAnswer
 from actors.shard import Shard, ShardConfig, ShardStatus
 from actors.shard_outbox import OutboxState
 from engine.errors import OutOfOrderError
@@ -130,6 +131,9 @@ class ShardActor:
 
     def enroll_many(self, requests: list[Enrollment]) -> list[tuple[MemberSummary | None, bool, str]]:
         return self.shard.enroll_many(requests)
+
+    def import_members(self, import_id: str, data: bytes) -> ImportAnswer:
+        return self.shard.import_members(import_id, data)
 
     def set_status(self, member_id: str, action: str, reason: str) -> MemberSummary:
         return self.shard.set_status(member_id, action, reason)

@@ -15,7 +15,8 @@ from google.protobuf.json_format import MessageToDict
 from client import PatronClient, transaction_message
 from proto import patron_pb2 as pb
 
-__all__ = ["checkpoint", "member_show", "member_tag", "midnight", "publish", "rpc_failure", "send", "status"]
+__all__ = ["checkpoint", "import_members", "member_show", "member_tag", "midnight", "publish", "rpc_failure", "send",
+           "status"]
 
 DEFAULT_ADDRESS = os.environ.get("PATRON_ADDRESS", "127.0.0.1:50051")
 
@@ -177,3 +178,20 @@ def status(args: argparse.Namespace) -> int:
     with _client(args) as client:
         _show(client.status())
     return 0
+
+
+def import_members(args: argparse.Namespace) -> int:
+    """0: every row is in; 3: the import finished with rejected rows (listed in the report)."""
+    from cli.importing import ImportOptions, run_import
+
+    options = ImportOptions(file=args.file, format=args.format, report=args.report, progress=args.progress,
+                            import_id=args.import_id or "", restart=args.restart, chunk=args.chunk,
+                            in_flight=args.in_flight)
+    state = run_import(_client(args), options, say=lambda text: print(text, file=sys.stderr))
+    reasons = ", ".join(f"{reason} {count:,}" for reason, count in sorted(state.rejected.items()))
+    rejected = sum(state.rejected.values())
+    report = args.report or args.file.with_name(args.file.name + ".rejected.csv")
+    print(f"import {state.import_id}: {state.rows:,} rows: {state.imported:,} imported, "
+          f"{state.imported_before:,} imported before (resumed), {rejected:,} rejected"
+          + (f" ({reasons}); see {report}" if rejected else ""))
+    return 3 if rejected else 0

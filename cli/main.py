@@ -103,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--batch-size", type=int, default=1000)
     send.set_defaults(run=admin.send)
 
+    _import_parser(commands)
+
     midnight = _remote(commands.add_parser("midnight", help="run the midnight job for a date (and missed ones)"))
     midnight.add_argument("--date", required=True)
     midnight.add_argument("--allow-future", action="store_true",
@@ -146,6 +148,24 @@ def _member_parser(commands: argparse._SubParsersAction) -> None:
     tag.add_argument("--reason", required=True, help="why: kept in the member's ledger")
     tag.set_defaults(run=admin.member_tag)
     wallet.add_parsers(member, _remote)
+
+
+def _import_parser(commands: argparse._SubParsersAction) -> None:
+    from cli import admin
+    from client.import_file import FORMATS
+
+    command = _remote(commands.add_parser(
+        "import", help="members and opening balances from a CSV or JSONL file (resumes a run cut short)"))
+    command.add_argument("file", type=Path)
+    command.add_argument("--format", choices=FORMATS, help="default: from the file's suffix")
+    command.add_argument("--report", type=Path, help="rejected rows as CSV (default FILE.rejected.csv)")
+    command.add_argument("--progress", type=Path,
+                         help="where the import keeps its place (default FILE.import-progress)")
+    command.add_argument("--import-id", help="the import's idempotency key (default: the file's name and a digest)")
+    command.add_argument("--restart", action="store_true", help="start from the top, not where the last run stopped")
+    command.add_argument("--chunk", type=int, default=2_000, help="rows per call (at most 10,000)")
+    command.add_argument("--in-flight", type=int, default=4, help="calls waiting for an answer at once")
+    command.set_defaults(run=admin.import_members)
 
 
 def _remote(command: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -191,6 +191,15 @@ class PatronClient:
         request = pb.EnrollBatchRequest(members=[enroll_request(**member) for member in members])
         return self._retrying(lambda: self.members.EnrollBatch(request, timeout=self.timeout, metadata=self.metadata))
 
+    def import_members(self, request: pb.ImportRequest) -> pb.ImportResponse:
+        """One chunk of an import (patron import drives whole files: cli/importing.py); resending a
+        chunk is harmless, so it is retried like a batch."""
+        return self._retrying(lambda: self.members.Import(request, timeout=self.timeout, metadata=self.metadata))
+
+    def import_future(self, request: pb.ImportRequest) -> grpc.Future:
+        """`import_members` without waiting, so several chunks can be in flight."""
+        return self.members.Import.future(request, timeout=self.timeout, metadata=self.metadata)
+
     def set_status(self, member_id: str, action: str, reason: str = "") -> pb.Member:
         request = pb.SetStatusRequest(member_id=member_id, action=_ACTIONS.get(action, 0), reason=reason)
         return self._call(self.members.SetStatus, request)

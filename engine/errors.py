@@ -1,6 +1,6 @@
 """Errors patron raises on purpose, with messages a retailer can act on."""
 
-__all__ = ["InvalidRequestError", "PatronError", "RulesError", "UnknownMemberError"]
+__all__ = ["InvalidRequestError", "PatronError", "RowRejectedError", "RulesError", "UnknownMemberError"]
 
 
 class PatronError(Exception):
@@ -63,3 +63,12 @@ class OutOfOrderError(PatronError):
 
 class OverloadedError(PatronError):
     """Raised when a shard already has as much work in flight as it may; send again later."""
+
+
+class RowRejectedError(PatronError):
+    """Raised when one row of an import cannot be imported; `reason` is a machine-readable word
+    (`unknown_tier`, `negative_amount`...), the message says what was expected and what came."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        super().__init__(detail)

@@ -15,7 +15,7 @@ from engine.tagging import watch_new
 from engine.tier_changes import enter_tier
 from engine.types import Day
 
-__all__ = ["STATUS_ACTIONS", "Enrollment", "enroll", "set_status", "set_tier"]
+__all__ = ["STATUS_ACTIONS", "Enrollment", "birthday_of", "enroll", "set_status", "set_tier"]
 
 MAX_ATTRIBUTES = 48
 _BIRTHDAY = re.compile(r"^(?:\d{4}-)?(\d{2})-(\d{2})$")
@@ -40,7 +40,7 @@ def enroll(book: Book, request: Enrollment, day: Day) -> tuple[Member, bool]:
     Returns the member and whether it was created."""
     if not request.member_id or len(request.member_id) > 100:
         raise InvalidRequestError("member_id: expected 1 to 100 characters")
-    birthday = _birthday(request.birthday)
+    birthday = birthday_of(request.birthday)
     _check_attributes(request)
     member = book.members.get(request.member_id)
     created = member is None
@@ -58,7 +58,8 @@ def enroll(book: Book, request: Enrollment, day: Day) -> tuple[Member, bool]:
     return member, created
 
 
-def _birthday(text: str) -> str:
+def birthday_of(text: str) -> str:
+    """A birthday as MM-DD (empty stays empty); InvalidRequestError when it is not a date."""
     if not text:
         return ""
     found = _BIRTHDAY.match(text)

@@ -351,6 +351,54 @@ class EnrollBatchResponse(_message.Message):
     members: _containers.RepeatedCompositeFieldContainer[EnrollResponse]
     def __init__(self, members: _Optional[_Iterable[_Union[EnrollResponse, _Mapping]]] = ...) -> None: ...
 
+class OpeningBalance(_message.Message):
+    __slots__ = ("member", "tier", "tier_valid_until", "points", "stored_value", "bonus_value", "growth", "status")
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    TIER_VALID_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    STORED_VALUE_FIELD_NUMBER: _ClassVar[int]
+    BONUS_VALUE_FIELD_NUMBER: _ClassVar[int]
+    GROWTH_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    member: EnrollRequest
+    tier: str
+    tier_valid_until: str
+    points: _containers.RepeatedCompositeFieldContainer[LotChange]
+    stored_value: int
+    bonus_value: int
+    growth: int
+    status: str
+    def __init__(self, member: _Optional[_Union[EnrollRequest, _Mapping]] = ..., tier: _Optional[str] = ..., tier_valid_until: _Optional[str] = ..., points: _Optional[_Iterable[_Union[LotChange, _Mapping]]] = ..., stored_value: _Optional[int] = ..., bonus_value: _Optional[int] = ..., growth: _Optional[int] = ..., status: _Optional[str] = ...) -> None: ...
+
+class ImportRequest(_message.Message):
+    __slots__ = ("import_id", "members")
+    IMPORT_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    import_id: str
+    members: _containers.RepeatedCompositeFieldContainer[OpeningBalance]
+    def __init__(self, import_id: _Optional[str] = ..., members: _Optional[_Iterable[_Union[OpeningBalance, _Mapping]]] = ...) -> None: ...
+
+class ImportRejection(_message.Message):
+    __slots__ = ("index", "reason", "detail")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    reason: str
+    detail: str
+    def __init__(self, index: _Optional[int] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class ImportResponse(_message.Message):
+    __slots__ = ("imported", "imported_before", "rejected")
+    IMPORTED_FIELD_NUMBER: _ClassVar[int]
+    IMPORTED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    imported: int
+    imported_before: int
+    rejected: _containers.RepeatedCompositeFieldContainer[ImportRejection]
+    def __init__(self, imported: _Optional[int] = ..., imported_before: _Optional[int] = ..., rejected: _Optional[_Iterable[_Union[ImportRejection, _Mapping]]] = ...) -> None: ...
+
 class SetStatusRequest(_message.Message):
     __slots__ = ("member_id", "action", "reason")
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]

@@ -185,6 +185,11 @@ class MembersStub:
                 request_serializer=proto_dot_patron__pb2.AdjustRequest.SerializeToString,
                 response_deserializer=proto_dot_patron__pb2.AdjustResponse.FromString,
                 _registered_method=True)
+        self.Import = channel.unary_unary(
+                '/patron.v1.Members/Import',
+                request_serializer=proto_dot_patron__pb2.ImportRequest.SerializeToString,
+                response_deserializer=proto_dot_patron__pb2.ImportResponse.FromString,
+                _registered_method=True)
 
 
 class MembersServicer:
@@ -232,6 +237,12 @@ class MembersServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Import(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MembersServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -269,6 +280,11 @@ def add_MembersServicer_to_server(servicer, server):
                     servicer.Adjust,
                     request_deserializer=proto_dot_patron__pb2.AdjustRequest.FromString,
                     response_serializer=proto_dot_patron__pb2.AdjustResponse.SerializeToString,
+            ),
+            'Import': grpc.unary_unary_rpc_method_handler(
+                    servicer.Import,
+                    request_deserializer=proto_dot_patron__pb2.ImportRequest.FromString,
+                    response_serializer=proto_dot_patron__pb2.ImportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -460,6 +476,33 @@ class Members:
             '/patron.v1.Members/Adjust',
             proto_dot_patron__pb2.AdjustRequest.SerializeToString,
             proto_dot_patron__pb2.AdjustResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Import(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/patron.v1.Members/Import',
+            proto_dot_patron__pb2.ImportRequest.SerializeToString,
+            proto_dot_patron__pb2.ImportResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,167 @@
+"""Reading an import file of members and opening balances: CSV with a header row, or JSON lines,
+one member per line, each row with its line number and the byte offset after it (where a
+resumed import starts). A row that cannot be read is given with its reason instead; what a
+row's values mean is the server's to check (engine/opening.py), so both files get the same
+reasons for the same values."""
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+import msgspec
+
+from engine.errors import PatronError
+from proto import patron_pb2 as pb
+
+__all__ = ["COLUMNS", "FORMATS", "Row", "file_format", "read_rows"]
+
+FORMATS = ("csv", "jsonl")
+COLUMNS = ("member_id", "tier", "tier_valid_until", "points", "stored_value", "bonus_value", "growth", "status",
+           "channel", "birthday", "source", "content", "campaign")
+"""CSV columns, in any order; only member_id is required. `points` holds the lots:
+`AMOUNT[@EXPIRES]` separated by `;` (EXPIRES an ISO date or `never`; none: the programme's)."""
+_NUMBERS = frozenset({"stored_value", "bonus_value", "growth"})
+_PROFILE = ("channel", "birthday", "source", "content", "campaign")
+
+
+class Row(NamedTuple):
+    line: int
+    end: int
+    """The byte offset just after the row's line."""
+    member_id: str
+    message: pb.OpeningBalance | None
+    reason: str = ""
+    detail: str = ""
+
+
+class _Lot(msgspec.Struct, forbid_unknown_fields=True):
+    points: int
+    expires: str = ""
+
+
+class _Line(msgspec.Struct, forbid_unknown_fields=True):
+    """A JSON line: the CSV columns as keys; `points` an integer or a list of lots."""
+
+    member_id: str
+    tier: str = ""
+    tier_valid_until: str = ""
+    points: int | list[_Lot] = 0
+    stored_value: int = 0
+    bonus_value: int = 0
+    growth: int = 0
+    status: str = ""
+    channel: str = ""
+    birthday: str = ""
+    source: str = ""
+    content: str = ""
+    campaign: str = ""
+
+
+_decode_line = msgspec.json.Decoder(_Line).decode
+
+
+def file_format(path: Path, given: str | None) -> str:
+    if given:
+        return given
+    if path.suffix.lower() == ".csv":
+        return "csv"
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    raise PatronError(f"{path}: cannot tell the format from the name; give --format csv or --format jsonl")
+
+
+def read_rows(path: Path, fmt: str, start: int = 0, first_line: int = 1) -> Iterator[Row]:
+    """The rows from byte offset `start` (the start of line `first_line`) on; a CSV file's
+    header is read first wherever the rows start."""
+    with path.open("rb") as file:
+        if fmt == "csv":
+            columns, header_end = _header(file, path)
+            if start < header_end:
+                start, first_line = header_end, 2
+            file.seek(start)
+            yield from _csv_rows(file, columns, start, first_line)
+        else:
+            file.seek(start)
+            yield from _json_rows(file, start, first_line)
+
+
+def _header(file: BinaryIO, path: Path) -> tuple[list[str], int]:
+    raw = file.readline()
+    names = [name.strip() for name in next(csv.reader([raw.decode("utf-8-sig", "replace")]), [])]
+    unknown = [name for name in names if name not in COLUMNS]
+    if unknown or "member_id" not in names or len(set(names)) != len(names):
+        raise PatronError(f"{path}: line 1 must name the columns, member_id among them, each once, from "
+                          f"{', '.join(COLUMNS)}; got {', '.join(names) or 'nothing'}")
+    return names, len(raw)
+
+
+def _csv_rows(file: BinaryIO, columns: list[str], offset: int, line: int) -> Iterator[Row]:
+    width = len(columns)
+    for raw in file:
+        offset += len(raw)
+        text = raw.decode("utf-8", "replace").rstrip("\r\n")
+        if text.strip():
+            values = next(csv.reader([text])) if '"' in text else text.split(",")
+            yield _csv_row(line, offset, dict(zip(columns, values, strict=False)), len(values), width)
+        line += 1
+
+
+def _csv_row(line: int, end: int, fields: dict[str, str], count: int, width: int) -> Row:
+    member_id = fields.get("member_id", "").strip()
+    if count != width:
+        return Row(line, end, member_id, None, "malformed", f"expected {width} values, got {count}")
+    try:
+        message = pb.OpeningBalance(
+            member=pb.EnrollRequest(member_id=member_id, **{k: fields[k].strip() for k in _PROFILE if k in fields}),
+            tier=fields.get("tier", "").strip(), tier_valid_until=fields.get("tier_valid_until", "").strip(),
+            status=fields.get("status", "").strip(), points=_lots(fields.get("points", "")),
+            **{k: _number(k, fields[k]) for k in _NUMBERS if k in fields})
+    except ValueError as error:
+        return Row(line, end, member_id, None, "bad_number", str(error))
+    return Row(line, end, member_id, message)
+
+
+def _number(name: str, text: str) -> int:
+    text = text.strip()
+    if not text:
+        return 0
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{name}: expected a whole number, got {text!r}") from None
+
+
+def _lots(text: str) -> list[pb.LotChange]:
+    lots = []
+    for part in filter(None, (piece.strip() for piece in text.split(";"))):
+        amount, _, expires = part.partition("@")
+        lots.append(pb.LotChange(points=_number("points", amount), expires=expires.strip()))
+    return lots
+
+
+def _json_rows(file: BinaryIO, offset: int, line: int) -> Iterator[Row]:
+    for raw in file:
+        offset += len(raw)
+        if raw.strip():
+            yield _json_row(line, offset, raw)
+        line += 1
+
+
+def _json_row(line: int, end: int, raw: bytes) -> Row:
+    try:
+        row = _decode_line(raw)
+    except msgspec.ValidationError as error:
+        return Row(line, end, "", None, "bad_field", str(error))
+    except msgspec.DecodeError as error:
+        return Row(line, end, "", None, "malformed", f"not a JSON object: {error}")
+    try:
+        points = ([pb.LotChange(points=row.points)] if isinstance(row.points, int) and row.points
+                  else [pb.LotChange(points=lot.points, expires=lot.expires) for lot in row.points or ()])
+        message = pb.OpeningBalance(
+            member=pb.EnrollRequest(member_id=row.member_id, **{k: getattr(row, k) for k in _PROFILE}),
+            tier=row.tier, tier_valid_until=row.tier_valid_until, points=points, stored_value=row.stored_value,
+            bonus_value=row.bonus_value, growth=row.growth, status=row.status)
+    except ValueError as error:  # a number beyond 64 bits
+        return Row(line, end, row.member_id, None, "bad_number", str(error))
+    return Row(line, end, row.member_id, message)

@@ -1,0 +1,171 @@
+"""Opening balances: a member brought over from another system with the points (as lots with
+their own expiry), stored value, growth, tier and tier validity it had there. One ledger entry,
+kind `opening`, records all of it, so every balance still equals the sum of the ledger; from
+then on the member earns, spends, expires and changes tier exactly as one that earned here."""
+
+import re
+from datetime import date
+
+from msgspec import Struct
+
+from engine.book import Book
+from engine.bounds import LIMIT
+from engine.calendar import parse_day
+from engine.errors import InvalidRequestError, RowRejectedError
+from engine.members import Lot, Member, Profile
+from engine.midnight import schedule
+from engine.operators import birthday_of
+from engine.periods import valid_through
+from engine.tagging import watch_new
+from engine.types import NEVER, Day
+
+__all__ = ["IMPORT_CAUSE", "OPENING", "Opening", "OpeningLot", "open_member", "opening_problem"]
+
+OPENING = "opening"
+"""The ledger entry's kind."""
+IMPORT_CAUSE = "import"
+"""The ledger entry's cause; its `ref` is the import's id, the marker that makes a resend harmless."""
+_STATUSES = ("active", "frozen", "lost")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class OpeningLot(Struct, array_like=True, frozen=True, gc=False):
+    """`expires`: the ISO date at whose 00:00 the points lapse, `never`, or empty for the
+    programme's expiry as if earned on the import day."""
+
+    points: int
+    expires: str = ""
+
+
+class Opening(Struct, kw_only=True, gc=False):
+    """One member's row of an import, as read, not yet checked."""
+
+    member_id: str
+    tier: str = ""
+    """A tier name; empty: the default tier of the member's channel."""
+    tier_valid_until: str = ""
+    """The tier's last valid day (ISO); empty: the tier's own validity counted from the import day."""
+    points: list[OpeningLot] = []
+    stored_value: int = 0
+    bonus_value: int = 0
+    growth: int = 0
+    status: str = ""
+    channel: str = ""
+    birthday: str = ""
+    source: str = ""
+    content: str = ""
+    campaign: str = ""
+
+
+def opening_problem(book: Book, row: Opening) -> RowRejectedError | None:
+    """What is wrong with a row on its own (the member's existence aside), or None."""
+    try:
+        _checked(book, row, book.today)
+    except RowRejectedError as problem:
+        return problem
+    return None
+
+
+def open_member(book: Book, row: Opening, import_id: str, day: Day) -> Member:
+    """Create the member with its opening balances on `day` (the business day), one ledger
+    entry for them all. Raises RowRejectedError, changing nothing, for a row that cannot be imported
+    (`member_exists` for a member the book already has: the caller tells an earlier import)."""
+    tier, until, lots, birthday = _checked(book, row, day)
+    if row.member_id in book.members:
+        raise RowRejectedError("member_exists", f"member {row.member_id!r} already exists")
+    points = sum(lot.amount for lot in lots)
+    member = Member(row.member_id, enrolled=day, tier=tier, tier_since=day, tier_until=until, points=points,
+                    lots=lots, growth=row.growth, stored_value=row.stored_value, bonus_value=row.bonus_value,
+                    status=row.status or "active",
+                    profile=Profile(birthday=birthday, source=row.source, content=row.content,
+                                    campaign=row.campaign, channel=row.channel))
+    book.members[member.member_id] = member
+    watch_new(book, member, day)
+    book.write(member, day, IMPORT_CAUSE, import_id, OPENING, points=points, growth=row.growth,
+               stored_value=row.stored_value, bonus_value=row.bonus_value, tier_from=-1, tier_to=tier,
+               status=member.status if member.status != "active" else "",
+               lots=tuple((lot.expires, lot.amount) for lot in lots))
+    if birthday:  # the next run schedules its birthday reminder
+        book.awake.add(member.member_id)
+    schedule(book, member)
+    return member
+
+
+def _checked(book: Book, row: Opening, day: Day) -> tuple[int, Day, list[Lot], str]:
+    """(tier, tier_until, lots in expiry order, birthday) of a valid row; RowRejectedError otherwise."""
+    if not row.member_id or len(row.member_id) > 100:
+        raise RowRejectedError("bad_member_id", "member_id: expected 1 to 100 characters")
+    for name in ("stored_value", "bonus_value", "growth"):
+        _amount(name, getattr(row, name))
+    if row.status and row.status not in _STATUSES:
+        raise RowRejectedError("bad_status", f"status: expected one of {', '.join(_STATUSES)}, got {row.status!r}")
+    try:
+        birthday = birthday_of(row.birthday)
+    except InvalidRequestError as error:
+        raise RowRejectedError("bad_birthday", str(error)) from None
+    tier = _tier(book, row)
+    return tier, _valid_until(book, row, tier, day), _lots(book, row.points, day), birthday
+
+
+def _amount(name: str, value: int) -> None:
+    if value < 0:
+        raise RowRejectedError("negative_amount", f"{name}: expected 0 or more, got {value}")
+    if value > LIMIT:
+        raise RowRejectedError("amount_too_large", f"{name}: at most {LIMIT:,}, got {value:,}")
+
+
+def _tier(book: Book, row: Opening) -> int:
+    names = book.programme.ladder.names
+    if not row.tier:
+        return book.programme.default_tier(row.channel)
+    if row.tier not in names:
+        raise RowRejectedError("unknown_tier", f"tier: expected one of {', '.join(names)}, got {row.tier!r}")
+    return names.index(row.tier)
+
+
+def _valid_until(book: Book, row: Opening, tier: int, day: Day) -> Day:
+    """The file's last valid day, or the tier's own validity from `day`; 0 (permanent) for the
+    lowest tier and for a permanent tier given no date."""
+    rule = book.programme.ladder.tiers[tier]
+    if not row.tier_valid_until:
+        return 0 if rule.permanent else valid_through(rule.validity, day)
+    if tier == 0:
+        raise RowRejectedError("bad_tier_valid_until", f"tier_valid_until: the lowest tier ({rule.name}) never ends")
+    until = _day("tier_valid_until", row.tier_valid_until, "bad_tier_valid_until")
+    if until < day:
+        raise RowRejectedError("bad_tier_valid_until", f"tier_valid_until: {row.tier_valid_until} is before the "
+                                                 f"business day {date.fromordinal(day).isoformat()}")
+    return until
+
+
+def _lots(book: Book, given: list[OpeningLot], day: Day) -> list[Lot]:
+    """Lots in expiry order, one per expiry date. Points that lapsed by the business day
+    (expiring at its 00:00 or before) cannot be imported."""
+    amounts: dict[Day, int] = {}
+    for lot in given:
+        _amount("points", lot.points)
+        if not lot.expires:
+            expires = book.programme.expiry.expires(day)
+        elif lot.expires == "never":
+            expires = NEVER
+        else:
+            expires = _day("points expires", lot.expires, "bad_expiry")
+        if expires <= day:
+            raise RowRejectedError("points_expired", f"points expiring {lot.expires or 'by the programme'} have lapsed "
+                                               f"by the business day {date.fromordinal(day).isoformat()}")
+        amounts[expires] = amounts.get(expires, 0) + lot.points
+    if sum(amounts.values()) > LIMIT:
+        raise RowRejectedError("amount_too_large", f"points: at most {LIMIT:,} in all")
+    return [Lot(expires, amount) for expires, amount in sorted(amounts.items()) if amount]
+
+
+def _day(name: str, text: str, reason: str) -> Day:
+    try:
+        if not _ISO_DATE.match(text):
+            raise ValueError(text)
+        found = parse_day(text)
+    except ValueError:
+        raise RowRejectedError(reason, f"{name}: expected a date as YYYY-MM-DD, got {text!r}") from None
+    if not 2000 <= date.fromordinal(found).year <= 2100:
+        raise RowRejectedError(reason, f"{name}: expected a date in the years 2000-2100, got {text!r}")
+    return found
