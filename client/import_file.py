@@ -5,7 +5,7 @@ row's values mean is the server's to check (engine/opening.py), so both files ge
 reasons for the same values."""
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
@@ -97,46 +97,55 @@ def _header(file: BinaryIO, path: Path) -> tuple[list[str], int]:
 
 
 def _csv_rows(file: BinaryIO, columns: list[str], offset: int, line: int) -> Iterator[Row]:
+    build = _builder(columns)
     width = len(columns)
+    member_at = columns.index("member_id")
     for raw in file:
         offset += len(raw)
         text = raw.decode("utf-8", "replace").rstrip("\r\n")
         if text.strip():
             values = next(csv.reader([text])) if '"' in text else text.split(",")
-            yield _csv_row(line, offset, dict(zip(columns, values, strict=False)), len(values), width)
+            member_id = values[member_at].strip() if len(values) > member_at else ""
+            if len(values) != width:
+                yield Row(line, offset, member_id, None, "malformed", f"expected {width} values, got {len(values)}")
+            else:
+                try:
+                    yield Row(line, offset, member_id, build(member_id, values))
+                except ValueError as error:
+                    yield Row(line, offset, member_id, None, "bad_number", str(error))
         line += 1
 
 
-def _csv_row(line: int, end: int, fields: dict[str, str], count: int, width: int) -> Row:
-    member_id = fields.get("member_id", "").strip()
-    if count != width:
-        return Row(line, end, member_id, None, "malformed", f"expected {width} values, got {count}")
-    try:
-        message = pb.OpeningBalance(
-            member=pb.EnrollRequest(member_id=member_id, **{k: fields[k].strip() for k in _PROFILE if k in fields}),
-            tier=fields.get("tier", "").strip(), tier_valid_until=fields.get("tier_valid_until", "").strip(),
-            status=fields.get("status", "").strip(), points=_lots(fields.get("points", "")),
-            **{k: _number(k, fields[k]) for k in _NUMBERS if k in fields})
-    except ValueError as error:
-        return Row(line, end, member_id, None, "bad_number", str(error))
-    return Row(line, end, member_id, message)
+def _builder(columns: list[str]) -> Callable[[str, list[str]], pb.OpeningBalance]:
+    """Makes a row's message from its values; the columns' places are worked out once per file."""
+    places = {name: index for index, name in enumerate(columns)}
+    profile = [(name, places[name]) for name in _PROFILE if name in places]
+    texts = [(name, places[name]) for name in ("tier", "tier_valid_until", "status") if name in places]
+    numbers = [(name, places[name]) for name in _NUMBERS if name in places]
+    points_at = places.get("points")
+
+    def build(member_id: str, values: list[str]) -> pb.OpeningBalance:
+        member = pb.EnrollRequest(member_id=member_id, **{name: values[i].strip() for name, i in profile})
+        return pb.OpeningBalance(
+            member=member, points=_lots(values[points_at]) if points_at is not None else (),
+            **{name: values[i].strip() for name, i in texts},
+            **{name: _number(name, values[i]) for name, i in numbers})
+    return build
 
 
 def _number(name: str, text: str) -> int:
-    text = text.strip()
-    if not text:
-        return 0
     try:
-        return int(text)
+        return int(text) if text else 0
     except ValueError:
-        raise ValueError(f"{name}: expected a whole number, got {text!r}") from None
+        raise ValueError(f"{name}: expected a whole number, got {text.strip()!r}") from None
 
 
 def _lots(text: str) -> list[pb.LotChange]:
     lots = []
-    for part in filter(None, (piece.strip() for piece in text.split(";"))):
+    for part in text.split(";"):
         amount, _, expires = part.partition("@")
-        lots.append(pb.LotChange(points=_number("points", amount), expires=expires.strip()))
+        if amount.strip():
+            lots.append(pb.LotChange(points=_number("points", amount), expires=expires.strip()))
     return lots
 
 

@@ -85,9 +85,7 @@ def open_member(book: Book, row: Opening, import_id: str, day: Day) -> Member:
                stored_value=row.stored_value, bonus_value=row.bonus_value, tier_from=-1, tier_to=tier,
                status=member.status if member.status != "active" else "",
                lots=tuple((lot.expires, lot.amount) for lot in lots))
-    if birthday:  # the next run schedules its birthday reminder
-        book.awake.add(member.member_id)
-    schedule(book, member)
+    schedule(book, member)  # woken for its first expiry, reminder or the end of its tier
     return member
 
 
@@ -160,12 +158,28 @@ def _lots(book: Book, given: list[OpeningLot], day: Day) -> list[Lot]:
 
 
 def _day(name: str, text: str, reason: str) -> Day:
+    found = _DAYS.get(text)
+    if found is None:
+        found = _parse(text)
+        if not found:
+            raise RowRejectedError(reason, f"{name}: expected a date as YYYY-MM-DD in the years 2000-2100, "
+                                           f"got {text!r}")
+        if len(_DAYS) > 100_000:
+            _DAYS.clear()
+        _DAYS[text] = found
+    return found
+
+
+_DAYS: dict[str, Day] = {}
+"""Dates already read: an import's rows name the same few expiry and validity dates over and over."""
+
+
+def _parse(text: str) -> Day:
+    """The day, or 0 when `text` is not an ISO date in the years 2000-2100."""
+    if not _ISO_DATE.match(text):
+        return 0
     try:
-        if not _ISO_DATE.match(text):
-            raise ValueError(text)
         found = parse_day(text)
     except ValueError:
-        raise RowRejectedError(reason, f"{name}: expected a date as YYYY-MM-DD, got {text!r}") from None
-    if not 2000 <= date.fromordinal(found).year <= 2100:
-        raise RowRejectedError(reason, f"{name}: expected a date in the years 2000-2100, got {text!r}")
-    return found
+        return 0
+    return found if 2000 <= date.fromordinal(found).year <= 2100 else 0

@@ -1,0 +1,174 @@
+"""`patron import` against a real server: rejected rows reported with their lines and reasons,
+imported members as the engine opens them, and an import that survives the importing client's
+and the server's `kill -9` with every row applied once."""
+
+import csv
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from cli.importing import ImportOptions, run_import
+from client.import_file import read_rows
+from engine.book import Book
+from engine.calendar import iso, parse_day
+from engine.opening import Opening, OpeningLot, open_member, opening_problem
+from engine.programme import Programme
+from engine.types import NEVER
+from engine.validation import load_rules
+from tests.conftest import EXAMPLE_RULES, TEST_DAY
+
+HEADER = "member_id,tier,tier_valid_until,points,stored_value,bonus_value,growth,status,channel,birthday\n"
+BAD = {  # line -> (row, reason)
+    3: ("b1,Platinum,,10,0,0,0,,,", "unknown_tier"),
+    5: ("b2,Gold,,-4,0,0,0,,,", "negative_amount"),
+    6: ("b3,Gold,2026-01-01,4,0,0,0,,,", "bad_tier_valid_until"),
+    8: ("ok0,Basic,,1,0,0,0,,,", "duplicate_member"),
+    9: ("b4,Basic,,x,0,0,0,,,", "bad_number"),
+    10: ("b5,Basic,,1,0,0", "malformed"),
+    11: ("b6,Basic,,5@2026-11-01,0,0,0,,,", "points_expired"),
+    12: ("b7,Basic,,,0,0,0,closed,,", "bad_status"),
+}
+
+
+def good_row(n: int) -> str:
+    tier = ("Basic", "Silver", "Gold")[n % 3]
+    until = "2027-03-31" if tier == "Gold" and n % 2 else ""
+    lots = f"{n % 700}@2027-01-01;{n % 90}@never" + (f";{n % 13}" if n % 5 == 0 else "")
+    status = "frozen" if n % 17 == 0 else ""
+    birthday = f"{n % 12 + 1:02d}-{n % 28 + 1:02d}" if n % 4 else ""
+    return f"ok{n},{tier},{until},{lots},{n * 7 % 10_000},{n % 300},{n * 3 % 5_000},{status},pos,{birthday}"
+
+
+def write_file(path: Path, good: int) -> Path:
+    """`good` valid rows, with the bad ones at their lines (line 1 is the header)."""
+    lines, n = [HEADER.strip()], 0
+    while len(lines) < 1 + good + len(BAD):
+        line = len(lines) + 1
+        if line in BAD:
+            lines.append(BAD[line][0])
+        else:
+            lines.append(good_row(n))
+            n += 1
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def expected_members(path: Path) -> dict[str, dict]:
+    """What the engine makes of the file's valid rows, opened on the test's business day."""
+    book = Book(Programme(load_rules(EXAMPLE_RULES.read_text())), today=parse_day(TEST_DAY))
+    for row in read_rows(path, "csv"):
+        if row.message is None or row.member_id in book.members:
+            continue
+        message = row.message
+        opening = Opening(member_id=row.member_id, tier=message.tier, tier_valid_until=message.tier_valid_until,
+                          points=[OpeningLot(lot.points, lot.expires) for lot in message.points],
+                          stored_value=message.stored_value, bonus_value=message.bonus_value,
+                          growth=message.growth, status=message.status, channel=message.member.channel,
+                          birthday=message.member.birthday)
+        if opening_problem(book, opening) is None:
+            open_member(book, opening, "expected", book.today)
+    names = book.programme.ladder.names
+    return {m.member_id: {"tier": names[m.tier], "tier_valid_until": iso(m.tier_until) if m.tier_until else "",
+                          "points": m.points, "growth": m.growth, "stored_value": m.stored_value,
+                          "bonus_value_minor": m.bonus_value, "status": m.status,
+                          "lots": [(iso(lot.expires) if lot.expires < NEVER else "never", lot.amount)
+                                   for lot in m.lots]}
+            for m in book.members.values()}
+
+
+def served_member(client, member_id: str) -> tuple[dict, list]:
+    member = client.member(member_id)
+    ledger = client.ledger(member_id)
+    lots = [(lot.expires, lot.points) for lot in ledger[0].lots] if ledger else []
+    return {"tier": member.tier, "tier_valid_until": member.tier_valid_until, "points": member.points,
+            "growth": member.growth, "stored_value": member.stored_value,
+            "bonus_value_minor": member.bonus_value_minor, "status": member.status, "lots": lots}, ledger
+
+
+def report_rows(path: Path) -> list[tuple[int, str]]:
+    with path.open() as file:
+        return [(int(row["line"]), row["reason"]) for row in csv.DictReader(file)]
+
+
+def test_an_import_reports_each_rejected_row_by_line_and_imports_the_rest_as_the_engine_would(
+        start_server, tmp_path):
+    from client import PatronClient
+
+    server = start_server(shards=2)
+    source = write_file(tmp_path / "members.csv", good=60)
+    client = PatronClient(server.address, timeout=60)
+    state = run_import(client, ImportOptions(file=source, chunk=25), say=lambda text: None)
+    assert report_rows(tmp_path / "members.csv.rejected.csv") == [(line, BAD[line][1]) for line in sorted(BAD)]
+    assert (state.rows, state.imported, state.imported_before) == (60 + len(BAD), 60, 0)
+    assert state.rejected == {reason: 1 for _, reason in BAD.values()}
+    expected = expected_members(source)
+    for member_id in ("ok0", "ok5", "ok17", "ok31", "ok59"):
+        served, ledger = served_member(client, member_id)
+        assert served == expected[member_id]
+        assert [(e.kind, e.cause, e.ref) for e in ledger] == [("opening", "import", state.import_id)]
+    again = run_import(client, ImportOptions(file=source, restart=True, import_id="another"), say=lambda text: None)
+    assert (again.imported, again.imported_before, again.rejected["already_imported"]) == (0, 0, 60)
+
+
+def _patron_import(address: str, source: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "cli.main", "import", str(source), "--address", address,
+                             "--chunk", "50", "--in-flight", "2", *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_progress(progress: Path, rows: int, importer: subprocess.Popen, timeout: float = 120) -> int:
+    """Rows the progress file vouches for, once at least `rows` (the importer still running)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if progress.exists():
+            done = msgspec.json.decode(progress.read_bytes())["rows"]
+            if done >= rows:
+                return done
+        if importer.poll() is not None:
+            pytest.fail(f"the import ended before it could be killed: {importer.communicate()}")
+        time.sleep(0.02)
+    pytest.fail("the import made no progress")
+
+
+def test_an_import_killed_with_its_client_and_then_its_server_resumes_and_applies_every_row_once(
+        serve_process, tmp_path):
+    source = write_file(tmp_path / "members.csv", good=3_000)
+    progress = tmp_path / "members.csv.import-progress"
+    data = tmp_path / "data"
+    server = serve_process(data, "--shards", "2", rules=EXAMPLE_RULES)
+
+    first = _patron_import(server.address, source)  # the importing client dies mid-way
+    _wait_for_progress(progress, 400, first)
+    first.send_signal(signal.SIGKILL)
+    first.communicate(timeout=30)
+
+    second = _patron_import(server.address, source)  # then the server, with chunks in flight
+    settled = msgspec.json.decode(progress.read_bytes())["rows"]
+    _wait_for_progress(progress, settled + 400, second)
+    server.kill()
+    failure = second.communicate(timeout=120)[1]
+    assert second.returncode == 1
+    assert "patron:" in failure
+
+    server = serve_process(data, rules=EXAMPLE_RULES)
+    last = subprocess.run([sys.executable, "-m", "cli.main", "import", str(source), "--address", server.address],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert last.returncode == 3, last.stderr
+    state = msgspec.json.decode(progress.read_bytes())
+    assert state["finished"]
+    assert state["rows"] == 3_000 + len(BAD)
+    assert state["imported"] + state["imported_before"] == 3_000
+    assert report_rows(tmp_path / "members.csv.rejected.csv") == [(line, BAD[line][1]) for line in sorted(BAD)]
+
+    client = server.client()
+    expected = expected_members(source)
+    assert sum(shard.members for shard in client.status().shards) == len(expected)
+    for member_id, want in expected.items():
+        served, ledger = served_member(client, member_id)
+        assert served == want, member_id
+        assert [entry.kind for entry in ledger] == ["opening"], member_id
