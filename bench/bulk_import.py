@@ -50,6 +50,6 @@ def run(settings: Settings) -> Result:
             ("failed", f"{failed:,}" + (f" ({errors[0]})" if errors else "")),
             *common_rows(common, "members")]
     parameters = settings.parameters(members=members, calls_in_flight_per_client=WINDOW)
-    chart = Chart(f"import: {members:,} members by EnrollBatch ({parts} clients × {WINDOW} in flight)", timeline,
+    chart = Chart(f"enroll: {members:,} members by EnrollBatch ({parts} clients × {WINDOW} in flight)", timeline,
                   unit="members/s", latency_label="EnrollBatch call latency (ms)")
-    return Result("import", fields, parameters, rows, chart, ok=failed == 0)
+    return Result("enroll", fields, parameters, rows, chart, ok=failed == 0)

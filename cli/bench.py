@@ -12,7 +12,9 @@ SCENARIOS = {
     "core": ("bench.core", "replay speed per core, and end-to-end ÷ (cores × core speed)"),
     "midnight": ("bench.midnight", "the midnight job over --members members while ingesting"),
     "recovery": ("bench.recovery", "kill -9 while ingesting: seconds to SERVING, nothing acknowledged lost"),
-    "import": ("bench.bulk_import", "bulk enrollment of --members members by concurrent EnrollBatch calls"),
+    "import": ("bench.opening_import", "patron import of --members members with opening balances: members/s, "
+                                       "CPU per member"),
+    "enroll": ("bench.bulk_import", "bulk enrollment of --members members by concurrent EnrollBatch calls"),
     "crash": ("bench.crash", "kill -9 of the server and of shard actors while streaming (20 kills): equal to replay"),
     "overload": ("bench.overload", "more SubmitBatch calls in flight than the shards queue: how soon refusals come"),
     "soak": ("bench.soak", "open loop at 70% of the sustained rate for 10 minutes: memory and p99 stay flat"),
@@ -40,7 +42,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        help="closed loop: unanswered batches per client (overload: 100 unless given)")
     bench.add_argument("--transactions", type=int, default=0, help="ingest, core, recovery: stream length")
     bench.add_argument("--members", type=int, default=0,
-                       help="midnight, import: members to load or enroll; ingest, core: the stream's members")
+                       help="midnight, import, enroll: members to load, import or enroll; "
+                            "ingest, core: the stream's members")
     bench.add_argument("--rate", type=float, default=0,
                        help="latency: offered transactions/s (100,000); soak: default 70%% of the sustained rate")
     bench.add_argument("--seconds", type=float, default=0, help="latency, soak, overload: how long the schedule runs")
