@@ -161,7 +161,7 @@ def _json_row(line: int, end: int, raw: bytes) -> Row:
     try:
         row = _decode_line(raw)
     except msgspec.ValidationError as error:
-        return Row(line, end, "", None, "bad_field", str(error))
+        return Row(line, end, _member_of(raw), None, "bad_field", str(error))
     except msgspec.DecodeError as error:
         return Row(line, end, "", None, "malformed", f"not a JSON object: {error}")
     try:
@@ -174,3 +174,10 @@ def _json_row(line: int, end: int, raw: bytes) -> Row:
     except ValueError as error:  # a number beyond 64 bits
         return Row(line, end, row.member_id, None, "bad_number", str(error))
     return Row(line, end, row.member_id, message)
+
+
+def _member_of(raw: bytes) -> str:
+    """The member id of a line whose other fields are wrong, for the report; empty when there is none."""
+    found = msgspec.json.decode(raw)
+    member_id = found.get("member_id") if isinstance(found, dict) else ""
+    return member_id if isinstance(member_id, str) else ""

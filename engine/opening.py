@@ -93,16 +93,27 @@ def _checked(book: Book, row: Opening, day: Day) -> tuple[int, Day, list[Lot], s
     """(tier, tier_until, lots in expiry order, birthday) of a valid row; RowRejectedError otherwise."""
     if not row.member_id or len(row.member_id) > 100:
         raise RowRejectedError("bad_member_id", "member_id: expected 1 to 100 characters")
-    for name in ("stored_value", "bonus_value", "growth"):
-        _amount(name, getattr(row, name))
+    if not 0 <= min(row.stored_value, row.bonus_value, row.growth) <= max(
+            row.stored_value, row.bonus_value, row.growth) <= LIMIT:
+        for name in ("stored_value", "bonus_value", "growth"):
+            _amount(name, getattr(row, name))
     if row.status and row.status not in _STATUSES:
         raise RowRejectedError("bad_status", f"status: expected one of {', '.join(_STATUSES)}, got {row.status!r}")
-    try:
-        birthday = birthday_of(row.birthday)
-    except InvalidRequestError as error:
-        raise RowRejectedError("bad_birthday", str(error)) from None
     tier = _tier(book, row)
-    return tier, _valid_until(book, row, tier, day), _lots(book, row.points, day), birthday
+    return tier, _valid_until(book, row, tier, day), _lots(book, row.points, day), _birthday(row.birthday)
+
+
+def _birthday(text: str) -> str:
+    birthday = _BIRTHDAYS.get(text)
+    if birthday is None:
+        try:
+            birthday = birthday_of(text)
+        except InvalidRequestError as error:
+            raise RowRejectedError("bad_birthday", str(error)) from None
+        if len(_BIRTHDAYS) > 100_000:
+            _BIRTHDAYS.clear()
+        _BIRTHDAYS[text] = birthday
+    return birthday
 
 
 def _amount(name: str, value: int) -> None:
@@ -170,6 +181,8 @@ def _day(name: str, text: str, reason: str) -> Day:
     return found
 
 
+_BIRTHDAYS: dict[str, str] = {}
+"""Birthdays already read, as given and as kept (MM-DD): at most a few hundred spellings."""
 _DAYS: dict[str, Day] = {}
 """Dates already read: an import's rows name the same few expiry and validity dates over and over."""
 

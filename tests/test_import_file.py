@@ -1,0 +1,49 @@
+"""Reading import files: rows with their lines and the offsets a resumed import starts from,
+and the reasons of rows that cannot be read."""
+
+import pytest
+
+from client.import_file import read_rows
+from engine.errors import PatronError
+
+
+def lots(row) -> list[tuple[int, str]]:
+    return [(lot.points, lot.expires) for lot in row.message.points]
+
+
+def test_csv_rows_come_with_their_lines_values_and_the_offset_after_them(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text('growth,member_id,points,channel\n7,a,"10@2027-01-01;5@never;3",pos\n\n8,b,,"web, app"\n')
+    first, second = read_rows(path, "csv")
+    assert (first.line, first.member_id, first.message.growth, first.message.member.channel) == (2, "a", 7, "pos")
+    assert lots(first) == [(10, "2027-01-01"), (5, "never"), (3, "")]
+    assert (second.line, second.member_id, lots(second), second.message.member.channel) == (4, "b", [], "web, app")
+    assert second.end == path.stat().st_size
+    [resumed] = read_rows(path, "csv", start=first.end, first_line=first.line + 1)
+    assert resumed == second
+
+
+def test_csv_rows_that_cannot_be_read_say_why_and_the_rest_are_read(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text("member_id,stored_value,points\na,1x,1\nb,1\nc,2,5@2027-01-01\n")
+    rows = [(row.line, row.member_id, row.reason) for row in read_rows(path, "csv")]
+    assert rows == [(2, "a", "bad_number"), (3, "b", "malformed"), (4, "c", "")]
+
+
+@pytest.mark.parametrize("header", ["id,points", "member_id,points,colour", "member_id,member_id", ""])
+def test_a_csv_header_without_member_id_or_with_unknown_columns_stops_the_import(tmp_path, header):
+    path = tmp_path / "m.csv"
+    path.write_text(header + "\n")
+    with pytest.raises(PatronError, match="line 1 must name the columns, member_id among them"):
+        list(read_rows(path, "csv"))
+
+
+def test_json_lines_take_points_as_a_number_or_as_lots_and_refuse_unknown_keys(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"member_id": "a", "points": 40, "tier": "Gold"}\n'
+                    '{"member_id": "b", "points": [{"points": 3, "expires": "never"}]}\n'
+                    '{"member_id": "c", "colour": "red"}\n[1, 2]\n{"member_id": "d", "growth": "many"}\n')
+    rows = list(read_rows(path, "jsonl"))
+    assert (lots(rows[0]), rows[0].message.tier, lots(rows[1])) == ([(40, "")], "Gold", [(3, "never")])
+    assert [(row.line, row.member_id, row.reason) for row in rows[2:]] == [
+        (3, "c", "bad_field"), (4, "", "bad_field"), (5, "d", "bad_field")]
