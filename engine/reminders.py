@@ -58,13 +58,24 @@ def next_reminder(book: Book, member: Member, after: Day) -> Day:
     notify = book.programme.rules.notify
     days = []
     if notify.expiring_days:
-        sent = member.reminded
-        days += [max(item.expires - notify.expiring_days, after + 1) for item in expiring(member)
-                 if item.expires > after + 1 and item.key not in sent]
+        sent, ahead, first = member.reminded, notify.expiring_days, after + 1
+        if sent:
+            days += [max(item.expires - ahead, first) for item in expiring(member)
+                     if item.expires > first and item.key not in sent]
+        else:  # nothing announced yet, so only the dates matter: no keys or details to make
+            days += [max(expires - ahead, first) for expires in _expiry_days(member) if expires > first]
     before = notify.birthday_days_before
     if before and member.profile.birthday:
         days.append(birthday_reminder_day(member.profile.birthday, after, before))
     return min(days, default=0)
+
+
+def _expiry_days(member: Member) -> list[Day]:
+    """The days at whose 00:00 something of the member's lapses: `expiring`'s dates alone."""
+    days = [lot.expires for lot in member.lots if lot.expires < NEVER]
+    if member.coupons:
+        days += [c.valid_to + 1 for c in member.coupons if c.status == "unused"]
+    return days
 
 
 def birthday_reminder_day(birthday: str, after: Day, days_before: int) -> Day:
