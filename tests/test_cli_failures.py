@@ -38,6 +38,7 @@ REMOTE = {
     "send --transactions": ["send", "--transactions", "{transactions}"],
     "rules publish": ["rules", "publish", str(EXAMPLE_RULES)],
     "events tail": ["events", "tail"],
+    "import": ["import", "{members}", "--progress", "{members}.progress"],
 }
 
 
@@ -78,7 +79,9 @@ def test_every_command_against_a_server_that_is_down_says_so_in_one_line(name, t
     transactions.write_text('{"txn_id": "t1", "member_id": "M1", "occurred_at_ms": 1, "kind": "purchase"}\n')
     basket = tmp_path / "basket.json"
     basket.write_text('[{"sku": "SKU-1", "paid_minor": 1000}]')
-    args = [word.format(transactions=transactions, basket=basket) for word in REMOTE[name]]
+    members = tmp_path / "members.csv"
+    members.write_text("member_id,points\nM1,10\n")
+    args = [word.format(transactions=transactions, basket=basket, members=members) for word in REMOTE[name]]
     assert_one_clear_line(patron(*args, "--address", DOWN), f"cannot reach patron at {DOWN}", "patron serve")
 
 
@@ -93,11 +96,16 @@ def test_every_command_against_a_server_that_is_down_says_so_in_one_line(name, t
     (["member", "quote", "M1", "--basket", "{tmp}/bad.json"], ["bad.json", "not JSON"]),
     (["member", "quote", "M1", "--basket", "{tmp}/odd.json"], ["odd.json", "unknown field 'price'"]),
     (["member", "quote", "M1", "--basket", "{tmp}/typed.json"], ["typed.json"]),
+    (["import", "/no/such/members.csv"], ["/no/such/members.csv", "No such file"]),
+    (["import", "{tmp}/header.csv"], ["header.csv", "line 1 must name the columns, member_id among them"]),
+    (["import", "{tmp}/members.txt"], ["members.txt", "--format csv or --format jsonl"]),
 ])
 def test_bad_local_input_is_one_line_too(args, words, tmp_path):
     (tmp_path / "bad.json").write_text("[{")
     (tmp_path / "odd.json").write_text('[{"sku": "S", "price": 5}]')
     (tmp_path / "typed.json").write_text('{"lines": [{"sku": "S", "paid_minor": "a lot"}]}')
+    (tmp_path / "header.csv").write_text("id,points\nM1,10\n")
+    (tmp_path / "members.txt").write_text("member_id\nM1\n")
     assert_one_clear_line(patron(*[arg.format(tmp=tmp_path) for arg in args]), *words)
 
 
