@@ -57,6 +57,8 @@ class TierLadder:
                     if t.extension and t.extension.metric == "single_purchase"]
         self.single_minimum = min(singles) if singles else None
         self.keep_days = max([longest_days(t.window) for t in upper if not t.window.endless], default=0)
+        self.above = [tuple(self.tiers[:index:-1]) for index in range(len(self.tiers))]
+        """Per tier, the tiers above it, highest first: what a transaction may move a member up to."""
         self.paid_skus = {t.paid_upgrade_sku: i for i, t in enumerate(rules.tiers) if t.paid_upgrade_sku}
 
     def also_keep(self, metrics: frozenset[str], days: int) -> None:

@@ -14,8 +14,8 @@ from engine.types import Day, MemberId
 
 __all__ = ["WindowSums"]
 
-_MOST_ENTRIES = 300_000
-"""Sums kept (about 150 bytes each) before all are dropped and derived again on use."""
+_MOST_MEMBERS = 200_000
+"""Members whose sums are kept (about 250 bytes each) before all are dropped and derived again on use."""
 
 
 class _Window:
@@ -35,7 +35,7 @@ class _Window:
 
 
 class WindowSums:
-    """Invariant: an entry `[days, as_of, start, total]` for (member, window) has `total` equal to
+    """Invariant: an entry `[days, as_of, start, total]` for a member and window has `total` equal to
     the sum of `days` over [start, as_of], as long as `days` is the member's current dict for the
     window's metric and every change to it goes through `added` and `pruned`. An entry whose dict
     was replaced (a member reloaded, a metric dropped) is derived afresh."""
@@ -43,7 +43,8 @@ class WindowSums:
     def __init__(self) -> None:
         self.windows: list[_Window] = []
         self._by_metric: dict[str, tuple[int, ...]] = {}
-        self._entries: dict[tuple[MemberId, int], list] = {}
+        self._entries: dict[MemberId, list[list | None]] = {}
+        """Per member, an entry or None per slot: one lookup finds all of a member's sums."""
 
     def slot(self, metric: str, period: Period) -> int:
         """The number by which conditions on one metric over one window ask for its sum."""
@@ -51,6 +52,7 @@ class WindowSums:
             if window.metric == metric and window.period == period:
                 return index
         self.windows.append(_Window(metric, period))
+        self._entries.clear()  # sized to the slots there were
         index = len(self.windows) - 1
         self._by_metric[metric] = (*self._by_metric.get(metric, ()), index)
         return index
@@ -64,8 +66,8 @@ class WindowSums:
         days = member.windows.get(window.metric)
         if not days:
             return 0
-        key = (member.member_id, slot)
-        entry = self._entries.get(key)
+        mine = self._entries.get(member.member_id)
+        entry = None if mine is None else mine[slot]
         if entry is not None and entry[0] is days:
             if entry[1] == as_of:
                 return entry[3]
@@ -80,17 +82,20 @@ class WindowSums:
         for day, amount in days.items():
             if start <= day <= as_of:
                 total += amount
-        if len(self._entries) > _MOST_ENTRIES:
-            self._entries.clear()
-        self._entries[key] = [days, as_of, start, total]
+        if mine is None:
+            if len(self._entries) > _MOST_MEMBERS:
+                self._entries.clear()
+            mine = self._entries[member.member_id] = [None] * len(self.windows)
+        mine[slot] = [days, as_of, start, total]
         return total
 
     def added(self, member: Member, metric: str, days: dict[Day, int], day: Day, amount: int) -> None:
         """`amount` was just added to `days[day]`, the member's dict for `metric`."""
-        entries = self._entries
-        member_id = member.member_id
+        mine = self._entries.get(member.member_id)
+        if mine is None:
+            return
         for slot in self._by_metric.get(metric, ()):
-            entry = entries.get((member_id, slot))
+            entry = mine[slot]
             if entry is not None and entry[0] is days and entry[2] <= day <= entry[1]:
                 entry[3] += amount
 
