@@ -58,9 +58,12 @@ class TagRules:
         if rule.window.endless:
             return None
         start = self.sums.start(rule.slot, as_of)
-        days = [day for day, amount in member.windows.get(_METRIC[rule.condition], {}).items()
-                if start <= day <= as_of and amount]
-        return min(days, default=None)
+        days = member.windows.get(_METRIC[rule.condition], {})
+        get = days.get
+        for day in range(start, min(as_of + 1, start + len(days))):  # found early by a regular: no scan
+            if get(day):
+                return day
+        return min((day for day, amount in days.items() if start <= day <= as_of and amount), default=None)
 
     def _holds(self, member: Member, rule: TagRule, as_of: Day) -> bool:
         if rule.condition == "recency_days":

@@ -72,9 +72,8 @@ class WindowSums:
             if entry[1] == as_of:
                 return entry[3]
             start = window.start(as_of)
-            if abs(as_of - entry[1]) + abs(start - entry[2]) < len(days):
-                entry[3] += _between(days, entry[1] + 1, as_of + 1) - _between(days, entry[2], start)
-                entry[1], entry[2] = as_of, start
+            if abs(as_of - entry[1]) + abs(start - entry[2]) < len(days):  # fewer days to probe than to add
+                entry[3] = _slid(days, entry, as_of, start)
                 return entry[3]
         else:
             start = window.start(as_of)
@@ -104,9 +103,22 @@ class WindowSums:
         self.added(member, metric, days, day, -amount)
 
 
+def _slid(days: dict[Day, int], entry: list, as_of: Day, start: Day) -> int:
+    """The entry's total moved to [start, as_of]: plus the days that came in at the end, minus
+    those that left at the start (either may move back: a quote or a report asks about the past)."""
+    total = entry[3] + _between(days, entry[1] + 1, as_of + 1) - _between(days, entry[2], start)
+    entry[1], entry[2] = as_of, start
+    return total
+
+
 def _between(days: dict[Day, int], first: Day, end: Day) -> int:
     """The sum of `days` from `first` up to, not including, `end`; negated when `end` comes first."""
+    if end == first:
+        return 0
     if end < first:
         return -_between(days, end, first)
     get = days.get
-    return sum([get(day, 0) for day in range(first, end)])
+    total = 0
+    for day in range(first, end):
+        total += get(day, 0)
+    return total
