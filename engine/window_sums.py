@@ -98,6 +98,11 @@ class WindowSums:
             if entry is not None and entry[0] is days and entry[2] <= day <= entry[1]:
                 entry[3] += amount
 
+    def forget(self, member_id: MemberId) -> None:
+        """Drop a member's sums (a member put back as storage has it, or let go from memory):
+        they hold its day dicts, and would only be derived afresh anyway."""
+        self._entries.pop(member_id, None)
+
     def pruned(self, member: Member, metric: str, days: dict[Day, int], day: Day, amount: int) -> None:
         """`day`, which held `amount`, was just removed from `days`."""
         self.added(member, metric, days, day, -amount)
