@@ -54,13 +54,11 @@ class LineFilter:
         """None when every line earns: the purchase loop then asks nothing."""
 
     def _test(self) -> LineTest | None:
-        """The blacklist's sets are checked here, not through its matcher: one call per line."""
         refuse_promotional, refuse_discounted = not self.promotional, not self.discounted
         refuse_no_barcode = not self.no_barcode
-        black = self.blacklist
-        skus, product_ids, categories, names = black.sku, black.product_id, black.category, black.names
+        black = None if self.blacklist.empty else self.blacklist.matches
         white = None if self.whitelist.empty else self.whitelist.matches
-        if not (refuse_promotional or refuse_discounted or refuse_no_barcode or white) and black.empty:
+        if not (refuse_promotional or refuse_discounted or refuse_no_barcode or black or white):
             return None
 
         def earns(line: LineItem) -> bool:
@@ -68,16 +66,9 @@ class LineFilter:
                 return False
             if refuse_discounted and line.member_discounted:
                 return False
-            sku = line.sku
-            if refuse_no_barcode and not sku:
+            if refuse_no_barcode and not line.sku:
                 return False
-            if (skus and sku in skus) or (product_ids and line.product_id in product_ids) or (
-                    categories and line.category in categories):
+            if black is not None and black(line):
                 return False
-            if names:
-                name = line.name.casefold()
-                for piece in names:
-                    if piece in name:
-                        return False
             return white is None or white(line)
         return earns
