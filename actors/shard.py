@@ -542,6 +542,7 @@ class Shard:
         self.book.take_changes()
         self.book.take_notices()
         for member_id in set(member_ids):
+            self.book.programme.ladder.sums.forget(member_id)
             stored = self.store.member(member_id)
             self.book.count_tags(_all_tags(self.book.members.get(member_id)), _all_tags(stored))
             if stored is None:

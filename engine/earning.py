@@ -35,17 +35,14 @@ def value_purchase(programme: Programme, member: Member, txn: Transaction, day: 
     claimed = unclaimed = eligible = paid = 0
     claims: dict[int, int] | None = None
     if txn.lines:
-        known = programme.lines.known
-        for line in txn.lines:
+        earns, claim_of = programme.lines.earns, programme.lines.claim  # None: nothing to ask
+        for line in txn.lines:  # the hottest loop in patron
             amount = line.paid_minor
             paid += amount
-            key = (line.sku, line.product_id, line.category, line.name, line.promotional,
-                   line.member_discounted)  # built inline: this loop is the hottest in patron
-            answer = known.get(key) or programme.lines.classify(key, line)
-            earns, claim = answer
-            if not earns:
+            if earns is not None and not earns(line):
                 continue
             eligible += amount
+            claim = None if claim_of is None else claim_of(line)
             if claim is None:
                 unclaimed += amount
             else:

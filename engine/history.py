@@ -26,7 +26,14 @@ class RecentHistory:
         self._days: dict[Day, dict[MemberId, list[TxnId]]] = {}
 
     def remember(self, member_id: MemberId, day: Day, txn_id: TxnId) -> None:
-        self._days.setdefault(day, {}).setdefault(member_id, []).append(txn_id)
+        members = self._days.get(day)  # not setdefault: its default would be a new dict and list per call
+        if members is None:
+            members = self._days[day] = {}
+        ids = members.get(member_id)
+        if ids is None:
+            members[member_id] = [txn_id]
+        else:
+            ids.append(txn_id)
 
     def transactions_on(self, member_id: MemberId, day: Day) -> list[TxnId]:
         return list(self._days.get(day, {}).get(member_id, ()))

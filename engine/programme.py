@@ -37,7 +37,7 @@ class Programme:
         self.max_lateness = rules.max_lateness_days
         self.anomaly = AnomalyRule(rules.anomaly, keep_days=self.max_lateness + 1)
         self.ladder = TierLadder(rules)
-        self.tags = TagRules(rules.tags)
+        self.tags = TagRules(rules.tags, self.ladder.sums)
         self.ladder.also_keep(self.tags.window_metrics, self.tags.keep_days)
         self.allow_negative = rules.allow_negative_points
         self.enrolls_unknown = rules.unknown_member == "enroll"

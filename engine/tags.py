@@ -1,5 +1,7 @@
 """Computed tags (docs/rules.md, [[tags]]): what each condition means, and when it could next change for a member."""
 
+import functools
+
 from msgspec import Struct
 
 from engine.calendar import add_months
@@ -8,6 +10,7 @@ from engine.members import Member
 from engine.periods import Period, longest_days, parse_window, window_start
 from engine.rules import Tag
 from engine.types import Day
+from engine.window_sums import WindowSums
 
 __all__ = ["TagRule", "TagRules"]
 
@@ -18,13 +21,16 @@ class TagRule(Struct, frozen=True):
     """`recency_days`, `purchases` or `spend_minor`."""
     amount: int
     window: Period
+    slot: int = -1
+    """Its window's place in the ladder's window sums; -1 for a lifetime window or recency."""
 
 
 class TagRules:
     """The programme's computed tags, and what members must keep for them."""
 
-    def __init__(self, tags: list[Tag]) -> None:
-        self.rules = [_compiled(tag) for tag in tags]
+    def __init__(self, tags: list[Tag], sums: WindowSums) -> None:
+        self.sums = sums
+        self.rules = [_compiled(tag, sums) for tag in tags]
         self.names = frozenset(rule.name for rule in self.rules)
         windowed = [r for r in self.rules if r.condition != "recency_days"]
         self.window_metrics = frozenset(_METRIC[r.condition] for r in windowed)
@@ -43,10 +49,21 @@ class TagRules:
                 if rule.name not in held:
                     days.append(_last_activity(member) + rule.amount + 1)
             elif rule.name in held:
-                oldest = _oldest_in_window(member, rule, as_of)
+                oldest = self._oldest_in_window(member, rule, as_of)
                 if oldest is not None:
                     days.append(_leaves_window(rule.window, oldest) + 1)
         return min(days, default=0)
+
+    def _oldest_in_window(self, member: Member, rule: TagRule, as_of: Day) -> Day | None:
+        if rule.window.endless:
+            return None
+        start = self.sums.start(rule.slot, as_of)
+        days = member.windows.get(_METRIC[rule.condition], {})
+        get = days.get
+        for day in range(start, min(as_of + 1, start + len(days))):  # found early by a regular: no scan
+            if get(day):
+                return day
+        return min((day for day, amount in days.items() if start <= day <= as_of and amount), default=None)
 
     def _holds(self, member: Member, rule: TagRule, as_of: Day) -> bool:
         if rule.condition == "recency_days":
@@ -54,20 +71,20 @@ class TagRules:
         if rule.window.endless:
             total = member.total_spend if rule.condition == "spend_minor" else member.purchases
             return total >= rule.amount
-        start = window_start(rule.window, as_of)
-        days = member.windows.get(_METRIC[rule.condition], {})
-        return sum(amount for day, amount in days.items() if start <= day <= as_of) >= rule.amount
+        return self.sums.total(member, rule.slot, as_of) >= rule.amount
 
 
 _METRIC = {"purchases": "purchases", "spend_minor": "spend"}
 
 
-def _compiled(tag: Tag) -> TagRule:
+def _compiled(tag: Tag, sums: WindowSums) -> TagRule:
     for condition in ("recency_days", "purchases", "spend_minor"):
         amount = getattr(tag, condition)
         if amount is not None:  # validation makes sure exactly one is given
             window = parse_window(tag.window or "lifetime") or Period("lifetime")
-            return TagRule(tag.name, condition, amount, window)
+            windowed = condition != "recency_days" and not window.endless
+            slot = sums.slot(_METRIC[condition], window) if windowed else -1
+            return TagRule(tag.name, condition, amount, window, slot)
     raise InvalidRequestError(f"tag {tag.name!r}: no condition")
 
 
@@ -76,15 +93,9 @@ def _last_activity(member: Member) -> Day:
     return max(member.last_purchase, member.enrolled)
 
 
-def _oldest_in_window(member: Member, rule: TagRule, as_of: Day) -> Day | None:
-    if rule.window.endless:
-        return None
-    start = window_start(rule.window, as_of)
-    days = [day for day, amount in member.windows.get(_METRIC[rule.condition], {}).items()
-            if start <= day <= as_of and amount]
-    return min(days, default=None)
 
 
+@functools.lru_cache(maxsize=8_192)  # stepping through months is slow; members share their days
 def _leaves_window(window: Period, day: Day) -> Day:
     """The first as-of date whose window no longer covers `day`."""
     if window.unit == "days":

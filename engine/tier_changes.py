@@ -55,7 +55,7 @@ def tier_after_transaction(book: Book, member: Member, day: Day, ref: str, lower
     if ladder.on_change == "batch":
         return
     as_of = max(day, book.today)
-    for rule in ladder.tiers[: member.tier : -1]:
+    for rule in ladder.above[member.tier]:
         if not ladder.holds(member, rule, as_of):
             continue
         if not rule.next_day:

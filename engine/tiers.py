@@ -4,6 +4,7 @@ from engine.members import Member
 from engine.periods import Period, longest_days, parse_validity, parse_window, window_start
 from engine.rules import Rules, Tier
 from engine.types import Day
+from engine.window_sums import WindowSums
 
 __all__ = ["TierLadder", "TierRule", "reset_since"]
 
@@ -28,16 +29,8 @@ class TierRule:
         cumulative = self.metric != "single_purchase"
         self.permanent = index == 0 or self.validity.endless or (self.window.endless and cumulative)
         self.resets_growth = resets_growth and self.metric == "growth"
-        self._starts: dict[Day, Day] = {}
-
-    def window_start(self, as_of: Day) -> Day:
-        """Remembered: month arithmetic is slow and a batch asks about the same few days."""
-        start = self._starts.get(as_of)
-        if start is None:
-            if len(self._starts) > 4_096:
-                self._starts.clear()
-            start = self._starts[as_of] = window_start(self.window, as_of)
-        return start
+        self.slot = -1
+        """Its window's place in the ladder's `sums`; -1 for a lifetime window."""
 
 
 class TierLadder:
@@ -52,6 +45,11 @@ class TierLadder:
         self.on_expiry = policy.on_expiry
         self.periodic = policy.periodic
         upper = self.tiers[1:]
+        self.sums = WindowSums()
+        """Kept current for every windowed condition, tags' too (`also_keep`)."""
+        for tier in self.tiers:
+            if not tier.window.endless:
+                tier.slot = self.sums.slot(tier.metric, tier.window)
         self.window_metrics = frozenset(t.metric for t in upper
                                         if not t.window.endless and t.metric != "single_purchase")
         singles = [t.threshold for t in upper if t.metric == "single_purchase"]
@@ -59,6 +57,8 @@ class TierLadder:
                     if t.extension and t.extension.metric == "single_purchase"]
         self.single_minimum = min(singles) if singles else None
         self.keep_days = max([longest_days(t.window) for t in upper if not t.window.endless], default=0)
+        self.above = [tuple(self.tiers[:index:-1]) for index in range(len(self.tiers))]
+        """Per tier, the tiers above it, highest first: what a transaction may move a member up to."""
         self.paid_skus = {t.paid_upgrade_sku: i for i, t in enumerate(rules.tiers) if t.paid_upgrade_sku}
 
     def also_keep(self, metrics: frozenset[str], days: int) -> None:
@@ -78,8 +78,9 @@ class TierLadder:
         if day not in days:
             horizon = day - self.keep_days
             for old in [d for d in days if d < horizon]:
-                del days[old]
+                self.sums.pruned(member, metric, days, old, days.pop(old))
         days[day] = days.get(day, 0) + amount
+        self.sums.added(member, metric, days, day, amount)
 
     def record_single(self, member: Member, day: Day, eligible: int, txn_id: str) -> None:
         if self.single_minimum is None or eligible < self.single_minimum:
@@ -95,21 +96,13 @@ class TierLadder:
             return best[1] if best else 0
         if rule.window.endless:
             return getattr(member, _LIFETIME_FIELD[rule.metric])
-        days = member.windows.get(rule.metric)
-        if not days:
-            return 0
-        start = rule.window_start(as_of)
-        total = 0
-        for day, amount in days.items():
-            if start <= day <= as_of:
-                total += amount
-        return total
+        return self.sums.total(member, rule.slot, as_of)
 
     def holds(self, member: Member, rule: TierRule, as_of: Day) -> bool:
         return self.value(member, rule, as_of) >= rule.threshold
 
     def _best_single(self, member: Member, rule: TierRule, as_of: Day) -> list | None:
-        start = rule.window_start(as_of)
+        start = window_start(rule.window, as_of) if rule.slot < 0 else self.sums.start(rule.slot, as_of)
         fitting = [s for s in member.singles if start <= s[0] <= as_of]
         return max(fitting, key=lambda s: s[1]) if fitting else None
 

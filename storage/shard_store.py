@@ -292,6 +292,8 @@ class BatchWriter:
         self.dbs = store.dbs
         self.txn = store.env.begin(write=True)
         self._index: dict[tuple[str, str], TxnRecord] = {}
+        self._keys: dict[tuple[str, str], bytes] = {}
+        """Index keys made for lookups, used again at commit (most transactions are looked up first)."""
         self._members: dict[str, Member] = {}
         self._entries: list[LedgerEntry] = []
 
@@ -300,7 +302,8 @@ class BatchWriter:
         found = self._index.get(key)
         if found is not None:
             return found
-        raw = self.txn.get(txn_key(*key), db=self.dbs["txn_index"])
+        stored = self._keys[key] = txn_key(*key)
+        raw = self.txn.get(stored, db=self.dbs["txn_index"])
         return decode_txn(raw) if raw is not None else default
 
     def __setitem__(self, key: tuple[str, str], record: TxnRecord) -> None:
@@ -391,8 +394,9 @@ class BatchWriter:
     @_full_is_storage_full
     def commit(self) -> None:
         self._write_ledger_and_members()
-        index = self._index
-        self.txn.cursor(self.dbs["txn_index"]).putmulti([(txn_key(*k), encode(r)) for k, r in index.items()])
+        index, keys = self._index, self._keys
+        self.txn.cursor(self.dbs["txn_index"]).putmulti([(keys.get(k) or txn_key(*k), encode(r))
+                                                         for k, r in index.items()])
         by_day: dict[Day, list[tuple[str, str]]] = {}
         for key, record in index.items():
             by_day.setdefault(record.day, []).append(key)

@@ -1,0 +1,71 @@
+"""The purchase loop's line tests, specialised to each programme (engine/lines.py), answer as the
+rules read (docs/rules.md): flags, then the blacklist, then the whitelist; then the first special
+rule, else the first product rule, that matches. Written here plainly, for every shape of rules."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.lines import LineRules
+from engine.rules import Filters, LineMatch, ProductRule
+from engine.transactions import LineItem
+
+SKUS, PRODUCTS, CATEGORIES = ["S1", "S2", ""], ["P1", "P2", ""], ["wine", "tea", ""]
+NAMES = ["Bottle DEPOSIT", "green tea", "", "Déposit"]
+
+matches = st.builds(
+    LineMatch,
+    sku=st.lists(st.sampled_from(SKUS[:2]), max_size=2),
+    category=st.lists(st.sampled_from(CATEGORIES[:2]), max_size=2),
+    name_contains=st.lists(st.sampled_from(["deposit", "TEA", "dé"]), max_size=2),
+    product_id=st.lists(st.sampled_from(PRODUCTS[:2]), max_size=2),
+)
+filters = st.builds(Filters, promotional_lines_earn=st.booleans(), member_discounted_lines_earn=st.booleans(),
+                    no_barcode_lines_earn=st.booleans(), blacklist=matches, whitelist=matches)
+product_rules = st.lists(st.builds(ProductRule, priority=st.sampled_from(["special", "product"]), match=matches,
+                                   mode=st.just("fixed"), points=st.integers(1, 9)), max_size=3)
+lines = st.builds(LineItem, sku=st.sampled_from(SKUS), product_id=st.sampled_from(PRODUCTS),
+                  category=st.sampled_from(CATEGORIES), name=st.sampled_from(NAMES), paid_minor=st.just(100),
+                  promotional=st.booleans(), member_discounted=st.booleans())
+
+
+def matched(match: LineMatch, line: LineItem) -> bool:
+    return (line.sku in match.sku or line.product_id in match.product_id or line.category in match.category
+            or any(piece.casefold() in line.name.casefold() for piece in match.name_contains))
+
+
+def listed(match: LineMatch) -> bool:
+    return bool(match.sku or match.product_id or match.category or match.name_contains)
+
+
+def earns(rules: Filters, line: LineItem) -> bool:
+    if (line.promotional and not rules.promotional_lines_earn) or (
+            line.member_discounted and not rules.member_discounted_lines_earn):
+        return False
+    if not line.sku and not rules.no_barcode_lines_earn:
+        return False
+    if listed(rules.blacklist) and matched(rules.blacklist, line):
+        return False
+    return not listed(rules.whitelist) or matched(rules.whitelist, line)
+
+
+def claimed(rules: list[ProductRule], line: LineItem) -> int:
+    """The claiming rule's place in the document (1 is the first), 0 for none."""
+    ordered = [n for n in enumerate(rules, 1) if n[1].priority == "special"]
+    ordered += [n for n in enumerate(rules, 1) if n[1].priority == "product"]
+    return next((place for place, rule in ordered if matched(rule.match, line)), 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rules=filters, products=product_rules, basket=st.lists(lines, min_size=1, max_size=6))
+def test_specialised_line_tests_answer_as_the_rules_read(rules, products, basket):
+    compiled = LineRules(rules, products, 100)
+    for line in basket:
+        assert (compiled.earns is None or compiled.earns(line)) == earns(rules, line), line
+        found = compiled.claim(line) if compiled.claim is not None else None
+        assert (found.position if found is not None else 0) == claimed(products, line), line
+
+
+def test_a_programme_without_filters_or_product_rules_asks_nothing_of_a_line():
+    compiled = LineRules(Filters(), [], 100)
+    assert compiled.earns is None
+    assert compiled.claim is None
