@@ -7,6 +7,7 @@ import functools
 import itertools
 import multiprocessing as mp
 import queue
+import random
 import threading
 import time
 from collections import deque
@@ -55,7 +56,8 @@ class Job:
     retries: int = 20
     """A stream refused with RESOURCE_EXHAUSTED is reopened (unanswered batches sent again)."""
     pause: float = 0.0
-    """submit: seconds a caller waits after a refusal before its next call."""
+    """submit: seconds a caller waits after a refusal before it sends again, on average: each
+    pause is drawn between half and one and a half of it, as PatronClient's back-off."""
 
 
 @dataclass
@@ -204,7 +206,7 @@ class _Enroller:
 class _Submitter:
     """Unary SubmitBatch calls, `window` unanswered at a time, for `seconds`: each answer,
     acknowledgement or refusal, is timed from its send. A refused batch is sent again after
-    `pause`, as PatronClient does, so the overload does not let up. The calls share one asyncio
+    about `pause`, as PatronClient does, so the overload does not let up. The calls share one asyncio
     loop, and a batch is renamed once, not at every resend: a thread per call and per pause, and
     renaming 260 KB for each call, cost the client more CPU than the server spent refusing, on the
     same cores."""
@@ -241,7 +243,7 @@ class _Submitter:
                     now = time.monotonic()
                     if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
                         report.refusals.append(now - sent)
-                        await asyncio.sleep(job.pause)
+                        await asyncio.sleep(job.pause * random.uniform(0.5, 1.5))
                         continue
                     report.failed += batch.size
                     report.error = report.error or f"{error.code().name}: {error.details()}"

@@ -15,7 +15,7 @@ CALLS_PER_CLIENT = 100
 """Unanswered calls per client process unless --window says otherwise: with two clients, 200
 batches in flight against two shards that queue 64 each."""
 PAUSE_AFTER_REFUSAL = 0.1
-"""What PatronClient waits before its first retry of a refused batch."""
+"""What PatronClient waits on average before its first retry of a refused batch."""
 GOAL_P99_SECONDS = 0.050
 
 
@@ -49,9 +49,9 @@ def run(settings: Settings) -> Result:
               "transactions": timeline.transactions, "achieved_per_second": round(timeline.transactions / seconds, 1),
               "client_cpu_seconds_per_call": round(client_cpu / max(calls, 1), 6),
               "calls_in_flight": settings.clients * window, "batch_size": batch_size, "goal_met": met, **common}
+    pauses = f"{PAUSE_AFTER_REFUSAL * 500:.0f}–{PAUSE_AFTER_REFUSAL * 1500:.0f}"
     rows = [("offered", f"{settings.clients} clients × {window} SubmitBatch calls in flight for {seconds:.0f} s, "
-                        f"batches of {batch_size}; a refused caller waits {PAUSE_AFTER_REFUSAL * 1000:.0f} ms, "
-                        f"then sends it again"),
+                        f"batches of {batch_size}; a refused caller waits {pauses} ms, then sends it again"),
             ("refused", f"{len(refusals):,} batches: p50 {refused[0] * 1000:.1f} ms, p99 {refused[1] * 1000:.1f} ms, "
                         f"max {fields['refusal_max_seconds'] or 0:.3f} s from send to RESOURCE_EXHAUSTED "
                         f"(goal p99 under {GOAL_P99_SECONDS * 1000:.0f} ms: {'met' if met else 'missed'})"),
