@@ -15,7 +15,7 @@ CALLS_PER_CLIENT = 100
 """Unanswered calls per client process unless --window says otherwise: with two clients, 200
 batches in flight against two shards that queue 64 each."""
 PAUSE_AFTER_REFUSAL = 0.1
-"""What PatronClient waits before its first retry of a refused batch."""
+"""What PatronClient waits on average before its first retry of a refused batch."""
 GOAL_P99_SECONDS = 0.050
 
 
@@ -38,6 +38,8 @@ def run(settings: Settings) -> Result:
         common = bench.common(client, cpu, timeline.transactions)
     refusals = sorted(latency for report in reports for latency in report.refusals)
     acked = timeline.latencies()
+    client_cpu = sum(report.cpu_seconds for report in reports)
+    calls = len(refusals) + len(acked)
     refused = [round(percentile(refusals, q), 4) for q in (0.50, 0.99)]
     answered = [round(percentile(acked, q), 4) for q in (0.50, 0.99)]
     met = bool(refusals) and refused[1] < GOAL_P99_SECONDS
@@ -45,16 +47,19 @@ def run(settings: Settings) -> Result:
               "refusal_p99_seconds": refused[1], "refusal_max_seconds": round(refusals[-1], 4) if refusals else None,
               "acknowledged_batches": len(acked), "ack_p50_seconds": answered[0], "ack_p99_seconds": answered[1],
               "transactions": timeline.transactions, "achieved_per_second": round(timeline.transactions / seconds, 1),
+              "client_cpu_seconds_per_call": round(client_cpu / max(calls, 1), 6),
               "calls_in_flight": settings.clients * window, "batch_size": batch_size, "goal_met": met, **common}
+    pauses = f"{PAUSE_AFTER_REFUSAL * 500:.0f}–{PAUSE_AFTER_REFUSAL * 1500:.0f}"
     rows = [("offered", f"{settings.clients} clients × {window} SubmitBatch calls in flight for {seconds:.0f} s, "
-                        f"batches of {batch_size}; a refused caller waits {PAUSE_AFTER_REFUSAL * 1000:.0f} ms, "
-                        f"then sends its next batch"),
+                        f"batches of {batch_size}; a refused caller waits {pauses} ms, then sends it again"),
             ("refused", f"{len(refusals):,} batches: p50 {refused[0] * 1000:.1f} ms, p99 {refused[1] * 1000:.1f} ms, "
                         f"max {fields['refusal_max_seconds'] or 0:.3f} s from send to RESOURCE_EXHAUSTED "
                         f"(goal p99 under {GOAL_P99_SECONDS * 1000:.0f} ms: {'met' if met else 'missed'})"),
             ("acknowledged", f"{len(acked):,} batches, {timeline.transactions:,} transactions "
                              f"({fields['achieved_per_second']:,.0f}/s): p50 {answered[0] * 1000:.1f} ms, "
                              f"p99 {answered[1] * 1000:.1f} ms"),
+            ("clients' CPU", f"{client_cpu:.2f} s, {fields['client_cpu_seconds_per_call'] * 1e6:.0f} µs per call, "
+                             f"on the same cores as the server"),
             *common_rows(common, "transactions")]
     parameters = settings.parameters(seconds=seconds, batch_size=batch_size, window=window, members=members,
                                      pool_transactions=pool)

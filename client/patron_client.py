@@ -3,6 +3,7 @@ acknowledged (safe, because transaction ids make a resent batch harmless)."""
 
 import itertools
 import queue
+import random
 import time
 import uuid
 from collections import deque
@@ -16,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from proto import patron_pb2 as pb
 from proto import patron_pb2_grpc as rpc
 
-__all__ = ["PatronClient", "enroll_request", "line_message", "transaction_message"]
+__all__ = ["PatronClient", "backoff", "enroll_request", "line_message", "transaction_message"]
 
 RETRIABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
                        grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED})
@@ -29,6 +30,13 @@ _ACTIONS = {"freeze": pb.STATUS_ACTION_FREEZE, "unfreeze": pb.STATUS_ACTION_UNFR
             "report_lost": pb.STATUS_ACTION_REPORT_LOST, "cancel_lost": pb.STATUS_ACTION_CANCEL_LOST,
             "clear_abnormal": pb.STATUS_ACTION_CLEAR_ABNORMAL, "release_held": pb.STATUS_ACTION_RELEASE_HELD,
             "void_held": pb.STATUS_ACTION_VOID_HELD}
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait before retry `attempt` (1, 2, ...): 0.1, 0.2, 0.4 ... up to 2 on average,
+    each drawn between half and one and a half of that. Callers refused together then come back
+    spread out instead of all at once, where each would wait behind the others' calls again."""
+    return min(0.05 * 2 ** attempt, 2.0) * random.uniform(0.5, 1.5)
 
 
 def transaction_message(txn: Any) -> pb.Transaction:
@@ -129,7 +137,7 @@ class PatronClient:
                 attempt += 1
                 if error.code() not in RETRIABLE or attempt > self.retries:
                     raise
-                time.sleep(min(0.05 * 2 ** attempt, 2.0))
+                time.sleep(backoff(attempt))
 
     def _stream_once(self, source: Iterator[pb.TransactionBatch], unacked: deque, window: int
                      ) -> Iterator[pb.BatchAck]:
@@ -298,5 +306,5 @@ class PatronClient:
             except grpc.RpcError as error:
                 if error.code() not in RETRIABLE or attempt > self.retries:
                     raise
-                time.sleep(min(0.05 * 2 ** attempt, 2.0))
+                time.sleep(backoff(attempt))
         raise AssertionError("unreachable")

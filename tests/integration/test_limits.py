@@ -169,3 +169,36 @@ def test_when_every_shard_is_full_a_batch_is_refused_before_it_is_read(start_ser
             grpc.StatusCode.RESOURCE_EXHAUSTED
         for call in stuck:
             call.cancel()
+
+
+def test_the_overload_bench_client_times_each_refusal_from_its_own_send(start_server):
+    """`patron bench overload`'s callers: a refused caller sends its batch again after a pause (as
+    PatronClient does), and each refusal is timed from its own send, not from the batch's first."""
+    import multiprocessing
+
+    from bench.clients import Job, _Submitter
+    from bench.streams import Batch
+
+    server = start_server(shards=1, in_flight_per_shard=0, queue_per_shard=2, start_date=parse_day("2026-11-17"))
+    lane = server.server.coordinator.lanes[0]
+    with PatronClient(server.address, retries=0, timeout=60) as client:
+        stuck = [client.ingest.SubmitBatch.future(client.batch(purchases(f"q{n}", 10)), timeout=60) for n in range(2)]
+        deadline = time.monotonic() + 30
+        while not lane.full() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        batches = [Batch(client.batch(purchases(f"s{n}", 10), batch_id=f"s{n}").SerializeToString(), 10, n)
+                   for n in range(3)]
+        job = Job(server.address, kind="submit", window=2, seconds=1.0, pause=0.1)
+        submitter = _Submitter(job, batches, multiprocessing.Value("q", 0), multiprocessing.Event())
+        started = time.monotonic()
+        report = submitter.run(started)
+        took = time.monotonic() - started
+        for call in stuck:
+            call.cancel()
+    assert report.failed == 0
+    assert not report.error
+    assert not report.answered
+    assert len(report.refusals) >= 2 * 5  # each caller called again every 50-150 ms for a second
+    # each caller's refusals and pauses follow each other within the run; timed from a batch's
+    # first send instead, they would add up to several times the run
+    assert sum(report.refusals) <= job.window * took
