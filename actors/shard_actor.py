@@ -7,11 +7,13 @@ import os
 import time
 from collections.abc import Callable
 
+import msgspec
 import ray
 
 from actors.batch_stats import BatchStats
 from actors.coupon_grants import RayGrants
 from actors.logs import collect_rarely, configure_logging
+from actors.placement import on_this_node
 from actors.shard import Shard, ShardConfig, ShardStatus
 from actors.shard_outbox import OutboxState
 from engine.errors import OutOfOrderError
@@ -44,6 +46,7 @@ class ShardActor:
         # The keeper is found by name: an actor handle among the arguments of an actor Ray
         # restarts makes Ray warn that the restart may fail (ray-project/ray#53727)
         keeper = RayGrants(ray.get_actor(config.keeper)) if config.keeper else None
+        config = msgspec.structs.replace(config, path=on_this_node(config.path))
         self.shard = Shard(config, keeper)
         gc.freeze()  # the members just loaded live as long as the process
         log.info("shard ready", extra={"shard": config.shard, "members": len(self.shard.book.members),

@@ -16,7 +16,8 @@ class Layout(msgspec.Struct):
     owners: list[int]
     """owners[v] is the shard that owns virtual shard v."""
     nodes: dict[str, str] = {}
-    """Ray node id per shard, once placed: a shard's data lives on that node's disk."""
+    """On a Ray cluster, the name of each shard's node (its `patron-node` label): the shard's data
+    lives on that node's disk (actors/placement.py)."""
 
 
 class PublishedRules(msgspec.Struct):
