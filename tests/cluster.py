@@ -7,10 +7,12 @@ pid at the end, workers included (they run in sessions of their own)."""
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,8 +31,9 @@ class Node:
     def __init__(self, name: str, root: Path, ip: str, args: list[str], env: dict[str, str]) -> None:
         self.name, self.root, self.ip = name, root, ip
         self.data = root / "data"
-        self.temp = root / "ray"
-        self.temp.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True)
+        # short: Ray's socket paths under it must stay within AF_UNIX's 107 bytes
+        self.temp = Path(tempfile.mkdtemp(prefix=f"patron-{name}-", dir="/tmp"))
         self.log = root / "ray-start.log"
         command = [RAY, "start", "--block", "--node-ip-address", ip, "--temp-dir", str(self.temp),
                    "--labels", f"patron-node={name}", "--dashboard-agent-listen-port", "0",
@@ -78,9 +81,12 @@ class LocalCluster:
         self.env.pop("RAY_AUTH_TOKEN_PATH", None)
         self.cpus = cpus
         self.nodes: dict[str, Node] = {}
+        """The live node of each name; `started` has every node ever started, lost ones too."""
+        self.started: list[Node] = []
         self.nodes["a"] = Node("a", root / "a", "127.0.0.1", [
             "--head", "--port", str(self.port), "--include-dashboard", "false",
             "--dashboard-port", str(free_port()), "--num-cpus", str(cpus)], self.env)
+        self.started.append(self.nodes["a"])
         self.wait_for_nodes({"a"})
         self.add("b")
 
@@ -89,6 +95,7 @@ class LocalCluster:
         node = Node(name, self.root / name, "127.0.0.2", ["--address", self.address, "--num-cpus",
                                                            str(self.cpus)], self.env)
         self.nodes[name] = node
+        self.started.append(node)
         self.wait_for_nodes(set(self.nodes))
         return node
 
@@ -113,12 +120,13 @@ sys.exit(1)
 
     def stop(self) -> None:
         """Second node first, then the head; SIGTERM, then SIGKILL for what is left."""
-        for node in reversed(list(self.nodes.values())):
+        for node in reversed(self.started):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(node.process.pid, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 node.process.wait(5)
             node.kill()
+            shutil.rmtree(node.temp, ignore_errors=True)
 
     def leftovers(self) -> list[int]:
-        return [pid for node in self.nodes.values() for pid in node.pids()]
+        return [pid for node in self.started for pid in node.pids()]
