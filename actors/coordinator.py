@@ -469,7 +469,7 @@ class Coordinator:
         # on its named node, which keeps its LMDB; a core is not reserved (as on one machine); named,
         # so node gateways find it
         return ShardActor.options(num_cpus=0, name=self.shard_name(shard),
-                                  **pinned_to(self.layout.nodes[str(shard)])).remote(config)
+                                  **pinned_to(self.layout.nodes[str(shard)])).remote(config, self.layout.folder_id)
 
     def shard_name(self, shard: int) -> str:
         return f"patron-shard-{self.run}-{shard}"
@@ -480,8 +480,9 @@ class Coordinator:
         if not self.config.ray_address:
             return
         nodes = assign_nodes(self.layout.shards, self.layout.nodes, labelled_nodes())
-        if nodes != self.layout.nodes:
+        if nodes != self.layout.nodes or not self.layout.folder_id:
             self.layout.nodes = nodes
+            self.layout.folder_id = self.layout.folder_id or uuid.uuid4().hex
             self.folder.save_layout(self.layout)
 
 

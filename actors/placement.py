@@ -53,7 +53,10 @@ def pinned_to(name: str) -> dict[str, Any]:
     return {"label_selector": {NODE_LABEL: name}}
 
 
-def on_this_node(shard_path: str) -> str:
-    """A shard's folder (`DATA/shards/NNN`) under this node's data root, when its ray start gave one."""
+def on_this_node(shard_path: str, folder_id: str) -> str:
+    """A shard's folder (`DATA/shards/NNN`) under this node's data root when its ray start gave
+    one: `ROOT/FOLDER_ID/shards/NNN`, so the shards of two data folders never meet there."""
     root = os.environ.get(NODE_DATA_ENV)
-    return str(Path(root) / "shards" / Path(shard_path).name) if root else shard_path
+    if not root or not folder_id:
+        return shard_path
+    return str(Path(root) / folder_id / "shards" / Path(shard_path).name)

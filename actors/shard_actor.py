@@ -39,14 +39,14 @@ class ShardActor:
     """Calls from one caller run one at a time, in the order they were sent (Ray's actor
     ordering), so a member's batches are applied in the order the gateway received them."""
 
-    def __init__(self, config: ShardConfig) -> None:
+    def __init__(self, config: ShardConfig, folder_id: str = "") -> None:
         configure_logging()
         collect_rarely()
         started = time.perf_counter()
         # The keeper is found by name: an actor handle among the arguments of an actor Ray
         # restarts makes Ray warn that the restart may fail (ray-project/ray#53727)
         keeper = RayGrants(ray.get_actor(config.keeper)) if config.keeper else None
-        config = msgspec.structs.replace(config, path=on_this_node(config.path))
+        config = msgspec.structs.replace(config, path=on_this_node(config.path, folder_id))
         self.shard = Shard(config, keeper)
         gc.freeze()  # the members just loaded live as long as the process
         log.info("shard ready", extra={"shard": config.shard, "members": len(self.shard.book.members),

@@ -18,6 +18,9 @@ class Layout(msgspec.Struct):
     nodes: dict[str, str] = {}
     """On a Ray cluster, the name of each shard's node (its `patron-node` label): the shard's data
     lives on that node's disk (actors/placement.py)."""
+    folder_id: str = ""
+    """Names this data folder's shards apart from another's under a node's own data root (given
+    on the first start on a cluster)."""
 
 
 class PublishedRules(msgspec.Struct):

@@ -57,7 +57,7 @@ def test_shards_are_pinned_to_named_nodes_with_their_lmdb_on_that_nodes_data_roo
     layout = json.loads((served_cluster.data / "layout.json").read_text())
     assert layout["nodes"] == {"0": "a", "1": "b", "2": "a", "3": "b"}
     for node, shards in (("a", {"000", "002"}), ("b", {"001", "003"})):
-        root = served_cluster.cluster.nodes[node].data / "shards"
+        root = served_cluster.cluster.nodes[node].data / layout["folder_id"] / "shards"
         assert {path.name for path in root.iterdir()} == shards
         assert all((root / shard / "data.mdb").exists() for shard in shards)
     assert not any((served_cluster.data / "shards").iterdir())  # serve's folder keeps no shard
