@@ -12,10 +12,10 @@ from types import SimpleNamespace
 import grpc
 import pytest
 
+from bench.cluster import LocalCluster, free_port
 from bench.workload import Workload, generate
 from cli.show import member_json, member_summary
 from client import PatronClient, patron_client
-from tests.cluster import LocalCluster, free_port
 from tests.conftest import EXAMPLE_RULES
 from tests.integration.test_agreement import WORKLOAD, assert_members_and_ledgers, basic, replayed, served
 from tests.integration.test_metrics import scrape, value
@@ -98,7 +98,7 @@ def test_the_client_fails_over_to_the_next_gateway(served_cluster, monkeypatch):
         assert len(ack.results) == 1
 
 
-LOSS = Workload(transactions=2_000, members=300, days=2, start=WORKLOAD.start, seed=11, id_prefix="L")
+LOSS = Workload(transactions=1_500, members=300, days=2, start=WORKLOAD.start, seed=11, id_prefix="L")
 
 
 def test_losing_a_node_under_load_loses_nothing_acknowledged(served_cluster, tmp_path, monkeypatch):
@@ -118,7 +118,7 @@ def test_losing_a_node_under_load_loses_nothing_acknowledged(served_cluster, tmp
 
         def lose_b_once(result) -> tuple:
             answered.append(result.txn_id)
-            if len(answered) == 600:
+            if len(answered) == 500:
                 cluster.nodes["b"].kill()
                 comeback = threading.Timer(3.0, cluster.add, ("b",))
                 comeback.start()

@@ -1,8 +1,8 @@
-"""A real two-node Ray cluster on this machine, the way an operator starts one: `ray start
---head` and `ray start --address` as processes, each node with its own temp dir, loopback
-address (127.0.0.1 and 127.0.0.2), `patron-node` label and data root. Token authentication is
-on, with a token of the test's own (never ~/.ray). Every process a node started is ended by
-pid at the end, workers included (they run in sessions of their own)."""
+"""A real two-node Ray cluster on this machine, for tests and `patron bench scaling`, started
+as an operator starts one: `ray start --head` and `ray start --address` as processes, each node
+with its own temp dir, loopback address (127.0.0.1 and 127.0.0.2), `patron-node` label and data
+root. Token authentication is on, with a token of its own (never ~/.ray). Every process a node
+started is ended by pid at the end, workers included (they run in sessions of their own)."""
 
 import contextlib
 import os
@@ -77,7 +77,10 @@ class LocalCluster:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
-                    "RAY_USAGE_STATS_ENABLED": "0"}
+                    "RAY_USAGE_STATS_ENABLED": "0",
+                    # a lost node is known in ~3 s rather than ~30 s (Ray's defaults, for real networks)
+                    "RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "1000",
+                    "RAY_health_check_failure_threshold": "3"}
         self.env.pop("RAY_AUTH_TOKEN_PATH", None)
         self.cpus = cpus
         self.nodes: dict[str, Node] = {}
