@@ -110,8 +110,8 @@ class ShardActor:
     def events_page(self, after: int, limit: int, kinds: list[str]) -> bytes:
         return self.shard.outbox.page(after, limit, kinds)
 
-    def events_state(self) -> OutboxState:
-        return self.shard.outbox.state()
+    def events_state(self, take: bool = True) -> OutboxState:
+        return self.shard.outbox.state(take)
 
     def member(self, member_id: str) -> MemberSummary | None:
         return self.shard.member(member_id)

@@ -13,7 +13,7 @@ from bench.clients import Job, Report
 from bench.cluster import LocalCluster
 from bench.harness import Harness, Settings
 from bench.ingest import steady_rate
-from bench.machine import CpuMeter
+from bench.machine import TICKS_PER_SECOND, command, tree_cpu_ticks
 from bench.report import Chart, Result
 from bench.server import Serve
 from bench.streams import write_workload
@@ -33,8 +33,13 @@ class Measured:
     gateways: int
     rate: float
     steady: float
-    cpu_seconds: float
+    cpu: dict[str, float]
+    """CPU seconds by role: gateway (serve's process), node gateway, shards, ray."""
     elapsed: float
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu.values())
 
     @property
     def cores_busy(self) -> float:
@@ -92,19 +97,31 @@ def _measure(bench: Harness, cluster: LocalCluster, stream: Path, batch_size: in
     return Measured(shards, gateways, timeline.rate(), steady_rate(timeline), cpu, timeline.seconds)
 
 
-def _drive(bench: Harness, jobs: list[Job], roots: list[int], label: str) -> tuple[list[Report], float, float]:
+def _drive(bench: Harness, jobs: list[Job], roots: list[int], label: str
+           ) -> tuple[list[Report], float, dict[str, float]]:
     """As bench.drive does, with the CPU of the whole cluster (shard actors are not serve's children)."""
     clients = bench.clients(jobs)
     print(f"{label}: {len(jobs)} clients prepare their batches", file=sys.stderr, flush=True)
     clients.wait_ready()
-    meter = CpuMeter(roots).start()
+    before = tree_cpu_ticks(roots)
     start = clients.start()
     reports = clients.finish()
-    cpu = meter.stop()
+    cpu = _by_role(before, tree_cpu_ticks(roots), roots[0])
     errors = [report.error for report in reports if report.error]
     if errors:
         raise RuntimeError(f"{label}: a client failed: {errors[0]}")
     return reports, start, cpu
+
+
+def _by_role(before: dict[tuple[int, int], int], after: dict[tuple[int, int], int], serve: int) -> dict[str, float]:
+    """CPU seconds of the cluster's processes between the two readings, by what they are."""
+    seconds: dict[str, float] = {}
+    for key, ticks in after.items():
+        name = command(key[0])
+        kind = ("gateway" if key[0] == serve else "node gateway" if name.startswith("ray::NodeGateway")
+                else "shards" if name.startswith("ray::ShardActor") else "ray")
+        seconds[kind] = seconds.get(kind, 0.0) + (ticks - before.get(key, 0)) / TICKS_PER_SECOND
+    return seconds
 
 
 def _result(settings: Settings, measured: list[Measured], total: int, members: int, batch_size: int,
@@ -114,14 +131,18 @@ def _result(settings: Settings, measured: list[Measured], total: int, members: i
     for m in measured:
         ratio = m.rate / base.rate if base.rate else 0.0
         efficiency = m.per_cpu_second / base.per_cpu_second if base.per_cpu_second else 0.0
+        per_1000 = {role: round(1000 * seconds / total, 4) for role, seconds in sorted(m.cpu.items())}
         setups.append({"shards": m.shards, "gateways": m.gateways, "transactions_per_second": round(m.rate, 1),
                        "steady_transactions_per_second": m.steady, "ratio_to_one_shard": round(ratio, 3),
                        "cpu_seconds": round(m.cpu_seconds, 3), "cores_busy": round(m.cores_busy, 2),
                        "transactions_per_cpu_second": round(m.per_cpu_second, 1),
-                       "efficiency_to_one_shard": round(efficiency, 3), "elapsed_seconds": round(m.elapsed, 3)})
+                       "efficiency_to_one_shard": round(efficiency, 3), "elapsed_seconds": round(m.elapsed, 3),
+                       "cpu_seconds_per_1000_by_role": per_1000})
+        roles = ", ".join(f"{k} {v:.3f}" for k, v in per_1000.items())
         rows.append((f"{m.shards} shards, {m.gateways} gateway{'s' if m.gateways > 1 else ''}",
                      f"{m.rate:,.0f} tx/s (×{ratio:.2f}), {m.cores_busy:.2f} cores busy, "
-                     f"{m.per_cpu_second:,.0f} tx per CPU-second (×{efficiency:.2f})"))
+                     f"{m.per_cpu_second:,.0f} tx per CPU-second (×{efficiency:.2f}); "
+                     f"CPU s per 1,000: {roles}"))
     fields = {"setups": setups, "transactions": total, "clients": clients}
     parameters = settings.parameters(transactions=total, members=members, batch_size=batch_size, clients=clients)
     chart = Chart(f"scaling: {total:,} transactions, {clients} clients, closed loop, two local nodes",
