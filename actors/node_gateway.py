@@ -7,6 +7,7 @@ the coordinator in `patron serve`: a node gateway passes them on to serve's gate
 are, with the caller's token."""
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -69,7 +70,7 @@ class ShardRouter:
         config = plan.config
         self.metrics = metrics
         self.layout = plan.layout
-        self.folder = KnownRules(dict(plan.rules))
+        self.folder = KnownRules(plan.rules)  # shared: versions sent later land in both
         self.lanes = [Lane(ray.get_actor(name), shard, config.in_flight_per_shard, config.queue_per_shard)
                       for shard, name in enumerate(plan.shards)]
         self.programme = Programme(load_rules(plan.rules[plan.version]))
@@ -81,6 +82,7 @@ class ShardRouter:
         return await self.lanes[shard].send(method, *args, urgent=urgent)
 
     def published(self, version: int, text: str) -> None:
+        """The version now in force."""
         self.folder.texts[version] = text
         self.programme = Programme(load_rules(text))
 
@@ -128,19 +130,23 @@ class NodeGateway:
         self.server, self.ports = server, (port, metrics_port)
         log.info("node gateway serving", extra={"port": port, "metrics_port": metrics_port})
 
-    async def serving(self, every_shard: bool) -> None:
+    async def serving(self, every_shard: bool) -> int:
         """Health as `patron serve` sees its shards, every second: a gateway Ray started again
-        after its node came back starts serving here."""
+        after its node came back starts serving here. Answers the rules version it has (one
+        started again has its first plan's, and is sent the versions since)."""
         if self.server is None:
             await self._start()
         status = health_pb2.HealthCheckResponse.SERVING if every_shard else health_pb2.HealthCheckResponse.NOT_SERVING
         for service in ("", *SERVICE_NAMES):
             await self.checker.set(service, status)
+        return self.plan.version
 
     async def published(self, version: int, text: str) -> None:
-        self.plan.rules[version], self.plan.version = text, version
-        if self.router is not None:
-            self.router.published(version, text)
+        self.plan.rules[version] = text
+        if version > self.plan.version:
+            self.plan.version = version
+            if self.router is not None:
+                self.router.published(version, text)
 
     async def stop(self, grace: float) -> None:
         """NOT_SERVING, finish the batches in flight, then close."""
@@ -183,10 +189,17 @@ class NodeGateways:
         coordinator.published_hooks.append(self._published)
 
     async def serving(self, every_shard: bool) -> None:
-        await asyncio.gather(*(_within(actor.serving.remote(every_shard)) for actor in self.actors.values()))
+        """Health to every gateway; one behind on rules (started again by Ray) gets what it lacks."""
+        actors = list(self.actors.values())
+        versions = await asyncio.gather(*(_within(actor.serving.remote(every_shard)) for actor in actors))
+        current, folder = self.coordinator.rules.version, self.coordinator.folder
+        for actor, version in zip(actors, versions, strict=True):
+            for missing in range(version + 1, current + 1) if version is not None else ():
+                with contextlib.suppress(OSError):
+                    await _within(actor.published.remote(missing, folder.published_rules(missing)))
 
     async def _published(self, published: Any) -> None:
-        """A gateway that does not answer now gets the rules when Ray starts it again (its plan)."""
+        """A gateway that does not answer now is sent the version when it answers `serving` again."""
         await asyncio.gather(*(_within(actor.published.remote(published.version, published.text))
                                for actor in self.actors.values()))
 
@@ -196,12 +209,13 @@ class NodeGateways:
             ray.kill(actor, no_restart=True)
 
 
-async def _within(call: Any, seconds: float = 2.0) -> None:
-    """A node gateway's answer, or nothing: one on a lost node must not hold up serve."""
+async def _within(call: Any, seconds: float = 2.0) -> Any:
+    """A node gateway's answer, or None: one on a lost node must not hold up serve."""
     try:
-        await asyncio.wait_for(call, seconds)
+        return await asyncio.wait_for(call, seconds)
     except Exception as error:
         log.debug("a node gateway did not answer", extra={"error": str(error)})
+        return None
 
 
 def forwarded(service: Any, channel: grpc.aio.Channel) -> grpc.GenericRpcHandler:

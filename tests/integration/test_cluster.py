@@ -16,12 +16,18 @@ from bench.cluster import LocalCluster, free_port
 from bench.workload import Workload, generate
 from cli.show import member_json, member_summary
 from client import PatronClient, patron_client
+from proto import patron_pb2 as pb
+from tests.builders import ms
 from tests.conftest import EXAMPLE_RULES
 from tests.integration.test_agreement import WORKLOAD, assert_members_and_ledgers, basic, replayed, served
 from tests.integration.test_metrics import scrape, value
 from tests.process import ServeProcess
 
 _NODE_GATEWAY = re.compile(r"node (\w+): gateway 127\.0\.0\.1:(\d+)\s+metrics (?:http://127\.0\.0\.1:(\d+)/metrics)?")
+
+
+THIRD_DAY = "2026-11-18"
+"""The business day once the agreement test has run WORKLOAD's three days."""
 
 
 class Served:
@@ -82,6 +88,23 @@ def test_a_node_gateway_answers_every_member_and_agrees_with_replay(served_clust
     accepted = sum(v for (name, labels), v in samples.items()
                    if name == "patron_transactions_total" and ("outcome", "accepted") in labels)
     assert accepted == sum(1 for r in expected_results if r[1] == "accepted")
+
+
+def test_rules_published_through_a_node_gateway_are_in_force_there(served_cluster):
+    """Admin is passed on to serve's coordinator, and the node gateway is told the new version
+    before the publish answers: a purchase it acknowledges next says why in the new rules' words."""
+    text = EXAMPLE_RULES.read_text().replace("version = 1", "version = 2", 1).replace(
+        'name = "double eleven"\nfactor = 3.0\nwhen = { dates = ["2026-11-11"] }',
+        f'name = "cluster relaunch"\nfactor = 3.0\nwhen = {{ dates = ["{THIRD_DAY}"] }}')
+    assert "cluster relaunch" in text
+    purchase = {"txn_id": "R2-1", "member_id": "R2-member", "occurred_at_ms": ms(f"{THIRD_DAY} 12:00"),
+                "kind": "purchase", "lines": [{"sku": "A", "paid_minor": 10_000}]}
+    with PatronClient(served_cluster.b_address) as b, PatronClient(served_cluster.serve.address) as a:
+        assert b.publish_rules(text).version == 2
+        assert b.submit([purchase]).results[0].outcome == pb.OUTCOME_ACCEPTED
+        ledger = b.ledger("R2-member")
+        assert "cluster relaunch" in ledger[-1].why
+        assert ledger == a.ledger("R2-member")
 
 
 def test_the_client_fails_over_to_the_next_gateway(served_cluster, monkeypatch):
