@@ -479,7 +479,11 @@ class Coordinator:
         restart (of the shard, of its node, of patron) finds its data again."""
         if not self.config.ray_address:
             return
-        nodes = assign_nodes(self.layout.shards, self.layout.nodes, labelled_nodes())
+        live = labelled_nodes()
+        nodes = assign_nodes(self.layout.shards, self.layout.nodes, live)
+        if away := sorted({name for name in nodes.values() if name not in live}):
+            log.warning("shards wait for their nodes to join the cluster (start each with ray start --labels "
+                        "patron-node=NAME and its PATRON_NODE_DATA)", extra={"nodes": away})
         if nodes != self.layout.nodes or not self.layout.folder_id:
             self.layout.nodes = nodes
             self.layout.folder_id = self.layout.folder_id or uuid.uuid4().hex
