@@ -86,12 +86,16 @@ class LocalCluster:
         self.nodes: dict[str, Node] = {}
         """The live node of each name; `started` has every node ever started, lost ones too."""
         self.started: list[Node] = []
-        self.nodes["a"] = Node("a", root / "a", "127.0.0.1", [
-            "--head", "--port", str(self.port), "--include-dashboard", "false",
-            "--dashboard-port", str(free_port()), "--num-cpus", str(cpus)], self.env)
-        self.started.append(self.nodes["a"])
-        self.wait_for_nodes({"a"})
-        self.add("b")
+        try:
+            self.nodes["a"] = Node("a", root / "a", "127.0.0.1", [
+                "--head", "--port", str(self.port), "--include-dashboard", "false",
+                "--dashboard-port", str(free_port()), "--num-cpus", str(cpus)], self.env)
+            self.started.append(self.nodes["a"])
+            self.wait_for_nodes({"a"})
+            self.add("b")
+        except BaseException:  # nothing half-started stays behind
+            self.stop()
+            raise
 
     def add(self, name: str) -> Node:
         """Start (or start again) the second node under the same name, data root and address."""
