@@ -21,7 +21,7 @@ from actors.events_service import EventsService
 from actors.gateway import IngestService, MembersService
 from actors.lanes import Lane
 from actors.listener import SERVICE_NAMES, grpc_server, listen
-from actors.logs import configure_logging
+from actors.logs import collect_rarely, configure_logging
 from actors.metrics import Metrics
 from actors.placement import labelled_nodes, pinned_to
 from actors.routing import shard_of
@@ -93,6 +93,7 @@ class NodeGateway:
 
     def __init__(self, plan: GatewayPlan) -> None:
         configure_logging()
+        collect_rarely()  # as serve's own gateway does
         self.plan = plan
         self.metrics = Metrics()
         self.checker = health.aio.HealthServicer()
