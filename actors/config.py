@@ -18,6 +18,8 @@ class ServeConfig(msgspec.Struct, kw_only=True):
     shards: int = 0
     """0: one per CPU for a new data folder, else what the folder has."""
     ray_address: str | None = None
+    gateway_per_node: bool = False
+    """On a cluster: a gateway on every other node labelled patron-node too (actors/node_gateway.py)."""
     durability: str = "strict"
     midnight: str = "clock"
     """`clock`: run at local 00:00; `manual`: only RunMidnight and `patron midnight`."""

@@ -20,6 +20,7 @@ from actors.config import ServeConfig
 from actors.coupon_grants import GrantKeeper, stricter
 from actors.lanes import Lane
 from actors.metrics import Metrics
+from actors.placement import assign_nodes, labelled_nodes, pinned_to
 from actors.routing import even_layout, shard_of
 from actors.shard import ShardConfig, ShardStatus
 from actors.shard_actor import ShardActor
@@ -76,6 +77,10 @@ class Coordinator:
         self.keeper: Any = None
         self.keeper_name = ""
         """The grant keeper: limited coupons' inventory, handed to shards in blocks."""
+        self.run = uuid.uuid4().hex
+        """Names this server's actors apart from another's on the same Ray cluster."""
+        self.published_hooks: list[Callable[[PublishedRules], Awaitable[None]]] = []
+        """Told of each publish once every shard has it (node gateways keep the rules in force)."""
         self._released: set[str] = set()
         """Coupons whose unused blocks every shard was asked to give back (their inventory runs out)."""
         self.lanes: list[Lane] = []
@@ -95,9 +100,9 @@ class Coordinator:
         self.layout = self._layout()
         start_day = self.config.start_date or self.today()
         self.keeper = self._spawn_keeper()
+        self._place()
         self.actors = [self._spawn(shard, start_day) for shard in range(self.layout.shards)]
         statuses = await asyncio.gather(*(actor.status.remote() for actor in self.actors))
-        await self._place()
         self.lanes = [Lane(actor, shard, self.config.in_flight_per_shard, self.config.queue_per_shard)
                       for shard, actor in enumerate(self.actors)]
         lagging = [s.shard for s in statuses if s.rule_version != self.rules.version]
@@ -159,6 +164,8 @@ class Coordinator:
             published = self.folder.publish_rules(rules.version, text)
             counts = await self.on_every_shard("publish", text, count_past_spend)
             self.rules, self.programme = published, Programme(rules)
+            for hook in self.published_hooks:
+                await hook(published)
         except BaseException:
             self.publishing = False
             raise
@@ -449,7 +456,7 @@ class Coordinator:
         find it, and uniquely, so servers sharing a Ray cluster do not meet."""
         node = ray.get_runtime_context().get_node_id()
         strategy = NodeAffinitySchedulingStrategy(node, soft=False)
-        self.keeper_name = f"patron-grants-{uuid.uuid4().hex}"
+        self.keeper_name = f"patron-grants-{self.run}"
         return GrantKeeper.options(name=self.keeper_name, num_cpus=0, scheduling_strategy=strategy).remote(
             str(self.folder.stock), self.layout.shards, _inventories(self.programme))
 
@@ -459,19 +466,27 @@ class Coordinator:
                              self.config.max_map_bytes, self.config.coupon_block, self.keeper_name)
         if not self.config.ray_address:  # one machine: every shard fits, however many cores
             return ShardActor.options(num_cpus=0).remote(config)
-        node = self.layout.nodes.get(str(shard))
-        if node:  # its LMDB lives on that node's disk
-            strategy = NodeAffinitySchedulingStrategy(node, soft=False)
-            return ShardActor.options(num_cpus=1, scheduling_strategy=strategy).remote(config)
-        return ShardActor.options(num_cpus=1).remote(config)  # a core each: Ray spreads them over nodes
+        # on its named node, which keeps its LMDB; a core is not reserved (as on one machine); named,
+        # so node gateways find it
+        return ShardActor.options(num_cpus=0, name=self.shard_name(shard),
+                                  **pinned_to(self.layout.nodes[str(shard)])).remote(config, self.layout.folder_id)
 
-    async def _place(self) -> None:
-        """On a cluster, remember each shard's node so a restart finds its data again."""
+    def shard_name(self, shard: int) -> str:
+        return f"patron-shard-{self.run}-{shard}"
+
+    def _place(self) -> None:
+        """On a cluster, name each shard's node before its first start, and remember it: a
+        restart (of the shard, of its node, of patron) finds its data again."""
         if not self.config.ray_address:
             return
-        nodes = await asyncio.gather(*(actor.node.remote() for actor in self.actors))
-        if any(self.layout.nodes.get(str(s)) != n for s, n in enumerate(nodes)):
-            self.layout.nodes = {str(s): n for s, n in enumerate(nodes)}
+        live = labelled_nodes()
+        nodes = assign_nodes(self.layout.shards, self.layout.nodes, live)
+        if away := sorted({name for name in nodes.values() if name not in live}):
+            log.warning("shards wait for their nodes to join the cluster (start each with ray start --labels "
+                        "patron-node=NAME and its PATRON_NODE_DATA)", extra={"nodes": away})
+        if nodes != self.layout.nodes or not self.layout.folder_id:
+            self.layout.nodes = nodes
+            self.layout.folder_id = self.layout.folder_id or uuid.uuid4().hex
             self.folder.save_layout(self.layout)
 
 

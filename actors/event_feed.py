@@ -72,9 +72,11 @@ class EventFeed:
     """What every shard's outbox holds, asked of each shard every `interval` seconds (a small
     urgent call): counted into metrics, and a wake-up for subscribers waiting for news."""
 
-    def __init__(self, lanes: list[Any], metrics: Metrics, interval: float = 0.2) -> None:
+    def __init__(self, lanes: list[Any], metrics: Metrics, interval: float = 0.2, counts: bool = True) -> None:
         self.lanes = lanes
         self.metrics = metrics
+        self.counts = counts
+        """Take the shards' event counts into metrics: serve's gateway does, a node gateway does not."""
         self.interval = interval
         self.pruned = [0] * len(lanes)
         self.newest = [0] * len(lanes)
@@ -101,11 +103,12 @@ class EventFeed:
             await asyncio.sleep(self.interval)
 
     async def refresh(self) -> None:
-        answers = await asyncio.gather(*(lane.send("events_state", urgent=True) for lane in self.lanes),
+        answers = await asyncio.gather(*(lane.send("events_state", self.counts, urgent=True) for lane in self.lanes),
                                        return_exceptions=True)
         for shard, state in enumerate(answers):
             if isinstance(state, OutboxState):
-                self.metrics.record_events(state.written, state.removed)
+                if self.counts:
+                    self.metrics.record_events(state.written, state.removed)
                 self.saw(shard, state.pruned, state.newest)
         async with self._news:
             self._news.notify_all()

@@ -3,33 +3,29 @@ health and reflection, and the metrics endpoint. Stopping drains in-flight batch
 
 import logging
 import os
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 import ray
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health, health_pb2
 from prometheus_client import start_http_server
 
-from actors.auth import BearerTokens, is_loopback, load_tokens, refusal, server_credentials, tokens_from_environment
+from actors.auth import is_loopback, load_tokens, tokens_from_environment
 from actors.config import ServeConfig
 from actors.coordinator import Coordinator
 from actors.events_service import EventsService
-from actors.gateway import AdminService, IngestService, MembersService, handler_for
+from actors.gateway import AdminService, IngestService, MembersService
+from actors.listener import SERVICE_NAMES, grpc_server, listen
 from actors.logs import ray_output_as_json
 from actors.metrics import Metrics
+from actors.node_gateway import NodeGateways
 from actors.reaper import Reaper, descendants
 from actors.wallet_service import WalletService
 from engine.errors import PatronError
-from proto import patron_pb2 as pb
 
 __all__ = ["SERVICE_NAMES", "Server"]
 
 log = logging.getLogger("patron.server")
-
-SERVICE_NAMES = tuple(pb.DESCRIPTOR.services_by_name[name].full_name
-                      for name in ("Ingest", "Members", "Admin", "Events", "Wallet"))
 
 
 class Server:
@@ -47,6 +43,8 @@ class Server:
         self._started = False
         self._http: Any = None
         self.tokens: dict[str, str] = {}
+        self.gateways: NodeGateways | None = None
+        """With --gateway-per-node: a gateway on every other node."""
 
     async def start(self) -> int:
         """Start everything; SERVING only once every shard has answered. Returns the gRPC port."""
@@ -57,14 +55,12 @@ class Server:
         self._own_ray = _start_ray(self.config)
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         self.grpc = self._grpc_server()
-        address = f"{self.config.host}:{self.config.grpc_port}"
-        if self.config.tls_cert and self.config.tls_key:
-            credentials = server_credentials(self.config.tls_cert, self.config.tls_key, self.config.tls_client_ca)
-            self.port = self.grpc.add_secure_port(address, credentials)
-        else:
-            self.port = self.grpc.add_insecure_port(address)
+        self.port = listen(self.grpc, self.config, self.config.host)
         await self.grpc.start()
         await self.coordinator.start()
+        if self.config.gateway_per_node:
+            self.gateways = NodeGateways(self.config, self.coordinator, self.tokens, self.port)
+            await self.gateways.start()
         if self._own_ray and not self.config.ray_address:  # by now Ray's agents are up
             self._reaper = Reaper()
             self._reaper.watch([pid for pid in descendants(os.getpid()) if pid != self._reaper.process.pid])
@@ -81,6 +77,8 @@ class Server:
         """NOT_SERVING first, so load balancers move away; then finish the batches in flight
         (new ones are refused), then close every shard's LMDB."""
         await self.health.enter_graceful_shutdown()
+        if self.gateways is not None:
+            await self.gateways.stop(grace)
         if self.grpc is not None:
             await self.grpc.stop(grace)
         await self.events.close()
@@ -98,50 +96,23 @@ class Server:
             await self.grpc.wait_for_termination()
 
     def _grpc_server(self) -> grpc.aio.Server:
-        limit = self.config.max_message_bytes
-        interceptors = [BearerTokens(self.tokens)] if self.tokens else []
-        interceptors.append(UntilStarted(lambda: self._started))
-        server = grpc.aio.server(interceptors=interceptors,
-                                 options=[("grpc.max_receive_message_length", limit + (1 << 20)),
-                                          ("grpc.max_send_message_length", limit)])
-        services = pb.DESCRIPTOR.services_by_name
         coordinator = self.coordinator
-        for name, servicer in (("Ingest", IngestService(coordinator, self.config.max_batch)),
-                               ("Members", MembersService(coordinator, self.config.max_batch)),
-                               ("Admin", AdminService(coordinator)), ("Events", self.events),
-                               ("Wallet", WalletService(coordinator))):
-            server.add_generic_rpc_handlers((handler_for(services[name], servicer, limit),))
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-        return server
+        servicers = {"Ingest": IngestService(coordinator, self.config.max_batch),
+                     "Members": MembersService(coordinator, self.config.max_batch),
+                     "Admin": AdminService(coordinator), "Events": self.events, "Wallet": WalletService(coordinator)}
+        return grpc_server(self.config, self.tokens, servicers, self.health, lambda: self._started)
 
     async def _shards_answer(self, every_shard: bool) -> None:
         """Health follows the shards: NOT_SERVING while one is down or restarting."""
         if self._started:
             serving = health_pb2.HealthCheckResponse.SERVING
             await self._set_health(serving if every_shard else health_pb2.HealthCheckResponse.NOT_SERVING)
+            if self.gateways is not None:
+                await self.gateways.serving(every_shard)
 
     async def _set_health(self, status: int) -> None:
         for service in ("", *SERVICE_NAMES):
             await self.health.set(service, status)
-
-
-class UntilStarted(grpc.aio.ServerInterceptor):
-    """The port opens before the shards are up (so health can say NOT_SERVING); until they
-    are, patron's own methods answer UNAVAILABLE, which clients retry, instead of failing on
-    a coordinator that has no shards yet. Health and reflection answer all along."""
-
-    def __init__(self, started: Callable[[], bool]) -> None:
-        self.started = started
-
-    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]],
-                                details: grpc.HandlerCallDetails) -> Any:
-        handler = await continuation(details)
-        if handler is None or self.started() or not details.method.startswith(f"/{pb.DESCRIPTOR.package}."):
-            return handler
-        return refusal(handler, grpc.StatusCode.UNAVAILABLE,
-                       "patron is starting and its shards are not ready yet; nothing was applied: "
-                       "retry shortly (health turns SERVING when ready)")
 
 
 def _start_ray(config: ServeConfig) -> bool:

@@ -7,12 +7,14 @@ import os
 import time
 from collections.abc import Callable
 
+import msgspec
 import ray
 
 from actors.batch_stats import BatchStats
 from actors.coupon_grants import RayGrants
 from actors.logs import collect_rarely, configure_logging
 from actors.opening_wire import ImportAnswer
+from actors.placement import on_this_node
 from actors.shard import Shard, ShardConfig, ShardStatus
 from actors.shard_outbox import OutboxState
 from engine.errors import OutOfOrderError
@@ -38,13 +40,14 @@ class ShardActor:
     """Calls from one caller run one at a time, in the order they were sent (Ray's actor
     ordering), so a member's batches are applied in the order the gateway received them."""
 
-    def __init__(self, config: ShardConfig) -> None:
+    def __init__(self, config: ShardConfig, folder_id: str = "") -> None:
         configure_logging()
         collect_rarely()
         started = time.perf_counter()
         # The keeper is found by name: an actor handle among the arguments of an actor Ray
         # restarts makes Ray warn that the restart may fail (ray-project/ray#53727)
         keeper = RayGrants(ray.get_actor(config.keeper)) if config.keeper else None
+        config = msgspec.structs.replace(config, path=on_this_node(config.path, folder_id))
         self.shard = Shard(config, keeper)
         gc.freeze()  # the members just loaded live as long as the process
         log.info("shard ready", extra={"shard": config.shard, "members": len(self.shard.book.members),
@@ -108,8 +111,8 @@ class ShardActor:
     def events_page(self, after: int, limit: int, kinds: list[str]) -> bytes:
         return self.shard.outbox.page(after, limit, kinds)
 
-    def events_state(self) -> OutboxState:
-        return self.shard.outbox.state()
+    def events_state(self, take: bool = True) -> OutboxState:
+        return self.shard.outbox.state(take)
 
     def member(self, member_id: str) -> MemberSummary | None:
         return self.shard.member(member_id)

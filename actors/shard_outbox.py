@@ -59,8 +59,10 @@ class ShardOutbox:
         run = self.store.events_after(start, limit, PAGE_BYTES, frozenset(kinds))
         return _encode(EventPage(run, newest, pruned))
 
-    def state(self) -> OutboxState:
+    def state(self, take: bool = True) -> OutboxState:
+        """With `take`, the counts are handed over (to the one gateway that records them) and start again."""
         pruned, newest = self.store.events_bounds()
         state = OutboxState(pruned, newest, dict(self._written), self._removed)
-        self._written, self._removed = Counter(), 0
+        if take:
+            self._written, self._removed = Counter(), 0
         return state

@@ -21,7 +21,8 @@ class Serve:
     """One server process; `kill_group()` removes it and every process of its session (Ray's)."""
 
     def __init__(self, data: Path, log: Path, *, rules: Path | None = None, shards: int = 0,
-                 durability: str = "strict", start_date: str = "") -> None:
+                 durability: str = "strict", start_date: str = "", extra: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None) -> None:
         command = [sys.executable, "-m", "cli.main", "serve", "--data", str(data), "--grpc-port", "0",
                    "--metrics-port", "-1", "--midnight", "manual", "--durability", durability]
         if rules is not None:
@@ -30,11 +31,12 @@ class Serve:
             command += ["--shards", str(shards)]
         if start_date:
             command += ["--start-date", start_date]
+        command += extra
         self.log = log
         self.output = open(log, "ab")  # noqa: SIM115 - closed in wait()
         self.started = time.monotonic()
         self.process = subprocess.Popen(command, stdout=self.output, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                                        start_new_session=True, env=env)
         self.pid = self.process.pid
         self.address = ""
 

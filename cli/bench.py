@@ -21,6 +21,7 @@ SCENARIOS = {
     "spending": ("bench.spending", "replay and end to end on a stream a fifth spending (--spending): its own rates"),
     "events": ("bench.events", "one subscriber process reading --members members' upgrade events: events/s"),
     "quote": ("bench.quote", "Wallet.Quote back to back while ingesting open loop at --rate: quote latency"),
+    "scaling": ("bench.scaling", "a local two-node Ray cluster: 1, 2, 4 shards and 1, 2 gateways, ratios and per core"),
 }
 
 

@@ -184,6 +184,8 @@ def _serve_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     serve.add_argument("--shards", type=int, default=0, help="for a new folder: shards (default one per CPU)")
     serve.add_argument("--ray-address", help="join this Ray cluster instead of starting one")
+    serve.add_argument("--gateway-per-node", action="store_true",
+                       help="with --ray-address: a gRPC gateway (and /metrics) on every node labelled patron-node")
     serve.add_argument("--durability", choices=("strict", "relaxed"), default="strict")
     serve.add_argument("--midnight", choices=("clock", "manual"), default="clock",
                        help="clock: run at local 00:00; manual: only `patron midnight`")
@@ -232,7 +234,9 @@ def _serve(args: argparse.Namespace) -> int:
                          metrics_port=args.metrics_port, shards=args.shards, ray_address=args.ray_address,
                          durability=args.durability, midnight=args.midnight, start_date=args.start_date,
                          tokens_file=args.tokens, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                         tls_client_ca=args.tls_client_ca)
+                         tls_client_ca=args.tls_client_ca, gateway_per_node=args.gateway_per_node)
+    if args.gateway_per_node and not args.ray_address:
+        return _fail(args, "--gateway-per-node needs --ray-address (one machine has one gateway)", code=2)
     try:
         return run_serve(config, demo=args.demo)
     except RulesError as error:

@@ -86,6 +86,7 @@ def _banner(server: Server) -> None:
         f"with {coordinator.layout.shards} shards",
         f"  gRPC     {host}:{server.port}   Ingest, Members, Admin, grpc.health.v1, reflection",
         f"  metrics  http://{host}:{server.metrics_port}/metrics" if server.metrics_port else "  metrics  off",
+        *_node_gateways(server),
         f"  data     {config.data} ({config.durability} durability; midnight: {config.midnight})",
         f"  auth     {_security(server)}",
         "Send a batch, look at a member:",
@@ -94,6 +95,18 @@ def _banner(server: Server) -> None:
         f"Live counts every {COUNTS_EVERY:.0f} s; Ctrl-C stops (batches in flight finish first).",
     ]
     _say("\n".join(lines))
+
+
+def _node_gateways(server: Server) -> list[str]:
+    """With --gateway-per-node: where each other node's gateway listens (the same API)."""
+    if server.gateways is None:
+        return []
+    lines = []
+    for node, (address, port, metrics_port) in server.gateways.addresses.items():
+        host = address if server.config.host in ("0.0.0.0", "::") else server.config.host
+        metrics = f"http://{host}:{metrics_port}/metrics" if metrics_port else "off"
+        lines.append(f"  node {node}: gateway {host}:{port}   metrics {metrics}")
+    return lines
 
 
 def _security(server: Server) -> str:

@@ -21,6 +21,7 @@ __all__ = ["PatronClient", "backoff", "enroll_request", "line_message", "transac
 
 RETRIABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
                        grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED})
+FAIL_OVER = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 _KINDS = {"purchase": pb.KIND_PURCHASE, "refund": pb.KIND_REFUND, "event": pb.KIND_EVENT,
           "recharge": pb.KIND_RECHARGE, "adjustment": pb.KIND_ADJUSTMENT, "redeem": pb.KIND_REDEEM,
           "payment": pb.KIND_PAYMENT, "coupon_issue": pb.KIND_COUPON_ISSUE, "coupon_use": pb.KIND_COUPON_USE}
@@ -70,30 +71,56 @@ def enroll_request(member_id: str, **fields: Any) -> pb.EnrollRequest:
 
 class PatronClient:
     """Thread-safe for unary calls. `token` is sent as a bearer token; `root_certificates`
-    (PEM) turns on TLS, with `certificate_chain` and `private_key` for a client certificate."""
+    (PEM) turns on TLS, with `certificate_chain` and `private_key` for a client certificate.
 
-    def __init__(self, address: str, *, timeout: float = 30.0, retries: int = 8, token: str | None = None,
-                 root_certificates: bytes | None = None, certificate_chain: bytes | None = None,
-                 private_key: bytes | None = None, max_message_bytes: int = 64 << 20) -> None:
+    `address` may be a list of gateways (`patron serve --gateway-per-node`): the client starts
+    at one chosen at random, so a fleet of tills spreads over them, and stays with it; when it
+    answers UNAVAILABLE or does not answer in time, the client moves to the next one. A batch
+    or stream is sent again there (resending is safe); any other call fails as it did, and the
+    next call goes to the next gateway."""
+
+    def __init__(self, address: str | Sequence[str], *, timeout: float = 30.0, retries: int = 8,
+                 token: str | None = None, root_certificates: bytes | None = None,
+                 certificate_chain: bytes | None = None, private_key: bytes | None = None,
+                 max_message_bytes: int = 64 << 20) -> None:
         options = [("grpc.max_receive_message_length", max_message_bytes),
                    ("grpc.max_send_message_length", max_message_bytes)]
+        self.addresses = [address] if isinstance(address, str) else list(address)
+        if not self.addresses:
+            raise ValueError("PatronClient needs at least one address")
         if root_certificates is not None:
             credentials = grpc.ssl_channel_credentials(root_certificates, private_key, certificate_chain)
-            self.channel = grpc.secure_channel(address, credentials, options=options)
+            self.channels = [grpc.secure_channel(a, credentials, options=options) for a in self.addresses]
         else:
-            self.channel = grpc.insecure_channel(address, options=options)
+            self.channels = [grpc.insecure_channel(a, options=options) for a in self.addresses]
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.timeout = timeout
         self.retries = retries
-        self.ingest = rpc.IngestStub(self.channel)
-        self.members = rpc.MembersStub(self.channel)
-        self.admin = rpc.AdminStub(self.channel)
-        self.events = rpc.EventsStub(self.channel)
-        self.wallet = rpc.WalletStub(self.channel)
-        self.health = health_pb2_grpc.HealthStub(self.channel)
+        self._use(random.randrange(len(self.channels)))
+
+    @property
+    def address(self) -> str:
+        """The gateway calls go to now."""
+        return self.addresses[self._current]
+
+    def _use(self, index: int) -> None:
+        self._current = index
+        self.channel = channel = self.channels[index]
+        self.ingest = rpc.IngestStub(channel)
+        self.members = rpc.MembersStub(channel)
+        self.admin = rpc.AdminStub(channel)
+        self.events = rpc.EventsStub(channel)
+        self.wallet = rpc.WalletStub(channel)
+        self.health = health_pb2_grpc.HealthStub(channel)
+
+    def _fail_over(self, error: grpc.RpcError) -> None:
+        """After a gateway's UNAVAILABLE or silence, calls go to the next one."""
+        if len(self.channels) > 1 and error.code() in FAIL_OVER:
+            self._use((self._current + 1) % len(self.channels))
 
     def close(self) -> None:
-        self.channel.close()
+        for channel in self.channels:
+            channel.close()
 
     def __enter__(self) -> "PatronClient":
         return self
@@ -135,6 +162,7 @@ class PatronClient:
                 return
             except grpc.RpcError as error:
                 attempt += 1
+                self._fail_over(error)
                 if error.code() not in RETRIABLE or attempt > self.retries:
                     raise
                 time.sleep(backoff(attempt))
@@ -297,13 +325,18 @@ class PatronClient:
             time.sleep(0.1)
 
     def _call(self, method: Any, request: Any) -> Any:
-        return method(request, timeout=self.timeout, metadata=self.metadata)
+        try:
+            return method(request, timeout=self.timeout, metadata=self.metadata)
+        except grpc.RpcError as error:
+            self._fail_over(error)
+            raise
 
     def _retrying(self, call: Any) -> Any:
         for attempt in itertools.count(1):
             try:
                 return call()
             except grpc.RpcError as error:
+                self._fail_over(error)
                 if error.code() not in RETRIABLE or attempt > self.retries:
                     raise
                 time.sleep(backoff(attempt))

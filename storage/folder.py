@@ -16,7 +16,11 @@ class Layout(msgspec.Struct):
     owners: list[int]
     """owners[v] is the shard that owns virtual shard v."""
     nodes: dict[str, str] = {}
-    """Ray node id per shard, once placed: a shard's data lives on that node's disk."""
+    """On a Ray cluster, the name of each shard's node (its `patron-node` label): the shard's data
+    lives on that node's disk (actors/placement.py)."""
+    folder_id: str = ""
+    """Names this data folder's shards apart from another's under a node's own data root (given
+    on the first start on a cluster)."""
 
 
 class PublishedRules(msgspec.Struct):

@@ -17,7 +17,8 @@ _LISTENING = re.compile(r"gRPC\s+127\.0\.0\.1:(\d+)")
 
 
 class ServeProcess:
-    def __init__(self, data: Path, *args: str, rules: Path | None = None, log: Path | None = None) -> None:
+    def __init__(self, data: Path, *args: str, rules: Path | None = None, log: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.log = log or data.parent / f"serve-{time.monotonic_ns()}.log"
         command = [sys.executable, "-m", "cli.main", "serve", "--data", str(data), "--grpc-port", "0",
                    "--metrics-port", "-1", "--midnight", "manual", *args]
@@ -28,7 +29,7 @@ class ServeProcess:
         self.output = open(self.log, "ab")  # noqa: SIM115 - closed in wait()
         # its own session: at the end of a test the whole group goes, Ray's agents included
         self.process = subprocess.Popen(command, stdout=self.output, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                                        start_new_session=True, env=env)
         self.address = f"127.0.0.1:{self._port()}"
 
     def _port(self, timeout: float = 120.0) -> int:

@@ -121,6 +121,14 @@ def test_a_served_data_folder_is_refused_with_one_json_line_from_serve(tmp_path)
     assert f"is served by process {os.getppid()}" in line["msg"]
 
 
+def test_a_gateway_per_node_without_a_cluster_is_refused_with_one_json_line(tmp_path):
+    done = patron("serve", "--data", str(tmp_path / "data"), "--gateway-per-node")
+    assert done.returncode == 2
+    [line] = [json.loads(line) for line in done.stderr.splitlines()]
+    assert "--gateway-per-node needs --ray-address" in line["msg"]
+    assert not (tmp_path / "data").exists()  # refused before anything started
+
+
 def test_an_unreadable_rules_file_for_serve_is_a_json_line(tmp_path):
     done = patron("serve", "--data", str(tmp_path / "data"), "--rules", str(tmp_path / "missing.toml"),
                   "--grpc-port", "0", "--metrics-port", "-1")

@@ -48,9 +48,9 @@ def served(client: PatronClient, txns: list[dict], batch_size: int = 500, window
     return results
 
 
-def replayed(tmp_path: Path) -> tuple[list[tuple], list[dict], list[dict]]:
+def replayed(tmp_path: Path, workload: Workload = WORKLOAD) -> tuple[list[tuple], list[dict], list[dict]]:
     stream = tmp_path / "stream.jsonl"
-    write_jsonl(stream, WORKLOAD)
+    write_jsonl(stream, workload)
     out = {name: tmp_path / f"{name}.jsonl" for name in ("members", "results", "ledger")}
     replay_files(ReplayFiles(rules=EXAMPLE_RULES, transactions=stream, members_out=out["members"],
                              results_out=out["results"], ledger_out=out["ledger"]))

@@ -1,0 +1,66 @@
+"""A gateway's gRPC server, as both kinds of gateway build it: `patron serve`'s own and a node
+gateway (actors/node_gateway.py): tokens, the start-up guard, the services, health and reflection."""
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from actors.auth import BearerTokens, refusal, server_credentials
+from actors.config import ServeConfig
+from actors.gateway import handler_for
+from proto import patron_pb2 as pb
+
+__all__ = ["SERVICE_NAMES", "UntilStarted", "grpc_server", "listen"]
+
+SERVICE_NAMES = tuple(pb.DESCRIPTOR.services_by_name[name].full_name
+                      for name in ("Ingest", "Members", "Admin", "Events", "Wallet"))
+
+
+def grpc_server(config: ServeConfig, tokens: dict[str, str], servicers: dict[str, object],
+                checker: health.aio.HealthServicer, started: Callable[[], bool],
+                extra: tuple[grpc.GenericRpcHandler, ...] = ()) -> grpc.aio.Server:
+    """`servicers` by service name (Ingest, Members...); `extra` handlers serve the rest."""
+    limit = config.max_message_bytes
+    interceptors = [BearerTokens(tokens)] if tokens else []
+    interceptors.append(UntilStarted(started))
+    server = grpc.aio.server(interceptors=interceptors,
+                             options=[("grpc.max_receive_message_length", limit + (1 << 20)),
+                                      ("grpc.max_send_message_length", limit)])
+    services = pb.DESCRIPTOR.services_by_name
+    for name, servicer in servicers.items():
+        server.add_generic_rpc_handlers((handler_for(services[name], servicer, limit),))
+    if extra:
+        server.add_generic_rpc_handlers(extra)
+    health_pb2_grpc.add_HealthServicer_to_server(checker, server)
+    reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    return server
+
+
+def listen(server: grpc.aio.Server, config: ServeConfig, host: str) -> int:
+    """Open the port (TLS when configured); returns its number."""
+    address = f"{host}:{config.grpc_port}"
+    if config.tls_cert and config.tls_key:
+        return server.add_secure_port(address, server_credentials(config.tls_cert, config.tls_key,
+                                                                  config.tls_client_ca))
+    return server.add_insecure_port(address)
+
+
+class UntilStarted(grpc.aio.ServerInterceptor):
+    """The port opens before the shards are up (so health can say NOT_SERVING); until they
+    are, patron's own methods answer UNAVAILABLE, which clients retry, instead of failing on
+    a coordinator that has no shards yet. Health and reflection answer all along."""
+
+    def __init__(self, started: Callable[[], bool]) -> None:
+        self.started = started
+
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]],
+                                details: grpc.HandlerCallDetails) -> Any:
+        handler = await continuation(details)
+        if handler is None or self.started() or not details.method.startswith(f"/{pb.DESCRIPTOR.package}."):
+            return handler
+        return refusal(handler, grpc.StatusCode.UNAVAILABLE,
+                       "patron is starting and its shards are not ready yet; nothing was applied: "
+                       "retry shortly (health turns SERVING when ready)")

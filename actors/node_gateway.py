@@ -1,0 +1,239 @@
+"""A gateway on another node of the cluster (`patron serve --gateway-per-node`): a Ray actor
+pinned to its node that serves the same gRPC API and its own /metrics there. It sends each
+member's calls straight to that member's shard, through lanes of its own (in order, at most one
+call in flight per shard, a bounded queue), exactly as `patron serve`'s own gateway does; so
+any gateway answers any member. Admin calls (publish, midnight, checkpoints, status) belong to
+the coordinator in `patron serve`: a node gateway passes them on to serve's gateway as they
+are, with the caller's token."""
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import grpc
+import ray
+from grpc_health.v1 import health, health_pb2
+from prometheus_client import start_http_server
+
+from actors.config import ServeConfig
+from actors.events_service import EventsService
+from actors.gateway import IngestService, MembersService
+from actors.lanes import Lane
+from actors.listener import SERVICE_NAMES, grpc_server, listen
+from actors.logs import collect_rarely, configure_logging
+from actors.metrics import Metrics
+from actors.placement import labelled_nodes, pinned_to
+from actors.routing import shard_of
+from actors.wallet_service import WalletService
+from engine.programme import Programme
+from engine.validation import load_rules
+from proto import patron_pb2 as pb
+from storage.folder import Layout
+
+__all__ = ["GatewayPlan", "NodeGateway", "NodeGateways"]
+
+log = logging.getLogger("patron.gateway")
+
+
+class GatewayPlan:
+    """What a node gateway needs to start, and to start again after its node comes back."""
+
+    def __init__(self, config: ServeConfig, tokens: dict[str, str], layout: Layout, shards: list[str],
+                 rules: dict[int, str], version: int, admin: str) -> None:
+        self.config, self.tokens, self.layout = config, tokens, layout
+        self.shards = shards
+        """The shard actors' Ray names, by shard."""
+        self.rules, self.version = rules, version
+        """Every published version's text, and the one in force."""
+        self.admin = admin
+        """serve's own gateway, for Admin calls."""
+
+
+class KnownRules:
+    """The published rules, as RuleVersions reads them from a data folder (it is not on this node)."""
+
+    def __init__(self, texts: dict[int, str]) -> None:
+        self.texts = texts
+        self.rules = "the rules patron serve sent to this gateway"
+
+    def published_rules(self, version: int) -> str:
+        if version not in self.texts:
+            raise OSError(f"rules version {version} was not sent to this gateway")
+        return self.texts[version]
+
+
+class ShardRouter:
+    """What the gateway's services use of the coordinator, for a gateway away from it."""
+
+    def __init__(self, plan: GatewayPlan, metrics: Metrics) -> None:
+        config = plan.config
+        self.metrics = metrics
+        self.layout = plan.layout
+        self.folder = KnownRules(plan.rules)  # shared: versions sent later land in both
+        self.lanes = [Lane(ray.get_actor(name), shard, config.in_flight_per_shard, config.queue_per_shard)
+                      for shard, name in enumerate(plan.shards)]
+        self.programme = Programme(load_rules(plan.rules[plan.version]))
+
+    def shard_for(self, member_id: str) -> int:
+        return shard_of(self.layout, member_id)
+
+    async def call(self, shard: int, method: str, *args: Any, urgent: bool = False) -> Any:
+        return await self.lanes[shard].send(method, *args, urgent=urgent)
+
+    def published(self, version: int, text: str) -> None:
+        """The version now in force."""
+        self.folder.texts[version] = text
+        self.programme = Programme(load_rules(text))
+
+
+@ray.remote(max_restarts=-1, max_task_retries=0, enable_task_events=False)
+class NodeGateway:
+    """Started by `start` (again after a restart: Ray keeps the actor's constructor arguments)."""
+
+    def __init__(self, plan: GatewayPlan) -> None:
+        configure_logging()
+        collect_rarely()  # as serve's own gateway does
+        self.plan = plan
+        self.metrics = Metrics()
+        self.checker = health.aio.HealthServicer()
+        self.router: ShardRouter | None = None
+        self.server: grpc.aio.Server | None = None
+        self.events: EventsService | None = None
+        self.ports = (0, 0)
+        self._http: Any = None
+        self._admin: grpc.aio.Channel | None = None
+
+    async def start(self) -> tuple[str, int, int]:
+        """(node address, gRPC port, metrics port); starting a started gateway only answers."""
+        if self.server is None:
+            await self._start()
+        return ray.util.get_node_ip_address(), *self.ports
+
+    async def _start(self) -> None:
+        plan, config = self.plan, self.plan.config
+        self.router = router = ShardRouter(plan, self.metrics)
+        self._admin = grpc.aio.insecure_channel(plan.admin) if not config.tls_cert else grpc.aio.secure_channel(
+            plan.admin, grpc.ssl_channel_credentials(config.tls_cert.read_bytes()))
+        self.events = EventsService(router, counts=False)  # serve's gateway counts events
+        servicers = {"Ingest": IngestService(router, config.max_batch),
+                     "Members": MembersService(router, config.max_batch),
+                     "Events": self.events, "Wallet": WalletService(router)}
+        server = grpc_server(config, plan.tokens, servicers, self.checker, lambda: True,
+                             (forwarded(pb.DESCRIPTOR.services_by_name["Admin"], self._admin),))
+        port = listen(server, config, config.host)
+        await server.start()
+        self.events.start()
+        metrics_port = 0
+        if config.metrics_port >= 0:
+            self._http, _ = start_http_server(config.metrics_port, addr=config.host, registry=self.metrics.registry)
+            metrics_port = self._http.server_port
+        self.server, self.ports = server, (port, metrics_port)
+        log.info("node gateway serving", extra={"port": port, "metrics_port": metrics_port})
+
+    async def serving(self, every_shard: bool) -> int:
+        """Health as `patron serve` sees its shards, every second: a gateway Ray started again
+        after its node came back starts serving here. Answers the rules version it has (one
+        started again has its first plan's, and is sent the versions since)."""
+        if self.server is None:
+            await self._start()
+        status = health_pb2.HealthCheckResponse.SERVING if every_shard else health_pb2.HealthCheckResponse.NOT_SERVING
+        for service in ("", *SERVICE_NAMES):
+            await self.checker.set(service, status)
+        return self.plan.version
+
+    async def published(self, version: int, text: str) -> None:
+        self.plan.rules[version] = text
+        if version > self.plan.version:
+            self.plan.version = version
+            if self.router is not None:
+                self.router.published(version, text)
+
+    async def stop(self, grace: float) -> None:
+        """NOT_SERVING, finish the batches in flight, then close."""
+        await self.checker.enter_graceful_shutdown()
+        if self.server is not None:
+            await self.server.stop(grace)
+        if self.events is not None:
+            await self.events.close()
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+        if self._admin is not None:
+            await self._admin.close()
+
+
+class NodeGateways:
+    """In `patron serve`: a node gateway on every labelled node but serve's own (whose gateway is
+    serve's), kept told of health and of each publish, stopped with serve."""
+
+    def __init__(self, config: ServeConfig, coordinator: Any, tokens: dict[str, str], port: int) -> None:
+        self.config, self.coordinator, self.tokens, self.port = config, coordinator, tokens, port
+        self.actors: dict[str, Any] = {}
+        self.addresses: dict[str, tuple[str, int, int]] = {}
+        """node name -> (node address, gRPC port, metrics port)."""
+
+    async def start(self) -> None:
+        coordinator, config = self.coordinator, self.config
+        nodes = labelled_nodes()
+        here = ray.get_runtime_context().get_node_id()
+        host = config.host if config.host not in ("0.0.0.0", "::") else ray.util.get_node_ip_address()
+        folder = coordinator.folder
+        rules = {int(path.stem[1:]): path.read_text(encoding="utf-8") for path in folder.rules.glob("v*.toml")}
+        plan = GatewayPlan(config, self.tokens, coordinator.layout,
+                           [coordinator.shard_name(shard) for shard in range(coordinator.layout.shards)],
+                           rules, coordinator.rules.version, f"{host}:{self.port}")
+        self.actors = {name: NodeGateway.options(num_cpus=0, **pinned_to(name)).remote(plan)
+                       for name, node in sorted(nodes.items()) if node != here}
+        answers = await asyncio.gather(*(actor.start.remote() for actor in self.actors.values()))
+        self.addresses = dict(zip(self.actors, answers, strict=True))
+        coordinator.published_hooks.append(self._published)
+
+    async def serving(self, every_shard: bool) -> None:
+        """Health to every gateway; one behind on rules (started again by Ray) gets what it lacks."""
+        actors = list(self.actors.values())
+        versions = await asyncio.gather(*(_within(actor.serving.remote(every_shard)) for actor in actors))
+        current, folder = self.coordinator.rules.version, self.coordinator.folder
+        for actor, version in zip(actors, versions, strict=True):
+            for missing in range(version + 1, current + 1) if version is not None else ():
+                with contextlib.suppress(OSError):
+                    await _within(actor.published.remote(missing, folder.published_rules(missing)))
+
+    async def _published(self, published: Any) -> None:
+        """A gateway that does not answer now is sent the version when it answers `serving` again."""
+        await asyncio.gather(*(_within(actor.published.remote(published.version, published.text))
+                               for actor in self.actors.values()))
+
+    async def stop(self, grace: float) -> None:
+        await asyncio.gather(*(_within(actor.stop.remote(grace), grace + 5) for actor in self.actors.values()))
+        for actor in self.actors.values():
+            ray.kill(actor, no_restart=True)
+
+
+async def _within(call: Any, seconds: float = 2.0) -> Any:
+    """A node gateway's answer, or None: one on a lost node must not hold up serve."""
+    try:
+        return await asyncio.wait_for(call, seconds)
+    except Exception as error:
+        log.debug("a node gateway did not answer", extra={"error": str(error)})
+        return None
+
+
+def forwarded(service: Any, channel: grpc.aio.Channel) -> grpc.GenericRpcHandler:
+    """Every (unary) method of `service`, passed as bytes to the same method behind `channel`,
+    with the caller's authorization and deadline; its answer or its error comes back as it was."""
+    handlers = {}
+    for method in service.methods:
+        call = channel.unary_unary(f"/{service.full_name}/{method.name}")
+
+        async def forward(request: bytes, context: grpc.aio.ServicerContext, call: Any = call) -> bytes:
+            metadata = [(key, value) for key, value in context.invocation_metadata() or ()
+                        if key == "authorization"]
+            try:
+                return await call(request, metadata=metadata, timeout=context.time_remaining())
+            except grpc.aio.AioRpcError as error:
+                await context.abort(error.code(), error.details() or "")
+            return b""  # not reached: abort raises
+
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(forward)
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)

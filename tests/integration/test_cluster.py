@@ -1,0 +1,165 @@
+"""patron serve on a real two-node Ray cluster (tests/cluster.py): shards pinned to named nodes,
+each with its LMDB under its node's own data root, a gateway per node, results equal to replay,
+and nothing left running at the end. One cluster and one server for the module (a cluster
+costs ~20 s to start)."""
+
+import json
+import re
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import grpc
+import pytest
+
+from bench.cluster import LocalCluster, free_port
+from bench.workload import Workload, generate
+from cli.show import member_json, member_summary
+from client import PatronClient, patron_client
+from proto import patron_pb2 as pb
+from tests.builders import ms
+from tests.conftest import EXAMPLE_RULES
+from tests.integration.test_agreement import WORKLOAD, assert_members_and_ledgers, basic, replayed, served
+from tests.integration.test_metrics import scrape, value
+from tests.process import ServeProcess
+
+_NODE_GATEWAY = re.compile(r"node (\w+): gateway 127\.0\.0\.1:(\d+)\s+metrics (?:http://127\.0\.0\.1:(\d+)/metrics)?")
+
+
+THIRD_DAY = "2026-11-18"
+"""The business day once the agreement test has run WORKLOAD's three days."""
+
+
+class Served:
+    def __init__(self, cluster: LocalCluster, serve: ServeProcess, data: Path) -> None:
+        self.cluster, self.serve, self.data = cluster, serve, data
+        found = _NODE_GATEWAY.search(serve.text())
+        assert found is not None, serve.text()
+        self.node_gateway = found.group(1)
+        self.b_address, self.b_metrics = f"127.0.0.1:{found.group(2)}", int(found.group(3))
+
+
+@pytest.fixture(scope="module")
+def served_cluster(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cluster")
+    cluster = LocalCluster(root)
+    serve = None
+    try:
+        data = root / "serve-data"
+        serve = ServeProcess(data, "--ray-address", cluster.address, "--shards", "4", "--gateway-per-node",
+                             "--metrics-port", "0", "--start-date", WORKLOAD.start, rules=EXAMPLE_RULES,
+                             env=cluster.env)
+        serve.client().close()
+        yield Served(cluster, serve, data)
+        assert serve.terminate() == 0, serve.text()
+    finally:
+        if serve is not None:
+            serve.kill_everything()
+        cluster.stop()
+    assert cluster.leftovers() == []  # no raylet, worker or agent outlives the test
+
+
+def test_shards_are_pinned_to_named_nodes_with_their_lmdb_on_that_nodes_data_root(served_cluster):
+    layout = json.loads((served_cluster.data / "layout.json").read_text())
+    assert layout["nodes"] == {"0": "a", "1": "b", "2": "a", "3": "b"}
+    for node, shards in (("a", {"000", "002"}), ("b", {"001", "003"})):
+        root = served_cluster.cluster.nodes[node].data / layout["folder_id"] / "shards"
+        assert {path.name for path in root.iterdir()} == shards
+        assert all((root / shard / "data.mdb").exists() for shard in shards)
+    assert not any((served_cluster.data / "shards").iterdir())  # serve's folder keeps no shard
+    assert served_cluster.node_gateway == "b"
+
+
+def test_a_node_gateway_answers_every_member_and_agrees_with_replay(served_cluster, tmp_path):
+    expected_results, expected_members, expected_ledger = replayed(tmp_path)
+    # everything through node b's gateway, the midnight runs (Admin) passed on to serve's own
+    with PatronClient(served_cluster.b_address) as client:
+        assert served(client, list(generate(WORKLOAD))) == expected_results
+    with PatronClient(served_cluster.serve.address) as client:  # read back through serve's gateway
+        assert_members_and_ledgers(client, expected_members, expected_ledger)
+    with PatronClient(served_cluster.b_address) as client:  # and through b's
+        for member in expected_members[::7]:
+            assert json.loads(member_json(member_summary(client.member(member["member_id"])))) == member
+        assert client.status().rule_version == 1
+
+    samples = scrape(served_cluster.b_metrics)  # b's gateway counted what it acknowledged
+    batches = value(samples, "patron_batch_latency_seconds_count")
+    assert batches >= WORKLOAD.transactions / 500
+    accepted = sum(v for (name, labels), v in samples.items()
+                   if name == "patron_transactions_total" and ("outcome", "accepted") in labels)
+    assert accepted == sum(1 for r in expected_results if r[1] == "accepted")
+
+
+def test_rules_published_through_a_node_gateway_are_in_force_there(served_cluster):
+    """Admin is passed on to serve's coordinator, and the node gateway is told the new version
+    before the publish answers: a purchase it acknowledges next says why in the new rules' words."""
+    text = EXAMPLE_RULES.read_text().replace("version = 1", "version = 2", 1).replace(
+        'name = "double eleven"\nfactor = 3.0\nwhen = { dates = ["2026-11-11"] }',
+        f'name = "cluster relaunch"\nfactor = 3.0\nwhen = {{ dates = ["{THIRD_DAY}"] }}')
+    assert "cluster relaunch" in text
+    purchase = {"txn_id": "R2-1", "member_id": "R2-member", "occurred_at_ms": ms(f"{THIRD_DAY} 12:00"),
+                "kind": "purchase", "lines": [{"sku": "A", "paid_minor": 10_000}]}
+    with PatronClient(served_cluster.b_address) as b, PatronClient(served_cluster.serve.address) as a:
+        assert b.publish_rules(text).version == 2
+        assert b.submit([purchase]).results[0].outcome == pb.OUTCOME_ACCEPTED
+        ledger = b.ledger("R2-member")
+        assert "cluster relaunch" in ledger[-1].why
+        assert ledger == a.ledger("R2-member")
+
+
+def test_the_client_fails_over_to_the_next_gateway(served_cluster, monkeypatch):
+    monkeypatch.setattr(patron_client, "random", SimpleNamespace(randrange=lambda n: 0))  # start at the dead one
+    dead = f"127.0.0.1:{free_port()}"
+    with PatronClient([dead, served_cluster.b_address, served_cluster.serve.address], retries=3) as client:
+        with pytest.raises(grpc.RpcError) as refused:  # a read is not resent: it fails, the next call moves on
+            client.status()
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert client.address == served_cluster.b_address
+        client._use(0)
+        ack = client.submit([{"txn_id": "F1", "member_id": "F-1", "occurred_at_ms": 0, "kind": "event"}])
+        assert client.address == served_cluster.b_address  # a batch is sent again there
+        assert len(ack.results) == 1
+
+
+LOSS = Workload(transactions=1_500, members=300, days=2, start=WORKLOAD.start, seed=11, id_prefix="L")
+
+
+def test_losing_a_node_under_load_loses_nothing_acknowledged(served_cluster, tmp_path, monkeypatch):
+    """Node b (half the shards, a gateway) is killed -9 in the middle of a stream and started
+    again 3 s later under its name: its shards come back where their LMDB is, the client fails
+    over to serve's gateway and resends what was not acknowledged; members and ledgers are
+    those of replay (nothing lost, nothing counted twice)."""
+    cluster = served_cluster.cluster
+    serve = ServeProcess(tmp_path / "data", "--ray-address", cluster.address, "--shards", "2", "--gateway-per-node",
+                         "--start-date", LOSS.start, rules=EXAMPLE_RULES, env=cluster.env)
+    returned: list[threading.Thread] = []
+    try:
+        serve.client().close()
+        b_gateway = f"127.0.0.1:{_NODE_GATEWAY.search(serve.text()).group(2)}"
+        expected_results, expected_members, expected_ledger = replayed(tmp_path, LOSS)
+        monkeypatch.setattr(patron_client, "random", SimpleNamespace(randrange=lambda n: 0))  # start at b's
+
+        def lose_b_once(result) -> tuple:
+            answered.append(result.txn_id)
+            if len(answered) == 500:
+                cluster.nodes["b"].kill()
+                comeback = threading.Timer(3.0, cluster.add, ("b",))
+                comeback.start()
+                returned.append(comeback)
+            return basic(result)
+
+        answered: list[str] = []
+        with PatronClient([b_gateway, serve.address], retries=60) as client:
+            results = served(client, list(generate(LOSS)), batch_size=50, window=4, start=LOSS.start,
+                             fields=lose_b_once)
+            assert returned, "node b was never lost: the stream was too short"
+            assert client.address == serve.address
+            # every transaction answered; a part committed before the loss answers `duplicate` when resent
+            assert {r[0] for r in results} == {r[0] for r in expected_results}
+            assert_members_and_ledgers(client, expected_members, expected_ledger)
+        layout = json.loads((tmp_path / "data" / "layout.json").read_text())
+        assert layout["nodes"] == {"0": "a", "1": "b"}
+    finally:
+        for thread in returned:
+            thread.join(120)
+        serve.kill_everything()
