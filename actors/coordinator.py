@@ -456,7 +456,8 @@ class Coordinator:
     def _spawn(self, shard: int, start_day: Day) -> Any:
         config = ShardConfig(shard, str(self.folder.shard(shard)), self.rules.text, self.config.durability,
                              start_day, self.config.index_retention_days, self.config.map_bytes,
-                             self.config.max_map_bytes, self.config.coupon_block, self.keeper_name)
+                             self.config.max_map_bytes, self.config.coupon_block, self.keeper_name,
+                             hot_members=self.config.hot_members)
         if not self.config.ray_address:  # one machine: every shard fits, however many cores
             return ShardActor.options(num_cpus=0).remote(config)
         node = self.layout.nodes.get(str(shard))

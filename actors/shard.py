@@ -19,6 +19,7 @@ from actors.batch_order import StreamOrder
 from actors.batch_stats import BatchStats, count_batch, count_ledger
 from actors.coupon_grants import GrantSource
 from actors.grouping import apply_group
+from actors.hot_members import HotMembers
 from actors.shard_coupons import ShardCoupons
 from actors.shard_outbox import ShardOutbox
 from engine.book import Book
@@ -91,6 +92,9 @@ class ShardConfig(msgspec.Struct, frozen=True):
     keeper: str = ""
     """The Ray name of the programme's coupon grant keeper (actors/coupon_grants.py); empty:
     none, the whole inventory is this shard's (one shard driven alone)."""
+    hot_members: int = 0
+    """Members this shard keeps in memory between writes (0: all); the rest are read from LMDB
+    when needed (actors/hot_members.py)."""
 
 
 class ShardStatus(msgspec.Struct):
@@ -131,14 +135,17 @@ class Shard:
         self.config = config
         self.store = ShardStore(Path(config.path), config.durability, config.map_bytes, config.max_map_bytes)
         rules_text = self.store.meta("rules_text") or config.rules_text
-        members = {m.member_id: m for m in self.store.members()}
         today = self.store.meta("business_day") or config.start_day
-        # Coupon inventory is counted from the instances stored members hold; what this shard may
-        # issue is what the keeper granted it (on the keeper's disk before it was answered).
-        stock = CountedStock.of_members(members.values())
-        self.inventory = ShardCoupons(config.shard, grants, stock, config.coupon_block) if grants else None
-        self.book = Book(Programme(load_rules(rules_text)), members, today=today, history=IndexHistory(self.store),
-                         stock=stock)
+        self.members = HotMembers(self.store, config.hot_members)
+        self.book = Book(Programme(load_rules(rules_text)), today=today, history=IndexHistory(self.store),
+                         stock=CountedStock())
+        self.book.members = self.members  # given after the Book, which would count tags over it: _load does
+        self.stored_value = [0, 0]
+        """Principal and bonus all members hold: from the stored members, then every commit's ledger."""
+        self._load()
+        # What this shard may issue is what the keeper granted it (on the keeper's disk before it was answered)
+        self.inventory = (ShardCoupons(config.shard, grants, self.book.stock, config.coupon_block)
+                          if grants else None)
         self.accepted = 0
         self.streams = StreamOrder(config.shard)
         """Kept in memory only: after a restart every stream's next part is refused and resent."""
@@ -147,18 +154,27 @@ class Shard:
         self.unreported = BatchStats({})
         """What commits other than ingested batches did since the coordinator last asked:
         midnight runs, enrollment, operators' changes, re-evaluation (batches carry their own)."""
-        self.stored_value = [sum(m.stored_value for m in members.values()),
-                             sum(m.bonus_value for m in members.values())]
-        """Principal and bonus all members hold: from the stored members, then every commit's ledger."""
-        for member in members.values():
-            schedule(self.book, member)
-            if member.touched:
-                self.book.awake.add(member.member_id)
         if self.store.meta("rules_text") is None:
             self._write(lambda: None, (), meta={"rules_text": rules_text, "business_day": today})
         pending = self.store.meta("reevaluating")
         if pending:  # a re-evaluation was cut short: start it again (it is idempotent)
-            self.job = Job("reevaluate", today, sorted(members), version=pending)
+            self.job = Job("reevaluate", today, sorted(self.members), version=pending)
+
+    def _load(self) -> None:
+        """The one pass over the stored members at start: the midnight wake-ups, members per
+        tag, stored value, and coupon inventory counted from the instances members hold (what
+        is stored is what was taken, so a crash between taking and committing wastes nothing).
+        Members are kept in memory only when the hot set is unbounded."""
+        book = self.book
+        for member in self.members.start(self.store.members()):
+            schedule(book, member)
+            if member.touched:
+                book.awake.add(member.member_id)
+            if member.tags or member.manual_tags:
+                book.count_tags([], member.tags + member.manual_tags)
+            self.stored_value[0] += member.stored_value
+            self.stored_value[1] += member.bonus_value
+            book.stock.count(member)
 
     # -- ingestion ---------------------------------------------------------------------
 
@@ -222,18 +238,25 @@ class Shard:
 
     def member(self, member_id: str) -> MemberSummary | None:
         member = self.book.members.get(member_id)
-        return summarise(self.book.programme, member) if member is not None else None
+        summary = summarise(self.book.programme, member) if member is not None else None
+        self.members.settle()
+        return summary
 
     def quote(self, member_id: str, lines: list[LineItem], at_ms: int = 0) -> Quote:
         """Read-only: what the basket would cost and earn bought at `at_ms` (0: now, on the business day)."""
         at_ms = at_ms or self.book.programme.calendar.within(self.book.today, int(time.time() * 1000))
-        return quote(self.book, member_id, lines, at_ms)
+        try:
+            return quote(self.book, member_id, lines, at_ms)
+        finally:
+            self.members.settle()
 
     def coupons(self, member_id: str, status: str = "") -> list[HeldCoupon]:
         member = self.book.members.get(member_id)
         if member is None:
             raise UnknownMemberError(member_id)
-        return member_coupons(self.book.programme, member, status)
+        held = member_coupons(self.book.programme, member, status)
+        self.members.settle()
+        return held
 
     def ledger(self, member_id: str, after_seq: int = 0, limit: int = 0) -> list[LedgerEntry]:
         return self.store.ledger(member_id, after_seq, limit)
@@ -334,11 +357,11 @@ class Shard:
 
     def liability(self) -> dict[str, int]:
         """Outstanding spendable points by the month they expire ("never" for no expiry)."""
+        by_day = self.members.liability if self.members.bounded else _lots_by_day(self.members.values())
         by_month: dict[str, int] = {}
-        for member in self.book.members.values():
-            for lot in member.lots:
-                month = iso(lot.expires)[:7] if lot.expires < NEVER else "never"
-                by_month[month] = by_month.get(month, 0) + lot.amount
+        for day, amount in by_day.items():
+            month = iso(day)[:7] if day < NEVER else "never"
+            by_month[month] = by_month.get(month, 0) + amount
         return by_month
 
     def anomalies(self, day: str) -> list[AnomalyRow]:
@@ -446,13 +469,16 @@ class Shard:
         member_ids = list(member_ids)
         if self.inventory is not None:
             self.inventory.dry = set()
-        for round_ in range(_STOCK_ROUNDS):
-            try:
-                return self._growing(action, member_ids, batch, final=round_ == _STOCK_ROUNDS - 1)
-            except _ShortOfStockError as short:
-                for coupon, units in short.units.items():
-                    self.inventory.top_up(coupon, units)
-        raise AssertionError("the last round never asks for more units")
+        try:
+            for round_ in range(_STOCK_ROUNDS):
+                try:
+                    return self._growing(action, member_ids, batch, final=round_ == _STOCK_ROUNDS - 1)
+                except _ShortOfStockError as short:
+                    for coupon, units in short.units.items():
+                        self.inventory.top_up(coupon, units)
+            raise AssertionError("the last round never asks for more units")
+        finally:
+            self.members.settle()  # committed or put back: nothing in memory is ahead of LMDB now
 
     def _growing(self, action: Callable[[BatchWriter], T], member_ids: list[str], batch: bool, final: bool) -> T:
         try:
@@ -482,6 +508,7 @@ class Shard:
             writer.put_members(dirty.values())
             writer.put_ledger(ledger)
             writer.commit()
+            self.members.committed(dirty.values())
             self.outbox.committed(notices)
             self._count_committed(ledger, batch)
         except BaseException:
@@ -508,12 +535,17 @@ class Shard:
         self.book.take_notices()
         for member_id in set(member_ids):
             stored = self.store.member(member_id)
-            self.book.count_tags(_all_tags(self.book.members.get(member_id)), _all_tags(stored))
-            if stored is None:
-                self.book.members.pop(member_id, None)
-            else:
-                self.book.members[member_id] = stored
+            self.book.count_tags(_all_tags(self.members.peek(member_id)), _all_tags(stored))
+            self.members.restore(member_id, stored)
 
 
 def _all_tags(member: Member | None) -> list[str]:
     return [] if member is None else member.tags + member.manual_tags
+
+
+def _lots_by_day(members: Iterable[Member]) -> dict[Day, int]:
+    by_day: dict[Day, int] = {}
+    for member in members:
+        for lot in member.lots:
+            by_day[lot.expires] = by_day.get(lot.expires, 0) + lot.amount
+    return by_day
