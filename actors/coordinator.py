@@ -348,6 +348,8 @@ class Coordinator:
             metrics.shard_up.labels(str(shard)).set(1 if isinstance(answer, ShardStatus) else 0)
             if isinstance(answer, ShardStatus):
                 metrics.members.labels(str(shard)).set(answer.members)
+                metrics.members_in_memory.labels(str(shard)).set(answer.members_in_memory)
+                metrics.member_loads.labels(str(shard)).set(answer.member_loads)
                 metrics.lmdb_bytes.labels(str(shard)).set(answer.disk_bytes)
         metrics.rules_version.set(self.rules.version)
         if up:

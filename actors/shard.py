@@ -114,6 +114,9 @@ class ShardStatus(msgspec.Struct):
     stored_value: int = 0
     bonus_value: int = 0
     """Stored value the shard's members hold: principal and bonus, in minor units."""
+    members_in_memory: int = 0
+    member_loads: int = 0
+    """Members read from LMDB because they were not in memory, since the shard started."""
 
 
 class Job(msgspec.Struct):
@@ -445,7 +448,7 @@ class Shard:
                            iso(self.book.today) if self.book.today else "", self.book.programme.version,
                            self.store.disk_bytes(), job.kind if job else "", job.done if job else 0,
                            len(job.members) if job else 0, self.store.bytes_of("members"),
-                           dict(self.book.tag_counts), *self.stored_value)
+                           dict(self.book.tag_counts), *self.stored_value, self.members.held(), self.members.loads)
 
     def close(self) -> None:
         self.store.close()
