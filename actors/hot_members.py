@@ -108,7 +108,8 @@ class HotMembers(MutableMapping[MemberId, Member]):
     # -- between writes -------------------------------------------------------------------------
 
     def committed(self, members: Iterable[Member]) -> None:
-        """These members' new state is on disk: no longer fresh, and their lots count as they are now."""
+        """These members' new state is being committed: no longer fresh, and their lots count as
+        they are now (a failed commit puts each back with `restore`)."""
         self._fresh.clear()
         if not self.bounded:
             return
@@ -119,15 +120,19 @@ class HotMembers(MutableMapping[MemberId, Member]):
             self._lots[member.member_id] = lots
 
     def restore(self, member_id: MemberId, stored: Member | None) -> None:
-        """After a failed write: the member as LMDB has it (None: it was never committed)."""
+        """After a failed write: the member as LMDB has it (None: it was never committed), and
+        its lots in `liability` as committed (`committed` may have counted them before the
+        commit failed)."""
         self._fresh.discard(member_id)
+        if self.bounded:
+            self._add_lots(self._lots.pop(member_id, ()), -1)
+            if stored is not None:
+                self._lots[member_id] = _lots_of(stored)
+                self._add_lots(self._lots[member_id], 1)
         if stored is None:
             self._hot.pop(member_id, None)
-            self._lots.pop(member_id, None)
-            return
-        self._hot[member_id] = stored
-        if self.bounded:
-            self._lots[member_id] = _lots_of(stored)
+        else:
+            self._hot[member_id] = stored
 
     def settle(self) -> int:
         """Between writes only: drop the least recently used beyond the capacity; returns how many."""

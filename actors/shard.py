@@ -20,6 +20,7 @@ from actors.batch_stats import BatchStats, count_batch, count_ledger
 from actors.coupon_grants import GrantSource
 from actors.grouping import apply_group
 from actors.hot_members import HotMembers
+from actors.member_index import TOTALS_KEY, MemberTotals, wakeups_of
 from actors.shard_coupons import ShardCoupons
 from actors.shard_outbox import ShardOutbox
 from engine.book import Book
@@ -27,7 +28,7 @@ from engine.calendar import iso
 from engine.errors import InvalidRequestError, StorageFullError, UnknownMemberError
 from engine.ledger import LedgerEntry
 from engine.members import Member
-from engine.midnight import AnomalyRow, schedule, visit, visitors
+from engine.midnight import AnomalyRow, periodic_due, schedule, visit, visitors
 from engine.operators import Enrollment, enroll, set_status, set_tier
 from engine.programme import Programme
 from engine.publishing import (
@@ -128,6 +129,8 @@ class Job(msgspec.Struct):
     done: int = 0
     rows: int = 0
     version: int = 0
+    days: list[Day] = []
+    """A midnight run over the wake-up index: the days of its entries the run visits."""
 
 
 class Shard:
@@ -145,10 +148,6 @@ class Shard:
         self.book.members = self.members  # given after the Book, which would count tags over it: _load does
         self.stored_value = [0, 0]
         """Principal and bonus all members hold: from the stored members, then every commit's ledger."""
-        self._load()
-        # What this shard may issue is what the keeper granted it (on the keeper's disk before it was answered)
-        self.inventory = (ShardCoupons(config.shard, grants, self.book.stock, config.coupon_block)
-                          if grants else None)
         self.accepted = 0
         self.streams = StreamOrder(config.shard)
         """Kept in memory only: after a restart every stream's next part is refused and resent."""
@@ -157,6 +156,11 @@ class Shard:
         self.unreported = BatchStats({})
         """What commits other than ingested batches did since the coordinator last asked:
         midnight runs, enrollment, operators' changes, re-evaluation (batches carry their own)."""
+        self.inventory: ShardCoupons | None = None
+        self._load()
+        # What this shard may issue is what the keeper granted it (on the keeper's disk before it was answered)
+        self.inventory = (ShardCoupons(config.shard, grants, self.book.stock, config.coupon_block)
+                          if grants else None)
         if self.store.meta("rules_text") is None:
             self._write(lambda: None, (), meta={"rules_text": rules_text, "business_day": today})
         pending = self.store.meta("reevaluating")
@@ -164,20 +168,60 @@ class Shard:
             self.job = Job("reevaluate", today, sorted(self.members), version=pending)
 
     def _load(self) -> None:
-        """The one pass over the stored members at start: the midnight wake-ups, members per
-        tag, stored value, and coupon inventory counted from the instances members hold (what
-        is stored is what was taken, so a crash between taking and committing wastes nothing).
-        Members are kept in memory only when the hot set is unbounded."""
+        """What the shard needs before it answers. Every member in memory: one pass over them.
+        A bounded hot set: the totals record, or, when it is stale (the folder was last written
+        another way), one pass that writes it and the wake-up index anew (actors/member_index.py)."""
+        members = self.members.start(self.store.members())
+        if not self.members.bounded:
+            for member in members:
+                self._count(member)
+            return
+        totals = self.store.stamped_meta(TOTALS_KEY)
+        if totals is not None:
+            self._take_totals(msgspec.convert(totals, MemberTotals, strict=False))
+            return
+
+        def rebuild(writer: BatchWriter) -> None:
+            writer.clear_wakeups()
+            chunk: list[Member] = []
+            for member in members:
+                self._count(member)
+                chunk.append(member)
+                if len(chunk) == 10_000:
+                    writer.put_wakeups(wakeups_of(self.book, chunk))
+                    chunk = []
+            writer.put_wakeups(wakeups_of(self.book, chunk))
+
+        log.info("reading every member once to index them", extra={"shard": self.config.shard})
+        self._write_with(rebuild, ())
+
+    def _count(self, member: Member) -> None:
+        """One stored member at start: its midnight wake-ups, its tags, its stored value, and the
+        coupon inventory its instances took (what is stored is what was taken, so a crash
+        between taking and committing wastes nothing)."""
         book = self.book
-        for member in self.members.start(self.store.members()):
-            schedule(book, member)
-            if member.touched:
-                book.awake.add(member.member_id)
-            if member.tags or member.manual_tags:
-                book.count_tags([], member.tags + member.manual_tags)
-            self.stored_value[0] += member.stored_value
-            self.stored_value[1] += member.bonus_value
-            book.stock.count(member)
+        schedule(book, member)
+        if member.touched:
+            book.awake.add(member.member_id)
+        if member.tags or member.manual_tags:
+            book.count_tags([], member.tags + member.manual_tags)
+        self.stored_value[0] += member.stored_value
+        self.stored_value[1] += member.bonus_value
+        book.stock.count(member)
+
+    def _take_totals(self, totals: MemberTotals) -> None:
+        self.book.tag_counts = dict(totals.tags)
+        self.stored_value = [totals.stored_value, totals.bonus_value]
+        self.book.stock.taken.update(totals.taken)
+        self.members.liability = dict(totals.liability)
+
+    def _index(self, writer: BatchWriter, members: Iterable[Member], ledger: list[LedgerEntry]) -> None:
+        """Bounded: the wake-up index and the totals record follow what this commit writes."""
+        writer.put_wakeups(wakeups_of(self.book, members))
+        principal, bonus = _value_moved(ledger)
+        writer.put_stamped_meta(TOTALS_KEY, MemberTotals(
+            self.book.tag_counts, self.stored_value[0] + principal, self.stored_value[1] + bonus,
+            self.book.stock.taken, self.members.liability))
 
     # -- ingestion ---------------------------------------------------------------------
 
@@ -324,7 +368,11 @@ class Shard:
             return len(self.job.members) - self.job.done
         if run != self.book.today + 1:
             raise ValueError(f"runs go in date order: the next is {iso(self.book.today + 1)}, not {iso(run)}")
-        self.job = Job("midnight", run, visitors(self.book, run))
+        if not self.members.bounded:
+            self.job = Job("midnight", run, visitors(self.book, run))
+        else:  # from the wake-up index; everyone on a day of periodic recalculation
+            days, woken = self.store.woken_by(run)
+            self.job = Job("midnight", run, list(self.members) if periodic_due(self.book, run) else woken, days=days)
         return len(self.job.members)
 
     def midnight_step(self, limit: int = 2_000) -> tuple[int, list[str], bool]:
@@ -337,6 +385,7 @@ class Shard:
         finished = job.done + len(chunk) >= len(job.members)
 
         def step(writer: BatchWriter) -> list[AnomalyRow]:
+            writer.drop_wakeups(job.days, chunk)  # then the commit indexes the visited members' next runs
             rows = visit(self.book, chunk, job.day)
             writer.put_anomalies(rows)
             if finished:
@@ -482,6 +531,9 @@ class Shard:
             raise AssertionError("the last round never asks for more units")
         finally:
             self.members.settle()  # committed or put back: nothing in memory is ahead of LMDB now
+            if self.members.bounded:  # the wake-up index has them
+                self.book.awake.clear()
+                self.book.wakeups.clear()
 
     def _growing(self, action: Callable[[BatchWriter], T], member_ids: list[str], batch: bool, final: bool) -> T:
         try:
@@ -510,8 +562,10 @@ class Shard:
             ledger, dirty = self.book.take_changes()
             writer.put_members(dirty.values())
             writer.put_ledger(ledger)
+            self.members.committed(dirty.values())  # a failure below puts them back (_reload)
+            if self.members.bounded:
+                self._index(writer, dirty.values(), ledger)
             writer.commit()
-            self.members.committed(dirty.values())
             self.outbox.committed(notices)
             self._count_committed(ledger, batch)
         except BaseException:
@@ -526,10 +580,9 @@ class Shard:
         return outcome
 
     def _count_committed(self, ledger: list[LedgerEntry], batch: bool) -> None:
-        for entry in ledger:
-            if entry.stored_value or entry.bonus_value:
-                self.stored_value[0] += entry.stored_value
-                self.stored_value[1] += entry.bonus_value
+        principal, bonus = _value_moved(ledger)
+        self.stored_value[0] += principal
+        self.stored_value[1] += bonus
         if not batch:
             count_ledger(self.unreported, ledger)
 
@@ -544,6 +597,16 @@ class Shard:
 
 def _all_tags(member: Member | None) -> list[str]:
     return [] if member is None else member.tags + member.manual_tags
+
+
+def _value_moved(ledger: list[LedgerEntry]) -> tuple[int, int]:
+    """How much stored value, principal and bonus, the entries moved."""
+    principal = bonus = 0
+    for entry in ledger:
+        if entry.stored_value or entry.bonus_value:
+            principal += entry.stored_value
+            bonus += entry.bonus_value
+    return principal, bonus
 
 
 def _lots_by_day(members: Iterable[Member]) -> dict[Day, int]:
