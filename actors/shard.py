@@ -175,6 +175,8 @@ class Shard:
         if not self.members.bounded:
             for member in members:
                 self._count(member)
+            if self.store.meta(TOTALS_KEY) is not None:  # from a bounded run: no longer kept up to date
+                self._write_with(_forget_index, ())
             return
         totals = self.store.stamped_meta(TOTALS_KEY)
         if totals is not None:
@@ -597,6 +599,11 @@ class Shard:
 
 def _all_tags(member: Member | None) -> list[str]:
     return [] if member is None else member.tags + member.manual_tags
+
+
+def _forget_index(writer: BatchWriter) -> None:
+    writer.clear_wakeups()
+    writer.delete_meta(TOTALS_KEY)
 
 
 def _value_moved(ledger: list[LedgerEntry]) -> tuple[int, int]:

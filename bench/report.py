@@ -25,6 +25,8 @@ class Chart:
     marks: list[tuple[float, str]] = field(default_factory=list)
     spans: list[tuple[float, float, str]] = field(default_factory=list)
     bars: list[tuple[str, float]] = field(default_factory=list)
+    lines: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    """Drawn instead of throughput when there is no timeline: (seconds, value) series by name."""
 
 
 @dataclass
@@ -77,7 +79,9 @@ def draw(chart: Chart, path: Path) -> None:
     figure, axes = pyplot.subplots(2 if with_latency else 1, 1, figsize=(10, 6.5 if with_latency else 4),
                                    sharex=True, squeeze=False)
     top = axes[0][0]
-    if chart.timeline is None:
+    if chart.lines:
+        _lines(top, chart)
+    elif chart.timeline is None:
         _bars(top, chart)
     else:
         _throughput(top, chart, chart.timeline)
@@ -119,6 +123,17 @@ def _marks(axis: Any, chart: Chart) -> None:
         axis.axvline(at, color=color, linestyle="--", label=label, zorder=3)
     if chart.spans or chart.marks:
         axis.legend(loc="best")
+
+
+def _lines(axis: Any, chart: Chart) -> None:
+    for name, points in chart.lines.items():
+        axis.plot([at for at, _ in points], [value for _, value in points], label=name)
+    axis.set_ylabel(chart.unit)
+    axis.set_xlabel("seconds")
+    axis.set_ylim(bottom=0)
+    axis.legend(loc="best")
+    _marks(axis, chart)
+    axis.grid(alpha=0.3)
 
 
 def _bars(axis: Any, chart: Chart) -> None:

@@ -385,6 +385,9 @@ class BatchWriter:
     def put_meta(self, key: str, value: Any) -> None:
         self.txn.put(key.encode(), encode(value), db=self.dbs["meta"])
 
+    def delete_meta(self, key: str) -> None:
+        self.txn.delete(key.encode(), db=self.dbs["meta"])
+
     def put_stamped_meta(self, key: str, value: Any) -> None:
         """Metadata that holds only while nothing else is committed after this transaction: it
         carries this transaction's id, and `ShardStore.stamped_meta` reads it only while that is

@@ -208,6 +208,11 @@ def test_a_bounded_start_reads_no_member_and_a_folder_written_otherwise_is_index
     assert again.members.held() <= 2
     assert sum(again.liability().values()) == sum(again.member(f"m{n}").points for n in (*range(1, 8), 9)) > 0
     assert again.midnight_begin(parse_day("2026-11-19")) == 0  # nothing is due: nobody is read
+    again.close()
+    _open(tmp_path, 0).close()  # with every member in memory the index is not kept: it is dropped
+    caplog.clear()
+    _open(tmp_path, 2).close()
+    assert _indexing_logged(caplog)
 
 
 def test_a_bounded_midnight_run_cut_short_by_a_crash_resumes_where_it_stopped(tmp_path):
