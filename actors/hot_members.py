@@ -9,7 +9,7 @@ The engine sees a mapping (engine/book.py): `get`, `[]`, `in`, assignment and `p
 lists every member's id, stored or new, in id order."""
 
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping, ValuesView
 
 from engine.members import Member
 from engine.types import Day, MemberId
@@ -101,6 +101,10 @@ class HotMembers(MutableMapping[MemberId, Member]):
         if not self.bounded:
             return iter(list(self._hot))
         return iter(sorted(set(self.store.member_ids()) | self._fresh))
+
+    def values(self) -> ValuesView[Member]:  # type: ignore[override]
+        """Unbounded: the members in memory, which are all of them, at dict speed."""
+        return self._hot.values() if not self.bounded else super().values()
 
     def __len__(self) -> int:
         return len(self._hot) if not self.bounded else self.store.count("members") + len(self._fresh)

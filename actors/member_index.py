@@ -32,15 +32,14 @@ class MemberTotals(msgspec.Struct, array_like=True):
 
 
 def wakeups_of(book: Book, members: Iterable[Member]) -> list[tuple[Day, str]]:
-    """Wake-up index entries for members as they are now: the next run with work for each
-    (as a restart would schedule it), and day 0, the next run whatever its date, for a member
-    changed since its last run. A run removes the entries it visited; one left from an earlier
-    plan only makes a run look at a member with nothing to do."""
+    """Wake-up index entries for members as they are now: day 0, the next run whatever its
+    date, for a member changed since its last run (that run plans its next one: it comes before
+    any other, so working it out at every batch would be wasted), else the next run with work
+    for the member, as a restart would schedule it. A run removes the entries it visited; one
+    left from an earlier plan only makes a run look at a member with nothing to do."""
     entries = []
     for member in members:
-        day = wake_day(book, member)
-        if day:
+        day = 0 if member.touched else wake_day(book, member)
+        if day or member.touched:
             entries.append((day, member.member_id))
-        if member.touched:
-            entries.append((0, member.member_id))
     return entries

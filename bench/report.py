@@ -1,5 +1,6 @@
 """A scenario's result: a table on stdout, DIR/SCENARIO.json and a PNG chart."""
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -117,8 +118,8 @@ def _latency(axis: Any, chart: Chart, timeline: Timeline) -> None:
 
 
 def _marks(axis: Any, chart: Chart) -> None:
-    for first, last, label in chart.spans:
-        axis.axvspan(first, last, alpha=0.2, color="tab:orange", label=label, zorder=0)
+    for (first, last, label), color in zip(chart.spans, itertools.cycle(("tab:orange", "tab:green", "tab:cyan"))):
+        axis.axvspan(first, last, alpha=0.2, color=color, label=label, zorder=0)
     for (at, label), color in zip(chart.marks, ("tab:red", "tab:green", "tab:purple", "tab:brown"), strict=False):
         axis.axvline(at, color=color, linestyle="--", label=label, zorder=3)
     if chart.spans or chart.marks:
