@@ -109,8 +109,12 @@ def _latency(axis: Any, chart: Chart, timeline: Timeline) -> None:
     middles = [second + 0.5 for second, _, _ in rows]
     axis.plot(middles, [p50 * 1000 for _, p50, _ in rows], marker=".", label="p50")
     axis.plot(middles, [p99 * 1000 for _, _, p99 in rows], marker=".", label="p99")
-    axis.set_ylabel(chart.latency_label)
-    axis.set_xlabel("seconds (answers in each second)")
+    _series_axes(axis, chart, chart.latency_label, "seconds (answers in each second)")
+
+
+def _series_axes(axis: Any, chart: Chart, label: str, seconds: str) -> None:
+    axis.set_ylabel(label)
+    axis.set_xlabel(seconds)
     axis.set_ylim(bottom=0)
     axis.legend(loc="best")
     _marks(axis, chart)
@@ -129,12 +133,7 @@ def _marks(axis: Any, chart: Chart) -> None:
 def _lines(axis: Any, chart: Chart) -> None:
     for name, points in chart.lines.items():
         axis.plot([at for at, _ in points], [value for _, value in points], label=name)
-    axis.set_ylabel(chart.unit)
-    axis.set_xlabel("seconds")
-    axis.set_ylim(bottom=0)
-    axis.legend(loc="best")
-    _marks(axis, chart)
-    axis.grid(alpha=0.3)
+    _series_axes(axis, chart, chart.unit, "seconds")
 
 
 def _bars(axis: Any, chart: Chart) -> None:
