@@ -171,9 +171,8 @@ class Shard:
         """What the shard needs before it answers. Every member in memory: one pass over them.
         A bounded hot set: the totals record, or, when it is stale (the folder was last written
         another way), one pass that writes it and the wake-up index anew (actors/member_index.py)."""
-        members = self.members.start(self.store.members())
         if not self.members.bounded:
-            for member in members:
+            for member in self.members.start(self.store.members()):
                 self._count(member)
             if self.store.meta(TOTALS_KEY) is not None:  # from a bounded run: no longer kept up to date
                 self._write_with(_forget_index, ())
@@ -183,10 +182,12 @@ class Shard:
             self._take_totals(msgspec.convert(totals, MemberTotals, strict=False))
             return
 
-        def rebuild(writer: BatchWriter) -> None:
+        def rebuild(writer: BatchWriter) -> None:  # run again from the start after the map grew
+            self.book.tag_counts, self.stored_value, self.members.liability = {}, [0, 0], {}
+            self.book.stock.taken.clear()
             writer.clear_wakeups()
             chunk: list[Member] = []
-            for member in members:
+            for member in self.members.start(self.store.members()):
                 self._count(member)
                 chunk.append(member)
                 if len(chunk) == 10_000:
