@@ -28,7 +28,7 @@ class HotMembers(MutableMapping[MemberId, Member]):
     def __init__(self, store: ShardStore, capacity: int = 0) -> None:
         self.store = store
         self.capacity = capacity
-        self._hot: OrderedDict[MemberId, Member] = OrderedDict()
+        self._hot: dict[MemberId, Member] = OrderedDict() if capacity > 0 else {}
         self._fresh: set[MemberId] = set()
         """Members created since the last commit: in memory only."""
         self._lots: dict[MemberId, Lots] = {}
@@ -41,6 +41,11 @@ class HotMembers(MutableMapping[MemberId, Member]):
     @property
     def bounded(self) -> bool:
         return self.capacity > 0
+
+    def mapping(self) -> MutableMapping[MemberId, Member]:
+        """What the engine is given: unbounded, the dict of members itself (nothing between the
+        engine and its members, as when every shard held a plain dict); bounded, this."""
+        return self if self.bounded else self._hot
 
     # -- start-up ---------------------------------------------------------------------------
 
@@ -60,7 +65,7 @@ class HotMembers(MutableMapping[MemberId, Member]):
         member = self._hot.get(member_id)
         if member is not None:
             if self.bounded:
-                self._hot.move_to_end(member_id)
+                self._hot.move_to_end(member_id)  # type: ignore[attr-defined]
             return member
         if not self.bounded:
             return default  # every member is here: one not here does not exist
@@ -144,7 +149,7 @@ class HotMembers(MutableMapping[MemberId, Member]):
             return 0
         dropped = 0
         while len(self._hot) > self.capacity:
-            member_id, _ = self._hot.popitem(last=False)
+            member_id, _ = self._hot.popitem(last=False)  # type: ignore[call-arg]
             self._lots.pop(member_id, None)
             dropped += 1
         return dropped

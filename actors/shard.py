@@ -145,7 +145,7 @@ class Shard:
         self.members = HotMembers(self.store, config.hot_members)
         self.book = Book(Programme(load_rules(rules_text)), today=today, history=IndexHistory(self.store),
                          stock=CountedStock())
-        self.book.members = self.members  # given after the Book, which would count tags over it: _load does
+        self.book.members = self.members.mapping()  # after the Book, which would count tags over it: _load does
         self.stored_value = [0, 0]
         """Principal and bonus all members hold: from the stored members, then every commit's ledger."""
         self.accepted = 0
