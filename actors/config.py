@@ -39,6 +39,9 @@ class ServeConfig(msgspec.Struct, kw_only=True):
     """The ceiling the map may grow to; past it a batch is refused with RESOURCE_EXHAUSTED."""
     job_chunk: int = 15_000
     """Members per commit in long jobs (midnight, re-evaluation); batches go in between."""
+    hot_members: int = 0
+    """Members each shard keeps in memory between writes (0: every member, loaded at start);
+    the others are read from LMDB when a transaction, a read or the midnight run needs them."""
     coupon_block: int = 64
     """The smallest block of a limited coupon's inventory a shard asks for at once; a shard asks
     for twice what its last commit used when that is more (docs/decisions.md)."""

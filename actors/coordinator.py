@@ -355,6 +355,8 @@ class Coordinator:
             metrics.shard_up.labels(str(shard)).set(1 if isinstance(answer, ShardStatus) else 0)
             if isinstance(answer, ShardStatus):
                 metrics.members.labels(str(shard)).set(answer.members)
+                metrics.members_in_memory.labels(str(shard)).set(answer.members_in_memory)
+                metrics.member_loads.labels(str(shard)).set(answer.member_loads)
                 metrics.lmdb_bytes.labels(str(shard)).set(answer.disk_bytes)
         metrics.rules_version.set(self.rules.version)
         if up:
@@ -463,7 +465,8 @@ class Coordinator:
     def _spawn(self, shard: int, start_day: Day) -> Any:
         config = ShardConfig(shard, str(self.folder.shard(shard)), self.rules.text, self.config.durability,
                              start_day, self.config.index_retention_days, self.config.map_bytes,
-                             self.config.max_map_bytes, self.config.coupon_block, self.keeper_name)
+                             self.config.max_map_bytes, self.config.coupon_block, self.keeper_name,
+                             hot_members=self.config.hot_members)
         if not self.config.ray_address:  # one machine: every shard fits, however many cores
             return ShardActor.options(num_cpus=0).remote(config)
         # on its named node, which keeps its LMDB; a core is not reserved (as on one machine); named,

@@ -58,6 +58,10 @@ class Metrics:
         self.shard_up = Gauge("patron_shard_up", "1 when the shard answers, 0 when it is down or restarting.",
                               ["shard"], registry=registry)
         self.members = Gauge("patron_members", "Members per shard.", ["shard"], registry=registry)
+        self.members_in_memory = Gauge("patron_members_in_memory", "Members a shard holds in memory (--hot-members).",
+                                       ["shard"], registry=registry)
+        self.member_loads = Gauge("patron_member_loads", "Members a shard read from LMDB since it started, "
+                                  "not being in memory.", ["shard"], registry=registry)
         self.members_tagged = Gauge("patron_members_tagged", "Members with a tag, computed or manual.", ["tag"],
                                     registry=registry)
         self.lmdb_bytes = Gauge("patron_lmdb_bytes", "Bytes of LMDB pages in use per shard.", ["shard"],

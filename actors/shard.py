@@ -19,6 +19,8 @@ from actors.batch_order import StreamOrder
 from actors.batch_stats import BatchStats, count_batch, count_ledger
 from actors.coupon_grants import GrantSource
 from actors.grouping import apply_group
+from actors.hot_members import HotMembers
+from actors.member_index import TOTALS_KEY, MemberTotals, wakeups_of
 from actors.opening_wire import ImportAnswer, Rejection, openings_of
 from actors.shard_coupons import ShardCoupons
 from actors.shard_outbox import ShardOutbox
@@ -27,7 +29,7 @@ from engine.calendar import iso
 from engine.errors import InvalidRequestError, RowRejectedError, StorageFullError, UnknownMemberError
 from engine.ledger import LedgerEntry
 from engine.members import Member
-from engine.midnight import AnomalyRow, schedule, visit, visitors
+from engine.midnight import AnomalyRow, periodic_due, schedule, visit, visitors
 from engine.opening import IMPORT_CAUSE, OPENING, open_member
 from engine.operators import Enrollment, enroll, set_status, set_tier
 from engine.programme import Programme
@@ -93,6 +95,9 @@ class ShardConfig(msgspec.Struct, frozen=True):
     keeper: str = ""
     """The Ray name of the programme's coupon grant keeper (actors/coupon_grants.py); empty:
     none, the whole inventory is this shard's (one shard driven alone)."""
+    hot_members: int = 0
+    """Members this shard keeps in memory between writes (0: all); the rest are read from LMDB
+    when needed (actors/hot_members.py)."""
 
 
 class ShardStatus(msgspec.Struct):
@@ -112,6 +117,9 @@ class ShardStatus(msgspec.Struct):
     stored_value: int = 0
     bonus_value: int = 0
     """Stored value the shard's members hold: principal and bonus, in minor units."""
+    members_in_memory: int = 0
+    member_loads: int = 0
+    """Members read from LMDB because they were not in memory, since the shard started."""
 
 
 class Job(msgspec.Struct):
@@ -123,6 +131,8 @@ class Job(msgspec.Struct):
     done: int = 0
     rows: int = 0
     version: int = 0
+    days: list[Day] = []
+    """A midnight run over the wake-up index: the days of its entries the run visits."""
 
 
 class Shard:
@@ -133,14 +143,14 @@ class Shard:
         self.config = config
         self.store = ShardStore(Path(config.path), config.durability, config.map_bytes, config.max_map_bytes)
         rules_text = self.store.meta("rules_text") or config.rules_text
-        members = {m.member_id: m for m in self.store.members()}
         today = self.store.meta("business_day") or config.start_day
-        # Coupon inventory is counted from the instances stored members hold; what this shard may
-        # issue is what the keeper granted it (on the keeper's disk before it was answered).
-        stock = CountedStock.of_members(members.values())
-        self.inventory = ShardCoupons(config.shard, grants, stock, config.coupon_block) if grants else None
-        self.book = Book(Programme(load_rules(rules_text)), members, today=today, history=IndexHistory(self.store),
-                         stock=stock)
+        self.members = HotMembers(self.store, config.hot_members,
+                                  on_leave=lambda member_id: self.book.programme.ladder.sums.forget(member_id))
+        self.book = Book(Programme(load_rules(rules_text)), today=today, history=IndexHistory(self.store),
+                         stock=CountedStock())
+        self.book.members = self.members.mapping()  # after the Book, which would count tags over it: _load does
+        self.stored_value = [0, 0]
+        """Principal and bonus all members hold: from the stored members, then every commit's ledger."""
         self.accepted = 0
         self.streams = StreamOrder(config.shard)
         """Kept in memory only: after a restart every stream's next part is refused and resent."""
@@ -149,18 +159,75 @@ class Shard:
         self.unreported = BatchStats({})
         """What commits other than ingested batches did since the coordinator last asked:
         midnight runs, enrollment, operators' changes, re-evaluation (batches carry their own)."""
-        self.stored_value = [sum(m.stored_value for m in members.values()),
-                             sum(m.bonus_value for m in members.values())]
-        """Principal and bonus all members hold: from the stored members, then every commit's ledger."""
-        for member in members.values():
-            schedule(self.book, member)
-            if member.touched:
-                self.book.awake.add(member.member_id)
+        self.inventory: ShardCoupons | None = None
+        self._load()
+        # What this shard may issue is what the keeper granted it (on the keeper's disk before it was answered)
+        self.inventory = (ShardCoupons(config.shard, grants, self.book.stock, config.coupon_block)
+                          if grants else None)
         if self.store.meta("rules_text") is None:
             self._write(lambda: None, (), meta={"rules_text": rules_text, "business_day": today})
         pending = self.store.meta("reevaluating")
         if pending:  # a re-evaluation was cut short: start it again (it is idempotent)
-            self.job = Job("reevaluate", today, sorted(members), version=pending)
+            self.job = Job("reevaluate", today, sorted(self.members), version=pending)
+
+    def _load(self) -> None:
+        """What the shard needs before it answers. Every member in memory: one pass over them.
+        A bounded hot set: the totals record, or, when it is stale (the folder was last written
+        another way), one pass that writes it and the wake-up index anew (actors/member_index.py)."""
+        if not self.members.bounded:
+            for member in self.members.start(self.store.members()):
+                self._count(member)
+            if self.store.meta(TOTALS_KEY) is not None:  # from a bounded run: no longer kept up to date
+                self._write_with(_forget_index, ())
+            return
+        totals = self.store.stamped_meta(TOTALS_KEY)
+        if totals is not None:
+            self._take_totals(msgspec.convert(totals, MemberTotals, strict=False))
+            return
+
+        def rebuild(writer: BatchWriter) -> None:  # run again from the start after the map grew
+            self.book.tag_counts, self.stored_value, self.members.liability = {}, [0, 0], {}
+            self.book.stock.taken.clear()
+            writer.clear_wakeups()
+            chunk: list[Member] = []
+            for member in self.members.start(self.store.members()):
+                self._count(member)
+                chunk.append(member)
+                if len(chunk) == 10_000:
+                    writer.put_wakeups(wakeups_of(self.book, chunk))
+                    chunk = []
+            writer.put_wakeups(wakeups_of(self.book, chunk))
+
+        log.info("reading every member once to index them", extra={"shard": self.config.shard})
+        self._write_with(rebuild, ())
+
+    def _count(self, member: Member) -> None:
+        """One stored member at start: its midnight wake-ups, its tags, its stored value, and the
+        coupon inventory its instances took (what is stored is what was taken, so a crash
+        between taking and committing wastes nothing)."""
+        book = self.book
+        schedule(book, member)
+        if member.touched:
+            book.awake.add(member.member_id)
+        if member.tags or member.manual_tags:
+            book.count_tags([], member.tags + member.manual_tags)
+        self.stored_value[0] += member.stored_value
+        self.stored_value[1] += member.bonus_value
+        book.stock.count(member)
+
+    def _take_totals(self, totals: MemberTotals) -> None:
+        self.book.tag_counts = dict(totals.tags)
+        self.stored_value = [totals.stored_value, totals.bonus_value]
+        self.book.stock.taken.update(totals.taken)
+        self.members.liability = dict(totals.liability)
+
+    def _index(self, writer: BatchWriter, members: Iterable[Member], ledger: list[LedgerEntry]) -> None:
+        """Bounded: the wake-up index and the totals record follow what this commit writes."""
+        writer.put_wakeups(wakeups_of(self.book, members))
+        principal, bonus = _value_moved(ledger)
+        writer.put_stamped_meta(TOTALS_KEY, MemberTotals(
+            self.book.tag_counts, self.stored_value[0] + principal, self.stored_value[1] + bonus,
+            self.book.stock.taken, self.members.liability))
 
     # -- ingestion ---------------------------------------------------------------------
 
@@ -224,18 +291,25 @@ class Shard:
 
     def member(self, member_id: str) -> MemberSummary | None:
         member = self.book.members.get(member_id)
-        return summarise(self.book.programme, member) if member is not None else None
+        summary = summarise(self.book.programme, member) if member is not None else None
+        self.members.settle()
+        return summary
 
     def quote(self, member_id: str, lines: list[LineItem], at_ms: int = 0) -> Quote:
         """Read-only: what the basket would cost and earn bought at `at_ms` (0: now, on the business day)."""
         at_ms = at_ms or self.book.programme.calendar.within(self.book.today, int(time.time() * 1000))
-        return quote(self.book, member_id, lines, at_ms)
+        try:
+            return quote(self.book, member_id, lines, at_ms)
+        finally:
+            self.members.settle()
 
     def coupons(self, member_id: str, status: str = "") -> list[HeldCoupon]:
         member = self.book.members.get(member_id)
         if member is None:
             raise UnknownMemberError(member_id)
-        return member_coupons(self.book.programme, member, status)
+        held = member_coupons(self.book.programme, member, status)
+        self.members.settle()
+        return held
 
     def ledger(self, member_id: str, after_seq: int = 0, limit: int = 0) -> list[LedgerEntry]:
         return self.store.ledger(member_id, after_seq, limit)
@@ -333,7 +407,11 @@ class Shard:
             return len(self.job.members) - self.job.done
         if run != self.book.today + 1:
             raise ValueError(f"runs go in date order: the next is {iso(self.book.today + 1)}, not {iso(run)}")
-        self.job = Job("midnight", run, visitors(self.book, run))
+        if not self.members.bounded:
+            self.job = Job("midnight", run, visitors(self.book, run))
+        else:  # from the wake-up index; everyone on a day of periodic recalculation
+            days, woken = self.store.woken_by(run)
+            self.job = Job("midnight", run, list(self.members) if periodic_due(self.book, run) else woken, days=days)
         return len(self.job.members)
 
     def midnight_step(self, limit: int = 2_000) -> tuple[int, list[str], bool]:
@@ -346,6 +424,7 @@ class Shard:
         finished = job.done + len(chunk) >= len(job.members)
 
         def step(writer: BatchWriter) -> list[AnomalyRow]:
+            writer.drop_wakeups(job.days, chunk)  # then the commit indexes the visited members' next runs
             rows = visit(self.book, chunk, job.day)
             writer.put_anomalies(rows)
             if finished:
@@ -369,11 +448,11 @@ class Shard:
 
     def liability(self) -> dict[str, int]:
         """Outstanding spendable points by the month they expire ("never" for no expiry)."""
+        by_day = self.members.liability if self.members.bounded else _lots_by_day(self.members.values())
         by_month: dict[str, int] = {}
-        for member in self.book.members.values():
-            for lot in member.lots:
-                month = iso(lot.expires)[:7] if lot.expires < NEVER else "never"
-                by_month[month] = by_month.get(month, 0) + lot.amount
+        for day, amount in by_day.items():
+            month = iso(day)[:7] if day < NEVER else "never"
+            by_month[month] = by_month.get(month, 0) + amount
         return by_month
 
     def anomalies(self, day: str) -> list[AnomalyRow]:
@@ -457,7 +536,7 @@ class Shard:
                            iso(self.book.today) if self.book.today else "", self.book.programme.version,
                            self.store.disk_bytes(), job.kind if job else "", job.done if job else 0,
                            len(job.members) if job else 0, self.store.bytes_of("members"),
-                           dict(self.book.tag_counts), *self.stored_value)
+                           dict(self.book.tag_counts), *self.stored_value, self.members.held(), self.members.loads)
 
     def close(self) -> None:
         self.store.close()
@@ -481,13 +560,19 @@ class Shard:
         member_ids = list(member_ids)
         if self.inventory is not None:
             self.inventory.dry = set()
-        for round_ in range(_STOCK_ROUNDS):
-            try:
-                return self._growing(action, member_ids, batch, final=round_ == _STOCK_ROUNDS - 1)
-            except _ShortOfStockError as short:
-                for coupon, units in short.units.items():
-                    self.inventory.top_up(coupon, units)
-        raise AssertionError("the last round never asks for more units")
+        try:
+            for round_ in range(_STOCK_ROUNDS):
+                try:
+                    return self._growing(action, member_ids, batch, final=round_ == _STOCK_ROUNDS - 1)
+                except _ShortOfStockError as short:
+                    for coupon, units in short.units.items():
+                        self.inventory.top_up(coupon, units)
+            raise AssertionError("the last round never asks for more units")
+        finally:
+            self.members.settle()  # committed or put back: nothing in memory is ahead of LMDB now
+            if self.members.bounded:  # the wake-up index has them
+                self.book.awake.clear()
+                self.book.wakeups.clear()
 
     def _growing(self, action: Callable[[BatchWriter], T], member_ids: list[str], batch: bool, final: bool) -> T:
         try:
@@ -516,6 +601,9 @@ class Shard:
             ledger, dirty = self.book.take_changes()
             writer.put_members(dirty.values())
             writer.put_ledger(ledger)
+            self.members.committed(dirty.values())  # a failure below puts them back (_reload)
+            if self.members.bounded:
+                self._index(writer, dirty.values(), ledger)
             writer.commit()
             self.outbox.committed(notices)
             self._count_committed(ledger, batch)
@@ -531,10 +619,9 @@ class Shard:
         return outcome
 
     def _count_committed(self, ledger: list[LedgerEntry], batch: bool) -> None:
-        for entry in ledger:
-            if entry.stored_value or entry.bonus_value:
-                self.stored_value[0] += entry.stored_value
-                self.stored_value[1] += entry.bonus_value
+        principal, bonus = _value_moved(ledger)
+        self.stored_value[0] += principal
+        self.stored_value[1] += bonus
         if not batch:
             count_ledger(self.unreported, ledger)
 
@@ -544,12 +631,32 @@ class Shard:
         for member_id in set(member_ids):
             self.book.programme.ladder.sums.forget(member_id)
             stored = self.store.member(member_id)
-            self.book.count_tags(_all_tags(self.book.members.get(member_id)), _all_tags(stored))
-            if stored is None:
-                self.book.members.pop(member_id, None)
-            else:
-                self.book.members[member_id] = stored
+            self.book.count_tags(_all_tags(self.members.peek(member_id)), _all_tags(stored))
+            self.members.restore(member_id, stored)
 
 
 def _all_tags(member: Member | None) -> list[str]:
     return [] if member is None else member.tags + member.manual_tags
+
+
+def _forget_index(writer: BatchWriter) -> None:
+    writer.clear_wakeups()
+    writer.delete_meta(TOTALS_KEY)
+
+
+def _value_moved(ledger: list[LedgerEntry]) -> tuple[int, int]:
+    """How much stored value, principal and bonus, the entries moved."""
+    principal = bonus = 0
+    for entry in ledger:
+        if entry.stored_value or entry.bonus_value:
+            principal += entry.stored_value
+            bonus += entry.bonus_value
+    return principal, bonus
+
+
+def _lots_by_day(members: Iterable[Member]) -> dict[Day, int]:
+    by_day: dict[Day, int] = {}
+    for member in members:
+        for lot in member.lots:
+            by_day[lot.expires] = by_day.get(lot.expires, 0) + lot.amount
+    return by_day

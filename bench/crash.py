@@ -60,15 +60,16 @@ class CrashReport(msgspec.Struct):
 
 
 def crash_run(folder: Path, rules: Path, workload: Workload, kills: int, seed: int = 1,
-              batch_size: int = 200, window: int = 8) -> CrashReport:
+              batch_size: int = 200, window: int = 8, hot_members: int = 0) -> CrashReport:
     """`kills` kills at random moments of the stream; every third is of the whole serve process
-    (shard, serve, shard, shard, serve, …), the others of one shard actor."""
+    (shard, serve, shard, shard, serve, …), the others of one shard actor. `hot_members` bounds
+    the members each shard keeps in memory (0: all)."""
     folder.mkdir(parents=True, exist_ok=True)
     chunks = dependent_chunks(workload, batch_size)
     expected_results, expected_members = _replayed(folder, rules, chunks)
     rng = random.Random(seed)
     started = time.monotonic()
-    serving = _Serving(folder, rules, workload.start)
+    serving = _Serving(folder, rules, workload.start, hot_members)
     sender = _Sender(serving, [_batch(n, chunk) for n, chunk in enumerate(chunks)], window)
     sending = threading.Thread(target=sender.run, name="crash-sender")
     sending.start()
@@ -98,15 +99,15 @@ def crash_run(folder: Path, rules: Path, workload: Workload, kills: int, seed: i
 class _Serving:
     """The serve process of the moment; a kill -9 is followed by a restart on the same folder."""
 
-    def __init__(self, folder: Path, rules: Path, start: str) -> None:
-        self.folder, self.rules, self.start = folder, rules, start
+    def __init__(self, folder: Path, rules: Path, start: str, hot_members: int = 0) -> None:
+        self.folder, self.rules, self.start, self.hot_members = folder, rules, start, hot_members
         self.restarts = 0
         self.lock = threading.Lock()
         self.current = self._start()
 
     def _start(self) -> Serve:
         serve = Serve(self.folder / "data", self.folder / f"serve-{self.restarts}.log", rules=self.rules,
-                      shards=2, start_date=self.start)
+                      shards=2, start_date=self.start, hot_members=self.hot_members)
         serve.wait_for_port()
         serve.client().close()  # SERVING
         return serve

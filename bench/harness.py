@@ -42,10 +42,10 @@ class Harness:
     def path(self, name: str) -> Path:
         return self.root / name
 
-    def serve(self, data: str = "data", start_date: str = "") -> Serve:
+    def serve(self, data: str = "data", start_date: str = "", hot_members: int = 0) -> Serve:
         s = self.settings
         server = Serve(self.path(data), self.path(f"serve-{len(self.servers)}.log"), rules=s.rules, shards=s.shards,
-                       durability=s.durability, start_date=start_date or s.start_date)
+                       durability=s.durability, start_date=start_date or s.start_date, hot_members=hot_members)
         self.servers.append(server)
         self.rss.add(server.pid)
         print(f"serve: pid {server.pid}, data {self.path(data)}", file=sys.stderr, flush=True)

@@ -1,5 +1,6 @@
 """A scenario's result: a table on stdout, DIR/SCENARIO.json and a PNG chart."""
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,8 @@ class Chart:
     marks: list[tuple[float, str]] = field(default_factory=list)
     spans: list[tuple[float, float, str]] = field(default_factory=list)
     bars: list[tuple[str, float]] = field(default_factory=list)
+    lines: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    """Drawn instead of throughput when there is no timeline: (seconds, value) series by name."""
 
 
 @dataclass
@@ -77,7 +80,9 @@ def draw(chart: Chart, path: Path) -> None:
     figure, axes = pyplot.subplots(2 if with_latency else 1, 1, figsize=(10, 6.5 if with_latency else 4),
                                    sharex=True, squeeze=False)
     top = axes[0][0]
-    if chart.timeline is None:
+    if chart.lines:
+        _lines(top, chart)
+    elif chart.timeline is None:
         _bars(top, chart)
     else:
         _throughput(top, chart, chart.timeline)
@@ -104,8 +109,12 @@ def _latency(axis: Any, chart: Chart, timeline: Timeline) -> None:
     middles = [second + 0.5 for second, _, _ in rows]
     axis.plot(middles, [p50 * 1000 for _, p50, _ in rows], marker=".", label="p50")
     axis.plot(middles, [p99 * 1000 for _, _, p99 in rows], marker=".", label="p99")
-    axis.set_ylabel(chart.latency_label)
-    axis.set_xlabel("seconds (answers in each second)")
+    _series_axes(axis, chart, chart.latency_label, "seconds (answers in each second)")
+
+
+def _series_axes(axis: Any, chart: Chart, label: str, seconds: str) -> None:
+    axis.set_ylabel(label)
+    axis.set_xlabel(seconds)
     axis.set_ylim(bottom=0)
     axis.legend(loc="best")
     _marks(axis, chart)
@@ -113,12 +122,18 @@ def _latency(axis: Any, chart: Chart, timeline: Timeline) -> None:
 
 
 def _marks(axis: Any, chart: Chart) -> None:
-    for first, last, label in chart.spans:
-        axis.axvspan(first, last, alpha=0.2, color="tab:orange", label=label, zorder=0)
+    for (first, last, label), color in zip(chart.spans, itertools.cycle(("tab:orange", "tab:green", "tab:cyan"))):
+        axis.axvspan(first, last, alpha=0.2, color=color, label=label, zorder=0)
     for (at, label), color in zip(chart.marks, ("tab:red", "tab:green", "tab:purple", "tab:brown"), strict=False):
         axis.axvline(at, color=color, linestyle="--", label=label, zorder=3)
     if chart.spans or chart.marks:
         axis.legend(loc="best")
+
+
+def _lines(axis: Any, chart: Chart) -> None:
+    for name, points in chart.lines.items():
+        axis.plot([at for at, _ in points], [value for _, value in points], label=name)
+    _series_axes(axis, chart, chart.unit, "seconds")
 
 
 def _bars(axis: Any, chart: Chart) -> None:

@@ -21,8 +21,8 @@ class Serve:
     """One server process; `kill_group()` removes it and every process of its session (Ray's)."""
 
     def __init__(self, data: Path, log: Path, *, rules: Path | None = None, shards: int = 0,
-                 durability: str = "strict", start_date: str = "", extra: tuple[str, ...] = (),
-                 env: dict[str, str] | None = None) -> None:
+                 durability: str = "strict", start_date: str = "", hot_members: int = 0,
+                 extra: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
         command = [sys.executable, "-m", "cli.main", "serve", "--data", str(data), "--grpc-port", "0",
                    "--metrics-port", "-1", "--midnight", "manual", "--durability", durability]
         if rules is not None:
@@ -31,6 +31,8 @@ class Serve:
             command += ["--shards", str(shards)]
         if start_date:
             command += ["--start-date", start_date]
+        if hot_members:
+            command += ["--hot-members", str(hot_members)]
         command += extra
         self.log = log
         self.output = open(log, "ab")  # noqa: SIM115 - closed in wait()

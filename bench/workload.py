@@ -59,6 +59,10 @@ class Workload(msgspec.Struct, frozen=True):
     """Of all transactions, spending ones (the mix `_Spending` draws); 0 leaves the stream as it was."""
     coupon_id: str = "RECHARGE20"
     """The coupon spending issues by API and uses (the example rules': 20.00 off from 100.00)."""
+    member_prefix: str = "M"
+    member_space: int = 10
+    """Member ids are the prefix and 8 digits drawn from members × member_space numbers (1: every
+    number below `members`, e.g. the members `patron bench members` enrolled)."""
 
 
 def write_jsonl(path: Path, workload: Workload) -> int:
@@ -89,7 +93,8 @@ class _Generator:
         self.catalogue = _catalogue(self.rng)
         weights = [1.0 / ((rank + workload.zipf_offset) ** workload.zipf) for rank in range(1, workload.members + 1)]
         self.cumulative = list(itertools.accumulate(weights))
-        self.member_ids = [f"M{n:08d}" for n in self.rng.sample(range(workload.members * 10), workload.members)]
+        self.member_ids = [f"{workload.member_prefix}{n:08d}"
+                           for n in self.rng.sample(range(workload.members * workload.member_space), workload.members)]
         self.anomalous = self.member_ids[-workload.anomalous_members:] if workload.anomalous_members else []
         start = datetime.fromisoformat(workload.start).replace(tzinfo=ZoneInfo(workload.timezone))
         self.start_ms = int(start.timestamp() * 1000)

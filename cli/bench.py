@@ -22,6 +22,8 @@ SCENARIOS = {
     "events": ("bench.events", "one subscriber process reading --members members' upgrade events: events/s"),
     "quote": ("bench.quote", "Wallet.Quote back to back while ingesting open loop at --rate: quote latency"),
     "scaling": ("bench.scaling", "a local two-node Ray cluster: 1, 2, 4 shards and 1, 2 gateways, ratios and per core"),
+    "members": ("bench.members", "N members enrolled, Zipf streams with a hot set and with every member in memory: "
+                                 "RSS, throughput, recovery, bytes per member"),
 }
 
 
@@ -56,6 +58,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        help="ingest: a subscriber process follows Events.Subscribe during the run")
     bench.add_argument("--spending", type=spending_option, default=0.0,
                        help="ingest, core: share of spending transactions in the stream (spending: 0.2 unless given)")
+    bench.add_argument("--hot-members", type=int, default=0,
+                       help="members: the hot set per shard (default a tenth of --members over the shards)")
     bench.add_argument("--keep-data", action="store_true", help="keep the scratch folder (its path is printed)")
     bench.set_defaults(run=_run)
 
@@ -79,7 +83,7 @@ def _run(args: argparse.Namespace) -> int:
                         window=args.window, transactions=args.transactions, members=args.members, rate=args.rate,
                         seconds=args.seconds, seed=args.seed, start_date=args.start_date, work=args.work,
                         keep_data=args.keep_data, kills=args.kills, subscriber=args.subscriber,
-                        spending=args.spending)
+                        spending=args.spending, hot_members=args.hot_members)
     module = importlib.import_module(SCENARIOS[args.scenario][0])
     result = module.run(settings)
     publish(result, args.out)

@@ -87,7 +87,8 @@ def _banner(server: Server) -> None:
         f"  gRPC     {host}:{server.port}   Ingest, Members, Admin, grpc.health.v1, reflection",
         f"  metrics  http://{host}:{server.metrics_port}/metrics" if server.metrics_port else "  metrics  off",
         *_node_gateways(server),
-        f"  data     {config.data} ({config.durability} durability; midnight: {config.midnight})",
+        f"  data     {config.data} ({config.durability} durability; midnight: {config.midnight}; members in "
+        f"memory: {f'at most {config.hot_members:,} per shard' if config.hot_members else 'all'})",
         f"  auth     {_security(server)}",
         "Send a batch, look at a member:",
         f"  .venv/bin/patron send --address {host}:{server.port} --generate 10000",

@@ -18,7 +18,7 @@ from engine.tiers import TierLadder, reset_since
 from engine.types import Day
 
 __all__ = ["AnomalyRow", "Night", "is_due", "next_due", "periodic_due", "run_member_midnight", "run_midnight",
-           "schedule", "visit", "visitors"]
+           "schedule", "visit", "visitors", "wake_day"]
 
 
 class AnomalyRow(Struct, gc=False):
@@ -123,12 +123,18 @@ def next_due(member: Member) -> Day:
 
 
 def schedule(book: Book, member: Member) -> None:
+    day = wake_day(book, member)
+    if day:
+        book.wake_on(day, member.member_id)
+
+
+def wake_day(book: Book, member: Member) -> Day:
+    """The date of the next run that has work for this member (0: none foreseen)."""
     due = next_due(member)
     reminder = next_reminder(book, member, max(book.today, member.midnight_done))
     if reminder:
         due = min(due, reminder) if due else reminder
-    if due:
-        book.wake_on(max(due, book.today + 1), member.member_id)
+    return max(due, book.today + 1) if due else 0
 
 
 def run_member_midnight(book: Book, member: Member, night: Night) -> list[AnomalyRow]:

@@ -13,7 +13,7 @@ from engine.types import Day
 
 __all__ = ["anomaly_key", "day_key", "decode_keys", "decode_row", "decode_txn", "encode", "entry_of", "entry_record",
            "id_digest", "linked_position", "member_of", "member_record", "position_key", "seq_of", "txn_key",
-           "with_newest", "with_position"]
+           "wakeup_key", "wakeup_of", "with_newest", "with_position"]
 
 encode = msgspec.msgpack.Encoder().encode
 decode_member = msgspec.msgpack.Decoder(Member).decode
@@ -108,6 +108,15 @@ def day_key(day: Day, batch: int) -> bytes:
     """The transactions a commit indexed for one local day, under one key: a whole day past retention
     is one range to delete, and a batch writes one entry per day instead of one per id."""
     return _DAY.pack(day) + _SEQ.pack(batch)
+
+
+def wakeup_key(day: Day, member_id: str = "") -> bytes:
+    """The wake-up index key: the day first, so one run's members are one range from the start."""
+    return _DAY.pack(day) + member_id.encode()
+
+
+def wakeup_of(key: bytes) -> tuple[Day, str]:
+    return _DAY.unpack_from(key)[0], bytes(key[_DAY.size:]).decode()
 
 
 def anomaly_key(day: str, member_id: str) -> bytes:

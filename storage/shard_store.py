@@ -35,6 +35,8 @@ from storage.codecs import (
     position_key,
     seq_of,
     txn_key,
+    wakeup_key,
+    wakeup_of,
     with_newest,
 )
 from storage.layout import upgrade_layout
@@ -42,7 +44,7 @@ from storage.layout import upgrade_layout
 __all__ = ["BatchWriter", "ShardStore"]
 
 T = TypeVar("T")
-_DATABASES = (b"members", b"ledger", b"txn_index", b"txn_days", b"anomalies", b"meta", outbox.DATABASE)
+_DATABASES = (b"members", b"ledger", b"txn_index", b"txn_days", b"anomalies", b"meta", outbox.DATABASE, b"wakeups")
 _RETIRED = 1
 """Databases of older layouts that an upgrade opens to move and drop (layout 2's `txns`)."""
 INITIAL_MAP_BYTES = 1 << 30
@@ -84,6 +86,12 @@ class ShardStore:
         with self.env.begin(db=self.dbs["members"], buffers=True) as txn:
             for _, value in txn.cursor():
                 yield member_of(value)
+
+    def member_ids(self) -> Iterator[str]:
+        """Every stored member's id, in id order, without decoding a member."""
+        with self.env.begin(db=self.dbs["members"]) as txn:
+            for key in txn.cursor().iternext(values=False):
+                yield key.decode()
 
     def member(self, member_id: str) -> Member | None:
         key = member_id.encode()
@@ -197,6 +205,30 @@ class ShardStore:
             raw = txn.get(outbox.PRUNED_KEY.encode(), db=self.dbs["meta"])
             pruned = msgspec.msgpack.decode(raw) if raw is not None else 0
             return pruned, outbox.newest(txn, self.dbs["events"], pruned)
+
+    def woken_by(self, run: Day) -> tuple[list[Day], list[str]]:
+        """The wake-up index up to `run`: the days it has entries for, and the members woken on
+        any of them, sorted by id, each once (see `BatchWriter.put_wakeups`)."""
+        days: list[Day] = []
+        members: set[str] = set()
+        end = wakeup_key(run + 1)
+        with self.env.begin(db=self.dbs["wakeups"]) as txn:
+            for key in txn.cursor().iternext(values=False):
+                if key >= end:
+                    break
+                day, member_id = wakeup_of(key)
+                if not days or days[-1] != day:
+                    days.append(day)
+                members.add(member_id)
+        return days, sorted(members)
+
+    def stamped_meta(self, key: str) -> Any:
+        """What `BatchWriter.put_stamped_meta` wrote, if no commit came after the one that wrote it
+        (by this patron or any other, in any mode); else None."""
+        stamped = self.meta(key)
+        if stamped is None or stamped[0] != self.env.info()["last_txnid"]:
+            return None
+        return stamped[1]
 
     def meta(self, key: str, default: Any = None) -> Any:
         with self.env.begin() as txn:
@@ -355,6 +387,32 @@ class BatchWriter:
     @_full_is_storage_full
     def put_meta(self, key: str, value: Any) -> None:
         self.txn.put(key.encode(), encode(value), db=self.dbs["meta"])
+
+    def delete_meta(self, key: str) -> None:
+        self.txn.delete(key.encode(), db=self.dbs["meta"])
+
+    def put_stamped_meta(self, key: str, value: Any) -> None:
+        """Metadata that holds only while nothing else is committed after this transaction: it
+        carries this transaction's id, and `ShardStore.stamped_meta` reads it only while that is
+        the environment's last."""
+        self.put_meta(key, (self.txn.id(), value))
+
+    @_full_is_storage_full
+    def put_wakeups(self, wakeups: Iterable[tuple[Day, str]]) -> None:
+        """Members a midnight run must visit: the run of that date or any later one (day 0: the
+        next run). Keyed by day, then member, so a run finds its members in one range."""
+        self.txn.cursor(self.dbs["wakeups"]).putmulti([(wakeup_key(day, m), b"") for day, m in wakeups])
+
+    @_full_is_storage_full
+    def drop_wakeups(self, days: Iterable[Day], member_ids: Iterable[str]) -> None:
+        """The members' entries on these days: a run visited them."""
+        db, days = self.dbs["wakeups"], list(days)
+        for member_id in member_ids:
+            for day in days:
+                self.txn.delete(wakeup_key(day, member_id), db=db)
+
+    def clear_wakeups(self) -> None:
+        self.txn.drop(self.dbs["wakeups"], delete=False)
 
     def _newest_stored(self, key: bytes) -> int:
         raw = self.txn.get(key, db=self.dbs["members"])

@@ -20,7 +20,7 @@ from bench.machine import (
 from bench.soak import Sample, _p99_early_and_late, _per_minute, _whole_minutes
 from bench.streams import renamed, write_workload
 from bench.timeline import Timeline, percentile
-from bench.workload import Workload
+from bench.workload import Workload, generate
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -209,3 +209,12 @@ def test_a_spending_share_out_of_range_is_refused_with_the_range():
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2
     assert "a share from 0 to 0.85" in done.stderr
+
+
+def test_a_workload_over_enrolled_members_names_only_them_and_the_default_is_unchanged():
+    enrolled = list(generate(Workload(transactions=2_000, members=300, days=1, member_prefix="E", member_space=1)))
+    assert {t["member_id"] for t in enrolled} <= {f"E{n:08d}" for n in range(300)}
+    assert len({t["member_id"] for t in enrolled}) > 150  # Zipf over all of them, not a few
+    plain = list(generate(Workload(transactions=2_000, members=300, days=1)))
+    assert plain == list(generate(Workload(transactions=2_000, members=300, days=1, member_prefix="M",
+                                           member_space=10)))

@@ -44,11 +44,16 @@ class CountedStock:
     def of_members(cls, members: Iterable[Member], granted: dict[str, int] | None = None) -> "CountedStock":
         """Rebuilt from the instances members hold: what is stored is what was taken, so a
         crash between taking and committing wastes nothing."""
-        taken: dict[str, int] = {}
+        stock = cls(None, granted)
         for member in members:
-            for instance in member.coupons:
-                taken[instance.coupon_id] = taken.get(instance.coupon_id, 0) + 1
-        return cls(taken, granted)
+            stock.count(member)
+        return stock
+
+    def count(self, member: Member) -> None:
+        """Count the instances a stored member holds as taken."""
+        taken = self.taken
+        for instance in member.coupons:
+            taken[instance.coupon_id] = taken.get(instance.coupon_id, 0) + 1
 
     def limit(self, coupon_id: str, inventory: int) -> int:
         if self.granted is None:
