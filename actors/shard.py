@@ -145,7 +145,7 @@ class Shard:
         rules_text = self.store.meta("rules_text") or config.rules_text
         today = self.store.meta("business_day") or config.start_day
         self.members = HotMembers(self.store, config.hot_members,
-                                  on_leave=lambda member_id: self.book.programme.ladder.sums.forget(member_id))
+                                  on_leave=self._left_memory)
         self.book = Book(Programme(load_rules(rules_text)), today=today, history=IndexHistory(self.store),
                          stock=CountedStock())
         self.book.members = self.members.mapping()  # after the Book, which would count tags over it: _load does
@@ -624,6 +624,11 @@ class Shard:
         self.stored_value[1] += bonus
         if not batch:
             count_ledger(self.unreported, ledger)
+
+    def _left_memory(self, member_id: str) -> None:
+        """Window sums hold a member's day dicts: they go when the member leaves memory (the rules
+        in force now, since publishing replaces the ladder that keeps them)."""
+        self.book.programme.ladder.sums.forget(member_id)
 
     def _reload(self, member_ids: Iterable[str]) -> None:
         self.book.take_changes()
