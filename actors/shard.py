@@ -17,13 +17,14 @@ import msgspec
 
 from actors.batch_order import StreamOrder
 from actors.batch_stats import BatchStats, count_batch, count_ledger
+from actors.committed_reads import CommittedReads
 from actors.coupon_grants import GrantSource
 from actors.grouping import apply_group
 from actors.shard_coupons import ShardCoupons
 from actors.shard_outbox import ShardOutbox
 from engine.book import Book
 from engine.calendar import iso
-from engine.errors import InvalidRequestError, StorageFullError, UnknownMemberError
+from engine.errors import InvalidRequestError, StorageFullError
 from engine.ledger import LedgerEntry
 from engine.members import Member
 from engine.midnight import AnomalyRow, schedule, visit, visitors
@@ -39,11 +40,9 @@ from engine.publishing import (
 )
 from engine.scoring import score_transaction
 from engine.spending.coupon_stock import CountedStock
-from engine.spending.member_coupons import HeldCoupon, member_coupons
-from engine.spending.quote import Quote, quote
 from engine.summary import MemberSummary, summarise
 from engine.tagging import set_manual_tags
-from engine.transactions import LineItem, Transaction, TxnResult
+from engine.transactions import Transaction, TxnResult
 from engine.types import ADJUSTMENT, NEVER, Day
 from engine.validation import load_rules
 from storage.index_history import IndexHistory
@@ -139,6 +138,8 @@ class Shard:
         self.inventory = ShardCoupons(config.shard, grants, stock, config.coupon_block) if grants else None
         self.book = Book(Programme(load_rules(rules_text)), members, today=today, history=IndexHistory(self.store),
                          stock=stock)
+        self.reads = CommittedReads(self.store, rules_text, self.book.programme)
+        """Quotes, cards and coupons from the last commit, on a thread beside the writer's."""
         self.accepted = 0
         self.streams = StreamOrder(config.shard)
         """Kept in memory only: after a restart every stream's next part is refused and resent."""
@@ -223,17 +224,6 @@ class Shard:
     def member(self, member_id: str) -> MemberSummary | None:
         member = self.book.members.get(member_id)
         return summarise(self.book.programme, member) if member is not None else None
-
-    def quote(self, member_id: str, lines: list[LineItem], at_ms: int = 0) -> Quote:
-        """Read-only: what the basket would cost and earn bought at `at_ms` (0: now, on the business day)."""
-        at_ms = at_ms or self.book.programme.calendar.within(self.book.today, int(time.time() * 1000))
-        return quote(self.book, member_id, lines, at_ms)
-
-    def coupons(self, member_id: str, status: str = "") -> list[HeldCoupon]:
-        member = self.book.members.get(member_id)
-        if member is None:
-            raise UnknownMemberError(member_id)
-        return member_coupons(self.book.programme, member, status)
 
     def ledger(self, member_id: str, after_seq: int = 0, limit: int = 0) -> list[LedgerEntry]:
         return self.store.ledger(member_id, after_seq, limit)
@@ -351,6 +341,7 @@ class Shard:
         their tier by name at once (one commit, with the new rules) and are re-evaluated in
         chunks afterwards; returns how many members that will be."""
         old, new = self.book.programme, Programme(load_rules(rules_text))
+        self.reads.know(rules_text, new)
         if not tiers_changed(old.rules, new.rules):
             self._write(lambda: None, (), meta={"rules_text": rules_text})
             self.book.programme = new
