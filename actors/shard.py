@@ -208,6 +208,7 @@ class Shard:
         started = time.perf_counter()
         results = self._write_with(score, [t.member_id for t in txns], batch=True)
         stats = counted["stats"]
+        self._hold_value(stats)
         stats.commit_seconds = time.perf_counter() - started - stats.apply_seconds
         self.accepted += sum(1 for r in results if r.outcome == "accepted")
         return results, stats
@@ -483,16 +484,21 @@ class Shard:
         finally:
             self.book.txns = {}
         if self.inventory is not None:
-            self.inventory.committed(self.book.programme)
+            self.inventory.committed(self.book.programme, taken)
         return outcome
 
     def _count_committed(self, ledger: list[LedgerEntry], batch: bool) -> None:
-        for entry in ledger:
-            if entry.stored_value or entry.bonus_value:
-                self.stored_value[0] += entry.stored_value
-                self.stored_value[1] += entry.bonus_value
+        """A batch was counted as it was scored (`_apply_once`); other commits are counted here."""
         if not batch:
-            count_ledger(self.unreported, ledger)
+            stats = BatchStats({})
+            count_ledger(stats, ledger)
+            self.unreported.add(stats)
+            self._hold_value(stats)
+
+    def _hold_value(self, stats: BatchStats) -> None:
+        """The stored value members hold, moved by what a commit's ledger changed."""
+        self.stored_value[0] += stats.stored_value
+        self.stored_value[1] += stats.bonus_value
 
     def _reload(self, member_ids: Iterable[str]) -> None:
         self.book.take_changes()
