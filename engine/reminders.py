@@ -28,10 +28,31 @@ class Expiring(NamedTuple):
 def expiring(member: Member) -> list[Expiring]:
     """Everything of the member's that will expire: lots of points, and unused coupons (which
     expire at 00:00 after their last valid day)."""
-    return [Expiring(POINTS_EXPIRING, f"points {lot.expires}", lot.expires, {"points": lot.amount})
+    return [Expiring(POINTS_EXPIRING, _points_key(lot.expires), lot.expires, {"points": lot.amount})
             for lot in member.lots if lot.expires < NEVER] + [
-        Expiring(COUPON_EXPIRING, f"coupon {c.code}", c.valid_to + 1, {"code": c.code, "coupon_id": c.coupon_id})
+        Expiring(COUPON_EXPIRING, _coupon_key(c.code), c.valid_to + 1, {"code": c.code, "coupon_id": c.coupon_id})
         for c in member.coupons if c.status == "unused"]
+
+
+def _points_key(expires: Day) -> str:
+    return f"points {expires}"
+
+
+def _coupon_key(code: str) -> str:
+    return f"coupon {code}"
+
+
+def _unreminded(member: Member) -> list[Day]:
+    """When each thing of `expiring` not yet announced expires: the dates alone, as every
+    scheduling asks (a new member's welcome coupon among them), without making the notices'
+    details."""
+    sent = member.reminded
+    dates = [lot.expires for lot in member.lots if lot.expires < NEVER]
+    coupons = [c for c in member.coupons if c.status == "unused"]
+    if not sent:
+        return dates + [c.valid_to + 1 for c in coupons]
+    return [d for d in dates if _points_key(d) not in sent] + [
+        c.valid_to + 1 for c in coupons if _coupon_key(c.code) not in sent]
 
 
 def remind(book: Book, member: Member, run: Day) -> None:
@@ -58,9 +79,8 @@ def next_reminder(book: Book, member: Member, after: Day) -> Day:
     notify = book.programme.rules.notify
     days = []
     if notify.expiring_days:
-        sent = member.reminded
-        days += [max(item.expires - notify.expiring_days, after + 1) for item in expiring(member)
-                 if item.expires > after + 1 and item.key not in sent]
+        days += [max(expires - notify.expiring_days, after + 1) for expires in _unreminded(member)
+                 if expires > after + 1]
     before = notify.birthday_days_before
     if before and member.profile.birthday:
         days.append(birthday_reminder_day(member.profile.birthday, after, before))
