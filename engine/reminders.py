@@ -25,13 +25,13 @@ class Expiring(NamedTuple):
     detail: dict
 
 
-def expiring(member: Member) -> list[Expiring]:
-    """Everything of the member's that will expire: lots of points, and unused coupons (which
-    expire at 00:00 after their last valid day)."""
+def expiring(member: Member, after: Day = 0, until: Day = NEVER - 1) -> list[Expiring]:
+    """What of the member's will expire after `after` and by `until`: lots of points, and unused
+    coupons (which expire at 00:00 after their last valid day)."""
     return [Expiring(POINTS_EXPIRING, _points_key(lot.expires), lot.expires, {"points": lot.amount})
-            for lot in member.lots if lot.expires < NEVER] + [
+            for lot in member.lots if after < lot.expires <= until] + [
         Expiring(COUPON_EXPIRING, _coupon_key(c.code), c.valid_to + 1, {"code": c.code, "coupon_id": c.coupon_id})
-        for c in member.coupons if c.status == "unused"]
+        for c in member.coupons if c.status == "unused" and after < c.valid_to + 1 <= until]
 
 
 def _points_key(expires: Day) -> str:
@@ -40,6 +40,12 @@ def _points_key(expires: Day) -> str:
 
 def _coupon_key(code: str) -> str:
     return f"coupon {code}"
+
+
+def _live_keys(member: Member, run: Day) -> set[str]:
+    """The keys of what `expiring` still holds after the run for `run`."""
+    return {_points_key(lot.expires) for lot in member.lots if run < lot.expires < NEVER} | {
+        _coupon_key(c.code) for c in member.coupons if c.status == "unused" and c.valid_to + 1 > run}
 
 
 def _unreminded(member: Member) -> list[Day]:
@@ -58,16 +64,15 @@ def _unreminded(member: Member) -> list[Day]:
 def remind(book: Book, member: Member, run: Day) -> None:
     """The reminders of the run for `run`, as notices; part of the member's midnight run."""
     notify = book.programme.rules.notify
-    items = expiring(member) if notify.expiring_days or member.reminded else []
     if notify.expiring_days:
-        horizon, sent = run + notify.expiring_days, set(member.reminded)
-        for item in items:
-            if run < item.expires <= horizon and item.key not in sent:
+        sent = set(member.reminded)
+        for item in expiring(member, run, run + notify.expiring_days):
+            if item.key not in sent:
                 book.notify(item.kind, member.member_id, run, **item.detail, expires=iso(item.expires),
                             last_day=iso(item.expires - 1))
                 member.reminded.append(item.key)
     if member.reminded:  # forget what has lapsed or gone
-        live = {item.key for item in items if item.expires > run}
+        live = _live_keys(member, run)
         member.reminded = [key for key in member.reminded if key in live]
     before = notify.birthday_days_before
     if before and member.profile.birthday and birthday_reminder_day(member.profile.birthday, run - 1, before) == run:
