@@ -1,8 +1,8 @@
 """A lane per shard: writes leave in the order they were queued, with a bounded number in
 flight, and a full queue refuses at once instead of growing memory. Urgent calls (steps of
-long jobs, operators' reads of the shard's memory) go ahead of queued writes; reads of committed
-state do not queue at all. Batches that queued up behind each other
-leave together, to be committed at once."""
+long jobs, event pages, checkpoints) go ahead of queued writes; reads of committed state
+(quotes, cards, coupons, ledgers) do not queue at all. Batches that queued up behind each
+other leave together, to be committed at once."""
 
 import asyncio
 from collections import deque
