@@ -32,6 +32,9 @@ class BatchStats(msgspec.Struct, array_like=True, gc=False):
     """Points given back by refunds of redeems."""
     coupons: dict[str, int] = {}
     """"event coupon_id" -> instances; events: issued, used, expired, out_of_stock."""
+    stored_value: int = 0
+    bonus_value: int = 0
+    """What the ledger entries changed in the stored value members hold: principal and bonus."""
 
     def add(self, other: "BatchStats") -> None:
         """Fold `other`'s counts into these (timings are not added: they belong to one commit)."""
@@ -45,6 +48,8 @@ class BatchStats(msgspec.Struct, array_like=True, gc=False):
         self.points_redeemed += other.points_redeemed
         self.points_restored += other.points_restored
         self.coupons = _add_counts(dict(self.coupons), other.coupons)
+        self.stored_value += other.stored_value
+        self.bonus_value += other.bonus_value
 
 
 def count_batch(txns: list[Transaction], results: list[TxnResult], ledger: list[LedgerEntry]) -> BatchStats:
@@ -87,6 +92,9 @@ def count_ledger(stats: BatchStats, ledger: list[LedgerEntry]) -> None:
                 coupons[f"{OUT_OF_STOCK} {coupon_id}"] += 1
         if entry.growth > 0:
             stats.growth_awarded += entry.growth
+        if entry.stored_value or entry.bonus_value:
+            stats.stored_value += entry.stored_value
+            stats.bonus_value += entry.bonus_value
     if moves:
         stats.tier_changes = _add_counts(dict(stats.tier_changes), moves)
     if coupons:

@@ -130,6 +130,10 @@ class Coordinator:
         """A call on one shard: in order with its batches, or (urgent) ahead of the queued ones."""
         return await self.lanes[shard].send(method, *args, urgent=urgent)
 
+    async def read(self, shard: int, method: str, *args: Any) -> Any:
+        """A read of one shard's committed state: it waits for no write (actors/lanes.py)."""
+        return await self.lanes[shard].read(method, *args)
+
     async def on_every_shard(self, method: str, *args: Any, urgent: bool = False) -> list[Any]:
         return await asyncio.gather(*(lane.send(method, *args, urgent=urgent) for lane in self.lanes))
 

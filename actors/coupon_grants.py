@@ -52,11 +52,13 @@ class Grants:
         """A shard starting says how many instances of each coupon it holds; a record below
         that is raised to it (a checkpoint restored to a new folder, instances issued while the
         coupon was unlimited), so they count against the inventory. Returns its grants."""
+        changed = {}
         for coupon, count in taken.items():
             grants = self.grants.setdefault(coupon, {})
             if count > grants.get(shard, 0):
                 grants[shard] = count
-                self.store.save(coupon, grants)
+                changed[coupon] = grants
+        self.store.save_many(changed)
         return self.held(shard)
 
     def grant(self, shard: int, coupon: str, seen: int, need: int, want: int) -> Grant:
@@ -80,11 +82,13 @@ class Grants:
     def settle(self, shard: int, totals: dict[str, int]) -> None:
         """A shard keeps exactly `totals` (what it issued): the rest of its blocks goes back.
         The shard stopped using those units before it called."""
+        changed = {}
         for coupon, total in totals.items():
             grants = self.grants.setdefault(coupon, {})
             if grants.get(shard, 0) != total:
                 grants[shard] = total
-                self.store.save(coupon, grants)
+                changed[coupon] = grants
+        self.store.save_many(changed)
 
     def state(self) -> dict[str, dict[int, int]]:
         return {coupon: dict(grants) for coupon, grants in self.grants.items()}

@@ -299,9 +299,11 @@ class MembersService:
         self.versions = RuleVersions(coordinator.folder)
 
     async def _on_shard(self, member_id: str, method: str, *args: Any) -> Any:
-        """Reads go ahead of queued batches (they still see every acknowledged one); writes queue."""
+        """Reads of committed state wait for no batch (they still see every acknowledged one); writes queue."""
         shard = self.coordinator.shard_for(member_id)
-        return await self.coordinator.call(shard, method, *args, urgent=method in _READS)
+        if method in _READS:
+            return await self.coordinator.read(shard, method, *args)
+        return await self.coordinator.call(shard, method, *args)
 
     @answers_errors
     async def GetMember(self, request: pb.GetMemberRequest, context: grpc.aio.ServicerContext) -> pb.Member:

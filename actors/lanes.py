@@ -1,7 +1,8 @@
 """A lane per shard: writes leave in the order they were queued, with a bounded number in
-flight, and a full queue refuses at once instead of growing memory. Urgent calls (reads,
-steps of long jobs) go ahead of queued writes. Batches that queued up behind each other
-leave together, to be committed at once."""
+flight, and a full queue refuses at once instead of growing memory. Urgent calls (steps of
+long jobs, event pages, checkpoints) go ahead of queued writes; reads of committed state
+(quotes, cards, coupons, ledgers) do not queue at all. Batches that queued up behind each
+other leave together, to be committed at once."""
 
 import asyncio
 from collections import deque
@@ -50,6 +51,12 @@ class Lane:
 
     def full(self) -> bool:
         return self.waiting >= self.queue_limit
+
+    def read(self, method: str, *args: Any) -> Any:
+        """A read of committed state, straight to the shard's reads group: no slot, no queue;
+        it runs beside the write in progress and sees every batch acknowledged before it
+        (actors/committed_reads.py)."""
+        return getattr(self.actor, method).remote(*args)
 
     def send(self, method: str, *args: Any, urgent: bool = False) -> asyncio.Future:
         if not urgent and self.full():

@@ -17,6 +17,7 @@ import msgspec
 
 from actors.batch_order import StreamOrder
 from actors.batch_stats import BatchStats, count_batch, count_ledger
+from actors.committed_reads import CommittedReads
 from actors.coupon_grants import GrantSource
 from actors.grouping import apply_group
 from actors.hot_members import HotMembers
@@ -26,7 +27,7 @@ from actors.shard_coupons import ShardCoupons
 from actors.shard_outbox import ShardOutbox
 from engine.book import Book
 from engine.calendar import iso
-from engine.errors import InvalidRequestError, RowRejectedError, StorageFullError, UnknownMemberError
+from engine.errors import InvalidRequestError, RowRejectedError, StorageFullError
 from engine.ledger import LedgerEntry
 from engine.members import Member
 from engine.midnight import AnomalyRow, periodic_due, schedule, visit, visitors
@@ -43,11 +44,9 @@ from engine.publishing import (
 )
 from engine.scoring import score_transaction
 from engine.spending.coupon_stock import CountedStock
-from engine.spending.member_coupons import HeldCoupon, member_coupons
-from engine.spending.quote import Quote, quote
 from engine.summary import MemberSummary, summarise
 from engine.tagging import set_manual_tags
-from engine.transactions import LineItem, Transaction, TxnResult
+from engine.transactions import Transaction, TxnResult
 from engine.types import ADJUSTMENT, NEVER, Day
 from engine.validation import load_rules
 from storage.index_history import IndexHistory
@@ -149,6 +148,9 @@ class Shard:
         self.book = Book(Programme(load_rules(rules_text)), today=today, history=IndexHistory(self.store),
                          stock=CountedStock())
         self.book.members = self.members.mapping()  # after the Book, which would count tags over it: _load does
+        self.reads = CommittedReads(self.store, rules_text, self.book.programme)
+        """Quotes, cards and coupons from the last commit, on a thread beside the writer's: never
+        from `self.members`, which a batch changes before its commit."""
         self.stored_value = [0, 0]
         """Principal and bonus all members hold: from the stored members, then every commit's ledger."""
         self.accepted = 0
@@ -276,6 +278,7 @@ class Shard:
         started = time.perf_counter()
         results = self._write_with(score, [t.member_id for t in txns], batch=True)
         stats = counted["stats"]
+        self._hold_value(stats)
         stats.commit_seconds = time.perf_counter() - started - stats.apply_seconds
         self.accepted += sum(1 for r in results if r.outcome == "accepted")
         return results, stats
@@ -294,22 +297,6 @@ class Shard:
         summary = summarise(self.book.programme, member) if member is not None else None
         self.members.settle()
         return summary
-
-    def quote(self, member_id: str, lines: list[LineItem], at_ms: int = 0) -> Quote:
-        """Read-only: what the basket would cost and earn bought at `at_ms` (0: now, on the business day)."""
-        at_ms = at_ms or self.book.programme.calendar.within(self.book.today, int(time.time() * 1000))
-        try:
-            return quote(self.book, member_id, lines, at_ms)
-        finally:
-            self.members.settle()
-
-    def coupons(self, member_id: str, status: str = "") -> list[HeldCoupon]:
-        member = self.book.members.get(member_id)
-        if member is None:
-            raise UnknownMemberError(member_id)
-        held = member_coupons(self.book.programme, member, status)
-        self.members.settle()
-        return held
 
     def ledger(self, member_id: str, after_seq: int = 0, limit: int = 0) -> list[LedgerEntry]:
         return self.store.ledger(member_id, after_seq, limit)
@@ -465,6 +452,7 @@ class Shard:
         their tier by name at once (one commit, with the new rules) and are re-evaluated in
         chunks afterwards; returns how many members that will be."""
         old, new = self.book.programme, Programme(load_rules(rules_text))
+        self.reads.know(rules_text, new)
         if not tiers_changed(old.rules, new.rules):
             self._write(lambda: None, (), meta={"rules_text": rules_text})
             self.book.programme = new
@@ -615,15 +603,21 @@ class Shard:
         finally:
             self.book.txns = {}
         if self.inventory is not None:
-            self.inventory.committed(self.book.programme)
+            self.inventory.committed(self.book.programme, taken)
         return outcome
 
     def _count_committed(self, ledger: list[LedgerEntry], batch: bool) -> None:
-        principal, bonus = _value_moved(ledger)
-        self.stored_value[0] += principal
-        self.stored_value[1] += bonus
+        """A batch was counted as it was scored (`_apply_once`); other commits are counted here."""
         if not batch:
-            count_ledger(self.unreported, ledger)
+            stats = BatchStats({})
+            count_ledger(stats, ledger)
+            self.unreported.add(stats)
+            self._hold_value(stats)
+
+    def _hold_value(self, stats: BatchStats) -> None:
+        """The stored value members hold, moved by what a commit's ledger changed."""
+        self.stored_value[0] += stats.stored_value
+        self.stored_value[1] += stats.bonus_value
 
     def _left_memory(self, member_id: str) -> None:
         """Window sums hold a member's day dicts: they go when the member leaves memory (the rules

@@ -31,14 +31,18 @@ __all__ = ["ShardActor"]
 
 log = logging.getLogger("patron.shard")
 SLOW_BATCH_SECONDS = 1.0
+READS = "reads"
 
 
 # Without task events: Ray's GCS would keep a record of every call (tens a second), and its
 # memory grew 8 MiB a minute in the soak until Ray's own cap on kept tasks
-@ray.remote(max_restarts=-1, max_task_retries=0, enable_task_events=False)
+@ray.remote(max_restarts=-1, max_task_retries=0, enable_task_events=False, concurrency_groups={READS: 2})
 class ShardActor:
     """Calls from one caller run one at a time, in the order they were sent (Ray's actor
-    ordering), so a member's batches are applied in the order the gateway received them."""
+    ordering), so a member's batches are applied in the order the gateway received them.
+    Reads of committed state (quotes, cards, coupons, ledgers) run in the `reads` group, on
+    threads of their own: they never wait for a batch being scored or committed
+    (actors/committed_reads.py)."""
 
     def __init__(self, config: ShardConfig, folder_id: str = "") -> None:
         configure_logging()
@@ -114,18 +118,23 @@ class ShardActor:
     def events_state(self, take: bool = True) -> OutboxState:
         return self.shard.outbox.state(take)
 
+    @ray.method(concurrency_group=READS)
     def member(self, member_id: str) -> MemberSummary | None:
-        return self.shard.member(member_id)
+        return self.shard.reads.member(member_id)
 
+    @ray.method(concurrency_group=READS)
     def quote(self, member_id: str, lines: list[LineItem], at_ms: int) -> Quote:
-        return self.shard.quote(member_id, lines, at_ms)
+        return self.shard.reads.quote(member_id, lines, at_ms)
 
+    @ray.method(concurrency_group=READS)
     def coupons(self, member_id: str, status: str) -> list[HeldCoupon]:
-        return self.shard.coupons(member_id, status)
+        return self.shard.reads.coupons(member_id, status)
 
+    @ray.method(concurrency_group=READS)
     def ledger_positions(self, member_id: str, after_seq: int) -> list[int]:
         return self.shard.ledger_positions(member_id, after_seq)
 
+    @ray.method(concurrency_group=READS)
     def ledger_at(self, positions: list[int]) -> list[LedgerEntry]:
         return self.shard.ledger_at(positions)
 

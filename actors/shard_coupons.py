@@ -35,14 +35,13 @@ class ShardCoupons:
         """Coupons near the end of their inventory: leftovers go back after each commit."""
         self.dry: set[str] = set()
         """Coupons the keeper had not enough of in this write: their refusals stand."""
-        self._before: dict[str, int] = dict(stock.taken)
 
     # -- before and during scoring ---------------------------------------------------------
 
     def prepare(self, programme: Programme, txns: list[Transaction]) -> None:
         """Before a batch: take in the answers that arrived, and make sure every limited coupon
         the batch issues by name has a unit for each of those transactions."""
-        if not self.pending and not any(c.inventory for c in programme.rules.coupons):
+        if not self.pending and not programme.coupons.limited:
             return
         need: dict[str, int] = {}
         by_id = programme.coupons.by_id
@@ -76,22 +75,22 @@ class ShardCoupons:
 
     # -- after a commit -------------------------------------------------------------------
 
-    def committed(self, programme: Programme) -> None:
+    def committed(self, programme: Programme, before: dict[str, int]) -> None:
         """Blocks follow use: grown to twice the last commit's, asked for when half used up;
-        near the end of an inventory, what this shard did not use goes back at once."""
+        near the end of an inventory, what this shard did not use goes back at once. `before`
+        is what was taken before the commit; only limited coupons are looked at."""
         taken = self.stock.taken
-        for coupon in {c for c, n in taken.items() if n != self._before.get(c, 0)} | self.tails:
-            spec = programme.coupons.by_id.get(coupon)
-            if spec is None or not spec.inventory:
+        for spec in programme.coupons.limited:
+            coupon = spec.id
+            used = taken.get(coupon, 0) - before.get(coupon, 0)
+            if not used and coupon not in self.tails:
                 continue
-            used = taken.get(coupon, 0) - self._before.get(coupon, 0)
             self.blocks[coupon] = min(MAX_BLOCK, max(self.min_block, 2 * used))
             if coupon in self.tails:
                 self._give_back(coupon)
             elif coupon not in self.pending and self._left(programme, coupon) < self.blocks[coupon] // 2:
                 seen = self.granted.get(coupon, 0)
                 self.pending[coupon] = self.source.ask(self.shard, coupon, seen, 0, self.blocks[coupon])
-        self._before = dict(taken)
 
     def _give_back(self, coupon: str) -> None:
         """After a commit, which has been answered: a keeper out of reach keeps the units on

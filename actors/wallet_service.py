@@ -1,6 +1,6 @@
-"""The gRPC service Wallet: quotes at the till and a member's coupons. Both are reads, sent on the
-shard's urgent lane like GetMember: they overtake queued batches and wait at most for the one
-call the shard is running, never for the queue behind it."""
+"""The gRPC service Wallet: quotes at the till and a member's coupons. Both are reads of the
+shard's committed state, like GetMember: they wait for no batch, neither queued nor in progress
+(actors/committed_reads.py)."""
 
 from typing import Any
 
@@ -20,7 +20,7 @@ class WalletService:
 
     async def _read(self, member_id: str, method: str, *args: Any) -> Any:
         coordinator = self.coordinator
-        return await coordinator.call(coordinator.shard_for(member_id), method, *args, urgent=True)
+        return await coordinator.read(coordinator.shard_for(member_id), method, *args)
 
     @answers_errors
     async def Quote(self, request: pb.QuoteRequest, context: grpc.aio.ServicerContext) -> pb.QuoteResponse:

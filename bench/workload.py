@@ -4,7 +4,7 @@ share of spending (redeems, recharges, payments, coupons issued and used)."""
 
 import itertools
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -127,6 +127,8 @@ class _Generator:
         if roll < event:
             return self._event(n, at)
         if roll < recharge:
+            if self.spending is not None:
+                return self.spending.recharge(n, at, self._member(), self._member) or self._purchase(n, at)
             return self._recharge(n, at)
         if roll < spending and self.spending is not None and self.recent:
             return self.spending.pick(n, at)
@@ -195,32 +197,70 @@ class _Generator:
                 "kind": "recharge", "amount_minor": self.rng.choice((10_000, 50_000, 100_000))}
 
 
+_TRIES = 50
+"""Draws of a member before a recharge or an issue gives up (a member of the other kind each time)."""
+
+
 class _Spending:
     """Spending by members who shopped before: a quarter redeems (gifts of a few points and points
     as cash at the till), a fifth recharges, a quarter payments by card from those who recharged,
-    coupons issued by API and, for the rest, used (each code once) at a till order big enough."""
+    coupons issued by API and, for the rest, used (each code once) at a till order big enough.
+
+    A coupon's code is `<coupon>-<member>-<n>`, n counting every instance of it the member was
+    given, by API or by a recharge bonus (the example's "recharge 500, get 80" gives RECHARGE20
+    from 2026-12-01). So the members who are issued the coupon by API never recharge, and those
+    who recharge are never issued it: the codes used are those the engine gave, whatever the
+    rules' bonuses and the stream's dates."""
 
     def __init__(self, generator: _Generator) -> None:
         self.g = generator
         self.cards: list[str] = []
+        self.recharged: set[str] = set()
         self.issued: dict[str, int] = {}
         self.unused: list[tuple[str, str]] = []
 
+    def _recent(self) -> str:
+        return self.g.rng.choice(self.g.recent)["member_id"]
+
+    @staticmethod
+    def _one_of(first: str, draw: Callable[[], str], avoid: Collection[str]) -> str:
+        """`first`, or when it is among `avoid` another member `draw` draws; empty after _TRIES."""
+        member = first
+        for _ in range(_TRIES):
+            if member not in avoid:
+                return member
+            member = draw()
+        return ""
+
+    def recharge(self, n: int, at: int, first: str, draw: Callable[[], str]) -> dict | None:
+        """A recharge by a member who was never issued the coupon by API; None when none came."""
+        member = self._one_of(first, draw, self.issued)
+        if not member:
+            return None
+        self.recharged.add(member)
+        return self.g._recharge(n, at, member)
+
     def pick(self, n: int, at: int) -> dict:
         g = self.g
-        member = g.rng.choice(g.recent)["member_id"]
+        member = self._recent()
         base = {"txn_id": f"{g.w.id_prefix}{n:010d}", "member_id": member, "occurred_at_ms": at}
         roll = g.rng.random()
         if roll < 0.25:
             return {**base, **self._redeem()}
         if roll < 0.45 or not self.cards:
-            self.cards.append(member)
-            return g._recharge(n, at, member)
+            recharge = self.recharge(n, at, member, self._recent)
+            if recharge is not None:
+                self.cards.append(recharge["member_id"])
+                return recharge
+            return {**base, **self._redeem()}
         if roll < 0.70:
             return {**base, "member_id": g.rng.choice(self.cards), "kind": "payment",
                     "amount_minor": g.rng.randrange(500, 8_000)}
         if roll < 0.85 or not self.unused:
-            return {**base, **self._issue(member)}
+            issued = self._one_of(member, self._recent, self.recharged)
+            if issued:
+                return {**base, "member_id": issued, **self._issue(issued)}
+            return {**base, **self._redeem()}
         member, code = self.unused.pop(g.rng.randrange(len(self.unused)))
         return {**base, "member_id": member, "kind": "coupon_use", "coupon_code": code, "amount_minor": 12_000,
                 "lines": [{"sku": "SKU-00001", "category": "grocery", "paid_minor": 12_000, "quantity": 1}]}

@@ -25,28 +25,54 @@ class Expiring(NamedTuple):
     detail: dict
 
 
-def expiring(member: Member) -> list[Expiring]:
-    """Everything of the member's that will expire: lots of points, and unused coupons (which
-    expire at 00:00 after their last valid day)."""
-    return [Expiring(POINTS_EXPIRING, f"points {lot.expires}", lot.expires, {"points": lot.amount})
-            for lot in member.lots if lot.expires < NEVER] + [
-        Expiring(COUPON_EXPIRING, f"coupon {c.code}", c.valid_to + 1, {"code": c.code, "coupon_id": c.coupon_id})
-        for c in member.coupons if c.status == "unused"]
+def expiring(member: Member, after: Day = 0, until: Day = NEVER - 1) -> list[Expiring]:
+    """What of the member's will expire after `after` and by `until`: lots of points, and unused
+    coupons (which expire at 00:00 after their last valid day)."""
+    return [Expiring(POINTS_EXPIRING, _points_key(lot.expires), lot.expires, {"points": lot.amount})
+            for lot in member.lots if after < lot.expires <= until] + [
+        Expiring(COUPON_EXPIRING, _coupon_key(c.code), c.valid_to + 1, {"code": c.code, "coupon_id": c.coupon_id})
+        for c in member.coupons if c.status == "unused" and after < c.valid_to + 1 <= until]
+
+
+def _points_key(expires: Day) -> str:
+    return f"points {expires}"
+
+
+def _coupon_key(code: str) -> str:
+    return f"coupon {code}"
+
+
+def _live_keys(member: Member, run: Day) -> set[str]:
+    """The keys of what `expiring` still holds after the run for `run`."""
+    return {_points_key(lot.expires) for lot in member.lots if run < lot.expires < NEVER} | {
+        _coupon_key(c.code) for c in member.coupons if c.status == "unused" and c.valid_to + 1 > run}
+
+
+def _unreminded(member: Member) -> list[Day]:
+    """When each thing of `expiring` not yet announced expires: the dates alone, as every
+    scheduling asks (a new member's welcome coupon among them), without making the notices'
+    details."""
+    sent = member.reminded
+    dates = [lot.expires for lot in member.lots if lot.expires < NEVER]
+    coupons = [c for c in member.coupons if c.status == "unused"]
+    if not sent:
+        return dates + [c.valid_to + 1 for c in coupons]
+    return [d for d in dates if _points_key(d) not in sent] + [
+        c.valid_to + 1 for c in coupons if _coupon_key(c.code) not in sent]
 
 
 def remind(book: Book, member: Member, run: Day) -> None:
     """The reminders of the run for `run`, as notices; part of the member's midnight run."""
     notify = book.programme.rules.notify
-    items = expiring(member) if notify.expiring_days or member.reminded else []
     if notify.expiring_days:
-        horizon, sent = run + notify.expiring_days, set(member.reminded)
-        for item in items:
-            if run < item.expires <= horizon and item.key not in sent:
+        sent = set(member.reminded)
+        for item in expiring(member, run, run + notify.expiring_days):
+            if item.key not in sent:
                 book.notify(item.kind, member.member_id, run, **item.detail, expires=iso(item.expires),
                             last_day=iso(item.expires - 1))
                 member.reminded.append(item.key)
     if member.reminded:  # forget what has lapsed or gone
-        live = {item.key for item in items if item.expires > run}
+        live = _live_keys(member, run)
         member.reminded = [key for key in member.reminded if key in live]
     before = notify.birthday_days_before
     if before and member.profile.birthday and birthday_reminder_day(member.profile.birthday, run - 1, before) == run:
@@ -58,24 +84,12 @@ def next_reminder(book: Book, member: Member, after: Day) -> Day:
     notify = book.programme.rules.notify
     days = []
     if notify.expiring_days:
-        sent, ahead, first = member.reminded, notify.expiring_days, after + 1
-        if sent:
-            days += [max(item.expires - ahead, first) for item in expiring(member)
-                     if item.expires > first and item.key not in sent]
-        else:  # nothing announced yet, so only the dates matter: no keys or details to make
-            days += [max(expires - ahead, first) for expires in _expiry_days(member) if expires > first]
+        days += [max(expires - notify.expiring_days, after + 1) for expires in _unreminded(member)
+                 if expires > after + 1]
     before = notify.birthday_days_before
     if before and member.profile.birthday:
         days.append(birthday_reminder_day(member.profile.birthday, after, before))
     return min(days, default=0)
-
-
-def _expiry_days(member: Member) -> list[Day]:
-    """The days at whose 00:00 something of the member's lapses: `expiring`'s dates alone."""
-    days = [lot.expires for lot in member.lots if lot.expires < NEVER]
-    if member.coupons:
-        days += [c.valid_to + 1 for c in member.coupons if c.status == "unused"]
-    return days
 
 
 def birthday_reminder_day(birthday: str, after: Day, days_before: int) -> Day:

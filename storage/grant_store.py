@@ -29,8 +29,15 @@ class GrantStore:
             return {key.decode(): _decode(value) for key, value in txn.cursor()}
 
     def save(self, coupon_id: str, grants: dict[int, int]) -> None:
+        self.save_many({coupon_id: grants})
+
+    def save_many(self, changed: dict[str, dict[int, int]]) -> None:
+        """Several coupons' records in one synced commit (a shard's report or settlement)."""
+        if not changed:
+            return
         with self.env.begin(write=True, db=self.db) as txn:
-            txn.put(coupon_id.encode(), _encode(grants))
+            for coupon_id, grants in changed.items():
+                txn.put(coupon_id.encode(), _encode(grants))
 
     def close(self) -> None:
         self.env.close()

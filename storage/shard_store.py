@@ -4,7 +4,9 @@ once per batch. The shard is its single writer; open it once per process."""
 import errno
 import functools
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,7 +57,12 @@ GROW_AT = 0.75
 
 class ShardStore:
     """`strict` durability syncs every commit to disk before it returns; `relaxed` leaves
-    flushing to the OS (a process crash loses nothing; a power cut may lose recent commits)."""
+    flushing to the OS (a process crash loses nothing; a power cut may lose recent commits).
+
+    Threads: one thread writes (and grows the map); the reads marked so (`member`, `committed`,
+    `ledger_positions`, `entries_at`) may run on other threads beside it, each in its own read
+    transaction, a snapshot of the last commit. Growing the map invalidates every open
+    transaction, so it waits for those reads to end (`_mapping`)."""
 
     def __init__(self, path: Path, durability: str = "strict", map_bytes: int = INITIAL_MAP_BYTES,
                  max_map_bytes: int = MAX_MAP_BYTES) -> None:
@@ -66,6 +73,8 @@ class ShardStore:
         self.env = lmdb.open(str(path), map_size=map_bytes, max_dbs=len(_DATABASES) + _RETIRED, sync=strict,
                              metasync=strict, readahead=False, lock=True)
         self.dbs = {name.decode(): self.env.open_db(name) for name in _DATABASES}
+        self._mapping = threading.Lock()
+        """Held by a read from another thread while its transaction is open, and by a map resize."""
         upgrade_layout(self.env, self.dbs)
         self._batches = self._last_batch()
         self.largest_commit = 0
@@ -78,7 +87,14 @@ class ShardStore:
 
     def close(self) -> None:
         self.env.sync(True)
-        self.env.close()
+        with self._mapping:
+            self.env.close()
+
+    @contextmanager
+    def _reading(self, **options: Any) -> Iterator[lmdb.Transaction]:
+        """A read transaction that may run beside the writer's thread."""
+        with self._mapping, self.env.begin(**options) as txn:
+            yield txn
 
     # -- reading ---------------------------------------------------------------------
 
@@ -97,9 +113,21 @@ class ShardStore:
         key = member_id.encode()
         if not 0 < len(key) <= self.env.max_key_size():
             return None  # no such key can have been written
-        with self.env.begin() as txn:
+        with self._reading() as txn:
             raw = txn.get(key, db=self.dbs["members"])
         return member_of(raw) if raw is not None else None
+
+    def committed(self, member_id: str) -> tuple[Member | None, str, Day]:
+        """One snapshot of the last commit: the member, the rules document in force and the
+        business day, so a read sees all of a commit or none of it (the members in memory
+        change while a batch is scored, before its commit)."""
+        key = member_id.encode()
+        meta = self.dbs["meta"]
+        with self._reading() as txn:
+            raw = txn.get(key, db=self.dbs["members"]) if 0 < len(key) <= self.env.max_key_size() else None
+            rules, day = txn.get(b"rules_text", db=meta), txn.get(b"business_day", db=meta)
+        return (member_of(raw) if raw is not None else None, msgspec.msgpack.decode(rules),
+                msgspec.msgpack.decode(day) if day is not None else 0)
 
     def ledger(self, member_id: str, after_seq: int = 0, limit: int = 0) -> list[LedgerEntry]:
         """The member's entries after `after_seq`, oldest first, at most `limit` (0: all)."""
@@ -114,7 +142,7 @@ class ShardStore:
         if not 0 < len(key) <= self.env.max_key_size():
             return []
         positions: list[int] = []
-        with self.env.begin(buffers=True) as txn:
+        with self._reading(buffers=True) as txn:
             raw = txn.get(key, db=self.dbs["members"])
             position = linked_position(raw) if raw is not None else 0
             while position:
@@ -130,7 +158,7 @@ class ShardStore:
         return positions
 
     def entries_at(self, positions: list[int]) -> list[LedgerEntry]:
-        with self.env.begin(db=self.dbs["ledger"], buffers=True) as txn:
+        with self._reading(db=self.dbs["ledger"], buffers=True) as txn:
             return [entry_of(txn.get(position_key(position))) for position in positions]
 
     def records(self) -> Iterator[TxnRecord]:
@@ -270,18 +298,20 @@ class ShardStore:
         size = self.map_bytes()
         if size >= self.max_map_bytes:
             return False
-        self.env.set_mapsize(min(size * 2, self.max_map_bytes))
+        with self._mapping:
+            self.env.set_mapsize(min(size * 2, self.max_map_bytes))
         return True
 
     def _grow_if_needed(self) -> None:
         """Grow the map before it fills: when the next commit, as large as the largest so far
-        (twice over), might not fit. No transaction is open here: the shard is the only writer
-        and its reads are short. Never past the configured ceiling."""
+        (twice over), might not fit. No write transaction is open here (the shard is the only
+        writer) and reads on other threads are waited for. Never past the configured ceiling."""
         size, used = self.map_bytes(), self.disk_bytes()
         self.largest_commit = max(self.largest_commit, used - self._used_before)
         self._used_before = used
         if used + 2 * self.largest_commit > GROW_AT * size and size < self.max_map_bytes:
-            self.env.set_mapsize(min(max(size * 2, (used + 2 * self.largest_commit) * 2), self.max_map_bytes))
+            with self._mapping:
+                self.env.set_mapsize(min(max(size * 2, (used + 2 * self.largest_commit) * 2), self.max_map_bytes))
 
     def next_batch(self) -> int:
         """A number for each commit, so index entries of one day never overwrite each other."""

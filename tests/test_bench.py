@@ -185,6 +185,32 @@ def test_a_spending_workload_spends_the_share_asked_as_members_could():
             assert first[(member, "coupon_issue")] < index
 
 
+def test_every_coupon_the_spending_mix_uses_is_one_it_issued_whatever_the_bonuses_give():
+    """From 2026-12-01 the example's "recharge 500, get 80" gives RECHARGE20 too, numbered with
+    the coupons issued by API: the workload's uses must still name the instances it issued."""
+    import msgspec
+
+    from bench.workload import generate
+    from engine.book import Book
+    from engine.programme import Programme
+    from engine.replay import replay_stream
+    from engine.transactions import Transaction
+    from engine.validation import load_rules_file
+    from tests.conftest import EXAMPLE_RULES
+
+    for start in ("2026-11-17", "2026-12-02"):  # before the bonus's first day, and during it
+        txns = list(generate(Workload(transactions=20_000, members=2_000, days=1, spending_share=0.2, start=start)))
+        book = Book(Programme(load_rules_file(EXAMPLE_RULES)))
+        results = list(replay_stream(book, msgspec.convert(txns, list[Transaction])))
+        kinds = {t["txn_id"]: t["kind"] for t in txns}
+        uses = [r for r in results if kinds[r.txn_id] == "coupon_use"]
+        assert {r.outcome for r in uses} <= {"accepted", "duplicate"}, [r for r in uses if r.outcome == "rejected"]
+        used = [kinds[c.issued_by] for m in book.members.values() for c in m.coupons if c.status == "used"]
+        assert used == ["coupon_issue"] * sum(1 for r in uses if r.outcome == "accepted")
+    bonus = [c for m in book.members.values() for c in m.coupons if kinds.get(c.issued_by) == "recharge"]
+    assert any(c.coupon_id == "RECHARGE20" for c in bonus)  # the bonus did give the same coupon
+
+
 def test_without_spending_the_workload_is_the_stream_it_always_was():
     from bench.workload import generate
 

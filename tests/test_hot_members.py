@@ -88,8 +88,8 @@ def _do(shard: Shard, step: tuple) -> object:
             return answer
         if kind == "read":
             member_id, basket, at_ms = step[1:]
-            return [shard.member(member_id), shard.quote(member_id, basket, at_ms), shard.coupons(member_id),
-                    shard.ledger(member_id, 0, 0)]
+            return [shard.member(member_id), shard.reads.member(member_id), shard.reads.quote(member_id, basket, at_ms),
+                    shard.reads.coupons(member_id), shard.ledger(member_id, 0, 0)]
         if kind == "operator":
             return _operator(shard, *step[1:])
     except PatronError as error:

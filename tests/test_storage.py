@@ -236,3 +236,39 @@ def test_index_keys_fit_lmdb_and_never_run_one_id_into_the_other():
             txn_key(longest, longest[:-1] + "x"), txn_key(longest[:-1] + "x", longest)}
     assert len(keys) == 6
     assert max(map(len, keys)) <= MAX_KEY
+
+
+def test_reads_on_another_thread_see_whole_commits_while_the_writer_grows_the_map(tmp_path):
+    """Growing the map invalidates open transactions: the store waits for reads in progress.
+    Each commit gives m1 a point and a ledger entry; a read sees one commit, whole."""
+    import threading
+
+    store = ShardStore(tmp_path, "relaxed", map_bytes=1 << 20, max_map_bytes=1 << 30)
+    writer = store.writer()
+    writer.put_meta("rules_text", "the rules")
+    writer.put_members([Member("m1", 20_000)])
+    writer.commit()
+    start, failures, seen, done = store.map_bytes(), [], [], threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                member, rules_text, _ = store.committed("m1")
+                seen.append((member.points, member.ledger_seq, rules_text))
+            except Exception as error:  # any failure of a read is the finding
+                failures.append(error)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for n in range(1, 400):
+            commit(store, [Member("m1", 20_000, points=n, ledger_seq=n),
+                           *(Member(f"pad{n}-{i}", 20_000) for i in range(50))], [entry("m1", n)])
+    finally:
+        done.set()
+        reader.join()
+    assert store.map_bytes() > start  # the map did grow, while reads went on
+    assert failures == []
+    assert seen
+    assert all(points == seq and rules_text == "the rules" for points, seq, rules_text in seen)
+    store.close()

@@ -14,6 +14,8 @@ class CouponRules:
         self.by_id = {c.id: c for c in rules.coupons}
         self.designated = {c.id: Matcher(c.designated) for c in rules.coupons}
         self.on_enroll = tuple(c for c in rules.coupons if c.issue_on == "enroll")
+        self.limited = tuple(c for c in rules.coupons if c.inventory)
+        """Coupons with a programme-wide inventory: the only ones whose issues are counted against it."""
         self.on_upgrade: dict[int, tuple[Coupon, ...]] = {}
         for coupon in rules.coupons:
             if coupon.issue_on == "upgrade":
