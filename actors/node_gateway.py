@@ -81,6 +81,10 @@ class ShardRouter:
     async def call(self, shard: int, method: str, *args: Any, urgent: bool = False) -> Any:
         return await self.lanes[shard].send(method, *args, urgent=urgent)
 
+    async def read(self, shard: int, method: str, *args: Any) -> Any:
+        """A read of one shard's committed state: it waits for no write (actors/lanes.py)."""
+        return await self.lanes[shard].read(method, *args)
+
     def published(self, version: int, text: str) -> None:
         """The version now in force."""
         self.folder.texts[version] = text
