@@ -18,10 +18,10 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from actors.batch_stats import BatchStats
 from actors.config import ServeConfig
 from actors.coupon_grants import GrantKeeper, stricter
-from actors.lanes import Lane
+from actors.lanes import Lane, ShardLanes
 from actors.metrics import Metrics
 from actors.placement import assign_nodes, labelled_nodes, pinned_to
-from actors.routing import even_layout, shard_of
+from actors.routing import even_layout
 from actors.shard import ShardConfig, ShardStatus
 from actors.shard_actor import ShardActor
 from engine.calendar import iso, parse_day
@@ -62,7 +62,7 @@ class CheckpointMade(msgspec.Struct):
     kept: list[str]
 
 
-class Coordinator:
+class Coordinator(ShardLanes):
     def __init__(self, config: ServeConfig, metrics: Metrics | None = None,
                  on_health: Callable[[bool], Awaitable[None]] | None = None) -> None:
         self.config = config
@@ -122,17 +122,6 @@ class Coordinator:
     def today(self) -> Day:
         """The programme's local date now, by the wall clock."""
         return self.programme.calendar.day_of(int(time.time() * 1000))
-
-    def shard_for(self, member_id: str) -> int:
-        return shard_of(self.layout, member_id)
-
-    async def call(self, shard: int, method: str, *args: Any, urgent: bool = False) -> Any:
-        """A call on one shard: in order with its batches, or (urgent) ahead of the queued ones."""
-        return await self.lanes[shard].send(method, *args, urgent=urgent)
-
-    async def read(self, shard: int, method: str, *args: Any) -> Any:
-        """A read of one shard's committed state: it waits for no write (actors/lanes.py)."""
-        return await self.lanes[shard].read(method, *args)
 
     async def on_every_shard(self, method: str, *args: Any, urgent: bool = False) -> list[Any]:
         return await asyncio.gather(*(lane.send(method, *args, urgent=urgent) for lane in self.lanes))

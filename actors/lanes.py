@@ -8,9 +8,11 @@ import asyncio
 from collections import deque
 from typing import Any, NamedTuple
 
+from actors.routing import shard_of
 from engine.errors import OverloadedError
+from storage.folder import Layout
 
-__all__ = ["Lane"]
+__all__ = ["Lane", "ShardLanes"]
 
 GROUPED = "apply"
 """The write that may leave with those queued right behind it: the shard takes a list of
@@ -113,3 +115,23 @@ class Lane:
 
     def close(self) -> None:
         self._task.cancel()
+
+
+class ShardLanes:
+    """What a gateway's services ask of the shards: which shard owns a member, and a call or a
+    read on one. The coordinator (serve's gateway) and a node's gateway both answer this way;
+    each sets `layout` and `lanes` when it starts."""
+
+    layout: Layout
+    lanes: list[Lane]
+
+    def shard_for(self, member_id: str) -> int:
+        return shard_of(self.layout, member_id)
+
+    async def call(self, shard: int, method: str, *args: Any, urgent: bool = False) -> Any:
+        """A call on one shard: in order with its batches, or (urgent) ahead of the queued ones."""
+        return await self.lanes[shard].send(method, *args, urgent=urgent)
+
+    async def read(self, shard: int, method: str, *args: Any) -> Any:
+        """A read of one shard's committed state: it waits for no write."""
+        return await self.lanes[shard].read(method, *args)

@@ -19,12 +19,11 @@ from prometheus_client import start_http_server
 from actors.config import ServeConfig
 from actors.events_service import EventsService
 from actors.gateway import IngestService, MembersService
-from actors.lanes import Lane
+from actors.lanes import Lane, ShardLanes
 from actors.listener import SERVICE_NAMES, grpc_server, listen
 from actors.logs import collect_rarely, configure_logging
 from actors.metrics import Metrics
 from actors.placement import labelled_nodes, pinned_to
-from actors.routing import shard_of
 from actors.wallet_service import WalletService
 from engine.programme import Programme
 from engine.validation import load_rules
@@ -63,7 +62,7 @@ class KnownRules:
         return self.texts[version]
 
 
-class ShardRouter:
+class ShardRouter(ShardLanes):
     """What the gateway's services use of the coordinator, for a gateway away from it."""
 
     def __init__(self, plan: GatewayPlan, metrics: Metrics) -> None:
@@ -74,16 +73,6 @@ class ShardRouter:
         self.lanes = [Lane(ray.get_actor(name), shard, config.in_flight_per_shard, config.queue_per_shard)
                       for shard, name in enumerate(plan.shards)]
         self.programme = Programme(load_rules(plan.rules[plan.version]))
-
-    def shard_for(self, member_id: str) -> int:
-        return shard_of(self.layout, member_id)
-
-    async def call(self, shard: int, method: str, *args: Any, urgent: bool = False) -> Any:
-        return await self.lanes[shard].send(method, *args, urgent=urgent)
-
-    async def read(self, shard: int, method: str, *args: Any) -> Any:
-        """A read of one shard's committed state: it waits for no write (actors/lanes.py)."""
-        return await self.lanes[shard].read(method, *args)
 
     def published(self, version: int, text: str) -> None:
         """The version now in force."""
