@@ -13,6 +13,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from client import PatronClient, transaction_message
+from engine.errors import InvalidRequestError
 from proto import patron_pb2 as pb
 
 __all__ = ["checkpoint", "import_members", "member_show", "member_tag", "midnight", "publish", "rpc_failure", "send",
@@ -28,9 +29,18 @@ def _client(args: argparse.Namespace) -> PatronClient:
         path = os.environ.get(name)
         return Path(path).read_bytes() if path else None
 
-    return PatronClient(args.address, token=os.environ.get("PATRON_TOKEN") or None,
+    return PatronClient(args.address, token=os.environ.get("PATRON_TOKEN") or None, retries=retries(),
                         root_certificates=pem("PATRON_TLS_CA"), certificate_chain=pem("PATRON_TLS_CERT"),
                         private_key=pem("PATRON_TLS_KEY"))
+
+
+def retries() -> int:
+    """PATRON_RETRIES: how often a refused or unreachable call is tried again (default 8, about
+    10 s in all); a script that wants to fail fast against a stopped server sets 0."""
+    text = os.environ.get("PATRON_RETRIES", "8")
+    if not text.isdigit():
+        raise InvalidRequestError(f"PATRON_RETRIES must be a whole number of retries, not {text!r}")
+    return int(text)
 
 
 def _show(message: object) -> None:
@@ -186,7 +196,7 @@ def import_members(args: argparse.Namespace) -> int:
 
     options = ImportOptions(file=args.file, format=args.format, report=args.report, progress=args.progress,
                             import_id=args.import_id or "", restart=args.restart, chunk=args.chunk,
-                            in_flight=args.in_flight)
+                            in_flight=args.in_flight, retries=retries())
     state = run_import(_client(args), options, say=lambda text: print(text, file=sys.stderr))
     reasons = ", ".join(f"{reason} {count:,}" for reason, count in sorted(state.rejected.items()))
     rejected = sum(state.rejected.values())
