@@ -251,6 +251,8 @@ def _serve(args: argparse.Namespace) -> int:
     if args.gateway_per_node and not args.ray_address:
         return _fail(args, "--gateway-per-node needs --ray-address (one machine has one gateway)", code=2)
     try:
+        if args.rules is not None:  # a bad file is told in a second, not after Ray's start
+            load_rules_file(args.rules)
         return run_serve(config, demo=args.demo)
     except RulesError as error:
         logging.getLogger("patron.serve").error("the rules file has problems",

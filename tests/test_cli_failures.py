@@ -42,12 +42,12 @@ REMOTE = {
 }
 
 
-def patron(*args: str, retries: str | None = None) -> subprocess.CompletedProcess:
+def patron(*args: str, retries: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env.pop("PATRON_RETRIES", None)
     if retries is not None:
         env["PATRON_RETRIES"] = retries
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=120,
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=timeout,
                           check=False, env=env)
 
 
@@ -146,7 +146,19 @@ def test_an_unreadable_rules_file_for_serve_is_a_json_line(tmp_path):
     done = patron("serve", "--data", str(tmp_path / "data"), "--rules", str(tmp_path / "missing.toml"),
                   "--grpc-port", "0", "--metrics-port", "-1")
     assert done.returncode == 1
-    lines = [json.loads(line) for line in done.stderr.splitlines()]  # Ray's lines included
-    errors = [line for line in lines if line["level"] == "error"]
-    assert len(errors) == 1
-    assert "missing.toml" in json.dumps(errors[0])
+    [line] = [json.loads(line) for line in done.stderr.splitlines()]  # refused before Ray starts
+    assert line["level"] == "error"
+    assert "missing.toml" in json.dumps(line)
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_rules_file_with_problems_for_serve_lists_them_before_anything_starts(tmp_path):
+    rules = tmp_path / "rules.toml"
+    rules.write_text("no_such_key = 1\n" + EXAMPLE_RULES.read_text())
+    done = patron("serve", "--data", str(tmp_path / "data"), "--rules", str(rules), "--grpc-port", "0",
+                  "--metrics-port", "-1", timeout=60)
+    assert done.returncode == 1
+    [line] = [json.loads(line) for line in done.stderr.splitlines()]
+    assert line["msg"] == "the rules file has problems"
+    assert any("no_such_key" in problem for problem in line["problems"])
+    assert not (tmp_path / "data").exists()
