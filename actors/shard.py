@@ -37,10 +37,10 @@ from engine.programme import Programme
 from engine.publishing import (
     activates_tiers,
     forget_past_spend,
+    members_to_revisit,
     rebuild_windows,
     reevaluate,
     remap_tiers,
-    tiers_changed,
 )
 from engine.scoring import score_transaction
 from engine.spending.coupon_stock import CountedStock
@@ -453,7 +453,7 @@ class Shard:
         chunks afterwards; returns how many members that will be."""
         old, new = self.book.programme, Programme(load_rules(rules_text))
         self.reads.know(rules_text, new)
-        if not tiers_changed(old.rules, new.rules):
+        if not members_to_revisit(old.rules, new.rules):
             self._write(lambda: None, (), meta={"rules_text": rules_text})
             self.book.programme = new
             self._settle_coupons()

@@ -13,14 +13,14 @@ from engine.types import PURCHASE
 __all__ = [
     "activates_tiers",
     "forget_past_spend",
+    "members_to_revisit",
     "rebuild_windows",
     "reevaluate",
     "remap_tiers",
-    "tiers_changed",
 ]
 
 
-def tiers_changed(old: Rules, new: Rules) -> bool:
+def members_to_revisit(old: Rules, new: Rules) -> bool:
     """Whether members must be visited again: tiers to re-judge, or tags to re-compute."""
     return old.tiers != new.tiers or old.tier_policy != new.tier_policy or old.tags != new.tags
 
