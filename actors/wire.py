@@ -7,7 +7,7 @@ from engine.ledger import LedgerEntry
 from engine.midnight import AnomalyRow
 from engine.spending.member_coupons import HeldCoupon
 from engine.spending.quote import Quote, QuotedCoupon
-from engine.summary import MemberSummary, summarise_entry
+from engine.summary import CouponView, MemberSummary, summarise_entry
 from engine.transactions import LineItem, Transaction
 from engine.why import WhyLabels
 from proto import patron_pb2 as pb
@@ -43,9 +43,7 @@ def member_message(summary: MemberSummary) -> pb.Member:
     fields = {name: getattr(summary, name) for name in summary.__struct_fields__ if name not in _NOT_ON_MEMBER}
     fields["bonus_value_minor"] = fields.pop("bonus_value")
     message = pb.Member(**fields)
-    for coupon in summary.coupons:
-        message.coupons.add(code=coupon.code, coupon_id=coupon.coupon_id, status=coupon.status,
-                            valid_from=coupon.valid_from, valid_to=coupon.valid_to)
+    message.coupons.extend(coupon_instance(coupon) for coupon in summary.coupons)
     for name, value in summary.attributes.items():
         if isinstance(value, str):
             message.attributes[name].text = value
@@ -78,11 +76,15 @@ def anomaly_row(row: AnomalyRow) -> pb.AnomalyRow:
     return pb.AnomalyRow(member_id=row.member_id, day=row.day, points=row.points, transactions=row.transactions)
 
 
+def coupon_instance(view: CouponView) -> pb.CouponInstance:
+    return pb.CouponInstance(code=view.code, coupon_id=view.coupon_id, status=view.status,
+                             valid_from=view.valid_from, valid_to=view.valid_to)
+
+
 def held_coupon_message(held: HeldCoupon) -> pb.HeldCoupon:
-    instance = pb.CouponInstance(code=held.code, coupon_id=held.coupon_id, status=held.status,
-                                 valid_from=held.valid_from, valid_to=held.valid_to)
-    return pb.HeldCoupon(instance=instance, kind=held.kind, value_minor=held.value_minor, percent=held.percent,
-                         gift_sku=held.gift_sku, min_charge_minor=held.min_charge_minor, designated=held.designated)
+    return pb.HeldCoupon(instance=coupon_instance(held.instance), kind=held.kind, value_minor=held.value_minor,
+                         percent=held.percent, gift_sku=held.gift_sku, min_charge_minor=held.min_charge_minor,
+                         designated=held.designated)
 
 
 def _quoted_coupon(quoted: QuotedCoupon) -> pb.QuotedCoupon:

@@ -9,12 +9,13 @@ from msgspec import Struct, json
 
 from engine.calendar import iso
 from engine.ledger import LedgerEntry
-from engine.members import Member
+from engine.members import CouponInstance, Member
 from engine.programme import Programme
 from engine.types import NEVER
 from engine.why import WhyLabels, why_text
 
-__all__ = ["CouponView", "EntrySummary", "LotChange", "MemberSummary", "summarise", "summarise_entry", "to_json"]
+__all__ = ["CouponView", "EntrySummary", "LotChange", "MemberSummary", "coupon_view", "summarise", "summarise_entry",
+           "to_json"]
 
 
 class CouponView(Struct):
@@ -25,6 +26,11 @@ class CouponView(Struct):
     status: str
     valid_from: str
     valid_to: str
+
+
+def coupon_view(instance: CouponInstance) -> CouponView:
+    return CouponView(instance.code, instance.coupon_id, instance.status, iso(instance.valid_from),
+                      iso(instance.valid_to))
 
 
 class LotChange(Struct):
@@ -99,8 +105,7 @@ def summarise(programme: Programme, member: Member) -> MemberSummary:
     tier = names[member.tier] if member.tier < len(names) else names[-1]
     until = iso(member.tier_until) if member.tier_until else ""
     profile = member.profile
-    coupons = [CouponView(c.code, c.coupon_id, c.status, iso(c.valid_from), iso(c.valid_to))
-               for c in sorted(member.coupons, key=lambda c: c.code)]
+    coupons = [coupon_view(c) for c in sorted(member.coupons, key=lambda c: c.code)]
     return MemberSummary(member.member_id, tier, member.points, member.growth, member.abnormal,
                          member.status, max(member.points, 0), member.bonus_value,
                          sorted(set(member.tags) | set(member.manual_tags)), coupons, member.pending,

@@ -3,10 +3,10 @@ with what its coupon gives under the rules in force."""
 
 from msgspec import Struct
 
-from engine.calendar import iso
 from engine.errors import InvalidRequestError
 from engine.members import CouponInstance, Member
 from engine.programme import Programme
+from engine.summary import CouponView, coupon_view
 
 __all__ = ["COUPON_STATUSES", "HeldCoupon", "held_coupon", "member_coupons"]
 
@@ -14,15 +14,11 @@ COUPON_STATUSES = ("unused", "used", "expired", "void")
 
 
 class HeldCoupon(Struct, omit_defaults=True):
-    """An instance (days as ISO dates) and its coupon's terms: `kind` voucher (`value_minor`
-    off), discount (`percent` to pay) or gift (`gift_sku`); `designated` when it applies only to
-    designated lines. `kind` is empty when the rules no longer define the coupon."""
+    """An instance (as a member's summary shows it) and its coupon's terms: `kind` voucher
+    (`value_minor` off), discount (`percent` to pay) or gift (`gift_sku`); `designated` when it
+    applies only to designated lines. `kind` is empty when the rules no longer define the coupon."""
 
-    code: str
-    coupon_id: str
-    status: str
-    valid_from: str
-    valid_to: str
+    instance: CouponView
     kind: str = ""
     value_minor: int = 0
     percent: int = 0
@@ -33,8 +29,7 @@ class HeldCoupon(Struct, omit_defaults=True):
 
 def held_coupon(programme: Programme, instance: CouponInstance) -> HeldCoupon:
     coupon = programme.coupons.by_id.get(instance.coupon_id)
-    held = HeldCoupon(instance.code, instance.coupon_id, instance.status, iso(instance.valid_from),
-                      iso(instance.valid_to))
+    held = HeldCoupon(coupon_view(instance))
     if coupon is not None:
         held.kind, held.value_minor, held.percent = coupon.kind, coupon.value_minor or 0, coupon.percent or 0
         held.gift_sku, held.min_charge_minor = coupon.gift_sku or "", coupon.min_charge_minor

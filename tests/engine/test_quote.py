@@ -192,7 +192,7 @@ def with_coupons(*ids: str):
 
 
 def coupons(found) -> list[tuple[str, int, str]]:
-    return [(c.coupon.code, c.value_minor, c.reason) for c in found]
+    return [(c.coupon.instance.code, c.value_minor, c.reason) for c in found]
 
 
 def test_usable_coupons_with_their_value_on_this_basket_and_the_others_with_why_not():
@@ -288,7 +288,7 @@ def test_a_quote_changes_nothing_and_says_what_the_transactions_then_do(variant,
     assert all(0 <= p.line.paid_minor <= p.price_minor for p in answer.lines)
     # what the coupons and points as cash would give, each from the state the quote saw
     for offered in answer.coupons:
-        use = Transaction("u", "a", at, "coupon_use", coupon_code=offered.coupon.code, lines=sent,
+        use = Transaction("u", "a", at, "coupon_use", coupon_code=offered.coupon.instance.code, lines=sent,
                           amount_minor=answer.member_total_minor)
         result = score_one(trial(target), use)
         assert (result.outcome, result.value_minor) == ("accepted", offered.value_minor)
