@@ -50,7 +50,7 @@ def test_reads_are_answered_while_a_write_call_is_in_progress(shard):
         quote, member, coupons = ray.get(reads)
         assert quote.available_points == member.available_points == 100  # the last commit
         assert quote.points == 20
-        assert [c.coupon_id for c in coupons] == ["WELCOME10"]
+        assert [c.instance.coupon_id for c in coupons] == ["WELCOME10"]
     finally:
         held.abort()
         holder.close()
