@@ -43,6 +43,8 @@ class Lane:
         self.group_limit = group_limit
         self.slots = asyncio.Semaphore(in_flight)
         self.in_flight = 0
+        self.reserved = 0
+        """Room promised to batches admitted on their metadata and not yet read (`reserve`)."""
         self._finishing: set[asyncio.Task] = set()
         self._task = asyncio.get_running_loop().create_task(self._dispatch())
 
@@ -52,7 +54,19 @@ class Lane:
         return len(self.writes)
 
     def full(self) -> bool:
-        return self.waiting >= self.queue_limit
+        return self.waiting + self.reserved >= self.queue_limit
+
+    def reserve(self) -> None:
+        """Room for a batch admitted before its body is read: it counts as queued until `send`
+        (reserved=True) takes it or `release` gives it back, so a batch let in is not refused
+        once read, and batches arriving meanwhile are refused at once."""
+        if self.full():
+            raise OverloadedError(f"shard {self.shard} is at its limit of {self.queue_limit} queued batches; "
+                                  f"nothing was applied; send again shortly")
+        self.reserved += 1
+
+    def release(self) -> None:
+        self.reserved -= 1
 
     def read(self, method: str, *args: Any) -> Any:
         """A read of committed state, straight to the shard's reads group: no slot, no queue;
@@ -60,8 +74,10 @@ class Lane:
         (actors/committed_reads.py)."""
         return getattr(self.actor, method).remote(*args)
 
-    def send(self, method: str, *args: Any, urgent: bool = False) -> asyncio.Future:
-        if not urgent and self.full():
+    def send(self, method: str, *args: Any, urgent: bool = False, reserved: bool = False) -> asyncio.Future:
+        if reserved:
+            self.release()
+        elif not urgent and self.full():
             raise OverloadedError(f"shard {self.shard} has {self.waiting} batches waiting; send again shortly")
         future = asyncio.get_running_loop().create_future()
         (self.urgent if urgent else self.writes).append(Call(method, args, future))

@@ -5,6 +5,7 @@ import contextlib
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -169,6 +170,46 @@ def test_when_every_shard_is_full_a_batch_is_refused_before_it_is_read(start_ser
             grpc.StatusCode.RESOURCE_EXHAUSTED
         for call in stuck:
             call.cancel()
+
+
+def test_a_batch_let_in_on_its_metadata_keeps_its_room_while_its_body_arrives(start_server):
+    """Admission reserves the room it saw: a batch let in before its body is read is queued once
+    read, and a batch arriving meanwhile is refused at once (before, it took the room and the
+    first was refused after its body had been sent and read). An unreadable batch gives its
+    room back."""
+    server = start_server(shards=1, in_flight_per_shard=0, queue_per_shard=1, start_date=parse_day("2026-11-17"))
+    lane, metrics = server.server.coordinator.lanes[0], server.server.metrics.registry
+    body_sent = threading.Event()
+    with PatronClient(server.address, retries=0, timeout=60) as client, \
+            grpc.insecure_channel(server.address) as channel:
+        submit = channel.stream_unary("/patron.v1.Ingest/SubmitBatch")
+        with pytest.raises(grpc.RpcError) as unreadable:
+            submit(iter([b"\xff not a batch"]), timeout=20)
+        assert unreadable.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+        def held_back() -> Iterator[bytes]:
+            body_sent.wait(60)
+            yield client.batch(purchases("first", 10)).SerializeToString()
+
+        let_in = submit.future(held_back(), timeout=60)
+        try:
+            _wait_for(lambda: metrics.get_sample_value("patron_batches_in_flight") == 1 or let_in.done())
+            assert not let_in.done(), f"the first batch was answered {let_in.code()} before its body was sent"
+            with pytest.raises(grpc.RpcError) as raised:
+                client.ingest.SubmitBatch(client.batch(purchases("second", 10)), timeout=20)
+            assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            body_sent.set()
+            _wait_for(lambda: lane.waiting == 1 or let_in.done())
+            assert not let_in.done(), f"the batch let in was answered {let_in.code()} once read"
+        finally:
+            body_sent.set()
+            let_in.cancel()
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def test_the_overload_bench_client_times_each_refusal_from_its_own_send(start_server):
