@@ -2,6 +2,8 @@
 server keeps serving and recovers."""
 
 import contextlib
+import re
+import shutil
 import subprocess
 import threading
 import time
@@ -170,6 +172,41 @@ def test_when_every_shard_is_full_a_batch_is_refused_before_it_is_read(start_ser
             grpc.StatusCode.RESOURCE_EXHAUSTED
         for call in stuck:
             call.cancel()
+
+
+def test_a_batch_refused_on_its_metadata_sends_little_of_its_body(start_server):
+    """The server grants a call 16 KB before its handler reads it: ten 1 MB batches refused on
+    their metadata cost the client (and the server) well under 1 MB each. With gRPC's default
+    windows, grown by bandwidth-delay probing, each sent its whole megabyte."""
+    if shutil.which("ss") is None:
+        pytest.skip("needs `ss` (iproute2) to count the bytes a socket sent")
+    server = start_server(shards=1, in_flight_per_shard=0, queue_per_shard=1, start_date=parse_day("2026-11-17"))
+    port = server.address.rsplit(":", 1)[1]
+    with PatronClient(server.address, retries=0, timeout=60) as client, \
+            grpc.insecure_channel(server.address, options=[("grpc.max_send_message_length", 8 << 20)]) as channel:
+        stuck = client.ingest.SubmitBatch.future(client.batch(purchases("stuck", 10)), timeout=60)
+        _wait_for(server.server.coordinator.lanes[0].full)
+        submit = channel.unary_unary("/patron.v1.Ingest/SubmitBatch")
+        codes = []
+        for n in range(11):
+            if n == 1:
+                before = _bytes_sent_to(port)
+            try:
+                submit(bytes(1 << 20), timeout=20)
+            except grpc.RpcError as error:
+                codes.append(error.code())
+        time.sleep(0.5)  # what was sent has left
+        sent = _bytes_sent_to(port) - before
+        stuck.cancel()
+    assert codes == [grpc.StatusCode.RESOURCE_EXHAUSTED] * 11
+    assert sent < 10 * (256 << 10), f"{sent / 10:,.0f} bytes sent per refused 1 MB batch"
+
+
+def _bytes_sent_to(port: str) -> int:
+    """Bytes this machine's sockets connected to `port` have sent (TCP_INFO through ss)."""
+    listing = subprocess.run(["ss", "-tinH", "state", "established", f"( dport = :{port} )"],
+                             capture_output=True, text=True, check=True).stdout
+    return sum(int(found) for found in re.findall(r"bytes_sent:(\d+)", listing))
 
 
 def test_a_batch_let_in_on_its_metadata_keeps_its_room_while_its_body_arrives(start_server):
