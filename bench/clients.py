@@ -6,6 +6,7 @@ import asyncio
 import functools
 import itertools
 import multiprocessing as mp
+import os
 import queue
 import random
 import threading
@@ -18,6 +19,7 @@ from typing import Any
 
 import grpc
 
+from bench.machine import run_queue_seconds
 from bench.streams import Batch, enroll_requests, read_batches, renamed
 from proto import patron_pb2 as pb
 
@@ -77,6 +79,11 @@ class Report:
     error: str = ""
     cpu_seconds: float = 0.0
     """The client process's CPU while it ran its calls."""
+    seconds: float = 0.0
+    """How long it ran its calls."""
+    cpu_wait_seconds: float = 0.0
+    """Of those seconds, how long its main thread (the calls' event loop, for submit) was ready to
+    run but waited for a CPU: the machine's other processes, the server's among them."""
 
 
 @dataclass
@@ -273,14 +280,19 @@ def _client(job: Job, ready: Any, go: Any, start_at: Any, stop: Any, counter: An
     go.wait()
     start = start_at.value
     time.sleep(max(0.0, start - time.monotonic()))
-    cpu = time.process_time()
+    cpu, began, waited = time.process_time(), time.monotonic(), _waited()
     try:
         report = worker.run(start)
     except Exception as error:
         report = worker.report
         report.error = f"{type(error).__name__}: {error}"
     report.cpu_seconds = time.process_time() - cpu
+    report.seconds, report.cpu_wait_seconds = time.monotonic() - began, _waited() - waited
     results.put(report)
+
+
+def _waited() -> float:
+    return run_queue_seconds(os.getpid(), threading.get_native_id())
 
 
 class Clients:
