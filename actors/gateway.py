@@ -45,6 +45,8 @@ _refusals = Throttled(log)
 _encode = msgspec.msgpack.Encoder().encode
 _decode_answer = msgspec.msgpack.Decoder(PartAnswer).decode
 LEDGER_PAGE = 500
+RETRY_AFTER = "patron-retry-after-ms"
+"""Trailing metadata of an overload refusal: milliseconds until room is likely."""
 _READS = frozenset({"member", "ledger_positions", "ledger_at"})
 
 
@@ -156,6 +158,8 @@ async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
         message = f"internal error: {type(error).__name__}: {error}"
     elif code is grpc.StatusCode.RESOURCE_EXHAUSTED:
         _refusals.warning(f"refused: {error}")
+        if isinstance(error, OverloadedError) and error.retry_after > 0:
+            context.set_trailing_metadata(((RETRY_AFTER, str(max(1, round(error.retry_after * 1000)))),))
     await context.abort(code, message)
 
 
@@ -256,7 +260,7 @@ class IngestService:
         for shard in set(shards) - admitted:
             if lanes[shard].full():
                 raise OverloadedError(f"shard {shard} is at its limit of queued batches; nothing was applied; "
-                                      f"send again shortly")
+                                      f"send again shortly", lanes[shard].call_seconds)
         parts = split(data, batch, shards)
         places = stream.place_batch(list(parts)) if stream is not None else {}
         routed = []

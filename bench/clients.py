@@ -21,6 +21,7 @@ import grpc
 
 from bench.machine import run_queue_seconds
 from bench.streams import Batch, enroll_requests, read_batches, renamed
+from client.patron_client import retry_after
 from proto import patron_pb2 as pb
 
 __all__ = ["Clients", "Job", "Report"]
@@ -58,8 +59,9 @@ class Job:
     retries: int = 20
     """A stream refused with RESOURCE_EXHAUSTED is reopened (unanswered batches sent again)."""
     pause: float = 0.0
-    """submit: seconds a caller waits after a refusal before it sends again, on average: each
-    pause is drawn between half and one and a half of it, as PatronClient's back-off."""
+    """submit: seconds a caller waits after a refusal before it sends again, on average, or what
+    the refusal said room takes when longer: each pause is drawn between half and one and a half
+    of it, as PatronClient's back-off."""
 
 
 @dataclass
@@ -250,7 +252,7 @@ class _Submitter:
                     now = time.monotonic()
                     if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
                         report.refusals.append(now - sent)
-                        await asyncio.sleep(job.pause * random.uniform(0.5, 1.5))
+                        await asyncio.sleep(max(job.pause, retry_after(error)) * random.uniform(0.5, 1.5))
                         continue
                     report.failed += batch.size
                     report.error = report.error or f"{error.code().name}: {error.details()}"

@@ -108,6 +108,36 @@ def test_overload_is_refused_quickly_instead_of_queued_without_bound(start_serve
         assert len(refused_batches) == len(refused)  # a refused batch left nothing behind
 
 
+def test_an_overload_refusal_says_how_soon_room_is_likely(start_server):
+    """Once a shard has answered a call, a refusal for its full queue carries RETRY_AFTER: the
+    shard's smoothed time per call, after which the call in progress has ended and room freed."""
+    from client.patron_client import retry_after
+
+    server = start_server(shards=1, in_flight_per_shard=1, queue_per_shard=2, start_date=parse_day("2026-11-17"))
+    with PatronClient(server.address, retries=0) as client:
+        client.submit(purchases("warm", 100))
+    lane = server.server.coordinator.lanes[0]
+    refusals: list[grpc.RpcError] = []
+
+    def send(n: int) -> None:
+        with PatronClient(server.address, retries=0) as client:
+            try:
+                client.submit(purchases(f"o{n}", 1000))
+            except grpc.RpcError as error:
+                refusals.append(error)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert refusals, "nothing was refused"
+    assert {error.code() for error in refusals} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    hints = [retry_after(error) for error in refusals]
+    assert all(hint > 0 for hint in hints), hints
+    assert lane.call_seconds > 0
+
+
 def test_a_full_disk_under_one_shard_says_which_part_of_a_batch_was_committed(start_server, tmp_path):
     """Two shards, only shard 1's LMDB on a small filesystem: a batch spanning both is half
     committed when that disk fills. The refusal says so, and resending the whole batch is safe."""
