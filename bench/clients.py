@@ -77,6 +77,8 @@ class Report:
     refused: int = 0
     refusals: list[float] = field(default_factory=list)
     """submit: seconds from sending each refused (RESOURCE_EXHAUSTED) batch to its refusal."""
+    paused_seconds: float = 0.0
+    """submit: the pauses after those refusals, summed."""
     failed: int = 0
     error: str = ""
     cpu_seconds: float = 0.0
@@ -252,7 +254,9 @@ class _Submitter:
                     now = time.monotonic()
                     if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
                         report.refusals.append(now - sent)
-                        await asyncio.sleep(max(job.pause, retry_after(error)) * random.uniform(0.5, 1.5))
+                        pause = max(job.pause, retry_after(error)) * random.uniform(0.5, 1.5)
+                        report.paused_seconds += pause
+                        await asyncio.sleep(pause)
                         continue
                     report.failed += batch.size
                     report.error = report.error or f"{error.code().name}: {error.details()}"
