@@ -45,10 +45,10 @@ class Lane:
         self.slots = asyncio.Semaphore(in_flight)
         self.in_flight = 0
         self.reserved = 0
+        """Room promised to batches admitted on their metadata and not yet read (`reserve`)."""
         self.call_seconds = 0.0
         """A call's time on the shard, smoothed: how soon a full queue is likely to have room
         (the call in progress ends and the next group leaves the queue)."""
-        """Room promised to batches admitted on their metadata and not yet read (`reserve`)."""
         self._finishing: set[asyncio.Task] = set()
         self._task = asyncio.get_running_loop().create_task(self._dispatch())
 
