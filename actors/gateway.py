@@ -45,6 +45,8 @@ _refusals = Throttled(log)
 _encode = msgspec.msgpack.Encoder().encode
 _decode_answer = msgspec.msgpack.Decoder(PartAnswer).decode
 LEDGER_PAGE = 500
+RETRY_AFTER = "patron-retry-after-ms"
+"""Trailing metadata of an overload refusal: milliseconds until room is likely."""
 _READS = frozenset({"member", "ledger_positions", "ledger_at"})
 
 
@@ -156,6 +158,8 @@ async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
         message = f"internal error: {type(error).__name__}: {error}"
     elif code is grpc.StatusCode.RESOURCE_EXHAUSTED:
         _refusals.warning(f"refused: {error}")
+        if isinstance(error, OverloadedError) and error.retry_after > 0:
+            context.set_trailing_metadata(((RETRY_AFTER, str(max(1, round(error.retry_after * 1000)))),))
     await context.abort(code, message)
 
 
@@ -173,25 +177,38 @@ class IngestService:
         metrics = self.coordinator.metrics
         metrics.batches_in_flight.inc()
         try:
-            self._admit()
-            request = await _only(requests)
-            received = time.perf_counter()
-            if isinstance(request, Unreadable):
-                raise InvalidRequestError(request.reason)
-            return await self._settle(*self._route(request), received)
+            admitted = self._admit()
+            try:
+                request = await _only(requests)
+                received = time.perf_counter()
+                if isinstance(request, Unreadable):
+                    raise InvalidRequestError(request.reason)
+                routed = self._route(request, admitted=admitted)
+            finally:
+                for shard in admitted:  # the room this batch did not take
+                    self.coordinator.lanes[shard].release()
+            return await self._settle(*routed, received)
         except Exception as error:
             metrics.batches_refused.labels(_code(error).name).inc()
             await _abort(context, error)
         finally:
             metrics.batches_in_flight.dec()
 
-    def _admit(self) -> None:
-        """While any shard's queue is full, no batch is taken: nearly every batch has members on
-        every shard, and reading one only to refuse it is what made refusals slow."""
-        for lane in self.coordinator.lanes:
-            if lane.full():
-                raise OverloadedError(f"shard {lane.shard} is at its limit of {lane.queue_limit} queued batches; "
-                                      f"nothing was applied; send again shortly")
+    def _admit(self) -> set[int]:
+        """Room on every shard, reserved before the batch is read (nearly every batch has members
+        on every shard), or OverloadedError at once while any shard's queue is full: reading a
+        batch only to refuse it is what made refusals slow, and without the reservation every
+        call arriving as a slot frees would be let in, read, and all but one refused."""
+        reserved: set[int] = set()
+        try:
+            for lane in self.coordinator.lanes:
+                lane.reserve()
+                reserved.add(lane.shard)
+        except OverloadedError:
+            for shard in reserved:
+                self.coordinator.lanes[shard].release()
+            raise
+        return reserved
 
     async def StreamBatches(self, requests: AsyncIterator, context: grpc.aio.ServicerContext) -> AsyncIterator:
         """Batches are routed as they arrive (so they reach shards in order) and acknowledged
@@ -225,10 +242,11 @@ class IngestService:
         finally:
             reader.cancel()
 
-    def _route(self, data: bytes, stream: Stream | None = None
+    def _route(self, data: bytes, stream: Stream | None = None, admitted: set[int] | None = None
                ) -> tuple[str, int, list[tuple[int, list[int], asyncio.Future]]]:
         """(batch id, transactions, parts sent). Find each transaction's shard by its member id
-        alone, check each of those shards has room, and only then cut the batch into parts and
+        alone, check each of those shards has room (or room was reserved for it: `admitted`,
+        whose shards it takes out as it uses them), and only then cut the batch into parts and
         queue each now, synchronously, so order is kept; a stream's parts say which of its
         batches each shard must have committed before them."""
         batch = _batch(data)
@@ -238,15 +256,20 @@ class IngestService:
                                       f"the limit is {self.max_batch:,}")
         coordinator, lanes = self.coordinator, self.coordinator.lanes
         shards = shards_of(coordinator.layout, [message.member_id for message in batch.transactions])
-        for shard in set(shards):
+        admitted = admitted if admitted is not None else set()
+        for shard in set(shards) - admitted:
             if lanes[shard].full():
                 raise OverloadedError(f"shard {shard} is at its limit of queued batches; nothing was applied; "
-                                      f"send again shortly")
+                                      f"send again shortly", lanes[shard].call_seconds)
         parts = split(data, batch, shards)
         places = stream.place_batch(list(parts)) if stream is not None else {}
-        return batch.batch_id, count, [
-            (shard, indices, lanes[shard].send("apply", _encode(BatchPart(part, *places.get(shard, ())))))
-            for shard, (indices, part) in parts.items()]
+        routed = []
+        for shard, (indices, part) in parts.items():
+            reserved = shard in admitted
+            admitted.discard(shard)
+            routed.append((shard, indices, lanes[shard].send("apply", _encode(BatchPart(part, *places.get(shard, ()))),
+                                                             reserved=reserved)))
+        return batch.batch_id, count, routed
 
     async def _settle(self, batch_id: str, count: int, routed: list[tuple[int, list[int], asyncio.Future]],
                       received: float) -> bytes:

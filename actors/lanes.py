@@ -5,6 +5,7 @@ long jobs, event pages, checkpoints) go ahead of queued writes; reads of committ
 other leave together, to be committed at once."""
 
 import asyncio
+import time
 from collections import deque
 from typing import Any, NamedTuple
 
@@ -43,6 +44,11 @@ class Lane:
         self.group_limit = group_limit
         self.slots = asyncio.Semaphore(in_flight)
         self.in_flight = 0
+        self.reserved = 0
+        """Room promised to batches admitted on their metadata and not yet read (`reserve`)."""
+        self.call_seconds = 0.0
+        """A call's time on the shard, smoothed: how soon a full queue is likely to have room
+        (the call in progress ends and the next group leaves the queue)."""
         self._finishing: set[asyncio.Task] = set()
         self._task = asyncio.get_running_loop().create_task(self._dispatch())
 
@@ -52,7 +58,19 @@ class Lane:
         return len(self.writes)
 
     def full(self) -> bool:
-        return self.waiting >= self.queue_limit
+        return self.waiting + self.reserved >= self.queue_limit
+
+    def reserve(self) -> None:
+        """Room for a batch admitted before its body is read: it counts as queued until `send`
+        (reserved=True) takes it or `release` gives it back, so a batch let in is not refused
+        once read, and batches arriving meanwhile are refused at once."""
+        if self.full():
+            raise OverloadedError(f"shard {self.shard} is at its limit of {self.queue_limit} queued batches; "
+                                  f"nothing was applied; send again shortly", self.call_seconds)
+        self.reserved += 1
+
+    def release(self) -> None:
+        self.reserved -= 1
 
     def read(self, method: str, *args: Any) -> Any:
         """A read of committed state, straight to the shard's reads group: no slot, no queue;
@@ -60,9 +78,12 @@ class Lane:
         (actors/committed_reads.py)."""
         return getattr(self.actor, method).remote(*args)
 
-    def send(self, method: str, *args: Any, urgent: bool = False) -> asyncio.Future:
-        if not urgent and self.full():
-            raise OverloadedError(f"shard {self.shard} has {self.waiting} batches waiting; send again shortly")
+    def send(self, method: str, *args: Any, urgent: bool = False, reserved: bool = False) -> asyncio.Future:
+        if reserved:
+            self.release()
+        elif not urgent and self.full():
+            raise OverloadedError(f"shard {self.shard} has {self.waiting} batches waiting; send again shortly",
+                                  self.call_seconds)
         future = asyncio.get_running_loop().create_future()
         (self.urgent if urgent else self.writes).append(Call(method, args, future))
         self._ready.set()
@@ -81,7 +102,7 @@ class Lane:
                 reference = getattr(self.actor, method).remote([call.args[0] for call in calls])
             else:
                 reference = getattr(self.actor, method).remote(*calls[0].args)
-            task = asyncio.ensure_future(self._finish(reference, calls, grouped=method == GROUPED))
+            task = asyncio.ensure_future(self._finish(reference, calls, method == GROUPED, time.monotonic()))
             self._finishing.add(task)  # asyncio keeps only weak references to tasks
             task.add_done_callback(self._finishing.discard)
 
@@ -94,7 +115,7 @@ class Lane:
                 calls.append(self.writes.popleft())
         return calls
 
-    async def _finish(self, reference: Any, calls: list[Call], grouped: bool) -> None:
+    async def _finish(self, reference: Any, calls: list[Call], grouped: bool, started: float) -> None:
         try:
             result = await reference
         except BaseException as error:  # every failure belongs to the callers: a group fails whole
@@ -110,6 +131,8 @@ class Lane:
                 else:
                     call.future.set_result(answer)
         finally:
+            took = time.monotonic() - started
+            self.call_seconds = took if not self.call_seconds else 0.8 * self.call_seconds + 0.2 * took
             self.in_flight -= 1
             self.slots.release()
 

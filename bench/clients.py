@@ -6,6 +6,7 @@ import asyncio
 import functools
 import itertools
 import multiprocessing as mp
+import os
 import queue
 import random
 import threading
@@ -18,7 +19,9 @@ from typing import Any
 
 import grpc
 
+from bench.machine import run_queue_seconds
 from bench.streams import Batch, enroll_requests, read_batches, renamed
+from client.patron_client import retry_after
 from proto import patron_pb2 as pb
 
 __all__ = ["Clients", "Job", "Report"]
@@ -56,8 +59,9 @@ class Job:
     retries: int = 20
     """A stream refused with RESOURCE_EXHAUSTED is reopened (unanswered batches sent again)."""
     pause: float = 0.0
-    """submit: seconds a caller waits after a refusal before it sends again, on average: each
-    pause is drawn between half and one and a half of it, as PatronClient's back-off."""
+    """submit: seconds a caller waits after a refusal before it sends again, on average, or what
+    the refusal said room takes when longer: each pause is drawn between half and one and a half
+    of it, as PatronClient's back-off."""
 
 
 @dataclass
@@ -73,10 +77,17 @@ class Report:
     refused: int = 0
     refusals: list[float] = field(default_factory=list)
     """submit: seconds from sending each refused (RESOURCE_EXHAUSTED) batch to its refusal."""
+    paused_seconds: float = 0.0
+    """submit: the pauses after those refusals, summed."""
     failed: int = 0
     error: str = ""
     cpu_seconds: float = 0.0
     """The client process's CPU while it ran its calls."""
+    seconds: float = 0.0
+    """How long it ran its calls."""
+    cpu_wait_seconds: float = 0.0
+    """Of those seconds, how long its main thread (the calls' event loop, for submit) was ready to
+    run but waited for a CPU: the machine's other processes, the server's among them."""
 
 
 @dataclass
@@ -243,7 +254,9 @@ class _Submitter:
                     now = time.monotonic()
                     if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
                         report.refusals.append(now - sent)
-                        await asyncio.sleep(job.pause * random.uniform(0.5, 1.5))
+                        pause = max(job.pause, retry_after(error)) * random.uniform(0.5, 1.5)
+                        report.paused_seconds += pause
+                        await asyncio.sleep(pause)
                         continue
                     report.failed += batch.size
                     report.error = report.error or f"{error.code().name}: {error.details()}"
@@ -273,14 +286,19 @@ def _client(job: Job, ready: Any, go: Any, start_at: Any, stop: Any, counter: An
     go.wait()
     start = start_at.value
     time.sleep(max(0.0, start - time.monotonic()))
-    cpu = time.process_time()
+    cpu, began, waited = time.process_time(), time.monotonic(), _waited()
     try:
         report = worker.run(start)
     except Exception as error:
         report = worker.report
         report.error = f"{type(error).__name__}: {error}"
     report.cpu_seconds = time.process_time() - cpu
+    report.seconds, report.cpu_wait_seconds = time.monotonic() - began, _waited() - waited
     results.put(report)
+
+
+def _waited() -> float:
+    return run_queue_seconds(os.getpid(), threading.get_native_id())
 
 
 class Clients:

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["CpuMeter", "ProcessInfo", "RssSampler", "command", "machine", "processes", "role", "tree",
-           "tree_cpu_ticks", "tree_rss_bytes"]
+__all__ = ["CpuMeter", "ProcessInfo", "RssSampler", "command", "machine", "processes", "role", "run_queue_seconds",
+           "tree", "tree_cpu_ticks", "tree_rss_bytes"]
 
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 PROC = Path("/proc")
@@ -112,6 +112,20 @@ def tree_rss_bytes(roots: list[int], proc: Path = PROC, field: str = "VmRSS") ->
     once per process that maps it)."""
     table = processes(proc)
     return sum(rss_bytes(info.pid, proc, field) for root in roots for info in tree(root, table))
+
+
+def run_queue_seconds(pid: int, thread: int | None = None, proc: Path = PROC) -> float:
+    """Seconds one thread (by default every thread of the process) spent runnable but waiting for a
+    CPU (schedstat's run delay): what a process loses to the others on its cores. 0 once ended."""
+    tasks = [proc / str(pid) / "task" / str(thread)] if thread is not None else \
+        list((proc / str(pid) / "task").glob("*")) if (proc / str(pid) / "task").exists() else []
+    total = 0
+    for task in tasks:
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # the thread ended while we looked
+    return total / 1e9
 
 
 class CpuMeter:

@@ -1,10 +1,11 @@
 """Overload: more SubmitBatch calls in flight than the shards' queues hold, without let-up. How
-soon a refused batch hears RESOURCE_EXHAUSTED (goal: p99 under 50 ms), and what the
-acknowledged batches take meanwhile."""
+soon a refused batch hears RESOURCE_EXHAUSTED (goal: p99 under 50 ms), what the acknowledged
+batches take meanwhile, and what the gateway and the clients spend and wait for."""
 
 
 from bench.clients import Job
 from bench.harness import Harness
+from bench.machine import run_queue_seconds
 from bench.report import Chart, Result, common_rows
 from bench.settings import Settings
 from bench.timeline import Timeline, percentile
@@ -17,6 +18,12 @@ batches in flight against two shards that queue 64 each."""
 PAUSE_AFTER_REFUSAL = 0.1
 """What PatronClient waits on average before its first retry of a refused batch."""
 GOAL_P99_SECONDS = 0.050
+
+
+def _gateway(pid: int) -> tuple[float, float]:
+    """Run-queue seconds of the serve process so far: of its main thread (the event loop that
+    takes every call) and of all its threads (gRPC's among them)."""
+    return run_queue_seconds(pid, pid), run_queue_seconds(pid)
 
 
 def run(settings: Settings) -> Result:
@@ -33,7 +40,10 @@ def run(settings: Settings) -> Result:
                     batch_size=batch_size, window=window, seconds=seconds, pause=PAUSE_AFTER_REFUSAL)
                 for k in range(settings.clients)]
         label = f"overload: {settings.clients} × {window} calls in flight for {seconds:.0f} s"
+        before = _gateway(server.pid)
         reports, start, cpu = bench.drive(server, jobs, label)
+        gateway = [b - a for a, b in zip(before, _gateway(server.pid), strict=True)]
+        gateway_cpu = bench.cpu_by_role.get("gateway", 0.0)
         timeline = Timeline.of(reports, start)
         common = bench.common(client, cpu, timeline.transactions)
     refusals = sorted(latency for report in reports for latency in report.refusals)
@@ -41,6 +51,7 @@ def run(settings: Settings) -> Result:
     client_cpu = sum(report.cpu_seconds for report in reports)
     calls = len(refusals) + len(acked)
     refused = [round(percentile(refusals, q), 4) for q in (0.50, 0.99)]
+    paused = sum(report.paused_seconds for report in reports) / max(len(refusals), 1)
     answered = [round(percentile(acked, q), 4) for q in (0.50, 0.99)]
     met = bool(refusals) and refused[1] < GOAL_P99_SECONDS
     fields = {"refused_batches": len(refusals), "refusal_p50_seconds": refused[0],
@@ -48,18 +59,30 @@ def run(settings: Settings) -> Result:
               "acknowledged_batches": len(acked), "ack_p50_seconds": answered[0], "ack_p99_seconds": answered[1],
               "transactions": timeline.transactions, "achieved_per_second": round(timeline.transactions / seconds, 1),
               "client_cpu_seconds_per_call": round(client_cpu / max(calls, 1), 6),
+              "client_loop_cpu_wait_share": round(sum(r.cpu_wait_seconds for r in reports)
+                                                  / max(sum(r.seconds for r in reports), 1e-9), 3),
+              "gateway_cpu_seconds_per_call": round(gateway_cpu / max(calls, 1), 6),
+              "gateway_loop_cpu_wait_share": round(gateway[0] / seconds, 3),
+              "gateway_threads_cpu_wait_seconds": round(gateway[1], 2),
+              "mean_pause_after_refusal_seconds": round(paused, 4),
               "calls_in_flight": settings.clients * window, "batch_size": batch_size, "goal_met": met, **common}
     pauses = f"{PAUSE_AFTER_REFUSAL * 500:.0f}–{PAUSE_AFTER_REFUSAL * 1500:.0f}"
     rows = [("offered", f"{settings.clients} clients × {window} SubmitBatch calls in flight for {seconds:.0f} s, "
-                        f"batches of {batch_size}; a refused caller waits {pauses} ms, then sends it again"),
+                        f"batches of {batch_size}; a refused caller waits {pauses} ms, or over half to one and a half "
+                        f"of the refusal's patron-retry-after-ms when longer (on average {paused * 1000:.0f} ms), "
+                        f"then sends it again"),
             ("refused", f"{len(refusals):,} batches: p50 {refused[0] * 1000:.1f} ms, p99 {refused[1] * 1000:.1f} ms, "
                         f"max {fields['refusal_max_seconds'] or 0:.3f} s from send to RESOURCE_EXHAUSTED "
                         f"(goal p99 under {GOAL_P99_SECONDS * 1000:.0f} ms: {'met' if met else 'missed'})"),
             ("acknowledged", f"{len(acked):,} batches, {timeline.transactions:,} transactions "
                              f"({fields['achieved_per_second']:,.0f}/s): p50 {answered[0] * 1000:.1f} ms, "
                              f"p99 {answered[1] * 1000:.1f} ms"),
+            ("gateway", f"{fields['gateway_cpu_seconds_per_call'] * 1e6:.0f} µs of CPU per call; its event loop "
+                        f"waited for a CPU {fields['gateway_loop_cpu_wait_share']:.0%} of the run, its threads "
+                        f"{fields['gateway_threads_cpu_wait_seconds']:.1f} s in all"),
             ("clients' CPU", f"{client_cpu:.2f} s, {fields['client_cpu_seconds_per_call'] * 1e6:.0f} µs per call, "
-                             f"on the same cores as the server"),
+                             f"on the same cores as the server; their event loops waited for a CPU "
+                             f"{fields['client_loop_cpu_wait_share']:.0%} of the run"),
             *common_rows(common, "transactions")]
     parameters = settings.parameters(seconds=seconds, batch_size=batch_size, window=window, members=members,
                                      pool_transactions=pool)

@@ -17,7 +17,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from proto import patron_pb2 as pb
 from proto import patron_pb2_grpc as rpc
 
-__all__ = ["PatronClient", "backoff", "enroll_request", "line_message", "transaction_message"]
+__all__ = ["RETRY_AFTER", "PatronClient", "backoff", "enroll_request", "line_message", "retry_after",
+           "transaction_message"]
 
 RETRIABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
                        grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED})
@@ -33,11 +34,28 @@ _ACTIONS = {"freeze": pb.STATUS_ACTION_FREEZE, "unfreeze": pb.STATUS_ACTION_UNFR
             "void_held": pb.STATUS_ACTION_VOID_HELD}
 
 
-def backoff(attempt: int) -> float:
+RETRY_AFTER = "patron-retry-after-ms"
+"""Trailing metadata of an overload refusal: milliseconds until the server expects room."""
+
+
+def backoff(attempt: int, error: Any = None) -> float:
     """Seconds to wait before retry `attempt` (1, 2, ...): 0.1, 0.2, 0.4 ... up to 2 on average,
-    each drawn between half and one and a half of that. Callers refused together then come back
-    spread out instead of all at once, where each would wait behind the others' calls again."""
-    return min(0.05 * 2 ** attempt, 2.0) * random.uniform(0.5, 1.5)
+    or what the refusal `error` said room takes when that is longer, each drawn between half and
+    one and a half of that. Callers refused together then come back spread out instead of all at
+    once, where each would wait behind the others' calls again, and not before room is likely."""
+    return max(min(0.05 * 2 ** attempt, 2.0), retry_after(error)) * random.uniform(0.5, 1.5)
+
+
+def retry_after(error: Any) -> float:
+    """Seconds an overload refusal asked its caller to wait (RETRY_AFTER; at most 10), else 0."""
+    metadata = getattr(error, "trailing_metadata", None)
+    for key, value in (metadata() or ()) if metadata is not None else ():
+        if key == RETRY_AFTER:
+            try:
+                return min(int(value) / 1000, 10.0)
+            except ValueError:
+                return 0.0
+    return 0.0
 
 
 def transaction_message(txn: Any) -> pb.Transaction:
@@ -165,7 +183,7 @@ class PatronClient:
                 self._fail_over(error)
                 if error.code() not in RETRIABLE or attempt > self.retries:
                     raise
-                time.sleep(backoff(attempt))
+                time.sleep(backoff(attempt, error))
 
     def _stream_once(self, source: Iterator[pb.TransactionBatch], unacked: deque, window: int
                      ) -> Iterator[pb.BatchAck]:
@@ -339,5 +357,5 @@ class PatronClient:
                 self._fail_over(error)
                 if error.code() not in RETRIABLE or attempt > self.retries:
                     raise
-                time.sleep(backoff(attempt))
+                time.sleep(backoff(attempt, error))
         raise AssertionError("unreachable")

@@ -62,7 +62,12 @@ class OutOfOrderError(PatronError):
 
 
 class OverloadedError(PatronError):
-    """Raised when a shard already has as much work in flight as it may; send again later."""
+    """Raised when a shard already has as much work in flight as it may; send again later:
+    `retry_after` seconds is when room is likely (0 when not known)."""
+
+    def __init__(self, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class RowRejectedError(PatronError):

@@ -1,5 +1,7 @@
 """The Python client's retry pauses: callers refused together must not come back together."""
 
+import pytest
+
 from client.patron_client import backoff
 
 
@@ -10,3 +12,36 @@ def test_retries_wait_about_the_doubling_pause_each_spread_over_half_to_one_and_
         assert min(pauses) < 0.6 * mean  # spread, not one instant
         assert max(pauses) > 1.4 * mean
         assert 0.9 * mean < sum(pauses) / len(pauses) < 1.1 * mean
+
+
+def test_a_refusal_that_says_when_room_is_likely_is_retried_no_sooner_than_half_of_that():
+    """A real gRPC server refusing with the overload hint patron's gateway sends (700 ms): the
+    client's pause honours it, still spread over half to one and a half of it."""
+    from concurrent import futures
+
+    import grpc
+
+    from client.patron_client import RETRY_AFTER, retry_after
+
+    def refuse(request: bytes, context: grpc.ServicerContext) -> bytes:
+        context.set_trailing_metadata(((RETRY_AFTER, "700"),))
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "full")
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        "t.Full", {"Submit": grpc.unary_unary_rpc_method_handler(refuse)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel, pytest.raises(grpc.RpcError) as refused:
+            channel.unary_unary("/t.Full/Submit")(b"", timeout=10)
+    finally:
+        server.stop(None)
+    error = refused.value
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert retry_after(error) == 0.7
+    pauses = [backoff(1, error) for _ in range(400)]
+    assert all(0.35 <= pause <= 1.05 for pause in pauses)
+    assert min(pauses) < 0.42
+    assert max(pauses) > 0.98
+    assert retry_after(grpc.StatusCode.RESOURCE_EXHAUSTED) == 0.0  # no metadata: the doubling pause alone

@@ -2,9 +2,12 @@
 server keeps serving and recovers."""
 
 import contextlib
+import re
+import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -105,6 +108,36 @@ def test_overload_is_refused_quickly_instead_of_queued_without_bound(start_serve
         assert len(refused_batches) == len(refused)  # a refused batch left nothing behind
 
 
+def test_an_overload_refusal_says_how_soon_room_is_likely(start_server):
+    """Once a shard has answered a call, a refusal for its full queue carries RETRY_AFTER: the
+    shard's smoothed time per call, after which the call in progress has ended and room freed."""
+    from client.patron_client import retry_after
+
+    server = start_server(shards=1, in_flight_per_shard=1, queue_per_shard=2, start_date=parse_day("2026-11-17"))
+    with PatronClient(server.address, retries=0) as client:
+        client.submit(purchases("warm", 100))
+    lane = server.server.coordinator.lanes[0]
+    refusals: list[grpc.RpcError] = []
+
+    def send(n: int) -> None:
+        with PatronClient(server.address, retries=0) as client:
+            try:
+                client.submit(purchases(f"o{n}", 1000))
+            except grpc.RpcError as error:
+                refusals.append(error)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert refusals, "nothing was refused"
+    assert {error.code() for error in refusals} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    hints = [retry_after(error) for error in refusals]
+    assert all(hint > 0 for hint in hints), hints
+    assert lane.call_seconds > 0
+
+
 def test_a_full_disk_under_one_shard_says_which_part_of_a_batch_was_committed(start_server, tmp_path):
     """Two shards, only shard 1's LMDB on a small filesystem: a batch spanning both is half
     committed when that disk fills. The refusal says so, and resending the whole batch is safe."""
@@ -169,6 +202,81 @@ def test_when_every_shard_is_full_a_batch_is_refused_before_it_is_read(start_ser
             grpc.StatusCode.RESOURCE_EXHAUSTED
         for call in stuck:
             call.cancel()
+
+
+def test_a_batch_refused_on_its_metadata_sends_little_of_its_body(start_server):
+    """The server grants a call 16 KB before its handler reads it: ten 1 MB batches refused on
+    their metadata cost the client (and the server) well under 1 MB each. With gRPC's default
+    windows, grown by bandwidth-delay probing, each sent its whole megabyte."""
+    if shutil.which("ss") is None:
+        pytest.skip("needs `ss` (iproute2) to count the bytes a socket sent")
+    server = start_server(shards=1, in_flight_per_shard=0, queue_per_shard=1, start_date=parse_day("2026-11-17"))
+    port = server.address.rsplit(":", 1)[1]
+    with PatronClient(server.address, retries=0, timeout=60) as client, \
+            grpc.insecure_channel(server.address, options=[("grpc.max_send_message_length", 8 << 20)]) as channel:
+        stuck = client.ingest.SubmitBatch.future(client.batch(purchases("stuck", 10)), timeout=60)
+        _wait_for(server.server.coordinator.lanes[0].full)
+        submit = channel.unary_unary("/patron.v1.Ingest/SubmitBatch")
+        codes = []
+        for n in range(11):
+            if n == 1:
+                before = _bytes_sent_to(port)
+            try:
+                submit(bytes(1 << 20), timeout=20)
+            except grpc.RpcError as error:
+                codes.append(error.code())
+        time.sleep(0.5)  # what was sent has left
+        sent = _bytes_sent_to(port) - before
+        stuck.cancel()
+    assert codes == [grpc.StatusCode.RESOURCE_EXHAUSTED] * 11
+    assert sent < 10 * (256 << 10), f"{sent / 10:,.0f} bytes sent per refused 1 MB batch"
+
+
+def _bytes_sent_to(port: str) -> int:
+    """Bytes this machine's sockets connected to `port` have sent (TCP_INFO through ss)."""
+    listing = subprocess.run(["ss", "-tinH", "state", "established", f"( dport = :{port} )"],
+                             capture_output=True, text=True, check=True).stdout
+    return sum(int(found) for found in re.findall(r"bytes_sent:(\d+)", listing))
+
+
+def test_a_batch_let_in_on_its_metadata_keeps_its_room_while_its_body_arrives(start_server):
+    """Admission reserves the room it saw: a batch let in before its body is read is queued once
+    read, and a batch arriving meanwhile is refused at once (before, it took the room and the
+    first was refused after its body had been sent and read). An unreadable batch gives its
+    room back."""
+    server = start_server(shards=1, in_flight_per_shard=0, queue_per_shard=1, start_date=parse_day("2026-11-17"))
+    lane, metrics = server.server.coordinator.lanes[0], server.server.metrics.registry
+    body_sent = threading.Event()
+    with PatronClient(server.address, retries=0, timeout=60) as client, \
+            grpc.insecure_channel(server.address) as channel:
+        submit = channel.stream_unary("/patron.v1.Ingest/SubmitBatch")
+        with pytest.raises(grpc.RpcError) as unreadable:
+            submit(iter([b"\xff not a batch"]), timeout=20)
+        assert unreadable.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+        def held_back() -> Iterator[bytes]:
+            body_sent.wait(60)
+            yield client.batch(purchases("first", 10)).SerializeToString()
+
+        let_in = submit.future(held_back(), timeout=60)
+        try:
+            _wait_for(lambda: metrics.get_sample_value("patron_batches_in_flight") == 1 or let_in.done())
+            assert not let_in.done(), f"the first batch was answered {let_in.code()} before its body was sent"
+            with pytest.raises(grpc.RpcError) as raised:
+                client.ingest.SubmitBatch(client.batch(purchases("second", 10)), timeout=20)
+            assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            body_sent.set()
+            _wait_for(lambda: lane.waiting == 1 or let_in.done())
+            assert not let_in.done(), f"the batch let in was answered {let_in.code()} once read"
+        finally:
+            body_sent.set()
+            let_in.cancel()
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def test_the_overload_bench_client_times_each_refusal_from_its_own_send(start_server):
