@@ -37,8 +37,9 @@ class OpeningLot(Struct, array_like=True, frozen=True, gc=False):
     expires: str = ""
 
 
-class Opening(Struct, kw_only=True, gc=False):
-    """One member's row of an import, as read, not yet checked."""
+class Opening(Struct, kw_only=True, array_like=True, gc=False):
+    """One member's row of an import, as read, not yet checked. Encoded as an array in this
+    field order: the compact rows of an ImportRequest (docs/api.md)."""
 
     member_id: str
     tier: str = ""

@@ -16,7 +16,7 @@ from cli.importing import ImportOptions, run_import
 from client.import_file import read_rows
 from engine.book import Book
 from engine.calendar import iso, parse_day
-from engine.opening import Opening, OpeningLot, open_member, opening_problem
+from engine.opening import open_member, opening_problem
 from engine.programme import Programme
 from engine.types import NEVER
 from engine.validation import load_rules
@@ -64,12 +64,7 @@ def expected_members(path: Path) -> dict[str, dict]:
     for row in read_rows(path, "csv"):
         if row.message is None or row.member_id in book.members:
             continue
-        message = row.message
-        opening = Opening(member_id=row.member_id, tier=message.tier, tier_valid_until=message.tier_valid_until,
-                          points=[OpeningLot(lot.points, lot.expires) for lot in message.points],
-                          stored_value=message.stored_value, bonus_value=message.bonus_value,
-                          growth=message.growth, status=message.status, channel=message.member.channel,
-                          birthday=message.member.birthday)
+        opening = row.message
         if opening_problem(book, opening) is None:
             open_member(book, opening, "expected", book.today)
     names = book.programme.ladder.names
