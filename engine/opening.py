@@ -153,20 +153,27 @@ def _lots(book: Book, given: list[OpeningLot], day: Day) -> list[Lot]:
     (expiring at its 00:00 or before) cannot be imported."""
     amounts: dict[Day, int] = {}
     for lot in given:
-        _amount("points", lot.points)
-        if not lot.expires:
-            expires = book.programme.expiry.expires(day)
-        elif lot.expires == "never":
-            expires = NEVER
-        else:
-            expires = _day("points expires", lot.expires, "bad_expiry")
+        points, text = lot.points, lot.expires
+        if not 0 <= points <= LIMIT:
+            _amount("points", points)
+        expires = _DAYS.get(text)  # an import names the same few dates over and over
+        if expires is None:
+            expires = _expiry(book, text, day)
         if expires <= day:
-            raise RowRejectedError("points_expired", f"points expiring {lot.expires or 'by the programme'} have lapsed "
-                                               f"by the business day {date.fromordinal(day).isoformat()}")
-        amounts[expires] = amounts.get(expires, 0) + lot.points
-    if sum(amounts.values()) > LIMIT:
+            raise RowRejectedError("points_expired", f"points expiring {text or 'by the programme'} have lapsed "
+                                                     f"by the business day {date.fromordinal(day).isoformat()}")
+        amounts[expires] = amounts.get(expires, 0) + points
+    if len(given) > 1 and sum(amounts.values()) > LIMIT:
         raise RowRejectedError("amount_too_large", f"points: at most {LIMIT:,} in all")
     return [Lot(expires, amount) for expires, amount in sorted(amounts.items()) if amount]
+
+
+def _expiry(book: Book, text: str, day: Day) -> Day:
+    if not text:
+        return book.programme.expiry.expires(day)
+    if text == "never":
+        return NEVER
+    return _day("points expires", text, "bad_expiry")
 
 
 def _day(name: str, text: str, reason: str) -> Day:

@@ -63,6 +63,8 @@ def test_empty_fields_take_the_programmes_defaults_as_if_earned_on_the_import_da
     ({"growth": 10**15 + 1}, "amount_too_large"),
     ({"points": [OpeningLot(-5)]}, "negative_amount"),
     ({"points": [OpeningLot(10**15), OpeningLot(1, "never")]}, "amount_too_large"),
+    ({"points": [OpeningLot(10**15, "2027-01-01"), OpeningLot(1, "2027-01-01")]}, "amount_too_large"),
+    ({"points": [OpeningLot(10**15 + 1, "never")]}, "amount_too_large"),
     ({"points": [OpeningLot(5, "2026-11-09")]}, "points_expired"),
     ({"points": [OpeningLot(5, "2026-02-30")]}, "bad_expiry"),
     ({"points": [OpeningLot(5, "20270101")]}, "bad_expiry"),
