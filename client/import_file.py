@@ -152,7 +152,9 @@ def _in_64_bits(name: str, value: int) -> int:
 
 
 def _lots(text: str) -> list[OpeningLot]:
-    lots = []
+    lots: list[OpeningLot] = []
+    if not text:
+        return lots
     for part in text.split(";"):
         amount, _, expires = part.partition("@")
         if amount.strip():

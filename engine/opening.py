@@ -74,7 +74,10 @@ def open_member(book: Book, row: Opening, import_id: str, day: Day) -> Member:
     tier, until, lots, birthday = _checked(book, row, day)
     if row.member_id in book.members:
         raise RowRejectedError("member_exists", f"member {row.member_id!r} already exists")
-    points = sum(lot.amount for lot in lots)
+    points, moved = 0, []
+    for lot in lots:
+        points += lot.amount
+        moved.append((lot.expires, lot.amount))
     member = Member(row.member_id, enrolled=day, tier=tier, tier_since=day, tier_until=until, points=points,
                     lots=lots, growth=row.growth, stored_value=row.stored_value, bonus_value=row.bonus_value,
                     status=row.status or "active",
@@ -85,7 +88,7 @@ def open_member(book: Book, row: Opening, import_id: str, day: Day) -> Member:
     book.write(member, day, IMPORT_CAUSE, import_id, OPENING, points=points, growth=row.growth,
                stored_value=row.stored_value, bonus_value=row.bonus_value, tier_from=-1, tier_to=tier,
                status=member.status if member.status != "active" else "",
-               lots=tuple((lot.expires, lot.amount) for lot in lots))
+               lots=tuple(moved))
     schedule(book, member)  # woken for its first expiry, reminder or the end of its tier
     return member
 
