@@ -16,9 +16,10 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from actors.batch_order import BatchPart, Stream
 from actors.batch_outcome import failed_batch, original
-from actors.batch_wire import PartAnswer, ack_bytes, result_message, split, split_entries
+from actors.batch_wire import PartAnswer, ack_bytes, result_message, split
 from actors.coordinator import Coordinator
 from actors.logs import Throttled
+from actors.opening_wire import encode_rows, request_rows
 from actors.routing import shards_of
 from actors.rule_versions import RuleVersions
 from actors.wire import anomaly_row, attributes_from, ledger_entry, member_message
@@ -385,21 +386,21 @@ class MembersService:
 
     @answers_errors
     async def Import(self, data: bytes, context: grpc.aio.ServicerContext) -> pb.ImportResponse:
-        """Each shard's rows go as the client encoded them, one commit per shard; only the rows
-        not imported come back, by their index in the request."""
+        """Each shard's rows go in one call and one commit, as MessagePack (actors/opening_wire.py);
+        only the rows not imported come back, by their index in the request."""
         request = _import_request(data)
-        if len(request.members) > self.max_batch:
-            raise InvalidRequestError(f"{len(request.members):,} members in one Import; "
-                                      f"the limit is {self.max_batch:,}")
         if not request.import_id or len(request.import_id) > 100:
             raise InvalidRequestError("import_id: expected 1 to 100 characters; it makes a resent chunk harmless")
+        rows = request_rows(request)
+        if len(rows) > self.max_batch:
+            raise InvalidRequestError(f"{len(rows):,} members in one Import; the limit is {self.max_batch:,}")
         coordinator = self.coordinator
-        shards = shards_of(coordinator.layout, [row.member.member_id for row in request.members])
-        rows = request.members
-        parts = split_entries(data, shards, lambda part: pb.ImportRequest(
-            members=[rows[i] for i in part]).SerializeToString())
-        sent = [(indices, coordinator.lanes[shard].send("import_members", request.import_id, part))
-                for shard, (indices, part) in parts.items()]
+        parts: dict[int, list[int]] = {}
+        for index, shard in enumerate(shards_of(coordinator.layout, [row.member_id for row in rows])):
+            parts.setdefault(shard, []).append(index)
+        sent = [(indices, coordinator.lanes[shard].send("import_members", request.import_id,
+                                                        encode_rows([rows[i] for i in indices])))
+                for shard, indices in parts.items()]
         response = pb.ImportResponse()
         for indices, future in sent:
             answer = await future

@@ -1,13 +1,16 @@
-"""An import's rows as they cross from the gateway to a shard: the gateway cuts an
-ImportRequest into each shard's members as the client encoded them (like a batch, see
-batch_wire.py); the shard reads them into engine rows and answers only the rows it did not import."""
+"""An import's rows as they cross from the gateway to a shard: MessagePack arrays of engine
+rows (engine.opening.Opening), as `patron import` sends them in an ImportRequest's `rows`; the
+gateway decodes them once to route each member, and encodes each shard's part again (C code
+both ways, no message per row). Rows given as protobuf `members` are made into the same engine
+rows first. The shard answers only the rows it did not import."""
 
 import msgspec
 
+from engine.errors import InvalidRequestError
 from engine.opening import Opening, OpeningLot
 from proto import patron_pb2 as pb
 
-__all__ = ["ImportAnswer", "Rejection", "openings_of"]
+__all__ = ["ImportAnswer", "Rejection", "encode_rows", "openings_of", "request_rows"]
 
 
 class Rejection(msgspec.Struct, array_like=True, gc=False):
@@ -25,8 +28,28 @@ class ImportAnswer(msgspec.Struct, array_like=True, gc=False):
     rejected: list[Rejection] = []
 
 
+_decode_rows = msgspec.msgpack.Decoder(list[Opening]).decode
+encode_rows = msgspec.msgpack.Encoder().encode
+"""A list of Openings as an ImportRequest's `rows` (and a shard's part of them)."""
+
+
 def openings_of(data: bytes) -> list[Opening]:
-    return [_opening(message) for message in pb.ImportRequest.FromString(data).members]
+    """A shard's part, as the gateway encoded it."""
+    return _decode_rows(data)
+
+
+def request_rows(request: pb.ImportRequest) -> list[Opening]:
+    """The request's rows, from `rows` or from `members`; InvalidRequestError for rows that are
+    not arrays of the documented types (the whole request: no row of it was read)."""
+    if request.rows and request.members:
+        raise InvalidRequestError("an ImportRequest carries its rows in members or in rows, not both")
+    if not request.rows:
+        return [_opening(message) for message in request.members]
+    try:
+        return _decode_rows(request.rows)
+    except msgspec.DecodeError as error:  # ValidationError among them
+        raise InvalidRequestError(f"rows: expected a MessagePack array of member rows as docs/api.md "
+                                  f"describes: {error}") from None
 
 
 def _opening(message: pb.OpeningBalance) -> Opening:

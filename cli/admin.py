@@ -192,8 +192,10 @@ def status(args: argparse.Namespace) -> int:
 
 def import_members(args: argparse.Namespace) -> int:
     """0: every row is in; 3: the import finished with rejected rows (listed in the report)."""
+    from actors.logs import collect_rarely
     from cli.importing import ImportOptions, run_import
 
+    collect_rarely()  # the chunks in flight hold thousands of rows the collector would keep walking
     options = ImportOptions(file=args.file, format=args.format, report=args.report, progress=args.progress,
                             import_id=args.import_id or "", restart=args.restart, chunk=args.chunk,
                             in_flight=args.in_flight, retries=retries())

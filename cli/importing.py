@@ -29,6 +29,8 @@ from proto import patron_pb2 as pb
 __all__ = ["ImportOptions", "ImportState", "run_import"]
 
 REPORT_HEADER = "line,member_id,reason,detail\n"
+_encode_rows = msgspec.msgpack.Encoder().encode
+"""Rows go in an ImportRequest's compact `rows` (MessagePack arrays of engine.opening.Opening)."""
 
 
 class ImportOptions(msgspec.Struct, kw_only=True):
@@ -167,7 +169,7 @@ class _Run:
         self.bar.close()
 
     def _send(self, sent: list[Row], refused: list[Row], last: Row) -> None:
-        request = pb.ImportRequest(import_id=self.state.import_id, members=[row.message for row in sent])
+        request = pb.ImportRequest(import_id=self.state.import_id, rows=_encode_rows([row.message for row in sent]))
         chunk = _Chunk(sent, refused, last.end, last.line + 1, request)
         self.window.append((chunk, self._call(chunk)))
         while len(self.window) >= self.options.in_flight:

@@ -12,7 +12,7 @@ from typing import BinaryIO, NamedTuple
 import msgspec
 
 from engine.errors import PatronError
-from proto import patron_pb2 as pb
+from engine.opening import Opening, OpeningLot
 
 __all__ = ["COLUMNS", "FORMATS", "Row", "file_format", "read_rows"]
 
@@ -30,7 +30,7 @@ class Row(NamedTuple):
     end: int
     """The byte offset just after the row's line."""
     member_id: str
-    message: pb.OpeningBalance | None
+    message: Opening | None
     reason: str = ""
     detail: str = ""
 
@@ -116,36 +116,49 @@ def _csv_rows(file: BinaryIO, columns: list[str], offset: int, line: int) -> Ite
         line += 1
 
 
-def _builder(columns: list[str]) -> Callable[[str, list[str]], pb.OpeningBalance]:
-    """Makes a row's message from its values; the columns' places are worked out once per file."""
+def _builder(columns: list[str]) -> Callable[[str, list[str]], Opening]:
+    """Makes a row's engine row from its values; the columns' places are worked out once per file."""
     places = {name: index for index, name in enumerate(columns)}
-    profile = [(name, places[name]) for name in _PROFILE if name in places]
-    texts = [(name, places[name]) for name in ("tier", "tier_valid_until", "status") if name in places]
+    texts = [(name, places[name]) for name in (*_PROFILE, "tier", "tier_valid_until", "status") if name in places]
     numbers = [(name, places[name]) for name in _NUMBERS if name in places]
     points_at = places.get("points")
 
-    def build(member_id: str, values: list[str]) -> pb.OpeningBalance:
-        member = pb.EnrollRequest(member_id=member_id, **{name: values[i].strip() for name, i in profile})
-        return pb.OpeningBalance(
-            member=member, points=_lots(values[points_at]) if points_at is not None else (),
-            **{name: values[i].strip() for name, i in texts},
-            **{name: _number(name, values[i]) for name, i in numbers})
+    def build(member_id: str, values: list[str]) -> Opening:
+        fields = {name: values[i].strip() for name, i in texts}
+        for name, i in numbers:
+            fields[name] = _number(name, values[i])
+        if points_at is not None:
+            fields["points"] = _lots(values[points_at])
+        return Opening(member_id=member_id, **fields)
     return build
+
+
+_SMALLEST, _LARGEST = -(1 << 63), (1 << 63) - 1
+"""What a row's numbers may hold on the wire (the server's own bounds are far smaller)."""
 
 
 def _number(name: str, text: str) -> int:
     try:
-        return int(text) if text else 0
+        value = int(text) if text else 0
     except ValueError:
         raise ValueError(f"{name}: expected a whole number, got {text.strip()!r}") from None
+    return _in_64_bits(name, value)
 
 
-def _lots(text: str) -> list[pb.LotChange]:
-    lots = []
+def _in_64_bits(name: str, value: int) -> int:
+    if not _SMALLEST <= value <= _LARGEST:
+        raise ValueError(f"{name}: {value} is beyond 64 bits")
+    return value
+
+
+def _lots(text: str) -> list[OpeningLot]:
+    lots: list[OpeningLot] = []
+    if not text:
+        return lots
     for part in text.split(";"):
         amount, _, expires = part.partition("@")
         if amount.strip():
-            lots.append(pb.LotChange(points=_number("points", amount), expires=expires.strip()))
+            lots.append(OpeningLot(_number("points", amount), expires.strip()))
     return lots
 
 
@@ -165,14 +178,15 @@ def _json_row(line: int, end: int, raw: bytes) -> Row:
     except msgspec.DecodeError as error:
         return Row(line, end, "", None, "malformed", f"not a JSON object: {error}")
     try:
-        points = ([pb.LotChange(points=row.points)] if isinstance(row.points, int) and row.points
-                  else [pb.LotChange(points=lot.points, expires=lot.expires) for lot in row.points or ()])
-        message = pb.OpeningBalance(
-            member=pb.EnrollRequest(member_id=row.member_id, **{k: getattr(row, k) for k in _PROFILE}),
-            tier=row.tier, tier_valid_until=row.tier_valid_until, points=points, stored_value=row.stored_value,
-            bonus_value=row.bonus_value, growth=row.growth, status=row.status)
+        for name in _NUMBERS:
+            _in_64_bits(name, getattr(row, name))
+        given = ([_Lot(row.points)] if row.points else []) if isinstance(row.points, int) else row.points
+        points = [OpeningLot(_in_64_bits("points", lot.points), lot.expires) for lot in given]
     except ValueError as error:  # a number beyond 64 bits
         return Row(line, end, row.member_id, None, "bad_number", str(error))
+    message = Opening(member_id=row.member_id, tier=row.tier, tier_valid_until=row.tier_valid_until, points=points,
+                      stored_value=row.stored_value, bonus_value=row.bonus_value, growth=row.growth,
+                      status=row.status, **{k: getattr(row, k) for k in _PROFILE})
     return Row(line, end, row.member_id, message)
 
 

@@ -131,6 +131,8 @@ def schedule(book: Book, member: Member) -> None:
 def wake_day(book: Book, member: Member) -> Day:
     """The date of the next run that has work for this member (0: none foreseen)."""
     due = next_due(member)
+    if due and due <= book.today + 1:  # no reminder comes sooner than the next run (a new member's tags)
+        return book.today + 1
     reminder = next_reminder(book, member, max(book.today, member.midnight_done))
     if reminder:
         due = min(due, reminder) if due else reminder

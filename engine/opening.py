@@ -37,8 +37,9 @@ class OpeningLot(Struct, array_like=True, frozen=True, gc=False):
     expires: str = ""
 
 
-class Opening(Struct, kw_only=True, gc=False):
-    """One member's row of an import, as read, not yet checked."""
+class Opening(Struct, kw_only=True, array_like=True, gc=False):
+    """One member's row of an import, as read, not yet checked. Encoded as an array in this
+    field order: the compact rows of an ImportRequest (docs/api.md)."""
 
     member_id: str
     tier: str = ""
@@ -73,7 +74,10 @@ def open_member(book: Book, row: Opening, import_id: str, day: Day) -> Member:
     tier, until, lots, birthday = _checked(book, row, day)
     if row.member_id in book.members:
         raise RowRejectedError("member_exists", f"member {row.member_id!r} already exists")
-    points = sum(lot.amount for lot in lots)
+    points, moved = 0, []
+    for lot in lots:
+        points += lot.amount
+        moved.append((lot.expires, lot.amount))
     member = Member(row.member_id, enrolled=day, tier=tier, tier_since=day, tier_until=until, points=points,
                     lots=lots, growth=row.growth, stored_value=row.stored_value, bonus_value=row.bonus_value,
                     status=row.status or "active",
@@ -84,7 +88,7 @@ def open_member(book: Book, row: Opening, import_id: str, day: Day) -> Member:
     book.write(member, day, IMPORT_CAUSE, import_id, OPENING, points=points, growth=row.growth,
                stored_value=row.stored_value, bonus_value=row.bonus_value, tier_from=-1, tier_to=tier,
                status=member.status if member.status != "active" else "",
-               lots=tuple((lot.expires, lot.amount) for lot in lots))
+               lots=tuple(moved))
     schedule(book, member)  # woken for its first expiry, reminder or the end of its tier
     return member
 
@@ -152,20 +156,27 @@ def _lots(book: Book, given: list[OpeningLot], day: Day) -> list[Lot]:
     (expiring at its 00:00 or before) cannot be imported."""
     amounts: dict[Day, int] = {}
     for lot in given:
-        _amount("points", lot.points)
-        if not lot.expires:
-            expires = book.programme.expiry.expires(day)
-        elif lot.expires == "never":
-            expires = NEVER
-        else:
-            expires = _day("points expires", lot.expires, "bad_expiry")
+        points, text = lot.points, lot.expires
+        if not 0 <= points <= LIMIT:
+            _amount("points", points)
+        expires = _DAYS.get(text)  # an import names the same few dates over and over
+        if expires is None:
+            expires = _expiry(book, text, day)
         if expires <= day:
-            raise RowRejectedError("points_expired", f"points expiring {lot.expires or 'by the programme'} have lapsed "
-                                               f"by the business day {date.fromordinal(day).isoformat()}")
-        amounts[expires] = amounts.get(expires, 0) + lot.points
-    if sum(amounts.values()) > LIMIT:
+            raise RowRejectedError("points_expired", f"points expiring {text or 'by the programme'} have lapsed "
+                                                     f"by the business day {date.fromordinal(day).isoformat()}")
+        amounts[expires] = amounts.get(expires, 0) + points
+    if len(given) > 1 and sum(amounts.values()) > LIMIT:
         raise RowRejectedError("amount_too_large", f"points: at most {LIMIT:,} in all")
     return [Lot(expires, amount) for expires, amount in sorted(amounts.items()) if amount]
+
+
+def _expiry(book: Book, text: str, day: Day) -> Day:
+    if not text:
+        return book.programme.expiry.expires(day)
+    if text == "never":
+        return NEVER
+    return _day("points expires", text, "bad_expiry")
 
 
 def _day(name: str, text: str, reason: str) -> Day:

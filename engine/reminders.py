@@ -4,6 +4,7 @@ birthdays `birthday_days_before` days ahead. Members are woken for them on the r
 a quiet night visits only the members it has something for."""
 
 from datetime import date
+from functools import lru_cache
 from typing import NamedTuple
 
 from engine.book import Book
@@ -92,6 +93,7 @@ def next_reminder(book: Book, member: Member, after: Day) -> Day:
     return min(days, default=0)
 
 
+@lru_cache(maxsize=4096)  # every scheduling asks, for a few hundred birthdays and the same day
 def birthday_reminder_day(birthday: str, after: Day, days_before: int) -> Day:
     """The first date after `after` that is `days_before` days before a birthday (MM-DD;
     29 February is kept on 28 February in other years, as multipliers celebrate it)."""

@@ -372,12 +372,14 @@ class OpeningBalance(_message.Message):
     def __init__(self, member: _Optional[_Union[EnrollRequest, _Mapping]] = ..., tier: _Optional[str] = ..., tier_valid_until: _Optional[str] = ..., points: _Optional[_Iterable[_Union[LotChange, _Mapping]]] = ..., stored_value: _Optional[int] = ..., bonus_value: _Optional[int] = ..., growth: _Optional[int] = ..., status: _Optional[str] = ...) -> None: ...
 
 class ImportRequest(_message.Message):
-    __slots__ = ("import_id", "members")
+    __slots__ = ("import_id", "members", "rows")
     IMPORT_ID_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
     import_id: str
     members: _containers.RepeatedCompositeFieldContainer[OpeningBalance]
-    def __init__(self, import_id: _Optional[str] = ..., members: _Optional[_Iterable[_Union[OpeningBalance, _Mapping]]] = ...) -> None: ...
+    rows: bytes
+    def __init__(self, import_id: _Optional[str] = ..., members: _Optional[_Iterable[_Union[OpeningBalance, _Mapping]]] = ..., rows: _Optional[bytes] = ...) -> None: ...
 
 class ImportRejection(_message.Message):
     __slots__ = ("index", "reason", "detail")

@@ -15,9 +15,9 @@ def test_csv_rows_come_with_their_lines_values_and_the_offset_after_them(tmp_pat
     path = tmp_path / "m.csv"
     path.write_text('growth,member_id,points,channel\n7,a,"10@2027-01-01;5@never;3",pos\n\n8,b,,"web, app"\n')
     first, second = read_rows(path, "csv")
-    assert (first.line, first.member_id, first.message.growth, first.message.member.channel) == (2, "a", 7, "pos")
+    assert (first.line, first.member_id, first.message.growth, first.message.channel) == (2, "a", 7, "pos")
     assert lots(first) == [(10, "2027-01-01"), (5, "never"), (3, "")]
-    assert (second.line, second.member_id, lots(second), second.message.member.channel) == (4, "b", [], "web, app")
+    assert (second.line, second.member_id, lots(second), second.message.channel) == (4, "b", [], "web, app")
     assert second.end == path.stat().st_size
     [resumed] = read_rows(path, "csv", start=first.end, first_line=first.line + 1)
     assert resumed == second

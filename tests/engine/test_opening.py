@@ -63,6 +63,8 @@ def test_empty_fields_take_the_programmes_defaults_as_if_earned_on_the_import_da
     ({"growth": 10**15 + 1}, "amount_too_large"),
     ({"points": [OpeningLot(-5)]}, "negative_amount"),
     ({"points": [OpeningLot(10**15), OpeningLot(1, "never")]}, "amount_too_large"),
+    ({"points": [OpeningLot(10**15, "2027-01-01"), OpeningLot(1, "2027-01-01")]}, "amount_too_large"),
+    ({"points": [OpeningLot(10**15 + 1, "never")]}, "amount_too_large"),
     ({"points": [OpeningLot(5, "2026-11-09")]}, "points_expired"),
     ({"points": [OpeningLot(5, "2026-02-30")]}, "bad_expiry"),
     ({"points": [OpeningLot(5, "20270101")]}, "bad_expiry"),
@@ -172,3 +174,28 @@ def test_an_import_is_not_a_transaction_so_no_refund_can_name_it():
                                                    refund_of="shop.csv:1", amount_minor=1_000))
     assert result.reason == "unknown_original"
     assert target.members["m"].stored_value == 1_000
+
+
+@settings(max_examples=150, deadline=None)
+@given(lots=st.lists(st.tuples(st.integers(1, 900), st.integers(1, 400)), max_size=3),
+       tier_until=st.sampled_from([0, DAY + 1, DAY + 30]), tag_check=st.sampled_from([0, DAY + 1, DAY + 5]),
+       birthday=st.sampled_from(["", "11-10", "11-12", "02-29", "07-01"]), reminded=st.booleans(),
+       midnight_done=st.sampled_from([0, DAY - 1, DAY]))
+def test_a_members_wake_up_day_is_the_first_run_with_work_or_a_reminder(lots, tier_until, tag_check, birthday,
+                                                                         reminded, midnight_done):
+    """wake_day's shortcut (a due run tomorrow needs no reminders worked out) gives what the
+    whole reckoning gives."""
+    from engine.members import Lot, Member, Profile
+    from engine.midnight import next_due, wake_day
+    from engine.reminders import next_reminder
+
+    target = book()
+    member = Member("w", DAY, lots=[Lot(DAY + after, points) for after, points in sorted(lots)],
+                    tier_until=tier_until, tag_check=tag_check, profile=Profile(birthday=birthday),
+                    midnight_done=midnight_done)
+    if reminded and member.lots:
+        member.reminded = [f"points {member.lots[0].expires}"]
+    due = next_due(member)
+    reminder = next_reminder(target, member, max(target.today, midnight_done))
+    whole = min(day for day in (due, reminder) if day) if due or reminder else 0
+    assert wake_day(target, member) == (max(whole, target.today + 1) if whole else 0)

@@ -16,7 +16,7 @@ from cli.importing import ImportOptions, run_import
 from client.import_file import read_rows
 from engine.book import Book
 from engine.calendar import iso, parse_day
-from engine.opening import Opening, OpeningLot, open_member, opening_problem
+from engine.opening import open_member, opening_problem
 from engine.programme import Programme
 from engine.types import NEVER
 from engine.validation import load_rules
@@ -64,12 +64,7 @@ def expected_members(path: Path) -> dict[str, dict]:
     for row in read_rows(path, "csv"):
         if row.message is None or row.member_id in book.members:
             continue
-        message = row.message
-        opening = Opening(member_id=row.member_id, tier=message.tier, tier_valid_until=message.tier_valid_until,
-                          points=[OpeningLot(lot.points, lot.expires) for lot in message.points],
-                          stored_value=message.stored_value, bonus_value=message.bonus_value,
-                          growth=message.growth, status=message.status, channel=message.member.channel,
-                          birthday=message.member.birthday)
+        opening = row.message
         if opening_problem(book, opening) is None:
             open_member(book, opening, "expected", book.today)
     names = book.programme.ladder.names
@@ -172,3 +167,48 @@ def test_an_import_killed_with_its_client_and_then_its_server_resumes_and_applie
         served, ledger = served_member(client, member_id)
         assert served == want, member_id
         assert [entry.kind for entry in ledger] == ["opening"], member_id
+
+
+def test_rows_come_as_compact_rows_or_as_protobuf_members_alike_and_malformed_rows_change_nothing(start_server):
+    """The compact `rows` patron import sends and the protobuf `members` a hand-written client may
+    send import the same members; rows that are not the documented arrays are INVALID_ARGUMENT."""
+    import grpc
+
+    from client import PatronClient
+    from engine.opening import Opening, OpeningLot
+    from proto import patron_pb2 as pb
+
+    server = start_server(shards=2)
+    client = PatronClient(server.address, timeout=60)
+
+    def opening(member_id: str, tier: str = "Gold") -> Opening:
+        return Opening(member_id=member_id, tier=tier, tier_valid_until="2027-03-31", stored_value=700,
+                       bonus_value=30, growth=1_200, status="frozen", channel="web", birthday="04-05",
+                       points=[OpeningLot(500, "2027-01-01"), OpeningLot(40, "never"), OpeningLot(9)])
+
+    def message(row: Opening) -> pb.OpeningBalance:
+        return pb.OpeningBalance(
+            member=pb.EnrollRequest(member_id=row.member_id, channel=row.channel, birthday=row.birthday),
+            tier=row.tier, tier_valid_until=row.tier_valid_until, stored_value=row.stored_value,
+            bonus_value=row.bonus_value, growth=row.growth, status=row.status,
+            points=[pb.LotChange(points=lot.points, expires=lot.expires) for lot in row.points])
+
+    compact = [opening(f"r{n}") for n in range(6)] + [opening("r-bad", tier="Platinum")]
+    answer = client.import_future(pb.ImportRequest(import_id="compact", rows=msgspec.msgpack.encode(compact))).result()
+    assert (answer.imported, [(r.index, r.reason) for r in answer.rejected]) == (6, [(6, "unknown_tier")])
+    members = [message(opening(f"p{n}")) for n in range(6)] + [message(opening("p-bad", tier="Platinum"))]
+    answer = client.import_future(pb.ImportRequest(import_id="protobuf", members=members)).result()
+    assert (answer.imported, [(r.index, r.reason) for r in answer.rejected]) == (6, [(6, "unknown_tier")])
+    for n in range(6):
+        assert served_member(client, f"r{n}")[0] == served_member(client, f"p{n}")[0]
+    lots = served_member(client, "r0")[0]["lots"]
+    assert (len(lots), lots[0], lots[-1]) == (3, ("2027-01-01", 500), ("never", 40))
+
+    wrong_type = msgspec.msgpack.encode([["w1", "Gold", "", "500@2027-01-01"]])  # points as text
+    for request in (pb.ImportRequest(import_id="bad", rows=b"\x93\xa1x"),
+                    pb.ImportRequest(import_id="bad", rows=wrong_type),
+                    pb.ImportRequest(import_id="bad", rows=msgspec.msgpack.encode(compact), members=members)):
+        with pytest.raises(grpc.RpcError) as refused:
+            client.import_future(request).result()
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value.details()
+    assert sum(shard.members for shard in client.status().shards) == 12
