@@ -27,7 +27,7 @@ from actors.shard_coupons import ShardCoupons
 from actors.shard_outbox import ShardOutbox
 from engine.book import Book
 from engine.calendar import iso
-from engine.errors import InvalidRequestError, RowRejectedError, StorageFullError
+from engine.errors import InvalidRequestError, RowRejectedError, ShardUnavailableError, StorageFullError
 from engine.ledger import LedgerEntry
 from engine.members import Member
 from engine.midnight import AnomalyRow, periodic_due, schedule, visit, visitors
@@ -56,18 +56,6 @@ __all__ = ["Job", "Shard", "ShardConfig", "ShardStatus"]
 
 log = logging.getLogger("patron.shard")
 T = TypeVar("T")
-
-
-class _ShortOfStockError(Exception):
-    """Scoring ran out of granted coupon units that the keeper may still have: score again."""
-
-    def __init__(self, units: dict[str, int]) -> None:
-        self.units = units
-        super().__init__(f"short of coupon units: {units}")
-
-
-_STOCK_ROUNDS = 3
-"""Scorings of one write that may ask the keeper for more units before refusals stand."""
 
 
 class _TransactionFailedError(Exception):
@@ -269,6 +257,8 @@ class Shard:
                     continue
                 try:
                     results.append(score_transaction(self.book, txn))
+                except ShardUnavailableError:  # the coupon keeper out of reach: nothing is applied
+                    raise
                 except Exception as error:
                     raise _TransactionFailedError(index) from error
             counted["stats"] = stats = count_batch(txns, results, self.book.ledger)
@@ -541,46 +531,34 @@ class Shard:
     def _write_with(self, action: Callable[[BatchWriter], T], member_ids: Iterable[str], batch: bool = False) -> T:
         """Run `action` against the book inside one LMDB write transaction and commit what it
         changed; on any failure put back the touched members as LMDB has them, and re-raise.
-        A full map that may still grow is grown and the action run once more; a scoring short
-        of coupon units the keeper may still have is run again once they came (actors/shard_coupons.py).
+        A full map that may still grow is grown and the action run once more.
         What a commit did is counted only once committed: by the caller for a `batch`, else in
         `unreported`."""
         member_ids = list(member_ids)
         if self.inventory is not None:
             self.inventory.dry = set()
         try:
-            for round_ in range(_STOCK_ROUNDS):
-                try:
-                    return self._growing(action, member_ids, batch, final=round_ == _STOCK_ROUNDS - 1)
-                except _ShortOfStockError as short:
-                    for coupon, units in short.units.items():
-                        self.inventory.top_up(coupon, units)
-            raise AssertionError("the last round never asks for more units")
+            return self._growing(action, member_ids, batch)
         finally:
             self.members.settle()  # committed or put back: nothing in memory is ahead of LMDB now
             if self.members.bounded:  # the wake-up index has them
                 self.book.awake.clear()
                 self.book.wakeups.clear()
 
-    def _growing(self, action: Callable[[BatchWriter], T], member_ids: list[str], batch: bool, final: bool) -> T:
+    def _growing(self, action: Callable[[BatchWriter], T], member_ids: list[str], batch: bool) -> T:
         try:
-            return self._attempt(action, member_ids, batch, final)
+            return self._attempt(action, member_ids, batch)
         except StorageFullError:
             if not self.store.grow():
                 raise
-            return self._attempt(action, member_ids, batch, final)
+            return self._attempt(action, member_ids, batch)
 
-    def _attempt(self, action: Callable[[BatchWriter], T], member_ids: list[str], batch: bool,
-                 final: bool = True) -> T:
+    def _attempt(self, action: Callable[[BatchWriter], T], member_ids: list[str], batch: bool) -> T:
         writer = self.store.writer()
         self.book.txns = writer
         taken = self.book.stock.snapshot()
-        self.book.stock.begin()
         try:
             outcome = action(writer)
-            short = self.inventory.shortfall(self.book.programme) if self.inventory and not final else {}
-            if short:  # nothing of this scoring is kept: it is done again with more units
-                raise _ShortOfStockError(short)
             notices = self.book.take_notices()
             if notices:  # the outbox: in the same commit as the changes that caused them
                 job = self.job

@@ -4,9 +4,11 @@ granted it (actors/coupon_grants.py), asked for ahead of need, passed to the eng
 A block is asked for when what is left of it falls below half a block, right after the commit
 that used it, and collected when the next batch needs it: issuance waits for the keeper only
 when a batch needs more than is left. A block is `coupon_block` units, or twice what the last
-commit used when that is more, up to MAX_BLOCK. A batch that ran out part way (coupons given
-by triggers, which no scan foresees) is scored again once more units arrived; a refusal stands
-only when the keeper had nothing more to give."""
+commit used when that is more, up to MAX_BLOCK. A coupon given by a trigger (enrollment, an
+upgrade, a recharge bonus: no scan foresees them) that runs out part way through a batch is
+topped up there and then: the engine's take waits for the keeper (`CountedStock.refill`), with
+a block that doubles at each wait, and scoring goes on; nothing is scored twice. A refusal
+stands only when the keeper had nothing more to give."""
 
 import logging
 
@@ -27,6 +29,7 @@ class ShardCoupons:
     def __init__(self, shard: int, source: GrantSource, stock: CountedStock, block: int) -> None:
         self.shard, self.source, self.min_block = shard, source, max(1, block)
         stock.granted = dict(source.report(shard, stock.taken))
+        stock.refill = self._refill
         self.stock = stock
         self.granted: dict[str, int] = stock.granted
         self.pending: dict[str, Pending] = {}
@@ -57,10 +60,15 @@ class ShardCoupons:
             if short > 0 and coupon not in self.dry:
                 self.top_up(coupon, short)
 
-    def shortfall(self, programme: Programme) -> dict[str, int]:
-        """Units the scoring just done lacked, of coupons the keeper may still have."""
-        return {c: n for c, n in self.stock.refused.items()
-                if c not in self.dry and programme.coupons.by_id.get(c) is not None}
+    def _refill(self, coupon: str) -> bool:
+        """Scoring used up this shard's units of `coupon`: wait for more now (False when the
+        keeper has none). The block doubles at each wait, so a batch that gives many waits
+        for a few round trips, and the next commit sizes it to what was used (`committed`)."""
+        if coupon in self.dry:
+            return False
+        self.blocks[coupon] = min(MAX_BLOCK, 2 * self._block(coupon))
+        self.top_up(coupon, 1)
+        return coupon not in self.dry
 
     def top_up(self, coupon: str, short: int) -> None:
         """Wait for at least `short` more units (a block when there is enough); when the keeper

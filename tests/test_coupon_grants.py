@@ -4,12 +4,16 @@ twice, and nothing is lost to a restart of either side."""
 
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import actors.shard
 from actors.coupon_grants import Grants, LocalGrants, stricter
 from actors.shard import Shard, ShardConfig
 from engine.calendar import parse_day
+from engine.errors import ShardUnavailableError
+from engine.scoring import score_transaction
 from engine.transactions import Transaction
 from storage.grant_store import GrantStore
 from tests.builders import buy, line, ms
@@ -137,6 +141,60 @@ def test_coupons_given_by_triggers_wait_for_more_units_rather_than_run_out(tmp_p
     shard.apply([buy(f"b{n}", f"m{n}", DAY, line(100)) for n in range(30)])  # each enrollment issues one
     assert all(any(c.coupon_id == "LIMITED" for c in shard.book.members[f"m{n}"].coupons) for n in range(30))
     assert grants.state()["LIMITED"][0] >= 30
+
+
+class _CountedAsks(LocalGrants):
+    """The keeper in the process, counting the shard's asks; after `answers` of them it is out
+    of reach (a keeper restarting, a network cut)."""
+
+    def __init__(self, grants: Grants, answers: int = 1_000) -> None:
+        super().__init__(grants)
+        self.asks: dict[str, int] = {}
+        self.answers = answers
+
+    def ask(self, shard: int, coupon: str, seen: int, need: int, want: int):  # type: ignore[no-untyped-def]
+        self.asks[coupon] = self.asks.get(coupon, 0) + 1
+        if sum(self.asks.values()) > self.answers:
+            raise ShardUnavailableError("the coupon grant keeper did not answer")
+        return super().ask(shard, coupon, seen, need, want)
+
+
+def test_a_batch_that_runs_out_of_units_part_way_is_scored_once(tmp_path, monkeypatch):
+    """Enrollment coupons no scan foresees: the shard waits for more units when its grant runs
+    out and scores on; the blocks it waits for double, so 200 new members cost a few asks."""
+    scored = []
+
+    def counting(book, txn):  # type: ignore[no-untyped-def]
+        scored.append(txn.txn_id)
+        return score_transaction(book, txn)
+
+    monkeypatch.setattr(actors.shard, "score_transaction", counting)
+    grants = Grants(GrantStore(tmp_path / "stock"), 1, {"LIMITED": 1000})
+    source = _CountedAsks(grants)
+    shard = Shard(ShardConfig(0, str(tmp_path / "s0"), _enrolling_rules(), start_day=parse_day("2026-11-17"),
+                              coupon_block=2), source)
+    batch = [buy(f"b{n}", f"m{n}", DAY, line(100)) for n in range(200)]
+    results = shard.apply(batch)
+    assert scored == [t.txn_id for t in batch]  # once each, in order
+    assert all(r.outcome == "accepted" for r in results)
+    assert shard.book.stock.taken["LIMITED"] == 200 <= grants.state()["LIMITED"][0]
+    assert source.asks["LIMITED"] <= 8  # blocks of 4, 8, ... 256 as the batch runs, one after its commit
+
+
+def test_a_keeper_out_of_reach_part_way_applies_nothing_of_the_batch(tmp_path):
+    grants = Grants(GrantStore(tmp_path / "stock"), 1, {"LIMITED": 1000})
+    shard = Shard(ShardConfig(0, str(tmp_path / "s0"), _enrolling_rules(), start_day=parse_day("2026-11-17"),
+                              coupon_block=2), _CountedAsks(grants, answers=2))
+    with pytest.raises(ShardUnavailableError):
+        shard.apply([buy(f"b{n}", f"m{n}", DAY, line(100)) for n in range(40)])
+    assert shard.store.count("members") == 0
+    assert len(shard.book.members) == 0
+    assert shard.book.stock.taken.get("LIMITED", 0) == 0  # the units taken for it went back
+    assert shard.accepted == 0
+
+
+def _enrolling_rules() -> str:
+    return RULES + LIMITED.format(n=1000).replace('valid_days = 30\n', 'valid_days = 30\nissue_on = "enroll"\n')
 
 
 def test_a_restarted_shard_still_owns_its_unused_block(tmp_path):

@@ -1,12 +1,12 @@
 """Coupon inventory: the one question the engine asks before issuing an instance.
 
-The engine only asks "may I take one unit of coupon X?" and is told the answer as data. In
-one process (replay, tests) the limit is the rules' inventory itself; a served shard is given
-instead the units the programme's grant keeper granted it (`granted`: its blocks, see
-docs/decisions.md), so shards issuing at once never oversell, and the engine never knows
-where the units came from."""
+The engine only asks "may I take one unit of coupon X?" and is told yes or no. In one process
+(replay, tests) the limit is the rules' inventory itself; a served shard is given instead the
+units the programme's grant keeper granted it (`granted`: its blocks, see docs/decisions.md),
+and, when they run out, a way to ask the keeper for more before answering (`refill`), so shards
+issuing at once never oversell, and the engine never knows where the units came from."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from engine.members import Member
@@ -21,6 +21,12 @@ class CouponStock(Protocol):
 
     def take(self, coupon_id: str, inventory: int) -> bool: ...
 
+    def _refilled(self, coupon_id: str, count: int, inventory: int) -> bool:
+        """More units came for a coupon whose grant is used up (never past the inventory)."""
+        if count >= inventory or self.refill is None or not self.refill(coupon_id):
+            return False
+        return count < self.limit(coupon_id, inventory)
+
     def give_back(self, coupon_id: str) -> None:
         """A unit taken for an instance that was then not kept (its member was not created)."""
 
@@ -33,12 +39,14 @@ class CountedStock:
     """Counts the instances issued per coupon id (every coupon, limited or not: a coupon may
     become limited later, and what was issued counts). A limited coupon may be taken up to
     its limit: the rules' inventory when `granted` is None, else the units granted to this
-    shard (and never past the inventory). `refused` counts the refusals since `begin`."""
+    shard (and never past the inventory). `refill`, when set, is asked for more units of a
+    coupon whose grant is used up, before a take is refused: it raises `granted` and answers
+    whether it could."""
 
     def __init__(self, taken: dict[str, int] | None = None, granted: dict[str, int] | None = None) -> None:
         self.taken: dict[str, int] = dict(taken or {})
         self.granted = granted
-        self.refused: dict[str, int] = {}
+        self.refill: Callable[[str], bool] | None = None
 
     @classmethod
     def of_members(cls, members: Iterable[Member], granted: dict[str, int] | None = None) -> "CountedStock":
@@ -66,22 +74,22 @@ class CountedStock:
 
     def take(self, coupon_id: str, inventory: int) -> bool:
         count = self.taken.get(coupon_id, 0)
-        if inventory and count >= self.limit(coupon_id, inventory):
-            self.refused[coupon_id] = self.refused.get(coupon_id, 0) + 1
+        if inventory and count >= self.limit(coupon_id, inventory) and not self._refilled(coupon_id, count, inventory):
             return False
         self.taken[coupon_id] = count + 1
         return True
 
+    def _refilled(self, coupon_id: str, count: int, inventory: int) -> bool:
+        """More units came for a coupon whose grant is used up (never past the inventory)."""
+        if count >= inventory or self.refill is None or not self.refill(coupon_id):
+            return False
+        return count < self.limit(coupon_id, inventory)
+
     def give_back(self, coupon_id: str) -> None:
         self.taken[coupon_id] -= 1
-
-    def begin(self) -> None:
-        """A new scoring attempt: refusals are counted afresh."""
-        self.refused = {}
 
     def snapshot(self) -> dict[str, int]:
         return dict(self.taken)
 
     def restore(self, taken: dict[str, int]) -> None:
         self.taken = dict(taken)
-        self.refused = {}
