@@ -29,6 +29,7 @@ from engine.errors import (
     OutOfOrderError,
     OverloadedError,
     PublishBusyError,
+    ReshardBusyError,
     RulesError,
     ShardUnavailableError,
     StorageFullError,
@@ -107,7 +108,7 @@ def _batch(data: bytes) -> pb.TransactionBatch:
 _CODES: list[tuple[type[BaseException] | tuple, grpc.StatusCode]] = [
     ((InvalidRequestError, RulesError), grpc.StatusCode.INVALID_ARGUMENT),
     (UnknownMemberError, grpc.StatusCode.NOT_FOUND),
-    (PublishBusyError, grpc.StatusCode.FAILED_PRECONDITION),
+    ((PublishBusyError, ReshardBusyError), grpc.StatusCode.FAILED_PRECONDITION),
     (OutOfOrderError, grpc.StatusCode.ABORTED),
     ((StorageFullError, OverloadedError), grpc.StatusCode.RESOURCE_EXHAUSTED),
     ((ShardUnavailableError, RayActorError, ActorDiedError, ActorUnavailableError), grpc.StatusCode.UNAVAILABLE),
