@@ -12,6 +12,7 @@ coupon grants are the shard's own, kept up to date by the caller (actors/shard_m
 
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import lmdb
 import msgspec
@@ -30,9 +31,11 @@ from storage.codecs import (
     txn_key,
     wakeup_of,
 )
+from storage.folder import write_atomically
 from storage.shard_store import BatchWriter, ShardStore
 
-__all__ = ["VShardRecords", "delete", "export", "members_of", "put"]
+__all__ = ["MoveNote", "VShardRecords", "clear_note", "delete", "export", "members_of", "put", "read_note",
+           "write_note"]
 
 
 class IndexRecord(msgspec.Struct, array_like=True):
@@ -180,3 +183,30 @@ def _indexed(txn: lmdb.Transaction, days: object, test: _Test) -> Iterator[tuple
 
 def _anomaly_member(key: bytes) -> bytes:
     return bytes(key).split(b"\x00", 1)[1]
+
+
+class MoveNote(msgspec.Struct):
+    """A move under way, written in the data folder before the destination takes the records in
+    and removed once the source let them go: after a crash in between, the shard the layout does
+    not name as owner still holds a copy, and the next start deletes it."""
+
+    vshard: int
+    source: int
+    destination: int
+
+
+def _note_path(root: Path) -> Path:
+    return root / "moving.json"
+
+
+def read_note(root: Path) -> MoveNote | None:
+    path = _note_path(root)
+    return msgspec.json.decode(path.read_bytes(), type=MoveNote) if path.exists() else None
+
+
+def write_note(root: Path, note: MoveNote) -> None:
+    write_atomically(_note_path(root), msgspec.json.encode(note))
+
+
+def clear_note(root: Path) -> None:
+    _note_path(root).unlink(missing_ok=True)
