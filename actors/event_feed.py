@@ -149,11 +149,12 @@ class Subscription:
         """Commit time of the oldest event not yet delivered, to a page (0: none known): the lag."""
 
     def _fit(self) -> None:
-        """Shards added since the subscription started: read from their oldest event."""
+        """Shards added since the subscription started: read from their first event (a new shard's
+        outbox starts empty, so position 0 is before everything it will hold)."""
         self.feed.fit()
         grown = len(self.feed.lanes) - len(self.read)
-        self.read += [-1] * grown
-        self.delivered += [-1] * grown
+        self.read += [0] * grown
+        self.delivered += [0] * grown
 
     def lag_seconds(self) -> float:
         return max(0.0, time.time() - self.next_at_ms / 1000) if self.next_at_ms else 0.0

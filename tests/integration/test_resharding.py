@@ -1,0 +1,108 @@
+"""Moving virtual shards and adding a shard while a client streams batches (real Ray, gRPC,
+LMDB): every result, member and ledger is what replay computes, nothing lost or counted twice."""
+
+import threading
+import time
+
+import grpc
+import pytest
+
+from actors.routing import virtual_shard
+from bench.workload import generate
+from client import PatronClient
+from engine.calendar import parse_day
+from tests.integration.test_agreement import WORKLOAD, assert_members_and_ledgers, replayed, served
+from tests.integration.test_metrics import scrape, value
+
+
+class Mover(threading.Thread):
+    """Once the stream is going: a few single moves, then a rebalance onto one more shard."""
+
+    def __init__(self, address: str, moves: list[tuple[int, int]], shards: int) -> None:
+        super().__init__(daemon=True)
+        self.address, self.moves, self.shards = address, moves, shards
+        self.streaming = threading.Event()
+        self.stream_over = threading.Event()
+        self.done_while_streaming = 0
+        self.rebalanced = 0
+        self.outcomes: list = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.streaming.wait(60)
+            with PatronClient(self.address) as client:
+                for vshard, to in self.moves:
+                    client.move_virtual_shard(vshard, to)
+                    self.outcomes.append(client.follow_resharding(every=0.05))
+                    self.done_while_streaming += not self.stream_over.is_set()
+                client.rebalance(self.shards)
+                single = self.done_while_streaming
+                while not self.stream_over.is_set():
+                    moving = client.status().resharding
+                    self.rebalanced = moving.done
+                    self.done_while_streaming = single + moving.done
+                    if not moving.running:
+                        break
+                    time.sleep(0.05)
+                self.outcomes.append(client.follow_resharding(every=0.1))
+        except BaseException as error:  # the test thread reports it
+            self.error = error
+
+    def wait_for(self, moves: int, rebalanced: int, timeout: float = 60) -> None:
+        """Pace the stream: go on once the moves got this far (or the mover stopped)."""
+        deadline = time.monotonic() + timeout
+        while (len(self.outcomes) < moves or self.rebalanced < rebalanced) and self.is_alive() \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+def test_moves_and_a_new_shard_under_a_streaming_load_agree_with_replay(start_server, tmp_path):
+    server = start_server(shards=2, start_date=parse_day(WORKLOAD.start), metrics_port=0)
+    expected_results, expected_members, expected_ledger = replayed(tmp_path)
+    txns = list(generate(WORKLOAD))
+    busiest = max({virtual_shard(t["member_id"]) for t in txns},
+                  key=lambda v: sum(1 for t in txns if virtual_shard(t["member_id"]) == v))
+    # the busiest virtual shard goes to the other shard and back; two more go across
+    first_owner = busiest % 2
+    mover = Mover(server.address, [(busiest, 1 - first_owner), (3, 0), (4, 1), (busiest, first_owner)], shards=3)
+    mover.start()
+    with PatronClient(server.address) as client:
+        first, rest = txns[:200], txns[200:]
+        results = served(client, first, batch_size=50)
+        mover.streaming.set()
+        # in slices, each streamed with a window: purchases, and refunds of them batches later; the
+        # stream goes on while single moves, then the rebalance, are under way
+        slices = [rest[i:i + len(rest) // 8 + 1] for i in range(0, len(rest), len(rest) // 8 + 1)]
+        for number, part in enumerate(slices):
+            mover.wait_for(moves=4 if number >= 3 else 0, rebalanced=20 if number >= 5 else 0)
+            results += served(client, part, batch_size=50, window=8)
+        mover.stream_over.set()
+        mover.join(180)
+        assert mover.error is None, mover.error
+        assert results == expected_results
+        assert_members_and_ledgers(client, expected_members, expected_ledger)
+        status = client.status()
+    assert [o.error for o in mover.outcomes] == [""] * 5
+    assert [o.done for o in mover.outcomes] == [1, 1, 1, 1, mover.outcomes[-1].planned]
+    assert mover.outcomes[-1].planned >= 1024 // 3 - 2
+    assert sorted(mover.outcomes[-1].owned) == [341, 341, 342]
+    assert mover.done_while_streaming > 4 + 20, "the moves did not overlap the stream"
+    assert len(status.shards) == 3
+    assert min(s.members for s in status.shards) > 0
+    assert sum(s.members for s in status.shards) == len(expected_members)
+    samples = scrape(server.server.metrics_port)
+    assert value(samples, "patron_virtual_shards_moved_total") == 4 + mover.outcomes[-1].planned
+    assert value(samples, "patron_virtual_shards", shard="2") in (341, 342)
+
+
+def test_a_move_is_refused_clearly_when_it_cannot_start(start_server):
+    server = start_server(shards=2)
+    with PatronClient(server.address) as client:
+        for call, words in ((lambda: client.move_virtual_shard(5000, 0), "virtual_shard"),
+                            (lambda: client.move_virtual_shard(5, 7), "to: expected a shard"),
+                            (lambda: client.rebalance(1), "does not remove them")):
+            with pytest.raises(grpc.RpcError) as refused:
+                call()
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert words in refused.value.details()
