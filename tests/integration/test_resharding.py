@@ -6,6 +6,7 @@ import time
 
 import grpc
 import pytest
+import ray
 
 from actors.routing import virtual_shard
 from bench.workload import generate
@@ -57,8 +58,10 @@ class Mover(threading.Thread):
             time.sleep(0.02)
 
 
-def test_moves_and_a_new_shard_under_a_streaming_load_agree_with_replay(start_server, tmp_path):
-    server = start_server(shards=2, start_date=parse_day(WORKLOAD.start), metrics_port=0)
+@pytest.mark.parametrize("hot_members", [0, 5])
+def test_moves_and_a_new_shard_under_a_streaming_load_agree_with_replay(start_server, tmp_path, hot_members):
+    # hot_members 5: shards keep few members in memory, and a totals record and wake-up index on disk
+    server = start_server(shards=2, start_date=parse_day(WORKLOAD.start), metrics_port=0, hot_members=hot_members)
     expected_results, expected_members, expected_ledger = replayed(tmp_path)
     txns = list(generate(WORKLOAD))
     busiest = max({virtual_shard(t["member_id"]) for t in txns},
@@ -94,6 +97,31 @@ def test_moves_and_a_new_shard_under_a_streaming_load_agree_with_replay(start_se
     samples = scrape(server.server.metrics_port)
     assert value(samples, "patron_virtual_shards_moved_total") == 4 + mover.outcomes[-1].planned
     assert value(samples, "patron_virtual_shards", shard="2") in (341, 342)
+    assert_shards_count_what_they_hold(server, status, expected_members)
+
+
+def assert_shards_count_what_they_hold(server, status, expected_members) -> None:
+    """What shards keep about their members in memory followed the moves: members per tag,
+    stored value, and each shard's coupon grant covers the instances its members hold."""
+    tags: dict[str, int] = {}
+    for member in expected_members:
+        for tag in member["tags"]:
+            tags[tag] = tags.get(tag, 0) + 1
+    assert dict(status.members_per_tag) == tags
+    stored = sum(member.get("stored_value", 0) for member in expected_members)
+    deadline = time.monotonic() + 10
+    gauge = "patron_stored_value_outstanding_minor"
+    while value(scrape(server.server.metrics_port), gauge, part="principal") != stored:
+        assert time.monotonic() < deadline, "the stored value gauge does not add up"
+        time.sleep(0.2)
+    coordinator = server.server.coordinator
+    held: dict[int, int] = {}
+    for member in expected_members:
+        shard = coordinator.shard_for(member["member_id"])
+        held[shard] = held.get(shard, 0) + sum(1 for c in member["coupons"] if c["coupon_id"] == "WELCOME10")
+    grants = ray.get(coordinator.keeper.state.remote())["WELCOME10"]
+    assert all(grants.get(shard, 0) >= count for shard, count in held.items()), (grants, held)
+    assert sum(held.values()) > 0
 
 
 def test_a_move_is_refused_clearly_when_it_cannot_start(start_server):
