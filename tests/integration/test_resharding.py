@@ -5,13 +5,17 @@ import threading
 import time
 
 import grpc
+import msgspec
 import pytest
 import ray
 
 from actors.routing import virtual_shard
-from bench.workload import generate
+from bench.crash import crash_run
+from bench.workload import Workload, generate
 from client import PatronClient
 from engine.calendar import parse_day
+from storage.folder import Layout
+from tests.conftest import EXAMPLE_RULES
 from tests.integration.test_agreement import WORKLOAD, assert_members_and_ledgers, replayed, served
 from tests.integration.test_metrics import scrape, value
 
@@ -134,3 +138,21 @@ def test_a_move_is_refused_clearly_when_it_cannot_start(start_server):
                 call()
             assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert words in refused.value.details()
+
+
+def test_killing_the_server_and_shards_while_rebalancing_loses_doubles_and_reorders_nothing(tmp_path):
+    # crash_run serves with --start-date at the workload's start: the business day is pinned;
+    # the rebalance onto 3 shards runs all along the stream and is started again after each kill
+    workload = Workload(transactions=3_000, members=500, days=1, start="2026-11-17", seed=41)
+    report = crash_run(tmp_path, EXAMPLE_RULES, workload, kills=3, seed=4, window=8, reshard=3)
+    assert (report.shard_kills, report.serve_kills) == (2, 1)
+    assert report.dependent_refunds > 100
+    assert report.result_mismatches == []
+    assert report.member_mismatches == []
+    assert report.transactions == 3_000 + report.dependent_refunds
+    assert report.rebalances >= 2, "no kill cut the rebalance short"
+    layout = msgspec.json.decode((tmp_path / "data" / "layout.json").read_bytes(), type=Layout)
+    owned = [layout.owners.count(shard) for shard in range(3)]
+    assert layout.shards == 3
+    assert max(owned) - min(owned) <= 1
+    assert not (tmp_path / "data" / "moving.json").exists()
