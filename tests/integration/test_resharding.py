@@ -17,6 +17,7 @@ from engine.calendar import parse_day
 from storage.folder import Layout
 from tests.conftest import EXAMPLE_RULES
 from tests.integration.test_agreement import WORKLOAD, assert_members_and_ledgers, replayed, served
+from tests.integration.test_cli_served import patron
 from tests.integration.test_metrics import scrape, value
 
 
@@ -156,3 +157,17 @@ def test_killing_the_server_and_shards_while_rebalancing_loses_doubles_and_reord
     assert layout.shards == 3
     assert max(owned) - min(owned) <= 1
     assert not (tmp_path / "data" / "moving.json").exists()
+
+
+def test_patron_shards_rebalance_follows_the_moves_to_the_end(start_server):
+    server = start_server(shards=1)
+    with PatronClient(server.address) as client:
+        client.enroll_many([{"member_id": f"m{n}"} for n in range(60)])
+    done = patron("shards", "rebalance", "--shards", "2", "--address", server.address)
+    assert done.returncode == 0, done.stderr
+    assert "moving 512 virtual shards over 2 shards" in done.stderr
+    with PatronClient(server.address) as client:
+        status = client.status()
+    assert list(status.resharding.owned) == [512, 512]
+    assert sum(s.members for s in status.shards) == 60
+    assert min(s.members for s in status.shards) > 0
