@@ -35,23 +35,14 @@ def _rebalance(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, start: Any) -> int:
     """The moves go on in the server; this follows them to the end, with progress on stderr."""
-    from cli.admin import _client, _show
+    from cli.admin import _client, followed
 
     with _client(args) as client:
         started = start(client)
         print(f"moving {started.planned} virtual shards over {started.shards} shards", file=sys.stderr, flush=True)
         if args.no_wait:
             return 0
-        try:
-            done = client.follow_resharding(progress=_progress)
-        except KeyboardInterrupt:
-            print("patron: no longer following; the moves go on in the server (see `patron status`)", file=sys.stderr)
-            return 130
-    _show(done)
-    if done.error:
-        print(f"patron: resharding stopped short: {done.error}", file=sys.stderr)
-        return 1
-    return 0
+        return followed(lambda: client.follow_resharding(progress=_progress), "resharding")
 
 
 def _progress(moving: Any) -> None:
