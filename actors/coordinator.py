@@ -496,7 +496,8 @@ class Coordinator(ShardLanes):
 
     def set_shards(self, shards: int) -> None:
         """More shards, owning nothing yet (on a cluster, each named a node)."""
-        layout = msgspec.structs.replace(self.layout, shards=shards)
+        layout = msgspec.structs.replace(self.layout, shards=shards,
+                                         first_shards=self.layout.first_shards or self.layout.shards)
         self.folder.save_layout(layout)
         self.layout = layout
         self._place()

@@ -44,8 +44,9 @@ def format_position(seqs: list[int]) -> str:
     return _PREFIX + ".".join(map(str, seqs))
 
 
-def parse_position(text: str, shards: int) -> list[int] | None:
-    """None for an empty position (from the oldest event held)."""
+def parse_position(text: str, shards: int, fewest: int = 0) -> list[int] | None:
+    """None for an empty position (from the oldest event held). A position given before shards
+    were added names `fewest` (the shards then) or more: the others' events are read from their first."""
     if not text:
         return None
     try:
@@ -56,7 +57,7 @@ def parse_position(text: str, shards: int) -> list[int] | None:
         example = format_position([0] * shards)
         raise InvalidRequestError(f"after: expected a position patron gave (such as {example!r}), "
                                   f"got {text[:80]!r}") from None
-    if len(seqs) > shards or min(seqs) < 0:
+    if not (fewest or shards) <= len(seqs) <= shards or min(seqs) < 0:
         raise InvalidRequestError(f"after: the position {text[:80]!r} is not one of this server's {shards} shards")
     return seqs + [-1] * (shards - len(seqs))  # from before shards were added: theirs from the oldest
 
@@ -129,7 +130,7 @@ class EventFeed:
         async with self._news:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._news.wait_for(
-                    lambda: any(n > c for n, c in zip(self.newest, cursor, strict=True))), timeout)
+                    lambda: any(n > c for n, c in zip(self.newest, cursor, strict=False))), timeout)
 
     def subscribed(self, change: int) -> None:
         self._subscriptions += change
@@ -170,6 +171,7 @@ class Subscription:
                     self._fit()
                     self.next_at_ms = 0
                     await self.feed.wait_past(self.read, timeout=1.0)
+                    self._fit()  # shards may have been added meanwhile
                     reading = {s: self._read(s) for s, (n, r) in enumerate(zip(self.feed.newest, self.read,
                                                                                 strict=True)) if n > r}
                     continue

@@ -137,7 +137,7 @@ class Resharding:
                 await self._add_shards(shards)
             for vshard, to in moves:
                 progress.vshard, progress.to = vshard, to
-                progress.members_moved += await self.move(vshard, to)
+                progress.members_moved += await self._move_soon(vshard, to)
                 progress.done += 1
                 self.coordinator.metrics.vshards_moved.inc()
         except Exception as error:
@@ -151,8 +151,23 @@ class Resharding:
 
     # -- moving ------------------------------------------------------------------------------
 
-    async def move(self, vshard: int, to: int) -> int:
-        """Move one virtual shard (steps 1 to 6 above); returns how many members moved."""
+    async def _move_soon(self, vshard: int, to: int, tries: int = 20) -> int:
+        for _ in range(tries - 1):
+            moved = await self.move(vshard, to)
+            if moved is not None:
+                return moved
+            await asyncio.sleep(0.5)
+        moved = await self.move(vshard, to)
+        if moved is None:
+            raise ReshardBusyError(f"virtual shard {vshard} did not move: a write failed on its shard each of "
+                                   f"{tries} times it was about to (see the logs); start again when it is fixed")
+        return moved
+
+    async def move(self, vshard: int, to: int) -> int | None:
+        """Move one virtual shard (steps 1 to 6 above); returns how many members moved, or None when
+        a write failed on the source just before the export: a stream's later batches must then be
+        refused there, as they would be without the move (actors/batch_order.py), so the move is
+        undone, to be tried again."""
         coordinator = self.coordinator
         root, virtual_shards = coordinator.folder.root, coordinator.layout.virtual_shards
         async with coordinator.exclusive:  # no midnight run, publish or checkpoint meanwhile
@@ -164,8 +179,12 @@ class Resharding:
                 return 0
             self._hold(frozenset({vshard}))
             try:
+                failures = coordinator.lanes[source].failures
                 vshard_move.write_note(root, MoveNote(vshard, source, to))
                 data = await self._call(source, "vshard_export", [vshard], virtual_shards)
+                if coordinator.lanes[source].failures != failures:
+                    vshard_move.clear_note(root)
+                    return None
                 members = await self._call(to, "vshard_take_in", data, virtual_shards)
                 coordinator.set_owner(vshard, to)
             except BaseException:
@@ -212,15 +231,14 @@ class Resharding:
     async def _add_shards(self, shards: int) -> None:
         """Start the new shards, empty, on the business day of the others; the layout naming
         them (owning nothing yet) is on disk before they start, so a restart starts them too."""
-        coordinator = self.coordinator
-        statuses = await coordinator.status()
-        day = min(parse_day(s.business_day) for s in statuses if s.business_day) if any(
-            s.business_day for s in statuses) else coordinator.config.start_date or coordinator.today()
-        coordinator.set_shards(shards)
-        config = coordinator.config
-        for shard in range(len(coordinator.actors), shards):
-            actor = coordinator._spawn(shard, day)
-            await actor.status.remote()
-            coordinator.actors.append(actor)
-            coordinator.lanes.append(Lane(actor, shard, config.in_flight_per_shard, config.queue_per_shard))
+        coordinator, config = self.coordinator, self.coordinator.config
+        async with coordinator.exclusive:  # not in the middle of a midnight date or a publish
+            days = [parse_day(s.business_day) for s in await coordinator.status() if s.business_day]
+            day = min(days) if days else config.start_date or coordinator.today()
+            coordinator.set_shards(shards)
+            for shard in range(len(coordinator.actors), shards):
+                actor = coordinator._spawn(shard, day)
+                await actor.status.remote()
+                coordinator.actors.append(actor)
+                coordinator.lanes.append(Lane(actor, shard, config.in_flight_per_shard, config.queue_per_shard))
         log.info("shards added", extra={"shards": shards})
