@@ -18,7 +18,7 @@ import logging
 import time
 import zlib
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
@@ -27,9 +27,6 @@ from engine.calendar import parse_day
 from engine.errors import InvalidRequestError, OverloadedError, ReshardBusyError
 from storage import vshard_move
 from storage.vshard_move import MoveNote
-
-if TYPE_CHECKING:
-    from actors.coordinator import Coordinator
 
 __all__ = ["ReshardProgress", "Resharding", "even_moves"]
 
@@ -72,7 +69,8 @@ def even_moves(owners: list[int], shards: int) -> list[tuple[int, int]]:
 class Resharding:
     """The coordinator's moves of virtual shards. One move or rebalance runs at a time."""
 
-    def __init__(self, coordinator: "Coordinator") -> None:
+    def __init__(self, coordinator: Any) -> None:
+        """`coordinator`: actors/coordinator.py's, which holds the layout, lanes and jobs' lock."""
         self.coordinator = coordinator
         self.holding: frozenset[int] = frozenset()
         """Virtual shards whose writes wait at the gateway."""
