@@ -33,6 +33,8 @@ METHOD_ROLES: dict[str, frozenset[str]] = {
     "/patron.v1.Admin/PublishRules": _ADMIN,
     "/patron.v1.Admin/RunMidnight": _ADMIN,
     "/patron.v1.Admin/Checkpoint": _ADMIN,
+    "/patron.v1.Admin/MoveVirtualShard": _ADMIN,
+    "/patron.v1.Admin/Rebalance": _ADMIN,
     "/patron.v1.Events/Subscribe": _REPORTS,
     "/patron.v1.Wallet/Quote": _READ,
     "/patron.v1.Wallet/ListCoupons": _READ,

@@ -21,6 +21,7 @@ from actors.coupon_grants import GrantKeeper, stricter
 from actors.lanes import Lane, ShardLanes
 from actors.metrics import Metrics
 from actors.placement import assign_nodes, labelled_nodes, pinned_to
+from actors.resharding import Resharding
 from actors.routing import even_layout
 from actors.shard import ShardConfig, ShardStatus
 from actors.shard_actor import ShardActor
@@ -92,6 +93,10 @@ class Coordinator(ShardLanes):
         self._midnight_task: asyncio.Task | None = None
         self._midnight_until: Day = 0
         self._checkpoint_lock = asyncio.Lock()
+        self.exclusive = asyncio.Lock()
+        """Held by what must not meet a move of virtual shards: a midnight date, a publish reaching
+        the shards, a checkpoint, and each move (actors/resharding.py)."""
+        self.resharding = Resharding(self)
         self._tasks: set[asyncio.Task] = set()
 
     async def start(self) -> None:
@@ -115,6 +120,7 @@ class Coordinator(ShardLanes):
             self.publishing = True
             self.recalculating = {s.shard: s.job_total for s in statuses if s.job == "reevaluate"}
             self._background(self._reevaluate([s.shard for s in statuses if s.job == "reevaluate"]))
+        await self.resharding.recover()  # a move cut short by a crash leaves a copy to delete
         if self.config.midnight == "clock":
             self._background(self._clock())
         self._background(self._watch())
@@ -154,8 +160,9 @@ class Coordinator(ShardLanes):
         old, new = _inventories(self.programme), _inventories(Programme(rules))
         try:
             await self.keeper.set_inventory.remote(stricter(old, new))  # while shards change over
-            published = self.folder.publish_rules(rules.version, text)
-            counts = await self.on_every_shard("publish", text, count_past_spend)
+            async with self.exclusive:
+                published = self.folder.publish_rules(rules.version, text)
+                counts = await self.on_every_shard("publish", text, count_past_spend)
             self.rules, self.programme = published, Programme(rules)
             for hook in self.published_hooks:
                 await hook(published)
@@ -244,7 +251,9 @@ class Coordinator(ShardLanes):
             run = min(parse_day(s.business_day) for s in await self.status()) + 1
             while run <= self._midnight_until:  # nothing is awaited between the last check and the end
                 summary.until = iso(self._midnight_until)
-                await self._write_reports(await self._run_one(run, summary))
+                async with self.exclusive:
+                    days = await self._run_one(run, summary)
+                await self._write_reports(days)
                 await self._report_reused_ids(run - 1)
                 run += 1
                 if run > self._midnight_until:
@@ -352,6 +361,7 @@ class Coordinator(ShardLanes):
                 metrics.member_loads.labels(str(shard)).set(answer.member_loads)
                 metrics.lmdb_bytes.labels(str(shard)).set(answer.disk_bytes)
         metrics.rules_version.set(self.rules.version)
+        self._observe_layout()
         if up:
             metrics.members_tagged.clear()
             for tag, count in self.tag_counts(answers).items():
@@ -383,6 +393,15 @@ class Coordinator(ShardLanes):
         if up:
             await self._release_running_out()
 
+    def _observe_layout(self) -> None:
+        owned = [0] * self.layout.shards
+        for owner in self.layout.owners:
+            owned[owner] += 1
+        for shard, count in enumerate(owned):
+            self.metrics.vshards_owned.labels(str(shard)).set(count)
+        progress = self.resharding.progress
+        self.metrics.vshards_to_move.set(progress.planned - progress.done if progress and progress.running else 0)
+
     async def _release_running_out(self) -> None:
         """When a coupon's inventory runs out, units idle in shards' blocks go back to the keeper
         for the shards that still issue it (docs/decisions.md): once per coupon and publish."""
@@ -397,7 +416,7 @@ class Coordinator(ShardLanes):
     async def checkpoint(self) -> CheckpointMade:
         """Every shard copies itself at its own place in its stream of batches (members live
         in one shard each, so each copy is whole); layout and rules are copied alongside."""
-        async with self._checkpoint_lock:
+        async with self._checkpoint_lock, self.exclusive:
             statuses = await self.status()
             business = min(s.business_day for s in statuses)
             name, partial = new_checkpoint(self.folder, business)
@@ -442,8 +461,8 @@ class Coordinator(ShardLanes):
             layout = even_layout(wanted or os.cpu_count() or 1)
             self.folder.save_layout(layout)
         elif wanted and wanted != layout.shards:
-            raise PatronError(f"{self.config.data} has {layout.shards} shards; --shards {wanted} would "
-                              f"move members between shards, which patron does not do yet")
+            raise PatronError(f"{self.config.data} has {layout.shards} shards; start without --shards, "
+                              f"and add shards with patron shards rebalance --shards N while it serves")
         return layout
 
     def _spawn_keeper(self) -> Any:
@@ -466,6 +485,22 @@ class Coordinator(ShardLanes):
         # so node gateways find it
         return ShardActor.options(num_cpus=0, name=self.shard_name(shard),
                                   **pinned_to(self.layout.nodes[str(shard)])).remote(config, self.layout.folder_id)
+
+    def set_owner(self, vshard: int, shard: int) -> None:
+        """The layout with a virtual shard's new owner: on disk first, then in use."""
+        owners = list(self.layout.owners)
+        owners[vshard] = shard
+        layout = msgspec.structs.replace(self.layout, owners=owners)
+        self.folder.save_layout(layout)
+        self.layout = layout
+
+    def set_shards(self, shards: int) -> None:
+        """More shards, owning nothing yet (on a cluster, each named a node)."""
+        layout = msgspec.structs.replace(self.layout, shards=shards,
+                                         first_shards=self.layout.first_shards or self.layout.shards)
+        self.folder.save_layout(layout)
+        self.layout = layout
+        self._place()
 
     def shard_name(self, shard: int) -> str:
         return f"patron-shard-{self.run}-{shard}"

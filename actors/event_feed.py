@@ -44,8 +44,9 @@ def format_position(seqs: list[int]) -> str:
     return _PREFIX + ".".join(map(str, seqs))
 
 
-def parse_position(text: str, shards: int) -> list[int] | None:
-    """None for an empty position (from the oldest event held)."""
+def parse_position(text: str, shards: int, fewest: int = 0) -> list[int] | None:
+    """None for an empty position (from the oldest event held). A position given before shards
+    were added names `fewest` (the shards then) or more: the others' events are read from their first."""
     if not text:
         return None
     try:
@@ -56,9 +57,9 @@ def parse_position(text: str, shards: int) -> list[int] | None:
         example = format_position([0] * shards)
         raise InvalidRequestError(f"after: expected a position patron gave (such as {example!r}), "
                                   f"got {text[:80]!r}") from None
-    if len(seqs) != shards or min(seqs) < 0:
+    if not (fewest or shards) <= len(seqs) <= shards or min(seqs) < 0:
         raise InvalidRequestError(f"after: the position {text[:80]!r} is not one of this server's {shards} shards")
-    return seqs
+    return seqs + [-1] * (shards - len(seqs))  # from before shards were added: theirs from the oldest
 
 
 def check_kinds(kinds: list[str]) -> list[str]:
@@ -103,6 +104,7 @@ class EventFeed:
             await asyncio.sleep(self.interval)
 
     async def refresh(self) -> None:
+        self.fit()
         answers = await asyncio.gather(*(lane.send("events_state", self.counts, urgent=True) for lane in self.lanes),
                                        return_exceptions=True)
         for shard, state in enumerate(answers):
@@ -113,6 +115,12 @@ class EventFeed:
         async with self._news:
             self._news.notify_all()
 
+    def fit(self) -> None:
+        """Shards added while serving (actors/resharding.py) have outboxes too."""
+        grown = len(self.lanes) - len(self.newest)
+        self.pruned += [0] * grown
+        self.newest += [0] * grown
+
     def saw(self, shard: int, pruned: int, newest: int) -> None:
         self.pruned[shard] = max(self.pruned[shard], pruned)
         self.newest[shard] = newest  # may go back: a restored checkpoint
@@ -122,7 +130,7 @@ class EventFeed:
         async with self._news:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._news.wait_for(
-                    lambda: any(n > c for n, c in zip(self.newest, cursor, strict=True))), timeout)
+                    lambda: any(n > c for n, c in zip(self.newest, cursor, strict=False))), timeout)
 
     def subscribed(self, change: int) -> None:
         self._subscriptions += change
@@ -141,6 +149,14 @@ class Subscription:
         self.next_at_ms = 0
         """Commit time of the oldest event not yet delivered, to a page (0: none known): the lag."""
 
+    def _fit(self) -> None:
+        """Shards added since the subscription started: read from their first event (a new shard's
+        outbox starts empty, so position 0 is before everything it will hold)."""
+        self.feed.fit()
+        grown = len(self.feed.lanes) - len(self.read)
+        self.read += [0] * grown
+        self.delivered += [0] * grown
+
     def lag_seconds(self) -> float:
         return max(0.0, time.time() - self.next_at_ms / 1000) if self.next_at_ms else 0.0
 
@@ -152,8 +168,10 @@ class Subscription:
             await asyncio.wait(reading.values())  # every shard's first page: each position names every shard
             while True:
                 if not reading:
+                    self._fit()
                     self.next_at_ms = 0
                     await self.feed.wait_past(self.read, timeout=1.0)
+                    self._fit()  # shards may have been added meanwhile
                     reading = {s: self._read(s) for s, (n, r) in enumerate(zip(self.feed.newest, self.read,
                                                                                 strict=True)) if n > r}
                     continue

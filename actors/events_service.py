@@ -43,7 +43,8 @@ class EventsService:
                 raise InvalidRequestError(request.reason)
             if self.feed is None:
                 raise ShardUnavailableError("patron is starting; subscribe again shortly")
-            after = parse_position(request.after, len(self.feed.lanes))
+            layout = self.coordinator.layout
+            after = parse_position(request.after, len(self.feed.lanes), layout.first_shards or layout.shards)
             subscription = Subscription(self.feed, after, check_kinds(list(request.kinds)))
             async for message in self._stream(subscription, context):
                 yield message

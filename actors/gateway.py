@@ -30,6 +30,7 @@ from engine.errors import (
     OutOfOrderError,
     OverloadedError,
     PublishBusyError,
+    ReshardBusyError,
     RulesError,
     ShardUnavailableError,
     StorageFullError,
@@ -110,7 +111,7 @@ def _batch(data: bytes) -> pb.TransactionBatch:
 _CODES: list[tuple[type[BaseException] | tuple, grpc.StatusCode]] = [
     ((InvalidRequestError, RulesError), grpc.StatusCode.INVALID_ARGUMENT),
     (UnknownMemberError, grpc.StatusCode.NOT_FOUND),
-    (PublishBusyError, grpc.StatusCode.FAILED_PRECONDITION),
+    ((PublishBusyError, ReshardBusyError), grpc.StatusCode.FAILED_PRECONDITION),
     (OutOfOrderError, grpc.StatusCode.ABORTED),
     ((StorageFullError, OverloadedError), grpc.StatusCode.RESOURCE_EXHAUSTED),
     ((ShardUnavailableError, RayActorError, ActorDiedError, ActorUnavailableError), grpc.StatusCode.UNAVAILABLE),
@@ -184,7 +185,7 @@ class IngestService:
                 received = time.perf_counter()
                 if isinstance(request, Unreadable):
                     raise InvalidRequestError(request.reason)
-                routed = self._route(request, admitted=admitted)
+                routed = await self._route_when_free(request, admitted=admitted)
             finally:
                 for shard in admitted:  # the room this batch did not take
                     self.coordinator.lanes[shard].release()
@@ -224,7 +225,7 @@ class IngestService:
                     if isinstance(request, Unreadable):
                         raise InvalidRequestError(request.reason)
                     received = time.perf_counter()
-                    routed = self._route(request, stream)
+                    routed = await self._route_when_free(request, stream)
                     await pending.put(asyncio.ensure_future(self._settle(*routed, received)))
             except Exception as error:  # answered in order, after the batches before it
                 failed = asyncio.get_running_loop().create_future()
@@ -243,8 +244,16 @@ class IngestService:
         finally:
             reader.cancel()
 
+    async def _route_when_free(self, data: bytes, stream: Stream | None = None, admitted: set[int] | None = None
+                               ) -> tuple[str, int, list[tuple[int, list[int], asyncio.Future]]]:
+        """`_route`, once no member of the batch is in a virtual shard being moved: a stream's
+        later batches wait behind it, so its order per member holds (actors/resharding.py)."""
+        while (routed := self._route(data, stream, admitted)) is None:
+            await self.coordinator.resharding.released()
+        return routed
+
     def _route(self, data: bytes, stream: Stream | None = None, admitted: set[int] | None = None
-               ) -> tuple[str, int, list[tuple[int, list[int], asyncio.Future]]]:
+               ) -> tuple[str, int, list[tuple[int, list[int], asyncio.Future]]] | None:
         """(batch id, transactions, parts sent). Find each transaction's shard by its member id
         alone, check each of those shards has room (or room was reserved for it: `admitted`,
         whose shards it takes out as it uses them), and only then cut the batch into parts and
@@ -256,7 +265,10 @@ class IngestService:
             raise InvalidRequestError(f"batch {batch.batch_id!r} has {count:,} transactions; "
                                       f"the limit is {self.max_batch:,}")
         coordinator, lanes = self.coordinator, self.coordinator.lanes
-        shards = shards_of(coordinator.layout, [message.member_id for message in batch.transactions])
+        member_ids = [message.member_id for message in batch.transactions]
+        if coordinator.resharding.held(member_ids):
+            return None
+        shards = shards_of(coordinator.layout, member_ids)
         admitted = admitted if admitted is not None else set()
         for shard in set(shards) - admitted:
             if lanes[shard].full():
@@ -323,11 +335,12 @@ class MembersService:
         self.versions = RuleVersions(coordinator.folder)
 
     async def _on_shard(self, member_id: str, method: str, *args: Any) -> Any:
-        """Reads of committed state wait for no batch (they still see every acknowledged one); writes queue."""
-        shard = self.coordinator.shard_for(member_id)
+        """Reads of committed state wait for no batch (they still see every acknowledged one); writes
+        queue, after a move of the member's virtual shard if one is under way."""
         if method in _READS:
-            return await self.coordinator.read(shard, method, *args)
-        return await self.coordinator.call(shard, method, *args)
+            return await self.coordinator.read(self.coordinator.shard_for(member_id), method, *args)
+        await self.coordinator.resharding.free([member_id])
+        return await self.coordinator.call(self.coordinator.shard_for(member_id), method, *args)
 
     @answers_errors
     async def GetMember(self, request: pb.GetMemberRequest, context: grpc.aio.ServicerContext) -> pb.Member:
@@ -340,17 +353,19 @@ class MembersService:
         try:
             if isinstance(request, Unreadable):
                 raise InvalidRequestError(request.reason)
-            if await self._on_shard(request.member_id, "member", request.member_id) is None:
+            coordinator = self.coordinator
+            shard = coordinator.shard_for(request.member_id)  # positions are that shard's, even if it moves
+            if await coordinator.read(shard, "member", request.member_id) is None:
                 raise UnknownMemberError(request.member_id)
             programme = self.coordinator.programme
             # one walk of the member's chain, then pages by position: a long history costs the
             # shard a short call per page, never a walk per page
-            positions = await self._on_shard(request.member_id, "ledger_positions", request.member_id,
-                                             max(request.after_seq, 0))
+            positions = await coordinator.read(shard, "ledger_positions", request.member_id,
+                                               max(request.after_seq, 0))
             if request.limit > 0:
                 positions = positions[:request.limit]
             for start in range(0, len(positions), LEDGER_PAGE):
-                page = await self._on_shard(request.member_id, "ledger_at", positions[start:start + LEDGER_PAGE])
+                page = await coordinator.read(shard, "ledger_at", positions[start:start + LEDGER_PAGE])
                 for entry in page:
                     labels = self.versions.labels(entry.rule_version, programme)
                     yield ledger_entry(entry, programme.ladder.names, labels)
@@ -370,6 +385,7 @@ class MembersService:
             raise InvalidRequestError(f"{len(request.members):,} members in one EnrollBatch; "
                                       f"the limit is {self.max_batch:,}")
         coordinator = self.coordinator
+        await coordinator.resharding.free(member.member_id for member in request.members)
         parts: dict[int, tuple[list[int], list[Enrollment]]] = {}
         for index, member in enumerate(request.members):
             indices, enrollments = parts.setdefault(coordinator.shard_for(member.member_id), ([], []))
@@ -395,6 +411,7 @@ class MembersService:
         if len(rows) > self.max_batch:
             raise InvalidRequestError(f"{len(rows):,} members in one Import; the limit is {self.max_batch:,}")
         coordinator = self.coordinator
+        await coordinator.resharding.free(row.member_id for row in rows)
         parts: dict[int, list[int]] = {}
         for index, shard in enumerate(shards_of(coordinator.layout, [row.member_id for row in rows])):
             parts.setdefault(shard, []).append(index)
@@ -502,7 +519,32 @@ class AdminService:
                 running=run.running, until=run.until, dates=run.dates, date=run.date, members_done=run.members_done,
                 members_total=run.members_total, members_processed=run.members, anomalies=run.anomalies,
                 seconds=time.monotonic() - run.started if run.running else run.seconds, error=run.error))
+        if coordinator.resharding.progress is not None:
+            answer.resharding.CopyFrom(self._resharding())
         return answer
+
+    @answers_errors
+    async def MoveVirtualShard(self, request: pb.MoveVirtualShardRequest, context: grpc.aio.ServicerContext
+                               ) -> pb.Resharding:
+        self.coordinator.resharding.start_move(request.virtual_shard, request.to)
+        return self._resharding()
+
+    @answers_errors
+    async def Rebalance(self, request: pb.RebalanceRequest, context: grpc.aio.ServicerContext) -> pb.Resharding:
+        if request.shards < 0:
+            raise InvalidRequestError(f"shards: expected 0 (as many as now) or more, got {request.shards}")
+        self.coordinator.resharding.start_rebalance(request.shards)
+        return self._resharding()
+
+    def _resharding(self) -> pb.Resharding:
+        progress, layout = self.coordinator.resharding.progress, self.coordinator.layout
+        owned = [0] * layout.shards
+        for owner in layout.owners:
+            owned[owner] += 1
+        return pb.Resharding(
+            running=progress.running, shards=progress.shards, planned=progress.planned, done=progress.done,
+            members_moved=progress.members_moved, virtual_shard=progress.vshard, to=progress.to, error=progress.error,
+            seconds=time.monotonic() - progress.started if progress.running else progress.seconds, owned=owned)
 
 
 def _date(text: str) -> int:

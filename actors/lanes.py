@@ -7,6 +7,7 @@ other leave together, to be committed at once."""
 import asyncio
 import time
 from collections import deque
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from actors.routing import shard_of
@@ -49,6 +50,9 @@ class Lane:
         self.call_seconds = 0.0
         """A call's time on the shard, smoothed: how soon a full queue is likely to have room
         (the call in progress ends and the next group leaves the queue)."""
+        self.failures = 0
+        """Calls (or batches of a group) answered with an error: a move of virtual shards off this
+        shard watches it (actors/resharding.py)."""
         self._finishing: set[asyncio.Task] = set()
         self._task = asyncio.get_running_loop().create_task(self._dispatch())
 
@@ -119,6 +123,7 @@ class Lane:
         try:
             result = await reference
         except BaseException as error:  # every failure belongs to the callers: a group fails whole
+            self.failures += len(calls)
             for call in calls:
                 if not call.future.cancelled():
                     call.future.set_exception(error)
@@ -127,6 +132,7 @@ class Lane:
                 if call.future.cancelled():
                     continue
                 if grouped and isinstance(answer, BaseException):
+                    self.failures += 1
                     call.future.set_exception(answer)
                 else:
                     call.future.set_result(answer)
@@ -140,13 +146,29 @@ class Lane:
         self._task.cancel()
 
 
+class NoMoves:
+    """Where no virtual shard ever moves: a node gateway's router (moves are refused while node
+    gateways run). The coordinator has the real one (actors/resharding.py)."""
+
+    def held(self, member_ids: Iterable[str]) -> bool:
+        return False
+
+    async def released(self) -> None:
+        return None
+
+    async def free(self, member_ids: Iterable[str]) -> None:
+        return None
+
+
 class ShardLanes:
     """What a gateway's services ask of the shards: which shard owns a member, and a call or a
-    read on one. The coordinator (serve's gateway) and a node's gateway both answer this way;
-    each sets `layout` and `lanes` when it starts."""
+    read on one, once no move of its virtual shard holds writes. The coordinator (serve's
+    gateway) and a node's gateway both answer this way; each sets `layout` and `lanes` when it
+    starts, and the coordinator `resharding`."""
 
     layout: Layout
     lanes: list[Lane]
+    resharding: Any = NoMoves()
 
     def shard_for(self, member_id: str) -> int:
         return shard_of(self.layout, member_id)

@@ -67,6 +67,13 @@ class Metrics:
         self.lmdb_bytes = Gauge("patron_lmdb_bytes", "Bytes of LMDB pages in use per shard.", ["shard"],
                                 registry=registry)
         self.rules_version = Gauge("patron_rules_version", "The rules version in force.", registry=registry)
+        self.vshards_owned = Gauge("patron_virtual_shards", "Virtual shards each shard owns (the layout in use).",
+                                   ["shard"], registry=registry)
+        self.vshards_moved = Counter("patron_virtual_shards_moved_total", "Virtual shards moved between shards.",
+                                     registry=registry)
+        self.vshards_to_move = Gauge("patron_virtual_shards_to_move",
+                                     "Virtual shards the move or rebalance under way has still to move.",
+                                     registry=registry)
         self.liability = Gauge("patron_points_liability", "Outstanding spendable points by the month they expire.",
                                ["expiry_month"], registry=registry)
 

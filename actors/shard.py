@@ -607,8 +607,11 @@ class Shard:
         self.book.take_notices()
         for member_id in set(member_ids):
             self.book.programme.ladder.sums.forget(member_id)
+            held = self.members.peek(member_id)
+            if held is None:  # not in memory (bounded, the write never read it): nothing to put back
+                continue
             stored = self.store.member(member_id)
-            self.book.count_tags(_all_tags(self.members.peek(member_id)), _all_tags(stored))
+            self.book.count_tags(_all_tags(held), _all_tags(stored))
             self.members.restore(member_id, stored)
 
 

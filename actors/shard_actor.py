@@ -10,6 +10,7 @@ from collections.abc import Callable
 import msgspec
 import ray
 
+from actors import shard_moves
 from actors.batch_stats import BatchStats
 from actors.coupon_grants import RayGrants
 from actors.logs import collect_rarely, configure_logging
@@ -159,6 +160,15 @@ class ShardActor:
     def adjust(self, member_id: str, request_id: str, points: int, reason: str
                ) -> tuple[TxnResult, MemberSummary | None]:
         return self.shard.adjust(member_id, request_id, points, reason)
+
+    def vshard_export(self, vshards: list[int], virtual_shards: int) -> bytes:
+        return shard_moves.export(self.shard, vshards, virtual_shards)
+
+    def vshard_take_in(self, data: bytes, virtual_shards: int) -> int:
+        return shard_moves.take_in(self.shard, data, virtual_shards)
+
+    def vshard_let_go(self, vshards: list[int], virtual_shards: int) -> int:
+        return shard_moves.let_go(self.shard, vshards, virtual_shards)
 
     def close(self) -> None:
         self.shard.close()

@@ -53,6 +53,8 @@ class CrashReport(msgspec.Struct):
     seconds: float
     result_mismatches: list[str]
     member_mismatches: list[str]
+    rebalances: int = 0
+    """Rebalances started (`reshard`): once, and again after each kill that cut one short."""
 
     @property
     def equal_to_replay(self) -> bool:
@@ -60,10 +62,11 @@ class CrashReport(msgspec.Struct):
 
 
 def crash_run(folder: Path, rules: Path, workload: Workload, kills: int, seed: int = 1,
-              batch_size: int = 200, window: int = 8, hot_members: int = 0) -> CrashReport:
+              batch_size: int = 200, window: int = 8, hot_members: int = 0, reshard: int = 0) -> CrashReport:
     """`kills` kills at random moments of the stream; every third is of the whole serve process
     (shard, serve, shard, shard, serve, …), the others of one shard actor. `hot_members` bounds
-    the members each shard keeps in memory (0: all)."""
+    the members each shard keeps in memory (0: all). `reshard` N: rebalance onto N shards all
+    along, started again whenever a kill cut it short, and finished after the stream."""
     folder.mkdir(parents=True, exist_ok=True)
     chunks = dependent_chunks(workload, batch_size)
     expected_results, expected_members = _replayed(folder, rules, chunks)
@@ -73,6 +76,7 @@ def crash_run(folder: Path, rules: Path, workload: Workload, kills: int, seed: i
     sender = _Sender(serving, [_batch(n, chunk) for n, chunk in enumerate(chunks)], window)
     sending = threading.Thread(target=sender.run, name="crash-sender")
     sending.start()
+    rebalancing = _Rebalancing(serving, reshard, sending) if reshard else None
     serve_kills = shard_kills = 0
     moments = sorted(rng.uniform(0.05, 0.95) for _ in range(kills))
     try:
@@ -86,6 +90,8 @@ def crash_run(folder: Path, rules: Path, workload: Workload, kills: int, seed: i
         sending.join()
         if sender.error is not None:
             raise sender.error
+        if rebalancing is not None:
+            rebalancing.join()
         with serving.current.client() as client:
             member_mismatches = _members_differ(client, expected_members)
     finally:
@@ -93,7 +99,8 @@ def crash_run(folder: Path, rules: Path, workload: Workload, kills: int, seed: i
     result_mismatches = _results_differ(sender.results, expected_results)
     refunds = sum(1 for chunk in chunks for txn in chunk if txn["txn_id"].startswith(_REFUND))
     return CrashReport(len(expected_results), refunds, window, serve_kills, shard_kills, len(sender.resent),
-                       dict(sender.breaks), time.monotonic() - started, result_mismatches, member_mismatches)
+                       dict(sender.breaks), time.monotonic() - started, result_mismatches, member_mismatches,
+                       rebalancing.starts if rebalancing is not None else 0)
 
 
 class _Serving:
@@ -107,7 +114,8 @@ class _Serving:
 
     def _start(self) -> Serve:
         serve = Serve(self.folder / "data", self.folder / f"serve-{self.restarts}.log", rules=self.rules,
-                      shards=2, start_date=self.start, hot_members=self.hot_members)
+                      shards=2 if not (self.folder / "data").exists() else 0, start_date=self.start,
+                      hot_members=self.hot_members)
         serve.wait_for_port()
         serve.client().close()  # SERVING
         return serve
@@ -127,6 +135,34 @@ class _Serving:
                 return False
             os.kill(rng.choice(shards), signal.SIGKILL)  # Ray restarts the actor; it reopens its LMDB
             return True
+
+
+class _Rebalancing(threading.Thread):
+    """Rebalances onto `shards` while the stream goes on, again after each kill cut it short,
+    until the stream is over and the layout is even."""
+
+    def __init__(self, serving: _Serving, shards: int, sending: threading.Thread) -> None:
+        super().__init__(name="crash-rebalance", daemon=True)
+        self.serving, self.shards, self.sending = serving, shards, sending
+        self.starts = 0
+        self.start()
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            try:
+                with PatronClient(self.serving.current.address, timeout=10, retries=0) as client:
+                    moving = client.status().resharding
+                    owned = list(moving.owned)
+                    even = len(owned) == self.shards and max(owned) - min(owned) <= 1
+                    if not moving.running and not even:
+                        client.rebalance(self.shards)
+                        self.starts += 1
+                    elif not moving.running and not self.sending.is_alive():
+                        return
+            except grpc.RpcError:
+                pass  # the server of the moment is down or busy: ask again
+            time.sleep(0.2)
 
 
 class _Sender:

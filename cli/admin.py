@@ -5,7 +5,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -159,15 +159,20 @@ def midnight(args: argparse.Namespace) -> int:
     """The run goes on in the server; this follows it to the end, with its progress on stderr."""
     with _client(args) as client:
         client.run_midnight(args.date, allow_future=args.allow_future, background=True)
-        try:
-            run = client.follow_midnight(progress=_midnight_progress)
-        except KeyboardInterrupt:
-            print("patron: no longer following; the midnight run goes on in the server (see `patron status`)",
-                  file=sys.stderr)
-            return 130
-    _show(run)
-    if run.error:
-        print(f"patron: the midnight run stopped short: {run.error}", file=sys.stderr)
+        return followed(lambda: client.follow_midnight(progress=_midnight_progress), "the midnight run")
+
+
+def followed(follow: Callable[[], Any], what: str) -> int:
+    """Follow a job the server runs to its end and show it: 0, 1 when it stopped short, 130 when
+    the operator stopped following (the job goes on)."""
+    try:
+        job = follow()
+    except KeyboardInterrupt:
+        print(f"patron: no longer following; {what} goes on in the server (see `patron status`)", file=sys.stderr)
+        return 130
+    _show(job)
+    if job.error:
+        print(f"patron: {what} stopped short: {job.error}", file=sys.stderr)
         return 1
     return 0
 

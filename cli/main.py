@@ -85,7 +85,7 @@ def _count(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from cli import admin, bench, events
+    from cli import admin, bench, events, shards
 
     parser = argparse.ArgumentParser(prog="patron", description="A loyalty scoring engine.")
     commands = parser.add_subparsers(metavar="COMMAND")
@@ -93,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     _replay_parser(commands)
     bench.add_parser(commands)
     events.add_parser(commands, _remote)
+    shards.add_parser(commands, _remote)
 
     rules = commands.add_parser("rules", help="check and publish rules documents").add_subparsers(metavar="ACTION")
     validate = rules.add_parser("validate", help="check a rules file; print every problem")

@@ -307,14 +307,29 @@ class PatronClient:
         """Ask how the midnight run goes every `every` seconds until it is over; `progress` is
         called with each answer meanwhile. Each question is short, so a long run is never cut
         short by the client's timeout."""
+        return self._follow("midnight", every, progress)
+
+    def _follow(self, field: str, every: float, progress: Any) -> Any:
         while True:
-            run = self._retrying(lambda: self.admin.GetStatus(pb.GetStatusRequest(), timeout=self.timeout,
-                                                              metadata=self.metadata)).midnight
-            if not run.running:
-                return run
+            job = getattr(self._retrying(lambda: self.admin.GetStatus(pb.GetStatusRequest(), timeout=self.timeout,
+                                                                      metadata=self.metadata)), field)
+            if not job.running:
+                return job
             if progress is not None:
-                progress(run)
+                progress(job)
             time.sleep(every)
+
+    def move_virtual_shard(self, virtual_shard: int, to: int) -> pb.Resharding:
+        """Start moving one virtual shard to shard `to`; `follow_resharding` waits for the end."""
+        return self._call(self.admin.MoveVirtualShard, pb.MoveVirtualShardRequest(virtual_shard=virtual_shard, to=to))
+
+    def rebalance(self, shards: int = 0) -> pb.Resharding:
+        """Start evening out the layout over `shards` (0: as many as now; more: new shards first)."""
+        return self._call(self.admin.Rebalance, pb.RebalanceRequest(shards=shards))
+
+    def follow_resharding(self, every: float = 1.0, progress: Any = None) -> pb.Resharding:
+        """As `follow_midnight`, for the move or rebalance under way."""
+        return self._follow("resharding", every, progress)
 
     def checkpoint(self) -> pb.CheckpointResponse:
         return self._call(self.admin.Checkpoint, pb.CheckpointRequest())

@@ -35,6 +35,11 @@ class PublishBusyError(PatronError):
     """Raised when rules are published while the previous publish is still re-evaluating members."""
 
 
+class ReshardBusyError(PatronError):
+    """Raised when virtual shards cannot move now: another move or rebalance is under way, a
+    midnight run or re-evaluation is running, or node gateways route by a layout of their own."""
+
+
 class StorageFullError(PatronError):
     """Raised when a batch cannot be committed because the disk or the shard's map is full;
     nothing of the batch's part on that shard was applied (other shards' parts may have been)."""

@@ -576,7 +576,7 @@ class Recalculation(_message.Message):
     def __init__(self, running: _Optional[bool] = ..., version: _Optional[int] = ..., members_done: _Optional[int] = ..., members_total: _Optional[int] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("rule_version", "shards", "recalculation", "virtual_shards", "members_per_tag", "midnight")
+    __slots__ = ("rule_version", "shards", "recalculation", "virtual_shards", "members_per_tag", "midnight", "resharding")
     class MembersPerTagEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -590,13 +590,53 @@ class StatusResponse(_message.Message):
     VIRTUAL_SHARDS_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_PER_TAG_FIELD_NUMBER: _ClassVar[int]
     MIDNIGHT_FIELD_NUMBER: _ClassVar[int]
+    RESHARDING_FIELD_NUMBER: _ClassVar[int]
     rule_version: int
     shards: _containers.RepeatedCompositeFieldContainer[ShardStatus]
     recalculation: Recalculation
     virtual_shards: int
     members_per_tag: _containers.ScalarMap[str, int]
     midnight: MidnightProgress
-    def __init__(self, rule_version: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[ShardStatus, _Mapping]]] = ..., recalculation: _Optional[_Union[Recalculation, _Mapping]] = ..., virtual_shards: _Optional[int] = ..., members_per_tag: _Optional[_Mapping[str, int]] = ..., midnight: _Optional[_Union[MidnightProgress, _Mapping]] = ...) -> None: ...
+    resharding: Resharding
+    def __init__(self, rule_version: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[ShardStatus, _Mapping]]] = ..., recalculation: _Optional[_Union[Recalculation, _Mapping]] = ..., virtual_shards: _Optional[int] = ..., members_per_tag: _Optional[_Mapping[str, int]] = ..., midnight: _Optional[_Union[MidnightProgress, _Mapping]] = ..., resharding: _Optional[_Union[Resharding, _Mapping]] = ...) -> None: ...
+
+class Resharding(_message.Message):
+    __slots__ = ("running", "shards", "planned", "done", "members_moved", "virtual_shard", "to", "seconds", "error", "owned")
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
+    PLANNED_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_MOVED_FIELD_NUMBER: _ClassVar[int]
+    VIRTUAL_SHARD_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    OWNED_FIELD_NUMBER: _ClassVar[int]
+    running: bool
+    shards: int
+    planned: int
+    done: int
+    members_moved: int
+    virtual_shard: int
+    to: int
+    seconds: float
+    error: str
+    owned: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, running: _Optional[bool] = ..., shards: _Optional[int] = ..., planned: _Optional[int] = ..., done: _Optional[int] = ..., members_moved: _Optional[int] = ..., virtual_shard: _Optional[int] = ..., to: _Optional[int] = ..., seconds: _Optional[float] = ..., error: _Optional[str] = ..., owned: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class MoveVirtualShardRequest(_message.Message):
+    __slots__ = ("virtual_shard", "to")
+    VIRTUAL_SHARD_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    virtual_shard: int
+    to: int
+    def __init__(self, virtual_shard: _Optional[int] = ..., to: _Optional[int] = ...) -> None: ...
+
+class RebalanceRequest(_message.Message):
+    __slots__ = ("shards",)
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
+    shards: int
+    def __init__(self, shards: _Optional[int] = ...) -> None: ...
 
 class GetAnomalyReportRequest(_message.Message):
     __slots__ = ("date",)

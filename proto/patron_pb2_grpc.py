@@ -553,6 +553,16 @@ class AdminStub:
                 request_serializer=proto_dot_patron__pb2.GetAnomalyReportRequest.SerializeToString,
                 response_deserializer=proto_dot_patron__pb2.AnomalyReport.FromString,
                 _registered_method=True)
+        self.MoveVirtualShard = channel.unary_unary(
+                '/patron.v1.Admin/MoveVirtualShard',
+                request_serializer=proto_dot_patron__pb2.MoveVirtualShardRequest.SerializeToString,
+                response_deserializer=proto_dot_patron__pb2.Resharding.FromString,
+                _registered_method=True)
+        self.Rebalance = channel.unary_unary(
+                '/patron.v1.Admin/Rebalance',
+                request_serializer=proto_dot_patron__pb2.RebalanceRequest.SerializeToString,
+                response_deserializer=proto_dot_patron__pb2.Resharding.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -594,6 +604,19 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MoveVirtualShard(self, request, context):
+        """Start moving virtual shards; the answer is the plan, GetStatus shows how far it got.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Rebalance(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -626,6 +649,16 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.GetAnomalyReport,
                     request_deserializer=proto_dot_patron__pb2.GetAnomalyReportRequest.FromString,
                     response_serializer=proto_dot_patron__pb2.AnomalyReport.SerializeToString,
+            ),
+            'MoveVirtualShard': grpc.unary_unary_rpc_method_handler(
+                    servicer.MoveVirtualShard,
+                    request_deserializer=proto_dot_patron__pb2.MoveVirtualShardRequest.FromString,
+                    response_serializer=proto_dot_patron__pb2.Resharding.SerializeToString,
+            ),
+            'Rebalance': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rebalance,
+                    request_deserializer=proto_dot_patron__pb2.RebalanceRequest.FromString,
+                    response_serializer=proto_dot_patron__pb2.Resharding.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -790,6 +823,60 @@ class Admin:
             '/patron.v1.Admin/GetAnomalyReport',
             proto_dot_patron__pb2.GetAnomalyReportRequest.SerializeToString,
             proto_dot_patron__pb2.AnomalyReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MoveVirtualShard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/patron.v1.Admin/MoveVirtualShard',
+            proto_dot_patron__pb2.MoveVirtualShardRequest.SerializeToString,
+            proto_dot_patron__pb2.Resharding.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rebalance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/patron.v1.Admin/Rebalance',
+            proto_dot_patron__pb2.RebalanceRequest.SerializeToString,
+            proto_dot_patron__pb2.Resharding.FromString,
             options,
             channel_credentials,
             insecure,

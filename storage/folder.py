@@ -21,6 +21,9 @@ class Layout(msgspec.Struct):
     folder_id: str = ""
     """Names this data folder's shards apart from another's under a node's own data root (given
     on the first start on a cluster)."""
+    first_shards: int = 0
+    """The shards before any was added (patron shards rebalance); 0: none was. Event positions
+    given before then name that many."""
 
 
 class PublishedRules(msgspec.Struct):

@@ -25,6 +25,8 @@ DOWN = f"127.0.0.1:{closed_port()}"
 REMOTE = {
     "status": ["status"],
     "checkpoint": ["checkpoint"],
+    "shards move": ["shards", "move", "3", "--to", "1"],
+    "shards rebalance": ["shards", "rebalance", "--shards", "3"],
     "midnight": ["midnight", "--date", "2026-12-01"],
     "member show": ["member", "show", "M1"],
     "member show --ledger": ["member", "show", "M1", "--ledger"],

@@ -1,0 +1,242 @@
+"""Moving virtual shards between shards while batches flow, and adding shards (`patron shards
+move`, `patron shards rebalance`). The coordinator moves one virtual shard at a time:
+
+1. writes for its members wait at the gateway, in arrival order (`held`, `free`), while what
+   was already sent to the source drains: the export is queued in the source's lane behind it;
+2. the source exports the virtual shard's records from one snapshot;
+3. the destination writes them in one commit (ledgers appended at its own positions);
+4. the layout naming the destination as owner is written to disk (atomically), then used;
+5. the writes that waited leave, to the destination, in the order they arrived;
+6. the source deletes its copy, in one commit.
+
+A note in the data folder names the move from step 2 until step 6 is done: after a crash at any
+point, the next start deletes the copy held by the shard the layout on disk does not name, so
+exactly one copy is in force, and it holds every acknowledged write (docs/decisions.md)."""
+
+import asyncio
+import logging
+import time
+import zlib
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from actors.lanes import Lane
+from engine.calendar import parse_day
+from engine.errors import InvalidRequestError, OverloadedError, ReshardBusyError
+from storage import vshard_move
+from storage.vshard_move import MoveNote
+
+__all__ = ["ReshardProgress", "Resharding", "even_moves"]
+
+log = logging.getLogger("patron.resharding")
+
+
+class ReshardProgress(msgspec.Struct):
+    """A move or rebalance, as it goes and once it is over."""
+
+    shards: int
+    planned: int
+    """Virtual shards to move."""
+    done: int = 0
+    members_moved: int = 0
+    vshard: int = -1
+    """Moving now, to `to` (-1: between moves)."""
+    to: int = -1
+    running: bool = True
+    error: str = ""
+    started: float = msgspec.field(default_factory=time.monotonic)
+    seconds: float = 0.0
+
+
+def even_moves(owners: list[int], shards: int) -> list[tuple[int, int]]:
+    """(virtual shard, destination) for each move that makes the layout even over `shards`: each
+    shard owns its share (differing by one at most), and a virtual shard moves only off a shard
+    that owns more than its share, to one that owns less, so as few move as can."""
+    share = [len(owners) // shards + (1 if shard < len(owners) % shards else 0) for shard in range(shards)]
+    owned: list[list[int]] = [[] for _ in range(shards)]
+    for vshard, owner in enumerate(owners):
+        owned[owner].append(vshard)
+    spare = [vshard for shard in range(shards) for vshard in owned[shard][share[shard]:]]
+    moves = []
+    for shard in range(shards):
+        for _ in range(share[shard] - len(owned[shard])):
+            moves.append((spare.pop(0), shard))
+    return moves
+
+
+class Resharding:
+    """The coordinator's moves of virtual shards. One move or rebalance runs at a time."""
+
+    def __init__(self, coordinator: Any) -> None:
+        """`coordinator`: actors/coordinator.py's, which holds the layout, lanes and jobs' lock."""
+        self.coordinator = coordinator
+        self.holding: frozenset[int] = frozenset()
+        """Virtual shards whose writes wait at the gateway."""
+        self._released = asyncio.Event()
+        self._released.set()
+        self.progress: ReshardProgress | None = None
+        self._task: asyncio.Task | None = None
+
+    # -- the gateway's side ----------------------------------------------------------------
+
+    def held(self, member_ids: Iterable[str]) -> bool:
+        """Whether a write for these members must wait (only while a move is under way)."""
+        if not self.holding:
+            return False
+        virtual_shards, holding = self.coordinator.layout.virtual_shards, self.holding
+        return any(zlib.crc32(m.encode()) % virtual_shards in holding for m in member_ids)
+
+    async def released(self) -> None:
+        await self._released.wait()
+
+    async def free(self, member_ids: Iterable[str]) -> None:
+        """Wait while a write for these members must wait."""
+        member_ids = list(member_ids)
+        while self.held(member_ids):
+            await self.released()
+
+    # -- starting ------------------------------------------------------------------------------
+
+    def start_move(self, vshard: int, to: int) -> ReshardProgress:
+        layout = self.coordinator.layout
+        if not 0 <= vshard < layout.virtual_shards:
+            raise InvalidRequestError(f"virtual_shard: expected 0 to {layout.virtual_shards - 1}, got {vshard}")
+        if not 0 <= to < layout.shards:
+            raise InvalidRequestError(f"to: expected a shard from 0 to {layout.shards - 1}, got {to} "
+                                      f"(add shards with patron shards rebalance --shards N)")
+        return self._start(layout.shards, [(vshard, to)] if layout.owners[vshard] != to else [])
+
+    def start_rebalance(self, shards: int) -> ReshardProgress:
+        layout = self.coordinator.layout
+        shards = shards or layout.shards
+        if shards < layout.shards:
+            raise InvalidRequestError(f"shards: this folder has {layout.shards} shards; patron adds shards but "
+                                      f"does not remove them, so expected {layout.shards} or more, got {shards}")
+        if shards > layout.virtual_shards:
+            raise InvalidRequestError(f"shards: at most {layout.virtual_shards} (one virtual shard each), got {shards}")
+        return self._start(shards, even_moves(layout.owners, shards))
+
+    def _start(self, shards: int, moves: list[tuple[int, int]]) -> ReshardProgress:
+        if self._task is not None and not self._task.done():
+            raise ReshardBusyError("virtual shards are being moved already (GetStatus shows how far); "
+                                   "start again when that is done")
+        if self.coordinator.config.gateway_per_node:
+            raise ReshardBusyError("virtual shards cannot move while node gateways run (--gateway-per-node): "
+                                   "they route by the layout they read at start; serve without them to reshard")
+        self.progress = progress = ReshardProgress(shards, len(moves))
+        self._task = self.coordinator._background(self._run(progress, shards, moves))
+        return progress
+
+    async def _run(self, progress: ReshardProgress, shards: int, moves: list[tuple[int, int]]) -> None:
+        try:
+            if shards > self.coordinator.layout.shards:
+                await self._add_shards(shards)
+            for vshard, to in moves:
+                progress.vshard, progress.to = vshard, to
+                progress.members_moved += await self._move_soon(vshard, to)
+                progress.done += 1
+                self.coordinator.metrics.vshards_moved.inc()
+        except Exception as error:
+            progress.error = f"{type(error).__name__}: {error}"
+            raise
+        finally:
+            progress.running, progress.vshard, progress.to = False, -1, -1
+            progress.seconds = time.monotonic() - progress.started
+            log.info("virtual shards moved", extra={"moved": progress.done, "planned": progress.planned,
+                                                     "members": progress.members_moved, "error": progress.error})
+
+    # -- moving ------------------------------------------------------------------------------
+
+    async def _move_soon(self, vshard: int, to: int, tries: int = 20) -> int:
+        for _ in range(tries - 1):
+            moved = await self.move(vshard, to)
+            if moved is not None:
+                return moved
+            await asyncio.sleep(0.5)
+        moved = await self.move(vshard, to)
+        if moved is None:
+            raise ReshardBusyError(f"virtual shard {vshard} did not move: a write failed on its shard each of "
+                                   f"{tries} times it was about to (see the logs); start again when it is fixed")
+        return moved
+
+    async def move(self, vshard: int, to: int) -> int | None:
+        """Move one virtual shard (steps 1 to 6 above); returns how many members moved, or None when
+        a write failed on the source just before the export: a stream's later batches must then be
+        refused there, as they would be without the move (actors/batch_order.py), so the move is
+        undone, to be tried again."""
+        coordinator = self.coordinator
+        root, virtual_shards = coordinator.folder.root, coordinator.layout.virtual_shards
+        async with coordinator.exclusive:  # no midnight run, publish or checkpoint meanwhile
+            while coordinator.publishing:  # members re-evaluated where they are, first
+                await asyncio.sleep(0.2)
+            await self.recover()
+            source = coordinator.layout.owners[vshard]
+            if source == to:
+                return 0
+            self._hold(frozenset({vshard}))
+            try:
+                failures = coordinator.lanes[source].failures
+                vshard_move.write_note(root, MoveNote(vshard, source, to))
+                data = await self._call(source, "vshard_export", [vshard], virtual_shards)
+                if coordinator.lanes[source].failures != failures:
+                    vshard_move.clear_note(root)
+                    return None
+                members = await self._call(to, "vshard_take_in", data, virtual_shards)
+                coordinator.set_owner(vshard, to)
+            except BaseException:
+                await self.recover()
+                raise
+            finally:
+                self._hold(frozenset())
+            await self.recover()
+        return members
+
+    async def recover(self) -> None:
+        """After a move that stopped short (here or before a restart): delete the copy held by
+        the shard that does not own the virtual shard, then the note."""
+        coordinator = self.coordinator
+        root = coordinator.folder.root
+        note = vshard_move.read_note(root)
+        if note is None:
+            return
+        owner = coordinator.layout.owners[note.vshard]
+        stray = note.destination if owner == note.source else note.source
+        if stray < len(coordinator.lanes):
+            gone = await self._call(stray, "vshard_let_go", [note.vshard], coordinator.layout.virtual_shards)
+            log.info("a moved virtual shard's other copy deleted", extra={"vshard": note.vshard, "shard": stray,
+                                                                          "members": gone})
+        vshard_move.clear_note(root)
+
+    def _hold(self, vshards: frozenset[int]) -> None:
+        self.holding = vshards
+        if vshards:
+            self._released.clear()
+        else:
+            self._released.set()
+
+    async def _call(self, shard: int, method: str, *args: Any) -> Any:
+        """A call in the shard's lane, behind the writes queued before it; a full lane is waited for."""
+        while True:
+            try:
+                return await self.coordinator.lanes[shard].send(method, *args)
+            except OverloadedError:
+                await asyncio.sleep(0.05)
+
+    # -- adding shards -------------------------------------------------------------------------
+
+    async def _add_shards(self, shards: int) -> None:
+        """Start the new shards, empty, on the business day of the others; the layout naming
+        them (owning nothing yet) is on disk before they start, so a restart starts them too."""
+        coordinator, config = self.coordinator, self.coordinator.config
+        async with coordinator.exclusive:  # not in the middle of a midnight date or a publish
+            days = [parse_day(s.business_day) for s in await coordinator.status() if s.business_day]
+            day = min(days) if days else config.start_date or coordinator.today()
+            coordinator.set_shards(shards)
+            for shard in range(len(coordinator.actors), shards):
+                actor = coordinator._spawn(shard, day)
+                await actor.status.remote()
+                coordinator.actors.append(actor)
+                coordinator.lanes.append(Lane(actor, shard, config.in_flight_per_shard, config.queue_per_shard))
+        log.info("shards added", extra={"shards": shards})

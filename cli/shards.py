@@ -1,0 +1,51 @@
+"""`patron shards move` and `patron shards rebalance`: virtual shards moved between the shards of a
+running patron while it serves (actors/resharding.py)."""
+
+import argparse
+import sys
+from typing import Any
+
+__all__ = ["add_parser"]
+
+
+def add_parser(commands: argparse._SubParsersAction, remote: object) -> None:
+    shards = commands.add_parser("shards", help="move virtual shards between shards, add shards").add_subparsers(
+        metavar="ACTION")
+    move = remote(shards.add_parser(  # type: ignore[operator]
+        "move", help="move one virtual shard to another shard while ingestion goes on"))
+    move.add_argument("vshard", type=int, metavar="VSHARD", help="the virtual shard (see `patron status`)")
+    move.add_argument("--to", type=int, required=True, metavar="SHARD", help="the shard that will own it")
+    move.set_defaults(run=_move)
+    rebalance = remote(shards.add_parser(  # type: ignore[operator]
+        "rebalance", help="even out virtual shards over the shards, adding shards first with --shards N"))
+    rebalance.add_argument("--shards", type=int, default=0, metavar="N",
+                           help="shards when done (more than now: new ones start empty; default: as many as now)")
+    rebalance.set_defaults(run=_rebalance)
+    for command in (move, rebalance):
+        command.add_argument("--no-wait", action="store_true", help="start it and return; `patron status` follows it")
+
+
+def _move(args: argparse.Namespace) -> int:
+    return _run(args, lambda client: client.move_virtual_shard(args.vshard, args.to))
+
+
+def _rebalance(args: argparse.Namespace) -> int:
+    return _run(args, lambda client: client.rebalance(args.shards))
+
+
+def _run(args: argparse.Namespace, start: Any) -> int:
+    """The moves go on in the server; this follows them to the end, with progress on stderr."""
+    from cli.admin import _client, followed
+
+    with _client(args) as client:
+        started = start(client)
+        print(f"moving {started.planned} virtual shards over {started.shards} shards", file=sys.stderr, flush=True)
+        if args.no_wait:
+            return 0
+        return followed(lambda: client.follow_resharding(progress=_progress), "resharding")
+
+
+def _progress(moving: Any) -> None:
+    now = f"virtual shard {moving.virtual_shard} to shard {moving.to}" if moving.virtual_shard >= 0 else "..."
+    print(f"resharding: {moving.done:,} of {moving.planned:,} virtual shards moved ({now}), "
+          f"{moving.members_moved:,} members, {moving.seconds:.0f} s", file=sys.stderr, flush=True)

@@ -1,0 +1,173 @@
+"""Moving virtual shards and adding a shard while a client streams batches (real Ray, gRPC,
+LMDB): every result, member and ledger is what replay computes, nothing lost or counted twice."""
+
+import threading
+import time
+
+import grpc
+import msgspec
+import pytest
+import ray
+
+from actors.routing import virtual_shard
+from bench.crash import crash_run
+from bench.workload import Workload, generate
+from client import PatronClient
+from engine.calendar import parse_day
+from storage.folder import Layout
+from tests.conftest import EXAMPLE_RULES
+from tests.integration.test_agreement import WORKLOAD, assert_members_and_ledgers, replayed, served
+from tests.integration.test_cli_served import patron
+from tests.integration.test_metrics import scrape, value
+
+
+class Mover(threading.Thread):
+    """Once the stream is going: a few single moves, then a rebalance onto one more shard."""
+
+    def __init__(self, address: str, moves: list[tuple[int, int]], shards: int) -> None:
+        super().__init__(daemon=True)
+        self.address, self.moves, self.shards = address, moves, shards
+        self.streaming = threading.Event()
+        self.stream_over = threading.Event()
+        self.done_while_streaming = 0
+        self.rebalanced = 0
+        self.outcomes: list = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.streaming.wait(60)
+            with PatronClient(self.address) as client:
+                for vshard, to in self.moves:
+                    client.move_virtual_shard(vshard, to)
+                    self.outcomes.append(client.follow_resharding(every=0.05))
+                    self.done_while_streaming += not self.stream_over.is_set()
+                client.rebalance(self.shards)
+                single = self.done_while_streaming
+                while not self.stream_over.is_set():
+                    moving = client.status().resharding
+                    self.rebalanced = moving.done
+                    self.done_while_streaming = single + moving.done
+                    if not moving.running:
+                        break
+                    time.sleep(0.05)
+                self.outcomes.append(client.follow_resharding(every=0.1))
+        except BaseException as error:  # the test thread reports it
+            self.error = error
+
+    def wait_for(self, moves: int, rebalanced: int, timeout: float = 60) -> None:
+        """Pace the stream: go on once the moves got this far (or the mover stopped)."""
+        deadline = time.monotonic() + timeout
+        while (len(self.outcomes) < moves or self.rebalanced < rebalanced) and self.is_alive() \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+@pytest.mark.parametrize("hot_members", [0, 5])
+def test_moves_and_a_new_shard_under_a_streaming_load_agree_with_replay(start_server, tmp_path, hot_members):
+    # hot_members 5: shards keep few members in memory, and a totals record and wake-up index on disk
+    server = start_server(shards=2, start_date=parse_day(WORKLOAD.start), metrics_port=0, hot_members=hot_members)
+    expected_results, expected_members, expected_ledger = replayed(tmp_path)
+    txns = list(generate(WORKLOAD))
+    busiest = max({virtual_shard(t["member_id"]) for t in txns},
+                  key=lambda v: sum(1 for t in txns if virtual_shard(t["member_id"]) == v))
+    # the busiest virtual shard goes to the other shard and back; two more go across
+    first_owner = busiest % 2
+    mover = Mover(server.address, [(busiest, 1 - first_owner), (3, 0), (4, 1), (busiest, first_owner)], shards=3)
+    mover.start()
+    with PatronClient(server.address) as client:
+        first, rest = txns[:200], txns[200:]
+        results = served(client, first, batch_size=50)
+        mover.streaming.set()
+        # in slices, each streamed with a window: purchases, and refunds of them batches later; the
+        # stream goes on while single moves, then the rebalance, are under way
+        slices = [rest[i:i + len(rest) // 8 + 1] for i in range(0, len(rest), len(rest) // 8 + 1)]
+        for number, part in enumerate(slices):
+            mover.wait_for(moves=4 if number >= 3 else 0, rebalanced=20 if number >= 5 else 0)
+            results += served(client, part, batch_size=50, window=8)
+        mover.stream_over.set()
+        mover.join(180)
+        assert mover.error is None, mover.error
+        assert results == expected_results
+        assert_members_and_ledgers(client, expected_members, expected_ledger)
+        status = client.status()
+    assert [o.error for o in mover.outcomes] == [""] * 5
+    assert [o.done for o in mover.outcomes] == [1, 1, 1, 1, mover.outcomes[-1].planned]
+    assert mover.outcomes[-1].planned >= 1024 // 3 - 2
+    assert sorted(mover.outcomes[-1].owned) == [341, 341, 342]
+    assert mover.done_while_streaming > 4 + 20, "the moves did not overlap the stream"
+    assert len(status.shards) == 3
+    assert min(s.members for s in status.shards) > 0
+    assert sum(s.members for s in status.shards) == len(expected_members)
+    samples = scrape(server.server.metrics_port)
+    assert value(samples, "patron_virtual_shards_moved_total") == 4 + mover.outcomes[-1].planned
+    assert value(samples, "patron_virtual_shards", shard="2") in (341, 342)
+    assert_shards_count_what_they_hold(server, status, expected_members)
+
+
+def assert_shards_count_what_they_hold(server, status, expected_members) -> None:
+    """What shards keep about their members in memory followed the moves: members per tag,
+    stored value, and each shard's coupon grant covers the instances its members hold."""
+    tags: dict[str, int] = {}
+    for member in expected_members:
+        for tag in member["tags"]:
+            tags[tag] = tags.get(tag, 0) + 1
+    assert dict(status.members_per_tag) == tags
+    stored = sum(member.get("stored_value", 0) for member in expected_members)
+    deadline = time.monotonic() + 10
+    gauge = "patron_stored_value_outstanding_minor"
+    while value(scrape(server.server.metrics_port), gauge, part="principal") != stored:
+        assert time.monotonic() < deadline, "the stored value gauge does not add up"
+        time.sleep(0.2)
+    coordinator = server.server.coordinator
+    held: dict[int, int] = {}
+    for member in expected_members:
+        shard = coordinator.shard_for(member["member_id"])
+        held[shard] = held.get(shard, 0) + sum(1 for c in member["coupons"] if c["coupon_id"] == "WELCOME10")
+    grants = ray.get(coordinator.keeper.state.remote())["WELCOME10"]
+    assert all(grants.get(shard, 0) >= count for shard, count in held.items()), (grants, held)
+    assert sum(held.values()) > 0
+
+
+def test_a_move_is_refused_clearly_when_it_cannot_start(start_server):
+    server = start_server(shards=2)
+    with PatronClient(server.address) as client:
+        for call, words in ((lambda: client.move_virtual_shard(5000, 0), "virtual_shard"),
+                            (lambda: client.move_virtual_shard(5, 7), "to: expected a shard"),
+                            (lambda: client.rebalance(1), "does not remove them")):
+            with pytest.raises(grpc.RpcError) as refused:
+                call()
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert words in refused.value.details()
+
+
+def test_killing_the_server_and_shards_while_rebalancing_loses_doubles_and_reorders_nothing(tmp_path):
+    # crash_run serves with --start-date at the workload's start: the business day is pinned;
+    # the rebalance onto 3 shards runs all along the stream and is started again after each kill
+    workload = Workload(transactions=3_000, members=500, days=1, start="2026-11-17", seed=41)
+    report = crash_run(tmp_path, EXAMPLE_RULES, workload, kills=3, seed=4, window=8, reshard=3)
+    assert (report.shard_kills, report.serve_kills) == (2, 1)
+    assert report.dependent_refunds > 100
+    assert report.result_mismatches == []
+    assert report.member_mismatches == []
+    assert report.transactions == 3_000 + report.dependent_refunds
+    assert report.rebalances >= 2, "no kill cut the rebalance short"
+    layout = msgspec.json.decode((tmp_path / "data" / "layout.json").read_bytes(), type=Layout)
+    owned = [layout.owners.count(shard) for shard in range(3)]
+    assert layout.shards == 3
+    assert max(owned) - min(owned) <= 1
+    assert not (tmp_path / "data" / "moving.json").exists()
+
+
+def test_patron_shards_rebalance_follows_the_moves_to_the_end(start_server):
+    server = start_server(shards=1)
+    with PatronClient(server.address) as client:
+        client.enroll_many([{"member_id": f"m{n}"} for n in range(60)])
+    done = patron("shards", "rebalance", "--shards", "2", "--address", server.address)
+    assert done.returncode == 0, done.stderr
+    assert "moving 512 virtual shards over 2 shards" in done.stderr
+    with PatronClient(server.address) as client:
+        status = client.status()
+    assert list(status.resharding.owned) == [512, 512]
+    assert sum(s.members for s in status.shards) == 60
+    assert min(s.members for s in status.shards) > 0
