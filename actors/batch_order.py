@@ -5,6 +5,7 @@ part only when it committed that previous part itself, in this process. A part w
 predecessor failed, or was committed before the shard restarted, is refused, and so is every
 later one of that stream: the client, which knows the order, sends them again on a new stream."""
 
+import asyncio
 import uuid
 from collections import OrderedDict
 
@@ -35,13 +36,28 @@ class Stream:
         self.number = 0
         self.last_on: dict[int, int] = {}
         """The number of the last batch with a part on each shard."""
+        self.failed = False
+        """A part of it failed: the shards' chains no longer say enough once a virtual shard can
+        move (its members' next part would go to a shard that never saw the failure), so nothing
+        more of this stream is sent anywhere; the client resends on a new stream."""
 
     def place_batch(self, shards: list[int]) -> dict[int, tuple[str, int, int]]:
         """The next batch, with parts on `shards`: (stream, number, after) for each part."""
+        if self.failed:
+            raise OutOfOrderError("not applied: an earlier batch of this stream failed; send again from the first "
+                                  "unanswered batch, in order, on a new stream")
         self.number += 1
         places = {shard: (self.id, self.number, self.last_on.get(shard, 0)) for shard in shards}
         self.last_on.update(dict.fromkeys(shards, self.number))
         return places
+
+    def watch(self, sent: asyncio.Future) -> None:
+        """Mark the stream failed as soon as this part's call fails."""
+        sent.add_done_callback(self._answered)
+
+    def _answered(self, sent: asyncio.Future) -> None:
+        if not sent.cancelled() and sent.exception() is not None:
+            self.failed = True
 
 
 class StreamOrder:

@@ -280,8 +280,10 @@ class IngestService:
         for shard, (indices, part) in parts.items():
             reserved = shard in admitted
             admitted.discard(shard)
-            routed.append((shard, indices, lanes[shard].send("apply", _encode(BatchPart(part, *places.get(shard, ()))),
-                                                             reserved=reserved)))
+            sent = lanes[shard].send("apply", _encode(BatchPart(part, *places.get(shard, ()))), reserved=reserved)
+            if stream is not None:
+                stream.watch(sent)
+            routed.append((shard, indices, sent))
         return batch.batch_id, count, routed
 
     async def _settle(self, batch_id: str, count: int, routed: list[tuple[int, list[int], asyncio.Future]],

@@ -1,6 +1,8 @@
 """Order per member across failures, in one shard without Ray: a stream's part is applied only
 after the shard committed the stream's previous part there, in this process."""
 
+import asyncio
+
 import pytest
 
 from actors.batch_order import Stream
@@ -55,3 +57,25 @@ def test_a_stream_numbers_each_shards_parts_after_its_previous_part_on_that_shar
     stream = Stream()
     assert [stream.place_batch(shards) for shards in ([0, 1], [1], [0])] == [
         {0: (stream.id, 1, 0), 1: (stream.id, 1, 0)}, {1: (stream.id, 2, 1)}, {0: (stream.id, 3, 1)}]
+
+
+def test_nothing_more_of_a_stream_is_sent_anywhere_once_one_of_its_parts_failed():
+    """A virtual shard that moved takes its members to a shard whose chain never saw the failure."""
+    async def run() -> None:
+        stream = Stream()
+        loop = asyncio.get_running_loop()
+        first, second = loop.create_future(), loop.create_future()
+        stream.place_batch([0])
+        stream.watch(first)
+        stream.place_batch([1])
+        stream.watch(second)
+        second.set_result(b"")
+        await asyncio.sleep(0)
+        assert stream.place_batch([1]) == {1: (stream.id, 3, 2)}  # answered parts change nothing
+        first.set_exception(OutOfOrderError("shard 0 failed"))
+        await asyncio.sleep(0)
+        with pytest.raises(OutOfOrderError, match="new stream"):
+            stream.place_batch([1])
+        first.exception()
+
+    asyncio.run(run())
