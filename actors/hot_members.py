@@ -11,13 +11,18 @@ lists every member's id, stored or new, in id order."""
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, ValuesView
 
+import msgspec
+
 from engine.members import Member
 from engine.types import Day, MemberId
 from storage.shard_store import ShardStore
 
 __all__ = ["HotMembers"]
 
-Lots = tuple[tuple[Day, int], ...]
+Reader = Callable[[MemberId], Member | None]
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(list[tuple[int, int]]).decode
+_NO_LOTS = _encode([])
 
 
 class HotMembers(MutableMapping[MemberId, Member]):
@@ -34,12 +39,19 @@ class HotMembers(MutableMapping[MemberId, Member]):
         self._hot: dict[MemberId, Member] = OrderedDict() if capacity > 0 else {}
         self._fresh: set[MemberId] = set()
         """Members created since the last commit: in memory only."""
-        self._lots: dict[MemberId, Lots] = {}
-        """Bounded: each member's lots as committed, for `liability` to move by the difference."""
+        self._was: dict[MemberId, tuple[bytes, bool]] = {}
+        """Bounded, per member in memory, as last committed: its lots (MessagePack, compared and
+        decoded only when they changed) for `liability` to move by the difference, and whether it
+        was touched (then the wake-up index holds its day-0 entry already)."""
+        self._read: Reader = store.member
+        """Where a member not in memory is read: the store, or the open write's own transaction."""
         self.liability: dict[Day, int] = {}
         """Bounded: spendable points of every member (cold too) by the day they expire."""
         self.loads = 0
         """Members read from LMDB since start (a cache miss each)."""
+        self.passing = False
+        """Set while a job walks members (a midnight run, re-evaluation): those it reads from LMDB
+        go first when memory is settled, so a walk over everyone does not push out the hot."""
 
     @property
     def bounded(self) -> bool:
@@ -57,7 +69,7 @@ class HotMembers(MutableMapping[MemberId, Member]):
         kept, bounded they are only counted here (their lots to `liability`)."""
         for member in stored:
             if self.bounded:
-                self._add_lots(_lots_of(member), 1)
+                self._add_lots(_encode(member.lots), 1)
             else:
                 self._hot[member.member_id] = member
             yield member
@@ -72,13 +84,20 @@ class HotMembers(MutableMapping[MemberId, Member]):
             return member
         if not self.bounded:
             return default  # every member is here: one not here does not exist
-        member = self.store.member(member_id)
+        member = self._read(member_id)
         if member is None:
             return default
         self.loads += 1
         self._hot[member_id] = member
-        self._lots[member_id] = _lots_of(member)
+        if self.passing:
+            self._hot.move_to_end(member_id, last=False)  # type: ignore[attr-defined]
+        self._was[member_id] = (_encode(member.lots), member.touched)
         return member
+
+    def read_from(self, reader: Reader | None) -> None:
+        """Read members not in memory with `reader` (a write's: no read transaction of their own
+        per miss, and the same snapshot as the write); None: the store's, between writes."""
+        self._read = reader or self.store.member
 
     def peek(self, member_id: MemberId) -> Member | None:
         """The member if in memory now, without reading LMDB or moving it in the order."""
@@ -103,7 +122,7 @@ class HotMembers(MutableMapping[MemberId, Member]):
         """The engine removes only a member it created in the same write (engine/scoring.py)."""
         del self._hot[member_id]
         self._fresh.discard(member_id)
-        self._lots.pop(member_id, None)
+        self._was.pop(member_id, None)
 
     def __iter__(self) -> Iterator[MemberId]:
         if not self.bounded:
@@ -119,17 +138,36 @@ class HotMembers(MutableMapping[MemberId, Member]):
 
     # -- between writes -------------------------------------------------------------------------
 
-    def committed(self, members: Iterable[Member]) -> None:
+    def committed(self, members: Iterable[Member]) -> list[Member]:
         """These members' new state is being committed: no longer fresh, and their lots count as
-        they are now (a failed commit puts each back with `restore`)."""
+        they are now (a failed commit puts each back with `restore`). Returns those whose wake-up
+        index entries must be written: all but the ones touched before and still (day 0 already)."""
         self._fresh.clear()
         if not self.bounded:
-            return
+            return list(members)
+        moved = []
+        was = self._was
         for member in members:
-            lots = _lots_of(member)
-            self._add_lots(self._lots.get(member.member_id, ()), -1)
-            self._add_lots(lots, 1)
-            self._lots[member.member_id] = lots
+            member_id = member.member_id
+            lots = _encode(member.lots)
+            before = was.get(member_id)
+            if before is None:
+                self._add_lots(lots, 1)
+            elif before[0] != lots:
+                self._add_lots(before[0], -1)
+                self._add_lots(lots, 1)
+            if before is None or not (before[1] and member.touched):
+                moved.append(member)
+            was[member_id] = (lots, member.touched)
+        return moved
+
+    def unindexed(self, member_ids: Iterable[MemberId]) -> None:
+        """A midnight run dropped these members' wake-up entries: the next commit of each indexes it
+        again, touched or not."""
+        for member_id in member_ids:
+            before = self._was.get(member_id)
+            if before is not None:
+                self._was[member_id] = (before[0], False)
 
     def restore(self, member_id: MemberId, stored: Member | None) -> None:
         """After a failed write: the member as LMDB has it (None: it was never committed), and
@@ -137,10 +175,12 @@ class HotMembers(MutableMapping[MemberId, Member]):
         commit failed)."""
         self._fresh.discard(member_id)
         if self.bounded:
-            self._add_lots(self._lots.pop(member_id, ()), -1)
+            before = self._was.pop(member_id, None)
+            if before is not None:
+                self._add_lots(before[0], -1)
             if stored is not None:
-                self._lots[member_id] = _lots_of(stored)
-                self._add_lots(self._lots[member_id], 1)
+                self._was[member_id] = (_encode(stored.lots), stored.touched)
+                self._add_lots(self._was[member_id][0], 1)
         if stored is None:
             self._hot.pop(member_id, None)
         else:
@@ -153,7 +193,7 @@ class HotMembers(MutableMapping[MemberId, Member]):
         dropped = 0
         while len(self._hot) > self.capacity:
             member_id, _ = self._hot.popitem(last=False)  # type: ignore[call-arg]
-            self._lots.pop(member_id, None)
+            self._was.pop(member_id, None)
             if self.on_leave is not None:
                 self.on_leave(member_id)
             dropped += 1
@@ -177,15 +217,13 @@ class HotMembers(MutableMapping[MemberId, Member]):
         """Members in memory now."""
         return len(self._hot)
 
-    def _add_lots(self, lots: Lots, sign: int) -> None:
+    def _add_lots(self, lots: bytes, sign: int) -> None:
+        if lots == _NO_LOTS:
+            return
         totals = self.liability
-        for expires, amount in lots:
+        for expires, amount in _decode(lots):
             left = totals.get(expires, 0) + sign * amount
             if left:
                 totals[expires] = left
             else:
                 del totals[expires]
-
-
-def _lots_of(member: Member) -> Lots:
-    return tuple((lot.expires, lot.amount) for lot in member.lots)

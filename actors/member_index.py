@@ -31,15 +31,20 @@ class MemberTotals(msgspec.Struct, array_like=True):
     """Spendable points by the day they expire."""
 
 
-def wakeups_of(book: Book, members: Iterable[Member]) -> list[tuple[Day, str]]:
+def wakeups_of(book: Book, members: Iterable[Member], planned: dict[str, Day] | None = None
+               ) -> list[tuple[Day, str]]:
     """Wake-up index entries for members as they are now: day 0, the next run whatever its
     date, for a member changed since its last run (that run plans its next one: it comes before
     any other, so working it out at every batch would be wasted), else the next run with work
     for the member, as a restart would schedule it. A run removes the entries it visited; one
-    left from an earlier plan only makes a run look at a member with nothing to do."""
+    left from an earlier plan only makes a run look at a member with nothing to do. `planned`:
+    next runs already worked out for members as they are now (a midnight run's visit)."""
     entries = []
+    planned = planned or {}
     for member in members:
-        day = 0 if member.touched else wake_day(book, member)
+        day = 0 if member.touched else planned.get(member.member_id, -1)
+        if day < 0:
+            day = wake_day(book, member)
         if day or member.touched:
             entries.append((day, member.member_id))
     return entries

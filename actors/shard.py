@@ -150,6 +150,8 @@ class Shard:
         """What commits other than ingested batches did since the coordinator last asked:
         midnight runs, enrollment, operators' changes, re-evaluation (batches carry their own)."""
         self.inventory: ShardCoupons | None = None
+        self._planned: dict[str, Day] = {}
+        """Bounded: next runs the write's midnight visit worked out, for the wake-up index."""
         self._load()
         # What this shard may issue is what the keeper granted it (on the keeper's disk before it was answered)
         self.inventory = (ShardCoupons(config.shard, grants, self.book.stock, config.coupon_block)
@@ -212,8 +214,9 @@ class Shard:
         self.members.liability = dict(totals.liability)
 
     def _index(self, writer: BatchWriter, members: Iterable[Member], ledger: list[LedgerEntry]) -> None:
-        """Bounded: the wake-up index and the totals record follow what this commit writes."""
-        writer.put_wakeups(wakeups_of(self.book, members))
+        """Bounded: the wake-up index and the totals record follow what this commit writes
+        (`members`: those whose entries may have moved, actors/hot_members.py `committed`)."""
+        writer.put_wakeups(wakeups_of(self.book, members, self._planned))
         principal, bonus = _value_moved(ledger)
         writer.put_stamped_meta(TOTALS_KEY, MemberTotals(
             self.book.tag_counts, self.stored_value[0] + principal, self.stored_value[1] + bonus,
@@ -402,7 +405,8 @@ class Shard:
 
         def step(writer: BatchWriter) -> list[AnomalyRow]:
             writer.drop_wakeups(job.days, chunk)  # then the commit indexes the visited members' next runs
-            rows = visit(self.book, chunk, job.day)
+            rows = visit(self.book, chunk, job.day, self._planned if self.members.bounded else None)
+            self.members.unindexed(chunk)  # after the visit has read them
             writer.put_anomalies(rows)
             if finished:
                 writer.forget_before(job.day - self.config.index_retention_days)
@@ -410,7 +414,7 @@ class Shard:
                 writer.put_meta("business_day", job.day)
             return rows
 
-        rows = self._write_with(step, chunk)
+        rows = self._walking(step, chunk)
         job.done += len(chunk)
         job.rows += len(rows)
         if finished:
@@ -496,11 +500,19 @@ class Shard:
             if finished:
                 writer.put_meta("reevaluating", 0)
 
-        self._write_with(step, chunk)
+        self._walking(step, chunk)
         job.done += len(chunk)
         if finished:
             self.job = None
         return len(chunk), finished
+
+    def _walking(self, step: Callable[[BatchWriter], T], chunk: list[str]) -> T:
+        """A job's chunk: members it reads from LMDB leave memory first after it (actors/hot_members.py)."""
+        self.members.passing = True
+        try:
+            return self._write_with(step, chunk)
+        finally:
+            self.members.passing = False
 
     # -- the shard ---------------------------------------------------------------------
 
@@ -556,6 +568,8 @@ class Shard:
     def _attempt(self, action: Callable[[BatchWriter], T], member_ids: list[str], batch: bool) -> T:
         writer = self.store.writer()
         self.book.txns = writer
+        self.members.read_from(writer.member)
+        self._planned.clear()
         taken = self.book.stock.snapshot()
         try:
             outcome = action(writer)
@@ -567,9 +581,9 @@ class Shard:
             ledger, dirty = self.book.take_changes()
             writer.put_members(dirty.values())
             writer.put_ledger(ledger)
-            self.members.committed(dirty.values())  # a failure below puts them back (_reload)
+            moved = self.members.committed(dirty.values())  # a failure below puts them back (_reload)
             if self.members.bounded:
-                self._index(writer, dirty.values(), ledger)
+                self._index(writer, moved, ledger)
             writer.commit()
             self.outbox.committed(notices)
             self._count_committed(ledger, batch)
@@ -580,6 +594,7 @@ class Shard:
             raise
         finally:
             self.book.txns = {}
+            self.members.read_from(None)
         if self.inventory is not None:
             self.inventory.committed(self.book.programme, taken)
         return outcome

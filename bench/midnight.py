@@ -49,7 +49,7 @@ def run(settings: Settings) -> Result:
     batch_size = settings.batch_size or 1000
     day, job_date = settings.start_date, next_day(settings.start_date)
     with Harness(settings) as bench:
-        server = bench.serve()
+        server = bench.serve(hot_members=settings.hot_members)
         load, background = bench.path("load.jsonl"), bench.path("background.jsonl")
         write_member_load(load, members, day)
         others = max(1_000, min(members // 10, 100_000))

@@ -34,7 +34,8 @@ class Settings:
     subscriber: bool = False
     spending: float = 0.0
     hot_members: int = 0
-    """members: the hot set per shard (default a tenth of the members over the shards)."""
+    """members: the hot set per shard (default a tenth of the members over the shards); midnight: the
+    hot set per shard (default: every member in memory)."""
     """ingest, core: the share of spending transactions in the stream (spending: 0.2 unless given)."""
 
     def pick(self, given: Any, default: Any, quick: Any) -> Any:

@@ -59,7 +59,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--spending", type=spending_option, default=0.0,
                        help="ingest, core: share of spending transactions in the stream (spending: 0.2 unless given)")
     bench.add_argument("--hot-members", type=int, default=0,
-                       help="members: the hot set per shard (default a tenth of --members over the shards)")
+                       help="members: the hot set per shard (default a tenth of --members over the shards); "
+                            "midnight: the hot set per shard (default: every member in memory)")
     bench.add_argument("--keep-data", action="store_true", help="keep the scratch folder (its path is printed)")
     bench.set_defaults(run=_run)
 

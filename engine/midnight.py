@@ -94,7 +94,9 @@ def visitors(book: Book, run: Day) -> list[str]:
     return sorted(chosen)
 
 
-def visit(book: Book, member_ids: list[str], run: Day) -> list[AnomalyRow]:
+def visit(book: Book, member_ids: list[str], run: Day, planned: dict[str, Day] | None = None) -> list[AnomalyRow]:
+    """`planned`, if given, gets each visited member's next run (`wake_day`, 0: none), so a caller
+    indexing them need not work it out again."""
     night = Night.of(book, run)
     members = book.members
     rows: list[AnomalyRow] = []
@@ -104,7 +106,9 @@ def visit(book: Book, member_ids: list[str], run: Day) -> list[AnomalyRow]:
             continue
         if is_due(book, member, run, night.periodic):
             rows.extend(run_member_midnight(book, member, night))
-        schedule(book, member)
+        day = schedule(book, member)
+        if planned is not None:
+            planned[member_id] = day
     return rows
 
 
@@ -122,10 +126,11 @@ def next_due(member: Member) -> Day:
     return min(days) if days else 0
 
 
-def schedule(book: Book, member: Member) -> None:
+def schedule(book: Book, member: Member) -> Day:
     day = wake_day(book, member)
     if day:
         book.wake_on(day, member.member_id)
+    return day
 
 
 def wake_day(book: Book, member: Member) -> Day:

@@ -353,11 +353,21 @@ class BatchWriter:
         self.store = store
         self.dbs = store.dbs
         self.txn = store.env.begin(write=True)
+        self._max_key = store.env.max_key_size()
         self._index: dict[tuple[str, str], TxnRecord] = {}
         self._keys: dict[tuple[str, str], bytes] = {}
         """Index keys made for lookups, used again at commit (most transactions are looked up first)."""
         self._members: dict[str, Member] = {}
         self._entries: list[LedgerEntry] = []
+
+    def member(self, member_id: str) -> Member | None:
+        """A member as last committed (this transaction writes members only at `commit`), read
+        in this transaction: no read transaction of its own."""
+        key = member_id.encode()
+        if not 0 < len(key) <= self._max_key:
+            return None  # no such key can have been written
+        raw = self.txn.get(key, db=self.dbs["members"])
+        return member_of(raw) if raw is not None else None
 
     # the transaction index, as the engine's Book uses it: keyed by (member, transaction id)
     def get(self, key: tuple[str, str], default: TxnRecord | None = None) -> TxnRecord | None:

@@ -228,3 +228,18 @@ def test_a_bounded_midnight_run_cut_short_by_a_crash_resumes_where_it_stopped(tm
         pass
     assert [again.member(f"m{n}").points for n in range(4)] == [20, 20, 20, 20]
     assert [e.kind for e in again.ledger("m0")].count("release") == 1
+
+
+def test_a_midnight_run_over_cold_members_leaves_the_hot_ones_in_memory(tmp_path):
+    rules = EXAMPLE.replace("pending_days = 0", "pending_days = 1")
+    shard = _open(tmp_path, 2)
+    shard.apply([buy(f"t{n}", f"c{n}", f"{START} 10:00", line(2900)) for n in range(8)])
+    shard.close()
+    shard = Shard(ShardConfig(0, str(tmp_path), rules, start_day=parse_day(START), hot_members=2))
+    shard.apply([buy("h1", "c1", f"{START} 11:00", line(1000)), buy("h2", "c2", f"{START} 11:00", line(1000))])
+    assert shard.midnight_begin(parse_day("2026-11-18")) == 8
+    while not shard.midnight_step(limit=3)[2]:
+        pass
+    assert {m for m in (f"c{n}" for n in range(8)) if shard.members.peek(m)} == {"c1", "c2"}
+    assert shard.members.loads == 2 + 6  # each cold member read once, by the run
+    assert [shard.member(f"c{n}").points for n in (0, 1)] == [20, 30]

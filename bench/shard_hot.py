@@ -1,0 +1,114 @@
+"""A shard's CPU with a bounded hot set against every member in memory, in one process without
+Ray, on the shape of `patron bench members`: N members enrolled, then either a Zipf stream over
+exactly them (`apply`, 1,000 transactions a batch) or the midnight run after each bought once
+(`midnight`). GC as in a shard actor (actors/logs.py `collect_rarely`, frozen after the start).
+
+    .venv/bin/python -m bench.shard_hot apply 200000 --hot 20000,0 --transactions 40000
+    .venv/bin/python -m bench.shard_hot midnight 200000 --hot 20000,0
+
+The filled shard is kept in --work and copied for every run. For instruction counts, run it under
+`valgrind --tool=callgrind --instr-atstart=no` with --flags DIR: it writes DIR/ready before the
+measured part and waits for DIR/go (then `callgrind_control -i on PID`), writes DIR/done after it
+and waits for DIR/off."""
+
+import argparse
+import gc
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+
+from actors.logs import collect_rarely
+from actors.shard import Shard, ShardConfig
+from bench.settings import EXAMPLE_RULES
+from bench.workload import Workload, generate
+from engine.calendar import parse_day
+from engine.operators import Enrollment
+from engine.transactions import LineItem, Transaction
+
+DAY = "2026-11-17"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.shard_hot")
+    parser.add_argument("what", choices=["apply", "midnight"])
+    parser.add_argument("members", type=int)
+    parser.add_argument("--hot", default="0", help="hot sets to compare, comma-separated (0: every member)")
+    parser.add_argument("--transactions", type=int, default=40_000)
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument("--flags", type=Path, help="a folder to hand shakes with callgrind_control through")
+    args = parser.parse_args()
+    collect_rarely()
+    filled = _filled(args.work / f"patron-shard-hot-{args.what}-{args.members}", args.members, args.what)
+    txns = _stream(args.members, args.transactions) if args.what == "apply" else []
+    for _ in range(args.runs):
+        for hot in (int(h) for h in args.hot.split(",")):
+            folder = Path(tempfile.mkdtemp(prefix="patron-shard-hot-", dir=args.work))
+            shutil.copytree(filled, folder, dirs_exist_ok=True)
+            shard = _open(folder, hot)
+            gc.freeze()  # as a shard actor does after its start
+            _signal(args.flags, "ready", "go")
+            cpu = time.process_time()
+            count = _apply(shard, txns) if args.what == "apply" else _midnight(shard)
+            cpu = time.process_time() - cpu
+            _signal(args.flags, "done", "off")
+            print(f"{args.what} hot={hot}: {count:,} {'transactions' if args.what == 'apply' else 'members visited'}, "
+                  f"CPU {cpu:.2f} s, {1e6 * cpu / max(count, 1):.1f} µs each, read from LMDB {shard.members.loads:,}",
+                  flush=True)
+            shard.close()
+            shutil.rmtree(folder)
+
+
+def _open(folder: Path, hot: int) -> Shard:
+    return Shard(ShardConfig(0, str(folder), EXAMPLE_RULES.read_text(), start_day=parse_day(DAY),
+                             durability="relaxed", hot_members=hot))
+
+
+def _filled(folder: Path, members: int, what: str) -> Path:
+    """Members E00000000… enrolled as `patron bench members` does; for `midnight` each bought once."""
+    if folder.exists():
+        return folder
+    shard = _open(folder, 1000)
+    at = int(time.mktime(time.strptime(f"{DAY} 10:00", "%Y-%m-%d %H:%M")) * 1000)
+    for start in range(0, members, 5000):
+        ids = range(start, min(members, start + 5000))
+        shard.enroll_many([Enrollment(member_id=f"E{n:08d}", birthday=f"{1 + n % 12:02d}-{1 + n % 28:02d}")
+                           for n in ids])
+        if what == "midnight":
+            shard.apply([Transaction(f"t-{n}", f"E{n:08d}", at, "purchase",
+                                     lines=[LineItem(sku="S", paid_minor=2900 + n % 5000)]) for n in ids])
+    shard.close()
+    return folder
+
+
+def _stream(members: int, transactions: int) -> list[Transaction]:
+    return [msgspec.convert(t, Transaction) for t in generate(Workload(
+        transactions=transactions, members=members, days=1, seed=3, start=DAY, member_prefix="E", member_space=1))]
+
+
+def _apply(shard: Shard, txns: list[Transaction]) -> int:
+    for start in range(0, len(txns), 1000):
+        shard.apply(txns[start:start + 1000])
+    return len(txns)
+
+
+def _midnight(shard: Shard) -> int:
+    visited = shard.midnight_begin(parse_day(DAY) + 1)
+    while not shard.midnight_step()[2]:
+        pass
+    return visited
+
+
+def _signal(flags: Path | None, mine: str, theirs: str) -> None:
+    if flags is None:
+        return
+    (flags / mine).write_text("")
+    while not (flags / theirs).exists():
+        time.sleep(0.05)
+
+
+if __name__ == "__main__":
+    main()
