@@ -202,7 +202,7 @@ class HotMembers(MutableMapping[MemberId, Member]):
     def arrive(self, member: Member) -> None:
         """A stored member moved here from another shard (actors/shard_moves.py)."""
         if self.bounded:
-            self._add_lots(_lots_of(member), 1)  # read from LMDB when first needed
+            self._add_lots(_encode(member.lots), 1)  # read from LMDB when first needed
         else:
             self._hot[member.member_id] = member
 
@@ -210,8 +210,8 @@ class HotMembers(MutableMapping[MemberId, Member]):
         """A stored member (as committed) moved to another shard."""
         self._hot.pop(member.member_id, None)
         if self.bounded:
-            self._lots.pop(member.member_id, None)
-            self._add_lots(_lots_of(member), -1)
+            self._was.pop(member.member_id, None)
+            self._add_lots(_encode(member.lots), -1)
 
     def held(self) -> int:
         """Members in memory now."""
