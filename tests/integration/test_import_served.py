@@ -3,6 +3,7 @@ imported members as the engine opens them, and an import that survives the impor
 and the server's `kill -9` with every row applied once."""
 
 import csv
+import os
 import signal
 import subprocess
 import sys
@@ -110,10 +111,11 @@ def test_an_import_reports_each_rejected_row_by_line_and_imports_the_rest_as_the
     assert (again.imported, again.imported_before, again.rejected["already_imported"]) == (0, 0, 60)
 
 
-def _patron_import(address: str, source: Path, *extra: str) -> subprocess.Popen:
+def _patron_import(address: str, source: Path, *extra: str, retries: int = 8) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "cli.main", "import", str(source), "--address", address,
                              "--chunk", "50", "--in-flight", "2", *extra],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PATRON_RETRIES": str(retries)})
 
 
 def _wait_for_progress(progress: Path, rows: int, importer: subprocess.Popen, timeout: float = 120) -> int:
@@ -142,7 +144,7 @@ def test_an_import_killed_with_its_client_and_then_its_server_resumes_and_applie
     first.send_signal(signal.SIGKILL)
     first.communicate(timeout=30)
 
-    second = _patron_import(server.address, source)  # then the server, with chunks in flight
+    second = _patron_import(server.address, source, retries=1)  # then the server, with chunks in flight
     settled = msgspec.json.decode(progress.read_bytes())["rows"]
     _wait_for_progress(progress, settled + 200, second)
     server.kill()
