@@ -272,8 +272,7 @@ class IngestService:
         admitted = admitted if admitted is not None else set()
         for shard in set(shards) - admitted:
             if lanes[shard].full():
-                raise OverloadedError(f"shard {shard} is at its limit of queued batches; nothing was applied; "
-                                      f"send again shortly", lanes[shard].call_seconds)
+                raise lanes[shard].refusal()
         parts = split(data, batch, shards)
         places = stream.place_batch(list(parts)) if stream is not None else {}
         routed = []

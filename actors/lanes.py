@@ -69,12 +69,16 @@ class Lane:
         (reserved=True) takes it or `release` gives it back, so a batch let in is not refused
         once read, and batches arriving meanwhile are refused at once."""
         if self.full():
-            raise OverloadedError(f"shard {self.shard} is at its limit of {self.queue_limit} queued batches; "
-                                  f"nothing was applied; send again shortly", self.call_seconds)
+            raise self.refusal()
         self.reserved += 1
 
     def release(self) -> None:
         self.reserved -= 1
+
+    def refusal(self) -> OverloadedError:
+        """Why a full queue takes no more, with when room is likely (patron-retry-after-ms)."""
+        return OverloadedError(f"shard {self.shard} is at its limit of {self.queue_limit} queued batches; "
+                               f"nothing was applied; send again shortly", self.call_seconds)
 
     def read(self, method: str, *args: Any) -> Any:
         """A read of committed state, straight to the shard's reads group: no slot, no queue;
@@ -86,8 +90,7 @@ class Lane:
         if reserved:
             self.release()
         elif not urgent and self.full():
-            raise OverloadedError(f"shard {self.shard} has {self.waiting} batches waiting; send again shortly",
-                                  self.call_seconds)
+            raise self.refusal()
         future = asyncio.get_running_loop().create_future()
         (self.urgent if urgent else self.writes).append(Call(method, args, future))
         self._ready.set()
