@@ -4,7 +4,8 @@
 //   npm ci
 //   node client.js [--address 127.0.0.1:50051] [--member M-NODE-1] [--occurred-at-ms N]
 //
-// PATRON_TOKEN (a bearer token) and PATRON_TLS_CA (a CA's PEM file) are used when set, as the
+// Refused or unreachable calls are tried again, PATRON_RETRIES times (8, about 10 s, unless set),
+// as the patron command does. PATRON_TOKEN (a bearer token) and PATRON_TLS_CA (a CA's PEM file) are used when set, as the
 // patron command uses them. Prints three JSON lines: the enrollment, the acknowledgement, the member.
 
 "use strict";
@@ -49,11 +50,39 @@ function metadata() {
   return headers;
 }
 
-function call(client, method, request) {
+function callOnce(client, method, request) {
   return new Promise((resolve, reject) => {
     client[method](request, metadata(), { deadline: Date.now() + DEADLINE_MS }, (error, answer) =>
       error ? reject(error) : resolve(answer));
   });
+}
+
+// Worth another try: the server is starting, restarting or full. Every call here is safe to
+// send again: a batch and its transactions carry their own ids (a resent one answers
+// `duplicate`), an enrollment of an enrolled member answers created=false, a read is a read.
+const RETRIABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.RESOURCE_EXHAUSTED,
+  grpc.status.DEADLINE_EXCEEDED, grpc.status.ABORTED]);
+// PATRON_RETRIES as for the patron command: how often (default 8, about 10 s in all); 0 fails fast.
+const RETRIES = Number(process.env.PATRON_RETRIES || 8);
+
+function pauseMs(error, attempt) {
+  // A full shard says how long its calls take (trailer patron-retry-after-ms); otherwise back off
+  // from 50 ms to 2 s. The ×0.5–1.5 spread keeps refused clients from coming back together.
+  const said = error.metadata ? Number(error.metadata.get("patron-retry-after-ms")[0] || 0) : 0;
+  return Math.max(Math.min(50 * 2 ** attempt, 2000), said) * (0.5 + Math.random());
+}
+
+async function call(client, method, request) {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await callOnce(client, method, request);
+    } catch (error) {
+      if (!RETRIABLE.has(error.code) || attempt >= RETRIES) {
+        throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, pauseMs(error, attempt)));
+    }
+  }
 }
 
 async function main() {
