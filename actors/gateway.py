@@ -20,6 +20,7 @@ from actors.batch_wire import PartAnswer, ack_bytes, result_message, split
 from actors.coordinator import Coordinator
 from actors.logs import Throttled
 from actors.opening_wire import encode_rows, request_rows
+from actors.refusals_first import RefusalsFirst
 from actors.routing import shards_of
 from actors.rule_versions import RuleVersions
 from actors.wire import anomaly_row, attributes_from, ledger_entry, member_message
@@ -174,6 +175,7 @@ class IngestService:
     def __init__(self, coordinator: Coordinator, max_batch: int) -> None:
         self.coordinator = coordinator
         self.max_batch = max_batch
+        self.refusals_first = RefusalsFirst()
 
     async def SubmitBatch(self, requests: AsyncIterator, context: grpc.aio.ServicerContext) -> bytes:
         metrics = self.coordinator.metrics
@@ -201,9 +203,12 @@ class IngestService:
         on every shard), or OverloadedError at once while any shard's queue is full: reading a
         batch only to refuse it is what made refusals slow, and without the reservation every
         call arriving as a slot frees would be let in, read, and all but one refused."""
+        lanes = self.coordinator.lanes
+        if any(2 * (lane.waiting + lane.reserved) >= lane.queue_limit for lane in lanes):
+            self.refusals_first.arrived()  # calls may be arriving faster than they leave: refusals first
         reserved: set[int] = set()
         try:
-            for lane in self.coordinator.lanes:
+            for lane in lanes:
                 lane.reserve()
                 reserved.add(lane.shard)
         except OverloadedError:
@@ -247,10 +252,15 @@ class IngestService:
     async def _route_when_free(self, data: bytes, stream: Stream | None = None, admitted: set[int] | None = None
                                ) -> tuple[str, int, list[tuple[int, list[int], asyncio.Future]]]:
         """`_route`, once no member of the batch is in a virtual shard being moved: a stream's
-        later batches wait behind it, so its order per member holds (actors/resharding.py)."""
-        while (routed := self._route(data, stream, admitted)) is None:
+        later batches wait behind it, so its order per member holds (actors/resharding.py). While
+        calls arrive at full queues, it waits its turn behind them (actors/refusals_first.py)."""
+        read_at = self.refusals_first.clock()
+        while True:
+            async with self.refusals_first.turn(read_at):
+                routed = self._route(data, stream, admitted)
+            if routed is not None:
+                return routed
             await self.coordinator.resharding.released()
-        return routed
 
     def _route(self, data: bytes, stream: Stream | None = None, admitted: set[int] | None = None
                ) -> tuple[str, int, list[tuple[int, list[int], asyncio.Future]]] | None:

@@ -1,0 +1,57 @@
+"""Under overload, refusals go before the work of the batches let in.
+
+The gateway's one event loop takes gRPC calls one per turn, and a refusal costs it a fraction of
+a millisecond; routing a batch that was let in (parsing it, cutting it into its shards' parts)
+costs it one to three milliseconds of Python. When a burst of calls meets filling queues, the
+batches let in are read while the others still arrive, and their routing held every refusal
+behind it: 64 batches let in at once were 100-250 ms of the loop's CPU, and that was the
+refusals' p99 (bench/RESULTS.md, "overload: what held the refusals"). So while calls arrive at
+queues half full or more, a batch let in waits to be routed until arrivals pause for `quiet`
+(counted from the last batch routed too: the calls it held up arrive after it), or until it has
+waited `patience`; batches take turns. Otherwise nothing waits."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+__all__ = ["RefusalsFirst"]
+
+
+class RefusalsFirst:
+    QUIET = 0.002
+    """A pause this long between arrivals means the calls waiting to be taken have been taken:
+    each costs the loop about 0.3 ms."""
+    PATIENCE = 0.1
+    """The most a batch let in waits for that pause, from when it was read: about the time the
+    loop takes to refuse a burst of 200 calls. Its acknowledgement, behind a queue half full,
+    takes seconds anyway."""
+
+    def __init__(self, quiet: float = QUIET, patience: float = PATIENCE,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.quiet, self.patience, self.clock = quiet, patience, clock
+        self.last_arrival = self.last_route = float("-inf")
+        self._turns = asyncio.Lock()
+
+    def arrived(self) -> None:
+        """A call came to queues half full or more: more may be waiting to be taken."""
+        self.last_arrival = self.clock()
+
+    @asynccontextmanager
+    async def turn(self, read_at: float) -> AsyncIterator[None]:
+        """Routes a batch read at `read_at` (this clock) once arrivals pause, or once it has
+        waited `patience`; the next batch takes its turn after this one is routed."""
+        async with self._turns:
+            while (wait := self._wait(read_at)) > 0:
+                await asyncio.sleep(wait)
+            try:
+                yield
+            finally:
+                self.last_route = self.clock()
+
+    def _wait(self, read_at: float) -> float:
+        now = self.clock()
+        if now - self.last_arrival >= self.patience:  # no call came to a full queue lately
+            return 0.0
+        calm_at = max(self.last_arrival, self.last_route) + self.quiet
+        return max(0.0, min(calm_at, read_at + self.patience) - now)
