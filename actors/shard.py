@@ -253,7 +253,6 @@ class Shard:
             started = time.perf_counter()
             if self.inventory is not None:
                 self.inventory.prepare(self.book.programme, txns)
-            self.members.bring((t.member_id for t in txns), writer.members)
             results = []
             for index, txn in enumerate(txns):
                 if index in failed:
