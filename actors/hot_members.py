@@ -31,11 +31,11 @@ class HotMembers(MutableMapping[MemberId, Member]):
     from each member's lots as last committed, since it cannot sum members it does not hold."""
 
     def __init__(self, store: ShardStore, capacity: int = 0,
-                 on_leave: Callable[[MemberId], None] | None = None) -> None:
+                 on_leave: Callable[[list[MemberId]], None] | None = None) -> None:
         self.store = store
         self.capacity = capacity
         self.on_leave = on_leave
-        """Told each member that leaves memory, so nothing else keeps it alive (window sums)."""
+        """Told the members that leave memory, so nothing else keeps them alive (window sums)."""
         self._hot: dict[MemberId, Member] = OrderedDict() if capacity > 0 else {}
         self._fresh: set[MemberId] = set()
         """Members created since the last commit: in memory only."""
@@ -51,7 +51,8 @@ class HotMembers(MutableMapping[MemberId, Member]):
         """Members read from LMDB since start (a cache miss each)."""
         self.passing = False
         """Set while a job walks members (a midnight run, re-evaluation): those it reads from LMDB
-        go first when memory is settled, so a walk over everyone does not push out the hot."""
+        go first when memory is settled, and those it finds in memory keep their place, so a walk
+        over everyone does not push out the hot."""
 
     @property
     def bounded(self) -> bool:
@@ -79,7 +80,7 @@ class HotMembers(MutableMapping[MemberId, Member]):
     def get(self, member_id: MemberId, default: Member | None = None) -> Member | None:  # type: ignore[override]
         member = self._hot.get(member_id)
         if member is not None:
-            if self.bounded:
+            if self.bounded and not self.passing:  # a walk is no use: it leaves the order as it was
                 self._hot.move_to_end(member_id)  # type: ignore[attr-defined]
             return member
         if not self.bounded:
@@ -87,12 +88,25 @@ class HotMembers(MutableMapping[MemberId, Member]):
         member = self._read(member_id)
         if member is None:
             return default
+        self._take(member)
+        return member
+
+    def bring(self, member_ids: Iterable[MemberId], read: Callable[[list[MemberId]], list[Member]]) -> None:
+        """Bounded: read those of these members not in memory with `read`, all at once (a write's
+        batch reader: one call, keys in order), before the engine asks for them one by one."""
+        if self.bounded:
+            hot = self._hot
+            for member in read([m for m in member_ids if m not in hot]):
+                self._take(member)
+
+    def _take(self, member: Member) -> None:
+        """A member just read from LMDB."""
+        member_id = member.member_id
         self.loads += 1
         self._hot[member_id] = member
         if self.passing:
             self._hot.move_to_end(member_id, last=False)  # type: ignore[attr-defined]
         self._was[member_id] = (_encode(member.lots), member.touched)
-        return member
 
     def read_from(self, reader: Reader | None) -> None:
         """Read members not in memory with `reader` (a write's: no read transaction of their own
@@ -190,14 +204,16 @@ class HotMembers(MutableMapping[MemberId, Member]):
         """Between writes only: drop the least recently used beyond the capacity; returns how many."""
         if not self.bounded:
             return 0
-        dropped = 0
-        while len(self._hot) > self.capacity:
-            member_id, _ = self._hot.popitem(last=False)  # type: ignore[call-arg]
-            self._was.pop(member_id, None)
-            if self.on_leave is not None:
-                self.on_leave(member_id)
-            dropped += 1
-        return dropped
+        over = len(self._hot) - self.capacity
+        if over <= 0:
+            return 0
+        popitem, was = self._hot.popitem, self._was  # type: ignore[attr-defined]
+        left = [popitem(last=False)[0] for _ in range(over)]
+        for member_id in left:
+            was.pop(member_id, None)
+        if self.on_leave is not None:
+            self.on_leave(left)
+        return over
 
     def arrive(self, member: Member) -> None:
         """A stored member moved here from another shard (actors/shard_moves.py)."""

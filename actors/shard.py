@@ -405,6 +405,7 @@ class Shard:
 
         def step(writer: BatchWriter) -> list[AnomalyRow]:
             writer.drop_wakeups(job.days, chunk)  # then the commit indexes the visited members' next runs
+            self.members.bring(chunk, writer.members)
             rows = visit(self.book, chunk, job.day, self._planned if self.members.bounded else None)
             self.members.unindexed(chunk)  # after the visit has read them
             writer.put_anomalies(rows)
@@ -493,6 +494,7 @@ class Shard:
         finished = job.done + len(chunk) >= len(job.members)
 
         def step(writer: BatchWriter) -> None:
+            self.members.bring(chunk, writer.members)
             for member_id in chunk:
                 member = self.book.members.get(member_id)
                 if member is not None:
@@ -612,10 +614,12 @@ class Shard:
         self.stored_value[0] += stats.stored_value
         self.stored_value[1] += stats.bonus_value
 
-    def _left_memory(self, member_id: str) -> None:
+    def _left_memory(self, member_ids: list[str]) -> None:
         """Window sums hold a member's day dicts: they go when the member leaves memory (the rules
         in force now, since publishing replaces the ladder that keeps them)."""
-        self.book.programme.ladder.sums.forget(member_id)
+        forget = self.book.programme.ladder.sums.forget
+        for member_id in member_ids:
+            forget(member_id)
 
     def _reload(self, member_ids: Iterable[str]) -> None:
         self.book.take_changes()

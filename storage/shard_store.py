@@ -238,17 +238,18 @@ class ShardStore:
         """The wake-up index up to `run`: the days it has entries for, and the members woken on
         any of them, sorted by id, each once (see `BatchWriter.put_wakeups`)."""
         days: list[Day] = []
-        members: set[str] = set()
+        members: set[bytes] = set()
         end = wakeup_key(run + 1)
+        at, prefix = len(end), b""
         with self.env.begin(db=self.dbs["wakeups"]) as txn:
             for key in txn.cursor().iternext(values=False):
                 if key >= end:
                     break
-                day, member_id = wakeup_of(key)
-                if not days or days[-1] != day:
-                    days.append(day)
-                members.add(member_id)
-        return days, sorted(members)
+                if key[:at] != prefix:
+                    prefix = key[:at]
+                    days.append(wakeup_of(key)[0])
+                members.add(key[at:])
+        return days, [member_id.decode() for member_id in sorted(members)]
 
     def stamped_meta(self, key: str) -> Any:
         """What `BatchWriter.put_stamped_meta` wrote, if no commit came after the one that wrote it
@@ -359,6 +360,8 @@ class BatchWriter:
         """Index keys made for lookups, used again at commit (most transactions are looked up first)."""
         self._members: dict[str, Member] = {}
         self._entries: list[LedgerEntry] = []
+        self._heads: dict[str, int] = {}
+        """Newest ledger positions of the members read here, for `commit` not to read them again."""
 
     def member(self, member_id: str) -> Member | None:
         """A member as last committed (this transaction writes members only at `commit`), read
@@ -367,7 +370,21 @@ class BatchWriter:
         if not 0 < len(key) <= self._max_key:
             return None  # no such key can have been written
         raw = self.txn.get(key, db=self.dbs["members"])
-        return member_of(raw) if raw is not None else None
+        if raw is None:
+            return None
+        self._heads[member_id] = linked_position(raw)
+        return member_of(raw)
+
+    def members(self, member_ids: Iterable[str]) -> list[Member]:
+        """`member` for many, read in key order in one call: each next key is found from the
+        page of the last one instead of from the root. Those not stored are left out."""
+        max_key, heads = self._max_key, self._heads
+        keys = sorted(key for key in {m.encode() for m in member_ids} if 0 < len(key) <= max_key)
+        found = []
+        for key, raw in self.txn.cursor(self.dbs["members"]).getmulti(keys):
+            heads[key.decode()] = linked_position(raw)
+            found.append(member_of(raw))
+        return found
 
     # the transaction index, as the engine's Book uses it: keyed by (member, transaction id)
     def get(self, key: tuple[str, str], default: TxnRecord | None = None) -> TxnRecord | None:
@@ -445,18 +462,29 @@ class BatchWriter:
 
     @_full_is_storage_full
     def drop_wakeups(self, days: Iterable[Day], member_ids: Iterable[str]) -> None:
-        """The members' entries on these days: a run visited them."""
-        db, days = self.dbs["wakeups"], list(days)
-        for member_id in member_ids:
-            for day in days:
-                self.txn.delete(wakeup_key(day, member_id), db=db)
+        """The members' entries on these days: a run visited them. One walk per day over the
+        entries between the first and the last member's, deleting those of these members: no
+        lookup of an entry that is not there, each next one found from the page of the last."""
+        cursor, keys = self.txn.cursor(self.dbs["wakeups"]), {m.encode() for m in member_ids}
+        if not keys:
+            return
+        first, last = min(keys), max(keys)
+        for day in days:
+            prefix = wakeup_key(day)
+            at, end = len(prefix), prefix + last
+            found = cursor.set_range(prefix + first)
+            while found and (key := cursor.key()) <= end:
+                found = cursor.delete() if key[at:] in keys else cursor.next()
 
     def clear_wakeups(self) -> None:
         self.txn.drop(self.dbs["wakeups"], delete=False)
 
-    def _newest_stored(self, key: bytes) -> int:
-        raw = self.txn.get(key, db=self.dbs["members"])
-        return linked_position(raw) if raw is not None else 0
+    def _newest_stored(self, member_id: str) -> int:
+        head = self._heads.get(member_id)
+        if head is None:
+            raw = self.txn.get(member_id.encode(), db=self.dbs["members"])
+            head = linked_position(raw) if raw is not None else 0
+        return head
 
     def _write_ledger_and_members(self) -> None:
         """Append the entries, each chained to the member's entry before it, then write the
@@ -470,7 +498,7 @@ class BatchWriter:
         for entry in self._entries:
             previous = newest.get(entry.member_id)
             if previous is None:
-                previous = self._newest_stored(entry.member_id.encode())
+                previous = self._newest_stored(entry.member_id)
             position += 1
             rows.append((position_key(position), entry_record(entry, previous)))
             newest[entry.member_id] = position
@@ -479,7 +507,7 @@ class BatchWriter:
         records = []
         for member_id, member in self._members.items():
             key = member_id.encode()
-            head = newest.pop(member_id) if member_id in newest else self._newest_stored(key)
+            head = newest.pop(member_id) if member_id in newest else self._newest_stored(member_id)
             records.append((key, member_record(member, head)))
         for member_id, head in newest.items():
             key = member_id.encode()

@@ -272,3 +272,42 @@ def test_reads_on_another_thread_see_whole_commits_while_the_writer_grows_the_ma
     assert seen
     assert all(points == seq and rules_text == "the rules" for points, seq, rules_text in seen)
     store.close()
+
+
+def test_a_run_finds_and_drops_exactly_the_wakeups_it_visits(tmp_path):
+    """`woken_by` lists the days and members indexed up to the run; `drop_wakeups` removes the
+    visited members' entries on those days and no one else's (members between them stay)."""
+    store = ShardStore(tmp_path, durability="relaxed")
+    ids = ["a", "b", "bé", "c", "d", "é"]
+
+    @settings(max_examples=40, deadline=None)
+    @given(st.sets(st.tuples(st.sampled_from([0, 5, 9]), st.sampled_from(ids))),
+           st.lists(st.sampled_from([*ids, "z"]), unique=True), st.sampled_from([0, 5, 9]))
+    def check(entries: set[tuple[int, str]], visited: list[str], run: int) -> None:
+        writer = store.writer()
+        writer.clear_wakeups()
+        writer.put_wakeups(entries)
+        writer.commit()
+        due = {(day, m) for day, m in entries if day <= run}
+        assert store.woken_by(run) == (sorted({day for day, _ in due}), sorted({m for _, m in due}))
+        writer = store.writer()
+        writer.drop_wakeups(sorted({day for day, _ in due}), visited)
+        writer.commit()
+        left = {(day, m) for day, m in entries if not (day <= run and m in visited)}
+        assert store.woken_by(9) == (sorted({day for day, _ in left}), sorted({m for _, m in left}))
+
+    check()
+    store.close()
+
+
+def test_members_read_together_are_those_stored_and_commit_keeps_their_ledger_chains(tmp_path):
+    store = ShardStore(tmp_path)
+    commit(store, [Member("b", 1), Member("a", 1)], [entry("a", 1), entry("b", 1)])
+    writer = store.writer()
+    assert [m.member_id for m in writer.members(["b", "x", "a", "b", ""])] == ["a", "b"]
+    writer.put_members([Member("a", 2), Member("b", 2)])
+    writer.put_ledger([entry("b", 2)])
+    writer.commit()
+    assert [e.seq for e in store.ledger("a")] == [1]
+    assert [e.seq for e in store.ledger("b")] == [1, 2]
+    assert store.member("a").enrolled == 2
