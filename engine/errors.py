@@ -66,6 +66,12 @@ class OutOfOrderError(PatronError):
     send it again after the earlier one, in order."""
 
 
+class MovedAwayError(PatronError):
+    """Raised for a write that reached a shard after its member's virtual shard moved to another
+    (the route it took was out of date): nothing of it was applied there; send it again, and the
+    gateway routes it to the new owner."""
+
+
 class OverloadedError(PatronError):
     """Raised when a shard already has as much work in flight as it may; send again later:
     `retry_after` seconds is when room is likely (0 when not known)."""
