@@ -37,7 +37,7 @@ class PublishBusyError(PatronError):
 
 class ReshardBusyError(PatronError):
     """Raised when virtual shards cannot move now: another move or rebalance is under way, a
-    midnight run or re-evaluation is running, or node gateways route by a layout of their own."""
+    midnight run or re-evaluation is running, or a node gateway did not answer the move's hold."""
 
 
 class StorageFullError(PatronError):

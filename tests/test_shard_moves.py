@@ -87,11 +87,13 @@ def test_a_shard_refuses_writes_for_a_virtual_shard_it_exported_until_the_move_i
     shard_moves.export(shard, moving, VIRTUAL_SHARDS)
     before = shard.ledger("m1")
 
-    answers = shard.apply_encoded([part([buy("t3", "m2", DAY, line(20_000)), buy("t4", "m1", DAY, line(20_000))], "S", 1),
+    answers = shard.apply_encoded([part([buy("t3", "m2", DAY, line(20_000)), buy("t4", "m1", DAY, line(20_000))],
+                                        "S", 1),
                                    part([buy("t5", "m2", DAY, line(20_000))], "S", 2, after=1),
                                    part([buy("t6", "m2", DAY, line(20_000))], "T", 1)])
     assert [type(a) for a in answers[:2]] == [MovedAwayError, OutOfOrderError]
-    assert "virtual shard" in str(answers[0]) and "send it again" in str(answers[0])
+    assert "virtual shard" in str(answers[0])
+    assert "send it again" in str(answers[0])
     assert [r.outcome for r in results_of(answers[2])] == ["accepted"]
     for write in (lambda: shard.set_tags("m1", ["vip"], [], "test"),
                   lambda: shard.adjust("m1", "adj-1", 50, "test"),
