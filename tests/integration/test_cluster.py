@@ -120,7 +120,7 @@ def test_virtual_shards_move_while_a_stream_enters_through_a_node_gateway(served
     with PatronClient(served_cluster.b_address) as client:
         client.run_midnight(MOVING.start)  # the agreement test may have left it earlier
         streaming.set()
-        results = served(client, txns, batch_size=20, window=8, start=MOVING.start)
+        results = served(client, txns, batch_size=10, window=32, start=MOVING.start)
         over.set()
         mover.join(60)
     assert results == expected_results
