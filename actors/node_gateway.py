@@ -248,8 +248,9 @@ class NodeGateways:
         silent = [name for name, answer in zip(self.actors, answers, strict=True) if answer is None]
         if silent:
             raise ReshardBusyError(f"the gateway on node {', '.join(silent)} did not answer within {HOLD_SECONDS:g} s "
-                                   f"(is the node away?); the move was undone, nothing was lost; start it again "
-                                   f"once every node gateway answers")
+                                   f"(its node away or cut off from serve, or its writes to shard {source} slow); "
+                                   f"the move was undone, nothing was lost; start it again once every node gateway "
+                                   f"answers")
         return any(answers)
 
     async def route(self) -> None:
