@@ -69,16 +69,20 @@ class StreamOrder:
         self.limit = limit
         self.last: OrderedDict[str, int] = OrderedDict()
 
-    def refusals(self, parts: list[BatchPart]) -> list[OutOfOrderError | None]:
-        """For parts to be committed together, in order: why each may not be (None: it may)."""
+    def refusals(self, parts: list[BatchPart], other: list[Exception | None] | None = None
+                 ) -> list[Exception | None]:
+        """For parts to be committed together, in order: why each may not be (None: it may).
+        `other`: a refusal for other reasons, for each part; the stream's next part then is refused."""
         last: dict[str, int] = {}
-        refused: list[OutOfOrderError | None] = []
-        for part in parts:
+        refused: list[Exception | None] = []
+        for index, part in enumerate(parts):
             committed = last.get(part.stream, self.last.get(part.stream, 0))
             if part.after and committed != part.after:
                 refused.append(OutOfOrderError(
                     f"not applied on shard {self.shard}: the stream's batch before it there was not committed "
                     f"(it failed, or the shard restarted); send again from the first unanswered batch, in order"))
+            elif other is not None and other[index] is not None:
+                refused.append(other[index])
             else:
                 refused.append(None)
                 last[part.stream] = part.number

@@ -28,6 +28,7 @@ from engine.calendar import iso, parse_day
 from engine.errors import (
     BatchNotAppliedError,
     InvalidRequestError,
+    MovedAwayError,
     OutOfOrderError,
     OverloadedError,
     PublishBusyError,
@@ -113,7 +114,7 @@ _CODES: list[tuple[type[BaseException] | tuple, grpc.StatusCode]] = [
     ((InvalidRequestError, RulesError), grpc.StatusCode.INVALID_ARGUMENT),
     (UnknownMemberError, grpc.StatusCode.NOT_FOUND),
     ((PublishBusyError, ReshardBusyError), grpc.StatusCode.FAILED_PRECONDITION),
-    (OutOfOrderError, grpc.StatusCode.ABORTED),
+    ((OutOfOrderError, MovedAwayError), grpc.StatusCode.ABORTED),
     ((StorageFullError, OverloadedError), grpc.StatusCode.RESOURCE_EXHAUSTED),
     ((ShardUnavailableError, RayActorError, ActorDiedError, ActorUnavailableError), grpc.StatusCode.UNAVAILABLE),
 ]

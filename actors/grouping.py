@@ -2,7 +2,8 @@
 
 Parts that queued up behind each other come together and are committed at once, in order, as if
 they were one: a commit's cost is shared. A part that would overtake an earlier part of its stream
-that this shard did not commit is answered with that error instead (actors/batch_order.py).
+that this shard did not commit is answered with that error instead (actors/batch_order.py), and so
+is one for a member whose virtual shard moved away (a stale route's, actors/shard_moves.py).
 If the commit of the others fails for anything but a full store, each part is committed on its
 own, in order, so one that fails sinks no other: its transactions are rejected `cannot_apply`,
 a final answer. When every part fails on its own too, the store is at fault, not a part: each
@@ -17,6 +18,7 @@ import msgspec
 from actors.batch_order import BatchPart, StreamOrder
 from actors.batch_stats import BatchStats
 from actors.batch_wire import PartAnswer, result_entries, transactions_of
+from actors.routing import MovedAway
 from engine.errors import StorageFullError
 from engine.transactions import Transaction, TxnResult
 
@@ -30,15 +32,20 @@ Apply = Callable[[list[Transaction]], tuple[list[TxnResult], BatchStats]]
 Answer = bytes | Exception
 
 
-def apply_group(apply: Apply, streams: StreamOrder, payloads: list[bytes], shard: int) -> list[Answer]:
+def apply_group(apply: Apply, streams: StreamOrder, payloads: list[bytes], shard: int,
+                away: MovedAway | None = None) -> list[Answer]:
     """Parts in (their transactions as protobuf bytes), an answer (or the error) per part out, in
-    order. The first answer carries what the commit did, for metrics; the others carry nothing to count."""
+    order. The first answer carries what the commit did, for metrics; the others carry nothing to
+    count. A part with a member of a virtual shard that moved `away` is refused whole."""
     parts = [_decode_part(payload) for payload in payloads]
-    refusals = streams.refusals(parts)
+    batches = [transactions_of(part.data) for part in parts]
+    moved = ([away.refusal(txn.member_id for txn in txns) for txns in batches]
+             if away is not None and away.vshards else None)
+    refusals: list = streams.refusals(parts, moved)
     taken = [part for part, refused in zip(parts, refusals, strict=True) if refused is None]
     if not taken:
         return list(refusals)
-    batches = [transactions_of(part.data) for part in taken]
+    batches = [txns for txns, refused in zip(batches, refusals, strict=True) if refused is None]
     try:
         results, stats = apply([txn for txns in batches for txn in txns])
         answers: list[Answer] = _answers(batches, results, stats)

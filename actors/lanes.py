@@ -6,6 +6,7 @@ other leave together, to be committed at once."""
 
 import asyncio
 import time
+import zlib
 from collections import deque
 from collections.abc import Iterable
 from typing import Any, NamedTuple
@@ -14,7 +15,7 @@ from actors.routing import shard_of
 from engine.errors import OverloadedError
 from storage.folder import Layout
 
-__all__ = ["Lane", "ShardLanes"]
+__all__ = ["Holds", "Lane", "ShardLanes"]
 
 GROUPED = "apply"
 """The write that may leave with those queued right behind it: the shard takes a list of
@@ -53,6 +54,8 @@ class Lane:
         self.failures = 0
         """Calls (or batches of a group) answered with an error: a move of virtual shards off this
         shard watches it (actors/resharding.py)."""
+        self.unanswered: set[asyncio.Future] = set()
+        """Writes queued or in flight: a move waits for those sent before its hold (`drained`)."""
         self._finishing: set[asyncio.Task] = set()
         self._task = asyncio.get_running_loop().create_task(self._dispatch())
 
@@ -93,8 +96,16 @@ class Lane:
             raise self.refusal()
         future = asyncio.get_running_loop().create_future()
         (self.urgent if urgent else self.writes).append(Call(method, args, future))
+        if not urgent:
+            self.unanswered.add(future)
+            future.add_done_callback(self.unanswered.discard)
         self._ready.set()
         return future
+
+    async def drained(self) -> None:
+        """Once every write sent before this call has been answered (committed, or failed)."""
+        if self.unanswered:
+            await asyncio.wait(list(self.unanswered))
 
     async def _dispatch(self) -> None:
         while True:
@@ -149,29 +160,51 @@ class Lane:
         self._task.cancel()
 
 
-class NoMoves:
-    """Where no virtual shard ever moves: a node gateway's router (moves are refused while node
-    gateways run). The coordinator has the real one (actors/resharding.py)."""
+class Holds:
+    """The virtual shards whose writes wait at a gateway while they move between shards
+    (actors/resharding.py): serve's gateway holds them for the coordinator, a node gateway when
+    the coordinator tells it to (actors/node_gateway.py)."""
+
+    def __init__(self, router: "ShardLanes") -> None:
+        self.router = router
+        self.holding: frozenset[int] = frozenset()
+        self._released = asyncio.Event()
+        self._released.set()
 
     def held(self, member_ids: Iterable[str]) -> bool:
-        return False
+        """Whether a write for these members must wait (only while a move is under way)."""
+        if not self.holding:
+            return False
+        virtual_shards, holding = self.router.layout.virtual_shards, self.holding
+        return any(zlib.crc32(m.encode()) % virtual_shards in holding for m in member_ids)
 
     async def released(self) -> None:
-        return None
+        await self._released.wait()
 
     async def free(self, member_ids: Iterable[str]) -> None:
-        return None
+        """Wait while a write for these members must wait."""
+        member_ids = list(member_ids)
+        while self.held(member_ids):
+            await self.released()
+
+    def hold(self, vshards: frozenset[int]) -> None:
+        """Hold these virtual shards' writes from now on, and only these (none: release them)."""
+        self.holding = vshards
+        if vshards:
+            self._released.clear()
+        else:
+            self._released.set()
 
 
 class ShardLanes:
     """What a gateway's services ask of the shards: which shard owns a member, and a call or a
     read on one, once no move of its virtual shard holds writes. The coordinator (serve's
-    gateway) and a node's gateway both answer this way; each sets `layout` and `lanes` when it
-    starts, and the coordinator `resharding`."""
+    gateway) and a node's gateway both answer this way; each sets `layout`, `lanes` and
+    `resharding` (the holds) when it starts."""
 
     layout: Layout
     lanes: list[Lane]
-    resharding: Any = NoMoves()
+    resharding: Holds
 
     def shard_for(self, member_id: str) -> int:
         return shard_of(self.layout, member_id)

@@ -4,7 +4,8 @@ member's calls straight to that member's shard, through lanes of its own (in ord
 call in flight per shard, a bounded queue), exactly as `patron serve`'s own gateway does; so
 any gateway answers any member. Admin calls (publish, midnight, checkpoints, status) belong to
 the coordinator in `patron serve`: a node gateway passes them on to serve's gateway as they
-are, with the caller's token."""
+are, with the caller's token. While a virtual shard moves, the coordinator tells every node
+gateway to hold its writes and, once moved, where it lives now (`Routes`, actors/resharding.py)."""
 
 import asyncio
 import contextlib
@@ -12,6 +13,7 @@ import logging
 from typing import Any
 
 import grpc
+import msgspec
 import ray
 from grpc_health.v1 import health, health_pb2
 from prometheus_client import start_http_server
@@ -19,30 +21,44 @@ from prometheus_client import start_http_server
 from actors.config import ServeConfig
 from actors.events_service import EventsService
 from actors.gateway import IngestService, MembersService
-from actors.lanes import Lane, ShardLanes
+from actors.lanes import Holds, Lane, ShardLanes
 from actors.listener import SERVICE_NAMES, grpc_server, listen
 from actors.logs import collect_rarely, configure_logging
 from actors.metrics import Metrics
 from actors.placement import labelled_nodes, pinned_to
 from actors.wallet_service import WalletService
+from engine.errors import ReshardBusyError
 from engine.programme import Programme
 from engine.validation import load_rules
 from proto import patron_pb2 as pb
 from storage.folder import Layout
 
-__all__ = ["GatewayPlan", "NodeGateway", "NodeGateways"]
+__all__ = ["GatewayPlan", "NodeGateway", "NodeGateways", "Routes"]
 
 log = logging.getLogger("patron.gateway")
+HOLD_SECONDS = 10.0
+"""How long a move waits for every node gateway to hold its writes before it gives up (undone)."""
+
+
+class Routes(msgspec.Struct):
+    """What a node gateway routes by, as the coordinator last said: the higher `generation` wins,
+    whatever order the coordinator's calls arrive in."""
+
+    generation: int
+    layout: Layout
+    shards: list[str]
+    """The shard actors' Ray names, by shard."""
+    holding: list[int] = []
+    """Virtual shards whose writes wait (one moving)."""
 
 
 class GatewayPlan:
-    """What a node gateway needs to start, and to start again after its node comes back."""
+    """What a node gateway needs to start, and to start again after its node comes back (then
+    with the routes of the health call that starts it: the layout may have changed since)."""
 
-    def __init__(self, config: ServeConfig, tokens: dict[str, str], layout: Layout, shards: list[str],
+    def __init__(self, config: ServeConfig, tokens: dict[str, str], routes: Routes,
                  rules: dict[int, str], version: int, admin: str) -> None:
-        self.config, self.tokens, self.layout = config, tokens, layout
-        self.shards = shards
-        """The shard actors' Ray names, by shard."""
+        self.config, self.tokens, self.routes = config, tokens, routes
         self.rules, self.version = rules, version
         """Every published version's text, and the one in force."""
         self.admin = admin
@@ -66,13 +82,25 @@ class ShardRouter(ShardLanes):
     """What the gateway's services use of the coordinator, for a gateway away from it."""
 
     def __init__(self, plan: GatewayPlan, metrics: Metrics) -> None:
-        config = plan.config
+        self.config = plan.config
         self.metrics = metrics
-        self.layout = plan.layout
         self.folder = KnownRules(plan.rules)  # shared: versions sent later land in both
-        self.lanes = [Lane(ray.get_actor(name), shard, config.in_flight_per_shard, config.queue_per_shard)
-                      for shard, name in enumerate(plan.shards)]
+        self.lanes: list[Lane] = []
+        self.resharding = Holds(self)
+        self.generation = -1
+        self.route(plan.routes)
         self.programme = Programme(load_rules(plan.rules[plan.version]))
+
+    def route(self, routes: Routes) -> None:
+        """Route by these from now on, unless newer ones came first; new shards get lanes."""
+        if routes.generation <= self.generation:
+            return
+        config = self.config
+        self.generation, self.layout = routes.generation, routes.layout
+        for shard in range(len(self.lanes), len(routes.shards)):
+            self.lanes.append(Lane(ray.get_actor(routes.shards[shard]), shard, config.in_flight_per_shard,
+                                   config.queue_per_shard))
+        self.resharding.hold(frozenset(routes.holding))
 
     def published(self, version: int, text: str) -> None:
         """The version now in force."""
@@ -124,10 +152,28 @@ class NodeGateway:
         self.server, self.ports = server, (port, metrics_port)
         log.info("node gateway serving", extra={"port": port, "metrics_port": metrics_port})
 
-    async def serving(self, every_shard: bool) -> int:
-        """Health as `patron serve` sees its shards, every second: a gateway Ray started again
-        after its node came back starts serving here. Answers the rules version it has (one
-        started again has its first plan's, and is sent the versions since)."""
+    async def route(self, routes: Routes, drain: int = -1) -> int:
+        """Route by `routes` (when newer than those it has). With `drain` (a move holds a virtual
+        shard on that shard): answers once every write sent there before has been answered, with
+        how many of them failed (the move is then undone, as for serve's gateway)."""
+        if routes.generation > self.plan.routes.generation:
+            self.plan.routes = routes
+        if self.router is None:  # not serving yet: it will start with these routes
+            return 0
+        self.router.route(routes)
+        if drain < 0:
+            return 0
+        lane = self.router.lanes[drain]
+        failures = lane.failures
+        await lane.drained()
+        return lane.failures - failures
+
+    async def serving(self, every_shard: bool, routes: Routes) -> int:
+        """Health as `patron serve` sees its shards, every second, with the routes now: a gateway
+        Ray started again after its node came back starts serving here, by the current layout.
+        Answers the rules version it has (one started again has its first plan's, and is sent
+        the versions since)."""
+        await self.route(routes)
         if self.server is None:
             await self._start()
         status = health_pb2.HealthCheckResponse.SERVING if every_shard else health_pb2.HealthCheckResponse.NOT_SERVING
@@ -165,6 +211,8 @@ class NodeGateways:
         self.actors: dict[str, Any] = {}
         self.addresses: dict[str, tuple[str, int, int]] = {}
         """node name -> (node address, gRPC port, metrics port)."""
+        self.generation = 0
+        """Of the routes last sent (`Routes`)."""
 
     async def start(self) -> None:
         coordinator, config = self.coordinator, self.config
@@ -173,19 +221,49 @@ class NodeGateways:
         host = config.host if config.host not in ("0.0.0.0", "::") else ray.util.get_node_ip_address()
         folder = coordinator.folder
         rules = {int(path.stem[1:]): path.read_text(encoding="utf-8") for path in folder.rules.glob("v*.toml")}
-        plan = GatewayPlan(config, self.tokens, coordinator.layout,
-                           [coordinator.shard_name(shard) for shard in range(coordinator.layout.shards)],
-                           rules, coordinator.rules.version, f"{host}:{self.port}")
+        plan = GatewayPlan(config, self.tokens, self.routes(), rules, coordinator.rules.version,
+                           f"{host}:{self.port}")
         self.actors = {name: NodeGateway.options(num_cpus=0, **pinned_to(name)).remote(plan)
                        for name, node in sorted(nodes.items()) if node != here}
         answers = await asyncio.gather(*(actor.start.remote() for actor in self.actors.values()))
         self.addresses = dict(zip(self.actors, answers, strict=True))
         coordinator.published_hooks.append(self._published)
+        coordinator.resharding.others = self
+
+    def routes(self) -> Routes:
+        """The coordinator's layout and holds, as the next generation."""
+        coordinator = self.coordinator
+        self.generation += 1
+        return Routes(self.generation, coordinator.layout,
+                      [coordinator.shard_name(shard) for shard in range(coordinator.layout.shards)],
+                      sorted(coordinator.resharding.holding))
+
+    async def hold(self, source: int) -> bool:
+        """Every node gateway holds what serve's gateway holds, and answers once what it sent to
+        `source` before has been answered; whether any of that failed. ReshardBusyError when one
+        does not answer in time: moving on would let it write to the source after the export."""
+        routes = self.routes()
+        answers = await asyncio.gather(*(_within(actor.route.remote(routes, source), HOLD_SECONDS)
+                                         for actor in self.actors.values()))
+        silent = [name for name, answer in zip(self.actors, answers, strict=True) if answer is None]
+        if silent:
+            raise ReshardBusyError(f"the gateway on node {', '.join(silent)} did not answer within {HOLD_SECONDS:g} s "
+                                   f"(its node away or cut off from serve, or its writes to shard {source} slow); "
+                                   f"the move was undone, nothing was lost; start it again once every node gateway "
+                                   f"answers")
+        return any(answers)
+
+    async def route(self) -> None:
+        """Every node gateway routes by the layout and holds now; one that does not answer gets
+        them with the next health call (`serving`, every second), before it serves again."""
+        routes = self.routes()
+        await asyncio.gather(*(_within(actor.route.remote(routes)) for actor in self.actors.values()))
 
     async def serving(self, every_shard: bool) -> None:
-        """Health to every gateway; one behind on rules (started again by Ray) gets what it lacks."""
-        actors = list(self.actors.values())
-        versions = await asyncio.gather(*(_within(actor.serving.remote(every_shard)) for actor in actors))
+        """Health and routes to every gateway; one behind on rules (started again by Ray) gets
+        what it lacks."""
+        actors, routes = list(self.actors.values()), self.routes()
+        versions = await asyncio.gather(*(_within(actor.serving.remote(every_shard, routes)) for actor in actors))
         current, folder = self.coordinator.rules.version, self.coordinator.folder
         for actor, version in zip(actors, versions, strict=True):
             for missing in range(version + 1, current + 1) if version is not None else ():

@@ -1,11 +1,16 @@
 """Moving virtual shards between shards while batches flow, and adding shards (`patron shards
 move`, `patron shards rebalance`). The coordinator moves one virtual shard at a time:
 
-1. writes for its members wait at the gateway, in arrival order (`held`, `free`), while what
-   was already sent to the source drains: the export is queued in the source's lane behind it;
-2. the source exports the virtual shard's records from one snapshot;
+1. writes for its members wait at serve's gateway and at every node gateway (--gateway-per-node),
+   in arrival order (`held`, `free`), while what was already sent to the source drains: serve's
+   gateway queues the export in the source's lane behind it, and each node gateway answers once
+   what it sent to the source has been answered; a node gateway that does not answer in time
+   fails the move, undone;
+2. the source exports the virtual shard's records from one snapshot, and from then on refuses
+   writes for its members (a stale route cannot apply one there: actors/shard_moves.py);
 3. the destination writes them in one commit (ledgers appended at its own positions);
-4. the layout naming the destination as owner is written to disk (atomically), then used;
+4. the layout naming the destination as owner is written to disk (atomically), then used, and
+   sent to every node gateway;
 5. the writes that waited leave, to the destination, in the order they arrived;
 6. the source deletes its copy, in one commit.
 
@@ -16,13 +21,11 @@ exactly one copy is in force, and it holds every acknowledged write (docs/decisi
 import asyncio
 import logging
 import time
-import zlib
-from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 
-from actors.lanes import Lane
+from actors.lanes import Holds, Lane
 from engine.calendar import parse_day
 from engine.errors import InvalidRequestError, OverloadedError, ReshardBusyError
 from storage import vshard_move
@@ -66,36 +69,18 @@ def even_moves(owners: list[int], shards: int) -> list[tuple[int, int]]:
     return moves
 
 
-class Resharding:
-    """The coordinator's moves of virtual shards. One move or rebalance runs at a time."""
+class Resharding(Holds):
+    """The coordinator's moves of virtual shards. One move or rebalance runs at a time. Its holds
+    are serve's gateway's; node gateways (`others`) hold and route as it tells them."""
 
     def __init__(self, coordinator: Any) -> None:
         """`coordinator`: actors/coordinator.py's, which holds the layout, lanes and jobs' lock."""
+        super().__init__(coordinator)
         self.coordinator = coordinator
-        self.holding: frozenset[int] = frozenset()
-        """Virtual shards whose writes wait at the gateway."""
-        self._released = asyncio.Event()
-        self._released.set()
+        self.others: Any = None
+        """With --gateway-per-node, the node gateways (actors/node_gateway.py `NodeGateways`)."""
         self.progress: ReshardProgress | None = None
         self._task: asyncio.Task | None = None
-
-    # -- the gateway's side ----------------------------------------------------------------
-
-    def held(self, member_ids: Iterable[str]) -> bool:
-        """Whether a write for these members must wait (only while a move is under way)."""
-        if not self.holding:
-            return False
-        virtual_shards, holding = self.coordinator.layout.virtual_shards, self.holding
-        return any(zlib.crc32(m.encode()) % virtual_shards in holding for m in member_ids)
-
-    async def released(self) -> None:
-        await self._released.wait()
-
-    async def free(self, member_ids: Iterable[str]) -> None:
-        """Wait while a write for these members must wait."""
-        member_ids = list(member_ids)
-        while self.held(member_ids):
-            await self.released()
 
     # -- starting ------------------------------------------------------------------------------
 
@@ -122,9 +107,6 @@ class Resharding:
         if self._task is not None and not self._task.done():
             raise ReshardBusyError("virtual shards are being moved already (GetStatus shows how far); "
                                    "start again when that is done")
-        if self.coordinator.config.gateway_per_node:
-            raise ReshardBusyError("virtual shards cannot move while node gateways run (--gateway-per-node): "
-                                   "they route by the layout they read at start; serve without them to reshard")
         self.progress = progress = ReshardProgress(shards, len(moves))
         self._task = self.coordinator._background(self._run(progress, shards, moves))
         return progress
@@ -175,12 +157,14 @@ class Resharding:
             source = coordinator.layout.owners[vshard]
             if source == to:
                 return 0
-            self._hold(frozenset({vshard}))
+            self.hold(frozenset({vshard}))
             try:
                 failures = coordinator.lanes[source].failures
+                failed_elsewhere = await self.others.hold(source) if self.others is not None else False
                 vshard_move.write_note(root, MoveNote(vshard, source, to))
                 data = await self._call(source, "vshard_export", [vshard], virtual_shards)
-                if coordinator.lanes[source].failures != failures:
+                if failed_elsewhere or coordinator.lanes[source].failures != failures:
+                    await self._call(source, "vshard_keep", [vshard])
                     vshard_move.clear_note(root)
                     return None
                 members = await self._call(to, "vshard_take_in", data, virtual_shards)
@@ -189,7 +173,9 @@ class Resharding:
                 await self.recover()
                 raise
             finally:
-                self._hold(frozenset())
+                self.hold(frozenset())
+                if self.others is not None:  # the new layout, and nothing held
+                    await self.others.route()
             await self.recover()
         return members
 
@@ -203,18 +189,13 @@ class Resharding:
             return
         owner = coordinator.layout.owners[note.vshard]
         stray = note.destination if owner == note.source else note.source
+        if owner == note.source:  # the move is undone: the source takes writes for it again
+            await self._call(owner, "vshard_keep", [note.vshard])
         if stray < len(coordinator.lanes):
             gone = await self._call(stray, "vshard_let_go", [note.vshard], coordinator.layout.virtual_shards)
             log.info("a moved virtual shard's other copy deleted", extra={"vshard": note.vshard, "shard": stray,
                                                                           "members": gone})
         vshard_move.clear_note(root)
-
-    def _hold(self, vshards: frozenset[int]) -> None:
-        self.holding = vshards
-        if vshards:
-            self._released.clear()
-        else:
-            self._released.set()
 
     async def _call(self, shard: int, method: str, *args: Any) -> Any:
         """A call in the shard's lane, behind the writes queued before it; a full lane is waited for."""
@@ -239,4 +220,6 @@ class Resharding:
                 await actor.status.remote()
                 coordinator.actors.append(actor)
                 coordinator.lanes.append(Lane(actor, shard, config.in_flight_per_shard, config.queue_per_shard))
+            if self.others is not None:  # lanes to the new shards before any virtual shard moves there
+                await self.others.route()
         log.info("shards added", extra={"shards": shards})

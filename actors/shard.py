@@ -23,6 +23,7 @@ from actors.grouping import apply_group
 from actors.hot_members import HotMembers
 from actors.member_index import TOTALS_KEY, MemberTotals, wakeups_of
 from actors.opening_wire import ImportAnswer, Rejection, openings_of
+from actors.routing import MovedAway
 from actors.shard_coupons import ShardCoupons
 from actors.shard_outbox import ShardOutbox
 from engine.book import Book
@@ -144,6 +145,8 @@ class Shard:
         self.accepted = 0
         self.streams = StreamOrder(config.shard)
         """Kept in memory only: after a restart every stream's next part is refused and resent."""
+        self.away = MovedAway(config.shard)
+        """Virtual shards moved (or moving) to other shards: their writes are refused (actors/shard_moves.py)."""
         self.job: Job | None = None
         self.outbox = ShardOutbox(self.store)
         self.unreported = BatchStats({})
@@ -281,7 +284,7 @@ class Shard:
         protobuf bytes in and its results' protobuf bytes out (actors/batch_wire.py), so Ray moves
         plain bytes; an error in place of a part that may not or could not be committed (see
         actors/grouping.py)."""
-        return apply_group(self.apply_counted, self.streams, payloads, self.config.shard)
+        return apply_group(self.apply_counted, self.streams, payloads, self.config.shard, self.away)
 
     # -- members -----------------------------------------------------------------------
 
@@ -301,12 +304,14 @@ class Shard:
         return self.store.entries_at(positions)
 
     def enroll(self, request: Enrollment) -> tuple[MemberSummary, bool]:
+        self._here([request.member_id])
         member, created = self._write(lambda: enroll(self.book, request, self.book.today), [request.member_id])
         return summarise(self.book.programme, member), created
 
     def enroll_many(self, requests: list[Enrollment]) -> list[tuple[MemberSummary | None, bool, str]]:
         """Bulk enrollment in one commit: (member, created, error) per request, in order; a
         request that is not valid gets its error and changes nothing."""
+        self._here(r.member_id for r in requests)
         def enroll_each() -> list[tuple[MemberSummary | None, bool, str]]:
             answers: list[tuple[MemberSummary | None, bool, str]] = []
             for request in requests:
@@ -325,6 +330,7 @@ class Shard:
         exists is rejected, unless this same import created it: then it counts as imported
         before, so a chunk resent after a crash applies nothing twice."""
         rows = openings_of(data)
+        self._here(row.member_id for row in rows)
 
         def open_each() -> ImportAnswer:
             answer = ImportAnswer(rejected=[])
@@ -354,15 +360,18 @@ class Shard:
         return ""
 
     def set_status(self, member_id: str, action: str, reason: str) -> MemberSummary:
+        self._here([member_id])
         member = self._write(lambda: set_status(self.book, member_id, action, reason, self.book.today), [member_id])
         return summarise(self.book.programme, member)
 
     def set_tags(self, member_id: str, add: list[str], remove: list[str], reason: str) -> MemberSummary:
+        self._here([member_id])
         member = self._write(lambda: set_manual_tags(self.book, member_id, add, remove, reason, self.book.today),
                              [member_id])
         return summarise(self.book.programme, member)
 
     def set_tier(self, member_id: str, tier: str, reason: str) -> MemberSummary:
+        self._here([member_id])
         member = self._write(lambda: set_tier(self.book, member_id, tier, reason, self.book.today), [member_id])
         return summarise(self.book.programme, member)
 
@@ -371,6 +380,7 @@ class Shard:
         """An operator's signed points change is an adjustment transaction: the request id is
         its idempotency key, so a resent request has no second effect. It happens now, or at
         the end of the business day when the clock is ahead of it."""
+        self._here([member_id])
         at_ms = self.book.programme.calendar.within(self.book.today, int(time.time() * 1000))
         txn = Transaction(request_id, member_id, at_ms, ADJUSTMENT, amount_minor=points, note=reason)
         result = self.apply([txn])[0]
@@ -532,6 +542,11 @@ class Shard:
 
     def close(self) -> None:
         self.store.close()
+
+    def _here(self, member_ids: Iterable[str]) -> None:
+        """Refuse a write for a member whose virtual shard moved away (a stale route's)."""
+        if (refused := self.away.refusal(member_ids)) is not None:
+            raise refused
 
     def _write(self, action: Callable[[], T], member_ids: Iterable[str], meta: dict | None = None) -> T:
         def with_meta(writer: BatchWriter) -> T:

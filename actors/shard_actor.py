@@ -167,6 +167,9 @@ class ShardActor:
     def vshard_take_in(self, data: bytes, virtual_shards: int) -> int:
         return shard_moves.take_in(self.shard, data, virtual_shards)
 
+    def vshard_keep(self, vshards: list[int]) -> None:
+        shard_moves.keep(self.shard, vshards)
+
     def vshard_let_go(self, vshards: list[int], virtual_shards: int) -> int:
         return shard_moves.let_go(self.shard, vshards, virtual_shards)
 

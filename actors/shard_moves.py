@@ -5,7 +5,11 @@ What the shard keeps in memory about its members follows each commit: members he
 tag, stored value, coupon instances taken, points by expiry day, midnight wake-ups. A commit that
 fails puts those back. Coupon grants follow the instances: the destination raises its grant to
 what its members now hold before the source gives back what its members no longer hold, so the
-units granted over all shards never fall below the instances issued."""
+units granted over all shards never fall below the instances issued.
+
+From its export on, the source refuses writes for the members of what it exports (`Shard.away`):
+every gateway holds them during a move, so one arriving is a stale route's, and applying it would
+lose it with the source's copy. An undone move gives them back (`keep`)."""
 
 import msgspec
 
@@ -16,7 +20,7 @@ from engine.midnight import schedule
 from storage import vshard_move
 from storage.vshard_move import VShardRecords
 
-__all__ = ["export", "let_go", "take_in"]
+__all__ = ["export", "keep", "let_go", "take_in"]
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(VShardRecords).decode
@@ -28,7 +32,13 @@ def export(shard: Shard, vshards: list[int], virtual_shards: int) -> bytes:
     """The records of those virtual shards as they are committed now, as bytes (Ray moves bytes
     without a copy through its object store)."""
     _not_during_a_job(shard)
+    shard.away.add(vshards, virtual_shards)
     return _encode(vshard_move.export(shard.store, frozenset(vshards), virtual_shards))
+
+
+def keep(shard: Shard, vshards: list[int]) -> None:
+    """A move of these virtual shards was undone: they are this shard's again, writes included."""
+    shard.away.discard(vshards)
 
 
 def take_in(shard: Shard, data: bytes, virtual_shards: int) -> int:
@@ -37,6 +47,7 @@ def take_in(shard: Shard, data: bytes, virtual_shards: int) -> int:
     records = _decode(data)
     let_go(shard, records.vshards, virtual_shards)
     _commit(shard, records.members, +1, lambda writer: vshard_move.put(writer, records))
+    shard.away.discard(records.vshards)  # moved away once, back now
     shard.book.history.forget_before(EVERY_DAY)  # its days were read without these members
     if shard.inventory is not None:  # the instances they hold count against this shard's grant
         shard.inventory.granted.update(shard.inventory.source.report(shard.config.shard, shard.book.stock.taken))

@@ -37,7 +37,7 @@ class PublishBusyError(PatronError):
 
 class ReshardBusyError(PatronError):
     """Raised when virtual shards cannot move now: another move or rebalance is under way, a
-    midnight run or re-evaluation is running, or node gateways route by a layout of their own."""
+    midnight run or re-evaluation is running, or a node gateway did not answer the move's hold."""
 
 
 class StorageFullError(PatronError):
@@ -64,6 +64,12 @@ class OutOfOrderError(PatronError):
     """Raised for a stream's batch that a shard did not apply because the stream's previous batch
     there was not committed (it failed, or the shard restarted since): nothing of it was applied;
     send it again after the earlier one, in order."""
+
+
+class MovedAwayError(PatronError):
+    """Raised for a write that reached a shard after its member's virtual shard moved to another
+    (the route it took was out of date): nothing of it was applied there; send it again, and the
+    gateway routes it to the new owner."""
 
 
 class OverloadedError(PatronError):

@@ -10,7 +10,10 @@ from actors import shard_moves
 from actors.routing import VIRTUAL_SHARDS, virtual_shard
 from actors.shard import Shard, ShardConfig
 from engine.calendar import parse_day
+from engine.errors import MovedAwayError, OutOfOrderError
+from engine.operators import Enrollment
 from tests.builders import buy, line, recharge, refund
+from tests.parts import part, results_of
 from tests.test_shard import DAY, RULES
 
 MEMBERS = [f"m{n}" for n in range(40)]
@@ -70,4 +73,37 @@ def test_a_move_is_refused_while_a_midnight_run_is_under_way(tmp_path):
     assert shard.midnight_begin(parse_day("2026-11-18")) > 0
     with pytest.raises(Exception, match="midnight job"):
         shard_moves.export(shard, [virtual_shard("m1")], VIRTUAL_SHARDS)
+    shard.close()
+
+
+def test_a_shard_refuses_writes_for_a_virtual_shard_it_exported_until_the_move_is_undone(tmp_path):
+    """The safety net under a stale route: from its export on, the source applies nothing for the
+    moving virtual shard's members (a batch part is refused whole, the stream's next part too),
+    and takes them again once the move is undone."""
+    shard = open_shard(tmp_path, 0, 0)
+    shard.apply([buy("t1", "m1", DAY, line(20_000)), buy("t2", "m2", DAY, line(20_000))])
+    assert virtual_shard("m1") != virtual_shard("m2")
+    moving = [virtual_shard("m1")]
+    shard_moves.export(shard, moving, VIRTUAL_SHARDS)
+    before = shard.ledger("m1")
+
+    answers = shard.apply_encoded([part([buy("t3", "m2", DAY, line(20_000)), buy("t4", "m1", DAY, line(20_000))],
+                                        "S", 1),
+                                   part([buy("t5", "m2", DAY, line(20_000))], "S", 2, after=1),
+                                   part([buy("t6", "m2", DAY, line(20_000))], "T", 1)])
+    assert [type(a) for a in answers[:2]] == [MovedAwayError, OutOfOrderError]
+    assert "virtual shard" in str(answers[0])
+    assert "send it again" in str(answers[0])
+    assert [r.outcome for r in results_of(answers[2])] == ["accepted"]
+    for write in (lambda: shard.set_tags("m1", ["vip"], [], "test"),
+                  lambda: shard.adjust("m1", "adj-1", 50, "test"),
+                  lambda: shard.enroll(Enrollment(member_id="m1"))):
+        with pytest.raises(MovedAwayError):
+            write()
+    assert shard.ledger("m1") == before
+    assert {e.ref for e in shard.ledger("m2")} == {"t2", "t6"}
+
+    shard_moves.keep(shard, moving)
+    assert [r.outcome for r in results_of(shard.apply_encoded([part([buy("t4", "m1", DAY, line(20_000))], "U", 1)])[0])
+            ] == ["accepted"]
     shard.close()

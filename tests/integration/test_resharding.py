@@ -1,6 +1,7 @@
 """Moving virtual shards and adding a shard while a client streams batches (real Ray, gRPC,
 LMDB): every result, member and ledger is what replay computes, nothing lost or counted twice."""
 
+import asyncio
 import threading
 import time
 
@@ -9,6 +10,7 @@ import msgspec
 import pytest
 import ray
 
+from actors import node_gateway
 from actors.routing import virtual_shard
 from bench.crash import crash_run
 from bench.workload import Workload, generate
@@ -171,3 +173,42 @@ def test_patron_shards_rebalance_follows_the_moves_to_the_end(start_server):
     assert list(status.resharding.owned) == [512, 512]
     assert sum(s.members for s in status.shards) == 60
     assert min(s.members for s in status.shards) > 0
+
+
+@ray.remote(num_cpus=0)
+class SilentGateway:
+    """A node gateway cut off from serve (a real actor that takes the call and never answers)."""
+
+    async def route(self, routes: object, drain: int = -1) -> int:
+        await asyncio.sleep(3600)
+        return 0
+
+
+def test_a_node_gateway_that_does_not_answer_the_hold_fails_the_move_undone(start_server, monkeypatch):
+    server = start_server(shards=2)
+    coordinator = server.server.coordinator
+    members = [f"s{n}" for n in range(40)]
+    vshard = virtual_shard(members[0])
+    with PatronClient(server.address) as client:
+        client.enroll_many([{"member_id": m} for m in members])
+        before = [s.members for s in client.status().shards]
+        monkeypatch.setattr(node_gateway, "HOLD_SECONDS", 0.5)
+        gateways = node_gateway.NodeGateways(server.server.config, coordinator, {}, server.port)
+        gateways.actors = {"b": SilentGateway.remote()}
+        coordinator.resharding.others = gateways
+        try:
+            client.move_virtual_shard(vshard, 1 - coordinator.layout.owners[vshard])
+            moved = client.follow_resharding(every=0.05)
+        finally:
+            coordinator.resharding.others = None
+            ray.kill(gateways.actors["b"])
+        assert moved.done == 0
+        assert "gateway on node b did not answer" in moved.error
+        assert "undone, nothing was lost" in moved.error
+        assert [s.members for s in client.status().shards] == before
+        assert coordinator.resharding.holding == frozenset()
+        # the virtual shard's members take writes again, where they were
+        ack = client.submit([{"txn_id": "after", "member_id": members[0], "occurred_at_ms": 0, "kind": "event"}])
+        assert len(ack.results) == 1
+        assert client.member(members[0]).member_id == members[0]
+    assert not (server.server.config.data / "moving.json").exists()
