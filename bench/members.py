@@ -55,10 +55,11 @@ def run(settings: Settings) -> Result:
         killed = time.monotonic()
         bounded.crash()
         bounded.kill_group()
+        gone = time.monotonic()  # the RSS of the recovery is the new tree's alone from here
         again = bench.serve(hot_members=hot)
         recovery = wait_serving(again) - killed
         restart_cpu = CpuMeter([again.pid]).stop()  # everything the new tree used, from its birth
-        phases["recovery"] = (killed, time.monotonic())
+        phases["recovery"] = (gone, time.monotonic())
         if compare:
             again.stop()
             every_start, all_run, shards_now = _every_member(bench, streams["all"], total, batch_size, phases)
