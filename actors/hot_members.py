@@ -8,6 +8,7 @@ then run behind the batch), and a failed write reloads what it touched from LMDB
 The engine sees a mapping (engine/book.py): `get`, `[]`, `in`, assignment and `pop`; iterating
 lists every member's id, stored or new, in id order."""
 
+import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, ValuesView
 
@@ -23,6 +24,8 @@ Reader = Callable[[MemberId], Member | None]
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(list[tuple[int, int]]).decode
 _NO_LOTS = _encode([])
+_UNCHANGED = {False: (_NO_LOTS, False), True: (_NO_LOTS, True)}
+"""What `_was` holds for a member without lots: shared, not a tuple and bytes per member."""
 
 
 class HotMembers(MutableMapping[MemberId, Member]):
@@ -72,6 +75,7 @@ class HotMembers(MutableMapping[MemberId, Member]):
             if self.bounded:
                 self._add_lots(_encode(member.lots), 1)
             else:
+                _share_strings(member)
                 self._hot[member.member_id] = member
             yield member
 
@@ -101,12 +105,13 @@ class HotMembers(MutableMapping[MemberId, Member]):
 
     def _take(self, member: Member) -> None:
         """A member just read from LMDB."""
-        member_id = member.member_id
         self.loads += 1
+        _share_strings(member)
+        member_id = member.member_id  # the key is the member's own id, not a second copy of it
         self._hot[member_id] = member
         if self.passing:
             self._hot.move_to_end(member_id, last=False)  # type: ignore[attr-defined]
-        self._was[member_id] = (_encode(member.lots), member.touched)
+        self._was[member_id] = _was_of(member)
 
     def read_from(self, reader: Reader | None) -> None:
         """Read members not in memory with `reader` (a write's: no read transaction of their own
@@ -163,7 +168,7 @@ class HotMembers(MutableMapping[MemberId, Member]):
         was = self._was
         for member in members:
             member_id = member.member_id
-            lots = _encode(member.lots)
+            lots = _encode(member.lots) if member.lots else _NO_LOTS
             before = was.get(member_id)
             if before is None:
                 self._add_lots(lots, 1)
@@ -172,7 +177,7 @@ class HotMembers(MutableMapping[MemberId, Member]):
                 self._add_lots(lots, 1)
             if before is None or not (before[1] and member.touched):
                 moved.append(member)
-            was[member_id] = (lots, member.touched)
+            was[member_id] = (lots, member.touched) if lots is not _NO_LOTS else _UNCHANGED[member.touched]
         return moved
 
     def unindexed(self, member_ids: Iterable[MemberId]) -> None:
@@ -193,7 +198,7 @@ class HotMembers(MutableMapping[MemberId, Member]):
             if before is not None:
                 self._add_lots(before[0], -1)
             if stored is not None:
-                self._was[member_id] = (_encode(stored.lots), stored.touched)
+                self._was[member_id] = _was_of(stored)
                 self._add_lots(self._was[member_id][0], 1)
         if stored is None:
             self._hot.pop(member_id, None)
@@ -243,3 +248,26 @@ class HotMembers(MutableMapping[MemberId, Member]):
                 totals[expires] = left
             else:
                 del totals[expires]
+
+
+def _was_of(member: Member) -> tuple[bytes, bool]:
+    return (_encode(member.lots), member.touched) if member.lots else _UNCHANGED[member.touched]
+
+
+def _share_strings(member: Member) -> None:
+    """A member read from LMDB holds the same few values of status and profile as thousands of
+    others (a status, a channel, a birthday, a campaign): one shared string each instead of a
+    copy per member held, about 50 bytes apiece. Strings are immutable: nothing else changes."""
+    intern = sys.intern
+    member.status = intern(member.status)
+    profile = member.profile
+    if profile.birthday:
+        profile.birthday = intern(profile.birthday)
+    if profile.channel:
+        profile.channel = intern(profile.channel)
+    if profile.source:
+        profile.source = intern(profile.source)
+    if profile.campaign:
+        profile.campaign = intern(profile.campaign)
+    if profile.content:
+        profile.content = intern(profile.content)

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["CpuMeter", "ProcessInfo", "RssSampler", "command", "machine", "processes", "role", "run_queue_seconds",
-           "tree", "tree_cpu_ticks", "tree_rss_bytes"]
+__all__ = ["RSS_KINDS", "CpuMeter", "ProcessInfo", "RssSampler", "command", "machine", "processes", "role",
+           "rss_kinds", "run_queue_seconds", "tree", "tree_cpu_ticks", "tree_rss_bytes"]
 
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 PROC = Path("/proc")
@@ -107,6 +107,24 @@ def rss_bytes(pid: int, proc: Path = PROC, field: str = "VmRSS") -> int:
     return 0  # ended, or a kernel thread without it
 
 
+RSS_KINDS = ("RssAnon", "RssFile", "RssShmem")
+"""What VmRSS is made of: the heap (anonymous: not reclaimable), mapped files (LMDB's pages: the
+kernel reclaims them under pressure) and shared memory (Ray's object store)."""
+
+
+def rss_kinds(pid: int, proc: Path = PROC) -> tuple[int, int, int]:
+    """RSS_KINDS of one process, in bytes, from one read of its status; zeros once ended."""
+    found = dict.fromkeys(RSS_KINDS, 0)
+    try:
+        for line in (proc / str(pid) / "status").read_text().splitlines():
+            name = line.split(":", 1)[0]
+            if name in found:
+                found[name] = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return found["RssAnon"], found["RssFile"], found["RssShmem"]
+
+
 def tree_rss_bytes(roots: list[int], proc: Path = PROC, field: str = "VmRSS") -> int:
     """The sum over the trees (memory shared between processes, Ray's object store for one, counts
     once per process that maps it)."""
@@ -161,6 +179,9 @@ class RssSampler:
         self.roots: list[int] = []
         self.peak = 0
         self.samples: list[tuple[float, int]] = []
+        self.kinds: list[tuple[float, int, int, int, int]] = []
+        """Per sample: its time, the trees' RSS_KINDS summed (anonymous, file-backed, shared), and
+        the anonymous memory of the shard actors alone (where members are held)."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
@@ -170,8 +191,18 @@ class RssSampler:
             self._thread.start()
 
     def sample(self) -> int:
-        total = tree_rss_bytes(list(self.roots))
-        self.samples.append((time.monotonic(), total))
+        table = processes()
+        pids = [info.pid for root in list(self.roots) for info in tree(root, table)]
+        anon = file = shmem = shards = 0
+        for pid in pids:
+            a, f, s = rss_kinds(pid)
+            anon, file, shmem = anon + a, file + f, shmem + s
+            if command(pid).startswith("ray::ShardActor"):
+                shards += a
+        total = anon + file + shmem
+        now = time.monotonic()
+        self.samples.append((now, total))
+        self.kinds.append((now, anon, file, shmem, shards))
         self.peak = max(self.peak, total)
         return total
 

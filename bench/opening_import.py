@@ -9,13 +9,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from bench.harness import Harness
 from bench.machine import CpuMeter
 from bench.report import Chart, Result, common_rows
 from bench.settings import Settings
 
-__all__ = ["run", "write_members"]
+__all__ = ["Imported", "import_file", "run", "write_members"]
 
 CHUNK = 2_000
 IN_FLIGHT = 4
@@ -34,6 +35,28 @@ def write_members(path: Path, members: int, seed: int) -> None:
                        f"pos,{pick.randint(1, 12):02d}-{pick.randint(1, 28):02d}\n")
 
 
+class Imported(NamedTuple):
+    seconds: float
+    client_cpu: float
+    """CPU seconds of the `patron import` process."""
+    summary: str
+    """What it printed last."""
+    exit_status: int
+
+
+def import_file(source: Path, address: str) -> Imported:
+    """`patron import SOURCE` in a process of its own, to its end."""
+    started = time.monotonic()
+    importer = subprocess.Popen([sys.executable, "-m", "cli.main", "import", str(source), "--address", address,
+                                 "--chunk", str(CHUNK), "--in-flight", str(IN_FLIGHT)], stdout=subprocess.PIPE)
+    _, status, usage = os.wait4(importer.pid, 0)
+    seconds = time.monotonic() - started
+    summary = importer.stdout.read().decode().strip() if importer.stdout else ""
+    if importer.stdout:
+        importer.stdout.close()
+    return Imported(seconds, usage.ru_utime + usage.ru_stime, summary, os.waitstatus_to_exitcode(status))
+
+
 def run(settings: Settings) -> Result:
     members = settings.pick(settings.members, 1_000_000, 20_000)
     with Harness(settings) as bench:
@@ -44,23 +67,15 @@ def run(settings: Settings) -> Result:
         print(f"import: {members:,} members in {source} ({source.stat().st_size:,} bytes)", file=sys.stderr, flush=True)
         load_before = os.getloadavg()
         meter = CpuMeter([server.pid]).start()
-        started = time.monotonic()
-        importer = subprocess.Popen([sys.executable, "-m", "cli.main", "import", str(source), "--address",
-                                     server.address, "--chunk", str(CHUNK), "--in-flight", str(IN_FLIGHT)],
-                                    stdout=subprocess.PIPE)
-        _, status, usage = os.wait4(importer.pid, 0)
-        seconds = time.monotonic() - started
+        seconds, client_cpu, summary, exit_status = import_file(source, server.address)
         cpu = meter.stop()
         bench.cpu_by_role = {**meter.by_role}
-        summary = importer.stdout.read().decode().strip() if importer.stdout else ""
-        importer.stdout.close()
         load_after = os.getloadavg()
         common = bench.common(client, cpu, members, unit="members")
-    client_cpu = usage.ru_utime + usage.ru_stime
     per_member = {role: round(1e6 * s / members, 1) for role, s in {"client": client_cpu, **meter.by_role}.items()}
     total = round(1e6 * (cpu + client_cpu) / members, 1)
     fields = {"seconds": round(seconds, 3), "members_per_second": round(members / seconds, 1),
-              "summary": summary, "exit_status": os.waitstatus_to_exitcode(status),
+              "summary": summary, "exit_status": exit_status,
               "client_cpu_seconds": round(client_cpu, 3), "cpu_microseconds_per_member": per_member,
               "cpu_microseconds_per_member_total": total,
               "members_per_second_if_2_cores_were_ours": round(2e6 / total) if total else None,

@@ -14,8 +14,8 @@ from bench.workload import Workload, generate
 from client import transaction_message
 from proto import patron_pb2 as pb
 
-__all__ = ["MARK", "Batch", "enroll_requests", "next_day", "read_batches", "renamed", "write_member_load",
-           "write_workload"]
+__all__ = ["MARK", "Batch", "enroll_requests", "next_day", "read_batches", "renamed", "write_enrollees",
+           "write_member_load", "write_workload"]
 
 MARK = "c0000-"
 """Every transaction and batch id starts with it; `renamed` turns it into another round's prefix."""
@@ -93,6 +93,18 @@ def renamed(batch: bytes, round_number: int) -> bytes:
     if round_number == 0:
         return batch
     return batch.replace(MARK.encode(), f"c{round_number % 10_000:04d}-".encode())
+
+
+def write_enrollees(path: Path, members: int, prefix: str = "E") -> int:
+    """The members `enroll_requests` enrolls (ids PREFIX00000000..., the same channel, birthday,
+    source and campaign; no attributes, which an import row has not), as a `patron import` CSV
+    without opening balances: new members, brought in by the bulk path."""
+    with open(path, "w") as out:
+        out.write("member_id,channel,birthday,source,campaign\n")
+        for start in range(0, members, 100_000):
+            out.write("".join(f"{prefix}{n:08d},{('app', 'pos', 'web')[n % 3]},{1 + n % 12:02d}-{1 + n % 28:02d},"
+                              f"bench,spring-{n % 7}\n" for n in range(start, min(start + 100_000, members))))
+    return members
 
 
 def enroll_requests(members: int, part: int = 0, parts: int = 1, prefix: str = "E",

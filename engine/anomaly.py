@@ -41,7 +41,7 @@ class AnomalyRule:
         if total <= self.threshold:
             return Verdict.EARN
         member.abnormal = True
-        member.flag_days.append(day)
+        member.flag_days += (day,)
         return self._crossing()
 
     def foresee(self, member: Member, day: Day, points: int) -> Verdict:

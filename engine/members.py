@@ -92,12 +92,12 @@ class Member(Struct, array_like=True, gc=False):
     since_single: Minor = 0
     windows: dict[str, dict[Day, int]] = {}
     """Per metric and local day, what windowed tier conditions sum (only metrics the rules use)."""
-    singles: list[list] = []
+    singles: tuple[list, ...] = ()
     """Unused single purchases large enough for a tier: [day, eligible minor, txn id]."""
     events: dict[str, EventCounts] = {}
     day_points: dict[Day, int] = {}
     """Points tried for per recent local day: the daily anomaly counters."""
-    flag_days: list[Day] = []
+    flag_days: tuple[Day, ...] = ()
     """Days on which the member crossed the threshold, not yet reported."""
     ledger_seq: int = 0
     profile: Profile = field(default_factory=Profile)
@@ -114,10 +114,11 @@ class Member(Struct, array_like=True, gc=False):
     """Tags an operator set, sorted; kept apart from the computed ones."""
     tag_check: Day = 0
     """The next run date on which a computed tag could change by itself; 0 when none."""
-    reminded: list[str] = []
+    reminded: tuple[str, ...] = ()
     """What expiry reminders were sent for (engine.reminders), kept until it lapses: each is sent once."""
     bonus_value: Minor = 0
     coupons: tuple[CouponInstance, ...] = ()
-    """Tuples, not lists: most members never spend, and an empty tuple costs nothing to make."""
+    """Tuples, not lists (as `singles`, `flag_days`, `reminded`): most members never have any, and
+    the empty tuple is shared, where each member held would otherwise carry an empty list (56 bytes)."""
     bonuses_used: tuple[str, ...] = ()
     """Names of `once_per_member` recharge bonuses this member has had."""

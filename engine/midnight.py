@@ -252,5 +252,5 @@ def _periodic(book: Book, member: Member, run: Day, ref: str) -> None:
 def _anomaly_rows(book: Book, member: Member, run: Day) -> list[AnomalyRow]:
     rows = [AnomalyRow(member.member_id, iso(day), member.day_points.get(day, 0),
                        book.history.transactions_on(member.member_id, day)) for day in member.flag_days]
-    member.flag_days = []
+    member.flag_days = ()
     return rows

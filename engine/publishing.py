@@ -48,7 +48,7 @@ def remap_tiers(member: Member, old_names: list[str], new_names: list[str]) -> b
 def forget_past_spend(member: Member) -> None:
     member.total_spend = 0
     member.windows.pop("spend", None)
-    member.singles = []
+    member.singles = ()
     reset_since(member)
 
 

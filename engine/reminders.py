@@ -71,10 +71,10 @@ def remind(book: Book, member: Member, run: Day) -> None:
             if item.key not in sent:
                 book.notify(item.kind, member.member_id, run, **item.detail, expires=iso(item.expires),
                             last_day=iso(item.expires - 1))
-                member.reminded.append(item.key)
+                member.reminded += (item.key,)
     if member.reminded:  # forget what has lapsed or gone
         live = _live_keys(member, run)
-        member.reminded = [key for key in member.reminded if key in live]
+        member.reminded = tuple(key for key in member.reminded if key in live)
     before = notify.birthday_days_before
     if before and member.profile.birthday and birthday_reminder_day(member.profile.birthday, run - 1, before) == run:
         book.notify(BIRTHDAY, member.member_id, run, birthday=iso(run + before), days_before=before)

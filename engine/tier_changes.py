@@ -45,7 +45,7 @@ def enter_tier(book: Book, member: Member, target: int, day: Day, cause: str, re
 def _use_single(member: Member, ladder: TierLadder, rule: TierRule, day: Day) -> None:
     used = ladder._best_single(member, rule, day)
     if used is not None:
-        member.singles = [s for s in member.singles if s is not used]
+        member.singles = tuple(s for s in member.singles if s is not used)
 
 
 def tier_after_transaction(book: Book, member: Member, day: Day, ref: str, lowered: bool = False) -> None:

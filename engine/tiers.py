@@ -86,8 +86,8 @@ class TierLadder:
         if self.single_minimum is None or eligible < self.single_minimum:
             return
         horizon = day - self.keep_days
-        member.singles = [s for s in member.singles if s[0] >= horizon or not self.keep_days]
-        member.singles.append([day, eligible, txn_id])
+        kept = (s for s in member.singles if s[0] >= horizon or not self.keep_days)
+        member.singles = (*kept, [day, eligible, txn_id])
 
     def value(self, member: Member, rule: TierRule, as_of: Day) -> int:
         """The member's figure for a tier's metric over its window, as of a local day."""

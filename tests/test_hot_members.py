@@ -243,3 +243,22 @@ def test_a_midnight_run_over_cold_members_leaves_the_hot_ones_in_memory(tmp_path
     assert {m for m in (f"c{n}" for n in range(8)) if shard.members.peek(m)} == {"c1", "c2"}
     assert shard.members.loads == 2 + 6  # each cold member read once, by the run
     assert [shard.member(f"c{n}").points for n in (0, 1)] == [20, 30]
+
+
+def test_members_read_from_lmdb_share_their_id_and_common_strings(tmp_path):
+    """What keeps a held member small: its key in memory is its own id, and a status, channel,
+    birthday or campaign that many members have is one string for all of them, not a copy each."""
+    shard = _open(tmp_path, 3)
+    shard.enroll_many([Enrollment(member_id=f"m{n}", channel="app", birthday="03-14", campaign="spring")
+                       for n in range(2)])
+    shard.close()
+    shard = _open(tmp_path, 3)
+    first, second = shard.members.get("".join(["m", "0"])), shard.members.get("m1")  # read from LMDB
+    assert shard.members.loads == 2
+    assert first.status is second.status
+    assert first.profile.channel is second.profile.channel
+    assert first.profile.birthday is second.profile.birthday
+    assert first.profile.campaign is second.profile.campaign
+    assert next(key for key in shard.members._hot if key == "m0") is first.member_id
+    assert shard.member("m0").member_id == "m0"
+    shard.close()

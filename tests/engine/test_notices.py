@@ -78,7 +78,7 @@ def test_points_expiring_are_announced_once_by_the_run_that_many_days_ahead():
                                 {"points": 10, "expires": "2026-04-01", "last_day": "2026-03-31"})]
     advance_to(target, parse_day("2026-05-01"))
     assert notices(target) == []
-    assert target.members["m"].reminded == []  # forgotten once the points lapsed
+    assert target.members["m"].reminded == ()  # forgotten once the points lapsed
 
 
 def test_a_quiet_night_visits_only_the_members_with_a_reminder_due():

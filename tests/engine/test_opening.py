@@ -194,7 +194,7 @@ def test_a_members_wake_up_day_is_the_first_run_with_work_or_a_reminder(lots, ti
                     tier_until=tier_until, tag_check=tag_check, profile=Profile(birthday=birthday),
                     midnight_done=midnight_done)
     if reminded and member.lots:
-        member.reminded = [f"points {member.lots[0].expires}"]
+        member.reminded = (f"points {member.lots[0].expires}",)
     due = next_due(member)
     reminder = next_reminder(target, member, max(target.today, midnight_done))
     whole = min(day for day in (due, reminder) if day) if due or reminder else 0
