@@ -29,8 +29,8 @@ from storage.codecs import (
     decode_txn,
     encode,
     entry_of,
-    entry_record,
     id_digest,
+    ledger_rows,
     linked_position,
     member_of,
     member_record,
@@ -487,14 +487,8 @@ class BatchWriter:
         stored = dict(self.txn.cursor(self.dbs["members"]).getmulti(keys.values()))
         newest = {member_id: linked_position(raw) for member_id, key in keys.items()
                   if (raw := stored.get(key)) is not None}
-        rows = []
         cursor = self.txn.cursor(self.dbs["ledger"])
-        position = int.from_bytes(cursor.key(), "big") if cursor.last() else 0
-        for entry in self._entries:
-            member_id = entry.member_id
-            position += 1
-            rows.append((position_key(position), entry_record(entry, newest.get(member_id, 0))))
-            newest[member_id] = position
+        rows = ledger_rows(self._entries, int.from_bytes(cursor.key(), "big") if cursor.last() else 0, newest)
         if cursor.putmulti(rows, append=True)[1] != len(rows):  # append skips a key it finds, silently
             raise RuntimeError(f"shard store {self.store.path}: ledger positions after {rows[0][0].hex()} are taken")
         records = [(keys[member_id], member_record(member, newest.get(member_id, 0)))
