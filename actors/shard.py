@@ -253,7 +253,6 @@ class Shard:
             started = time.perf_counter()
             if self.inventory is not None:
                 self.inventory.prepare(self.book.programme, txns)
-            writer.read_ahead(txns)
             results = []
             for index, txn in enumerate(txns):
                 if index in failed:

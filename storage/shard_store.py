@@ -18,7 +18,7 @@ from engine.ledger import LedgerEntry
 from engine.members import Member
 from engine.midnight import AnomalyRow
 from engine.notices import Notice
-from engine.transactions import Transaction, TxnRecord
+from engine.transactions import TxnRecord
 from engine.types import Day
 from storage import outbox
 from storage.codecs import (
@@ -46,7 +46,6 @@ from storage.layout import upgrade_layout
 __all__ = ["BatchWriter", "ShardStore"]
 
 T = TypeVar("T")
-_UNREAD = object()
 _DATABASES = (b"members", b"ledger", b"txn_index", b"txn_days", b"anomalies", b"meta", outbox.DATABASE, b"wakeups")
 _RETIRED = 1
 """Databases of older layouts that an upgrade opens to move and drop (layout 2's `txns`)."""
@@ -358,8 +357,6 @@ class BatchWriter:
         self._index: dict[tuple[str, str], TxnRecord] = {}
         self._keys: dict[tuple[str, str], bytes] = {}
         """Index keys made for lookups, used again at commit (most transactions are looked up first)."""
-        self._ahead: dict[tuple[str, str], bytes | None] = {}
-        """Stored index records read for a whole batch at once (`read_ahead`); None: none stored."""
         self._members: dict[str, Member] = {}
         self._entries: list[LedgerEntry] = []
 
@@ -377,25 +374,9 @@ class BatchWriter:
         found = self._index.get(key)
         if found is not None:
             return found
-        raw = self._ahead.get(key, _UNREAD)
-        if raw is _UNREAD:
-            stored = self._keys[key] = txn_key(*key)
-            raw = self.txn.get(stored, db=self.dbs["txn_index"])
+        stored = self._keys[key] = txn_key(*key)
+        raw = self.txn.get(stored, db=self.dbs["txn_index"])
         return decode_txn(raw) if raw is not None else default
-
-    def read_ahead(self, txns: Iterable[Transaction]) -> None:
-        """Read the index records a batch will ask for (its ids, and the originals its refunds
-        name) in one LMDB call instead of one per transaction. Only this transaction writes the
-        index, and its own records are answered first (`_index`), so nothing read here goes stale."""
-        made = self._keys
-        for txn in txns:
-            key = (txn.member_id, txn.txn_id)
-            made[key] = txn_key(*key)
-            if txn.refund_of:
-                key = (txn.member_id, txn.refund_of)
-                made[key] = txn_key(*key)
-        found = dict(self.txn.cursor(self.dbs["txn_index"]).getmulti(made.values()))
-        self._ahead = {key: found.get(stored) for key, stored in made.items()}
 
     def __setitem__(self, key: tuple[str, str], record: TxnRecord) -> None:
         self._index[key] = record
@@ -409,7 +390,6 @@ class BatchWriter:
     def forget_before(self, day: Day) -> int:
         """Drop index entries of transactions that occurred before `day`: one range scan."""
         txns, days = self.dbs["txn_index"], self.dbs["txn_days"]
-        self._ahead = {}  # what was read ahead may be among what goes
         cursor = self.txn.cursor(db=days)
         cursor.first()
         end, dropped = day_key(day, 0), 0
@@ -474,30 +454,34 @@ class BatchWriter:
     def clear_wakeups(self) -> None:
         self.txn.drop(self.dbs["wakeups"], delete=False)
 
+    def _newest_stored(self, key: bytes) -> int:
+        raw = self.txn.get(key, db=self.dbs["members"])
+        return linked_position(raw) if raw is not None else 0
+
     def _write_ledger_and_members(self) -> None:
         """Append the entries, each chained to the member's entry before it, then write the
         members with their newest positions; a member with new entries but no new record only
-        has the position in its stored record moved. The stored records of every member the
-        commit touches are read in one LMDB call. Positions continue from the last one in the
+        has the position in its stored record moved. Positions continue from the last one in the
         ledger itself, read in this transaction, so nothing cached can fall behind it."""
-        members = self._members
-        keys = {member_id: member_id.encode() for member_id in members}
-        keys.update((entry.member_id, entry.member_id.encode()) for entry in self._entries
-                    if entry.member_id not in keys)
-        stored = dict(self.txn.cursor(self.dbs["members"]).getmulti(keys.values()))
-        newest = {member_id: linked_position(raw) for member_id, key in keys.items()
-                  if (raw := stored.get(key)) is not None}
+        newest: dict[str, int] = {}
+        for entry in self._entries:
+            if entry.member_id not in newest:
+                newest[entry.member_id] = self._newest_stored(entry.member_id.encode())
         cursor = self.txn.cursor(self.dbs["ledger"])
         rows = ledger_rows(self._entries, int.from_bytes(cursor.key(), "big") if cursor.last() else 0, newest)
         if cursor.putmulti(rows, append=True)[1] != len(rows):  # append skips a key it finds, silently
             raise RuntimeError(f"shard store {self.store.path}: ledger positions after {rows[0][0].hex()} are taken")
-        records = [(keys[member_id], member_record(member, newest.get(member_id, 0)))
-                   for member_id, member in members.items()]
-        for member_id in keys.keys() - members.keys():  # entries only: the stored record, its head moved
-            raw = stored.get(keys[member_id])
+        records = []
+        for member_id, member in self._members.items():
+            key = member_id.encode()
+            head = newest.pop(member_id) if member_id in newest else self._newest_stored(key)
+            records.append((key, member_record(member, head)))
+        for member_id, head in newest.items():
+            key = member_id.encode()
+            raw = self.txn.get(key, db=self.dbs["members"])
             if raw is None:
                 raise ValueError(f"ledger entries for member {member_id}, who is not stored")
-            records.append((keys[member_id], with_newest(raw, newest[member_id])))
+            records.append((key, with_newest(raw, head)))
         self.txn.cursor(self.dbs["members"]).putmulti(records)
 
     @_full_is_storage_full

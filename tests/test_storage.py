@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from engine.ledger import LedgerEntry
 from engine.members import Member
-from engine.transactions import Transaction, TxnRecord
+from engine.transactions import TxnRecord
 from engine.why import Why
 from storage.codecs import id_digest
 from storage.shard_store import ShardStore
@@ -71,30 +71,6 @@ def test_a_commit_that_fails_leaves_no_position_taken(tmp_path):
     commit(store, [], [entry("a", 2)])
     assert [e.seq for e in store.ledger("a")] == [1, 2]
     assert store.count("ledger") == 2
-
-
-def test_a_batch_read_ahead_answers_every_lookup_as_the_index_holds_it(tmp_path):
-    """A batch's index records are read in one call before scoring: ids and refunds' originals
-    answer as stored, ids read ahead and not stored answer none, an id not read ahead is still
-    looked up, and the batch's own records come first."""
-    store = ShardStore(tmp_path)
-    stored = {("a", "t1"): TxnRecord("a", "purchase", 20_000, 5, 5, "", 1, 500),
-              ("a", "t2"): TxnRecord("a", "purchase", 20_000, 9, 9, "", 1, 900),
-              ("b", "t1"): TxnRecord("b", "event", 20_001, 7, 0, "", 1)}
-    writer = store.writer()
-    for key, record in stored.items():
-        writer[key] = record
-    writer.commit()
-    batch = [Transaction("t1", "a"), Transaction("t3", "a", kind="refund", refund_of="t2"), Transaction("t1", "c"),
-             Transaction("t9", "b", kind="refund", refund_of="t1"), Transaction("t1", "a")]
-    asked = [("a", "t1"), ("a", "t2"), ("a", "t3"), ("c", "t1"), ("b", "t9"), ("b", "t1"), ("b", "t2")]
-    writer = store.writer()
-    writer.read_ahead(batch)
-    assert [writer.get(key) for key in asked] == [stored.get(key) for key in asked]
-    mine = TxnRecord("c", "purchase", 20_001, 1, 1, "", 1, 100)
-    writer[("c", "t1")] = mine
-    assert writer.get(("c", "t1")) == mine
-    writer.abort()
 
 
 def test_a_folder_in_the_member_keyed_layout_is_upgraded_once_and_reads_the_same(tmp_path, monkeypatch):
