@@ -487,12 +487,15 @@ class BatchWriter:
     @_full_is_storage_full
     def commit(self) -> None:
         self._write_ledger_and_members()
-        index, keys = self._index, self._keys
-        self.txn.cursor(self.dbs["txn_index"]).putmulti([(keys.get(k) or txn_key(*k), encode(r))
-                                                         for k, r in index.items()])
+        keys, rows = self._keys, []
         by_day: dict[Day, list[tuple[str, str]]] = {}
-        for key, record in index.items():
-            by_day.setdefault(record.day, []).append(key)
+        for key, record in self._index.items():  # one pass, no list made per transaction
+            rows.append((keys.get(key) or txn_key(*key), encode(record)))
+            ids = by_day.get(record.day)
+            if ids is None:
+                ids = by_day[record.day] = []
+            ids.append(key)
+        self.txn.cursor(self.dbs["txn_index"]).putmulti(rows)
         batch = self.store.next_batch()
         self.txn.cursor(self.dbs["txn_days"]).putmulti(
             [(day_key(day, batch), encode(ids)) for day, ids in by_day.items()])
