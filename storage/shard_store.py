@@ -29,8 +29,8 @@ from storage.codecs import (
     decode_txn,
     encode,
     entry_of,
-    entry_record,
     id_digest,
+    ledger_rows,
     linked_position,
     member_of,
     member_record,
@@ -492,16 +492,11 @@ class BatchWriter:
         has the position in its stored record moved. Positions continue from the last one in the
         ledger itself, read in this transaction, so nothing cached can fall behind it."""
         newest: dict[str, int] = {}
-        rows = []
-        cursor = self.txn.cursor(self.dbs["ledger"])
-        position = int.from_bytes(cursor.key(), "big") if cursor.last() else 0
         for entry in self._entries:
-            previous = newest.get(entry.member_id)
-            if previous is None:
-                previous = self._newest_stored(entry.member_id)
-            position += 1
-            rows.append((position_key(position), entry_record(entry, previous)))
-            newest[entry.member_id] = position
+            if entry.member_id not in newest:
+                newest[entry.member_id] = self._newest_stored(entry.member_id)
+        cursor = self.txn.cursor(self.dbs["ledger"])
+        rows = ledger_rows(self._entries, int.from_bytes(cursor.key(), "big") if cursor.last() else 0, newest)
         if cursor.putmulti(rows, append=True)[1] != len(rows):  # append skips a key it finds, silently
             raise RuntimeError(f"shard store {self.store.path}: ledger positions after {rows[0][0].hex()} are taken")
         records = []
@@ -520,12 +515,15 @@ class BatchWriter:
     @_full_is_storage_full
     def commit(self) -> None:
         self._write_ledger_and_members()
-        index, keys = self._index, self._keys
-        self.txn.cursor(self.dbs["txn_index"]).putmulti([(keys.get(k) or txn_key(*k), encode(r))
-                                                         for k, r in index.items()])
+        keys, rows = self._keys, []
         by_day: dict[Day, list[tuple[str, str]]] = {}
-        for key, record in index.items():
-            by_day.setdefault(record.day, []).append(key)
+        for key, record in self._index.items():  # one pass, no list made per transaction
+            rows.append((keys.get(key) or txn_key(*key), encode(record)))
+            ids = by_day.get(record.day)
+            if ids is None:
+                ids = by_day[record.day] = []
+            ids.append(key)
+        self.txn.cursor(self.dbs["txn_index"]).putmulti(rows)
         batch = self.store.next_batch()
         self.txn.cursor(self.dbs["txn_days"]).putmulti(
             [(day_key(day, batch), encode(ids)) for day, ids in by_day.items()])
