@@ -190,6 +190,7 @@ class IngestService:
                     raise InvalidRequestError(request.reason)
                 routed = await self._route_when_free(request, admitted=admitted)
             finally:
+                self.refusals_first.finished()
                 for shard in admitted:  # the room this batch did not take
                     self.coordinator.lanes[shard].release()
             return await self._settle(*routed, received)
@@ -203,16 +204,19 @@ class IngestService:
         """Room on every shard, reserved before the batch is read (nearly every batch has members
         on every shard), or OverloadedError at once while any shard's queue is full: reading a
         batch only to refuse it is what made refusals slow, and without the reservation every
-        call arriving as a slot frees would be let in, read, and all but one refused."""
+        call arriving as a slot frees would be let in, read, and all but one refused. Nor are more
+        than a few let in at once (`RefusalsFirst.let_in`)."""
         lanes = self.coordinator.lanes
         if any(2 * (lane.waiting + lane.reserved) >= lane.queue_limit for lane in lanes):
             self.refusals_first.arrived()  # calls may be arriving faster than they leave: refusals first
+        self.refusals_first.let_in()
         reserved: set[int] = set()
         try:
             for lane in lanes:
                 lane.reserve()
                 reserved.add(lane.shard)
         except OverloadedError:
+            self.refusals_first.finished()
             for shard in reserved:
                 self.coordinator.lanes[shard].release()
             raise

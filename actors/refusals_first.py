@@ -8,12 +8,20 @@ behind it: 64 batches let in at once were 100-250 ms of the loop's CPU, and that
 refusals' p99 (bench/RESULTS.md, "overload: what held the refusals"). So while calls arrive at
 queues half full or more, a batch let in waits to be routed until arrivals pause for `quiet`
 (counted from the last batch routed too: the calls it held up arrive after it), or until it has
-waited `patience`; batches take turns. Otherwise nothing waits."""
+waited `patience`; batches take turns. Otherwise nothing waits.
+
+Nor may a burst let many batches in at once: an overload that met empty queues let 64 in, and
+the last refusals of the burst waited for the routing of all of them. At most `reading` batches
+let in are being read or routed at a time; a call arriving meanwhile is refused at once, as at
+a full queue. Each is routed within milliseconds of being read, so in steady state this only
+shapes bursts: the shards' queues still fill, a few batches at a time."""
 
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+
+from engine.errors import OverloadedError
 
 __all__ = ["RefusalsFirst"]
 
@@ -26,12 +34,27 @@ class RefusalsFirst:
     """The most a batch let in waits for that pause, from when it was read: about the time the
     loop takes to refuse a burst of 200 calls. Its acknowledgement, behind a queue half full,
     takes seconds anyway."""
+    READING = 8
+    """Batches let in and not yet routed, at most: a shard's group (actors/lanes.py) can be
+    filled at once, and a refusal waits for at most this many routings (2-4 ms each)."""
 
     def __init__(self, quiet: float = QUIET, patience: float = PATIENCE,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, reading: int = READING) -> None:
         self.quiet, self.patience, self.clock = quiet, patience, clock
         self.last_arrival = self.last_route = float("-inf")
         self._turns = asyncio.Lock()
+        self.max_reading, self.reading = reading, 0
+
+    def let_in(self) -> None:
+        """A batch let in on its metadata, to be read and routed (`finished` when it is, or when
+        it is not after all); OverloadedError while `max_reading` such batches are."""
+        if self.reading >= self.max_reading:
+            raise OverloadedError(f"the gateway is reading {self.reading} batches let in just now; nothing "
+                                  f"was applied; send again shortly")
+        self.reading += 1
+
+    def finished(self) -> None:
+        self.reading -= 1
 
     def arrived(self) -> None:
         """A call came to queues half full or more: more may be waiting to be taken."""

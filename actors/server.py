@@ -97,7 +97,8 @@ class Server:
 
     def _grpc_server(self) -> grpc.aio.Server:
         coordinator = self.coordinator
-        servicers = {"Ingest": IngestService(coordinator, self.config.max_batch),
+        self.ingest = IngestService(coordinator, self.config.max_batch)
+        servicers = {"Ingest": self.ingest,
                      "Members": MembersService(coordinator, self.config.max_batch),
                      "Admin": AdminService(coordinator), "Events": self.events, "Wallet": WalletService(coordinator)}
         return grpc_server(self.config, self.tokens, servicers, self.health, lambda: self._started)

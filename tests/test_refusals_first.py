@@ -4,7 +4,10 @@ clock is the test's: nothing here depends on how fast the machine is."""
 
 import asyncio
 
+import pytest
+
 from actors.refusals_first import RefusalsFirst
+from engine.errors import OverloadedError
 
 
 class Clock:
@@ -102,6 +105,24 @@ def test_a_batch_waits_no_longer_than_its_patience_even_if_arrivals_never_pause(
     routed = [order.index("first"), order.index("second")]
     assert routed[0] < routed[1]  # batches take turns in the order they came
     assert order[routed[0] - 1] == "refusal at 0.050"  # refused meanwhile until its patience ran out
+
+
+def test_a_burst_lets_in_only_a_few_batches_at_a_time():
+    """A call arriving while `reading` batches let in are still being read or routed is refused
+    at once, whatever room the queues have; each that is finished (routed, or not after all)
+    lets one more in."""
+    gate = RefusalsFirst(reading=2)
+    gate.let_in()
+    gate.let_in()
+    with pytest.raises(OverloadedError, match="nothing was applied"):
+        gate.let_in()
+    gate.finished()
+    gate.let_in()
+    with pytest.raises(OverloadedError):
+        gate.let_in()
+    gate.finished()
+    gate.finished()
+    assert gate.reading == 0
 
 
 async def _route(gate: RefusalsFirst, read_at: float, order: list[str], name: str = "batch") -> None:

@@ -243,9 +243,10 @@ def test_a_batch_let_in_on_its_metadata_keeps_its_room_while_its_body_arrives(st
     """Admission reserves the room it saw: a batch let in before its body is read is queued once
     read, and a batch arriving meanwhile is refused at once (before, it took the room and the
     first was refused after its body had been sent and read). An unreadable batch gives its
-    room back."""
+    room back. Until routed, it counts among the few a burst may let in at once."""
     server = start_server(shards=1, in_flight_per_shard=0, queue_per_shard=1, start_date=parse_day("2026-11-17"))
     lane, metrics = server.server.coordinator.lanes[0], server.server.metrics.registry
+    gate = server.server.ingest.refusals_first
     body_sent = threading.Event()
     with PatronClient(server.address, retries=0, timeout=60) as client, \
             grpc.insecure_channel(server.address) as channel:
@@ -262,12 +263,14 @@ def test_a_batch_let_in_on_its_metadata_keeps_its_room_while_its_body_arrives(st
         try:
             _wait_for(lambda: metrics.get_sample_value("patron_batches_in_flight") == 1 or let_in.done())
             assert not let_in.done(), f"the first batch was answered {let_in.code()} before its body was sent"
+            assert gate.reading == 1  # being read: it counts against a burst's batches let in
             with pytest.raises(grpc.RpcError) as raised:
                 client.ingest.SubmitBatch(client.batch(purchases("second", 10)), timeout=20)
             assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             body_sent.set()
             _wait_for(lambda: lane.waiting == 1 or let_in.done())
             assert not let_in.done(), f"the batch let in was answered {let_in.code()} once read"
+            assert gate.reading == 0  # routed: room for the next batch let in
         finally:
             body_sent.set()
             let_in.cancel()
