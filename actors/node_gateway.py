@@ -23,7 +23,7 @@ from actors.events_service import EventsService
 from actors.gateway import IngestService, MembersService
 from actors.lanes import Holds, Lane, ShardLanes
 from actors.listener import SERVICE_NAMES, grpc_server, listen
-from actors.logs import collect_rarely, configure_logging
+from actors.logs import collect_in_small_steps, configure_logging
 from actors.metrics import Metrics
 from actors.placement import labelled_nodes, pinned_to
 from actors.wallet_service import WalletService
@@ -114,7 +114,7 @@ class NodeGateway:
 
     def __init__(self, plan: GatewayPlan) -> None:
         configure_logging()
-        collect_rarely()  # as serve's own gateway does
+        collect_in_small_steps()  # as serve's own gateway does
         self.plan = plan
         self.metrics = Metrics()
         self.checker = health.aio.HealthServicer()

@@ -1,6 +1,7 @@
 """`patron serve`: the engine on an embedded local Ray (or a cluster), until SIGTERM or Ctrl-C."""
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -10,7 +11,7 @@ import time
 import grpc
 
 from actors.config import ServeConfig
-from actors.logs import collect_rarely, configure_logging
+from actors.logs import collect_in_small_steps, configure_logging
 from actors.server import Server
 from engine.errors import PatronError
 from storage.folder import DataFolder
@@ -24,7 +25,7 @@ log = logging.getLogger("patron.serve")
 
 def run_serve(config: ServeConfig, demo: int = 0) -> int:
     configure_logging()
-    collect_rarely()
+    collect_in_small_steps()
     folder = DataFolder(config.data)
     try:
         folder.claim(os.getpid())
@@ -46,6 +47,7 @@ async def _serve(config: ServeConfig, demo: int) -> None:
     except BaseException:  # close what did start (the gRPC port, Ray) before the error is told
         await server.stop(grace=0)
         raise
+    gc.freeze()  # Ray's, gRPC's and the coordinator's state, kept until the end
     for signum in (signal.SIGTERM, signal.SIGINT):  # after Ray's start-up, which installs its own
         loop.add_signal_handler(signum, stop.set)
     _banner(server)
