@@ -13,8 +13,9 @@ waited `patience`; batches take turns. Otherwise nothing waits.
 Nor may a burst let many batches in at once: an overload that met empty queues let 64 in, and
 the last refusals of the burst waited for the routing of all of them. At most `reading` batches
 let in are being read or routed at a time; a call arriving meanwhile is refused at once, as at
-a full queue. Each is routed within milliseconds of being read, so in steady state this only
-shapes bursts: the shards' queues still fill, a few batches at a time."""
+a full queue, and counts as a call arriving at a full queue: the batches let in wait for the
+burst to be refused. Each is routed within milliseconds of being read, so in steady state this
+only shapes bursts: the shards' queues still fill, a few batches at a time."""
 
 import asyncio
 import time
@@ -49,6 +50,7 @@ class RefusalsFirst:
         """A batch let in on its metadata, to be read and routed (`finished` when it is, or when
         it is not after all); OverloadedError while `max_reading` such batches are."""
         if self.reading >= self.max_reading:
+            self.arrived()  # a burst: the batches let in are routed once the calls behind them are refused
             raise OverloadedError(f"the gateway is reading {self.reading} batches let in just now; nothing "
                                   f"was applied; send again shortly")
         self.reading += 1

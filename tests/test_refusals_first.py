@@ -109,13 +109,26 @@ def test_a_batch_waits_no_longer_than_its_patience_even_if_arrivals_never_pause(
 
 def test_a_burst_lets_in_only_a_few_batches_at_a_time():
     """A call arriving while `reading` batches let in are still being read or routed is refused
-    at once, whatever room the queues have; each that is finished (routed, or not after all)
-    lets one more in."""
-    gate = RefusalsFirst(reading=2)
+    at once, whatever room the queues have, and the batches let in wait for the burst's other
+    calls to be refused; each that is finished (routed, or not after all) lets one more in."""
+    clock = Clock()
+    gate = RefusalsFirst(quiet=0.002, patience=0.1, clock=clock, reading=2)
     gate.let_in()
     gate.let_in()
+    routed: list[str] = []
+    _routed_at_once(gate, routed, "before the burst")
     with pytest.raises(OverloadedError, match="nothing was applied"):
         gate.let_in()
+
+    async def scenario() -> None:
+        batch = asyncio.ensure_future(_route(gate, clock(), routed, "let in"))
+        await asyncio.sleep(0.005)
+        assert not batch.done(), "a batch let in was routed while the burst was still being refused"
+        clock.now += 0.003  # arrivals paused
+        await asyncio.wait_for(batch, 5)
+
+    asyncio.run(scenario())
+    assert routed == ["before the burst", "let in"]
     gate.finished()
     gate.let_in()
     with pytest.raises(OverloadedError):
