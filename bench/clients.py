@@ -77,6 +77,8 @@ class Report:
     refused: int = 0
     refusals: list[float] = field(default_factory=list)
     """submit: seconds from sending each refused (RESOURCE_EXHAUSTED) batch to its refusal."""
+    refusals_sent: list[float] = field(default_factory=list)
+    """submit: when each of those was sent, in seconds from the start of the run."""
     paused_seconds: float = 0.0
     """submit: the pauses after those refusals, summed."""
     failed: int = 0
@@ -259,6 +261,7 @@ class _Submitter:
                     now = time.monotonic()
                     if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
                         report.refusals.append(now - sent)
+                        report.refusals_sent.append(sent - start)
                         pause = max(job.pause, retry_after(error)) * random.uniform(0.5, 1.5)
                         report.paused_seconds += pause
                         await asyncio.sleep(pause)
