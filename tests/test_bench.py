@@ -244,3 +244,16 @@ def test_a_workload_over_enrolled_members_names_only_them_and_the_default_is_unc
     plain = list(generate(Workload(transactions=2_000, members=300, days=1)))
     assert plain == list(generate(Workload(transactions=2_000, members=300, days=1, member_prefix="M",
                                            member_space=10)))
+
+
+def test_an_overload_client_runs_in_a_scheduling_group_of_its_own_ahead_of_the_servers():
+    """Tills have CPUs of their own: the overload bench's clients leave the bench's session, and
+    their autogroup goes before the server's (at 0) when both want a CPU."""
+    script = ("import os; from bench.clients import AHEAD_NICE, own_cpu_share; ok = own_cpu_share(); "
+              "print(ok, os.getsid(0) == os.getpid(), open('/proc/self/autogroup').read().split()[-1], AHEAD_NICE)")
+    if not os.path.exists("/proc/self/autogroup"):
+        return  # a kernel without autogroups: nothing to be ahead of
+    ok, leads, nice, wanted = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                             check=True).stdout.split()
+    assert (ok, leads) == ("True", "True")
+    assert int(nice) == int(wanted) < 0
