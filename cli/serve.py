@@ -47,6 +47,7 @@ async def _serve(config: ServeConfig, demo: int) -> None:
     except BaseException:  # close what did start (the gRPC port, Ray) before the error is told
         await server.stop(grace=0)
         raise
+    gc.collect()
     gc.freeze()  # Ray's, gRPC's and the coordinator's state, kept until the end
     for signum in (signal.SIGTERM, signal.SIGINT):  # after Ray's start-up, which installs its own
         loop.add_signal_handler(signum, stop.set)
