@@ -106,11 +106,12 @@ class HotMembers(MutableMapping[MemberId, Member]):
     def _take(self, member: Member) -> None:
         """A member just read from LMDB."""
         self.loads += 1
-        _share_strings(member)
         member_id = member.member_id  # the key is the member's own id, not a second copy of it
         self._hot[member_id] = member
-        if self.passing:
+        if self.passing:  # goes first: not worth sharing its strings
             self._hot.move_to_end(member_id, last=False)  # type: ignore[attr-defined]
+        else:
+            _share_strings(member)
         self._was[member_id] = _was_of(member)
 
     def read_from(self, reader: Reader | None) -> None:

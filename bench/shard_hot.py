@@ -5,6 +5,9 @@ exactly them (`apply`, 1,000 transactions a batch) or the midnight run after eac
 
     .venv/bin/python -m bench.shard_hot apply 200000 --hot 20000,0 --transactions 40000
     .venv/bin/python -m bench.shard_hot midnight 200000 --hot 20000,0
+    .venv/bin/python -m bench.shard_hot midnight 520000 --hot 100000 --chunk 15000 --durability strict
+
+(the last as one shard of `patron bench midnight --hot-members 100000`: its steps and durability).
 
 The filled shard is kept in --work and copied for every run. For instruction counts, run it under
 `valgrind --tool=callgrind --instr-atstart=no` with --flags DIR: it writes DIR/ready before the
@@ -13,6 +16,7 @@ and waits for DIR/off."""
 
 import argparse
 import gc
+import resource
 import shutil
 import tempfile
 import time
@@ -40,6 +44,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--flags", type=Path, help="a folder to hand shakes with callgrind_control through")
+    parser.add_argument("--chunk", type=int, default=2_000, help="members per midnight step (a server: 15,000)")
+    parser.add_argument("--durability", default="relaxed", choices=["relaxed", "strict"])
     args = parser.parse_args()
     collect_rarely()
     filled = _filled(args.work / f"patron-shard-hot-{args.what}-{args.members}", args.members, args.what)
@@ -48,23 +54,27 @@ def main() -> None:
         for hot in (int(h) for h in args.hot.split(",")):
             folder = Path(tempfile.mkdtemp(prefix="patron-shard-hot-", dir=args.work))
             shutil.copytree(filled, folder, dirs_exist_ok=True)
-            shard = _open(folder, hot)
+            shard = _open(folder, hot, args.durability)
             gc.freeze()  # as a shard actor does after its start
             _signal(args.flags, "ready", "go")
+            before = resource.getrusage(resource.RUSAGE_SELF)
             cpu = time.process_time()
-            count = _apply(shard, txns) if args.what == "apply" else _midnight(shard)
+            count = _apply(shard, txns) if args.what == "apply" else _midnight(shard, args.chunk)
             cpu = time.process_time() - cpu
+            after = resource.getrusage(resource.RUSAGE_SELF)
             _signal(args.flags, "done", "off")
             print(f"{args.what} hot={hot}: {count:,} {'transactions' if args.what == 'apply' else 'members visited'}, "
-                  f"CPU {cpu:.2f} s, {1e6 * cpu / max(count, 1):.1f} µs each, read from LMDB {shard.members.loads:,}",
+                  f"CPU {cpu:.2f} s, {1e6 * cpu / max(count, 1):.1f} µs each "
+                  f"(system {after.ru_stime - before.ru_stime:.2f} s, page faults "
+                  f"{after.ru_minflt - before.ru_minflt:,}), read from LMDB {shard.members.loads:,}",
                   flush=True)
             shard.close()
             shutil.rmtree(folder)
 
 
-def _open(folder: Path, hot: int) -> Shard:
+def _open(folder: Path, hot: int, durability: str = "relaxed") -> Shard:
     return Shard(ShardConfig(0, str(folder), EXAMPLE_RULES.read_text(), start_day=parse_day(DAY),
-                             durability="relaxed", hot_members=hot))
+                             durability=durability, hot_members=hot))
 
 
 def _filled(folder: Path, members: int, what: str) -> Path:
@@ -95,9 +105,9 @@ def _apply(shard: Shard, txns: list[Transaction]) -> int:
     return len(txns)
 
 
-def _midnight(shard: Shard) -> int:
+def _midnight(shard: Shard, chunk: int = 2_000) -> int:
     visited = shard.midnight_begin(parse_day(DAY) + 1)
-    while not shard.midnight_step()[2]:
+    while not shard.midnight_step(chunk)[2]:
         pass
     return visited
 

@@ -95,8 +95,8 @@ def visitors(book: Book, run: Day) -> list[str]:
 
 
 def visit(book: Book, member_ids: list[str], run: Day, planned: dict[str, Day] | None = None) -> list[AnomalyRow]:
-    """`planned`, if given, gets each visited member's next run (`wake_day`, 0: none), so a caller
-    indexing them need not work it out again."""
+    """`planned`, if given, gets each visited member's next run (`wake_day`, 0: none) instead of
+    `book.wakeups`, so a caller indexing them need not work it out again."""
     night = Night.of(book, run)
     members = book.members
     rows: list[AnomalyRow] = []
@@ -106,15 +106,16 @@ def visit(book: Book, member_ids: list[str], run: Day, planned: dict[str, Day] |
             continue
         if is_due(book, member, run, night.periodic):
             rows.extend(run_member_midnight(book, member, night))
-        day = schedule(book, member)
-        if planned is not None:
-            planned[member_id] = day
+        if planned is None:
+            schedule(book, member)
+        else:
+            planned[member_id] = wake_day(book, member)
     return rows
 
 
 def next_due(member: Member) -> Day:
     """The first date whose run has work for this member, or 0 when none is foreseen."""
-    days = [lot.expires for lot in member.lots[:1]]
+    days = [member.lots[0].expires] if member.lots else []  # lots are kept in expiry order
     if member.held:
         days += [h.release for h in member.held if h.release] + [h.expires for h in member.held]
     if member.tier_until:
@@ -122,7 +123,9 @@ def next_due(member: Member) -> Day:
     if member.tag_check:
         days.append(member.tag_check)
     if member.coupons:
-        days += [d for d in (coupon_due(member),) if d]
+        coupon = coupon_due(member)
+        if coupon:
+            days.append(coupon)
     return min(days) if days else 0
 
 
@@ -152,11 +155,15 @@ def run_member_midnight(book: Book, member: Member, night: Night) -> list[Anomal
         return []
     if member.held:
         _release_pending(book, member, run, ref)
-    _expire(book, member, night)
+    # the guards say cheaply when a step has nothing to do (most members, most nights)
+    if (member.lots and member.lots[0].expires <= run) or member.held or (night.new_year and member.debt):
+        _expire(book, member, night)
     if member.coupons:
         expire_coupons(book, member, run, ref)
-    _upgrades_due(book, member, run, ref)
-    _validity_end(book, member, run, ref)
+    if member.next_tier or (member.touched and book.programme.ladder.on_change == "batch"):
+        _upgrades_due(book, member, run, ref)
+    if member.tier_until and member.tier_until < run:
+        _validity_end(book, member, run, ref)
     if night.periodic:
         _periodic(book, member, run, ref)
     remind(book, member, run)

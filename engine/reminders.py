@@ -29,24 +29,39 @@ class Expiring(NamedTuple):
 def expiring(member: Member, after: Day = 0, until: Day = NEVER - 1) -> list[Expiring]:
     """What of the member's will expire after `after` and by `until`: lots of points, and unused
     coupons (which expire at 00:00 after their last valid day)."""
-    return [Expiring(POINTS_EXPIRING, _points_key(lot.expires), lot.expires, {"points": lot.amount})
-            for lot in member.lots if after < lot.expires <= until] + [
-        Expiring(COUPON_EXPIRING, _coupon_key(c.code), c.valid_to + 1, {"code": c.code, "coupon_id": c.coupon_id})
-        for c in member.coupons if c.status == "unused" and after < c.valid_to + 1 <= until]
+    items = []
+    for lot in member.lots:
+        if lot.expires > until:  # lots are kept in expiry order: none after this one is due
+            break
+        if after < lot.expires:
+            items.append(Expiring(POINTS_EXPIRING, _points_key(lot.expires), lot.expires, {"points": lot.amount}))
+    for c in member.coupons:
+        if c.status == "unused" and after < c.valid_to + 1 <= until:
+            items.append(Expiring(COUPON_EXPIRING, _coupon_key(c.code), c.valid_to + 1,
+                                  {"code": c.code, "coupon_id": c.coupon_id}))
+    return items
+
+
+_POINTS = "points "
+_COUPON = "coupon "
 
 
 def _points_key(expires: Day) -> str:
-    return f"points {expires}"
+    return f"{_POINTS}{expires}"
 
 
 def _coupon_key(code: str) -> str:
-    return f"coupon {code}"
+    return f"{_COUPON}{code}"
 
 
-def _live_keys(member: Member, run: Day) -> set[str]:
-    """The keys of what `expiring` still holds after the run for `run`."""
-    return {_points_key(lot.expires) for lot in member.lots if run < lot.expires < NEVER} | {
-        _coupon_key(c.code) for c in member.coupons if c.status == "unused" and c.valid_to + 1 > run}
+def _live(member: Member, key: str, run: Day) -> bool:
+    """Whether what `key` names is still held after the run for `run` (a member remembers a key
+    or two: looked for directly rather than by making the key of everything it holds)."""
+    if key.startswith(_POINTS):
+        expires = int(key[len(_POINTS):])
+        return run < expires < NEVER and any(lot.expires == expires for lot in member.lots)
+    code = key[len(_COUPON):]
+    return any(c.code == code and c.status == "unused" and c.valid_to + 1 > run for c in member.coupons)
 
 
 def _unreminded(member: Member) -> list[Day]:
@@ -54,27 +69,28 @@ def _unreminded(member: Member) -> list[Day]:
     scheduling asks (a new member's welcome coupon among them), without making the notices'
     details."""
     sent = member.reminded
-    dates = [lot.expires for lot in member.lots if lot.expires < NEVER]
-    coupons = [c for c in member.coupons if c.status == "unused"]
-    if not sent:
-        return dates + [c.valid_to + 1 for c in coupons]
-    return [d for d in dates if _points_key(d) not in sent] + [
-        c.valid_to + 1 for c in coupons if _coupon_key(c.code) not in sent]
+    dates = []
+    for lot in member.lots:
+        if lot.expires < NEVER and (not sent or _points_key(lot.expires) not in sent):
+            dates.append(lot.expires)
+    for c in member.coupons:
+        if c.status == "unused" and (not sent or _coupon_key(c.code) not in sent):
+            dates.append(c.valid_to + 1)
+    return dates
 
 
 def remind(book: Book, member: Member, run: Day) -> None:
     """The reminders of the run for `run`, as notices; part of the member's midnight run."""
     notify = book.programme.rules.notify
     if notify.expiring_days:
-        sent = set(member.reminded)
+        sent = member.reminded  # a tuple of a few keys: as quick to search as a set to make
         for item in expiring(member, run, run + notify.expiring_days):
             if item.key not in sent:
                 book.notify(item.kind, member.member_id, run, **item.detail, expires=iso(item.expires),
                             last_day=iso(item.expires - 1))
                 member.reminded += (item.key,)
     if member.reminded:  # forget what has lapsed or gone
-        live = _live_keys(member, run)
-        member.reminded = tuple(key for key in member.reminded if key in live)
+        member.reminded = tuple(key for key in member.reminded if _live(member, key, run))
     before = notify.birthday_days_before
     if before and member.profile.birthday and birthday_reminder_day(member.profile.birthday, run - 1, before) == run:
         book.notify(BIRTHDAY, member.member_id, run, birthday=iso(run + before), days_before=before)
@@ -83,14 +99,19 @@ def remind(book: Book, member: Member, run: Day) -> None:
 def next_reminder(book: Book, member: Member, after: Day) -> Day:
     """The first run date after `after` that has a reminder for this member, or 0."""
     notify = book.programme.rules.notify
-    days = []
+    first = 0  # every candidate is after `after`, so 0 is none
     if notify.expiring_days:
-        days += [max(expires - notify.expiring_days, after + 1) for expires in _unreminded(member)
-                 if expires > after + 1]
+        for expires in _unreminded(member):
+            if expires > after + 1:
+                day = max(expires - notify.expiring_days, after + 1)
+                if not first or day < first:
+                    first = day
     before = notify.birthday_days_before
     if before and member.profile.birthday:
-        days.append(birthday_reminder_day(member.profile.birthday, after, before))
-    return min(days, default=0)
+        day = birthday_reminder_day(member.profile.birthday, after, before)
+        if not first or day < first:
+            first = day
+    return first
 
 
 @lru_cache(maxsize=4096)  # every scheduling asks, for a few hundred birthdays and the same day

@@ -30,7 +30,8 @@ class TagRules:
 
     def __init__(self, tags: list[Tag], sums: WindowSums) -> None:
         self.sums = sums
-        self.rules = [_compiled(tag, sums) for tag in tags]
+        self.rules = sorted((_compiled(tag, sums) for tag in tags), key=lambda rule: rule.name)
+        """In name order: the tags a member holds come out sorted."""
         self.names = frozenset(rule.name for rule in self.rules)
         windowed = [r for r in self.rules if r.condition != "recency_days"]
         self.window_metrics = frozenset(_METRIC[r.condition] for r in windowed)
@@ -38,7 +39,7 @@ class TagRules:
         self.keep_days = max((longest_days(r.window) for r in windowed if not r.window.endless), default=0)
 
     def computed(self, member: Member, as_of: Day) -> list[str]:
-        return sorted(rule.name for rule in self.rules if self._holds(member, rule, as_of))
+        return [rule.name for rule in self.rules if self._holds(member, rule, as_of)]
 
     def next_check(self, member: Member, as_of: Day, held: list[str]) -> Day:
         """The first run date on which a computed tag could change without a new transaction
@@ -55,7 +56,7 @@ class TagRules:
         return min(days, default=0)
 
     def _oldest_in_window(self, member: Member, rule: TagRule, as_of: Day) -> Day | None:
-        if rule.window.endless:
+        if rule.slot < 0:
             return None
         start = self.sums.start(rule.slot, as_of)
         days = member.windows.get(_METRIC[rule.condition], {})
@@ -68,7 +69,7 @@ class TagRules:
     def _holds(self, member: Member, rule: TagRule, as_of: Day) -> bool:
         if rule.condition == "recency_days":
             return _last_activity(member) <= as_of - rule.amount
-        if rule.window.endless:
+        if rule.slot < 0:  # a lifetime window (`window.endless`, a property: slower to ask)
             total = member.total_spend if rule.condition == "spend_minor" else member.purchases
             return total >= rule.amount
         return self.sums.total(member, rule.slot, as_of) >= rule.amount

@@ -17,6 +17,10 @@ __all__ = ["WindowSums"]
 _MOST_MEMBERS = 200_000
 """Members whose sums are kept (about 250 bytes each) before all are dropped and derived again on use."""
 
+_FEW_DAYS = 4
+"""A member with no more days than this has its sums added up at each ask instead of kept: a
+midnight run over cold members asks once each, and keeping them cost more than adding."""
+
 
 class _Window:
     def __init__(self, metric: str, period: Period) -> None:
@@ -67,6 +71,13 @@ class WindowSums:
         if not days:
             return 0
         mine = self._entries.get(member.member_id)
+        if mine is None and len(days) <= _FEW_DAYS:  # as cheap to add as to look up: nothing kept to free later
+            start = window.start(as_of)
+            total = 0
+            for day, amount in days.items():
+                if start <= day <= as_of:
+                    total += amount
+            return total
         entry = None if mine is None else mine[slot]
         if entry is not None and entry[0] is days:
             if entry[1] == as_of:

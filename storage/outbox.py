@@ -12,6 +12,7 @@ array) are read as if written in it.
 Its database (`events`) is additive: an older data folder gains it, empty, when it is opened."""
 
 import struct
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -76,7 +77,19 @@ def event_message(kind: str, member_id: str, day: str, detail: str) -> bytes:
 
 
 def _row(written: Day, at_ms: int, kind: str, member_id: str, day: Day, detail: str) -> bytes:
-    return _HEAD.pack(_FORM, written, at_ms) + event_message(kind, member_id, iso(day), detail)
+    return b"".join((_HEAD.pack(_FORM, written, at_ms), _kind_field(kind), _field(b"\x1a", member_id),
+                     _day_field(day), _field(b"*", detail)))
+
+
+@lru_cache(maxsize=64)
+def _kind_field(kind: str) -> bytes:
+    """A handful of kinds and days fill a commit's rows: their fields are made once."""
+    return _field(_KIND, kind)
+
+
+@lru_cache(maxsize=1024)
+def _day_field(day: Day) -> bytes:
+    return _field(b'"', iso(day))
 
 
 def _current(value: bytes) -> bytes:

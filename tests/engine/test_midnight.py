@@ -121,6 +121,14 @@ def test_pending_points_are_released_by_the_midnight_run_after_the_return_window
     assert target.ledger[-1].kind == "release"
 
 
+def test_pending_points_that_expire_before_their_release_expire_with_no_lot_to_tell():
+    target = book(body='[points]\npending_days = 7\n' + SPEND + '[points.expiry]\npolicy = "rolling_days"\ndays = 5\n')
+    score(target, buy("t1", "m", "2026-03-01 10:00", line(1000)))
+    until(target, "2026-03-06")
+    assert (target.members["m"].points, target.members["m"].pending, target.members["m"].lots) == (0, 0, [])
+    assert [(e.kind, e.pending, e.ref) for e in target.ledger][-1] == ("expire", -10, "2026-03-06")
+
+
 def test_a_next_day_tier_is_entered_at_the_next_midnight_if_it_still_holds():
     bronze = 'threshold = 50000\nvalidity = "12 months"'
     tiers = SHOPLINE.format(on_expiry="reevaluate").replace(bronze, bronze + '\neffective = "next_day"')
