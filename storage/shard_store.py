@@ -50,10 +50,6 @@ T = TypeVar("T")
 _DATABASES = (b"members", b"ledger", b"txn_index", b"txn_days", b"anomalies", b"meta", outbox.DATABASE, b"wakeups")
 _RETIRED = 1
 """Databases of older layouts that an upgrade opens to move and drop (layout 2's `txns`)."""
-CHECK_EVERY = 256
-"""Members a batch reads between checks of the mapped budget: a cold member's read maps about
-100 KB (its leaf and the kernel's fault-around), so a batch of thousands of cold members would
-pass the budget by hundreds of MB before the next batch looked; a check costs about 30 µs."""
 INITIAL_MAP_BYTES = 1 << 30
 MAX_MAP_BYTES = 1 << 40
 GROW_AT = 0.75
@@ -70,9 +66,8 @@ class ShardStore:
     transaction, so it waits for those reads to end (`_mapping`).
 
     Memory: pages LMDB reads stay mapped into the process; once the process's file-backed
-    resident memory passes `mapped_budget` (0: never) the writer drops them from its page tables,
-    checked before each batch and every `CHECK_EVERY` members a batch reads (storage/mapped_pages.py;
-    they stay in the page cache)."""
+    resident memory passes `mapped_budget` (0: never) the writer drops them from its page tables
+    before its next batch (storage/mapped_pages.py; they stay in the page cache)."""
 
     def __init__(self, path: Path, durability: str = "strict", map_bytes: int = INITIAL_MAP_BYTES,
                  max_map_bytes: int = MAX_MAP_BYTES, mapped_budget: int = BUDGET_BYTES) -> None:
@@ -301,15 +296,13 @@ class ShardStore:
 
     def writer(self) -> "BatchWriter":
         self._grow_if_needed()
-        self.drop_mapped_over_budget()
+        self._drop_mapped_over_budget()
         return BatchWriter(self)
 
-    def drop_mapped_over_budget(self) -> None:
-        """On the writer's thread, where the map is resized, between commits or inside a write
-        transaction (no resize then): the map cannot move meanwhile; `_mapping` is held as a
-        resize holds it, so the address found stays the map's until the drop ends even if a
-        resize ever ran elsewhere. Reads beside it, and the write transaction's own reads of
-        pages it has not changed (those are in its own memory), fault the pages back in."""
+    def _drop_mapped_over_budget(self) -> None:
+        """On the writer's thread, between commits, where the map is resized: it cannot move
+        meanwhile; `_mapping` is held as a resize holds it, so the address found stays the map's
+        until the drop ends even if a resize ever ran elsewhere. Reads beside it fault pages back."""
         if self.mapped_budget and file_resident_bytes() > self.mapped_budget:
             with self._mapping:
                 drop_mapping(self.path / "data.mdb")
@@ -386,8 +379,6 @@ class BatchWriter:
         self._entries: list[LedgerEntry] = []
         self._heads: dict[str, int] = {}
         """Newest ledger positions of the members read here, for `commit` not to read them again."""
-        self._unchecked = 0
-        """Members read since the mapped budget was last checked."""
 
     def member(self, member_id: str) -> Member | None:
         """A member as last committed (this transaction writes members only at `commit`), read
@@ -395,7 +386,6 @@ class BatchWriter:
         key = member_id.encode()
         if not 0 < len(key) <= self._max_key:
             return None  # no such key can have been written
-        self._read(1)
         raw = self.txn.get(key, db=self.dbs["members"])
         if raw is None:
             return None
@@ -411,15 +401,7 @@ class BatchWriter:
         for key, raw in self.txn.cursor(self.dbs["members"]).getmulti(keys):
             heads[key.decode()] = linked_position(raw)
             found.append(member_of(raw))
-        self._read(len(keys))
         return found
-
-    def _read(self, count: int) -> None:
-        """Every CHECK_EVERY members read, the mapped budget is checked (ShardStore)."""
-        self._unchecked += count
-        if self._unchecked >= CHECK_EVERY:
-            self._unchecked = 0
-            self.store.drop_mapped_over_budget()
 
     # the transaction index, as the engine's Book uses it: keyed by (member, transaction id)
     def get(self, key: tuple[str, str], default: TxnRecord | None = None) -> TxnRecord | None:
