@@ -5,6 +5,7 @@ exactly them (`apply`, 1,000 transactions a batch) or the midnight run after eac
 
     .venv/bin/python -m bench.shard_hot apply 200000 --hot 20000,0 --transactions 40000
     .venv/bin/python -m bench.shard_hot midnight 200000 --hot 20000,0
+    .venv/bin/python -m bench.shard_hot apply 1500000 --hot 150000 --transactions 40000 --mapped-budget 0
 
 The filled shard is kept in --work and copied for every run. For instruction counts, run it under
 `valgrind --tool=callgrind --instr-atstart=no` with --flags DIR: it writes DIR/ready before the
@@ -40,6 +41,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--flags", type=Path, help="a folder to hand shakes with callgrind_control through")
+    parser.add_argument("--mapped-budget", type=int, metavar="MiB",
+                        help="the store's budget of mapped LMDB pages (storage/mapped_pages.py; 0: never dropped)")
     args = parser.parse_args()
     collect_rarely()
     filled = _filled(args.work / f"patron-shard-hot-{args.what}-{args.members}", args.members, args.what)
@@ -49,6 +52,8 @@ def main() -> None:
             folder = Path(tempfile.mkdtemp(prefix="patron-shard-hot-", dir=args.work))
             shutil.copytree(filled, folder, dirs_exist_ok=True)
             shard = _open(folder, hot)
+            if args.mapped_budget is not None:
+                shard.store.mapped_budget = args.mapped_budget << 20
             gc.freeze()  # as a shard actor does after its start
             _signal(args.flags, "ready", "go")
             cpu = time.process_time()
