@@ -179,9 +179,10 @@ class RssSampler:
         self.roots: list[int] = []
         self.peak = 0
         self.samples: list[tuple[float, int]] = []
-        self.kinds: list[tuple[float, int, int, int, int]] = []
+        self.kinds: list[tuple[float, int, int, int, int, int]] = []
         """Per sample: its time, the trees' RSS_KINDS summed (anonymous, file-backed, shared), and
-        the anonymous memory of the shard actors alone (where members are held)."""
+        the shard actors' alone: anonymous (where members are held) and file-backed (their
+        libraries and LMDB's pages mapped, bounded by storage/mapped_pages.py)."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
@@ -193,16 +194,16 @@ class RssSampler:
     def sample(self) -> int:
         table = processes()
         pids = [info.pid for root in list(self.roots) for info in tree(root, table)]
-        anon = file = shmem = shards = 0
+        anon = file = shmem = shards = shard_files = 0
         for pid in pids:
             a, f, s = rss_kinds(pid)
             anon, file, shmem = anon + a, file + f, shmem + s
             if command(pid).startswith("ray::ShardActor"):
-                shards += a
+                shards, shard_files = shards + a, shard_files + f
         total = anon + file + shmem
         now = time.monotonic()
         self.samples.append((now, total))
-        self.kinds.append((now, anon, file, shmem, shards))
+        self.kinds.append((now, anon, file, shmem, shards, shard_files))
         self.peak = max(self.peak, total)
         return total
 

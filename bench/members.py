@@ -87,7 +87,7 @@ def run(settings: Settings) -> Result:
         "disk_bytes": disk, "disk_bytes_per_member": round(disk / members, 1),
         "load_average_before": [round(x, 2) for x in load[0]], "load_average_after": [round(x, 2) for x in load[1]],
         "rss_over_time": [(round(at - origin, 1), size) for at, size in bench.rss.samples if at >= origin],
-        "rss_kinds_over_time": {"columns": ["seconds", "anon", "file", "shmem", "shard_anon"], "rows": [
+        "rss_kinds_over_time": {"columns": ["seconds", "anon", "file", "shmem", "shard_anon", "shard_file"], "rows": [
             (round(at - origin, 1), *sizes) for at, *sizes in bench.rss.kinds if at >= origin]},
     }
     mib = {name: peak / 2**20 for name, peak in peaks.items()}
@@ -113,7 +113,7 @@ def run(settings: Settings) -> Result:
                                                   if at >= origin],
                          **{f"{label} (MiB)": [(row[0], row[k] / 2**20) for row in kept]
                             for k, label in ((1, "anonymous"), (2, "file-backed (libraries, LMDB pages)"),
-                                             (4, "anonymous, shards"))}},
+                                             (4, "anonymous, shards"), (5, "file-backed, shards"))}},
                   spans=[(first - origin, last - origin, name) for name, (first, last) in phases.items()],
                   unit="MiB")
     return Result("members", fields, parameters, rows, chart)
@@ -161,19 +161,21 @@ def _peak(samples: list[tuple[float, int]], first: float, last: float) -> int:
     return max((size for at, size in samples if first <= at <= last), default=0)
 
 
-def _kinds_at_peak(kinds: list[tuple[float, int, int, int, int]], first: float, last: float) -> dict[str, int]:
+def _kinds_at_peak(kinds: list[tuple[float, int, int, int, int, int]], first: float, last: float) -> dict[str, int]:
     """RSS by kind at the phase's peak sample, and the largest anonymous memory in the phase."""
     within = [row for row in kinds if first <= row[0] <= last]
     if not within:
         return {}
-    _, anon, file, shmem, shards = max(within, key=lambda row: row[1] + row[2] + row[3])
-    return {"anon": anon, "file": file, "shmem": shmem, "shard_anon": shards,
-            "peak_anon": max(row[1] for row in within), "peak_shard_anon": max(row[4] for row in within)}
+    _, anon, file, shmem, shards, shard_files = max(within, key=lambda row: row[1] + row[2] + row[3])
+    return {"anon": anon, "file": file, "shmem": shmem, "shard_anon": shards, "shard_file": shard_files,
+            "peak_anon": max(row[1] for row in within), "peak_shard_anon": max(row[4] for row in within),
+            "peak_shard_file": max(row[5] for row in within)}
 
 
 def _kinds_row(kinds: dict[str, int]) -> str:
     if not kinds:
         return "no sample"
     mib = {name: size / 2**20 for name, size in kinds.items()}
-    return (f"anonymous {mib['anon']:,.0f} (shards {mib['shard_anon']:,.0f}), file-backed {mib['file']:,.0f}, "
-            f"shared {mib['shmem']:,.0f}; anonymous at most {mib['peak_anon']:,.0f} MiB")
+    return (f"anonymous {mib['anon']:,.0f} (shards {mib['shard_anon']:,.0f}), file-backed {mib['file']:,.0f} "
+            f"(shards {mib['shard_file']:,.0f}), shared {mib['shmem']:,.0f}; anonymous at most "
+            f"{mib['peak_anon']:,.0f} MiB, shards' file-backed at most {mib['peak_shard_file']:,.0f} MiB")

@@ -5,6 +5,7 @@ exactly them (`apply`, 1,000 transactions a batch) or the midnight run after eac
 
     .venv/bin/python -m bench.shard_hot apply 200000 --hot 20000,0 --transactions 40000
     .venv/bin/python -m bench.shard_hot midnight 200000 --hot 20000,0
+    .venv/bin/python -m bench.shard_hot apply 1500000 --hot 150000 --transactions 40000 --mapped-budget 0
     .venv/bin/python -m bench.shard_hot midnight 520000 --hot 100000 --chunk 15000 --durability strict
 
 (the last as one shard of `patron bench midnight --hot-members 100000`: its steps and durability).
@@ -46,6 +47,8 @@ def main() -> None:
     parser.add_argument("--flags", type=Path, help="a folder to hand shakes with callgrind_control through")
     parser.add_argument("--chunk", type=int, default=2_000, help="members per midnight step (a server: 15,000)")
     parser.add_argument("--durability", default="relaxed", choices=["relaxed", "strict"])
+    parser.add_argument("--mapped-budget", type=int, metavar="MiB",
+                        help="the store's budget of mapped LMDB pages (storage/mapped_pages.py; 0: never dropped)")
     args = parser.parse_args()
     collect_rarely()
     filled = _filled(args.work / f"patron-shard-hot-{args.what}-{args.members}", args.members, args.what)
@@ -55,6 +58,8 @@ def main() -> None:
             folder = Path(tempfile.mkdtemp(prefix="patron-shard-hot-", dir=args.work))
             shutil.copytree(filled, folder, dirs_exist_ok=True)
             shard = _open(folder, hot, args.durability)
+            if args.mapped_budget is not None:
+                shard.store.mapped_budget = args.mapped_budget << 20
             gc.freeze()  # as a shard actor does after its start
             _signal(args.flags, "ready", "go")
             before = resource.getrusage(resource.RUSAGE_SELF)

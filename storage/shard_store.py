@@ -42,6 +42,7 @@ from storage.codecs import (
     with_newest,
 )
 from storage.layout import upgrade_layout
+from storage.mapped_pages import BUDGET_BYTES, drop_mapping, file_resident_bytes
 
 __all__ = ["BatchWriter", "ShardStore"]
 
@@ -62,12 +63,18 @@ class ShardStore:
     Threads: one thread writes (and grows the map); the reads marked so (`member`, `committed`,
     `ledger_positions`, `entries_at`) may run on other threads beside it, each in its own read
     transaction, a snapshot of the last commit. Growing the map invalidates every open
-    transaction, so it waits for those reads to end (`_mapping`)."""
+    transaction, so it waits for those reads to end (`_mapping`).
+
+    Memory: pages LMDB reads stay mapped into the process; once the process's file-backed
+    resident memory passes `mapped_budget` (0: never) the writer drops them from its page tables
+    before its next batch (storage/mapped_pages.py; they stay in the page cache)."""
 
     def __init__(self, path: Path, durability: str = "strict", map_bytes: int = INITIAL_MAP_BYTES,
-                 max_map_bytes: int = MAX_MAP_BYTES) -> None:
+                 max_map_bytes: int = MAX_MAP_BYTES, mapped_budget: int = BUDGET_BYTES) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.mapped_budget = mapped_budget
+        self.mapping_drops = 0
         self.max_map_bytes = max(max_map_bytes, map_bytes)
         strict = durability == "strict"
         self.env = lmdb.open(str(path), map_size=map_bytes, max_dbs=len(_DATABASES) + _RETIRED, sync=strict,
@@ -289,7 +296,17 @@ class ShardStore:
 
     def writer(self) -> "BatchWriter":
         self._grow_if_needed()
+        self._drop_mapped_over_budget()
         return BatchWriter(self)
+
+    def _drop_mapped_over_budget(self) -> None:
+        """On the writer's thread, between commits, where the map is resized: it cannot move
+        meanwhile; `_mapping` is held as a resize holds it, so the address found stays the map's
+        until the drop ends even if a resize ever ran elsewhere. Reads beside it fault pages back."""
+        if self.mapped_budget and file_resident_bytes() > self.mapped_budget:
+            with self._mapping:
+                drop_mapping(self.path / "data.mdb")
+            self.mapping_drops += 1
 
     def map_bytes(self) -> int:
         return self.env.info()["map_size"]

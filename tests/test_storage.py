@@ -15,7 +15,8 @@ from engine.ledger import LedgerEntry
 from engine.members import Member
 from engine.transactions import TxnRecord
 from engine.why import Why
-from storage.codecs import id_digest
+from storage.codecs import id_digest, member_of
+from storage.mapped_pages import file_resident_bytes
 from storage.shard_store import ShardStore
 
 
@@ -311,3 +312,26 @@ def test_members_read_together_are_those_stored_and_commit_keeps_their_ledger_ch
     assert [e.seq for e in store.ledger("a")] == [1]
     assert [e.seq for e in store.ledger("b")] == [1, 2]
     assert store.member("a").enrolled == 2
+
+
+def test_a_store_over_its_mapped_budget_drops_the_pages_and_reads_every_member_right(tmp_path):
+    """Over its budget the writer unmaps LMDB's pages before its next batch (storage/mapped_pages.py):
+    the process's file-backed memory falls by the store's size, and the pages fault back in with
+    the same bytes: every member reads back as written, through the store, through a writer, and
+    through a read transaction that was open across the drop."""
+    store = ShardStore(tmp_path, "relaxed", mapped_budget=1)  # over it before every batch
+    members = [Member(f"m{i:06d}", 20_000, points=i, ledger_seq=i % 7) for i in range(20_000)]
+    for start in range(0, len(members), 10_000):
+        commit(store, members[start:start + 10_000], [])
+    with store.env.begin(db=store.dbs["members"], buffers=True) as snapshot:
+        held = snapshot.get(b"m000123")
+        assert list(store.members()) == members  # every page of the members mapped
+        mapped, drops = file_resident_bytes(), store.mapping_drops
+        writer = store.writer()
+        assert store.mapping_drops == drops + 1
+        assert file_resident_bytes() < mapped - store.bytes_of("members") // 2
+        assert member_of(held) == members[123]  # the snapshot's page, faulted back in
+    assert writer.members([m.member_id for m in members[::97]]) == members[::97]
+    writer.txn.abort()
+    assert [store.member(m.member_id) for m in members] == members
+    store.close()
