@@ -21,7 +21,7 @@ import grpc
 
 from bench.machine import run_queue_seconds
 from bench.streams import Batch, enroll_requests, read_batches, renamed
-from client.patron_client import retry_after
+from client.patron_client import backoff
 from proto import patron_pb2 as pb
 
 __all__ = ["Clients", "Job", "Report"]
@@ -63,9 +63,12 @@ class Job:
     retries: int = 20
     """A stream refused with RESOURCE_EXHAUSTED is reopened (unanswered batches sent again)."""
     pause: float = 0.0
-    """submit: seconds a caller waits after a refusal before it sends again, on average, or what
-    the refusal said room takes when longer: each pause is drawn between half and one and a half
-    of it, as PatronClient's back-off."""
+    """submit: each caller's first call leaves within this many seconds, at random; a refused
+    batch is sent again after PatronClient's back-off (`client.patron_client.backoff`: 0.1 s on
+    average, doubling with each refusal of the same batch, or what the refusal said room takes
+    when longer). The bench used to send every refused batch again after 0.1 s whatever the
+    refusals before: four times the refusals PatronClient makes, a load no till sends (bench/RESULTS.md,
+    "overload: clients that back off as PatronClient does")."""
 
 
 @dataclass
@@ -259,6 +262,7 @@ class _Submitter:
             n = next(numbers)
             batch = self.batches[n % count]
             data = renamed(batch.data, n // count)
+            attempt = 0
             while running():
                 sent = time.monotonic()
                 try:
@@ -268,7 +272,8 @@ class _Submitter:
                     if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
                         report.refusals.append(now - sent)
                         report.refusals_sent.append(sent - start)
-                        pause = max(job.pause, retry_after(error)) * random.uniform(0.5, 1.5)
+                        attempt += 1
+                        pause = backoff(attempt, error)
                         report.paused_seconds += pause
                         await asyncio.sleep(pause)
                         continue
