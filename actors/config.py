@@ -42,6 +42,9 @@ class ServeConfig(msgspec.Struct, kw_only=True):
     hot_members: int = 0
     """Members each shard keeps in memory between writes (0: every member, loaded at start);
     the others are read from LMDB when a transaction, a read or the midnight run needs them."""
+    mapped_budget_mib: int = 256
+    """A shard's file-backed resident memory above which it drops LMDB's mapped pages from its
+    page tables before its next batch (storage/mapped_pages.py; 0: never)."""
     coupon_block: int = 64
     """The smallest block of a limited coupon's inventory a shard asks for at once; a shard asks
     for twice what its last commit used when that is more (docs/decisions.md)."""

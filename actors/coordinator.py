@@ -359,6 +359,7 @@ class Coordinator(ShardLanes):
                 metrics.members.labels(str(shard)).set(answer.members)
                 metrics.members_in_memory.labels(str(shard)).set(answer.members_in_memory)
                 metrics.member_loads.labels(str(shard)).set(answer.member_loads)
+                metrics.mapping_drops.labels(str(shard)).set(answer.mapping_drops)
                 metrics.lmdb_bytes.labels(str(shard)).set(answer.disk_bytes)
         metrics.rules_version.set(self.rules.version)
         self._observe_layout()
@@ -478,7 +479,8 @@ class Coordinator(ShardLanes):
         config = ShardConfig(shard, str(self.folder.shard(shard)), self.rules.text, self.config.durability,
                              start_day, self.config.index_retention_days, self.config.map_bytes,
                              self.config.max_map_bytes, self.config.coupon_block, self.keeper_name,
-                             hot_members=self.config.hot_members)
+                             hot_members=self.config.hot_members,
+                             mapped_budget=self.config.mapped_budget_mib << 20)
         if not self.config.ray_address:  # one machine: every shard fits, however many cores
             return ShardActor.options(num_cpus=0).remote(config)
         # on its named node, which keeps its LMDB; a core is not reserved (as on one machine); named,

@@ -62,6 +62,8 @@ class Metrics:
                                        ["shard"], registry=registry)
         self.member_loads = Gauge("patron_member_loads", "Members a shard read from LMDB since it started, "
                                   "not being in memory.", ["shard"], registry=registry)
+        self.mapping_drops = Gauge("patron_mapped_page_drops", "Times a shard gave LMDB's mapped pages back "
+                                   "over --mapped-budget-mib, since it started.", ["shard"], registry=registry)
         self.members_tagged = Gauge("patron_members_tagged", "Members with a tag, computed or manual.", ["tag"],
                                     registry=registry)
         self.lmdb_bytes = Gauge("patron_lmdb_bytes", "Bytes of LMDB pages in use per shard.", ["shard"],

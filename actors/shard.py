@@ -51,6 +51,7 @@ from engine.transactions import Transaction, TxnResult
 from engine.types import ADJUSTMENT, NEVER, Day
 from engine.validation import load_rules
 from storage.index_history import IndexHistory
+from storage.mapped_pages import BUDGET_BYTES
 from storage.shard_store import BatchWriter, ShardStore
 
 __all__ = ["Job", "Shard", "ShardConfig", "ShardStatus"]
@@ -86,6 +87,8 @@ class ShardConfig(msgspec.Struct, frozen=True):
     hot_members: int = 0
     """Members this shard keeps in memory between writes (0: all); the rest are read from LMDB
     when needed (actors/hot_members.py)."""
+    mapped_budget: int = BUDGET_BYTES
+    """File-backed resident bytes above which the store drops LMDB's mapped pages (0: never)."""
 
 
 class ShardStatus(msgspec.Struct):
@@ -108,6 +111,8 @@ class ShardStatus(msgspec.Struct):
     members_in_memory: int = 0
     member_loads: int = 0
     """Members read from LMDB because they were not in memory, since the shard started."""
+    mapping_drops: int = 0
+    """Times the store dropped LMDB's mapped pages over its budget, since the shard started."""
 
 
 class Job(msgspec.Struct):
@@ -129,7 +134,8 @@ class Shard:
 
     def __init__(self, config: ShardConfig, grants: GrantSource | None = None) -> None:
         self.config = config
-        self.store = ShardStore(Path(config.path), config.durability, config.map_bytes, config.max_map_bytes)
+        self.store = ShardStore(Path(config.path), config.durability, config.map_bytes, config.max_map_bytes,
+                                config.mapped_budget)
         rules_text = self.store.meta("rules_text") or config.rules_text
         today = self.store.meta("business_day") or config.start_day
         self.members = HotMembers(self.store, config.hot_members,
@@ -538,7 +544,8 @@ class Shard:
                            iso(self.book.today) if self.book.today else "", self.book.programme.version,
                            self.store.disk_bytes(), job.kind if job else "", job.done if job else 0,
                            len(job.members) if job else 0, self.store.bytes_of("members"),
-                           dict(self.book.tag_counts), *self.stored_value, self.members.held(), self.members.loads)
+                           dict(self.book.tag_counts), *self.stored_value, self.members.held(), self.members.loads,
+                           self.store.mapping_drops)
 
     def close(self) -> None:
         self.store.close()

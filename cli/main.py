@@ -74,6 +74,12 @@ def _date(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
+def _mib(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number of MiB, 0 or more, got {text!r}")
+    return int(text)
+
+
 def _count(text: str) -> int:
     try:
         count = int(text)
@@ -203,6 +209,9 @@ def _serve_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--start-date", type=_date, default=0, help="a new folder's first business day")
     serve.add_argument("--hot-members", type=_count, default=0, metavar="N",
                        help="members each shard keeps in memory (default 0: all); the rest are read from LMDB")
+    serve.add_argument("--mapped-budget-mib", type=_mib, default=256, metavar="MIB",
+                       help="a shard's file-backed memory above which it gives LMDB's mapped pages back "
+                            "(default 256; 0: never)")
     serve.add_argument("--demo", type=int, default=0, metavar="N", help="stream N demo transactions after start")
     serve.add_argument("--tokens", type=Path, help="bearer tokens: one `role token` per line (also PATRON_TOKENS)")
     serve.add_argument("--tls-cert", type=Path, help="the server's certificate (PEM); with --tls-key turns on TLS")
@@ -248,7 +257,7 @@ def _serve(args: argparse.Namespace) -> int:
                          durability=args.durability, midnight=args.midnight, start_date=args.start_date,
                          tokens_file=args.tokens, tls_cert=args.tls_cert, tls_key=args.tls_key,
                          tls_client_ca=args.tls_client_ca, gateway_per_node=args.gateway_per_node,
-                         hot_members=args.hot_members)
+                         hot_members=args.hot_members, mapped_budget_mib=args.mapped_budget_mib)
     if args.gateway_per_node and not args.ray_address:
         return _fail(args, "--gateway-per-node needs --ray-address (one machine has one gateway)", code=2)
     try:

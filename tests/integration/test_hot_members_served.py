@@ -16,7 +16,9 @@ HOT = 5
 
 
 def test_a_small_hot_set_serves_what_replay_computes(start_server, tmp_path):
-    server = start_server(shards=2, start_date=parse_day(WORKLOAD.start), hot_members=HOT, metrics_port=0)
+    # a budget of 1 MiB: every shard gives LMDB's mapped pages back before every batch
+    server = start_server(shards=2, start_date=parse_day(WORKLOAD.start), hot_members=HOT, metrics_port=0,
+                          mapped_budget_mib=1)
     expected_results, expected_members, expected_ledger = replayed(tmp_path)
     with PatronClient(server.address) as client:
         assert served(client, list(generate(WORKLOAD))) == expected_results
@@ -25,6 +27,7 @@ def test_a_small_hot_set_serves_what_replay_computes(start_server, tmp_path):
     for shard in ("0", "1"):
         assert 0 < value(samples, "patron_members_in_memory", shard=shard) <= HOT
         assert value(samples, "patron_member_loads", shard=shard) > len(expected_members) / 2
+        assert value(samples, "patron_mapped_page_drops", shard=shard) > 0
     assert sum(value(samples, "patron_members", shard=s) for s in ("0", "1")) == len(expected_members)
 
 
