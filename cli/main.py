@@ -5,6 +5,7 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from engine.calendar import parse_day
@@ -74,20 +75,19 @@ def _date(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
-def _mib(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a whole number of MiB, 0 or more, got {text!r}")
-    return int(text)
+def _whole(unit: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            count = int(text)
+        except ValueError:
+            count = -1
+        if count < 0:
+            raise argparse.ArgumentTypeError(f"expected a whole number of {unit}, 0 or more, got {text!r}")
+        return count
+    return parse
 
 
-def _count(text: str) -> int:
-    try:
-        count = int(text)
-    except ValueError:
-        count = -1
-    if count < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number of members, 0 or more, got {text!r}")
-    return count
+_count, _mib = _whole("members"), _whole("MiB")
 
 
 def _parser() -> argparse.ArgumentParser:

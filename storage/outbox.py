@@ -32,7 +32,7 @@ _HEAD = struct.Struct(">Biq")
 """The form (1), the business day of the commit (what retention counts), and its wall-clock
 time in ms (how far behind a subscriber is)."""
 _FORM = 1
-_KIND = b"\x12"
+_KIND, _MEMBER, _DAY, _DETAIL = b"\x12", b"\x1a", b"\"", b"*"  # Event fields 2-5 (field << 3 | 2)
 """The message starts with its `kind` (field 2, length-delimited): filtering reads it there."""
 
 
@@ -73,12 +73,15 @@ def _field(tag: bytes, text: str) -> bytes:
 
 def event_message(kind: str, member_id: str, day: str, detail: str) -> bytes:
     """Fields 2-5 of `Event` (kind, member_id, day, detail) as protobuf writes them."""
-    return _field(_KIND, kind) + _field(b"\x1a", member_id) + _field(b'"', day) + _field(b"*", detail)
+    return _message(_kind_field(kind), member_id, _field(_DAY, day), detail)
+
+
+def _message(kind_field: bytes, member_id: str, day_field: bytes, detail: str) -> bytes:
+    return b"".join((kind_field, _field(_MEMBER, member_id), day_field, _field(_DETAIL, detail)))
 
 
 def _row(written: Day, at_ms: int, kind: str, member_id: str, day: Day, detail: str) -> bytes:
-    return b"".join((_HEAD.pack(_FORM, written, at_ms), _kind_field(kind), _field(b"\x1a", member_id),
-                     _day_field(day), _field(b"*", detail)))
+    return _HEAD.pack(_FORM, written, at_ms) + _message(_kind_field(kind), member_id, _day_field(day), detail)
 
 
 @lru_cache(maxsize=64)
@@ -89,7 +92,7 @@ def _kind_field(kind: str) -> bytes:
 
 @lru_cache(maxsize=1024)
 def _day_field(day: Day) -> bytes:
-    return _field(b'"', iso(day))
+    return _field(_DAY, iso(day))
 
 
 def _current(value: bytes) -> bytes:
