@@ -3,6 +3,7 @@ once per batch. The shard is its single writer; open it once per process."""
 
 import errno
 import functools
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -43,6 +44,8 @@ from storage.codecs import (
 )
 from storage.layout import upgrade_layout
 from storage.mapped_pages import BUDGET_BYTES, drop_mapping, file_resident_bytes
+
+log = logging.getLogger("patron.storage")
 
 __all__ = ["BatchWriter", "ShardStore"]
 
@@ -304,8 +307,15 @@ class ShardStore:
         meanwhile; `_mapping` is held as a resize holds it, so the address found stays the map's
         until the drop ends even if a resize ever ran elsewhere. Reads beside it fault pages back."""
         if self.mapped_budget and file_resident_bytes() > self.mapped_budget:
-            with self._mapping:
-                drop_mapping(self.path / "data.mdb")
+            try:
+                with self._mapping:
+                    drop_mapping(self.path / "data.mdb")
+            except OSError as error:
+                # Memory, not data: a batch must not fail because the kernel refused to unmap.
+                # The refusal would repeat at every batch, so the store stops trying and says so.
+                log.warning("%s; mapped pages are no longer given back (memory grows with reads)", error)
+                self.mapped_budget = 0
+                return
             self.mapping_drops += 1
 
     def map_bytes(self) -> int:

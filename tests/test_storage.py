@@ -335,3 +335,21 @@ def test_a_store_over_its_mapped_budget_drops_the_pages_and_reads_every_member_r
     writer.txn.abort()
     assert [store.member(m.member_id) for m in members] == members
     store.close()
+
+
+def test_a_refused_unmapping_costs_no_batch_and_is_said_once(tmp_path, monkeypatch, caplog):
+    """madvise can be refused (a kernel without it, a seccomp profile): the batch still commits,
+    the store stops asking and logs why, once."""
+    def refused(path):
+        raise OSError(1, f"madvise(MADV_DONTNEED) of {path}: Operation not permitted")
+    monkeypatch.setattr("storage.shard_store.drop_mapping", refused)
+    store = ShardStore(tmp_path, "relaxed", mapped_budget=1)
+    members = [Member(f"m{i}", 20_000, points=i) for i in range(3)]
+    commit(store, members[:2], [])
+    commit(store, members[2:], [])
+    assert [store.member(m.member_id) for m in members] == members
+    assert store.mapped_budget == 0
+    assert store.mapping_drops == 0
+    assert [r.getMessage() for r in caplog.records if "madvise" in r.getMessage()] == [
+        f"[Errno 1] madvise(MADV_DONTNEED) of {tmp_path / 'data.mdb'}: Operation not permitted; "
+        "mapped pages are no longer given back (memory grows with reads)"]
