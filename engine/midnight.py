@@ -141,12 +141,16 @@ def schedule(book: Book, member: Member) -> Day:
 def wake_day(book: Book, member: Member) -> Day:
     """The date of the next run that has work for this member (0: none foreseen)."""
     due = next_due(member)
-    if due and due <= book.today + 1:  # no reminder comes sooner than the next run (a new member's tags)
-        return book.today + 1
-    reminder = next_reminder(book, member, max(book.today, member.midnight_done))
-    if reminder:
-        due = min(due, reminder) if due else reminder
-    return max(due, book.today + 1) if due else 0
+    tomorrow = book.today + 1
+    if due and due <= tomorrow:  # no reminder comes sooner than the next run (a new member's tags)
+        return tomorrow
+    done = member.midnight_done
+    reminder = next_reminder(book, member, book.today if book.today > done else done)
+    if reminder and (not due or reminder < due):
+        due = reminder
+    if not due:
+        return 0
+    return due if due > tomorrow else tomorrow
 
 
 def run_member_midnight(book: Book, member: Member, night: Night) -> list[AnomalyRow]:

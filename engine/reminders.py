@@ -52,9 +52,9 @@ def remind(book: Book, member: Member, run: Day) -> None:
     the key of each until it lapses."""
     notify = book.programme.rules.notify
     ahead = notify.expiring_days
+    sent = member.reminded  # a tuple of a few keys: as quick to search as a set to make
     if ahead:
         until = run + ahead
-        sent = member.reminded  # a tuple of a few keys: as quick to search as a set to make
         for lot in member.lots:
             expires = lot.expires
             if expires > until:  # lots are kept in expiry order: none after this one is due
@@ -73,11 +73,10 @@ def remind(book: Book, member: Member, run: Day) -> None:
                         "code": c.code, "coupon_id": c.coupon_id, "expires": iso(c.valid_to + 1),
                         "last_day": iso(c.valid_to)})
                     member.reminded += (key,)
-    reminded = member.reminded
-    if reminded:  # forget what has lapsed or gone
-        kept = [key for key in reminded if _live(member, key, run)]
-        if len(kept) != len(reminded):
-            member.reminded = tuple(kept)
+    if sent:  # forget what has lapsed or gone (what was sent just now is held, and lapses later)
+        kept = [key for key in sent if _live(member, key, run)]
+        if len(kept) != len(sent):
+            member.reminded = (*kept, *member.reminded[len(sent):])
     before = notify.birthday_days_before
     if before and member.profile.birthday and birthday_reminder_day(member.profile.birthday, run - 1, before) == run:
         book.notify(BIRTHDAY, member.member_id, run, birthday=iso(run + before), days_before=before)
@@ -90,19 +89,20 @@ def next_reminder(book: Book, member: Member, after: Day) -> Day:
     ahead = notify.expiring_days
     if ahead:
         sent = member.reminded
+        soonest = after + 1
         for lot in member.lots:  # in expiry order: the first not yet announced is the soonest
             expires = lot.expires
             if expires >= NEVER:
                 break
-            if expires > after + 1 and (not sent or _points_key(expires) not in sent):
-                first = max(expires - ahead, after + 1)
+            if expires > soonest and (not sent or _points_key(expires) not in sent):
+                first = expires - ahead if expires - ahead > soonest else soonest
                 break
         for c in member.coupons:
             expires = c.valid_to + 1
-            if (c.status == "unused" and expires > after + 1
-                    and (not first or max(expires - ahead, after + 1) < first)
-                    and (not sent or _coupon_key(c.code) not in sent)):
-                first = max(expires - ahead, after + 1)
+            if c.status == "unused" and expires > soonest:
+                day = expires - ahead if expires - ahead > soonest else soonest
+                if (not first or day < first) and (not sent or _coupon_key(c.code) not in sent):
+                    first = day
     before = notify.birthday_days_before
     if before and member.profile.birthday:
         day = birthday_reminder_day(member.profile.birthday, after, before)
