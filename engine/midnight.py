@@ -115,18 +115,20 @@ def visit(book: Book, member_ids: list[str], run: Day, planned: dict[str, Day] |
 
 def next_due(member: Member) -> Day:
     """The first date whose run has work for this member, or 0 when none is foreseen."""
-    days = [member.lots[0].expires] if member.lots else []  # lots are kept in expiry order
-    if member.held:
-        days += [h.release for h in member.held if h.release] + [h.expires for h in member.held]
-    if member.tier_until:
-        days.append(member.tier_until + 1)
-    if member.tag_check:
-        days.append(member.tag_check)
-    if member.coupons:
-        coupon = coupon_due(member)
-        if coupon:
-            days.append(coupon)
-    return min(days) if days else 0
+    due = member.lots[0].expires if member.lots else None  # lots are kept in expiry order
+    for held in member.held:
+        if held.release and (due is None or held.release < due):
+            due = held.release
+        if due is None or held.expires < due:
+            due = held.expires
+    if member.tier_until and (due is None or member.tier_until + 1 < due):
+        due = member.tier_until + 1
+    if member.tag_check and (due is None or member.tag_check < due):
+        due = member.tag_check
+    for coupon in member.coupons:  # as `coupon_due`: the first that an unused instance expires
+        if coupon.status == "unused" and (due is None or coupon.valid_to + 1 < due):
+            due = coupon.valid_to + 1
+    return 0 if due is None else due
 
 
 def schedule(book: Book, member: Member) -> Day:
@@ -139,12 +141,16 @@ def schedule(book: Book, member: Member) -> Day:
 def wake_day(book: Book, member: Member) -> Day:
     """The date of the next run that has work for this member (0: none foreseen)."""
     due = next_due(member)
-    if due and due <= book.today + 1:  # no reminder comes sooner than the next run (a new member's tags)
-        return book.today + 1
-    reminder = next_reminder(book, member, max(book.today, member.midnight_done))
-    if reminder:
-        due = min(due, reminder) if due else reminder
-    return max(due, book.today + 1) if due else 0
+    tomorrow = book.today + 1
+    if due and due <= tomorrow:  # no reminder comes sooner than the next run (a new member's tags)
+        return tomorrow
+    done = member.midnight_done
+    reminder = next_reminder(book, member, book.today if book.today > done else done)
+    if reminder and (not due or reminder < due):
+        due = reminder
+    if not due:
+        return 0
+    return due if due > tomorrow else tomorrow
 
 
 def run_member_midnight(book: Book, member: Member, night: Night) -> list[AnomalyRow]:

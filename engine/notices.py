@@ -17,6 +17,7 @@ __all__ = [
     "POINTS_EXPIRING",
     "TIER_CHANGED",
     "Notice",
+    "encode_detail",
     "notice",
 ]
 
@@ -42,4 +43,9 @@ class Notice(Struct, array_like=True, gc=False):
 
 
 def notice(kind: str, member_id: MemberId, day: Day, **detail: object) -> Notice:
-    return Notice(kind, member_id, day, _encode_json(detail).decode())
+    return Notice(kind, member_id, day, encode_detail(detail))
+
+
+def encode_detail(detail: dict[str, object]) -> str:
+    """A notice's detail as JSON text, its keys in the order given."""
+    return _encode_json(detail).decode()

@@ -5,7 +5,6 @@ a quiet night visits only the members it has something for."""
 
 from datetime import date
 from functools import lru_cache
-from typing import NamedTuple
 
 from engine.book import Book
 from engine.calendar import iso
@@ -13,33 +12,7 @@ from engine.members import Member
 from engine.notices import BIRTHDAY, COUPON_EXPIRING, POINTS_EXPIRING
 from engine.types import NEVER, Day
 
-__all__ = ["Expiring", "birthday_reminder_day", "expiring", "next_reminder", "remind"]
-
-
-class Expiring(NamedTuple):
-    """Something of a member's that lapses at 00:00 of `expires`; `key` is what the member
-    remembers once reminded (`Member.reminded`), so each is announced once."""
-
-    kind: str
-    key: str
-    expires: Day
-    detail: dict
-
-
-def expiring(member: Member, after: Day = 0, until: Day = NEVER - 1) -> list[Expiring]:
-    """What of the member's will expire after `after` and by `until`: lots of points, and unused
-    coupons (which expire at 00:00 after their last valid day)."""
-    items = []
-    for lot in member.lots:
-        if lot.expires > until:  # lots are kept in expiry order: none after this one is due
-            break
-        if after < lot.expires:
-            items.append(Expiring(POINTS_EXPIRING, _points_key(lot.expires), lot.expires, {"points": lot.amount}))
-    for c in member.coupons:
-        if c.status == "unused" and after < c.valid_to + 1 <= until:
-            items.append(Expiring(COUPON_EXPIRING, _coupon_key(c.code), c.valid_to + 1,
-                                  {"code": c.code, "coupon_id": c.coupon_id}))
-    return items
+__all__ = ["birthday_reminder_day", "next_reminder", "remind"]
 
 
 _POINTS = "points "
@@ -59,38 +32,51 @@ def _live(member: Member, key: str, run: Day) -> bool:
     or two: looked for directly rather than by making the key of everything it holds)."""
     if key.startswith(_POINTS):
         expires = int(key[len(_POINTS):])
-        return run < expires < NEVER and any(lot.expires == expires for lot in member.lots)
+        if not run < expires < NEVER:
+            return False
+        for lot in member.lots:  # in expiry order: the first lot not sooner tells
+            if lot.expires >= expires:
+                return lot.expires == expires
+        return False
     code = key[len(_COUPON):]
-    return any(c.code == code and c.status == "unused" and c.valid_to + 1 > run for c in member.coupons)
-
-
-def _unreminded(member: Member) -> list[Day]:
-    """When each thing of `expiring` not yet announced expires: the dates alone, as every
-    scheduling asks (a new member's welcome coupon among them), without making the notices'
-    details."""
-    sent = member.reminded
-    dates = []
-    for lot in member.lots:
-        if lot.expires < NEVER and (not sent or _points_key(lot.expires) not in sent):
-            dates.append(lot.expires)
-    for c in member.coupons:
-        if c.status == "unused" and (not sent or _coupon_key(c.code) not in sent):
-            dates.append(c.valid_to + 1)
-    return dates
+    for c in member.coupons:  # a member's codes are unique (`<coupon id>-<member id>-<n>`, n counting up)
+        if c.code == code:
+            return c.status == "unused" and c.valid_to + 1 > run
+    return False
 
 
 def remind(book: Book, member: Member, run: Day) -> None:
-    """The reminders of the run for `run`, as notices; part of the member's midnight run."""
+    """The reminders of the run for `run`, as notices; part of the member's midnight run: lots
+    of points, then unused coupons (which expire at 00:00 after their last valid day), that
+    expire after `run` and at most `expiring_days` later, each once; `Member.reminded` keeps
+    the key of each until it lapses."""
     notify = book.programme.rules.notify
-    if notify.expiring_days:
-        sent = member.reminded  # a tuple of a few keys: as quick to search as a set to make
-        for item in expiring(member, run, run + notify.expiring_days):
-            if item.key not in sent:
-                book.notify(item.kind, member.member_id, run, **item.detail, expires=iso(item.expires),
-                            last_day=iso(item.expires - 1))
-                member.reminded += (item.key,)
-    if member.reminded:  # forget what has lapsed or gone
-        member.reminded = tuple(key for key in member.reminded if _live(member, key, run))
+    ahead = notify.expiring_days
+    sent = member.reminded  # a tuple of a few keys: as quick to search as a set to make
+    if ahead:
+        until = run + ahead
+        for lot in member.lots:
+            expires = lot.expires
+            if expires > until:  # lots are kept in expiry order: none after this one is due
+                break
+            if run < expires:
+                key = _points_key(expires)
+                if key not in sent:
+                    book.notify_detail(POINTS_EXPIRING, member.member_id, run, {
+                        "points": lot.amount, "expires": iso(expires), "last_day": iso(expires - 1)})
+                    member.reminded += (key,)
+        for c in member.coupons:
+            if c.status == "unused" and run < c.valid_to + 1 <= until:
+                key = _coupon_key(c.code)
+                if key not in sent:
+                    book.notify_detail(COUPON_EXPIRING, member.member_id, run, {
+                        "code": c.code, "coupon_id": c.coupon_id, "expires": iso(c.valid_to + 1),
+                        "last_day": iso(c.valid_to)})
+                    member.reminded += (key,)
+    if sent:  # forget what has lapsed or gone (what was sent just now is held, and lapses later)
+        kept = [key for key in sent if _live(member, key, run)]
+        if len(kept) != len(sent):
+            member.reminded = (*kept, *member.reminded[len(sent):])
     before = notify.birthday_days_before
     if before and member.profile.birthday and birthday_reminder_day(member.profile.birthday, run - 1, before) == run:
         book.notify(BIRTHDAY, member.member_id, run, birthday=iso(run + before), days_before=before)
@@ -100,11 +86,22 @@ def next_reminder(book: Book, member: Member, after: Day) -> Day:
     """The first run date after `after` that has a reminder for this member, or 0."""
     notify = book.programme.rules.notify
     first = 0  # every candidate is after `after`, so 0 is none
-    if notify.expiring_days:
-        for expires in _unreminded(member):
-            if expires > after + 1:
-                day = max(expires - notify.expiring_days, after + 1)
-                if not first or day < first:
+    ahead = notify.expiring_days
+    if ahead:
+        sent = member.reminded
+        soonest = after + 1
+        for lot in member.lots:  # in expiry order: the first not yet announced is the soonest
+            expires = lot.expires
+            if expires >= NEVER:
+                break
+            if expires > soonest and (not sent or _points_key(expires) not in sent):
+                first = expires - ahead if expires - ahead > soonest else soonest
+                break
+        for c in member.coupons:
+            expires = c.valid_to + 1
+            if c.status == "unused" and expires > soonest:
+                day = expires - ahead if expires - ahead > soonest else soonest
+                if (not first or day < first) and (not sent or _coupon_key(c.code) not in sent):
                     first = day
     before = notify.birthday_days_before
     if before and member.profile.birthday:

@@ -33,13 +33,12 @@ def retag(book: Book, member: Member, run: Day, ref: str) -> None:
     """The midnight run's tags, as of the day before; a change is a ledger entry."""
     tags = book.programme.tags
     as_of = run - 1
-    computed = tags.computed(member, as_of)
+    computed, member.tag_check = tags.judged(member, as_of)
     if computed != member.tags:
         book.count_tags(member.tags + member.manual_tags, computed + member.manual_tags)
         note = _change(member.tags, computed)
         member.tags = computed
         book.write(member, run, "midnight", ref, "tag", note=note)
-    member.tag_check = tags.next_check(member, as_of, computed)
 
 
 def set_manual_tags(book: Book, member_id: str, add: list[str], remove: list[str], reason: str,

@@ -39,21 +39,36 @@ class TagRules:
         self.keep_days = max((longest_days(r.window) for r in windowed if not r.window.endless), default=0)
 
     def computed(self, member: Member, as_of: Day) -> list[str]:
-        return [rule.name for rule in self.rules if self._holds(member, rule, as_of)]
+        return self.judged(member, as_of)[0]
 
-    def next_check(self, member: Member, as_of: Day, held: list[str]) -> Day:
-        """The first run date on which a computed tag could change without a new transaction
-        (a transaction wakes the member anyway); 0 when none can."""
-        days = []
+    def judged(self, member: Member, as_of: Day) -> tuple[list[str], Day]:
+        """The computed tags the member holds as of `as_of`, and the first run date on which one
+        could change without a new transaction (a transaction wakes the member anyway; 0 when
+        none can). One pass over the rules, each judged inline: a midnight visit asks for both."""
+        held: list[str] = []
+        check = 0
         for rule in self.rules:
-            if rule.condition == "recency_days":
-                if rule.name not in held:
-                    days.append(_last_activity(member) + rule.amount + 1)
-            elif rule.name in held:
+            condition = rule.condition
+            if condition == "recency_days":
+                last = member.last_purchase if member.last_purchase > member.enrolled else member.enrolled
+                if last <= as_of - rule.amount:
+                    held.append(rule.name)
+                elif not check or last + rule.amount + 1 < check:
+                    check = last + rule.amount + 1
+                continue
+            if rule.slot < 0:  # a lifetime window (`window.endless`, a property: slower to ask)
+                total = member.total_spend if condition == "spend_minor" else member.purchases
+                if total >= rule.amount:
+                    held.append(rule.name)
+                continue
+            if self.sums.total(member, rule.slot, as_of) >= rule.amount:
+                held.append(rule.name)
                 oldest = self._oldest_in_window(member, rule, as_of)
                 if oldest is not None:
-                    days.append(_leaves_window(rule.window, oldest) + 1)
-        return min(days, default=0)
+                    day = _leaves_window(rule.window, oldest) + 1
+                    if not check or day < check:
+                        check = day
+        return held, check
 
     def _oldest_in_window(self, member: Member, rule: TagRule, as_of: Day) -> Day | None:
         if rule.slot < 0:
@@ -65,14 +80,6 @@ class TagRules:
             if get(day):
                 return day
         return min((day for day, amount in days.items() if start <= day <= as_of and amount), default=None)
-
-    def _holds(self, member: Member, rule: TagRule, as_of: Day) -> bool:
-        if rule.condition == "recency_days":
-            return _last_activity(member) <= as_of - rule.amount
-        if rule.slot < 0:  # a lifetime window (`window.endless`, a property: slower to ask)
-            total = member.total_spend if rule.condition == "spend_minor" else member.purchases
-            return total >= rule.amount
-        return self.sums.total(member, rule.slot, as_of) >= rule.amount
 
 
 _METRIC = {"purchases": "purchases", "spend_minor": "spend"}
@@ -87,13 +94,6 @@ def _compiled(tag: Tag, sums: WindowSums) -> TagRule:
             slot = sums.slot(_METRIC[condition], window) if windowed else -1
             return TagRule(tag.name, condition, amount, window, slot)
     raise InvalidRequestError(f"tag {tag.name!r}: no condition")
-
-
-def _last_activity(member: Member) -> Day:
-    """No purchase yet counts from enrollment."""
-    return max(member.last_purchase, member.enrolled)
-
-
 
 
 @functools.lru_cache(maxsize=8_192)  # stepping through months is slow; members share their days

@@ -26,15 +26,15 @@ class _Window:
     def __init__(self, metric: str, period: Period) -> None:
         self.metric = metric
         self.period = period
-        self._starts: dict[Day, Day] = {}
+        self.starts: dict[Day, Day] = {}
 
     def start(self, as_of: Day) -> Day:
         """Remembered: month arithmetic is slow and a batch asks about the same few days."""
-        start = self._starts.get(as_of)
+        start = self.starts.get(as_of)
         if start is None:
-            if len(self._starts) > 4_096:
-                self._starts.clear()
-            start = self._starts[as_of] = window_start(self.period, as_of)
+            if len(self.starts) > 4_096:
+                self.starts.clear()
+            start = self.starts[as_of] = window_start(self.period, as_of)
         return start
 
 
@@ -72,7 +72,9 @@ class WindowSums:
             return 0
         mine = self._entries.get(member.member_id)
         if mine is None and len(days) <= _FEW_DAYS:  # as cheap to add as to look up: nothing kept to free later
-            start = window.start(as_of)
+            start = window.starts.get(as_of)  # `window.start`, without a call for the common case
+            if start is None:
+                start = window.start(as_of)
             total = 0
             for day, amount in days.items():
                 if start <= day <= as_of:
