@@ -243,9 +243,10 @@ class ShardStore:
 
     def woken_by(self, run: Day) -> tuple[list[Day], list[str]]:
         """The wake-up index up to `run`: the days it has entries for, and the members woken on
-        any of them, sorted by id, each once (see `BatchWriter.put_wakeups`)."""
+        any of them, sorted by id, each once (see `BatchWriter.put_wakeups`). Each day's members
+        come in id order: merged as sorted runs, not hashed into a set and sorted afresh."""
         days: list[Day] = []
-        members: set[bytes] = set()
+        woken: list[bytes] = []
         end = wakeup_key(run + 1)
         at, prefix = len(end), b""
         with self.env.begin(db=self.dbs["wakeups"]) as txn:
@@ -255,8 +256,11 @@ class ShardStore:
                 if key[:at] != prefix:
                     prefix = key[:at]
                     days.append(wakeup_of(key)[0])
-                members.add(key[at:])
-        return days, [member_id.decode() for member_id in sorted(members)]
+                woken.append(key[at:])
+        if len(days) > 1:  # one sorted run a day: the sort merges them, and a member woken twice is kept once
+            woken.sort()
+            woken = list(dict.fromkeys(woken))
+        return days, [member_id.decode() for member_id in woken]
 
     def stamped_meta(self, key: str) -> Any:
         """What `BatchWriter.put_stamped_meta` wrote, if no commit came after the one that wrote it
@@ -392,11 +396,15 @@ class BatchWriter:
         self._heads[member_id] = linked_position(raw)
         return member_of(raw)
 
-    def members(self, member_ids: Iterable[str]) -> list[Member]:
+    def members(self, member_ids: Iterable[str], ordered: bool = False) -> list[Member]:
         """`member` for many, read in key order in one call: each next key is found from the
-        page of the last one instead of from the root. Those not stored are left out."""
+        page of the last one instead of from the root. Those not stored are left out. `ordered`:
+        the ids are sorted and each there once already (a job's chunk), so not sorted again."""
         max_key, heads = self._max_key, self._heads
-        keys = sorted(key for key in {m.encode() for m in member_ids} if 0 < len(key) <= max_key)
+        if ordered:
+            keys = [key for key in (m.encode() for m in member_ids) if 0 < len(key) <= max_key]
+        else:
+            keys = sorted(key for key in {m.encode() for m in member_ids} if 0 < len(key) <= max_key)
         found = []
         for key, raw in self.txn.cursor(self.dbs["members"]).getmulti(keys):
             heads[key.decode()] = linked_position(raw)
@@ -482,6 +490,9 @@ class BatchWriter:
         """The members' entries on these days: a run visited them. One walk per day over the
         entries between the first and the last member's, deleting those of these members: no
         lookup of an entry that is not there, each next one found from the page of the last."""
+        days = list(days)
+        if not days:
+            return
         cursor, keys = self.txn.cursor(self.dbs["wakeups"]), {m.encode() for m in member_ids}
         if not keys:
             return
