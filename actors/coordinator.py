@@ -52,6 +52,13 @@ class MidnightSummary(msgspec.Struct):
     """Under way, with `members_done` of its `members_total`."""
     members_done: int = 0
     members_total: int = 0
+    worked: float = 0.0
+    """Seconds the steps took in the slowest shard, and the pauses left for batches after them
+    (`Coordinator._leave_room_for_batches`): how the run's time was shared with ingestion."""
+    paused: float = 0.0
+    stepped: float = 0.0
+    """Seconds from each date's first step to its last answer and pause; the rest of `seconds` is
+    starting, the reports and the checkpoint."""
     running: bool = True
     error: str = ""
     started: float = msgspec.field(default_factory=time.monotonic)
@@ -202,22 +209,29 @@ class Coordinator(ShardLanes):
         finally:
             self.publishing = False
 
-    async def _step(self, method: str, shards: list[int]) -> list[tuple]:
+    async def _step(self, method: str, shards: list[int], summary: MidnightSummary | None = None) -> list[tuple]:
         """One step of a long job on each shard, ahead of queued batches, then room for batches.
         Every step answers with the seconds it worked in the shard last."""
         started = time.monotonic()
         answers = await asyncio.gather(*(self.lanes[s].send(method, self.config.job_chunk, urgent=True)
                                          for s in shards))
-        await self._leave_room_for_batches(time.monotonic() - started, max(a[-1] for a in answers))
+        worked = max(a[-1] for a in answers)
+        paused = await self._leave_room_for_batches(time.monotonic() - started, worked)
+        if summary is not None:
+            summary.worked += worked
+            summary.paused += paused
         return answers
 
-    async def _leave_room_for_batches(self, waited: float, worked: float) -> None:
+    async def _leave_room_for_batches(self, waited: float, worked: float) -> float:
         """A long job takes at most half of a shard's time while batches are flowing: a step
         that `worked` seconds in the shard is followed by as long for batches. The batches it
         waited behind count (`waited` is from sending to the answer); with no batches the job
-        runs flat out."""
+        runs flat out. Returns the seconds paused."""
         if any(lane.waiting or lane.in_flight for lane in self.lanes):
-            await asyncio.sleep(max(0.0, 2 * worked - waited))
+            pause = max(0.0, 2 * worked - waited)
+            await asyncio.sleep(pause)
+            return pause
+        return 0.0
 
     # -- midnight ------------------------------------------------------------------------
 
@@ -259,7 +273,10 @@ class Coordinator(ShardLanes):
                 if run > self._midnight_until:
                     self._count_midnight(summary, len(summary.dates) - counted)
                     counted = len(summary.dates)
-                    await self.checkpoint()
+                    started = time.monotonic()
+                    made = await self.checkpoint()
+                    log.info("checkpoint after the midnight run", extra={
+                        "checkpoint": made.name, "bytes": made.bytes, "seconds": time.monotonic() - started})
         except Exception as error:
             summary.error = f"{type(error).__name__}: {error}"
             raise
@@ -272,13 +289,15 @@ class Coordinator(ShardLanes):
         counts = await self.on_every_shard("midnight_begin", run, urgent=True)
         summary.date, summary.members_done, summary.members_total = iso(run), 0, sum(counts)
         shards, days = list(range(len(self.lanes))), []
+        started = time.monotonic()
         while shards:
-            answers = await self._step("midnight_step", shards)
+            answers = await self._step("midnight_step", shards, summary)
             visited = sum(a[0] for a in answers)
             summary.members_done += visited
             summary.members += visited
             days += [day for a in answers for day in a[1]]
             shards = [s for s, answer in zip(shards, answers, strict=True) if not answer[2]]
+        summary.stepped += time.monotonic() - started
         summary.dates.append(iso(run))
         summary.anomalies += len(days)
         return set(days)
@@ -334,7 +353,9 @@ class Coordinator(ShardLanes):
         metrics.midnight_members.set(summary.members)
         metrics.midnight_runs.inc(dates)
         log.info("midnight run", extra={"dates": summary.dates, "members": summary.members,
-                                        "anomalies": summary.anomalies, "seconds": summary.seconds})
+                                        "anomalies": summary.anomalies, "seconds": summary.seconds,
+                                        "worked": summary.worked, "paused": summary.paused,
+                                        "stepped": summary.stepped})
 
     # -- watching ------------------------------------------------------------------------
 
@@ -415,13 +436,14 @@ class Coordinator(ShardLanes):
     # -- checkpoints ---------------------------------------------------------------------
 
     async def checkpoint(self) -> CheckpointMade:
-        """Every shard copies itself at its own place in its stream of batches (members live
-        in one shard each, so each copy is whole); layout and rules are copied alongside."""
+        """Every shard copies its last commit, at its own place in its stream of batches (members
+        live in one shard each, so each copy is whole), beside the batches that follow: a copy
+        takes seconds at a million members; layout and rules are copied alongside."""
         async with self._checkpoint_lock, self.exclusive:
             statuses = await self.status()
             business = min(s.business_day for s in statuses)
             name, partial = new_checkpoint(self.folder, business)
-            sizes = await asyncio.gather(*(lane.send("checkpoint", str(shard_copy(partial, shard)), urgent=True)
+            sizes = await asyncio.gather(*(lane.read("checkpoint", str(shard_copy(partial, shard)))
                                            for shard, lane in enumerate(self.lanes)))
             manifest = Manifest(name, datetime.now(UTC).isoformat(timespec="seconds"), business,
                                 self.rules.version, len(self.lanes), sum(sizes))

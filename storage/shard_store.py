@@ -291,9 +291,11 @@ class ShardStore:
         return (stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"]) * stat["psize"]
 
     def copy_to(self, path: Path) -> int:
-        """A consistent, compacted copy of the environment (one read transaction)."""
+        """A consistent, compacted copy of the environment (one read transaction, the last
+        commit): it may run beside the writer's thread, like the reads marked so."""
         path.mkdir(parents=True, exist_ok=True)
-        self.env.copy(str(path), compact=True)
+        with self._mapping:
+            self.env.copy(str(path), compact=True)
         return (path / "data.mdb").stat().st_size
 
     # -- writing ---------------------------------------------------------------------
@@ -306,10 +308,16 @@ class ShardStore:
     def _drop_mapped_over_budget(self) -> None:
         """On the writer's thread, between commits, where the map is resized: it cannot move
         meanwhile; `_mapping` is held as a resize holds it, so the address found stays the map's
-        until the drop ends even if a resize ever ran elsewhere. Reads beside it fault pages back."""
+        until the drop ends even if a resize ever ran elsewhere. Reads beside it fault pages back.
+        While a read holds `_mapping` (a checkpoint's copy takes seconds) the drop waits for a
+        later batch instead of holding this one up."""
         if self.mapped_budget and file_resident_bytes() > self.mapped_budget:
-            with self._mapping:
+            if not self._mapping.acquire(blocking=False):
+                return
+            try:
                 drop_mapping(self.path / "data.mdb")
+            finally:
+                self._mapping.release()
             self.mapping_drops += 1
 
     def map_bytes(self) -> int:
