@@ -3,6 +3,7 @@ the rules in force, the business day clock, midnight runs, re-evaluation and che
 Every shard call goes through that shard's lane, so jobs interleave with batches in order."""
 
 import asyncio
+import itertools
 import logging
 import os
 import time
@@ -34,7 +35,7 @@ from engine.validation import load_rules, load_rules_file
 from storage.checkpoints import Manifest, finish_checkpoint, new_checkpoint, shard_copy
 from storage.folder import DataFolder, Layout, PublishedRules, ReusedId
 
-__all__ = ["CheckpointMade", "Coordinator", "MidnightSummary"]
+__all__ = ["CheckpointMade", "Coordinator", "MidnightSummary", "repeated_digests"]
 
 log = logging.getLogger("patron.coordinator")
 
@@ -309,16 +310,12 @@ class Coordinator(ShardLanes):
     async def _report_reused_ids(self, day: Day) -> None:
         """Transaction ids of the closed day used by more than one member, written beside the
         anomaly report: each was applied once per member (docs/rules.md), which a till that reuses its
-        ids did not mean. Shards first send 8-byte digests of their ids; only ids whose digest
-        two shards share, or that two members used on one shard, are then asked for by name."""
-        blobs = await asyncio.gather(*(actor.id_digests.remote(day) for actor in self.actors))
-        seen: set[bytes] = set()
-        shared: set[bytes] = set()
-        for blob in blobs:
-            digests = {blob[i:i + 8] for i in range(0, len(blob), 8)}
-            shared |= digests & seen
-            seen |= digests
-        del seen
+        ids did not mean. Shards first send 8-byte digests of their ids, one per member; only ids
+        whose digest comes twice (from two shards, or twice from one) are then asked for by name,
+        and a day without any asks for none (a pass over a million ids a shard saved)."""
+        shared = repeated_digests(await asyncio.gather(*(actor.id_digests.remote(day) for actor in self.actors)))
+        if not shared:
+            return
         parts = await asyncio.gather(*(actor.members_by_id.remote(day, frozenset(shared)) for actor in self.actors))
         members: dict[str, set[str]] = {}
         for part in parts:
@@ -556,3 +553,18 @@ async def _answer(call: Any, timeout: float = 5.0) -> Any:
         return await asyncio.wait_for(call, timeout)
     except Exception as error:
         return error
+
+
+def repeated_digests(blobs: list[bytes]) -> set[bytes]:
+    """The 8-byte digests that come more than once in the shards' sorted lists (`id_digests`),
+    within one or across them."""
+    seen: set[bytes] = set()
+    shared: set[bytes] = set()
+    for blob in blobs:
+        listed = [blob[i:i + 8] for i in range(0, len(blob), 8)]
+        digests = set(listed)
+        if len(digests) < len(listed):  # sorted: a digest that comes twice here is next to itself
+            shared.update(a for a, b in itertools.pairwise(listed) if a == b)
+        shared |= digests & seen
+        seen |= digests
+    return shared

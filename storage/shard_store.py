@@ -187,23 +187,26 @@ class ShardStore:
         return by_member
 
     def id_digests(self, day: Day) -> bytes:
-        """The transaction ids of one local day as sorted 8-byte digests, concatenated: what the
-        coordinator compares across shards to find an id used by members on different shards
-        (8 bytes an id instead of the id)."""
+        """The transaction ids of one local day as sorted 8-byte digests, one for each member an
+        id was indexed for, concatenated: what the coordinator compares to find an id used by
+        more than one member (its digest comes twice, from one shard or from two), 8 bytes an id
+        instead of the id."""
         with self.env.begin() as txn:
-            return b"".join(sorted({id_digest(txn_id) for _, txn_id in self._indexed_on(txn, day)}))
+            return b"".join(sorted([id_digest(txn_id) for _, txn_id in self._indexed_on(txn, day)]))
 
     def members_by_id(self, day: Day, digests: frozenset[bytes] = frozenset()) -> dict[str, list[str]]:
-        """The members each transaction id of one local day was indexed for, for the ids used by
-        more than one member here or whose digest is in `digests`."""
+        """The members each transaction id of one local day whose digest is in `digests` was
+        indexed for (none asked for: none read)."""
         members: dict[str, list[str]] = {}
+        if not digests:
+            return members
         with self.env.begin() as txn:
             for member_id, txn_id in self._indexed_on(txn, day):
-                seen = members.setdefault(txn_id, [])
-                if member_id not in seen:
-                    seen.append(member_id)
-        return {txn_id: found for txn_id, found in members.items()
-                if len(found) > 1 or (digests and id_digest(txn_id) in digests)}
+                if id_digest(txn_id) in digests:
+                    seen = members.setdefault(txn_id, [])
+                    if member_id not in seen:
+                        seen.append(member_id)
+        return members
 
     def _indexed_on(self, txn: lmdb.Transaction, day: Day) -> Iterator[tuple[str, str]]:
         """(member, transaction id) of one local day, in the order they were indexed."""
