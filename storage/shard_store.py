@@ -82,6 +82,9 @@ class ShardStore:
         self.dbs = {name.decode(): self.env.open_db(name) for name in _DATABASES}
         self._mapping = threading.Lock()
         """Held by a read from another thread while its transaction is open, and by a map resize."""
+        self._copying = threading.Lock()
+        """Held by a checkpoint's copy (seconds at a million members, on a reads thread): a map
+        resize waits for it as for a read, while the reads of quotes and cards go on beside it."""
         upgrade_layout(self.env, self.dbs)
         self._batches = self._last_batch()
         self.largest_commit = 0
@@ -94,7 +97,7 @@ class ShardStore:
 
     def close(self) -> None:
         self.env.sync(True)
-        with self._mapping:
+        with self._mapping, self._copying:
             self.env.close()
 
     @contextmanager
@@ -297,7 +300,7 @@ class ShardStore:
         """A consistent, compacted copy of the environment (one read transaction, the last
         commit): it may run beside the writer's thread, like the reads marked so."""
         path.mkdir(parents=True, exist_ok=True)
-        with self._mapping:
+        with self._copying:
             self.env.copy(str(path), compact=True)
         return (path / "data.mdb").stat().st_size
 
@@ -311,16 +314,10 @@ class ShardStore:
     def _drop_mapped_over_budget(self) -> None:
         """On the writer's thread, between commits, where the map is resized: it cannot move
         meanwhile; `_mapping` is held as a resize holds it, so the address found stays the map's
-        until the drop ends even if a resize ever ran elsewhere. Reads beside it fault pages back.
-        While a read holds `_mapping` (a checkpoint's copy takes seconds) the drop waits for a
-        later batch instead of holding this one up."""
+        until the drop ends even if a resize ever ran elsewhere. Reads beside it fault pages back."""
         if self.mapped_budget and file_resident_bytes() > self.mapped_budget:
-            if not self._mapping.acquire(blocking=False):
-                return
-            try:
+            with self._mapping:
                 drop_mapping(self.path / "data.mdb")
-            finally:
-                self._mapping.release()
             self.mapping_drops += 1
 
     def map_bytes(self) -> int:
@@ -331,7 +328,7 @@ class ShardStore:
         size = self.map_bytes()
         if size >= self.max_map_bytes:
             return False
-        with self._mapping:
+        with self._mapping, self._copying:
             self.env.set_mapsize(min(size * 2, self.max_map_bytes))
         return True
 
@@ -343,7 +340,7 @@ class ShardStore:
         self.largest_commit = max(self.largest_commit, used - self._used_before)
         self._used_before = used
         if used + 2 * self.largest_commit > GROW_AT * size and size < self.max_map_bytes:
-            with self._mapping:
+            with self._mapping, self._copying:
                 self.env.set_mapsize(min(max(size * 2, (used + 2 * self.largest_commit) * 2), self.max_map_bytes))
 
     def next_batch(self) -> int:

@@ -210,6 +210,28 @@ def test_a_folder_with_the_index_keyed_by_id_alone_is_upgraded_to_member_and_id(
     assert again.members_by_id(day) == {}
 
 
+def test_a_copy_in_progress_holds_up_no_read_beside_it_and_a_map_resize_waits_for_it(tmp_path):
+    """A checkpoint's copy runs on a reads thread for seconds (at a million members): the reads of
+    quotes and cards go on beside it, and growing the map, which would pull it from under the
+    copy, waits for its end."""
+    import threading
+
+    store = ShardStore(tmp_path, "relaxed")
+    commit(store, [Member("m1", 20_000)], [])
+    with store._copying:  # as `copy_to` holds it
+        read = threading.Thread(target=store.member, args=("m1",))
+        read.start()
+        read.join(10)
+        assert not read.is_alive()
+        grow = threading.Thread(target=store.grow)
+        grow.start()
+        grow.join(0.2)
+        assert grow.is_alive()
+    grow.join(10)
+    assert not grow.is_alive()
+    store.close()
+
+
 def test_an_id_two_members_used_on_one_shard_comes_twice_among_its_digests(tmp_path):
     """The reused-ids report asks for ids by name only when a digest comes twice: an id two
     members of one shard used must come twice from that shard alone."""
