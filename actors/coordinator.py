@@ -3,6 +3,7 @@ the rules in force, the business day clock, midnight runs, re-evaluation and che
 Every shard call goes through that shard's lane, so jobs interleave with batches in order."""
 
 import asyncio
+import itertools
 import logging
 import os
 import time
@@ -34,7 +35,7 @@ from engine.validation import load_rules, load_rules_file
 from storage.checkpoints import Manifest, finish_checkpoint, new_checkpoint, shard_copy
 from storage.folder import DataFolder, Layout, PublishedRules, ReusedId
 
-__all__ = ["CheckpointMade", "Coordinator", "MidnightSummary"]
+__all__ = ["CheckpointMade", "Coordinator", "MidnightSummary", "repeated_digests"]
 
 log = logging.getLogger("patron.coordinator")
 
@@ -52,6 +53,13 @@ class MidnightSummary(msgspec.Struct):
     """Under way, with `members_done` of its `members_total`."""
     members_done: int = 0
     members_total: int = 0
+    worked: float = 0.0
+    """Seconds the steps took in the slowest shard, and the pauses left for batches after them
+    (`Coordinator._leave_room_for_batches`): how the run's time was shared with ingestion."""
+    paused: float = 0.0
+    stepped: float = 0.0
+    """Seconds from each date's first step to its last answer and pause; the rest of `seconds` is
+    starting, the reports and the checkpoint."""
     running: bool = True
     error: str = ""
     started: float = msgspec.field(default_factory=time.monotonic)
@@ -202,22 +210,29 @@ class Coordinator(ShardLanes):
         finally:
             self.publishing = False
 
-    async def _step(self, method: str, shards: list[int]) -> list[tuple]:
+    async def _step(self, method: str, shards: list[int], summary: MidnightSummary | None = None) -> list[tuple]:
         """One step of a long job on each shard, ahead of queued batches, then room for batches.
         Every step answers with the seconds it worked in the shard last."""
         started = time.monotonic()
         answers = await asyncio.gather(*(self.lanes[s].send(method, self.config.job_chunk, urgent=True)
                                          for s in shards))
-        await self._leave_room_for_batches(time.monotonic() - started, max(a[-1] for a in answers))
+        worked = max(a[-1] for a in answers)
+        paused = await self._leave_room_for_batches(time.monotonic() - started, worked)
+        if summary is not None:
+            summary.worked += worked
+            summary.paused += paused
         return answers
 
-    async def _leave_room_for_batches(self, waited: float, worked: float) -> None:
+    async def _leave_room_for_batches(self, waited: float, worked: float) -> float:
         """A long job takes at most half of a shard's time while batches are flowing: a step
         that `worked` seconds in the shard is followed by as long for batches. The batches it
         waited behind count (`waited` is from sending to the answer); with no batches the job
-        runs flat out."""
+        runs flat out. Returns the seconds paused."""
         if any(lane.waiting or lane.in_flight for lane in self.lanes):
-            await asyncio.sleep(max(0.0, 2 * worked - waited))
+            pause = max(0.0, 2 * worked - waited)
+            await asyncio.sleep(pause)
+            return pause
+        return 0.0
 
     # -- midnight ------------------------------------------------------------------------
 
@@ -259,7 +274,10 @@ class Coordinator(ShardLanes):
                 if run > self._midnight_until:
                     self._count_midnight(summary, len(summary.dates) - counted)
                     counted = len(summary.dates)
-                    await self.checkpoint()
+                    started = time.monotonic()
+                    made = await self.checkpoint()
+                    log.info("checkpoint after the midnight run", extra={
+                        "checkpoint": made.name, "bytes": made.bytes, "seconds": time.monotonic() - started})
         except Exception as error:
             summary.error = f"{type(error).__name__}: {error}"
             raise
@@ -272,13 +290,15 @@ class Coordinator(ShardLanes):
         counts = await self.on_every_shard("midnight_begin", run, urgent=True)
         summary.date, summary.members_done, summary.members_total = iso(run), 0, sum(counts)
         shards, days = list(range(len(self.lanes))), []
+        started = time.monotonic()
         while shards:
-            answers = await self._step("midnight_step", shards)
+            answers = await self._step("midnight_step", shards, summary)
             visited = sum(a[0] for a in answers)
             summary.members_done += visited
             summary.members += visited
             days += [day for a in answers for day in a[1]]
             shards = [s for s, answer in zip(shards, answers, strict=True) if not answer[2]]
+        summary.stepped += time.monotonic() - started
         summary.dates.append(iso(run))
         summary.anomalies += len(days)
         return set(days)
@@ -290,16 +310,12 @@ class Coordinator(ShardLanes):
     async def _report_reused_ids(self, day: Day) -> None:
         """Transaction ids of the closed day used by more than one member, written beside the
         anomaly report: each was applied once per member (docs/rules.md), which a till that reuses its
-        ids did not mean. Shards first send 8-byte digests of their ids; only ids whose digest
-        two shards share, or that two members used on one shard, are then asked for by name."""
-        blobs = await asyncio.gather(*(actor.id_digests.remote(day) for actor in self.actors))
-        seen: set[bytes] = set()
-        shared: set[bytes] = set()
-        for blob in blobs:
-            digests = {blob[i:i + 8] for i in range(0, len(blob), 8)}
-            shared |= digests & seen
-            seen |= digests
-        del seen
+        ids did not mean. Shards first send 8-byte digests of their ids, one per member; only ids
+        whose digest comes twice (from two shards, or twice from one) are then asked for by name,
+        and a day without any asks for none (a pass over a million ids a shard saved)."""
+        shared = repeated_digests(await asyncio.gather(*(actor.id_digests.remote(day) for actor in self.actors)))
+        if not shared:
+            return
         parts = await asyncio.gather(*(actor.members_by_id.remote(day, frozenset(shared)) for actor in self.actors))
         members: dict[str, set[str]] = {}
         for part in parts:
@@ -334,7 +350,9 @@ class Coordinator(ShardLanes):
         metrics.midnight_members.set(summary.members)
         metrics.midnight_runs.inc(dates)
         log.info("midnight run", extra={"dates": summary.dates, "members": summary.members,
-                                        "anomalies": summary.anomalies, "seconds": summary.seconds})
+                                        "anomalies": summary.anomalies, "seconds": summary.seconds,
+                                        "worked": summary.worked, "paused": summary.paused,
+                                        "stepped": summary.stepped})
 
     # -- watching ------------------------------------------------------------------------
 
@@ -415,13 +433,14 @@ class Coordinator(ShardLanes):
     # -- checkpoints ---------------------------------------------------------------------
 
     async def checkpoint(self) -> CheckpointMade:
-        """Every shard copies itself at its own place in its stream of batches (members live
-        in one shard each, so each copy is whole); layout and rules are copied alongside."""
+        """Every shard copies its last commit, at its own place in its stream of batches (members
+        live in one shard each, so each copy is whole), beside the batches that follow: a copy
+        takes seconds at a million members; layout and rules are copied alongside."""
         async with self._checkpoint_lock, self.exclusive:
             statuses = await self.status()
             business = min(s.business_day for s in statuses)
             name, partial = new_checkpoint(self.folder, business)
-            sizes = await asyncio.gather(*(lane.send("checkpoint", str(shard_copy(partial, shard)), urgent=True)
+            sizes = await asyncio.gather(*(lane.read("checkpoint", str(shard_copy(partial, shard)))
                                            for shard, lane in enumerate(self.lanes)))
             manifest = Manifest(name, datetime.now(UTC).isoformat(timespec="seconds"), business,
                                 self.rules.version, len(self.lanes), sum(sizes))
@@ -534,3 +553,18 @@ async def _answer(call: Any, timeout: float = 5.0) -> Any:
         return await asyncio.wait_for(call, timeout)
     except Exception as error:
         return error
+
+
+def repeated_digests(blobs: list[bytes]) -> set[bytes]:
+    """The 8-byte digests that come more than once in the shards' sorted lists (`id_digests`),
+    within one or across them."""
+    seen: set[bytes] = set()
+    shared: set[bytes] = set()
+    for blob in blobs:
+        listed = [blob[i:i + 8] for i in range(0, len(blob), 8)]
+        digests = set(listed)
+        if len(digests) < len(listed):  # sorted: a digest that comes twice here is next to itself
+            shared.update(a for a, b in itertools.pairwise(listed) if a == b)
+        shared |= digests & seen
+        seen |= digests
+    return shared

@@ -419,11 +419,15 @@ class Shard:
         chunk = job.members[job.done:job.done + limit]
         finished = job.done + len(chunk) >= len(job.members)
 
+        bounded = self.members.bounded
+
         def step(writer: BatchWriter) -> list[AnomalyRow]:
-            writer.drop_wakeups(job.days, chunk)  # then the commit indexes the visited members' next runs
-            self.members.bring(chunk, writer.members)
-            rows = visit(self.book, chunk, job.day, self._planned if self.members.bounded else None)
-            self.members.unindexed(chunk)  # after the visit has read them
+            if bounded:  # every member in memory keeps no wake-up index
+                writer.drop_wakeups(job.days, chunk)  # then the commit indexes the visited members' next runs
+                self.members.bring(chunk, lambda ids: writer.members(ids, ordered=True))  # the chunk is in id order
+            rows = visit(self.book, chunk, job.day, self._planned if bounded else None)
+            if bounded:
+                self.members.unindexed(chunk)  # after the visit has read them
             writer.put_anomalies(rows)
             if finished:
                 writer.forget_before(job.day - self.config.index_retention_days)
@@ -510,7 +514,7 @@ class Shard:
         finished = job.done + len(chunk) >= len(job.members)
 
         def step(writer: BatchWriter) -> None:
-            self.members.bring(chunk, writer.members)
+            self.members.bring(chunk, lambda ids: writer.members(ids, ordered=True))  # sorted, each once
             for member_id in chunk:
                 member = self.book.members.get(member_id)
                 if member is not None:

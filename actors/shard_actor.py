@@ -54,6 +54,8 @@ class ShardActor:
         keeper = RayGrants(ray.get_actor(config.keeper)) if config.keeper else None
         config = msgspec.structs.replace(config, path=on_this_node(config.path, folder_id))
         self.shard = Shard(config, keeper)
+        self._steps = [0, 0.0, 0.0]
+        """The midnight run's steps so far: how many, their seconds and CPU seconds here."""
         gc.freeze()  # the members just loaded live as long as the process
         log.info("shard ready", extra={"shard": config.shard, "members": len(self.shard.book.members),
                                        "seconds": round(time.perf_counter() - started, 3)})
@@ -75,11 +77,26 @@ class ShardActor:
         return _timed(self.shard.reevaluate_step, limit)
 
     def midnight_begin(self, run: Day) -> int:
-        return self.shard.midnight_begin(run)
+        started, cpu = time.perf_counter(), time.thread_time()
+        members = self.shard.midnight_begin(run)
+        self._steps = [0, 0.0, 0.0]
+        log.info("midnight run begins", extra={"shard": self.shard.config.shard, "members": members,
+                                               "seconds": round(time.perf_counter() - started, 3),
+                                               "cpu_seconds": round(time.thread_time() - cpu, 3)})
+        return members
 
     def midnight_step(self, limit: int) -> tuple[int, list[str], bool, float]:
-        """(visited, anomaly days, finished, seconds the step took here)."""
-        return _timed(self.shard.midnight_step, limit)
+        """(visited, anomaly days, finished, seconds the step took here). The run's steps are
+        logged at its end: their seconds, and the CPU seconds of them (the rest is waiting for
+        the disk or for a core)."""
+        cpu = time.thread_time()  # this thread's: reads beside it run on threads of their own
+        answer = _timed(self.shard.midnight_step, limit)
+        steps = self._steps
+        steps[0], steps[1], steps[2] = steps[0] + 1, steps[1] + answer[-1], steps[2] + time.thread_time() - cpu
+        if answer[2]:
+            log.info("midnight run steps", extra={"shard": self.shard.config.shard, "steps": steps[0],
+                                                  "seconds": round(steps[1], 3), "cpu_seconds": round(steps[2], 3)})
+        return answer
 
     def release_coupons(self, coupons: list[str]) -> int:
         return self.shard.release_coupons(coupons)
@@ -99,7 +116,9 @@ class ShardActor:
     def members_by_id(self, day: Day, digests: frozenset[bytes]) -> dict[str, list[str]]:
         return self.shard.store.members_by_id(day, digests)
 
+    @ray.method(concurrency_group=READS)
     def checkpoint(self, path: str) -> int:
+        """Beside batches: the copy reads the last commit, and ingestion goes on meanwhile."""
         return self.shard.checkpoint(path)
 
     def apply(self, payloads: list[bytes]) -> list[bytes | OutOfOrderError]:

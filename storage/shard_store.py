@@ -85,6 +85,9 @@ class ShardStore:
         self.dbs = {name.decode(): self.env.open_db(name) for name in _DATABASES}
         self._mapping = threading.Lock()
         """Held by a read from another thread while its transaction is open, and by a map resize."""
+        self._copying = threading.Lock()
+        """Held by a checkpoint's copy (seconds at a million members, on a reads thread): a map
+        resize waits for it as for a read, while the reads of quotes and cards go on beside it."""
         upgrade_layout(self.env, self.dbs)
         self._batches = self._last_batch()
         self.largest_commit = 0
@@ -97,7 +100,7 @@ class ShardStore:
 
     def close(self) -> None:
         self.env.sync(True)
-        with self._mapping:
+        with self._mapping, self._copying:
             self.env.close()
 
     @contextmanager
@@ -190,23 +193,26 @@ class ShardStore:
         return by_member
 
     def id_digests(self, day: Day) -> bytes:
-        """The transaction ids of one local day as sorted 8-byte digests, concatenated: what the
-        coordinator compares across shards to find an id used by members on different shards
-        (8 bytes an id instead of the id)."""
+        """The transaction ids of one local day as sorted 8-byte digests, one for each member an
+        id was indexed for, concatenated: what the coordinator compares to find an id used by
+        more than one member (its digest comes twice, from one shard or from two), 8 bytes an id
+        instead of the id."""
         with self.env.begin() as txn:
-            return b"".join(sorted({id_digest(txn_id) for _, txn_id in self._indexed_on(txn, day)}))
+            return b"".join(sorted([id_digest(txn_id) for _, txn_id in self._indexed_on(txn, day)]))
 
     def members_by_id(self, day: Day, digests: frozenset[bytes] = frozenset()) -> dict[str, list[str]]:
-        """The members each transaction id of one local day was indexed for, for the ids used by
-        more than one member here or whose digest is in `digests`."""
+        """The members each transaction id of one local day whose digest is in `digests` was
+        indexed for (none asked for: none read)."""
         members: dict[str, list[str]] = {}
+        if not digests:
+            return members
         with self.env.begin() as txn:
             for member_id, txn_id in self._indexed_on(txn, day):
-                seen = members.setdefault(txn_id, [])
-                if member_id not in seen:
-                    seen.append(member_id)
-        return {txn_id: found for txn_id, found in members.items()
-                if len(found) > 1 or (digests and id_digest(txn_id) in digests)}
+                if id_digest(txn_id) in digests:
+                    seen = members.setdefault(txn_id, [])
+                    if member_id not in seen:
+                        seen.append(member_id)
+        return members
 
     def _indexed_on(self, txn: lmdb.Transaction, day: Day) -> Iterator[tuple[str, str]]:
         """(member, transaction id) of one local day, in the order they were indexed."""
@@ -246,9 +252,10 @@ class ShardStore:
 
     def woken_by(self, run: Day) -> tuple[list[Day], list[str]]:
         """The wake-up index up to `run`: the days it has entries for, and the members woken on
-        any of them, sorted by id, each once (see `BatchWriter.put_wakeups`)."""
+        any of them, sorted by id, each once (see `BatchWriter.put_wakeups`). Each day's members
+        come in id order: merged as sorted runs, not hashed into a set and sorted afresh."""
         days: list[Day] = []
-        members: set[bytes] = set()
+        woken: list[bytes] = []
         end = wakeup_key(run + 1)
         at, prefix = len(end), b""
         with self.env.begin(db=self.dbs["wakeups"]) as txn:
@@ -258,8 +265,11 @@ class ShardStore:
                 if key[:at] != prefix:
                     prefix = key[:at]
                     days.append(wakeup_of(key)[0])
-                members.add(key[at:])
-        return days, [member_id.decode() for member_id in sorted(members)]
+                woken.append(key[at:])
+        if len(days) > 1:  # one sorted run a day: the sort merges them, and a member woken twice is kept once
+            woken.sort()
+            woken = list(dict.fromkeys(woken))
+        return days, [member_id.decode() for member_id in woken]
 
     def stamped_meta(self, key: str) -> Any:
         """What `BatchWriter.put_stamped_meta` wrote, if no commit came after the one that wrote it
@@ -290,9 +300,11 @@ class ShardStore:
         return (stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"]) * stat["psize"]
 
     def copy_to(self, path: Path) -> int:
-        """A consistent, compacted copy of the environment (one read transaction)."""
+        """A consistent, compacted copy of the environment (one read transaction, the last
+        commit): it may run beside the writer's thread, like the reads marked so."""
         path.mkdir(parents=True, exist_ok=True)
-        self.env.copy(str(path), compact=True)
+        with self._copying:
+            self.env.copy(str(path), compact=True)
         return (path / "data.mdb").stat().st_size
 
     # -- writing ---------------------------------------------------------------------
@@ -326,7 +338,7 @@ class ShardStore:
         size = self.map_bytes()
         if size >= self.max_map_bytes:
             return False
-        with self._mapping:
+        with self._mapping, self._copying:
             self.env.set_mapsize(min(size * 2, self.max_map_bytes))
         return True
 
@@ -338,7 +350,7 @@ class ShardStore:
         self.largest_commit = max(self.largest_commit, used - self._used_before)
         self._used_before = used
         if used + 2 * self.largest_commit > GROW_AT * size and size < self.max_map_bytes:
-            with self._mapping:
+            with self._mapping, self._copying:
                 self.env.set_mapsize(min(max(size * 2, (used + 2 * self.largest_commit) * 2), self.max_map_bytes))
 
     def next_batch(self) -> int:
@@ -402,11 +414,15 @@ class BatchWriter:
         self._heads[member_id] = linked_position(raw)
         return member_of(raw)
 
-    def members(self, member_ids: Iterable[str]) -> list[Member]:
+    def members(self, member_ids: Iterable[str], ordered: bool = False) -> list[Member]:
         """`member` for many, read in key order in one call: each next key is found from the
-        page of the last one instead of from the root. Those not stored are left out."""
+        page of the last one instead of from the root. Those not stored are left out. `ordered`:
+        the ids are sorted and each there once already (a job's chunk), so not sorted again."""
         max_key, heads = self._max_key, self._heads
-        keys = sorted(key for key in {m.encode() for m in member_ids} if 0 < len(key) <= max_key)
+        if ordered:
+            keys = [key for key in (m.encode() for m in member_ids) if 0 < len(key) <= max_key]
+        else:
+            keys = sorted(key for key in {m.encode() for m in member_ids} if 0 < len(key) <= max_key)
         found = []
         for key, raw in self.txn.cursor(self.dbs["members"]).getmulti(keys):
             heads[key.decode()] = linked_position(raw)
@@ -492,6 +508,9 @@ class BatchWriter:
         """The members' entries on these days: a run visited them. One walk per day over the
         entries between the first and the last member's, deleting those of these members: no
         lookup of an entry that is not there, each next one found from the page of the last."""
+        days = list(days)
+        if not days:
+            return
         cursor, keys = self.txn.cursor(self.dbs["wakeups"]), {m.encode() for m in member_ids}
         if not keys:
             return

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from actors.coordinator import repeated_digests
 from engine.ledger import LedgerEntry
 from engine.members import Member
 from engine.transactions import TxnRecord
@@ -197,7 +198,7 @@ def test_a_folder_with_the_index_keyed_by_id_alone_is_upgraded_to_member_and_id(
     writer.abort()
     assert store.transactions_by_member(day, frozenset({"purchase", "event"})) == {"m1": ["T1"], "m2": ["T2"]}
     assert store.members_by_id(day + 1, frozenset({id_digest("T3")})) == {"T3": ["m1"]}
-    assert store.members_by_id(day + 1) == {}  # asked for no digest, and no id has two members here
+    assert store.members_by_id(day + 1) == {}  # asked for no digest: none read
     with store.env.begin() as txn:
         assert txn.get(b"txns") is None  # the old database is gone from the main database
     writer = store.writer()
@@ -207,6 +208,48 @@ def test_a_folder_with_the_index_keyed_by_id_alone_is_upgraded_to_member_and_id(
     again = ShardStore(tmp_path)
     assert again.count("txn_index") == 1
     assert again.members_by_id(day) == {}
+
+
+def test_a_copy_in_progress_holds_up_no_read_beside_it_and_a_map_resize_waits_for_it(tmp_path):
+    """A checkpoint's copy runs on a reads thread for seconds (at a million members): the reads of
+    quotes and cards go on beside it, and growing the map, which would pull it from under the
+    copy, waits for its end."""
+    import threading
+
+    store = ShardStore(tmp_path, "relaxed")
+    commit(store, [Member("m1", 20_000)], [])
+    with store._copying:  # as `copy_to` holds it
+        read = threading.Thread(target=store.member, args=("m1",))
+        read.start()
+        read.join(10)
+        assert not read.is_alive()
+        grow = threading.Thread(target=store.grow)
+        grow.start()
+        grow.join(0.2)
+        assert grow.is_alive()
+    grow.join(10)
+    assert not grow.is_alive()
+    store.close()
+
+
+def test_an_id_two_members_used_on_one_shard_comes_twice_among_its_digests(tmp_path):
+    """The reused-ids report asks for ids by name only when a digest comes twice: an id two
+    members of one shard used must come twice from that shard alone."""
+    store = ShardStore(tmp_path, durability="relaxed")
+    day = 20_000
+    writer = store.writer()
+    for member_id, txn_id in [("m1", "T1"), ("m2", "T1"), ("m1", "T2")]:
+        writer[(member_id, txn_id)] = TxnRecord(member_id, "purchase", day, 20, 20, "", 1, 2900, 2900)
+    writer.commit()
+    digests = store.id_digests(day)
+    assert sorted(digests[i:i + 8] for i in range(0, len(digests), 8)) == sorted(
+        [id_digest("T1"), id_digest("T1"), id_digest("T2")])
+    assert store.members_by_id(day, frozenset({id_digest("T1")})) == {"T1": ["m1", "m2"]}
+    other = b"".join(sorted([id_digest("T2"), id_digest("T3")]))
+    assert repeated_digests([digests]) == {id_digest("T1")}  # within one shard
+    assert repeated_digests([digests, other]) == {id_digest("T1"), id_digest("T2")}  # and across two
+    assert repeated_digests([other]) == set()
+    store.close()
 
 
 def _write_id_keyed_layout(path: Path, members: list[Member], records: dict[str, TxnRecord],
