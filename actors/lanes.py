@@ -51,6 +51,8 @@ class Lane:
         self.call_seconds = 0.0
         """A call's time on the shard, smoothed: how soon a full queue is likely to have room
         (the call in progress ends and the next group leaves the queue)."""
+        self.started: list[float] = []
+        """When each call in flight was sent (time.monotonic)."""
         self.failures = 0
         """Calls (or batches of a group) answered with an error: a move of virtual shards off this
         shard watches it (actors/resharding.py)."""
@@ -81,7 +83,16 @@ class Lane:
     def refusal(self) -> OverloadedError:
         """Why a full queue takes no more, with when room is likely (patron-retry-after-ms)."""
         return OverloadedError(f"shard {self.shard} is at its limit of {self.queue_limit} queued batches; "
-                               f"nothing was applied; send again shortly", self.call_seconds)
+                               f"nothing was applied; send again shortly", self.room_in())
+
+    def room_in(self) -> float:
+        """Seconds until room is likely: a call's smoothed time, or how long the oldest call in
+        flight has run when that is longer (room comes no sooner than it ends). Before a batch's
+        call had ended, the smoothed time was that of the start-up's small calls, or none: the
+        burst that fills empty queues was refused with no useful hint, and its callers came
+        back within 0.1 s, into the refusals of the burst (bench/RESULTS.md, "overload: the
+        first wave")."""
+        return max(self.call_seconds, time.monotonic() - self.started[0]) if self.started else self.call_seconds
 
     def read(self, method: str, *args: Any) -> Any:
         """A read of committed state, straight to the shard's reads group: no slot, no queue;
@@ -120,7 +131,8 @@ class Lane:
                 reference = getattr(self.actor, method).remote([call.args[0] for call in calls])
             else:
                 reference = getattr(self.actor, method).remote(*calls[0].args)
-            task = asyncio.ensure_future(self._finish(reference, calls, method == GROUPED, time.monotonic()))
+            self.started.append(started := time.monotonic())
+            task = asyncio.ensure_future(self._finish(reference, calls, method == GROUPED, started))
             self._finishing.add(task)  # asyncio keeps only weak references to tasks
             task.add_done_callback(self._finishing.discard)
 
@@ -152,6 +164,7 @@ class Lane:
                     call.future.set_result(answer)
         finally:
             took = time.monotonic() - started
+            self.started.remove(started)
             self.call_seconds = took if not self.call_seconds else 0.8 * self.call_seconds + 0.2 * took
             self.in_flight -= 1
             self.slots.release()

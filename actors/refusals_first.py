@@ -49,11 +49,18 @@ class RefusalsFirst:
     def let_in(self) -> None:
         """A batch let in on its metadata, to be read and routed (`finished` when it is, or when
         it is not after all); OverloadedError while `max_reading` such batches are."""
+        if (refusal := self.refusal()) is not None:
+            raise refusal
+
+    def refusal(self) -> OverloadedError | None:
+        """`let_in` without raising: None when the batch is let in, else why not. A refusal is
+        the gateway's commonest answer under overload, and a raised exception costs it more."""
         if self.reading >= self.max_reading:
             self.arrived()  # a burst: the batches let in are routed once the calls behind them are refused
-            raise OverloadedError(f"the gateway is reading {self.reading} batches let in just now; nothing "
-                                  f"was applied; send again shortly")
+            return OverloadedError(f"the gateway is reading {self.reading} batches let in just now; nothing "
+                                   f"was applied; send again shortly")
         self.reading += 1
+        return None
 
     def finished(self) -> None:
         self.reading -= 1

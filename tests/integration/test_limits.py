@@ -109,33 +109,32 @@ def test_overload_is_refused_quickly_instead_of_queued_without_bound(start_serve
 
 
 def test_an_overload_refusal_says_how_soon_room_is_likely(start_server):
-    """Once a shard has answered a call, a refusal for its full queue carries RETRY_AFTER: the
-    shard's smoothed time per call, after which the call in progress has ended and room freed."""
+    """A refusal for a full queue carries RETRY_AFTER: the shard's smoothed time per call, after
+    which the call in progress has ended and room freed; before any call has ended (a burst
+    against a fresh server, no warm-up), how long the call in progress has run. Each refusal is
+    counted, though it is answered without raising."""
     from client.patron_client import retry_after
 
     server = start_server(shards=1, in_flight_per_shard=1, queue_per_shard=2, start_date=parse_day("2026-11-17"))
-    with PatronClient(server.address, retries=0) as client:
-        client.submit(purchases("warm", 100))
     lane = server.server.coordinator.lanes[0]
-    refusals: list[grpc.RpcError] = []
-
-    def send(n: int) -> None:
-        with PatronClient(server.address, retries=0) as client:
-            try:
-                client.submit(purchases(f"o{n}", 1000))
-            except grpc.RpcError as error:
-                refusals.append(error)
-
-    threads = [threading.Thread(target=send, args=(n,)) for n in range(24)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    with PatronClient(server.address, retries=0, timeout=60) as client:
+        burst = [client.batch(purchases(f"o{n}", 1000)) for n in range(24)]
+        lines = [{"sku": f"S{n}", "paid_minor": 100} for n in range(8)]
+        long = client.batch([txn | {"lines": lines} for txn in purchases("long", 10_000)])
+        smoothed = lane.call_seconds  # of the start-up's calls, if any
+        first = client.ingest.SubmitBatch.future(long, timeout=60)
+        # the burst meets a call that has run longer than the calls before it took
+        _wait_for(lambda: bool(lane.started) and time.monotonic() - lane.started[0] > smoothed + 0.05)
+        calls = [client.ingest.SubmitBatch.future(request, timeout=60) for request in burst]
+        refusals = [error for call in [first, *calls] if (error := call.exception()) is not None]
     assert refusals, "nothing was refused"
     assert {error.code() for error in refusals} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
     hints = [retry_after(error) for error in refusals]
-    assert all(hint > 0 for hint in hints), hints
+    assert all(hint > smoothed + 0.04 for hint in hints), (smoothed, hints)
     assert lane.call_seconds > 0
+    counted = server.server.coordinator.metrics.registry.get_sample_value(
+        "patron_batches_refused_total", {"code": "RESOURCE_EXHAUSTED"})
+    assert counted == len(refusals)
 
 
 def test_a_full_disk_under_one_shard_says_which_part_of_a_batch_was_committed(start_server, tmp_path):
