@@ -1,6 +1,7 @@
 """What one batch did, counted once per batch in the shard, so metrics cost nothing per transaction."""
 
 from collections import Counter
+from operator import attrgetter
 
 import msgspec
 
@@ -13,6 +14,7 @@ __all__ = ["BatchStats", "count_batch", "count_ledger"]
 OUT_OF_STOCK = "out_of_stock"
 _COUPON_EVENTS = {"coupon_issued": "issued", "coupon_used": "used", "coupon_expired": "expired"}
 """Ledger kinds counted per coupon, and the event they count as."""
+_KIND, _OUTCOME, _REASON = attrgetter("kind"), attrgetter("outcome"), attrgetter("reason")
 
 
 class BatchStats(msgspec.Struct, array_like=True, gc=False):
@@ -53,9 +55,13 @@ class BatchStats(msgspec.Struct, array_like=True, gc=False):
 
 
 def count_batch(txns: list[Transaction], results: list[TxnResult], ledger: list[LedgerEntry]) -> BatchStats:
-    outcomes = Counter(f"{t.kind if t.kind in KINDS else 'unknown'} {r.outcome} {r.reason}"
-                       for t, r in zip(txns, results, strict=True))
-    stats = BatchStats(dict(outcomes))
+    # counted as (kind, outcome, reason) by Counter's C loop, named once per distinct triple
+    seen = Counter(zip(map(_KIND, txns), map(_OUTCOME, results), map(_REASON, results), strict=True))
+    outcomes: dict[str, int] = {}
+    for (kind, outcome, reason), count in seen.items():
+        key = f"{kind if kind in KINDS else 'unknown'} {outcome} {reason}"
+        outcomes[key] = outcomes.get(key, 0) + count
+    stats = BatchStats(outcomes)
     count_ledger(stats, ledger)
     if f"{COUPON_ISSUE} rejected {OUT_OF_STOCK}" in outcomes:  # refused before any ledger entry: count it here
         refused = Counter(f"{OUT_OF_STOCK} {t.coupon_id}" for t, r in zip(txns, results, strict=True)

@@ -5,9 +5,13 @@ the programme's coupon grant keeper in the process (LocalGrants) unless `--no-ke
 
 Runs against any tree put first on PYTHONPATH (the tree before spending has no keeper):
 
-    PYTHONPATH=TREE python bench/shard_writes.py RULES STREAM [--first N] [--rest N] [--limit N]
+    PYTHONPATH=TREE python bench/shard_writes.py RULES STREAM [--first N] [--rest N] [--limit N] [--wire]
 
-`--limit 0` scores nothing: under callgrind, that run is the start-up to take off."""
+`--limit 0` scores nothing: under callgrind, that run is the start-up to take off. `--wire`
+sends each write as the gateway does, its transactions' protobuf bytes in a BatchPart through
+`Shard.apply_encoded`, so reading them and encoding the results are counted too (the parts are
+made before the clock; `--wire --no-apply` makes them and applies none: the start-up to take
+off from a `--wire` run)."""
 
 import argparse
 import shutil
@@ -34,6 +38,18 @@ def _keeper(root: Path, rules_text: str) -> Any:
     return LocalGrants(Grants(GrantStore(root / "stock"), SHARDS, inventory))
 
 
+def _part(txns: list) -> bytes:
+    """The BatchPart a gateway sends a shard for these transactions."""
+    import msgspec
+
+    from actors.batch_order import BatchPart
+    from client import transaction_message
+    from proto import patron_pb2 as pb
+
+    data = pb.TransactionBatch(transactions=[transaction_message(txn) for txn in txns]).SerializeToString()
+    return msgspec.msgpack.encode(BatchPart(data))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rules", type=Path)
@@ -43,6 +59,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=-1, help="score only the stream's first N transactions")
     parser.add_argument("--start-date", default="2026-11-17")
     parser.add_argument("--no-keeper", action="store_true", help="each shard owns the whole inventory")
+    parser.add_argument("--wire", action="store_true", help="protobuf bytes in, BatchAck entries out")
+    parser.add_argument("--no-apply", action="store_true", help="make the writes, apply none")
     args = parser.parse_args()
     rules_text = args.rules.read_text()
     with args.stream.open("rb") as lines:
@@ -59,12 +77,17 @@ def main() -> None:
             config = ShardConfig(shard=number, path=str(root / f"s{number}"), rules_text=rules_text,
                                  start_day=parse_day(args.start_date))
             shard = Shard(config, keeper) if keeper else Shard(config)
-            start, size = 0, args.first
+            writes, start, size = [], 0, args.first
             while start < len(mine):
-                began = time.process_time()
-                shard.apply(mine[start:start + size])
-                cpu += time.process_time() - began
+                writes.append(_part(mine[start:start + size]) if args.wire else mine[start:start + size])
                 start, size = start + size, args.rest
+            for write in [] if args.no_apply else writes:
+                began = time.process_time()
+                if args.wire:
+                    shard.apply_encoded([write])
+                else:
+                    shard.apply(write)
+                cpu += time.process_time() - began
             shard.close()
     finally:
         shutil.rmtree(root)

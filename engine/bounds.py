@@ -28,18 +28,22 @@ def valid_time(ms: int) -> bool:
 
 
 def input_problem(txn: Transaction) -> str:
-    """`bad_timestamp` or `amount_too_large` for a transaction whose fields are out of bounds
-    (amounts of each line and of the whole; quantities too, as they multiply points)."""
+    """`negative_amount` for a line with a negative amount or quantity, else `bad_timestamp` or
+    `amount_too_large` for a transaction whose fields are out of bounds (amounts of each line
+    and of the whole; quantities too, as they multiply points). The lines are read once."""
+    paid, too_large = 0, False
+    for line in txn.lines:
+        amount, quantity = line.paid_minor, line.quantity
+        if amount < 0 or quantity < 0:
+            return "negative_amount"
+        if amount > LIMIT or quantity > LIMIT:
+            too_large = True
+        paid += amount
     if not valid_time(txn.occurred_at_ms):
         return "bad_timestamp"
     if not -LIMIT <= txn.amount_minor <= LIMIT or txn.points > LIMIT:
         return "amount_too_large"
-    paid = 0
-    for line in txn.lines:
-        if line.paid_minor > LIMIT or line.quantity > LIMIT:
-            return "amount_too_large"
-        paid += line.paid_minor
-    return "amount_too_large" if paid > LIMIT else ""
+    return "amount_too_large" if too_large or paid > LIMIT else ""
 
 
 def room_to_earn(member: Member, day: Day, points: int, growth: int, spend: int) -> bool:

@@ -126,3 +126,18 @@ def test_entries_of_every_length_are_cut_where_they_end():
         r.txn_id for r in results]
     assert [len(entry) for entry in entries_of(results)] == [len(pb.BatchAck(results=[result_message(r)])
                                                                  .SerializeToString()) for r in results]
+
+
+_RESULT = st.builds(TxnResult, st.text(max_size=140), st.sampled_from(["accepted", "duplicate", "ignored", "rejected"]),
+                    st.integers(-2**63, 2**63 - 1), st.integers(-2**63, 2**63 - 1), st.text(max_size=20),
+                    st.integers(-2**63, 2**63 - 1), st.text(max_size=200))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.one_of(_RESULT, st.sampled_from(RESULTS)), max_size=12))
+def test_result_entries_are_the_bytes_protobuf_writes_for_the_results(results):
+    """Entries made from remembered encodings of all but the id, whatever the values (empty ids,
+    ids whose length takes two bytes, negative numbers, results seen before), are protobuf's own."""
+    entries, sizes = result_entries(results)
+    assert entries == pb.BatchAck(results=[result_message(r) for r in results]).SerializeToString()
+    assert sizes == [len(pb.BatchAck(results=[result_message(r)]).SerializeToString()) for r in results]
