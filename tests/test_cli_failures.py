@@ -14,13 +14,17 @@ from cli.main import _parser
 from tests.conftest import EXAMPLE_RULES
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def held_closed_port() -> socket.socket:
+    """A port bound and never listened on, held for the whole run: connecting is refused, and no
+    server started later by another test can take it (a port freed at collection was once taken
+    by the time these ran, and `send` waited on whatever answered there)."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    return probe
 
 
-DOWN = f"127.0.0.1:{closed_port()}"
+_HELD = held_closed_port()
+DOWN = f"127.0.0.1:{_HELD.getsockname()[1]}"
 
 REMOTE = {
     "status": ["status"],
