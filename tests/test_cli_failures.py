@@ -2,6 +2,7 @@
 traceback: every command against a server that is not running, and bad local input."""
 
 import argparse
+import atexit
 import json
 import os
 import socket
@@ -24,6 +25,7 @@ def held_closed_port() -> socket.socket:
 
 
 _HELD = held_closed_port()
+atexit.register(_HELD.close)
 DOWN = f"127.0.0.1:{_HELD.getsockname()[1]}"
 
 REMOTE = {
