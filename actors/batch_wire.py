@@ -14,6 +14,7 @@ from actors.batch_stats import BatchStats
 from actors.wire import transactions_from
 from engine.transactions import Transaction, TxnResult
 from proto import patron_pb2 as pb
+from storage.outbox import varint
 
 __all__ = ["PartAnswer", "ack_bytes", "result_entries", "result_message", "split", "split_entries",
            "transactions_of"]
@@ -155,13 +156,8 @@ def result_entries(results: list[TxnResult]) -> tuple[bytes, list[int]]:
                 value_minor=result.value_minor, coupon_code=result.coupon_code).SerializeToString()
         txn_id = result.txn_id.encode()
         size = len(txn_id)
-        if size:  # proto3 writes no empty string
-            message = (_ID_KEY + _LENGTHS[size] + txn_id + tail) if size < 0x80 else (
-                _ID_KEY + _varint_bytes(size) + txn_id + tail)
-        else:
-            message = tail
-        size = len(message)
-        entries.append(_ENTRY_KEY_BYTE + (_LENGTHS[size] if size < 0x80 else _varint_bytes(size)) + message)
+        message = _ID_KEY + varint(size) + txn_id + tail if size else tail  # proto3 writes no empty string
+        entries.append(_ENTRY_KEY_BYTE + varint(len(message)) + message)
     return b"".join(entries), [len(entry) for entry in entries]
 
 
@@ -171,14 +167,3 @@ _MOST_TAILS = 20_000
 _ID_KEY = bytes([1 << 3 | 2])
 """TxnResult.txn_id: field 1, length-delimited."""
 _ENTRY_KEY_BYTE = bytes([_ENTRY_KEY])
-_LENGTHS = [bytes([size]) for size in range(0x80)]
-
-
-def _varint_bytes(value: int) -> bytes:
-    """A non-negative length as a protobuf varint."""
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)

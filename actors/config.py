@@ -4,6 +4,8 @@ from pathlib import Path
 
 import msgspec
 
+from storage.mapped_pages import BUDGET_BYTES
+
 __all__ = ["ServeConfig"]
 
 
@@ -42,7 +44,7 @@ class ServeConfig(msgspec.Struct, kw_only=True):
     hot_members: int = 0
     """Members each shard keeps in memory between writes (0: every member, loaded at start);
     the others are read from LMDB when a transaction, a read or the midnight run needs them."""
-    mapped_budget_mib: int = 256
+    mapped_budget_mib: int = BUDGET_BYTES >> 20
     """A shard's file-backed resident memory above which it drops LMDB's mapped pages from its
     page tables before its next batch (storage/mapped_pages.py; 0: never)."""
     coupon_block: int = 64

@@ -11,6 +11,7 @@ from pathlib import Path
 from engine.calendar import parse_day
 from engine.errors import PatronError, RulesError
 from engine.validation import load_rules_file
+from storage.mapped_pages import BUDGET_BYTES
 
 __all__ = ["main"]
 
@@ -209,9 +210,9 @@ def _serve_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--start-date", type=_date, default=0, help="a new folder's first business day")
     serve.add_argument("--hot-members", type=_count, default=0, metavar="N",
                        help="members each shard keeps in memory (default 0: all); the rest are read from LMDB")
-    serve.add_argument("--mapped-budget-mib", type=_mib, default=256, metavar="MIB",
+    serve.add_argument("--mapped-budget-mib", type=_mib, default=BUDGET_BYTES >> 20, metavar="MIB",
                        help="a shard's file-backed memory above which it gives LMDB's mapped pages back "
-                            "(default 256; 0: never)")
+                            "(default %(default)s; 0: never)")
     serve.add_argument("--demo", type=int, default=0, metavar="N", help="stream N demo transactions after start")
     serve.add_argument("--tokens", type=Path, help="bearer tokens: one `role token` per line (also PATRON_TOKENS)")
     serve.add_argument("--tls-cert", type=Path, help="the server's certificate (PEM); with --tls-key turns on TLS")

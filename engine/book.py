@@ -6,7 +6,7 @@ from typing import Protocol
 from engine.history import History, RecentHistory
 from engine.ledger import LedgerEntry
 from engine.members import Member
-from engine.notices import Notice, encode_detail, notice
+from engine.notices import Notice, encode_detail
 from engine.programme import Programme
 from engine.spending.coupon_stock import CountedStock, CouponStock
 from engine.transactions import TxnRecord
@@ -84,7 +84,7 @@ class Book:
 
     def notify(self, kind: str, member_id: MemberId, day: Day, **detail: object) -> None:
         """Emit an event for notifiers (engine.notices), committed with this change or not at all."""
-        self.notices.append(notice(kind, member_id, day, **detail))
+        self.notify_detail(kind, member_id, day, detail)
 
     def notify_detail(self, kind: str, member_id: MemberId, day: Day, detail: dict[str, object]) -> None:
         """`notify` with the detail made by the caller (a midnight run's reminders: no keywords to gather)."""

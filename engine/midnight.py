@@ -125,9 +125,8 @@ def next_due(member: Member) -> Day:
         due = member.tier_until + 1
     if member.tag_check and (due is None or member.tag_check < due):
         due = member.tag_check
-    for coupon in member.coupons:  # as `coupon_due`: the first that an unused instance expires
-        if coupon.status == "unused" and (due is None or coupon.valid_to + 1 < due):
-            due = coupon.valid_to + 1
+    if member.coupons and (coupon := coupon_due(member)) and (due is None or coupon < due):
+        due = coupon
     return 0 if due is None else due
 
 

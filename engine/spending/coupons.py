@@ -168,8 +168,11 @@ def void_coupons(book: Book, member: Member, codes: str, day: Day, ref: str) -> 
 
 def coupon_due(member: Member) -> Day:
     """The first run that will expire one of the member's unused instances, or 0."""
-    ends = [c.valid_to for c in member.coupons if c.status == "unused"]
-    return min(ends) + 1 if ends else 0
+    due = 0
+    for c in member.coupons:
+        if c.status == "unused" and (not due or c.valid_to + 1 < due):
+            due = c.valid_to + 1
+    return due
 
 
 def expire_coupons(book: Book, member: Member, run: Day, ref: str) -> None:
