@@ -12,22 +12,23 @@ from engine.transactions import LineItem, Transaction
 from engine.why import WhyLabels
 from proto import patron_pb2 as pb
 
-__all__ = ["anomaly_row", "attributes_from", "held_coupon_message", "ledger_entry", "line_items",
-           "member_message", "quote_message", "transactions_from"]
+__all__ = ["KIND_WORDS", "STATUS_WORDS", "anomaly_row", "attributes_from", "held_coupon_message", "ledger_entry",
+           "line_items", "member_message", "quote_message", "transactions_from"]
 
-_KINDS = {pb.KIND_PURCHASE: "purchase", pb.KIND_REFUND: "refund", pb.KIND_EVENT: "event",
-          pb.KIND_RECHARGE: "recharge", pb.KIND_ADJUSTMENT: "adjustment", pb.KIND_REDEEM: "redeem",
-          pb.KIND_PAYMENT: "payment", pb.KIND_COUPON_ISSUE: "coupon_issue", pb.KIND_COUPON_USE: "coupon_use"}
-_STATUSES = {pb.STATUS_UNSPECIFIED: "", pb.STATUS_PAID: "paid", pb.STATUS_PENDING: "pending",
-             pb.STATUS_CANCELLED: "cancelled"}
+KIND_WORDS = {pb.KIND_PURCHASE: "purchase", pb.KIND_REFUND: "refund", pb.KIND_EVENT: "event",
+              pb.KIND_RECHARGE: "recharge", pb.KIND_ADJUSTMENT: "adjustment", pb.KIND_REDEEM: "redeem",
+              pb.KIND_PAYMENT: "payment", pb.KIND_COUPON_ISSUE: "coupon_issue", pb.KIND_COUPON_USE: "coupon_use"}
+STATUS_WORDS = {pb.STATUS_UNSPECIFIED: "", pb.STATUS_PAID: "paid", pb.STATUS_PENDING: "pending",
+                pb.STATUS_CANCELLED: "cancelled"}
+"""Enums to words; the compiled part reader (actors/part_reader.pyx) maps them from these too."""
 _NOT_ON_MEMBER = frozenset({"attributes", "coupons"})
 
 
 def transactions_from(message: pb.Transaction) -> Transaction:
     """An unknown or unspecified enum becomes a word the engine rejects with a reason."""
     return Transaction(
-        message.txn_id, message.member_id, message.occurred_at_ms, _KINDS.get(message.kind, "unspecified"),
-        _STATUSES.get(message.status, "unknown"), message.store_id, message.channel, line_items(message.lines),
+        message.txn_id, message.member_id, message.occurred_at_ms, KIND_WORDS.get(message.kind, "unspecified"),
+        STATUS_WORDS.get(message.status, "unknown"), message.store_id, message.channel, line_items(message.lines),
         message.refund_of, message.event_type, message.amount_minor, message.note, message.points,
         message.coupon_id, message.coupon_code)
 

@@ -1,0 +1,263 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""A shard's part (a serialised TransactionBatch) read from its bytes straight into engine records,
+compiled: what `actors/wire.py` `transactions_from` gives for protobuf's parse of the same bytes,
+without a protobuf message or a field looked up by name in between.
+
+The pure reader (actors/batch_wire.py `read_part_pure`) is the specification. This one reads what
+protobuf's encoders write (fields in any order, unknown fields of the four plain wire types, a
+scalar field given twice: the last wins) and answers None for anything else (a group, a field of a
+known number with another wire type, a bad varint, a length past the end, a string that is not
+UTF-8), so that the pure reader decides those parts exactly as protobuf does."""
+
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+
+from actors.wire import KIND_WORDS, STATUS_WORDS
+from engine.transactions import LineItem, Transaction
+
+__all__ = ["read_part"]
+
+cdef object _Transaction = Transaction
+cdef object _LineItem = LineItem
+cdef object _EMPTY = ""
+cdef tuple _KIND_WORDS = tuple(KIND_WORDS.get(n, "unspecified") for n in range(10))
+cdef tuple _STATUS_WORDS = tuple(STATUS_WORDS.get(n, "unknown") for n in range(4))
+
+cdef enum:  # wire types
+    VARINT = 0
+    FIXED64 = 1
+    DELIMITED = 2
+    FIXED32 = 5
+
+
+class Unusual(Exception):
+    """Bytes this reader leaves to protobuf (the pure reader): never seen outside this module."""
+
+
+cdef struct Cursor:
+    const uint8_t* at
+    const uint8_t* end
+
+
+cdef inline uint64_t varint(Cursor* c) except? 0xFFFFFFFFFFFFFFFF:
+    """A varint as protobuf reads it: at most 10 bytes; the tenth may only hold the top bit."""
+    cdef uint64_t value = 0, byte
+    cdef int shift = 0
+    while c.at < c.end:
+        byte = c.at[0]
+        c.at += 1
+        if shift == 63 and byte > 1:
+            raise Unusual()
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value
+        shift += 7
+        if shift > 63:
+            break
+    raise Unusual()
+
+
+cdef inline uint32_t key(Cursor* c) except? 0xFFFFFFFF:
+    """A field's key (number << 3 | wire type): one byte nearly always; a number of 0, or a key
+    past 32 bits, protobuf refuses."""
+    cdef uint64_t value
+    cdef const uint8_t* start = c.at
+    if c.at[0] < 0x80:
+        value = c.at[0]
+        c.at += 1
+    else:
+        value = varint(c)
+        if c.at - start > 5 or value > 0xFFFFFFFF or value < 0x80:  # too long, too large, or padded
+            raise Unusual()
+    if value >> 3 == 0:
+        raise Unusual()
+    return <uint32_t>value
+
+
+cdef inline Py_ssize_t length(Cursor* c) except -1:
+    """A length-delimited field's size, checked against what is left."""
+    cdef uint64_t size
+    cdef const uint8_t* start = c.at
+    if c.at < c.end and c.at[0] < 0x80:
+        size = c.at[0]
+        c.at += 1
+    else:
+        size = varint(c)
+    if size > <uint64_t>(c.end - c.at) or c.at - start > 5:  # protobuf reads a size in 5 bytes at most
+        raise Unusual()
+    return <Py_ssize_t>size
+
+
+cdef inline str text(Cursor* c):
+    cdef Py_ssize_t size = length(c)
+    cdef const uint8_t* start = c.at
+    c.at += size
+    if size == 0:
+        return _EMPTY
+    try:
+        return PyUnicode_DecodeUTF8(<const char*>start, size, NULL)
+    except UnicodeDecodeError:
+        raise Unusual()
+
+
+cdef inline int skip(Cursor* c, uint32_t wire) except -1:
+    """An unknown field: passed over by its wire type (a group is left to protobuf)."""
+    if wire == VARINT:
+        varint(c)
+    elif wire == DELIMITED:
+        c.at += length(c)
+    elif wire == FIXED64 or wire == FIXED32:
+        if c.end - c.at < (8 if wire == FIXED64 else 4):
+            raise Unusual()
+        c.at += 8 if wire == FIXED64 else 4
+    else:
+        raise Unusual()
+    return 0
+
+
+cdef inline int expect(uint32_t wire, uint32_t wanted) except -1:
+    """A known field written with another wire type: protobuf's call, not ours."""
+    if wire != wanted:
+        raise Unusual()
+    return 0
+
+
+cdef object line_item(Cursor* c):
+    cdef str sku = _EMPTY, product_id = _EMPTY, category = _EMPTY, name = _EMPTY
+    cdef int64_t paid_minor = 0
+    cdef int32_t quantity = 0
+    cdef bint promotional = False, member_discounted = False
+    cdef uint32_t k, wire
+    while c.at < c.end:
+        k = key(c)
+        wire = k & 7
+        k >>= 3
+        if k == 1:
+            expect(wire, DELIMITED)
+            sku = text(c)
+        elif k == 2:
+            expect(wire, DELIMITED)
+            product_id = text(c)
+        elif k == 3:
+            expect(wire, DELIMITED)
+            category = text(c)
+        elif k == 4:
+            expect(wire, DELIMITED)
+            name = text(c)
+        elif k == 5:
+            expect(wire, VARINT)
+            paid_minor = <int64_t>varint(c)
+        elif k == 6:
+            expect(wire, VARINT)
+            quantity = <int32_t><uint32_t>varint(c)  # int32: protobuf keeps the low 32 bits
+        elif k == 7:
+            expect(wire, VARINT)
+            promotional = varint(c) != 0
+        elif k == 8:
+            expect(wire, VARINT)
+            member_discounted = varint(c) != 0
+        else:
+            skip(c, wire)
+    return _LineItem(sku, product_id, category, name, paid_minor, quantity, promotional, member_discounted)
+
+
+cdef object transaction(Cursor* c):
+    cdef str txn_id = _EMPTY, member_id = _EMPTY, store_id = _EMPTY, channel = _EMPTY
+    cdef str refund_of = _EMPTY, event_type = _EMPTY, note = _EMPTY, coupon_id = _EMPTY, coupon_code = _EMPTY
+    cdef int64_t occurred_at_ms = 0, amount_minor = 0, points = 0
+    cdef int32_t kind = 0, status = 0
+    cdef list lines = []
+    cdef uint32_t k, wire
+    cdef Cursor inner
+    while c.at < c.end:
+        k = key(c)
+        wire = k & 7
+        k >>= 3
+        if k == 1:
+            expect(wire, DELIMITED)
+            txn_id = text(c)
+        elif k == 2:
+            expect(wire, DELIMITED)
+            member_id = text(c)
+        elif k == 3:
+            expect(wire, VARINT)
+            occurred_at_ms = <int64_t>varint(c)
+        elif k == 4:
+            expect(wire, VARINT)
+            kind = <int32_t><uint32_t>varint(c)  # enums are int32 on the wire
+        elif k == 5:
+            expect(wire, VARINT)
+            status = <int32_t><uint32_t>varint(c)
+        elif k == 6:
+            expect(wire, DELIMITED)
+            store_id = text(c)
+        elif k == 7:
+            expect(wire, DELIMITED)
+            channel = text(c)
+        elif k == 8:
+            expect(wire, DELIMITED)
+            inner.end = c.at + length(c)
+            inner.at = c.at
+            lines.append(line_item(&inner))
+            c.at = inner.end
+        elif k == 9:
+            expect(wire, DELIMITED)
+            refund_of = text(c)
+        elif k == 10:
+            expect(wire, DELIMITED)
+            event_type = text(c)
+        elif k == 11:
+            expect(wire, VARINT)
+            amount_minor = <int64_t>varint(c)
+        elif k == 12:
+            expect(wire, DELIMITED)
+            note = text(c)
+        elif k == 13:
+            expect(wire, VARINT)
+            points = <int64_t>varint(c)
+        elif k == 14:
+            expect(wire, DELIMITED)
+            coupon_id = text(c)
+        elif k == 15:
+            expect(wire, DELIMITED)
+            coupon_code = text(c)
+        else:
+            skip(c, wire)
+    return _Transaction(
+        txn_id, member_id, occurred_at_ms, _KIND_WORDS[kind] if 0 <= kind < 10 else "unspecified",
+        _STATUS_WORDS[status] if 0 <= status < 4 else "unknown", store_id, channel, lines, refund_of,
+        event_type, amount_minor, note, points, coupon_id, coupon_code)
+
+
+cdef list batch(Cursor* c):
+    cdef list transactions = []
+    cdef uint32_t k, wire
+    cdef Cursor inner
+    while c.at < c.end:
+        k = key(c)
+        wire = k & 7
+        k >>= 3
+        if k == 2:
+            expect(wire, DELIMITED)
+            inner.end = c.at + length(c)
+            inner.at = c.at
+            transactions.append(transaction(&inner))
+            c.at = inner.end
+        elif k == 1:
+            expect(wire, DELIMITED)
+            text(c)  # the batch id, read only because protobuf refuses one that is not UTF-8
+        else:
+            skip(c, wire)
+    return transactions
+
+
+def read_part(bytes data):
+    """The engine records of a part, or None when the pure reader must decide (see the module)."""
+    cdef Cursor c
+    c.at = <const uint8_t*>PyBytes_AS_STRING(data)
+    c.end = c.at + PyBytes_GET_SIZE(data)
+    try:
+        return batch(&c)
+    except Unusual:
+        return None
