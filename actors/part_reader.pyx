@@ -12,6 +12,14 @@ UTF-8), so that the pure reader decides those parts exactly as protobuf does."""
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
+from cpython.list cimport PyList_GET_ITEM
+from libc.string cimport memcmp, memcpy
+
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_COMPACT_ASCII(object)
+    const void* PyUnicode_DATA(object)
+    Py_ssize_t PyUnicode_GET_LENGTH(object)
 
 from actors.wire import KIND_WORDS, STATUS_WORDS
 from engine.transactions import LineItem, Transaction
@@ -90,8 +98,12 @@ cdef inline Py_ssize_t length(Cursor* c) except -1:
 
 
 cdef inline str text(Cursor* c):
+    """A string that is new nearly every time (an id, a note)."""
     cdef Py_ssize_t size = length(c)
-    cdef const uint8_t* start = c.at
+    return text_of(c, c.at, size)
+
+
+cdef inline str text_of(Cursor* c, const uint8_t* start, Py_ssize_t size):
     c.at += size
     if size == 0:
         return _EMPTY
@@ -99,6 +111,42 @@ cdef inline str text(Cursor* c):
         return PyUnicode_DecodeUTF8(<const char*>start, size, NULL)
     except UnicodeDecodeError:
         raise Unusual()
+
+
+cdef enum:
+    WORD_BITS = 16
+    WORDS = 1 << WORD_BITS  # slots
+    LONGEST_WORD = 40
+cdef list _words = [None] * WORDS
+
+
+cdef inline str word(Cursor* c):
+    """A string that repeats across transactions (a sku, a category, a store, a channel): the
+    same str as the last time these bytes came, when they are ASCII and still remembered, so
+    that neither it nor its hash is made again. A table of WORDS slots by a hash of the size and
+    the first and last 8 bytes, the newest word in each."""
+    cdef Py_ssize_t size = length(c)
+    cdef const uint8_t* start = c.at
+    cdef uint64_t head = 0, tail = 0
+    cdef size_t slot
+    cdef object found
+    if size == 0 or size > LONGEST_WORD:
+        return text_of(c, start, size)
+    if size >= 8:
+        memcpy(&head, start, 8)
+        memcpy(&tail, start + size - 8, 8)
+    else:
+        memcpy(&head, start, size)
+    slot = ((head * 0x9E3779B97F4A7C15ULL) ^ (tail * 0xC2B2AE3D27D4EB4FULL) ^ <uint64_t>size) >> (64 - WORD_BITS)
+    found = <object>PyList_GET_ITEM(_words, slot)
+    if (found is not None and PyUnicode_GET_LENGTH(found) == size and PyUnicode_IS_COMPACT_ASCII(found)
+            and memcmp(PyUnicode_DATA(found), start, size) == 0):
+        c.at += size
+        return <str>found
+    found = text_of(c, start, size)
+    if PyUnicode_IS_COMPACT_ASCII(found):
+        _words[slot] = found
+    return <str>found
 
 
 cdef inline int skip(Cursor* c, uint32_t wire) except -1:
@@ -135,16 +183,16 @@ cdef object line_item(Cursor* c):
         k >>= 3
         if k == 1:
             expect(wire, DELIMITED)
-            sku = text(c)
+            sku = word(c)
         elif k == 2:
             expect(wire, DELIMITED)
-            product_id = text(c)
+            product_id = word(c)
         elif k == 3:
             expect(wire, DELIMITED)
-            category = text(c)
+            category = word(c)
         elif k == 4:
             expect(wire, DELIMITED)
-            name = text(c)
+            name = word(c)
         elif k == 5:
             expect(wire, VARINT)
             paid_minor = <int64_t>varint(c)
@@ -191,10 +239,10 @@ cdef object transaction(Cursor* c):
             status = <int32_t><uint32_t>varint(c)
         elif k == 6:
             expect(wire, DELIMITED)
-            store_id = text(c)
+            store_id = word(c)
         elif k == 7:
             expect(wire, DELIMITED)
-            channel = text(c)
+            channel = word(c)
         elif k == 8:
             expect(wire, DELIMITED)
             inner.end = c.at + length(c)
@@ -206,7 +254,7 @@ cdef object transaction(Cursor* c):
             refund_of = text(c)
         elif k == 10:
             expect(wire, DELIMITED)
-            event_type = text(c)
+            event_type = word(c)
         elif k == 11:
             expect(wire, VARINT)
             amount_minor = <int64_t>varint(c)
@@ -218,7 +266,7 @@ cdef object transaction(Cursor* c):
             points = <int64_t>varint(c)
         elif k == 14:
             expect(wire, DELIMITED)
-            coupon_id = text(c)
+            coupon_id = word(c)
         elif k == 15:
             expect(wire, DELIMITED)
             coupon_code = text(c)
