@@ -17,17 +17,20 @@ from engine.transactions import Transaction, TxnResult
 from proto import patron_pb2 as pb
 from storage.outbox import varint
 
-__all__ = ["COMPILED_READER", "PartAnswer", "ack_bytes", "read_part_pure", "result_entries", "result_message",
-           "say_if_reading_slowly", "split", "split_entries", "transactions_of"]
+__all__ = ["COMPILED_WIRE", "PartAnswer", "ack_bytes", "cut_pure", "read_part_pure", "result_entries",
+           "result_message", "say_if_not_compiled", "split", "split_entries", "transactions_of"]
 
 try:
+    from actors.batch_cutter import cut_entries as _cut_compiled
     from actors.part_reader import read_part as _read_compiled
-except ImportError as error:  # never silent: every start says so (say_if_reading_slowly)
-    _read_compiled, _MISSING = None, f"{type(error).__name__}: {error}"
+except ImportError as error:  # never silent: every start says so (say_if_not_compiled)
+    _cut_compiled = _read_compiled = None
+    _MISSING = f"{type(error).__name__}: {error}"
 else:
     _MISSING = ""
-COMPILED_READER = _read_compiled is not None
-"""Whether parts are read by the compiled reader (actors/part_reader.pyx) or the pure one."""
+COMPILED_WIRE = _read_compiled is not None
+"""Whether batches are cut (actors/batch_cutter.pyx) and parts read (actors/part_reader.pyx) by
+compiled code, or by the pure code here, their specification."""
 
 _OUTCOMES = {"accepted": pb.OUTCOME_ACCEPTED, "duplicate": pb.OUTCOME_DUPLICATE, "ignored": pb.OUTCOME_IGNORED,
              "rejected": pb.OUTCOME_REJECTED}
@@ -71,8 +74,19 @@ def split_entries(data: bytes, shards: list[int], encode: Callable[[list[int]], 
     indices = _indices(shards)
     if len(indices) <= 1:
         return {shard: (part, data) for shard, part in indices.items()}
+    if _cut_compiled is not None:
+        parts = _cut_compiled(data, indices, len(shards))
+        if parts is not None:
+            return parts
+    return cut_pure(data, indices, len(shards), encode)
+
+
+def cut_pure(data: bytes, indices: dict[int, list[int]], entries: int, encode: Callable[[list[int]], bytes]
+             ) -> dict[int, tuple[list[int], bytes]]:
+    """The specification of the cut (the compiled one, actors/batch_cutter.pyx, leaves it what it
+    does not expect): each shard's entries as they came, or encoded again when they cannot be."""
     spans = _entry_spans(data)
-    if spans is None or len(spans) != len(shards):
+    if spans is None or len(spans) != entries:
         return {shard: (part, encode(part)) for shard, part in indices.items()}
     return {shard: (part, b"".join([data[spans[i]] for i in part])) for shard, part in indices.items()}
 
@@ -153,12 +167,12 @@ def read_part_pure(data: bytes) -> list[Transaction]:
     return [transactions_from(message) for message in pb.TransactionBatch.FromString(data).transactions]
 
 
-def say_if_reading_slowly(log: logging.Logger, **extra: object) -> None:
-    """An ERROR at every start of a shard or server without the compiled reader: it works, at
+def say_if_not_compiled(log: logging.Logger, **extra: object) -> None:
+    """An ERROR at every start of a shard or server without the compiled wire code: it works, at
     about a fifth more CPU a transaction in the shards, and an install can fix it."""
-    if not COMPILED_READER:
-        log.error("the compiled part reader (actors/part_reader) is missing, shards read parts with the slower "
-                  "pure reader; reinstall with a C compiler present: pip install -e . (or make venv)",
+    if not COMPILED_WIRE:
+        log.error("the compiled wire code (actors/part_reader, actors/batch_cutter) is missing: batches are cut and "
+                  "read by the slower pure code; reinstall with a C compiler present: pip install -e . (or make venv)",
                   extra={"reason": _MISSING, **extra})
 
 

@@ -5,7 +5,7 @@ Names follow Prometheus conventions: `patron_` prefix, base units, `_total` coun
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
 
 from actors.batch_stats import BatchStats
-from actors.batch_wire import COMPILED_READER
+from actors.batch_wire import COMPILED_WIRE
 
 __all__ = ["Metrics"]
 
@@ -69,11 +69,11 @@ class Metrics:
                                     registry=registry)
         self.lmdb_bytes = Gauge("patron_lmdb_bytes", "Bytes of LMDB pages in use per shard.", ["shard"],
                                 registry=registry)
-        self.compiled_reader = Gauge("patron_compiled_part_reader",
-                                     "1 when shards read their parts with the compiled reader, 0 when it is missing "
-                                     "and they use the slower pure one (alert on 0; docs/operations.md).",
-                                     registry=registry)
-        self.compiled_reader.set(int(COMPILED_READER))
+        self.compiled_wire = Gauge("patron_compiled_wire",
+                                   "1 when batches are cut and read by the compiled wire code, 0 when it is missing "
+                                   "and the slower pure code does it (alert on 0; docs/operations.md).",
+                                   registry=registry)
+        self.compiled_wire.set(int(COMPILED_WIRE))
         self.rules_version = Gauge("patron_rules_version", "The rules version in force.", registry=registry)
         self.vshards_owned = Gauge("patron_virtual_shards", "Virtual shards each shard owns (the layout in use).",
                                    ["shard"], registry=registry)

@@ -11,7 +11,7 @@ from grpc_health.v1 import health, health_pb2
 from prometheus_client import start_http_server
 
 from actors.auth import is_loopback, load_tokens, tokens_from_environment
-from actors.batch_wire import say_if_reading_slowly
+from actors.batch_wire import say_if_not_compiled
 from actors.config import ServeConfig
 from actors.coordinator import Coordinator
 from actors.events_service import EventsService
@@ -70,7 +70,7 @@ class Server:
             self._http, _ = start_http_server(self.config.metrics_port, addr=self.config.host,
                                               registry=self.metrics.registry)
             self.metrics_port = self._http.server_port
-        say_if_reading_slowly(log)
+        say_if_not_compiled(log)
         self._started = True
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         return self.port

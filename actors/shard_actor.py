@@ -12,7 +12,7 @@ import ray
 
 from actors import shard_moves
 from actors.batch_stats import BatchStats
-from actors.batch_wire import say_if_reading_slowly
+from actors.batch_wire import say_if_not_compiled
 from actors.coupon_grants import RayGrants
 from actors.logs import collect_rarely, configure_logging
 from actors.opening_wire import ImportAnswer
@@ -58,7 +58,7 @@ class ShardActor:
         self._steps = [0, 0.0, 0.0]
         """The midnight run's steps so far: how many, their seconds and CPU seconds here."""
         gc.freeze()  # the members just loaded live as long as the process
-        say_if_reading_slowly(log, shard=config.shard)
+        say_if_not_compiled(log, shard=config.shard)
         log.info("shard ready", extra={"shard": config.shard, "members": len(self.shard.book.members),
                                        "seconds": round(time.perf_counter() - started, 3)})
 

@@ -1,6 +1,7 @@
-"""The compiled part reader against the pure one, its specification: for any batch protobuf can
-write (every field, merged messages, unknown fields) the same records; for any other bytes
-either the same records or the pure reader's answer (the compiled one steps aside)."""
+"""The compiled wire code against the pure code, its specification. The part reader: for any batch
+protobuf can write (every field, merged messages, unknown fields) the same records; for any other
+bytes either the same records or the pure reader's answer (the compiled one steps aside). The
+batch cutter: the same parts for any batch and any shards."""
 
 import logging
 
@@ -10,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actors import batch_wire
-from actors.batch_wire import read_part_pure, say_if_reading_slowly, transactions_of
+from actors.batch_cutter import cut_entries
+from actors.batch_wire import _indices, cut_pure, read_part_pure, say_if_not_compiled, transactions_of
 from actors.part_reader import read_part
 from proto import patron_pb2 as pb
 
@@ -87,6 +89,24 @@ def test_broken_bytes_are_read_as_the_pure_reader_reads_them_or_left_to_it(data,
     assert transactions_of(broken) == expected
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches(), st.data())
+def test_the_compiled_cutter_cuts_every_batch_as_the_pure_one(data, draw):
+    entries = len(pb.TransactionBatch.FromString(data).transactions)
+    indices = _indices(draw.draw(st.lists(st.integers(0, 3), min_size=entries, max_size=entries)))
+    cut = cut_entries(data, indices, entries)
+    assert cut is not None
+    assert cut == cut_pure(data, indices, entries, lambda part: b"encoded again")
+
+
+def test_the_compiled_cutter_leaves_a_group_or_a_miscount_to_the_pure_one():
+    data = pb.TransactionBatch(transactions=[pb.Transaction(txn_id=str(n)) for n in range(3)]).SerializeToString()
+    group = bytes([7 << 3 | 3, 1 << 3 | 0, 1, 7 << 3 | 4])
+    assert cut_entries(group + data, {0: [0, 2], 1: [1]}, 3) is None
+    assert cut_entries(data, {0: [0, 2], 1: [1], 2: [3]}, 4) is None
+    assert cut_entries(data[:-1], {0: [0, 2], 1: [1]}, 3) is None
+
+
 def test_a_group_a_known_field_of_another_wire_type_and_bad_utf8_go_to_the_pure_reader():
     good = pb.TransactionBatch(transactions=[pb.Transaction(txn_id="t", kind=1)]).SerializeToString()
     group = bytes([7 << 3 | 3, 1 << 3 | 0, 1, 7 << 3 | 4])
@@ -102,10 +122,10 @@ def test_a_group_a_known_field_of_another_wire_type_and_bad_utf8_go_to_the_pure_
 
 def test_a_start_without_the_compiled_reader_says_so_as_an_error(monkeypatch, caplog):
     caplog.set_level(logging.INFO)
-    say_if_reading_slowly(logging.getLogger("patron.test"))
+    say_if_not_compiled(logging.getLogger("patron.test"))
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
-    monkeypatch.setattr(batch_wire, "COMPILED_READER", False)
-    say_if_reading_slowly(logging.getLogger("patron.test"), shard=3)
+    monkeypatch.setattr(batch_wire, "COMPILED_WIRE", False)
+    say_if_not_compiled(logging.getLogger("patron.test"), shard=3)
     [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert "pip install" in record.getMessage()
     assert record.shard == 3
