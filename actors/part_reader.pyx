@@ -217,6 +217,7 @@ cdef object transaction(Cursor* c):
     cdef int32_t kind = 0, status = 0
     cdef list lines = []
     cdef uint32_t k, wire
+    cdef Py_ssize_t size
     cdef Cursor inner
     while c.at < c.end:
         k = key(c)
@@ -245,8 +246,9 @@ cdef object transaction(Cursor* c):
             channel = word(c)
         elif k == 8:
             expect(wire, DELIMITED)
-            inner.end = c.at + length(c)
+            size = length(c)  # first: it moves c.at past the size
             inner.at = c.at
+            inner.end = c.at + size
             lines.append(line_item(&inner))
             c.at = inner.end
         elif k == 9:
@@ -281,6 +283,7 @@ cdef object transaction(Cursor* c):
 cdef list batch(Cursor* c):
     cdef list transactions = []
     cdef uint32_t k, wire
+    cdef Py_ssize_t size
     cdef Cursor inner
     while c.at < c.end:
         k = key(c)
@@ -288,8 +291,9 @@ cdef list batch(Cursor* c):
         k >>= 3
         if k == 2:
             expect(wire, DELIMITED)
-            inner.end = c.at + length(c)
+            size = length(c)  # first: it moves c.at past the size
             inner.at = c.at
+            inner.end = c.at + size
             transactions.append(transaction(&inner))
             c.at = inner.end
         elif k == 1:
