@@ -83,6 +83,13 @@ cdef inline uint32_t key(Cursor* c) except? 0xFFFFFFFF:
     return <uint32_t>value
 
 
+cdef inline uint32_t field(Cursor* c, uint32_t* wire) except? 0:
+    """The next field's number, its wire type into `wire`."""
+    cdef uint32_t k = key(c)
+    wire[0] = k & 7
+    return k >> 3
+
+
 cdef inline Py_ssize_t length(Cursor* c) except -1:
     """A length-delimited field's size, checked against what is left."""
     cdef uint64_t size
@@ -97,8 +104,16 @@ cdef inline Py_ssize_t length(Cursor* c) except -1:
     return <Py_ssize_t>size
 
 
-cdef inline str text(Cursor* c):
+cdef inline int expect(uint32_t wire, uint32_t wanted) except -1:
+    """A known field written with another wire type: protobuf's call, not ours."""
+    if wire != wanted:
+        raise Unusual()
+    return 0
+
+
+cdef inline str text(Cursor* c, uint32_t wire):
     """A string that is new nearly every time (an id, a note)."""
+    expect(wire, DELIMITED)
     cdef Py_ssize_t size = length(c)
     return text_of(c, c.at, size)
 
@@ -120,11 +135,12 @@ cdef enum:
 cdef list _words = [None] * WORDS
 
 
-cdef inline str word(Cursor* c):
+cdef inline str word(Cursor* c, uint32_t wire):
     """A string that repeats across transactions (a sku, a category, a store, a channel): the
     same str as the last time these bytes came, when they are ASCII and still remembered, so
     that neither it nor its hash is made again. A table of WORDS slots by a hash of the size and
     the first and last 8 bytes, the newest word in each."""
+    expect(wire, DELIMITED)
     cdef Py_ssize_t size = length(c)
     cdef const uint8_t* start = c.at
     cdef uint64_t head = 0, tail = 0
@@ -164,10 +180,18 @@ cdef inline int skip(Cursor* c, uint32_t wire) except -1:
     return 0
 
 
-cdef inline int expect(uint32_t wire, uint32_t wanted) except -1:
-    """A known field written with another wire type: protobuf's call, not ours."""
-    if wire != wanted:
-        raise Unusual()
+cdef inline uint64_t number(Cursor* c, uint32_t wire) except? 0xFFFFFFFFFFFFFFFF:
+    expect(wire, VARINT)
+    return varint(c)
+
+
+cdef inline int inside(Cursor* c, uint32_t wire, Cursor* inner) except -1:
+    """A nested message's bytes into `inner`; `c` moves past them."""
+    expect(wire, DELIMITED)
+    cdef Py_ssize_t size = length(c)
+    inner.at = c.at
+    inner.end = c.at + size
+    c.at = inner.end
     return 0
 
 
@@ -178,33 +202,23 @@ cdef object line_item(Cursor* c):
     cdef bint promotional = False, member_discounted = False
     cdef uint32_t k, wire
     while c.at < c.end:
-        k = key(c)
-        wire = k & 7
-        k >>= 3
+        k = field(c, &wire)
         if k == 1:
-            expect(wire, DELIMITED)
-            sku = word(c)
+            sku = word(c, wire)
         elif k == 2:
-            expect(wire, DELIMITED)
-            product_id = word(c)
+            product_id = word(c, wire)
         elif k == 3:
-            expect(wire, DELIMITED)
-            category = word(c)
+            category = word(c, wire)
         elif k == 4:
-            expect(wire, DELIMITED)
-            name = word(c)
+            name = word(c, wire)
         elif k == 5:
-            expect(wire, VARINT)
-            paid_minor = <int64_t>varint(c)
+            paid_minor = <int64_t>number(c, wire)
         elif k == 6:
-            expect(wire, VARINT)
-            quantity = <int32_t><uint32_t>varint(c)  # int32: protobuf keeps the low 32 bits
+            quantity = <int32_t><uint32_t>number(c, wire)  # int32: protobuf keeps the low 32 bits
         elif k == 7:
-            expect(wire, VARINT)
-            promotional = varint(c) != 0
+            promotional = number(c, wire) != 0
         elif k == 8:
-            expect(wire, VARINT)
-            member_discounted = varint(c) != 0
+            member_discounted = number(c, wire) != 0
         else:
             skip(c, wire)
     return _LineItem(sku, product_id, category, name, paid_minor, quantity, promotional, member_discounted)
@@ -217,61 +231,40 @@ cdef object transaction(Cursor* c):
     cdef int32_t kind = 0, status = 0
     cdef list lines = []
     cdef uint32_t k, wire
-    cdef Py_ssize_t size
     cdef Cursor inner
     while c.at < c.end:
-        k = key(c)
-        wire = k & 7
-        k >>= 3
+        k = field(c, &wire)
         if k == 1:
-            expect(wire, DELIMITED)
-            txn_id = text(c)
+            txn_id = text(c, wire)
         elif k == 2:
-            expect(wire, DELIMITED)
-            member_id = text(c)
+            member_id = text(c, wire)
         elif k == 3:
-            expect(wire, VARINT)
-            occurred_at_ms = <int64_t>varint(c)
+            occurred_at_ms = <int64_t>number(c, wire)
         elif k == 4:
-            expect(wire, VARINT)
-            kind = <int32_t><uint32_t>varint(c)  # enums are int32 on the wire
+            kind = <int32_t><uint32_t>number(c, wire)  # enums are int32 on the wire
         elif k == 5:
-            expect(wire, VARINT)
-            status = <int32_t><uint32_t>varint(c)
+            status = <int32_t><uint32_t>number(c, wire)
         elif k == 6:
-            expect(wire, DELIMITED)
-            store_id = word(c)
+            store_id = word(c, wire)
         elif k == 7:
-            expect(wire, DELIMITED)
-            channel = word(c)
+            channel = word(c, wire)
         elif k == 8:
-            expect(wire, DELIMITED)
-            size = length(c)  # first: it moves c.at past the size
-            inner.at = c.at
-            inner.end = c.at + size
+            inside(c, wire, &inner)
             lines.append(line_item(&inner))
-            c.at = inner.end
         elif k == 9:
-            expect(wire, DELIMITED)
-            refund_of = text(c)
+            refund_of = text(c, wire)
         elif k == 10:
-            expect(wire, DELIMITED)
-            event_type = word(c)
+            event_type = word(c, wire)
         elif k == 11:
-            expect(wire, VARINT)
-            amount_minor = <int64_t>varint(c)
+            amount_minor = <int64_t>number(c, wire)
         elif k == 12:
-            expect(wire, DELIMITED)
-            note = text(c)
+            note = text(c, wire)
         elif k == 13:
-            expect(wire, VARINT)
-            points = <int64_t>varint(c)
+            points = <int64_t>number(c, wire)
         elif k == 14:
-            expect(wire, DELIMITED)
-            coupon_id = word(c)
+            coupon_id = word(c, wire)
         elif k == 15:
-            expect(wire, DELIMITED)
-            coupon_code = text(c)
+            coupon_code = text(c, wire)
         else:
             skip(c, wire)
     return _Transaction(
@@ -283,22 +276,14 @@ cdef object transaction(Cursor* c):
 cdef list batch(Cursor* c):
     cdef list transactions = []
     cdef uint32_t k, wire
-    cdef Py_ssize_t size
     cdef Cursor inner
     while c.at < c.end:
-        k = key(c)
-        wire = k & 7
-        k >>= 3
+        k = field(c, &wire)
         if k == 2:
-            expect(wire, DELIMITED)
-            size = length(c)  # first: it moves c.at past the size
-            inner.at = c.at
-            inner.end = c.at + size
+            inside(c, wire, &inner)
             transactions.append(transaction(&inner))
-            c.at = inner.end
         elif k == 1:
-            expect(wire, DELIMITED)
-            text(c)  # the batch id, read only because protobuf refuses one that is not UTF-8
+            text(c, wire)  # the batch id, read only because protobuf refuses one that is not UTF-8
         else:
             skip(c, wire)
     return transactions
