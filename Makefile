@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py actors/part_reader.pyx
+# The install compiles the wire code (actors/*.pyx, setup.py) with gcc: a changed .pyx is built again.
+$(STAMP): pyproject.toml setup.py $(wildcard actors/*.pyx)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -34,4 +35,4 @@ lint: venv
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .ruff_cache .hypothesis *.egg-info examples/node/node_modules
+	rm -rf $(VENV) build actors/*.c actors/*.so data .pytest_cache .ruff_cache .hypothesis *.egg-info examples/node/node_modules
