@@ -60,7 +60,7 @@ def batches(draw) -> bytes:
     return head + b"".join(draw(unknowns) + draw(entries()) for _ in range(draw(st.integers(0, 6))))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches())
 def test_the_compiled_reader_reads_every_batch_protobuf_writes_as_the_pure_one(data):
     compiled = read_part(data)
@@ -68,7 +68,7 @@ def test_the_compiled_reader_reads_every_batch_protobuf_writes_as_the_pure_one(d
     assert compiled == read_part_pure(data)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches(), st.lists(st.tuples(st.integers(0, 2**16), st.integers(0, 255)), min_size=1, max_size=3),
        st.integers(0, 2**16))
 def test_broken_bytes_are_read_as_the_pure_reader_reads_them_or_left_to_it(data, changes, cut):
@@ -89,7 +89,7 @@ def test_broken_bytes_are_read_as_the_pure_reader_reads_them_or_left_to_it(data,
     assert transactions_of(broken) == expected
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches(), st.data())
 def test_the_compiled_cutter_cuts_every_batch_as_the_pure_one(data, draw):
     entries = len(pb.TransactionBatch.FromString(data).transactions)
