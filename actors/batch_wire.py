@@ -169,7 +169,7 @@ def read_part_pure(data: bytes) -> list[Transaction]:
 
 def say_if_not_compiled(log: logging.Logger, **extra: object) -> None:
     """An ERROR at every start of a shard or server without the compiled wire code: it works, at
-    about a fifth more CPU a transaction in the shards, and an install can fix it."""
+    about 5% more CPU a transaction, and an install can fix it."""
     if not COMPILED_WIRE:
         log.error("the compiled wire code (actors/part_reader, actors/batch_cutter) is missing: batches are cut and "
                   "read by the slower pure code; reinstall with a C compiler present: pip install -e . (or make venv)",
