@@ -458,17 +458,13 @@ class Shard:
             part = chunk[start:start + part_size]
             if bounded:  # every member in memory keeps no wake-up index
                 writer.drop_wakeups(job.days, part)  # then the write indexes the visited members' next runs
-                self.members.bring(part, lambda ids: writer.members(ids, ordered=True))  # the chunk is in id order
+                self.members.bring(part, lambda ids: writer.members(ids, ordered=True), unindexed=True)  # in id order
             rows += visit(self.book, part, job.day, self._planned if bounded else None)
             if start + part_size < len(chunk):
-                if bounded:
-                    self.members.unindexed(part)  # after the visit has read them
                 self._write_out(writer)
                 if bounded:
                     self.members.settle()
                     self._planned.clear()
-            elif bounded:
-                self.members.unindexed(part)
         return rows
 
     def take_unreported(self) -> BatchStats:
