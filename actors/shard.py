@@ -32,6 +32,7 @@ from engine.errors import InvalidRequestError, RowRejectedError, ShardUnavailabl
 from engine.ledger import LedgerEntry
 from engine.members import Member
 from engine.midnight import AnomalyRow, periodic_due, schedule, visit, visitors
+from engine.notices import Notice
 from engine.opening import IMPORT_CAUSE, OPENING, open_member
 from engine.operators import Enrollment, enroll, set_status, set_tier
 from engine.programme import Programme
@@ -164,7 +165,7 @@ class Shard:
         midnight runs, enrollment, operators' changes, re-evaluation (batches carry their own)."""
         self.inventory: ShardCoupons | None = None
         self._planned: dict[str, Day] = {}
-        self._notices: list = []
+        self._notices: list[Notice] = []
         self._ledger: list[LedgerEntry] = []
         """What the open write has written out so far (`_write_out`): counted once it commits."""
         self._totals_before: tuple[dict[Day, int], dict[str, int]] | None = None
