@@ -268,16 +268,23 @@ class Coordinator(ShardLanes):
                 summary.until = iso(self._midnight_until)
                 async with self.exclusive:
                     days = await self._run_one(run, summary)
-                await self._write_reports(days)
-                await self._report_reused_ids(run - 1)
+                if run < self._midnight_until:
+                    await self._reports(days, run)
+                    run += 1
+                    continue
+                started = time.monotonic()  # the last date asked for: the checkpoint copies beside its reports
+                copying = asyncio.ensure_future(self.checkpoint())
+                try:
+                    await self._reports(days, run)
+                except BaseException:
+                    await asyncio.gather(copying, return_exceptions=True)  # not left running unawaited
+                    raise
                 run += 1
-                if run > self._midnight_until:
-                    self._count_midnight(summary, len(summary.dates) - counted)
-                    counted = len(summary.dates)
-                    started = time.monotonic()
-                    made = await self.checkpoint()
-                    log.info("checkpoint after the midnight run", extra={
-                        "checkpoint": made.name, "bytes": made.bytes, "seconds": time.monotonic() - started})
+                self._count_midnight(summary, len(summary.dates) - counted)
+                counted = len(summary.dates)
+                made = await copying
+                log.info("checkpoint after the midnight run", extra={
+                    "checkpoint": made.name, "bytes": made.bytes, "seconds": time.monotonic() - started})
         except Exception as error:
             summary.error = f"{type(error).__name__}: {error}"
             raise
@@ -302,6 +309,12 @@ class Coordinator(ShardLanes):
         summary.dates.append(iso(run))
         summary.anomalies += len(days)
         return set(days)
+
+    async def _reports(self, days: set[str], run: Day) -> None:
+        """After the run for `run`: the anomaly reports of the days its rows came from, and the
+        closed day's reused ids. They only read the shards, so a checkpoint may copy beside them."""
+        await self._write_reports(days)
+        await self._report_reused_ids(run - 1)
 
     async def _write_reports(self, days: set[str]) -> None:
         for day in sorted(days):

@@ -84,10 +84,10 @@ class HotMembers(MutableMapping[MemberId, Member]):
     def get(self, member_id: MemberId, default: Member | None = None) -> Member | None:  # type: ignore[override]
         member = self._hot.get(member_id)
         if member is not None:
-            if self.bounded and not self.passing:  # a walk is no use: it leaves the order as it was
+            if self.capacity and not self.passing:  # a walk is no use: it leaves the order as it was
                 self._hot.move_to_end(member_id)  # type: ignore[attr-defined]
             return member
-        if not self.bounded:
+        if not self.capacity:
             return default  # every member is here: one not here does not exist
         member = self._read(member_id)
         if member is None:
@@ -95,13 +95,17 @@ class HotMembers(MutableMapping[MemberId, Member]):
         self._take(member)
         return member
 
-    def bring(self, member_ids: Iterable[MemberId], read: Callable[[list[MemberId]], list[Member]]) -> None:
+    def bring(self, member_ids: list[MemberId], read: Callable[[list[MemberId]], list[Member]],
+              unindexed: bool = False) -> None:
         """Bounded: read those of these members not in memory with `read`, all at once (a write's
-        batch reader: one call, keys in order), before the engine asks for them one by one."""
+        batch reader: one call, keys in order), before the engine asks for them one by one.
+        `unindexed`: a midnight run dropped their wake-up entries (see `unindexed`)."""
         if self.bounded:
             hot = self._hot
             for member in read([m for m in member_ids if m not in hot]):
                 self._take(member)
+            if unindexed:
+                self.unindexed(member_ids)
 
     def _take(self, member: Member) -> None:
         """A member just read from LMDB."""

@@ -32,6 +32,7 @@ from engine.errors import InvalidRequestError, RowRejectedError, ShardUnavailabl
 from engine.ledger import LedgerEntry
 from engine.members import Member
 from engine.midnight import AnomalyRow, periodic_due, schedule, visit, visitors
+from engine.notices import Notice
 from engine.opening import IMPORT_CAUSE, OPENING, open_member
 from engine.operators import Enrollment, enroll, set_status, set_tier
 from engine.programme import Programme
@@ -89,6 +90,10 @@ class ShardConfig(msgspec.Struct, frozen=True):
     when needed (actors/hot_members.py)."""
     mapped_budget: int = BUDGET_BYTES
     """File-backed resident bytes above which the store drops LMDB's mapped pages (0: never)."""
+    midnight_part: int = 1_000
+    """Members a midnight step visits and writes out at a time within its one commit (a step is
+    the coordinator's `job_chunk`, 15,000): what a part holds is still in the CPU's caches when
+    it is written, and a bounded hot set lets the members it read go before the next part."""
 
 
 class ShardStatus(msgspec.Struct):
@@ -160,6 +165,12 @@ class Shard:
         midnight runs, enrollment, operators' changes, re-evaluation (batches carry their own)."""
         self.inventory: ShardCoupons | None = None
         self._planned: dict[str, Day] = {}
+        self._notices: list[Notice] = []
+        self._ledger: list[LedgerEntry] = []
+        """What the open write has written out so far (`_write_out`): counted once it commits."""
+        self._totals_before: tuple[dict[Day, int], dict[str, int]] | None = None
+        """Bounded, a midnight step's: the liability and tag counts as last committed, put back if
+        the write fails after members it changed left memory (`_visit_parts`)."""
         """Bounded: next runs the write's midnight visit worked out, for the wake-up index."""
         self._load()
         # What this shard may issue is what the keeper granted it (on the keeper's disk before it was answered)
@@ -222,10 +233,9 @@ class Shard:
         self.book.stock.taken.update(totals.taken)
         self.members.liability = dict(totals.liability)
 
-    def _index(self, writer: BatchWriter, members: Iterable[Member], ledger: list[LedgerEntry]) -> None:
-        """Bounded: the wake-up index and the totals record follow what this commit writes
-        (`members`: those whose entries may have moved, actors/hot_members.py `committed`)."""
-        writer.put_wakeups(wakeups_of(self.book, members, self._planned))
+    def _index(self, writer: BatchWriter, ledger: list[LedgerEntry]) -> None:
+        """Bounded: the totals record follows what this commit writes (the wake-up index follows
+        the members as they are written out, `_write_out`)."""
         principal, bonus = _value_moved(ledger)
         writer.put_stamped_meta(TOTALS_KEY, MemberTotals(
             self.book.tag_counts, self.stored_value[0] + principal, self.stored_value[1] + bonus,
@@ -419,15 +429,8 @@ class Shard:
         chunk = job.members[job.done:job.done + limit]
         finished = job.done + len(chunk) >= len(job.members)
 
-        bounded = self.members.bounded
-
         def step(writer: BatchWriter) -> list[AnomalyRow]:
-            if bounded:  # every member in memory keeps no wake-up index
-                writer.drop_wakeups(job.days, chunk)  # then the commit indexes the visited members' next runs
-                self.members.bring(chunk, lambda ids: writer.members(ids, ordered=True))  # the chunk is in id order
-            rows = visit(self.book, chunk, job.day, self._planned if bounded else None)
-            if bounded:
-                self.members.unindexed(chunk)  # after the visit has read them
+            rows = self._visit_parts(writer, job, chunk)
             writer.put_anomalies(rows)
             if finished:
                 writer.forget_before(job.day - self.config.index_retention_days)
@@ -443,6 +446,27 @@ class Shard:
             self.book.history.forget_before(job.day)
             self.job = None
         return len(chunk), [row.day for row in rows], finished
+
+    def _visit_parts(self, writer: BatchWriter, job: Job, chunk: list[str]) -> list[AnomalyRow]:
+        """A step's members a part at a time, each part written out into the step's write before
+        the next is read: what a part holds in memory is used while still in the CPU's caches,
+        and, bounded, the members it read leave memory before the next part is read (so the
+        totals are kept to be put back if the write fails, `_reload`)."""
+        bounded, rows, part_size = self.members.bounded, [], self.config.midnight_part
+        if bounded and len(chunk) > part_size:  # as last committed: nothing of this write is counted yet
+            self._totals_before = (dict(self.members.liability), dict(self.book.tag_counts))
+        for start in range(0, len(chunk), part_size):
+            part = chunk[start:start + part_size]
+            if bounded:  # every member in memory keeps no wake-up index
+                writer.drop_wakeups(job.days, part)  # then the write indexes the visited members' next runs
+                self.members.bring(part, lambda ids: writer.members(ids, ordered=True), unindexed=True)  # in id order
+            rows += visit(self.book, part, job.day, self._planned if bounded else None)
+            if start + part_size < len(chunk):
+                self._write_out(writer)
+                if bounded:
+                    self.members.settle()
+                    self._planned.clear()
+        return rows
 
     def take_unreported(self) -> BatchStats:
         stats, self.unreported = self.unreported, BatchStats({})
@@ -598,23 +622,16 @@ class Shard:
         self.book.txns = writer
         self.members.read_from(writer.member)
         self._planned.clear()
+        self._notices, self._ledger, self._totals_before = [], [], None
         taken = self.book.stock.snapshot()
         try:
             outcome = action(writer)
-            notices = self.book.take_notices()
-            if notices:  # the outbox: in the same commit as the changes that caused them
-                job = self.job
-                day = job.day if job is not None and job.kind == "midnight" else self.book.today
-                writer.put_events(notices, day, int(time.time() * 1000))
-            ledger, dirty = self.book.take_changes()
-            writer.put_members(dirty.values())
-            writer.put_ledger(ledger)
-            moved = self.members.committed(dirty.values())  # a failure below puts them back (_reload)
+            self._write_out(writer)
             if self.members.bounded:
-                self._index(writer, moved, ledger)
+                self._index(writer, self._ledger)
             writer.commit()
-            self.outbox.committed(notices)
-            self._count_committed(ledger, batch)
+            self.outbox.committed(self._notices)
+            self._count_committed(self._ledger, batch)
         except BaseException:
             writer.abort()
             self._reload(member_ids)
@@ -626,6 +643,25 @@ class Shard:
         if self.inventory is not None:
             self.inventory.committed(self.book.programme, taken)
         return outcome
+
+    def _write_out(self, writer: BatchWriter) -> None:
+        """What the open write changed so far goes into it: the outbox's events (in the same commit
+        as the changes that caused them), the members, their ledger entries and, bounded, their
+        wake-up entries. Once per write, or after each part of a midnight step (`_visit_parts`)."""
+        book = self.book
+        notices = book.take_notices()
+        if notices:
+            job = self.job
+            day = job.day if job is not None and job.kind == "midnight" else book.today
+            writer.put_events(notices, day, int(time.time() * 1000))
+            self._notices += notices
+        ledger, dirty = book.take_changes()
+        writer.put_members(dirty.values())
+        writer.put_ledger(ledger)
+        self._ledger += ledger
+        moved = self.members.committed(dirty.values())  # a failure below puts them back (_reload)
+        if self.members.bounded:
+            writer.put_wakeups(wakeups_of(book, moved, self._planned))
 
     def _count_committed(self, ledger: list[LedgerEntry], batch: bool) -> None:
         """A batch was counted as it was scored (`_apply_once`); other commits are counted here."""
@@ -658,6 +694,8 @@ class Shard:
             stored = self.store.member(member_id)
             self.book.count_tags(_all_tags(held), _all_tags(stored))
             self.members.restore(member_id, stored)
+        if self._totals_before is not None:  # members left memory before the write failed
+            self.members.liability, self.book.tag_counts = self._totals_before
 
 
 def _all_tags(member: Member | None) -> list[str]:

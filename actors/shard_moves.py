@@ -75,7 +75,7 @@ def _commit(shard: Shard, members: list[Member], sign: int, write: object) -> No
     try:
         write(writer)  # type: ignore[operator]
         if shard.members.bounded:  # the totals record follows the commit (actors/member_index.py)
-            shard._index(writer, [], [])
+            shard._index(writer, [])
         writer.commit()
     except BaseException:
         writer.abort()

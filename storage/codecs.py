@@ -12,7 +12,7 @@ from engine.transactions import TxnRecord
 from engine.types import Day
 
 __all__ = ["anomaly_key", "day_key", "decode_keys", "decode_row", "decode_txn", "encode", "entry_of",
-           "id_digest", "ledger_rows", "linked_position", "member_of", "member_record", "position_key", "seq_of",
+           "id_digest", "ledger_rows", "linked_position", "member_of", "position_key", "seq_of",
            "txn_key", "wakeup_key", "wakeup_of", "with_newest", "with_position"]
 
 encode = msgspec.msgpack.Encoder().encode
@@ -49,7 +49,8 @@ def position_key(position: int) -> bytes:
 
 
 def with_position(position: int, encoded: bytes) -> bytes:
-    """A stored member or ledger entry: a position, then the record's MessagePack."""
+    """A stored member or ledger entry: a position, then the record's MessagePack (a member's:
+    the position of its newest ledger entry, 0: none)."""
     return _SEQ.pack(position) + encoded
 
 
@@ -72,11 +73,6 @@ def seq_of(record: bytes) -> int:
 
 def entry_of(record: bytes) -> LedgerEntry:
     return decode_entry(record[_SEQ.size:])
-
-
-def member_record(member: Member, newest: int) -> bytes:
-    """A stored member starts with the position of its newest ledger entry (0: none)."""
-    return _SEQ.pack(newest) + encode(member)
 
 
 def member_of(record: bytes) -> Member:

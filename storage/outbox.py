@@ -106,10 +106,14 @@ def append(txn: Any, db: Any, notices: list[Notice], written: Day, at_ms: int, p
     """Write the notices after the newest event (or the last pruned one); returns the newest sequence."""
     cursor = txn.cursor(db=db)
     seq = max(_SEQ.unpack(cursor.key())[0] if cursor.last() else 0, pruned)
+    head, pack, kind_field, day_field = _HEAD.pack(_FORM, written, at_ms), _SEQ.pack, _kind_field, _day_field
     rows = []
-    for notice in notices:
+    for notice in notices:  # `_row` inline: a midnight run writes an event for most members it visits
         seq += 1
-        rows.append((_SEQ.pack(seq), _row(written, at_ms, notice.kind, notice.member_id, notice.day, notice.detail)))
+        member, detail = notice.member_id.encode(), notice.detail.encode()
+        rows.append((pack(seq), b"".join((
+            head, kind_field(notice.kind), _MEMBER + varint(len(member)) + member if member else b"",
+            day_field(notice.day), _DETAIL + varint(len(detail)) + detail if detail else b""))))
     if cursor.putmulti(rows, append=True)[1] != len(rows):  # append skips a key it finds, silently
         raise RuntimeError(f"event sequences after {seq - len(rows)} are taken")
     return seq

@@ -34,13 +34,13 @@ from storage.codecs import (
     ledger_rows,
     linked_position,
     member_of,
-    member_record,
     position_key,
     seq_of,
     txn_key,
     wakeup_key,
     wakeup_of,
     with_newest,
+    with_position,
 )
 from storage.layout import upgrade_layout
 from storage.mapped_pages import BUDGET_BYTES, drop_mapping, file_resident_bytes
@@ -397,7 +397,9 @@ class BatchWriter:
         self._index: dict[tuple[str, str], TxnRecord] = {}
         self._keys: dict[tuple[str, str], bytes] = {}
         """Index keys made for lookups, used again at commit (most transactions are looked up first)."""
-        self._members: dict[str, Member] = {}
+        self._members: dict[str, bytes] = {}
+        """Members to write at commit, encoded when put (without their newest ledger position,
+        known at commit): a midnight step's members may leave memory before it commits."""
         self._entries: list[LedgerEntry] = []
         self._heads: dict[str, int] = {}
         """Newest ledger positions of the members read here, for `commit` not to read them again."""
@@ -477,8 +479,9 @@ class BatchWriter:
         return msgspec.msgpack.decode(raw) if raw is not None else 0
 
     def put_members(self, members: Iterable[Member]) -> None:
-        """Written at commit, together with the positions of their newest ledger entries."""
-        self._members.update((m.member_id, m) for m in members)
+        """Written at commit, together with the positions of their newest ledger entries; as
+        they are now (encoded here)."""
+        self._members.update((m.member_id, encode(m)) for m in members)
 
     def put_ledger(self, entries: list[LedgerEntry]) -> None:
         """Written at commit, at the end of the ledger, in the order given."""
@@ -546,10 +549,10 @@ class BatchWriter:
         if cursor.putmulti(rows, append=True)[1] != len(rows):  # append skips a key it finds, silently
             raise RuntimeError(f"shard store {self.store.path}: ledger positions after {rows[0][0].hex()} are taken")
         records = []
-        for member_id, member in self._members.items():
+        for member_id, encoded in self._members.items():
             key = member_id.encode()
             head = newest.pop(member_id) if member_id in newest else self._newest_stored(member_id)
-            records.append((key, member_record(member, head)))
+            records.append((key, with_position(head, encoded)))
         for member_id, head in newest.items():
             key = member_id.encode()
             raw = self.txn.get(key, db=self.dbs["members"])

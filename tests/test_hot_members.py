@@ -108,7 +108,8 @@ def _operator(shard: Shard, member_id: str, which: int, number: int) -> object:
 
 
 def _open(path: Path, hot: int) -> Shard:
-    return Shard(ShardConfig(0, str(path), EXAMPLE, start_day=parse_day(START), hot_members=hot))
+    """A midnight step of two members goes in two parts (`ShardConfig.midnight_part`)."""
+    return Shard(ShardConfig(0, str(path), EXAMPLE, start_day=parse_day(START), hot_members=hot, midnight_part=1))
 
 
 def _state(shard: Shard) -> dict:
@@ -178,6 +179,30 @@ def test_a_failed_batch_puts_back_cold_members_as_lmdb_has_them(tmp_path):
     assert sum(shard.liability().values()) == 20
     assert [r.points for r in shard.apply([buy("t9", "m1", f"{START} 11:00", line(1000))])] == [10]
     assert sum(shard.liability().values()) == 30
+
+
+def test_a_midnight_step_that_fails_after_its_parts_left_memory_puts_back_the_totals(tmp_path):
+    """A step writes out each part and lets the members it read leave memory before it commits:
+    when the commit cannot be made, the liability and tag counts are the last commit's again,
+    and the members still held are as LMDB has them."""
+    rules = EXAMPLE.replace("pending_days = 0", "pending_days = 1")  # the run releases points: liability moves
+    shard = Shard(ShardConfig(0, str(tmp_path), rules, start_day=parse_day(START), map_bytes=256 << 10,
+                              max_map_bytes=256 << 10, hot_members=2, midnight_part=1))
+    members = 0
+    while True:  # big spenders (tagged so by the run) until the map is full
+        try:
+            shard.apply([buy(f"t{n}", f"m{n}", f"{START} 10:00", line(600_000)) for n in range(members, members + 20)])
+        except StorageFullError:
+            break
+        members += 20
+    liability, tags = shard.liability(), dict(shard.book.tag_counts)
+    assert shard.midnight_begin(parse_day("2026-11-18")) == members
+    with pytest.raises(StorageFullError):
+        shard.midnight_step(limit=members)
+    assert (shard.liability(), shard.book.tag_counts) == (liability, tags) == ({}, {})
+    assert 0 < shard.members.held() <= 2
+    assert all(shard.members.peek(m) == shard.store.member(m) for m in (f"m{n}" for n in range(members))
+               if shard.members.peek(m) is not None)
 
 
 def _indexing_logged(caplog) -> bool:
