@@ -1,9 +1,12 @@
 """A shard's members in memory: all of them (the default), or a bounded hot set over LMDB.
 
 Bounded, a member not in memory is read from LMDB when the engine asks for it, and the least
-recently used leave memory only in `settle`, which the shard calls between writes: never while a
-write is open, so a member changed by a batch not yet committed is never dropped (memory would
-then run behind the batch), and a failed write reloads what it touched from LMDB as before.
+recently used leave memory only in `settle`, which the shard calls between writes, so a member
+changed by a batch not yet committed is never dropped (memory would then run behind the batch), and
+a failed write reloads what it touched from LMDB as before. The one exception is a midnight step,
+visited in parts within its one write: a part's members are put into the write, then may leave
+memory before the next part (actors/shard.py `_visit_parts`); the write reads a member it already
+holds as put, not as stored, and a failed step puts the shard's totals back.
 
 The engine sees a mapping (engine/book.py): `get`, `[]`, `in`, assignment and `pop`; iterating
 lists every member's id, stored or new, in id order."""

@@ -29,8 +29,8 @@ __all__ = ["read_part"]
 cdef object _Transaction = Transaction
 cdef object _LineItem = LineItem
 cdef object _EMPTY = ""
-cdef tuple _KIND_WORDS = tuple(KIND_WORDS.get(n, "unspecified") for n in range(10))
-cdef tuple _STATUS_WORDS = tuple(STATUS_WORDS.get(n, "unknown") for n in range(4))
+cdef tuple _KIND_WORDS = tuple(KIND_WORDS.get(n, "unspecified") for n in range(max(KIND_WORDS) + 1))
+cdef tuple _STATUS_WORDS = tuple(STATUS_WORDS.get(n, "unknown") for n in range(max(STATUS_WORDS) + 1))
 
 cdef enum:  # wire types
     VARINT = 0
@@ -268,8 +268,8 @@ cdef object transaction(Cursor* c):
         else:
             skip(c, wire)
     return _Transaction(
-        txn_id, member_id, occurred_at_ms, _KIND_WORDS[kind] if 0 <= kind < 10 else "unspecified",
-        _STATUS_WORDS[status] if 0 <= status < 4 else "unknown", store_id, channel, lines, refund_of,
+        txn_id, member_id, occurred_at_ms, _KIND_WORDS[kind] if 0 <= kind < len(_KIND_WORDS) else "unspecified",
+        _STATUS_WORDS[status] if 0 <= status < len(_STATUS_WORDS) else "unknown", store_id, channel, lines, refund_of,
         event_type, amount_minor, note, points, coupon_id, coupon_code)
 
 

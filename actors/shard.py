@@ -17,6 +17,7 @@ import msgspec
 
 from actors.batch_order import StreamOrder
 from actors.batch_stats import BatchStats, count_batch, count_ledger
+from actors.batch_wire import COMPILED_WIRE
 from actors.committed_reads import CommittedReads
 from actors.coupon_grants import GrantSource
 from actors.grouping import apply_group
@@ -93,7 +94,8 @@ class ShardConfig(msgspec.Struct, frozen=True):
     midnight_part: int = 1_000
     """Members a midnight step visits and writes out at a time within its one commit (a step is
     the coordinator's `job_chunk`, 15,000): what a part holds is still in the CPU's caches when
-    it is written, and a bounded hot set lets the members it read go before the next part."""
+    it is written, and a bounded hot set lets the members it read go before the next part (0: the
+    whole step as one part)."""
 
 
 class ShardStatus(msgspec.Struct):
@@ -118,6 +120,8 @@ class ShardStatus(msgspec.Struct):
     """Members read from LMDB because they were not in memory, since the shard started."""
     mapping_drops: int = 0
     """Times the store dropped LMDB's mapped pages over its budget, since the shard started."""
+    compiled_wire: bool = True
+    """Whether this shard's process reads its parts with the compiled reader (actors/batch_wire.py)."""
 
 
 class Job(msgspec.Struct):
@@ -165,13 +169,15 @@ class Shard:
         midnight runs, enrollment, operators' changes, re-evaluation (batches carry their own)."""
         self.inventory: ShardCoupons | None = None
         self._planned: dict[str, Day] = {}
+        """Bounded: next runs the write's midnight visit worked out, for the wake-up index."""
         self._notices: list[Notice] = []
         self._ledger: list[LedgerEntry] = []
         """What the open write has written out so far (`_write_out`): counted once it commits."""
         self._totals_before: tuple[dict[Day, int], dict[str, int]] | None = None
         """Bounded, a midnight step's: the liability and tag counts as last committed, put back if
         the write fails after members it changed left memory (`_visit_parts`)."""
-        """Bounded: next runs the write's midnight visit worked out, for the wake-up index."""
+        self._at_ms = 0
+        """The open write's wall-clock time, on each of its events (`_write_out`)."""
         self._load()
         # What this shard may issue is what the keeper granted it (on the keeper's disk before it was answered)
         self.inventory = (ShardCoupons(config.shard, grants, self.book.stock, config.coupon_block)
@@ -452,7 +458,7 @@ class Shard:
         the next is read: what a part holds in memory is used while still in the CPU's caches,
         and, bounded, the members it read leave memory before the next part is read (so the
         totals are kept to be put back if the write fails, `_reload`)."""
-        bounded, rows, part_size = self.members.bounded, [], self.config.midnight_part
+        bounded, rows, part_size = self.members.bounded, [], self.config.midnight_part or len(chunk) or 1
         if bounded and len(chunk) > part_size:  # as last committed: nothing of this write is counted yet
             self._totals_before = (dict(self.members.liability), dict(self.book.tag_counts))
         for start in range(0, len(chunk), part_size):
@@ -573,7 +579,7 @@ class Shard:
                            self.store.disk_bytes(), job.kind if job else "", job.done if job else 0,
                            len(job.members) if job else 0, self.store.bytes_of("members"),
                            dict(self.book.tag_counts), *self.stored_value, self.members.held(), self.members.loads,
-                           self.store.mapping_drops)
+                           self.store.mapping_drops, COMPILED_WIRE)
 
     def close(self) -> None:
         self.store.close()
@@ -623,6 +629,7 @@ class Shard:
         self.members.read_from(writer.member)
         self._planned.clear()
         self._notices, self._ledger, self._totals_before = [], [], None
+        self._at_ms = int(time.time() * 1000)
         taken = self.book.stock.snapshot()
         try:
             outcome = action(writer)
@@ -630,6 +637,7 @@ class Shard:
             if self.members.bounded:
                 self._index(writer, self._ledger)
             writer.commit()
+            self._totals_before = None  # committed: what memory holds is what LMDB holds
             self.outbox.committed(self._notices)
             self._count_committed(self._ledger, batch)
         except BaseException:
@@ -653,7 +661,7 @@ class Shard:
         if notices:
             job = self.job
             day = job.day if job is not None and job.kind == "midnight" else book.today
-            writer.put_events(notices, day, int(time.time() * 1000))
+            writer.put_events(notices, day, self._at_ms)
             self._notices += notices
         ledger, dirty = book.take_changes()
         writer.put_members(dirty.values())

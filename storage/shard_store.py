@@ -26,6 +26,7 @@ from storage.codecs import (
     anomaly_key,
     day_key,
     decode_keys,
+    decode_member,
     decode_row,
     decode_txn,
     encode,
@@ -406,7 +407,11 @@ class BatchWriter:
 
     def member(self, member_id: str) -> Member | None:
         """A member as last committed (this transaction writes members only at `commit`), read
-        in this transaction: no read transaction of its own."""
+        in this transaction: no read transaction of its own; or, once put in this write, as put
+        (a midnight step's member may leave memory before the step commits)."""
+        pending = self._members.get(member_id)
+        if pending is not None:
+            return decode_member(pending)
         key = member_id.encode()
         if not 0 < len(key) <= self._max_key:
             return None  # no such key can have been written
@@ -420,6 +425,14 @@ class BatchWriter:
         """`member` for many, read in key order in one call: each next key is found from the
         page of the last one instead of from the root. Those not stored are left out. `ordered`:
         the ids are sorted and each there once already (a job's chunk), so not sorted again."""
+        pending = self._members
+        if pending:  # put in this write already: as put, not as stored (see `member`)
+            ids = list(member_ids)
+            found = [decode_member(pending[m]) for m in ids if m in pending]
+            return found + self._stored_members([m for m in ids if m not in pending], ordered)
+        return self._stored_members(member_ids, ordered)
+
+    def _stored_members(self, member_ids: Iterable[str], ordered: bool) -> list[Member]:
         max_key, heads = self._max_key, self._heads
         if ordered:
             keys = [key for key in (m.encode() for m in member_ids) if 0 < len(key) <= max_key]

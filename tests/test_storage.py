@@ -357,6 +357,21 @@ def test_members_read_together_are_those_stored_and_commit_keeps_their_ledger_ch
     assert store.member("a").enrolled == 2
 
 
+def test_a_member_put_in_an_open_write_is_read_back_as_put_not_as_stored(tmp_path):
+    """A midnight step writes a part's members into its write, and they may leave memory before
+    the step commits: read again in that write, they must be what was put, or the commit would
+    write the older record over it."""
+    store = ShardStore(tmp_path)
+    commit(store, [Member("a", 1), Member("b", 1)], [entry("a", 1)])
+    writer = store.writer()
+    writer.put_members([Member("a", 1, tier=2)])
+    assert writer.member("a").tier == 2
+    assert {m.member_id: m.tier for m in writer.members(["a", "b"], ordered=True)} == {"a": 2, "b": 0}
+    writer.commit()
+    assert store.member("a").tier == 2
+    assert [e.seq for e in store.ledger("a")] == [1]
+
+
 def test_a_store_over_its_mapped_budget_drops_the_pages_and_reads_every_member_right(tmp_path):
     """Over its budget the writer unmaps LMDB's pages before its next batch (storage/mapped_pages.py):
     the process's file-backed memory falls by the store's size, and the pages fault back in with
