@@ -91,7 +91,7 @@ class ShardConfig(msgspec.Struct, frozen=True):
     when needed (actors/hot_members.py)."""
     mapped_budget: int = BUDGET_BYTES
     """File-backed resident bytes above which the store drops LMDB's mapped pages (0: never)."""
-    midnight_part: int = 1_000
+    midnight_part: int = 100
     """Members a midnight step visits and writes out at a time within its one commit (a step is
     the coordinator's `job_chunk`, 15,000): what a part holds is still in the CPU's caches when
     it is written, and a bounded hot set lets the members it read go before the next part (0: the
