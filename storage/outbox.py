@@ -80,8 +80,13 @@ def _message(kind_field: bytes, member_id: str, day_field: bytes, detail: str) -
     return b"".join((kind_field, _field(_MEMBER, member_id), day_field, _field(_DETAIL, detail)))
 
 
-def _row(written: Day, at_ms: int, kind: str, member_id: str, day: Day, detail: str) -> bytes:
-    return _HEAD.pack(_FORM, written, at_ms) + _message(_kind_field(kind), member_id, _day_field(day), detail)
+def _row(head: bytes, kind: str, member_id: str, day: Day, detail: str) -> bytes:
+    """A stored event: `head` (`_HEAD`: form, business day, commit time, the same for a commit's
+    rows) and the `Event` message's fields 2-5, written without `_message`'s calls (a midnight run
+    writes an event for most members it visits)."""
+    member, text = member_id.encode(), detail.encode()
+    return b"".join((head, _kind_field(kind), _MEMBER + varint(len(member)) + member if member else b"",
+                     _day_field(day), _DETAIL + varint(len(text)) + text if text else b""))
 
 
 @lru_cache(maxsize=64)
@@ -99,21 +104,18 @@ def _current(value: bytes) -> bytes:
     if value[0] == _FORM:
         return value
     old = _decode_legacy(value)
-    return _row(old.written, old.at_ms, old.kind, old.member_id, old.day, old.detail)
+    return _row(_HEAD.pack(_FORM, old.written, old.at_ms), old.kind, old.member_id, old.day, old.detail)
 
 
 def append(txn: Any, db: Any, notices: list[Notice], written: Day, at_ms: int, pruned: int) -> int:
     """Write the notices after the newest event (or the last pruned one); returns the newest sequence."""
     cursor = txn.cursor(db=db)
     seq = max(_SEQ.unpack(cursor.key())[0] if cursor.last() else 0, pruned)
-    head, pack, kind_field, day_field = _HEAD.pack(_FORM, written, at_ms), _SEQ.pack, _kind_field, _day_field
+    head, pack = _HEAD.pack(_FORM, written, at_ms), _SEQ.pack
     rows = []
-    for notice in notices:  # `_row` inline: a midnight run writes an event for most members it visits
+    for notice in notices:
         seq += 1
-        member, detail = notice.member_id.encode(), notice.detail.encode()
-        rows.append((pack(seq), b"".join((
-            head, kind_field(notice.kind), _MEMBER + varint(len(member)) + member if member else b"",
-            day_field(notice.day), _DETAIL + varint(len(detail)) + detail if detail else b""))))
+        rows.append((pack(seq), _row(head, notice.kind, notice.member_id, notice.day, notice.detail)))
     if cursor.putmulti(rows, append=True)[1] != len(rows):  # append skips a key it finds, silently
         raise RuntimeError(f"event sequences after {seq - len(rows)} are taken")
     return seq
