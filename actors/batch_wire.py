@@ -7,30 +7,34 @@ already encoded as a `results` entry of a BatchAck, so the gateway's acknowledge
 batch id followed by those entries in the batch's order: no record is built or encoded twice."""
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import msgspec
 
 from actors.batch_stats import BatchStats
+from actors.routing import shards_of
 from actors.wire import transactions_from
 from engine.transactions import Transaction, TxnResult
 from proto import patron_pb2 as pb
+from storage.folder import Layout
 from storage.outbox import varint
 
-__all__ = ["COMPILED_WIRE", "PartAnswer", "ack_bytes", "cut_pure", "read_part_pure", "result_entries",
-           "result_message", "say_if_not_compiled", "split", "split_entries", "transactions_of"]
+__all__ = ["COMPILED_WIRE", "BatchRoute", "PartAnswer", "ack_bytes", "cut_pure", "read_part_pure",
+           "result_entries", "result_message", "route_of", "say_if_not_compiled", "split", "split_entries",
+           "transactions_of"]
 
 try:
     from actors.batch_cutter import cut_entries as _cut_compiled
+    from actors.batch_cutter import read_route as _route_compiled
     from actors.part_reader import read_part as _read_compiled
 except ImportError as error:  # never silent: every start says so (say_if_not_compiled)
-    _cut_compiled = _read_compiled = None
+    _cut_compiled = _route_compiled = _read_compiled = None
     _MISSING = f"{type(error).__name__}: {error}"
 else:
     _MISSING = ""
 COMPILED_WIRE = _read_compiled is not None
-"""Whether batches are cut (actors/batch_cutter.pyx) and parts read (actors/part_reader.pyx) by
-compiled code, or by the pure code here, their specification."""
+"""Whether batches are read for routing and cut (actors/batch_cutter.pyx) and parts read
+(actors/part_reader.pyx) by compiled code, or by the pure code here, their specification."""
 
 _OUTCOMES = {"accepted": pb.OUTCOME_ACCEPTED, "duplicate": pb.OUTCOME_DUPLICATE, "ignored": pb.OUTCOME_IGNORED,
              "rejected": pb.OUTCOME_REJECTED}
@@ -58,27 +62,71 @@ class PartAnswer(msgspec.Struct, array_like=True, gc=False):
 # -- the gateway ---------------------------------------------------------------------------
 
 
+class BatchRoute:
+    """What the gateway routes a batch on, read by protobuf's parse: the specification of the
+    compiled reading (actors/batch_cutter.pyx `read_route`, whose `BatchRead` answers the same).
+    A batch protobuf refuses raises DecodeError here, before any part of it is made."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.batch = pb.TransactionBatch.FromString(data)
+        self.batch_id: str = self.batch.batch_id
+        self.count = len(self.batch.transactions)
+
+    def member_ids(self) -> Iterator[str]:
+        """Each transaction's member id, in order, made only as asked for."""
+        return (message.member_id for message in self.batch.transactions)
+
+    def shards(self, layout: Layout) -> dict[int, list[int]]:
+        """Each shard's transactions by their index in the batch, in order."""
+        return _indices(shards_of(layout, list(self.member_ids())))
+
+    def parts(self, indices: dict[int, list[int]]) -> dict[int, tuple[list[int], bytes]]:
+        """`split`: each shard's part, for `indices` as `shards` gives them."""
+        return cut(self.data, indices, self.count, _encoder(self.batch))
+
+
+def route_of(data: bytes) -> BatchRoute:
+    """What routing needs of a batch, read by the compiled reading when it is built; it leaves
+    what protobuf's encoders do not write (and broken bytes) to `BatchRoute`, so that protobuf
+    decides those as before (a DecodeError for a batch it refuses)."""
+    if _route_compiled is not None:
+        read = _route_compiled(data)
+        if read is not None:
+            return read
+    return BatchRoute(data)
+
+
 def split(data: bytes, batch: pb.TransactionBatch, shards: list[int]) -> dict[int, tuple[list[int], bytes]]:
     """Each shard's part of a batch: the indices of its transactions and their bytes as a
     TransactionBatch. `data` is the batch as received, `batch` the same parsed (so it is valid),
     `shards` the shard of each transaction. A batch for one shard goes whole, as it came."""
+    return split_entries(data, shards, _encoder(batch))
+
+
+def _encoder(batch: pb.TransactionBatch) -> Callable[[list[int]], bytes]:
+    """A part encoded again from the parsed batch, for a batch whose entries cannot be cut as they came."""
     messages = batch.transactions
-    return split_entries(data, shards, lambda part: pb.TransactionBatch(
-        transactions=[messages[i] for i in part]).SerializeToString())
+    return lambda part: pb.TransactionBatch(transactions=[messages[i] for i in part]).SerializeToString()
 
 
 def split_entries(data: bytes, shards: list[int], encode: Callable[[list[int]], bytes]
                   ) -> dict[int, tuple[list[int], bytes]]:
     """`split` for any message whose entries are its field 2 (an ImportRequest's members too);
     `encode` makes a part's bytes again from its indices when the encoding is an unusual one."""
-    indices = _indices(shards)
+    return cut(data, _indices(shards), len(shards), encode)
+
+
+def cut(data: bytes, indices: dict[int, list[int]], entries: int, encode: Callable[[list[int]], bytes]
+        ) -> dict[int, tuple[list[int], bytes]]:
+    """`split_entries` for each shard's indices (`entries` in all)."""
     if len(indices) <= 1:
         return {shard: (part, data) for shard, part in indices.items()}
     if _cut_compiled is not None:
-        parts = _cut_compiled(data, indices, len(shards))
+        parts = _cut_compiled(data, indices, entries)
         if parts is not None:
             return parts
-    return cut_pure(data, indices, len(shards), encode)
+    return cut_pure(data, indices, entries, encode)
 
 
 def cut_pure(data: bytes, indices: dict[int, list[int]], entries: int, encode: Callable[[list[int]], bytes]

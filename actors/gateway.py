@@ -16,7 +16,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from actors.batch_order import BatchPart, Stream
 from actors.batch_outcome import failed_batch, original
-from actors.batch_wire import PartAnswer, ack_bytes, result_message, split
+from actors.batch_wire import BatchRoute, PartAnswer, ack_bytes, result_message, route_of
 from actors.coordinator import Coordinator
 from actors.logs import Throttled
 from actors.opening_wire import encode_rows, request_rows
@@ -103,9 +103,11 @@ def _serialize(response: Any) -> bytes:
     return response if isinstance(response, bytes) else response.SerializeToString()
 
 
-def _batch(data: bytes) -> pb.TransactionBatch:
+def _batch(data: bytes) -> BatchRoute:
+    """What routing needs of a batch (actors/batch_wire.py `route_of`); a batch protobuf refuses
+    is refused whole, before any part of it is sent."""
     try:
-        return pb.TransactionBatch.FromString(data)
+        return route_of(data)
     except DecodeError as error:
         raise InvalidRequestError(f"not a {pb.TransactionBatch.DESCRIPTOR.full_name}: {error}") from None
 
@@ -290,20 +292,19 @@ class IngestService:
         queue each now, synchronously, so order is kept; a stream's parts say which of its
         batches each shard must have committed before them."""
         batch = _batch(data)
-        count = len(batch.transactions)
+        count = batch.count
         if count > self.max_batch:
             raise InvalidRequestError(f"batch {batch.batch_id!r} has {count:,} transactions; "
                                       f"the limit is {self.max_batch:,}")
         coordinator, lanes = self.coordinator, self.coordinator.lanes
-        member_ids = [message.member_id for message in batch.transactions]
-        if coordinator.resharding.held(member_ids):
+        if coordinator.resharding.held(batch.member_ids()):
             return None
-        shards = shards_of(coordinator.layout, member_ids)
+        indices = batch.shards(coordinator.layout)
         admitted = admitted if admitted is not None else set()
-        for shard in set(shards) - admitted:
+        for shard in set(indices) - admitted:
             if lanes[shard].full():
                 raise lanes[shard].refusal()
-        parts = split(data, batch, shards)
+        parts = batch.parts(indices)
         places = stream.place_batch(list(parts)) if stream is not None else {}
         routed = []
         for shard, (indices, part) in parts.items():

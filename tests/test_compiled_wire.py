@@ -1,9 +1,16 @@
 """The compiled wire code against the pure code, its specification. The part reader: for any batch
 protobuf can write (every field, merged messages, unknown fields) the same records; for any other
 bytes either the same records or the pure reader's answer (the compiled one steps aside). The
-batch cutter: the same parts for any batch and any shards."""
+batch cutter: the same parts for any batch and any shards. The gateway's reading for routing: the
+same batch id, count, member ids, shards and parts as protobuf's parse gives, and a batch that
+protobuf refuses left to it, so that it is refused whole."""
 
+import importlib.util
+import itertools
 import logging
+import sys
+import types
+import zlib
 
 import pytest
 from google.protobuf.message import DecodeError
@@ -11,10 +18,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actors import batch_wire
-from actors.batch_cutter import cut_entries
-from actors.batch_wire import _indices, cut_pure, read_part_pure, say_if_not_compiled, transactions_of
+from actors.batch_cutter import crc32, cut_entries, read_route
+from actors.batch_wire import (
+    BatchRoute,
+    _indices,
+    cut_pure,
+    read_part_pure,
+    route_of,
+    say_if_not_compiled,
+    transactions_of,
+)
 from actors.part_reader import read_part
 from proto import patron_pb2 as pb
+from storage.folder import Layout
 
 texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=12) | st.sampled_from(["", "ü€😀", "x" * 200])
 int64s = st.integers(-2**63, 2**63 - 1) | st.integers(-300, 300)
@@ -97,6 +113,172 @@ def test_the_compiled_cutter_cuts_every_batch_as_the_pure_one(data, draw):
     cut = cut_entries(data, indices, entries)
     assert cut is not None
     assert cut == cut_pure(data, indices, entries, lambda part: b"encoded again")
+
+
+layouts = st.builds(lambda owners, virtual: Layout(max(owners) + 1, virtual, owners),
+                    st.lists(st.integers(0, 3), min_size=1, max_size=9), st.integers(1, 9))
+"""Any shards over 1 to 9 virtual shards, and layouts no folder has (fewer owners than virtual shards)."""
+
+
+def routed(read: object, layout: Layout) -> tuple:
+    """Everything the gateway takes from a batch's reading, or the error it raises."""
+    try:
+        indices = read.shards(layout)
+    except Exception as error:  # both readings must fail alike
+        return read.batch_id, read.count, list(read.member_ids()), type(error)
+    return read.batch_id, read.count, list(read.member_ids()), indices, read.parts(indices)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches(), layouts)
+def test_the_compiled_routing_reads_every_batch_protobuf_writes_as_the_pure_one(data, layout):
+    read = read_route(data)
+    assert read is not None  # read by itself, not handed to protobuf
+    assert routed(read, layout) == routed(BatchRoute(data), layout)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches(), st.lists(st.tuples(st.integers(0, 2**16), st.integers(0, 255)), min_size=1, max_size=3),
+       st.integers(0, 2**16), layouts)
+def test_a_broken_batch_is_routed_as_protobuf_reads_it_or_refused_whole(data, changes, cut, layout):
+    broken = bytearray(data)
+    for position, byte in changes:
+        if broken:
+            broken[position % len(broken)] = byte
+    broken = bytes(broken[:cut % (len(broken) + 1)] if cut % 3 == 0 else broken)
+    try:
+        expected = BatchRoute(broken)
+    except DecodeError:
+        assert read_route(broken) is None
+        with pytest.raises(DecodeError):
+            route_of(broken)
+        return
+    read = read_route(broken)
+    assert read is None or routed(read, layout) == routed(expected, layout)
+    assert routed(route_of(broken), layout) == routed(expected, layout)
+
+
+def field(number: int, wire: int, value: bytes) -> bytes:
+    return varint(number << 3 | wire) + (varint(len(value)) + value if wire == 2 else value)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=12) | st.text(max_size=6).map(str.encode), st.sampled_from([
+    (1,), (2,), (2, 2), (2, 3), (2, 6), (2, 99), (2, 8, 1), (2, 8, 4), (2, 8, 6), (2, 8, 99)]),
+    st.sampled_from([0, 1, 2, 5]), st.booleans())
+def test_any_bytes_in_a_string_or_of_any_wire_type_are_read_as_protobuf_reads_them(value, path, wire, as_varint):
+    """A value's bytes as a string (UTF-8 or not), or as a varint (any length), at any field of the
+    batch, a transaction or a line, written with any wire type: read as protobuf reads it, or left
+    to protobuf, which refuses what it refuses; well-formed UTF-8 where protobuf wants a string is
+    read by the compiled reading itself."""
+    if wire == 0:
+        value = varint(int.from_bytes(value[:9], "little")) if as_varint else value[:11] or b"\x80"
+    elif wire in (1, 5):
+        value = value.ljust(8 if wire == 1 else 4, b"\0")[:8 if wire == 1 else 4] if as_varint else value
+    data = field(path[-1], wire, value)
+    for number in reversed(path[:-1]):
+        data = field(number, 2, pb.Transaction(member_id="m").SerializeToString() * (number == 2) + data)
+    try:
+        expected = BatchRoute(data)
+    except DecodeError:
+        assert read_route(data) is None
+        return
+    read = read_route(data)
+    layout = Layout(2, 4, [0, 1, 1, 0])
+    assert read is None or routed(read, layout) == routed(expected, layout)
+    strings = {(1,), (2, 2), (2, 6), (2, 8, 1), (2, 8, 4)}
+    if wire == 2 and path in strings and value.decode(errors="ignore").encode() == value:
+        assert read is not None  # no stricter than protobuf about UTF-8
+
+
+LEADS = [0x41, 0x7F, 0x80, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4,
+         0xF5, 0xF8, 0xFF]
+FOLLOWERS = [0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xFF]
+FIELD_16 = varint(16 << 3) + varint(0)
+"""An unknown field whose key's first byte is 0x80."""
+
+
+def test_every_string_around_utf8s_bounds_is_read_as_protobuf_reads_it():
+    """Every lead byte at a bound of UTF-8's table 3-7 followed by up to three bytes at the bounds
+    (overlong forms, surrogates, past U+10FFFF, cut short), alone and after eight ASCII bytes, as a
+    member id: refused by protobuf, left to it; read by protobuf, read the same."""
+    ends = [bytes(end) for size in range(4) for end in itertools.product(FOLLOWERS, repeat=size)]
+    for value in (head + bytes([lead]) + end for head in (b"", b"ASCII-12") for lead in LEADS for end in ends):
+        data = field(2, 2, field(2, 2, value) + FIELD_16)  # a byte like a continuation byte after it
+        try:
+            expected = list(BatchRoute(data).member_ids())
+        except DecodeError:
+            assert read_route(data) is None, value
+            continue
+        read = read_route(data)
+        assert read is not None, value
+        assert list(read.member_ids()) == expected
+
+
+def test_a_known_field_of_another_wire_type_is_left_to_protobuf():
+    """Protobuf keeps it as an unknown field; the compiled reading does not guess."""
+    # values that read as well when taken for another wire type
+    wires = {0: b"\0", 1: b"\0" + FIELD_16 + varint(16 << 3) + varint(128), 2: b"\0", 5: b"\0" + FIELD_16}
+    scalars = {"batch": set(), "transaction": {3, 4, 5, 11, 13}, "line": {5, 6, 7, 8}}
+    known = {"batch": range(1, 3), "transaction": range(1, 16), "line": range(1, 9)}
+    for level, numbers in known.items():
+        for number in numbers:
+            for wire, value in wires.items():
+                if wire == (0 if number in scalars[level] else 2):
+                    continue
+                data = varint(number << 3 | wire) + value
+                if level != "batch":
+                    data = field(8, 2, data) if level == "line" else data
+                    data = field(2, 2, data)
+                BatchRoute(data)  # protobuf reads it
+                assert read_route(data) is None, (level, number, wire)
+
+
+def test_a_key_varint_or_length_written_longer_than_usual_is_read_as_protobuf_reads_it():
+    """Padded to 5 and 6 bytes (protobuf reads a length or key of 5 at most), a varint of 10 and
+    11 bytes (10 at most), at every level: refused by protobuf, left to it; read by it, read the same."""
+    def padded(value: int, size: int) -> bytes:
+        return bytes([value & 0x7F | 0x80, *[0x80] * (size - 2), 0])
+
+    def varint_of(size: int, last: int) -> bytes:
+        return bytes([0xFF] * (size - 1) + [last])
+
+    cases = []
+    for size in (2, 5, 6):
+        cases += [padded(1 << 3 | 2, size) + varint(1) + b"A", varint(1 << 3 | 2) + padded(1, size) + b"A",
+                  varint(2 << 3 | 2) + padded(2, size) + field(2, 2, b""),
+                  field(2, 2, varint(8 << 3 | 2) + padded(2, size) + field(1, 2, b"")),
+                  field(2, 2, padded(2 << 3 | 2, size) + varint(1) + b"M")]
+    for size, last in ((10, 1), (10, 0x7F), (11, 1)):
+        cases += [varint(16 << 3) + varint_of(size, last), field(2, 2, varint(3 << 3) + varint_of(size, last)),
+                  field(2, 2, field(8, 2, varint(5 << 3) + varint_of(size, last)))]
+    layout = Layout(2, 4, [0, 1, 1, 0])
+    for data in cases:
+        try:
+            expected = BatchRoute(data)
+        except DecodeError:
+            assert read_route(data) is None, data
+            continue
+        read = read_route(data)
+        assert read is None or routed(read, layout) == routed(expected, layout), data
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=40))
+def test_the_routings_crc32_is_zlibs(data):
+    assert crc32(data) == zlib.crc32(data)
+
+
+def test_a_batch_cutter_built_before_the_routing_reading_counts_as_not_compiled(monkeypatch):
+    """A stale actors/batch_cutter (built from an older .pyx) says so at start like a missing one."""
+    stale = types.ModuleType("actors.batch_cutter")
+    stale.cut_entries = cut_entries
+    monkeypatch.setitem(sys.modules, "actors.batch_cutter", stale)
+    spec = importlib.util.spec_from_file_location("stale_batch_wire", batch_wire.__file__)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert not module.COMPILED_WIRE
+    assert "read_route" in module._MISSING
 
 
 def test_unknown_fields_in_a_line_and_words_alike_at_both_ends_are_read_as_protobuf_reads_them():
