@@ -7,36 +7,19 @@ callgrind, `--cutter none` makes the batches and cuts nothing (the start-up to t
     valgrind --tool=callgrind .venv/bin/python bench/batch_cutting.py STREAM --cutter compiled|pure|none
 """
 
-import argparse
 import time
-from pathlib import Path
 
 from actors.batch_wire import _indices, cut_pure, split_entries
 from actors.routing import even_layout, shards_of
-from cli.replay import decode_line
-from client import transaction_message
-from proto import patron_pb2 as pb
+from bench.gateway_route import arguments, stream_batches
 
 SHARDS = 2
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stream", type=Path)
-    parser.add_argument("--transactions", type=int, default=24_000)
-    parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--cutter", choices=["compiled", "pure", "none"], default="compiled")
-    args = parser.parse_args()
-    with args.stream.open("rb") as lines:
-        txns = [decode_line(line) for _, line in zip(range(args.transactions), lines, strict=False)]
+    args = arguments(__doc__.splitlines()[0], "cutter")
     layout = even_layout(SHARDS)
-    batches = []
-    for start in range(0, len(txns), args.batch):
-        chunk = txns[start:start + args.batch]
-        data = pb.TransactionBatch(batch_id=f"B{start}", transactions=[transaction_message(t) for t in chunk]
-                                   ).SerializeToString()
-        batches.append((data, shards_of(layout, [t.member_id for t in chunk])))
+    batches = [(data, shards_of(layout, [t.member_id for t in chunk])) for data, chunk in stream_batches(args)]
     if args.cutter == "none":
         return
     started = time.process_time()
@@ -47,8 +30,8 @@ def main() -> None:
             else:
                 cut_pure(data, _indices(shards), len(shards), _unusual)
     seconds = time.process_time() - started
-    print(f"{args.cutter}: {len(txns)} transactions x {args.repeat}: "
-          f"{seconds / (len(txns) * args.repeat) * 1e6:.3f} µs CPU a transaction")
+    print(f"{args.cutter}: {args.transactions} transactions x {args.repeat}: "
+          f"{seconds / (args.transactions * args.repeat) * 1e6:.3f} µs CPU a transaction")
 
 
 def _unusual(part: list[int]) -> bytes:

@@ -25,6 +25,7 @@ from actors.batch_wire import split
 from actors.routing import even_layout, shards_of
 from cli.replay import decode_line
 from client import transaction_message
+from engine.transactions import Transaction
 from proto import patron_pb2 as pb
 from storage.folder import Layout
 
@@ -33,18 +34,8 @@ _encode = msgspec.msgpack.Encoder().encode
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stream", type=Path)
-    parser.add_argument("--transactions", type=int, default=24_000)
-    parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--route", choices=["compiled", "pure", "none"], default="compiled")
-    args = parser.parse_args()
-    with args.stream.open("rb") as lines:
-        txns = [decode_line(line) for _, line in zip(range(args.transactions), lines, strict=False)]
-    batches = [pb.TransactionBatch(batch_id=f"B{start}", transactions=[
-        transaction_message(t) for t in txns[start:start + args.batch]]).SerializeToString()
-        for start in range(0, len(txns), args.batch)]
+    args = arguments(__doc__.splitlines()[0], "route")
+    batches = [data for data, _ in stream_batches(args)]
     if args.route == "none":
         return
     route = route_compiled if args.route == "compiled" else route_pure
@@ -54,8 +45,29 @@ def main() -> None:
         for data in batches:
             route(data, layout)
     seconds = time.process_time() - started
-    print(f"{args.route}: {len(txns)} transactions x {args.repeat}: "
-          f"{seconds / (len(txns) * args.repeat) * 1e6:.3f} µs CPU a transaction")
+    print(f"{args.route}: {args.transactions} transactions x {args.repeat}: "
+          f"{seconds / (args.transactions * args.repeat) * 1e6:.3f} µs CPU a transaction")
+
+
+def arguments(description: str, choice: str) -> argparse.Namespace:
+    """The stream, how much of it, in batches of what size, how often, and `--CHOICE compiled|pure|none`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("stream", type=Path)
+    parser.add_argument("--transactions", type=int, default=24_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(f"--{choice}", choices=["compiled", "pure", "none"], default="compiled")
+    return parser.parse_args()
+
+
+def stream_batches(args: argparse.Namespace) -> list[tuple[bytes, list[Transaction]]]:
+    """The stream's first `--transactions` in batches of `--batch`, serialised as clients send them."""
+    with args.stream.open("rb") as lines:
+        txns = [decode_line(line) for _, line in zip(range(args.transactions), lines, strict=False)]
+    args.transactions = len(txns)
+    chunks = {start: txns[start:start + args.batch] for start in range(0, len(txns), args.batch)}
+    return [(pb.TransactionBatch(batch_id=f"B{start}", transactions=[transaction_message(t) for t in chunk]
+                                 ).SerializeToString(), chunk) for start, chunk in chunks.items()]
 
 
 def route_pure(data: bytes, layout: Layout) -> list[bytes]:
