@@ -271,7 +271,9 @@ cdef inline const uint8_t* unknown(const uint8_t* at, const uint8_t* end, uint32
         return number(at, end, &value)
     if wire == DELIMITED:
         at = length(at, end, &size)
-        return NULL if at == NULL else at + size
+        if at == NULL:
+            return NULL
+        return at + size
     if wire == FIXED64 or wire == FIXED32:
         size = 8 if wire == FIXED64 else 4
         return at + size if end - at >= size else NULL
