@@ -21,7 +21,7 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.list cimport PyList_GET_ITEM
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 
 __all__ = ["BatchRead", "crc32", "cut_entries", "read_route"]
@@ -79,7 +79,7 @@ cdef Py_ssize_t spans(const uint8_t* data, Py_ssize_t end, Py_ssize_t* starts, P
     return count
 
 
-def cut_entries(bytes data, dict indices, Py_ssize_t entries):
+def cut_entries(bytes data not None, dict indices, Py_ssize_t entries):
     """{shard: (its entry indices, their bytes in order)} for `indices` ({shard: entry indices}, `entries` in
     all), or None when the pure cut must decide (see the module)."""
     cdef const uint8_t* raw = <const uint8_t*>PyBytes_AS_STRING(data)
@@ -362,7 +362,7 @@ cdef inline uint32_t crc_of(const uint8_t* data, Py_ssize_t size) noexcept nogil
     return c ^ 0xFFFFFFFFU
 
 
-def crc32(bytes data):
+def crc32(bytes data not None):
     """`zlib.crc32(data)`, as the reading computes it."""
     return crc_of(<const uint8_t*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
 
@@ -489,7 +489,7 @@ cdef class BatchRead:
         return parts
 
 
-def read_route(bytes data):
+def read_route(bytes data not None):
     """What routing needs of a serialised TransactionBatch, as a `BatchRead`, or None when the pure
     reading must decide (see the module)."""
     cdef BatchRead read = BatchRead.__new__(BatchRead)

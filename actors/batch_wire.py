@@ -8,6 +8,7 @@ batch id followed by those entries in the batch's order: no record is built or e
 
 import logging
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 import msgspec
 
@@ -19,7 +20,7 @@ from proto import patron_pb2 as pb
 from storage.folder import Layout
 from storage.outbox import varint
 
-__all__ = ["COMPILED_WIRE", "BatchRoute", "PartAnswer", "ack_bytes", "cut_pure", "read_part_pure",
+__all__ = ["COMPILED_WIRE", "BatchRoute", "PartAnswer", "Route", "ack_bytes", "cut_pure", "read_part_pure",
            "result_entries", "result_message", "route_of", "say_if_not_compiled", "split", "split_entries",
            "transactions_of"]
 
@@ -62,6 +63,18 @@ class PartAnswer(msgspec.Struct, array_like=True, gc=False):
 # -- the gateway ---------------------------------------------------------------------------
 
 
+class Route(Protocol):
+    """What the gateway routes a batch on: `BatchRoute`, or the compiled reading's `BatchRead`."""
+    batch_id: str
+    count: int
+
+    def member_ids(self) -> Iterator[str]: ...
+
+    def shards(self, layout: Layout) -> dict[int, list[int]]: ...
+
+    def parts(self, indices: dict[int, list[int]]) -> dict[int, tuple[list[int], bytes]]: ...
+
+
 class BatchRoute:
     """What the gateway routes a batch on, read by protobuf's parse: the specification of the
     compiled reading (actors/batch_cutter.pyx `read_route`, whose `BatchRead` answers the same).
@@ -86,7 +99,7 @@ class BatchRoute:
         return cut(self.data, indices, self.count, _encoder(self.batch))
 
 
-def route_of(data: bytes) -> BatchRoute:
+def route_of(data: bytes) -> Route:
     """What routing needs of a batch, read by the compiled reading when it is built; it leaves
     what protobuf's encoders do not write (and broken bytes) to `BatchRoute`, so that protobuf
     decides those as before (a DecodeError for a batch it refuses)."""

@@ -16,7 +16,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from actors.batch_order import BatchPart, Stream
 from actors.batch_outcome import failed_batch, original
-from actors.batch_wire import BatchRoute, PartAnswer, ack_bytes, result_message, route_of
+from actors.batch_wire import PartAnswer, Route, ack_bytes, result_message, route_of
 from actors.coordinator import Coordinator
 from actors.logs import Throttled
 from actors.opening_wire import encode_rows, request_rows
@@ -103,7 +103,7 @@ def _serialize(response: Any) -> bytes:
     return response if isinstance(response, bytes) else response.SerializeToString()
 
 
-def _batch(data: bytes) -> BatchRoute:
+def _batch(data: bytes) -> Route:
     """What routing needs of a batch (actors/batch_wire.py `route_of`); a batch protobuf refuses
     is refused whole, before any part of it is sent."""
     try:
@@ -299,12 +299,12 @@ class IngestService:
         coordinator, lanes = self.coordinator, self.coordinator.lanes
         if coordinator.resharding.held(batch.member_ids()):
             return None
-        indices = batch.shards(coordinator.layout)
+        by_shard = batch.shards(coordinator.layout)
         admitted = admitted if admitted is not None else set()
-        for shard in set(indices) - admitted:
+        for shard in set(by_shard) - admitted:
             if lanes[shard].full():
                 raise lanes[shard].refusal()
-        parts = batch.parts(indices)
+        parts = batch.parts(by_shard)
         places = stream.place_batch(list(parts)) if stream is not None else {}
         routed = []
         for shard, (indices, part) in parts.items():
