@@ -8,8 +8,9 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
-# The install compiles the wire code (actors/*.pyx, setup.py) with gcc: a changed .pyx is built again.
-$(STAMP): pyproject.toml setup.py $(wildcard actors/*.pyx)
+# The install compiles the wire code (actors/*.pyx) and the engine's modules (engine/, setup.py) with
+# gcc: a changed .pyx or engine module is built again (until then the engine runs its edited .py).
+$(STAMP): pyproject.toml setup.py $(wildcard actors/*.pyx engine/*.py engine/*/*.py)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -35,4 +36,4 @@ lint: venv
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) build actors/*.c actors/*.so data .pytest_cache .ruff_cache .hypothesis *.egg-info examples/node/node_modules
+	rm -rf $(VENV) build actors/*.c actors/*.so engine/*.c engine/*.so engine/*/*.c engine/*/*.so data .pytest_cache .ruff_cache .hypothesis *.egg-info examples/node/node_modules
