@@ -9,6 +9,7 @@ pyproject.toml. Without a C compiler the install fails loudly rather than leavin
   Modules declaring msgspec Structs stay pure: they are records, and msgspec reads their classes
   as it always has."""
 
+import os
 import re
 from pathlib import Path
 
@@ -30,5 +31,6 @@ def engine_modules() -> list[str]:
 wire = cythonize([Extension(f"actors.{name}", [f"actors/{name}.pyx"], extra_compile_args=["-O2"])
                   for name in COMPILED], language_level=3)
 engine = cythonize([Extension(path[:-3].replace("/", "."), [path], extra_compile_args=["-O2"])
-                    for path in engine_modules()], language_level=3, compiler_directives=ENGINE_DIRECTIVES)
-setup(ext_modules=wire + engine, options={"build_ext": {"parallel": 4}})
+                    for path in engine_modules()], language_level=3, compiler_directives=ENGINE_DIRECTIVES,
+                   nthreads=os.cpu_count() or 1)
+setup(ext_modules=wire + engine, options={"build_ext": {"parallel": os.cpu_count() or 1}})

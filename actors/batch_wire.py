@@ -174,14 +174,15 @@ def read_part_pure(data: bytes) -> list[Transaction]:
 
 def say_if_not_compiled(log: logging.Logger, **extra: object) -> None:
     """An ERROR at every start of a shard or server without the compiled wire code or engine: it
-    works, at about 5% (wire) or 20% (engine) more CPU a transaction, and an install can fix it."""
+    works, at about 5% (wire) or 15% (engine) more CPU a transaction, and an install can fix it."""
     if not COMPILED_WIRE:
         log.error("the compiled wire code (actors/part_reader, actors/batch_cutter) is missing: batches are cut and "
                   "read by the slower pure code; reinstall with a C compiler present: pip install -e . (or make venv)",
                   extra={"reason": _MISSING, **extra})
     if not COMPILED_ENGINE:
-        log.error("the compiled engine is missing or stale: the engine runs its slower .py modules; reinstall with a "
-                  "C compiler present: pip install -e . (or make venv)", extra={"reason": _ENGINE_PURE_WHY, **extra})
+        log.error("the compiled engine is not in use (missing, stale or turned off): the engine runs its slower .py "
+                  "modules; reinstall with a C compiler present: pip install -e . (or make venv), and unset "
+                  "PATRON_PURE_ENGINE", extra={"reason": _ENGINE_PURE_WHY, **extra})
 
 
 def result_message(result: TxnResult) -> pb.TxnResult:
