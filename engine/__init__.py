@@ -21,8 +21,13 @@ def _build(source: Path) -> Path | None:
     return next((b for b in (source.with_name(source.stem + s) for s in EXTENSION_SUFFIXES) if b.is_file()), None)
 
 
+_ONE_INSTALL = 2.0
+"""Seconds: a wheel's install writes a module's .py and its build in either order, so a .py only
+that much newer than its build is the one compiled."""
+
+
 def _runs_pure(source: Path, build: Path) -> bool:
-    return PURE or build.stat().st_mtime < source.stat().st_mtime
+    return PURE or source.stat().st_mtime > build.stat().st_mtime + _ONE_INSTALL
 
 
 class _PureWhenAsked:
