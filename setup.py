@@ -6,8 +6,8 @@ pyproject.toml. Without a C compiler the install fails loudly rather than leavin
   (actors/batch_cutter.pyx).
 - The engine's own modules, compiled as they are (Cython's pure-Python mode: the .py is both the
   specification and the code compiled; PATRON_PURE_ENGINE=1 runs the .py, engine/__init__.py).
-  Modules declaring msgspec Structs stay pure: they are records, and msgspec reads their classes
-  as it always has."""
+  Modules declaring msgspec Structs stay pure: compiling them gained nothing, and msgspec reads
+  their classes as it always has."""
 
 import os
 import re
