@@ -3,17 +3,24 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BUILT := $(VENV)/.built
 
 .PHONY: venv run reset test lint proto clean
 
-venv: $(STAMP)
+venv: $(STAMP) $(BUILT)
 
-# The install compiles the wire code (actors/*.pyx, setup.py) with gcc: a changed .pyx is built again.
-$(STAMP): pyproject.toml setup.py $(wildcard actors/*.pyx)
+# The install compiles the wire code (actors/*.pyx) and the engine's modules (engine/; setup.py) with gcc.
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(BUILT)
+
+# A changed .pyx or engine module is compiled again, alone, in ./build (until then the engine runs an
+# edited module's .py); the first time after an install every module is. (The install marks it done.)
+$(BUILT): $(wildcard actors/*.pyx engine/*.py engine/*/*.py)
+	$(BIN)/python setup.py --quiet build_ext --inplace
+	touch $(BUILT)
 
 # The engine on an embedded local Ray with the example rules; a demo load makes the counts move
 # (only into an empty ./data: a second run keeps what the first one loaded).
@@ -35,4 +42,4 @@ lint: venv
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) build actors/*.c actors/*.so data .pytest_cache .ruff_cache .hypothesis *.egg-info examples/node/node_modules
+	rm -rf $(VENV) build actors/*.c actors/*.so engine/*.c engine/*.so engine/*/*.c engine/*/*.so data .pytest_cache .ruff_cache .hypothesis *.egg-info examples/node/node_modules

@@ -15,14 +15,15 @@ import msgspec
 from actors.batch_stats import BatchStats
 from actors.routing import shards_of
 from actors.wire import transactions_from
+from engine import compiled_engine
 from engine.transactions import Transaction, TxnResult
 from proto import patron_pb2 as pb
 from storage.folder import Layout
 from storage.outbox import varint
 
-__all__ = ["COMPILED_WIRE", "BatchRoute", "PartAnswer", "Route", "ack_bytes", "cut_pure", "read_part_pure",
-           "result_entries", "result_message", "route_of", "say_if_not_compiled", "split", "split_entries",
-           "transactions_of"]
+__all__ = ["COMPILED", "COMPILED_ENGINE", "COMPILED_WIRE", "BatchRoute", "PartAnswer", "Route", "ack_bytes", "cut_pure",
+           "read_part_pure", "result_entries", "result_message", "route_of", "say_if_not_compiled", "split",
+           "split_entries", "transactions_of"]
 
 try:
     from actors.batch_cutter import cut_entries as _cut_compiled
@@ -36,6 +37,10 @@ else:
 COMPILED_WIRE = _read_compiled is not None
 """Whether batches are read for routing and cut (actors/batch_cutter.pyx) and parts read
 (actors/part_reader.pyx) by compiled code, or by the pure code here, their specification."""
+COMPILED_ENGINE, _ENGINE_PURE_WHY = compiled_engine()
+"""Whether the engine's modules run compiled (setup.py, engine/__init__.py)."""
+COMPILED = COMPILED_WIRE and COMPILED_ENGINE
+"""What patron_compiled_wire and ShardStatus.compiled_wire report: all of the compiled code runs."""
 
 _OUTCOMES = {"accepted": pb.OUTCOME_ACCEPTED, "duplicate": pb.OUTCOME_DUPLICATE, "ignored": pb.OUTCOME_IGNORED,
              "rejected": pb.OUTCOME_REJECTED}
@@ -229,12 +234,16 @@ def read_part_pure(data: bytes) -> list[Transaction]:
 
 
 def say_if_not_compiled(log: logging.Logger, **extra: object) -> None:
-    """An ERROR at every start of a shard or server without the compiled wire code: it works, at
-    about 5% more CPU a transaction, and an install can fix it."""
+    """An ERROR at every start of a shard or server without the compiled wire code or engine: it
+    works, at about 5% (wire) or 15% (engine) more CPU a transaction, and an install can fix it."""
     if not COMPILED_WIRE:
         log.error("the compiled wire code (actors/part_reader, actors/batch_cutter) is missing: batches are cut and "
                   "read by the slower pure code; reinstall with a C compiler present: pip install -e . (or make venv)",
                   extra={"reason": _MISSING, **extra})
+    if not COMPILED_ENGINE:
+        log.error("the compiled engine is not in use (missing, stale or turned off): the engine runs its slower .py "
+                  "modules; reinstall with a C compiler present: pip install -e . (or make venv), and unset "
+                  "PATRON_PURE_ENGINE", extra={"reason": _ENGINE_PURE_WHY, **extra})
 
 
 def result_message(result: TxnResult) -> pb.TxnResult:

@@ -17,7 +17,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.batch_stats import BatchStats
-from actors.batch_wire import COMPILED_WIRE
+from actors.batch_wire import COMPILED
 from actors.config import ServeConfig
 from actors.coupon_grants import GrantKeeper, stricter
 from actors.lanes import Lane, ShardLanes
@@ -393,9 +393,9 @@ class Coordinator(ShardLanes):
                 metrics.member_loads.labels(str(shard)).set(answer.member_loads)
                 metrics.mapping_drops.labels(str(shard)).set(answer.mapping_drops)
                 metrics.lmdb_bytes.labels(str(shard)).set(answer.disk_bytes)
-        # 0 when this process or any shard's reads without the compiled wire code (a shard's process
-        # may import another install than the gateway's)
-        metrics.compiled_wire.set(int(COMPILED_WIRE and all(
+        # 0 when this process or any shard's runs without the compiled wire code or engine (a shard's
+        # process may import another install than the gateway's)
+        metrics.compiled_wire.set(int(COMPILED and all(
             a.compiled_wire for a in answers if isinstance(a, ShardStatus))))
         metrics.rules_version.set(self.rules.version)
         self._observe_layout()

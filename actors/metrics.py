@@ -5,7 +5,7 @@ Names follow Prometheus conventions: `patron_` prefix, base units, `_total` coun
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
 
 from actors.batch_stats import BatchStats
-from actors.batch_wire import COMPILED_WIRE
+from actors.batch_wire import COMPILED
 
 __all__ = ["Metrics"]
 
@@ -70,10 +70,11 @@ class Metrics:
         self.lmdb_bytes = Gauge("patron_lmdb_bytes", "Bytes of LMDB pages in use per shard.", ["shard"],
                                 registry=registry)
         self.compiled_wire = Gauge("patron_compiled_wire",
-                                   "1 when batches are cut and read by the compiled wire code, 0 when it is missing "
-                                   "and the slower pure code does it (alert on 0; docs/operations.md).",
+                                   "1 when batches are cut and read by the compiled wire code and the engine runs "
+                                   "compiled, 0 when either is missing and the slower pure code does it (alert on "
+                                   "0; docs/operations.md).",
                                    registry=registry)
-        self.compiled_wire.set(int(COMPILED_WIRE))
+        self.compiled_wire.set(int(COMPILED))
         self.rules_version = Gauge("patron_rules_version", "The rules version in force.", registry=registry)
         self.vshards_owned = Gauge("patron_virtual_shards", "Virtual shards each shard owns (the layout in use).",
                                    ["shard"], registry=registry)

@@ -17,7 +17,7 @@ import msgspec
 
 from actors.batch_order import StreamOrder
 from actors.batch_stats import BatchStats, count_batch, count_ledger
-from actors.batch_wire import COMPILED_WIRE
+from actors.batch_wire import COMPILED
 from actors.committed_reads import CommittedReads
 from actors.coupon_grants import GrantSource
 from actors.grouping import apply_group
@@ -121,7 +121,8 @@ class ShardStatus(msgspec.Struct):
     mapping_drops: int = 0
     """Times the store dropped LMDB's mapped pages over its budget, since the shard started."""
     compiled_wire: bool = True
-    """Whether this shard's process reads its parts with the compiled reader (actors/batch_wire.py)."""
+    """Whether this shard's process reads its parts with the compiled reader and runs the compiled
+    engine (actors/batch_wire.py)."""
 
 
 class Job(msgspec.Struct):
@@ -579,7 +580,7 @@ class Shard:
                            self.store.disk_bytes(), job.kind if job else "", job.done if job else 0,
                            len(job.members) if job else 0, self.store.bytes_of("members"),
                            dict(self.book.tag_counts), *self.stored_value, self.members.held(), self.members.loads,
-                           self.store.mapping_drops, COMPILED_WIRE)
+                           self.store.mapping_drops, COMPILED)
 
     def close(self) -> None:
         self.store.close()

@@ -1,0 +1,59 @@
+"""The engine: plain data in, plain data out.
+
+Most of its modules are also compiled by Cython as they are (setup.py), each build beside its
+.py. Which one an import loads is decided here, before any submodule is imported: the .py when
+PATRON_PURE_ENGINE=1 (the executable specification, for differential tests and debugging) or
+when the .py is newer than its build (edited since the last `make venv`: a stale build never
+runs), else the build. `compiled_engine()` says whether the engine runs compiled
+(actors/batch_wire.py says so at every start)."""
+
+import os
+import sys
+from importlib.machinery import EXTENSION_SUFFIXES, ModuleSpec, SourceFileLoader
+from importlib.util import spec_from_file_location
+from pathlib import Path
+
+PURE = os.environ.get("PATRON_PURE_ENGINE", "") not in ("", "0")
+_HERE = Path(__file__).parent
+
+
+def _build(source: Path) -> Path | None:
+    return next((b for b in (source.with_name(source.stem + s) for s in EXTENSION_SUFFIXES) if b.is_file()), None)
+
+
+_ONE_INSTALL = 2.0
+"""Seconds: a wheel's install writes a module's .py and its build in either order, so a .py only
+that much newer than its build is the one compiled."""
+
+
+def _runs_pure(source: Path, build: Path) -> bool:
+    return PURE or source.stat().st_mtime > build.stat().st_mtime + _ONE_INSTALL
+
+
+class _PureWhenAsked:
+    """First on sys.meta_path: an engine submodule with a build that must not run is loaded from
+    its .py; everything else is left to Python's own finders (which prefer a build)."""
+
+    @staticmethod
+    def find_spec(name: str, path: list[str] | None = None, target: object = None) -> ModuleSpec | None:
+        if not name.startswith(f"{__name__}.") or not path:
+            return None
+        source = Path(path[0], name.rpartition(".")[2] + ".py")
+        build = _build(source) if source.is_file() else None
+        if build is None or not _runs_pure(source, build):
+            return None
+        return spec_from_file_location(name, source, loader=SourceFileLoader(name, str(source)))
+
+
+sys.meta_path.insert(0, _PureWhenAsked())
+
+
+def compiled_engine() -> tuple[bool, str]:
+    """Whether the engine runs compiled, and if not, why."""
+    if PURE:
+        return False, "PATRON_PURE_ENGINE is set"
+    if _build(_HERE / "scoring.py") is None:
+        return False, "engine/scoring.py has no compiled build beside it"
+    stale = sorted(str(s.relative_to(_HERE.parent)) for s in _HERE.rglob("*.py")
+                   if (b := _build(s)) is not None and _runs_pure(s, b))
+    return (False, f"edited since compiled: {', '.join(stale)}") if stale else (True, "")

@@ -315,3 +315,11 @@ def test_a_start_without_the_compiled_reader_says_so_as_an_error(monkeypatch, ca
     [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert "pip install" in record.getMessage()
     assert record.shard == 3
+
+
+def test_a_start_without_the_compiled_engine_says_so_as_an_error(monkeypatch, caplog):
+    monkeypatch.setattr(batch_wire, "COMPILED_ENGINE", False)
+    say_if_not_compiled(logging.getLogger("patron.test"), shard=2)
+    [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "compiled engine" in record.getMessage()
+    assert record.shard == 2

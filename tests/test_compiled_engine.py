@@ -1,0 +1,104 @@
+"""The compiled engine against its .py, the specification (setup.py, engine/__init__.py): replays
+of generated streams under rule sets of different shapes write the same bytes, members, results,
+ledger and anomaly reports, whether the engine runs compiled or pure (PATRON_PURE_ENGINE=1)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import RULES
+
+EXAMPLE = RULES.read_text()
+
+
+def changed(*pairs: tuple[str, str]) -> str:
+    text = EXAMPLE
+    for old, new in pairs:
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+RULE_SETS = {
+    "example": EXAMPLE,
+    "held": changed(('action = "flag"', 'action = "hold"'), ("pending_days = 0", "pending_days = 3"),
+                    ('rounding = "floor"', 'rounding = "carry"'),
+                    ('multiplier_stacking = "max"', 'multiplier_stacking = "multiply"')),
+    "blocked": changed(('action = "flag"', 'action = "block_earn"'),
+                       ("daily_points_threshold = 5000", "daily_points_threshold = 800"),
+                       ('on_change = "upgrade_only"', 'on_change = "realtime"'),
+                       ('rounding = "floor"', 'rounding = "half_up"')),
+}
+STREAMS = {"days": ["--transactions", "2500", "--members", "300", "--days", "40", "--seed", "5"],
+           "spending": ["--transactions", "2500", "--members", "200", "--days", "20", "--seed", "11",
+                        "--spending", "0.3"]}
+OUTPUTS = ("members", "results", "ledger", "anomalies")
+
+# Every replay in one process per engine: the outputs' hashes, and which engine ran, as JSON.
+REPLAYS = """
+import hashlib, json, sys
+from pathlib import Path
+import engine
+from cli.main import main
+from engine import scoring
+
+def run(*argv):
+    try:
+        main(list(argv))
+    except SystemExit as done:
+        assert done.code == 0, argv
+
+folder = Path(sys.argv[1])
+cases = json.loads(sys.argv[2])
+for name, args in cases["streams"].items():
+    run("generate", "--out", str(folder / f"{name}.jsonl"), "--start", "2026-11-01", *args)
+hashes = {}
+for rules in cases["rules"]:
+    for stream in cases["streams"]:
+        out = {o: folder / f"{sys.argv[3]}-{rules}-{stream}-{o}.jsonl" for o in cases["outputs"]}
+        run("replay", "--rules", str(folder / f"{rules}.toml"), "--transactions", str(folder / f"{stream}.jsonl"),
+            "--members-out", str(out["members"]), "--results-out", str(out["results"]), "--ledger-out",
+            str(out["ledger"]), "--anomalies-out", str(out["anomalies"]), "--until", "2027-01-02")
+        for o, path in out.items():
+            hashes[f"{rules} {stream} {o}"] = hashlib.sha256(path.read_bytes()).hexdigest()
+compiled, why = engine.compiled_engine()
+print(json.dumps({"compiled": compiled, "why": why, "scoring": scoring.__file__, "hashes": hashes}))
+"""
+
+
+def replays(folder: Path, pure: bool) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "PATRON_PURE_ENGINE"} | ({"PATRON_PURE_ENGINE": "1"} if pure
+                                                                                  else {})
+    cases = json.dumps({"rules": list(RULE_SETS), "streams": STREAMS, "outputs": OUTPUTS})
+    done = subprocess.run([sys.executable, "-c", REPLAYS, str(folder), cases, "pure" if pure else "compiled"],
+                          capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory) -> tuple[dict, dict]:
+    folder = tmp_path_factory.mktemp("replays")
+    for name, text in RULE_SETS.items():
+        (folder / f"{name}.toml").write_text(text)
+    return replays(folder, pure=False), replays(folder, pure=True)
+
+
+def test_the_engine_runs_compiled_unless_asked_to_run_its_source(both):
+    compiled, pure = both
+    assert compiled["compiled"] is True, f"{compiled['why']}: make venv builds the engine again"
+    assert not compiled["scoring"].endswith(".py")
+    assert pure["compiled"] is False
+    assert pure["scoring"].endswith("scoring.py")
+
+
+def test_replays_compiled_and_pure_write_the_same_bytes(both):
+    compiled, pure = both
+    assert len(compiled["hashes"]) == len(RULE_SETS) * len(STREAMS) * len(OUTPUTS)
+    assert len(set(compiled["hashes"].values())) > len(RULE_SETS) * len(STREAMS)  # the cases differ
+    assert compiled["hashes"] == pure["hashes"]
+
