@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml setup.py
 
 # A changed .pyx or engine module is compiled again, alone, in ./build (until then the engine runs an
 # edited module's .py); the first time after an install every module is. (The install marks it done.)
-$(BUILT): $(wildcard actors/*.pyx engine/*.py engine/*/*.py)
+$(BUILT): $(STAMP) $(wildcard actors/*.pyx engine/*.py engine/*/*.py)
 	$(BIN)/python setup.py --quiet build_ext --inplace
 	touch $(BUILT)
 

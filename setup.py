@@ -19,7 +19,8 @@ from setuptools import Extension, setup
 COMPILED = ("part_reader", "batch_cutter")
 STRUCTS = re.compile(r"^class \w+\(.*\bStruct\b", re.MULTILINE)
 # Python's semantics kept: type hints are not C types (ints stay unbounded, None allowed), and a
-# function of one argument still takes it by keyword.
+# function of one argument still takes it by keyword. (Cython's default inference gives a local a
+# C type only where it cannot overflow.)
 ENGINE_DIRECTIVES = {"binding": True, "annotation_typing": False, "always_allow_keywords": True}
 
 
@@ -28,10 +29,17 @@ def engine_modules() -> list[str]:
                   if path.name != "__init__.py" and not STRUCTS.search(path.read_text()))
 
 
-wire = cythonize([Extension(f"actors.{name}", [f"actors/{name}.pyx"], extra_compile_args=["-O2"])
-                  for name in COMPILED], language_level=3)
-# -O1: as fast as -O2 for this code (bench/RESULTS.md, "The engine compiled as it is"), in 60% of gcc's time.
-engine = cythonize([Extension(path[:-3].replace("/", "."), [path], extra_compile_args=["-O1"])
-                    for path in engine_modules()], language_level=3, compiler_directives=ENGINE_DIRECTIVES,
-                   nthreads=os.cpu_count() or 1)
-setup(ext_modules=wire + engine, options={"build_ext": {"parallel": os.cpu_count() or 1}})
+def extensions() -> list[Extension]:
+    wire = cythonize([Extension(f"actors.{name}", [f"actors/{name}.pyx"], extra_compile_args=["-O2"])
+                      for name in COMPILED], language_level=3)
+    # -O1: as fast as -O2 for this code (bench/RESULTS.md, "The engine compiled as it is"), in 60% of gcc's time.
+    engine = cythonize([Extension(path[:-3].replace("/", "."), [path], extra_compile_args=["-O1"])
+                        for path in engine_modules()], language_level=3, compiler_directives=ENGINE_DIRECTIVES,
+                       nthreads=os.cpu_count() or 1)
+    return wire + engine
+
+
+# Guarded: cythonize's workers are processes, and where they are spawned (macOS, Python 3.14) each
+# imports this file again.
+if __name__ == "__main__":
+    setup(ext_modules=extensions(), options={"build_ext": {"parallel": os.cpu_count() or 1}})

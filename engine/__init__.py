@@ -3,9 +3,9 @@
 Most of its modules are also compiled by Cython as they are (setup.py), each build beside its
 .py. Which one an import loads is decided here, before any submodule is imported: the .py when
 PATRON_PURE_ENGINE=1 (the executable specification, for differential tests and debugging) or
-when the .py is newer than its build (edited since the last `make venv`: a stale build never
-runs), else the build. `compiled_engine()` says whether the engine runs compiled
-(actors/batch_wire.py says so at every start)."""
+when the .py is newer than its build (edited since the last `make venv`: the edit runs, not
+the build), else the build; a build without its .py is refused. `compiled_engine()` says whether
+the engine runs compiled (actors/batch_wire.py says so at every start)."""
 
 import os
 import sys
@@ -39,13 +39,17 @@ class _PureWhenAsked:
         if not name.startswith(f"{__name__}.") or not path:
             return None
         source = Path(path[0], name.rpartition(".")[2] + ".py")
-        build = _build(source) if source.is_file() else None
+        build = _build(source)
+        if build is not None and not source.is_file():
+            # a build left behind by a module renamed or removed (builds are not in git)
+            raise ModuleNotFoundError(f"{name} has a build but no .py ({build}); make clean", name=name)
         if build is None or not _runs_pure(source, build):
             return None
         return spec_from_file_location(name, source, loader=SourceFileLoader(name, str(source)))
 
 
-sys.meta_path.insert(0, _PureWhenAsked())
+if not any(isinstance(finder, _PureWhenAsked) for finder in sys.meta_path):  # once, reloaded or not
+    sys.meta_path.insert(0, _PureWhenAsked())
 
 
 def compiled_engine() -> tuple[bool, str]:
@@ -56,4 +60,18 @@ def compiled_engine() -> tuple[bool, str]:
         return False, "engine/scoring.py has no compiled build beside it"
     stale = sorted(str(s.relative_to(_HERE.parent)) for s in _HERE.rglob("*.py")
                    if (b := _build(s)) is not None and _runs_pure(s, b))
-    return (False, f"edited since compiled: {', '.join(stale)}") if stale else (True, "")
+    if stale:
+        return False, f"edited since compiled: {', '.join(stale)}"
+    orphans = _orphans()
+    return (False, f"builds without a .py: {', '.join(orphans)}") if orphans else (True, "")
+
+
+def _orphans() -> list[str]:
+    """Builds whose .py is gone: importing their module fails rather than run them."""
+    return sorted(str(build.relative_to(_HERE.parent)) for build in [*_HERE.rglob("*.so"), *_HERE.rglob("*.pyd")]
+                  if not _source_of(build).is_file())
+
+
+def _source_of(build: Path) -> Path:
+    suffix = max((s for s in EXTENSION_SUFFIXES if build.name.endswith(s)), key=len, default=build.suffix)
+    return build.with_name(build.name[:-len(suffix)] + ".py")

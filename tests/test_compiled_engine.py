@@ -66,13 +66,15 @@ for rules in cases["rules"]:
         for o, path in out.items():
             hashes[f"{rules} {stream} {o}"] = hashlib.sha256(path.read_bytes()).hexdigest()
 compiled, why = engine.compiled_engine()
-print(json.dumps({"compiled": compiled, "why": why, "scoring": scoring.__file__, "hashes": hashes}))
+loaded = {name: module.__file__ for name, module in sys.modules.items() if name.startswith("engine.")}
+print(json.dumps({"compiled": compiled, "why": why, "scoring": scoring.__file__, "loaded": loaded, "hashes": hashes}))
 """
 
 
 def replays(folder: Path, pure: bool) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "PATRON_PURE_ENGINE"} | ({"PATRON_PURE_ENGINE": "1"} if pure
-                                                                                  else {})
+    env = {k: v for k, v in os.environ.items() if k != "PATRON_PURE_ENGINE"}
+    if pure:
+        env["PATRON_PURE_ENGINE"] = "1"
     cases = json.dumps({"rules": list(RULE_SETS), "streams": STREAMS, "outputs": OUTPUTS})
     done = subprocess.run([sys.executable, "-c", REPLAYS, str(folder), cases, "pure" if pure else "compiled"],
                           capture_output=True, text=True, env=env, timeout=300, check=False)
@@ -94,6 +96,25 @@ def test_the_engine_runs_compiled_unless_asked_to_run_its_source(both):
     assert not compiled["scoring"].endswith(".py")
     assert pure["compiled"] is False
     assert pure["scoring"].endswith("scoring.py")
+    built = [name for name, path in compiled["loaded"].items() if not path.endswith(".py")]
+    assert len(built) > 20, compiled["loaded"]  # every module with a build ran it, not only scoring
+    assert all(pure["loaded"][name].endswith(".py") for name in built if name in pure["loaded"])
+
+
+def test_no_compiled_engine_module_declares_a_struct():
+    """setup.py leaves a module declaring a msgspec Struct pure (by a pattern of its text): every
+    Struct must come from a module run as its .py, as msgspec has always read them."""
+    import msgspec
+
+    import engine
+    compiled = [name for name, module in sys.modules.items()
+                if name.startswith("engine.") and not (module.__file__ or "").endswith(".py")]
+    assert compiled or not engine.compiled_engine()[0]
+    for name in compiled:
+        module = sys.modules[name]
+        declared = [value for value in vars(module).values() if isinstance(value, type)
+                    and issubclass(value, msgspec.Struct) and value.__module__ == name]
+        assert not declared, f"{name} is compiled and declares {declared}"
 
 
 def test_replays_compiled_and_pure_write_the_same_bytes(both):
@@ -101,4 +122,3 @@ def test_replays_compiled_and_pure_write_the_same_bytes(both):
     assert len(compiled["hashes"]) == len(RULE_SETS) * len(STREAMS) * len(OUTPUTS)
     assert len(set(compiled["hashes"].values())) > len(RULE_SETS) * len(STREAMS)  # the cases differ
     assert compiled["hashes"] == pure["hashes"]
-

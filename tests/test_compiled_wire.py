@@ -308,6 +308,8 @@ def test_a_group_a_known_field_of_another_wire_type_and_bad_utf8_go_to_the_pure_
 
 def test_a_start_without_the_compiled_reader_says_so_as_an_error(monkeypatch, caplog):
     caplog.set_level(logging.INFO)
+    monkeypatch.setattr(batch_wire, "COMPILED_ENGINE", True)  # this test is the wire code's alone
+    monkeypatch.setattr(batch_wire, "COMPILED_WIRE", True)
     say_if_not_compiled(logging.getLogger("patron.test"))
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     monkeypatch.setattr(batch_wire, "COMPILED_WIRE", False)
@@ -318,6 +320,7 @@ def test_a_start_without_the_compiled_reader_says_so_as_an_error(monkeypatch, ca
 
 
 def test_a_start_without_the_compiled_engine_says_so_as_an_error(monkeypatch, caplog):
+    monkeypatch.setattr(batch_wire, "COMPILED_WIRE", True)  # this test is the engine's alone
     monkeypatch.setattr(batch_wire, "COMPILED_ENGINE", False)
     say_if_not_compiled(logging.getLogger("patron.test"), shard=2)
     [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
