@@ -10,25 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import RULES
-
-EXAMPLE = RULES.read_text()
-
-
-def changed(*pairs: tuple[str, str]) -> str:
-    text = EXAMPLE
-    for old, new in pairs:
-        assert old in text, old
-        text = text.replace(old, new)
-    return text
-
+from tests.engine.test_invariants import EXAMPLE, changed
 
 RULE_SETS = {
     "example": EXAMPLE,
-    "held": changed(('action = "flag"', 'action = "hold"'), ("pending_days = 0", "pending_days = 3"),
+    "held": changed(EXAMPLE, ('action = "flag"', 'action = "hold"'), ("pending_days = 0", "pending_days = 3"),
                     ('rounding = "floor"', 'rounding = "carry"'),
                     ('multiplier_stacking = "max"', 'multiplier_stacking = "multiply"')),
-    "blocked": changed(('action = "flag"', 'action = "block_earn"'),
+    "blocked": changed(EXAMPLE, ('action = "flag"', 'action = "block_earn"'),
                        ("daily_points_threshold = 5000", "daily_points_threshold = 800"),
                        ('on_change = "upgrade_only"', 'on_change = "realtime"'),
                        ('rounding = "floor"', 'rounding = "half_up"')),
