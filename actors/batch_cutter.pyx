@@ -30,92 +30,6 @@ cdef enum:
     ENTRY_KEY = 2 << 3 | 2
 
 
-cdef inline Py_ssize_t varint(const uint8_t* data, Py_ssize_t at, Py_ssize_t end, uint64_t* value) nogil:
-    """The position after the varint at `at`, its value in `value`; -1 when it runs past the end."""
-    cdef uint64_t result = 0, byte
-    cdef int shift = 0
-    while at < end and shift < 64:
-        byte = data[at]
-        at += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            value[0] = result
-            return at
-        shift += 7
-    return -1
-
-
-cdef Py_ssize_t spans(const uint8_t* data, Py_ssize_t end, Py_ssize_t* starts, Py_ssize_t most) nogil:
-    """Each entry's start into `starts` (its end is the next start's slot: starts[2i], starts[2i+1]),
-    at most `most` entries; their count, or -1 for bytes the pure cut must decide."""
-    cdef Py_ssize_t at = 0, start, count = 0
-    cdef uint64_t key, size
-    while at < end:
-        start = at
-        at = varint(data, at, end, &key)
-        if at < 0:
-            return -1
-        if key & 7 == 2:
-            at = varint(data, at, end, &size)
-            if at < 0 or size > <uint64_t>(end - at):
-                return -1
-            at += <Py_ssize_t>size
-            if key == ENTRY_KEY:
-                if count == most:
-                    return -1
-                starts[2 * count] = start
-                starts[2 * count + 1] = at
-                count += 1
-        elif key & 7 == 0:
-            at = varint(data, at, end, &size)
-            if at < 0:
-                return -1
-        elif key & 7 == 1 or key & 7 == 5:
-            at += 8 if key & 7 == 1 else 4
-            if at > end:
-                return -1
-        else:
-            return -1
-    return count
-
-
-def cut_entries(bytes data not None, dict indices, Py_ssize_t entries):
-    """{shard: (its entry indices, their bytes in order)} for `indices` ({shard: entry indices}, `entries` in
-    all), or None when the pure cut must decide (see the module)."""
-    cdef const uint8_t* raw = <const uint8_t*>PyBytes_AS_STRING(data)
-    cdef Py_ssize_t* starts = <Py_ssize_t*>malloc(2 * (entries + 1) * sizeof(Py_ssize_t))
-    cdef Py_ssize_t count, size, i, at
-    cdef list part
-    cdef object index
-    cdef bytes out
-    cdef char* into
-    cdef dict parts = {}
-    if starts == NULL:
-        raise MemoryError()
-    try:
-        count = spans(raw, PyBytes_GET_SIZE(data), starts, entries)
-        if count != entries:
-            return None
-        for shard, part in indices.items():
-            size = 0
-            for index in part:
-                i = index
-                size += starts[2 * i + 1] - starts[2 * i]
-            out = PyBytes_FromStringAndSize(NULL, size)
-            into = PyBytes_AS_STRING(out)
-            at = 0
-            for index in part:
-                i = index
-                memcpy(into + at, raw + starts[2 * i], starts[2 * i + 1] - starts[2 * i])
-                at += starts[2 * i + 1] - starts[2 * i]
-            parts[shard] = (part, out)
-        return parts
-    finally:
-        free(starts)
-
-
-# -- the reading of a batch for its routing ------------------------------------------------
-
 cdef enum:  # wire types
     VARINT = 0
     FIXED64 = 1
@@ -140,6 +54,88 @@ cdef inline const uint8_t* number(const uint8_t* at, const uint8_t* end, uint64_
         shift += 7
     return NULL
 
+
+cdef Py_ssize_t spans(const uint8_t* data, Py_ssize_t size, Py_ssize_t* starts, Py_ssize_t most) nogil:
+    """Each entry's start into `starts` (its end is the next start's slot: starts[2i], starts[2i+1]),
+    at most `most` entries; their count, or -1 for bytes the pure cut must decide."""
+    cdef const uint8_t* at = data
+    cdef const uint8_t* end = data + size
+    cdef const uint8_t* start
+    cdef Py_ssize_t count = 0
+    cdef uint64_t key, value
+    while at < end:
+        start = at
+        at = number(at, end, &key)
+        if at == NULL:
+            return -1
+        if key & 7 == DELIMITED:
+            at = number(at, end, &value)
+            if at == NULL or value > <uint64_t>(end - at):
+                return -1
+            at += <Py_ssize_t>value
+            if key == ENTRY_KEY:
+                if count == most:
+                    return -1
+                starts[2 * count] = start - data
+                starts[2 * count + 1] = at - data
+                count += 1
+        elif key & 7 == VARINT:
+            at = number(at, end, &value)
+            if at == NULL:
+                return -1
+        elif key & 7 == FIXED64 or key & 7 == FIXED32:
+            if end - at < (8 if key & 7 == FIXED64 else 4):
+                return -1
+            at += 8 if key & 7 == FIXED64 else 4
+        else:
+            return -1
+    return count
+
+
+cdef dict joined(const char* raw, dict indices, const Py_ssize_t* bounds, Py_ssize_t stride, Py_ssize_t count):
+    """{shard: (its entry indices, their entries' bytes in order)} for `indices`: entry i lies from
+    bounds[i * stride] to bounds[i * stride + 1] in `raw` (`count` entries); one bytes object and
+    a memcpy per entry, no slice."""
+    cdef Py_ssize_t size, at, i, first
+    cdef list part
+    cdef object index
+    cdef bytes out
+    cdef char* into
+    cdef dict parts = {}
+    for shard, part in indices.items():
+        size = 0
+        for index in part:
+            i = index
+            if not 0 <= i < count:
+                raise IndexError(f"entry {i} of {count}")
+            size += bounds[i * stride + 1] - bounds[i * stride]
+        out = PyBytes_FromStringAndSize(NULL, size)
+        into = PyBytes_AS_STRING(out)
+        at = 0
+        for index in part:
+            i = index
+            first = bounds[i * stride]
+            memcpy(into + at, raw + first, bounds[i * stride + 1] - first)
+            at += bounds[i * stride + 1] - first
+        parts[shard] = (part, out)
+    return parts
+
+
+def cut_entries(bytes data not None, dict indices, Py_ssize_t entries):
+    """{shard: (its entry indices, their bytes in order)} for `indices` ({shard: entry indices}, `entries` in
+    all), or None when the pure cut must decide (see the module)."""
+    cdef Py_ssize_t* starts = <Py_ssize_t*>malloc(2 * (entries + 1) * sizeof(Py_ssize_t))
+    if starts == NULL:
+        raise MemoryError()
+    try:
+        if spans(<const uint8_t*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), starts, entries) != entries:
+            return None
+        return joined(PyBytes_AS_STRING(data), indices, starts, 2, entries)
+    finally:
+        free(starts)
+
+
+# -- the reading of a batch for its routing ------------------------------------------------
 
 cdef inline const uint8_t* field_key(const uint8_t* at, const uint8_t* end, uint32_t* key) noexcept nogil:
     """A field's key (number << 3 | wire type): one byte nearly always; a longer one only in its
@@ -373,6 +369,10 @@ cdef struct Entry:
     uint32_t crc  # of the member id
 
 
+# start and end lead each Entry: `parts` hands the entries to `joined` as bounds, an Entry apart
+cdef Py_ssize_t ENTRY_STRIDE = sizeof(Entry) // sizeof(Py_ssize_t)
+
+
 cdef class BatchRead:
     """What `read_route` read of a batch: the same answers as actors/batch_wire.py `BatchRoute`."""
     cdef readonly str batch_id
@@ -462,31 +462,10 @@ cdef class BatchRead:
     def parts(self, dict indices):
         """Each shard's part as `BatchRoute.parts` cuts it: {shard: (its indices, their entries)}; a
         batch for one shard goes whole, as it came."""
-        cdef const char* raw = PyBytes_AS_STRING(self.data)
-        cdef Py_ssize_t size, at, i
-        cdef list part
-        cdef object index
-        cdef bytes out
-        cdef char* into
-        cdef dict parts = {}
         if len(indices) <= 1:
             return {shard: (part, self.data) for shard, part in indices.items()}
-        for shard, part in indices.items():
-            size = 0
-            for index in part:
-                i = index
-                if not 0 <= i < self.count:
-                    raise IndexError(f"transaction {i} of a batch of {self.count}")
-                size += self.entries[i].end - self.entries[i].start
-            out = PyBytes_FromStringAndSize(NULL, size)
-            into = PyBytes_AS_STRING(out)
-            at = 0
-            for index in part:
-                i = index
-                memcpy(into + at, raw + self.entries[i].start, self.entries[i].end - self.entries[i].start)
-                at += self.entries[i].end - self.entries[i].start
-            parts[shard] = (part, out)
-        return parts
+        return joined(PyBytes_AS_STRING(self.data), indices, <const Py_ssize_t*>self.entries, ENTRY_STRIDE,
+                      self.count)
 
 
 def read_route(bytes data not None):
