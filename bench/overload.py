@@ -27,11 +27,15 @@ def _gateway(pid: int) -> tuple[float, float]:
     return run_queue_seconds(pid, pid), run_queue_seconds(pid)
 
 
-def _first_second(reports: list) -> tuple[list[float], list[float]]:
+def _refusals_sent(reports: list) -> list[tuple[float, float]]:
+    """Every refusal as (sent, latency) in seconds, sent counted from the run's start, in order of sending."""
+    return sorted((sent, latency) for report in reports
+                  for sent, latency in zip(report.refusals_sent, report.refusals, strict=True))
+
+
+def _first_second(pairs: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
     """Refusal latencies of calls sent in the run's first second (the burst meeting empty queues)
     and after it, each sorted."""
-    pairs = [(sent, latency) for report in reports
-             for sent, latency in zip(report.refusals_sent, report.refusals, strict=True)]
     return (sorted(latency for sent, latency in pairs if sent < 1.0),
             sorted(latency for sent, latency in pairs if sent >= 1.0))
 
@@ -58,7 +62,8 @@ def run(settings: Settings) -> Result:
         timeline = Timeline.of(reports, start)
         common = bench.common(client, cpu, timeline.transactions)
     refusals = sorted(latency for report in reports for latency in report.refusals)
-    first, later = _first_second(reports)
+    sent = _refusals_sent(reports)
+    first, later = _first_second(sent)
     acked = timeline.latencies()
     client_cpu = sum(report.cpu_seconds for report in reports)
     calls = len(refusals) + len(acked)
@@ -80,6 +85,8 @@ def run(settings: Settings) -> Result:
               "gateway_threads_cpu_wait_seconds": round(gateway[1], 2),
               "mean_pause_after_refusal_seconds": round(paused, 4),
               "calls_in_flight": settings.clients * window, "batch_size": batch_size, "goal_met": met, **common}
+    # when each refusal of the first second was sent and how long it took: where the slow ones fall
+    fields["first_second_refusals"] = [(round(at, 4), round(latency, 4)) for at, latency in sent if at < 1.0]
     fields["clients_ahead_of_server"] = all(report.ahead_of_server for report in reports)
     ahead = (" (each in a scheduling group ahead of the server's, as tills with CPUs of their own)"
              if fields["clients_ahead_of_server"] else "")

@@ -257,3 +257,16 @@ def test_an_overload_client_runs_in_a_scheduling_group_of_its_own_ahead_of_the_s
                                              check=True).stdout.split()
     assert (ok, leads) == ("True", "True")
     assert int(nice) == int(wanted) < 0
+
+
+def test_the_overload_report_places_each_refusal_by_its_send():
+    """The first second (the burst meeting empty queues) is reported apart, each refusal with
+    its send time, so the slow ones can be found in the run."""
+    from types import SimpleNamespace
+
+    from bench.overload import _first_second, _refusals_sent
+    reports = [SimpleNamespace(refusals_sent=[1.2, 0.1], refusals=[0.004, 0.060]),
+               SimpleNamespace(refusals_sent=[0.05, 0.99], refusals=[0.030, 0.002])]
+    sent = _refusals_sent(reports)
+    assert sent == [(0.05, 0.030), (0.1, 0.060), (0.99, 0.002), (1.2, 0.004)]
+    assert _first_second(sent) == ([0.002, 0.030, 0.060], [0.004])
