@@ -2,6 +2,7 @@
 
 cimport cython
 
+from engine.balance cimport add_points, cancel_held, hold_points, take_points
 from engine.book cimport Book
 from engine.programme cimport Programme
 from engine.tiers cimport TierLadder

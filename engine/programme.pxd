@@ -4,15 +4,19 @@
 from engine.anomaly cimport AnomalyRule
 from engine.calendar cimport LocalCalendar
 from engine.expiry cimport ExpiryPolicy
+from engine.lines cimport LineRules
+from engine.multipliers cimport MultiplierTable
 from engine.tiers cimport TierLadder
 
 
 cdef class Programme:
-    cdef public object rules, version, round, carries, lines, spend_unit, spend_per_unit, per_order
-    cdef public object pending_days, multipliers, growth_from_points, growth_num, growth_den, growth_unit
+    cdef public object rules, version, round, carries, spend_unit, spend_per_unit, per_order
+    cdef public object pending_days, growth_from_points, growth_num, growth_den, growth_unit
     cdef public object growth_per_unit, events, max_lateness, tags, allow_negative, enrolls_unknown
     cdef public object default_tiers, coupons, redemption_window, discounts, why
     cdef public LocalCalendar calendar
+    cdef public LineRules lines
+    cdef public MultiplierTable multipliers
     cdef public ExpiryPolicy expiry
     cdef public AnomalyRule anomaly
     cdef public TierLadder ladder

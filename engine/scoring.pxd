@@ -3,8 +3,13 @@
 
 cimport cython
 
+from engine.award cimport count_spend, give, judge_points
 from engine.book cimport Book
+from engine.bounds cimport input_problem, room_to_earn
+from engine.earning cimport purchase_growth, value_purchase
 from engine.programme cimport Programme
+from engine.tagging cimport note_purchase
+from engine.tier_changes cimport enter_tier, tier_after_transaction
 
 
 @cython.locals(programme=Programme)

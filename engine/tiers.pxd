@@ -5,7 +5,8 @@ from engine.window_sums cimport WindowSums
 
 cdef class TierRule:
     cdef public object index, name, metric, window, threshold, validity, extension, next_day, earns_points
-    cdef public object downgrade_to, permanent, resets_growth, slot
+    cdef public object downgrade_to, permanent, resets_growth
+    cdef public Py_ssize_t slot  # an index into the ladder's sums (-1: none)
 
 
 cdef class TierLadder:
