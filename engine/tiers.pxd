@@ -14,6 +14,7 @@ cdef class TierLadder:
     cdef public object on_change, on_expiry, periodic, window_metrics, single_minimum, keep_days, paid_skus
     cdef public WindowSums sums
 
+    @cython.locals(days=dict)
     cpdef record(self, member, metric, day, amount)
     cpdef value(self, member, TierRule rule, as_of)
     cpdef holds(self, member, TierRule rule, as_of)

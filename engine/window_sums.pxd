@@ -13,7 +13,11 @@ cdef class WindowSums:
     cdef public list windows
     cdef public dict _by_metric, _entries
 
-    @cython.locals(window=_Window)
+    @cython.locals(window=_Window, days=dict, mine=list)
     cpdef total(self, member, slot, as_of)
     cpdef added(self, member, metric, days, day, amount)
     cpdef pruned(self, member, metric, days, day, amount)
+
+
+cpdef _slid(dict days, list entry, as_of, start)
+cpdef _between(dict days, first, end)
