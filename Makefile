@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml setup.py
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP) $(BUILT)
 
-# A changed .pyx or engine module is compiled again, alone, in ./build (until then the engine runs an
-# edited module's .py); the first time after an install every module is. (The install marks it done.)
-$(BUILT): $(STAMP) $(wildcard actors/*.pyx engine/*.py engine/*/*.py)
+# A changed .pyx, engine module or .pxd is compiled again (with the modules that cimport it) in ./build;
+# until then the whole engine runs its .py files. The first time after an install every module is. (The install marks it done.)
+$(BUILT): $(STAMP) $(wildcard actors/*.pyx engine/*.py engine/*/*.py engine/*.pxd engine/*/*.pxd)
 	$(BIN)/python setup.py --quiet build_ext --inplace
 	touch $(BUILT)
 

@@ -3,8 +3,10 @@
 Most of its modules are also compiled by Cython as they are (setup.py), each build beside its
 .py. Which one an import loads is decided here, before any submodule is imported: the .py when
 PATRON_PURE_ENGINE=1 (the executable specification, for differential tests and debugging) or
-when the .py is newer than its build (edited since the last `make venv`: the edit runs, not
-the build), else the build; a build without its .py is refused. `compiled_engine()` says whether
+when any engine module's .py or .pxd is newer than its build (edited since the last `make venv`:
+the edit runs, not the build; and then every module runs its .py, because compiled modules read
+the classes declared in .pxd files as C structs and cannot take them from a .py), else the
+build; a build without its .py is refused. `compiled_engine()` says whether
 the engine runs compiled (actors/batch_wire.py says so at every start)."""
 
 import os
@@ -26,8 +28,20 @@ _ONE_INSTALL = 2.0
 that much newer than its build is the one compiled."""
 
 
-def _runs_pure(source: Path, build: Path) -> bool:
-    return PURE or source.stat().st_mtime > build.stat().st_mtime + _ONE_INSTALL
+def _edited(source: Path, build: Path) -> bool:
+    """Whether the .py, or the .pxd that types it, changed since the build was made."""
+    built = build.stat().st_mtime + _ONE_INSTALL
+    declared = source.with_suffix(".pxd")
+    return source.stat().st_mtime > built or (declared.is_file() and declared.stat().st_mtime > built)
+
+
+def _stale() -> list[str]:
+    return sorted(str(s.relative_to(_HERE.parent)) for s in _HERE.rglob("*.py")
+                  if (b := _build(s)) is not None and _edited(s, b))
+
+
+_ALL_PURE = PURE or bool(_stale())
+"""Decided once, for every engine module: all compiled or all from their .py."""
 
 
 class _PureWhenAsked:
@@ -43,7 +57,7 @@ class _PureWhenAsked:
         if build is not None and not source.is_file():
             # a build left behind by a module renamed or removed (builds are not in git)
             raise ModuleNotFoundError(f"{name} has a build but no .py ({build}); make clean", name=name)
-        if build is None or not _runs_pure(source, build):
+        if build is None or not _ALL_PURE:
             return None
         return spec_from_file_location(name, source, loader=SourceFileLoader(name, str(source)))
 
@@ -58,8 +72,7 @@ def compiled_engine() -> tuple[bool, str]:
         return False, "PATRON_PURE_ENGINE is set"
     if _build(_HERE / "scoring.py") is None:
         return False, "engine/scoring.py has no compiled build beside it"
-    stale = sorted(str(s.relative_to(_HERE.parent)) for s in _HERE.rglob("*.py")
-                   if (b := _build(s)) is not None and _runs_pure(s, b))
+    stale = _stale()
     if stale:
         return False, f"edited since compiled: {', '.join(stale)}"
     orphans = _orphans()

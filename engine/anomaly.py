@@ -6,7 +6,7 @@ from engine.members import Member
 from engine.rules import AnomalyRules
 from engine.types import Day
 
-__all__ = ["AnomalyRule", "Verdict"]
+__all__ = ["BLOCKED", "EARN", "FLAGGED", "HELD", "AnomalyRule", "Verdict"]
 
 
 class Verdict(Enum):
@@ -15,6 +15,11 @@ class Verdict(Enum):
     """This transaction crossed the threshold; the member is flagged and still earns."""
     BLOCKED = "blocked"
     HELD = "held"
+
+
+# The verdicts by module names, which cost a purchase nothing: reading one from the class runs
+# Python 3.11's EnumType.__getattr__ hook (about 850 instructions a read in compiled code).
+EARN, FLAGGED, BLOCKED, HELD = Verdict.EARN, Verdict.FLAGGED, Verdict.BLOCKED, Verdict.HELD
 
 
 class AnomalyRule:
@@ -31,7 +36,7 @@ class AnomalyRule:
     def judge(self, member: Member, day: Day, points: int) -> Verdict:
         """Counts `points` for the day and says what becomes of them; sets `abnormal` on crossing."""
         if not self.threshold:
-            return Verdict.EARN
+            return EARN
         counters = member.day_points
         if day not in counters:
             self._forget_old_days(counters, day)
@@ -39,7 +44,7 @@ class AnomalyRule:
         if member.abnormal:
             return self._while_abnormal()
         if total <= self.threshold:
-            return Verdict.EARN
+            return EARN
         member.abnormal = True
         member.flag_days += (day,)
         return self._crossing()
@@ -47,20 +52,20 @@ class AnomalyRule:
     def foresee(self, member: Member, day: Day, points: int) -> Verdict:
         """What `judge` would answer for `points` now, changing nothing (a quote)."""
         if not self.threshold:
-            return Verdict.EARN
+            return EARN
         if member.abnormal:
             return self._while_abnormal()
         if member.day_points.get(day, 0) + points <= self.threshold:
-            return Verdict.EARN
+            return EARN
         return self._crossing()
 
     def _crossing(self) -> Verdict:
-        return Verdict.BLOCKED if self.blocks else Verdict.HELD if self.action == "hold" else Verdict.FLAGGED
+        return BLOCKED if self.blocks else HELD if self.action == "hold" else FLAGGED
 
     def _while_abnormal(self) -> Verdict:
         if self.blocks:
-            return Verdict.BLOCKED
-        return Verdict.HELD if self.action == "hold" else Verdict.EARN
+            return BLOCKED
+        return HELD if self.action == "hold" else EARN
 
     def _forget_old_days(self, counters: dict[Day, int], day: Day) -> None:
         for old in [d for d in counters if d < day - self.keep_days]:

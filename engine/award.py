@@ -1,6 +1,6 @@
 """Giving and taking back points and growth: the anomaly verdict, pending points, lots, tier sums, the ledger."""
 
-from engine.anomaly import Verdict
+from engine.anomaly import BLOCKED, FLAGGED, HELD, Verdict
 from engine.balance import add_points, cancel_held, hold_points, take_points
 from engine.book import Book
 from engine.calendar import iso
@@ -29,11 +29,11 @@ def judge_points(book: Book, member: Member, day: Day, points: int, ref: TxnId) 
 
 def verdict_points(verdict: Verdict, points: int) -> tuple[int, bool, str]:
     """(points to award, whether they are held, the result's reason) under an anomaly verdict."""
-    if verdict is Verdict.BLOCKED:
+    if verdict is BLOCKED:
         return 0, False, "blocked"
-    if verdict is Verdict.HELD:
+    if verdict is HELD:
         return points, True, "held"
-    return points, False, "flagged" if verdict is Verdict.FLAGGED else ""
+    return points, False, "flagged" if verdict is FLAGGED else ""
 
 
 def give(book: Book, member: Member, day: Day, ref: TxnId, kind: str, points: int, growth: int,

@@ -94,7 +94,7 @@ class TierLadder:
         if rule.metric == "single_purchase":
             best = self._best_single(member, rule, as_of)
             return best[1] if best else 0
-        if rule.window.endless:
+        if rule.slot < 0:  # a lifetime window: the only kind the ladder gives no slot
             return getattr(member, _LIFETIME_FIELD[rule.metric])
         return self.sums.total(member, rule.slot, as_of)
 

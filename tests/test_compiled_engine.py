@@ -111,3 +111,20 @@ def test_replays_compiled_and_pure_write_the_same_bytes(both):
     assert len(compiled["hashes"]) == len(RULE_SETS) * len(STREAMS) * len(OUTPUTS)
     assert len(set(compiled["hashes"].values())) > len(RULE_SETS) * len(STREAMS)  # the cases differ
     assert compiled["hashes"] == pure["hashes"]
+
+
+def test_a_module_is_edited_when_its_py_or_its_pxd_is_newer_than_its_build(tmp_path):
+    """An edited .pxd changes how its module (and those that cimport it) compile: until rebuilt,
+    the whole engine runs its .py files (engine/__init__.py)."""
+    from engine import _edited
+
+    source, declared, build = tmp_path / "m.py", tmp_path / "m.pxd", tmp_path / "m.so"
+    for path in (source, declared, build):
+        path.write_text("")
+        os.utime(path, (1_000, 1_000))
+    assert not _edited(source, build)
+    os.utime(declared, (1_010, 1_010))
+    assert _edited(source, build)
+    os.utime(declared, (1_000, 1_000))
+    os.utime(source, (1_010, 1_010))
+    assert _edited(source, build)

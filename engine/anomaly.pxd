@@ -1,0 +1,12 @@
+# Cython declarations for anomaly.py (see docs/decisions.md, "Typed engine objects").
+
+cimport cython
+
+
+cdef class AnomalyRule:
+    cdef public object threshold, action, blocks, keep_days
+
+    @cython.locals(counters=dict)
+    cpdef judge(self, member, day, points)
+    cpdef _crossing(self)
+    cpdef _while_abnormal(self)

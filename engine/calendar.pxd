@@ -1,0 +1,7 @@
+# Cython declarations for calendar.py (see docs/decisions.md, "Typed engine objects").
+
+cdef class LocalCalendar:
+    cdef public object zone
+    cdef public list _spans
+
+    cpdef day_of(self, ms)

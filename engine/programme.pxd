@@ -1,0 +1,26 @@
+# Cython declarations for programme.py (see docs/decisions.md, "Typed engine objects"): what
+# scoring reads of a programme on every transaction, read directly by typed references.
+
+from engine.anomaly cimport AnomalyRule
+from engine.calendar cimport LocalCalendar
+from engine.expiry cimport ExpiryPolicy
+from engine.lines cimport LineRules
+from engine.multipliers cimport MultiplierTable
+from engine.tiers cimport TierLadder
+
+
+cdef class Programme:
+    cdef public object rules, version, round, carries, spend_unit, spend_per_unit, per_order
+    cdef public object pending_days, growth_from_points, growth_num, growth_den, growth_unit
+    cdef public object growth_per_unit, events, max_lateness, tags, allow_negative, enrolls_unknown
+    cdef public object default_tiers, coupons, redemption_window, discounts, why
+    cdef public LocalCalendar calendar
+    cdef public LineRules lines
+    cdef public MultiplierTable multipliers
+    cdef public ExpiryPolicy expiry
+    cdef public AnomalyRule anomaly
+    cdef public TierLadder ladder
+
+    cpdef growth_for_points(self, points)
+    cpdef growth_for_spend(self, eligible)
+    cpdef spend_points(self, unclaimed, carry)

@@ -1,0 +1,28 @@
+# Cython declarations for scoring.py (see docs/decisions.md, "Typed engine objects"): the book and
+# programme typed, so their attributes are read directly; calls within the module are C calls.
+
+cimport cython
+
+from engine.award cimport count_spend, give, judge_points
+from engine.book cimport Book
+from engine.bounds cimport input_problem, room_to_earn
+from engine.earning cimport purchase_growth, value_purchase
+from engine.programme cimport Programme
+from engine.tagging cimport note_purchase
+from engine.tier_changes cimport enter_tier, tier_after_transaction
+
+
+@cython.locals(programme=Programme)
+cpdef score_transaction(Book book, txn)
+cpdef date_problem(Book book, day)
+cpdef malformed_reason(Book book, txn)
+cpdef _kind_problem(Book book, txn)
+cpdef _recharge(Book book, txn, day)
+cpdef _member_for(Book book, txn, day)
+cpdef _score_kind(Book book, member, txn, day)
+@cython.locals(programme=Programme)
+cpdef score_purchase(Book book, member, txn, day)
+@cython.locals(programme=Programme)
+cpdef score_event(Book book, member, txn, day)
+@cython.locals(programme=Programme)
+cpdef score_adjustment(Book book, member, txn, day)

@@ -1,0 +1,12 @@
+# Cython declarations for tier_changes.py (see docs/decisions.md, "Typed engine objects").
+
+cimport cython
+
+from engine.book cimport Book
+from engine.tiers cimport TierLadder, TierRule
+
+
+@cython.locals(ladder=TierLadder, rule=TierRule)
+cpdef enter_tier(Book book, member, target, day, cause, ref, note=*)
+@cython.locals(ladder=TierLadder, rule=TierRule)
+cpdef tier_after_transaction(Book book, member, day, ref, lowered=*)

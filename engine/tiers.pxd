@@ -1,0 +1,20 @@
+# Cython declarations for tiers.py (see docs/decisions.md, "Typed engine objects").
+
+from engine.window_sums cimport WindowSums
+
+
+cdef class TierRule:
+    cdef public object index, name, metric, window, threshold, validity, extension, next_day, earns_points
+    cdef public object downgrade_to, permanent, resets_growth
+    cdef public Py_ssize_t slot  # an index into the ladder's sums (-1: none)
+
+
+cdef class TierLadder:
+    cdef public list tiers, names, above
+    cdef public object on_change, on_expiry, periodic, window_metrics, single_minimum, keep_days, paid_skus
+    cdef public WindowSums sums
+
+    @cython.locals(days=dict)
+    cpdef record(self, member, metric, day, amount)
+    cpdef value(self, member, TierRule rule, as_of)
+    cpdef holds(self, member, TierRule rule, as_of)

@@ -1,0 +1,23 @@
+# Cython declarations for window_sums.py (see docs/decisions.md, "Typed engine objects"): its
+# classes compiled as extension types, so that a typed reference reads an attribute directly.
+
+cimport cython
+
+cdef class _Window:
+    cdef public object metric, period, starts
+
+    cpdef start(self, as_of)
+
+
+cdef class WindowSums:
+    cdef public list windows
+    cdef public dict _by_metric, _entries
+
+    @cython.locals(window=_Window, days=dict, mine=list)
+    cpdef total(self, member, slot, as_of)
+    cpdef added(self, member, metric, days, day, amount)
+    cpdef pruned(self, member, metric, days, day, amount)
+
+
+cpdef _slid(dict days, list entry, as_of, start)
+cpdef _between(dict days, first, end)
