@@ -14,6 +14,7 @@ import msgspec
 
 from actors.batch_stats import BatchStats
 from actors.routing import shards_of
+from actors.wire import OUTCOME_NUMBERS as _OUTCOMES
 from actors.wire import transactions_from
 from engine import compiled_engine
 from engine.transactions import Transaction, TxnResult
@@ -22,28 +23,28 @@ from storage.folder import Layout
 from storage.outbox import varint
 
 __all__ = ["COMPILED", "COMPILED_ENGINE", "COMPILED_WIRE", "BatchRoute", "PartAnswer", "Route", "ack_bytes", "cut_pure",
-           "read_part_pure", "result_entries", "result_message", "route_of", "say_if_not_compiled", "split",
-           "split_entries", "transactions_of"]
+           "read_part_pure", "result_entries", "result_entries_pure", "result_message", "route_of",
+           "say_if_not_compiled", "split", "split_entries", "transactions_of"]
 
 try:
     from actors.batch_cutter import cut_entries as _cut_compiled
     from actors.batch_cutter import read_route as _route_compiled
     from actors.part_reader import read_part as _read_compiled
+    from actors.result_writer import write_results as _write_compiled
 except ImportError as error:  # never silent: every start says so (say_if_not_compiled)
-    _cut_compiled = _route_compiled = _read_compiled = None
+    _cut_compiled = _route_compiled = _read_compiled = _write_compiled = None
     _MISSING = f"{type(error).__name__}: {error}"
 else:
     _MISSING = ""
 COMPILED_WIRE = _read_compiled is not None
-"""Whether batches are read for routing and cut (actors/batch_cutter.pyx) and parts read
-(actors/part_reader.pyx) by compiled code, or by the pure code here, their specification."""
+"""Whether batches are read for routing and cut (actors/batch_cutter.pyx), parts read
+(actors/part_reader.pyx) and results written (actors/result_writer.pyx) by compiled code, or by
+the pure code here, their specification."""
 COMPILED_ENGINE, _ENGINE_PURE_WHY = compiled_engine()
 """Whether the engine's modules run compiled (setup.py, engine/__init__.py)."""
 COMPILED = COMPILED_WIRE and COMPILED_ENGINE
 """What patron_compiled_wire and ShardStatus.compiled_wire report: all of the compiled code runs."""
 
-_OUTCOMES = {"accepted": pb.OUTCOME_ACCEPTED, "duplicate": pb.OUTCOME_DUPLICATE, "ignored": pb.OUTCOME_IGNORED,
-             "rejected": pb.OUTCOME_REJECTED}
 _TRANSACTIONS = 2
 """TransactionBatch.transactions and BatchAck.results: both field 2, length-delimited."""
 _ENTRY_KEY = _TRANSACTIONS << 3 | 2
@@ -237,8 +238,9 @@ def say_if_not_compiled(log: logging.Logger, **extra: object) -> None:
     """An ERROR at every start of a shard or server without the compiled wire code or engine: it
     works, at about 5% (wire) or 15% (engine) more CPU a transaction, and an install can fix it."""
     if not COMPILED_WIRE:
-        log.error("the compiled wire code (actors/part_reader, actors/batch_cutter) is missing: batches are cut and "
-                  "read by the slower pure code; reinstall with a C compiler present: pip install -e . (or make venv)",
+        log.error("the compiled wire code (actors/part_reader, actors/batch_cutter, actors/result_writer) is missing: "
+                  "batches are cut and read and results written by the slower pure code; reinstall with a C compiler "
+                  "present: pip install -e . (or make venv)",
                   extra={"reason": _MISSING, **extra})
     if not COMPILED_ENGINE:
         log.error("the compiled engine is not in use (missing, stale or turned off): the engine runs its slower .py "
@@ -253,8 +255,19 @@ def result_message(result: TxnResult) -> pb.TxnResult:
 
 
 def result_entries(results: list[TxnResult]) -> tuple[bytes, list[int]]:
-    """The results as the `results` entries of a BatchAck (tag, length, message each), one
-    after the other, and the size of each. A message is its txn_id (field 1, written first)
+    """The results as the `results` entries of a BatchAck (tag, length, message each), one after
+    the other, and the size of each: by the compiled writer when it is built; it leaves what it
+    does not expect (what protobuf would refuse) to the pure code, which decides as before."""
+    if _write_compiled is not None:
+        written = _write_compiled(results)
+        if written is not None:
+            return written
+    return result_entries_pure(results)
+
+
+def result_entries_pure(results: list[TxnResult]) -> tuple[bytes, list[int]]:
+    """The specification of `result_entries` (the compiled writer, actors/result_writer.pyx, gives
+    the same bytes). A message is its txn_id (field 1, written first)
     followed by the rest, and the rest repeats across a batch (an accepted purchase's points,
     a duplicate, a rejection's reason): protobuf encodes each distinct rest once, remembered
     in `_TAILS`, and a transaction costs its id's bytes and two joins, no message of its own."""

@@ -12,8 +12,8 @@ from engine.transactions import LineItem, Transaction
 from engine.why import WhyLabels
 from proto import patron_pb2 as pb
 
-__all__ = ["KIND_WORDS", "STATUS_WORDS", "anomaly_row", "attributes_from", "held_coupon_message", "ledger_entry",
-           "line_items", "member_message", "quote_message", "transactions_from"]
+__all__ = ["KIND_WORDS", "OUTCOME_NUMBERS", "STATUS_WORDS", "anomaly_row", "attributes_from", "held_coupon_message",
+           "ledger_entry", "line_items", "member_message", "quote_message", "transactions_from"]
 
 KIND_WORDS = {pb.KIND_PURCHASE: "purchase", pb.KIND_REFUND: "refund", pb.KIND_EVENT: "event",
               pb.KIND_RECHARGE: "recharge", pb.KIND_ADJUSTMENT: "adjustment", pb.KIND_REDEEM: "redeem",
@@ -21,6 +21,9 @@ KIND_WORDS = {pb.KIND_PURCHASE: "purchase", pb.KIND_REFUND: "refund", pb.KIND_EV
 STATUS_WORDS = {pb.STATUS_UNSPECIFIED: "", pb.STATUS_PAID: "paid", pb.STATUS_PENDING: "pending",
                 pb.STATUS_CANCELLED: "cancelled"}
 """Enums to words; the compiled part reader (actors/part_reader.pyx) maps them from these too."""
+OUTCOME_NUMBERS = {"accepted": pb.OUTCOME_ACCEPTED, "duplicate": pb.OUTCOME_DUPLICATE, "ignored": pb.OUTCOME_IGNORED,
+                   "rejected": pb.OUTCOME_REJECTED}
+"""A result's outcome to its enum; the compiled result writer (actors/result_writer.pyx) too."""
 _NOT_ON_MEMBER = frozenset({"attributes", "coupons"})
 
 

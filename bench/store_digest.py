@@ -11,13 +11,16 @@ its wall-clock `at_ms`), and one of every answer and anomaly day.
 Run it against each tree (PYTHONPATH: the tree whose shard is run; this file may come from
 another) with the same stream, rules and options, and compare the JSON files: equal files mean
 equal answers and equal stored bytes after every midnight. `--part` sets the tree's
-`ShardConfig.midnight_part` where it has one."""
+`ShardConfig.midnight_part` where it has one. `--wire` sends each batch as the gateway does (its
+protobuf bytes in a BatchPart through `Shard.apply_encoded`) and digests the answers' bytes (each
+part's results entries, sizes and batch statistics but their timings)."""
 
 import argparse
 import hashlib
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -38,6 +41,7 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=300, help="members per midnight step")
     parser.add_argument("--part", type=int, default=0, help="midnight_part, where the tree has it (0: its default)")
     parser.add_argument("--start", default="2026-11-10")
+    parser.add_argument("--wire", action="store_true", help="batches in and answers out as protobuf bytes")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="patron-store-digest-"))
@@ -45,7 +49,7 @@ def main() -> None:
     shard = Shard(ShardConfig(0, str(folder), args.rules.read_text(), durability="relaxed",
                               start_day=parse_day(args.start), hot_members=args.hot, **extra))
     try:
-        answers, digests = _run(shard, args.stream, args.step)
+        answers, digests = _run(shard, args.stream, args.step, _wire_apply(shard) if args.wire else shard.apply)
     finally:
         shard.close()
         shutil.rmtree(folder)
@@ -53,7 +57,26 @@ def main() -> None:
     print(f"{args.out}: answers {answers[:12]}, {len(digests) - 1} midnights, last store {digests[-1][:12]}")
 
 
-def _run(shard: Shard, stream: Path, step: int) -> tuple[str, list[str]]:
+def _wire_apply(shard: Shard) -> Callable[[list[Transaction]], bytes]:
+    """A batch through the gateway's path: its answer's bytes without the commit's timings."""
+    from actors.batch_order import BatchPart
+    from actors.batch_wire import PartAnswer
+    from client import transaction_message
+    from proto import patron_pb2 as pb
+
+    def apply(batch: list[Transaction]) -> bytes:
+        data = pb.TransactionBatch(transactions=[transaction_message(txn) for txn in batch]).SerializeToString()
+        answer = shard.apply_encoded([msgspec.msgpack.encode(BatchPart(data))])[0]
+        if isinstance(answer, Exception):
+            raise answer
+        part = msgspec.msgpack.decode(answer, type=PartAnswer)
+        part.stats.apply_seconds = part.stats.commit_seconds = 0.0
+        return msgspec.msgpack.encode(part)
+    return apply
+
+
+def _run(shard: Shard, stream: Path, step: int, apply: Callable[[list[Transaction]], object]
+         ) -> tuple[str, list[str]]:
     answers, digests = hashlib.sha256(), []
     day_of = shard.book.programme.calendar.day_of
     decode = msgspec.json.Decoder(Transaction).decode
@@ -62,13 +85,13 @@ def _run(shard: Shard, stream: Path, step: int) -> tuple[str, list[str]]:
         for txn in [decode(line) for line in lines]:
             day = day_of(txn.occurred_at_ms)
             if batch and (day != day_of(batch[0].occurred_at_ms) or len(batch) == 500):
-                answers.update(msgspec.json.encode(shard.apply(batch)))
+                answers.update(msgspec.json.encode(apply(batch)))
                 batch = []
             while shard.book.today < day:
                 digests.append(_midnight(shard, step, answers))
             batch.append(txn)
     if batch:
-        answers.update(msgspec.json.encode(shard.apply(batch)))
+        answers.update(msgspec.json.encode(apply(batch)))
     digests += [_midnight(shard, step, answers) for _ in range(20)]
     digests.append(_stored(shard))
     return answers.hexdigest(), digests

@@ -11,6 +11,7 @@ from actors.batch_wire import (
     _entry_spans,
     ack_bytes,
     result_entries,
+    result_entries_pure,
     result_message,
     split,
     transactions_of,
@@ -136,8 +137,12 @@ _RESULT = st.builds(TxnResult, st.text(max_size=140), st.sampled_from(["accepted
 @settings(max_examples=80, deadline=None)
 @given(st.lists(st.one_of(_RESULT, st.sampled_from(RESULTS)), max_size=12))
 def test_result_entries_are_the_bytes_protobuf_writes_for_the_results(results):
-    """Entries made from remembered encodings of all but the id, whatever the values (empty ids,
-    ids whose length takes two bytes, negative numbers, results seen before), are protobuf's own."""
-    entries, sizes = result_entries(results)
-    assert entries == pb.BatchAck(results=[result_message(r) for r in results]).SerializeToString()
-    assert sizes == [len(pb.BatchAck(results=[result_message(r)]).SerializeToString()) for r in results]
+    """Entries written by the compiled writer, and by the pure code from remembered encodings of all
+    but the id, whatever the values (empty ids, ids whose length takes two bytes, negative numbers,
+    results seen before), are protobuf's own."""
+    expected = pb.BatchAck(results=[result_message(r) for r in results]).SerializeToString()
+    expected_sizes = [len(pb.BatchAck(results=[result_message(r)]).SerializeToString()) for r in results]
+    for write in (result_entries, result_entries_pure):
+        entries, sizes = write(results)
+        assert entries == expected
+        assert sizes == expected_sizes

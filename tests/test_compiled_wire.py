@@ -25,11 +25,15 @@ from actors.batch_wire import (
     _indices,
     cut_pure,
     read_part_pure,
+    result_entries,
+    result_entries_pure,
     route_of,
     say_if_not_compiled,
     transactions_of,
 )
 from actors.part_reader import read_part
+from actors.result_writer import write_results
+from engine.transactions import TxnResult
 from proto import patron_pb2 as pb
 from storage.folder import Layout
 
@@ -304,6 +308,28 @@ def test_a_group_a_known_field_of_another_wire_type_and_bad_utf8_go_to_the_pure_
     assert read_part(good + bad_utf8) is None
     with pytest.raises(DecodeError):
         transactions_of(good + bad_utf8)
+
+
+def test_results_the_compiled_writer_does_not_expect_go_to_the_pure_writer():
+    """An outcome without a number, an int outside int64, a string that is not UTF-8, a value of
+    another type: the compiled writer steps aside wherever the result is in the batch, and the pure
+    code decides (protobuf refuses all but the bytes given for a string, which it writes)."""
+    fine = TxnResult("t", "accepted", 5, 5, "")
+    unusual = [TxnResult("t", "unheard_of", 0, 0, ""), TxnResult("t", "accepted", 2**63, 0, ""),
+               TxnResult("t", "accepted", 0, -2**63 - 1, ""), TxnResult("\ud800", "accepted", 1, 1, ""),
+               TxnResult("t", "rejected", 0, 0, "x\udfff"), TxnResult("t", "accepted", 0, 0, "", 1.5),
+               TxnResult("t", "accepted", 0, 0, "", 0, b"code")]
+    for result in unusual:
+        for results in ([result], [fine, result], [result, fine]):
+            assert write_results(results) is None
+            try:
+                expected = result_entries_pure(results)
+            except (KeyError, ValueError, TypeError) as refused:
+                with pytest.raises(type(refused)):
+                    result_entries(results)
+            else:
+                assert result_entries(results) == expected
+    assert write_results([]) == result_entries_pure([]) == (b"", [])
 
 
 def test_a_start_without_the_compiled_reader_says_so_as_an_error(monkeypatch, caplog):

@@ -1,0 +1,170 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""A batch's results written as the `results` entries of a BatchAck, compiled: the bytes and sizes
+`actors/batch_wire.py` `result_entries_pure` gives (its specification: protobuf's own encoding of
+each TxnResult), written field by field into one buffer, without a message or a Python object per
+field in between.
+
+A field is written as protobuf writes a proto3 scalar: in field order, left out when it is zero or
+empty; an int64 as its two's complement varint (10 bytes when negative). What protobuf would refuse
+or this writer does not expect (an outcome without a number, an int outside int64, a string that
+is not UTF-8, a value of another type) makes it answer None, so that the pure code decides as
+before (raising as protobuf does)."""
+
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdlib cimport free, realloc
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+
+
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object, Py_ssize_t*) except NULL
+    long long PyLong_AsLongLong(object) except? -1
+
+from actors.wire import OUTCOME_NUMBERS
+
+__all__ = ["write_results"]
+
+cdef dict _NUMBERS = dict(OUTCOME_NUMBERS)
+
+cdef enum:  # field keys: number << 3 | wire type
+    ENTRY = 2 << 3 | 2  # BatchAck.results
+    TXN_ID = 1 << 3 | 2
+    OUTCOME = 2 << 3
+    POINTS = 3 << 3
+    GROWTH = 4 << 3
+    REASON = 5 << 3 | 2
+    VALUE_MINOR = 6 << 3
+    COUPON_CODE = 7 << 3 | 2
+
+
+class Unusual(Exception):
+    """A result this writer leaves to the pure code: never seen outside this module."""
+
+
+cdef struct Buffer:
+    uint8_t* data
+    Py_ssize_t size
+    Py_ssize_t room
+
+
+cdef struct Text:
+    const char* data
+    Py_ssize_t size
+
+
+cdef int reserve(Buffer* buffer, Py_ssize_t more) except -1:
+    cdef Py_ssize_t room
+    cdef void* grown
+    if buffer.size + more <= buffer.room:
+        return 0
+    room = max(2 * buffer.room, buffer.size + more, 4096)
+    grown = realloc(buffer.data, room)
+    if grown == NULL:
+        raise MemoryError()
+    buffer.data, buffer.room = <uint8_t*>grown, room
+    return 0
+
+
+cdef inline Py_ssize_t varint_size(uint64_t value) noexcept:
+    cdef Py_ssize_t size = 1
+    while value >= 0x80:
+        value >>= 7
+        size += 1
+    return size
+
+
+cdef inline uint8_t* put_varint(uint8_t* at, uint64_t value) noexcept:
+    while value >= 0x80:
+        at[0] = <uint8_t>(value & 0x7F | 0x80)
+        at += 1
+        value >>= 7
+    at[0] = <uint8_t>value
+    return at + 1
+
+
+cdef inline Text text(object value) except *:
+    cdef Text found
+    if type(value) is not str:
+        raise Unusual()
+    try:
+        found.data = PyUnicode_AsUTF8AndSize(value, &found.size)
+    except UnicodeError:
+        raise Unusual()
+    return found
+
+
+cdef inline int64_t int64(object value) except? -1:
+    if type(value) is not int:
+        raise Unusual()
+    try:
+        return PyLong_AsLongLong(value)
+    except OverflowError:
+        raise Unusual()
+
+
+cdef inline Py_ssize_t text_size(Text field) noexcept:
+    return 1 + varint_size(<uint64_t>field.size) + field.size if field.size else 0
+
+
+cdef inline Py_ssize_t int_size(int64_t field) noexcept:
+    return 1 + varint_size(<uint64_t>field) if field else 0
+
+
+cdef inline uint8_t* put_text(uint8_t* at, uint8_t key, Text field) noexcept:
+    cdef Py_ssize_t i
+    if field.size:
+        at[0] = key
+        at = put_varint(at + 1, <uint64_t>field.size)
+        for i in range(field.size):
+            at[i] = <uint8_t>field.data[i]
+        at += field.size
+    return at
+
+
+cdef inline uint8_t* put_int(uint8_t* at, uint8_t key, int64_t field) noexcept:
+    if field:
+        at[0] = key
+        at = put_varint(at + 1, <uint64_t>field)
+    return at
+
+
+cdef Py_ssize_t put_result(Buffer* buffer, object result) except -1:
+    """One result's entry at the end of the buffer; returns its size."""
+    cdef object outcome = _NUMBERS.get(result.outcome)
+    if outcome is None:
+        raise Unusual()
+    cdef Text txn_id = text(result.txn_id), reason = text(result.reason), coupon_code = text(result.coupon_code)
+    cdef int64_t number = outcome, points = int64(result.points), growth = int64(result.growth)
+    cdef int64_t value_minor = int64(result.value_minor)
+    cdef Py_ssize_t size = (text_size(txn_id) + int_size(number) + int_size(points) + int_size(growth)
+                            + text_size(reason) + int_size(value_minor) + text_size(coupon_code))
+    cdef Py_ssize_t entry = 1 + varint_size(<uint64_t>size) + size
+    reserve(buffer, entry)
+    cdef uint8_t* at = buffer.data + buffer.size
+    at[0] = ENTRY
+    at = put_varint(at + 1, <uint64_t>size)
+    at = put_text(at, TXN_ID, txn_id)
+    at = put_int(at, OUTCOME, number)
+    at = put_int(at, POINTS, points)
+    at = put_int(at, GROWTH, growth)
+    at = put_text(at, REASON, reason)
+    at = put_int(at, VALUE_MINOR, value_minor)
+    put_text(at, COUPON_CODE, coupon_code)
+    buffer.size += entry
+    return entry
+
+
+def write_results(list results):
+    """`result_entries_pure`'s (entries, sizes) for these results, or None when the pure code must decide."""
+    cdef Buffer buffer
+    cdef Py_ssize_t i, count = PyList_GET_SIZE(results)
+    cdef list sizes = [0] * count
+    buffer.data, buffer.size, buffer.room = NULL, 0, 0
+    try:
+        for i in range(count):
+            sizes[i] = put_result(&buffer, <object>PyList_GET_ITEM(results, i))
+        return PyBytes_FromStringAndSize(<char*>buffer.data, buffer.size), sizes
+    except Unusual:
+        return None
+    finally:
+        free(buffer.data)
