@@ -28,19 +28,32 @@ _ONE_INSTALL = 2.0
 that much newer than its build is the one compiled."""
 
 
-def _edited(source: Path, build: Path) -> bool:
-    """Whether the .py, or the .pxd that types it, changed since the build was made."""
-    built = build.stat().st_mtime + _ONE_INSTALL
-    declared = source.with_suffix(".pxd")
-    return source.stat().st_mtime > built or (declared.is_file() and declared.stat().st_mtime > built)
-
-
 def _stale() -> list[str]:
-    return sorted(str(s.relative_to(_HERE.parent)) for s in _HERE.rglob("*.py")
-                  if (b := _build(s)) is not None and _edited(s, b))
+    """Why the builds cannot all run: each module edited since its build (naming the .py or the
+    .pxd that changed), and each typed module (a .pxd) whose build is missing while others have
+    theirs, since the compiled modules that cimport it would fail to import its .py."""
+    sources = sorted(_HERE.rglob("*.py"))
+    builds = {source: _build(source) for source in sources}
+    any_built = any(builds.values())
+    stale = []
+    for source, build in builds.items():
+        declared, name = source.with_suffix(".pxd"), str(source.relative_to(_HERE.parent))
+        if build is None:
+            if any_built and declared.is_file():
+                stale.append(f"{name} (no build)")
+        elif source.stat().st_mtime > build.stat().st_mtime + _ONE_INSTALL:
+            stale.append(name)
+        elif _edited(declared, build):
+            stale.append(str(declared.relative_to(_HERE.parent)))
+    return stale
 
 
-_ALL_PURE = PURE or bool(_stale())
+def _edited(declared: Path, build: Path) -> bool:
+    return declared.is_file() and declared.stat().st_mtime > build.stat().st_mtime + _ONE_INSTALL
+
+
+_STALE = [] if PURE else _stale()
+_ALL_PURE = PURE or bool(_STALE)
 """Decided once, for every engine module: all compiled or all from their .py."""
 
 
@@ -72,9 +85,8 @@ def compiled_engine() -> tuple[bool, str]:
         return False, "PATRON_PURE_ENGINE is set"
     if _build(_HERE / "scoring.py") is None:
         return False, "engine/scoring.py has no compiled build beside it"
-    stale = _stale()
-    if stale:
-        return False, f"edited since compiled: {', '.join(stale)}"
+    if _STALE:  # as decided at import: what this process runs
+        return False, f"edited since compiled: {', '.join(_STALE)}"
     orphans = _orphans()
     return (False, f"builds without a .py: {', '.join(orphans)}") if orphans else (True, "")
 

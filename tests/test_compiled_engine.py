@@ -113,18 +113,41 @@ def test_replays_compiled_and_pure_write_the_same_bytes(both):
     assert compiled["hashes"] == pure["hashes"]
 
 
-def test_a_module_is_edited_when_its_py_or_its_pxd_is_newer_than_its_build(tmp_path):
-    """An edited .pxd changes how its module (and those that cimport it) compile: until rebuilt,
-    the whole engine runs its .py files (engine/__init__.py)."""
-    from engine import _edited
+ENGINE_STATE = """
+import json, engine, engine.scoring, engine.programme
+print(json.dumps([*engine.compiled_engine(), engine.scoring.__file__]))
+"""
 
-    source, declared, build = tmp_path / "m.py", tmp_path / "m.pxd", tmp_path / "m.so"
-    for path in (source, declared, build):
-        path.write_text("")
-        os.utime(path, (1_000, 1_000))
-    assert not _edited(source, build)
-    os.utime(declared, (1_010, 1_010))
-    assert _edited(source, build)
-    os.utime(declared, (1_000, 1_000))
-    os.utime(source, (1_010, 1_010))
-    assert _edited(source, build)
+
+def engine_state(tree: Path) -> tuple[bool, str, str]:
+    """Which engine a copy of it at `tree` runs, and why, once its scoring is imported."""
+    env = {k: v for k, v in os.environ.items() if k != "PATRON_PURE_ENGINE"} | {"PYTHONPATH": str(tree)}
+    done = subprocess.run([sys.executable, "-c", ENGINE_STATE], capture_output=True, text=True, env=env,
+                          cwd=tree, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    compiled, why, scoring = json.loads(done.stdout)
+    return compiled, why, scoring
+
+
+def test_an_edited_or_missing_typed_module_runs_the_whole_engine_from_its_py(tmp_path):
+    """Compiled modules read the classes a .pxd declares as C structs: after a .pxd is edited, or
+    when a typed module's build is missing, every module runs its .py (engine/__init__.py) and
+    says which file is why, instead of failing to import."""
+    import shutil
+
+    import engine
+    if not engine.compiled_engine()[0]:
+        pytest.fail(f"{engine.compiled_engine()[1]}: make venv builds the engine again")
+    shutil.copytree(Path(engine.__file__).parent, tmp_path / "engine")  # keeps each file's time
+    here = tmp_path / "engine"
+    assert engine_state(tmp_path)[:2] == (True, "")
+    later = next(here.glob("lines.*.so")).stat().st_mtime + 10
+    os.utime(here / "lines.pxd", (later, later))
+    compiled, why, scoring = engine_state(tmp_path)
+    assert (compiled, scoring) == (False, str(here / "scoring.py"))
+    assert "engine/lines.pxd" in why
+    os.utime(here / "lines.pxd", (later - 20, later - 20))
+    next(here.glob("programme.*.so")).unlink()
+    compiled, why, scoring = engine_state(tmp_path)
+    assert (compiled, scoring) == (False, str(here / "scoring.py"))
+    assert "engine/programme.py (no build)" in why
