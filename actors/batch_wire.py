@@ -236,7 +236,7 @@ def read_part_pure(data: bytes) -> list[Transaction]:
 
 def say_if_not_compiled(log: logging.Logger, **extra: object) -> None:
     """An ERROR at every start of a shard or server without the compiled wire code or engine: it
-    works, at about 5% (wire) or 15% (engine) more CPU a transaction, and an install can fix it."""
+    works, at about 8% (wire) or 15% (engine) more CPU a transaction, and an install can fix it."""
     if not COMPILED_WIRE:
         log.error("the compiled wire code (actors/part_reader, actors/batch_cutter, actors/result_writer) is missing: "
                   "batches are cut and read and results written by the slower pure code; reinstall with a C compiler "

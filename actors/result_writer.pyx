@@ -8,12 +8,11 @@ A field is written as protobuf writes a proto3 scalar: in field order, left out 
 empty; an int64 as its two's complement varint (10 bytes when negative). What protobuf would refuse
 or this writer does not expect (an outcome without a number, an int outside int64, a string that
 is not UTF-8, a value of another type) makes it answer None, so that the pure code decides as
-before (raising as protobuf does)."""
+before (raising much as protobuf does)."""
 
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, realloc
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 
 
 cdef extern from "Python.h":
@@ -133,7 +132,9 @@ cdef Py_ssize_t put_result(Buffer* buffer, object result) except -1:
     cdef object outcome = _NUMBERS.get(result.outcome)
     if outcome is None:
         raise Unusual()
-    cdef Text txn_id = text(result.txn_id), reason = text(result.reason), coupon_code = text(result.coupon_code)
+    # held here: a Text points into its string's UTF-8, which must outlive this entry's writing
+    cdef object txn_id_str = result.txn_id, reason_str = result.reason, coupon_code_str = result.coupon_code
+    cdef Text txn_id = text(txn_id_str), reason = text(reason_str), coupon_code = text(coupon_code_str)
     cdef int64_t number = outcome, points = int64(result.points), growth = int64(result.growth)
     cdef int64_t value_minor = int64(result.value_minor)
     cdef Py_ssize_t size = (text_size(txn_id) + int_size(number) + int_size(points) + int_size(growth)
@@ -154,15 +155,14 @@ cdef Py_ssize_t put_result(Buffer* buffer, object result) except -1:
     return entry
 
 
-def write_results(list results):
+def write_results(list results not None):
     """`result_entries_pure`'s (entries, sizes) for these results, or None when the pure code must decide."""
     cdef Buffer buffer
-    cdef Py_ssize_t i, count = PyList_GET_SIZE(results)
-    cdef list sizes = [0] * count
+    cdef list sizes = []
     buffer.data, buffer.size, buffer.room = NULL, 0, 0
     try:
-        for i in range(count):
-            sizes[i] = put_result(&buffer, <object>PyList_GET_ITEM(results, i))
+        for result in results:
+            sizes.append(put_result(&buffer, result))
         return PyBytes_FromStringAndSize(<char*>buffer.data, buffer.size), sizes
     except Unusual:
         return None

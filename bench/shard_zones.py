@@ -14,6 +14,7 @@ measurable, the two run once a transaction (`index_get`, `index_set`) about 4,50
 together; `--fine` adds frames inside the commit and the answers (more of their own cost)."""
 
 import runpy
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -65,6 +66,8 @@ def _frames(names: list[str]) -> Any:
                     str(target), str(folder / "zones.c")], check=True)
     sys.path.insert(0, str(folder))
     import shard_zones_c
+    sys.path.remove(str(folder))
+    shutil.rmtree(folder)  # loaded: the mapping outlives the file
     return shard_zones_c
 
 

@@ -146,3 +146,28 @@ def test_result_entries_are_the_bytes_protobuf_writes_for_the_results(results):
         entries, sizes = write(results)
         assert entries == expected
         assert sizes == expected_sizes
+
+
+def test_results_whose_fields_are_made_when_read_are_written_as_protobuf_writes_them():
+    """The compiled writer points into each string's bytes while it writes the entry: a result
+    whose fields are made afresh at each read (a property, not a Struct's slot) must not lose them
+    before they are copied (the review found its bytes overwritten by the next field's)."""
+
+    class Made:
+        outcome, points, growth, value_minor = "accepted", 5, 5, 0
+
+        @property
+        def txn_id(self) -> str:
+            return "t" * 5_000  # a new string at each read
+
+        @property
+        def reason(self) -> str:
+            return "r" * 5_000
+
+        @property
+        def coupon_code(self) -> str:
+            return "c" * 5_000
+
+    results = [Made(), Made()]
+    expected = pb.BatchAck(results=[result_message(r) for r in results]).SerializeToString()
+    assert result_entries(results)[0] == expected
