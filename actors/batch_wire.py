@@ -258,7 +258,7 @@ def result_entries(results: list[TxnResult]) -> tuple[bytes, list[int]]:
     """The results as the `results` entries of a BatchAck (tag, length, message each), one after
     the other, and the size of each: by the compiled writer when it is built; it leaves what it
     does not expect (what protobuf would refuse) to the pure code, which decides as before."""
-    if _write_compiled is not None:
+    if _write_compiled is not None and type(results) is list:
         written = _write_compiled(results)
         if written is not None:
             return written

@@ -12,6 +12,7 @@ before (raising much as protobuf does)."""
 
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, realloc
+from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
 
@@ -23,7 +24,7 @@ from actors.wire import OUTCOME_NUMBERS
 
 __all__ = ["write_results"]
 
-cdef dict _NUMBERS = dict(OUTCOME_NUMBERS)
+cdef dict _NUMBERS = OUTCOME_NUMBERS
 
 cdef enum:  # field keys: number << 3 | wire type
     ENTRY = 2 << 3 | 2  # BatchAck.results
@@ -110,12 +111,10 @@ cdef inline Py_ssize_t int_size(int64_t field) noexcept:
 
 
 cdef inline uint8_t* put_text(uint8_t* at, uint8_t key, Text field) noexcept:
-    cdef Py_ssize_t i
     if field.size:
         at[0] = key
         at = put_varint(at + 1, <uint64_t>field.size)
-        for i in range(field.size):
-            at[i] = <uint8_t>field.data[i]
+        memcpy(at, field.data, field.size)
         at += field.size
     return at
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import msgspec
@@ -21,9 +22,9 @@ from hypothesis import strategies as st
 import engine
 from cli.replay import ReplayFiles, replay_files
 from engine.programme import Programme
-from engine.transactions import LineItem, Transaction
 from engine.validation import load_rules
-from tests.engine.test_invariants import EXAMPLE, START, _make
+from tests.engine.test_invariants import EXAMPLE, HOURS, line_items
+from tests.engine.test_invariants import streams as invariant_streams
 
 DAY_MS = 86_400_000
 OUTPUTS = ("members", "results", "ledger", "anomalies")
@@ -98,30 +99,12 @@ programmes = st.tuples(*(st.sampled_from(shape) for shape in SHAPES)).map(lambda
 
 # Amounts that cross the example's thresholds (tiers, anomaly, coupons) as often as not.
 paid = st.one_of(st.sampled_from([0, 150, 1_000, 9_999, 50_000, 120_000, 300_000]), st.integers(0, 300_000))
-lines = st.builds(LineItem, sku=st.sampled_from(["S1", "S2", "TEA-PROMO", "GIFT-CARD-100", ""]),
-                  product_id=st.sampled_from(["P-1", "P-COFFEE"]),
-                  category=st.sampled_from(["grocery", "wine", "infant_formula"]),
-                  name=st.sampled_from(["apples", "bottle deposit"]), paid_minor=paid, quantity=st.integers(0, 3),
-                  promotional=st.booleans(), member_discounted=st.booleans())
 
 
-@st.composite
-def streams(draw, members=("a", "b", "c")) -> list[Transaction]:
-    """Every kind, for three members, over hours or weeks at a time: windows, expiry and validity
-    come into play as midnights pass."""
-    txns: list[Transaction] = []
-    at = START
-    for n in range(draw(st.integers(1, 40))):
-        at += draw(st.one_of(st.integers(0, 8 * 3_600_000), st.integers(DAY_MS, 45 * DAY_MS)))
-        member = draw(st.sampled_from(members))
-        kind = draw(st.sampled_from(["purchase"] * 8 + ["refund", "event", "recharge", "adjustment", "redeem",
-                                                         "payment", "coupon_issue", "coupon_use"]))
-        if kind == "purchase":
-            txns.append(Transaction(f"t{n}", member, at, kind, status=draw(st.sampled_from(["", "", "pending"])),
-                                    lines=draw(st.lists(lines, min_size=1, max_size=4))))
-        else:
-            txns.append(_make(draw, f"t{n}", member, at, kind, txns))
-    return txns
+# Every kind, for three members, over hours or weeks at a time: windows, expiry and validity come
+# into play as midnights pass.
+streams = partial(invariant_streams, gaps=st.one_of(HOURS, st.integers(DAY_MS, 45 * DAY_MS)), purchases=8,
+                  basket=line_items(paid))
 
 
 class PureEngine:

@@ -39,37 +39,50 @@ VARIANTS = {
 }
 START = ms("2026-11-10 08:00")
 
-lines = st.builds(
-    LineItem,
-    sku=st.sampled_from(["S1", "S2", "TEA-PROMO", "GIFT-CARD-100", ""]),
-    product_id=st.sampled_from(["P-1", "P-COFFEE"]),
-    category=st.sampled_from(["grocery", "wine", "infant_formula"]),
-    name=st.sampled_from(["apples", "bottle deposit"]),
-    paid_minor=st.integers(0, 300_000),
-    quantity=st.integers(0, 3),
-    promotional=st.booleans(),
-    member_discounted=st.booleans(),
-)
+
+
+def line_items(paid=st.integers(0, 300_000)):  # noqa: B008 - a strategy, built once
+    return st.builds(
+        LineItem,
+        sku=st.sampled_from(["S1", "S2", "TEA-PROMO", "GIFT-CARD-100", ""]),
+        product_id=st.sampled_from(["P-1", "P-COFFEE"]),
+        category=st.sampled_from(["grocery", "wine", "infant_formula"]),
+        name=st.sampled_from(["apples", "bottle deposit"]),
+        paid_minor=paid,
+        quantity=st.integers(0, 3),
+        promotional=st.booleans(),
+        member_discounted=st.booleans(),
+    )
+
+
+lines = line_items()
+
+
+HOURS = st.integers(0, 8 * 3_600_000)
 
 
 @st.composite
-def streams(draw, members=("a", "b", "c")) -> list[Transaction]:
-    """Transactions in time order with unique ids; refunds name earlier purchases (or none)."""
+def streams(draw, members=("a", "b", "c"), gaps=HOURS, purchases: int = 4,
+            basket=lines) -> list[Transaction]:
+    """Transactions in time order with unique ids; refunds name earlier purchases (or none).
+    `gaps` between them; `purchases` of every `purchases + 8` are purchases, their lines from `basket`."""
     txns: list[Transaction] = []
     at = START
     for n in range(draw(st.integers(1, 40))):
-        at += draw(st.integers(0, 8 * 3_600_000))
+        at += draw(gaps)
         member = draw(st.sampled_from(members))
-        kind = draw(st.sampled_from(["purchase"] * 4 + ["refund", "event", "recharge", "adjustment", "redeem",
-                                                         "payment", "coupon_issue", "coupon_use"]))
-        txns.append(_make(draw, f"t{n}", member, at, kind, txns))
+        kind = draw(st.sampled_from(["purchase"] * purchases + ["refund", "event", "recharge", "adjustment", "redeem",
+                                                                 "payment", "coupon_issue", "coupon_use"]))
+        txns.append(_make(draw, f"t{n}", member, at, kind, txns, basket))
     return txns
 
 
-def _make(draw, txn_id: str, member: str, at: int, kind: str, earlier: list[Transaction]) -> Transaction:
+def _make(draw, txn_id: str, member: str, at: int, kind: str, earlier: list[Transaction],
+          basket=lines) -> Transaction:
     if kind == "purchase":
         status = draw(st.sampled_from(["", "", "", "pending"]))
-        return Transaction(txn_id, member, at, kind, status=status, lines=draw(st.lists(lines, min_size=1, max_size=4)))
+        return Transaction(txn_id, member, at, kind, status=status,
+                           lines=draw(st.lists(basket, min_size=1, max_size=4)))
     if kind == "refund":
         mine = [t.txn_id for t in earlier if t.member_id == member and t.kind != "refund"] or ["unknown"]
         return Transaction(txn_id, member, at, kind, refund_of=draw(st.sampled_from(mine)),
