@@ -5,8 +5,10 @@ Most of its modules are also compiled by Cython as they are (setup.py), each bui
 PATRON_PURE_ENGINE=1 (the executable specification, for differential tests and debugging) or
 when any engine module's .py or .pxd is newer than its build (edited since the last `make venv`:
 the edit runs, not the build; and then every module runs its .py, because compiled modules read
-the classes declared in .pxd files as C structs and cannot take them from a .py), else the
-build; a build without its .py is refused. `compiled_engine()` says whether
+the classes declared in .pxd files as C structs and cannot take them from a .py) or when a msgspec
+Struct the build reads as a C struct is laid out otherwise than it was compiled for (a field
+added, removed or renamed since: engine/record_fields.py), else the build; a build without its
+.py is refused. `compiled_engine()` says whether
 the engine runs compiled (actors/batch_wire.py says so at every start)."""
 
 import os
@@ -79,6 +81,29 @@ if not any(isinstance(finder, _PureWhenAsked) for finder in sys.meta_path):  # o
     sys.meta_path.insert(0, _PureWhenAsked())
 
 
+def _mislaid() -> list[str]:
+    """Each Struct the build reads as a C struct but is laid out otherwise (record_fields.py).
+    Checked by importing record_fields' build first; when it finds a difference, the engine
+    modules that import loaded are forgotten again, so that every one then loads its .py."""
+    if _build(_HERE / "record_fields.py") is None:  # no build at all: nothing compiled to check
+        return []
+    before = set(sys.modules)
+    try:
+        from engine.record_fields import layout_problems
+        problems = layout_problems()
+    except (ImportError, ValueError) as error:  # Cython's own check of each class's size, at the build's import
+        problems = [f"{type(error).__name__}: {error}"]
+    if problems:
+        for name in set(sys.modules) - before:
+            if name.startswith(f"{__name__}."):
+                del sys.modules[name]
+    return problems
+
+
+_MISLAID = [] if _ALL_PURE else _mislaid()
+_ALL_PURE = _ALL_PURE or bool(_MISLAID)
+
+
 def compiled_engine() -> tuple[bool, str]:
     """Whether the engine runs compiled, and if not, why."""
     if PURE:
@@ -87,6 +112,8 @@ def compiled_engine() -> tuple[bool, str]:
         return False, "engine/scoring.py has no compiled build beside it"
     if _STALE:  # as decided at import: what this process runs
         return False, f"edited since compiled: {', '.join(_STALE)}"
+    if _MISLAID:
+        return False, f"Structs laid out otherwise than compiled for: {'; '.join(_MISLAID)}"
     orphans = _orphans()
     return (False, f"builds without a .py: {', '.join(orphans)}") if orphans else (True, "")
 

@@ -2,11 +2,13 @@
 
 cimport cython
 
+from engine.record_fields cimport Member
+
 
 cdef class AnomalyRule:
     cdef public object threshold, action, blocks, keep_days
 
     @cython.locals(counters=dict)
-    cpdef judge(self, member, day, points)
+    cpdef judge(self, Member member, day, points)
     cpdef _crossing(self)
     cpdef _while_abnormal(self)

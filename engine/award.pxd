@@ -5,16 +5,17 @@ cimport cython
 from engine.balance cimport add_points, cancel_held, hold_points, take_points
 from engine.book cimport Book
 from engine.programme cimport Programme
+from engine.record_fields cimport Member
 from engine.tiers cimport TierLadder
 
 
-cpdef judge_points(Book book, member, day, points, ref)
+cpdef judge_points(Book book, Member member, day, points, ref)
 cpdef verdict_points(verdict, points)
 @cython.locals(programme=Programme)
-cpdef give(Book book, member, day, ref, kind, points, growth, held=*, why=*)
+cpdef give(Book book, Member member, day, ref, kind, points, growth, held=*, why=*)
 @cython.locals(programme=Programme)
-cpdef take_back(Book book, member, day, ref, kind, points, growth, original=*, original_day=*)
+cpdef take_back(Book book, Member member, day, ref, kind, points, growth, original=*, original_day=*)
 @cython.locals(ladder=TierLadder)
-cpdef _count_earned(Book book, member, day, points, growth)
+cpdef _count_earned(Book book, Member member, day, points, growth)
 @cython.locals(ladder=TierLadder)
-cpdef count_spend(Book book, member, day, eligible, txn_id)
+cpdef count_spend(Book book, Member member, day, eligible, txn_id)

@@ -1,7 +1,15 @@
 # Cython declarations for balance.py (see docs/decisions.md, "Typed engine objects"): called by
 # the scoring modules as C functions.
 
-cpdef add_points(member, amount, expires)
-cpdef hold_points(member, amount, release, expires, txn_id)
-cpdef take_points(member, amount, allow_negative)
-cpdef cancel_held(member, txn_id, amount)
+cimport cython
+
+from engine.record_fields cimport Held, Lot, Member
+
+
+@cython.locals(lot=Lot)
+cpdef add_points(Member member, amount, expires)
+cpdef hold_points(Member member, amount, release, expires, txn_id)
+@cython.locals(lot=Lot)
+cpdef take_points(Member member, amount, allow_negative)
+@cython.locals(held=Held)
+cpdef cancel_held(Member member, txn_id, amount)

@@ -8,21 +8,23 @@ from engine.book cimport Book
 from engine.bounds cimport input_problem, room_to_earn
 from engine.earning cimport purchase_growth, value_purchase
 from engine.programme cimport Programme
+from engine.record_fields cimport Member, Transaction, TxnRecord
 from engine.tagging cimport note_purchase
 from engine.tier_changes cimport enter_tier, tier_after_transaction
 
 
-@cython.locals(programme=Programme)
-cpdef score_transaction(Book book, txn)
+@cython.locals(programme=Programme, member=Member, record=TxnRecord, original=TxnRecord)
+cpdef score_transaction(Book book, Transaction txn)
 cpdef date_problem(Book book, day)
-cpdef malformed_reason(Book book, txn)
-cpdef _kind_problem(Book book, txn)
-cpdef _recharge(Book book, txn, day)
-cpdef _member_for(Book book, txn, day)
-cpdef _score_kind(Book book, member, txn, day)
+cpdef malformed_reason(Book book, Transaction txn)
+cpdef _kind_problem(Book book, Transaction txn)
+cpdef _recharge(Book book, Transaction txn, day)
+@cython.locals(member=Member)
+cpdef _member_for(Book book, Transaction txn, day)
+cpdef _score_kind(Book book, Member member, Transaction txn, day)
 @cython.locals(programme=Programme)
-cpdef score_purchase(Book book, member, txn, day)
+cpdef score_purchase(Book book, Member member, Transaction txn, day)
 @cython.locals(programme=Programme)
-cpdef score_event(Book book, member, txn, day)
+cpdef score_event(Book book, Member member, Transaction txn, day)
 @cython.locals(programme=Programme)
-cpdef score_adjustment(Book book, member, txn, day)
+cpdef score_adjustment(Book book, Member member, Transaction txn, day)

@@ -3,10 +3,11 @@
 cimport cython
 
 from engine.book cimport Book
+from engine.record_fields cimport Member
 from engine.tiers cimport TierLadder, TierRule
 
 
 @cython.locals(ladder=TierLadder, rule=TierRule)
-cpdef enter_tier(Book book, member, target, day, cause, ref, note=*)
+cpdef enter_tier(Book book, Member member, target, day, cause, ref, note=*)
 @cython.locals(ladder=TierLadder, rule=TierRule)
-cpdef tier_after_transaction(Book book, member, day, ref, lowered=*)
+cpdef tier_after_transaction(Book book, Member member, day, ref, lowered=*)

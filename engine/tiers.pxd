@@ -1,5 +1,6 @@
 # Cython declarations for tiers.py (see docs/decisions.md, "Typed engine objects").
 
+from engine.record_fields cimport Member
 from engine.window_sums cimport WindowSums
 
 
@@ -15,6 +16,6 @@ cdef class TierLadder:
     cdef public WindowSums sums
 
     @cython.locals(days=dict)
-    cpdef record(self, member, metric, day, amount)
-    cpdef value(self, member, TierRule rule, as_of)
-    cpdef holds(self, member, TierRule rule, as_of)
+    cpdef record(self, Member member, metric, day, amount)
+    cpdef value(self, Member member, TierRule rule, as_of)
+    cpdef holds(self, Member member, TierRule rule, as_of)

@@ -3,6 +3,8 @@
 
 cimport cython
 
+from engine.record_fields cimport Member
+
 cdef class _Window:
     cdef public object metric, period, starts
 
@@ -14,9 +16,9 @@ cdef class WindowSums:
     cdef public dict _by_metric, _entries
 
     @cython.locals(window=_Window, days=dict, mine=list)
-    cpdef total(self, member, slot, as_of)
-    cpdef added(self, member, metric, days, day, amount)
-    cpdef pruned(self, member, metric, days, day, amount)
+    cpdef total(self, Member member, slot, as_of)
+    cpdef added(self, Member member, metric, days, day, amount)
+    cpdef pruned(self, Member member, metric, days, day, amount)
 
 
 cpdef _slid(dict days, list entry, as_of, start)

@@ -114,7 +114,9 @@ def test_replays_compiled_and_pure_write_the_same_bytes(both):
 
 
 ENGINE_STATE = """
-import json, engine, engine.scoring, engine.programme
+import json, sys, engine, engine.scoring, engine.programme
+built = [name for name, module in sys.modules.items() if name.startswith("engine.") and not module.__file__.endswith(".py")]
+assert engine.compiled_engine()[0] or not built, built  # all compiled or all from their .py
 print(json.dumps([*engine.compiled_engine(), engine.scoring.__file__]))
 """
 
@@ -151,3 +153,26 @@ def test_an_edited_or_missing_typed_module_runs_the_whole_engine_from_its_py(tmp
     compiled, why, scoring = engine_state(tmp_path)
     assert (compiled, scoring) == (False, str(here / "scoring.py"))
     assert "engine/programme.py (no build)" in why
+
+
+def test_a_struct_laid_out_otherwise_than_compiled_runs_the_whole_engine_from_its_py(tmp_path):
+    """The build reads Transaction, LineItem, Member... as C structs (engine/record_fields.pxd): a
+    field renamed (same size, other offsets) or added since the build is found at import, and
+    every module, those the check itself loaded included, then runs its .py and says why."""
+    import shutil
+
+    import engine
+    if not engine.compiled_engine()[0]:
+        pytest.fail(f"{engine.compiled_engine()[1]}: make venv builds the engine again")
+    shutil.copytree(Path(engine.__file__).parent, tmp_path / "engine")  # keeps each file's time
+    structs = tmp_path / "engine" / "transactions.py"
+    text = structs.read_text()
+    structs.write_text(text.replace('    sku: str = ""\n', '    barcode: str = ""\n', 1))
+    compiled, why, scoring = engine_state(tmp_path)
+    assert (compiled, scoring) == (False, str(tmp_path / "engine" / "scoring.py"))
+    assert "engine.transactions.LineItem: no field sku" in why
+    structs.write_text(text.replace('    coupon_code: str = ""\n\n\nclass TxnResult',
+                                    '    coupon_code: str = ""\n    till: str = ""\n\n\nclass TxnResult', 1))
+    compiled, why, scoring = engine_state(tmp_path)
+    assert (compiled, scoring) == (False, str(tmp_path / "engine" / "scoring.py"))
+    assert "engine.transactions.Transaction size changed" in why and "Expected 136" in why

@@ -1,0 +1,130 @@
+# The msgspec Structs scoring reads on every transaction, declared to Cython as the C structs they
+# are, so that a reference typed with one of these classes reads a field as a struct member instead
+# of through Python's attribute protocol (docs/decisions.md, "Struct fields read as C fields").
+#
+# A Struct instance is PyObject_HEAD and then one PyObject* per field, in alphabetical order of the
+# field names (CPython lays out a class's slots sorted). Each list below is that order; a field added,
+# removed or renamed in engine/members.py or engine/transactions.py changes it, and then
+# engine/__init__.py runs the whole engine from its .py files and says why (record_fields.py checks
+# each field's offset here against its member descriptor, and each class's size, at import).
+#
+# Every field is `object`: msgspec does not check types when a Struct is built in Python, so no
+# narrower C type is certain. Only gc=False, non-frozen Structs are declared: writing a field
+# directly is then what msgspec's own setattr does (no GC tracking to keep up). A typed argument
+# accepts None, and reading a field of None crashes the process where the .py would raise
+# AttributeError: only references that are never None are typed (record_fields.py says where).
+
+cdef extern from *:
+    """
+    #include <string.h>
+    #include "structmember.h"
+    #define PATRON_SLOT(T, f) PyObject *f;
+    #define PATRON_OFFSET(T, f) {#f, offsetof(T, f)},
+    typedef struct {const char *name; Py_ssize_t offset;} patron_field;
+
+    #define PATRON_HELD(F, T) F(T, amount) F(T, expires) F(T, release) F(T, txn_id)
+    #define PATRON_LINEITEM(F, T) F(T, category) F(T, member_discounted) F(T, name) \
+        F(T, paid_minor) F(T, product_id) F(T, promotional) F(T, quantity) F(T, sku)
+    #define PATRON_LOT(F, T) F(T, amount) F(T, expires)
+    #define PATRON_MEMBER(F, T) F(T, abnormal) F(T, bonus_value) F(T, bonuses_used) \
+        F(T, carry_minor) F(T, coupons) F(T, day_points) F(T, debt) F(T, enrolled) F(T, events) \
+        F(T, flag_days) F(T, growth) F(T, held) F(T, last_purchase) F(T, ledger_seq) F(T, lots) \
+        F(T, manual_tags) F(T, member_id) F(T, midnight_done) F(T, next_tier) F(T, pending) \
+        F(T, points) F(T, profile) F(T, purchases) F(T, reminded) F(T, since_growth) \
+        F(T, since_points) F(T, since_recharge) F(T, since_single) F(T, since_spend) F(T, singles) \
+        F(T, status) F(T, stored_value) F(T, tag_check) F(T, tags) F(T, tier) F(T, tier_since) \
+        F(T, tier_until) F(T, total_points) F(T, total_recharge) F(T, total_spend) F(T, touched) \
+        F(T, windows)
+    #define PATRON_TRANSACTION(F, T) F(T, amount_minor) F(T, channel) F(T, coupon_code) \
+        F(T, coupon_id) F(T, event_type) F(T, kind) F(T, lines) F(T, member_id) F(T, note) \
+        F(T, occurred_at_ms) F(T, points) F(T, refund_of) F(T, status) F(T, store_id) F(T, txn_id)
+    #define PATRON_TXNRECORD(F, T) F(T, day) F(T, eligible_minor) F(T, growth) F(T, kind) \
+        F(T, member_id) F(T, paid_minor) F(T, points) F(T, reason) F(T, refunded_minor) \
+        F(T, reversed_eligible) F(T, reversed_growth) F(T, reversed_points) F(T, rule_version) \
+        F(T, spent)
+
+    #if defined(__GNUC__)
+    #define PATRON_UNUSED __attribute__((unused))
+    #else
+    #define PATRON_UNUSED
+    #endif
+    #define PATRON_RECORD(NAME, LIST) \
+        typedef struct {PyObject_HEAD LIST(PATRON_SLOT, patron_##NAME)} patron_##NAME; \
+        static const patron_field patron_##NAME##_fields[] = {LIST(PATRON_OFFSET, patron_##NAME)};
+    PATRON_RECORD(Held, PATRON_HELD)
+    PATRON_RECORD(LineItem, PATRON_LINEITEM)
+    PATRON_RECORD(Lot, PATRON_LOT)
+    PATRON_RECORD(Member, PATRON_MEMBER)
+    PATRON_RECORD(Transaction, PATRON_TRANSACTION)
+    PATRON_RECORD(TxnRecord, PATRON_TXNRECORD)
+
+    typedef struct {const char *name; Py_ssize_t size; const patron_field *fields; Py_ssize_t count;} patron_record;
+    #define PATRON_ENTRY(NAME) {#NAME, sizeof(patron_##NAME), patron_##NAME##_fields, \
+                                sizeof(patron_##NAME##_fields) / sizeof(patron_field)}
+    static const patron_record patron_records[] PATRON_UNUSED = {
+        PATRON_ENTRY(Held), PATRON_ENTRY(LineItem), PATRON_ENTRY(Lot), PATRON_ENTRY(Member),
+        PATRON_ENTRY(Transaction), PATRON_ENTRY(TxnRecord)};
+
+    /* Why the class `type` is not laid out as the struct compiled here for `name`, or "". */
+    static PyObject *patron_layout_problem(const char *name, PyObject *type) PATRON_UNUSED;
+    static PyObject *patron_layout_problem(const char *name, PyObject *type) {
+        PyTypeObject *t = (PyTypeObject *)type;
+        const patron_record *record = NULL;
+        for (size_t i = 0; i < sizeof(patron_records) / sizeof(patron_record); i++)
+            if (strcmp(patron_records[i].name, name) == 0)
+                record = &patron_records[i];
+        if (record == NULL)
+            return PyUnicode_FromString("no layout compiled");
+        if (!PyType_Check(type))
+            return PyUnicode_FromString("not a class");
+        if (t->tp_basicsize != record->size || t->tp_itemsize != 0)
+            return PyUnicode_FromFormat("%zd bytes an instance, compiled for %zd", t->tp_basicsize, record->size);
+        if (PyType_HasFeature(t, Py_TPFLAGS_HAVE_GC))
+            return PyUnicode_FromString("tracked by the cyclic collector (gc=True)");
+        for (Py_ssize_t i = 0; i < record->count; i++) {  /* names first: a rename says which */
+            PyObject *found = PyDict_GetItemString(t->tp_dict, record->fields[i].name);  /* borrowed */
+            if (found == NULL || !Py_IS_TYPE(found, &PyMemberDescr_Type))
+                return PyUnicode_FromFormat("no field %s", record->fields[i].name);
+        }
+        for (Py_ssize_t i = 0; i < record->count; i++) {
+            const patron_field *field = &record->fields[i];
+            PyObject *found = PyDict_GetItemString(t->tp_dict, field->name);
+            PyMemberDef *member = ((PyMemberDescrObject *)found)->d_member;
+            if (member->offset != field->offset || member->type != T_OBJECT_EX)
+                return PyUnicode_FromFormat("field %s at byte %zd, compiled for %zd", field->name,
+                                            member->offset, field->offset);
+        }
+        return PyUnicode_FromString("");
+    }
+    """
+    object layout_problem "patron_layout_problem" (const char *name, object record)
+
+    ctypedef class engine.members.Held [object patron_Held, check_size error]:
+        cdef object amount, expires, release, txn_id
+
+    ctypedef class engine.transactions.LineItem [object patron_LineItem, check_size error]:
+        cdef object category, member_discounted, name, paid_minor, product_id
+        cdef object promotional, quantity, sku
+
+    ctypedef class engine.members.Lot [object patron_Lot, check_size error]:
+        cdef object amount, expires
+
+    ctypedef class engine.members.Member [object patron_Member, check_size error]:
+        cdef object abnormal, bonus_value, bonuses_used, carry_minor, coupons
+        cdef object day_points, debt, enrolled, events, flag_days, growth, held
+        cdef object last_purchase, ledger_seq, lots, manual_tags, member_id
+        cdef object midnight_done, next_tier, pending, points, profile, purchases
+        cdef object reminded, since_growth, since_points, since_recharge
+        cdef object since_single, since_spend, singles, status, stored_value
+        cdef object tag_check, tags, tier, tier_since, tier_until, total_points
+        cdef object total_recharge, total_spend, touched, windows
+
+    ctypedef class engine.transactions.Transaction [object patron_Transaction, check_size error]:
+        cdef object amount_minor, channel, coupon_code, coupon_id, event_type, kind
+        cdef object lines, member_id, note, occurred_at_ms, points, refund_of, status
+        cdef object store_id, txn_id
+
+    ctypedef class engine.transactions.TxnRecord [object patron_TxnRecord, check_size error]:
+        cdef object day, eligible_minor, growth, kind, member_id, paid_minor, points
+        cdef object reason, refunded_minor, reversed_eligible, reversed_growth
+        cdef object reversed_points, rule_version, spent

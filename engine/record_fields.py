@@ -1,0 +1,35 @@
+"""The msgspec Structs scoring reads on every transaction, which the compiled engine reads as the C
+structs they are (record_fields.pxd declares their layout to Cython; docs/decisions.md, "Struct
+fields read as C fields"). Only this module's build runs: engine/__init__.py imports it, before
+any other engine module, to check that each Struct is still laid out as it was compiled, and runs
+the whole engine from its .py files, saying why, when one is not. The .py engine reads fields by
+name and has nothing to check."""
+
+from msgspec import Struct
+
+from engine.members import Held, Lot, Member
+from engine.transactions import LineItem, Transaction, TxnRecord
+
+__all__ = ["layout_problems"]
+
+RECORDS = (Held, LineItem, Lot, Member, Transaction, TxnRecord)
+
+
+def layout_problems() -> list[str]:
+    """Each Struct the build cannot read as compiled, and why; empty when it can."""
+    problems = []
+    for record in RECORDS:
+        problem = _written_problem(record) or layout_problem(record.__name__.encode(), record)  # noqa: F821 (C, record_fields.pxd)
+        if problem:
+            problems.append(f"{record.__module__}.{record.__qualname__}: {problem}")
+    return problems
+
+
+def _written_problem(record: type) -> str:
+    """Why fields of `record` could not be written directly as msgspec writes them, or ""."""
+    if not issubclass(record, Struct):
+        return "not a msgspec Struct"
+    config = record.__struct_config__
+    if config.frozen:
+        return "frozen"
+    return "tracked by the cyclic collector (gc=True)" if config.gc else ""
