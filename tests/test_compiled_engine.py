@@ -115,7 +115,8 @@ def test_replays_compiled_and_pure_write_the_same_bytes(both):
 
 ENGINE_STATE = """
 import json, sys, engine, engine.scoring, engine.programme
-built = [name for name, module in sys.modules.items() if name.startswith("engine.") and not module.__file__.endswith(".py")]
+built = [name for name, module in sys.modules.items()
+         if name.startswith("engine.") and not module.__file__.endswith(".py")]
 assert engine.compiled_engine()[0] or not built, built  # all compiled or all from their .py
 print(json.dumps([*engine.compiled_engine(), engine.scoring.__file__]))
 """
@@ -175,4 +176,5 @@ def test_a_struct_laid_out_otherwise_than_compiled_runs_the_whole_engine_from_it
                                     '    coupon_code: str = ""\n    till: str = ""\n\n\nclass TxnResult', 1))
     compiled, why, scoring = engine_state(tmp_path)
     assert (compiled, scoring) == (False, str(tmp_path / "engine" / "scoring.py"))
-    assert "engine.transactions.Transaction size changed" in why and "Expected 136" in why
+    assert "engine.transactions.Transaction size changed" in why
+    assert "Expected 136" in why
