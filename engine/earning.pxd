@@ -2,11 +2,13 @@
 
 cimport cython
 
+from engine.filters cimport LineFilter
+from engine.products cimport ProductRules, _Claim
 from engine.programme cimport Programme
 from engine.record_fields cimport LineItem, Member, Transaction
 from engine.tiers cimport TierRule
 
 
 cpdef purchase_growth(Programme programme, value, points)
-@cython.locals(tier=TierRule, line=LineItem)
+@cython.locals(tier=TierRule, line=LineItem, line_filter=LineFilter, products=ProductRules, claim=_Claim)
 cpdef value_purchase(Programme programme, Member member, Transaction txn, day, per_order=*)

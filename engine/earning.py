@@ -35,14 +35,15 @@ def value_purchase(programme: Programme, member: Member, txn: Transaction, day: 
     claimed = unclaimed = eligible = paid = 0
     claims: dict[int, int] | None = None
     if txn.lines:
-        earns, claim_of = programme.lines.earns, programme.lines.claim  # None: nothing to ask
+        line_filter, products = programme.lines.filter, programme.lines.products
+        asks, claiming = line_filter.asks, bool(products.claims)  # False: nothing to ask
         for line in txn.lines:  # the hottest loop in patron
             amount = line.paid_minor
             paid += amount
-            if earns is not None and not earns(line):
+            if asks and not line_filter.test(line):
                 continue
             eligible += amount
-            claim = None if claim_of is None else claim_of(line)
+            claim = products.find(line) if claiming else None
             if claim is None:
                 unclaimed += amount
             else:

@@ -20,27 +20,22 @@ class Matcher:
         self.category = frozenset(match.category)
         self.names = tuple(n.casefold() for n in match.name_contains)
         self.empty = not (self.sku or self.product_id or self.category or self.names)
-        self.matches: LineTest = _matching(self.sku, self.product_id, self.category, self.names)
-        """Asks only about what the match names: a purchase's every line goes through it."""
 
-
-def _matching(skus: frozenset[str], product_ids: frozenset[str], categories: frozenset[str],
-              names: tuple[str, ...]) -> LineTest:
-    """A matcher's test, skipping the parts it leaves empty (a cell's truth costs less than a set lookup)."""
-    def matches(line: LineItem) -> bool:
-        if skus and line.sku in skus:
+    def matches(self, line: LineItem) -> bool:
+        """Asks only about what the match names (a set's truth costs less than a lookup): a
+        purchase's every line goes through it."""
+        if self.sku and line.sku in self.sku:
             return True
-        if product_ids and line.product_id in product_ids:
+        if self.product_id and line.product_id in self.product_id:
             return True
-        if categories and line.category in categories:
+        if self.category and line.category in self.category:
             return True
-        if names:
+        if self.names:
             name = line.name.casefold()
-            for piece in names:
+            for piece in self.names:
                 if piece in name:
                     return True
         return False
-    return matches
 
 
 class LineFilter:
@@ -50,25 +45,18 @@ class LineFilter:
         self.no_barcode = filters.no_barcode_lines_earn
         self.blacklist = Matcher(filters.blacklist)
         self.whitelist = Matcher(filters.whitelist)
-        self.earns: LineTest | None = self._test()
-        """None when every line earns: the purchase loop then asks nothing."""
+        self.black, self.white = not self.blacklist.empty, not self.whitelist.empty
+        self.asks = not (self.promotional and self.discounted and self.no_barcode) or self.black or self.white
+        """False when every line earns: the purchase loop then asks nothing."""
+        self.earns: LineTest | None = self.test if self.asks else None
 
-    def _test(self) -> LineTest | None:
-        refuse_promotional, refuse_discounted = not self.promotional, not self.discounted
-        refuse_no_barcode = not self.no_barcode
-        black = None if self.blacklist.empty else self.blacklist.matches
-        white = None if self.whitelist.empty else self.whitelist.matches
-        if not (refuse_promotional or refuse_discounted or refuse_no_barcode or black or white):
-            return None
-
-        def earns(line: LineItem) -> bool:
-            if refuse_promotional and line.promotional:
-                return False
-            if refuse_discounted and line.member_discounted:
-                return False
-            if refuse_no_barcode and not line.sku:
-                return False
-            if black is not None and black(line):
-                return False
-            return white is None or white(line)
-        return earns
+    def test(self, line: LineItem) -> bool:
+        if not self.promotional and line.promotional:
+            return False
+        if not self.discounted and line.member_discounted:
+            return False
+        if not self.no_barcode and not line.sku:
+            return False
+        if self.black and self.blacklist.matches(line):
+            return False
+        return not self.white or self.whitelist.matches(line)

@@ -1,4 +1,10 @@
 # Cython declarations for lines.py (see docs/decisions.md, "Typed engine objects").
 
+from engine.filters cimport LineFilter
+from engine.products cimport ProductRules
+
+
 cdef class LineRules:
-    cdef public object filter, products, earns, claim
+    cdef public LineFilter filter
+    cdef public ProductRules products
+    cdef public object earns, claim

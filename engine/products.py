@@ -37,25 +37,19 @@ class ProductRules:
         # numbered before ordering: a rule's why names its place in the document
         numbered = sorted(enumerate(rules, 1), key=lambda n: n[1].priority != "special")
         self.claims = [_Claim(rule, position, minor_per_major) for position, rule in numbered]
-        self.claim: Callable[[LineItem], _Claim | None] | None = self._claiming(rules)
+        # Most lines match none: one test against every rule's values together answers them.
+        self.any_rule = Matcher(LineMatch(sku=[s for r in rules for s in r.match.sku],
+                                          category=[c for r in rules for c in r.match.category],
+                                          name_contains=[n for r in rules for n in r.match.name_contains],
+                                          product_id=[p for r in rules for p in r.match.product_id]))
+        self.claim: Callable[[LineItem], _Claim | None] | None = self.find if self.claims else None
         """None when the programme has no product rules: the purchase loop then asks nothing."""
 
-    def _claiming(self, rules: list[ProductRule]) -> Callable[[LineItem], _Claim | None] | None:
-        """The first special rule, else the first product rule (file order) that matches. Most
-        lines match none: one test against every rule's values together answers them."""
-        if not self.claims:
+    def find(self, line: LineItem) -> _Claim | None:
+        """The first special rule, else the first product rule (file order) that matches."""
+        if not self.any_rule.matches(line):
             return None
-        claims = [(claim.matcher.matches, claim) for claim in self.claims]
-        any_rule = Matcher(LineMatch(sku=[s for r in rules for s in r.match.sku],
-                                     category=[c for r in rules for c in r.match.category],
-                                     name_contains=[n for r in rules for n in r.match.name_contains],
-                                     product_id=[p for r in rules for p in r.match.product_id])).matches
-
-        def claim(line: LineItem) -> _Claim | None:
-            if not any_rule(line):
-                return None
-            for matches, found in claims:
-                if matches(line):
-                    return found
-            return None
-        return claim
+        for found in self.claims:
+            if found.matcher.matches(line):
+                return found
+        return None

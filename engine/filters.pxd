@@ -1,0 +1,17 @@
+# Cython declarations for filters.py (see docs/decisions.md, "Struct fields read as C fields"):
+# a line test is a C call that reads the line as a C struct.
+
+from engine.record_fields cimport LineItem
+
+
+cdef class Matcher:
+    cdef public frozenset sku, product_id, category
+    cdef public tuple names
+    cdef public object empty
+    cpdef matches(self, LineItem line)
+
+
+cdef class LineFilter:
+    cdef public object promotional, discounted, no_barcode, black, white, asks, earns
+    cdef public Matcher blacklist, whitelist
+    cpdef test(self, LineItem line)
