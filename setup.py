@@ -24,7 +24,10 @@ STRUCTS = re.compile(r"^class \w+\(.*\bStruct\b", re.MULTILINE)
 # Python's semantics kept: type hints are not C types (ints stay unbounded, None allowed), and a
 # function of one argument still takes it by keyword. (Cython's default inference gives a local a
 # C type only where it cannot overflow.)
-ENGINE_DIRECTIVES = {"binding": True, "annotation_typing": False, "always_allow_keywords": True}
+# `nonecheck`: a typed reference holding None raises AttributeError as the .py does, instead of
+# crashing the process (a pointer compare a read: +0.25% of scoring's instructions).
+ENGINE_DIRECTIVES = {"binding": True, "annotation_typing": False, "always_allow_keywords": True,
+                     "nonecheck": True}
 
 
 def engine_modules() -> list[str]:

@@ -91,7 +91,8 @@ def _mislaid() -> list[str]:
     try:
         from engine.record_fields import layout_problems
         problems = layout_problems()
-    except (ImportError, ValueError) as error:  # Cython's own check of each class's size, at the build's import
+    except Exception as error:  # Cython's own checks at the build's import: a class's size
+        # (ValueError), a class moved or renamed (AttributeError) or replaced (TypeError); any is a reason
         problems = [f"{type(error).__name__}: {error}"]
     if problems:
         for name in set(sys.modules) - before:

@@ -12,6 +12,6 @@ cdef class Matcher:
 
 
 cdef class LineFilter:
-    cdef public object promotional, discounted, no_barcode, black, white, asks, earns
+    cdef public object promotional, discounted, no_barcode, black, white, asks
     cdef public Matcher blacklist, whitelist
     cpdef test(self, LineItem line)

@@ -1,13 +1,9 @@
 """Which lines of a purchase earn: programme flags, blacklist and whitelist."""
 
-from collections.abc import Callable
-
 from engine.rules import Filters, LineMatch
 from engine.transactions import LineItem
 
-__all__ = ["LineFilter", "LineTest", "Matcher"]
-
-LineTest = Callable[[LineItem], bool]
+__all__ = ["LineFilter", "Matcher"]
 
 
 class Matcher:
@@ -48,9 +44,9 @@ class LineFilter:
         self.black, self.white = not self.blacklist.empty, not self.whitelist.empty
         self.asks = not (self.promotional and self.discounted and self.no_barcode) or self.black or self.white
         """False when every line earns: the purchase loop then asks nothing."""
-        self.earns: LineTest | None = self.test if self.asks else None
 
     def test(self, line: LineItem) -> bool:
+        """Whether the line earns; the purchase loop asks only when `asks`."""
         if not self.promotional and line.promotional:
             return False
         if not self.discounted and line.member_discounted:

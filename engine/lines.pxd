@@ -7,4 +7,3 @@ from engine.products cimport ProductRules
 cdef class LineRules:
     cdef public LineFilter filter
     cdef public ProductRules products
-    cdef public object earns, claim

@@ -16,6 +16,5 @@ cdef class _Claim:
 cdef class ProductRules:
     cdef public list claims
     cdef public Matcher any_rule
-    cdef public object claim
     @cython.locals(found=_Claim)
     cpdef find(self, LineItem line)

@@ -1,7 +1,5 @@
 """Product rules: special rules, then product rules, claim a line and say what it earns."""
 
-from collections.abc import Callable
-
 from engine.filters import Matcher
 from engine.rounding import Rounder, exact
 from engine.rules import LineMatch, ProductRule
@@ -42,8 +40,6 @@ class ProductRules:
                                           category=[c for r in rules for c in r.match.category],
                                           name_contains=[n for r in rules for n in r.match.name_contains],
                                           product_id=[p for r in rules for p in r.match.product_id]))
-        self.claim: Callable[[LineItem], _Claim | None] | None = self.find if self.claims else None
-        """None when the programme has no product rules: the purchase loop then asks nothing."""
 
     def find(self, line: LineItem) -> _Claim | None:
         """The first special rule, else the first product rule (file order) that matches."""

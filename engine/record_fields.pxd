@@ -12,7 +12,8 @@
 # narrower C type is certain. Only gc=False, non-frozen Structs are declared: writing a field
 # directly is then what msgspec's own setattr does (no GC tracking to keep up). A typed argument
 # accepts None, and reading a field of None crashes the process where the .py would raise
-# AttributeError: only references that are never None are typed (record_fields.py says where).
+# AttributeError: only references that are never None are typed (docs/decisions.md says which).
+# The engine is compiled with `nonecheck`, so a typed None raises AttributeError as the .py does.
 
 cdef extern from *:
     """

@@ -60,12 +60,13 @@ def claimed(rules: list[ProductRule], line: LineItem) -> int:
 def test_specialised_line_tests_answer_as_the_rules_read(rules, products, basket):
     compiled = LineRules(rules, products, 100)
     for line in basket:
-        assert (compiled.earns is None or compiled.earns(line)) == earns(rules, line), line
-        found = compiled.claim(line) if compiled.claim is not None else None
+        line_filter, product_rules = compiled.filter, compiled.products
+        assert (not line_filter.asks or line_filter.test(line)) == earns(rules, line), line
+        found = product_rules.find(line) if product_rules.claims else None
         assert (found.position if found is not None else 0) == claimed(products, line), line
 
 
 def test_a_programme_without_filters_or_product_rules_asks_nothing_of_a_line():
     compiled = LineRules(Filters(), [], 100)
-    assert compiled.earns is None
-    assert compiled.claim is None
+    assert not compiled.filter.asks
+    assert not compiled.products.claims
