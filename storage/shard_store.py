@@ -89,6 +89,13 @@ class ShardStore:
         """Held by a checkpoint's copy (seconds at a million members, on a reads thread): a map
         resize waits for it as for a read, while the reads of quotes and cards go on beside it."""
         upgrade_layout(self.env, self.dbs)
+        self.heads: dict[str, int] = {}
+        """The position of members' newest ledger entries as last committed, for those written or
+        read since the store opened: a commit chains a member's first new entry to it without
+        reading the member's record. Each value is what LMDB holds (set from a read of the last
+        commit, or once a commit that wrote it returned); a write that deletes members or ledger
+        entries (a virtual shard's move) forgets them all, and `forget_heads` forgets members that
+        leave memory, so it holds no more members than memory does."""
         self._batches = self._last_batch()
         self.largest_commit = 0
         self._used_before = self.disk_bytes()
@@ -309,6 +316,11 @@ class ShardStore:
 
     # -- writing ---------------------------------------------------------------------
 
+    def forget_heads(self, member_ids: Iterable[str]) -> None:
+        heads = self.heads
+        for member_id in member_ids:
+            heads.pop(member_id, None)
+
     def writer(self) -> "BatchWriter":
         self._grow_if_needed()
         self._drop_mapped_over_budget()
@@ -401,8 +413,11 @@ class BatchWriter:
         """Members to write at commit, encoded when put (without their newest ledger position,
         known at commit): a midnight step's members may leave memory before it commits."""
         self._entries: list[LedgerEntry] = []
-        self._heads: dict[str, int] = {}
-        """Newest ledger positions of the members read here, for `commit` not to read them again."""
+        self._heads = store.heads
+        """Newest ledger positions as last committed (`ShardStore.heads`); the members read here add
+        theirs, for `commit` not to read them again."""
+        self._written: dict[str, int] = {}
+        """Newest positions this write gives members, for `heads` once it is committed."""
         self._find_txn = self.txn.cursor(self.dbs["txn_index"]).get
         self._find_member = self.txn.cursor(self.dbs["members"]).get
         """Lookups by key through a cursor of each database: `Transaction.get`'s `db=` keyword is
@@ -554,6 +569,7 @@ class BatchWriter:
         rows = ledger_rows(self._entries, int.from_bytes(cursor.key(), "big") if cursor.last() else 0, newest)
         if cursor.putmulti(rows, append=True)[1] != len(rows):  # append skips a key it finds, silently
             raise RuntimeError(f"shard store {self.store.path}: ledger positions after {rows[0][0].hex()} are taken")
+        self._written = dict(newest)
         records = member_rows(self._members, newest, self._heads, self._find_member)
         for member_id, head in newest.items():  # entries but no new record: the stored one moved on
             key = member_id.encode()
@@ -572,6 +588,11 @@ class BatchWriter:
         self.txn.cursor(self.dbs["txn_days"]).putmulti(
             [(day_key(day, batch), encode(ids)) for day, ids in by_day.items()])
         self.txn.commit()
+        self._heads.update(self._written)  # committed: now what LMDB holds
+
+    def forget_heads(self) -> None:
+        """This write deletes members or ledger entries: no head known so far is kept."""
+        self._heads.clear()
 
     def abort(self) -> None:
         self.txn.abort()
