@@ -95,7 +95,11 @@ class ShardStore:
         reading the member's record. Each value is what LMDB holds (set from a read of the last
         commit, or once a commit that wrote it returned); a write that deletes members or ledger
         entries (a virtual shard's move) forgets them all, and `forget_heads` forgets members that
-        leave memory, so it holds no more members than memory does."""
+        leave memory, at the open write's commit too. Size: with every member in memory, one entry
+        per member read or written since the start; with a bounded hot set, between writes only
+        members in memory, and during a write also those it read."""
+        self._left_in_write: set[str] = set()
+        """Members that left memory since the open write began (`forget_heads`)."""
         self._batches = self._last_batch()
         self.largest_commit = 0
         self._used_before = self.disk_bytes()
@@ -317,13 +321,17 @@ class ShardStore:
     # -- writing ---------------------------------------------------------------------
 
     def forget_heads(self, member_ids: Iterable[str]) -> None:
-        heads = self.heads
+        """Members leaving memory; those the open write gives a head are not kept at its commit
+        either (a midnight step's parts leave memory before the step commits)."""
+        heads, left = self.heads, self._left_in_write
         for member_id in member_ids:
             heads.pop(member_id, None)
+            left.add(member_id)
 
     def writer(self) -> "BatchWriter":
         self._grow_if_needed()
         self._drop_mapped_over_budget()
+        self._left_in_write = set()
         return BatchWriter(self)
 
     def _drop_mapped_over_budget(self) -> None:
@@ -589,6 +597,9 @@ class BatchWriter:
             [(day_key(day, batch), encode(ids)) for day, ids in by_day.items()])
         self.txn.commit()
         self._heads.update(self._written)  # committed: now what LMDB holds
+        if left := self.store._left_in_write:  # members that left memory during this write: not kept
+            for member_id in left & self._written.keys():  # (a head read again since is behind this commit)
+                del self._heads[member_id]
 
     def forget_heads(self) -> None:
         """This write deletes members or ledger entries: no head known so far is kept."""
