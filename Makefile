@@ -9,7 +9,7 @@ BUILT := $(VENV)/.built
 
 venv: $(STAMP) $(BUILT)
 
-# The install compiles the wire code (actors/*.pyx) and the engine's modules (engine/; setup.py) with gcc.
+# The install compiles the wire code (actors/*.pyx, storage/*.pyx) and the engine's modules (engine/; setup.py) with gcc.
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml setup.py
 
 # A changed .pyx, engine module or .pxd is compiled again (with the modules that cimport it) in ./build;
 # until then the whole engine runs its .py files. The first time after an install every module is. (The install marks it done.)
-$(BUILT): $(STAMP) $(wildcard actors/*.pyx engine/*.py engine/*/*.py engine/*.pxd engine/*/*.pxd)
+$(BUILT): $(STAMP) $(wildcard actors/*.pyx storage/*.pyx engine/*.py engine/*/*.py engine/*.pxd engine/*/*.pxd)
 	$(BIN)/python setup.py --quiet build_ext --inplace
 	touch $(BUILT)
 
@@ -42,4 +42,4 @@ lint: venv
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) build actors/*.c actors/*.so engine/*.c engine/*.so engine/*/*.c engine/*/*.so data .pytest_cache .ruff_cache .hypothesis *.egg-info examples/node/node_modules
+	rm -rf $(VENV) build actors/*.c actors/*.so storage/*.c storage/*.so engine/*.c engine/*.so engine/*/*.c engine/*/*.so data .pytest_cache .ruff_cache .hypothesis *.egg-info examples/node/node_modules

@@ -3,7 +3,8 @@ pyproject.toml. Without a C compiler the install fails loudly rather than leavin
 (see docs/operations.md).
 
 - The wire code: the shards' part reader (actors/part_reader.pyx) and result writer
-  (actors/result_writer.pyx), and the gateway's batch cutter (actors/batch_cutter.pyx).
+  (actors/result_writer.pyx), and the gateway's batch cutter (actors/batch_cutter.pyx); and the
+  shards' batch statistics (actors/batch_counter.pyx) and commit rows (storage/row_packer.pyx).
 - The engine's own modules, compiled as they are (Cython's pure-Python mode: the .py is both the
   specification and the code compiled; PATRON_PURE_ENGINE=1 runs the .py, engine/__init__.py).
   Modules declaring msgspec Structs stay pure: compiling them gained nothing, and msgspec reads
@@ -19,7 +20,8 @@ from pathlib import Path
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-COMPILED = ("part_reader", "batch_cutter", "result_writer")
+COMPILED = ("actors/part_reader", "actors/batch_cutter", "actors/result_writer", "actors/batch_counter",
+            "storage/row_packer")
 STRUCTS = re.compile(r"^class \w+\(.*\bStruct\b", re.MULTILINE)
 # Python's semantics kept: type hints are not C types (ints stay unbounded, None allowed), and a
 # function of one argument still takes it by keyword. (Cython's default inference gives a local a
@@ -36,8 +38,8 @@ def engine_modules() -> list[str]:
 
 
 def extensions() -> list[Extension]:
-    wire = cythonize([Extension(f"actors.{name}", [f"actors/{name}.pyx"], extra_compile_args=["-O2"])
-                      for name in COMPILED], language_level=3)
+    wire = cythonize([Extension(path.replace("/", "."), [f"{path}.pyx"], extra_compile_args=["-O2"])
+                      for path in COMPILED], language_level=3)
     # -O1: as fast as -O2 for this code (bench/RESULTS.md, "The engine compiled as it is"), in 60% of gcc's time.
     engine = cythonize([Extension(path[:-3].replace("/", "."), [path], extra_compile_args=["-O1"])
                         for path in engine_modules()], language_level=3, compiler_directives=ENGINE_DIRECTIVES,

@@ -9,7 +9,19 @@ from engine.ledger import LedgerEntry
 from engine.transactions import Transaction, TxnResult
 from engine.types import COUPON_ISSUE, KINDS
 
-__all__ = ["BatchStats", "count_batch", "count_ledger"]
+__all__ = ["COMPILED_COUNTS", "BatchStats", "count_batch", "count_ledger", "count_ledger_pure", "count_outcomes_pure"]
+
+try:
+    from actors.batch_counter import count_common as _common_compiled
+    from actors.batch_counter import count_outcomes as _outcomes_compiled
+except ImportError as error:  # never silent: every start says so (actors/batch_wire.py)
+    _common_compiled = _outcomes_compiled = None
+    MISSING = f"{type(error).__name__}: {error}"
+else:
+    MISSING = ""
+COMPILED_COUNTS = _common_compiled is not None
+"""Whether a batch's statistics are counted by compiled code (actors/batch_counter.pyx) or by the
+pure code here, their specification."""
 
 OUT_OF_STOCK = "out_of_stock"
 _COUPON_EVENTS = {"coupon_issued": "issued", "coupon_used": "used", "coupon_expired": "expired"}
@@ -55,12 +67,11 @@ class BatchStats(msgspec.Struct, array_like=True, gc=False):
 
 
 def count_batch(txns: list[Transaction], results: list[TxnResult], ledger: list[LedgerEntry]) -> BatchStats:
-    # counted as (kind, outcome, reason) by Counter's C loop, named once per distinct triple
-    seen = Counter(zip(map(_KIND, txns), map(_OUTCOME, results), map(_REASON, results), strict=True))
-    outcomes: dict[str, int] = {}
-    for (kind, outcome, reason), count in seen.items():
-        key = f"{kind if kind in KINDS else 'unknown'} {outcome} {reason}"
-        outcomes[key] = outcomes.get(key, 0) + count
+    outcomes = None
+    if _outcomes_compiled is not None and type(txns) is list and type(results) is list:
+        outcomes = _outcomes_compiled(txns, results)
+    if outcomes is None:
+        outcomes = count_outcomes_pure(txns, results)
     stats = BatchStats(outcomes)
     count_ledger(stats, ledger)
     if f"{COUPON_ISSUE} rejected {OUT_OF_STOCK}" in outcomes:  # refused before any ledger entry: count it here
@@ -70,8 +81,29 @@ def count_batch(txns: list[Transaction], results: list[TxnResult], ledger: list[
     return stats
 
 
+def count_outcomes_pure(txns: list[Transaction], results: list[TxnResult]) -> dict[str, int]:
+    """"kind outcome reason" -> transactions (the compiled `count_outcomes` gives the same dict, in
+    the same order). Counted as (kind, outcome, reason) by Counter's C loop, named once per
+    distinct triple."""
+    seen = Counter(zip(map(_KIND, txns), map(_OUTCOME, results), map(_REASON, results), strict=True))
+    outcomes: dict[str, int] = {}
+    for (kind, outcome, reason), count in seen.items():
+        key = f"{kind if kind in KINDS else 'unknown'} {outcome} {reason}"
+        outcomes[key] = outcomes.get(key, 0) + count
+    return outcomes
+
+
 def count_ledger(stats: BatchStats, ledger: list[LedgerEntry]) -> None:
-    """Add what the ledger entries did to `stats` (it may already hold counts)."""
+    """Add what the ledger entries did to `stats` (it may already hold counts): the common kinds
+    by the compiled code when it is built, the rest (tier moves, coupons) by the pure code."""
+    if _common_compiled is not None and type(ledger) is list:
+        ledger = _common_compiled(stats, ledger)
+    if ledger:
+        count_ledger_pure(stats, ledger)
+
+
+def count_ledger_pure(stats: BatchStats, ledger: list[LedgerEntry]) -> None:
+    """The specification of `count_ledger`."""
     moves: Counter[str] = Counter()
     coupons: Counter[str] = Counter()
     for entry in ledger:

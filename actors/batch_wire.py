@@ -12,13 +12,16 @@ from typing import Protocol
 
 import msgspec
 
-from actors.batch_stats import BatchStats
+from actors.batch_stats import COMPILED_COUNTS, BatchStats
+from actors.batch_stats import MISSING as _COUNTS_MISSING
 from actors.routing import shards_of
 from actors.wire import OUTCOME_NUMBERS as _OUTCOMES
 from actors.wire import transactions_from
 from engine import compiled_engine
 from engine.transactions import Transaction, TxnResult
 from proto import patron_pb2 as pb
+from storage.commit_rows import COMPILED_ROWS
+from storage.commit_rows import MISSING as _ROWS_MISSING
 from storage.folder import Layout
 from storage.outbox import varint
 
@@ -36,10 +39,12 @@ except ImportError as error:  # never silent: every start says so (say_if_not_co
     _MISSING = f"{type(error).__name__}: {error}"
 else:
     _MISSING = ""
-COMPILED_WIRE = _read_compiled is not None
+_MISSING = "; ".join(why for why in (_MISSING, _ROWS_MISSING, _COUNTS_MISSING) if why)
+COMPILED_WIRE = _read_compiled is not None and COMPILED_ROWS and COMPILED_COUNTS
 """Whether batches are read for routing and cut (actors/batch_cutter.pyx), parts read
-(actors/part_reader.pyx) and results written (actors/result_writer.pyx) by compiled code, or by
-the pure code here, their specification."""
+(actors/part_reader.pyx), results written (actors/result_writer.pyx), a batch's statistics counted
+(actors/batch_counter.pyx) and a commit's rows packed (storage/row_packer.pyx) by compiled code, or
+by the pure code here, in actors/batch_stats.py and in storage/commit_rows.py, their specification."""
 COMPILED_ENGINE, _ENGINE_PURE_WHY = compiled_engine()
 """Whether the engine's modules run compiled (setup.py, engine/__init__.py)."""
 COMPILED = COMPILED_WIRE and COMPILED_ENGINE
@@ -236,10 +241,12 @@ def read_part_pure(data: bytes) -> list[Transaction]:
 
 def say_if_not_compiled(log: logging.Logger, **extra: object) -> None:
     """An ERROR at every start of a shard or server without the compiled wire code or engine: it
-    works, at about 8% (wire) or 15% (engine) more CPU a transaction, and an install can fix it."""
+    works, at about 8% (reading and answers), 8% (commits and counts) or 15% (engine) more CPU a
+    transaction, and an install can fix it."""
     if not COMPILED_WIRE:
-        log.error("the compiled wire code (actors/part_reader, actors/batch_cutter, actors/result_writer) is missing: "
-                  "batches are cut and read and results written by the slower pure code; reinstall with a C compiler "
+        log.error("the compiled wire code (actors/part_reader, actors/batch_cutter, actors/result_writer, "
+                  "actors/batch_counter, storage/row_packer) is missing: batches are cut and read, results written, "
+                  "batches counted and commits' rows packed by the slower pure code; reinstall with a C compiler "
                   "present: pip install -e . (or make venv)",
                   extra={"reason": _MISSING, **extra})
     if not COMPILED_ENGINE:

@@ -686,11 +686,13 @@ class Shard:
         self.stored_value[1] += stats.bonus_value
 
     def _left_memory(self, member_ids: list[str]) -> None:
-        """Window sums hold a member's day dicts: they go when the member leaves memory (the rules
-        in force now, since publishing replaces the ladder that keeps them)."""
+        """Window sums hold a member's day dicts, the store its newest ledger position: they go when
+        the member leaves memory (the rules in force now, since publishing replaces the ladder that
+        keeps them)."""
         forget = self.book.programme.ladder.sums.forget
         for member_id in member_ids:
             forget(member_id)
+        self.store.forget_heads(member_ids)  # memory: their heads are read again when they come back
 
     def _reload(self, member_ids: Iterable[str]) -> None:
         self.book.take_changes()

@@ -38,7 +38,11 @@ FINE = {
     "ledger_rows": ("storage.shard_store", "ledger_rows"), "txn_key": ("storage.shard_store", "txn_key"),
     "member_heads": ("storage.shard_store", "BatchWriter._newest_stored"),
     "count_ledger": ("actors.batch_stats", "count_ledger"), "result_entries": ("actors.grouping", "result_entries"),
+    # the commit's rows packed by storage/commit_rows.py (compiled: storage/row_packer.pyx), where the tree has it
+    "index_key": ("storage.shard_store", "index_key"), "newest_heads": ("storage.shard_store", "newest_heads"),
+    "member_rows": ("storage.shard_store", "member_rows"), "index_rows": ("storage.shard_store", "index_rows"),
 }
+"""A zone whose function the tree lacks (an older or newer tree's) is left out."""
 _SOURCE = r"""
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -76,7 +80,9 @@ def _wrap(frame: Any, module: str, path: str) -> None:
     *outer, name = path.split(".")
     for part in outer:
         owner = getattr(owner, part)
-    function = getattr(owner, name)
+    function = getattr(owner, name, None)
+    if function is None:
+        return
     setattr(owner, name, lambda *args, **kwargs: frame(function, *args, **kwargs))
 
 

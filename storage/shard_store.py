@@ -32,7 +32,6 @@ from storage.codecs import (
     encode,
     entry_of,
     id_digest,
-    ledger_rows,
     linked_position,
     member_of,
     position_key,
@@ -41,8 +40,8 @@ from storage.codecs import (
     wakeup_key,
     wakeup_of,
     with_newest,
-    with_position,
 )
+from storage.commit_rows import index_key, index_rows, ledger_rows, member_rows, newest_heads
 from storage.layout import upgrade_layout
 from storage.mapped_pages import BUDGET_BYTES, drop_mapping, file_resident_bytes
 
@@ -90,6 +89,17 @@ class ShardStore:
         """Held by a checkpoint's copy (seconds at a million members, on a reads thread): a map
         resize waits for it as for a read, while the reads of quotes and cards go on beside it."""
         upgrade_layout(self.env, self.dbs)
+        self.heads: dict[str, int] = {}
+        """The position of members' newest ledger entries as last committed, for those written or
+        read since the store opened: a commit chains a member's first new entry to it without
+        reading the member's record. Each value is what LMDB holds (set from a read of the last
+        commit, or once a commit that wrote it returned); a write that deletes members or ledger
+        entries (a virtual shard's move) forgets them all, and `forget_heads` forgets members that
+        leave memory, at the open write's commit too. Size: with every member in memory, one entry
+        per member read or written since the start; with a bounded hot set, between writes only
+        members in memory, and during a write also those it read."""
+        self._left_in_write: set[str] = set()
+        """Members that left memory since the open write began (`forget_heads`)."""
         self._batches = self._last_batch()
         self.largest_commit = 0
         self._used_before = self.disk_bytes()
@@ -310,9 +320,18 @@ class ShardStore:
 
     # -- writing ---------------------------------------------------------------------
 
+    def forget_heads(self, member_ids: Iterable[str]) -> None:
+        """Members leaving memory; those the open write gives a head are not kept at its commit
+        either (a midnight step's parts leave memory before the step commits)."""
+        heads, left = self.heads, self._left_in_write
+        for member_id in member_ids:
+            heads.pop(member_id, None)
+            left.add(member_id)
+
     def writer(self) -> "BatchWriter":
         self._grow_if_needed()
         self._drop_mapped_over_budget()
+        self._left_in_write = set()
         return BatchWriter(self)
 
     def _drop_mapped_over_budget(self) -> None:
@@ -402,8 +421,15 @@ class BatchWriter:
         """Members to write at commit, encoded when put (without their newest ledger position,
         known at commit): a midnight step's members may leave memory before it commits."""
         self._entries: list[LedgerEntry] = []
-        self._heads: dict[str, int] = {}
-        """Newest ledger positions of the members read here, for `commit` not to read them again."""
+        self._heads = store.heads
+        """Newest ledger positions as last committed (`ShardStore.heads`); the members read here add
+        theirs, for `commit` not to read them again."""
+        self._written: dict[str, int] = {}
+        """Newest positions this write gives members, for `heads` once it is committed."""
+        self._find_txn = self.txn.cursor(self.dbs["txn_index"]).get
+        self._find_member = self.txn.cursor(self.dbs["members"]).get
+        """Lookups by key through a cursor of each database: `Transaction.get`'s `db=` keyword is
+        parsed at every call, half of a lookup's cost from Python."""
 
     def member(self, member_id: str) -> Member | None:
         """A member as last committed (this transaction writes members only at `commit`), read
@@ -415,7 +441,7 @@ class BatchWriter:
         key = member_id.encode()
         if not 0 < len(key) <= self._max_key:
             return None  # no such key can have been written
-        raw = self.txn.get(key, db=self.dbs["members"])
+        raw = self._find_member(key)
         if raw is None:
             return None
         self._heads[member_id] = linked_position(raw)
@@ -449,8 +475,8 @@ class BatchWriter:
         found = self._index.get(key)
         if found is not None:
             return found
-        stored = self._keys[key] = txn_key(*key)
-        raw = self.txn.get(stored, db=self.dbs["txn_index"])
+        stored = self._keys[key] = index_key(key)
+        raw = self._find_txn(stored)
         return decode_txn(raw) if raw is not None else default
 
     def __setitem__(self, key: tuple[str, str], record: TxnRecord) -> None:
@@ -541,32 +567,19 @@ class BatchWriter:
     def clear_wakeups(self) -> None:
         self.txn.drop(self.dbs["wakeups"], delete=False)
 
-    def _newest_stored(self, member_id: str) -> int:
-        head = self._heads.get(member_id)
-        if head is None:
-            raw = self.txn.get(member_id.encode(), db=self.dbs["members"])
-            head = linked_position(raw) if raw is not None else 0
-        return head
-
     def _write_ledger_and_members(self) -> None:
         """Append the entries, each chained to the member's entry before it, then write the
         members with their newest positions; a member with new entries but no new record only
         has the position in its stored record moved. Positions continue from the last one in the
         ledger itself, read in this transaction, so nothing cached can fall behind it."""
-        newest: dict[str, int] = {}
-        for entry in self._entries:
-            if entry.member_id not in newest:
-                newest[entry.member_id] = self._newest_stored(entry.member_id)
+        newest = newest_heads(self._entries, self._heads, self._find_member)
         cursor = self.txn.cursor(self.dbs["ledger"])
         rows = ledger_rows(self._entries, int.from_bytes(cursor.key(), "big") if cursor.last() else 0, newest)
         if cursor.putmulti(rows, append=True)[1] != len(rows):  # append skips a key it finds, silently
             raise RuntimeError(f"shard store {self.store.path}: ledger positions after {rows[0][0].hex()} are taken")
-        records = []
-        for member_id, encoded in self._members.items():
-            key = member_id.encode()
-            head = newest.pop(member_id) if member_id in newest else self._newest_stored(member_id)
-            records.append((key, with_position(head, encoded)))
-        for member_id, head in newest.items():
+        self._written = dict(newest)
+        records = member_rows(self._members, newest, self._heads, self._find_member)
+        for member_id, head in newest.items():  # entries but no new record: the stored one moved on
             key = member_id.encode()
             raw = self.txn.get(key, db=self.dbs["members"])
             if raw is None:
@@ -577,19 +590,20 @@ class BatchWriter:
     @_full_is_storage_full
     def commit(self) -> None:
         self._write_ledger_and_members()
-        keys, rows = self._keys, []
-        by_day: dict[Day, list[tuple[str, str]]] = {}
-        for key, record in self._index.items():  # one pass, no list made per transaction
-            rows.append((keys.get(key) or txn_key(*key), encode(record)))
-            ids = by_day.get(record.day)
-            if ids is None:
-                ids = by_day[record.day] = []
-            ids.append(key)
+        rows, by_day = index_rows(self._index, self._keys)
         self.txn.cursor(self.dbs["txn_index"]).putmulti(rows)
         batch = self.store.next_batch()
         self.txn.cursor(self.dbs["txn_days"]).putmulti(
             [(day_key(day, batch), encode(ids)) for day, ids in by_day.items()])
         self.txn.commit()
+        self._heads.update(self._written)  # committed: now what LMDB holds
+        if left := self.store._left_in_write:  # members that left memory during this write: not kept
+            for member_id in left & self._written.keys():  # (a head read again since is behind this commit)
+                del self._heads[member_id]
+
+    def forget_heads(self) -> None:
+        """This write deletes members or ledger entries: no head known so far is kept."""
+        self._heads.clear()
 
     def abort(self) -> None:
         self.txn.abort()

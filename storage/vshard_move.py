@@ -113,6 +113,7 @@ def delete(writer: BatchWriter, vshards: frozenset[int], virtual_shards: int) ->
     how many members."""
     test = _Test(vshards, virtual_shards)
     txn, dbs = writer.txn, writer.dbs
+    writer.forget_heads()  # a member that comes back must not chain to the positions deleted here
     gone = list(_where(txn, dbs["members"], test))
     for key, raw in gone:
         position = linked_position(raw)

@@ -287,3 +287,18 @@ def test_members_read_from_lmdb_share_their_id_and_common_strings(tmp_path):
     assert next(key for key in shard.members._hot if key == "m0") is first.member_id
     assert shard.member("m0").member_id == "m0"
     shard.close()
+
+
+def test_a_bounded_midnight_run_in_parts_keeps_heads_only_of_members_in_memory(tmp_path):
+    """Each part's members leave memory inside the step's one write: its commit must not give
+    them their heads back (`ShardStore.heads` would grow with every member the run visits)."""
+    rules = EXAMPLE.replace("pending_days = 0", "pending_days = 1")
+    shard = Shard(ShardConfig(0, str(tmp_path), rules, start_day=parse_day(START), hot_members=2, midnight_part=1))
+    shard.apply([buy(f"t{n}", f"m{n}", f"{START} 10:00", line(2900)) for n in range(12)])
+    assert shard.midnight_begin(parse_day("2026-11-18")) == 12
+    while not shard.midnight_step(limit=12)[2]:
+        pass
+    held = {m for m in (f"m{n}" for n in range(12)) if shard.members.peek(m) is not None}
+    assert set(shard.store.heads) <= held
+    assert len(shard.store.heads) <= shard.members.capacity == 2
+    assert [shard.member(f"m{n}").points for n in range(12)] == [20] * 12  # chained right after

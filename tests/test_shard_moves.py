@@ -57,6 +57,14 @@ def test_after_a_move_both_shards_keep_what_a_restart_computes(tmp_path, hot_mem
                                  buy(f"t-{first}", first, DAY, line(1))])
     assert [a.outcome for a in answers] == ["accepted", "duplicate"]
     assert answers[0].points < 0
+    # and back: the source chains their entries to what it holds now, not to the positions it deleted
+    history = destination.ledger(first)
+    assert shard_moves.take_in(source, shard_moves.export(destination, moving, VIRTUAL_SHARDS), VIRTUAL_SHARDS) == len(
+        moved)
+    assert shard_moves.let_go(destination, moving, VIRTUAL_SHARDS) == len(moved)
+    source.apply([buy(f"again-{first}", first, DAY, line(1_000))])
+    assert source.ledger(first)[:-1] == history
+    assert source.ledger(first)[-1].ref == f"again-{first}"
     for shard, path, number in ((source, tmp_path / "a", 0), (destination, tmp_path / "b", 1)):
         counted = kept(shard)
         shard.close()

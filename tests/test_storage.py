@@ -66,7 +66,7 @@ def test_a_commit_that_fails_leaves_no_position_taken(tmp_path):
     store = ShardStore(tmp_path)
     commit(store, [Member("a", 20_000)], [entry("a", 1)])
     writer = store.writer()
-    writer.put_ledger([entry("ghost", 1)])  # entries for a member never stored
+    writer.put_ledger([entry("a", 8), entry("a", 9), entry("ghost", 1)])  # entries for a member never stored
     with pytest.raises(ValueError, match="ghost"):
         writer.commit()
     writer.abort()

@@ -1,0 +1,173 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""A batch's statistics counted by compiled code: what actors/batch_stats.py's pure `count_outcomes_pure`
+and `count_ledger_pure` count (their specification), in one loop each, without a Python call per
+transaction or entry. Fields are read where msgspec keeps them in the record (each Struct field
+is a slot at a fixed offset, found once from its descriptor), not through attribute lookups,
+and the ledger's amounts are summed as C integers. The ledger's rare kinds (tier moves and
+coupons, counted into dicts by name) are handed back for the pure code to count, in their order;
+so is the whole ledger when an entry is not exactly a LedgerEntry or an amount is not an int that
+fits 64 bits (the pure code then counts it all, as before)."""
+
+from libc.stdint cimport int64_t
+from cpython.object cimport PyObject
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+
+from engine.ledger import LedgerEntry
+from engine.transactions import Transaction, TxnResult
+from engine.types import KINDS
+
+__all__ = ["count_common", "count_outcomes"]
+
+
+cdef extern from "structmember.h":
+    ctypedef struct PyMemberDef:
+        const char* name
+        int type
+        Py_ssize_t offset
+    enum:
+        T_OBJECT_EX
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+    bint __builtin_add_overflow(int64_t, int64_t, int64_t*) nogil
+    bint __builtin_sub_overflow(int64_t, int64_t, int64_t*) nogil
+
+
+class Unusual(Exception):
+    """A ledger this code leaves to the pure code: never seen outside this module."""
+
+
+cdef Py_ssize_t offset_of(object cls, str name) except -1:
+    """Where a msgspec Struct keeps field `name` in its records."""
+    descriptor = cls.__dict__.get(name)
+    if type(descriptor).__name__ != "member_descriptor":
+        raise TypeError(f"{cls.__name__}.{name} is not a slot")
+    cdef PyMemberDef* member = (<PyMemberDescrObject*>descriptor).d_member
+    if member.type != T_OBJECT_EX:
+        raise TypeError(f"{cls.__name__}.{name} is not an object slot")
+    return member.offset
+
+
+cdef object _ENTRY = LedgerEntry
+cdef object _TXN = Transaction
+cdef object _RESULT = TxnResult
+cdef Py_ssize_t KIND = offset_of(_ENTRY, "kind"), POINTS = offset_of(_ENTRY, "points")
+cdef Py_ssize_t PENDING = offset_of(_ENTRY, "pending"), GROWTH = offset_of(_ENTRY, "growth")
+cdef Py_ssize_t STATUS = offset_of(_ENTRY, "status"), VALUE = offset_of(_ENTRY, "stored_value")
+cdef Py_ssize_t BONUS = offset_of(_ENTRY, "bonus_value")
+cdef Py_ssize_t TXN_KIND = offset_of(_TXN, "kind"), OUTCOME = offset_of(_RESULT, "outcome")
+cdef Py_ssize_t REASON = offset_of(_RESULT, "reason")
+
+
+cdef inline object field(object record, Py_ssize_t offset):
+    cdef PyObject* value = (<PyObject**>(<char*><PyObject*>record + offset))[0]
+    if value == NULL:
+        raise AttributeError("a field left unset")
+    return <object>value
+
+
+cdef inline int64_t amount(object record, Py_ssize_t offset) except? -1:
+    cdef int overflow = 0
+    cdef object value = field(record, offset)
+    cdef long long number
+    if type(value) is not int:
+        raise Unusual()
+    number = PyLong_AsLongLongAndOverflow(value, &overflow)
+    if overflow:
+        raise Unusual()
+    return number
+
+
+cdef inline int64_t add(int64_t total, int64_t more) except? -1:
+    cdef int64_t result
+    if __builtin_add_overflow(total, more, &result):
+        raise Unusual()
+    return result
+
+
+cdef inline int64_t take(int64_t total, int64_t less) except? -1:
+    cdef int64_t result
+    if __builtin_sub_overflow(total, less, &result):
+        raise Unusual()
+    return result
+
+
+cdef frozenset _KINDS = frozenset(KINDS)
+cdef frozenset _AWARDS = frozenset(("earn", "event", "adjust", "bonus"))
+cdef frozenset _RARE = frozenset(("tier", "coupon_issued", "coupon_used", "coupon_expired", "coupon_not_issued"))
+"""Kinds the pure code counts (by name, into `tier_changes` and `coupons`)."""
+
+
+def count_outcomes(list txns, list results):
+    """"kind outcome reason" -> transactions, in the order each was first seen; None when the
+    lists differ in length (the pure code raises) or hold other records."""
+    cdef dict seen = {}
+    cdef dict outcomes = {}
+    cdef Py_ssize_t i, n = len(txns)
+    if len(results) != n:
+        return None
+    for i in range(n):
+        txn, result = txns[i], results[i]
+        if type(txn) is not _TXN or type(result) is not _RESULT:
+            return None
+        triple = (field(txn, TXN_KIND), field(result, OUTCOME), field(result, REASON))
+        count = seen.get(triple)
+        seen[triple] = 1 if count is None else count + 1
+    for (kind, outcome, reason), count in seen.items():
+        key = f"{kind if kind in _KINDS else 'unknown'} {outcome} {reason}"
+        outcomes[key] = outcomes.get(key, 0) + count
+    return outcomes
+
+
+def count_common(stats, list ledger):
+    """Add what the entries of common kinds did to `stats`; the others come back, in order (all of
+    them, and nothing added, when this code does not expect the ledger)."""
+    try:
+        return _count_common(stats, ledger)
+    except Unusual:
+        return ledger
+
+
+cdef list _count_common(stats, list ledger):
+    cdef list rare = []
+    cdef int64_t awarded = 0, reversed_ = 0, expired = 0, redeemed = 0, restored = 0, growth = 0
+    cdef int64_t principal = 0, bonus = 0, anomalies = 0, points, value, extra
+    for entry in ledger:
+        if type(entry) is not _ENTRY:
+            raise Unusual()
+        kind = field(entry, KIND)
+        if kind in _RARE:
+            rare.append(entry)
+            continue
+        if kind in _AWARDS:
+            points = add(amount(entry, POINTS), amount(entry, PENDING))
+            if points > 0:
+                awarded = add(awarded, points)
+        elif kind == "reverse":
+            reversed_ = take(reversed_, add(amount(entry, POINTS), amount(entry, PENDING)))
+        elif kind == "expire":
+            expired = take(expired, add(amount(entry, POINTS), amount(entry, PENDING)))
+        elif kind == "status":
+            if field(entry, STATUS) == "abnormal":
+                anomalies += 1
+        elif kind == "redeem":
+            redeemed = take(redeemed, amount(entry, POINTS))
+        elif kind == "restore":
+            restored = add(restored, amount(entry, POINTS))
+        points = amount(entry, GROWTH)
+        if points > 0:
+            growth = add(growth, points)
+        value, extra = amount(entry, VALUE), amount(entry, BONUS)
+        if value or extra:
+            principal, bonus = add(principal, value), add(bonus, extra)
+    stats.points_awarded += awarded
+    stats.points_reversed += reversed_
+    stats.points_expired += expired
+    stats.anomalies += anomalies
+    stats.points_redeemed += redeemed
+    stats.points_restored += restored
+    stats.growth_awarded += growth
+    stats.stored_value += principal
+    stats.bonus_value += bonus
+    return rare

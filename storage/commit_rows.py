@@ -1,0 +1,85 @@
+"""The rows a commit writes, packed: the members' newest ledger positions, the ledger's rows, the
+members' records and the transaction index's rows. These pure functions are the specification;
+the compiled ones (storage/row_packer.pyx) give the same bytes and run when built (a shard's start
+says so when they are not: actors/batch_wire.py `say_if_not_compiled`)."""
+
+from collections.abc import Callable
+
+from engine.ledger import LedgerEntry
+from engine.transactions import TxnRecord
+from engine.types import Day
+from storage.codecs import encode, ledger_rows, linked_position, txn_key, with_position
+
+__all__ = ["COMPILED_ROWS", "IndexKey", "Lookup", "index_key", "index_key_pure", "index_rows", "index_rows_pure",
+           "ledger_rows", "member_rows", "member_rows_pure", "newest_heads", "newest_heads_pure"]
+
+IndexKey = tuple[str, str]
+"""(member, transaction id), as the engine's Book looks a transaction up."""
+Lookup = Callable[[bytes], bytes | None]
+"""A stored member's record by its key, in the open write (a cursor's `get`)."""
+
+try:
+    from storage import row_packer as _compiled
+except ImportError as error:  # never silent: every start says so (actors/batch_wire.py)
+    _compiled = None  # type: ignore[assignment]
+    MISSING = f"{type(error).__name__}: {error}"
+else:
+    MISSING = ""
+COMPILED_ROWS = _compiled is not None
+
+
+def stored_head(member_id: str, heads: dict[str, int], get: Lookup) -> int:
+    """The position of the member's newest ledger entry as last committed (0: none, or no member):
+    as read with the member in this write (`heads`), or from its stored record."""
+    head = heads.get(member_id)
+    if head is None:
+        raw = get(member_id.encode())
+        head = linked_position(raw) if raw is not None else 0
+    return head
+
+
+def newest_heads_pure(entries: list[LedgerEntry], heads: dict[str, int], get: Lookup) -> dict[str, int]:
+    """Each member with entries in this commit, and its newest position as last committed."""
+    newest: dict[str, int] = {}
+    for entry in entries:
+        if entry.member_id not in newest:
+            newest[entry.member_id] = stored_head(entry.member_id, heads, get)
+    return newest
+
+
+def member_rows_pure(members: dict[str, bytes], newest: dict[str, int], heads: dict[str, int], get: Lookup
+                     ) -> list[tuple[bytes, bytes]]:
+    """The members' records with their newest positions: from `newest` (taken out of it, so that
+    what is left there are members with entries but no new record), else as last committed."""
+    records = []
+    for member_id, encoded in members.items():
+        head = newest.pop(member_id) if member_id in newest else stored_head(member_id, heads, get)
+        records.append((member_id.encode(), with_position(head, encoded)))
+    return records
+
+
+def index_rows_pure(index: dict[IndexKey, TxnRecord], keys: dict[IndexKey, bytes]
+                    ) -> tuple[list[tuple[bytes, bytes]], dict[Day, list[IndexKey]]]:
+    """The index's rows (keys made for lookups used again) and the pairs of each day, in one pass."""
+    rows = []
+    by_day: dict[Day, list[IndexKey]] = {}
+    for key, record in index.items():
+        rows.append((keys.get(key) or txn_key(*key), encode(record)))
+        ids = by_day.get(record.day)
+        if ids is None:
+            ids = by_day[record.day] = []
+        ids.append(key)
+    return rows, by_day
+
+
+def index_key_pure(pair: IndexKey) -> bytes:
+    return txn_key(*pair)
+
+
+if _compiled is not None:
+    index_key, index_rows = _compiled.index_key, _compiled.index_rows
+    newest_heads, member_rows = _compiled.newest_heads, _compiled.member_rows
+    ledger_rows = _compiled.ledger_rows  # storage/codecs.py's, compiled
+else:
+    index_key, index_rows = index_key_pure, index_rows_pure
+    newest_heads, member_rows = newest_heads_pure, member_rows_pure

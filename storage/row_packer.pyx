@@ -1,0 +1,149 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""A commit's rows packed by compiled code: the bytes storage/commit_rows.py's pure functions give
+(their specification), each row made in one allocation, without a Python call per row but the
+MessagePack encoding and, for a member whose head is not known, its stored record's lookup.
+
+An index key this code does not expect (one too long for LMDB, ids that are not `str`) is left
+to the pure `txn_key`, which decides as before."""
+
+from libc.stdint cimport uint8_t, uint64_t
+from libc.string cimport memcpy
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+
+import msgspec
+
+from storage.codecs import txn_key
+
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object, Py_ssize_t*) except NULL
+
+__all__ = ["index_key", "index_rows", "ledger_rows", "member_rows", "newest_heads", "packed_key"]
+
+cdef object _encode = msgspec.msgpack.Encoder().encode
+
+cdef enum:
+    MAX_KEY = 511  # storage/codecs.py MAX_KEY: LMDB's default largest key
+    POSITION = 8  # a big-endian position before a stored member or ledger entry
+
+
+cdef inline void put_position(uint8_t* at, uint64_t value) noexcept:
+    cdef int i
+    for i in range(POSITION - 1, -1, -1):
+        at[i] = <uint8_t>(value & 0xFF)
+        value >>= 8
+
+
+cdef inline uint64_t position_of(bytes record) except? 0:
+    cdef const uint8_t* at = <const uint8_t*>PyBytes_AS_STRING(record)
+    cdef uint64_t value = 0
+    cdef int i
+    if PyBytes_GET_SIZE(record) < POSITION:
+        raise ValueError("a stored record shorter than its position")
+    for i in range(POSITION):
+        value = value << 8 | at[i]
+    return value
+
+
+cdef bytes position_key(uint64_t position):
+    cdef bytes key = PyBytes_FromStringAndSize(NULL, POSITION)
+    put_position(<uint8_t*>PyBytes_AS_STRING(key), position)
+    return key
+
+
+cdef bytes positioned(uint64_t position, bytes encoded):
+    """storage/codecs.py `with_position`: the position, then the record's bytes."""
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(encoded)
+    cdef bytes record = PyBytes_FromStringAndSize(NULL, POSITION + size)
+    cdef uint8_t* at = <uint8_t*>PyBytes_AS_STRING(record)
+    put_position(at, position)
+    memcpy(at + POSITION, PyBytes_AS_STRING(encoded), size)
+    return record
+
+
+def index_key(pair):
+    """storage/codecs.py `txn_key(*pair)`: packed here, or by it for a pair `packed_key` leaves aside."""
+    key = packed_key(pair)
+    return key if key is not None else txn_key(*pair)
+
+
+cpdef bytes packed_key(object pair):
+    """`txn_key(*pair)` for a (member, transaction id) tuple of strings whose key fits LMDB's;
+    None for any other pair."""
+    cdef Py_ssize_t txn_size, member_size
+    cdef const char* txn
+    cdef const char* member
+    cdef bytes key
+    cdef uint8_t* at
+    if type(pair) is not tuple or len(pair) != 2 or type(pair[0]) is not str or type(pair[1]) is not str:
+        return None
+    txn = PyUnicode_AsUTF8AndSize(pair[1], &txn_size)
+    member = PyUnicode_AsUTF8AndSize(pair[0], &member_size)
+    if 3 + txn_size + member_size > MAX_KEY:
+        return None  # the member's id goes as a digest: the pure code's
+    key = PyBytes_FromStringAndSize(NULL, 3 + txn_size + member_size)
+    at = <uint8_t*>PyBytes_AS_STRING(key)
+    at[0], at[1] = <uint8_t>(txn_size >> 8), <uint8_t>(txn_size & 0xFF)
+    memcpy(at + 2, txn, txn_size)
+    at[2 + txn_size] = 0
+    memcpy(at + 3 + txn_size, member, member_size)
+    return key
+
+
+cdef object stored_head(str member_id, dict heads, object get):
+    head = heads.get(member_id)
+    if head is not None:
+        return head
+    raw = get(member_id.encode())
+    return position_of(raw) if raw is not None else 0
+
+
+def newest_heads(list entries, dict heads, object get):
+    """storage/commit_rows.py `newest_heads_pure`."""
+    cdef dict newest = {}
+    for entry in entries:
+        member_id = entry.member_id
+        if member_id not in newest:
+            newest[member_id] = stored_head(member_id, heads, get)
+    return newest
+
+
+def ledger_rows(list entries, after, dict newest):
+    """storage/codecs.py `ledger_rows`."""
+    cdef list rows = []
+    cdef uint64_t position = after
+    for entry in entries:
+        position += 1
+        member_id = entry.member_id
+        rows.append((position_key(position), positioned(newest.get(member_id, 0), _encode(entry))))
+        newest[member_id] = position
+    return rows
+
+
+def member_rows(dict members, dict newest, dict heads, object get):
+    """storage/commit_rows.py `member_rows_pure`."""
+    cdef list records = []
+    cdef str member_id
+    cdef bytes encoded
+    for member_id, encoded in members.items():
+        head = newest.pop(member_id) if member_id in newest else stored_head(member_id, heads, get)
+        records.append((member_id.encode(), positioned(head, encoded)))
+    return records
+
+
+def index_rows(dict index, dict keys):
+    """storage/commit_rows.py `index_rows_pure`."""
+    cdef list rows = []
+    cdef dict by_day = {}
+    for key, record in index.items():
+        stored = keys.get(key)
+        if stored is None:
+            stored = packed_key(key)
+            if stored is None:
+                stored = txn_key(*key)
+        rows.append((stored, _encode(record)))
+        day = record.day
+        ids = by_day.get(day)
+        if ids is None:
+            ids = by_day[day] = []
+        ids.append(key)
+    return rows, by_day

@@ -1,0 +1,92 @@
+"""A batch's statistics counted by the compiled code (actors/batch_counter.pyx) against the pure
+code, its specification (actors/batch_stats.py): the same counts, dicts in the same order, for
+any kinds, outcomes and ledger entries, counted into statistics that may already hold counts."""
+
+import copy
+import importlib.util
+import sys
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import actors
+from actors import batch_stats, batch_wire
+from actors.batch_counter import count_common, count_outcomes
+from actors.batch_stats import BatchStats, count_batch, count_ledger, count_ledger_pure, count_outcomes_pure
+from engine.ledger import LedgerEntry
+from engine.transactions import Transaction, TxnResult
+
+words = st.sampled_from(["purchase", "refund", "coupon_issue", "redeem", "", "unheard"])
+outcomes = st.sampled_from(["accepted", "rejected", "duplicate"])
+reasons = st.sampled_from(["", "out_of_stock", "cannot_apply", "ü"])
+kinds = st.sampled_from(["earn", "event", "adjust", "bonus", "reverse", "expire", "status", "tier", "redeem", "restore",
+                         "coupon_issued", "coupon_used", "coupon_expired", "coupon_not_issued", "payment", "void"])
+amounts = st.integers(-10**6, 10**6) | st.sampled_from([0, 2**70])
+entries = st.builds(
+    LedgerEntry, member_id=st.sampled_from(["m1", "m-2"]), seq=st.just(1), day=st.just(20_000), cause=st.just("txn"),
+    ref=st.just("t"), rule_version=st.just(1), kind=kinds, points=amounts, pending=amounts, growth=amounts,
+    stored_value=amounts, tier_from=st.integers(-1, 2), tier_to=st.integers(-1, 2),
+    status=st.sampled_from(["", "abnormal", "normal"]), note=st.sampled_from(["", "c1: out_of_stock", "c1: other"]),
+    bonus_value=amounts, coupon_code=st.sampled_from(["", "c1-m1-3", "c-x-m-2-1"]))
+stats = st.builds(BatchStats, st.dictionaries(st.sampled_from(["purchase accepted ", "x"]), st.integers(0, 5)),
+                  points_awarded=st.integers(0, 9), anomalies=st.integers(0, 3),
+                  tier_changes=st.dictionaries(st.sampled_from(["0 1", "1 2"]), st.integers(1, 3)),
+                  coupons=st.dictionaries(st.sampled_from(["issued c1", "used c1"]), st.integers(1, 3)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(words, outcomes, reasons), max_size=30))
+def test_outcomes_are_counted_as_the_pure_code_counts_them(triples):
+    txns = [Transaction(txn_id=str(n), kind=kind) for n, (kind, _, _) in enumerate(triples)]
+    results = [TxnResult(str(n), outcome, reason=reason) for n, (_, outcome, reason) in enumerate(triples)]
+    counted = count_outcomes(txns, results)
+    assert counted == count_outcomes_pure(txns, results)
+    assert list(counted) == list(count_outcomes_pure(txns, results))
+
+
+@settings(max_examples=150, deadline=None)
+@given(stats, st.lists(entries, max_size=20))
+def test_ledger_entries_are_counted_as_the_pure_code_counts_them(before, ledger):
+    compiled, pure = copy.deepcopy(before), copy.deepcopy(before)
+    count_ledger(compiled, ledger)
+    count_ledger_pure(pure, ledger)
+    assert compiled == pure
+    assert list(compiled.tier_changes) == list(pure.tier_changes)
+    assert list(compiled.coupons) == list(pure.coupons)
+    rare = ("tier", "coupon_issued", "coupon_used", "coupon_expired", "coupon_not_issued")
+    small = all(abs(n) < 10**7 for e in ledger for n in (e.points, e.pending, e.growth, e.stored_value, e.bonus_value))
+    # the rare kinds come back for the pure code; all of the ledger when an amount does not fit 64 bits
+    left = count_common(BatchStats({}), ledger)
+    assert left in ([e for e in ledger if e.kind in rare], ledger)
+    assert not small or left == [e for e in ledger if e.kind in rare]
+
+
+def test_lists_of_different_lengths_are_refused_as_the_pure_code_refuses_them():
+    txns = [Transaction(txn_id="1", kind="purchase")]
+    assert count_outcomes(txns, []) is None
+    with pytest.raises(ValueError, match="zip"):
+        count_batch(txns, [], [])
+
+
+def test_without_the_compiled_counter_the_pure_code_counts_and_a_start_says_so(monkeypatch):
+    monkeypatch.setitem(sys.modules, "actors.batch_counter", None)  # as when it was never built
+    monkeypatch.delattr(actors, "batch_counter")
+    spec = importlib.util.spec_from_file_location("stats_without_counter", batch_stats.__file__)
+    fresh = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fresh)
+    assert not fresh.COMPILED_COUNTS
+    assert "batch_counter" in fresh.MISSING
+    counted = fresh.BatchStats({})
+    fresh.count_ledger(counted, [LedgerEntry("m", 1, 20_000, "txn", "t", 1, "earn", points=5)])
+    assert counted.points_awarded == 5
+    txns = [Transaction(txn_id="1", kind="coupon_issue", coupon_id="c")]
+    results = [TxnResult("1", "rejected", reason="out_of_stock")]
+    assert msgspec.to_builtins(fresh.count_batch(txns, results, [])) == msgspec.to_builtins(
+        count_batch(txns, results, []))
+    monkeypatch.setitem(sys.modules, "actors.batch_stats", fresh)
+    spec = importlib.util.spec_from_file_location("wire_without_counter", batch_wire.__file__)
+    wire = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(wire)
+    assert not wire.COMPILED_WIRE

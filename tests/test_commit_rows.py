@@ -1,0 +1,94 @@
+"""The compiled commit rows (storage/row_packer.pyx) against the pure ones, their specification
+(storage/commit_rows.py, storage/codecs.py): the same keys and values, in the same order, and the
+same positions left for the members, for any ids (non-ASCII, empty, too long for a key) and any
+commit. A stored member's record is looked up as a cursor's `get` does: by key, None when absent."""
+
+import importlib
+import importlib.util
+import sys
+import types
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import storage
+from engine.ledger import LedgerEntry
+from engine.transactions import TxnRecord
+from storage import codecs, commit_rows, row_packer
+
+ids = st.text(st.characters(exclude_categories=["Cs"]), max_size=6) | st.sampled_from(["", "ü€😀", "x" * 300,
+                                                                                     "y" * 509])
+members = st.sampled_from(["m1", "m2", "ü€", "", "m" * 200])
+positions = st.integers(0, 2**64 - 1) | st.integers(0, 50)
+entries = st.lists(st.builds(LedgerEntry, member_id=members, seq=st.integers(0, 9), day=st.integers(0, 30_000),
+                             cause=st.just("txn"), ref=ids, rule_version=st.integers(1, 3), kind=st.just("earn"),
+                             points=st.integers(-10**12, 10**12)), max_size=12)
+records = st.builds(TxnRecord, member_id=members, kind=st.just("purchase"), day=st.integers(20_000, 20_003),
+                    points=st.integers(0, 500), growth=st.integers(0, 500), reason=st.just(""),
+                    rule_version=st.just(1))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.tuples(ids, ids))
+def test_index_keys_are_txn_keys(pair):
+    assert row_packer.index_key(pair) == codecs.txn_key(*pair)
+    packed = row_packer.packed_key(pair)
+    assert packed is None or packed == codecs.txn_key(*pair)
+    assert (packed is None) == (3 + len(pair[0].encode()) + len(pair[1].encode()) > codecs.MAX_KEY)
+
+
+def test_an_index_key_of_another_shape_is_the_pure_codes():
+    for pair in (["m", "t"], ("m", "t", "u"), ("m", b"t")):
+        assert row_packer.packed_key(pair) is None
+    assert row_packer.index_key(["m", "t"]) == codecs.txn_key("m", "t")
+
+
+@settings(max_examples=100, deadline=None)
+@given(entries, positions, st.dictionaries(members, positions))
+def test_ledger_rows_are_the_pure_ones(written, after, heads):
+    after = min(after, 2**64 - 1 - len(written))
+    pure, compiled = dict(heads), dict(heads)
+    assert row_packer.ledger_rows(written, after, compiled) == codecs.ledger_rows(written, after, pure)
+    assert compiled == pure
+
+
+@settings(max_examples=100, deadline=None)
+@given(entries, st.dictionaries(members, positions), st.dictionaries(members, positions),
+       st.dictionaries(members, st.binary(max_size=20)))
+def test_member_heads_and_records_are_the_pure_ones(written, read, stored, changed):
+    """`read`: heads of members read in this write; `stored`: members' records as committed."""
+    get = {key.encode(): codecs.with_position(head, b"m") for key, head in stored.items()}.get
+    newest = row_packer.newest_heads(written, read, get)
+    assert newest == commit_rows.newest_heads_pure(written, read, get)
+    left = dict(newest)
+    assert row_packer.member_rows(changed, left, read, get) == commit_rows.member_rows_pure(changed, newest, read, get)
+    assert left == newest
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.tuples(members, ids), records), st.data())
+def test_index_rows_are_the_pure_ones(index, data):
+    looked_up = data.draw(st.sets(st.sampled_from(sorted(index)))) if index else set()
+    keys = {key: codecs.txn_key(*key) for key in looked_up}
+    assert row_packer.index_rows(index, keys) == commit_rows.index_rows_pure(index, keys)
+
+
+def test_without_the_compiled_rows_the_pure_ones_run_and_a_start_says_so(monkeypatch):
+    monkeypatch.setitem(sys.modules, "storage.row_packer", None)  # as when it was never built
+    monkeypatch.delattr(storage, "row_packer")
+    rows = _fresh("storage.commit_rows", "without_rows", monkeypatch)
+    assert not rows.COMPILED_ROWS
+    assert "row_packer" in rows.MISSING
+    assert rows.ledger_rows is codecs.ledger_rows
+    assert rows.index_rows is rows.index_rows_pure
+    assert _fresh("actors.batch_wire", "without_rows_wire", monkeypatch).COMPILED_WIRE is False
+
+
+def _fresh(module: str, name: str, monkeypatch) -> types.ModuleType:
+    """`module` imported again under `name`, as a start would import it now."""
+    spec = importlib.util.spec_from_file_location(name, importlib.import_module(module).__file__)
+    fresh = importlib.util.module_from_spec(spec)
+    if module == "storage.commit_rows":
+        monkeypatch.setitem(sys.modules, module, fresh)
+    spec.loader.exec_module(fresh)
+    return fresh
