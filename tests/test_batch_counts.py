@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import actors
 from actors import batch_stats, batch_wire
-from actors.batch_counter import count_common, count_outcomes
+from actors.batch_counter import count_common, count_outcomes, field_offset
 from actors.batch_stats import BatchStats, count_batch, count_ledger, count_ledger_pure, count_outcomes_pure
 from engine.ledger import LedgerEntry
 from engine.transactions import Transaction, TxnResult
@@ -68,6 +68,21 @@ def test_lists_of_different_lengths_are_refused_as_the_pure_code_refuses_them():
     assert count_outcomes(txns, []) is None
     with pytest.raises(ValueError, match="zip"):
         count_batch(txns, [], [])
+
+
+def test_a_struct_whose_field_changed_makes_the_import_fail_as_a_missing_build_does():
+    """batch_stats.py falls back to the pure code on ImportError only: a renamed, removed or
+    inherited field must raise that, not stop every shard from starting."""
+    class Renamed(msgspec.Struct):
+        kinds: str = ""
+
+    class Inherited(Renamed):
+        extra: int = 0
+
+    assert field_offset(Renamed, "kinds") > 0
+    for cls, name in ((Renamed, "kind"), (Inherited, "kinds"), (Inherited, "__class__")):
+        with pytest.raises(ImportError, match="not a slot of its own"):
+            field_offset(cls, name)
 
 
 def test_without_the_compiled_counter_the_pure_code_counts_and_a_start_says_so(monkeypatch):
