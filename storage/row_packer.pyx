@@ -52,6 +52,8 @@ cdef bytes position_key(uint64_t position):
 
 cdef bytes positioned(uint64_t position, bytes encoded):
     """storage/codecs.py `with_position`: the position, then the record's bytes."""
+    if encoded is None:  # a cdef function's argument cannot say `not None`; the pure code raises so
+        raise TypeError("a record to store is None, not bytes")
     cdef Py_ssize_t size = PyBytes_GET_SIZE(encoded)
     cdef bytes record = PyBytes_FromStringAndSize(NULL, POSITION + size)
     cdef uint8_t* at = <uint8_t*>PyBytes_AS_STRING(record)

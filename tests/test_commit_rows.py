@@ -8,6 +8,7 @@ import importlib.util
 import sys
 import types
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -50,6 +51,12 @@ def test_ledger_rows_are_the_pure_ones(written, after, heads):
     pure, compiled = dict(heads), dict(heads)
     assert row_packer.ledger_rows(written, after, compiled) == codecs.ledger_rows(written, after, pure)
     assert compiled == pure
+
+
+def test_a_record_that_is_none_is_refused_as_the_pure_code_refuses_it():
+    for member_rows in (row_packer.member_rows, commit_rows.member_rows_pure):
+        with pytest.raises(TypeError):
+            member_rows({"m": None}, {"m": 1}, {}, {}.get)
 
 
 @settings(max_examples=100, deadline=None)
