@@ -6,7 +6,7 @@ MessagePack encoding and, for a member whose head is not known, its stored recor
 An index key this code does not expect (one too long for LMDB, ids that are not `str`) is left
 to the pure `txn_key`, which decides as before."""
 
-from libc.stdint cimport uint8_t, uint64_t
+from libc.stdint cimport UINT64_MAX, uint8_t, uint64_t
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
@@ -114,6 +114,8 @@ def ledger_rows(list entries, after, dict newest):
     cdef list rows = []
     cdef uint64_t position = after
     for entry in entries:
+        if position == UINT64_MAX:  # would wrap to 0: the pure code's pack refuses it
+            raise OverflowError("a ledger position past 2**64 - 1")
         position += 1
         member_id = entry.member_id
         rows.append((position_key(position), positioned(newest.get(member_id, 0), _encode(entry))))

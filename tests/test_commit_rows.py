@@ -5,6 +5,7 @@ commit. A stored member's record is looked up as a cursor's `get` does: by key, 
 
 import importlib
 import importlib.util
+import struct
 import sys
 import types
 
@@ -57,6 +58,13 @@ def test_a_record_that_is_none_is_refused_as_the_pure_code_refuses_it():
     for member_rows in (row_packer.member_rows, commit_rows.member_rows_pure):
         with pytest.raises(TypeError):
             member_rows({"m": None}, {"m": 1}, {}, {}.get)
+
+
+def test_a_ledger_position_past_64_bits_is_refused_as_the_pure_code_refuses_it():
+    entry = LedgerEntry("m", 1, 20_000, "txn", "t", 1, "earn", points=5)
+    for ledger_rows in (row_packer.ledger_rows, codecs.ledger_rows):
+        with pytest.raises((OverflowError, struct.error)):
+            ledger_rows([entry, entry], 2**64 - 2, {})
 
 
 @settings(max_examples=100, deadline=None)
