@@ -10,7 +10,8 @@ fits 64 bits (the pure code then counts it all, as before)."""
 
 from libc.stdint cimport int64_t
 from cpython.object cimport PyObject
-from cpython.long cimport PyLong_AsLongLongAndOverflow
+
+from actors.c_ints cimport read_int64
 
 from types import MemberDescriptorType
 
@@ -78,13 +79,8 @@ cdef inline object field(object record, Py_ssize_t offset):
 
 
 cdef inline int64_t amount(object record, Py_ssize_t offset) except? -1:
-    cdef int overflow = 0
-    cdef object value = field(record, offset)
-    cdef long long number
-    if type(value) is not int:
-        raise Unusual()
-    number = PyLong_AsLongLongAndOverflow(value, &overflow)
-    if overflow:
+    cdef int64_t number
+    if not read_int64(field(record, offset), &number):
         raise Unusual()
     return number
 
