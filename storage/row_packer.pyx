@@ -10,16 +10,14 @@ from libc.stdint cimport UINT64_MAX, uint8_t, uint64_t
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
-import msgspec
-
-from storage.codecs import txn_key
+from storage.codecs import encode, txn_key
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object, Py_ssize_t*) except NULL
 
 __all__ = ["index_key", "index_rows", "ledger_rows", "member_rows", "newest_heads", "packed_key"]
 
-cdef object _encode = msgspec.msgpack.Encoder().encode
+cdef object _encode = encode  # storage/codecs.py's encoder, held in a C global
 
 cdef enum:
     MAX_KEY = 511  # storage/codecs.py MAX_KEY: LMDB's default largest key
