@@ -10,13 +10,16 @@ fits 64 bits (the pure code then counts it all, as before)."""
 
 from libc.stdint cimport int64_t
 from cpython.object cimport PyObject
-from cpython.long cimport PyLong_AsLongLongAndOverflow
+
+from actors.c_ints cimport read_int64
+
+from types import MemberDescriptorType
 
 from engine.ledger import LedgerEntry
 from engine.transactions import Transaction, TxnResult
 from engine.types import KINDS
 
-__all__ = ["count_common", "count_outcomes"]
+__all__ = ["count_common", "count_outcomes", "field_offset"]
 
 
 cdef extern from "structmember.h":
@@ -39,14 +42,22 @@ class Unusual(Exception):
 
 
 cdef Py_ssize_t offset_of(object cls, str name) except -1:
-    """Where a msgspec Struct keeps field `name` in its records."""
+    """Where a msgspec Struct keeps field `name` in its records. A field renamed, removed or
+    inherited raises ImportError at import: batch_stats.py then says so and counts in pure code,
+    instead of every shard and gateway failing to start."""
     descriptor = cls.__dict__.get(name)
-    if type(descriptor).__name__ != "member_descriptor":
-        raise TypeError(f"{cls.__name__}.{name} is not a slot")
+    if not isinstance(descriptor, MemberDescriptorType) or descriptor.__objclass__ is not cls:
+        raise ImportError(f"actors.batch_counter: {cls.__name__}.{name} is not a slot of its own; "
+                          f"the Struct changed, rebuild after updating the counter")
     cdef PyMemberDef* member = (<PyMemberDescrObject*>descriptor).d_member
     if member.type != T_OBJECT_EX:
-        raise TypeError(f"{cls.__name__}.{name} is not an object slot")
+        raise ImportError(f"actors.batch_counter: {cls.__name__}.{name} is not an object slot")
     return member.offset
+
+
+def field_offset(object cls, str name):
+    """`offset_of` for the tests: what a changed Struct makes it raise."""
+    return offset_of(cls, name)
 
 
 cdef object _ENTRY = LedgerEntry
@@ -68,13 +79,8 @@ cdef inline object field(object record, Py_ssize_t offset):
 
 
 cdef inline int64_t amount(object record, Py_ssize_t offset) except? -1:
-    cdef int overflow = 0
-    cdef object value = field(record, offset)
-    cdef long long number
-    if type(value) is not int:
-        raise Unusual()
-    number = PyLong_AsLongLongAndOverflow(value, &overflow)
-    if overflow:
+    cdef int64_t number
+    if not read_int64(field(record, offset), &number):
         raise Unusual()
     return number
 

@@ -15,10 +15,11 @@ from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
+from actors.c_ints cimport read_int64
+
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object, Py_ssize_t*) except NULL
-    long long PyLong_AsLongLong(object) except? -1
 
 from actors.wire import OUTCOME_NUMBERS
 
@@ -94,12 +95,10 @@ cdef inline Text text(object value) except *:
 
 
 cdef inline int64_t int64(object value) except? -1:
-    if type(value) is not int:
+    cdef int64_t number
+    if not read_int64(value, &number):
         raise Unusual()
-    try:
-        return PyLong_AsLongLong(value)
-    except OverflowError:
-        raise Unusual()
+    return number
 
 
 cdef inline Py_ssize_t text_size(Text field) noexcept:

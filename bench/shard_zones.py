@@ -81,7 +81,8 @@ def _wrap(frame: Any, module: str, path: str) -> None:
     for part in outer:
         owner = getattr(owner, part)
     function = getattr(owner, name, None)
-    if function is None:
+    if function is None:  # renamed or gone on this branch: its zone stays empty, so say so
+        print(f"shard_zones: no {module}.{path}: zone skipped", file=sys.stderr)
         return
     setattr(owner, name, lambda *args, **kwargs: frame(function, *args, **kwargs))
 

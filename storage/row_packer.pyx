@@ -6,20 +6,18 @@ MessagePack encoding and, for a member whose head is not known, its stored recor
 An index key this code does not expect (one too long for LMDB, ids that are not `str`) is left
 to the pure `txn_key`, which decides as before."""
 
-from libc.stdint cimport uint8_t, uint64_t
+from libc.stdint cimport UINT64_MAX, uint8_t, uint64_t
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
-import msgspec
-
-from storage.codecs import txn_key
+from storage.codecs import encode, txn_key
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object, Py_ssize_t*) except NULL
 
 __all__ = ["index_key", "index_rows", "ledger_rows", "member_rows", "newest_heads", "packed_key"]
 
-cdef object _encode = msgspec.msgpack.Encoder().encode
+cdef object _encode = encode  # storage/codecs.py's encoder, held in a C global
 
 cdef enum:
     MAX_KEY = 511  # storage/codecs.py MAX_KEY: LMDB's default largest key
@@ -52,6 +50,8 @@ cdef bytes position_key(uint64_t position):
 
 cdef bytes positioned(uint64_t position, bytes encoded):
     """storage/codecs.py `with_position`: the position, then the record's bytes."""
+    if encoded is None:  # a cdef function's argument cannot say `not None`; the pure code raises so
+        raise TypeError("a record to store is None, not bytes")
     cdef Py_ssize_t size = PyBytes_GET_SIZE(encoded)
     cdef bytes record = PyBytes_FromStringAndSize(NULL, POSITION + size)
     cdef uint8_t* at = <uint8_t*>PyBytes_AS_STRING(record)
@@ -112,6 +112,8 @@ def ledger_rows(list entries, after, dict newest):
     cdef list rows = []
     cdef uint64_t position = after
     for entry in entries:
+        if position == UINT64_MAX:  # would wrap to 0: the pure code's pack refuses it
+            raise OverflowError("a ledger position past 2**64 - 1")
         position += 1
         member_id = entry.member_id
         rows.append((position_key(position), positioned(newest.get(member_id, 0), _encode(entry))))

@@ -581,7 +581,7 @@ class BatchWriter:
         records = member_rows(self._members, newest, self._heads, self._find_member)
         for member_id, head in newest.items():  # entries but no new record: the stored one moved on
             key = member_id.encode()
-            raw = self.txn.get(key, db=self.dbs["members"])
+            raw = self._find_member(key)
             if raw is None:
                 raise ValueError(f"ledger entries for member {member_id}, who is not stored")
             records.append((key, with_newest(raw, head)))

@@ -8,12 +8,12 @@ import sys
 
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import actors
 from actors import batch_stats, batch_wire
-from actors.batch_counter import count_common, count_outcomes
+from actors.batch_counter import count_common, count_outcomes, field_offset
 from actors.batch_stats import BatchStats, count_batch, count_ledger, count_ledger_pure, count_outcomes_pure
 from engine.ledger import LedgerEntry
 from engine.transactions import Transaction, TxnResult
@@ -23,7 +23,8 @@ outcomes = st.sampled_from(["accepted", "rejected", "duplicate"])
 reasons = st.sampled_from(["", "out_of_stock", "cannot_apply", "ü"])
 kinds = st.sampled_from(["earn", "event", "adjust", "bonus", "reverse", "expire", "status", "tier", "redeem", "restore",
                          "coupon_issued", "coupon_used", "coupon_expired", "coupon_not_issued", "payment", "void"])
-amounts = st.integers(-10**6, 10**6) | st.sampled_from([0, 2**70])
+amounts = st.integers(-10**6, 10**6) | st.sampled_from([0, 2**70, 2**62, -2**62, 3 * 2**61, 2**63 - 1, -2**63])
+"""Small, and near int64's ends: two or three of those overflow a C sum (the pure code's then)."""
 entries = st.builds(
     LedgerEntry, member_id=st.sampled_from(["m1", "m-2"]), seq=st.just(1), day=st.just(20_000), cause=st.just("txn"),
     ref=st.just("t"), rule_version=st.just(1), kind=kinds, points=amounts, pending=amounts, growth=amounts,
@@ -46,8 +47,15 @@ def test_outcomes_are_counted_as_the_pure_code_counts_them(triples):
     assert list(counted) == list(count_outcomes_pure(txns, results))
 
 
+def _entry(kind: str, points: int) -> LedgerEntry:
+    return LedgerEntry("m1", 1, 20_000, "txn", "t", 1, kind, points=points)
+
+
 @settings(max_examples=150, deadline=None)
 @given(stats, st.lists(entries, max_size=20))
+@example(BatchStats({}), [_entry("redeem", 2**62)] * 3)  # int64's ends passed by a taken sum
+@example(BatchStats({}), [_entry("reverse", -2**63)])
+@example(BatchStats({}), [_entry("earn", 2**63 - 1), _entry("bonus", 1)])  # and by an added one
 def test_ledger_entries_are_counted_as_the_pure_code_counts_them(before, ledger):
     compiled, pure = copy.deepcopy(before), copy.deepcopy(before)
     count_ledger(compiled, ledger)
@@ -68,6 +76,21 @@ def test_lists_of_different_lengths_are_refused_as_the_pure_code_refuses_them():
     assert count_outcomes(txns, []) is None
     with pytest.raises(ValueError, match="zip"):
         count_batch(txns, [], [])
+
+
+def test_a_struct_whose_field_changed_makes_the_import_fail_as_a_missing_build_does():
+    """batch_stats.py falls back to the pure code on ImportError only: a renamed, removed or
+    inherited field must raise that, not stop every shard from starting."""
+    class Renamed(msgspec.Struct):
+        kinds: str = ""
+
+    class Inherited(Renamed):
+        extra: int = 0
+
+    assert field_offset(Renamed, "kinds") > 0
+    for cls, name in ((Renamed, "kind"), (Inherited, "kinds"), (Inherited, "__class__")):
+        with pytest.raises(ImportError, match="not a slot of its own"):
+            field_offset(cls, name)
 
 
 def test_without_the_compiled_counter_the_pure_code_counts_and_a_start_says_so(monkeypatch):

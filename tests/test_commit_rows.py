@@ -5,9 +5,11 @@ commit. A stored member's record is looked up as a cursor's `get` does: by key, 
 
 import importlib
 import importlib.util
+import struct
 import sys
 import types
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -52,6 +54,19 @@ def test_ledger_rows_are_the_pure_ones(written, after, heads):
     assert compiled == pure
 
 
+def test_a_record_that_is_none_is_refused_as_the_pure_code_refuses_it():
+    for member_rows in (row_packer.member_rows, commit_rows.member_rows_pure):
+        with pytest.raises(TypeError):
+            member_rows({"m": None}, {"m": 1}, {}, {}.get)
+
+
+def test_a_ledger_position_past_64_bits_is_refused_as_the_pure_code_refuses_it():
+    entry = LedgerEntry("m", 1, 20_000, "txn", "t", 1, "earn", points=5)
+    for ledger_rows in (row_packer.ledger_rows, codecs.ledger_rows):
+        with pytest.raises((OverflowError, struct.error)):
+            ledger_rows([entry, entry], 2**64 - 2, {})
+
+
 @settings(max_examples=100, deadline=None)
 @given(entries, st.dictionaries(members, positions), st.dictionaries(members, positions),
        st.dictionaries(members, st.binary(max_size=20)))
@@ -92,3 +107,48 @@ def _fresh(module: str, name: str, monkeypatch) -> types.ModuleType:
         monkeypatch.setitem(sys.modules, module, fresh)
     spec.loader.exec_module(fresh)
     return fresh
+
+
+def _stored(path) -> dict[str, list[tuple[bytes, bytes]]]:
+    import lmdb
+
+    from storage.shard_store import _DATABASES
+    env = lmdb.open(str(path), max_dbs=len(_DATABASES) + 8, readonly=True, lock=False)
+    try:
+        with env.begin() as txn:
+            return {name.decode(): list(txn.cursor(env.open_db(name, txn=txn)).iternext()) for name in _DATABASES}
+    finally:
+        env.close()
+
+
+def _serve(path) -> None:
+    """A few commits through a whole shard: new members, members read back, a member with entries
+    but no new record (the midnight run's release), a batch with a key too long for LMDB."""
+    from actors.shard import Shard, ShardConfig
+    from engine.calendar import parse_day
+    from tests.builders import buy, line
+    from tests.engine.test_invariants import EXAMPLE
+    shard = Shard(ShardConfig(0, str(path), EXAMPLE.replace("pending_days = 0", "pending_days = 1"),
+                              start_day=parse_day("2026-11-17"), hot_members=2, midnight_part=1))
+    shard.apply([buy(f"t{n}", f"m{n % 3}ü", "2026-11-17 10:00", line(2900 * n + 100)) for n in range(7)])
+    shard.apply([buy("t" * 600, "m1ü", "2026-11-17 11:00", line(500)), buy("t2", "m2ü", "2026-11-17 11:00", line(1))])
+    shard.midnight_begin(parse_day("2026-11-18"))
+    while not shard.midnight_step(limit=2)[2]:
+        pass
+    shard.apply([buy("t9", "m0ü", "2026-11-18 09:00", line(700))])
+    shard.close()
+
+
+def test_a_shard_stores_the_same_rows_with_the_compiled_packer_and_with_the_pure_code(tmp_path, monkeypatch):
+    from storage import shard_store
+    _serve(tmp_path / "compiled")
+    for name, pure in (("index_key", commit_rows.index_key_pure), ("index_rows", commit_rows.index_rows_pure),
+                       ("newest_heads", commit_rows.newest_heads_pure), ("member_rows", commit_rows.member_rows_pure),
+                       ("ledger_rows", codecs.ledger_rows)):
+        assert getattr(shard_store, name) is not pure  # the build is there: the two runs differ
+        monkeypatch.setattr(shard_store, name, pure)
+    _serve(tmp_path / "pure")
+    compiled, pure = _stored(tmp_path / "compiled"), _stored(tmp_path / "pure")
+    del compiled["events"], pure["events"]  # the outbox's events carry the wall clock's time; no packed rows
+    assert sum(map(len, compiled.values())) > 20
+    assert compiled == pure
