@@ -6,6 +6,9 @@ from engine.record_fields cimport Member
 
 cdef class Book:
     cdef public Programme programme
-    cdef public object members, txns, today, ledger, dirty, history, awake, wakeups, tag_counts, notices, stock
+    cdef public object members, txns, today, history, wakeups, tag_counts, notices, stock
+    cdef public list ledger
+    cdef public dict dirty
+    cdef public set awake
 
     cpdef write_earned(self, Member member, day, ref, kind, points, pending, growth, why)
