@@ -52,7 +52,7 @@ def give(book: Book, member: Member, day: Day, ref: TxnId, kind: str, points: in
     member.growth += growth
     _count_earned(book, member, day, points, growth)
     if points or growth:
-        book.write(member, day, "txn", ref, kind, points=points - pending, pending=pending, growth=growth, why=why)
+        book.write_earned(member, day, ref, kind, points - pending, pending, growth, why)
 
 
 def take_back(book: Book, member: Member, day: Day, ref: TxnId, kind: str, points: int, growth: int,

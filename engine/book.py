@@ -72,6 +72,16 @@ class Book:
             bonus_value, coupon_code, lots))
         self.dirty[member.member_id] = member
 
+    def write_earned(self, member: Member, day: Day, ref: TxnId, kind: str, points: int, pending: int, growth: int,
+                     why: Why | str) -> None:
+        """`write` of what a transaction gave (`give`: every purchase and event), with nothing
+        but positional arguments, so that compiled it is a C call (a method with keyword-only
+        arguments cannot be one)."""
+        member.ledger_seq += 1
+        self.ledger.append(LedgerEntry(member.member_id, member.ledger_seq, day, "txn", ref, self.programme.version,
+                                       kind, points, pending, growth, why=why))
+        self.dirty[member.member_id] = member
+
     def count_tags(self, old: list[str], new: list[str]) -> None:
         """Move one member's place in the members-per-tag counts from its old tags to its new."""
         counts = self.tag_counts

@@ -9,6 +9,10 @@ from engine.record_fields cimport LineItem, Member, Transaction
 from engine.tiers cimport TierRule
 
 
-cpdef purchase_growth(Programme programme, value, points)
+cdef class PurchaseValue:
+    cdef public object points, growth_from_spend, eligible, paid, carry, why
+
+
+cpdef purchase_growth(Programme programme, PurchaseValue value, points)
 @cython.locals(tier=TierRule, line=LineItem, line_filter=LineFilter, products=ProductRules, claim=_Claim)
 cpdef value_purchase(Programme programme, Member member, Transaction txn, day, per_order=*)

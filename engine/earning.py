@@ -1,7 +1,5 @@
 """What a purchase's lines earn: eligible lines, product rules, the spend rule, multipliers, per-order points."""
 
-from typing import NamedTuple
-
 from engine.members import Member
 from engine.programme import Programme
 from engine.transactions import Transaction
@@ -11,15 +9,22 @@ from engine.why import Why
 __all__ = ["PurchaseValue", "purchase_growth", "value_purchase"]
 
 
-class PurchaseValue(NamedTuple):
-    points: int
-    """After multipliers and per-order points, before the anomaly rule."""
-    growth_from_spend: int
-    eligible: int
-    paid: int
-    carry: int
-    why: Why
-    """What made the points, for the purchase's ledger entry."""
+class PurchaseValue:
+    """What a purchase's lines earn. A plain class, not a named tuple: compiled, an extension type
+    whose fields are read as C struct members (earning.pxd); a named tuple's fields are read
+    through the attribute protocol, about ten times a purchase."""
+
+    __slots__ = ("carry", "eligible", "growth_from_spend", "paid", "points", "why")
+
+    def __init__(self, points: int, growth_from_spend: int, eligible: int, paid: int, carry: int, why: Why) -> None:
+        self.points = points
+        """After multipliers and per-order points, before the anomaly rule."""
+        self.growth_from_spend = growth_from_spend
+        self.eligible = eligible
+        self.paid = paid
+        self.carry = carry
+        self.why = why
+        """What made the points, for the purchase's ledger entry."""
 
 
 def purchase_growth(programme: Programme, value: PurchaseValue, points: int) -> int:

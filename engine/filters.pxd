@@ -1,6 +1,8 @@
 # Cython declarations for filters.py (see docs/decisions.md, "Struct fields read as C fields"):
 # a line test is a C call that reads the line as a C struct.
 
+cimport cython
+
 from engine.record_fields cimport LineItem
 
 
@@ -8,6 +10,7 @@ cdef class Matcher:
     cdef public frozenset sku, product_id, category
     cdef public tuple names
     cdef public object empty
+    @cython.locals(name=str)
     cpdef matches(self, LineItem line)
 
 

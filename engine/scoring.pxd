@@ -6,7 +6,7 @@ cimport cython
 from engine.award cimport count_spend, give, judge_points
 from engine.book cimport Book
 from engine.bounds cimport input_problem, room_to_earn
-from engine.earning cimport purchase_growth, value_purchase
+from engine.earning cimport PurchaseValue, purchase_growth, value_purchase
 from engine.programme cimport Programme
 from engine.record_fields cimport Member, Transaction, TxnRecord
 from engine.tagging cimport note_purchase
@@ -22,8 +22,9 @@ cpdef _recharge(Book book, Transaction txn, day)
 @cython.locals(member=Member)
 cpdef _member_for(Book book, Transaction txn, day)
 cpdef _score_kind(Book book, Member member, Transaction txn, day)
-@cython.locals(programme=Programme)
+@cython.locals(programme=Programme, value=PurchaseValue)
 cpdef score_purchase(Book book, Member member, Transaction txn, day)
+cpdef _paid_upgrade(Book book, Member member, Transaction txn, day)
 @cython.locals(programme=Programme)
 cpdef score_event(Book book, Member member, Transaction txn, day)
 @cython.locals(programme=Programme)
