@@ -91,8 +91,9 @@ def _mislaid() -> list[str]:
     try:
         from engine.record_fields import layout_problems
         problems = layout_problems()
-    except Exception as error:  # Cython's own checks at the build's import: a class's size
-        # (ValueError), a class moved or renamed (AttributeError) or replaced (TypeError); any is a reason
+    except (ImportError, ValueError, AttributeError, TypeError) as error:  # Cython's own checks at the
+        # build's import: a class's size (ValueError), a class moved or renamed (AttributeError) or
+        # replaced (TypeError)
         problems = [f"{type(error).__name__}: {error}"]
     if problems:
         for name in set(sys.modules) - before:

@@ -11,9 +11,8 @@
 # Every field is `object`: msgspec does not check types when a Struct is built in Python, so no
 # narrower C type is certain. Only gc=False, non-frozen Structs are declared: writing a field
 # directly is then what msgspec's own setattr does (no GC tracking to keep up). A typed argument
-# accepts None, and reading a field of None crashes the process where the .py would raise
-# AttributeError: only references that are never None are typed (docs/decisions.md says which).
-# The engine is compiled with `nonecheck`, so a typed None raises AttributeError as the .py does.
+# accepts None; the engine is compiled with `nonecheck`, so reading a field of a typed None raises
+# AttributeError as the .py does. A field deleted with `del` (a NULL slot) would crash the process.
 
 cdef extern from *:
     """
