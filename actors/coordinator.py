@@ -27,9 +27,9 @@ from actors.resharding import Resharding
 from actors.routing import even_layout
 from actors.shard import ShardConfig, ShardStatus
 from actors.shard_actor import ShardActor
+from engine.anomaly_report import AnomalyRow
 from engine.calendar import iso, parse_day
 from engine.errors import InvalidRequestError, PatronError, PublishBusyError
-from engine.midnight import AnomalyRow
 from engine.programme import Programme
 from engine.types import Day
 from engine.validation import load_rules, load_rules_file

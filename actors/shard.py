@@ -27,12 +27,13 @@ from actors.opening_wire import ImportAnswer, Rejection, openings_of
 from actors.routing import MovedAway
 from actors.shard_coupons import ShardCoupons
 from actors.shard_outbox import ShardOutbox
+from engine.anomaly_report import AnomalyRow
 from engine.book import Book
 from engine.calendar import iso
 from engine.errors import InvalidRequestError, RowRejectedError, ShardUnavailableError, StorageFullError
 from engine.ledger import LedgerEntry
 from engine.members import Member
-from engine.midnight import AnomalyRow, periodic_due, schedule, visit, visitors
+from engine.midnight import periodic_due, schedule, visit, visitors
 from engine.notices import Notice
 from engine.opening import IMPORT_CAUSE, OPENING, open_member
 from engine.operators import Enrollment, enroll, set_status, set_tier

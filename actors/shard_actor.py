@@ -19,9 +19,9 @@ from actors.opening_wire import ImportAnswer
 from actors.placement import on_this_node
 from actors.shard import Shard, ShardConfig, ShardStatus
 from actors.shard_outbox import OutboxState
+from engine.anomaly_report import AnomalyRow
 from engine.errors import OutOfOrderError
 from engine.ledger import LedgerEntry
-from engine.midnight import AnomalyRow
 from engine.operators import Enrollment
 from engine.spending.member_coupons import HeldCoupon
 from engine.spending.quote import Quote

@@ -3,8 +3,8 @@ are read in the shard that owns them (actors/batch_wire.py), everything else at 
 
 import msgspec
 
+from engine.anomaly_report import AnomalyRow
 from engine.ledger import LedgerEntry
-from engine.midnight import AnomalyRow
 from engine.spending.member_coupons import HeldCoupon
 from engine.spending.quote import Quote, QuotedCoupon
 from engine.summary import CouponView, MemberSummary, summarise_entry

@@ -9,8 +9,8 @@ from typing import BinaryIO
 
 import msgspec
 
+from engine.anomaly_report import AnomalyRow
 from engine.book import Book
-from engine.midnight import AnomalyRow
 from engine.programme import Programme
 from engine.replay import advance_to, replay_stream
 from engine.summary import summarise, summarise_entry

@@ -3,8 +3,7 @@ recalculation, and the anomaly report. It is idempotent per member and date."""
 
 from datetime import date
 
-from msgspec import Struct
-
+from engine.anomaly_report import AnomalyRow
 from engine.balance import add_points
 from engine.book import Book
 from engine.calendar import iso
@@ -17,32 +16,29 @@ from engine.tier_changes import enter_tier
 from engine.tiers import TierLadder, reset_since
 from engine.types import Day
 
-__all__ = ["AnomalyRow", "Night", "is_due", "next_due", "periodic_due", "run_member_midnight", "run_midnight",
+__all__ = ["Night", "is_due", "next_due", "night_of", "periodic_due", "run_member_midnight", "run_midnight",
            "schedule", "visit", "visitors", "wake_day"]
 
 
-class AnomalyRow(Struct, gc=False):
-    """One member's anomalous day: the points they tried for and the transactions."""
+class Night:
+    """What one run knows about its date, worked out once rather than for every member. A plain
+    class, not a Struct: compiled, an extension type whose fields are C struct members
+    (midnight.pxd), and a compiled module cannot declare a Struct (docs/decisions.md)."""
 
-    member_id: str
-    day: str
-    points: int
-    transactions: list[str]
+    __slots__ = ("new_year", "periodic", "ref", "run")
+
+    def __init__(self, run: Day, ref: str, periodic: bool, new_year: bool) -> None:
+        self.run = run
+        self.ref = ref
+        """The ledger's reference for the run's entries: its date."""
+        self.periodic = periodic
+        self.new_year = new_year
 
 
-class Night(Struct, frozen=True):
-    """What one run knows about its date, worked out once rather than for every member."""
-
-    run: Day
-    ref: str
-    """The ledger's reference for the run's entries: its date."""
-    periodic: bool
-    new_year: bool
-
-    @classmethod
-    def of(cls, book: Book, run: Day) -> "Night":
-        today = date.fromordinal(run)
-        return cls(run, iso(run), periodic_due(book, run), (today.month, today.day) == (1, 1))
+def night_of(book: Book, run: Day) -> Night:
+    """The run's date as every member's visit reads it."""
+    today = date.fromordinal(run)
+    return Night(run, iso(run), periodic_due(book, run), (today.month, today.day) == (1, 1))
 
 
 def periodic_due(book: Book, run: Day) -> bool:
@@ -64,11 +60,19 @@ def is_due(book: Book, member: Member, run: Day, everyone: bool = False) -> bool
         everyone or member.touched or member.flag_days or member.next_tier
         or (member.tier_until and member.tier_until < run)
         or (member.lots and member.lots[0].expires <= run)
-        or any(0 < h.release <= run or h.expires <= run for h in member.held)
+        or (member.held and _held_due(member, run))
         or 0 < member.tag_check <= run
         or 0 < next_reminder(book, member, run - 1) <= run
         or (member.coupons and 0 < coupon_due(member) <= run)
     )
+
+
+def _held_due(member: Member, run: Day) -> bool:
+    """Whether held points are released or expire by `run` (a loop: compiled, `held` is typed)."""
+    for held in member.held:  # noqa: SIM110 (a generator would be a closure, which a cpdef cannot hold)
+        if 0 < held.release <= run or held.expires <= run:
+            return True
+    return False
 
 
 def run_midnight(book: Book, run: Day) -> list[AnomalyRow]:
@@ -97,7 +101,7 @@ def visitors(book: Book, run: Day) -> list[str]:
 def visit(book: Book, member_ids: list[str], run: Day, planned: dict[str, Day] | None = None) -> list[AnomalyRow]:
     """`planned`, if given, gets each visited member's next run (`wake_day`, 0: none) instead of
     `book.wakeups`, so a caller indexing them need not work it out again."""
-    night = Night.of(book, run)
+    night = night_of(book, run)
     members = book.members
     rows: list[AnomalyRow] = []
     for member_id in member_ids:
@@ -196,15 +200,26 @@ def _expire(book: Book, member: Member, night: Night) -> None:
     run, ref = night.run, night.ref
     # lots are kept in expiry order: only the first can tell whether any expired
     if member.lots and member.lots[0].expires <= run:
-        expired = sum(lot.amount for lot in member.lots if lot.expires <= run)
-        member.lots = [lot for lot in member.lots if lot.expires > run]
+        expired, kept = 0, []  # loops, not sum() of a generator: Cython compiles no closure in a cpdef
+        for lot in member.lots:
+            if lot.expires <= run:
+                expired += lot.amount
+            else:
+                kept.append(lot)
+        member.lots = kept
         member.points -= expired
         book.write(member, run, "midnight", ref, "expire", points=-expired)
-    held = sum(h.amount for h in member.held if h.expires <= run) if member.held else 0
-    if held:
-        member.held = [h for h in member.held if h.expires > run]
-        member.pending -= held
-        book.write(member, run, "midnight", ref, "expire", pending=-held)
+    if member.held:
+        lapsed, still = 0, []
+        for held in member.held:
+            if held.expires <= run:
+                lapsed += held.amount
+            else:
+                still.append(held)
+        if lapsed:
+            member.held = still
+            member.pending -= lapsed
+            book.write(member, run, "midnight", ref, "expire", pending=-lapsed)
     if night.new_year and member.debt and book.programme.expiry.policy == "annual_reset":
         forgiven, member.debt = member.debt, 0  # every balance is cleared on 1 January, debts too
         member.points += forgiven

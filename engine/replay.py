@@ -2,9 +2,10 @@
 
 from collections.abc import Iterable, Iterator
 
+from engine.anomaly_report import AnomalyRow
 from engine.book import Book
 from engine.bounds import valid_time
-from engine.midnight import AnomalyRow, run_midnight
+from engine.midnight import run_midnight
 from engine.scoring import score_transaction
 from engine.transactions import Transaction, TxnResult
 from engine.types import Day

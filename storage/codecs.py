@@ -5,9 +5,9 @@ import struct
 
 import msgspec
 
+from engine.anomaly_report import AnomalyRow
 from engine.ledger import LedgerEntry
 from engine.members import Member
-from engine.midnight import AnomalyRow
 from engine.transactions import TxnRecord
 from engine.types import Day
 

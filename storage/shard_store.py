@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 import lmdb
 import msgspec
 
+from engine.anomaly_report import AnomalyRow
 from engine.errors import StorageFullError
 from engine.ledger import LedgerEntry
 from engine.members import Member
-from engine.midnight import AnomalyRow
 from engine.notices import Notice
 from engine.transactions import TxnRecord
 from engine.types import Day

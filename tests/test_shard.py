@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from actors.shard import Shard, ShardConfig
+from engine.anomaly_report import AnomalyRow
 from engine.calendar import iso, parse_day
 from engine.errors import StorageFullError
-from engine.midnight import AnomalyRow
 from engine.operators import Enrollment
 from engine.transactions import Transaction
 from storage.shard_store import ShardStore

@@ -9,9 +9,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.anomaly_report import AnomalyRow
 from engine.ledger import LedgerEntry
 from engine.members import Member
-from engine.midnight import AnomalyRow
 from engine.transactions import TxnRecord
 from storage import vshard_move
 from storage.codecs import decode_keys, decode_txn, wakeup_of
