@@ -2,8 +2,6 @@
 
 import functools
 
-from msgspec import Struct
-
 from engine.calendar import add_months
 from engine.errors import InvalidRequestError
 from engine.members import Member
@@ -15,14 +13,20 @@ from engine.window_sums import WindowSums
 __all__ = ["TagRule", "TagRules"]
 
 
-class TagRule(Struct, frozen=True):
-    name: str
-    condition: str
-    """`recency_days`, `purchases` or `spend_minor`."""
-    amount: int
-    window: Period
-    slot: int = -1
-    """Its window's place in the ladder's window sums; -1 for a lifetime window or recency."""
+class TagRule:
+    """One tag's condition as judged. A plain class, not a Struct: compiled, an extension type whose
+    fields are C struct members (tags.pxd), and a compiled module cannot declare a Struct."""
+
+    __slots__ = ("amount", "condition", "name", "slot", "window")
+
+    def __init__(self, name: str, condition: str, amount: int, window: Period, slot: int = -1) -> None:
+        self.name = name
+        self.condition = condition
+        """`recency_days`, `purchases` or `spend_minor`."""
+        self.amount = amount
+        self.window = window
+        self.slot = slot
+        """Its window's place in the ladder's window sums; -1 for a lifetime window or recency."""
 
 
 class TagRules:
@@ -79,7 +83,11 @@ class TagRules:
         for day in range(start, min(as_of + 1, start + len(days))):  # found early by a regular: no scan
             if get(day):
                 return day
-        return min((day for day, amount in days.items() if start <= day <= as_of and amount), default=None)
+        oldest = None
+        for day, amount in days.items():
+            if start <= day <= as_of and amount and (oldest is None or day < oldest):
+                oldest = day
+        return oldest
 
 
 _METRIC = {"purchases": "purchases", "spend_minor": "spend"}
