@@ -8,7 +8,7 @@ pyproject.toml. Without a C compiler the install fails loudly rather than leavin
 - The engine's own modules, compiled as they are (Cython's pure-Python mode: the .py is both the
   specification and the code compiled; PATRON_PURE_ENGINE=1 runs the .py, engine/__init__.py).
   Modules declaring msgspec Structs stay pure: compiling them gained nothing, and msgspec reads
-  their classes as it always has. A `.pxd` beside a module types what scoring reads (Cython reads
+  their classes as it always has. A `.pxd` beside a module types what scoring and midnight read (Cython reads
   it with the .py; docs/decisions.md, "Typed engine objects"); engine/record_fields.pxd declares
   the Structs scoring reads as C structs, checked at import (docs/decisions.md, "Struct fields
   read as C fields")."""

@@ -1,6 +1,6 @@
 """The anomaly report: one row for each member's anomalous day, made by the midnight run and stored
-by the shard. A module of its own because it declares a msgspec Struct, which a compiled module
-cannot (engine/midnight.py is compiled; docs/decisions.md, "Midnight compiled")."""
+by the shard. A module of its own because it declares a msgspec Struct, and setup.py leaves a
+module that declares one pure (engine/midnight.py is compiled; docs/decisions.md, "Midnight compiled")."""
 
 from msgspec import Struct
 

@@ -1,6 +1,6 @@
 # Cython declarations for midnight.py (see docs/decisions.md, "Typed engine objects" and "Midnight
 # compiled"): the book, the member and its lots and held points typed, so a midnight visit reads
-# their fields as C struct members; calls within the module and to balance and tier_changes are C calls.
+# their fields as C struct members; calls within the module and to balance, tier_changes and reminders are C calls.
 
 cimport cython
 

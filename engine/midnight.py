@@ -23,7 +23,7 @@ __all__ = ["Night", "is_due", "next_due", "night_of", "periodic_due", "run_membe
 class Night:
     """What one run knows about its date, worked out once rather than for every member. A plain
     class, not a Struct: compiled, an extension type whose fields are C struct members
-    (midnight.pxd), and a compiled module cannot declare a Struct (docs/decisions.md)."""
+    (midnight.pxd), and setup.py leaves a module that declares a Struct pure (docs/decisions.md)."""
 
     __slots__ = ("new_year", "periodic", "ref", "run")
 

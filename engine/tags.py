@@ -15,7 +15,7 @@ __all__ = ["TagRule", "TagRules"]
 
 class TagRule:
     """One tag's condition as judged. A plain class, not a Struct: compiled, an extension type whose
-    fields are C struct members (tags.pxd), and a compiled module cannot declare a Struct."""
+    fields are C struct members (tags.pxd), and setup.py leaves a module that declares a Struct pure."""
 
     __slots__ = ("amount", "condition", "name", "slot", "window")
 

@@ -66,6 +66,9 @@ SHAPES: list[list[tuple[tuple[str, str], ...]]] = [
     [(), (("earns_points = true", "earns_points = false"),)],
     [(), (("allow_negative_points = true", "allow_negative_points = false"),)],
     [(), (("weekdays = []                       #", 'weekdays = ["mon", "thu", "sat"]  #'),)],
+    [(), (("recency_days = 90 ", "recency_days = 3 "),
+          ('window = "3 months"                 # ...in', 'window = "45 days"  # ...in'),
+          ('spend_minor = 500000\nwindow = "12 months"', 'spend_minor = 500000\nwindow = "lifetime"'))],
 ]
 
 WORKER = """
