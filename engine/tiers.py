@@ -72,9 +72,10 @@ class TierLadder:
         """Add to the per-day sums of a metric that a windowed condition reads."""
         if metric not in self.window_metrics or not amount:
             return
-        days = member.windows.get(metric)
+        windows = member.windows
+        days = windows.get(metric)
         if days is None:
-            days = member.windows[metric] = {}
+            days = windows[metric] = {}
         if day not in days:
             horizon = day - self.keep_days
             for old in [d for d in days if d < horizon]:
