@@ -87,7 +87,8 @@ class TierLadder:
         if self.single_minimum is None or eligible < self.single_minimum:
             return
         horizon = day - self.keep_days
-        kept = (s for s in member.singles if s[0] >= horizon or not self.keep_days)
+        # a list, not a generator: a generator is a closure, which a cpdef method cannot hold
+        kept = [s for s in member.singles if s[0] >= horizon or not self.keep_days]
         member.singles = (*kept, [day, eligible, txn_id])
 
     def value(self, member: Member, rule: TierRule, as_of: Day) -> int:
