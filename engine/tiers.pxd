@@ -7,16 +7,14 @@ from engine.window_sums cimport WindowSums
 
 
 cdef class TierRule:
-    cdef public str metric
-    cdef public object index, name, window, threshold, validity, extension, next_day, earns_points
+    cdef public object index, name, metric, window, threshold, validity, extension, next_day, earns_points
     cdef public object downgrade_to, permanent, resets_growth
     cdef public Py_ssize_t slot  # an index into the ladder's sums (-1: none)
 
 
 cdef class TierLadder:
     cdef public list tiers, names, above
-    cdef public str on_change
-    cdef public object on_expiry, periodic, single_minimum, keep_days, paid_skus
+    cdef public object on_change, on_expiry, periodic, single_minimum, keep_days, paid_skus
     cdef public frozenset window_metrics
     cdef public WindowSums sums
 
