@@ -6,7 +6,7 @@ cimport cython
 from engine.record_fields cimport Held, Lot, Member
 
 
-@cython.locals(lot=Lot)
+@cython.locals(lot=Lot, latest=Lot)
 cpdef add_points(Member member, amount, expires)
 cpdef hold_points(Member member, amount, release, expires, txn_id)
 @cython.locals(lot=Lot)

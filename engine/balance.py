@@ -17,8 +17,9 @@ def add_points(member: Member, amount: int, expires: Day) -> None:
     if rest <= 0:
         return
     lots = member.lots
-    if lots and lots[-1].expires == expires:  # the usual case: today's lot is the latest
-        lots[-1].amount += rest
+    latest = lots[-1] if lots else None  # a local, so that compiled code reads it as a Lot
+    if latest is not None and latest.expires == expires:  # the usual case: today's lot is the latest
+        latest.amount += rest
         return
     for lot in lots:
         if lot.expires == expires:

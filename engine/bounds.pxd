@@ -10,4 +10,6 @@ from engine.record_fields cimport LineItem, Member, Transaction
 cpdef valid_time(ms)
 @cython.locals(line=LineItem)
 cpdef input_problem(Transaction txn)
+cpdef all_fit(tuple values)
+@cython.locals(day_points=dict)
 cpdef room_to_earn(Member member, day, points, growth, spend)

@@ -1,5 +1,7 @@
 # Cython declarations for tiers.py (see docs/decisions.md, "Typed engine objects").
 
+cimport cython
+
 from engine.record_fields cimport Member
 from engine.window_sums cimport WindowSums
 
@@ -12,10 +14,12 @@ cdef class TierRule:
 
 cdef class TierLadder:
     cdef public list tiers, names, above
-    cdef public object on_change, on_expiry, periodic, window_metrics, single_minimum, keep_days, paid_skus
+    cdef public object on_change, on_expiry, periodic, single_minimum, keep_days, paid_skus
+    cdef public frozenset window_metrics
     cdef public WindowSums sums
 
-    @cython.locals(days=dict)
+    @cython.locals(windows=dict, days=dict)
     cpdef record(self, Member member, metric, day, amount)
+    cpdef record_single(self, Member member, day, eligible, txn_id)
     cpdef value(self, Member member, TierRule rule, as_of)
     cpdef holds(self, Member member, TierRule rule, as_of)

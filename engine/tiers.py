@@ -72,9 +72,10 @@ class TierLadder:
         """Add to the per-day sums of a metric that a windowed condition reads."""
         if metric not in self.window_metrics or not amount:
             return
-        days = member.windows.get(metric)
+        windows = member.windows
+        days = windows.get(metric)
         if days is None:
-            days = member.windows[metric] = {}
+            days = windows[metric] = {}
         if day not in days:
             horizon = day - self.keep_days
             for old in [d for d in days if d < horizon]:
@@ -86,7 +87,8 @@ class TierLadder:
         if self.single_minimum is None or eligible < self.single_minimum:
             return
         horizon = day - self.keep_days
-        kept = (s for s in member.singles if s[0] >= horizon or not self.keep_days)
+        # a list, not a generator: a generator is a closure, which a cpdef method cannot hold
+        kept = [s for s in member.singles if s[0] >= horizon or not self.keep_days]
         member.singles = (*kept, [day, eligible, txn_id])
 
     def value(self, member: Member, rule: TierRule, as_of: Day) -> int:

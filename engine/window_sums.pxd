@@ -6,7 +6,8 @@ cimport cython
 from engine.record_fields cimport Member
 
 cdef class _Window:
-    cdef public object metric, period, starts
+    cdef public object metric, period
+    cdef public dict starts
 
     cpdef start(self, as_of)
 
@@ -15,7 +16,7 @@ cdef class WindowSums:
     cdef public list windows
     cdef public dict _by_metric, _entries
 
-    @cython.locals(window=_Window, days=dict, mine=list)
+    @cython.locals(window=_Window, windows=dict, days=dict, mine=list)
     cpdef total(self, Member member, slot, as_of)
     cpdef added(self, Member member, metric, days, day, amount)
     cpdef pruned(self, Member member, metric, days, day, amount)

@@ -67,7 +67,8 @@ class WindowSums:
     def total(self, member: Member, slot: int, as_of: Day) -> int:
         """The member's sum of the window's metric over the window, as of `as_of`."""
         window = self.windows[slot]
-        days = member.windows.get(window.metric)
+        windows = member.windows
+        days = windows.get(window.metric)
         if not days:
             return 0
         mine = self._entries.get(member.member_id)
