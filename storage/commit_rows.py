@@ -8,10 +8,11 @@ from collections.abc import Callable
 from engine.ledger import LedgerEntry
 from engine.transactions import TxnRecord
 from engine.types import Day
-from storage.codecs import encode, ledger_rows, linked_position, txn_key, with_position
+from storage.codecs import decode_txn, encode, ledger_rows, linked_position, txn_key, with_position
 
-__all__ = ["COMPILED_ROWS", "IndexKey", "Lookup", "index_key", "index_key_pure", "index_rows", "index_rows_pure",
-           "ledger_rows", "member_rows", "member_rows_pure", "newest_heads", "newest_heads_pure"]
+__all__ = ["COMPILED_ROWS", "IndexKey", "IndexLookups", "IndexLookupsPure", "Lookup", "index_key", "index_key_pure",
+           "index_rows", "index_rows_pure", "ledger_rows", "member_rows", "member_rows_pure", "newest_heads",
+           "newest_heads_pure"]
 
 IndexKey = tuple[str, str]
 """(member, transaction id), as the engine's Book looks a transaction up."""
@@ -76,10 +77,34 @@ def index_key_pure(pair: IndexKey) -> bytes:
     return txn_key(*pair)
 
 
+class IndexLookupsPure:
+    """The transaction index as the engine's Book uses it in a write (engine/book.py `TxnIndex`):
+    what this write indexed, else the stored record, found with `find` (the index's cursor's `get`)
+    by its key, which is kept for the commit (most transactions are looked up first)."""
+
+    def __init__(self, find: Lookup) -> None:
+        self.index: dict[IndexKey, TxnRecord] = {}
+        self.keys: dict[IndexKey, bytes] = {}
+        self.find = find
+
+    def get(self, key: IndexKey, default: TxnRecord | None = None, /) -> TxnRecord | None:
+        found = self.index.get(key)
+        if found is not None:
+            return found
+        stored = self.keys[key] = txn_key(*key)
+        raw = self.find(stored)
+        return decode_txn(raw) if raw is not None else default
+
+    def __setitem__(self, key: IndexKey, record: TxnRecord, /) -> None:
+        self.index[key] = record
+
+
 if _compiled is not None:
     index_key, index_rows = _compiled.index_key, _compiled.index_rows
     newest_heads, member_rows = _compiled.newest_heads, _compiled.member_rows
     ledger_rows = _compiled.ledger_rows  # storage/codecs.py's, compiled
+    IndexLookups = _compiled.IndexLookups
 else:
+    IndexLookups = IndexLookupsPure
     index_key, index_rows = index_key_pure, index_rows_pure
     newest_heads, member_rows = newest_heads_pure, member_rows_pure

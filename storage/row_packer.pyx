@@ -10,14 +10,15 @@ from libc.stdint cimport UINT64_MAX, uint8_t, uint64_t
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
-from storage.codecs import encode, txn_key
+from storage.codecs import decode_txn, encode, txn_key
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object, Py_ssize_t*) except NULL
 
-__all__ = ["index_key", "index_rows", "ledger_rows", "member_rows", "newest_heads", "packed_key"]
+__all__ = ["IndexLookups", "index_key", "index_rows", "ledger_rows", "member_rows", "newest_heads", "packed_key"]
 
 cdef object _encode = encode  # storage/codecs.py's encoder, held in a C global
+cdef object _decode_txn = decode_txn
 
 cdef enum:
     MAX_KEY = 511  # storage/codecs.py MAX_KEY: LMDB's default largest key
@@ -87,6 +88,35 @@ cpdef bytes packed_key(object pair):
     at[2 + txn_size] = 0
     memcpy(at + 3 + txn_size, member, member_size)
     return key
+
+
+cdef class IndexLookups:
+    """storage/commit_rows.py `IndexLookupsPure`: the transaction index as the engine's Book uses it
+    in a write, looked up with no Python frame per transaction (a key packed here, the cursor's
+    `get`, a decode when found)."""
+
+    cdef readonly dict index
+    """The records the write indexed, by (member, transaction id)."""
+    cdef readonly dict keys
+    """Index keys made for lookups, used again at commit."""
+    cdef object find
+
+    def __init__(self, find):
+        self.index, self.keys, self.find = {}, {}, find
+
+    def get(self, key, default=None, /):
+        found = self.index.get(key)
+        if found is not None:
+            return found
+        stored = packed_key(key)
+        if stored is None:
+            stored = txn_key(*key)
+        self.keys[key] = stored
+        raw = self.find(stored)
+        return _decode_txn(raw) if raw is not None else default
+
+    def __setitem__(self, key, record, /):
+        self.index[key] = record
 
 
 cdef object stored_head(str member_id, dict heads, object get):

@@ -88,6 +88,25 @@ def test_index_rows_are_the_pure_ones(index, data):
     assert row_packer.index_rows(index, keys) == commit_rows.index_rows_pure(index, keys)
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.tuples(members, ids), records, max_size=4),
+       st.lists(st.tuples(st.booleans(), st.tuples(members, ids), records), max_size=10))
+def test_index_lookups_are_the_pure_ones(stored, steps):
+    """Lookups of stored, new and just indexed pairs (keys too long for LMDB among them), and what
+    each leaves for the commit."""
+    find = {codecs.txn_key(*pair): codecs.encode(record) for pair, record in stored.items()}.get
+    compiled, pure = row_packer.IndexLookups(find), commit_rows.IndexLookupsPure(find)
+    for indexes, pair, record in steps:
+        for lookups in (compiled, pure):
+            if indexes:
+                lookups[pair] = record
+        if not indexes:
+            assert compiled.get(pair) == pure.get(pair) == (compiled.index.get(pair) or stored.get(pair))
+            assert compiled.get(pair, "none") == pure.get(pair, "none")
+    assert compiled.index == pure.index
+    assert compiled.keys == pure.keys
+
+
 def test_without_the_compiled_rows_the_pure_ones_run_and_a_start_says_so(monkeypatch):
     monkeypatch.setitem(sys.modules, "storage.row_packer", None)  # as when it was never built
     monkeypatch.delattr(storage, "row_packer")
@@ -96,6 +115,7 @@ def test_without_the_compiled_rows_the_pure_ones_run_and_a_start_says_so(monkeyp
     assert "row_packer" in rows.MISSING
     assert rows.ledger_rows is codecs.ledger_rows
     assert rows.index_rows is rows.index_rows_pure
+    assert rows.IndexLookups is rows.IndexLookupsPure
     assert _fresh("actors.batch_wire", "without_rows_wire", monkeypatch).COMPILED_WIRE is False
 
 
@@ -142,7 +162,7 @@ def _serve(path) -> None:
 def test_a_shard_stores_the_same_rows_with_the_compiled_packer_and_with_the_pure_code(tmp_path, monkeypatch):
     from storage import shard_store
     _serve(tmp_path / "compiled")
-    for name, pure in (("index_key", commit_rows.index_key_pure), ("index_rows", commit_rows.index_rows_pure),
+    for name, pure in (("IndexLookups", commit_rows.IndexLookupsPure), ("index_rows", commit_rows.index_rows_pure),
                        ("newest_heads", commit_rows.newest_heads_pure), ("member_rows", commit_rows.member_rows_pure),
                        ("ledger_rows", codecs.ledger_rows)):
         assert getattr(shard_store, name) is not pure  # the build is there: the two runs differ
