@@ -12,8 +12,7 @@ from libc.stdint cimport int64_t
 from cpython.object cimport PyObject
 
 from actors.c_ints cimport read_int64
-
-from types import MemberDescriptorType
+from actors.c_slots cimport slot_offset
 
 from engine.ledger import LedgerEntry
 from engine.transactions import Transaction, TxnResult
@@ -22,17 +21,7 @@ from engine.types import KINDS
 __all__ = ["count_common", "count_outcomes", "field_offset"]
 
 
-cdef extern from "structmember.h":
-    ctypedef struct PyMemberDef:
-        const char* name
-        int type
-        Py_ssize_t offset
-    enum:
-        T_OBJECT_EX
-
 cdef extern from "Python.h":
-    ctypedef struct PyMemberDescrObject:
-        PyMemberDef* d_member
     bint __builtin_add_overflow(int64_t, int64_t, int64_t*) nogil
     bint __builtin_sub_overflow(int64_t, int64_t, int64_t*) nogil
 
@@ -42,17 +31,7 @@ class Unusual(Exception):
 
 
 cdef Py_ssize_t offset_of(object cls, str name) except -1:
-    """Where a msgspec Struct keeps field `name` in its records. A field renamed, removed or
-    inherited raises ImportError at import: batch_stats.py then says so and counts in pure code,
-    instead of every shard and gateway failing to start."""
-    descriptor = cls.__dict__.get(name)
-    if not isinstance(descriptor, MemberDescriptorType) or descriptor.__objclass__ is not cls:
-        raise ImportError(f"actors.batch_counter: {cls.__name__}.{name} is not a slot of its own; "
-                          f"the Struct changed, rebuild after updating the counter")
-    cdef PyMemberDef* member = (<PyMemberDescrObject*>descriptor).d_member
-    if member.type != T_OBJECT_EX:
-        raise ImportError(f"actors.batch_counter: {cls.__name__}.{name} is not an object slot")
-    return member.offset
+    return slot_offset(cls, name, "actors.batch_counter")
 
 
 def field_offset(object cls, str name):

@@ -13,6 +13,7 @@ import types
 import zlib
 from collections.abc import Callable
 
+import msgspec
 import pytest
 from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, given, settings
@@ -31,7 +32,7 @@ from actors.batch_wire import (
     say_if_not_compiled,
     transactions_of,
 )
-from actors.part_reader import read_part
+from actors.part_reader import read_part, struct_slots
 from actors.result_writer import write_results
 from engine.transactions import TxnResult
 from proto import patron_pb2 as pb
@@ -352,3 +353,26 @@ def test_a_start_without_the_compiled_engine_says_so_as_an_error(monkeypatch, ca
     [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert "compiled engine" in record.getMessage()
     assert record.shard == 2
+
+
+def test_a_struct_the_reader_does_not_build_as_msgspec_does_makes_its_import_fail():
+    """The reader builds records slot by slot: only Structs of exactly the fields it sets, not
+    tracked by the collector and with no __post_init__; any other raises ImportError, which
+    batch_wire.py takes as a missing build (the pure reader reads)."""
+    class Line(msgspec.Struct, gc=False):
+        sku: str = ""
+        name: str = ""
+
+    class Tracked(msgspec.Struct):
+        sku: str = ""
+        name: str = ""
+
+    class Checked(Line, gc=False):
+        def __post_init__(self) -> None:
+            pass
+
+    assert len(set(struct_slots(Line, ("sku", "name")))) == 2
+    for cls, fields in ((Line, ("name", "sku")), (Line, ("sku",)), (Tracked, ("sku", "name")),
+                        (Checked, ("sku", "name"))):
+        with pytest.raises(ImportError, match=r"actors\.part_reader"):
+            struct_slots(cls, fields)
