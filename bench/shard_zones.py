@@ -99,8 +99,8 @@ def _wrap_made(frames: Any) -> bool:
     zones = {method: getattr(frames, name) for name, method in MADE.items()}
 
     class Zoned:
-        def __init__(self, find: Any) -> None:
-            self.made = made = make(find)
+        def __init__(self, *args: Any) -> None:
+            self.made = made = make(*args)
             self.index, self.keys = made.index, made.keys
             self.get_frame, self.set_frame = zones["get"], zones["__setitem__"]
 

@@ -41,7 +41,7 @@ from storage.codecs import (
     wakeup_of,
     with_newest,
 )
-from storage.commit_rows import IndexLookups, index_rows, ledger_rows, member_rows, newest_heads
+from storage.commit_rows import IndexLookups, encoded_members, index_rows, ledger_rows, member_rows, newest_heads
 from storage.layout import upgrade_layout
 from storage.mapped_pages import BUDGET_BYTES, drop_mapping, file_resident_bytes
 
@@ -426,10 +426,12 @@ class BatchWriter:
         self._find_member = self.txn.cursor(self.dbs["members"]).get
         """Lookups by key through a cursor of each database: `Transaction.get`'s `db=` keyword is
         parsed at every call, half of a lookup's cost from Python."""
-        self.index = IndexLookups(self.txn.cursor(self.dbs["txn_index"]).get)
+        txns = self.txn.cursor(self.dbs["txn_index"])
+        self.index = IndexLookups(txns.get, txns.key() if txns.last() else b"")
         """The transaction index as the engine's Book uses it (engine/book.py `TxnIndex`): the
-        shard hands the Book this, not the writer, so each lookup runs no Python frame
-        (storage/commit_rows.py)."""
+        shard hands the Book this, not the writer, so each lookup runs no Python frame, and a
+        key past the index's last is not looked for (storage/commit_rows.py). Index rows are put
+        only by `commit`, its last write."""
 
     def member(self, member_id: str) -> Member | None:
         """A member as last committed (this transaction writes members only at `commit`), read
@@ -515,7 +517,7 @@ class BatchWriter:
     def put_members(self, members: Iterable[Member]) -> None:
         """Written at commit, together with the positions of their newest ledger entries; as
         they are now (encoded here)."""
-        self._members.update((m.member_id, encode(m)) for m in members)
+        encoded_members(members, self._members)
 
     def put_ledger(self, entries: list[LedgerEntry]) -> None:
         """Written at commit, at the end of the ledger, in the order given."""

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import storage
 from engine.ledger import LedgerEntry
+from engine.members import Member
 from engine.transactions import TxnRecord
 from storage import codecs, commit_rows, row_packer
 
@@ -89,14 +90,29 @@ def test_index_rows_are_the_pure_ones(index, data):
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.dictionaries(st.tuples(members, ids), records, max_size=4),
-       st.lists(st.tuples(st.booleans(), st.tuples(members, ids), records), max_size=10))
-def test_index_lookups_are_the_pure_ones(stored, steps):
-    """Lookups of stored, new and just indexed pairs (keys too long for LMDB among them), and what
-    each leaves for the commit."""
-    find = {codecs.txn_key(*pair): codecs.encode(record) for pair, record in stored.items()}.get
-    compiled, pure = row_packer.IndexLookups(find), commit_rows.IndexLookupsPure(find)
-    for indexes, pair, record in steps:
+@given(st.lists(st.builds(Member, member_id=members, enrolled=st.integers(0, 30_000),
+                          points=st.integers(-2**63, 2**64 - 1), tags=st.lists(ids, max_size=40)), max_size=8),
+       st.dictionaries(members, st.binary(max_size=4)))
+def test_members_are_encoded_as_the_pure_code_encodes_them(written, before):
+    """Records of any size one after another through one buffer (larger and smaller than the last),
+    into what the write holds already."""
+    compiled, pure = dict(before), dict(before)
+    row_packer.encoded_members(written, compiled)
+    commit_rows.encoded_members_pure(written, pure)
+    assert compiled == pure
+    assert list(compiled) == list(pure)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.tuples(members, ids), records, max_size=4), st.data())
+def test_index_lookups_are_the_pure_ones(stored, data):
+    """Lookups of stored, new and just indexed pairs (keys too long for LMDB among them) in an index
+    whose last key is the largest stored (none: b""), and what each leaves for the commit."""
+    rows = {codecs.txn_key(*pair): codecs.encode(record) for pair, record in stored.items()}
+    last = max(rows, default=b"")
+    pairs = st.sampled_from(sorted(stored)) | st.tuples(members, ids) if stored else st.tuples(members, ids)
+    compiled, pure = row_packer.IndexLookups(rows.get, last), commit_rows.IndexLookupsPure(rows.get, last)
+    for indexes, pair, record in data.draw(st.lists(st.tuples(st.booleans(), pairs, records), max_size=10)):
         for lookups in (compiled, pure):
             if indexes:
                 lookups[pair] = record
