@@ -13,6 +13,7 @@ from cpython.object cimport PyObject
 
 from actors.c_ints cimport read_int64
 from actors.c_slots cimport slot_offset
+from actors.c_slots cimport slot_value as field
 
 from engine.ledger import LedgerEntry
 from engine.transactions import Transaction, TxnResult
@@ -48,13 +49,6 @@ cdef Py_ssize_t STATUS = offset_of(_ENTRY, "status"), VALUE = offset_of(_ENTRY, 
 cdef Py_ssize_t BONUS = offset_of(_ENTRY, "bonus_value")
 cdef Py_ssize_t TXN_KIND = offset_of(_TXN, "kind"), OUTCOME = offset_of(_RESULT, "outcome")
 cdef Py_ssize_t REASON = offset_of(_RESULT, "reason")
-
-
-cdef inline object field(object record, Py_ssize_t offset):
-    cdef PyObject* value = (<PyObject**>(<char*><PyObject*>record + offset))[0]
-    if value == NULL:
-        raise AttributeError("a field left unset")
-    return <object>value
 
 
 cdef inline int64_t amount(object record, Py_ssize_t offset) except? -1:

@@ -38,3 +38,11 @@ cdef inline void put_slot(object record, Py_ssize_t offset, object value) noexce
     """A field of a record just made (its slot empty) set, as msgspec's constructor sets it."""
     Py_INCREF(value)
     (<PyObject**>(<char*><PyObject*>record + offset))[0] = <PyObject*>value
+
+
+cdef inline object slot_value(object record, Py_ssize_t offset):
+    """A field of a record read from its slot (a new reference); AttributeError when unset."""
+    cdef PyObject* value = (<PyObject**>(<char*><PyObject*>record + offset))[0]
+    if value == NULL:
+        raise AttributeError("a field left unset")
+    return <object>value

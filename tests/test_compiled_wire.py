@@ -311,15 +311,19 @@ def test_a_group_a_known_field_of_another_wire_type_and_bad_utf8_go_to_the_pure_
         transactions_of(good + bad_utf8)
 
 
+class _OtherResult(TxnResult):
+    """Not exactly a TxnResult: the compiled writer reads a TxnResult's fields from their slots."""
+
+
 def test_results_the_compiled_writer_does_not_expect_go_to_the_pure_writer():
     """An outcome without a number, an int outside int64, a string that is not UTF-8, a value of
-    another type: the compiled writer steps aside wherever the result is in the batch, and the pure
-    code decides (protobuf refuses all but the bytes given for a string, which it writes)."""
+    another type, a result of another class: the compiled writer steps aside wherever the result is
+    in the batch, and the pure code decides (protobuf refuses all but the bytes given for a string, which it writes)."""
     fine = TxnResult("t", "accepted", 5, 5, "")
     unusual = [TxnResult("t", "unheard_of", 0, 0, ""), TxnResult("t", "accepted", 2**63, 0, ""),
                TxnResult("t", "accepted", 0, -2**63 - 1, ""), TxnResult("\ud800", "accepted", 1, 1, ""),
                TxnResult("t", "rejected", 0, 0, "x\udfff"), TxnResult("t", "accepted", 0, 0, "", 1.5),
-               TxnResult("t", "accepted", 0, 0, "", 0, b"code")]
+               TxnResult("t", "accepted", 0, 0, "", 0, b"code"), _OtherResult("t", "accepted", 1, 1, "")]
     for result in unusual:
         for results in ([result], [fine, result], [result, fine]):
             assert write_results(results) is None
