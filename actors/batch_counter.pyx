@@ -12,8 +12,8 @@ from libc.stdint cimport int64_t
 from cpython.object cimport PyObject
 
 from actors.c_ints cimport read_int64
-
-from types import MemberDescriptorType
+from actors.c_slots cimport slot_offset
+from actors.c_slots cimport slot_value as field
 
 from engine.ledger import LedgerEntry
 from engine.transactions import Transaction, TxnResult
@@ -22,17 +22,7 @@ from engine.types import KINDS
 __all__ = ["count_common", "count_outcomes", "field_offset"]
 
 
-cdef extern from "structmember.h":
-    ctypedef struct PyMemberDef:
-        const char* name
-        int type
-        Py_ssize_t offset
-    enum:
-        T_OBJECT_EX
-
 cdef extern from "Python.h":
-    ctypedef struct PyMemberDescrObject:
-        PyMemberDef* d_member
     bint __builtin_add_overflow(int64_t, int64_t, int64_t*) nogil
     bint __builtin_sub_overflow(int64_t, int64_t, int64_t*) nogil
 
@@ -42,17 +32,7 @@ class Unusual(Exception):
 
 
 cdef Py_ssize_t offset_of(object cls, str name) except -1:
-    """Where a msgspec Struct keeps field `name` in its records. A field renamed, removed or
-    inherited raises ImportError at import: batch_stats.py then says so and counts in pure code,
-    instead of every shard and gateway failing to start."""
-    descriptor = cls.__dict__.get(name)
-    if not isinstance(descriptor, MemberDescriptorType) or descriptor.__objclass__ is not cls:
-        raise ImportError(f"actors.batch_counter: {cls.__name__}.{name} is not a slot of its own; "
-                          f"the Struct changed, rebuild after updating the counter")
-    cdef PyMemberDef* member = (<PyMemberDescrObject*>descriptor).d_member
-    if member.type != T_OBJECT_EX:
-        raise ImportError(f"actors.batch_counter: {cls.__name__}.{name} is not an object slot")
-    return member.offset
+    return slot_offset(cls, name, "actors.batch_counter")
 
 
 def field_offset(object cls, str name):
@@ -69,13 +49,6 @@ cdef Py_ssize_t STATUS = offset_of(_ENTRY, "status"), VALUE = offset_of(_ENTRY, 
 cdef Py_ssize_t BONUS = offset_of(_ENTRY, "bonus_value")
 cdef Py_ssize_t TXN_KIND = offset_of(_TXN, "kind"), OUTCOME = offset_of(_RESULT, "outcome")
 cdef Py_ssize_t REASON = offset_of(_RESULT, "reason")
-
-
-cdef inline object field(object record, Py_ssize_t offset):
-    cdef PyObject* value = (<PyObject**>(<char*><PyObject*>record + offset))[0]
-    if value == NULL:
-        raise AttributeError("a field left unset")
-    return <object>value
 
 
 cdef inline int64_t amount(object record, Py_ssize_t offset) except? -1:
@@ -105,23 +78,62 @@ cdef frozenset _RARE = frozenset(("tier", "coupon_issued", "coupon_used", "coupo
 """Kinds the pure code counts (by name, into `tier_changes` and `coupons`)."""
 
 
+cdef enum:
+    KNOWN = 16  # triples counted by identity, without a tuple or a hash
+
+
+cdef inline PyObject* slot(object record, Py_ssize_t offset) except NULL:
+    """`field`, borrowed: alive as long as the record is."""
+    cdef PyObject* value = (<PyObject**>(<char*><PyObject*>record + offset))[0]
+    if value == NULL:
+        raise AttributeError("a field left unset")
+    return value
+
+
 def count_outcomes(list txns, list results):
     """"kind outcome reason" -> transactions, in the order each was first seen; None when the
-    lists differ in length (the pure code raises) or hold other records."""
+    lists differ in length (the pure code raises) or hold other records. The first KNOWN distinct
+    triples are counted by the identity of their three strings (a batch's transactions share the
+    few words the reader and the engine use), each new one put in `seen` where it first comes,
+    so the order stays; equal strings that are other objects still meet in `seen`."""
     cdef dict seen = {}
     cdef dict outcomes = {}
-    cdef Py_ssize_t i, n = len(txns)
+    cdef list triples = []  # the triples known by identity (holding their strings)
+    cdef PyObject* kinds[KNOWN]
+    cdef PyObject* outs[KNOWN]
+    cdef PyObject* reasons[KNOWN]
+    cdef Py_ssize_t counts[KNOWN]
+    cdef PyObject* kind
+    cdef PyObject* outcome
+    cdef PyObject* reason
+    cdef Py_ssize_t i, j, known = 0, n = len(txns)
     if len(results) != n:
         return None
     for i in range(n):
         txn, result = txns[i], results[i]
         if type(txn) is not _TXN or type(result) is not _RESULT:
             return None
-        triple = (field(txn, TXN_KIND), field(result, OUTCOME), field(result, REASON))
-        count = seen.get(triple)
-        seen[triple] = 1 if count is None else count + 1
-    for (kind, outcome, reason), count in seen.items():
-        key = f"{kind if kind in _KINDS else 'unknown'} {outcome} {reason}"
+        kind, outcome, reason = slot(txn, TXN_KIND), slot(result, OUTCOME), slot(result, REASON)
+        for j in range(known):
+            if kinds[j] == kind and outs[j] == outcome and reasons[j] == reason:
+                counts[j] += 1
+                break
+        else:
+            triple = (<object>kind, <object>outcome, <object>reason)
+            count = seen.get(triple)
+            if known < KNOWN:
+                if count is None:
+                    seen[triple] = 0
+                kinds[known], outs[known], reasons[known], counts[known] = kind, outcome, reason, 1
+                triples.append(triple)
+                known += 1
+            else:
+                seen[triple] = 1 if count is None else count + 1
+    for j in range(known):
+        triple = triples[j]
+        seen[triple] += counts[j]
+    for (kind_, outcome_, reason_), count in seen.items():
+        key = f"{kind_ if kind_ in _KINDS else 'unknown'} {outcome_} {reason_}"
         outcomes[key] = outcomes.get(key, 0) + count
     return outcomes
 

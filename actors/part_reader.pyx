@@ -15,19 +15,58 @@ from cpython.unicode cimport PyUnicode_DecodeUTF8
 from cpython.list cimport PyList_GET_ITEM
 from libc.string cimport memcmp, memcpy
 
+from actors.c_slots cimport put_slot, slot_offset
+
 
 cdef extern from "Python.h":
     bint PyUnicode_IS_COMPACT_ASCII(object)
     const void* PyUnicode_DATA(object)
     Py_ssize_t PyUnicode_GET_LENGTH(object)
 
+cdef extern from *:
+    """
+    static PyObject* patron_new_record(PyObject* cls) { return ((PyTypeObject*)cls)->tp_alloc((PyTypeObject*)cls, 0); }
+    """
+    object new_record "patron_new_record"(object cls)
+
 from actors.wire import KIND_WORDS, STATUS_WORDS
 from engine.transactions import LineItem, Transaction
 
-__all__ = ["read_part"]
+__all__ = ["read_part", "struct_slots"]
 
 cdef object _Transaction = Transaction
 cdef object _LineItem = LineItem
+_HAS_GC = 1 << 14  # Py_TPFLAGS_HAVE_GC
+
+
+cdef int find_slots(object cls, tuple fields, Py_ssize_t* offsets) except -1:
+    """Where each field of `cls`, in the order of its constructor, lives in a record, for records
+    built here as msgspec's constructor builds them from positional arguments (made by the type's
+    own allocator, each slot set): only for a Struct of exactly these fields, not tracked by the
+    collector and with no `__post_init__`. Any other raises ImportError at import, and the pure
+    reader reads every part (a start says so)."""
+    if cls.__struct_fields__ != fields or cls.__flags__ & _HAS_GC or hasattr(cls, "__post_init__"):
+        raise ImportError(f"actors.part_reader: {cls.__name__} is not the Struct this reader builds; "
+                          f"rebuild after updating the reader")
+    for at, name in enumerate(fields):
+        offsets[at] = slot_offset(cls, name, "actors.part_reader")
+    return 0
+
+
+def struct_slots(object cls, tuple fields):
+    """`find_slots` for the tests: the offsets, or the ImportError a changed Struct raises."""
+    cdef Py_ssize_t offsets[16]
+    find_slots(cls, fields[:16], offsets)
+    return [offsets[at] for at in range(min(len(fields), 16))]
+
+
+cdef Py_ssize_t _LINE_AT[8]
+cdef Py_ssize_t _TXN_AT[15]
+find_slots(_LineItem, ("sku", "product_id", "category", "name", "paid_minor", "quantity", "promotional",
+                       "member_discounted"), _LINE_AT)
+find_slots(_Transaction, ("txn_id", "member_id", "occurred_at_ms", "kind", "status", "store_id", "channel", "lines",
+                          "refund_of", "event_type", "amount_minor", "note", "points", "coupon_id", "coupon_code"),
+           _TXN_AT)
 cdef object _EMPTY = ""
 cdef tuple _KIND_WORDS = tuple(KIND_WORDS.get(n, "unspecified") for n in range(max(KIND_WORDS) + 1))
 cdef tuple _STATUS_WORDS = tuple(STATUS_WORDS.get(n, "unknown") for n in range(max(STATUS_WORDS) + 1))
@@ -136,7 +175,7 @@ cdef list _words = [None] * WORDS
 
 
 cdef inline str word(Cursor* c, uint32_t wire):
-    """A string that repeats across transactions (a sku, a category, a store, a channel): the
+    """A string that repeats across transactions (a sku, a category, a store, a member id): the
     same str as the last time these bytes came, when they are ASCII and still remembered, so
     that neither it nor its hash is made again. A table of WORDS slots by a hash of the size and
     the first and last 8 bytes, the newest word in each."""
@@ -221,7 +260,16 @@ cdef object line_item(Cursor* c):
             member_discounted = number(c, wire) != 0
         else:
             skip(c, wire)
-    return _LineItem(sku, product_id, category, name, paid_minor, quantity, promotional, member_discounted)
+    item = new_record(_LineItem)  # LineItem(sku, ..., member_discounted), without parsing the call
+    put_slot(item, _LINE_AT[0], sku)
+    put_slot(item, _LINE_AT[1], product_id)
+    put_slot(item, _LINE_AT[2], category)
+    put_slot(item, _LINE_AT[3], name)
+    put_slot(item, _LINE_AT[4], paid_minor)
+    put_slot(item, _LINE_AT[5], quantity)
+    put_slot(item, _LINE_AT[6], promotional)
+    put_slot(item, _LINE_AT[7], member_discounted)
+    return item
 
 
 cdef object transaction(Cursor* c):
@@ -237,7 +285,7 @@ cdef object transaction(Cursor* c):
         if k == 1:
             txn_id = text(c, wire)
         elif k == 2:
-            member_id = text(c, wire)
+            member_id = word(c, wire)  # a member buys again and again: its id (and hash) shared
         elif k == 3:
             occurred_at_ms = <int64_t>number(c, wire)
         elif k == 4:
@@ -267,10 +315,23 @@ cdef object transaction(Cursor* c):
             coupon_code = text(c, wire)
         else:
             skip(c, wire)
-    return _Transaction(
-        txn_id, member_id, occurred_at_ms, _KIND_WORDS[kind] if 0 <= kind < len(_KIND_WORDS) else "unspecified",
-        _STATUS_WORDS[status] if 0 <= status < len(_STATUS_WORDS) else "unknown", store_id, channel, lines, refund_of,
-        event_type, amount_minor, note, points, coupon_id, coupon_code)
+    record = new_record(_Transaction)  # Transaction(txn_id, ..., coupon_code), without parsing the call
+    put_slot(record, _TXN_AT[0], txn_id)
+    put_slot(record, _TXN_AT[1], member_id)
+    put_slot(record, _TXN_AT[2], occurred_at_ms)
+    put_slot(record, _TXN_AT[3], _KIND_WORDS[kind] if 0 <= kind < len(_KIND_WORDS) else "unspecified")
+    put_slot(record, _TXN_AT[4], _STATUS_WORDS[status] if 0 <= status < len(_STATUS_WORDS) else "unknown")
+    put_slot(record, _TXN_AT[5], store_id)
+    put_slot(record, _TXN_AT[6], channel)
+    put_slot(record, _TXN_AT[7], lines)
+    put_slot(record, _TXN_AT[8], refund_of)
+    put_slot(record, _TXN_AT[9], event_type)
+    put_slot(record, _TXN_AT[10], amount_minor)
+    put_slot(record, _TXN_AT[11], note)
+    put_slot(record, _TXN_AT[12], points)
+    put_slot(record, _TXN_AT[13], coupon_id)
+    put_slot(record, _TXN_AT[14], coupon_code)
+    return record
 
 
 cdef list batch(Cursor* c):

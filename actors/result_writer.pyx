@@ -7,8 +7,8 @@ field in between.
 A field is written as protobuf writes a proto3 scalar: in field order, left out when it is zero or
 empty; an int64 as its two's complement varint (10 bytes when negative). What protobuf would refuse
 or this writer does not expect (an outcome without a number, an int outside int64, a string that
-is not UTF-8, a value of another type) makes it answer None, so that the pure code decides as
-before (raising much as protobuf does)."""
+is not UTF-8, a value of another type, a result that is not exactly a TxnResult) makes it answer
+None, so that the pure code decides as before (raising much as protobuf does)."""
 
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, realloc
@@ -16,16 +16,28 @@ from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
 from actors.c_ints cimport read_int64
+from actors.c_slots cimport slot_offset, slot_value
 
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object, Py_ssize_t*) except NULL
 
 from actors.wire import OUTCOME_NUMBERS
+from engine.transactions import TxnResult
 
 __all__ = ["write_results"]
 
 cdef dict _NUMBERS = OUTCOME_NUMBERS
+cdef object _RESULT = TxnResult
+cdef Py_ssize_t TXN_ID_AT = slot_offset(_RESULT, "txn_id", "actors.result_writer")
+cdef Py_ssize_t OUTCOME_AT = slot_offset(_RESULT, "outcome", "actors.result_writer")
+cdef Py_ssize_t POINTS_AT = slot_offset(_RESULT, "points", "actors.result_writer")
+cdef Py_ssize_t GROWTH_AT = slot_offset(_RESULT, "growth", "actors.result_writer")
+cdef Py_ssize_t REASON_AT = slot_offset(_RESULT, "reason", "actors.result_writer")
+cdef Py_ssize_t VALUE_AT = slot_offset(_RESULT, "value_minor", "actors.result_writer")
+cdef Py_ssize_t CODE_AT = slot_offset(_RESULT, "coupon_code", "actors.result_writer")
+"""Where a TxnResult keeps each field: read from its slot, not through the attribute protocol (a
+result of any other type is the pure code's)."""
 
 cdef enum:  # field keys: number << 3 | wire type
     ENTRY = 2 << 3 | 2  # BatchAck.results
@@ -127,14 +139,17 @@ cdef inline uint8_t* put_int(uint8_t* at, uint8_t key, int64_t field) noexcept:
 
 cdef Py_ssize_t put_result(Buffer* buffer, object result) except -1:
     """One result's entry at the end of the buffer; returns its size."""
-    cdef object outcome = _NUMBERS.get(result.outcome)
+    if type(result) is not _RESULT:
+        raise Unusual()
+    cdef object outcome = _NUMBERS.get(slot_value(result, OUTCOME_AT))
     if outcome is None:
         raise Unusual()
     # held here: a Text points into its string's UTF-8, which must outlive this entry's writing
-    cdef object txn_id_str = result.txn_id, reason_str = result.reason, coupon_code_str = result.coupon_code
+    cdef object txn_id_str = slot_value(result, TXN_ID_AT), reason_str = slot_value(result, REASON_AT)
+    cdef object coupon_code_str = slot_value(result, CODE_AT)
     cdef Text txn_id = text(txn_id_str), reason = text(reason_str), coupon_code = text(coupon_code_str)
-    cdef int64_t number = outcome, points = int64(result.points), growth = int64(result.growth)
-    cdef int64_t value_minor = int64(result.value_minor)
+    cdef int64_t number = outcome, points = int64(slot_value(result, POINTS_AT))
+    cdef int64_t growth = int64(slot_value(result, GROWTH_AT)), value_minor = int64(slot_value(result, VALUE_AT))
     cdef Py_ssize_t size = (text_size(txn_id) + int_size(number) + int_size(points) + int_size(growth)
                             + text_size(reason) + int_size(value_minor) + text_size(coupon_code))
     cdef Py_ssize_t entry = 1 + varint_size(<uint64_t>size) + size

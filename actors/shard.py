@@ -627,7 +627,7 @@ class Shard:
 
     def _attempt(self, action: Callable[[BatchWriter], T], member_ids: list[str], batch: bool) -> T:
         writer = self.store.writer()
-        self.book.txns = writer
+        self.book.txns = writer.index
         self.members.read_from(writer.member)
         self._planned.clear()
         self._notices, self._ledger, self._totals_before = [], [], None

@@ -36,13 +36,16 @@ STEPS = {  # frame: (module, attribute path)
 }
 FINE = {
     "ledger_rows": ("storage.shard_store", "ledger_rows"), "txn_key": ("storage.shard_store", "txn_key"),
-    "member_heads": ("storage.shard_store", "BatchWriter._newest_stored"),
     "count_ledger": ("actors.batch_stats", "count_ledger"), "result_entries": ("actors.grouping", "result_entries"),
     # the commit's rows packed by storage/commit_rows.py (compiled: storage/row_packer.pyx), where the tree has it
     "index_key": ("storage.shard_store", "index_key"), "newest_heads": ("storage.shard_store", "newest_heads"),
     "member_rows": ("storage.shard_store", "member_rows"), "index_rows": ("storage.shard_store", "index_rows"),
 }
 """A zone whose function the tree lacks (an older or newer tree's) is left out."""
+MADE = {"index_get": "get", "index_set": "__setitem__"}
+"""Zones on the methods of what `storage.shard_store.IndexLookups` makes, where the tree has it: the
+object the engine's Book looks transactions up in (compiled: its methods cannot be replaced, so
+each one made is wrapped; the wrapper's own frame falls outside the zones, as the lambdas above do)."""
 _SOURCE = r"""
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -87,12 +90,38 @@ def _wrap(frame: Any, module: str, path: str) -> None:
     setattr(owner, name, lambda *args, **kwargs: frame(function, *args, **kwargs))
 
 
+def _wrap_made(frames: Any) -> bool:
+    """The index lookups' zones on what `IndexLookups` makes; False when the tree has none."""
+    import storage.shard_store as module
+    make = getattr(module, "IndexLookups", None)
+    if make is None:
+        return False
+    zones = {method: getattr(frames, name) for name, method in MADE.items()}
+
+    class Zoned:
+        def __init__(self, *args: Any) -> None:
+            self.made = made = make(*args)
+            self.index, self.keys = made.index, made.keys
+            self.get_frame, self.set_frame = zones["get"], zones["__setitem__"]
+
+        def get(self, key: Any, default: Any = None) -> Any:
+            return self.get_frame(self.made.get, key, default)
+
+        def __setitem__(self, key: Any, record: Any) -> None:
+            self.set_frame(self.made.__setitem__, key, record)
+
+    module.IndexLookups = Zoned  # type: ignore[attr-defined,misc]
+    return True
+
+
 def main() -> None:
     fine = "--fine" in sys.argv[1:2]
     steps = {**STEPS, **FINE} if fine else STEPS
     frames = _frames(list(steps))
+    made = _wrap_made(frames)
     for name, (module, path) in steps.items():
-        _wrap(getattr(frames, name), module, path)
+        if not (made and name in MADE):
+            _wrap(getattr(frames, name), module, path)
     sys.argv = sys.argv[2:] if fine else sys.argv[1:]
     runpy.run_path(sys.argv[0], run_name="__main__")
 

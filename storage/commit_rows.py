@@ -3,15 +3,18 @@ members' records and the transaction index's rows. These pure functions are the 
 the compiled ones (storage/row_packer.pyx) give the same bytes and run when built (a shard's start
 says so when they are not: actors/batch_wire.py `say_if_not_compiled`)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from engine.ledger import LedgerEntry
+from engine.members import Member
 from engine.transactions import TxnRecord
 from engine.types import Day
-from storage.codecs import encode, ledger_rows, linked_position, txn_key, with_position
+from storage.codecs import decode_txn, encode, ledger_rows, linked_position, txn_key, with_position
 
-__all__ = ["COMPILED_ROWS", "IndexKey", "Lookup", "index_key", "index_key_pure", "index_rows", "index_rows_pure",
-           "ledger_rows", "member_rows", "member_rows_pure", "newest_heads", "newest_heads_pure"]
+__all__ = ["COMPILED_ROWS", "IndexKey", "IndexLookups", "IndexLookupsPure", "Lookup", "encoded_members",
+           "encoded_members_pure", "index_key", "index_key_pure",
+           "index_rows", "index_rows_pure", "ledger_rows", "member_rows", "member_rows_pure", "newest_heads",
+           "newest_heads_pure"]
 
 IndexKey = tuple[str, str]
 """(member, transaction id), as the engine's Book looks a transaction up."""
@@ -72,14 +75,52 @@ def index_rows_pure(index: dict[IndexKey, TxnRecord], keys: dict[IndexKey, bytes
     return rows, by_day
 
 
+def encoded_members_pure(members: Iterable[Member], into: dict[str, bytes]) -> None:
+    """Members to write at commit, by id, each as `encode` gives it."""
+    into.update((member.member_id, encode(member)) for member in members)
+
+
 def index_key_pure(pair: IndexKey) -> bytes:
     return txn_key(*pair)
+
+
+class IndexLookupsPure:
+    """The transaction index as the engine's Book uses it in a write (engine/book.py `TxnIndex`):
+    what this write indexed, else the stored record, found with `find` (the index's cursor's `get`)
+    by its key, which is kept for the commit (most transactions are looked up first).
+
+    `last` is the index's largest key when the write began (b"": none). A key past it is not
+    stored, and is not looked for: keys sort as LMDB sorts them (bytes, as Python compares them),
+    a write puts index rows only at its commit (deleting some before, in a midnight or a move,
+    stores none), and clients number transactions in time order, so nearly every new
+    transaction's key is past the last (storage/codecs.py `txn_key`)."""
+
+    def __init__(self, find: Lookup, last: bytes) -> None:
+        self.index: dict[IndexKey, TxnRecord] = {}
+        self.keys: dict[IndexKey, bytes] = {}
+        self.find = find
+        self.last = last
+
+    def get(self, key: IndexKey, default: TxnRecord | None = None, /) -> TxnRecord | None:
+        found = self.index.get(key)
+        if found is not None:
+            return found
+        stored = self.keys[key] = txn_key(*key)
+        if stored > self.last:
+            return default
+        raw = self.find(stored)
+        return decode_txn(raw) if raw is not None else default
+
+    def __setitem__(self, key: IndexKey, record: TxnRecord, /) -> None:
+        self.index[key] = record
 
 
 if _compiled is not None:
     index_key, index_rows = _compiled.index_key, _compiled.index_rows
     newest_heads, member_rows = _compiled.newest_heads, _compiled.member_rows
     ledger_rows = _compiled.ledger_rows  # storage/codecs.py's, compiled
+    IndexLookups, encoded_members = _compiled.IndexLookups, _compiled.encoded_members
 else:
+    IndexLookups, encoded_members = IndexLookupsPure, encoded_members_pure
     index_key, index_rows = index_key_pure, index_rows_pure
     newest_heads, member_rows = newest_heads_pure, member_rows_pure

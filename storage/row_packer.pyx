@@ -9,15 +9,18 @@ to the pure `txn_key`, which decides as before."""
 from libc.stdint cimport UINT64_MAX, uint8_t, uint64_t
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 
-from storage.codecs import encode, txn_key
+from storage.codecs import decode_txn, encode_into, txn_key
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object, Py_ssize_t*) except NULL
 
-__all__ = ["index_key", "index_rows", "ledger_rows", "member_rows", "newest_heads", "packed_key"]
+__all__ = ["IndexLookups", "encoded_members", "index_key", "index_rows", "ledger_rows", "member_rows", "newest_heads",
+           "packed_key"]
 
-cdef object _encode = encode  # storage/codecs.py's encoder, held in a C global
+cdef object _decode_txn = decode_txn
+cdef object _encode_into = encode_into
 
 cdef enum:
     MAX_KEY = 511  # storage/codecs.py MAX_KEY: LMDB's default largest key
@@ -60,6 +63,41 @@ cdef bytes positioned(uint64_t position, bytes encoded):
     return record
 
 
+cdef class Encoding:
+    """Records encoded into one buffer kept from record to record, then copied out at their size
+    (after a position, where they are stored with one): the bytes `encode` gives, without the
+    allocation `encode` starts each record with and its reallocations as the record grows (most
+    records are larger than its first 32 bytes). One per call of the functions here, not shared
+    between threads."""
+
+    cdef bytearray buffer
+
+    def __cinit__(self):
+        self.buffer = bytearray(64)
+
+    cdef bytes positioned(self, uint64_t position, object record):
+        """`positioned(position, encode(record))`."""
+        _encode_into(record, self.buffer)
+        cdef Py_ssize_t size = PyByteArray_GET_SIZE(self.buffer)
+        cdef bytes row = PyBytes_FromStringAndSize(NULL, POSITION + size)
+        cdef uint8_t* at = <uint8_t*>PyBytes_AS_STRING(row)
+        put_position(at, position)
+        memcpy(at + POSITION, PyByteArray_AS_STRING(self.buffer), size)
+        return row
+
+    cdef bytes encoded(self, object record):
+        """`encode(record)`."""
+        _encode_into(record, self.buffer)
+        return PyBytes_FromStringAndSize(PyByteArray_AS_STRING(self.buffer), PyByteArray_GET_SIZE(self.buffer))
+
+
+def encoded_members(members, dict into):
+    """storage/commit_rows.py `encoded_members_pure`."""
+    cdef Encoding encoding = Encoding()
+    for member in members:
+        into[member.member_id] = encoding.encoded(member)
+
+
 def index_key(pair):
     """storage/codecs.py `txn_key(*pair)`: packed here, or by it for a pair `packed_key` leaves aside."""
     key = packed_key(pair)
@@ -89,6 +127,38 @@ cpdef bytes packed_key(object pair):
     return key
 
 
+cdef class IndexLookups:
+    """storage/commit_rows.py `IndexLookupsPure`: the transaction index as the engine's Book uses it
+    in a write, looked up with no Python frame per transaction (a key packed here, the cursor's
+    `get` only for a key not past the index's last, a decode when found)."""
+
+    cdef readonly dict index
+    """The records the write indexed, by (member, transaction id)."""
+    cdef readonly dict keys
+    """Index keys made for lookups, used again at commit."""
+    cdef object find
+    cdef bytes last
+
+    def __init__(self, find, bytes last not None):
+        self.index, self.keys, self.find, self.last = {}, {}, find, last
+
+    def get(self, key, default=None, /):
+        found = self.index.get(key)
+        if found is not None:
+            return found
+        stored = packed_key(key)
+        if stored is None:
+            stored = txn_key(*key)
+        self.keys[key] = stored
+        if stored > self.last:
+            return default
+        raw = self.find(stored)
+        return _decode_txn(raw) if raw is not None else default
+
+    def __setitem__(self, key, record, /):
+        self.index[key] = record
+
+
 cdef object stored_head(str member_id, dict heads, object get):
     head = heads.get(member_id)
     if head is not None:
@@ -111,12 +181,13 @@ def ledger_rows(list entries, after, dict newest):
     """storage/codecs.py `ledger_rows`."""
     cdef list rows = []
     cdef uint64_t position = after
+    cdef Encoding encoding = Encoding()
     for entry in entries:
         if position == UINT64_MAX:  # would wrap to 0: the pure code's pack refuses it
             raise OverflowError("a ledger position past 2**64 - 1")
         position += 1
         member_id = entry.member_id
-        rows.append((position_key(position), positioned(newest.get(member_id, 0), _encode(entry))))
+        rows.append((position_key(position), encoding.positioned(newest.get(member_id, 0), entry)))
         newest[member_id] = position
     return rows
 
@@ -136,13 +207,14 @@ def index_rows(dict index, dict keys):
     """storage/commit_rows.py `index_rows_pure`."""
     cdef list rows = []
     cdef dict by_day = {}
+    cdef Encoding encoding = Encoding()
     for key, record in index.items():
         stored = keys.get(key)
         if stored is None:
             stored = packed_key(key)
             if stored is None:
                 stored = txn_key(*key)
-        rows.append((stored, _encode(record)))
+        rows.append((stored, encoding.encoded(record)))
         day = record.day
         ids = by_day.get(day)
         if ids is None:

@@ -41,7 +41,7 @@ from storage.codecs import (
     wakeup_of,
     with_newest,
 )
-from storage.commit_rows import index_key, index_rows, ledger_rows, member_rows, newest_heads
+from storage.commit_rows import IndexLookups, encoded_members, index_rows, ledger_rows, member_rows, newest_heads
 from storage.layout import upgrade_layout
 from storage.mapped_pages import BUDGET_BYTES, drop_mapping, file_resident_bytes
 
@@ -414,9 +414,6 @@ class BatchWriter:
         self.dbs = store.dbs
         self.txn = store.env.begin(write=True)
         self._max_key = store.env.max_key_size()
-        self._index: dict[tuple[str, str], TxnRecord] = {}
-        self._keys: dict[tuple[str, str], bytes] = {}
-        """Index keys made for lookups, used again at commit (most transactions are looked up first)."""
         self._members: dict[str, bytes] = {}
         """Members to write at commit, encoded when put (without their newest ledger position,
         known at commit): a midnight step's members may leave memory before it commits."""
@@ -426,10 +423,15 @@ class BatchWriter:
         theirs, for `commit` not to read them again."""
         self._written: dict[str, int] = {}
         """Newest positions this write gives members, for `heads` once it is committed."""
-        self._find_txn = self.txn.cursor(self.dbs["txn_index"]).get
         self._find_member = self.txn.cursor(self.dbs["members"]).get
         """Lookups by key through a cursor of each database: `Transaction.get`'s `db=` keyword is
         parsed at every call, half of a lookup's cost from Python."""
+        txns = self.txn.cursor(self.dbs["txn_index"])
+        self.index = IndexLookups(txns.get, txns.key() if txns.last() else b"")
+        """The transaction index as the engine's Book uses it (engine/book.py `TxnIndex`): the
+        shard hands the Book this, not the writer, so each lookup runs no Python frame, and a
+        key past the index's last is not looked for (storage/commit_rows.py). Index rows are put
+        only by `commit`, its last write."""
 
     def member(self, member_id: str) -> Member | None:
         """A member as last committed (this transaction writes members only at `commit`), read
@@ -470,17 +472,12 @@ class BatchWriter:
             found.append(member_of(raw))
         return found
 
-    # the transaction index, as the engine's Book uses it: keyed by (member, transaction id)
+    # the transaction index, keyed by (member, transaction id): `index`'s
     def get(self, key: tuple[str, str], default: TxnRecord | None = None) -> TxnRecord | None:
-        found = self._index.get(key)
-        if found is not None:
-            return found
-        stored = self._keys[key] = index_key(key)
-        raw = self._find_txn(stored)
-        return decode_txn(raw) if raw is not None else default
+        return self.index.get(key, default)
 
     def __setitem__(self, key: tuple[str, str], record: TxnRecord) -> None:
-        self._index[key] = record
+        self.index[key] = record
 
     @_full_is_storage_full
     def put_anomalies(self, rows: list[AnomalyRow]) -> None:
@@ -520,7 +517,7 @@ class BatchWriter:
     def put_members(self, members: Iterable[Member]) -> None:
         """Written at commit, together with the positions of their newest ledger entries; as
         they are now (encoded here)."""
-        self._members.update((m.member_id, encode(m)) for m in members)
+        encoded_members(members, self._members)
 
     def put_ledger(self, entries: list[LedgerEntry]) -> None:
         """Written at commit, at the end of the ledger, in the order given."""
@@ -590,7 +587,7 @@ class BatchWriter:
     @_full_is_storage_full
     def commit(self) -> None:
         self._write_ledger_and_members()
-        rows, by_day = index_rows(self._index, self._keys)
+        rows, by_day = index_rows(self.index.index, self.index.keys)
         self.txn.cursor(self.dbs["txn_index"]).putmulti(rows)
         batch = self.store.next_batch()
         self.txn.cursor(self.dbs["txn_days"]).putmulti(

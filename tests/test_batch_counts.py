@@ -37,8 +37,16 @@ stats = st.builds(BatchStats, st.dictionaries(st.sampled_from(["purchase accepte
                   coupons=st.dictionaries(st.sampled_from(["issued c1", "used c1"]), st.integers(1, 3)))
 
 
+_triples = st.tuples(words, outcomes, reasons)
+
+
+def _copied(word: str) -> str:
+    """An equal str that is another object (the compiled count knows its first triples by identity)."""
+    return "".join([word[:1], word[1:]]) if len(word) > 1 else word
+
+
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(words, outcomes, reasons), max_size=30))
+@given(st.lists(_triples | _triples.map(lambda triple: tuple(map(_copied, triple))), max_size=60))
 def test_outcomes_are_counted_as_the_pure_code_counts_them(triples):
     txns = [Transaction(txn_id=str(n), kind=kind) for n, (kind, _, _) in enumerate(triples)]
     results = [TxnResult(str(n), outcome, reason=reason) for n, (_, outcome, reason) in enumerate(triples)]

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import storage
 from engine.ledger import LedgerEntry
+from engine.members import Member
 from engine.transactions import TxnRecord
 from storage import codecs, commit_rows, row_packer
 
@@ -88,6 +89,40 @@ def test_index_rows_are_the_pure_ones(index, data):
     assert row_packer.index_rows(index, keys) == commit_rows.index_rows_pure(index, keys)
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.builds(Member, member_id=members, enrolled=st.integers(0, 30_000),
+                          points=st.integers(-2**63, 2**64 - 1), tags=st.lists(ids, max_size=40)), max_size=8),
+       st.dictionaries(members, st.binary(max_size=4)))
+def test_members_are_encoded_as_the_pure_code_encodes_them(written, before):
+    """Records of any size one after another through one buffer (larger and smaller than the last),
+    into what the write holds already."""
+    compiled, pure = dict(before), dict(before)
+    row_packer.encoded_members(written, compiled)
+    commit_rows.encoded_members_pure(written, pure)
+    assert compiled == pure
+    assert list(compiled) == list(pure)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.tuples(members, ids), records, max_size=4), st.data())
+def test_index_lookups_are_the_pure_ones(stored, data):
+    """Lookups of stored, new and just indexed pairs (keys too long for LMDB among them) in an index
+    whose last key is the largest stored (none: b""), and what each leaves for the commit."""
+    rows = {codecs.txn_key(*pair): codecs.encode(record) for pair, record in stored.items()}
+    last = max(rows, default=b"")
+    pairs = st.sampled_from(sorted(stored)) | st.tuples(members, ids) if stored else st.tuples(members, ids)
+    compiled, pure = row_packer.IndexLookups(rows.get, last), commit_rows.IndexLookupsPure(rows.get, last)
+    for indexes, pair, record in data.draw(st.lists(st.tuples(st.booleans(), pairs, records), max_size=10)):
+        for lookups in (compiled, pure):
+            if indexes:
+                lookups[pair] = record
+        if not indexes:
+            assert compiled.get(pair) == pure.get(pair) == (compiled.index.get(pair) or stored.get(pair))
+            assert compiled.get(pair, "none") == pure.get(pair, "none")
+    assert compiled.index == pure.index
+    assert compiled.keys == pure.keys
+
+
 def test_without_the_compiled_rows_the_pure_ones_run_and_a_start_says_so(monkeypatch):
     monkeypatch.setitem(sys.modules, "storage.row_packer", None)  # as when it was never built
     monkeypatch.delattr(storage, "row_packer")
@@ -96,6 +131,7 @@ def test_without_the_compiled_rows_the_pure_ones_run_and_a_start_says_so(monkeyp
     assert "row_packer" in rows.MISSING
     assert rows.ledger_rows is codecs.ledger_rows
     assert rows.index_rows is rows.index_rows_pure
+    assert rows.IndexLookups is rows.IndexLookupsPure
     assert _fresh("actors.batch_wire", "without_rows_wire", monkeypatch).COMPILED_WIRE is False
 
 
@@ -142,7 +178,7 @@ def _serve(path) -> None:
 def test_a_shard_stores_the_same_rows_with_the_compiled_packer_and_with_the_pure_code(tmp_path, monkeypatch):
     from storage import shard_store
     _serve(tmp_path / "compiled")
-    for name, pure in (("index_key", commit_rows.index_key_pure), ("index_rows", commit_rows.index_rows_pure),
+    for name, pure in (("IndexLookups", commit_rows.IndexLookupsPure), ("index_rows", commit_rows.index_rows_pure),
                        ("newest_heads", commit_rows.newest_heads_pure), ("member_rows", commit_rows.member_rows_pure),
                        ("ledger_rows", codecs.ledger_rows)):
         assert getattr(shard_store, name) is not pure  # the build is there: the two runs differ

@@ -13,6 +13,7 @@ import types
 import zlib
 from collections.abc import Callable
 
+import msgspec
 import pytest
 from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, given, settings
@@ -31,7 +32,7 @@ from actors.batch_wire import (
     say_if_not_compiled,
     transactions_of,
 )
-from actors.part_reader import read_part
+from actors.part_reader import read_part, struct_slots
 from actors.result_writer import write_results
 from engine.transactions import TxnResult
 from proto import patron_pb2 as pb
@@ -310,15 +311,19 @@ def test_a_group_a_known_field_of_another_wire_type_and_bad_utf8_go_to_the_pure_
         transactions_of(good + bad_utf8)
 
 
+class _OtherResult(TxnResult):
+    """Not exactly a TxnResult: the compiled writer reads a TxnResult's fields from their slots."""
+
+
 def test_results_the_compiled_writer_does_not_expect_go_to_the_pure_writer():
     """An outcome without a number, an int outside int64, a string that is not UTF-8, a value of
-    another type: the compiled writer steps aside wherever the result is in the batch, and the pure
-    code decides (protobuf refuses all but the bytes given for a string, which it writes)."""
+    another type, a result of another class: the compiled writer steps aside wherever the result is
+    in the batch, and the pure code decides (protobuf refuses all but the bytes given for a string, which it writes)."""
     fine = TxnResult("t", "accepted", 5, 5, "")
     unusual = [TxnResult("t", "unheard_of", 0, 0, ""), TxnResult("t", "accepted", 2**63, 0, ""),
                TxnResult("t", "accepted", 0, -2**63 - 1, ""), TxnResult("\ud800", "accepted", 1, 1, ""),
                TxnResult("t", "rejected", 0, 0, "x\udfff"), TxnResult("t", "accepted", 0, 0, "", 1.5),
-               TxnResult("t", "accepted", 0, 0, "", 0, b"code")]
+               TxnResult("t", "accepted", 0, 0, "", 0, b"code"), _OtherResult("t", "accepted", 1, 1, "")]
     for result in unusual:
         for results in ([result], [fine, result], [result, fine]):
             assert write_results(results) is None
@@ -352,3 +357,26 @@ def test_a_start_without_the_compiled_engine_says_so_as_an_error(monkeypatch, ca
     [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert "compiled engine" in record.getMessage()
     assert record.shard == 2
+
+
+def test_a_struct_the_reader_does_not_build_as_msgspec_does_makes_its_import_fail():
+    """The reader builds records slot by slot: only Structs of exactly the fields it sets, not
+    tracked by the collector and with no __post_init__; any other raises ImportError, which
+    batch_wire.py takes as a missing build (the pure reader reads)."""
+    class Line(msgspec.Struct, gc=False):
+        sku: str = ""
+        name: str = ""
+
+    class Tracked(msgspec.Struct):
+        sku: str = ""
+        name: str = ""
+
+    class Checked(Line, gc=False):
+        def __post_init__(self) -> None:
+            pass
+
+    assert len(set(struct_slots(Line, ("sku", "name")))) == 2
+    for cls, fields in ((Line, ("name", "sku")), (Line, ("sku",)), (Tracked, ("sku", "name")),
+                        (Checked, ("sku", "name"))):
+        with pytest.raises(ImportError, match=r"actors\.part_reader"):
+            struct_slots(cls, fields)
