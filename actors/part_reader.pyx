@@ -175,7 +175,7 @@ cdef list _words = [None] * WORDS
 
 
 cdef inline str word(Cursor* c, uint32_t wire):
-    """A string that repeats across transactions (a sku, a category, a store, a member id): the
+    """A string that repeats across transactions (a sku, a category, a store, a channel): the
     same str as the last time these bytes came, when they are ASCII and still remembered, so
     that neither it nor its hash is made again. A table of WORDS slots by a hash of the size and
     the first and last 8 bytes, the newest word in each."""
@@ -285,7 +285,7 @@ cdef object transaction(Cursor* c):
         if k == 1:
             txn_id = text(c, wire)
         elif k == 2:
-            member_id = word(c, wire)  # a member buys again and again: its id (and hash) shared
+            member_id = text(c, wire)
         elif k == 3:
             occurred_at_ms = <int64_t>number(c, wire)
         elif k == 4:
