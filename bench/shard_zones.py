@@ -38,7 +38,7 @@ FINE = {
     "ledger_rows": ("storage.shard_store", "ledger_rows"), "txn_key": ("storage.shard_store", "txn_key"),
     "count_ledger": ("actors.batch_stats", "count_ledger"), "result_entries": ("actors.grouping", "result_entries"),
     # the commit's rows packed by storage/commit_rows.py (compiled: storage/row_packer.pyx), where the tree has it
-    "index_key": ("storage.shard_store", "index_key"), "newest_heads": ("storage.shard_store", "newest_heads"),
+    "newest_heads": ("storage.shard_store", "newest_heads"),
     "member_rows": ("storage.shard_store", "member_rows"), "index_rows": ("storage.shard_store", "index_rows"),
 }
 """A zone whose function the tree lacks (an older or newer tree's) is left out."""

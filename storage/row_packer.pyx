@@ -98,7 +98,7 @@ def encoded_members(members, dict into):
         into[member.member_id] = encoding.encoded(member)
 
 
-def index_key(pair):
+cpdef bytes index_key(object pair):
     """storage/codecs.py `txn_key(*pair)`: packed here, or by it for a pair `packed_key` leaves aside."""
     key = packed_key(pair)
     return key if key is not None else txn_key(*pair)
@@ -146,10 +146,7 @@ cdef class IndexLookups:
         found = self.index.get(key)
         if found is not None:
             return found
-        stored = packed_key(key)
-        if stored is None:
-            stored = txn_key(*key)
-        self.keys[key] = stored
+        stored = self.keys[key] = index_key(key)
         if stored > self.last:
             return default
         raw = self.find(stored)
@@ -211,9 +208,7 @@ def index_rows(dict index, dict keys):
     for key, record in index.items():
         stored = keys.get(key)
         if stored is None:
-            stored = packed_key(key)
-            if stored is None:
-                stored = txn_key(*key)
+            stored = index_key(key)
         rows.append((stored, encoding.encoded(record)))
         day = record.day
         ids = by_day.get(day)

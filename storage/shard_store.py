@@ -586,6 +586,8 @@ class BatchWriter:
 
     @_full_is_storage_full
     def commit(self) -> None:
+        # The only put of index rows, and then the write ends: IndexLookups skips LMDB for a key
+        # past the index's last at the write's start, which a put before this would make wrong.
         self._write_ledger_and_members()
         rows, by_day = index_rows(self.index.index, self.index.keys)
         self.txn.cursor(self.dbs["txn_index"]).putmulti(rows)
