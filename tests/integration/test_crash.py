@@ -18,8 +18,11 @@ def assert_three_kills_lost_doubled_and_reordered_nothing(report, transactions: 
 
 
 def test_killing_the_server_and_shard_actors_while_streaming_loses_doubles_and_reorders_nothing(tmp_path):
-    # crash_run serves with --start-date at the workload's start: the business day is pinned
+    # crash_run serves with --start-date at the workload's start: the business day is pinned.
+    # Batches of 50: the compiled shard answered 26 batches of 200 so fast that a kill could land
+    # after the last answer (none resent, the ordering untested); 105 batches keep each kill inside
+    # the stream (3 breaks and 24 resent in each of three runs, against 1-2 and 8 with 200).
     workload = Workload(transactions=5_000, members=700, days=1, start="2026-11-17", seed=23)
-    report = crash_run(tmp_path, EXAMPLE_RULES, workload, kills=3, seed=5, window=8)
+    report = crash_run(tmp_path, EXAMPLE_RULES, workload, kills=3, seed=5, window=8, batch_size=50)
     assert_three_kills_lost_doubled_and_reordered_nothing(report, 5_000, refunds_over=200)
     assert report.resent_batches > 0
