@@ -13,7 +13,7 @@ from cpython.object cimport PyObject
 
 from actors.c_ints cimport read_int64
 from actors.c_slots cimport slot_offset
-from actors.c_slots cimport slot_value as field
+from actors.c_slots cimport borrowed_slot as slot, slot_value as field
 
 from engine.ledger import LedgerEntry
 from engine.transactions import Transaction, TxnResult
@@ -80,14 +80,6 @@ cdef frozenset _RARE = frozenset(("tier", "coupon_issued", "coupon_used", "coupo
 
 cdef enum:
     KNOWN = 16  # triples counted by identity, without a tuple or a hash
-
-
-cdef inline PyObject* slot(object record, Py_ssize_t offset) except NULL:
-    """`field`, borrowed: alive as long as the record is."""
-    cdef PyObject* value = (<PyObject**>(<char*><PyObject*>record + offset))[0]
-    if value == NULL:
-        raise AttributeError("a field left unset")
-    return value
 
 
 def count_outcomes(list txns, list results):

@@ -40,9 +40,15 @@ cdef inline void put_slot(object record, Py_ssize_t offset, object value) noexce
     (<PyObject**>(<char*><PyObject*>record + offset))[0] = <PyObject*>value
 
 
-cdef inline object slot_value(object record, Py_ssize_t offset):
-    """A field of a record read from its slot (a new reference); AttributeError when unset."""
+cdef inline PyObject* borrowed_slot(object record, Py_ssize_t offset) except NULL:
+    """A field of a record read from its slot, borrowed (alive as long as the record is);
+    AttributeError when unset."""
     cdef PyObject* value = (<PyObject**>(<char*><PyObject*>record + offset))[0]
     if value == NULL:
         raise AttributeError("a field left unset")
-    return <object>value
+    return value
+
+
+cdef inline object slot_value(object record, Py_ssize_t offset):
+    """A field of a record read from its slot (a new reference); AttributeError when unset."""
+    return <object>borrowed_slot(record, offset)
