@@ -26,7 +26,11 @@ def _validity(coupon: Coupon, issued: Day) -> tuple[Day, Day]:
 
 def _given(member: Member, coupon: Coupon) -> int:
     """Instances of `coupon` the member was given (a new member has none: the common case)."""
-    return sum(1 for c in member.coupons if c.coupon_id == coupon.id) if member.coupons else 0
+    given = 0
+    for c in member.coupons:  # a loop, not a generator: compiled, a C function holds no closure
+        if c.coupon_id == coupon.id:
+            given += 1
+    return given
 
 
 def _refusal(book: Book, member: Member, coupon: Coupon, given: int) -> str:
@@ -42,10 +46,12 @@ def _refusal(book: Book, member: Member, coupon: Coupon, given: int) -> str:
 def _give(book: Book, member: Member, coupon: Coupon, day: Day, cause: str, ref: str, given: int) -> str:
     code = f"{coupon.id}-{member.member_id}-{given + 1}"
     valid_from, valid_to = _validity(coupon, day)
-    member.coupons = (*member.coupons, CouponInstance(code, coupon.id, "unused", valid_from, valid_to, ref))
+    # a tuple added to, not unpacked into a list first; the notice's detail made here, not
+    # gathered from keywords: an enrollment issues its welcome coupon through this
+    member.coupons += (CouponInstance(code, coupon.id, "unused", valid_from, valid_to, ref),)
     book.write(member, day, cause, ref, "coupon_issued", coupon_code=code)
-    book.notify(COUPON_ISSUED, member.member_id, day, code=code, coupon_id=coupon.id, valid_from=iso(valid_from),
-                valid_to=iso(valid_to))
+    book.notify_detail(COUPON_ISSUED, member.member_id, day, {"code": code, "coupon_id": coupon.id,
+                                                              "valid_from": iso(valid_from), "valid_to": iso(valid_to)})
     return code
 
 
