@@ -12,3 +12,5 @@ cdef class Book:
     cdef public set awake
 
     cpdef write_earned(self, Member member, day, ref, kind, points, pending, growth, why)
+    cpdef write_coupon(self, Member member, day, cause, ref, kind, coupon_code)
+    cpdef notify_detail(self, kind, member_id, day, detail)

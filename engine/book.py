@@ -82,6 +82,14 @@ class Book:
                                        kind, points, pending, growth, why=why))
         self.dirty[member.member_id] = member
 
+    def write_coupon(self, member: Member, day: Day, cause: str, ref: str, kind: str, coupon_code: str) -> None:
+        """`write` of a coupon instance's entry (issued, used, restored, void, expired), positional
+        only as `write_earned`: compiled, a C call (an enrollment's welcome coupon writes one)."""
+        member.ledger_seq += 1
+        self.ledger.append(LedgerEntry(member.member_id, member.ledger_seq, day, cause, ref, self.programme.version,
+                                       kind, coupon_code=coupon_code))
+        self.dirty[member.member_id] = member
+
     def count_tags(self, old: list[str], new: list[str]) -> None:
         """Move one member's place in the members-per-tag counts from its old tags to its new."""
         counts = self.tag_counts

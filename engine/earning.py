@@ -20,6 +20,7 @@ class PurchaseValue:
         self.points = points
         """After multipliers and per-order points, before the anomaly rule."""
         self.growth_from_spend = growth_from_spend
+        """0 when the programme's growth comes from points: nothing reads it then."""
         self.eligible = eligible
         self.paid = paid
         self.carry = carry
@@ -37,26 +38,30 @@ def value_purchase(programme: Programme, member: Member, txn: Transaction, day: 
     """Steps 1-5 of how a purchase earns (docs/rules.md) for one paid purchase. A purchase sent
     without lines is one order-level amount that only the spend rule sees."""
     rounding = programme.round
-    claimed = unclaimed = eligible = paid = 0
+    claimed = paid = 0
     claims: dict[int, int] | None = None
     if txn.lines:
         line_filter, products = programme.lines.filter, programme.lines.products
         asks, claiming = line_filter.asks, bool(products.claims)  # False: nothing to ask
+        # Most lines earn and no product rule claims them: what they add to is summed once, and
+        # the eligible and unclaimed spend are what the few others leave (one addition a line, not three).
+        refused = claimed_paid = 0
         for line in txn.lines:  # the hottest loop in patron
             amount = line.paid_minor
             paid += amount
             if asks and not line_filter.test(line):
+                refused += amount
                 continue
-            eligible += amount
             claim = products.find(line) if claiming else None
-            if claim is None:
-                unclaimed += amount
-            else:
+            if claim is not None:
+                claimed_paid += amount
                 got = claim.points_for(line, rounding)
                 claimed += got
                 if claims is None:
                     claims = {}
                 claims[claim.position] = claims.get(claim.position, 0) + got
+        eligible = paid - refused
+        unclaimed = eligible - claimed_paid
     else:
         paid = eligible = unclaimed = txn.amount_minor
     carried = member.carry_minor if per_order else 0
@@ -73,4 +78,6 @@ def value_purchase(programme: Programme, member: Member, txn: Transaction, day: 
         why = Why(spend if unclaimed or claims is None else -1, applied, claims, carried)
     else:
         why = Why(tier=member.tier)
-    return PurchaseValue(points, programme.growth_for_spend(eligible), eligible, paid, carry, why)
+    # growth from spend is read only by a programme whose growth comes from spend (purchase_growth)
+    growth_from_spend = 0 if programme.growth_from_points else programme.growth_for_spend(eligible)
+    return PurchaseValue(points, growth_from_spend, eligible, paid, carry, why)

@@ -3,6 +3,13 @@
 from engine.rules import Filters, LineMatch
 from engine.transactions import LineItem
 
+try:
+    import cython
+
+    COMPILED = cython.compiled
+except ImportError:  # the pure engine needs no Cython installed
+    COMPILED = False
+
 __all__ = ["LineFilter", "Matcher"]
 
 
@@ -27,6 +34,13 @@ class Matcher:
         if self.category and line.category in self.category:
             return True
         if self.names:
+            # Compiled, an ASCII name (nearly every till's) is folded and searched in C without
+            # making its folded copy: ascii_folded_in answers 1 or 0, or -1 for any other name
+            # (folded below, as Python does). ASCII folds by A-Z alone, and a piece still not ASCII
+            # once folded is in no ASCII text.
+            found = ascii_folded_in(line.name, self.names) if COMPILED else -1  # noqa: F821 (C, filters.pxd)
+            if found >= 0:
+                return found == 1
             name = line.name.casefold()
             for piece in self.names:
                 if piece in name:

@@ -26,7 +26,11 @@ def _validity(coupon: Coupon, issued: Day) -> tuple[Day, Day]:
 
 def _given(member: Member, coupon: Coupon) -> int:
     """Instances of `coupon` the member was given (a new member has none: the common case)."""
-    return sum(1 for c in member.coupons if c.coupon_id == coupon.id) if member.coupons else 0
+    given = 0
+    for c in member.coupons:  # a loop, not a generator: compiled, a C function holds no closure
+        if c.coupon_id == coupon.id:
+            given += 1
+    return given
 
 
 def _refusal(book: Book, member: Member, coupon: Coupon, given: int) -> str:
@@ -42,10 +46,12 @@ def _refusal(book: Book, member: Member, coupon: Coupon, given: int) -> str:
 def _give(book: Book, member: Member, coupon: Coupon, day: Day, cause: str, ref: str, given: int) -> str:
     code = f"{coupon.id}-{member.member_id}-{given + 1}"
     valid_from, valid_to = _validity(coupon, day)
-    member.coupons = (*member.coupons, CouponInstance(code, coupon.id, "unused", valid_from, valid_to, ref))
-    book.write(member, day, cause, ref, "coupon_issued", coupon_code=code)
-    book.notify(COUPON_ISSUED, member.member_id, day, code=code, coupon_id=coupon.id, valid_from=iso(valid_from),
-                valid_to=iso(valid_to))
+    # a tuple added to, not unpacked into a list first; the notice's detail made here, not
+    # gathered from keywords: an enrollment issues its welcome coupon through this
+    member.coupons += (CouponInstance(code, coupon.id, "unused", valid_from, valid_to, ref),)
+    book.write_coupon(member, day, cause, ref, "coupon_issued", code)
+    book.notify_detail(COUPON_ISSUED, member.member_id, day, {"code": code, "coupon_id": coupon.id,
+                                                              "valid_from": iso(valid_from), "valid_to": iso(valid_to)})
     return code
 
 
@@ -136,7 +142,7 @@ def score_coupon_use(book: Book, member: Member, txn: Transaction, day: Day) -> 
     if isinstance(value, str):
         return value
     instance.status = "used"
-    book.write(member, day, "txn", txn.txn_id, "coupon_used", coupon_code=instance.code)
+    book.write_coupon(member, day, "txn", txn.txn_id, "coupon_used", instance.code)
     return TxnRecord(member.member_id, COUPON_USE, day, 0, 0, "", book.programme.version,
                      spent=Spent(value, instance.code))
 
@@ -147,7 +153,7 @@ def undo_coupon_use(book: Book, member: Member, original: TxnRecord, txn: Transa
     instance = _instance(member, used.coupon_code)
     if instance is not None and instance.status == "used":
         instance.status = "unused"
-        book.write(member, day, "txn", txn.txn_id, "coupon_restored", coupon_code=instance.code)
+        book.write_coupon(member, day, "txn", txn.txn_id, "coupon_restored", instance.code)
     used.undone = True
     return TxnRecord(member.member_id, REFUND, day, 0, 0, "", book.programme.version,
                      spent=Spent(-used.value_minor, used.coupon_code))
@@ -160,7 +166,7 @@ def void_coupons(book: Book, member: Member, codes: str, day: Day, ref: str) -> 
         instance = _instance(member, code)
         if instance is not None and instance.status == "unused":
             instance.status = "void"
-            book.write(member, day, "txn", ref, "coupon_void", coupon_code=code)
+            book.write_coupon(member, day, "txn", ref, "coupon_void", code)
 
 
 # -- midnight --------------------------------------------------------------------------
@@ -180,4 +186,4 @@ def expire_coupons(book: Book, member: Member, run: Day, ref: str) -> None:
     for instance in member.coupons:
         if instance.status == "unused" and instance.valid_to < run:
             instance.status = "expired"
-            book.write(member, run, "midnight", ref, "coupon_expired", coupon_code=instance.code)
+            book.write_coupon(member, run, "midnight", ref, "coupon_expired", instance.code)

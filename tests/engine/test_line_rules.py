@@ -5,6 +5,7 @@ rule, else the first product rule, that matches. Written here plainly, for every
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.filters import Matcher
 from engine.lines import LineRules
 from engine.rules import Filters, LineMatch, ProductRule
 from engine.transactions import LineItem
@@ -70,3 +71,21 @@ def test_a_programme_without_filters_or_product_rules_asks_nothing_of_a_line():
     compiled = LineRules(Filters(), [], 100)
     assert not compiled.filter.asks
     assert not compiled.products.claims
+
+
+# Letters whose folds differ from plain lower case or leave ASCII (Kelvin sign, sharp s, dotted I),
+# and names past the compiled fold's 256-character buffer.
+PIECE_TEXT = st.text(alphabet="abDEpoSit ßKİé\u212a-1", max_size=5)
+NAME_TEXT = st.one_of(st.text(alphabet="abDEpoSit ßKİé\u212a-1", max_size=30),
+                      st.builds(lambda head, tail: "x" * 250 + head + tail, st.sampled_from(["", "DEPO"]),
+                                st.sampled_from(["SIT", "sit", "ß"])))
+
+
+@settings(max_examples=400, deadline=None)
+@given(pieces=st.lists(PIECE_TEXT, min_size=1, max_size=3), name=NAME_TEXT)
+def test_a_name_matches_as_its_casefold_reads(pieces, name):
+    """Compiled, an ASCII name is folded and searched in C (engine/filters.pxd): the answer is
+    Python's casefold and `in`, for any text."""
+    line = LineItem(sku="S", product_id="P", category="c", name=name, paid_minor=1)
+    expected = any(piece.casefold() in name.casefold() for piece in pieces)
+    assert Matcher(LineMatch(name_contains=pieces)).matches(line) == expected
