@@ -91,9 +91,10 @@ def score_transaction(book: Book, txn: Transaction) -> TxnResult:
 
 def date_problem(book: Book, day: Day) -> str:
     """`too_late` or `in_future` for a transaction on local `day`, else ""."""
-    if book.today and day < book.today - book.programme.max_lateness:
+    today, lateness = book.today, book.programme.max_lateness  # C integers compiled (scoring.pxd)
+    if today and day < today - lateness:
         return "too_late"
-    if book.today and day > book.today + 1:  # a till's clock a year ahead must not decide expiry dates
+    if today and day > today + 1:  # a till's clock a year ahead must not decide expiry dates
         return "in_future"
     return ""
 
