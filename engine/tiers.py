@@ -80,11 +80,14 @@ class TierLadder:
         days = windows.get(metric)
         if days is None:
             days = windows[metric] = {}
-        if day not in days:
+        count = days.get(day)  # one lookup for both questions: is the day new, and its sum so far
+        if count is None:
             horizon = day - self.keep_days
             for old in [d for d in days if d < horizon]:
                 self.sums.pruned(member, metric, days, old, days.pop(old))
-        days[day] = days.get(day, 0) + amount
+            days[day] = amount
+        else:
+            days[day] = count + amount
         self.sums.added(member, metric, days, day, amount)
 
     def record_single(self, member: Member, day: Day, eligible: int, txn_id: str) -> None:
