@@ -15,6 +15,8 @@ LIMIT = MAX_AMOUNT
 same bound as the rules' own amounts."""
 _LEAST = -LIMIT
 """Made once: negating LIMIT makes a new integer each time (10^15 is not a cached small one)."""
+_MOST = LIMIT
+"""LIMIT as a C integer compiled (bounds.pxd), for sums that are C integers there."""
 EARLIEST_MS = 946_684_800_000
 """2000-01-01T00:00:00Z."""
 LATEST_MS = 4_133_980_800_000
@@ -48,23 +50,41 @@ def input_problem(txn: Transaction) -> str:
         amount, quantity = line.paid_minor, line.quantity
         if amount < 0 or quantity < 0:
             return "negative_amount"
-        if amount > LIMIT or quantity > LIMIT:
+        if too_large or amount > LIMIT or quantity > LIMIT:
             too_large = True
-        paid += amount
+        else:  # the sum stops at the first past LIMIT, so it is never more than twice LIMIT
+            paid = _sum(paid, amount)
+            too_large = paid > _MOST
     if not valid_time(txn.occurred_at_ms):
         return "bad_timestamp"
     if not _LEAST <= txn.amount_minor <= LIMIT or txn.points > LIMIT:
         return "amount_too_large"
-    return "amount_too_large" if too_large or paid > LIMIT else ""
+    return "amount_too_large" if too_large else ""
 
 
 def room_to_earn(member: Member, day: Day, points: int, growth: int, spend: int) -> bool:
     """Whether a change of points, growth and eligible spend (either sign) keeps the change
     itself and every balance and sum it moves within bounds. Held and pending points count with
     the spendable ones: they become spendable later without another check."""
+    if not (_LEAST <= points <= LIMIT and _LEAST <= growth <= LIMIT and _LEAST <= spend <= LIMIT):
+        return False
+    # Every balance and sum is kept within ±LIMIT (each change is checked here, each imported
+    # figure by opening.py), so each sum below fits 64 bits: _sum_fits takes C integers compiled.
     day_points = member.day_points
-    return all_fit((points, growth, spend,
-                    member.points + member.pending + points, member.growth + growth,
-                    member.total_points + points, member.since_points + points, member.since_growth + growth,
-                    member.total_spend + spend, member.since_spend + spend,
-                    day_points.get(day, 0) + max(points, 0)))
+    return (_sum3_fits(member.points, member.pending, points)
+            and _sum_fits(member.growth, growth) and _sum_fits(member.total_points, points)
+            and _sum_fits(member.since_points, points) and _sum_fits(member.since_growth, growth)
+            and _sum_fits(member.total_spend, spend) and _sum_fits(member.since_spend, spend)
+            and _sum_fits(day_points.get(day, 0), max(points, 0)))
+
+
+def _sum(a: int, b: int) -> int:
+    return a + b
+
+
+def _sum_fits(a: int, b: int) -> bool:
+    return -_MOST <= a + b <= _MOST
+
+
+def _sum3_fits(a: int, b: int, c: int) -> bool:
+    return -_MOST <= a + b + c <= _MOST

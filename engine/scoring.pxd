@@ -12,10 +12,15 @@ from engine.record_fields cimport Member, Transaction, TxnRecord
 from engine.tagging cimport note_purchase
 from engine.tier_changes cimport enter_tier, tier_after_transaction
 
+cdef Py_ssize_t _LONGEST_ID
+cdef frozenset _KINDS, _STATUSES
+
 
 @cython.locals(programme=Programme, member=Member, record=TxnRecord, original=TxnRecord)
 cpdef score_transaction(Book book, Transaction txn)
-cpdef date_problem(Book book, day)
+@cython.locals(today=cython.longlong, lateness=cython.longlong)
+cpdef date_problem(Book book, long long day)
+@cython.locals(txn_id=str, member_id=str, status=str)
 cpdef malformed_reason(Book book, Transaction txn)
 cpdef _kind_problem(Book book, Transaction txn)
 cpdef _recharge(Book book, Transaction txn, day)

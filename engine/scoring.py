@@ -36,6 +36,9 @@ from engine.why import Why
 __all__ = ["date_problem", "malformed_reason", "score_batch", "score_transaction"]
 
 MAX_ID_LENGTH = 100
+_LONGEST_ID = MAX_ID_LENGTH
+_KINDS, _STATUSES = KINDS, STATUSES
+"""The checks' constants as scoring.pxd types them (a C integer, frozensets) when compiled."""
 _MONEY = SPENDING_KINDS | {RECHARGE}
 
 
@@ -88,22 +91,25 @@ def score_transaction(book: Book, txn: Transaction) -> TxnResult:
 
 def date_problem(book: Book, day: Day) -> str:
     """`too_late` or `in_future` for a transaction on local `day`, else ""."""
-    if book.today and day < book.today - book.programme.max_lateness:
+    today, lateness = book.today, book.programme.max_lateness  # C integers compiled (scoring.pxd)
+    if today and day < today - lateness:
         return "too_late"
-    if book.today and day > book.today + 1:  # a till's clock a year ahead must not decide expiry dates
+    if today and day > today + 1:  # a till's clock a year ahead must not decide expiry dates
         return "in_future"
     return ""
 
 
 def malformed_reason(book: Book, txn: Transaction) -> str:
     """Why a transaction can never be applied, whatever the state: checked every time it is sent."""
-    if not txn.txn_id or len(txn.txn_id) > MAX_ID_LENGTH:
-        return "missing_txn_id" if not txn.txn_id else "id_too_long"
-    if not txn.member_id or len(txn.member_id) > MAX_ID_LENGTH:
-        return "missing_member_id" if not txn.member_id else "id_too_long"
-    if txn.kind not in KINDS:
+    # locals that scoring.pxd types `str`, so that their tests and lengths are C ones compiled
+    txn_id, member_id, status = txn.txn_id, txn.member_id, txn.status
+    if not txn_id or len(txn_id) > _LONGEST_ID:
+        return "missing_txn_id" if not txn_id else "id_too_long"
+    if not member_id or len(member_id) > _LONGEST_ID:
+        return "missing_member_id" if not member_id else "id_too_long"
+    if txn.kind not in _KINDS:
         return "unknown_kind"
-    if txn.status and txn.status not in STATUSES:
+    if status and status not in _STATUSES:
         return "unknown_status"
     if txn.occurred_at_ms <= 0:
         return "missing_occurred_at"

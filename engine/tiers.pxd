@@ -10,6 +10,8 @@ cdef class TierRule:
     cdef public object index, name, metric, window, threshold, validity, extension, next_day, earns_points
     cdef public object downgrade_to, permanent, resets_growth
     cdef public Py_ssize_t slot  # an index into the ladder's sums (-1: none)
+    cdef public bint single  # judged on single purchases
+    cdef public Py_ssize_t lifetime  # which lifetime sum (tiers.py's _LIFETIME_METRICS; -1: none)
 
 
 cdef class TierLadder:

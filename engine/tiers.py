@@ -8,8 +8,8 @@ from engine.window_sums import WindowSums
 
 __all__ = ["TierLadder", "TierRule", "reset_since"]
 
-_LIFETIME_FIELD = {"growth": "growth", "points": "total_points", "spend": "total_spend",
-                   "recharge": "total_recharge"}
+_LIFETIME_METRICS = ("growth", "points", "spend", "recharge")
+"""In the order `TierLadder.value` reads their lifetime sums (`TierRule.lifetime`)."""
 _SINCE_FIELD = {"growth": "since_growth", "points": "since_points", "spend": "since_spend",
                 "recharge": "since_recharge", "single_purchase": "since_single"}
 
@@ -31,6 +31,10 @@ class TierRule:
         self.resets_growth = resets_growth and self.metric == "growth"
         self.slot = -1
         """Its window's place in the ladder's `sums`; -1 for a lifetime window."""
+        self.single = not cumulative
+        self.lifetime = _LIFETIME_METRICS.index(self.metric) if self.metric in _LIFETIME_METRICS else -1
+        """Which lifetime sum of a member is its figure without a window: an int, so that reading
+        it compiled is a C branch to a C field, not a name looked up and read by name."""
 
 
 class TierLadder:
@@ -76,11 +80,14 @@ class TierLadder:
         days = windows.get(metric)
         if days is None:
             days = windows[metric] = {}
-        if day not in days:
+        count = days.get(day)  # one lookup for both questions: is the day new, and its sum so far
+        if count is None:
             horizon = day - self.keep_days
             for old in [d for d in days if d < horizon]:
                 self.sums.pruned(member, metric, days, old, days.pop(old))
-        days[day] = days.get(day, 0) + amount
+            days[day] = amount
+        else:
+            days[day] = count + amount
         self.sums.added(member, metric, days, day, amount)
 
     def record_single(self, member: Member, day: Day, eligible: int, txn_id: str) -> None:
@@ -93,12 +100,21 @@ class TierLadder:
 
     def value(self, member: Member, rule: TierRule, as_of: Day) -> int:
         """The member's figure for a tier's metric over its window, as of a local day."""
-        if rule.metric == "single_purchase":
+        if rule.single:
             best = self._best_single(member, rule, as_of)
             return best[1] if best else 0
-        if rule.slot < 0:  # a lifetime window: the only kind the ladder gives no slot
-            return getattr(member, _LIFETIME_FIELD[rule.metric])
-        return self.sums.total(member, rule.slot, as_of)
+        if rule.slot >= 0:  # a window: a lifetime one is the only kind the ladder gives no slot
+            return self.sums.total(member, rule.slot, as_of)
+        lifetime = rule.lifetime
+        if lifetime == 0:
+            return member.growth
+        if lifetime == 1:
+            return member.total_points
+        if lifetime == 2:
+            return member.total_spend
+        if lifetime == 3:
+            return member.total_recharge
+        raise KeyError(rule.metric)
 
     def holds(self, member: Member, rule: TierRule, as_of: Day) -> bool:
         return self.value(member, rule, as_of) >= rule.threshold

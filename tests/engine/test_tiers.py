@@ -1,6 +1,7 @@
 """Tier moves as transactions arrive (docs/rules.md: tiers and tier policy)."""
 
 from engine.calendar import iso
+from engine.members import Member
 from engine.transactions import Transaction
 from tests.builders import book, buy, line, ms, refund, score
 
@@ -141,3 +142,15 @@ def test_recharges_count_toward_a_recharge_tier():
     target = book(body=SPEND, tiers=tiers)
     score(target, Transaction("c1", "m1", ms(DAY), "recharge", amount_minor=100000))
     assert target.members["m1"].tier == 1
+
+
+def test_a_lifetime_condition_reads_its_own_metric():
+    # each lifetime sum distinct: a compiled engine reading another metric's field passed the replays
+    member = Member("m1", enrolled=0, growth=1, total_points=2, total_spend=3, total_recharge=4)
+    for metric, figure in [("growth", 1), ("points", 2), ("spend", 3), ("recharge", 4)]:
+        ladder = book(body=SPEND, tiers=ladder_on(metric)).programme.ladder
+        assert ladder.value(member, ladder.tiers[1], 0) == figure, metric
+
+
+def ladder_on(metric: str) -> str:
+    return f'[[tiers]]\nname = "Basic"\n[[tiers]]\nname = "Top"\nmetric = "{metric}"\nthreshold = 5\n'
