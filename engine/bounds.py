@@ -70,8 +70,11 @@ def room_to_earn(member: Member, day: Day, points: int, growth: int, spend: int)
         return False
     # Every balance and sum is kept within ±LIMIT (each change is checked here, each imported
     # figure by opening.py), so each sum below fits 64 bits: _sum_fits takes C integers compiled.
+    # The spendable and pending points are bounded each on its own as well as together: a debt
+    # taken while points were pending could otherwise pass -LIMIT (and, repeated, 64 bits).
     day_points = member.day_points
     return (_sum3_fits(member.points, member.pending, points)
+            and _sum_fits(member.points, points) and _sum_fits(member.pending, max(points, 0))
             and _sum_fits(member.growth, growth) and _sum_fits(member.total_points, points)
             and _sum_fits(member.since_points, points) and _sum_fits(member.since_growth, growth)
             and _sum_fits(member.total_spend, spend) and _sum_fits(member.since_spend, spend)

@@ -43,8 +43,8 @@ def value_purchase(programme: Programme, member: Member, txn: Transaction, day: 
     if txn.lines:
         line_filter, products = programme.lines.filter, programme.lines.products
         asks, claiming = line_filter.asks, bool(products.claims)  # False: nothing to ask
-        # Most lines earn and no product rule claims them: what they add to is summed once, and
-        # the eligible and unclaimed spend are what the few others leave (one addition a line, not three).
+        # Most lines earn and no product rule claims them, so each line adds only to `paid`: the
+        # eligible and unclaimed spend are what the few refused and claimed lines leave of it.
         refused = claimed_paid = 0
         for line in txn.lines:  # the hottest loop in patron
             amount = line.paid_minor

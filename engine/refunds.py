@@ -3,7 +3,7 @@
 from engine.award import count_spend, take_back
 from engine.book import Book
 from engine.bounds import room_to_earn
-from engine.earning import value_purchase
+from engine.earning import purchase_growth, value_purchase
 from engine.members import Member
 from engine.spending.operations import REFUNDABLE
 from engine.tier_changes import tier_after_transaction
@@ -62,7 +62,7 @@ def _refund_unknown(book: Book, member: Member, txn: Transaction, day: Day) -> T
     """Negative earning of the refund's lines under today's rules, without per-order points."""
     programme = book.programme
     value = value_purchase(programme, member, txn, day, per_order=False)
-    growth = programme.growth_for_points(value.points) if programme.growth_from_points else value.growth_from_spend
+    growth = purchase_growth(programme, value, value.points)
     if not room_to_earn(member, day, -value.points, -growth, -value.eligible):
         return None
     taken, taken_growth = take_back(book, member, day, txn.txn_id, "reverse", value.points, growth)

@@ -11,7 +11,7 @@ cdef class TierRule:
     cdef public object downgrade_to, permanent, resets_growth
     cdef public Py_ssize_t slot  # an index into the ladder's sums (-1: none)
     cdef public bint single  # judged on single purchases
-    cdef public Py_ssize_t lifetime  # which lifetime sum (tiers.py's _LIFETIME_METRICS; -1: none)
+    cdef public Py_ssize_t lifetime_sum  # which lifetime sum (tiers.py's _LIFETIME_SUMS; -1: none)
 
 
 cdef class TierLadder:
@@ -23,5 +23,6 @@ cdef class TierLadder:
     @cython.locals(windows=dict, days=dict)
     cpdef record(self, Member member, metric, day, amount)
     cpdef record_single(self, Member member, day, eligible, txn_id)
+    @cython.locals(which=Py_ssize_t)
     cpdef value(self, Member member, TierRule rule, as_of)
     cpdef holds(self, Member member, TierRule rule, as_of)

@@ -8,8 +8,8 @@ from engine.window_sums import WindowSums
 
 __all__ = ["TierLadder", "TierRule", "reset_since"]
 
-_LIFETIME_METRICS = ("growth", "points", "spend", "recharge")
-"""In the order `TierLadder.value` reads their lifetime sums (`TierRule.lifetime`)."""
+_LIFETIME_SUMS = {"growth": 0, "points": 1, "spend": 2, "recharge": 3}
+"""A metric's lifetime sum as the number `TierLadder.value` branches on (`TierRule.lifetime_sum`)."""
 _SINCE_FIELD = {"growth": "since_growth", "points": "since_points", "spend": "since_spend",
                 "recharge": "since_recharge", "single_purchase": "since_single"}
 
@@ -32,7 +32,7 @@ class TierRule:
         self.slot = -1
         """Its window's place in the ladder's `sums`; -1 for a lifetime window."""
         self.single = not cumulative
-        self.lifetime = _LIFETIME_METRICS.index(self.metric) if self.metric in _LIFETIME_METRICS else -1
+        self.lifetime_sum = _LIFETIME_SUMS.get(self.metric, -1)
         """Which lifetime sum of a member is its figure without a window: an int, so that reading
         it compiled is a C branch to a C field, not a name looked up and read by name."""
 
@@ -105,14 +105,14 @@ class TierLadder:
             return best[1] if best else 0
         if rule.slot >= 0:  # a window: a lifetime one is the only kind the ladder gives no slot
             return self.sums.total(member, rule.slot, as_of)
-        lifetime = rule.lifetime
-        if lifetime == 0:
+        which = rule.lifetime_sum
+        if which == 0:
             return member.growth
-        if lifetime == 1:
+        if which == 1:
             return member.total_points
-        if lifetime == 2:
+        if which == 2:
             return member.total_spend
-        if lifetime == 3:
+        if which == 3:
             return member.total_recharge
         raise KeyError(rule.metric)
 

@@ -42,7 +42,8 @@ SHAPES: list[list[tuple[tuple[str, str], ...]]] = [
      (('policy = "jan1_after_years"', 'policy = "annual_reset"'), ("\nyears = 1 ", "\n# years = 1 "))],
     [(), (('source = "points"                   #', 'source = "spend"  #'), ("per_point = 1 ", "# per_point = 1 "),
           ('# unit_minor = 1000                 # with source = "spend"', "unit_minor = 1000"),
-          ("# per_unit = 10", "per_unit = 10"))],
+          ("# per_unit = 10", "per_unit = 10")),
+     (("per_point = 1 ", "per_point = 4 "),)],  # growth no longer equals points: lifetime sums told apart
     [(), (("promotional_lines_earn = true", "promotional_lines_earn = false"),)],
     [(), (("member_discounted_lines_earn = true", "member_discounted_lines_earn = false"),)],
     [(), (("no_barcode_lines_earn = false", "no_barcode_lines_earn = true"),)],

@@ -46,8 +46,8 @@ def _refusal(book: Book, member: Member, coupon: Coupon, given: int) -> str:
 def _give(book: Book, member: Member, coupon: Coupon, day: Day, cause: str, ref: str, given: int) -> str:
     code = f"{coupon.id}-{member.member_id}-{given + 1}"
     valid_from, valid_to = _validity(coupon, day)
-    # a tuple added to, not unpacked into a list first; the notice's detail made here, not
-    # gathered from keywords: an enrollment issues its welcome coupon through this
+    # every enrollment issues its welcome coupon here: the tuple grows by one without a list
+    # between, and the notice's detail is one dict built once (no keywords to gather)
     member.coupons += (CouponInstance(code, coupon.id, "unused", valid_from, valid_to, ref),)
     book.write_coupon(member, day, cause, ref, "coupon_issued", code)
     book.notify_detail(COUPON_ISSUED, member.member_id, day, {"code": code, "coupon_id": coupon.id,

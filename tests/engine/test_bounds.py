@@ -134,3 +134,13 @@ def test_points_the_rules_would_give_past_the_bound_are_rejected():
     assert _one(book, "p", "purchase", amount_minor=100_000) == "amount_too_large"
     assert member.total_points == LIMIT
     assert not book.ledger
+
+
+def test_a_debt_taken_while_points_are_pending_stays_within_the_bound():
+    # spendable and pending were bounded only together: pending points let the debt pass -LIMIT
+    book = _book(EXAMPLE.replace("pending_days = 0", "pending_days = 2"))
+    assert _one(book, "e", "event", event_type="sign_in") == "accepted"
+    assert book.members["m"].pending == 5
+    assert _one(book, "a1", "adjustment", amount_minor=-LIMIT, note="x") == "accepted"
+    assert _one(book, "a2", "adjustment", amount_minor=-5, note="x") == "amount_too_large"
+    assert (book.members["m"].points, book.members["m"].pending) == (-LIMIT, 5)

@@ -2,7 +2,7 @@
 rules read (docs/rules.md): flags, then the blacklist, then the whitelist; then the first special
 rule, else the first product rule, that matches. Written here plainly, for every shape of rules."""
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from engine.filters import Matcher
@@ -76,12 +76,16 @@ def test_a_programme_without_filters_or_product_rules_asks_nothing_of_a_line():
 # Letters whose folds differ from plain lower case or leave ASCII (Kelvin sign, sharp s, dotted I),
 # and names past the compiled fold's 256-character buffer.
 PIECE_TEXT = st.text(alphabet="abDEpoSit ßKİé\u212a-1", max_size=5)
-NAME_TEXT = st.one_of(st.text(alphabet="abDEpoSit ßKİé\u212a-1", max_size=30),
+ASCII_NAMES = st.text(alphabet="abDEpoSit -1\x00\x7f", max_size=40)  # names the C path takes, long ones too
+NAME_TEXT = st.one_of(st.text(alphabet="abDEpoSit ßKİé\u212a-1", max_size=30), ASCII_NAMES,
                       st.builds(lambda head, tail: "x" * 250 + head + tail, st.sampled_from(["", "DEPO"]),
                                 st.sampled_from(["SIT", "sit", "ß"])))
 
 
 @settings(max_examples=400, deadline=None)
+@example(pieces=["sit"], name="x" * 253 + "SIT")  # the buffer's last character
+@example(pieces=["sit"], name="x" * 254 + "SIT")  # one past it: folded as Python does
+@example(pieces=["sit"], name="x" * 253 + "SIs")
 @given(pieces=st.lists(PIECE_TEXT, min_size=1, max_size=3), name=NAME_TEXT)
 def test_a_name_matches_as_its_casefold_reads(pieces, name):
     """Compiled, an ASCII name is folded and searched in C (engine/filters.pxd): the answer is
