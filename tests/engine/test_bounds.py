@@ -81,11 +81,16 @@ SUMS = ("points", "debt", "pending", "growth", "stored_value", "total_points", "
         "since_points", "since_growth", "since_spend", "since_recharge", "since_single")
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+# Pending points with negative balances allowed: the review of the bounds' C sums found a debt
+# passing -LIMIT this way, which none of the invariants' variants (pending only without debt) drew.
+BOUNDS_VARIANTS = {**VARIANTS, "pending with debt": EXAMPLE.replace("pending_days = 0", "pending_days = 2")}
+
+
+@pytest.mark.parametrize("variant", list(BOUNDS_VARIANTS))
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=streams())
 def test_no_transaction_raises_and_every_member_stays_within_bounds(variant, stream):
-    book = _book(VARIANTS[variant])
+    book = _book(BOUNDS_VARIANTS[variant])
     for txn in stream:
         result = score_transaction(book, txn)
         assert result.outcome in ("accepted", "duplicate", "ignored", "rejected")
