@@ -5,7 +5,7 @@ from bisect import insort
 from engine.members import Held, Lot, Member
 from engine.types import Day, TxnId
 
-__all__ = ["add_points", "cancel_held", "hold_points", "take_points"]
+__all__ = ["add_points", "cancel_held", "hold_points", "pending_of", "take_points"]
 
 
 def add_points(member: Member, amount: int, expires: Day) -> None:
@@ -55,6 +55,15 @@ def take_points(member: Member, amount: int, allow_negative: bool) -> int:
         remaining = 0
     member.points -= amount - remaining
     return remaining
+
+
+def pending_of(member: Member, txn_id: TxnId) -> int:
+    """The points a transaction still has pending (what `cancel_held` would cancel first)."""
+    pending = 0
+    for held in member.held:
+        if held.txn_id == txn_id:
+            pending += held.amount
+    return pending
 
 
 def cancel_held(member: Member, txn_id: TxnId, amount: int) -> int:

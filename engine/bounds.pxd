@@ -15,7 +15,7 @@ cpdef valid_time(ms)
 cpdef input_problem(Transaction txn)
 cpdef all_fit(tuple values)
 @cython.locals(day_points=dict)
-cpdef room_to_earn(Member member, day, points, growth, spend)
+cpdef room_to_earn(Member member, day, points, growth, spend, from_pending=*)
 cdef long long _sum(long long a, long long b) noexcept
 cdef bint _sum_fits(long long a, long long b) noexcept
 cdef bint _sum3_fits(long long a, long long b, long long c) noexcept

@@ -62,19 +62,26 @@ def input_problem(txn: Transaction) -> str:
     return "amount_too_large" if too_large else ""
 
 
-def room_to_earn(member: Member, day: Day, points: int, growth: int, spend: int) -> bool:
+def room_to_earn(member: Member, day: Day, points: int, growth: int, spend: int,
+                 from_pending: int = 0) -> bool:
     """Whether a change of points, growth and eligible spend (either sign) keeps the change
     itself and every balance and sum it moves within bounds. Held and pending points count with
-    the spendable ones: they become spendable later without another check."""
+    the spendable ones: they become spendable later without another check. `from_pending`: how
+    much of a negative change cancels points still pending (a refund's original keeps them there
+    first), which leaves the spendable balance as it is."""
     if not (_LEAST <= points <= LIMIT and _LEAST <= growth <= LIMIT and _LEAST <= spend <= LIMIT):
         return False
     # Every balance and sum is kept within ±LIMIT (each change is checked here, each imported
     # figure by opening.py), so each sum below fits 64 bits: _sum_fits takes C integers compiled.
     # The spendable and pending points are bounded each on its own as well as together: a debt
-    # taken while points were pending could otherwise pass -LIMIT (and, repeated, 64 bits).
+    # taken while points were pending could otherwise pass -LIMIT (and, repeated, 64 bits). A gain
+    # is bounded in the pending points wherever it lands, so one that goes to the spendable points
+    # is refused when the pending are within it of the bound: held points near 10^15 beside a debt
+    # near -10^15 are the only such state.
     day_points = member.day_points
     return (_sum3_fits(member.points, member.pending, points)
-            and _sum_fits(member.points, points) and _sum_fits(member.pending, max(points, 0))
+            and _sum_fits(member.points, min(points + from_pending, 0))
+            and _sum_fits(member.pending, max(points, 0))
             and _sum_fits(member.growth, growth) and _sum_fits(member.total_points, points)
             and _sum_fits(member.since_points, points) and _sum_fits(member.since_growth, growth)
             and _sum_fits(member.total_spend, spend) and _sum_fits(member.since_spend, spend)

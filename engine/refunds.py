@@ -1,6 +1,7 @@
 """Refunds: proportional, cumulative reversal of what the original actually earned."""
 
 from engine.award import count_spend, take_back
+from engine.balance import pending_of
 from engine.book import Book
 from engine.bounds import room_to_earn
 from engine.earning import purchase_growth, value_purchase
@@ -44,7 +45,8 @@ def score_refund(book: Book, member: Member, txn: Transaction, day: Day) -> TxnR
     points = original.points * refunded // total - original.reversed_points
     growth = original.growth * refunded // total - original.reversed_growth
     eligible = original.eligible_minor * refunded // total - original.reversed_eligible
-    if not room_to_earn(member, day, -points, -growth, -eligible):
+    from_pending = min(pending_of(member, txn.refund_of), points) if points > 0 else 0
+    if not room_to_earn(member, day, -points, -growth, -eligible, from_pending):
         return None
     original.refunded_minor = refunded
     original.reversed_points += points

@@ -149,3 +149,15 @@ def test_a_debt_taken_while_points_are_pending_stays_within_the_bound():
     assert _one(book, "a1", "adjustment", amount_minor=-LIMIT, note="x") == "accepted"
     assert _one(book, "a2", "adjustment", amount_minor=-5, note="x") == "amount_too_large"
     assert (book.members["m"].points, book.members["m"].pending) == (-LIMIT, 5)
+
+
+def test_a_refund_that_cancels_pending_points_is_accepted_beside_a_debt_at_the_bound():
+    # the refund takes its original's points back from the pending ones, not the spendable
+    book = _book(EXAMPLE.replace("pending_days = 0", "pending_days = 2"))
+    assert _one(book, "a1", "adjustment", amount_minor=-LIMIT, note="x") == "accepted"
+    assert _one(book, "p", "purchase", lines=[LineItem(sku="S1", paid_minor=10_000)]) == "accepted"
+    pending = book.members["m"].pending
+    assert pending > 0
+    assert _one(book, "r", "refund", refund_of="p", amount_minor=10_000) == "accepted"
+    assert (book.members["m"].points, book.members["m"].pending) == (-LIMIT, 0)
+
