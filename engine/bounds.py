@@ -76,8 +76,8 @@ def room_to_earn(member: Member, day: Day, points: int, growth: int, spend: int,
     # The spendable and pending points are bounded each on its own as well as together: a debt
     # taken while points were pending could otherwise pass -LIMIT (and, repeated, 64 bits). A gain
     # is bounded in the pending points wherever it lands, so one that goes to the spendable points
-    # is refused when the pending are within it of the bound: held points near 10^15 beside a debt
-    # near -10^15 are the only such state.
+    # is refused when the pending ones and it would pass 10^15 together, which the sum above
+    # allows only beside a debt.
     day_points = member.day_points
     return (_sum3_fits(member.points, member.pending, points)
             and _sum_fits(member.points, min(points + from_pending, 0))

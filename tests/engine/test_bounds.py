@@ -10,6 +10,7 @@ from engine.book import Book
 from engine.bounds import LIMIT, fits
 from engine.members import Member
 from engine.programme import Programme
+from engine.replay import advance_to
 from engine.scoring import score_transaction
 from engine.transactions import LineItem, Transaction
 from engine.validation import load_rules
@@ -161,3 +162,35 @@ def test_a_refund_that_cancels_pending_points_is_accepted_beside_a_debt_at_the_b
     assert _one(book, "r", "refund", refund_of="p", amount_minor=10_000) == "accepted"
     assert (book.members["m"].points, book.members["m"].pending) == (-LIMIT, 0)
 
+
+
+def test_a_refund_of_released_points_past_the_debt_bound_is_refused_beside_other_pending_points():
+    # the original's points were released: all of the refund comes out of the spendable points,
+    # whatever another purchase still has pending
+    book = _book(EXAMPLE.replace("pending_days = 0", "pending_days = 2"))
+    assert _one(book, "p1", "purchase", lines=[LineItem(sku="S1", paid_minor=10_000)]) == "accepted"
+    later = START + 3 * 86_400_000
+    advance_to(book, book.programme.calendar.day_of(later))
+    released = book.members["m"].points
+    assert released > 0
+    assert book.members["m"].pending == 0
+    bigger = [LineItem(sku="S1", paid_minor=20_000)]
+    assert _one(book, "p2", "purchase", lines=bigger, occurred_at_ms=later) == "accepted"
+    assert book.members["m"].pending > released
+    assert _one(book, "a1", "adjustment", amount_minor=-LIMIT, note="x", occurred_at_ms=later) == "accepted"
+    assert _one(book, "a2", "adjustment", amount_minor=-released, note="x", occurred_at_ms=later) == "accepted"
+    assert book.members["m"].points == -LIMIT
+    refund = _one(book, "r", "refund", refund_of="p1", amount_minor=10_000, occurred_at_ms=later)
+    assert refund == "amount_too_large"
+    assert book.members["m"].points == -LIMIT
+
+
+def test_a_recharge_refund_that_would_take_its_bonus_points_past_the_debt_bound_is_refused():
+    book = _book(EXAMPLE.replace('from = "2026-12-01"', 'from = "2026-11-01"'))
+    assert _one(book, "r", "recharge", amount_minor=50_000) == "accepted"
+    bonus = book.members["m"].points
+    assert bonus > 0
+    assert _one(book, "d", "redeem", points=bonus) == "accepted"
+    assert _one(book, "a", "adjustment", amount_minor=-LIMIT, note="x") == "accepted"
+    assert _one(book, "u", "refund", refund_of="r", amount_minor=50_000) == "amount_too_large"
+    assert (book.members["m"].points, book.members["m"].stored_value) == (-LIMIT, 50_000)
