@@ -194,3 +194,13 @@ def test_a_recharge_refund_that_would_take_its_bonus_points_past_the_debt_bound_
     assert _one(book, "a", "adjustment", amount_minor=-LIMIT, note="x") == "accepted"
     assert _one(book, "u", "refund", refund_of="r", amount_minor=50_000) == "amount_too_large"
     assert (book.members["m"].points, book.members["m"].stored_value) == (-LIMIT, 50_000)
+
+
+def test_a_recharge_refund_that_cancels_its_pending_bonus_points_is_accepted_beside_a_debt_at_the_bound():
+    book = _book(EXAMPLE.replace('from = "2026-12-01"', 'from = "2026-11-01"')
+                 .replace("pending_days = 0", "pending_days = 2"))
+    assert _one(book, "a", "adjustment", amount_minor=-LIMIT, note="x") == "accepted"
+    assert _one(book, "r", "recharge", amount_minor=50_000) == "accepted"
+    assert book.members["m"].pending > 0
+    assert _one(book, "u", "refund", refund_of="r", amount_minor=50_000) == "accepted"
+    assert (book.members["m"].points, book.members["m"].pending) == (-LIMIT, 0)
