@@ -5,7 +5,7 @@ from bisect import insort
 from engine.members import Held, Lot, Member
 from engine.types import Day, TxnId
 
-__all__ = ["add_points", "cancel_held", "hold_points", "pending_of", "take_points"]
+__all__ = ["add_points", "cancel_held", "hold_points", "pending_to_cancel", "take_points"]
 
 
 def add_points(member: Member, amount: int, expires: Day) -> None:
@@ -57,13 +57,16 @@ def take_points(member: Member, amount: int, allow_negative: bool) -> int:
     return remaining
 
 
-def pending_of(member: Member, txn_id: TxnId) -> int:
-    """The points a transaction still has pending (what `cancel_held` would cancel first)."""
+def pending_to_cancel(member: Member, txn_id: TxnId, amount: int) -> int:
+    """What `cancel_held(member, txn_id, amount)` would cancel, without cancelling it: the part of
+    taking `amount` points back that leaves the spendable balance alone (room_to_earn's `from_pending`)."""
+    if amount <= 0:
+        return 0
     pending = 0
     for held in member.held:
         if held.txn_id == txn_id:
             pending += held.amount
-    return pending
+    return min(pending, amount)
 
 
 def cancel_held(member: Member, txn_id: TxnId, amount: int) -> int:

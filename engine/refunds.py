@@ -1,7 +1,7 @@
 """Refunds: proportional, cumulative reversal of what the original actually earned."""
 
 from engine.award import count_spend, take_back
-from engine.balance import pending_of
+from engine.balance import pending_to_cancel
 from engine.book import Book
 from engine.bounds import room_to_earn
 from engine.earning import purchase_growth, value_purchase
@@ -45,7 +45,7 @@ def score_refund(book: Book, member: Member, txn: Transaction, day: Day) -> TxnR
     points = original.points * refunded // total - original.reversed_points
     growth = original.growth * refunded // total - original.reversed_growth
     eligible = original.eligible_minor * refunded // total - original.reversed_eligible
-    from_pending = min(pending_of(member, txn.refund_of), points) if points > 0 else 0
+    from_pending = pending_to_cancel(member, txn.refund_of, points)
     if not room_to_earn(member, day, -points, -growth, -eligible, from_pending):
         return None
     original.refunded_minor = refunded

@@ -2,7 +2,7 @@
 payments principal first, and the proportional refunds of both."""
 
 from engine.award import take_back
-from engine.balance import pending_of
+from engine.balance import pending_to_cancel
 from engine.book import Book
 from engine.bounds import fits, room_to_earn
 from engine.members import Member
@@ -99,7 +99,7 @@ def undo_recharge(book: Book, member: Member, original: TxnRecord, txn: Transact
         return "insufficient_balance"
     points = original.points * refunded // total - original.reversed_points
     growth = original.growth * refunded // total - original.reversed_growth
-    from_pending = min(pending_of(member, txn.refund_of), points) if points > 0 else 0
+    from_pending = pending_to_cancel(member, txn.refund_of, points)
     if not room_to_earn(member, day, -points, -growth, 0, from_pending):
         return "amount_too_large"
     member.stored_value -= principal

@@ -82,9 +82,13 @@ SUMS = ("points", "debt", "pending", "growth", "stored_value", "total_points", "
         "since_points", "since_growth", "since_spend", "since_recharge", "since_single")
 
 
-# Pending points with negative balances allowed: the review of the bounds' C sums found a debt
-# passing -LIMIT this way, which none of the invariants' variants (pending only without debt) drew.
-BOUNDS_VARIANTS = {**VARIANTS, "pending with debt": EXAMPLE.replace("pending_days = 0", "pending_days = 2")}
+PENDING = EXAMPLE.replace("pending_days = 0", "pending_days = 2")
+"""Pending points with negative balances allowed."""
+BONUS_NOW = ('from = "2026-12-01"', 'from = "2026-11-01"')
+"""The example's recharge bonus of 500 points, in force on the tests' day."""
+# the review of the bounds' C sums found a debt passing -LIMIT with pending points, which none of
+# the invariants' variants (pending only without debt) drew
+BOUNDS_VARIANTS = {**VARIANTS, "pending with debt": PENDING}
 
 
 @pytest.mark.parametrize("variant", list(BOUNDS_VARIANTS))
@@ -144,7 +148,7 @@ def test_points_the_rules_would_give_past_the_bound_are_rejected():
 
 def test_a_debt_taken_while_points_are_pending_stays_within_the_bound():
     # spendable and pending were bounded only together: pending points let the debt pass -LIMIT
-    book = _book(EXAMPLE.replace("pending_days = 0", "pending_days = 2"))
+    book = _book(PENDING)
     assert _one(book, "e", "event", event_type="sign_in") == "accepted"
     assert book.members["m"].pending == 5
     assert _one(book, "a1", "adjustment", amount_minor=-LIMIT, note="x") == "accepted"
@@ -154,7 +158,7 @@ def test_a_debt_taken_while_points_are_pending_stays_within_the_bound():
 
 def test_a_refund_that_cancels_pending_points_is_accepted_beside_a_debt_at_the_bound():
     # the refund takes its original's points back from the pending ones, not the spendable
-    book = _book(EXAMPLE.replace("pending_days = 0", "pending_days = 2"))
+    book = _book(PENDING)
     assert _one(book, "a1", "adjustment", amount_minor=-LIMIT, note="x") == "accepted"
     assert _one(book, "p", "purchase", lines=[LineItem(sku="S1", paid_minor=10_000)]) == "accepted"
     pending = book.members["m"].pending
@@ -163,11 +167,10 @@ def test_a_refund_that_cancels_pending_points_is_accepted_beside_a_debt_at_the_b
     assert (book.members["m"].points, book.members["m"].pending) == (-LIMIT, 0)
 
 
-
 def test_a_refund_of_released_points_past_the_debt_bound_is_refused_beside_other_pending_points():
     # the original's points were released: all of the refund comes out of the spendable points,
     # whatever another purchase still has pending
-    book = _book(EXAMPLE.replace("pending_days = 0", "pending_days = 2"))
+    book = _book(PENDING)
     assert _one(book, "p1", "purchase", lines=[LineItem(sku="S1", paid_minor=10_000)]) == "accepted"
     later = START + 3 * 86_400_000
     advance_to(book, book.programme.calendar.day_of(later))
@@ -186,7 +189,7 @@ def test_a_refund_of_released_points_past_the_debt_bound_is_refused_beside_other
 
 
 def test_a_recharge_refund_that_would_take_its_bonus_points_past_the_debt_bound_is_refused():
-    book = _book(EXAMPLE.replace('from = "2026-12-01"', 'from = "2026-11-01"'))
+    book = _book(EXAMPLE.replace(*BONUS_NOW))
     assert _one(book, "r", "recharge", amount_minor=50_000) == "accepted"
     bonus = book.members["m"].points
     assert bonus > 0
@@ -197,8 +200,7 @@ def test_a_recharge_refund_that_would_take_its_bonus_points_past_the_debt_bound_
 
 
 def test_a_recharge_refund_that_cancels_its_pending_bonus_points_is_accepted_beside_a_debt_at_the_bound():
-    book = _book(EXAMPLE.replace('from = "2026-12-01"', 'from = "2026-11-01"')
-                 .replace("pending_days = 0", "pending_days = 2"))
+    book = _book(PENDING.replace(*BONUS_NOW))
     assert _one(book, "a", "adjustment", amount_minor=-LIMIT, note="x") == "accepted"
     assert _one(book, "r", "recharge", amount_minor=50_000) == "accepted"
     assert book.members["m"].pending > 0
