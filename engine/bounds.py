@@ -8,7 +8,8 @@ from engine.rules import MAX_AMOUNT
 from engine.transactions import Transaction
 from engine.types import Day
 
-__all__ = ["EARLIEST_MS", "LATEST_MS", "LIMIT", "all_fit", "fits", "input_problem", "room_to_earn", "valid_time"]
+__all__ = ["EARLIEST_MS", "LATEST_MS", "LIMIT", "all_fit", "fits", "input_problem", "room_to_earn",
+           "room_to_restore", "valid_time"]
 
 LIMIT = MAX_AMOUNT
 """The largest amount (minor units), point count or balance patron takes, either sign: the
@@ -86,6 +87,14 @@ def room_to_earn(member: Member, day: Day, points: int, growth: int, spend: int,
             and _sum_fits(member.since_points, points) and _sum_fits(member.since_growth, growth)
             and _sum_fits(member.total_spend, spend) and _sum_fits(member.since_spend, spend)
             and _sum_fits(day_points.get(day, 0), max(points, 0)))
+
+
+def room_to_restore(member: Member, points: int) -> bool:
+    """Whether points a redeem took may be given back (its refund). They were within bounds when
+    taken, but the room they left may be filled since: a debt cleared by the annual reset or by a
+    take-back clamped at zero lets the member earn it again, and the lifetime sums that bound
+    earning do not move when a redeem is undone."""
+    return _sum3_fits(member.points, member.pending, points)
 
 
 def _sum(a: int, b: int) -> int:

@@ -3,6 +3,7 @@ first, within the programme's windows; and the refund that puts them back."""
 
 from engine.balance import add_points
 from engine.book import Book
+from engine.bounds import room_to_restore
 from engine.members import Member
 from engine.spending.points_as_cash import settle
 from engine.transactions import Spent, Transaction, TxnRecord
@@ -60,9 +61,12 @@ def score_redeem(book: Book, member: Member, txn: Transaction, day: Day) -> TxnR
                      spent=Spent(value, lots=lots))
 
 
-def undo_redeem(book: Book, member: Member, original: TxnRecord, txn: Transaction, day: Day) -> TxnRecord:
+def undo_redeem(book: Book, member: Member, original: TxnRecord, txn: Transaction, day: Day) -> TxnRecord | str:
     """All the points back at once, each to the expiry it came from (a lot already past its
-    expiry goes at the next midnight run); restored points repay a debt first."""
+    expiry goes at the next midnight run); restored points repay a debt first. Refused as
+    `amount_too_large` when the balance would pass the bound (SPEC §2)."""
+    if not room_to_restore(member, -original.points):
+        return "amount_too_large"
     spent = original.spent
     for expires, amount in spent.lots:
         add_points(member, amount, expires)

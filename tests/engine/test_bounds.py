@@ -15,7 +15,7 @@ from engine.scoring import score_transaction
 from engine.transactions import LineItem, Transaction
 from engine.validation import load_rules
 from tests.builders import ms
-from tests.engine.test_invariants import EXAMPLE, VARIANTS
+from tests.engine.test_invariants import EXAMPLE, VARIANTS, changed
 
 START = ms("2026-11-10 08:00")
 TOP = 2**63 - 1
@@ -55,9 +55,10 @@ NEAR = st.sampled_from([LIMIT, LIMIT - 1, LIMIT // 2 + 1, LIMIT // 3 + 1, 10**13
 @st.composite
 def near_the_bound(draw, earlier: list[Transaction]) -> Transaction:
     """Well-formed and on time, with amounts whose sums reach the bound within a few transactions."""
-    kind = draw(st.sampled_from(["purchase", "refund", "event", "recharge", "adjustment"]))
+    kind = draw(st.sampled_from(["purchase", "refund", "event", "recharge", "adjustment", "redeem"]))
     amount = draw(NEAR)
     return Transaction(f"n{len(earlier)}", draw(st.sampled_from(["a", "b"])), START, kind,
+                       points=amount if kind == "redeem" else 0,
                        lines=[LineItem(sku="S1", paid_minor=amount)] if kind == "purchase" else [],
                        refund_of=draw(st.sampled_from([t.txn_id for t in earlier] or ["n0"])),
                        event_type="sign_in", note="fix",
@@ -206,3 +207,48 @@ def test_a_recharge_refund_that_cancels_its_pending_bonus_points_is_accepted_bes
     assert book.members["m"].pending > 0
     assert _one(book, "u", "refund", refund_of="r", amount_minor=50_000) == "accepted"
     assert (book.members["m"].points, book.members["m"].pending) == (-LIMIT, 0)
+
+
+NO_DEBT = changed(EXAMPLE, ("allow_negative_points = true", "allow_negative_points = false"))
+"""Take-backs clamp at zero: what a refund could not take back is forgiven."""
+ANNUAL_RESET = changed(EXAMPLE, ('policy = "jan1_after_years"', 'policy = "annual_reset"'), ("\nyears = 1", "\n"))
+"""Every balance, a debt included, cleared on 1 January."""
+
+
+def _redeem_then_forgive(rules: str) -> tuple[Book, int]:
+    """A member who redeemed the bound's worth of points, then had a debt the size of a purchase's
+    points forgiven (`rules` says how) and earned those points again: the lifetime sums are at
+    the bound, the balance is not, and undoing the redeem would take it past. Returns the book
+    and the time it is at."""
+    book = _book(rules)
+    line = [LineItem(sku="S1", paid_minor=100_000)]
+    assert _one(book, "p0", "purchase", lines=line) == "accepted"
+    member = book.members["m"]
+    earned = member.points
+    assert _one(book, "a", "adjustment", amount_minor=LIMIT - earned, note="x") == "accepted"
+    assert _one(book, "d", "redeem", points=LIMIT) == "accepted"
+    assert _one(book, "r", "refund", refund_of="p0", amount_minor=100_000) == "accepted"
+    later = START
+    if rules == ANNUAL_RESET:
+        assert member.points == -earned
+        later = ms("2027-01-05 09:00")  # a Tuesday, as START is: no weekend multiplier
+        advance_to(book, book.programme.calendar.day_of(later))
+    assert member.points == 0
+    assert _one(book, "p1", "purchase", lines=line, occurred_at_ms=later) == "accepted"
+    assert member.points == earned
+    return book, later
+
+
+@pytest.mark.parametrize("rules", [NO_DEBT, ANNUAL_RESET], ids=["clamped take-back", "annual reset"])
+def test_a_redeem_refunded_after_a_forgiven_debt_was_earned_again_stays_within_the_bound(rules):
+    # undo_redeem gave the points back unchecked: the balance reached 10^15 + the purchase's points
+    book, at = _redeem_then_forgive(rules)
+    member = book.members["m"]
+    earned = member.points
+    assert _one(book, "u", "refund", refund_of="d", occurred_at_ms=at) == "amount_too_large"
+    assert member.points == earned
+    assert not [entry for entry in book.ledger if entry.ref == "u"]
+    assert not book.txns[("m", "d")].spent.undone  # once the points are spent, the refund still works
+    assert _one(book, "d2", "redeem", points=earned, occurred_at_ms=at) == "accepted"
+    assert _one(book, "u2", "refund", refund_of="d", occurred_at_ms=at) == "accepted"
+    assert member.points == LIMIT
