@@ -69,14 +69,18 @@ def _refunded_so_far(original: TxnRecord, txn: Transaction) -> int:
     return min(original.refunded_minor + asked, original.paid_minor)
 
 
-def undo_payment(book: Book, member: Member, original: TxnRecord, txn: Transaction, day: Day) -> TxnRecord:
+def undo_payment(book: Book, member: Member, original: TxnRecord, txn: Transaction, day: Day) -> TxnRecord | str:
     """The money goes back in the proportion the payment took it: the bonus part is
-    floor(bonus taken × C / T) cumulatively, the rest goes to the principal."""
+    floor(bonus taken × C / T) cumulatively, the rest goes to the principal. Refused as
+    `amount_too_large` when a balance would pass the bound: what the payment freed may have been
+    filled again since (by recharges, or an imported balance no lifetime sum bounds)."""
     refunded = _refunded_so_far(original, txn)
     returned = refunded - original.refunded_minor
     spent = original.spent
     bonus = spent.bonus_minor * refunded // original.paid_minor - spent.reversed_bonus
     principal = returned - bonus
+    if not fits(member.stored_value + principal, member.bonus_value + bonus):
+        return "amount_too_large"
     member.stored_value += principal
     member.bonus_value += bonus
     original.refunded_minor = refunded

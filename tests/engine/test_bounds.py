@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from engine.book import Book
 from engine.bounds import LIMIT, fits
 from engine.members import Member
+from engine.opening import Opening, open_member
 from engine.programme import Programme
 from engine.replay import advance_to
 from engine.scoring import score_transaction
@@ -252,3 +253,37 @@ def test_a_redeem_refunded_after_a_forgiven_debt_was_earned_again_stays_within_t
     assert _one(book, "d2", "redeem", points=earned, occurred_at_ms=at) == "accepted"
     assert _one(book, "u2", "refund", refund_of="d", occurred_at_ms=at) == "accepted"
     assert member.points == LIMIT
+
+
+BONUS_AT_THE_BOUND = changed(EXAMPLE, ("min_amount_minor = 10000\nbonus_minor = 1000",
+                                       f"min_amount_minor = 1\nbonus_minor = {LIMIT}"))
+"""A repeatable recharge bonus of the bound's worth for any recharge: the bonus balance has no
+lifetime sum to hold it, as the stored value has the recharges'."""
+
+
+def test_a_payment_refunded_after_an_imported_balance_was_recharged_again_stays_within_the_bound():
+    # undo_payment gave the money back unchecked: an imported stored value (no lifetime recharge
+    # sum behind it) paid out, recharged, then the payment refunded, reached twice the bound
+    book = _book(EXAMPLE)
+    member = open_member(book, Opening(member_id="m", stored_value=LIMIT), "import", book.today)
+    assert _one(book, "p", "payment", amount_minor=LIMIT) == "accepted"
+    assert _one(book, "r", "recharge", amount_minor=LIMIT) == "accepted"
+    bonus = member.bonus_value  # the example's repeatable bonus
+    assert _one(book, "u", "refund", refund_of="p") == "amount_too_large"
+    assert (member.stored_value, member.bonus_value) == (LIMIT, bonus)
+    assert not [entry for entry in book.ledger if entry.ref == "u"]
+    assert _one(book, "p2", "payment", amount_minor=LIMIT) == "accepted"
+    assert _one(book, "u2", "refund", refund_of="p") == "accepted"  # once there is room
+    assert member.stored_value == LIMIT
+
+
+def test_a_payment_refund_never_takes_the_bonus_balance_past_the_bound():
+    book = _book(BONUS_AT_THE_BOUND)
+    assert _one(book, "r1", "recharge", amount_minor=1) == "accepted"
+    member = book.members["m"]
+    assert (member.stored_value, member.bonus_value) == (1, LIMIT)
+    assert _one(book, "p1", "payment", amount_minor=LIMIT) == "accepted"  # the principal first
+    assert _one(book, "p2", "payment", amount_minor=1) == "accepted"
+    assert _one(book, "r2", "recharge", amount_minor=1) == "accepted"
+    assert _one(book, "u1", "refund", refund_of="p1") == "amount_too_large"
+    assert (member.stored_value, member.bonus_value) == (1, LIMIT)
