@@ -47,6 +47,13 @@ Positive = Annotated[int, Meta(gt=0, le=MAX_AMOUNT)]
 Percent = Annotated[int, Meta(ge=1, le=100)]
 DayOfMonth = Annotated[int, Meta(ge=1, le=31)]
 Inventory = Annotated[int, Meta(ge=0, le=9_999_999_999)]
+MOST_DAYS = 36_525
+"""A century: the longest day count the rules take. Times stop at 2100 (SPEC §2), so a longer
+one means nothing, and a day that far on from any of them is still a date the calendar can
+name (past year 9999 it cannot, and expiry, coupons and reminders would fail)."""
+Days = Annotated[int, Meta(ge=0, le=MOST_DAYS)]
+PositiveDays = Annotated[int, Meta(gt=0, le=MOST_DAYS)]
+Years = Annotated[int, Meta(ge=0, le=100)]
 
 
 class DecimalBound(Struct, frozen=True):
@@ -83,14 +90,14 @@ class SpendRule(_Table):
 
 class ExpiryRules(_Table):
     policy: Literal["never", "jan1_after_years", "rolling_days", "annual_reset"] = "never"
-    years: Count | None = None
-    days: Positive | None = None
+    years: Years | None = None
+    days: PositiveDays | None = None
 
 
 class PointsRules(_Table):
     rounding: Literal["floor", "half_up", "carry"] = "floor"
     per_order: Count = 0
-    pending_days: Count = 0
+    pending_days: Days = 0
     multiplier_stacking: Literal["max", "multiply"] = "max"
     spend: SpendRule | None = None
     expiry: ExpiryRules = ExpiryRules()
@@ -250,8 +257,8 @@ class Coupon(_Table):
     """0: unlimited."""
     valid_from: date | None = None
     valid_to: date | None = None
-    valid_after_days: Count | None = None
-    valid_days: Positive | None = None
+    valid_after_days: Days | None = None
+    valid_days: PositiveDays | None = None
     issue_on: Literal["api", "enroll", "upgrade"] = "api"
     tiers: list[str] = []
 
@@ -260,17 +267,17 @@ class Tag(_Table):
     """One condition: `recency_days`, or `purchases` / `spend_minor` within `window`."""
 
     name: str
-    recency_days: Positive | None = None
+    recency_days: PositiveDays | None = None
     purchases: Positive | None = None
     spend_minor: Positive | None = None
     window: WindowText | None = None
 
 
 class NotifyRules(_Table):
-    expiring_days: Count = 7
-    birthday_days_before: Count = 7
+    expiring_days: Days = 7
+    birthday_days_before: Annotated[int, Meta(ge=0, le=366)] = 7
     """0: no birthday notices."""
-    retention_days: Positive = 7
+    retention_days: PositiveDays = 7
 
 
 class Rules(_Table):
@@ -280,7 +287,7 @@ class Rules(_Table):
     tiers: list[Tier]
     currency_minor_per_major: Positive = 100
     unknown_member: Literal["enroll", "reject"] = "enroll"
-    max_lateness_days: Count = 7
+    max_lateness_days: Days = 7
     allow_negative_points: bool = True
     default_tier_by_channel: dict[str, str] = {}
     points: PointsRules = PointsRules()

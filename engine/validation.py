@@ -173,8 +173,9 @@ def _is_a(value: Any, kind: Any) -> bool:
         return isinstance(value, bool)
     if kind is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if kind is Decimal:
-        return isinstance(value, (int, Decimal)) and not isinstance(value, bool)
+    if kind is Decimal:  # TOML's inf and nan read as Decimals, which no bound can compare
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, Decimal) and value.is_finite())
     if kind is date:
         return isinstance(value, date) or (isinstance(value, str) and _iso_date(value))
     return isinstance(value, kind)

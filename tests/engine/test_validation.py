@@ -247,11 +247,36 @@ def test_tiered_points_as_cash_loads_with_ascending_steps():
     ('name = "big spender"', 'name = "lapsed"',
      ['tags[2].name: expected a unique, non-empty name, got "lapsed"']),
     ("retention_days = 7", "retention_days = 0",
-     ["notify.retention_days: expected an integer from 1 to 1,000,000,000,000,000, got 0"]),
+     ["notify.retention_days: expected an integer from 1 to 36,525, got 0"]),
     ("expiring_days = 30", "expiring_days = 30\nbirthday = 3",
      ["notify.birthday: unknown key; expected one of expiring_days, birthday_days_before, retention_days"]),
 ])
 def test_spending_problems_name_the_key(old, new, expected):
+    assert problems(example_with(old, new)) == expected
+
+
+# Each was accepted and then raised in scoring or at midnight: a day count that carries a date
+# past the year 9999 (expiry, a coupon's validity, a reminder), an infinite decimal in Fraction,
+# a NaN in validation's own comparison (a review found them).
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("years = 1 ", "years = 7973 ",
+     ["points.expiry.years: expected an integer from 0 to 100, got 7973"]),
+    ("valid_days = 30 ", "valid_days = 3000000 ",
+     ["coupons[0].valid_days: expected an integer from 1 to 36,525, got 3000000"]),
+    ("expiring_days = 30", "expiring_days = 10000000",
+     ["notify.expiring_days: expected an integer from 0 to 36,525, got 10000000"]),
+    ("birthday_days_before = 3", "birthday_days_before = 367",
+     ["notify.birthday_days_before: expected an integer from 0 to 366, got 367"]),
+    ("pending_days = 0 ", "pending_days = 36526 ",
+     ["points.pending_days: expected an integer from 0 to 36,525, got 36526"]),
+    ("factor = 2.0 ", "factor = inf ",
+     ["multipliers[0].factor: expected a number greater than 0, got Infinity"]),
+    ("factor = 2.0 ", "factor = nan ",
+     ["multipliers[0].factor: expected a number greater than 0, got NaN"]),
+    ("per_point = 1 ", "per_point = -inf ",
+     ["growth.per_point: expected a number of at least 0, got -Infinity"]),
+])
+def test_day_counts_past_a_century_and_decimals_that_are_not_finite_are_refused(old, new, expected):
     assert problems(example_with(old, new)) == expected
 
 
