@@ -16,7 +16,7 @@ cpdef input_problem(Transaction txn)
 cpdef all_fit(tuple values)
 @cython.locals(day_points=dict)
 cpdef room_to_earn(Member member, day, points, growth, spend, from_pending=*)
-cpdef room_to_restore(Member member, long long points)
+cpdef room_to_restore(Member member, points)
 cdef long long _sum(long long a, long long b) noexcept
 cdef bint _sum_fits(long long a, long long b) noexcept
 cdef bint _sum3_fits(long long a, long long b, long long c) noexcept

@@ -90,11 +90,12 @@ def room_to_earn(member: Member, day: Day, points: int, growth: int, spend: int,
 
 
 def room_to_restore(member: Member, points: int) -> bool:
-    """Whether points a redeem took may be given back (its refund). They were within bounds when
-    taken, but the room they left may be filled since: a debt cleared by the annual reset or by a
-    take-back clamped at zero lets the member earn it again, and the lifetime sums that bound
-    earning do not move when a redeem is undone."""
-    return _sum3_fits(member.points, member.pending, points)
+    """Whether points a redeem took may be given back (its refund), pending ones counted as in
+    `room_to_earn`. They were within bounds when taken, but the room they left may be filled
+    since by points the lifetime sums never counted (an imported opening balance) or no longer
+    count (what a clamped take-back could not recover, a debt the annual reset cleared), and
+    undoing a redeem moves no lifetime sum."""
+    return _LEAST <= points <= LIMIT and _sum3_fits(member.points, member.pending, points)
 
 
 def _sum(a: int, b: int) -> int:

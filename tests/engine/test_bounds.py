@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from engine.book import Book
 from engine.bounds import LIMIT, fits
 from engine.members import Member
-from engine.opening import Opening, open_member
+from engine.opening import Opening, OpeningLot, open_member
 from engine.programme import Programme
 from engine.replay import advance_to
 from engine.scoring import score_transaction
@@ -57,13 +57,16 @@ NEAR = st.sampled_from([LIMIT, LIMIT - 1, LIMIT // 2 + 1, LIMIT // 3 + 1, 10**13
 def near_the_bound(draw, earlier: list[Transaction]) -> Transaction:
     """Well-formed and on time, with amounts whose sums reach the bound within a few transactions."""
     kind = draw(st.sampled_from(["purchase", "refund", "event", "recharge", "adjustment", "redeem"]))
-    amount = draw(NEAR)
+    amount = money = draw(NEAR)
+    if kind == "adjustment":
+        money = amount * draw(st.sampled_from([1, -1]))
+    elif kind == "redeem":
+        money = draw(st.sampled_from([0, amount]))  # points for a gift, or points as cash
     return Transaction(f"n{len(earlier)}", draw(st.sampled_from(["a", "b"])), START, kind,
                        points=amount if kind == "redeem" else 0,
                        lines=[LineItem(sku="S1", paid_minor=amount)] if kind == "purchase" else [],
                        refund_of=draw(st.sampled_from([t.txn_id for t in earlier] or ["n0"])),
-                       event_type="sign_in", note="fix",
-                       amount_minor=amount * draw(st.sampled_from([1, -1])) if kind == "adjustment" else amount)
+                       event_type="sign_in", note="fix", amount_minor=money)
 
 
 @st.composite
@@ -214,45 +217,82 @@ NO_DEBT = changed(EXAMPLE, ("allow_negative_points = true", "allow_negative_poin
 """Take-backs clamp at zero: what a refund could not take back is forgiven."""
 ANNUAL_RESET = changed(EXAMPLE, ('policy = "jan1_after_years"', 'policy = "annual_reset"'), ("\nyears = 1", "\n"))
 """Every balance, a debt included, cleared on 1 January."""
+NEXT_YEAR = ms("2027-01-05 09:00")
+"""After the annual reset; a Tuesday, as START is: no weekend multiplier."""
+LINE = [LineItem(sku="S1", paid_minor=100_000)]
 
 
-def _redeem_then_forgive(rules: str) -> tuple[Book, int]:
-    """A member who redeemed the bound's worth of points, then had a debt the size of a purchase's
-    points forgiven (`rules` says how) and earned those points again: the lifetime sums are at
-    the bound, the balance is not, and undoing the redeem would take it past. Returns the book
+def _forgiven(rules: str) -> tuple[Book, int]:
+    """A member who redeemed the bound's worth of points, then had a debt the size of a
+    purchase's points forgiven (`rules` says how) and earned those points again. Returns the book
     and the time it is at."""
     book = _book(rules)
-    line = [LineItem(sku="S1", paid_minor=100_000)]
-    assert _one(book, "p0", "purchase", lines=line) == "accepted"
+    assert _one(book, "p0", "purchase", lines=LINE) == "accepted"
     member = book.members["m"]
     earned = member.points
     assert _one(book, "a", "adjustment", amount_minor=LIMIT - earned, note="x") == "accepted"
     assert _one(book, "d", "redeem", points=LIMIT) == "accepted"
     assert _one(book, "r", "refund", refund_of="p0", amount_minor=100_000) == "accepted"
-    later = START
+    at = START
     if rules == ANNUAL_RESET:
         assert member.points == -earned
-        later = ms("2027-01-05 09:00")  # a Tuesday, as START is: no weekend multiplier
-        advance_to(book, book.programme.calendar.day_of(later))
+        at = NEXT_YEAR
+        advance_to(book, book.programme.calendar.day_of(at))
     assert member.points == 0
-    assert _one(book, "p1", "purchase", lines=line, occurred_at_ms=later) == "accepted"
+    assert _one(book, "p1", "purchase", lines=LINE, occurred_at_ms=at) == "accepted"
     assert member.points == earned
-    return book, later
+    return book, at
 
 
-@pytest.mark.parametrize("rules", [NO_DEBT, ANNUAL_RESET], ids=["clamped take-back", "annual reset"])
-def test_a_redeem_refunded_after_a_forgiven_debt_was_earned_again_stays_within_the_bound(rules):
-    # undo_redeem gave the points back unchecked: the balance reached 10^15 + the purchase's points
-    book, at = _redeem_then_forgive(rules)
+def _imported() -> tuple[Book, int]:
+    """A member imported with the bound's worth of points (no lifetime sum counts them), who
+    redeemed them all and earned as many again."""
+    book = _book(EXAMPLE)
+    open_member(book, Opening(member_id="m", points=[OpeningLot(LIMIT)]), "import", book.today)
+    assert _one(book, "d", "redeem", points=LIMIT) == "accepted"
+    assert _one(book, "a", "adjustment", amount_minor=LIMIT, note="x") == "accepted"
+    return book, START
+
+
+REFILLED = {"clamped take-back": lambda: _forgiven(NO_DEBT), "annual reset": lambda: _forgiven(ANNUAL_RESET),
+            "imported balance": _imported}
+"""Ways to refill the room a redeem left with points the lifetime sums do not count."""
+
+
+@pytest.mark.parametrize("way", list(REFILLED))
+def test_a_redeem_refunded_after_its_room_was_refilled_stays_within_the_bound(way):
+    # undo_redeem gave the points back unchecked: the balance passed 10^15 by what was refilled
+    book, at = REFILLED[way]()
     member = book.members["m"]
     earned = member.points
     assert _one(book, "u", "refund", refund_of="d", occurred_at_ms=at) == "amount_too_large"
     assert member.points == earned
     assert not [entry for entry in book.ledger if entry.ref == "u"]
-    assert not book.txns[("m", "d")].spent.undone  # once the points are spent, the refund still works
+    assert ("m", "u") not in book.txns
+    assert not book.txns[("m", "d")].spent.undone
+    # once the points are spent, the same refund is accepted, and only once
     assert _one(book, "d2", "redeem", points=earned, occurred_at_ms=at) == "accepted"
-    assert _one(book, "u2", "refund", refund_of="d", occurred_at_ms=at) == "accepted"
+    assert _one(book, "u", "refund", refund_of="d", occurred_at_ms=at) == "accepted"
+    assert _one(book, "u", "refund", refund_of="d", occurred_at_ms=at) == "duplicate"
     assert member.points == LIMIT
+
+
+def test_a_redeem_refund_counts_the_pending_points():
+    # restored points and pending ones are bounded together: the pending become spendable later
+    book = _book(changed(ANNUAL_RESET, ("pending_days = 0", "pending_days = 2")))
+    assert _one(book, "a", "adjustment", amount_minor=LIMIT, note="x") == "accepted"
+    member = book.members["m"]
+    assert _one(book, "d", "redeem", points=LIMIT) == "accepted"
+    assert _one(book, "n", "adjustment", amount_minor=-100_000, note="x") == "accepted"
+    advance_to(book, book.programme.calendar.day_of(NEXT_YEAR))  # the debt cleared
+    assert member.points == 0
+    assert _one(book, "p", "purchase", lines=[LineItem(sku="S1", paid_minor=10_000)],
+                occurred_at_ms=NEXT_YEAR) == "accepted"
+    pending = member.pending
+    assert pending > 0
+    assert member.points == 0
+    assert _one(book, "u", "refund", refund_of="d", occurred_at_ms=NEXT_YEAR) == "amount_too_large"
+    assert (member.points, member.pending) == (0, pending)
 
 
 BONUS_AT_THE_BOUND = changed(EXAMPLE, ("min_amount_minor = 10000\nbonus_minor = 1000",
