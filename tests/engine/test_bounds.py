@@ -13,6 +13,7 @@ from engine.opening import Opening, OpeningLot, open_member
 from engine.programme import Programme
 from engine.replay import advance_to
 from engine.scoring import score_transaction
+from engine.spending.quote import quote
 from engine.transactions import LineItem, Transaction
 from engine.validation import load_rules
 from tests.builders import ms
@@ -327,3 +328,27 @@ def test_a_payment_refund_never_takes_the_bonus_balance_past_the_bound():
     assert _one(book, "r2", "recharge", amount_minor=1) == "accepted"
     assert _one(book, "u1", "refund", refund_of="p1") == "amount_too_large"
     assert (member.stored_value, member.bonus_value) == (1, LIMIT)
+
+
+HALVED_FOR_BASIC = changed(EXAMPLE, ("unit_minor = 1000\nper_unit = 10", "unit_minor = 1\nper_unit = 2"),
+                           ("factor = 1.5", "factor = 0.5"),
+                           ('when = { weekdays = ["sat", "sun"] }', 'when = { tiers = ["Basic"] }'))
+"""Two points a minor unit from the spend rule, halved for the lowest tier."""
+
+
+@pytest.mark.parametrize("line", [LineItem(sku="S1", paid_minor=LIMIT),
+                                  LineItem(sku="TEA-PROMO", paid_minor=100, quantity=LIMIT // 25)],
+                         ids=["spend rule", "product rule"])
+def test_points_within_the_bound_only_after_a_multiplier_below_1_are_rejected_as_the_quote_says(line):
+    # the purchase's ledger entry keeps the points from before its multipliers (the spend rule's
+    # and each product rule's, here 50 points a tea): they passed the bound unchecked (and, with
+    # larger figures, 64 bits, which no ledger entry can be stored with)
+    book = _book(HALVED_FOR_BASIC)
+    book.members["m"] = Member("m", enrolled=book.today)
+    answer = quote(book, "m", [line], START)
+    assert (answer.points, answer.points_reason) == (0, "amount_too_large")
+    assert _one(book, "p", "purchase", lines=[line]) == "amount_too_large"
+    assert not book.ledger
+    assert _one(book, "p2", "purchase", lines=[LineItem(sku="S1", paid_minor=LIMIT // 2)]) == "accepted"
+    earned = [entry for entry in book.ledger if entry.ref == "p2" and entry.kind == "earn"]
+    assert [entry.why.spend for entry in earned] == [LIMIT]
