@@ -47,13 +47,14 @@ Positive = Annotated[int, Meta(gt=0, le=MAX_AMOUNT)]
 Percent = Annotated[int, Meta(ge=1, le=100)]
 DayOfMonth = Annotated[int, Meta(ge=1, le=31)]
 Inventory = Annotated[int, Meta(ge=0, le=9_999_999_999)]
-MOST_DAYS = 36_525
-"""A century: the longest day count the rules take. Times stop at 2100 (SPEC §2), so a longer
-one means nothing, and a day that far on from any of them is still a date the calendar can
-name (past year 9999 it cannot, and expiry, coupons and reminders would fail)."""
+MOST_DAYS = 1_000_000
+"""The longest day count the rules take, about 2,700 years: far beyond any real one ("never" is
+a key of its own), and a day that far on from any time patron takes (2100 at the latest), or
+from such a day (a coupon's `valid_after_days`, then its `valid_days`), is still a date the
+calendar can name. Past the year 9999 it is not, and expiry, coupons and reminders would fail."""
 Days = Annotated[int, Meta(ge=0, le=MOST_DAYS)]
 PositiveDays = Annotated[int, Meta(gt=0, le=MOST_DAYS)]
-Years = Annotated[int, Meta(ge=0, le=100)]
+Years = Annotated[int, Meta(ge=0, le=1000)]
 
 
 class DecimalBound(Struct, frozen=True):
@@ -275,7 +276,7 @@ class Tag(_Table):
 
 class NotifyRules(_Table):
     expiring_days: Days = 7
-    birthday_days_before: Annotated[int, Meta(ge=0, le=366)] = 7
+    birthday_days_before: Days = 7
     """0: no birthday notices."""
     retention_days: PositiveDays = 7
 

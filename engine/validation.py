@@ -2,7 +2,7 @@
 
 import tomllib
 import types
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -68,6 +68,8 @@ def _table_of(path: str) -> str:
 
 # -- the shape of the document, driven by the model's types ---------------------------
 
+MOST_DIGITS = 30
+"""A decimal in the rules has at most this many digits before its point, or zeros after it."""
 _DROP = object()
 """What _check returns for a value that is not usable: its key is left out."""
 _STAND_IN = "\x00"
@@ -173,12 +175,19 @@ def _is_a(value: Any, kind: Any) -> bool:
         return isinstance(value, bool)
     if kind is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if kind is Decimal:  # TOML's inf and nan read as Decimals, which no bound can compare
+    if kind is Decimal:
         return (isinstance(value, int) and not isinstance(value, bool)) or (
-            isinstance(value, Decimal) and value.is_finite())
-    if kind is date:
-        return isinstance(value, date) or (isinstance(value, str) and _iso_date(value))
+            isinstance(value, Decimal) and _sensible(value))
+    if kind is date:  # a TOML date-time is a datetime, itself a date
+        return (isinstance(value, date) and not isinstance(value, datetime)) or (
+            isinstance(value, str) and _iso_date(value))
     return isinstance(value, kind)
+
+
+def _sensible(value: Decimal) -> bool:
+    """TOML's inf and nan read as Decimals, which no bound can compare, and an exponent in the
+    millions makes the rules' exact fractions take minutes to build: neither is a factor."""
+    return value.is_finite() and -MOST_DIGITS <= value.adjusted() <= MOST_DIGITS
 
 
 def _iso_date(text: str) -> bool:

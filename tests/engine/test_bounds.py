@@ -314,7 +314,8 @@ def test_a_payment_refunded_after_an_imported_balance_was_recharged_again_stays_
     assert (member.stored_value, member.bonus_value) == (LIMIT, bonus)
     assert not [entry for entry in book.ledger if entry.ref == "u"]
     assert _one(book, "p2", "payment", amount_minor=LIMIT) == "accepted"
-    assert _one(book, "u2", "refund", refund_of="p") == "accepted"  # once there is room
+    assert _one(book, "u", "refund", refund_of="p") == "accepted"  # once there is room, and once
+    assert _one(book, "u", "refund", refund_of="p") == "duplicate"
     assert member.stored_value == LIMIT
 
 

@@ -14,7 +14,7 @@ from engine.validation import load_rules, parse_rules
 EXAMPLE = tomllib.loads((Path(__file__).parents[2] / "examples" / "rules.toml").read_text())
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.text(max_size=12),
-                    st.floats(allow_nan=False), st.dates())
+                    st.floats(allow_nan=False), st.dates(), st.datetimes(), st.decimals())
 values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
                                                        st.dictionaries(st.text(max_size=8), inner, max_size=4)),
                       max_leaves=12)

@@ -247,7 +247,7 @@ def test_tiered_points_as_cash_loads_with_ascending_steps():
     ('name = "big spender"', 'name = "lapsed"',
      ['tags[2].name: expected a unique, non-empty name, got "lapsed"']),
     ("retention_days = 7", "retention_days = 0",
-     ["notify.retention_days: expected an integer from 1 to 36,525, got 0"]),
+     ["notify.retention_days: expected an integer from 1 to 1,000,000, got 0"]),
     ("expiring_days = 30", "expiring_days = 30\nbirthday = 3",
      ["notify.birthday: unknown key; expected one of expiring_days, birthday_days_before, retention_days"]),
 ])
@@ -255,29 +255,44 @@ def test_spending_problems_name_the_key(old, new, expected):
     assert problems(example_with(old, new)) == expected
 
 
-# Each was accepted and then raised in scoring or at midnight: a day count that carries a date
-# past the year 9999 (expiry, a coupon's validity, a reminder), an infinite decimal in Fraction,
-# a NaN in validation's own comparison (a review found them).
+# Each was accepted and then raised in scoring, at midnight or at publishing (a review found them):
+# a day count that carries a date past the year 9999 (expiry, a coupon's validity, a reminder, a
+# birthday notice), an infinite decimal in Fraction, a NaN in validation's own comparison, an
+# exponent in the millions (minutes to build the rules' fractions), a date-time in a date key.
+# The day counts each stop at 1,000,000, a shared bound, not only where each would fail.
+MILLION = "an integer from {} to 1,000,000, got {}"
+
+
 @pytest.mark.parametrize(("old", "new", "expected"), [
-    ("years = 1 ", "years = 7973 ",
-     ["points.expiry.years: expected an integer from 0 to 100, got 7973"]),
-    ("valid_days = 30 ", "valid_days = 3000000 ",
-     ["coupons[0].valid_days: expected an integer from 1 to 36,525, got 3000000"]),
+    ("years = 1 ", "years = 7973 ", ["points.expiry.years: expected an integer from 0 to 1,000, got 7973"]),
+    ('policy = "jan1_after_years"         # never | jan1_after_years | rolling_days | annual_reset\nyears = 1',
+     'policy = "rolling_days"\ndays = 3000000', ["points.expiry.days: expected " + MILLION.format(1, 3000000)]),
+    ("valid_days = 30 ", "valid_days = 3000000 ", ["coupons[0].valid_days: expected " + MILLION.format(1, 3000000)]),
+    ("valid_after_days = 1 ", "valid_after_days = 3000000 ",
+     ["coupons[0].valid_after_days: expected " + MILLION.format(0, 3000000)]),
     ("expiring_days = 30", "expiring_days = 10000000",
-     ["notify.expiring_days: expected an integer from 0 to 36,525, got 10000000"]),
-    ("birthday_days_before = 3", "birthday_days_before = 367",
-     ["notify.birthday_days_before: expected an integer from 0 to 366, got 367"]),
-    ("pending_days = 0 ", "pending_days = 36526 ",
-     ["points.pending_days: expected an integer from 0 to 36,525, got 36526"]),
-    ("factor = 2.0 ", "factor = inf ",
-     ["multipliers[0].factor: expected a number greater than 0, got Infinity"]),
-    ("factor = 2.0 ", "factor = nan ",
-     ["multipliers[0].factor: expected a number greater than 0, got NaN"]),
-    ("per_point = 1 ", "per_point = -inf ",
-     ["growth.per_point: expected a number of at least 0, got -Infinity"]),
+     ["notify.expiring_days: expected " + MILLION.format(0, 10000000)]),
+    ("birthday_days_before = 3", f"birthday_days_before = {10**15}",
+     ["notify.birthday_days_before: expected " + MILLION.format(0, 10**15)]),
+    ("pending_days = 0 ", "pending_days = 1000001 ", ["points.pending_days: expected " + MILLION.format(0, 1000001)]),
+    ("recency_days = 90 ", "recency_days = 1000001 ", ["tags[0].recency_days: expected " + MILLION.format(1, 1000001)]),
+    ("max_lateness_days = 7", "max_lateness_days = 1000001",
+     ["max_lateness_days: expected " + MILLION.format(0, 1000001)]),
+    ("factor = 2.0 ", "factor = inf ", ["multipliers[0].factor: expected a number greater than 0, got Infinity"]),
+    ("factor = 2.0 ", "factor = nan ", ["multipliers[0].factor: expected a number greater than 0, got NaN"]),
+    ("factor = 2.0 ", "factor = 1e9999999 ",
+     ["multipliers[0].factor: expected a number greater than 0, got 1E+9999999"]),
+    ("per_point = 1 ", "per_point = inf ", ["growth.per_point: expected a number of at least 0, got Infinity"]),
+    ('from = "2026-12-01"', "from = 2026-12-01T10:00:00",
+     ["multipliers[4].when.from: expected a date (YYYY-MM-DD), got 2026-12-01 10:00:00"]),
 ])
-def test_day_counts_past_a_century_and_decimals_that_are_not_finite_are_refused(old, new, expected):
+def test_day_counts_and_decimals_beyond_what_can_be_meant_are_refused_by_name(old, new, expected):
     assert problems(example_with(old, new)) == expected
+
+
+def test_a_day_count_that_never_comes_still_loads():
+    # "never expires" written as a count of days, as rules files did before the bound
+    load_rules(example_with("valid_days = 30 ", "valid_days = 999999 "))
 
 
 def test_a_rules_file_that_cannot_be_read_says_why_and_leaves_the_path_to_its_caller(tmp_path):
