@@ -290,6 +290,18 @@ def test_unknown_fields_in_a_line_and_words_alike_at_both_ends_are_read_as_proto
     assert [(item.sku, item.quantity) for item in read.lines] == [("S", 2)] + [(word, 0) for word in alike * 2]
 
 
+def test_a_word_that_is_not_utf8_goes_to_the_pure_reader_every_time_it_comes():
+    """The reader's table of repeated strings remembers only ASCII: bytes once refused are refused
+    again, not taken for a word remembered."""
+    bad_sku = bytes([1 << 3 | 2, 3]) + b"S\xff1"
+    body = pb.Transaction(txn_id="t").SerializeToString() + varint(8 << 3 | 2) + varint(len(bad_sku)) + bad_sku
+    data = varint(2 << 3 | 2) + varint(len(body)) + body
+    for _ in range(3):
+        assert read_part(data) is None
+        with pytest.raises(DecodeError):
+            transactions_of(data)
+
+
 def test_the_compiled_cutter_leaves_a_group_or_a_miscount_to_the_pure_one():
     data = pb.TransactionBatch(transactions=[pb.Transaction(txn_id=str(n)) for n in range(3)]).SerializeToString()
     group = bytes([7 << 3 | 3, 1 << 3 | 0, 1, 7 << 3 | 4])
