@@ -26,7 +26,7 @@ cdef extern from "Python.h":
 
 cdef extern from *:
     """
-    static PyObject* patron_new_record(PyObject* cls) { return ((PyTypeObject*)cls)->tp_alloc((PyTypeObject*)cls, 0); }
+    static PyObject* patron_new_record(PyObject* cls) { return (PyObject*)PyObject_New(PyObject, (PyTypeObject*)cls); }
     """
     object new_record "patron_new_record"(object cls)
 
@@ -42,11 +42,13 @@ _HAS_GC = 1 << 14  # Py_TPFLAGS_HAVE_GC
 
 cdef int find_slots(object cls, tuple fields, Py_ssize_t* offsets) except -1:
     """Where each field of `cls`, in the order of its constructor, lives in a record, for records
-    built here as msgspec's constructor builds them from positional arguments (made by the type's
-    own allocator, each slot set): only for a Struct of exactly these fields, not tracked by the
-    collector and with no `__post_init__`. Any other raises ImportError at import, and the pure
+    built here as msgspec's constructor builds them from positional arguments (allocated as msgspec
+    allocates a Struct, each slot set; as every slot is set, none is zeroed first): only for a
+    Struct of exactly these fields and nothing else (no `__dict__`, no weak references), not
+    tracked by the collector and with no `__post_init__`. Any other raises ImportError at import, and the pure
     reader reads every part (a start says so)."""
-    if cls.__struct_fields__ != fields or cls.__flags__ & _HAS_GC or hasattr(cls, "__post_init__"):
+    if (cls.__struct_fields__ != fields or cls.__flags__ & _HAS_GC or hasattr(cls, "__post_init__")
+            or cls.__basicsize__ != object.__basicsize__ + len(fields) * sizeof(PyObject*) or cls.__itemsize__):
         raise ImportError(f"actors.part_reader: {cls.__name__} is not the Struct this reader builds; "
                           f"rebuild after updating the reader")
     for at, name in enumerate(fields):

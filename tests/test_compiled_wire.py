@@ -327,6 +327,17 @@ class _OtherResult(TxnResult):
     """Not exactly a TxnResult: the compiled writer reads a TxnResult's fields from their slots."""
 
 
+def test_outcomes_made_afresh_are_written_with_their_own_numbers():
+    """The writer knows the outcome strings it met first by identity: strings made anew at each
+    result (freed, their memory reused by the next) must still be written by their value."""
+    words = ["accepted", "duplicate", "ignored", "rejected"]
+    for turn in range(200):
+        outcome = (words[(turn * 7 + turn // 4) % 4] + ".")[:-1]  # a new str each time, freed after
+        results = [TxnResult("t", outcome, 1, 0, "")]
+        assert write_results(results) == result_entries_pure(results)
+        del results, outcome
+
+
 def test_results_the_compiled_writer_does_not_expect_go_to_the_pure_writer():
     """An outcome without a number, an int outside int64, a string that is not UTF-8, a value of
     another type, a result of another class: the compiled writer steps aside wherever the result is
@@ -390,8 +401,12 @@ def test_a_struct_the_reader_does_not_build_as_msgspec_does_makes_its_import_fai
         def __post_init__(self) -> None:
             pass
 
+    # a record with room for more than its fields (msgspec refuses a `__dict__` or weak references
+    # without gc, but the reader does not count on it: what it would leave unset is never zeroed)
+    wide = types.SimpleNamespace(__name__="Wide", __struct_fields__=("sku", "name"), __flags__=0,
+                                 __basicsize__=object.__basicsize__ + 3 * 8, __itemsize__=0)
     assert len(set(struct_slots(Line, ("sku", "name")))) == 2
     for cls, fields in ((Line, ("name", "sku")), (Line, ("sku",)), (Tracked, ("sku", "name")),
-                        (Checked, ("sku", "name"))):
+                        (Checked, ("sku", "name")), (wide, ("sku", "name"))):
         with pytest.raises(ImportError, match=r"actors\.part_reader: \w+ is not the Struct this reader builds"):
             struct_slots(cls, fields)
