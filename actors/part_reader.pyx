@@ -12,6 +12,7 @@ UTF-8), so that the pure reader decides those parts exactly as protobuf does."""
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
+from cpython.list cimport PyList_New
 from libc.string cimport memcmp, memcpy
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
@@ -29,6 +30,9 @@ cdef extern from *:
     static PyObject* patron_new_record(PyObject* cls) { return (PyObject*)PyObject_New(PyObject, (PyTypeObject*)cls); }
     """
     object new_record "patron_new_record"(object cls)
+
+cdef extern from "Python.h":
+    void list_put "PyList_SET_ITEM"(object, Py_ssize_t, PyObject*)
 
 from actors.wire import KIND_WORDS, STATUS_WORDS
 from engine.transactions import LineItem, Transaction
@@ -115,11 +119,15 @@ cdef uint64_t long_varint(Cursor* c) noexcept:
 
 
 cdef inline uint64_t varint(Cursor* c) noexcept:
-    """A varint: one byte nearly always."""
+    """A varint: one or two bytes nearly always (a quantity, a flag, an amount in cents)."""
     cdef uint64_t value
     if c.at < c.end and c.at[0] < 0x80:
         value = c.at[0]
         c.at += 1
+        return value
+    if c.end - c.at >= 2 and c.at[1] < 0x80:
+        value = (c.at[0] & 0x7F) | (<uint64_t>c.at[1] << 7)
+        c.at += 2
         return value
     return long_varint(c)
 
@@ -346,12 +354,47 @@ cdef object line_item(Cursor* c):
     return item
 
 
+cdef enum:
+    LINES_HELD = 16
+
+
+cdef struct Held:  # a transaction's first line items, owned here until their list is made at its size
+    PyObject* items[LINES_HELD]
+    Py_ssize_t count
+
+
 cdef object transaction(Cursor* c):
+    cdef Held held
+    held.count = 0
+    try:
+        return transaction_held(c, &held)
+    finally:
+        while held.count:  # only when it raised
+            held.count -= 1
+            Py_XDECREF(held.items[held.count])
+
+
+cdef list lines_of(Held* held, list more):
+    """The held line items, then `more`, as one list made at its size."""
+    cdef Py_ssize_t at, count = held.count
+    cdef list lines = PyList_New(count + (len(more) if more is not None else 0))
+    for at in range(count):
+        list_put(lines, at, held.items[at])  # the list takes the reference held
+    held.count = 0
+    if more is not None:
+        for item in more:
+            Py_INCREF(item)
+            list_put(lines, count, <PyObject*>item)
+            count += 1
+    return lines
+
+
+cdef object transaction_held(Cursor* c, Held* held):
     cdef str txn_id = _EMPTY, member_id = _EMPTY, store_id = _EMPTY, channel = _EMPTY
     cdef str refund_of = _EMPTY, event_type = _EMPTY, note = _EMPTY, coupon_id = _EMPTY, coupon_code = _EMPTY
     cdef int64_t occurred_at_ms = 0, amount_minor = 0, points = 0
     cdef int32_t kind = 0, status = 0
-    cdef list lines = []
+    cdef list more = None  # line items past LINES_HELD
     cdef uint32_t k, wire
     cdef Cursor inner
     while c.at < c.end:
@@ -372,7 +415,15 @@ cdef object transaction(Cursor* c):
             channel = word(c, wire)
         elif k == 8:
             inside(c, wire, &inner)
-            lines.append(line_item(&inner))
+            item = line_item(&inner)
+            if held.count < LINES_HELD:
+                Py_INCREF(item)
+                held.items[held.count] = <PyObject*>item
+                held.count += 1
+            else:
+                if more is None:
+                    more = []
+                more.append(item)
             if inner.unusual:
                 unusual(c)
         elif k == 9:
@@ -391,6 +442,7 @@ cdef object transaction(Cursor* c):
             coupon_code = text(c, wire)
         else:
             skip(c, wire)
+    lines = lines_of(held, more)
     record = new_record(_Transaction)  # Transaction(txn_id, ..., coupon_code), without parsing the call
     put_slot(record, _TXN_AT[0], txn_id)
     put_slot(record, _TXN_AT[1], member_id)

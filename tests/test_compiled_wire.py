@@ -290,6 +290,17 @@ def test_unknown_fields_in_a_line_and_words_alike_at_both_ends_are_read_as_proto
     assert [(item.sku, item.quantity) for item in read.lines] == [("S", 2)] + [(word, 0) for word in alike * 2]
 
 
+def test_transactions_of_many_lines_are_read_with_every_line_in_order():
+    """The reader holds a transaction's first lines in C and lists the rest as they come: around
+    where one gives way to the other, every line is there, in the order given."""
+    for count in (0, 1, 15, 16, 17, 40):
+        data = pb.TransactionBatch(transactions=[pb.Transaction(txn_id="t", lines=[
+            pb.LineItem(sku=f"S{n}", quantity=n) for n in range(count)])]).SerializeToString()
+        [read] = read_part(data)
+        assert read == read_part_pure(data)[0]
+        assert [(item.sku, item.quantity) for item in read.lines] == [(f"S{n}", n) for n in range(count)]
+
+
 def test_a_word_that_is_not_utf8_goes_to_the_pure_reader_every_time_it_comes():
     """The reader's table of repeated strings remembers only ASCII: bytes once refused are refused
     again, not taken for a word remembered."""
