@@ -13,14 +13,19 @@ None, so that the pure code decides as before (raising much as protobuf does).""
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy
+from cpython.ref cimport Py_INCREF
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
 from actors.c_ints cimport read_int64
-from actors.c_slots cimport slot_offset, slot_value
+from actors.c_slots cimport borrowed_slot, slot_offset, slot_value
+from cpython.object cimport PyObject
 
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object, Py_ssize_t*) except NULL
+    bint PyUnicode_IS_COMPACT_ASCII(object)
+    const void* PyUnicode_DATA(object)
+    Py_ssize_t PyUnicode_GET_LENGTH(object)
 
 from actors.wire import OUTCOME_NUMBERS
 from engine.transactions import TxnResult
@@ -99,6 +104,15 @@ cdef inline Text text(object value) except *:
     cdef Text found
     if type(value) is not str:
         raise Unusual()
+    if PyUnicode_IS_COMPACT_ASCII(value):  # nearly always: its bytes are its UTF-8
+        found.data = <const char*>PyUnicode_DATA(value)
+        found.size = PyUnicode_GET_LENGTH(value)
+        return found
+    return utf8(value)
+
+
+cdef Text utf8(object value) except *:
+    cdef Text found
     try:
         found.data = PyUnicode_AsUTF8AndSize(value, &found.size)
     except UnicodeError:
@@ -137,18 +151,46 @@ cdef inline uint8_t* put_int(uint8_t* at, uint8_t key, int64_t field) noexcept:
     return at
 
 
+cdef enum:
+    OUTCOMES = 8
+cdef PyObject* _outcomes[OUTCOMES]
+cdef int64_t _outcome_numbers[OUTCOMES]
+cdef int _outcomes_seen = 0
+
+
+cdef inline int64_t outcome_number(PyObject* outcome) except -1:
+    """An outcome's number: found by the identity of the strings met first (results share the
+    engine's few outcome strings), else in OUTCOME_NUMBERS; an outcome without one is unusual."""
+    cdef int at
+    for at in range(_outcomes_seen):
+        if _outcomes[at] == outcome:
+            return _outcome_numbers[at]
+    return outcome_looked_up(<object>outcome)
+
+
+cdef int64_t outcome_looked_up(object outcome) except -1:
+    global _outcomes_seen
+    number = _NUMBERS.get(outcome)
+    if type(number) is not int or number < 0:  # OUTCOME_NUMBERS holds protobuf's enum numbers
+        raise Unusual()
+    if _outcomes_seen < OUTCOMES and type(outcome) is str:  # held for good, so its address stays its own
+        Py_INCREF(outcome)
+        _outcomes[_outcomes_seen] = <PyObject*>outcome
+        _outcome_numbers[_outcomes_seen] = number
+        _outcomes_seen += 1
+    return number
+
+
 cdef Py_ssize_t put_result(Buffer* buffer, object result) except -1:
     """One result's entry at the end of the buffer; returns its size."""
     if type(result) is not _RESULT:
         raise Unusual()
-    cdef object outcome = _NUMBERS.get(slot_value(result, OUTCOME_AT))
-    if outcome is None:
-        raise Unusual()
+    cdef int64_t number = outcome_number(borrowed_slot(result, OUTCOME_AT))
     # held here: a Text points into its string's UTF-8, which must outlive this entry's writing
     cdef object txn_id_str = slot_value(result, TXN_ID_AT), reason_str = slot_value(result, REASON_AT)
     cdef object coupon_code_str = slot_value(result, CODE_AT)
     cdef Text txn_id = text(txn_id_str), reason = text(reason_str), coupon_code = text(coupon_code_str)
-    cdef int64_t number = outcome, points = int64(slot_value(result, POINTS_AT))
+    cdef int64_t points = int64(slot_value(result, POINTS_AT))
     cdef int64_t growth = int64(slot_value(result, GROWTH_AT)), value_minor = int64(slot_value(result, VALUE_AT))
     cdef Py_ssize_t size = (text_size(txn_id) + int_size(number) + int_size(points) + int_size(growth)
                             + text_size(reason) + int_size(value_minor) + text_size(coupon_code))

@@ -290,6 +290,29 @@ def test_unknown_fields_in_a_line_and_words_alike_at_both_ends_are_read_as_proto
     assert [(item.sku, item.quantity) for item in read.lines] == [("S", 2)] + [(word, 0) for word in alike * 2]
 
 
+def test_transactions_of_many_lines_are_read_with_every_line_in_order():
+    """The reader holds a transaction's first lines in C and lists the rest as they come: around
+    where one gives way to the other, every line is there, in the order given."""
+    for count in (0, 1, 15, 16, 17, 40):
+        data = pb.TransactionBatch(transactions=[pb.Transaction(txn_id="t", lines=[
+            pb.LineItem(sku=f"S{n}", quantity=n) for n in range(count)])]).SerializeToString()
+        [read] = read_part(data)
+        assert read == read_part_pure(data)[0]
+        assert [(item.sku, item.quantity) for item in read.lines] == [(f"S{n}", n) for n in range(count)]
+
+
+def test_a_word_that_is_not_utf8_goes_to_the_pure_reader_every_time_it_comes():
+    """The reader's table of repeated strings remembers only ASCII: bytes once refused are refused
+    again, not taken for a word remembered."""
+    bad_sku = bytes([1 << 3 | 2, 3]) + b"S\xff1"
+    body = pb.Transaction(txn_id="t").SerializeToString() + varint(8 << 3 | 2) + varint(len(bad_sku)) + bad_sku
+    data = varint(2 << 3 | 2) + varint(len(body)) + body
+    for _ in range(3):
+        assert read_part(data) is None
+        with pytest.raises(DecodeError):
+            transactions_of(data)
+
+
 def test_the_compiled_cutter_leaves_a_group_or_a_miscount_to_the_pure_one():
     data = pb.TransactionBatch(transactions=[pb.Transaction(txn_id=str(n)) for n in range(3)]).SerializeToString()
     group = bytes([7 << 3 | 3, 1 << 3 | 0, 1, 7 << 3 | 4])
@@ -313,6 +336,17 @@ def test_a_group_a_known_field_of_another_wire_type_and_bad_utf8_go_to_the_pure_
 
 class _OtherResult(TxnResult):
     """Not exactly a TxnResult: the compiled writer reads a TxnResult's fields from their slots."""
+
+
+def test_outcomes_made_afresh_are_written_with_their_own_numbers():
+    """The writer knows the outcome strings it met first by identity: strings made anew at each
+    result (freed, their memory reused by the next) must still be written by their value."""
+    words = ["accepted", "duplicate", "ignored", "rejected"]
+    for turn in range(200):
+        outcome = (words[(turn * 7 + turn // 4) % 4] + ".")[:-1]  # a new str each time, freed after
+        results = [TxnResult("t", outcome, 1, 0, "")]
+        assert write_results(results) == result_entries_pure(results)
+        del results, outcome
 
 
 def test_results_the_compiled_writer_does_not_expect_go_to_the_pure_writer():
@@ -378,8 +412,12 @@ def test_a_struct_the_reader_does_not_build_as_msgspec_does_makes_its_import_fai
         def __post_init__(self) -> None:
             pass
 
+    # a record with room for more than its fields (msgspec refuses a `__dict__` or weak references
+    # without gc, but the reader does not count on it: what it would leave unset is never zeroed)
+    wide = types.SimpleNamespace(__name__="Wide", __struct_fields__=("sku", "name"), __flags__=0,
+                                 __basicsize__=object.__basicsize__ + 3 * 8, __itemsize__=0)
     assert len(set(struct_slots(Line, ("sku", "name")))) == 2
     for cls, fields in ((Line, ("name", "sku")), (Line, ("sku",)), (Tracked, ("sku", "name")),
-                        (Checked, ("sku", "name"))):
+                        (Checked, ("sku", "name")), (wide, ("sku", "name"))):
         with pytest.raises(ImportError, match=r"actors\.part_reader: \w+ is not the Struct this reader builds"):
             struct_slots(cls, fields)
