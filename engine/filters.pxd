@@ -73,8 +73,10 @@ cdef extern from *:
                 return 1;
             if (!PyUnicode_CheckExact(key) || !PyUnicode_IS_READY(key))
                 return -1;
-            if (PyUnicode_GET_LENGTH(key) == length && PyUnicode_KIND(key) == kind
-                    && memcmp(PyUnicode_DATA(key), PyUnicode_DATA(value), (size_t)(length * kind)) == 0)
+            if (PyUnicode_GET_LENGTH(key) != length || PyUnicode_KIND(key) != kind)
+                continue;
+            if (length == 0 || (*(const char *)PyUnicode_DATA(key) == *(const char *)PyUnicode_DATA(value)
+                    && memcmp(PyUnicode_DATA(key), PyUnicode_DATA(value), (size_t)(length * kind)) == 0))
                 return 1;
         }
         return 0;
@@ -88,7 +90,7 @@ cdef bint COMPILED
 
 
 @cython.locals(found=int)
-cdef bint among(value, frozenset values, tuple listed)
+cdef inline bint among(value, frozenset values, tuple listed)
 
 
 cdef class Matcher:
