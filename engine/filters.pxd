@@ -94,7 +94,7 @@ cdef inline bint among(value, frozenset values, tuple listed)
 
 
 cdef class Matcher:
-    cdef public frozenset sku, product_id, category
+    cdef readonly frozenset sku, product_id, category  # readonly: the tuples below list them
     cdef readonly tuple skus, product_ids, categories
     cdef public tuple names
     cdef public object empty
