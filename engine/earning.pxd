@@ -14,5 +14,6 @@ cdef class PurchaseValue:
 
 
 cpdef purchase_growth(Programme programme, PurchaseValue value, points)
-@cython.locals(tier=TierRule, line=LineItem, line_filter=LineFilter, products=ProductRules, claim=_Claim)
+@cython.locals(tier=TierRule, line=LineItem, line_filter=LineFilter, products=ProductRules, claim=_Claim,
+               asks=bint, claiming=bint)
 cpdef value_purchase(Programme programme, Member member, Transaction txn, day, per_order=*)

@@ -9,26 +9,25 @@ from engine.record_fields cimport LineItem
 cdef extern from *:
     """
     /* Whether one of `pieces` (a tuple of casefolded str) is in `name` casefolded: 1 or 0; -1
-       when `name` is not a compact ASCII str or is longer than the buffer, and the caller folds
-       it as Python does. An ASCII name's casefold maps A-Z to a-z and nothing else; a piece that
-       is not ASCII cannot be in ASCII text; an empty piece is in every text. */
+       when `name` is not a compact ASCII str, and the caller folds it as Python does. An ASCII
+       name's casefold maps A-Z to a-z and nothing else, so each character is folded as it is
+       compared, and a piece's first character is looked for as itself or its capital; no folded
+       text holds a capital, a piece that is not ASCII cannot be in ASCII text, and an empty piece
+       is in every text. */
+    #define PATRON_FOLD(c) (((c) >= 'A' && (c) <= 'Z') ? (char)((c) + ('a' - 'A')) : (c))
     static int patron_ascii_folded_in(PyObject *name, PyObject *pieces) {
-        char folded[256];
         Py_ssize_t size, count, i, j, k;
         const char *text;
         if (!PyUnicode_CheckExact(name) || !PyUnicode_IS_COMPACT_ASCII(name))
             return -1;
         size = PyUnicode_GET_LENGTH(name);
-        if (size > (Py_ssize_t)sizeof(folded))
-            return -1;
         text = (const char *)PyUnicode_DATA(name);
-        for (i = 0; i < size; i++)
-            folded[i] = (text[i] >= 'A' && text[i] <= 'Z') ? (char)(text[i] + ('a' - 'A')) : text[i];
         count = PyTuple_GET_SIZE(pieces);
         for (k = 0; k < count; k++) {
             PyObject *piece = PyTuple_GET_ITEM(pieces, k);
             Py_ssize_t length;
             const char *wanted;
+            char first, capital;
             if (!PyUnicode_CheckExact(piece))
                 return -1;
             if (!PyUnicode_IS_COMPACT_ASCII(piece))
@@ -37,10 +36,14 @@ cdef extern from *:
             if (length == 0)
                 return 1;
             wanted = (const char *)PyUnicode_DATA(piece);
+            first = wanted[0];
+            if (first >= 'A' && first <= 'Z')
+                continue;
+            capital = (first >= 'a' && first <= 'z') ? (char)(first - ('a' - 'A')) : first;
             for (i = 0; i + length <= size; i++) {
-                if (folded[i] != wanted[0])
+                if (text[i] != first && text[i] != capital)
                     continue;
-                for (j = 1; j < length && folded[i + j] == wanted[j]; j++)
+                for (j = 1; j < length && PATRON_FOLD(text[i + j]) == wanted[j]; j++)
                     ;
                 if (j == length)
                     return 1;
@@ -48,19 +51,58 @@ cdef extern from *:
         }
         return 0;
     }
+
+    /* Whether `value` is one of `values` (a tuple of a set's members): 1 or 0, by comparing it
+       with each, without hashing it; -1 when `value` or a member is not a ready exact str, or
+       there are more than 8 members, and the caller asks the set. For two exact str, the set's
+       equality is the same code points, and equal str have the same length and kind (CPython
+       keeps each str in its narrowest kind). */
+    static int patron_str_among(PyObject *value, PyObject *values) {
+        Py_ssize_t count, length, i;
+        int kind;
+        if (values == Py_None || !PyUnicode_CheckExact(value) || !PyUnicode_IS_READY(value))
+            return -1;
+        count = PyTuple_GET_SIZE(values);
+        if (count > 8)
+            return -1;
+        length = PyUnicode_GET_LENGTH(value);
+        kind = PyUnicode_KIND(value);
+        for (i = 0; i < count; i++) {
+            PyObject *key = PyTuple_GET_ITEM(values, i);
+            if (key == value)
+                return 1;
+            if (!PyUnicode_CheckExact(key) || !PyUnicode_IS_READY(key))
+                return -1;
+            if (PyUnicode_GET_LENGTH(key) != length || PyUnicode_KIND(key) != kind)
+                continue;
+            if (length == 0 || (*(const char *)PyUnicode_DATA(key) == *(const char *)PyUnicode_DATA(value)
+                    && memcmp(PyUnicode_DATA(key), PyUnicode_DATA(value), (size_t)(length * kind)) == 0))
+                return 1;
+        }
+        return 0;
+    }
     """
     int ascii_folded_in "patron_ascii_folded_in" (object name, tuple pieces)
+    int str_among "patron_str_among" (object value, tuple values)
+
+
+cdef bint COMPILED
+
+
+@cython.locals(found=int)
+cdef inline bint among(value, frozenset values, tuple listed)
 
 
 cdef class Matcher:
-    cdef public frozenset sku, product_id, category
+    cdef readonly frozenset sku, product_id, category  # readonly: the tuples below list them
+    cdef readonly tuple skus, product_ids, categories
     cdef public tuple names
     cdef public object empty
     @cython.locals(name=str, found=int)
-    cpdef matches(self, LineItem line)
+    cpdef bint matches(self, LineItem line)
 
 
 cdef class LineFilter:
-    cdef public object promotional, discounted, no_barcode, black, white, asks
+    cdef public bint promotional, discounted, no_barcode, black, white, asks
     cdef public Matcher blacklist, whitelist
-    cpdef test(self, LineItem line)
+    cpdef bint test(self, LineItem line)

@@ -21,17 +21,19 @@ class Matcher:
         self.sku = frozenset(match.sku)
         self.product_id = frozenset(match.product_id)
         self.category = frozenset(match.category)
+        # the same values listed, for among(): a tuple is read in C as an array
+        self.skus, self.product_ids, self.categories = tuple(self.sku), tuple(self.product_id), tuple(self.category)
         self.names = tuple(n.casefold() for n in match.name_contains)
         self.empty = not (self.sku or self.product_id or self.category or self.names)
 
     def matches(self, line: LineItem) -> bool:
         """Asks only about what the match names (a set's truth costs less than a lookup): a
         purchase's every line goes through it."""
-        if self.sku and line.sku in self.sku:
+        if self.sku and among(line.sku, self.sku, self.skus):
             return True
-        if self.product_id and line.product_id in self.product_id:
+        if self.product_id and among(line.product_id, self.product_id, self.product_ids):
             return True
-        if self.category and line.category in self.category:
+        if self.category and among(line.category, self.category, self.categories):
             return True
         if self.names:
             # Compiled, an ASCII name (nearly every till's) is folded and searched in C without
@@ -46,6 +48,14 @@ class Matcher:
                 if piece in name:
                     return True
         return False
+
+
+def among(value: str, values: frozenset[str], listed: tuple[str, ...]) -> bool:
+    """`value in values` (`listed` holds the same members). Compiled, a str among a few is compared
+    with each in C (str_among, filters.pxd): a set lookup hashes the line's string, decoded fresh
+    with each transaction, and costs more than comparing the lengths of a few."""
+    found = str_among(value, listed) if COMPILED else -1  # noqa: F821 (C, filters.pxd)
+    return found == 1 if found >= 0 else value in values
 
 
 class LineFilter:

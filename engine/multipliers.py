@@ -64,18 +64,28 @@ class MultiplierTable:
         self.compiled = [_Compiled(m) for m in multipliers]
         self.multiply = stacking == "multiply"
         self.uses_birthday = any(c.birthday for c in self.compiled)
-        self._cache: dict[tuple[Day, str, str], tuple[int, int, tuple[int, ...]]] = {}
+        # day -> tier -> birthday -> answer: three lookups of an int and two str cost less than
+        # making a tuple key, hashing it and comparing it with the one held
+        self._cache: dict[Day, dict[str, dict[str, tuple[int, int, tuple[int, ...]]]]] = {}
+        self._held = 0
 
     def factor(self, day: Day, tier: str, birthday: str) -> tuple[int, int, tuple[int, ...]]:
         """(numerator, denominator) of the combined factor, (1, 1) when none applies, and the
         places of the multipliers that made it (0 is the first), for the purchase's why."""
-        key = (day, tier, birthday if self.uses_birthday else "")
-        found = self._cache.get(key)
+        if self._held > 100_000:
+            self._cache.clear()
+            self._held = 0
+        tiers = self._cache.get(day)
+        if tiers is None:
+            tiers = self._cache[day] = {}
+        birthdays = tiers.get(tier)
+        if birthdays is None:
+            birthdays = tiers[tier] = {}
+        key = birthday if self.uses_birthday else ""
+        found = birthdays.get(key)
         if found is None:
-            found = self._combine(day, tier, birthday)
-            if len(self._cache) > 100_000:
-                self._cache.clear()
-            self._cache[key] = found
+            found = birthdays[key] = self._combine(day, tier, birthday)
+            self._held += 1
         return found
 
     def _combine(self, day: Day, tier: str, birthday: str) -> tuple[int, int, tuple[int, ...]]:

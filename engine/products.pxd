@@ -17,4 +17,4 @@ cdef class ProductRules:
     cdef public list claims
     cdef public Matcher any_rule
     @cython.locals(found=_Claim)
-    cpdef find(self, LineItem line)
+    cpdef _Claim find(self, LineItem line)

@@ -1,7 +1,12 @@
 """What a paid purchase earns, step by step (docs/rules.md: how a purchase earns)."""
 
+from datetime import date
+from decimal import Decimal
+
 import pytest
 
+from engine.multipliers import MultiplierTable
+from engine.rules import Multiplier, MultiplierWhen
 from tests.builders import book, buy, line, score
 
 SPEND = """
@@ -174,3 +179,20 @@ def test_a_purchase_without_lines_earns_on_its_amount_by_the_spend_rule():
 
     purchase = Transaction("t1", "m1", ms("2026-03-04 10:00"), "purchase", amount_minor=2900)
     assert score(book(body=SPEND), purchase)[0].points == 20
+
+
+def test_a_multiplier_table_answers_as_its_rules_before_and_after_it_forgets():
+    """The table remembers answers by day, tier and birthday and forgets them all past its bound
+    (engine/multipliers.py): what it answers is always what its rules make of the question."""
+    gold = Multiplier(name="gold", factor=Decimal(2), when=MultiplierWhen(tiers=["Gold"]))
+    birthday = Multiplier(name="birthday", factor=Decimal(3), when=MultiplierWhen(birthday="day"))
+    table = MultiplierTable([gold, birthday], "multiply")
+    day = date(2026, 3, 4).toordinal()
+    asked = [(day + d, tier, born) for d in (0, 1) for tier in ("Gold", "Basic") for born in ("03-04", "03-05", "")]
+    for question in asked * 2:
+        assert table.factor(*question) == table._combine(*question), question
+    assert table.factor(day, "Gold", "03-04") == (6, 1, (0, 1))
+    table._held = 100_001  # as many answers as it keeps
+    assert table.factor(day, "Basic", "03-05") == (1, 1, ())
+    assert table._held == 1
+    assert list(table._cache) == [day]

@@ -93,3 +93,28 @@ def test_a_name_matches_as_its_casefold_reads(pieces, name):
     line = LineItem(sku="S", product_id="P", category="c", name=name, paid_minor=1)
     expected = any(piece.casefold() in name.casefold() for piece in pieces)
     assert Matcher(LineMatch(name_contains=pieces)).matches(line) == expected
+
+
+class Code(str):
+    """A str subclass: compiled, a line's value that is not exactly a str is looked up by Python."""
+
+
+# Codes of every str kind (Latin-1, two-byte, four-byte), sets past the compiled comparison's 8
+# members, and members that are not str (a LineMatch built in Python is not type-checked).
+CODE_TEXT = st.text(alphabet="S1 é\u0113\U0001f600", max_size=3)
+CODES = st.one_of(CODE_TEXT, CODE_TEXT.map(Code), CODE_TEXT.map(lambda code: "".join([code, ""])),
+                  st.integers(0, 2))
+
+
+@settings(max_examples=400, deadline=None)
+@example(value="S1", values=["S1"])
+@example(value="\u0113", values=["\u0101", "\u0113"])  # same length and kind, other letters
+@example(value="S", values=["S1", 1])
+@given(value=CODES, values=st.lists(CODES, max_size=12))
+def test_a_sku_product_or_category_matches_as_a_set_lookup_reads(value, values):
+    """Compiled, a str among a few is compared in C without hashing (engine/filters.pxd): the
+    answer is Python's `in` of the set."""
+    line = LineItem(sku=value, product_id=value, category=value, paid_minor=1)
+    expected = value in frozenset(values)
+    for match in (LineMatch(sku=values), LineMatch(product_id=values), LineMatch(category=values)):
+        assert Matcher(match).matches(line) == expected, match
