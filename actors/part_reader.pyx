@@ -27,7 +27,14 @@ cdef extern from "Python.h":
 
 cdef extern from *:
     """
-    static PyObject* patron_new_record(PyObject* cls) { return (PyObject*)PyObject_New(PyObject, (PyTypeObject*)cls); }
+    /* Zeroed as msgspec zeroes a Struct's slots: a field object that fails to be made after
+       this (MemoryError) leaves the dealloc nothing stray to release. */
+    static PyObject* patron_new_record(PyObject* cls) {
+        PyTypeObject* t = (PyTypeObject*)cls;
+        PyObject* o = (PyObject*)PyObject_New(PyObject, t);
+        if (o != NULL) memset((char*)o + sizeof(PyObject), 0, t->tp_basicsize - sizeof(PyObject));
+        return o;
+    }
     """
     object new_record "patron_new_record"(object cls)
 
@@ -46,12 +53,13 @@ _HAS_GC = 1 << 14  # Py_TPFLAGS_HAVE_GC
 
 cdef int find_slots(object cls, tuple fields, Py_ssize_t* offsets) except -1:
     """Where each field of `cls`, in the order of its constructor, lives in a record, for records
-    built here as msgspec's constructor builds them from positional arguments (allocated as msgspec
-    allocates a Struct, each slot set; as every slot is set, none is zeroed first): only for a
+    built here as msgspec's constructor builds them from positional arguments (allocated and
+    zeroed as msgspec allocates a Struct, then each slot set): only for a
     Struct of exactly these fields and nothing else (no `__dict__`, no weak references), not
     tracked by the collector and with no `__post_init__`. Any other raises ImportError at import, and the pure
     reader reads every part (a start says so)."""
     if (cls.__struct_fields__ != fields or cls.__flags__ & _HAS_GC or hasattr(cls, "__post_init__")
+            or getattr(cls, "__dictoffset__", 0) or getattr(cls, "__weakrefoffset__", 0)
             or cls.__basicsize__ != object.__basicsize__ + len(fields) * sizeof(PyObject*) or cls.__itemsize__):
         raise ImportError(f"actors.part_reader: {cls.__name__} is not the Struct this reader builds; "
                           f"rebuild after updating the reader")

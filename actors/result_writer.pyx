@@ -26,6 +26,7 @@ cdef extern from "Python.h":
     bint PyUnicode_IS_COMPACT_ASCII(object)
     const void* PyUnicode_DATA(object)
     Py_ssize_t PyUnicode_GET_LENGTH(object)
+    unsigned int PyUnicode_CHECK_INTERNED(object)
 
 from actors.wire import OUTCOME_NUMBERS
 from engine.transactions import TxnResult
@@ -173,7 +174,9 @@ cdef int64_t outcome_looked_up(object outcome) except -1:
     number = _NUMBERS.get(outcome)
     if type(number) is not int or number < 0:  # OUTCOME_NUMBERS holds protobuf's enum numbers
         raise Unusual()
-    if _outcomes_seen < OUTCOMES and type(outcome) is str:  # held for good, so its address stays its own
+    # held for good, so its address stays its own; interned only (the engine's outcomes are
+    # literals), so that strings made once and gone cannot fill the few places
+    if _outcomes_seen < OUTCOMES and type(outcome) is str and PyUnicode_CHECK_INTERNED(outcome):
         Py_INCREF(outcome)
         _outcomes[_outcomes_seen] = <PyObject*>outcome
         _outcome_numbers[_outcomes_seen] = number

@@ -17,8 +17,6 @@ cpdef all_fit(tuple values)
 @cython.locals(day_points=dict)
 cpdef room_to_earn(Member member, day, points, growth, spend, from_pending=*)
 cpdef room_to_restore(Member member, points)
-@cython.locals(claims=dict)
-cpdef bint why_fits(why)
 cdef long long _sum(long long a, long long b) noexcept
 cdef bint _sum_fits(long long a, long long b) noexcept
 cdef bint _sum3_fits(long long a, long long b, long long c) noexcept

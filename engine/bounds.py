@@ -7,10 +7,9 @@ from engine.members import Member
 from engine.rules import MAX_AMOUNT
 from engine.transactions import Transaction
 from engine.types import Day
-from engine.why import Why
 
 __all__ = ["EARLIEST_MS", "LATEST_MS", "LIMIT", "all_fit", "fits", "input_problem", "room_to_earn",
-           "room_to_restore", "valid_time", "why_fits"]
+           "room_to_restore", "valid_time"]
 
 LIMIT = MAX_AMOUNT
 """The largest amount (minor units), point count or balance patron takes, either sign: the
@@ -97,16 +96,6 @@ def room_to_restore(member: Member, points: int) -> bool:
     count (what a clamped take-back could not recover, a debt the annual reset cleared), and
     undoing a redeem moves no lifetime sum."""
     return _LEAST <= points <= LIMIT and _sum3_fits(member.points, member.pending, points)
-
-
-def why_fits(why: Why) -> bool:
-    """Whether the points a purchase's explanation keeps from before its multipliers (the spend
-    rule's, each product rule's) are within bounds: its ledger entry stores them, and a
-    multiplier below 1 brings points within bounds from figures that are not."""
-    if why.spend > LIMIT:
-        return False
-    claims = why.claims
-    return claims is None or all_fit(tuple(claims.values()))
 
 
 def _sum(a: int, b: int) -> int:

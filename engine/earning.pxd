@@ -10,7 +10,7 @@ from engine.tiers cimport TierRule
 
 
 cdef class PurchaseValue:
-    cdef public object points, growth_from_spend, eligible, paid, carry, why
+    cdef public object points, growth_from_spend, eligible, paid, carry, why, base
 
 
 cpdef purchase_growth(Programme programme, PurchaseValue value, points)

@@ -14,11 +14,16 @@ class PurchaseValue:
     whose fields are read as C struct members (earning.pxd); a named tuple's fields are read
     through the attribute protocol, about ten times a purchase."""
 
-    __slots__ = ("carry", "eligible", "growth_from_spend", "paid", "points", "why")
+    __slots__ = ("base", "carry", "eligible", "growth_from_spend", "paid", "points", "why")
 
-    def __init__(self, points: int, growth_from_spend: int, eligible: int, paid: int, carry: int, why: Why) -> None:
+    def __init__(self, points: int, growth_from_spend: int, eligible: int, paid: int, carry: int, why: Why,
+                 base: int = 0) -> None:
         self.points = points
         """After multipliers and per-order points, before the anomaly rule."""
+        self.base = base
+        """Before them: the spend rule's and the product rules' points, which `why` keeps each of
+        and scoring bounds too (a multiplier below 1 brings points within bounds from a base
+        that is not)."""
         self.growth_from_spend = growth_from_spend
         """0 when the programme's growth comes from points: nothing reads it then."""
         self.eligible = eligible
@@ -67,7 +72,7 @@ def value_purchase(programme: Programme, member: Member, txn: Transaction, day: 
     carried = member.carry_minor if per_order else 0
     spend, carry = programme.spend_points(unclaimed, carried)
     tier = programme.ladder.tiers[member.tier]
-    points = 0
+    points = base = 0
     if tier.earns_points:
         numerator, denominator, applied = programme.multipliers.factor(day, tier.name, member.profile.birthday)
         base = claimed + spend
@@ -80,4 +85,4 @@ def value_purchase(programme: Programme, member: Member, txn: Transaction, day: 
         why = Why(tier=member.tier)
     # growth from spend is read only by a programme whose growth comes from spend (purchase_growth)
     growth_from_spend = 0 if programme.growth_from_points else programme.growth_for_spend(eligible)
-    return PurchaseValue(points, growth_from_spend, eligible, paid, carry, why)
+    return PurchaseValue(points, growth_from_spend, eligible, paid, carry, why, base)

@@ -15,7 +15,14 @@ cdef extern from *:
        text holds a capital, a piece that is not ASCII cannot be in ASCII text, and an empty piece
        is in every text. */
     #define PATRON_FOLD(c) (((c) >= 'A' && (c) <= 'Z') ? (char)((c) + ('a' - 'A')) : (c))
-    static int patron_ascii_folded_in(PyObject *name, PyObject *pieces) {
+    /* Every str is ready from Python 3.12, where the macro is deprecated (3.14 warns). */
+    #if PY_VERSION_HEX < 0x030C0000
+    #define PATRON_READY(s) PyUnicode_IS_READY(s)
+    #else
+    #define PATRON_READY(s) 1
+    #endif
+
+    static inline int patron_ascii_folded_in(PyObject *name, PyObject *pieces) {
         Py_ssize_t size, count, i, j, k;
         const char *text;
         if (!PyUnicode_CheckExact(name) || !PyUnicode_IS_COMPACT_ASCII(name))
@@ -57,10 +64,10 @@ cdef extern from *:
        there are more than 8 members, and the caller asks the set. For two exact str, the set's
        equality is the same code points, and equal str have the same length and kind (CPython
        keeps each str in its narrowest kind). */
-    static int patron_str_among(PyObject *value, PyObject *values) {
+    static inline int patron_str_among(PyObject *value, PyObject *values) {
         Py_ssize_t count, length, i;
         int kind;
-        if (values == Py_None || !PyUnicode_CheckExact(value) || !PyUnicode_IS_READY(value))
+        if (values == Py_None || !PyUnicode_CheckExact(value) || !PATRON_READY(value))
             return -1;
         count = PyTuple_GET_SIZE(values);
         if (count > 8)
@@ -71,7 +78,7 @@ cdef extern from *:
             PyObject *key = PyTuple_GET_ITEM(values, i);
             if (key == value)
                 return 1;
-            if (!PyUnicode_CheckExact(key) || !PyUnicode_IS_READY(key))
+            if (!PyUnicode_CheckExact(key) || !PATRON_READY(key))
                 return -1;
             if (PyUnicode_GET_LENGTH(key) != length || PyUnicode_KIND(key) != kind)
                 continue;

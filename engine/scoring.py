@@ -7,7 +7,7 @@ from msgspec.structs import replace
 from engine.award import count_spend, give, judge_points
 from engine.balance import add_points, take_points
 from engine.book import Book
-from engine.bounds import input_problem, room_to_earn, why_fits
+from engine.bounds import LIMIT, input_problem, room_to_earn
 from engine.earning import purchase_growth, value_purchase
 from engine.events import count_event, is_capped
 from engine.members import Member
@@ -204,7 +204,7 @@ def score_purchase(book: Book, member: Member, txn: Transaction, day: Day) -> Tx
     programme = book.programme
     value = value_purchase(programme, member, txn, day)
     most_growth = purchase_growth(programme, value, value.points)
-    if not (room_to_earn(member, day, value.points, most_growth, value.eligible) and why_fits(value.why)):
+    if value.base > LIMIT or not room_to_earn(member, day, value.points, most_growth, value.eligible):
         return None
     member.carry_minor = value.carry
     points, held, reason = judge_points(book, member, day, value.points, txn.txn_id)

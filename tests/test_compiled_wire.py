@@ -8,10 +8,12 @@ protobuf refuses left to it, so that it is refused whole."""
 import importlib.util
 import itertools
 import logging
+import subprocess
 import sys
 import types
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -421,3 +423,37 @@ def test_a_struct_the_reader_does_not_build_as_msgspec_does_makes_its_import_fai
                         (Checked, ("sku", "name")), (wide, ("sku", "name"))):
         with pytest.raises(ImportError, match=r"actors\.part_reader: \w+ is not the Struct this reader builds"):
             struct_slots(cls, fields)
+
+
+_FAILING_ALLOCATION = """
+import gc, sys, _testcapi
+from actors.part_reader import read_part
+from proto import patron_pb2 as pb
+# fresh ints (no small-int cache) and words not ASCII (none remembered): each makes an object
+data = pb.TransactionBatch(transactions=[pb.Transaction(
+    txn_id="t", occurred_at_ms=10**12 + 1, amount_minor=123457, points=98765,
+    lines=[pb.LineItem(sku="ü1", paid_minor=99999, quantity=1000)])]).SerializeToString()
+read_part(data)
+k = int(sys.argv[1])
+_testcapi.set_nomemory(k, k + 1)
+try:
+    read_part(data)
+except MemoryError:
+    pass
+finally:
+    _testcapi.remove_mem_hooks()
+gc.collect()
+for _ in range(3):
+    read_part(data)
+print("survived")
+"""
+
+
+def test_an_allocation_failing_while_a_part_is_read_is_a_memory_error_not_a_crash():
+    """Records are allocated, then their field objects made: one failing (the k-th allocation,
+    for each k) must leave nothing stray for the record's dealloc to release (a review found the
+    records unzeroed: a crash or a refcount taken from a live object)."""
+    for k in range(16):
+        ran = subprocess.run([sys.executable, "-c", _FAILING_ALLOCATION, str(k)], check=False, capture_output=True,
+                             text=True, timeout=60, cwd=str(Path(__file__).parents[1]))
+        assert (ran.returncode, ran.stdout.strip()) == (0, "survived"), (k, ran.stderr[-2000:])

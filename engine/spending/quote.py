@@ -11,7 +11,7 @@ from msgspec import Struct
 
 from engine.award import verdict_points
 from engine.book import Book
-from engine.bounds import LIMIT, room_to_earn, valid_time, why_fits
+from engine.bounds import LIMIT, room_to_earn, valid_time
 from engine.calendar import iso
 from engine.earning import purchase_growth, value_purchase
 from engine.errors import InvalidRequestError, UnknownMemberError
@@ -124,7 +124,7 @@ def _earning(book: Book, member: Member, purchase: Transaction, day: Day) -> tup
         return 0, 0, member.status
     value = value_purchase(programme, member, purchase, day)
     growth = purchase_growth(programme, value, value.points)
-    if not (room_to_earn(member, day, value.points, growth, value.eligible) and why_fits(value.why)):
+    if value.base > LIMIT or not room_to_earn(member, day, value.points, growth, value.eligible):
         return 0, 0, "amount_too_large"
     points, reason = value.points, ""
     if points > 0:
