@@ -34,7 +34,7 @@ def main() -> None:
         from actors.part_reader import read_part as read
     else:
         read = read_part_pure
-    if args.check:  # the same records, or the numbers mean nothing (tests/test_part_reader.py checks more)
+    if args.check:  # the same records, or the numbers mean nothing (tests/test_compiled_wire.py checks more)
         assert read(data) == read_part_pure(data)
     started = time.process_time()
     for _ in range(args.repeat):
