@@ -187,6 +187,7 @@ def test_any_bytes_in_a_string_or_of_any_wire_type_are_read_as_protobuf_reads_th
     for number in reversed(path[:-1]):
         data = field(number, 2, pb.Transaction(member_id="m").SerializeToString() * (number == 2) + data)
     read = agree(data, BatchRoute, read_route, route_of, lambda read: routed(read, Layout(2, 4, [0, 1, 1, 0])))
+    agree(data, read_part_pure, read_part, transactions_of)  # and a shard reads its part alike
     strings = {(1,), (2, 2), (2, 6), (2, 8, 1), (2, 8, 4)}
     if wire == 2 and path in strings and value.decode(errors="ignore").encode() == value:
         assert read is not None  # no stricter than protobuf about UTF-8
@@ -206,6 +207,7 @@ def test_every_string_around_utf8s_bounds_is_read_as_protobuf_reads_it():
     ends = [bytes(end) for size in range(4) for end in itertools.product(FOLLOWERS, repeat=size)]
     for value in (head + bytes([lead]) + end for head in (b"", b"ASCII-12") for lead in LEADS for end in ends):
         data = field(2, 2, field(2, 2, value) + FIELD_16)  # a byte like a continuation byte after it
+        agree(data, read_part_pure, read_part, transactions_of)  # a shard reads its part alike
         try:
             expected = list(BatchRoute(data).member_ids())
         except DecodeError:
@@ -233,6 +235,7 @@ def test_a_known_field_of_another_wire_type_is_left_to_protobuf():
                     data = field(2, 2, data)
                 BatchRoute(data)  # protobuf reads it
                 assert read_route(data) is None, (level, number, wire)
+                agree(data, read_part_pure, read_part, transactions_of)
 
 
 def test_a_key_varint_or_length_written_longer_than_usual_is_read_as_protobuf_reads_it():
@@ -255,6 +258,7 @@ def test_a_key_varint_or_length_written_longer_than_usual_is_read_as_protobuf_re
                   field(2, 2, field(8, 2, varint(5 << 3) + varint_of(size, last)))]
     for data in cases:
         agree(data, BatchRoute, read_route, route_of, lambda read: routed(read, Layout(2, 4, [0, 1, 1, 0])))
+        agree(data, read_part_pure, read_part, transactions_of)
 
 
 @settings(max_examples=60, deadline=None)
