@@ -14,6 +14,12 @@ cdef class PurchaseValue:
 
 
 cpdef purchase_growth(Programme programme, PurchaseValue value, points)
+# The amounts' sums are C integers: every caller's lines are within bounds, each amount in
+# [0, LIMIT] and their sum at most LIMIT (scoring and refunds: bounds.input_problem; the quote:
+# _check_request, its member prices only lower them), so no sum nears 64 bits; earning.py's
+# overflowcheck directive makes one that did raise rather than wrap.
 @cython.locals(tier=TierRule, line=LineItem, line_filter=LineFilter, products=ProductRules, claim=_Claim,
-               asks=bint, claiming=bint)
+               asks=bint, claiming=bint, amount=cython.longlong, paid=cython.longlong,
+               refused=cython.longlong, claimed_paid=cython.longlong, eligible=cython.longlong,
+               unclaimed=cython.longlong)
 cpdef value_purchase(Programme programme, Member member, Transaction txn, day, per_order=*)

@@ -1,3 +1,6 @@
+# cython: overflowcheck=True
+# (compiled, the sums of a purchase's amounts are C integers, earning.pxd: one past 64 bits raises
+# OverflowError instead of wrapping; the callers' bounds keep them within 10^15.)
 """What a purchase's lines earn: eligible lines, product rules, the spend rule, multipliers, per-order points."""
 
 from engine.members import Member
