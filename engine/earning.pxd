@@ -13,6 +13,8 @@ cdef class PurchaseValue:
     cdef public object points, growth_from_spend, eligible, paid, carry, why, base
 
 
+@cython.locals(value=PurchaseValue)
+cdef PurchaseValue _valued(points, growth_from_spend, eligible, paid, carry, why, base)
 cpdef purchase_growth(Programme programme, PurchaseValue value, points)
 # The amounts' sums are C integers: every caller's lines are within bounds, each amount in
 # [0, LIMIT] and their sum at most LIMIT (scoring and refunds: bounds.input_problem; the quote:

@@ -15,25 +15,33 @@ __all__ = ["PurchaseValue", "purchase_growth", "value_purchase"]
 class PurchaseValue:
     """What a purchase's lines earn. A plain class, not a named tuple: compiled, an extension type
     whose fields are read as C struct members (earning.pxd); a named tuple's fields are read
-    through the attribute protocol, about ten times a purchase."""
+    through the attribute protocol, about ten times a purchase. Built by `_valued`, not by
+    calling the class: compiled, a call parses its arguments from a tuple (about 150
+    instructions a purchase).
+
+    - `points`: after multipliers and per-order points, before the anomaly rule.
+    - `base`: before them: the spend rule's and the product rules' points, which `why` keeps each
+      of and scoring bounds too (a multiplier below 1 brings points within bounds from a base
+      that is not).
+    - `growth_from_spend`: 0 when the programme's growth comes from points: nothing reads it then.
+    - `eligible`, `paid`: the spend that earns, and all of it (minor units).
+    - `carry`: the spend carried to the member's next purchase.
+    - `why`: what made the points, for the purchase's ledger entry."""
 
     __slots__ = ("base", "carry", "eligible", "growth_from_spend", "paid", "points", "why")
 
-    def __init__(self, points: int, growth_from_spend: int, eligible: int, paid: int, carry: int, why: Why,
-                 base: int = 0) -> None:
-        self.points = points
-        """After multipliers and per-order points, before the anomaly rule."""
-        self.base = base
-        """Before them: the spend rule's and the product rules' points, which `why` keeps each of
-        and scoring bounds too (a multiplier below 1 brings points within bounds from a base
-        that is not)."""
-        self.growth_from_spend = growth_from_spend
-        """0 when the programme's growth comes from points: nothing reads it then."""
-        self.eligible = eligible
-        self.paid = paid
-        self.carry = carry
-        self.why = why
-        """What made the points, for the purchase's ledger entry."""
+
+def _valued(points: int, growth_from_spend: int, eligible: int, paid: int, carry: int, why: Why,
+            base: int) -> PurchaseValue:
+    value = PurchaseValue.__new__(PurchaseValue)  # compiled, the type's allocation called directly
+    value.points = points
+    value.base = base
+    value.growth_from_spend = growth_from_spend
+    value.eligible = eligible
+    value.paid = paid
+    value.carry = carry
+    value.why = why
+    return value
 
 
 def purchase_growth(programme: Programme, value: PurchaseValue, points: int) -> int:
@@ -88,4 +96,4 @@ def value_purchase(programme: Programme, member: Member, txn: Transaction, day: 
         why = Why(tier=member.tier)
     # growth from spend is read only by a programme whose growth comes from spend (purchase_growth)
     growth_from_spend = 0 if programme.growth_from_points else programme.growth_for_spend(eligible)
-    return PurchaseValue(points, growth_from_spend, eligible, paid, carry, why, base)
+    return _valued(points, growth_from_spend, eligible, paid, carry, why, base)
