@@ -5,7 +5,7 @@ cimport cython
 from engine.filters cimport LineFilter
 from engine.products cimport ProductRules, _Claim
 from engine.programme cimport Programme
-from engine.record_fields cimport LineItem, Member, Transaction
+from engine.record_fields cimport LineItem, Member, Profile, Transaction
 from engine.tiers cimport TierRule
 
 
@@ -23,5 +23,5 @@ cpdef purchase_growth(Programme programme, PurchaseValue value, points)
 @cython.locals(tier=TierRule, line=LineItem, line_filter=LineFilter, products=ProductRules, claim=_Claim,
                asks=bint, claiming=bint, amount=cython.longlong, paid=cython.longlong,
                refused=cython.longlong, claimed_paid=cython.longlong, eligible=cython.longlong,
-               unclaimed=cython.longlong)
+               unclaimed=cython.longlong, profile=Profile)
 cpdef value_purchase(Programme programme, Member member, Transaction txn, day, per_order=*)

@@ -85,7 +85,8 @@ def value_purchase(programme: Programme, member: Member, txn: Transaction, day: 
     tier = programme.ladder.tiers[member.tier]
     points = base = 0
     if tier.earns_points:
-        numerator, denominator, applied = programme.multipliers.factor(day, tier.name, member.profile.birthday)
+        profile = member.profile  # compiled, typed (earning.pxd): its birthday read as a C field
+        numerator, denominator, applied = programme.multipliers.factor(day, tier.name, profile.birthday)
         base = claimed + spend
         points = base if denominator == 1 == numerator else rounding(base * numerator, denominator)
         if per_order:

@@ -35,6 +35,8 @@ cdef extern from *:
         F(T, status) F(T, stored_value) F(T, tag_check) F(T, tags) F(T, tier) F(T, tier_since) \
         F(T, tier_until) F(T, total_points) F(T, total_recharge) F(T, total_spend) F(T, touched) \
         F(T, windows)
+    #define PATRON_PROFILE(F, T) F(T, attributes) F(T, birthday) F(T, campaign) F(T, channel) \
+        F(T, content) F(T, source)
     #define PATRON_TRANSACTION(F, T) F(T, amount_minor) F(T, channel) F(T, coupon_code) \
         F(T, coupon_id) F(T, event_type) F(T, kind) F(T, lines) F(T, member_id) F(T, note) \
         F(T, occurred_at_ms) F(T, points) F(T, refund_of) F(T, status) F(T, store_id) F(T, txn_id)
@@ -55,6 +57,7 @@ cdef extern from *:
     PATRON_RECORD(LineItem, PATRON_LINEITEM)
     PATRON_RECORD(Lot, PATRON_LOT)
     PATRON_RECORD(Member, PATRON_MEMBER)
+    PATRON_RECORD(Profile, PATRON_PROFILE)
     PATRON_RECORD(Transaction, PATRON_TRANSACTION)
     PATRON_RECORD(TxnRecord, PATRON_TXNRECORD)
 
@@ -63,7 +66,7 @@ cdef extern from *:
                                 sizeof(patron_##NAME##_fields) / sizeof(patron_field)}
     static const patron_record patron_records[] PATRON_UNUSED = {
         PATRON_ENTRY(Held), PATRON_ENTRY(LineItem), PATRON_ENTRY(Lot), PATRON_ENTRY(Member),
-        PATRON_ENTRY(Transaction), PATRON_ENTRY(TxnRecord)};
+        PATRON_ENTRY(Profile), PATRON_ENTRY(Transaction), PATRON_ENTRY(TxnRecord)};
 
     /* Why the class `type` is not laid out as the struct compiled here for `name`, or "". */
     static PyObject *patron_layout_problem(const char *name, PyObject *type) PATRON_UNUSED;
@@ -118,6 +121,9 @@ cdef extern from *:
         cdef object since_single, since_spend, singles, status, stored_value
         cdef object tag_check, tags, tier, tier_since, tier_until, total_points
         cdef object total_recharge, total_spend, touched, windows
+
+    ctypedef class engine.members.Profile [object patron_Profile, check_size error]:
+        cdef object attributes, birthday, campaign, channel, content, source
 
     ctypedef class engine.transactions.Transaction [object patron_Transaction, check_size error]:
         cdef object amount_minor, channel, coupon_code, coupon_id, event_type, kind

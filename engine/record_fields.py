@@ -7,12 +7,12 @@ name and has nothing to check."""
 
 from msgspec import Struct
 
-from engine.members import Held, Lot, Member
+from engine.members import Held, Lot, Member, Profile
 from engine.transactions import LineItem, Transaction, TxnRecord
 
 __all__ = ["layout_problems"]
 
-RECORDS = (Held, LineItem, Lot, Member, Transaction, TxnRecord)
+RECORDS = (Held, LineItem, Lot, Member, Profile, Transaction, TxnRecord)
 
 
 def layout_problems() -> list[str]:

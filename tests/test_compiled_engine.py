@@ -192,6 +192,12 @@ def test_a_struct_laid_out_otherwise_than_compiled_runs_the_whole_engine_from_it
     compiled, why, scoring = engine_state(tmp_path)
     assert (compiled, scoring) == (False, str(tmp_path / "engine" / "scoring.py"))
     assert "LineItem" in why, why
+    structs.write_text(text)
+    members = tmp_path / "engine" / "members.py"  # a member's profile, whose birthday earning reads
+    members.write_text(members.read_text().replace('    birthday: str = ""\n', '    born: str = ""\n', 1))
+    compiled, why, scoring = engine_state(tmp_path)
+    assert (compiled, scoring) == (False, str(tmp_path / "engine" / "scoring.py"))
+    assert "engine.members.Profile: no field birthday" in why, why
 
 
 NONE_READ = """
