@@ -30,6 +30,11 @@ class PurchaseValue:
 
     __slots__ = ("base", "carry", "eligible", "growth_from_spend", "paid", "points", "why")
 
+    def __init__(self, *args: object) -> None:
+        # Compiled, an extension type without an __init__ would take any arguments and leave every
+        # field None; pure, object's would refuse them. Both refuse, the same way.
+        raise TypeError("PurchaseValue is made by engine.earning._valued, not called")
+
 
 def _valued(points: int, growth_from_spend: int, eligible: int, paid: int, carry: int, why: Why,
             base: int) -> PurchaseValue:

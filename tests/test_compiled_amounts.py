@@ -125,3 +125,14 @@ def test_amounts_at_and_past_the_bounds_answer_the_same_compiled_and_pure():
     assert "InvalidRequestError" in flat
     earned = [case[0] for case in compiled["answers"] if isinstance(case[0], dict) and case[0]["points"] > 0]
     assert len(earned) > 10
+
+
+def test_a_purchase_value_is_not_made_by_calling_its_class() -> None:
+    """Compiled, PurchaseValue is an extension type built field by field (`_valued`): called with
+    arguments it would otherwise leave every field None where the .py refuses them."""
+    import pytest
+
+    from engine.earning import PurchaseValue
+
+    with pytest.raises(TypeError, match="_valued"):
+        PurchaseValue(1, 2, 3, 4, 5, None, 6)
