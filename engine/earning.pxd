@@ -2,6 +2,7 @@
 
 cimport cython
 
+from engine.bounds cimport room_to_earn
 from engine.filters cimport LineFilter
 from engine.products cimport ProductRules, _Claim
 from engine.programme cimport Programme
@@ -15,6 +16,7 @@ cdef class PurchaseValue:
 
 @cython.locals(value=PurchaseValue)
 cdef PurchaseValue _valued(points, growth_from_spend, eligible, paid, carry, why, base)
+cpdef bint purchase_fits(Member member, day, PurchaseValue value, growth) except -1
 cpdef purchase_growth(Programme programme, PurchaseValue value, points)
 # The amounts' sums are C integers: every caller's lines are within bounds, each amount in
 # [0, LIMIT] and their sum at most LIMIT (scoring and refunds: bounds.input_problem; the quote:

@@ -3,13 +3,14 @@
 # OverflowError instead of wrapping; the callers' bounds keep them within 10^15.)
 """What a purchase's lines earn: eligible lines, product rules, the spend rule, multipliers, per-order points."""
 
+from engine.bounds import LIMIT, room_to_earn
 from engine.members import Member
 from engine.programme import Programme
 from engine.transactions import Transaction
 from engine.types import Day
 from engine.why import Why
 
-__all__ = ["PurchaseValue", "purchase_growth", "value_purchase"]
+__all__ = ["PurchaseValue", "purchase_fits", "purchase_growth", "value_purchase"]
 
 
 class PurchaseValue:
@@ -47,6 +48,12 @@ def _valued(points: int, growth_from_spend: int, eligible: int, paid: int, carry
     value.carry = carry
     value.why = why
     return value
+
+
+def purchase_fits(member: Member, day: Day, value: PurchaseValue, growth: int) -> bool:
+    """Whether a purchase's points, growth and eligible spend stay within bounds (SPEC §2), and its
+    points before multipliers (`base`, which its why keeps) too: asked by scoring and the quote alike."""
+    return value.base <= LIMIT and room_to_earn(member, day, value.points, growth, value.eligible)
 
 
 def purchase_growth(programme: Programme, value: PurchaseValue, points: int) -> int:

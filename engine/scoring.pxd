@@ -6,7 +6,7 @@ cimport cython
 from engine.award cimport count_spend, give, judge_points
 from engine.book cimport Book
 from engine.bounds cimport input_problem, room_to_earn
-from engine.earning cimport PurchaseValue, purchase_growth, value_purchase
+from engine.earning cimport PurchaseValue, purchase_fits, purchase_growth, value_purchase
 from engine.programme cimport Programme
 from engine.record_fields cimport Member, Transaction, TxnRecord
 from engine.tagging cimport note_purchase

@@ -7,8 +7,8 @@ from msgspec.structs import replace
 from engine.award import count_spend, give, judge_points
 from engine.balance import add_points, take_points
 from engine.book import Book
-from engine.bounds import LIMIT, input_problem, room_to_earn
-from engine.earning import purchase_growth, value_purchase
+from engine.bounds import input_problem, room_to_earn
+from engine.earning import purchase_fits, purchase_growth, value_purchase
 from engine.events import count_event, is_capped
 from engine.members import Member
 from engine.refunds import refund_problem, score_refund
@@ -204,7 +204,7 @@ def score_purchase(book: Book, member: Member, txn: Transaction, day: Day) -> Tx
     programme = book.programme
     value = value_purchase(programme, member, txn, day)
     most_growth = purchase_growth(programme, value, value.points)
-    if value.base > LIMIT or not room_to_earn(member, day, value.points, most_growth, value.eligible):
+    if not purchase_fits(member, day, value, most_growth):
         return None
     member.carry_minor = value.carry
     points, held, reason = judge_points(book, member, day, value.points, txn.txn_id)

@@ -11,9 +11,9 @@ from msgspec import Struct
 
 from engine.award import verdict_points
 from engine.book import Book
-from engine.bounds import LIMIT, room_to_earn, valid_time
+from engine.bounds import LIMIT, valid_time
 from engine.calendar import iso
-from engine.earning import purchase_growth, value_purchase
+from engine.earning import purchase_fits, purchase_growth, value_purchase
 from engine.errors import InvalidRequestError, UnknownMemberError
 from engine.members import Member
 from engine.scoring import MAX_ID_LENGTH, date_problem
@@ -123,8 +123,7 @@ def _earning(book: Book, member: Member, purchase: Transaction, day: Day) -> tup
     if member.status != "active":
         return 0, 0, member.status
     value = value_purchase(programme, member, purchase, day)
-    growth = purchase_growth(programme, value, value.points)
-    if value.base > LIMIT or not room_to_earn(member, day, value.points, growth, value.eligible):
+    if not purchase_fits(member, day, value, purchase_growth(programme, value, value.points)):
         return 0, 0, "amount_too_large"
     points, reason = value.points, ""
     if points > 0:
