@@ -253,9 +253,9 @@ class IngestService:
                         raise InvalidRequestError(request.reason)
                     received = time.perf_counter()
                     routed = await self._route_when_free(request, stream)
-                    await pending.put(asyncio.ensure_future(self._settle(*routed, received)))
+                    await pending.put(_outcome_may_go_unread(asyncio.ensure_future(self._settle(*routed, received))))
             except Exception as error:  # answered in order, after the batches before it
-                failed = asyncio.get_running_loop().create_future()
+                failed = _outcome_may_go_unread(asyncio.get_running_loop().create_future())
                 failed.set_exception(error)
                 await pending.put(failed)
             await pending.put(None)
@@ -341,6 +341,20 @@ class IngestService:
         log.debug("batch acknowledged", extra={"batch_id": batch_id, "transactions": count,
                                                 "shards": [r[0] for r in routed], "seconds": round(seconds, 4)})
         return ack_bytes(batch_id, entries)
+
+
+def _outcome_may_go_unread(future: asyncio.Future) -> asyncio.Future:
+    """A stream's batch still queued when an earlier one failed is never answered: the stream
+    ends at the failure, and the client resends from there. Its error is looked at here, as it
+    completes, or asyncio would log each as an ERROR with a traceback ("Task exception was never
+    retrieved"), and run that logging from whatever finalizes it later. Awaiting it still raises."""
+    future.add_done_callback(_looked_at)
+    return future
+
+
+def _looked_at(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _enrollment(request: pb.EnrollRequest) -> Enrollment:
