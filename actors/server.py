@@ -24,9 +24,29 @@ from actors.reaper import Reaper, descendants
 from actors.wallet_service import WalletService
 from engine.errors import PatronError
 
-__all__ = ["SERVICE_NAMES", "Server"]
+__all__ = ["INLINE_CALL_BYTES", "SERVICE_NAMES", "Server", "ray_environment"]
 
 log = logging.getLogger("patron.server")
+
+INLINE_CALL_BYTES = 4 << 20
+"""Arguments and answers of a Ray call up to this size travel inside the call itself, as Ray
+does by default only below 100 KB; larger ones still go through Ray's object store. A group of
+batches for a shard is about 130 KB a batch of 1,000 transactions: through the store, each put
+and fetch cost the raylet and the gateway more CPU than the copy they avoid (bench/RESULTS.md,
+"Calls to a shard carry their batches")."""
+
+
+def ray_environment() -> dict[str, str]:
+    """What patron asks of Ray through its environment (Ray reads `RAY_<setting>` in every
+    process it starts, so the raylet and the shards' workers inherit it from `patron serve`, or
+    from `ray start` on a cluster). An operator's own value of a setting is kept."""
+    wanted = {
+        # patron sends nothing to Ray's usage statistics service; the head's small API server
+        # that would report them still starts (Ray gives no way to leave it off)
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_max_direct_call_object_size": str(INLINE_CALL_BYTES),
+    }
+    return {name: os.environ.get(name, value) for name, value in wanted.items()}
 
 
 class Server:
@@ -127,9 +147,7 @@ def _start_ray(config: ServeConfig) -> bool:
     # Ray prints forwarded worker output through this module function; replaced before
     # init, it covers worker lines and the raylet's error messages alike (Ray is pinned).
     ray._private.worker.print_to_stdstream = ray_output_as_json
-    # patron sends nothing to Ray's usage statistics service; the head's small API server
-    # that would report them still starts (Ray gives no way to leave it off)
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.update(ray_environment())
     logging.getLogger("ray").propagate = True  # Ray turns it off; patron's root handler writes JSON
     quiet = {"namespace": "patron", "configure_logging": False, "log_to_driver": True}
     if config.ray_address:

@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from actors.server import ray_environment
 from bench.machine import processes
 
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -76,8 +77,8 @@ class LocalCluster:
         self.root = root
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
-                    "RAY_USAGE_STATS_ENABLED": "0",
+        self.env = {**os.environ, **ray_environment(), "RAY_AUTH_MODE": "token",
+                    "RAY_AUTH_TOKEN": secrets.token_hex(16),
                     # a lost node is known in ~3 s rather than ~30 s (Ray's defaults, for real networks)
                     "RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "1000",
                     "RAY_health_check_failure_threshold": "3"}

@@ -17,8 +17,13 @@ A restart on an existing data folder keeps the folder's own business day."""
 
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
+    import os
+
     import ray
 
+    from actors.server import ray_environment
+
+    os.environ.update(ray_environment())  # the tests' Ray calls shards as `patron serve`'s does
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=128 << 20, namespace="patron-tests",
              logging_level="WARNING")
     yield
