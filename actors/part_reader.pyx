@@ -41,10 +41,28 @@ cdef extern from *:
 cdef extern from "Python.h":
     void list_put "PyList_SET_ITEM"(object, Py_ssize_t, PyObject*)
 
+import sys
+
 from actors.wire import KIND_WORDS, STATUS_WORDS
 from engine.transactions import LineItem, Transaction
 
-__all__ = ["read_part", "struct_slots"]
+__all__ = ["byte_order_problem", "read_part", "struct_slots"]
+
+
+def byte_order_problem(str order):
+    """Why this reader cannot run on a machine of this byte order (`sys.byteorder`), or "": the
+    word table (`word`) reads a word's first bytes as a little-endian integer and keeps a short
+    word's low bytes, which on a big-endian machine are bytes after it, so one word would be
+    taken for another without a sign."""
+    if order == "little":
+        return ""
+    return (f"actors.part_reader: this machine is {order}-endian and the reader's word table assumes a "
+            f"little-endian one; the pure reader reads every part")
+
+
+_MACHINE = byte_order_problem(sys.byteorder)
+if _MACHINE:  # refused at import: batch_wire.py then reads with the pure reader and every start says why
+    raise ImportError(_MACHINE)
 
 cdef object _Transaction = Transaction
 cdef object _LineItem = LineItem

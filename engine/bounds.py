@@ -8,7 +8,7 @@ from engine.rules import MAX_AMOUNT
 from engine.transactions import Transaction
 from engine.types import Day
 
-__all__ = ["EARLIEST_MS", "LATEST_MS", "LIMIT", "all_fit", "fits", "input_problem", "room_to_earn",
+__all__ = ["EARLIEST_MS", "LATEST_MS", "LIMIT", "NOT_AN_INTEGER", "all_fit", "fits", "input_problem", "room_to_earn",
            "room_to_restore", "valid_time"]
 
 LIMIT = MAX_AMOUNT
@@ -18,6 +18,8 @@ _LEAST = -LIMIT
 """Made once: negating LIMIT makes a new integer each time (10^15 is not a cached small one)."""
 _MOST = LIMIT
 """LIMIT as a C integer compiled (bounds.pxd), for sums that are C integers there."""
+NOT_AN_INTEGER = "not_an_integer"
+"""The reason for a time, amount, quantity or points that is not exactly an `int`."""
 EARLIEST_MS = 946_684_800_000
 """2000-01-01T00:00:00Z."""
 LATEST_MS = 4_133_980_800_000
@@ -43,12 +45,20 @@ def valid_time(ms: int) -> bool:
 
 
 def input_problem(txn: Transaction) -> str:
-    """`negative_amount` for a line with a negative amount or quantity, else `bad_timestamp` or
+    """`not_an_integer` for a time, amount, quantity or points that is not exactly an `int`,
+    `negative_amount` for a line with a negative amount or quantity, else `bad_timestamp` or
     `amount_too_large` for a transaction whose fields are out of bounds (amounts of each line
     and of the whole; quantities too, as they multiply points). The lines are read once."""
+    # Only a Transaction built by hand can carry a float, a bool or an int subclass (every decoder
+    # makes ints); the compiled engine reads these fields as C integers in places, truncating a
+    # float and raising on a NaN where the .py keeps them, so neither engine takes one.
+    if type(txn.occurred_at_ms) is not int or type(txn.amount_minor) is not int or type(txn.points) is not int:
+        return NOT_AN_INTEGER
     paid, too_large = 0, False
     for line in txn.lines:
         amount, quantity = line.paid_minor, line.quantity
+        if type(amount) is not int or type(quantity) is not int:
+            return NOT_AN_INTEGER
         if amount < 0 or quantity < 0:
             return "negative_amount"
         if too_large or amount > LIMIT or quantity > LIMIT:

@@ -75,16 +75,20 @@ class MultiplierTable:
         if self._held > 100_000:
             self._cache.clear()
             self._held = 0
-        tiers = self._cache.get(day)
-        if tiers is None:
-            tiers = self._cache[day] = {}
-        birthdays = tiers.get(tier)
-        if birthdays is None:
-            birthdays = tiers[tier] = {}
         key = birthday if self.uses_birthday else ""
-        found = birthdays.get(key)
+        tiers = self._cache.get(day)
+        birthdays = None if tiers is None else tiers.get(tier)
+        found = None if birthdays is None else birthdays.get(key)
         if found is None:
-            found = birthdays[key] = self._combine(day, tier, birthday)
+            found = self._combine(day, tier, birthday)
+            # stored by one write of a dict made whole, so that an error (in working the answer
+            # out, or hashing a key) leaves no empty dict behind, held and never counted
+            if birthdays is not None:
+                birthdays[key] = found
+            elif tiers is not None:
+                tiers[tier] = {key: found}
+            else:
+                self._cache[day] = {tier: {key: found}}
             self._held += 1
         return found
 

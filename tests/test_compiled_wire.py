@@ -34,7 +34,7 @@ from actors.batch_wire import (
     say_if_not_compiled,
     transactions_of,
 )
-from actors.part_reader import read_part, struct_slots
+from actors.part_reader import byte_order_problem, read_part, struct_slots
 from actors.result_writer import write_results
 from engine.transactions import TxnResult
 from proto import patron_pb2 as pb
@@ -427,6 +427,22 @@ def test_a_struct_the_reader_does_not_build_as_msgspec_does_makes_its_import_fai
                         (Checked, ("sku", "name")), (wide, ("sku", "name"))):
         with pytest.raises(ImportError, match=r"actors\.part_reader: \w+ is not the Struct this reader builds"):
             struct_slots(cls, fields)
+
+
+def test_the_part_reader_refuses_a_big_endian_machine():
+    """The word table reads a word's first bytes as a little-endian integer (a short word's are
+    masked to its low bytes): on a big-endian machine it would take one word for another, silently.
+    Its import refuses there, naming the cause, and the pure reader reads every part (a start says
+    so, with this reason)."""
+    assert byte_order_problem("little") == ""
+    assert "big-endian" in byte_order_problem("big")
+    forced = ("import sys; sys.byteorder = 'big'\n"
+              "from actors import batch_wire\n"
+              "print(batch_wire.COMPILED_WIRE, batch_wire._read_compiled, batch_wire._MISSING)")
+    ran = subprocess.run([sys.executable, "-c", forced], check=False, capture_output=True, text=True, timeout=60,
+                         cwd=str(Path(__file__).parents[1]))
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert ran.stdout.startswith("False None ImportError: actors.part_reader: this machine is big-endian"), ran.stdout
 
 
 _FAILING_ALLOCATION = """

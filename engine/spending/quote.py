@@ -64,7 +64,7 @@ class Quote(Struct):
 def quote(book: Book, member_id: str, lines: list[LineItem], at_ms: int) -> Quote:
     """The quote for a basket bought at `at_ms`. A request no purchase could satisfy raises
     InvalidRequestError naming the field; an unknown member raises UnknownMemberError."""
-    _check_request(member_id, lines)
+    _check_request(member_id, lines, at_ms)
     day = _day(book, at_ms)
     member = book.members.get(member_id)
     if member is None:
@@ -83,16 +83,22 @@ def quote(book: Book, member_id: str, lines: list[LineItem], at_ms: int) -> Quot
                  available_points(member), member.stored_value, member.bonus_value)
 
 
-def _check_request(member_id: str, lines: list[LineItem]) -> None:
-    """What makes a basket one no till could send: checked as a purchase's lines are (SPEC §2)."""
+def _check_request(member_id: str, lines: list[LineItem], at_ms: int) -> None:
+    """What makes a basket one no till could send: checked as a purchase's lines are (SPEC §2),
+    every figure exactly an `int` first (bounds.input_problem says why)."""
     if not member_id or len(member_id) > MAX_ID_LENGTH:
         raise InvalidRequestError(f"member_id: required, at most {MAX_ID_LENGTH} characters")
     if not lines:
         raise InvalidRequestError("lines: a quote needs a basket of at least one line")
+    if type(at_ms) is not int:
+        raise InvalidRequestError(f"occurred_at_ms: expected an integer, got {type(at_ms).__name__} {at_ms!r}")
     total = 0
     for index, line in enumerate(lines):
         for name in ("paid_minor", "quantity"):
             value = getattr(line, name)
+            if type(value) is not int:
+                raise InvalidRequestError(f"lines[{index}].{name}: expected an integer, "
+                                          f"got {type(value).__name__} {value!r}")
             if not 0 <= value <= LIMIT:
                 raise InvalidRequestError(f"lines[{index}].{name}: expected 0 to 10^15, got {value}")
         total += line.paid_minor

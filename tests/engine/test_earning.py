@@ -196,3 +196,22 @@ def test_a_multiplier_table_answers_as_its_rules_before_and_after_it_forgets():
     assert table.factor(day, "Basic", "03-05") == (1, 1, ())
     assert table._held == 1
     assert list(table._cache) == [day]
+
+
+def test_a_multiplier_table_that_fails_to_answer_remembers_nothing():
+    """An error while working out an answer (here a birthday that is not MM-DD, which no decoder
+    lets through) leaves the table's memory as it was: no empty dict for its day or tier, which
+    would be held uncounted by the table's bound (engine/multipliers.py)."""
+    birthday = Multiplier(name="birthday", factor=Decimal(3), when=MultiplierWhen(birthday="day"))
+    table = MultiplierTable([birthday], "max")
+    day = date(2026, 3, 4).toordinal()
+    with pytest.raises(ValueError, match="invalid literal for int"):
+        table.factor(day, "Gold", "ab-cd")
+    assert (table._cache, table._held) == ({}, 0)
+    assert table.factor(day, "Gold", "03-04") == (3, 1, (0,))
+    held = {d: {t: dict(b) for t, b in tiers.items()} for d, tiers in table._cache.items()}
+    for question in ((day, "Gold", "ab-cd"), (day, "Basic", "ab-cd"), (day + 1, "Gold", "ab-cd")):
+        with pytest.raises(ValueError, match="invalid literal for int"):
+            table.factor(*question)
+        assert (table._cache, table._held) == (held, 1), question
+    assert table.factor(day, "Gold", "03-04") == (3, 1, (0,))
