@@ -12,6 +12,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 
 from storage.codecs import decode_txn, encode_into, txn_key
+from storage.member_encoder cimport MemberEncoder
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object, Py_ssize_t*) except NULL
@@ -92,10 +93,11 @@ cdef class Encoding:
 
 
 def encoded_members(members, dict into):
-    """storage/commit_rows.py `encoded_members_pure`."""
-    cdef Encoding encoding = Encoding()
+    """storage/commit_rows.py `encoded_members_pure`, each member written by
+    storage/member_encoder.pyx."""
+    cdef MemberEncoder encoder = MemberEncoder()
     for member in members:
-        into[member.member_id] = encoding.encoded(member)
+        into[member.member_id] = encoder.encoded(member)
 
 
 cpdef bytes index_key(object pair):
