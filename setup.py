@@ -21,7 +21,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 COMPILED = ("actors/part_reader", "actors/batch_cutter", "actors/result_writer", "actors/batch_counter",
-            "storage/member_encoder", "storage/row_packer")
+            "storage/record_encoder", "storage/row_packer")
 STRUCTS = re.compile(r"^class \w+\(.*\bStruct\b", re.MULTILINE)
 # Python's semantics kept: type hints are not C types (ints stay unbounded, None allowed), and a
 # function of one argument still takes it by keyword. (Cython's default inference gives a local a

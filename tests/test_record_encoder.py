@@ -1,6 +1,6 @@
-"""The compiled member encoder (storage/member_encoder.pyx) against msgspec, its specification: the
-same bytes for members of every shape, at every MessagePack size boundary, and the same exception
-for what msgspec refuses."""
+"""The compiled record encoder (storage/record_encoder.pyx) against msgspec, its specification: the
+same bytes for members, ledger entries and index records of every shape, at every MessagePack size
+boundary, and the same exception for what msgspec refuses."""
 
 import decimal
 
@@ -9,8 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.ledger import LedgerEntry
 from engine.members import CouponInstance, EventCounts, Held, Lot, Member, Profile
-from storage import codecs, member_encoder, row_packer
+from engine.transactions import TxnRecord
+from engine.why import Why
+from storage import codecs, record_encoder, row_packer
 
 INT_EDGES = [0, 1, 31, 32, 127, 128, 255, 256, 65_535, 65_536, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**63 - 1, 2**63,
              2**64 - 1, -1, -31, -32, -33, -127, -128, -129, -32_767, -32_768, -32_769, -2**31 + 1, -2**31,
@@ -50,13 +53,27 @@ members = st.builds(
 
 def same_as_msgspec(record):
     expected = msgspec.msgpack.encode(record)
-    assert member_encoder.encoded(record) == expected
+    assert record_encoder.encoded(record) == expected
     return expected
 
 
-def test_every_record_of_a_member_is_written_by_the_compiled_encoder():
-    assert member_encoder.problems() == {}
-    assert set(member_encoder.KNOWN) == {Member, Lot, Held, EventCounts, CouponInstance, Profile}
+def test_every_record_of_a_commit_is_written_by_the_compiled_encoder():
+    assert record_encoder.problems() == {}
+    assert set(record_encoder.KNOWN) == {Member, Lot, Held, EventCounts, CouponInstance, Profile, LedgerEntry, Why,
+                                         TxnRecord}
+
+
+whys = st.builds(Why, ints, st.lists(ints, max_size=3).map(tuple), st.none() | int_maps, ints, texts, ints, texts)
+lot_pairs = st.lists(st.tuples(days, ints), max_size=3).map(tuple)
+entries = st.builds(LedgerEntry, texts, ints, days, texts, texts, ints, texts, ints, ints, ints, ints, ints, ints,
+                    texts, ints, texts, whys | texts, ints, texts, lot_pairs)
+records = st.builds(TxnRecord, texts, texts, days, ints, ints, texts, ints, ints, ints, ints, ints, ints, ints, ints)
+
+
+@settings(max_examples=200, deadline=None)
+@given(entries | records | st.builds(LedgerEntry, texts, ints, days, texts, texts, ints, texts))
+def test_ledger_entries_and_index_records_are_msgspecs_bytes(record):
+    same_as_msgspec(record)
 
 
 @settings(max_examples=300, deadline=None)
@@ -133,7 +150,7 @@ def test_a_value_of_another_type_is_msgspecs(changes):
     """Values a stored member never holds: written by msgspec and spliced into the member's bytes,
     or refused with msgspec's exception."""
     member = msgspec.structs.replace(Member("m", 1, tags=["x"]), **changes)
-    assert outcome(member_encoder.encoded, member) == outcome(msgspec.msgpack.encode, member)
+    assert outcome(record_encoder.encoded, member) == outcome(msgspec.msgpack.encode, member)
 
 
 def outcome(encode, member):
@@ -151,20 +168,20 @@ def test_a_cycle_and_an_unset_field_are_refused_with_msgspecs_exception():
     with pytest.raises(RecursionError):
         msgspec.msgpack.encode(member)
     with pytest.raises(RecursionError):
-        member_encoder.encoded(member)
+        record_encoder.encoded(member)
     unset = Member("m", 1)
     del unset.points
     with pytest.raises(AttributeError):
         msgspec.msgpack.encode(unset)
     with pytest.raises(AttributeError):
-        member_encoder.encoded(unset)
+        record_encoder.encoded(unset)
 
 
 def test_records_of_other_classes_are_msgspecs():
     class Later(Member, array_like=True):
         extra: int = 5
 
-    for record in (Later("m", 1), Lot(1, 2), [Member("m", 1)], None, {"m": 1}):
+    for record in (Later("m", 1), Lot(1, 2), [Member("m", 1)], None, {"m": 1}, "m", 5):
         same_as_msgspec(record)
 
 

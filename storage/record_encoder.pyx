@@ -1,12 +1,13 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
-"""A member's record as MessagePack written by compiled code: the bytes `storage.codecs.encode`
-(msgspec) gives, which stay the specification, without msgspec's generic dispatch per value.
+"""A commit's records (members, ledger entries, index records) as MessagePack written by compiled
+code: the bytes `storage.codecs.encode` (msgspec) gives, which stay the specification, with the
+commonest values written without a call.
 
-Only values of the exact types msgspec sees in a stored member are written here, by msgspec's own
+Only values of the exact types msgspec sees in a stored record are written here, by msgspec's own
 rules (msgspec's _core.c: `mpack_encode_long`, `mpack_encode_cstr`, `mpack_encode_array_header`,
 `mpack_encode_map_header`, `mpack_encode_list`, `mpack_encode_dict`, `mpack_encode_struct_array`):
-`int`, `str`, `float`, `bool`, `None`, `list`, `tuple` and `dict` of those, and the member's own
-array-like Structs, each read at its slots' offsets found at import. Anything else met in a field
+`int`, `str`, `float`, `bool`, `None`, `list`, `tuple` and `dict` of those, and the array-like
+Structs of KNOWN, each read at its slots' offsets found at import. Anything else met in a field
 of the record (a subclass, another type, an int past 64 bits, a string that is not UTF-8, nesting
 deeper than `DEPTH`) makes this code give that whole field back to msgspec, whose bytes for it
 are spliced in: a MessagePack value is self-delimiting, and msgspec encodes a field as it encodes
@@ -20,10 +21,13 @@ from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
 
 import msgspec
 
+from engine.ledger import LedgerEntry
 from engine.members import CouponInstance, EventCounts, Held, Lot, Member, Profile
+from engine.transactions import TxnRecord
+from engine.why import Why
 from storage.codecs import encode
 
-__all__ = ["KNOWN", "MemberEncoder", "encoded", "problems"]
+__all__ = ["KNOWN", "RecordEncoder", "encoded", "problems"]
 
 cdef extern from "Python.h":
     # Borrowed references throughout: nothing here runs Python code while a value is read.
@@ -218,11 +222,12 @@ cdef extern from "Python.h":
 
 cdef enum:
     DEPTH = 32  # deeper values go to msgspec, which decides (its recursion limit, a cycle's error)
-    KNOWN_MAX = 8
+    KNOWN_MAX = 16
     FIELDS_MAX = 64
     NOT_MINE = 0  # a put_ function's answer: nothing written that counts (the caller rewinds)
     WRITTEN = 1
     BIGGEST_HEAD = 9  # an int's, at most; an array's, a map's or a str's header at most 5
+    POSITION = 8  # a big-endian position before a stored member or ledger entry (row_packer.pyx)
 
 
 cdef struct Layout:
@@ -391,7 +396,7 @@ cdef int put_spliced(Out* out, object value) except -1:
     return WRITTEN
 
 
-cdef class MemberEncoder:
+cdef class RecordEncoder:
     """Records written into one C buffer kept from record to record, each copied out at its size.
     One per call of storage/row_packer.pyx's functions, not shared between threads."""
 
@@ -410,14 +415,26 @@ cdef class MemberEncoder:
 
     cdef bytes encoded(self, object record):
         """`encode(record)`."""
-        cdef Py_ssize_t known = layout_of(Py_TYPE(record))
-        if known < 0:
-            return _encode(record)
-        self.out.used = 0
-        self.out.depth = 0
-        if put_fields(&self.out, <PyObject*>record, known, True) == NOT_MINE:
-            return _encode(record)  # a field unset: msgspec's error
+        self.write(record, 0)
         return PyBytes_FromStringAndSize(self.out.data, self.out.used)
+
+    cdef bytes positioned(self, unsigned long long position, object record):
+        """storage/codecs.py `with_position(position, encode(record))`: the position's 8 bytes,
+        big-endian, then the record."""
+        self.write(record, POSITION)
+        store64(self.out.data, position)
+        return PyBytes_FromStringAndSize(self.out.data, self.out.used)
+
+    cdef int write(self, object record, Py_ssize_t start) except -1:
+        """The record's bytes after `start` bytes of the buffer (the capacity is never below 1,024)."""
+        cdef Py_ssize_t known = layout_of(Py_TYPE(record))
+        self.out.used = start
+        self.out.depth = 0
+        if known >= 0 and put_fields(&self.out, <PyObject*>record, known, True) == WRITTEN:
+            return 0
+        self.out.used = start  # another class, or a field unset: msgspec's bytes, or its error
+        put_spliced(&self.out, record)
+        return 0
 
 
 def _layout_problem(cls):
@@ -431,7 +448,7 @@ def _layout_problem(cls):
         return "not an untagged array-like Struct"
     if len(fields) > FIELDS_MAX or layout_count == KNOWN_MAX:
         return "more fields or records than compiled for"
-    if config.omit_defaults and _encode(cls())[:1] != bytes([0x90 | len(fields)]):
+    if config.omit_defaults and not _DEFAULTS_WRITTEN:
         return "msgspec leaves its default fields out"  # this code writes every field
     cdef Layout* layout = &layouts[layout_count]
     cdef PyMemberDef* member
@@ -448,8 +465,16 @@ def _layout_problem(cls):
     return ""
 
 
-KNOWN = (Member, Lot, Held, EventCounts, CouponInstance, Profile)
-"""The records written here, the member first (the one looked for first)."""
+class _Probe(msgspec.Struct, array_like=True, omit_defaults=True):
+    kept: int = 0
+
+
+_DEFAULTS_WRITTEN = _encode(_Probe()) == b"\x91\x00"
+"""msgspec writes every field of an array-like Struct, `omit_defaults` or not (0.22 does; if a
+version left trailing defaults out, such classes would be its to write)."""
+
+KNOWN = (Member, Lot, EventCounts, CouponInstance, Profile, Held, LedgerEntry, Why, TxnRecord)
+"""The records written here: a member, its parts, a ledger entry and its why, an index record."""
 for _record in KNOWN:
     _problem = _layout_problem(_record)
     if _problem:
@@ -462,5 +487,5 @@ def problems():
 
 
 def encoded(record):
-    """`encode(record)`, written here for a member."""
-    return MemberEncoder().encoded(record)
+    """`encode(record)`, written here for the records of KNOWN."""
+    return RecordEncoder().encoded(record)
