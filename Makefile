@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml setup.py
 
 # A changed .pyx, engine module or .pxd is compiled again (with the modules that cimport it) in ./build;
 # until then the whole engine runs its .py files. The first time after an install every module is. (The install marks it done.)
-$(BUILT): $(STAMP) $(wildcard actors/*.pyx actors/*.pxd storage/*.pyx engine/*.py engine/*/*.py engine/*.pxd engine/*/*.pxd)
+$(BUILT): $(STAMP) $(wildcard actors/*.pyx actors/*.pxd storage/*.pyx storage/*.pxd engine/*.py engine/*/*.py engine/*.pxd engine/*/*.pxd)
 	$(BIN)/python setup.py --quiet build_ext --inplace
 	touch $(BUILT)
 

@@ -11,14 +11,14 @@ from engine.members import Member
 from engine.transactions import TxnRecord
 from engine.types import Day
 
-__all__ = ["anomaly_key", "day_key", "decode_keys", "decode_row", "decode_txn", "encode", "encode_into", "entry_of",
+__all__ = ["anomaly_key", "day_key", "decode_keys", "decode_row", "decode_txn", "encode", "entry_of",
            "id_digest", "ledger_rows", "linked_position", "member_of", "position_key", "seq_of",
            "txn_key", "wakeup_key", "wakeup_of", "with_newest", "with_position"]
 
 _ENCODER = msgspec.msgpack.Encoder()
 encode = _ENCODER.encode
-encode_into = _ENCODER.encode_into
-"""`encode` into a bytearray given (sized to what it wrote): the same bytes."""
+"""The specification of a stored record's bytes (written by storage/record_encoder.pyx at commit,
+compiled)."""
 decode_member = msgspec.msgpack.Decoder(Member).decode
 decode_txn = msgspec.msgpack.Decoder(TxnRecord).decode
 decode_entry = msgspec.msgpack.Decoder(LedgerEntry).decode

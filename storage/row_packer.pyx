@@ -9,9 +9,9 @@ to the pure `txn_key`, which decides as before."""
 from libc.stdint cimport UINT64_MAX, uint8_t, uint64_t
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 
-from storage.codecs import decode_txn, encode_into, txn_key
+from storage.codecs import decode_txn, txn_key
+from storage.record_encoder cimport RecordEncoder
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object, Py_ssize_t*) except NULL
@@ -20,7 +20,6 @@ __all__ = ["IndexLookups", "encoded_members", "index_key", "index_rows", "ledger
            "packed_key"]
 
 cdef object _decode_txn = decode_txn
-cdef object _encode_into = encode_into
 
 cdef enum:
     MAX_KEY = 511  # storage/codecs.py MAX_KEY: LMDB's default largest key
@@ -63,39 +62,11 @@ cdef bytes positioned(uint64_t position, bytes encoded):
     return record
 
 
-cdef class Encoding:
-    """Records encoded into one buffer kept from record to record, then copied out at their size
-    (after a position, where they are stored with one): the bytes `encode` gives, without the
-    allocation `encode` starts each record with and its reallocations as the record grows (most
-    records are larger than its first 32 bytes). One per call of the functions here, not shared
-    between threads."""
-
-    cdef bytearray buffer
-
-    def __cinit__(self):
-        self.buffer = bytearray(64)
-
-    cdef bytes positioned(self, uint64_t position, object record):
-        """`positioned(position, encode(record))`."""
-        _encode_into(record, self.buffer)
-        cdef Py_ssize_t size = PyByteArray_GET_SIZE(self.buffer)
-        cdef bytes row = PyBytes_FromStringAndSize(NULL, POSITION + size)
-        cdef uint8_t* at = <uint8_t*>PyBytes_AS_STRING(row)
-        put_position(at, position)
-        memcpy(at + POSITION, PyByteArray_AS_STRING(self.buffer), size)
-        return row
-
-    cdef bytes encoded(self, object record):
-        """`encode(record)`."""
-        _encode_into(record, self.buffer)
-        return PyBytes_FromStringAndSize(PyByteArray_AS_STRING(self.buffer), PyByteArray_GET_SIZE(self.buffer))
-
-
 def encoded_members(members, dict into):
     """storage/commit_rows.py `encoded_members_pure`."""
-    cdef Encoding encoding = Encoding()
+    cdef RecordEncoder encoder = RecordEncoder()
     for member in members:
-        into[member.member_id] = encoding.encoded(member)
+        into[member.member_id] = encoder.encoded(member)
 
 
 cpdef bytes index_key(object pair):
@@ -178,13 +149,13 @@ def ledger_rows(list entries, after, dict newest):
     """storage/codecs.py `ledger_rows`."""
     cdef list rows = []
     cdef uint64_t position = after
-    cdef Encoding encoding = Encoding()
+    cdef RecordEncoder encoder = RecordEncoder()
     for entry in entries:
         if position == UINT64_MAX:  # would wrap to 0: the pure code's pack refuses it
             raise OverflowError("a ledger position past 2**64 - 1")
         position += 1
         member_id = entry.member_id
-        rows.append((position_key(position), encoding.positioned(newest.get(member_id, 0), entry)))
+        rows.append((position_key(position), encoder.positioned(newest.get(member_id, 0), entry)))
         newest[member_id] = position
     return rows
 
@@ -204,12 +175,12 @@ def index_rows(dict index, dict keys):
     """storage/commit_rows.py `index_rows_pure`."""
     cdef list rows = []
     cdef dict by_day = {}
-    cdef Encoding encoding = Encoding()
+    cdef RecordEncoder encoder = RecordEncoder()
     for key, record in index.items():
         stored = keys.get(key)
         if stored is None:
             stored = index_key(key)
-        rows.append((stored, encoding.encoded(record)))
+        rows.append((stored, encoder.encoded(record)))
         day = record.day
         ids = by_day.get(day)
         if ids is None:

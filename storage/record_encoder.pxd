@@ -1,0 +1,16 @@
+# cython: language_level=3
+"""A commit's records as MessagePack, written by compiled code: storage/record_encoder.pyx."""
+
+cdef struct Out:
+    char* data
+    Py_ssize_t used
+    Py_ssize_t capacity
+    int depth
+
+
+cdef class RecordEncoder:
+    cdef Out out
+
+    cdef bytes encoded(self, object record)
+    cdef bytes positioned(self, unsigned long long position, object record)
+    cdef int write(self, object record, Py_ssize_t start) except -1
