@@ -25,9 +25,26 @@ from storage.commit_rows import MISSING as _ROWS_MISSING
 from storage.folder import Layout
 from storage.outbox import varint
 
-__all__ = ["COMPILED", "COMPILED_ENGINE", "COMPILED_WIRE", "BatchRoute", "PartAnswer", "Route", "ack_bytes", "cut_pure",
-           "read_part_pure", "result_entries", "result_entries_pure", "result_message", "route_of",
-           "say_if_not_compiled", "split", "split_entries", "transactions_of"]
+__all__ = [
+    "COMPILED",
+    "COMPILED_ENGINE",
+    "COMPILED_WIRE",
+    "BatchRoute",
+    "PartAnswer",
+    "Route",
+    "ack_bytes",
+    "cut_pure",
+    "encoder_problems",
+    "read_part_pure",
+    "result_entries",
+    "result_entries_pure",
+    "result_message",
+    "route_of",
+    "say_if_not_compiled",
+    "split",
+    "split_entries",
+    "transactions_of",
+]
 
 try:
     from actors.batch_cutter import cut_entries as _cut_compiled
@@ -239,6 +256,16 @@ def read_part_pure(data: bytes) -> list[Transaction]:
     return [transactions_from(message) for message in pb.TransactionBatch.FromString(data).transactions]
 
 
+def encoder_problems() -> dict[str, str]:
+    """Which records the compiled encoder leaves to msgspec, and why (none when it is missing
+    altogether: COMPILED_WIRE says that)."""
+    try:
+        from storage.record_encoder import problems
+    except ImportError:
+        return {}
+    return problems()
+
+
 def say_if_not_compiled(log: logging.Logger, **extra: object) -> None:
     """An ERROR at every start of a shard or server without the compiled wire code or engine: it
     works, at about 8% (reading and answers), 8% (commits and counts) or 15% (engine) more CPU a
@@ -249,6 +276,11 @@ def say_if_not_compiled(log: logging.Logger, **extra: object) -> None:
                   "batches counted and commits' rows packed by the slower pure code; reinstall with a C compiler "
                   "present: pip install -e . (or make venv)",
                   extra={"reason": _MISSING, **extra})
+    if slower := encoder_problems():
+        log.error("some records a commit stores are written by msgspec, not by the compiled encoder "
+                  f"(storage/record_encoder: {', '.join(slower)}): the same bytes at more CPU a commit; this "
+                  "build's checks do not hold for the installed msgspec or Python; reinstall: pip install -e . "
+                  "(or make venv)", extra={"reason": slower, **extra})
     if not COMPILED_ENGINE:
         log.error("the compiled engine is not in use (missing, stale or turned off): the engine runs its slower .py "
                   "modules; reinstall with a C compiler present: pip install -e . (or make venv), and unset "

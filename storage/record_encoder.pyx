@@ -371,6 +371,7 @@ cdef int put_fields(Out* out, PyObject* record, Py_ssize_t known, bint splice) e
     cdef Layout* layout = &layouts[known]
     cdef Py_ssize_t i, mark
     cdef PyObject* field
+    cdef object held
     put_head(out, layout.count, 0x90, 0xdc)
     for i in range(layout.count):
         field = (<PyObject**>(<char*>record + layout.offsets[i]))[0]
@@ -378,12 +379,16 @@ cdef int put_fields(Out* out, PyObject* record, Py_ssize_t known, bint splice) e
             return NOT_MINE  # unset: msgspec's AttributeError
         if put_plain_into(out.data, &out.used, out.capacity, field):
             continue
+        # Held by a reference of its own until spliced: an error put_value meets (a string that is
+        # not UTF-8) allocates, a collection may run a finalizer that replaces this field, and the
+        # slot's borrowed pointer would then be freed memory (Python 3.11 collects inside calls).
+        held = <object>field
         mark = out.used
-        if put_value(out, field) == NOT_MINE:
+        if put_value(out, <PyObject*>held) == NOT_MINE:
             if not splice:
                 return NOT_MINE
             out.used = mark
-            put_spliced(out, <object>field)
+            put_spliced(out, held)
     return WRITTEN
 
 
@@ -437,12 +442,19 @@ cdef class RecordEncoder:
         return 0
 
 
-def _layout_problem(cls):
-    """Why records of `cls` cannot be written here (they are then msgspec's), or "": found by
-    asking the class and msgspec, not assumed."""
+_registered = []
+"""The classes whose layouts are in `layouts`, kept alive: a layout is found by the type's address,
+which a freed class would leave to the next type made there."""
+
+
+def _register(cls):
+    """Take `cls`'s layout into `layouts` and say "", or say why records of `cls` cannot be
+    written here (they are then msgspec's): found by asking the class and msgspec, not assumed."""
     global layout_count
     if not (isinstance(cls, type) and issubclass(cls, msgspec.Struct)):
         return "not a msgspec Struct"
+    if cls in _registered:
+        return "already registered"
     config, fields = cls.__struct_config__, cls.__struct_fields__
     if not config.array_like or config.tag is not None:
         return "not an untagged array-like Struct"
@@ -462,6 +474,7 @@ def _layout_problem(cls):
         layout.offsets[i] = member.offset
     layout.type, layout.count = <PyTypeObject*>cls, len(fields)
     layout_count += 1
+    _registered.append(cls)
     return ""
 
 
@@ -476,7 +489,7 @@ version left trailing defaults out, such classes would be its to write)."""
 KNOWN = (Member, Lot, EventCounts, CouponInstance, Profile, Held, LedgerEntry, Why, TxnRecord)
 """The records written here: a member, its parts, a ledger entry and its why, an index record."""
 for _record in KNOWN:
-    _problem = _layout_problem(_record)
+    _problem = _register(_record)
     if _problem:
         _problems[_record.__qualname__] = _problem
 

@@ -390,6 +390,18 @@ def test_a_start_without_the_compiled_reader_says_so_as_an_error(monkeypatch, ca
     assert record.shard == 3
 
 
+def test_a_start_whose_record_encoder_leaves_a_record_to_msgspec_says_so_as_an_error(monkeypatch, caplog):
+    monkeypatch.setattr(batch_wire, "COMPILED_ENGINE", True)
+    monkeypatch.setattr(batch_wire, "COMPILED_WIRE", True)
+    say_if_not_compiled(logging.getLogger("patron.test"))
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # this build: every record is its own
+    monkeypatch.setattr(batch_wire, "encoder_problems", lambda: {"Member": "msgspec leaves its default fields out"})
+    say_if_not_compiled(logging.getLogger("patron.test"), shard=2)
+    [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "Member" in record.getMessage()
+    assert record.shard == 2
+
+
 def test_a_start_without_the_compiled_engine_says_so_as_an_error(monkeypatch, caplog):
     monkeypatch.setattr(batch_wire, "COMPILED_WIRE", True)  # this test is the engine's alone
     monkeypatch.setattr(batch_wire, "COMPILED_ENGINE", False)

@@ -3,6 +3,9 @@ same bytes for members, ledger entries and index records of every shape, at ever
 boundary, and the same exception for what msgspec refuses."""
 
 import decimal
+import subprocess
+import sys
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -192,3 +195,46 @@ def test_a_commits_members_are_msgspecs_bytes_one_after_another(written):
     into = {}
     row_packer.encoded_members(written, into)
     assert into == {member.member_id: msgspec.msgpack.encode(member) for member in written}
+
+
+_FINALIZER_REPLACES_THE_FIELD = '''
+import gc
+from engine.members import Member
+from storage import record_encoder
+
+member = Member("m", 1)
+
+class Replacer:
+    def __del__(self):  # run by a collection inside the encoder: the field's old list is freed
+        member.tags = ["replaced"]
+
+for trial in range(5):
+    member.tags = [["x" * 10] * 50 + ["\\udc80"] for _ in range(3)]  # the slot's is the only reference
+    cycle = Replacer()
+    cycle.self = cycle
+    del cycle
+    gc.set_threshold(1)
+    try:
+        record_encoder.encoded(member)
+    except UnicodeEncodeError:
+        print("refused")  # as msgspec refuses a lone surrogate
+    finally:
+        gc.set_threshold(700, 10, 10)
+'''
+
+
+def test_a_field_replaced_by_a_finalizer_while_it_is_written_is_not_read_after_it_is_freed():
+    """A string msgspec refuses makes an error, the error's allocation a collection, and a
+    finalizer may then replace the very field being written; the encoder held the field by its
+    slot's borrowed pointer and spliced freed memory (a crash, or another object's bytes)."""
+    run = subprocess.run([sys.executable, "-c", _FINALIZER_REPLACES_THE_FIELD], check=False, capture_output=True,
+                         text=True, timeout=60, cwd=Path(__file__).parents[1])
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["refused"] * 5
+
+
+def test_a_class_is_registered_once_and_kept():
+    """Layouts are found by the type's address: a class registered twice, or freed and its address
+    reused by another type, would have the encoder read one class's record at another's offsets."""
+    assert record_encoder._register(Lot) == "already registered"
+    assert Member in record_encoder._registered
