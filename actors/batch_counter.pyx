@@ -12,8 +12,8 @@ from libc.stdint cimport int64_t
 from cpython.object cimport PyObject
 
 from actors.c_ints cimport read_int64
-from actors.c_slots cimport slot_offset
-from actors.c_slots cimport borrowed_slot as slot, slot_value as field
+from storage.c_slots cimport slot_offset
+from storage.c_slots cimport borrowed_slot as slot, slot_value as field
 
 from engine.ledger import LedgerEntry
 from engine.transactions import Transaction, TxnResult

@@ -25,26 +25,9 @@ from storage.commit_rows import MISSING as _ROWS_MISSING
 from storage.folder import Layout
 from storage.outbox import varint
 
-__all__ = [
-    "COMPILED",
-    "COMPILED_ENGINE",
-    "COMPILED_WIRE",
-    "BatchRoute",
-    "PartAnswer",
-    "Route",
-    "ack_bytes",
-    "cut_pure",
-    "encoder_problems",
-    "read_part_pure",
-    "result_entries",
-    "result_entries_pure",
-    "result_message",
-    "route_of",
-    "say_if_not_compiled",
-    "split",
-    "split_entries",
-    "transactions_of",
-]
+__all__ = ["COMPILED", "COMPILED_ENGINE", "COMPILED_WIRE", "BatchRoute", "PartAnswer", "Route", "ack_bytes",
+           "cut_pure", "encoder_problems", "read_part_pure", "result_entries", "result_entries_pure",
+           "result_message", "route_of", "say_if_not_compiled", "split", "split_entries", "transactions_of"]
 
 try:
     from actors.batch_cutter import cut_entries as _cut_compiled

@@ -17,7 +17,7 @@ from libc.string cimport memcmp, memcpy
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 
-from actors.c_slots cimport put_slot, slot_offset
+from storage.c_slots cimport put_slot, slot_offset
 
 
 cdef extern from "Python.h":

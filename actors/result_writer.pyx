@@ -17,7 +17,7 @@ from cpython.ref cimport Py_INCREF
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
 from actors.c_ints cimport read_int64
-from actors.c_slots cimport borrowed_slot, slot_offset, slot_value
+from storage.c_slots cimport borrowed_slot, slot_offset, slot_value
 from cpython.object cimport PyObject
 
 

@@ -18,6 +18,7 @@ from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
+from storage.c_slots cimport slot_offset
 
 import msgspec
 
@@ -30,7 +31,8 @@ from storage.codecs import encode
 __all__ = ["KNOWN", "RecordEncoder", "encoded", "problems"]
 
 cdef extern from "Python.h":
-    # Borrowed references throughout: nothing here runs Python code while a value is read.
+    # Borrowed references throughout: Python code runs here only when an error is made (a string
+    # that is not UTF-8), through a collection's finalizers; put_fields holds the field it hands on.
     const char* utf8_of "PyUnicode_AsUTF8AndSize" (PyObject*, Py_ssize_t*)
     bint is_ascii "PyUnicode_IS_COMPACT_ASCII" (PyObject*)
     void* str_data "PyUnicode_DATA" (PyObject*)
@@ -207,18 +209,6 @@ cdef extern from *:
                                              unsigned char wide) noexcept
     void store64 "patron_store64" (char* at, uint64_t value) noexcept
     uint64_t float_bits "patron_float_bits" (double value) noexcept
-
-cdef extern from "structmember.h":
-    ctypedef struct PyMemberDef:
-        int type
-        Py_ssize_t offset
-    enum:
-        T_OBJECT_EX
-
-cdef extern from "Python.h":
-    ctypedef struct PyMemberDescrObject:
-        PyMemberDef* d_member
-    PyTypeObject PyMemberDescr_Type
 
 cdef enum:
     DEPTH = 32  # deeper values go to msgspec, which decides (its recursion limit, a cycle's error)
@@ -463,15 +453,11 @@ def _register(cls):
     if config.omit_defaults and not _DEFAULTS_WRITTEN:
         return "msgspec leaves its default fields out"  # this code writes every field
     cdef Layout* layout = &layouts[layout_count]
-    cdef PyMemberDef* member
     for i, name in enumerate(fields):
-        descriptor = cls.__dict__.get(name)
-        if type(descriptor) is not <object>&PyMemberDescr_Type or descriptor.__objclass__ is not cls:
-            return f"{name} is not a slot of its own"
-        member = (<PyMemberDescrObject*>descriptor).d_member
-        if member.type != T_OBJECT_EX:
-            return f"{name} is not an object slot"
-        layout.offsets[i] = member.offset
+        try:
+            layout.offsets[i] = slot_offset(cls, name, "storage.record_encoder")
+        except ImportError as refused:
+            return str(refused)
     layout.type, layout.count = <PyTypeObject*>cls, len(fields)
     layout_count += 1
     _registered.append(cls)

@@ -1,6 +1,7 @@
 # cython: language_level=3
 """msgspec Struct fields as the slots they are, at fixed offsets in each record, shared by the
-compiled wire and counting code (inline: nothing of this module exists at run time)."""
+compiled wire and counting code and the record encoder (inline: nothing of this module exists at
+run time). In storage/, the lowest package that cimports it, so the flow stays one way."""
 
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_INCREF
