@@ -6,14 +6,11 @@ unknown original (by lines and by amount) and a quote, in the compiled engine an
 (PATRON_PURE_ENGINE=1), and every answer, refusal and exception must be the same."""
 
 import json
-import os
 import random
-import subprocess
-import sys
-from pathlib import Path
 
 from engine.bounds import LIMIT
 from tests.engine.test_invariants import EXAMPLE
+from tests.engines import run_engine_script
 
 # Lines the example rules treat each way: earning by the spend rule, claimed by a fixed, a
 # percent and a per-amount product rule, and refused by the blacklist (and never discounted).
@@ -56,17 +53,11 @@ from engine.scoring import score_transaction
 from engine.spending.quote import quote
 from engine.transactions import LineItem, Transaction
 from engine.validation import load_rules
+from tests.engines import answer
 
 cases = json.loads(sys.stdin.read())
 programme = Programme(load_rules(cases["rules"]))
 at, kinds = cases["at"], cases["kinds"]
-
-
-def answer(call):
-    try:
-        return msgspec.to_builtins(call())
-    except Exception as error:  # the point: compiled must raise, or not, as the .py does
-        return [type(error).__name__, str(error)]
 
 
 def book():
@@ -100,15 +91,9 @@ print(json.dumps({"compiled": engine.compiled_engine(), "answers": out}))
 
 
 def answers(pure: bool) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "PATRON_PURE_ENGINE"}
-    if pure:
-        env["PATRON_PURE_ENGINE"] = "1"
     cases = {"rules": EXAMPLE, "at": 1_772_604_000_000, "birthday": "03-04", "kinds": KINDS, "baskets": baskets(),
              "orders": ORDER_AMOUNTS}  # at: 2026-03-04 14:00 in Shanghai
-    done = subprocess.run([sys.executable, "-c", ANSWERS], input=json.dumps(cases), capture_output=True, text=True,
-                          env=env, timeout=600, check=False, cwd=Path(__file__).resolve().parent.parent)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.splitlines()[-1])
+    return run_engine_script(ANSWERS, cases, pure)
 
 
 def test_amounts_at_and_past_the_bounds_answer_the_same_compiled_and_pure():

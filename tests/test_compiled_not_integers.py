@@ -6,12 +6,9 @@ raising) where the .py keeps it as given. Both engines must refuse each alike
 (`bounds.input_problem`: `not_an_integer`; a quote: `InvalidRequestError` naming the field)."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 from tests.engine.test_invariants import EXAMPLE
+from tests.engines import run_engine_script
 
 AT = 1_772_604_000_000  # 2026-03-04 14:00 in Shanghai
 # (kind, field, a valid value): each field read as an integer, in a transaction of a kind that uses it
@@ -33,6 +30,7 @@ from engine.scoring import score_transaction
 from engine.spending.quote import quote
 from engine.transactions import LineItem, Transaction
 from engine.validation import load_rules
+from tests.engines import answer
 
 cases = json.loads(sys.stdin.read())
 programme = Programme(load_rules(cases["rules"]))
@@ -47,13 +45,6 @@ def made(spec, v):
     return {"float": float(v), "half": v + 0.5, "true": True, "false": False, "nan": float("nan"),
             "inf": float("inf"), "-inf": float("-inf"), "-float": -float(v), "subclass": Whole(v), "int": v,
             "huge": v * 10**20}[spec]
-
-
-def answer(call):
-    try:
-        return msgspec.to_builtins(call())
-    except Exception as error:  # the point: compiled must raise, or not, as the .py does
-        return [type(error).__name__, str(error)]
 
 
 def book():
@@ -89,15 +80,7 @@ def cases() -> list[list]:
 
 
 def answers(pure: bool) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "PATRON_PURE_ENGINE"}
-    if pure:
-        env["PATRON_PURE_ENGINE"] = "1"
-    done = subprocess.run([sys.executable, "-c", ANSWERS], input=json.dumps({"rules": EXAMPLE, "at": AT,
-                                                                            "cases": cases()}),
-                          capture_output=True, text=True, env=env, timeout=600, check=False,
-                          cwd=Path(__file__).resolve().parent.parent)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.splitlines()[-1])
+    return run_engine_script(ANSWERS, {"rules": EXAMPLE, "at": AT, "cases": cases()}, pure)
 
 
 def expected(kind: str, field: str, spec: str) -> str:
