@@ -5,7 +5,8 @@ pyproject.toml. Without a C compiler the install fails loudly rather than leavin
 - The wire code: the shards' part reader (actors/part_reader.pyx) and result writer
   (actors/result_writer.pyx), and the gateway's batch cutter (actors/batch_cutter.pyx); and the
   shards' batch statistics (actors/batch_counter.pyx) and commit rows (storage/row_packer.pyx, their
-  records written by storage/record_encoder.pyx).
+  records written by storage/record_encoder.pyx); and pymalloc's arenas on huge pages in the
+  processes that hold members (actors/huge_pages.pyx).
 - The engine's own modules, compiled as they are (Cython's pure-Python mode: the .py is both the
   specification and the code compiled; PATRON_PURE_ENGINE=1 runs the .py, engine/__init__.py).
   Modules declaring msgspec Structs stay pure: compiling them gained nothing, and msgspec reads
@@ -22,7 +23,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 COMPILED = ("actors/part_reader", "actors/batch_cutter", "actors/result_writer", "actors/batch_counter",
-            "storage/record_encoder", "storage/row_packer")
+            "actors/huge_pages", "storage/record_encoder", "storage/row_packer")
 STRUCTS = re.compile(r"^class \w+\(.*\bStruct\b", re.MULTILINE)
 # Python's semantics kept: type hints are not C types (ints stay unbounded, None allowed), and a
 # function of one argument still takes it by keyword. (Cython's default inference gives a local a

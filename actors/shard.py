@@ -124,6 +124,9 @@ class ShardStatus(msgspec.Struct):
     compiled_wire: bool = True
     """Whether this shard's process reads its parts with the compiled reader and runs the compiled
     engine (actors/batch_wire.py)."""
+    huge_pages: str = ""
+    """Whether this shard's process keeps its Python objects on huge pages: "on", or "off: why"
+    (actors/object_memory.py); empty where no actor started it (a Shard in a test)."""
 
 
 class Job(msgspec.Struct):

@@ -15,6 +15,7 @@ from actors.batch_stats import BatchStats
 from actors.batch_wire import say_if_not_compiled
 from actors.coupon_grants import RayGrants
 from actors.logs import collect_rarely, configure_logging
+from actors.object_memory import use_huge_pages
 from actors.opening_wire import ImportAnswer
 from actors.placement import on_this_node
 from actors.shard import Shard, ShardConfig, ShardStatus
@@ -49,6 +50,7 @@ class ShardActor:
     def __init__(self, config: ShardConfig, folder_id: str = "") -> None:
         configure_logging()
         collect_rarely()
+        self._huge_pages = use_huge_pages(log)  # before the members load: they are most of the arenas
         started = time.perf_counter()
         # The keeper is found by name: an actor handle among the arguments of an actor Ray
         # restarts makes Ray warn that the restart may fail (ray-project/ray#53727)
@@ -60,10 +62,11 @@ class ShardActor:
         gc.freeze()  # the members just loaded live as long as the process
         say_if_not_compiled(log, shard=config.shard)
         log.info("shard ready", extra={"shard": config.shard, "members": len(self.shard.book.members),
+                                       "huge_pages": self._huge_pages,
                                        "seconds": round(time.perf_counter() - started, 3)})
 
     def status(self) -> ShardStatus:
-        return self.shard.status()
+        return msgspec.structs.replace(self.shard.status(), huge_pages=self._huge_pages)
 
     def pid(self) -> int:
         return os.getpid()

@@ -20,10 +20,9 @@ __all__ = ["run"]
 
 def _replay(rules: Path, stream: Path, folder: Path, answers: "mp.Queue") -> None:
     """In its own process, as `patron replay` runs: (transactions, seconds, CPU seconds, max RSS)."""
-    from actors.logs import collect_rarely
-    from cli.replay import ReplayFiles, replay_files
+    from cli.replay import ReplayFiles, prepare_process, replay_files
 
-    collect_rarely()
+    prepare_process()
     cpu = time.process_time()
     stats = replay_files(ReplayFiles(rules=rules, transactions=stream, members_out=folder / "replay-members.jsonl",
                                      results_out=folder / "replay-results.jsonl"))

@@ -9,6 +9,7 @@ the held members' own objects by type (sys.getsizeof over each member's parts).
 
 import argparse
 import gc
+import logging
 import shutil
 import sys
 import tempfile
@@ -19,6 +20,7 @@ from pathlib import Path
 import msgspec
 
 from actors.logs import collect_rarely
+from actors.object_memory import use_huge_pages
 from actors.opening_wire import encode_rows
 from actors.shard import Shard
 from bench.shard_hot import DAY, _apply, _open, _stream
@@ -34,6 +36,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
     collect_rarely()
+    use_huge_pages(logging.getLogger("bench"))  # as a shard actor keeps its objects
     folder = Path(tempfile.mkdtemp(prefix="patron-shard-memory-", dir=args.work))
     try:
         _imported(folder, args.members)

@@ -272,10 +272,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from actors.logs import collect_rarely
-    from cli.replay import ReplayFiles, replay_files
+    from cli.replay import ReplayFiles, prepare_process, replay_files
 
-    collect_rarely()
+    prepare_process()
     files = ReplayFiles(rules=args.rules, transactions=args.transactions, members_out=args.members_out,
                         results_out=args.results_out, ledger_out=args.ledger_out,
                         anomalies_out=args.anomalies_out, until=args.until)

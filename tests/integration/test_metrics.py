@@ -8,6 +8,7 @@ from collections.abc import Callable
 import ray
 from prometheus_client.parser import text_string_to_metric_families
 
+from actors.object_memory import kernel_mode
 from client import PatronClient
 from engine.calendar import parse_day
 from tests.builders import ms
@@ -166,3 +167,10 @@ def test_spending_metrics_move_as_the_stream_says_and_stored_value_is_right_afte
     samples = wait_for(again.server.metrics_port, lambda s: value(s, "patron_shard_up", shard="0") == 1)
     assert stored_value(samples) == (principal, bonus)
     assert value(samples, "patron_points_redeemed_total") == 0  # counters start again with the process
+
+
+def test_each_shard_says_whether_its_objects_are_on_huge_pages(start_server):
+    server = start_server(shards=2, start_date=parse_day("2026-11-17"))
+    said = {ray.get(actor.status.remote()).huge_pages for actor in server.server.coordinator.actors}
+    assert said == ({"on"} if kernel_mode() not in (None, "never") else
+                    {"off: the kernel's transparent huge pages are " + (kernel_mode() or "not offered")})

@@ -1,0 +1,41 @@
+"""Where a process's Python objects live: pymalloc's arenas on transparent huge pages
+(actors/huge_pages.pyx) in the processes that hold members (shards, replay), unless the operator
+says `PATRON_HUGE_PAGES=off` or the kernel offers none."""
+
+import logging
+import os
+from pathlib import Path
+
+__all__ = ["THP_SETTING", "use_huge_pages"]
+
+THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+def use_huge_pages(log: logging.Logger) -> str:
+    """Arenas taken from now on are on huge pages where the kernel can: about 3% less CPU a
+    transaction in a shard holding 100,000 members, 4-7% in replay (bench/RESULTS.md, "Python's
+    objects on huge pages"). Returns what was done, for the start's log line: "on", or "off: why"."""
+    if os.environ.get("PATRON_HUGE_PAGES", "on") == "off":
+        return "off: PATRON_HUGE_PAGES=off"
+    if (mode := kernel_mode()) in (None, "never"):
+        return f"off: the kernel's transparent huge pages are {mode or 'not offered'}"
+    try:
+        from actors.huge_pages import install
+    except ImportError as error:  # never silent, as for the other compiled parts
+        log.error("actors/huge_pages is not built: Python's objects stay on ordinary pages, at about 3% more CPU "
+                  "a transaction; reinstall with a C compiler present: pip install -e . (or make venv)",
+                  extra={"reason": f"{type(error).__name__}: {error}"})
+        return "off: not built"
+    install()
+    return "on"
+
+
+def kernel_mode(setting: Path = THP_SETTING) -> str | None:
+    """The kernel's transparent huge pages setting ("always", "madvise" or "never"), or None
+    where there is none (another system, or a kernel built without them)."""
+    try:
+        text = setting.read_text()
+    except OSError:
+        return None
+    chosen = [word[1:-1] for word in text.split() if word.startswith("[")]
+    return chosen[0] if chosen else None
