@@ -12,11 +12,15 @@ THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 
 def use_huge_pages(log: logging.Logger) -> str:
-    """Arenas taken from now on are on huge pages where the kernel can: about 3% less CPU a
-    transaction in a shard holding 100,000 members, 4-7% in replay (bench/RESULTS.md, "Python's
-    objects on huge pages"). Returns what was done, for the start's log line: "on", or "off: why"."""
-    if os.environ.get("PATRON_HUGE_PAGES", "on") == "off":
+    """Arenas taken from now on are on huge pages where the kernel can: 3-4% less CPU a transaction
+    in a shard holding 100,000 members, 3% in replay (bench/RESULTS.md, "Python's objects on huge
+    pages"). Returns what was done, for the start's log line: "on" (the allocator is installed;
+    the kernel decides page by page), or "off: why"."""
+    setting = os.environ.get("PATRON_HUGE_PAGES", "on")
+    if setting == "off":
         return "off: PATRON_HUGE_PAGES=off"
+    if setting != "on":
+        log.error("PATRON_HUGE_PAGES is on or off; taken as on", extra={"value": setting})
     if (mode := kernel_mode()) in (None, "never"):
         return f"off: the kernel's transparent huge pages are {mode or 'not offered'}"
     try:

@@ -125,7 +125,7 @@ class ShardStatus(msgspec.Struct):
     """Whether this shard's process reads its parts with the compiled reader and runs the compiled
     engine (actors/batch_wire.py)."""
     huge_pages: str = ""
-    """Whether this shard's process keeps its Python objects on huge pages: "on", or "off: why"
+    """Whether this shard's process asks for huge pages for its Python objects: "on", or "off: why"
     (actors/object_memory.py); empty where no actor started it (a Shard in a test)."""
 
 

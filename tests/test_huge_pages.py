@@ -15,7 +15,9 @@ from actors.object_memory import kernel_mode
 ROOT = Path(__file__).parents[1]
 OFFERED = kernel_mode() not in (None, "never")
 
-# Objects of about 120 MB, allocated in order and all freed together, so their arenas empty.
+# Objects of about 120 MB, allocated in order and all freed together, so their arenas empty; then
+# as many again. With "force", the allocator is installed whatever use_huge_pages said, so it runs
+# on a kernel without huge pages too (on ordinary pages).
 MEASURE = textwrap.dedent("""
     import json, logging, sys
     from actors.object_memory import use_huge_pages
@@ -27,45 +29,87 @@ MEASURE = textwrap.dedent("""
     before = [str(n) * 3 for n in range(100_000)]  # arenas taken before the allocator changes
     said = use_huge_pages(logging.getLogger("test"))
     from actors import huge_pages
+    seen = {"said": said, "installed": huge_pages.installed()}
+    if sys.argv[1:] == ["force"]:
+        huge_pages.install()
     objects = [(n, str(n)) for n in range(800_000)]
-    held = memory()
-    counts_held = huge_pages.counts() if huge_pages.installed() else None
+    seen["held"], seen["counts_held"] = memory(), huge_pages.counts()
     del objects, before
-    freed = memory()
+    seen["freed"], seen["counts_freed"] = memory(), huge_pages.counts()
     again = [(n, str(n)) for n in range(800_000)]
-    counts_again = huge_pages.counts() if huge_pages.installed() else None
-    print(json.dumps({"said": said, "held": held, "freed": freed, "counts_held": counts_held,
-                      "counts_again": counts_again}))
+    seen["again"], seen["counts_again"] = memory(), huge_pages.counts()
+    print(json.dumps(seen))
 """)
 
 
-def measured(**env: str) -> dict:
-    run = subprocess.run([sys.executable, "-c", MEASURE], check=False, cwd=ROOT, capture_output=True, text=True,
-                         timeout=120, env={**os.environ, **env})
+# 120 arenas of 100-byte objects, every other arena's objects in the other list, so freeing one
+# list empties arenas whose partner (the other half of their huge page) stays in use.
+ALTERNATE = textwrap.dedent("""
+    import json
+    from actors import huge_pages
+
+    def huge_mib():
+        return next(int(line.split()[1]) // 1024 for line in open("/proc/self/smaps_rollup")
+                    if line.startswith("AnonHugePages:"))
+
+    huge_pages.install()
+    lists, which = ([], []), 0
+    arenas = start = huge_pages.counts()[1]
+    while arenas < start + 120:
+        lists[which].append(bytes(100))
+        if (now := huge_pages.counts()[1]) != arenas:  # this object opened an arena: the other list's
+            arenas, which = now, which ^ 1
+            lists[which].append(lists[which ^ 1].pop())
+    seen = {"full": huge_mib()}
+    lists[0].clear()
+    seen["kept"] = huge_pages.counts()[2]
+    lists[0].extend(bytes(100) for _ in range(len(lists[1])))
+    seen["again"] = huge_mib()
+    print(json.dumps(seen))
+""")
+
+
+def measured(*args: str, huge_pages: str = "on", script: str = MEASURE) -> dict:
+    run = subprocess.run([sys.executable, "-c", script, *args], check=False, cwd=ROOT, capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "PATRON_HUGE_PAGES": huge_pages})
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout)
 
 
+def test_arenas_given_back_return_their_memory_and_are_handed_out_again():
+    seen = measured("force")
+    regions, in_use, _ = seen["counts_held"]
+    assert in_use >= 100  # the 120 MB of objects, 1 MiB an arena
+    # pymalloc gave the emptied arenas back, and their memory left the process
+    assert seen["held"]["Rss"] - seen["freed"]["Rss"] >= 80
+    assert seen["counts_freed"][1] < 10
+    # the next objects take the same arenas again before any new region
+    assert seen["counts_again"][0] == regions
+    assert seen["counts_again"][1] >= 100
+
+
 @pytest.mark.skipif(not OFFERED, reason="the kernel offers no transparent huge pages: see the test below")
-def test_python_objects_land_on_huge_pages_and_their_memory_goes_back_when_freed():
+def test_python_objects_land_on_huge_pages_and_stay_there_when_arenas_are_reused():
     seen = measured()
     assert seen["said"] == "on"
-    assert seen["held"]["AnonHugePages"] >= 40  # most of the 120 MB of objects
-    # pymalloc gave the emptied arenas back and their memory left the process
-    assert seen["held"]["Rss"] - seen["freed"]["Rss"] >= 40
-    regions, in_use, spare = seen["counts_held"]
-    assert in_use >= 40
-    assert spare == 0
-    # the next objects take the kept arenas again before any new region
-    assert seen["counts_again"][0] == regions
-    assert seen["counts_again"][2] < seen["counts_held"][1]
+    assert seen["held"]["AnonHugePages"] >= 80  # most of the 120 MB of objects
+    assert seen["again"]["AnonHugePages"] >= 80  # emptied whole, then faulted in as huge pages again
 
 
-def test_without_huge_pages_in_the_kernel_the_process_says_so_and_runs_as_before():
-    """On a kernel that offers them this is the operator's switch; both ways nothing is installed."""
-    seen = measured(PATRON_HUGE_PAGES="off")
+def test_an_arena_given_back_beside_one_in_use_is_kept_whole_and_handed_out_first():
+    """Emptying half a huge page would split it for good: the arena handed out again would be on
+    ordinary pages (planted, `AnonHugePages` fell from 120 to 2 MiB)."""
+    seen = measured(script=ALTERNATE)
+    assert seen["kept"] >= 50  # about one arena in two given back, each beside one in use
+    if OFFERED:
+        assert seen["full"] >= 100
+        assert seen["again"] >= 0.9 * seen["full"]
+
+
+def test_the_operator_or_the_kernel_can_leave_python_s_allocator_as_it_is():
+    seen = measured(huge_pages="off")
     assert seen["said"] == "off: PATRON_HUGE_PAGES=off"
-    assert seen["counts_held"] is None
+    assert not seen["installed"]
     if not OFFERED:
         assert measured()["said"].startswith("off: the kernel's transparent huge pages are")
 
