@@ -21,12 +21,17 @@ def answer(call):
         return [type(error).__name__, str(error)]
 
 
+def engine_environment(pure: bool) -> dict[str, str]:
+    """This process's environment for a child that runs the engine compiled, or (`pure`) from its
+    .py files, whatever PATRON_PURE_ENGINE the tests were started with."""
+    env = {k: v for k, v in os.environ.items() if k != "PATRON_PURE_ENGINE"}
+    return env | {"PATRON_PURE_ENGINE": "1"} if pure else env
+
+
 def run_engine_script(script: str, data: object, pure: bool) -> dict:
     """Run `script` (it reads `data` as JSON on stdin and prints its answers as its last line, as
     JSON) with the engine compiled, or (`pure`) from its .py files."""
-    env = {k: v for k, v in os.environ.items() if k != "PATRON_PURE_ENGINE"}
-    if pure:
-        env["PATRON_PURE_ENGINE"] = "1"
+    env = engine_environment(pure)
     done = subprocess.run([sys.executable, "-c", script], input=json.dumps(data), capture_output=True, text=True,
                           env=env, timeout=600, check=False, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.engine.test_invariants import EXAMPLE, changed
+from tests.engines import engine_environment
 
 RULE_SETS = {
     "example": EXAMPLE,
@@ -62,9 +63,7 @@ print(json.dumps({"compiled": compiled, "why": why, "scoring": scoring.__file__,
 
 
 def replays(folder: Path, pure: bool) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "PATRON_PURE_ENGINE"}
-    if pure:
-        env["PATRON_PURE_ENGINE"] = "1"
+    env = engine_environment(pure)
     cases = json.dumps({"rules": list(RULE_SETS), "streams": STREAMS, "outputs": OUTPUTS})
     done = subprocess.run([sys.executable, "-c", REPLAYS, str(folder), cases, "pure" if pure else "compiled"],
                           capture_output=True, text=True, env=env, timeout=300, check=False)
@@ -135,7 +134,7 @@ print(json.dumps([*engine.compiled_engine(), engine.scoring.__file__]))
 
 def engine_state(tree: Path) -> tuple[bool, str, str]:
     """Which engine a copy of it at `tree` runs, and why, once its scoring is imported."""
-    env = {k: v for k, v in os.environ.items() if k != "PATRON_PURE_ENGINE"} | {"PYTHONPATH": str(tree)}
+    env = engine_environment(pure=False) | {"PYTHONPATH": str(tree)}
     done = subprocess.run([sys.executable, "-c", ENGINE_STATE], capture_output=True, text=True, env=env,
                           cwd=tree, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
@@ -216,5 +215,5 @@ def test_a_typed_reference_holding_none_raises_as_the_py_does_instead_of_crashin
     """An engine bug that hands a typed reference None stays an AttributeError, which the shard
     turns into one rejected transaction, not a crash of the shard (setup.py: `nonecheck`)."""
     done = subprocess.run([sys.executable, "-c", NONE_READ], check=False, capture_output=True, text=True, timeout=120,
-                          cwd=Path(__file__).resolve().parent.parent)
+                          cwd=Path(__file__).resolve().parent.parent, env=engine_environment(pure=False))
     assert (done.returncode, done.stdout.strip()) == (0, "raised"), done.stderr[-2000:]
