@@ -1,6 +1,7 @@
 """What every scenario shares: a scratch folder, the servers it starts (killed at the
 end whatever happens), their memory sampled throughout, and the fields every report carries."""
 
+import os
 import shutil
 import sys
 import tempfile
@@ -68,6 +69,11 @@ class Harness:
         clients = self.clients(jobs)
         print(f"{label}: {len(jobs)} clients prepare their batches", file=sys.stderr, flush=True)
         clients.wait_ready()
+        # What the set-up wrote (the stream, often 100 MB or more; Ray's and serve's start) is on the
+        # disk before the measured part: left in the page cache, the kernel writes it back 30 s
+        # later (vm.dirty_expire_centisecs), in the middle of the run, and on ext4 every shard's
+        # fdatasync waits for it (bench/RESULTS.md, "The night's runs, 4 Dec").
+        os.sync()
         meter = CpuMeter([server.pid]).start()
         start = clients.start()
         progress = Progress(label, total)
