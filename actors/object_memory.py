@@ -13,7 +13,7 @@ THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 def use_huge_pages(log: logging.Logger) -> str:
     """Arenas taken from now on are on huge pages where the kernel can: 3-4% less CPU a transaction
-    in a shard holding 100,000 members, 3% in replay (bench/RESULTS.md, "Python's objects on huge
+    in a shard holding 100,000 members, 3-6% in replay (bench/RESULTS.md, "Python's objects on huge
     pages"). Returns what was done, for the start's log line: "on" (the allocator is installed;
     the kernel decides page by page), or "off: why"."""
     setting = os.environ.get("PATRON_HUGE_PAGES", "on")
