@@ -6,9 +6,19 @@ import logging
 import os
 from pathlib import Path
 
-__all__ = ["THP_SETTING", "use_huge_pages"]
+from actors.logs import collect_rarely
+
+__all__ = ["THP_SETTING", "kernel_mode", "prepare_to_hold_members", "use_huge_pages"]
 
 THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+def prepare_to_hold_members(log: logging.Logger) -> str:
+    """What a process that holds members (a shard actor, replay, the shard benches) sets before
+    they load: the collector walking rarely, and its objects on huge pages (said as
+    `use_huge_pages` says)."""
+    collect_rarely()
+    return use_huge_pages(log)
 
 
 def use_huge_pages(log: logging.Logger) -> str:

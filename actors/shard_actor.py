@@ -14,8 +14,8 @@ from actors import shard_moves
 from actors.batch_stats import BatchStats
 from actors.batch_wire import say_if_not_compiled
 from actors.coupon_grants import RayGrants
-from actors.logs import collect_rarely, configure_logging
-from actors.object_memory import use_huge_pages
+from actors.logs import configure_logging
+from actors.object_memory import prepare_to_hold_members
 from actors.opening_wire import ImportAnswer
 from actors.placement import on_this_node
 from actors.shard import Shard, ShardConfig, ShardStatus
@@ -49,8 +49,7 @@ class ShardActor:
 
     def __init__(self, config: ShardConfig, folder_id: str = "") -> None:
         configure_logging()
-        collect_rarely()
-        self._huge_pages = use_huge_pages(log)  # before the members load: they are most of the arenas
+        self._huge_pages = prepare_to_hold_members(log)  # before the members load: most of the arenas
         started = time.perf_counter()
         # The keeper is found by name: an actor handle among the arguments of an actor Ray
         # restarts makes Ray warn that the restart may fail (ray-project/ray#53727)

@@ -1,6 +1,7 @@
 """Core speed: the single-process replay on a stream, per core, against an end-to-end ingest run of
 the same stream; efficiency = end-to-end ÷ (cores × core speed)."""
 
+import logging
 import multiprocessing as mp
 import os
 import resource
@@ -20,9 +21,10 @@ __all__ = ["run"]
 
 def _replay(rules: Path, stream: Path, folder: Path, answers: "mp.Queue") -> None:
     """In its own process, as `patron replay` runs: (transactions, seconds, CPU seconds, max RSS)."""
-    from cli.replay import ReplayFiles, prepare_process, replay_files
+    from actors.object_memory import prepare_to_hold_members
+    from cli.replay import ReplayFiles, replay_files
 
-    prepare_process()
+    prepare_to_hold_members(logging.getLogger("bench"))  # as `patron replay` runs
     cpu = time.process_time()
     stats = replay_files(ReplayFiles(rules=rules, transactions=stream, members_out=folder / "replay-members.jsonl",
                                      results_out=folder / "replay-results.jsonl"))

@@ -26,8 +26,7 @@ from pathlib import Path
 
 import msgspec
 
-from actors.logs import collect_rarely
-from actors.object_memory import use_huge_pages
+from actors.object_memory import prepare_to_hold_members
 from actors.shard import Shard, ShardConfig
 from bench.settings import EXAMPLE_RULES
 from bench.workload import Workload, generate
@@ -52,8 +51,7 @@ def main() -> None:
     parser.add_argument("--mapped-budget", type=int, metavar="MiB",
                         help="the store's budget of mapped LMDB pages (storage/mapped_pages.py; 0: never dropped)")
     args = parser.parse_args()
-    collect_rarely()
-    use_huge_pages(logging.getLogger("bench"))  # as a shard actor keeps its objects
+    prepare_to_hold_members(logging.getLogger("bench"))  # as a shard actor
     filled = _filled(args.work / f"patron-shard-hot-{args.what}-{args.members}", args.members, args.what)
     txns = _stream(args.members, args.transactions) if args.what == "apply" else []
     for _ in range(args.runs):

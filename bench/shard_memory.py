@@ -19,8 +19,7 @@ from pathlib import Path
 
 import msgspec
 
-from actors.logs import collect_rarely
-from actors.object_memory import use_huge_pages
+from actors.object_memory import prepare_to_hold_members
 from actors.opening_wire import encode_rows
 from actors.shard import Shard
 from bench.shard_hot import DAY, _apply, _open, _stream
@@ -35,8 +34,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
-    collect_rarely()
-    use_huge_pages(logging.getLogger("bench"))  # as a shard actor keeps its objects
+    prepare_to_hold_members(logging.getLogger("bench"))  # as a shard actor
     folder = Path(tempfile.mkdtemp(prefix="patron-shard-memory-", dir=args.work))
     try:
         _imported(folder, args.members)

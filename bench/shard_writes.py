@@ -24,8 +24,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from actors.logs import collect_rarely
-from actors.object_memory import use_huge_pages
+from actors.object_memory import prepare_to_hold_members
 from actors.shard import Shard, ShardConfig
 from cli.replay import decode_line
 from engine.calendar import parse_day
@@ -67,8 +66,8 @@ def main() -> None:
     parser.add_argument("--wire", action="store_true", help="protobuf bytes in, BatchAck entries out")
     parser.add_argument("--no-apply", action="store_true", help="make the writes, apply none")
     args = parser.parse_args()
-    collect_rarely()  # as a shard actor collects: at Python's defaults the collector was 3% of a write
-    use_huge_pages(logging.getLogger("bench"))  # as a shard actor keeps its objects
+    # as a shard actor: at Python's default thresholds the collector was 3% of a write
+    prepare_to_hold_members(logging.getLogger("bench"))
     rules_text = args.rules.read_text()
     with args.stream.open("rb") as lines:
         txns = [decode_line(line) for line in lines if line.strip()]

@@ -1,6 +1,5 @@
 """`patron replay`: the engine over a JSONL file of transactions, for backtesting and agreement checks."""
 
-import logging
 import sys
 import time
 from collections.abc import Iterator
@@ -10,8 +9,6 @@ from typing import BinaryIO
 
 import msgspec
 
-from actors.logs import collect_rarely
-from actors.object_memory import use_huge_pages
 from engine.anomaly_report import AnomalyRow
 from engine.book import Book
 from engine.programme import Programme
@@ -21,7 +18,7 @@ from engine.transactions import Transaction, TxnResult
 from engine.types import Day
 from engine.validation import load_rules_file
 
-__all__ = ["Malformed", "ReplayFiles", "ReplayStats", "decode_line", "prepare_process", "replay_files"]
+__all__ = ["Malformed", "ReplayFiles", "ReplayStats", "decode_line", "replay_files"]
 
 _CHUNK_BYTES = 1 << 20
 _decoder = msgspec.json.Decoder(Transaction)
@@ -56,13 +53,6 @@ class ReplayFiles(msgspec.Struct, kw_only=True):
     ledger_out: Path | None = None
     anomalies_out: Path | None = None
     until: Day | None = None
-
-
-def prepare_process() -> None:
-    """What a replay's process sets before the members load, as a shard's does: the collector
-    walking rarely, and Python's objects on huge pages."""
-    collect_rarely()
-    use_huge_pages(logging.getLogger("patron.replay"))
 
 
 def replay_files(files: ReplayFiles) -> ReplayStats:
