@@ -20,7 +20,10 @@ from engine.validation import load_rules_file
 
 __all__ = ["Malformed", "ReplayFiles", "ReplayStats", "decode_line", "replay_files"]
 
-_CHUNK_BYTES = 1 << 20
+_CHUNK_BYTES = 1 << 17
+"""About 200 transactions a chunk: decoded, scored and freed while their objects are still in the
+core's cache. Chunks of 1 MiB (about 1,600) cost 7% more CPU a transaction (bench/RESULTS.md,
+"Replay in small chunks")."""
 _decoder = msgspec.json.Decoder(Transaction)
 _encoder = msgspec.json.Encoder()
 
@@ -104,7 +107,7 @@ def _replay_chunk(book: Book, txns: list[Transaction], stats: ReplayStats,
 
 
 def _chunks(source: BinaryIO) -> Iterator[bytes]:
-    """Whole lines, a few megabytes at a time."""
+    """Whole lines, `_CHUNK_BYTES` at a time (a line longer than that comes whole with the next)."""
     rest = b""
     while block := source.read(_CHUNK_BYTES):
         block = rest + block
