@@ -50,6 +50,10 @@ class Metrics:
         self.shard_commit = Histogram("patron_shard_commit_seconds",
                                       "Time a shard spends writing and committing the batches of one commit.",
                                       ["shard"], buckets=LATENCY_BUCKETS, registry=registry)
+        self.shard_disk_write = Histogram(
+            "patron_shard_disk_write_seconds",
+            "The part of a shard's commit in LMDB writing the commit's pages out and, with strict durability, "
+            "waiting for the disk to confirm them (fdatasync).", ["shard"], buckets=LATENCY_BUCKETS, registry=registry)
         self._shard_gauges(registry)
         self._midnight_gauges(registry)
         self._event_metrics(registry)
@@ -136,6 +140,7 @@ class Metrics:
         if stats.outcomes:  # the batch that carries its commit's counts (grouped batches carry none)
             self.shard_apply.labels(str(shard)).observe(stats.apply_seconds)
             self.shard_commit.labels(str(shard)).observe(stats.commit_seconds)
+            self.shard_disk_write.labels(str(shard)).observe(stats.disk_write_seconds)
 
     def record_changes(self, stats: BatchStats, tier_names: list[str]) -> None:
         """Ledger-level counts: from batches and from midnight runs alike."""

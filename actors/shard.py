@@ -183,6 +183,8 @@ class Shard:
         the write fails after members it changed left memory (`_visit_parts`)."""
         self._at_ms = 0
         """The open write's wall-clock time, on each of its events (`_write_out`)."""
+        self._disk_write_seconds = 0.0
+        """The last commit's time in LMDB's commit, where a strict commit waits for the disk."""
         self._load()
         # What this shard may issue is what the keeper granted it (on the keeper's disk before it was answered)
         self.inventory = (ShardCoupons(config.shard, grants, self.book.stock, config.coupon_block)
@@ -303,6 +305,7 @@ class Shard:
         stats = counted["stats"]
         self._hold_value(stats)
         stats.commit_seconds = time.perf_counter() - started - stats.apply_seconds
+        stats.disk_write_seconds = self._disk_write_seconds
         self.accepted += sum(1 for r in results if r.outcome == "accepted")
         return results, stats
 
@@ -641,7 +644,9 @@ class Shard:
             self._write_out(writer)
             if self.members.bounded:
                 self._index(writer, self._ledger)
+            began = time.perf_counter()
             writer.commit()
+            self._disk_write_seconds = time.perf_counter() - began
             self._totals_before = None  # committed: what memory holds is what LMDB holds
             self.outbox.committed(self._notices)
             self._count_committed(self._ledger, batch)

@@ -70,7 +70,7 @@ def _wire_apply(shard: Shard) -> Callable[[list[Transaction]], bytes]:
         if isinstance(answer, Exception):
             raise answer
         part = msgspec.msgpack.decode(answer, type=PartAnswer)
-        part.stats.apply_seconds = part.stats.commit_seconds = 0.0
+        part.stats.apply_seconds = part.stats.commit_seconds = part.stats.disk_write_seconds = 0.0
         return msgspec.msgpack.encode(part)
     return apply
 

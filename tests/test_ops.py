@@ -215,7 +215,7 @@ def exposition() -> str:
     metrics.transactions.labels("purchase", "accepted", "").inc()
     metrics.tier_changes.labels("Basic", "Silver").inc()
     metrics.batches_refused.labels("RESOURCE_EXHAUSTED").inc()
-    for histogram in (metrics.shard_apply, metrics.shard_commit):
+    for histogram in (metrics.shard_apply, metrics.shard_commit, metrics.shard_disk_write):
         histogram.labels("0").observe(0.01)
     for gauge in (metrics.shard_up, metrics.members, metrics.lmdb_bytes):
         gauge.labels("0").set(1)

@@ -55,6 +55,12 @@ def test_counters_equal_what_was_sent_per_outcome(start_server):
     assert count(samples, "patron_batch_latency_seconds_count") == 2
     shards = [count(samples, "patron_shard_apply_seconds_count", shard=s) for s in ("0", "1")]
     assert sum(shards) >= 2
+    for shard in ("0", "1"):  # m4-m7 live on shard 0, the others on shard 1: each commits
+        commits = count(samples, "patron_shard_commit_seconds_count", shard=shard)
+        assert commits >= 1
+        assert count(samples, "patron_shard_disk_write_seconds_count", shard=shard) == commits
+        assert 0 < count(samples, "patron_shard_disk_write_seconds_sum", shard=shard) <= count(
+            samples, "patron_shard_commit_seconds_sum", shard=shard)
     assert count(samples, "patron_batches_in_flight") == 0
 
 
