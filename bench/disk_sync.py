@@ -1,8 +1,9 @@
 """What a strict commit waits for on this disk: `fdatasync` after writing N pages of 4 KiB
 scattered over a file (as an LMDB commit writes a page for nearly every member it touched)
-against N pages side by side, each case 30 times:
+against N pages side by side, each case 30 times; with `--watch S`, instead, 100 scattered pages
+synced every 30 ms for S seconds, to see the disk's own stalls:
 
-    .venv/bin/python bench/disk_sync.py DIR [--pages 100 300 700] [--file-mib 128]
+    .venv/bin/python bench/disk_sync.py DIR [--pages 100 300 700] [--file-mib 128] [--watch 60]
 
 DIR should be on the disk that holds (or will hold) patron's data folder; a temporary file is
 made there and removed."""
@@ -29,11 +30,30 @@ def sync_times(fd: int, offsets_of_round: list[list[int]]) -> list[float]:
     return sorted(times)
 
 
+def watch(fd: int, pages_in_file: int, seconds: float) -> None:
+    page, times, stalls = b"\2" * PAGE, [], []
+    start = time.perf_counter()
+    while (began := time.perf_counter()) - start < seconds:
+        for number in random.sample(range(pages_in_file), 100):
+            os.pwrite(fd, page, PAGE * number)
+        synced = time.perf_counter()
+        os.fdatasync(fd)
+        times.append(time.perf_counter() - synced)
+        if times[-1] > 0.03:
+            stalls.append(f"{synced - start:.1f} s: {1000 * times[-1]:.1f} ms")
+        time.sleep(max(0.0, 0.03 - (time.perf_counter() - began)))
+    times.sort()
+    print(f"{len(times)} syncs of 100 scattered pages: p50 {1000 * times[len(times) // 2]:.1f} ms, "
+          f"p99 {1000 * times[len(times) * 99 // 100]:.1f} ms, max {1000 * times[-1]:.1f} ms")
+    print("over 30 ms:", ", ".join(stalls) or "none")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--pages", type=int, nargs="+", default=[100, 300, 700])
     parser.add_argument("--file-mib", type=int, default=128)
+    parser.add_argument("--watch", type=float, default=0.0, help="seconds of syncs every 30 ms instead")
     args = parser.parse_args()
     pages_in_file = args.file_mib * (1 << 20) // PAGE
     fd, name = tempfile.mkstemp(dir=args.folder, prefix="patron-disk-sync-")
@@ -41,6 +61,9 @@ def main() -> None:
         for mib in range(args.file_mib):  # written and synced first: no allocation in the timed part
             os.pwrite(fd, b"\1" * (1 << 20), mib << 20)
         os.fsync(fd)
+        if args.watch:
+            watch(fd, pages_in_file, args.watch)
+            return
         for asked in args.pages:
             count = min(asked, pages_in_file // ROUNDS)  # the side-by-side rounds fit in the file
             scattered = [[PAGE * p for p in sorted(random.sample(range(pages_in_file), count))] for _ in range(ROUNDS)]
