@@ -50,7 +50,8 @@ class BatchStats(msgspec.Struct, array_like=True, gc=False):
     bonus_value: int = 0
     """What the ledger entries changed in the stored value members hold: principal and bonus."""
     disk_write_seconds: float = 0.0
-    """The part of `commit_seconds` in LMDB's commit: its pages written and, strict, the disk's sync."""
+    """The part of `commit_seconds` in LMDB's own commit: its pages written and, strict, the disk's
+    sync (the rows' encoding and puts are not in it)."""
 
     def add(self, other: "BatchStats") -> None:
         """Fold `other`'s counts into these (timings are not added: they belong to one commit)."""

@@ -184,7 +184,7 @@ class Shard:
         self._at_ms = 0
         """The open write's wall-clock time, on each of its events (`_write_out`)."""
         self._disk_write_seconds = 0.0
-        """The last commit's time in LMDB's commit, where a strict commit waits for the disk."""
+        """The last commit's time in LMDB's own commit (`BatchWriter.disk_write_seconds`)."""
         self._load()
         # What this shard may issue is what the keeper granted it (on the keeper's disk before it was answered)
         self.inventory = (ShardCoupons(config.shard, grants, self.book.stock, config.coupon_block)
@@ -644,9 +644,8 @@ class Shard:
             self._write_out(writer)
             if self.members.bounded:
                 self._index(writer, self._ledger)
-            began = time.perf_counter()
             writer.commit()
-            self._disk_write_seconds = time.perf_counter() - began
+            self._disk_write_seconds = writer.disk_write_seconds
             self._totals_before = None  # committed: what memory holds is what LMDB holds
             self.outbox.committed(self._notices)
             self._count_committed(self._ledger, batch)

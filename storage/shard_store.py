@@ -6,6 +6,7 @@ import functools
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -423,6 +424,9 @@ class BatchWriter:
         theirs, for `commit` not to read them again."""
         self._written: dict[str, int] = {}
         """Newest positions this write gives members, for `heads` once it is committed."""
+        self.disk_write_seconds = 0.0
+        """How long LMDB's own commit took: its pages written and, strict, the disk's sync; the
+        rows' encoding and puts before it are not in it (an operator asks whether the disk is slow)."""
         self._find_member = self.txn.cursor(self.dbs["members"]).get
         """Lookups by key through a cursor of each database: `Transaction.get`'s `db=` keyword is
         parsed at every call, half of a lookup's cost from Python."""
@@ -594,7 +598,9 @@ class BatchWriter:
         batch = self.store.next_batch()
         self.txn.cursor(self.dbs["txn_days"]).putmulti(
             [(day_key(day, batch), encode(ids)) for day, ids in by_day.items()])
+        began = time.perf_counter()
         self.txn.commit()
+        self.disk_write_seconds = time.perf_counter() - began
         self._heads.update(self._written)  # committed: now what LMDB holds
         if left := self.store._left_in_write:  # members that left memory during this write: not kept
             for member_id in left & self._written.keys():  # (a head read again since is behind this commit)

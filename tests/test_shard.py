@@ -1,5 +1,6 @@
 """A shard's logic on real LMDB in a temporary folder, driven without Ray."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ from engine.calendar import iso, parse_day
 from engine.errors import StorageFullError
 from engine.operators import Enrollment
 from engine.transactions import Transaction
-from storage.shard_store import ShardStore
+from storage import shard_store
+from storage.shard_store import BatchWriter, ShardStore
 from tests.builders import buy, line, ms, pay, recharge, refund
 
 RULES = (Path(__file__).parents[1] / "examples" / "rules.toml").read_text()
@@ -49,6 +51,41 @@ def test_a_batch_that_cannot_be_committed_leaves_memory_as_lmdb_has_it(tmp_path)
     assert shard.member("m1").points == 20
     assert shard.member("m2") is None
     assert [r.outcome for r in shard.apply([buy("t9", "m1", DAY, line(1000))])] == ["accepted"]
+
+
+class _SlowDisk:
+    """An LMDB write transaction whose commit takes 50 ms longer, as on a slow disk."""
+
+    def __init__(self, txn: object) -> None:
+        self._txn = txn
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._txn, name)
+
+    def commit(self) -> None:
+        time.sleep(0.05)
+        self._txn.commit()
+
+
+def test_a_batch_says_how_long_its_commit_waited_on_lmdb_and_the_disk_within_its_commit_time(tmp_path, monkeypatch):
+    shard = open_shard(tmp_path)  # its first commit (the rules) was quick
+    shard.apply([buy("t0", "m1", DAY, line(2900))])
+    opened = BatchWriter.__init__
+
+    def on_a_slow_disk(writer: BatchWriter, store: ShardStore) -> None:
+        opened(writer, store)
+        writer.txn = _SlowDisk(writer.txn)
+
+    def slow_rows(*args: object) -> object:  # the rows' encoding and puts, before LMDB's commit
+        time.sleep(0.05)
+        return rows(*args)
+
+    rows = shard_store.index_rows
+    monkeypatch.setattr(BatchWriter, "__init__", on_a_slow_disk)
+    monkeypatch.setattr(shard_store, "index_rows", slow_rows)
+    _, stats = shard.apply_counted([buy("t1", "m1", DAY, line(2900)), buy("t2", "m2", DAY, line(5000))])
+    assert stats.disk_write_seconds >= 0.05
+    assert stats.commit_seconds - stats.disk_write_seconds >= 0.05  # the slow rows are the commit's, not the disk's
 
 
 def test_the_midnight_run_goes_in_chunks_and_moves_the_business_day_at_the_end(tmp_path):
