@@ -145,3 +145,21 @@ def test_replay_with_a_bad_rules_file_names_the_problem(tmp_path):
                   str(tmp_path / "m"), "--results-out", str(tmp_path / "r"))
     assert done.returncode == 1
     assert "programme: missing; expected a string" in done.stderr
+
+
+def test_replay_reads_whole_lines_whatever_its_chunk_size_a_line_longer_than_a_chunk_and_no_last_newline(
+        tmp_path, monkeypatch):
+    import cli.replay
+    from cli.replay import ReplayFiles, replay_files
+
+    monkeypatch.setattr(cli.replay, "_CHUNK_BYTES", 64)  # every line is longer: each ends in a later read
+    day = ms("2026-03-04 10:00")
+    lines = [json.dumps({"txn_id": f"t{n}", "member_id": f"m{n % 2}", "occurred_at_ms": day, "kind": "purchase",
+                         "lines": [{"sku": "A" * (20 * n), "paid_minor": 2900}]}) for n in range(1, 6)]
+    source = tmp_path / "t.jsonl"
+    source.write_text("\n".join(lines))  # no newline after the last line
+    files = ReplayFiles(rules=RULES, transactions=source, members_out=tmp_path / "m.jsonl",
+                        results_out=tmp_path / "r.jsonl")
+    assert replay_files(files).transactions == 5
+    assert [(r["txn_id"], r["outcome"]) for r in jsonl(tmp_path / "r.jsonl")] == [
+        (f"t{n}", "accepted") for n in range(1, 6)]
