@@ -107,14 +107,18 @@ def _replay_chunk(book: Book, txns: list[Transaction], stats: ReplayStats,
 
 
 def _chunks(source: BinaryIO) -> Iterator[bytes]:
-    """Whole lines, `_CHUNK_BYTES` at a time (a line longer than that comes whole with the next)."""
-    rest = b""
+    """Whole lines, `_CHUNK_BYTES` at a time. A line longer than that is gathered in pieces and
+    joined once: added to at every read, it would be copied again each time (quadratic)."""
+    pending: list[bytes] = []
     while block := source.read(_CHUNK_BYTES):
-        block = rest + block
         cut = block.rfind(b"\n") + 1
-        rest = block[cut:]
-        if cut:
-            yield block[:cut]
+        if not cut:
+            pending.append(block)
+            continue
+        pending.append(block[:cut])
+        yield b"".join(pending)
+        pending = [block[cut:]]
+    rest = b"".join(pending)
     if rest.strip():
         yield rest
 
