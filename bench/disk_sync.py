@@ -17,30 +17,30 @@ from pathlib import Path
 
 PAGE = 4096
 ROUNDS = 30
+_PAGE_BYTES = b"\2" * PAGE
+
+
+def synced_after(fd: int, offsets: list[int]) -> float:
+    """Seconds `fdatasync` takes after a page is written at each offset."""
+    for offset in offsets:
+        os.pwrite(fd, _PAGE_BYTES, offset)
+    began = time.perf_counter()
+    os.fdatasync(fd)
+    return time.perf_counter() - began
 
 
 def sync_times(fd: int, offsets_of_round: list[list[int]]) -> list[float]:
-    page, times = b"\2" * PAGE, []
-    for offsets in offsets_of_round:
-        for offset in offsets:
-            os.pwrite(fd, page, offset)
-        began = time.perf_counter()
-        os.fdatasync(fd)
-        times.append(time.perf_counter() - began)
-    return sorted(times)
+    return sorted(synced_after(fd, offsets) for offsets in offsets_of_round)
 
 
 def watch(fd: int, pages_in_file: int, seconds: float) -> None:
-    page, times, stalls = b"\2" * PAGE, [], []
+    times, stalls = [], []
     start = time.perf_counter()
     while (began := time.perf_counter()) - start < seconds:
-        for number in random.sample(range(pages_in_file), 100):
-            os.pwrite(fd, page, PAGE * number)
-        synced = time.perf_counter()
-        os.fdatasync(fd)
-        times.append(time.perf_counter() - synced)
+        synced = time.perf_counter() - start
+        times.append(synced_after(fd, [PAGE * number for number in random.sample(range(pages_in_file), 100)]))
         if times[-1] > 0.03:
-            stalls.append(f"{synced - start:.1f} s: {1000 * times[-1]:.1f} ms")
+            stalls.append(f"{synced:.1f} s: {1000 * times[-1]:.1f} ms")
         time.sleep(max(0.0, 0.03 - (time.perf_counter() - began)))
     times.sort()
     print(f"{len(times)} syncs of 100 scattered pages: p50 {1000 * times[len(times) // 2]:.1f} ms, "
