@@ -36,8 +36,9 @@ class RefusalsFirst:
     loop takes to refuse a burst of 200 calls. Its acknowledgement, behind a queue half full,
     takes seconds anyway."""
     READING = 8
-    """Batches let in and not yet routed, at most: a shard's group (actors/lanes.py) can be
-    filled at once, and a refusal waits for at most this many routings (2-4 ms each)."""
+    """Batches let in and not yet routed, at most: what was a shard's whole group when this was
+    chosen (actors/lanes.py groups up to 32 now), and a refusal waits for at most this many
+    routings (2-4 ms each)."""
 
     def __init__(self, quiet: float = QUIET, patience: float = PATIENCE,
                  clock: Callable[[], float] = time.monotonic, reading: int = READING) -> None:

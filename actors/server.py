@@ -28,12 +28,13 @@ __all__ = ["INLINE_CALL_BYTES", "SERVICE_NAMES", "Server", "ray_environment"]
 
 log = logging.getLogger("patron.server")
 
-INLINE_CALL_BYTES = 4 << 20
+INLINE_CALL_BYTES = 8 << 20
 """Arguments and answers of a Ray call up to this size travel inside the call itself, as Ray
 does by default only below 100 KB; larger ones still go through Ray's object store. A group of
-batches for a shard is about 130 KB a batch of 1,000 transactions: through the store, each put
-and fetch cost the raylet and the gateway more CPU than the copy they avoid (bench/RESULTS.md,
-"Calls to a shard carry their batches")."""
+batches for a shard is about 130 KB for each batch of 1,000 transactions in it, and more than one
+batch only up to actors/lanes.py GROUP_BYTES: through the store, each put and fetch cost the
+raylet and the gateway more CPU than the copy they avoid (bench/RESULTS.md, "Calls to a shard
+carry their batches")."""
 
 
 def ray_environment() -> dict[str, str]:

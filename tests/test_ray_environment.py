@@ -1,12 +1,13 @@
 """What patron asks of Ray through the environment of the processes Ray starts."""
 
+from actors.lanes import GROUP_BYTES
 from actors.server import INLINE_CALL_BYTES, ray_environment
 
 
 def test_calls_to_shards_carry_their_batches_up_to_the_inline_size(monkeypatch):
     monkeypatch.delenv("RAY_max_direct_call_object_size", raising=False)
-    # a group of eight batches of 1,000 transactions (about 130 KB each) must not go through the object store
-    assert int(ray_environment()["RAY_max_direct_call_object_size"]) == INLINE_CALL_BYTES >= 8 * 130_000
+    # a whole group of batches must not go through the object store, with room for the list around its parts
+    assert int(ray_environment()["RAY_max_direct_call_object_size"]) == INLINE_CALL_BYTES >= GROUP_BYTES + (64 << 10)
 
 
 def test_an_operators_own_ray_settings_are_kept(monkeypatch):

@@ -1,0 +1,48 @@
+"""How a shard's lane cuts its queued writes into calls: batches behind each other leave as one
+group, bounded by count and by bytes (actors/lanes.py)."""
+
+import asyncio
+
+from actors.lanes import GROUP_BYTES, GROUP_LIMIT, GROUPED, Lane
+
+
+def _groups(writes: list[tuple[str, int]]) -> list[list[int]]:
+    """The calls a lane makes of these queued writes (method, size of the part), oldest first:
+    the size of each part in each call."""
+
+    async def cut() -> list[list[int]]:
+        lane = Lane(None, 0, in_flight=0, queue_limit=len(writes) + 1)  # no slot: nothing is sent
+        try:
+            for method, size in writes:
+                lane.send(method, b"x" * size)
+            groups = []
+            while lane.writes:
+                groups.append([len(call.args[0]) for call in lane._next_writes()])
+            return groups
+        finally:
+            lane.close()
+
+    return asyncio.run(cut())
+
+
+def test_batches_queued_behind_each_other_leave_together_up_to_the_group_limit():
+    assert _groups([(GROUPED, 1_000)] * (GROUP_LIMIT + 3)) == [[1_000] * GROUP_LIMIT, [1_000] * 3]
+
+
+def test_a_group_stops_before_its_parts_would_pass_the_group_bytes():
+    third = GROUP_BYTES // 3
+    assert _groups([(GROUPED, third)] * 4) == [[third] * 3, [third]]
+    assert _groups([(GROUPED, third + 1)] * 4) == [[third + 1] * 2, [third + 1] * 2]
+
+
+def test_a_part_larger_than_the_group_bytes_still_leaves_alone():
+    assert _groups([(GROUPED, GROUP_BYTES + 1), (GROUPED, 10)]) == [[GROUP_BYTES + 1], [10]]
+
+
+def test_a_group_keeps_the_order_its_batches_were_queued_in():
+    assert _groups([(GROUPED, size) for size in (5, 3, 9, 1)]) == [[5, 3, 9, 1]]
+
+
+def test_a_write_of_another_kind_ends_the_group_and_leaves_on_its_own():
+    writes = [(GROUPED, 10), (GROUPED, 10), ("enroll", 5), (GROUPED, 10)]
+    assert _groups(writes) == [[10, 10], [5], [10]]
