@@ -155,12 +155,14 @@ class Lane:
         `group_limit` of them and `group_bytes` of parts): a shard that fell behind catches up
         with fewer, larger commits."""
         calls = [self.writes.popleft()]
-        if calls[0].method == GROUPED:
-            size = len(calls[0].args[0])
-            while (self.writes and self.writes[0].method == GROUPED and len(calls) < self.group_limit
-                   and size + len(self.writes[0].args[0]) <= self.group_bytes):
-                size += len(self.writes[0].args[0])
-                calls.append(self.writes.popleft())
+        if calls[0].method != GROUPED:
+            return calls
+        size = len(calls[0].args[0])
+        while self.writes and self.writes[0].method == GROUPED and len(calls) < self.group_limit:
+            size += len(self.writes[0].args[0])
+            if size > self.group_bytes:
+                break
+            calls.append(self.writes.popleft())
         return calls
 
     async def _finish(self, reference: Any, calls: list[Call], grouped: bool, started: float) -> None:
