@@ -1,6 +1,9 @@
 """What patron asks of Ray through the environment of the processes Ray starts."""
 
-from actors.lanes import GROUP_BYTES
+import re
+from pathlib import Path
+
+from actors.lanes import GROUP_BYTES, GROUP_LIMIT
 from actors.server import INLINE_CALL_BYTES, ray_environment
 
 
@@ -19,3 +22,12 @@ def test_an_operators_own_ray_settings_are_kept(monkeypatch):
 def test_usage_statistics_are_off_unless_an_operator_turns_them_on(monkeypatch):
     monkeypatch.delenv("RAY_USAGE_STATS_ENABLED", raising=False)
     assert ray_environment()["RAY_USAGE_STATS_ENABLED"] == "0"
+
+
+def test_the_operations_guide_gives_the_sizes_serve_uses():
+    # operators copy the guide's `export` onto every node of a cluster: a size changed in the
+    # code and not there would leave a cluster's calls larger than its nodes carry inline
+    guide = (Path(__file__).parents[1] / "docs" / "operations.md").read_text()
+    assert set(re.findall(r"RAY_max_direct_call_object_size=(\d+)", guide)) == {str(INLINE_CALL_BYTES)}
+    assert f"up to {INLINE_CALL_BYTES >> 20} MiB inside the call" in guide
+    assert f"up to {GROUP_LIMIT} batches and {GROUP_BYTES >> 20} MiB" in guide
