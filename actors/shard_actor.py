@@ -20,6 +20,7 @@ from actors.opening_wire import ImportAnswer
 from actors.placement import on_this_node
 from actors.shard import Shard, ShardConfig, ShardStatus
 from actors.shard_outbox import OutboxState
+from actors.shard_priority import yield_to_the_gateway
 from engine.anomaly_report import AnomalyRow
 from engine.errors import OutOfOrderError
 from engine.ledger import LedgerEntry
@@ -49,6 +50,7 @@ class ShardActor:
 
     def __init__(self, config: ShardConfig, folder_id: str = "") -> None:
         configure_logging()
+        self._priority = yield_to_the_gateway(log)  # first: loading the members gives way too
         self._huge_pages = prepare_to_hold_members(log)  # before the members load: most of the arenas
         started = time.perf_counter()
         # The keeper is found by name: an actor handle among the arguments of an actor Ray
@@ -61,11 +63,11 @@ class ShardActor:
         gc.freeze()  # the members just loaded live as long as the process
         say_if_not_compiled(log, shard=config.shard)
         log.info("shard ready", extra={"shard": config.shard, "members": len(self.shard.book.members),
-                                       "huge_pages": self._huge_pages,
+                                       "huge_pages": self._huge_pages, "priority": self._priority,
                                        "seconds": round(time.perf_counter() - started, 3)})
 
     def status(self) -> ShardStatus:
-        return msgspec.structs.replace(self.shard.status(), huge_pages=self._huge_pages)
+        return msgspec.structs.replace(self.shard.status(), huge_pages=self._huge_pages, priority=self._priority)
 
     def pid(self) -> int:
         return os.getpid()

@@ -1,0 +1,43 @@
+"""A real shard actor on local Ray runs every thread, Ray's own included, behind the gateway's
+(actors/shard_priority.py), and says so in its status."""
+
+import os
+from pathlib import Path
+
+from engine.calendar import parse_day
+from engine.operators import Enrollment
+from tests.conftest import EXAMPLE_RULES, TEST_DAY
+
+WAIT_SECONDS = 120
+"""Only bounds a failure: the answers are expected long before it."""
+
+
+def _policies(pid: int) -> set[int]:
+    seen = set()
+    for thread in os.listdir(f"/proc/{pid}/task"):
+        try:
+            seen.add(os.sched_getscheduler(int(thread)))
+        except ProcessLookupError:  # a thread that ended meanwhile
+            continue
+    return seen
+
+
+def test_every_thread_of_a_shard_actor_gives_way_to_the_gateway(ray_session, tmp_path: Path):
+    import ray
+
+    from actors.shard import ShardConfig
+    from actors.shard_actor import ShardActor
+
+    config = ShardConfig(0, str(tmp_path / "shard"), EXAMPLE_RULES.read_text(), start_day=parse_day(TEST_DAY))
+    actor = ShardActor.options(num_cpus=0).remote(config)
+    try:
+        ray.get(actor.enroll.remote(Enrollment(member_id="m1")), timeout=WAIT_SECONDS)
+        ray.get(actor.member.remote("m1"), timeout=WAIT_SECONDS)  # a read: the reads group's threads run too
+        pid = ray.get(actor.pid.remote(), timeout=WAIT_SECONDS)
+        status = ray.get(actor.status.remote(), timeout=WAIT_SECONDS)
+        policies = _policies(pid)
+    finally:
+        ray.kill(actor)
+    assert status.priority == "idle"
+    assert policies == {os.SCHED_IDLE}
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the caller (the gateway's side) is left as it was
