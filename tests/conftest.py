@@ -24,6 +24,7 @@ def ray_session() -> Iterator[None]:
     from actors.server import ray_environment
 
     os.environ.update(ray_environment())  # the tests' Ray calls shards as `patron serve`'s does
+    os.environ.pop("PATRON_SHARD_PRIORITY", None)  # the shards' workers inherit it: the tests check the default
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=128 << 20, namespace="patron-tests",
              logging_level="WARNING")
     yield

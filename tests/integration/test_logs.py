@@ -22,6 +22,7 @@ def test_every_stderr_line_of_serve_is_json_from_start_through_load_to_stop(tmp_
                str(EXAMPLE_RULES), "--grpc-port", "0", "--metrics-port", "0", "--midnight", "manual",
                "--demo", "2000", "--start-date", TEST_DAY]
     environment = {**os.environ, "PATRON_LOG_LEVEL": "DEBUG"}  # a line per batch as well
+    environment.pop("PATRON_SHARD_PRIORITY", None)  # the default, which the shards' lines must say
     with open(out, "wb") as stdout, open(err, "wb") as stderr:
         serve = subprocess.Popen(command, stdout=stdout, stderr=stderr, start_new_session=True, env=environment)
     try:
@@ -42,6 +43,7 @@ def test_every_stderr_line_of_serve_is_json_from_start_through_load_to_stop(tmp_
     shards = [log for log in logs if log["msg"] == "shard ready"]
     assert len(shards) >= 1  # what the shard actors log reaches serve's stderr, as JSON
     assert all("pid" in log for log in shards)
+    assert {log["priority"] for log in shards} == {"idle"}  # each shard gives way to the gateway
     assert any(log["msg"] == "batch acknowledged" for log in logs)
     banner = out.read_text()
     assert "patron is serving" in banner
