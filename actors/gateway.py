@@ -553,7 +553,8 @@ class AdminService:
             answer.shards.add(shard=status.shard, ready=status.ready, members=status.members,
                               transactions=status.transactions, business_day=status.business_day,
                               rule_version=status.rule_version, disk_bytes=status.disk_bytes,
-                              member_bytes=status.member_bytes)
+                              member_bytes=status.member_bytes, priority=status.priority,
+                              huge_pages=status.huge_pages)
         done, total = coordinator.recalculation(statuses)
         answer.recalculation.running = coordinator.publishing
         answer.recalculation.version = coordinator.rules.version

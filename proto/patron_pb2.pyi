@@ -542,7 +542,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ShardStatus(_message.Message):
-    __slots__ = ("shard", "ready", "members", "transactions", "business_day", "rule_version", "disk_bytes", "node", "member_bytes")
+    __slots__ = ("shard", "ready", "members", "transactions", "business_day", "rule_version", "disk_bytes", "node", "member_bytes", "priority", "huge_pages")
     SHARD_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
@@ -552,6 +552,8 @@ class ShardStatus(_message.Message):
     DISK_BYTES_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
     MEMBER_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    HUGE_PAGES_FIELD_NUMBER: _ClassVar[int]
     shard: int
     ready: bool
     members: int
@@ -561,7 +563,9 @@ class ShardStatus(_message.Message):
     disk_bytes: int
     node: str
     member_bytes: int
-    def __init__(self, shard: _Optional[int] = ..., ready: _Optional[bool] = ..., members: _Optional[int] = ..., transactions: _Optional[int] = ..., business_day: _Optional[str] = ..., rule_version: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., node: _Optional[str] = ..., member_bytes: _Optional[int] = ...) -> None: ...
+    priority: str
+    huge_pages: str
+    def __init__(self, shard: _Optional[int] = ..., ready: _Optional[bool] = ..., members: _Optional[int] = ..., transactions: _Optional[int] = ..., business_day: _Optional[str] = ..., rule_version: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., node: _Optional[str] = ..., member_bytes: _Optional[int] = ..., priority: _Optional[str] = ..., huge_pages: _Optional[str] = ...) -> None: ...
 
 class Recalculation(_message.Message):
     __slots__ = ("running", "version", "members_done", "members_total")

@@ -1,5 +1,6 @@
 """The patron command against a running patron: `send` with lines that are not transactions,
-`member show` for people (card and ledger table) and machines (--json), a closed pipe."""
+`member show` for people (card and ledger table) and machines (--json), a closed pipe, what
+`status` says of each shard's process."""
 
 import json
 import subprocess
@@ -106,3 +107,13 @@ def test_a_closed_pipe_is_one_line_not_a_traceback(start_server):
     reader.stderr.close()
     assert reader.wait(timeout=60) != 0
     assert error == "patron: the output was closed before it ended (broken pipe)\n"
+
+
+def test_status_says_whether_each_shard_gives_way_to_the_gateway_and_uses_huge_pages(start_server):
+    server = start_server(start_date=parse_day("2026-03-05"))
+    done = patron("status", "--address", server.address)
+    assert done.returncode == 0, done.stderr
+    shards = json.loads(done.stdout)["shards"]
+    assert shards
+    assert {shard["priority"] for shard in shards} == {"idle"}  # the tests' Ray runs the default
+    assert all(shard["huge_pages"] == "on" or shard["huge_pages"].startswith("off: ") for shard in shards)
