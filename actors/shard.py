@@ -129,7 +129,7 @@ class ShardStatus(msgspec.Struct):
     (actors/object_memory.py); empty where no actor started it (a Shard in a test)."""
     priority: str = ""
     """Whether this shard's threads give way to the gateway's (actors/shard_priority.py): "idle",
-    or "ray: why" (Ray's nice 15 only); empty where no actor started it."""
+    "partly idle: why", or "ray: why" (Ray's nice 15 only); empty where no actor started it."""
 
 
 class Job(msgspec.Struct):
