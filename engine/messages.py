@@ -4,6 +4,11 @@ from typing import Any
 
 __all__ = ["either", "shown"]
 
+_ESCAPES = {chr(n): f"\\u{n:04X}" for n in [*range(0x20), 0x7F]} | {
+    "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
+"""A text as a TOML basic string writes it: a control character in a message would hide in a
+terminal or a log, and the rules checks mark their stand-in texts with one (validation.py)."""
+
 
 def either(options: tuple) -> str:
     """ "a", "a or b", "a, b or c"; "none" for no options."""
@@ -18,7 +23,7 @@ def shown(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value.replace('"', '\\"') + '"'
+        return '"' + "".join(_ESCAPES.get(c, c) for c in value) + '"'
     if isinstance(value, dict):
         return "a table"
     if isinstance(value, list):

@@ -35,7 +35,20 @@ def load_rules(text: str) -> Rules:
         document = tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError as error:
         raise RulesError([f"not a TOML document: {error}"]) from None
+    except RecursionError:  # tomllib reads nested arrays and tables by recursion
+        document = None
+    if document is None or _nesting(document) > MOST_NESTING:
+        raise RulesError([f"arrays or tables nested more than {MOST_NESTING} deep; a rules document "
+                          f"needs at most {MOST_NESTING}"])
     return parse_rules(document)
+
+
+def _nesting(value: Any, depth: int = 0) -> int:
+    """How deep arrays and tables nest in `value`, counting stops past MOST_NESTING."""
+    if depth > MOST_NESTING or not isinstance(value, (dict, list)):
+        return depth
+    children = value.values() if isinstance(value, dict) else value
+    return max((_nesting(child, depth + 1) for child in children), default=depth + 1)
 
 
 def parse_rules(document: dict) -> Rules:
@@ -46,7 +59,9 @@ def parse_rules(document: dict) -> Rules:
     shape_problems = list(problems)
     rules = build_rules(usable)
     across = cross_field_problems(rules) + spending_problems(rules)
-    problems += [p for p in across if not _about(p, shape_problems)]
+    if shape_problems:  # only then are there stand-ins; a retailer's own text may contain their mark
+        across = [p for p in across if not _about(p, shape_problems)]
+    problems += across
     if problems:
         raise RulesError(problems)
     return rules
@@ -54,7 +69,7 @@ def parse_rules(document: dict) -> Rules:
 
 def _about(problem: str, shape_problems: list[str]) -> bool:
     """A cross-field problem that only restates a shape problem, or names a stand-in value."""
-    if _STAND_IN in problem:
+    if _STAND_IN in problem or _STAND_IN_SHOWN in problem:
         return True
     path = problem.split(":", 1)[0]
     return any(path.startswith(_table_of(p.split(":", 1)[0])) for p in shape_problems)
@@ -68,12 +83,18 @@ def _table_of(path: str) -> str:
 
 # -- the shape of the document, driven by the model's types ---------------------------
 
+MOST_NESTING = 16
+"""Arrays and tables nest at most this deep in a rules document (the example rules, every key
+given, nest 5 deep): the checks walk a document by recursion, which one nested hundreds deep
+would exhaust."""
 MOST_DIGITS = 30
 """A decimal in the rules has at most this many digits before its point, or zeros after it."""
 _DROP = object()
 """What _check returns for a value that is not usable: its key is left out."""
 _STAND_IN = "\x00"
 """Marks a stand-in text for a required key that was missing or wrong."""
+_STAND_IN_SHOWN = shown(_STAND_IN)[1:-1]
+"""The mark as a message shows it (escaped, engine/messages.py)."""
 
 
 def _check(value: Any, kind: Any, path: str, problems: list[str]) -> Any:

@@ -299,3 +299,24 @@ def test_a_rules_file_that_cannot_be_read_says_why_and_leaves_the_path_to_its_ca
     with pytest.raises(RulesError) as raised:
         load_rules_file(tmp_path / "absent.toml")
     assert raised.value.problems == ["cannot read the rules file (No such file or directory)"]
+
+
+@pytest.mark.parametrize(("zone", "shown"), [("Asia/Shanghai\\u0000", "Asia/Shanghai\\u0000"),
+                                             ("Asia/\\tShanghai", "Asia/\\tShanghai")])
+def test_a_timezone_with_a_control_character_is_refused_and_shown_escaped(zone, shown):
+    # The stand-in texts of missing keys are marked with a NUL, and a problem naming a retailer's
+    # own NUL was once taken for one and dropped: the document was "valid" and its calendar raised.
+    assert problems(example_with('timezone = "Asia/Shanghai"', f'timezone = "{zone}"')) == [
+        f'timezone: expected an IANA timezone name such as "Asia/Shanghai", got "{shown}"']
+
+
+@pytest.mark.parametrize("nested", ["[" * 5000 + "]" * 5000, "[" * 17 + "]" * 17,
+                                    "{a = " * 2000 + "1" + "}" * 2000])
+def test_arrays_or_tables_nested_past_any_rule_are_refused_by_name(nested):
+    assert problems(example_with("\n[points]", f"\nx = {nested}\n[points]")) == [
+        "arrays or tables nested more than 16 deep; a rules document needs at most 16"]
+
+
+def test_nesting_within_the_bound_is_checked_as_any_other_key():
+    found = problems(example_with("\n[points]", "\nx = " + "[" * 10 + "]" * 10 + "\n[points]"))
+    assert [problem.split(";")[0] for problem in found] == ["x: unknown key"]
