@@ -170,20 +170,21 @@ class Coordinator(ShardLanes):
         if rules.version <= self.rules.version:
             raise InvalidRequestError(f"version: expected a version above {self.rules.version} "
                                       f"(the version in force), got {rules.version}")
+        programme = Programme(rules)  # before the flag: a failure here must not leave it set
+        old, new = _inventories(self.programme), _inventories(programme)
         self.publishing = True
-        old, new = _inventories(self.programme), _inventories(Programme(rules))
         try:
             await self.keeper.set_inventory.remote(stricter(old, new))  # while shards change over
             async with self.exclusive:
                 published = self.folder.publish_rules(rules.version, text)
                 counts = await self.on_every_shard("publish", text, count_past_spend)
-            self.rules, self.programme = published, Programme(rules)
+            self.rules, self.programme = published, programme
             for hook in self.published_hooks:
                 await hook(published)
-        except BaseException:
+            await self.keeper.set_inventory.remote(new)
+        except BaseException:  # whatever failed, a later publish must not be refused as busy
             self.publishing = False
             raise
-        await self.keeper.set_inventory.remote(new)
         self._released = set()
         busy = [shard for shard, count in enumerate(counts) if count]
         self.recalculating = {shard: counts[shard] for shard in busy}

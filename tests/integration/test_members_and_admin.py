@@ -118,6 +118,26 @@ def test_publishing_new_tiers_reevaluates_members_and_refuses_another_publish_me
     assert client.publish_rules(RULES.replace("version = 1", "version = 3")).version == 3
 
 
+def test_a_publish_that_fails_after_its_checks_leaves_the_next_publish_free(client, monkeypatch):
+    # A document the checks passed once failed in building its programme (a NUL in the timezone,
+    # now refused by name), and every later publish was refused as still being applied.
+    from actors import coordinator
+
+    built = coordinator.Programme
+
+    def failing(rules: object) -> object:
+        if rules.version == 2:
+            raise ValueError("planted: a failure the checks did not foresee")
+        return built(rules)
+
+    monkeypatch.setattr(coordinator, "Programme", failing)
+    with pytest.raises(grpc.RpcError) as raised:
+        client.publish_rules(RULES.replace("version = 1", "version = 2"))
+    assert "planted" in raised.value.details()
+    assert not client.status().recalculation.running
+    assert client.publish_rules(RULES.replace("version = 1", "version = 3")).version == 3
+
+
 def test_midnight_runs_every_missed_date_in_order_once(client):
     client.submit([purchase("t1", "m1", "2026-11-17 10:00", 2900)])
     first = client.run_midnight("2026-11-20")
