@@ -26,6 +26,8 @@ log = logging.getLogger("patron.events")
 _PREFIX = "v1:"
 PAGE = 5000
 """Events per shard read at most; the shard stops sooner at actors.shard_outbox.PAGE_BYTES."""
+_MOST_SEQ = (1 << 64) - 1
+"""The largest sequence a shard's outbox can hold (storage/outbox.py keys events by 64 bits)."""
 _POSITION_TAG = b"\n"
 """`Event.position`: field 1, length-delimited."""
 
@@ -53,6 +55,8 @@ def parse_position(text: str, shards: int, fewest: int = 0) -> list[int] | None:
         if not text.startswith(_PREFIX):
             raise ValueError
         seqs = [int(part) for part in text[len(_PREFIX):].split(".")]
+        if max(seqs) > _MOST_SEQ:  # an outbox numbers its events in 64 bits
+            raise ValueError
     except ValueError:
         example = format_position([0] * shards)
         raise InvalidRequestError(f"after: expected a position patron gave (such as {example!r}), "
