@@ -45,6 +45,11 @@ BATCHES_PER_JOB_SECOND = 1.2
 batches. Above 1: what the batches' time also pays for (the gateway's and Ray's share of the two
 cores, a step's start) kept ingestion at 0.48-0.49 of its rate with 1.0 once midnight got cheaper."""
 
+MOST_FUTURE_DAYS = 3_660
+"""How far past tomorrow a test system's midnight may run in one call (allow_future): ten years,
+about a minute of runs. A probe asked for 9999-12-31 and started a run of some 16 hours that
+nothing could stop."""
+
 
 class MidnightSummary(msgspec.Struct):
     """A midnight run, as it goes and once it is over."""
@@ -259,6 +264,11 @@ class Coordinator(ShardLanes):
                 f"date: {iso(until)} is after tomorrow ({iso(tomorrow)}) on the programme's clock "
                 f"({self.programme.calendar.zone}); running it now would expire points and end tiers ahead "
                 f"of time. On a test system, allow it with allow_future (patron midnight --allow-future)")
+        if until > tomorrow + MOST_FUTURE_DAYS:
+            raise InvalidRequestError(
+                f"date: {iso(until)} is more than {MOST_FUTURE_DAYS:,} days after tomorrow ({iso(tomorrow)}); even "
+                f"with allow_future a run goes at most that far ahead (each date is a whole midnight run, and a "
+                f"run cannot be stopped): ask again from there to go further")
         if self._midnight_task is not None and not self._midnight_task.done():
             self._midnight_until = max(self._midnight_until, until)
             return self._midnight_task

@@ -9,6 +9,7 @@ import time
 import grpc
 import pytest
 
+from actors.coordinator import MOST_FUTURE_DAYS
 from client import PatronClient
 from engine.calendar import iso, parse_day
 from engine.programme import Programme
@@ -52,6 +53,11 @@ def test_a_date_after_tomorrow_is_refused_unless_allowed(start_server):
         assert list(client.run_midnight(iso(today() + 1)).dates) == [iso(today()), iso(today() + 1)]
         assert list(client.run_midnight(iso(today() + 3), allow_future=True).dates) == [
             iso(today() + 2), iso(today() + 3)]
+        with pytest.raises(grpc.RpcError) as raised:  # years of runs that nothing could stop
+            client.run_midnight(iso(today() + 2 + MOST_FUTURE_DAYS), allow_future=True)
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert f"more than {MOST_FUTURE_DAYS:,} days after tomorrow" in raised.value.details()
+        assert business_days(client) == {iso(today() + 3)}
 
 
 def test_the_run_goes_on_when_its_caller_goes_away(start_server):
