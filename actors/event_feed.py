@@ -136,6 +136,10 @@ class EventFeed:
                 await asyncio.wait_for(self._news.wait_for(
                     lambda: any(n > c for n, c in zip(self.newest, cursor, strict=False))), timeout)
 
+    @property
+    def subscribers(self) -> int:
+        return self._subscriptions
+
     def subscribed(self, change: int) -> None:
         self._subscriptions += change
         self.metrics.event_subscribers.set(self._subscriptions)

@@ -10,7 +10,7 @@ import grpc
 from actors.coordinator import Coordinator
 from actors.event_feed import EventFeed, OutOfRangeError, Subscription, check_kinds, parse_position
 from actors.gateway import Unreadable, _abort
-from engine.errors import InvalidRequestError, ShardUnavailableError
+from engine.errors import InvalidRequestError, OverloadedError, ShardUnavailableError
 
 __all__ = ["OLDEST_POSITION_KEY", "EventsService"]
 
@@ -18,6 +18,11 @@ OLDEST_POSITION_KEY = "patron-oldest-position"
 """Trailing metadata of an OUT_OF_RANGE answer: the position to resume from."""
 SUBSCRIBER_KEY = "patron-subscriber"
 """Request metadata: a name for the subscriber in metrics (default: its address)."""
+MAX_SUBSCRIBERS = 32
+"""Subscribers at once, over a gateway. Each reads every shard's outbox as events come (an urgent
+call to each shard per page) and is a metrics series of its own: a notifier fleet is a handful
+of services, and without a bound a client opening streams in a loop made the shards' work grow
+with each one."""
 
 
 class EventsService:
@@ -43,6 +48,9 @@ class EventsService:
                 raise InvalidRequestError(request.reason)
             if self.feed is None:
                 raise ShardUnavailableError("patron is starting; subscribe again shortly")
+            if self.feed.subscribers >= MAX_SUBSCRIBERS:
+                raise OverloadedError(f"{self.feed.subscribers} subscribers are reading events already, the most "
+                                      f"a gateway serves at once; subscribe again when one has ended", retry_after=1.0)
             layout = self.coordinator.layout
             after = parse_position(request.after, len(self.feed.lanes), layout.first_shards or layout.shards)
             subscription = Subscription(self.feed, after, check_kinds(list(request.kinds)))

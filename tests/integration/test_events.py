@@ -3,6 +3,7 @@ change is committed, a subscriber resumes after its last position (across kill -
 subscriber changes nothing for ingestion, and positions past retention are OUT_OF_RANGE."""
 
 import json
+import time
 from pathlib import Path
 
 import grpc
@@ -226,3 +227,33 @@ def test_health_and_reflection_list_the_events_service(start_server):
     server = start_server()
     with PatronClient(server.address) as client:
         assert client.serving("patron.v1.Events")
+
+
+def test_subscribers_past_the_bound_are_refused_until_one_ends(start_server, rules, monkeypatch):
+    monkeypatch.setattr("actors.events_service.MAX_SUBSCRIBERS", 2)
+    server = start_server(rules=rules, shards=2)
+    with PatronClient(server.address) as client:
+        client.submit([purchase("t1", "a", GOLD)])  # its events: each stream below is answered once served
+        streams = [client.events.Subscribe(pb.SubscribeRequest(), timeout=60, metadata=client.metadata)
+                   for _ in range(2)]
+        assert [next(stream).member_id for stream in streams] == ["a", "a"]
+        with pytest.raises(grpc.RpcError) as raised:
+            take(client, 1)
+        assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "2 subscribers are reading events already" in raised.value.details()
+        streams.pop().cancel()
+        assert _once_room(client)[0].member_id == "a"
+        streams[0].cancel()
+
+
+def _once_room(client: PatronClient) -> list[pb.Event]:
+    """An event, once a subscriber's place is free: the gateway sees a cancelled stream end
+    shortly after."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return take(client, 1)
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
