@@ -9,9 +9,13 @@ from engine.errors import InvalidRequestError, UnknownMemberError
 from engine.members import Member
 from engine.types import Day
 
-__all__ = ["MAX_TAG_LENGTH", "note_purchase", "retag", "set_manual_tags", "watch_new"]
+__all__ = ["MAX_MANUAL_TAGS", "MAX_TAG_LENGTH", "note_purchase", "retag", "set_manual_tags", "watch_new"]
 
 MAX_TAG_LENGTH = 64
+MAX_MANUAL_TAGS = 64
+"""Manual tags a member may hold, and tags one call may add or remove. Every tag is written on
+the member, in its ledger note and in the members-per-tag counts, and a change runs on the
+member's shard while its other members wait: unbounded, one call held a shard for minutes."""
 
 
 def note_purchase(book: Book, member: Member, day: Day) -> None:
@@ -48,14 +52,13 @@ def set_manual_tags(book: Book, member_id: str, add: list[str], remove: list[str
     member = book.members.get(member_id)
     if member is None:
         raise UnknownMemberError(member_id)
-    for tag in add:
-        if not tag or len(tag) > MAX_TAG_LENGTH:
-            raise InvalidRequestError(f"tag: expected 1 to {MAX_TAG_LENGTH} characters, got {tag!r}")
-    if not reason:
-        raise InvalidRequestError("reason: an operator's change of tags needs a reason")
-    manual = sorted((set(member.manual_tags) | set(add)) - set(remove))
-    if manual == member.manual_tags:
+    _check_request(member_id, add, remove, reason)
+    before = set(member.manual_tags)
+    after = (before | set(add)) - set(remove)
+    if after == before:
         return member
+    _check_room(member_id, before, after)
+    manual = sorted(after)
     book.count_tags(member.tags + member.manual_tags, member.tags + manual)
     note = f"{_change(member.manual_tags, manual)}: {reason}"
     member.manual_tags = manual
@@ -63,5 +66,30 @@ def set_manual_tags(book: Book, member_id: str, add: list[str], remove: list[str
     return member
 
 
+def _check_request(member_id: str, add: list[str], remove: list[str], reason: str) -> None:
+    """Refuses a malformed call before anything changes; the counts come first, so a call of
+    80,000 tags is refused without reading them."""
+    for name, tags in (("add", add), ("remove", remove)):
+        if len(tags) > MAX_MANUAL_TAGS:
+            raise InvalidRequestError(f"{name}: member {member_id!r}: at most {MAX_MANUAL_TAGS} tags per call, "
+                                      f"got {len(tags):,}; send them in several calls")
+    for tag in add:
+        if not tag or len(tag) > MAX_TAG_LENGTH:
+            raise InvalidRequestError(f"tag: expected 1 to {MAX_TAG_LENGTH} characters, got {tag!r}")
+    if not reason:
+        raise InvalidRequestError("reason: an operator's change of tags needs a reason")
+
+
+def _check_room(member_id: str, before: set[str], after: set[str]) -> None:
+    """A member may hold MAX_MANUAL_TAGS. One that holds more (tagged before there was a limit)
+    may still lose tags, but gains none until it is within the limit."""
+    if len(after) > MAX_MANUAL_TAGS and not after <= before:
+        raise InvalidRequestError(f"add: member {member_id!r} would hold {len(after):,} manual tags, at most "
+                                  f"{MAX_MANUAL_TAGS}; remove some first")
+
+
 def _change(before: list[str], after: list[str]) -> str:
-    return " ".join([f"+{t}" for t in after if t not in before] + [f"-{t}" for t in before if t not in after])
+    """The note of a change: tags added, then tags taken away. Sets, so that it takes time in
+    proportion to the tags, not to their square."""
+    was, now = set(before), set(after)
+    return " ".join([f"+{t}" for t in after if t not in was] + [f"-{t}" for t in before if t not in now])

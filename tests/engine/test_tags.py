@@ -1,6 +1,8 @@
 """Computed tags change at the midnight run (judged as of the day before), quiet
 members are visited only when a tag could change, and operators' tags are kept apart."""
 
+import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -132,6 +134,48 @@ def test_a_bad_manual_tag_is_refused_and_changes_nothing(tags, reason, problem):
     with pytest.raises(InvalidRequestError, match=problem):
         set_manual_tags(target, "m", tags, [], reason, target.today)
     assert (target.members["m"].manual_tags, target.tag_counts) == ([], {})
+
+
+def test_a_call_adding_more_manual_tags_than_the_limit_is_refused_naming_the_member_and_changes_nothing():
+    target = tagged()
+    score(target, buy("t1", "m", "2026-03-01 10:00", line(1000)))
+    many = [f"t{n}" for n in range(65)]
+    with pytest.raises(InvalidRequestError, match="member 'm': at most 64 tags per call, got 65"):
+        set_manual_tags(target, "m", many, [], "campaign", target.today)
+    with pytest.raises(InvalidRequestError, match="remove: member 'm': at most 64 tags per call, got 65"):
+        set_manual_tags(target, "m", [], many, "campaign", target.today)
+    assert (target.members["m"].manual_tags, target.tag_counts, target.ledger[-1].kind) == ([], {}, "earn")
+
+
+def test_a_member_holds_at_most_64_manual_tags_and_a_call_past_it_changes_nothing():
+    target = tagged()
+    score(target, buy("t1", "m", "2026-03-01 10:00", line(1000)))
+    first = [f"a{n}" for n in range(60)]
+    set_manual_tags(target, "m", first, [], "campaign", target.today)
+    entries = len(target.ledger)
+    with pytest.raises(InvalidRequestError, match="member 'm' would hold 70 manual tags, at most 64"):
+        set_manual_tags(target, "m", [f"b{n}" for n in range(10)], [], "campaign", target.today)
+    assert (target.members["m"].manual_tags, len(target.ledger)) == (sorted(first), entries)
+    assert len(target.tag_counts) == 60
+    # swapping ten for ten stays within it, and the whole set can be replaced in one call
+    set_manual_tags(target, "m", [f"b{n}" for n in range(10)], first[:10], "campaign", target.today)
+    set_manual_tags(target, "m", [f"c{n}" for n in range(64)], target.members["m"].manual_tags, "new", target.today)
+    assert target.members["m"].manual_tags == sorted(f"c{n}" for n in range(64))
+
+
+def test_a_member_tagged_past_the_limit_before_it_existed_loses_tags_fast_and_gains_none():
+    # the note of a change compared lists: 40,000 tags took minutes and held the member's shard
+    target = tagged()
+    score(target, buy("t1", "m", "2026-03-01 10:00", line(1000)))
+    member = target.members["m"]
+    member.manual_tags = sorted(f"old-{n:05d}" for n in range(40_000))
+    target.count_tags([], member.manual_tags)
+    started = time.perf_counter()
+    set_manual_tags(target, "m", [], member.manual_tags[:64], "clean-up", target.today)
+    assert time.perf_counter() - started < 2  # linear: about 0.05 s; the lists took about 15 s
+    assert len(member.manual_tags) == len(target.tag_counts) == 40_000 - 64
+    with pytest.raises(InvalidRequestError, match="would hold 39,937 manual tags, at most 64"):
+        set_manual_tags(target, "m", ["vip"], [], "campaign", target.today)
 
 
 purchases = st.lists(st.tuples(st.integers(0, 4), st.integers(0, 59), st.integers(1, 40000)), max_size=40)
