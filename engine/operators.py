@@ -43,6 +43,8 @@ def enroll(book: Book, request: Enrollment, day: Day) -> tuple[Member, bool]:
     birthday = birthday_of(request.birthday)
     _check_attributes(request)
     member = book.members.get(request.member_id)
+    if member is not None:
+        _check_merged_attributes(member, request)
     created = member is None
     if member is None:
         member = Member(request.member_id, enrolled=day, tier=book.programme.default_tier(request.channel))
@@ -80,6 +82,17 @@ def _check_attributes(request: Enrollment) -> None:
         except ValueError:
             raise InvalidRequestError(f"attributes.{name}: expected a date (YYYY-MM-DD), "
                                       f"got {request.attributes[name]!r}") from None
+
+
+def _check_merged_attributes(member: Member, request: Enrollment) -> None:
+    """The limit is on what the member holds, not on one request: enrolling an existing member
+    again adds its attributes to those it has. One that holds more (from before the limit was
+    checked on the merge) may still be enrolled again with attributes it already has."""
+    held = member.profile.attributes
+    new = [name for name in request.attributes if name not in held]
+    if new and len(held) + len(new) > MAX_ATTRIBUTES:
+        raise InvalidRequestError(f"attributes: member {member.member_id!r} has {len(held)} and this adds "
+                                  f"{len(new)}, {len(held) + len(new)} in all; at most {MAX_ATTRIBUTES}")
 
 
 def _merged(profile: Profile, request: Enrollment, birthday: str) -> Profile:

@@ -225,6 +225,18 @@ def test_tags_and_their_counts_survive_a_restart(tmp_path):
     assert again.member("m2").tags == ["lapsed", "vip"]
 
 
+def test_enroll_batch_refuses_a_row_that_would_take_a_member_past_48_attributes_and_enrolls_the_rest(tmp_path):
+    shard = open_shard(tmp_path)
+    first = {f"a{n}": n for n in range(48)}
+    shard.enroll(Enrollment(member_id="E20", attributes=first))
+    answers = shard.enroll_many([Enrollment(member_id="E20", attributes={f"b{n}": n for n in range(48)}),
+                                 Enrollment(member_id="E21", attributes={"city": "Hangzhou"})])
+    assert [(summary is None, created, error) for summary, created, error in answers] == [
+        (True, False, "attributes: member 'E20' has 48 and this adds 48, 96 in all; at most 48"), (False, True, "")]
+    shard.close()
+    assert open_shard(tmp_path).member("E20").attributes == first
+
+
 def _with_defect(monkeypatch, poison: str, effect: str) -> None:
     """Plant an engine defect for one transaction id: it raises while scoring, or leaves its
     member with a balance no record can store (what overflow did before the bounds)."""

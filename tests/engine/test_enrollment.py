@@ -1,0 +1,43 @@
+"""SPEC §1: a member has up to 48 custom attributes, however many enrollments gave them."""
+
+import pytest
+
+from engine.calendar import parse_day
+from engine.errors import InvalidRequestError
+from engine.operators import MAX_ATTRIBUTES, Enrollment, enroll
+from tests.builders import book
+
+DAY = parse_day("2026-03-04")
+
+
+def attributes(prefix: str, count: int = MAX_ATTRIBUTES) -> dict[str, str | int | float]:
+    return {f"{prefix}{n}": n for n in range(count)}
+
+
+def test_enrolling_a_member_again_with_other_attributes_cannot_pass_the_limit_and_changes_nothing():
+    target = book()
+    enroll(target, Enrollment(member_id="E20", attributes=attributes("a")), DAY)
+    before = target.members["E20"].profile
+    with pytest.raises(InvalidRequestError, match="member 'E20' has 48 and this adds 48, 96 in all; at most 48"):
+        enroll(target, Enrollment(member_id="E20", campaign="spring", attributes=attributes("b")), DAY)
+    with pytest.raises(InvalidRequestError, match="has 48 and this adds 1, 49 in all"):
+        enroll(target, Enrollment(member_id="E20", attributes={"a0": 7, "b0": 1}), DAY)
+    assert target.members["E20"].profile == before
+
+
+def test_enrolling_again_may_change_attributes_the_member_has_and_add_up_to_the_limit():
+    target = book()
+    enroll(target, Enrollment(member_id="E21", attributes=attributes("a", 40)), DAY)
+    member, created = enroll(target, Enrollment(member_id="E21", attributes={**attributes("a", 40), "a0": "x",
+                                                                             **attributes("b", 8)}), DAY)
+    assert (created, len(member.profile.attributes), member.profile.attributes["a0"]) == (False, 48, "x")
+
+
+def test_a_member_past_the_limit_from_before_it_was_checked_may_be_enrolled_again_but_gains_nothing():
+    target = book()
+    member, _ = enroll(target, Enrollment(member_id="E22"), DAY)
+    member.profile.attributes = attributes("a", 96)
+    enroll(target, Enrollment(member_id="E22", birthday="03-05", attributes={"a1": "x"}), DAY)
+    assert (member.profile.birthday, len(member.profile.attributes)) == ("03-05", 96)
+    with pytest.raises(InvalidRequestError, match="has 96 and this adds 1, 97 in all"):
+        enroll(target, Enrollment(member_id="E22", attributes={"new": 1}), DAY)
