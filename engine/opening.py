@@ -101,6 +101,9 @@ def _checked(book: Book, row: Opening, day: Day) -> tuple[int, Day, list[Lot], s
             row.stored_value, row.bonus_value, row.growth) <= LIMIT:
         for name in ("stored_value", "bonus_value", "growth"):
             _amount(name, getattr(row, name))
+    if row.stored_value + row.bonus_value > LIMIT:  # one balance in two parts (SPEC §11.4), bounded as one
+        raise RowRejectedError("amount_too_large", f"stored_value + bonus_value: at most {LIMIT:,} in all, got "
+                                                   f"{row.stored_value + row.bonus_value:,}")
     if row.status and row.status not in _STATUSES:
         raise RowRejectedError("bad_status", f"status: expected one of {', '.join(_STATUSES)}, got {row.status!r}")
     tier = _tier(book, row)

@@ -61,6 +61,8 @@ def test_empty_fields_take_the_programmes_defaults_as_if_earned_on_the_import_da
     ({"tier": "Platinum"}, "unknown_tier"),
     ({"stored_value": -1}, "negative_amount"),
     ({"growth": 10**15 + 1}, "amount_too_large"),
+    ({"stored_value": 10**15, "bonus_value": 10**15}, "amount_too_large"),  # one balance, in two parts
+    ({"stored_value": 10**15, "bonus_value": 1}, "amount_too_large"),
     ({"points": [OpeningLot(-5)]}, "negative_amount"),
     ({"points": [OpeningLot(10**15), OpeningLot(1, "never")]}, "amount_too_large"),
     ({"points": [OpeningLot(10**15, "2027-01-01"), OpeningLot(1, "2027-01-01")]}, "amount_too_large"),
@@ -82,6 +84,11 @@ def test_a_row_that_cannot_be_imported_is_refused_with_its_reason_and_changes_no
         open_member(target, row, "i", DAY)
     assert refused.value.reason == reason
     assert (dict(target.members), target.ledger, target.dirty) == ({}, [], {})
+
+
+def test_stored_value_and_bonus_may_fill_the_bound_together():
+    member = open_member(book(), Opening(member_id="m1", stored_value=10**15 - 200, bonus_value=200), "i", DAY)
+    assert member.stored_value + member.bonus_value == 10**15
 
 
 def test_a_member_that_exists_is_refused_and_keeps_what_it_had():
