@@ -3,6 +3,7 @@ enroll, change card status, release or void held points, set a tier by hand."""
 
 import re
 from datetime import date
+from math import isfinite
 
 from msgspec import Struct
 
@@ -18,7 +19,7 @@ from engine.types import Day
 __all__ = ["STATUS_ACTIONS", "Enrollment", "birthday_of", "enroll", "set_status", "set_tier"]
 
 MAX_ATTRIBUTES = 48
-_BIRTHDAY = re.compile(r"^(?:\d{4}-)?(\d{2})-(\d{2})$")
+_BIRTHDAY = re.compile(r"^(?:(\d{4})-)?(\d{2})-(\d{2})$")
 
 
 class Enrollment(Struct, kw_only=True):
@@ -65,9 +66,9 @@ def birthday_of(text: str) -> str:
     if not text:
         return ""
     found = _BIRTHDAY.match(text)
-    month, day = (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+    year, month, day = (int(found.group(1) or 2000), int(found.group(2)), int(found.group(3))) if found else (0, 0, 0)
     try:
-        date(2000, month, day)  # a leap year, so 02-29 is a birthday
+        date(year, month, day)  # without a year, 2000: a leap year, so 02-29 is a birthday
     except ValueError:
         raise InvalidRequestError(f'birthday: expected "MM-DD" or "YYYY-MM-DD", got {text!r}') from None
     return f"{month:02d}-{day:02d}"
@@ -76,6 +77,9 @@ def birthday_of(text: str) -> str:
 def _check_attributes(request: Enrollment) -> None:
     if len(request.attributes) > MAX_ATTRIBUTES:
         raise InvalidRequestError(f"attributes: at most {MAX_ATTRIBUTES}, got {len(request.attributes)}")
+    for name, value in request.attributes.items():  # JSON, the members' export and the summary, has no NaN
+        if isinstance(value, float) and not isfinite(value):
+            raise InvalidRequestError(f"attributes.{name}: expected a finite number, got {value!r}")
     for name in request.date_attributes:
         try:
             date.fromisoformat(str(request.attributes[name]))

@@ -41,3 +41,26 @@ def test_a_member_past_the_limit_from_before_it_was_checked_may_be_enrolled_agai
     assert (member.profile.birthday, len(member.profile.attributes)) == ("03-05", 96)
     with pytest.raises(InvalidRequestError, match="has 96 and this adds 1, 97 in all"):
         enroll(target, Enrollment(member_id="E22", attributes={"new": 1}), DAY)
+
+
+@pytest.mark.parametrize("birthday", ["1900-02-29", "0000-01-01", "1990-02-30", "13-01", "02-30"])
+def test_a_birthday_that_is_no_date_is_refused(birthday):
+    # "1900-02-29" and "0000-01-01" once passed: only the month and day were checked, in a leap year
+    with pytest.raises(InvalidRequestError, match='birthday: expected "MM-DD" or "YYYY-MM-DD"'):
+        enroll(book(), Enrollment(member_id="B1", birthday=birthday), DAY)
+
+
+@pytest.mark.parametrize(("birthday", "kept"), [("2000-02-29", "02-29"), ("02-29", "02-29"), ("1985-12-31", "12-31")])
+def test_a_birthday_is_kept_as_its_month_and_day(birthday, kept):
+    target = book()
+    enroll(target, Enrollment(member_id="B2", birthday=birthday), DAY)
+    assert target.members["B2"].profile.birthday == kept
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
+def test_a_number_attribute_must_be_finite(number):
+    # JSON, in which members are exported and shown, has no NaN: it was printed as null
+    target = book()
+    with pytest.raises(InvalidRequestError, match=r"attributes\.score: expected a finite number"):
+        enroll(target, Enrollment(member_id="N1", attributes={"score": number}), DAY)
+    assert "N1" not in target.members
