@@ -32,8 +32,7 @@ def score_recharge(book: Book, member: Member, txn: Transaction, day: Day) -> Tx
     bonus = choose_bonus(book, member, amount, day) if programme.rules.recharge_bonuses else None
     extra = bonus.bonus_minor if bonus else 0
     points = bonus.points if bonus else 0
-    if not (fits(member.stored_value + amount, member.bonus_value + extra, member.total_recharge + amount,
-                 member.since_recharge + amount)
+    if not (fits(_balance(member) + amount + extra, member.total_recharge + amount, member.since_recharge + amount)
             and room_to_earn(member, day, points, programme.growth_for_points(points), 0)):
         return "amount_too_large"
     member.stored_value += amount
@@ -63,6 +62,13 @@ def score_payment(book: Book, member: Member, txn: Transaction, day: Day) -> Txn
                      spent=Spent(-amount, bonus_minor=bonus))
 
 
+def _balance(member: Member) -> int:
+    """The stored value balance, principal and bonus: one balance in two parts (SPEC §11.4), so
+    within the bound together, as an import checks it (engine/opening.py). Each part never
+    negative, so neither passes the bound alone."""
+    return member.stored_value + member.bonus_value
+
+
 def _refunded_so_far(original: TxnRecord, txn: Transaction) -> int:
     """C: what is refunded of the original with this refund, never more than it (T)."""
     asked = txn.amount_minor or original.paid_minor - original.refunded_minor
@@ -79,7 +85,7 @@ def undo_payment(book: Book, member: Member, original: TxnRecord, txn: Transacti
     spent = original.spent
     bonus = spent.bonus_minor * refunded // original.paid_minor - spent.reversed_bonus
     principal = returned - bonus
-    if not fits(member.stored_value + principal, member.bonus_value + bonus):
+    if not fits(_balance(member) + principal + bonus):
         return "amount_too_large"
     member.stored_value += principal
     member.bonus_value += bonus

@@ -92,6 +92,13 @@ PENDING = EXAMPLE.replace("pending_days = 0", "pending_days = 2")
 """Pending points with negative balances allowed."""
 BONUS_NOW = ('from = "2026-12-01"', 'from = "2026-11-01"')
 """The example's recharge bonus of 500 points, in force on the tests' day."""
+REPEATED_BONUS = 1_000
+"""The example's repeatable bonus, for any recharge of 100.00 or more (the larger one is dated)."""
+
+
+def _stored(member: Member) -> int:
+    """The stored value balance: principal and bonus, one balance within the bound (SPEC §11.4)."""
+    return member.stored_value + member.bonus_value
 # the review of the bounds' C sums found a debt passing -LIMIT with pending points, which none of
 # the invariants' variants (pending only without debt) drew
 BOUNDS_VARIANTS = {**VARIANTS, "pending with debt": PENDING}
@@ -109,6 +116,7 @@ def test_no_transaction_raises_and_every_member_stays_within_bounds(variant, str
     decode = msgspec.msgpack.Decoder(Member).decode
     for member in book.members.values():
         assert all(fits(getattr(member, name)) for name in SUMS), member
+        assert fits(_stored(member)), member
         assert all(fits(n) for n in member.day_points.values())
         assert decode(msgspec.msgpack.encode(member)) == member
 
@@ -123,9 +131,9 @@ def test_amounts_beyond_the_bound_are_rejected_and_change_nothing():
     book = _book(EXAMPLE)
     assert _one(book, "r1", "recharge", amount_minor=TOP) == "amount_too_large"
     assert "m" not in book.members  # not even auto-enrolled
-    assert _one(book, "r2", "recharge", amount_minor=LIMIT) == "accepted"
+    assert _one(book, "r2", "recharge", amount_minor=LIMIT - REPEATED_BONUS) == "accepted"
     assert _one(book, "r3", "recharge", amount_minor=1) == "amount_too_large"  # the balance would pass it
-    assert book.members["m"].stored_value == LIMIT
+    assert _stored(book.members["m"]) == LIMIT
     assert _one(book, "a1", "adjustment", amount_minor=-(2**63), note="x") == "amount_too_large"
     assert _one(book, "a2", "adjustment", amount_minor=-LIMIT, note="x") == "accepted"
     assert _one(book, "a3", "adjustment", amount_minor=-1, note="x") == "amount_too_large"
@@ -300,35 +308,38 @@ BONUS_AT_THE_BOUND = changed(EXAMPLE, ("min_amount_minor = 10000\nbonus_minor = 
                                        f"min_amount_minor = 1\nbonus_minor = {LIMIT}"))
 """A repeatable recharge bonus of the bound's worth for any recharge: the bonus balance has no
 lifetime sum to hold it, as the stored value has the recharges'."""
-
-
 def test_a_payment_refunded_after_an_imported_balance_was_recharged_again_stays_within_the_bound():
     # undo_payment gave the money back unchecked: an imported stored value (no lifetime recharge
     # sum behind it) paid out, recharged, then the payment refunded, reached twice the bound
     book = _book(EXAMPLE)
     member = open_member(book, Opening(member_id="m", stored_value=LIMIT), "import", book.today)
     assert _one(book, "p", "payment", amount_minor=LIMIT) == "accepted"
-    assert _one(book, "r", "recharge", amount_minor=LIMIT) == "accepted"
-    bonus = member.bonus_value  # the example's repeatable bonus
+    assert _one(book, "r", "recharge", amount_minor=LIMIT - REPEATED_BONUS) == "accepted"
+    assert (member.stored_value, member.bonus_value) == (LIMIT - REPEATED_BONUS, REPEATED_BONUS)
     assert _one(book, "u", "refund", refund_of="p") == "amount_too_large"
-    assert (member.stored_value, member.bonus_value) == (LIMIT, bonus)
+    assert _stored(member) == LIMIT
     assert not [entry for entry in book.ledger if entry.ref == "u"]
     assert _one(book, "p2", "payment", amount_minor=LIMIT) == "accepted"
     assert _one(book, "u", "refund", refund_of="p") == "accepted"  # once there is room, and once
     assert _one(book, "u", "refund", refund_of="p") == "duplicate"
-    assert member.stored_value == LIMIT
+    assert _stored(member) == LIMIT
 
 
-def test_a_payment_refund_never_takes_the_bonus_balance_past_the_bound():
+def test_principal_and_bonus_are_one_balance_within_the_bound():
+    # SPEC §11.4: the balance has two parts. Each part was bounded alone, so a recharge's bonus
+    # or a payment's refund could make a balance of up to twice the bound (an import was bounded whole)
     book = _book(BONUS_AT_THE_BOUND)
-    assert _one(book, "r1", "recharge", amount_minor=1) == "accepted"
-    member = book.members["m"]
-    assert (member.stored_value, member.bonus_value) == (1, LIMIT)
-    assert _one(book, "p1", "payment", amount_minor=LIMIT) == "accepted"  # the principal first
-    assert _one(book, "p2", "payment", amount_minor=1) == "accepted"
-    assert _one(book, "r2", "recharge", amount_minor=1) == "accepted"
-    assert _one(book, "u1", "refund", refund_of="p1") == "amount_too_large"
-    assert (member.stored_value, member.bonus_value) == (1, LIMIT)
+    assert _one(book, "r1", "recharge", amount_minor=1) == "amount_too_large"  # 1 + LIMIT
+    assert "m" not in book.members or _stored(book.members["m"]) == 0
+    book = _book(EXAMPLE)
+    member = open_member(book, Opening(member_id="m", stored_value=LIMIT), "import", book.today)
+    assert _one(book, "p1", "payment", amount_minor=LIMIT) == "accepted"
+    assert _one(book, "r1", "recharge", amount_minor=LIMIT - REPEATED_BONUS) == "accepted"
+    assert _one(book, "p2", "payment", amount_minor=REPEATED_BONUS) == "accepted"  # the principal first
+    assert _one(book, "r2", "recharge", amount_minor=REPEATED_BONUS) == "accepted"  # below any bonus
+    assert (member.stored_value, member.bonus_value) == (LIMIT - REPEATED_BONUS, REPEATED_BONUS)
+    assert _one(book, "u2", "refund", refund_of="p2") == "amount_too_large"  # each part within, not both
+    assert _stored(member) == LIMIT
 
 
 HALVED_FOR_BASIC = changed(EXAMPLE, ("unit_minor = 1000\nper_unit = 10", "unit_minor = 1\nper_unit = 2"),

@@ -21,6 +21,8 @@ from tests.integration.test_startup import code_of
 
 DAY = ms(f"{TEST_DAY} 10:00")  # the served tests' pinned business day
 TOP, BOTTOM = 2**63 - 1, -(2**63)
+BONUS = 1_000
+"""The example rules' repeatable recharge bonus (a recharge of 100.00 or more), in the stored value."""
 FUNCTION_SCOPED = [HealthCheck.function_scoped_fixture]
 
 int64s = st.one_of(st.sampled_from([0, 1, -1, TOP, BOTTOM, LIMIT, LIMIT + 1, -LIMIT - 1]), st.integers(BOTTOM, TOP))
@@ -60,7 +62,7 @@ def test_extreme_values_in_every_field_get_an_answer_per_transaction_and_members
             if result.outcome == pb.OUTCOME_ACCEPTED:
                 member = client.member(txn.member_id)  # raises on INTERNAL
                 assert abs(member.points) <= LIMIT
-                assert abs(member.stored_value) <= LIMIT
+                assert 0 <= member.stored_value + member.bonus_value_minor <= LIMIT
 
 
 def _reasons(ack: pb.BatchAck) -> list[str]:
@@ -70,7 +72,7 @@ def _reasons(ack: pb.BatchAck) -> list[str]:
 def test_amounts_and_times_out_of_bounds_are_rejected_and_the_member_stays_readable(server):
     with PatronClient(server.address, retries=0) as client:
         recharge = [pb.Transaction(txn_id=f"big-{n}", member_id="m-rich", occurred_at_ms=DAY, kind=pb.KIND_RECHARGE,
-                                   amount_minor=amount) for n, amount in enumerate([LIMIT, TOP, 1])]
+                                   amount_minor=amount) for n, amount in enumerate([LIMIT - BONUS, TOP, 1])]
         lines = [pb.LineItem(sku="S1", paid_minor=TOP)] * 3
         ack = client.submit([
             *recharge,
@@ -79,7 +81,8 @@ def test_amounts_and_times_out_of_bounds_are_rejected_and_the_member_stays_reada
                            amount_minor=100)])
         assert _reasons(ack) == ["OUTCOME_ACCEPTED", "amount_too_large", "amount_too_large", "amount_too_large",
                                  "bad_timestamp"]
-        assert client.member("m-rich").stored_value == LIMIT
+        rich = client.member("m-rich")
+        assert (rich.stored_value, rich.bonus_value_minor) == (LIMIT - BONUS, BONUS)  # one balance at the bound
         adjusted = client.adjust("m-rich", BOTTOM, "probe")
         assert (adjusted.result.outcome, adjusted.result.reason) == (pb.OUTCOME_REJECTED, "amount_too_large")
         assert client.member("m-rich").points == 0
