@@ -412,9 +412,9 @@ class MembersService:
                 positions = positions[:request.limit]
             for start in range(0, len(positions), LEDGER_PAGE):
                 page = await coordinator.read(shard, "ledger_at", positions[start:start + LEDGER_PAGE])
-                for entry in page:
-                    labels = self.versions.labels(entry.rule_version, programme)
-                    yield ledger_entry(entry, programme.ladder.names, labels)
+                for entry in page:  # in the names of the version that wrote it, not those in force
+                    names = self.versions.names(entry.rule_version, programme)
+                    yield ledger_entry(entry, names.tiers, names.why)
         except Exception as error:
             await _abort(context, error)
 

@@ -1,8 +1,11 @@
-"""The why labels of every rules version a ledger may name. An entry stores the parts of its why,
-pointing into the rules that scored it (engine/why.py); reading an entry of an older version takes
+"""The names of every rules version a ledger may name: its why labels and its tier ladder. An entry
+stores the parts of its why, pointing into the rules that scored it (engine/why.py), and its tiers
+by position in that version's ladder (engine/ledger.py); reading an entry of an older version takes
 that version's rules from the data folder, which keeps every version published (checkpoints too)."""
 
 import logging
+
+from msgspec import Struct
 
 from engine.errors import RulesError
 from engine.programme import Programme
@@ -10,32 +13,45 @@ from engine.validation import load_rules
 from engine.why import WhyLabels
 from storage.folder import DataFolder
 
-__all__ = ["RuleVersions"]
+__all__ = ["RuleVersions", "VersionNames"]
 
 log = logging.getLogger("patron.rules")
 
 
+class VersionNames(Struct, frozen=True):
+    """What one version's entries are read with: its tiers by position and its why labels."""
+
+    tiers: list[str]
+    """Empty when the version's rules are lost: its entries show no tiers."""
+    why: WhyLabels | None
+    """None when the version's rules are lost: its entries show no why."""
+
+
+_LOST = VersionNames([], None)
+
+
 class RuleVersions:
-    """Labels by version: the version in force from its programme, others read once and kept
+    """Names by version: the version in force from its programme, others read once and kept
     (a version's rules never change once published)."""
 
     def __init__(self, folder: DataFolder) -> None:
         self.folder = folder
-        self._kept: dict[int, WhyLabels | None] = {}
+        self._kept: dict[int, VersionNames] = {}
 
-    def labels(self, version: int, in_force: Programme) -> WhyLabels | None:
-        """None when the folder no longer has the version's rules (logged once): its entries
-        are shown without their why rather than with another version's names."""
+    def names(self, version: int, in_force: Programme) -> VersionNames:
+        """A version the folder no longer has (logged once) gives no names: its entries are shown
+        without their tiers and why rather than with another version's names."""
         if version == in_force.version:
-            return in_force.why
+            return VersionNames(in_force.ladder.names, in_force.why)
         if version not in self._kept:
             self._kept[version] = self._read(version)
         return self._kept[version]
 
-    def _read(self, version: int) -> WhyLabels | None:
+    def _read(self, version: int) -> VersionNames:
         try:
-            return WhyLabels(load_rules(self.folder.published_rules(version)))
+            rules = load_rules(self.folder.published_rules(version))
         except (OSError, RulesError) as error:
             log.warning("rules version %d cannot be read from %s (%s): its ledger entries are shown without "
-                        "their why", version, self.folder.rules, error)
-            return None
+                        "their tiers and why", version, self.folder.rules, error)
+            return _LOST
+        return VersionNames([tier.name for tier in rules.tiers], WhyLabels(rules))

@@ -517,13 +517,13 @@ class Shard:
         activating = activates_tiers(old.rules, new.rules)
 
         def swap() -> None:
+            self.book.programme = new  # first: a member moved off a removed tier is written under it
             for member in self.book.members.values():
-                moved = remap_tiers(member, old.ladder.names, new.ladder.names)
+                moved = remap_tiers(self.book, member, old.ladder.names)
                 if activating and not count_past_spend:
                     forget_past_spend(member)
                 if moved or activating:
                     self.book.dirty[member.member_id] = member
-            self.book.programme = new
             if activating and count_past_spend:
                 rebuild_windows(self.book, self.store.records())
 

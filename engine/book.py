@@ -63,13 +63,14 @@ class Book:
     def write(self, member: Member, day: Day, cause: str, ref: str, kind: str, *, points: int = 0,
               pending: int = 0, growth: int = 0, stored_value: int = 0, tier_from: int = -1,
               tier_to: int = -1, status: str = "", unrecovered: int = 0, note: str = "", why: Why | str = "",
-              bonus_value: int = 0, coupon_code: str = "", lots: tuple[tuple[int, int], ...] = ()) -> None:
+              bonus_value: int = 0, coupon_code: str = "", lots: tuple[tuple[int, int], ...] = (),
+              tier_from_name: str = "") -> None:
         """Record one change to a member in the ledger; the member must already show it."""
         member.ledger_seq += 1
         self.ledger.append(LedgerEntry(
             member.member_id, member.ledger_seq, day, cause, ref, self.programme.version, kind,
             points, pending, growth, stored_value, tier_from, tier_to, status, unrecovered, note, why,
-            bonus_value, coupon_code, lots))
+            bonus_value, coupon_code, lots, tier_from_name))
         self.dirty[member.member_id] = member
 
     def write_earned(self, member: Member, day: Day, ref: TxnId, kind: str, points: int, pending: int, growth: int,

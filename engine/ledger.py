@@ -30,6 +30,7 @@ class LedgerEntry(Struct, array_like=True, omit_defaults=True, gc=False):
     stored_value: int = 0
     tier_from: int = -1
     tier_to: int = -1
+    """Tiers by position in the ladder of the entry's own `rule_version` (summary.py names them so)."""
     status: str = ""
     unrecovered: int = 0
     """Points a refund could not take back because the balance may not go negative."""
@@ -45,3 +46,6 @@ class LedgerEntry(Struct, array_like=True, omit_defaults=True, gc=False):
     coupon_code: str = ""
     lots: tuple[tuple[int, int], ...] = ()
     """Points taken from or restored to lots, (expires day, amount) each (redeem and its refund)."""
+    tier_from_name: str = ""
+    """The tier left, by name, when the entry's rules version has no tier of that name (a publish
+    removed it; `tier_from` is then -1): positions name tiers only within one version's ladder."""

@@ -4,6 +4,7 @@ from collections.abc import Iterable
 
 from engine.book import Book
 from engine.members import Member
+from engine.notices import TIER_CHANGED
 from engine.rules import Rules
 from engine.tier_changes import enter_tier
 from engine.tiers import reset_since
@@ -31,18 +32,42 @@ def activates_tiers(old: Rules, new: Rules) -> bool:
     return len(old.tiers) == 1 and len(new.tiers) > 1
 
 
-def remap_tiers(member: Member, old_names: list[str], new_names: list[str]) -> bool:
-    """Tiers are stored by position; keep each member in the tier of the same name. A tier
-    that no longer exists leaves the member at the lowest until re-evaluation. Returns
-    whether anything moved (the caller then rewrites the member)."""
-    def position(index: int) -> int:
-        name = old_names[index] if 0 <= index < len(old_names) else ""
-        return new_names.index(name) if name in new_names else 0
-
-    tier, next_tier = position(member.tier), position(member.next_tier) if member.next_tier else 0
+def remap_tiers(book: Book, member: Member, old_names: list[str]) -> bool:
+    """Tiers are stored by position; keep each member in the tier of the same name in the rules
+    now in force (`book.programme`). A member whose tier they no longer have goes to the lowest
+    at once, and that move is one ledger entry, as every change of tier is (SPEC §2);
+    re-evaluation may then move it on. The lowest tier is the lowest whatever its name: its
+    members keep it without an entry. Returns whether anything moved (the caller then rewrites
+    the member)."""
+    names = book.programme.ladder.names
+    left = old_names[member.tier] if 0 <= member.tier < len(old_names) else ""
+    next_tier = _position(old_names, names, member.next_tier) if member.next_tier else 0
+    if member.tier and left and left not in names:
+        member.next_tier = next_tier
+        _leave_removed_tier(book, member, left)
+        return True
+    tier = _position(old_names, names, member.tier)
     moved = (tier, next_tier) != (member.tier, member.next_tier)
     member.tier, member.next_tier = tier, next_tier
     return moved
+
+
+def _position(old_names: list[str], names: list[str], index: int) -> int:
+    """Where the tier at `index` of the old ladder is in the new one; the lowest when it is gone."""
+    name = old_names[index] if 0 <= index < len(old_names) else ""
+    return names.index(name) if name in names else 0
+
+
+def _leave_removed_tier(book: Book, member: Member, left: str) -> None:
+    """Down to the lowest tier, as `enter_tier` enters it (permanent, `since` sums afresh), with
+    the tier left recorded by name: no position of the new ladder names it, and the entry records
+    the new version (the publish made the move)."""
+    day, ref, note = book.today, f"v{book.programme.version}", "rules published: the tier was removed"
+    member.tier, member.tier_since, member.tier_until = 0, day, 0  # the lowest tier is permanent (tiers.py)
+    reset_since(member)
+    book.write(member, day, "rules", ref, "tier", tier_from=-1, tier_to=0, tier_from_name=left, note=note)
+    book.notify(TIER_CHANGED, member.member_id, day, from_tier=left, to_tier=book.programme.ladder.names[0],
+                direction="down", valid_until="", cause="rules", ref=ref, note=note)
 
 
 def forget_past_spend(member: Member) -> None:

@@ -114,15 +114,19 @@ def summarise(programme: Programme, member: Member) -> MemberSummary:
 
 
 def summarise_entry(entry: LedgerEntry, tier_names: list[str], labels: WhyLabels | None) -> EntrySummary:
-    """`labels` are those of the entry's rules version, for its why (None: not kept)."""
+    """`tier_names` and `labels` are those of the entry's own rules version (`rule_version`): an
+    entry's tiers are positions in that version's ladder, and later versions may have removed or
+    reordered tiers. Empty names (a version no longer kept) show no tiers rather than another
+    version's; None labels, no why."""
 
     def tier(index: int) -> str:
         return tier_names[index] if 0 <= index < len(tier_names) else ""
 
     lots = [LotChange(iso(expires) if expires < NEVER else "never", amount) for expires, amount in entry.lots]
+    tier_from = entry.tier_from_name or tier(entry.tier_from)  # a tier its version no longer has: by name
     return EntrySummary(entry.member_id, entry.seq, iso(entry.day), entry.cause, entry.ref, entry.rule_version,
                         entry.kind, entry.points, entry.pending, entry.growth, entry.stored_value,
-                        tier(entry.tier_from), tier(entry.tier_to), entry.status, entry.unrecovered, entry.note,
+                        tier_from, tier(entry.tier_to), entry.status, entry.unrecovered, entry.note,
                         why_text(entry.why, labels), entry.bonus_value, entry.coupon_code, lots)
 
 

@@ -152,6 +152,23 @@ def test_publishing_changed_tiers_keeps_members_by_tier_name_then_reevaluates(tm
     assert open_shard(tmp_path, renamed).member("m1").tier == "Member"
 
 
+def test_a_publish_that_removes_a_members_tier_records_the_move_and_keeps_it_after_a_restart(tmp_path):
+    rules = RULES.replace("threshold = 1000000 ", "threshold = 9000000 ")
+    shard = open_shard(tmp_path, rules)
+    shard.apply([buy("t1", "m1", DAY, line(1_000_000))])  # 10,000 points of growth: Silver
+    silver = rules[rules.index('[[tiers]]\nname = "Silver"'):rules.index('[[tiers]]\nname = "Gold"')]
+    v2 = rules.replace("version = 1", "version = 2").replace(silver, "").replace('upgrade_to = "Silver"', "")
+    assert shard.publish(v2) == 1
+    assert shard.member("m1").tier == "Basic"  # at once, in the publish's commit
+    assert shard.reevaluate_step() == (1, True)
+    shard.close()
+    again = open_shard(tmp_path, v2)
+    moves = [(e.rule_version, e.cause, e.ref, e.tier_from, e.tier_to)
+             for e in again.ledger("m1") if e.kind == "tier"]
+    assert moves == [(1, "txn", "t1", 0, 1), (2, "rules", "v2", -1, 0)]
+    assert [e.tier_from_name for e in again.ledger("m1") if e.kind == "tier"] == ["", "Silver"]
+
+
 def test_a_checkpoint_is_a_consistent_copy_of_the_shard(tmp_path):
     shard = open_shard(tmp_path / "live")
     shard.apply([buy("t1", "m1", DAY, line(2900))])

@@ -138,6 +138,33 @@ def test_a_publish_that_fails_after_its_checks_leaves_the_next_publish_free(clie
     assert client.publish_rules(RULES.replace("version = 1", "version = 3")).version == 3
 
 
+def test_a_publish_that_removes_a_tier_keeps_older_entries_in_their_versions_names_and_records_the_move(
+        start_server):
+    server = start_server(shards=2, start_date=parse_day("2026-12-01"), job_chunk=1)
+    with PatronClient(server.address) as client:
+        client.enroll("G1")
+        recharge = {"txn_id": "r1", "member_id": "G1", "occurred_at_ms": ms("2026-12-01 10:00"), "kind": "recharge",
+                    "amount_minor": 50000}
+        assert client.submit([recharge]).results[0].outcome == pb.OUTCOME_ACCEPTED  # its bonus: Silver
+        imported = pb.OpeningBalance(member=pb.EnrollRequest(member_id="S1"), tier="Silver")
+        assert client.import_members(pb.ImportRequest(import_id="i1", members=[imported])).imported == 1
+        silver = RULES[RULES.index('[[tiers]]\nname = "Silver"'):RULES.index('[[tiers]]\nname = "Gold"')]
+        client.publish_rules(RULES.replace("version = 1", "version = 2").replace(silver, "")
+                             .replace('upgrade_to = "Silver"', ""))
+        deadline = time.monotonic() + 60
+        while client.status().recalculation.running:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        moves = {member: [(e.kind, e.rule_version, e.cause, e.ref, e.tier_from, e.tier_to)
+                          for e in client.ledger(member) if e.tier_to]
+                 for member in ("G1", "S1")}
+        tiers = {member: client.member(member).tier for member in ("G1", "S1")}
+    removed = ("tier", 2, "rules", "v2", "Silver", "Basic")  # the publish's move, in the words of both versions
+    assert moves == {"G1": [("tier", 1, "txn", "r1", "Basic", "Silver"), removed],
+                     "S1": [("opening", 1, "import", "i1", "", "Silver"), removed]}
+    assert tiers == {"G1": "Basic", "S1": "Basic"}
+
+
 def test_midnight_runs_every_missed_date_in_order_once(client):
     client.submit([purchase("t1", "m1", "2026-11-17 10:00", 2900)])
     first = client.run_midnight("2026-11-20")

@@ -1,0 +1,94 @@
+"""What a publish does to members' tiers (docs/rules.md, "Publishing a new version"): members keep
+the tier of the same name; one whose tier the new version no longer has goes to the lowest, and
+that move is one ledger entry like every change of tier (SPEC §2), named in both versions' words."""
+
+import json
+
+from engine.notices import TIER_CHANGED
+from engine.programme import Programme
+from engine.publishing import reevaluate, remap_tiers
+from engine.summary import summarise_entry
+from engine.validation import load_rules
+from tests.builders import book, buy, line, rules_text, score
+
+SPEND = "[points.spend]\nunit_minor = 100\nper_unit = 1\n"
+DAY = "2026-03-04 10:00"
+SILVER = """
+[[tiers]]
+name = "Silver"
+metric = "growth"
+threshold = 100
+"""
+LADDER = """
+[[tiers]]
+name = "Basic"
+{silver}
+[[tiers]]
+name = "Gold"
+metric = "spend"
+window = "3 months"
+threshold = 50000
+validity = "12 months"
+"""
+V2_WITHOUT_SILVER = rules_text(body=SPEND, tiers=LADDER.format(silver="")).replace("version = 1", "version = 2")
+
+
+def silver_member():
+    """A book under version 1 with m1 in Silver (100 growth), its ledger and events taken."""
+    target = book(body=SPEND, tiers=LADDER.format(silver=SILVER))
+    score(target, buy("t1", "m1", DAY, line(10000)))
+    assert target.members["m1"].tier == 1
+    target.take_changes()
+    target.take_notices()
+    return target
+
+
+def publish(target, text: str) -> bool:
+    """As a shard's publish does it for each member: the new rules in force, then tiers kept by name."""
+    old = target.programme
+    target.programme = Programme(load_rules(text))
+    return remap_tiers(target, target.members["m1"], old.ladder.names)
+
+
+def test_a_member_whose_tier_a_publish_removes_goes_to_the_lowest_with_one_entry_naming_both_tiers():
+    target = silver_member()
+    assert publish(target, V2_WITHOUT_SILVER)
+    member = target.members["m1"]
+    assert (member.tier, member.tier_until) == (0, 0)
+    entries, _ = target.take_changes()
+    assert [(e.kind, e.cause, e.ref, e.rule_version) for e in entries] == [("tier", "rules", "v2", 2)]
+    shown = summarise_entry(entries[0], target.programme.ladder.names, target.programme.why)
+    assert (shown.tier_from, shown.tier_to) == ("Silver", "Basic")
+    notices = target.take_notices()
+    assert [n.kind for n in notices] == [TIER_CHANGED]
+    detail = json.loads(notices[0].detail)
+    assert (detail["from_tier"], detail["to_tier"], detail["direction"], detail["cause"]) == (
+        "Silver", "Basic", "down", "rules")
+
+
+def test_a_member_moved_by_a_publish_and_then_reevaluated_has_an_entry_for_each_move():
+    target = silver_member()
+    publish(target, V2_WITHOUT_SILVER.replace("threshold = 50000", "threshold = 10000"))  # 10,000 spent: Gold
+    reevaluate(target, target.members["m1"], 2)
+    names = target.programme.ladder.names
+    shown = [summarise_entry(e, names, None) for e in target.take_changes()[0]]
+    moves = [(s.tier_from, s.tier_to, s.ref) for s in shown if s.kind == "tier"]
+    assert moves == [("Silver", "Basic", "v2"), ("Basic", "Gold", "v2")]
+
+
+def test_a_publish_that_keeps_the_members_tier_by_name_writes_nothing():
+    target = silver_member()
+    moved = rules_text(body=SPEND, tiers=LADDER.format(silver="") + SILVER).replace("version = 1", "version = 2")
+    assert publish(target, moved)  # Silver is now third: the same tier, at another position
+    assert target.members["m1"].tier == 2
+    assert target.take_changes()[0] == []
+    assert target.take_notices() == []
+
+
+def test_a_renamed_lowest_tier_is_the_same_tier_for_its_members():
+    target = book(body=SPEND, tiers=LADDER.format(silver=SILVER))
+    score(target, buy("t1", "m1", DAY, line(100)))
+    target.take_changes()
+    renamed = rules_text(body=SPEND, tiers=LADDER.format(silver=SILVER).replace('"Basic"', '"Member"'))
+    assert not publish(target, renamed.replace("version = 1", "version = 2"))
+    assert target.take_changes()[0] == []
