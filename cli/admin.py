@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from client import PatronClient, transaction_message
+from client import PatronClient, UnsendableError, transaction_message
 from engine.errors import InvalidRequestError
 from proto import patron_pb2 as pb
 
@@ -91,7 +91,8 @@ def send(args: argparse.Namespace) -> int:
 
 
 def _transactions(path: Path, rejected: list[str], counts: dict[str, int]) -> Iterator[pb.Transaction]:
-    """The file's transactions; a line that is not one is counted `rejected (malformed)`."""
+    """The file's transactions; a line that is not one is counted `rejected (malformed)`, one the
+    wire cannot carry with the reason replay gives it (client.UnsendableError)."""
     from cli.replay import Malformed, decode_line
 
     with open(path, "rb") as lines:
@@ -100,11 +101,20 @@ def _transactions(path: Path, rejected: list[str], counts: dict[str, int]) -> It
                 continue
             txn = decode_line(line)
             if isinstance(txn, Malformed):
-                named = f" ({txn.txn_id})" if txn.txn_id else ""
-                rejected.append(f"line {number}{named}: malformed: {txn.detail}")
-                counts["rejected (malformed)"] = counts.get("rejected (malformed)", 0) + 1
-            else:
-                yield transaction_message(txn)
+                _refuse(rejected, counts, number, txn.txn_id, "malformed", txn.detail)
+                continue
+            try:
+                message = transaction_message(txn)
+            except UnsendableError as error:
+                _refuse(rejected, counts, number, txn.txn_id, error.reason, str(error))
+                continue
+            yield message
+
+
+def _refuse(rejected: list[str], counts: dict[str, int], number: int, txn_id: str, reason: str, detail: str) -> None:
+    named = f" ({txn_id})" if txn_id else ""
+    rejected.append(f"line {number}{named}: {reason}: {detail}")
+    counts[f"rejected ({reason})"] = counts.get(f"rejected ({reason})", 0) + 1
 
 
 def _list_rejected(rejected: list[str], shown: int = 100) -> None:

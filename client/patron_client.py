@@ -14,10 +14,11 @@ import grpc
 import msgspec
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from engine.bounds import LIMIT
 from proto import patron_pb2 as pb
 from proto import patron_pb2_grpc as rpc
 
-__all__ = ["RETRY_AFTER", "PatronClient", "backoff", "enroll_request", "line_message", "retry_after",
+__all__ = ["RETRY_AFTER", "PatronClient", "UnsendableError", "backoff", "enroll_request", "line_message", "retry_after",
            "transaction_message"]
 
 RETRIABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -58,22 +59,67 @@ def retry_after(error: Any) -> float:
     return 0.0
 
 
+UNKNOWN_STATUS = -1
+"""Sent for a status word patron does not know: no Status has this number, and every patron server
+answers a status it does not know `unknown_status`, as replay answers the word. STATUS_UNSPECIFIED
+would be read as paid."""
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+_INT32 = (-(1 << 31), (1 << 31) - 1)
+
+
+class UnsendableError(ValueError):
+    """A transaction the wire cannot carry as it is; `reason` is what replay answers it, or
+    `malformed` when replay would take it (a quantity beyond protobuf's int32 but within ±10^15)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
 def transaction_message(txn: Any) -> pb.Transaction:
     """A transaction as JSON-like data (a replay line) or an engine Transaction, as protobuf.
-    `kind` and `status` are the lower-case words; an unknown word becomes an unspecified enum."""
+    `kind` and `status` are the lower-case words. A word patron does not know is sent as a number
+    the server rejects (`unknown_kind`, `unknown_status`), as replay rejects the word; a number
+    beyond 64 bits as the nearest one that fits, which the server rejects as replay rejects the
+    number (every bound it has lies far inside); a quantity the wire cannot hold raises UnsendableError."""
     fields = dict(txn) if isinstance(txn, dict) else msgspec.structs.asdict(txn)
-    lines = [line_message(line) for line in fields.pop("lines", None) or ()]
-    kind = _KINDS.get(fields.pop("kind", ""), pb.KIND_UNSPECIFIED)
-    status = _STATUSES.get(fields.pop("status", "") or "", pb.STATUS_UNSPECIFIED)
-    known = {k: v for k, v in fields.items() if k in pb.Transaction.DESCRIPTOR.fields_by_name}
+    lines = [line_message(line, f"lines[{n}]") for n, line in enumerate(fields.pop("lines", None) or ())]
+    kind = _KINDS.get(fields.pop("kind", ""), pb.KIND_UNSPECIFIED)  # read as "unspecified": unknown_kind
+    status = _STATUSES.get(fields.pop("status", "") or "", UNKNOWN_STATUS)
+    known = {k: _fitted(v, _INT64) for k, v in fields.items() if k in pb.Transaction.DESCRIPTOR.fields_by_name}
     return pb.Transaction(kind=kind, status=status, lines=lines, **known)
 
 
-def line_message(line: Any) -> pb.LineItem:
-    """A line as a dict (replay's JSON), an engine LineItem or already a pb.LineItem."""
+def line_message(line: Any, where: str = "line") -> pb.LineItem:
+    """A line as a dict (replay's JSON), an engine LineItem or already a pb.LineItem; its numbers
+    fitted to the wire as transaction_message's are."""
     if isinstance(line, pb.LineItem):
         return line
-    return pb.LineItem(**(line if isinstance(line, dict) else msgspec.structs.asdict(line)))
+    fields = dict(line) if isinstance(line, dict) else msgspec.structs.asdict(line)
+    if "quantity" in fields:
+        fields["quantity"] = _quantity(fields["quantity"], where)
+    if "paid_minor" in fields:
+        fields["paid_minor"] = _fitted(fields["paid_minor"], _INT64)
+    return pb.LineItem(**fields)
+
+
+def _fitted(value: Any, bounds: tuple[int, int]) -> Any:
+    """An int beyond `bounds` as the nearest one within: same sign, still beyond every bound the
+    engine checks, so it is answered as the number itself is. Anything else is left to protobuf."""
+    if type(value) is not int:
+        return value
+    return min(max(value, bounds[0]), bounds[1])
+
+
+def _quantity(value: Any, where: str) -> Any:
+    """A line's quantity (int32 on the wire). A negative one is sent as the least int32 (still
+    `negative_amount`); a larger one than int32 holds cannot be sent as anything the server would
+    answer as replay does."""
+    if type(value) is not int or value <= _INT32[1]:
+        return _fitted(value, _INT32)
+    if value > LIMIT:
+        raise UnsendableError("amount_too_large", f"{where}.quantity: {value} is beyond 10^15")
+    raise UnsendableError("malformed", f"{where}.quantity: {value} is beyond what the API carries ({_INT32[1]})")
 
 
 def enroll_request(member_id: str, **fields: Any) -> pb.EnrollRequest:

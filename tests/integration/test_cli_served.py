@@ -10,6 +10,7 @@ from client import PatronClient
 from engine.calendar import parse_day
 from engine.summary import to_json
 from tests.builders import HEADER, ms, shopline_tiers
+from tests.conftest import EXAMPLE_RULES
 
 SHOPLINE = HEADER + shopline_tiers()
 
@@ -50,6 +51,40 @@ def test_send_rejects_lines_that_are_not_transactions_sends_the_rest_and_lists_e
                        "  t4: missing_refund_of"]
     with PatronClient(server.address) as client:
         assert (client.member("m1").points, client.member("m2").points) == (20, 20)
+
+
+def test_send_rejects_what_replay_rejects_with_its_reason_and_sends_the_rest(start_server, tmp_path):
+    """A status or kind word patron does not know, and numbers beyond what the wire holds, are
+    rejected with the reason replay gives them; they neither earn nor stop the file."""
+    server = start_server(start_date=parse_day("2026-03-05"))
+    odd = {"member_id": "S4", "occurred_at_ms": ms("2026-03-05 10:00"), "kind": "purchase", "amount_minor": 50000}
+    lines = [{**odd, "txn_id": "C1", "status": "canceled"},
+             {**odd, "txn_id": "C2", "status": "PAID"},
+             {**odd, "txn_id": "C3", "kind": "weird"},
+             purchase("t1", "m1", "2026-03-05 10:00", 2900),
+             {**odd, "txn_id": "B1", "amount_minor": 99999999999999999999999999},
+             {**purchase("B2", "S4", "2026-03-05 10:00", 100), "lines": [{"sku": "A", "quantity": 10 ** 20}]}]
+    source = tmp_path / "t.jsonl"
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    done = patron("send", "--transactions", str(source), "--address", server.address)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.splitlines()
+    assert out[0].startswith("sent 5 transactions in ")
+    assert out[0].endswith(": 1 accepted, 2 rejected (amount_too_large), 1 rejected (unknown_kind), "
+                           "2 rejected (unknown_status)")
+    assert out[1:] == ["rejected (5):",
+                       "  line 6 (B2): amount_too_large: lines[0].quantity: 100000000000000000000 is beyond 10^15",
+                       "  C1: unknown_status", "  C2: unknown_status", "  C3: unknown_kind",
+                       "  B1: amount_too_large"]
+    results = tmp_path / "results.jsonl"
+    replayed = patron("replay", "--rules", str(EXAMPLE_RULES), "--transactions", str(source), "--members-out",
+                      str(tmp_path / "members.jsonl"), "--results-out", str(results))
+    assert replayed.returncode == 0, replayed.stderr
+    assert {r["txn_id"]: r["reason"] for r in map(json.loads, results.read_text().splitlines())} == {
+        "C1": "unknown_status", "C2": "unknown_status", "C3": "unknown_kind", "t1": "", "B1": "amount_too_large",
+        "B2": "amount_too_large"}
+    with PatronClient(server.address) as client:
+        assert (client.member("m1").points, client.member("S4")) == (20, None)
 
 
 def test_member_show_prints_a_card_and_a_ledger_table_with_tier_names_iso_dates_and_why(start_server, tmp_path):
