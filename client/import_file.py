@@ -88,7 +88,11 @@ def read_rows(path: Path, fmt: str, start: int = 0, first_line: int = 1) -> Iter
 
 def _header(file: BinaryIO, path: Path) -> tuple[list[str], int]:
     raw = file.readline()
-    names = [name.strip() for name in next(csv.reader([raw.decode("utf-8-sig", "replace")]), [])]
+    try:
+        names = [name.strip() for name in next(csv.reader([raw.decode("utf-8-sig", "replace")]), [])]
+    except csv.Error as error:  # a quoted name beyond the csv module's field limit
+        raise PatronError(f"{path}: line 1 must name the columns ({', '.join(COLUMNS)}); it is not a CSV "
+                          f"row: {error}") from None
     unknown = [name for name in names if name not in COLUMNS]
     if unknown or "member_id" not in names or len(set(names)) != len(names):
         raise PatronError(f"{path}: line 1 must name the columns, member_id among them, each once, from "
@@ -104,7 +108,12 @@ def _csv_rows(file: BinaryIO, columns: list[str], offset: int, line: int) -> Ite
         offset += len(raw)
         text = raw.decode("utf-8", "replace").rstrip("\r\n")
         if text.strip():
-            values = next(csv.reader([text])) if '"' in text else text.split(",")
+            try:
+                values = next(csv.reader([text])) if '"' in text else text.split(",")
+            except csv.Error as error:  # a quoted value beyond the csv module's field limit
+                yield Row(line, offset, "", None, "malformed", f"not a CSV row: {error}")
+                line += 1
+                continue
             member_id = values[member_at].strip() if len(values) > member_at else ""
             if len(values) != width:
                 yield Row(line, offset, member_id, None, "malformed", f"expected {width} values, got {len(values)}")
@@ -190,8 +199,19 @@ def _json_row(line: int, end: int, raw: bytes) -> Row:
     return Row(line, end, row.member_id, message)
 
 
+class _Named(msgspec.Struct):
+    """Only a line's member id: the other keys are passed over unread, so a number no decoder
+    takes (1e400) cannot stop the report naming the member."""
+
+    member_id: str = ""
+
+
+_decode_named = msgspec.json.Decoder(_Named).decode
+
+
 def _member_of(raw: bytes) -> str:
     """The member id of a line whose other fields are wrong, for the report; empty when there is none."""
-    found = msgspec.json.decode(raw)
-    member_id = found.get("member_id") if isinstance(found, dict) else ""
-    return member_id if isinstance(member_id, str) else ""
+    try:
+        return _decode_named(raw).member_id
+    except msgspec.DecodeError:  # not an object, or the id itself is not text
+        return ""

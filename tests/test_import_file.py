@@ -47,3 +47,29 @@ def test_json_lines_take_points_as_a_number_or_as_lots_and_refuse_unknown_keys(t
     assert (lots(rows[0]), rows[0].message.tier, lots(rows[1])) == ([(40, "")], "Gold", [(3, "never")])
     assert [(row.line, row.member_id, row.reason) for row in rows[2:]] == [
         (3, "c", "bad_field"), (4, "", "bad_field"), (5, "d", "bad_field")]
+
+
+def test_json_numbers_out_of_every_range_are_rejected_rows_and_the_rest_are_read(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"member_id": "L1"}\n{"member_id": "L2", "stored_value": 1e400}\n'
+                    '{"member_id": "L3", "points": [{"points": -1e400, "expires": "never"}]}\n'
+                    '{"member_id": 1e400}\n{"member_id": "L5", "growth": 99999999999999999999}\n{"member_id": "L6"}\n')
+    rows = [(row.line, row.member_id, row.reason) for row in read_rows(path, "jsonl")]
+    assert rows == [(1, "L1", ""), (2, "L2", "bad_field"), (3, "L3", "bad_field"), (4, "", "bad_field"),
+                    (5, "L5", "bad_number"), (6, "L6", "")]
+    second = list(read_rows(path, "jsonl"))[1]
+    assert second.detail == "Number out of range - at `$.stored_value`"
+
+
+def test_a_csv_value_longer_than_the_csv_reader_takes_is_a_malformed_row(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text(f'member_id,channel\na,pos\nb,"{"x" * 200_000}"\nc,web\n')
+    rows = [(row.line, row.member_id, row.reason) for row in read_rows(path, "csv")]
+    assert rows == [(2, "a", ""), (3, "", "malformed"), (4, "c", "")]
+
+
+def test_a_csv_header_longer_than_the_csv_reader_takes_stops_the_import_in_one_sentence(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text(f'member_id,"{"x" * 200_000}"\na,b\n')
+    with pytest.raises(PatronError, match="line 1 must name the columns"):
+        list(read_rows(path, "csv"))

@@ -214,3 +214,19 @@ def test_rows_come_as_compact_rows_or_as_protobuf_members_alike_and_malformed_ro
             client.import_future(request).result()
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value.details()
     assert sum(shard.members for shard in client.status().shards) == 12
+
+
+def test_a_json_number_beyond_every_range_is_a_rejected_row_and_the_import_goes_on(start_server, tmp_path):
+    from client import PatronClient
+
+    server = start_server()
+    source = tmp_path / "members.jsonl"
+    source.write_text('{"member_id": "L1"}\n{"member_id": "L2", "stored_value": 1e400}\n'
+                      '{"member_id": "L3", "points": [{"points": 1e400, "expires": "never"}]}\n{"member_id": "L4"}\n')
+    done = subprocess.run([sys.executable, "-m", "cli.main", "import", str(source), "--address", server.address],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 3, done.stderr
+    assert "4 rows: 2 imported, 0 imported before (resumed), 2 rejected (bad_field 2)" in done.stdout
+    assert report_rows(tmp_path / "members.jsonl.rejected.csv") == [(2, "bad_field"), (3, "bad_field")]
+    with PatronClient(server.address) as client:
+        assert [client.member(m) is not None for m in ("L1", "L2", "L3", "L4")] == [True, False, False, True]
