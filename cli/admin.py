@@ -157,7 +157,9 @@ def member_tag(args: argparse.Namespace) -> int:
 
 
 def publish(args: argparse.Namespace) -> int:
-    rules = Path(args.file).read_text(encoding="utf-8")
+    from cli.inputs import utf8_text
+
+    rules = utf8_text(Path(args.file))
     with _client(args) as client:
         answer = client.publish_rules(rules, args.count_past_spend)
     print(f"published rules version {answer.version}"

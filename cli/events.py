@@ -7,6 +7,7 @@ __all__ = ["add_parser"]
 
 
 def add_parser(commands: argparse._SubParsersAction, remote: object) -> None:
+    from cli.inputs import whole
     from engine.notices import NOTICE_KINDS
 
     events = commands.add_parser("events", help="events for notifiers").add_subparsers(metavar="ACTION")
@@ -17,7 +18,7 @@ def add_parser(commands: argparse._SubParsersAction, remote: object) -> None:
     tail.add_argument("--after", default="", help="a position printed before")
     tail.add_argument("--kinds", nargs="+", default=[], choices=NOTICE_KINDS, metavar="KIND",
                       help=f"only these kinds ({', '.join(NOTICE_KINDS)})")
-    tail.add_argument("--count", type=int, default=0, help="stop after this many events (0: never)")
+    tail.add_argument("--count", type=whole("events"), default=0, help="stop after this many events (0: never)")
     tail.add_argument("--name", default="patron-events-tail", help="the subscriber's name in metrics")
     tail.set_defaults(run=tail_events)
 

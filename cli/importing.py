@@ -103,7 +103,12 @@ def _import_id(path: Path) -> str:
 def _starting_state(progress_path: Path, import_id: str, restart: bool) -> ImportState:
     if restart or not progress_path.exists():
         return ImportState(import_id=import_id)
-    state = msgspec.json.decode(progress_path.read_bytes(), type=ImportState)
+    try:
+        state = msgspec.json.decode(progress_path.read_bytes(), type=ImportState)
+    except msgspec.DecodeError as error:  # cut short by a full disk, or another file of that name
+        raise PatronError(f"{progress_path} is not an import's progress ({error}): pass --restart to import the "
+                          f"file from the top (members imported already are reported already_imported), or "
+                          f"--progress for another file") from None
     if state.import_id != import_id:
         raise PatronError(f"{progress_path} records import {state.import_id!r}, but the file is now import "
                           f"{import_id!r} (it changed?): pass --restart to import it from the top (members "

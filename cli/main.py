@@ -5,10 +5,9 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 
-from engine.calendar import parse_day
+from cli.inputs import address, day, day_text, port, whole
 from engine.errors import PatronError, RulesError
 from engine.validation import load_rules_file
 from storage.mapped_pages import BUDGET_BYTES
@@ -69,26 +68,7 @@ def _fail(args: argparse.Namespace, message: str, code: int = 1) -> int:
     return code
 
 
-def _date(text: str) -> int:
-    try:
-        return parse_day(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
-
-
-def _whole(unit: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            count = int(text)
-        except ValueError:
-            count = -1
-        if count < 0:
-            raise argparse.ArgumentTypeError(f"expected a whole number of {unit}, 0 or more, got {text!r}")
-        return count
-    return parse
-
-
-_count, _mib = _whole("members"), _whole("MiB")
+_count, _mib = whole("members"), whole("MiB")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -117,14 +97,16 @@ def _parser() -> argparse.ArgumentParser:
     send = _remote(commands.add_parser("send", help="stream transactions to a running patron"))
     source = send.add_mutually_exclusive_group(required=True)
     source.add_argument("--transactions", type=Path, help="a JSONL file, as replay reads")
-    source.add_argument("--generate", type=int, metavar="N", help="N generated transactions dated today")
-    send.add_argument("--batch-size", type=int, default=1000)
+    source.add_argument("--generate", type=whole("transactions"), metavar="N",
+                        help="N generated transactions dated today")
+    send.add_argument("--batch-size", type=whole("transactions", 1, 10_000), default=1000,
+                      help="transactions per batch (at most 10,000)")
     send.set_defaults(run=admin.send)
 
     _import_parser(commands)
 
     midnight = _remote(commands.add_parser("midnight", help="run the midnight job for a date (and missed ones)"))
-    midnight.add_argument("--date", required=True)
+    midnight.add_argument("--date", type=day_text, required=True)
     midnight.add_argument("--allow-future", action="store_true",
                           help="test systems: allow a date after tomorrow (it expires points and ends tiers early)")
     midnight.set_defaults(run=admin.midnight)
@@ -138,10 +120,10 @@ def _parser() -> argparse.ArgumentParser:
 
     generate = commands.add_parser("generate", help="write a seeded, realistic transaction stream (JSONL)")
     generate.add_argument("--out", type=Path, required=True)
-    generate.add_argument("--transactions", type=int, default=100_000)
-    generate.add_argument("--members", type=int, default=10_000)
-    generate.add_argument("--days", type=int, default=3)
-    generate.add_argument("--start", default="2026-11-16", help="first local date (YYYY-MM-DD)")
+    generate.add_argument("--transactions", type=whole("transactions"), default=100_000)
+    generate.add_argument("--members", type=whole("members", 1), default=10_000)
+    generate.add_argument("--days", type=whole("days", 1), default=3)
+    generate.add_argument("--start", type=day_text, default="2026-11-16", help="first local date (YYYY-MM-DD)")
     generate.add_argument("--seed", type=int, default=1)
     generate.add_argument("--spending", type=bench.spending_option, default=0.0,
                           help="share of spending transactions: redeems, recharges, payments, coupons (0 to 0.85)")
@@ -181,15 +163,16 @@ def _import_parser(commands: argparse._SubParsersAction) -> None:
                          help="where the import keeps its place (default FILE.import-progress)")
     command.add_argument("--import-id", help="the import's idempotency key (default: the file's name and a digest)")
     command.add_argument("--restart", action="store_true", help="start from the top, not where the last run stopped")
-    command.add_argument("--chunk", type=int, default=2_000, help="rows per call (at most 10,000)")
-    command.add_argument("--in-flight", type=int, default=4, help="calls waiting for an answer at once")
+    command.add_argument("--chunk", type=whole("rows", 1, 10_000), default=2_000, help="rows per call (at most 10,000)")
+    command.add_argument("--in-flight", type=whole("calls", 1), default=4, help="calls waiting for an answer at once")
     command.set_defaults(run=admin.import_members)
 
 
 def _remote(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
     from cli.admin import DEFAULT_ADDRESS
 
-    command.add_argument("--address", default=DEFAULT_ADDRESS, help=f"patron's gRPC address ({DEFAULT_ADDRESS})")
+    command.add_argument("--address", type=address, default=DEFAULT_ADDRESS,
+                         help=f"patron's gRPC address ({DEFAULT_ADDRESS})")
     return command
 
 
@@ -197,23 +180,25 @@ def _serve_parser(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser("serve", help="run the engine: shards on Ray, LMDB, the gRPC gateway")
     serve.add_argument("--data", type=Path, required=True, help="the data folder (created if new)")
     serve.add_argument("--rules", type=Path, help="published on start when newer than the folder's version")
-    serve.add_argument("--grpc-port", type=int, default=50051)
-    serve.add_argument("--metrics-port", type=int, default=9464, help="0 picks a free port, -1 turns it off")
+    serve.add_argument("--grpc-port", type=port(), default=50051, help="0 picks a free port")
+    serve.add_argument("--metrics-port", type=port(-1), default=9464, help="0 picks a free port, -1 turns it off")
     serve.add_argument("--host", default="127.0.0.1", help="the address to listen on")
-    serve.add_argument("--shards", type=int, default=0, help="for a new folder: shards (default one per CPU)")
+    serve.add_argument("--shards", type=whole("shards"), default=0,
+                       help="for a new folder: shards (default one per CPU)")
     serve.add_argument("--ray-address", help="join this Ray cluster instead of starting one")
     serve.add_argument("--gateway-per-node", action="store_true",
                        help="with --ray-address: a gRPC gateway (and /metrics) on every node labelled patron-node")
     serve.add_argument("--durability", choices=("strict", "relaxed"), default="strict")
     serve.add_argument("--midnight", choices=("clock", "manual"), default="clock",
                        help="clock: run at local 00:00; manual: only `patron midnight`")
-    serve.add_argument("--start-date", type=_date, default=0, help="a new folder's first business day")
+    serve.add_argument("--start-date", type=day, default=0, help="a new folder's first business day")
     serve.add_argument("--hot-members", type=_count, default=0, metavar="N",
                        help="members each shard keeps in memory (default 0: all); the rest are read from LMDB")
     serve.add_argument("--mapped-budget-mib", type=_mib, default=BUDGET_BYTES >> 20, metavar="MIB",
                        help="a shard's file-backed memory above which it gives LMDB's mapped pages back "
                             "(default %(default)s; 0: never)")
-    serve.add_argument("--demo", type=int, default=0, metavar="N", help="stream N demo transactions after start")
+    serve.add_argument("--demo", type=whole("transactions"), default=0, metavar="N",
+                       help="stream N demo transactions after start")
     serve.add_argument("--tokens", type=Path, help="bearer tokens: one `role token` per line (also PATRON_TOKENS)")
     serve.add_argument("--tls-cert", type=Path, help="the server's certificate (PEM); with --tls-key turns on TLS")
     serve.add_argument("--tls-key", type=Path, help="the server's private key (PEM)")
@@ -229,7 +214,7 @@ def _replay_parser(commands: argparse._SubParsersAction) -> None:
     replay.add_argument("--results-out", type=Path, required=True)
     replay.add_argument("--ledger-out", type=Path, help="also write every ledger entry (JSONL)")
     replay.add_argument("--anomalies-out", type=Path, help="also write the daily anomaly reports (JSONL)")
-    replay.add_argument("--until", type=_date, help="then run every midnight up to the one that starts this date")
+    replay.add_argument("--until", type=day, help="then run every midnight up to the one that starts this date")
     replay.set_defaults(run=_replay)
 
 

@@ -8,7 +8,9 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
+from cli.inputs import utf8_text
 from cli.show import aligned, money
+from engine.bounds import LIMIT
 from engine.errors import PatronError
 from engine.spending.member_coupons import COUPON_STATUSES
 from proto import patron_pb2 as pb
@@ -16,6 +18,8 @@ from proto import patron_pb2 as pb
 __all__ = ["add_parsers", "basket_lines", "coupon_table", "quote_text"]
 
 _LINE_FORM = "SKU:QTY:PRICE[:CATEGORY] (PRICE: what the line costs, in minor units)"
+_MOST_QUANTITY = (1 << 31) - 1
+"""A line's quantity is an int32 in patron.proto; amounts and prices are bounded by LIMIT."""
 
 
 def add_parsers(member: argparse._SubParsersAction, remote: Any) -> None:
@@ -45,7 +49,7 @@ def basket_lines(args: argparse.Namespace) -> list[dict]:
     if args.line:
         return [_line_words(text) for text in args.line]
     try:
-        document = json.loads(args.basket.read_text(encoding="utf-8"))
+        document = json.loads(utf8_text(args.basket))
     except json.JSONDecodeError as error:
         raise PatronError(f"{args.basket}: not JSON: {error}") from None
     lines = document.get("lines") if isinstance(document, dict) else document
@@ -67,6 +71,12 @@ def _line_words(text: str) -> dict:
         line = {"sku": parts[0], "quantity": int(parts[1]), "paid_minor": int(parts[2])}
     except ValueError:
         raise PatronError(f"--line {text!r}: expected {_LINE_FORM}") from None
+    # Told here in the operator's words: past the wire's bounds protobuf names neither the line
+    # nor the limit.
+    if not -LIMIT <= line["paid_minor"] <= LIMIT:
+        raise PatronError(f"--line {text!r}: PRICE is beyond ±10^15 minor units (README, Limits)")
+    if not -_MOST_QUANTITY - 1 <= line["quantity"] <= _MOST_QUANTITY:
+        raise PatronError(f"--line {text!r}: QTY is beyond ±{_MOST_QUANTITY:,} (a line's quantity is 32 bits)")
     if len(parts) == 4:
         line["category"] = parts[3]
     return line
@@ -79,8 +89,8 @@ def member_quote(args: argparse.Namespace) -> int:
     with _client(args) as client:
         try:
             answer = client.quote(args.member_id, lines)
-        except (TypeError, ValueError) as error:  # a field of the wrong type in the basket file
-            raise PatronError(f"{args.basket}: {error}") from None
+        except (TypeError, ValueError) as error:  # a field of the wrong type or size in the basket
+            raise PatronError(f"{args.basket or '--line'}: {error}") from None
     print(_json(answer) if args.json else quote_text(answer))
     return 0
 

@@ -320,8 +320,8 @@ class PatronClient:
         """What a basket (lines at shelf prices: dicts, engine LineItems or pb.LineItems) would
         cost and earn the member bought at `occurred_at_ms` (0: now), and what they could spend
         on it. Read-only, so retried like a batch."""
-        request = pb.QuoteRequest(member_id=member_id, lines=[line_message(line) for line in lines],
-                                  occurred_at_ms=occurred_at_ms)
+        request = pb.QuoteRequest(member_id=member_id, occurred_at_ms=occurred_at_ms,
+                                  lines=[line_message(line, f"lines[{n}]") for n, line in enumerate(lines)])
         return self._retrying(lambda: self.wallet.Quote(request, timeout=self.timeout, metadata=self.metadata))
 
     def coupons(self, member_id: str, status: str = "") -> list[pb.HeldCoupon]:

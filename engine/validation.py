@@ -26,6 +26,9 @@ def load_rules_file(path: str | Path) -> Rules:
     except OSError as error:
         # the caller names the file before each problem, as it does for every other problem
         raise RulesError([f"cannot read the rules file ({error.strerror})"]) from None
+    except UnicodeDecodeError as error:
+        raise RulesError([f"not UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start}); "
+                          f"save it as UTF-8"]) from None
     return load_rules(text)
 
 

@@ -120,8 +120,20 @@ def test_a_retry_count_that_is_not_a_number_is_one_line():
     (["import", "/no/such/members.csv"], ["/no/such/members.csv", "No such file"]),
     (["import", "{tmp}/header.csv"], ["header.csv", "line 1 must name the columns, member_id among them"]),
     (["import", "{tmp}/members.txt"], ["members.txt", "--format csv or --format jsonl"]),
+    (["import", "{tmp}/m.csv", "--progress", "{tmp}/odd.json"], ["odd.json", "not an import's progress",
+                                                                  "--restart"]),
+    (["rules", "publish", "{tmp}/latin1.toml"], ["latin1.toml", "not UTF-8 text", "0xe9"]),
+    (["member", "quote", "M1", "--basket", "{tmp}/latin1.toml"], ["latin1.toml", "not UTF-8 text"]),
+    (["member", "quote", "M1", "--line", "a:1:99999999999999999999999"], ["--line 'a:1:99999999999999999999999'",
+                                                                          "PRICE", "10^15"]),
+    (["member", "quote", "M1", "--line", "a:1:-1000000000000001"], ["PRICE", "10^15"]),
+    (["member", "quote", "M1", "--line", "a:99999999999:5"], ["--line 'a:99999999999:5'", "QTY", "2,147,483,647"]),
+    (["member", "quote", "M1", "--basket", "{tmp}/many.json"], ["many.json", "lines[0].quantity", "10^15"]),
 ])
 def test_bad_local_input_is_one_line_too(args, words, tmp_path):
+    (tmp_path / "latin1.toml").write_bytes('programme = "Caf\u00e9"\n'.encode("latin-1"))
+    (tmp_path / "m.csv").write_text("member_id\nM1\n")
+    (tmp_path / "many.json").write_text('[{"sku": "S", "paid_minor": 5, "quantity": 100000000000000000000}]')
     (tmp_path / "bad.json").write_text("[{")
     (tmp_path / "odd.json").write_text('[{"sku": "S", "price": 5}]')
     (tmp_path / "typed.json").write_text('{"lines": [{"sku": "S", "paid_minor": "a lot"}]}')
@@ -170,3 +182,52 @@ def test_a_rules_file_with_problems_for_serve_lists_them_before_anything_starts(
     assert line["msg"] == "the rules file has problems"
     assert any("no_such_key" in problem for problem in line["problems"])
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["generate", "--out", "{tmp}/t.jsonl", "--start", "bogus"], ["--start", "YYYY-MM-DD", "'bogus'"]),
+    (["generate", "--out", "{tmp}/t.jsonl", "--start", "2026-02-30"], ["--start", "'2026-02-30'"]),
+    (["generate", "--out", "{tmp}/t.jsonl", "--members", "0"], ["--members", "1 or more", "'0'"]),
+    (["generate", "--out", "{tmp}/t.jsonl", "--days", "-1"], ["--days", "1 or more"]),
+    (["generate", "--out", "{tmp}/t.jsonl", "--transactions", "-1"], ["--transactions", "0 or more"]),
+    (["import", "{tmp}/m.csv", "--in-flight", "0", "--restart", "--address", "{down}"],
+     ["--in-flight", "1 or more", "'0'"]),
+    (["import", "{tmp}/m.csv", "--chunk", "10001", "--address", "{down}"], ["--chunk", "from 1 to 10,000"]),
+    (["send", "--transactions", "{tmp}/m.csv", "--batch-size", "0", "--address", "{down}"],
+     ["--batch-size", "from 1 to 10,000"]),
+    (["send", "--generate", "-5", "--address", "{down}"], ["--generate", "0 or more"]),
+    (["midnight", "--date", "2026-13-01", "--address", "{down}"], ["--date", "YYYY-MM-DD"]),
+    (["events", "tail", "--count", "-1", "--address", "{down}"], ["--count", "0 or more"]),
+    (["status", "--address", ""], ["--address", "HOST:PORT", "got ''"]),
+    (["status", "--address", "127.0.0.1: 50051"], ["--address", "HOST:PORT"]),
+    (["serve", "--data", "{tmp}/data", "--grpc-port", "70000"], ["--grpc-port", "from 0 to 65535"]),
+    (["serve", "--data", "{tmp}/data", "--metrics-port", "-2"], ["--metrics-port", "from -1 to 65535"]),
+    (["serve", "--data", "{tmp}/data", "--shards", "-1"], ["--shards", "0 or more"]),
+])
+def test_an_argument_out_of_its_range_is_a_usage_error_before_anything_starts(args, words, tmp_path):
+    """argparse's usage and one `error:` line naming the argument, exit 2; never an error from deep
+    inside the work (an IndexError after an import was done, gRPC's C-core log for an empty address)."""
+    (tmp_path / "m.csv").write_text("member_id\nM1\n")
+    done = patron(*[arg.format(tmp=tmp_path, down=DOWN) for arg in args])
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "unexpected" not in done.stderr
+    assert done.stderr.startswith("usage: patron ")
+    [error] = [line for line in done.stderr.splitlines() if not line.startswith(" ") and "usage:" not in line]
+    assert error.startswith("patron ")
+    assert ": error: argument " in error
+    for word in words:
+        assert word in error
+    assert not (tmp_path / "data").exists()
+    assert not (tmp_path / "m.csv.import-progress").exists()
+
+
+def test_the_rules_file_that_is_not_utf8_is_named_by_validate_and_replay(tmp_path):
+    rules = tmp_path / "latin1.toml"
+    rules.write_bytes('programme = "Caf\u00e9"\n'.encode("latin-1"))
+    validated = patron("rules", "validate", str(rules))
+    assert (validated.returncode, validated.stderr) == (
+        1, f"{rules}: not UTF-8 text (byte 0xe9 at offset 16); save it as UTF-8\n")
+    replayed = patron("replay", "--rules", str(rules), "--transactions", str(rules), "--members-out",
+                      str(tmp_path / "m"), "--results-out", str(tmp_path / "r"))
+    assert (replayed.returncode, replayed.stderr) == (1, validated.stderr)

@@ -1,0 +1,71 @@
+"""Checks of what an operator gives the patron command, made where it is read: argument types
+(argparse turns their ArgumentTypeError into its usage line and exit 2) and text files. A bad
+value is told in its own words before any work starts, not as an error from deep inside."""
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from engine.calendar import parse_day
+from engine.errors import PatronError
+
+__all__ = ["address", "day", "day_text", "port", "utf8_text", "whole"]
+
+
+def whole(unit: str, least: int = 0, most: int | None = None) -> Callable[[str], int]:
+    """A whole number of `unit` from `least` (to `most`)."""
+    bounds = f"from {least:,} to {most:,}" if most is not None else f"{least:,} or more"
+
+    def parse(text: str) -> int:
+        try:
+            count = int(text)
+        except ValueError:
+            count = None
+        if count is None or count < least or (most is not None and count > most):
+            raise argparse.ArgumentTypeError(f"expected a whole number of {unit}, {bounds}, got {text!r}")
+        return count
+    return parse
+
+
+def port(least: int = 0) -> Callable[[str], int]:
+    """A TCP port; `least` -1 lets -1 mean "off"."""
+    check = whole("", least, 65_535)
+
+    def parse(text: str) -> int:
+        try:
+            return check(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"expected a port from {least} to 65535, got {text!r}") from None
+    return parse
+
+
+def day(text: str) -> int:
+    """A date as the engine's day number."""
+    try:
+        return parse_day(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def day_text(text: str) -> str:
+    """A date checked as `day` does, kept as the text (for what takes ISO dates)."""
+    day(text)
+    return text
+
+
+def address(text: str) -> str:
+    """A gRPC target such as 127.0.0.1:50051: gRPC itself would take an empty or spaced one and
+    answer with lines of its C core's log, or only after its retries."""
+    if not text.strip() or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"expected patron's address as HOST:PORT (e.g. 127.0.0.1:50051), "
+                                         f"got {text!r} (from --address, or PATRON_ADDRESS when it is not given)")
+    return text
+
+
+def utf8_text(path: Path) -> str:
+    """A text file the command reads whole; one that is not UTF-8 is named, with where it fails."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise PatronError(f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start}); "
+                          f"save it as UTF-8") from None
