@@ -38,9 +38,7 @@ def _tiers(rules: Rules) -> list[str]:
     seen: set[str] = set()
     for index, tier in enumerate(rules.tiers):
         path = f"tiers[{index}]"
-        if not tier.name.strip():  # a tier is named in ledgers, quotes and operators' calls
-            problems.append(f"{path}.name: expected a non-empty name, got {shown(tier.name)}")
-        elif tier.name in seen:
+        if tier.name in seen:
             problems.append(f"{path}.name: {shown(tier.name)} is used by an earlier tier")
         seen.add(tier.name)
         problems.extend(_tier_periods(tier, path, index))

@@ -320,9 +320,3 @@ def test_arrays_or_tables_nested_past_any_rule_are_refused_by_name(nested):
 def test_nesting_within_the_bound_is_checked_as_any_other_key():
     found = problems(example_with("\n[points]", "\nx = " + "[" * 10 + "]" * 10 + "\n[points]"))
     assert [problem.split(";")[0] for problem in found] == ["x: unknown key"]
-
-
-@pytest.mark.parametrize("name", ["", "  "])
-def test_a_tier_needs_a_name(name):
-    assert f'tiers[1].name: expected a non-empty name, got "{name}"' in problems(
-        example_with('name = "Silver"', f'name = "{name}"'))
