@@ -46,9 +46,10 @@ batches. Above 1: what the batches' time also pays for (the gateway's and Ray's 
 cores, a step's start) kept ingestion at 0.48-0.49 of its rate with 1.0 once midnight got cheaper."""
 
 MOST_FUTURE_DAYS = 3_660
-"""How far past tomorrow a test system's midnight may run in one call (allow_future): ten years,
-about a minute of runs. A probe asked for 9999-12-31 and started a run of some 16 hours that
-nothing could stop."""
+"""How far past tomorrow on the programme's clock a test system's midnight may run
+(allow_future): ten years, about a minute of runs on a test system with few members (a run's
+time grows with its members). A probe asked for 9999-12-31 and started a run of some 16 hours
+that nothing could stop."""
 
 
 class MidnightSummary(msgspec.Struct):
@@ -184,9 +185,6 @@ class Coordinator(ShardLanes):
                 published = self.folder.publish_rules(rules.version, text)
                 counts = await self.on_every_shard("publish", text, count_past_spend)
             self.rules, self.programme = published, programme
-            for hook in self.published_hooks:
-                await hook(published)
-            await self.keeper.set_inventory.remote(new)
         except BaseException:  # whatever failed, a later publish must not be refused as busy
             self.publishing = False
             raise
@@ -197,7 +195,20 @@ class Coordinator(ShardLanes):
             self._background(self._reevaluate(busy))
         else:
             self.publishing = False
+        await self._after_publish(published, new)
         return published, bool(busy)
+
+    async def _after_publish(self, published: PublishedRules, inventories: dict) -> None:
+        """What follows a version in force on every shard: a failure here cannot undo it, nor
+        stop its re-evaluation, so it is logged rather than answered (the node gateways catch up
+        with the rules when they next serve; the keeper keeps the stricter inventories meanwhile)."""
+        try:
+            for hook in self.published_hooks:
+                await hook(published)
+            await self.keeper.set_inventory.remote(inventories)
+        except Exception:
+            log.exception("rules version %d is in force on every shard, but what follows its publish failed",
+                          published.version)
 
     def tag_counts(self, statuses: list[ShardStatus]) -> dict[str, int]:
         """Members per tag over every shard."""
@@ -266,9 +277,9 @@ class Coordinator(ShardLanes):
                 f"of time. On a test system, allow it with allow_future (patron midnight --allow-future)")
         if until > tomorrow + MOST_FUTURE_DAYS:
             raise InvalidRequestError(
-                f"date: {iso(until)} is more than {MOST_FUTURE_DAYS:,} days after tomorrow ({iso(tomorrow)}); even "
-                f"with allow_future a run goes at most that far ahead (each date is a whole midnight run, and a "
-                f"run cannot be stopped): ask again from there to go further")
+                f"date: {iso(until)} is more than {MOST_FUTURE_DAYS:,} days after tomorrow ({iso(tomorrow)}) on the "
+                f"programme's clock; even with allow_future a test system runs at most that far ahead (each date "
+                f"is a whole midnight run, and a run cannot be stopped)")
         if self._midnight_task is not None and not self._midnight_task.done():
             self._midnight_until = max(self._midnight_until, until)
             return self._midnight_task

@@ -138,6 +138,28 @@ def test_a_publish_that_fails_after_its_checks_leaves_the_next_publish_free(clie
     assert client.publish_rules(RULES.replace("version = 1", "version = 3")).version == 3
 
 
+def test_a_publish_in_force_is_reevaluated_even_when_what_follows_it_fails(start_server):
+    # a failure after the shards took the new version (a node gateway's hook, the coupon keeper)
+    # once answered an error for a publish in force and left its members never re-evaluated
+    server = start_server()
+
+    async def unreachable(published: object) -> None:
+        raise RuntimeError("planted: a node gateway out of reach")
+
+    server.server.coordinator.published_hooks.append(unreachable)
+    with PatronClient(server.address) as client:
+        client.submit([purchase(f"t{n}", f"m{n}", "2026-11-17 10:00", 2900) for n in range(30)])
+        easier = RULES.replace("version = 1", "version = 2").replace("threshold = 10000\n", "threshold = 10\n")
+        answer = client.publish_rules(easier)
+        assert (answer.version, answer.reevaluating) == (2, True)
+        deadline = time.monotonic() + 60
+        while client.status().recalculation.running:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert {client.member(f"m{n}").tier for n in range(30)} == {"Silver"}
+        assert client.publish_rules(RULES.replace("version = 1", "version = 3")).version == 3
+
+
 def test_a_publish_that_removes_a_tier_keeps_older_entries_in_their_versions_names_and_records_the_move(
         start_server):
     server = start_server(shards=2, start_date=parse_day("2026-12-01"), job_chunk=1)
