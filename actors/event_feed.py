@@ -26,8 +26,9 @@ log = logging.getLogger("patron.events")
 _PREFIX = "v1:"
 PAGE = 5000
 """Events per shard read at most; the shard stops sooner at actors.shard_outbox.PAGE_BYTES."""
-_MOST_SEQ = (1 << 64) - 1
-"""The largest sequence a shard's outbox can hold (storage/outbox.py keys events by 64 bits)."""
+_MOST_SEQ = (1 << 64) - 2
+"""The largest position a subscriber may name: storage/outbox.py keys events by 64 bits, and
+reading after a position asks for the one after it."""
 _POSITION_TAG = b"\n"
 """`Event.position`: field 1, length-delimited."""
 

@@ -19,10 +19,10 @@ OLDEST_POSITION_KEY = "patron-oldest-position"
 SUBSCRIBER_KEY = "patron-subscriber"
 """Request metadata: a name for the subscriber in metrics (default: its address)."""
 MAX_SUBSCRIBERS = 32
-"""Subscribers at once, over a gateway. Each reads every shard's outbox as events come (an urgent
-call to each shard per page) and is a metrics series of its own: a notifier fleet is a handful
-of services, and without a bound a client opening streams in a loop made the shards' work grow
-with each one."""
+"""Subscribers at once, over a gateway (each node gateway counts its own). Each reads every
+shard's outbox as events come (an urgent call to each shard per page) and is a metrics series of
+its own: a notifier fleet is a handful of services, and without a bound a client opening streams
+in a loop made the shards' work grow with each one."""
 
 
 class EventsService:
@@ -48,12 +48,13 @@ class EventsService:
                 raise InvalidRequestError(request.reason)
             if self.feed is None:
                 raise ShardUnavailableError("patron is starting; subscribe again shortly")
-            if self.feed.subscribers >= MAX_SUBSCRIBERS:
-                raise OverloadedError(f"{self.feed.subscribers} subscribers are reading events already, the most "
-                                      f"a gateway serves at once; subscribe again when one has ended", retry_after=1.0)
             layout = self.coordinator.layout
             after = parse_position(request.after, len(self.feed.lanes), layout.first_shards or layout.shards)
-            subscription = Subscription(self.feed, after, check_kinds(list(request.kinds)))
+            kinds = check_kinds(list(request.kinds))
+            if self.feed.subscribers >= MAX_SUBSCRIBERS:  # after the request's checks: a bad one is no retry
+                raise OverloadedError(f"{self.feed.subscribers} subscribers are reading events already, the most "
+                                      f"a gateway serves at once; subscribe again when one has ended", retry_after=1.0)
+            subscription = Subscription(self.feed, after, kinds)
             async for message in self._stream(subscription, context):
                 yield message
         except OutOfRangeError as error:

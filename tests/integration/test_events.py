@@ -178,7 +178,8 @@ def test_a_position_older_than_retention_is_out_of_range_with_the_oldest_held(st
 
 
 @pytest.mark.parametrize(("after", "kinds"), [("nonsense", ()), ("v1:1", ()), ("v1:1.-2", ()), ("", ("upgrade",)),
-                                              ("v1:18446744073709551616.0", ())])  # past 64 bits: was INTERNAL
+                                              ("v1:18446744073709551616.0", ()),  # past 64 bits: was INTERNAL
+                                              ("v1:18446744073709551615.0", ())])  # the next is past them
 def test_a_bad_position_or_kind_is_invalid_argument(start_server, after, kinds):
     server = start_server(shards=2)
     with PatronClient(server.address) as client, pytest.raises(grpc.RpcError) as raised:
