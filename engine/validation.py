@@ -1,5 +1,6 @@
 """Checking a rules document: every problem named by its key path, what was expected and what was found."""
 
+import re
 import tomllib
 import types
 from datetime import date, datetime
@@ -40,18 +41,17 @@ def load_rules(text: str) -> Rules:
         raise RulesError([f"not a TOML document: {error}"]) from None
     except RecursionError:  # tomllib reads nested arrays and tables by recursion
         document = None
-    if document is None or _nesting(document) > MOST_NESTING:
+    if document is None or _too_deep(document, MOST_NESTING):
         raise RulesError([f"arrays or tables nested more than {MOST_NESTING} deep; a rules document "
                           f"needs at most {MOST_NESTING}"])
     return parse_rules(document)
 
 
-def _nesting(value: Any, depth: int = 0) -> int:
-    """How deep arrays and tables nest in `value`, counting stops past MOST_NESTING."""
-    if depth > MOST_NESTING or not isinstance(value, (dict, list)):
-        return depth
-    children = value.values() if isinstance(value, dict) else value
-    return max((_nesting(child, depth + 1) for child in children), default=depth + 1)
+def _too_deep(value: Any, room: int) -> bool:
+    """Whether arrays and tables nest in `value` more than `room` deep (the document's own table
+    not counted); the walk stops at the first that does."""
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return any(isinstance(child, (dict, list)) and (room == 0 or _too_deep(child, room - 1)) for child in children)
 
 
 def parse_rules(document: dict) -> Rules:
@@ -86,9 +86,11 @@ def _table_of(path: str) -> str:
 
 # -- the shape of the document, driven by the model's types ---------------------------
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+"""A key TOML writes without quotes."""
 MOST_NESTING = 16
-"""Arrays and tables nest at most this deep in a rules document (the example rules, every key
-given, nest 5 deep): the checks walk a document by recursion, which one nested hundreds deep
+"""Arrays and tables nest at most this deep within a rules document (the example rules, every
+key given, nest 4 deep): the checks walk a document by recursion, which one nested hundreds deep
 would exhaust."""
 MOST_DIGITS = 30
 """A decimal in the rules has at most this many digits before its point, or zeros after it."""
@@ -264,4 +266,7 @@ def _describe(kind: Any, meta: Bound | None = None) -> str:
 
 
 def _join(path: str, key: str) -> str:
+    """A key's path as TOML writes it: a key that is not bare (a space, a dot, a control
+    character) quoted and escaped, as messages show texts."""
+    key = key if _BARE_KEY.fullmatch(key) else shown(key)
     return f"{path}.{key}" if path else key

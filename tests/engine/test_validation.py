@@ -317,6 +317,12 @@ def test_arrays_or_tables_nested_past_any_rule_are_refused_by_name(nested):
         "arrays or tables nested more than 16 deep; a rules document needs at most 16"]
 
 
-def test_nesting_within_the_bound_is_checked_as_any_other_key():
-    found = problems(example_with("\n[points]", "\nx = " + "[" * 10 + "]" * 10 + "\n[points]"))
+@pytest.mark.parametrize("depth", [10, 16])
+def test_nesting_within_the_bound_is_checked_as_any_other_key(depth):
+    found = problems(example_with("\n[points]", "\nx = " + "[" * depth + "]" * depth + "\n[points]"))
     assert [problem.split(";")[0] for problem in found] == ["x: unknown key"]
+
+
+def test_a_key_that_is_not_bare_is_shown_quoted_and_escaped():
+    found = problems(example_with("\n[points]", '\n"a\\u0000 b" = 1\n[points]'))
+    assert [problem.split(";")[0] for problem in found] == ['"a\\u0000 b": unknown key']
