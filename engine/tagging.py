@@ -69,10 +69,12 @@ def set_manual_tags(book: Book, member_id: str, add: list[str], remove: list[str
 def _check_request(member_id: str, add: list[str], remove: list[str], reason: str) -> None:
     """Refuses a malformed call before anything changes; the counts come first, so a call of
     80,000 tags is refused without reading them."""
-    for name, tags in (("add", add), ("remove", remove)):
-        if len(tags) > MAX_MANUAL_TAGS:
-            raise InvalidRequestError(f"{name}: member {member_id!r}: at most {MAX_MANUAL_TAGS} tags per call, "
-                                      f"got {len(tags):,}; send them in several calls")
+    if len(set(add)) > MAX_MANUAL_TAGS:  # more than a member may hold: no number of calls would take them
+        raise InvalidRequestError(f"add: member {member_id!r}: at most {MAX_MANUAL_TAGS} tags per call, got "
+                                  f"{len(set(add)):,}; a member holds at most {MAX_MANUAL_TAGS} manual tags")
+    if len(set(remove)) > MAX_MANUAL_TAGS:
+        raise InvalidRequestError(f"remove: member {member_id!r}: at most {MAX_MANUAL_TAGS} tags per call, got "
+                                  f"{len(set(remove)):,}; send them in several calls")
     for tag in add:
         if not tag or len(tag) > MAX_TAG_LENGTH:
             raise InvalidRequestError(f"tag: expected 1 to {MAX_TAG_LENGTH} characters, got {tag!r}")

@@ -35,7 +35,7 @@ def test_members_are_tagged_at_midnight_tagged_by_operators_and_counted(start_se
             client.set_tags("m3", add=[f"t{n}" for n in range(65)], reason="campaign")
         assert (too_many.value.code(), too_many.value.details()) == (
             grpc.StatusCode.INVALID_ARGUMENT,
-            "add: member 'm3': at most 64 tags per call, got 65; send them in several calls")
+            "add: member 'm3': at most 64 tags per call, got 65; a member holds at most 64 manual tags")
         assert list(client.member("m3").tags) == ["lapsed"]
         with pytest.raises(grpc.RpcError) as unknown:
             client.set_tags("nobody", add=["vip"], reason="why")
