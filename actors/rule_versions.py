@@ -37,21 +37,28 @@ class RuleVersions:
     def __init__(self, folder: DataFolder) -> None:
         self.folder = folder
         self._kept: dict[int, VersionNames] = {}
+        self._missed: set[int] = set()
 
     def names(self, version: int, in_force: Programme) -> VersionNames:
-        """A version the folder no longer has (logged once) gives no names: its entries are shown
-        without their tiers and why rather than with another version's names."""
+        """A version the folder does not have (logged once) gives no names: its entries are shown
+        without their tiers and why rather than with another version's names. A miss is not kept:
+        a node gateway's folder may learn the version later."""
         if version == in_force.version:
             return VersionNames(in_force.ladder.names, in_force.why)
         if version not in self._kept:
-            self._kept[version] = self._read(version)
+            names = self._read(version)
+            if names is _LOST:
+                return names
+            self._kept[version] = names
         return self._kept[version]
 
     def _read(self, version: int) -> VersionNames:
         try:
             rules = load_rules(self.folder.published_rules(version))
         except (OSError, RulesError) as error:
-            log.warning("rules version %d cannot be read from %s (%s): its ledger entries are shown without "
-                        "their tiers and why", version, self.folder.rules, error)
+            if version not in self._missed:
+                self._missed.add(version)
+                log.warning("rules version %d cannot be read from %s (%s): its ledger entries are shown "
+                            "without their tiers and why", version, self.folder.rules, error)
             return _LOST
         return VersionNames([tier.name for tier in rules.tiers], WhyLabels(rules))

@@ -65,3 +65,14 @@ def test_a_version_the_folder_does_not_have_names_no_tiers(tmp_path):
     folder = DataFolder(tmp_path)
     folder.publish_rules(2, WITHOUT_SILVER)
     assert RuleVersions(folder).names(1, Programme(load_rules(WITHOUT_SILVER))).tiers == []
+
+
+def test_a_version_missed_once_is_read_when_the_folder_has_it_later(tmp_path):
+    # a node gateway's folder learns versions as they are published: a miss was kept for good
+    folder = DataFolder(tmp_path)
+    folder.publish_rules(2, WITHOUT_SILVER)
+    versions = RuleVersions(folder)
+    in_force = Programme(load_rules(WITHOUT_SILVER))
+    assert versions.names(1, in_force).tiers == []
+    folder.publish_rules(1, V1)
+    assert versions.names(1, in_force).tiers == ["Basic", "Silver", "Gold"]

@@ -99,6 +99,8 @@ REPEATED_BONUS = 1_000
 def _stored(member: Member) -> int:
     """The stored value balance: principal and bonus, one balance within the bound (SPEC §11.4)."""
     return member.stored_value + member.bonus_value
+
+
 # the review of the bounds' C sums found a debt passing -LIMIT with pending points, which none of
 # the invariants' variants (pending only without debt) drew
 BOUNDS_VARIANTS = {**VARIANTS, "pending with debt": PENDING}
@@ -308,6 +310,8 @@ BONUS_AT_THE_BOUND = changed(EXAMPLE, ("min_amount_minor = 10000\nbonus_minor = 
                                        f"min_amount_minor = 1\nbonus_minor = {LIMIT}"))
 """A repeatable recharge bonus of the bound's worth for any recharge: the bonus balance has no
 lifetime sum to hold it, as the stored value has the recharges'."""
+
+
 def test_a_payment_refunded_after_an_imported_balance_was_recharged_again_stays_within_the_bound():
     # undo_payment gave the money back unchecked: an imported stored value (no lifetime recharge
     # sum behind it) paid out, recharged, then the payment refunded, reached twice the bound
