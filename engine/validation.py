@@ -62,20 +62,21 @@ def parse_rules(document: dict) -> Rules:
     shape_problems = list(problems)
     rules = build_rules(usable)
     across = cross_field_problems(rules) + spending_problems(rules)
-    if shape_problems:  # only then are there stand-ins; a retailer's own text may contain their mark
-        across = [p for p in across if not _about(p, shape_problems)]
-    problems += across
+    problems += [p for p in across if not _about(p, shape_problems)]
     if problems:
         raise RulesError(problems)
     return rules
 
 
 def _about(problem: str, shape_problems: list[str]) -> bool:
-    """A cross-field problem that only restates a shape problem, or names a stand-in value."""
-    if _STAND_IN in problem or _STAND_IN_SHOWN in problem:
+    """A cross-field problem that only restates a shape problem, or names a stand-in value: a
+    stand-in's text is its mark and path, which lie under a shape problem's path (a retailer's
+    own text may hold the mark, but not beside the path of a key given a stand-in)."""
+    paths = [p.split(":", 1)[0] for p in shape_problems]
+    if any(mark in problem or shown(mark)[1:-1] in problem for mark in (_STAND_IN + path for path in paths)):
         return True
     path = problem.split(":", 1)[0]
-    return any(path.startswith(_table_of(p.split(":", 1)[0])) for p in shape_problems)
+    return any(path.startswith(_table_of(shape)) for shape in paths)
 
 
 def _table_of(path: str) -> str:
@@ -98,8 +99,6 @@ _DROP = object()
 """What _check returns for a value that is not usable: its key is left out."""
 _STAND_IN = "\x00"
 """Marks a stand-in text for a required key that was missing or wrong."""
-_STAND_IN_SHOWN = shown(_STAND_IN)[1:-1]
-"""The mark as a message shows it (escaped, engine/messages.py)."""
 
 
 def _check(value: Any, kind: Any, path: str, problems: list[str]) -> Any:

@@ -326,3 +326,11 @@ def test_nesting_within_the_bound_is_checked_as_any_other_key(depth):
 def test_a_key_that_is_not_bare_is_shown_quoted_and_escaped():
     found = problems(example_with("\n[points]", '\n"a\\u0000 b" = 1\n[points]'))
     assert [problem.split(";")[0] for problem in found] == ['"a\\u0000 b": unknown key']
+
+
+def test_a_control_character_in_a_retailers_text_is_no_stand_in_beside_another_problem():
+    # a missing or wrong required key is given a stand-in text marked with a NUL, and problems
+    # naming it are dropped: a retailer's NUL beside such a key was dropped with them
+    found = problems(example_with('timezone = "Asia/Shanghai"', 'timezone = "Asia/Shanghai\\u0000"')
+                     .replace("version = 1", 'version = "x"', 1))
+    assert [problem.split(":")[0] for problem in found] == ["version", "timezone"]
