@@ -47,13 +47,22 @@ def load_tokens(path: Path | None, environment: str | None = None) -> dict[str, 
     PATRON_TOKENS (`role:token,role:token`). Errors name the line, never the token."""
     tokens: dict[str, str] = {}
     if path is not None:
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        for number, line in enumerate(_text(path).splitlines(), start=1):
             words = line.split("#", 1)[0].split()
             if words:
                 _add(tokens, words, f"{path}:{number}")
     for number, pair in enumerate(filter(None, (environment or "").split(",")), start=1):
         _add(tokens, pair.strip().split(":", 1), f"PATRON_TOKENS entry {number}")
     return tokens
+
+
+def _text(path: Path) -> str:
+    """The file's text; one that is not UTF-8 is named by its line, not its bytes (a token's)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        line = error.object[:error.start].count(b"\n") + 1
+        raise PatronError(f"{path}:{line}: not UTF-8 text; save the tokens file as UTF-8") from None
 
 
 def _add(tokens: dict[str, str], words: list[str], where: str) -> None:

@@ -124,6 +124,16 @@ def test_a_bad_token_file_names_the_line_and_not_the_token(tmp_path):
     assert str(raised.value) == f"{path}:2: expected a role (ingest, read, admin) and a token of at least 16 characters"
 
 
+def test_a_token_file_that_is_not_utf8_names_the_line_and_not_the_token(tmp_path):
+    from actors.auth import load_tokens
+
+    path = tmp_path / "tokens"
+    path.write_bytes(b"ingest ok-token-0123456789\nadmin \xe9\xe9-secret-0123456789\n")
+    with pytest.raises(PatronError) as raised:  # it was "unexpected UnicodeDecodeError", quoting a byte
+        load_tokens(path)
+    assert str(raised.value) == f"{path}:2: not UTF-8 text; save the tokens file as UTF-8"
+
+
 def test_without_tokens_only_a_loopback_host_is_allowed(start_server):
     with pytest.raises(PatronError, match=r"refusing to listen on 0\.0\.0\.0 without authentication"):
         start_server(host="0.0.0.0")
