@@ -5,6 +5,7 @@ row's values mean is the server's to check (engine/opening.py), so both files ge
 reasons for the same values."""
 
 import csv
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
@@ -142,16 +143,18 @@ def _builder(columns: list[str]) -> Callable[[str, list[str]], Opening]:
     return build
 
 
+_WHOLE = re.compile(r"[+-]?[0-9]+")
 _SMALLEST, _LARGEST = -(1 << 63), (1 << 63) - 1
 """What a row's numbers may hold on the wire (the server's own bounds are far smaller)."""
 
 
 def _number(name: str, text: str) -> int:
-    try:
-        value = int(text) if text else 0
-    except ValueError:
-        raise ValueError(f"{name}: expected a whole number, got {text.strip()!r}") from None
-    return _in_64_bits(name, value)
+    # ASCII digits only: int() also takes "1_000" and other scripts' digits, which no export means
+    if not text.strip():
+        return 0
+    if not _WHOLE.fullmatch(text.strip()):
+        raise ValueError(f"{name}: expected a whole number, got {text.strip()!r}")
+    return _in_64_bits(name, int(text))
 
 
 def _in_64_bits(name: str, value: int) -> int:
@@ -168,6 +171,8 @@ def _lots(text: str) -> list[OpeningLot]:
         amount, _, expires = part.partition("@")
         if amount.strip():
             lots.append(OpeningLot(_number("points", amount), expires.strip()))
+        elif part.strip():  # "@never": a lot without its amount was read as no lot at all
+            raise ValueError(f"points: expected AMOUNT@EXPIRES, got {part.strip()!r}")
     return lots
 
 

@@ -30,6 +30,20 @@ def test_csv_rows_that_cannot_be_read_say_why_and_the_rest_are_read(tmp_path):
     assert rows == [(2, "a", "bad_number"), (3, "b", "malformed"), (4, "c", "")]
 
 
+@pytest.mark.parametrize(("column", "value", "detail"), [
+    ("stored_value", "1_000", "stored_value: expected a whole number, got '1_000'"),
+    ("growth", "\u0661\u0662", "growth: expected a whole number, got '\u0661\u0662'"),  # Arabic-Indic digits
+    ("points", "@never", "points: expected AMOUNT@EXPIRES, got '@never'"),
+    ("points", "5@never;;@2027-01-01", "points: expected AMOUNT@EXPIRES, got '@2027-01-01'")])
+def test_csv_numbers_are_ascii_digits_and_a_lot_has_its_amount(tmp_path, column, value, detail):
+    # int() took "1_000" and other scripts' digits, and "@never" was read as no lot: 0 points
+    path = tmp_path / "m.csv"
+    path.write_text(f"member_id,{column}\na,{value}\nb,12\n", encoding="utf-8")
+    first, second = read_rows(path, "csv")
+    assert (first.member_id, first.reason, first.detail) == ("a", "bad_number", detail)
+    assert (second.member_id, second.reason) == ("b", "")
+
+
 @pytest.mark.parametrize("header", ["id,points", "member_id,points,colour", "member_id,member_id", ""])
 def test_a_csv_header_without_member_id_or_with_unknown_columns_stops_the_import(tmp_path, header):
     path = tmp_path / "m.csv"
