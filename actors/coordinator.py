@@ -32,7 +32,7 @@ from engine.calendar import iso, parse_day
 from engine.errors import InvalidRequestError, PatronError, PublishBusyError
 from engine.programme import Programme
 from engine.types import Day
-from engine.validation import load_rules, load_rules_file
+from engine.validation import check_new_version, load_rules, load_rules_file
 from storage.checkpoints import Manifest, finish_checkpoint, new_checkpoint, shard_copy
 from storage.folder import DataFolder, Layout, PublishedRules, ReusedId
 
@@ -172,7 +172,7 @@ class Coordinator(ShardLanes):
         if self.publishing:
             raise PublishBusyError(f"rules version {self.rules.version} is still being applied "
                                    f"(GetStatus shows its progress); publish again when it is done")
-        rules = load_rules(text)
+        rules = load_rules(text, new=True)
         if rules.version <= self.rules.version:
             raise InvalidRequestError(f"version: expected a version above {self.rules.version} "
                                       f"(the version in force), got {rules.version}")
@@ -513,6 +513,7 @@ class Coordinator(ShardLanes):
             return current
         rules = load_rules_file(self.config.rules)
         if current is None or rules.version > current.version:
+            check_new_version(rules)  # only then: the file may be the version in force, read back
             return self.folder.publish_rules(rules.version, self.config.rules.read_text(encoding="utf-8"))
         if rules.version < current.version:
             log.warning("%s is version %d; the data folder has version %d in force and keeps it",

@@ -220,7 +220,7 @@ def _replay_parser(commands: argparse._SubParsersAction) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     try:
-        rules = load_rules_file(args.file)
+        rules = load_rules_file(args.file, new=True)
     except RulesError as error:
         for problem in error.problems:
             print(f"{args.file}: {problem}", file=sys.stderr)

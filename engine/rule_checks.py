@@ -7,7 +7,7 @@ from engine.messages import either, shown
 from engine.periods import parse_validity, parse_window
 from engine.rules import LineMatch, Rules
 
-__all__ = ["cross_field_problems", "match_is_empty"]
+__all__ = ["cross_field_problems", "match_is_empty", "new_version_problems"]
 
 
 def cross_field_problems(rules: Rules) -> list[str]:
@@ -16,6 +16,14 @@ def cross_field_problems(rules: Rules) -> list[str]:
                   _events, _channels):
         problems.extend(check(rules))
     return problems
+
+
+def new_version_problems(rules: Rules) -> list[str]:
+    """Checks a version meets when it is published or validated, not when it is read back: a
+    data folder keeps every version it took, and one published before a check existed must still
+    load (its shards read their rules at start)."""
+    return [f"tiers[{index}].name: expected a non-empty name, got {shown(tier.name)}"
+            for index, tier in enumerate(rules.tiers) if not tier.name.strip()]  # named in ledgers and calls
 
 
 def _timezone(rules: Rules) -> list[str]:

@@ -13,15 +13,15 @@ from msgspec import Meta, Struct
 
 from engine.errors import RulesError
 from engine.messages import either, shown
-from engine.rule_checks import cross_field_problems
+from engine.rule_checks import cross_field_problems, new_version_problems
 from engine.rules import DecimalBound, Rules, Wording, build_rules
 from engine.spending_checks import spending_problems
 
-__all__ = ["load_rules", "load_rules_file", "parse_rules"]
+__all__ = ["check_new_version", "load_rules", "load_rules_file", "parse_rules"]
 
 
-def load_rules_file(path: str | Path) -> Rules:
-    """Read, check and build a rules document from a TOML file."""
+def load_rules_file(path: str | Path, new: bool = False) -> Rules:
+    """Read, check and build a rules document from a TOML file (`new`: as `load_rules`)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
@@ -30,11 +30,13 @@ def load_rules_file(path: str | Path) -> Rules:
     except UnicodeDecodeError as error:
         raise RulesError([f"not UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start}); "
                           f"save it as UTF-8"]) from None
-    return load_rules(text)
+    return load_rules(text, new)
 
 
-def load_rules(text: str) -> Rules:
-    """Check and build a rules document from TOML text; raises RulesError listing every problem."""
+def load_rules(text: str, new: bool = False) -> Rules:
+    """Check and build a rules document from TOML text; raises RulesError listing every problem.
+    `new`: a version about to be published or validated, which also meets the checks added since
+    older versions were stored (rule_checks.new_version_problems)."""
     try:
         document = tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError as error:
@@ -44,7 +46,16 @@ def load_rules(text: str) -> Rules:
     if document is None or _too_deep(document, MOST_NESTING):
         raise RulesError([f"arrays or tables nested more than {MOST_NESTING} deep; a rules document "
                           f"needs at most {MOST_NESTING}"])
-    return parse_rules(document)
+    rules = parse_rules(document)
+    if new:
+        check_new_version(rules)
+    return rules
+
+
+def check_new_version(rules: Rules) -> None:
+    """RulesError listing what a version about to be published may not have, read back as it may."""
+    if problems := new_version_problems(rules):
+        raise RulesError(problems)
 
 
 def _too_deep(value: Any, room: int) -> bool:

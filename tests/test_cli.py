@@ -163,3 +163,12 @@ def test_replay_reads_whole_lines_whatever_its_chunk_size_a_line_longer_than_a_c
     assert replay_files(files).transactions == 5
     assert [(r["txn_id"], r["outcome"]) for r in jsonl(tmp_path / "r.jsonl")] == [
         (f"t{n}", "accepted") for n in range(1, 6)]
+
+
+def test_rules_validate_holds_a_document_to_what_a_new_version_must_meet(tmp_path):
+    unnamed = tmp_path / "unnamed.toml"
+    unnamed.write_text(RULES.read_text().replace('name = "Silver"', 'name = ""')
+                       .replace('upgrade_to = "Silver"', 'upgrade_to = ""'))
+    done = patron("rules", "validate", str(unnamed))
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [f'{unnamed}: tiers[1].name: expected a non-empty name, got ""']

@@ -334,3 +334,14 @@ def test_a_control_character_in_a_retailers_text_is_no_stand_in_beside_another_p
     found = problems(example_with('timezone = "Asia/Shanghai"', 'timezone = "Asia/Shanghai\\u0000"')
                      .replace("version = 1", 'version = "x"', 1))
     assert [problem.split(":")[0] for problem in found] == ["version", "timezone"]
+
+
+UNNAMED_SILVER = example_with('name = "Silver"', 'name = "  "').replace('upgrade_to = "Silver"', 'upgrade_to = "  "')
+"""Silver named by spaces, which versions published before the check could be."""
+
+
+def test_a_new_version_needs_named_tiers_and_a_version_stored_before_the_check_still_loads():
+    assert [tier.name for tier in load_rules(UNNAMED_SILVER).tiers] == ["Basic", "  ", "Gold"]  # as read back
+    with pytest.raises(RulesError) as raised:
+        load_rules(UNNAMED_SILVER, new=True)  # as published or validated
+    assert raised.value.problems == ['tiers[1].name: expected a non-empty name, got "  "']

@@ -98,6 +98,11 @@ def test_publishing_bad_rules_names_every_problem_and_keeps_the_version_in_force
     with pytest.raises(grpc.RpcError) as raised:
         client.publish_rules(RULES)
     assert raised.value.details() == "version: expected a version above 1 (the version in force), got 1"
+    unnamed = RULES.replace("version = 1", "version = 2").replace('name = "Silver"', 'name = ""').replace(
+        'upgrade_to = "Silver"', 'upgrade_to = ""')
+    with pytest.raises(grpc.RpcError) as raised:  # what a new version must meet, beyond what is read back
+        client.publish_rules(unnamed)
+    assert raised.value.details() == 'tiers[1].name: expected a non-empty name, got ""'
     assert client.rules().version == 1
 
 
