@@ -8,6 +8,7 @@ from pathlib import Path
 
 from engine.calendar import parse_day
 from engine.errors import PatronError
+from engine.messages import not_utf8
 
 __all__ = ["address", "day", "day_text", "port", "utf8_text", "whole"]
 
@@ -67,5 +68,4 @@ def utf8_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
-        raise PatronError(f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start}); "
-                          f"save it as UTF-8") from None
+        raise PatronError(f"{path}: {not_utf8(error)}") from None

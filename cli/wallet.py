@@ -10,6 +10,7 @@ from google.protobuf.json_format import MessageToDict
 
 from cli.inputs import utf8_text
 from cli.show import aligned, money
+from client.patron_client import MOST_QUANTITY
 from engine.bounds import LIMIT
 from engine.errors import PatronError
 from engine.spending.member_coupons import COUPON_STATUSES
@@ -18,8 +19,6 @@ from proto import patron_pb2 as pb
 __all__ = ["add_parsers", "basket_lines", "coupon_table", "quote_text"]
 
 _LINE_FORM = "SKU:QTY:PRICE[:CATEGORY] (PRICE: what the line costs, in minor units)"
-_MOST_QUANTITY = (1 << 31) - 1
-"""A line's quantity is an int32 in patron.proto; amounts and prices are bounded by LIMIT."""
 
 
 def add_parsers(member: argparse._SubParsersAction, remote: Any) -> None:
@@ -75,8 +74,8 @@ def _line_words(text: str) -> dict:
     # nor the limit.
     if not -LIMIT <= line["paid_minor"] <= LIMIT:
         raise PatronError(f"--line {text!r}: PRICE is beyond ±10^15 minor units (README, Limits)")
-    if not -_MOST_QUANTITY - 1 <= line["quantity"] <= _MOST_QUANTITY:
-        raise PatronError(f"--line {text!r}: QTY is beyond ±{_MOST_QUANTITY:,} (a line's quantity is 32 bits)")
+    if not -MOST_QUANTITY - 1 <= line["quantity"] <= MOST_QUANTITY:
+        raise PatronError(f"--line {text!r}: QTY is beyond ±{MOST_QUANTITY:,} (a line's quantity is 32 bits)")
     if len(parts) == 4:
         line["category"] = parts[3]
     return line

@@ -18,8 +18,8 @@ from engine.bounds import LIMIT
 from proto import patron_pb2 as pb
 from proto import patron_pb2_grpc as rpc
 
-__all__ = ["RETRY_AFTER", "PatronClient", "UnsendableError", "backoff", "enroll_request", "line_message", "retry_after",
-           "transaction_message"]
+__all__ = ["MOST_QUANTITY", "RETRY_AFTER", "PatronClient", "UnsendableError", "backoff", "enroll_request",
+           "line_message", "retry_after", "transaction_message"]
 
 RETRIABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
                        grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED})
@@ -64,7 +64,9 @@ UNKNOWN_STATUS = -1
 answers a status it does not know `unknown_status`, as replay answers the word. STATUS_UNSPECIFIED
 would be read as paid."""
 _INT64 = (-(1 << 63), (1 << 63) - 1)
-_INT32 = (-(1 << 31), (1 << 31) - 1)
+MOST_QUANTITY = (1 << 31) - 1
+"""A line's quantity is an int32 in patron.proto."""
+_INT32 = (-MOST_QUANTITY - 1, MOST_QUANTITY)
 
 
 class UnsendableError(ValueError):

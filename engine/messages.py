@@ -2,7 +2,7 @@
 
 from typing import Any
 
-__all__ = ["either", "shown"]
+__all__ = ["either", "not_utf8", "shown"]
 
 _ESCAPES = {chr(n): f"\\u{n:04X}" for n in [*range(0x20), 0x7F]} | {
     "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
@@ -16,6 +16,11 @@ def either(options: tuple) -> str:
     if not texts:
         return "none"
     return texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + " or " + texts[-1]
+
+
+def not_utf8(error: UnicodeDecodeError) -> str:
+    """What is wrong with a file that is not UTF-8, and where (its caller names the file)."""
+    return f"not UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start}); save it as UTF-8"
 
 
 def shown(value: Any) -> str:

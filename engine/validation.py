@@ -12,7 +12,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from engine.errors import RulesError
-from engine.messages import either, shown
+from engine.messages import either, not_utf8, shown
 from engine.rule_checks import cross_field_problems, new_version_problems
 from engine.rules import DecimalBound, Rules, Wording, build_rules
 from engine.spending_checks import spending_problems
@@ -28,8 +28,7 @@ def load_rules_file(path: str | Path, new: bool = False) -> Rules:
         # the caller names the file before each problem, as it does for every other problem
         raise RulesError([f"cannot read the rules file ({error.strerror})"]) from None
     except UnicodeDecodeError as error:
-        raise RulesError([f"not UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start}); "
-                          f"save it as UTF-8"]) from None
+        raise RulesError([not_utf8(error)]) from None
     return load_rules(text, new)
 
 
