@@ -122,3 +122,6 @@ class Member(Struct, array_like=True, gc=False):
     the empty tuple is shared, where each member held would otherwise carry an empty list (56 bytes)."""
     bonuses_used: tuple[str, ...] = ()
     """Names of `once_per_member` recharge bonuses this member has had."""
+    frozen_when_lost: bool = False
+    """The card was frozen when it was reported lost: cancelling the loss freezes it again rather
+    than letting a card an operator froze be used (engine.operators)."""

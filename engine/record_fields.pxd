@@ -28,7 +28,7 @@ cdef extern from *:
     #define PATRON_LOT(F, T) F(T, amount) F(T, expires)
     #define PATRON_MEMBER(F, T) F(T, abnormal) F(T, bonus_value) F(T, bonuses_used) \
         F(T, carry_minor) F(T, coupons) F(T, day_points) F(T, debt) F(T, enrolled) F(T, events) \
-        F(T, flag_days) F(T, growth) F(T, held) F(T, last_purchase) F(T, ledger_seq) F(T, lots) \
+        F(T, flag_days) F(T, frozen_when_lost) F(T, growth) F(T, held) F(T, last_purchase) F(T, ledger_seq) F(T, lots) \
         F(T, manual_tags) F(T, member_id) F(T, midnight_done) F(T, next_tier) F(T, pending) \
         F(T, points) F(T, profile) F(T, purchases) F(T, reminded) F(T, since_growth) \
         F(T, since_points) F(T, since_recharge) F(T, since_single) F(T, since_spend) F(T, singles) \
@@ -114,7 +114,8 @@ cdef extern from *:
 
     ctypedef class engine.members.Member [object patron_Member, check_size error]:
         cdef object abnormal, bonus_value, bonuses_used, carry_minor, coupons
-        cdef object day_points, debt, enrolled, events, flag_days, growth, held
+        cdef object day_points, debt, enrolled, events, flag_days, frozen_when_lost
+        cdef object growth, held
         cdef object last_purchase, ledger_seq, lots, manual_tags, member_id
         cdef object midnight_done, next_tier, pending, points, profile, purchases
         cdef object reminded, since_growth, since_points, since_recharge

@@ -51,7 +51,7 @@ members = st.builds(
     midnight_done=days, last_purchase=days, purchases=ints, tags=st.lists(texts, **sizes),
     manual_tags=st.lists(texts, max_size=3), tag_check=days, reminded=st.lists(texts, max_size=3).map(tuple),
     bonus_value=ints, coupons=st.lists(coupons, max_size=3).map(tuple),
-    bonuses_used=st.lists(texts, max_size=3).map(tuple))
+    bonuses_used=st.lists(texts, max_size=3).map(tuple), frozen_when_lost=st.booleans())
 
 
 def same_as_msgspec(record):

@@ -2,6 +2,7 @@
 
 import pytest
 
+from engine.operators import set_status
 from engine.transactions import LineItem, Transaction
 from tests.builders import book, buy, line, ms, score
 
@@ -97,6 +98,20 @@ def test_frozen_and_lost_members_earn_nothing_and_their_transactions_are_kept(st
     assert (result.outcome, result.points, result.reason) == ("accepted", 0, status)
     assert target.members["m1"].points == 20
     assert ("m1", "t2") in target.txns
+
+
+@pytest.mark.parametrize(("before", "after"), [([], "active"), (["freeze"], "frozen")])
+def test_cancelling_a_loss_gives_back_the_card_as_it_was_before_it_was_lost(before, after):
+    target = book(body=SPEND)
+    score(target, buy("t1", "m1", DAY, line(2900)))
+    for action in [*before, "report_lost", "report_lost", "cancel_lost", "cancel_lost"]:
+        set_status(target, "m1", action, "", target.today)
+    assert target.members["m1"].status == after
+    statuses = [e.status for e in target.ledger if e.kind == "status"]
+    assert statuses == [*(["frozen"] if before else []), "lost", after]
+    set_status(target, "m1", "report_lost", "", target.today)
+    set_status(target, "m1", "cancel_lost", "", target.today)
+    assert target.members["m1"].status == after  # the second loss remembers the same
 
 
 def test_recharges_add_stored_value_through_the_ledger():
