@@ -168,7 +168,9 @@ def _lots(text: str) -> list[OpeningLot]:
     if not text:
         return lots
     for part in text.split(";"):
-        amount, _, expires = part.partition("@")
+        amount, at, expires = part.partition("@")
+        if at and not expires.strip():  # "1@" read as "1" would take the default expiry unasked
+            raise ValueError(f"points: expected AMOUNT@EXPIRES, got {part.strip()!r}")
         if amount.strip():
             lots.append(OpeningLot(_number("points", amount), expires.strip()))
         elif part.strip():  # "@never": a lot without its amount was read as no lot at all

@@ -34,7 +34,8 @@ def test_csv_rows_that_cannot_be_read_say_why_and_the_rest_are_read(tmp_path):
     ("stored_value", "1_000", "stored_value: expected a whole number, got '1_000'"),
     ("growth", "\u0661\u0662", "growth: expected a whole number, got '\u0661\u0662'"),  # Arabic-Indic digits
     ("points", "@never", "points: expected AMOUNT@EXPIRES, got '@never'"),
-    ("points", "5@never;;@2027-01-01", "points: expected AMOUNT@EXPIRES, got '@2027-01-01'")])
+    ("points", "5@never;;@2027-01-01", "points: expected AMOUNT@EXPIRES, got '@2027-01-01'"),
+    ("points", "5@never;1@ ", "points: expected AMOUNT@EXPIRES, got '1@'")])
 def test_csv_numbers_are_ascii_digits_and_a_lot_has_its_amount(tmp_path, column, value, detail):
     # int() took "1_000" and other scripts' digits, and "@never" was read as no lot: 0 points
     path = tmp_path / "m.csv"
