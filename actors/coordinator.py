@@ -21,7 +21,7 @@ from actors.batch_wire import COMPILED
 from actors.config import ServeConfig
 from actors.coupon_grants import GrantKeeper, stricter
 from actors.lanes import Lane, ShardLanes
-from actors.metrics import Metrics
+from actors.metrics import Metrics, tags_to_show
 from actors.placement import assign_nodes, labelled_nodes, pinned_to
 from actors.resharding import Resharding
 from actors.routing import even_layout
@@ -428,8 +428,11 @@ class Coordinator(ShardLanes):
         self._observe_layout()
         if up:
             metrics.members_tagged.clear()
-            for tag, count in self.tag_counts(answers).items():
+            counts = self.tag_counts(answers)
+            shown = tags_to_show(counts, {tag.name for tag in self.programme.rules.tags})
+            for tag, count in shown.items():
                 metrics.members_tagged.labels(tag).set(count)
+            metrics.tags_not_shown.set(len(counts) - len(shown))
             done, total = self.recalculation(answers)
             metrics.recalculation_done.set(done)
             metrics.recalculation_planned.set(total)

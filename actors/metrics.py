@@ -15,6 +15,10 @@ COUPON_EVENTS = {
     "expired": "Unused coupon instances expired by midnight runs, by coupon id.",
     "out_of_stock": "Coupon instances not issued because the coupon's inventory was used up, by coupon id.",
 }
+MOST_TAG_SERIES = 200
+"""Manual tags are free text: each would be a series for Prometheus to keep, so past this many the
+smallest are left out of the metrics (an operator tagging members one by one would otherwise grow
+them without bound)."""
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -69,8 +73,11 @@ class Metrics:
                                   "not being in memory.", ["shard"], registry=registry)
         self.mapping_drops = Gauge("patron_mapped_page_drops", "Times a shard gave LMDB's mapped pages back "
                                    "over --mapped-budget-mib, since it started.", ["shard"], registry=registry)
-        self.members_tagged = Gauge("patron_members_tagged", "Members with a tag, computed or manual.", ["tag"],
+        self.members_tagged = Gauge("patron_members_tagged", "Members with a tag, computed or manual (every "
+                                    f"computed tag, then the {MOST_TAG_SERIES} largest manual ones).", ["tag"],
                                     registry=registry)
+        self.tags_not_shown = Gauge("patron_tags_not_shown", "Manual tags left out of patron_members_tagged; "
+                                    "GetStatus lists every tag.", registry=registry)
         self.lmdb_bytes = Gauge("patron_lmdb_bytes", "Bytes of LMDB pages in use per shard.", ["shard"],
                                 registry=registry)
         self.compiled_wire = Gauge("patron_compiled_wire",
@@ -172,3 +179,10 @@ class Metrics:
 
 def _name(names: list[str], index: int) -> str:
     return names[index] if 0 <= index < len(names) else "none"
+
+
+def tags_to_show(counts: dict[str, int], computed: set[str], most: int = MOST_TAG_SERIES) -> dict[str, int]:
+    """Every computed tag (the rules bound them), then the `most` manual tags with the most
+    members, ties by name so that the series do not change from one scrape to the next."""
+    manual = sorted((tag for tag in counts if tag not in computed), key=lambda tag: (-counts[tag], tag))
+    return {tag: counts[tag] for tag in [*(t for t in counts if t in computed), *manual[:most]]}

@@ -78,6 +78,7 @@ def test_gauges_show_members_rules_and_points_liability(start_server):
     assert value(samples, "patron_lmdb_bytes", shard="1") > 0
     assert value(samples, "patron_compiled_wire") == 1  # the gateway and both shards read with the compiled code
     assert value(samples, "patron_points_liability", expiry_month="2028-01") == 12 * 20
+    assert samples[("patron_tags_not_shown", ())] == 0
 
 
 def test_midnight_runs_show_when_they_last_succeeded(start_server):
