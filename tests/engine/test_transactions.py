@@ -100,6 +100,20 @@ def test_frozen_and_lost_members_earn_nothing_and_their_transactions_are_kept(st
     assert ("m1", "t2") in target.txns
 
 
+@pytest.mark.parametrize("status", ["frozen", "lost"])
+def test_a_frozen_or_lost_card_still_gives_back_what_a_refund_or_an_operator_takes(status):
+    # kept at zero, a refund left a returned purchase's points with the member and used up its id
+    target = book(body=SPEND)
+    score(target, buy("t1", "m1", DAY, line(2900)), buy("t2", "m1", DAY, line(5000)))
+    target.members["m1"].status = status
+    refund, take, give = score(target, Transaction("r1", "m1", ms(DAY), "refund", refund_of="t1", amount_minor=2900),
+                               Transaction("a1", "m1", ms(DAY), "adjustment", amount_minor=-10, note="fraud"),
+                               Transaction("a2", "m1", ms(DAY), "adjustment", amount_minor=10, note="goodwill"))
+    assert [(r.outcome, r.points, r.reason) for r in (refund, take, give)] == [
+        ("accepted", -20, ""), ("accepted", -10, ""), ("accepted", 0, status)]
+    assert target.members["m1"].points == 20 + 50 - 20 - 10
+    assert sum(e.points for e in target.ledger) == target.members["m1"].points
+
 @pytest.mark.parametrize(("before", "after"), [([], "active"), (["freeze"], "frozen")])
 def test_cancelling_a_loss_gives_back_the_card_as_it_was_before_it_was_lost(before, after):
     target = book(body=SPEND)
