@@ -1,6 +1,7 @@
 """What one batch did, counted once per batch in the shard, so metrics cost nothing per transaction."""
 
 from collections import Counter
+from collections.abc import Sequence
 from operator import attrgetter
 
 import msgspec
@@ -9,7 +10,8 @@ from engine.ledger import LedgerEntry
 from engine.transactions import Transaction, TxnResult
 from engine.types import COUPON_ISSUE, KINDS
 
-__all__ = ["COMPILED_COUNTS", "BatchStats", "count_batch", "count_ledger", "count_ledger_pure", "count_outcomes_pure"]
+__all__ = ["COMPILED_COUNTS", "BatchStats", "count_batch", "count_ledger", "count_ledger_pure", "count_outcomes_pure",
+           "tier_name"]
 
 try:
     from actors.batch_counter import count_common as _common_compiled
@@ -37,8 +39,9 @@ class BatchStats(msgspec.Struct, array_like=True, gc=False):
     points_expired: int = 0
     growth_awarded: int = 0
     anomalies: int = 0
-    tier_changes: dict[str, int] = {}
-    """"from to" tier positions -> members."""
+    tier_changes: dict[str, dict[str, int]] = {}
+    """From tier -> to tier -> members, named by the shard with the ladder it moved them on (named
+    later, a move committed just before a publish that reorders the tiers took the new names)."""
     apply_seconds: float = 0.0
     commit_seconds: float = 0.0
     points_redeemed: int = 0
@@ -61,7 +64,7 @@ class BatchStats(msgspec.Struct, array_like=True, gc=False):
         self.points_expired += other.points_expired
         self.growth_awarded += other.growth_awarded
         self.anomalies += other.anomalies
-        self.tier_changes = _add_counts(dict(self.tier_changes), other.tier_changes)
+        self.tier_changes = _add_moves(self.tier_changes, other.tier_changes)
         self.points_redeemed += other.points_redeemed
         self.points_restored += other.points_restored
         self.coupons = _add_counts(dict(self.coupons), other.coupons)
@@ -69,14 +72,16 @@ class BatchStats(msgspec.Struct, array_like=True, gc=False):
         self.bonus_value += other.bonus_value
 
 
-def count_batch(txns: list[Transaction], results: list[TxnResult], ledger: list[LedgerEntry]) -> BatchStats:
+def count_batch(txns: list[Transaction], results: list[TxnResult], ledger: list[LedgerEntry],
+                tiers: Sequence[str] = ()) -> BatchStats:
+    """`tiers`: the names of the ladder the batch was scored on."""
     outcomes = None
     if _outcomes_compiled is not None and type(txns) is list and type(results) is list:
         outcomes = _outcomes_compiled(txns, results)
     if outcomes is None:
         outcomes = count_outcomes_pure(txns, results)
     stats = BatchStats(outcomes)
-    count_ledger(stats, ledger)
+    count_ledger(stats, ledger, tiers)
     if f"{COUPON_ISSUE} rejected {OUT_OF_STOCK}" in outcomes:  # refused before any ledger entry: count it here
         refused = Counter(f"{OUT_OF_STOCK} {t.coupon_id}" for t, r in zip(txns, results, strict=True)
                           if t.kind == COUPON_ISSUE and r.reason == OUT_OF_STOCK)
@@ -96,18 +101,19 @@ def count_outcomes_pure(txns: list[Transaction], results: list[TxnResult]) -> di
     return outcomes
 
 
-def count_ledger(stats: BatchStats, ledger: list[LedgerEntry]) -> None:
+def count_ledger(stats: BatchStats, ledger: list[LedgerEntry], tiers: Sequence[str] = ()) -> None:
     """Add what the ledger entries did to `stats` (it may already hold counts): the common kinds
-    by the compiled code when it is built, the rest (tier moves, coupons) by the pure code."""
+    by the compiled code when it is built, the rest (tier moves, coupons) by the pure code. `tiers`:
+    the names of the ladder the entries were written with."""
     if _common_compiled is not None and type(ledger) is list:
         ledger = _common_compiled(stats, ledger)
     if ledger:
-        count_ledger_pure(stats, ledger)
+        count_ledger_pure(stats, ledger, tiers)
 
 
-def count_ledger_pure(stats: BatchStats, ledger: list[LedgerEntry]) -> None:
+def count_ledger_pure(stats: BatchStats, ledger: list[LedgerEntry], tiers: Sequence[str] = ()) -> None:
     """The specification of `count_ledger`."""
-    moves: Counter[str] = Counter()
+    moves: Counter[tuple[str, str]] = Counter()
     coupons: Counter[str] = Counter()
     for entry in ledger:
         kind = entry.kind
@@ -120,7 +126,8 @@ def count_ledger_pure(stats: BatchStats, ledger: list[LedgerEntry]) -> None:
         elif kind == "status" and entry.status == "abnormal":
             stats.anomalies += 1
         elif kind == "tier" and entry.tier_from != entry.tier_to:
-            moves[f"{entry.tier_from} {entry.tier_to}"] += 1
+            # a tier a publish removed is named in the entry: its position is in the old ladder
+            moves[entry.tier_from_name or tier_name(tiers, entry.tier_from), tier_name(tiers, entry.tier_to)] += 1
         elif kind == "redeem":
             stats.points_redeemed -= entry.points
         elif kind == "restore":
@@ -137,7 +144,10 @@ def count_ledger_pure(stats: BatchStats, ledger: list[LedgerEntry]) -> None:
             stats.stored_value += entry.stored_value
             stats.bonus_value += entry.bonus_value
     if moves:
-        stats.tier_changes = _add_counts(dict(stats.tier_changes), moves)
+        named: dict[str, dict[str, int]] = {}
+        for (before, after), count in moves.items():
+            named.setdefault(before, {})[after] = count
+        stats.tier_changes = _add_moves(stats.tier_changes, named)
     if coupons:
         stats.coupons = _add_counts(dict(stats.coupons), coupons)
 
@@ -154,3 +164,15 @@ def _add_counts(into: dict[str, int], counts: dict[str, int]) -> dict[str, int]:
     for key, count in counts.items():
         into[key] = into.get(key, 0) + count
     return into
+
+
+def tier_name(tiers: Sequence[str], index: int) -> str:
+    return tiers[index] if 0 <= index < len(tiers) else "none"
+
+
+def _add_moves(into: dict[str, dict[str, int]], more: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """A copy of `into` with `more` added: the one may be a default shared by every BatchStats."""
+    added = {before: dict(afters) for before, afters in into.items()}
+    for before, afters in more.items():
+        _add_counts(added.setdefault(before, {}), afters)
+    return added

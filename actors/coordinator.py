@@ -409,7 +409,7 @@ class Coordinator(ShardLanes):
             await asyncio.sleep(1.0)
 
     async def _observe(self, liability: bool) -> None:
-        metrics, names = self.metrics, self.programme.ladder.names
+        metrics = self.metrics
         answers = await asyncio.gather(*(_answer(actor.status.remote()) for actor in self.actors))
         up = all(isinstance(a, ShardStatus) for a in answers)
         for shard, answer in enumerate(answers):
@@ -440,7 +440,7 @@ class Coordinator(ShardLanes):
             metrics.stored_value.labels("bonus").set(sum(a.bonus_value for a in answers))
             for stats in await asyncio.gather(*(_answer(a.take_unreported.remote()) for a in self.actors)):
                 if isinstance(stats, BatchStats):
-                    metrics.record_unreported(stats, names)
+                    metrics.record_unreported(stats)
         if up and liability:
             parts = await asyncio.gather(*(_answer(a.liability.remote()) for a in self.actors))
             if all(isinstance(part, dict) for part in parts):

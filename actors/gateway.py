@@ -321,7 +321,7 @@ class IngestService:
         """The acknowledgement once every part is committed, as bytes: the shards' result
         entries put back in the batch's order. When a part failed, the others are waited for
         too, so the error can say what was committed and what was not."""
-        metrics, names = self.coordinator.metrics, self.coordinator.programme.ladder.names
+        metrics = self.coordinator.metrics
         answers = await asyncio.gather(*(future for _, _, future in routed), return_exceptions=True)
         entries: list[bytes] = [b""] * count
         for (shard, indices, _), answer in zip(routed, answers, strict=True):
@@ -332,7 +332,7 @@ class IngestService:
                 else:
                     for index, entry in zip(indices, part.entries(), strict=True):
                         entries[index] = entry
-                metrics.record_batch(shard, part.stats, names)
+                metrics.record_batch(shard, part.stats)
         if any(isinstance(answer, BaseException) for answer in answers):
             raise failed_batch(batch_id, [(shard, len(indices), answer) for (shard, indices, _), answer
                                           in zip(routed, answers, strict=True)])

@@ -141,44 +141,41 @@ class Metrics:
         if pruned:
             self.events_pruned.inc(pruned)
 
-    def record_batch(self, shard: int, stats: BatchStats, tier_names: list[str]) -> None:
+    def record_batch(self, shard: int, stats: BatchStats) -> None:
         self._record_outcomes(stats)
-        self.record_changes(stats, tier_names)
+        self.record_changes(stats)
         if stats.outcomes:  # the batch that carries its commit's counts (grouped batches carry none)
             self.shard_apply.labels(str(shard)).observe(stats.apply_seconds)
             self.shard_commit.labels(str(shard)).observe(stats.commit_seconds)
             self.shard_disk_write.labels(str(shard)).observe(stats.disk_write_seconds)
 
-    def record_changes(self, stats: BatchStats, tier_names: list[str]) -> None:
+    def record_changes(self, stats: BatchStats) -> None:
         """Ledger-level counts: from batches and from midnight runs alike."""
         self.points_awarded.inc(stats.points_awarded)
         self.points_reversed.inc(stats.points_reversed)
         self.points_expired.inc(stats.points_expired)
         self.growth_awarded.inc(stats.growth_awarded)
         self.anomalies.inc(stats.anomalies)
-        for key, count in stats.tier_changes.items():
-            before, after = (int(part) for part in key.split())
-            self.tier_changes.labels(_name(tier_names, before), _name(tier_names, after)).inc(count)
+        for before, afters in stats.tier_changes.items():
+            for after, count in afters.items():
+                self.tier_changes.labels(before, after).inc(count)
         self.points_redeemed.inc(stats.points_redeemed)
         self.points_restored.inc(stats.points_restored)
         for key, count in stats.coupons.items():
             event, coupon = key.split(" ", 1)
             self.coupons[event].labels(coupon).inc(count)
 
-    def record_unreported(self, stats: BatchStats, tier_names: list[str]) -> None:
+    def record_unreported(self, stats: BatchStats) -> None:
         """What a shard committed outside ingested batches (midnight runs, enrollment, operators,
         re-evaluation): its transactions (an operator's adjustment) and its changes."""
         self._record_outcomes(stats)
-        self.record_changes(stats, tier_names)
+        self.record_changes(stats)
 
     def _record_outcomes(self, stats: BatchStats) -> None:
         for key, count in stats.outcomes.items():
             kind, outcome, reason = key.split(" ", 2)
             self.transactions.labels(kind, outcome, reason).inc(count)
 
-
-def _name(names: list[str], index: int) -> str:
-    return names[index] if 0 <= index < len(names) else "none"
 
 
 def tags_to_show(counts: dict[str, int], computed: set[str], most: int = MOST_TAG_SERIES) -> dict[str, int]:

@@ -299,7 +299,7 @@ class Shard:
                     raise
                 except Exception as error:
                     raise _TransactionFailedError(index) from error
-            counted["stats"] = stats = count_batch(txns, results, self.book.ledger)
+            counted["stats"] = stats = count_batch(txns, results, self.book.ledger, self.book.programme.ladder.names)
             stats.apply_seconds = time.perf_counter() - started
             return results
 
@@ -687,7 +687,7 @@ class Shard:
         """A batch was counted as it was scored (`_apply_once`); other commits are counted here."""
         if not batch:
             stats = BatchStats({})
-            count_ledger(stats, ledger)
+            count_ledger(stats, ledger, self.book.programme.ladder.names)
             self.unreported.add(stats)
             self._hold_value(stats)
 

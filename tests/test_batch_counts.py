@@ -33,7 +33,8 @@ entries = st.builds(
     bonus_value=amounts, coupon_code=st.sampled_from(["", "c1-m1-3", "c-x-m-2-1"]))
 stats = st.builds(BatchStats, st.dictionaries(st.sampled_from(["purchase accepted ", "x"]), st.integers(0, 5)),
                   points_awarded=st.integers(0, 9), anomalies=st.integers(0, 3),
-                  tier_changes=st.dictionaries(st.sampled_from(["0 1", "1 2"]), st.integers(1, 3)),
+                  tier_changes=st.dictionaries(st.sampled_from(["Basic", "Gold"]),
+                                               st.dictionaries(st.sampled_from(["Silver", "none"]), st.integers(1, 3))),
                   coupons=st.dictionaries(st.sampled_from(["issued c1", "used c1"]), st.integers(1, 3)))
 
 
@@ -77,6 +78,17 @@ def test_ledger_entries_are_counted_as_the_pure_code_counts_them(before, ledger)
     left = count_common(BatchStats({}), ledger)
     assert left in ([e for e in ledger if e.kind in rare], ledger)
     assert not small or left == [e for e in ledger if e.kind in rare]
+
+
+def test_tier_moves_are_named_with_the_ladder_they_were_made_on():
+    # named later by the gateway, moves committed just before a publish that inserts a tier took
+    # the new ladder's names: Basic -> Silver was counted as Basic -> Bronze
+    def move(before: int, after: int, removed: str = "") -> LedgerEntry:
+        return LedgerEntry("m1", 1, 20_000, "txn", "t", 1, "tier", tier_from=before, tier_to=after,
+                           tier_from_name=removed)
+    stats = count_batch([], [], [move(0, 1), move(0, 1), move(1, 2)], ["Basic", "Silver", "Gold"])
+    stats.add(count_batch([], [], [move(0, 1), move(1, 0, removed="Silver")], ["Basic", "Bronze", "Gold"]))
+    assert stats.tier_changes == {"Basic": {"Silver": 2, "Bronze": 1}, "Silver": {"Gold": 1, "Basic": 1}}
 
 
 def test_lists_of_different_lengths_are_refused_as_the_pure_code_refuses_them():

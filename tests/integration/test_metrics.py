@@ -79,6 +79,10 @@ def test_gauges_show_members_rules_and_points_liability(start_server):
     assert value(samples, "patron_compiled_wire") == 1  # the gateway and both shards read with the compiled code
     assert value(samples, "patron_points_liability", expiry_month="2028-01") == 12 * 20
     assert samples[("patron_tags_not_shown", ())] == 0
+    with PatronClient(server.address) as client:  # 10,000.00 in 3 months: Gold at once
+        client.submit([purchase("gold", "mg", 1_000_000)])
+    moves = scrape(server.server.metrics_port)
+    assert value(moves, "patron_tier_changes_total", from_tier="Basic", to_tier="Gold") == 1
 
 
 def test_midnight_runs_show_when_they_last_succeeded(start_server):
