@@ -134,15 +134,17 @@ _CARD = {"freeze": ("active", "frozen"), "unfreeze": ("frozen", "active"),
 
 def _card_status(book: Book, member: Member, action: str, reason: str, day: Day) -> None:
     source, target = _CARD[action]
-    if member.status == target or (action == "cancel_lost" and member.status == "frozen"):
-        return  # a cancel resent after it gave a frozen card back
+    if action == "cancel_lost" and member.frozen_when_lost:
+        target = "frozen"  # kept until unfrozen: a resent cancel then finds the card as it left it
+    if member.status == target:
+        return
     if source is not None and member.status != source:
         raise InvalidRequestError(f"cannot {action.replace('_', ' ')} member {member.member_id!r}: "
                                   f"the card is {member.status}")
     if action == "report_lost":
         member.frozen_when_lost = member.status == "frozen"
-    elif action == "cancel_lost" and member.frozen_when_lost:
-        target, member.frozen_when_lost = "frozen", False
+    elif action == "unfreeze":
+        member.frozen_when_lost = False
     member.status = target
     book.write(member, day, "operator", action, "status", status=target, note=reason)
 

@@ -191,8 +191,8 @@ def _score_kind(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRe
     takes_back = txn.kind == REFUND or (txn.kind == ADJUSTMENT and txn.amount_minor < 0)
     if member.status != "active" and not takes_back:
         # frozen and lost members neither earn nor redeem; the transaction is kept, at zero. What
-        # takes back (a purchase's refund, an operator's negative adjustment) still applies: kept
-        # at zero, a returned purchase would leave its points with the member and use up the id
+        # takes back (a refund of a purchase, seen or not, an operator's negative adjustment) still
+        # applies: kept at zero, a returned purchase would leave its points and use up the id
         return TxnRecord(member.member_id, txn.kind, day, 0, 0, member.status, book.programme.version)
     if txn.kind == PURCHASE:
         return score_purchase(book, member, txn, day)

@@ -2,6 +2,7 @@
 
 import pytest
 
+from engine.errors import InvalidRequestError
 from engine.operators import set_status
 from engine.transactions import LineItem, Transaction
 from tests.builders import book, buy, line, ms, score
@@ -126,6 +127,19 @@ def test_cancelling_a_loss_gives_back_the_card_as_it_was_before_it_was_lost(befo
     set_status(target, "m1", "report_lost", "", target.today)
     set_status(target, "m1", "cancel_lost", "", target.today)
     assert target.members["m1"].status == after  # the second loss remembers the same
+
+
+def test_cancelling_a_loss_of_a_card_that_was_never_lost_is_refused():
+    target = book(body=SPEND)
+    score(target, buy("t1", "m1", DAY, line(2900)))
+    for actions in (["freeze"], ["unfreeze", "report_lost", "cancel_lost", "freeze"]):
+        for action in actions:
+            set_status(target, "m1", action, "", target.today)
+        with pytest.raises(InvalidRequestError, match="cannot cancel lost member 'm1': the card is frozen"):
+            set_status(target, "m1", "cancel_lost", "", target.today)
+    for action in ("unfreeze", "freeze", "report_lost", "cancel_lost", "unfreeze"):  # lost while frozen, back
+        set_status(target, "m1", action, "", target.today)
+    assert target.members["m1"].status == "active"
 
 
 def test_recharges_add_stored_value_through_the_ledger():
