@@ -5,6 +5,7 @@ that move is one ledger entry like every change of tier (SPEC §2), named in bot
 import json
 
 from engine.notices import TIER_CHANGED
+from engine.operators import set_tier
 from engine.programme import Programme
 from engine.publishing import reevaluate, remap_tiers
 from engine.summary import summarise_entry
@@ -74,6 +75,29 @@ def test_a_member_moved_by_a_publish_and_then_reevaluated_has_an_entry_for_each_
     shown = [summarise_entry(e, names, None) for e in target.take_changes()[0]]
     moves = [(s.tier_from, s.tier_to, s.ref) for s in shown if s.kind == "tier"]
     assert moves == [("Silver", "Basic", "v2"), ("Basic", "Gold", "v2")]
+
+
+def test_re_evaluation_moves_members_up_only():
+    # a tier given by hand (or by a recharge bonus, a paid upgrade) does not meet its condition:
+    # judged again at a publish that changed anything in the ladder, its members were demoted
+    target = book(body=SPEND, tiers=LADDER.format(silver=SILVER))
+    score(target, buy("t1", "m1", DAY, line(100)), buy("t2", "m2", DAY, line(100)))
+    set_tier(target, "m1", "Silver", "store manager", target.today)
+    target.take_changes()
+    easier_gold = LADDER.format(silver=SILVER).replace("threshold = 50000", "threshold = 100")
+    target.programme = Programme(load_rules(rules_text(body=SPEND, tiers=easier_gold).replace(
+        "version = 1", "version = 2")))
+    for member in ("m1", "m2"):
+        reevaluate(target, target.members[member], 2)
+    assert target.members["m1"].tier == 2  # up to Gold: 100 spent in 3 months now suffices
+    harder_silver = LADDER.format(silver=SILVER.replace("threshold = 100", "threshold = 900"))
+    target.programme = Programme(load_rules(rules_text(body=SPEND, tiers=harder_silver).replace(
+        "version = 1", "version = 3")))
+    set_tier(target, "m2", "Silver", "store manager", target.today)
+    reevaluate(target, target.members["m2"], 3)
+    assert target.members["m2"].tier == 1  # kept: no condition of Silver's or Gold's holds
+    moves = [(e.member_id, e.tier_from, e.tier_to, e.cause) for e in target.take_changes()[0] if e.kind == "tier"]
+    assert moves == [("m1", 1, 2, "rules"), ("m2", 0, 2, "rules"), ("m2", 2, 1, "operator")]
 
 
 def test_a_publish_that_keeps_the_members_tier_by_name_writes_nothing():
