@@ -1,6 +1,8 @@
 """A gateway's gRPC server, as both kinds of gateway build it: `patron serve`'s own and a node
 gateway (actors/node_gateway.py): tokens, the start-up guard, the services, health and reflection."""
 
+import errno
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,9 +13,10 @@ from grpc_reflection.v1alpha import reflection
 from actors.auth import BearerTokens, refusal, server_credentials
 from actors.config import ServeConfig
 from actors.gateway import handler_for
+from engine.errors import PatronError
 from proto import patron_pb2 as pb
 
-__all__ = ["SERVICE_NAMES", "UntilStarted", "grpc_server", "listen"]
+__all__ = ["SERVICE_NAMES", "UntilStarted", "grpc_server", "listen", "refuse_ports_in_use"]
 
 WINDOWS = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 16 << 10)]
 """What a client may send of a call before its handler asks for the body: 16 KB. With gRPC's
@@ -21,6 +24,9 @@ default (windows grown by bandwidth-delay probing) every call's whole body came 
 batch refused on its metadata had already cost its 260 KB on both sides, and under overload
 new calls' headers queued behind megabytes of refused bodies in the sockets. A handler that
 reads is granted the whole message at once (one round trip more for bodies over 16 KB)."""
+NO_SHARED_PORT = ("grpc.so_reuseport", 0)
+"""gRPC opens its port with SO_REUSEPORT on Linux: a second server started on a port in use then
+shares it, and the kernel splits the tills' calls between two data folders."""
 
 SERVICE_NAMES = tuple(pb.DESCRIPTOR.services_by_name[name].full_name
                       for name in ("Ingest", "Members", "Admin", "Events", "Wallet"))
@@ -35,7 +41,7 @@ def grpc_server(config: ServeConfig, tokens: dict[str, str], servicers: dict[str
     interceptors.append(UntilStarted(started))
     server = grpc.aio.server(interceptors=interceptors,
                              options=[("grpc.max_receive_message_length", limit + (1 << 20)),
-                                      ("grpc.max_send_message_length", limit), *WINDOWS])
+                                      ("grpc.max_send_message_length", limit), *WINDOWS, NO_SHARED_PORT])
     services = pb.DESCRIPTOR.services_by_name
     for name, servicer in servicers.items():
         server.add_generic_rpc_handlers((handler_for(services[name], servicer, limit),))
@@ -49,10 +55,38 @@ def grpc_server(config: ServeConfig, tokens: dict[str, str], servicers: dict[str
 def listen(server: grpc.aio.Server, config: ServeConfig, host: str) -> int:
     """Open the port (TLS when configured); returns its number."""
     address = f"{host}:{config.grpc_port}"
-    if config.tls_cert and config.tls_key:
-        return server.add_secure_port(address, server_credentials(config.tls_cert, config.tls_key,
-                                                                  config.tls_client_ca))
-    return server.add_insecure_port(address)
+    try:
+        if config.tls_cert and config.tls_key:
+            return server.add_secure_port(address, server_credentials(config.tls_cert, config.tls_key,
+                                                                      config.tls_client_ca))
+        return server.add_insecure_port(address)
+    except RuntimeError as error:  # grpcio's only word for a port it could not open
+        raise PatronError(f"--grpc-port {config.grpc_port}: cannot listen on {address} ({error}); "
+                          f"is another server using it?") from None
+
+
+def refuse_ports_in_use(config: ServeConfig) -> None:
+    """Before anything starts (Ray, the data folder): a port another process listens on is said
+    in one line naming its flag, rather than after Ray's start as a bare "Address already in use"."""
+    for flag, port in (("--grpc-port", config.grpc_port), ("--metrics-port", config.metrics_port)):
+        if port > 0 and _in_use(config.host, port):
+            raise PatronError(f"{flag} {port}: {config.host}:{port} is in use by another process "
+                              f"(another patron serve?); stop it or choose another port")
+
+
+def _in_use(host: str, port: int) -> bool:
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror:
+        return False  # said by whatever opens it
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port left in TIME_WAIT is free
+        try:
+            probe.bind(address)
+        except OSError as error:
+            return error.errno == errno.EADDRINUSE
+    return False
 
 
 class UntilStarted(grpc.aio.ServerInterceptor):

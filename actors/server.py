@@ -88,8 +88,12 @@ class Server:
             self._reaper.watch([pid for pid in descendants(os.getpid()) if pid != self._reaper.process.pid])
         self.events.start()
         if self.config.metrics_port >= 0:
-            self._http, _ = start_http_server(self.config.metrics_port, addr=self.config.host,
-                                              registry=self.metrics.registry)
+            try:
+                self._http, _ = start_http_server(self.config.metrics_port, addr=self.config.host,
+                                                  registry=self.metrics.registry)
+            except OSError as error:  # taken since the check before Ray's start
+                raise PatronError(f"--metrics-port {self.config.metrics_port}: cannot listen on "
+                                  f"{self.config.host} ({error.strerror})") from None
             self.metrics_port = self._http.server_port
         say_if_not_compiled(log)
         self._started = True

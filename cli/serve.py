@@ -11,6 +11,7 @@ import time
 import grpc
 
 from actors.config import ServeConfig
+from actors.listener import refuse_ports_in_use
 from actors.logs import collect_in_small_steps, configure_logging
 from actors.server import Server
 from engine.errors import PatronError
@@ -26,6 +27,7 @@ log = logging.getLogger("patron.serve")
 def run_serve(config: ServeConfig, demo: int = 0) -> int:
     configure_logging()
     collect_in_small_steps()
+    refuse_ports_in_use(config)
     folder = DataFolder(config.data)
     try:
         folder.claim(os.getpid())

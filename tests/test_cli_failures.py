@@ -154,6 +154,22 @@ def test_a_served_data_folder_is_refused_with_one_json_line_from_serve(tmp_path)
     assert f"is served by process {os.getppid()}" in line["msg"]
 
 
+@pytest.mark.parametrize("flag", ["--grpc-port", "--metrics-port"])
+def test_a_port_in_use_is_refused_before_anything_starts(flag, tmp_path):
+    # gRPC's SO_REUSEPORT let a second serve share the port: the kernel split calls between folders
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        other = "--metrics-port" if flag == "--grpc-port" else "--grpc-port"
+        done = patron("serve", "--data", str(tmp_path / "data"), flag, port, other, "0")
+    assert done.returncode == 1
+    [line] = [json.loads(line) for line in done.stderr.splitlines()]
+    assert line["msg"] == f"{flag} {port}: 127.0.0.1:{port} is in use by another process (another patron serve?); " \
+                          "stop it or choose another port"
+    assert not (tmp_path / "data").exists()
+
+
 def test_a_gateway_per_node_without_a_cluster_is_refused_with_one_json_line(tmp_path):
     done = patron("serve", "--data", str(tmp_path / "data"), "--gateway-per-node")
     assert done.returncode == 2
