@@ -1,6 +1,7 @@
 """The anomaly report's "transactions of that day", read from a shard's transaction index."""
 
-from engine.types import EVENT, PURCHASE, Day, MemberId, TxnId
+from engine.transactions import TxnRecord
+from engine.types import EVENT, PURCHASE, RECHARGE, Day, MemberId, TxnId
 from storage.shard_store import ShardStore
 
 __all__ = ["IndexHistory"]
@@ -20,8 +21,14 @@ class IndexHistory:
     def transactions_on(self, member_id: MemberId, day: Day) -> list[TxnId]:
         by_member = self._days.get(day)
         if by_member is None:
-            by_member = self._days[day] = self.store.transactions_by_member(day, frozenset({PURCHASE, EVENT}))
+            by_member = self._days[day] = self.store.transactions_by_member(day, remembered)
         return list(by_member.get(member_id, ()))
 
     def forget_before(self, day: Day) -> None:
         self._days = {d: members for d, members in self._days.items() if d >= day}
+
+
+def remembered(record: TxnRecord) -> bool:
+    """What the engine tells its history (engine/scoring.py): every purchase and event applied,
+    and a recharge that gave points (its bonus points count toward the day's threshold)."""
+    return record.kind in (PURCHASE, EVENT) or (record.kind == RECHARGE and record.points > 0)

@@ -192,16 +192,21 @@ class ShardStore:
             for _, value in txn.cursor():
                 yield decode_txn(value)
 
-    def transactions_by_member(self, day: Day, kinds: frozenset[str]) -> dict[str, list[str]]:
-        """The ids of one local day's transactions of the given kinds, per member, in the order
-        they were indexed: one range of the day index, then a lookup per id."""
+    def transactions_by_member(self, day: Day, counts: Callable[[TxnRecord], bool]) -> dict[str, list[str]]:
+        """The ids of one local day's transactions whose record `counts`, per member, in the order
+        they were first indexed: one range of the day index, then a lookup per id. (A record
+        written again, a purchase a refund reached, is in the day index again.)"""
         by_member: dict[str, list[str]] = {}
+        seen: set[tuple[str, str]] = set()
         with self.env.begin() as txn:
-            for member_id, txn_id in self._indexed_on(txn, day):
-                raw = txn.get(txn_key(member_id, txn_id), db=self.dbs["txn_index"])
+            for pair in self._indexed_on(txn, day):
+                if pair in seen:
+                    continue
+                seen.add(pair)
+                raw = txn.get(txn_key(*pair), db=self.dbs["txn_index"])
                 record = decode_txn(raw) if raw is not None else None
-                if record is not None and record.kind in kinds:
-                    by_member.setdefault(member_id, []).append(txn_id)
+                if record is not None and counts(record):
+                    by_member.setdefault(pair[0], []).append(pair[1])
         return by_member
 
     def id_digests(self, day: Day) -> bytes:

@@ -7,10 +7,14 @@ import pytest
 
 from actors.shard import Shard, ShardConfig
 from engine.anomaly_report import AnomalyRow
+from engine.book import Book
 from engine.calendar import iso, parse_day
 from engine.errors import StorageFullError
 from engine.operators import Enrollment
+from engine.programme import Programme
+from engine.replay import advance_to, replay_stream
 from engine.transactions import Transaction
+from engine.validation import load_rules
 from storage import shard_store
 from storage.shard_store import BatchWriter, ShardStore
 from tests.builders import buy, line, ms, pay, recharge, refund
@@ -125,6 +129,26 @@ def test_anomaly_rows_are_stored_with_the_member_that_made_them(tmp_path):
     assert shard.anomalies("2026-11-17") == [AnomalyRow("m1", "2026-11-17", 180, ["t1", "t2"])]
 
 
+def test_the_anomaly_report_lists_the_transactions_replay_lists(tmp_path):
+    # read from the day index, the server's report left out a recharge whose bonus points it
+    # counted, and listed a purchase twice once a refund in a later batch had written it again
+    rules = RULES.replace("daily_points_threshold = 5000", "daily_points_threshold = 100")
+    day = "2026-12-02 10:00"  # the example's bonus of 500 points for a recharge of 500.00 runs from 1 Dec
+    batches = [[buy("t1", "m1", day, line(9000)), recharge("r1", "m1", day, 50_000), buy("t2", "m2", day, line(900))],
+               [refund("f1", "m1", day, "t1", 3000), buy("t3", "m1", day, line(2000))]]
+    shard = open_shard(tmp_path, rules, start_day=parse_day("2026-12-02"))
+    for batch in batches:
+        shard.apply(batch)
+    shard.midnight_begin(parse_day("2026-12-03"))
+    while not shard.midnight_step()[2]:
+        pass
+    replayed, rows = Book(Programme(load_rules(rules))), []
+    list(replay_stream(replayed, [txn for batch in batches for txn in batch], rows))
+    rows += advance_to(replayed, parse_day("2026-12-03"))
+    assert [row.transactions for row in rows] == [["t1", "r1", "t3"]]
+    assert shard.anomalies("2026-12-02") == rows
+
+
 def test_the_index_forgets_transactions_past_retention_at_midnight(tmp_path):
     shard = open_shard(tmp_path, index_retention_days=1)
     shard.apply([buy("t1", "m1", DAY, line(2900))])
@@ -142,14 +166,14 @@ def test_publishing_changed_tiers_keeps_members_by_tier_name_then_reevaluates(tm
     assert shard.member("m1").tier == "Silver"
     renamed = rules.replace("version = 1", "version = 2").replace('name = "Basic"', 'name = "Member"')
     renamed = renamed.replace('pos = "Basic", online = "Basic"', 'pos = "Member", online = "Member"')
-    renamed = renamed.replace("threshold = 10000\n", "threshold = 20000\n")
+    renamed = renamed.replace("threshold = 9000000 ", "threshold = 1000000 ")  # Gold: 10,000.00 in 3 months
     assert shard.publish(renamed) == 1
     assert shard.member("m1").tier == "Silver"
     assert shard.reevaluate_step() == (1, True)
-    assert shard.member("m1").tier == "Member"
+    assert shard.member("m1").tier == "Gold"
     assert [(e.cause, e.ref) for e in shard.ledger("m1") if e.kind == "tier"][-1] == ("rules", "v2")
     shard.close()
-    assert open_shard(tmp_path, renamed).member("m1").tier == "Member"
+    assert open_shard(tmp_path, renamed).member("m1").tier == "Gold"
 
 
 def test_a_publish_that_removes_a_members_tier_records_the_move_and_keeps_it_after_a_restart(tmp_path):

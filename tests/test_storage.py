@@ -17,6 +17,7 @@ from engine.members import Member
 from engine.transactions import TxnRecord
 from engine.why import Why
 from storage.codecs import id_digest, member_of
+from storage.index_history import remembered
 from storage.mapped_pages import file_resident_bytes
 from storage.shard_store import ShardStore
 
@@ -196,7 +197,7 @@ def test_a_folder_with_the_index_keyed_by_id_alone_is_upgraded_to_member_and_id(
     assert writer.get(("m2", "T1")) is None
     assert writer.get(("m2", "T2")) == records["T2"]
     writer.abort()
-    assert store.transactions_by_member(day, frozenset({"purchase", "event"})) == {"m1": ["T1"], "m2": ["T2"]}
+    assert store.transactions_by_member(day, remembered) == {"m1": ["T1"], "m2": ["T2"]}
     assert store.members_by_id(day + 1, frozenset({id_digest("T3")})) == {"T3": ["m1"]}
     assert store.members_by_id(day + 1) == {}  # asked for no digest: none read
     with store.env.begin() as txn:
