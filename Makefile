@@ -24,8 +24,11 @@ $(BUILT): $(STAMP) $(wildcard actors/*.pyx actors/*.pxd storage/*.pyx storage/*.
 
 # The engine on an embedded local Ray with the example rules; a demo load makes the counts move
 # (only into an empty ./data: a second run keeps what the first one loaded).
+# Another port where 50051 or 9464 is taken: make run GRPC_PORT=50061 METRICS_PORT=9474
+GRPC_PORT ?= 50051
+METRICS_PORT ?= 9464
 run: venv
-	$(BIN)/patron serve --data data --rules examples/rules.toml --demo 100000
+	$(BIN)/patron serve --data data --rules examples/rules.toml --demo 100000 --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
 
 # Empties ./data for a fresh demo; the venv stays.
 reset:
