@@ -122,6 +122,7 @@ class Coordinator(ShardLanes):
     async def start(self) -> None:
         self.rules = self._rules_in_force()
         self.programme = Programme(load_rules(self.rules.text))
+        self.metrics.know_coupons([coupon.id for coupon in self.programme.rules.coupons])
         self.layout = self._layout()
         start_day = self.config.start_date or self.today()
         self.keeper = self._spawn_keeper()
@@ -185,6 +186,7 @@ class Coordinator(ShardLanes):
                 published = self.folder.publish_rules(rules.version, text)
                 counts = await self.on_every_shard("publish", text, count_past_spend)
             self.rules, self.programme = published, programme
+            self.metrics.know_coupons([coupon.id for coupon in programme.rules.coupons])
         except BaseException:  # whatever failed, a later publish must not be refused as busy
             self.publishing = False
             raise

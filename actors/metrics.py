@@ -135,6 +135,13 @@ class Metrics:
         self.coupons = {event: Counter(f"patron_coupons_{event}_total", help_text, ["coupon"], registry=registry)
                         for event, help_text in COUPON_EVENTS.items()}
 
+    def know_coupons(self, coupon_ids: list[str]) -> None:
+        """Each coupon's counters at 0 from the start (or its publish), not only from its first
+        issue: a panel then shows 0, not "no data", and `increase` counts the first one."""
+        for counter in self.coupons.values():
+            for coupon_id in coupon_ids:
+                counter.labels(coupon_id)
+
     def record_events(self, written: dict[str, int], pruned: int) -> None:
         for kind, count in written.items():
             self.events_written.labels(kind).inc(count)

@@ -89,7 +89,7 @@ class ShardRouter(ShardLanes):
         self.resharding = Holds(self)
         self.generation = -1
         self.route(plan.routes)
-        self.programme = Programme(load_rules(plan.rules[plan.version]))
+        self.published(plan.version, plan.rules[plan.version])
 
     def route(self, routes: Routes) -> None:
         """Route by these from now on, unless newer ones came first; new shards get lanes."""
@@ -106,6 +106,7 @@ class ShardRouter(ShardLanes):
         """The version now in force."""
         self.folder.texts[version] = text
         self.programme = Programme(load_rules(text))
+        self.metrics.know_coupons([coupon.id for coupon in self.programme.rules.coupons])
 
 
 @ray.remote(max_restarts=-1, max_task_retries=0, enable_task_events=False)

@@ -98,6 +98,9 @@ def test_midnight_runs_show_when_they_last_succeeded(start_server):
     samples = scrape(server.server.metrics_port)
     assert value(samples, "patron_midnight_last_success_timestamp_seconds") >= before
     assert value(samples, "patron_midnight_runs_total") == 2
+    # every coupon of the rules has its counters from the start, at 0, before any is used
+    for event in ("issued", "used", "expired", "out_of_stock"):
+        assert samples[(f"patron_coupons_{event}_total", (("coupon", "RECHARGE20"),))] == 0
 
 
 def test_health_is_not_serving_while_a_shard_is_down(start_server):
