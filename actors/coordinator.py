@@ -343,7 +343,7 @@ class Coordinator(ShardLanes):
     async def _reports(self, days: set[str], run: Day) -> None:
         """After the run for `run`: the anomaly reports of the days its rows came from, and the
         closed day's reused ids. They only read the shards, so a checkpoint may copy beside them."""
-        await self._write_reports(days)
+        await self._write_reports(days | {iso(run - 1)})  # the closed day's even when empty: "none", not "not run"
         await self._report_reused_ids(run - 1)
 
     async def _write_reports(self, days: set[str]) -> None:

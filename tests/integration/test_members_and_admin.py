@@ -212,6 +212,9 @@ def test_the_anomaly_report_is_made_at_midnight_and_kept_in_the_data_folder(star
     assert [(r.member_id, r.points, list(r.transactions)) for r in report.rows] == [("m1", 180, ["t1", "t2"])]
     lines = (tmp_path / "data" / "reports" / "anomalies-2026-11-17.jsonl").read_text().splitlines()
     assert lines == ['{"member_id":"m1","day":"2026-11-17","points":180,"transactions":["t1","t2"]}']
+    with PatronClient(server.address) as client:  # a day without anomalies has its report too, empty
+        assert client.run_midnight("2026-11-19").anomalies == 0
+    assert (tmp_path / "data" / "reports" / "anomalies-2026-11-18.jsonl").read_text() == ""
 
 
 def test_bulk_enrollment_answers_in_order_and_a_bad_record_sinks_nothing_else(client):
