@@ -192,6 +192,8 @@ class Coordinator(ShardLanes):
             raise
         self._released = set()
         busy = [shard for shard, count in enumerate(counts) if count]
+        log.info("rules published", extra={"version": published.version, "programme": programme.rules.programme,
+                                           "reevaluating": sum(counts[shard] for shard in busy)})
         self.recalculating = {shard: counts[shard] for shard in busy}
         if busy:
             self._background(self._reevaluate(busy))
@@ -519,6 +521,9 @@ class Coordinator(ShardLanes):
         rules = load_rules_file(self.config.rules)
         if current is None or rules.version > current.version:
             check_new_version(rules)  # only then: the file may be the version in force, read back
+            log.info("rules published at start", extra={"version": rules.version, "programme": rules.programme,
+                                                        "file": str(self.config.rules),
+                                                        "before": current.version if current else 0})
             return self.folder.publish_rules(rules.version, self.config.rules.read_text(encoding="utf-8"))
         if rules.version < current.version:
             log.warning("%s is version %d; the data folder has version %d in force and keeps it",

@@ -1,6 +1,7 @@
 """Members and Admin over gRPC: enrollment, card status, adjustments, the ledger, publishing
 rules, midnight runs, anomaly reports and checkpoints."""
 
+import logging
 import subprocess
 import sys
 import time
@@ -106,11 +107,14 @@ def test_publishing_bad_rules_names_every_problem_and_keeps_the_version_in_force
     assert client.rules().version == 1
 
 
-def test_publishing_new_tiers_reevaluates_members_and_refuses_another_publish_meanwhile(client):
+def test_publishing_new_tiers_reevaluates_members_and_refuses_another_publish_meanwhile(client, caplog):
     client.submit([purchase(f"t{n}", f"m{n}", "2026-11-17 10:00", 2900) for n in range(300)])
     easier = RULES.replace("version = 1", "version = 2").replace("threshold = 10000\n", "threshold = 10\n")
+    caplog.set_level(logging.INFO, logger="patron.coordinator")
     answer = client.publish_rules(easier)
     assert (answer.version, answer.reevaluating) == (2, True)
+    [told] = [r for r in caplog.records if r.getMessage() == "rules published"]  # README: publishes at INFO
+    assert (told.levelname, told.version, told.reevaluating) == ("INFO", 2, 300)
     with pytest.raises(grpc.RpcError) as raised:
         client.publish_rules(RULES.replace("version = 1", "version = 3"))
     assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
