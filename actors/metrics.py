@@ -69,8 +69,9 @@ class Metrics:
         self.members = Gauge("patron_members", "Members per shard.", ["shard"], registry=registry)
         self.members_in_memory = Gauge("patron_members_in_memory", "Members a shard holds in memory (--hot-members).",
                                        ["shard"], registry=registry)
-        self.member_loads = Gauge("patron_member_loads", "Members a shard read from LMDB since it started, "
-                                  "not being in memory.", ["shard"], registry=registry)
+        self.member_loads = Gauge("patron_member_loads", "Members a shard's writes brought into memory from "
+                                  "LMDB since it started (reads of the last commit, GetMember and quotes, do "
+                                  "not).", ["shard"], registry=registry)
         self.mapping_drops = Gauge("patron_mapped_page_drops", "Times a shard gave LMDB's mapped pages back "
                                    "over --mapped-budget-mib, since it started.", ["shard"], registry=registry)
         self.members_tagged = Gauge("patron_members_tagged", "Members with a tag, computed or manual (every "
