@@ -16,7 +16,7 @@ from actors.config import ServeConfig
 from actors.coordinator import Coordinator
 from actors.events_service import EventsService
 from actors.gateway import AdminService, IngestService, MembersService
-from actors.listener import SERVICE_NAMES, grpc_server, listen
+from actors.listener import SERVICE_NAMES, grpc_server, listen, refuse_ports_in_use
 from actors.logs import ray_output_as_json
 from actors.metrics import Metrics
 from actors.node_gateway import NodeGateways
@@ -50,6 +50,26 @@ def ray_environment() -> dict[str, str]:
     return {name: os.environ.get(name, value) for name, value in wanted.items()}
 
 
+def tokens_for(config: ServeConfig) -> dict[str, str]:
+    """The tokens calls must carry; refused where a host other than loopback would go without."""
+    tokens = load_tokens(config.tokens_file, tokens_from_environment())
+    if not tokens and not is_loopback(config.host):
+        raise PatronError(f"refusing to listen on {config.host} without authentication: give "
+                          f"--tokens FILE or PATRON_TOKENS (only a loopback host may go without)")
+    return tokens
+
+
+def refuse_before_start(config: ServeConfig) -> None:
+    """What can be told in a second, before Ray starts or the data folder is made: the tokens, the
+    TLS files and the ports."""
+    tokens_for(config)
+    for flag, path in (("--tls-cert", config.tls_cert), ("--tls-key", config.tls_key),
+                       ("--tls-client-ca", config.tls_client_ca)):
+        if path is not None and not path.is_file():
+            raise PatronError(f"{flag} {path}: no such file")
+    refuse_ports_in_use(config)
+
+
 class Server:
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
@@ -70,10 +90,7 @@ class Server:
 
     async def start(self) -> int:
         """Start everything; SERVING only once every shard has answered. Returns the gRPC port."""
-        self.tokens = load_tokens(self.config.tokens_file, tokens_from_environment())
-        if not self.tokens and not is_loopback(self.config.host):
-            raise PatronError(f"refusing to listen on {self.config.host} without authentication: give "
-                              f"--tokens FILE or PATRON_TOKENS (only a loopback host may go without)")
+        self.tokens = tokens_for(self.config)
         self._own_ray = _start_ray(self.config)
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         self.grpc = self._grpc_server()

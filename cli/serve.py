@@ -11,9 +11,8 @@ import time
 import grpc
 
 from actors.config import ServeConfig
-from actors.listener import refuse_ports_in_use
 from actors.logs import collect_in_small_steps, configure_logging
-from actors.server import Server
+from actors.server import Server, refuse_before_start
 from engine.errors import PatronError
 from storage.folder import DataFolder
 
@@ -27,7 +26,7 @@ log = logging.getLogger("patron.serve")
 def run_serve(config: ServeConfig, demo: int = 0) -> int:
     configure_logging()
     collect_in_small_steps()
-    refuse_ports_in_use(config)
+    refuse_before_start(config)
     folder = DataFolder(config.data)
     try:
         folder.claim(os.getpid())

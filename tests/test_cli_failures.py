@@ -170,6 +170,19 @@ def test_a_port_in_use_is_refused_before_anything_starts(flag, tmp_path):
     assert not (tmp_path / "data").exists()
 
 
+@pytest.mark.parametrize(("args", "said"), [
+    (["--host", "0.0.0.0"], "refusing to listen on 0.0.0.0 without authentication"),
+    (["--tokens", "{tmp}/missing"], "missing"),
+    (["--tls-cert", "{tmp}/missing.pem", "--tls-key", "{tmp}/key.pem"], "--tls-cert {tmp}/missing.pem: no such file")])
+def test_what_serve_can_tell_at_once_is_told_before_ray_or_the_data_folder(args, said, tmp_path):
+    done = patron("serve", "--data", str(tmp_path / "data"), "--grpc-port", "0",
+                  *[arg.format(tmp=tmp_path) for arg in args])
+    assert done.returncode == 1
+    [line] = [json.loads(line) for line in done.stderr.splitlines()]
+    assert said.format(tmp=tmp_path) in line["msg"]
+    assert not (tmp_path / "data").exists()
+
+
 def test_a_gateway_per_node_without_a_cluster_is_refused_with_one_json_line(tmp_path):
     done = patron("serve", "--data", str(tmp_path / "data"), "--gateway-per-node")
     assert done.returncode == 2
