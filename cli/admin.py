@@ -43,8 +43,25 @@ def retries() -> int:
     return int(text)
 
 
+MOST_DATES_SHOWN = 10
+"""A midnight run over years (a test system's `--allow-future`) lists thousands of dates: past
+this many, the first and last are shown with the count."""
+
+
 def _show(message: object) -> None:
-    print(json.dumps(MessageToDict(message, preserving_proto_field_name=True), indent=2, ensure_ascii=False))
+    # fields at their default shown too: proto3 JSON leaves out `"shard": 0`, `"running": false`...
+    shown = MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    print(json.dumps(_dates_shortened(shown), indent=2, ensure_ascii=False))
+
+
+def _dates_shortened(shown: Any) -> Any:
+    if isinstance(shown, dict):
+        return {key: (_date_span(value) if key == "dates" else _dates_shortened(value)) for key, value in shown.items()}
+    return [_dates_shortened(item) for item in shown] if isinstance(shown, list) else shown
+
+
+def _date_span(dates: list[str]) -> list[str] | str:
+    return dates if len(dates) <= MOST_DATES_SHOWN else f"{dates[0]} to {dates[-1]} ({len(dates):,} dates)"
 
 
 def rpc_failure(error: BaseException, address: str) -> str:

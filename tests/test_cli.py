@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cli.admin import MOST_DATES_SHOWN, _dates_shortened
 from tests.builders import ms
 
 RULES = Path(__file__).parents[1] / "examples" / "rules.toml"
@@ -172,3 +173,10 @@ def test_rules_validate_holds_a_document_to_what_a_new_version_must_meet(tmp_pat
     done = patron("rules", "validate", str(unnamed))
     assert done.returncode == 1
     assert done.stderr.splitlines() == [f'{unnamed}: tiers[1].name: expected a non-empty name, got ""']
+
+
+def test_a_long_list_of_dates_is_shown_as_its_span():
+    many = [f"2027-01-{day:02d}" for day in range(1, MOST_DATES_SHOWN + 2)]
+    shown = _dates_shortened({"midnight": {"dates": many, "running": False}, "shards": [{"dates": many[:2]}]})
+    assert shown == {"midnight": {"dates": f"2027-01-01 to 2027-01-{MOST_DATES_SHOWN + 1:02d} ({len(many)} dates)",
+                                  "running": False}, "shards": [{"dates": many[:2]}]}

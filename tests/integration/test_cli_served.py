@@ -149,6 +149,6 @@ def test_status_says_whether_each_shard_gives_way_to_the_gateway_and_uses_huge_p
     done = patron("status", "--address", server.address)
     assert done.returncode == 0, done.stderr
     shards = json.loads(done.stdout)["shards"]
-    assert shards
+    assert [shard["shard"] for shard in shards] == list(range(len(shards)))  # 0 too, a default proto3 left out
     assert {shard["priority"] for shard in shards} == {"idle"}  # the tests' Ray runs the default
     assert all(shard["huge_pages"] == "on" or shard["huge_pages"].startswith("off: ") for shard in shards)
