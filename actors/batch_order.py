@@ -26,6 +26,8 @@ class BatchPart(msgspec.Struct, array_like=True):
     number: int = 0
     after: int = 0
     """The number of the stream's previous batch with a part on this shard; 0 when there is none."""
+    batch_id: str = ""
+    """The client's id of the batch: a resend of it is answered as it was (actors/grouping.py)."""
 
 
 class Stream:

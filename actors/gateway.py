@@ -310,7 +310,8 @@ class IngestService:
         for shard, (indices, part) in parts.items():
             reserved = shard in admitted
             admitted.discard(shard)
-            sent = lanes[shard].send("apply", _encode(BatchPart(part, *places.get(shard, ()))), reserved=reserved)
+            sent = lanes[shard].send("apply", _encode(BatchPart(part, *places.get(shard, ()), batch_id=batch.batch_id)),
+                                     reserved=reserved)
             if stream is not None:
                 stream.watch(sent)
             routed.append((shard, indices, sent))

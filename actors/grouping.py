@@ -28,12 +28,15 @@ log = logging.getLogger("patron.shard")
 _decode_part = msgspec.msgpack.Decoder(BatchPart).decode
 _encode = msgspec.msgpack.Encoder().encode
 
-Apply = Callable[[list[Transaction]], tuple[list[TxnResult], BatchStats]]
+Apply = Callable[[list[Transaction], list[str]], tuple[list[TxnResult], BatchStats]]
+"""Score and commit transactions, each remembered under its batch id when rejected."""
+Recall = Callable[[str], dict[tuple[str, str], str]]
+"""What a committed batch of this id had rejected: the reason, by (member, transaction id)."""
 Answer = bytes | Exception
 
 
 def apply_group(apply: Apply, streams: StreamOrder, payloads: list[bytes], shard: int,
-                away: MovedAway | None = None) -> list[Answer]:
+                away: MovedAway | None = None, recall: Recall | None = None) -> list[Answer]:
     """Parts in (their transactions as protobuf bytes), an answer (or the error) per part out, in
     order. The first answer carries what the commit did, for metrics; the others carry nothing to
     count. A part with a member of a virtual shard that moved `away` is refused whole."""
@@ -47,8 +50,7 @@ def apply_group(apply: Apply, streams: StreamOrder, payloads: list[bytes], shard
         return list(refusals)
     batches = [txns for txns, refused in zip(batches, refusals, strict=True) if refused is None]
     try:
-        results, stats = apply([txn for txns in batches for txn in txns])
-        answers: list[Answer] = _answers(batches, results, stats)
+        answers: list[Answer] = _answers(batches, *_scored(apply, recall, taken, batches))
         streams.committed(taken)
     except StorageFullError:
         raise
@@ -57,21 +59,21 @@ def apply_group(apply: Apply, streams: StreamOrder, payloads: list[bytes], shard
             raise
         log.exception("a group of batches failed to commit; committing each on its own",
                       extra={"shard": shard, "batches": len(taken)})
-        answers = _one_by_one(apply, streams, taken, batches, shard)
+        answers = _one_by_one(apply, recall, streams, taken, batches, shard)
     placed = iter(answers)
     return [refused if refused is not None else next(placed) for refused in refusals]
 
 
-def _one_by_one(apply: Apply, streams: StreamOrder, parts: list[BatchPart], batches: list[list[Transaction]],
-                shard: int) -> list[Answer]:
+def _one_by_one(apply: Apply, recall: Recall | None, streams: StreamOrder, parts: list[BatchPart],
+                batches: list[list[Transaction]], shard: int) -> list[Answer]:
     answers: list[Answer] = []
     failed: list[Exception | None] = []
-    for txns in batches:
+    for part, txns in zip(parts, batches, strict=True):
         if failed and isinstance(failed[-1], StorageFullError):
             answers.append(failed[-1])
             continue
         try:
-            answers.append(_answers([txns], *apply(txns))[0])
+            answers.append(_answers([txns], *_scored(apply, recall, [part], [txns]))[0])
             failed.append(None)
         except StorageFullError as error:
             answers.append(error)
@@ -87,6 +89,29 @@ def _one_by_one(apply: Apply, streams: StreamOrder, parts: list[BatchPart], batc
     streams.committed([part for part, error in zip(parts, failed, strict=False)
                        if error is None or not isinstance(error, StorageFullError)])
     return answers
+
+
+def _scored(apply: Apply, recall: Recall | None, parts: list[BatchPart], batches: list[list[Transaction]]
+            ) -> tuple[list[TxnResult], BatchStats]:
+    """The parts' transactions scored and committed together, in order; but one that a committed
+    batch of the same id had rejected is answered as it was then and not scored again: its batch
+    is being resent because the answer was lost, and scored now it would take effect after what
+    later batches did (SPEC §2). Sent in another batch, it is scored again (SPEC §11.1)."""
+    recalled = [recall(part.batch_id) if recall is not None and part.batch_id else {} for part in parts]
+    if not any(recalled):
+        return apply([txn for txns in batches for txn in txns],
+                     [part.batch_id for part, txns in zip(parts, batches, strict=True) for _ in txns])
+    scoring, ids, kept = [], [], []
+    for part, txns, known in zip(parts, batches, recalled, strict=True):
+        for txn in txns:
+            reason = known.get((txn.member_id, txn.txn_id))
+            kept.append(None if reason is None else TxnResult(txn.txn_id, "rejected", 0, 0, reason))
+            if reason is None:
+                scoring.append(txn)
+                ids.append(part.batch_id)
+    results, stats = apply(scoring, ids)
+    scored = iter(results)
+    return [result if result is not None else next(scored) for result in kept], stats
 
 
 def _answers(batches: list[list[Transaction]], results: list[TxnResult], stats: BatchStats) -> list[Answer]:

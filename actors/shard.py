@@ -266,14 +266,16 @@ class Shard:
         self.unreported.add(stats)
         return results
 
-    def apply_counted(self, txns: list[Transaction]) -> tuple[list[TxnResult], BatchStats]:
+    def apply_counted(self, txns: list[Transaction], batch_ids: list[str] | None = None
+                      ) -> tuple[list[TxnResult], BatchStats]:
         """`apply`, and what the batch did, counted once for metrics. A transaction the engine
         fails on (a defect: no input should) is rejected `cannot_apply` and the batch is scored
-        again without it, from the state before: one transaction never sinks its batch."""
+        again without it, from the state before: one transaction never sinks its batch.
+        `batch_ids`: each transaction's batch id, under which its rejection is remembered."""
         failed: set[int] = set()
         while True:
             try:
-                return self._apply_once(txns, failed)
+                return self._apply_once(txns, failed, batch_ids)
             except _TransactionFailedError as failure:
                 txn = txns[failure.index]
                 log.error("transaction could not be applied; rejected cannot_apply",
@@ -281,7 +283,8 @@ class Shard:
                           exc_info=failure.__cause__)
                 failed.add(failure.index)
 
-    def _apply_once(self, txns: list[Transaction], failed: set[int]) -> tuple[list[TxnResult], BatchStats]:
+    def _apply_once(self, txns: list[Transaction], failed: set[int], batch_ids: list[str] | None
+                    ) -> tuple[list[TxnResult], BatchStats]:
         counted: dict[str, BatchStats] = {}
 
         def score(writer: BatchWriter) -> list[TxnResult]:
@@ -300,6 +303,8 @@ class Shard:
                 except Exception as error:
                     raise _TransactionFailedError(index) from error
             counted["stats"] = stats = count_batch(txns, results, self.book.ledger, self.book.programme.ladder.names)
+            if batch_ids and any(" rejected " in key for key in stats.outcomes):  # most batches: none
+                remember_rejections(writer, txns, results, batch_ids, self.book.today)
             stats.apply_seconds = time.perf_counter() - started
             return results
 
@@ -317,7 +322,8 @@ class Shard:
         protobuf bytes in and its results' protobuf bytes out (actors/batch_wire.py), so Ray moves
         plain bytes; an error in place of a part that may not or could not be committed (see
         actors/grouping.py)."""
-        return apply_group(self.apply_counted, self.streams, payloads, self.config.shard, self.away)
+        return apply_group(self.apply_counted, self.streams, payloads, self.config.shard, self.away,
+                           self.store.rejections)
 
     # -- members -----------------------------------------------------------------------
 
@@ -451,6 +457,7 @@ class Shard:
             writer.put_anomalies(rows)
             if finished:
                 writer.forget_before(job.day - self.config.index_retention_days)
+                writer.forget_rejections_before(job.day - REJECTIONS_KEPT_DAYS)
                 self.outbox.pruned(writer.prune_events(job.day - self.book.programme.rules.notify.retention_days))
                 writer.put_meta("business_day", job.day)
             return rows
@@ -745,3 +752,22 @@ def _lots_by_day(members: Iterable[Member]) -> dict[Day, int]:
         for lot in member.lots:
             by_day[lot.expires] = by_day.get(lot.expires, 0) + lot.amount
     return by_day
+
+
+REJECTIONS_KEPT_DAYS = 2
+"""How long a batch's rejections are remembered for its resends: clients resend within minutes
+(PatronClient gives up after 8 tries), so two business days leave room and keep the database small."""
+
+
+def remember_rejections(writer: BatchWriter, txns: list[Transaction], results: list[TxnResult],
+                        batch_ids: list[str], day: Day) -> None:
+    """A rejected transaction does not use up its id (SPEC §11.1): sent again it is scored again.
+    But a batch resent because its answer was lost must be answered as it was the first time,
+    not scored against what later batches did (SPEC §2): so what each batch had rejected is kept,
+    in the commit, by its batch id."""
+    rejected: dict[str, dict[tuple[str, str], str]] = {}
+    for txn, result, batch_id in zip(txns, results, batch_ids, strict=True):
+        if batch_id and result.outcome == "rejected":
+            rejected.setdefault(batch_id, {})[txn.member_id, txn.txn_id] = result.reason
+    if rejected:
+        writer.put_rejections(rejected, day)

@@ -11,9 +11,10 @@ from engine.members import Member
 from engine.transactions import TxnRecord
 from engine.types import Day
 
-__all__ = ["anomaly_key", "day_key", "decode_keys", "decode_row", "decode_txn", "encode", "entry_of",
-           "id_digest", "ledger_rows", "linked_position", "member_of", "position_key", "seq_of",
-           "txn_key", "wakeup_key", "wakeup_of", "with_newest", "with_position"]
+__all__ = ["anomaly_key", "day_key", "decode_keys", "decode_row", "decode_txn", "encode", "encode_rejections",
+           "entry_of", "id_digest", "ledger_rows", "linked_position", "member_of", "position_key", "rejected_in",
+           "rejection_key", "rejections_day", "seq_of", "txn_key", "wakeup_key", "wakeup_of", "with_newest",
+           "with_position"]
 
 _ENCODER = msgspec.msgpack.Encoder()
 encode = _ENCODER.encode
@@ -127,3 +128,34 @@ def wakeup_of(key: bytes) -> tuple[Day, str]:
 
 def anomaly_key(day: str, member_id: str) -> bytes:
     return day.encode() + b"\x00" + member_id.encode()
+
+
+def rejection_key(batch_id: str) -> bytes:
+    """A batch id of any length as a key LMDB takes (at most 511 bytes)."""
+    return hashlib.blake2b(batch_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+class _Rejections(msgspec.Struct, array_like=True, gc=False):
+    day: int
+    """The business day of the commit that last added to them: what retention goes by."""
+    rows: list[tuple[str, str, str]]
+    """(member, transaction id, reason)."""
+
+
+_encode_rejections = msgspec.msgpack.Encoder().encode
+_decode_rejections = msgspec.msgpack.Decoder(_Rejections).decode
+
+
+def encode_rejections(day: int, rejected: dict[tuple[str, str], str]) -> bytes:
+    return _encode_rejections(_Rejections(day, [(member, txn_id, reason)
+                                                for (member, txn_id), reason in rejected.items()]))
+
+
+def rejected_in(raw: bytes | None) -> dict[tuple[str, str], str]:
+    if raw is None:
+        return {}
+    return {(member, txn_id): reason for member, txn_id, reason in _decode_rejections(raw).rows}
+
+
+def rejections_day(raw: bytes) -> int:
+    return _decode_rejections(raw).day

@@ -31,11 +31,15 @@ from storage.codecs import (
     decode_row,
     decode_txn,
     encode,
+    encode_rejections,
     entry_of,
     id_digest,
     linked_position,
     member_of,
     position_key,
+    rejected_in,
+    rejection_key,
+    rejections_day,
     seq_of,
     txn_key,
     wakeup_key,
@@ -51,7 +55,8 @@ log = logging.getLogger("patron.storage")
 __all__ = ["BatchWriter", "ShardStore"]
 
 T = TypeVar("T")
-_DATABASES = (b"members", b"ledger", b"txn_index", b"txn_days", b"anomalies", b"meta", outbox.DATABASE, b"wakeups")
+_DATABASES = (b"members", b"ledger", b"txn_index", b"txn_days", b"anomalies", b"meta", outbox.DATABASE, b"wakeups",
+              b"rejections")
 _RETIRED = 1
 """Databases of older layouts that an upgrade opens to move and drop (layout 2's `txns`)."""
 INITIAL_MAP_BYTES = 1 << 30
@@ -241,6 +246,12 @@ class ShardStore:
             if not key.startswith(prefix):
                 return
             yield from decode_keys(value)
+
+    def rejections(self, batch_id: str) -> dict[tuple[str, str], str]:
+        """What a committed batch of this id had rejected on this shard: the reason, by (member,
+        transaction id). A resend of the batch is answered the same (actors/grouping.py)."""
+        with self.env.begin(db=self.dbs["rejections"]) as txn:
+            return rejected_in(txn.get(rejection_key(batch_id)))
 
     def anomalies(self, day: str) -> list[AnomalyRow]:
         prefix = day.encode() + b"\x00"
@@ -504,6 +515,29 @@ class BatchWriter:
             for member_id, txn_id in decode_keys(cursor.value()):
                 dropped += self.txn.delete(txn_key(member_id, txn_id), db=txns)
             cursor.delete()  # and on to the next entry
+        return dropped
+
+    @_full_is_storage_full
+    def put_rejections(self, by_batch: dict[str, dict[tuple[str, str], str]], day: Day) -> None:
+        """Remember what each batch had rejected, with what an earlier commit of the same batch
+        id had (a resend whose recalled rejections were not scored again)."""
+        db = self.dbs["rejections"]
+        for batch_id, rejected in by_batch.items():
+            key = rejection_key(batch_id)
+            kept = rejected_in(self.txn.get(key, db=db))
+            kept.update(rejected)
+            self.txn.put(key, encode_rejections(day, kept), db=db)
+
+    def forget_rejections_before(self, day: Day) -> int:
+        """Drop the rejections of batches committed before `day` (a resend comes within minutes)."""
+        cursor, dropped = self.txn.cursor(db=self.dbs["rejections"]), 0
+        cursor.first()
+        while cursor.key():
+            if rejections_day(cursor.value()) < day:
+                cursor.delete()  # and on to the next entry
+                dropped += 1
+            elif not cursor.next():
+                break
         return dropped
 
     @_full_is_storage_full

@@ -14,9 +14,9 @@ _OUTCOMES = {number: name.removeprefix("OUTCOME_").lower() for name, number in p
 _decode = msgspec.msgpack.Decoder(PartAnswer).decode
 
 
-def part(txns: list[Transaction], stream: str = "", number: int = 0, after: int = 0) -> bytes:
+def part(txns: list[Transaction], stream: str = "", number: int = 0, after: int = 0, batch_id: str = "") -> bytes:
     data = pb.TransactionBatch(transactions=[transaction_message(txn) for txn in txns]).SerializeToString()
-    return msgspec.msgpack.encode(BatchPart(data, stream, number, after))
+    return msgspec.msgpack.encode(BatchPart(data, stream, number, after, batch_id))
 
 
 def results_of(answer: bytes) -> list[TxnResult]:

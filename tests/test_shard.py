@@ -17,7 +17,7 @@ from engine.transactions import Transaction
 from engine.validation import load_rules
 from storage import shard_store
 from storage.shard_store import BatchWriter, ShardStore
-from tests.builders import buy, line, ms, pay, recharge, refund
+from tests.builders import buy, line, ms, pay, recharge, redeem, refund
 
 RULES = (Path(__file__).parents[1] / "examples" / "rules.toml").read_text()
 DAY = "2026-11-17 10:00"
@@ -430,3 +430,43 @@ def test_an_enrollment_that_cannot_be_committed_is_not_counted(tmp_path, monkeyp
     assert shard.take_unreported().coupons == {}
     shard.enroll(Enrollment(member_id="m1"))
     assert shard.take_unreported().coupons == {"issued WELCOME10": 1}
+
+
+def test_a_resent_batch_is_answered_as_it_was_and_a_rejected_id_sent_in_another_batch_is_scored_again(tmp_path):
+    # resent because its answer was lost, a batch's rejected redeem and payment were scored again
+    # against what later batches had done: points and stored value moved that the first answer refused
+    from tests.parts import part, results_of
+
+    spending = [redeem("R1", "m1", DAY, points=500), pay("P1", "m1", DAY, 5_000)]
+    first = [buy("T1", "m1", DAY, line(1_000)), *spending]
+    later = [buy("T2", "m1", DAY, line(100_000)), recharge("C1", "m1", DAY, 20_000)]
+    shard = open_shard(tmp_path)
+    answered = results_of(shard.apply_encoded([part(first, batch_id="B1")])[0])
+    assert [(r.outcome, r.reason) for r in answered] == [
+        ("accepted", ""), ("rejected", "insufficient_points"), ("rejected", "insufficient_balance")]
+    results_of(shard.apply_encoded([part(later, batch_id="B2")])[0])
+    shard.close()
+    shard = open_shard(tmp_path)  # remembered in the commit: a restart between answers the same
+    before = shard.member("m1")
+    again = results_of(shard.apply_encoded([part(first, batch_id="B1")])[0])
+    assert [(r.outcome, r.reason) for r in again] == [
+        ("duplicate", ""), ("rejected", "insufficient_points"), ("rejected", "insufficient_balance")]
+    assert shard.member("m1") == before
+    anew = results_of(shard.apply_encoded([part(spending, batch_id="B3")])[0])  # the till sends them again
+    assert [(r.outcome, r.points, r.value_minor) for r in anew] == [("accepted", -500, 0), ("accepted", 0, -5_000)]
+
+
+def test_a_batchs_rejections_are_forgotten_after_two_business_days(tmp_path):
+    from tests.parts import part
+
+    shard = open_shard(tmp_path)
+    shard.apply_encoded([part([redeem("R1", "m1", DAY, points=500)], batch_id="B1")])
+    shard.apply_encoded([part([buy("T1", "m1", DAY, line(100))], batch_id="B0")])  # nothing rejected: nothing kept
+    assert shard.store.rejections("B1") == {("m1", "R1"): "unknown_member"}
+    for day in ("2026-11-18", "2026-11-19", "2026-11-20"):
+        shard.midnight_begin(parse_day(day))
+        while not shard.midnight_step()[2]:
+            pass
+        kept = shard.store.rejections("B1")
+        assert bool(kept) == (day != "2026-11-20")
+    assert shard.store.rejections("B0") == {}

@@ -249,3 +249,19 @@ def test_patron_member_quote_and_coupons_for_people_and_machines(server, tmp_pat
         f"WELCOME10-Q5-1   unused  {WELCOME[0]} .. {WELCOME[1]}  10.00 off, from 50.00"]
     done = patron("member", "quote", "nobody", "--line", "S:1:100", "--address", server.address)
     assert (done.returncode, done.stdout, done.stderr) == (1, "", "patron: NOT_FOUND: unknown member 'nobody'\n")
+
+
+def test_a_batch_resent_with_its_id_gets_its_first_answers_again(server):
+    # its rejected redeem, scored again after the next batch had added points, was accepted
+    with PatronClient(server.address) as client:
+        first = client.batch([txn("RS-1", "RS", "purchase", amount_minor=1_000),
+                              txn("RS-2", "RS", "redeem", points=500)])
+        answered = [(r.outcome, r.reason) for r in client.submit(first).results]
+        assert answered == [(pb.OUTCOME_ACCEPTED, ""), (pb.OUTCOME_REJECTED, "insufficient_points")]
+        client.submit([txn("RS-3", "RS", "purchase", amount_minor=100_000)])
+        points = client.member("RS").points
+        again = [(r.outcome, r.reason) for r in client.submit(first).results]  # the same batch id
+        assert again == [(pb.OUTCOME_DUPLICATE, ""), (pb.OUTCOME_REJECTED, "insufficient_points")]
+        assert client.member("RS").points == points
+        sent_anew = client.submit([txn("RS-2", "RS", "redeem", points=500)]).results[0]  # SPEC §11.1
+        assert (sent_anew.outcome, sent_anew.points) == (pb.OUTCOME_ACCEPTED, -500)
