@@ -29,7 +29,7 @@ from actors.shard import ShardConfig, ShardStatus
 from actors.shard_actor import ShardActor
 from engine.anomaly_report import AnomalyRow
 from engine.calendar import iso, parse_day
-from engine.errors import InvalidRequestError, PatronError, PublishBusyError
+from engine.errors import InvalidRequestError, PatronError, PublishBusyError, PublishUnfinishedError
 from engine.programme import Programme
 from engine.types import Day
 from engine.validation import check_new_version, load_rules, load_rules_file
@@ -105,6 +105,10 @@ class Coordinator(ShardLanes):
         self._released: set[str] = set()
         """Coupons whose unused blocks every shard was asked to give back (their inventory runs out)."""
         self.lanes: list[Lane] = []
+        self._behind: set[int] = set()
+        """Shards the last look found behind the rules in force (`_catch_up`)."""
+        self._unevaluated: dict[int, int] = {}
+        """Shards the last look found with a re-evaluation to do that nothing runs (`_catch_up`)."""
         self.publishing = False
         self.recalculating: dict[int, int] = {}
         """Members each shard re-evaluates for the last publish that changed tiers."""
@@ -170,6 +174,8 @@ class Coordinator(ShardLanes):
     async def publish(self, text: str, count_past_spend: bool = True) -> tuple[PublishedRules, bool]:
         """Validate, keep the new version, hand it to every shard; when tier rules changed,
         re-evaluate every member in the background. Refused while that is still running."""
+        if text == self.rules.text:  # sent again (its answer was lost): it is in force
+            return self.rules, self.publishing
         if self.publishing:
             raise PublishBusyError(f"rules version {self.rules.version} is still being applied "
                                    f"(GetStatus shows its progress); publish again when it is done")
@@ -184,11 +190,17 @@ class Coordinator(ShardLanes):
             await self.keeper.set_inventory.remote(stricter(old, new))  # while shards change over
             async with self.exclusive:
                 published = self.folder.publish_rules(rules.version, text)
+                # in force from here, as a restart would read it from the folder
+                self.rules, self.programme = published, programme
+                self.metrics.know_coupons([coupon.id for coupon in programme.rules.coupons])
                 counts = await self.on_every_shard("publish", text, count_past_spend)
-            self.rules, self.programme = published, programme
-            self.metrics.know_coupons([coupon.id for coupon in programme.rules.coupons])
-        except BaseException:  # whatever failed, a later publish must not be refused as busy
+        except BaseException as error:  # whatever failed, a later publish must not be refused as busy
             self.publishing = False
+            if self.rules.version == rules.version and isinstance(error, Exception):
+                raise PublishUnfinishedError(
+                    f"rules version {rules.version} is published and in force, but a shard did not take it yet "
+                    f"({type(error).__name__}: restarting?); it is brought to it as soon as it answers "
+                    f"(GetStatus shows each shard's rule_version): {error}") from error
             raise
         self._released = set()
         busy = [shard for shard, count in enumerate(counts) if count]
@@ -409,13 +421,38 @@ class Coordinator(ShardLanes):
                 await self._observe(liability=rounds % 60 == 0)
             except Exception:
                 log.exception("watching the shards failed")
+            try:
+                await self._catch_up()
+            except Exception:  # a shard that does not answer yet is tried again next second
+                log.warning("a shard behind the rules in force did not take them yet", exc_info=True)
             rounds += 1
             await asyncio.sleep(1.0)
+
+    async def _catch_up(self) -> None:
+        """A shard behind the version in force (a publish its restart cut short) is brought to
+        it, as at start; re-evaluation follows where the tiers changed."""
+        if self.publishing or not (self._behind or self._unevaluated):
+            return
+        behind, self._behind = sorted(self._behind), set()
+        busy, self._unevaluated = dict(self._unevaluated), {}  # took a publish whose re-evaluation did not start
+        if behind:
+            async with self.exclusive:
+                counts = await asyncio.gather(*(self.lanes[s].send("publish", self.rules.text) for s in behind))
+            log.info("rules version in force taken by shards that were behind",
+                     extra={"version": self.rules.version, "shards": behind})
+            busy.update({shard: count for shard, count in zip(behind, counts, strict=True) if count})
+        if busy:
+            self.publishing, self.recalculating = True, busy
+            self._background(self._reevaluate(sorted(busy)))
 
     async def _observe(self, liability: bool) -> None:
         metrics = self.metrics
         answers = await asyncio.gather(*(_answer(actor.status.remote()) for actor in self.actors))
         up = all(isinstance(a, ShardStatus) for a in answers)
+        self._behind = {shard for shard, answer in enumerate(answers)
+                        if isinstance(answer, ShardStatus) and answer.rule_version < self.rules.version}
+        self._unevaluated = {answer.shard: answer.job_total for answer in answers
+                             if isinstance(answer, ShardStatus) and answer.job == "reevaluate"}
         for shard, answer in enumerate(answers):
             metrics.shard_up.labels(str(shard)).set(1 if isinstance(answer, ShardStatus) else 0)
             if isinstance(answer, ShardStatus):

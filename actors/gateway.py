@@ -32,6 +32,7 @@ from engine.errors import (
     OutOfOrderError,
     OverloadedError,
     PublishBusyError,
+    PublishUnfinishedError,
     ReshardBusyError,
     RulesError,
     ShardUnavailableError,
@@ -118,7 +119,8 @@ _CODES: list[tuple[type[BaseException] | tuple, grpc.StatusCode]] = [
     ((PublishBusyError, ReshardBusyError), grpc.StatusCode.FAILED_PRECONDITION),
     ((OutOfOrderError, MovedAwayError), grpc.StatusCode.ABORTED),
     ((StorageFullError, OverloadedError), grpc.StatusCode.RESOURCE_EXHAUSTED),
-    ((ShardUnavailableError, RayActorError, ActorDiedError, ActorUnavailableError), grpc.StatusCode.UNAVAILABLE),
+    ((ShardUnavailableError, RayActorError, ActorDiedError, ActorUnavailableError, PublishUnfinishedError),
+     grpc.StatusCode.UNAVAILABLE),
 ]
 
 
@@ -157,7 +159,7 @@ async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
     error = original(error)
     code = _code(error)
     message = "\n".join(error.problems) if isinstance(error, RulesError) else str(error)
-    if code is grpc.StatusCode.UNAVAILABLE:
+    if code is grpc.StatusCode.UNAVAILABLE and not isinstance(error, PublishUnfinishedError):
         message = f"a shard is unavailable (restarting?); nothing was acknowledged: {error}"
     elif code is grpc.StatusCode.INTERNAL:
         log.exception("unexpected error", exc_info=error)

@@ -336,8 +336,10 @@ class PatronClient:
     # -- administration ----------------------------------------------------------------
 
     def publish_rules(self, rules_toml: str, count_past_spend: bool = False) -> pb.PublishRulesResponse:
-        return self._call(self.admin.PublishRules,
-                          pb.PublishRulesRequest(rules_toml=rules_toml, count_past_spend=count_past_spend))
+        """Tried again as batches are: the same document sent again is answered with the version
+        in force, not refused, so a retry after a lost answer is harmless."""
+        request = pb.PublishRulesRequest(rules_toml=rules_toml, count_past_spend=count_past_spend)
+        return self._retrying(lambda: self.admin.PublishRules(request, timeout=self.timeout, metadata=self.metadata))
 
     def rules(self) -> pb.Rules:
         return self._call(self.admin.GetRules, pb.GetRulesRequest())

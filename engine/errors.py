@@ -35,6 +35,11 @@ class PublishBusyError(PatronError):
     """Raised when rules are published while the previous publish is still re-evaluating members."""
 
 
+class PublishUnfinishedError(PatronError):
+    """Raised when a published version is in force but a shard did not take it yet (it did not
+    answer): the shard is brought to it as soon as it answers; nothing needs to be sent again."""
+
+
 class ReshardBusyError(PatronError):
     """Raised when virtual shards cannot move now: another move or rebalance is under way, a
     midnight run or re-evaluation is running, or a node gateway did not answer the move's hold."""

@@ -2,12 +2,16 @@
 rules, midnight runs, anomaly reports and checkpoints."""
 
 import logging
+import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 import grpc
 import pytest
+import ray
 
 from client import PatronClient
 from engine.calendar import parse_day
@@ -96,8 +100,9 @@ def test_publishing_bad_rules_names_every_problem_and_keeps_the_version_in_force
         client.publish_rules(bad)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert raised.value.details() == 'tiers[2].window: expected "lifetime", "N months" or "N days", got "3 weeks"'
+    assert client.publish_rules(RULES).version == 1  # the version in force sent again: its answer was lost
     with pytest.raises(grpc.RpcError) as raised:
-        client.publish_rules(RULES)
+        client.publish_rules(RULES.replace("threshold = 10000\n", "threshold = 10\n"))
     assert raised.value.details() == "version: expected a version above 1 (the version in force), got 1"
     unnamed = RULES.replace("version = 1", "version = 2").replace('name = "Silver"', 'name = ""').replace(
         'upgrade_to = "Silver"', 'upgrade_to = ""')
@@ -125,6 +130,31 @@ def test_publishing_new_tiers_reevaluates_members_and_refuses_another_publish_me
         time.sleep(0.05)
     assert {client.member(f"m{n}").tier for n in range(300)} == {"Silver"}
     assert client.publish_rules(RULES.replace("version = 1", "version = 3")).version == 3
+
+
+def test_a_publish_a_shards_death_cuts_short_is_in_force_and_reaches_the_shard_once_it_is_back(start_server):
+    # the shard that died kept scoring the old version, GetRules said the old version, and the
+    # answer said nothing was applied: a restart then put in force a publish told as failed
+    server = start_server(shards=2, start_date=parse_day("2026-11-17"))
+    pid = ray.get(server.server.coordinator.actors[1].pid.remote())
+    easier = RULES.replace("version = 1", "version = 2").replace("threshold = 10000\n", "threshold = 10\n")
+    with PatronClient(server.address, retries=0) as client:
+        client.submit([purchase(f"t{n}", f"m{n}", "2026-11-17 10:00", 2900) for n in range(20)])
+        os.kill(pid, signal.SIGSTOP)  # it takes the publish's call, then dies with it
+        killer = threading.Timer(1.0, os.kill, (pid, signal.SIGKILL))
+        killer.start()
+        with pytest.raises(grpc.RpcError) as raised:
+            client.publish_rules(easier)
+        killer.join()
+        assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert raised.value.details().startswith("rules version 2 is published and in force, but a shard did not")
+        assert client.rules().version == 2
+        deadline = time.monotonic() + 60
+        while {shard.rule_version for shard in client.status().shards} != {2} or {
+                client.member(f"m{n}").tier for n in range(20)} != {"Silver"}:  # re-evaluated on both shards
+            assert time.monotonic() < deadline, "the shard that died was not brought to the version in force"
+            time.sleep(0.2)
+        assert client.publish_rules(easier).version == 2  # sent again: answered, not refused
 
 
 def test_a_publish_that_fails_after_its_checks_leaves_the_next_publish_free(client, monkeypatch):
