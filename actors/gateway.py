@@ -160,7 +160,10 @@ async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
     code = _code(error)
     message = "\n".join(error.problems) if isinstance(error, RulesError) else str(error)
     if code is grpc.StatusCode.UNAVAILABLE and not isinstance(error, PublishUnfinishedError):
-        message = f"a shard is unavailable (restarting?); nothing was acknowledged: {error}"
+        # not "nothing was applied": the shard may have committed before it died, and a call
+        # spread over shards (EnrollBatch, Import) may have been committed on the others
+        message = (f"a shard is unavailable (restarting?); the call may have been applied in full, in part or "
+                   f"not at all: send it again (each of patron's calls is safe to repeat): {error}")
     elif code is grpc.StatusCode.INTERNAL:
         log.exception("unexpected error", exc_info=error)
         message = f"internal error: {type(error).__name__}: {error}"
