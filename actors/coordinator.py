@@ -137,7 +137,8 @@ class Coordinator(ShardLanes):
                       for shard, actor in enumerate(self.actors)]
         lagging = [s.shard for s in statuses if s.rule_version != self.rules.version]
         if lagging:  # a publish was cut short: bring every shard to the version in force
-            counts = await asyncio.gather(*(self.lanes[s].send("publish", self.rules.text) for s in lagging))
+            counts = await asyncio.gather(*(self.lanes[s].send("publish", self.rules.text, self.rules.count_past_spend)
+                                            for s in lagging))
             statuses = [s for s in statuses if s.shard not in lagging] + [
                 ShardStatus(s, True, 0, 0, "", self.rules.version, 0, "reevaluate" if c else "")
                 for s, c in zip(lagging, counts, strict=True)]
@@ -189,7 +190,7 @@ class Coordinator(ShardLanes):
         try:
             await self.keeper.set_inventory.remote(stricter(old, new))  # while shards change over
             async with self.exclusive:
-                published = self.folder.publish_rules(rules.version, text)
+                published = self.folder.publish_rules(rules.version, text, count_past_spend)
                 # in force from here, as a restart would read it from the folder
                 self.rules, self.programme = published, programme
                 self.metrics.know_coupons([coupon.id for coupon in programme.rules.coupons])
@@ -197,6 +198,8 @@ class Coordinator(ShardLanes):
         except BaseException as error:  # whatever failed, a later publish must not be refused as busy
             self.publishing = False
             if self.rules.version == rules.version and isinstance(error, Exception):
+                self._released = set()
+                await self._after_publish(published, new)  # in force: the keeper's inventories too
                 raise PublishUnfinishedError(
                     f"rules version {rules.version} is published and in force, but a shard did not take it yet "
                     f"({type(error).__name__}: restarting?); it is brought to it as soon as it answers "
@@ -310,8 +313,7 @@ class Coordinator(ShardLanes):
             run = min(parse_day(s.business_day) for s in await self.status()) + 1
             while run <= self._midnight_until:  # nothing is awaited between the last check and the end
                 summary.until = iso(self._midnight_until)
-                async with self.exclusive:
-                    days = await self._run_one(run, summary)
+                days = await self._run_one_after_reevaluation(run, summary)
                 if run < self._midnight_until:
                     await self._reports(days, run)
                     run += 1
@@ -336,6 +338,17 @@ class Coordinator(ShardLanes):
             summary.running, summary.date = False, ""
             summary.seconds = time.monotonic() - summary.started
         return summary
+
+    async def _run_one_after_reevaluation(self, run: Day, summary: MidnightSummary) -> set[str]:
+        """A shard has one long job at a time: a midnight run begun during a publish's
+        re-evaluation replaced it, and the members not yet visited kept their tiers until a
+        restart. So the run waits for it (ingestion goes on meanwhile)."""
+        while True:
+            while self.publishing:
+                await asyncio.sleep(0.1)
+            async with self.exclusive:
+                if not self.publishing:  # else a publish took the lock first: its re-evaluation goes first
+                    return await self._run_one(run, summary)
 
     async def _run_one(self, run: Day, summary: MidnightSummary) -> set[str]:
         counts = await self.on_every_shard("midnight_begin", run, urgent=True)
@@ -435,15 +448,24 @@ class Coordinator(ShardLanes):
             return
         behind, self._behind = sorted(self._behind), set()
         busy, self._unevaluated = dict(self._unevaluated), {}  # took a publish whose re-evaluation did not start
-        if behind:
-            async with self.exclusive:
-                counts = await asyncio.gather(*(self.lanes[s].send("publish", self.rules.text) for s in behind))
-            log.info("rules version in force taken by shards that were behind",
-                     extra={"version": self.rules.version, "shards": behind})
-            busy.update({shard: count for shard, count in zip(behind, counts, strict=True) if count})
+        self.publishing = True  # as a publish: no other publish, and moves wait, until it is done
+        try:
+            if behind:
+                rules = self.rules
+                async with self.exclusive:
+                    counts = await asyncio.gather(*(self.lanes[s].send("publish", rules.text, rules.count_past_spend)
+                                                    for s in behind))
+                log.info("rules version in force taken by shards that were behind",
+                         extra={"version": rules.version, "shards": behind})
+                busy.update({shard: count for shard, count in zip(behind, counts, strict=True) if count})
+        except BaseException:
+            self.publishing = False
+            raise
         if busy:
-            self.publishing, self.recalculating = True, busy
+            self.recalculating = busy
             self._background(self._reevaluate(sorted(busy)))
+        else:
+            self.publishing = False
 
     async def _observe(self, liability: bool) -> None:
         metrics = self.metrics

@@ -49,6 +49,10 @@ def apply_group(apply: Apply, streams: StreamOrder, payloads: list[bytes], shard
     if not taken:
         return list(refusals)
     batches = [txns for txns, refused in zip(batches, refusals, strict=True) if refused is None]
+    if _resent_within(taken):
+        # a batch and its resend (its call timed out while it queued): the first commits first,
+        # so that the resend finds what it rejected
+        return _placed(refusals, _one_by_one(apply, recall, streams, taken, batches, shard))
     try:
         answers: list[Answer] = _answers(batches, *_scored(apply, recall, taken, batches))
         streams.committed(taken)
@@ -60,8 +64,17 @@ def apply_group(apply: Apply, streams: StreamOrder, payloads: list[bytes], shard
         log.exception("a group of batches failed to commit; committing each on its own",
                       extra={"shard": shard, "batches": len(taken)})
         answers = _one_by_one(apply, recall, streams, taken, batches, shard)
+    return _placed(refusals, answers)
+
+
+def _placed(refusals: list, answers: list[Answer]) -> list[Answer]:
     placed = iter(answers)
     return [refused if refused is not None else next(placed) for refused in refusals]
+
+
+def _resent_within(parts: list[BatchPart]) -> bool:
+    ids = [part.batch_id for part in parts if part.batch_id]
+    return len(ids) != len(set(ids))
 
 
 def _one_by_one(apply: Apply, recall: Recall | None, streams: StreamOrder, parts: list[BatchPart],

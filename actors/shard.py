@@ -766,8 +766,14 @@ def remember_rejections(writer: BatchWriter, txns: list[Transaction], results: l
     not scored against what later batches did (SPEC §2): so what each batch had rejected is kept,
     in the commit, by its batch id."""
     rejected: dict[str, dict[tuple[str, str], str]] = {}
+    taken: set[tuple[str, str, str]] = set()
     for txn, result, batch_id in zip(txns, results, batch_ids, strict=True):
         if batch_id and result.outcome == "rejected":
             rejected.setdefault(batch_id, {})[txn.member_id, txn.txn_id] = result.reason
-    if rejected:
-        writer.put_rejections(rejected, day)
+        elif batch_id:
+            taken.add((batch_id, txn.member_id, txn.txn_id))
+    for batch_id, by_key in rejected.items():  # an id the batch also sent again and had applied: the index answers it
+        for key in [key for key in by_key if (batch_id, *key) in taken]:
+            del by_key[key]
+    if any(rejected.values()):
+        writer.put_rejections({batch_id: by_key for batch_id, by_key in rejected.items() if by_key}, day)

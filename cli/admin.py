@@ -60,8 +60,9 @@ def _dates_shortened(shown: Any) -> Any:
     return [_dates_shortened(item) for item in shown] if isinstance(shown, list) else shown
 
 
-def _date_span(dates: list[str]) -> list[str] | str:
-    return dates if len(dates) <= MOST_DATES_SHOWN else f"{dates[0]} to {dates[-1]} ({len(dates):,} dates)"
+def _date_span(dates: list[str]) -> list[str]:
+    """Still a list of strings, for scripts that read the JSON: the first, how many between, the last."""
+    return dates if len(dates) <= MOST_DATES_SHOWN else [dates[0], f"... {len(dates) - 2:,} dates ...", dates[-1]]
 
 
 def rpc_failure(error: BaseException, address: str) -> str:

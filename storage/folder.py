@@ -30,6 +30,9 @@ class PublishedRules(msgspec.Struct):
     version: int
     text: str
     published_at: str
+    count_past_spend: bool = True
+    """As asked of the publish: a shard that takes the version later (a publish cut short) is
+    given it the same way."""
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -146,9 +149,9 @@ class DataFolder:
         """The text of a version published before (OSError when the folder does not have it)."""
         return (self.rules / f"v{version:06d}.toml").read_text(encoding="utf-8")
 
-    def publish_rules(self, version: int, text: str) -> PublishedRules:
+    def publish_rules(self, version: int, text: str, count_past_spend: bool = True) -> PublishedRules:
         """Keep every version as the retailer sent it; `current.json` names the one in force."""
-        published = PublishedRules(version, text, datetime.now(UTC).isoformat(timespec="seconds"))
+        published = PublishedRules(version, text, datetime.now(UTC).isoformat(timespec="seconds"), count_past_spend)
         write_atomically(self.rules / f"v{version:06d}.toml", text.encode())
         write_atomically(self.rules / "current.json", msgspec.json.encode(published))
         return published

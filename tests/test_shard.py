@@ -470,3 +470,28 @@ def test_a_batchs_rejections_are_forgotten_after_two_business_days(tmp_path):
         kept = shard.store.rejections("B1")
         assert bool(kept) == (day != "2026-11-20")
     assert shard.store.rejections("B0") == {}
+
+
+def test_a_resend_queued_with_its_batch_and_an_id_applied_on_its_second_sending_are_answered_as_they_were(tmp_path):
+    from tests.parts import part, results_of
+
+    shard = open_shard(tmp_path)
+    batch = part([buy("T0", "m1", DAY, line(100)), redeem("R1", "m1", DAY, points=500),
+                  buy("T1", "m1", DAY, line(100_000)), redeem("R1", "m1", DAY, points=500)], batch_id="B1")
+    first, resent = (results_of(answer) for answer in shard.apply_encoded([batch, batch]))
+    assert [(r.outcome, r.reason) for r in first] == [
+        ("accepted", ""), ("rejected", "insufficient_points"), ("accepted", ""), ("accepted", "")]
+    assert [r.outcome for r in resent] == ["duplicate"] * 4  # R1 was applied by the batch: the index says so
+    assert shard.store.rejections("B1") == {}
+    assert shard.member("m1").points == first[0].points + first[2].points - 500
+
+
+def test_a_resend_in_the_same_group_as_its_batch_finds_what_the_batch_rejected(tmp_path):
+    from tests.parts import part, results_of
+
+    shard = open_shard(tmp_path)
+    shard.apply([buy("T0", "m1", DAY, line(100))])
+    rejected = part([redeem("R2", "m1", DAY, points=500)], batch_id="B2")
+    answers = shard.apply_encoded([rejected, part([buy("T1", "m1", DAY, line(100_000))], batch_id="B3"), rejected])
+    assert [[(r.outcome, r.reason) for r in results_of(answer)] for answer in answers] == [
+        [("rejected", "insufficient_points")], [("accepted", "")], [("rejected", "insufficient_points")]]

@@ -157,6 +157,16 @@ def test_a_publish_a_shards_death_cuts_short_is_in_force_and_reaches_the_shard_o
         assert client.publish_rules(easier).version == 2  # sent again: answered, not refused
 
 
+def test_a_midnight_run_asked_for_during_a_re_evaluation_waits_for_it(client):
+    # it began on the shards at once and replaced their re-evaluation: members not yet visited
+    # kept their tiers until a restart
+    client.submit([purchase(f"t{n}", f"m{n}", "2026-11-17 10:00", 2900) for n in range(300)])
+    easier = RULES.replace("version = 1", "version = 2").replace("threshold = 10000\n", "threshold = 10\n")
+    assert client.publish_rules(easier).reevaluating
+    assert list(client.run_midnight("2026-11-18").dates) == ["2026-11-18"]
+    assert {client.member(f"m{n}").tier for n in range(300)} == {"Silver"}
+
+
 def test_a_publish_that_fails_after_its_checks_leaves_the_next_publish_free(client, monkeypatch):
     # A document the checks passed once failed in building its programme (a NUL in the timezone,
     # now refused by name), and every later publish was refused as still being applied.
