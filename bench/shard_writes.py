@@ -20,6 +20,7 @@ import logging
 import shutil
 import tempfile
 import time
+import uuid
 import zlib
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,9 @@ def _part(txns: list) -> bytes:
     from proto import patron_pb2 as pb
 
     data = pb.TransactionBatch(transactions=[transaction_message(txn) for txn in txns]).SerializeToString()
-    return msgspec.msgpack.encode(BatchPart(data))
+    if "batch_id" not in BatchPart.__struct_fields__:  # a tree before batches carried their id to shards
+        return msgspec.msgpack.encode(BatchPart(data))
+    return msgspec.msgpack.encode(BatchPart(data, batch_id=uuid.uuid4().hex))  # as PatronClient names them
 
 
 def main() -> None:
