@@ -105,8 +105,9 @@ class Coordinator(ShardLanes):
         self._released: set[str] = set()
         """Coupons whose unused blocks every shard was asked to give back (their inventory runs out)."""
         self.lanes: list[Lane] = []
-        self._behind: set[int] = set()
-        """Shards the last look found behind the rules in force (`_catch_up`)."""
+        self.behind: set[int] = set()
+        """Shards behind the rules in force (a publish they missed, or the last look found them
+        so): the gateway sends them no batch until `_catch_up` has brought them to it."""
         self._unevaluated: dict[int, int] = {}
         """Shards the last look found with a re-evaluation to do that nothing runs (`_catch_up`)."""
         self.publishing = False
@@ -194,7 +195,13 @@ class Coordinator(ShardLanes):
                 # in force from here, as a restart would read it from the folder
                 self.rules, self.programme = published, programme
                 self.metrics.know_coupons([coupon.id for coupon in programme.rules.coupons])
-                counts = await self.on_every_shard("publish", text, count_past_spend)
+                answers = await asyncio.gather(*(lane.send("publish", text, count_past_spend) for lane in self.lanes),
+                                               return_exceptions=True)
+                missed = {shard for shard, answer in enumerate(answers) if isinstance(answer, BaseException)}
+                if missed:  # batches for them wait until they take it (`_catch_up`), rather than scored under the old
+                    self.behind |= missed
+                    raise next(a for a in answers if isinstance(a, BaseException))
+                counts, self.behind = answers, set()
         except BaseException as error:  # whatever failed, a later publish must not be refused as busy
             self.publishing = False
             if self.rules.version == rules.version and isinstance(error, Exception):
@@ -444,9 +451,9 @@ class Coordinator(ShardLanes):
     async def _catch_up(self) -> None:
         """A shard behind the version in force (a publish its restart cut short) is brought to
         it, as at start; re-evaluation follows where the tiers changed."""
-        if self.publishing or not (self._behind or self._unevaluated):
+        if self.publishing or not (self.behind or self._unevaluated):
             return
-        behind, self._behind = sorted(self._behind), set()
+        behind = sorted(self.behind)
         busy, self._unevaluated = dict(self._unevaluated), {}  # took a publish whose re-evaluation did not start
         self.publishing = True  # as a publish: no other publish, and moves wait, until it is done
         try:
@@ -455,6 +462,7 @@ class Coordinator(ShardLanes):
                 async with self.exclusive:
                     counts = await asyncio.gather(*(self.lanes[s].send("publish", rules.text, rules.count_past_spend)
                                                     for s in behind))
+                self.behind -= set(behind)
                 log.info("rules version in force taken by shards that were behind",
                          extra={"version": rules.version, "shards": behind})
                 busy.update({shard: count for shard, count in zip(behind, counts, strict=True) if count})
@@ -471,8 +479,9 @@ class Coordinator(ShardLanes):
         metrics = self.metrics
         answers = await asyncio.gather(*(_answer(actor.status.remote()) for actor in self.actors))
         up = all(isinstance(a, ShardStatus) for a in answers)
-        self._behind = {shard for shard, answer in enumerate(answers)
-                        if isinstance(answer, ShardStatus) and answer.rule_version < self.rules.version}
+        if not self.publishing:  # during a publish shards change over one by one
+            self.behind |= {shard for shard, answer in enumerate(answers)
+                            if isinstance(answer, ShardStatus) and answer.rule_version < self.rules.version}
         self._unevaluated = {answer.shard: answer.job_total for answer in answers
                              if isinstance(answer, ShardStatus) and answer.job == "reevaluate"}
         for shard, answer in enumerate(answers):

@@ -31,6 +31,7 @@ from engine.errors import (
     MovedAwayError,
     OutOfOrderError,
     OverloadedError,
+    PatronError,
     PublishBusyError,
     PublishUnfinishedError,
     ReshardBusyError,
@@ -159,7 +160,7 @@ async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
     error = original(error)
     code = _code(error)
     message = "\n".join(error.problems) if isinstance(error, RulesError) else str(error)
-    if code is grpc.StatusCode.UNAVAILABLE and not isinstance(error, PublishUnfinishedError):
+    if code is grpc.StatusCode.UNAVAILABLE and not isinstance(error, PatronError):  # patron's own say what happened
         # not "nothing was applied": the shard may have committed before it died, and a call
         # spread over shards (EnrollBatch, Import) may have been committed on the others
         message = (f"a shard is unavailable (restarting?); the call may have been applied in full, in part or "
@@ -305,6 +306,11 @@ class IngestService:
         if coordinator.resharding.held(batch.member_ids()):
             return None
         by_shard = batch.shards(coordinator.layout)
+        # serve's gateway knows which shards are behind the rules in force; a node gateway's router does not
+        if waiting := sorted(getattr(coordinator, "behind", set()).intersection(by_shard)):
+            raise ShardUnavailableError(f"shard {waiting[0]} is taking the rules in force (version "
+                                        f"{coordinator.rules.version}) after a restart; nothing of the batch was "
+                                        f"applied: send it again")
         admitted = admitted if admitted is not None else set()
         for shard in set(by_shard) - admitted:
             if lanes[shard].full():

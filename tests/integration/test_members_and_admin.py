@@ -137,7 +137,8 @@ def test_a_publish_a_shards_death_cuts_short_is_in_force_and_reaches_the_shard_o
     # answer said nothing was applied: a restart then put in force a publish told as failed
     server = start_server(shards=2, start_date=parse_day("2026-11-17"))
     pid = ray.get(server.server.coordinator.actors[1].pid.remote())
-    easier = RULES.replace("version = 1", "version = 2").replace("threshold = 10000\n", "threshold = 10\n")
+    easier = RULES.replace("version = 1", "version = 2").replace("threshold = 10000\n", "threshold = 10\n").replace(
+        "per_unit = 10\n", "per_unit = 20\n", 1)
     with PatronClient(server.address, retries=0) as client:
         client.submit([purchase(f"t{n}", f"m{n}", "2026-11-17 10:00", 2900) for n in range(20)])
         os.kill(pid, signal.SIGSTOP)  # it takes the publish's call, then dies with it
@@ -149,6 +150,9 @@ def test_a_publish_a_shards_death_cuts_short_is_in_force_and_reaches_the_shard_o
         assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
         assert raised.value.details().startswith("rules version 2 is published and in force, but a shard did not")
         assert client.rules().version == 2
+    with PatronClient(server.address, retries=40) as client:  # at once: none scored under version 1 meanwhile
+        after = client.submit([purchase(f"a{n}", f"m{n}", "2026-11-17 11:00", 2900) for n in range(20)])
+        assert {r.points for r in after.results} == {40}  # 20 points a 10.00 under version 2, not 20
         deadline = time.monotonic() + 60
         while {shard.rule_version for shard in client.status().shards} != {2} or {
                 client.member(f"m{n}").tier for n in range(20)} != {"Silver"}:  # re-evaluated on both shards
