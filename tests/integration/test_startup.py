@@ -76,3 +76,4 @@ def test_every_call_answers_unavailable_while_the_shards_are_starting(ray_sessio
             asyncio.run_coroutine_threadsafe(server.stop(grace=5), loop).result(timeout=60)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
+        loop.close()  # left open, the loop and its two sockets were collected in whatever test ran next, failing it
