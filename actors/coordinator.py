@@ -108,6 +108,8 @@ class Coordinator(ShardLanes):
         self.behind: set[int] = set()
         """Shards behind the rules in force (a publish they missed, or the last look found them
         so): the gateway sends them no batch until `_catch_up` has brought them to it."""
+        self._answering: set[int] = set()
+        """Shards that answered the last look."""
         self._unevaluated: dict[int, int] = {}
         """Shards the last look found with a re-evaluation to do that nothing runs (`_catch_up`)."""
         self.publishing = False
@@ -451,9 +453,10 @@ class Coordinator(ShardLanes):
     async def _catch_up(self) -> None:
         """A shard behind the version in force (a publish its restart cut short) is brought to
         it, as at start; re-evaluation follows where the tiers changed."""
-        if self.publishing or not (self.behind or self._unevaluated):
+        # only shards that answer: a call to one that is down would wait for it, holding the lock
+        behind = sorted(self.behind & self._answering)
+        if self.publishing or not (behind or self._unevaluated):
             return
-        behind = sorted(self.behind)
         busy, self._unevaluated = dict(self._unevaluated), {}  # took a publish whose re-evaluation did not start
         self.publishing = True  # as a publish: no other publish, and moves wait, until it is done
         try:
@@ -479,6 +482,7 @@ class Coordinator(ShardLanes):
         metrics = self.metrics
         answers = await asyncio.gather(*(_answer(actor.status.remote()) for actor in self.actors))
         up = all(isinstance(a, ShardStatus) for a in answers)
+        self._answering = {shard for shard, answer in enumerate(answers) if isinstance(answer, ShardStatus)}
         if not self.publishing:  # during a publish shards change over one by one
             self.behind |= {shard for shard, answer in enumerate(answers)
                             if isinstance(answer, ShardStatus) and answer.rule_version < self.rules.version}
