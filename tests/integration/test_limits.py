@@ -129,7 +129,10 @@ def test_an_overload_refusal_says_how_soon_room_is_likely(start_server):
         refusals = [error for call in [first, *calls] if (error := call.exception()) is not None]
     assert refusals, "nothing was refused"
     assert {error.code() for error in refusals} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
-    hints = [retry_after(error) for error in refusals]
+    # on a slow turn of the gateway's loop more than 8 of the burst may still be read, and those
+    # are refused by the burst's bound (refusals_first.py), which gives no hint: only the lane's count
+    hints = [retry_after(error) for error in refusals if "queued batches" in error.details()]
+    assert hints, [error.details() for error in refusals]
     assert all(hint > smoothed + 0.04 for hint in hints), (smoothed, hints)
     assert lane.call_seconds > 0
     counted = server.server.coordinator.metrics.registry.get_sample_value(
