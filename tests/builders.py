@@ -48,6 +48,27 @@ extension = {{ metric = "spend", threshold = 100000 }}
 """SHOPLINE's worked example: Silver at 1,000 in 3 months, Bronze at 500, valid 12 months."""
 
 
+SILVER_BY_GROWTH = """
+[[tiers]]
+name = "Silver"
+metric = "growth"
+threshold = 100
+"""
+GOLD_BY_SPEND = """
+[[tiers]]
+name = "Gold"
+metric = "spend"
+window = "3 months"
+threshold = 50000
+validity = "12 months"
+"""
+
+
+def three_tiers(silver: str = SILVER_BY_GROWTH) -> str:
+    """Basic, Silver at 100 growth (or `silver`: "" leaves it out), Gold at 500.00 spent in 3 months."""
+    return f'\n[[tiers]]\nname = "Basic"\n{silver}{GOLD_BY_SPEND}'
+
+
 def without_coupon_triggers(rules: str) -> str:
     """The example rules without their enrollment and upgrade coupons, for tests of other things."""
     return rules.replace('issue_on = "enroll"', 'issue_on = "api"').replace(

@@ -10,33 +10,17 @@ from engine.programme import Programme
 from engine.publishing import reevaluate, remap_tiers
 from engine.summary import summarise_entry
 from engine.validation import load_rules
-from tests.builders import book, buy, line, rules_text, score
+from tests.builders import SILVER_BY_GROWTH as SILVER
+from tests.builders import book, buy, line, rules_text, score, three_tiers
 
 SPEND = "[points.spend]\nunit_minor = 100\nper_unit = 1\n"
 DAY = "2026-03-04 10:00"
-SILVER = """
-[[tiers]]
-name = "Silver"
-metric = "growth"
-threshold = 100
-"""
-LADDER = """
-[[tiers]]
-name = "Basic"
-{silver}
-[[tiers]]
-name = "Gold"
-metric = "spend"
-window = "3 months"
-threshold = 50000
-validity = "12 months"
-"""
-V2_WITHOUT_SILVER = rules_text(body=SPEND, tiers=LADDER.format(silver="")).replace("version = 1", "version = 2")
+V2_WITHOUT_SILVER = rules_text(body=SPEND, tiers=three_tiers(silver="")).replace("version = 1", "version = 2")
 
 
 def silver_member():
     """A book under version 1 with m1 in Silver (100 growth), its ledger and events taken."""
-    target = book(body=SPEND, tiers=LADDER.format(silver=SILVER))
+    target = book(body=SPEND, tiers=three_tiers())
     score(target, buy("t1", "m1", DAY, line(10000)))
     assert target.members["m1"].tier == 1
     target.take_changes()
@@ -80,17 +64,17 @@ def test_a_member_moved_by_a_publish_and_then_reevaluated_has_an_entry_for_each_
 def test_re_evaluation_moves_members_up_only():
     # a tier given by hand (or by a recharge bonus, a paid upgrade) does not meet its condition:
     # judged again at a publish that changed anything in the ladder, its members were demoted
-    target = book(body=SPEND, tiers=LADDER.format(silver=SILVER))
+    target = book(body=SPEND, tiers=three_tiers())
     score(target, buy("t1", "m1", DAY, line(100)), buy("t2", "m2", DAY, line(100)))
     set_tier(target, "m1", "Silver", "store manager", target.today)
     target.take_changes()
-    easier_gold = LADDER.format(silver=SILVER).replace("threshold = 50000", "threshold = 100")
+    easier_gold = three_tiers().replace("threshold = 50000", "threshold = 100")
     target.programme = Programme(load_rules(rules_text(body=SPEND, tiers=easier_gold).replace(
         "version = 1", "version = 2")))
     for member in ("m1", "m2"):
         reevaluate(target, target.members[member], 2)
     assert target.members["m1"].tier == 2  # up to Gold: 100 spent in 3 months now suffices
-    harder_silver = LADDER.format(silver=SILVER.replace("threshold = 100", "threshold = 900"))
+    harder_silver = three_tiers(SILVER.replace("threshold = 100", "threshold = 900"))
     target.programme = Programme(load_rules(rules_text(body=SPEND, tiers=harder_silver).replace(
         "version = 1", "version = 3")))
     set_tier(target, "m2", "Silver", "store manager", target.today)
@@ -102,7 +86,7 @@ def test_re_evaluation_moves_members_up_only():
 
 def test_a_publish_that_keeps_the_members_tier_by_name_writes_nothing():
     target = silver_member()
-    moved = rules_text(body=SPEND, tiers=LADDER.format(silver="") + SILVER).replace("version = 1", "version = 2")
+    moved = rules_text(body=SPEND, tiers=three_tiers(silver="") + SILVER).replace("version = 1", "version = 2")
     assert publish(target, moved)  # Silver is now third: the same tier, at another position
     assert target.members["m1"].tier == 2
     assert target.take_changes()[0] == []
@@ -110,9 +94,9 @@ def test_a_publish_that_keeps_the_members_tier_by_name_writes_nothing():
 
 
 def test_a_renamed_lowest_tier_is_the_same_tier_for_its_members():
-    target = book(body=SPEND, tiers=LADDER.format(silver=SILVER))
+    target = book(body=SPEND, tiers=three_tiers())
     score(target, buy("t1", "m1", DAY, line(100)))
     target.take_changes()
-    renamed = rules_text(body=SPEND, tiers=LADDER.format(silver=SILVER).replace('"Basic"', '"Member"'))
+    renamed = rules_text(body=SPEND, tiers=three_tiers().replace('"Basic"', '"Member"'))
     assert not publish(target, renamed.replace("version = 1", "version = 2"))
     assert target.take_changes()[0] == []

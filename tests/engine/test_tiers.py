@@ -3,7 +3,7 @@
 from engine.calendar import iso
 from engine.members import Member
 from engine.transactions import Transaction
-from tests.builders import book, buy, line, ms, refund, score
+from tests.builders import book, buy, line, ms, refund, score, three_tiers
 
 SPEND = "[points.spend]\nunit_minor = 100\nper_unit = 1\n"
 DAY = "2026-03-04 10:00"
@@ -14,22 +14,7 @@ def ladder(policy: str = "upgrade_only", extra: str = "") -> str:
 [tier_policy]
 on_change = "{policy}"
 {extra}
-
-[[tiers]]
-name = "Basic"
-
-[[tiers]]
-name = "Silver"
-metric = "growth"
-threshold = 100
-
-[[tiers]]
-name = "Gold"
-metric = "spend"
-window = "3 months"
-threshold = 50000
-validity = "12 months"
-"""
+{three_tiers()}"""
 
 
 def test_upgrade_only_moves_up_as_soon_as_the_condition_holds():
