@@ -140,8 +140,7 @@ class Coordinator(ShardLanes):
                       for shard, actor in enumerate(self.actors)]
         lagging = [s.shard for s in statuses if s.rule_version != self.rules.version]
         if lagging:  # a publish was cut short: bring every shard to the version in force
-            counts = await asyncio.gather(*(self.lanes[s].send("publish", self.rules.text, self.rules.count_past_spend)
-                                            for s in lagging))
+            counts = await self._take_rules(lagging)
             statuses = [s for s in statuses if s.shard not in lagging] + [
                 ShardStatus(s, True, 0, 0, "", self.rules.version, 0, "reevaluate" if c else "")
                 for s, c in zip(lagging, counts, strict=True)]
@@ -461,13 +460,11 @@ class Coordinator(ShardLanes):
         self.publishing = True  # as a publish: no other publish, and moves wait, until it is done
         try:
             if behind:
-                rules = self.rules
                 async with self.exclusive:
-                    counts = await asyncio.gather(*(self.lanes[s].send("publish", rules.text, rules.count_past_spend)
-                                                    for s in behind))
+                    counts = await self._take_rules(behind)
                 self.behind -= set(behind)
                 log.info("rules version in force taken by shards that were behind",
-                         extra={"version": rules.version, "shards": behind})
+                         extra={"version": self.rules.version, "shards": behind})
                 busy.update({shard: count for shard, count in zip(behind, counts, strict=True) if count})
         except BaseException:
             self.publishing = False
@@ -477,6 +474,13 @@ class Coordinator(ShardLanes):
             self._background(self._reevaluate(sorted(busy)))
         else:
             self.publishing = False
+
+    async def _take_rules(self, shards: list[int]) -> list[int]:
+        """The version in force sent to these shards, as its publish sent it; how many members
+        each will re-evaluate."""
+        rules = self.rules
+        return await asyncio.gather(*(self.lanes[s].send("publish", rules.text, rules.count_past_spend)
+                                      for s in shards))
 
     async def _observe(self, liability: bool) -> None:
         metrics = self.metrics

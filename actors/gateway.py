@@ -306,10 +306,9 @@ class IngestService:
         if coordinator.resharding.held(batch.member_ids()):
             return None
         by_shard = batch.shards(coordinator.layout)
-        # serve's gateway knows which shards are behind the rules in force; a node gateway's router does not
-        if waiting := sorted(getattr(coordinator, "behind", set()).intersection(by_shard)):
+        if waiting := sorted(coordinator.behind.intersection(by_shard)):
             raise ShardUnavailableError(f"shard {waiting[0]} is taking the rules in force (version "
-                                        f"{coordinator.rules.version}) after a restart; nothing of the batch was "
+                                        f"{coordinator.programme.version}) after a restart; nothing of the batch was "
                                         f"applied: send it again")
         admitted = admitted if admitted is not None else set()
         for shard in set(by_shard) - admitted:

@@ -28,8 +28,10 @@ log = logging.getLogger("patron.shard")
 _decode_part = msgspec.msgpack.Decoder(BatchPart).decode
 _encode = msgspec.msgpack.Encoder().encode
 
-Apply = Callable[[list[Transaction], list[str]], tuple[list[TxnResult], BatchStats]]
-"""Score and commit transactions, each remembered under its batch id when rejected."""
+Spans = list[tuple[str, int]]
+"""(batch id, how many transactions) of each part, in order: whose transactions are which."""
+Apply = Callable[[list[Transaction], Spans], tuple[list[TxnResult], BatchStats]]
+"""Score and commit transactions, each remembered under its batch's id when rejected."""
 Recall = Callable[[str], dict[tuple[str, str], str]]
 """What a committed batch of this id had rejected: the reason, by (member, transaction id)."""
 Answer = bytes | Exception
@@ -113,16 +115,17 @@ def _scored(apply: Apply, recall: Recall | None, parts: list[BatchPart], batches
     recalled = [recall(part.batch_id) if recall is not None and part.batch_id else {} for part in parts]
     if not any(recalled):
         return apply([txn for txns in batches for txn in txns],
-                     [part.batch_id for part, txns in zip(parts, batches, strict=True) for _ in txns])
-    scoring, ids, kept = [], [], []
+                     [(part.batch_id, len(txns)) for part, txns in zip(parts, batches, strict=True)])
+    scoring, spans, kept = [], [], []
     for part, txns, known in zip(parts, batches, recalled, strict=True):
+        before = len(scoring)
         for txn in txns:
             reason = known.get((txn.member_id, txn.txn_id))
             kept.append(None if reason is None else TxnResult(txn.txn_id, "rejected", 0, 0, reason))
             if reason is None:
                 scoring.append(txn)
-                ids.append(part.batch_id)
-    results, stats = apply(scoring, ids)
+        spans.append((part.batch_id, len(scoring) - before))
+    results, stats = apply(scoring, spans)
     scored = iter(results)
     return [result if result is not None else next(scored) for result in kept], stats
 

@@ -243,6 +243,9 @@ class ShardLanes:
     layout: Layout
     lanes: list[Lane]
     resharding: Holds
+    behind: frozenset[int] | set[int] = frozenset()
+    """Shards behind the rules in force, which get no batch until they have taken them: the
+    coordinator keeps it (actors/coordinator.py `_catch_up`); a node gateway cannot know."""
 
     def shard_for(self, member_id: str) -> int:
         return shard_of(self.layout, member_id)

@@ -266,16 +266,16 @@ class Shard:
         self.unreported.add(stats)
         return results
 
-    def apply_counted(self, txns: list[Transaction], batch_ids: list[str] | None = None
+    def apply_counted(self, txns: list[Transaction], spans: list[tuple[str, int]] | None = None
                       ) -> tuple[list[TxnResult], BatchStats]:
         """`apply`, and what the batch did, counted once for metrics. A transaction the engine
         fails on (a defect: no input should) is rejected `cannot_apply` and the batch is scored
         again without it, from the state before: one transaction never sinks its batch.
-        `batch_ids`: each transaction's batch id, under which its rejection is remembered."""
+        `spans`: (batch id, transactions) of each part, under whose id a rejection is remembered."""
         failed: set[int] = set()
         while True:
             try:
-                return self._apply_once(txns, failed, batch_ids)
+                return self._apply_once(txns, failed, spans)
             except _TransactionFailedError as failure:
                 txn = txns[failure.index]
                 log.error("transaction could not be applied; rejected cannot_apply",
@@ -283,7 +283,7 @@ class Shard:
                           exc_info=failure.__cause__)
                 failed.add(failure.index)
 
-    def _apply_once(self, txns: list[Transaction], failed: set[int], batch_ids: list[str] | None
+    def _apply_once(self, txns: list[Transaction], failed: set[int], spans: list[tuple[str, int]] | None
                     ) -> tuple[list[TxnResult], BatchStats]:
         counted: dict[str, BatchStats] = {}
 
@@ -303,8 +303,8 @@ class Shard:
                 except Exception as error:
                     raise _TransactionFailedError(index) from error
             counted["stats"] = stats = count_batch(txns, results, self.book.ledger, self.book.programme.ladder.names)
-            if batch_ids and any(" rejected " in key for key in stats.outcomes):  # most batches: none
-                remember_rejections(writer, txns, results, batch_ids, self.book.today)
+            if spans and any(" rejected " in key for key in stats.outcomes):  # most batches: none
+                remember_rejections(writer, txns, results, spans, self.book.today)
             stats.apply_seconds = time.perf_counter() - started
             return results
 
@@ -760,13 +760,14 @@ REJECTIONS_KEPT_DAYS = 2
 
 
 def remember_rejections(writer: BatchWriter, txns: list[Transaction], results: list[TxnResult],
-                        batch_ids: list[str], day: Day) -> None:
+                        spans: list[tuple[str, int]], day: Day) -> None:
     """A rejected transaction does not use up its id (SPEC §11.1): sent again it is scored again.
     But a batch resent because its answer was lost must be answered as it was the first time,
     not scored against what later batches did (SPEC §2): so what each batch had rejected is kept,
     in the commit, by its batch id."""
     rejected: dict[str, dict[tuple[str, str], str]] = {}
     taken: set[tuple[str, str, str]] = set()
+    batch_ids = [batch_id for batch_id, count in spans for _ in range(count)]  # only when something was rejected
     for txn, result, batch_id in zip(txns, results, batch_ids, strict=True):
         if batch_id and result.outcome == "rejected":
             rejected.setdefault(batch_id, {})[txn.member_id, txn.txn_id] = result.reason
