@@ -51,6 +51,11 @@ MOST_FUTURE_DAYS = 3_660
 time grows with its members). A probe asked for 9999-12-31 and started a run of some 16 hours
 that nothing could stop."""
 
+MIDNIGHT_RETRY_SECONDS = 10.0
+"""How soon the watch finishes a midnight run a shard's death cut short (and again after each
+failure): soon, because shards on different business days score dates differently, but not every
+second after a failure that repeats."""
+
 
 class MidnightSummary(msgspec.Struct):
     """A midnight run, as it goes and once it is over."""
@@ -119,6 +124,9 @@ class Coordinator(ShardLanes):
         """The run in progress, or the last one."""
         self._midnight_task: asyncio.Task | None = None
         self._midnight_until: Day = 0
+        self._business_days: list[Day] = []
+        """Each shard's, at the last look that found them all answering."""
+        self._midnight_tried = -MIDNIGHT_RETRY_SECONDS
         self._checkpoint_lock = asyncio.Lock()
         self.exclusive = asyncio.Lock()
         """Held by what must not meet a move of virtual shards: a midnight date, a publish reaching
@@ -307,7 +315,7 @@ class Coordinator(ShardLanes):
                 f"date: {iso(until)} is more than {MOST_FUTURE_DAYS:,} days after tomorrow ({iso(tomorrow)}) on the "
                 f"programme's clock; even with allow_future a test system runs at most that far ahead (each date "
                 f"is a whole midnight run, and a run cannot be stopped)")
-        if self._midnight_task is not None and not self._midnight_task.done():
+        if self._midnight_running():
             self._midnight_until = max(self._midnight_until, until)
             return self._midnight_task
         self._midnight_until = until
@@ -340,7 +348,8 @@ class Coordinator(ShardLanes):
                 log.info("checkpoint after the midnight run", extra={
                     "checkpoint": made.name, "bytes": made.bytes, "seconds": time.monotonic() - started})
         except Exception as error:
-            summary.error = f"{type(error).__name__}: {error}"
+            summary.error = (f"{type(error).__name__}: {error} (the server finishes the run once every shard "
+                             f"answers; `patron status` follows it)")
             raise
         finally:
             summary.running, summary.date = False, ""
@@ -446,6 +455,10 @@ class Coordinator(ShardLanes):
                 await self._catch_up()
             except Exception:  # a shard that does not answer yet is tried again next second
                 log.warning("a shard behind the rules in force did not take them yet", exc_info=True)
+            try:
+                await self._finish_midnight()
+            except Exception:
+                log.warning("finishing a midnight run cut short failed; tried again soon", exc_info=True)
             rounds += 1
             await asyncio.sleep(1.0)
 
@@ -474,6 +487,28 @@ class Coordinator(ShardLanes):
             self._background(self._reevaluate(sorted(busy)))
         else:
             self.publishing = False
+
+    async def _finish_midnight(self) -> None:
+        """A midnight run cut short (a shard died in it, or the server) left shards on different
+        business days, or short of the date asked for; without this only the next run asked for
+        (or the clock's) would finish it. Dates a shard already ran are skipped."""
+        if self._business_days == [] or not self.shards_up or self._midnight_running() or (
+                time.monotonic() < self._midnight_tried + MIDNIGHT_RETRY_SECONDS):
+            return
+        failed = self.midnight.error if self.midnight is not None else ""
+        if min(self._business_days) >= max(*self._business_days, self._midnight_until if failed else 0):
+            return
+        days = [parse_day(s.business_day) for s in await self.status()]  # the last look's may predate a run's end
+        until = max(*days, self._midnight_until if failed else 0)
+        if self._midnight_running() or min(days) >= until:
+            return
+        self._midnight_tried = time.monotonic()
+        log.warning("finishing a midnight run that was cut short", extra={
+            "until": iso(until), "business_days": sorted({iso(day) for day in days}), "error": failed})
+        self.start_midnight(until, allow_future=True)  # each date was asked for before
+
+    def _midnight_running(self) -> bool:
+        return self._midnight_task is not None and not self._midnight_task.done()
 
     async def _take_rules(self, shards: list[int]) -> list[int]:
         """The version in force sent to these shards, as its publish sent it; how many members
@@ -513,6 +548,7 @@ class Coordinator(ShardLanes):
             for tag, count in shown.items():
                 metrics.members_tagged.labels(tag).set(count)
             metrics.tags_not_shown.set(len(counts) - len(shown))
+            self._business_days = [parse_day(a.business_day) for a in answers]
             done, total = self.recalculation(answers)
             metrics.recalculation_done.set(done)
             metrics.recalculation_planned.set(total)

@@ -161,6 +161,45 @@ def test_a_publish_a_shards_death_cuts_short_is_in_force_and_reaches_the_shard_o
         assert client.publish_rules(easier).version == 2  # sent again: answered, not refused
 
 
+def _business_days(client: PatronClient, date: str) -> None:
+    deadline = time.monotonic() + 60
+    while {shard.business_day for shard in client.status().shards} != {date}:
+        assert time.monotonic() < deadline, "the midnight run cut short was not finished"
+        time.sleep(0.2)
+
+
+def test_a_midnight_run_a_shards_death_cuts_short_is_finished_once_it_is_back(start_server):
+    # the run's answer was an error and the shards stayed on the day before, until someone ran it again
+    server = start_server(shards=2, start_date=parse_day("2026-11-17"), job_chunk=1)
+    pid = ray.get(server.server.coordinator.actors[1].pid.remote())
+    with PatronClient(server.address, retries=0) as client:
+        client.submit([purchase(f"t{n}", f"m{n}", "2026-11-17 10:00", 2900) for n in range(40)])
+        os.kill(pid, signal.SIGSTOP)  # it takes the run's first step, then dies with it
+        killer = threading.Timer(1.0, os.kill, (pid, signal.SIGKILL))
+        killer.start()
+        with pytest.raises(grpc.RpcError) as raised:
+            client.run_midnight("2026-11-18")
+        killer.join()
+        assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+    with PatronClient(server.address, retries=40) as client:
+        _business_days(client, "2026-11-18")
+        assert not client.status().midnight.error
+        assert list(client.status().midnight.dates) == ["2026-11-18"]
+
+
+def test_shards_left_on_different_business_days_are_brought_to_the_latest(start_server):
+    # as a server killed between one shard's end of the run and the other's leaves them
+    server = start_server(shards=2, start_date=parse_day("2026-11-17"))
+    shard = server.server.coordinator.actors[0]
+    with PatronClient(server.address) as client:
+        client.submit([purchase(f"t{n}", f"m{n}", "2026-11-17 10:00", 2900) for n in range(20)])
+        ray.get(shard.midnight_begin.remote(parse_day("2026-11-18")))
+        while not ray.get(shard.midnight_step.remote(100))[2]:
+            pass
+        _business_days(client, "2026-11-18")
+        assert list(client.status().midnight.dates) == ["2026-11-18"]
+
+
 def test_a_midnight_run_asked_for_during_a_re_evaluation_waits_for_it(client):
     # it began on the shards at once and replaced their re-evaluation: members not yet visited
     # kept their tiers until a restart
