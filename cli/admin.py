@@ -5,6 +5,7 @@ import json
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -80,14 +81,16 @@ def rpc_failure(error: BaseException, address: str) -> str:
 def send(args: argparse.Namespace) -> int:
     """Stream transactions (a JSONL file, or a generated workload dated today). A line that is
     not a transaction is rejected here, as replay does, and the rest is sent; every rejected
-    transaction is listed with its reason."""
+    transaction is listed with its reason, in the file's order."""
     from bench.workload import Workload, generate
 
-    rejected: list[str] = []
+    rejected: list[tuple[int, str]] = []
     counts: dict[str, int] = {}
+    lines: deque[int] = deque()
+    """The file's line of each transaction sent and not yet answered (answers come in order)."""
     with _client(args) as client:
         if args.transactions:
-            source = _transactions(args.transactions, rejected, counts)
+            source = _transactions(args.transactions, rejected, counts, lines)
         else:
             today = client.status().shards[0].business_day
             run = int(time.time())
@@ -95,26 +98,34 @@ def send(args: argparse.Namespace) -> int:
                                        start=today, seed=run, id_prefix=f"S{run}-"))
         started, sent = time.perf_counter(), 0
         for ack in client.stream(client.batches(source, args.batch_size)):
-            sent += len(ack.results)
             for result in ack.results:
+                sent += 1
+                number = lines.popleft() if lines else sent
                 word = grpc_outcome(result.outcome) + (f" ({result.reason})" if result.reason else "")
                 counts[word] = counts.get(word, 0) + 1
                 if result.outcome == pb.OUTCOME_REJECTED:
-                    rejected.append(f"{result.txn_id}: {result.reason}")
+                    where = f"line {number} ({result.txn_id})" if args.transactions else result.txn_id
+                    rejected.append((number, f"{where}: {result.reason}"))
     seconds = max(time.perf_counter() - started, 1e-9)
-    print(f"sent {sent:,} transactions in {seconds:.1f} s ({sent / seconds:,.0f}/s): "
+    print(f"sent {_count(sent, 'transaction')} in {seconds:.1f} s ({sent / seconds:,.0f}/s): "
           + ", ".join(f"{n:,} {word}" for word, n in sorted(counts.items())))
-    _list_rejected(rejected)
+    _list_rejected([text for _, text in sorted(rejected, key=lambda item: item[0])])
     return 0
 
 
-def _transactions(path: Path, rejected: list[str], counts: dict[str, int]) -> Iterator[pb.Transaction]:
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _transactions(path: Path, rejected: list[tuple[int, str]], counts: dict[str, int],
+                  lines: deque[int]) -> Iterator[pb.Transaction]:
     """The file's transactions; a line that is not one is counted `rejected (malformed)`, one the
-    wire cannot carry with the reason replay gives it (client.UnsendableError)."""
+    wire cannot carry with the reason replay gives it (client.UnsendableError). Each one sent
+    leaves its line number in `lines`."""
     from cli.replay import Malformed, decode_line
 
-    with open(path, "rb") as lines:
-        for number, line in enumerate(lines, start=1):
+    with open(path, "rb") as source:
+        for number, line in enumerate(source, start=1):
             if not line.strip():
                 continue
             txn = decode_line(line)
@@ -126,12 +137,14 @@ def _transactions(path: Path, rejected: list[str], counts: dict[str, int]) -> It
             except UnsendableError as error:
                 _refuse(rejected, counts, number, txn.txn_id, error.reason, str(error))
                 continue
+            lines.append(number)
             yield message
 
 
-def _refuse(rejected: list[str], counts: dict[str, int], number: int, txn_id: str, reason: str, detail: str) -> None:
+def _refuse(rejected: list[tuple[int, str]], counts: dict[str, int], number: int, txn_id: str, reason: str,
+            detail: str) -> None:
     named = f" ({txn_id})" if txn_id else ""
-    rejected.append(f"line {number}{named}: {reason}: {detail}")
+    rejected.append((number, f"line {number}{named}: {reason}: {detail}"))
     counts[f"rejected ({reason})"] = counts.get(f"rejected ({reason})", 0) + 1
 
 

@@ -47,8 +47,8 @@ def test_send_rejects_lines_that_are_not_transactions_sends_the_rest_and_lists_e
     assert out[1:] == ["rejected (4):",
                        "  line 2: malformed: JSON is malformed: invalid character (byte 4)",
                        "  line 3 (t2): malformed: Expected `int`, got `str` - at `$.occurred_at_ms`",
-                       "  line 7: malformed: Expected `object`, got `array`",
-                       "  t4: missing_refund_of"]
+                       "  line 6 (t4): missing_refund_of",
+                       "  line 7: malformed: Expected `object`, got `array`"]
     with PatronClient(server.address) as client:
         assert (client.member("m1").points, client.member("m2").points) == (20, 20)
 
@@ -72,10 +72,14 @@ def test_send_rejects_what_replay_rejects_with_its_reason_and_sends_the_rest(sta
     assert out[0].startswith("sent 5 transactions in ")
     assert out[0].endswith(": 1 accepted, 2 rejected (amount_too_large), 1 rejected (unknown_kind), "
                            "2 rejected (unknown_status)")
-    assert out[1:] == ["rejected (5):",
-                       "  line 6 (B2): amount_too_large: lines[0].quantity: 100000000000000000000 is beyond 10^15",
-                       "  C1: unknown_status", "  C2: unknown_status", "  C3: unknown_kind",
-                       "  B1: amount_too_large"]
+    assert out[1:] == ["rejected (5):",  # in the file's order, wherever each was rejected
+                       "  line 1 (C1): unknown_status", "  line 2 (C2): unknown_status",
+                       "  line 3 (C3): unknown_kind", "  line 5 (B1): amount_too_large",
+                       "  line 6 (B2): amount_too_large: lines[0].quantity: 100000000000000000000 is beyond 10^15"]
+    one = tmp_path / "one.jsonl"
+    one.write_text(json.dumps(purchase("t9", "m1", "2026-03-05 12:00", 2900)) + "\n")
+    done = patron("send", "--transactions", str(one), "--address", server.address)
+    assert done.stdout.startswith("sent 1 transaction in "), done.stdout
     results = tmp_path / "results.jsonl"
     replayed = patron("replay", "--rules", str(EXAMPLE_RULES), "--transactions", str(source), "--members-out",
                       str(tmp_path / "members.jsonl"), "--results-out", str(results))
@@ -84,7 +88,7 @@ def test_send_rejects_what_replay_rejects_with_its_reason_and_sends_the_rest(sta
         "C1": "unknown_status", "C2": "unknown_status", "C3": "unknown_kind", "t1": "", "B1": "amount_too_large",
         "B2": "amount_too_large"}
     with PatronClient(server.address) as client:
-        assert (client.member("m1").points, client.member("S4")) == (20, None)
+        assert (client.member("m1").points, client.member("S4")) == (40, None)
 
 
 def test_member_show_prints_a_card_and_a_ledger_table_with_tier_names_iso_dates_and_why(start_server, tmp_path):
