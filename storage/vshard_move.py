@@ -3,7 +3,8 @@ virtual shard between shards copies (docs/decisions.md, "Moving virtual shards")
 
 Per member a shard keeps: the member record, its ledger (entries at positions of this shard,
 each linked to the member's entry before it), its transaction index records (keyed by id and
-member, listed by the day index), anomaly rows, and wake-up index entries. All of them move. The
+member, listed by the day index), anomaly rows, wake-up index entries, and what recent batches
+had rejected for it. All of them move. The
 outbox does not: events already written stay in the source's feed. The totals record and the
 coupon grants are the shard's own, kept up to date by the caller (actors/shard_moves.py).
 
@@ -24,10 +25,13 @@ from storage.codecs import (
     decode_keys,
     decode_txn,
     encode,
+    encode_rejection_rows,
     entry_of,
     linked_position,
     member_of,
     position_key,
+    rejected_rows,
+    rejections_day,
     txn_key,
     wakeup_of,
 )
@@ -56,6 +60,9 @@ class VShardRecords(msgspec.Struct, array_like=True):
     """Anomaly rows as stored: (key, value); the key names the day and the member."""
     wakeups: list[bytes]
     """Wake-up index keys (day, member)."""
+    rejections: list[tuple[bytes, int, list[tuple[str, str, str]]]] = []
+    """What batches had rejected for these members: (batch id's key, day, (member, transaction
+    id, reason) rows), so a resend after the move is answered as the first time."""
 
 
 class _Test:
@@ -86,7 +93,8 @@ def export(store: ShardStore, vshards: frozenset[int], virtual_shards: int) -> V
                      if test(_anomaly_member(key))]
         wakeups = [bytes(key) for key in txn.cursor(db=dbs["wakeups"]).iternext(values=False)
                    if test(wakeup_of(key)[1].encode())]
-    return VShardRecords(sorted(vshards), members, ledger, index, anomalies, wakeups)
+        rejections = [(key, day, rows) for key, day, rows, _ in _rejections(txn, dbs["rejections"], test) if rows]
+    return VShardRecords(sorted(vshards), members, ledger, index, anomalies, wakeups, rejections)
 
 
 def members_of(store: ShardStore, vshards: frozenset[int], virtual_shards: int) -> list[Member]:
@@ -106,6 +114,11 @@ def put(writer: BatchWriter, records: VShardRecords) -> None:
     txn, dbs = writer.txn, writer.dbs
     txn.cursor(db=dbs["anomalies"]).putmulti(records.anomalies)
     txn.cursor(db=dbs["wakeups"]).putmulti([(key, b"") for key in records.wakeups])
+    for key, day, rows in records.rejections:  # beside what this shard's members had in the same batch
+        here = txn.get(key, db=dbs["rejections"])
+        had = rejected_rows(here) if here is not None else []
+        later = max(day, rejections_day(here)) if here is not None else day
+        txn.put(key, encode_rejection_rows(later, had + rows), db=dbs["rejections"])
 
 
 def delete(writer: BatchWriter, vshards: frozenset[int], virtual_shards: int) -> int:
@@ -131,7 +144,21 @@ def delete(writer: BatchWriter, vshards: frozenset[int], virtual_shards: int) ->
         doomed = [bytes(key) for key in txn.cursor(db=dbs[db]).iternext(values=False) if test(member(key))]
         for key in doomed:
             txn.delete(key, db=dbs[db])
+    for key, day, moved, kept in list(_rejections(txn, dbs["rejections"], test)):
+        if moved and kept:
+            txn.put(key, encode_rejection_rows(day, kept), db=dbs["rejections"])
+        elif moved:
+            txn.delete(key, db=dbs["rejections"])
     return len(gone)
+
+
+def _rejections(txn: lmdb.Transaction, db: object, test: _Test
+                ) -> Iterator[tuple[bytes, int, list[tuple[str, str, str]], list[tuple[str, str, str]]]]:
+    """Each batch's remembered rejections: (key, day, the rows of these members, the others)."""
+    for key, raw in txn.cursor(db=db):
+        rows = rejected_rows(raw)
+        ours = [row for row in rows if test(row[0].encode())]
+        yield bytes(key), rejections_day(raw), ours, [row for row in rows if not test(row[0].encode())]
 
 
 def _unindex(txn: lmdb.Transaction, dbs: dict, test: _Test) -> None:

@@ -12,7 +12,7 @@ from actors.shard import Shard, ShardConfig
 from engine.calendar import parse_day
 from engine.errors import MovedAwayError, OutOfOrderError
 from engine.operators import Enrollment
-from tests.builders import buy, line, recharge, refund
+from tests.builders import buy, line, recharge, redeem, refund
 from tests.parts import part, results_of
 from tests.test_shard import DAY, RULES
 
@@ -115,3 +115,25 @@ def test_a_shard_refuses_writes_for_a_virtual_shard_it_exported_until_the_move_i
     assert [r.outcome for r in results_of(shard.apply_encoded([part([buy("t4", "m1", DAY, line(20_000))], "U", 1)])[0])
             ] == ["accepted"]
     shard.close()
+
+
+def test_a_batch_resent_after_its_members_moved_is_answered_as_the_first_time(tmp_path):
+    # the rejections stayed in the source's store, so the destination scored a resent redeem again
+    # and accepted what the first answer had refused
+    source, destination = open_shard(tmp_path / "a", 0, 0), open_shard(tmp_path / "b", 1, 0)
+    mover = MEMBERS[0]
+    stayer = next(m for m in MEMBERS if virtual_shard(m) != virtual_shard(mover))
+    both = [redeem(f"R-{m}", m, DAY, points=500) for m in (mover, stayer)]
+    source.apply([buy(f"t-{m}", m, DAY, line(1_000)) for m in (mover, stayer)])
+    first = results_of(source.apply_encoded([part(both, batch_id="B1")])[0])
+    assert [r.reason for r in first] == ["insufficient_points"] * 2
+
+    data = shard_moves.export(source, [virtual_shard(mover)], VIRTUAL_SHARDS)
+    shard_moves.take_in(destination, data, VIRTUAL_SHARDS)
+    shard_moves.let_go(source, [virtual_shard(mover)], VIRTUAL_SHARDS)
+    for shard, member in ((destination, mover), (source, stayer)):  # enough points now, in a later batch
+        shard.apply_encoded([part([buy(f"big-{member}", member, DAY, line(100_000))], batch_id="B2")])
+        resent = results_of(shard.apply_encoded([part([both[(shard is source)]], batch_id="B1")])[0])
+        assert [(r.outcome, r.reason) for r in resent] == [("rejected", "insufficient_points")]
+    assert destination.store.rejections("B1") == {(mover, f"R-{mover}"): "insufficient_points"}
+    assert source.store.rejections("B1") == {(stayer, f"R-{stayer}"): "insufficient_points"}
