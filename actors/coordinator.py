@@ -476,6 +476,8 @@ class Coordinator(ShardLanes):
                 async with self.exclusive:
                     counts = await self._take_rules(behind)
                 self.behind -= set(behind)
+                if self.resharding.others is not None:  # node gateways send them batches again
+                    await self.resharding.others.route()
                 log.info("rules version in force taken by shards that were behind",
                          extra={"version": self.rules.version, "shards": behind})
                 busy.update({shard: count for shard, count in zip(behind, counts, strict=True) if count})

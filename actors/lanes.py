@@ -245,7 +245,8 @@ class ShardLanes:
     resharding: Holds
     behind: frozenset[int] | set[int] = frozenset()
     """Shards behind the rules in force, which get no batch until they have taken them: the
-    coordinator keeps it (actors/coordinator.py `_catch_up`); a node gateway cannot know."""
+    coordinator keeps it (actors/coordinator.py `_catch_up`) and sends it to node gateways with
+    their routes."""
 
     def shard_for(self, member_id: str) -> int:
         return shard_of(self.layout, member_id)

@@ -50,6 +50,9 @@ class Routes(msgspec.Struct):
     """The shard actors' Ray names, by shard."""
     holding: list[int] = []
     """Virtual shards whose writes wait (one moving)."""
+    behind: list[int] = []
+    """Shards behind the rules in force (a publish their restart cut short): no batch goes to
+    them until they have taken the version (`Coordinator.behind`)."""
 
 
 class GatewayPlan:
@@ -101,6 +104,7 @@ class ShardRouter(ShardLanes):
             self.lanes.append(Lane(ray.get_actor(routes.shards[shard]), shard, config.in_flight_per_shard,
                                    config.queue_per_shard))
         self.resharding.hold(frozenset(routes.holding))
+        self.behind = frozenset(routes.behind)
 
     def published(self, version: int, text: str) -> None:
         """The version now in force."""
@@ -237,7 +241,7 @@ class NodeGateways:
         self.generation += 1
         return Routes(self.generation, coordinator.layout,
                       [coordinator.shard_name(shard) for shard in range(coordinator.layout.shards)],
-                      sorted(coordinator.resharding.holding))
+                      sorted(coordinator.resharding.holding), sorted(coordinator.behind))
 
     async def hold(self, source: int) -> bool:
         """Every node gateway holds what serve's gateway holds, and answers once what it sent to
@@ -272,9 +276,11 @@ class NodeGateways:
                     await _within(actor.published.remote(missing, folder.published_rules(missing)))
 
     async def _published(self, published: Any) -> None:
-        """A gateway that does not answer now is sent the version when it answers `serving` again."""
+        """A gateway that does not answer now is sent the version when it answers `serving` again.
+        The routes follow: a publish a shard's death cut short leaves that shard behind."""
         await asyncio.gather(*(_within(actor.published.remote(published.version, published.text))
                                for actor in self.actors.values()))
+        await self.route()
 
     async def stop(self, grace: float) -> None:
         await asyncio.gather(*(_within(actor.stop.remote(grace), grace + 5) for actor in self.actors.values()))

@@ -4,9 +4,12 @@ and nothing left running at the end. One cluster and one server for the module (
 costs ~20 s to start)."""
 
 import json
+import os
 import random
 import re
+import signal
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -163,6 +166,41 @@ def test_the_client_fails_over_to_the_next_gateway(served_cluster, monkeypatch):
         ack = client.submit([{"txn_id": "F1", "member_id": "F-1", "occurred_at_ms": 0, "kind": "event"}])
         assert client.address == served_cluster.b_address  # a batch is sent again there
         assert len(ack.results) == 1
+
+
+def test_a_shard_behind_the_rules_gets_no_batch_through_a_node_gateway(served_cluster):
+    """A publish a shard's death cut short leaves that shard on the old version until serve's
+    coordinator brings it up to date; node gateways did not know, and sent it batches meanwhile,
+    scored under the old rules."""
+    cluster = served_cluster.cluster
+    [pid, *_] = [p for node in cluster.nodes.values() for p in node.pids()
+                 if Path(f"/proc/{p}/cmdline").read_bytes().startswith(b"ray::ShardActor")]
+    with PatronClient(served_cluster.serve.address) as a:
+        rules = a.rules()
+        [day] = {shard.business_day for shard in a.status().shards}
+    richer = rules.rules_toml.replace(f"version = {rules.version}", f"version = {rules.version + 1}", 1).replace(
+        "per_unit = 10\n", "per_unit = 20\n", 1)
+    assert "per_unit = 20" in richer
+
+    def purchases(prefix: str, count: int) -> list[dict]:
+        return [{"txn_id": f"{prefix}{n}", "member_id": f"{prefix}-m{n}", "occurred_at_ms": ms(f"{day} 09:00"),
+                 "kind": "purchase", "lines": [{"sku": "A", "paid_minor": 2_900}]} for n in range(count)]
+
+    os.kill(pid, signal.SIGSTOP)  # it takes the publish's call, then dies with it
+    killer = threading.Timer(1.0, os.kill, (pid, signal.SIGKILL))
+    killer.start()
+    with PatronClient(served_cluster.b_address, retries=0) as b, pytest.raises(grpc.RpcError) as raised:
+        b.publish_rules(richer)
+    killer.join()
+    assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+    with PatronClient(served_cluster.b_address, retries=60) as b:  # at once: retried while the shard is away
+        during = b.submit(purchases("BH", 40)).results
+        deadline = time.monotonic() + 60
+        while {shard.rule_version for shard in b.status().shards} != {rules.version + 1}:
+            assert time.monotonic() < deadline, "the shard that died did not take the version in force"
+            time.sleep(0.2)
+        [control] = b.submit(purchases("BC", 1)).results
+    assert {r.points for r in during} == {control.points}
 
 
 LOSS = Workload(transactions=1_500, members=300, days=2, start=WORKLOAD.start, seed=11, id_prefix="L")
