@@ -348,8 +348,8 @@ class Coordinator(ShardLanes):
                 log.info("checkpoint after the midnight run", extra={
                     "checkpoint": made.name, "bytes": made.bytes, "seconds": time.monotonic() - started})
         except Exception as error:
-            summary.error = (f"{type(error).__name__}: {error} (the server finishes the run once every shard "
-                             f"answers; `patron status` follows it)")
+            summary.error = (f"{type(error).__name__}: {error} (shards it left short of its date are brought to "
+                             f"it once every shard answers; `patron status` follows it)")
             raise
         finally:
             summary.running, summary.date = False, ""
@@ -500,7 +500,11 @@ class Coordinator(ShardLanes):
         failed = self.midnight.error if self.midnight is not None else ""
         if min(self._business_days) >= max(*self._business_days, self._midnight_until if failed else 0):
             return
-        days = [parse_day(s.business_day) for s in await self.status()]  # the last look's may predate a run's end
+        # the last look's may predate a run's end; a shard gone again meanwhile must not hold the watch
+        answers = await asyncio.gather(*(_answer(actor.status.remote()) for actor in self.actors))
+        if not all(isinstance(answer, ShardStatus) and answer.business_day for answer in answers):
+            return
+        days = [parse_day(answer.business_day) for answer in answers]
         until = max(*days, self._midnight_until if failed else 0)
         if self._midnight_running() or min(days) >= until:
             return
@@ -550,7 +554,7 @@ class Coordinator(ShardLanes):
             for tag, count in shown.items():
                 metrics.members_tagged.labels(tag).set(count)
             metrics.tags_not_shown.set(len(counts) - len(shown))
-            self._business_days = [parse_day(a.business_day) for a in answers]
+            self._business_days = [parse_day(a.business_day) for a in answers if a.business_day]
             done, total = self.recalculation(answers)
             metrics.recalculation_done.set(done)
             metrics.recalculation_planned.set(total)

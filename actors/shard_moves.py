@@ -59,8 +59,8 @@ def let_go(shard: Shard, vshards: list[int], virtual_shards: int) -> int:
     _not_during_a_job(shard)
     wanted = frozenset(vshards)
     members = vshard_move.members_of(shard.store, wanted, virtual_shards)
-    if not members:
-        return 0
+    if not members and not vshard_move.has_rejections(shard.store, wanted, virtual_shards):
+        return 0  # (a batch's rejections of members never enrolled, `unknown_member`, go too)
     _commit(shard, members, -1, lambda writer: vshard_move.delete(writer, wanted, virtual_shards))
     if shard.inventory is not None:  # units of the instances that left go back to the keeper
         shard.inventory.settle_all()

@@ -38,8 +38,8 @@ from storage.codecs import (
 from storage.folder import write_atomically
 from storage.shard_store import BatchWriter, ShardStore
 
-__all__ = ["MoveNote", "VShardRecords", "clear_note", "delete", "export", "members_of", "put", "read_note",
-           "write_note"]
+__all__ = ["MoveNote", "VShardRecords", "clear_note", "delete", "export", "has_rejections", "members_of", "put",
+           "read_note", "write_note"]
 
 
 class IndexRecord(msgspec.Struct, array_like=True):
@@ -103,6 +103,13 @@ def members_of(store: ShardStore, vshards: frozenset[int], virtual_shards: int) 
         return [member_of(raw) for _, raw in _where(txn, store.dbs["members"], _Test(vshards, virtual_shards))]
 
 
+def has_rejections(store: ShardStore, vshards: frozenset[int], virtual_shards: int) -> bool:
+    """Whether a batch's remembered rejections name a member of those virtual shards."""
+    with store.env.begin() as txn:
+        return any(moved for _, _, moved, _ in _rejections(txn, store.dbs["rejections"],
+                                                           _Test(vshards, virtual_shards)))
+
+
 def put(writer: BatchWriter, records: VShardRecords) -> None:
     """Write the records in the writer's transaction: members with their ledgers appended at this
     shard's positions (chained anew by `BatchWriter.commit`), the index under this commit's day
@@ -118,7 +125,9 @@ def put(writer: BatchWriter, records: VShardRecords) -> None:
         here = txn.get(key, db=dbs["rejections"])
         had = rejected_rows(here) if here is not None else []
         later = max(day, rejections_day(here)) if here is not None else day
-        txn.put(key, encode_rejection_rows(later, had + rows), db=dbs["rejections"])
+        merged = {(member, txn_id): reason for member, txn_id, reason in had + rows}  # a copy a move left: once
+        txn.put(key, encode_rejection_rows(later, [(m, t, reason) for (m, t), reason in merged.items()]),
+                db=dbs["rejections"])
 
 
 def delete(writer: BatchWriter, vshards: frozenset[int], virtual_shards: int) -> int:

@@ -12,6 +12,7 @@ from actors.shard import Shard, ShardConfig
 from engine.calendar import parse_day
 from engine.errors import MovedAwayError, OutOfOrderError
 from engine.operators import Enrollment
+from storage.codecs import rejected_rows
 from tests.builders import buy, line, recharge, redeem, refund
 from tests.parts import part, results_of
 from tests.test_shard import DAY, RULES
@@ -137,3 +138,21 @@ def test_a_batch_resent_after_its_members_moved_is_answered_as_the_first_time(tm
         assert [(r.outcome, r.reason) for r in resent] == [("rejected", "insufficient_points")]
     assert destination.store.rejections("B1") == {(mover, f"R-{mover}"): "insufficient_points"}
     assert source.store.rejections("B1") == {(stayer, f"R-{stayer}"): "insufficient_points"}
+
+
+def test_rejections_of_members_never_enrolled_move_once_and_leave_nothing_behind(tmp_path):
+    # a virtual shard with no member record was not let go at all, so its rejections stayed at the
+    # source, and a move back doubled them
+    source, destination = open_shard(tmp_path / "a", 0, 0), open_shard(tmp_path / "b", 1, 0)
+    ghost = "never-enrolled"
+    moving = [virtual_shard(ghost)]
+    source.apply_encoded([part([redeem("R-g", ghost, DAY, points=500)], batch_id="B9")])
+    assert source.store.rejections("B9") == {(ghost, "R-g"): "unknown_member"}
+    for there, back in ((source, destination), (destination, source)):
+        shard_moves.take_in(back, shard_moves.export(there, moving, VIRTUAL_SHARDS), VIRTUAL_SHARDS)
+        assert shard_moves.let_go(there, moving, VIRTUAL_SHARDS) == 0  # no member went
+        assert there.store.rejections("B9") == {}
+        assert back.store.rejections("B9") == {(ghost, "R-g"): "unknown_member"}
+    with source.store.env.begin(db=source.store.dbs["rejections"]) as txn:
+        [(_, raw)] = list(txn.cursor())
+    assert rejected_rows(raw) == [(ghost, "R-g", "unknown_member")]  # once, not once per move
