@@ -143,6 +143,10 @@ class Job(msgspec.Struct):
     version: int = 0
     days: list[Day] = []
     """A midnight run over the wake-up index: the days of its entries the run visits."""
+    early: set[str] = msgspec.field(default_factory=set)
+    """Members a batch brought through the job before its walk reached them (`_ahead_of_batch`)."""
+    found: list[str] = []
+    """The days of anomaly rows those early visits wrote, for the next step to report."""
 
 
 class Shard:
@@ -287,8 +291,13 @@ class Shard:
                     ) -> tuple[list[TxnResult], BatchStats]:
         counted: dict[str, BatchStats] = {}
 
+        early: dict[str, list[str]] = {}
+
         def score(writer: BatchWriter) -> list[TxnResult]:
             started = time.perf_counter()
+            if self.job is not None:
+                early.clear()
+                early.update(self._ahead_of_batch(writer, self.job, txns))
             if self.inventory is not None:
                 self.inventory.prepare(self.book.programme, txns)
             results = []
@@ -310,12 +319,41 @@ class Shard:
 
         started = time.perf_counter()
         results = self._write_with(score, [t.member_id for t in txns], batch=True)
+        if early and self.job is not None:  # committed: the job's walk leaves them as they are now
+            self.job.early.update(early["members"])
+            self.job.found += early["days"]
+            self.job.rows += len(early["days"])
         stats = counted["stats"]
         self._hold_value(stats)
         stats.commit_seconds = time.perf_counter() - started - stats.apply_seconds
         stats.disk_write_seconds = self._disk_write_seconds
         self.accepted += sum(1 for r in results if r.outcome == "accepted")
         return results, stats
+
+    def _ahead_of_batch(self, writer: BatchWriter, job: Job, txns: list[Transaction]) -> dict[str, list[str]]:
+        """A midnight run or a publish's re-evaluation under way reaches a batch's members before
+        the batch does, in the batch's write. In replay both happen between two transactions, to
+        everyone; served, the job walks the members in steps while batches go on, and a member it
+        had not reached yet was scored as before it: points that lapsed at 00:00 were spent, and
+        a purchase earned at the tier the new rules had moved the member off (outside probes).
+        Returns the members brought through, and the days of the anomaly rows it wrote."""
+        ids = sorted({txn.member_id for txn in txns} - job.early)
+        if not ids:
+            return {}
+        days: list[str] = []
+        if job.kind == "midnight":
+            if self.members.bounded:  # as a step does (`_visit_parts`)
+                writer.drop_wakeups(job.days, ids)
+                self.members.bring(ids, lambda wanted: writer.members(wanted, ordered=True), unindexed=True)
+            rows = visit(self.book, ids, job.day, self._planned if self.members.bounded else None)
+            writer.put_anomalies(rows)
+            days = [row.day for row in rows]
+        elif job.kind == "reevaluate":
+            for member_id in ids:
+                member = self.book.members.get(member_id)
+                if member is not None:
+                    reevaluate(self.book, member, job.version)
+        return {"members": ids, "days": days}
 
     def apply_encoded(self, payloads: list[bytes]) -> list[bytes | Exception]:
         """The gateway's hot path: batch parts that queued up together, each its transactions'
@@ -465,11 +503,12 @@ class Shard:
         rows = self._walking(step, chunk)
         job.done += len(chunk)
         job.rows += len(rows)
+        found, job.found = job.found, []
         if finished:
             self.book.today = job.day
             self.book.history.forget_before(job.day)
             self.job = None
-        return len(chunk), [row.day for row in rows], finished
+        return len(chunk), [row.day for row in rows] + found, finished
 
     def _visit_parts(self, writer: BatchWriter, job: Job, chunk: list[str]) -> list[AnomalyRow]:
         """A step's members a part at a time, each part written out into the step's write before
@@ -564,7 +603,7 @@ class Shard:
         def step(writer: BatchWriter) -> None:
             self.members.bring(chunk, lambda ids: writer.members(ids, ordered=True))  # sorted, each once
             for member_id in chunk:
-                member = self.book.members.get(member_id)
+                member = self.book.members.get(member_id) if member_id not in job.early else None
                 if member is not None:
                     reevaluate(self.book, member, job.version)
             if finished:
