@@ -96,6 +96,7 @@ class Coordinator(ShardLanes):
         self.on_health = on_health
         self.shards_up = True
         self.folder = DataFolder(config.data)
+        self.data_id = self.folder.data_id()
         self.rules: PublishedRules
         self.programme: Programme
         self.layout: Layout

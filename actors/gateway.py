@@ -559,7 +559,7 @@ class AdminService:
         coordinator = self.coordinator
         statuses = await coordinator.status()
         answer = pb.StatusResponse(rule_version=coordinator.rules.version,
-                                   virtual_shards=coordinator.layout.virtual_shards)
+                                   virtual_shards=coordinator.layout.virtual_shards, data_id=coordinator.data_id)
         for status in statuses:
             answer.shards.add(shard=status.shard, ready=status.ready, members=status.members,
                               transactions=status.transactions, business_day=status.business_day,

@@ -50,6 +50,9 @@ class ImportState(msgspec.Struct, kw_only=True):
     settled, and the report holds exactly `report_bytes` of their rejections."""
 
     import_id: str
+    data_id: str = ""
+    """The server's data folder (GetStatus `data_id`) the rows went into: a progress is no proof
+    for another folder, nor for this one brought back to an earlier checkpoint."""
     offset: int = 0
     line: int = 1
     report_bytes: int = 0
@@ -76,7 +79,14 @@ def run_import(client: PatronClient, options: ImportOptions, say: Callable[[str]
     report_path = options.report or path.with_name(path.name + ".rejected.csv")
     progress_path = options.progress or path.with_name(path.name + ".import-progress")
     import_id = options.import_id or _import_id(path)
+    data_id = client.status().data_id
     state = _starting_state(progress_path, import_id, options.restart)
+    if state.data_id and data_id and state.data_id != data_id:
+        raise PatronError(f"{progress_path} records import {import_id!r} into another data folder than this "
+                          f"server's (another server, or this one restored to a checkpoint since): pass --restart "
+                          f"to import the file here from the top (members already here are reported "
+                          f"already_imported), or --progress for another progress file")
+    state.data_id = state.data_id or data_id
     if state.finished:
         say(f"import {import_id}: already finished (progress in {progress_path}; --restart imports it again)")
         return state

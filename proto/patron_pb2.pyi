@@ -580,7 +580,7 @@ class Recalculation(_message.Message):
     def __init__(self, running: _Optional[bool] = ..., version: _Optional[int] = ..., members_done: _Optional[int] = ..., members_total: _Optional[int] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("rule_version", "shards", "recalculation", "virtual_shards", "members_per_tag", "midnight", "resharding")
+    __slots__ = ("rule_version", "shards", "recalculation", "virtual_shards", "members_per_tag", "midnight", "resharding", "data_id")
     class MembersPerTagEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -595,6 +595,7 @@ class StatusResponse(_message.Message):
     MEMBERS_PER_TAG_FIELD_NUMBER: _ClassVar[int]
     MIDNIGHT_FIELD_NUMBER: _ClassVar[int]
     RESHARDING_FIELD_NUMBER: _ClassVar[int]
+    DATA_ID_FIELD_NUMBER: _ClassVar[int]
     rule_version: int
     shards: _containers.RepeatedCompositeFieldContainer[ShardStatus]
     recalculation: Recalculation
@@ -602,7 +603,8 @@ class StatusResponse(_message.Message):
     members_per_tag: _containers.ScalarMap[str, int]
     midnight: MidnightProgress
     resharding: Resharding
-    def __init__(self, rule_version: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[ShardStatus, _Mapping]]] = ..., recalculation: _Optional[_Union[Recalculation, _Mapping]] = ..., virtual_shards: _Optional[int] = ..., members_per_tag: _Optional[_Mapping[str, int]] = ..., midnight: _Optional[_Union[MidnightProgress, _Mapping]] = ..., resharding: _Optional[_Union[Resharding, _Mapping]] = ...) -> None: ...
+    data_id: str
+    def __init__(self, rule_version: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[ShardStatus, _Mapping]]] = ..., recalculation: _Optional[_Union[Recalculation, _Mapping]] = ..., virtual_shards: _Optional[int] = ..., members_per_tag: _Optional[_Mapping[str, int]] = ..., midnight: _Optional[_Union[MidnightProgress, _Mapping]] = ..., resharding: _Optional[_Union[Resharding, _Mapping]] = ..., data_id: _Optional[str] = ...) -> None: ...
 
 class Resharding(_message.Message):
     __slots__ = ("running", "shards", "planned", "done", "members_moved", "virtual_shard", "to", "seconds", "error", "owned")

@@ -65,4 +65,5 @@ def restore_checkpoint(folder: DataFolder, name: str) -> Manifest:
     shutil.copy2(source / "layout.json", folder.root / "layout.json")
     shutil.rmtree(folder.rules)
     shutil.copytree(source / "rules", folder.rules)
+    folder.forget_data_id()
     return manifest

@@ -2,6 +2,7 @@
 and its layout (how many shards, which virtual shards each owns, on which node)."""
 
 import os
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -96,6 +97,18 @@ class DataFolder:
 
     def shard(self, shard: int) -> Path:
         return self.shards / f"{shard:03d}"
+
+    def data_id(self) -> str:
+        """Names this folder's data apart from any other's (made at first use; a restore makes a
+        new one, since what was written after the checkpoint is gone): what a client's own record
+        of its work against a server, such as an import's progress file, is checked against."""
+        path = self.root / "data-id"
+        if not path.exists():
+            write_atomically(path, uuid.uuid4().hex.encode())
+        return path.read_text(encoding="ascii").strip()
+
+    def forget_data_id(self) -> None:
+        (self.root / "data-id").unlink(missing_ok=True)
 
     # -- layout ------------------------------------------------------------------------
 

@@ -230,3 +230,25 @@ def test_a_json_number_beyond_every_range_is_a_rejected_row_and_the_import_goes_
     assert report_rows(tmp_path / "members.jsonl.rejected.csv") == [(2, "bad_field"), (3, "bad_field")]
     with PatronClient(server.address) as client:
         assert [client.member(m) is not None for m in ("L1", "L2", "L3", "L4")] == [True, False, False, True]
+
+
+def test_an_import_finished_into_one_data_folder_is_not_taken_as_done_in_another(start_server, tmp_path):
+    # the progress file beside the CSV said "already finished", the command said every row was in
+    # and exited 0, and the second server had none of them
+    from client import PatronClient
+    from engine.errors import PatronError
+
+    source = write_file(tmp_path / "members.csv", good=10)
+    first = start_server(data=tmp_path / "first")
+    with PatronClient(first.address) as client:
+        assert run_import(client, ImportOptions(file=source), say=lambda text: None).finished
+        first_id = client.status().data_id
+    first.stop()
+    second = start_server(data=tmp_path / "second")
+    with PatronClient(second.address) as client:
+        assert client.status().data_id not in ("", first_id)
+        with pytest.raises(PatronError, match="into another data folder than this server's"):
+            run_import(client, ImportOptions(file=source), say=lambda text: None)
+        assert client.member("ok0") is None
+        assert run_import(client, ImportOptions(file=source, restart=True), say=lambda text: None).imported == 10
+        assert client.member("ok0") is not None
