@@ -33,7 +33,7 @@ def tail_events(args: argparse.Namespace) -> int:
     try:
         for event in stream:
             line = {"position": event.position, "kind": event.kind, "member_id": event.member_id, "day": event.day,
-                    "detail": json.loads(event.detail or "{}")}
+                    "at_ms": event.at_ms, "detail": json.loads(event.detail or "{}")}
             print(json.dumps(line, ensure_ascii=False), flush=True)
             printed += 1
             if printed == args.count:

@@ -679,18 +679,20 @@ class SubscribeRequest(_message.Message):
     def __init__(self, after: _Optional[str] = ..., kinds: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("position", "kind", "member_id", "day", "detail")
+    __slots__ = ("position", "kind", "member_id", "day", "detail", "at_ms")
     POSITION_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     DAY_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
+    AT_MS_FIELD_NUMBER: _ClassVar[int]
     position: str
     kind: str
     member_id: str
     day: str
     detail: str
-    def __init__(self, position: _Optional[str] = ..., kind: _Optional[str] = ..., member_id: _Optional[str] = ..., day: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+    at_ms: int
+    def __init__(self, position: _Optional[str] = ..., kind: _Optional[str] = ..., member_id: _Optional[str] = ..., day: _Optional[str] = ..., detail: _Optional[str] = ..., at_ms: _Optional[int] = ...) -> None: ...
 
 class QuoteRequest(_message.Message):
     __slots__ = ("member_id", "lines", "occurred_at_ms")

@@ -8,6 +8,8 @@ from pathlib import Path
 import msgspec
 
 from storage.folder import DataFolder, write_atomically
+from storage.outbox import RESTORE_GAP
+from storage.shard_store import ShardStore
 
 __all__ = ["Manifest", "finish_checkpoint", "list_checkpoints", "new_checkpoint", "restore_checkpoint"]
 
@@ -57,13 +59,33 @@ def restore_checkpoint(folder: DataFolder, name: str) -> Manifest:
         known = ", ".join(list_checkpoints(folder)) or "none"
         raise FileNotFoundError(f"no checkpoint {name!r} in {folder.checkpoints} (there are: {known})")
     manifest = msgspec.json.decode((source / "manifest.json").read_bytes(), type=Manifest)
+    given = _event_positions_given(folder)
     shutil.rmtree(folder.shards)
     for shard in range(manifest.shards):
         target = folder.shard(shard)
         target.mkdir(parents=True)
         shutil.copy2(shard_copy(source, shard) / "data.mdb", target / "data.mdb")
+        store = ShardStore(target)
+        try:  # its next events are numbered past every position subscribers were given (storage/outbox.py)
+            store.raise_event_floor(max(given.get(shard, 0), store.events_bounds()[1] + RESTORE_GAP))
+        finally:
+            store.close()
     shutil.copy2(source / "layout.json", folder.root / "layout.json")
     shutil.rmtree(folder.rules)
     shutil.copytree(source / "rules", folder.rules)
     folder.forget_data_id()
     return manifest
+
+
+def _event_positions_given(folder: DataFolder) -> dict[int, int]:
+    """Each shard's newest event sequence in the folder as it is before a restore (none for a
+    shard whose store is missing)."""
+    given = {}
+    for path in sorted(folder.shards.glob("[0-9][0-9][0-9]")):
+        if (path / "data.mdb").exists():
+            store = ShardStore(path)
+            try:
+                given[int(path.name)] = store.events_bounds()[1]
+            finally:
+                store.close()
+    return given

@@ -21,11 +21,21 @@ from engine.calendar import iso
 from engine.notices import Notice
 from engine.types import Day
 
-__all__ = ["DATABASE", "PRUNED_KEY", "Run", "append", "event_message", "newest", "prune", "read_after", "varint"]
+__all__ = ["DATABASE", "FLOOR_KEY", "PRUNED_KEY", "RESTORE_GAP", "Run", "append", "event_message", "newest", "prune",
+           "read_after", "varint"]
 
 DATABASE = b"events"
 PRUNED_KEY = "events_pruned"
 """Meta key: the highest sequence pruned (0: none). Positions before it are out of range."""
+FLOOR_KEY = "events_floor"
+"""Meta key: the sequence new events number after, at least (0: none). A restored outbox would
+number its next events as the events lost with the restore were numbered, and a subscriber
+resuming from one of those positions would skip the new ones (an outside probe: 159 of 683);
+`patron restore` sets it past every position given before (`RESTORE_GAP`)."""
+RESTORE_GAP = 1 << 40
+"""Past a restored outbox's newest event when the folder's own newest is unknown: more events than
+a shard writes in its life, and 2^24 restores still fit the 64 bits of a sequence."""
+_AT_MS = b"0"  # Event field 6 (at_ms), a varint: 6 << 3 | 0
 
 _SEQ = struct.Struct(">Q")
 _HEAD = struct.Struct(">Biq")
@@ -138,12 +148,15 @@ class Run(msgspec.Struct, array_like=True, gc=False):
     """The commit time of the first event (0: none)."""
 
 
-def read_after(txn: Any, db: Any, after: int, limit: int, max_bytes: int, kinds: frozenset[str]) -> Run:
+def read_after(txn: Any, db: Any, after: int, limit: int, max_bytes: int, kinds: frozenset[str],
+               floor: int = 0) -> Run:
     """Up to `limit` events after `after` (and about `max_bytes` of them) whose kind is in
-    `kinds` (all when empty). `through` moves past the events not asked for too."""
+    `kinds` (all when empty). `through` moves past the events not asked for too, and to `floor`
+    when the events end before it (nothing is numbered between)."""
     run = Run([], [], after, 0)
     cursor = txn.cursor(db=db)
     if not cursor.set_range(_SEQ.pack(after + 1)):
+        run.through = max(after, floor)
         return run
     wanted = frozenset(kind.encode() for kind in kinds)
     seqs, messages, start, size = run.seqs, run.messages, _HEAD.size, 0
@@ -152,13 +165,16 @@ def read_after(txn: Any, db: Any, after: int, limit: int, max_bytes: int, kinds:
         value = _current(stored)
         if wanted and value[start + 2:start + 2 + value[start + 1]] not in wanted:
             continue
+        at_ms = _HEAD.unpack_from(value)[2]
         if not seqs:
-            run.first_at_ms = _HEAD.unpack_from(value)[2]
+            run.first_at_ms = at_ms
         seqs.append(run.through)
-        messages.append(value[start:])
+        messages.append(value[start:] + _AT_MS + varint(at_ms))
         size += len(value)
         if len(seqs) >= limit or size >= max_bytes:
             break
+    else:
+        run.through = max(run.through, floor)
     return run
 
 

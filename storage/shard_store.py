@@ -268,15 +268,24 @@ class ShardStore:
     def events_after(self, after: int, limit: int, max_bytes: int, kinds: frozenset[str] = frozenset()
                      ) -> outbox.Run:
         """Events after sequence `after` (see storage.outbox.read_after)."""
-        with self.env.begin(db=self.dbs["events"]) as txn:
-            return outbox.read_after(txn, self.dbs["events"], after, limit, max_bytes, kinds)
+        with self.env.begin() as txn:
+            return outbox.read_after(txn, self.dbs["events"], after, limit, max_bytes, kinds,
+                                     _meta_int(txn, self.dbs["meta"], outbox.FLOOR_KEY))
 
     def events_bounds(self) -> tuple[int, int]:
         """(the last sequence pruned, the newest sequence): the events held are those between."""
         with self.env.begin() as txn:
-            raw = txn.get(outbox.PRUNED_KEY.encode(), db=self.dbs["meta"])
-            pruned = msgspec.msgpack.decode(raw) if raw is not None else 0
-            return pruned, outbox.newest(txn, self.dbs["events"], pruned)
+            pruned = _meta_int(txn, self.dbs["meta"], outbox.PRUNED_KEY)
+            floor = _meta_int(txn, self.dbs["meta"], outbox.FLOOR_KEY)
+            return pruned, outbox.newest(txn, self.dbs["events"], max(pruned, floor))
+
+    def raise_event_floor(self, at_least: int) -> int:
+        """New events number after `at_least` (patron restore: past every position given before);
+        returns the floor now."""
+        with self.env.begin(write=True) as txn:
+            floor = max(at_least, _meta_int(txn, self.dbs["meta"], outbox.FLOOR_KEY))
+            txn.put(outbox.FLOOR_KEY.encode(), encode(floor), db=self.dbs["meta"])
+        return floor
 
     def woken_by(self, run: Day) -> tuple[list[Day], list[str]]:
         """The wake-up index up to `run`: the days it has entries for, and the members woken on
@@ -543,7 +552,8 @@ class BatchWriter:
     @_full_is_storage_full
     def put_events(self, notices: list[Notice], written: Day, at_ms: int) -> int:
         """Append to the outbox in this transaction; returns the newest event sequence."""
-        return outbox.append(self.txn, self.dbs["events"], notices, written, at_ms, self._pruned())
+        return outbox.append(self.txn, self.dbs["events"], notices, written, at_ms,
+                             max(self._pruned(), _meta_int(self.txn, self.dbs["meta"], outbox.FLOOR_KEY)))
 
     @_full_is_storage_full
     def prune_events(self, before: Day) -> int:
@@ -651,3 +661,8 @@ class BatchWriter:
 
     def abort(self) -> None:
         self.txn.abort()
+
+
+def _meta_int(txn: lmdb.Transaction, meta: Any, key: str) -> int:
+    raw = txn.get(key.encode(), db=meta)
+    return msgspec.msgpack.decode(raw) if raw is not None else 0
