@@ -79,14 +79,9 @@ def run_import(client: PatronClient, options: ImportOptions, say: Callable[[str]
     report_path = options.report or path.with_name(path.name + ".rejected.csv")
     progress_path = options.progress or path.with_name(path.name + ".import-progress")
     import_id = options.import_id or _import_id(path)
-    data_id = client.status().data_id
     state = _starting_state(progress_path, import_id, options.restart)
-    if state.data_id and data_id and state.data_id != data_id:
-        raise PatronError(f"{progress_path} records import {import_id!r} into another data folder than this "
-                          f"server's (another server, or this one restored to a checkpoint since): pass --restart "
-                          f"to import the file here from the top (members already here are reported "
-                          f"already_imported), or --progress for another progress file")
-    state.data_id = state.data_id or data_id
+    if state.data_id and (state.offset or state.finished):  # it vouches only for the folder the rows went into
+        _same_data_folder(client, state, progress_path)
     if state.finished:
         say(f"import {import_id}: already finished (progress in {progress_path}; --restart imports it again)")
         return state
@@ -124,6 +119,15 @@ def _starting_state(progress_path: Path, import_id: str, restart: bool) -> Impor
                           f"{import_id!r} (it changed?): pass --restart to import it from the top (members "
                           f"imported already are reported already_imported), or --progress for another file")
     return state
+
+
+def _same_data_folder(client: PatronClient, state: ImportState, progress_path: Path) -> None:
+    data_id = client.status().data_id
+    if data_id and data_id != state.data_id:
+        raise PatronError(f"{progress_path} records import {state.import_id!r} into another data folder than this "
+                          f"server's (another server, or this one restored to a checkpoint since): pass --restart "
+                          f"to import the file here from the top (members already here are reported "
+                          f"already_imported), or --progress for another progress file")
 
 
 def _members_before(path: Path, fmt: str, state: ImportState) -> dict[str, int]:
@@ -228,6 +232,8 @@ class _Run:
         state.imported += answer.imported
         state.imported_before += answer.imported_before
         state.offset, state.line, state.report_bytes = chunk.end, chunk.next_line, self.report.tell()
+        if not state.data_id:  # at the first chunk settled: the folder this progress vouches for
+            state.data_id = self.client.status().data_id
         _save(self.progress_path, state)
         share = f"{100 * chunk.end / self.size:.0f}% of the file" if self.size else ""
         self.bar.update(state.rows, f"{share}, {sum(state.rejected.values()):,} rejected")

@@ -279,6 +279,10 @@ def _restore(args: argparse.Namespace) -> int:
     from storage.checkpoints import restore_checkpoint
     from storage.folder import DataFolder
 
+    if not (args.data / "checkpoints").is_dir():  # DataFolder would make an empty one
+        print(f"patron: {args.data} is not a data folder (no checkpoints/ in it); --data names the folder "
+              f"patron serve ran with", file=sys.stderr)
+        return 1
     folder = DataFolder(args.data)
     if pid := folder.served():
         print(f"patron: {args.data} is being served by process {pid}; stop it first", file=sys.stderr)

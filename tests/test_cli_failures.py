@@ -112,6 +112,7 @@ def test_a_retry_count_that_is_not_a_number_is_one_line():
     (["generate", "--out", "/no/such/folder/t.jsonl", "--transactions", "10"], ["/no/such/folder/t.jsonl"]),
     (["rules", "publish", "/no/such/rules.toml"], ["/no/such/rules.toml"]),
     (["restore", "--data", "{tmp}/data", "--checkpoint", "nightly"], ["no checkpoint 'nightly'"]),
+    (["restore", "--data", "{tmp}/nowhere", "--checkpoint", "nightly"], ["nowhere is not a data folder", "--data"]),
     (["member", "quote", "M1", "--basket", "/no/such/basket.json"], ["/no/such/basket.json", "No such file"]),
     (["member", "quote", "M1", "--line", "SKU-1:two:1000"], ["--line 'SKU-1:two:1000'", "SKU:QTY:PRICE"]),
     (["member", "quote", "M1", "--basket", "{tmp}/bad.json"], ["bad.json", "not JSON"]),
@@ -131,6 +132,7 @@ def test_a_retry_count_that_is_not_a_number_is_one_line():
     (["member", "quote", "M1", "--basket", "{tmp}/many.json"], ["many.json", "lines[0].quantity", "10^15"]),
 ])
 def test_bad_local_input_is_one_line_too(args, words, tmp_path):
+    (tmp_path / "data" / "checkpoints").mkdir(parents=True)
     (tmp_path / "latin1.toml").write_bytes('programme = "Caf\u00e9"\n'.encode("latin-1"))
     (tmp_path / "m.csv").write_text("member_id\nM1\n")
     (tmp_path / "many.json").write_text('[{"sku": "S", "paid_minor": 5, "quantity": 100000000000000000000}]')
