@@ -19,6 +19,10 @@ from engine.types import Day
 __all__ = ["STATUS_ACTIONS", "Enrollment", "birthday_of", "enroll", "set_status", "set_tier"]
 
 MAX_ATTRIBUTES = 48
+MAX_ATTRIBUTE_NAME = 64
+MAX_ATTRIBUTE_TEXT = 1_000
+"""Characters of an attribute's text. A member's attributes are in its record, written at every
+change of the member: a probe's attribute of a megabyte made each of its transactions write one."""
 _BIRTHDAY = re.compile(r"^(?:(\d{4})-)?(\d{2})-(\d{2})$")
 
 
@@ -78,8 +82,14 @@ def _check_attributes(request: Enrollment) -> None:
     if len(request.attributes) > MAX_ATTRIBUTES:
         raise InvalidRequestError(f"attributes: at most {MAX_ATTRIBUTES}, got {len(request.attributes)}")
     for name, value in request.attributes.items():  # JSON, the members' export and the summary, has no NaN
+        if not name or len(name) > MAX_ATTRIBUTE_NAME or not name.isprintable():
+            raise InvalidRequestError(f"attributes: expected names of 1 to {MAX_ATTRIBUTE_NAME} printable "
+                                      f"characters, got {name[:80]!r}")
         if isinstance(value, float) and not isfinite(value):
             raise InvalidRequestError(f"attributes.{name}: expected a finite number, got {value!r}")
+        if isinstance(value, str) and len(value) > MAX_ATTRIBUTE_TEXT:
+            raise InvalidRequestError(f"attributes.{name}: expected at most {MAX_ATTRIBUTE_TEXT:,} characters, "
+                                      f"got {len(value):,}")
     for name in request.date_attributes:
         try:
             date.fromisoformat(str(request.attributes[name]))

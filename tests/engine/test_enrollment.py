@@ -64,3 +64,18 @@ def test_a_number_attribute_must_be_finite(number):
     with pytest.raises(InvalidRequestError, match=r"attributes\.score: expected a finite number"):
         enroll(target, Enrollment(member_id="N1", attributes={"score": number}), DAY)
     assert "N1" not in target.members
+
+
+@pytest.mark.parametrize(("attributes", "problem"), [
+    ({"": "x"}, "attributes: expected names of 1 to 64 printable characters"),
+    ({"n" * 65: "x"}, "attributes: expected names of 1 to 64 printable characters"),
+    ({"a\nb": "x"}, "attributes: expected names of 1 to 64 printable characters"),
+    ({"notes": "x" * 1_001}, "attributes.notes: expected at most 1,000 characters, got 1,001"),
+])
+def test_an_attribute_is_named_and_of_a_size_a_member_record_can_carry(attributes, problem):
+    # a probe's attribute of a megabyte went into the member's record, written at every change
+    target = book()
+    with pytest.raises(InvalidRequestError, match=problem):
+        enroll(target, Enrollment(member_id="A1", attributes=attributes), DAY)
+    assert "A1" not in target.members
+    enroll(target, Enrollment(member_id="A1", attributes={"notes": "x" * 1_000}), DAY)
