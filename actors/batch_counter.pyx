@@ -141,7 +141,7 @@ def count_common(stats, list ledger):
 
 cdef list _count_common(stats, list ledger):
     cdef list rare = []
-    cdef int64_t awarded = 0, reversed_ = 0, expired = 0, redeemed = 0, restored = 0, growth = 0
+    cdef int64_t awarded = 0, deducted = 0, reversed_ = 0, expired = 0, redeemed = 0, restored = 0, growth = 0
     cdef int64_t principal = 0, bonus = 0, anomalies = 0, points, value, extra
     for entry in ledger:
         if type(entry) is not _ENTRY:
@@ -154,6 +154,8 @@ cdef list _count_common(stats, list ledger):
             points = add(amount(entry, POINTS), amount(entry, PENDING))
             if points > 0:
                 awarded = add(awarded, points)
+            else:
+                deducted = take(deducted, points)
         elif kind == "reverse":
             reversed_ = take(reversed_, add(amount(entry, POINTS), amount(entry, PENDING)))
         elif kind == "expire":
@@ -177,6 +179,7 @@ cdef list _count_common(stats, list ledger):
     stats.anomalies += anomalies
     stats.points_redeemed += redeemed
     stats.points_restored += restored
+    stats.points_deducted += deducted
     stats.growth_awarded += growth
     stats.stored_value += principal
     stats.bonus_value += bonus

@@ -55,6 +55,9 @@ class BatchStats(msgspec.Struct, array_like=True, gc=False):
     disk_write_seconds: float = 0.0
     """The part of `commit_seconds` in LMDB's own commit: its pages written and, strict, the disk's
     sync (the rows' encoding and puts are not in it)."""
+    points_deducted: int = 0
+    """Points taken by entries that award when positive: operators' negative adjustments above all
+    (so awarded − deducted − reversed − expired − redeemed + restored follows the balances)."""
 
     def add(self, other: "BatchStats") -> None:
         """Fold `other`'s counts into these (timings are not added: they belong to one commit)."""
@@ -67,6 +70,7 @@ class BatchStats(msgspec.Struct, array_like=True, gc=False):
         self.tier_changes = _add_moves(self.tier_changes, other.tier_changes)
         self.points_redeemed += other.points_redeemed
         self.points_restored += other.points_restored
+        self.points_deducted += other.points_deducted
         self.coupons = _add_counts(dict(self.coupons), other.coupons)
         self.stored_value += other.stored_value
         self.bonus_value += other.bonus_value
@@ -117,8 +121,11 @@ def count_ledger_pure(stats: BatchStats, ledger: list[LedgerEntry], tiers: Seque
     coupons: Counter[str] = Counter()
     for entry in ledger:
         kind = entry.kind
-        if kind in ("earn", "event", "adjust", "bonus") and entry.points + entry.pending > 0:
-            stats.points_awarded += entry.points + entry.pending
+        if kind in ("earn", "event", "adjust", "bonus"):
+            if entry.points + entry.pending > 0:
+                stats.points_awarded += entry.points + entry.pending
+            else:
+                stats.points_deducted -= entry.points + entry.pending
         elif kind == "reverse":
             stats.points_reversed -= entry.points + entry.pending
         elif kind == "expire":

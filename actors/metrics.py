@@ -34,6 +34,8 @@ class Metrics:
                                       "Points earned (spendable or pending).", registry=registry)
         self.points_reversed = Counter("patron_points_reversed_total", "Points taken back by refunds.",
                                        registry=registry)
+        self.points_deducted = Counter("patron_points_deducted_total",
+                                       "Points taken by operators' negative adjustments.", registry=registry)
         self.points_expired = Counter("patron_points_expired_total", "Points expired by midnight runs.",
                                       registry=registry)
         self.growth_awarded = Counter("patron_growth_awarded_total", "Growth (experience) earned.", registry=registry)
@@ -161,6 +163,7 @@ class Metrics:
         """Ledger-level counts: from batches and from midnight runs alike."""
         self.points_awarded.inc(stats.points_awarded)
         self.points_reversed.inc(stats.points_reversed)
+        self.points_deducted.inc(stats.points_deducted)
         self.points_expired.inc(stats.points_expired)
         self.growth_awarded.inc(stats.growth_awarded)
         self.anomalies.inc(stats.anomalies)

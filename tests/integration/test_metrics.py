@@ -182,6 +182,15 @@ def test_spending_metrics_move_as_the_stream_says_and_stored_value_is_right_afte
                            lambda s: value(s, "patron_coupons_expired_total", coupon="BIRTHDAY-CAKE") > 0)
         assert value(expired, "patron_coupons_expired_total", coupon="BIRTHDAY-CAKE") == 1
         assert value(expired, "patron_coupons_expired_total", coupon="WELCOME10") == 0  # valid through 2026-12-17
+        client.adjust("m1", -150, "goodwill taken back", request_id="adj-1")
+        client.adjust("m2", 40, "goodwill", request_id="adj-2")
+        counted = wait_for(server.server.metrics_port, lambda s: value(s, "patron_points_deducted_total") > 0)
+        assert value(counted, "patron_points_deducted_total") == 150
+        # the counters follow the balances (a negative adjustment was counted nowhere)
+        moved = sum(sign * value(counted, f"patron_points_{name}_total") for sign, name in [
+            (1, "awarded"), (-1, "deducted"), (-1, "reversed"), (-1, "expired"), (-1, "redeemed"), (1, "restored")])
+        members = [client.member(m) for m in ("m1", "m2", "m3")]
+        assert moved == sum(m.points + m.pending_points for m in members)
     server.stop()
     again = start_server(data=data, rules=rules, metrics_port=0)
     samples = wait_for(again.server.metrics_port, lambda s: value(s, "patron_shard_up", shard="0") == 1)
