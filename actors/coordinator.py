@@ -20,6 +20,7 @@ from actors.batch_stats import BatchStats
 from actors.batch_wire import COMPILED
 from actors.config import ServeConfig
 from actors.coupon_grants import GrantKeeper, stricter
+from actors.job_errors import job_error
 from actors.lanes import Lane, ShardLanes
 from actors.metrics import Metrics, tags_to_show
 from actors.placement import assign_nodes, labelled_nodes, pinned_to
@@ -349,8 +350,8 @@ class Coordinator(ShardLanes):
                 log.info("checkpoint after the midnight run", extra={
                     "checkpoint": made.name, "bytes": made.bytes, "seconds": time.monotonic() - started})
         except Exception as error:
-            summary.error = (f"{type(error).__name__}: {error} (shards it left short of its date are brought to "
-                             f"it once every shard answers; `patron status` follows it)")
+            summary.error = (f"{job_error(error)}; shards it left short of its date are brought to it once every "
+                             f"shard answers (`patron status` follows it)")
             raise
         finally:
             summary.running, summary.date = False, ""

@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from actors.job_errors import job_error
 from actors.lanes import Holds, Lane
 from engine.calendar import parse_day
 from engine.errors import InvalidRequestError, OverloadedError, ReshardBusyError
@@ -121,7 +122,7 @@ class Resharding(Holds):
                 progress.done += 1
                 self.coordinator.metrics.vshards_moved.inc()
         except Exception as error:
-            progress.error = f"{type(error).__name__}: {error}"
+            progress.error = job_error(error)
             raise
         finally:
             progress.running, progress.vshard, progress.to = False, -1, -1
