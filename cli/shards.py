@@ -42,7 +42,13 @@ def _run(args: argparse.Namespace, start: Any) -> int:
         print(f"moving {started.planned} virtual shards over {started.shards} shards", file=sys.stderr, flush=True)
         if args.no_wait:
             return 0
-        return followed(lambda: client.follow_resharding(progress=_progress), "resharding")
+        return followed(lambda: _ended(client.follow_resharding(progress=_progress)), "resharding")
+
+
+def _ended(moving: Any) -> Any:
+    """The last progress line is the end's, not the last one seen while it ran."""
+    _progress(moving)
+    return moving
 
 
 def _progress(moving: Any) -> None:

@@ -165,6 +165,8 @@ def test_patron_shards_rebalance_follows_the_moves_to_the_end(start_server):
     done = patron("shards", "rebalance", "--shards", "2", "--address", server.address)
     assert done.returncode == 0, done.stderr
     assert "moving 512 virtual shards over 2 shards" in done.stderr
+    last = [line for line in done.stderr.splitlines() if line.startswith("resharding: ")][-1]
+    assert last.startswith("resharding: 512 of 512 virtual shards moved"), last  # the end's, not the last seen
     with PatronClient(server.address) as client:
         status = client.status()
     assert list(status.resharding.owned) == [512, 512]
