@@ -889,7 +889,7 @@ class Admin:
 
 
 class EventsStub:
-    """At least once, in order per member; a position older than what is kept is OUT_OF_RANGE.
+    """At least once, in order per member (across a move of virtual shards: by at_ms); a position older than what is kept is OUT_OF_RANGE.
     """
 
     def __init__(self, channel):
@@ -906,7 +906,7 @@ class EventsStub:
 
 
 class EventsServicer:
-    """At least once, in order per member; a position older than what is kept is OUT_OF_RANGE.
+    """At least once, in order per member (across a move of virtual shards: by at_ms); a position older than what is kept is OUT_OF_RANGE.
     """
 
     def Subscribe(self, request, context):
@@ -932,7 +932,7 @@ def add_EventsServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Events:
-    """At least once, in order per member; a position older than what is kept is OUT_OF_RANGE.
+    """At least once, in order per member (across a move of virtual shards: by at_ms); a position older than what is kept is OUT_OF_RANGE.
     """
 
     @staticmethod
