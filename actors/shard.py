@@ -342,9 +342,8 @@ class Shard:
             return {}
         days: list[str] = []
         if job.kind == "midnight":
-            if self.members.bounded:  # as a step does (`_visit_parts`)
-                writer.drop_wakeups(job.days, ids)
-                self.members.bring(ids, lambda wanted: writer.members(wanted, ordered=True), unindexed=True)
+            # bounded, their wake-up entries of the run's days stay: the walk drops them as it
+            # passes (a batch's members are spread over the whole index, a step's lie together)
             rows = visit(self.book, ids, job.day, self._planned if self.members.bounded else None)
             writer.put_anomalies(rows)
             days = [row.day for row in rows]
@@ -521,8 +520,12 @@ class Shard:
         for start in range(0, len(chunk), part_size):
             part = chunk[start:start + part_size]
             if bounded:  # every member in memory keeps no wake-up index
-                writer.drop_wakeups(job.days, part)  # then the write indexes the visited members' next runs
-                self.members.bring(part, lambda ids: writer.members(ids, ordered=True), unindexed=True)  # in id order
+                # then the write indexes the visited members' next runs; not those a batch brought
+                # through the run already (`_ahead_of_batch`): nothing is due, so nothing would
+                dropped = [m for m in part if m not in job.early] if job.early else part
+                writer.drop_wakeups(job.days, dropped)
+                self.members.bring(part, lambda ids: writer.members(ids, ordered=True))  # in id order
+                self.members.unindexed(dropped)
             rows += visit(self.book, part, job.day, self._planned if bounded else None)
             if start + part_size < len(chunk):
                 self._write_out(writer)

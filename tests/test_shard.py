@@ -144,6 +144,13 @@ def test_a_batch_during_a_midnight_run_meets_its_members_after_that_midnight_as_
     assert {m: shard.member(m) for m in members} == {m: summarise(replayed.programme, replayed.members[m])
                                                      for m in members}
     assert [[e.kind for e in shard.ledger(m)].count("expire") for m in members] == [1] * 6  # each once
+    shard.midnight_begin(parse_day("2026-11-19"))  # the next run still finds every member it must visit
+    while not shard.midnight_step(limit=2)[2]:
+        pass
+    advance_to(replayed, parse_day("2026-11-19"))
+    assert {m: shard.member(m) for m in members} == {m: summarise(replayed.programme, replayed.members[m])
+                                                     for m in members}
+    assert [[e.kind for e in shard.ledger(m)].count("expire") for m in members] == [2] * 6
 
 
 def test_a_batch_during_a_re_evaluation_meets_its_members_under_the_new_rules(tmp_path):
