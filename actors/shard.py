@@ -527,12 +527,21 @@ class Shard:
                 self.members.bring(part, lambda ids: writer.members(ids, ordered=True))  # in id order
                 self.members.unindexed(dropped)
             rows += visit(self.book, part, job.day, self._planned if bounded else None)
+            if bounded:  # entries dropped for a member with nothing due (a batch brought it through
+                # the run before a restart): written again, or it would miss its next runs
+                self._reindex([m for m in dropped if m not in self.book.dirty])
             if start + part_size < len(chunk):
                 self._write_out(writer)
                 if bounded:
                     self.members.settle()
                     self._planned.clear()
         return rows
+
+    def _reindex(self, member_ids: list[str]) -> None:
+        for member_id in member_ids:
+            member = self.members.peek(member_id)
+            if member is not None:
+                self.book.dirty[member_id] = member
 
     def take_unreported(self) -> BatchStats:
         stats, self.unreported = self.unreported, BatchStats({})

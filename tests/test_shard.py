@@ -153,6 +153,26 @@ def test_a_batch_during_a_midnight_run_meets_its_members_after_that_midnight_as_
     assert [[e.kind for e in shard.ledger(m)].count("expire") for m in members] == [2] * 6
 
 
+def test_members_a_batch_brought_through_a_run_cut_short_by_a_crash_are_still_woken_later(tmp_path):
+    # resumed after a restart, the run's walk dropped their wake-up entries and, with nothing due,
+    # wrote none back: their points never expired
+    rules = RULES.replace('policy = "jan1_after_years"', 'policy = "rolling_days"').replace(
+        "years = 1                           # with jan1_after_years", "days = 1")
+    members = [f"m{n}" for n in range(6)]
+    shard = open_shard(tmp_path, rules, hot_members=2)
+    shard.apply([buy(f"t-{m}", m, DAY, line(2900)) for m in members])
+    shard.midnight_begin(parse_day("2026-11-18"))
+    shard.midnight_step(limit=2)
+    shard.apply([buy(f"u-{m}", m, "2026-11-18 11:00", line(5000)) for m in members])  # lots that lapse 11-19
+    shard.store.env.close()  # the process dies; the run is resumed after the restart
+    again = open_shard(tmp_path, rules, hot_members=2)
+    for day in ("2026-11-18", "2026-11-19"):
+        again.midnight_begin(parse_day(day))
+        while not again.midnight_step(limit=2)[2]:
+            pass
+    assert {m: again.member(m).points for m in members} == dict.fromkeys(members, 0)
+
+
 def test_a_batch_during_a_re_evaluation_meets_its_members_under_the_new_rules(tmp_path):
     # a member the re-evaluation had not reached yet earned at the tier the new rules moved it off,
     # and the purchase, not the publish, moved it up
