@@ -73,6 +73,9 @@ def restore_checkpoint(folder: DataFolder, name: str) -> Manifest:
     shutil.copy2(source / "layout.json", folder.root / "layout.json")
     shutil.rmtree(folder.rules)
     shutil.copytree(source / "rules", folder.rules)
+    # the keeper's grants were for instances the restore took back: it starts again from what each
+    # restored shard holds, so the units those instances used are any shard's to issue
+    shutil.rmtree(folder.stock, ignore_errors=True)
     folder.forget_data_id()
     return manifest
 
