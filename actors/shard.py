@@ -9,6 +9,7 @@ commit, so batches interleave with them; a crash mid-job resumes where it stoppe
 
 import logging
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
@@ -297,7 +298,7 @@ class Shard:
             started = time.perf_counter()
             if self.job is not None:
                 early.clear()
-                early.update(self._ahead_of_batch(writer, self.job, txns))
+                early.update(self._ahead_of_batch(writer, self.job, txns, failed))
             if self.inventory is not None:
                 self.inventory.prepare(self.book.programme, txns)
             results = []
@@ -330,29 +331,42 @@ class Shard:
         self.accepted += sum(1 for r in results if r.outcome == "accepted")
         return results, stats
 
-    def _ahead_of_batch(self, writer: BatchWriter, job: Job, txns: list[Transaction]) -> dict[str, list[str]]:
+    def _ahead_of_batch(self, writer: BatchWriter, job: Job, txns: list[Transaction], failed: set[int]
+                        ) -> dict[str, list[str]]:
         """A midnight run or a publish's re-evaluation under way reaches a batch's members before
         the batch does, in the batch's write. In replay both happen between two transactions, to
         everyone; served, the job walks the members in steps while batches go on, and a member it
         had not reached yet was scored as before it: points that lapsed at 00:00 were spent, and
         a purchase earned at the tier the new rules had moved the member off (outside probes).
-        Returns the members brought through, and the days of the anomaly rows it wrote."""
-        ids = sorted({txn.member_id for txn in txns} - job.early)
-        if not ids:
-            return {}
+        Only members the walk has still to reach; returns them, and the days of the anomaly rows
+        written. An engine defect on one member fails its first transaction (`cannot_apply`)."""
+        first: dict[str, int] = {}
+        for index, txn in enumerate(txns):
+            if index not in failed:
+                first.setdefault(txn.member_id, index)
+        ids = [m for m in sorted(first.keys() - job.early) if _ahead(job, m)]
         days: list[str] = []
-        if job.kind == "midnight":
-            # bounded, their wake-up entries of the run's days stay: the walk drops them as it
-            # passes (a batch's members are spread over the whole index, a step's lie together)
-            rows = visit(self.book, ids, job.day, self._planned if self.members.bounded else None)
-            writer.put_anomalies(rows)
-            days = [row.day for row in rows]
-        elif job.kind == "reevaluate":
-            for member_id in ids:
-                member = self.book.members.get(member_id)
-                if member is not None:
-                    reevaluate(self.book, member, job.version)
-        return {"members": ids, "days": days}
+        for member_id in ids:
+            try:
+                days += self._bring_through(writer, job, member_id)
+            except Exception as error:
+                raise _TransactionFailedError(first[member_id]) from error
+        return {"members": ids, "days": days} if ids else {}
+
+    def _bring_through(self, writer: BatchWriter, job: Job, member_id: str) -> list[str]:
+        member = self.book.members.get(member_id)
+        if member is None:
+            return []
+        if job.kind == "reevaluate":
+            reevaluate(self.book, member, job.version)
+            return []
+        # bounded, its wake-up entries of the run's days stay: the walk drops them as it passes
+        rows = visit(self.book, [member_id], job.day, self._planned if self.members.bounded else None)
+        if member.midnight_done < job.day:  # nothing was due: still, the run is behind it, and the
+            member.midnight_done = job.day  # walk, after the batch, must not run it (its changes are the next run's)
+            self.book.dirty[member_id] = member
+        writer.put_anomalies(rows)
+        return [row.day for row in rows]
 
     def apply_encoded(self, payloads: list[bytes]) -> list[bytes | Exception]:
         """The gateway's hot path: batch parts that queued up together, each its transactions'
@@ -527,9 +541,10 @@ class Shard:
                 self.members.bring(part, lambda ids: writer.members(ids, ordered=True))  # in id order
                 self.members.unindexed(dropped)
             rows += visit(self.book, part, job.day, self._planned if bounded else None)
-            if bounded:  # entries dropped for a member with nothing due (a batch brought it through
-                # the run before a restart): written again, or it would miss its next runs
-                self._reindex([m for m in dropped if m not in self.book.dirty])
+            if bounded:  # entries dropped for a member the run had reached before a restart (a step,
+                # or a batch ahead of the walk) and nothing changed since: written again, or it would
+                # miss its next runs
+                self._reindex([m for m in dropped if m not in self.book.dirty], job.day)
             if start + part_size < len(chunk):
                 self._write_out(writer)
                 if bounded:
@@ -537,10 +552,10 @@ class Shard:
                     self._planned.clear()
         return rows
 
-    def _reindex(self, member_ids: list[str]) -> None:
+    def _reindex(self, member_ids: list[str], run: Day) -> None:
         for member_id in member_ids:
             member = self.members.peek(member_id)
-            if member is not None:
+            if member is not None and member.midnight_done >= run:
                 self.book.dirty[member_id] = member
 
     def take_unreported(self) -> BatchStats:
@@ -808,6 +823,12 @@ def _lots_by_day(members: Iterable[Member]) -> dict[Day, int]:
 REJECTIONS_KEPT_DAYS = 2
 """How long a batch's rejections are remembered for its resends: clients resend within minutes
 (PatronClient gives up after 8 tries), so two business days leave room and keep the database small."""
+
+
+def _ahead(job: Job, member_id: str) -> bool:
+    """Whether the job's walk has still to reach the member (its list is sorted)."""
+    at = bisect_left(job.members, member_id, job.done)
+    return at < len(job.members) and job.members[at] == member_id
 
 
 def remember_rejections(writer: BatchWriter, txns: list[Transaction], results: list[TxnResult],

@@ -153,6 +153,42 @@ def test_a_batch_during_a_midnight_run_meets_its_members_after_that_midnight_as_
     assert [[e.kind for e in shard.ledger(m)].count("expire") for m in members] == [2] * 6
 
 
+@pytest.mark.parametrize("hot_members", [0, 2])
+def test_a_member_with_nothing_due_meets_the_run_before_a_batch_and_not_again_after_it(tmp_path, hot_members):
+    # the run's list held members with nothing due (a wake-up left by lots since redeemed); the
+    # batch's visit did nothing, and the walk then ran their midnight after the batch, taking its
+    # batch upgrade a day early: the next night's run passed them by, and Gold was never entered
+    rules = RULES.replace('policy = "jan1_after_years"', 'policy = "rolling_days"').replace(
+        "years = 1                           # with jan1_after_years", "days = 3").replace(
+        'on_change = "upgrade_only"', 'on_change = "batch"')
+    members = [f"m{n}" for n in range(4)]
+    earned = [buy(f"t-{m}", m, "2026-11-17 10:00", line(2900)) for m in members]
+    spent = [redeem(f"r-{m}", m, "2026-11-18 10:00", points=20) for m in members]
+    bought = [buy(f"u-{m}", m, "2026-11-20 10:00", line(1_200_000)) for m in members]
+    shard = open_shard(tmp_path, rules, hot_members=hot_members)
+
+    def run(day: str) -> None:
+        shard.midnight_begin(parse_day(day))
+        while not shard.midnight_step(limit=2)[2]:
+            pass
+
+    shard.apply(earned)
+    run("2026-11-18")
+    shard.apply(spent)
+    run("2026-11-19")
+    shard.midnight_begin(parse_day("2026-11-20"))
+    shard.midnight_step(limit=1)
+    shard.apply(bought)
+    while not shard.midnight_step(limit=2)[2]:
+        pass
+    run("2026-11-21")
+    replayed = Book(Programme(load_rules(rules)))
+    list(replay_stream(replayed, earned + spent + bought))
+    advance_to(replayed, parse_day("2026-11-21"))
+    assert {m: shard.member(m) for m in members} == {m: summarise(replayed.programme, replayed.members[m])
+                                                     for m in members}
+
+
 def test_members_a_batch_brought_through_a_run_cut_short_by_a_crash_are_still_woken_later(tmp_path):
     # resumed after a restart, the run's walk dropped their wake-up entries and, with nothing due,
     # wrote none back: their points never expired
@@ -189,6 +225,19 @@ def test_a_batch_during_a_re_evaluation_meets_its_members_under_the_new_rules(tm
     assert ledger[-1][1:] == ("txn", "u-m3")
     assert [e.kind for e in shard.ledger("m3")].count("tier") == 1  # not again when the walk got there
     assert {shard.member(f"m{n}").tier for n in range(4)} == {"Silver"}
+
+
+def test_a_batch_after_the_re_evaluation_passed_a_member_leaves_it_to_what_came_since(tmp_path):
+    # every member of a batch was re-evaluated, also those the walk had passed: one an operator
+    # had put back in Basic since was moved up again by its next purchase
+    shard = open_shard(tmp_path)
+    shard.apply([buy(f"t-m{n}", f"m{n}", DAY, line(600_000)) for n in range(4)])
+    easier = RULES.replace("version = 1", "version = 2").replace("threshold = 10000\n", "threshold = 5000\n", 1)
+    shard.publish(easier)
+    shard.reevaluate_step(limit=2)  # m0 and m1 passed
+    shard.set_tier("m0", "Basic", "complaint")
+    shard.apply([redeem("r-m0", "m0", DAY, points=10)])  # spending: no tier is judged on it
+    assert shard.member("m0").tier == "Basic"
 
 
 def test_anomaly_rows_are_stored_with_the_member_that_made_them(tmp_path):
@@ -366,6 +415,26 @@ def _with_defect(monkeypatch, poison: str, effect: str) -> None:
         return result
 
     monkeypatch.setattr(actors.shard, "score_transaction", scoring)
+
+
+def test_a_member_the_midnight_run_fails_on_sinks_its_own_transactions_not_the_batch(tmp_path, monkeypatch):
+    import actors.shard
+
+    visited = actors.shard.visit
+
+    def visit(book: Book, member_ids: list[str], run: int, planned: object = None) -> list:
+        if member_ids == ["m2"]:
+            raise ZeroDivisionError("planted: an engine defect on one member's midnight")
+        return visited(book, member_ids, run, planned)
+
+    shard = open_shard(tmp_path)
+    shard.apply([buy(f"t-m{n}", f"m{n}", DAY, line(2900)) for n in range(4)])
+    shard.midnight_begin(parse_day("2026-11-18"))
+    monkeypatch.setattr(actors.shard, "visit", visit)
+    results = shard.apply([buy("u1", "m1", DAY, line(2900)), buy("u2", "m2", DAY, line(2900)),
+                           buy("u3", "m2", DAY, line(2900)), buy("u4", "m3", DAY, line(2900))])
+    assert [(r.outcome, r.reason) for r in results] == [
+        ("accepted", ""), ("rejected", "cannot_apply"), ("rejected", "cannot_apply"), ("accepted", "")]
 
 
 def test_a_transaction_the_engine_fails_on_is_rejected_and_the_rest_of_its_batch_applied_once(tmp_path, monkeypatch):
