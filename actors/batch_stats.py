@@ -57,7 +57,8 @@ class BatchStats(msgspec.Struct, array_like=True, gc=False):
     sync (the rows' encoding and puts are not in it)."""
     points_deducted: int = 0
     """Points taken by entries that award when positive: operators' negative adjustments above all
-    (so awarded − deducted − reversed − expired − redeemed + restored follows the balances)."""
+    (so awarded − deducted − reversed − expired − redeemed + restored follows the balances, but for
+    imports' opening balances and debts forgiven on 1 January)."""
 
     def add(self, other: "BatchStats") -> None:
         """Fold `other`'s counts into these (timings are not added: they belong to one commit)."""

@@ -1,6 +1,7 @@
 """Checkpoints of a data folder: consistent, compacted copies of every shard with the layout
 and rules, the last K kept; and restoring a folder to one (with the server stopped)."""
 
+import contextlib
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,7 +10,7 @@ import msgspec
 
 from storage.folder import DataFolder, write_atomically
 from storage.outbox import RESTORE_GAP
-from storage.shard_store import ShardStore
+from storage.shard_store import ShardStore, newest_event
 
 __all__ = ["Manifest", "finish_checkpoint", "list_checkpoints", "new_checkpoint", "restore_checkpoint"]
 
@@ -59,36 +60,46 @@ def restore_checkpoint(folder: DataFolder, name: str) -> Manifest:
         known = ", ".join(list_checkpoints(folder)) or "none"
         raise FileNotFoundError(f"no checkpoint {name!r} in {folder.checkpoints} (there are: {known})")
     manifest = msgspec.json.decode((source / "manifest.json").read_bytes(), type=Manifest)
-    given = _event_positions_given(folder)
+    floors = _event_floors(folder)
+    # first what vouched for the folder as it was: a restore cut short leaves none of it standing
+    folder.forget_data_id()
+    # the keeper's grants were for instances the restore takes back: it starts again from what each
+    # restored shard holds, so the units those instances used are any shard's to issue
+    shutil.rmtree(folder.stock, ignore_errors=True)
     shutil.rmtree(folder.shards)
     for shard in range(manifest.shards):
         target = folder.shard(shard)
         target.mkdir(parents=True)
         shutil.copy2(shard_copy(source, shard) / "data.mdb", target / "data.mdb")
-        store = ShardStore(target)
-        try:  # its next events are numbered past every position subscribers were given (storage/outbox.py)
-            store.raise_event_floor(max(given.get(shard, 0), store.events_bounds()[1] + RESTORE_GAP))
-        finally:
-            store.close()
     shutil.copy2(source / "layout.json", folder.root / "layout.json")
     shutil.rmtree(folder.rules)
     shutil.copytree(source / "rules", folder.rules)
-    # the keeper's grants were for instances the restore took back: it starts again from what each
-    # restored shard holds, so the units those instances used are any shard's to issue
-    shutil.rmtree(folder.stock, ignore_errors=True)
-    folder.forget_data_id()
+    for shard in range(manifest.shards):  # next events numbered past every position given (storage/outbox.py)
+        store = ShardStore(folder.shard(shard))
+        try:
+            floors[shard] = store.raise_event_floor(max(floors.get(shard, 0), store.events_bounds()[1] + RESTORE_GAP))
+        finally:
+            store.close()
+    write_atomically(folder.root / _FLOORS, msgspec.json.encode({str(k): v for k, v in sorted(floors.items())}))
     return manifest
 
 
-def _event_positions_given(folder: DataFolder) -> dict[int, int]:
-    """Each shard's newest event sequence in the folder as it is before a restore (none for a
-    shard whose store is missing)."""
-    given = {}
+_FLOORS = "event-floors.json"
+"""Beside the shards, each shard's event floor as the last restore set it: a shard whose store is
+lost before the next restore (a reason to restore) still gets a floor past the positions given."""
+
+
+def _event_floors(folder: DataFolder) -> dict[int, int]:
+    """Per shard, a sequence past every event position the folder gave: its newest event, or, when
+    its store cannot be read, past the floor the last restore set."""
+    floors: dict[int, int] = {}
+    recorded = folder.root / _FLOORS
+    if recorded.exists():
+        with contextlib.suppress(ValueError):
+            floors = {int(k): v + RESTORE_GAP for k, v in msgspec.json.decode(recorded.read_bytes(),
+                                                                           type=dict[str, int]).items()}
     for path in sorted(folder.shards.glob("[0-9][0-9][0-9]")):
-        if (path / "data.mdb").exists():
-            store = ShardStore(path)
-            try:
-                given[int(path.name)] = store.events_bounds()[1]
-            finally:
-                store.close()
-    return given
+        newest = newest_event(path)
+        if newest is not None:
+            floors[int(path.name)] = max(floors.get(int(path.name), 0), newest)
+    return floors

@@ -52,7 +52,7 @@ from storage.mapped_pages import BUDGET_BYTES, drop_mapping, file_resident_bytes
 
 log = logging.getLogger("patron.storage")
 
-__all__ = ["BatchWriter", "ShardStore"]
+__all__ = ["BatchWriter", "ShardStore", "newest_event"]
 
 T = TypeVar("T")
 _DATABASES = (b"members", b"ledger", b"txn_index", b"txn_days", b"anomalies", b"meta", outbox.DATABASE, b"wakeups",
@@ -666,3 +666,22 @@ class BatchWriter:
 def _meta_int(txn: lmdb.Transaction, meta: Any, key: str) -> int:
     raw = txn.get(key.encode(), db=meta)
     return msgspec.msgpack.decode(raw) if raw is not None else 0
+
+
+def newest_event(path: Path) -> int | None:
+    """A shard's newest event sequence, read without opening it as a shard (no upgrade, no
+    write): None when its store cannot be read (damaged, or not a shard's)."""
+    try:
+        env = lmdb.open(str(path), readonly=True, lock=False, max_dbs=len(_DATABASES) + _RETIRED)
+    except lmdb.Error:
+        return None
+    try:
+        with env.begin() as txn:
+            events = env.open_db(outbox.DATABASE, txn=txn, create=False)
+            meta = env.open_db(b"meta", txn=txn, create=False)
+            floor = max(_meta_int(txn, meta, outbox.PRUNED_KEY), _meta_int(txn, meta, outbox.FLOOR_KEY))
+            return outbox.newest(txn, events, floor)
+    except (lmdb.Error, ValueError, msgspec.DecodeError):
+        return None
+    finally:
+        env.close()
