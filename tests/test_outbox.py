@@ -4,6 +4,7 @@ data folder opens with an empty outbox."""
 
 import json
 import struct
+import tempfile
 from pathlib import Path
 
 import lmdb
@@ -16,9 +17,9 @@ from actors.event_feed import EventFeed, Subscription, format_position
 from actors.shard_outbox import decode_page
 from engine.calendar import parse_day
 from engine.errors import StorageFullError
-from engine.notices import NOTICE_KINDS
+from engine.notices import NOTICE_KINDS, Notice
 from proto import patron_pb2 as pb
-from storage.outbox import Run, event_message
+from storage.outbox import Run, append, event_message, read_after
 from tests.builders import buy, line, without_coupon_triggers
 from tests.test_shard import RULES, open_shard
 
@@ -168,3 +169,18 @@ def test_a_page_stays_small_enough_for_ray_to_return_inline_and_the_next_goes_on
     assert 0 < page.run.through == page.run.seqs[-1] < page.newest == 3000
     rest = decode_page(shard.outbox.page(page.run.through, 5000, [])).run
     assert rest.seqs[0] == page.run.through + 1
+
+
+@given(kind=st.sampled_from(NOTICE_KINDS), member=texts, detail=texts, at_ms=st.integers(0, 2**62))
+def test_an_event_read_back_carries_its_commits_time_as_protobuf_writes_it(kind, member, detail, at_ms):
+    """`at_ms` is put after the stored fields as the page is read: the bytes must still be what
+    protobuf writes for the same Event (field order aside, which protobuf allows)."""
+    with tempfile.TemporaryDirectory() as folder:
+        env = lmdb.open(folder, max_dbs=2)
+        db = env.open_db(b"events")
+        with env.begin(write=True) as txn:
+            append(txn, db, [Notice(kind, member, parse_day("2026-11-17"), detail)], 1, at_ms, 0)
+            [message] = read_after(txn, db, 0, 10, 1 << 20, frozenset()).messages
+        env.close()
+    assert pb.Event.FromString(message) == pb.Event(kind=kind, member_id=member, day="2026-11-17", detail=detail,
+                                                    at_ms=at_ms)
