@@ -302,12 +302,16 @@ class Shard:
             if self.inventory is not None:
                 self.inventory.prepare(self.book.programme, txns)
             results = []
+            tomorrow = Tomorrow(self.book)
             for index, txn in enumerate(txns):
                 if index in failed:
                     results.append(TxnResult(txn.txn_id, "rejected", 0, 0, "cannot_apply"))
                     continue
                 try:
-                    results.append(score_transaction(self.book, txn))
+                    if tomorrow.starts_ms <= txn.occurred_at_ms < tomorrow.ends_ms:  # rare: dated past midnight
+                        results.append(self._dated_tomorrow(writer, tomorrow, txn, early))
+                    else:
+                        results.append(score_transaction(self.book, txn))
                 except ShardUnavailableError:  # the coupon keeper out of reach: nothing is applied
                     raise
                 except Exception as error:
@@ -321,9 +325,9 @@ class Shard:
         started = time.perf_counter()
         results = self._write_with(score, [t.member_id for t in txns], batch=True)
         if early and self.job is not None:  # committed: the job's walk leaves them as they are now
-            self.job.early.update(early["members"])
-            self.job.found += early["days"]
-            self.job.rows += len(early["days"])
+            self.job.early.update(early.get("members", []))
+            self.job.found += early.get("days", [])
+            self.job.rows += len(early.get("days", []))
         stats = counted["stats"]
         self._hold_value(stats)
         stats.commit_seconds = time.perf_counter() - started - stats.apply_seconds
@@ -354,19 +358,43 @@ class Shard:
         return {"members": ids, "days": days} if ids else {}
 
     def _bring_through(self, writer: BatchWriter, job: Job, member_id: str) -> list[str]:
-        member = self.book.members.get(member_id)
-        if member is None:
-            return []
         if job.kind == "reevaluate":
-            reevaluate(self.book, member, job.version)
+            member = self.book.members.get(member_id)
+            if member is not None:
+                reevaluate(self.book, member, job.version)
+            return []
+        return self._through_midnight(writer, member_id, job.day)
+
+    def _through_midnight(self, writer: BatchWriter, member_id: str, run: Day) -> list[str]:
+        """The member brought through the run for `run` now (idempotent: `midnight_done`); the days
+        of the anomaly rows it wrote."""
+        member = self.book.members.get(member_id)
+        if member is None or member.midnight_done >= run:
             return []
         # bounded, its wake-up entries of the run's days stay: the walk drops them as it passes
-        rows = visit(self.book, [member_id], job.day, self._planned if self.members.bounded else None)
-        if member.midnight_done < job.day:  # nothing was due: still, the run is behind it, and the
-            member.midnight_done = job.day  # walk, after the batch, must not run it (its changes are the next run's)
+        rows = visit(self.book, [member_id], run, self._planned if self.members.bounded else None)
+        if member.midnight_done < run:  # nothing was due: still, the run is behind it, and the
+            member.midnight_done = run  # walk, after the batch, must not run it (its changes are the next run's)
             self.book.dirty[member_id] = member
         writer.put_anomalies(rows)
         return [row.day for row in rows]
+
+    def _dated_tomorrow(self, writer: BatchWriter, tomorrow: "Tomorrow", txn: Transaction,
+                        early: dict[str, list[str]]) -> TxnResult:
+        """A transaction dated after the business day's midnight (a till's clock, or a batch just
+        before the run begins): replay runs that midnight first, so the member meets it first,
+        at its first such transaction; a member it creates is one the run is behind."""
+        member_id, run = txn.member_id, tomorrow.day
+        if member_id not in tomorrow.through:
+            tomorrow.through.add(member_id)
+            early.setdefault("days", []).extend(self._through_midnight(writer, member_id, run))
+            created = self.book.members.get(member_id) is None
+        else:
+            created = False
+        result = score_transaction(self.book, txn)
+        if created and (member := self.book.members.get(member_id)) is not None and member.midnight_done < run:
+            member.midnight_done = run
+        return result
 
     def apply_encoded(self, payloads: list[bytes]) -> list[bytes | Exception]:
         """The gateway's hot path: batch parts that queued up together, each its transactions'
@@ -823,6 +851,21 @@ def _lots_by_day(members: Iterable[Member]) -> dict[Day, int]:
 REJECTIONS_KEPT_DAYS = 2
 """How long a batch's rejections are remembered for its resends: clients resend within minutes
 (PatronClient gives up after 8 tries), so two business days leave room and keep the database small."""
+
+
+class Tomorrow:
+    """The business day's next date, as a batch checks its transactions against it: those dated
+    on it meet its midnight first (`Shard._dated_tomorrow`); later dates are refused `in_future`."""
+
+    __slots__ = ("day", "ends_ms", "starts_ms", "through")
+
+    def __init__(self, book: Book) -> None:
+        self.day = book.today + 1
+        calendar = book.programme.calendar
+        self.starts_ms = calendar.midnight_ms(self.day) if book.today else 1 << 62
+        self.ends_ms = calendar.midnight_ms(self.day + 1) if book.today else 1 << 62
+        self.through: set[str] = set()
+        """Members brought through its midnight in this batch."""
 
 
 def _ahead(job: Job, member_id: str) -> bool:

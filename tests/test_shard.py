@@ -189,6 +189,34 @@ def test_a_member_with_nothing_due_meets_the_run_before_a_batch_and_not_again_af
                                                      for m in members}
 
 
+@pytest.mark.parametrize("hot_members", [0, 2])
+def test_a_transaction_dated_past_midnight_meets_that_midnight_first_as_in_replay(tmp_path, hot_members):
+    # before the run began (the clock's run starts within a minute of 00:00; a manual run later),
+    # a redeem dated after midnight spent points that had lapsed at it; a transaction of the
+    # same batch dated before midnight still meets the day before
+    rules = RULES.replace('policy = "jan1_after_years"', 'policy = "rolling_days"').replace(
+        "years = 1                           # with jan1_after_years", "days = 1").replace(
+        'on_change = "upgrade_only"', 'on_change = "batch"')
+    earned = [buy(f"t-m{n}", f"m{n}", DAY, line(2900)) for n in range(3)]
+    batch = [redeem("r1", "m0", "2026-11-17 23:00", points=5), redeem("r2", "m0", "2026-11-18 01:00", points=5),
+             redeem("r3", "m1", "2026-11-18 01:00", points=5), buy("u1", "m1", "2026-11-18 02:00", line(1_200_000)),
+             buy("n1", "new", "2026-11-18 03:00", line(1_200_000))]
+    shard = open_shard(tmp_path, rules, hot_members=hot_members)
+    shard.apply(earned)
+    answers = shard.apply(batch)
+    replayed = Book(Programme(load_rules(rules)))
+    expected = list(replay_stream(replayed, earned + batch))[len(earned):]
+    assert [(a.outcome, a.reason, a.points) for a in answers] == [(e.outcome, e.reason, e.points) for e in expected]
+    members = ["m0", "m1", "m2", "new"]
+    for day in ("2026-11-18", "2026-11-19"):
+        shard.midnight_begin(parse_day(day))
+        while not shard.midnight_step(limit=2)[2]:
+            pass
+        advance_to(replayed, parse_day(day))
+        assert {m: shard.member(m) for m in members} == {m: summarise(replayed.programme, replayed.members[m])
+                                                         for m in members}, day
+
+
 def test_members_a_batch_brought_through_a_run_cut_short_by_a_crash_are_still_woken_later(tmp_path):
     # resumed after a restart, the run's walk dropped their wake-up entries and, with nothing due,
     # wrote none back: their points never expired
