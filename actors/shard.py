@@ -366,18 +366,24 @@ class Shard:
         return self._through_midnight(writer, member_id, job.day)
 
     def _through_midnight(self, writer: BatchWriter, member_id: str, run: Day) -> list[str]:
-        """The member brought through the run for `run` now (idempotent: `midnight_done`); the days
-        of the anomaly rows it wrote."""
+        """The member brought through the run for `run` now (idempotent: `midnight_done`), but for
+        its anomaly rows: the run writes them when its walk passes (reading the closed day's
+        transactions once for everyone; read here, a whole day's index was read in the middle of
+        ingestion and kept as it was then). Bounded, its wake-up entries of the run's days stay:
+        the walk drops them as it passes."""
         member = self.book.members.get(member_id)
         if member is None or member.midnight_done >= run:
             return []
-        # bounded, its wake-up entries of the run's days stay: the walk drops them as it passes
-        rows = visit(self.book, [member_id], run, self._planned if self.members.bounded else None)
-        if member.midnight_done < run:  # nothing was due: still, the run is behind it, and the
-            member.midnight_done = run  # walk, after the batch, must not run it (its changes are the next run's)
-            self.book.dirty[member_id] = member
-        writer.put_anomalies(rows)
-        return [row.day for row in rows]
+        flagged, member.flag_days = member.flag_days, ()
+        try:
+            visit(self.book, [member_id], run, self._planned if self.members.bounded else None)
+        finally:
+            member.flag_days = flagged
+        # nothing due still puts the run behind it: the walk, after the batch, must not run its
+        # midnight (what the batch changed is the next run's)
+        member.midnight_done = max(member.midnight_done, run)
+        self.book.dirty[member_id] = member
+        return []
 
     def _dated_tomorrow(self, writer: BatchWriter, tomorrow: "Tomorrow", txn: Transaction,
                         early: dict[str, list[str]]) -> TxnResult:

@@ -110,6 +110,11 @@ def visit(book: Book, member_ids: list[str], run: Day, planned: dict[str, Day] |
             continue
         if is_due(book, member, run, night.periodic):
             rows.extend(run_member_midnight(book, member, night))
+        elif member.flag_days and member.midnight_done >= run and member.flag_days[0] < run:
+            # brought through early by a shard (a transaction ahead of the walk): its rows wait
+            # for the run, which reads the closed day's transactions once for every member
+            rows.extend(_anomaly_rows(book, member, run))
+            book.dirty[member_id] = member
         if planned is None:
             schedule(book, member)
         else:
@@ -277,7 +282,9 @@ def _periodic(book: Book, member: Member, run: Day, ref: str) -> None:
 
 
 def _anomaly_rows(book: Book, member: Member, run: Day) -> list[AnomalyRow]:
+    """The rows of the days closed by `run`; a day it does not close (a shard's transaction for
+    the member dated after its midnight, ahead of the walk) waits for the next run."""
     rows = [AnomalyRow(member.member_id, iso(day), member.day_points.get(day, 0),
-                       book.history.transactions_on(member.member_id, day)) for day in member.flag_days]
-    member.flag_days = ()
+                       book.history.transactions_on(member.member_id, day)) for day in member.flag_days if day < run]
+    member.flag_days = tuple([day for day in member.flag_days if day >= run])  # a list: no closure, compiled
     return rows

@@ -217,6 +217,27 @@ def test_a_transaction_dated_past_midnight_meets_that_midnight_first_as_in_repla
                                                          for m in members}, day
 
 
+def test_a_day_reported_after_a_transaction_ran_ahead_of_midnight_lists_all_of_the_days_transactions(tmp_path):
+    # a member brought through midnight early wrote its anomaly row then, reading the whole day's
+    # index in the middle of ingestion (a tenth more CPU in `bench ingest`) and keeping it as it was:
+    # members flagged later in the day were reported without their later transactions
+    rules = RULES.replace("daily_points_threshold = 5000", "daily_points_threshold = 100")
+    stream = [buy("a1", "m1", "2026-11-17 09:00", line(9000)), buy("a2", "m1", "2026-11-17 10:00", line(9000)),
+              buy("x1", "m1", "2026-11-18 00:01", line(100)),  # the till's clock past midnight
+              buy("b1", "m2", "2026-11-17 22:00", line(9000)), buy("b2", "m2", "2026-11-17 23:00", line(9000))]
+    shard = open_shard(tmp_path, rules)
+    for txn in stream:
+        shard.apply([txn])
+    shard.midnight_begin(parse_day("2026-11-18"))
+    while not shard.midnight_step(limit=1)[2]:
+        pass
+    replayed, rows = Book(Programme(load_rules(rules))), []
+    list(replay_stream(replayed, [t for t in stream if t.txn_id != "x1"], rows))
+    rows += advance_to(replayed, parse_day("2026-11-18"))
+    assert shard.anomalies("2026-11-17") == sorted(rows, key=lambda row: row.member_id)
+    assert [row.transactions for row in shard.anomalies("2026-11-17")] == [["a1", "a2"], ["b1", "b2"]]
+
+
 def test_members_a_batch_brought_through_a_run_cut_short_by_a_crash_are_still_woken_later(tmp_path):
     # resumed after a restart, the run's walk dropped their wake-up entries and, with nothing due,
     # wrote none back: their points never expired
