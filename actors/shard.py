@@ -146,8 +146,6 @@ class Job(msgspec.Struct):
     """A midnight run over the wake-up index: the days of its entries the run visits."""
     early: set[str] = msgspec.field(default_factory=set)
     """Members a batch brought through the job before its walk reached them (`_ahead_of_batch`)."""
-    found: list[str] = []
-    """The days of anomaly rows those early visits wrote, for the next step to report."""
 
 
 class Shard:
@@ -292,13 +290,12 @@ class Shard:
                     ) -> tuple[list[TxnResult], BatchStats]:
         counted: dict[str, BatchStats] = {}
 
-        early: dict[str, list[str]] = {}
+        early: list[str] = []
 
         def score(writer: BatchWriter) -> list[TxnResult]:
             started = time.perf_counter()
             if self.job is not None:
-                early.clear()
-                early.update(self._ahead_of_batch(writer, self.job, txns, failed))
+                early[:] = self._ahead_of_batch(self.job, txns, failed)
             if self.inventory is not None:
                 self.inventory.prepare(self.book.programme, txns)
             results = []
@@ -309,7 +306,7 @@ class Shard:
                     continue
                 try:
                     if tomorrow.starts_ms <= txn.occurred_at_ms < tomorrow.ends_ms:  # rare: dated past midnight
-                        results.append(self._dated_tomorrow(writer, tomorrow, txn, early))
+                        results.append(self._dated_tomorrow(tomorrow, txn))
                     else:
                         results.append(score_transaction(self.book, txn))
                 except ShardUnavailableError:  # the coupon keeper out of reach: nothing is applied
@@ -325,9 +322,7 @@ class Shard:
         started = time.perf_counter()
         results = self._write_with(score, [t.member_id for t in txns], batch=True)
         if early and self.job is not None:  # committed: the job's walk leaves them as they are now
-            self.job.early.update(early.get("members", []))
-            self.job.found += early.get("days", [])
-            self.job.rows += len(early.get("days", []))
+            self.job.early.update(early)
         stats = counted["stats"]
         self._hold_value(stats)
         stats.commit_seconds = time.perf_counter() - started - stats.apply_seconds
@@ -335,37 +330,36 @@ class Shard:
         self.accepted += sum(1 for r in results if r.outcome == "accepted")
         return results, stats
 
-    def _ahead_of_batch(self, writer: BatchWriter, job: Job, txns: list[Transaction], failed: set[int]
-                        ) -> dict[str, list[str]]:
+    def _ahead_of_batch(self, job: Job, txns: list[Transaction], failed: set[int]
+                        ) -> list[str]:
         """A midnight run or a publish's re-evaluation under way reaches a batch's members before
         the batch does, in the batch's write. In replay both happen between two transactions, to
         everyone; served, the job walks the members in steps while batches go on, and a member it
         had not reached yet was scored as before it: points that lapsed at 00:00 were spent, and
         a purchase earned at the tier the new rules had moved the member off (outside probes).
-        Only members the walk has still to reach; returns them, and the days of the anomaly rows
-        written. An engine defect on one member fails its first transaction (`cannot_apply`)."""
+        Only members the walk has still to reach; returns them. An engine defect on one member
+        fails its first transaction (`cannot_apply`)."""
         first: dict[str, int] = {}
         for index, txn in enumerate(txns):
             if index not in failed:
                 first.setdefault(txn.member_id, index)
         ids = [m for m in sorted(first.keys() - job.early) if _ahead(job, m)]
-        days: list[str] = []
         for member_id in ids:
             try:
-                days += self._bring_through(writer, job, member_id)
+                self._bring_through(job, member_id)
             except Exception as error:
                 raise _TransactionFailedError(first[member_id]) from error
-        return {"members": ids, "days": days} if ids else {}
+        return ids
 
-    def _bring_through(self, writer: BatchWriter, job: Job, member_id: str) -> list[str]:
+    def _bring_through(self, job: Job, member_id: str) -> None:
         if job.kind == "reevaluate":
             member = self.book.members.get(member_id)
             if member is not None:
                 reevaluate(self.book, member, job.version)
-            return []
-        return self._through_midnight(writer, member_id, job.day)
+        else:
+            self._through_midnight(member_id, job.day)
 
-    def _through_midnight(self, writer: BatchWriter, member_id: str, run: Day) -> list[str]:
+    def _through_midnight(self, member_id: str, run: Day) -> None:
         """The member brought through the run for `run` now (idempotent: `midnight_done`), but for
         its anomaly rows: the run writes them when its walk passes (reading the closed day's
         transactions once for everyone; read here, a whole day's index was read in the middle of
@@ -373,7 +367,7 @@ class Shard:
         the walk drops them as it passes."""
         member = self.book.members.get(member_id)
         if member is None or member.midnight_done >= run:
-            return []
+            return
         flagged, member.flag_days = member.flag_days, ()
         try:
             visit(self.book, [member_id], run, self._planned if self.members.bounded else None)
@@ -383,17 +377,15 @@ class Shard:
         # midnight (what the batch changed is the next run's)
         member.midnight_done = max(member.midnight_done, run)
         self.book.dirty[member_id] = member
-        return []
 
-    def _dated_tomorrow(self, writer: BatchWriter, tomorrow: "Tomorrow", txn: Transaction,
-                        early: dict[str, list[str]]) -> TxnResult:
+    def _dated_tomorrow(self, tomorrow: "Tomorrow", txn: Transaction) -> TxnResult:
         """A transaction dated after the business day's midnight (a till's clock, or a batch just
         before the run begins): replay runs that midnight first, so the member meets it first,
         at its first such transaction; a member it creates is one the run is behind."""
         member_id, run = txn.member_id, tomorrow.day
         if member_id not in tomorrow.through:
             tomorrow.through.add(member_id)
-            early.setdefault("days", []).extend(self._through_midnight(writer, member_id, run))
+            self._through_midnight(member_id, run)
             created = self.book.members.get(member_id) is None
         else:
             created = False
@@ -550,12 +542,11 @@ class Shard:
         rows = self._walking(step, chunk)
         job.done += len(chunk)
         job.rows += len(rows)
-        found, job.found = job.found, []
         if finished:
             self.book.today = job.day
             self.book.history.forget_before(job.day)
             self.job = None
-        return len(chunk), [row.day for row in rows] + found, finished
+        return len(chunk), [row.day for row in rows], finished
 
     def _visit_parts(self, writer: BatchWriter, job: Job, chunk: list[str]) -> list[AnomalyRow]:
         """A step's members a part at a time, each part written out into the step's write before
