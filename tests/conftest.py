@@ -99,6 +99,19 @@ def start_server(ray_session: None, tmp_path: Path) -> Iterator:
             server.stop()
 
 
+def restored(server: RunningServer, start: object, checkpoint: str, **options: object) -> RunningServer:
+    """Stop `server`, bring its data folder back to `checkpoint` with `patron restore`, and start a
+    server on it again with `start` (the start_server fixture) and `options`."""
+    from cli.main import main
+
+    data = server.server.config.data
+    server.stop()
+    with pytest.raises(SystemExit) as done:
+        main(["restore", "--data", str(data), "--checkpoint", checkpoint])
+    assert done.value.code == 0
+    return start(data=data, **options)  # type: ignore[operator]
+
+
 @pytest.fixture
 def serve_process(tmp_path: Path) -> Iterator:
     """serve_process(data, *args, rules=None) -> ServeProcess; each is killed at the end,

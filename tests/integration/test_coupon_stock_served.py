@@ -5,13 +5,12 @@ to the shard that still issues once the inventory runs short."""
 import time
 from pathlib import Path
 
-import pytest
 import ray
 
 from client import PatronClient
 from engine.calendar import parse_day
 from tests.builders import ms
-from tests.conftest import EXAMPLE_RULES
+from tests.conftest import EXAMPLE_RULES, restored
 
 START = "2026-12-01"
 
@@ -102,8 +101,6 @@ def test_a_new_inventory_counts_what_was_issued(start_server, tmp_path):
 def test_after_a_restore_the_units_the_restore_took_back_are_any_shards_to_issue(start_server, tmp_path):
     # the keeper kept its grants (DATA/stock is not in checkpoints): a shard that had issued after
     # the checkpoint kept units no instance used, and another shard's issue was refused out_of_stock
-    from cli.main import main
-
     data, rules = tmp_path / "data", limited_rules(tmp_path, 6)
     server = start_server(data=data, shards=2, rules=rules, start_date=parse_day(START))
     first, second = member_on(server, 0), member_on(server, 1)
@@ -113,11 +110,7 @@ def test_after_a_restore_the_units_the_restore_took_back_are_any_shards_to_issue
         assert issued(client.submit(issues("a", first, 3)).results) == 3
         made = client.checkpoint()
         assert issued(client.submit(issues("b", second, 3)).results) == 3  # the whole inventory
-    server.stop()
-    with pytest.raises(SystemExit) as done:
-        main(["restore", "--data", str(data), "--checkpoint", made.name])
-    assert done.value.code == 0
-    again = start_server(data=data, rules=rules)
+    again = restored(server, start_server, made.name, rules=rules)
     with PatronClient(again.address) as client:
         answers = client.submit(issues("c", first, 4)).results  # at once: no refusal needed to free them
         assert [a.reason for a in answers] == ["", "", "", "out_of_stock"]

@@ -21,7 +21,7 @@ from engine.transactions import Transaction
 from engine.validation import load_rules
 from proto import patron_pb2 as pb
 from tests.builders import ms, without_coupon_triggers
-from tests.conftest import EXAMPLE_RULES, TEST_DAY
+from tests.conftest import EXAMPLE_RULES, TEST_DAY, restored
 
 GOLD = 1_000_000  # 10,000.00: Gold by spend, Silver by growth, and past the anomaly threshold (5,000 points)
 RULES = EXAMPLE_RULES.read_text().replace(
@@ -274,11 +274,7 @@ def test_after_a_restore_a_subscriber_resumes_from_its_last_position_and_misses_
         seen = take(client, 6, kinds=("tier_changed",))
         assert [e.member_id for e in seen] == ["a0", "a1", "a2", "b0", "b1", "b2"]
         assert started <= seen[-1].at_ms <= int(time.time() * 1000)  # when its commit was made
-    server.stop()
-    with pytest.raises(SystemExit) as done:
-        main(["restore", "--data", str(data), "--checkpoint", made.name])
-    assert done.value.code == 0
-    again = start_server(data=data, rules=quiet_rules)
+    again = restored(server, start_server, made.name, rules=quiet_rules)
     with PatronClient(again.address) as client:
         client.submit([purchase(f"c{n}", f"c{n}", GOLD) for n in range(3)])
         for last in (seen[-1], seen[2]):  # after an event the restore lost, and after one it kept
