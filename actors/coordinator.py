@@ -499,21 +499,28 @@ class Coordinator(ShardLanes):
         if self._business_days == [] or not self.shards_up or self._midnight_running() or (
                 time.monotonic() < self._midnight_tried + MIDNIGHT_RETRY_SECONDS):
             return
-        failed = self.midnight.error if self.midnight is not None else ""
-        if min(self._business_days) >= max(*self._business_days, self._midnight_until if failed else 0):
+        if not self._owed(self._business_days):
             return
         # the last look's may predate a run's end; a shard gone again meanwhile must not hold the watch
         answers = await asyncio.gather(*(_answer(actor.status.remote()) for actor in self.actors))
         if not all(isinstance(answer, ShardStatus) and answer.business_day for answer in answers):
             return
         days = [parse_day(answer.business_day) for answer in answers]
-        until = max(*days, self._midnight_until if failed else 0)
-        if self._midnight_running() or min(days) >= until:
+        until = self._owed(days)
+        if self._midnight_running() or not until:
             return
         self._midnight_tried = time.monotonic()
         log.warning("finishing a midnight run that was cut short", extra={
-            "until": iso(until), "business_days": sorted({iso(day) for day in days}), "error": failed})
+            "until": iso(until), "business_days": sorted({iso(day) for day in days}),
+            "error": self.midnight.error if self.midnight is not None else ""})
         self.start_midnight(until, allow_future=True)  # each date was asked for before
+
+    def _owed(self, days: list[Day]) -> Day:
+        """The date a cut run still owes shards on these business days (0: none): the latest of
+        them, or the date a failed run was asked for."""
+        failed = self.midnight is not None and self.midnight.error
+        until = max(*days, self._midnight_until if failed else 0)
+        return until if min(days) < until else 0
 
     def _midnight_running(self) -> bool:
         return self._midnight_task is not None and not self._midnight_task.done()

@@ -359,15 +359,15 @@ class Shard:
         else:
             self._through_midnight(member_id, job.day)
 
-    def _through_midnight(self, member_id: str, run: Day) -> None:
+    def _through_midnight(self, member_id: str, run: Day) -> bool:
         """The member brought through the run for `run` now (idempotent: `midnight_done`), but for
         its anomaly rows: the run writes them when its walk passes (reading the closed day's
         transactions once for everyone; read here, a whole day's index was read in the middle of
         ingestion and kept as it was then). Bounded, its wake-up entries of the run's days stay:
-        the walk drops them as it passes."""
+        the walk drops them as it passes. Whether the member exists."""
         member = self.book.members.get(member_id)
         if member is None or member.midnight_done >= run:
-            return
+            return member is not None
         flagged, member.flag_days = member.flag_days, ()
         try:
             visit(self.book, [member_id], run, self._planned if self.members.bounded else None)
@@ -377,18 +377,17 @@ class Shard:
         # midnight (what the batch changed is the next run's)
         member.midnight_done = max(member.midnight_done, run)
         self.book.dirty[member_id] = member
+        return True
 
     def _dated_tomorrow(self, tomorrow: "Tomorrow", txn: Transaction) -> TxnResult:
         """A transaction dated after the business day's midnight (a till's clock, or a batch just
         before the run begins): replay runs that midnight first, so the member meets it first,
         at its first such transaction; a member it creates is one the run is behind."""
         member_id, run = txn.member_id, tomorrow.day
+        created = False
         if member_id not in tomorrow.through:
             tomorrow.through.add(member_id)
-            self._through_midnight(member_id, run)
-            created = self.book.members.get(member_id) is None
-        else:
-            created = False
+            created = not self._through_midnight(member_id, run)
         result = score_transaction(self.book, txn)
         if created and (member := self.book.members.get(member_id)) is not None and member.midnight_done < run:
             member.midnight_done = run

@@ -11,10 +11,10 @@ from engine.members import Member
 from engine.transactions import TxnRecord
 from engine.types import Day
 
-__all__ = ["anomaly_key", "day_key", "decode_keys", "decode_row", "decode_txn", "encode", "encode_rejection_rows",
-           "encode_rejections", "entry_of", "id_digest", "ledger_rows", "linked_position", "member_of",
-           "position_key", "rejected_in", "rejected_rows", "rejection_key", "rejections_day", "seq_of", "txn_key",
-           "wakeup_key", "wakeup_of", "with_newest", "with_position"]
+__all__ = ["anomaly_key", "day_key", "decode_keys", "decode_row", "decode_txn", "encode", "encode_rejections",
+           "entry_of", "id_digest", "ledger_rows", "linked_position", "member_of", "position_key", "rejected_in",
+           "rejected_rows", "rejection_key", "rejections_day", "rejections_of", "seq_of", "txn_key", "wakeup_key",
+           "wakeup_of", "with_newest", "with_position"]
 
 _ENCODER = msgspec.msgpack.Encoder()
 encode = _ENCODER.encode
@@ -147,23 +147,25 @@ _decode_rejections = msgspec.msgpack.Decoder(_Rejections).decode
 
 
 def encode_rejections(day: int, rejected: dict[tuple[str, str], str]) -> bytes:
-    return encode_rejection_rows(day, [(member, txn_id, reason) for (member, txn_id), reason in rejected.items()])
+    return _encode_rejections(_Rejections(day, [(member, txn_id, reason)
+                                                for (member, txn_id), reason in rejected.items()]))
 
 
-def encode_rejection_rows(day: int, rows: list[tuple[str, str, str]]) -> bytes:
-    return _encode_rejections(_Rejections(day, rows))
+def rejections_of(raw: bytes) -> tuple[int, list[tuple[str, str, str]]]:
+    """(the day, (member, transaction id, reason) of each rejection a batch had), decoded once."""
+    decoded = _decode_rejections(raw)
+    return decoded.day, decoded.rows
 
 
 def rejected_rows(raw: bytes) -> list[tuple[str, str, str]]:
-    """(member, transaction id, reason) of each rejection a batch had."""
-    return _decode_rejections(raw).rows
+    return rejections_of(raw)[1]
 
 
 def rejected_in(raw: bytes | None) -> dict[tuple[str, str], str]:
     if raw is None:
         return {}
-    return {(member, txn_id): reason for member, txn_id, reason in _decode_rejections(raw).rows}
+    return {(member, txn_id): reason for member, txn_id, reason in rejected_rows(raw)}
 
 
 def rejections_day(raw: bytes) -> int:
-    return _decode_rejections(raw).day
+    return rejections_of(raw)[0]

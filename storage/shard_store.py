@@ -275,9 +275,7 @@ class ShardStore:
     def events_bounds(self) -> tuple[int, int]:
         """(the last sequence pruned, the newest sequence): the events held are those between."""
         with self.env.begin() as txn:
-            pruned = _meta_int(txn, self.dbs["meta"], outbox.PRUNED_KEY)
-            floor = _meta_int(txn, self.dbs["meta"], outbox.FLOOR_KEY)
-            return pruned, outbox.newest(txn, self.dbs["events"], max(pruned, floor))
+            return _meta_int(txn, self.dbs["meta"], outbox.PRUNED_KEY), _newest_event(txn, self.dbs)
 
     def raise_event_floor(self, at_least: int) -> int:
         """New events number after `at_least` (patron restore: past every position given before);
@@ -552,8 +550,7 @@ class BatchWriter:
     @_full_is_storage_full
     def put_events(self, notices: list[Notice], written: Day, at_ms: int) -> int:
         """Append to the outbox in this transaction; returns the newest event sequence."""
-        return outbox.append(self.txn, self.dbs["events"], notices, written, at_ms,
-                             max(self._pruned(), _meta_int(self.txn, self.dbs["meta"], outbox.FLOOR_KEY)))
+        return outbox.append(self.txn, self.dbs["events"], notices, written, at_ms, _numbered_after(self.txn, self.dbs))
 
     @_full_is_storage_full
     def prune_events(self, before: Day) -> int:
@@ -562,10 +559,6 @@ class BatchWriter:
         if last:
             self.put_meta(outbox.PRUNED_KEY, last)
         return removed
-
-    def _pruned(self) -> int:
-        raw = self.txn.get(outbox.PRUNED_KEY.encode(), db=self.dbs["meta"])
-        return msgspec.msgpack.decode(raw) if raw is not None else 0
 
     def put_members(self, members: Iterable[Member]) -> None:
         """Written at commit, together with the positions of their newest ledger entries; as
@@ -663,6 +656,16 @@ class BatchWriter:
         self.txn.abort()
 
 
+def _numbered_after(txn: lmdb.Transaction, dbs: dict[str, Any]) -> int:
+    """What the outbox's next event numbers after when it holds none past it: the last one
+    pruned, or the floor a restore set (storage/outbox.py `FLOOR_KEY`)."""
+    return max(_meta_int(txn, dbs["meta"], outbox.PRUNED_KEY), _meta_int(txn, dbs["meta"], outbox.FLOOR_KEY))
+
+
+def _newest_event(txn: lmdb.Transaction, dbs: dict[str, Any]) -> int:
+    return outbox.newest(txn, dbs["events"], _numbered_after(txn, dbs))
+
+
 def _meta_int(txn: lmdb.Transaction, meta: Any, key: str) -> int:
     raw = txn.get(key.encode(), db=meta)
     return msgspec.msgpack.decode(raw) if raw is not None else 0
@@ -677,10 +680,8 @@ def newest_event(path: Path) -> int | None:
         return None
     try:
         with env.begin() as txn:
-            events = env.open_db(outbox.DATABASE, txn=txn, create=False)
-            meta = env.open_db(b"meta", txn=txn, create=False)
-            floor = max(_meta_int(txn, meta, outbox.PRUNED_KEY), _meta_int(txn, meta, outbox.FLOOR_KEY))
-            return outbox.newest(txn, events, floor)
+            dbs = {name: env.open_db(name.encode(), txn=txn, create=False) for name in ("events", "meta")}
+            return _newest_event(txn, dbs)
     except (lmdb.Error, ValueError, msgspec.DecodeError):
         return None
     finally:

@@ -25,13 +25,14 @@ from storage.codecs import (
     decode_keys,
     decode_txn,
     encode,
-    encode_rejection_rows,
+    encode_rejections,
     entry_of,
     linked_position,
     member_of,
     position_key,
-    rejected_rows,
+    rejected_in,
     rejections_day,
+    rejections_of,
     txn_key,
     wakeup_of,
 )
@@ -123,11 +124,10 @@ def put(writer: BatchWriter, records: VShardRecords) -> None:
     txn.cursor(db=dbs["wakeups"]).putmulti([(key, b"") for key in records.wakeups])
     for key, day, rows in records.rejections:  # beside what this shard's members had in the same batch
         here = txn.get(key, db=dbs["rejections"])
-        had = rejected_rows(here) if here is not None else []
+        merged = rejected_in(here)
+        merged.update(((member, txn_id), reason) for member, txn_id, reason in rows)  # a copy a move left: once
         later = max(day, rejections_day(here)) if here is not None else day
-        merged = {(member, txn_id): reason for member, txn_id, reason in had + rows}  # a copy a move left: once
-        txn.put(key, encode_rejection_rows(later, [(m, t, reason) for (m, t), reason in merged.items()]),
-                db=dbs["rejections"])
+        txn.put(key, encode_rejections(later, merged), db=dbs["rejections"])
 
 
 def delete(writer: BatchWriter, vshards: frozenset[int], virtual_shards: int) -> int:
@@ -155,7 +155,8 @@ def delete(writer: BatchWriter, vshards: frozenset[int], virtual_shards: int) ->
             txn.delete(key, db=dbs[db])
     for key, day, moved, kept in list(_rejections(txn, dbs["rejections"], test)):
         if moved and kept:
-            txn.put(key, encode_rejection_rows(day, kept), db=dbs["rejections"])
+            txn.put(key, encode_rejections(day, {(member, txn_id): reason for member, txn_id, reason in kept}),
+                    db=dbs["rejections"])
         elif moved:
             txn.delete(key, db=dbs["rejections"])
     return len(gone)
@@ -165,9 +166,12 @@ def _rejections(txn: lmdb.Transaction, db: object, test: _Test
                 ) -> Iterator[tuple[bytes, int, list[tuple[str, str, str]], list[tuple[str, str, str]]]]:
     """Each batch's remembered rejections: (key, day, the rows of these members, the others)."""
     for key, raw in txn.cursor(db=db):
-        rows = rejected_rows(raw)
-        ours = [row for row in rows if test(row[0].encode())]
-        yield bytes(key), rejections_day(raw), ours, [row for row in rows if not test(row[0].encode())]
+        day, rows = rejections_of(raw)
+        ours: list[tuple[str, str, str]] = []
+        others: list[tuple[str, str, str]] = []
+        for row in rows:
+            (ours if test(row[0].encode()) else others).append(row)
+        yield bytes(key), day, ours, others
 
 
 def _unindex(txn: lmdb.Transaction, dbs: dict, test: _Test) -> None:
