@@ -387,10 +387,15 @@ class Coordinator(ShardLanes):
         return set(days)
 
     async def _reports(self, days: set[str], run: Day) -> None:
-        """After the run for `run`: the anomaly reports of the days its rows came from, and the
-        closed day's reused ids. They only read the shards, so a checkpoint may copy beside them."""
+        """After the run for `run`: the anomaly reports of the days its rows came from, those of
+        earlier rows whose run was cut short before its reports (the shards keep their days), and
+        the closed day's reused ids. They only read the shards, so a checkpoint may copy beside them;
+        the shards then forget the days reported, through their lanes."""
+        owed = await asyncio.gather(*(actor.reports_owed.remote() for actor in self.actors))
+        days = days | {day for part in owed for day in part}
         await self._write_reports(days | {iso(run - 1)})  # the closed day's even when empty: "none", not "not run"
         await self._report_reused_ids(run - 1)
+        await self.on_every_shard("reports_written", sorted(days), urgent=True)
 
     async def _write_reports(self, days: set[str]) -> None:
         for day in sorted(days):

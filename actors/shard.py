@@ -527,10 +527,13 @@ class Shard:
             return 0, [], True
         chunk = job.members[job.done:job.done + limit]
         finished = job.done + len(chunk) >= len(job.members)
+        owed = self.reports_owed()
 
         def step(writer: BatchWriter) -> list[AnomalyRow]:
             rows = self._visit_parts(writer, job, chunk)
             writer.put_anomalies(rows)
+            if rows:
+                writer.put_meta(REPORTS_OWED, sorted(set(owed) | {row.day for row in rows}))
             if finished:
                 writer.forget_before(job.day - self.config.index_retention_days)
                 writer.forget_rejections_before(job.day - REJECTIONS_KEPT_DAYS)
@@ -597,6 +600,17 @@ class Shard:
 
     def anomalies(self, day: str) -> list[AnomalyRow]:
         return self.store.anomalies(day)
+
+    def reports_owed(self) -> list[str]:
+        """Days this shard wrote anomaly rows for whose report files are not known to be written:
+        kept with the rows, so a run cut short after this shard's steps (by another shard's death
+        or the server's) still has them reported by the next run that ends."""
+        return self.store.meta(REPORTS_OWED, [])
+
+    def reports_written(self, days: list[str]) -> None:
+        owed = self.reports_owed()
+        if set(owed) & set(days):
+            self._write(lambda: None, (), meta={REPORTS_OWED: [day for day in owed if day not in days]})
 
     # -- publishing ----------------------------------------------------------------------
 
@@ -844,6 +858,8 @@ def _lots_by_day(members: Iterable[Member]) -> dict[Day, int]:
     return by_day
 
 
+REPORTS_OWED = "reports_owed"
+"""The meta key of `Shard.reports_owed`."""
 REJECTIONS_KEPT_DAYS = 2
 """How long a batch's rejections are remembered for its resends: clients resend within minutes
 (PatronClient gives up after 8 tries), so two business days leave room and keep the database small."""

@@ -116,6 +116,12 @@ class ShardActor:
     def anomalies(self, day: str) -> list[AnomalyRow]:
         return self.shard.anomalies(day)
 
+    def reports_owed(self) -> list[str]:
+        return self.shard.reports_owed()
+
+    def reports_written(self, days: list[str]) -> None:
+        self.shard.reports_written(days)
+
     def id_digests(self, day: Day) -> bytes:
         return self.shard.store.id_digests(day)
 

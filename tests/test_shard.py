@@ -298,6 +298,22 @@ def test_anomaly_rows_are_stored_with_the_member_that_made_them(tmp_path):
     assert shard.anomalies("2026-11-17") == [AnomalyRow("m1", "2026-11-17", 180, ["t1", "t2"])]
 
 
+def test_the_days_of_anomaly_rows_are_owed_a_report_until_one_is_written_even_across_a_restart(tmp_path):
+    rules = RULES.replace("daily_points_threshold = 5000", "daily_points_threshold = 100")
+    shard = open_shard(tmp_path, rules, start_day=parse_day("2026-11-18"))
+    shard.apply([buy("t1", "m1", "2026-11-16 10:00", line(9000)), buy("t2", "m1", "2026-11-16 11:00", line(9000)),
+                 buy("t3", "m2", DAY, line(9000)), buy("t4", "m2", DAY, line(9000))])
+    assert shard.reports_owed() == []
+    shard.midnight_begin(parse_day("2026-11-19"))
+    while not shard.midnight_step(limit=1)[2]:
+        pass
+    shard.close()
+    again = open_shard(tmp_path, rules)
+    assert again.reports_owed() == ["2026-11-16", "2026-11-17"]
+    again.reports_written(["2026-11-17", "2026-11-18"])
+    assert again.reports_owed() == ["2026-11-16"]
+
+
 def test_the_anomaly_report_lists_the_transactions_replay_lists(tmp_path):
     # read from the day index, the server's report left out a recharge whose bonus points it
     # counted, and listed a purchase twice once a refund in a later batch had written it again

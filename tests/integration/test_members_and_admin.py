@@ -10,9 +10,11 @@ import threading
 import time
 
 import grpc
+import msgspec
 import pytest
 import ray
 
+from actors.routing import even_layout, shard_of
 from client import PatronClient
 from engine.calendar import parse_day
 from proto import patron_pb2 as pb
@@ -198,6 +200,34 @@ def test_shards_left_on_different_business_days_are_brought_to_the_latest(start_
             pass
         _business_days(client, "2026-11-18")
         assert list(client.status().midnight.dates) == ["2026-11-18"]
+
+
+def test_anomalies_of_a_run_cut_short_after_one_shards_steps_are_still_reported(start_server, tmp_path):
+    # the finishing run asked only the shard still behind for its rows' days: the report of a day
+    # before the closed one, whose rows the other shard had written before the server died, was never made
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES.replace("daily_points_threshold = 5000", "daily_points_threshold = 100"))
+    server = start_server(shards=2, rules=rules, start_date=parse_day("2026-11-18"), data=tmp_path / "data")
+    shard = server.server.coordinator.actors[0]
+    layout = even_layout(2)
+    members = [m for m in (f"m{n}" for n in range(24)) if shard_of(layout, m) == 0]  # none flagged on shard 1
+    with PatronClient(server.address) as client:
+        client.submit([purchase(f"{m}-{hour}", m, f"2026-11-16 {hour}:00", 9000) for m in members
+                       for hour in (10, 11)])  # late, within max_lateness: flagged on the 16th
+        ray.get(shard.midnight_begin.remote(parse_day("2026-11-19")))  # as the run did before the server died
+        while not ray.get(shard.midnight_step.remote(100))[2]:
+            pass
+        assert ray.get(shard.reports_owed.remote()) == ["2026-11-16"]
+        _business_days(client, "2026-11-19")
+        deadline = time.monotonic() + 30
+        while client.status().midnight.running or not client.status().midnight.dates:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        served = sorted(r.member_id for r in client.anomaly_report("2026-11-16").rows)
+    assert served == sorted(members)
+    lines = (tmp_path / "data" / "reports" / "anomalies-2026-11-16.jsonl").read_text().splitlines()
+    assert sorted(msgspec.json.decode(line)["member_id"] for line in lines) == served
+    assert ray.get(shard.reports_owed.remote()) == []
 
 
 def test_a_midnight_run_asked_for_during_a_re_evaluation_waits_for_it(client):
