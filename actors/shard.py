@@ -514,10 +514,21 @@ class Shard:
             raise ValueError(f"runs go in date order: the next is {iso(self.book.today + 1)}, not {iso(run)}")
         if not self.members.bounded:
             self.job = Job("midnight", run, visitors(self.book, run))
+            self._still_awake(self.job.members, run)
         else:  # from the wake-up index; everyone on a day of periodic recalculation
             days, woken = self.store.woken_by(run)
             self.job = Job("midnight", run, list(self.members) if periodic_due(self.book, run) else woken, days=days)
         return len(self.job.members)
+
+    def _still_awake(self, member_ids: list[str], run: Day) -> None:
+        """Members a transaction dated past midnight brought through this run already
+        (`_dated_tomorrow`) and changed since: the walk passes them, and taking them from
+        `awake` it would leave the next run without them (a `next_day` tier entered a day late)."""
+        members, awake = self.book.members, self.book.awake
+        for member_id in member_ids:
+            member = members.get(member_id)
+            if member is not None and member.midnight_done >= run and member.touched:
+                awake.add(member_id)
 
     def midnight_step(self, limit: int = 2_000) -> tuple[int, list[str], bool]:
         """Visit up to `limit` members in one commit: (visited, the days of the anomaly rows

@@ -14,3 +14,4 @@ cdef class Book:
     cpdef write_earned(self, Member member, day, ref, kind, points, pending, growth, why)
     cpdef write_coupon(self, Member member, day, cause, ref, kind, coupon_code)
     cpdef notify_detail(self, kind, member_id, day, detail)
+    cpdef today_for(self, Member member)

@@ -91,6 +91,13 @@ class Book:
                                        kind, coupon_code=coupon_code))
         self.dirty[member.member_id] = member
 
+    def today_for(self, member: Member) -> Day:
+        """The business day as `member` lives it. A shard brings one member through the next
+        midnight ahead of the rest when a transaction dated after it arrives (actors/shard.py,
+        `_dated_tomorrow`): from then on that member is on the new date, as replay's whole book
+        is, and a tier it enters counts its validity from there."""
+        return max(self.today, member.midnight_done)
+
     def count_tags(self, old: list[str], new: list[str]) -> None:
         """Move one member's place in the members-per-tag counts from its old tags to its new."""
         counts = self.tag_counts

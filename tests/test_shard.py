@@ -217,6 +217,40 @@ def test_a_transaction_dated_past_midnight_meets_that_midnight_first_as_in_repla
                                                          for m in members}, day
 
 
+@pytest.mark.parametrize("hot_members", [0, 2])
+def test_a_tier_entered_after_a_member_met_the_next_midnight_early_lasts_as_in_replay(tmp_path, hot_members):
+    # the member was already on the new date, but the tier's validity counted from the business day
+    # before it: a day short, and a Gold member of a short tier was dropped a day early (outside probe)
+    batch = [buy("x1", "m1", "2026-11-18 00:05", line(100)), buy("g1", "m1", "2026-11-17 23:00", line(1_000_000))]
+    shard = open_shard(tmp_path, hot_members=hot_members)
+    shard.apply(batch)
+    replayed = Book(Programme(load_rules(RULES)))
+    list(replay_stream(replayed, batch))
+    assert shard.member("m1") == summarise(replayed.programme, replayed.members["m1"])
+    assert shard.member("m1").tier == "Gold"
+
+
+@pytest.mark.parametrize("hot_members", [0, 2])
+def test_a_member_that_met_midnight_early_and_changed_since_is_visited_by_the_next_run(tmp_path, hot_members):
+    # every member in memory: the run's walk took it from the members awake and passed it (already
+    # through that run), so its next_day tier waited a day for the member's next transaction
+    rules = RULES.replace('effective = "immediate"', 'effective = "next_day"').replace(
+        'issue_on = "enroll"', 'issue_on = "api"')  # no welcome coupon: its reminder would wake the member
+    batch = [buy("x1", "m1", "2026-11-18 00:05", line(100)), buy("g1", "m1", "2026-11-17 23:00", line(1_000_000))]
+    shard = open_shard(tmp_path, rules, hot_members=hot_members)
+    shard.apply(batch)
+    replayed = Book(Programme(load_rules(rules)))
+    list(replay_stream(replayed, batch))
+    for day in ("2026-11-18", "2026-11-19"):
+        shard.midnight_begin(parse_day(day))
+        while not shard.midnight_step(limit=1)[2]:
+            pass
+        advance_to(replayed, parse_day(day))
+        assert shard.member("m1") == summarise(replayed.programme, replayed.members["m1"]), day
+    assert shard.member("m1").tier == "Gold"
+    assert shard.ledger("m1") == [e for e in replayed.ledger if e.member_id == "m1"]
+
+
 def test_a_day_reported_after_a_transaction_ran_ahead_of_midnight_lists_all_of_the_days_transactions(tmp_path):
     # a member brought through midnight early wrote its anomaly row then, reading the whole day's
     # index in the middle of ingestion (a tenth more CPU in `bench ingest`) and keeping it as it was:

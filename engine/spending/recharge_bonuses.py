@@ -59,5 +59,6 @@ def give_bonus(book: Book, member: Member, bonus: RechargeBonus, day: Day, ref: 
     if bonus.upgrade_to is not None:
         target = programme.ladder.names.index(bonus.upgrade_to)
         if target > member.tier:
-            enter_tier(book, member, target, max(day, book.today), "txn", ref, note=f"recharge bonus {bonus.name}")
+            as_of = max(day, book.today_for(member))
+            enter_tier(book, member, target, as_of, "txn", ref, note=f"recharge bonus {bonus.name}")
     return BonusGiven(points, growth, ",".join(filter(None, codes)), reason)
