@@ -72,8 +72,9 @@ class Wording:
         self.parse = parse
 
 
-WindowText = Annotated[str, Wording('"lifetime", "N months" or "N days"', parse_window)]
-ValidityText = Annotated[str, Wording('"permanent", "N days", "N months" or "N months end_of_month"', parse_validity)]
+WindowText = Annotated[str, Wording('"lifetime", "N months" or "N days" (N from 1 to 9,999)', parse_window)]
+_VALIDITY_WORDS = '"permanent", "N days", "N months" or "N months end_of_month" (N from 1 to 9,999)'
+ValidityText = Annotated[str, Wording(_VALIDITY_WORDS, parse_validity)]
 Factor = Annotated[Decimal, DecimalBound(gt=0)]
 NonNegativeDecimal = Annotated[Decimal, DecimalBound(ge=0)]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

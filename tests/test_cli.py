@@ -34,7 +34,7 @@ def test_rules_validate_prints_every_problem_with_its_path_and_exits_non_zero(tm
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
         f'{bad}: points.rounding: expected "floor", "half_up" or "carry", got "round"',
-        f'{bad}: tiers[2].window: expected "lifetime", "N months" or "N days", got "3 weeks"',
+        f'{bad}: tiers[2].window: expected "lifetime", "N months" or "N days" (N from 1 to 9,999), got "3 weeks"',
     ]
 
 

@@ -30,7 +30,7 @@ def test_the_example_rules_load_as_they_are():
 
 def test_a_bad_window_names_its_path_what_was_expected_and_what_was_found():
     assert problems(example_with('window = "3 months"', 'window = "3 weeks"')) == [
-        'tiers[2].window: expected "lifetime", "N months" or "N days", got "3 weeks"']
+        'tiers[2].window: expected "lifetime", "N months" or "N days" (N from 1 to 9,999), got "3 weeks"']
 
 
 def test_an_unknown_key_is_an_error_that_lists_the_known_ones():
@@ -75,7 +75,8 @@ def test_a_missing_required_key_is_named():
     ('validity = "permanent"              #', 'validity = "12 months" #',
      'tiers[1].validity: a tier reached on a lifetime metric is permanent; expected "permanent", got "12 months"'),
     ('validity = "12 months"', 'validity = "1 year"',
-     'tiers[2].validity: expected "permanent", "N days", "N months" or "N months end_of_month", got "1 year"'),
+     'tiers[2].validity: expected "permanent", "N days", "N months" or "N months end_of_month" (N from 1 to 9,999), '
+     'got "1 year"'),
     ('type = "review"', 'type = "sign_in"',
      'events[1].type: expected a unique, non-empty event type, got "sign_in"'),
     ('when = { from = "2026-12-01", to = "2026-12-24" }', 'when = { from = "2026-12-24", to = "2026-12-01" }',
@@ -138,7 +139,7 @@ def test_problems_in_separate_tables_are_all_reported_in_one_pass():
 def test_a_wrong_key_holds_back_only_the_checks_of_its_own_table():
     # the window is wrong, so whether this tier may have a validity waits for it to be fixed
     assert problems(example_with('window = "3 months"\nthreshold = 1000000', 'window = 3\nthreshold = 1000000')) == [
-        'tiers[2].window: expected "lifetime", "N months" or "N days", got 3']
+        'tiers[2].window: expected "lifetime", "N months" or "N days" (N from 1 to 9,999), got 3']
 
 
 def test_a_missing_required_key_still_lets_the_other_tables_be_checked():

@@ -101,7 +101,8 @@ def test_publishing_bad_rules_names_every_problem_and_keeps_the_version_in_force
     with pytest.raises(grpc.RpcError) as raised:
         client.publish_rules(bad)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert raised.value.details() == 'tiers[2].window: expected "lifetime", "N months" or "N days", got "3 weeks"'
+    assert raised.value.details() == ('tiers[2].window: expected "lifetime", "N months" or "N days" '
+                                      '(N from 1 to 9,999), got "3 weeks"')
     assert client.publish_rules(RULES).version == 1  # the version in force sent again: its answer was lost
     with pytest.raises(grpc.RpcError) as raised:
         client.publish_rules(RULES.replace("threshold = 10000\n", "threshold = 10\n"))
