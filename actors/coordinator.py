@@ -129,6 +129,9 @@ class Coordinator(ShardLanes):
         self._business_days: list[Day] = []
         """Each shard's, at the last look that found them all answering."""
         self._midnight_tried = -MIDNIGHT_RETRY_SECONDS
+        self._unreported: Day = 0
+        """A run date whose reports failed to be written (`_reports`); 0 when none."""
+        self._reporting: asyncio.Task | None = None
         self._checkpoint_lock = asyncio.Lock()
         self.exclusive = asyncio.Lock()
         """Held by what must not meet a move of virtual shards: a midnight date, a publish reaching
@@ -389,13 +392,16 @@ class Coordinator(ShardLanes):
     async def _reports(self, days: set[str], run: Day) -> None:
         """After the run for `run`: the anomaly reports of the days its rows came from, those of
         earlier rows whose run was cut short before its reports (the shards keep their days), and
-        the closed day's reused ids. They only read the shards, so a checkpoint may copy beside them;
-        the shards then forget the days reported, through their lanes."""
+        the closed day's reused ids. They read the shards, so a checkpoint may copy beside them;
+        then the shards forget the days reported (a small write, through their lanes). When this
+        fails after every shard has run the date, the watch tries it again (`_finish_midnight`)."""
+        self._unreported = run
         owed = await asyncio.gather(*(actor.reports_owed.remote() for actor in self.actors))
         days = days | {day for part in owed for day in part}
         await self._write_reports(days | {iso(run - 1)})  # the closed day's even when empty: "none", not "not run"
         await self._report_reused_ids(run - 1)
         await self.on_every_shard("reports_written", sorted(days), urgent=True)
+        self._unreported = 0
 
     async def _write_reports(self, days: set[str]) -> None:
         for day in sorted(days):
@@ -505,6 +511,11 @@ class Coordinator(ShardLanes):
                 time.monotonic() < self._midnight_tried + MIDNIGHT_RETRY_SECONDS):
             return
         if not self._owed(self._business_days):
+            if self._unreported and (self._reporting is None or self._reporting.done()):
+                # every shard ran the date, and its reports are what is left: not awaited here,
+                # so a shard that stops answering meanwhile does not hold the watch
+                self._midnight_tried = time.monotonic()
+                self._reporting = self._background(self._reports(set(), self._unreported))
             return
         # the last look's may predate a run's end; a shard gone again meanwhile must not hold the watch
         answers = await asyncio.gather(*(_answer(actor.status.remote()) for actor in self.actors))

@@ -2,6 +2,7 @@
 and answers only what shards have committed. gRPC lives here and nowhere else."""
 
 import asyncio
+import errno
 import functools
 import logging
 import time
@@ -151,7 +152,15 @@ def _code(error: Exception) -> grpc.StatusCode:
         error = original(error.cause)
     if isinstance(error, grpc.aio.AbortError):
         return grpc.StatusCode.UNKNOWN
+    if _disk_full(error):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
     return next((code for kinds, code in _CODES if isinstance(error, kinds)), grpc.StatusCode.INTERNAL)
+
+
+def _disk_full(error: BaseException) -> bool:
+    """The data folder's disk (or quota) full while the gateway's side wrote a file: a midnight
+    run's reports, a checkpoint. The shards' own commits say so as StorageFullError."""
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
@@ -160,6 +169,8 @@ async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
     error = original(error)
     code = _code(error)
     message = "\n".join(error.problems) if isinstance(error, RulesError) else str(error)
+    if _disk_full(error):
+        message = f"the data folder's disk is full ({error}): free space and ask again; what was committed stays"
     if code is grpc.StatusCode.UNAVAILABLE and not isinstance(error, PatronError):  # patron's own say what happened
         # not "nothing was applied": the shard may have committed before it died, and a call
         # spread over shards (EnrollBatch, Import) may have been committed on the others

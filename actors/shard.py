@@ -513,14 +513,15 @@ class Shard:
         if run != self.book.today + 1:
             raise ValueError(f"runs go in date order: the next is {iso(self.book.today + 1)}, not {iso(run)}")
         if not self.members.bounded:
+            awake = self.book.awake  # `visitors` takes it
             self.job = Job("midnight", run, visitors(self.book, run))
-            self._still_awake(self.job.members, run)
+            self._still_awake(awake, run)
         else:  # from the wake-up index; everyone on a day of periodic recalculation
             days, woken = self.store.woken_by(run)
             self.job = Job("midnight", run, list(self.members) if periodic_due(self.book, run) else woken, days=days)
         return len(self.job.members)
 
-    def _still_awake(self, member_ids: list[str], run: Day) -> None:
+    def _still_awake(self, member_ids: Iterable[str], run: Day) -> None:
         """Members a transaction dated past midnight brought through this run already
         (`_dated_tomorrow`) and changed since: the walk passes them, and taking them from
         `awake` it would leave the next run without them (a `next_day` tier entered a day late)."""

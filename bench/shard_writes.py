@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--no-keeper", action="store_true", help="each shard owns the whole inventory")
     parser.add_argument("--wire", action="store_true", help="protobuf bytes in, BatchAck entries out")
     parser.add_argument("--no-apply", action="store_true", help="make the writes, apply none")
+    parser.add_argument("--hot-members", type=int, default=0, help="at most this many members in memory per shard")
     args = parser.parse_args()
     # as a shard actor: at Python's default thresholds the collector was 3% of a write
     prepare_to_hold_members(logging.getLogger("bench"))
@@ -84,7 +85,7 @@ def main() -> None:
         cpu = 0.0
         for number, mine in enumerate(routed):
             config = ShardConfig(shard=number, path=str(root / f"s{number}"), rules_text=rules_text,
-                                 start_day=parse_day(args.start_date))
+                                 start_day=parse_day(args.start_date), hot_members=args.hot_members)
             shard = Shard(config, keeper) if keeper else Shard(config)
             writes, start, size = [], 0, args.first
             while start < len(mine):

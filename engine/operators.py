@@ -187,5 +187,6 @@ def set_tier(book: Book, member_id: str, tier_name: str, reason: str, day: Day) 
         raise InvalidRequestError(f"tier: expected one of {', '.join(names)}, got {tier_name!r}")
     if not reason:
         raise InvalidRequestError("reason: an operator's tier change needs a reason")
-    enter_tier(book, member, names.index(tier_name), day, "operator", "set_tier", note=reason)
+    as_of = max(day, book.today_for(member))  # a member already on the next date: its validity counts from there
+    enter_tier(book, member, names.index(tier_name), as_of, "operator", "set_tier", note=reason)
     return member

@@ -92,7 +92,7 @@ def rebuild_windows(book: Book, records: Iterable[TxnRecord]) -> None:
 
 
 def reevaluate(book: Book, member: Member, version: int) -> None:
-    """Match the member from the highest tier down under the new rules, as of the business day,
+    """Match the member from the highest tier down under the new rules, as of its business day,
     and move it up when the match is higher; its tags are computed again at the next midnight run.
     Never down: a tier holds until its validity ends (or, `realtime`, a transaction lowers what it
     was reached on), and members put in a tier by a recharge bonus, a paid upgrade or an operator
@@ -101,6 +101,7 @@ def reevaluate(book: Book, member: Member, version: int) -> None:
         member.tag_check = book.today + 1
         book.wake_on(book.today + 1, member.member_id)
         book.dirty[member.member_id] = member
-    target = book.programme.ladder.best_match(member, book.today)
+    today = book.today_for(member)  # a member already on the next date is judged as of it
+    target = book.programme.ladder.best_match(member, today)
     if target > member.tier:
-        enter_tier(book, member, target, book.today, "rules", f"v{version}", note="rules published")
+        enter_tier(book, member, target, today, "rules", f"v{version}", note="rules published")

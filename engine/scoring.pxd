@@ -18,8 +18,8 @@ cdef frozenset _KINDS, _STATUSES
 
 @cython.locals(programme=Programme, member=Member, record=TxnRecord, original=TxnRecord)
 cpdef score_transaction(Book book, Transaction txn)
-@cython.locals(today=cython.longlong, lateness=cython.longlong)
-cpdef date_problem(Book book, long long day)
+@cython.locals(today=cython.longlong, lateness=cython.longlong, member=Member)
+cpdef date_problem(Book book, long long day, member_id=*)
 @cython.locals(txn_id=str, member_id=str, status=str)
 cpdef malformed_reason(Book book, Transaction txn)
 cpdef _kind_problem(Book book, Transaction txn)

@@ -57,7 +57,7 @@ def score_transaction(book: Book, txn: Transaction) -> TxnResult:
     if seen is not None:
         return seen.result(txn.txn_id, "duplicate")
     day = programme.calendar.day_of(txn.occurred_at_ms)
-    reason = date_problem(book, day)
+    reason = date_problem(book, day, txn.member_id)
     if reason:
         return TxnResult(txn.txn_id, "rejected", 0, 0, reason)
     if txn.status and txn.status != "paid":
@@ -89,11 +89,16 @@ def score_transaction(book: Book, txn: Transaction) -> TxnResult:
     return TxnResult(txn.txn_id, "accepted", record.points, record.growth, record.reason)
 
 
-def date_problem(book: Book, day: Day) -> str:
-    """`too_late` or `in_future` for a transaction on local `day`, else ""."""
+def date_problem(book: Book, day: Day, member_id: str = "") -> str:
+    """`too_late` or `in_future` for a transaction on local `day`, else "". A member already on
+    the next date (`Book.today_for`) counts lateness from there: looked up on that one day only."""
     today, lateness = book.today, book.programme.max_lateness  # C integers compiled (scoring.pxd)
     if today and day < today - lateness:
         return "too_late"
+    if today and day == today - lateness and member_id:
+        member = book.members.get(member_id)
+        if member is not None and day < book.today_for(member) - lateness:
+            return "too_late"
     if today and day > today + 1:  # a till's clock a year ahead must not decide expiry dates
         return "in_future"
     return ""

@@ -231,6 +231,19 @@ def test_a_tier_entered_after_a_member_met_the_next_midnight_early_lasts_as_in_r
 
 
 @pytest.mark.parametrize("hot_members", [0, 2])
+def test_a_member_that_met_midnight_early_counts_lateness_from_the_new_date(tmp_path, hot_members):
+    # a review found it: accepted a day past max_lateness, where replay rejects it too_late
+    batch = [buy("x1", "m1", "2026-11-18 00:05", line(100)), buy("t2", "m1", "2026-11-10 12:00", line(100)),
+             buy("t3", "m2", "2026-11-10 12:00", line(100))]  # another member: on the business day still
+    shard = open_shard(tmp_path, hot_members=hot_members)
+    answers = shard.apply(batch)
+    replayed = Book(Programme(load_rules(RULES)), today=parse_day("2026-11-17"))
+    expected = list(replay_stream(replayed, batch[:2]))
+    assert [(a.outcome, a.reason) for a in answers[:2]] == [(e.outcome, e.reason) for e in expected]
+    assert [(a.outcome, a.reason) for a in answers] == [("accepted", ""), ("rejected", "too_late"), ("accepted", "")]
+
+
+@pytest.mark.parametrize("hot_members", [0, 2])
 def test_a_member_that_met_midnight_early_and_changed_since_is_visited_by_the_next_run(tmp_path, hot_members):
     # every member in memory: the run's walk took it from the members awake and passed it (already
     # through that run), so its next_day tier waited a day for the member's next transaction

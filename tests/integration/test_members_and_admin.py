@@ -231,6 +231,37 @@ def test_anomalies_of_a_run_cut_short_after_one_shards_steps_are_still_reported(
     assert ray.get(shard.reports_owed.remote()) == []
 
 
+def test_anomaly_reports_a_run_could_not_write_are_written_by_the_watch(start_server, tmp_path, monkeypatch):
+    # every shard had run the date, so nothing was owed: the report waited for the next date's run
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES.replace("daily_points_threshold = 5000", "daily_points_threshold = 100"))
+    server = start_server(rules=rules, start_date=parse_day("2026-11-17"), data=tmp_path / "data")
+    folder, failures = server.server.coordinator.folder, []
+    write_report = folder.write_report
+
+    def full_once(day: str, rows: list) -> object:
+        if not failures:
+            failures.append(day)
+            raise OSError(28, "No space left on device (planted)")
+        return write_report(day, rows)
+
+    monkeypatch.setattr(folder, "write_report", full_once)
+    report = tmp_path / "data" / "reports" / "anomalies-2026-11-17.jsonl"
+    with PatronClient(server.address) as client:
+        client.submit([purchase("t1", "m1", "2026-11-17 10:00", 9000), purchase("t2", "m1", "2026-11-17 11:00", 9000)])
+        with pytest.raises(grpc.RpcError) as raised:
+            client.run_midnight("2026-11-18")
+        assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, raised.value.details()
+        assert "the data folder's disk is full" in raised.value.details()
+        assert failures == ["2026-11-17"]
+        assert not report.exists()
+        deadline = time.monotonic() + 30
+        while not report.exists():
+            assert time.monotonic() < deadline, "the watch did not write the report the run could not"
+            time.sleep(0.1)
+    assert [msgspec.json.decode(line)["member_id"] for line in report.read_text().splitlines()] == ["m1"]
+
+
 def test_a_midnight_run_asked_for_during_a_re_evaluation_waits_for_it(client):
     # it began on the shards at once and replaced their re-evaluation: members not yet visited
     # kept their tiers until a restart
