@@ -10,8 +10,8 @@ from engine.ledger import LedgerEntry
 from engine.transactions import Transaction, TxnResult
 from engine.types import COUPON_ISSUE, KINDS
 
-__all__ = ["COMPILED_COUNTS", "BatchStats", "count_batch", "count_ledger", "count_ledger_pure", "count_outcomes_pure",
-           "tier_name"]
+__all__ = ["COMPILED_COUNTS", "BatchStats", "Counted", "count_batch", "count_ledger", "count_ledger_pure",
+           "count_outcomes_pure", "tier_name"]
 
 try:
     from actors.batch_counter import count_common as _common_compiled
@@ -75,6 +75,35 @@ class BatchStats(msgspec.Struct, array_like=True, gc=False):
         self.coupons = _add_counts(dict(self.coupons), other.coupons)
         self.stored_value += other.stored_value
         self.bonus_value += other.bonus_value
+
+    def since(self, before: "BatchStats") -> "BatchStats":
+        """What these counts hold beyond `before`, counts these once were (timings are not kept)."""
+        return BatchStats(
+            _less(self.outcomes, before.outcomes), self.points_awarded - before.points_awarded,
+            self.points_reversed - before.points_reversed, self.points_expired - before.points_expired,
+            self.growth_awarded - before.growth_awarded, self.anomalies - before.anomalies,
+            {tier: moved for tier, afters in self.tier_changes.items()
+             if (moved := _less(afters, before.tier_changes.get(tier, {})))},
+            points_redeemed=self.points_redeemed - before.points_redeemed,
+            points_restored=self.points_restored - before.points_restored,
+            coupons=_less(self.coupons, before.coupons), stored_value=self.stored_value - before.stored_value,
+            bonus_value=self.bonus_value - before.bonus_value,
+            points_deducted=self.points_deducted - before.points_deducted)
+
+
+class Counted(msgspec.Struct, array_like=True, gc=False):
+    """What a shard committed, in all, that its answers to batches do not carry: the counts of its
+    other commits (midnight runs, enrollment, operators' changes, re-evaluation) and the events
+    it wrote and pruned. Kept in its LMDB with each commit that adds to them, so a shard killed
+    outright loses none: the coordinator records the difference from what it last saw."""
+
+    stats: BatchStats = msgspec.field(default_factory=lambda: BatchStats({}))
+    events: dict[str, int] = {}
+    """Events written, by kind."""
+    pruned: int = 0
+    """Events pruned past their retention."""
+    commits: int = 0
+    """Commits that added to these: fewer than last seen means the shard's data went back (a restore)."""
 
 
 def count_batch(txns: list[Transaction], results: list[TxnResult], ledger: list[LedgerEntry],
@@ -166,6 +195,10 @@ def coupon_of(entry: LedgerEntry) -> str:
     head = entry.coupon_code.rpartition("-")[0]
     suffix = f"-{entry.member_id}"
     return head[:-len(suffix)] if head.endswith(suffix) else head
+
+
+def _less(counts: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {key: count - before.get(key, 0) for key, count in counts.items() if count != before.get(key, 0)}
 
 
 def _add_counts(into: dict[str, int], counts: dict[str, int]) -> dict[str, int]:

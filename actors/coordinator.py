@@ -16,7 +16,7 @@ import msgspec
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from actors.batch_stats import BatchStats
+from actors.batch_stats import Counted
 from actors.batch_wire import COMPILED
 from actors.config import ServeConfig
 from actors.coupon_grants import GrantKeeper, stricter
@@ -132,6 +132,8 @@ class Coordinator(ShardLanes):
         self._unreported: Day = 0
         """A run date whose reports failed to be written (`_reports`); 0 when none."""
         self._reporting: asyncio.Task | None = None
+        self._counts_seen: dict[int, Counted] = {}
+        """Per shard, its `Counted` at the last look (`_record_counts`)."""
         self._checkpoint_lock = asyncio.Lock()
         self.exclusive = asyncio.Lock()
         """Held by what must not meet a move of virtual shards: a midnight date, a publish reaching
@@ -538,6 +540,17 @@ class Coordinator(ShardLanes):
         until = max(*days, self._midnight_until if failed else 0)
         return until if min(days) < until else 0
 
+    def _record_counts(self, shard: int, now: Counted, at_open: Counted) -> None:
+        """What a shard's commits added since last seen: since it opened, the first time, or when
+        its data went back (a restore); else since the last look, before a restart included."""
+        seen = self._counts_seen.get(shard)
+        before = seen if seen is not None and seen.commits <= now.commits else at_open
+        self._counts_seen[shard] = now
+        if now.commits != before.commits:
+            self.metrics.record_unreported(now.stats.since(before.stats))
+            self.metrics.record_events({kind: count - before.events.get(kind, 0) for kind, count in now.events.items()
+                                        if count != before.events.get(kind, 0)}, now.pruned - before.pruned)
+
     def _midnight_running(self) -> bool:
         return self._midnight_task is not None and not self._midnight_task.done()
 
@@ -585,9 +598,10 @@ class Coordinator(ShardLanes):
             metrics.recalculation_planned.set(total)
             metrics.stored_value.labels("principal").set(sum(a.stored_value for a in answers))
             metrics.stored_value.labels("bonus").set(sum(a.bonus_value for a in answers))
-            for stats in await asyncio.gather(*(_answer(a.take_unreported.remote()) for a in self.actors)):
-                if isinstance(stats, BatchStats):
-                    metrics.record_unreported(stats)
+            counts = await asyncio.gather(*(_answer(a.counts.remote()) for a in self.actors))
+            for shard, answer in enumerate(counts):
+                if isinstance(answer, tuple):
+                    self._record_counts(shard, *answer)
         if up and liability:
             parts = await asyncio.gather(*(_answer(a.liability.remote()) for a in self.actors))
             if all(isinstance(part, dict) for part in parts):

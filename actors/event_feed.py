@@ -78,11 +78,9 @@ class EventFeed:
     """What every shard's outbox holds, asked of each shard every `interval` seconds (a small
     urgent call): counted into metrics, and a wake-up for subscribers waiting for news."""
 
-    def __init__(self, lanes: list[Any], metrics: Metrics, interval: float = 0.2, counts: bool = True) -> None:
+    def __init__(self, lanes: list[Any], metrics: Metrics, interval: float = 0.2) -> None:
         self.lanes = lanes
         self.metrics = metrics
-        self.counts = counts
-        """Take the shards' event counts into metrics: serve's gateway does, a node gateway does not."""
         self.interval = interval
         self.pruned = [0] * len(lanes)
         self.newest = [0] * len(lanes)
@@ -102,7 +100,7 @@ class EventFeed:
     async def _poll(self) -> None:
         rounds = 0
         while True:
-            if self._subscriptions or rounds % 5 == 0:  # every second for metrics when nobody listens
+            if self._subscriptions or rounds % 5 == 0:  # every second when nobody listens: a newcomer's start
                 with contextlib.suppress(Exception):
                     await self.refresh()
             rounds += 1
@@ -110,12 +108,10 @@ class EventFeed:
 
     async def refresh(self) -> None:
         self.fit()
-        answers = await asyncio.gather(*(lane.send("events_state", self.counts, urgent=True) for lane in self.lanes),
+        answers = await asyncio.gather(*(lane.send("events_state", urgent=True) for lane in self.lanes),
                                        return_exceptions=True)
         for shard, state in enumerate(answers):
             if isinstance(state, OutboxState):
-                if self.counts:
-                    self.metrics.record_events(state.written, state.removed)
                 self.saw(shard, state.pruned, state.newest)
         async with self._news:
             self._news.notify_all()

@@ -26,16 +26,14 @@ in a loop made the shards' work grow with each one."""
 
 
 class EventsService:
-    def __init__(self, coordinator: Coordinator, counts: bool = True) -> None:
+    def __init__(self, coordinator: Coordinator) -> None:
         self.coordinator = coordinator
-        self.counts = counts
-        """Record the shards' event counts in metrics (serve's gateway; not a node gateway's)."""
         self.feed: EventFeed | None = None
         self._numbers = itertools.count(1)
 
     def start(self) -> None:
         """Once the shards are up."""
-        self.feed = EventFeed(self.coordinator.lanes, self.coordinator.metrics, counts=self.counts)
+        self.feed = EventFeed(self.coordinator.lanes, self.coordinator.metrics)
         self.feed.start()
 
     async def close(self) -> None:

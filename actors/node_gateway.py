@@ -141,7 +141,7 @@ class NodeGateway:
         self.router = router = ShardRouter(plan, self.metrics)
         self._admin = grpc.aio.insecure_channel(plan.admin) if not config.tls_cert else grpc.aio.secure_channel(
             plan.admin, grpc.ssl_channel_credentials(config.tls_cert.read_bytes()))
-        self.events = EventsService(router, counts=False)  # serve's gateway counts events
+        self.events = EventsService(router)
         servicers = {"Ingest": IngestService(router, config.max_batch),
                      "Members": MembersService(router, config.max_batch),
                      "Events": self.events, "Wallet": WalletService(router)}

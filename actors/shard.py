@@ -17,7 +17,7 @@ from typing import TypeVar
 import msgspec
 
 from actors.batch_order import StreamOrder
-from actors.batch_stats import BatchStats, count_batch, count_ledger
+from actors.batch_stats import BatchStats, Counted, count_batch, count_ledger
 from actors.batch_wire import COMPILED
 from actors.committed_reads import CommittedReads
 from actors.coupon_grants import GrantSource
@@ -175,9 +175,16 @@ class Shard:
         """Virtual shards moved (or moving) to other shards: their writes are refused (actors/shard_moves.py)."""
         self.job: Job | None = None
         self.outbox = ShardOutbox(self.store)
-        self.unreported = BatchStats({})
-        """What commits other than ingested batches did since the coordinator last asked:
-        midnight runs, enrollment, operators' changes, re-evaluation (batches carry their own)."""
+        self.counted = self._counted_in_store()
+        """What this shard's commits did in all that its answers to batches do not carry (midnight
+        runs, enrollment, operators' changes, re-evaluation, `apply`'s batches, events written and
+        pruned), kept with each commit that adds to it."""
+        self.counted_at_open = self.counted
+        self._counting_batches = False
+        """`apply`: its batches are counted in `counted` (no gateway records their answers)."""
+        self._batch_stats: BatchStats | None = None
+        self._pruned = 0
+        """Events the open write pruned."""
         self.inventory: ShardCoupons | None = None
         self._planned: dict[str, Day] = {}
         """Bounded: next runs the write's midnight visit worked out, for the wake-up index."""
@@ -265,9 +272,11 @@ class Shard:
     def apply(self, txns: list[Transaction]) -> list[TxnResult]:
         """Score a batch in order and commit it once; results come back only after the commit.
         What it did is counted with the changes the gateway did not send (an operator's adjustment)."""
-        results, stats = self.apply_counted(txns)
-        self.unreported.add(stats)
-        return results
+        self._counting_batches = True
+        try:
+            return self.apply_counted(txns)[0]
+        finally:
+            self._counting_batches = False
 
     def apply_counted(self, txns: list[Transaction], spans: list[tuple[str, int]] | None = None
                       ) -> tuple[list[TxnResult], BatchStats]:
@@ -313,7 +322,8 @@ class Shard:
                     raise
                 except Exception as error:
                     raise _TransactionFailedError(index) from error
-            counted["stats"] = stats = count_batch(txns, results, self.book.ledger, self.book.programme.ladder.names)
+            counted["stats"] = self._batch_stats = stats = count_batch(txns, results, self.book.ledger,
+                                                                       self.book.programme.ladder.names)
             if spans and any(" rejected " in key for key in stats.outcomes):  # most batches: none
                 remember_rejections(writer, txns, results, spans, self.book.today)
             stats.apply_seconds = time.perf_counter() - started
@@ -549,7 +559,7 @@ class Shard:
             if finished:
                 writer.forget_before(job.day - self.config.index_retention_days)
                 writer.forget_rejections_before(job.day - REJECTIONS_KEPT_DAYS)
-                self.outbox.pruned(writer.prune_events(job.day - self.book.programme.rules.notify.retention_days))
+                self._pruned += writer.prune_events(job.day - self.book.programme.rules.notify.retention_days)
                 writer.put_meta("business_day", job.day)
             return rows
 
@@ -597,9 +607,37 @@ class Shard:
             if member is not None and member.midnight_done >= run:
                 self.book.dirty[member_id] = member
 
-    def take_unreported(self) -> BatchStats:
-        stats, self.unreported = self.unreported, BatchStats({})
-        return stats
+    def counts(self) -> tuple[Counted, Counted]:
+        """`counted` now and when this shard opened: the coordinator records the difference from
+        what it last saw (actors/batch_stats.py, Counted)."""
+        return self.counted, self.counted_at_open
+
+    def _counted_in_store(self) -> Counted:
+        raw = self.store.meta(COUNTED_KEY)
+        return msgspec.convert(raw, Counted) if raw is not None else Counted()
+
+    def _count_in(self, writer: BatchWriter, batch: bool) -> tuple[Counted, BatchStats | None]:
+        """`counted` with what this write adds, put in the write (so a shard killed right after
+        its commit loses none of it), and the write's own counts when it is not a gateway's batch."""
+        stats = None
+        if not batch:
+            stats = BatchStats({})
+            count_ledger(stats, self._ledger, self.book.programme.ladder.names)
+        elif self._counting_batches:
+            stats = self._batch_stats
+        notices, pruned, was = self._notices, self._pruned, self.counted
+        if not notices and not pruned and (stats is None or stats.since(_NOTHING) == _NOTHING):
+            return was, stats
+        total = BatchStats({})
+        total.add(was.stats)
+        if stats is not None:
+            total.add(stats)
+        events = dict(was.events)
+        for notice in notices:
+            events[notice.kind] = events.get(notice.kind, 0) + 1
+        counted = Counted(total, events, was.pruned + pruned, was.commits + 1)
+        writer.put_meta(COUNTED_KEY, counted)
+        return counted, stats
 
     def liability(self) -> dict[str, int]:
         """Outstanding spendable points by the month they expire ("never" for no expiry)."""
@@ -762,7 +800,7 @@ class Shard:
         self.book.txns = writer.index
         self.members.read_from(writer.member)
         self._planned.clear()
-        self._notices, self._ledger, self._totals_before = [], [], None
+        self._notices, self._ledger, self._totals_before, self._pruned = [], [], None, 0
         self._at_ms = int(time.time() * 1000)
         taken = self.book.stock.snapshot()
         try:
@@ -770,11 +808,13 @@ class Shard:
             self._write_out(writer)
             if self.members.bounded:
                 self._index(writer, self._ledger)
+            counted, stats = self._count_in(writer, batch)
             writer.commit()
             self._disk_write_seconds = writer.disk_write_seconds
             self._totals_before = None  # committed: what memory holds is what LMDB holds
-            self.outbox.committed(self._notices)
-            self._count_committed(self._ledger, batch)
+            self.counted = counted
+            if not batch:  # a batch's own is held by `_apply_once`
+                self._hold_value(stats)
         except BaseException:
             writer.abort()
             self._reload(member_ids)
@@ -805,14 +845,6 @@ class Shard:
         moved = self.members.committed(dirty.values())  # a failure below puts them back (_reload)
         if self.members.bounded:
             writer.put_wakeups(wakeups_of(book, moved, self._planned))
-
-    def _count_committed(self, ledger: list[LedgerEntry], batch: bool) -> None:
-        """A batch was counted as it was scored (`_apply_once`); other commits are counted here."""
-        if not batch:
-            stats = BatchStats({})
-            count_ledger(stats, ledger, self.book.programme.ladder.names)
-            self.unreported.add(stats)
-            self._hold_value(stats)
 
     def _hold_value(self, stats: BatchStats) -> None:
         """The stored value members hold, moved by what a commit's ledger changed."""
@@ -872,6 +904,9 @@ def _lots_by_day(members: Iterable[Member]) -> dict[Day, int]:
 
 REPORTS_OWED = "reports_owed"
 """The meta key of `Shard.reports_owed`."""
+COUNTED_KEY = "counted"
+"""The meta key of `Shard.counted`."""
+_NOTHING = BatchStats({})
 REJECTIONS_KEPT_DAYS = 2
 """How long a batch's rejections are remembered for its resends: clients resend within minutes
 (PatronClient gives up after 8 tries), so two business days leave room and keep the database small."""

@@ -11,7 +11,7 @@ import msgspec
 import ray
 
 from actors import shard_moves
-from actors.batch_stats import BatchStats
+from actors.batch_stats import Counted
 from actors.batch_wire import say_if_not_compiled
 from actors.coupon_grants import RayGrants
 from actors.logs import configure_logging
@@ -107,8 +107,8 @@ class ShardActor:
     def release_coupons(self, coupons: list[str]) -> int:
         return self.shard.release_coupons(coupons)
 
-    def take_unreported(self) -> BatchStats:
-        return self.shard.take_unreported()
+    def counts(self) -> tuple[Counted, Counted]:
+        return self.shard.counts()
 
     def liability(self) -> dict[str, int]:
         return self.shard.liability()
@@ -147,8 +147,8 @@ class ShardActor:
     def events_page(self, after: int, limit: int, kinds: list[str]) -> bytes:
         return self.shard.outbox.page(after, limit, kinds)
 
-    def events_state(self, take: bool = True) -> OutboxState:
-        return self.shard.outbox.state(take)
+    def events_state(self) -> OutboxState:
+        return self.shard.outbox.state()
 
     @ray.method(concurrency_group=READS)
     def member(self, member_id: str) -> MemberSummary | None:

@@ -1,12 +1,8 @@
-"""A shard's side of events out: what its commits wrote to the outbox (counted for metrics),
-and pages of it for subscribers, read from LMDB so a subscriber far behind costs memory for
-one page, never a buffer that grows."""
-
-from collections import Counter
+"""A shard's side of events out: where its outbox stands, and pages of it for subscribers, read
+from LMDB so a subscriber far behind costs memory for one page, never a buffer that grows."""
 
 import msgspec
 
-from engine.notices import Notice
 from storage.outbox import Run
 from storage.shard_store import ShardStore
 
@@ -29,10 +25,6 @@ class OutboxState(msgspec.Struct, array_like=True):
     pruned: int
     """The last sequence pruned: a subscriber placed before it has missed events."""
     newest: int
-    written: dict[str, int]
-    """Events written by kind since the last time this was asked."""
-    removed: int
-    """Events pruned since the last time this was asked."""
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -42,14 +34,6 @@ decode_page = msgspec.msgpack.Decoder(EventPage).decode
 class ShardOutbox:
     def __init__(self, store: ShardStore) -> None:
         self.store = store
-        self._written: Counter[str] = Counter()
-        self._removed = 0
-
-    def committed(self, notices: list[Notice]) -> None:
-        self._written.update(n.kind for n in notices)
-
-    def pruned(self, removed: int) -> None:
-        self._removed += removed
 
     def page(self, after: int, limit: int, kinds: list[str]) -> bytes:
         """MessagePack bytes of an EventPage after sequence `after` (-1: from the oldest held):
@@ -59,10 +43,6 @@ class ShardOutbox:
         run = self.store.events_after(start, limit, PAGE_BYTES, frozenset(kinds))
         return _encode(EventPage(run, newest, pruned))
 
-    def state(self, take: bool = True) -> OutboxState:
-        """With `take`, the counts are handed over (to the one gateway that records them) and start again."""
-        pruned, newest = self.store.events_bounds()
-        state = OutboxState(pruned, newest, dict(self._written), self._removed)
-        if take:
-            self._written, self._removed = Counter(), 0
-        return state
+    def state(self) -> OutboxState:
+        """Where the outbox stands (its counts are the shard's `Counted`, recorded by the coordinator)."""
+        return OutboxState(*self.store.events_bounds())

@@ -57,7 +57,7 @@ class _Shard:
 
         def remote(self, *args: object) -> asyncio.Future:
             return asyncio.ensure_future(asyncio.sleep(self.seconds, result=[None] * len(args[0])
-                                                       if isinstance(args[0], list) else None))
+                                                       if args and isinstance(args[0], list) else None))
 
     def __init__(self) -> None:
         setattr(self, GROUPED, self._Method(0.2))
@@ -72,7 +72,7 @@ def test_a_full_queues_hint_is_the_time_of_its_writes_not_of_urgent_polls():
         try:
             await lane.send(GROUPED, b"part")
             for _ in range(20):
-                await lane.send("events_state", {}, urgent=True)
+                await lane.send("events_state", urgent=True)
             return lane.call_seconds
         finally:
             lane.close()

@@ -208,3 +208,22 @@ def test_each_shard_says_whether_its_objects_are_on_huge_pages(start_server):
         assert said == {f"off: the kernel's transparent huge pages are {mode or 'not offered'}"}
     else:
         assert said == {"on"}
+
+
+def test_counts_of_a_shards_last_commits_survive_its_death(start_server):
+    # they were held in the shard's memory until the watch's next look: a shard killed right after
+    # an enrollment took half of the welcome coupons and their events out of the counters
+    server = start_server(shards=2, start_date=parse_day("2026-11-17"), metrics_port=0)
+    pids = [ray.get(actor.pid.remote()) for actor in server.server.coordinator.actors]
+    with PatronClient(server.address, retries=40) as client:
+        answer = client.enroll_many([{"member_id": f"w{n}"} for n in range(100)])
+        assert all(not m.error for m in answer.members)
+        for pid in pids:  # at once: before the watch's next look, as a crash would
+            os.kill(pid, 9)
+        deadline = time.monotonic() + 60
+        while not client.serving("patron.v1.Ingest"):
+            assert time.monotonic() < deadline, "the shards did not come back"
+            time.sleep(0.1)
+    wait_for(server.server.metrics_port, lambda samples: (
+        value(samples, "patron_coupons_issued_total", coupon="WELCOME10"),
+        value(samples, "patron_events_written_total", kind="coupon_issued")) == (100, 100))
