@@ -801,6 +801,7 @@ class Shard:
         self.members.read_from(writer.member)
         self._planned.clear()
         self._notices, self._ledger, self._totals_before, self._pruned = [], [], None, 0
+        self._batch_stats = None
         self._at_ms = int(time.time() * 1000)
         taken = self.book.stock.snapshot()
         try:
