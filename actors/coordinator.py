@@ -132,8 +132,8 @@ class Coordinator(ShardLanes):
         self._unreported: Day = 0
         """A run date whose reports failed to be written (`_reports`); 0 when none."""
         self._reporting: asyncio.Task | None = None
-        self._counts_seen: dict[int, Counted] = {}
-        """Per shard, its `Counted` at the last look (`_record_counts`)."""
+        self._counts_seen: dict[int, tuple[Counted, Counted]] = {}
+        """Per shard, its `Counted` at the last look and when it had opened (`_record_counts`)."""
         self._checkpoint_lock = asyncio.Lock()
         self.exclusive = asyncio.Lock()
         """Held by what must not meet a move of virtual shards: a midnight date, a publish reaching
@@ -541,15 +541,24 @@ class Coordinator(ShardLanes):
         return until if min(days) < until else 0
 
     def _record_counts(self, shard: int, now: Counted, at_open: Counted) -> None:
-        """What a shard's commits added since last seen: since it opened, the first time, or when
-        its data went back (a restore); else since the last look, before a restart included."""
+        """What a shard's commits added since the last look, a restart of the shard between
+        included; since it opened, the first time, or when a restart found less than was seen
+        (commits a relaxed sync lost to a power cut: another history from there)."""
         seen = self._counts_seen.get(shard)
-        before = seen if seen is not None and seen.commits <= now.commits else at_open
-        self._counts_seen[shard] = now
-        if now.commits != before.commits:
-            self.metrics.record_unreported(now.stats.since(before.stats))
-            self.metrics.record_events({kind: count - before.events.get(kind, 0) for kind, count in now.events.items()
-                                        if count != before.events.get(kind, 0)}, now.pruned - before.pruned)
+        before = at_open
+        if seen is not None and (seen[1] == at_open or seen[0].commits <= at_open.commits):
+            before = seen[0]  # the same opening, or one that holds everything seen
+        self._counts_seen[shard] = (now, at_open)
+        if now.commits == before.commits:
+            return
+        stats = now.stats.since(before.stats)
+        events = {kind: count - before.events.get(kind, 0) for kind, count in now.events.items()
+                  if count != before.events.get(kind, 0)}
+        try:
+            self.metrics.record_unreported(stats)
+            self.metrics.record_events(events, now.pruned - before.pruned)
+        except ValueError:  # a count that went down: not a history that follows the one seen
+            log.warning("a shard's counts went back; they are counted from here", extra={"shard": shard})
 
     def _midnight_running(self) -> bool:
         return self._midnight_task is not None and not self._midnight_task.done()

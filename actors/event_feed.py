@@ -76,7 +76,7 @@ def check_kinds(kinds: list[str]) -> list[str]:
 
 class EventFeed:
     """What every shard's outbox holds, asked of each shard every `interval` seconds (a small
-    urgent call): counted into metrics, and a wake-up for subscribers waiting for news."""
+    urgent call): a wake-up for subscribers waiting for news (the counts are the coordinator's)."""
 
     def __init__(self, lanes: list[Any], metrics: Metrics, interval: float = 0.2) -> None:
         self.lanes = lanes

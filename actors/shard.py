@@ -613,8 +613,11 @@ class Shard:
         return self.counted, self.counted_at_open
 
     def _counted_in_store(self) -> Counted:
-        raw = self.store.meta(COUNTED_KEY)
-        return msgspec.convert(raw, Counted) if raw is not None else Counted()
+        events, stats = self.store.meta(COUNTED_KEY), self.store.meta(COUNTED_STATS_KEY)
+        counted = msgspec.convert(events, Counted) if events is not None else Counted()
+        if stats is not None:
+            counted.stats = msgspec.convert(stats, BatchStats)
+        return counted
 
     def _count_in(self, writer: BatchWriter, batch: bool) -> tuple[Counted, BatchStats | None]:
         """`counted` with what this write adds, put in the write (so a shard killed right after
@@ -626,17 +629,20 @@ class Shard:
         elif self._counting_batches:
             stats = self._batch_stats
         notices, pruned, was = self._notices, self._pruned, self.counted
-        if not notices and not pruned and (stats is None or stats.since(_NOTHING) == _NOTHING):
+        counts = stats is not None and stats.since(_NOTHING) != _NOTHING
+        if not notices and not pruned and not counts:
             return was, stats
-        total = BatchStats({})
-        total.add(was.stats)
-        if stats is not None:
+        total = was.stats
+        if counts:  # kept apart from the events, so a batch that wrote events does not write them again
+            total = BatchStats({})
+            total.add(was.stats)
             total.add(stats)
+            writer.put_meta(COUNTED_STATS_KEY, total)
         events = dict(was.events)
         for notice in notices:
             events[notice.kind] = events.get(notice.kind, 0) + 1
         counted = Counted(total, events, was.pruned + pruned, was.commits + 1)
-        writer.put_meta(COUNTED_KEY, counted)
+        writer.put_meta(COUNTED_KEY, Counted(_NOTHING, events, counted.pruned, counted.commits))
         return counted, stats
 
     def liability(self) -> dict[str, int]:
@@ -775,7 +781,7 @@ class Shard:
         changed; on any failure put back the touched members as LMDB has them, and re-raise.
         A full map that may still grow is grown and the action run once more.
         What a commit did is counted only once committed: by the caller for a `batch`, else in
-        `unreported`."""
+        `counted`, which the write itself carries (`_count_in`)."""
         member_ids = list(member_ids)
         if self.inventory is not None:
             self.inventory.dry = set()
@@ -906,7 +912,8 @@ def _lots_by_day(members: Iterable[Member]) -> dict[Day, int]:
 REPORTS_OWED = "reports_owed"
 """The meta key of `Shard.reports_owed`."""
 COUNTED_KEY = "counted"
-"""The meta key of `Shard.counted`."""
+"""The meta key of `Shard.counted` but for its `stats`, which are under COUNTED_STATS_KEY."""
+COUNTED_STATS_KEY = "counted_stats"
 _NOTHING = BatchStats({})
 REJECTIONS_KEPT_DAYS = 2
 """How long a batch's rejections are remembered for its resends: clients resend within minutes
