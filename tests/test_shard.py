@@ -230,6 +230,19 @@ def test_a_tier_entered_after_a_member_met_the_next_midnight_early_lasts_as_in_r
     assert shard.member("m1").tier == "Gold"
 
 
+def test_a_member_on_the_next_date_is_put_in_a_tier_by_an_operator_or_a_publish_as_of_that_date(tmp_path):
+    # a tier given by hand or by the new rules counted its validity from the business day before
+    easier = RULES.replace("version = 1", "version = 2").replace("threshold = 1000000 ", "threshold = 100000 ", 1)
+    shard = open_shard(tmp_path)
+    shard.apply([buy("x1", "m1", "2026-11-18 00:05", line(200_000)), buy("x2", "m2", "2026-11-18 00:05", line(100))])
+    assert shard.member("m1").tier == "Basic"
+    assert shard.set_tier("m2", "Gold", "complaint").tier_valid_until == "2027-11-17"  # 12 months from 11-18
+    shard.publish(easier)
+    while not shard.reevaluate_step(limit=10)[1]:
+        pass
+    assert (shard.member("m1").tier, shard.member("m1").tier_valid_until) == ("Gold", "2027-11-17")
+
+
 @pytest.mark.parametrize("hot_members", [0, 2])
 def test_a_member_that_met_midnight_early_counts_lateness_from_the_new_date(tmp_path, hot_members):
     # a review found it: accepted a day past max_lateness, where replay rejects it too_late
