@@ -37,7 +37,7 @@ from engine.validation import check_new_version, load_rules, load_rules_file
 from storage.checkpoints import Manifest, finish_checkpoint, new_checkpoint, shard_copy
 from storage.folder import DataFolder, Layout, PublishedRules, ReusedId
 
-__all__ = ["CheckpointMade", "Coordinator", "MidnightSummary", "repeated_digests"]
+__all__ = ["CheckpointMade", "Coordinator", "MidnightSummary", "merged_rows", "repeated_digests"]
 
 log = logging.getLogger("patron.coordinator")
 
@@ -430,8 +430,7 @@ class Coordinator(ShardLanes):
                                                                             "report": str(path)})
 
     async def anomaly_report(self, day: str) -> list[AnomalyRow]:
-        parts = await asyncio.gather(*(actor.anomalies.remote(day) for actor in self.actors))
-        return sorted((row for part in parts for row in part), key=lambda row: row.member_id)
+        return merged_rows(await asyncio.gather(*(actor.anomalies.remote(day) for actor in self.actors)))
 
     async def _clock(self) -> None:
         """Run each local midnight when it comes, and at start every one that was missed. Only
@@ -607,10 +606,12 @@ class Coordinator(ShardLanes):
             metrics.recalculation_planned.set(total)
             metrics.stored_value.labels("principal").set(sum(a.stored_value for a in answers))
             metrics.stored_value.labels("bonus").set(sum(a.bonus_value for a in answers))
-            counts = await asyncio.gather(*(_answer(a.counts.remote()) for a in self.actors))
-            for shard, answer in enumerate(counts):
-                if isinstance(answer, tuple):
-                    self._record_counts(shard, *answer)
+        # every shard that answers, also while another is down: each is seen as soon as it opens
+        shards = sorted(self._answering)
+        counts = await asyncio.gather(*(_answer(self.actors[shard].counts.remote()) for shard in shards))
+        for shard, answer in zip(shards, counts, strict=True):
+            if isinstance(answer, tuple):
+                self._record_counts(shard, *answer)
         if up and liability:
             parts = await asyncio.gather(*(_answer(a.liability.remote()) for a in self.actors))
             if all(isinstance(part, dict) for part in parts):
@@ -767,6 +768,13 @@ class Coordinator(ShardLanes):
 def _inventories(programme: Programme) -> dict[str, int]:
     """The limited coupons of a programme: id -> inventory."""
     return {coupon.id: coupon.inventory for coupon in programme.rules.coupons if coupon.inventory}
+
+
+def merged_rows(parts: list[list[AnomalyRow]]) -> list[AnomalyRow]:
+    """One day's anomaly rows from every shard, by member, each member once: while a virtual shard
+    moves, its rows are on both shards for a moment (copied, then let go), the same row twice."""
+    rows = {row.member_id: row for part in parts for row in part}
+    return [rows[member_id] for member_id in sorted(rows)]
 
 
 async def _answer(call: Any, timeout: float = 5.0) -> Any:

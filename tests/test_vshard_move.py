@@ -117,3 +117,22 @@ def test_moving_nothing_changes_nothing(tmp_path):
     writer.commit()
     assert contents(store) == before
     store.close()
+
+
+def test_a_days_report_lists_each_member_once_while_its_rows_are_on_both_shards(tmp_path):
+    # between the destination's put and the source's delete the rows are on both: a report read
+    # then listed the moved members twice
+    from actors.coordinator import merged_rows
+
+    source, destination = ShardStore(tmp_path / "a"), ShardStore(tmp_path / "b")
+    fill(source, [[(m, 1) for m in MEMBERS]], "a")
+    moving = frozenset({vshard("m1")})
+    writer = destination.writer()
+    vshard_move.put(writer, vshard_move.export(source, moving, VIRTUAL))
+    writer.commit()
+    day = "2026-11-10"
+    report = merged_rows([source.anomalies(day), destination.anomalies(day)])
+    assert [row.member_id for row in report] == sorted(MEMBERS)
+    assert report == sorted(source.anomalies(day), key=lambda row: row.member_id)
+    source.close()
+    destination.close()

@@ -10,6 +10,7 @@ import ray
 from prometheus_client.parser import text_string_to_metric_families
 
 from actors.object_memory import kernel_mode
+from actors.routing import even_layout, shard_of
 from client import PatronClient
 from engine.calendar import parse_day
 from tests.builders import ms
@@ -227,3 +228,16 @@ def test_counts_of_a_shards_last_commits_survive_its_death(start_server):
     wait_for(server.server.metrics_port, lambda samples: (
         value(samples, "patron_coupons_issued_total", coupon="WELCOME10"),
         value(samples, "patron_events_written_total", kind="coupon_issued")) == (100, 100))
+
+
+def test_a_shards_counts_are_recorded_while_another_is_down(start_server):
+    # recorded only while every shard answered: a shard down held back every other's counts
+    server = start_server(shards=2, start_date=parse_day("2026-11-17"), metrics_port=0)
+    layout = even_layout(2)
+    members = [m for m in (f"w{n}" for n in range(60)) if shard_of(layout, m) == 0]
+    with PatronClient(server.address) as client:
+        ray.kill(server.server.coordinator.actors[1], no_restart=True)
+        answer = client.enroll_many([{"member_id": m} for m in members])
+        assert all(not m.error for m in answer.members)
+    wait_for(server.server.metrics_port, lambda samples: value(
+        samples, "patron_coupons_issued_total", coupon="WELCOME10") == len(members))
