@@ -29,26 +29,29 @@ __all__ = ["CommittedReads"]
 
 class CommittedReads:
     """Programmes are kept by their rules document: the one a snapshot names is used with it, so
-    a read during a publish sees the members and the rules of the same commit."""
+    a read during a publish sees the members and the rules of the same commit. They are the reads'
+    own, not the writer's: a quote may run a member's midnight (on a copy), which reads and fills
+    the ladder's window sums, kept per member id, on this thread beside the writer's."""
 
-    def __init__(self, store: ShardStore, rules_text: str, programme: Programme) -> None:
+    def __init__(self, store: ShardStore, rules_text: str) -> None:
         self.store = store
-        self._programmes = {rules_text: programme}
+        self._programmes = {rules_text: Programme(load_rules(rules_text))}
         self._lock = threading.Lock()
 
-    def know(self, rules_text: str, programme: Programme) -> None:
-        """The programme of a rules document about to be committed (a publish), kept with the
-        one in force: a read meanwhile may see either."""
+    def know(self, rules_text: str) -> Programme:
+        """A rules document about to be committed (a publish), its programme kept with the one in
+        force: a read meanwhile may see either."""
+        programme = Programme(load_rules(rules_text))
         with self._lock:
             newest = list(self._programmes.items())[-1:]
             self._programmes = dict([*newest, (rules_text, programme)])
+        return programme
 
     def _state(self, member_id: str) -> tuple[Programme, Member | None, Day]:
         member, rules_text, today = self.store.committed(member_id)
         programme = self._programmes.get(rules_text)
         if programme is None:  # committed by a process before this one's last restart: rare
-            programme = Programme(load_rules(rules_text))
-            self.know(rules_text, programme)
+            programme = self.know(rules_text)
         return programme, member, today
 
     def quote(self, member_id: str, lines: list[LineItem], at_ms: int = 0) -> Quote:

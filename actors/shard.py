@@ -165,7 +165,7 @@ class Shard:
         self.book = Book(Programme(load_rules(rules_text)), today=today, history=IndexHistory(self.store),
                          stock=CountedStock())
         self.book.members = self.members.mapping()  # after the Book, which would count tags over it: _load does
-        self.reads = CommittedReads(self.store, rules_text, self.book.programme)
+        self.reads = CommittedReads(self.store, rules_text)
         """Quotes, cards and coupons from the last commit, on a thread beside the writer's: never
         from `self.members`, which a batch changes before its commit."""
         self.stored_value = [0, 0]
@@ -676,7 +676,7 @@ class Shard:
         their tier by name at once (one commit, with the new rules) and are re-evaluated in
         chunks afterwards; returns how many members that will be."""
         old, new = self.book.programme, Programme(load_rules(rules_text))
-        self.reads.know(rules_text, new)
+        self.reads.know(rules_text)
         if not members_to_revisit(old.rules, new.rules):
             self._write(lambda: None, (), meta={"rules_text": rules_text})
             self.book.programme = new

@@ -131,6 +131,7 @@ def set_status(book: Book, member_id: str, action: str, reason: str, day: Day) -
         raise UnknownMemberError(member_id)
     if action not in STATUS_ACTIONS:
         raise InvalidRequestError(f"action: expected one of {', '.join(STATUS_ACTIONS)}, got {action!r}")
+    day = max(day, book.today_for(member))  # a member already on the next date: its ledger goes on from there
     if action in ("freeze", "unfreeze", "report_lost", "cancel_lost"):
         _card_status(book, member, action, reason, day)
     else:

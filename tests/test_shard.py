@@ -230,6 +230,30 @@ def test_a_tier_entered_after_a_member_met_the_next_midnight_early_lasts_as_in_r
     assert shard.member("m1").tier == "Gold"
 
 
+def test_a_quote_dated_past_midnight_says_what_the_purchase_then_meets(tmp_path):
+    # an outside probe: the quote counted points that lapse at that midnight, which a redeem then
+    # found gone, and after its member met the midnight early it took a time the purchase is too late for
+    from engine.errors import InvalidRequestError
+    from engine.transactions import LineItem
+
+    rules = RULES.replace('policy = "jan1_after_years"', 'policy = "rolling_days"').replace(
+        "years = 1                           # with jan1_after_years", "days = 1")
+    shard = open_shard(tmp_path, rules)
+    shard.apply([buy("t1", "m1", DAY, line(2900)), buy("t2", "m2", DAY, line(2900)),
+                 buy("x2", "m2", "2026-11-18 00:05", line(100))])
+    basket = [LineItem(sku="A", paid_minor=10_000)]
+    assert shard.reads.quote("m1", basket, ms(DAY)).available_points == 20
+    after = shard.reads.quote("m1", basket, ms("2026-11-18 01:00"))
+    assert (after.day, after.available_points, after.cash_points) == ("2026-11-18", 0, 0)
+    assert shard.member("m1").points == 20  # the quote changed nothing
+    [spent] = shard.apply([redeem("r1", "m1", "2026-11-18 01:00", points=5)])
+    assert (spent.outcome, spent.reason) == ("rejected", "insufficient_points")
+    with pytest.raises(InvalidRequestError, match="too_late"):
+        shard.reads.quote("m2", basket, ms("2026-11-10 12:00"))
+    [late] = shard.apply([buy("t3", "m2", "2026-11-10 12:00", line(100))])
+    assert (late.outcome, late.reason) == ("rejected", "too_late")
+
+
 def test_a_member_on_the_next_date_is_put_in_a_tier_by_an_operator_or_a_publish_as_of_that_date(tmp_path):
     # a tier given by hand or by the new rules counted its validity from the business day before
     easier = RULES.replace("version = 1", "version = 2").replace("threshold = 1000000 ", "threshold = 100000 ", 1)
@@ -241,6 +265,8 @@ def test_a_member_on_the_next_date_is_put_in_a_tier_by_an_operator_or_a_publish_
     while not shard.reevaluate_step(limit=10)[1]:
         pass
     assert (shard.member("m1").tier, shard.member("m1").tier_valid_until) == ("Gold", "2027-11-17")
+    shard.set_status("m1", "freeze", "card stolen")  # its ledger goes on from that date, never back
+    assert [iso(e.day) for e in shard.ledger("m1")][-1] == "2026-11-18"
 
 
 @pytest.mark.parametrize("hot_members", [0, 2])

@@ -7,6 +7,7 @@ rule's foresight, engine.spending.redemption, engine.spending.coupons) and keeps
 The purchase sent as quoted (`lines` as they are here, at the quote's time) earns exactly the
 quoted points, as long as nothing else reached the member in between."""
 
+import msgspec
 from msgspec import Struct
 
 from engine.award import verdict_points
@@ -16,6 +17,7 @@ from engine.calendar import iso
 from engine.earning import purchase_fits, purchase_growth, value_purchase
 from engine.errors import InvalidRequestError, UnknownMemberError
 from engine.members import Member
+from engine.midnight import night_of, run_member_midnight
 from engine.scoring import MAX_ID_LENGTH, date_problem
 from engine.spending.coupons import coupon_value, use_problem
 from engine.spending.member_coupons import HeldCoupon, held_coupon
@@ -65,10 +67,12 @@ def quote(book: Book, member_id: str, lines: list[LineItem], at_ms: int) -> Quot
     """The quote for a basket bought at `at_ms`. A request no purchase could satisfy raises
     InvalidRequestError naming the field; an unknown member raises UnknownMemberError."""
     _check_request(member_id, lines, at_ms)
-    day = _day(book, at_ms)
+    day = _day(book, at_ms, member_id)
     member = book.members.get(member_id)
     if member is None:
         raise UnknownMemberError(member_id)
+    if book.today and day > book.today_for(member):
+        book, member = _through_midnight(book, member, day)
     programme = book.programme
     priced = programme.discounts.price(member.tier, lines, programme.round)
     sent = [p.line for p in priced]
@@ -106,13 +110,27 @@ def _check_request(member_id: str, lines: list[LineItem], at_ms: int) -> None:
         raise InvalidRequestError(f"lines: the basket's total {total} is above 10^15 minor units")
 
 
-def _day(book: Book, at_ms: int) -> Day:
+def _through_midnight(book: Book, member: Member, day: Day) -> tuple[Book, Member]:
+    """A copy of the member brought through the midnight that starts `day`, in a book of its own:
+    a purchase dated after it meets it first (a shard brings the member through it, as replay
+    does), so its points that lapse then are gone and its tier may have ended."""
+    copy = _copy_member(member)
+    apart = Book(book.programme, {member.member_id: copy}, today=book.today)
+    run_member_midnight(apart, copy, night_of(apart, day))
+    return apart, copy
+
+
+def _copy_member(member: Member) -> Member:
+    return msgspec.msgpack.decode(msgspec.msgpack.encode(member), type=Member)
+
+
+def _day(book: Book, at_ms: int, member_id: str = "") -> Day:
     """The local day of the purchase; a time the purchase would be rejected for is refused."""
     if not valid_time(at_ms):
         raise InvalidRequestError(f"occurred_at_ms: expected a time in the years 2000-2100, got {at_ms}")
     programme = book.programme
     day = programme.calendar.day_of(at_ms)
-    reason = date_problem(book, day)
+    reason = date_problem(book, day, member_id)
     if reason == "too_late":
         raise InvalidRequestError(f"occurred_at_ms: {iso(day)} is more than {programme.max_lateness} days before "
                                   f"the business day {iso(book.today)}; a purchase then would be rejected too_late")
