@@ -76,6 +76,14 @@ class BatchStats(msgspec.Struct, array_like=True, gc=False):
         self.stored_value += other.stored_value
         self.bonus_value += other.bonus_value
 
+    def counts_nothing(self) -> bool:
+        """No count above 0 (timings are not counts)."""
+        return not (any(self.outcomes.values()) or self.points_awarded or self.points_reversed or self.points_expired
+                    or self.growth_awarded or self.anomalies
+                    or any(count for afters in self.tier_changes.values() for count in afters.values())
+                    or self.points_redeemed or self.points_restored or any(self.coupons.values())
+                    or self.stored_value or self.bonus_value or self.points_deducted)
+
     def since(self, before: "BatchStats") -> "BatchStats":
         """What these counts hold beyond `before`, counts these once were (timings are not kept)."""
         return BatchStats(
@@ -104,6 +112,11 @@ class Counted(msgspec.Struct, array_like=True, gc=False):
     """Events pruned past their retention."""
     commits: int = 0
     """Commits that added to these: fewer than last seen means the shard's data went back (a restore)."""
+
+    def since(self, before: "Counted") -> "Counted":
+        """What these counts hold beyond `before`, counts these once were."""
+        return Counted(self.stats.since(before.stats), _less(self.events, before.events), self.pruned - before.pruned,
+                       self.commits - before.commits)
 
 
 def count_batch(txns: list[Transaction], results: list[TxnResult], ledger: list[LedgerEntry],

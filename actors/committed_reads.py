@@ -16,6 +16,7 @@ from engine.book import Book
 from engine.errors import UnknownMemberError
 from engine.members import Member
 from engine.programme import Programme
+from engine.rules import Rules
 from engine.spending.member_coupons import HeldCoupon, member_coupons
 from engine.spending.quote import Quote, quote
 from engine.summary import MemberSummary, summarise
@@ -33,15 +34,15 @@ class CommittedReads:
     own, not the writer's: a quote may run a member's midnight (on a copy), which reads and fills
     the ladder's window sums, kept per member id, on this thread beside the writer's."""
 
-    def __init__(self, store: ShardStore, rules_text: str) -> None:
+    def __init__(self, store: ShardStore, rules_text: str, rules: Rules) -> None:
         self.store = store
-        self._programmes = {rules_text: Programme(load_rules(rules_text))}
+        self._programmes = {rules_text: Programme(rules)}
         self._lock = threading.Lock()
 
-    def know(self, rules_text: str) -> Programme:
-        """A rules document about to be committed (a publish), its programme kept with the one in
-        force: a read meanwhile may see either."""
-        programme = Programme(load_rules(rules_text))
+    def know(self, rules_text: str, rules: Rules) -> Programme:
+        """A rules document about to be committed (a publish), parsed as `rules`, its programme kept
+        with the one in force: a read meanwhile may see either."""
+        programme = Programme(rules)
         with self._lock:
             newest = list(self._programmes.items())[-1:]
             self._programmes = dict([*newest, (rules_text, programme)])
@@ -51,7 +52,7 @@ class CommittedReads:
         member, rules_text, today = self.store.committed(member_id)
         programme = self._programmes.get(rules_text)
         if programme is None:  # committed by a process before this one's last restart: rare
-            programme = self.know(rules_text)
+            programme = self.know(rules_text, load_rules(rules_text))
         return programme, member, today
 
     def quote(self, member_id: str, lines: list[LineItem], at_ms: int = 0) -> Quote:

@@ -550,12 +550,10 @@ class Coordinator(ShardLanes):
         self._counts_seen[shard] = (now, at_open)
         if now.commits == before.commits:
             return
-        stats = now.stats.since(before.stats)
-        events = {kind: count - before.events.get(kind, 0) for kind, count in now.events.items()
-                  if count != before.events.get(kind, 0)}
+        added = now.since(before)
         try:
-            self.metrics.record_unreported(stats)
-            self.metrics.record_events(events, now.pruned - before.pruned)
+            self.metrics.record_unreported(added.stats)
+            self.metrics.record_events(added.events, added.pruned)
         except ValueError:  # a count that went down: not a history that follows the one seen
             log.warning("a shard's counts went back; they are counted from here", extra={"shard": shard})
 

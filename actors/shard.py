@@ -165,7 +165,7 @@ class Shard:
         self.book = Book(Programme(load_rules(rules_text)), today=today, history=IndexHistory(self.store),
                          stock=CountedStock())
         self.book.members = self.members.mapping()  # after the Book, which would count tags over it: _load does
-        self.reads = CommittedReads(self.store, rules_text)
+        self.reads = CommittedReads(self.store, rules_text, self.book.programme.rules)
         """Quotes, cards and coupons from the last commit, on a thread beside the writer's: never
         from `self.members`, which a batch changes before its commit."""
         self.stored_value = [0, 0]
@@ -299,8 +299,6 @@ class Shard:
 
     def _apply_once(self, txns: list[Transaction], failed: set[int], spans: list[tuple[str, int]] | None
                     ) -> tuple[list[TxnResult], BatchStats]:
-        counted: dict[str, BatchStats] = {}
-
         early: list[str] = []
 
         def score(writer: BatchWriter) -> list[TxnResult]:
@@ -324,8 +322,7 @@ class Shard:
                     raise
                 except Exception as error:
                     raise _TransactionFailedError(index) from error
-            counted["stats"] = self._batch_stats = stats = count_batch(txns, results, self.book.ledger,
-                                                                       self.book.programme.ladder.names)
+            self._batch_stats = stats = count_batch(txns, results, self.book.ledger, self.book.programme.ladder.names)
             if spans and any(" rejected " in key for key in stats.outcomes):  # most batches: none
                 remember_rejections(writer, txns, results, spans, self.book.today)
             stats.apply_seconds = time.perf_counter() - started
@@ -335,7 +332,8 @@ class Shard:
         results = self._write_with(score, [t.member_id for t in txns], batch=True)
         if early and self.job is not None:  # committed: the job's walk leaves them as they are now
             self.job.early.update(early)
-        stats = counted["stats"]
+        stats = self._batch_stats  # the scoring of the write that committed
+        assert stats is not None
         self._hold_value(stats)
         stats.commit_seconds = time.perf_counter() - started - stats.apply_seconds
         stats.disk_write_seconds = self._disk_write_seconds
@@ -631,7 +629,7 @@ class Shard:
         elif self._counting_batches:
             stats = self._batch_stats
         notices, pruned, was = self._notices, self._pruned, self.counted
-        counts = stats is not None and stats.since(_NOTHING) != _NOTHING
+        counts = stats is not None and not stats.counts_nothing()
         if not notices and not pruned and not counts:
             return was, stats
         total = was.stats
@@ -676,7 +674,7 @@ class Shard:
         their tier by name at once (one commit, with the new rules) and are re-evaluated in
         chunks afterwards; returns how many members that will be."""
         old, new = self.book.programme, Programme(load_rules(rules_text))
-        self.reads.know(rules_text)
+        self.reads.know(rules_text, new.rules)
         if not members_to_revisit(old.rules, new.rules):
             self._write(lambda: None, (), meta={"rules_text": rules_text})
             self.book.programme = new

@@ -15,3 +15,4 @@ cdef class Book:
     cpdef write_coupon(self, Member member, day, cause, ref, kind, coupon_code)
     cpdef notify_detail(self, kind, member_id, day, detail)
     cpdef today_for(self, Member member)
+    cpdef as_of(self, Member member, day)

@@ -98,6 +98,11 @@ class Book:
         is, and a tier it enters counts its validity from there."""
         return max(self.today, member.midnight_done)
 
+    def as_of(self, member: Member, day: Day) -> Day:
+        """The day a change to `member` on `day` counts from: a late one from the member's
+        business day (`today_for`), where a tier entered then starts its validity."""
+        return max(day, self.today, member.midnight_done)
+
     def count_tags(self, old: list[str], new: list[str]) -> None:
         """Move one member's place in the members-per-tag counts from its old tags to its new."""
         counts = self.tag_counts

@@ -131,7 +131,7 @@ def set_status(book: Book, member_id: str, action: str, reason: str, day: Day) -
         raise UnknownMemberError(member_id)
     if action not in STATUS_ACTIONS:
         raise InvalidRequestError(f"action: expected one of {', '.join(STATUS_ACTIONS)}, got {action!r}")
-    day = max(day, book.today_for(member))  # a member already on the next date: its ledger goes on from there
+    day = book.as_of(member, day)  # a member already on the next date: its ledger goes on from there
     if action in ("freeze", "unfreeze", "report_lost", "cancel_lost"):
         _card_status(book, member, action, reason, day)
     else:
@@ -188,6 +188,5 @@ def set_tier(book: Book, member_id: str, tier_name: str, reason: str, day: Day) 
         raise InvalidRequestError(f"tier: expected one of {', '.join(names)}, got {tier_name!r}")
     if not reason:
         raise InvalidRequestError("reason: an operator's tier change needs a reason")
-    as_of = max(day, book.today_for(member))  # a member already on the next date: its validity counts from there
-    enter_tier(book, member, names.index(tier_name), as_of, "operator", "set_tier", note=reason)
+    enter_tier(book, member, names.index(tier_name), book.as_of(member, day), "operator", "set_tier", note=reason)
     return member

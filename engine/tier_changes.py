@@ -54,7 +54,7 @@ def tier_after_transaction(book: Book, member: Member, day: Day, ref: str, lower
     ladder = book.programme.ladder
     if ladder.on_change == "batch":
         return
-    as_of = max(day, book.today_for(member))
+    as_of = book.as_of(member, day)
     for rule in ladder.above[member.tier]:
         if not ladder.holds(member, rule, as_of):
             continue
