@@ -10,7 +10,7 @@ from msgspec import Struct
 from engine.balance import add_points
 from engine.book import Book
 from engine.errors import InvalidRequestError, UnknownMemberError
-from engine.members import Member, Profile
+from engine.members import Held, Member, Profile
 from engine.spending.coupons import issue_on_enroll
 from engine.tagging import watch_new
 from engine.tier_changes import enter_tier
@@ -168,14 +168,34 @@ def _abnormal(book: Book, member: Member, action: str, reason: str, day: Day) ->
     if not held or action == "clear_abnormal":
         return
     member.held = [h for h in member.held if h.release != 0]
-    amount = sum(h.amount for h in held)
-    member.pending -= amount
-    if action == "release_held":
-        for h in held:
-            add_points(member, h.amount, h.expires)
-        book.write(member, day, "operator", action, "release", points=amount, pending=-amount, note=reason)
-    else:
+    if action == "void_held":
+        amount = sum(h.amount for h in held)
+        member.pending -= amount
         book.write(member, day, "operator", action, "void", pending=-amount, note=reason)
+        return
+    released = 0
+    for h in held:
+        window_end = _window_end(book, member, h)
+        if window_end > day:  # still returnable: pending as any point, the run of `window_end` releases it
+            member.held.append(Held(window_end, h.expires, h.amount, h.txn_id))
+            book.awake.add(member.member_id)  # that run must visit it (its next run plans the date)
+        else:
+            add_points(member, h.amount, h.expires)
+            released += h.amount
+    member.pending -= released
+    book.write(member, day, "operator", action, "release", points=released, pending=-released, note=reason)
+
+
+def _window_end(book: Book, member: Member, held: Held) -> Day:
+    """The date whose run would have released these points had they not been held: released by an
+    operator, points still inside the return window stay pending until then (SPEC §3.8: a refund
+    inside the window cancels them before they were ever spendable). 0: no window, or the
+    transaction is no longer indexed (older than the index keeps, long past any window)."""
+    pending_days = book.programme.pending_days
+    if not pending_days:
+        return 0
+    original = book.txns.get((member.member_id, held.txn_id))
+    return original.day + pending_days if original is not None else 0
 
 
 def set_tier(book: Book, member_id: str, tier_name: str, reason: str, day: Day) -> Member:

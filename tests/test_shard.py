@@ -802,3 +802,30 @@ def test_a_resend_in_the_same_group_as_its_batch_finds_what_the_batch_rejected(t
     answers = shard.apply_encoded([rejected, part([buy("T1", "m1", DAY, line(100_000))], batch_id="B3"), rejected])
     assert [[(r.outcome, r.reason) for r in results_of(answer)] for answer in answers] == [
         [("rejected", "insufficient_points")], [("accepted", "")], [("rejected", "insufficient_points")]]
+
+
+@pytest.mark.parametrize("hot_members", [0, 2])
+def test_held_points_released_inside_their_return_window_become_spendable_at_its_end(tmp_path, hot_members):
+    # a probe: released points were spendable at once, redeemed, and the purchase then refunded,
+    # leaving a debt. Released after a run has planned the member's next one, the run at the
+    # window's end must still visit it (every member in memory: no wake-up index to tell it).
+    rules = RULES.replace("pending_days = 0 ", "pending_days = 3 ").replace('action = "flag"', 'action = "hold"')
+    rules = rules.replace('issue_on = "enroll"', 'issue_on = "api"')  # no welcome coupon: its reminder wakes the member
+    shard = open_shard(tmp_path, rules, hot_members=hot_members)
+    [held] = shard.apply([buy("t1", "m1", DAY, line(800_000))])
+    assert held.reason == "held"
+
+    def run(day: str) -> tuple[int, int]:
+        shard.midnight_begin(parse_day(day))
+        while not shard.midnight_step(limit=1)[2]:
+            pass
+        member = shard.member("m1")
+        return member.points, member.pending_points
+
+    assert run("2026-11-18") == (0, held.points)
+    shard.set_status("m1", "release_held", "checked")
+    assert shard.apply([redeem("g1", "m1", "2026-11-18 10:00", points=1)])[0].reason == "insufficient_points"
+    assert run("2026-11-19") == (0, held.points)
+    assert run("2026-11-20") == (held.points, 0)  # the run of 11-17 + 3 days
+    ledger = shard.ledger("m1")
+    assert (sum(e.points for e in ledger), sum(e.pending for e in ledger)) == (held.points, 0)

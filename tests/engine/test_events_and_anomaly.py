@@ -110,3 +110,29 @@ def test_refunds_do_not_lower_the_days_counter():
                     refund("r1", "m1", "2026-03-04 10:00", "t1", 9000),
                     buy("t2", "m1", "2026-03-04 11:00", line(2000)))
     assert results[2].reason == "flagged"
+
+
+@pytest.mark.parametrize(("released_on", "before", "after"), [("2026-03-05", (0, 120), (0, 120)),
+                                                              ("2026-03-06", (60, 60), (120, 0))])
+def test_held_points_an_operator_releases_inside_the_return_window_stay_pending_until_it_ends(released_on, before,
+                                                                                              after):
+    """Releasing ends the hold, not the return window (SPEC §3.8: a refund inside it cancels the
+    points before they were ever spendable). A probe redeemed released points the day they were
+    earned, then refunded the purchase, and was left 600 points in debt."""
+    from engine.calendar import parse_day
+    from engine.operators import set_status
+    from engine.replay import advance_to
+    from tests.builders import refund
+
+    target = book(body="[points]\npending_days = 2\n" + anomaly("hold"))
+    score(target, buy("t1", "m1", "2026-03-04 09:00", line(6000)), buy("t2", "m1", "2026-03-04 10:00", line(6000)))
+    advance_to(target, parse_day(released_on))
+    member = target.members["m1"]
+    assert (member.points, member.pending) == before  # t1 pending until its window ends, t2 held
+    set_status(target, "m1", "release_held", "checked", target.today)
+    assert (member.points, member.pending, member.abnormal) == (*after, False)
+    assert score(target, refund("r2", "m1", "2026-03-05 10:00", "t2", 6000))[0].points == -60
+    advance_to(target, parse_day("2026-03-07"))
+    assert (member.points, member.pending, member.debt) == (60, 0, 0)
+    assert sum(e.points for e in target.ledger) == member.points
+    assert sum(e.pending for e in target.ledger) == member.pending
