@@ -118,7 +118,7 @@ def malformed_reason(book: Book, txn: Transaction) -> str:
         return "unknown_status"
     if txn.occurred_at_ms <= 0:
         return "missing_occurred_at"
-    if txn.amount_minor < 0 and txn.kind != ADJUSTMENT:
+    if (txn.amount_minor < 0 and txn.kind != ADJUSTMENT) or txn.points < 0:  # points: of any kind (SPEC §11.1)
         return "negative_amount"
     return input_problem(txn) or _kind_problem(book, txn)
 
@@ -131,8 +131,6 @@ def _kind_problem(book: Book, txn: Transaction) -> str:
         return "" if txn.refund_of else "missing_refund_of"
     if kind == EVENT:
         return "" if txn.event_type in book.programme.events else "unknown_event_type"
-    if txn.points < 0:
-        return "negative_amount"
     if kind == REDEEM:
         return "" if txn.points or txn.amount_minor else "missing_points"
     if kind == COUPON_ISSUE:

@@ -7,7 +7,7 @@ from engine.members import CouponInstance, Member
 from engine.notices import COUPON_ISSUED
 from engine.rules import Coupon
 from engine.transactions import Spent, Transaction, TxnRecord
-from engine.types import COUPON_ISSUE, COUPON_USE, REFUND, Day
+from engine.types import COUPON_ISSUE, COUPON_USE, RECHARGE, REFUND, Day
 
 __all__ = ["coupon_due", "coupon_value", "expire_coupons", "issue", "issue_on_enroll",
            "issue_on_upgrade", "score_coupon_issue", "score_coupon_use", "undo_coupon_use", "use_problem",
@@ -121,6 +121,8 @@ def coupon_value(book: Book, coupon: Coupon, txn: Transaction) -> int | str:
         if not lines:
             return "not_applicable"
         applicable = sum(line.paid_minor for line in lines)
+        if 0 < txn.amount_minor < applicable:  # lines that say more than the order's total: never more off than it
+            applicable = txn.amount_minor
     if applicable < coupon.min_charge_minor:
         return "below_min_charge"
     if coupon.kind == "voucher":
@@ -152,11 +154,24 @@ def undo_coupon_use(book: Book, member: Member, original: TxnRecord, txn: Transa
     used = original.spent
     instance = _instance(member, used.coupon_code)
     if instance is not None and instance.status == "used":
-        instance.status = "unused"
-        book.write_coupon(member, day, "txn", txn.txn_id, "coupon_restored", instance.code)
+        if _given_back(book, member, instance):
+            instance.status = "void"
+            book.write_coupon(member, day, "txn", txn.txn_id, "coupon_void", instance.code)
+        else:
+            instance.status = "unused"
+            book.write_coupon(member, day, "txn", txn.txn_id, "coupon_restored", instance.code)
     used.undone = True
     return TxnRecord(member.member_id, REFUND, day, 0, 0, "", book.programme.version,
                      spent=Spent(-used.value_minor, used.coupon_code))
+
+
+def _given_back(book: Book, member: Member, instance: CouponInstance) -> bool:
+    """Whether the recharge that gave this instance was refunded in full since it was used: that
+    refund voided the instances it gave that were unused then (`void_coupons`), so one in use
+    comes back void, whichever refund came first (a probe found it usable again)."""
+    recharge = book.txns.get((member.member_id, instance.issued_by)) if instance.issued_by else None
+    return (recharge is not None and recharge.kind == RECHARGE and recharge.refunded_minor >= recharge.paid_minor
+            and recharge.spent is not None and instance.code in recharge.spent.coupon_code.split(","))
 
 
 def void_coupons(book: Book, member: Member, codes: str, day: Day, ref: str) -> None:

@@ -168,6 +168,15 @@ def test_a_discount_takes_off_the_share_not_paid_of_the_designated_lines_with_ro
     assert result.value_minor == 1999 - (1999 * 80 // 100)
 
 
+@pytest.mark.parametrize(("amount", "value"), [(1000, 1000 - 800), (0, 1999 - 1599), (5000, 1999 - 1599)])
+def test_a_designated_coupon_never_takes_more_off_than_the_orders_total(amount, value):
+    # a probe: designated lines paid 50.00 on an order of 1.00, and the coupon took 10.00 off
+    target = with_member()
+    score(target, issue("i1", "m1", "WINE80"))
+    wine = LineItem("W1", category="wine", paid_minor=1999)
+    assert score(target, use("u1", "m1", "WINE80-m1-1", amount, wine))[0].value_minor == value
+
+
 def test_a_gift_is_worth_nothing_in_money():
     target = with_member()
     score(target, issue("i1", "m1", "CAKE"))

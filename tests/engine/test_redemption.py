@@ -42,6 +42,11 @@ def with_points(body: str, points: int, member: str = "m1"):
     (Transaction("t", "m1", ms(DAY), "coupon_issue"), "missing_coupon_id"),
     (Transaction("t", "m1", ms(DAY), "coupon_use", amount_minor=100), "missing_coupon_code"),
     (Transaction("t", "m1", ms(DAY), "payment", amount_minor=-1), "negative_amount"),
+    # `points` below 0 is malformed on every kind (SPEC §11.1), not only where it is read: a probe
+    # found a purchase, an event and a refund accepted with it
+    (Transaction("t", "m1", ms(DAY), "purchase", amount_minor=100, points=-5), "negative_amount"),
+    (Transaction("t", "m1", ms(DAY), "event", event_type="sign_in", points=-5), "negative_amount"),
+    (Transaction("t", "m1", ms(DAY), "refund", refund_of="a1", points=-5), "negative_amount"),
 ])
 def test_malformed_spending_is_rejected_with_its_reason(txn, reason):
     result = score(with_points("", 100), txn)[0]

@@ -3,6 +3,8 @@ recharge bonuses, and the proportional refunds of payments and recharges."""
 
 from datetime import date
 
+import pytest
+
 from engine.transactions import Transaction
 from tests.builders import book, buy, line, ms, pay, recharge, refund, score
 
@@ -183,6 +185,27 @@ def test_a_full_refund_of_a_recharge_leaves_used_coupons_used():
           Transaction("u1", "m1", ms(DAY), "coupon_use", coupon_code="R20-m1-1", amount_minor=5_000))
     score(target, refund("x1", "m1", DAY, "c1"))
     assert [c.status for c in target.members["m1"].coupons] == ["used", "void"]
+
+
+@pytest.mark.parametrize("use_refunded_first", [True, False])
+def test_a_coupon_of_a_recharge_refunded_in_full_ends_void_whichever_refund_comes_first(use_refunded_first):
+    # a probe: refunding the recharge, then the coupon's use, made the coupon usable again
+    target = book(body=BONUSES)
+    score(target, recharge("c1", "m1", DAY, 60_000),
+          Transaction("u1", "m1", ms(DAY), "coupon_use", coupon_code="R20-m1-1", amount_minor=5_000))
+    refunds = [refund("x1", "m1", DAY, "u1"), refund("x2", "m1", DAY, "c1")]
+    score(target, *(refunds if use_refunded_first else refunds[::-1]))
+    assert [c.status for c in target.members["m1"].coupons] == ["void", "void"]
+    again = score(target, Transaction("u2", "m1", ms(DAY), "coupon_use", coupon_code="R20-m1-1", amount_minor=5_000))
+    assert (again[0].outcome, again[0].reason) == ("rejected", "coupon_expired")
+
+
+def test_a_coupon_of_a_recharge_refunded_in_part_is_usable_again_once_its_use_is_refunded():
+    target = book(body=BONUSES)
+    score(target, recharge("c1", "m1", DAY, 60_000),
+          Transaction("u1", "m1", ms(DAY), "coupon_use", coupon_code="R20-m1-1", amount_minor=5_000),
+          refund("x1", "m1", DAY, "c1", 30_000), refund("x2", "m1", DAY, "u1"))
+    assert [c.status for c in target.members["m1"].coupons] == ["unused", "unused"]
 
 
 def test_a_refund_of_a_recharge_already_spent_is_insufficient():
