@@ -156,6 +156,8 @@ cdef list _count_common(stats, list ledger):
                 awarded = add(awarded, points)
             else:
                 deducted = take(deducted, points)
+        elif kind == "void":  # held points an operator voided: taken by an operator, as a deduction is
+            deducted = take(deducted, add(amount(entry, POINTS), amount(entry, PENDING)))
         elif kind == "reverse":
             reversed_ = take(reversed_, add(amount(entry, POINTS), amount(entry, PENDING)))
         elif kind == "expire":

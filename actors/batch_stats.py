@@ -56,9 +56,9 @@ class BatchStats(msgspec.Struct, array_like=True, gc=False):
     """The part of `commit_seconds` in LMDB's own commit: its pages written and, strict, the disk's
     sync (the rows' encoding and puts are not in it)."""
     points_deducted: int = 0
-    """Points taken by entries that award when positive: operators' negative adjustments above all
-    (so awarded − deducted − reversed − expired − redeemed + restored follows the balances, but for
-    imports' opening balances and debts forgiven on 1 January)."""
+    """Points taken by entries that award when positive (operators' negative adjustments above all),
+    and held points an operator voided (so awarded − deducted − reversed − expired − redeemed +
+    restored follows the balances, but for imports' opening balances and debts forgiven on 1 January)."""
 
     def add(self, other: "BatchStats") -> None:
         """Fold `other`'s counts into these (timings are not added: they belong to one commit)."""
@@ -169,6 +169,8 @@ def count_ledger_pure(stats: BatchStats, ledger: list[LedgerEntry], tiers: Seque
                 stats.points_awarded += entry.points + entry.pending
             else:
                 stats.points_deducted -= entry.points + entry.pending
+        elif kind == "void":  # held points an operator voided: taken by an operator, as a deduction is
+            stats.points_deducted -= entry.points + entry.pending
         elif kind == "reverse":
             stats.points_reversed -= entry.points + entry.pending
         elif kind == "expire":

@@ -35,7 +35,8 @@ class Metrics:
         self.points_reversed = Counter("patron_points_reversed_total", "Points taken back by refunds.",
                                        registry=registry)
         self.points_deducted = Counter("patron_points_deducted_total",
-                                       "Points taken by operators' negative adjustments.", registry=registry)
+                                       "Points taken by operators: negative adjustments and voided held points.",
+                                       registry=registry)
         self.points_expired = Counter("patron_points_expired_total", "Points expired by midnight runs.",
                                       registry=registry)
         self.growth_awarded = Counter("patron_growth_awarded_total", "Growth (experience) earned.", registry=registry)

@@ -65,6 +65,7 @@ def _entry(kind: str, points: int) -> LedgerEntry:
 @example(BatchStats({}), [_entry("redeem", 2**62)] * 3)  # int64's ends passed by a taken sum
 @example(BatchStats({}), [_entry("reverse", -2**63)])
 @example(BatchStats({}), [_entry("earn", 2**63 - 1), _entry("bonus", 1)])  # and by an added one
+@example(BatchStats({}), [LedgerEntry("m1", 1, 20_000, "operator", "void_held", 1, "void", pending=-50)])  # a probe
 def test_ledger_entries_are_counted_as_the_pure_code_counts_them(before, ledger):
     compiled, pure = copy.deepcopy(before), copy.deepcopy(before)
     count_ledger(compiled, ledger)

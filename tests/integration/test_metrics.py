@@ -141,10 +141,12 @@ def held(client: PatronClient, members: list[str]) -> tuple[int, int]:
 
 def test_spending_metrics_move_as_the_stream_says_and_stored_value_is_right_after_a_restart(start_server, tmp_path):
     rules = tmp_path / "rules.toml"
-    rules.write_text(EXAMPLE_RULES.read_text().replace("inventory = 200000", "inventory = 2"))  # RECHARGE20
+    rules.write_text(EXAMPLE_RULES.read_text().replace("inventory = 200000", "inventory = 2")  # RECHARGE20
+                     .replace('action = "flag"', 'action = "hold"'))  # m4's held points are voided below
     data = tmp_path / "data"
     server = start_server(data=data, rules=rules, metrics_port=0, shards=1)  # the whole inventory on one shard
-    earn = [purchase("t1", "m1", 100_000), purchase("t2", "m2", 2900), purchase("t3", "m3", 2900)]
+    earn = [purchase("t1", "m1", 100_000), purchase("t2", "m2", 2900), purchase("t3", "m3", 2900),
+            purchase("t4", "m4", 600_000)]  # past the day's threshold: held
     spending = [spend("d1", "m1", "redeem", 1, points=300), spend("d2", "m1", "redeem", 2, points=200),
                 spend("f1", "m1", "refund", 3, refund_of="d2"),
                 spend("d3", "m3", "redeem", 4, points=99_999),                               # insufficient_points
@@ -165,7 +167,7 @@ def test_spending_metrics_move_as_the_stream_says_and_stored_value_is_right_afte
         samples = scrape(server.server.metrics_port)
         assert value(samples, "patron_points_redeemed_total") == 500
         assert value(samples, "patron_points_restored_total") == 200
-        assert value(samples, "patron_coupons_issued_total", coupon="WELCOME10") == 3       # on enrollment
+        assert value(samples, "patron_coupons_issued_total", coupon="WELCOME10") == 4       # on enrollment
         assert value(samples, "patron_coupons_issued_total", coupon="RECHARGE20") == 2
         assert value(samples, "patron_coupons_issued_total", coupon="BIRTHDAY-CAKE") == 1
         assert value(samples, "patron_coupons_out_of_stock_total", coupon="RECHARGE20") == 1
@@ -185,12 +187,15 @@ def test_spending_metrics_move_as_the_stream_says_and_stored_value_is_right_afte
         assert value(expired, "patron_coupons_expired_total", coupon="WELCOME10") == 0  # valid through 2026-12-17
         client.adjust("m1", -150, "goodwill taken back", request_id="adj-1")
         client.adjust("m2", 40, "goodwill", request_id="adj-2")
-        counted = wait_for(server.server.metrics_port, lambda s: value(s, "patron_points_deducted_total") > 0)
-        assert value(counted, "patron_points_deducted_total") == 150
-        # the counters follow the balances (a negative adjustment was counted nowhere)
+        voided = client.member("m4").pending_points
+        assert voided > 0
+        client.set_status("m4", "void_held", "fraud confirmed")
+        counted = wait_for(server.server.metrics_port, lambda s: value(s, "patron_points_deducted_total") > 150)
+        assert value(counted, "patron_points_deducted_total") == 150 + voided
+        # the counters follow the balances (a negative adjustment, and voided held points, were counted nowhere)
         moved = sum(sign * value(counted, f"patron_points_{name}_total") for sign, name in [
             (1, "awarded"), (-1, "deducted"), (-1, "reversed"), (-1, "expired"), (-1, "redeemed"), (1, "restored")])
-        members = [client.member(m) for m in ("m1", "m2", "m3")]
+        members = [client.member(m) for m in ("m1", "m2", "m3", "m4")]
         assert moved == sum(m.points + m.pending_points for m in members)
     server.stop()
     again = start_server(data=data, rules=rules, metrics_port=0)
