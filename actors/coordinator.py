@@ -597,7 +597,7 @@ class Coordinator(ShardLanes):
             shown = tags_to_show(counts, {tag.name for tag in self.programme.rules.tags})
             for tag, count in shown.items():
                 metrics.members_tagged.labels(tag).set(count)
-            metrics.tags_not_shown.set(len(counts) - len(shown))
+            metrics.tags_not_shown.set(sum(1 for tag in counts if tag not in shown))
             self._business_days = [parse_day(a.business_day) for a in answers if a.business_day]
             done, total = self.recalculation(answers)
             metrics.recalculation_done.set(done)

@@ -191,7 +191,8 @@ class Metrics:
 
 
 def tags_to_show(counts: dict[str, int], computed: set[str], most: int = MOST_TAG_SERIES) -> dict[str, int]:
-    """Every computed tag (the rules bound them), then the `most` manual tags with the most
-    members, ties by name so that the series do not change from one scrape to the next."""
+    """Every computed tag (the rules bound them), 0 while no member has it (a dashboard's series is
+    there from the start), then the `most` manual tags with the most members, ties by name so
+    that the series do not change from one scrape to the next."""
     manual = sorted((tag for tag in counts if tag not in computed), key=lambda tag: (-counts[tag], tag))
-    return {tag: counts[tag] for tag in [*(t for t in counts if t in computed), *manual[:most]]}
+    return {**{tag: counts.get(tag, 0) for tag in sorted(computed)}, **{tag: counts[tag] for tag in manual[:most]}}
