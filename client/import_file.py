@@ -190,6 +190,8 @@ def _json_row(line: int, end: int, raw: bytes) -> Row:
     try:
         row = _decode_line(raw)
     except msgspec.ValidationError as error:
+        if not raw.lstrip().startswith(b"{"):  # valid JSON, but an array, a string or a number: no row at all
+            return Row(line, end, "", None, "malformed", f"not a JSON object: {error}")
         return Row(line, end, _member_of(raw), None, "bad_field", str(error))
     except msgspec.DecodeError as error:
         return Row(line, end, "", None, "malformed", f"not a JSON object: {error}")

@@ -30,6 +30,15 @@ def test_csv_rows_that_cannot_be_read_say_why_and_the_rest_are_read(tmp_path):
     assert rows == [(2, "a", "bad_number"), (3, "b", "malformed"), (4, "c", "")]
 
 
+def test_a_json_line_that_is_not_an_object_is_a_malformed_row(tmp_path):
+    # an outside probe: an array, a string and a number were `bad_field`, as if a field were wrong
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"member_id": "a"}\n[1, 2]\n"just text"\n 42\n{"member_id": "b", "growth": "x"}\n')
+    rows = [(row.line, row.member_id, row.reason) for row in read_rows(path, "jsonl")]
+    assert rows == [(1, "a", ""), (2, "", "malformed"), (3, "", "malformed"), (4, "", "malformed"),
+                    (5, "b", "bad_field")]
+
+
 @pytest.mark.parametrize(("column", "value", "detail"), [
     ("stored_value", "1_000", "stored_value: expected a whole number, got '1_000'"),
     ("growth", "\u0661\u0662", "growth: expected a whole number, got '\u0661\u0662'"),  # Arabic-Indic digits
@@ -61,7 +70,7 @@ def test_json_lines_take_points_as_a_number_or_as_lots_and_refuse_unknown_keys(t
     rows = list(read_rows(path, "jsonl"))
     assert (lots(rows[0]), rows[0].message.tier, lots(rows[1])) == ([(40, "")], "Gold", [(3, "never")])
     assert [(row.line, row.member_id, row.reason) for row in rows[2:]] == [
-        (3, "c", "bad_field"), (4, "", "bad_field"), (5, "d", "bad_field")]
+        (3, "c", "bad_field"), (4, "", "malformed"), (5, "d", "bad_field")]
 
 
 def test_json_numbers_out_of_every_range_are_rejected_rows_and_the_rest_are_read(tmp_path):
