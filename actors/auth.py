@@ -3,6 +3,7 @@ runs, and the TLS credentials of the gRPC port. Tokens never appear in logs or m
 
 import ipaddress
 import os
+import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,24 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_server_files(cert: Path, key: Path, client_ca: Path | None) -> None:
+    """PatronError naming the files when they are not a certificate and its private key (or the
+    client CA not certificates). gRPC says only that it failed to bind the port, and only once Ray
+    has started and the data folder is made (an outside probe took it for a port in use)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        # a key with a passphrase: refused (gRPC cannot use one), never a prompt on the terminal
+        context.load_cert_chain(cert, key, password=lambda: b"")
+    except (ssl.SSLError, OSError) as error:
+        raise PatronError(f"--tls-cert {cert} and --tls-key {key}: not a PEM certificate and its private key "
+                          f"without a passphrase ({error})") from None
+    if client_ca is not None:
+        try:
+            context.load_verify_locations(client_ca)
+        except (ssl.SSLError, OSError) as error:
+            raise PatronError(f"--tls-client-ca {client_ca}: not PEM certificates ({error})") from None
 
 
 def server_credentials(cert: Path, key: Path, client_ca: Path | None) -> grpc.ServerCredentials:

@@ -10,7 +10,7 @@ import ray
 from grpc_health.v1 import health, health_pb2
 from prometheus_client import start_http_server
 
-from actors.auth import is_loopback, load_tokens, tokens_from_environment
+from actors.auth import check_server_files, is_loopback, load_tokens, tokens_from_environment
 from actors.batch_wire import say_if_not_compiled
 from actors.config import ServeConfig
 from actors.coordinator import Coordinator
@@ -67,6 +67,8 @@ def refuse_before_start(config: ServeConfig) -> None:
                        ("--tls-client-ca", config.tls_client_ca)):
         if path is not None and not path.is_file():
             raise PatronError(f"{flag} {path}: no such file")
+    if config.tls_cert and config.tls_key:
+        check_server_files(config.tls_cert, config.tls_key, config.tls_client_ca)
     refuse_ports_in_use(config)
 
 

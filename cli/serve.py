@@ -88,7 +88,7 @@ def _banner(server: Server) -> None:
     lines = [
         f'patron is serving "{coordinator.programme.rules.programme}" (rules version {coordinator.rules.version}) '
         f"with {coordinator.layout.shards} shards",
-        f"  gRPC     {host}:{server.port}   Ingest, Members, Admin, grpc.health.v1, reflection",
+        f"  gRPC     {host}:{server.port}   Ingest, Members, Wallet, Events, Admin, grpc.health.v1, reflection",
         f"  metrics  http://{host}:{server.metrics_port}/metrics" if server.metrics_port else "  metrics  off",
         *_node_gateways(server),
         f"  data     {config.data} ({config.durability} durability; midnight: {config.midnight}; members in "

@@ -185,6 +185,22 @@ def test_what_serve_can_tell_at_once_is_told_before_ray_or_the_data_folder(args,
     assert not (tmp_path / "data").exists()
 
 
+def test_a_tls_key_that_is_not_the_certificates_is_named_before_ray_or_the_data_folder(tmp_path):
+    # gRPC said only "Failed to bind", after Ray's start: an outside probe took it for a port in use
+    openssl = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"]
+    for name in ("a", "b"):
+        subprocess.run([*openssl, "-keyout", str(tmp_path / f"{name}.key"), "-out", str(tmp_path / f"{name}.pem")],
+                       check=True, capture_output=True, timeout=60)
+    (tmp_path / "text.key").write_text("not a key\n")
+    for key in ("b.key", "text.key"):
+        done = patron("serve", "--data", str(tmp_path / "data"), "--grpc-port", "0", "--metrics-port", "-1",
+                      "--tls-cert", str(tmp_path / "a.pem"), "--tls-key", str(tmp_path / key))
+        assert done.returncode == 1
+        [line] = [json.loads(line) for line in done.stderr.splitlines()]
+        assert f"--tls-key {tmp_path / key}: not a PEM certificate and its private key" in line["msg"]
+        assert not (tmp_path / "data").exists()
+
+
 def test_a_gateway_per_node_without_a_cluster_is_refused_with_one_json_line(tmp_path):
     done = patron("serve", "--data", str(tmp_path / "data"), "--gateway-per-node")
     assert done.returncode == 2
