@@ -151,6 +151,8 @@ class Coordinator(ShardLanes):
         self._place()
         self.actors = [self._spawn(shard, start_day) for shard in range(self.layout.shards)]
         statuses = await asyncio.gather(*(actor.status.remote() for actor in self.actors))
+        if note := start_date_ignored(self.config.start_date, [s.business_day for s in statuses]):
+            log.warning(note)
         self.lanes = [Lane(actor, shard, self.config.in_flight_per_shard, self.config.queue_per_shard)
                       for shard, actor in enumerate(self.actors)]
         lagging = [s.shard for s in statuses if s.rule_version != self.rules.version]
@@ -766,6 +768,16 @@ class Coordinator(ShardLanes):
 def _inventories(programme: Programme) -> dict[str, int]:
     """The limited coupons of a programme: id -> inventory."""
     return {coupon.id: coupon.inventory for coupon in programme.rules.coupons if coupon.inventory}
+
+
+def start_date_ignored(start_date: Day, business_days: list[str]) -> str:
+    """What to say when `--start-date` names another day than a data folder already has: it sets
+    the business day of a new folder only, and was passed over without a word (an outside probe)."""
+    kept = sorted({day for day in business_days if day and parse_day(day) != start_date})
+    if not start_date or not kept:
+        return ""
+    return (f"--start-date {iso(start_date)} is for a new data folder only: this one is on business day "
+            f"{kept[-1]} (midnight runs move it)")
 
 
 def merged_rows(parts: list[list[AnomalyRow]]) -> list[AnomalyRow]:
