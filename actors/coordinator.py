@@ -130,6 +130,8 @@ class Coordinator(ShardLanes):
         """Each shard's, at the last look that found them all answering."""
         self._midnight_tried = -MIDNIGHT_RETRY_SECONDS
         self._unreported: Day = 0
+        self._dates_counted = 0
+        """Of the midnight run's dates, how many its count took in (`_count_midnight`)."""
         """A run date whose reports failed to be written (`_reports`); 0 when none."""
         self._reporting: asyncio.Task | None = None
         self._counts_seen: dict[int, tuple[Counted, Counted]] = {}
@@ -333,7 +335,7 @@ class Coordinator(ShardLanes):
         return self._midnight_task
 
     async def _midnight(self, summary: MidnightSummary) -> MidnightSummary:
-        counted = 0
+        self._dates_counted = 0
         try:
             run = min(parse_day(s.business_day) for s in await self.status()) + 1
             while run <= self._midnight_until:  # nothing is awaited between the last check and the end
@@ -351,8 +353,7 @@ class Coordinator(ShardLanes):
                     await asyncio.gather(copying, return_exceptions=True)  # not left running unawaited
                     raise
                 run += 1
-                self._count_midnight(summary, len(summary.dates) - counted)
-                counted = len(summary.dates)
+                self._count_midnight(summary)
                 made = await copying
                 log.info("checkpoint after the midnight run", extra={
                     "checkpoint": made.name, "bytes": made.bytes, "seconds": time.monotonic() - started})
@@ -445,7 +446,23 @@ class Coordinator(ShardLanes):
                 log.exception("the midnight run failed; it is tried again in a minute")
             await asyncio.sleep(60)
 
-    def _count_midnight(self, summary: MidnightSummary, dates: int) -> None:
+    async def _finish_reports(self, run: Day) -> None:
+        """The reports of a run whose every shard ran its last date, and then the rest of that
+        run's end: its dates counted, the checkpoint, its error cleared. The watch finished the
+        reports alone, and such a run was never counted nor checkpointed (an outside probe)."""
+        await self._reports(set(), run)
+        summary = self.midnight
+        if summary is None or not summary.error or self._midnight_running():
+            return
+        summary.error = ""
+        self._count_midnight(summary)
+        made = await self.checkpoint()
+        log.info("checkpoint after the midnight run", extra={"checkpoint": made.name, "bytes": made.bytes})
+
+    def _count_midnight(self, summary: MidnightSummary) -> None:
+        """The run's dates not counted yet: those since the last count."""
+        dates = len(summary.dates) - self._dates_counted
+        self._dates_counted = len(summary.dates)
         summary.seconds = time.monotonic() - summary.started
         metrics = self.metrics
         metrics.midnight_success.set(time.time())
@@ -518,7 +535,7 @@ class Coordinator(ShardLanes):
                 # every shard ran the date, and its reports are what is left: not awaited here,
                 # so a shard that stops answering meanwhile does not hold the watch
                 self._midnight_tried = time.monotonic()
-                self._reporting = self._background(self._reports(set(), self._unreported))
+                self._reporting = self._background(self._finish_reports(self._unreported))
             return
         # the last look's may predate a run's end; a shard gone again meanwhile must not hold the watch
         answers = await asyncio.gather(*(_answer(actor.status.remote()) for actor in self.actors))
