@@ -55,7 +55,10 @@ def parse_position(text: str, shards: int, fewest: int = 0) -> list[int] | None:
     try:
         if not text.startswith(_PREFIX):
             raise ValueError
-        seqs = [int(part) for part in text[len(_PREFIX):].split(".")]
+        parts = text[len(_PREFIX):].split(".")
+        if not all(part.isascii() and part.isdigit() for part in parts):  # int() takes " 0" and "0_0" too
+            raise ValueError
+        seqs = [int(part) for part in parts]
         if max(seqs) > _MOST_SEQ:  # an outbox numbers its events in 64 bits
             raise ValueError
     except ValueError:

@@ -7,12 +7,13 @@ from typing import Any
 
 import grpc
 
+from actors.batch_outcome import original
 from actors.coordinator import Coordinator
 from actors.event_feed import EventFeed, OutOfRangeError, Subscription, check_kinds, parse_position
-from actors.gateway import Unreadable, _abort
-from engine.errors import InvalidRequestError, OverloadedError, ShardUnavailableError
+from actors.gateway import Unreadable, _abort, _code
+from engine.errors import InvalidRequestError, OverloadedError, PatronError, ShardUnavailableError
 
-__all__ = ["OLDEST_POSITION_KEY", "EventsService"]
+__all__ = ["OLDEST_POSITION_KEY", "EventsService", "for_a_reader"]
 
 OLDEST_POSITION_KEY = "patron-oldest-position"
 """Trailing metadata of an OUT_OF_RANGE answer: the position to resume from."""
@@ -59,7 +60,7 @@ class EventsService:
             context.set_trailing_metadata(((OLDEST_POSITION_KEY, error.oldest),))
             await context.abort(grpc.StatusCode.OUT_OF_RANGE, str(error))
         except Exception as error:
-            await _abort(context, error)
+            await _abort(context, for_a_reader(error))
 
     async def _stream(self, subscription: Subscription, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         """The messages as the shards' outboxes hold them (the gateway's handlers send bytes as they are)."""
@@ -86,3 +87,12 @@ def _subscriber(context: grpc.aio.ServicerContext) -> str:
         if key == SUBSCRIBER_KEY and isinstance(value, str) and value:
             return value[:64]
     return context.peer()
+
+
+def for_a_reader(error: Exception) -> Exception:
+    """A shard gone mid-stream, in a subscriber's words: a write's ("may have been applied in full,
+    in part or not at all: send it again") told it nothing (an outside probe)."""
+    if _code(error) is grpc.StatusCode.UNAVAILABLE and not isinstance(original(error), PatronError):
+        return ShardUnavailableError(f"a shard is unavailable (restarting?): subscribe again from the last position "
+                                     f"received; no event is lost ({original(error)})")
+    return error

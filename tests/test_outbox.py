@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.event_feed import EventFeed, Subscription, format_position
+from actors.event_feed import EventFeed, Subscription, format_position, parse_position
 from actors.shard_outbox import decode_page
 from engine.calendar import parse_day
-from engine.errors import StorageFullError
+from engine.errors import InvalidRequestError, StorageFullError
 from engine.notices import NOTICE_KINDS, Notice
 from proto import patron_pb2 as pb
 from storage.outbox import Run, append, event_message, read_after
@@ -184,3 +184,25 @@ def test_an_event_read_back_carries_its_commits_time_as_protobuf_writes_it(kind,
         env.close()
     assert pb.Event.FromString(message) == pb.Event(kind=kind, member_id=member, day="2026-11-17", detail=detail,
                                                     at_ms=at_ms)
+
+
+@pytest.mark.parametrize("text", ["v1: 0.0", "v1:0_0.0", "v1:0.+1", "v1:٣.0", "v1:0.", "v1:-1.0"])
+def test_a_position_patron_could_not_have_given_is_refused(text):
+    # int() took a leading space, underscores and other scripts' digits: an outside probe's
+    # "v1: 0.0" streamed from the start instead of being refused
+    with pytest.raises(InvalidRequestError, match="after: expected a position patron gave"):
+        parse_position(text, shards=2)
+    assert parse_position("v1:0.17", shards=2) == [0, 17]
+
+
+def test_a_subscriber_that_loses_a_shard_is_told_to_resume_from_its_last_position():
+    import ray.exceptions
+
+    from actors.events_service import for_a_reader
+    from engine.errors import ShardUnavailableError
+
+    told = for_a_reader(ray.exceptions.RayActorError())
+    assert isinstance(told, ShardUnavailableError)
+    assert "subscribe again from the last position received; no event is lost" in str(told)
+    refused = InvalidRequestError("after: bad")
+    assert for_a_reader(refused) is refused
