@@ -83,7 +83,10 @@ def send(args: argparse.Namespace) -> int:
     not a transaction is rejected here, as replay does, and the rest is sent; every rejected
     transaction is listed with its reason, in the file's order."""
     from bench.workload import Workload, generate
+    from cli.inputs import utf8_file
 
+    if args.transactions:
+        utf8_file(args.transactions)
     rejected: list[tuple[int, str]] = []
     counts: dict[str, int] = {}
     lines: deque[int] = deque()

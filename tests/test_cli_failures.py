@@ -265,3 +265,29 @@ def test_the_rules_file_that_is_not_utf8_is_named_by_validate_and_replay(tmp_pat
     replayed = patron("replay", "--rules", str(rules), "--transactions", str(rules), "--members-out",
                       str(tmp_path / "m"), "--results-out", str(tmp_path / "r"))
     assert (replayed.returncode, replayed.stderr) == (1, validated.stderr)
+
+
+def test_a_transactions_file_that_is_not_utf8_is_one_line_for_send_and_replay(tmp_path):
+    """Not every line `malformed` and exit 0: the file is refused before anything is sent or written."""
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(b'{"txn_id": "t1"}\n\xff\xfe\x00binary\n')
+    sent = patron("send", "--transactions", str(binary), "--address", DOWN, retries="0")
+    assert_one_clear_line(sent, f"{binary}: not UTF-8 text (byte 0xff at offset 17)")
+    replayed = patron("replay", "--rules", str(EXAMPLE_RULES), "--transactions", str(binary), "--members-out",
+                      str(tmp_path / "m"), "--results-out", str(tmp_path / "r"))
+    assert_one_clear_line(replayed, f"{binary}: not UTF-8 text (byte 0xff at offset 17)")
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_utf8_check_finds_the_offset_across_blocks_and_takes_characters_cut_by_them(tmp_path):
+    from cli.inputs import utf8_file
+    from engine.errors import PatronError
+
+    text = tmp_path / "t.jsonl"
+    text.write_text("caf\u00e9 \u4e2d\u6587\n" * 3, encoding="utf-8")
+    for block in (1, 2, 3, 4, 7):  # every cut through the two- and three-byte characters
+        utf8_file(text, block=block)
+    text.write_bytes("caf\u00e9 \u4e2d".encode() + b"\xe9 latin-1\n")
+    for block in (1, 2, 3, 5, 64):
+        with pytest.raises(PatronError, match=r"byte 0xe9 at offset 9\)"):
+            utf8_file(text, block=block)
