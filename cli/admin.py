@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections import deque
@@ -72,10 +73,31 @@ def rpc_failure(error: BaseException, address: str) -> str:
         return ""
     code, details = error.code(), error.details() or ""
     if code is grpc.StatusCode.UNAVAILABLE and ("connect" in details.lower() or "unreachable" in details.lower()):
-        reason = details.rsplit(": ", 1)[-1].lower()
-        return (f"cannot reach patron at {address}: {reason} (is `patron serve` running there? "
-                f"--address or PATRON_ADDRESS names it)")
+        return f"cannot reach patron at {address}: {_unreachable(details, bool(os.environ.get('PATRON_TLS_CA')))}"
     return f"{code.name}: {details}"
+
+
+_NAMED = "--address or PATRON_ADDRESS names it"
+
+
+def _unreachable(details: str, tls: bool) -> str:
+    """Why a connection failed, and what to look at. A TLS mismatch looks like a server that is
+    not there (a TLS server closes a plain connection; one that asks for client certificates
+    closes a connection without one), so where it may be one, TLS is named."""
+    if "handshake" in details.lower():
+        # gRPC ends this message with OpenSSL's context ("...: OK"); the reason is the SSL word
+        found = re.search(r"OPENSSL_internal:([A-Z_]+)", details)
+        why = f"the TLS handshake failed ({found.group(1)})" if found else "the TLS handshake failed"
+        return (f"{why} (is it serving TLS, with a certificate signed by the CA PATRON_TLS_CA names? "
+                f"Without TLS there, leave PATRON_TLS_CA unset; {_NAMED})")
+    reason = details.rsplit(": ", 1)[-1].lower()
+    if "socket closed" not in reason:
+        return f"{reason} (is `patron serve` running there? {_NAMED})"
+    if not tls:
+        return (f"{reason} (is `patron serve` running there, with TLS? then PATRON_TLS_CA names its CA's PEM file; "
+                f"{_NAMED})")
+    return (f"{reason} (is `patron serve` running there, asking for client certificates? then PATRON_TLS_CERT and "
+            f"PATRON_TLS_KEY name yours; {_NAMED})")
 
 
 def send(args: argparse.Namespace) -> int:

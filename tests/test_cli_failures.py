@@ -291,3 +291,78 @@ def test_the_utf8_check_finds_the_offset_across_blocks_and_takes_characters_cut_
     for block in (1, 2, 3, 5, 64):
         with pytest.raises(PatronError, match=r"byte 0xe9 at offset 9\)"):
             utf8_file(text, block=block)
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory) -> tuple[bytes, bytes]:
+    """A certificate for 127.0.0.1 that is its own CA, and its key."""
+    folder = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(folder / "key.pem"),
+                    "-out", str(folder / "cert.pem"), "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+                    "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
+    return (folder / "cert.pem").read_bytes(), (folder / "key.pem").read_bytes()
+
+
+def refusal_of(server_tls: bool, client_tls: bool, self_signed: tuple[bytes, bytes],
+               client_certificates: bool = False) -> str:
+    """What the patron command says of a call from a client with or without TLS to a real gRPC
+    server with or without it (asking for client certificates, or not)."""
+    from concurrent import futures
+
+    import grpc
+
+    from cli.admin import rpc_failure
+
+    certificate, key = self_signed
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        "t.S", {"M": grpc.unary_unary_rpc_method_handler(lambda request, context: b"")}),))
+    if server_tls:
+        credentials = grpc.ssl_server_credentials([(key, certificate)], root_certificates=certificate,
+                                                  require_client_auth=client_certificates)
+        port = server.add_secure_port("127.0.0.1:0", credentials)
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    address = f"127.0.0.1:{port}"
+    channel = (grpc.secure_channel(address, grpc.ssl_channel_credentials(certificate)) if client_tls
+               else grpc.insecure_channel(address))
+    try:
+        with channel, pytest.raises(grpc.RpcError) as refused:
+            channel.unary_unary("/t.S/M")(b"", timeout=10)
+    finally:
+        server.stop(None)
+    return rpc_failure(refused.value, address)
+
+
+def test_a_plain_client_of_a_tls_server_is_told_of_tls(self_signed, monkeypatch):
+    monkeypatch.delenv("PATRON_TLS_CA", raising=False)
+    said = refusal_of(server_tls=True, client_tls=False, self_signed=self_signed)
+    assert "socket closed" in said
+    assert "with TLS? then PATRON_TLS_CA names its CA's PEM file" in said
+
+
+def test_a_tls_client_of_a_plain_server_is_told_the_handshake_failed(self_signed, monkeypatch):
+    monkeypatch.setenv("PATRON_TLS_CA", "ca.pem")
+    said = refusal_of(server_tls=False, client_tls=True, self_signed=self_signed)
+    assert ": the TLS handshake failed (WRONG_VERSION_NUMBER) (is it serving TLS" in said
+    assert "leave PATRON_TLS_CA unset" in said
+
+
+def test_a_client_without_a_certificate_the_server_asks_for_is_told_of_client_certificates(self_signed,
+                                                                                           monkeypatch):
+    monkeypatch.setenv("PATRON_TLS_CA", "ca.pem")
+    said = refusal_of(server_tls=True, client_tls=True, self_signed=self_signed, client_certificates=True)
+    assert "asking for client certificates? then PATRON_TLS_CERT and PATRON_TLS_KEY name yours" in said
+
+
+def test_a_server_that_is_not_there_is_not_said_to_be_a_tls_problem():
+    from cli.admin import rpc_failure
+    from client import PatronClient
+
+    with PatronClient(DOWN, retries=0) as client, pytest.raises(Exception) as refused:  # noqa: PT011
+        client.status()
+    said = rpc_failure(refused.value, DOWN)
+    assert said.startswith(f"cannot reach patron at {DOWN}: ")
+    assert "is `patron serve` running there?" in said
+    assert "TLS" not in said
