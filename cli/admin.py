@@ -253,8 +253,11 @@ def member_show(args: argparse.Namespace) -> int:
 
 
 def member_tag(args: argparse.Namespace) -> int:
+    """The member as it is now, in the one shape the command prints a member (member show --json)."""
+    from cli.show import member_json, member_summary
+
     with _client(args) as client:
-        _show(client.set_tags(args.member_id, args.add, args.remove, args.reason))
+        print(member_json(member_summary(client.set_tags(args.member_id, args.add, args.remove, args.reason))))
     return 0
 
 

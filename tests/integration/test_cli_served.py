@@ -148,6 +148,10 @@ def test_member_show_json_is_the_shape_replay_writes(start_server):
                                    "rule_version": 1, "kind": "earn", "points": 20, "growth": 20,
                                    "why": "20 from 'spend 10 per 10.00'"}]
     assert to_json(document).decode() == done.stdout.strip()
+    tagged = patron("member", "tag", "m1", "--add", "vip", "--reason", "a test", "--address", server.address)
+    assert tagged.returncode == 0, tagged.stderr
+    assert json.loads(tagged.stdout) == {**member, "tags": ["vip"]}  # the one form of a member, not a third
+    assert tagged.stdout == patron("member", "show", "m1", "--json", "--address", server.address).stdout
 
 
 def test_a_closed_pipe_is_one_line_not_a_traceback(start_server):
