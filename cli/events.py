@@ -24,23 +24,43 @@ def add_parser(commands: argparse._SubParsersAction, remote: object) -> None:
 
 
 def tail_events(args: argparse.Namespace) -> int:
-    """A failed call (the server down, a position out of range) ends in one line from cli.main."""
+    """A failed call (the server down, a position out of range) ends in one line from cli.main,
+    once the retries every command makes are spent: a stream that breaks or is refused is opened
+    again right after the last event printed, so none is printed twice or left out."""
+    import time
+
+    import grpc
+
     from cli.admin import _client
+    from client.patron_client import backoff
 
     client = _client(args)
-    stream = client.subscribe(args.after, args.kinds, name=args.name)
-    printed = 0
+    after, printed, attempt = args.after, 0, 0
     try:
-        for event in stream:
-            line = {"position": event.position, "kind": event.kind, "member_id": event.member_id, "day": event.day,
-                    "at_ms": event.at_ms, "detail": json.loads(event.detail or "{}")}
-            print(json.dumps(line, ensure_ascii=False), flush=True)
-            printed += 1
-            if printed == args.count:
-                break
+        while True:
+            stream = client.subscribe(after, args.kinds, name=args.name)
+            try:
+                for event in stream:
+                    attempt = 0
+                    line = {"position": event.position, "kind": event.kind, "member_id": event.member_id,
+                            "day": event.day, "at_ms": event.at_ms, "detail": json.loads(event.detail or "{}")}
+                    print(json.dumps(line, ensure_ascii=False), flush=True)
+                    after, printed = event.position, printed + 1
+                    if printed == args.count:
+                        return 0
+                return 0
+            except grpc.RpcError as error:
+                attempt += 1
+                # a read: past the 32 subscribers (RESOURCE_EXHAUSTED) is as safe to ask again as a restart
+                if error.code().name not in _RESUMED or attempt > client.retries:
+                    raise
+                time.sleep(backoff(attempt, error))
+            finally:
+                stream.cancel()
     except KeyboardInterrupt:
-        pass
+        return 0
     finally:
-        stream.cancel()
         client.close()
-    return 0
+
+
+_RESUMED = frozenset({"UNAVAILABLE", "RESOURCE_EXHAUSTED"})

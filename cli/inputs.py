@@ -3,6 +3,9 @@
 value is told in its own words before any work starts, not as an error from deep inside."""
 
 import argparse
+import codecs
+import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +13,7 @@ from engine.calendar import parse_day
 from engine.errors import PatronError
 from engine.messages import not_utf8
 
-__all__ = ["address", "day", "day_text", "port", "utf8_text", "whole"]
+__all__ = ["address", "day", "day_text", "port", "utf8_file", "utf8_text", "whole"]
 
 
 def whole(unit: str, least: int = 0, most: int | None = None) -> Callable[[str], int]:
@@ -69,3 +72,28 @@ def utf8_text(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise PatronError(f"{path}: {not_utf8(error)}") from None
+
+
+def utf8_file(path: Path, block: int = 1 << 20) -> None:
+    """A file read line by line (send, replay) checked whole before anything is sent or written:
+    one that is not UTF-8 text (a binary file, UTF-16) is one error naming where it fails, not a
+    run with every line `malformed` and exit 0. A pipe cannot be read twice, so it is not checked
+    here: its lines that are not UTF-8 are rejected `malformed` as they come."""
+    with open(path, "rb") as source:
+        if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
+            return
+        decoder, fed = codecs.getincrementaldecoder("utf-8")(), 0
+        while True:
+            data = source.read(block)
+            # bytes of a character cut by the block's end wait in the decoder: offsets count from them
+            held = len(decoder.getstate()[0])
+            try:
+                decoder.decode(data, final=not data)
+            except UnicodeDecodeError as error:
+                at = fed - held + error.start
+                raise PatronError(f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset {at}); "
+                                  f"save it as UTF-8") from None
+            if not data:
+                return
+            fed += len(data)
+

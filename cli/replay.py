@@ -9,6 +9,7 @@ from typing import BinaryIO
 
 import msgspec
 
+from cli.inputs import utf8_file
 from engine.anomaly_report import AnomalyRow
 from engine.book import Book
 from engine.programme import Programme
@@ -60,6 +61,7 @@ class ReplayFiles(msgspec.Struct, kw_only=True):
 
 def replay_files(files: ReplayFiles) -> ReplayStats:
     book = Book(Programme(load_rules_file(files.rules)))
+    utf8_file(files.transactions)
     started = time.perf_counter()
     stats = ReplayStats(0, 0.0, 0)
     anomalies: list[AnomalyRow] = []

@@ -16,7 +16,7 @@ from engine.errors import PatronError
 from engine.spending.member_coupons import COUPON_STATUSES
 from proto import patron_pb2 as pb
 
-__all__ = ["add_parsers", "basket_lines", "coupon_table", "quote_text"]
+__all__ = ["add_parsers", "basket_lines", "coupon_table", "line_words", "quote_text"]
 
 _LINE_FORM = "SKU:QTY:PRICE[:CATEGORY] (PRICE: what the line costs, in minor units)"
 
@@ -31,7 +31,7 @@ def add_parsers(member: argparse._SubParsersAction, remote: Any) -> None:
     basket.add_argument("--basket", type=Path, metavar="FILE",
                         help='a JSON file: a list of lines, or {"lines": [...]}, each as a purchase line '
                              '(sku, category, paid_minor, quantity, ...)')
-    basket.add_argument("--line", action="append", metavar="SKU:QTY:PRICE[:CATEGORY]",
+    basket.add_argument("--line", action="append", type=line_words, metavar="SKU:QTY:PRICE[:CATEGORY]",
                         help="a basket line; repeat for more")
     quote.add_argument("--json", action="store_true", help="the answer as JSON (gRPC's field names)")
     quote.set_defaults(run=member_quote)
@@ -46,7 +46,7 @@ def add_parsers(member: argparse._SubParsersAction, remote: Any) -> None:
 def basket_lines(args: argparse.Namespace) -> list[dict]:
     """The basket from --line words or a --basket file; a bad one is one clear PatronError."""
     if args.line:
-        return [_line_words(text) for text in args.line]
+        return args.line
     try:
         document = json.loads(utf8_text(args.basket))
     except json.JSONDecodeError as error:
@@ -62,20 +62,23 @@ def basket_lines(args: argparse.Namespace) -> list[dict]:
     return lines
 
 
-def _line_words(text: str) -> dict:
+def line_words(text: str) -> dict:
+    """A --line as a basket line; a malformed one is an argument out of its range (argparse's
+    usage and exit 2), told before any server is asked."""
     parts = text.split(":")
     try:
         if len(parts) not in (3, 4) or not parts[0]:
             raise ValueError
         line = {"sku": parts[0], "quantity": int(parts[1]), "paid_minor": int(parts[2])}
     except ValueError:
-        raise PatronError(f"--line {text!r}: expected {_LINE_FORM}") from None
+        raise argparse.ArgumentTypeError(f"expected {_LINE_FORM}, got {text!r}") from None
     # Told here in the operator's words: past the wire's bounds protobuf names neither the line
     # nor the limit.
     if not -LIMIT <= line["paid_minor"] <= LIMIT:
-        raise PatronError(f"--line {text!r}: PRICE is beyond ±10^15 minor units (README, Limits)")
+        raise argparse.ArgumentTypeError(f"PRICE is beyond ±10^15 minor units (README, Limits), got {text!r}")
     if not -MOST_QUANTITY - 1 <= line["quantity"] <= MOST_QUANTITY:
-        raise PatronError(f"--line {text!r}: QTY is beyond ±{MOST_QUANTITY:,} (a line's quantity is 32 bits)")
+        raise argparse.ArgumentTypeError(
+            f"QTY is beyond ±{MOST_QUANTITY:,} (a line's quantity is 32 bits), got {text!r}")
     if len(parts) == 4:
         line["category"] = parts[3]
     return line

@@ -18,7 +18,7 @@ from engine.bounds import LIMIT
 from proto import patron_pb2 as pb
 from proto import patron_pb2_grpc as rpc
 
-__all__ = ["MOST_QUANTITY", "RETRY_AFTER", "PatronClient", "UnsendableError", "backoff", "enroll_request",
+__all__ = ["MOST_QUANTITY", "RETRIABLE", "RETRY_AFTER", "PatronClient", "UnsendableError", "backoff", "enroll_request",
            "line_message", "retry_after", "transaction_message"]
 
 RETRIABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -414,13 +414,13 @@ class PatronClient:
             self._fail_over(error)
             raise
 
-    def _retrying(self, call: Any) -> Any:
+    def _retrying(self, call: Any, codes: frozenset = RETRIABLE) -> Any:
         for attempt in itertools.count(1):
             try:
                 return call()
             except grpc.RpcError as error:
                 self._fail_over(error)
-                if error.code() not in RETRIABLE or attempt > self.retries:
+                if error.code() not in codes or attempt > self.retries:
                     raise
                 time.sleep(backoff(attempt, error))
         raise AssertionError("unreachable")

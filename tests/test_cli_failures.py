@@ -114,7 +114,6 @@ def test_a_retry_count_that_is_not_a_number_is_one_line():
     (["restore", "--data", "{tmp}/data", "--checkpoint", "nightly"], ["no checkpoint 'nightly'"]),
     (["restore", "--data", "{tmp}/nowhere", "--checkpoint", "nightly"], ["nowhere is not a data folder", "--data"]),
     (["member", "quote", "M1", "--basket", "/no/such/basket.json"], ["/no/such/basket.json", "No such file"]),
-    (["member", "quote", "M1", "--line", "SKU-1:two:1000"], ["--line 'SKU-1:two:1000'", "SKU:QTY:PRICE"]),
     (["member", "quote", "M1", "--basket", "{tmp}/bad.json"], ["bad.json", "not JSON"]),
     (["member", "quote", "M1", "--basket", "{tmp}/odd.json"], ["odd.json", "unknown field 'price'"]),
     (["member", "quote", "M1", "--basket", "{tmp}/typed.json"], ["typed.json"]),
@@ -125,10 +124,6 @@ def test_a_retry_count_that_is_not_a_number_is_one_line():
                                                                   "--restart"]),
     (["rules", "publish", "{tmp}/latin1.toml"], ["latin1.toml", "not UTF-8 text", "0xe9"]),
     (["member", "quote", "M1", "--basket", "{tmp}/latin1.toml"], ["latin1.toml", "not UTF-8 text"]),
-    (["member", "quote", "M1", "--line", "a:1:99999999999999999999999"], ["--line 'a:1:99999999999999999999999'",
-                                                                          "PRICE", "10^15"]),
-    (["member", "quote", "M1", "--line", "a:1:-1000000000000001"], ["PRICE", "10^15"]),
-    (["member", "quote", "M1", "--line", "a:99999999999:5"], ["--line 'a:99999999999:5'", "QTY", "2,147,483,647"]),
     (["member", "quote", "M1", "--basket", "{tmp}/many.json"], ["many.json", "lines[0].quantity", "10^15"]),
 ])
 def test_bad_local_input_is_one_line_too(args, words, tmp_path):
@@ -245,6 +240,14 @@ def test_a_rules_file_with_problems_for_serve_lists_them_before_anything_starts(
     (["send", "--generate", "-5", "--address", "{down}"], ["--generate", "0 or more"]),
     (["midnight", "--date", "2026-13-01", "--address", "{down}"], ["--date", "YYYY-MM-DD"]),
     (["events", "tail", "--count", "-1", "--address", "{down}"], ["--count", "0 or more"]),
+    (["member", "quote", "M1", "--line", "SKU-1:x:5000", "--address", "{down}"],
+     ["--line", "SKU:QTY:PRICE", "'SKU-1:x:5000'"]),
+    (["member", "quote", "M1", "--line", "SKU-1", "--address", "{down}"], ["--line", "SKU:QTY:PRICE", "'SKU-1'"]),
+    (["member", "quote", "M1", "--line", "a:1:99999999999999999999999", "--address", "{down}"],
+     ["--line", "PRICE", "10^15", "'a:1:99999999999999999999999'"]),
+    (["member", "quote", "M1", "--line", "a:1:-1000000000000001", "--address", "{down}"], ["--line", "PRICE", "10^15"]),
+    (["member", "quote", "M1", "--line", "a:99999999999:5", "--address", "{down}"],
+     ["--line", "QTY", "2,147,483,647", "'a:99999999999:5'"]),
     (["status", "--address", ""], ["--address", "HOST:PORT", "got ''"]),
     (["status", "--address", "127.0.0.1: 50051"], ["--address", "HOST:PORT"]),
     (["serve", "--data", "{tmp}/data", "--grpc-port", "70000"], ["--grpc-port", "from 0 to 65535"]),
@@ -278,3 +281,104 @@ def test_the_rules_file_that_is_not_utf8_is_named_by_validate_and_replay(tmp_pat
     replayed = patron("replay", "--rules", str(rules), "--transactions", str(rules), "--members-out",
                       str(tmp_path / "m"), "--results-out", str(tmp_path / "r"))
     assert (replayed.returncode, replayed.stderr) == (1, validated.stderr)
+
+
+def test_a_transactions_file_that_is_not_utf8_is_one_line_for_send_and_replay(tmp_path):
+    """Not every line `malformed` and exit 0: the file is refused before anything is sent or written."""
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(b'{"txn_id": "t1"}\n\xff\xfe\x00binary\n')
+    sent = patron("send", "--transactions", str(binary), "--address", DOWN, retries="0")
+    assert_one_clear_line(sent, f"{binary}: not UTF-8 text (byte 0xff at offset 17)")
+    replayed = patron("replay", "--rules", str(EXAMPLE_RULES), "--transactions", str(binary), "--members-out",
+                      str(tmp_path / "m"), "--results-out", str(tmp_path / "r"))
+    assert_one_clear_line(replayed, f"{binary}: not UTF-8 text (byte 0xff at offset 17)")
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_utf8_check_finds_the_offset_across_blocks_and_takes_characters_cut_by_them(tmp_path):
+    from cli.inputs import utf8_file
+    from engine.errors import PatronError
+
+    text = tmp_path / "t.jsonl"
+    text.write_text("caf\u00e9 \u4e2d\u6587\n" * 3, encoding="utf-8")
+    for block in (1, 2, 3, 4, 7):  # every cut through the two- and three-byte characters
+        utf8_file(text, block=block)
+    text.write_bytes("caf\u00e9 \u4e2d".encode() + b"\xe9 latin-1\n")
+    for block in (1, 2, 3, 5, 64):
+        with pytest.raises(PatronError, match=r"byte 0xe9 at offset 9\)"):
+            utf8_file(text, block=block)
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory) -> tuple[bytes, bytes]:
+    """A certificate for 127.0.0.1 that is its own CA, and its key."""
+    folder = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(folder / "key.pem"),
+                    "-out", str(folder / "cert.pem"), "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+                    "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
+    return (folder / "cert.pem").read_bytes(), (folder / "key.pem").read_bytes()
+
+
+def refusal_of(server_tls: bool, client_tls: bool, self_signed: tuple[bytes, bytes],
+               client_certificates: bool = False) -> str:
+    """What the patron command says of a call from a client with or without TLS to a real gRPC
+    server with or without it (asking for client certificates, or not)."""
+    from concurrent import futures
+
+    import grpc
+
+    from cli.admin import rpc_failure
+
+    certificate, key = self_signed
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        "t.S", {"M": grpc.unary_unary_rpc_method_handler(lambda request, context: b"")}),))
+    if server_tls:
+        credentials = grpc.ssl_server_credentials([(key, certificate)], root_certificates=certificate,
+                                                  require_client_auth=client_certificates)
+        port = server.add_secure_port("127.0.0.1:0", credentials)
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    address = f"127.0.0.1:{port}"
+    channel = (grpc.secure_channel(address, grpc.ssl_channel_credentials(certificate)) if client_tls
+               else grpc.insecure_channel(address))
+    try:
+        with channel, pytest.raises(grpc.RpcError) as refused:
+            channel.unary_unary("/t.S/M")(b"", timeout=10)
+    finally:
+        server.stop(None)
+    return rpc_failure(refused.value, address)
+
+
+def test_a_plain_client_of_a_tls_server_is_told_of_tls(self_signed, monkeypatch):
+    monkeypatch.delenv("PATRON_TLS_CA", raising=False)
+    said = refusal_of(server_tls=True, client_tls=False, self_signed=self_signed)
+    assert "socket closed" in said
+    assert "with TLS? then PATRON_TLS_CA names its CA's PEM file" in said
+
+
+def test_a_tls_client_of_a_plain_server_is_told_the_handshake_failed(self_signed, monkeypatch):
+    monkeypatch.setenv("PATRON_TLS_CA", "ca.pem")
+    said = refusal_of(server_tls=False, client_tls=True, self_signed=self_signed)
+    assert ": the TLS handshake failed (WRONG_VERSION_NUMBER) (is it serving TLS" in said
+    assert "leave PATRON_TLS_CA unset" in said
+
+
+def test_a_client_without_a_certificate_the_server_asks_for_is_told_of_client_certificates(self_signed,
+                                                                                           monkeypatch):
+    monkeypatch.setenv("PATRON_TLS_CA", "ca.pem")
+    said = refusal_of(server_tls=True, client_tls=True, self_signed=self_signed, client_certificates=True)
+    assert "asking for client certificates? then PATRON_TLS_CERT and PATRON_TLS_KEY name yours" in said
+
+
+def test_a_server_that_is_not_there_is_not_said_to_be_a_tls_problem():
+    from cli.admin import rpc_failure
+    from client import PatronClient
+
+    with PatronClient(DOWN, retries=0) as client, pytest.raises(Exception) as refused:  # noqa: PT011
+        client.status()
+    said = rpc_failure(refused.value, DOWN)
+    assert said.startswith(f"cannot reach patron at {DOWN}: ")
+    assert "is `patron serve` running there?" in said
+    assert "TLS" not in said

@@ -3,6 +3,7 @@
 `status` says of each shard's process."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -15,9 +16,13 @@ from tests.conftest import EXAMPLE_RULES
 SHOPLINE = HEADER + shopline_tiers()
 
 
-def patron(*args: str) -> subprocess.CompletedProcess:
+def patron(*args: str, token: str = "") -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATRON_TOKEN": token} if token else None
     return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=120,
-                          check=False)
+                          check=False, env=env)
+
+
+TILL, ADMIN = "ingest-token-0123456789", "admin-token-0123456789"
 
 
 def purchase(txn_id: str, member: str, when: str, paid: int) -> dict:
@@ -27,7 +32,10 @@ def purchase(txn_id: str, member: str, when: str, paid: int) -> dict:
 
 def test_send_rejects_lines_that_are_not_transactions_sends_the_rest_and_lists_every_rejection(
         start_server, tmp_path):
-    server = start_server(start_date=parse_day("2026-03-05"))
+    """With a till's token (role `ingest`), as README gives tills and send is their tool."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"ingest {TILL}\nadmin {ADMIN}\n")
+    server = start_server(start_date=parse_day("2026-03-05"), tokens_file=tokens)
     lines = [json.dumps(purchase("t1", "m1", "2026-03-05 10:00", 2900)),
              "this line is not json",
              json.dumps({**purchase("t2", "m1", "2026-03-05 10:00", 2900), "occurred_at_ms": "soon"}),
@@ -38,7 +46,7 @@ def test_send_rejects_lines_that_are_not_transactions_sends_the_rest_and_lists_e
              "[1, 2]"]
     source = tmp_path / "t.jsonl"
     source.write_text("\n".join(lines) + "\n")
-    done = patron("send", "--transactions", str(source), "--address", server.address)
+    done = patron("send", "--transactions", str(source), "--address", server.address, token=TILL)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     out = done.stdout.splitlines()
@@ -49,8 +57,15 @@ def test_send_rejects_lines_that_are_not_transactions_sends_the_rest_and_lists_e
                        "  line 3 (t2): malformed: Expected `int`, got `str` - at `$.occurred_at_ms`",
                        "  line 6 (t4): missing_refund_of",
                        "  line 7: malformed: Expected `object`, got `array`"]
-    with PatronClient(server.address) as client:
+    with PatronClient(server.address, token=ADMIN) as client:
         assert (client.member("m1").points, client.member("m2").points) == (20, 20)
+    # the till may not ask GetStatus for the business day: dated from its clock, and told so
+    generated = patron("send", "--generate", "20", "--address", server.address, token=TILL)
+    assert generated.returncode == 0, generated.stderr
+    assert generated.stdout.startswith("sent 20 transactions in ")
+    [note] = generated.stderr.splitlines()
+    assert note.startswith("patron: this token may not ask the server for its business day (GetStatus: ")
+    assert "today on this machine's clock" in note
 
 
 def test_send_rejects_what_replay_rejects_with_its_reason_and_sends_the_rest(start_server, tmp_path):
@@ -133,6 +148,10 @@ def test_member_show_json_is_the_shape_replay_writes(start_server):
                                    "rule_version": 1, "kind": "earn", "points": 20, "growth": 20,
                                    "why": "20 from 'spend 10 per 10.00'"}]
     assert to_json(document).decode() == done.stdout.strip()
+    tagged = patron("member", "tag", "m1", "--add", "vip", "--reason", "a test", "--address", server.address)
+    assert tagged.returncode == 0, tagged.stderr
+    assert json.loads(tagged.stdout) == {**member, "tags": ["vip"]}  # the one form of a member, not a third
+    assert tagged.stdout == patron("member", "show", "m1", "--json", "--address", server.address).stdout
 
 
 def test_a_closed_pipe_is_one_line_not_a_traceback(start_server):

@@ -1,0 +1,125 @@
+"""Every command that talks to patron tries a refused or unreachable call again as README says:
+against a real gRPC server on 127.0.0.1 that serves patron's methods and refuses the first call
+of each with the code under test, then answers (the commands' answers here are empty messages)."""
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from concurrent import futures
+
+import grpc
+import pytest
+
+from cli.main import main
+from proto import patron_pb2 as pb
+from tests.conftest import EXAMPLE_RULES
+
+
+class RefusingOnce:
+    """patron's services, each method refusing its first call with `code`."""
+
+    def __init__(self, code: grpc.StatusCode) -> None:
+        self.code, self.calls, self.lock = code, Counter(), threading.Lock()
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        for service in pb.DESCRIPTOR.services_by_name.values():
+            handlers = {method.name: self._handler(method) for method in service.methods}
+            self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+        self.address = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
+        self.server.start()
+
+    def _refused(self, name: str, context: grpc.ServicerContext) -> None:
+        with self.lock:
+            self.calls[name] += 1
+            first = self.calls[name] == 1
+        if first:
+            context.abort(self.code, "refused once by the test's server")
+
+    def _handler(self, method) -> grpc.RpcMethodHandler:
+        answer = getattr(pb, method.output_type.name)
+        if method.output_type.name == "Event":
+            answer = lambda: pb.Event(position="7", kind="tier_changed", member_id="M1")  # noqa: E731
+
+        def unary(request: bytes, context: grpc.ServicerContext) -> object:
+            self._refused(method.name, context)
+            return answer()
+
+        def streamed(request: bytes, context: grpc.ServicerContext) -> Iterator:
+            self._refused(method.name, context)
+            yield answer()
+
+        if method.client_streaming:
+            return grpc.stream_stream_rpc_method_handler(lambda requests, context: iter(()))
+        if method.server_streaming:
+            return grpc.unary_stream_rpc_method_handler(streamed, response_serializer=lambda m: m.SerializeToString())
+        return grpc.unary_unary_rpc_method_handler(unary, response_serializer=lambda m: m.SerializeToString())
+
+
+@pytest.fixture
+def refusing(request) -> Iterator[RefusingOnce]:
+    server = RefusingOnce(request.param)
+    yield server
+    server.server.stop(None)
+
+
+COMMANDS = {
+    "status": (["status"], {"GetStatus"}),
+    "checkpoint": (["checkpoint"], {"Checkpoint"}),
+    "midnight": (["midnight", "--date", "2026-12-01"], {"RunMidnight", "GetStatus"}),
+    "shards move": (["shards", "move", "3", "--to", "1"], {"MoveVirtualShard", "GetStatus"}),
+    "shards rebalance": (["shards", "rebalance"], {"Rebalance", "GetStatus"}),
+    "member show": (["member", "show", "M1", "--ledger"], {"GetMember", "ListLedger"}),
+    "member tag": (["member", "tag", "M1", "--add", "vip", "--reason", "a test"], {"SetTags"}),
+    "member quote": (["member", "quote", "M1", "--line", "S:1:100"], {"Quote"}),
+    "member coupons": (["member", "coupons", "M1"], {"ListCoupons"}),
+    "rules publish": (["rules", "publish", str(EXAMPLE_RULES)], {"PublishRules"}),
+    "events tail": (["events", "tail", "--count", "1"], {"Subscribe"}),
+}
+STARTS_A_JOB = {"checkpoint", "shards move", "shards rebalance"}
+"""Sent again only when the server was not reached (UNAVAILABLE): a second start would be refused
+as busy, or write a second checkpoint."""
+
+
+def run(args: list[str], address: str) -> int:
+    with pytest.raises(SystemExit) as ended:
+        main([*args, "--address", address])
+    return ended.value.code
+
+
+def test_the_table_covers_every_command_that_talks_to_a_server_but_send_and_import():
+    """send and import resend their batches and chunks themselves (tests/test_client.py, import's tests)."""
+    from tests.test_cli_failures import REMOTE
+
+    assert {name for name in COMMANDS} == {name.split(" --")[0] for name in REMOTE} - {"send", "import"}
+
+
+@pytest.mark.parametrize("refusing", [grpc.StatusCode.UNAVAILABLE], indirect=True)
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_tries_an_unreachable_call_again(name, refusing, monkeypatch, capsys):
+    monkeypatch.setenv("PATRON_RETRIES", "2")
+    args, methods = COMMANDS[name]
+    assert run(args, refusing.address) == 0, capsys.readouterr().err
+    assert {method: refusing.calls[method] for method in methods} == dict.fromkeys(methods, 2)
+
+
+@pytest.mark.parametrize("refusing", [grpc.StatusCode.RESOURCE_EXHAUSTED], indirect=True)
+@pytest.mark.parametrize("name", COMMANDS)
+def test_a_refused_call_is_tried_again_where_repeating_it_is_harmless(name, refusing, monkeypatch, capsys):
+    monkeypatch.setenv("PATRON_RETRIES", "2")
+    args, methods = COMMANDS[name]
+    code = run(args, refusing.address)
+    said = capsys.readouterr().err
+    if name in STARTS_A_JOB:
+        assert code == 1
+        assert said.startswith("patron: RESOURCE_EXHAUSTED: refused once by the test's server")
+        assert sum(refusing.calls.values()) == 1
+    else:
+        assert code == 0, said
+        assert {method: refusing.calls[method] for method in methods} == dict.fromkeys(methods, 2)
+
+
+@pytest.mark.parametrize("refusing", [grpc.StatusCode.PERMISSION_DENIED], indirect=True)
+def test_any_other_refusal_fails_at_once(refusing, monkeypatch, capsys):
+    monkeypatch.setenv("PATRON_RETRIES", "8")
+    assert run(["member", "show", "M1"], refusing.address) == 1
+    assert capsys.readouterr().err.startswith("patron: PERMISSION_DENIED: ")
+    assert refusing.calls == {"GetMember": 1}
