@@ -130,9 +130,9 @@ class Coordinator(ShardLanes):
         """Each shard's, at the last look that found them all answering."""
         self._midnight_tried = -MIDNIGHT_RETRY_SECONDS
         self._unreported: Day = 0
+        """A run date whose reports failed to be written (`_reports`); 0 when none."""
         self._dates_counted = 0
         """Of the midnight run's dates, how many its count took in (`_count_midnight`)."""
-        """A run date whose reports failed to be written (`_reports`); 0 when none."""
         self._reporting: asyncio.Task | None = None
         self._counts_seen: dict[int, tuple[Counted, Counted]] = {}
         """Per shard, its `Counted` at the last look and when it had opened (`_record_counts`)."""

@@ -485,19 +485,35 @@ class Shard:
         return ""
 
     def set_status(self, member_id: str, action: str, reason: str) -> MemberSummary:
-        self._here([member_id])
-        member = self._write(lambda: set_status(self.book, member_id, action, reason, self.book.today), [member_id])
-        return summarise(self.book.programme, member)
+        return self._operate(member_id, lambda day: set_status(self.book, member_id, action, reason, day))
 
     def set_tags(self, member_id: str, add: list[str], remove: list[str], reason: str) -> MemberSummary:
-        self._here([member_id])
-        member = self._write(lambda: set_manual_tags(self.book, member_id, add, remove, reason, self.book.today),
-                             [member_id])
-        return summarise(self.book.programme, member)
+        return self._operate(member_id, lambda day: set_manual_tags(self.book, member_id, add, remove, reason, day))
 
     def set_tier(self, member_id: str, tier: str, reason: str) -> MemberSummary:
+        return self._operate(member_id, lambda day: set_tier(self.book, member_id, tier, reason, day))
+
+    def _operate(self, member_id: str, action: Callable[[Day], Member]) -> MemberSummary:
+        """An operator's change to a member, as of the business day or, while a midnight run
+        walks the members, of that run's date (it is past 00:00 of it): a walk that has not
+        reached the member brings it through first, in the same write, as it does for a batch.
+        Points held until the end of a return window that run closes were released a day late
+        otherwise (a review)."""
         self._here([member_id])
-        member = self._write(lambda: set_tier(self.book, member_id, tier, reason, self.book.today), [member_id])
+        early: list[str] = []
+
+        def operate() -> Member:
+            job, day = self.job, self.book.today
+            if job is not None and job.kind == "midnight":
+                day = max(day, job.day)
+            if job is not None and member_id not in job.early and _ahead(job, member_id):
+                self._bring_through(job, member_id)
+                early.append(member_id)
+            return action(day)
+
+        member = self._write(operate, [member_id])
+        if early and self.job is not None:  # committed: the job's walk leaves it as it is now
+            self.job.early.update(early)
         return summarise(self.book.programme, member)
 
     def adjust(self, member_id: str, request_id: str, points: int, reason: str

@@ -827,5 +827,24 @@ def test_held_points_released_inside_their_return_window_become_spendable_at_its
     assert shard.apply([redeem("g1", "m1", "2026-11-18 10:00", points=1)])[0].reason == "insufficient_points"
     assert run("2026-11-19") == (0, held.points)
     assert run("2026-11-20") == (held.points, 0)  # the run of 11-17 + 3 days
+
+
+@pytest.mark.parametrize("hot_members", [0, 2])
+def test_held_points_released_while_the_run_that_ends_their_window_walks_are_spendable_at_once(tmp_path,
+                                                                                            hot_members):
+    # a review: released during the walk of 11-20 (the member not on its list), they were
+    # dated 11-19, kept pending until 11-20, and that run had passed: spendable a day late
+    rules = RULES.replace("pending_days = 0 ", "pending_days = 3 ").replace('action = "flag"', 'action = "hold"')
+    rules = rules.replace('issue_on = "enroll"', 'issue_on = "api"')
+    shard = open_shard(tmp_path, rules, hot_members=hot_members)
+    [held] = shard.apply([buy("t1", "m1", DAY, line(800_000))])
+    for day in ("2026-11-18", "2026-11-19", "2026-11-20"):
+        shard.midnight_begin(parse_day(day))
+        if day == "2026-11-20":
+            shard.set_status("m1", "release_held", "checked")
+        while not shard.midnight_step(limit=1)[2]:
+            pass
+    member = shard.member("m1")
+    assert (member.points, member.pending_points) == (held.points, 0)
     ledger = shard.ledger("m1")
     assert (sum(e.points for e in ledger), sum(e.pending for e in ledger)) == (held.points, 0)

@@ -121,10 +121,10 @@ def coupon_value(book: Book, coupon: Coupon, txn: Transaction) -> int | str:
         if not lines:
             return "not_applicable"
         applicable = sum(line.paid_minor for line in lines)
-        if 0 < txn.amount_minor < applicable:  # lines that say more than the order's total: never more off than it
-            applicable = txn.amount_minor
     if applicable < coupon.min_charge_minor:
         return "below_min_charge"
+    if 0 < txn.amount_minor < applicable:  # designated lines that say more than the order's total: never more off
+        applicable = txn.amount_minor      # than the order (the minimum is the lines', SPEC §11.5)
     if coupon.kind == "voucher":
         return min(coupon.value_minor or 0, applicable)
     if coupon.kind == "discount":

@@ -177,6 +177,19 @@ def test_a_designated_coupon_never_takes_more_off_than_the_orders_total(amount, 
     assert score(target, use("u1", "m1", "WINE80-m1-1", amount, wine))[0].value_minor == value
 
 
+def test_the_minimum_charge_is_the_designated_lines_whatever_total_the_order_says():
+    # a review: the cap on what is taken off was applied to the minimum too, so a till sending
+    # the order's real total was refused where one sending none was not
+    wine10 = ('[[coupons]]\nid = "WINE10"\nkind = "voucher"\nvalue_minor = 1000\nmin_charge_minor = 5000\n'
+              'designated = { category = ["wine"] }\nvalid_days = 10\n')
+    target = book(body=COUPONS + wine10, tiers=TIERS)
+    score(target, buy("b1", "m1", DAY, line(100)), issue("i1", "m1", "WINE10"))
+    wine = LineItem("W1", category="wine", paid_minor=6000)
+    results = score(target, use("u1", "m1", "WINE10-m1-1", 4000, wine), use("u2", "m1", "WINE10-m1-1", 0, wine))
+    assert [(r.outcome, r.reason, r.value_minor) for r in results] == [("accepted", "", 1000),
+                                                                        ("rejected", "coupon_used", 0)]
+
+
 def test_a_gift_is_worth_nothing_in_money():
     target = with_member()
     score(target, issue("i1", "m1", "CAKE"))
