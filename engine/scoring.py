@@ -118,13 +118,15 @@ def malformed_reason(book: Book, txn: Transaction) -> str:
         return "unknown_status"
     if txn.occurred_at_ms <= 0:
         return "missing_occurred_at"
-    if (txn.amount_minor < 0 and txn.kind != ADJUSTMENT) or txn.points < 0:  # points: of any kind (SPEC §11.1)
+    if txn.amount_minor < 0 and txn.kind != ADJUSTMENT:
         return "negative_amount"
     return input_problem(txn) or _kind_problem(book, txn)
 
 
 def _kind_problem(book: Book, txn: Transaction) -> str:
     kind = txn.kind
+    if txn.points < 0:  # of any kind (SPEC §11.1), after input_problem has seen it is an integer
+        return "negative_amount"
     if kind == PURCHASE:
         return "" if txn.lines or txn.amount_minor else "empty_purchase"
     if kind == REFUND:
