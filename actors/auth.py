@@ -87,9 +87,10 @@ def check_server_files(cert: Path, key: Path, client_ca: Path | None) -> None:
     client CA not certificates). gRPC says only that it failed to bind the port, and only once Ray
     has started and the data folder is made (an outside probe took it for a port in use)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.set_ciphers("ALL:@SECLEVEL=0")  # whether the pair is one, not Python's OpenSSL's view of its strength:
-    try:                                     # gRPC serves a 1024-bit key that level 2 refuses (a review)
-        # a key with a passphrase: refused (gRPC cannot use one), never a prompt on the terminal
+    # whether the pair is one, not this OpenSSL's view of its strength: gRPC serves a 1024-bit key
+    # that security level 2 refuses (a review)
+    context.set_ciphers("ALL:@SECLEVEL=0")
+    try:  # a key with a passphrase: refused (gRPC cannot use one), never a prompt on the terminal
         context.load_cert_chain(cert, key, password=lambda: b"")
     except (ssl.SSLError, OSError) as error:
         raise PatronError(f"--tls-cert {cert} and --tls-key {key}: not a PEM certificate and its private key "

@@ -354,9 +354,7 @@ class Coordinator(ShardLanes):
                     raise
                 run += 1
                 self._count_midnight(summary)
-                made = await copying
-                log.info("checkpoint after the midnight run", extra={
-                    "checkpoint": made.name, "bytes": made.bytes, "seconds": time.monotonic() - started})
+                _checkpointed(await copying, started)
         except Exception as error:
             summary.error = (f"{job_error(error)}; shards it left short of its date are brought to it once every "
                              f"shard answers (`patron status` follows it)")
@@ -456,8 +454,8 @@ class Coordinator(ShardLanes):
             return
         summary.error = ""
         self._count_midnight(summary)
-        made = await self.checkpoint()
-        log.info("checkpoint after the midnight run", extra={"checkpoint": made.name, "bytes": made.bytes})
+        started = time.monotonic()
+        _checkpointed(await self.checkpoint(), started)
 
     def _count_midnight(self, summary: MidnightSummary) -> None:
         """The run's dates not counted yet: those since the last count."""
@@ -785,6 +783,11 @@ class Coordinator(ShardLanes):
 def _inventories(programme: Programme) -> dict[str, int]:
     """The limited coupons of a programme: id -> inventory."""
     return {coupon.id: coupon.inventory for coupon in programme.rules.coupons if coupon.inventory}
+
+
+def _checkpointed(made: CheckpointMade, started: float) -> None:
+    log.info("checkpoint after the midnight run", extra={
+        "checkpoint": made.name, "bytes": made.bytes, "seconds": time.monotonic() - started})
 
 
 def start_date_ignored(start_date: Day, business_days: list[str]) -> str:

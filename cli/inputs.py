@@ -94,9 +94,7 @@ def utf8_file(path: Path, block: int = 1 << 20) -> None:
             try:
                 decoder.decode(data, final=not data)
             except UnicodeDecodeError as error:
-                at = fed - held + error.start
-                raise PatronError(f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset {at}); "
-                                  f"save it as UTF-8") from None
+                raise PatronError(f"{path}: {not_utf8(error, fed - held)}") from None
             if not data:
                 return
             fed += len(data)

@@ -18,9 +18,11 @@ def either(options: tuple) -> str:
     return texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + " or " + texts[-1]
 
 
-def not_utf8(error: UnicodeDecodeError) -> str:
-    """What is wrong with a file that is not UTF-8, and where (its caller names the file)."""
-    return f"not UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start}); save it as UTF-8"
+def not_utf8(error: UnicodeDecodeError, before: int = 0) -> str:
+    """What is wrong with a file that is not UTF-8, and where (its caller names the file); `before`:
+    the file's bytes ahead of what the error decoded (a file checked a block at a time)."""
+    return (f"not UTF-8 text (byte {error.object[error.start]:#04x} at offset {before + error.start}); "
+            f"save it as UTF-8")
 
 
 def shown(value: Any) -> str:
