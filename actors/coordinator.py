@@ -133,7 +133,6 @@ class Coordinator(ShardLanes):
         """A run date whose reports failed to be written (`_reports`); 0 when none."""
         self._dates_counted = 0
         """Of the midnight run's dates, how many its count took in (`_count_midnight`)."""
-        self._reporting: asyncio.Task | None = None
         self._counts_seen: dict[int, tuple[Counted, Counted]] = {}
         """Per shard, its `Counted` at the last look and when it had opened (`_record_counts`)."""
         self._checkpoint_lock = asyncio.Lock()
@@ -330,14 +329,24 @@ class Coordinator(ShardLanes):
             self._midnight_until = max(self._midnight_until, until)
             return self._midnight_task
         self._midnight_until = until
-        self.midnight = MidnightSummary([], until=iso(until))
+        if self.midnight is not None and self.midnight.error:
+            # a run a failure cut short goes on: the dates it finished are counted at its end, with
+            # the rest (a fresh summary forgot them, and the metric never counted them)
+            self.midnight.running, self.midnight.error, self.midnight.until = True, "", iso(until)
+        else:
+            self.midnight, self._dates_counted = MidnightSummary([], until=iso(until)), 0
         self._midnight_task = self._background(self._midnight(self.midnight))
         return self._midnight_task
 
     async def _midnight(self, summary: MidnightSummary) -> MidnightSummary:
-        self._dates_counted = 0
         try:
+            if self._unreported:  # the run before stopped after every shard ran this date, before its reports
+                await self._reports(set(), self._unreported)
             run = min(parse_day(s.business_day) for s in await self.status()) + 1
+            if run > self._midnight_until and len(summary.dates) > self._dates_counted:
+                started = time.monotonic()  # only a cut run's reports were left: now its end
+                self._count_midnight(summary)
+                _checkpointed(await self.checkpoint(), started)
             while run <= self._midnight_until:  # nothing is awaited between the last check and the end
                 summary.until = iso(self._midnight_until)
                 days = await self._run_one_after_reevaluation(run, summary)
@@ -444,19 +453,6 @@ class Coordinator(ShardLanes):
                 log.exception("the midnight run failed; it is tried again in a minute")
             await asyncio.sleep(60)
 
-    async def _finish_reports(self, run: Day) -> None:
-        """The reports of a run whose every shard ran its last date, and then the rest of that
-        run's end: its dates counted, the checkpoint, its error cleared. The watch finished the
-        reports alone, and such a run was never counted nor checkpointed (an outside probe)."""
-        await self._reports(set(), run)
-        summary = self.midnight
-        if summary is None or not summary.error or self._midnight_running():
-            return
-        summary.error = ""
-        self._count_midnight(summary)
-        started = time.monotonic()
-        _checkpointed(await self.checkpoint(), started)
-
     def _count_midnight(self, summary: MidnightSummary) -> None:
         """The run's dates not counted yet: those since the last count."""
         dates = len(summary.dates) - self._dates_counted
@@ -529,11 +525,9 @@ class Coordinator(ShardLanes):
                 time.monotonic() < self._midnight_tried + MIDNIGHT_RETRY_SECONDS):
             return
         if not self._owed(self._business_days):
-            if self._unreported and (self._reporting is None or self._reporting.done()):
-                # every shard ran the date, and its reports are what is left: not awaited here,
-                # so a shard that stops answering meanwhile does not hold the watch
+            if self._unreported:  # every shard ran the date, and its reports (and the run's end) are left
                 self._midnight_tried = time.monotonic()
-                self._reporting = self._background(self._finish_reports(self._unreported))
+                self.start_midnight(self._unreported, allow_future=True)
             return
         # the last look's may predate a run's end; a shard gone again meanwhile must not hold the watch
         answers = await asyncio.gather(*(_answer(actor.status.remote()) for actor in self.actors))

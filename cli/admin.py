@@ -294,10 +294,15 @@ def followed(follow: Callable[[], Any], what: str) -> int:
     return 0
 
 
-def _midnight_progress(run: Any) -> None:
-    print(f"midnight {run.date or '...'} (until {run.until}, {len(run.dates)} dates done): "
-          f"{run.members_done:,} of {run.members_total:,} members, {run.seconds:.0f} s",
-          file=sys.stderr, flush=True)
+def _midnight_progress(run: pb.MidnightProgress) -> None:
+    print(midnight_progress_line(run), file=sys.stderr, flush=True)
+
+
+def midnight_progress_line(run: pb.MidnightProgress) -> str:
+    """Before a date's members are counted (the run's start, or a cut run's reports left) no date
+    is under way: "0 of 0 members" read as an empty store."""
+    where = f"{run.date}: {run.members_done:,} of {run.members_total:,} members" if run.date else "starting"
+    return f"midnight until {run.until} ({len(run.dates)} dates done), {where}, {run.seconds:.0f} s"
 
 
 def checkpoint(args: argparse.Namespace) -> int:

@@ -5,7 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cli.admin import MOST_DATES_SHOWN, _dates_shortened
+from cli.admin import MOST_DATES_SHOWN, _dates_shortened, midnight_progress_line
+from proto import patron_pb2 as pb
 from tests.builders import ms
 
 RULES = Path(__file__).parents[1] / "examples" / "rules.toml"
@@ -180,3 +181,12 @@ def test_a_long_list_of_dates_is_shown_as_its_span():
     shown = _dates_shortened({"midnight": {"dates": many, "running": False}, "shards": [{"dates": many[:2]}]})
     assert shown == {"midnight": {"dates": ["2027-01-01", f"... {len(many) - 2} dates ...", many[-1]],
                                   "running": False}, "shards": [{"dates": many[:2]}]}
+
+
+def test_midnight_progress_says_a_run_is_starting_before_it_counts_a_dates_members():
+    starting = pb.MidnightProgress(running=True, until="2026-11-20")
+    assert midnight_progress_line(starting) == "midnight until 2026-11-20 (0 dates done), starting, 0 s"
+    under_way = pb.MidnightProgress(running=True, until="2026-11-20", dates=["2026-11-18"], date="2026-11-19",
+                                    members_done=1500, members_total=4000, seconds=3.4)
+    assert midnight_progress_line(under_way) == (
+        "midnight until 2026-11-20 (1 dates done), 2026-11-19: 1,500 of 4,000 members, 3 s")

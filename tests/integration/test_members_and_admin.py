@@ -266,6 +266,38 @@ def test_anomaly_reports_a_run_could_not_write_are_written_by_the_watch(start_se
     assert [msgspec.json.decode(line)["member_id"] for line in report.read_text().splitlines()] == ["m1"]
 
 
+def test_a_run_of_several_dates_cut_short_at_a_dates_reports_is_finished_and_counts_every_date(
+        start_server, tmp_path, monkeypatch):
+    # the watch began a fresh run: the dates the cut run finished were never counted, and the report
+    # of the day its failure left unwritten was never made (an outside probe of the last round)
+    server = start_server(start_date=parse_day("2026-11-17"), data=tmp_path / "data")
+    folder, failures = server.server.coordinator.folder, []
+    write_report = folder.write_report
+
+    def full_once(day: str, rows: list) -> object:
+        if day == "2026-11-18" and not failures:
+            failures.append(day)
+            raise OSError(28, "No space left on device (planted)")
+        return write_report(day, rows)
+
+    monkeypatch.setattr(folder, "write_report", full_once)
+    reports = tmp_path / "data" / "reports"
+    with PatronClient(server.address) as client:
+        with pytest.raises(grpc.RpcError) as raised:
+            client.run_midnight("2026-11-20")
+        assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, raised.value.details()
+        runs = server.server.metrics.registry
+        deadline = time.monotonic() + 30
+        while client.status().midnight.running or client.status().midnight.error or (
+                runs.get_sample_value("patron_midnight_runs_total") != 3):
+            assert time.monotonic() < deadline, (client.status().midnight,
+                                                 runs.get_sample_value("patron_midnight_runs_total"))
+            time.sleep(0.1)
+        assert list(client.status().midnight.dates) == ["2026-11-18", "2026-11-19", "2026-11-20"]
+    assert sorted(p.name for p in reports.glob("anomalies-*")) == [
+        f"anomalies-2026-11-{day}.jsonl" for day in (17, 18, 19)]
+
+
 def test_a_midnight_run_asked_for_during_a_re_evaluation_waits_for_it(client):
     # it began on the shards at once and replaced their re-evaluation: members not yet visited
     # kept their tiers until a restart
