@@ -47,7 +47,7 @@ def request_rows(request: pb.ImportRequest) -> list[Opening]:
         return [_opening(message) for message in request.members]
     try:
         return _decode_rows(request.rows)
-    except msgspec.DecodeError as error:  # ValidationError among them
+    except (msgspec.DecodeError, UnicodeDecodeError) as error:  # ValidationError among the first; msgspec's
         raise InvalidRequestError(f"rows: expected a MessagePack array of member rows as docs/api.md "
                                   f"describes: {error}") from None
 

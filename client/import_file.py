@@ -13,6 +13,7 @@ from typing import BinaryIO, NamedTuple
 import msgspec
 
 from engine.errors import PatronError
+from engine.messages import not_utf8
 from engine.opening import Opening, OpeningLot
 
 __all__ = ["COLUMNS", "FORMATS", "Row", "file_format", "read_rows"]
@@ -107,7 +108,12 @@ def _csv_rows(file: BinaryIO, columns: list[str], offset: int, line: int) -> Ite
     member_at = columns.index("member_id")
     for raw in file:
         offset += len(raw)
-        text = raw.decode("utf-8", "replace").rstrip("\r\n")
+        try:
+            text = raw.decode().rstrip("\r\n")
+        except UnicodeDecodeError as error:  # decoded with replacements, its member id would be another's
+            yield Row(line, offset, "", None, "malformed", not_utf8(error, offset - len(raw)))
+            line += 1
+            continue
         if text.strip():
             try:
                 values = next(csv.reader([text])) if '"' in text else text.split(",")
@@ -195,6 +201,8 @@ def _json_row(line: int, end: int, raw: bytes) -> Row:
         return Row(line, end, _member_of(raw), None, "bad_field", str(error))
     except msgspec.DecodeError as error:
         return Row(line, end, "", None, "malformed", f"not a JSON object: {error}")
+    except UnicodeDecodeError:  # msgspec's, for a string that is not UTF-8, says where in the string
+        return Row(line, end, "", None, "malformed", _not_utf8_line(raw, end - len(raw)))
     try:
         for name in _NUMBERS:
             _in_64_bits(name, getattr(row, name))
@@ -206,6 +214,14 @@ def _json_row(line: int, end: int, raw: bytes) -> Row:
                       stored_value=row.stored_value, bonus_value=row.bonus_value, growth=row.growth,
                       status=row.status, **{k: getattr(row, k) for k in _PROFILE})
     return Row(line, end, row.member_id, message)
+
+
+def _not_utf8_line(raw: bytes, start: int) -> str:
+    try:
+        raw.decode()
+    except UnicodeDecodeError as error:
+        return not_utf8(error, start)
+    return "not UTF-8 text"
 
 
 class _Named(msgspec.Struct):

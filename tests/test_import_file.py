@@ -85,6 +85,19 @@ def test_json_numbers_out_of_every_range_are_rejected_rows_and_the_rest_are_read
     assert second.detail == "Number out of range - at `$.stored_value`"
 
 
+@pytest.mark.parametrize(("fmt", "text"), [
+    ("csv", b"member_id,points\na1,5\nb\xff2,5\nc3,5\n"),
+    ("jsonl", b'{"member_id": "a1"}\n{"member_id": "b\xff2"}\n{"member_id": "c3"}\n')])
+def test_a_row_that_is_not_utf8_is_a_malformed_row_that_says_where(tmp_path, fmt, text):
+    # an outside probe: a JSON line stopped the import with a traceback; a CSV row was imported as
+    # member "b\ufffd2", a member id the till never sent
+    path = tmp_path / f"m.{fmt}"
+    path.write_bytes(text)
+    rows = [(row.member_id, row.reason, row.detail) for row in read_rows(path, fmt)]
+    assert rows == [("a1", "", ""), ("", "malformed", f"not UTF-8 text (byte 0xff at offset {text.index(0xff)}); "
+                                                      "save it as UTF-8"), ("c3", "", "")]
+
+
 def test_a_csv_value_longer_than_the_csv_reader_takes_is_a_malformed_row(tmp_path):
     path = tmp_path / "m.csv"
     path.write_text(f'member_id,channel\na,pos\nb,"{"x" * 200_000}"\nc,web\n')

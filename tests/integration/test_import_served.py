@@ -209,6 +209,7 @@ def test_rows_come_as_compact_rows_or_as_protobuf_members_alike_and_malformed_ro
     wrong_type = msgspec.msgpack.encode([["w1", "Gold", "", "500@2027-01-01"]])  # points as text
     for request in (pb.ImportRequest(import_id="bad", rows=b"\x93\xa1x"),
                     pb.ImportRequest(import_id="bad", rows=wrong_type),
+                    pb.ImportRequest(import_id="bad", rows=b"\x91\x91\xa2\xff\xfe"),  # a string not UTF-8: was INTERNAL
                     pb.ImportRequest(import_id="bad", rows=msgspec.msgpack.encode(compact), members=members)):
         with pytest.raises(grpc.RpcError) as refused:
             client.import_future(request).result()
