@@ -347,11 +347,14 @@ class PatronClient:
     def status(self) -> pb.StatusResponse:
         return self._call(self.admin.GetStatus, pb.GetStatusRequest())
 
-    def run_midnight(self, date: str, allow_future: bool = False, background: bool = False) -> pb.RunMidnightResponse:
+    def run_midnight(self, date: str, allow_future: bool = False, background: bool = False,
+                     timeout: float | None = None) -> pb.RunMidnightResponse:
         """The run up to `date`, answered at its end (or at once with `background`; then
-        `follow_midnight`). A date after tomorrow needs `allow_future` (test systems only)."""
+        `follow_midnight`). A date after tomorrow needs `allow_future` (test systems only). The
+        answer is waited for `timeout` seconds (the client's own by default: a year of dates on a
+        test system may need more); a caller that stops waiting leaves the run going."""
         request = pb.RunMidnightRequest(date=date, allow_future=allow_future, background=background)
-        return self._call(self.admin.RunMidnight, request)
+        return self._call(self.admin.RunMidnight, request, timeout)
 
     def follow_midnight(self, every: float = 1.0, progress: Any = None) -> pb.MidnightProgress:
         """Ask how the midnight run goes every `every` seconds until it is over; `progress` is
@@ -407,9 +410,9 @@ class PatronClient:
                 raise TimeoutError(f"patron was not SERVING within {timeout:.0f} s")
             time.sleep(0.1)
 
-    def _call(self, method: Any, request: Any) -> Any:
+    def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
         try:
-            return method(request, timeout=self.timeout, metadata=self.metadata)
+            return method(request, timeout=timeout or self.timeout, metadata=self.metadata)
         except grpc.RpcError as error:
             self._fail_over(error)
             raise

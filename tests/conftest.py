@@ -10,6 +10,9 @@ import pytest
 
 EXAMPLE_RULES = Path(__file__).parents[1] / "examples" / "rules.toml"
 TEST_DAY = "2026-11-17"
+LONG_RUN = 300.0
+"""Seconds a test waits for a midnight run of months of dates: on a loaded machine a year took over
+the client's own 30 s (a CI run beside other work), and the run went on without its caller."""
 """The business day a new served test starts on, whatever the real date: a test that dates its
 transactions must not start failing as the calendar moves past them (too_late, in_future).
 A restart on an existing data folder keeps the folder's own business day."""

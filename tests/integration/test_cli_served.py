@@ -11,7 +11,7 @@ from client import PatronClient
 from engine.calendar import parse_day
 from engine.summary import to_json
 from tests.builders import HEADER, ms, shopline_tiers
-from tests.conftest import EXAMPLE_RULES
+from tests.conftest import EXAMPLE_RULES, LONG_RUN
 
 SHOPLINE = HEADER + shopline_tiers()
 
@@ -112,7 +112,7 @@ def test_member_show_prints_a_card_and_a_ledger_table_with_tier_names_iso_dates_
     server = start_server(rules=rules, start_date=parse_day("2023-04-15"))
     with PatronClient(server.address) as client:
         client.submit([purchase("a1", "A", "2023-04-15 10:00", 100000)])
-        client.run_midnight("2024-04-15")
+        client.run_midnight("2024-04-15", timeout=LONG_RUN)
         entries = client.ledger("A")
     done = patron("member", "show", "A", "--ledger", "--address", server.address)
     assert done.returncode == 0, done.stderr

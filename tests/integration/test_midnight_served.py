@@ -6,7 +6,7 @@ from cli.main import main
 from client import PatronClient
 from engine.calendar import parse_day
 from tests.builders import HEADER, ms, shopline_tiers
-from tests.conftest import EXAMPLE_RULES
+from tests.conftest import EXAMPLE_RULES, LONG_RUN
 
 SHOPLINE = HEADER + shopline_tiers()
 
@@ -25,9 +25,9 @@ def test_the_shopline_anniversary_walks_members_down_through_serve(start_server,
         client.submit([purchase("a1", "A", "2023-04-15 10:00", 100000),
                        purchase("b1", "B", "2023-04-15 11:00", 100000)])
         assert (client.member("A").tier, client.member("A").tier_valid_until) == ("Silver", "2024-04-14")
-        client.run_midnight("2024-03-01", allow_future=True)
+        client.run_midnight("2024-03-01", allow_future=True, timeout=LONG_RUN)
         client.submit([purchase("a2", "A", "2024-03-01 10:00", 90000), purchase("b2", "B", "2024-03-01 10:00", 40000)])
-        client.run_midnight("2024-04-14", allow_future=True)
+        client.run_midnight("2024-04-14", allow_future=True, timeout=LONG_RUN)
         assert (client.member("A").tier, client.member("B").tier) == ("Silver", "Silver")
         client.run_midnight("2024-04-15", allow_future=True)
         assert (client.member("A").tier, client.member("B").tier) == ("Bronze", "Regular")
@@ -40,7 +40,7 @@ def test_points_expire_at_the_start_of_1_january_through_serve(start_server):
     server = start_server(start_date=parse_day("2026-12-30"))  # late in the year: a year of dates, not two
     with PatronClient(server.address) as client:
         client.submit([purchase("t1", "m", "2026-12-30 10:00", 2900)])
-        client.run_midnight("2027-12-31", allow_future=True)
+        client.run_midnight("2027-12-31", allow_future=True, timeout=LONG_RUN)
         assert client.member("m").points == 20
         client.run_midnight("2028-01-01", allow_future=True)
         assert client.member("m").points == 0
@@ -90,5 +90,5 @@ def test_date_rules_through_serve(start_server, tmp_path, rules_text, start, ste
     with PatronClient(server.address) as client:
         client.submit([purchase("t1", "m", f"{start} 10:00", 100000)])
         for date, field, expected in steps:
-            client.run_midnight(date, allow_future=True)
+            client.run_midnight(date, allow_future=True, timeout=LONG_RUN)
             assert getattr(client.member("m"), field) == expected, date

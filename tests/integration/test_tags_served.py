@@ -6,7 +6,7 @@ import pytest
 from client import PatronClient
 from engine.calendar import iso, parse_day
 from tests.builders import ms
-from tests.conftest import TEST_DAY
+from tests.conftest import LONG_RUN, TEST_DAY
 
 
 def purchase(txn_id: str, member: str) -> dict:
@@ -19,7 +19,7 @@ def test_members_are_tagged_at_midnight_tagged_by_operators_and_counted(start_se
     with PatronClient(server.address) as client:
         client.submit([purchase("t1", "m1"), purchase("t2", "m2"), purchase("t3", "m3")])
         lapsed_on = iso(parse_day(TEST_DAY) + 91)  # the example's "lapsed": no purchase in 90 days
-        client.run_midnight(iso(parse_day(lapsed_on) - 1), allow_future=True)  # a test system
+        client.run_midnight(iso(parse_day(lapsed_on) - 1), allow_future=True, timeout=LONG_RUN)  # a test system
         assert list(client.member("m1").tags) == []
         client.run_midnight(lapsed_on, allow_future=True)
         assert list(client.member("m1").tags) == ["lapsed"]
