@@ -135,9 +135,11 @@ class BearerTokens(grpc.aio.ServerInterceptor):
 
 
 def _bearer(metadata: Any) -> str:
+    """The token of `authorization: Bearer <token>`; the scheme's name in any case, as HTTP reads it
+    (RFC 7235: `bearer` from a client library was refused)."""
     for key, value in metadata:
-        if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
-            return value[len("Bearer "):].strip()
+        if key == "authorization" and isinstance(value, str) and value[:7].lower() == "bearer ":
+            return value[7:].strip()
     return ""
 
 

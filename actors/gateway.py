@@ -181,7 +181,25 @@ async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
         message = f"internal error: {type(error).__name__}: {error}"
     elif code is grpc.StatusCode.RESOURCE_EXHAUSTED:
         _refused(error, context)
-    await context.abort(code, message)
+    await context.abort(code, within_a_header(message))
+
+
+MOST_DETAILS_BYTES = 2_000
+"""gRPC carries a status's message in a header, each byte outside printable ASCII written as three:
+past 8 KiB a client may drop the answer, past 16 KiB it always does, and sees RESOURCE_EXHAUSTED,
+which docs/api.md says to retry (an outside probe: a 17,000-character member id, echoed back
+in "unknown member", was retried for ever). 2,000 bytes stay under 8 KiB however written."""
+
+
+def within_a_header(message: str) -> str:
+    """The message, its middle cut out when it is longer than a status's header carries well
+    (a value the request sent, echoed in full; a long list of problems)."""
+    data = message.encode()
+    if len(data) <= MOST_DETAILS_BYTES:
+        return message
+    half = MOST_DETAILS_BYTES // 2 - 40
+    head, tail = data[:half].decode(errors="ignore"), data[-half:].decode(errors="ignore")
+    return f"{head} [... {len(message) - len(head) - len(tail):,} characters cut ...] {tail}"
 
 
 def _refused(error: Exception, context: grpc.aio.ServicerContext) -> None:
@@ -421,6 +439,8 @@ class MembersService:
         try:
             if isinstance(request, Unreadable):
                 raise InvalidRequestError(request.reason)
+            if request.limit < 0:  # was read as "all"
+                raise InvalidRequestError(f"limit: expected 0 (every entry) or more, got {request.limit}")
             coordinator = self.coordinator
             shard = coordinator.shard_for(request.member_id)  # positions are that shard's, even if it moves
             if await coordinator.read(shard, "member", request.member_id) is None:
@@ -504,23 +524,35 @@ class MembersService:
                 f"STATUS_ACTION_{a.upper()}" for a in STATUS_ACTIONS))
         action = STATUS_ACTIONS[request.action - 1]
         return member_message(await self._on_shard(request.member_id, "set_status", request.member_id, action,
-                                                   request.reason))
+                                                   _reason(request.reason)))
 
     @answers_errors
     async def SetTags(self, request: pb.SetTagsRequest, context: grpc.aio.ServicerContext) -> pb.Member:
         return member_message(await self._on_shard(request.member_id, "set_tags", request.member_id,
-                                                   list(request.add), list(request.remove), request.reason))
+                                                   list(request.add), list(request.remove),
+                                                   _reason(request.reason)))
 
     @answers_errors
     async def Adjust(self, request: pb.AdjustRequest, context: grpc.aio.ServicerContext) -> pb.AdjustResponse:
         if not request.request_id:
             raise InvalidRequestError("request_id: required; it makes a resent adjustment harmless")
         result, summary = await self._on_shard(request.member_id, "adjust", request.member_id, request.request_id,
-                                               request.points, request.reason)
+                                               request.points, _reason(request.reason))
         answer = pb.AdjustResponse(result=result_message(result))
         if summary is not None:
             answer.member.CopyFrom(member_message(summary))
         return answer
+
+
+MOST_REASON = 1_000
+"""Characters of an operator's reason: it is kept in the ledger entry it explains (a probe's 1 MiB
+reason was, and every read of that ledger carried it)."""
+
+
+def _reason(text: str) -> str:
+    if len(text) > MOST_REASON:
+        raise InvalidRequestError(f"reason: expected at most {MOST_REASON:,} characters, got {len(text):,}")
+    return text
 
 
 class AdminService:

@@ -23,7 +23,8 @@ MAX_ATTRIBUTE_NAME = 64
 MAX_ATTRIBUTE_TEXT = 1_000
 """Characters of an attribute's text. A member's attributes are in its record, written at every
 change of the member: a probe's attribute of a megabyte made each of its transactions write one."""
-_BIRTHDAY = re.compile(r"^(?:(\d{4})-)?(\d{2})-(\d{2})$")
+_BIRTHDAY = re.compile(r"(?:([0-9]{4})-)?([0-9]{2})-([0-9]{2})")
+"""ASCII digits, the whole text: `\\d` took "١٢-٠١" and `$` a trailing newline (an outside probe)."""
 
 
 class Enrollment(Struct, kw_only=True):
@@ -69,7 +70,7 @@ def birthday_of(text: str) -> str:
     """A birthday as MM-DD (empty stays empty); InvalidRequestError when it is not a date."""
     if not text:
         return ""
-    found = _BIRTHDAY.match(text)
+    found = _BIRTHDAY.fullmatch(text)
     year, month, day = (int(found.group(1) or 2000), int(found.group(2)), int(found.group(3))) if found else (0, 0, 0)
     try:
         date(year, month, day)  # without a year, 2000: a leap year, so 02-29 is a birthday
@@ -79,6 +80,10 @@ def birthday_of(text: str) -> str:
 
 
 def _check_attributes(request: Enrollment) -> None:
+    for name in ("channel", "source", "content", "campaign"):  # in the record too: 1 MiB of channel was taken
+        text = getattr(request, name)
+        if len(text) > MAX_ATTRIBUTE_TEXT:
+            raise InvalidRequestError(f"{name}: expected at most {MAX_ATTRIBUTE_TEXT:,} characters, got {len(text):,}")
     if len(request.attributes) > MAX_ATTRIBUTES:
         raise InvalidRequestError(f"attributes: at most {MAX_ATTRIBUTES}, got {len(request.attributes)}")
     for name, value in request.attributes.items():  # JSON, the members' export and the summary, has no NaN

@@ -116,7 +116,7 @@ def malformed_reason(book: Book, txn: Transaction) -> str:
         return "unknown_kind"
     if status and status not in _STATUSES:
         return "unknown_status"
-    if txn.occurred_at_ms <= 0:
+    if txn.occurred_at_ms == 0:  # proto3's default: not sent (below 0 is a time, out of bounds: `bad_timestamp`)
         return "missing_occurred_at"
     if txn.amount_minor < 0 and txn.kind != ADJUSTMENT:
         return "negative_amount"

@@ -85,15 +85,15 @@ def answers(pure: bool) -> dict:
 
 def expected(kind: str, field: str, spec: str) -> str:
     """The reason each refusal gives: a value that is not an int is never compared, except by the
-    checks scoring makes before the bounds' (a time at or below 0 is missing, an amount below 0
-    negative; engine/scoring.py `malformed_reason`), which read it as the number it is."""
+    checks scoring makes before the bounds' (a time of 0 is missing, an amount below 0 negative;
+    engine/scoring.py `malformed_reason`), which read it as the number it is."""
     if spec == "int":
         return ""
     if spec == "huge":
         return "bad_timestamp" if field == "occurred_at_ms" else "amount_too_large"
-    below_zero = spec in ("-inf", "-float") or (spec == "false" and field == "occurred_at_ms")
-    if below_zero and field == "occurred_at_ms":
+    if spec == "false" and field == "occurred_at_ms":  # False == 0
         return "missing_occurred_at"
+    below_zero = spec in ("-inf", "-float")
     if below_zero and field == "amount_minor" and kind != "adjustment":
         return "negative_amount"
     return "not_an_integer"

@@ -43,9 +43,11 @@ def test_a_member_past_the_limit_from_before_it_was_checked_may_be_enrolled_agai
         enroll(target, Enrollment(member_id="E22", attributes={"new": 1}), DAY)
 
 
-@pytest.mark.parametrize("birthday", ["1900-02-29", "0000-01-01", "1990-02-30", "13-01", "02-30"])
+@pytest.mark.parametrize("birthday", ["1900-02-29", "0000-01-01", "1990-02-30", "13-01", "02-30",
+                                      "١٢-٠١", "０３-０５", "12-01\n"])
 def test_a_birthday_that_is_no_date_is_refused(birthday):
-    # "1900-02-29" and "0000-01-01" once passed: only the month and day were checked, in a leap year
+    # "1900-02-29" and "0000-01-01" once passed: only the month and day were checked, in a leap year;
+    # digits of other scripts and a trailing newline passed a pattern that took them (an outside probe)
     with pytest.raises(InvalidRequestError, match='birthday: expected "MM-DD" or "YYYY-MM-DD"'):
         enroll(book(), Enrollment(member_id="B1", birthday=birthday), DAY)
 

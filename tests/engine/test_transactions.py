@@ -38,6 +38,8 @@ def test_unpaid_purchases_are_ignored_and_do_not_use_up_their_id(status):
     (Transaction("t", "m1", ms(DAY), "gift"), "unknown_kind"),
     (Transaction("t", "m1", ms(DAY), "purchase", status="maybe", amount_minor=1), "unknown_status"),
     (Transaction("t", "m1", 0, "purchase", amount_minor=1), "missing_occurred_at"),
+    (Transaction("t", "m1", -1, "purchase", amount_minor=1), "bad_timestamp"),  # was missing: it was sent
+    (Transaction("t", "m1", -(2**63), "purchase", amount_minor=1), "bad_timestamp"),
     (Transaction("t", "m1", ms(DAY), "purchase", lines=[LineItem("S", paid_minor=-5)]), "negative_amount"),
     (Transaction("t", "m1", ms(DAY), "recharge", amount_minor=-5), "negative_amount"),
     (Transaction("t", "m1", ms(DAY), "purchase"), "empty_purchase"),

@@ -97,3 +97,43 @@ def test_garbage_bytes_get_a_clear_answer_and_the_server_stays_up(server, method
     assert code in ANSWERS
     with PatronClient(server.address) as client:
         assert client.serving()
+
+
+LONG = "é" * 17_000
+ECHOING = {"GetMember": lambda client: client.members.GetMember(pb.GetMemberRequest(member_id=LONG), timeout=20),
+           "RunMidnight": lambda client: client.run_midnight(LONG),
+           "Enroll": lambda client: client.members.Enroll(pb.EnrollRequest(member_id="m-long", birthday=LONG),
+                                                          timeout=20)}
+
+
+@pytest.mark.parametrize("call", sorted(ECHOING))
+def test_a_long_value_echoed_in_an_error_is_cut_to_what_a_status_header_carries(server, call):
+    # an outside probe: 17,000 characters echoed in full made the status header too large for
+    # the client, which saw RESOURCE_EXHAUSTED (to be retried, docs/api.md says) instead of the error
+    with PatronClient(server.address, retries=0) as client, pytest.raises(grpc.RpcError) as raised:
+        ECHOING[call](client)
+    assert raised.value.code() in {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT}, raised.value
+    details = raised.value.details()
+    assert "characters cut ..." in details, details[:200]
+    assert len(details.encode()) <= 2_000
+
+
+REFUSED = {
+    "a reason of a megabyte": lambda client: client.adjust("m-r", 5, "x" * 2**20),
+    "tags' reason": lambda client: client.set_tags("m-r", ["vip"], [], "x" * 1_001),
+    "a negative page": lambda client: list(client.members.ListLedger(pb.ListLedgerRequest(member_id="m-r", limit=-1),
+                                                                      timeout=20)),
+    "a channel of a megabyte": lambda client: client.enroll("m-r2", channel="x" * 2**20),
+}
+
+
+@pytest.mark.parametrize("call", sorted(REFUSED))
+def test_texts_kept_in_records_are_bounded_and_a_negative_page_is_refused(server, call):
+    # an outside probe: these were taken (a megabyte in a ledger note, in a member's record) or read as "all"
+    with PatronClient(server.address, retries=0) as client:
+        client.enroll("m-r")
+        with pytest.raises(grpc.RpcError) as raised:
+            REFUSED[call](client)
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value
+        assert client.member("m-r").points == 0
+        assert client.member("m-r2") is None

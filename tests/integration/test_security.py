@@ -98,6 +98,14 @@ def test_a_large_request_without_a_token_is_refused_unauthenticated(start_server
     with PatronClient(server.address, retries=0) as anonymous:
         assert code_of(lambda: anonymous.submit(big)) == grpc.StatusCode.UNAUTHENTICATED
 
+def test_the_bearer_schemes_name_is_read_in_any_case(start_server, tokens_file):
+    server = start_server(tokens_file=tokens_file)
+    for scheme in ("bearer", "BEARER", "Bearer"):  # RFC 7235; an outside probe's lower case was refused
+        with PatronClient(server.address, retries=0) as reader:
+            reader.metadata = (("authorization", f"{scheme} {TOKENS['read']}"),)
+            assert reader.member("nobody") is None
+
+
 def test_a_refusal_never_repeats_the_token(start_server, tokens_file):
     server = start_server(tokens_file=tokens_file)
     with PatronClient(server.address, token=TOKENS["read"], retries=0) as reader, \
