@@ -56,7 +56,7 @@ def give(book: Book, member: Member, day: Day, ref: TxnId, kind: str, points: in
 
 
 def take_back(book: Book, member: Member, day: Day, ref: TxnId, kind: str, points: int, growth: int,
-              original: TxnId = "", original_day: Day = 0) -> tuple[int, int]:
+              original: TxnId = "", original_day: Day = 0, since: bool = True) -> tuple[int, int]:
     """Reverse points and growth: first the original's still-pending points, then spendable
     lots. Growth never goes below zero. Returns the (points, growth) actually taken."""
     programme = book.programme
@@ -65,7 +65,7 @@ def take_back(book: Book, member: Member, day: Day, ref: TxnId, kind: str, point
     unrecovered = take_points(member, rest, programme.allow_negative) if rest > 0 else 0
     growth = min(growth, max(member.growth, 0))
     member.growth -= growth
-    _count_earned(book, member, original_day or day, -points, -growth)
+    _count_earned(book, member, original_day or day, -points, -growth, since)
     taken = points - unrecovered
     if taken or growth or unrecovered:
         book.write(member, day, "txn", ref, kind, points=-(rest - unrecovered), pending=-pending,
@@ -73,10 +73,11 @@ def take_back(book: Book, member: Member, day: Day, ref: TxnId, kind: str, point
     return taken, growth
 
 
-def _count_earned(book: Book, member: Member, day: Day, points: int, growth: int) -> None:
+def _count_earned(book: Book, member: Member, day: Day, points: int, growth: int, since: bool = True) -> None:
+    """`since`: False for a refund of what the `since_*` sums never took in (tiers.counted_since)."""
     ladder = book.programme.ladder
     member.total_points += points
-    if day >= member.tier_since:
+    if since and day >= member.tier_since:
         member.since_points += points
         member.since_growth += growth
     windowed = ladder.window_metrics  # checked here: most programmes window neither
@@ -86,11 +87,12 @@ def _count_earned(book: Book, member: Member, day: Day, points: int, growth: int
         ladder.record(member, "growth", day, growth)
 
 
-def count_spend(book: Book, member: Member, day: Day, eligible: int, txn_id: TxnId) -> None:
-    """Eligible spend counts for spend tiers (negative when refunded, on the original's day)."""
+def count_spend(book: Book, member: Member, day: Day, eligible: int, txn_id: TxnId, since: bool = True) -> None:
+    """Eligible spend counts for spend tiers (negative when refunded, on the original's day, and
+    in the `since_*` sums only when the original was: `since`)."""
     ladder = book.programme.ladder
     member.total_spend += eligible
-    if day >= member.tier_since:
+    if since and day >= member.tier_since:
         member.since_spend += eligible
         member.since_single = max(member.since_single, eligible)
     ladder.record(member, "spend", day, eligible)

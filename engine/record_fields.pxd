@@ -30,7 +30,7 @@ cdef extern from *:
         F(T, carry_minor) F(T, coupons) F(T, day_points) F(T, debt) F(T, enrolled) F(T, events) \
         F(T, flag_days) F(T, frozen_when_lost) F(T, growth) F(T, held) F(T, last_purchase) F(T, ledger_seq) F(T, lots) \
         F(T, manual_tags) F(T, member_id) F(T, midnight_done) F(T, next_tier) F(T, pending) \
-        F(T, points) F(T, profile) F(T, purchases) F(T, reminded) F(T, since_growth) \
+        F(T, points) F(T, profile) F(T, purchases) F(T, reminded) F(T, since_began) F(T, since_growth) \
         F(T, since_points) F(T, since_recharge) F(T, since_single) F(T, since_spend) F(T, singles) \
         F(T, status) F(T, stored_value) F(T, tag_check) F(T, tags) F(T, tier) F(T, tier_since) \
         F(T, tier_until) F(T, total_points) F(T, total_recharge) F(T, total_spend) F(T, touched) \
@@ -43,7 +43,7 @@ cdef extern from *:
     #define PATRON_TXNRECORD(F, T) F(T, day) F(T, eligible_minor) F(T, growth) F(T, kind) \
         F(T, member_id) F(T, paid_minor) F(T, points) F(T, reason) F(T, refunded_minor) \
         F(T, reversed_eligible) F(T, reversed_growth) F(T, reversed_points) F(T, rule_version) \
-        F(T, spent)
+        F(T, since_began) F(T, spent)
 
     #if defined(__GNUC__)
     #define PATRON_UNUSED __attribute__((unused))
@@ -118,7 +118,7 @@ cdef extern from *:
         cdef object growth, held
         cdef object last_purchase, ledger_seq, lots, manual_tags, member_id
         cdef object midnight_done, next_tier, pending, points, profile, purchases
-        cdef object reminded, since_growth, since_points, since_recharge
+        cdef object reminded, since_began, since_growth, since_points, since_recharge
         cdef object since_single, since_spend, singles, status, stored_value
         cdef object tag_check, tags, tier, tier_since, tier_until, total_points
         cdef object total_recharge, total_spend, touched, windows
@@ -134,4 +134,4 @@ cdef extern from *:
     ctypedef class engine.transactions.TxnRecord [object patron_TxnRecord, check_size error]:
         cdef object day, eligible_minor, growth, kind, member_id, paid_minor, points
         cdef object reason, refunded_minor, reversed_eligible, reversed_growth
-        cdef object reversed_points, rule_version, spent
+        cdef object reversed_points, rule_version, since_began, spent

@@ -8,6 +8,7 @@ from engine.earning import purchase_growth, value_purchase
 from engine.members import Member
 from engine.spending.operations import REFUNDABLE
 from engine.tier_changes import tier_after_transaction
+from engine.tiers import counted_since
 from engine.transactions import Transaction, TxnRecord
 from engine.types import PURCHASE, REFUND, Day
 
@@ -53,9 +54,10 @@ def score_refund(book: Book, member: Member, txn: Transaction, day: Day) -> TxnR
     original.reversed_growth += growth
     original.reversed_eligible += eligible
     book.txns[key] = original
+    since = counted_since(member, original)
     taken, taken_growth = take_back(book, member, day, txn.txn_id, "reverse", points, growth,
-                                    txn.refund_of, original.day)
-    count_spend(book, member, original.day, -eligible, txn.refund_of)
+                                    txn.refund_of, original.day, since)
+    count_spend(book, member, original.day, -eligible, txn.refund_of, since)
     tier_after_transaction(book, member, day, txn.txn_id, lowered=True)
     return TxnRecord(member.member_id, REFUND, day, -taken, -taken_growth, "", book.programme.version)
 

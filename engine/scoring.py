@@ -75,11 +75,13 @@ def score_transaction(book: Book, txn: Transaction) -> TxnResult:
     member, created = (None, False) if reason else _member_for(book, txn, day)
     if member is None:
         return TxnResult(txn.txn_id, "rejected", 0, 0, reason or "unknown_member")
+    began = member.since_began  # before the transaction's own upgrade: what it added is not in the new sums
     record = _score_kind(book, member, txn, day)
     if record is None:  # it would take a balance out of bounds; nothing was changed
         if created:
             _forget_new(book, member.member_id)
         return TxnResult(txn.txn_id, "rejected", 0, 0, "amount_too_large")
+    record.since_began = began
     book.txns[key] = record
     member.touched = True
     book.awake.add(member.member_id)

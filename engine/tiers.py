@@ -3,10 +3,11 @@
 from engine.members import Member
 from engine.periods import Period, longest_days, parse_validity, parse_window, window_start
 from engine.rules import Rules, Tier
+from engine.transactions import TxnRecord
 from engine.types import Day
 from engine.window_sums import WindowSums
 
-__all__ = ["TierLadder", "TierRule", "reset_since"]
+__all__ = ["TierLadder", "TierRule", "counted_since", "reset_since"]
 
 _LIFETIME_SUMS = {"growth": 0, "points": 1, "spend": 2, "recharge": 3}
 """A metric's lifetime sum as the number `TierLadder.value` branches on (`TierRule.lifetime_sum`)."""
@@ -144,3 +145,10 @@ class TierLadder:
 def reset_since(member: Member) -> None:
     member.since_points = member.since_growth = member.since_spend = 0
     member.since_recharge = member.since_single = 0
+    member.since_began += 1
+
+
+def counted_since(member: Member, record: TxnRecord) -> bool:
+    """Whether what `record`'s transaction added is in the member's `since_*` sums: dated from
+    their start, and applied after it (the sums began afresh neither at nor since its own upgrade)."""
+    return record.day >= member.tier_since and record.since_began in (-1, member.since_began)

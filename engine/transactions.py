@@ -96,6 +96,9 @@ class TxnRecord(Struct, array_like=True, gc=False):
     spent: Spent | None = None
     """What a spending transaction or recharge did beyond points; None on every other record, so
     an earning record stores one byte for it (array-like records store every field)."""
+    since_began: int = -1
+    """The member's `since_began` when this was applied (engine.tiers.counted_since); -1 on a record
+    written before it was kept, whose day alone decides, as it did then."""
 
     def result(self, txn_id: TxnId, outcome: str = "accepted") -> TxnResult:
         spent = self.spent

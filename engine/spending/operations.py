@@ -50,6 +50,7 @@ def score_spending(book: Book, txn: Transaction, day: Day, member: Member | None
     reason = card_problem(member)
     if reason:
         return _rejected(txn, reason)
+    began = member.since_began  # as scoring keeps it (engine.tiers.counted_since)
     if original is None:
         outcome = _OPERATIONS[txn.kind](book, member, txn, day)
     else:
@@ -58,6 +59,7 @@ def score_spending(book: Book, txn: Transaction, day: Day, member: Member | None
             book.txns[(txn.member_id, txn.refund_of)] = original
     if isinstance(outcome, str):
         return _rejected(txn, outcome)
+    outcome.since_began = began
     book.txns[(txn.member_id, txn.txn_id)] = outcome
     member.touched = True
     book.awake.add(member.member_id)

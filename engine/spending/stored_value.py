@@ -9,16 +9,18 @@ from engine.members import Member
 from engine.spending.coupons import void_coupons
 from engine.spending.recharge_bonuses import choose_bonus, give_bonus
 from engine.tier_changes import tier_after_transaction
+from engine.tiers import counted_since
 from engine.transactions import Spent, Transaction, TxnRecord
 from engine.types import PAYMENT, RECHARGE, REFUND, Day
 
 __all__ = ["score_payment", "score_recharge", "undo_payment", "undo_recharge"]
 
 
-def _count_recharge(book: Book, member: Member, day: Day, amount: int) -> None:
-    """Principal paid in (or refunded) counts toward the `recharge` tier metric; bonus never does."""
+def _count_recharge(book: Book, member: Member, day: Day, amount: int, since: bool = True) -> None:
+    """Principal paid in (or refunded) counts toward the `recharge` tier metric; bonus never does.
+    `since`: False for a refund of a recharge the `since_*` sums never took in (tiers.counted_since)."""
     member.total_recharge += amount
-    if day >= member.tier_since:
+    if since and day >= member.tier_since:
         member.since_recharge += amount
     book.programme.ladder.record(member, "recharge", day, amount)
 
@@ -114,10 +116,11 @@ def undo_recharge(book: Book, member: Member, original: TxnRecord, txn: Transact
         return "amount_too_large"
     member.stored_value -= principal
     member.bonus_value -= bonus
-    _count_recharge(book, member, original.day, -principal)
+    since = counted_since(member, original)
+    _count_recharge(book, member, original.day, -principal, since)
     book.write(member, day, "txn", txn.txn_id, "recharge_refund", stored_value=-principal, bonus_value=-bonus)
     taken, taken_growth = take_back(book, member, day, txn.txn_id, "reverse", points, growth,
-                                    txn.refund_of, original.day)
+                                    txn.refund_of, original.day, since)
     original.refunded_minor = refunded
     spent.reversed_bonus += bonus
     original.reversed_points += points

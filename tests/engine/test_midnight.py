@@ -1,6 +1,8 @@
 """The midnight run (docs/rules.md): validity, extension, re-evaluation, expiry, pending points,
 recalculation and the anomaly report, run as a replay crosses local midnights."""
 
+import pytest
+
 from engine.calendar import iso, parse_day
 from engine.midnight import run_midnight
 from engine.replay import advance_to
@@ -52,6 +54,42 @@ def test_the_upgrading_order_does_not_count_toward_the_extension():
     score(target, buy("a1", "A", "2023-04-15 10:00", line(150000)))  # upgrades; 50000 over the bar
     until(target, "2024-04-15")
     assert tier_of(target, "A") == "Regular"
+
+
+@pytest.mark.parametrize(("before", "refunded"), [
+    ([], "a1"),  # the upgrading order itself
+    ([("a0", "2023-04-15 09:00", 40000)], "a0"),  # an order of the upgrade day, before the upgrade
+])
+def test_a_refund_of_what_the_extension_never_counted_does_not_lower_it(before, refunded):
+    # an outside probe: dated on the upgrade day, these refunds were taken from the since-upgrade
+    # sum they were never in, and a refund of one unit cost the member the tier at its anniversary
+    target = shopline()
+    score(target, *[buy(txn_id, "A", when, line(paid)) for txn_id, when, paid in before],
+          buy("a1", "A", "2023-04-15 10:00", line(100000)))
+    assert tier_of(target, "A") == "Silver"
+    score(target, buy("a2", "A", "2023-09-01 10:00", line(100000)), refund("r1", "A", "2023-09-02 10:00", refunded, 1))
+    until(target, "2024-04-15")
+    assert (tier_of(target, "A"), iso(target.members["A"].tier_until)) == ("Silver", "2025-04-14")
+
+
+def test_a_refund_of_an_order_after_the_upgrade_on_the_same_day_lowers_the_extension():
+    target = shopline()
+    score(target, buy("a1", "A", "2023-04-15 10:00", line(100000)), buy("a2", "A", "2023-04-15 11:00", line(100000)),
+          refund("r2", "A", "2023-09-02 10:00", "a2", 1))
+    until(target, "2024-04-15")
+    assert tier_of(target, "A") == "Regular"  # 99,999 since the upgrade, under the extension's 100,000
+
+
+def test_a_refund_of_the_upgrading_order_leaves_the_points_counted_since_the_upgrade():
+    tiers = SHOPLINE.format(on_expiry="reevaluate").replace(
+        'extension = {{ metric = "spend", threshold = 100000 }}'.replace("{{", "{").replace("}}", "}"),
+        'extension = { metric = "points", threshold = 1000 }')
+    target = book(body=SPEND, tiers=tiers)
+    score(target, buy("a1", "A", "2023-04-15 10:00", line(100000)), buy("a2", "A", "2023-09-01 10:00", line(100000)),
+          refund("r1", "A", "2023-09-02 10:00", "a1", 100))
+    assert target.members["A"].since_points == 1000
+    until(target, "2024-04-15")
+    assert tier_of(target, "A") == "Silver"
 
 
 def test_since_upgrade_re_evaluates_by_what_was_earned_since_the_upgrade_day():
