@@ -68,6 +68,25 @@ def test_send_rejects_lines_that_are_not_transactions_sends_the_rest_and_lists_e
     assert "today on this machine's clock" in note
 
 
+def test_a_file_sent_again_is_answered_as_it_was_the_first_time_its_rejections_too(start_server, tmp_path):
+    # an outside probe: after a crash cut a send short, the file sent again went as new batches,
+    # and a redeem refused the first time was scored after the file's later purchase and accepted
+    server = start_server(start_date=parse_day("2026-03-05"))
+    redeem = {"txn_id": "R2", "member_id": "Z1", "occurred_at_ms": ms("2026-03-05 11:00"), "kind": "redeem",
+              "points": 500}
+    lines = [purchase("P1", "Z1", "2026-03-05 10:00", 1000), redeem, purchase("P3", "Z1", "2026-03-05 12:00", 100000)]
+    source = tmp_path / "t.jsonl"
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    first = patron("send", "--transactions", str(source), "--address", server.address, "--batch-size", "2")
+    assert first.stdout.splitlines()[1:] == ["rejected (1):", "  line 2 (R2): insufficient_points"], first.stdout
+    with PatronClient(server.address) as client:
+        points = client.member("Z1").points
+    again = patron("send", "--transactions", str(source), "--address", server.address, "--batch-size", "2")
+    assert again.stdout.splitlines()[0].endswith(": 2 duplicate, 1 rejected (insufficient_points)"), again.stdout
+    with PatronClient(server.address) as client:
+        assert client.member("Z1").points == points
+
+
 def test_send_rejects_what_replay_rejects_with_its_reason_and_sends_the_rest(start_server, tmp_path):
     """A status or kind word patron does not know, and numbers beyond what the wire holds, are
     rejected with the reason replay gives them; they neither earn nor stop the file."""
