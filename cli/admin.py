@@ -51,8 +51,8 @@ class CommandClient(PatronClient):
     tried again on every code a busy or restarting server answers (RETRIABLE); the rest on
     UNAVAILABLE only. Any other answer fails at once."""
 
-    def _call(self, method: Any, request: Any, codes: frozenset = RETRIABLE) -> Any:
-        return self._retrying(lambda: method(request, timeout=self.timeout, metadata=self.metadata), codes)
+    def _call(self, method: Any, request: Any, codes: frozenset = RETRIABLE, *, timeout: float | None = None) -> Any:
+        return self._retrying(lambda: method(request, timeout=timeout or self.timeout, metadata=self.metadata), codes)
 
     def ledger(self, member_id: str, after_seq: int = 0, limit: int = 0) -> list[pb.LedgerEntry]:
         return self._retrying(lambda: super(CommandClient, self).ledger(member_id, after_seq, limit))

@@ -354,7 +354,7 @@ class PatronClient:
         answer is waited for `timeout` seconds (the client's own by default: a year of dates on a
         test system may need more); a caller that stops waiting leaves the run going."""
         request = pb.RunMidnightRequest(date=date, allow_future=allow_future, background=background)
-        return self._call(self.admin.RunMidnight, request, timeout)
+        return self._call(self.admin.RunMidnight, request, timeout=timeout)
 
     def follow_midnight(self, every: float = 1.0, progress: Any = None) -> pb.MidnightProgress:
         """Ask how the midnight run goes every `every` seconds until it is over; `progress` is
@@ -410,7 +410,7 @@ class PatronClient:
                 raise TimeoutError(f"patron was not SERVING within {timeout:.0f} s")
             time.sleep(0.1)
 
-    def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
+    def _call(self, method: Any, request: Any, *, timeout: float | None = None) -> Any:
         try:
             return method(request, timeout=timeout or self.timeout, metadata=self.metadata)
         except grpc.RpcError as error:
