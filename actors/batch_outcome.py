@@ -1,11 +1,13 @@
 """What the answer to a batch says when some of its parts failed: a batch spanning shards may
 be committed on some and not on others, and the answer must never claim less than happened."""
 
+import errno
+
 from ray.exceptions import RayError, RayTaskError
 
-from engine.errors import BatchNotAppliedError
+from engine.errors import BatchNotAppliedError, StorageFullError
 
-__all__ = ["failed_batch", "original"]
+__all__ = ["disk_full", "failed_batch", "original", "storage_full"]
 
 SHOWN_SHARDS = 3
 """Reasons given in full; the status message travels in a header of limited size."""
@@ -39,3 +41,17 @@ def _fate(error: BaseException) -> str:
     if isinstance(error, RayError) or not isinstance(error, Exception):
         return "may or may not have been applied"
     return "not applied"
+
+
+def storage_full(error: BaseException) -> bool:
+    """A shard's disk or map full, or the data folder's disk, under Ray's and a batch's wrappers."""
+    error = original(error)
+    if isinstance(error, BatchNotAppliedError):
+        error = original(error.cause)
+    return isinstance(error, StorageFullError) or disk_full(error)
+
+
+def disk_full(error: BaseException) -> bool:
+    """The data folder's disk (or quota) full while the gateway's side wrote a file: a midnight
+    run's reports, a checkpoint. The shards' own commits say so as StorageFullError."""
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)

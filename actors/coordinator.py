@@ -16,6 +16,7 @@ import msgspec
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from actors.batch_outcome import storage_full
 from actors.batch_stats import Counted
 from actors.batch_wire import COMPILED
 from actors.config import ServeConfig
@@ -34,7 +35,14 @@ from engine.errors import InvalidRequestError, PatronError, PublishBusyError, Pu
 from engine.programme import Programme
 from engine.types import Day
 from engine.validation import check_new_version, load_rules, load_rules_file
-from storage.checkpoints import Manifest, finish_checkpoint, new_checkpoint, shard_copy
+from storage.checkpoints import (
+    Manifest,
+    drop_partial,
+    finish_checkpoint,
+    new_checkpoint,
+    newest_checkpoint_time,
+    shard_copy,
+)
 from storage.folder import DataFolder, Layout, PublishedRules, ReusedId
 
 __all__ = ["CheckpointMade", "Coordinator", "MidnightSummary", "merged_rows", "repeated_digests"]
@@ -154,6 +162,9 @@ class Coordinator(ShardLanes):
         statuses = await asyncio.gather(*(actor.status.remote() for actor in self.actors))
         if note := start_date_ignored(self.config.start_date, [s.business_day for s in statuses]):
             log.warning(note)
+        self._gauges_from_the_folder([s.business_day for s in statuses])
+        if dropped := drop_partial(self.folder):
+            log.warning("removed the partial copies of checkpoints a crash cut short", extra={"partial": dropped})
         self.lanes = [Lane(actor, shard, self.config.in_flight_per_shard, self.config.queue_per_shard)
                       for shard, actor in enumerate(self.actors)]
         lagging = [s.shard for s in statuses if s.rule_version != self.rules.version]
@@ -170,6 +181,16 @@ class Coordinator(ShardLanes):
         if self.config.midnight == "clock":
             self._background(self._clock())
         self._background(self._watch())
+
+    def _gauges_from_the_folder(self, business_days: list[str]) -> None:
+        """What the last run and checkpoint were, from the folder: empty until the next of each, the
+        gauges kept `PatronNoMidnightRun` silent for a day after every restart (an outside probe)."""
+        days = [parse_day(day) for day in business_days if day]
+        if days:  # the run of a business day begins at its local midnight
+            self.metrics.midnight_success.set(self.programme.calendar.midnight_ms(min(days)) / 1000)
+        made = newest_checkpoint_time(self.folder)
+        if made:
+            self.metrics.checkpoint_success.set(made)
 
     def today(self) -> Day:
         """The programme's local date now, by the wall clock."""
@@ -346,7 +367,7 @@ class Coordinator(ShardLanes):
             if run > self._midnight_until and len(summary.dates) > self._dates_counted:
                 started = time.monotonic()  # only a cut run's reports were left: now its end
                 self._count_midnight(summary)
-                _checkpointed(await self.checkpoint(), started)
+                await _checkpointed(asyncio.ensure_future(self.checkpoint()), started)
             while run <= self._midnight_until:  # nothing is awaited between the last check and the end
                 summary.until = iso(self._midnight_until)
                 days = await self._run_one_after_reevaluation(run, summary)
@@ -363,7 +384,7 @@ class Coordinator(ShardLanes):
                     raise
                 run += 1
                 self._count_midnight(summary)
-                _checkpointed(await copying, started)
+                await _checkpointed(copying, started)
         except Exception as error:
             summary.error = (f"{job_error(error)}; shards it left short of its date are brought to it once every "
                              f"shard answers (`patron status` follows it)")
@@ -668,11 +689,22 @@ class Coordinator(ShardLanes):
             statuses = await self.status()
             business = min(s.business_day for s in statuses)
             name, partial = new_checkpoint(self.folder, business)
-            sizes = await asyncio.gather(*(lane.read("checkpoint", str(shard_copy(partial, shard)))
-                                           for shard, lane in enumerate(self.lanes)))
-            manifest = Manifest(name, datetime.now(UTC).isoformat(timespec="seconds"), business,
-                                self.rules.version, len(self.lanes), sum(sizes))
-            kept = finish_checkpoint(self.folder, name, partial, manifest, self.config.checkpoints_kept)
+            try:
+                sizes = await asyncio.gather(*(lane.read("checkpoint", str(shard_copy(partial, shard)))
+                                               for shard, lane in enumerate(self.lanes)), return_exceptions=True)
+                failed = [size for size in sizes if isinstance(size, BaseException)]
+                if failed:  # every copy ended first: none writes into the folder removed below
+                    raise failed[0]
+                manifest = Manifest(name, datetime.now(UTC).isoformat(timespec="seconds"), business,
+                                    self.rules.version, len(self.lanes), sum(sizes))
+                kept = finish_checkpoint(self.folder, name, partial, manifest, self.config.checkpoints_kept)
+            except BaseException as error:
+                drop_partial(self.folder)
+                self.metrics.checkpoint_failures.inc()
+                if storage_full(error):
+                    self.metrics.storage_full.inc()
+                raise
+            self.metrics.checkpoint_success.set(time.time())
             return CheckpointMade(name, manifest.bytes, kept)
 
     # -- start-up ------------------------------------------------------------------------
@@ -779,7 +811,17 @@ def _inventories(programme: Programme) -> dict[str, int]:
     return {coupon.id: coupon.inventory for coupon in programme.rules.coupons if coupon.inventory}
 
 
-def _checkpointed(made: CheckpointMade, started: float) -> None:
+async def _checkpointed(copying: asyncio.Future, started: float) -> None:
+    """The checkpoint after a midnight run, logged. Its failure (a full disk) is logged and
+    counted, not the run's: the run is done, and reported as failed it was resumed by the next
+    one, its error telling of shards left short of their date (an outside probe). The watch's
+    alert is `patron_checkpoint_last_success_timestamp_seconds` growing old."""
+    try:
+        made = await copying
+    except Exception as error:
+        log.error("the checkpoint after the midnight run failed; the run itself is done. Free space on the "
+                  "data folder's disk and take one with `patron checkpoint`", extra={"error": job_error(error)})
+        return
     log.info("checkpoint after the midnight run", extra={
         "checkpoint": made.name, "bytes": made.bytes, "seconds": time.monotonic() - started})
 

@@ -2,7 +2,6 @@
 and answers only what shards have committed. gRPC lives here and nowhere else."""
 
 import asyncio
-import errno
 import functools
 import logging
 import time
@@ -16,10 +15,11 @@ from google.protobuf.message import DecodeError
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from actors.batch_order import BatchPart, Stream
-from actors.batch_outcome import failed_batch, original
+from actors.batch_outcome import disk_full, failed_batch, original, storage_full
 from actors.batch_wire import PartAnswer, Route, ack_bytes, result_message, route_of
 from actors.coordinator import Coordinator
 from actors.logs import Throttled
+from actors.metrics import Metrics
 from actors.opening_wire import encode_rows, request_rows
 from actors.refusals_first import RefusalsFirst
 from actors.routing import shards_of
@@ -152,15 +152,15 @@ def _code(error: Exception) -> grpc.StatusCode:
         error = original(error.cause)
     if isinstance(error, grpc.aio.AbortError):
         return grpc.StatusCode.UNKNOWN
-    if _disk_full(error):
+    if disk_full(error):
         return grpc.StatusCode.RESOURCE_EXHAUSTED
     return next((code for kinds, code in _CODES if isinstance(error, kinds)), grpc.StatusCode.INTERNAL)
 
 
-def _disk_full(error: BaseException) -> bool:
-    """The data folder's disk (or quota) full while the gateway's side wrote a file: a midnight
-    run's reports, a checkpoint. The shards' own commits say so as StorageFullError."""
-    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+def _count_refusal(metrics: Metrics, error: Exception) -> None:
+    metrics.batches_refused.labels(_code(error).name).inc()
+    if storage_full(error):  # the queue's RESOURCE_EXHAUSTED is not an SRE's page; a full disk is
+        metrics.storage_full.inc()
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
@@ -169,7 +169,7 @@ async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
     error = original(error)
     code = _code(error)
     message = "\n".join(error.problems) if isinstance(error, RulesError) else str(error)
-    if _disk_full(error):
+    if disk_full(error):
         message = f"the data folder's disk is full ({error}): free space and ask again; what was committed stays"
     if code is grpc.StatusCode.UNAVAILABLE and not isinstance(error, PatronError):  # patron's own say what happened
         # not "nothing was applied": the shard may have committed before it died, and a call
@@ -240,7 +240,7 @@ class IngestService:
                     self.coordinator.lanes[shard].release()
             return await self._settle(*routed, received)
         except Exception as error:
-            metrics.batches_refused.labels(_code(error).name).inc()
+            _count_refusal(metrics, error)
             await _abort(context, error)
         finally:
             metrics.batches_in_flight.dec()
@@ -301,7 +301,7 @@ class IngestService:
                 try:
                     yield await settled
                 except Exception as error:
-                    self.coordinator.metrics.batches_refused.labels(_code(error).name).inc()
+                    _count_refusal(self.coordinator.metrics, error)
                     await _abort(context, error)
         finally:
             reader.cancel()

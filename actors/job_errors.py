@@ -4,10 +4,13 @@ actor id and a gRPC transport error)."""
 
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
+from actors.batch_outcome import original
+
 __all__ = ["job_error"]
 
 
 def job_error(error: BaseException) -> str:
+    error = original(error)  # Ray's wrapper carries the shard's traceback, in colour
     if isinstance(error, ActorDiedError | ActorUnavailableError | RayActorError):
         return f"a shard stopped answering during it (killed, or restarting; Ray's {type(error).__name__})"
     return f"{type(error).__name__}: {error}"

@@ -51,6 +51,9 @@ class Metrics:
                                        registry=registry)
         self.batches_refused = Counter("patron_batches_refused_total", "Batches refused, by gRPC status code.",
                                        ["code"], registry=registry)
+        self.storage_full = Counter("patron_storage_full_total",
+                                    "Batches and checkpoints refused because a shard's disk or map was full.",
+                                    registry=registry)
         self.shard_apply = Histogram("patron_shard_apply_seconds",
                                      "Time a shard spends scoring the batches of one commit.",
                                      ["shard"], buckets=LATENCY_BUCKETS, registry=registry)
@@ -103,7 +106,14 @@ class Metrics:
 
     def _midnight_gauges(self, registry: CollectorRegistry) -> None:
         self.midnight_success = Gauge("patron_midnight_last_success_timestamp_seconds",
-                                      "When the last midnight run finished (Unix time).", registry=registry)
+                                      "When the last midnight run finished (Unix time); from a start until "
+                                      "the first run, the local midnight that began the folder's business day.",
+                                      registry=registry)
+        self.checkpoint_success = Gauge("patron_checkpoint_last_success_timestamp_seconds",
+                                        "When the newest checkpoint was made (Unix time; 0: the folder has none).",
+                                        registry=registry)
+        self.checkpoint_failures = Counter("patron_checkpoint_failures_total",
+                                           "Checkpoints that failed (their partial copy removed).", registry=registry)
         self.midnight_duration = Gauge("patron_midnight_last_duration_seconds", "How long the last midnight run took.",
                                        registry=registry)
         self.midnight_members = Gauge("patron_midnight_last_members_processed",

@@ -12,7 +12,8 @@ from storage.folder import DataFolder, write_atomically
 from storage.outbox import RESTORE_GAP
 from storage.shard_store import ShardStore, newest_event
 
-__all__ = ["Manifest", "finish_checkpoint", "list_checkpoints", "new_checkpoint", "restore_checkpoint"]
+__all__ = ["Manifest", "drop_partial", "finish_checkpoint", "list_checkpoints", "new_checkpoint",
+           "newest_checkpoint_time", "restore_checkpoint"]
 
 
 class Manifest(msgspec.Struct):
@@ -32,6 +33,16 @@ def new_checkpoint(folder: DataFolder, business_day: str) -> tuple[str, Path]:
     return name, partial
 
 
+def drop_partial(folder: DataFolder) -> int:
+    """Remove the partial folders of checkpoints that failed (a full disk) or that a crash cut
+    short: each is as large as the shards it copied, and nothing else ever removes it (an
+    outside probe filled a disk with them). Returns how many there were."""
+    partials = [path for path in folder.checkpoints.glob(".*.partial") if path.is_dir()]
+    for path in partials:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(partials)
+
+
 def shard_copy(partial: Path, shard: int) -> Path:
     return partial / "shards" / f"{shard:03d}"
 
@@ -47,6 +58,15 @@ def finish_checkpoint(folder: DataFolder, name: str, partial: Path, manifest: Ma
     for old in kept[:-keep] if keep > 0 else []:
         shutil.rmtree(folder.checkpoints / old)
     return list_checkpoints(folder)
+
+
+def newest_checkpoint_time(folder: DataFolder) -> float:
+    """When the newest checkpoint was made (Unix time), from its manifest; 0 when there is none."""
+    names = list_checkpoints(folder) if folder.checkpoints.exists() else []
+    if not names:
+        return 0.0
+    manifest = msgspec.json.decode((folder.checkpoints / names[-1] / "manifest.json").read_bytes(), type=Manifest)
+    return datetime.fromisoformat(manifest.created_at).timestamp()
 
 
 def list_checkpoints(folder: DataFolder) -> list[str]:

@@ -338,8 +338,13 @@ class ShardStore:
         """A consistent, compacted copy of the environment (one read transaction, the last
         commit): it may run beside the writer's thread, like the reads marked so."""
         path.mkdir(parents=True, exist_ok=True)
-        with self._copying:
-            self.env.copy(str(path), compact=True)
+        try:
+            with self._copying:
+                self.env.copy(str(path), compact=True)
+        except lmdb.Error as error:
+            if "No space left" in str(error) or "Disk quota" in str(error):
+                raise StorageFullError(f"the disk is full: {error}") from error
+            raise
         return (path / "data.mdb").stat().st_size
 
     # -- writing ---------------------------------------------------------------------

@@ -56,9 +56,19 @@ def test_a_full_disk_refuses_whole_batches_keeps_serving_reads_and_recovers(star
             assert "the disk is full" in error.details()
             assert client.member(f"b{batch}-m0") is None          # nothing of the refused batch
             assert client.member("first-m0").points == 20          # reads keep working
+            metrics = server.server.metrics.registry
+            assert metrics.get_sample_value("patron_storage_full_total") >= 1  # PatronStorageFull's (an outside probe)
+            with pytest.raises(grpc.RpcError) as no_room:  # was INTERNAL, and left its partial copy on the disk
+                client.checkpoint()
+            assert no_room.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, no_room.value.details()
+            assert list((disk / "data" / "checkpoints").iterdir()) == []
+            assert metrics.get_sample_value("patron_checkpoint_failures_total") == 1
             subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
             again = client.submit(purchases(f"b{batch}", 400))
             assert {r.outcome for r in again.results} == {1}       # all accepted: none was applied before
+            before = time.time()
+            client.checkpoint()
+            assert metrics.get_sample_value("patron_checkpoint_last_success_timestamp_seconds") >= before
 
 
 def test_a_map_at_its_ceiling_refuses_batches_and_keeps_serving(start_server):

@@ -298,6 +298,25 @@ def test_a_run_of_several_dates_cut_short_at_a_dates_reports_is_finished_and_cou
         f"anomalies-2026-11-{day}.jsonl" for day in (17, 18, 19)]
 
 
+def test_a_checkpoint_that_fails_after_a_midnight_run_does_not_fail_the_run(start_server, tmp_path, monkeypatch):
+    # an outside probe: the run was done, yet it answered "stopped short" with Ray's traceback, its
+    # partial copy stayed on the full disk, and the next run would have taken it up as a cut run
+    import actors.coordinator
+
+    def no_room(*args: object, **kwargs: object) -> object:
+        raise OSError(28, "No space left on device (planted)")
+
+    monkeypatch.setattr(actors.coordinator, "finish_checkpoint", no_room)
+    server = start_server(start_date=parse_day("2026-11-17"), data=tmp_path / "data")
+    with PatronClient(server.address) as client:
+        assert list(client.run_midnight("2026-11-18").dates) == ["2026-11-18"]
+        assert client.status().midnight.error == ""
+    metrics = server.server.metrics.registry
+    assert metrics.get_sample_value("patron_midnight_runs_total") == 1
+    assert metrics.get_sample_value("patron_checkpoint_failures_total") == 1
+    assert list((tmp_path / "data" / "checkpoints").iterdir()) == []
+
+
 def test_a_midnight_run_asked_for_during_a_re_evaluation_waits_for_it(client):
     # it began on the shards at once and replaced their re-evaluation: members not yet visited
     # kept their tiers until a restart

@@ -104,6 +104,26 @@ def test_midnight_runs_show_when_they_last_succeeded(start_server):
         assert samples[(f"patron_coupons_{event}_total", (("coupon", "RECHARGE20"),))] == 0
 
 
+def test_after_a_restart_the_last_run_and_checkpoint_are_read_from_the_folder(start_server, tmp_path):
+    # an outside probe: empty after every restart, they kept PatronNoMidnightRun silent for a day
+    from engine.calendar import LocalCalendar
+
+    data = tmp_path / "data"
+    server = start_server(start_date=parse_day("2026-11-17"), data=data, metrics_port=0)
+    began = LocalCalendar("Asia/Shanghai").midnight_ms(parse_day("2026-11-17")) / 1000  # the example rules' zone
+    samples = scrape(server.server.metrics_port)
+    assert value(samples, "patron_midnight_last_success_timestamp_seconds") == began
+    assert value(samples, "patron_checkpoint_last_success_timestamp_seconds") == 0
+    with PatronClient(server.address) as client:
+        client.run_midnight("2026-11-18")
+        made = value(scrape(server.server.metrics_port), "patron_checkpoint_last_success_timestamp_seconds")
+    server.stop()
+    again = start_server(data=data, metrics_port=0)
+    samples = scrape(again.server.metrics_port)
+    assert value(samples, "patron_midnight_last_success_timestamp_seconds") == began + 86_400
+    assert made - 1 <= value(samples, "patron_checkpoint_last_success_timestamp_seconds") <= made
+
+
 def test_health_is_not_serving_while_a_shard_is_down(start_server):
     server = start_server(shards=2, start_date=parse_day("2026-11-17"))
     with PatronClient(server.address) as client:
