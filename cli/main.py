@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     source = send.add_mutually_exclusive_group(required=True)
     source.add_argument("--transactions", type=Path, help="a JSONL file, as replay reads")
     source.add_argument("--generate", type=whole("transactions"), metavar="N",
-                        help="N generated transactions dated today")
+                        help="N generated transactions dated the server's business day")
     send.add_argument("--batch-size", type=whole("transactions", 1, 10_000), default=1000,
                       help="transactions per batch (at most 10,000)")
     send.set_defaults(run=admin.send)
@@ -114,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     _remote(commands.add_parser("status", help="shards, rule version, recalculation")).set_defaults(run=admin.status)
 
     restore = commands.add_parser("restore", help="bring a stopped data folder back to a checkpoint")
-    restore.add_argument("--data", type=Path, required=True)
+    restore.add_argument("--data", type=Path, required=True, help="the data folder, with the server stopped")
     restore.add_argument("--checkpoint", required=True, help="its name (see DATA/checkpoints)")
     restore.set_defaults(run=_restore)
 
@@ -179,18 +179,21 @@ def _remote(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def _serve_parser(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser("serve", help="run the engine: shards on Ray, LMDB, the gRPC gateway")
     serve.add_argument("--data", type=Path, required=True, help="the data folder (created if new)")
-    serve.add_argument("--rules", type=Path, help="published on start when newer than the folder's version")
-    serve.add_argument("--grpc-port", type=port(), default=50051, help="0 picks a free port")
-    serve.add_argument("--metrics-port", type=port(-1), default=9464, help="0 picks a free port, -1 turns it off")
-    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    serve.add_argument("--rules", type=Path, help="published on start when newer than the folder's version "
+                                                "(required for a new folder)")
+    serve.add_argument("--grpc-port", type=port(), default=50051, help="default %(default)s; 0 picks a free port")
+    serve.add_argument("--metrics-port", type=port(-1), default=9464,
+                       help="default %(default)s; 0 picks a free port, -1 turns it off")
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default %(default)s)")
     serve.add_argument("--shards", type=whole("shards"), default=0,
                        help="for a new folder: shards (default one per CPU)")
     serve.add_argument("--ray-address", help="join this Ray cluster instead of starting one")
     serve.add_argument("--gateway-per-node", action="store_true",
                        help="with --ray-address: a gRPC gateway (and /metrics) on every node labelled patron-node")
-    serve.add_argument("--durability", choices=("strict", "relaxed"), default="strict")
+    serve.add_argument("--durability", choices=("strict", "relaxed"), default="strict",
+                       help="strict (the default): every commit synced before it is acknowledged")
     serve.add_argument("--midnight", choices=("clock", "manual"), default="clock",
-                       help="clock: run at local 00:00; manual: only `patron midnight`")
+                       help="clock (the default): run at local 00:00; manual: only `patron midnight`")
     serve.add_argument("--start-date", type=day, default=0, help="a new folder's first business day")
     serve.add_argument("--hot-members", type=_count, default=0, metavar="N",
                        help="members each shard keeps in memory (default 0: all); the rest are read from LMDB")

@@ -94,7 +94,7 @@ def _banner(server: Server) -> None:
         f"  data     {config.data} ({config.durability} durability; midnight: {config.midnight}; members in "
         f"memory: {f'at most {config.hot_members:,} per shard' if config.hot_members else 'all'})",
         f"  auth     {_security(server)}",
-        "Send a batch, look at a member:",
+        "Send a batch, look at a member" + _client_needs(server) + ":",
         f"  .venv/bin/patron send --address {host}:{server.port} --generate 10000",
         f"  .venv/bin/patron member show MEMBER_ID --address {host}:{server.port}",
         f"Live counts every {COUNTS_EVERY:.0f} s; Ctrl-C stops (batches in flight finish first).",
@@ -112,6 +112,14 @@ def _node_gateways(server: Server) -> list[str]:
         metrics = f"http://{host}:{metrics_port}/metrics" if metrics_port else "off"
         lines.append(f"  node {node}: gateway {host}:{port}   metrics {metrics}")
     return lines
+
+
+def _client_needs(server: Server) -> str:
+    """What the banner's commands need beyond the address: as printed they failed on a server
+    with tokens and TLS (an outside probe)."""
+    needs = (["PATRON_TOKEN=<a token of the tokens file>"] if server.tokens else []) + (
+        ["PATRON_TLS_CA=<the CA that signed --tls-cert>"] if server.config.tls_cert else [])
+    return f" (with {' and '.join(needs)} in the environment)" if needs else ""
 
 
 def _security(server: Server) -> str:

@@ -190,3 +190,17 @@ def test_midnight_progress_says_a_run_is_starting_before_it_counts_a_dates_membe
                                     members_done=1500, members_total=4000, seconds=3.4)
     assert midnight_progress_line(under_way) == (
         "midnight until 2026-11-20 (1 dates done), 2026-11-19: 1,500 of 4,000 members, 3 s")
+
+
+def test_the_banners_commands_say_what_a_server_with_tokens_and_tls_needs():
+    from types import SimpleNamespace
+
+    from cli.serve import _client_needs
+
+    def server(tokens: dict, tls_cert: str) -> SimpleNamespace:
+        return SimpleNamespace(tokens=tokens, config=SimpleNamespace(tls_cert=tls_cert))
+
+    assert _client_needs(server({}, "")) == ""
+    assert _client_needs(server({"t": "admin"}, "server.pem")) == (
+        " (with PATRON_TOKEN=<a token of the tokens file> and PATRON_TLS_CA=<the CA that signed --tls-cert> "
+        "in the environment)")
