@@ -279,12 +279,15 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    from storage.checkpoints import restore_checkpoint
+    from storage.checkpoints import missing_checkpoint, restore_checkpoint
     from storage.folder import DataFolder
 
     if not (args.data / "checkpoints").is_dir():  # DataFolder would make an empty one
         print(f"patron: {args.data} is not a data folder (no checkpoints/ in it); --data names the folder "
               f"patron serve ran with", file=sys.stderr)
+        return 1
+    if missing := missing_checkpoint(args.data / "checkpoints", args.checkpoint):  # before DataFolder makes folders
+        print(f"patron: {missing}", file=sys.stderr)
         return 1
     folder = DataFolder(args.data)
     if pid := folder.served():

@@ -12,8 +12,16 @@ from storage.folder import DataFolder, write_atomically
 from storage.outbox import RESTORE_GAP
 from storage.shard_store import ShardStore, newest_event
 
-__all__ = ["Manifest", "drop_partial", "finish_checkpoint", "list_checkpoints", "new_checkpoint",
-           "newest_checkpoint_time", "restore_checkpoint"]
+__all__ = [
+    "Manifest",
+    "drop_partial",
+    "finish_checkpoint",
+    "list_checkpoints",
+    "missing_checkpoint",
+    "new_checkpoint",
+    "newest_checkpoint_time",
+    "restore_checkpoint",
+]
 
 
 class Manifest(msgspec.Struct):
@@ -69,6 +77,15 @@ def newest_checkpoint_time(folder: DataFolder) -> float:
     return datetime.fromisoformat(manifest.created_at).timestamp()
 
 
+def missing_checkpoint(checkpoints: Path, name: str) -> str:
+    """Why `name` is not a checkpoint in the folder `checkpoints`; "" when it is one. Read
+    without a DataFolder, which makes the data folder's folders (a failed restore left them)."""
+    if (checkpoints / name / "manifest.json").exists():
+        return ""
+    known = ", ".join(sorted(path.parent.name for path in checkpoints.glob("*/manifest.json"))) or "none"
+    return f"no checkpoint {name!r} in {checkpoints} (there are: {known})"
+
+
 def list_checkpoints(folder: DataFolder) -> list[str]:
     return sorted(p.name for p in folder.checkpoints.iterdir() if (p / "manifest.json").exists())
 
@@ -76,9 +93,8 @@ def list_checkpoints(folder: DataFolder) -> list[str]:
 def restore_checkpoint(folder: DataFolder, name: str) -> Manifest:
     """Bring the data folder back to a checkpoint: every shard, the layout and the rules."""
     source = folder.checkpoints / name
-    if not (source / "manifest.json").exists():
-        known = ", ".join(list_checkpoints(folder)) or "none"
-        raise FileNotFoundError(f"no checkpoint {name!r} in {folder.checkpoints} (there are: {known})")
+    if missing := missing_checkpoint(folder.checkpoints, name):
+        raise FileNotFoundError(missing)
     manifest = msgspec.json.decode((source / "manifest.json").read_bytes(), type=Manifest)
     floors = _event_floors(folder)
     # first what vouched for the folder as it was: a restore cut short leaves none of it standing

@@ -382,3 +382,17 @@ def test_a_server_that_is_not_there_is_not_said_to_be_a_tls_problem():
     assert said.startswith(f"cannot reach patron at {DOWN}: ")
     assert "is `patron serve` running there?" in said
     assert "TLS" not in said
+
+
+def test_commands_that_fail_on_a_folder_leave_it_as_it_was(tmp_path):
+    # an outside probe: a restore of an unknown checkpoint made rules/, reports/ and shards/, and
+    # serve without --rules said so only after Ray had started, leaving a new folder behind
+    (tmp_path / "data" / "checkpoints").mkdir(parents=True)
+    assert_one_clear_line(patron("restore", "--data", str(tmp_path / "data"), "--checkpoint", "nightly"),
+                          "no checkpoint 'nightly'", "there are: none")
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["checkpoints"]
+    served = patron("serve", "--data", str(tmp_path / "new"), "--grpc-port", "0", "--metrics-port", "-1")
+    [line] = served.stderr.splitlines()  # serve's log: JSON lines
+    assert (served.returncode, json.loads(line)["msg"]) == (1, f"{tmp_path / 'new'} has no rules yet: start with "
+                                                               f"--rules FILE")
+    assert not (tmp_path / "new").exists()
