@@ -16,6 +16,6 @@ cpdef give(Book book, Member member, day, ref, kind, points, growth, held=*, why
 @cython.locals(programme=Programme)
 cpdef take_back(Book book, Member member, day, ref, kind, points, growth, original=*, original_day=*, since=*)
 @cython.locals(ladder=TierLadder, windowed=frozenset)
-cpdef _count_earned(Book book, Member member, day, points, growth, since=*)
+cpdef count_earned(Book book, Member member, day, points, growth, since=*)
 @cython.locals(ladder=TierLadder)
 cpdef count_spend(Book book, Member member, day, eligible, txn_id, since=*)

@@ -9,7 +9,7 @@ from engine.notices import ANOMALY_FLAGGED
 from engine.types import Day, TxnId
 from engine.why import Why
 
-__all__ = ["count_spend", "give", "judge_points", "take_back", "verdict_points"]
+__all__ = ["count_earned", "count_spend", "give", "judge_points", "take_back", "verdict_points"]
 
 
 def judge_points(book: Book, member: Member, day: Day, points: int, ref: TxnId) -> tuple[int, bool, str]:
@@ -50,7 +50,7 @@ def give(book: Book, member: Member, day: Day, ref: TxnId, kind: str, points: in
         else:
             add_points(member, points, expires)
     member.growth += growth
-    _count_earned(book, member, day, points, growth)
+    count_earned(book, member, day, points, growth)
     if points or growth:
         book.write_earned(member, day, ref, kind, points - pending, pending, growth, why)
 
@@ -65,7 +65,7 @@ def take_back(book: Book, member: Member, day: Day, ref: TxnId, kind: str, point
     unrecovered = take_points(member, rest, programme.allow_negative) if rest > 0 else 0
     growth = min(growth, max(member.growth, 0))
     member.growth -= growth
-    _count_earned(book, member, original_day or day, -points, -growth, since)
+    count_earned(book, member, original_day or day, -points, -growth, since)
     taken = points - unrecovered
     if taken or growth or unrecovered:
         book.write(member, day, "txn", ref, kind, points=-(rest - unrecovered), pending=-pending,
@@ -73,7 +73,7 @@ def take_back(book: Book, member: Member, day: Day, ref: TxnId, kind: str, point
     return taken, growth
 
 
-def _count_earned(book: Book, member: Member, day: Day, points: int, growth: int, since: bool = True) -> None:
+def count_earned(book: Book, member: Member, day: Day, points: int, growth: int, since: bool = True) -> None:
     """`since`: False for a refund of what the `since_*` sums never took in (tiers.counted_since)."""
     ladder = book.programme.ladder
     member.total_points += points

@@ -7,14 +7,16 @@ from math import isfinite
 
 from msgspec import Struct
 
+from engine.award import count_earned
 from engine.balance import add_points
 from engine.book import Book
 from engine.errors import InvalidRequestError, UnknownMemberError
 from engine.members import Held, Member, Profile
 from engine.spending.coupons import issue_on_enroll
 from engine.tagging import watch_new
-from engine.tier_changes import enter_tier
-from engine.types import Day
+from engine.tier_changes import enter_tier, tier_after_transaction
+from engine.tiers import counted_since
+from engine.types import PURCHASE, Day
 
 __all__ = ["STATUS_ACTIONS", "Enrollment", "birthday_of", "enroll", "set_status", "set_tier"]
 
@@ -176,7 +178,10 @@ def _abnormal(book: Book, member: Member, action: str, reason: str, day: Day) ->
     if action == "void_held":
         amount = sum(h.amount for h in held)
         member.pending -= amount
-        book.write(member, day, "operator", action, "void", pending=-amount, note=reason)
+        growth = sum(_voided(book, member, h) for h in held)
+        member.growth -= growth
+        book.write(member, day, "operator", action, "void", pending=-amount, growth=-growth, note=reason)
+        tier_after_transaction(book, member, day, action, lowered=True)
         return
     released = 0
     for h in held:
@@ -189,6 +194,27 @@ def _abnormal(book: Book, member: Member, action: str, reason: str, day: Day) ->
             released += h.amount
     member.pending -= released
     book.write(member, day, "operator", action, "release", points=released, pending=-released, note=reason)
+
+
+def _voided(book: Book, member: Member, held: Held) -> int:
+    """Voided points are taken back as a refund takes them: counted as reversed on their
+    transaction's record, so that its refund does not take them a second time (an outside probe
+    was left 700 points in debt), out of the points tier metrics, and with the growth they gave
+    when growth comes from points. Returns that growth. A transaction no longer indexed (long
+    past any window) loses only its points."""
+    key = (member.member_id, held.txn_id)
+    record = book.txns.get(key)
+    if record is None or record.points <= 0:
+        return 0
+    record.reversed_points += held.amount
+    growth = 0
+    if record.kind == PURCHASE and book.programme.growth_from_points:
+        share = record.growth * min(record.reversed_points, record.points) // record.points
+        growth = max(0, min(share - record.reversed_growth, max(member.growth, 0)))
+        record.reversed_growth += growth
+    book.txns[key] = record
+    count_earned(book, member, record.day, -held.amount, -growth, counted_since(member, record))
+    return growth
 
 
 def _window_end(book: Book, member: Member, held: Held) -> Day:

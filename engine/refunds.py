@@ -43,8 +43,9 @@ def score_refund(book: Book, member: Member, txn: Transaction, day: Day) -> TxnR
         return _refund_unknown(book, member, txn, day)
     total = original.paid_minor
     refunded = min(original.refunded_minor + refund_amount(txn), total)
-    points = original.points * refunded // total - original.reversed_points
-    growth = original.growth * refunded // total - original.reversed_growth
+    # at least 0: an operator's void of held points reversed them ahead of the refunds (operators._voided)
+    points = max(0, original.points * refunded // total - original.reversed_points)
+    growth = max(0, original.growth * refunded // total - original.reversed_growth)
     eligible = original.eligible_minor * refunded // total - original.reversed_eligible
     from_pending = pending_to_cancel(member, txn.refund_of, points)
     if not room_to_earn(member, day, -points, -growth, -eligible, from_pending):

@@ -11,7 +11,7 @@ from engine.bounds import input_problem, room_to_earn
 from engine.earning import purchase_fits, purchase_growth, value_purchase
 from engine.events import count_event, is_capped
 from engine.members import Member
-from engine.refunds import refund_problem, score_refund
+from engine.refunds import refund_amount, refund_problem, score_refund
 from engine.spending.coupons import issue_on_enroll
 from engine.spending.operations import UNDOABLE, score_spending
 from engine.tagging import note_purchase
@@ -199,8 +199,11 @@ def _score_kind(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRe
     if member.status != "active" and not takes_back:
         # frozen and lost members neither earn nor redeem; the transaction is kept, at zero. What
         # takes back (a refund of a purchase, seen or not, an operator's negative adjustment) still
-        # applies: kept at zero, a returned purchase would leave its points and use up the id
-        return TxnRecord(member.member_id, txn.kind, day, 0, 0, member.status, book.programme.version)
+        # applies: kept at zero, a returned purchase would leave its points and use up the id.
+        # A purchase keeps what it paid: its refund is accepted and takes nothing back (it was
+        # `nothing_to_refund`, a wrong answer to a till returning goods: an outside probe)
+        paid = refund_amount(txn) if txn.kind == PURCHASE else 0
+        return TxnRecord(member.member_id, txn.kind, day, 0, 0, member.status, book.programme.version, paid)
     if txn.kind == PURCHASE:
         return score_purchase(book, member, txn, day)
     if txn.kind == REFUND:

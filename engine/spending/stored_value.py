@@ -109,8 +109,8 @@ def undo_recharge(book: Book, member: Member, original: TxnRecord, txn: Transact
     bonus = spent.bonus_minor * refunded // total - spent.reversed_bonus
     if principal > member.stored_value or bonus > member.bonus_value:
         return "insufficient_balance"
-    points = original.points * refunded // total - original.reversed_points
-    growth = original.growth * refunded // total - original.reversed_growth
+    points = max(0, original.points * refunded // total - original.reversed_points)  # a void's, as refunds.py
+    growth = max(0, original.growth * refunded // total - original.reversed_growth)
     from_pending = pending_to_cancel(member, txn.refund_of, points)
     if not room_to_earn(member, day, -points, -growth, 0, from_pending):
         return "amount_too_large"

@@ -136,3 +136,30 @@ def test_held_points_an_operator_releases_inside_the_return_window_stay_pending_
     assert (member.points, member.pending, member.debt) == (60, 0, 0)
     assert sum(e.points for e in target.ledger) == member.points
     assert sum(e.pending for e in target.ledger) == member.pending
+
+
+@pytest.mark.parametrize("growth_from", ["points", "spend"])
+def test_voided_held_points_are_reversed_once_and_a_refund_does_not_take_them_again(growth_from):
+    """An outside probe: after a void the purchase's refund took the same points again, from the
+    spendable balance, and left the member in debt for points never given; the voided points also
+    kept counting for growth and the points tier metric."""
+    from engine.operators import set_status
+    from tests.builders import refund
+
+    growth = '[growth]\nsource = "spend"\nunit_minor = 100\nper_unit = 2\n' if growth_from == "spend" else ""
+    target = book(body=anomaly("hold") + growth)
+    score(target, buy("t1", "m1", "2026-03-04 09:00", line(6000)), buy("t2", "m1", "2026-03-04 10:00", line(6000)))
+    member = target.members["m1"]
+    grown = member.growth
+    set_status(target, "m1", "void_held", "fraud confirmed", target.today)
+    # what t2 gave in growth goes with its points only when growth comes from points
+    kept = grown - 60 if growth_from == "points" else grown
+    assert (member.points, member.pending, member.growth, member.total_points) == (60, 0, kept, 60)
+    first, second = score(target, refund("r1", "m1", "2026-03-04 11:00", "t2", 3000),
+                          refund("r2", "m1", "2026-03-04 12:00", "t2", 3000))
+    assert [first.points, second.points] == [0, 0]
+    growth_back = 0 if growth_from == "points" else -120  # spend-based growth goes with the refund
+    assert (first.growth + second.growth, member.points, member.debt) == (growth_back, 60, 0)
+    assert sum(e.points for e in target.ledger) == member.points
+    assert sum(e.pending for e in target.ledger) == member.pending
+    assert sum(e.growth for e in target.ledger) == member.growth

@@ -117,6 +117,23 @@ def test_a_frozen_or_lost_card_still_gives_back_what_a_refund_or_an_operator_tak
     assert target.members["m1"].points == 20 + 50 - 20 - 10
     assert sum(e.points for e in target.ledger) == target.members["m1"].points
 
+@pytest.mark.parametrize("status", ["frozen", "lost"])
+def test_a_purchase_kept_at_zero_on_a_blocked_card_is_refunded_for_nothing_not_refused(status):
+    # an outside probe: its refund, after the card was usable again, was `nothing_to_refund`
+    target = book(body=SPEND)
+    score(target, buy("t1", "m1", DAY, line(2900)))
+    member = target.members["m1"]
+    member.status = status
+    score(target, buy("t2", "m1", DAY, line(5000)))
+    member.status = "active"
+    first, second, third = score(target, Transaction("r1", "m1", ms(DAY), "refund", refund_of="t2", amount_minor=3000),
+                                 Transaction("r2", "m1", ms(DAY), "refund", refund_of="t2", amount_minor=2000),
+                                 Transaction("r3", "m1", ms(DAY), "refund", refund_of="t2", amount_minor=1))
+    assert [(r.outcome, r.points, r.reason) for r in (first, second, third)] == [
+        ("accepted", 0, ""), ("accepted", 0, ""), ("rejected", 0, "nothing_to_refund")]
+    assert (member.points, member.total_spend) == (20, 2900)
+
+
 @pytest.mark.parametrize(("before", "after"), [([], "active"), (["freeze"], "frozen")])
 def test_cancelling_a_loss_gives_back_the_card_as_it_was_before_it_was_lost(before, after):
     target = book(body=SPEND)
