@@ -804,6 +804,21 @@ def test_a_resend_in_the_same_group_as_its_batch_finds_what_the_batch_rejected(t
         [("rejected", "insufficient_points")], [("accepted", "")], [("rejected", "insufficient_points")]]
 
 
+def test_held_points_voided_stay_taken_back_once_after_a_restart(tmp_path):
+    # the void's mark on the purchase's index record is committed with it: a refund after a
+    # restart takes nothing again (an outside probe's member was left in debt without the mark)
+    rules = RULES.replace('action = "flag"', 'action = "hold"')
+    shard = open_shard(tmp_path, rules)
+    [held] = shard.apply([buy("t1", "m1", DAY, line(800_000))])
+    assert held.reason == "held"
+    shard.set_status("m1", "void_held", "fraud confirmed")
+    shard.close()
+    again = open_shard(tmp_path, rules)
+    [refunded] = again.apply([Transaction("r1", "m1", ms(DAY), "refund", refund_of="t1", amount_minor=800_000)])
+    member = again.member("m1")
+    assert (refunded.outcome, refunded.points, member.points, member.pending_points) == ("accepted", 0, 0, 0)
+
+
 @pytest.mark.parametrize("hot_members", [0, 2])
 def test_held_points_released_inside_their_return_window_become_spendable_at_its_end(tmp_path, hot_members):
     # a probe: released points were spendable at once, redeemed, and the purchase then refunded,
