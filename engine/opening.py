@@ -15,8 +15,8 @@ from engine.errors import InvalidRequestError, RowRejectedError
 from engine.members import Lot, Member, Profile
 from engine.midnight import schedule
 from engine.operators import birthday_of
-from engine.periods import valid_through
 from engine.tagging import watch_new
+from engine.tiers import validity_from
 from engine.types import NEVER, Day
 
 __all__ = ["IMPORT_CAUSE", "OPENING", "Opening", "OpeningLot", "open_member", "opening_problem"]
@@ -144,7 +144,7 @@ def _valid_until(book: Book, row: Opening, tier: int, day: Day) -> Day:
     lowest tier and for a permanent tier given no date."""
     rule = book.programme.ladder.tiers[tier]
     if not row.tier_valid_until:
-        return 0 if rule.permanent else valid_through(rule.validity, day)
+        return validity_from(book.programme.ladder, tier, day)
     if tier == 0:
         raise RowRejectedError("bad_tier_valid_until", f"tier_valid_until: the lowest tier ({rule.name}) never ends")
     until = _day("tier_valid_until", row.tier_valid_until, "bad_tier_valid_until")

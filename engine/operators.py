@@ -12,10 +12,11 @@ from engine.balance import add_points
 from engine.book import Book
 from engine.errors import InvalidRequestError, UnknownMemberError
 from engine.members import Held, Member, Profile
+from engine.midnight import schedule
 from engine.spending.coupons import issue_on_enroll
 from engine.tagging import watch_new
 from engine.tier_changes import enter_tier, tier_after_transaction
-from engine.tiers import counted_since
+from engine.tiers import counted_since, validity_from
 from engine.types import PURCHASE, Day
 
 __all__ = ["STATUS_ACTIONS", "Enrollment", "birthday_of", "enroll", "set_status", "set_tier"]
@@ -57,6 +58,9 @@ def enroll(book: Book, request: Enrollment, day: Day) -> tuple[Member, bool]:
     if member is None:
         member = Member(request.member_id, enrolled=day, tier=book.programme.default_tier(request.channel))
         member.tier_since = day
+        member.tier_until = validity_from(book.programme.ladder, member.tier, day)  # as scoring's auto-enrolled
+        if member.tier_until:
+            schedule(book, member)  # woken when the tier ends: no transaction of its own may come to
         book.members[member.member_id] = member
         watch_new(book, member, day)
         if book.programme.coupons.on_enroll:

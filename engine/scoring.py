@@ -16,6 +16,7 @@ from engine.spending.coupons import issue_on_enroll
 from engine.spending.operations import UNDOABLE, score_spending
 from engine.tagging import note_purchase
 from engine.tier_changes import enter_tier, tier_after_transaction
+from engine.tiers import validity_from
 from engine.transactions import Transaction, TxnRecord, TxnResult
 from engine.types import (
     ADJUSTMENT,
@@ -185,6 +186,8 @@ def _member_for(book: Book, txn: Transaction, day: Day) -> tuple[Member | None, 
     # it changes no balance, and one ledger entry per member is a third of its bytes on disk.
     member = Member(txn.member_id, enrolled=day, tier=book.programme.default_tier(txn.channel))
     member.tier_since = day
+    if member.tier:  # a channel's tier lasts its validity, as an imported member's does (it was permanent)
+        member.tier_until = validity_from(book.programme.ladder, member.tier, day)
     member.profile.channel = txn.channel
     book.members[txn.member_id] = member
     if book.programme.coupons.on_enroll:

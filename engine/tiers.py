@@ -1,13 +1,13 @@
 """Tiers: the condition each is judged on and the sums behind it (moving members: `tier_changes.py`)."""
 
 from engine.members import Member
-from engine.periods import Period, longest_days, parse_validity, parse_window, window_start
+from engine.periods import Period, longest_days, parse_validity, parse_window, valid_through, window_start
 from engine.rules import Rules, Tier
 from engine.transactions import TxnRecord
 from engine.types import Day
 from engine.window_sums import WindowSums
 
-__all__ = ["TierLadder", "TierRule", "counted_since", "reset_since"]
+__all__ = ["TierLadder", "TierRule", "counted_since", "reset_since", "validity_from"]
 
 _LIFETIME_SUMS = {"growth": 0, "points": 1, "spend": 2, "recharge": 3}
 """A metric's lifetime sum as the number `TierLadder.value` branches on (`TierRule.lifetime_sum`)."""
@@ -140,6 +140,12 @@ class TierLadder:
         cannot be re-judged on its own condition; it stays until its validity ends."""
         rule = self.tiers[tier]
         return rule.metric == "single_purchase" or rule.resets_growth
+
+
+def validity_from(ladder: TierLadder, tier: int, day: Day) -> Day:
+    """The last valid day of `tier` entered on `day`; 0 for a permanent one (the lowest always)."""
+    rule = ladder.tiers[tier]
+    return 0 if rule.permanent else valid_through(rule.validity, day)
 
 
 def reset_since(member: Member) -> None:

@@ -84,6 +84,24 @@ def test_the_enrollment_channel_sets_the_default_tier():
     assert (target.members["a"].tier, target.members["b"].tier) == (1, 0)
 
 
+def test_a_channels_tier_lasts_its_validity_as_an_imported_members_does():
+    # an outside probe: a member who started in a channel's Silver, valid 30 days, kept it for ever
+    from engine.calendar import iso, parse_day
+    from engine.operators import Enrollment, enroll
+    from engine.replay import advance_to
+
+    tiers = ('[[tiers]]\nname = "Basic"\n[[tiers]]\nname = "Silver"\nmetric = "spend"\nwindow = "1 months"\n'
+             'threshold = 1000000\nvalidity = "30 days"\n')
+    target = book(top='default_tier_by_channel = { online = "Silver" }', body=SPEND, tiers=tiers)
+    score(target, buy("t1", "a", DAY, line(100), channel="online"))
+    enroll(target, Enrollment(member_id="e", channel="online"), target.today)
+    for member_id in ("a", "e"):
+        member = target.members[member_id]
+        assert (member.tier, iso(member.tier_until)) == (1, iso(parse_day(DAY[:10]) + 29)), member_id
+    advance_to(target, parse_day(DAY[:10]) + 30)
+    assert (target.members["a"].tier, target.members["e"].tier) == (0, 0)  # nothing spent: the lowest
+
+
 def test_transactions_later_than_max_lateness_are_rejected():
     target = book(top="max_lateness_days = 2", body=SPEND)
     results = score(target, buy("t1", "m1", "2026-03-10 10:00", line(2900)),
