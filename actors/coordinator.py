@@ -354,6 +354,7 @@ class Coordinator(ShardLanes):
             # a run a failure cut short goes on: the dates it finished are counted at its end, with
             # the rest (a fresh summary forgot them, and the metric never counted them)
             self.midnight.running, self.midnight.error, self.midnight.until = True, "", iso(until)
+            self.midnight.started = time.monotonic() - self.midnight.seconds  # its time, not the pause between
         else:
             self.midnight, self._dates_counted = MidnightSummary([], until=iso(until)), 0
         self._midnight_task = self._background(self._midnight(self.midnight))
@@ -698,7 +699,7 @@ class Coordinator(ShardLanes):
                 manifest = Manifest(name, datetime.now(UTC).isoformat(timespec="seconds"), business,
                                     self.rules.version, len(self.lanes), sum(sizes))
                 kept = finish_checkpoint(self.folder, name, partial, manifest, self.config.checkpoints_kept)
-            except BaseException as error:
+            except Exception as error:  # not a cancellation: the server stopping leaves it for the next start
                 drop_partial(self.folder)
                 self.metrics.checkpoint_failures.inc()
                 if storage_full(error):

@@ -586,7 +586,9 @@ class AdminService:
     @answers_errors
     async def Checkpoint(self, request: pb.CheckpointRequest, context: grpc.aio.ServicerContext
                          ) -> pb.CheckpointResponse:
-        made = await self.coordinator.checkpoint()
+        # a caller that goes away (a deadline) leaves the checkpoint going: cancelled, its partial copy
+        # was removed while the shards still copied into it (a review)
+        made = await asyncio.shield(self.coordinator.checkpoint())
         return pb.CheckpointResponse(name=made.name, bytes=made.bytes, kept=made.kept)
 
     @answers_errors

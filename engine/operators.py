@@ -17,7 +17,7 @@ from engine.spending.coupons import issue_on_enroll
 from engine.tagging import watch_new
 from engine.tier_changes import enter_tier, tier_after_transaction
 from engine.tiers import counted_since, validity_from
-from engine.types import PURCHASE, Day
+from engine.types import PURCHASE, RECHARGE, Day
 
 __all__ = ["STATUS_ACTIONS", "Enrollment", "birthday_of", "enroll", "set_status", "set_tier"]
 
@@ -182,10 +182,13 @@ def _abnormal(book: Book, member: Member, action: str, reason: str, day: Day) ->
     if action == "void_held":
         amount = sum(h.amount for h in held)
         member.pending -= amount
-        growth = sum(_voided(book, member, h) for h in held)
-        member.growth -= growth
+        growth = 0
+        for h in held:  # each takes at most the growth the member still has (several may be held)
+            taken = _voided(book, member, h)
+            member.growth -= taken
+            growth += taken
         book.write(member, day, "operator", action, "void", pending=-amount, growth=-growth, note=reason)
-        tier_after_transaction(book, member, day, action, lowered=True)
+        tier_after_transaction(book, member, day, action, lowered=True, cause="operator")
         return
     released = 0
     for h in held:
@@ -204,15 +207,17 @@ def _voided(book: Book, member: Member, held: Held) -> int:
     """Voided points are taken back as a refund takes them: counted as reversed on their
     transaction's record, so that its refund does not take them a second time (an outside probe
     was left 700 points in debt), out of the points tier metrics, and with the growth they gave
-    when growth comes from points. Returns that growth. A transaction no longer indexed (long
-    past any window) loses only its points."""
+    when growth comes from points (never below 0: the caller takes it from the member before the
+    next). Returns that growth. A transaction no longer indexed (long past any window) loses only
+    its points."""
     key = (member.member_id, held.txn_id)
     record = book.txns.get(key)
     if record is None or record.points <= 0:
         return 0
     record.reversed_points += held.amount
     growth = 0
-    if record.kind == PURCHASE and book.programme.growth_from_points:
+    # a recharge's bonus points always gave growth by the points; a purchase's when the programme says so
+    if record.kind == RECHARGE or (record.kind == PURCHASE and book.programme.growth_from_points):
         share = record.growth * min(record.reversed_points, record.points) // record.points
         growth = max(0, min(share - record.reversed_growth, max(member.growth, 0)))
         record.reversed_growth += growth

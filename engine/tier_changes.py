@@ -48,9 +48,11 @@ def _use_single(member: Member, ladder: TierLadder, rule: TierRule, day: Day) ->
         member.singles = tuple(s for s in member.singles if s is not used)
 
 
-def tier_after_transaction(book: Book, member: Member, day: Day, ref: str, lowered: bool = False) -> None:
+def tier_after_transaction(book: Book, member: Member, day: Day, ref: str, lowered: bool = False,
+                           cause: str = "txn") -> None:
     """`realtime` and `upgrade_only` move up at once (a `next_day` tier waits for midnight);
-    `realtime` also moves down after a transaction that lowered a metric. `batch` waits."""
+    `realtime` also moves down after a transaction that lowered a metric (or an operator's void:
+    `cause`). `batch` waits."""
     ladder = book.programme.ladder
     if ladder.on_change == "batch":
         return
@@ -59,10 +61,10 @@ def tier_after_transaction(book: Book, member: Member, day: Day, ref: str, lower
         if not ladder.holds(member, rule, as_of):
             continue
         if not rule.next_day:
-            enter_tier(book, member, rule.index, as_of, "txn", ref)
+            enter_tier(book, member, rule.index, as_of, cause, ref)
             return
         member.next_tier = max(member.next_tier, rule.index)
     if lowered and ladder.on_change == "realtime" and member.tier and not ladder.kept_until_validity_ends(member.tier):
         target = ladder.best_match(member, as_of)
         if target < member.tier:
-            enter_tier(book, member, target, as_of, "txn", ref)
+            enter_tier(book, member, target, as_of, cause, ref)

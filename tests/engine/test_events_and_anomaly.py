@@ -163,3 +163,32 @@ def test_voided_held_points_are_reversed_once_and_a_refund_does_not_take_them_ag
     assert sum(e.points for e in target.ledger) == member.points
     assert sum(e.pending for e in target.ledger) == member.pending
     assert sum(e.growth for e in target.ledger) == member.growth
+
+
+def test_voiding_several_held_purchases_never_takes_growth_below_zero():
+    # a review: each held purchase's growth was capped at the member's growth before any was taken,
+    # so three took 180 of the 60 a growth reset had left
+    from engine.operators import set_status
+
+    tiers = ('\n[tier_policy]\nreset_growth_on_upgrade = true\n[[tiers]]\nname = "Basic"\n[[tiers]]\nname = "Silver"\n'
+             'metric = "growth"\nthreshold = 150\n')
+    target = book(body=anomaly("hold"), tiers=tiers)
+    score(target, *[buy(f"t{n}", "m1", f"2026-03-04 {10 + n}:00", line(6000)) for n in range(4)])
+    member = target.members["m1"]
+    assert (member.tier, member.growth, len(member.held)) == (1, 60, 3)  # reset at the third purchase
+    set_status(target, "m1", "void_held", "fraud", target.today)
+    assert member.growth == 0
+    assert sum(e.growth for e in target.ledger) == member.growth
+
+
+def test_voided_recharge_bonus_points_take_back_the_growth_they_gave():
+    from engine.operators import set_status
+    from tests.builders import recharge
+
+    body = anomaly("hold") + '[stored_value]\n[[recharge_bonuses]]\nname = "b"\nmin_amount_minor = 100\npoints = 200\n'
+    target = book(body=body)
+    score(target, buy("t1", "m1", "2026-03-04 09:00", line(6000)), recharge("c1", "m1", "2026-03-04 10:00", 10000))
+    member = target.members["m1"]
+    assert (member.growth, member.pending) == (260, 200)
+    set_status(target, "m1", "void_held", "fraud", target.today)
+    assert (member.growth, member.total_points, member.pending) == (60, 60, 0)
