@@ -45,6 +45,11 @@ class ReshardBusyError(PatronError):
     midnight run or re-evaluation is running, or a node gateway did not answer the move's hold."""
 
 
+class NotYetError(PatronError):
+    """Raised when what is asked for is made later: a day's anomaly report, by the midnight run
+    that closes the day."""
+
+
 class StorageFullError(PatronError):
     """Raised when a batch cannot be committed because the disk or the shard's map is full;
     nothing of the batch's part on that shard was applied (other shards' parts may have been)."""

@@ -411,6 +411,10 @@ def test_the_anomaly_report_is_made_at_midnight_and_kept_in_the_data_folder(star
     with PatronClient(server.address) as client:
         client.submit([purchase("t1", "m1", "2026-11-17 10:00", 9000), purchase("t2", "m1", "2026-11-17 11:00", 9000),
                        purchase("t3", "m2", "2026-11-17 11:00", 900)])
+        with pytest.raises(grpc.RpcError) as not_yet:  # it answered no rows: "no anomalies" (an outside probe)
+            client.anomaly_report("2026-11-17")
+        assert not_yet.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "made by the midnight run that closes that day" in not_yet.value.details()
         assert client.run_midnight("2026-11-18").anomalies == 1
         report = client.anomaly_report("2026-11-17")
     assert [(r.member_id, r.points, list(r.transactions)) for r in report.rows] == [("m1", 180, ["t1", "t2"])]
