@@ -69,10 +69,10 @@ def refuse_before_start(config: ServeConfig) -> None:
             raise PatronError(f"{flag} {path}: no such file")
     if config.tls_cert and config.tls_key:
         check_server_files(config.tls_cert, config.tls_key, config.tls_client_ca)
+    refuse_ports_in_use(config)
     if config.rules is None and not (config.data / "rules" / "current.json").exists():
         # said after Ray's start, it left a new folder behind (an outside probe)
         raise PatronError(f"{config.data} has no rules yet: start with --rules FILE")
-    refuse_ports_in_use(config)
 
 
 class Server:

@@ -5,6 +5,7 @@ import logging
 import os
 import sys
 import traceback
+from datetime import date, timedelta
 from pathlib import Path
 
 from cli.inputs import address, day, day_text, port, whole
@@ -101,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="N generated transactions dated the server's business day")
     send.add_argument("--batch-size", type=whole("transactions", 1, 10_000), default=1000,
                       help="transactions per batch (at most 10,000)")
+    send.add_argument("--in-flight", type=whole("batches", 1, 64), default=8,
+                      help="batches sent and not yet answered at once (default %(default)s; see Tuning in "
+                           "docs/operations.md)")
     send.set_defaults(run=admin.send)
 
     _import_parser(commands)
@@ -123,7 +127,8 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--transactions", type=whole("transactions"), default=100_000)
     generate.add_argument("--members", type=whole("members", 1), default=10_000)
     generate.add_argument("--days", type=whole("days", 1), default=3)
-    generate.add_argument("--start", type=day_text, default="2026-11-16", help="first local date (YYYY-MM-DD)")
+    generate.add_argument("--start", type=day_text, help="first local date (YYYY-MM-DD; default: the stream "
+                                                             "ends today, so that a server takes it)")
     generate.add_argument("--seed", type=int, default=1)
     generate.add_argument("--spending", type=bench.spending_option, default=0.0,
                           help="share of spending transactions: redeems, recharges, payments, coupons (0 to 0.85)")
@@ -306,8 +311,10 @@ def _restore(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from bench.workload import Workload, write_jsonl
 
+    # a fixed default date fell behind max_lateness_days: a newcomer's generate, then send, was all too_late
+    start = args.start or (date.today() - timedelta(days=args.days - 1)).isoformat()
     workload = Workload(transactions=args.transactions, members=args.members, days=args.days,
-                        start=args.start, seed=args.seed, spending_share=args.spending)
+                        start=start, seed=args.seed, spending_share=args.spending)
     count = write_jsonl(args.out, workload)
     print(f"generate: {count:,} transactions for {args.members:,} members over {args.days} days "
           f"-> {args.out}", file=sys.stderr)

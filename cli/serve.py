@@ -13,6 +13,7 @@ import grpc
 from actors.config import ServeConfig
 from actors.logs import collect_in_small_steps, configure_logging
 from actors.server import Server, refuse_before_start
+from cli.admin import counted
 from engine.errors import PatronError
 from storage.folder import DataFolder
 
@@ -87,7 +88,7 @@ def _banner(server: Server) -> None:
     host = config.host
     lines = [
         f'patron is serving "{coordinator.programme.rules.programme}" (rules version {coordinator.rules.version}) '
-        f"with {coordinator.layout.shards} shards",
+        f"with {counted(coordinator.layout.shards, 'shard')}",
         f"  gRPC     {host}:{server.port}   Ingest, Members, Wallet, Events, Admin, grpc.health.v1, reflection",
         f"  metrics  http://{host}:{server.metrics_port}/metrics" if server.metrics_port else "  metrics  off",
         *_node_gateways(server),

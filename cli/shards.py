@@ -35,11 +35,13 @@ def _rebalance(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, start: Any) -> int:
     """The moves go on in the server; this follows them to the end, with progress on stderr."""
-    from cli.admin import _client, followed
+    from cli.admin import _client, counted, followed
 
     with _client(args) as client:
         started = start(client)
-        print(f"moving {started.planned} virtual shards over {started.shards} shards", file=sys.stderr, flush=True)
+        print(f"moving {counted(started.planned, 'virtual shard')} over {counted(started.shards, 'shard')}"
+              + (" (each is where it was asked to be already)" if not started.planned else ""), file=sys.stderr,
+              flush=True)
         if args.no_wait:
             return 0
         return followed(lambda: _ended(client.follow_resharding(progress=_progress)), "resharding")

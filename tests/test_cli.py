@@ -128,7 +128,8 @@ def test_replay_takes_spending_in_and_writes_values_codes_and_coupons_out(tmp_pa
 
 def test_replay_of_a_generated_stream_accounts_for_every_line(tmp_path):
     stream = tmp_path / "t.jsonl"
-    assert patron("generate", "--out", str(stream), "--transactions", "3000", "--members", "500").returncode == 0
+    assert patron("generate", "--out", str(stream), "--transactions", "3000", "--members", "500",
+                  "--start", "2026-11-16").returncode == 0
     done = patron("replay", "--rules", str(RULES), "--transactions", str(stream), "--members-out",
                   str(tmp_path / "m.jsonl"), "--results-out", str(tmp_path / "r.jsonl"), "--ledger-out",
                   str(tmp_path / "l.jsonl"), "--until", "2027-01-01")
@@ -204,3 +205,19 @@ def test_the_banners_commands_say_what_a_server_with_tokens_and_tls_needs():
     assert _client_needs(server({"t": "admin"}, "server.pem")) == (
         " (with PATRON_TOKEN=<a token of the tokens file> and PATRON_TLS_CA=<the CA that signed --tls-cert> "
         "in the environment)")
+
+
+def test_a_generated_stream_ends_today_unless_told_where_to_start(tmp_path):
+    # an outside probe: a fixed default start fell behind max_lateness_days, and a newcomer's
+    # generate then send was all `too_late`
+    from datetime import date, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    stream = tmp_path / "t.jsonl"
+    assert patron("generate", "--out", str(stream), "--transactions", "300", "--days", "3").returncode == 0
+    zone = ZoneInfo("Asia/Shanghai")  # the generator's programme
+    days = {datetime.fromtimestamp(json.loads(line)["occurred_at_ms"] / 1000, zone).date()
+            for line in stream.read_text().splitlines()}
+    today = date.today()
+    assert today - timedelta(days=3) <= min(days), min(days)
+    assert max(days) <= today + timedelta(days=1), max(days)
