@@ -89,7 +89,7 @@ def _call(channel: grpc.Channel, pool: descriptor_pool.DescriptorPool, target: s
         sent = iter(requests) if method.client_streaming else requests[0]
         answer = invoke(sent, metadata=headers, timeout=_TIMEOUT)
         for response in answer if method.server_streaming else [answer]:
-            print(json_format.MessageToJson(response, indent=2))
+            print(json_format.MessageToJson(response, indent=2, ensure_ascii=False))  # as grpcurl prints "×"
     except grpc.RpcError as error:
         print(f"ERROR:\n  Code: {error.code().name.title().replace('_', '')}\n  Message: {error.details()}",
               file=sys.stderr)
