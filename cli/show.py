@@ -44,7 +44,8 @@ def member_card(member: MemberSummary) -> str:
                                                 if member.pending_points else "")),
             ("growth", f"{member.growth:,}"),
             ("status", member.status + (", abnormal: earning is checked" if member.abnormal else "")),
-            ("stored value", money(member.stored_value)),
+            ("stored value", money(member.stored_value)
+             + (f" (and {money(member.bonus_value)} bonus)" if member.bonus_value else "")),
             ("enrolled", " ".join(filter(None, (member.enrolled_on, member.channel and f"via {member.channel}")))),
             ("birthday", member.birthday),
             ("campaign", " / ".join(filter(None, (member.source, member.content, member.campaign)))),

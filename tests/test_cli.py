@@ -221,3 +221,12 @@ def test_a_generated_stream_ends_today_unless_told_where_to_start(tmp_path):
     today = date.today()
     assert today - timedelta(days=3) <= min(days), min(days)
     assert max(days) <= today + timedelta(days=1), max(days)
+
+
+def test_the_member_card_shows_stored_value_with_its_bonus():
+    # an outside probe: a member's 2.00 of bonus, spendable as its stored value, was not on the card
+    from cli.show import member_card
+    from engine.summary import MemberSummary
+
+    card = member_card(MemberSummary("c-1001", "Basic", 0, 0, False, "active", 0, 200, [], [], stored_value=5000))
+    assert "stored value  50.00 (and 2.00 bonus)" in card.splitlines()
