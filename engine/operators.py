@@ -199,6 +199,8 @@ def _abnormal(book: Book, member: Member, action: str, reason: str, day: Day) ->
         else:
             add_points(member, h.amount, h.expires)
             released += h.amount
+    if released:  # the next run plans their expiry's reminder: past its day, it was never sent (a probe)
+        book.awake.add(member.member_id)
     member.pending -= released
     book.write(member, day, "operator", action, "release", points=released, pending=-released, note=reason)
 

@@ -177,3 +177,18 @@ def test_a_coupon_issued_is_announced_and_its_expiry_announced_once_that_many_da
                                                 "last_day": "2026-03-10"})]
     advance_to(target, parse_day("2026-03-20"))
     assert notices(target, "coupon_expiring") == []
+
+
+def test_held_points_released_after_their_reminder_run_are_announced_by_the_next_run():
+    # an outside probe: released on the day their reminder was due, they lapsed five days later
+    # without a word (nothing woke the member for the next run)
+    from engine.operators import set_status
+
+    target = book(body=ROLLING.format(days=20) + NOTIFY.format(expiring=5, birthday=0) + ANOMALY.format(action="hold"))
+    score(target, buy("t1", "m", "2026-04-01 10:00", line(60000)))
+    advance_to(target, parse_day("2026-04-16"))  # the run 5 days before 04-21, when they lapse: still held
+    assert notices(target, "points_expiring") == []
+    set_status(target, "m", "release_held", "checked", target.today)
+    advance_to(target, parse_day("2026-04-17"))
+    assert notices(target, "points_expiring") == [("points_expiring", "m", "2026-04-17",
+                                                   {"points": 600, "expires": "2026-04-21", "last_day": "2026-04-20"})]
