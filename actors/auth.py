@@ -26,6 +26,7 @@ METHOD_ROLES: dict[str, frozenset[str]] = {
     "/patron.v1.Members/EnrollBatch": _INGEST,
     "/patron.v1.Members/SetStatus": _ADMIN,
     "/patron.v1.Members/SetTags": _ADMIN,
+    "/patron.v1.Members/SetTier": _ADMIN,
     "/patron.v1.Members/Adjust": _ADMIN,
     "/patron.v1.Members/Import": _ADMIN,
     "/patron.v1.Admin/GetRules": _REPORTS,

@@ -534,6 +534,12 @@ class MembersService:
                                                    _reason(request.reason)))
 
     @answers_errors
+    async def SetTier(self, request: pb.SetTierRequest, context: grpc.aio.ServicerContext) -> pb.Member:
+        """SPEC §6's tier set by hand: the engine and shards had it, the API did not (an outside probe)."""
+        return member_message(await self._on_shard(request.member_id, "set_tier", request.member_id, request.tier,
+                                                   _reason(request.reason)))
+
+    @answers_errors
     async def Adjust(self, request: pb.AdjustRequest, context: grpc.aio.ServicerContext) -> pb.AdjustResponse:
         if not request.request_id:
             raise InvalidRequestError("request_id: required; it makes a resent adjustment harmless")

@@ -20,8 +20,8 @@ from client.patron_client import RETRIABLE
 from engine.errors import InvalidRequestError
 from proto import patron_pb2 as pb
 
-__all__ = ["checkpoint", "import_members", "member_show", "member_tag", "midnight", "publish", "rpc_failure", "send",
-           "status"]
+__all__ = ["checkpoint", "import_members", "member_show", "member_tag", "member_tier", "midnight", "publish",
+           "rpc_failure", "send", "status"]
 
 DEFAULT_ADDRESS = os.environ.get("PATRON_ADDRESS", "127.0.0.1:50051")
 
@@ -275,6 +275,15 @@ def member_tag(args: argparse.Namespace) -> int:
 
     with _client(args) as client:
         print(member_json(member_summary(client.set_tags(args.member_id, args.add, args.remove, args.reason))))
+    return 0
+
+
+def member_tier(args: argparse.Namespace) -> int:
+    """As member tag: the member as it is now."""
+    from cli.show import member_json, member_summary
+
+    with _client(args) as client:
+        print(member_json(member_summary(client.set_tier(args.member_id, args.tier, args.reason))))
     return 0
 
 

@@ -152,6 +152,11 @@ def _member_parser(commands: argparse._SubParsersAction) -> None:
     tag.add_argument("--remove", action="append", default=[], metavar="TAG")
     tag.add_argument("--reason", required=True, help="why: kept in the member's ledger")
     tag.set_defaults(run=admin.member_tag)
+    tier = _remote(member.add_parser("tier", help="put a member in a tier by hand (valid from the business day)"))
+    tier.add_argument("member_id")
+    tier.add_argument("tier", help="a tier's name in the rules in force")
+    tier.add_argument("--reason", required=True, help="why: kept in the member's ledger")
+    tier.set_defaults(run=admin.member_tier)
     wallet.add_parsers(member, _remote)
 
 

@@ -311,6 +311,10 @@ class PatronClient:
         request = pb.SetTagsRequest(member_id=member_id, add=list(add), remove=list(remove), reason=reason)
         return self._call(self.members.SetTags, request)
 
+    def set_tier(self, member_id: str, tier: str, reason: str) -> pb.Member:
+        """Put the member in `tier` by hand, its validity from the business day; `reason` is required."""
+        return self._call(self.members.SetTier, pb.SetTierRequest(member_id=member_id, tier=tier, reason=reason))
+
     def adjust(self, member_id: str, points: int, reason: str, request_id: str | None = None) -> pb.AdjustResponse:
         request = pb.AdjustRequest(member_id=member_id, request_id=request_id or uuid.uuid4().hex, points=points,
                                    reason=reason)

@@ -423,6 +423,16 @@ class SetTagsRequest(_message.Message):
     reason: str
     def __init__(self, member_id: _Optional[str] = ..., add: _Optional[_Iterable[str]] = ..., remove: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class SetTierRequest(_message.Message):
+    __slots__ = ("member_id", "tier", "reason")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    tier: str
+    reason: str
+    def __init__(self, member_id: _Optional[str] = ..., tier: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class AdjustRequest(_message.Message):
     __slots__ = ("member_id", "request_id", "points", "reason")
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]

@@ -180,6 +180,11 @@ class MembersStub:
                 request_serializer=proto_dot_patron__pb2.SetTagsRequest.SerializeToString,
                 response_deserializer=proto_dot_patron__pb2.Member.FromString,
                 _registered_method=True)
+        self.SetTier = channel.unary_unary(
+                '/patron.v1.Members/SetTier',
+                request_serializer=proto_dot_patron__pb2.SetTierRequest.SerializeToString,
+                response_deserializer=proto_dot_patron__pb2.Member.FromString,
+                _registered_method=True)
         self.Adjust = channel.unary_unary(
                 '/patron.v1.Members/Adjust',
                 request_serializer=proto_dot_patron__pb2.AdjustRequest.SerializeToString,
@@ -231,6 +236,12 @@ class MembersServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetTier(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Adjust(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -274,6 +285,11 @@ def add_MembersServicer_to_server(servicer, server):
             'SetTags': grpc.unary_unary_rpc_method_handler(
                     servicer.SetTags,
                     request_deserializer=proto_dot_patron__pb2.SetTagsRequest.FromString,
+                    response_serializer=proto_dot_patron__pb2.Member.SerializeToString,
+            ),
+            'SetTier': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTier,
+                    request_deserializer=proto_dot_patron__pb2.SetTierRequest.FromString,
                     response_serializer=proto_dot_patron__pb2.Member.SerializeToString,
             ),
             'Adjust': grpc.unary_unary_rpc_method_handler(
@@ -448,6 +464,33 @@ class Members:
             target,
             '/patron.v1.Members/SetTags',
             proto_dot_patron__pb2.SetTagsRequest.SerializeToString,
+            proto_dot_patron__pb2.Member.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetTier(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/patron.v1.Members/SetTier',
+            proto_dot_patron__pb2.SetTierRequest.SerializeToString,
             proto_dot_patron__pb2.Member.FromString,
             options,
             channel_credentials,

@@ -38,6 +38,7 @@ REMOTE = {
     "member show --ledger": ["member", "show", "M1", "--ledger"],
     "member show --json": ["member", "show", "M1", "--ledger", "--json"],
     "member tag": ["member", "tag", "M1", "--add", "vip", "--reason", "a test"],
+    "member tier": ["member", "tier", "M1", "Gold", "--reason", "a test"],
     "member quote": ["member", "quote", "M1", "--line", "SKU-1:1:1000"],
     "member quote --basket": ["member", "quote", "M1", "--basket", "{basket}"],
     "member coupons": ["member", "coupons", "M1"],

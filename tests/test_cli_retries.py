@@ -69,6 +69,7 @@ COMMANDS = {
     "shards rebalance": (["shards", "rebalance"], {"Rebalance", "GetStatus"}),
     "member show": (["member", "show", "M1", "--ledger"], {"GetMember", "ListLedger"}),
     "member tag": (["member", "tag", "M1", "--add", "vip", "--reason", "a test"], {"SetTags"}),
+    "member tier": (["member", "tier", "M1", "Gold", "--reason", "a test"], {"SetTier"}),
     "member quote": (["member", "quote", "M1", "--line", "S:1:100"], {"Quote"}),
     "member coupons": (["member", "coupons", "M1"], {"ListCoupons"}),
     "rules publish": (["rules", "publish", str(EXAMPLE_RULES)], {"PublishRules"}),

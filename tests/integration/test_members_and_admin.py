@@ -85,6 +85,23 @@ def test_an_adjustment_resent_with_its_request_id_has_no_second_effect(client):
     assert [(e.kind, e.cause, e.note) for e in client.ledger("m1")][-1] == ("adjust", "operator", "goodwill")
 
 
+def test_an_operator_sets_a_tier_by_hand_with_a_reason_kept_in_the_ledger(client):
+    # SPEC §6: the engine and the shards had it, the API did not (an outside probe)
+    client.enroll("m-tier")
+    member = client.set_tier("m-tier", "Gold", "complaint goodwill")
+    assert (member.tier, member.tier_valid_until) == ("Gold", "2027-11-16")  # 12 months from the business day
+    assert [(e.cause, e.tier_to, e.note) for e in client.ledger("m-tier") if e.kind == "tier"] == [
+        ("operator", "Gold", "complaint goodwill")]
+    for tier, reason, code in (("Gold", "", grpc.StatusCode.INVALID_ARGUMENT),
+                               ("Platinum", "why", grpc.StatusCode.INVALID_ARGUMENT)):
+        with pytest.raises(grpc.RpcError) as refused:
+            client.set_tier("m-tier", tier, reason)
+        assert refused.value.code() == code, refused.value.details()
+    with pytest.raises(grpc.RpcError) as unknown:
+        client.set_tier("nobody", "Gold", "why")
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+
 def test_the_ledger_pages_and_explains_every_balance(client, monkeypatch):
     monkeypatch.setattr("actors.gateway.LEDGER_PAGE", 5)  # the stream crosses pages
     client.submit([purchase(f"t{n}", "m1", "2026-11-17 10:00", 1000 * (n + 1)) for n in range(12)])
