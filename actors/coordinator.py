@@ -31,10 +31,10 @@ from actors.shard import ShardConfig, ShardStatus
 from actors.shard_actor import ShardActor
 from engine.anomaly_report import AnomalyRow
 from engine.calendar import iso, parse_day
-from engine.errors import InvalidRequestError, PatronError, PublishBusyError, PublishUnfinishedError
+from engine.errors import InvalidRequestError, PatronError, PublishBusyError, PublishUnfinishedError, RulesError
 from engine.programme import Programme
 from engine.types import Day
-from engine.validation import check_new_version, load_rules, load_rules_file
+from engine.validation import check_new_version, load_rules, load_rules_file, version_problem
 from storage.checkpoints import (
     Manifest,
     drop_partial,
@@ -221,10 +221,12 @@ class Coordinator(ShardLanes):
         if self.publishing:
             raise PublishBusyError(f"rules version {self.rules.version} is still being applied "
                                    f"(GetStatus shows its progress); publish again when it is done")
-        rules = load_rules(text, new=True)
-        if rules.version <= self.rules.version:
-            raise InvalidRequestError(f"version: expected a version above {self.rules.version} "
-                                      f"(the version in force), got {rules.version}")
+        try:
+            rules = load_rules(text, new=True)
+        except RulesError as error:
+            raise RulesError([*error.problems, *filter(None, [version_problem(text, self.rules.version)])]) from None
+        if problem := version_problem(text, self.rules.version):
+            raise InvalidRequestError(problem)
         programme = Programme(rules)  # before the flag: a failure here must not leave it set
         old, new = _inventories(self.programme), _inventories(programme)
         self.publishing = True

@@ -17,7 +17,7 @@ from engine.rule_checks import cross_field_problems, new_version_problems
 from engine.rules import DecimalBound, Rules, Wording, build_rules
 from engine.spending_checks import spending_problems
 
-__all__ = ["check_new_version", "load_rules", "load_rules_file", "parse_rules"]
+__all__ = ["check_new_version", "load_rules", "load_rules_file", "parse_rules", "version_problem"]
 
 
 def load_rules_file(path: str | Path, new: bool = False) -> Rules:
@@ -49,6 +49,18 @@ def load_rules(text: str, new: bool = False) -> Rules:
     if new:
         check_new_version(rules)
     return rules
+
+
+def version_problem(text: str, in_force: int) -> str:
+    """What a document's `version` lacks to be published over `in_force` ("" when it does not, or
+    cannot be read): said beside its other problems, it was told only once they were fixed (a probe)."""
+    try:
+        version = tomllib.loads(text).get("version")
+    except (tomllib.TOMLDecodeError, RecursionError):
+        return ""
+    if type(version) is int and 0 < version <= in_force:
+        return f"version: expected a version above {in_force} (the version in force), got {version}"
+    return ""
 
 
 def check_new_version(rules: Rules) -> None:

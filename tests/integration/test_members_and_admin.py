@@ -124,6 +124,11 @@ def test_publishing_bad_rules_names_every_problem_and_keeps_the_version_in_force
     with pytest.raises(grpc.RpcError) as raised:
         client.publish_rules(RULES.replace("threshold = 10000\n", "threshold = 10\n"))
     assert raised.value.details() == "version: expected a version above 1 (the version in force), got 1"
+    with pytest.raises(grpc.RpcError) as raised:  # with the others: told last, it cost a second round (a probe)
+        client.publish_rules(RULES.replace('window = "3 months"', 'window = "3 weeks"', 1))
+    assert raised.value.details() == ('tiers[2].window: expected "lifetime", "N months" or "N days" '
+                                      '(N from 1 to 9,999), got "3 weeks"\n'
+                                      'version: expected a version above 1 (the version in force), got 1')
     unnamed = RULES.replace("version = 1", "version = 2").replace('name = "Silver"', 'name = ""').replace(
         'upgrade_to = "Silver"', 'upgrade_to = ""')
     with pytest.raises(grpc.RpcError) as raised:  # what a new version must meet, beyond what is read back
