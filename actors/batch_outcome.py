@@ -7,7 +7,7 @@ from ray.exceptions import RayError, RayTaskError
 
 from engine.errors import BatchNotAppliedError, StorageFullError
 
-__all__ = ["disk_full", "failed_batch", "original", "storage_full"]
+__all__ = ["disk_full", "failed_batch", "original", "root_cause", "storage_full"]
 
 SHOWN_SHARDS = 3
 """Reasons given in full; the status message travels in a header of limited size."""
@@ -43,11 +43,15 @@ def _fate(error: BaseException) -> str:
     return "not applied"
 
 
-def storage_full(error: BaseException) -> bool:
-    """A shard's disk or map full, or the data folder's disk, under Ray's and a batch's wrappers."""
+def root_cause(error: BaseException) -> BaseException:
+    """What failed, under Ray's wrapper and a batch's (whose first failed part decides)."""
     error = original(error)
-    if isinstance(error, BatchNotAppliedError):
-        error = original(error.cause)
+    return original(error.cause) if isinstance(error, BatchNotAppliedError) else error
+
+
+def storage_full(error: BaseException) -> bool:
+    """A shard's disk or map full, or the data folder's disk."""
+    error = root_cause(error)
     return isinstance(error, StorageFullError) or disk_full(error)
 
 

@@ -34,7 +34,7 @@ from engine.calendar import iso, parse_day
 from engine.errors import InvalidRequestError, PatronError, PublishBusyError, PublishUnfinishedError, RulesError
 from engine.programme import Programme
 from engine.types import Day
-from engine.validation import check_new_version, load_rules, load_rules_file, version_problem
+from engine.validation import check_new_version, load_rules, load_rules_file, version_problem, version_too_low
 from storage.checkpoints import (
     Manifest,
     drop_partial,
@@ -225,7 +225,7 @@ class Coordinator(ShardLanes):
             rules = load_rules(text, new=True)
         except RulesError as error:
             raise RulesError([*error.problems, *filter(None, [version_problem(text, self.rules.version)])]) from None
-        if problem := version_problem(text, self.rules.version):
+        if problem := version_too_low(rules.version, self.rules.version):  # read: no second parse
             raise InvalidRequestError(problem)
         programme = Programme(rules)  # before the flag: a failure here must not leave it set
         old, new = _inventories(self.programme), _inventories(programme)

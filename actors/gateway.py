@@ -15,7 +15,7 @@ from google.protobuf.message import DecodeError
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from actors.batch_order import BatchPart, Stream
-from actors.batch_outcome import disk_full, failed_batch, original, storage_full
+from actors.batch_outcome import disk_full, failed_batch, original, root_cause, storage_full
 from actors.batch_wire import PartAnswer, Route, ack_bytes, result_message, route_of
 from actors.coordinator import Coordinator
 from actors.logs import Throttled
@@ -27,7 +27,6 @@ from actors.rule_versions import RuleVersions
 from actors.wire import anomaly_row, attributes_from, ledger_entry, member_message
 from engine.calendar import iso, parse_day
 from engine.errors import (
-    BatchNotAppliedError,
     InvalidRequestError,
     MovedAwayError,
     NotYetError,
@@ -148,9 +147,7 @@ async def _only(requests: AsyncIterator) -> Any:
 
 
 def _code(error: Exception) -> grpc.StatusCode:
-    error = original(error)
-    if isinstance(error, BatchNotAppliedError):
-        error = original(error.cause)
+    error = root_cause(error)
     if isinstance(error, grpc.aio.AbortError):
         return grpc.StatusCode.UNKNOWN
     if disk_full(error):

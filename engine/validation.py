@@ -17,7 +17,7 @@ from engine.rule_checks import cross_field_problems, new_version_problems
 from engine.rules import DecimalBound, Rules, Wording, build_rules
 from engine.spending_checks import spending_problems
 
-__all__ = ["check_new_version", "load_rules", "load_rules_file", "parse_rules", "version_problem"]
+__all__ = ["check_new_version", "load_rules", "load_rules_file", "parse_rules", "version_problem", "version_too_low"]
 
 
 def load_rules_file(path: str | Path, new: bool = False) -> Rules:
@@ -58,7 +58,11 @@ def version_problem(text: str, in_force: int) -> str:
         version = tomllib.loads(text).get("version")
     except (tomllib.TOMLDecodeError, RecursionError):
         return ""
-    if type(version) is int and 0 < version <= in_force:
+    return version_too_low(version, in_force) if type(version) is int and version > 0 else ""
+
+
+def version_too_low(version: int, in_force: int) -> str:
+    if version <= in_force:
         return f"version: expected a version above {in_force} (the version in force), got {version}"
     return ""
 

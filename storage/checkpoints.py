@@ -70,7 +70,7 @@ def finish_checkpoint(folder: DataFolder, name: str, partial: Path, manifest: Ma
 
 def newest_checkpoint_time(folder: DataFolder) -> float:
     """When the newest checkpoint was made (Unix time), from its manifest; 0 when there is none."""
-    names = list_checkpoints(folder) if folder.checkpoints.exists() else []
+    names = _names(folder.checkpoints)
     if not names:
         return 0.0
     manifest = msgspec.json.decode((folder.checkpoints / names[-1] / "manifest.json").read_bytes(), type=Manifest)
@@ -82,12 +82,16 @@ def missing_checkpoint(checkpoints: Path, name: str) -> str:
     without a DataFolder, which makes the data folder's folders (a failed restore left them)."""
     if (checkpoints / name / "manifest.json").exists():
         return ""
-    known = ", ".join(sorted(path.parent.name for path in checkpoints.glob("*/manifest.json"))) or "none"
-    return f"no checkpoint {name!r} in {checkpoints} (there are: {known})"
+    return f"no checkpoint {name!r} in {checkpoints} (there are: {', '.join(_names(checkpoints)) or 'none'})"
 
 
 def list_checkpoints(folder: DataFolder) -> list[str]:
-    return sorted(p.name for p in folder.checkpoints.iterdir() if (p / "manifest.json").exists())
+    return _names(folder.checkpoints)
+
+
+def _names(checkpoints: Path) -> list[str]:
+    """The checkpoints in the folder `checkpoints`, oldest first (none when it is not there)."""
+    return sorted(path.parent.name for path in checkpoints.glob("*/manifest.json"))
 
 
 def restore_checkpoint(folder: DataFolder, name: str) -> Manifest:
