@@ -370,7 +370,7 @@ class Coordinator(ShardLanes):
             if run > self._midnight_until and len(summary.dates) > self._dates_counted:
                 started = time.monotonic()  # only a cut run's reports were left: now its end
                 self._count_midnight(summary)
-                await _checkpointed(asyncio.ensure_future(self.checkpoint()), started)
+                await _checkpointed(self.checkpoint(), started)
             while run <= self._midnight_until:  # nothing is awaited between the last check and the end
                 summary.until = iso(self._midnight_until)
                 days = await self._run_one_after_reevaluation(run, summary)
@@ -814,7 +814,7 @@ def _inventories(programme: Programme) -> dict[str, int]:
     return {coupon.id: coupon.inventory for coupon in programme.rules.coupons if coupon.inventory}
 
 
-async def _checkpointed(copying: asyncio.Future, started: float) -> None:
+async def _checkpointed(copying: Awaitable[CheckpointMade], started: float) -> None:
     """The checkpoint after a midnight run, logged. Its failure (a full disk) is logged and
     counted, not the run's: the run is done, and reported as failed it was resumed by the next
     one, its error telling of shards left short of their date (an outside probe). The watch's
