@@ -64,15 +64,16 @@ class RunningServer:
         self.loop.close()
 
 
-def two_shard_server(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[RunningServer]:
+def two_shard_server(tmp_path_factory: pytest.TempPathFactory, name: str, **options: object) -> Iterator[RunningServer]:
     """For a module-scoped fixture: one server with two shards and the business day pinned to
-    TEST_DAY, shared by the module's tests and stopped at its end."""
+    TEST_DAY (unless `options` say otherwise), shared by the module's tests and stopped at its end.
+    Its tests must not share member or transaction ids: each starts from what those before left."""
     from actors.config import ServeConfig
     from engine.calendar import parse_day
 
-    running = RunningServer(ServeConfig(data=tmp_path_factory.mktemp(name) / "data", rules=EXAMPLE_RULES,
-                                        grpc_port=0, metrics_port=-1, midnight="manual", shards=2,
-                                        start_date=parse_day(TEST_DAY)))
+    options = {"rules": EXAMPLE_RULES, "grpc_port": 0, "metrics_port": -1, "midnight": "manual", "shards": 2,
+               "start_date": parse_day(TEST_DAY), **options}
+    running = RunningServer(ServeConfig(data=tmp_path_factory.mktemp(name) / "data", **options))
     yield running
     running.stop()
 

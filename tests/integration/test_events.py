@@ -38,6 +38,14 @@ NO_COUPON_TRIGGERS = without_coupon_triggers(RULES)
 """For tests about other kinds: no coupon is issued on enrollment or upgrade."""
 
 
+@pytest.fixture(scope="module")
+def plain_server(ray_session, tmp_path_factory):
+    """For the tests that only read: one server of the example rules for all of them."""
+    from tests.conftest import two_shard_server
+
+    yield from two_shard_server(tmp_path_factory, "events")
+
+
 @pytest.fixture
 def rules(tmp_path: Path) -> Path:
     path = tmp_path / "rules.toml"
@@ -180,9 +188,8 @@ def test_a_position_older_than_retention_is_out_of_range_with_the_oldest_held(st
 @pytest.mark.parametrize(("after", "kinds"), [("nonsense", ()), ("v1:1", ()), ("v1:1.-2", ()), ("", ("upgrade",)),
                                               ("v1:18446744073709551616.0", ()),  # past 64 bits: was INTERNAL
                                               ("v1:18446744073709551615.0", ())])  # the next is past them
-def test_a_bad_position_or_kind_is_invalid_argument(start_server, after, kinds):
-    server = start_server(shards=2)
-    with PatronClient(server.address) as client, pytest.raises(grpc.RpcError) as raised:
+def test_a_bad_position_or_kind_is_invalid_argument(plain_server, after, kinds):
+    with PatronClient(plain_server.address) as client, pytest.raises(grpc.RpcError) as raised:
         take(client, 1, after=after, kinds=kinds)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
@@ -224,9 +231,8 @@ def test_read_and_admin_may_subscribe_and_ingest_may_not(start_server, tmp_path)
                 assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-def test_health_and_reflection_list_the_events_service(start_server):
-    server = start_server()
-    with PatronClient(server.address) as client:
+def test_health_and_reflection_list_the_events_service(plain_server):
+    with PatronClient(plain_server.address) as client:
         assert client.serving("patron.v1.Events")
 
 

@@ -9,6 +9,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from client import PatronClient
 from proto import patron_pb2 as pb
 from tests.builders import ms
+from tests.conftest import two_shard_server
 
 DAY = ms("2026-11-17 10:00")
 METHODS = [(service.full_name, method.name, method.client_streaming, method.server_streaming)
@@ -20,44 +21,43 @@ def purchase(txn_id: str, member: str, paid: int = 2900) -> dict:
             "lines": [{"sku": "A", "paid_minor": paid}]}
 
 
-@pytest.fixture
-def server(start_server):
-    from engine.calendar import parse_day
-
-    return start_server(shards=2, start_date=parse_day("2026-11-17"), max_batch=50)
+@pytest.fixture(scope="module")
+def server(ray_session, tmp_path_factory):
+    """One server for the module (each test names its own members): a start costs about a second."""
+    yield from two_shard_server(tmp_path_factory, "gateway", max_batch=50)
 
 
 def test_results_come_back_in_batch_order_across_shards(server):
-    txns = [purchase(f"t{n}", f"m{n % 17}", 1000 * (n + 1)) for n in range(40)]
+    txns = [purchase(f"order-t{n}", f"order-m{n % 17}", 1000 * (n + 1)) for n in range(40)]
     with PatronClient(server.address) as client:
         ack = client.submit(txns, batch_id="b1")
     assert ack.batch_id == "b1"
-    assert [(r.txn_id, r.points) for r in ack.results] == [(f"t{n}", 10 * (n + 1)) for n in range(40)]
+    assert [(r.txn_id, r.points) for r in ack.results] == [(f"order-t{n}", 10 * (n + 1)) for n in range(40)]
 
 
 def test_one_bad_transaction_never_sinks_its_batch(server):
     with PatronClient(server.address) as client:
-        ack = client.submit([purchase("t1", "m1"), {"txn_id": "t2", "member_id": "", "kind": "purchase"},
-                             purchase("t3", "m2"), {"txn_id": "t4", "member_id": "m3", "kind": "bogus"}])
+        ack = client.submit([purchase("t1", "bad-m1"), {"txn_id": "t2", "member_id": "", "kind": "purchase"},
+                             purchase("t3", "bad-m2"), {"txn_id": "t4", "member_id": "bad-m3", "kind": "bogus"}])
         assert [(r.outcome, r.reason) for r in ack.results] == [
             (pb.OUTCOME_ACCEPTED, ""), (pb.OUTCOME_REJECTED, "missing_member_id"),
             (pb.OUTCOME_ACCEPTED, ""), (pb.OUTCOME_REJECTED, "unknown_kind")]
-        assert client.member("m2").points == 20
+        assert client.member("bad-m2").points == 20
 
 
 def test_stream_acknowledgements_come_back_in_the_order_batches_were_sent(server):
     with PatronClient(server.address) as client:
-        batches = [client.batch([purchase(f"b{b}-t{n}", f"m{n}") for n in range(10)], f"b{b}") for b in range(12)]
+        batches = [client.batch([purchase(f"b{b}-t{n}", f"s-m{n}") for n in range(10)], f"b{b}") for b in range(12)]
         assert [ack.batch_id for ack in client.stream(batches, window=4)] == [f"b{b}" for b in range(12)]
 
 
 def test_a_batch_over_the_limit_is_invalid_argument_and_changes_nothing(server):
     with PatronClient(server.address) as client:
         with pytest.raises(grpc.RpcError) as raised:
-            client.submit([purchase(f"t{n}", "m1") for n in range(51)], batch_id="big")
+            client.submit([purchase(f"t{n}", "big-m1") for n in range(51)], batch_id="big")
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "has 51 transactions; the limit is 50" in raised.value.details()
-        assert client.member("m1") is None
+        assert client.member("big-m1") is None
 
 
 @pytest.mark.parametrize(("service", "method", "client_streaming", "server_streaming"), METHODS)

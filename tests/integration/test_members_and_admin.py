@@ -29,6 +29,16 @@ def purchase(txn_id: str, member: str, when: str, paid: int) -> dict:
             "lines": [{"sku": "A", "paid_minor": paid}]}
 
 
+@pytest.fixture(scope="module")
+def members_client(ray_session, tmp_path_factory):
+    """For the tests of single members: one server for all of them (each names its own members)."""
+    from tests.conftest import two_shard_server
+
+    for server in two_shard_server(tmp_path_factory, "members", job_chunk=1):
+        with PatronClient(server.address) as client:
+            yield client
+
+
 @pytest.fixture
 def client(start_server):
     server = start_server(shards=2, start_date=parse_day("2026-11-17"), job_chunk=1)
@@ -36,81 +46,82 @@ def client(start_server):
         yield client
 
 
-def test_enrollment_records_the_profile_and_the_channels_default_tier(client):
-    answer = client.enroll("m1", channel="pos", birthday="1990-03-05", source="wechat", campaign="spring",
+def test_enrollment_records_the_profile_and_the_channels_default_tier(members_client):
+    answer = members_client.enroll("enrolled", channel="pos", birthday="1990-03-05", source="wechat", campaign="spring",
                            attributes={"city": "Hangzhou", "children": 2})
     assert answer.created
-    member = client.member("m1")
+    member = members_client.member("enrolled")
     assert (member.tier, member.birthday, member.source, member.campaign, member.enrolled_on) == (
         "Basic", "03-05", "wechat", "spring", "2026-11-17")
     assert (member.attributes["city"].text, member.attributes["children"].number) == ("Hangzhou", 2)
-    assert not client.enroll("m1", content="poster").created
-    assert client.member("m1").source == "wechat"
+    assert not members_client.enroll("enrolled", content="poster").created
+    assert members_client.member("enrolled").source == "wechat"
 
 
-def test_a_bad_birthday_is_invalid_argument(client):
+def test_a_bad_birthday_is_invalid_argument(members_client):
     with pytest.raises(grpc.RpcError) as raised:
-        client.enroll("m1", birthday="1990-02-30")
+        members_client.enroll("bad-birthday", birthday="1990-02-30")
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert 'birthday: expected "MM-DD" or "YYYY-MM-DD", got' in raised.value.details()
 
 
-def test_a_frozen_card_earns_nothing_until_it_is_unfrozen(client):
-    client.submit([purchase("t1", "m1", "2026-11-17 10:00", 2900)])
-    assert client.set_status("m1", "freeze", "suspicious").status == "frozen"
-    frozen = client.submit([purchase("t2", "m1", "2026-11-17 11:00", 2900)]).results[0]
+def test_a_frozen_card_earns_nothing_until_it_is_unfrozen(members_client):
+    members_client.submit([purchase("frozen-t1", "frozen", "2026-11-17 10:00", 2900)])
+    assert members_client.set_status("frozen", "freeze", "suspicious").status == "frozen"
+    frozen = members_client.submit([purchase("frozen-t2", "frozen", "2026-11-17 11:00", 2900)]).results[0]
     assert (frozen.outcome, frozen.points, frozen.reason) == (pb.OUTCOME_ACCEPTED, 0, "frozen")
-    assert client.set_status("m1", "unfreeze").status == "active"
-    assert client.submit([purchase("t3", "m1", "2026-11-17 12:00", 2900)]).results[0].points == 20
-    assert [e.status for e in client.ledger("m1") if e.kind == "status"] == ["frozen", "active"]
+    assert members_client.set_status("frozen", "unfreeze").status == "active"
+    assert members_client.submit([purchase("frozen-t3", "frozen", "2026-11-17 12:00", 2900)]).results[0].points == 20
+    assert [e.status for e in members_client.ledger("frozen") if e.kind == "status"] == ["frozen", "active"]
 
 
-def test_status_actions_name_what_is_wrong(client):
+def test_status_actions_name_what_is_wrong(members_client):
     with pytest.raises(grpc.RpcError) as raised:
-        client.set_status("nobody", "freeze")
+        members_client.set_status("nobody", "freeze")
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
-    client.enroll("m1")
-    assert client.set_status("m1", "report_lost").status == "lost"
+    members_client.enroll("lost")
+    assert members_client.set_status("lost", "report_lost").status == "lost"
     with pytest.raises(grpc.RpcError) as raised:
-        client.set_status("m1", "unfreeze")
+        members_client.set_status("lost", "unfreeze")
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert raised.value.details() == "cannot unfreeze member 'm1': the card is lost"
+    assert raised.value.details() == "cannot unfreeze member 'lost': the card is lost"
 
 
-def test_an_adjustment_resent_with_its_request_id_has_no_second_effect(client):
-    first = client.adjust("m1", 300, "goodwill", request_id="r-1")
-    again = client.adjust("m1", 300, "goodwill", request_id="r-1")
+def test_an_adjustment_resent_with_its_request_id_has_no_second_effect(members_client):
+    first = members_client.adjust("adjusted", 300, "goodwill", request_id="r-1")
+    again = members_client.adjust("adjusted", 300, "goodwill", request_id="r-1")
     assert (first.result.outcome, again.result.outcome) == (pb.OUTCOME_ACCEPTED, pb.OUTCOME_DUPLICATE)
-    assert client.member("m1").points == 300
-    assert [(e.kind, e.cause, e.note) for e in client.ledger("m1")][-1] == ("adjust", "operator", "goodwill")
+    assert members_client.member("adjusted").points == 300
+    last = members_client.ledger("adjusted")[-1]
+    assert (last.kind, last.cause, last.note) == ("adjust", "operator", "goodwill")
 
 
-def test_an_operator_sets_a_tier_by_hand_with_a_reason_kept_in_the_ledger(client):
+def test_an_operator_sets_a_tier_by_hand_with_a_reason_kept_in_the_ledger(members_client):
     # SPEC §6: the engine and the shards had it, the API did not (an outside probe)
-    client.enroll("m-tier")
-    member = client.set_tier("m-tier", "Gold", "complaint goodwill")
+    members_client.enroll("m-tier")
+    member = members_client.set_tier("m-tier", "Gold", "complaint goodwill")
     assert (member.tier, member.tier_valid_until) == ("Gold", "2027-11-16")  # 12 months from the business day
-    assert [(e.cause, e.tier_to, e.note) for e in client.ledger("m-tier") if e.kind == "tier"] == [
+    assert [(e.cause, e.tier_to, e.note) for e in members_client.ledger("m-tier") if e.kind == "tier"] == [
         ("operator", "Gold", "complaint goodwill")]
     for tier, reason, code in (("Gold", "", grpc.StatusCode.INVALID_ARGUMENT),
                                ("Platinum", "why", grpc.StatusCode.INVALID_ARGUMENT)):
         with pytest.raises(grpc.RpcError) as refused:
-            client.set_tier("m-tier", tier, reason)
+            members_client.set_tier("m-tier", tier, reason)
         assert refused.value.code() == code, refused.value.details()
     with pytest.raises(grpc.RpcError) as unknown:
-        client.set_tier("nobody", "Gold", "why")
+        members_client.set_tier("nobody", "Gold", "why")
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_the_ledger_pages_and_explains_every_balance(client, monkeypatch):
+def test_the_ledger_pages_and_explains_every_balance(members_client, monkeypatch):
     monkeypatch.setattr("actors.gateway.LEDGER_PAGE", 5)  # the stream crosses pages
-    client.submit([purchase(f"t{n}", "m1", "2026-11-17 10:00", 1000 * (n + 1)) for n in range(12)])
-    ledger = client.ledger("m1")
+    members_client.submit([purchase(f"paged-t{n}", "paged", "2026-11-17 10:00", 1000 * (n + 1)) for n in range(12)])
+    ledger = members_client.ledger("paged")
     assert [e.seq for e in ledger] == list(range(1, len(ledger) + 1))
     assert len(ledger) >= 12
-    assert sum(e.points for e in ledger) == client.member("m1").points
-    assert [e.seq for e in client.ledger("m1", after_seq=3, limit=4)] == [4, 5, 6, 7]
-    assert [e.seq for e in client.ledger("m1", after_seq=2, limit=9)] == list(range(3, 12))
+    assert sum(e.points for e in ledger) == members_client.member("paged").points
+    assert [e.seq for e in members_client.ledger("paged", after_seq=3, limit=4)] == [4, 5, 6, 7]
+    assert [e.seq for e in members_client.ledger("paged", after_seq=2, limit=9)] == list(range(3, 12))
 
 
 def test_publishing_bad_rules_names_every_problem_and_keeps_the_version_in_force(client):
@@ -447,15 +458,17 @@ def test_the_anomaly_report_is_made_at_midnight_and_kept_in_the_data_folder(star
     assert (tmp_path / "data" / "reports" / "anomalies-2026-11-18.jsonl").read_text() == ""
 
 
-def test_bulk_enrollment_answers_in_order_and_a_bad_record_sinks_nothing_else(client):
-    answer = client.enroll_many([{"member_id": f"b{n}", "channel": "pos", "birthday": "03-05"} for n in range(30)]
-                                + [{"member_id": "bad", "birthday": "13-45"}, {"member_id": "b0", "source": "shop"}])
+def test_bulk_enrollment_answers_in_order_and_a_bad_record_sinks_nothing_else(members_client):
+    before = sum(s.members for s in members_client.status().shards)
+    records = [{"member_id": f"b{n}", "channel": "pos", "birthday": "03-05"} for n in range(30)]
+    answer = members_client.enroll_many([*records, {"member_id": "bulk-bad", "birthday": "13-45"},
+                                         {"member_id": "b0", "source": "shop"}])
     assert [m.member.member_id for m in answer.members[:30]] == [f"b{n}" for n in range(30)]
     assert all(m.created for m in answer.members[:30])
     assert answer.members[30].error == 'birthday: expected "MM-DD" or "YYYY-MM-DD", got \'13-45\''
     assert (answer.members[31].created, answer.members[31].member.source) == (False, "shop")
-    assert client.member("bad") is None
-    assert sum(s.members for s in client.status().shards) == 30
+    assert members_client.member("bulk-bad") is None
+    assert sum(s.members for s in members_client.status().shards) == before + 30
 
 
 def test_member_show_with_the_ledger_says_why_a_purchase_earned_its_points(start_server):

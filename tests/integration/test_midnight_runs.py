@@ -17,9 +17,9 @@ from engine.validation import load_rules_file
 from proto import patron_pb2 as pb
 from tests.conftest import EXAMPLE_RULES
 
-LONG_AGO = parse_day("2025-06-01")
+LONG_AGO = parse_day("2026-02-01")
 """A folder whose business day is far behind: running it up to a recent date takes hundreds of
-dates (about 530), long enough to leave mid-run."""
+dates (about 290), long enough to leave mid-run."""
 UNTIL = "2026-11-17"
 DATES = parse_day(UNTIL) - LONG_AGO
 
@@ -77,8 +77,8 @@ def test_the_run_goes_on_when_its_caller_goes_away(start_server):
 def test_a_background_run_is_joined_and_followed_to_its_end(start_server):
     server = start_server(shards=2, start_date=LONG_AGO)
     with PatronClient(server.address) as client:
-        started = client.run_midnight("2025-09-01", background=True)
-        assert (started.running, started.until) == (True, "2025-09-01")
+        started = client.run_midnight("2026-04-01", background=True)
+        assert (started.running, started.until) == (True, "2026-04-01")
         joined = client.run_midnight(UNTIL, background=True)  # the run in progress goes on further
         assert joined.running
         seen: list[pb.MidnightProgress] = []

@@ -18,11 +18,23 @@ PURCHASE = {"txn_id": "t1", "member_id": "m1", "occurred_at_ms": ms("2026-11-17 
             "lines": [{"sku": "A", "paid_minor": 2900}]}
 
 
-@pytest.fixture
-def tokens_file(tmp_path: Path) -> Path:
-    path = tmp_path / "tokens"
+def write_tokens(folder: Path) -> Path:
+    path = folder / "tokens"
     path.write_text("# role token\n" + "".join(f"{role} {token}\n" for role, token in TOKENS.items()))
     return path
+
+
+@pytest.fixture
+def tokens_file(tmp_path: Path) -> Path:
+    return write_tokens(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def token_server(ray_session, tmp_path_factory):
+    """For the tests whose every call is refused: one server with tokens for all of them."""
+    from tests.conftest import two_shard_server
+
+    yield from two_shard_server(tmp_path_factory, "tokens", tokens_file=write_tokens(tmp_path_factory.mktemp("tokens")))
 
 
 def openssl(*args: str) -> None:
@@ -83,31 +95,32 @@ def test_tokens_decide_who_may_call_what(start_server, tokens_file):
     ("/patron.v1.Ingest/SubmitBatch", False, TOKENS["read"], grpc.StatusCode.PERMISSION_DENIED),
     ("/patron.v1.Members/ListLedger", True, "", grpc.StatusCode.UNAUTHENTICATED),
 ], ids=["no token", "a role that may not", "no token, streamed answer"])
-def test_a_refused_call_is_answered_on_its_metadata_before_its_body_is_sent(start_server, tokens_file, method,
+def test_a_refused_call_is_answered_on_its_metadata_before_its_body_is_sent(token_server, method,
                                                                            streamed, token, code):
     """Refused on the metadata alone, so a large request without a token is neither read nor parsed."""
-    server = start_server(tokens_file=tokens_file)
+    server = token_server
     metadata = (("authorization", f"Bearer {token}"),) if token else ()
     assert answer_before_the_body(server.address, method, streamed=streamed, metadata=metadata) == code
 
 
-def test_a_large_request_without_a_token_is_refused_unauthenticated(start_server, tokens_file):
-    server = start_server(tokens_file=tokens_file)
+def test_a_large_request_without_a_token_is_refused_unauthenticated(token_server):
+    server = token_server
     big = pb.TransactionBatch(batch_id="big", transactions=[
         pb.Transaction(txn_id=f"t{n}", member_id=f"m{n}", note="x" * 1000) for n in range(10_000)])
     with PatronClient(server.address, retries=0) as anonymous:
         assert code_of(lambda: anonymous.submit(big)) == grpc.StatusCode.UNAUTHENTICATED
 
-def test_the_bearer_schemes_name_is_read_in_any_case(start_server, tokens_file):
-    server = start_server(tokens_file=tokens_file)
+
+def test_the_bearer_schemes_name_is_read_in_any_case(token_server):
+    server = token_server
     for scheme in ("bearer", "BEARER", "Bearer"):  # RFC 7235; an outside probe's lower case was refused
         with PatronClient(server.address, retries=0) as reader:
             reader.metadata = (("authorization", f"{scheme} {TOKENS['read']}"),)
             assert reader.member("nobody") is None
 
 
-def test_a_refusal_never_repeats_the_token(start_server, tokens_file):
-    server = start_server(tokens_file=tokens_file)
+def test_a_refusal_never_repeats_the_token(token_server):
+    server = token_server
     with PatronClient(server.address, token=TOKENS["read"], retries=0) as reader, \
             pytest.raises(grpc.RpcError) as raised:
         reader.submit([PURCHASE])
