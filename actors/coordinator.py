@@ -202,6 +202,14 @@ class Coordinator(ShardLanes):
     async def status(self) -> list[ShardStatus]:
         return await asyncio.gather(*(actor.status.remote() for actor in self.actors))
 
+    async def status_as_seen(self) -> list[ShardStatus]:
+        """Every shard's status, one that does not answer (dead, restarting, its node gone) among
+        them as not ready and why: what an operator asks for while a shard is down."""
+        answers = await asyncio.gather(*(_answer(actor.status.remote()) for actor in self.actors))
+        return [answer if isinstance(answer, ShardStatus) else ShardStatus(shard, False, 0, 0, "", 0, 0,
+                                                                           down=_why_down(answer))
+                for shard, answer in enumerate(answers)]
+
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
@@ -846,12 +854,23 @@ def merged_rows(parts: list[list[AnomalyRow]]) -> list[AnomalyRow]:
     return [rows[member_id] for member_id in sorted(rows)]
 
 
-async def _answer(call: Any, timeout: float = 5.0) -> Any:
+ANSWER_SECONDS = 5.0
+"""How long the watch and GetStatus wait for a shard's status before counting it down."""
+
+
+async def _answer(call: Any, timeout: float = ANSWER_SECONDS) -> Any:
     """The shard's answer, or the error (a shard restarting may not answer in time)."""
     try:
         return await asyncio.wait_for(call, timeout)
     except Exception as error:
         return error
+
+
+def _why_down(error: BaseException) -> str:
+    if isinstance(error, TimeoutError):
+        return f"it did not answer within {ANSWER_SECONDS:g} s (restarting, or too busy)"
+    first = (str(error).strip().splitlines() or [""])[0]
+    return f"{type(error).__name__}: {first[:300]}" if first else type(error).__name__
 
 
 def repeated_digests(blobs: list[bytes]) -> set[bytes]:

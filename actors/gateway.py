@@ -613,7 +613,7 @@ class AdminService:
     async def GetStatus(self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext
                         ) -> pb.StatusResponse:
         coordinator = self.coordinator
-        statuses = await coordinator.status()
+        statuses = await coordinator.status_as_seen()
         answer = pb.StatusResponse(rule_version=coordinator.rules.version,
                                    virtual_shards=coordinator.layout.virtual_shards, data_id=coordinator.data_id)
         for status in statuses:
@@ -621,7 +621,8 @@ class AdminService:
                               transactions=status.transactions, business_day=status.business_day,
                               rule_version=status.rule_version, disk_bytes=status.disk_bytes,
                               member_bytes=status.member_bytes, priority=status.priority,
-                              huge_pages=status.huge_pages)
+                              huge_pages=status.huge_pages, down=status.down)
+        statuses = [status for status in statuses if status.ready]  # counts of the shards that answered
         done, total = coordinator.recalculation(statuses)
         answer.recalculation.running = coordinator.publishing
         answer.recalculation.version = coordinator.rules.version

@@ -133,6 +133,8 @@ class ShardStatus(msgspec.Struct):
     priority: str = ""
     """Whether this shard's threads give way to the gateway's (actors/shard_priority.py): "idle",
     "partly idle: why", or "ray: why" (Ray's nice 15 only); empty where no actor started it."""
+    down: str = ""
+    """Why the shard did not answer (ready is then false and the counts are 0); empty when it did."""
 
 
 class Job(msgspec.Struct):

@@ -192,13 +192,16 @@ def _business_day(client: PatronClient) -> str:
     """The day generated transactions are dated: the server's business day, or where the token
     may not ask for it (a till's `ingest` role, which `send` is for) today on this machine's clock."""
     try:
-        return client.status().shards[0].business_day
+        days = [shard.business_day for shard in client.status().shards if shard.ready]
+        why = "no shard answered GetStatus"
     except grpc.RpcError as error:
         if error.code() != grpc.StatusCode.PERMISSION_DENIED:
             raise
+        days, why = [], "this token may not ask the server for its business day (GetStatus: read or admin role)"
+    if days:
+        return max(days)
     today = time.strftime("%Y-%m-%d")
-    print(f"patron: this token may not ask the server for its business day (GetStatus: read or admin role); "
-          f"the transactions are dated {today}, today on this machine's clock", file=sys.stderr)
+    print(f"patron: {why}; the transactions are dated {today}, today on this machine's clock", file=sys.stderr)
     return today
 
 

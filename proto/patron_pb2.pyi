@@ -552,7 +552,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ShardStatus(_message.Message):
-    __slots__ = ("shard", "ready", "members", "transactions", "business_day", "rule_version", "disk_bytes", "node", "member_bytes", "priority", "huge_pages")
+    __slots__ = ("shard", "ready", "members", "transactions", "business_day", "rule_version", "disk_bytes", "node", "member_bytes", "priority", "huge_pages", "down")
     SHARD_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
@@ -564,6 +564,7 @@ class ShardStatus(_message.Message):
     MEMBER_BYTES_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     HUGE_PAGES_FIELD_NUMBER: _ClassVar[int]
+    DOWN_FIELD_NUMBER: _ClassVar[int]
     shard: int
     ready: bool
     members: int
@@ -575,7 +576,8 @@ class ShardStatus(_message.Message):
     member_bytes: int
     priority: str
     huge_pages: str
-    def __init__(self, shard: _Optional[int] = ..., ready: _Optional[bool] = ..., members: _Optional[int] = ..., transactions: _Optional[int] = ..., business_day: _Optional[str] = ..., rule_version: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., node: _Optional[str] = ..., member_bytes: _Optional[int] = ..., priority: _Optional[str] = ..., huge_pages: _Optional[str] = ...) -> None: ...
+    down: str
+    def __init__(self, shard: _Optional[int] = ..., ready: _Optional[bool] = ..., members: _Optional[int] = ..., transactions: _Optional[int] = ..., business_day: _Optional[str] = ..., rule_version: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., node: _Optional[str] = ..., member_bytes: _Optional[int] = ..., priority: _Optional[str] = ..., huge_pages: _Optional[str] = ..., down: _Optional[str] = ...) -> None: ...
 
 class Recalculation(_message.Message):
     __slots__ = ("running", "version", "members_done", "members_total")

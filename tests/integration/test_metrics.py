@@ -134,6 +134,11 @@ def test_health_is_not_serving_while_a_shard_is_down(start_server):
             assert time.monotonic() < deadline, "health stayed SERVING with a shard down"
             time.sleep(0.05)
         assert not client.serving("")
+        # status is what an operator asks for now: it answered UNAVAILABLE while a shard was down
+        shards = client.status().shards
+        assert [(s.shard, s.ready) for s in shards] == [(0, True), (1, False)]
+        assert (shards[0].down, shards[0].business_day) == ("", "2026-11-17")
+        assert "RayActorError" in shards[1].down or "ActorDied" in shards[1].down, shards[1].down
 
 
 def spend(txn_id: str, member: str, kind: str, minute: int, **fields: object) -> dict:
