@@ -10,7 +10,7 @@ import grpc
 from actors.batch_outcome import original
 from actors.coordinator import Coordinator
 from actors.event_feed import EventFeed, OutOfRangeError, Subscription, check_kinds, parse_position
-from actors.gateway import Unreadable, _abort, _code
+from actors.gateway import Unreadable, abort_with, status_code
 from engine.errors import InvalidRequestError, OverloadedError, PatronError, ShardUnavailableError
 
 __all__ = ["OLDEST_POSITION_KEY", "EventsService", "for_a_reader"]
@@ -60,7 +60,7 @@ class EventsService:
             context.set_trailing_metadata(((OLDEST_POSITION_KEY, error.oldest),))
             await context.abort(grpc.StatusCode.OUT_OF_RANGE, str(error))
         except Exception as error:
-            await _abort(context, for_a_reader(error))
+            await abort_with(context, for_a_reader(error))
 
     async def _stream(self, subscription: Subscription, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         """The messages as the shards' outboxes hold them (the gateway's handlers send bytes as they are)."""
@@ -92,7 +92,7 @@ def _subscriber(context: grpc.aio.ServicerContext) -> str:
 def for_a_reader(error: Exception) -> Exception:
     """A shard gone mid-stream, in a subscriber's words: a write's ("may have been applied in full,
     in part or not at all: send it again") told it nothing (an outside probe)."""
-    if _code(error) is grpc.StatusCode.UNAVAILABLE and not isinstance(original(error), PatronError):
+    if status_code(error) is grpc.StatusCode.UNAVAILABLE and not isinstance(original(error), PatronError):
         return ShardUnavailableError(f"a shard is unavailable (restarting?): subscribe again from the last position "
                                      f"received; no event is lost ({original(error)})")
     return error

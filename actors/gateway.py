@@ -135,7 +135,7 @@ def answers_errors(method: Callable) -> Callable:
                 raise InvalidRequestError(request.reason)
             return await method(self, request, context)
         except Exception as error:
-            await _abort(context, error)
+            await abort_with(context, error)
     return unary
 
 
@@ -146,7 +146,8 @@ async def _only(requests: AsyncIterator) -> Any:
     raise InvalidRequestError("the call carried no request")
 
 
-def _code(error: Exception) -> grpc.StatusCode:
+def status_code(error: Exception) -> grpc.StatusCode:
+    """The code a failure is answered with (docs/api.md's table), for every service."""
     error = root_cause(error)
     if isinstance(error, grpc.aio.AbortError):
         return grpc.StatusCode.UNKNOWN
@@ -156,16 +157,16 @@ def _code(error: Exception) -> grpc.StatusCode:
 
 
 def _count_refusal(metrics: Metrics, error: Exception) -> None:
-    metrics.batches_refused.labels(_code(error).name).inc()
+    metrics.batches_refused.labels(status_code(error).name).inc()
     if storage_full(error):  # the queue's RESOURCE_EXHAUSTED is not an SRE's page; a full disk is
         metrics.storage_full.inc()
 
 
-async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
+async def abort_with(context: grpc.aio.ServicerContext, error: Exception) -> None:
     if isinstance(error, grpc.aio.AbortError):
         raise error
     error = original(error)
-    code = _code(error)
+    code = status_code(error)
     message = "\n".join(error.problems) if isinstance(error, RulesError) else str(error)
     if disk_full(error):
         message = f"the data folder's disk is full ({error}): free space and ask again; what was committed stays"
@@ -239,7 +240,7 @@ class IngestService:
             return await self._settle(*routed, received)
         except Exception as error:
             _count_refusal(metrics, error)
-            await _abort(context, error)
+            await abort_with(context, error)
         finally:
             metrics.batches_in_flight.dec()
 
@@ -262,7 +263,7 @@ class IngestService:
         return {lane.shard for lane in lanes}
 
     def _overload(self, refusal: OverloadedError, context: grpc.aio.ServicerContext) -> bytes:
-        """RESOURCE_EXHAUSTED, as `_abort` would answer it, but set on the call instead of raised
+        """RESOURCE_EXHAUSTED, as `abort_with` would answer it, but set on the call instead of raised
         through it (and through grpc.aio's frames): under overload this is most calls. Without
         exceptions patron's own part of a refusal fell from about 132,000 to 62,000 instructions
         (bench/refusal_cost.py; grpc.aio's own is about 440,000)."""
@@ -300,7 +301,7 @@ class IngestService:
                     yield await settled
                 except Exception as error:
                     _count_refusal(self.coordinator.metrics, error)
-                    await _abort(context, error)
+                    await abort_with(context, error)
         finally:
             reader.cancel()
 
@@ -456,7 +457,7 @@ class MembersService:
                     names = self.versions.names(entry.rule_version, programme)
                     yield ledger_entry(entry, names.tiers, names.why)
         except Exception as error:
-            await _abort(context, error)
+            await abort_with(context, error)
 
     @answers_errors
     async def Enroll(self, request: pb.EnrollRequest, context: grpc.aio.ServicerContext) -> pb.EnrollResponse:
