@@ -125,8 +125,12 @@ class Member(Struct, array_like=True, gc=False):
     frozen_when_lost: bool = False
     """The card was frozen when it was reported lost: cancelling the loss freezes it again rather
     than letting a card an operator froze be used (engine.operators)."""
-    since_began: int = 0  # last: a stored member is an array, and older ones end before it
+    since_began: int = 0  # appended: a stored member is an array, and older ones end before it
     """How many times the `since_*` sums began afresh (each tier change and extension). An index
     record keeps the count its transaction was applied under, so that its refund takes back from
     them only what it added: the upgrading order, and orders of the upgrade day before it, are not
     in them, though dated on `tier_since` (an outside probe: their refunds cost the tier)."""
+    tier_given: bool = False  # last, appended as since_began
+    """The tier was given rather than reached on its condition: by a recharge bonus, a paid
+    upgrade, an operator, the enrollment channel or an import. `realtime` does not move such a
+    member down after a refund (its condition never held); the tier runs its validity."""

@@ -59,6 +59,7 @@ def enroll(book: Book, request: Enrollment, day: Day) -> tuple[Member, bool]:
         member = Member(request.member_id, enrolled=day, tier=book.programme.default_tier(request.channel))
         member.tier_since = day
         member.tier_until = validity_from(book.programme.ladder, member.tier, day)  # as scoring's auto-enrolled
+        member.tier_given = member.tier > 0
         if member.tier_until:
             schedule(book, member)  # woken when the tier ends: no transaction of its own may come to
         book.members[member.member_id] = member
@@ -250,5 +251,6 @@ def set_tier(book: Book, member_id: str, tier_name: str, reason: str, day: Day) 
         raise InvalidRequestError(f"tier: expected one of {', '.join(names)}, got {tier_name!r}")
     if not reason:
         raise InvalidRequestError("reason: an operator's tier change needs a reason")
-    enter_tier(book, member, names.index(tier_name), book.as_of(member, day), "operator", "set_tier", note=reason)
+    enter_tier(book, member, names.index(tier_name), book.as_of(member, day), "operator", "set_tier", note=reason,
+               given=True)
     return member

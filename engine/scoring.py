@@ -188,6 +188,7 @@ def _member_for(book: Book, txn: Transaction, day: Day) -> tuple[Member | None, 
     member.tier_since = day
     if member.tier:  # a channel's tier lasts its validity, as an imported member's does (it was permanent)
         member.tier_until = validity_from(book.programme.ladder, member.tier, day)
+        member.tier_given = True
     member.profile.channel = txn.channel
     book.members[txn.member_id] = member
     if book.programme.coupons.on_enroll:
@@ -244,7 +245,7 @@ def _paid_upgrade(book: Book, member: Member, txn: Transaction, day: Day) -> Non
     # a list, not a generator: a generator is a closure, which a cpdef function cannot hold
     bought = max([skus.get(line.sku, 0) for line in txn.lines], default=0)
     if bought > member.tier:
-        enter_tier(book, member, bought, book.as_of(member, day), "txn", txn.txn_id, note="paid upgrade")
+        enter_tier(book, member, bought, book.as_of(member, day), "txn", txn.txn_id, note="paid upgrade", given=True)
 
 
 def score_event(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord | None:

@@ -8,6 +8,6 @@ from engine.tiers cimport TierLadder, TierRule
 
 
 @cython.locals(ladder=TierLadder, rule=TierRule)
-cpdef enter_tier(Book book, Member member, target, day, cause, ref, note=*)
+cpdef enter_tier(Book book, Member member, target, day, cause, ref, note=*, given=*)
 @cython.locals(ladder=TierLadder, rule=TierRule)
 cpdef tier_after_transaction(Book book, Member member, day, ref, lowered=*, cause=*)

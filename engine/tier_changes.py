@@ -14,8 +14,9 @@ __all__ = ["enter_tier", "tier_after_transaction"]
 
 
 def enter_tier(book: Book, member: Member, target: int, day: Day, cause: str, ref: str,
-               note: str = "") -> None:
-    """Move a member to a tier on `day`, starting its validity and the `since` sums afresh."""
+               note: str = "", given: bool = False) -> None:
+    """Move a member to a tier on `day`, starting its validity and the `since` sums afresh.
+    `given`: by a recharge bonus, a paid upgrade or an operator, not on the tier's condition."""
     ladder = book.programme.ladder
     rule = ladder.tiers[target]
     previous = member.tier
@@ -27,6 +28,7 @@ def enter_tier(book: Book, member: Member, target: int, day: Day, cause: str, re
     if target > previous and rule.metric == "single_purchase":
         _use_single(member, ladder, rule, day)
     member.tier = target
+    member.tier_given = given
     member.tier_since = day
     member.tier_until = 0 if rule.permanent else valid_through(rule.validity, day)
     if member.next_tier <= target:
@@ -52,7 +54,7 @@ def tier_after_transaction(book: Book, member: Member, day: Day, ref: str, lower
                            cause: str = "txn") -> None:
     """`realtime` and `upgrade_only` move up at once (a `next_day` tier waits for midnight);
     `realtime` also moves down after a transaction that lowered a metric (or an operator's void:
-    `cause`). `batch` waits."""
+    `cause`), unless the tier was given (Member.tier_given) or cannot be re-judged. `batch` waits."""
     ladder = book.programme.ladder
     if ladder.on_change == "batch":
         return
@@ -64,7 +66,8 @@ def tier_after_transaction(book: Book, member: Member, day: Day, ref: str, lower
             enter_tier(book, member, rule.index, as_of, cause, ref)
             return
         member.next_tier = max(member.next_tier, rule.index)
-    if lowered and ladder.on_change == "realtime" and member.tier and not ladder.kept_until_validity_ends(member.tier):
+    if (lowered and ladder.on_change == "realtime" and member.tier and not member.tier_given
+            and not ladder.kept_until_validity_ends(member.tier)):
         target = ladder.best_match(member, as_of)
         if target < member.tier:
             enter_tier(book, member, target, as_of, cause, ref)

@@ -59,5 +59,6 @@ def give_bonus(book: Book, member: Member, bonus: RechargeBonus, day: Day, ref: 
     if bonus.upgrade_to is not None:
         target = programme.ladder.names.index(bonus.upgrade_to)
         if target > member.tier:
-            enter_tier(book, member, target, book.as_of(member, day), "txn", ref, note=f"recharge bonus {bonus.name}")
+            enter_tier(book, member, target, book.as_of(member, day), "txn", ref, note=f"recharge bonus {bonus.name}",
+                       given=True)
     return BonusGiven(points, growth, ",".join(filter(None, codes)), reason)

@@ -1,9 +1,12 @@
 """Tier moves as transactions arrive (docs/rules.md: tiers and tier policy)."""
 
-from engine.calendar import iso
+import pytest
+
+from engine.calendar import iso, parse_day
 from engine.members import Member
+from engine.operators import set_tier
 from engine.transactions import Transaction
-from tests.builders import book, buy, line, ms, refund, score, three_tiers
+from tests.builders import book, buy, line, ms, recharge, refund, score, three_tiers
 
 SPEND = "[points.spend]\nunit_minor = 100\nper_unit = 1\n"
 DAY = "2026-03-04 10:00"
@@ -139,3 +142,29 @@ def test_a_lifetime_condition_reads_its_own_metric():
 
 def ladder_on(metric: str) -> str:
     return f'[[tiers]]\nname = "Basic"\n[[tiers]]\nname = "Top"\nmetric = "{metric}"\nthreshold = 5\n'
+
+
+GIVEN = {
+    "paid upgrade": ("", "", [buy("g1", "m1", DAY, line(9900, sku="GOLD-CARD"))]),
+    "recharge bonus": ("", '[[recharge_bonuses]]\nname = "gold"\nmin_amount_minor = 100\nupgrade_to = "Gold"\n',
+                       [recharge("g1", "m1", DAY, 100)]),
+    "enrollment channel": ('default_tier_by_channel = { vip = "Gold" }', "",
+                           [buy("g1", "m1", DAY, line(100), channel="vip")]),
+}
+
+
+@pytest.mark.parametrize("how", [*GIVEN, "operator"])
+def test_realtime_keeps_a_given_tier_after_a_refund_until_its_validity_ends(how):
+    # rules.md: a refunded paid upgrade or recharge does not take the tier back; realtime re-matched
+    # the ladder at the first refund of anything and dropped them (an outside probe)
+    top, body, given = GIVEN.get(how, ("", "", []))
+    gold_card = 'validity = "12 months"\npaid_upgrade_sku = "GOLD-CARD"'
+    tiers = ladder("realtime").replace('validity = "12 months"', gold_card)
+    target = book(top=top, body=SPEND + body, tiers=tiers)
+    score(target, *given, buy("t1", "m1", DAY, line(10000)))
+    if how == "operator":
+        set_tier(target, "m1", "Gold", "complaint", parse_day("2026-03-04"))
+    assert target.members["m1"].tier == 2
+    score(target, refund("r1", "m1", DAY, "t1", 5000))
+    member = target.members["m1"]
+    assert (member.tier, iso(member.tier_until)) == (2, "2027-03-03")
