@@ -9,15 +9,10 @@ from engine.members import Member
 from engine.spending.operations import REFUNDABLE
 from engine.tier_changes import tier_after_transaction
 from engine.tiers import counted_since
-from engine.transactions import Transaction, TxnRecord
+from engine.transactions import Transaction, TxnRecord, refund_amount
 from engine.types import PURCHASE, REFUND, Day
 
-__all__ = ["refund_amount", "refund_problem", "score_refund"]
-
-
-def refund_amount(txn: Transaction) -> int:
-    """`amount_minor` when given, else the sum of the refund's lines."""
-    return txn.amount_minor or sum(line.paid_minor for line in txn.lines)
+__all__ = ["refund_problem", "score_refund"]
 
 
 def refund_problem(txn: Transaction, original: TxnRecord | None) -> str:

@@ -11,13 +11,13 @@ from engine.bounds import input_problem, room_to_earn
 from engine.earning import purchase_fits, purchase_growth, value_purchase
 from engine.events import count_event, is_capped
 from engine.members import Member
-from engine.refunds import refund_amount, refund_problem, score_refund
+from engine.refunds import refund_problem, score_refund
 from engine.spending.coupons import issue_on_enroll
 from engine.spending.operations import UNDOABLE, score_spending
 from engine.tagging import note_purchase
 from engine.tier_changes import enter_tier, tier_after_transaction
 from engine.tiers import validity_from
-from engine.transactions import Transaction, TxnRecord, TxnResult
+from engine.transactions import Transaction, TxnRecord, TxnResult, refund_amount
 from engine.types import (
     ADJUSTMENT,
     COUPON_ISSUE,

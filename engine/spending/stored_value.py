@@ -10,7 +10,7 @@ from engine.spending.coupons import void_coupons
 from engine.spending.recharge_bonuses import choose_bonus, give_bonus
 from engine.tier_changes import tier_after_transaction
 from engine.tiers import counted_since
-from engine.transactions import Spent, Transaction, TxnRecord
+from engine.transactions import Spent, Transaction, TxnRecord, refund_amount
 from engine.types import PAYMENT, RECHARGE, REFUND, Day
 
 __all__ = ["score_payment", "score_recharge", "undo_payment", "undo_recharge"]
@@ -72,8 +72,10 @@ def _balance(member: Member) -> int:
 
 
 def _refunded_so_far(original: TxnRecord, txn: Transaction) -> int:
-    """C: what is refunded of the original with this refund, never more than it (T)."""
-    asked = txn.amount_minor or original.paid_minor - original.refunded_minor
+    """C: what is refunded of the original with this refund, never more than it (T). A refund
+    stating no amount (nor lines: they were ignored, and all that was left went back) takes all
+    that is left."""
+    asked = refund_amount(txn) or original.paid_minor - original.refunded_minor
     return min(original.refunded_minor + asked, original.paid_minor)
 
 

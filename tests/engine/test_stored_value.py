@@ -230,3 +230,17 @@ def test_spending_stored_value_never_changes_growth_or_tier_sums():
     before = (member.growth, member.total_spend, member.total_recharge, member.total_points)
     score(target, pay("p1", "m1", DAY, 5_000))
     assert (member.growth, member.total_spend, member.total_recharge, member.total_points) == before
+
+
+def test_a_refund_of_a_payment_or_recharge_by_lines_returns_their_sum():
+    # SPEC §5: the refunded amount is amount_minor, or else the sum of the lines; the lines were
+    # ignored and all that was left went back (an outside probe: 100.00 for 30.00 of lines)
+    target = book()
+    score(target, recharge("c1", "m1", DAY, 20_000), pay("p1", "m1", DAY, 10_000))
+    by_lines = Transaction("x1", "m1", ms(DAY), "refund", refund_of="p1", lines=[line(1_000), line(2_000)])
+    assert score(target, by_lines)[0].value_minor == 3_000
+    assert target.members["m1"].stored_value == 13_000
+    recharged = Transaction("x2", "m1", ms(DAY), "refund", refund_of="c1", lines=[line(3_000)])
+    score(target, recharged)
+    assert target.members["m1"].stored_value == 10_000
+    assert score(target, refund("x3", "m1", DAY, "p1"))[0].value_minor == 7_000  # no amount: all that is left
