@@ -12,7 +12,7 @@ from engine.record_fields cimport Member, Transaction, TxnRecord
 from engine.tagging cimport note_purchase
 from engine.tier_changes cimport enter_tier, tier_after_transaction
 
-cdef Py_ssize_t _LONGEST_ID
+cdef Py_ssize_t _LONGEST_ID, _LONGEST_TEXT
 cdef frozenset _KINDS, _STATUSES
 
 
@@ -20,7 +20,7 @@ cdef frozenset _KINDS, _STATUSES
 cpdef score_transaction(Book book, Transaction txn)
 @cython.locals(today=cython.longlong, lateness=cython.longlong, member=Member)
 cpdef date_problem(Book book, long long day, member_id=*)
-@cython.locals(txn_id=str, member_id=str, status=str)
+@cython.locals(txn_id=str, member_id=str, status=str, channel=str)
 cpdef malformed_reason(Book book, Transaction txn)
 cpdef _kind_problem(Book book, Transaction txn)
 cpdef _recharge(Book book, Transaction txn, day)

@@ -37,7 +37,11 @@ from engine.why import Why
 __all__ = ["date_problem", "malformed_reason", "score_batch", "score_transaction"]
 
 MAX_ID_LENGTH = 100
-_LONGEST_ID = MAX_ID_LENGTH
+MAX_TEXT_LENGTH = 1_000
+"""A transaction's texts kept beside the member: `channel` (an enrolling transaction's becomes the
+member's) and an adjustment's `note` (its ledger entry's): unbounded, one made the member or its
+ledger larger than a default gRPC client reads (4 MiB), as Enroll's and operators' texts are."""
+_LONGEST_ID, _LONGEST_TEXT = MAX_ID_LENGTH, MAX_TEXT_LENGTH
 _KINDS, _STATUSES = KINDS, STATUSES
 """The checks' constants as scoring.pxd types them (a C integer, frozensets) when compiled."""
 _MONEY = SPENDING_KINDS | {RECHARGE}
@@ -110,11 +114,13 @@ def date_problem(book: Book, day: Day, member_id: str = "") -> str:
 def malformed_reason(book: Book, txn: Transaction) -> str:
     """Why a transaction can never be applied, whatever the state: checked every time it is sent."""
     # locals that scoring.pxd types `str`, so that their tests and lengths are C ones compiled
-    txn_id, member_id, status = txn.txn_id, txn.member_id, txn.status
+    txn_id, member_id, status, channel = txn.txn_id, txn.member_id, txn.status, txn.channel
     if not txn_id or len(txn_id) > _LONGEST_ID:
         return "missing_txn_id" if not txn_id else "id_too_long"
     if not member_id or len(member_id) > _LONGEST_ID:
         return "missing_member_id" if not member_id else "id_too_long"
+    if len(channel) > _LONGEST_TEXT:
+        return "text_too_long"
     if txn.kind not in _KINDS:
         return "unknown_kind"
     if status and status not in _STATUSES:
@@ -144,7 +150,9 @@ def _kind_problem(book: Book, txn: Transaction) -> str:
         return "" if txn.coupon_code else "missing_coupon_code"
     if not txn.amount_minor:
         return "missing_amount"
-    return "missing_reason" if kind == ADJUSTMENT and not txn.note else ""
+    if kind != ADJUSTMENT:
+        return ""
+    return "missing_reason" if not txn.note else "text_too_long" if len(txn.note) > _LONGEST_TEXT else ""
 
 
 def _recharge(book: Book, txn: Transaction, day: Day) -> TxnResult:

@@ -48,6 +48,9 @@ def test_unpaid_purchases_are_ignored_and_do_not_use_up_their_id(status):
     (Transaction("t", "m1", ms(DAY), "refund", refund_of="x"), "nothing_to_refund"),
     (Transaction("t", "m1", ms(DAY), "adjustment", amount_minor=5), "missing_reason"),
     (Transaction("t" * 101, "m1", ms(DAY), "purchase", amount_minor=5), "id_too_long"),
+    # kept with the member: megabytes made it unreadable by a default gRPC client (an outside probe)
+    (Transaction("t", "m1", ms(DAY), "purchase", amount_minor=5, channel="c" * 1001), "text_too_long"),
+    (Transaction("t", "m1", ms(DAY), "adjustment", amount_minor=5, note="n" * 1001), "text_too_long"),
 ])
 def test_malformed_transactions_are_rejected_with_a_machine_readable_reason(txn, reason):
     target = book(body=SPEND)
@@ -204,3 +207,11 @@ def test_a_transaction_id_is_an_idempotency_key_within_its_member():
     assert [(r.outcome, r.points) for r in results] == [
         ("accepted", 20), ("accepted", 50), ("duplicate", 20), ("duplicate", 50)]
     assert (target.members["m1"].points, target.members["m2"].points) == (20, 50)
+
+
+def test_texts_of_a_thousand_characters_are_kept():
+    target = book(body=SPEND)
+    score(target, Transaction("t1", "m1", ms(DAY), "purchase", amount_minor=2900, channel="c" * 1000),
+          Transaction("t2", "m1", ms(DAY), "adjustment", amount_minor=5, note="n" * 1000))
+    assert target.members["m1"].profile.channel == "c" * 1000
+    assert [e.note for e in target.ledger if e.kind == "adjust"] == ["n" * 1000]
