@@ -22,7 +22,7 @@ import msgspec
 
 from bench.progress import Progress
 from client.import_file import Row, file_format, read_rows
-from client.patron_client import RETRIABLE, PatronClient
+from client.patron_client import PatronClient, retriable
 from engine.errors import PatronError
 from proto import patron_pb2 as pb
 
@@ -212,7 +212,7 @@ class _Run:
             try:
                 return future.result()
             except grpc.RpcError as error:
-                if error.code() not in RETRIABLE or attempt > self.options.retries:
+                if not retriable(error) or attempt > self.options.retries:
                     raise
                 time.sleep(min(0.05 * 2 ** attempt, 2.0))
                 future = self._call(chunk)

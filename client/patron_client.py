@@ -19,7 +19,7 @@ from proto import patron_pb2 as pb
 from proto import patron_pb2_grpc as rpc
 
 __all__ = ["MOST_QUANTITY", "RETRIABLE", "RETRY_AFTER", "PatronClient", "UnsendableError", "backoff", "enroll_request",
-           "line_message", "retry_after", "transaction_message"]
+           "line_message", "retriable", "retry_after", "transaction_message"]
 
 RETRIABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
                        grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED})
@@ -37,6 +37,16 @@ _ACTIONS = {"freeze": pb.STATUS_ACTION_FREEZE, "unfreeze": pb.STATUS_ACTION_UNFR
 
 RETRY_AFTER = "patron-retry-after-ms"
 """Trailing metadata of an overload refusal: milliseconds until the server expects room."""
+
+
+_TOO_LARGE_TO_SEND = "CLIENT: Sent message larger than max"
+"""gRPC's own refusal, in this process, of a request over max_message_bytes: RESOURCE_EXHAUSTED,
+which sending again cannot change (it was retried for about 10 s)."""
+
+
+def retriable(error: Any, codes: frozenset = RETRIABLE) -> bool:
+    """Whether sending again may succeed: a code among `codes`, but not a request too large to send."""
+    return error.code() in codes and not (error.details() or "").startswith(_TOO_LARGE_TO_SEND)
 
 
 def backoff(attempt: int, error: Any = None) -> float:
@@ -229,7 +239,7 @@ class PatronClient:
             except grpc.RpcError as error:
                 attempt += 1
                 self._fail_over(error)
-                if error.code() not in RETRIABLE or attempt > self.retries:
+                if not retriable(error) or attempt > self.retries:
                     raise
                 time.sleep(backoff(attempt, error))
 
@@ -282,7 +292,7 @@ class PatronClient:
 
     def ledger(self, member_id: str, after_seq: int = 0, limit: int = 0) -> list[pb.LedgerEntry]:
         request = pb.ListLedgerRequest(member_id=member_id, after_seq=after_seq, limit=limit)
-        return list(self.members.ListLedger(request, timeout=self.timeout, metadata=self.metadata))
+        return self._call(lambda r, **options: list(self.members.ListLedger(r, **options)), request)
 
     def enroll(self, member_id: str, **fields: Any) -> pb.EnrollResponse:
         return self._call(self.members.Enroll, enroll_request(member_id, **fields))
@@ -398,12 +408,15 @@ class PatronClient:
         """Events after position `after` (empty: the oldest held), for ever, as an iterator of
         pb.Event; `cancel()` ends it. Keep the position of the last event processed to resume."""
         metadata = self.metadata + ((("patron-subscriber", name),) if name else ())
-        return self.events.Subscribe(pb.SubscribeRequest(after=after, kinds=list(kinds)), metadata=metadata)
+        call = self.events.Subscribe(pb.SubscribeRequest(after=after, kinds=list(kinds)), metadata=metadata)
+        return _Subscription(call, self._fail_over)
 
     def serving(self, service: str = "") -> bool:
+        """Whether the gateway in use says SERVING; one that does not answer is left for the next."""
         try:
             answer = self.health.Check(health_pb2.HealthCheckRequest(service=service), timeout=2)
-        except grpc.RpcError:
+        except grpc.RpcError as error:
+            self._fail_over(error)
             return False
         return answer.status == health_pb2.HealthCheckResponse.SERVING
 
@@ -427,7 +440,36 @@ class PatronClient:
                 return call()
             except grpc.RpcError as error:
                 self._fail_over(error)
-                if error.code() not in codes or attempt > self.retries:
+                if not retriable(error, codes) or attempt > self.retries:
                     raise
                 time.sleep(backoff(attempt, error))
         raise AssertionError("unreachable")
+
+
+class _Subscription:
+    """A Subscribe call that, when it breaks on an unreachable gateway, leaves the client's next
+    call (a subscribe again, from the last position) for the next gateway; `cancel()` ends it."""
+
+    def __init__(self, call: Any, fail_over: Any) -> None:
+        self._call = call
+        self._fail_over = fail_over
+
+    def __iter__(self) -> Iterator[pb.Event]:
+        try:
+            yield from self._call
+        except grpc.RpcError as error:
+            self._fail_over(error)
+            raise
+
+    def __next__(self) -> pb.Event:
+        try:
+            return next(self._call)
+        except grpc.RpcError as error:
+            self._fail_over(error)
+            raise
+
+    def cancel(self) -> bool:
+        return self._call.cancel()
+
+    def __getattr__(self, name: str) -> Any:  # code(), details(), trailing_metadata() of the call
+        return getattr(self._call, name)

@@ -1,12 +1,16 @@
 """The gateway's contract: answers in order, bad requests answered INVALID_ARGUMENT, health and
 reflection for standard tools."""
 
+import random
+from types import SimpleNamespace
+
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from client import PatronClient
+from bench.cluster import free_port
+from client import PatronClient, patron_client
 from proto import patron_pb2 as pb
 from tests.builders import ms
 from tests.conftest import two_shard_server
@@ -101,3 +105,31 @@ def test_reflection_lists_patrons_services(server):
         names = {s.name for s in next(answers).list_services_response.service}
     assert {"patron.v1.Ingest", "patron.v1.Members", "patron.v1.Admin", "patron.v1.Events", "patron.v1.Wallet",
             "grpc.health.v1.Health"} <= names
+
+
+def test_every_read_of_a_client_with_several_gateways_moves_on_from_one_that_does_not_answer(server, monkeypatch):
+    # ledger, subscribe and health stayed on a dead gateway for ever (an outside probe)
+    monkeypatch.setattr(patron_client, "random", SimpleNamespace(randrange=lambda n: 0, uniform=random.uniform))
+    dead = f"127.0.0.1:{free_port()}"
+    reads = {"ledger": lambda client: client.ledger("nobody"),
+             "subscribe": lambda client: next(client.subscribe()),
+             "status": lambda client: client.status()}
+    for name, read in reads.items():
+        with PatronClient([dead, server.address], retries=0) as client:
+            with pytest.raises(grpc.RpcError) as refused:
+                read(client)
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, name
+            assert client.address == server.address, name
+    with PatronClient([dead, server.address]) as client:
+        assert not client.serving()  # the dead one, left for the next
+        client.wait_until_serving(timeout=30)
+        assert client.address == server.address
+
+
+def test_a_batch_too_large_to_send_is_not_sent_again(server, monkeypatch):
+    pauses: list[float] = []
+    monkeypatch.setattr(patron_client.time, "sleep", pauses.append)
+    with PatronClient(server.address, max_message_bytes=2_000) as client, pytest.raises(grpc.RpcError) as refused:
+        client.submit([purchase(f"huge-t{n:090d}", "huge-m") for n in range(40)])
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert pauses == []  # retried for about 10 s before
