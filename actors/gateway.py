@@ -115,13 +115,22 @@ def _batch(data: bytes) -> Route:
         raise InvalidRequestError(f"not a {pb.TransactionBatch.DESCRIPTOR.full_name}: {error}") from None
 
 
+class StoppingError(PatronError):
+    """A stream's batch arriving after the server began to stop: not applied."""
+
+    def __init__(self) -> None:
+        super().__init__("patron is stopping: this batch and any sent after it on this stream were not applied; "
+                         "send them again (to another gateway, or here once it is back)")
+
+
 _CODES: list[tuple[type[BaseException] | tuple, grpc.StatusCode]] = [
     ((InvalidRequestError, RulesError), grpc.StatusCode.INVALID_ARGUMENT),
     (UnknownMemberError, grpc.StatusCode.NOT_FOUND),
     ((PublishBusyError, ReshardBusyError, NotYetError), grpc.StatusCode.FAILED_PRECONDITION),
     ((OutOfOrderError, MovedAwayError), grpc.StatusCode.ABORTED),
     ((StorageFullError, OverloadedError), grpc.StatusCode.RESOURCE_EXHAUSTED),
-    ((ShardUnavailableError, RayActorError, ActorDiedError, ActorUnavailableError, PublishUnfinishedError),
+    ((ShardUnavailableError, RayActorError, ActorDiedError, ActorUnavailableError, PublishUnfinishedError,
+      StoppingError),
      grpc.StatusCode.UNAVAILABLE),
 ]
 
@@ -218,6 +227,9 @@ class IngestService:
         self.coordinator = coordinator
         self.max_batch = max_batch
         self.refusals_first = RefusalsFirst()
+        self.stopping = False
+        """Set when the server begins to stop: an open stream's batches in flight are answered and
+        its next one ends it (gRPC's grace let open streams go on taking batches until it ran out)."""
         self._overloaded = coordinator.metrics.batches_refused.labels(grpc.StatusCode.RESOURCE_EXHAUSTED.name)
 
     async def SubmitBatch(self, requests: AsyncIterator, context: grpc.aio.ServicerContext) -> bytes:
@@ -285,6 +297,8 @@ class IngestService:
                 async for request in requests:
                     if isinstance(request, Unreadable):
                         raise InvalidRequestError(request.reason)
+                    if self.stopping:
+                        raise StoppingError()
                     received = time.perf_counter()
                     routed = await self._route_when_free(request, stream)
                     await pending.put(_outcome_may_go_unread(asyncio.ensure_future(self._settle(*routed, received))))

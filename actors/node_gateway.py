@@ -126,6 +126,7 @@ class NodeGateway:
         self.router: ShardRouter | None = None
         self.server: grpc.aio.Server | None = None
         self.events: EventsService | None = None
+        self.ingest: IngestService | None = None
         self.ports = (0, 0)
         self._http: Any = None
         self._admin: grpc.aio.Channel | None = None
@@ -142,7 +143,8 @@ class NodeGateway:
         self._admin = grpc.aio.insecure_channel(plan.admin) if not config.tls_cert else grpc.aio.secure_channel(
             plan.admin, grpc.ssl_channel_credentials(config.tls_cert.read_bytes()))
         self.events = EventsService(router)
-        servicers = {"Ingest": IngestService(router, config.max_batch),
+        self.ingest = IngestService(router, config.max_batch)
+        servicers = {"Ingest": self.ingest,
                      "Members": MembersService(router, config.max_batch),
                      "Events": self.events, "Wallet": WalletService(router)}
         server = grpc_server(config, plan.tokens, servicers, self.checker, lambda: True,
@@ -196,6 +198,8 @@ class NodeGateway:
     async def stop(self, grace: float) -> None:
         """NOT_SERVING, finish the batches in flight, then close."""
         await self.checker.enter_graceful_shutdown()
+        if self.ingest is not None:
+            self.ingest.stopping = True
         if self.server is not None:
             await self.server.stop(grace)
         if self.events is not None:

@@ -83,6 +83,7 @@ class Server:
         self.coordinator = Coordinator(config, self.metrics, self._shards_answer)
         self.events = EventsService(self.coordinator)
         self.grpc: grpc.aio.Server | None = None
+        self.ingest: IngestService | None = None
         self.port = 0
         self.metrics_port = 0
         self._own_ray = False
@@ -126,6 +127,8 @@ class Server:
         """NOT_SERVING first, so load balancers move away; then finish the batches in flight
         (new ones are refused), then close every shard's LMDB."""
         await self.health.enter_graceful_shutdown()
+        if self.ingest is not None:
+            self.ingest.stopping = True
         if self.gateways is not None:
             await self.gateways.stop(grace)
         if self.grpc is not None:

@@ -1,7 +1,10 @@
 """The gateway's contract: answers in order, bad requests answered INVALID_ARGUMENT, health and
 reflection for standard tools."""
 
+import queue
 import random
+import threading
+import time
 from types import SimpleNamespace
 
 import grpc
@@ -11,7 +14,9 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from bench.cluster import free_port
 from client import PatronClient, patron_client
+from client.patron_client import transaction_message
 from proto import patron_pb2 as pb
+from proto import patron_pb2_grpc as rpc
 from tests.builders import ms
 from tests.conftest import two_shard_server
 
@@ -133,3 +138,28 @@ def test_a_batch_too_large_to_send_is_not_sent_again(server, monkeypatch):
         client.submit([purchase(f"huge-t{n:090d}", "huge-m") for n in range(40)])
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert pauses == []  # retried for about 10 s before
+
+
+def test_an_open_stream_ends_at_its_next_batch_once_the_server_begins_to_stop(start_server):
+    # gRPC's grace let an open stream go on taking new batches for 30 s after SIGTERM (an outside probe)
+    running = start_server(shards=2)
+    outgoing: queue.Queue = queue.Queue()
+    with grpc.insecure_channel(running.address) as channel:
+        answers = rpc.IngestStub(channel).StreamBatches(iter(outgoing.get, None), timeout=60)
+        outgoing.put(pb.TransactionBatch(batch_id="before", transactions=[
+            transaction_message(purchase("stop-t1", "stop-m1"))]))
+        assert next(answers).batch_id == "before"
+        stopper = threading.Thread(target=running.stop)
+        stopper.start()
+        deadline = time.monotonic() + 30
+        while not running.server.ingest.stopping:
+            assert time.monotonic() < deadline, "the server did not begin to stop"
+            time.sleep(0.01)
+        outgoing.put(pb.TransactionBatch(batch_id="after", transactions=[
+            transaction_message(purchase("stop-t2", "stop-m2"))]))
+        with pytest.raises(grpc.RpcError) as ended:
+            next(answers)
+        outgoing.put(None)
+        stopper.join(timeout=60)
+    assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "patron is stopping" in ended.value.details()
