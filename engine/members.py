@@ -130,7 +130,11 @@ class Member(Struct, array_like=True, gc=False):
     record keeps the count its transaction was applied under, so that its refund takes back from
     them only what it added: the upgrading order, and orders of the upgrade day before it, are not
     in them, though dated on `tier_since` (an outside probe: their refunds cost the tier)."""
-    tier_given: bool = False  # last, appended as since_began
-    """The tier was given rather than reached on its condition: by a recharge bonus, a paid
-    upgrade, an operator, the enrollment channel or an import. `realtime` does not move such a
-    member down after a refund (its condition never held); the tier runs its validity."""
+    given_tier: int = 0  # appended as since_began
+    """The last tier the member was given rather than reached on its condition: by a recharge
+    bonus, a paid upgrade, an operator, `downgrade_to`, the enrollment channel or an import; 0 none.
+    A given tier runs its validity: until `given_until`, re-matching the ladder (a refund under
+    `realtime`, a higher tier's validity ending, a periodic recalculation) moves the member no lower
+    (engine.tier_changes.given_floor). Members stored before it was kept have none."""
+    given_until: Day = 0  # last, appended
+    """The given tier's last valid day; 0: permanent."""

@@ -12,7 +12,7 @@ from engine.periods import valid_through
 from engine.reminders import next_reminder, remind
 from engine.spending.coupons import coupon_due, expire_coupons
 from engine.tagging import retag
-from engine.tier_changes import enter_tier
+from engine.tier_changes import enter_tier, given_floor
 from engine.tiers import TierLadder, reset_since
 from engine.types import Day
 
@@ -260,7 +260,11 @@ def _validity_end(book: Book, member: Member, run: Day, ref: str) -> None:
                    note="extended")
         return
     target = rule.downgrade_to if rule.downgrade_to is not None else _reevaluate(ladder, member, run)
-    enter_tier(book, member, target, run, "midnight", ref, note="validity ended")
+    given = target == rule.downgrade_to  # put there, not reached: it runs its validity (given_floor)
+    floor = given_floor(member, run)
+    if floor > target:
+        target, given = floor, False
+    enter_tier(book, member, target, run, "midnight", ref, note="validity ended", given=given)
 
 
 def _reevaluate(ladder: TierLadder, member: Member, run: Day) -> int:
@@ -276,7 +280,7 @@ def _periodic(book: Book, member: Member, run: Day, ref: str) -> None:
     ladder = book.programme.ladder
     if ladder.periodic == "none":
         return
-    target = ladder.best_match(member, run - 1)
+    target = max(ladder.best_match(member, run - 1), given_floor(member, run))
     if target != member.tier:
         enter_tier(book, member, target, run, "midnight", ref, note="periodic recalculation")
 

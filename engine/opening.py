@@ -78,9 +78,9 @@ def open_member(book: Book, row: Opening, import_id: str, day: Day) -> Member:
     for lot in lots:
         points += lot.amount
         moved.append((lot.expires, lot.amount))
-    member = Member(row.member_id, enrolled=day, tier=tier, tier_given=tier > 0, tier_since=day, tier_until=until,
-                    points=points, lots=lots, growth=row.growth, stored_value=row.stored_value,
-                    bonus_value=row.bonus_value, status=row.status or "active",
+    member = Member(row.member_id, enrolled=day, tier=tier, tier_since=day, tier_until=until,
+                    given_tier=tier, given_until=until, points=points, lots=lots, growth=row.growth,
+                    stored_value=row.stored_value, bonus_value=row.bonus_value, status=row.status or "active",
                     profile=Profile(birthday=birthday, source=row.source, content=row.content,
                                     campaign=row.campaign, channel=row.channel))
     book.members[member.member_id] = member

@@ -59,7 +59,7 @@ def enroll(book: Book, request: Enrollment, day: Day) -> tuple[Member, bool]:
         member = Member(request.member_id, enrolled=day, tier=book.programme.default_tier(request.channel))
         member.tier_since = day
         member.tier_until = validity_from(book.programme.ladder, member.tier, day)  # as scoring's auto-enrolled
-        member.tier_given = member.tier > 0
+        member.given_tier, member.given_until = member.tier, member.tier_until
         if member.tier_until:
             schedule(book, member)  # woken when the tier ends: no transaction of its own may come to
         book.members[member.member_id] = member

@@ -44,11 +44,13 @@ def remap_tiers(book: Book, member: Member, old_names: list[str]) -> bool:
     next_tier = _position(old_names, names, member.next_tier) if member.next_tier else 0
     if member.tier and left and left not in names:
         member.next_tier = next_tier
+        member.given_tier = _position(old_names, names, member.given_tier)
         _leave_removed_tier(book, member, left)
         return True
     tier = _position(old_names, names, member.tier)
-    moved = (tier, next_tier) != (member.tier, member.next_tier)
-    member.tier, member.next_tier = tier, next_tier
+    given = _position(old_names, names, member.given_tier)  # a tier removed leaves no floor (0)
+    moved = (tier, next_tier, given) != (member.tier, member.next_tier, member.given_tier)
+    member.tier, member.next_tier, member.given_tier = tier, next_tier, given
     return moved
 
 

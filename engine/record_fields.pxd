@@ -28,11 +28,11 @@ cdef extern from *:
     #define PATRON_LOT(F, T) F(T, amount) F(T, expires)
     #define PATRON_MEMBER(F, T) F(T, abnormal) F(T, bonus_value) F(T, bonuses_used) \
         F(T, carry_minor) F(T, coupons) F(T, day_points) F(T, debt) F(T, enrolled) F(T, events) \
-        F(T, flag_days) F(T, frozen_when_lost) F(T, growth) F(T, held) F(T, last_purchase) F(T, ledger_seq) F(T, lots) \
+        F(T, flag_days) F(T, frozen_when_lost) F(T, given_tier) F(T, given_until) F(T, growth) F(T, held) F(T, last_purchase) F(T, ledger_seq) F(T, lots) \
         F(T, manual_tags) F(T, member_id) F(T, midnight_done) F(T, next_tier) F(T, pending) \
         F(T, points) F(T, profile) F(T, purchases) F(T, reminded) F(T, since_began) F(T, since_growth) \
         F(T, since_points) F(T, since_recharge) F(T, since_single) F(T, since_spend) F(T, singles) \
-        F(T, status) F(T, stored_value) F(T, tag_check) F(T, tags) F(T, tier) F(T, tier_given) F(T, tier_since) \
+        F(T, status) F(T, stored_value) F(T, tag_check) F(T, tags) F(T, tier) F(T, tier_since) \
         F(T, tier_until) F(T, total_points) F(T, total_recharge) F(T, total_spend) F(T, touched) \
         F(T, windows)
     #define PATRON_PROFILE(F, T) F(T, attributes) F(T, birthday) F(T, campaign) F(T, channel) \
@@ -115,12 +115,12 @@ cdef extern from *:
     ctypedef class engine.members.Member [object patron_Member, check_size error]:
         cdef object abnormal, bonus_value, bonuses_used, carry_minor, coupons
         cdef object day_points, debt, enrolled, events, flag_days, frozen_when_lost
-        cdef object growth, held
+        cdef object given_tier, given_until, growth, held
         cdef object last_purchase, ledger_seq, lots, manual_tags, member_id
         cdef object midnight_done, next_tier, pending, points, profile, purchases
         cdef object reminded, since_began, since_growth, since_points, since_recharge
         cdef object since_single, since_spend, singles, status, stored_value
-        cdef object tag_check, tags, tier, tier_given, tier_since, tier_until, total_points
+        cdef object tag_check, tags, tier, tier_since, tier_until, total_points
         cdef object total_recharge, total_spend, touched, windows
 
     ctypedef class engine.members.Profile [object patron_Profile, check_size error]:

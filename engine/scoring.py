@@ -196,7 +196,7 @@ def _member_for(book: Book, txn: Transaction, day: Day) -> tuple[Member | None, 
     member.tier_since = day
     if member.tier:  # a channel's tier lasts its validity, as an imported member's does (it was permanent)
         member.tier_until = validity_from(book.programme.ladder, member.tier, day)
-        member.tier_given = True
+        member.given_tier, member.given_until = member.tier, member.tier_until
     member.profile.channel = txn.channel
     book.members[txn.member_id] = member
     if book.programme.coupons.on_enroll:

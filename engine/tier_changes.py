@@ -10,13 +10,15 @@ from engine.spending.coupons import issue_on_upgrade
 from engine.tiers import TierLadder, TierRule, reset_since
 from engine.types import Day
 
-__all__ = ["enter_tier", "tier_after_transaction"]
+__all__ = ["enter_tier", "given_floor", "tier_after_transaction"]
 
 
 def enter_tier(book: Book, member: Member, target: int, day: Day, cause: str, ref: str,
                note: str = "", given: bool = False) -> None:
     """Move a member to a tier on `day`, starting its validity and the `since` sums afresh.
-    `given`: by a recharge bonus, a paid upgrade or an operator, not on the tier's condition."""
+    `given`: by a recharge bonus, a paid upgrade, an operator or `downgrade_to`, not on the tier's
+    condition (Member.given_tier). Back in a tier it was given and still holds, the member keeps the
+    validity it was given with."""
     ladder = book.programme.ladder
     rule = ladder.tiers[target]
     previous = member.tier
@@ -27,10 +29,14 @@ def enter_tier(book: Book, member: Member, target: int, day: Day, cause: str, re
         member.windows.pop("growth", None)
     if target > previous and rule.metric == "single_purchase":
         _use_single(member, ladder, rule, day)
+    floor = given_floor(member, day)
     member.tier = target
-    member.tier_given = given
     member.tier_since = day
     member.tier_until = 0 if rule.permanent else valid_through(rule.validity, day)
+    if given:
+        member.given_tier, member.given_until = target, member.tier_until
+    elif target and target == floor:
+        member.tier_until = member.given_until
     if member.next_tier <= target:
         member.next_tier = 0
     reset_since(member)
@@ -44,6 +50,15 @@ def enter_tier(book: Book, member: Member, target: int, day: Day, cause: str, re
         issue_on_upgrade(book, member, target, day, cause, ref)
 
 
+def given_floor(member: Member, day: Day) -> int:
+    """The tier the member was given while that gift is still valid on `day`, else 0: re-matching
+    the ladder moves it no lower (a given tier runs its validity: docs/decisions.md, "Tiers")."""
+    given = member.given_tier
+    if given and (not member.given_until or day <= member.given_until):
+        return given
+    return 0
+
+
 def _use_single(member: Member, ladder: TierLadder, rule: TierRule, day: Day) -> None:
     used = ladder._best_single(member, rule, day)
     if used is not None:
@@ -54,7 +69,8 @@ def tier_after_transaction(book: Book, member: Member, day: Day, ref: str, lower
                            cause: str = "txn") -> None:
     """`realtime` and `upgrade_only` move up at once (a `next_day` tier waits for midnight);
     `realtime` also moves down after a transaction that lowered a metric (or an operator's void:
-    `cause`), unless the tier was given (Member.tier_given) or cannot be re-judged. `batch` waits."""
+    `cause`), no lower than a tier it was given (given_floor), and not from a tier that cannot be
+    re-judged. `batch` waits."""
     ladder = book.programme.ladder
     if ladder.on_change == "batch":
         return
@@ -66,8 +82,7 @@ def tier_after_transaction(book: Book, member: Member, day: Day, ref: str, lower
             enter_tier(book, member, rule.index, as_of, cause, ref)
             return
         member.next_tier = max(member.next_tier, rule.index)
-    if (lowered and ladder.on_change == "realtime" and member.tier and not member.tier_given
-            and not ladder.kept_until_validity_ends(member.tier)):
-        target = ladder.best_match(member, as_of)
+    if lowered and ladder.on_change == "realtime" and member.tier and not ladder.kept_until_validity_ends(member.tier):
+        target = max(ladder.best_match(member, as_of), given_floor(member, as_of))
         if target < member.tier:
             enter_tier(book, member, target, as_of, cause, ref)

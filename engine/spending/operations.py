@@ -10,7 +10,7 @@ from engine.members import Member
 from engine.spending.coupons import score_coupon_issue, score_coupon_use, undo_coupon_use
 from engine.spending.redemption import score_redeem, undo_redeem
 from engine.spending.stored_value import score_payment, score_recharge, undo_payment, undo_recharge
-from engine.transactions import Transaction, TxnRecord, TxnResult
+from engine.transactions import Transaction, TxnRecord, TxnResult, refund_amount
 from engine.types import COUPON_ISSUE, COUPON_USE, PAYMENT, PURCHASE, RECHARGE, REDEEM, Day
 
 __all__ = ["REFUNDABLE", "UNDOABLE", "card_problem", "score_spending", "spending_refund_problem"]
@@ -36,12 +36,15 @@ def card_problem(member: Member | None) -> str:
     return "" if member.status == "active" else f"card_{member.status}"
 
 
-def spending_refund_problem(original: TxnRecord) -> str:
+def spending_refund_problem(original: TxnRecord, txn: Transaction) -> str:
     """Nothing of the original left to refund: all of it refunded, or a redeem or coupon use
-    already undone (they are undone all at once)."""
+    already undone (they are undone all at once); or a refund stating an amount of 0 (lines of 0:
+    stating nothing at all means all that is left)."""
     if original.kind in (REDEEM, COUPON_USE):
         return "nothing_to_refund" if original.spent.undone else ""
-    return "nothing_to_refund" if original.refunded_minor >= original.paid_minor else ""
+    if original.refunded_minor >= original.paid_minor or ((txn.amount_minor or txn.lines) and refund_amount(txn) <= 0):
+        return "nothing_to_refund"
+    return ""
 
 
 def score_spending(book: Book, txn: Transaction, day: Day, member: Member | None,
@@ -54,7 +57,7 @@ def score_spending(book: Book, txn: Transaction, day: Day, member: Member | None
     if original is None:
         outcome = _OPERATIONS[txn.kind](book, member, txn, day)
     else:
-        outcome = spending_refund_problem(original) or UNDOABLE[original.kind](book, member, original, txn, day)
+        outcome = spending_refund_problem(original, txn) or UNDOABLE[original.kind](book, member, original, txn, day)
         if not isinstance(outcome, str):
             book.txns[(txn.member_id, txn.refund_of)] = original
     if isinstance(outcome, str):

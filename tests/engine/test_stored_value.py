@@ -244,3 +244,11 @@ def test_a_refund_of_a_payment_or_recharge_by_lines_returns_their_sum():
     score(target, recharged)
     assert target.members["m1"].stored_value == 10_000
     assert score(target, refund("x3", "m1", DAY, "p1"))[0].value_minor == 7_000  # no amount: all that is left
+
+
+def test_a_refund_of_a_payment_by_lines_of_nothing_refunds_nothing():
+    target = book()
+    score(target, recharge("c1", "m1", DAY, 20_000), pay("p1", "m1", DAY, 10_000))
+    nothing = Transaction("x1", "m1", ms(DAY), "refund", refund_of="p1", lines=[line(0)])
+    assert score(target, nothing)[0].reason == "nothing_to_refund"  # was: all that was left
+    assert target.members["m1"].stored_value == 10_000

@@ -5,6 +5,7 @@ import pytest
 from engine.calendar import iso, parse_day
 from engine.members import Member
 from engine.operators import set_tier
+from engine.replay import advance_to
 from engine.transactions import Transaction
 from tests.builders import book, buy, line, ms, recharge, refund, score, three_tiers
 
@@ -168,3 +169,41 @@ def test_realtime_keeps_a_given_tier_after_a_refund_until_its_validity_ends(how)
     score(target, refund("r1", "m1", DAY, "t1", 5000))
     member = target.members["m1"]
     assert (member.tier, iso(member.tier_until)) == (2, "2027-03-03")
+
+
+def test_realtime_moves_down_no_lower_than_a_given_tier_after_a_higher_one_is_reached_and_refunded():
+    # a reviewer: the gift was forgotten once a higher tier was reached on its condition
+    target = book(body=SPEND, tiers=ladder("realtime"))
+    score(target, buy("t0", "m1", DAY, line(100)))
+    set_tier(target, "m1", "Silver", "complaint", parse_day("2026-03-04"))
+    score(target, buy("t1", "m1", DAY, line(60000)))
+    assert target.members["m1"].tier == 2  # Gold, on its condition
+    score(target, refund("r1", "m1", DAY, "t1", 60000))
+    member = target.members["m1"]
+    assert (member.tier, member.tier_until) == (1, 0)  # Silver as given: permanent
+
+
+SILVER_FOR_SIX_MONTHS = ('name = "Silver"\nmetric = "spend"\nwindow = "3 months"\nthreshold = 20000\n'
+                         'validity = "6 months"\n')
+
+
+def test_back_in_a_given_tier_the_member_keeps_the_validity_it_was_given_with():
+    tiers = ladder("realtime").replace('name = "Silver"\nmetric = "growth"\nthreshold = 100\n', SILVER_FOR_SIX_MONTHS)
+    target = book(body=SPEND, tiers=tiers)
+    score(target, buy("t0", "m1", DAY, line(100)))
+    set_tier(target, "m1", "Silver", "complaint", parse_day("2026-03-04"))
+    score(target, buy("t1", "m1", "2026-05-01 10:00", line(60000)), refund("r1", "m1", "2026-05-02 10:00", "t1", 60000))
+    member = target.members["m1"]
+    assert (member.tier, iso(member.tier_until)) == (1, "2026-09-03")  # not six months from the refund
+
+
+def test_a_downgrade_to_tier_is_given_and_runs_its_validity_under_realtime():
+    tiers = ladder("realtime").replace('validity = "12 months"', 'validity = "12 months"\ndowngrade_to = "Silver"')
+    tiers = tiers.replace('name = "Silver"\nmetric = "growth"\nthreshold = 100\n', SILVER_FOR_SIX_MONTHS)
+    target = book(body=SPEND, tiers=tiers)
+    score(target, buy("t1", "m1", DAY, line(60000)))
+    advance_to(target, parse_day("2027-03-05"))  # Gold's validity ended: down to Silver, not re-matched
+    member = target.members["m1"]
+    assert (member.tier, iso(member.tier_until)) == (1, "2027-09-03")
+    score(target, buy("t2", "m1", "2027-03-05 10:00", line(1000)), refund("r2", "m1", "2027-03-05 11:00", "t2", 1000))
+    assert target.members["m1"].tier == 1  # the refund re-matched the ladder (Basic) and took it before
