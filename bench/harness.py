@@ -28,6 +28,16 @@ class Driven(NamedTuple):
     """Of the server tree while they ran."""
 
 
+def every_shard(client: PatronClient) -> list:
+    """Each shard's status; a bench's sums over shards are wrong with one down (GetStatus answers
+    then, that shard not ready), so a shard that did not answer stops the bench, saying which."""
+    shards = client.status().shards
+    down = [f"shard {s.shard}: {s.down}" for s in shards if not s.ready]
+    if down:
+        raise RuntimeError(f"a shard does not answer: {'; '.join(down)}")
+    return list(shards)
+
+
 class Harness:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -94,7 +104,7 @@ class Harness:
     def common(self, client: PatronClient, cpu_seconds: float, units: int, unit: str = "transactions") -> dict:
         """CPU per 1,000 units, peak RSS so far, LMDB bytes per member now."""
         self.rss.sample()
-        shards = client.status().shards
+        shards = every_shard(client)
         disk, members = sum(s.disk_bytes for s in shards), sum(s.members for s in shards)
         records = sum(s.member_bytes for s in shards)
         by_role = {name: round(1000 * seconds / units, 4) for name, seconds in sorted(self.cpu_by_role.items())

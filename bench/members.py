@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.harness import Harness
+from bench.harness import Harness, every_shard
 from bench.ingest import Ingested, ingest_file
 from bench.machine import CpuMeter
 from bench.opening_import import import_file
@@ -65,7 +65,7 @@ def run(settings: Settings) -> Result:
             every_start, all_run, shards_now = _every_member(bench, streams["all"], total, batch_size, phases)
         else:
             client = again.client(timeout=36000)
-            every_start, all_run, shards_now = 0.0, None, client.status().shards
+            every_start, all_run, shards_now = 0.0, None, every_shard(client)
             client.close()
     load.append(os.getloadavg())
     disk = sum(s.disk_bytes for s in shards_now)
@@ -127,7 +127,7 @@ def _every_member(bench: Harness, path: Path, total: int, batch_size: int, phase
     every_start = wait_serving(every, timeout=36000) - started
     client = every.client(timeout=36000)
     run = _stream(bench, every, path, total, batch_size, "every member in memory", phases)
-    shards = client.status().shards
+    shards = every_shard(client)
     client.close()
     return every_start, run, shards
 

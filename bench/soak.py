@@ -11,7 +11,7 @@ import sys
 import time
 from typing import NamedTuple
 
-from bench.harness import Harness
+from bench.harness import Harness, every_shard
 from bench.machine import CpuMeter, tree_rss_bytes
 from bench.progress import Progress
 from bench.report import Chart, Result, common_rows
@@ -56,7 +56,7 @@ def run(settings: Settings) -> Result:
         def tick() -> None:
             progress.update(clients.done)
             if not memory or time.monotonic() - start - memory[-1].at >= 5:
-                members = sum(shard.members for shard in client.status().shards)
+                members = sum(shard.members for shard in every_shard(client))
                 memory.append(Sample(time.monotonic() - start, tree_rss_bytes([server.pid]),
                                      tree_rss_bytes([server.pid], field="RssAnon"),
                                      tree_rss_bytes([server.pid], field="RssFile"), members))

@@ -39,14 +39,15 @@ RETRY_AFTER = "patron-retry-after-ms"
 """Trailing metadata of an overload refusal: milliseconds until the server expects room."""
 
 
-_TOO_LARGE_TO_SEND = "CLIENT: Sent message larger than max"
-"""gRPC's own refusal, in this process, of a request over max_message_bytes: RESOURCE_EXHAUSTED,
-which sending again cannot change (it was retried for about 10 s)."""
+_TOO_LARGE = "larger than max"
+"""gRPC's own RESOURCE_EXHAUSTED for a message over a limit ("CLIENT: Sent message larger than
+max", "SERVER: Received ...", "CLIENT: Received ..." for an answer): sending again cannot change
+it (it was retried for about 10 s)."""
 
 
 def retriable(error: Any, codes: frozenset = RETRIABLE) -> bool:
-    """Whether sending again may succeed: a code among `codes`, but not a request too large to send."""
-    return error.code() in codes and not (error.details() or "").startswith(_TOO_LARGE_TO_SEND)
+    """Whether sending again may succeed: a code among `codes`, but not a message over a size limit."""
+    return error.code() in codes and _TOO_LARGE not in (error.details() or "")
 
 
 def backoff(attempt: int, error: Any = None) -> float:
@@ -193,6 +194,14 @@ class PatronClient:
         """After a gateway's UNAVAILABLE or silence, calls go to the next one."""
         if len(self.channels) > 1 and error.code() in FAIL_OVER:
             self._use((self._current + 1) % len(self.channels))
+
+    def _fail_over_from(self, gateway: int) -> Any:
+        """`_fail_over` for a call that may break long after it began (a subscription): only while
+        the client still uses the gateway the call went to, not one another call moved it to since."""
+        def fail_over(error: grpc.RpcError) -> None:
+            if self._current == gateway:
+                self._fail_over(error)
+        return fail_over
 
     def close(self) -> None:
         for channel in self.channels:
@@ -409,7 +418,7 @@ class PatronClient:
         pb.Event; `cancel()` ends it. Keep the position of the last event processed to resume."""
         metadata = self.metadata + ((("patron-subscriber", name),) if name else ())
         call = self.events.Subscribe(pb.SubscribeRequest(after=after, kinds=list(kinds)), metadata=metadata)
-        return _Subscription(call, self._fail_over)
+        return _Subscription(call, self._fail_over_from(self._current))
 
     def serving(self, service: str = "") -> bool:
         """Whether the gateway in use says SERVING; one that does not answer is left for the next."""

@@ -45,3 +45,44 @@ def test_a_refusal_that_says_when_room_is_likely_is_retried_no_sooner_than_half_
     assert min(pauses) < 0.42
     assert max(pauses) > 0.98
     assert retry_after(grpc.StatusCode.RESOURCE_EXHAUSTED) == 0.0  # no metadata: the doubling pause alone
+
+
+def test_a_subscription_that_breaks_moves_the_client_on_only_from_the_gateway_it_was_opened_on():
+    import grpc
+
+    from client.patron_client import PatronClient
+
+    class Unavailable(grpc.RpcError):
+        def code(self) -> grpc.StatusCode:
+            return grpc.StatusCode.UNAVAILABLE
+
+    with PatronClient(["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]) as client:
+        client._use(0)
+        opened_on_first = client._fail_over_from(0)
+        client._use(1)  # another call moved on since (a reviewer: the stream's break moved it again)
+        opened_on_first(Unavailable())
+        assert client.address == "127.0.0.1:2"
+        client._fail_over_from(1)(Unavailable())
+        assert client.address == "127.0.0.1:3"
+
+
+def test_a_message_over_a_size_limit_is_not_retried_whichever_side_refused_it():
+    import grpc
+
+    from client.patron_client import retriable
+
+    class Refused(grpc.RpcError):
+        def __init__(self, details: str) -> None:
+            self._details = details
+
+        def code(self) -> grpc.StatusCode:
+            return grpc.StatusCode.RESOURCE_EXHAUSTED
+
+        def details(self) -> str:
+            return self._details
+
+    assert retriable(Refused("the shard's queue is full"))
+    for details in ("CLIENT: Sent message larger than max (67108903 vs. 67108864)",
+                    "SERVER: Received message larger than max (70000000 vs. 67108864)",
+                    "Stream removed (CLIENT: Received message larger than max (5000111 vs. 4194304))"):
+        assert not retriable(Refused(details)), details

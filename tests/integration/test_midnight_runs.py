@@ -77,8 +77,8 @@ def test_the_run_goes_on_when_its_caller_goes_away(start_server):
 def test_a_background_run_is_joined_and_followed_to_its_end(start_server):
     server = start_server(shards=2, start_date=LONG_AGO)
     with PatronClient(server.address) as client:
-        started = client.run_midnight("2026-04-01", background=True)
-        assert (started.running, started.until) == (True, "2026-04-01")
+        started = client.run_midnight("2026-05-01", background=True)
+        assert (started.running, started.until) == (True, "2026-05-01")
         joined = client.run_midnight(UNTIL, background=True)  # the run in progress goes on further
         assert joined.running
         seen: list[pb.MidnightProgress] = []
