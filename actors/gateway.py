@@ -119,8 +119,8 @@ class StoppingError(PatronError):
     """A stream's batch arriving after the server began to stop: not applied."""
 
     def __init__(self) -> None:
-        super().__init__("patron is stopping: this batch and any sent after it on this stream were not applied; "
-                         "send them again (to another gateway, or here once it is back)")
+        super().__init__("patron is stopping: this batch (and any sent after it on a stream) was not applied; "
+                         "send it again (to another gateway, or here once it is back)")
 
 
 _CODES: list[tuple[type[BaseException] | tuple, grpc.StatusCode]] = [
@@ -233,6 +233,8 @@ class IngestService:
         self._overloaded = coordinator.metrics.batches_refused.labels(grpc.StatusCode.RESOURCE_EXHAUSTED.name)
 
     async def SubmitBatch(self, requests: AsyncIterator, context: grpc.aio.ServicerContext) -> bytes:
+        if self.stopping:  # serve's gateway takes calls until node gateways have stopped
+            await abort_with(context, StoppingError())
         admitted = self._admit()
         if isinstance(admitted, OverloadedError):
             return self._overload(admitted, context)

@@ -163,3 +163,6 @@ def test_an_open_stream_ends_at_its_next_batch_once_the_server_begins_to_stop(st
         stopper.join(timeout=60)
     assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "patron is stopping" in ended.value.details()
+    with PatronClient(start_server(data=running.server.config.data).address) as client:
+        assert client.member("stop-m1") is not None
+        assert client.member("stop-m2") is None  # not applied, as the answer said
