@@ -129,6 +129,8 @@ class Coordinator(ShardLanes):
         """Shards the last look found with a re-evaluation to do that nothing runs (`_catch_up`)."""
         self.publishing = False
         self.recalculating: dict[int, int] = {}
+        self._liability_due = True
+        """The points liability gauge is owed: at start it waited a minute's rounds (an outside probe)."""
         """Members each shard re-evaluates for the last publish that changed tiers."""
         self.midnight: MidnightSummary | None = None
         """The run in progress, or the last one."""
@@ -507,7 +509,8 @@ class Coordinator(ShardLanes):
         rounds = 0
         while True:
             try:
-                await self._observe(liability=rounds % 60 == 0)
+                self._liability_due |= rounds % 60 == 0
+                await self._observe()
             except Exception:
                 log.exception("watching the shards failed")
             try:
@@ -544,7 +547,10 @@ class Coordinator(ShardLanes):
             self.publishing = False
             raise
         if busy:
-            self.recalculating = busy
+            # the version's other shards stay in the progress: it went back to these shards' part alone
+            self.recalculating = {**self.recalculating, **busy}
+            log.info("re-evaluating the members of shards a restart cut short", extra={
+                "version": self.rules.version, "shards": sorted(busy), "members": sum(busy.values())})
             self._background(self._reevaluate(sorted(busy)))
         else:
             self.publishing = False
@@ -610,7 +616,7 @@ class Coordinator(ShardLanes):
         return await asyncio.gather(*(self.lanes[s].send("publish", rules.text, rules.count_past_spend)
                                       for s in shards))
 
-    async def _observe(self, liability: bool) -> None:
+    async def _observe(self) -> None:
         metrics = self.metrics
         answers = await asyncio.gather(*(_answer(actor.status.remote()) for actor in self.actors))
         up = all(isinstance(a, ShardStatus) for a in answers)
@@ -653,9 +659,10 @@ class Coordinator(ShardLanes):
         for shard, answer in zip(shards, counts, strict=True):
             if isinstance(answer, tuple):
                 self._record_counts(shard, *answer)
-        if up and liability:
+        if up and self._liability_due:  # once a minute (a walk of every member's lots), and at the first chance
             parts = await asyncio.gather(*(_answer(a.liability.remote()) for a in self.actors))
             if all(isinstance(part, dict) for part in parts):
+                self._liability_due = False
                 totals: dict[str, int] = {}
                 for part in parts:
                     for month, points in part.items():

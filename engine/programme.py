@@ -69,7 +69,10 @@ class Programme:
         if not self.spend_unit:
             return 0, carry
         if self.carries:
-            units, left = divmod(unclaimed + carry, self.spend_unit)
+            owed = unclaimed + carry
+            if owed < 0:  # a refund's spend below one unit, still being repaid (refunds.py)
+                return 0, owed
+            units, left = divmod(owed, self.spend_unit)
             return units * self.spend_per_unit, left
         return self.round(unclaimed, self.spend_unit) * self.spend_per_unit, 0
 

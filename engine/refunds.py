@@ -54,8 +54,19 @@ def score_refund(book: Book, member: Member, txn: Transaction, day: Day) -> TxnR
     taken, taken_growth = take_back(book, member, day, txn.txn_id, "reverse", points, growth,
                                     txn.refund_of, original.day, since)
     count_spend(book, member, original.day, -eligible, txn.refund_of, since)
+    _uncarry(book, member, eligible)
     tier_after_transaction(book, member, day, txn.txn_id, lowered=True)
     return TxnRecord(member.member_id, REFUND, day, -taken, -taken_growth, "", book.programme.version)
+
+
+def _uncarry(book: Book, member: Member, eligible: int) -> None:
+    """Under `carry`, the refunded spend below one unit leaves the carry, which may go below 0 (the
+    next purchases' spend repays it first): else buying under one unit and returning it, again and
+    again, built a carry that earned points (an outside probe). Points are reversed in proportion,
+    so spend the purchase took from the carry is not given back: a member may lose under one unit."""
+    programme = book.programme
+    if programme.carries and programme.spend_unit and eligible > 0:
+        member.carry_minor -= eligible % programme.spend_unit
 
 
 def _refund_unknown(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord | None:

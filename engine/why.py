@@ -95,8 +95,10 @@ def _purchase(why: Why, labels: WhyLabels) -> str:
     if labels.spend and why.spend >= 0:
         parts.append(f"{why.spend} from {labels.spend}")
     base = " + ".join(parts) or "0: no rule gives points for these lines"
-    if why.carried and labels.spend:
+    if why.carried > 0 and labels.spend:
         base += f" (with {money(why.carried, labels.minor_per_major)} carried)"
+    elif why.carried < 0 and labels.spend:
+        base += f" (less {money(-why.carried, labels.minor_per_major)} of refunded spend carried)"
     factor = labels.factor(why.multipliers) if why.multipliers else ""
     if factor and len(parts) > 1:
         base = f"({base})"

@@ -7,7 +7,7 @@ import pytest
 
 from engine.multipliers import MultiplierTable
 from engine.rules import Multiplier, MultiplierWhen
-from tests.builders import book, buy, line, score
+from tests.builders import book, buy, line, refund, score
 
 SPEND = """
 [points.spend]
@@ -34,6 +34,24 @@ def test_carry_keeps_spend_below_one_unit_for_the_next_purchase():
     results = score(book(body=body), buy("t1", "m1", "2026-03-04 10:00", line(2900)),
                     buy("t2", "m1", "2026-03-04 11:00", line(1200)))
     assert [r.points for r in results] == [20, 20]  # 29 -> 20 (9 carried); 9 + 12 = 21 -> 20
+
+
+def test_a_refund_takes_its_spend_below_one_unit_out_of_the_carry():
+    # buying under one unit and returning it built a carry that earned points (an outside probe)
+    body = SPEND.replace("[points.spend]", '[points]\nrounding = "carry"\n\n[points.spend]')
+    target = book(body=body)
+    for n in range(3):
+        score(target, buy(f"t{n}", "m1", "2026-03-04 10:00", line(999)),
+              refund(f"r{n}", "m1", "2026-03-04 10:00", f"t{n}", 999))
+    assert score(target, buy("t9", "m1", "2026-03-04 11:00", line(10)))[0].points == 0  # 0.10 net: 0
+    # two purchases of 5.00, the second earning with the first's carry, then the first returned:
+    # 10.00 more are needed before 10 points more (15.00 spent, 10 points), not 5.00
+    other = book(body=body)
+    score(other, buy("a", "m2", "2026-03-04 10:00", line(500)), buy("b", "m2", "2026-03-04 10:00", line(500)),
+          refund("ra", "m2", "2026-03-04 11:00", "a", 500))
+    assert [r.points for r in score(other, buy("c", "m2", "2026-03-04 12:00", line(500)),
+                                    buy("d", "m2", "2026-03-04 12:00", line(500)))] == [0, 0]
+    assert other.members["m2"].points == 10
 
 
 def test_blacklisted_lines_and_lines_without_barcode_do_not_earn():
