@@ -129,9 +129,10 @@ class Coordinator(ShardLanes):
         """Shards the last look found with a re-evaluation to do that nothing runs (`_catch_up`)."""
         self.publishing = False
         self.recalculating: dict[int, int] = {}
-        self._liability_due = True
-        """The points liability gauge is owed: at start it waited a minute's rounds (an outside probe)."""
         """Members each shard re-evaluates for the last publish that changed tiers."""
+        self._liability_due = True
+        """The points liability gauge is owed: asked once a minute, and at start as soon as every shard
+        answers (a shard slow to start left it empty for a minute: an outside probe)."""
         self.midnight: MidnightSummary | None = None
         """The run in progress, or the last one."""
         self._midnight_task: asyncio.Task | None = None
@@ -659,10 +660,10 @@ class Coordinator(ShardLanes):
         for shard, answer in zip(shards, counts, strict=True):
             if isinstance(answer, tuple):
                 self._record_counts(shard, *answer)
-        if up and self._liability_due:  # once a minute (a walk of every member's lots), and at the first chance
+        if up and self._liability_due:  # once a minute (a walk of every member's lots), first once all answer
+            self._liability_due = False
             parts = await asyncio.gather(*(_answer(a.liability.remote()) for a in self.actors))
             if all(isinstance(part, dict) for part in parts):
-                self._liability_due = False
                 totals: dict[str, int] = {}
                 for part in parts:
                     for month, points in part.items():

@@ -194,6 +194,11 @@ def test_a_publish_a_shards_death_cuts_short_is_in_force_and_reaches_the_shard_o
                 client.member(f"m{n}").tier for n in range(20)} != {"Silver"}:  # re-evaluated on both shards
             assert time.monotonic() < deadline, "the shard that died was not brought to the version in force"
             time.sleep(0.2)
+        while (progress := client.status().recalculation).running:
+            assert time.monotonic() < deadline, "the re-evaluation did not end"
+            time.sleep(0.2)
+        # both shards' members: the progress went back to the restarted shard's part alone (an outside probe)
+        assert (progress.members_done, progress.members_total) == (20, 20)
         assert client.publish_rules(easier).version == 2  # sent again: answered, not refused
 
 
