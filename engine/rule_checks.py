@@ -161,6 +161,10 @@ def _multipliers(rules: Rules) -> list[str]:
         if all(c is None for c in conditions):
             problems.append(f"{path}: expected at least one of tiers, birthday, dates, weekdays, "
                             f"from / to")
+        for key, listed in (("tiers", when.tiers), ("dates", when.dates), ("weekdays", when.weekdays)):
+            if listed is not None and not listed:  # [] held for every day as weekdays, never as dates
+                problems.append(f"{path}.{key}: expected at least one, got an empty list (leave the key out "
+                                f"for no condition on it)")
         for tier in when.tiers or ():
             if tier not in names:
                 problems.append(f"{path}.tiers: expected names of tiers ({either(names)}), "

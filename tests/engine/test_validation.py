@@ -83,6 +83,12 @@ def test_a_missing_required_key_is_named():
      'multipliers[4].when.to: expected a date on or after from (2026-12-24), got 2026-12-01'),
     ('when = { dates = ["2026-11-11"] }', 'when = { dates = ["11/11/2026"] }',
      'multipliers[2].when.dates[0]: expected a date (YYYY-MM-DD), got "11/11/2026"'),
+    # an empty list held on every day as weekdays and on none as dates (an outside probe)
+    ('when = { weekdays = ["sat", "sun"] }', 'when = { weekdays = [] }',
+     'multipliers[3].when.weekdays: expected at least one, got an empty list (leave the key out for no '
+     'condition on it)'),
+    ('when = { dates = ["2026-11-11"] }', 'when = { dates = [] }',
+     'multipliers[2].when.dates: expected at least one, got an empty list (leave the key out for no condition on it)'),
 ])
 def test_cross_field_problems_name_the_key(old, new, problem):
     assert problems(example_with(old, new)) == [problem]
