@@ -5,7 +5,7 @@ cimport cython
 from engine.balance cimport add_points, cancel_held, hold_points, take_points
 from engine.book cimport Book
 from engine.programme cimport Programme
-from engine.record_fields cimport Member
+from engine.record_fields cimport Member, TxnRecord
 from engine.tiers cimport TierLadder
 
 
@@ -14,7 +14,9 @@ cpdef verdict_points(verdict, points)
 @cython.locals(programme=Programme)
 cpdef give(Book book, Member member, day, ref, kind, points, growth, held=*, why=*)
 @cython.locals(programme=Programme)
-cpdef take_back(Book book, Member member, day, ref, kind, points, growth, original=*, original_day=*, since=*)
+cpdef take_back(Book book, Member member, day, ref, kind, points, growth, original=*, original_day=*, since=*,
+                lapsed=*)
+cpdef lapsed_part(TxnRecord original, points)
 @cython.locals(ladder=TierLadder, windowed=frozenset)
 cpdef count_earned(Book book, Member member, day, points, growth, since=*)
 @cython.locals(ladder=TierLadder)

@@ -6,10 +6,11 @@ from engine.book import Book
 from engine.calendar import iso
 from engine.members import Member
 from engine.notices import ANOMALY_FLAGGED
+from engine.transactions import TxnRecord
 from engine.types import Day, TxnId
 from engine.why import Why
 
-__all__ = ["count_earned", "count_spend", "give", "judge_points", "take_back", "verdict_points"]
+__all__ = ["count_earned", "count_spend", "give", "judge_points", "lapsed_part", "take_back", "verdict_points"]
 
 
 def judge_points(book: Book, member: Member, day: Day, points: int, ref: TxnId) -> tuple[int, bool, str]:
@@ -56,21 +57,30 @@ def give(book: Book, member: Member, day: Day, ref: TxnId, kind: str, points: in
 
 
 def take_back(book: Book, member: Member, day: Day, ref: TxnId, kind: str, points: int, growth: int,
-              original: TxnId = "", original_day: Day = 0, since: bool = True) -> tuple[int, int]:
+              original: TxnId = "", original_day: Day = 0, since: bool = True, lapsed: int = 0) -> tuple[int, int]:
     """Reverse points and growth: first the original's still-pending points, then spendable
-    lots. Growth never goes below zero. Returns the (points, growth) actually taken."""
+    lots; `lapsed` of the points lapsed while held and are only counted out of what was earned.
+    Growth never goes below zero. Returns the (points, growth) actually taken."""
     programme = book.programme
-    pending = cancel_held(member, original, points) if original and points > 0 else 0
-    rest = points - pending
+    pending = cancel_held(member, original, points - lapsed) if original and points > lapsed else 0
+    rest = points - lapsed - pending
     unrecovered = take_points(member, rest, programme.allow_negative) if rest > 0 else 0
     growth = min(growth, max(member.growth, 0))
     member.growth -= growth
     count_earned(book, member, original_day or day, -points, -growth, since)
-    taken = points - unrecovered
+    taken = points - lapsed - unrecovered
     if taken or growth or unrecovered:
         book.write(member, day, "txn", ref, kind, points=-(rest - unrecovered), pending=-pending,
                    growth=-growth, unrecovered=unrecovered)
     return taken, growth
+
+
+def lapsed_part(original: TxnRecord, points: int) -> int:
+    """Of `points` a refund of `original` takes back, those that lapsed while held (midnight marks
+    them): they left the balance when they lapsed, so the refund takes them only from the sums."""
+    part = min(points, original.lapsed_points)
+    original.lapsed_points -= part
+    return part
 
 
 def count_earned(book: Book, member: Member, day: Day, points: int, growth: int, since: bool = True) -> None:

@@ -7,7 +7,7 @@ from engine.anomaly_report import AnomalyRow
 from engine.balance import add_points
 from engine.book import Book
 from engine.calendar import iso
-from engine.members import Member
+from engine.members import Held, Member
 from engine.periods import valid_through
 from engine.reminders import next_reminder, remind
 from engine.spending.coupons import coupon_due, expire_coupons
@@ -219,6 +219,7 @@ def _expire(book: Book, member: Member, night: Night) -> None:
         for held in member.held:
             if held.expires <= run:
                 lapsed += held.amount
+                _lapsed(book, member, held)
             else:
                 still.append(held)
         if lapsed:
@@ -229,6 +230,17 @@ def _expire(book: Book, member: Member, night: Night) -> None:
         forgiven, member.debt = member.debt, 0  # every balance is cleared on 1 January, debts too
         member.points += forgiven
         book.write(member, run, "midnight", ref, "reset", points=forgiven)
+
+
+def _lapsed(book: Book, member: Member, held: Held) -> None:
+    """Held or pending points lapsing were never spendable: their transaction's record says so, and
+    its refund takes them out of what was earned only (award.lapsed_part), not from the balance
+    again. A transaction no longer indexed (long past any window) cannot be refunded by then."""
+    key = (member.member_id, held.txn_id)
+    record = book.txns.get(key)
+    if record is not None:
+        record.lapsed_points += held.amount
+        book.txns[key] = record
 
 
 def _upgrades_due(book: Book, member: Member, run: Day, ref: str) -> None:

@@ -1,6 +1,6 @@
 """Refunds: proportional, cumulative reversal of what the original actually earned."""
 
-from engine.award import count_spend, take_back
+from engine.award import count_spend, lapsed_part, take_back
 from engine.balance import pending_to_cancel
 from engine.book import Book
 from engine.bounds import room_to_earn
@@ -52,7 +52,7 @@ def score_refund(book: Book, member: Member, txn: Transaction, day: Day) -> TxnR
     book.txns[key] = original
     since = counted_since(member, original)
     taken, taken_growth = take_back(book, member, day, txn.txn_id, "reverse", points, growth,
-                                    txn.refund_of, original.day, since)
+                                    txn.refund_of, original.day, since, lapsed_part(original, points))
     count_spend(book, member, original.day, -eligible, txn.refund_of, since)
     _uncarry(book, member, eligible)
     tier_after_transaction(book, member, day, txn.txn_id, lowered=True)

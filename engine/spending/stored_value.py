@@ -1,7 +1,7 @@
 """Stored value (docs/rules.md, "Spending"): recharges into the principal, bonuses into the bonus balance,
 payments principal first, and the proportional refunds of both."""
 
-from engine.award import take_back
+from engine.award import lapsed_part, take_back
 from engine.balance import pending_to_cancel
 from engine.book import Book
 from engine.bounds import fits, room_to_earn
@@ -122,7 +122,7 @@ def undo_recharge(book: Book, member: Member, original: TxnRecord, txn: Transact
     _count_recharge(book, member, original.day, -principal, since)
     book.write(member, day, "txn", txn.txn_id, "recharge_refund", stored_value=-principal, bonus_value=-bonus)
     taken, taken_growth = take_back(book, member, day, txn.txn_id, "reverse", points, growth,
-                                    txn.refund_of, original.day, since)
+                                    txn.refund_of, original.day, since, lapsed_part(original, points))
     original.refunded_minor = refunded
     spent.reversed_bonus += bonus
     original.reversed_points += points

@@ -1,5 +1,7 @@
 """Refunds (docs/rules.md) reverse what the original actually earned, proportionally and cumulatively."""
 
+from engine.calendar import parse_day
+from engine.replay import advance_to
 from engine.transactions import Transaction
 from tests.builders import book, buy, line, ms, refund, score
 
@@ -126,3 +128,28 @@ validity = "12 months"
     day_of = target.programme.calendar.day_of
     assert member.windows["spend"] == {day_of(ms("2026-03-01 10:00")): 2000, day_of(ms(DAY)): 2000}
     assert member.tier == 0
+
+
+LAPSING = """
+[points]
+pending_days = 3
+[points.spend]
+unit_minor = 100
+per_unit = 1
+[points.expiry]
+policy = "annual_reset"
+"""
+
+
+def test_a_refund_inside_the_window_after_the_pending_points_lapsed_takes_nothing_spendable():
+    # SPEC §3.8: cancelled before they were ever spendable; the 1 January reset had cleared them,
+    # and the refund took 10 from the balance, a debt (two outside probes)
+    target = book(body=LAPSING)
+    score(target, buy("t0", "m1", "2026-12-20 10:00", line(500)), buy("t1", "m1", "2026-12-31 10:00", line(1000)))
+    advance_to(target, parse_day("2027-01-01"))
+    member = target.members["m1"]
+    assert (member.points, member.pending) == (0, 0)
+    [result] = score(target, refund("r1", "m1", "2027-01-01 10:00", "t1", 1000))
+    assert (result.outcome, result.points) == ("accepted", 0)
+    assert (member.points, member.debt, member.total_points) == (0, 0, 5)  # the lapsed 10 out of the sums only
+    assert sum(e.points for e in target.ledger if e.member_id == "m1") == member.points
