@@ -168,7 +168,8 @@ def _recharge(book: Book, txn: Transaction, day: Day) -> TxnResult:
     result = score_spending(book, txn, day, member)
     if created and result.outcome == "rejected":
         _forget_new(book, txn.member_id)
-    if result.points > 0 and book.programme.anomaly.threshold:
+    # a blocked bonus counts in the day's sum too (award.judge_points), so it is among its transactions
+    if (result.points > 0 or result.reason == "blocked") and book.programme.anomaly.threshold:
         book.history.remember(txn.member_id, day, txn.txn_id)
     return result
 

@@ -114,8 +114,11 @@ def test_bonus_points_are_not_multiplied_and_follow_earns_points():
 
 def test_bonus_points_count_against_the_anomaly_threshold():
     body = '[anomaly]\ndaily_points_threshold = 100\naction = "block_earn"\n' + BONUSES
-    result = score(book(body=body), recharge("c1", "m1", DAY, 60_000))[0]
+    target = book(body=body)
+    result = score(target, recharge("c1", "m1", DAY, 60_000))[0]
     assert (result.points, result.reason) == (0, "blocked")
+    # the report lists what made the day's points, a blocked bonus too (it was left out: an outside probe)
+    assert target.history.transactions_on("m1", target.programme.calendar.day_of(ms(DAY))) == ["c1"]
 
 
 def test_a_bonus_applies_only_within_its_dates_tiers_and_once_per_member():
