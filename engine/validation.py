@@ -40,6 +40,9 @@ def load_rules(text: str, new: bool = False) -> Rules:
         document = tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError as error:
         raise RulesError([f"not a TOML document: {error}"]) from None
+    except ValueError as error:  # an integer of thousands of digits: Python's int() refuses it
+        raise RulesError([f"a number too long to read ({error}); a rules document's numbers have at most "
+                          f"30 digits"]) from None
     except RecursionError:  # tomllib reads nested arrays and tables by recursion
         document = None
     if document is None or _too_deep(document, MOST_NESTING):
@@ -56,7 +59,7 @@ def version_problem(text: str, in_force: int) -> str:
     cannot be read): said beside its other problems, it was told only once they were fixed (a probe)."""
     try:
         version = tomllib.loads(text).get("version")
-    except (tomllib.TOMLDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # tomllib.TOMLDecodeError is a ValueError
         return ""
     return version_too_low(version, in_force) if type(version) is int and version > 0 else ""
 
@@ -121,6 +124,7 @@ key given, nest 4 deep): the checks walk a document by recursion, which one nest
 would exhaust."""
 MOST_DIGITS = 30
 """A decimal in the rules has at most this many digits before its point, or zeros after it."""
+_DIGITS_BOUND = 10 ** (MOST_DIGITS + 1)
 _DROP = object()
 """What _check returns for a value that is not usable: its key is left out."""
 _STAND_IN = "\x00"
@@ -215,10 +219,22 @@ def _check_mapping(value: Any, item: Any, path: str, problems: list[str]) -> Any
 
 
 def _check_scalar(value: Any, kind: Any, meta: Bound | None, path: str, problems: list[str]) -> Any:
-    if not _is_a(value, kind) or (meta is not None and not _within(value, meta)):
+    if not _is_a(value, kind):
+        problems.append(f"{path}: expected {_describe(kind, meta)}{_digits_hint(value, kind)}, got {shown(value)}")
+        return _DROP
+    if meta is not None and not _within(value, meta):
         problems.append(f"{path}: expected {_describe(kind, meta)}, got {shown(value)}")
         return _DROP
     return value
+
+
+def _digits_hint(value: Any, kind: Any) -> str:
+    """Why a finite number was refused where a decimal goes: its size (1E-31 was told "expected a
+    number greater than 0", an outside probe)."""
+    if _unwrap(kind)[0] is not Decimal or isinstance(value, bool) or not isinstance(value, int | Decimal):
+        return ""
+    return f" with at most {MOST_DIGITS} digits before its point or zeros after it" if (
+        isinstance(value, int) or value.is_finite()) else ""
 
 
 def _is_a(value: Any, kind: Any) -> bool:
@@ -226,8 +242,8 @@ def _is_a(value: Any, kind: Any) -> bool:
         return isinstance(value, bool)
     if kind is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if kind is Decimal:
-        return (isinstance(value, int) and not isinstance(value, bool)) or (
+    if kind is Decimal:  # an integer of 400 digits passed where a decimal of as many was refused
+        return (isinstance(value, int) and not isinstance(value, bool) and abs(value) < _DIGITS_BOUND) or (
             isinstance(value, Decimal) and _sensible(value))
     if kind is date:  # a TOML date-time is a datetime, itself a date
         return (isinstance(value, date) and not isinstance(value, datetime)) or (

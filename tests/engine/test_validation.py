@@ -111,6 +111,7 @@ def test_a_key_of_another_mode_is_named():
 
 def test_a_document_that_is_not_toml_says_so():
     assert problems("version = = 1")[0].startswith("not a TOML document: ")
+    assert problems(f"version = {'9' * 5000}")[0].startswith("a number too long to read (")
 
 
 def test_a_missing_file_is_a_rules_error_not_a_crash(tmp_path):
@@ -287,8 +288,15 @@ MILLION = "an integer from {} to 1,000,000, got {}"
      ["max_lateness_days: expected " + MILLION.format(0, 1000001)]),
     ("factor = 2.0 ", "factor = inf ", ["multipliers[0].factor: expected a number greater than 0, got Infinity"]),
     ("factor = 2.0 ", "factor = nan ", ["multipliers[0].factor: expected a number greater than 0, got NaN"]),
-    ("factor = 2.0 ", "factor = 1e9999999 ",
-     ["multipliers[0].factor: expected a number greater than 0, got 1E+9999999"]),
+    ("factor = 2.0 ", "factor = 1e9999999 ", ["multipliers[0].factor: expected a number greater than 0 with at most "
+                                             "30 digits before its point or zeros after it, got 1E+9999999"]),
+    # an outside probe: 1E-31 was told "greater than 0", 400 digits passed as an integer, and
+    # 5,000 digits answered "unexpected ValueError"
+    ("factor = 2.0 ", "factor = 1e-31 ", ["multipliers[0].factor: expected a number greater than 0 with at most "
+                                          "30 digits before its point or zeros after it, got 1E-31"]),
+    ("factor = 2.0 ", f"factor = {'9' * 400} ", ["multipliers[0].factor: expected a number greater than 0 with "
+                                                 f"at most 30 digits before its point or zeros after it, got "
+                                                 f"{'9' * 400}"]),
     ("per_point = 1 ", "per_point = inf ", ["growth.per_point: expected a number of at least 0, got Infinity"]),
     ('from = "2026-12-01"', "from = 2026-12-01T10:00:00",
      ["multipliers[4].when.from: expected a date (YYYY-MM-DD), got 2026-12-01 10:00:00"]),
