@@ -41,19 +41,23 @@ def give(book: Book, member: Member, day: Day, ref: TxnId, kind: str, points: in
          held: bool = False, why: Why | str = "") -> None:
     """Credit earned points (spendable, pending for the return window, or held) and growth."""
     programme = book.programme
-    pending = 0
+    pending = past = 0
     if points > 0:
         expires = programme.expiry.expires(day)
         if held or programme.pending_days:
             release = 0 if held else day + programme.pending_days
             hold_points(member, points, release, expires, ref)
             pending = points
+        elif expires <= book.today_for(member):  # a late purchase's lot whose expiry's run has passed
+            past = points
         else:
             add_points(member, points, expires)
     member.growth += growth
     count_earned(book, member, day, points, growth)
     if points or growth:
         book.write_earned(member, day, ref, kind, points - pending, pending, growth, why)
+    if past:  # never spendable: they were, until the next run (an outside probe)
+        book.write(member, book.today_for(member), "txn", ref, "expire", points=-past)
 
 
 def take_back(book: Book, member: Member, day: Day, ref: TxnId, kind: str, points: int, growth: int,

@@ -153,3 +153,14 @@ def test_a_refund_inside_the_window_after_the_pending_points_lapsed_takes_nothin
     assert (result.outcome, result.points) == ("accepted", 0)
     assert (member.points, member.debt, member.total_points) == (0, 0, 5)  # the lapsed 10 out of the sums only
     assert sum(e.points for e in target.ledger if e.member_id == "m1") == member.points
+
+
+def test_a_late_purchase_whose_points_expiry_has_passed_gives_none_to_spend():
+    # they were spendable until the next run, and a redeem spent them (an outside probe)
+    target = book(body=LAPSING.replace("pending_days = 3", "pending_days = 0"))
+    score(target, buy("t0", "m1", "2026-12-20 10:00", line(500)))
+    advance_to(target, parse_day("2027-01-02"))
+    [late] = score(target, buy("t1", "m1", "2026-12-31 10:00", line(1000)))
+    member = target.members["m1"]
+    assert (late.outcome, late.points, member.points, member.lots) == ("accepted", 10, 0, [])
+    assert [(e.kind, e.points) for e in target.ledger if e.ref == "t1"] == [("earn", 10), ("expire", -10)]
