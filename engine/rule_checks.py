@@ -43,6 +43,15 @@ def _tiers(rules: Rules) -> list[str]:
     if lowest.metric is not None or lowest.threshold is not None:
         problems.append("tiers[0]: the first tier is the lowest and the default; "
                         "it takes no metric or threshold")
+    # keys the lowest tier cannot use were accepted and did nothing (an outside probe)
+    unused = [key for key, value, default in (("window", lowest.window, "lifetime"),
+                                              ("validity", lowest.validity, "permanent"),
+                                              ("extension", lowest.extension, None),
+                                              ("effective", lowest.effective, "immediate"),
+                                              ("downgrade_to", lowest.downgrade_to, None)) if value != default]
+    if unused:
+        problems.append(f"tiers[0]: the lowest tier is never reached, left or extended: it is permanent; "
+                        f"remove {', '.join(unused)}")
     seen: set[str] = set()
     for index, tier in enumerate(rules.tiers):
         path = f"tiers[{index}]"
@@ -62,7 +71,7 @@ def _tier_periods(tier: Any, path: str, index: int) -> list[str]:
     if window and validity and window.endless and cumulative and not validity.endless:
         problems.append(f'{path}.validity: a tier reached on a lifetime metric is permanent; '
                         f'expected "permanent", got {shown(tier.validity)}')
-    if tier.extension is not None and validity is not None and validity.endless:
+    if index > 0 and tier.extension is not None and validity is not None and validity.endless:
         problems.append(f"{path}.extension: a permanent tier cannot be extended; "
                         f"give it a validity or remove the extension")
     return problems

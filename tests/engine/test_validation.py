@@ -83,6 +83,8 @@ def test_a_missing_required_key_is_named():
      'multipliers[4].when.to: expected a date on or after from (2026-12-24), got 2026-12-01'),
     ('when = { dates = ["2026-11-11"] }', 'when = { dates = ["11/11/2026"] }',
      'multipliers[2].when.dates[0]: expected a date (YYYY-MM-DD), got "11/11/2026"'),
+    ('name = "Basic"\n', 'name = "Basic"\nvalidity = "3 days"\neffective = "next_day"\n',
+     'tiers[0]: the lowest tier is never reached, left or extended: it is permanent; remove validity, effective'),
     # an empty list held on every day as weekdays and on none as dates (an outside probe)
     ('when = { weekdays = ["sat", "sun"] }', 'when = { weekdays = [] }',
      'multipliers[3].when.weekdays: expected at least one, got an empty list (leave the key out for no '
