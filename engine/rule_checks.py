@@ -22,8 +22,32 @@ def new_version_problems(rules: Rules) -> list[str]:
     """Checks a version meets when it is published or validated, not when it is read back: a
     data folder keeps every version it took, and one published before a check existed must still
     load (its shards read their rules at start)."""
-    return [f"tiers[{index}].name: expected a non-empty name, got {shown(tier.name)}"
-            for index, tier in enumerate(rules.tiers) if not tier.name.strip()]  # named in ledgers and calls
+    names = [f"tiers[{index}].name: expected a non-empty name, got {shown(tier.name)}"
+             for index, tier in enumerate(rules.tiers) if not tier.name.strip()]  # named in ledgers and calls
+    return names + _lowest_tier_keys(rules) + _empty_when_lists(rules)
+
+
+def _lowest_tier_keys(rules: Rules) -> list[str]:
+    """Keys the lowest tier cannot use: they were accepted and did nothing (an outside probe)."""
+    if not rules.tiers:
+        return []
+    lowest = rules.tiers[0]
+    unused = [key for key, value, default in (("window", lowest.window, "lifetime"),
+                                              ("validity", lowest.validity, "permanent"),
+                                              ("extension", lowest.extension, None),
+                                              ("effective", lowest.effective, "immediate"),
+                                              ("downgrade_to", lowest.downgrade_to, None)) if value != default]
+    return [f"tiers[0]: the lowest tier is never reached, left or extended: it is permanent; "
+            f"remove {', '.join(unused)}"] if unused else []
+
+
+def _empty_when_lists(rules: Rules) -> list[str]:
+    """A multiplier's `weekdays = []` held on every day and `dates = []` on none (an outside probe)."""
+    return [f"multipliers[{index}].when.{key}: expected at least one, got an empty list (leave the key out "
+            f"for no condition on it)"
+            for index, multiplier in enumerate(rules.multipliers)
+            for key, listed in (("tiers", multiplier.when.tiers), ("dates", multiplier.when.dates),
+                                ("weekdays", multiplier.when.weekdays)) if listed is not None and not listed]
 
 
 def _timezone(rules: Rules) -> list[str]:
@@ -43,15 +67,6 @@ def _tiers(rules: Rules) -> list[str]:
     if lowest.metric is not None or lowest.threshold is not None:
         problems.append("tiers[0]: the first tier is the lowest and the default; "
                         "it takes no metric or threshold")
-    # keys the lowest tier cannot use were accepted and did nothing (an outside probe)
-    unused = [key for key, value, default in (("window", lowest.window, "lifetime"),
-                                              ("validity", lowest.validity, "permanent"),
-                                              ("extension", lowest.extension, None),
-                                              ("effective", lowest.effective, "immediate"),
-                                              ("downgrade_to", lowest.downgrade_to, None)) if value != default]
-    if unused:
-        problems.append(f"tiers[0]: the lowest tier is never reached, left or extended: it is permanent; "
-                        f"remove {', '.join(unused)}")
     seen: set[str] = set()
     for index, tier in enumerate(rules.tiers):
         path = f"tiers[{index}]"
@@ -170,10 +185,6 @@ def _multipliers(rules: Rules) -> list[str]:
         if all(c is None for c in conditions):
             problems.append(f"{path}: expected at least one of tiers, birthday, dates, weekdays, "
                             f"from / to")
-        for key, listed in (("tiers", when.tiers), ("dates", when.dates), ("weekdays", when.weekdays)):
-            if listed is not None and not listed:  # [] held for every day as weekdays, never as dates
-                problems.append(f"{path}.{key}: expected at least one, got an empty list (leave the key out "
-                                f"for no condition on it)")
         for tier in when.tiers or ():
             if tier not in names:
                 problems.append(f"{path}.tiers: expected names of tiers ({either(names)}), "

@@ -83,17 +83,28 @@ def test_a_missing_required_key_is_named():
      'multipliers[4].when.to: expected a date on or after from (2026-12-24), got 2026-12-01'),
     ('when = { dates = ["2026-11-11"] }', 'when = { dates = ["11/11/2026"] }',
      'multipliers[2].when.dates[0]: expected a date (YYYY-MM-DD), got "11/11/2026"'),
+])
+def test_cross_field_problems_name_the_key(old, new, problem):
+    assert problems(example_with(old, new)) == [problem]
+
+
+@pytest.mark.parametrize(("old", "new", "problem"), [
     ('name = "Basic"\n', 'name = "Basic"\nvalidity = "3 days"\neffective = "next_day"\n',
      'tiers[0]: the lowest tier is never reached, left or extended: it is permanent; remove validity, effective'),
-    # an empty list held on every day as weekdays and on none as dates (an outside probe)
+    # an empty list held on every day as weekdays and on none as dates
     ('when = { weekdays = ["sat", "sun"] }', 'when = { weekdays = [] }',
      'multipliers[3].when.weekdays: expected at least one, got an empty list (leave the key out for no '
      'condition on it)'),
     ('when = { dates = ["2026-11-11"] }', 'when = { dates = [] }',
      'multipliers[2].when.dates: expected at least one, got an empty list (leave the key out for no condition on it)'),
 ])
-def test_cross_field_problems_name_the_key(old, new, problem):
-    assert problems(example_with(old, new)) == [problem]
+def test_keys_that_did_nothing_are_refused_in_a_new_version_and_still_read_in_a_stored_one(old, new, problem):
+    # an outside probe: each was accepted and did nothing, or did something else than it said
+    text = example_with(old, new)
+    with pytest.raises(RulesError) as raised:
+        load_rules(text, new=True)
+    assert raised.value.problems == [problem]
+    assert load_rules(text).tiers  # a data folder's stored version still loads at start
 
 
 def test_a_mode_lists_every_key_it_misses_and_every_key_it_does_not_use():
