@@ -24,7 +24,21 @@ def new_version_problems(rules: Rules) -> list[str]:
     load (its shards read their rules at start)."""
     names = [f"tiers[{index}].name: expected a non-empty name, got {shown(tier.name)}"
              for index, tier in enumerate(rules.tiers) if not tier.name.strip()]  # named in ledgers and calls
-    return names + _lowest_tier_keys(rules) + _empty_when_lists(rules)
+    return names + _lowest_tier_keys(rules) + _empty_when_lists(rules) + _empty_name_pieces(rules, "")
+
+
+def _empty_name_pieces(value: Any, path: str) -> list[str]:
+    """`name_contains = [""]` in any line match: the empty piece is in every name, so it matched
+    every line (an outside probe)."""
+    if isinstance(value, LineMatch):
+        return [f"{path}.name_contains[{index}]: expected a piece of a product name, got an empty text (it is "
+                f"in every name)" for index, piece in enumerate(value.name_contains) if not piece]
+    if isinstance(value, list):
+        return [p for index, item in enumerate(value) for p in _empty_name_pieces(item, f"{path}[{index}]")]
+    if hasattr(value, "__struct_fields__"):
+        return [p for key in value.__struct_fields__
+                for p in _empty_name_pieces(getattr(value, key), f"{path}.{key}" if path else key)]
+    return []
 
 
 def _lowest_tier_keys(rules: Rules) -> list[str]:

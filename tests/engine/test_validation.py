@@ -97,6 +97,8 @@ def test_cross_field_problems_name_the_key(old, new, problem):
      'condition on it)'),
     ('when = { dates = ["2026-11-11"] }', 'when = { dates = [] }',
      'multipliers[2].when.dates: expected at least one, got an empty list (leave the key out for no condition on it)'),
+    ('name_contains = ["deposit"]', 'name_contains = ["deposit", ""]',
+     'filters.blacklist.name_contains[1]: expected a piece of a product name, got an empty text (it is in every name)'),
 ])
 def test_keys_that_did_nothing_are_refused_in_a_new_version_and_still_read_in_a_stored_one(old, new, problem):
     # an outside probe: each was accepted and did nothing, or did something else than it said
