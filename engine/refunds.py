@@ -7,12 +7,16 @@ from engine.bounds import room_to_earn
 from engine.earning import purchase_growth, value_purchase
 from engine.members import Member
 from engine.spending.operations import REFUNDABLE
+from engine.tagging import forget_purchase
 from engine.tier_changes import tier_after_transaction
 from engine.tiers import counted_since
 from engine.transactions import Transaction, TxnRecord, refund_amount
 from engine.types import PURCHASE, REFUND, Day
 
 __all__ = ["refund_problem", "score_refund"]
+
+_NOT_NOTED = frozenset({"frozen", "lost"})
+"""Reasons of purchases kept at zero on a card that could not earn: scoring never counted them."""
 
 
 def refund_problem(txn: Transaction, original: TxnRecord | None) -> str:
@@ -45,6 +49,7 @@ def score_refund(book: Book, member: Member, txn: Transaction, day: Day) -> TxnR
     from_pending = pending_to_cancel(member, txn.refund_of, points)
     if not room_to_earn(member, day, -points, -growth, -eligible, from_pending):
         return None
+    whole_before = original.refunded_minor < total
     original.refunded_minor = refunded
     original.reversed_points += points
     original.reversed_growth += growth
@@ -55,6 +60,8 @@ def score_refund(book: Book, member: Member, txn: Transaction, day: Day) -> TxnR
                                     txn.refund_of, original.day, since, lapsed_part(original, points))
     count_spend(book, member, original.day, -eligible, txn.refund_of, since)
     _uncarry(book, member, eligible)
+    if whole_before and refunded >= total and book.programme.tags.rules and original.reason not in _NOT_NOTED:
+        forget_purchase(book, member, original.day)
     tier_after_transaction(book, member, day, txn.txn_id, lowered=True)
     return TxnRecord(member.member_id, REFUND, day, -taken, -taken_growth, "", book.programme.version)
 

@@ -9,7 +9,8 @@ from engine.errors import InvalidRequestError, UnknownMemberError
 from engine.members import Member
 from engine.types import Day
 
-__all__ = ["MAX_MANUAL_TAGS", "MAX_TAG_LENGTH", "note_purchase", "retag", "set_manual_tags", "watch_new"]
+__all__ = ["MAX_MANUAL_TAGS", "MAX_TAG_LENGTH", "forget_purchase", "note_purchase", "retag", "set_manual_tags",
+           "watch_new"]
 
 MAX_TAG_LENGTH = 64
 MAX_MANUAL_TAGS = 64
@@ -24,6 +25,14 @@ def note_purchase(book: Book, member: Member, day: Day) -> None:
     if book.programme.tags.counts_purchases:
         member.purchases += 1
         book.programme.ladder.record(member, "purchases", day, 1)
+
+
+def forget_purchase(book: Book, member: Member, day: Day) -> None:
+    """A purchase refunded in full no longer counts for purchase-count tags (SPEC §2: cancelling a
+    paid order is a refund; an outside probe found it counted). Recency stays: the member came."""
+    if book.programme.tags.counts_purchases:
+        member.purchases -= 1
+        book.programme.ladder.record(member, "purchases", day, -1)
 
 
 def watch_new(book: Book, member: Member, day: Day) -> None:

@@ -90,6 +90,18 @@ def test_purchases_in_a_window_tag_a_member_until_the_oldest_leaves_the_window()
     assert tags_of(target, "m") == []
 
 
+def test_a_purchase_refunded_in_full_no_longer_counts_and_a_partial_refund_keeps_it():
+    # SPEC §2: cancelling a paid order is a refund; it still counted (an outside probe)
+    target = tagged()
+    score(target, *(buy(f"t{n}", "m", f"2026-03-0{n} 10:00", line(1000)) for n in (1, 2, 3)),
+          refund("r3", "m", "2026-03-03 12:00", "t3", 600), refund("r3b", "m", "2026-03-03 12:30", "t3", 400))
+    until(target, "2026-03-04")
+    assert (tags_of(target, "m"), target.members["m"].purchases) == ([], 2)
+    score(target, buy("t4", "m", "2026-03-04 10:00", line(1000)), refund("r4", "m", "2026-03-04 11:00", "t4", 500))
+    until(target, "2026-03-05")
+    assert tags_of(target, "m") == ["regular"]  # t4 is still a purchase, of 5.00
+
+
 def test_refunded_spend_leaves_the_spend_window():
     target = tagged()
     score(target, buy("t1", "m", "2026-03-01 10:00", line(60000)), refund("r1", "m", "2026-03-01 12:00", "t1", 20000))
