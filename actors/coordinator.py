@@ -241,6 +241,7 @@ class Coordinator(ShardLanes):
         programme = Programme(rules)  # before the flag: a failure here must not leave it set
         old, new = _inventories(self.programme), _inventories(programme)
         self.publishing = True
+        answers: list = []
         try:
             await self.keeper.set_inventory.remote(stricter(old, new))  # while shards change over
             async with self.exclusive:
@@ -259,6 +260,9 @@ class Coordinator(ShardLanes):
             self.publishing = False
             if self.rules.version == rules.version and isinstance(error, Exception):
                 self._released = set()
+                # the shards that took it: in the progress from now, those that catch up join them (`_catch_up`)
+                self.recalculating = {shard: count for shard, count in enumerate(answers)
+                                      if isinstance(count, int) and count}
                 await self._after_publish(published, new)  # in force: the keeper's inventories too
                 raise PublishUnfinishedError(
                     f"rules version {rules.version} is published and in force, but a shard did not take it yet "
