@@ -168,6 +168,8 @@ def _lots(book: Book, given: list[OpeningLot], day: Day) -> list[Lot]:
         if expires <= day:
             raise RowRejectedError("points_expired", f"points expiring {text or 'by the programme'} have lapsed "
                                                      f"by the business day {date.fromordinal(day).isoformat()}")
+        if book.programme.expiry.policy == "annual_reset":  # every balance is cleared on 1 January: they
+            expires = min(expires, book.programme.expiry.expires(day))  # outlived it (an outside probe)
         amounts[expires] = amounts.get(expires, 0) + points
     if len(given) > 1 and sum(amounts.values()) > LIMIT:
         raise RowRejectedError("amount_too_large", f"points: at most {LIMIT:,} in all")

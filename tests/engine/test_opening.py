@@ -145,6 +145,8 @@ def test_imported_points_expire_like_earned_ones(points, earned, policy):
     rules = EXAMPLE.replace('policy = "jan1_after_years"', f'policy = "{policy}"').replace(
         "# days = 365", days).replace("years = 1 ", years + " ")
     target = book(rules, DAY)
+    if policy == "annual_reset":  # earned after 1 January, an import of 9 Nov would not outlive the reset
+        earned %= 52
     day = DAY + 1 + earned
     expires = target.programme.expiry.expires(day)
     open_member(target, Opening(member_id="i", points=[OpeningLot(points, iso(expires))]), "i", DAY)
@@ -159,6 +161,19 @@ def test_imported_points_expire_like_earned_ones(points, earned, policy):
     assert target.members["e"].points == target.members["i"].points == 0
     expired = {e.member_id: (e.day, e.points) for e in target.ledger if e.kind == "expire"}
     assert expired == {"i": (expires, -points), "e": (expires, -points)}
+
+
+def test_under_annual_reset_imported_points_lapse_at_the_next_1_january_whatever_their_expiry():
+    # SPEC §8: every balance is cleared on 1 January; lots of later dates, or "never", outlived it
+    # (an outside probe)
+    rules = EXAMPLE.replace('policy = "jan1_after_years"', 'policy = "annual_reset"').replace("years = 1 ", "# ")
+    target = book(rules, DAY)
+    row = Opening(member_id="m1", points=[OpeningLot(100, "2027-06-01"), OpeningLot(50, "never"), OpeningLot(30)])
+    member = open_member(target, row, "i", DAY)
+    assert [(iso(lot.expires), lot.amount) for lot in member.lots] == [("2027-01-01", 180)]
+    for run in range(DAY + 1, parse_day("2027-01-01") + 1):
+        run_midnight(target, run)
+    assert member.points == 0
 
 
 def test_an_imported_tier_ends_like_an_earned_one_the_midnight_after_its_last_valid_day():
