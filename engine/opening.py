@@ -14,6 +14,7 @@ from engine.calendar import parse_day
 from engine.errors import InvalidRequestError, RowRejectedError
 from engine.members import Lot, Member, Profile
 from engine.midnight import schedule
+from engine.operators import MAX_ATTRIBUTE_TEXT as MAX_TEXT
 from engine.operators import birthday_of
 from engine.tagging import watch_new
 from engine.tiers import validity_from
@@ -106,6 +107,10 @@ def _checked(book: Book, row: Opening, day: Day) -> tuple[int, Day, list[Lot], s
                                                    f"{row.stored_value + row.bonus_value:,}")
     if row.status and row.status not in _STATUSES:
         raise RowRejectedError("bad_status", f"status: expected one of {', '.join(_STATUSES)}, got {row.status!r}")
+    for name in ("channel", "source", "content", "campaign"):  # as Enroll takes them (an outside probe)
+        if len(text := getattr(row, name)) > MAX_TEXT:
+            raise RowRejectedError("text_too_long", f"{name}: expected at most {MAX_TEXT:,} characters, "
+                                                    f"got {len(text):,}")
     tier = _tier(book, row)
     return tier, _valid_until(book, row, tier, day), _lots(book, row.points, day), _birthday(row.birthday)
 

@@ -74,6 +74,8 @@ def test_empty_fields_take_the_programmes_defaults_as_if_earned_on_the_import_da
     ({"tier": "Gold", "tier_valid_until": "2026-11-08"}, "bad_tier_valid_until"),
     ({"tier": "Basic", "tier_valid_until": "2027-01-01"}, "bad_tier_valid_until"),
     ({"status": "closed"}, "bad_status"),
+    ({"channel": "c" * 1001}, "text_too_long"),  # Enroll refused it; an import kept 5,000 (an outside probe)
+    ({"campaign": "c" * 1001}, "text_too_long"),
     ({"birthday": "13-01"}, "bad_birthday"),
 ])
 def test_a_row_that_cannot_be_imported_is_refused_with_its_reason_and_changes_nothing(fields, reason):
