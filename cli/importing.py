@@ -50,6 +50,9 @@ class ImportState(msgspec.Struct, kw_only=True):
     settled, and the report holds exactly `report_bytes` of their rejections."""
 
     import_id: str
+    file_digest: str = ""
+    """The file's content when the import began: with an --import-id of its own an edited file kept
+    the id, and was taken as resumed or finished (an outside probe)."""
     data_id: str = ""
     """The server's data folder (GetStatus `data_id`) the rows went into: a progress is no proof
     for another folder, nor for this one brought back to an earlier checkpoint."""
@@ -78,8 +81,9 @@ def run_import(client: PatronClient, options: ImportOptions, say: Callable[[str]
     fmt = file_format(path, options.format)
     report_path = options.report or path.with_name(path.name + ".rejected.csv")
     progress_path = options.progress or path.with_name(path.name + ".import-progress")
-    import_id = options.import_id or _import_id(path)
-    state = _starting_state(progress_path, import_id, options.restart)
+    digest = _digest(path)
+    import_id = options.import_id or f"{path.name[:70]}:{digest}"
+    state = _starting_state(progress_path, import_id, digest, options.restart)
     if state.data_id and (state.offset or state.finished):  # it vouches only for the folder the rows went into
         _same_data_folder(client, state, progress_path)
     if state.finished:
@@ -96,18 +100,18 @@ def run_import(client: PatronClient, options: ImportOptions, say: Callable[[str]
     return state
 
 
-def _import_id(path: Path) -> str:
-    """The file's name and a digest of its content: the same file resumes, an edited one is a new import."""
+def _digest(path: Path) -> str:
+    """A digest of the file's content: the same file resumes, an edited one is a new import."""
     digest = hashlib.blake2b(digest_size=8)
     with path.open("rb") as file:
         while block := file.read(1 << 20):
             digest.update(block)
-    return f"{path.name[:70]}:{digest.hexdigest()}"
+    return digest.hexdigest()
 
 
-def _starting_state(progress_path: Path, import_id: str, restart: bool) -> ImportState:
+def _starting_state(progress_path: Path, import_id: str, digest: str, restart: bool) -> ImportState:
     if restart or not progress_path.exists():
-        return ImportState(import_id=import_id)
+        return ImportState(import_id=import_id, file_digest=digest)
     try:
         state = msgspec.json.decode(progress_path.read_bytes(), type=ImportState)
     except msgspec.DecodeError as error:  # cut short by a full disk, or another file of that name
@@ -118,6 +122,10 @@ def _starting_state(progress_path: Path, import_id: str, restart: bool) -> Impor
         raise PatronError(f"{progress_path} records import {state.import_id!r}, but the file is now import "
                           f"{import_id!r} (it changed?): pass --restart to import it from the top (members "
                           f"imported already are reported already_imported), or --progress for another file")
+    if state.file_digest and state.file_digest != digest:
+        raise PatronError(f"{progress_path} records import {state.import_id!r} of the file as it was; it has changed "
+                          f"since: pass --restart to import it from the top (members imported already are "
+                          f"reported already_imported), or --progress for another file")
     return state
 
 
@@ -146,7 +154,11 @@ def _members_before(path: Path, fmt: str, state: ImportState) -> dict[str, int]:
 def _open_report(path: Path, keep: int) -> io.BufferedRandom:
     """The report cut back to what the progress file vouches for, so a chunk settled again
     after a crash is not listed twice."""
-    report = open(path, "r+b" if keep and path.exists() else "w+b")  # noqa: SIM115 (the caller closes it)
+    if keep and (not path.exists() or path.stat().st_size < keep):  # truncate() would pad it with zeros
+        raise PatronError(f"the report {path} holds less than the progress file vouches for ({keep:,} bytes): "
+                          f"moved, or another --report than the import began with? Give that one, or pass "
+                          f"--restart to import the file from the top")
+    report = open(path, "r+b" if keep else "w+b")  # noqa: SIM115 (the caller closes it)
     report.truncate(keep)
     report.seek(keep)
     if not keep:

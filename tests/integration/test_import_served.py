@@ -253,3 +253,30 @@ def test_an_import_finished_into_one_data_folder_is_not_taken_as_done_in_another
         assert client.member("ok0") is None
         assert run_import(client, ImportOptions(file=source, restart=True), say=lambda text: None).imported == 10
         assert client.member("ok0") is not None
+
+
+def test_an_edited_file_under_its_own_import_id_is_not_taken_as_done_and_a_moved_report_is_refused(
+        start_server, tmp_path):
+    # an outside probe: the edit was taken as finished (exit 0, the new row never imported), and a
+    # report moved away between runs was padded with zeros up to the saved offset
+    from client import PatronClient
+    from engine.errors import PatronError
+
+    source = write_file(tmp_path / "members.csv", good=3)
+    server = start_server()
+    with PatronClient(server.address) as client:
+        options = ImportOptions(file=source, import_id="migration-1")
+        assert run_import(client, options, say=lambda text: None).imported == 3
+        source.write_text(source.read_text() + "late-1,,,7,0,0,0,,,\n")
+        with pytest.raises(PatronError, match="it has changed since: pass --restart"):
+            run_import(client, options, say=lambda text: None)
+        state = run_import(client, ImportOptions(file=source, import_id="migration-2", restart=True),
+                           say=lambda text: None)
+        assert (state.imported, client.member("late-1").points) == (1, 7)
+        progress = source.with_name(source.name + ".import-progress")
+        saved = msgspec.json.decode(progress.read_bytes())
+        saved.update(finished=False, report_bytes=40, offset=len(source.read_bytes().splitlines()[0]) + 1, line=2)
+        progress.write_bytes(msgspec.json.encode(saved))
+        source.with_name(source.name + ".rejected.csv").unlink()
+        with pytest.raises(PatronError, match="holds less than the progress file vouches for"):
+            run_import(client, ImportOptions(file=source, import_id="migration-2"), say=lambda text: None)
