@@ -114,7 +114,10 @@ def _csv_rows(file: BinaryIO, columns: list[str], offset: int, line: int) -> Ite
             yield Row(line, offset, "", None, "malformed", not_utf8(error, offset - len(raw)))
             line += 1
             continue
-        if text.strip():
+        if text.count('"') % 2:  # a quoted value broken over lines: its second part read as a row made a member
+            yield Row(line, offset, "", None, "malformed", "a quote left open (a value with a line break in it? "
+                                                            "values are read one line at a time)")
+        elif text.strip():
             try:
                 values = next(csv.reader([text])) if '"' in text else text.split(",")
             except csv.Error as error:  # a quoted value beyond the csv module's field limit

@@ -30,6 +30,14 @@ def test_csv_rows_that_cannot_be_read_say_why_and_the_rest_are_read(tmp_path):
     assert rows == [(2, "a", "bad_number"), (3, "b", "malformed"), (4, "c", "")]
 
 
+def test_a_quoted_value_broken_over_lines_makes_both_lines_malformed_not_a_member(tmp_path):
+    # the second part, `line",7`, was imported as member 'line"' with 7 points (an outside probe)
+    path = tmp_path / "m.csv"
+    path.write_text('member_id,channel,points\na,"multi\nline",7\nb,"x, ""y""",3\n')
+    rows = [(row.line, row.member_id, row.reason) for row in read_rows(path, "csv")]
+    assert rows == [(2, "", "malformed"), (3, "", "malformed"), (4, "b", "")]
+
+
 def test_a_json_line_that_is_not_an_object_is_a_malformed_row(tmp_path):
     # an outside probe: an array, a string and a number were `bad_field`, as if a field were wrong
     path = tmp_path / "m.jsonl"
