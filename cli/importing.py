@@ -181,14 +181,16 @@ class _Run:
         last: Row | None = None
         for row in rows:
             last = row
-            first = self.seen.get(row.member_id) if row.message is not None else None
+            # an id-less row is the server's bad_member_id each time, not a duplicate of the first (a probe)
+            first = self.seen.get(row.member_id) if row.message is not None and row.member_id else None
             if row.message is None:
                 refused.append(row)
             elif first is not None:
                 refused.append(row._replace(reason="duplicate_member",
                                             detail=f"member {row.member_id!r} is on line {first:,} already"))
             else:
-                self.seen[row.member_id] = row.line
+                if row.member_id:
+                    self.seen[row.member_id] = row.line
                 sent.append(row)
             if len(sent) + len(refused) >= self.options.chunk:
                 self._send(sent, refused, last)

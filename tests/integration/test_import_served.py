@@ -280,3 +280,7 @@ def test_an_edited_file_under_its_own_import_id_is_not_taken_as_done_and_a_moved
         source.with_name(source.name + ".rejected.csv").unlink()
         with pytest.raises(PatronError, match="holds less than the progress file vouches for"):
             run_import(client, ImportOptions(file=source, import_id="migration-2"), say=lambda text: None)
+        # id-less rows were the server's bad_member_id once, then "duplicate_member" of the first
+        idless = tmp_path / "idless.csv"
+        idless.write_text(HEADER + ",,,1,0,0,0,,,\n" * 3)
+        assert run_import(client, ImportOptions(file=idless), say=lambda text: None).rejected == {"bad_member_id": 3}
