@@ -82,6 +82,7 @@ def _why(entry: EntrySummary) -> str:
     details = [entry.why, f"status {entry.status}" if entry.status else "",
                f"{entry.unrecovered:,} points not recovered" if entry.unrecovered else "",
                f"stored value {money(entry.stored_value, signed=True)}" if entry.stored_value else "",
+               f"bonus {money(entry.bonus_value, signed=True)}" if entry.bonus_value else "",  # left out (a probe)
                entry.note if entry.note and entry.note != entry.ref else ""]
     version = f" (rules v{entry.rule_version})" if entry.cause != "rules" else ""
     return "; ".join([why, *filter(None, details)]) + version

@@ -230,3 +230,12 @@ def test_the_member_card_shows_stored_value_with_its_bonus():
 
     card = member_card(MemberSummary("c-1001", "Basic", 0, 0, False, "active", 0, 200, [], [], stored_value=5000))
     assert "stored value  50.00 (and 2.00 bonus)" in card.splitlines()
+
+
+def test_a_ledger_rows_why_names_the_bonus_stored_value_beside_the_principal():
+    # an imported member's opening showed "stored value +50.00" and not its +2.00 bonus (an outside probe)
+    from cli.show import _why
+    from engine.summary import EntrySummary
+
+    entry = EntrySummary("m1", 1, "2026-12-05", "import", "shop.csv", 1, "opening", stored_value=5000, bonus_value=200)
+    assert _why(entry) == "import shop.csv; stored value +50.00; bonus +2.00 (rules v1)"
