@@ -293,6 +293,7 @@ class IngestService:
         fails, and shards apply nothing of the stream after a part of it they did not commit."""
         pending: asyncio.Queue = asyncio.Queue(maxsize=8)
         stream = Stream()
+        in_flight = self.coordinator.metrics.batches_in_flight  # streamed ones too: the usual senders'
 
         async def read() -> None:
             try:
@@ -303,7 +304,10 @@ class IngestService:
                         raise StoppingError()
                     received = time.perf_counter()
                     routed = await self._route_when_free(request, stream)
-                    await pending.put(_outcome_may_go_unread(asyncio.ensure_future(self._settle(*routed, received))))
+                    in_flight.inc()
+                    settled = asyncio.ensure_future(self._settle(*routed, received))
+                    settled.add_done_callback(lambda _: in_flight.dec())
+                    await pending.put(_outcome_may_go_unread(settled))
             except Exception as error:  # answered in order, after the batches before it
                 failed = _outcome_may_go_unread(asyncio.get_running_loop().create_future())
                 failed.set_exception(error)

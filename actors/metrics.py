@@ -52,7 +52,8 @@ class Metrics:
         self.batches_refused = Counter("patron_batches_refused_total", "Batches refused, by gRPC status code.",
                                        ["code"], registry=registry)
         self.storage_full = Counter("patron_storage_full_total",
-                                    "Batches and checkpoints refused because a shard's disk or map was full.",
+                                    "Batches, checkpoints and midnight runs refused because a shard's disk or map "
+                                    "was full.",
                                     registry=registry)
         self.shard_apply = Histogram("patron_shard_apply_seconds",
                                      "Time a shard spends scoring the batches of one commit.",
@@ -106,8 +107,9 @@ class Metrics:
 
     def _midnight_gauges(self, registry: CollectorRegistry) -> None:
         self.midnight_success = Gauge("patron_midnight_last_success_timestamp_seconds",
-                                      "When the last midnight run finished (Unix time); from a start until "
-                                      "the first run, the local midnight that began the folder's business day.",
+                                      "The local midnight that began the business day the last midnight run "
+                                      "reached (Unix time), read from the folder at start: a run catching up "
+                                      "one date of many stays as old as that date.",
                                       registry=registry)
         self.checkpoint_success = Gauge("patron_checkpoint_last_success_timestamp_seconds",
                                         "When the newest checkpoint was made (Unix time; 0: the folder has none).",

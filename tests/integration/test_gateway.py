@@ -166,3 +166,36 @@ def test_an_open_stream_ends_at_its_next_batch_once_the_server_begins_to_stop(st
     with PatronClient(start_server(data=running.server.config.data).address) as client:
         assert client.member("stop-m1") is not None
         assert client.member("stop-m2") is None  # not applied, as the answer said
+
+
+def test_streamed_batches_count_as_in_flight_until_settled(start_server, monkeypatch):
+    # only SubmitBatch counted: the dashboard's panel read 0 under a full streamed load (an outside probe)
+    import asyncio
+
+    from actors.gateway import IngestService
+
+    running = start_server(shards=2)
+    release, settle = threading.Event(), IngestService._settle
+
+    async def held(self, *args):
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        return await settle(self, *args)
+
+    monkeypatch.setattr(IngestService, "_settle", held)
+    gauge = running.server.coordinator.metrics.batches_in_flight
+    with PatronClient(running.address) as client:
+        batches = [client.batch([purchase(f"f{b}", f"flight-m{b}")], f"f{b}") for b in range(3)]
+        acks: list = []
+        sender = threading.Thread(target=lambda: acks.extend(client.stream(batches, window=8)))
+        sender.start()
+        deadline = time.monotonic() + 30
+        try:
+            while gauge._value.get() != 3:
+                assert time.monotonic() < deadline, f"in flight: {gauge._value.get()}"
+                time.sleep(0.01)
+        finally:
+            release.set()  # a failure must not leave the server's stop waiting on held batches
+            sender.join(timeout=30)
+    assert [ack.batch_id for ack in acks] == ["f0", "f1", "f2"]
+    assert gauge._value.get() == 0

@@ -63,6 +63,11 @@ def test_a_full_disk_refuses_whole_batches_keeps_serving_reads_and_recovers(star
             assert no_room.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, no_room.value.details()
             assert list((disk / "data" / "checkpoints").iterdir()) == []
             assert metrics.get_sample_value("patron_checkpoint_failures_total") == 1
+            full = metrics.get_sample_value("patron_storage_full_total")
+            with pytest.raises(grpc.RpcError) as no_run:  # at night no batch comes to count it (an outside probe)
+                client.run_midnight("2026-11-18")
+            assert no_run.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, no_run.value.details()
+            assert metrics.get_sample_value("patron_storage_full_total") == full + 1
             subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
             again = client.submit(purchases(f"b{batch}", 400))
             assert {r.outcome for r in again.results} == {1}       # all accepted: none was applied before
