@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -882,10 +883,13 @@ async def _answer(call: Any, timeout: float = ANSWER_SECONDS) -> Any:
         return error
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _why_down(error: BaseException) -> str:
     if isinstance(error, TimeoutError):
         return f"it did not answer within {ANSWER_SECONDS:g} s (restarting, or too busy)"
-    first = (str(error).strip().splitlines() or [""])[0]
+    first = (_ANSI.sub("", str(error)).strip().splitlines() or [""])[0]  # Ray colours its errors
     return f"{type(error).__name__}: {first[:300]}" if first else type(error).__name__
 
 

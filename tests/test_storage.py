@@ -418,3 +418,12 @@ def test_a_refused_unmapping_costs_no_batch_and_is_said_once(tmp_path, monkeypat
     assert [r.getMessage() for r in caplog.records if "madvise" in r.getMessage()] == [
         f"[Errno 1] madvise(MADV_DONTNEED) of {tmp_path / 'data.mdb'}: Operation not permitted; "
         "mapped pages are no longer given back (memory grows with reads)"]
+
+
+def test_why_a_shard_is_down_is_one_plain_line():
+    # Ray colours its errors: `patron status` showed the escapes (an outside probe)
+    from actors.coordinator import _why_down
+
+    coloured = RuntimeError("\x1b[36mActorDiedError\x1b[0m: the actor died in its creation task\nmore detail")
+    assert _why_down(coloured) == "RuntimeError: ActorDiedError: the actor died in its creation task"
+    assert _why_down(TimeoutError()) == "it did not answer within 5 s (restarting, or too busy)"
