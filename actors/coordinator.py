@@ -131,9 +131,10 @@ class Coordinator(ShardLanes):
         self.publishing = False
         self.recalculating: dict[int, int] = {}
         """Members each shard re-evaluates for the last publish that changed tiers."""
-        self._liability_due = True
+        self._liability_due, self._instances = True, dict[int, str]()
         """The points liability gauge is owed: asked once a minute, and at start as soon as every shard
-        answers (a shard slow to start left it empty for a minute: an outside probe)."""
+        answers (a shard slow to start left it empty for a minute: an outside probe). Each shard's
+        process as the watch last saw it (ShardStatus.instance), to count its restarts."""
         self.midnight: MidnightSummary | None = None
         """The run in progress, or the last one."""
         self._midnight_task: asyncio.Task | None = None
@@ -638,6 +639,7 @@ class Coordinator(ShardLanes):
                              if isinstance(answer, ShardStatus) and answer.job == "reevaluate"}
         for shard, answer in enumerate(answers):
             metrics.shard_up.labels(str(shard)).set(1 if isinstance(answer, ShardStatus) else 0)
+            self._count_restart(shard, answer)
             if isinstance(answer, ShardStatus):
                 metrics.members.labels(str(shard)).set(answer.members)
                 metrics.members_in_memory.labels(str(shard)).set(answer.members_in_memory)
@@ -688,6 +690,16 @@ class Coordinator(ShardLanes):
             await self.on_health(up)
         if up:
             await self._release_running_out()
+
+    def _count_restart(self, shard: int, answer: Any) -> None:
+        """A shard crashing every few seconds is seldom seen down, never for PatronShardDown's
+        minute (an outside probe): its new process is counted instead."""
+        restarts = self.metrics.shard_restarts.labels(str(shard))  # at 0 from the start, for increase()
+        if isinstance(answer, ShardStatus) and answer.instance:
+            if self._instances.get(shard, answer.instance) != answer.instance:
+                restarts.inc()
+                log.warning("a shard's process started again", extra={"shard": shard})
+            self._instances[shard] = answer.instance
 
     def _observe_layout(self) -> None:
         owned = [0] * self.layout.shards

@@ -73,6 +73,9 @@ class Metrics:
     def _shard_gauges(self, registry: CollectorRegistry) -> None:
         self.shard_up = Gauge("patron_shard_up", "1 when the shard answers, 0 when it is down or restarting.",
                               ["shard"], registry=registry)
+        self.shard_restarts = Counter("patron_shard_restarts_total",
+                                      "Times the shard's process was seen started again since this server started.",
+                                      ["shard"], registry=registry)
         self.members = Gauge("patron_members", "Members per shard.", ["shard"], registry=registry)
         self.members_in_memory = Gauge("patron_members_in_memory", "Members a shard holds in memory (--hot-members).",
                                        ["shard"], registry=registry)

@@ -135,6 +135,9 @@ class ShardStatus(msgspec.Struct):
     "partly idle: why", or "ray: why" (Ray's nice 15 only); empty where no actor started it."""
     down: str = ""
     """Why the shard did not answer (ready is then false and the counts are 0); empty when it did."""
+    instance: str = ""
+    """Names this start of the shard's process (a new one after each restart): the watch counts
+    restarts by it, since a shard crashing every few seconds is seldom down for long."""
 
 
 class Job(msgspec.Struct):

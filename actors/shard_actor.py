@@ -5,6 +5,7 @@ import gc
 import logging
 import os
 import time
+import uuid
 from collections.abc import Callable
 
 import msgspec
@@ -58,6 +59,7 @@ class ShardActor:
         keeper = RayGrants(ray.get_actor(config.keeper)) if config.keeper else None
         config = msgspec.structs.replace(config, path=on_this_node(config.path, folder_id))
         self.shard = Shard(config, keeper)
+        self._instance = uuid.uuid4().hex
         self._steps = [0, 0.0, 0.0]
         """The midnight run's steps so far: how many, their seconds and CPU seconds here."""
         gc.freeze()  # the members just loaded live as long as the process
@@ -67,7 +69,8 @@ class ShardActor:
                                        "seconds": round(time.perf_counter() - started, 3)})
 
     def status(self) -> ShardStatus:
-        return msgspec.structs.replace(self.shard.status(), huge_pages=self._huge_pages, priority=self._priority)
+        return msgspec.structs.replace(self.shard.status(), huge_pages=self._huge_pages, priority=self._priority,
+                                       instance=self._instance)
 
     def pid(self) -> int:
         return os.getpid()

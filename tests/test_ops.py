@@ -15,7 +15,7 @@ SCRAPE = OPS / "prometheus" / "scrape.example.yml"
 
 METRIC_NAME = re.compile(r"\b(?:patron|process)_[a-z_]+")
 REQUIRED_ALERTS = ("PatronNoMidnightRun", "PatronRejectionRatioHigh", "PatronBatchLatencyP99High",
-                   "PatronShardDown", "PatronAnomalySpike")
+                   "PatronShardDown", "PatronShardRestarting", "PatronAnomalySpike")
 # The names a family of each type goes by: its series on /metrics, and a histogram's or summary's own name.
 SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("", "_bucket", "_count", "_sum", "_created"),
             "summary": ("", "_count", "_sum", "_created"), "info": ("_info",)}

@@ -290,6 +290,8 @@ def test_counts_survive_a_shards_death_and_are_recorded_while_another_is_down(st
         wait_for(port, lambda samples: (
             value(samples, "patron_coupons_issued_total", coupon="WELCOME10"),
             value(samples, "patron_events_written_total", kind="coupon_issued")) == (100, 100))
+        # each new process counted: a shard crashing every few seconds never held PatronShardDown's minute
+        wait_for(port, lambda samples: [value(samples, "patron_shard_restarts_total", shard=s) for s in "01"] == [1, 1])
         ray.kill(coordinator.actors[1], no_restart=True)
         answer = client.enroll_many([{"member_id": m} for m in later])
         assert all(not m.error for m in answer.members)
