@@ -15,12 +15,13 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from bench.cluster import free_port
 from client import PatronClient, patron_client
 from client.patron_client import transaction_message
+from engine.calendar import parse_day
 from proto import patron_pb2 as pb
 from proto import patron_pb2_grpc as rpc
 from tests.builders import ms
-from tests.conftest import two_shard_server
+from tests.conftest import TEST_DAY, two_shard_server
 
-DAY = ms("2026-11-17 10:00")
+DAY = ms(f"{TEST_DAY} 10:00")  # the business day every server of this module is pinned to
 METHODS = [(service.full_name, method.name, method.client_streaming, method.server_streaming)
            for service in pb.DESCRIPTOR.services_by_name.values() for method in service.methods]
 
@@ -142,7 +143,7 @@ def test_a_batch_too_large_to_send_is_not_sent_again(server, monkeypatch):
 
 def test_an_open_stream_ends_at_its_next_batch_once_the_server_begins_to_stop(start_server):
     # gRPC's grace let an open stream go on taking new batches for 30 s after SIGTERM (an outside probe)
-    running = start_server(shards=2)
+    running = start_server(shards=2, start_date=parse_day(TEST_DAY))  # the day DAY's purchases are dated
     outgoing: queue.Queue = queue.Queue()
     with grpc.insecure_channel(running.address) as channel:
         answers = rpc.IngestStub(channel).StreamBatches(iter(outgoing.get, None), timeout=60)
@@ -163,7 +164,7 @@ def test_an_open_stream_ends_at_its_next_batch_once_the_server_begins_to_stop(st
         stopper.join(timeout=60)
     assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "patron is stopping" in ended.value.details()
-    with PatronClient(start_server(data=running.server.config.data).address) as client:
+    with PatronClient(start_server(data=running.server.config.data, start_date=parse_day(TEST_DAY)).address) as client:
         assert client.member("stop-m1") is not None
         assert client.member("stop-m2") is None  # not applied, as the answer said
 
@@ -174,7 +175,7 @@ def test_streamed_batches_count_as_in_flight_until_settled(start_server, monkeyp
 
     from actors.gateway import IngestService
 
-    running = start_server(shards=2)
+    running = start_server(shards=2, start_date=parse_day(TEST_DAY))  # the day DAY's purchases are dated
     release, settle = threading.Event(), IngestService._settle
 
     async def held(self, *args):
