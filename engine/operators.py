@@ -15,8 +15,8 @@ from engine.members import Held, Member, Profile
 from engine.midnight import schedule
 from engine.spending.coupons import issue_on_enroll
 from engine.tagging import watch_new
-from engine.tier_changes import enter_tier, tier_after_transaction
-from engine.tiers import counted_since, validity_from
+from engine.tier_changes import enter_tier, member_in_default_tier, tier_after_transaction
+from engine.tiers import counted_since
 from engine.types import PURCHASE, RECHARGE, Day
 
 __all__ = ["STATUS_ACTIONS", "Enrollment", "birthday_of", "enroll", "set_status", "set_tier"]
@@ -56,10 +56,7 @@ def enroll(book: Book, request: Enrollment, day: Day) -> tuple[Member, bool]:
         _check_merged_attributes(member, request)
     created = member is None
     if member is None:
-        member = Member(request.member_id, enrolled=day, tier=book.programme.default_tier(request.channel))
-        member.tier_since = day
-        member.tier_until = validity_from(book.programme.ladder, member.tier, day)  # as scoring's auto-enrolled
-        member.given_tier, member.given_until = member.tier, member.tier_until
+        member = member_in_default_tier(book, request.member_id, request.channel, day)  # as scoring's auto-enrolled
         if member.tier_until:
             schedule(book, member)  # woken when the tier ends: no transaction of its own may come to
         book.members[member.member_id] = member

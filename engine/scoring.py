@@ -15,8 +15,7 @@ from engine.refunds import refund_problem, score_refund
 from engine.spending.coupons import issue_on_enroll
 from engine.spending.operations import UNDOABLE, score_spending
 from engine.tagging import note_purchase
-from engine.tier_changes import enter_tier, tier_after_transaction
-from engine.tiers import validity_from
+from engine.tier_changes import enter_tier, member_in_default_tier, tier_after_transaction
 from engine.transactions import Transaction, TxnRecord, TxnResult, refund_amount
 from engine.types import (
     ADJUSTMENT,
@@ -193,11 +192,7 @@ def _member_for(book: Book, txn: Transaction, day: Day) -> tuple[Member | None, 
         return member, False
     # A member's creation is recorded in the member (enrolled day, channel), not the ledger:
     # it changes no balance, and one ledger entry per member is a third of its bytes on disk.
-    member = Member(txn.member_id, enrolled=day, tier=book.programme.default_tier(txn.channel))
-    member.tier_since = day
-    if member.tier:  # a channel's tier lasts its validity, as an imported member's does (it was permanent)
-        member.tier_until = validity_from(book.programme.ladder, member.tier, day)
-        member.given_tier, member.given_until = member.tier, member.tier_until
+    member = member_in_default_tier(book, txn.member_id, txn.channel, day)
     member.profile.channel = txn.channel
     book.members[txn.member_id] = member
     if book.programme.coupons.on_enroll:

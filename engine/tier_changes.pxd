@@ -10,5 +10,6 @@ from engine.tiers cimport TierLadder, TierRule
 @cython.locals(ladder=TierLadder, rule=TierRule)
 cpdef enter_tier(Book book, Member member, target, day, cause, ref, note=*, given=*)
 cpdef given_floor(Member member, day)
+cpdef member_in_default_tier(Book book, member_id, channel, day)
 @cython.locals(ladder=TierLadder, rule=TierRule)
 cpdef tier_after_transaction(Book book, Member member, day, ref, lowered=*, cause=*)

@@ -7,10 +7,10 @@ from engine.members import Member
 from engine.notices import TIER_CHANGED
 from engine.periods import valid_through
 from engine.spending.coupons import issue_on_upgrade
-from engine.tiers import TierLadder, TierRule, reset_since
+from engine.tiers import TierLadder, TierRule, reset_since, validity_from
 from engine.types import Day
 
-__all__ = ["enter_tier", "given_floor", "tier_after_transaction"]
+__all__ = ["enter_tier", "given_floor", "member_in_default_tier", "tier_after_transaction"]
 
 
 def enter_tier(book: Book, member: Member, target: int, day: Day, cause: str, ref: str,
@@ -48,6 +48,15 @@ def enter_tier(book: Book, member: Member, target: int, day: Day, cause: str, re
                     valid_until=iso(member.tier_until) if member.tier_until else "", cause=cause, ref=ref, note=note)
     if target > previous and book.programme.coupons.on_upgrade:
         issue_on_upgrade(book, member, target, day, cause, ref)
+
+
+def member_in_default_tier(book: Book, member_id: str, channel: str, day: Day) -> Member:
+    """A member new on `day` (enrolled, or by its first transaction) in its channel's default tier:
+    the tier lasts its validity, as an imported member's does, and is given, not reached."""
+    tier = book.programme.default_tier(channel)
+    until = validity_from(book.programme.ladder, tier, day) if tier else 0
+    return Member(member_id, enrolled=day, tier=tier, tier_since=day, tier_until=until, given_tier=tier,
+                  given_until=until)
 
 
 def given_floor(member: Member, day: Day) -> int:
