@@ -629,18 +629,18 @@ class Coordinator(ShardLanes):
 
     async def _observe(self) -> None:
         metrics = self.metrics
-        answers = await asyncio.gather(*(_answer(actor.status.remote()) for actor in self.actors))
-        up = all(isinstance(a, ShardStatus) for a in answers)
-        self._answering = {shard for shard, answer in enumerate(answers) if isinstance(answer, ShardStatus)}
+        answers = await self.status_as_seen()  # one that does not answer is there, not ready
+        up = all(a.ready for a in answers)
+        self._answering = {shard for shard, answer in enumerate(answers) if answer.ready}
         if not self.publishing:  # during a publish shards change over one by one
             self.behind |= {shard for shard, answer in enumerate(answers)
-                            if isinstance(answer, ShardStatus) and answer.rule_version < self.rules.version}
+                            if answer.ready and answer.rule_version < self.rules.version}
         self._unevaluated = {answer.shard: answer.job_total for answer in answers
-                             if isinstance(answer, ShardStatus) and answer.job == "reevaluate"}
+                             if answer.ready and answer.job == "reevaluate"}
         for shard, answer in enumerate(answers):
-            metrics.shard_up.labels(str(shard)).set(1 if isinstance(answer, ShardStatus) else 0)
+            metrics.shard_up.labels(str(shard)).set(1 if answer.ready else 0)
             self._count_restart(shard, answer)
-            if isinstance(answer, ShardStatus):
+            if answer.ready:
                 metrics.members.labels(str(shard)).set(answer.members)
                 metrics.members_in_memory.labels(str(shard)).set(answer.members_in_memory)
                 metrics.member_loads.labels(str(shard)).set(answer.member_loads)
@@ -649,7 +649,7 @@ class Coordinator(ShardLanes):
         # 0 when this process or any shard's runs without the compiled wire code or engine (a shard's
         # process may import another install than the gateway's)
         metrics.compiled_wire.set(int(COMPILED and all(
-            a.compiled_wire for a in answers if isinstance(a, ShardStatus))))
+            a.compiled_wire for a in answers if a.ready)))
         metrics.rules_version.set(self.rules.version)
         self._observe_layout()
         if up:
@@ -684,18 +684,18 @@ class Coordinator(ShardLanes):
                     metrics.liability.labels(month).set(points)
         if up != self.shards_up:
             log.warning("every shard answers" if up else "a shard does not answer; health is NOT_SERVING",
-                        extra={"shards": [s for s, a in enumerate(answers) if not isinstance(a, ShardStatus)]})
+                        extra={"shards": [s for s, a in enumerate(answers) if not a.ready]})
         self.shards_up = up
         if self.on_health is not None:
             await self.on_health(up)
         if up:
             await self._release_running_out()
 
-    def _count_restart(self, shard: int, answer: Any) -> None:
+    def _count_restart(self, shard: int, answer: ShardStatus) -> None:
         """A shard crashing every few seconds is seldom seen down, never for PatronShardDown's
         minute (an outside probe): its new process is counted instead."""
         restarts = self.metrics.shard_restarts.labels(str(shard))  # at 0 from the start, for increase()
-        if isinstance(answer, ShardStatus) and answer.instance:
+        if answer.ready and answer.instance:
             if self._instances.get(shard, answer.instance) != answer.instance:
                 restarts.inc()
                 log.warning("a shard's process started again", extra={"shard": shard})
