@@ -463,12 +463,8 @@ class _Subscription:
         self._call = call
         self._fail_over = fail_over
 
-    def __iter__(self) -> Iterator[pb.Event]:
-        try:
-            yield from self._call
-        except grpc.RpcError as error:
-            self._fail_over(error)
-            raise
+    def __iter__(self) -> "_Subscription":
+        return self
 
     def __next__(self) -> pb.Event:
         try:
