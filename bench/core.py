@@ -21,10 +21,10 @@ __all__ = ["run"]
 
 def _replay(rules: Path, stream: Path, folder: Path, answers: "mp.Queue") -> None:
     """In its own process, as `patron replay` runs: (transactions, seconds, CPU seconds, max RSS)."""
-    from actors.object_memory import prepare_to_hold_members
+    from actors.object_memory import prepare_to_replay
     from cli.replay import ReplayFiles, replay_files
 
-    prepare_to_hold_members(logging.getLogger("bench"))  # as `patron replay` runs
+    prepare_to_replay(logging.getLogger("bench"))  # as `patron replay` runs
     cpu = time.process_time()
     stats = replay_files(ReplayFiles(rules=rules, transactions=stream, members_out=folder / "replay-members.jsonl",
                                      results_out=folder / "replay-results.jsonl"))

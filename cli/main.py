@@ -270,10 +270,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from actors.object_memory import prepare_to_hold_members
+    from actors.object_memory import prepare_to_replay
     from cli.replay import ReplayFiles, replay_files
 
-    prepare_to_hold_members(logging.getLogger("patron.replay"))
+    prepare_to_replay(logging.getLogger("patron.replay"))
     files = ReplayFiles(rules=args.rules, transactions=args.transactions, members_out=args.members_out,
                         results_out=args.results_out, ledger_out=args.ledger_out,
                         anomalies_out=args.anomalies_out, until=args.until)

@@ -69,9 +69,24 @@ ALTERNATE = textwrap.dedent("""
 """)
 
 
-def measured(*args: str, huge_pages: str = "on", script: str = MEASURE) -> dict:
+# What replay sets up, as `patron replay` does.
+REPLAY = textwrap.dedent("""
+    import json, logging
+    from actors import huge_pages
+    from actors.object_memory import prepare_to_replay
+
+    said = prepare_to_replay(logging.getLogger("test"))
+    print(json.dumps({"said": said, "installed": huge_pages.installed()}))
+""")
+
+
+def measured(*args: str, huge_pages: str | None = "on", script: str = MEASURE) -> dict:
+    """The script's answer in a fresh interpreter; PATRON_HUGE_PAGES as given (None: not set)."""
+    env = {key: value for key, value in os.environ.items() if key != "PATRON_HUGE_PAGES"}
+    if huge_pages is not None:
+        env["PATRON_HUGE_PAGES"] = huge_pages
     run = subprocess.run([sys.executable, "-c", script, *args], check=False, cwd=ROOT, capture_output=True,
-                         text=True, timeout=120, env={**os.environ, "PATRON_HUGE_PAGES": huge_pages})
+                         text=True, timeout=120, env=env)
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout)
 
@@ -112,6 +127,15 @@ def test_the_operator_or_the_kernel_can_leave_python_s_allocator_as_it_is():
     assert not seen["installed"]
     if not OFFERED:
         assert measured()["said"].startswith("off: the kernel's transparent huge pages are")
+
+
+def test_replay_keeps_ordinary_pages_unless_the_operator_says_on():
+    """Replay pays the first touch of every page it uses (bench/RESULTS.md, "Replay on ordinary pages")."""
+    assert measured(script=REPLAY, huge_pages=None) == {"said": "off: this process's default", "installed": False}
+    assert measured(script=REPLAY, huge_pages="off")["said"] == "off: PATRON_HUGE_PAGES=off"
+    asked = measured(script=REPLAY, huge_pages="on")
+    assert asked["said"] == ("on" if OFFERED else asked["said"])
+    assert asked["installed"] == OFFERED
 
 
 @pytest.mark.parametrize(("text", "mode"), [("always [madvise] never\n", "madvise"),
