@@ -28,8 +28,11 @@ def count_event(member: Member, rule: EventRule, day: Day, keep_days: int) -> No
         counts = member.events[rule.type] = EventCounts()
     month = month_index(day)
     if day not in counts.days:
-        counts.days = {d: n for d, n in counts.days.items() if d >= day - keep_days}
-        counts.months = {m: n for m, n in counts.months.items() if m >= month - 1}
+        # A late event may be dated up to keep_days back, into a month long before this one when
+        # the programme's lateness is a month or more (an outside probe: 3 counted against 2).
+        oldest = day - keep_days
+        counts.days = {d: n for d, n in counts.days.items() if d >= oldest}
+        counts.months = {m: n for m, n in counts.months.items() if m >= month_index(oldest)}
     counts.days[day] = counts.days.get(day, 0) + 1
     counts.months[month] = counts.months.get(month, 0) + 1
     counts.lifetime += 1

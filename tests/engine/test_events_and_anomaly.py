@@ -52,6 +52,16 @@ def test_a_late_event_is_judged_against_the_day_it_occurred():
     assert [r.reason for r in results] == ["", "", "capped"]
 
 
+def test_a_late_event_months_back_still_counts_against_its_month():
+    """With a lateness of two months, a January event sent after one of March meets January's
+    cap (an outside probe: the count of January was forgotten at March's, and a fourth earned)."""
+    days = ["2026-01-10", "2026-01-11", "2026-01-12", "2026-03-05", "2026-01-20"]
+    results = score(book(top="max_lateness_days = 60", body=EVENTS),
+                    *[event(f"e{n}", "m1", f"{d} 09:00", "sign_in") for n, d in enumerate(days)])
+    assert [(r.outcome, r.points, r.reason) for r in results] == [("accepted", 5, "")] * 4 + [
+        ("accepted", 0, "capped")]
+
+
 SPEND = "[points.spend]\nunit_minor = 100\nper_unit = 1\n"
 
 
