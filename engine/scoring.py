@@ -52,10 +52,15 @@ def score_batch(book: Book, txns: Iterable[Transaction]) -> list[TxnResult]:
 
 def score_transaction(book: Book, txn: Transaction) -> TxnResult:
     """One result per transaction; only an accepted one changes the book."""
-    programme = book.programme
     reason = malformed_reason(book, txn)
     if reason:
         return TxnResult(txn.txn_id, "rejected", 0, 0, reason)
+    return score_well_formed(book, txn)
+
+
+def score_well_formed(book: Book, txn: Transaction) -> TxnResult:
+    """`score_transaction` of a transaction `malformed_reason` has passed."""
+    programme = book.programme
     key = (txn.member_id, txn.txn_id)
     seen = book.txns.get(key)
     if seen is not None:
@@ -64,7 +69,7 @@ def score_transaction(book: Book, txn: Transaction) -> TxnResult:
     reason = date_problem(book, day, txn.member_id)
     if reason:
         return TxnResult(txn.txn_id, "rejected", 0, 0, reason)
-    if txn.status and txn.status != "paid":
+    if not paid(txn):
         return TxnResult(txn.txn_id, "ignored", 0, 0, "not_paid")
     if txn.kind in _MONEY:  # the purchase path pays for spending with this one test
         if txn.kind == RECHARGE:
@@ -108,6 +113,11 @@ def date_problem(book: Book, day: Day, member_id: str = "") -> str:
     if today and day > today + 1:  # a till's clock a year ahead must not decide expiry dates
         return "in_future"
     return ""
+
+
+def paid(txn: Transaction) -> bool:
+    """Whether a well-formed transaction is scored: one not paid yet is ignored (SPEC §2)."""
+    return not txn.status or txn.status == "paid"
 
 
 def malformed_reason(book: Book, txn: Transaction) -> str:

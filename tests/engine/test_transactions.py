@@ -2,6 +2,7 @@
 
 import pytest
 
+from engine.calendar import parse_day
 from engine.errors import InvalidRequestError
 from engine.operators import set_status
 from engine.transactions import LineItem, Transaction
@@ -89,7 +90,7 @@ def test_the_enrollment_channel_sets_the_default_tier():
 
 def test_a_channels_tier_lasts_its_validity_as_an_imported_members_does():
     # an outside probe: a member who started in a channel's Silver, valid 30 days, kept it for ever
-    from engine.calendar import iso, parse_day
+    from engine.calendar import iso
     from engine.operators import Enrollment, enroll
     from engine.replay import advance_to
 
@@ -111,6 +112,19 @@ def test_transactions_later_than_max_lateness_are_rejected():
                     buy("t2", "m1", "2026-03-08 10:00", line(2900)),
                     buy("t3", "m1", "2026-03-07 23:00", line(2900)))
     assert [(r.outcome, r.reason) for r in results] == [("accepted", ""), ("accepted", ""), ("rejected", "too_late")]
+
+
+def test_a_line_replay_does_not_score_moves_no_clock():
+    """A line of an unknown kind dated months ahead, or an unpaid one, changes nothing, so it is no
+    clock (an outside probe: the first aged the whole book, and today's next purchase was `too_late`)."""
+    target = book(body=SPEND)
+    wrong_clock = Transaction("x1", "m1", ms("2026-09-01 10:00"), "purchasee", amount_minor=2900)
+    results = score(target, buy("t1", "m1", DAY, line(2900)), wrong_clock,
+                    buy("x2", "m1", "2026-10-01 10:00", line(2900), status="pending"),
+                    buy("t2", "m1", "2026-03-04 11:00", line(2900)))
+    assert [(r.outcome, r.reason) for r in results] == [
+        ("accepted", ""), ("rejected", "unknown_kind"), ("rejected", "in_future"), ("accepted", "")]
+    assert (target.today, target.members["m1"].points) == (parse_day("2026-03-04"), 40)
 
 
 @pytest.mark.parametrize("status", ["frozen", "lost"])
