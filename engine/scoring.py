@@ -148,7 +148,11 @@ def _kind_problem(book: Book, txn: Transaction) -> str:
     if kind == PURCHASE:
         return "" if txn.lines or txn.amount_minor else "empty_purchase"
     if kind == REFUND:
-        return "" if txn.refund_of else "missing_refund_of"
+        if not txn.refund_of:
+            return "missing_refund_of"
+        # it names a transaction id: one longer than any id cannot be one, and past 65,535 bytes
+        # it could not even be looked up in the stored index (an outside probe)
+        return "id_too_long" if len(txn.refund_of) > _LONGEST_ID else ""
     if kind == EVENT:
         return "" if txn.event_type in book.programme.events else "unknown_event_type"
     if kind == REDEEM:
