@@ -24,7 +24,7 @@ STATUS_WORDS = {pb.STATUS_UNSPECIFIED: "", pb.STATUS_PAID: "paid", pb.STATUS_PEN
 OUTCOME_NUMBERS = {"accepted": pb.OUTCOME_ACCEPTED, "duplicate": pb.OUTCOME_DUPLICATE, "ignored": pb.OUTCOME_IGNORED,
                    "rejected": pb.OUTCOME_REJECTED}
 """A result's outcome to its enum; the compiled result writer (actors/result_writer.pyx) too."""
-_NOT_ON_MEMBER = frozenset({"attributes", "coupons"})
+_NOT_ON_MEMBER = frozenset({"attributes", "coupons", "date_attributes"})  # date_attributes: in the attributes
 
 
 def transactions_from(message: pb.Transaction) -> Transaction:
@@ -48,8 +48,11 @@ def member_message(summary: MemberSummary) -> pb.Member:
     fields["bonus_value_minor"] = fields.pop("bonus_value")
     message = pb.Member(**fields)
     message.coupons.extend(coupon_instance(coupon) for coupon in summary.coupons)
+    dates = summary.date_attributes
     for name, value in summary.attributes.items():
-        if isinstance(value, str):
+        if name in dates:
+            message.attributes[name].date = str(value)
+        elif isinstance(value, str):
             message.attributes[name].text = value
         else:
             message.attributes[name].number = value

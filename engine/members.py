@@ -42,6 +42,9 @@ class Profile(Struct, array_like=True, omit_defaults=True, gc=False):
     campaign: str = ""
     channel: str = ""
     attributes: dict[str, str | int | float] = {}
+    dates: list[str] = []
+    """The names of the attributes sent as dates (their text YYYY-MM-DD), sorted: read back as
+    dates, not text (appended: records before it read none)."""
 
 
 class CouponInstance(Struct, array_like=True, gc=False):

@@ -28,6 +28,7 @@ MAX_ATTRIBUTE_TEXT = 1_000
 change of the member: a probe's attribute of a megabyte made each of its transactions write one."""
 _BIRTHDAY = re.compile(r"(?:([0-9]{4})-)?([0-9]{2})-([0-9]{2})")
 """ASCII digits, the whole text: `\\d` took "١٢-٠١" and `$` a trailing newline (an outside probe)."""
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class Enrollment(Struct, kw_only=True):
@@ -100,8 +101,11 @@ def _check_attributes(request: Enrollment) -> None:
             raise InvalidRequestError(f"attributes.{name}: expected at most {MAX_ATTRIBUTE_TEXT:,} characters, "
                                       f"got {len(value):,}")
     for name in request.date_attributes:
-        try:
-            date.fromisoformat(str(request.attributes[name]))
+        text = str(request.attributes[name])
+        try:  # fromisoformat alone also takes 20261202 and 2026-W49-3, read back as they were sent
+            if not _ISO_DATE.fullmatch(text):
+                raise ValueError(text)
+            date.fromisoformat(text)
         except ValueError:
             raise InvalidRequestError(f"attributes.{name}: expected a date (YYYY-MM-DD), "
                                       f"got {request.attributes[name]!r}") from None
@@ -126,6 +130,8 @@ def _merged(profile: Profile, request: Enrollment, birthday: str) -> Profile:
         campaign=request.campaign or profile.campaign,
         channel=request.channel or profile.channel,
         attributes={**profile.attributes, **request.attributes},
+        # an attribute sent again as text or a number is no longer a date
+        dates=sorted(set(profile.dates).difference(request.attributes).union(request.date_attributes)),
     )
 
 

@@ -36,7 +36,7 @@ cdef extern from *:
         F(T, tier_until) F(T, total_points) F(T, total_recharge) F(T, total_spend) F(T, touched) \
         F(T, windows)
     #define PATRON_PROFILE(F, T) F(T, attributes) F(T, birthday) F(T, campaign) F(T, channel) \
-        F(T, content) F(T, source)
+        F(T, content) F(T, dates) F(T, source)
     #define PATRON_TRANSACTION(F, T) F(T, amount_minor) F(T, channel) F(T, coupon_code) \
         F(T, coupon_id) F(T, event_type) F(T, kind) F(T, lines) F(T, member_id) F(T, note) \
         F(T, occurred_at_ms) F(T, points) F(T, refund_of) F(T, status) F(T, store_id) F(T, txn_id)
@@ -124,7 +124,7 @@ cdef extern from *:
         cdef object total_recharge, total_spend, touched, windows
 
     ctypedef class engine.members.Profile [object patron_Profile, check_size error]:
-        cdef object attributes, birthday, campaign, channel, content, source
+        cdef object attributes, birthday, campaign, channel, content, dates, source
 
     ctypedef class engine.transactions.Transaction [object patron_Transaction, check_size error]:
         cdef object amount_minor, channel, coupon_code, coupon_id, event_type, kind

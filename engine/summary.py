@@ -68,6 +68,8 @@ class MemberSummary(Struct, omit_defaults=True):
     campaign: str = ""
     channel: str = ""
     attributes: dict[str, str | int | float] = {}
+    date_attributes: list[str] = []
+    """Which of `attributes` were sent as dates (YYYY-MM-DD text)."""
 
 
 class EntrySummary(Struct, omit_defaults=True):
@@ -110,7 +112,7 @@ def summarise(programme: Programme, member: Member) -> MemberSummary:
                          member.status, max(member.points, 0), member.bonus_value,
                          sorted(set(member.tags) | set(member.manual_tags)), coupons, member.pending,
                          member.stored_value, until, iso(member.enrolled), profile.birthday, profile.source,
-                         profile.content, profile.campaign, profile.channel, profile.attributes)
+                         profile.content, profile.campaign, profile.channel, profile.attributes, profile.dates)
 
 
 def summarise_entry(entry: LedgerEntry, tier_names: list[str], labels: WhyLabels | None) -> EntrySummary:

@@ -81,3 +81,20 @@ def test_an_attribute_is_named_and_of_a_size_a_member_record_can_carry(attribute
         enroll(target, Enrollment(member_id="A1", attributes=attributes), DAY)
     assert "A1" not in target.members
     enroll(target, Enrollment(member_id="A1", attributes={"notes": "x" * 1_000}), DAY)
+
+
+def test_attributes_sent_as_dates_are_kept_as_dates_until_sent_again_as_something_else():
+    """SPEC §1: typed attributes (an outside probe: a date came back as text)."""
+    target = book()
+    sent = {"since": "2026-12-02", "city": "Hangzhou", "born": "1990-03-05"}
+    enroll(target, Enrollment(member_id="E23", attributes=sent, date_attributes=frozenset({"since", "born"})), DAY)
+    assert target.members["E23"].profile.dates == ["born", "since"]
+    enroll(target, Enrollment(member_id="E23", attributes={"since": "soon"}), DAY)
+    assert target.members["E23"].profile.dates == ["born"]
+
+
+@pytest.mark.parametrize("text", ["20261202", "2026-W49-3", "2026-12-2", " 2026-12-02", "2026-02-30"])
+def test_a_date_attribute_is_yyyy_mm_dd_and_nothing_else(text):
+    with pytest.raises(InvalidRequestError, match=r"attributes.since: expected a date \(YYYY-MM-DD\)"):
+        enroll(book(), Enrollment(member_id="E24", attributes={"since": text}, date_attributes=frozenset({"since"})),
+               DAY)

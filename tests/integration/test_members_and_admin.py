@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import date
 
 import grpc
 import msgspec
@@ -48,12 +49,13 @@ def client(start_server):
 
 def test_enrollment_records_the_profile_and_the_channels_default_tier(members_client):
     answer = members_client.enroll("enrolled", channel="pos", birthday="1990-03-05", source="wechat", campaign="spring",
-                           attributes={"city": "Hangzhou", "children": 2})
+                           attributes={"city": "Hangzhou", "children": 2, "since": date(2026, 12, 2)})
     assert answer.created
     member = members_client.member("enrolled")
     assert (member.tier, member.birthday, member.source, member.campaign, member.enrolled_on) == (
         "Basic", "03-05", "wechat", "spring", "2026-11-17")
     assert (member.attributes["city"].text, member.attributes["children"].number) == ("Hangzhou", 2)
+    assert (member.attributes["since"].WhichOneof("value"), member.attributes["since"].date) == ("date", "2026-12-02")
     assert not members_client.enroll("enrolled", content="poster").created
     assert members_client.member("enrolled").source == "wechat"
 
