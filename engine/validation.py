@@ -48,10 +48,7 @@ def load_rules(text: str, new: bool = False) -> Rules:
     if document is None or _too_deep(document, MOST_NESTING):
         raise RulesError([f"arrays or tables nested more than {MOST_NESTING} deep; a rules document "
                           f"needs at most {MOST_NESTING}"])
-    rules = parse_rules(document)
-    if new:
-        check_new_version(rules)
-    return rules
+    return parse_rules(document, new)
 
 
 def version_problem(text: str, in_force: int) -> str:
@@ -83,14 +80,16 @@ def _too_deep(value: Any, room: int) -> bool:
     return any(isinstance(child, (dict, list)) and (room == 0 or _too_deep(child, room - 1)) for child in children)
 
 
-def parse_rules(document: dict) -> Rules:
+def parse_rules(document: dict, new: bool = False) -> Rules:
     """Every problem in one pass: what the shape check finds is set aside (an optional key
-    dropped, a required one given a stand-in) so the checks across keys still run on the rest."""
+    dropped, a required one given a stand-in) so the checks across keys still run on the rest;
+    `new`: with a new version's own checks (an empty tier name was told only once every other
+    problem was fixed: an outside probe)."""
     problems: list[str] = []
     usable = _check(document, Rules, "", problems)
     shape_problems = list(problems)
     rules = build_rules(usable)
-    across = cross_field_problems(rules) + spending_problems(rules)
+    across = cross_field_problems(rules) + spending_problems(rules) + (new_version_problems(rules) if new else [])
     problems += [p for p in across if not _about(p, shape_problems)]
     if problems:
         raise RulesError(problems)

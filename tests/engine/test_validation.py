@@ -375,3 +375,12 @@ def test_a_new_version_needs_named_tiers_and_a_version_stored_before_the_check_s
     with pytest.raises(RulesError) as raised:
         load_rules(UNNAMED_SILVER, new=True)  # as published or validated
     assert raised.value.problems == ['tiers[1].name: expected a non-empty name, got "  "']
+
+
+def test_a_new_versions_own_checks_are_told_beside_every_other_problem():
+    """Silver emptied while a recharge bonus still names it: both at once (an outside probe: the
+    empty name was told only once the other problem was fixed)."""
+    with pytest.raises(RulesError) as raised:
+        load_rules(example_with('name = "Silver"', 'name = ""'), new=True)
+    assert [problem.split(":")[0] for problem in raised.value.problems] == [
+        "recharge_bonuses[0].upgrade_to", "tiers[1].name"]
