@@ -31,6 +31,11 @@ def iso(day: Day) -> str:
 
 
 def parse_day(text: str) -> Day:
+    """A date written YYYY-MM-DD, and only so (ValueError otherwise): `date.fromisoformat` alone
+    also reads 20261202 and 2026-W49-3, and a midnight run or a report was asked for by them."""
+    digits = text[:4] + text[5:7] + text[8:]
+    if len(text) != 10 or text[4] != "-" or text[7] != "-" or not (digits.isascii() and digits.isdigit()):
+        raise ValueError(f"expected a date as YYYY-MM-DD, got {text!r}")
     return date.fromisoformat(text).toordinal()
 
 

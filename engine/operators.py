@@ -10,6 +10,7 @@ from msgspec import Struct
 from engine.award import count_earned
 from engine.balance import add_points
 from engine.book import Book
+from engine.calendar import parse_day
 from engine.errors import InvalidRequestError, UnknownMemberError
 from engine.members import Held, Member, Profile
 from engine.midnight import schedule
@@ -28,7 +29,6 @@ MAX_ATTRIBUTE_TEXT = 1_000
 change of the member: a probe's attribute of a megabyte made each of its transactions write one."""
 _BIRTHDAY = re.compile(r"(?:([0-9]{4})-)?([0-9]{2})-([0-9]{2})")
 """ASCII digits, the whole text: `\\d` took "١٢-٠١" and `$` a trailing newline (an outside probe)."""
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class Enrollment(Struct, kw_only=True):
@@ -101,11 +101,8 @@ def _check_attributes(request: Enrollment) -> None:
             raise InvalidRequestError(f"attributes.{name}: expected at most {MAX_ATTRIBUTE_TEXT:,} characters, "
                                       f"got {len(value):,}")
     for name in request.date_attributes:
-        text = str(request.attributes[name])
-        try:  # fromisoformat alone also takes 20261202 and 2026-W49-3, read back as they were sent
-            if not _ISO_DATE.fullmatch(text):
-                raise ValueError(text)
-            date.fromisoformat(text)
+        try:
+            parse_day(str(request.attributes[name]))
         except ValueError:
             raise InvalidRequestError(f"attributes.{name}: expected a date (YYYY-MM-DD), "
                                       f"got {request.attributes[name]!r}") from None

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import msgspec
 from msgspec import Meta, Struct
 
+from engine.calendar import parse_day
 from engine.errors import RulesError
 from engine.messages import either, not_utf8, shown
 from engine.rule_checks import cross_field_problems, new_version_problems
@@ -258,10 +259,10 @@ def _sensible(value: Decimal) -> bool:
 
 def _iso_date(text: str) -> bool:
     try:
-        date.fromisoformat(text)
+        parse_day(text)
     except ValueError:
         return False
-    return len(text) == 10
+    return True
 
 
 def _within(value: Any, meta: Bound) -> bool:

@@ -66,3 +66,12 @@ def test_local_days_follow_daylight_saving_changes():
     assert calendar.midnight_ms(day("2026-03-30")) - midnight == 23 * 3_600_000
     assert iso(calendar.day_of(midnight)) == "2026-03-29"
     assert iso(calendar.day_of(midnight - 1)) == "2026-03-28"
+
+
+@pytest.mark.parametrize("text", ["20261202", "2026-W49-3", "2026-336", "2026-12-2", " 2026-12-02", "2026-12-02\n",
+                                  "２０２６-12-02", "2026-1²-02"])
+def test_a_date_is_written_yyyy_mm_dd_and_nothing_else(text):
+    """What date.fromisoformat also reads ran a midnight and fetched a report (an outside probe)."""
+    with pytest.raises(ValueError, match="expected a date as YYYY-MM-DD"):
+        parse_day(text)
+    assert iso(parse_day("2026-12-02")) == "2026-12-02"
