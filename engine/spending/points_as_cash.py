@@ -7,7 +7,7 @@ __all__ = ["settle"]
 
 def settle(cash: CashRules, offered: int, order_minor: int) -> tuple[int, int]:
     """(points spent, money value) for an order, with `offered` the points the member offers
-    (already capped at what is available); (0, 0) when nothing fits."""
+    (whether it has them is the redeem's check); (0, 0) when nothing fits."""
     cap_num = order_minor * cash.max_share_percent  # the deduction may reach cap_num / 100
     if cash.mode == "ratio":
         per_unit, unit = cash.points_per_unit or 1, cash.unit_minor or 1

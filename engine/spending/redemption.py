@@ -29,9 +29,10 @@ def redeemable(book: Book, member: Member, txn: Transaction, day: Day) -> tuple[
     available = available_points(member)
     if not txn.amount_minor:
         return (txn.points, 0) if 0 < txn.points <= available else "insufficient_points"
-    offered = min(txn.points, available) if txn.points else available
-    points, value = settle(cash, offered, txn.amount_minor)
-    return (points, value) if points else "insufficient_points"
+    # SPEC 11.3: what the offer settles must be available (the checks of redeeming); an offer
+    # beyond the balance was cut down to it and accepted for less (an outside probe)
+    points, value = settle(cash, txn.points or available, txn.amount_minor)
+    return (points, value) if 0 < points <= available else "insufficient_points"
 
 
 def _take_lots(member: Member, points: int) -> tuple[tuple[int, int], ...]:

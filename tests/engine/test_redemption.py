@@ -141,6 +141,18 @@ def test_ratio_example_an_offer_of_1050_spends_1000():
     assert (result.points, result.value_minor) == (-1000, 1000)
 
 
+@pytest.mark.parametrize(("rules", "order", "offered", "outcome"), [
+    (RATIO, 100_000, 9000, ("rejected", "insufficient_points", 0)),  # 90 units: 9,000 points, 2,600 available
+    (RATIO, 2900, 9000, ("accepted", "", -1400)),  # the share caps it at 14 units, which are available
+    (STEPS, 10_000, 9000, ("rejected", "insufficient_points", 0)),  # the 5,000 step
+    (STEPS, 5_000, 9000, ("accepted", "", -1000))])
+def test_an_offer_settling_more_than_is_available_is_insufficient_not_cut_down(rules, order, offered, outcome):
+    """SPEC 11.3: the checks of redeeming apply to what the offer settles (an outside probe: it was
+    cut down to the 2,600 available and accepted for them)."""
+    result = score(with_points(rules, 2600), redeem("r1", "m1", DAY, points=offered, amount=order))[0]
+    assert (result.outcome, result.reason, result.points) == outcome
+
+
 def test_ratio_with_no_whole_unit_is_insufficient():
     assert score(with_points(RATIO, 5000), redeem("r1", "m1", DAY, points=99, amount=2900))[0].reason == \
         "insufficient_points"
