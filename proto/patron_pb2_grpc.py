@@ -1007,8 +1007,8 @@ class Events:
 
 
 class WalletStub:
-    """Read-only and answered ahead of queued batches: a quote waits at most for the batch its
-    member's shard is committing.
+    """Read-only, from the member's shard's last commit: a quote waits for no batch, queued or
+    being scored.
     """
 
     def __init__(self, channel):
@@ -1030,8 +1030,8 @@ class WalletStub:
 
 
 class WalletServicer:
-    """Read-only and answered ahead of queued batches: a quote waits at most for the batch its
-    member's shard is committing.
+    """Read-only, from the member's shard's last commit: a quote waits for no batch, queued or
+    being scored.
     """
 
     def Quote(self, request, context):
@@ -1068,8 +1068,8 @@ def add_WalletServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Wallet:
-    """Read-only and answered ahead of queued batches: a quote waits at most for the batch its
-    member's shard is committing.
+    """Read-only, from the member's shard's last commit: a quote waits for no batch, queued or
+    being scored.
     """
 
     @staticmethod
