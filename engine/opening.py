@@ -38,9 +38,10 @@ class OpeningLot(Struct, array_like=True, frozen=True, gc=False):
     expires: str = ""
 
 
-class Opening(Struct, kw_only=True, array_like=True, gc=False):
+class Opening(Struct, kw_only=True, array_like=True, gc=False, forbid_unknown_fields=True):
     """One member's row of an import, as read, not yet checked. Encoded as an array in this
-    field order: the compact rows of an ImportRequest (docs/api.md)."""
+    field order: the compact rows of an ImportRequest (docs/api.md); one with more elements than
+    fields is refused, not imported with the rest dropped (an outside probe)."""
 
     member_id: str
     tier: str = ""
