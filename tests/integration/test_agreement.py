@@ -108,6 +108,7 @@ def member_as_grpc(member: dict) -> dict:
     bonus balance named `bonus_value_minor`, as the contract names it."""
     expected = msgspec.to_builtins(msgspec.structs.asdict(msgspec.convert(member, MemberSummary)))
     expected["bonus_value_minor"] = expected.pop("bonus_value")
+    del expected["date_attributes"]  # on the wire, each attribute's own type (AttributeValue.date)
     return expected
 
 
