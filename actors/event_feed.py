@@ -16,7 +16,7 @@ from typing import Any
 
 from actors.metrics import Metrics
 from actors.shard_outbox import EventPage, OutboxState, decode_page
-from engine.errors import InvalidRequestError, PatronError
+from engine.errors import InvalidRequestError, PatronError, ShardUnavailableError
 from engine.notices import NOTICE_KINDS
 from storage.outbox import Run, varint
 
@@ -90,9 +90,18 @@ class EventFeed:
         self._news = asyncio.Condition()
         self._task: asyncio.Task | None = None
         self._subscriptions = 0
+        self.stopping = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._poll())
+
+    async def stop_streams(self) -> None:
+        """Every subscription ends at its next turn (UNAVAILABLE, to resume from its last position):
+        a stream never ends on its own, and gRPC's grace for the calls in flight waited 30 s for an
+        idle subscriber at every stop (an outside probe)."""
+        self.stopping = True
+        async with self._news:
+            self._news.notify_all()
 
     async def close(self) -> None:
         if self._task is not None:
@@ -130,11 +139,11 @@ class EventFeed:
         self.newest[shard] = newest  # may go back: a restored checkpoint
 
     async def wait_past(self, cursor: list[int], timeout: float) -> None:
-        """Until some shard holds an event past `cursor`, or `timeout` seconds."""
+        """Until some shard holds an event past `cursor`, patron is stopping, or `timeout` seconds."""
         async with self._news:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._news.wait_for(
-                    lambda: any(n > c for n, c in zip(self.newest, cursor, strict=False))), timeout)
+                    lambda: self.stopping or any(n > c for n, c in zip(self.newest, cursor, strict=False))), timeout)
 
     @property
     def subscribers(self) -> int:
@@ -175,6 +184,9 @@ class Subscription:
         try:
             await asyncio.wait(reading.values())  # every shard's first page: each position names every shard
             while True:
+                if self.feed.stopping:
+                    raise ShardUnavailableError("patron is stopping: subscribe again from the last position received "
+                                                "once it is back; no event is lost")
                 if not reading:
                     self._fit()
                     self.next_at_ms = 0

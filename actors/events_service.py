@@ -37,6 +37,11 @@ class EventsService:
         self.feed = EventFeed(self.coordinator.lanes, self.coordinator.metrics)
         self.feed.start()
 
+    async def stop_streams(self) -> None:
+        """Before gRPC's grace: it waits for the calls in flight, and a subscription never ends."""
+        if self.feed is not None:
+            await self.feed.stop_streams()
+
     async def close(self) -> None:
         if self.feed is not None:
             await self.feed.close()

@@ -200,6 +200,8 @@ class NodeGateway:
         await self.checker.enter_graceful_shutdown()
         if self.ingest is not None:
             self.ingest.stopping = True
+        if self.events is not None:
+            await self.events.stop_streams()
         if self.server is not None:
             await self.server.stop(grace)
         if self.events is not None:

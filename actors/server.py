@@ -129,6 +129,7 @@ class Server:
         await self.health.enter_graceful_shutdown()
         if self.ingest is not None:
             self.ingest.stopping = True
+        await self.events.stop_streams()
         if self.gateways is not None:
             await self.gateways.stop(grace)
         if self.grpc is not None:

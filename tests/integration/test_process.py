@@ -42,11 +42,18 @@ def test_sigterm_finishes_batches_in_flight_closes_cleanly_and_a_restart_serves_
     acked: list = []
     sending = threading.Thread(target=_send_until_refused, args=(client, stream, acked))
     sending.start()
+    ended: list = []
+    listening = threading.Thread(target=_subscribe_until_cut, args=(serve.address, ended))
+    listening.start()
     while len(acked) < 5:
         sending.join(0.05)
     assert serve.terminate() == 0
     sending.join(30)
+    listening.join(30)
     assert "stopped; every shard closed cleanly" in serve.text()
+    # a subscriber is told at once, and does not hold the stop for gRPC's grace of 30 s (an outside probe)
+    [(code, details)] = ended
+    assert (code, "patron is stopping" in details) == (grpc.StatusCode.UNAVAILABLE, True), details
     restarted = serve_process(data)
     with restarted.client() as again:
         for ack, batch in zip(acked, stream, strict=False):  # every acknowledged one is there, as answered
@@ -77,6 +84,19 @@ def test_kill_9_loses_nothing_that_was_acknowledged(tmp_path, serve_process):
             assert [r.txn_id for r in ack.results] == [t.txn_id for t in batch.transactions]
         same_as_replay(again, expected)
     restarted.terminate()
+
+
+def _subscribe_until_cut(address: str, ended: list) -> None:
+    """A notifier reading events as a raw gRPC client does: how its stream ends."""
+    from proto import patron_pb2 as pb
+    from proto import patron_pb2_grpc as rpc
+
+    with grpc.insecure_channel(address) as channel:
+        try:
+            for _ in rpc.EventsStub(channel).Subscribe(pb.SubscribeRequest(), timeout=120):
+                pass
+        except grpc.RpcError as error:
+            ended.append((error.code(), error.details()))
 
 
 def _send_until_refused(client, stream: list, acked: list) -> None:
