@@ -55,7 +55,10 @@ async def _serve(config: ServeConfig, demo: int) -> None:
         loop.add_signal_handler(signum, stop.set)
     _banner(server)
     counts = loop.create_task(_live_counts(server))
-    if demo and not config.tls_cert and (day := await _empty(server)):
+    if demo and config.tls_cert:  # its client would need the CA of --tls-cert and a name in it for 127.0.0.1
+        _say(f"patron: no demo load with TLS: send one with `patron send --generate {demo}` and PATRON_TLS_CA "
+             f"(docs/operations.md)")
+    elif demo and (day := await _empty(server)):
         threading.Thread(target=_demo_load, args=(f"127.0.0.1:{server.port}", demo, server, day),
                          daemon=True).start()
     await stop.wait()

@@ -12,6 +12,7 @@ from engine.errors import PatronError
 from proto import patron_pb2 as pb
 from tests.builders import ms
 from tests.calls import answer_before_the_body
+from tests.conftest import EXAMPLE_RULES
 
 TOKENS = {"ingest": "ingest-token-0123456789", "read": "read-token-0123456789", "admin": "admin-token-0123456789"}
 PURCHASE = {"txn_id": "t1", "member_id": "m1", "occurred_at_ms": ms("2026-11-17 10:00"), "kind": "purchase",
@@ -178,3 +179,13 @@ def test_client_certificates_when_the_server_asks_for_them(start_server, certifi
         assert client.submit([PURCHASE]).results[0].points == 20
     with PatronClient(server.address, root_certificates=ca, retries=0, timeout=5) as without:
         assert code_of(lambda: without.member("m1")) == grpc.StatusCode.UNAVAILABLE
+
+
+def test_the_demo_load_with_tls_says_why_it_is_not_sent(serve_process, certificates, tmp_path):
+    """Its client has no CA for the server's certificate: the load was silently never sent (an outside probe)."""
+    from tests.integration.test_demo import wait_for_text
+
+    serve = serve_process(tmp_path / "data", "--demo", "300", "--tls-cert", str(certificates["server.pem"]),
+                          "--tls-key", str(certificates["server.key"]), rules=EXAMPLE_RULES)
+    wait_for_text(serve, "no demo load with TLS: send one with `patron send --generate 300` and PATRON_TLS_CA")
+    assert serve.terminate() == 0
