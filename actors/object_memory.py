@@ -15,7 +15,7 @@ THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 
 def prepare_to_hold_members(log: logging.Logger) -> str:
-    """What a process that holds members (a shard actor, replay, the shard benches) sets before
+    """What a process that holds members for good (a shard actor, the shard benches) sets before
     they load: the collector walking rarely, and its objects on huge pages (said as
     `use_huge_pages` says)."""
     collect_rarely()
@@ -43,7 +43,9 @@ def use_huge_pages(log: logging.Logger, default: str = "on") -> str:
     if setting == "off":
         return "off: PATRON_HUGE_PAGES=off" if "PATRON_HUGE_PAGES" in os.environ else "off: this process's default"
     if setting != "on":
-        log.error("PATRON_HUGE_PAGES is on or off; taken as on", extra={"value": setting})
+        log.error(f"PATRON_HUGE_PAGES is on or off; taken as {default}", extra={"value": setting})
+        if default == "off":
+            return "off: this process's default (PATRON_HUGE_PAGES is on or off)"
     if (mode := kernel_mode()) in (None, "never"):
         return f"off: the kernel's transparent huge pages are {mode or 'not offered'}"
     try:

@@ -49,7 +49,7 @@ from engine.publishing import (
     reevaluate,
     remap_tiers,
 )
-from engine.scoring import score_transaction
+from engine.scoring import malformed_reason, score_transaction
 from engine.spending.coupon_stock import CountedStock
 from engine.summary import MemberSummary, summarise
 from engine.tagging import set_manual_tags
@@ -319,7 +319,8 @@ class Shard:
                     results.append(TxnResult(txn.txn_id, "rejected", 0, 0, "cannot_apply"))
                     continue
                 try:
-                    if tomorrow.starts_ms <= txn.occurred_at_ms < tomorrow.ends_ms:  # rare: dated past midnight
+                    if tomorrow.starts_ms <= txn.occurred_at_ms < tomorrow.ends_ms and not malformed_reason(
+                            self.book, txn):  # rare: dated past midnight (a malformed one moves no member, as replay)
                         results.append(self._dated_tomorrow(tomorrow, txn))
                     else:
                         results.append(score_transaction(self.book, txn))

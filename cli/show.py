@@ -15,6 +15,8 @@ def member_summary(message: pb.Member) -> MemberSummary:
     fields = {field.name: _plain(message, field) for field in message.DESCRIPTOR.fields}
     fields["attributes"] = {name: getattr(value, value.WhichOneof("value") or "text")
                             for name, value in message.attributes.items()}
+    fields["date_attributes"] = sorted(name for name, value in message.attributes.items()
+                                       if value.WhichOneof("value") == "date")
     fields["bonus_value"] = fields.pop("bonus_value_minor")
     fields["coupons"] = [CouponView(c.code, c.coupon_id, c.status, c.valid_from, c.valid_to) for c in message.coupons]
     return MemberSummary(**fields)

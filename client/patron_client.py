@@ -8,7 +8,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import grpc
@@ -142,6 +142,8 @@ def enroll_request(member_id: str, **fields: Any) -> pb.EnrollRequest:
     for name, value in attributes.items():
         if isinstance(value, str):
             request.attributes[name].text = value
+        elif isinstance(value, datetime):  # a date's subclass: its isoformat has a time
+            raise TypeError(f"attributes.{name}: a datetime.date, not a datetime, is sent as a date")
         elif isinstance(value, date):  # read back as a date (AttributeValue.date), not text
             request.attributes[name].date = value.isoformat()
         else:

@@ -42,9 +42,10 @@ class Profile(Struct, array_like=True, omit_defaults=True, gc=False):
     campaign: str = ""
     channel: str = ""
     attributes: dict[str, str | int | float] = {}
-    dates: list[str] = []
+    dates: tuple[str, ...] = ()
     """The names of the attributes sent as dates (their text YYYY-MM-DD), sorted: read back as
-    dates, not text (appended: records before it read none)."""
+    dates, not text (appended: records before it read none). A tuple: an empty one is shared, where
+    each member would hold an empty list of its own for the collector to track."""
 
 
 class CouponInstance(Struct, array_like=True, gc=False):

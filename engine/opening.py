@@ -3,7 +3,6 @@ their own expiry), stored value, growth, tier and tier validity it had there. On
 kind `opening`, records all of it, so every balance still equals the sum of the ledger; from
 then on the member earns, spends, expires and changes tier exactly as one that earned here."""
 
-import re
 from datetime import date
 
 from msgspec import Struct
@@ -27,7 +26,6 @@ OPENING = "opening"
 IMPORT_CAUSE = "import"
 """The ledger entry's cause; its `ref` is the import's id, the marker that makes a resend harmless."""
 _STATUSES = ("active", "frozen", "lost")
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class OpeningLot(Struct, array_like=True, frozen=True, gc=False):
@@ -211,8 +209,6 @@ _DAYS: dict[str, Day] = {}
 
 def _parse(text: str) -> Day:
     """The day, or 0 when `text` is not an ISO date in the years 2000-2100."""
-    if not _ISO_DATE.match(text):
-        return 0
     try:
         found = parse_day(text)
     except ValueError:

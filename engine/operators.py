@@ -128,7 +128,7 @@ def _merged(profile: Profile, request: Enrollment, birthday: str) -> Profile:
         channel=request.channel or profile.channel,
         attributes={**profile.attributes, **request.attributes},
         # an attribute sent again as text or a number is no longer a date
-        dates=sorted(set(profile.dates).difference(request.attributes).union(request.date_attributes)),
+        dates=tuple(sorted(set(profile.dates).difference(request.attributes).union(request.date_attributes))),
     )
 
 

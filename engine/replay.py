@@ -5,7 +5,7 @@ from collections.abc import Iterable, Iterator
 from engine.anomaly_report import AnomalyRow
 from engine.book import Book
 from engine.midnight import run_midnight
-from engine.scoring import malformed_reason, paid, score_well_formed
+from engine.scoring import malformed_reason, score_well_formed
 from engine.transactions import Transaction, TxnResult
 from engine.types import Day
 
@@ -18,22 +18,21 @@ def replay_stream(book: Book, txns: Iterable[Transaction], anomalies: list[Anoma
     midnight it crossed runs first, so lateness, expiry and tiers are judged as a live
     engine would have judged them. Anomaly report rows are appended to `anomalies`.
 
-    Only a transaction that is scored moves the clock: one rejected as malformed (its time out of
-    bounds among the reasons) or ignored as not paid changes nothing, so it says nothing of when
-    "now" is; a server's clock is its own. (A till's line of an unknown kind dated months ahead
-    aged the whole book, and the next purchase of today was `too_late`: an outside probe.)"""
+    A malformed transaction (its time out of bounds among the reasons) moves no clock, nor does it
+    bring its member through a midnight served (actors/shard.py): it can never be applied, so its
+    time says nothing of when "now" is. (A till's line of an unknown kind dated months ahead aged
+    the whole book, and the next purchase of today was `too_late`: an outside probe.)"""
     day_of = book.programme.calendar.day_of
     for txn in txns:
         reason = malformed_reason(book, txn)
         if reason:
             yield TxnResult(txn.txn_id, "rejected", 0, 0, reason)
             continue
-        if paid(txn):
-            day = day_of(txn.occurred_at_ms)
-            if day > book.today:
-                rows = advance_to(book, day)
-                if anomalies is not None:
-                    anomalies.extend(rows)
+        day = day_of(txn.occurred_at_ms)
+        if day > book.today:
+            rows = advance_to(book, day)
+            if anomalies is not None:
+                anomalies.extend(rows)
         yield score_well_formed(book, txn)
 
 

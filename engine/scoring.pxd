@@ -19,7 +19,6 @@ cdef frozenset _KINDS, _STATUSES
 cpdef score_transaction(Book book, Transaction txn)
 @cython.locals(programme=Programme, member=Member, record=TxnRecord, original=TxnRecord)
 cpdef score_well_formed(Book book, Transaction txn)
-cpdef bint paid(Transaction txn)
 @cython.locals(today=cython.longlong, lateness=cython.longlong, member=Member)
 cpdef date_problem(Book book, long long day, member_id=*)
 @cython.locals(txn_id=str, member_id=str, status=str, channel=str)

@@ -33,7 +33,7 @@ from engine.types import (
 )
 from engine.why import Why
 
-__all__ = ["date_problem", "malformed_reason", "score_batch", "score_transaction"]
+__all__ = ["date_problem", "malformed_reason", "score_batch", "score_transaction", "score_well_formed"]
 
 MAX_ID_LENGTH = 100
 MAX_TEXT_LENGTH = 1_000
@@ -69,7 +69,7 @@ def score_well_formed(book: Book, txn: Transaction) -> TxnResult:
     reason = date_problem(book, day, txn.member_id)
     if reason:
         return TxnResult(txn.txn_id, "rejected", 0, 0, reason)
-    if not paid(txn):
+    if txn.status and txn.status != "paid":
         return TxnResult(txn.txn_id, "ignored", 0, 0, "not_paid")
     if txn.kind in _MONEY:  # the purchase path pays for spending with this one test
         if txn.kind == RECHARGE:
@@ -113,11 +113,6 @@ def date_problem(book: Book, day: Day, member_id: str = "") -> str:
     if today and day > today + 1:  # a till's clock a year ahead must not decide expiry dates
         return "in_future"
     return ""
-
-
-def paid(txn: Transaction) -> bool:
-    """Whether a well-formed transaction is scored: one not paid yet is ignored (SPEC §2)."""
-    return not txn.status or txn.status == "paid"
 
 
 def malformed_reason(book: Book, txn: Transaction) -> str:

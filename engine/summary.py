@@ -112,7 +112,7 @@ def summarise(programme: Programme, member: Member) -> MemberSummary:
                          member.status, max(member.points, 0), member.bonus_value,
                          sorted(set(member.tags) | set(member.manual_tags)), coupons, member.pending,
                          member.stored_value, until, iso(member.enrolled), profile.birthday, profile.source,
-                         profile.content, profile.campaign, profile.channel, profile.attributes, profile.dates)
+                         profile.content, profile.campaign, profile.channel, profile.attributes, list(profile.dates))
 
 
 def summarise_entry(entry: LedgerEntry, tier_names: list[str], labels: WhyLabels | None) -> EntrySummary:

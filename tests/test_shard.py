@@ -217,6 +217,17 @@ def test_a_transaction_dated_past_midnight_meets_that_midnight_first_as_in_repla
                                                          for m in members}, day
 
 
+def test_a_malformed_transaction_dated_past_midnight_moves_its_member_no_more_than_replay_moves_its_clock(tmp_path):
+    """It can never apply: the member stays on the business day, and its late purchase (7 days back,
+    the lateness allowed) is accepted in both (the reviewer of an outside probe's fix)."""
+    malformed = Transaction("x1", "m1", ms("2026-11-18 00:05"), "purchasee", amount_minor=2900)
+    batch = [buy("t1", "m1", DAY, line(2900)), malformed, buy("t2", "m1", "2026-11-10 10:00", line(2900))]
+    answers = open_shard(tmp_path).apply(batch)
+    expected = list(replay_stream(Book(Programme(load_rules(RULES))), batch))
+    assert [(a.outcome, a.reason) for a in answers] == [(e.outcome, e.reason) for e in expected] == [
+        ("accepted", ""), ("rejected", "unknown_kind"), ("accepted", "")]
+
+
 @pytest.mark.parametrize("hot_members", [0, 2])
 def test_a_tier_entered_after_a_member_met_the_next_midnight_early_lasts_as_in_replay(tmp_path, hot_members):
     # the member was already on the new date, but the tier's validity counted from the business day

@@ -88,9 +88,9 @@ def test_attributes_sent_as_dates_are_kept_as_dates_until_sent_again_as_somethin
     target = book()
     sent = {"since": "2026-12-02", "city": "Hangzhou", "born": "1990-03-05"}
     enroll(target, Enrollment(member_id="E23", attributes=sent, date_attributes=frozenset({"since", "born"})), DAY)
-    assert target.members["E23"].profile.dates == ["born", "since"]
+    assert target.members["E23"].profile.dates == ("born", "since")
     enroll(target, Enrollment(member_id="E23", attributes={"since": "soon"}), DAY)
-    assert target.members["E23"].profile.dates == ["born"]
+    assert target.members["E23"].profile.dates == ("born",)
 
 
 @pytest.mark.parametrize("text", ["20261202", "2026-W49-3", "2026-12-2", " 2026-12-02", "2026-02-30"])
@@ -98,3 +98,14 @@ def test_a_date_attribute_is_yyyy_mm_dd_and_nothing_else(text):
     with pytest.raises(InvalidRequestError, match=r"attributes.since: expected a date \(YYYY-MM-DD\)"):
         enroll(book(), Enrollment(member_id="E24", attributes={"since": text}, date_attributes=frozenset({"since"})),
                DAY)
+
+
+def test_a_profile_stored_before_dates_were_kept_reads_back_with_none():
+    """Profile.dates was appended: a record written before it reads back as it was, with no date."""
+    import msgspec
+
+    from engine.members import Profile
+
+    stored = msgspec.msgpack.encode(["03-05", "wechat", "", "spring", "pos", {"city": "Hangzhou"}])
+    assert msgspec.msgpack.decode(stored, type=Profile) == Profile("03-05", "wechat", "", "spring", "pos",
+                                                                   {"city": "Hangzhou"}, ())

@@ -384,3 +384,10 @@ def test_a_new_versions_own_checks_are_told_beside_every_other_problem():
         load_rules(example_with('name = "Silver"', 'name = ""'), new=True)
     assert [problem.split(":")[0] for problem in raised.value.problems] == [
         "recharge_bonuses[0].upgrade_to", "tiers[1].name"]
+
+
+@pytest.mark.parametrize("written", ["2026-W46-3", "20261111", "2026-315"])
+def test_a_date_in_the_rules_is_yyyy_mm_dd_and_nothing_else(written):
+    """What date.fromisoformat also reads (an ISO week date escaped as msgspec's own error)."""
+    found = problems(example_with('dates = ["2026-11-11"]', f'dates = ["{written}"]'))
+    assert [problem.split(":")[0] for problem in found] == ["multipliers[2].when.dates[0]"], found
