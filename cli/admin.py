@@ -151,9 +151,9 @@ def send(args: argparse.Namespace) -> int:
             source = _transactions(args.transactions, rejected, counts, lines)
         else:
             today = _business_day(client)
-            run = int(time.time())
+            run = time.time_ns()  # seconds: two loads sent within one were the same transactions (an outside probe)
             source = generate(Workload(transactions=args.generate, members=max(args.generate // 10, 100), days=1,
-                                       start=today, seed=run, id_prefix=f"S{run}-"))
+                                       start=today, seed=run, id_prefix=f"S{run:x}-"))
         batches = client.batches(source, args.batch_size)
         started, sent = time.perf_counter(), 0
         for ack in client.stream(named_by_content(batches) if args.transactions else batches, window=args.in_flight):
@@ -166,7 +166,9 @@ def send(args: argparse.Namespace) -> int:
                     where = f"line {number} ({result.txn_id})" if args.transactions else result.txn_id
                     rejected.append((number, f"{where}: {result.reason}"))
     seconds = max(time.perf_counter() - started, 1e-9)
-    print(f"sent {counted(sent, 'transaction')} in {seconds:.1f} s ({sent / seconds:,.0f}/s): "
+    unsent = sum(counts.values()) - sent  # lines refused here, counted among the outcomes
+    print(f"sent {counted(sent, 'transaction')} in {seconds:.1f} s ({sent / seconds:,.0f}/s)"
+          + (f", {counted(unsent, 'malformed line')} not sent" if unsent else "") + ": "
           + ", ".join(f"{n:,} {word}" for word, n in sorted(counts.items())))
     _list_rejected([text for _, text in sorted(rejected, key=lambda item: item[0])])
     # as import's, for a file: a script sees that something was not taken. A generated load has
