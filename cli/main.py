@@ -60,8 +60,9 @@ def _rpc_failure(error: Exception, args: argparse.Namespace) -> str:
 
 
 def _fail(args: argparse.Namespace, message: str, code: int = 1) -> int:
-    """One line on stderr; `patron serve` writes it as a JSON log line, like all its stderr."""
-    message = " ".join(message.split())
+    """One line on stderr; `patron serve` writes it as a JSON log line, like all its stderr. The
+    lines of a message (a rules document's problems, each on its own) are told apart by "; "."""
+    message = "; ".join(" ".join(line.split()) for line in message.splitlines() if line.strip())
     if args.run is _serve:
         logging.getLogger("patron.serve").error(message)
     else:

@@ -397,3 +397,14 @@ def test_commands_that_fail_on_a_folder_leave_it_as_it_was(tmp_path):
     assert (served.returncode, json.loads(line)["msg"]) == (1, f"{tmp_path / 'new'} has no rules yet: start with "
                                                                f"--rules FILE")
     assert not (tmp_path / "new").exists()
+
+
+def test_a_message_of_several_lines_is_one_line_whose_parts_stay_apart(capsys):
+    """A server's rules problems come one a line: run together by spaces, a problem's end read as
+    the next one's start (an outside probe)."""
+    from cli.main import _fail
+
+    args = argparse.Namespace(run=None)
+    assert _fail(args, "INVALID_ARGUMENT: tags[0].name: expected a name\ntiers[1].name:  expected   one\n") == 1
+    assert capsys.readouterr().err == (
+        "patron: INVALID_ARGUMENT: tags[0].name: expected a name; tiers[1].name: expected one\n")
