@@ -50,7 +50,7 @@ def member_card(member: MemberSummary) -> str:
              + (f" (and {money(member.bonus_value)} bonus)" if member.bonus_value else "")),
             ("enrolled", " ".join(filter(None, (member.enrolled_on, member.channel and f"via {member.channel}")))),
             ("birthday", member.birthday),
-            ("campaign", " / ".join(filter(None, (member.source, member.content, member.campaign)))),
+            ("source", member.source), ("content", member.content), ("campaign", member.campaign),
             ("tags", ", ".join(member.tags)),
             *((name, str(value)) for name, value in sorted(member.attributes.items()))]
     return "\n".join(f"{label:<13} {value}" for label, value in rows if value)

@@ -232,6 +232,17 @@ def test_the_member_card_shows_stored_value_with_its_bonus():
     assert "stored value  50.00 (and 2.00 bonus)" in card.splitlines()
 
 
+def test_the_member_card_names_where_a_member_came_from_each_on_its_own_line():
+    """Source and content were shown joined on a line labelled "campaign" (an outside probe)."""
+    from cli.show import member_card
+    from engine.summary import MemberSummary
+
+    card = member_card(MemberSummary("c-1002", "Basic", 0, 0, False, "active", 0, 0, [], [], source="wechat",
+                                     content="article-7", campaign="spring"))
+    assert [line for line in card.splitlines() if line.split()[0] in ("source", "content", "campaign")] == [
+        "source        wechat", "content       article-7", "campaign      spring"]
+
+
 def test_a_ledger_rows_why_names_the_bonus_stored_value_beside_the_principal():
     # an imported member's opening showed "stored value +50.00" and not its +2.00 bonus (an outside probe)
     from cli.show import _why
