@@ -216,10 +216,11 @@ def _transactions(path: Path, rejected: list[tuple[int, str]], counts: dict[str,
     """The file's transactions; a line that is not one is counted `rejected (malformed)`, one the
     wire cannot carry with the reason replay gives it (client.UnsendableError). Each one sent
     leaves its line number in `lines`."""
+    from cli.inputs import past_bom
     from cli.replay import Malformed, decode_line
 
     with open(path, "rb") as source:
-        for number, line in enumerate(source, start=1):
+        for number, line in enumerate(past_bom(source), start=1):
             if not line.strip():
                 continue
             txn = decode_line(line)

@@ -8,12 +8,13 @@ import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from engine.calendar import parse_day
 from engine.errors import PatronError
 from engine.messages import not_utf8
 
-__all__ = ["address", "day", "day_text", "port", "utf8_file", "utf8_text", "whole"]
+__all__ = ["BOM", "address", "day", "day_text", "past_bom", "port", "utf8_file", "utf8_text", "whole"]
 
 
 def whole(unit: str, least: int = 0, most: int | None = None) -> Callable[[str], int]:
@@ -72,6 +73,20 @@ def utf8_text(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise PatronError(f"{path}: {not_utf8(error)}") from None
+
+
+BOM = b"\xef\xbb\xbf"
+"""What some editors (Windows' Notepad, Excel's "UTF-8" CSV) put before UTF-8 text."""
+
+
+def past_bom(source: BinaryIO) -> BinaryIO:
+    """The stream past a byte order mark at its start (`import` took a file with one, `send` and
+    `replay` rejected its first line `malformed`: an outside probe); at its start otherwise, a
+    pipe included (what was read of it is kept)."""
+    head = source.peek(len(BOM))[:len(BOM)] if hasattr(source, "peek") else b""
+    if head == BOM:
+        source.read(len(BOM))
+    return source
 
 
 def utf8_file(path: Path, block: int = 1 << 20) -> None:

@@ -9,7 +9,7 @@ from typing import BinaryIO
 
 import msgspec
 
-from cli.inputs import utf8_file
+from cli.inputs import past_bom, utf8_file
 from engine.anomaly_report import AnomalyRow
 from engine.book import Book
 from engine.programme import Programme
@@ -66,7 +66,7 @@ def replay_files(files: ReplayFiles) -> ReplayStats:
     stats = ReplayStats(0, 0.0, 0)
     anomalies: list[AnomalyRow] = []
     with ExitStack() as opened:
-        source = opened.enter_context(open(files.transactions, "rb"))
+        source = past_bom(opened.enter_context(open(files.transactions, "rb")))
         results = opened.enter_context(open(files.results_out, "wb"))
         ledger = opened.enter_context(open(files.ledger_out, "wb")) if files.ledger_out else None
         for chunk in _chunks(source):

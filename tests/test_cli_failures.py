@@ -296,6 +296,23 @@ def test_a_transactions_file_that_is_not_utf8_is_one_line_for_send_and_replay(tm
     assert not (tmp_path / "r").exists()
 
 
+def test_a_transactions_file_that_starts_with_a_byte_order_mark_replays_as_without_one(tmp_path):
+    """As `import` reads its files: the mark made the first line `malformed` (an outside probe)."""
+    from cli.inputs import BOM
+
+    line = json.dumps({"txn_id": "t1", "member_id": "m1", "occurred_at_ms": 1_794_000_000_000, "kind": "purchase",
+                       "amount_minor": 2900})
+    results = []
+    for name, head in (("plain", b""), ("marked", BOM)):
+        (tmp_path / f"{name}.jsonl").write_bytes(head + line.encode() + b"\n")
+        replayed = patron("replay", "--rules", str(EXAMPLE_RULES), "--transactions", str(tmp_path / f"{name}.jsonl"),
+                          "--members-out", str(tmp_path / f"{name}.m"), "--results-out", str(tmp_path / f"{name}.r"))
+        assert replayed.returncode == 0, replayed.stderr
+        results.append((tmp_path / f"{name}.r").read_text())
+    assert results[0] == results[1]
+    assert json.loads(results[1])["outcome"] == "accepted"
+
+
 def test_the_utf8_check_finds_the_offset_across_blocks_and_takes_characters_cut_by_them(tmp_path):
     from cli.inputs import utf8_file
     from engine.errors import PatronError
