@@ -90,6 +90,9 @@ def read_rows(path: Path, fmt: str, start: int = 0, first_line: int = 1) -> Iter
 
 def _header(file: BinaryIO, path: Path) -> tuple[list[str], int]:
     raw = file.readline()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in raw:  # Python's csv message said nothing of it
+        raise PatronError(f"{path}: not UTF-8 text but UTF-16 (Excel's \"Unicode text\"); save it as \"CSV UTF-8\" "
+                          f"and import that")
     try:
         names = [name.strip() for name in next(csv.reader([raw.decode("utf-8-sig", "replace")]), [])]
     except csv.Error as error:  # a quoted name beyond the csv module's field limit

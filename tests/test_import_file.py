@@ -70,6 +70,15 @@ def test_a_csv_header_without_member_id_or_with_unknown_columns_stops_the_import
         list(read_rows(path, "csv"))
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_a_utf16_csv_is_named_as_such_with_what_to_do(tmp_path, encoding):
+    """Excel's "Unicode text": Python's csv message spoke of universal-newline mode (an outside probe)."""
+    path = tmp_path / "m.csv"
+    path.write_text("member_id,points\na,40\n", encoding=encoding)
+    with pytest.raises(PatronError, match=r"not UTF-8 text but UTF-16 .*save it as \"CSV UTF-8\""):
+        list(read_rows(path, "csv"))
+
+
 def test_json_lines_take_points_as_a_number_or_as_lots_and_refuse_unknown_keys(tmp_path):
     path = tmp_path / "m.jsonl"
     path.write_text('{"member_id": "a", "points": 40, "tier": "Gold"}\n'
