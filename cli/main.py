@@ -99,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     send = _remote(commands.add_parser("send", help="stream transactions to a running patron"))
     source = send.add_mutually_exclusive_group(required=True)
     source.add_argument("--transactions", type=Path, help="a JSONL file, as replay reads")
-    source.add_argument("--generate", type=whole("transactions"), metavar="N",
+    source.add_argument("--generate", type=whole("transactions", least=1), metavar="N",
                         help="N generated transactions dated the server's business day")
     send.add_argument("--batch-size", type=whole("transactions", 1, 10_000), default=1000,
                       help="transactions per batch (at most 10,000)")

@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import grpc
 
@@ -80,8 +81,10 @@ async def _empty(server: Server) -> str:
     statuses = await server.coordinator.status()
     members = sum(status.members for status in statuses)
     if members:
+        emptied = "`make reset` empties ./data" if Path(server.config.data).resolve() == Path("data").resolve() else (
+            "start with a new --data folder")
         _say(f"patron: no demo load: {server.config.data} already has {members:,} members "
-             f"(the demo runs only on an empty data folder; `make reset` empties ./data)")
+             f"(the demo runs only on an empty data folder; {emptied})")
         return ""
     return min(status.business_day for status in statuses)
 

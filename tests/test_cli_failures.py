@@ -238,7 +238,7 @@ def test_a_rules_file_with_problems_for_serve_lists_them_before_anything_starts(
     (["import", "{tmp}/m.csv", "--chunk", "10001", "--address", "{down}"], ["--chunk", "from 1 to 10,000"]),
     (["send", "--transactions", "{tmp}/m.csv", "--batch-size", "0", "--address", "{down}"],
      ["--batch-size", "from 1 to 10,000"]),
-    (["send", "--generate", "-5", "--address", "{down}"], ["--generate", "0 or more"]),
+    (["send", "--generate", "-5", "--address", "{down}"], ["--generate", "1 or more"]),
     (["midnight", "--date", "2026-13-01", "--address", "{down}"], ["--date", "YYYY-MM-DD"]),
     (["events", "tail", "--count", "-1", "--address", "{down}"], ["--count", "0 or more"]),
     (["member", "quote", "M1", "--line", "SKU-1:x:5000", "--address", "{down}"],
@@ -254,6 +254,7 @@ def test_a_rules_file_with_problems_for_serve_lists_them_before_anything_starts(
     (["serve", "--data", "{tmp}/data", "--grpc-port", "70000"], ["--grpc-port", "from 0 to 65535"]),
     (["serve", "--data", "{tmp}/data", "--metrics-port", "-2"], ["--metrics-port", "from -1 to 65535"]),
     (["serve", "--data", "{tmp}/data", "--shards", "-1"], ["--shards", "0 or more"]),
+    (["send", "--generate", "0", "--address", "{down}"], ["--generate", "1 or more"]),  # it "sent 0" (a probe)
 ])
 def test_an_argument_out_of_its_range_is_a_usage_error_before_anything_starts(args, words, tmp_path):
     """argparse's usage and one `error:` line naming the argument, exit 2; never an error from deep

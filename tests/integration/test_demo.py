@@ -35,6 +35,7 @@ def test_the_demo_load_runs_only_on_an_empty_data_folder(tmp_path, serve_process
 
     second = serve_process(data, "--demo", "300", rules=EXAMPLE_RULES)
     wait_for_text(second, f"no demo load: {data} already has {members:,} members")
+    assert "start with a new --data folder" in second.text()  # `make reset` empties ./data, not this one
     assert totals(second) == (members, 0)
     assert second.terminate() == 0
     assert "the demo load of" not in second.text()
