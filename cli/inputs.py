@@ -14,7 +14,7 @@ from engine.calendar import parse_day
 from engine.errors import PatronError
 from engine.messages import not_utf8
 
-__all__ = ["BOM", "address", "day", "day_text", "past_bom", "port", "utf8_file", "utf8_text", "whole"]
+__all__ = ["BOM", "address", "day", "day_text", "host", "past_bom", "port", "utf8_file", "utf8_text", "whole"]
 
 
 def whole(unit: str, least: int = 0, most: int | None = None) -> Callable[[str], int]:
@@ -64,6 +64,13 @@ def address(text: str) -> str:
     if not text.strip() or any(c.isspace() for c in text):
         raise argparse.ArgumentTypeError(f"expected patron's address as HOST:PORT (e.g. 127.0.0.1:50051), "
                                          f"got {text!r} (from --address, or PATRON_ADDRESS when it is not given)")
+    return text
+
+
+def host(text: str) -> str:
+    """An address to listen on: an empty one was refused as "listen on  without authentication"."""
+    if not text.strip() or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"expected an address to listen on (e.g. 127.0.0.1 or 0.0.0.0), got {text!r}")
     return text
 
 

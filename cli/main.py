@@ -8,7 +8,7 @@ import traceback
 from datetime import date, timedelta
 from pathlib import Path
 
-from cli.inputs import address, day, day_text, port, whole
+from cli.inputs import address, day, day_text, host, port, whole
 from engine.errors import PatronError, RulesError
 from engine.validation import load_rules_file
 from storage.mapped_pages import BUDGET_BYTES
@@ -195,7 +195,7 @@ def _serve_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--grpc-port", type=port(), default=50051, help="default %(default)s; 0 picks a free port")
     serve.add_argument("--metrics-port", type=port(-1), default=9464,
                        help="default %(default)s; 0 picks a free port, -1 turns it off")
-    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default %(default)s)")
+    serve.add_argument("--host", default="127.0.0.1", type=host, help="the address to listen on (default %(default)s)")
     serve.add_argument("--shards", type=whole("shards"), default=0,
                        help="for a new folder: shards (default one per CPU)")
     serve.add_argument("--ray-address", help="join this Ray cluster instead of starting one")

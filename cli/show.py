@@ -85,6 +85,7 @@ def _why(entry: EntrySummary) -> str:
                f"{entry.unrecovered:,} points not recovered" if entry.unrecovered else "",
                f"stored value {money(entry.stored_value, signed=True)}" if entry.stored_value else "",
                f"bonus {money(entry.bonus_value, signed=True)}" if entry.bonus_value else "",  # left out (a probe)
+               f"coupon {entry.coupon_code}" if entry.coupon_code else "",  # in --json only (a probe)
                entry.note if entry.note and entry.note != entry.ref else ""]
     version = f" (rules v{entry.rule_version})" if entry.cause != "rules" else ""
     return "; ".join([why, *filter(None, details)]) + version

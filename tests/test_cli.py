@@ -243,6 +243,15 @@ def test_the_member_card_names_where_a_member_came_from_each_on_its_own_line():
         "source        wechat", "content       article-7", "campaign      spring"]
 
 
+def test_a_ledger_rows_why_names_the_coupon_it_issued_or_used():
+    """Only `--json` said which coupon (an outside probe)."""
+    from cli.show import _why
+    from engine.summary import EntrySummary
+
+    entry = EntrySummary("m1", 2, "2026-12-05", "txn", "Q1", 1, "coupon_issued", coupon_code="WELCOME-m1-1")
+    assert _why(entry) == "transaction Q1; coupon WELCOME-m1-1 (rules v1)"
+
+
 def test_a_ledger_rows_why_names_the_bonus_stored_value_beside_the_principal():
     # an imported member's opening showed "stored value +50.00" and not its +2.00 bonus (an outside probe)
     from cli.show import _why
