@@ -21,6 +21,8 @@ class Progress:
         self.shown_at = 0.0
         self.done = 0
         self.note = ""
+        self.written: tuple[int, str] | None = None
+        """What the last line written to a log said was done."""
 
     def update(self, done: int, note: str = "") -> None:
         self.done, self.note = done, note
@@ -44,6 +46,7 @@ class Progress:
         text = self.line(now)
         if self.tty:
             self.stream.write("\r\x1b[K" + text + ("\n" if final else ""))
-        else:
+        elif (self.done, self.note) != self.written:  # the close right after the last update: once (a probe)
             self.stream.write(text + "\n")
+        self.written = (self.done, self.note)
         self.stream.flush()

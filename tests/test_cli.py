@@ -259,3 +259,16 @@ def test_a_ledger_rows_why_names_the_bonus_stored_value_beside_the_principal():
 
     entry = EntrySummary("m1", 1, "2026-12-05", "import", "shop.csv", 1, "opening", stored_value=5000, bonus_value=200)
     assert _why(entry) == "import shop.csv; stored value +50.00; bonus +2.00 (rules v1)"
+
+
+def test_a_progress_line_in_a_log_is_written_once_when_the_close_follows_the_last_update():
+    """`patron import` ended its log with the same line twice (an outside probe)."""
+    import io
+
+    from bench.progress import Progress
+
+    log = io.StringIO()
+    progress = Progress("import", 0, unit="rows", stream=log, every_plain=0.0)
+    progress.update(40)
+    progress.close()
+    assert [line.split(",")[0] for line in log.getvalue().splitlines()] == ["import: 40 rows"]
