@@ -36,7 +36,8 @@ counts = st.builds(EventCounts, int_maps, int_maps, ints)
 coupons = st.builds(CouponInstance, texts, texts, texts, days, days, texts)
 attribute = texts | ints | st.floats(allow_nan=False) | st.just(float("nan"))
 profiles = (st.just(Profile()) | st.builds(Profile, birthday=texts)
-            | st.builds(Profile, texts, texts, texts, texts, texts, st.dictionaries(texts, attribute, max_size=18)))
+            | st.builds(Profile, texts, texts, texts, texts, texts, st.dictionaries(texts, attribute, max_size=18),
+                        st.lists(texts, max_size=3).map(tuple)))
 sizes = {"max_size": 18}  # past 15: fixarray and fixmap against array16 and map16
 
 members = st.builds(
