@@ -16,8 +16,8 @@ from engine.tier_changes import enter_tier, given_floor
 from engine.tiers import TierLadder, reset_since
 from engine.types import Day
 
-__all__ = ["Night", "is_due", "next_due", "night_of", "periodic_due", "run_member_midnight", "run_midnight",
-           "schedule", "visit", "visitors", "wake_day"]
+__all__ = ["Night", "is_due", "next_due", "night_of", "note_lapsed", "periodic_due", "run_member_midnight",
+           "run_midnight", "schedule", "visit", "visitors", "wake_day"]
 
 
 class Night:
@@ -219,7 +219,7 @@ def _expire(book: Book, member: Member, night: Night) -> None:
         for held in member.held:
             if held.expires <= run:
                 lapsed += held.amount
-                _lapsed(book, member, held)
+                note_lapsed(book, member, held)
             else:
                 still.append(held)
         if lapsed:
@@ -232,7 +232,7 @@ def _expire(book: Book, member: Member, night: Night) -> None:
         book.write(member, run, "midnight", ref, "reset", points=forgiven)
 
 
-def _lapsed(book: Book, member: Member, held: Held) -> None:
+def note_lapsed(book: Book, member: Member, held: Held) -> None:
     """Held or pending points lapsing were never spendable: their transaction's record says so, and
     its refund takes them out of what was earned only (award.lapsed_part), not from the balance
     again. A transaction no longer indexed (long past any window) cannot be refunded by then."""

@@ -13,7 +13,7 @@ from engine.book import Book
 from engine.calendar import parse_day
 from engine.errors import InvalidRequestError, UnknownMemberError
 from engine.members import Held, Member, Profile
-from engine.midnight import schedule
+from engine.midnight import note_lapsed, schedule
 from engine.spending.coupons import issue_on_enroll
 from engine.tagging import watch_new
 from engine.tier_changes import enter_tier, member_in_default_tier, tier_after_transaction
@@ -191,19 +191,25 @@ def _abnormal(book: Book, member: Member, action: str, reason: str, day: Day) ->
         book.write(member, day, "operator", action, "void", pending=-amount, growth=-growth, note=reason)
         tier_after_transaction(book, member, day, action, lowered=True, cause="operator")
         return
-    released = 0
+    released = lapsed = 0
+    today = book.today_for(member)
     for h in held:
         window_end = _window_end(book, member, h)
-        if window_end > day:  # still returnable: pending as any point, the run of `window_end` releases it
+        if h.expires <= today:  # the run of its expiry has passed (a late purchase held): it lapses, as that run
+            lapsed += h.amount  # would have lapsed it, never spendable (an outside probe spent expired points)
+            note_lapsed(book, member, h)
+        elif window_end > day:  # still returnable: pending as any point, the run of `window_end` releases it
             member.held.append(Held(window_end, h.expires, h.amount, h.txn_id))
             book.awake.add(member.member_id)  # that run must visit it (its next run plans the date)
         else:
             add_points(member, h.amount, h.expires)
             released += h.amount
+    member.pending -= released + lapsed
     if released:  # the next run plans their expiry's reminder: past its day, it was never sent (a probe)
         book.awake.add(member.member_id)
-    member.pending -= released
-    book.write(member, day, "operator", action, "release", points=released, pending=-released, note=reason)
+        book.write(member, day, "operator", action, "release", points=released, pending=-released, note=reason)
+    if lapsed:
+        book.write(member, day, "operator", action, "expire", pending=-lapsed, note=reason)
 
 
 def _voided(book: Book, member: Member, held: Held) -> int:

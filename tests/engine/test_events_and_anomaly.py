@@ -148,6 +148,32 @@ def test_held_points_an_operator_releases_inside_the_return_window_stay_pending_
     assert sum(e.pending for e in target.ledger) == member.pending
 
 
+def test_held_points_whose_expiry_has_passed_lapse_when_released_never_spendable():
+    """A late purchase held past its lots' expiry: released, its 200 points were spent from a lot
+    that had expired (an outside probe). They lapse at the release, as the run of their expiry
+    would have lapsed them, and the release writes no empty entry."""
+    from engine.calendar import parse_day
+    from engine.operators import set_status
+    from engine.replay import advance_to
+    from tests.builders import redeem, refund
+
+    target = book(top="max_lateness_days = 10",
+                  body='[points.expiry]\npolicy = "rolling_days"\ndays = 5\n' + anomaly("hold"))
+    score(target, buy("t0", "m1", "2026-03-02 08:00", line(1000)))
+    advance_to(target, parse_day("2026-03-08"))
+    late = score(target, buy("t1", "m1", "2026-03-02 09:00", line(20000)))[0]  # its points expire at 03-07's run
+    assert (late.points, late.reason) == (200, "held")
+    set_status(target, "m1", "release_held", "checked", target.today)
+    member = target.members["m1"]
+    assert (member.points, member.pending, member.abnormal) == (0, 0, False)
+    assert score(target, redeem("r1", "m1", "2026-03-08 10:00", points=1))[0].reason == "insufficient_points"
+    assert [e.kind for e in target.ledger if e.cause == "operator"] == ["status", "expire"]
+    back = score(target, refund("x1", "m1", "2026-03-08 11:00", "t1", 20000))[0]
+    assert (back.points, back.growth, member.points, member.debt) == (0, -200, 0, 0)  # lapsed: not taken again
+    assert sum(e.points for e in target.ledger) == member.points
+    assert sum(e.pending for e in target.ledger) == member.pending
+
+
 @pytest.mark.parametrize("growth_from", ["points", "spend"])
 def test_voided_held_points_are_reversed_once_and_a_refund_does_not_take_them_again(growth_from):
     """An outside probe: after a void the purchase's refund took the same points again, from the
