@@ -42,11 +42,16 @@ class AnomalyRule:
             self._forget_old_days(counters, day)
         total = counters[day] = counters.get(day, 0) + points
         if member.abnormal:
+            # still flagged from another day, it crosses on this one: this day's report names it
+            # too (an outside probe: a member earning 200 over 100 was left out of the day's report)
+            if total > self.threshold >= total - points and day not in member.flag_days:
+                member.flag_days += (day,)
             return self._while_abnormal()
         if total <= self.threshold:
             return EARN
         member.abnormal = True
-        member.flag_days += (day,)
+        if day not in member.flag_days:  # flagged again the day an operator cleared it: reported once
+            member.flag_days += (day,)
         return self._crossing()
 
     def foresee(self, member: Member, day: Day, points: int) -> Verdict:

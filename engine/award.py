@@ -18,10 +18,11 @@ def judge_points(book: Book, member: Member, day: Day, points: int, ref: TxnId) 
     (points to award, whether they are held, the result's reason)."""
     if points <= 0:
         return points, False, ""
-    was_abnormal = member.abnormal
+    was_abnormal, flagged_days = member.abnormal, len(member.flag_days)
     verdict = book.programme.anomaly.judge(member, day, points)
     if member.abnormal and not was_abnormal:
         book.write(member, day, "txn", ref, "status", status="abnormal")
+    if (member.abnormal and not was_abnormal) or len(member.flag_days) > flagged_days:  # a crossing
         anomaly = book.programme.anomaly
         book.notify(ANOMALY_FLAGGED, member.member_id, day, date=iso(day), points=member.day_points.get(day, 0),
                     threshold=anomaly.threshold, action=anomaly.action, txn_id=ref)

@@ -1,6 +1,8 @@
 """The midnight run (docs/rules.md): validity, extension, re-evaluation, expiry, pending points,
 recalculation and the anomaly report, run as a replay crosses local midnights."""
 
+import json
+
 import pytest
 
 from engine.calendar import iso, parse_day
@@ -206,6 +208,22 @@ def test_the_anomaly_report_lists_the_days_transactions_at_the_next_midnight():
     rows = advance_to(target, parse_day("2026-03-02"))
     assert [(r.member_id, r.day, r.points, r.transactions) for r in rows] == [("m", "2026-03-01", 120, ["t1", "t2"])]
     assert advance_to(target, parse_day("2026-03-03")) == []
+
+
+def test_a_member_still_flagged_from_an_earlier_day_is_reported_on_each_day_it_crosses_once():
+    """Flagged on 1 March and not cleared, it earns 200 over 100 on 2 March: that day's report left it
+    out (an outside probe). A later purchase the same day, or one of 1 March arriving late after
+    that day's report, reports no day twice; each crossing is one `anomaly_flagged` event."""
+    body = SPEND + "[anomaly]\ndaily_points_threshold = 100\n"
+    target = book(body=body)
+    score(target, buy("t1", "m", "2026-03-01 09:00", line(12000)))
+    assert [(r.member_id, r.day) for r in advance_to(target, parse_day("2026-03-02"))] == [("m", "2026-03-01")]
+    score(target, buy("t2", "m", "2026-03-02 09:00", line(8000)), buy("t3", "m", "2026-03-02 10:00", line(12000)),
+          buy("t4", "m", "2026-03-02 11:00", line(5000)), buy("t5", "m", "2026-03-01 20:00", line(5000)))
+    rows = advance_to(target, parse_day("2026-03-03"))
+    assert [(r.member_id, r.day, r.points, r.transactions) for r in rows] == [
+        ("m", "2026-03-02", 250, ["t2", "t3", "t4"])]
+    assert [json.loads(n.detail)["txn_id"] for n in target.notices if n.kind == "anomaly_flagged"] == ["t1", "t3"]
 
 
 def test_a_second_run_for_the_same_date_changes_nothing():
