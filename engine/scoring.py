@@ -94,7 +94,10 @@ def score_well_formed(book: Book, txn: Transaction) -> TxnResult:
     book.txns[key] = record
     member.touched = True
     book.awake.add(member.member_id)
-    if programme.anomaly.threshold and txn.kind in (PURCHASE, EVENT):
+    # the day's transactions in the anomaly report: those counted in its sum (storage/index_history.py
+    # reads the same from the index); a frozen card's purchase earned nothing and was listed (a probe)
+    if programme.anomaly.threshold and txn.kind in (PURCHASE, EVENT) and (
+            record.points > 0 or record.reason == "blocked"):
         book.history.remember(member.member_id, day, txn.txn_id)
     book.dirty[member.member_id] = member
     return TxnResult(txn.txn_id, "accepted", record.points, record.growth, record.reason)

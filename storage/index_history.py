@@ -29,6 +29,6 @@ class IndexHistory:
 
 
 def remembered(record: TxnRecord) -> bool:
-    """What the engine tells its history (engine/scoring.py): every purchase and event applied,
-    and a recharge that gave points (its bonus points count toward the day's threshold)."""
-    return record.kind in (PURCHASE, EVENT) or (record.kind == RECHARGE and record.points > 0)
+    """What the engine tells its history (engine/scoring.py): a purchase, event or recharge counted in
+    the day's sum for the threshold: one that gave points, or whose points were blocked."""
+    return record.kind in (PURCHASE, EVENT, RECHARGE) and (record.points > 0 or record.reason == "blocked")

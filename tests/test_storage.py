@@ -427,3 +427,14 @@ def test_why_a_shard_is_down_is_one_plain_line():
     coloured = RuntimeError("\x1b[36mActorDiedError\x1b[0m: the actor died in its creation task\nmore detail")
     assert _why_down(coloured) == "RuntimeError: ActorDiedError: the actor died in its creation task"
     assert _why_down(TimeoutError()) == "it did not answer within 5 s (restarting, or too busy)"
+
+
+def test_the_days_transactions_read_for_the_anomaly_report_are_those_counted_in_its_sum():
+    """As the engine's history (engine/scoring.py): what gave points, or whose points were blocked."""
+    def record(kind: str, points: int, reason: str = "") -> TxnRecord:
+        return TxnRecord("m1", kind, 1, points, 0, reason, 1)
+
+    counted = [record("purchase", 60), record("purchase", 0, "blocked"), record("recharge", 30)]
+    not_counted = [record("event", 0, "capped"), record("purchase", 0, "frozen"), record("recharge", 0),
+                   record("redeem", -5)]
+    assert [remembered(r) for r in counted + not_counted] == [True] * 3 + [False] * 4

@@ -226,6 +226,21 @@ def test_a_member_still_flagged_from_an_earlier_day_is_reported_on_each_day_it_c
     assert [json.loads(n.detail)["txn_id"] for n in target.notices if n.kind == "anomaly_flagged"] == ["t1", "t3"]
 
 
+def test_the_anomaly_report_lists_only_the_transactions_counted_in_the_days_sum():
+    """Points blocked count, a frozen card's purchase earned and counted nothing (an outside probe listed it)."""
+    from engine.operators import set_status
+
+    body = SPEND + '[anomaly]\ndaily_points_threshold = 100\naction = "block_earn"\n'
+    target = book(body=body)
+    score(target, buy("t1", "m", "2026-03-01 09:00", line(6000)), buy("t2", "m", "2026-03-01 10:00", line(6000)))
+    set_status(target, "m", "freeze", "card stolen", target.today)
+    assert score(target, buy("t3", "m", "2026-03-01 11:00", line(6000)))[0].reason == "frozen"
+    set_status(target, "m", "unfreeze", "found", target.today)
+    assert score(target, buy("t4", "m", "2026-03-01 12:00", line(6000)))[0].reason == "blocked"
+    rows = advance_to(target, parse_day("2026-03-02"))
+    assert [(r.member_id, r.points, r.transactions) for r in rows] == [("m", 180, ["t1", "t2", "t4"])]
+
+
 def test_a_second_run_for_the_same_date_changes_nothing():
     body = SPEND + '[points.expiry]\npolicy = "rolling_days"\ndays = 1\n'
     target = book(body=body)
