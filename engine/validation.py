@@ -18,7 +18,8 @@ from engine.rule_checks import cross_field_problems, new_version_problems
 from engine.rules import DecimalBound, Rules, Wording, build_rules
 from engine.spending_checks import spending_problems
 
-__all__ = ["check_new_version", "load_rules", "load_rules_file", "parse_rules", "version_problem", "version_too_low"]
+__all__ = ["check_new_version", "file_version", "load_rules", "load_rules_file", "parse_rules", "version_problem",
+           "version_too_low"]
 
 
 def load_rules_file(path: str | Path, new: bool = False) -> Rules:
@@ -50,6 +51,15 @@ def load_rules(text: str, new: bool = False) -> Rules:
         raise RulesError([f"arrays or tables nested more than {MOST_NESTING} deep; a rules document "
                           f"needs at most {MOST_NESTING}"])
     return parse_rules(document, new)
+
+
+def file_version(path: Path) -> int:
+    """A rules file's `version`, or 0 where it cannot be read (its other problems say why)."""
+    try:
+        version = tomllib.loads(path.read_text(encoding="utf-8")).get("version")
+    except (OSError, ValueError, RecursionError):  # tomllib.TOMLDecodeError and UnicodeDecodeError are ValueErrors
+        return 0
+    return version if type(version) is int else 0
 
 
 def version_problem(text: str, in_force: int) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import msgspec
 
-__all__ = ["DataFolder", "Layout", "PublishedRules", "ReusedId", "write_atomically"]
+__all__ = ["DataFolder", "Layout", "PublishedRules", "ReusedId", "version_in_force", "write_atomically"]
 
 
 class Layout(msgspec.Struct):
@@ -66,6 +66,13 @@ class ReusedId(msgspec.Struct):
 
     txn_id: str
     members: list[str]
+
+
+def version_in_force(root: Path) -> int:
+    """The rules version a data folder has in force (0: none, or no folder), read without making
+    the folder: `serve` checks a file it will publish before anything starts."""
+    pointer = root / "rules" / "current.json"
+    return msgspec.json.decode(pointer.read_bytes(), type=PublishedRules).version if pointer.exists() else 0
 
 
 class DataFolder:

@@ -216,14 +216,15 @@ def test_an_unreadable_rules_file_for_serve_is_a_json_line(tmp_path):
 
 
 def test_a_rules_file_with_problems_for_serve_lists_them_before_anything_starts(tmp_path):
-    rules = tmp_path / "rules.toml"
-    rules.write_text("no_such_key = 1\n" + EXAMPLE_RULES.read_text())
+    rules = tmp_path / "rules.toml"  # a new version's own checks too (an empty tier name): all at once
+    rules.write_text("no_such_key = 1\n" + EXAMPLE_RULES.read_text().replace('name = "Gold"', 'name = ""', 1))
     done = patron("serve", "--data", str(tmp_path / "data"), "--rules", str(rules), "--grpc-port", "0",
                   "--metrics-port", "-1", timeout=60)
     assert done.returncode == 1
     [line] = [json.loads(line) for line in done.stderr.splitlines()]
     assert line["msg"] == "the rules file has problems"
     assert any("no_such_key" in problem for problem in line["problems"])
+    assert any(problem.startswith("tiers[2].name: expected a non-empty name") for problem in line["problems"])
     assert not (tmp_path / "data").exists()
 
 
