@@ -36,6 +36,14 @@ __all__ = ["ReshardProgress", "Resharding", "even_moves"]
 
 log = logging.getLogger("patron.resharding")
 
+DAYS_APART_PATIENCE = 1800.0
+"""Seconds a move waits for its two shards to be on one business day: a midnight run cut short
+(a shard died in it) is finished once the shard is back, a date at a time."""
+
+
+class _DaysApart(Exception):  # noqa: N818 - a condition `_move_soon` waits out, not an error anyone sees
+    """The virtual shard's shard and the one it would go to are on different business days."""
+
 
 class ReshardProgress(msgspec.Struct):
     """A move or rebalance, as it goes and once it is over."""
@@ -82,6 +90,7 @@ class Resharding(Holds):
         """With --gateway-per-node, the node gateways (actors/node_gateway.py `NodeGateways`)."""
         self.progress: ReshardProgress | None = None
         self._task: asyncio.Task | None = None
+        self._apart_said = False
 
     # -- starting ------------------------------------------------------------------------------
 
@@ -133,16 +142,24 @@ class Resharding(Holds):
     # -- moving ------------------------------------------------------------------------------
 
     async def _move_soon(self, vshard: int, to: int, tries: int = 20) -> int:
-        for _ in range(tries - 1):
-            moved = await self.move(vshard, to)
+        failed, began = 0, time.monotonic()
+        while True:
+            try:
+                moved = await self.move(vshard, to)
+            except _DaysApart as apart:
+                if time.monotonic() - began > DAYS_APART_PATIENCE:
+                    raise ReshardBusyError(f"virtual shard {vshard} did not move: {apart} for "
+                                           f"{DAYS_APART_PATIENCE:.0f} s; start again once `patron status` shows "
+                                           f"every shard on one business day") from None
+                await asyncio.sleep(1.0)
+                continue
             if moved is not None:
                 return moved
+            failed += 1
+            if failed == tries:
+                raise ReshardBusyError(f"virtual shard {vshard} did not move: a write failed on its shard each of "
+                                       f"{tries} times it was about to (see the logs); start again when it is fixed")
             await asyncio.sleep(0.5)
-        moved = await self.move(vshard, to)
-        if moved is None:
-            raise ReshardBusyError(f"virtual shard {vshard} did not move: a write failed on its shard each of "
-                                   f"{tries} times it was about to (see the logs); start again when it is fixed")
-        return moved
 
     async def move(self, vshard: int, to: int) -> int | None:
         """Move one virtual shard (steps 1 to 6 above); returns how many members moved, or None when
@@ -158,6 +175,7 @@ class Resharding(Holds):
             source = coordinator.layout.owners[vshard]
             if source == to:
                 return 0
+            await self._same_day(source, to)
             self.hold(frozenset({vshard}))
             try:
                 failures = coordinator.lanes[source].failures
@@ -179,6 +197,22 @@ class Resharding(Holds):
                     await self.others.route()
             await self.recover()
         return members
+
+    async def _same_day(self, source: int, to: int) -> None:
+        """_DaysApart unless both shards are on one business day. After a shard died in a midnight
+        run, the others are a date ahead until the run is finished: members moved ahead then were
+        passed over by it, their tags, expiry and report rows a day late (an outside probe)."""
+        actors = self.coordinator.actors
+        days = await asyncio.gather(actors[source].status.remote(), actors[to].status.remote())
+        if days[0].business_day != days[1].business_day:
+            if not self._apart_said:
+                log.warning("moves wait for a midnight run cut short to be finished", extra={
+                    "shard": source, "business_day": days[0].business_day, "to": to,
+                    "to_business_day": days[1].business_day})
+            self._apart_said = True
+            raise _DaysApart(f"shard {source} is on business day {days[0].business_day} and shard {to} on "
+                             f"{days[1].business_day}")
+        self._apart_said = False
 
     async def recover(self) -> None:
         """After a move that stopped short (here or before a restart): delete the copy held by

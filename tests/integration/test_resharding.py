@@ -15,8 +15,9 @@ from actors.routing import virtual_shard
 from bench.crash import crash_run
 from bench.workload import Workload, generate
 from client import PatronClient
-from engine.calendar import parse_day
+from engine.calendar import iso, parse_day
 from storage.folder import Layout
+from tests.builders import ms
 from tests.conftest import EXAMPLE_RULES
 from tests.integration.test_agreement import WORKLOAD, assert_members_and_ledgers, replayed, served
 from tests.integration.test_cli_served import patron
@@ -211,3 +212,34 @@ def test_a_node_gateway_that_does_not_answer_the_hold_fails_the_move_undone(star
         assert len(ack.results) == 1
         assert client.member(members[0]).member_id == members[0]
     assert not (server.server.config.data / "moving.json").exists()
+
+
+def _run_midnight_on(actor, day: int) -> None:
+    """One shard's midnight run of `day` alone, as a run cut short by another shard's death leaves it."""
+    ray.get(actor.midnight_begin.remote(day))
+    while not ray.get(actor.midnight_step.remote(1000))[2]:
+        pass
+
+
+def test_a_move_waits_while_its_two_shards_are_on_different_business_days(start_server):
+    """After a shard died in a midnight run the others are a date ahead until the coordinator has
+    finished it there: a member moved ahead meanwhile was passed over by the run, its computed tag
+    and report rows a day late (an outside probe). The move waits for that shard to catch up."""
+    from tests.conftest import TEST_DAY
+
+    server = start_server(shards=2, start_date=parse_day(TEST_DAY))
+    coordinator = server.server.coordinator
+    member = next(m for m in (f"w{n}" for n in range(200)) if coordinator.layout.owners[virtual_shard(m)] == 1)
+    tomorrow = parse_day(TEST_DAY) + 1
+    with PatronClient(server.address) as client:
+        purchase = {"txn_id": "big", "member_id": member, "occurred_at_ms": ms(f"{TEST_DAY} 10:00"),
+                    "kind": "purchase", "amount_minor": 600_000}  # a "big spender" at the next midnight
+        assert client.submit([purchase]).results[0].outcome == 1
+        _run_midnight_on(coordinator.actors[0], tomorrow)  # shard 1 still on TEST_DAY, as after its death
+        client.move_virtual_shard(virtual_shard(member), 0)
+        moved = client.follow_resharding(every=0.2)
+        assert (moved.done, moved.error) == (1, "")
+        assert coordinator.layout.owners[virtual_shard(member)] == 0
+        assert "big spender" in client.member(member).tags
+        tagged = [e for e in client.ledger(member) if e.cause == "midnight" and e.kind == "tag"]
+        assert [e.day for e in tagged] == [iso(tomorrow)]
