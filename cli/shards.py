@@ -5,6 +5,8 @@ import argparse
 import sys
 from typing import Any
 
+from cli.inputs import whole
+
 __all__ = ["add_parser"]
 
 
@@ -13,8 +15,10 @@ def add_parser(commands: argparse._SubParsersAction, remote: object) -> None:
         metavar="ACTION")
     move = remote(shards.add_parser(  # type: ignore[operator]
         "move", help="move one virtual shard to another shard while ingestion goes on"))
-    move.add_argument("vshard", type=int, metavar="VSHARD", help="the virtual shard (see `patron status`)")
-    move.add_argument("--to", type=int, required=True, metavar="SHARD", help="the shard that will own it")
+    # the upper bounds are the folder's, which the server checks
+    move.add_argument("vshard", type=whole("virtual shard"), metavar="VSHARD",
+                      help="the virtual shard (see `patron status`)")
+    move.add_argument("--to", type=whole("shard"), required=True, metavar="SHARD", help="the shard that will own it")
     move.set_defaults(run=_move)
     rebalance = remote(shards.add_parser(  # type: ignore[operator]
         "rebalance", help="even out virtual shards over the shards, adding shards first with --shards N"))

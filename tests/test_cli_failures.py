@@ -257,6 +257,8 @@ def test_a_rules_file_with_problems_for_serve_lists_them_before_anything_starts(
     (["serve", "--data", "{tmp}/data", "--shards", "-1"], ["--shards", "0 or more"]),
     (["send", "--generate", "0", "--address", "{down}"], ["--generate", "1 or more"]),  # it "sent 0" (a probe)
     (["serve", "--data", "{tmp}/data", "--host", ""], ["--host", "an address to listen on", "got ''"]),
+    (["shards", "move", "-1", "--to", "0", "--address", "{down}"], ["VSHARD", "0 or more", "'-1'"]),
+    (["shards", "move", "3", "--to", "-1", "--address", "{down}"], ["--to", "0 or more"]),
 ])
 def test_an_argument_out_of_its_range_is_a_usage_error_before_anything_starts(args, words, tmp_path):
     """argparse's usage and one `error:` line naming the argument, exit 2; never an error from deep
