@@ -201,9 +201,15 @@ class Resharding(Holds):
     async def _same_day(self, source: int, to: int) -> None:
         """_DaysApart unless both shards are on one business day. After a shard died in a midnight
         run, the others are a date ahead until the run is finished: members moved ahead then were
-        passed over by it, their tags, expiry and report rows a day late (an outside probe)."""
-        actors = self.coordinator.actors
-        days = await asyncio.gather(actors[source].status.remote(), actors[to].status.remote())
+        passed over by it, their tags, expiry and report rows a day late (an outside probe). The
+        coordinator finishes it once every shard answers: while one does not, the move fails at
+        once rather than wait for what will not come (nor hold the jobs' lock on an unanswered call)."""
+        seen = await self.coordinator.status_as_seen()  # each waited for at most a few seconds
+        days = [seen[source], seen[to]]
+        if not all(status.ready for status in seen):
+            raise ReshardBusyError(f"shard {next(s.shard for s in seen if not s.ready)} does not answer ("
+                                   f"{next(s.down for s in seen if not s.ready) or 'restarting?'}); nothing moved; "
+                                   f"start again once `patron status` shows every shard ready")
         if days[0].business_day != days[1].business_day:
             if not self._apart_said:
                 log.warning("moves wait for a midnight run cut short to be finished", extra={

@@ -46,7 +46,7 @@ class Progress:
         text = self.line(now)
         if self.tty:
             self.stream.write("\r\x1b[K" + text + ("\n" if final else ""))
-        elif (self.done, self.note) != self.written:  # the close right after the last update: once (a probe)
+        elif not (final and (self.done, self.note) == self.written):  # a close right after the last line: once
             self.stream.write(text + "\n")
         self.written = (self.done, self.note)
         self.stream.flush()

@@ -10,7 +10,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf.json_format import MessageToDict
@@ -19,6 +19,9 @@ from client import PatronClient, UnsendableError, transaction_message
 from client.patron_client import RETRIABLE
 from engine.errors import InvalidRequestError
 from proto import patron_pb2 as pb
+
+if TYPE_CHECKING:
+    from bench.workload import Workload
 
 __all__ = ["checkpoint", "import_members", "member_show", "member_tag", "member_tier", "midnight", "publish",
            "rpc_failure", "send", "status"]
@@ -137,7 +140,7 @@ def send(args: argparse.Namespace) -> int:
     """Stream transactions (a JSONL file, or a generated workload dated today). A line that is
     not a transaction is rejected here, as replay does, and the rest is sent; every rejected
     transaction is listed with its reason, in the file's order. A file's: 0, none rejected; 3, some were."""
-    from bench.workload import Workload, generate
+    from bench.workload import generate
     from cli.inputs import utf8_file
 
     if args.transactions:
@@ -150,10 +153,7 @@ def send(args: argparse.Namespace) -> int:
         if args.transactions:
             source = _transactions(args.transactions, rejected, counts, lines)
         else:
-            today = _business_day(client)
-            run = time.time_ns()  # seconds: two loads sent within one were the same transactions (an outside probe)
-            source = generate(Workload(transactions=args.generate, members=max(args.generate // 10, 100), days=1,
-                                       start=today, seed=run, id_prefix=f"S{run:x}-"))
+            source = generate(generated_load(args.generate, _business_day(client), time.time_ns()))
         batches = client.batches(source, args.batch_size)
         started, sent = time.perf_counter(), 0
         for ack in client.stream(named_by_content(batches) if args.transactions else batches, window=args.in_flight):
@@ -168,12 +168,21 @@ def send(args: argparse.Namespace) -> int:
     seconds = max(time.perf_counter() - started, 1e-9)
     unsent = sum(counts.values()) - sent  # lines refused here, counted among the outcomes
     print(f"sent {counted(sent, 'transaction')} in {seconds:.1f} s ({sent / seconds:,.0f}/s)"
-          + (f", {counted(unsent, 'malformed line')} not sent" if unsent else "") + ": "
+          + (f", {counted(unsent, 'line')} not sent" if unsent else "") + ": "
           + ", ".join(f"{n:,} {word}" for word, n in sorted(counts.items())))
     _list_rejected([text for _, text in sorted(rejected, key=lambda item: item[0])])
     # as import's, for a file: a script sees that something was not taken. A generated load has
     # rejections by design (refunds of what is refunded, resent ids): the quick start's is not a failure
     return 3 if rejected and args.transactions else 0
+
+
+def generated_load(transactions: int, day: str, now_ns: int) -> "Workload":
+    """`send --generate`'s load, seeded and named by the nanosecond it is sent: by the second, two
+    loads sent within one were the same transactions, answered `duplicate` (an outside probe)."""
+    from bench.workload import Workload
+
+    return Workload(transactions=transactions, members=max(transactions // 10, 100), days=1, start=day,
+                    seed=now_ns, id_prefix=f"S{now_ns:x}-")
 
 
 def named_by_content(batches: Iterable[pb.TransactionBatch]) -> Iterator[pb.TransactionBatch]:

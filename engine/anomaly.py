@@ -45,13 +45,14 @@ class AnomalyRule:
             # still flagged from another day, it crosses on this one: this day's report names it
             # too (an outside probe: a member earning 200 over 100 was left out of the day's report)
             if total > self.threshold >= total - points and day not in member.flag_days:
-                member.flag_days += (day,)
+                _flag_day(member, day)
+                return self._crossing()
             return self._while_abnormal()
         if total <= self.threshold:
             return EARN
         member.abnormal = True
         if day not in member.flag_days:  # flagged again the day an operator cleared it: reported once
-            member.flag_days += (day,)
+            _flag_day(member, day)
         return self._crossing()
 
     def foresee(self, member: Member, day: Day, points: int) -> Verdict:
@@ -75,3 +76,10 @@ class AnomalyRule:
     def _forget_old_days(self, counters: dict[Day, int], day: Day) -> None:
         for old in [d for d in counters if d < day - self.keep_days]:
             del counters[old]
+
+
+def _flag_day(member: Member, day: Day) -> None:
+    """In date order: a midnight run's shortcut for a member brought through it early reads only
+    the first (engine/midnight.py `visit`), and a day crossed later but dated earlier (tomorrow's
+    transaction first) was reported a run late."""
+    member.flag_days = tuple(sorted((*member.flag_days, day)))

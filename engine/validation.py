@@ -56,20 +56,25 @@ def load_rules(text: str, new: bool = False) -> Rules:
 def file_version(path: Path) -> int:
     """A rules file's `version`, or 0 where it cannot be read (its other problems say why)."""
     try:
-        version = tomllib.loads(path.read_text(encoding="utf-8")).get("version")
-    except (OSError, ValueError, RecursionError):  # tomllib.TOMLDecodeError and UnicodeDecodeError are ValueErrors
+        return _version(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
         return 0
-    return version if type(version) is int else 0
 
 
 def version_problem(text: str, in_force: int) -> str:
     """What a document's `version` lacks to be published over `in_force` ("" when it does not, or
     cannot be read): said beside its other problems, it was told only once they were fixed (a probe)."""
+    version = _version(text)
+    return version_too_low(version, in_force) if version > 0 else ""
+
+
+def _version(text: str) -> int:
+    """A document's `version` as written, or 0 where there is none or the document cannot be read."""
     try:
         version = tomllib.loads(text).get("version")
     except (ValueError, RecursionError):  # tomllib.TOMLDecodeError is a ValueError
-        return ""
-    return version_too_low(version, in_force) if type(version) is int and version > 0 else ""
+        return 0
+    return version if type(version) is int else 0
 
 
 def version_too_low(version: int, in_force: int) -> str:

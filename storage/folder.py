@@ -71,8 +71,13 @@ class ReusedId(msgspec.Struct):
 def version_in_force(root: Path) -> int:
     """The rules version a data folder has in force (0: none, or no folder), read without making
     the folder: `serve` checks a file it will publish before anything starts."""
-    pointer = root / "rules" / "current.json"
-    return msgspec.json.decode(pointer.read_bytes(), type=PublishedRules).version if pointer.exists() else 0
+    current = _current_rules(root / "rules")
+    return current.version if current is not None else 0
+
+
+def _current_rules(rules: Path) -> PublishedRules | None:
+    pointer = rules / "current.json"
+    return msgspec.json.decode(pointer.read_bytes(), type=PublishedRules) if pointer.exists() else None
 
 
 class DataFolder:
@@ -129,8 +134,7 @@ class DataFolder:
     # -- published rules ---------------------------------------------------------------
 
     def current_rules(self) -> PublishedRules | None:
-        pointer = self.rules / "current.json"
-        return msgspec.json.decode(pointer.read_bytes(), type=PublishedRules) if pointer.exists() else None
+        return _current_rules(self.rules)
 
     def write_report(self, day: str, rows: list) -> Path:
         """The anomaly report of one local day as JSONL: member, points that day, transactions."""

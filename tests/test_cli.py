@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from cli.admin import MOST_DATES_SHOWN, _dates_shortened, midnight_progress_line
 from proto import patron_pb2 as pb
 from tests.builders import ms
@@ -272,3 +274,51 @@ def test_a_progress_line_in_a_log_is_written_once_when_the_close_follows_the_las
     progress.update(40)
     progress.close()
     assert [line.split(",")[0] for line in log.getvalue().splitlines()] == ["import: 40 rows"]
+
+
+def test_two_generated_loads_within_one_second_are_different_transactions():
+    """Named by the second they were sent in, the second load was the first again: duplicates (an outside probe)."""
+    from bench.workload import generate
+    from cli.admin import generated_load
+
+    first, second = (next(generate(generated_load(20, "2026-03-05", 1_794_000_000_000_000_000 + ns)))
+                     for ns in (1_000, 2_000))
+    assert first["txn_id"] != second["txn_id"]
+
+
+def test_send_reads_a_transactions_file_past_a_byte_order_mark(tmp_path):
+    """As import and replay do: the mark made the first line malformed (an outside probe)."""
+    from collections import deque
+
+    from cli.admin import _transactions
+    from cli.inputs import BOM
+
+    source = tmp_path / "t.jsonl"
+    line = b'{"txn_id": "t1", "member_id": "m1", "occurred_at_ms": 1794000000000, "kind": "purchase", '
+    source.write_bytes(BOM + line + b'"amount_minor": 5}\n')
+    rejected: list = []
+    assert [t.txn_id for t in _transactions(source, rejected, {}, deque())] == ["t1"]
+    assert rejected == []
+
+
+def test_member_show_json_keeps_which_attributes_are_dates():
+    from cli.show import member_summary
+    from proto import patron_pb2 as pb
+
+    message = pb.Member(member_id="m1", tier="Basic")
+    message.attributes["since"].date = "2026-12-02"
+    message.attributes["city"].text = "Hangzhou"
+    summary = member_summary(message)
+    assert (summary.attributes, summary.date_attributes) == ({"since": "2026-12-02", "city": "Hangzhou"}, ["since"])
+
+
+def test_the_client_sends_a_date_attribute_as_a_date_and_refuses_a_datetime():
+    from datetime import date, datetime
+
+    from client.patron_client import enroll_request
+
+    request = enroll_request("m1", attributes={"since": date(2026, 12, 2), "city": "Hangzhou", "children": 2})
+    assert [(name, value.WhichOneof("value")) for name, value in sorted(request.attributes.items())] == [
+        ("children", "number"), ("city", "text"), ("since", "date")]
+    with pytest.raises(TypeError, match=r"attributes\.since: a datetime\.date, not a datetime"):
+        enroll_request("m1", attributes={"since": datetime(2026, 12, 2, 10, 0)})

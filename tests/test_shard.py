@@ -228,6 +228,17 @@ def test_a_malformed_transaction_dated_past_midnight_moves_its_member_no_more_th
         ("accepted", ""), ("rejected", "unknown_kind"), ("accepted", "")]
 
 
+def test_an_unpaid_transaction_dated_past_midnight_moves_its_member_as_replay_moves_its_clock(tmp_path):
+    """Well-formed, it is the till's clock: the member meets that midnight, and its purchase 7 days
+    before the business day is then one day too late, in both (a reviewer: replay once skipped it)."""
+    unpaid = buy("x1", "m1", "2026-11-18 00:05", line(2900), status="pending")
+    batch = [buy("t1", "m1", DAY, line(2900)), unpaid, buy("t2", "m1", "2026-11-10 10:00", line(2900))]
+    answers = open_shard(tmp_path).apply(batch)
+    expected = list(replay_stream(Book(Programme(load_rules(RULES))), batch))
+    assert [(a.outcome, a.reason) for a in answers] == [(e.outcome, e.reason) for e in expected] == [
+        ("accepted", ""), ("ignored", "not_paid"), ("rejected", "too_late")]
+
+
 @pytest.mark.parametrize("hot_members", [0, 2])
 def test_a_tier_entered_after_a_member_met_the_next_midnight_early_lasts_as_in_replay(tmp_path, hot_members):
     # the member was already on the new date, but the tier's validity counted from the business day

@@ -228,3 +228,18 @@ def test_voided_recharge_bonus_points_take_back_the_growth_they_gave():
     assert (member.growth, member.pending) == (260, 200)
     set_status(target, "m1", "void_held", "fraud", target.today)
     assert (member.growth, member.total_points, member.pending) == (60, 60, 0)
+
+
+def test_the_days_a_flagged_member_crosses_on_are_kept_in_date_order():
+    """Tomorrow's transaction first, then one of today: a midnight run reads the first day only for a
+    member brought through it early, and today's row came a run late (a reviewer)."""
+    from engine.anomaly import FLAGGED
+    from engine.members import Member
+
+    rule = book(body=anomaly("flag")).programme.anomaly
+    member = Member("m1", 1)
+    assert rule.judge(member, 100, 150) is FLAGGED
+    assert rule.judge(member, 102, 150) is FLAGGED  # still flagged, it crosses on a later day
+    assert rule.judge(member, 101, 150) is FLAGGED
+    assert rule.judge(member, 101, 50) is not FLAGGED  # past it already: no second crossing
+    assert member.flag_days == (100, 101, 102)
