@@ -6,7 +6,7 @@ from engine.book import Book
 from engine.members import Member
 from engine.notices import TIER_CHANGED
 from engine.rules import Rules
-from engine.tier_changes import enter_tier
+from engine.tier_changes import tier_after_transaction
 from engine.tiers import reset_since
 from engine.transactions import TxnRecord
 from engine.types import PURCHASE
@@ -94,16 +94,26 @@ def rebuild_windows(book: Book, records: Iterable[TxnRecord]) -> None:
 
 
 def reevaluate(book: Book, member: Member, version: int) -> None:
-    """Match the member from the highest tier down under the new rules, as of its business day,
-    and move it up when the match is higher; its tags are computed again at the next midnight run.
-    Never down: a tier holds until its validity ends (or, `realtime`, a transaction lowers what it
-    was reached on), and members put in a tier by a recharge bonus, a paid upgrade or an operator
-    do not meet its condition at all (moving down, a publish that changed one discount demoted them)."""
+    """Match the member under the new rules, as of its business day, and move it up as a
+    transaction would: at once, or at the next midnight run for a `next_day` tier and under the
+    `batch` policy (an outside probe: a publish put members in them at once); its tags are computed
+    again at that run. Never down: a tier holds until its validity ends (or, `realtime`, a
+    transaction lowers what it was reached on), and members put in a tier by a recharge bonus, a
+    paid upgrade or an operator do not meet its condition at all (moving down, a publish that
+    changed one discount demoted them)."""
     if book.programme.tags.rules or member.tags:
         member.tag_check = book.today + 1
-        book.wake_on(book.today + 1, member.member_id)
-        book.dirty[member.member_id] = member
-    today = book.today_for(member)  # a member already on the next date is judged as of it
-    target = book.programme.ladder.best_match(member, today)
-    if target > member.tier:
-        enter_tier(book, member, target, today, "rules", f"v{version}", note="rules published")
+        _visit_next_run(book, member)
+    if book.programme.ladder.on_change == "batch":  # its run judges every member it visits, as of the day before
+        _visit_next_run(book, member)
+        return
+    waiting = member.next_tier
+    tier_after_transaction(book, member, book.today_for(member), f"v{version}", cause="rules")
+    if member.next_tier != waiting:
+        _visit_next_run(book, member)
+
+
+def _visit_next_run(book: Book, member: Member) -> None:
+    book.awake.add(member.member_id)
+    book.wake_on(book.today + 1, member.member_id)
+    book.dirty[member.member_id] = member

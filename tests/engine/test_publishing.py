@@ -100,3 +100,31 @@ def test_a_renamed_lowest_tier_is_the_same_tier_for_its_members():
     renamed = rules_text(body=SPEND, tiers=three_tiers().replace('"Basic"', '"Member"'))
     assert not publish(target, renamed.replace("version = 1", "version = 2"))
     assert target.take_changes()[0] == []
+
+
+def _published_with_easier_gold(policy: str = "", effective: str = ""):
+    """m1 in Silver (10,000 spent); then version 2, Gold at 100 spent, with `effective` and `policy`."""
+    target = book(body=SPEND + policy, tiers=three_tiers())
+    score(target, buy("t1", "m1", DAY, line(10000)))
+    gold = three_tiers().replace("threshold = 50000", "threshold = 100" + effective)
+    target.programme = Programme(load_rules(rules_text(body=SPEND + policy, tiers=gold).replace("version = 1",
+                                                                                                "version = 2")))
+    before = target.members["m1"].tier  # Silver; under `batch` still Basic until midnight
+    reevaluate(target, target.members["m1"], 2)
+    return target, before
+
+
+def test_a_publish_enters_a_next_day_tier_at_the_next_midnight_and_a_batch_policy_moves_up_only_then():
+    """SPEC §6: a `next_day` tier is entered at the next midnight even when its condition holds now,
+    and `batch` moves members only at midnight; a publish put them in at once (an outside probe)."""
+    from engine.calendar import parse_day
+    from engine.replay import advance_to
+
+    for target, before in (_published_with_easier_gold(effective='\neffective = "next_day"'),
+                           _published_with_easier_gold(policy='[tier_policy]\non_change = "batch"\n')):
+        member = target.members["m1"]
+        assert member.tier == before < 2  # as it was on the day of the publish
+        advance_to(target, parse_day("2026-03-05"))
+        assert member.tier == 2
+    immediate, _ = _published_with_easier_gold()
+    assert immediate.members["m1"].tier == 2  # an immediate tier: at once, as before
