@@ -15,7 +15,7 @@ from engine.refunds import refund_problem, score_refund
 from engine.spending.coupons import issue_on_enroll
 from engine.spending.operations import UNDOABLE, score_spending
 from engine.tagging import note_purchase
-from engine.tier_changes import enter_tier, member_in_default_tier, tier_after_transaction
+from engine.tier_changes import enter_tier, keep_given, member_in_default_tier, tier_after_transaction
 from engine.transactions import Transaction, TxnRecord, TxnResult, refund_amount
 from engine.types import (
     ADJUSTMENT,
@@ -262,6 +262,8 @@ def _paid_upgrade(book: Book, member: Member, txn: Transaction, day: Day) -> Non
     bought = max([skus.get(line.sku, 0) for line in txn.lines], default=0)
     if bought > member.tier:
         enter_tier(book, member, bought, book.as_of(member, day), "txn", txn.txn_id, note="paid upgrade", given=True)
+    elif bought:
+        keep_given(book, member, bought, book.as_of(member, day), "txn", txn.txn_id, "paid upgrade")
 
 
 def score_event(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord | None:

@@ -10,7 +10,7 @@ from engine.spending.coupons import issue_on_upgrade
 from engine.tiers import TierLadder, TierRule, reset_since, validity_from
 from engine.types import Day
 
-__all__ = ["enter_tier", "given_floor", "member_in_default_tier", "tier_after_transaction"]
+__all__ = ["enter_tier", "given_floor", "keep_given", "member_in_default_tier", "tier_after_transaction"]
 
 
 def enter_tier(book: Book, member: Member, target: int, day: Day, cause: str, ref: str,
@@ -57,6 +57,20 @@ def member_in_default_tier(book: Book, member_id: str, channel: str, day: Day) -
     until = validity_from(book.programme.ladder, tier, day) if tier else 0
     return Member(member_id, enrolled=day, tier=tier, tier_since=day, tier_until=until, given_tier=tier,
                   given_until=until)
+
+
+def keep_given(book: Book, member: Member, target: int, day: Day, cause: str, ref: str, note: str) -> None:
+    """A tier given (a paid upgrade) no higher than the member's: it stays where it is, and the gift
+    is its floor for the gift's validity from `day`, so that when the higher tier ends it falls back
+    to it (an outside probe: a Silver card bought while in Gold was lost), unless it holds a gift
+    already as good (one gift at a time, the higher, else the longer)."""
+    until = validity_from(book.programme.ladder, target, day)
+    floor = given_floor(member, day)
+    if floor > target or (floor == target and (not member.given_until or 0 < until <= member.given_until)):
+        return
+    member.given_tier, member.given_until = target, until
+    kept = f"{note}: {book.programme.ladder.names[target]} given" + (f" until {iso(until)}" if until else "")
+    book.write(member, day, cause, ref, "tier", tier_from=member.tier, tier_to=member.tier, note=kept)
 
 
 def given_floor(member: Member, day: Day) -> int:

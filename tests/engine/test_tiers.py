@@ -197,6 +197,20 @@ def test_back_in_a_given_tier_the_member_keeps_the_validity_it_was_given_with():
     assert (member.tier, iso(member.tier_until)) == (1, "2026-09-03")  # not six months from the refund
 
 
+def test_a_card_for_a_lower_tier_bought_in_a_higher_one_is_the_floor_it_falls_back_to():
+    """Bought while in Gold, a Silver card changed nothing and was lost (an outside probe): the member
+    stays in Gold, and falls back to the Silver it paid for, for that Silver's validity."""
+    silver_card = SILVER_FOR_SIX_MONTHS + 'paid_upgrade_sku = "SILVER-CARD"\n'
+    tiers = ladder("realtime").replace('name = "Silver"\nmetric = "growth"\nthreshold = 100\n', silver_card)
+    target = book(body=SPEND, tiers=tiers)
+    score(target, buy("t1", "m1", DAY, line(60000)), buy("c1", "m1", "2026-03-10 10:00", line(100, sku="SILVER-CARD")))
+    member = target.members["m1"]
+    assert member.tier == 2
+    assert [e.note for e in target.ledger if e.kind == "tier"][-1] == "paid upgrade: Silver given until 2026-09-09"
+    score(target, refund("r1", "m1", "2026-03-11 10:00", "t1", 60000))
+    assert (member.tier, iso(member.tier_until)) == (1, "2026-09-09")
+
+
 def test_a_downgrade_to_tier_is_given_and_runs_its_validity_under_realtime():
     tiers = ladder("realtime").replace('validity = "12 months"', 'validity = "12 months"\ndowngrade_to = "Silver"')
     tiers = tiers.replace('name = "Silver"\nmetric = "growth"\nthreshold = 100\n', SILVER_FOR_SIX_MONTHS)
