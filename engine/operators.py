@@ -16,7 +16,7 @@ from engine.members import Held, Member, Profile
 from engine.midnight import note_lapsed, schedule
 from engine.spending.coupons import issue_on_enroll
 from engine.tagging import watch_new
-from engine.tier_changes import enter_tier, member_in_default_tier, tier_after_transaction
+from engine.tier_changes import enter_tier, member_in_default_tier, note_default_tier, tier_after_transaction
 from engine.tiers import counted_since
 from engine.types import PURCHASE, RECHARGE, Day
 
@@ -61,6 +61,8 @@ def enroll(book: Book, request: Enrollment, day: Day) -> tuple[Member, bool]:
         if member.tier_until:
             schedule(book, member)  # woken when the tier ends: no transaction of its own may come to
         book.members[member.member_id] = member
+        member.profile = Profile(channel=request.channel)  # named by its entry; the whole profile is merged below
+        note_default_tier(book, member, day, "operator", "enroll")
         watch_new(book, member, day)
         if book.programme.coupons.on_enroll:
             issue_on_enroll(book, member, day, "operator", "enroll")

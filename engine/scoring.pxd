@@ -10,7 +10,8 @@ from engine.earning cimport PurchaseValue, purchase_fits, purchase_growth, value
 from engine.programme cimport Programme
 from engine.record_fields cimport Member, Transaction, TxnRecord
 from engine.tagging cimport note_purchase
-from engine.tier_changes cimport enter_tier, keep_given, member_in_default_tier, tier_after_transaction
+from engine.tier_changes cimport (enter_tier, keep_given, member_in_default_tier, note_default_tier,
+                                  tier_after_transaction)
 
 cdef Py_ssize_t _LONGEST_ID, _LONGEST_TEXT
 cdef frozenset _KINDS, _STATUSES

@@ -15,7 +15,13 @@ from engine.refunds import refund_problem, score_refund
 from engine.spending.coupons import issue_on_enroll
 from engine.spending.operations import UNDOABLE, score_spending
 from engine.tagging import note_purchase
-from engine.tier_changes import enter_tier, keep_given, member_in_default_tier, tier_after_transaction
+from engine.tier_changes import (
+    enter_tier,
+    keep_given,
+    member_in_default_tier,
+    note_default_tier,
+    tier_after_transaction,
+)
 from engine.transactions import Transaction, TxnRecord, TxnResult, refund_amount
 from engine.types import (
     ADJUSTMENT,
@@ -190,7 +196,7 @@ def _forget_new(book: Book, member_id: str) -> None:
     creation wrote (enrollment coupons: their ledger entries and inventory units)."""
     member = book.members.pop(member_id)
     book.dirty.pop(member_id, None)
-    if member.coupons:
+    if member.coupons or member.tier:
         book.ledger = [e for e in book.ledger if e.member_id != member_id]
         book.notices = [n for n in book.notices if n.member_id != member_id]
         for instance in member.coupons:
@@ -207,6 +213,7 @@ def _member_for(book: Book, txn: Transaction, day: Day) -> tuple[Member | None, 
     member = member_in_default_tier(book, txn.member_id, txn.channel, day)
     member.profile.channel = txn.channel
     book.members[txn.member_id] = member
+    note_default_tier(book, member, day, "txn", txn.txn_id)
     if book.programme.coupons.on_enroll:
         issue_on_enroll(book, member, day, "txn", txn.txn_id)
     return member, True

@@ -10,6 +10,7 @@ from engine.tiers cimport TierLadder, TierRule
 @cython.locals(ladder=TierLadder, rule=TierRule)
 cpdef enter_tier(Book book, Member member, target, day, cause, ref, note=*, given=*)
 cpdef keep_given(Book book, Member member, target, day, cause, ref, note)
+cpdef note_default_tier(Book book, Member member, day, cause, ref)
 cpdef given_floor(Member member, day)
 cpdef member_in_default_tier(Book book, member_id, channel, day)
 @cython.locals(ladder=TierLadder, rule=TierRule)

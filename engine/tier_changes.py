@@ -10,7 +10,8 @@ from engine.spending.coupons import issue_on_upgrade
 from engine.tiers import TierLadder, TierRule, reset_since, validity_from
 from engine.types import Day
 
-__all__ = ["enter_tier", "given_floor", "keep_given", "member_in_default_tier", "tier_after_transaction"]
+__all__ = ["enter_tier", "given_floor", "keep_given", "member_in_default_tier", "note_default_tier",
+           "tier_after_transaction"]
 
 
 def enter_tier(book: Book, member: Member, target: int, day: Day, cause: str, ref: str,
@@ -57,6 +58,18 @@ def member_in_default_tier(book: Book, member_id: str, channel: str, day: Day) -
     until = validity_from(book.programme.ladder, tier, day) if tier else 0
     return Member(member_id, enrolled=day, tier=tier, tier_since=day, tier_until=until, given_tier=tier,
                   given_until=until)
+
+
+def note_default_tier(book: Book, member: Member, day: Day, cause: str, ref: str) -> None:
+    """A new member in its channel's default tier above the lowest: one ledger entry and one
+    `tier_changed` event, as for every change of tier (SPEC §2; an outside probe found neither).
+    A member created in the lowest tier has none: creation moves no balance nor tier."""
+    if member.tier:
+        names = book.programme.ladder.names
+        note = f"the default tier of channel {member.profile.channel or '(none)'}"
+        book.write(member, day, cause, ref, "tier", tier_from=0, tier_to=member.tier, note=note)
+        book.notify(TIER_CHANGED, member.member_id, day, from_tier=names[0], to_tier=names[member.tier], direction="up",
+                    valid_until=iso(member.tier_until) if member.tier_until else "", cause=cause, ref=ref, note=note)
 
 
 def keep_given(book: Book, member: Member, target: int, day: Day, cause: str, ref: str, note: str) -> None:

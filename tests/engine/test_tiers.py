@@ -221,3 +221,15 @@ def test_a_downgrade_to_tier_is_given_and_runs_its_validity_under_realtime():
     assert (member.tier, iso(member.tier_until)) == (1, "2027-09-03")
     score(target, buy("t2", "m1", "2027-03-05 10:00", line(1000)), refund("r2", "m1", "2027-03-05 11:00", "t2", 1000))
     assert target.members["m1"].tier == 1  # the refund re-matched the ladder (Basic) and took it before
+
+
+def test_a_new_member_in_its_channels_default_tier_has_its_ledger_entry_and_event():
+    """SPEC §2, every change of tier one ledger entry: nothing said how it came to be in Gold (a probe)."""
+    from engine.operators import Enrollment, enroll
+
+    target = book(top='default_tier_by_channel = { vip = "Gold" }', body=SPEND, tiers=ladder())
+    score(target, buy("g1", "m1", DAY, line(100), channel="vip"), buy("p1", "m3", DAY, line(100), channel="pos"))
+    enroll(target, Enrollment(member_id="m2", channel="vip"), target.today)
+    entries = [(e.member_id, e.tier_from, e.tier_to, e.note) for e in target.ledger if e.kind == "tier"]
+    assert entries == [("m1", 0, 2, "the default tier of channel vip"), ("m2", 0, 2, "the default tier of channel vip")]
+    assert [n.member_id for n in target.notices if n.kind == "tier_changed"] == ["m1", "m2"]
