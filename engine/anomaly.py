@@ -59,9 +59,11 @@ class AnomalyRule:
         """What `judge` would answer for `points` now, changing nothing (a quote)."""
         if not self.threshold:
             return EARN
+        total = member.day_points.get(day, 0) + points
         if member.abnormal:
-            return self._while_abnormal()
-        if member.day_points.get(day, 0) + points <= self.threshold:
+            crosses = total > self.threshold >= total - points and day not in member.flag_days
+            return self._crossing() if crosses else self._while_abnormal()  # as `judge` (a reviewer)
+        if total <= self.threshold:
             return EARN
         return self._crossing()
 

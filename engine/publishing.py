@@ -114,6 +114,10 @@ def reevaluate(book: Book, member: Member, version: int) -> None:
 
 
 def _visit_next_run(book: Book, member: Member) -> None:
+    """Changed as a transaction changes it: the run judges a touched member's upgrades, and a
+    shard's wake-up index (a bounded hot set, a restart) keeps a touched one (a reviewer: a quiet
+    member was visited and left as it was)."""
+    member.touched = True
     book.awake.add(member.member_id)
     book.wake_on(book.today + 1, member.member_id)
     book.dirty[member.member_id] = member

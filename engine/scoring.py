@@ -208,8 +208,9 @@ def _member_for(book: Book, txn: Transaction, day: Day) -> tuple[Member | None, 
     member = book.members.get(txn.member_id)
     if member is not None or not book.programme.enrolls_unknown:
         return member, False
-    # A member's creation is recorded in the member (enrolled day, channel), not the ledger:
-    # it changes no balance, and one ledger entry per member is a third of its bytes on disk.
+    # A member's creation is recorded in the member (enrolled day, channel), not the ledger: it
+    # changes no balance, and one ledger entry per member is a third of its bytes on disk; only a
+    # channel's default tier above the lowest is an entry, as every change of tier (note_default_tier).
     member = member_in_default_tier(book, txn.member_id, txn.channel, day)
     member.profile.channel = txn.channel
     book.members[txn.member_id] = member

@@ -66,7 +66,7 @@ def note_default_tier(book: Book, member: Member, day: Day, cause: str, ref: str
     A member created in the lowest tier has none: creation moves no balance nor tier."""
     if member.tier:
         names = book.programme.ladder.names
-        note = f"the default tier of channel {member.profile.channel or '(none)'}"
+        note = f"channel {member.profile.channel}"  # short: it is in the ledger and an event of every such member
         book.write(member, day, cause, ref, "tier", tier_from=0, tier_to=member.tier, note=note)
         book.notify(TIER_CHANGED, member.member_id, day, from_tier=names[0], to_tier=names[member.tier], direction="up",
                     valid_until=iso(member.tier_until) if member.tier_until else "", cause=cause, ref=ref, note=note)

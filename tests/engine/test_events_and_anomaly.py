@@ -239,6 +239,7 @@ def test_the_days_a_flagged_member_crosses_on_are_kept_in_date_order():
     rule = book(body=anomaly("flag")).programme.anomaly
     member = Member("m1", 1)
     assert rule.judge(member, 100, 150) is FLAGGED
+    assert rule.foresee(member, 102, 150) is FLAGGED  # a quote says what the purchase then meets
     assert rule.judge(member, 102, 150) is FLAGGED  # still flagged, it crosses on a later day
     assert rule.judge(member, 101, 150) is FLAGGED
     assert rule.judge(member, 101, 50) is not FLAGGED  # past it already: no second crossing

@@ -103,9 +103,14 @@ def test_a_renamed_lowest_tier_is_the_same_tier_for_its_members():
 
 
 def _published_with_easier_gold(policy: str = "", effective: str = ""):
-    """m1 in Silver (10,000 spent); then version 2, Gold at 100 spent, with `effective` and `policy`."""
+    """m1 in Silver (10,000 spent the day before, quiet since: a reviewer); then version 2, Gold at
+    100 spent, with `effective` and `policy`."""
+    from engine.calendar import parse_day
+    from engine.replay import advance_to
+
     target = book(body=SPEND + policy, tiers=three_tiers())
-    score(target, buy("t1", "m1", DAY, line(10000)))
+    score(target, buy("t1", "m1", "2026-03-03 10:00", line(10000)))
+    advance_to(target, parse_day("2026-03-04"))
     gold = three_tiers().replace("threshold = 50000", "threshold = 100" + effective)
     target.programme = Programme(load_rules(rules_text(body=SPEND + policy, tiers=gold).replace("version = 1",
                                                                                                 "version = 2")))

@@ -231,5 +231,5 @@ def test_a_new_member_in_its_channels_default_tier_has_its_ledger_entry_and_even
     score(target, buy("g1", "m1", DAY, line(100), channel="vip"), buy("p1", "m3", DAY, line(100), channel="pos"))
     enroll(target, Enrollment(member_id="m2", channel="vip"), target.today)
     entries = [(e.member_id, e.tier_from, e.tier_to, e.note) for e in target.ledger if e.kind == "tier"]
-    assert entries == [("m1", 0, 2, "the default tier of channel vip"), ("m2", 0, 2, "the default tier of channel vip")]
+    assert entries == [("m1", 0, 2, "channel vip"), ("m2", 0, 2, "channel vip")]
     assert [n.member_id for n in target.notices if n.kind == "tier_changed"] == ["m1", "m2"]
