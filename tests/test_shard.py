@@ -486,6 +486,31 @@ def test_a_publish_that_removes_a_members_tier_records_the_move_and_keeps_it_aft
     assert [e.tier_from_name for e in again.ledger("m1") if e.kind == "tier"] == ["", "Silver"]
 
 
+@pytest.mark.parametrize("hot_members", [0, 2])
+def test_a_next_day_tier_a_publish_opens_is_entered_at_the_next_run_after_a_restart(tmp_path, hot_members):
+    """A member quiet on the day of the publish, rules without tags (whose check wakes everyone), a
+    restart between the publish and the run: the upgrade the publish deferred was lost (a reviewer)."""
+    rules = RULES[:RULES.index("[[tags]]")] + RULES[RULES.index("[notify]"):]
+    shard = open_shard(tmp_path, rules, hot_members=hot_members)
+    shard.apply([buy("t1", "m1", DAY, line(50_000))] + [buy(f"o{n}", f"other{n}", DAY, line(100)) for n in range(4)])
+    shard.midnight_begin(parse_day("2026-11-18"))
+    while not shard.midnight_step()[2]:
+        pass
+    easier = rules.replace("version = 1", "version = 2").replace(
+        'threshold = 1000000                 # 10,000.00', 'threshold = 10000 #').replace(
+        'effective = "immediate"', 'effective = "next_day"')
+    shard.publish(easier)
+    while not shard.reevaluate_step()[1]:
+        pass
+    assert shard.member("m1").tier == "Basic"  # Gold waits for the next run
+    shard.close()
+    again = open_shard(tmp_path, easier, hot_members=hot_members)
+    again.midnight_begin(parse_day("2026-11-19"))
+    while not again.midnight_step()[2]:
+        pass
+    assert again.member("m1").tier == "Gold"
+
+
 def test_a_checkpoint_is_a_consistent_copy_of_the_shard(tmp_path):
     shard = open_shard(tmp_path / "live")
     shard.apply([buy("t1", "m1", DAY, line(2900))])
