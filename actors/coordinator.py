@@ -6,7 +6,6 @@ import asyncio
 import itertools
 import logging
 import os
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -24,6 +23,7 @@ from actors.config import ServeConfig
 from actors.coupon_grants import GrantKeeper, stricter
 from actors.job_errors import job_error
 from actors.lanes import Lane, ShardLanes
+from actors.logs import without_colour
 from actors.metrics import Metrics, tags_to_show
 from actors.placement import assign_nodes, labelled_nodes, pinned_to
 from actors.resharding import Resharding
@@ -895,13 +895,12 @@ async def _answer(call: Any, timeout: float = ANSWER_SECONDS) -> Any:
         return error
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _why_down(error: BaseException) -> str:
     if isinstance(error, TimeoutError):
         return f"it did not answer within {ANSWER_SECONDS:g} s (restarting, or too busy)"
-    first = (_ANSI.sub("", str(error)).strip().splitlines() or [""])[0]  # Ray colours its errors
+    first = (without_colour(str(error)).strip().splitlines() or [""])[0]  # Ray colours its errors
     return f"{type(error).__name__}: {first[:300]}" if first else type(error).__name__
 
 

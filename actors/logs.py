@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 __all__ = ["JsonFormatter", "Throttled", "collect_in_small_steps", "collect_rarely", "configure_logging",
-           "ray_output_as_json"]
+           "ray_output_as_json", "without_colour"]
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -88,6 +88,11 @@ def collect_in_small_steps() -> None:
 
 
 _COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def without_colour(text: str) -> str:
+    """Ray's text without its terminal colour codes."""
+    return _COLOUR.sub("", text)
 _AUTOSCALER_TROUBLE = re.compile(r"Error|Warning|WARNING|ERROR")
 
 
@@ -101,7 +106,7 @@ def ray_output_as_json(data: dict, ignore_prefix: bool = False) -> None:
     logger = {"raylet": "ray.raylet", "autoscaler": "ray.autoscaler"}.get(str(data.get("pid")), "ray.worker")
     out = []
     for raw in data.get("lines", []):
-        text = _COLOUR.sub("", raw).rstrip()
+        text = without_colour(raw).rstrip()
         if not text or (logger == "ray.autoscaler" and not _AUTOSCALER_TROUBLE.search(text)):
             continue  # its status report every 5 s: an embedded Ray has nothing to scale
         try:

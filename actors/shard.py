@@ -49,7 +49,7 @@ from engine.publishing import (
     reevaluate,
     remap_tiers,
 )
-from engine.scoring import malformed_reason, score_transaction
+from engine.scoring import malformed_reason, score_transaction, score_well_formed
 from engine.spending.coupon_stock import CountedStock
 from engine.summary import MemberSummary, summarise
 from engine.tagging import set_manual_tags
@@ -404,7 +404,7 @@ class Shard:
         if member_id not in tomorrow.through:
             tomorrow.through.add(member_id)
             created = not self._through_midnight(member_id, run)
-        result = score_transaction(self.book, txn)
+        result = score_well_formed(self.book, txn)  # its caller checked it is well formed
         if created and (member := self.book.members.get(member_id)) is not None and member.midnight_done < run:
             member.midnight_done = run
         return result

@@ -82,7 +82,7 @@ def utf8_text(path: Path) -> str:
         raise PatronError(f"{path}: {not_utf8(error)}") from None
 
 
-BOM = b"\xef\xbb\xbf"
+BOM = codecs.BOM_UTF8
 """What some editors (Windows' Notepad, Excel's "UTF-8" CSV) put before UTF-8 text."""
 
 

@@ -4,6 +4,7 @@ resumed import starts). A row that cannot be read is given with its reason inste
 row's values mean is the server's to check (engine/opening.py), so both files get the same
 reasons for the same values."""
 
+import codecs
 import csv
 import re
 from collections.abc import Callable, Iterator
@@ -90,7 +91,8 @@ def read_rows(path: Path, fmt: str, start: int = 0, first_line: int = 1) -> Iter
 
 def _header(file: BinaryIO, path: Path) -> tuple[list[str], int]:
     raw = file.readline()
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in raw:  # Python's csv message said nothing of it
+    # UTF-16 (Excel's "Unicode text"): Python's csv message said nothing of it
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in raw:
         raise PatronError(f"{path}: not UTF-8 text but UTF-16 (Excel's \"Unicode text\"); save it as \"CSV UTF-8\" "
                           f"and import that")
     try:

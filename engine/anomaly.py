@@ -85,3 +85,10 @@ def _flag_day(member: Member, day: Day) -> None:
     the first (engine/midnight.py `visit`), and a day crossed later but dated earlier (tomorrow's
     transaction first) was reported a run late."""
     member.flag_days = tuple(sorted((*member.flag_days, day)))
+
+
+def counted_in_day(points: int, reason: str) -> bool:
+    """Whether a transaction that gave `points` for `reason` counted in its day's sum for the
+    threshold, so is among the day's transactions in the report: replay's history and a shard's
+    index (storage/index_history.py) read it alike."""
+    return points > 0 or reason == "blocked"

@@ -16,7 +16,7 @@ __all__ = ["count_earned", "count_spend", "give", "judge_points", "lapsed_part",
 def judge_points(book: Book, member: Member, day: Day, points: int, ref: TxnId) -> tuple[int, bool, str]:
     """Apply the daily anomaly threshold to points about to be earned:
     (points to award, whether they are held, the result's reason)."""
-    if points <= 0:
+    if points <= 0 or not book.programme.anomaly.threshold:
         return points, False, ""
     was_abnormal, flagged_days = member.abnormal, len(member.flag_days)
     verdict = book.programme.anomaly.judge(member, day, points)

@@ -61,7 +61,6 @@ def enroll(book: Book, request: Enrollment, day: Day) -> tuple[Member, bool]:
         if member.tier_until:
             schedule(book, member)  # woken when the tier ends: no transaction of its own may come to
         book.members[member.member_id] = member
-        member.profile = Profile(channel=request.channel)  # named by its entry; the whole profile is merged below
         note_default_tier(book, member, day, "operator", "enroll")
         watch_new(book, member, day)
         if book.programme.coupons.on_enroll:

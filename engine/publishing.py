@@ -101,15 +101,13 @@ def reevaluate(book: Book, member: Member, version: int) -> None:
     transaction lowers what it was reached on), and members put in a tier by a recharge bonus, a
     paid upgrade or an operator do not meet its condition at all (moving down, a publish that
     changed one discount demoted them)."""
-    if book.programme.tags.rules or member.tags:
+    retag = book.programme.tags.rules or member.tags
+    if retag:
         member.tag_check = book.today + 1
-        _visit_next_run(book, member)
-    if book.programme.ladder.on_change == "batch":  # its run judges every member it visits, as of the day before
-        _visit_next_run(book, member)
-        return
     waiting = member.next_tier
-    tier_after_transaction(book, member, book.today_for(member), f"v{version}", cause="rules")
-    if member.next_tier != waiting:
+    if book.programme.ladder.on_change != "batch":  # under batch, the run judges every member it visits
+        tier_after_transaction(book, member, book.today_for(member), f"v{version}", cause="rules")
+    if retag or book.programme.ladder.on_change == "batch" or member.next_tier != waiting:
         _visit_next_run(book, member)
 
 

@@ -4,6 +4,7 @@ from collections.abc import Iterable
 
 from msgspec.structs import replace
 
+from engine.anomaly import counted_in_day
 from engine.award import count_spend, give, judge_points
 from engine.balance import add_points, take_points
 from engine.book import Book
@@ -102,8 +103,7 @@ def score_well_formed(book: Book, txn: Transaction) -> TxnResult:
     book.awake.add(member.member_id)
     # the day's transactions in the anomaly report: those counted in its sum (storage/index_history.py
     # reads the same from the index); a frozen card's purchase earned nothing and was listed (a probe)
-    if programme.anomaly.threshold and txn.kind in (PURCHASE, EVENT) and (
-            record.points > 0 or record.reason == "blocked"):
+    if programme.anomaly.threshold and txn.kind in (PURCHASE, EVENT) and counted_in_day(record.points, record.reason):
         book.history.remember(member.member_id, day, txn.txn_id)
     book.dirty[member.member_id] = member
     return TxnResult(txn.txn_id, "accepted", record.points, record.growth, record.reason)
@@ -186,7 +186,7 @@ def _recharge(book: Book, txn: Transaction, day: Day) -> TxnResult:
     if created and result.outcome == "rejected":
         _forget_new(book, txn.member_id)
     # a blocked bonus counts in the day's sum too (award.judge_points), so it is among its transactions
-    if (result.points > 0 or result.reason == "blocked") and book.programme.anomaly.threshold:
+    if book.programme.anomaly.threshold and counted_in_day(result.points, result.reason):
         book.history.remember(txn.member_id, day, txn.txn_id)
     return result
 
@@ -212,7 +212,6 @@ def _member_for(book: Book, txn: Transaction, day: Day) -> tuple[Member | None, 
     # changes no balance, and one ledger entry per member is a third of its bytes on disk; only a
     # channel's default tier above the lowest is an entry, as every change of tier (note_default_tier).
     member = member_in_default_tier(book, txn.member_id, txn.channel, day)
-    member.profile.channel = txn.channel
     book.members[txn.member_id] = member
     note_default_tier(book, member, day, "txn", txn.txn_id)
     if book.programme.coupons.on_enroll:

@@ -3,7 +3,7 @@ the moves a transaction triggers at once. What a tier requires is `tiers.py`'s."
 
 from engine.book import Book
 from engine.calendar import iso
-from engine.members import Member
+from engine.members import Member, Profile
 from engine.notices import TIER_CHANGED
 from engine.periods import valid_through
 from engine.spending.coupons import issue_on_upgrade
@@ -43,10 +43,7 @@ def enter_tier(book: Book, member: Member, target: int, day: Day, cause: str, re
     reset_since(member)
     book.write(member, day, cause, ref, "tier", growth=growth, tier_from=previous, tier_to=target, note=note)
     if target != previous:
-        names = ladder.names
-        book.notify(TIER_CHANGED, member.member_id, day, from_tier=names[previous], to_tier=names[target],
-                    direction="up" if target > previous else "down",
-                    valid_until=iso(member.tier_until) if member.tier_until else "", cause=cause, ref=ref, note=note)
+        _notify_change(book, member, previous, day, cause, ref, note)
     if target > previous and book.programme.coupons.on_upgrade:
         issue_on_upgrade(book, member, target, day, cause, ref)
 
@@ -57,7 +54,7 @@ def member_in_default_tier(book: Book, member_id: str, channel: str, day: Day) -
     tier = book.programme.default_tier(channel)
     until = validity_from(book.programme.ladder, tier, day) if tier else 0
     return Member(member_id, enrolled=day, tier=tier, tier_since=day, tier_until=until, given_tier=tier,
-                  given_until=until)
+                  given_until=until, profile=Profile(channel=channel))
 
 
 def note_default_tier(book: Book, member: Member, day: Day, cause: str, ref: str) -> None:
@@ -65,11 +62,17 @@ def note_default_tier(book: Book, member: Member, day: Day, cause: str, ref: str
     `tier_changed` event, as for every change of tier (SPEC §2; an outside probe found neither).
     A member created in the lowest tier has none: creation moves no balance nor tier."""
     if member.tier:
-        names = book.programme.ladder.names
         note = f"channel {member.profile.channel}"  # short: it is in the ledger and an event of every such member
         book.write(member, day, cause, ref, "tier", tier_from=0, tier_to=member.tier, note=note)
-        book.notify(TIER_CHANGED, member.member_id, day, from_tier=names[0], to_tier=names[member.tier], direction="up",
-                    valid_until=iso(member.tier_until) if member.tier_until else "", cause=cause, ref=ref, note=note)
+        _notify_change(book, member, 0, day, cause, ref, note)
+
+
+def _notify_change(book: Book, member: Member, previous: int, day: Day, cause: str, ref: str, note: str) -> None:
+    """`tier_changed` for a member now in its tier, from `previous`."""
+    names, target = book.programme.ladder.names, member.tier
+    book.notify(TIER_CHANGED, member.member_id, day, from_tier=names[previous], to_tier=names[target],
+                direction="up" if target > previous else "down",
+                valid_until=iso(member.tier_until) if member.tier_until else "", cause=cause, ref=ref, note=note)
 
 
 def keep_given(book: Book, member: Member, target: int, day: Day, cause: str, ref: str, note: str) -> None:

@@ -1,5 +1,6 @@
 """The anomaly report's "transactions of that day", read from a shard's transaction index."""
 
+from engine.anomaly import counted_in_day
 from engine.transactions import TxnRecord
 from engine.types import EVENT, PURCHASE, RECHARGE, Day, MemberId, TxnId
 from storage.shard_store import ShardStore
@@ -31,4 +32,4 @@ class IndexHistory:
 def remembered(record: TxnRecord) -> bool:
     """What the engine tells its history (engine/scoring.py): a purchase, event or recharge counted in
     the day's sum for the threshold: one that gave points, or whose points were blocked."""
-    return record.kind in (PURCHASE, EVENT, RECHARGE) and (record.points > 0 or record.reason == "blocked")
+    return record.kind in (PURCHASE, EVENT, RECHARGE) and counted_in_day(record.points, record.reason)
