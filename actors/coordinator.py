@@ -165,6 +165,8 @@ class Coordinator(ShardLanes):
         self._place()
         self.actors = [self._spawn(shard, start_day) for shard in range(self.layout.shards)]
         statuses = await asyncio.gather(*(actor.status.remote() for actor in self.actors))
+        if cannot := [s.down for s in statuses if s.down]:  # at a start, told at once: no half-served folder
+            raise PatronError("cannot start: " + "; ".join(cannot))
         if note := start_date_ignored(self.config.start_date, [s.business_day for s in statuses]):
             log.warning(note)
         self._gauges_from_the_folder([s.business_day for s in statuses])

@@ -163,6 +163,13 @@ class Shard:
         self.config = config
         self.store = ShardStore(Path(config.path), config.durability, config.map_bytes, config.max_map_bytes,
                                 config.mapped_budget)
+        try:
+            self._open(config, grants)
+        except BaseException:  # its actor tries again in the same process, where LMDB opens a folder once
+            self.store.close()
+            raise
+
+    def _open(self, config: ShardConfig, grants: GrantSource | None) -> None:
         rules_text = self.store.meta("rules_text") or config.rules_text
         today = self.store.meta("business_day") or config.start_day
         self.members = HotMembers(self.store, config.hot_members,

@@ -1,9 +1,11 @@
 """The Ray actor around one Shard: the single writer of its LMDB environment. Ray restarts
-it after a crash; the new process reopens LMDB and rebuilds the same hot state."""
+it after a crash; the new process reopens LMDB and rebuilds the same hot state, or, where it
+cannot (a full disk, a damaged file), says why and tries again until it can."""
 
 import gc
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -23,7 +25,7 @@ from actors.shard import Shard, ShardConfig, ShardStatus
 from actors.shard_outbox import OutboxState
 from actors.shard_priority import yield_to_the_gateway
 from engine.anomaly_report import AnomalyRow
-from engine.errors import OutOfOrderError
+from engine.errors import OutOfOrderError, ShardUnavailableError
 from engine.ledger import LedgerEntry
 from engine.operators import Enrollment
 from engine.spending.member_coupons import HeldCoupon
@@ -37,6 +39,7 @@ __all__ = ["ShardActor"]
 log = logging.getLogger("patron.shard")
 SLOW_BATCH_SECONDS = 1.0
 READS = "reads"
+OPEN_RETRY_SECONDS = 5.0
 
 
 # Without task events: Ray's GCS would keep a record of every call (tens a second), and its
@@ -53,23 +56,66 @@ class ShardActor:
         configure_logging()
         self._priority = yield_to_the_gateway(log)  # first: loading the members gives way too
         self._huge_pages = prepare_to_hold_members(log)  # before the members load: most of the arenas
-        started = time.perf_counter()
-        # The keeper is found by name: an actor handle among the arguments of an actor Ray
-        # restarts makes Ray warn that the restart may fail (ray-project/ray#53727)
-        keeper = RayGrants(ray.get_actor(config.keeper)) if config.keeper else None
-        config = msgspec.structs.replace(config, path=on_this_node(config.path, folder_id))
-        self.shard = Shard(config, keeper)
+        self._config = msgspec.structs.replace(config, path=on_this_node(config.path, folder_id))
         self._instance = uuid.uuid4().hex
         self._steps = [0, 0.0, 0.0]
         """The midnight run's steps so far: how many, their seconds and CPU seconds here."""
+        self._shard: Shard | None = None
+        self._cannot_open = ""
+        """Why the last try to open the shard's data failed (empty: open, or not tried yet)."""
+        self._tried = 0.0
+        self._opening = threading.Lock()  # reads run on threads of their own: LMDB opens a folder once
+        self._open()
+
+    def _open(self) -> None:
+        """Open the shard's LMDB and load its members. Where that fails, the process stays and
+        answers "not ready, and why", trying again every few seconds: Ray does not restart an
+        actor whose start raised, and a shard that failed to open once (a full disk at its restart)
+        would stay down until patron was restarted."""
+        config = self._config
+        with self._opening:
+            if self._shard is not None:
+                return
+            started, self._tried = time.perf_counter(), time.monotonic()
+            try:
+                # The keeper is found by name: an actor handle among the arguments of an actor Ray
+                # restarts makes Ray warn that the restart may fail (ray-project/ray#53727)
+                keeper = RayGrants(ray.get_actor(config.keeper)) if config.keeper else None
+                self._shard = Shard(config, keeper)
+            except Exception as error:
+                why = f"{type(error).__name__}: {error}"
+                if why != self._cannot_open:  # once, not every few seconds
+                    log.exception("the shard cannot open its data; it tries again every "
+                                  f"{OPEN_RETRY_SECONDS:g} s", extra={"shard": config.shard, "path": config.path})
+                self._cannot_open = why
+                return
+        self._cannot_open = ""
         gc.freeze()  # the members just loaded live as long as the process
         say_if_not_compiled(log, shard=config.shard)
-        log.info("shard ready", extra={"shard": config.shard, "members": len(self.shard.book.members),
+        log.info("shard ready", extra={"shard": config.shard, "members": len(self._shard.book.members),
                                        "huge_pages": self._huge_pages, "priority": self._priority,
                                        "seconds": round(time.perf_counter() - started, 3)})
 
+    @property
+    def shard(self) -> Shard:
+        """The open shard; while its data cannot be opened, `ShardUnavailableError` (nothing of the
+        call applied), after one more try when the last is a few seconds old."""
+        if self._shard is None:
+            if time.monotonic() - self._tried >= OPEN_RETRY_SECONDS:
+                self._open()
+            if self._shard is None:
+                raise ShardUnavailableError(f"{self._closed()}; it tries again every {OPEN_RETRY_SECONDS:g} s")
+        return self._shard
+
+    def _closed(self) -> str:
+        return f"shard {self._config.shard} cannot open its data ({self._cannot_open})"
+
     def status(self) -> ShardStatus:
-        return msgspec.structs.replace(self.shard.status(), huge_pages=self._huge_pages, priority=self._priority,
+        try:
+            shard = self.shard
+        except ShardUnavailableError:
+            return ShardStatus(self._config.shard, False, 0, 0, "", 0, 0, down=self._closed(), instance=self._instance)
+        return msgspec.structs.replace(shard.status(), huge_pages=self._huge_pages, priority=self._priority,
                                        instance=self._instance)
 
     def pid(self) -> int:
@@ -208,7 +254,8 @@ class ShardActor:
         return shard_moves.let_go(self.shard, vshards, virtual_shards)
 
     def close(self) -> None:
-        self.shard.close()
+        if self._shard is not None:
+            self._shard.close()
 
 
 def _timed(step: Callable[[int], tuple], limit: int) -> tuple:

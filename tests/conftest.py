@@ -47,6 +47,7 @@ class RunningServer:
         try:
             self.port = self._run(self.server.start(), timeout=120)
         except BaseException:
+            self._run(self.server.stop(grace=0), timeout=60)  # what did start, as `patron serve` does
             self._close_loop()
             raise
         self.address = f"127.0.0.1:{self.port}"

@@ -18,6 +18,7 @@ import ray
 from actors.routing import even_layout, shard_of
 from client import PatronClient
 from engine.calendar import parse_day
+from engine.errors import PatronError
 from proto import patron_pb2 as pb
 from tests.builders import ms
 from tests.conftest import EXAMPLE_RULES
@@ -228,6 +229,42 @@ def test_a_midnight_run_a_shards_death_cuts_short_is_finished_once_it_is_back(st
         _business_days(client, "2026-11-18")
         assert not client.status().midnight.error
         assert list(client.status().midnight.dates) == ["2026-11-18"]
+
+
+def test_a_shard_whose_restart_cannot_open_its_data_says_why_and_comes_back_once_it_can(start_server):
+    # Ray does not restart an actor whose start raised: the shard stayed down until patron was
+    # restarted, though its disk was fine again a minute later
+    server = start_server(shards=2, start_date=parse_day("2026-11-17"))
+    coordinator = server.server.coordinator
+    pid = ray.get(coordinator.actors[1].pid.remote())
+    members = [f"m{n}" for n in range(20)]
+    on_one = next(m for m in members if shard_of(coordinator.layout, m) == 1)
+    store = server.server.config.data / "shards" / "001" / "data.mdb"
+    with PatronClient(server.address, retries=0) as client:
+        client.submit([purchase(f"t{n}", m, "2026-11-17 10:00", 2900) for n, m in enumerate(members)])
+        before = {m: client.member(m).points for m in members}
+        store.rename(store.with_name("aside.mdb"))
+        store.write_bytes(b"\xab" * 65536)  # not an LMDB file: its restart fails to open it
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while "cannot open its data" not in (down := client.status().shards[1].down):
+            assert time.monotonic() < deadline, f"the shard does not say why it is down: {down!r}"
+            time.sleep(0.2)
+        assert "MDB_INVALID" in down or "Invalid" in down, down
+        with pytest.raises(grpc.RpcError) as raised:
+            client.submit([purchase("late", on_one, "2026-11-17 11:00", 2900)])
+        assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "cannot open its data" in raised.value.details()
+        store.with_name("aside.mdb").replace(store)  # the disk is mended
+        while not all(shard.ready for shard in client.status().shards):
+            assert time.monotonic() < deadline, "the shard did not open its data once it could"
+            time.sleep(0.2)
+        assert {m: client.member(m).points for m in members} == before
+        assert client.submit([purchase("late", on_one, "2026-11-17 11:00", 2900)]).results[0].points > 0
+    server.stop()
+    store.write_bytes(b"\xab" * 65536)
+    with pytest.raises(PatronError, match=r"^cannot start: shard 1 cannot open its data \(.*MDB_INVALID"):
+        start_server(data=server.server.config.data)  # at a start it is told at once, not served half
 
 
 def test_shards_left_on_different_business_days_are_brought_to_the_latest(start_server):
