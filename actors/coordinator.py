@@ -35,7 +35,7 @@ from engine.calendar import iso, parse_day
 from engine.errors import InvalidRequestError, PatronError, PublishBusyError, PublishUnfinishedError, RulesError
 from engine.programme import Programme
 from engine.types import Day
-from engine.validation import check_new_version, load_rules, load_rules_file, version_problem, version_too_low
+from engine.validation import load_rules, load_rules_file, version_problem, version_too_low
 from storage.checkpoints import (
     Manifest,
     drop_partial,
@@ -768,9 +768,8 @@ class Coordinator(ShardLanes):
             if current is None:
                 raise PatronError(f"{self.config.data} has no rules yet: start with --rules FILE")
             return current
-        rules = load_rules_file(self.config.rules)
+        rules = load_rules_file(self.config.rules, over=current.version if current else 0)
         if current is None or rules.version > current.version:
-            check_new_version(rules)  # only then: the file may be the version in force, read back
             log.info("rules published at start", extra={"version": rules.version, "programme": rules.programme,
                                                         "file": str(self.config.rules),
                                                         "before": current.version if current else 0})

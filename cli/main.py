@@ -248,7 +248,6 @@ def _serve(args: argparse.Namespace) -> int:
     from actors.config import ServeConfig
     from actors.logs import configure_logging
     from cli.serve import run_serve
-    from engine.validation import file_version
     from storage.folder import version_in_force
 
     configure_logging()
@@ -264,7 +263,7 @@ def _serve(args: argparse.Namespace) -> int:
         return _fail(args, "--gateway-per-node needs --ray-address (one machine has one gateway)", code=2)
     try:
         if args.rules is not None:  # a bad file is told in a second, not after Ray's start, every problem at once
-            load_rules_file(args.rules, new=file_version(args.rules) > version_in_force(args.data))
+            load_rules_file(args.rules, over=version_in_force(args.data))
         return run_serve(config, demo=args.demo)
     except RulesError as error:
         logging.getLogger("patron.serve").error("the rules file has problems",

@@ -18,12 +18,12 @@ from engine.rule_checks import cross_field_problems, new_version_problems
 from engine.rules import DecimalBound, Rules, Wording, build_rules
 from engine.spending_checks import spending_problems
 
-__all__ = ["check_new_version", "file_version", "load_rules", "load_rules_file", "parse_rules", "version_problem",
+__all__ = ["load_rules", "load_rules_file", "parse_rules", "version_problem",
            "version_too_low"]
 
 
-def load_rules_file(path: str | Path, new: bool = False) -> Rules:
-    """Read, check and build a rules document from a TOML file (`new`: as `load_rules`)."""
+def load_rules_file(path: str | Path, new: bool = False, over: int | None = None) -> Rules:
+    """Read, check and build a rules document from a TOML file (`new`, `over`: as `load_rules`)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
@@ -31,13 +31,15 @@ def load_rules_file(path: str | Path, new: bool = False) -> Rules:
         raise RulesError([f"cannot read the rules file ({error.strerror})"]) from None
     except UnicodeDecodeError as error:
         raise RulesError([not_utf8(error)]) from None
-    return load_rules(text, new)
+    return load_rules(text, new, over)
 
 
-def load_rules(text: str, new: bool = False) -> Rules:
+def load_rules(text: str, new: bool = False, over: int | None = None) -> Rules:
     """Check and build a rules document from TOML text; raises RulesError listing every problem.
     `new`: a version about to be published or validated, which also meets the checks added since
-    older versions were stored (rule_checks.new_version_problems)."""
+    older versions were stored (rule_checks.new_version_problems); `over`: the version in force,
+    the document is new when its own is above it (a file `serve --rules` starts with may be the
+    version in force, read back)."""
     try:
         document = tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError as error:
@@ -50,15 +52,8 @@ def load_rules(text: str, new: bool = False) -> Rules:
     if document is None or _too_deep(document, MOST_NESTING):
         raise RulesError([f"arrays or tables nested more than {MOST_NESTING} deep; a rules document "
                           f"needs at most {MOST_NESTING}"])
-    return parse_rules(document, new)
-
-
-def file_version(path: Path) -> int:
-    """A rules file's `version`, or 0 where it cannot be read (its other problems say why)."""
-    try:
-        return _version(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError):
-        return 0
+    version = document.get("version")
+    return parse_rules(document, new or (over is not None and type(version) is int and version > over))
 
 
 def version_problem(text: str, in_force: int) -> str:
@@ -81,12 +76,6 @@ def version_too_low(version: int, in_force: int) -> str:
     if version <= in_force:
         return f"version: expected a version above {in_force} (the version in force), got {version}"
     return ""
-
-
-def check_new_version(rules: Rules) -> None:
-    """RulesError listing what a version about to be published may not have, read back as it may."""
-    if problems := new_version_problems(rules):
-        raise RulesError(problems)
 
 
 def _too_deep(value: Any, room: int) -> bool:

@@ -391,3 +391,14 @@ def test_a_date_in_the_rules_is_yyyy_mm_dd_and_nothing_else(written):
     """What date.fromisoformat also reads (an ISO week date escaped as msgspec's own error)."""
     found = problems(example_with('dates = ["2026-11-11"]', f'dates = ["{written}"]'))
     assert [problem.split(":")[0] for problem in found] == ["multipliers[2].when.dates[0]"], found
+
+
+def test_a_document_is_held_to_a_new_versions_checks_only_when_above_the_version_in_force():
+    # what `serve --rules` starts with: the version in force read back was stored before a check
+    # was added (an empty piece of a name, in every name), and a newer one is told that problem
+    text = REPO_EXAMPLE.read_text().replace('name_contains = ["deposit"]', 'name_contains = ["deposit", ""]', 1)
+    version = load_rules(text).version
+    assert load_rules(text, over=version).version == version
+    with pytest.raises(RulesError) as raised:
+        load_rules(text, over=version - 1)
+    assert [problem.split(":")[0] for problem in raised.value.problems] == ["filters.blacklist.name_contains[1]"]
