@@ -61,7 +61,7 @@ def day_text(text: str) -> str:
 def address(text: str) -> str:
     """A gRPC target such as 127.0.0.1:50051: gRPC itself would take an empty or spaced one and
     answer with lines of its C core's log, or only after its retries."""
-    if not text.strip() or any(c.isspace() for c in text):
+    if _blank_or_spaced(text):
         raise argparse.ArgumentTypeError(f"expected patron's address as HOST:PORT (e.g. 127.0.0.1:50051), "
                                          f"got {text!r} (from --address, or PATRON_ADDRESS when it is not given)")
     return text
@@ -69,9 +69,13 @@ def address(text: str) -> str:
 
 def host(text: str) -> str:
     """An address to listen on: an empty one was refused as "listen on  without authentication"."""
-    if not text.strip() or any(c.isspace() for c in text):
+    if _blank_or_spaced(text):
         raise argparse.ArgumentTypeError(f"expected an address to listen on (e.g. 127.0.0.1 or 0.0.0.0), got {text!r}")
     return text
+
+
+def _blank_or_spaced(text: str) -> bool:
+    return not text or any(c.isspace() for c in text)
 
 
 def utf8_text(path: Path) -> str:
