@@ -1,8 +1,10 @@
 """A gateway's gRPC server, as both kinds of gateway build it: `patron serve`'s own and a node
 gateway (actors/node_gateway.py): tokens, the start-up guard, the services, health and reflection."""
 
+import asyncio
 import errno
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,7 +18,8 @@ from actors.gateway import handler_for
 from engine.errors import PatronError
 from proto import patron_pb2 as pb
 
-__all__ = ["SERVICE_NAMES", "UntilStarted", "grpc_server", "listen", "refuse_ports_in_use"]
+__all__ = ["SERVICE_NAMES", "CallsInFlight", "UntilStarted", "grpc_server", "listen", "refuse_ports_in_use",
+           "stop_server"]
 
 WINDOWS = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 16 << 10)]
 """What a client may send of a call before its handler asks for the body: 16 KB. With gRPC's
@@ -32,10 +35,60 @@ SERVICE_NAMES = tuple(pb.DESCRIPTOR.services_by_name[name].full_name
                       for name in ("Ingest", "Members", "Admin", "Events", "Wallet"))
 
 
+class CallsInFlight:
+    """The calls being answered, event subscriptions aside: a stop waits for these (batches being
+    committed), not for a subscriber that stopped reading, whose stream gRPC's grace waited out
+    (30 s at every SIGTERM: an outside probe). Counted in each handler, not per call by an
+    interceptor: nothing is made per call."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def counted(self, handler: Any) -> Any:
+        """`handler` (a grpc.*_rpc_method_handler) with its calls counted."""
+        shape = ("stream" if handler.request_streaming else "unary") + "_" + (
+            "stream" if handler.response_streaming else "unary")
+        behaviour = getattr(handler, shape)
+
+        async def answered(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            self.count += 1
+            try:
+                return await behaviour(request, context)
+            finally:
+                self.count -= 1
+
+        async def streamed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            self.count += 1
+            try:
+                async for message in behaviour(request, context):
+                    yield message
+            finally:
+                self.count -= 1
+
+        return handler._replace(**{shape: streamed if handler.response_streaming else answered})
+
+    async def finished(self, seconds: float) -> None:
+        """Once none is in flight, or after `seconds`."""
+        deadline = time.monotonic() + seconds
+        while self.count and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+
+async def stop_server(server: grpc.aio.Server, calls: CallsInFlight, grace: float) -> None:
+    """Take no new call, answer those in flight (up to `grace` seconds), then end what is left:
+    event subscriptions, which end at their next turn (EventFeed.stop_streams) unless their reader
+    stopped reading, when only gRPC's cancellation ends them."""
+    stopping = asyncio.ensure_future(server.stop(grace))
+    await calls.finished(grace)
+    await server.stop(0)
+    await stopping
+
+
 def grpc_server(config: ServeConfig, tokens: dict[str, str], servicers: dict[str, object],
                 checker: health.aio.HealthServicer, started: Callable[[], bool],
-                extra: tuple[grpc.GenericRpcHandler, ...] = ()) -> grpc.aio.Server:
-    """`servicers` by service name (Ingest, Members...); `extra` handlers serve the rest."""
+                calls: CallsInFlight | None = None, extra: tuple[grpc.GenericRpcHandler, ...] = ()) -> grpc.aio.Server:
+    """`servicers` by service name (Ingest, Members...); `extra` handlers serve the rest. The calls
+    of every service but Events are counted in `calls`."""
     limit = config.max_message_bytes
     interceptors = [BearerTokens(tokens)] if tokens else []
     interceptors.append(UntilStarted(started))
@@ -44,7 +97,8 @@ def grpc_server(config: ServeConfig, tokens: dict[str, str], servicers: dict[str
                                       ("grpc.max_send_message_length", limit), *WINDOWS, NO_SHARED_PORT])
     services = pb.DESCRIPTOR.services_by_name
     for name, servicer in servicers.items():
-        server.add_generic_rpc_handlers((handler_for(services[name], servicer, limit),))
+        server.add_generic_rpc_handlers((handler_for(services[name], servicer, limit,
+                                                     calls if name != "Events" else None),))
     if extra:
         server.add_generic_rpc_handlers(extra)
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)

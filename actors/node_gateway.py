@@ -22,7 +22,7 @@ from actors.config import ServeConfig
 from actors.events_service import EventsService
 from actors.gateway import IngestService, MembersService
 from actors.lanes import Holds, Lane, ShardLanes
-from actors.listener import SERVICE_NAMES, grpc_server, listen
+from actors.listener import SERVICE_NAMES, CallsInFlight, grpc_server, listen, stop_server
 from actors.logs import collect_in_small_steps, configure_logging
 from actors.metrics import Metrics
 from actors.placement import labelled_nodes, pinned_to
@@ -123,6 +123,7 @@ class NodeGateway:
         self.plan = plan
         self.metrics = Metrics()
         self.checker = health.aio.HealthServicer()
+        self.calls = CallsInFlight()
         self.router: ShardRouter | None = None
         self.server: grpc.aio.Server | None = None
         self.events: EventsService | None = None
@@ -147,8 +148,8 @@ class NodeGateway:
         servicers = {"Ingest": self.ingest,
                      "Members": MembersService(router, config.max_batch),
                      "Events": self.events, "Wallet": WalletService(router)}
-        server = grpc_server(config, plan.tokens, servicers, self.checker, lambda: True,
-                             (forwarded(pb.DESCRIPTOR.services_by_name["Admin"], self._admin),))
+        server = grpc_server(config, plan.tokens, servicers, self.checker, lambda: True, self.calls,
+                             (forwarded(pb.DESCRIPTOR.services_by_name["Admin"], self._admin, self.calls),))
         port = listen(server, config, config.host)
         await server.start()
         self.events.start()
@@ -203,7 +204,7 @@ class NodeGateway:
         if self.events is not None:
             await self.events.stop_streams()
         if self.server is not None:
-            await self.server.stop(grace)
+            await stop_server(self.server, self.calls, grace)
         if self.events is not None:
             await self.events.close()
         if self._http is not None:
@@ -303,7 +304,7 @@ async def _within(call: Any, seconds: float = 2.0) -> Any:
         return None
 
 
-def forwarded(service: Any, channel: grpc.aio.Channel) -> grpc.GenericRpcHandler:
+def forwarded(service: Any, channel: grpc.aio.Channel, calls: CallsInFlight) -> grpc.GenericRpcHandler:
     """Every (unary) method of `service`, passed as bytes to the same method behind `channel`,
     with the caller's authorization and deadline; its answer or its error comes back as it was."""
     handlers = {}
@@ -319,5 +320,5 @@ def forwarded(service: Any, channel: grpc.aio.Channel) -> grpc.GenericRpcHandler
                 await context.abort(error.code(), error.details() or "")
             return b""  # not reached: abort raises
 
-        handlers[method.name] = grpc.unary_unary_rpc_method_handler(forward)
+        handlers[method.name] = calls.counted(grpc.unary_unary_rpc_method_handler(forward))
     return grpc.method_handlers_generic_handler(service.full_name, handlers)

@@ -16,7 +16,7 @@ from actors.config import ServeConfig
 from actors.coordinator import Coordinator
 from actors.events_service import EventsService
 from actors.gateway import AdminService, IngestService, MembersService
-from actors.listener import SERVICE_NAMES, grpc_server, listen, refuse_ports_in_use
+from actors.listener import SERVICE_NAMES, CallsInFlight, grpc_server, listen, refuse_ports_in_use, stop_server
 from actors.logs import ray_output_as_json
 from actors.metrics import Metrics
 from actors.node_gateway import NodeGateways
@@ -83,6 +83,7 @@ class Server:
         self.coordinator = Coordinator(config, self.metrics, self._shards_answer)
         self.events = EventsService(self.coordinator)
         self.grpc: grpc.aio.Server | None = None
+        self.calls = CallsInFlight()
         self.ingest: IngestService | None = None
         self.port = 0
         self.metrics_port = 0
@@ -133,7 +134,7 @@ class Server:
         if self.gateways is not None:
             await self.gateways.stop(grace)
         if self.grpc is not None:
-            await self.grpc.stop(grace)
+            await stop_server(self.grpc, self.calls, grace)
         await self.events.close()
         await self.coordinator.close()
         if self._http is not None:
@@ -154,7 +155,7 @@ class Server:
         servicers = {"Ingest": self.ingest,
                      "Members": MembersService(coordinator, self.config.max_batch),
                      "Admin": AdminService(coordinator), "Events": self.events, "Wallet": WalletService(coordinator)}
-        return grpc_server(self.config, self.tokens, servicers, self.health, lambda: self._started)
+        return grpc_server(self.config, self.tokens, servicers, self.health, lambda: self._started, self.calls)
 
     async def _shards_answer(self, every_shard: bool) -> None:
         """Health follows the shards: NOT_SERVING while one is down or restarting."""

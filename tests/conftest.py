@@ -55,8 +55,8 @@ class RunningServer:
     def _run(self, coroutine: object, timeout: float) -> object:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
-    def stop(self) -> None:
-        self._run(self.server.stop(grace=5), timeout=60)
+    def stop(self, grace: float = 5) -> None:
+        self._run(self.server.stop(grace=grace), timeout=grace + 60)
         self._close_loop()
 
     def _close_loop(self) -> None:

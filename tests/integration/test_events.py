@@ -20,6 +20,7 @@ from engine.replay import replay_stream
 from engine.transactions import Transaction
 from engine.validation import load_rules
 from proto import patron_pb2 as pb
+from proto import patron_pb2_grpc as pb_grpc
 from tests.builders import ms, without_coupon_triggers
 from tests.conftest import EXAMPLE_RULES, TEST_DAY, restored
 
@@ -163,6 +164,25 @@ def test_a_slow_subscriber_neither_changes_nor_blocks_ingestion(start_server, qu
         (kind, f"m{n}", TEST_DAY) for n in range(1, 6000, 2) for kind in ("anomaly_flagged", "tier_changed"))
     for member in ("m1", "m2999"):
         assert [e.kind for e in everything if e.member_id == member] == ["anomaly_flagged", "tier_changed"]
+
+
+def test_a_subscriber_that_stopped_reading_does_not_hold_up_a_stop(start_server, quiet_rules):
+    # its stream, blocked on the reader, waited out gRPC's grace: 30 s at every SIGTERM (an outside probe)
+    server = start_server(rules=quiet_rules, shards=2)
+    small = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 16 << 10)]  # it holds 16 KB unread
+    with PatronClient(server.address) as client, grpc.insecure_channel(server.address, options=small) as channel:
+        for start in range(0, 3000, 1000):  # 6,000 events: far more than the reader and gRPC's buffers hold
+            client.submit([purchase(f"t{n}", f"m{n}", GOLD) for n in range(start, start + 1000)])
+        stalled = pb_grpc.EventsStub(channel).Subscribe(pb.SubscribeRequest(), timeout=120)
+        next(stalled)  # then it stops reading
+        time.sleep(1.0)  # the gateway's writes fill what the connection holds, and wait
+        started = time.monotonic()
+        server.stop(grace=60)
+        assert time.monotonic() - started < 30, "the stop waited for the subscriber that stopped reading"
+        with pytest.raises(grpc.RpcError) as ended:
+            for _ in stalled:  # what was buffered, then the end
+                pass
+        assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
 def test_a_position_older_than_retention_is_out_of_range_with_the_oldest_held(start_server, quiet_rules):
