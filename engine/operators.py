@@ -260,4 +260,7 @@ def set_tier(book: Book, member_id: str, tier_name: str, reason: str, day: Day) 
         raise InvalidRequestError("reason: an operator's tier change needs a reason")
     enter_tier(book, member, names.index(tier_name), book.as_of(member, day), "operator", "set_tier", note=reason,
                given=True)
+    # the next run plans the end of its validity: with nothing else due, no run visited the member
+    # again, and it kept the tier for good (every member in memory: an outside probe)
+    book.awake.add(member.member_id)
     return member

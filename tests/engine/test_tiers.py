@@ -233,3 +233,14 @@ def test_a_new_member_in_its_channels_default_tier_has_its_ledger_entry_and_even
     entries = [(e.member_id, e.tier_from, e.tier_to, e.note) for e in target.ledger if e.kind == "tier"]
     assert entries == [("m1", 0, 2, "channel vip"), ("m2", 0, 2, "channel vip")]
     assert [n.member_id for n in target.notices if n.kind == "tier_changed"] == ["m1", "m2"]
+
+
+def test_a_tier_an_operator_set_ends_with_its_validity_for_a_member_with_nothing_else_due():
+    # no midnight run visited the member again: Gold for good with every member in memory (an outside probe)
+    target = book(body=SPEND, tiers=ladder())
+    score(target, buy("t0", "m1", DAY, line(50)))  # no points: nothing of its own is due at a midnight
+    advance_to(target, parse_day("2026-03-10"))
+    set_tier(target, "m1", "Gold", "complaint", parse_day("2026-03-10"))
+    until = target.members["m1"].tier_until
+    advance_to(target, until + 1)
+    assert (target.members["m1"].tier, target.members["m1"].tier_until) == (0, 0)
