@@ -28,20 +28,15 @@ def _coupon_key(code: str) -> str:
 
 
 def _live(member: Member, key: str, run: Day) -> bool:
-    """Whether what `key` names is still held after the run for `run` (a member remembers a key
-    or two: looked for directly rather than by making the key of everything it holds)."""
+    """Whether what `key` names has not lapsed by the run for `run`, held or not: points redeemed
+    after their reminder, or a coupon used, may come back by a refund with the same expiry, and
+    were announced a second time once the key was forgotten with them (an outside probe)."""
     if key.startswith(_POINTS):
-        expires = int(key[len(_POINTS):])
-        if not run < expires < NEVER:
-            return False
-        for lot in member.lots:  # in expiry order: the first lot not sooner tells
-            if lot.expires >= expires:
-                return lot.expires == expires
-        return False
+        return run < int(key[len(_POINTS):]) < NEVER
     code = key[len(_COUPON):]
     for c in member.coupons:  # a member's codes are unique (`<coupon id>-<member id>-<n>`, n counting up)
         if c.code == code:
-            return c.status == "unused" and c.valid_to + 1 > run
+            return c.valid_to + 1 > run
     return False
 
 
@@ -73,7 +68,7 @@ def remind(book: Book, member: Member, run: Day) -> None:
                         "code": c.code, "coupon_id": c.coupon_id, "expires": iso(c.valid_to + 1),
                         "last_day": iso(c.valid_to)})
                     member.reminded += (key,)
-    if sent:  # forget what has lapsed or gone (what was sent just now is held, and lapses later)
+    if sent:  # forget what has lapsed (what was sent just now lapses later)
         kept = [key for key in sent if _live(member, key, run)]
         if len(kept) != len(sent):
             member.reminded = (*kept, *member.reminded[len(sent):])

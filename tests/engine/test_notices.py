@@ -192,3 +192,32 @@ def test_held_points_released_after_their_reminder_run_are_announced_by_the_next
     advance_to(target, parse_day("2026-04-17"))
     assert notices(target, "points_expiring") == [("points_expiring", "m", "2026-04-17",
                                                    {"points": 600, "expires": "2026-04-21", "last_day": "2026-04-20"})]
+
+
+def test_points_given_back_after_their_reminder_are_not_announced_again():
+    # redeemed after their reminder and given back by the redeem's refund, with the same expiry: the
+    # reminder was forgotten with the lot and sent a second time (an outside probe); a coupon used
+    # and given back by its use's refund alike
+    from engine.transactions import Transaction
+    from tests.builders import ms, redeem, refund
+
+    target = book(body=ROLLING.format(days=20) + NOTIFY.format(expiring=5, birthday=0) + COUPON)
+    score(target, buy("t1", "m", "2026-04-01 10:00", line(60000)), buy("t2", "n", "2026-04-01 10:00", line(50)),
+          Transaction("c1", "n", ms("2026-04-01 10:00"), "coupon_issue", coupon_id="TEN"))
+    advance_to(target, parse_day("2026-04-06"))  # TEN-n-1's last valid day is 04-10
+    assert [n[3]["code"] for n in notices(target, "coupon_expiring")] == ["TEN-n-1"]
+    score(target, Transaction("u1", "n", ms("2026-04-06 10:00"), "coupon_use", coupon_code="TEN-n-1",
+                              amount_minor=5000))
+    advance_to(target, parse_day("2026-04-07"))
+    score(target, refund("x0", "n", "2026-04-07 10:00", "u1"))
+    assert target.members["n"].coupons[0].status == "unused"
+    advance_to(target, parse_day("2026-04-10"))
+    assert notices(target, "coupon_expiring") == []
+    advance_to(target, parse_day("2026-04-16"))  # the run 5 days before 04-21, when they lapse
+    assert [n[3]["expires"] for n in notices(target, "points_expiring")] == ["2026-04-21"]
+    score(target, redeem("r1", "m", "2026-04-16 10:00", 600))
+    advance_to(target, parse_day("2026-04-17"))
+    score(target, refund("x1", "m", "2026-04-17 10:00", "r1"))
+    assert target.members["m"].points == 600
+    advance_to(target, parse_day("2026-04-20"))
+    assert notices(target, "points_expiring") == []
