@@ -16,7 +16,7 @@ import msgspec
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from actors.batch_outcome import storage_full
+from actors.batch_outcome import original, storage_full
 from actors.batch_stats import Counted
 from actors.batch_wire import COMPILED
 from actors.config import ServeConfig
@@ -183,11 +183,12 @@ class Coordinator(ShardLanes):
         if any(s.job == "reevaluate" for s in statuses):
             self.publishing = True
             self.recalculating = {s.shard: s.job_total for s in statuses if s.job == "reevaluate"}
-            self._background(self._reevaluate([s.shard for s in statuses if s.job == "reevaluate"]))
+            self._background(self._reevaluate([s.shard for s in statuses if s.job == "reevaluate"]),
+                             "the re-evaluation")
         await self.resharding.recover()  # a move cut short by a crash leaves a copy to delete
         if self.config.midnight == "clock":
-            self._background(self._clock())
-        self._background(self._watch())
+            self._background(self._clock(), "the midnight clock")
+        self._background(self._watch(), "watching the shards")
 
     def _gauges_from_the_folder(self, business_days: list[str]) -> None:
         """What the last run and checkpoint were, from the folder: empty until the next of each, the
@@ -279,7 +280,7 @@ class Coordinator(ShardLanes):
                                            "reevaluating": sum(counts[shard] for shard in busy)})
         self.recalculating = {shard: counts[shard] for shard in busy}
         if busy:
-            self._background(self._reevaluate(busy))
+            self._background(self._reevaluate(busy), "the re-evaluation")
         else:
             self.publishing = False
         await self._after_publish(published, new)
@@ -378,7 +379,7 @@ class Coordinator(ShardLanes):
             self.midnight.started = time.monotonic() - self.midnight.seconds  # its time, not the pause between
         else:
             self.midnight, self._dates_counted = MidnightSummary([], until=iso(until)), 0
-        self._midnight_task = self._background(self._midnight(self.midnight))
+        self._midnight_task = self._background(self._midnight(self.midnight), "the midnight run")
         return self._midnight_task
 
     async def _midnight(self, summary: MidnightSummary) -> MidnightSummary:
@@ -494,8 +495,8 @@ class Coordinator(ShardLanes):
             try:
                 if min(parse_day(s.business_day) for s in await self.status()) < self.today():
                     await self.run_midnight(self.today())
-            except Exception:
-                log.exception("the midnight run failed; it is tried again in a minute")
+            except Exception as error:
+                failed("the midnight run failed; it is tried again in a minute", error)
             await asyncio.sleep(60)
 
     def _count_midnight(self, summary: MidnightSummary) -> None:
@@ -564,7 +565,7 @@ class Coordinator(ShardLanes):
             self.recalculating = {**self.recalculating, **busy}
             log.info("re-evaluating the members of shards a restart cut short", extra={
                 "version": self.rules.version, "shards": sorted(busy), "members": sum(busy.values())})
-            self._background(self._reevaluate(sorted(busy)))
+            self._background(self._reevaluate(sorted(busy)), "the re-evaluation")
         else:
             self.publishing = False
 
@@ -751,8 +752,9 @@ class Coordinator(ShardLanes):
 
     # -- start-up ------------------------------------------------------------------------
 
-    def _background(self, coroutine: Any) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coroutine)
+    def _background(self, coroutine: Any, name: str) -> asyncio.Task:
+        """`name` says which job failed in the log: "the midnight run failed" is what a runbook greps."""
+        task = asyncio.get_running_loop().create_task(coroutine, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._finished)
         return task
@@ -760,7 +762,7 @@ class Coordinator(ShardLanes):
     def _finished(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:  # a run nobody waits for still says why
-            log.error("a background job failed", exc_info=task.exception())
+            failed(f"{task.get_name()} failed", task.exception())
 
     def _rules_in_force(self) -> PublishedRules:
         current = self.folder.current_rules()
@@ -896,6 +898,17 @@ async def _answer(call: Any, timeout: float = ANSWER_SECONDS) -> Any:
         return error
 
 
+
+
+def failed(message: str, error: BaseException) -> None:
+    """A job's failure in the log: patron's own errors (a full disk, a shard down) in their words,
+    in one line; anything else with its traceback, a defect to report (a full disk logged a
+    traceback at each retry: an outside probe)."""
+    cause = original(error)
+    if isinstance(cause, PatronError):
+        log.error(message, extra={"error": f"{type(cause).__name__}: {cause}"})
+    else:
+        log.error(message, exc_info=error)
 
 
 def _why_down(error: BaseException) -> str:

@@ -118,7 +118,7 @@ class Resharding(Holds):
             raise ReshardBusyError("virtual shards are being moved already (GetStatus shows how far); "
                                    "start again when that is done")
         self.progress = progress = ReshardProgress(shards, len(moves))
-        self._task = self.coordinator._background(self._run(progress, shards, moves))
+        self._task = self.coordinator._background(self._run(progress, shards, moves), "the move of virtual shards")
         return progress
 
     async def _run(self, progress: ReshardProgress, shards: int, moves: list[tuple[int, int]]) -> None:

@@ -14,3 +14,17 @@ def test_a_shards_death_is_said_in_words_and_patrons_own_errors_as_they_are():
     assert "28e45bff" not in told
     assert "recvmsg" not in told
     assert job_error(ReshardBusyError("the move was undone")) == "ReshardBusyError: the move was undone"
+
+
+def test_a_jobs_failure_is_logged_in_patrons_words_and_only_a_defect_with_its_traceback(caplog):
+    # a full disk logged a traceback at each of the midnight run's retries (an outside probe)
+    from actors.coordinator import failed
+    from engine.errors import StorageFullError
+
+    with caplog.at_level("ERROR", logger="patron.coordinator"):
+        failed("the midnight run failed", StorageFullError("the disk is full: mdb_txn_commit: Input/output error"))
+        failed("the midnight run failed", ValueError("a defect"))
+    [full, defect] = caplog.records
+    assert (full.getMessage(), full.exc_info, full.error) == (
+        "the midnight run failed", None, "StorageFullError: the disk is full: mdb_txn_commit: Input/output error")
+    assert defect.exc_info is not None and defect.exc_info[0] is ValueError
