@@ -27,4 +27,5 @@ def test_a_jobs_failure_is_logged_in_patrons_words_and_only_a_defect_with_its_tr
     [full, defect] = caplog.records
     assert (full.getMessage(), full.exc_info, full.error) == (
         "the midnight run failed", None, "StorageFullError: the disk is full: mdb_txn_commit: Input/output error")
-    assert defect.exc_info is not None and defect.exc_info[0] is ValueError
+    assert defect.exc_info is not None
+    assert defect.exc_info[0] is ValueError
