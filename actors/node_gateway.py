@@ -176,11 +176,14 @@ class NodeGateway:
         await lane.drained()
         return lane.failures - failures
 
-    async def serving(self, every_shard: bool, routes: Routes) -> int:
-        """Health as `patron serve` sees its shards, every second, with the routes now: a gateway
-        Ray started again after its node came back starts serving here, by the current layout.
+    async def serving(self, every_shard: bool, routes: Routes, tokens: dict[str, str] | None = None) -> int:
+        """Health as `patron serve` sees its shards, every second, with the routes and tokens now: a
+        gateway Ray started again after its node came back starts serving here, by the current layout.
         Answers the rules version it has (one started again has its first plan's, and is sent
         the versions since)."""
+        if tokens is not None and tokens != self.plan.tokens:  # serve reloaded them (SIGHUP), or this
+            self.plan.tokens.clear()  # gateway was started again with its first plan's: in place, where
+            self.plan.tokens.update(tokens)  # its interceptor reads them
         await self.route(routes)
         if self.server is None:
             await self._start()
@@ -275,7 +278,8 @@ class NodeGateways:
         """Health and routes to every gateway; one behind on rules (started again by Ray) gets
         what it lacks."""
         actors, routes = list(self.actors.values()), self.routes()
-        versions = await asyncio.gather(*(_within(actor.serving.remote(every_shard, routes)) for actor in actors))
+        versions = await asyncio.gather(*(_within(actor.serving.remote(every_shard, routes, self.tokens))
+                                          for actor in actors))
         current, folder = self.coordinator.rules.version, self.coordinator.folder
         for actor, version in zip(actors, versions, strict=True):
             for missing in range(version + 1, current + 1) if version is not None else ():

@@ -145,6 +145,29 @@ class Server:
         if self._reaper is not None:
             self._reaper.close()
 
+    def reload_tokens(self) -> None:
+        """SIGHUP: the tokens file read again, so a token is added or retired without a restart
+        (rotation: add the new token, move the clients to it, retire the old one). Node gateways
+        take them within a second. A file with problems, or none left, changes nothing; a server
+        started without tokens has no authentication to change (restart it with --tokens)."""
+        if not self.tokens:
+            log.error("the tokens were not reloaded: patron started without tokens, and calls are not "
+                      "authenticated; restart it with --tokens FILE to turn authentication on")
+            return
+        try:
+            tokens = load_tokens(self.config.tokens_file, tokens_from_environment())
+        except PatronError as error:
+            log.error("the tokens were not reloaded; the ones in use are kept", extra={"error": str(error)})
+            return
+        if not tokens:
+            log.error("the tokens were not reloaded: the file has none, and every call would be refused; "
+                      "the ones in use are kept")
+            return
+        self.tokens.clear()  # in place: the interceptor and the node gateways' plan read this dict
+        self.tokens.update(tokens)
+        log.info("tokens reloaded", extra={"roles": {role: list(tokens.values()).count(role)
+                                                     for role in sorted(set(tokens.values()))}})
+
     async def wait(self) -> None:
         if self.grpc is not None:
             await self.grpc.wait_for_termination()

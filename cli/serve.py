@@ -54,6 +54,7 @@ async def _serve(config: ServeConfig, demo: int) -> None:
     gc.freeze()  # Ray's, gRPC's and the coordinator's state, kept until the end
     for signum in (signal.SIGTERM, signal.SIGINT):  # after Ray's start-up, which installs its own
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, server.reload_tokens)
     _banner(server)
     counts = loop.create_task(_live_counts(server))
     if demo and config.tls_cert:  # its client would need the CA of --tls-cert and a name in it for 127.0.0.1

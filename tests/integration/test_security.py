@@ -189,3 +189,47 @@ def test_the_demo_load_with_tls_says_why_it_is_not_sent(serve_process, certifica
                           "--tls-key", str(certificates["server.key"]), rules=EXAMPLE_RULES)
     wait_for_text(serve, "no demo load with TLS: send one with `patron send --generate 300` and PATRON_TLS_CA")
     assert serve.terminate() == 0
+
+
+def test_sighup_reloads_the_tokens_so_one_is_rotated_without_a_restart(serve_process, tmp_path):
+    # the file was read at start only: adding a token and retiring one took a restart each (an outside probe)
+    import json
+    import signal
+    import time
+
+    tokens = write_tokens(tmp_path)
+    serve = serve_process(tmp_path / "data", "--tokens", str(tokens), rules=EXAMPLE_RULES)
+    new = "admin-token-rotated-0123"
+
+    def status_code(token: str) -> grpc.StatusCode:
+        with PatronClient(serve.address, token=token, retries=0, timeout=10) as client:
+            try:
+                client.status()
+            except grpc.RpcError as error:
+                return error.code()
+            return grpc.StatusCode.OK
+
+    def answers(log: str) -> int:
+        return log.count('"msg": "tokens reloaded"') + log.count('"msg": "the tokens were not reloaded')
+
+    def reloaded(count: int, token: str, code: grpc.StatusCode) -> None:
+        serve.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while answers(serve.log.read_text()) < count or status_code(token) != code:
+            assert time.monotonic() < deadline, serve.log.read_text()[-2000:]
+            time.sleep(0.2)
+
+    with PatronClient(serve.address, token=TOKENS["admin"], retries=0, timeout=20) as client:
+        client.wait_until_serving()
+    assert status_code(new) == grpc.StatusCode.UNAUTHENTICATED
+    tokens.write_text(tokens.read_text() + f"admin {new}\n")  # the new token beside the old
+    reloaded(1, new, grpc.StatusCode.OK)
+    assert status_code(TOKENS["admin"]) == grpc.StatusCode.OK
+    tokens.write_text(tokens.read_text().replace(f"admin {TOKENS['admin']}\n", ""))  # the old one retired
+    reloaded(2, TOKENS["admin"], grpc.StatusCode.UNAUTHENTICATED)
+    tokens.write_text("admin tooshort1\n")  # a file with problems changes nothing
+    reloaded(3, new, grpc.StatusCode.OK)
+    told = [json.loads(line) for line in serve.log.read_text().splitlines() if '"msg": "the tokens were not' in line]
+    assert [line["msg"] for line in told] == ["the tokens were not reloaded; the ones in use are kept"]
+    assert "expected a role" in told[0]["error"]
+    assert "tooshort1" not in serve.log.read_text()  # never the token
