@@ -47,6 +47,9 @@ class ServeConfig(msgspec.Struct, kw_only=True):
     mapped_budget_mib: int = BUDGET_BYTES >> 20
     """A shard's file-backed resident memory above which it drops LMDB's mapped pages from its
     page tables before its next batch (storage/mapped_pages.py; 0: never)."""
+    drain_seconds: int = 0
+    """At a stop, how long health says NOT_SERVING while every call is still answered, before new
+    calls are refused: load balancers that probe health move the traffic away meanwhile."""
     coupon_block: int = 64
     """The smallest block of a limited coupon's inventory a shard asks for at once; a shard asks
     for twice what its last commit used when that is more (docs/decisions.md)."""

@@ -1,6 +1,7 @@
 """`patron serve` assembled: Ray, the coordinator and its shards, the gRPC gateway with
 health and reflection, and the metrics endpoint. Stopping drains in-flight batches first."""
 
+import asyncio
 import logging
 import os
 from typing import Any
@@ -125,9 +126,14 @@ class Server:
         return self.port
 
     async def stop(self, grace: float = 10.0) -> None:
-        """NOT_SERVING first, so load balancers move away; then finish the batches in flight
-        (new ones are refused), then close every shard's LMDB."""
+        """NOT_SERVING first, so load balancers move away (for `drain_seconds` every call is still
+        answered: the port closed at once, a probe never saw NOT_SERVING); then finish the batches
+        in flight (new ones are refused), then close every shard's LMDB."""
         await self.health.enter_graceful_shutdown()
+        if self.config.drain_seconds and self._started:
+            log.info("draining: health is NOT_SERVING, calls are still answered",
+                     extra={"seconds": self.config.drain_seconds})
+            await asyncio.sleep(self.config.drain_seconds)
         if self.ingest is not None:
             self.ingest.stopping = True
         await self.events.stop_streams()
@@ -189,7 +195,9 @@ class Server:
                 await self.gateways.serving(every_shard)
 
     async def _set_health(self, status: int) -> None:
-        for service in ("", *SERVICE_NAMES):
+        # "" (what most probes ask) is the first to turn NOT_SERVING and the last to turn SERVING
+        services = ("", *SERVICE_NAMES) if status != health_pb2.HealthCheckResponse.SERVING else (*SERVICE_NAMES, "")
+        for service in services:
             await self.health.set(service, status)
 
 

@@ -211,6 +211,9 @@ def _serve_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--mapped-budget-mib", type=_mib, default=BUDGET_BYTES >> 20, metavar="MIB",
                        help="a shard's file-backed memory above which it gives LMDB's mapped pages back "
                             "(default %(default)s; 0: never)")
+    serve.add_argument("--drain-seconds", type=whole("seconds", 0, 600), default=0, metavar="S",
+                       help="at a stop, answer S seconds more with health NOT_SERVING, for load balancers to "
+                            "move away (default 0)")
     serve.add_argument("--demo", type=whole("transactions"), default=0, metavar="N",
                        help="stream N demo transactions after start")
     serve.add_argument("--tokens", type=Path, help="bearer tokens: one `role token` per line (also PATRON_TOKENS)")
@@ -258,7 +261,8 @@ def _serve(args: argparse.Namespace) -> int:
                          durability=args.durability, midnight=args.midnight, start_date=args.start_date,
                          tokens_file=args.tokens, tls_cert=args.tls_cert, tls_key=args.tls_key,
                          tls_client_ca=args.tls_client_ca, gateway_per_node=args.gateway_per_node,
-                         hot_members=args.hot_members, mapped_budget_mib=args.mapped_budget_mib)
+                         hot_members=args.hot_members, mapped_budget_mib=args.mapped_budget_mib,
+                         drain_seconds=args.drain_seconds)
     if args.gateway_per_node and not args.ray_address:
         return _fail(args, "--gateway-per-node needs --ray-address (one machine has one gateway)", code=2)
     try:

@@ -200,3 +200,21 @@ def test_streamed_batches_count_as_in_flight_until_settled(start_server, monkeyp
             sender.join(timeout=30)
     assert [ack.batch_id for ack in acks] == ["f0", "f1", "f2"]
     assert gauge._value.get() == 0
+
+
+def test_a_drain_answers_every_call_with_health_not_serving_before_the_port_closes(start_server):
+    # the port closed at once: a load balancer's probe never saw NOT_SERVING (an outside probe)
+    running = start_server(shards=1, drain_seconds=6, start_date=parse_day(TEST_DAY))
+    stopper = threading.Thread(target=running.stop)
+    with grpc.insecure_channel(running.address) as channel, PatronClient(running.address, retries=0) as client:
+        health = health_pb2_grpc.HealthStub(channel)
+        assert health.Check(health_pb2.HealthCheckRequest()).status == health_pb2.HealthCheckResponse.SERVING
+        stopper.start()
+        deadline = time.monotonic() + 10
+        while health.Check(health_pb2.HealthCheckRequest()).status != health_pb2.HealthCheckResponse.NOT_SERVING:
+            assert time.monotonic() < deadline, "health did not turn NOT_SERVING"
+            time.sleep(0.05)
+        [result] = client.submit([purchase("drain-t1", "drain-m1")]).results  # still answered meanwhile
+        assert result.outcome == pb.OUTCOME_ACCEPTED
+        stopper.join(timeout=90)
+    assert not stopper.is_alive()
