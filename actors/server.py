@@ -91,6 +91,7 @@ class Server:
         self._own_ray = False
         self._reaper: Reaper | None = None
         self._started = False
+        self._stopping = False
         self._http: Any = None
         self.tokens: dict[str, str] = {}
         self.gateways: NodeGateways | None = None
@@ -129,7 +130,10 @@ class Server:
         """NOT_SERVING first, so load balancers move away (for `drain_seconds` every call is still
         answered: the port closed at once, a probe never saw NOT_SERVING); then finish the batches
         in flight (new ones are refused), then close every shard's LMDB."""
+        self._stopping = True
         await self.health.enter_graceful_shutdown()
+        if self.gateways is not None:  # node gateways drain alike, their health told by serve's
+            await self.gateways.serving(False)
         if self.config.drain_seconds and self._started:
             log.info("draining: health is NOT_SERVING, calls are still answered",
                      extra={"seconds": self.config.drain_seconds})
@@ -187,8 +191,8 @@ class Server:
         return grpc_server(self.config, self.tokens, servicers, self.health, lambda: self._started, self.calls)
 
     async def _shards_answer(self, every_shard: bool) -> None:
-        """Health follows the shards: NOT_SERVING while one is down or restarting."""
-        if self._started:
+        """Health follows the shards: NOT_SERVING while one is down or restarting (and once stopping)."""
+        if self._started and not self._stopping:
             serving = health_pb2.HealthCheckResponse.SERVING
             await self._set_health(serving if every_shard else health_pb2.HealthCheckResponse.NOT_SERVING)
             if self.gateways is not None:
