@@ -2,14 +2,16 @@
 
 from bisect import insort
 
-from engine.members import Held, Lot, Member
+from engine.members import Held, Lot, Member, forget_points_reminder
 from engine.types import Day, TxnId
 
 __all__ = ["add_points", "cancel_held", "hold_points", "pending_to_cancel", "take_points"]
 
 
-def add_points(member: Member, amount: int, expires: Day) -> None:
-    """Make `amount` spendable; a debt (negative balance) is repaid before a lot is made."""
+def add_points(member: Member, amount: int, expires: Day, given_back: bool = False) -> None:
+    """Make `amount` spendable; a debt (negative balance) is repaid before a lot is made. Points
+    earned into an expiry date the member holds none of are announced again, though that date's
+    were (they were spent meanwhile); points `given_back` (a redeem refunded) are not."""
     member.points += amount
     repaid = min(member.debt, amount)
     member.debt -= repaid
@@ -25,6 +27,8 @@ def add_points(member: Member, amount: int, expires: Day) -> None:
         if lot.expires == expires:
             lot.amount += rest
             return
+    if member.reminded and not given_back:
+        forget_points_reminder(member, expires)
     insort(lots, Lot(expires, rest), key=_expiry)
 
 

@@ -4,7 +4,8 @@ from msgspec import Struct, field
 
 from engine.types import Day, MemberId, Minor, TxnId
 
-__all__ = ["CouponInstance", "EventCounts", "Held", "Lot", "Member", "Profile"]
+__all__ = ["POINTS_REMINDER", "CouponInstance", "EventCounts", "Held", "Lot", "Member", "Profile",
+           "forget_points_reminder", "points_reminder_key"]
 
 
 class Lot(Struct, array_like=True, gc=False):
@@ -142,3 +143,18 @@ class Member(Struct, array_like=True, gc=False):
     (engine.tier_changes.given_floor). Members stored before it was kept have none."""
     given_until: Day = 0  # last, appended
     """The given tier's last valid day; 0: permanent."""
+
+
+POINTS_REMINDER = "points "
+
+
+def points_reminder_key(expires: Day) -> str:
+    """`Member.reminded`'s key for the points that expire at `expires` (engine/reminders.py)."""
+    return f"{POINTS_REMINDER}{expires}"
+
+
+def forget_points_reminder(member: Member, expires: Day) -> None:
+    """The points that expire at `expires` are announced again at their reminder's run."""
+    key = points_reminder_key(expires)
+    if key in member.reminded:
+        member.reminded = tuple(k for k in member.reminded if k != key)

@@ -8,6 +8,7 @@ from functools import lru_cache
 
 from engine.book import Book
 from engine.calendar import iso
+from engine.members import POINTS_REMINDER as _POINTS
 from engine.members import Member
 from engine.notices import BIRTHDAY, COUPON_EXPIRING, POINTS_EXPIRING
 from engine.types import NEVER, Day
@@ -15,11 +16,11 @@ from engine.types import NEVER, Day
 __all__ = ["birthday_reminder_day", "next_reminder", "remind"]
 
 
-_POINTS = "points "
 _COUPON = "coupon "
 
 
 def _points_key(expires: Day) -> str:
+    """members.points_reminder_key, as a C function: every midnight visit asks."""
     return f"{_POINTS}{expires}"
 
 
@@ -30,7 +31,9 @@ def _coupon_key(code: str) -> str:
 def _live(member: Member, key: str, run: Day) -> bool:
     """Whether what `key` names has not lapsed by the run for `run`, held or not: points redeemed
     after their reminder, or a coupon used, may come back by a refund with the same expiry, and
-    were announced a second time once the key was forgotten with them (an outside probe)."""
+    were announced a second time once the key was forgotten with them (an outside probe). Points
+    earned into that date afterwards, once none of it is held, are announced: `add_points` drops
+    the key (a reviewer: under annual_reset a year's points share one date)."""
     if key.startswith(_POINTS):
         return run < int(key[len(_POINTS):]) < NEVER
     code = key[len(_COUPON):]

@@ -70,7 +70,7 @@ def undo_redeem(book: Book, member: Member, original: TxnRecord, txn: Transactio
         return "amount_too_large"
     spent = original.spent
     for expires, amount in spent.lots:
-        add_points(member, amount, expires)
+        add_points(member, amount, expires, given_back=True)  # their reminder, if sent, is not sent again
     restored = -original.points
     book.write(member, day, "txn", txn.txn_id, "restore", points=restored, lots=spent.lots)
     spent.undone = True

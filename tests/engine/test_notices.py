@@ -221,3 +221,19 @@ def test_points_given_back_after_their_reminder_are_not_announced_again():
     assert target.members["m"].points == 600
     advance_to(target, parse_day("2026-04-20"))
     assert notices(target, "points_expiring") == []
+
+
+def test_points_earned_into_an_announced_date_after_it_was_spent_are_announced():
+    # a reviewer: kept until the date lapsed, the key of a year's date (annual_reset) silenced the
+    # reminder of points earned after the announced ones were all redeemed
+    from tests.builders import redeem
+
+    annual = SPEND + '[points.expiry]\npolicy = "annual_reset"\n' + NOTIFY.format(expiring=30, birthday=0)
+    target = book(body=annual)
+    score(target, buy("t1", "m", "2026-11-20 10:00", line(60000)))
+    advance_to(target, parse_day("2026-12-02"))  # 30 days before 1 January
+    assert [n[3]["points"] for n in notices(target, "points_expiring")] == [600]
+    score(target, redeem("r1", "m", "2026-12-05 10:00", 600), buy("t2", "m", "2026-12-20 10:00", line(30000)))
+    advance_to(target, parse_day("2026-12-21"))
+    assert [(n[2], n[3]["points"], n[3]["expires"]) for n in notices(target, "points_expiring")] == [
+        ("2026-12-21", 300, "2027-01-01")]
