@@ -16,12 +16,12 @@ import msgspec
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from actors.batch_outcome import original, storage_full
+from actors.batch_outcome import storage_full
 from actors.batch_stats import Counted
 from actors.batch_wire import COMPILED
 from actors.config import ServeConfig
 from actors.coupon_grants import GrantKeeper, stricter
-from actors.job_errors import job_error
+from actors.job_errors import job_error, log_failure
 from actors.lanes import Lane, ShardLanes
 from actors.logs import without_colour
 from actors.metrics import Metrics, tags_to_show
@@ -496,7 +496,7 @@ class Coordinator(ShardLanes):
                 if min(parse_day(s.business_day) for s in await self.status()) < self.today():
                     await self.run_midnight(self.today())
             except Exception as error:
-                failed("the midnight run failed; it is tried again in a minute", error)
+                log_failure(log, "the midnight run failed; it is tried again in a minute", error)
             await asyncio.sleep(60)
 
     def _count_midnight(self, summary: MidnightSummary) -> None:
@@ -762,7 +762,7 @@ class Coordinator(ShardLanes):
     def _finished(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:  # a run nobody waits for still says why
-            failed(f"{task.get_name()} failed", task.exception())
+            log_failure(log, f"{task.get_name()} failed", task.exception())
 
     def _rules_in_force(self) -> PublishedRules:
         current = self.folder.current_rules()
@@ -898,17 +898,6 @@ async def _answer(call: Any, timeout: float = ANSWER_SECONDS) -> Any:
         return error
 
 
-
-
-def failed(message: str, error: BaseException) -> None:
-    """A job's failure in the log: patron's own errors (a full disk, a shard down) in their words,
-    in one line; anything else with its traceback, a defect to report (a full disk logged a
-    traceback at each retry: an outside probe)."""
-    cause = original(error)
-    if isinstance(cause, PatronError):
-        log.error(message, extra={"error": f"{type(cause).__name__}: {cause}"})
-    else:
-        log.error(message, exc_info=error)
 
 
 def _why_down(error: BaseException) -> str:

@@ -65,12 +65,13 @@ class Unreadable:
 
 
 def handler_for(service: ServiceDescriptor, servicer: object, max_bytes: int,
-                calls: Any = None) -> grpc.GenericRpcHandler:
+                wrap: Callable[[Any], Any] | None = None) -> grpc.GenericRpcHandler:
     """Like the generated add_*_to_server, but a request that cannot be read reaches the
     servicer as Unreadable, so it is answered INVALID_ARGUMENT instead of INTERNAL. A method the
     servicer names in READS_ITSELF gets its request as a stream, to refuse before reading it; one
     it names in RAW gets the request's bytes, to parse when and as it needs. A servicer may answer
-    with the response's bytes. `calls` (actors/listener.py `CallsInFlight`) counts its calls."""
+    with the response's bytes. `wrap` is applied to each method's handler (actors/listener.py
+    `CallsInFlight.counted`)."""
     factories = {(False, False): grpc.unary_unary_rpc_method_handler,
                  (False, True): grpc.unary_stream_rpc_method_handler,
                  (True, False): grpc.stream_unary_rpc_method_handler,
@@ -86,8 +87,8 @@ def handler_for(service: ServiceDescriptor, servicer: object, max_bytes: int,
             request_deserializer=_lenient(None if method.name in raw else getattr(pb, method.input_type.name),
                                           max_bytes),
             response_serializer=_serialize)
-        if calls is not None:
-            handlers[method.name] = calls.counted(handlers[method.name])
+        if wrap is not None:
+            handlers[method.name] = wrap(handlers[method.name])
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
 

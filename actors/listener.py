@@ -2,6 +2,7 @@
 gateway (actors/node_gateway.py): tokens, the start-up guard, the services, health and reflection."""
 
 import asyncio
+import contextlib
 import errno
 import socket
 import time
@@ -39,13 +40,14 @@ class CallsInFlight:
     """The calls being answered, event subscriptions aside: a stop waits for these (batches being
     committed), not for a subscriber that stopped reading, whose stream gRPC's grace waited out
     (30 s at every SIGTERM: an outside probe). Counted in each handler, not per call by an
-    interceptor: nothing is made per call."""
+    interceptor: nothing is made per call. A handler that streams its answers is an async
+    generator (patron's all are)."""
 
     def __init__(self) -> None:
         self.count = 0
 
     def counted(self, handler: Any) -> Any:
-        """`handler` (a grpc.*_rpc_method_handler) with its calls counted."""
+        """`handler` (a grpc.*_rpc_method_handler, a named tuple) with its calls counted."""
         shape = ("stream" if handler.request_streaming else "unary") + "_" + (
             "stream" if handler.response_streaming else "unary")
         behaviour = getattr(handler, shape)
@@ -59,19 +61,19 @@ class CallsInFlight:
 
         async def streamed(request: Any, context: grpc.aio.ServicerContext) -> Any:
             self.count += 1
-            try:
-                async for message in behaviour(request, context):
-                    yield message
+            try:  # closed at once when the call is cancelled, not when it is collected
+                async with contextlib.aclosing(behaviour(request, context)) as messages:
+                    async for message in messages:
+                        yield message
             finally:
                 self.count -= 1
 
         return handler._replace(**{shape: streamed if handler.response_streaming else answered})
 
-    async def finished(self, seconds: float) -> None:
-        """Once none is in flight, or after `seconds`."""
-        deadline = time.monotonic() + seconds
-        while self.count and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+
+FLUSH_SECONDS = 1.0
+"""After the last counted call's handler returned: for its answer to leave, and for a call let in
+just before the stop to reach its handler."""
 
 
 async def stop_server(server: grpc.aio.Server, calls: CallsInFlight, grace: float) -> None:
@@ -79,7 +81,16 @@ async def stop_server(server: grpc.aio.Server, calls: CallsInFlight, grace: floa
     event subscriptions, which end at their next turn (EventFeed.stop_streams) unless their reader
     stopped reading, when only gRPC's cancellation ends them."""
     stopping = asyncio.ensure_future(server.stop(grace))
-    await calls.finished(grace)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and not stopping.done():
+        if calls.count:
+            await asyncio.sleep(0.02)
+            continue
+        try:  # every call ended, and what they answered has left: the stop is done
+            await asyncio.wait_for(asyncio.shield(stopping), min(FLUSH_SECONDS, max(0.0, deadline - time.monotonic())))
+        except TimeoutError:
+            if not calls.count:  # none came meanwhile: only subscriptions (or answers nobody reads) are left
+                break
     await server.stop(0)
     await stopping
 
@@ -98,7 +109,7 @@ def grpc_server(config: ServeConfig, tokens: dict[str, str], servicers: dict[str
     services = pb.DESCRIPTOR.services_by_name
     for name, servicer in servicers.items():
         server.add_generic_rpc_handlers((handler_for(services[name], servicer, limit,
-                                                     calls if name != "Events" else None),))
+                                                     calls.counted if calls and name != "Events" else None),))
     if extra:
         server.add_generic_rpc_handlers(extra)
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)

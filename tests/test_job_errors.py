@@ -18,14 +18,19 @@ def test_a_shards_death_is_said_in_words_and_patrons_own_errors_as_they_are():
 
 def test_a_jobs_failure_is_logged_in_patrons_words_and_only_a_defect_with_its_traceback(caplog):
     # a full disk logged a traceback at each of the midnight run's retries (an outside probe)
-    from actors.coordinator import failed
+    import logging
+
+    from actors.job_errors import log_failure
     from engine.errors import StorageFullError
 
+    log, message = logging.getLogger("patron.coordinator"), "the midnight run failed"
     with caplog.at_level("ERROR", logger="patron.coordinator"):
-        failed("the midnight run failed", StorageFullError("the disk is full: mdb_txn_commit: Input/output error"))
-        failed("the midnight run failed", ValueError("a defect"))
-    [full, defect] = caplog.records
+        log_failure(log, message, StorageFullError("the disk is full: mdb_txn_commit: Input/output error"))
+        log_failure(log, message, ActorUnavailableError("The actor 28e45bff is unavailable", b"\0" * 16))
+        log_failure(log, message, ValueError("a defect"))
+    [full, gone, defect] = caplog.records
     assert (full.getMessage(), full.exc_info, full.error) == (
         "the midnight run failed", None, "StorageFullError: the disk is full: mdb_txn_commit: Input/output error")
+    assert (gone.exc_info, gone.error) == (None, job_error(ActorUnavailableError("x", b"\0" * 16)))
     assert defect.exc_info is not None
     assert defect.exc_info[0] is ValueError
