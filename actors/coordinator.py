@@ -32,7 +32,14 @@ from actors.shard import ShardConfig, ShardStatus
 from actors.shard_actor import ShardActor
 from engine.anomaly_report import AnomalyRow
 from engine.calendar import iso, parse_day
-from engine.errors import InvalidRequestError, PatronError, PublishBusyError, PublishUnfinishedError, RulesError
+from engine.errors import (
+    InvalidRequestError,
+    PatronError,
+    PublishBusyError,
+    PublishUnfinishedError,
+    RulesError,
+    ShardUnavailableError,
+)
 from engine.programme import Programme
 from engine.types import Day
 from engine.validation import load_rules, load_rules_file, version_problem, version_too_low
@@ -208,7 +215,12 @@ class Coordinator(ShardLanes):
         return await asyncio.gather(*(lane.send(method, *args, urgent=urgent) for lane in self.lanes))
 
     async def status(self) -> list[ShardStatus]:
-        return await asyncio.gather(*(actor.status.remote() for actor in self.actors))
+        """Every shard's status; ShardUnavailableError while one cannot open its data (it answers,
+        without a business day: a run or checkpoint would fail on its empty date, not say why)."""
+        statuses = await asyncio.gather(*(actor.status.remote() for actor in self.actors))
+        if down := [s.down for s in statuses if s.down]:
+            raise ShardUnavailableError("; ".join(down))
+        return statuses
 
     async def status_as_seen(self) -> list[ShardStatus]:
         """Every shard's status, one that does not answer (dead, restarting, its node gone) among
@@ -496,7 +508,9 @@ class Coordinator(ShardLanes):
                 if min(parse_day(s.business_day) for s in await self.status()) < self.today():
                     await self.run_midnight(self.today())
             except Exception as error:
-                log_failure(log, "the midnight run failed; it is tried again in a minute", error)
+                task = self._midnight_task  # a run's own failure is logged by its task (`_finished`)
+                if task is None or not task.done() or task.cancelled() or task.exception() is not error:
+                    log_failure(log, "the midnight run failed; it is tried again in a minute", error)
             await asyncio.sleep(60)
 
     def _count_midnight(self, summary: MidnightSummary) -> None:

@@ -132,9 +132,9 @@ class Server:
         in flight (new ones are refused), then close every shard's LMDB."""
         self._stopping = True
         await self.health.enter_graceful_shutdown()
-        if self.gateways is not None:  # node gateways drain alike, their health told by serve's
-            await self.gateways.serving(False)
         if self.config.drain_seconds and self._started:
+            if self.gateways is not None:  # node gateways drain alike, their health told by serve's
+                await self.gateways.serving(False)
             log.info("draining: health is NOT_SERVING, calls are still answered",
                      extra={"seconds": self.config.drain_seconds})
             await asyncio.sleep(self.config.drain_seconds)
@@ -164,10 +164,18 @@ class Server:
             log.error("the tokens were not reloaded: patron started without tokens, and calls are not "
                       "authenticated; restart it with --tokens FILE to turn authentication on")
             return
+        if self.config.tokens_file is None:
+            log.error("the tokens were not reloaded: they come from PATRON_TOKENS alone, which a running "
+                      "process is not given again; rotate them with --tokens FILE, or by a restart")
+            return
         try:
             tokens = load_tokens(self.config.tokens_file, tokens_from_environment())
         except PatronError as error:
             log.error("the tokens were not reloaded; the ones in use are kept", extra={"error": str(error)})
+            return
+        except OSError as error:  # never the file's contents: they are tokens
+            log.error("the tokens were not reloaded; the ones in use are kept",
+                      extra={"error": f"{self.config.tokens_file}: {error.strerror}"})
             return
         if not tokens:
             log.error("the tokens were not reloaded: the file has none, and every call would be refused; "

@@ -64,6 +64,7 @@ class ShardActor:
         self._cannot_open = ""
         """Why the last try to open the shard's data failed (empty: open, or not tried yet)."""
         self._tried = 0.0
+        self._stopped = False
         self._opening = threading.Lock()  # reads run on threads of their own: LMDB opens a folder once
         self._open()
 
@@ -74,7 +75,7 @@ class ShardActor:
         would stay down until patron was restarted."""
         config = self._config
         with self._opening:
-            if self._shard is not None:
+            if self._shard is not None or self._stopped:
                 return
             started, self._tried = time.perf_counter(), time.monotonic()
             try:
@@ -254,8 +255,10 @@ class ShardActor:
         return shard_moves.let_go(self.shard, vshards, virtual_shards)
 
     def close(self) -> None:
-        if self._shard is not None:
-            self._shard.close()
+        with self._opening:  # a retry on a reads thread must not open it again after this
+            self._stopped = True
+            if self._shard is not None:
+                self._shard.close()
 
 
 def _timed(step: Callable[[int], tuple], limit: int) -> tuple:

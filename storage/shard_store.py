@@ -88,13 +88,17 @@ class ShardStore:
         strict = durability == "strict"
         self.env = lmdb.open(str(path), map_size=map_bytes, max_dbs=len(_DATABASES) + _RETIRED, sync=strict,
                              metasync=strict, readahead=False, lock=True)
-        self.dbs = {name.decode(): self.env.open_db(name) for name in _DATABASES}
+        try:  # a shard's actor tries again in the same process, where LMDB opens a folder once
+            self.dbs = {name.decode(): self.env.open_db(name) for name in _DATABASES}
+            upgrade_layout(self.env, self.dbs)
+        except BaseException:
+            self.env.close()
+            raise
         self._mapping = threading.Lock()
         """Held by a read from another thread while its transaction is open, and by a map resize."""
         self._copying = threading.Lock()
         """Held by a checkpoint's copy (seconds at a million members, on a reads thread): a map
         resize waits for it as for a read, while the reads of quotes and cards go on beside it."""
-        upgrade_layout(self.env, self.dbs)
         self.heads: dict[str, int] = {}
         """The position of members' newest ledger entries as last committed, for those written or
         read since the store opened: a commit chains a member's first new entry to it without

@@ -11,7 +11,8 @@ from engine.midnight import run_midnight, visitors
 from engine.operators import Enrollment, enroll, set_tier
 from engine.reminders import birthday_reminder_day
 from engine.replay import advance_to
-from tests.builders import SHOPLINE_TIERS, book, buy, line, score
+from engine.transactions import Transaction
+from tests.builders import SHOPLINE_TIERS, book, buy, line, ms, redeem, refund, score
 
 SPEND = "[points.spend]\nunit_minor = 100\nper_unit = 1\n"
 ROLLING = SPEND + '[points.expiry]\npolicy = "rolling_days"\ndays = {days}\n'
@@ -198,9 +199,6 @@ def test_points_given_back_after_their_reminder_are_not_announced_again():
     # redeemed after their reminder and given back by the redeem's refund, with the same expiry: the
     # reminder was forgotten with the lot and sent a second time (an outside probe); a coupon used
     # and given back by its use's refund alike
-    from engine.transactions import Transaction
-    from tests.builders import ms, redeem, refund
-
     target = book(body=ROLLING.format(days=20) + NOTIFY.format(expiring=5, birthday=0) + COUPON)
     score(target, buy("t1", "m", "2026-04-01 10:00", line(60000)), buy("t2", "n", "2026-04-01 10:00", line(50)),
           Transaction("c1", "n", ms("2026-04-01 10:00"), "coupon_issue", coupon_id="TEN"))
@@ -226,8 +224,6 @@ def test_points_given_back_after_their_reminder_are_not_announced_again():
 def test_points_earned_into_an_announced_date_after_it_was_spent_are_announced():
     # a reviewer: kept until the date lapsed, the key of a year's date (annual_reset) silenced the
     # reminder of points earned after the announced ones were all redeemed
-    from tests.builders import redeem
-
     annual = SPEND + '[points.expiry]\npolicy = "annual_reset"\n' + NOTIFY.format(expiring=30, birthday=0)
     target = book(body=annual)
     score(target, buy("t1", "m", "2026-11-20 10:00", line(60000)))

@@ -18,7 +18,7 @@ import ray
 from actors.routing import even_layout, shard_of
 from client import PatronClient
 from engine.calendar import parse_day
-from engine.errors import PatronError
+from engine.errors import PatronError, ShardUnavailableError
 from proto import patron_pb2 as pb
 from tests.builders import ms
 from tests.conftest import EXAMPLE_RULES
@@ -255,6 +255,8 @@ def test_a_shard_whose_restart_cannot_open_its_data_says_why_and_comes_back_once
             client.submit([purchase("late", on_one, "2026-11-17 11:00", 2900)])
         assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
         assert "cannot open its data" in raised.value.details()
+        with pytest.raises(ShardUnavailableError, match="cannot open its data"):  # what a midnight run says,
+            server._run(coordinator.status(), timeout=30)  # not a failure to read its empty business day
         store.with_name("aside.mdb").replace(store)  # the disk is mended
         while not all(shard.ready for shard in client.status().shards):
             assert time.monotonic() < deadline, "the shard did not open its data once it could"

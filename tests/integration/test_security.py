@@ -1,6 +1,9 @@
 """Who may connect and call what: bearer tokens with roles, TLS with real certificates made here."""
 
+import json
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import grpc
@@ -193,10 +196,6 @@ def test_the_demo_load_with_tls_says_why_it_is_not_sent(serve_process, certifica
 
 def test_sighup_reloads_the_tokens_so_one_is_rotated_without_a_restart(serve_process, tmp_path):
     # the file was read at start only: adding a token and retiring one took a restart each (an outside probe)
-    import json
-    import signal
-    import time
-
     tokens = write_tokens(tmp_path)
     serve = serve_process(tmp_path / "data", "--tokens", str(tokens), rules=EXAMPLE_RULES)
     new = "admin-token-rotated-0123"
