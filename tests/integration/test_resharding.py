@@ -25,6 +25,16 @@ from tests.integration.test_crash import assert_three_kills_lost_doubled_and_reo
 from tests.integration.test_metrics import scrape, value
 
 
+@pytest.fixture(scope="module")
+def two_shards(ray_session, tmp_path_factory):
+    """For the tests of one move refused or undone, or waiting for a shard's business day: one
+    server with two shards on TEST_DAY for all of them (each names its own members, and each
+    leaves its moves finished or undone)."""
+    from tests.conftest import two_shard_server
+
+    yield from two_shard_server(tmp_path_factory, "moves")
+
+
 class Mover(threading.Thread):
     """Once the stream is going: a few single moves, then a rebalance onto one more shard."""
 
@@ -133,8 +143,8 @@ def assert_shards_count_what_they_hold(server, status, expected_members) -> None
     assert sum(held.values()) > 0
 
 
-def test_a_move_is_refused_clearly_when_it_cannot_start(start_server):
-    server = start_server(shards=2)
+def test_a_move_is_refused_clearly_when_it_cannot_start(two_shards):
+    server = two_shards
     with PatronClient(server.address) as client:
         for call, words in ((lambda: client.move_virtual_shard(5000, 0), "virtual_shard"),
                             (lambda: client.move_virtual_shard(5, 7), "to: expected a shard"),
@@ -184,8 +194,8 @@ class SilentGateway:
         return 0
 
 
-def test_a_node_gateway_that_does_not_answer_the_hold_fails_the_move_undone(start_server, monkeypatch):
-    server = start_server(shards=2)
+def test_a_node_gateway_that_does_not_answer_the_hold_fails_the_move_undone(two_shards, monkeypatch):
+    server = two_shards
     coordinator = server.server.coordinator
     members = [f"s{n}" for n in range(40)]
     vshard = virtual_shard(members[0])
@@ -221,13 +231,13 @@ def _run_midnight_on(actor, day: int) -> None:
         pass
 
 
-def test_a_move_waits_while_its_two_shards_are_on_different_business_days(start_server):
+def test_a_move_waits_while_its_two_shards_are_on_different_business_days(two_shards):
     """After a shard died in a midnight run the others are a date ahead until the coordinator has
     finished it there: a member moved ahead meanwhile was passed over by the run, its computed tag
     and report rows a day late (an outside probe). The move waits for that shard to catch up."""
     from tests.conftest import TEST_DAY
 
-    server = start_server(shards=2, start_date=parse_day(TEST_DAY))
+    server = two_shards  # on TEST_DAY: no other test of the module runs a midnight
     coordinator = server.server.coordinator
     member = next(m for m in (f"w{n}" for n in range(200)) if coordinator.layout.owners[virtual_shard(m)] == 1)
     tomorrow = parse_day(TEST_DAY) + 1
