@@ -28,14 +28,10 @@ def write_tokens(folder: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def tokens_file(tmp_path: Path) -> Path:
-    return write_tokens(tmp_path)
-
-
 @pytest.fixture(scope="module")
 def token_server(ray_session, tmp_path_factory):
-    """For the tests whose every call is refused: one server with tokens for all of them."""
+    """One server with tokens for the module's tests: those whose every call is refused, and the
+    one that is let in (its member, "tokens-m1", is its own)."""
     from tests.conftest import two_shard_server
 
     yield from two_shard_server(tmp_path_factory, "tokens", tokens_file=write_tokens(tmp_path_factory.mktemp("tokens")))
@@ -45,9 +41,11 @@ def openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
 
 
-@pytest.fixture
-def certificates(tmp_path: Path) -> dict[str, Path]:
-    """A CA, and a server (127.0.0.1) and a client certificate it signed."""
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A CA, and a server (127.0.0.1) and a client certificate it signed; made once for the module's
+    tests, which only read them."""
+    tmp_path = tmp_path_factory.mktemp("certificates")
     files = {name: tmp_path / name for name in ("ca.key", "ca.pem", "server.key", "server.pem", "client.key",
                                                  "client.pem", "san.cnf")}
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(files["ca.key"]), "-out",
@@ -68,29 +66,30 @@ def code_of(call) -> grpc.StatusCode:
     return raised.value.code()
 
 
-def test_tokens_decide_who_may_call_what(start_server, tokens_file):
-    server = start_server(tokens_file=tokens_file, start_date=parse_day("2026-11-17"))
+def test_tokens_decide_who_may_call_what(token_server):
+    server = token_server
+    purchase = PURCHASE | {"txn_id": "tokens-t1", "member_id": "tokens-m1"}
     with PatronClient(server.address, retries=0) as anonymous:
-        assert code_of(lambda: anonymous.submit([PURCHASE])) == grpc.StatusCode.UNAUTHENTICATED
+        assert code_of(lambda: anonymous.submit([purchase])) == grpc.StatusCode.UNAUTHENTICATED
         assert anonymous.serving()  # health stays open for probes
     with PatronClient(server.address, token="not-a-real-token-at-all", retries=0) as stranger:
-        assert code_of(lambda: stranger.member("m1")) == grpc.StatusCode.UNAUTHENTICATED
+        assert code_of(lambda: stranger.member("tokens-m1")) == grpc.StatusCode.UNAUTHENTICATED
     with PatronClient(server.address, token=TOKENS["read"], retries=0) as reader:
-        assert code_of(lambda: reader.submit([PURCHASE])) == grpc.StatusCode.PERMISSION_DENIED
+        assert code_of(lambda: reader.submit([purchase])) == grpc.StatusCode.PERMISSION_DENIED
     with PatronClient(server.address, token=TOKENS["ingest"], retries=0) as till:
-        assert till.submit([PURCHASE]).results[0].points == 20
-        assert code_of(lambda: till.adjust("m1", 5, "goodwill")) == grpc.StatusCode.PERMISSION_DENIED
+        assert till.submit([purchase]).results[0].points == 20
+        assert code_of(lambda: till.adjust("tokens-m1", 5, "goodwill")) == grpc.StatusCode.PERMISSION_DENIED
     with PatronClient(server.address, token=TOKENS["read"]) as reader:
-        assert reader.member("m1").points == 20
-        assert reader.quote("m1", [{"sku": "S", "paid_minor": 2900}]).points == 20
+        assert reader.member("tokens-m1").points == 20
+        assert reader.quote("tokens-m1", [{"sku": "S", "paid_minor": 2900}]).points == 20
     with PatronClient(server.address, token=TOKENS["ingest"], retries=0) as till:  # tills quote and list coupons
-        assert till.quote("m1", [{"sku": "S", "paid_minor": 2900}]).available_points == 20
-        assert [c.instance.coupon_id for c in till.coupons("m1")] == ["WELCOME10"]
+        assert till.quote("tokens-m1", [{"sku": "S", "paid_minor": 2900}]).available_points == 20
+        assert [c.instance.coupon_id for c in till.coupons("tokens-m1")] == ["WELCOME10"]
     with PatronClient(server.address, retries=0) as anonymous:
         basket = [{"sku": "S", "paid_minor": 1}]
-        assert code_of(lambda: anonymous.quote("m1", basket)) == grpc.StatusCode.UNAUTHENTICATED
+        assert code_of(lambda: anonymous.quote("tokens-m1", basket)) == grpc.StatusCode.UNAUTHENTICATED
     with PatronClient(server.address, token=TOKENS["admin"]) as admin:
-        assert admin.adjust("m1", 5, "goodwill").member.points == 25
+        assert admin.adjust("tokens-m1", 5, "goodwill").member.points == 25
 
 
 
