@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from client import PatronClient
 from engine.calendar import parse_day
 from engine.summary import to_json
@@ -71,10 +73,19 @@ def test_send_rejects_lines_that_are_not_transactions_sends_the_rest_and_lists_e
     assert "today on this machine's clock" in note
 
 
-def test_a_file_sent_again_is_answered_as_it_was_the_first_time_its_rejections_too(start_server, tmp_path):
+@pytest.fixture(scope="module")
+def march_server(ray_session, tmp_path_factory):
+    """For the tests on the example rules from 2026-03-05 that run no midnight: one server for all
+    of them (each names its own members and transactions)."""
+    from tests.conftest import two_shard_server
+
+    yield from two_shard_server(tmp_path_factory, "cli", start_date=parse_day("2026-03-05"))
+
+
+def test_a_file_sent_again_is_answered_as_it_was_the_first_time_its_rejections_too(march_server, tmp_path):
     # an outside probe: after a crash cut a send short, the file sent again went as new batches,
     # and a redeem refused the first time was scored after the file's later purchase and accepted
-    server = start_server(start_date=parse_day("2026-03-05"))
+    server = march_server
     redeem = {"txn_id": "R2", "member_id": "Z1", "occurred_at_ms": ms("2026-03-05 11:00"), "kind": "redeem",
               "points": 500}
     lines = [purchase("P1", "Z1", "2026-03-05 10:00", 1000), redeem, purchase("P3", "Z1", "2026-03-05 12:00", 100000)]
@@ -90,10 +101,10 @@ def test_a_file_sent_again_is_answered_as_it_was_the_first_time_its_rejections_t
         assert client.member("Z1").points == points
 
 
-def test_send_rejects_what_replay_rejects_with_its_reason_and_sends_the_rest(start_server, tmp_path):
+def test_send_rejects_what_replay_rejects_with_its_reason_and_sends_the_rest(march_server, tmp_path):
     """A status or kind word patron does not know, and numbers beyond what the wire holds, are
     rejected with the reason replay gives them; they neither earn nor stop the file."""
-    server = start_server(start_date=parse_day("2026-03-05"))
+    server = march_server
     odd = {"member_id": "S4", "occurred_at_ms": ms("2026-03-05 10:00"), "kind": "purchase", "amount_minor": 50000}
     lines = [{**odd, "txn_id": "C1", "status": "canceled"},
              {**odd, "txn_id": "C2", "status": "PAID"},
@@ -150,38 +161,39 @@ def test_member_show_prints_a_card_and_a_ledger_table_with_tier_names_iso_dates_
     assert len(entries) == 2
 
 
-def test_member_show_json_is_the_shape_replay_writes(start_server):
-    server = start_server(start_date=parse_day("2026-03-05"))
+def test_member_show_json_is_the_shape_replay_writes(march_server):
+    server = march_server
     with PatronClient(server.address) as client:
-        client.submit([purchase("t1", "m1", "2026-03-05 10:00", 2900)])
-    done = patron("member", "show", "m1", "--json", "--address", server.address)
+        client.submit([purchase("json-t1", "json-m1", "2026-03-05 10:00", 2900)])
+    done = patron("member", "show", "json-m1", "--json", "--address", server.address)
     assert done.returncode == 0, done.stderr
     member = json.loads(done.stdout)
-    assert member == {"member_id": "m1", "tier": "Basic", "points": 20, "growth": 20, "abnormal": False,
+    assert member == {"member_id": "json-m1", "tier": "Basic", "points": 20, "growth": 20, "abnormal": False,
                       "status": "active", "available_points": 20, "bonus_value": 0, "tags": [],
-                      "coupons": [{"code": "WELCOME10-m1-1", "coupon_id": "WELCOME10", "status": "unused",
+                      "coupons": [{"code": "WELCOME10-json-m1-1", "coupon_id": "WELCOME10", "status": "unused",
                                    "valid_from": "2026-03-06", "valid_to": "2026-04-04"}],
                       "enrolled_on": "2026-03-05"}
-    done = patron("member", "show", "m1", "--ledger", "--json", "--address", server.address)
+    done = patron("member", "show", "json-m1", "--ledger", "--json", "--address", server.address)
     document = json.loads(done.stdout)
     assert document["member"] == member
-    assert document["ledger"] == [{"member_id": "m1", "seq": 1, "day": "2026-03-05", "cause": "txn", "ref": "t1",
-                                   "rule_version": 1, "kind": "coupon_issued", "coupon_code": "WELCOME10-m1-1"},
-                                  {"member_id": "m1", "seq": 2, "day": "2026-03-05", "cause": "txn", "ref": "t1",
-                                   "rule_version": 1, "kind": "earn", "points": 20, "growth": 20,
+    assert document["ledger"] == [{"member_id": "json-m1", "seq": 1, "day": "2026-03-05", "cause": "txn",
+                                   "ref": "json-t1", "rule_version": 1, "kind": "coupon_issued",
+                                   "coupon_code": "WELCOME10-json-m1-1"},
+                                  {"member_id": "json-m1", "seq": 2, "day": "2026-03-05", "cause": "txn",
+                                   "ref": "json-t1", "rule_version": 1, "kind": "earn", "points": 20, "growth": 20,
                                    "why": "20 from 'spend 10 per 10.00'"}]
     assert to_json(document).decode() == done.stdout.strip()
-    tagged = patron("member", "tag", "m1", "--add", "vip", "--reason", "a test", "--address", server.address)
+    tagged = patron("member", "tag", "json-m1", "--add", "vip", "--reason", "a test", "--address", server.address)
     assert tagged.returncode == 0, tagged.stderr
     assert json.loads(tagged.stdout) == {**member, "tags": ["vip"]}  # the one form of a member, not a third
-    assert tagged.stdout == patron("member", "show", "m1", "--json", "--address", server.address).stdout
+    assert tagged.stdout == patron("member", "show", "json-m1", "--json", "--address", server.address).stdout
 
 
-def test_a_closed_pipe_is_one_line_not_a_traceback(start_server):
-    server = start_server(start_date=parse_day("2026-03-05"))
+def test_a_closed_pipe_is_one_line_not_a_traceback(march_server):
+    server = march_server
     with PatronClient(server.address) as client:
-        client.submit([purchase(f"t{n}", "m1", "2026-03-05 10:00", 2900) for n in range(50)])
-    reader = subprocess.Popen([sys.executable, "-m", "cli.main", "member", "show", "m1", "--ledger", "--address",
+        client.submit([purchase(f"pipe-t{n}", "pipe-m1", "2026-03-05 10:00", 2900) for n in range(50)])
+    reader = subprocess.Popen([sys.executable, "-m", "cli.main", "member", "show", "pipe-m1", "--ledger", "--address",
                                server.address], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     reader.stdout.close()  # as `| head` does once it has its lines
     error = reader.stderr.read().decode()
@@ -190,8 +202,8 @@ def test_a_closed_pipe_is_one_line_not_a_traceback(start_server):
     assert error == "patron: the output was closed before it ended (broken pipe)\n"
 
 
-def test_status_says_whether_each_shard_gives_way_to_the_gateway_and_uses_huge_pages(start_server):
-    server = start_server(start_date=parse_day("2026-03-05"))
+def test_status_says_whether_each_shard_gives_way_to_the_gateway_and_uses_huge_pages(march_server):
+    server = march_server
     done = patron("status", "--address", server.address)
     assert done.returncode == 0, done.stderr
     shards = json.loads(done.stdout)["shards"]
