@@ -4,6 +4,7 @@ acknowledged (safe, because transaction ids make a resent batch harmless)."""
 import itertools
 import queue
 import random
+import threading
 import time
 import uuid
 from collections import deque
@@ -19,8 +20,8 @@ from engine.bounds import LIMIT
 from proto import patron_pb2 as pb
 from proto import patron_pb2_grpc as rpc
 
-__all__ = ["MOST_QUANTITY", "RETRIABLE", "RETRY_AFTER", "PatronClient", "UnsendableError", "backoff", "enroll_request",
-           "line_message", "retriable", "retry_after", "transaction_message"]
+__all__ = ["MOST_QUANTITY", "RETRIABLE", "RETRY_AFTER", "PatronClient", "StreamError", "UnsendableError", "backoff",
+           "enroll_request", "line_message", "retriable", "retry_after", "transaction_message"]
 
 RETRIABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
                        grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED})
@@ -44,6 +45,49 @@ _TOO_LARGE = "larger than max"
 """gRPC's own RESOURCE_EXHAUSTED for a message over a limit ("CLIENT: Sent message larger than
 max", "SERVER: Received ...", "CLIENT: Received ..." for an answer): sending again cannot change
 it (it was retried for about 10 s)."""
+
+
+class StreamError(grpc.RpcError):
+    """A stream that broke on the client's side (no answer in time, or ended with batches
+    unanswered): told as gRPC's errors are, so the stream's resend and failover take it."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+class _Silence:
+    """Cancels a stream's call when no answer comes for `seconds` while batches are unanswered:
+    a gateway that accepted the stream and went silent held a till for ever (an outside probe)."""
+
+    def __init__(self, call: Any, seconds: float) -> None:
+        self.call, self.seconds, self.fired = call, seconds, False
+        self._timer: threading.Timer | None = None
+        self.wait()
+
+    def wait(self) -> None:
+        self.stop()
+        self._timer = threading.Timer(self.seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def heard(self) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _fire(self) -> None:
+        self.fired = True
+        self.call.cancel()
 
 
 def retriable(error: Any, codes: frozenset = RETRIABLE) -> bool:
@@ -240,7 +284,9 @@ class PatronClient:
         """Acknowledgements in order over StreamBatches, with up to `window` batches unanswered.
         When the stream breaks, it is reopened and every unacknowledged batch is sent again, in
         order: shards apply nothing of a stream after a batch that failed on them, so a member's
-        transactions still take effect in the order they were sent."""
+        transactions still take effect in the order they were sent. No acknowledgement within
+        `timeout` seconds while batches wait for one breaks it too (DEADLINE_EXCEEDED: the next
+        gateway, when given several), as does a stream ended with batches unanswered."""
         source = iter(batches)
         unacked: deque[pb.TransactionBatch] = deque()
         attempt = 0
@@ -271,8 +317,10 @@ class PatronClient:
         if exhausted and not unacked:
             return
         answers = self.ingest.StreamBatches(requests(), metadata=self.metadata)
+        silence = _Silence(answers, self.timeout)  # a stream has no deadline: each answer has one
         try:
             for answer in answers:
+                silence.heard()
                 sent = unacked.popleft()
                 if answer.batch_id != sent.batch_id:
                     raise RuntimeError(f"acknowledgement for {answer.batch_id!r}, expected {sent.batch_id!r}")
@@ -280,9 +328,21 @@ class PatronClient:
                 exhausted = exhausted or self._refill(source, unacked, outgoing, window)
                 if exhausted and not unacked:
                     return
+                silence.wait()
+        except grpc.RpcError:
+            silence.stop()
+            if silence.fired:  # our own cancel: a gateway that does not answer, moved away from
+                raise StreamError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                  f"no acknowledgement within {self.timeout:g} s; the unanswered batches are "
+                                  f"sent again") from None
+            raise
         finally:
+            silence.stop()
             outgoing.put(None)
             answers.cancel()
+        # ended without an error, batches unanswered (a proxy closing the stream): they are sent again
+        raise StreamError(grpc.StatusCode.UNAVAILABLE,
+                          f"the stream ended with {len(unacked)} batches unanswered; they are sent again")
 
     @staticmethod
     def _refill(source: Iterator, unacked: deque, outgoing: queue.Queue, window: int) -> bool:

@@ -86,3 +86,77 @@ def test_a_message_over_a_size_limit_is_not_retried_whichever_side_refused_it():
                     "SERVER: Received message larger than max (70000000 vs. 67108864)",
                     "Stream removed (CLIENT: Received message larger than max (5000111 vs. 4194304))"):
         assert not retriable(Refused(details)), details
+
+
+class _Gateway:
+    """A real gRPC server on 127.0.0.1 standing in for a gateway that misbehaves (hung, or behind a
+    proxy that closes streams), with the acknowledgements patron's would send."""
+
+    def __init__(self, stream_batches) -> None:
+        from concurrent import futures
+
+        import grpc
+
+        from proto import patron_pb2_grpc as rpc
+
+        servicer = type("Ingest", (rpc.IngestServicer,), {"StreamBatches": stream_batches})()
+        self.server = grpc.server(futures.ThreadPoolExecutor(4))
+        rpc.add_IngestServicer_to_server(servicer, self.server)
+        self.address = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
+        self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop(0)
+
+
+def _ack(batch):
+    from proto import patron_pb2 as pb
+
+    return pb.BatchAck(batch_id=batch.batch_id)
+
+
+def test_a_stream_to_a_gateway_that_does_not_answer_moves_to_the_next_and_sends_its_batches_there():
+    # stream() had no deadline: a till stayed on a hung gateway for ever (an outside probe)
+    import threading
+
+    from client.patron_client import PatronClient
+
+    hung = threading.Event()
+
+    def silent(self, requests, context):
+        hung.wait(30)
+        yield from ()
+
+    def answering(self, requests, context):
+        for batch in requests:
+            yield _ack(batch)
+
+    first, second = _Gateway(silent), _Gateway(answering)
+    try:
+        with PatronClient([first.address, second.address], timeout=1, retries=3) as client:
+            client._use(0)
+            batches = [client.batch([]) for _ in range(3)]
+            acks = list(client.stream(iter(batches)))
+            assert [a.batch_id for a in acks] == [b.batch_id for b in batches]
+            assert client.address == second.address
+    finally:
+        hung.set()
+        first.stop()
+        second.stop()
+
+
+def test_a_stream_a_proxy_closes_with_batches_unanswered_sends_them_again():
+    # it ended without an error and stream() returned: 2 of 6 batches acknowledged (an outside probe)
+    from client.patron_client import PatronClient
+
+    def one_then_close(self, requests, context):
+        yield _ack(next(requests))
+
+    gateway = _Gateway(one_then_close)
+    try:
+        with PatronClient(gateway.address, timeout=5, retries=10) as client:
+            batches = [client.batch([]) for _ in range(4)]
+            acks = list(client.stream(iter(batches), window=3))
+        assert [a.batch_id for a in acks] == [b.batch_id for b in batches]
+    finally:
+        gateway.stop()
