@@ -141,11 +141,19 @@ def transaction_message(txn: Any) -> pb.Transaction:
     beyond 64 bits as the nearest one that fits, which the server rejects as replay rejects the
     number (every bound it has lies far inside); a quantity the wire cannot hold raises UnsendableError."""
     fields = dict(txn) if isinstance(txn, dict) else msgspec.structs.asdict(txn)
+    if unknown := [key for key in fields if key not in _TRANSACTION_FIELDS]:
+        # dropped, a typo or grpcurl's camelCase (`amountMinor`) changed the transaction: a refund's
+        # amount lost refunded the whole payment (an outside probe)
+        raise ValueError(f"{unknown[0]!r} is not a field of a transaction (expected one of "
+                         f"{', '.join(sorted(_TRANSACTION_FIELDS))})")
     lines = [line_message(line, f"lines[{n}]") for n, line in enumerate(fields.pop("lines", None) or ())]
     kind = _KINDS.get(fields.pop("kind", ""), pb.KIND_UNSPECIFIED)  # read as "unspecified": unknown_kind
     status = _STATUSES.get(fields.pop("status", "") or "", UNKNOWN_STATUS)
-    known = {k: _fitted(v, _INT64) for k, v in fields.items() if k in pb.Transaction.DESCRIPTOR.fields_by_name}
+    known = {k: _fitted(v, _INT64) for k, v in fields.items()}
     return pb.Transaction(kind=kind, status=status, lines=lines, **known)
+
+
+_TRANSACTION_FIELDS = frozenset(pb.Transaction.DESCRIPTOR.fields_by_name)
 
 
 def line_message(line: Any, where: str = "line") -> pb.LineItem:

@@ -160,3 +160,13 @@ def test_a_stream_a_proxy_closes_with_batches_unanswered_sends_them_again():
         assert [a.batch_id for a in acks] == [b.batch_id for b in batches]
     finally:
         gateway.stop()
+
+
+def test_a_transaction_with_a_key_the_wire_does_not_have_is_refused_naming_it():
+    # the key was dropped: a refund's `amountMinor` lost, the whole payment was refunded (an outside probe)
+    from client.patron_client import transaction_message
+
+    refund = {"txn_id": "r1", "member_id": "m1", "occurred_at_ms": 1, "kind": "refund", "refund_of": "p1"}
+    assert transaction_message({**refund, "amount_minor": 500}).amount_minor == 500
+    with pytest.raises(ValueError, match=r"^'amountMinor' is not a field of a transaction"):
+        transaction_message({**refund, "amountMinor": 500})
