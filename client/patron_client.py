@@ -408,6 +408,9 @@ class PatronClient:
         return self._call(self.members.SetTier, pb.SetTierRequest(member_id=member_id, tier=tier, reason=reason))
 
     def adjust(self, member_id: str, points: int, reason: str, request_id: str | None = None) -> pb.AdjustResponse:
+        """An operator's points change; `request_id` makes it happen once. Without one a random id
+        is made, kept across this call's own retries only: a caller that calls again after an
+        error must pass the id of its first call, or the change may happen twice."""
         request = pb.AdjustRequest(member_id=member_id, request_id=request_id or uuid.uuid4().hex, points=points,
                                    reason=reason)
         return self._retrying(lambda: self.members.Adjust(request, timeout=self.timeout, metadata=self.metadata))
