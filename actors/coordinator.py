@@ -743,7 +743,11 @@ class Coordinator(ShardLanes):
         live in one shard each, so each copy is whole), beside the batches that follow: a copy
         takes seconds at a million members; layout and rules are copied alongside."""
         async with self._checkpoint_lock, self.exclusive:
-            statuses = await self.status()
+            try:  # a shard that cannot open its data fails it, counted as any failure
+                statuses = await self.status()
+            except ShardUnavailableError:
+                self.metrics.checkpoint_failures.inc()
+                raise
             business = min(s.business_day for s in statuses)
             name, partial = new_checkpoint(self.folder, business)
             try:

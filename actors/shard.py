@@ -166,7 +166,7 @@ class Shard:
         try:
             self._open(config, grants)
         except BaseException:  # its actor tries again in the same process, where LMDB opens a folder once
-            self.store.env.close()  # no sync: the failure may be the disk's, and nothing was written
+            self.store.env.close()  # no sync: the failure may be the disk's (what it committed is synced)
             raise
 
     def _open(self, config: ShardConfig, grants: GrantSource | None) -> None:

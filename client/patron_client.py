@@ -63,31 +63,47 @@ class StreamError(grpc.RpcError):
 
 
 class _Silence:
-    """Cancels a stream's call when no answer comes for `seconds` while batches are unanswered:
-    a gateway that accepted the stream and went silent held a till for ever (an outside probe)."""
+    """Cancels a stream's call when no answer comes for `seconds` while batches are unanswered
+    (None: never): a gateway that accepted the stream and went silent held a till for ever (an
+    outside probe). One thread a stream, told of each answer."""
 
-    def __init__(self, call: Any, seconds: float) -> None:
+    def __init__(self, call: Any, seconds: float | None) -> None:
         self.call, self.seconds, self.fired = call, seconds, False
-        self._timer: threading.Timer | None = None
+        self._deadline: float | None = None
+        self._stopped = False
+        self._changed = threading.Condition()
+        if seconds is not None:
+            threading.Thread(target=self._watch, name="patron-stream-watch", daemon=True).start()
         self.wait()
 
     def wait(self) -> None:
-        self.stop()
-        self._timer = threading.Timer(self.seconds, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
+        """Batches wait for an answer from now on."""
+        self._set(time.monotonic() + self.seconds if self.seconds is not None else None)
 
     def heard(self) -> None:
-        self.stop()
+        self._set(None)
 
     def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        with self._changed:
+            self._stopped = True
+            self._changed.notify()
 
-    def _fire(self) -> None:
-        self.fired = True
-        self.call.cancel()
+    def _set(self, deadline: float | None) -> None:
+        with self._changed:
+            self._deadline = deadline
+            self._changed.notify()
+
+    def _watch(self) -> None:
+        with self._changed:
+            while not self._stopped:
+                if self._deadline is None:
+                    self._changed.wait()
+                elif (left := self._deadline - time.monotonic()) > 0:
+                    self._changed.wait(left)
+                else:
+                    self.fired = True
+                    self.call.cancel()
+                    return
 
 
 def retriable(error: Any, codes: frozenset = RETRIABLE) -> bool:
@@ -211,12 +227,16 @@ class PatronClient:
     at one chosen at random, so a fleet of tills spreads over them, and stays with it; when it
     answers UNAVAILABLE or does not answer in time, the client moves to the next one. A batch
     or stream is sent again there (resending is safe); any other call fails as it did, and the
-    next call goes to the next gateway."""
+    next call goes to the next gateway.
+
+    `timeout` bounds each call; a stream's batches wait at most `stream_timeout` seconds for their
+    next acknowledgement (None: for ever), longer by default: a loaded server answers late, and a
+    stream broken then sends its whole window again."""
 
     def __init__(self, address: str | Sequence[str], *, timeout: float = 30.0, retries: int = 8,
                  token: str | None = None, root_certificates: bytes | None = None,
                  certificate_chain: bytes | None = None, private_key: bytes | None = None,
-                 max_message_bytes: int = 64 << 20) -> None:
+                 max_message_bytes: int = 64 << 20, stream_timeout: float | None = 120.0) -> None:
         options = [("grpc.max_receive_message_length", max_message_bytes),
                    ("grpc.max_send_message_length", max_message_bytes)]
         self.addresses = [address] if isinstance(address, str) else list(address)
@@ -229,6 +249,7 @@ class PatronClient:
             self.channels = [grpc.insecure_channel(a, options=options) for a in self.addresses]
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.timeout = timeout
+        self.stream_timeout = stream_timeout
         self.retries = retries
         self._use(random.randrange(len(self.channels)))
 
@@ -325,7 +346,7 @@ class PatronClient:
         if exhausted and not unacked:
             return
         answers = self.ingest.StreamBatches(requests(), metadata=self.metadata)
-        silence = _Silence(answers, self.timeout)  # a stream has no deadline: each answer has one
+        silence = _Silence(answers, self.stream_timeout)  # a stream has no deadline: each answer has one
         try:
             for answer in answers:
                 silence.heard()
@@ -341,15 +362,16 @@ class PatronClient:
             silence.stop()
             if silence.fired:  # our own cancel: a gateway that does not answer, moved away from
                 raise StreamError(grpc.StatusCode.DEADLINE_EXCEEDED,
-                                  f"no acknowledgement within {self.timeout:g} s; the unanswered batches are "
-                                  f"sent again") from None
+                                  f"no acknowledgement within {self.stream_timeout:g} s; the unanswered batches "
+                                  f"are sent again") from None
             raise
         finally:
             silence.stop()
             outgoing.put(None)
             answers.cancel()
-        # ended without an error, batches unanswered (a proxy closing the stream): they are sent again
-        raise StreamError(grpc.StatusCode.UNAVAILABLE,
+        # ended without an error, batches unanswered (a proxy closing the stream): they are sent again,
+        # on the same gateway (ABORTED is retried and moves nowhere)
+        raise StreamError(grpc.StatusCode.ABORTED,
                           f"the stream ended with {len(unacked)} batches unanswered; they are sent again")
 
     @staticmethod

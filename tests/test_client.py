@@ -133,7 +133,7 @@ def test_a_stream_to_a_gateway_that_does_not_answer_moves_to_the_next_and_sends_
 
     first, second = _Gateway(silent), _Gateway(answering)
     try:
-        with PatronClient([first.address, second.address], timeout=1, retries=3) as client:
+        with PatronClient([first.address, second.address], stream_timeout=1, retries=3) as client:
             client._use(0)
             batches = [client.batch([]) for _ in range(3)]
             acks = list(client.stream(iter(batches)))
@@ -154,7 +154,7 @@ def test_a_stream_a_proxy_closes_with_batches_unanswered_sends_them_again():
 
     gateway = _Gateway(one_then_close)
     try:
-        with PatronClient(gateway.address, timeout=5, retries=10) as client:
+        with PatronClient(gateway.address, retries=10) as client:
             batches = [client.batch([]) for _ in range(4)]
             acks = list(client.stream(iter(batches), window=3))
         assert [a.batch_id for a in acks] == [b.batch_id for b in batches]
@@ -170,3 +170,26 @@ def test_a_transaction_with_a_key_the_wire_does_not_have_is_refused_naming_it():
     assert transaction_message({**refund, "amount_minor": 500}).amount_minor == 500
     with pytest.raises(ValueError, match=r"^'amountMinor' is not a field of a transaction"):
         transaction_message({**refund, "amountMinor": 500})
+
+
+def test_a_stream_answered_slowly_within_its_timeout_sends_each_batch_once():
+    import time
+
+    from client.patron_client import PatronClient
+
+    received: list[str] = []
+
+    def slow(self, requests, context):
+        for batch in requests:
+            received.append(batch.batch_id)
+            time.sleep(0.3)
+            yield _ack(batch)
+
+    gateway = _Gateway(slow)
+    try:
+        with PatronClient(gateway.address, stream_timeout=2, retries=0) as client:
+            batches = [client.batch([]) for _ in range(5)]
+            acks = list(client.stream(iter(batches), window=2))
+        assert [a.batch_id for a in acks] == received == [b.batch_id for b in batches]
+    finally:
+        gateway.stop()

@@ -233,3 +233,10 @@ def test_points_earned_into_an_announced_date_after_it_was_spent_are_announced()
     advance_to(target, parse_day("2026-12-21"))
     assert [(n[2], n[3]["points"], n[3]["expires"]) for n in notices(target, "points_expiring")] == [
         ("2026-12-21", 300, "2027-01-01")]
+
+
+def test_the_reminder_key_scoring_forgets_is_the_one_the_midnight_run_keeps():
+    from engine import reminders
+    from engine.members import points_reminder_key
+
+    assert reminders._points_key(740049) == points_reminder_key(740049)
