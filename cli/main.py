@@ -309,6 +309,12 @@ def _restore(args: argparse.Namespace) -> int:
     if pid := folder.served():
         print(f"patron: {args.data} is being served by process {pid}; stop it first", file=sys.stderr)
         return 1
+    if (layout := folder.layout()) is not None and layout.nodes:  # it said "restored" and restored nothing
+        print(f"patron: {args.data}'s shards live on the nodes of a Ray cluster (PATRON_NODE_DATA/"
+              f"{layout.folder_id}/shards/NNN on each node), out of this command's reach: restoring a "
+              f"cluster's folder is not automatic yet; nothing was changed (docs/operations.md, "
+              f"\"A Ray cluster\")", file=sys.stderr)
+        return 1
     try:
         manifest = restore_checkpoint(folder, args.checkpoint)
     except FileNotFoundError as error:

@@ -430,3 +430,18 @@ def test_a_message_of_several_lines_is_one_line_whose_parts_stay_apart(capsys):
     assert _fail(args, "INVALID_ARGUMENT: tags[0].name: expected a name\ntiers[1].name:  expected   one\n") == 1
     assert capsys.readouterr().err == (
         "patron: INVALID_ARGUMENT: tags[0].name: expected a name; tiers[1].name: expected one\n")
+
+
+def test_a_restore_of_a_clusters_folder_is_refused_and_changes_nothing(tmp_path):
+    # its shards live on the nodes: it said "restored" and every shard kept what came after (an outside probe)
+    from storage.folder import DataFolder, Layout
+
+    folder = DataFolder(tmp_path / "data")
+    folder.save_layout(Layout(2, 4, [0, 1, 0, 1], nodes={"0": "a", "1": "b"}, folder_id="f1"))
+    (folder.checkpoints / "nightly").mkdir()
+    (folder.checkpoints / "nightly" / "manifest.json").write_text("{}")
+    before = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "data").rglob("*"))
+    assert_one_clear_line(patron("restore", "--data", str(tmp_path / "data"), "--checkpoint", "nightly"),
+                          "shards live on the nodes of a Ray cluster", "PATRON_NODE_DATA/f1/shards",
+                          "nothing was changed")
+    assert sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "data").rglob("*")) == before
