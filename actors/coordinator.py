@@ -670,6 +670,7 @@ class Coordinator(ShardLanes):
         metrics.rules_version.set(self.rules.version)
         self._observe_layout()
         if up:
+            self._note_opened(len(answers))
             metrics.members_tagged.clear()
             counts = self.tag_counts(answers)
             shown = tags_to_show(counts, {tag.name for tag in self.programme.rules.tags})
@@ -707,6 +708,13 @@ class Coordinator(ShardLanes):
             await self.on_health(up)
         if up:
             await self._release_running_out()
+
+    def _note_opened(self, shards: int) -> None:
+        """Shards 0 to `shards` - 1 answered, each from its LMDB: a start that finds one's data
+        missing refuses to make it anew (Layout.opened)."""
+        if self.layout.opened < shards:
+            self.layout = msgspec.structs.replace(self.layout, opened=shards)
+            self.folder.save_layout(self.layout)
 
     def _count_restart(self, shard: int, answer: ShardStatus) -> None:
         """A shard crashing every few seconds is seldom seen down, never for PatronShardDown's
@@ -824,7 +832,8 @@ class Coordinator(ShardLanes):
                              start_day, self.config.index_retention_days, self.config.map_bytes,
                              self.config.max_map_bytes, self.config.coupon_block, self.keeper_name,
                              hot_members=self.config.hot_members,
-                             mapped_budget=self.config.mapped_budget_mib << 20)
+                             mapped_budget=self.config.mapped_budget_mib << 20,
+                             expect_data=shard < self.layout.opened)
         if not self.config.ray_address:  # one machine: every shard fits, however many cores
             return ShardActor.options(num_cpus=0).remote(config)
         # on its named node, which keeps its LMDB; a core is not reserved (as on one machine); named,

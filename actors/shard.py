@@ -95,6 +95,8 @@ class ShardConfig(msgspec.Struct, frozen=True):
     when needed (actors/hot_members.py)."""
     mapped_budget: int = BUDGET_BYTES
     """File-backed resident bytes above which the store drops LMDB's mapped pages (0: never)."""
+    expect_data: bool = False
+    """The shard opened its LMDB before (Layout.opened): missing data is an error, not a new shard."""
     midnight_part: int = 100
     """Members a midnight step visits and writes out at a time within its one commit (a step is
     the coordinator's `job_chunk`, 15,000): what a part holds is still in the CPU's caches when
@@ -161,6 +163,11 @@ class Shard:
 
     def __init__(self, config: ShardConfig, grants: GrantSource | None = None) -> None:
         self.config = config
+        if config.expect_data and not (Path(config.path) / "data.mdb").exists():
+            raise FileNotFoundError(
+                f"no data.mdb in {config.path}, though this shard has served: is the disk mounted, or the "
+                f"node started with another PATRON_NODE_DATA? It is not started empty (acknowledged "
+                f"transactions would be scored again)")
         self.store = ShardStore(Path(config.path), config.durability, config.map_bytes, config.max_map_bytes,
                                 config.mapped_budget)
         try:

@@ -25,6 +25,10 @@ class Layout(msgspec.Struct):
     first_shards: int = 0
     """The shards before any was added (patron shards rebalance); 0: none was. Event positions
     given before then name that many."""
+    opened: int = 0
+    """Shards 0 to opened - 1 have opened their LMDB once: a start that finds one's data missing
+    refuses to make it anew, empty (a node started with another data root served empty shards and
+    scored acknowledged transactions again: an outside probe)."""
 
 
 class PublishedRules(msgspec.Struct):

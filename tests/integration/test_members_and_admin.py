@@ -267,6 +267,10 @@ def test_a_shard_whose_restart_cannot_open_its_data_says_why_and_comes_back_once
     store.write_bytes(b"\xab" * 65536)
     with pytest.raises(PatronError, match=r"^cannot start: shard 1 cannot open its data \(.*MDB_INVALID"):
         start_server(data=server.server.config.data)  # at a start it is told at once, not served half
+    store.unlink()  # a disk not mounted, a node given another data root: not made anew, empty (an outside probe)
+    with pytest.raises(PatronError, match=r"^cannot start: shard 1 cannot open its data \(FileNotFoundError: no data"):
+        start_server(data=server.server.config.data)
+    assert not store.exists()
 
 
 def test_shards_left_on_different_business_days_are_brought_to_the_latest(start_server):
