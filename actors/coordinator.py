@@ -230,14 +230,16 @@ class Coordinator(ShardLanes):
                                                                            down=_why_down(answer))
                 for shard, answer in enumerate(answers)]
 
-    async def close(self) -> None:
+    async def close(self) -> list[int]:
+        """Returns the shards that did not answer the close (down, or their node away)."""
         for task in list(self._tasks):
             task.cancel()
         for lane in self.lanes:
             lane.close()
-        await asyncio.gather(*(actor.close.remote() for actor in self.actors), return_exceptions=True)
+        closed = await asyncio.gather(*(actor.close.remote() for actor in self.actors), return_exceptions=True)
         if self.keeper is not None:
             await asyncio.gather(self.keeper.close.remote(), return_exceptions=True)
+        return [shard for shard, answer in enumerate(closed) if isinstance(answer, BaseException)]
 
     # -- rules ---------------------------------------------------------------------------
 

@@ -641,12 +641,15 @@ class AdminService:
         statuses = await coordinator.status_as_seen()
         answer = pb.StatusResponse(rule_version=coordinator.rules.version,
                                    virtual_shards=coordinator.layout.virtual_shards, data_id=coordinator.data_id)
+        nodes = coordinator.layout.nodes  # on a cluster: which machine to look at, or bring back
         for status in statuses:
+            node = nodes.get(str(status.shard), "")
+            down = f"{status.down} (its node: {node})" if status.down and node else status.down
             answer.shards.add(shard=status.shard, ready=status.ready, members=status.members,
                               transactions=status.transactions, business_day=status.business_day,
                               rule_version=status.rule_version, disk_bytes=status.disk_bytes,
                               member_bytes=status.member_bytes, priority=status.priority,
-                              huge_pages=status.huge_pages, down=status.down)
+                              huge_pages=status.huge_pages, down=down, node=node)
         statuses = [status for status in statuses if status.ready]  # counts of the shards that answered
         done, total = coordinator.recalculation(statuses)
         answer.recalculation.running = coordinator.publishing

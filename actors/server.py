@@ -85,6 +85,8 @@ class Server:
         self.events = EventsService(self.coordinator)
         self.grpc: grpc.aio.Server | None = None
         self.calls = CallsInFlight()
+        self.unclosed: list[int] = []
+        """Shards that did not answer the close at the stop: `patron serve` says so."""
         self.ingest: IngestService | None = None
         self.port = 0
         self.metrics_port = 0
@@ -146,7 +148,7 @@ class Server:
         if self.grpc is not None:
             await stop_server(self.grpc, self.calls, grace)
         await self.events.close()
-        await self.coordinator.close()
+        self.unclosed = await self.coordinator.close()
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()

@@ -67,7 +67,11 @@ async def _serve(config: ServeConfig, demo: int) -> None:
     _say("patron: stopping; batches in flight finish first")
     counts.cancel()
     await server.stop(grace=30)
-    _say("patron: stopped; every shard closed cleanly")
+    if unclosed := server.unclosed:  # it said "closed cleanly" with a node away (an outside probe)
+        _say(f"patron: stopped; shards {', '.join(map(str, unclosed))} did not answer the close (down, or their "
+             f"node away): each keeps what it last committed, which the next start opens")
+    else:
+        _say("patron: stopped; every shard closed cleanly")
 
 
 def _say(text: str) -> None:

@@ -84,6 +84,8 @@ def test_a_node_gateway_answers_every_member_and_agrees_with_replay(served_clust
         for member in expected_members[::7]:
             assert json.loads(member_json(member_summary(client.member(member["member_id"])))) == member
         assert client.status().rule_version == 1
+        # which machine each shard is on, as layout.json has it (it said "" for every shard: an outside probe)
+        assert {s.shard: s.node for s in client.status().shards} == {0: "a", 1: "b", 2: "a", 3: "b"}
 
     samples = scrape(served_cluster.b_metrics)  # b's gateway counted what it acknowledged
     batches = value(samples, "patron_batch_latency_seconds_count")
