@@ -10,6 +10,7 @@ gateway to hold its writes and, once moved, where it lives now (`Routes`, actors
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 import grpc
@@ -36,6 +37,8 @@ from storage.folder import Layout
 __all__ = ["GatewayPlan", "NodeGateway", "NodeGateways", "Routes"]
 
 log = logging.getLogger("patron.gateway")
+JOIN_LOOK_SECONDS = 10.0
+"""How often serve looks for labelled nodes that joined, to start a gateway there."""
 HOLD_SECONDS = 10.0
 """How long a move waits for every node gateway to hold its writes before it gives up (undone)."""
 
@@ -228,22 +231,40 @@ class NodeGateways:
         """node name -> (node address, gRPC port, metrics port)."""
         self.generation = 0
         """Of the routes last sent (`Routes`)."""
+        self._next_look = time.monotonic() + JOIN_LOOK_SECONDS
 
     async def start(self) -> None:
-        coordinator, config = self.coordinator, self.config
-        nodes = labelled_nodes()
+        await self._start_on(self._other_nodes())
+        self.coordinator.published_hooks.append(self._published)
+        self.coordinator.resharding.others = self
+
+    def _other_nodes(self) -> list[str]:
+        """Every live labelled node but serve's own, by name."""
         here = ray.get_runtime_context().get_node_id()
+        return [name for name, node in sorted(labelled_nodes().items()) if node != here]
+
+    async def _start_on(self, names: list[str]) -> None:
+        coordinator, config = self.coordinator, self.config
         host = config.host if config.host not in ("0.0.0.0", "::") else ray.util.get_node_ip_address()
         folder = coordinator.folder
         rules = {int(path.stem[1:]): path.read_text(encoding="utf-8") for path in folder.rules.glob("v*.toml")}
         plan = GatewayPlan(config, self.tokens, self.routes(), rules, coordinator.rules.version,
                            f"{host}:{self.port}")
-        self.actors = {name: NodeGateway.options(num_cpus=0, **pinned_to(name)).remote(plan)
-                       for name, node in sorted(nodes.items()) if node != here}
-        answers = await asyncio.gather(*(actor.start.remote() for actor in self.actors.values()))
-        self.addresses = dict(zip(self.actors, answers, strict=True))
-        coordinator.published_hooks.append(self._published)
-        coordinator.resharding.others = self
+        actors = {name: NodeGateway.options(num_cpus=0, **pinned_to(name)).remote(plan) for name in names}
+        answers = await asyncio.gather(*(actor.start.remote() for actor in actors.values()))
+        self.actors.update(actors)
+        self.addresses.update(zip(actors, answers, strict=True))
+
+    async def join_new_nodes(self) -> list[str]:
+        """Gateways on labelled nodes that joined since serve started (scaling out: a node added,
+        then shards rebalanced onto it); only one started was given one (an outside probe)."""
+        new = [name for name in self._other_nodes() if name not in self.actors]
+        if new:
+            await self._start_on(new)
+            for name in new:
+                log.info("a gateway started on a node that joined", extra={
+                    "node": name, "port": self.addresses[name][1], "metrics_port": self.addresses[name][2]})
+        return new
 
     def routes(self) -> Routes:
         """The coordinator's layout and holds, as the next generation."""
@@ -257,10 +278,10 @@ class NodeGateways:
         """Every node gateway holds what serve's gateway holds, and answers once what it sent to
         `source` before has been answered; whether any of that failed. ReshardBusyError when one
         does not answer in time: moving on would let it write to the source after the export."""
-        routes = self.routes()
+        routes, actors = self.routes(), dict(self.actors)  # a gateway may join meanwhile
         answers = await asyncio.gather(*(_within(actor.route.remote(routes, source), HOLD_SECONDS)
-                                         for actor in self.actors.values()))
-        silent = [name for name, answer in zip(self.actors, answers, strict=True) if answer is None]
+                                         for actor in actors.values()))
+        silent = [name for name, answer in zip(actors, answers, strict=True) if answer is None]
         if silent:
             raise ReshardBusyError(f"the gateway on node {', '.join(silent)} did not answer within {HOLD_SECONDS:g} s "
                                    f"(its node away or cut off from serve, or its writes to shard {source} slow); "
@@ -276,7 +297,13 @@ class NodeGateways:
 
     async def serving(self, every_shard: bool) -> None:
         """Health and routes to every gateway; one behind on rules (started again by Ray) gets
-        what it lacks."""
+        what it lacks. Every JOIN_LOOK_SECONDS, a gateway on each node that joined."""
+        if time.monotonic() >= self._next_look:
+            self._next_look = time.monotonic() + JOIN_LOOK_SECONDS
+            try:
+                await self.join_new_nodes()
+            except Exception as error:  # looked for again at the next look
+                log.warning("a gateway for a node that joined did not start", extra={"error": str(error)})
         actors, routes = list(self.actors.values()), self.routes()
         versions = await asyncio.gather(*(_within(actor.serving.remote(every_shard, routes, self.tokens))
                                           for actor in actors))

@@ -252,6 +252,29 @@ def test_losing_a_node_under_load_loses_nothing_acknowledged(served_cluster, tmp
         serve.kill_everything()
 
 
+def test_a_node_that_joins_while_serving_gets_a_gateway(served_cluster):
+    # only the nodes up at serve's start had one: a node added to scale out got none until a
+    # restart (an outside probe)
+    served_cluster.cluster.add("c")
+    deadline = time.monotonic() + 90
+    while not (joined := [line for line in _json_lines(served_cluster.serve.text())
+                          if line.get("msg") == "a gateway started on a node that joined" and line["node"] == "c"]):
+        assert time.monotonic() < deadline, served_cluster.serve.text()[-3000:]
+        time.sleep(0.5)
+    with PatronClient(f"127.0.0.1:{joined[0]['port']}") as client:
+        client.wait_until_serving()
+        assert client.status().rule_version == 1
+
+
+def _json_lines(text: str) -> list[dict]:
+    lines = []
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError):
+            if line.startswith("{"):
+                lines.append(json.loads(line))
+    return lines
+
+
 def _starting_at_first() -> SimpleNamespace:
     """The client's randomness with its first address always chosen (its back-off stays random)."""
     return SimpleNamespace(randrange=lambda n: 0, uniform=random.uniform)
