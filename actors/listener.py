@@ -70,29 +70,26 @@ class CallsInFlight:
 
         return handler._replace(**{shape: streamed if handler.response_streaming else answered})
 
+    async def finished(self, seconds: float) -> None:
+        """Once none is in flight, or after `seconds`."""
+        deadline = time.monotonic() + seconds
+        while self.count and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
 
 FLUSH_SECONDS = 1.0
-"""After the last counted call's handler returned: for its answer to leave, and for a call let in
-just before the stop to reach its handler."""
+"""gRPC's own grace, once the counted calls have ended: for their answers to leave, and for a
+call let in meanwhile to be answered."""
 
 
 async def stop_server(server: grpc.aio.Server, calls: CallsInFlight, grace: float) -> None:
-    """Take no new call, answer those in flight (up to `grace` seconds), then end what is left:
-    event subscriptions, which end at their next turn (EventFeed.stop_streams) unless their reader
-    stopped reading, when only gRPC's cancellation ends them."""
-    stopping = asyncio.ensure_future(server.stop(grace))
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and not stopping.done():
-        if calls.count:
-            await asyncio.sleep(0.02)
-            continue
-        try:  # every call ended, and what they answered has left: the stop is done
-            await asyncio.wait_for(asyncio.shield(stopping), min(FLUSH_SECONDS, max(0.0, deadline - time.monotonic())))
-        except TimeoutError:
-            if not calls.count:  # none came meanwhile: only subscriptions (or answers nobody reads) are left
-                break
-    await server.stop(0)
-    await stopping
+    """Answer the calls in flight (up to `grace` seconds; health is NOT_SERVING and new batches
+    are refused by then), then stop gRPC with FLUSH_SECONDS of grace, after which what is left is
+    cut: event subscriptions, which end at their next turn (EventFeed.stop_streams) unless their
+    reader stopped reading. gRPC's stop is called once: a second call while the first was still
+    stopping crashed the process when both cancelled (grpc.aio frees the server once stopped)."""
+    await calls.finished(grace)
+    await server.stop(min(FLUSH_SECONDS, grace))
 
 
 def grpc_server(config: ServeConfig, tokens: dict[str, str], servicers: dict[str, object],
