@@ -261,9 +261,12 @@ def test_a_node_that_joins_while_serving_gets_a_gateway(served_cluster):
                           if line.get("msg") == "a gateway started on a node that joined" and line["node"] == "c"]):
         assert time.monotonic() < deadline, served_cluster.serve.text()[-3000:]
         time.sleep(0.5)
+    with PatronClient(served_cluster.serve.address) as client:
+        in_force = client.status().rule_version
     with PatronClient(f"127.0.0.1:{joined[0]['port']}") as client:
         client.wait_until_serving()
-        assert client.status().rule_version == 1
+        assert client.status().rule_version == in_force
+        assert client.rules().version == in_force
 
 
 def _json_lines(text: str) -> list[dict]:
