@@ -171,9 +171,10 @@ class Coordinator(ShardLanes):
         self.keeper = self._spawn_keeper()
         self._place()
         self.actors = [self._spawn(shard, start_day) for shard in range(self.layout.shards)]
-        statuses = await asyncio.gather(*(actor.status.remote() for actor in self.actors))
-        if cannot := [s.down for s in statuses if s.down]:  # at a start, told at once: no half-served folder
-            raise PatronError("cannot start: " + "; ".join(cannot))
+        try:
+            statuses = await self.status()
+        except ShardUnavailableError as error:  # at a start, told at once: no half-served folder
+            raise PatronError(f"cannot start: {error}") from None
         if note := start_date_ignored(self.config.start_date, [s.business_day for s in statuses]):
             log.warning(note)
         self._gauges_from_the_folder([s.business_day for s in statuses])
@@ -925,8 +926,6 @@ async def _answer(call: Any, timeout: float = ANSWER_SECONDS) -> Any:
         return await asyncio.wait_for(call, timeout)
     except Exception as error:
         return error
-
-
 
 
 def _why_down(error: BaseException) -> str:

@@ -4,6 +4,7 @@ health and reflection, and the metrics endpoint. Stopping drains in-flight batch
 import asyncio
 import logging
 import os
+from collections import Counter
 from typing import Any
 
 import grpc
@@ -172,12 +173,9 @@ class Server:
             return
         try:
             tokens = load_tokens(self.config.tokens_file, tokens_from_environment())
-        except PatronError as error:
-            log.error("the tokens were not reloaded; the ones in use are kept", extra={"error": str(error)})
-            return
-        except OSError as error:  # never the file's contents: they are tokens
-            log.error("the tokens were not reloaded; the ones in use are kept",
-                      extra={"error": f"{self.config.tokens_file}: {error.strerror}"})
+        except (PatronError, OSError) as error:  # an OSError's text, never the file's contents (tokens)
+            why = f"{self.config.tokens_file}: {error.strerror}" if isinstance(error, OSError) else str(error)
+            log.error("the tokens were not reloaded; the ones in use are kept", extra={"error": why})
             return
         if not tokens:
             log.error("the tokens were not reloaded: the file has none, and every call would be refused; "
@@ -185,8 +183,7 @@ class Server:
             return
         self.tokens.clear()  # in place: the interceptor and the node gateways' plan read this dict
         self.tokens.update(tokens)
-        log.info("tokens reloaded", extra={"roles": {role: list(tokens.values()).count(role)
-                                                     for role in sorted(set(tokens.values()))}})
+        log.info("tokens reloaded", extra={"roles": dict(sorted(Counter(tokens.values()).items()))})
 
     async def wait(self) -> None:
         if self.grpc is not None:
