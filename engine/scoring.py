@@ -268,7 +268,8 @@ def _paid_upgrade(book: Book, member: Member, txn: Transaction, day: Day) -> Non
     # a list, not a generator: a generator is a closure, which a cpdef function cannot hold
     bought = max([skus.get(line.sku, 0) for line in txn.lines], default=0)
     if bought > member.tier:
-        enter_tier(book, member, bought, book.as_of(member, day), "txn", txn.txn_id, note="paid upgrade", given=True)
+        enter_tier(book, member, bought, book.as_of(member, day), "txn", txn.txn_id, note="paid upgrade", given=True,
+                   since=day)
     elif bought:
         keep_given(book, member, bought, book.as_of(member, day), "txn", txn.txn_id, "paid upgrade")
 

@@ -15,11 +15,13 @@ __all__ = ["enter_tier", "given_floor", "keep_given", "member_in_default_tier", 
 
 
 def enter_tier(book: Book, member: Member, target: int, day: Day, cause: str, ref: str,
-               note: str = "", given: bool = False) -> None:
+               note: str = "", given: bool = False, since: Day = 0) -> None:
     """Move a member to a tier on `day`, starting its validity and the `since` sums afresh.
     `given`: by a recharge bonus, a paid upgrade, an operator or `downgrade_to`, not on the tier's
     condition (Member.given_tier). Back in a tier it was given and still holds, the member keeps the
-    validity it was given with."""
+    validity it was given with. `since`: the day the move's own transaction occurred when it came
+    late; the `since` sums take in what is applied after the move and dated from then (SPEC §0),
+    while the validity runs from `day`."""
     ladder = book.programme.ladder
     rule = ladder.tiers[target]
     previous = member.tier
@@ -32,7 +34,10 @@ def enter_tier(book: Book, member: Member, target: int, day: Day, cause: str, re
         _use_single(member, ladder, rule, day)
     floor = given_floor(member, day)
     member.tier = target
-    member.tier_since = day
+    # A late upgrading order's own day, not the day it was scored: an order made after it and
+    # sent after it, though late too, was earned since the upgrade (an outside probe found it
+    # left out, and the member lost the tier its extension kept).
+    member.tier_since = min(since, day) if since else day
     member.tier_until = 0 if rule.permanent else valid_through(rule.validity, day)
     if given:
         member.given_tier, member.given_until = target, member.tier_until
@@ -118,10 +123,10 @@ def tier_after_transaction(book: Book, member: Member, day: Day, ref: str, lower
         if not ladder.holds(member, rule, as_of):
             continue
         if not rule.next_day:
-            enter_tier(book, member, rule.index, as_of, cause, ref)
+            enter_tier(book, member, rule.index, as_of, cause, ref, since=day)
             return
         member.next_tier = max(member.next_tier, rule.index)
     if lowered and ladder.on_change == "realtime" and member.tier and not ladder.kept_until_validity_ends(member.tier):
         target = max(ladder.best_match(member, as_of), given_floor(member, as_of))
         if target < member.tier:
-            enter_tier(book, member, target, as_of, cause, ref)
+            enter_tier(book, member, target, as_of, cause, ref, since=day)

@@ -60,5 +60,5 @@ def give_bonus(book: Book, member: Member, bonus: RechargeBonus, day: Day, ref: 
         target = programme.ladder.names.index(bonus.upgrade_to)
         if target > member.tier:
             enter_tier(book, member, target, book.as_of(member, day), "txn", ref, note=f"recharge bonus {bonus.name}",
-                       given=True)
+                       given=True, since=day)
     return BonusGiven(points, growth, ",".join(filter(None, codes)), reason)

@@ -9,7 +9,7 @@ from engine.calendar import iso, parse_day
 from engine.midnight import run_midnight
 from engine.replay import advance_to
 from engine.transactions import Transaction
-from tests.builders import SHOPLINE_TIERS, book, buy, line, ms, refund, score
+from tests.builders import SHOPLINE_TIERS, book, buy, line, ms, recharge, refund, score
 
 SPEND = "[points.spend]\nunit_minor = 100\nper_unit = 1\n"
 
@@ -99,6 +99,49 @@ def test_since_upgrade_re_evaluates_by_what_was_earned_since_the_upgrade_day():
     score(target, buy("a1", "A", "2023-04-15 10:00", line(100000)), buy("a2", "A", "2023-06-01 10:00", line(60000)))
     until(target, "2024-04-15")
     assert tier_of(target, "A") == "Bronze"  # 600 since the upgrade; the 3-month window is empty
+
+
+LATE_LADDER = """
+[tier_policy]
+on_change = "upgrade_only"
+on_expiry = "since_upgrade"
+[[tiers]]
+name = "Basic"
+[[tiers]]
+name = "Silver"
+metric = "points"
+window = "30 days"
+threshold = 1000
+validity = "10 days"
+extension = { metric = "points", threshold = 500 }
+paid_upgrade_sku = "SILVER-CARD"
+"""
+BONUS_TO_SILVER = '[[recharge_bonuses]]\nname = "up"\nmin_amount_minor = 100\nupgrade_to = "Silver"\n'
+UPGRADES = {"purchase": buy("up", "M", "2026-12-01 10:00", line(100000)),
+            "recharge bonus": recharge("up", "M", "2026-12-01 10:00", 1000),
+            "paid upgrade": buy("up", "M", "2026-12-01 10:00", line(100, sku="SILVER-CARD"))}
+
+
+@pytest.mark.parametrize("how", UPGRADES)
+def test_an_order_made_after_a_late_upgrade_counts_toward_the_extension(how):
+    # an outside probe: the late upgrade started the since-upgrade sums on the day it was scored
+    # (3 Dec), so the 2 Dec order made and sent after it was left out and the member was demoted
+    target = book(body=SPEND + BONUS_TO_SILVER, tiers=LATE_LADDER)
+    score(target, buy("z1", "Z", "2026-12-03 09:00", line(100)), UPGRADES[how],
+          buy("after", "M", "2026-12-02 10:00", line(60000)))
+    member = target.members["M"]
+    assert (tier_of(target, "M"), iso(member.tier_until), member.since_points) == ("Silver", "2026-12-12", 600)
+    until(target, "2026-12-14")
+    assert (tier_of(target, "M"), iso(target.members["M"].tier_until)) == ("Silver", "2026-12-22")
+
+
+def test_an_order_made_before_a_late_upgrade_still_does_not_count_toward_the_extension():
+    target = book(body=SPEND, tiers=LATE_LADDER)
+    score(target, buy("z1", "Z", "2026-12-03 09:00", line(100)), UPGRADES["purchase"],
+          buy("before", "M", "2026-11-30 10:00", line(60000)))
+    assert target.members["M"].since_points == 0
+    until(target, "2026-12-14")
+    assert tier_of(target, "M") == "Basic"
 
 
 def test_downgrade_to_sends_the_member_straight_to_that_tier():
