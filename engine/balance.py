@@ -44,7 +44,8 @@ def hold_points(member: Member, amount: int, release: Day, expires: Day, txn_id:
 
 def take_points(member: Member, amount: int, allow_negative: bool) -> int:
     """Remove up to `amount` spendable points, earliest expiry first. What the lots cannot
-    cover becomes debt, or, when the balance may not go negative, is returned as unrecovered."""
+    cover becomes debt, or, when the balance may not go negative, is returned as unrecovered and
+    kept with the member (`Member.unrecovered`: a redeem's refund repays it)."""
     remaining = amount
     lots = member.lots
     while remaining and lots:
@@ -57,6 +58,8 @@ def take_points(member: Member, amount: int, allow_negative: bool) -> int:
     if remaining and allow_negative:
         member.debt += remaining
         remaining = 0
+    elif remaining:
+        member.unrecovered += ((member.ledger_seq, remaining),)
     member.points -= amount - remaining
     return remaining
 

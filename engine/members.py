@@ -141,8 +141,15 @@ class Member(Struct, array_like=True, gc=False):
     A given tier runs its validity: until `given_until`, re-matching the ladder (a refund under
     `realtime`, a higher tier's validity ending, a periodic recalculation) moves the member no lower
     (engine.tier_changes.given_floor). Members stored before it was kept have none."""
-    given_until: Day = 0  # last, appended
+    given_until: Day = 0  # appended as since_began
     """The given tier's last valid day; 0: permanent."""
+    unrecovered: tuple[tuple[int, int], ...] = ()  # last, appended
+    """Points refunds (or negative adjustments) could not take back, the balance not going below
+    zero (`allow_negative_points = false`), and not repaid since: (`ledger_seq` when it happened,
+    points) each. A redeem made before one gave away the points it found missing, so that
+    redeem's refund repays it first (an outside probe: buying, redeeming the points, refunding the
+    purchase and then the redeem left the member the points for nothing, again and again). Later
+    earnings, and refunds of redeems made after it, never repay it."""
 
 
 POINTS_REMINDER = "points "

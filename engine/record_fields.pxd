@@ -34,7 +34,7 @@ cdef extern from *:
         F(T, since_points) F(T, since_recharge) F(T, since_single) F(T, since_spend) F(T, singles) \
         F(T, status) F(T, stored_value) F(T, tag_check) F(T, tags) F(T, tier) F(T, tier_since) \
         F(T, tier_until) F(T, total_points) F(T, total_recharge) F(T, total_spend) F(T, touched) \
-        F(T, windows)
+        F(T, unrecovered) F(T, windows)
     #define PATRON_PROFILE(F, T) F(T, attributes) F(T, birthday) F(T, campaign) F(T, channel) \
         F(T, content) F(T, dates) F(T, source)
     #define PATRON_TRANSACTION(F, T) F(T, amount_minor) F(T, channel) F(T, coupon_code) \
@@ -121,7 +121,7 @@ cdef extern from *:
         cdef object reminded, since_began, since_growth, since_points, since_recharge
         cdef object since_single, since_spend, singles, status, stored_value
         cdef object tag_check, tags, tier, tier_since, tier_until, total_points
-        cdef object total_recharge, total_spend, touched, windows
+        cdef object total_recharge, total_spend, touched, unrecovered, windows
 
     ctypedef class engine.members.Profile [object patron_Profile, check_size error]:
         cdef object attributes, birthday, campaign, channel, content, dates, source

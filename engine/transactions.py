@@ -72,6 +72,10 @@ class Spent(Struct, array_like=True, gc=False):
     """A redeem's lots taken, (expires, amount) each, so its refund restores them exactly."""
     undone: bool = False
     """A redeem or coupon_use is refunded all at once: a second refund finds nothing."""
+    seq: int = 0  # last, appended
+    """A redeem's ledger entry's `ledger_seq`: what refunds could not take back after it
+    (`Member.unrecovered`) is repaid by its refund. 0 on a redeem recorded before it was kept,
+    whose refund repays nothing, as then."""
 
 
 class TxnRecord(Struct, array_like=True, gc=False):

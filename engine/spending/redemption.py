@@ -1,7 +1,7 @@
 """Redeeming points (docs/rules.md, "Spending"): gifts and points as cash, from the lots that expire
 first, within the programme's windows; and the refund that puts them back."""
 
-from engine.balance import add_points
+from engine.balance import add_points, take_points
 from engine.book import Book
 from engine.bounds import room_to_restore
 from engine.members import Member
@@ -59,13 +59,14 @@ def score_redeem(book: Book, member: Member, txn: Transaction, day: Day) -> TxnR
     lots = _take_lots(member, points)
     book.write(member, day, "txn", txn.txn_id, "redeem", points=-points, lots=lots)
     return TxnRecord(member.member_id, REDEEM, day, -points, 0, "", book.programme.version,
-                     spent=Spent(value, lots=lots))
+                     spent=Spent(value, lots=lots, seq=member.ledger_seq))
 
 
 def undo_redeem(book: Book, member: Member, original: TxnRecord, txn: Transaction, day: Day) -> TxnRecord | str:
     """All the points back at once, each to the expiry it came from (a lot already past its
-    expiry goes at the next midnight run); restored points repay a debt first. Refused as
-    `amount_too_large` when the balance would pass the bound (SPEC §2)."""
+    expiry goes at the next midnight run); restored points repay a debt first, and then what
+    refunds could not take back (`Member.unrecovered`). Refused as `amount_too_large` when the
+    balance would pass the bound (SPEC §2)."""
     if not room_to_restore(member, -original.points):
         return "amount_too_large"
     spent = original.spent
@@ -73,6 +74,26 @@ def undo_redeem(book: Book, member: Member, original: TxnRecord, txn: Transactio
         add_points(member, amount, expires, given_back=True)  # their reminder, if sent, is not sent again
     restored = -original.points
     book.write(member, day, "txn", txn.txn_id, "restore", points=restored, lots=spent.lots)
+    _recover(book, member, restored, spent.seq, day, txn.txn_id)
     spent.undone = True
     return TxnRecord(member.member_id, REFUND, day, restored, 0, "", book.programme.version,
                      spent=Spent(-spent.value_minor))
+
+
+def _recover(book: Book, member: Member, restored: int, since: int, day: Day, ref: str) -> None:
+    """Restored points take what refunds after the redeem (its entry `since`) could not, as those
+    refunds would have taken them had the redeem been refunded first (earliest expiry first): the
+    same end whichever comes first. The entry's negative `unrecovered` says how much it repaid."""
+    room = min(restored, max(member.points, 0)) if since else 0
+    recovered, left = 0, []
+    for seq, points in member.unrecovered:
+        part = min(points, room - recovered) if seq >= since else 0
+        recovered += part
+        if points > part:
+            left.append((seq, points - part))
+    if not recovered:
+        return
+    member.unrecovered = tuple(left)
+    take_points(member, recovered, False)
+    book.write(member, day, "txn", ref, "reverse", points=-recovered, unrecovered=-recovered,
+               note="points refunds could not take back, repaid by the points this refund restored")

@@ -208,6 +208,52 @@ def test_restored_points_repay_a_debt_first():
     assert (member.points, member.debt, sum(lot.amount for lot in member.lots)) == (70, 0, 70)
 
 
+CLAMPED = "allow_negative_points = false\n[points.spend]\nunit_minor = 100\nper_unit = 1\n"
+
+
+@pytest.mark.parametrize("goods_first", [True, False])
+def test_refunding_the_goods_and_the_redeem_ends_the_same_in_either_order(goods_first):
+    # an outside probe: the goods refunded first could not take back the points the redeem had
+    # spent (clamped at zero), and the redeem's refund then gave them back: 1,000 points a cycle
+    target = book(body=CLAMPED)
+    for n, day in enumerate(["2026-12-01", "2026-12-02", "2026-12-03"]):
+        goods = refund(f"g{n}", "m1", f"{day} 10:02", f"p{n}", 100000)
+        gift = refund(f"x{n}", "m1", f"{day} 10:02", f"r{n}")
+        score(target, buy(f"p{n}", "m1", f"{day} 10:00", line(100000)),
+              redeem(f"r{n}", "m1", f"{day} 10:01", points=1000), *((goods, gift) if goods_first else (gift, goods)))
+    member = target.members["m1"]
+    assert (member.points, member.lots, member.unrecovered) == (0, [], ())
+    entries = [e for e in target.ledger if e.member_id == "m1"]
+    assert sum(e.points for e in entries) == 0
+    assert sum(e.unrecovered for e in entries) == 0
+
+
+def test_restored_points_repay_what_refunds_could_not_take_and_later_earnings_do_not():
+    target = book(body=CLAMPED)
+    score(target, buy("p1", "m1", DAY, line(100000)), redeem("r1", "m1", DAY, points=400),
+          refund("g1", "m1", DAY, "p1", 100000))  # 600 taken back, 400 not
+    assert (target.members["m1"].points, sum(p for _, p in target.members["m1"].unrecovered)) == (0, 400)
+    score(target, buy("p2", "m1", DAY, line(25000)))  # earned later: not taken
+    assert (target.members["m1"].points, sum(p for _, p in target.members["m1"].unrecovered)) == (250, 400)
+    score(target, refund("x1", "m1", DAY, "r1"))  # the 400 spent come back, and go
+    member = target.members["m1"]
+    assert (member.points, member.unrecovered) == (250, ())
+    assert [(e.kind, e.points, e.unrecovered) for e in target.ledger[-2:]] == [
+        ("restore", 400, 0), ("reverse", -400, -400)]
+
+
+def test_a_redeem_refund_repays_only_what_refunds_after_that_redeem_could_not_take():
+    # the hypothesis invariant's case: a take-back clamped before the redeem is not its business
+    target = book(body=CLAMPED)
+    score(target, buy("p1", "m1", DAY, line(10000)), redeem("r1", "m1", DAY, points=100),
+          refund("g1", "m1", DAY, "p1", 10000),  # 100 not taken back, before r2
+          buy("p2", "m1", DAY, line(20000)), redeem("r2", "m1", DAY, points=200), refund("x2", "m1", DAY, "r2"))
+    member = target.members["m1"]
+    assert (member.points, sum(p for _, p in member.unrecovered)) == (200, 100)
+    score(target, refund("x1", "m1", DAY, "r1"))  # r1's own 100 come back and repay it
+    assert (member.points, member.unrecovered) == (200, ())
+
+
 def test_refunds_of_kinds_that_cannot_be_refunded_are_rejected():
     target = with_points("", 100)
     result = score(target, refund("x1", "m1", DAY, "a1"))[0]
