@@ -10,6 +10,7 @@ gateway to hold its writes and, once moved, where it lives now (`Routes`, actors
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from typing import Any
 
@@ -26,9 +27,9 @@ from actors.lanes import Holds, Lane, ShardLanes
 from actors.listener import SERVICE_NAMES, CallsInFlight, grpc_server, listen, stop_server
 from actors.logs import collect_in_small_steps, configure_logging
 from actors.metrics import Metrics
-from actors.placement import labelled_nodes, pinned_to
+from actors.placement import labelled_nodes, node_hosts, pinned_to
 from actors.wallet_service import WalletService
-from engine.errors import ReshardBusyError
+from engine.errors import PatronError, ReshardBusyError
 from engine.programme import Programme
 from engine.validation import load_rules
 from proto import patron_pb2 as pb
@@ -232,9 +233,19 @@ class NodeGateways:
         self.generation = 0
         """Of the routes last sent (`Routes`)."""
         self._next_look = time.monotonic() + JOIN_LOOK_SECONDS
+        self.away: set[str] = set()
+        """Nodes that joined on another machine while serve listens on a loopback address: told once."""
 
     async def start(self) -> None:
-        await self._start_on(self._other_nodes())
+        names = self._other_nodes()
+        away = away_on_loopback(self.config.host, socket.gethostname(), node_hosts())
+        if away:
+            raise PatronError(f"--gateway-per-node with --host {self.config.host}: {', '.join(away)} "
+                              f"{'is a node' if len(away) == 1 else 'are nodes'} on another machine, where a "
+                              f"gateway on that machine's own loopback would reach no client and could not "
+                              f"forward admin calls to this one; give --host 0.0.0.0 (with --tokens) or an "
+                              f"address of this machine the nodes reach")
+        await self._start_on(names)
         self.coordinator.published_hooks.append(self._published)
         self.coordinator.resharding.others = self
 
@@ -258,7 +269,13 @@ class NodeGateways:
     async def join_new_nodes(self) -> list[str]:
         """Gateways on labelled nodes that joined since serve started (scaling out: a node added,
         then shards rebalanced onto it); only one started was given one (an outside probe)."""
-        new = [name for name in self._other_nodes() if name not in self.actors]
+        new = [name for name in self._other_nodes() if name not in self.actors and name not in self.away]
+        away = set(away_on_loopback(self.config.host, socket.gethostname(), node_hosts()))
+        for name in sorted(away.intersection(new)):
+            log.error("no gateway for a node that joined: it is on another machine and serve listens on a "
+                      "loopback address (--host); restart serve with --host 0.0.0.0", extra={"node": name})
+            self.away.add(name)
+        new = [name for name in new if name not in away]
         if new:
             await self._start_on(new)
             for name in new:
@@ -333,6 +350,16 @@ async def _within(call: Any, seconds: float = 2.0) -> Any:
     except Exception as error:
         log.debug("a node gateway did not answer", extra={"error": str(error)})
         return None
+
+
+def away_on_loopback(host: str, here: str, machines: dict[str, str]) -> list[str]:
+    """The nodes (by name) on another machine than serve's (`here`: its host name, as `machines`
+    gives each node's) when `host` is a loopback address: a gateway there would listen on that
+    machine's own loopback, and forward admin calls to it, not to serve (docs/operations.md,
+    "A gateway per node")."""
+    if not (host.startswith("127.") or host in ("::1", "localhost")):
+        return []
+    return sorted(name for name, machine in machines.items() if machine != here)
 
 
 def forwarded(service: Any, channel: grpc.aio.Channel, calls: CallsInFlight) -> grpc.GenericRpcHandler:

@@ -25,6 +25,14 @@ def labelled_nodes() -> dict[str, str]:
             if node.get("Alive") and NODE_LABEL in (node.get("Labels") or {})}
 
 
+def node_hosts() -> dict[str, str]:
+    """name -> host name of every live node that carries the patron-node label: which machine it
+    is on (its address may differ on one machine: a node started with 127.0.0.1 beside one on the
+    machine's own address)."""
+    return {node["Labels"][NODE_LABEL]: node["NodeManagerHostname"] for node in ray.nodes()
+            if node.get("Alive") and NODE_LABEL in (node.get("Labels") or {})}
+
+
 def assign_nodes(shards: int, remembered: dict[str, str], live: dict[str, str]) -> dict[str, str]:
     """Each shard's node name: the one remembered (a Ray node id saved by an older patron is
     translated to its node's name while that node lives), and shards not placed yet go to the
