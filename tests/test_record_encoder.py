@@ -52,7 +52,8 @@ members = st.builds(
     midnight_done=days, last_purchase=days, purchases=ints, tags=st.lists(texts, **sizes),
     manual_tags=st.lists(texts, max_size=3), tag_check=days, reminded=st.lists(texts, max_size=3).map(tuple),
     bonus_value=ints, coupons=st.lists(coupons, max_size=3).map(tuple),
-    bonuses_used=st.lists(texts, max_size=3).map(tuple), frozen_when_lost=st.booleans())
+    bonuses_used=st.lists(texts, max_size=3).map(tuple), frozen_when_lost=st.booleans(), since_began=ints,
+    given_tier=ints, given_until=days, unrecovered=st.lists(st.tuples(ints, ints), max_size=3).map(tuple))
 
 
 def same_as_msgspec(record):
