@@ -133,8 +133,10 @@ class Coordinator(ShardLanes):
         so): the gateway sends them no batch until `_catch_up` has brought them to it."""
         self._answering: set[int] = set()
         """Shards that answered the last look."""
-        self._unevaluated: dict[int, int] = {}
-        """Shards the last look found with a re-evaluation to do that nothing runs (`_catch_up`)."""
+        self._unevaluated, self._cut_short = dict[int, int](), dict[int, int]()
+        """Shards the last look found with a re-evaluation to do that nothing runs (`_catch_up`); and
+        those that took a publish another shard's death cut short, with their members to re-evaluate,
+        re-evaluated at the next catch-up even if the watch did not hear from them meanwhile."""
         self.publishing = False
         self.recalculating: dict[int, int] = {}
         """Members each shard re-evaluates for the last publish that changed tiers."""
@@ -283,6 +285,7 @@ class Coordinator(ShardLanes):
                 # the shards that took it: in the progress from now, those that catch up join them (`_catch_up`)
                 self.recalculating = {shard: count for shard, count in enumerate(answers)
                                       if isinstance(count, int) and count}
+                self._cut_short = dict(self.recalculating)
                 await self._after_publish(published, new)  # in force: the keeper's inventories too
                 raise PublishUnfinishedError(
                     f"rules version {rules.version} is published and in force, but a shard did not take it yet "
@@ -320,6 +323,10 @@ class Coordinator(ShardLanes):
             for tag, count in status.tags.items():
                 totals[tag] = totals.get(tag, 0) + count
         return totals
+
+    def recalculation_running(self, statuses: list[ShardStatus]) -> bool:
+        """A re-evaluation is under way, or a shard still has one to do (GetStatus's `running`)."""
+        return self.publishing or bool(self._cut_short) or any(s.job == "reevaluate" for s in statuses)
 
     def recalculation(self, statuses: list[ShardStatus]) -> tuple[int, int]:
         """(members done, members in all) of the last re-evaluation; a shard that finished
@@ -560,9 +567,13 @@ class Coordinator(ShardLanes):
         it, as at start; re-evaluation follows where the tiers changed."""
         # only shards that answer: a call to one that is down would wait for it, holding the lock
         behind = sorted(self.behind & self._answering)
-        if self.publishing or not (behind or self._unevaluated):
+        if self.publishing or not (behind or self._unevaluated or self._cut_short):
             return
-        busy, self._unevaluated = dict(self._unevaluated), {}  # took a publish whose re-evaluation did not start
+        # took a publish whose re-evaluation did not start: as the watch saw them, and those a publish
+        # cut short (the watch may not have heard from one in time on a loaded machine: CI found
+        # its members left unevaluated while GetStatus said the re-evaluation had ended)
+        busy = {**self._unevaluated, **self._cut_short}
+        self._unevaluated, self._cut_short = {}, {}
         self.publishing = True  # as a publish: no other publish, and moves wait, until it is done
         try:
             if behind:

@@ -652,7 +652,7 @@ class AdminService:
                               huge_pages=status.huge_pages, down=down, node=node)
         statuses = [status for status in statuses if status.ready]  # counts of the shards that answered
         done, total = coordinator.recalculation(statuses)
-        answer.recalculation.running = coordinator.publishing
+        answer.recalculation.running = coordinator.recalculation_running(statuses)
         answer.recalculation.version = coordinator.rules.version
         answer.recalculation.members_done = done
         answer.recalculation.members_total = total
