@@ -48,6 +48,7 @@ from engine.publishing import (
     rebuild_windows,
     reevaluate,
     remap_tiers,
+    windows_to_rebuild,
 )
 from engine.scoring import malformed_reason, score_transaction, score_well_formed
 from engine.spending.coupon_stock import CountedStock
@@ -717,6 +718,9 @@ class Shard:
             self._settle_coupons()
             return 0
         activating = activates_tiers(old.rules, new.rules)
+        # what the new tiers look back on that the old ones kept no days of (a first publish told
+        # not to count past spend looks back on nothing)
+        rebuild = frozenset() if activating and not count_past_spend else windows_to_rebuild(old.ladder, new.ladder)
 
         def swap() -> None:
             self.book.programme = new  # first: a member moved off a removed tier is written under it
@@ -726,8 +730,8 @@ class Shard:
                     forget_past_spend(member)
                 if moved or activating:
                     self.book.dirty[member.member_id] = member
-            if activating and count_past_spend:
-                rebuild_windows(self.book, self.store.records())
+            if rebuild:
+                rebuild_windows(self.book, self.store.records(), rebuild)
 
         try:
             self._write(swap, list(self.book.members), meta={"rules_text": rules_text, "reevaluating": new.version})

@@ -7,9 +7,9 @@ from engine.members import Member
 from engine.notices import TIER_CHANGED
 from engine.rules import Rules
 from engine.tier_changes import tier_after_transaction
-from engine.tiers import reset_since
+from engine.tiers import TierLadder, reset_since
 from engine.transactions import TxnRecord
-from engine.types import PURCHASE
+from engine.types import ADJUSTMENT, EVENT, PURCHASE, RECHARGE
 
 __all__ = [
     "activates_tiers",
@@ -18,7 +18,14 @@ __all__ = [
     "rebuild_windows",
     "reevaluate",
     "remap_tiers",
+    "windows_to_rebuild",
 ]
+
+REBUILT = frozenset({"spend", "points", "growth"})
+"""Per-day sums the transaction index can give again (a purchase's eligible spend, what each
+earning transaction gave); those of recharges and purchase counts start from the publish."""
+EARNING = frozenset({PURCHASE, EVENT, ADJUSTMENT, RECHARGE})
+"""Records whose points and growth count toward tiers (a recharge's: its bonus points)."""
 
 
 def members_to_revisit(old: Rules, new: Rules) -> bool:
@@ -79,17 +86,32 @@ def forget_past_spend(member: Member) -> None:
     reset_since(member)
 
 
-def rebuild_windows(book: Book, records: Iterable[TxnRecord]) -> None:
-    """Windows are kept only for metrics tiers judge; when tiers are first activated counting
-    past spend, rebuild them from the transaction index (what it still remembers)."""
+def windows_to_rebuild(old: TierLadder, new: TierLadder) -> frozenset[str]:
+    """Windowed metrics the new ladder judges on days the old one did not keep: a metric it did
+    not window, or every one when it looks further back (the old one pruned those days). Without
+    this, a publish adding a tier on 3 months' spend judged members on what they spent after it
+    (an outside probe)."""
+    wanted = new.window_metrics & REBUILT
+    return wanted if new.keep_days > old.keep_days else wanted - old.window_metrics
+
+
+def rebuild_windows(book: Book, records: Iterable[TxnRecord], metrics: frozenset[str] = REBUILT) -> None:
+    """The per-day sums of `metrics` made again from the transaction index (what it still
+    remembers: `index_retention_days`), for the members in `book`, on each transaction's day."""
     ladder = book.programme.ladder
+    for member in book.members.values():
+        for metric in metrics:
+            member.windows.pop(metric, None)
     for record in records:
         member = book.members.get(record.member_id)
-        if member is None or record.kind != PURCHASE:
+        if member is None or record.kind not in EARNING:
             continue
-        ladder.record(member, "spend", record.day, record.eligible_minor - record.reversed_eligible)
-        ladder.record(member, "points", record.day, record.points - record.reversed_points)
-        ladder.record(member, "growth", record.day, record.growth - record.reversed_growth)
+        if record.kind == PURCHASE and "spend" in metrics:
+            ladder.record(member, "spend", record.day, record.eligible_minor - record.reversed_eligible)
+        if "points" in metrics:
+            ladder.record(member, "points", record.day, record.points - record.reversed_points)
+        if "growth" in metrics:
+            ladder.record(member, "growth", record.day, record.growth - record.reversed_growth)
         book.dirty[member.member_id] = member
 
 

@@ -568,6 +568,30 @@ def test_activating_tiers_with_past_spend_counts_it(tmp_path):
     assert shard.member("m1").tier == "Gold"
 
 
+@pytest.mark.parametrize("before", ['metric = "points"\nwindow = "3 months"', 'metric = "spend"\nwindow = "7 days"'])
+def test_a_publish_that_looks_back_further_counts_the_days_the_index_remembers(tmp_path, before):
+    # an outside probe: a later publish adding Gold on 3 months' spend (or lengthening its window)
+    # judged members only on what they spent after it; replay of the same stream under it gave Gold
+    v2 = RULES[:RULES.index("[[tags]]")] + RULES[RULES.index("[notify]"):]  # no tag keeps a spend window
+    v1 = v2.replace('metric = "spend"\nwindow = "3 months"', before)
+    v1 = v1.replace("threshold = 1000000 ", "threshold = 9000000 ")
+    v2 = v2.replace("version = 1", "version = 2")
+    shard = open_shard(tmp_path, v1)
+    shard.apply([buy("t1", "m1", DAY, line(600_000)), buy("t3", "m2", DAY, line(600_000))])
+    for day in range(parse_day("2026-11-18"), parse_day("2026-12-07") + 1):  # past a 7-day window's days
+        shard.midnight_begin(day)
+        while not shard.midnight_step()[2]:
+            pass
+    shard.apply([buy("t2", "m1", "2026-12-07 10:00", line(600_000)),
+                 refund("r3", "m2", "2026-12-07 10:00", "t3", 100_000)])
+    before = [shard.member(m).tier for m in ("m1", "m2")]
+    assert "Gold" not in before
+    shard.publish(v2)
+    shard.reevaluate_step()
+    assert [shard.member(m).tier for m in ("m1", "m2")] == ["Gold", before[1]]  # 12,000.00; 5,000.00
+    assert shard.book.members["m2"].windows["spend"] == {parse_day("2026-11-17"): 500_000}
+
+
 def test_tags_and_their_counts_survive_a_restart(tmp_path):
     shard = open_shard(tmp_path)
     shard.apply([buy("t1", "m1", DAY, line(2900)), buy("t2", "m2", DAY, line(2900))])
