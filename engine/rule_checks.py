@@ -24,7 +24,51 @@ def new_version_problems(rules: Rules) -> list[str]:
     load (its shards read their rules at start)."""
     names = [f"tiers[{index}].name: expected a non-empty name, got {shown(tier.name)}"
              for index, tier in enumerate(rules.tiers) if not tier.name.strip()]  # named in ledgers and calls
-    return names + _lowest_tier_keys(rules) + _empty_when_lists(rules) + _empty_name_pieces(rules, "")
+    return (names + _lowest_tier_keys(rules) + _empty_when_lists(rules) + _empty_name_pieces(rules, "")
+            + _host_timezone(rules) + _programme_name(rules) + _names_apart(rules) + _permanent_downgrade(rules))
+
+
+HOST_ZONES = ("localtime", "posixrules", "Factory")
+"""Names the host's tz database answers but no IANA zone is: `localtime` is whatever clock the
+host is set to, so each machine of a cluster could count other local days (an outside probe)."""
+
+
+def _host_timezone(rules: Rules) -> list[str]:
+    zone = rules.timezone
+    if zone in HOST_ZONES or zone.startswith(("posix/", "right/")):
+        return [f'timezone: expected an IANA timezone name such as "Asia/Shanghai", got {shown(zone)} '
+                f"(it names the host's own setting or a variant of the tz database, not a place)"]
+    return []
+
+
+def _programme_name(rules: Rules) -> list[str]:
+    if rules.programme.strip():
+        return []
+    return [f"programme: expected the programme's name, got {shown(rules.programme)}"]
+
+
+def _names_apart(rules: Rules) -> list[str]:
+    """Tiers are asked for by name (SetTier, multipliers, downgrade_to): two names one case apart
+    are two tiers to patron and one to most people reading a ledger."""
+    seen: dict[str, str] = {}
+    problems = []
+    for index, tier in enumerate(rules.tiers):
+        folded = tier.name.casefold()
+        if folded in seen and seen[folded] != tier.name:
+            problems.append(f"tiers[{index}].name: {shown(tier.name)} differs from the earlier tier "
+                            f"{shown(seen[folded])} only in case; name them apart")
+        seen.setdefault(folded, tier.name)
+    return problems
+
+
+def _permanent_downgrade(rules: Rules) -> list[str]:
+    """`downgrade_to` says where a tier's end leads; a permanent tier never ends, so it did nothing
+    (as `extension` there, which is refused)."""
+    return [f"tiers[{index}].downgrade_to: a permanent tier never ends, so it is never left for "
+            f"another; give it a validity or remove downgrade_to"
+            for index, tier in enumerate(rules.tiers)
+            if index > 0 and tier.downgrade_to is not None and (validity := parse_validity(tier.validity))
+            and validity.endless]
 
 
 def _empty_name_pieces(value: Any, path: str) -> list[str]:

@@ -99,6 +99,15 @@ def test_cross_field_problems_name_the_key(old, new, problem):
      'multipliers[2].when.dates: expected at least one, got an empty list (leave the key out for no condition on it)'),
     ('name_contains = ["deposit"]', 'name_contains = ["deposit", ""]',
      'filters.blacklist.name_contains[1]: expected a piece of a product name, got an empty text (it is in every name)'),
+    # outside probe of the rules: a host's own clock setting as the programme's zone; an empty
+    # programme name; two tiers one case apart; a permanent tier's downgrade_to (it never ends)
+    ('timezone = "Asia/Shanghai"', 'timezone = "localtime"',
+     'timezone: expected an IANA timezone name such as "Asia/Shanghai", got "localtime" (it names the host\'s own '
+     'setting or a variant of the tz database, not a place)'),
+    ('programme = "Demo Retail"', 'programme = " "', 'programme: expected the programme\'s name, got " "'),
+    ('validity = "permanent"              #', 'downgrade_to = "Basic"\nvalidity = "permanent" #',
+     'tiers[1].downgrade_to: a permanent tier never ends, so it is never left for another; give it a validity or '
+     'remove downgrade_to'),
 ])
 def test_keys_that_did_nothing_are_refused_in_a_new_version_and_still_read_in_a_stored_one(old, new, problem):
     # an outside probe: each was accepted and did nothing, or did something else than it said
@@ -107,6 +116,15 @@ def test_keys_that_did_nothing_are_refused_in_a_new_version_and_still_read_in_a_
         load_rules(text, new=True)
     assert raised.value.problems == [problem]
     assert load_rules(text).tiers  # a data folder's stored version still loads at start
+
+
+def test_two_tiers_one_case_apart_are_refused_in_a_new_version():
+    text = example_with('name = "Silver"', 'name = "basic"').replace('upgrade_to = "Silver"', 'upgrade_to = "basic"')
+    with pytest.raises(RulesError) as raised:
+        load_rules(text, new=True)
+    assert raised.value.problems == [
+        'tiers[1].name: "basic" differs from the earlier tier "Basic" only in case; name them apart']
+    assert load_rules(text).tiers
 
 
 def test_a_mode_lists_every_key_it_misses_and_every_key_it_does_not_use():
