@@ -720,7 +720,8 @@ class Shard:
         activating = activates_tiers(old.rules, new.rules)
         # what the new tiers look back on that the old ones kept no days of (a first publish told
         # not to count past spend looks back on nothing)
-        rebuild = frozenset() if activating and not count_past_spend else windows_to_rebuild(old.ladder, new.ladder)
+        rebuild, kept = ((frozenset(), frozenset()) if activating and not count_past_spend
+                         else windows_to_rebuild(old.ladder, new.ladder))
 
         def swap() -> None:
             self.book.programme = new  # first: a member moved off a removed tier is written under it
@@ -731,7 +732,7 @@ class Shard:
                 if moved or activating:
                     self.book.dirty[member.member_id] = member
             if rebuild:
-                rebuild_windows(self.book, self.store.records(), rebuild)
+                rebuild_windows(self.book, self.store.records(), rebuild, kept)
 
         try:
             self._write(swap, list(self.book.members), meta={"rules_text": rules_text, "reevaluating": new.version})

@@ -9,7 +9,7 @@ from engine.rules import Rules
 from engine.tier_changes import tier_after_transaction
 from engine.tiers import TierLadder, reset_since
 from engine.transactions import TxnRecord
-from engine.types import ADJUSTMENT, EVENT, PURCHASE, RECHARGE
+from engine.types import ADJUSTMENT, EVENT, PURCHASE, RECHARGE, REFUND
 
 __all__ = [
     "activates_tiers",
@@ -21,11 +21,14 @@ __all__ = [
     "windows_to_rebuild",
 ]
 
-REBUILT = frozenset({"spend", "points", "growth"})
+REBUILT = frozenset({"spend", "points"})
 """Per-day sums the transaction index can give again (a purchase's eligible spend, what each
-earning transaction gave); those of recharges and purchase counts start from the publish."""
+earning transaction gave); those of growth (a tier may have reset it since), recharges and
+purchase counts start from the publish."""
 EARNING = frozenset({PURCHASE, EVENT, ADJUSTMENT, RECHARGE})
-"""Records whose points and growth count toward tiers (a recharge's: its bonus points)."""
+"""Records whose points count toward tiers (a recharge's: its bonus points)."""
+UNKNOWN_ORIGINAL = "unknown_original"
+"""A refund's reason when its original was not found: it took its points back on its own day."""
 
 
 def members_to_revisit(old: Rules, new: Rules) -> bool:
@@ -86,33 +89,52 @@ def forget_past_spend(member: Member) -> None:
     reset_since(member)
 
 
-def windows_to_rebuild(old: TierLadder, new: TierLadder) -> frozenset[str]:
-    """Windowed metrics the new ladder judges on days the old one did not keep: a metric it did
-    not window, or every one when it looks further back (the old one pruned those days). Without
-    this, a publish adding a tier on 3 months' spend judged members on what they spent after it
-    (an outside probe)."""
+def windows_to_rebuild(old: TierLadder, new: TierLadder) -> tuple[frozenset[str], frozenset[str]]:
+    """Windowed metrics the new ladder judges on days the old one did not keep, and of them those
+    the old one windowed over fewer days (their recent days are kept). Without this, a publish
+    adding a tier on 3 months' spend judged members on what they spent after it (an outside probe)."""
     wanted = new.window_metrics & REBUILT
-    return wanted if new.keep_days > old.keep_days else wanted - old.window_metrics
+    if new.keep_days > old.keep_days:
+        return wanted, wanted & old.window_metrics
+    return wanted - old.window_metrics, frozenset()
 
 
-def rebuild_windows(book: Book, records: Iterable[TxnRecord], metrics: frozenset[str] = REBUILT) -> None:
-    """The per-day sums of `metrics` made again from the transaction index (what it still
-    remembers: `index_retention_days`), for the members in `book`, on each transaction's day."""
+def rebuild_windows(book: Book, records: Iterable[TxnRecord], metrics: frozenset[str] = REBUILT,
+                    kept: frozenset[str] = frozenset()) -> None:
+    """Per-day sums of `metrics` made again from the transaction index (as far back as it
+    remembers: `index_retention_days`), on each transaction's day, for the members in `book`. Of
+    the `kept` metrics a member keeps its days, and only days before the oldest it holds are
+    added: the old ladder pruned those, and the index may no longer have the recent ones'."""
     ladder = book.programme.ladder
-    for member in book.members.values():
-        for metric in metrics:
-            member.windows.pop(metric, None)
+    before: dict[tuple[str, str], float] = {}
     for record in records:
         member = book.members.get(record.member_id)
-        if member is None or record.kind not in EARNING:
+        if member is None:
             continue
-        if record.kind == PURCHASE and "spend" in metrics:
-            ladder.record(member, "spend", record.day, record.eligible_minor - record.reversed_eligible)
-        if "points" in metrics:
-            ladder.record(member, "points", record.day, record.points - record.reversed_points)
-        if "growth" in metrics:
-            ladder.record(member, "growth", record.day, record.growth - record.reversed_growth)
-        book.dirty[member.member_id] = member
+        for metric, amount in _amounts(record, metrics):
+            key = (record.member_id, metric)
+            if key not in before:
+                days = member.windows.get(metric) if metric in kept else None
+                before[key] = min(days) if days else float("inf")
+            if amount and record.day < before[key]:
+                ladder.record(member, metric, record.day, amount)
+                book.dirty[member.member_id] = member
+
+
+def _amounts(record: TxnRecord, metrics: frozenset[str]) -> list[tuple[str, int]]:
+    """What `record`'s transaction added to each of `metrics` on its day, net of refunds."""
+    if record.kind == REFUND:  # a refund of a known original is in the original's reversed amounts
+        if record.reason != UNKNOWN_ORIGINAL:
+            return []
+        # its spend kept since this was written (older records: 0, their spend stays counted)
+        return [(m, record.points if m == "points" else record.eligible_minor) for m in ("points", "spend")
+                if m in metrics]
+    if record.kind not in EARNING:
+        return []
+    amounts = [("points", record.points - record.reversed_points)] if "points" in metrics else []
+    if record.kind == PURCHASE and "spend" in metrics:
+        amounts.append(("spend", record.eligible_minor - record.reversed_eligible))
+    return amounts
 
 
 def reevaluate(book: Book, member: Member, version: int) -> None:

@@ -86,4 +86,6 @@ def _refund_unknown(book: Book, member: Member, txn: Transaction, day: Day) -> T
     taken, taken_growth = take_back(book, member, day, txn.txn_id, "reverse", value.points, growth)
     count_spend(book, member, day, -value.eligible, txn.txn_id)
     tier_after_transaction(book, member, day, txn.txn_id, lowered=True)
-    return TxnRecord(member.member_id, REFUND, day, -taken, -taken_growth, "unknown_original", programme.version)
+    # its spend taken out, kept so that a publish rebuilding per-day sums takes it out again (publishing.py)
+    return TxnRecord(member.member_id, REFUND, day, -taken, -taken_growth, "unknown_original", programme.version,
+                     eligible_minor=-value.eligible)

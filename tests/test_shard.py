@@ -577,19 +577,44 @@ def test_a_publish_that_looks_back_further_counts_the_days_the_index_remembers(t
     v1 = v1.replace("threshold = 1000000 ", "threshold = 9000000 ")
     v2 = v2.replace("version = 1", "version = 2")
     shard = open_shard(tmp_path, v1)
-    shard.apply([buy("t1", "m1", DAY, line(600_000)), buy("t3", "m2", DAY, line(600_000))])
-    for day in range(parse_day("2026-11-18"), parse_day("2026-12-07") + 1):  # past a 7-day window's days
-        shard.midnight_begin(day)
-        while not shard.midnight_step()[2]:
-            pass
+    shard.apply([buy("t1", "m1", DAY, line(600_000)), buy("t3", "m2", DAY, line(600_000)),
+                 buy("t4", "m3", DAY, line(600_000))])
+    _midnights_to(shard, "2026-12-07")  # past a 7-day window's days
     shard.apply([buy("t2", "m1", "2026-12-07 10:00", line(600_000)),
-                 refund("r3", "m2", "2026-12-07 10:00", "t3", 100_000)])
-    before = [shard.member(m).tier for m in ("m1", "m2")]
+                 refund("r3", "m2", "2026-12-07 10:00", "t3", 100_000),
+                 refund("r4", "m3", "2026-12-07 10:00", "unknown", 0, line(100_000))])  # on its own day
+    before = [shard.member(m).tier for m in ("m1", "m2", "m3")]
     assert "Gold" not in before
     shard.publish(v2)
     shard.reevaluate_step()
-    assert [shard.member(m).tier for m in ("m1", "m2")] == ["Gold", before[1]]  # 12,000.00; 5,000.00
-    assert shard.book.members["m2"].windows["spend"] == {parse_day("2026-11-17"): 500_000}
+    assert [shard.member(m).tier for m in ("m1", "m2", "m3")] == ["Gold", *before[1:]]  # 12,000.00; 5,000.00 twice
+    windows = [shard.book.members[m].windows["spend"] for m in ("m2", "m3")]
+    assert windows == [{parse_day("2026-11-17"): 500_000},
+                       {parse_day("2026-11-17"): 600_000, parse_day("2026-12-07"): -100_000}]
+
+
+def test_a_publish_that_lengthens_a_window_keeps_the_days_the_index_has_forgotten(tmp_path):
+    # a reviewer: the days were made again from the index alone, which keeps 30 days here
+    v2 = RULES[:RULES.index("[[tags]]")] + RULES[RULES.index("[notify]"):]
+    v1 = v2.replace("threshold = 1000000 ", "threshold = 9000000 ")
+    v2 = v2.replace("version = 1", "version = 2").replace('window = "3 months"', 'window = "4 months"')
+    shard = open_shard(tmp_path, v1, index_retention_days=30)
+    shard.apply([buy("t1", "m1", DAY, line(600_000))])
+    _midnights_to(shard, "2026-12-27")
+    shard.apply([buy("t2", "m1", "2026-12-27 10:00", line(500_000))])
+    assert [r.day for r in shard.store.records()] == [parse_day("2026-12-27")]  # t1 forgotten by the index
+    shard.publish(v2)
+    shard.reevaluate_step()
+    assert shard.book.members["m1"].windows["spend"] == {parse_day("2026-11-17"): 600_000,
+                                                         parse_day("2026-12-27"): 500_000}
+    assert shard.member("m1").tier == "Gold"
+
+
+def _midnights_to(shard: Shard, date: str) -> None:
+    for day in range(shard.book.today + 1, parse_day(date) + 1):
+        shard.midnight_begin(day)
+        while not shard.midnight_step()[2]:
+            pass
 
 
 def test_tags_and_their_counts_survive_a_restart(tmp_path):
