@@ -82,13 +82,20 @@ _CAUSES = {"txn": "transaction {ref}", "midnight": "midnight run of {ref}", "ope
 def _why(entry: EntrySummary) -> str:
     why = _CAUSES.get(entry.cause, entry.cause + " {ref}").format(ref=entry.ref)
     details = [entry.why, f"status {entry.status}" if entry.status else "",
-               f"{entry.unrecovered:,} points not recovered" if entry.unrecovered else "",
+               _unrecovered(entry.unrecovered),
                f"stored value {money(entry.stored_value, signed=True)}" if entry.stored_value else "",
                f"bonus {money(entry.bonus_value, signed=True)}" if entry.bonus_value else "",  # left out (a probe)
                f"coupon {entry.coupon_code}" if entry.coupon_code else "",  # in --json only (a probe)
                entry.note if entry.note and entry.note != entry.ref else ""]
     version = f" (rules v{entry.rule_version})" if entry.cause != "rules" else ""
     return "; ".join([why, *filter(None, details)]) + version
+
+
+def _unrecovered(points: int) -> str:
+    """A refund's points it could not take back, or (negative) those a redeem's refund repaid."""
+    if points > 0:
+        return f"{points:,} points not recovered"
+    return f"{-points:,} points not recovered before, repaid" if points else ""
 
 
 def _signed(number: int) -> str:

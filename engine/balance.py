@@ -42,6 +42,11 @@ def hold_points(member: Member, amount: int, release: Day, expires: Day, txn_id:
     member.held.append(Held(release, expires, amount, txn_id))
 
 
+UNRECOVERED_KEPT = 16
+"""Separate entries of `Member.unrecovered` a member keeps: buying, redeeming and refunding again and
+again would otherwise grow its record without end."""
+
+
 def take_points(member: Member, amount: int, allow_negative: bool) -> int:
     """Remove up to `amount` spendable points, earliest expiry first. What the lots cannot
     cover becomes debt, or, when the balance may not go negative, is returned as unrecovered and
@@ -59,7 +64,10 @@ def take_points(member: Member, amount: int, allow_negative: bool) -> int:
         member.debt += remaining
         remaining = 0
     elif remaining:
-        member.unrecovered += ((member.ledger_seq, remaining),)
+        owed = (*member.unrecovered, (member.ledger_seq, remaining))
+        if len(owed) > UNRECOVERED_KEPT:  # the two oldest as one, at the later's place: repaid no more
+            owed = ((owed[1][0], owed[0][1] + owed[1][1]), *owed[2:])
+        member.unrecovered = owed
     member.points -= amount - remaining
     return remaining
 

@@ -74,16 +74,18 @@ def undo_redeem(book: Book, member: Member, original: TxnRecord, txn: Transactio
         add_points(member, amount, expires, given_back=True)  # their reminder, if sent, is not sent again
     restored = -original.points
     book.write(member, day, "txn", txn.txn_id, "restore", points=restored, lots=spent.lots)
-    _recover(book, member, restored, spent.seq, day, txn.txn_id)
+    recovered = _recover(book, member, restored, spent.seq, day, txn.txn_id)
     spent.undone = True
-    return TxnRecord(member.member_id, REFUND, day, restored, 0, "", book.programme.version,
+    # the points it gave back, less those it repaid at once: what the member's balance gained
+    return TxnRecord(member.member_id, REFUND, day, restored - recovered, 0, "", book.programme.version,
                      spent=Spent(-spent.value_minor))
 
 
-def _recover(book: Book, member: Member, restored: int, since: int, day: Day, ref: str) -> None:
+def _recover(book: Book, member: Member, restored: int, since: int, day: Day, ref: str) -> int:
     """Restored points take what refunds after the redeem (its entry `since`) could not, as those
     refunds would have taken them had the redeem been refunded first (earliest expiry first): the
-    same end whichever comes first. The entry's negative `unrecovered` says how much it repaid."""
+    same end whichever comes first. The entry's negative `unrecovered` says how much it repaid
+    (returned)."""
     room = min(restored, max(member.points, 0)) if since else 0
     recovered, left = 0, []
     for seq, points in member.unrecovered:
@@ -92,8 +94,9 @@ def _recover(book: Book, member: Member, restored: int, since: int, day: Day, re
         if points > part:
             left.append((seq, points - part))
     if not recovered:
-        return
+        return 0
     member.unrecovered = tuple(left)
     take_points(member, recovered, False)
     book.write(member, day, "txn", ref, "reverse", points=-recovered, unrecovered=-recovered,
                note="points refunds could not take back, repaid by the points this refund restored")
+    return recovered

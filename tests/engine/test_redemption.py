@@ -5,6 +5,7 @@ from datetime import date
 
 import pytest
 
+from engine.balance import UNRECOVERED_KEPT
 from engine.transactions import Transaction
 from tests.builders import adjust, book, buy, line, ms, redeem, refund, score
 
@@ -235,7 +236,8 @@ def test_restored_points_repay_what_refunds_could_not_take_and_later_earnings_do
     assert (target.members["m1"].points, sum(p for _, p in target.members["m1"].unrecovered)) == (0, 400)
     score(target, buy("p2", "m1", DAY, line(25000)))  # earned later: not taken
     assert (target.members["m1"].points, sum(p for _, p in target.members["m1"].unrecovered)) == (250, 400)
-    score(target, refund("x1", "m1", DAY, "r1"))  # the 400 spent come back, and go
+    [back] = score(target, refund("x1", "m1", DAY, "r1"))  # the 400 spent come back, and go
+    assert (back.outcome, back.points) == ("accepted", 0)  # what the balance gained, as a clamped refund says
     member = target.members["m1"]
     assert (member.points, member.unrecovered) == (250, ())
     assert [(e.kind, e.points, e.unrecovered) for e in target.ledger[-2:]] == [
@@ -252,6 +254,17 @@ def test_a_redeem_refund_repays_only_what_refunds_after_that_redeem_could_not_ta
     assert (member.points, sum(p for _, p in member.unrecovered)) == (200, 100)
     score(target, refund("x1", "m1", DAY, "r1"))  # r1's own 100 come back and repay it
     assert (member.points, member.unrecovered) == (200, ())
+
+
+def test_what_refunds_could_not_take_back_is_kept_in_a_bounded_record():
+    target = book(body=CLAMPED)
+    for n in range(20):  # a loop a member could run for ever: its record must not grow with it
+        score(target, buy(f"p{n}", "m1", DAY, line(10000)), redeem(f"r{n}", "m1", DAY, points=100),
+              refund(f"g{n}", "m1", DAY, f"p{n}", 10000))
+    member = target.members["m1"]
+    assert (len(member.unrecovered), sum(p for _, p in member.unrecovered)) == (UNRECOVERED_KEPT, 2000)
+    score(target, refund("x19", "m1", DAY, "r19"))  # the newest entries are as they were
+    assert (member.points, sum(p for _, p in member.unrecovered)) == (0, 1900)
 
 
 def test_refunds_of_kinds_that_cannot_be_refunded_are_rejected():
