@@ -251,7 +251,7 @@ class Coordinator(ShardLanes):
         re-evaluate every member in the background. Refused while that is still running."""
         if text == self.rules.text:  # sent again (its answer was lost): it is in force
             return self.rules, self.publishing
-        if self.publishing:
+        if self.publishing or self._cut_short:  # the last one's re-evaluation is not done
             raise PublishBusyError(f"rules version {self.rules.version} is still being applied "
                                    f"(GetStatus shows its progress); publish again when it is done")
         try:
@@ -572,8 +572,9 @@ class Coordinator(ShardLanes):
         # took a publish whose re-evaluation did not start: as the watch saw them, and those a publish
         # cut short (the watch may not have heard from one in time on a loaded machine: CI found
         # its members left unevaluated while GetStatus said the re-evaluation had ended)
-        busy = {**self._unevaluated, **self._cut_short}
-        self._unevaluated, self._cut_short = {}, {}
+        cut = {shard: count for shard, count in self._cut_short.items() if shard in self._answering}
+        busy = {**self._unevaluated, **cut}  # one that died since is stepped once it answers
+        self._unevaluated, self._cut_short = {}, {s: c for s, c in self._cut_short.items() if s not in cut}
         self.publishing = True  # as a publish: no other publish, and moves wait, until it is done
         try:
             if behind:
@@ -587,6 +588,7 @@ class Coordinator(ShardLanes):
                 busy.update({shard: count for shard, count in zip(behind, counts, strict=True) if count})
         except BaseException:
             self.publishing = False
+            self._cut_short.update(cut)
             raise
         if busy:
             # the version's other shards stay in the progress: it went back to these shards' part alone

@@ -237,15 +237,7 @@ class NodeGateways:
         """Nodes that joined on another machine while serve listens on a loopback address: told once."""
 
     async def start(self) -> None:
-        names = self._other_nodes()
-        away = away_on_loopback(self.config.host, socket.gethostname(), node_hosts())
-        if away:
-            raise PatronError(f"--gateway-per-node with --host {self.config.host}: {', '.join(away)} "
-                              f"{'is a node' if len(away) == 1 else 'are nodes'} on another machine, where a "
-                              f"gateway on that machine's own loopback would reach no client and could not "
-                              f"forward admin calls to this one; give --host 0.0.0.0 (with --tokens) or an "
-                              f"address of this machine the nodes reach")
-        await self._start_on(names)
+        await self._start_on(self._other_nodes())
         self.coordinator.published_hooks.append(self._published)
         self.coordinator.resharding.others = self
 
@@ -270,7 +262,7 @@ class NodeGateways:
         """Gateways on labelled nodes that joined since serve started (scaling out: a node added,
         then shards rebalanced onto it); only one started was given one (an outside probe)."""
         new = [name for name in self._other_nodes() if name not in self.actors and name not in self.away]
-        away = set(away_on_loopback(self.config.host, socket.gethostname(), node_hosts()))
+        away = set(away_on_loopback(self.config.host, socket.gethostname(), node_hosts())) if new else set()
         for name in sorted(away.intersection(new)):
             log.error("no gateway for a node that joined: it is on another machine and serve listens on a "
                       "loopback address (--host); restart serve with --host 0.0.0.0", extra={"node": name})
@@ -350,6 +342,18 @@ async def _within(call: Any, seconds: float = 2.0) -> Any:
     except Exception as error:
         log.debug("a node gateway did not answer", extra={"error": str(error)})
         return None
+
+
+def refuse_loopback_elsewhere(host: str) -> None:
+    """Before anything starts: PatronError when a labelled node is on another machine and the
+    gateways would listen on a loopback `host` (see `away_on_loopback`)."""
+    away = away_on_loopback(host, socket.gethostname(), node_hosts())
+    if away:
+        raise PatronError(f"--gateway-per-node with --host {host}: {', '.join(away)} "
+                          f"{'is a node' if len(away) == 1 else 'are nodes'} on another machine, where a "
+                          f"gateway on that machine's own loopback would reach no client and could not "
+                          f"forward admin calls to this one; give --host 0.0.0.0 (with --tokens) or an "
+                          f"address of this machine the nodes reach")
 
 
 def away_on_loopback(host: str, here: str, machines: dict[str, str]) -> list[str]:

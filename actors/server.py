@@ -21,7 +21,7 @@ from actors.gateway import AdminService, IngestService, MembersService
 from actors.listener import SERVICE_NAMES, CallsInFlight, grpc_server, listen, refuse_ports_in_use, stop_server
 from actors.logs import ray_output_as_json
 from actors.metrics import Metrics
-from actors.node_gateway import NodeGateways
+from actors.node_gateway import NodeGateways, refuse_loopback_elsewhere
 from actors.reaper import Reaper, descendants
 from actors.wallet_service import WalletService
 from engine.errors import PatronError
@@ -104,6 +104,8 @@ class Server:
         """Start everything; SERVING only once every shard has answered. Returns the gRPC port."""
         self.tokens = tokens_for(self.config)
         self._own_ray = _start_ray(self.config)
+        if self.config.gateway_per_node:  # before any shard opens or rules are published
+            refuse_loopback_elsewhere(self.config.host)
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         self.grpc = self._grpc_server()
         self.port = listen(self.grpc, self.config, self.config.host)
