@@ -45,9 +45,11 @@ from engine.publishing import (
     activates_tiers,
     forget_past_spend,
     members_to_revisit,
+    rebuild_singles,
     rebuild_windows,
     reevaluate,
     remap_tiers,
+    singles_to_rebuild,
     windows_to_rebuild,
 )
 from engine.scoring import malformed_reason, score_transaction, score_well_formed
@@ -722,6 +724,7 @@ class Shard:
         # not to count past spend looks back on nothing)
         rebuild, kept = ((frozenset(), frozenset()) if activating and not count_past_spend
                          else windows_to_rebuild(old.ladder, new.ladder))
+        singles = None if activating and not count_past_spend else singles_to_rebuild(old.ladder, new.ladder)
 
         def swap() -> None:
             self.book.programme = new  # first: a member moved off a removed tier is written under it
@@ -733,6 +736,8 @@ class Shard:
                     self.book.dirty[member.member_id] = member
             if rebuild:
                 rebuild_windows(self.book, self.store.records(), rebuild, kept)
+            if singles is not None:
+                rebuild_singles(self.book, self.store.records_by_id(), singles)
 
         try:
             self._write(swap, list(self.book.members), meta={"rules_text": rules_text, "reevaluating": new.version})

@@ -3,6 +3,7 @@
 from collections.abc import Iterable
 
 from engine.book import Book
+from engine.bounds import LIMIT
 from engine.members import Member
 from engine.notices import TIER_CHANGED
 from engine.rules import Rules
@@ -15,9 +16,11 @@ __all__ = [
     "activates_tiers",
     "forget_past_spend",
     "members_to_revisit",
+    "rebuild_singles",
     "rebuild_windows",
     "reevaluate",
     "remap_tiers",
+    "singles_to_rebuild",
     "windows_to_rebuild",
 ]
 
@@ -119,6 +122,30 @@ def rebuild_windows(book: Book, records: Iterable[TxnRecord], metrics: frozenset
             if amount and record.day < before[key]:
                 ladder.record(member, metric, record.day, amount)
                 book.dirty[member.member_id] = member
+
+
+def singles_to_rebuild(old: TierLadder, new: TierLadder) -> tuple[int, int] | None:
+    """(from, below): the single purchases the new ladder judges that the old one did not remember
+    (eligible from `from`, below `below`: the old smallest threshold), or None."""
+    if new.single_minimum is None or (old.single_minimum is not None and new.single_minimum >= old.single_minimum):
+        return None
+    return new.single_minimum, old.single_minimum if old.single_minimum is not None else LIMIT + 1
+
+
+def rebuild_singles(book: Book, records: Iterable[tuple[str, TxnRecord]], bounds: tuple[int, int]) -> None:
+    """Single purchases in `bounds` (`singles_to_rebuild`) taken from the transaction index, net of
+    their refunds, for the members in `book`: the old ladder never kept them, so none was used for
+    a tier. Without this, lowering a `single_purchase` threshold ignored the orders already made
+    between the two (an outside probe)."""
+    ladder, (least, below) = book.programme.ladder, bounds
+    for txn_id, record in records:
+        eligible = record.eligible_minor - record.reversed_eligible
+        if record.kind != PURCHASE or not least <= eligible < below:
+            continue
+        member = book.members.get(record.member_id)
+        if member is not None and not [s for s in member.singles if s[2] == txn_id]:
+            ladder.record_single(member, record.day, eligible, txn_id)
+            book.dirty[member.member_id] = member
 
 
 def _amounts(record: TxnRecord, metrics: frozenset[str]) -> list[tuple[str, int]]:

@@ -13,8 +13,8 @@ from engine.types import Day
 
 __all__ = ["anomaly_key", "day_key", "decode_keys", "decode_row", "decode_txn", "encode", "encode_rejections",
            "entry_of", "id_digest", "ledger_rows", "linked_position", "member_of", "position_key", "rejected_in",
-           "rejected_rows", "rejection_key", "rejections_day", "rejections_of", "seq_of", "txn_key", "wakeup_key",
-           "wakeup_of", "with_newest", "with_position"]
+           "rejected_rows", "rejection_key", "rejections_day", "rejections_of", "seq_of", "txn_id_of", "txn_key",
+           "wakeup_key", "wakeup_of", "with_newest", "with_position"]
 
 _ENCODER = msgspec.msgpack.Encoder()
 encode = _ENCODER.encode
@@ -104,6 +104,12 @@ def txn_key(member_id: str, txn_id: str) -> bytes:
     if len(head) + 1 + len(member) <= MAX_KEY:
         return head + b"\x00" + member
     return head + b"\x01" + hashlib.blake2b(member, digest_size=16).digest()
+
+
+def txn_id_of(key: bytes) -> str:
+    """The transaction id of a transaction index key (`txn_key`)."""
+    (length,) = _LENGTH.unpack_from(key)
+    return bytes(key[_LENGTH.size:_LENGTH.size + length]).decode()
 
 
 def id_digest(txn_id: str) -> bytes:

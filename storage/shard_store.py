@@ -41,6 +41,7 @@ from storage.codecs import (
     rejection_key,
     rejections_day,
     seq_of,
+    txn_id_of,
     txn_key,
     wakeup_key,
     wakeup_of,
@@ -200,6 +201,12 @@ class ShardStore:
         with self.env.begin(db=self.dbs["txn_index"], buffers=True) as txn:
             for _, value in txn.cursor():
                 yield decode_txn(value)
+
+    def records_by_id(self) -> Iterator[tuple[str, TxnRecord]]:
+        """`records`, each with its transaction id."""
+        with self.env.begin(db=self.dbs["txn_index"], buffers=True) as txn:
+            for key, value in txn.cursor():
+                yield txn_id_of(key), decode_txn(value)
 
     def transactions_by_member(self, day: Day, counts: Callable[[TxnRecord], bool]) -> dict[str, list[str]]:
         """The ids of one local day's transactions whose record `counts`, per member, in the order

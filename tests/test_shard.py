@@ -610,6 +610,22 @@ def test_a_publish_that_lengthens_a_window_keeps_the_days_the_index_has_forgotte
     assert shard.member("m1").tier == "Gold"
 
 
+def test_a_publish_that_lowers_a_single_purchase_threshold_counts_the_orders_between(tmp_path):
+    # an outside probe: only orders at or above the old threshold were remembered, so a member
+    # whose order met the new one stayed where it was (replay under the new version: Gold)
+    single = RULES.replace('metric = "spend"\nwindow = "3 months"\nthreshold = 1000000 ',
+                           'metric = "single_purchase"\nwindow = "3 months"\nthreshold = 9000000 ')
+    assert single != RULES
+    shard = open_shard(tmp_path, single)
+    shard.apply([buy("t1", "m1", DAY, line(350_000)), buy("t2", "m2", DAY, line(250_000)),
+                 buy("t3", "m3", DAY, line(400_000))])
+    shard.apply([refund("r3", "m3", "2026-11-17 11:00", "t3", 200_000)])  # 2,000.00 of it left
+    shard.publish(single.replace("version = 1", "version = 2").replace("threshold = 9000000 ", "threshold = 300000 "))
+    shard.reevaluate_step()
+    assert [shard.member(m).tier == "Gold" for m in ("m1", "m2", "m3")] == [True, False, False]
+    assert shard.book.members["m1"].singles == ()  # used for the upgrade, as a transaction's would be
+
+
 def _midnights_to(shard: Shard, date: str) -> None:
     for day in range(shard.book.today + 1, parse_day(date) + 1):
         shard.midnight_begin(day)
