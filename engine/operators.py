@@ -258,8 +258,12 @@ def set_tier(book: Book, member_id: str, tier_name: str, reason: str, day: Day) 
         raise InvalidRequestError(f"tier: expected one of {', '.join(names)}, got {tier_name!r}")
     if not reason:
         raise InvalidRequestError("reason: an operator's tier change needs a reason")
-    enter_tier(book, member, names.index(tier_name), book.as_of(member, day), "operator", "set_tier", note=reason,
-               given=True)
+    target, as_of = names.index(tier_name), book.as_of(member, day)
+    if (member.tier, member.given_tier, member.tier_since) == (target, target, as_of):
+        # the same call again the same day, as a client's retry is: it would start the since-upgrade
+        # sums afresh and drop what was earned in between (an outside probe); a later day renews
+        return member
+    enter_tier(book, member, target, as_of, "operator", "set_tier", note=reason, given=True)
     # the next run plans the end of its validity: with nothing else due, no run visited the member
     # again, and it kept the tier for good (every member in memory: an outside probe)
     book.awake.add(member.member_id)

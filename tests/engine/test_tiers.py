@@ -244,3 +244,21 @@ def test_a_tier_an_operator_set_ends_with_its_validity_for_a_member_with_nothing
     until = target.members["m1"].tier_until
     advance_to(target, until + 1)
     assert (target.members["m1"].tier, target.members["m1"].tier_until) == (0, 0)
+
+
+def test_an_operators_tier_set_again_the_same_day_changes_nothing_and_a_later_day_renews_it():
+    # an outside probe: a retried SetTier zeroed what the member had earned toward its extension
+    target = book(body=SPEND, tiers=ladder())
+    day = parse_day("2026-03-04")
+    score(target, buy("t0", "m1", DAY, line(50)))
+    set_tier(target, "m1", "Gold", "complaint", day)
+    score(target, buy("t1", "m1", DAY, line(150000)))
+    member = target.members["m1"]
+    earned, until = member.since_spend, member.tier_until
+    assert earned == 150000
+    set_tier(target, "m1", "Gold", "complaint (retried)", day)
+    assert (member.since_spend, member.tier_until) == (earned, until)
+    assert [e.note for e in target.ledger if e.kind == "tier" and e.cause == "operator"] == ["complaint"]
+    score(target, buy("t2", "m1", "2026-03-05 10:00", line(100)))
+    set_tier(target, "m1", "Gold", "renewed", parse_day("2026-03-05"))
+    assert (member.since_spend, member.tier_until) == (0, until + 1)
