@@ -91,6 +91,10 @@ def score_well_formed(book: Book, txn: Transaction) -> TxnResult:
     member, created = (None, False) if reason else _member_for(book, txn, day)
     if member is None:
         return TxnResult(txn.txn_id, "rejected", 0, 0, reason or "unknown_member")
+    if txn.kind == ADJUSTMENT and txn.amount_minor > 0 and member.status != "active":
+        # an operator's credit to a frozen or lost card is refused with its id free, to be sent again
+        # once the card is active: kept at zero, the goodwill was lost with its id (an outside probe)
+        return TxnResult(txn.txn_id, "rejected", 0, 0, f"card_{member.status}")
     began = member.since_began  # before the transaction's own upgrade: what it added is not in the new sums
     record = _score_kind(book, member, txn, day)
     if record is None:  # it would take a balance out of bounds; nothing was changed

@@ -148,10 +148,14 @@ def test_a_frozen_or_lost_card_still_gives_back_what_a_refund_or_an_operator_tak
     refund, take, give = score(target, Transaction("r1", "m1", ms(DAY), "refund", refund_of="t1", amount_minor=2900),
                                Transaction("a1", "m1", ms(DAY), "adjustment", amount_minor=-10, note="fraud"),
                                Transaction("a2", "m1", ms(DAY), "adjustment", amount_minor=10, note="goodwill"))
+    # an operator's credit is refused with its id free (an outside probe: kept at zero, it was lost)
     assert [(r.outcome, r.points, r.reason) for r in (refund, take, give)] == [
-        ("accepted", -20, ""), ("accepted", -10, ""), ("accepted", 0, status)]
+        ("accepted", -20, ""), ("accepted", -10, ""), ("rejected", 0, f"card_{status}")]
     assert target.members["m1"].points == 20 + 50 - 20 - 10
     assert sum(e.points for e in target.ledger) == target.members["m1"].points
+    target.members["m1"].status = "active"
+    again = score(target, Transaction("a2", "m1", ms(DAY), "adjustment", amount_minor=10, note="goodwill"))[0]
+    assert (again.outcome, again.points) == ("accepted", 10)
 
 @pytest.mark.parametrize("status", ["frozen", "lost"])
 def test_a_purchase_kept_at_zero_on_a_blocked_card_is_refunded_for_nothing_not_refused(status):
