@@ -231,7 +231,7 @@ def test_the_member_card_shows_stored_value_with_its_bonus():
     from engine.summary import MemberSummary
 
     card = member_card(MemberSummary("c-1001", "Basic", 0, 0, False, "active", 0, 200, [], [], stored_value=5000))
-    assert "stored value  50.00 (and 2.00 bonus)" in card.splitlines()
+    assert "stored value  52.00 (50.00 paid in, 2.00 bonus)" in card.splitlines()  # what can be spent first
 
 
 def test_the_member_card_names_where_a_member_came_from_each_on_its_own_line():
