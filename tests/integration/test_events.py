@@ -214,7 +214,8 @@ def test_a_bad_position_or_kind_is_invalid_argument(plain_server, after, kinds):
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_patron_events_tail_prints_json_lines_and_a_clear_error_when_the_server_is_down(start_server, rules, capsys):
+def test_patron_events_tail_prints_json_lines_and_a_clear_error_when_the_server_is_down(start_server, rules, capsys,
+                                                                                       monkeypatch):
     server = start_server(rules=rules, shards=2)
     with PatronClient(server.address) as client:
         client.submit([purchase("t1", "a", GOLD)])
@@ -228,6 +229,9 @@ def test_patron_events_tail_prints_json_lines_and_a_clear_error_when_the_server_
     assert (event["kind"], event["member_id"], event["day"], event["detail"]["to_tier"]) == (
         "tier_changed", "a", TEST_DAY, "Gold")
     server.stop()
+    # one retry, not the default eight (about 10 s of back-off): the last retry still ends in that
+    # one line, as tests/test_cli_failures.py has every command show with PATRON_RETRIES
+    monkeypatch.setenv("PATRON_RETRIES", "1")
     with pytest.raises(SystemExit) as done:
         main(["events", "tail", "--address", server.address, "--after", event["position"]])
     assert done.value.code == 1
