@@ -31,7 +31,12 @@ def test_every_stderr_line_of_serve_is_json_from_start_through_load_to_stop(tmp_
             assert serve.poll() is None, err.read_text()
             assert time.monotonic() < deadline, out.read_text() + err.read_text()
             time.sleep(0.2)
-        time.sleep(6)  # Ray's log monitor forwards workers' lines about once a second
+        # Ray's log monitor forwards workers' lines about once a second: the stop waits for every
+        # shard's first line, so that what the shard actors write is among the lines checked
+        shards = json.loads((tmp_path / "data" / "layout.json").read_text())["shards"]
+        while err.read_text().count('"msg": "shard ready"') < shards:
+            assert time.monotonic() < deadline, err.read_text()
+            time.sleep(0.2)
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(timeout=90) == 0
     finally:
