@@ -4,6 +4,7 @@ same folder serves the same state, and kill -9 loses nothing that was acknowledg
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
@@ -28,10 +29,11 @@ def replay_members(tmp_path) -> dict[str, dict]:
 
 
 def same_as_replay(client, expected: dict[str, dict]) -> None:
-    for member_id, member in expected.items():
-        got = client.member(member_id)
-        assert (member_id, got.tier, got.points, got.growth, got.abnormal) == (
-            member_id, member["tier"], member["points"], member["growth"], member["abnormal"])
+    with ThreadPoolExecutor(8) as pool:  # read in parallel, each member checked as before
+        answers = pool.map(client.member, expected)
+        for (member_id, member), got in zip(expected.items(), answers, strict=True):
+            assert (member_id, got.tier, got.points, got.growth, got.abnormal) == (
+                member_id, member["tier"], member["points"], member["growth"], member["abnormal"])
 
 
 def test_sigterm_finishes_batches_in_flight_closes_cleanly_and_a_restart_serves_the_same(tmp_path, serve_process):
