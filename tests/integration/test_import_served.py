@@ -87,16 +87,25 @@ def served_member(client, member_id: str) -> tuple[dict, list]:
             "bonus_value_minor": member.bonus_value_minor, "status": member.status, "lots": lots}, ledger
 
 
+@pytest.fixture(scope="module")
+def import_server(ray_session, tmp_path_factory):
+    """For the tests that import into a server and read it back: one two-shard server for all of
+    them (each imports members of its own)."""
+    from tests.conftest import two_shard_server
+
+    yield from two_shard_server(tmp_path_factory, "imports")
+
+
 def report_rows(path: Path) -> list[tuple[int, str]]:
     with path.open() as file:
         return [(int(row["line"]), row["reason"]) for row in csv.DictReader(file)]
 
 
 def test_an_import_reports_each_rejected_row_by_line_and_imports_the_rest_as_the_engine_would(
-        start_server, tmp_path):
+        import_server, tmp_path):
     from client import PatronClient
 
-    server = start_server(shards=2)
+    server = import_server
     source = write_file(tmp_path / "members.csv", good=60)
     client = PatronClient(server.address, timeout=60)
     state = run_import(client, ImportOptions(file=source, chunk=25), say=lambda text: None)
@@ -173,7 +182,7 @@ def test_an_import_killed_with_its_client_and_then_its_server_resumes_and_applie
             assert [entry.kind for entry in ledger] == ["opening"], member_id
 
 
-def test_rows_come_as_compact_rows_or_as_protobuf_members_alike_and_malformed_rows_change_nothing(start_server):
+def test_rows_come_as_compact_rows_or_as_protobuf_members_alike_and_malformed_rows_change_nothing(import_server):
     """The compact `rows` patron import sends and the protobuf `members` a hand-written client may
     send import the same members; rows that are not the documented arrays are INVALID_ARGUMENT."""
     import grpc
@@ -182,8 +191,8 @@ def test_rows_come_as_compact_rows_or_as_protobuf_members_alike_and_malformed_ro
     from engine.opening import Opening, OpeningLot
     from proto import patron_pb2 as pb
 
-    server = start_server(shards=2)
-    client = PatronClient(server.address, timeout=60)
+    client = PatronClient(import_server.address, timeout=60)
+    before = sum(shard.members for shard in client.status().shards)  # the module's other tests' members
 
     def opening(member_id: str, tier: str = "Gold") -> Opening:
         return Opening(member_id=member_id, tier=tier, tier_valid_until="2027-03-31", stored_value=700,
@@ -218,13 +227,13 @@ def test_rows_come_as_compact_rows_or_as_protobuf_members_alike_and_malformed_ro
         with pytest.raises(grpc.RpcError) as refused:
             client.import_future(request).result()
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value.details()
-    assert sum(shard.members for shard in client.status().shards) == 12
+    assert sum(shard.members for shard in client.status().shards) == before + 12
 
 
-def test_a_json_number_beyond_every_range_is_a_rejected_row_and_the_import_goes_on(start_server, tmp_path):
+def test_a_json_number_beyond_every_range_is_a_rejected_row_and_the_import_goes_on(import_server, tmp_path):
     from client import PatronClient
 
-    server = start_server()
+    server = import_server
     source = tmp_path / "members.jsonl"
     source.write_text('{"member_id": "L1"}\n{"member_id": "L2", "stored_value": 1e400}\n'
                       '{"member_id": "L3", "points": [{"points": 1e400, "expires": "never"}]}\n{"member_id": "L4"}\n')
