@@ -169,13 +169,13 @@ def test_an_open_stream_ends_at_its_next_batch_once_the_server_begins_to_stop(st
         assert client.member("stop-m2") is None  # not applied, as the answer said
 
 
-def test_streamed_batches_count_as_in_flight_until_settled(start_server, monkeypatch):
+def test_streamed_batches_count_as_in_flight_until_settled(server, monkeypatch):
     # only SubmitBatch counted: the dashboard's panel read 0 under a full streamed load (an outside probe)
     import asyncio
 
     from actors.gateway import IngestService
 
-    running = start_server(shards=2, start_date=parse_day(TEST_DAY))  # the day DAY's purchases are dated
+    running = server  # the module's other tests leave no batch in flight
     release, settle = threading.Event(), IngestService._settle
 
     async def held(self, *args):
