@@ -37,7 +37,9 @@ def test_the_shopline_anniversary_walks_members_down_through_serve(start_server,
 
 
 def test_points_expire_at_the_start_of_1_january_through_serve(start_server):
-    server = start_server(start_date=parse_day("2026-12-30"))  # late in the year: a year of dates, not two
+    # late in the year: a year of dates, not two; one shard, as the one member needs (a second, empty,
+    # ran each date too)
+    server = start_server(shards=1, start_date=parse_day("2026-12-30"))
     with PatronClient(server.address) as client:
         client.submit([purchase("t1", "m", "2026-12-30 10:00", 2900)])
         client.run_midnight("2027-12-31", allow_future=True, timeout=LONG_RUN)
@@ -86,7 +88,7 @@ ANNUAL_RESET = ONE_POINT_PER_YUAN + '[points.expiry]\npolicy = "annual_reset"\n'
 def test_date_rules_through_serve(start_server, tmp_path, rules_text, start, steps):
     rules = tmp_path / "rules.toml"
     rules.write_text(rules_text)
-    server = start_server(rules=rules, start_date=parse_day(start))
+    server = start_server(rules=rules, shards=1, start_date=parse_day(start))  # one member: one shard
     with PatronClient(server.address) as client:
         client.submit([purchase("t1", "m", f"{start} 10:00", 100000)])
         for date, field, expected in steps:
