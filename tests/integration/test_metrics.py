@@ -136,16 +136,24 @@ def test_the_liability_is_read_once_every_shard_answers_after_a_slow_start(start
     # a shard slow to start (its members indexed) left the gauge empty for a minute (an outside probe)
     from actors import coordinator
 
-    answer, silent = coordinator._answer, [True]
+    answer, silent, unanswered = coordinator._answer, [True], []
 
     async def slow_to_start(call: object, timeout: float = 5.0) -> object:
-        return TimeoutError() if silent[0] else await answer(call, timeout)
+        if silent[0]:
+            unanswered.append(call)
+            return TimeoutError()
+        return await answer(call, timeout)
 
     monkeypatch.setattr(coordinator, "_answer", slow_to_start)
     server = start_server(start_date=parse_day("2026-11-17"), metrics_port=0)
     with PatronClient(server.address) as client:
         client.submit([purchase("t1", "m1", 2900)])
-    time.sleep(2.5)  # the watch's first rounds: no shard answers it
+    # the watch's first rounds: no shard answers it (each round asks every shard for its status;
+    # once the second round has begun, the first, with the liability due, is over)
+    deadline = time.monotonic() + 30
+    while len(unanswered) < 2 * len(server.server.coordinator.actors):
+        assert time.monotonic() < deadline, "the watch did not look at the shards"
+        time.sleep(0.05)
     silent[0] = False
     liability = wait_for(server.server.metrics_port, lambda samples: any(
         name == "patron_points_liability" for name, _ in samples), seconds=15)
