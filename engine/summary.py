@@ -91,7 +91,8 @@ class EntrySummary(Struct, omit_defaults=True):
     tier_to: str = ""
     status: str = ""
     unrecovered: int = 0
-    """Points a refund could not take back because the balance may not go negative."""
+    """Points a refund could not take back because the balance may not go negative; negative on
+    the entry of a redeem's refund that repaid them."""
     note: str = ""
     why: str = ""
     """What made a purchase's or an event's points (engine/why.py)."""
