@@ -42,8 +42,7 @@ def member_json(member: MemberSummary, ledger: list[EntrySummary] | None = None)
 def member_card(member: MemberSummary) -> str:
     tier = member.tier + (f" (until {member.tier_valid_until})" if member.tier_valid_until else "")
     rows = [("member", member.member_id), ("tier", tier),
-            ("points", f"{member.points:,}" + (f" (and {member.pending_points:,} pending)"
-                                                if member.pending_points else "")),
+            ("points", f"{member.points:,}" + _pending(member)),
             ("growth", f"{member.growth:,}"),
             ("status", member.status + (", abnormal: earning is checked" if member.abnormal else "")),
             ("stored value", _stored_value(member)),
@@ -95,6 +94,13 @@ def _unrecovered(points: int) -> str:
     if points > 0:
         return f"{points:,} points not recovered"
     return f"{-points:,} points not recovered before, repaid" if points else ""
+
+
+def _pending(member: MemberSummary) -> str:
+    if not member.pending_points:
+        return ""
+    held = f", {member.held_points:,} of them held for an operator" if member.held_points else ""
+    return f" (and {member.pending_points:,} pending{held})"
 
 
 def _stored_value(member: MemberSummary) -> str:

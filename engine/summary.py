@@ -70,6 +70,10 @@ class MemberSummary(Struct, omit_defaults=True):
     attributes: dict[str, str | int | float] = {}
     date_attributes: list[str] = []
     """Which of `attributes` were sent as dates (YYYY-MM-DD text)."""
+    held_points: int = 0
+    """Of `pending_points`, those the anomaly check holds until an operator releases or voids them;
+    the rest wait out a return window and are released by a midnight run (a card showing one
+    figure for both left an operator unable to tell a customer which: an outside probe)."""
 
 
 class EntrySummary(Struct, omit_defaults=True):
@@ -113,7 +117,8 @@ def summarise(programme: Programme, member: Member) -> MemberSummary:
                          member.status, max(member.points, 0), member.bonus_value,
                          sorted(set(member.tags) | set(member.manual_tags)), coupons, member.pending,
                          member.stored_value, until, iso(member.enrolled), profile.birthday, profile.source,
-                         profile.content, profile.campaign, profile.channel, profile.attributes, list(profile.dates))
+                         profile.content, profile.campaign, profile.channel, profile.attributes, list(profile.dates),
+                         held_points=sum(held.amount for held in member.held if not held.release))
 
 
 def summarise_entry(entry: LedgerEntry, tier_names: list[str], labels: WhyLabels | None) -> EntrySummary:

@@ -178,7 +178,7 @@ class AttributeValue(_message.Message):
     def __init__(self, text: _Optional[str] = ..., number: _Optional[float] = ..., date: _Optional[str] = ...) -> None: ...
 
 class Member(_message.Message):
-    __slots__ = ("member_id", "tier", "points", "growth", "status", "abnormal", "tier_valid_until", "pending_points", "stored_value", "birthday", "enrolled_on", "source", "content", "campaign", "channel", "attributes", "tags", "available_points", "bonus_value_minor", "coupons")
+    __slots__ = ("member_id", "tier", "points", "growth", "status", "abnormal", "tier_valid_until", "pending_points", "stored_value", "birthday", "enrolled_on", "source", "content", "campaign", "channel", "attributes", "tags", "available_points", "bonus_value_minor", "coupons", "held_points")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -206,6 +206,7 @@ class Member(_message.Message):
     AVAILABLE_POINTS_FIELD_NUMBER: _ClassVar[int]
     BONUS_VALUE_MINOR_FIELD_NUMBER: _ClassVar[int]
     COUPONS_FIELD_NUMBER: _ClassVar[int]
+    HELD_POINTS_FIELD_NUMBER: _ClassVar[int]
     member_id: str
     tier: str
     points: int
@@ -226,7 +227,8 @@ class Member(_message.Message):
     available_points: int
     bonus_value_minor: int
     coupons: _containers.RepeatedCompositeFieldContainer[CouponInstance]
-    def __init__(self, member_id: _Optional[str] = ..., tier: _Optional[str] = ..., points: _Optional[int] = ..., growth: _Optional[int] = ..., status: _Optional[str] = ..., abnormal: _Optional[bool] = ..., tier_valid_until: _Optional[str] = ..., pending_points: _Optional[int] = ..., stored_value: _Optional[int] = ..., birthday: _Optional[str] = ..., enrolled_on: _Optional[str] = ..., source: _Optional[str] = ..., content: _Optional[str] = ..., campaign: _Optional[str] = ..., channel: _Optional[str] = ..., attributes: _Optional[_Mapping[str, AttributeValue]] = ..., tags: _Optional[_Iterable[str]] = ..., available_points: _Optional[int] = ..., bonus_value_minor: _Optional[int] = ..., coupons: _Optional[_Iterable[_Union[CouponInstance, _Mapping]]] = ...) -> None: ...
+    held_points: int
+    def __init__(self, member_id: _Optional[str] = ..., tier: _Optional[str] = ..., points: _Optional[int] = ..., growth: _Optional[int] = ..., status: _Optional[str] = ..., abnormal: _Optional[bool] = ..., tier_valid_until: _Optional[str] = ..., pending_points: _Optional[int] = ..., stored_value: _Optional[int] = ..., birthday: _Optional[str] = ..., enrolled_on: _Optional[str] = ..., source: _Optional[str] = ..., content: _Optional[str] = ..., campaign: _Optional[str] = ..., channel: _Optional[str] = ..., attributes: _Optional[_Mapping[str, AttributeValue]] = ..., tags: _Optional[_Iterable[str]] = ..., available_points: _Optional[int] = ..., bonus_value_minor: _Optional[int] = ..., coupons: _Optional[_Iterable[_Union[CouponInstance, _Mapping]]] = ..., held_points: _Optional[int] = ...) -> None: ...
 
 class CouponInstance(_message.Message):
     __slots__ = ("code", "coupon_id", "status", "valid_from", "valid_to")

@@ -225,6 +225,16 @@ def test_a_generated_stream_ends_today_unless_told_where_to_start(tmp_path):
     assert max(days) <= today + timedelta(days=1), max(days)
 
 
+def test_the_member_card_tells_points_held_for_an_operator_from_those_in_a_return_window():
+    # an outside probe: "9,600 pending" said nothing of the 8,600 an operator had to release
+    from cli.show import member_card
+    from engine.summary import MemberSummary
+
+    card = member_card(MemberSummary("c-1001", "Basic", 0, 0, True, "active", 0, 0, [], [], pending_points=9600,
+                                     held_points=8600))
+    assert "points        0 (and 9,600 pending, 8,600 of them held for an operator)" in card.splitlines()
+
+
 def test_the_member_card_shows_stored_value_with_its_bonus():
     # an outside probe: a member's 2.00 of bonus, spendable as its stored value, was not on the card
     from cli.show import member_card

@@ -132,6 +132,7 @@ def test_held_points_an_operator_releases_inside_the_return_window_stay_pending_
     from engine.calendar import parse_day
     from engine.operators import set_status
     from engine.replay import advance_to
+    from engine.summary import summarise
     from tests.builders import refund
 
     target = book(body="[points]\npending_days = 2\n" + anomaly("hold"))
@@ -139,8 +140,10 @@ def test_held_points_an_operator_releases_inside_the_return_window_stay_pending_
     advance_to(target, parse_day(released_on))
     member = target.members["m1"]
     assert (member.points, member.pending) == before  # t1 pending until its window ends, t2 held
+    assert summarise(target.programme, member).held_points == 60  # the card tells t2's from t1's (a probe)
     set_status(target, "m1", "release_held", "checked", target.today)
     assert (member.points, member.pending, member.abnormal) == (*after, False)
+    assert summarise(target.programme, member).held_points == 0
     assert score(target, refund("r2", "m1", "2026-03-05 10:00", "t2", 6000))[0].points == -60
     advance_to(target, parse_day("2026-03-07"))
     assert (member.points, member.pending, member.debt) == (60, 0, 0)
