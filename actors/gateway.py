@@ -27,6 +27,7 @@ from actors.rule_versions import RuleVersions
 from actors.wire import anomaly_row, attributes_from, ledger_entry, member_message
 from engine.calendar import iso, parse_day
 from engine.errors import (
+    CardStateError,
     InvalidRequestError,
     MovedAwayError,
     NotYetError,
@@ -128,6 +129,7 @@ class StoppingError(PatronError):
 
 
 _CODES: list[tuple[type[BaseException] | tuple, grpc.StatusCode]] = [
+    (CardStateError, grpc.StatusCode.FAILED_PRECONDITION),  # first: it is an InvalidRequestError too
     ((InvalidRequestError, RulesError), grpc.StatusCode.INVALID_ARGUMENT),
     (UnknownMemberError, grpc.StatusCode.NOT_FOUND),
     ((PublishBusyError, ReshardBusyError, NotYetError), grpc.StatusCode.FAILED_PRECONDITION),

@@ -31,6 +31,12 @@ class InvalidRequestError(PatronError):
     """Raised when an operator request is malformed (bad action, missing reason, bad date)."""
 
 
+class CardStateError(InvalidRequestError):
+    """Raised when an operator's card action does not fit the card as it is (a lost card cannot be
+    unfrozen): the request is well formed, the member's state refuses it (FAILED_PRECONDITION, not
+    INVALID_ARGUMENT: an outside probe could not tell it from a malformed request)."""
+
+
 class PublishBusyError(PatronError):
     """Raised when rules are published while the previous publish is still re-evaluating members."""
 

@@ -11,7 +11,7 @@ from engine.award import count_earned
 from engine.balance import add_points
 from engine.book import Book
 from engine.calendar import parse_day
-from engine.errors import InvalidRequestError, UnknownMemberError
+from engine.errors import CardStateError, InvalidRequestError, UnknownMemberError
 from engine.members import Held, Member, Profile
 from engine.midnight import note_lapsed, schedule
 from engine.spending.coupons import issue_on_enroll
@@ -163,8 +163,8 @@ def _card_status(book: Book, member: Member, action: str, reason: str, day: Day)
     if member.status == target:
         return
     if source is not None and member.status != source:
-        raise InvalidRequestError(f"cannot {action.replace('_', ' ')} member {member.member_id!r}: "
-                                  f"the card is {member.status}")
+        raise CardStateError(f"cannot {action.replace('_', ' ')} member {member.member_id!r}: "
+                             f"the card is {member.status}")
     if action == "report_lost":
         member.frozen_when_lost = member.status == "frozen"
     elif action == "unfreeze":
