@@ -42,15 +42,14 @@ from engine.opening import IMPORT_CAUSE, OPENING, open_member
 from engine.operators import Enrollment, enroll, set_status, set_tier
 from engine.programme import Programme
 from engine.publishing import (
+    NOTHING,
     activates_tiers,
     forget_past_spend,
+    history_to_rebuild,
     members_to_revisit,
-    rebuild_singles,
-    rebuild_windows,
+    rebuild_history,
     reevaluate,
     remap_tiers,
-    singles_to_rebuild,
-    windows_to_rebuild,
 )
 from engine.scoring import malformed_reason, score_transaction, score_well_formed
 from engine.spending.coupon_stock import CountedStock
@@ -720,11 +719,9 @@ class Shard:
             self._settle_coupons()
             return 0
         activating = activates_tiers(old.rules, new.rules)
-        # what the new tiers look back on that the old ones kept no days of (a first publish told
-        # not to count past spend looks back on nothing)
-        rebuild, kept = ((frozenset(), frozenset()) if activating and not count_past_spend
-                         else windows_to_rebuild(old.ladder, new.ladder))
-        singles = None if activating and not count_past_spend else singles_to_rebuild(old.ladder, new.ladder)
+        # what the new tiers look back on that the old ones did not keep (a first publish told not
+        # to count past spend looks back on nothing)
+        history = NOTHING if activating and not count_past_spend else history_to_rebuild(old.ladder, new.ladder)
 
         def swap() -> None:
             self.book.programme = new  # first: a member moved off a removed tier is written under it
@@ -734,10 +731,8 @@ class Shard:
                     forget_past_spend(member)
                 if moved or activating:
                     self.book.dirty[member.member_id] = member
-            if rebuild:
-                rebuild_windows(self.book, self.store.records(), rebuild, kept)
-            if singles is not None:
-                rebuild_singles(self.book, self.store.records_by_id(), singles)
+            if history != NOTHING:
+                rebuild_history(self.book, self.store.records_by_id(), history)
 
         try:
             self._write(swap, list(self.book.members), meta={"rules_text": rules_text, "reevaluating": new.version})

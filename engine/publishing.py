@@ -1,6 +1,7 @@
 """Publishing new rules: what changes for members when the tier or tag rules change (docs/rules.md)."""
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from engine.book import Book
 from engine.bounds import LIMIT
@@ -13,15 +14,15 @@ from engine.transactions import TxnRecord
 from engine.types import ADJUSTMENT, EVENT, PURCHASE, RECHARGE, REFUND
 
 __all__ = [
+    "NOTHING",
+    "History",
     "activates_tiers",
     "forget_past_spend",
+    "history_to_rebuild",
     "members_to_revisit",
-    "rebuild_singles",
-    "rebuild_windows",
+    "rebuild_history",
     "reevaluate",
     "remap_tiers",
-    "singles_to_rebuild",
-    "windows_to_rebuild",
 ]
 
 REBUILT = frozenset({"spend", "points"})
@@ -92,60 +93,63 @@ def forget_past_spend(member: Member) -> None:
     reset_since(member)
 
 
-def windows_to_rebuild(old: TierLadder, new: TierLadder) -> tuple[frozenset[str], frozenset[str]]:
-    """Windowed metrics the new ladder judges on days the old one did not keep, and of them those
-    the old one windowed over fewer days (their recent days are kept). Without this, a publish
-    adding a tier on 3 months' spend judged members on what they spent after it (an outside probe)."""
+class History(NamedTuple):
+    """What a publish makes again from the transaction index (`history_to_rebuild`)."""
+
+    metrics: frozenset[str]
+    """Windowed metrics the new ladder judges on days the old one did not keep."""
+    kept: frozenset[str]
+    """Of them, those the old one windowed over fewer days: a member keeps its days of them."""
+    singles: tuple[int, int] | None
+    """(from, below): single purchases the new ladder judges and the old one did not remember
+    (below the old smallest threshold), or None."""
+
+
+NOTHING = History(frozenset(), frozenset(), None)
+
+
+def history_to_rebuild(old: TierLadder, new: TierLadder) -> History:
+    """Without this, a publish adding a tier on 3 months' spend judged members on what they spent
+    after it, and one lowering a `single_purchase` threshold ignored the orders already made between
+    the two (an outside probe)."""
     wanted = new.window_metrics & REBUILT
-    if new.keep_days > old.keep_days:
-        return wanted, wanted & old.window_metrics
-    return wanted - old.window_metrics, frozenset()
+    longer = new.keep_days > old.keep_days
+    metrics = wanted if longer else wanted - old.window_metrics
+    least, below = new.single_minimum, old.single_minimum
+    singles = None if least is None or (below is not None and least >= below) else (
+        least, LIMIT + 1 if below is None else below)
+    return History(metrics, wanted & old.window_metrics if longer else frozenset(), singles)
 
 
-def rebuild_windows(book: Book, records: Iterable[TxnRecord], metrics: frozenset[str] = REBUILT,
-                    kept: frozenset[str] = frozenset()) -> None:
-    """Per-day sums of `metrics` made again from the transaction index (as far back as it
-    remembers: `index_retention_days`), on each transaction's day, for the members in `book`. Of
-    the `kept` metrics a member keeps its days, and only days before the oldest it holds are
-    added: the old ladder pruned those, and the index may no longer have the recent ones'."""
+def rebuild_history(book: Book, records: Iterable[tuple[str, TxnRecord]], history: History) -> None:
+    """One pass over the transaction index (as far back as it remembers: `index_retention_days`),
+    for the members in `book`: per-day sums of `history.metrics` on each transaction's day (of the
+    `kept` metrics only days before the oldest a member holds: the old ladder pruned those, and the
+    index may no longer have the recent ones'), and the single purchases in `history.singles`, net
+    of their refunds (the old ladder never kept them, so none was used for a tier)."""
     ladder = book.programme.ladder
     before: dict[tuple[str, str], float] = {}
-    for record in records:
+    for txn_id, record in records:
         member = book.members.get(record.member_id)
         if member is None:
             continue
-        for metric, amount in _amounts(record, metrics):
+        for metric, amount in _amounts(record, history.metrics):
             key = (record.member_id, metric)
             if key not in before:
-                days = member.windows.get(metric) if metric in kept else None
+                days = member.windows.get(metric) if metric in history.kept else None
                 before[key] = min(days) if days else float("inf")
             if amount and record.day < before[key]:
                 ladder.record(member, metric, record.day, amount)
                 book.dirty[member.member_id] = member
-
-
-def singles_to_rebuild(old: TierLadder, new: TierLadder) -> tuple[int, int] | None:
-    """(from, below): the single purchases the new ladder judges that the old one did not remember
-    (eligible from `from`, below `below`: the old smallest threshold), or None."""
-    if new.single_minimum is None or (old.single_minimum is not None and new.single_minimum >= old.single_minimum):
-        return None
-    return new.single_minimum, old.single_minimum if old.single_minimum is not None else LIMIT + 1
-
-
-def rebuild_singles(book: Book, records: Iterable[tuple[str, TxnRecord]], bounds: tuple[int, int]) -> None:
-    """Single purchases in `bounds` (`singles_to_rebuild`) taken from the transaction index, net of
-    their refunds, for the members in `book`: the old ladder never kept them, so none was used for
-    a tier. Without this, lowering a `single_purchase` threshold ignored the orders already made
-    between the two (an outside probe)."""
-    ladder, (least, below) = book.programme.ladder, bounds
-    for txn_id, record in records:
-        eligible = record.eligible_minor - record.reversed_eligible
-        if record.kind != PURCHASE or not least <= eligible < below:
-            continue
-        member = book.members.get(record.member_id)
-        if member is not None and not [s for s in member.singles if s[2] == txn_id]:
-            ladder.record_single(member, record.day, eligible, txn_id)
+        if history.singles is not None and _single_between(member, txn_id, record, history.singles):
+            ladder.record_single(member, record.day, record.eligible_minor - record.reversed_eligible, txn_id)
             book.dirty[member.member_id] = member
+
+
+def _single_between(member: Member, txn_id: str, record: TxnRecord, bounds: tuple[int, int]) -> bool:
+    least, below = bounds
+    return (record.kind == PURCHASE and least <= record.eligible_minor - record.reversed_eligible < below
+            and not any(single[2] == txn_id for single in member.singles))
 
 
 def _amounts(record: TxnRecord, metrics: frozenset[str]) -> list[tuple[str, int]]:

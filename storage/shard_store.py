@@ -196,14 +196,8 @@ class ShardStore:
         with self._reading(db=self.dbs["ledger"], buffers=True) as txn:
             return [entry_of(txn.get(position_key(position))) for position in positions]
 
-    def records(self) -> Iterator[TxnRecord]:
-        """Every transaction the index remembers."""
-        with self.env.begin(db=self.dbs["txn_index"], buffers=True) as txn:
-            for _, value in txn.cursor():
-                yield decode_txn(value)
-
     def records_by_id(self) -> Iterator[tuple[str, TxnRecord]]:
-        """`records`, each with its transaction id."""
+        """Every transaction the index remembers, each with its id."""
         with self.env.begin(db=self.dbs["txn_index"], buffers=True) as txn:
             for key, value in txn.cursor():
                 yield txn_id_of(key), decode_txn(value)

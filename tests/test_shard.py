@@ -602,7 +602,7 @@ def test_a_publish_that_lengthens_a_window_keeps_the_days_the_index_has_forgotte
     shard.apply([buy("t1", "m1", DAY, line(600_000))])
     _midnights_to(shard, "2026-12-27")
     shard.apply([buy("t2", "m1", "2026-12-27 10:00", line(500_000))])
-    assert [r.day for r in shard.store.records()] == [parse_day("2026-12-27")]  # t1 forgotten by the index
+    assert [r.day for _, r in shard.store.records_by_id()] == [parse_day("2026-12-27")]  # t1 forgotten by the index
     shard.publish(v2)
     shard.reevaluate_step()
     assert shard.book.members["m1"].windows["spend"] == {parse_day("2026-11-17"): 600_000,
