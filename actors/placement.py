@@ -21,15 +21,17 @@ NODE_DATA_ENV = "PATRON_NODE_DATA"
 
 def labelled_nodes() -> dict[str, str]:
     """name -> Ray node id of every live node that carries the patron-node label."""
-    return {node["Labels"][NODE_LABEL]: node["NodeID"] for node in ray.nodes()
-            if node.get("Alive") and NODE_LABEL in (node.get("Labels") or {})}
+    return _labelled("NodeID")
 
 
 def node_hosts() -> dict[str, str]:
-    """name -> host name of every live node that carries the patron-node label: which machine it
-    is on (its address may differ on one machine: a node started with 127.0.0.1 beside one on the
-    machine's own address)."""
-    return {node["Labels"][NODE_LABEL]: node["NodeManagerHostname"] for node in ray.nodes()
+    """name -> host name of every live labelled node: which machine it is on (its address may
+    differ on one machine: a node started with 127.0.0.1 beside one on the machine's own address)."""
+    return _labelled("NodeManagerHostname")
+
+
+def _labelled(field: str) -> dict[str, str]:
+    return {node["Labels"][NODE_LABEL]: node[field] for node in ray.nodes()
             if node.get("Alive") and NODE_LABEL in (node.get("Labels") or {})}
 
 
