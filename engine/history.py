@@ -20,24 +20,42 @@ class History(Protocol):
 
 class RecentHistory:
     """In memory, for a replay: the last days' transaction ids per member. Kept out of member
-    records, which would otherwise grow (and be rewritten) with every transaction of the day."""
+    records, which would otherwise grow (and be rewritten) with every transaction of the day.
+
+    A day's ids are kept as they come, member and id in turn, and gathered per member only when
+    the day is first asked about (a midnight's report, for the few members it flags): finding the
+    member's list at each transaction was a lookup in a dict of every member of the day, a cache
+    miss nearly every time (bench/RESULTS.md, "The anomaly history kept as it comes")."""
 
     def __init__(self) -> None:
+        self._arrived: dict[Day, list[str]] = {}
+        """Per day not yet asked about: member id, transaction id, member id, ..."""
         self._days: dict[Day, dict[MemberId, list[TxnId]]] = {}
+        """Per day asked about: the ids per member, kept current from then on."""
 
     def remember(self, member_id: MemberId, day: Day, txn_id: TxnId) -> None:
-        members = self._days.get(day)  # not setdefault: its default would be a new dict and list per call
-        if members is None:
-            members = self._days[day] = {}
-        ids = members.get(member_id)
-        if ids is None:
-            members[member_id] = [txn_id]
+        arrived = self._arrived.get(day)
+        if arrived is not None:
+            arrived.append(member_id)
+            arrived.append(txn_id)
+        elif day in self._days:
+            self._days[day].setdefault(member_id, []).append(txn_id)
         else:
-            ids.append(txn_id)
+            self._arrived[day] = [member_id, txn_id]
 
     def transactions_on(self, member_id: MemberId, day: Day) -> list[TxnId]:
-        return list(self._days.get(day, {}).get(member_id, ()))
+        return list(self._members_on(day).get(member_id, ()))
 
     def forget_before(self, day: Day) -> None:
-        for old in [d for d in self._days if d < day]:
-            del self._days[old]
+        for kept in (self._arrived, self._days):
+            for old in [d for d in kept if d < day]:
+                del kept[old]
+
+    def _members_on(self, day: Day) -> dict[MemberId, list[TxnId]]:
+        members = self._days.get(day)
+        if members is None:
+            members = self._days[day] = {}
+            arrived = self._arrived.pop(day, [])
+            for at in range(0, len(arrived), 2):
+                members.setdefault(arrived[at], []).append(arrived[at + 1])
+        return members
