@@ -60,7 +60,7 @@ class ReplayFiles(msgspec.Struct, kw_only=True):
 
 
 def replay_files(files: ReplayFiles) -> ReplayStats:
-    book = Book(Programme(load_rules_file(files.rules)))
+    book = Book(Programme(load_rules_file(files.rules)), keep_outputs=files.ledger_out is not None)
     utf8_file(files.transactions)
     started = time.perf_counter()
     stats = ReplayStats(0, 0.0, 0)

@@ -10,6 +10,7 @@ cdef class Book:
     cdef public list ledger
     cdef public dict dirty
     cdef public set awake
+    cdef public bint keep_outputs
 
     cpdef write_earned(self, Member member, day, ref, kind, points, pending, growth, why)
     cpdef write_coupon(self, Member member, day, cause, ref, kind, coupon_code)

@@ -36,7 +36,7 @@ class Book:
 
     def __init__(self, programme: Programme, members: MutableMapping[MemberId, Member] | None = None,
                  txns: TxnIndex | None = None, today: Day = 0, history: History | None = None,
-                 stock: CouponStock | None = None) -> None:
+                 stock: CouponStock | None = None, keep_outputs: bool = True) -> None:
         self.programme = programme
         self.members: MutableMapping[MemberId, Member] = {} if members is None else members
         self.txns: TxnIndex = {} if txns is None else txns
@@ -58,6 +58,11 @@ class Book:
         self.notices: list[Notice] = []
         """Events for notifiers, in order: the caller commits them with the ledger, then clears them."""
         self.stock: CouponStock = CountedStock() if stock is None else stock
+        self.keep_outputs = keep_outputs
+        """Whether the ledger entries and notices written are kept for the caller (`take_changes`,
+        `take_notices`). A replay that writes neither keeps none, and does not make them: about a
+        ledger entry a transaction and a notice an enrollment, 2% of its instructions. Every change
+        is counted in `ledger_seq` and marks its member dirty all the same."""
         """Coupon inventory: one unit is taken before each instance is issued."""
 
     def write(self, member: Member, day: Day, cause: str, ref: str, kind: str, *, points: int = 0,
@@ -67,10 +72,11 @@ class Book:
               tier_from_name: str = "") -> None:
         """Record one change to a member in the ledger; the member must already show it."""
         member.ledger_seq += 1
-        self.ledger.append(LedgerEntry(
-            member.member_id, member.ledger_seq, day, cause, ref, self.programme.version, kind,
-            points, pending, growth, stored_value, tier_from, tier_to, status, unrecovered, note, why,
-            bonus_value, coupon_code, lots, tier_from_name))
+        if self.keep_outputs:
+            self.ledger.append(LedgerEntry(
+                member.member_id, member.ledger_seq, day, cause, ref, self.programme.version, kind,
+                points, pending, growth, stored_value, tier_from, tier_to, status, unrecovered, note, why,
+                bonus_value, coupon_code, lots, tier_from_name))
         self.dirty[member.member_id] = member
 
     def write_earned(self, member: Member, day: Day, ref: TxnId, kind: str, points: int, pending: int, growth: int,
@@ -79,16 +85,18 @@ class Book:
         but positional arguments, so that compiled it is a C call (a method with keyword-only
         arguments cannot be one)."""
         member.ledger_seq += 1
-        self.ledger.append(LedgerEntry(member.member_id, member.ledger_seq, day, "txn", ref, self.programme.version,
-                                       kind, points, pending, growth, why=why))
+        if self.keep_outputs:
+            self.ledger.append(LedgerEntry(member.member_id, member.ledger_seq, day, "txn", ref,
+                                           self.programme.version, kind, points, pending, growth, why=why))
         self.dirty[member.member_id] = member
 
     def write_coupon(self, member: Member, day: Day, cause: str, ref: str, kind: str, coupon_code: str) -> None:
         """`write` of a coupon instance's entry (issued, used, restored, void, expired), positional
         only as `write_earned`: compiled, a C call (an enrollment's welcome coupon writes one)."""
         member.ledger_seq += 1
-        self.ledger.append(LedgerEntry(member.member_id, member.ledger_seq, day, cause, ref, self.programme.version,
-                                       kind, coupon_code=coupon_code))
+        if self.keep_outputs:
+            self.ledger.append(LedgerEntry(member.member_id, member.ledger_seq, day, cause, ref,
+                                           self.programme.version, kind, coupon_code=coupon_code))
         self.dirty[member.member_id] = member
 
     def today_for(self, member: Member) -> Day:
@@ -119,7 +127,8 @@ class Book:
 
     def notify_detail(self, kind: str, member_id: MemberId, day: Day, detail: dict[str, object]) -> None:
         """`notify` with the detail made by the caller (a midnight run's reminders: no keywords to gather)."""
-        self.notices.append(Notice(kind, member_id, day, encode_detail(detail)))
+        if self.keep_outputs:
+            self.notices.append(Notice(kind, member_id, day, encode_detail(detail)))
 
     def take_notices(self) -> list[Notice]:
         notices, self.notices = self.notices, []

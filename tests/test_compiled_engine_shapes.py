@@ -170,3 +170,24 @@ def test_compiled_and_pure_replays_agree_on_rules_of_every_shape(pure, differenc
             here, there = (folder / f"{side}-{output}.jsonl" for side in ("compiled", "pure"))
             if here.exists() or there.exists():
                 assert here.read_bytes().splitlines() == there.read_bytes().splitlines(), output
+
+
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(differences=programmes, txns=streams())
+def test_a_replay_that_writes_no_ledger_ends_the_same(differences, txns):
+    """Without `--ledger-out` the book keeps no ledger entries nor notices (`Book.keep_outputs`):
+    members, results and the anomaly report are those of a replay that writes its ledger."""
+    rules = programme(differences)
+    until = Programme(load_rules(rules)).calendar.day_of(txns[-1].occurred_at_ms) + 60
+    with tempfile.TemporaryDirectory(prefix="outputs-") as name:
+        folder = Path(name)
+        (folder / "rules.toml").write_text(rules)
+        (folder / "stream.jsonl").write_bytes(msgspec.json.Encoder().encode_lines(txns))
+        assert replay(folder, until, "ledger") == ""
+        kept = {o: folder / f"bare-{o}.jsonl" for o in OUTPUTS}
+        replay_files(ReplayFiles(rules=folder / "rules.toml", transactions=folder / "stream.jsonl",
+                                 members_out=kept["members"], results_out=kept["results"],
+                                 anomalies_out=kept["anomalies"], until=until))
+        assert not kept["ledger"].exists()
+        for output in ("members", "results", "anomalies"):
+            assert kept[output].read_bytes() == (folder / f"ledger-{output}.jsonl").read_bytes(), output

@@ -258,3 +258,19 @@ def test_a_redeem_then_its_refund_restores_the_exact_lots(variant, txns, offered
     assert back.value_minor == -spent.value_minor
     assert [(lot.expires, lot.amount) for lot in member.lots] == lots
     assert (member.points, member.debt) == balance
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@settings(max_examples=40, deadline=None)
+@given(txns=streams())
+def test_a_book_that_keeps_no_outputs_ends_in_the_same_members(variant, txns):
+    """`keep_outputs=False` (a replay that writes no ledger) makes no ledger entries nor notices, and
+    changes nothing else: every member field, the ledger position included, every result, and the
+    members marked changed (what a caller would store)."""
+    kept, bare = fresh(variant), Book(Programme(load_rules(VARIANTS[variant])), keep_outputs=False)
+    assert score(kept, *txns) == score(bare, *txns)
+    assert state(kept) == state(bare)
+    (_, dirty), (entries, also_dirty) = kept.take_changes(), bare.take_changes()
+    assert entries == []
+    assert bare.take_notices() == []
+    assert also_dirty.keys() == dirty.keys()
