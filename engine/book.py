@@ -32,7 +32,8 @@ class Book:
     """The engine reads and writes members and index records through the two mappings, so a
     caller may back them with plain dicts (replay, tests) or with storage (a shard).
     Contract: after scoring, `dirty` holds every member that changed and `ledger` every
-    entry written, in order; the caller persists both and then clears them."""
+    entry written, in order (none when the caller asked for none: `keep_outputs`); the caller
+    persists both and then clears them."""
 
     def __init__(self, programme: Programme, members: MutableMapping[MemberId, Member] | None = None,
                  txns: TxnIndex | None = None, today: Day = 0, history: History | None = None,
@@ -58,12 +59,12 @@ class Book:
         self.notices: list[Notice] = []
         """Events for notifiers, in order: the caller commits them with the ledger, then clears them."""
         self.stock: CouponStock = CountedStock() if stock is None else stock
+        """Coupon inventory: one unit is taken before each instance is issued."""
         self.keep_outputs = keep_outputs
         """Whether the ledger entries and notices written are kept for the caller (`take_changes`,
         `take_notices`). A replay that writes neither keeps none, and does not make them: about a
-        ledger entry a transaction and a notice an enrollment, 2% of its instructions. Every change
+        ledger entry a transaction and a notice an enrollment, 3% of its instructions. Every change
         is counted in `ledger_seq` and marks its member dirty all the same."""
-        """Coupon inventory: one unit is taken before each instance is issued."""
 
     def write(self, member: Member, day: Day, cause: str, ref: str, kind: str, *, points: int = 0,
               pending: int = 0, growth: int = 0, stored_value: int = 0, tier_from: int = -1,

@@ -39,7 +39,7 @@ class RecentHistory:
             arrived.append(member_id)
             arrived.append(txn_id)
         elif day in self._days:
-            self._days[day].setdefault(member_id, []).append(txn_id)
+            _add(self._days[day], member_id, txn_id)
         else:
             self._arrived[day] = [member_id, txn_id]
 
@@ -52,10 +52,21 @@ class RecentHistory:
                 del kept[old]
 
     def _members_on(self, day: Day) -> dict[MemberId, list[TxnId]]:
+        """The day's ids per member, gathered now if they were not; a day with none stays unasked."""
         members = self._days.get(day)
         if members is None:
+            arrived = self._arrived.pop(day, None)
+            if arrived is None:
+                return {}
             members = self._days[day] = {}
-            arrived = self._arrived.pop(day, [])
             for at in range(0, len(arrived), 2):
-                members.setdefault(arrived[at], []).append(arrived[at + 1])
+                _add(members, arrived[at], arrived[at + 1])
         return members
+
+
+def _add(members: dict[MemberId, list[TxnId]], member_id: MemberId, txn_id: TxnId) -> None:
+    ids = members.get(member_id)  # not setdefault: its default would be a new list per call
+    if ids is None:
+        members[member_id] = [txn_id]
+    else:
+        ids.append(txn_id)

@@ -176,7 +176,8 @@ def test_compiled_and_pure_replays_agree_on_rules_of_every_shape(pure, differenc
 @given(differences=programmes, txns=streams())
 def test_a_replay_that_writes_no_ledger_ends_the_same(differences, txns):
     """Without `--ledger-out` the book keeps no ledger entries nor notices (`Book.keep_outputs`):
-    members, results and the anomaly report are those of a replay that writes its ledger."""
+    members, results and the anomaly report are those of a replay that writes its ledger. (The
+    compiled engine both times: what this module compares with the pure one is the other test.)"""
     rules = programme(differences)
     until = Programme(load_rules(rules)).calendar.day_of(txns[-1].occurred_at_ms) + 60
     with tempfile.TemporaryDirectory(prefix="outputs-") as name:
@@ -184,10 +185,10 @@ def test_a_replay_that_writes_no_ledger_ends_the_same(differences, txns):
         (folder / "rules.toml").write_text(rules)
         (folder / "stream.jsonl").write_bytes(msgspec.json.Encoder().encode_lines(txns))
         assert replay(folder, until, "ledger") == ""
-        kept = {o: folder / f"bare-{o}.jsonl" for o in OUTPUTS}
+        bare = {o: folder / f"bare-{o}.jsonl" for o in OUTPUTS}
         replay_files(ReplayFiles(rules=folder / "rules.toml", transactions=folder / "stream.jsonl",
-                                 members_out=kept["members"], results_out=kept["results"],
-                                 anomalies_out=kept["anomalies"], until=until))
-        assert not kept["ledger"].exists()
+                                 members_out=bare["members"], results_out=bare["results"],
+                                 anomalies_out=bare["anomalies"], until=until))
+        assert not bare["ledger"].exists()
         for output in ("members", "results", "anomalies"):
-            assert kept[output].read_bytes() == (folder / f"ledger-{output}.jsonl").read_bytes(), output
+            assert bare[output].read_bytes() == (folder / f"ledger-{output}.jsonl").read_bytes(), output

@@ -50,7 +50,7 @@ def _give(book: Book, member: Member, coupon: Coupon, day: Day, cause: str, ref:
     # between, and the notice's detail is one dict built once (no keywords to gather)
     member.coupons += (CouponInstance(code, coupon.id, "unused", valid_from, valid_to, ref),)
     book.write_coupon(member, day, cause, ref, "coupon_issued", code)
-    if book.keep_outputs:  # a replay keeps no notices: its detail, the dates' text most of all, is not made
+    if book.keep_outputs:  # a book keeping no notices (replay without a ledger) is spared the detail's text
         book.notify_detail(COUPON_ISSUED, member.member_id, day, {"code": code, "coupon_id": coupon.id,
                                                                   "valid_from": iso(valid_from),
                                                                   "valid_to": iso(valid_to)})
