@@ -858,12 +858,15 @@ class Coordinator(ShardLanes):
                                   **pinned_to(self.layout.nodes[str(shard)])).remote(config, self.layout.folder_id)
 
     def set_owner(self, vshard: int, shard: int) -> None:
-        """The layout with a virtual shard's new owner: on disk first, then in use."""
+        """The layout with a virtual shard's new owner: on disk first, then in use, and in the
+        metrics at once (the status watch's next turn, a second later, was after a scrape that
+        followed a rebalance's end: it read the counts from before)."""
         owners = list(self.layout.owners)
         owners[vshard] = shard
         layout = msgspec.structs.replace(self.layout, owners=owners)
         self.folder.save_layout(layout)
         self.layout = layout
+        self._observe_layout()
 
     def set_shards(self, shards: int) -> None:
         """More shards, owning nothing yet (on a cluster, each named a node)."""
@@ -872,6 +875,7 @@ class Coordinator(ShardLanes):
         self.folder.save_layout(layout)
         self.layout = layout
         self._place()
+        self._observe_layout()
 
     def shard_name(self, shard: int) -> str:
         return f"patron-shard-{self.run}-{shard}"

@@ -253,3 +253,17 @@ def test_a_move_waits_while_its_two_shards_are_on_different_business_days(two_sh
         assert "big spender" in client.member(member).tags
         tagged = [e for e in client.ledger(member) if e.cause == "midnight" and e.kind == "tag"]
         assert [e.day for e in tagged] == [iso(tomorrow)]
+
+
+def test_the_virtual_shards_gauge_follows_a_move_at_once(two_shards):
+    """`patron_virtual_shards` is the layout in use as soon as a move is committed, not from the
+    status watch's next turn a second later: a scrape right after a rebalance's end read the counts
+    from before it (a flaky CI run)."""
+    coordinator = two_shards.server.coordinator
+    vshard = next(v for v in range(1023, 0, -1) if coordinator.layout.owners[v] == 1)
+    with PatronClient(two_shards.address) as client:
+        client.move_virtual_shard(vshard, 0)
+        assert (client.follow_resharding(every=0.02).error, coordinator.layout.owners[vshard]) == ("", 0)
+        gauge = [coordinator.metrics.registry.get_sample_value("patron_virtual_shards", {"shard": str(shard)})
+                 for shard in (0, 1)]
+    assert gauge == [coordinator.layout.owners.count(shard) for shard in (0, 1)]
