@@ -7,6 +7,7 @@ from engine.book import Book
 from engine.bounds import LIMIT
 from engine.members import Member
 from engine.notices import TIER_CHANGED
+from engine.refunds import UNKNOWN_ORIGINAL
 from engine.rules import Rules
 from engine.tier_changes import tier_after_transaction
 from engine.tiers import TierLadder, reset_since
@@ -31,8 +32,6 @@ earning transaction gave); those of growth (a tier may have reset it since), rec
 purchase counts start from the publish."""
 EARNING = frozenset({PURCHASE, EVENT, ADJUSTMENT, RECHARGE})
 """Records whose points count toward tiers (a recharge's: its bonus points)."""
-UNKNOWN_ORIGINAL = "unknown_original"
-"""A refund's reason when its original was not found: it took its points back on its own day."""
 
 
 def members_to_revisit(old: Rules, new: Rules) -> bool:

@@ -13,7 +13,10 @@ from engine.tiers import counted_since
 from engine.transactions import Transaction, TxnRecord, refund_amount
 from engine.types import PURCHASE, REFUND, Day
 
-__all__ = ["refund_problem", "score_refund"]
+__all__ = ["UNKNOWN_ORIGINAL", "refund_problem", "score_refund"]
+
+UNKNOWN_ORIGINAL = "unknown_original"
+"""A refund's reason when its original was not found: it took its points back on its own day."""
 
 _NOT_NOTED = frozenset({"frozen", "lost"})
 """Reasons of purchases kept at zero on a card that could not earn: scoring never counted them."""
@@ -87,5 +90,5 @@ def _refund_unknown(book: Book, member: Member, txn: Transaction, day: Day) -> T
     count_spend(book, member, day, -value.eligible, txn.txn_id)
     tier_after_transaction(book, member, day, txn.txn_id, lowered=True)
     # its spend taken out, kept so that a publish rebuilding per-day sums takes it out again (publishing.py)
-    return TxnRecord(member.member_id, REFUND, day, -taken, -taken_growth, "unknown_original", programme.version,
+    return TxnRecord(member.member_id, REFUND, day, -taken, -taken_growth, UNKNOWN_ORIGINAL, programme.version,
                      eligible_minor=-value.eligible)
