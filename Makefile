@@ -34,8 +34,11 @@ run: venv
 reset:
 	rm -rf data
 
+# Two workers, one per core, each file whole on one worker (its module-scoped servers are started once).
+# Most of the suite waits on processes it started; run in turns it took over 10 minutes.
+TEST_WORKERS ?= 2
 test: venv lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The generated gRPC code is committed; this regenerates it (tests fail when it is stale).
 proto: venv
