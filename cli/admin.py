@@ -7,6 +7,7 @@ import os
 import re
 import sys
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -17,14 +18,14 @@ from google.protobuf.json_format import MessageToDict
 
 from client import PatronClient, UnsendableError, transaction_message
 from client.patron_client import RETRIABLE
-from engine.errors import InvalidRequestError
+from engine.errors import InvalidRequestError, PatronError
 from proto import patron_pb2 as pb
 
 if TYPE_CHECKING:
     from bench.workload import Workload
 
-__all__ = ["checkpoint", "import_members", "member_show", "member_tag", "member_tier", "midnight", "publish",
-           "rpc_failure", "send", "status"]
+__all__ = ["anomalies", "checkpoint", "import_members", "member_adjust", "member_enroll", "member_show",
+           "member_status", "member_tag", "member_tier", "midnight", "publish", "rpc_failure", "send", "status"]
 
 DEFAULT_ADDRESS = os.environ.get("PATRON_ADDRESS", "127.0.0.1:50051")
 
@@ -302,6 +303,57 @@ def member_tier(args: argparse.Namespace) -> int:
     return 0
 
 
+def member_enroll(args: argparse.Namespace) -> int:
+    """As member tag: the member as it is now. Enrolling a member who exists is not a failure (a
+    till may enroll at every visit): its profile fields given are updated, and stderr says so."""
+    from cli.show import member_json, member_summary
+
+    fields = {name: value for name in ("channel", "birthday", "source", "campaign")
+              if (value := getattr(args, name))}
+    with _client(args) as client:
+        answer = client.enroll(args.member_id, **fields)
+    if not answer.created:
+        print(f"member {args.member_id} was enrolled already"
+              + ("; the profile fields given were updated" if fields else ""), file=sys.stderr)
+    print(member_json(member_summary(answer.member)))
+    return 0
+
+
+def member_status(args: argparse.Namespace) -> int:
+    """As member tag: the member as it is now. Each action is idempotent (docs/api.md, SetStatus)."""
+    from cli.show import member_json, member_summary
+
+    with _client(args) as client:
+        print(member_json(member_summary(client.set_status(args.member_id, args.action, args.reason))))
+    return 0
+
+
+class AdjustmentError(PatronError):
+    """An adjustment refused by the engine (its reason), or a call whose fate is unknown."""
+
+
+def member_adjust(args: argparse.Namespace) -> int:
+    """An operator's points correction, applied once however often it is sent with the same
+    `--request-id`. Without one a new id is made; a failure says which, so that the operator can
+    send the same adjustment again without the risk of applying it twice."""
+    from cli.show import member_json, member_summary
+
+    request_id = args.request_id or f"adj-{uuid.uuid4().hex}"
+    try:
+        with _client(args) as client:
+            answer = client.adjust(args.member_id, args.points, args.reason, request_id)
+    except grpc.RpcError as error:
+        again = f"to send the same adjustment again, give --request-id {request_id}: it is applied at most once"
+        raise AdjustmentError(f"{rpc_failure(error, args.address)} (request id {request_id}; {again})") from None
+    outcome = grpc_outcome(answer.result.outcome)
+    if outcome == "rejected":
+        raise AdjustmentError(f"adjustment rejected: {answer.result.reason} (request id {request_id}; nothing changed)")
+    if outcome == "duplicate":
+        print(f"adjustment {request_id} was applied before: not applied again", file=sys.stderr)
+    print(member_json(member_summary(answer.member)))
+    return 0
+
+
 def publish(args: argparse.Namespace) -> int:
     from cli.inputs import utf8_text
 
@@ -344,6 +396,24 @@ def midnight_progress_line(run: pb.MidnightProgress) -> str:
     is under way: "0 of 0 members" read as an empty store."""
     where = f"{run.date}: {run.members_done:,} of {run.members_total:,} members" if run.date else "starting"
     return f"midnight until {run.until} ({len(run.dates)} dates done), {where}, {run.seconds:.0f} s"
+
+
+def anomalies(args: argparse.Namespace) -> int:
+    """The day's report (members over the daily anomaly threshold), once its midnight run has made it."""
+    with _client(args) as client:
+        report = client.anomaly_report(args.date)
+    if args.json:
+        _show(report)
+        return 0
+    if not report.rows:
+        print(f"no member crossed the daily anomaly threshold on {report.date or args.date}")
+        return 0
+    from cli.show import aligned
+
+    rows = [("member", "day", "points", "transactions")]
+    rows += [(row.member_id, row.day, f"{row.points:,}", " ".join(row.transactions)) for row in report.rows]
+    print(aligned(rows, numeric={2}))
+    return 0
 
 
 def checkpoint(args: argparse.Namespace) -> int:

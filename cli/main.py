@@ -115,6 +115,11 @@ def _parser() -> argparse.ArgumentParser:
     midnight.add_argument("--allow-future", action="store_true",
                           help="test systems: allow a date after tomorrow (it expires points and ends tiers early)")
     midnight.set_defaults(run=admin.midnight)
+    anomalies = _remote(commands.add_parser("anomalies", help="the members over the daily anomaly threshold on a "
+                                                              "day (once its midnight run has run)"))
+    anomalies.add_argument("--date", type=day_text, required=True)
+    anomalies.add_argument("--json", action="store_true", help="the report as JSON")
+    anomalies.set_defaults(run=admin.anomalies)
     _remote(commands.add_parser("checkpoint", help="checkpoint every shard now")).set_defaults(run=admin.checkpoint)
     _remote(commands.add_parser("status", help="shards, rule version, recalculation")).set_defaults(run=admin.status)
 
@@ -139,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _member_parser(commands: argparse._SubParsersAction) -> None:
     from cli import admin, wallet
+    from engine.operators import STATUS_ACTIONS
 
     member = commands.add_parser("member", help="look at members").add_subparsers(metavar="ACTION")
     show = _remote(member.add_parser("show", help="a member, and with --ledger its whole ledger"))
@@ -158,6 +164,27 @@ def _member_parser(commands: argparse._SubParsersAction) -> None:
     tier.add_argument("tier", help="a tier's name in the rules in force")
     tier.add_argument("--reason", required=True, help="why: kept in the member's ledger")
     tier.set_defaults(run=admin.member_tier)
+    enroll = _remote(member.add_parser("enroll", help="enroll a member, or update an enrolled one's profile"))
+    enroll.add_argument("member_id")
+    enroll.add_argument("--channel", help="where they enrolled (a channel's default tier applies: docs/rules.md)")
+    enroll.add_argument("--birthday", help="MM-DD or YYYY-MM-DD")
+    enroll.add_argument("--source", help="where they came from (a campaign's source, say)")
+    enroll.add_argument("--campaign")
+    enroll.set_defaults(run=admin.member_enroll)
+    card = _remote(member.add_parser("status", help="freeze, unfreeze, report lost, cancel a loss, clear "
+                                                    "abnormal, release or void held points"))
+    card.add_argument("member_id")
+    card.add_argument("action", choices=STATUS_ACTIONS)
+    card.add_argument("--reason", required=True, help="why: kept in the member's ledger")
+    card.set_defaults(run=admin.member_status)
+    adjust = _remote(member.add_parser("adjust", help="add or take away points by hand, with a reason (applied once "
+                                                      "per request id)"))
+    adjust.add_argument("member_id")
+    adjust.add_argument("--points", type=int, required=True, help="signed: -500 takes 500 away")
+    adjust.add_argument("--reason", required=True, help="why: kept in the member's ledger")
+    adjust.add_argument("--request-id", help="the adjustment's idempotency key (default: a new one, printed "
+                                             "if the call fails; give it to send the same adjustment again)")
+    adjust.set_defaults(run=admin.member_adjust)
     wallet.add_parsers(member, _remote)
 
 

@@ -1,6 +1,7 @@
 """The patron command against a running patron: `send` with lines that are not transactions,
 `member show` for people (card and ledger table) and machines (--json), a closed pipe, what
-`status` says of each shard's process."""
+`status` says of each shard's process, an operator's enroll, adjust and card status, a day's
+anomalies."""
 
 import json
 import os
@@ -212,3 +213,60 @@ def test_status_says_whether_each_shard_gives_way_to_the_gateway_and_uses_huge_p
     assert {shard["priority"] for shard in shards} == {"idle"}  # the tests' Ray runs the default
     assert all(shard["huge_pages"] == "on" or shard["huge_pages"].startswith("off: ") for shard in shards)
 
+
+
+def test_an_operator_enrolls_credits_freezes_and_unfreezes_a_member_from_the_command(march_server):
+    address = ["--address", march_server.address]
+    enrolled = patron("member", "enroll", "op-m1", "--channel", "pos", "--birthday", "05-17", *address)
+    assert (enrolled.returncode, enrolled.stderr) == (0, "")
+    assert json.loads(enrolled.stdout)["member_id"] == "op-m1"
+    again = patron("member", "enroll", "op-m1", "--campaign", "spring", *address)
+    assert (again.returncode, again.stderr) == (0, "member op-m1 was enrolled already; the profile fields given were "
+                                                   "updated\n")
+
+    credit = ["member", "adjust", "op-m1", "--points", "150", "--reason", "goodwill", "--request-id", "adj-op-1"]
+    credited = patron(*credit, *address)
+    assert credited.returncode == 0, credited.stderr
+    assert json.loads(credited.stdout)["points"] == 150
+    resent = patron(*credit, *address)  # the operator's answer was lost: the same id applies nothing more
+    assert resent.stderr == "adjustment adj-op-1 was applied before: not applied again\n"
+    assert json.loads(resent.stdout)["points"] == 150
+    taken = patron("member", "adjust", "op-m1", "--points", "-50", "--reason", "double credit", *address)
+    assert json.loads(taken.stdout)["points"] == 100
+
+    frozen = patron("member", "status", "op-m1", "freeze", "--reason", "card reported stolen", *address)
+    assert json.loads(frozen.stdout)["status"] == "frozen"
+    refused = patron("member", "adjust", "op-m1", "--points", "10", "--reason", "goodwill", *address)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("patron: adjustment rejected: card_frozen (request id adj-")
+    unfrozen = patron("member", "status", "op-m1", "unfreeze", "--reason", "card found", *address)
+    assert (json.loads(unfrozen.stdout)["status"], json.loads(unfrozen.stdout)["points"]) == ("active", 100)
+    with PatronClient(march_server.address) as client:
+        adjustments = [(e.ref, e.points, e.note) for e in client.ledger("op-m1") if e.kind == "adjust"]
+    assert adjustments == [("adj-op-1", 150, "goodwill"), (adjustments[1][0], -50, "double credit")]
+    assert adjustments[1][0].startswith("adj-")  # the command's own id, named apart from transactions' ids
+
+
+def test_anomalies_prints_the_days_report_once_its_midnight_has_run(start_server):
+    server = start_server(shards=1, start_date=parse_day("2026-03-05"))
+    address = ["--address", server.address]
+    with PatronClient(server.address) as client:
+        client.submit([purchase("an-t1", "an-m1", "2026-03-05 10:00", 400_000),
+                       purchase("an-t2", "an-m1", "2026-03-05 11:00", 400_000),
+                       purchase("an-t3", "an-m2", "2026-03-05 11:00", 2900)])
+    early = patron("anomalies", "--date", "2026-03-05", *address)
+    assert early.returncode == 1
+    assert early.stderr.startswith("patron: FAILED_PRECONDITION: ")
+    with PatronClient(server.address) as client:
+        assert client.run_midnight("2026-03-07").anomalies == 1
+        [row] = client.anomaly_report("2026-03-05").rows
+    shown = patron("anomalies", "--date", "2026-03-05", *address)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == ["member  day         points  transactions",
+                                         f"an-m1   2026-03-05  {row.points:>6,}  an-t1 an-t2"]
+    assert row.points > 5000  # the example rules' threshold
+    document = json.loads(patron("anomalies", "--date", "2026-03-05", "--json", *address).stdout)
+    assert document["rows"] == [{"member_id": "an-m1", "day": "2026-03-05", "points": str(row.points),
+                                 "transactions": ["an-t1", "an-t2"]}]
+    quiet = patron("anomalies", "--date", "2026-03-06", *address)
+    assert quiet.stdout == "no member crossed the daily anomaly threshold on 2026-03-06\n"
