@@ -335,12 +335,17 @@ class AdjustmentError(PatronError):
 def member_adjust(args: argparse.Namespace) -> int:
     """An operator's points correction, applied once however often it is sent with the same
     `--request-id`. Without one a new id is made; a failure says which, so that the operator can
-    send the same adjustment again without the risk of applying it twice."""
+    send the same adjustment again without the risk of applying it twice. Only to a member who
+    exists: over the API an adjustment is a transaction, and one for an unknown member enrolls it
+    where the programme enrolls unknown members, so a mistyped id made a member with the points."""
     from cli.show import member_json, member_summary
 
     request_id = args.request_id or f"adj-{uuid.uuid4().hex}"
     try:
         with _client(args) as client:
+            if client.member(args.member_id) is None:
+                raise AdjustmentError(f"no member {args.member_id!r}: nothing changed (check the id; a new member "
+                                      f"is enrolled with `patron member enroll` first)")
             answer = client.adjust(args.member_id, args.points, args.reason, request_id)
     except grpc.RpcError as error:
         again = f"to send the same adjustment again, give --request-id {request_id}: it is applied at most once"

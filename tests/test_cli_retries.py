@@ -72,7 +72,7 @@ COMMANDS = {
     "member tier": (["member", "tier", "M1", "Gold", "--reason", "a test"], {"SetTier"}),
     "member enroll": (["member", "enroll", "M1"], {"Enroll"}),
     "member status": (["member", "status", "M1", "freeze", "--reason", "a test"], {"SetStatus"}),
-    "member adjust": (["member", "adjust", "M1", "--points", "5", "--reason", "a test"], {"Adjust"}),
+    "member adjust": (["member", "adjust", "M1", "--points", "5", "--reason", "a test"], {"GetMember", "Adjust"}),
     "anomalies": (["anomalies", "--date", "2026-12-01"], {"GetAnomalyReport"}),
     "member quote": (["member", "quote", "M1", "--line", "S:1:100"], {"Quote"}),
     "member coupons": (["member", "coupons", "M1"], {"ListCoupons"}),

@@ -245,6 +245,11 @@ def test_an_operator_enrolls_credits_freezes_and_unfreezes_a_member_from_the_com
         adjustments = [(e.ref, e.points, e.note) for e in client.ledger("op-m1") if e.kind == "adjust"]
     assert adjustments == [("adj-op-1", 150, "goodwill"), (adjustments[1][0], -50, "double credit")]
     assert adjustments[1][0].startswith("adj-")  # the command's own id, named apart from transactions' ids
+    typo = patron("member", "adjust", "op-m2", "--points", "150", "--reason", "goodwill", *address)
+    assert (typo.returncode, typo.stderr) == (1, "patron: no member 'op-m2': nothing changed (check the id; a new "
+                                                 "member is enrolled with `patron member enroll` first)\n")
+    with PatronClient(march_server.address) as client:  # the example rules enroll unknown members: not this way
+        assert client.member("op-m2") is None
 
 
 def test_anomalies_prints_the_days_report_once_its_midnight_has_run(start_server):
