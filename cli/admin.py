@@ -7,7 +7,6 @@ import os
 import re
 import sys
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -18,13 +17,13 @@ from google.protobuf.json_format import MessageToDict
 
 from client import PatronClient, UnsendableError, transaction_message
 from client.patron_client import RETRIABLE
-from engine.errors import InvalidRequestError, PatronError
+from engine.errors import InvalidRequestError
 from proto import patron_pb2 as pb
 
 if TYPE_CHECKING:
     from bench.workload import Workload
 
-__all__ = ["anomalies", "checkpoint", "import_members", "member_adjust", "member_enroll", "member_show",
+__all__ = ["CommandClient", "anomalies", "checkpoint", "import_members", "member_enroll", "member_show",
            "member_status", "member_tag", "member_tier", "midnight", "publish", "rpc_failure", "send", "status"]
 
 DEFAULT_ADDRESS = os.environ.get("PATRON_ADDRESS", "127.0.0.1:50051")
@@ -308,12 +307,13 @@ def member_enroll(args: argparse.Namespace) -> int:
     till may enroll at every visit): its profile fields given are updated, and stderr says so."""
     from cli.show import member_json, member_summary
 
-    fields = {name: value for name in ("channel", "birthday", "source", "campaign")
+    fields = {name: value for name in ("channel", "birthday", "source", "content", "campaign")
               if (value := getattr(args, name))}
     with _client(args) as client:
         answer = client.enroll(args.member_id, **fields)
     if not answer.created:
-        print(f"member {args.member_id} was enrolled already"
+        # a retry after a lost answer finds the member its first try made: not a sign of a duplicate
+        print(f"member {args.member_id} was enrolled already (before, or by this command's own retry)"
               + ("; the profile fields given were updated" if fields else ""), file=sys.stderr)
     print(member_json(member_summary(answer.member)))
     return 0
@@ -325,37 +325,6 @@ def member_status(args: argparse.Namespace) -> int:
 
     with _client(args) as client:
         print(member_json(member_summary(client.set_status(args.member_id, args.action, args.reason))))
-    return 0
-
-
-class AdjustmentError(PatronError):
-    """An adjustment refused by the engine (its reason), or a call whose fate is unknown."""
-
-
-def member_adjust(args: argparse.Namespace) -> int:
-    """An operator's points correction, applied once however often it is sent with the same
-    `--request-id`. Without one a new id is made; a failure says which, so that the operator can
-    send the same adjustment again without the risk of applying it twice. Only to a member who
-    exists: over the API an adjustment is a transaction, and one for an unknown member enrolls it
-    where the programme enrolls unknown members, so a mistyped id made a member with the points."""
-    from cli.show import member_json, member_summary
-
-    request_id = args.request_id or f"adj-{uuid.uuid4().hex}"
-    try:
-        with _client(args) as client:
-            if client.member(args.member_id) is None:
-                raise AdjustmentError(f"no member {args.member_id!r}: nothing changed (check the id; a new member "
-                                      f"is enrolled with `patron member enroll` first)")
-            answer = client.adjust(args.member_id, args.points, args.reason, request_id)
-    except grpc.RpcError as error:
-        again = f"to send the same adjustment again, give --request-id {request_id}: it is applied at most once"
-        raise AdjustmentError(f"{rpc_failure(error, args.address)} (request id {request_id}; {again})") from None
-    outcome = grpc_outcome(answer.result.outcome)
-    if outcome == "rejected":
-        raise AdjustmentError(f"adjustment rejected: {answer.result.reason} (request id {request_id}; nothing changed)")
-    if outcome == "duplicate":
-        print(f"adjustment {request_id} was applied before: not applied again", file=sys.stderr)
-    print(member_json(member_summary(answer.member)))
     return 0
 
 
@@ -407,8 +376,10 @@ def anomalies(args: argparse.Namespace) -> int:
     """The day's report (members over the daily anomaly threshold), once its midnight run has made it."""
     with _client(args) as client:
         report = client.anomaly_report(args.date)
-    if args.json:
-        _show(report)
+    if args.json:  # points as JSON numbers, as the member's JSON has them (gRPC's JSON makes int64 a string)
+        rows = [{"member_id": row.member_id, "day": row.day, "points": row.points,
+                 "transactions": list(row.transactions)} for row in report.rows]
+        print(json.dumps({"date": report.date or args.date, "rows": rows}, indent=2, ensure_ascii=False))
         return 0
     if not report.rows:
         print(f"no member crossed the daily anomaly threshold on {report.date or args.date}")

@@ -13,8 +13,10 @@ from typing import BinaryIO
 from engine.calendar import parse_day
 from engine.errors import PatronError
 from engine.messages import not_utf8
+from engine.rules import MAX_AMOUNT
 
-__all__ = ["BOM", "address", "day", "day_text", "host", "past_bom", "port", "utf8_file", "utf8_text", "whole"]
+__all__ = ["BOM", "address", "day", "day_text", "host", "past_bom", "port", "request_id", "signed_points", "utf8_file",
+           "utf8_text", "whole"]
 
 
 def whole(unit: str, least: int = 0, most: int | None = None) -> Callable[[str], int]:
@@ -71,6 +73,26 @@ def host(text: str) -> str:
     """An address to listen on: an empty one was refused as "listen on  without authentication"."""
     if _blank_or_spaced(text):
         raise argparse.ArgumentTypeError(f"expected an address to listen on (e.g. 127.0.0.1 or 0.0.0.0), got {text!r}")
+    return text
+
+
+def signed_points(text: str) -> int:
+    """Points added (or, negative, taken away) by hand: not 0, and within SPEC §2's bounds."""
+    try:
+        points = int(text)
+    except ValueError:
+        points = 0
+    if not points or abs(points) > MAX_AMOUNT:
+        raise argparse.ArgumentTypeError(f"expected a whole number of points other than 0, from -10^15 to 10^15, "
+                                         f"got {text!r}")
+    return points
+
+
+def request_id(text: str) -> str:
+    """An idempotency key given: an empty one (a script's unset variable) would be taken as none,
+    and the adjustment sent under a new id, applied a second time."""
+    if _blank_or_spaced(text):  # one too long is the engine's to refuse (id_too_long), nothing changed
+        raise argparse.ArgumentTypeError(f"expected a request id without spaces, got {text!r}")
     return text
 
 

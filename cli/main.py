@@ -8,7 +8,7 @@ import traceback
 from datetime import date, timedelta
 from pathlib import Path
 
-from cli.inputs import address, day, day_text, host, port, whole
+from cli.inputs import address, day, day_text, host, port, request_id, signed_points, whole
 from engine.errors import PatronError, RulesError
 from engine.validation import load_rules_file
 from storage.mapped_pages import BUDGET_BYTES
@@ -143,8 +143,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _member_parser(commands: argparse._SubParsersAction) -> None:
-    from cli import admin, wallet
-    from engine.operators import STATUS_ACTIONS
+    from cli import adjustment, admin, wallet
+    from client.patron_client import STATUS_ACTIONS
 
     member = commands.add_parser("member", help="look at members").add_subparsers(metavar="ACTION")
     show = _remote(member.add_parser("show", help="a member, and with --ledger its whole ledger"))
@@ -166,9 +166,11 @@ def _member_parser(commands: argparse._SubParsersAction) -> None:
     tier.set_defaults(run=admin.member_tier)
     enroll = _remote(member.add_parser("enroll", help="enroll a member, or update an enrolled one's profile"))
     enroll.add_argument("member_id")
-    enroll.add_argument("--channel", help="where they enrolled (a channel's default tier applies: docs/rules.md)")
+    enroll.add_argument("--channel", help="where they enrolled (a new member gets the channel's default tier: "
+                                          "docs/rules.md)")
     enroll.add_argument("--birthday", help="MM-DD or YYYY-MM-DD")
     enroll.add_argument("--source", help="where they came from (a campaign's source, say)")
+    enroll.add_argument("--content")
     enroll.add_argument("--campaign")
     enroll.set_defaults(run=admin.member_enroll)
     card = _remote(member.add_parser("status", help="freeze, unfreeze, report lost, cancel a loss, clear "
@@ -180,11 +182,11 @@ def _member_parser(commands: argparse._SubParsersAction) -> None:
     adjust = _remote(member.add_parser("adjust", help="add or take away points by hand, with a reason (applied once "
                                                       "per request id)"))
     adjust.add_argument("member_id")
-    adjust.add_argument("--points", type=int, required=True, help="signed: -500 takes 500 away")
+    adjust.add_argument("--points", type=signed_points, required=True, help="signed: -500 takes 500 away")
     adjust.add_argument("--reason", required=True, help="why: kept in the member's ledger")
-    adjust.add_argument("--request-id", help="the adjustment's idempotency key (default: a new one, printed "
-                                             "if the call fails; give it to send the same adjustment again)")
-    adjust.set_defaults(run=admin.member_adjust)
+    adjust.add_argument("--request-id", type=request_id, help="the adjustment's idempotency key (default: a new "
+                        "one, named if the call fails; give it to send the same adjustment again)")
+    adjust.set_defaults(run=adjustment.member_adjust)
     wallet.add_parsers(member, _remote)
 
 

@@ -35,6 +35,8 @@ _ACTIONS = {"freeze": pb.STATUS_ACTION_FREEZE, "unfreeze": pb.STATUS_ACTION_UNFR
             "report_lost": pb.STATUS_ACTION_REPORT_LOST, "cancel_lost": pb.STATUS_ACTION_CANCEL_LOST,
             "clear_abnormal": pb.STATUS_ACTION_CLEAR_ABNORMAL, "release_held": pb.STATUS_ACTION_RELEASE_HELD,
             "void_held": pb.STATUS_ACTION_VOID_HELD}
+STATUS_ACTIONS = tuple(_ACTIONS)
+"""What `set_status` takes: a card's actions, as SetStatus names them (without STATUS_ACTION_)."""
 
 
 RETRY_AFTER = "patron-retry-after-ms"

@@ -1,5 +1,7 @@
-"""The patron command as a retailer runs it: rules validate, replay, generate."""
+"""The patron command as a retailer runs it: rules validate, replay, generate; what an adjustment's
+answer is told as."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -332,3 +334,43 @@ def test_the_client_sends_a_date_attribute_as_a_date_and_refuses_a_datetime():
         ("children", "number"), ("city", "text"), ("since", "date")]
     with pytest.raises(TypeError, match=r"attributes\.since: a datetime\.date, not a datetime"):
         enroll_request("m1", attributes={"since": datetime(2026, 12, 2, 10, 0)})
+
+
+def _adjusted(outcome: int, points: int, reason: str = "") -> pb.TxnResult:
+    return pb.TxnResult(txn_id="adj-1", outcome=outcome, points=points, reason=reason)
+
+
+def test_an_adjustment_answered_as_asked_tells_nothing_more(capsys):
+    from cli.adjustment import _tell
+
+    _tell(_adjusted(pb.OUTCOME_ACCEPTED, -500), argparse.Namespace(points=-500), "adj-1")
+    assert capsys.readouterr().err == ""
+
+
+def test_an_adjustment_that_took_less_than_asked_says_so(capsys):
+    from cli.adjustment import _tell
+
+    _tell(_adjusted(pb.OUTCOME_ACCEPTED, -100), argparse.Namespace(points=-500), "adj-1")
+    assert capsys.readouterr().err == ("took 100 of the 500 points asked: the balance may not go below 0 (the rules' "
+                                       "allow_negative_points = false); the ledger entry keeps the rest as not "
+                                       "recovered\n")
+
+
+def test_an_adjustment_answered_duplicate_says_what_the_first_send_did(capsys):
+    from cli.adjustment import _tell
+
+    _tell(_adjusted(pb.OUTCOME_DUPLICATE, 150), argparse.Namespace(points=150), "adj-1")
+    [said] = capsys.readouterr().err.splitlines()
+    assert said.startswith("adjustment adj-1 was applied once already, by an earlier send of this id")
+    assert said.endswith(": +150 points; not applied again")
+    _tell(_adjusted(pb.OUTCOME_DUPLICATE, 20), argparse.Namespace(points=150), "adj-1")  # a purchase's id, say
+    assert capsys.readouterr().err.splitlines()[1] == ("that id was used for something else than +150 points: check "
+                                                       "the member's ledger")
+
+
+def test_a_rejected_adjustment_fails_with_its_reason():
+    from cli.adjustment import AdjustmentError, _tell
+
+    rejected = r"^adjustment rejected: card_lost \(request id adj-1; nothing changed\)$"
+    with pytest.raises(AdjustmentError, match=rejected):
+        _tell(_adjusted(pb.OUTCOME_REJECTED, 0, "card_lost"), argparse.Namespace(points=5), "adj-1")

@@ -107,6 +107,14 @@ def test_every_command_against_a_server_that_is_down_says_so_in_one_line(name, t
                           "patron serve")
 
 
+def test_an_adjustment_that_failed_names_its_request_id_to_send_it_again():
+    done = patron("member", "adjust", "M1", "--points", "5", "--reason", "a test", "--address", DOWN, retries="0")
+    assert_one_clear_line(done, f"cannot reach patron at {DOWN}", "request id adj-", "give --request-id adj-")
+    given = patron("member", "adjust", "M1", "--points", "5", "--reason", "a test", "--request-id", "adj-7",
+                   "--address", DOWN, retries="0")
+    assert_one_clear_line(given, "(request id adj-7; to send the same adjustment again, give --request-id adj-7")
+
+
 def test_a_retry_count_that_is_not_a_number_is_one_line():
     assert_one_clear_line(patron("member", "quote", "M1", "--line", "SKU-1:1:1000", "--address", DOWN,
                                  retries="many"), "PATRON_RETRIES", "'many'")
@@ -264,6 +272,12 @@ def test_a_rules_file_with_problems_for_serve_lists_them_before_anything_starts(
     (["serve", "--data", "{tmp}/data", "--host", ""], ["--host", "an address to listen on", "got ''"]),
     (["shards", "move", "-1", "--to", "0", "--address", "{down}"], ["VSHARD", "0 or more", "'-1'"]),
     (["shards", "move", "3", "--to", "-1", "--address", "{down}"], ["--to", "0 or more"]),
+    (["member", "adjust", "M1", "--points", "0", "--reason", "r", "--address", "{down}"], ["--points", "other than 0"]),
+    (["member", "adjust", "M1", "--points", "1" + "0" * 20, "--reason", "r", "--address", "{down}"],
+     ["--points", "10^15"]),
+    # a script's unset "$ID" must not send the adjustment under a new id, a second time
+    (["member", "adjust", "M1", "--points", "5", "--reason", "r", "--request-id", "", "--address", "{down}"],
+     ["--request-id", "got ''"]),
 ])
 def test_an_argument_out_of_its_range_is_a_usage_error_before_anything_starts(args, words, tmp_path):
     """argparse's usage and one `error:` line naming the argument, exit 2; never an error from deep

@@ -20,6 +20,7 @@ class RefusingOnce:
 
     def __init__(self, code: grpc.StatusCode) -> None:
         self.code, self.calls, self.lock = code, Counter(), threading.Lock()
+        self.requests: dict[str, list[bytes]] = {}
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         for service in pb.DESCRIPTOR.services_by_name.values():
             handlers = {method.name: self._handler(method) for method in service.methods}
@@ -27,9 +28,10 @@ class RefusingOnce:
         self.address = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
         self.server.start()
 
-    def _refused(self, name: str, context: grpc.ServicerContext) -> None:
+    def _refused(self, name: str, context: grpc.ServicerContext, request: bytes = b"") -> None:
         with self.lock:
             self.calls[name] += 1
+            self.requests.setdefault(name, []).append(request)
             first = self.calls[name] == 1
         if first:
             context.abort(self.code, "refused once by the test's server")
@@ -40,7 +42,7 @@ class RefusingOnce:
             answer = lambda: pb.Event(position="7", kind="tier_changed", member_id="M1")  # noqa: E731
 
         def unary(request: bytes, context: grpc.ServicerContext) -> object:
-            self._refused(method.name, context)
+            self._refused(method.name, context, request)
             return answer()
 
         def streamed(request: bytes, context: grpc.ServicerContext) -> Iterator:
@@ -128,3 +130,60 @@ def test_any_other_refusal_fails_at_once(refusing, monkeypatch, capsys):
     assert run(["member", "show", "M1"], refusing.address) == 1
     assert capsys.readouterr().err.startswith("patron: PERMISSION_DENIED: ")
     assert refusing.calls == {"GetMember": 1}
+
+
+@pytest.mark.parametrize("refusing", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED], indirect=True)
+def test_an_adjustment_tried_again_carries_its_first_request_id(refusing, monkeypatch, capsys):
+    """A new id at each try would apply the adjustment twice when the first was applied and only
+    its answer lost."""
+    monkeypatch.setenv("PATRON_RETRIES", "2")
+    assert run(["member", "adjust", "M1", "--points", "5", "--reason", "a test"], refusing.address) == 0
+    sent = [pb.AdjustRequest.FromString(request) for request in refusing.requests["Adjust"]]
+    assert len(sent) == 2
+    assert len({request.request_id for request in sent}) == 1
+    assert sent[0].request_id.startswith("adj-")
+    assert capsys.readouterr().err == ""  # the empty answer is no duplicate: nothing to tell
+
+
+class HoldingAdjust:
+    """patron's Members service on 127.0.0.1 that knows every member and holds each Adjust call
+    until the test ends: an operator's Ctrl-C comes while it is in flight."""
+
+    def __init__(self) -> None:
+        self.arrived, self.release = threading.Event(), threading.Event()
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        handlers = {"GetMember": grpc.unary_unary_rpc_method_handler(
+                        lambda request, context: pb.Member(member_id="M1"),
+                        response_serializer=lambda m: m.SerializeToString()),
+                    "Adjust": grpc.unary_unary_rpc_method_handler(
+                        self._hold, response_serializer=lambda m: m.SerializeToString())}
+        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("patron.v1.Members", handlers),))
+        self.address = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
+        self.server.start()
+
+    def _hold(self, request: bytes, context: grpc.ServicerContext) -> pb.AdjustResponse:
+        self.arrived.set()
+        self.release.wait(60)
+        return pb.AdjustResponse()
+
+
+def test_an_adjustment_interrupted_in_flight_names_its_request_id():
+    import signal
+    import subprocess
+    import sys
+
+    holding = HoldingAdjust()
+    try:
+        command = subprocess.Popen([sys.executable, "-m", "cli.main", "member", "adjust", "M1", "--points", "5",
+                                    "--reason", "a test", "--address", holding.address],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert holding.arrived.wait(60)
+        command.send_signal(signal.SIGINT)
+        out, err = command.communicate(timeout=60)
+    finally:
+        holding.release.set()
+        holding.server.stop(None)
+    assert (command.returncode, out) == (130, "")
+    [line] = err.splitlines()
+    assert line.startswith("patron: interrupted (request id adj-")
+    assert "give --request-id adj-" in line

@@ -214,22 +214,24 @@ def test_status_says_whether_each_shard_gives_way_to_the_gateway_and_uses_huge_p
     assert all(shard["huge_pages"] == "on" or shard["huge_pages"].startswith("off: ") for shard in shards)
 
 
-
 def test_an_operator_enrolls_credits_freezes_and_unfreezes_a_member_from_the_command(march_server):
     address = ["--address", march_server.address]
     enrolled = patron("member", "enroll", "op-m1", "--channel", "pos", "--birthday", "05-17", *address)
     assert (enrolled.returncode, enrolled.stderr) == (0, "")
-    assert json.loads(enrolled.stdout)["member_id"] == "op-m1"
+    assert {key: json.loads(enrolled.stdout).get(key) for key in ("member_id", "channel", "birthday", "campaign")} == {
+        "member_id": "op-m1", "channel": "pos", "birthday": "05-17", "campaign": None}
     again = patron("member", "enroll", "op-m1", "--campaign", "spring", *address)
-    assert (again.returncode, again.stderr) == (0, "member op-m1 was enrolled already; the profile fields given were "
-                                                   "updated\n")
+    assert (again.returncode, again.stderr) == (0, "member op-m1 was enrolled already (before, or by this command's "
+                                                   "own retry); the profile fields given were updated\n")
+    assert (json.loads(again.stdout)["campaign"], json.loads(again.stdout)["channel"]) == ("spring", "pos")
 
     credit = ["member", "adjust", "op-m1", "--points", "150", "--reason", "goodwill", "--request-id", "adj-op-1"]
     credited = patron(*credit, *address)
     assert credited.returncode == 0, credited.stderr
     assert json.loads(credited.stdout)["points"] == 150
     resent = patron(*credit, *address)  # the operator's answer was lost: the same id applies nothing more
-    assert resent.stderr == "adjustment adj-op-1 was applied before: not applied again\n"
+    assert resent.stderr == ("adjustment adj-op-1 was applied once already, by an earlier send of this id (perhaps "
+                             "this command's own retry): +150 points; not applied again\n")
     assert json.loads(resent.stdout)["points"] == 150
     taken = patron("member", "adjust", "op-m1", "--points", "-50", "--reason", "double credit", *address)
     assert json.loads(taken.stdout)["points"] == 100
@@ -271,7 +273,7 @@ def test_anomalies_prints_the_days_report_once_its_midnight_has_run(start_server
                                          f"an-m1   2026-03-05  {row.points:>6,}  an-t1 an-t2"]
     assert row.points > 5000  # the example rules' threshold
     document = json.loads(patron("anomalies", "--date", "2026-03-05", "--json", *address).stdout)
-    assert document["rows"] == [{"member_id": "an-m1", "day": "2026-03-05", "points": str(row.points),
-                                 "transactions": ["an-t1", "an-t2"]}]
+    assert document == {"date": "2026-03-05", "rows": [{"member_id": "an-m1", "day": "2026-03-05",
+                                                        "points": row.points, "transactions": ["an-t1", "an-t2"]}]}
     quiet = patron("anomalies", "--date", "2026-03-06", *address)
     assert quiet.stdout == "no member crossed the daily anomaly threshold on 2026-03-06\n"

@@ -1,0 +1,75 @@
+"""`patron member adjust`: an operator's points correction, applied once per request id.
+
+Over the API an adjustment is a transaction whose id is the request id (docs/api.md, `Adjust`):
+sent again with the same id it is answered as the first time and changes nothing. The command
+makes an id when the operator gives none, and names it whenever the call's fate is unknown, so
+that the same adjustment can be sent again without being applied twice."""
+
+import argparse
+import sys
+import uuid
+
+import grpc
+
+from cli.admin import CommandClient, _client, rpc_failure
+from cli.show import member_json, member_summary
+from engine.errors import PatronError
+from proto import patron_pb2 as pb
+
+__all__ = ["AdjustmentError", "member_adjust"]
+
+UNKNOWN_FATE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNKNOWN,
+                          grpc.StatusCode.INTERNAL, grpc.StatusCode.CANCELLED, grpc.StatusCode.ABORTED,
+                          grpc.StatusCode.RESOURCE_EXHAUSTED})
+"""Failures after which the adjustment may or may not have been applied (or was refused for now
+and is worth sending again). Any other code (a bad argument, a token's role) changes nothing,
+and the same call would fail the same way."""
+
+
+class AdjustmentError(PatronError):
+    """An adjustment not made: refused by the engine, for a member who does not exist, or a call
+    that failed (the message says whether it may have been applied)."""
+
+
+def member_adjust(args: argparse.Namespace) -> int:
+    request_id = args.request_id if args.request_id is not None else f"adj-{uuid.uuid4().hex}"
+    again = f"to send the same adjustment again, give --request-id {request_id}: it is applied at most once"
+    try:
+        with _client(args) as client:
+            answer = _adjusted(client, args, request_id)
+    except grpc.RpcError as error:
+        fate = again if error.code() in UNKNOWN_FATE else "nothing changed"
+        raise AdjustmentError(f"{rpc_failure(error, args.address)} (request id {request_id}; {fate})") from None
+    except KeyboardInterrupt:  # the call may have been applied: its id must not be lost with it
+        print(f"patron: interrupted (request id {request_id}; {again})", file=sys.stderr)
+        return 130
+    _tell(answer.result, args, request_id)
+    print(member_json(member_summary(answer.member)))
+    return 0
+
+
+def _adjusted(client: CommandClient, args: argparse.Namespace, request_id: str) -> pb.AdjustResponse:
+    # only to a member who exists: an adjustment is a transaction, and where the programme enrolls
+    # unknown members one for a mistyped id made a new member with the points
+    if client.member(args.member_id) is None:
+        raise AdjustmentError(f"no member {args.member_id!r}: nothing changed (check the id; a new member is "
+                              f"enrolled with `patron member enroll` first)")
+    return client.adjust(args.member_id, args.points, args.reason, request_id)
+
+
+def _tell(result: pb.TxnResult, args: argparse.Namespace, request_id: str) -> None:
+    """A rejection fails the command; on stderr, what was done when it is not what was asked."""
+    outcome = pb.Outcome.Name(result.outcome).removeprefix("OUTCOME_").lower()
+    if outcome == "rejected":
+        raise AdjustmentError(f"adjustment rejected: {result.reason} (request id {request_id}; nothing changed)")
+    if outcome == "duplicate":
+        # perhaps this command's own retry after a lost answer: not a sign that nothing was done
+        print(f"adjustment {request_id} was applied once already, by an earlier send of this id (perhaps this "
+              f"command's own retry): {result.points:+,} points; not applied again", file=sys.stderr)
+        if result.points != args.points:
+            print(f"that id was used for something else than {args.points:+,} points: check the member's ledger",
+                  file=sys.stderr)
+    elif outcome == "accepted" and result.points != args.points:
+        print(f"took {-result.points:,} of the {-args.points:,} points asked: the balance may not go below 0 (the "
+              f"rules' allow_negative_points = false); the ledger entry keeps the rest as not recovered",
+              file=sys.stderr)
