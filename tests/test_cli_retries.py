@@ -172,15 +172,20 @@ def test_an_adjustment_interrupted_in_flight_names_its_request_id():
     import subprocess
     import sys
 
+    # Ctrl-C's handler set in the command's process: one started from a background job (CI's, say)
+    # inherits SIGINT ignored, and Python then installs none
+    start = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); from cli.main import main; main()"
     holding = HoldingAdjust()
+    command = subprocess.Popen([sys.executable, "-c", start, "member", "adjust", "M1", "--points", "5",
+                                "--reason", "a test", "--address", holding.address],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        command = subprocess.Popen([sys.executable, "-m", "cli.main", "member", "adjust", "M1", "--points", "5",
-                                    "--reason", "a test", "--address", holding.address],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert holding.arrived.wait(60)
         command.send_signal(signal.SIGINT)
         out, err = command.communicate(timeout=60)
     finally:
+        command.kill()  # after a failure above: no process or pipe left for a later test's warnings
+        command.communicate()
         holding.release.set()
         holding.server.stop(None)
     assert (command.returncode, out) == (130, "")
