@@ -47,8 +47,10 @@ from storage.checkpoints import (
     Manifest,
     drop_partial,
     finish_checkpoint,
+    last_checkpoint_failure,
     new_checkpoint,
     newest_checkpoint_time,
+    note_checkpoint_failure,
     shard_copy,
 )
 from storage.folder import DataFolder, Layout, PublishedRules, ReusedId
@@ -209,6 +211,7 @@ class Coordinator(ShardLanes):
         made = newest_checkpoint_time(self.folder)
         if made:
             self.metrics.checkpoint_success.set(made)
+        self.metrics.checkpoint_failed.set(last_checkpoint_failure(self.folder))
 
     def today(self) -> Day:
         """The programme's local date now, by the wall clock."""
@@ -769,8 +772,8 @@ class Coordinator(ShardLanes):
         async with self._checkpoint_lock, self.exclusive:
             try:  # a shard that cannot open its data fails it, counted as any failure
                 statuses = await self.status()
-            except ShardUnavailableError:
-                self.metrics.checkpoint_failures.inc()
+            except ShardUnavailableError as error:
+                self._checkpoint_failed(error)
                 raise
             business = min(s.business_day for s in statuses)
             name, partial = new_checkpoint(self.folder, business)
@@ -785,12 +788,17 @@ class Coordinator(ShardLanes):
                 kept = finish_checkpoint(self.folder, name, partial, manifest, self.config.checkpoints_kept)
             except Exception as error:  # not a cancellation: the server stopping leaves it for the next start
                 drop_partial(self.folder)
-                self.metrics.checkpoint_failures.inc()
+                self._checkpoint_failed(error)
                 if storage_full(error):
                     self.metrics.storage_full.inc()
                 raise
             self.metrics.checkpoint_success.set(time.time())
+            self.metrics.checkpoint_failed.set(0)
             return CheckpointMade(name, manifest.bytes, kept)
+
+    def _checkpoint_failed(self, error: BaseException) -> None:
+        self.metrics.checkpoint_failures.inc()
+        self.metrics.checkpoint_failed.set(note_checkpoint_failure(self.folder, f"{type(error).__name__}: {error}"))
 
     # -- start-up ------------------------------------------------------------------------
 

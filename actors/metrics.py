@@ -119,6 +119,10 @@ class Metrics:
                                         registry=registry)
         self.checkpoint_failures = Counter("patron_checkpoint_failures_total",
                                            "Checkpoints that failed (their partial copy removed).", registry=registry)
+        self.checkpoint_failed = Gauge("patron_checkpoint_last_failure_timestamp_seconds",
+                                       "When the last checkpoint failed, while none has succeeded since (Unix time; "
+                                       "0: the last one succeeded, or none failed). Read from the folder at start.",
+                                       registry=registry)
         self.midnight_duration = Gauge("patron_midnight_last_duration_seconds", "How long the last midnight run took.",
                                        registry=registry)
         self.midnight_members = Gauge("patron_midnight_last_members_processed",

@@ -16,12 +16,24 @@ __all__ = [
     "Manifest",
     "drop_partial",
     "finish_checkpoint",
+    "last_checkpoint_failure",
     "list_checkpoints",
     "missing_checkpoint",
     "new_checkpoint",
     "newest_checkpoint_time",
+    "note_checkpoint_failure",
     "restore_checkpoint",
 ]
+
+FAILURE = "last-failure.json"
+"""In the checkpoints folder while the last checkpoint failed, until one succeeds: kept in the
+folder, because the failures' counter starts at 0 with the server, and a restart hid a deployment
+whose checkpoints had never succeeded from its alert."""
+
+
+class Failure(msgspec.Struct):
+    at: str
+    error: str
 
 
 class Manifest(msgspec.Struct):
@@ -62,6 +74,7 @@ def finish_checkpoint(folder: DataFolder, name: str, partial: Path, manifest: Ma
     shutil.copytree(folder.rules, partial / "rules")
     write_atomically(partial / "manifest.json", msgspec.json.format(msgspec.json.encode(manifest)))
     partial.rename(folder.checkpoints / name)
+    (folder.checkpoints / FAILURE).unlink(missing_ok=True)
     kept = list_checkpoints(folder)
     for old in kept[:-keep] if keep > 0 else []:
         shutil.rmtree(folder.checkpoints / old)
@@ -75,6 +88,25 @@ def newest_checkpoint_time(folder: DataFolder) -> float:
         return 0.0
     manifest = msgspec.json.decode((folder.checkpoints / names[-1] / "manifest.json").read_bytes(), type=Manifest)
     return datetime.fromisoformat(manifest.created_at).timestamp()
+
+
+def note_checkpoint_failure(folder: DataFolder, error: str) -> float:
+    """Keeps when (Unix time, returned) and why the last checkpoint failed, until one succeeds.
+    On a full disk the note itself may not fit: the failure is still counted and logged."""
+    now = datetime.now(UTC)
+    with contextlib.suppress(OSError):
+        write_atomically(folder.checkpoints / FAILURE,
+                         msgspec.json.encode(Failure(now.isoformat(timespec="seconds"), error[:1_000])))
+    return now.timestamp()
+
+
+def last_checkpoint_failure(folder: DataFolder) -> float:
+    """When the last checkpoint failed (Unix time), if none has succeeded since; else 0."""
+    try:
+        failure = msgspec.json.decode((folder.checkpoints / FAILURE).read_bytes(), type=Failure)
+        return datetime.fromisoformat(failure.at).timestamp()
+    except (OSError, msgspec.DecodeError, ValueError):  # none, or unreadable: the counter and log still tell
+        return 0.0
 
 
 def missing_checkpoint(checkpoints: Path, name: str) -> str:

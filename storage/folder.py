@@ -41,13 +41,18 @@ class PublishedRules(msgspec.Struct):
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write a file so a crash leaves either the old content or the new, never a mix."""
+    """Write a file so a crash leaves either the old content or the new, never a mix. A write that
+    fails (a full disk) leaves no temporary file behind either."""
     temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)

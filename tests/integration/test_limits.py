@@ -61,8 +61,9 @@ def test_a_full_disk_refuses_whole_batches_keeps_serving_reads_and_recovers(star
             with pytest.raises(grpc.RpcError) as no_room:  # was INTERNAL, and left its partial copy on the disk
                 client.checkpoint()
             assert no_room.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, no_room.value.details()
-            assert list((disk / "data" / "checkpoints").iterdir()) == []
+            assert list((disk / "data" / "checkpoints").iterdir()) == []  # nor the failure's note, with no room for it
             assert metrics.get_sample_value("patron_checkpoint_failures_total") == 1
+            assert metrics.get_sample_value("patron_checkpoint_last_failure_timestamp_seconds") > 0
             full = metrics.get_sample_value("patron_storage_full_total")
             with pytest.raises(grpc.RpcError) as no_run:  # at night no batch comes to count it (an outside probe)
                 client.run_midnight("2026-11-18")
@@ -74,6 +75,7 @@ def test_a_full_disk_refuses_whole_batches_keeps_serving_reads_and_recovers(star
             before = time.time()
             client.checkpoint()
             assert metrics.get_sample_value("patron_checkpoint_last_success_timestamp_seconds") >= before
+            assert metrics.get_sample_value("patron_checkpoint_last_failure_timestamp_seconds") == 0
 
 
 def test_a_map_at_its_ceiling_refuses_batches_and_keeps_serving(start_server):

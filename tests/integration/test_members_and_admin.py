@@ -399,7 +399,25 @@ def test_a_checkpoint_that_fails_after_a_midnight_run_does_not_fail_the_run(star
     metrics = server.server.metrics.registry
     assert metrics.get_sample_value("patron_midnight_runs_total") == 1
     assert metrics.get_sample_value("patron_checkpoint_failures_total") == 1
-    assert list((tmp_path / "data" / "checkpoints").iterdir()) == []
+    failed = metrics.get_sample_value("patron_checkpoint_last_failure_timestamp_seconds")
+    assert abs(failed - time.time()) < 600
+    note = tmp_path / "data" / "checkpoints" / "last-failure.json"
+    assert "No space left on device (planted)" in note.read_text()
+    assert list((tmp_path / "data" / "checkpoints").iterdir()) == [note]  # no partial copy left
+
+    # a restart does not hide it (the failures' count starts again at 0), and a checkpoint that
+    # succeeds clears it
+    server.stop()
+    server = start_server(data=tmp_path / "data")
+    metrics = server.server.metrics.registry
+    assert metrics.get_sample_value("patron_checkpoint_failures_total") == 0
+    assert metrics.get_sample_value("patron_checkpoint_last_success_timestamp_seconds") == 0
+    assert metrics.get_sample_value("patron_checkpoint_last_failure_timestamp_seconds") == int(failed)
+    monkeypatch.undo()
+    with PatronClient(server.address) as client:
+        client.checkpoint()
+    assert metrics.get_sample_value("patron_checkpoint_last_failure_timestamp_seconds") == 0
+    assert not note.exists()
 
 
 def test_a_midnight_run_asked_for_during_a_re_evaluation_waits_for_it(client):
