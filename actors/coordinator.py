@@ -48,9 +48,11 @@ from storage.checkpoints import (
     drop_partial,
     finish_checkpoint,
     last_checkpoint_failure,
+    list_checkpoints,
     new_checkpoint,
     newest_checkpoint_time,
     note_checkpoint_failure,
+    prune_checkpoints,
     shard_copy,
 )
 from storage.folder import DataFolder, Layout, PublishedRules, ReusedId
@@ -776,8 +778,8 @@ class Coordinator(ShardLanes):
                 self._checkpoint_failed(error)
                 raise
             business = min(s.business_day for s in statuses)
-            name, partial = new_checkpoint(self.folder, business)
             try:
+                name, partial = new_checkpoint(self.folder, business)  # its folder may not fit either
                 sizes = await asyncio.gather(*(lane.read("checkpoint", str(shard_copy(partial, shard)))
                                                for shard, lane in enumerate(self.lanes)), return_exceptions=True)
                 failed = [size for size in sizes if isinstance(size, BaseException)]
@@ -785,7 +787,7 @@ class Coordinator(ShardLanes):
                     raise failed[0]
                 manifest = Manifest(name, datetime.now(UTC).isoformat(timespec="seconds"), business,
                                     self.rules.version, len(self.lanes), sum(sizes))
-                kept = finish_checkpoint(self.folder, name, partial, manifest, self.config.checkpoints_kept)
+                finish_checkpoint(self.folder, name, partial, manifest)
             except Exception as error:  # not a cancellation: the server stopping leaves it for the next start
                 drop_partial(self.folder)
                 self._checkpoint_failed(error)
@@ -794,7 +796,15 @@ class Coordinator(ShardLanes):
                 raise
             self.metrics.checkpoint_success.set(time.time())
             self.metrics.checkpoint_failed.set(0)
-            return CheckpointMade(name, manifest.bytes, kept)
+            return CheckpointMade(name, manifest.bytes, self._pruned())
+
+    def _pruned(self) -> list[str]:
+        """The checkpoints kept once the oldest are removed; the new one succeeded whatever this does."""
+        try:
+            return prune_checkpoints(self.folder, self.config.checkpoints_kept)
+        except OSError:
+            log.warning("old checkpoints could not be removed; tried again after the next one", exc_info=True)
+            return list_checkpoints(self.folder)
 
     def _checkpoint_failed(self, error: BaseException) -> None:
         self.metrics.checkpoint_failures.inc()

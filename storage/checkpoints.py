@@ -3,6 +3,7 @@ and rules, the last K kept; and restoring a folder to one (with the server stopp
 
 import contextlib
 import shutil
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,12 +23,13 @@ __all__ = [
     "new_checkpoint",
     "newest_checkpoint_time",
     "note_checkpoint_failure",
+    "prune_checkpoints",
     "restore_checkpoint",
 ]
 
 FAILURE = "last-failure.json"
-"""In the checkpoints folder while the last checkpoint failed, until one succeeds: kept in the
-folder, because the failures' counter starts at 0 with the server, and a restart hid a deployment
+"""In the checkpoints folder from a failed checkpoint until one succeeds, its modification time
+the failure's: the failures' counter starts at 0 with the server, and a restart hid a deployment
 whose checkpoints had never succeeded from its alert."""
 
 
@@ -67,14 +69,20 @@ def shard_copy(partial: Path, shard: int) -> Path:
     return partial / "shards" / f"{shard:03d}"
 
 
-def finish_checkpoint(folder: DataFolder, name: str, partial: Path, manifest: Manifest, keep: int) -> list[str]:
-    """Add the layout and rules, then rename: a checkpoint is complete or not there at all.
-    Returns the checkpoints kept, oldest first."""
+def finish_checkpoint(folder: DataFolder, name: str, partial: Path, manifest: Manifest) -> None:
+    """Add the layout and rules, then rename: a checkpoint is complete or not there at all. Once
+    renamed it has succeeded, and the note of an earlier failure goes (one left behind by a crash
+    is older than the checkpoint, and `last_checkpoint_failure` passes over it)."""
     shutil.copy2(folder.root / "layout.json", partial / "layout.json")
     shutil.copytree(folder.rules, partial / "rules")
     write_atomically(partial / "manifest.json", msgspec.json.format(msgspec.json.encode(manifest)))
     partial.rename(folder.checkpoints / name)
-    (folder.checkpoints / FAILURE).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        (folder.checkpoints / FAILURE).unlink(missing_ok=True)
+
+
+def prune_checkpoints(folder: DataFolder, keep: int) -> list[str]:
+    """Remove all but the newest `keep` checkpoints; returns those kept, oldest first."""
     kept = list_checkpoints(folder)
     for old in kept[:-keep] if keep > 0 else []:
         shutil.rmtree(folder.checkpoints / old)
@@ -91,22 +99,27 @@ def newest_checkpoint_time(folder: DataFolder) -> float:
 
 
 def note_checkpoint_failure(folder: DataFolder, error: str) -> float:
-    """Keeps when (Unix time, returned) and why the last checkpoint failed, until one succeeds.
-    On a full disk the note itself may not fit: the failure is still counted and logged."""
-    now = datetime.now(UTC)
-    with contextlib.suppress(OSError):
-        write_atomically(folder.checkpoints / FAILURE,
-                         msgspec.json.encode(Failure(now.isoformat(timespec="seconds"), error[:1_000])))
-    return now.timestamp()
+    """Notes that a checkpoint failed, and why, until one succeeds; returns when (Unix time). On a
+    disk with no room for the reason the note is an empty file: a name takes no data block."""
+    note = folder.checkpoints / FAILURE
+    try:
+        write_atomically(note, msgspec.json.encode(Failure(datetime.now(UTC).isoformat(timespec="seconds"),
+                                                           error[:1_000])))
+    except OSError:
+        with contextlib.suppress(OSError), note.open("w"):
+            pass
+    return last_checkpoint_failure(folder) or time.time()
 
 
 def last_checkpoint_failure(folder: DataFolder) -> float:
-    """When the last checkpoint failed (Unix time), if none has succeeded since; else 0."""
+    """When the last checkpoint failed (Unix time), when none has succeeded since; else 0. A note
+    older than the newest checkpoint (a crash between the two, a folder restored from a backup)
+    counts for nothing."""
     try:
-        failure = msgspec.json.decode((folder.checkpoints / FAILURE).read_bytes(), type=Failure)
-        return datetime.fromisoformat(failure.at).timestamp()
-    except (OSError, msgspec.DecodeError, ValueError):  # none, or unreadable: the counter and log still tell
+        noted = (folder.checkpoints / FAILURE).stat().st_mtime
+    except OSError:
         return 0.0
+    return noted if noted > newest_checkpoint_time(folder) else 0.0
 
 
 def missing_checkpoint(checkpoints: Path, name: str) -> str:

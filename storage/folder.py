@@ -1,6 +1,7 @@
 """The data folder: where each shard's LMDB, the published rules, reports and checkpoints live,
 and its layout (how many shards, which virtual shards each owns, on which node)."""
 
+import contextlib
 import os
 import uuid
 from datetime import UTC, datetime
@@ -51,7 +52,8 @@ def write_atomically(path: Path, data: bytes) -> None:
             os.fsync(out.fileno())
         os.replace(temporary, path)
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the write's own error is the one to tell
+            temporary.unlink(missing_ok=True)
         raise
     directory = os.open(path.parent, os.O_RDONLY)
     try:

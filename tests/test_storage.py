@@ -3,6 +3,7 @@ back per member, and the upgrade from the layout that keyed the ledger by member
 
 import struct
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import lmdb
@@ -438,3 +439,26 @@ def test_the_days_transactions_read_for_the_anomaly_report_are_those_counted_in_
     not_counted = [record("event", 0, "capped"), record("purchase", 0, "frozen"), record("recharge", 0),
                    record("redeem", -5)]
     assert [remembered(r) for r in counted + not_counted] == [True] * 3 + [False] * 4
+
+
+def test_a_checkpoints_failure_counts_until_a_newer_checkpoint_and_an_older_note_for_nothing(tmp_path):
+    """A note a crash left beside the checkpoint that succeeded after it, or one a folder restored
+    from a backup brought back, must not say the last checkpoint failed."""
+    import os
+
+    from storage.checkpoints import FAILURE, Manifest, last_checkpoint_failure, note_checkpoint_failure
+    from storage.folder import DataFolder
+
+    folder = DataFolder(tmp_path / "data")
+    assert last_checkpoint_failure(folder) == 0
+    failed = note_checkpoint_failure(folder, "OSError: no room")
+    assert failed == last_checkpoint_failure(folder) > 0
+    made = folder.checkpoints / "20261205T000000000000Z"
+    made.mkdir()
+    (made / "manifest.json").write_bytes(msgspec.json.encode(Manifest(made.name, "2026-12-05T00:00:00+00:00", "",
+                                                                      1, 1, 0)))
+    newer = datetime(2026, 12, 5, tzinfo=UTC).timestamp()
+    os.utime(folder.checkpoints / FAILURE, (newer - 60, newer - 60))  # noted a minute before that checkpoint
+    assert last_checkpoint_failure(folder) == 0
+    os.utime(folder.checkpoints / FAILURE, (newer + 60, newer + 60))
+    assert last_checkpoint_failure(folder) == newer + 60

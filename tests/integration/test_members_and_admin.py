@@ -412,7 +412,7 @@ def test_a_checkpoint_that_fails_after_a_midnight_run_does_not_fail_the_run(star
     metrics = server.server.metrics.registry
     assert metrics.get_sample_value("patron_checkpoint_failures_total") == 0
     assert metrics.get_sample_value("patron_checkpoint_last_success_timestamp_seconds") == 0
-    assert metrics.get_sample_value("patron_checkpoint_last_failure_timestamp_seconds") == int(failed)
+    assert metrics.get_sample_value("patron_checkpoint_last_failure_timestamp_seconds") == failed
     monkeypatch.undo()
     with PatronClient(server.address) as client:
         client.checkpoint()
