@@ -244,7 +244,9 @@ class Coordinator(ShardLanes):
             task.cancel()
         for lane in self.lanes:
             lane.close()
-        closed = await asyncio.gather(*(actor.close.remote() for actor in self.actors), return_exceptions=True)
+        # bounded: a shard that is stopped or wedged (not dead, so Ray never fails the call) held the
+        # stop forever; LMDB keeps what it last committed, which the next start opens
+        closed = await asyncio.gather(*(_answer(actor.close.remote(), CLOSE_SECONDS) for actor in self.actors))
         if self.keeper is not None:
             await asyncio.gather(self.keeper.close.remote(), return_exceptions=True)
         return [shard for shard, answer in enumerate(closed) if isinstance(answer, BaseException)]
@@ -953,6 +955,9 @@ def merged_rows(parts: list[list[AnomalyRow]]) -> list[AnomalyRow]:
 
 ANSWER_SECONDS = 5.0
 """How long the watch and GetStatus wait for a shard's status before counting it down."""
+CLOSE_SECONDS = 20.0
+"""How long a stop waits for each shard to close its LMDB: closing takes milliseconds, after the
+work it was given (batches in flight finish before; a midnight step may still be under way)."""
 
 
 async def _answer(call: Any, timeout: float = ANSWER_SECONDS) -> Any:
