@@ -247,8 +247,8 @@ class Coordinator(ShardLanes):
         # bounded: a shard that is stopped or wedged (not dead, so Ray never fails the call) held the
         # stop forever; LMDB keeps what it last committed, which the next start opens
         closed = await asyncio.gather(*(_answer(actor.close.remote(), CLOSE_SECONDS) for actor in self.actors))
-        if self.keeper is not None:
-            await asyncio.gather(self.keeper.close.remote(), return_exceptions=True)
+        if self.keeper is not None:  # bounded as the shards' close
+            await _answer(self.keeper.close.remote(), CLOSE_SECONDS)
         return [shard for shard, answer in enumerate(closed) if isinstance(answer, BaseException)]
 
     # -- rules ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ Invariants, per coupon: the units granted to all shards together never exceed th
 issues beyond what the keeper has written down; asking again with the same view of one's
 grant never grants twice (a reply lost in a crash is answered again, not given again)."""
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -131,6 +132,10 @@ class GrantKeeper:
 
     def state(self) -> dict[str, dict[int, int]]:
         return self.grants.state()
+
+    def pid(self) -> int:
+        """Its process, as a shard actor's `pid`: for tests that stop it."""
+        return os.getpid()
 
     def close(self) -> None:
         self.grants.store.close()

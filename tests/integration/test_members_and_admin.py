@@ -574,17 +574,21 @@ def test_each_entrys_why_names_the_rules_version_that_scored_it_also_after_a_res
 
 def test_a_stop_with_a_shard_that_does_not_answer_ends_and_names_it(start_server, monkeypatch):
     """A shard stopped or wedged (not dead, so Ray never fails its calls) held `patron serve`'s stop
-    forever at the shards' close; now the stop ends and says which shard did not close."""
+    forever at the shards' close, and so would the coupon keeper; now the stop ends and says which
+    shard did not close."""
     import actors.coordinator
 
     monkeypatch.setattr(actors.coordinator, "CLOSE_SECONDS", 2.0)
     server = start_server(shards=2, start_date=parse_day("2026-11-17"))
-    pid = ray.get(server.server.coordinator.actors[1].pid.remote())
-    os.kill(pid, signal.SIGSTOP)
+    keeper = server.server.coordinator.keeper  # the coupon grants' actor (the example rules have coupons)
+    pids = [ray.get(server.server.coordinator.actors[1].pid.remote()), ray.get(keeper.pid.remote())]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
     try:
         started = time.monotonic()
         server.stop(grace=1)
         assert time.monotonic() - started < 30
         assert server.server.unclosed == [1]
     finally:
-        os.kill(pid, signal.SIGKILL)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
