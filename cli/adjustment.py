@@ -11,8 +11,7 @@ import uuid
 
 import grpc
 
-from cli.admin import CommandClient, _client, rpc_failure
-from cli.show import member_json, member_summary
+from cli.admin import CommandClient, _client, grpc_outcome, print_member, rpc_failure
 from engine.errors import PatronError
 from proto import patron_pb2 as pb
 
@@ -44,7 +43,7 @@ def member_adjust(args: argparse.Namespace) -> int:
         print(f"patron: interrupted (request id {request_id}; {again})", file=sys.stderr)
         return 130
     _tell(answer.result, args, request_id)
-    print(member_json(member_summary(answer.member)))
+    print_member(answer.member)
     return 0
 
 
@@ -59,7 +58,7 @@ def _adjusted(client: CommandClient, args: argparse.Namespace, request_id: str) 
 
 def _tell(result: pb.TxnResult, args: argparse.Namespace, request_id: str) -> None:
     """A rejection fails the command; on stderr, what was done when it is not what was asked."""
-    outcome = pb.Outcome.Name(result.outcome).removeprefix("OUTCOME_").lower()
+    outcome = grpc_outcome(result.outcome)
     if outcome == "rejected":
         raise AdjustmentError(f"adjustment rejected: {result.reason} (request id {request_id}; nothing changed)")
     if outcome == "duplicate":

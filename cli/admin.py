@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from bench.workload import Workload
 
 __all__ = ["CommandClient", "anomalies", "checkpoint", "import_members", "member_enroll", "member_show",
-           "member_status", "member_tag", "member_tier", "midnight", "publish", "rpc_failure", "send", "status"]
+           "member_status", "member_tag", "member_tier", "midnight", "print_member", "publish", "rpc_failure", "send",
+           "status"]
 
 DEFAULT_ADDRESS = os.environ.get("PATRON_ADDRESS", "127.0.0.1:50051")
 
@@ -284,29 +285,29 @@ def member_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def member_tag(args: argparse.Namespace) -> int:
-    """The member as it is now, in the one shape the command prints a member (member show --json)."""
+def print_member(message: pb.Member) -> None:
+    """A member as a command that changed it leaves it: the one shape the command prints a member
+    in (member show --json)."""
     from cli.show import member_json, member_summary
 
+    print(member_json(member_summary(message)))
+
+
+def member_tag(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        print(member_json(member_summary(client.set_tags(args.member_id, args.add, args.remove, args.reason))))
+        print_member(client.set_tags(args.member_id, args.add, args.remove, args.reason))
     return 0
 
 
 def member_tier(args: argparse.Namespace) -> int:
-    """As member tag: the member as it is now."""
-    from cli.show import member_json, member_summary
-
     with _client(args) as client:
-        print(member_json(member_summary(client.set_tier(args.member_id, args.tier, args.reason))))
+        print_member(client.set_tier(args.member_id, args.tier, args.reason))
     return 0
 
 
 def member_enroll(args: argparse.Namespace) -> int:
-    """As member tag: the member as it is now. Enrolling a member who exists is not a failure (a
-    till may enroll at every visit): its profile fields given are updated, and stderr says so."""
-    from cli.show import member_json, member_summary
-
+    """Enrolling a member who exists is not a failure (a till may enroll at every visit): its
+    profile fields given are updated, and stderr says so."""
     fields = {name: value for name in ("channel", "birthday", "source", "content", "campaign")
               if (value := getattr(args, name))}
     with _client(args) as client:
@@ -315,16 +316,14 @@ def member_enroll(args: argparse.Namespace) -> int:
         # a retry after a lost answer finds the member its first try made: not a sign of a duplicate
         print(f"member {args.member_id} was enrolled already (before, or by this command's own retry)"
               + ("; the profile fields given were updated" if fields else ""), file=sys.stderr)
-    print(member_json(member_summary(answer.member)))
+    print_member(answer.member)
     return 0
 
 
 def member_status(args: argparse.Namespace) -> int:
-    """As member tag: the member as it is now. Each action is idempotent (docs/api.md, SetStatus)."""
-    from cli.show import member_json, member_summary
-
+    """Each action is idempotent (docs/api.md, SetStatus)."""
     with _client(args) as client:
-        print(member_json(member_summary(client.set_status(args.member_id, args.action, args.reason))))
+        print_member(client.set_status(args.member_id, args.action, args.reason))
     return 0
 
 
