@@ -20,12 +20,15 @@ class Ingested:
     timeline: Timeline
     cpu_seconds: float
     refused: int
+    client_cpu_seconds: float
+    """The client processes' own CPU: on the bench's machine they share the server's cores."""
 
 
 def ingest_file(bench: Harness, server: Serve, source: Path, total: int, batch_size: int, label: str) -> Ingested:
     """Send the file once through the clients, closed loop; CPU of the server tree while they send."""
     reports, start, cpu = bench.drive(server, bench.stream_jobs(server.address, source, batch_size), label, total)
-    return Ingested(Timeline.of(reports, start), cpu, sum(r.refused for r in reports))
+    return Ingested(Timeline.of(reports, start), cpu, sum(r.refused for r in reports),
+                    sum(r.cpu_seconds for r in reports))
 
 
 def steady_rate(timeline: Timeline) -> float:
@@ -57,7 +60,8 @@ def run(settings: Settings) -> Result:
               "elapsed_seconds": round(timeline.seconds, 3), "clients": settings.clients,
               "batch_p50_seconds": round(percentile(latencies, 0.5), 4),
               "batch_p99_seconds": round(percentile(latencies, 0.99), 4), "refused_streams": done.refused,
-              **common, "throughput_per_second": [n for _, n in timeline.per_second()],
+              **common, "client_cpu_seconds_per_1000": round(1000 * done.client_cpu_seconds / total, 4),
+              "throughput_per_second": [n for _, n in timeline.per_second()],
               "subscriber_events": received.events if received else None, "spending_share": settings.spending}
     rows = [("transactions", f"{timeline.transactions:,} in {timeline.seconds:.1f} s by {settings.clients} clients"),
             ("throughput", f"{timeline.rate():,.0f} transactions/s "
@@ -66,7 +70,9 @@ def run(settings: Settings) -> Result:
                               f"p99 {fields['batch_p99_seconds'] * 1000:.0f} ms "
                               f"(closed loop, window {settings.window})"),
             ("spending", f"{settings.spending:.0%} of the stream"),
-            *common_rows(common, "transactions")]
+            *common_rows(common, "transactions"),
+            ("clients' CPU", f"{fields['client_cpu_seconds_per_1000']} s per 1,000 transactions "
+                             f"({done.client_cpu_seconds:.1f} s, on the same cores)")]
     if received is not None:
         rows.append(("subscriber", f"one live subscriber received {received.events:,} events {received.error}"))
     parameters = settings.parameters(transactions=total, members=members, batch_size=batch_size)
