@@ -7,7 +7,9 @@ the ledger by position (appending) and starts each stored member and entry with 
 an id is an idempotency key within its member (SPEC §2). Layout 4 stores a ledger entry's why as
 its parts (engine/why.py) where layout 3 stored the text: layout 3's texts are read as they are,
 so its upgrade only marks the folder, which an older patron then refuses instead of failing on
-the first entry it cannot read."""
+the first entry it cannot read. Layout 5 puts two logs in front of the member table
+(storage/member_table.py): a member's newest record may be in a log, which an older patron would
+not read; an older folder has none, so its upgrade only marks it."""
 
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +20,7 @@ from storage.codecs import decode_txn, encode, position_key, txn_key, with_posit
 
 __all__ = ["LAYOUT", "upgrade_layout"]
 
-LAYOUT = 4
+LAYOUT = 5
 _KEY = b"storage_layout"
 _CHUNK = 50_000
 

@@ -50,6 +50,8 @@ from storage.codecs import (
 from storage.commit_rows import IndexLookups, encoded_members, index_rows, ledger_rows, member_rows, newest_heads
 from storage.layout import upgrade_layout
 from storage.mapped_pages import BUDGET_BYTES, drop_mapping, file_resident_bytes
+from storage.member_table import DATABASES as MEMBER_DATABASES
+from storage.member_table import MemberTable
 
 log = logging.getLogger("patron.storage")
 
@@ -57,7 +59,7 @@ __all__ = ["BatchWriter", "ShardStore", "newest_event"]
 
 T = TypeVar("T")
 _DATABASES = (b"members", b"ledger", b"txn_index", b"txn_days", b"anomalies", b"meta", outbox.DATABASE, b"wakeups",
-              b"rejections")
+              b"rejections", *MEMBER_DATABASES)
 _RETIRED = 1
 """Databases of older layouts that an upgrade opens to move and drop (layout 2's `txns`)."""
 INITIAL_MAP_BYTES = 1 << 30
@@ -91,6 +93,8 @@ class ShardStore:
                              metasync=strict, readahead=False, lock=True)
         try:  # a shard's actor tries again in the same process, where LMDB opens a folder once
             self.dbs = {name.decode(): self.env.open_db(name) for name in _DATABASES}
+            logs = [self.dbs[name.decode()] for name in MEMBER_DATABASES]
+            self.member_table = MemberTable(self.dbs["members"], logs, self.dbs["meta"])
             upgrade_layout(self.env, self.dbs)
         except BaseException:
             self.env.close()
@@ -134,8 +138,8 @@ class ShardStore:
     # -- reading ---------------------------------------------------------------------
 
     def members(self) -> Iterator[Member]:
-        with self.env.begin(db=self.dbs["members"], buffers=True) as txn:
-            for _, value in txn.cursor():
+        with self.env.begin(buffers=True) as txn:
+            for _, value in self.member_table.items(txn):
                 yield member_of(value)
 
     def member_ids(self) -> Iterator[str]:
@@ -149,7 +153,7 @@ class ShardStore:
         if not 0 < len(key) <= self.env.max_key_size():
             return None  # no such key can have been written
         with self._reading() as txn:
-            raw = txn.get(key, db=self.dbs["members"])
+            raw = self.member_table.reader(txn).get(key)
         return member_of(raw) if raw is not None else None
 
     def committed(self, member_id: str) -> tuple[Member | None, str, Day]:
@@ -159,7 +163,7 @@ class ShardStore:
         key = member_id.encode()
         meta = self.dbs["meta"]
         with self._reading() as txn:
-            raw = txn.get(key, db=self.dbs["members"]) if 0 < len(key) <= self.env.max_key_size() else None
+            raw = self.member_table.reader(txn).get(key) if 0 < len(key) <= self.env.max_key_size() else None
             rules, day = txn.get(b"rules_text", db=meta), txn.get(b"business_day", db=meta)
         return (member_of(raw) if raw is not None else None, msgspec.msgpack.decode(rules),
                 msgspec.msgpack.decode(day) if day is not None else 0)
@@ -178,7 +182,7 @@ class ShardStore:
             return []
         positions: list[int] = []
         with self._reading(buffers=True) as txn:
-            raw = txn.get(key, db=self.dbs["members"])
+            raw = self.member_table.reader(txn).get(key)
             position = linked_position(raw) if raw is not None else 0
             while position:
                 record = txn.get(position_key(position), db=self.dbs["ledger"])
@@ -460,7 +464,8 @@ class BatchWriter:
         self.disk_write_seconds = 0.0
         """How long LMDB's own commit took: its pages written and, strict, the disk's sync; the
         rows' encoding and puts before it are not in it (an operator asks whether the disk is slow)."""
-        self._find_member = self.txn.cursor(self.dbs["members"]).get
+        self._members_stored = store.member_table.reader(self.txn)
+        self._find_member = self._members_stored.get
         """Lookups by key through a cursor of each database: `Transaction.get`'s `db=` keyword is
         parsed at every call, half of a lookup's cost from Python."""
         txns = self.txn.cursor(self.dbs["txn_index"])
@@ -504,7 +509,7 @@ class BatchWriter:
         else:
             keys = sorted(key for key in {m.encode() for m in member_ids} if 0 < len(key) <= max_key)
         found = []
-        for key, raw in self.txn.cursor(self.dbs["members"]).getmulti(keys):
+        for key, raw in self._members_stored.getmulti(keys):
             heads[key.decode()] = linked_position(raw)
             found.append(member_of(raw))
         return found
@@ -638,7 +643,7 @@ class BatchWriter:
             if raw is None:
                 raise ValueError(f"ledger entries for member {member_id}, who is not stored")
             records.append((key, with_newest(raw, head)))
-        self.txn.cursor(self.dbs["members"]).putmulti(records)
+        self.store.member_table.put(self.txn, records)
 
     @_full_is_storage_full
     def commit(self) -> None:

@@ -82,7 +82,7 @@ def export(store: ShardStore, vshards: frozenset[int], virtual_shards: int) -> V
     dbs = store.dbs
     with store.env.begin() as txn:
         members, ledger = [], []
-        for key, raw in _where(txn, dbs["members"], test):
+        for key, raw in store.member_table.items(txn, test):
             members.append(member_of(raw))
             ledger.extend(_chain(txn, dbs["ledger"], linked_position(raw), key))
         index = []
@@ -101,7 +101,7 @@ def export(store: ShardStore, vshards: frozenset[int], virtual_shards: int) -> V
 def members_of(store: ShardStore, vshards: frozenset[int], virtual_shards: int) -> list[Member]:
     """The stored members of those virtual shards."""
     with store.env.begin() as txn:
-        return [member_of(raw) for _, raw in _where(txn, store.dbs["members"], _Test(vshards, virtual_shards))]
+        return [member_of(raw) for _, raw in store.member_table.items(txn, _Test(vshards, virtual_shards))]
 
 
 def has_rejections(store: ShardStore, vshards: frozenset[int], virtual_shards: int) -> bool:
@@ -136,7 +136,7 @@ def delete(writer: BatchWriter, vshards: frozenset[int], virtual_shards: int) ->
     test = _Test(vshards, virtual_shards)
     txn, dbs = writer.txn, writer.dbs
     writer.forget_heads()  # a member that comes back must not chain to the positions deleted here
-    gone = list(_where(txn, dbs["members"], test))
+    gone = list(writer.store.member_table.items(txn, test))
     for key, raw in gone:
         position = linked_position(raw)
         while position:
@@ -146,7 +146,7 @@ def delete(writer: BatchWriter, vshards: frozenset[int], virtual_shards: int) ->
                 break
             position = linked_position(record)
             txn.delete(at, db=dbs["ledger"])
-        txn.delete(key, db=dbs["members"])
+        writer.store.member_table.delete(txn, key)
     _unindex(txn, dbs, test)
     for db in ("anomalies", "wakeups"):
         member = _anomaly_member if db == "anomalies" else (lambda key: wakeup_of(key)[1].encode())
@@ -191,12 +191,6 @@ def _unindex(txn: lmdb.Transaction, dbs: dict, test: _Test) -> None:
             txn.put(key, encode(kept), db=dbs["txn_days"])
         else:
             txn.delete(key, db=dbs["txn_days"])
-
-
-def _where(txn: lmdb.Transaction, db: object, test: _Test) -> Iterator[tuple[bytes, bytes]]:
-    for key, value in txn.cursor(db=db):
-        if test(key):
-            yield bytes(key), bytes(value)
 
 
 def _chain(txn: lmdb.Transaction, ledger: object, newest: int, member: bytes) -> list[LedgerEntry]:

@@ -19,6 +19,7 @@ from engine.transactions import TxnRecord
 from engine.why import Why
 from storage.codecs import id_digest, member_of
 from storage.index_history import remembered
+from storage.layout import LAYOUT
 from storage.mapped_pages import file_resident_bytes
 from storage.shard_store import ShardStore
 
@@ -158,7 +159,7 @@ def test_ledger_entries_stored_before_the_why_or_its_parts_still_read_as_they_we
     _mark_layout(tmp_path, 3)  # layout 3 stored the why as text, 4 stores its parts
     store = ShardStore(tmp_path)
     with store.env.begin() as txn:
-        assert msgspec.msgpack.decode(txn.get(b"storage_layout", db=store.dbs["meta"])) == 4
+        assert msgspec.msgpack.decode(txn.get(b"storage_layout", db=store.dbs["meta"])) == LAYOUT
     parts = Why(30, (0, 2), {2: 5, 1: 7}, carried=90)
     commit(store, [Member("m1", 20_000)], [LedgerEntry("m1", 5, 20_000, "txn", "t-3", 2, "earn", points=50,
                                                        why=parts)])
@@ -169,9 +170,9 @@ def test_ledger_entries_stored_before_the_why_or_its_parts_still_read_as_they_we
 
 def test_a_folder_of_a_newer_layout_is_refused_with_both_layout_numbers(tmp_path):
     ShardStore(tmp_path).close()
-    _mark_layout(tmp_path, 5)
-    with pytest.raises(RuntimeError, match="this data folder has storage layout 5, written by a newer patron; "
-                                           "this one reads layout 4 at most"):
+    _mark_layout(tmp_path, LAYOUT + 1)
+    with pytest.raises(RuntimeError, match=f"this data folder has storage layout {LAYOUT + 1}, written by a newer "
+                                           f"patron; this one reads layout {LAYOUT} at most"):
         ShardStore(tmp_path)
 
 

@@ -1,0 +1,155 @@
+"""A shard's stored members: a table keyed by member, and two logs in front of it that commits append to.
+
+Written in place, a member's record dirties the table's page that holds it, and a commit that
+touches a few thousand of a shard's 50,000 members rewrote most of the table's pages: 11 KB
+written and synced a transaction at the goal's size, scattered over the file
+(`bench/member_pages.py`). Now a commit appends the records of members already in the table to
+the open log (pages side by side), noting where each member's newest is in that log's index by
+member. Meanwhile the other log, closed, is placed into the table a slice at a time, in member
+order so that each slice's table pages lie together: after `SLICES` commits it is placed whole
+and dropped in one step (its pages freed at once), and the logs swap. A member written many
+times in those commits reaches the table once. A member not in the table yet is written there
+directly: an enrollment is written in place once, so the table's keys are the members stored.
+
+Every read of a member asks the open log's index, then the closed one's, then the table. One
+write transaction holds it all: a reader sees a commit whole, as before."""
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+__all__ = ["DATABASES", "SLICES", "MemberTable"]
+
+DATABASES = (b"member_log_0", b"member_logged_0", b"member_log_1", b"member_logged_1")
+"""Two logs, each a log (position, 8 bytes big-endian -> a member's record) and its index
+(member key -> the position of its newest record in that log)."""
+SLICES = 20
+"""Commits a log stays open, and commits its placement takes: a member's record stays logged for
+twenty to forty commits."""
+_STATE = b"member_logs"
+"""In the meta database: which log is open (0 or 1) and how many commits it has been open."""
+
+
+class MemberTable:
+    """The member databases of one environment (the table, the two logs and their indexes, and
+    the meta database where which log is open is kept)."""
+
+    def __init__(self, table: Any, logs: list[Any], meta: Any) -> None:
+        self.table, self.meta = table, meta
+        self.logs = ((logs[0], logs[1]), (logs[2], logs[3]))
+
+    def reader(self, txn: Any) -> "Reader":
+        return Reader(self, txn, _open_log(txn, self.meta)[0])
+
+    def items(self, txn: Any, keep: Callable[[bytes], bool] | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Every stored member's key and newest record (of those whose key `keep` keeps), in key order."""
+        # each log's index walked beside the table (its keys are some of the table's), not asked a key at a time
+        open_ = _open_log(txn, self.meta)[0]
+        walks = [_Walk(txn, *self.logs[which]) for which in (open_, 1 - open_)]
+        for stored, raw in txn.cursor(db=self.table):
+            if keep is None or keep(stored):
+                key = bytes(stored)
+                yield key, bytes(next((r for walk in walks if (r := walk.record(key)) is not None), raw))
+
+    def put(self, txn: Any, records: Iterable[tuple[bytes, bytes]]) -> None:
+        """Members' records as they are now: in the open log for those in the table, in the table
+        for the others; then a slice of the closed log placed (see the module's text)."""
+        open_, commits = _open_log(txn, self.meta)
+        log, logged = (txn.cursor(db=db) for db in self.logs[open_])
+        closed = txn.cursor(db=self.logs[1 - open_][1])
+        table = txn.cursor(db=self.table)
+        fresh, appended, newest = [], [], []
+        position = int.from_bytes(log.key(), "big") if log.last() else 0
+        for key, record in records:
+            if logged.set_key(key) or closed.set_key(key) or table.set_key(key):
+                position += 1
+                at = position.to_bytes(8, "big")
+                appended.append((at, record))
+                newest.append((key, at))
+            else:
+                fresh.append((key, record))
+        if appended and log.putmulti(appended, append=True)[1] != len(appended):
+            raise RuntimeError("the member log's positions after the last are taken")
+        logged.putmulti(newest)
+        table.putmulti(fresh)
+        self._place(txn, 1 - open_, SLICES - commits)
+        if commits + 1 < SLICES:
+            txn.put(_STATE, bytes((open_, commits + 1)), db=self.meta)
+        else:  # the closed log is placed whole: it is dropped and opens for the next commits
+            for db in self.logs[1 - open_]:
+                txn.drop(db, delete=False)
+            txn.put(_STATE, bytes((1 - open_, 0)), db=self.meta)
+
+    def _place(self, txn: Any, which: int, commits_left: int) -> None:
+        """The closed log's next members into the table: its share of what is left, in key order,
+        each taken out of its index (the log's records are dropped with it)."""
+        log, logged = (txn.cursor(db=db) for db in self.logs[which])
+        quota = -(-txn.stat(self.logs[which][1])["entries"] // max(commits_left, 1))
+        placed = []
+        found = logged.first()
+        while found and len(placed) < quota:
+            key, at = logged.item()
+            placed.append((key, log.get(at)))
+            found = logged.delete() and bool(logged.key())
+        txn.cursor(db=self.table).putmulti(placed)
+
+    def delete(self, txn: Any, key: bytes) -> None:
+        """The member is no longer stored (its log records are dropped with their logs)."""
+        for _, logged in self.logs:
+            txn.delete(key, db=logged)
+        txn.delete(key, db=self.table)
+
+
+class Reader:
+    """Members' newest records in one transaction: the open log's, the closed log's, else the table's."""
+
+    def __init__(self, table: MemberTable, txn: Any, open_: int) -> None:
+        self._table = txn.cursor(db=table.table)
+        self._logs = [tuple(txn.cursor(db=db) for db in table.logs[which]) for which in (open_, 1 - open_)]
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.logged_record(key) or self._table.get(key)
+
+    def logged_record(self, key: bytes) -> bytes | None:
+        for log, logged in self._logs:
+            at = logged.get(key)
+            if at is not None:
+                record = log.get(at)
+                if record is None:
+                    raise RuntimeError(f"the member log has lost member {key.decode(errors='replace')}'s newest record")
+                return record
+        return None
+
+    def getmulti(self, keys: list[bytes]) -> list[tuple[bytes, bytes]]:
+        """(key, record) for those of `keys` stored, in the order of `keys`: the table's read in
+        one call (keys sorted: each next one found from the page of the last)."""
+        logged = {key: record for key in keys if (record := self.logged_record(key)) is not None}
+        if not logged:
+            return self._table.getmulti(keys)
+        found = dict(self._table.getmulti([key for key in keys if key not in logged]))
+        found.update(logged)
+        return [(key, found[key]) for key in keys if key in found]
+
+
+class _Walk:
+    """One log's index read in key order beside the table's keys, each asked once, in order."""
+
+    def __init__(self, txn: Any, log: Any, logged: Any) -> None:
+        self._log, self._index = txn.cursor(db=log), txn.cursor(db=logged)
+        self._next = bytes(self._index.key()) if self._index.first() else None
+
+    def record(self, key: bytes) -> bytes | None:
+        """The member's newest record in this log, or None; `key`s asked in increasing order."""
+        while self._next is not None and self._next < key:
+            self._next = bytes(self._index.key()) if self._index.next() else None
+        if self._next != key:
+            return None
+        record = self._log.get(self._index.value())
+        if record is None:
+            raise RuntimeError(f"the member log has lost member {key.decode(errors='replace')}'s newest record")
+        return record
+
+
+def _open_log(txn: Any, meta: Any) -> tuple[int, int]:
+    """(the open log, commits it has been open)."""
+    state = txn.get(_STATE, db=meta)
+    return (state[0], state[1]) if state is not None else (0, 0)

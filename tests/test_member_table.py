@@ -1,0 +1,84 @@
+"""The member table with its log in front (storage/member_table.py) reads as one table keyed by
+member would: every read, in any transaction, gives each member's newest record; the log stays
+bounded and every logged member reaches the table."""
+
+import lmdb
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from storage.member_table import DATABASES, SLICES, MemberTable
+
+KEYS = st.sampled_from([f"m{n:03d}".encode() for n in range(60)])
+# a commit: members written (a record each, the newest wins) and members deleted
+COMMITS = st.lists(st.tuples(st.lists(st.tuples(KEYS, st.binary(min_size=1, max_size=40)), max_size=25),
+                             st.lists(KEYS, max_size=3)), min_size=1, max_size=40)
+
+
+def opened(path) -> tuple[lmdb.Environment, MemberTable]:
+    env = lmdb.open(str(path), map_size=1 << 26, max_dbs=6)
+    table = MemberTable(env.open_db(b"members"), [env.open_db(name) for name in DATABASES], env.open_db(b"meta"))
+    return env, table
+
+
+def commit(env: lmdb.Environment, table: MemberTable, written: list, deleted: list) -> None:
+    with env.begin(write=True) as txn:
+        newest = dict(written)
+        table.put(txn, list(newest.items()))
+        for key in deleted:
+            table.delete(txn, key)
+
+
+def read_back(env: lmdb.Environment, table: MemberTable) -> tuple[dict, dict, list]:
+    with env.begin(buffers=True) as txn:
+        listed = list(table.items(txn))
+        reader = table.reader(txn)
+        each = {key: reader.get(key) for key in (f"m{n:03d}".encode() for n in range(60))}
+        many = reader.getmulti(sorted(key for key, _ in listed))
+    return dict(listed), {key: bytes(raw) for key, raw in each.items() if raw is not None}, many
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(COMMITS)
+def test_every_read_gives_each_member_s_newest_record_as_one_table_would(tmp_path_factory, commits):
+    env, table = opened(tmp_path_factory.mktemp("members"))
+    model: dict[bytes, bytes] = {}
+    for written, deleted in commits:
+        commit(env, table, written, deleted)
+        model.update(dict(written))
+        for key in deleted:
+            model.pop(key, None)
+        listed, each, many = read_back(env, table)
+        assert listed == model
+        assert list(listed) == sorted(model)
+        assert each == model
+        assert many == sorted(model.items())
+        with env.begin() as txn:  # the table's keys are the members stored (a count needs no log)
+            assert [bytes(k) for k in txn.cursor(db=table.table).iternext(values=False)] == sorted(model)
+    env.close()
+
+
+def logged(env: lmdb.Environment, table: MemberTable) -> tuple[int, int]:
+    """Records in both logs, entries in both indexes."""
+    with env.begin() as txn:
+        counts = [txn.stat(db)["entries"] for pair in table.logs for db in pair]
+    return counts[0] + counts[2], counts[1] + counts[3]
+
+
+def test_the_logs_stay_bounded_and_every_logged_member_reaches_the_table(tmp_path):
+    env, table = opened(tmp_path)
+    members = [f"m{n:04d}".encode() for n in range(2_000)]
+    commit(env, table, [(key, b"v0") for key in members], [])  # new members: in the table at once
+    assert logged(env, table) == (0, 0)
+    sizes = []
+    for round_ in range(1, 200):  # each commit rewrites a tenth of the members
+        commit(env, table, [(key, b"v%d" % round_) for key in members[round_ % 10::10]], [])
+        sizes.append(logged(env, table)[0])
+    assert max(sizes) <= 2 * SLICES * 200  # the records of the last two logs' commits at most
+    assert min(sizes[2 * SLICES:]) >= SLICES * 200  # a log is dropped whole, not emptied as it goes
+    for _ in range(2 * SLICES):  # commits that write nothing still place, and the logs swap
+        commit(env, table, [], [])
+    assert logged(env, table) == (0, 0)
+    with env.begin() as txn:
+        stored = dict(txn.cursor(db=table.table))
+    assert stored == {key: b"v%d" % max(r for r in range(1, 200) if r % 10 == n % 10) for n, key in enumerate(members)}
+    env.close()
