@@ -795,7 +795,7 @@ class Shard:
         return ShardStatus(self.config.shard, True, len(self.book.members), self.accepted,
                            iso(self.book.today) if self.book.today else "", self.book.programme.version,
                            self.store.disk_bytes(), job.kind if job else "", job.done if job else 0,
-                           len(job.members) if job else 0, self.store.bytes_of("members"),
+                           len(job.members) if job else 0, self.store.member_bytes(),
                            dict(self.book.tag_counts), *self.stored_value, self.members.held(), self.members.loads,
                            self.store.mapping_drops, COMPILED)
 

@@ -17,7 +17,7 @@ write transaction holds it all: a reader sees a commit whole, as before."""
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-__all__ = ["DATABASES", "SLICES", "MemberTable"]
+__all__ = ["DATABASES", "SLICES", "MemberTable", "Reader"]
 
 DATABASES = (b"member_log_0", b"member_logged_0", b"member_log_1", b"member_logged_1")
 """Two logs, each a log (position, 8 bytes big-endian -> a member's record) and its index
@@ -26,7 +26,8 @@ SLICES = 20
 """Commits a log stays open, and commits its placement takes: a member's record stays logged for
 twenty to forty commits."""
 _STATE = b"member_logs"
-"""In the meta database: which log is open (0 or 1) and how many commits it has been open."""
+"""In the meta database: which log is open (0 or 1), how many commits it has been open, then the
+closed log's member key up to which it is placed (empty: from its first)."""
 
 
 class MemberTable:
@@ -38,12 +39,23 @@ class MemberTable:
         self.logs = ((logs[0], logs[1]), (logs[2], logs[3]))
 
     def reader(self, txn: Any) -> "Reader":
-        return Reader(self, txn, _open_log(txn, self.meta)[0])
+        """Cursors kept for many reads in one transaction (a write's)."""
+        return Reader(self, txn, _state(txn, self.meta)[0])
+
+    def get(self, txn: Any, key: bytes) -> bytes | None:
+        """One member's newest record, or None: a read outside a write."""
+        open_ = _state(txn, self.meta)[0]
+        for which in (open_, 1 - open_):
+            log, logged = self.logs[which]
+            at = txn.get(key, db=logged)
+            if at is not None:
+                return _logged(key, txn.get(at, db=log))
+        return txn.get(key, db=self.table)
 
     def items(self, txn: Any, keep: Callable[[bytes], bool] | None = None) -> Iterator[tuple[bytes, bytes]]:
         """Every stored member's key and newest record (of those whose key `keep` keeps), in key order."""
         # each log's index walked beside the table (its keys are some of the table's), not asked a key at a time
-        open_ = _open_log(txn, self.meta)[0]
+        open_ = _state(txn, self.meta)[0]
         walks = [_Walk(txn, *self.logs[which]) for which in (open_, 1 - open_)]
         for stored, raw in txn.cursor(db=self.table):
             if keep is None or keep(stored):
@@ -52,15 +64,14 @@ class MemberTable:
 
     def put(self, txn: Any, records: Iterable[tuple[bytes, bytes]]) -> None:
         """Members' records as they are now: in the open log for those in the table, in the table
-        for the others; then a slice of the closed log placed (see the module's text)."""
-        open_, commits = _open_log(txn, self.meta)
+        for the others; then a share of the closed log placed (see the module's text)."""
+        open_, commits, placed_to = _state(txn, self.meta)
         log, logged = (txn.cursor(db=db) for db in self.logs[open_])
-        closed = txn.cursor(db=self.logs[1 - open_][1])
         table = txn.cursor(db=self.table)
         fresh, appended, newest = [], [], []
         position = int.from_bytes(log.key(), "big") if log.last() else 0
         for key, record in records:
-            if logged.set_key(key) or closed.set_key(key) or table.set_key(key):
+            if table.set_key(key):  # every logged member is in the table: one lookup decides
                 position += 1
                 at = position.to_bytes(8, "big")
                 appended.append((at, record))
@@ -71,26 +82,31 @@ class MemberTable:
             raise RuntimeError("the member log's positions after the last are taken")
         logged.putmulti(newest)
         table.putmulti(fresh)
-        self._place(txn, 1 - open_, SLICES - commits)
         if commits + 1 < SLICES:
-            txn.put(_STATE, bytes((open_, commits + 1)), db=self.meta)
-        else:  # the closed log is placed whole: it is dropped and opens for the next commits
+            placed_to = self._place(txn, 1 - open_, placed_to)
+            txn.put(_STATE, bytes((open_, commits + 1)) + placed_to, db=self.meta)
+        else:  # the closed log's last share: placed, then the log dropped and opened for the next commits
+            self._place(txn, 1 - open_, placed_to, whole=True)
             for db in self.logs[1 - open_]:
                 txn.drop(db, delete=False)
             txn.put(_STATE, bytes((1 - open_, 0)), db=self.meta)
 
-    def _place(self, txn: Any, which: int, commits_left: int) -> None:
-        """The closed log's next members into the table: its share of what is left, in key order,
-        each taken out of its index (the log's records are dropped with it)."""
+    def _place(self, txn: Any, which: int, after: bytes, whole: bool = False) -> bytes:
+        """The closed log's next members after the key `after` into the table, in key order: a
+        twentieth of its index (its entries stay until the log is dropped: a read of them gives
+        what the table now holds), or all that is left. Returns the last key placed."""
         log, logged = (txn.cursor(db=db) for db in self.logs[which])
-        quota = -(-txn.stat(self.logs[which][1])["entries"] // max(commits_left, 1))
+        quota = -(-txn.stat(self.logs[which][1])["entries"] // SLICES)
+        found = logged.set_range(after) if after else logged.first()
+        if found and logged.key() == after:
+            found = logged.next()
         placed = []
-        found = logged.first()
-        while found and len(placed) < quota:
+        while found and (whole or len(placed) < quota):
             key, at = logged.item()
-            placed.append((key, log.get(at)))
-            found = logged.delete() and bool(logged.key())
+            placed.append((key, _logged(key, log.get(at))))
+            found = logged.next()
         txn.cursor(db=self.table).putmulti(placed)
+        return placed[-1][0] if placed else after
 
     def delete(self, txn: Any, key: bytes) -> None:
         """The member is no longer stored (its log records are dropped with their logs)."""
@@ -102,21 +118,19 @@ class MemberTable:
 class Reader:
     """Members' newest records in one transaction: the open log's, the closed log's, else the table's."""
 
-    def __init__(self, table: MemberTable, txn: Any, open_: int) -> None:
-        self._table = txn.cursor(db=table.table)
-        self._logs = [tuple(txn.cursor(db=db) for db in table.logs[which]) for which in (open_, 1 - open_)]
+    def __init__(self, members: MemberTable, txn: Any, open_: int) -> None:
+        self._table = txn.cursor(db=members.table)
+        self._logs = [tuple(txn.cursor(db=db) for db in members.logs[which]) for which in (open_, 1 - open_)]
 
     def get(self, key: bytes) -> bytes | None:
-        return self.logged_record(key) or self._table.get(key)
+        logged = self.logged_record(key)
+        return logged if logged is not None else self._table.get(key)
 
     def logged_record(self, key: bytes) -> bytes | None:
         for log, logged in self._logs:
             at = logged.get(key)
             if at is not None:
-                record = log.get(at)
-                if record is None:
-                    raise RuntimeError(f"the member log has lost member {key.decode(errors='replace')}'s newest record")
-                return record
+                return _logged(key, log.get(at))
         return None
 
     def getmulti(self, keys: list[bytes]) -> list[tuple[bytes, bytes]]:
@@ -143,13 +157,16 @@ class _Walk:
             self._next = bytes(self._index.key()) if self._index.next() else None
         if self._next != key:
             return None
-        record = self._log.get(self._index.value())
-        if record is None:
-            raise RuntimeError(f"the member log has lost member {key.decode(errors='replace')}'s newest record")
-        return record
+        return _logged(key, self._log.get(self._index.value()))
 
 
-def _open_log(txn: Any, meta: Any) -> tuple[int, int]:
-    """(the open log, commits it has been open)."""
+def _logged(key: bytes, record: bytes | None) -> bytes:
+    if record is None:
+        raise RuntimeError(f"the member log has lost member {key.decode(errors='replace')}'s newest record")
+    return record
+
+
+def _state(txn: Any, meta: Any) -> tuple[int, int, bytes]:
+    """(the open log, commits it has been open, the closed log's last member placed)."""
     state = txn.get(_STATE, db=meta)
-    return (state[0], state[1]) if state is not None else (0, 0)
+    return (state[0], state[1], bytes(state[2:])) if state is not None else (0, 0, b"")

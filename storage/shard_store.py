@@ -153,7 +153,7 @@ class ShardStore:
         if not 0 < len(key) <= self.env.max_key_size():
             return None  # no such key can have been written
         with self._reading() as txn:
-            raw = self.member_table.reader(txn).get(key)
+            raw = self.member_table.get(txn, key)
         return member_of(raw) if raw is not None else None
 
     def committed(self, member_id: str) -> tuple[Member | None, str, Day]:
@@ -163,7 +163,7 @@ class ShardStore:
         key = member_id.encode()
         meta = self.dbs["meta"]
         with self._reading() as txn:
-            raw = self.member_table.reader(txn).get(key) if 0 < len(key) <= self.env.max_key_size() else None
+            raw = self.member_table.get(txn, key) if 0 < len(key) <= self.env.max_key_size() else None
             rules, day = txn.get(b"rules_text", db=meta), txn.get(b"business_day", db=meta)
         return (member_of(raw) if raw is not None else None, msgspec.msgpack.decode(rules),
                 msgspec.msgpack.decode(day) if day is not None else 0)
@@ -182,7 +182,7 @@ class ShardStore:
             return []
         positions: list[int] = []
         with self._reading(buffers=True) as txn:
-            raw = self.member_table.reader(txn).get(key)
+            raw = self.member_table.get(txn, key)
             position = linked_position(raw) if raw is not None else 0
             while position:
                 record = txn.get(position_key(position), db=self.dbs["ledger"])
@@ -337,11 +337,15 @@ class ShardStore:
         info, stat = self.env.info(), self.env.stat()
         return (info["last_pgno"] + 1) * stat["psize"]
 
-    def bytes_of(self, database: str) -> int:
-        """Bytes of the pages one database uses."""
+    def bytes_of(self, *databases: str) -> int:
+        """Bytes of the pages these databases use."""
         with self.env.begin() as txn:
-            stat = txn.stat(self.dbs[database])
-        return (stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"]) * stat["psize"]
+            stats = [txn.stat(self.dbs[database]) for database in databases]
+        return sum((s["branch_pages"] + s["leaf_pages"] + s["overflow_pages"]) * s["psize"] for s in stats)
+
+    def member_bytes(self) -> int:
+        """Bytes of the pages that hold members' records: the member table and its logs."""
+        return self.bytes_of("members", *(name.decode() for name in MEMBER_DATABASES))
 
     def copy_to(self, path: Path) -> int:
         """A consistent, compacted copy of the environment (one read transaction, the last
@@ -466,8 +470,8 @@ class BatchWriter:
         rows' encoding and puts before it are not in it (an operator asks whether the disk is slow)."""
         self._members_stored = store.member_table.reader(self.txn)
         self._find_member = self._members_stored.get
-        """Lookups by key through a cursor of each database: `Transaction.get`'s `db=` keyword is
-        parsed at every call, half of a lookup's cost from Python."""
+        """A stored member's newest record by key, through cursors kept for the write (the member
+        logs' indexes, then the table: storage/member_table.py)."""
         txns = self.txn.cursor(self.dbs["txn_index"])
         self.index = IndexLookups(txns.get, txns.key() if txns.last() else b"")
         """The transaction index as the engine's Book uses it (engine/book.py `TxnIndex`): the

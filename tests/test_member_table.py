@@ -1,16 +1,19 @@
-"""The member table with its log in front (storage/member_table.py) reads as one table keyed by
-member would: every read, in any transaction, gives each member's newest record; the log stays
+"""The member table with its two logs in front (storage/member_table.py) reads as one table keyed
+by member would: every read, in any transaction, gives each member's newest record; the logs stay
 bounded and every logged member reaches the table."""
 
 import lmdb
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from storage import member_table
 from storage.member_table import DATABASES, SLICES, MemberTable
 
 KEYS = st.sampled_from([f"m{n:03d}".encode() for n in range(60)])
-# a commit: members written (a record each, the newest wins) and members deleted
-COMMITS = st.lists(st.tuples(st.lists(st.tuples(KEYS, st.binary(min_size=1, max_size=40)), max_size=25),
+# a commit: members deleted first or last (a virtual shard's move deletes, then its commit writes),
+# members written (a record each, the newest wins)
+COMMITS = st.lists(st.tuples(st.booleans(), st.lists(st.tuples(KEYS, st.binary(min_size=1, max_size=40)), max_size=25),
                              st.lists(KEYS, max_size=3)), min_size=1, max_size=40)
 
 
@@ -20,12 +23,19 @@ def opened(path) -> tuple[lmdb.Environment, MemberTable]:
     return env, table
 
 
-def commit(env: lmdb.Environment, table: MemberTable, written: list, deleted: list) -> None:
+def commit(env: lmdb.Environment, table: MemberTable, written: list, deleted: list, first: bool = False) -> None:
     with env.begin(write=True) as txn:
-        newest = dict(written)
-        table.put(txn, list(newest.items()))
-        for key in deleted:
-            table.delete(txn, key)
+        reader = table.reader(txn)  # made at the write's start, as a BatchWriter's is
+        if first:
+            for key in deleted:
+                table.delete(txn, key)
+        table.put(txn, list(dict(written).items()))
+        if not first:
+            for key in deleted:
+                table.delete(txn, key)
+        for key, record in dict(written).items():
+            if key not in deleted or first:
+                assert reader.get(key) == record
 
 
 def read_back(env: lmdb.Environment, table: MemberTable) -> tuple[dict, dict, list]:
@@ -33,20 +43,36 @@ def read_back(env: lmdb.Environment, table: MemberTable) -> tuple[dict, dict, li
         listed = list(table.items(txn))
         reader = table.reader(txn)
         each = {key: reader.get(key) for key in (f"m{n:03d}".encode() for n in range(60))}
+        alone = {key: table.get(txn, key) for key in each}  # a read outside a write
+        assert {key: bytes(raw) for key, raw in alone.items() if raw is not None} == {
+            key: bytes(raw) for key, raw in each.items() if raw is not None}
         many = reader.getmulti(sorted(key for key, _ in listed))
     return dict(listed), {key: bytes(raw) for key, raw in each.items() if raw is not None}, many
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.fixture
+def short_logs():
+    """Logs that swap every 3 commits, so that a few commits place, drop and swap them."""
+    kept = member_table.SLICES
+    member_table.SLICES = 3
+    yield
+    member_table.SLICES = kept
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(COMMITS)
-def test_every_read_gives_each_member_s_newest_record_as_one_table_would(tmp_path_factory, commits):
+def test_every_read_gives_each_member_s_newest_record_as_one_table_would(tmp_path_factory, short_logs, commits):
     env, table = opened(tmp_path_factory.mktemp("members"))
     model: dict[bytes, bytes] = {}
-    for written, deleted in commits:
-        commit(env, table, written, deleted)
+    for first, written, deleted in commits:
+        commit(env, table, written, deleted, first)
+        if first:
+            for key in deleted:
+                model.pop(key, None)
         model.update(dict(written))
-        for key in deleted:
-            model.pop(key, None)
+        if not first:
+            for key in deleted:
+                model.pop(key, None)
         listed, each, many = read_back(env, table)
         assert listed == model
         assert list(listed) == sorted(model)
