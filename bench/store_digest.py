@@ -25,12 +25,19 @@ from pathlib import Path
 
 import msgspec
 
+from actors.member_index import TOTALS_KEY
 from actors.shard import Shard, ShardConfig
 from engine.calendar import parse_day
 from engine.transactions import Transaction
 
 _AT_MS = slice(5, 13)
 """Where an event row keeps its wall-clock time (storage/outbox.py `_HEAD`: form, day, at_ms)."""
+_HOW_STORED = (b"member_logs", b"storage_layout")
+"""Meta keys that say how, not what, a tree stores: storage/member_table.py's state (which log is
+open, how far it is placed) and the layout's number."""
+_STAMPED = TOTALS_KEY.encode()
+"""Written with the number of its LMDB transaction (`put_stamped_meta`), which differs between
+trees that open different databases: digested without it."""
 
 
 def main() -> None:
@@ -107,12 +114,23 @@ def _midnight(shard: Shard, step: int, answers: "hashlib._Hash") -> str:
 
 
 def _stored(shard: Shard) -> str:
+    """Members as read (their newest records, wherever a tree keeps them: storage/member_table.py's
+    logs are where, not what, and depend on how writes fell into commits), every other database
+    as stored but for `_HOW_STORED`: so trees of different layouts compare by what they store."""
     digest = hashlib.sha256()
+    table = getattr(shard.store, "member_table", None)
     with shard.store.env.begin() as txn:
         for name, db in sorted(shard.store.dbs.items()):
+            if name.startswith("member_log"):
+                continue
             digest.update(name.encode())
-            for key, stored in txn.cursor(db=db):
+            rows = table.items(txn) if name == "members" and table is not None else txn.cursor(db=db)
+            for key, stored in rows:
+                if name == "meta" and key in _HOW_STORED:
+                    continue
                 value = stored[:_AT_MS.start] + stored[_AT_MS.stop:] if name == "events" else stored
+                if name == "meta" and key == _STAMPED:  # its stamp is an LMDB transaction's number
+                    value = msgspec.msgpack.encode(msgspec.msgpack.decode(stored)[1])
                 digest.update(len(key).to_bytes(4, "big") + key + len(value).to_bytes(4, "big") + value)
     return digest.hexdigest()
 
