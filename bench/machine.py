@@ -1,4 +1,4 @@
-"""The machine, and the CPU seconds and resident memory of a process tree, read from /proc."""
+"""The machine, and the CPU seconds, resident memory and disk writes of processes, read from /proc."""
 
 import os
 import platform
@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["RSS_KINDS", "CpuMeter", "ProcessInfo", "RssSampler", "command", "machine", "processes", "role",
-           "rss_kinds", "run_queue_seconds", "tree", "tree_cpu_ticks", "tree_rss_bytes"]
+__all__ = ["RSS_KINDS", "CpuMeter", "ProcessInfo", "RssSampler", "bytes_written", "command", "machine", "processes",
+           "role", "rss_kinds", "run_queue_seconds", "tree", "tree_cpu_ticks", "tree_rss_bytes"]
 
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 PROC = Path("/proc")
@@ -130,6 +130,15 @@ def tree_rss_bytes(roots: list[int], proc: Path = PROC, field: str = "VmRSS") ->
     once per process that maps it)."""
     table = processes(proc)
     return sum(rss_bytes(info.pid, proc, field) for root in roots for info in tree(root, table))
+
+
+def bytes_written(proc: Path = PROC) -> int:
+    """Bytes this process has sent to the disk (`/proc/self/io`); 0 where the kernel does not say."""
+    try:
+        with open(proc / "self" / "io") as io:
+            return next(int(line.split()[1]) for line in io if line.startswith("write_bytes:"))
+    except (OSError, StopIteration):
+        return 0
 
 
 def run_queue_seconds(pid: int, thread: int | None = None, proc: Path = PROC) -> float:

@@ -30,6 +30,7 @@ from pathlib import Path
 import lmdb
 import msgspec
 
+from bench.machine import bytes_written
 from storage.member_table import SLICES
 
 __all__ = ["main"]
@@ -51,11 +52,6 @@ def member_sequence(stream: Path, lines: int, shard: int, shards: int) -> list[b
             if zlib.crc32(key) % shards == shard:
                 ids.append(key)
     return ids
-
-
-def _written() -> int:
-    with open("/proc/self/io") as io:
-        return next(int(line.split()[1]) for line in io if line.startswith("write_bytes:"))
 
 
 class Store:
@@ -160,7 +156,7 @@ def main() -> None:
         store = Store(folder, args.record_bytes, args.seed)
         store.preload(set(ids))
         os.sync()
-        written, cpu, began = _written(), os.times(), time.perf_counter()
+        written, cpu, began = bytes_written(), os.times(), time.perf_counter()
         commits = [ids[at:at + args.commit] for at in range(0, len(ids), args.commit)]
         for number, touched in enumerate(commits, 1):
             store.commit(touched, args.layout, place=number % args.place_every == 0 or number == len(commits))
@@ -170,7 +166,7 @@ def main() -> None:
         print(f"{args.layout}: {len(ids):,} transactions, {len(set(ids)):,} members, {len(commits)} commits; "
               f"CPU {used * per:.4f} s per 1,000 (system {(after.system - cpu.system) * per:.4f}), "
               f"sync {store.sync_seconds * per:.4f} s per 1,000, wall {seconds * per:.4f} s per 1,000, "
-              f"written {(_written() - written) / len(ids):,.0f} bytes a transaction; "
+              f"written {(bytes_written() - written) / len(ids):,.0f} bytes a transaction; "
               f"{store.held():,} records logged at the end")
         store.env.close()
     finally:

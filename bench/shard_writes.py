@@ -29,6 +29,7 @@ from typing import Any
 
 from actors.object_memory import prepare_to_hold_members
 from actors.shard import Shard, ShardConfig
+from bench.machine import bytes_written
 from cli.replay import decode_line
 from engine.calendar import parse_day
 
@@ -100,7 +101,7 @@ def main() -> None:
             gc.freeze()  # as a shard actor does once its members are loaded
             done = 0
             for write, size in [] if args.no_apply else zip(writes, sizes, strict=True):
-                began, began_wall, began_bytes = time.process_time(), time.perf_counter(), _written()
+                began, began_wall, began_bytes = time.process_time(), time.perf_counter(), bytes_written()
                 if args.wire:
                     shard.apply_encoded([write])
                 else:
@@ -109,7 +110,7 @@ def main() -> None:
                 if done * SHARDS > args.count_after:
                     cpu += time.process_time() - began
                     wall += time.perf_counter() - began_wall
-                    written += _written() - began_bytes
+                    written += bytes_written() - began_bytes
                     counted += size
             shard.close()
     finally:
@@ -118,14 +119,6 @@ def main() -> None:
           f"writes, {1000 * wall / max(1, counted):.4f} s per 1,000 of their time (syncs included), "
           f"{written / max(1, counted):,.0f} bytes written a transaction")
 
-
-def _written() -> int:
-    """Bytes this process has sent to the disk (`/proc/self/io`), 0 where the kernel does not say."""
-    try:
-        with open("/proc/self/io") as io:
-            return next(int(line.split()[1]) for line in io if line.startswith("write_bytes:"))
-    except OSError:
-        return 0
 
 
 if __name__ == "__main__":
