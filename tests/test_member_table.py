@@ -108,3 +108,29 @@ def test_the_logs_stay_bounded_and_every_logged_member_reaches_the_table(tmp_pat
         stored = dict(txn.cursor(db=table.table))
     assert stored == {key: b"v%d" % max(r for r in range(1, 200) if r % 10 == n % 10) for n, key in enumerate(members)}
     env.close()
+
+
+def test_a_log_s_last_share_places_all_it_holds_though_deletes_shrank_the_shares(tmp_path):
+    """Each share is a twentieth of the closed log's index as it is then: members placed and then
+    deleted (a virtual shard's move) make the later shares smaller, and without the last commit
+    placing all that is left, the log would be dropped holding members' newest records."""
+    env, table = opened(tmp_path)
+    members = [f"m{n:03d}".encode() for n in range(40)]
+    commit(env, table, [(key, b"old") for key in members], [])  # in the table
+    commit(env, table, [(key, b"new") for key in members], [])  # logged
+    while logged(env, table) != (40, 40) or _open_for(env, table) != 0:  # until the logs swap
+        commit(env, table, [], [])
+    for _ in range(SLICES // 2):  # half of the closed log placed, in key order: m000..m019
+        commit(env, table, [], [])
+    commit(env, table, [], members[:20])  # those placed leave
+    for _ in range(SLICES):
+        commit(env, table, [], [])
+    with env.begin() as txn:
+        assert dict(table.items(txn)) == {key: b"new" for key in members[20:]}
+    env.close()
+
+
+def _open_for(env: lmdb.Environment, table: MemberTable) -> int:
+    with env.begin() as txn:
+        state = txn.get(b"member_logs", db=table.meta)
+    return state[1] if state is not None else 0
