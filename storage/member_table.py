@@ -86,6 +86,7 @@ class MemberTable:
             placed_to = self._place(txn, 1 - open_, placed_to)
             txn.put(_STATE, bytes((open_, commits + 1)) + placed_to, db=self.meta)
         else:  # the closed log's last share: placed, then the log dropped and opened for the next commits
+            # all that is left: a share is of the index as it is then, which deletes of placed members shrink
             self._place(txn, 1 - open_, placed_to, whole=True)
             for db in self.logs[1 - open_]:
                 txn.drop(db, delete=False)
