@@ -36,13 +36,14 @@ def member_adjust(args: argparse.Namespace) -> int:
     try:
         with _client(args) as client:
             answer = _adjusted(client, args, request_id)
+            first = _first_use(client, args.member_id, request_id) if _is_duplicate(answer.result) else None
     except grpc.RpcError as error:
         fate = again if error.code() in UNKNOWN_FATE else "nothing changed"
         raise AdjustmentError(f"{rpc_failure(error, args.address)} (request id {request_id}; {fate})") from None
     except KeyboardInterrupt:  # the call may have been applied: its id must not be lost with it
         print(f"patron: interrupted (request id {request_id}; {again})", file=sys.stderr)
         return 130
-    _tell(answer.result, args, request_id)
+    _tell(answer.result, args, request_id, first)
     print_member(answer.member)
     return 0
 
@@ -56,19 +57,47 @@ def _adjusted(client: CommandClient, args: argparse.Namespace, request_id: str) 
     return client.adjust(args.member_id, args.points, args.reason, request_id)
 
 
-def _tell(result: pb.TxnResult, args: argparse.Namespace, request_id: str) -> None:
-    """A rejection fails the command; on stderr, what was done when it is not what was asked."""
+def _is_duplicate(result: pb.TxnResult) -> bool:
+    return grpc_outcome(result.outcome) == "duplicate"
+
+
+def _first_use(client: CommandClient, member_id: str, request_id: str) -> list[pb.LedgerEntry]:
+    """The member's ledger entries an earlier transaction with this id wrote (a walk of the
+    member's ledger: only when the id was answered `duplicate`)."""
+    return [entry for entry in client.ledger(member_id) if entry.ref == request_id]
+
+
+def _tell(result: pb.TxnResult, args: argparse.Namespace, request_id: str,
+          first: list[pb.LedgerEntry] | None = None) -> None:
+    """A rejection fails the command; on stderr, what was done when it is not what was asked.
+    `first`: for a duplicate, the ledger entries of the id's first use."""
     outcome = grpc_outcome(result.outcome)
     if outcome == "rejected":
         raise AdjustmentError(f"adjustment rejected: {result.reason} (request id {request_id}; nothing changed)")
     if outcome == "duplicate":
-        # perhaps this command's own retry after a lost answer: not a sign that nothing was done
-        print(f"adjustment {request_id} was applied once already, by an earlier send of this id (perhaps this "
-              f"command's own retry): {result.points:+,} points; not applied again", file=sys.stderr)
-        if result.points != args.points:
-            print(f"that id was used for something else than {args.points:+,} points: check the member's ledger",
-                  file=sys.stderr)
-    elif outcome == "accepted" and result.points != args.points:
+        _tell_duplicate(result, args, request_id, first or [])
+    elif result.points != args.points:
         print(f"took {-result.points:,} of the {-args.points:,} points asked: the balance may not go below 0 (the "
               f"rules' allow_negative_points = false); the ledger entry keeps the rest as not recovered",
               file=sys.stderr)
+
+
+def _tell_duplicate(result: pb.TxnResult, args: argparse.Namespace, request_id: str,
+                    first: list[pb.LedgerEntry]) -> None:
+    """The id was applied before. By this adjustment (this command's own retry after a lost
+    answer, or the operator sending it again): not a failure. By anything else (the id of a
+    purchase, or of another adjustment): this one was not made, which the command must not pass
+    off as done."""
+    mine = [entry for entry in first if entry.kind == "adjust" and entry.note == args.reason]
+    if not mine:
+        wrote = "; ".join(_described(entry) for entry in first) or "it wrote no ledger entry"
+        raise AdjustmentError(f"request id {request_id} is the id of another of the member's transactions ({wrote}): "
+                              f"this adjustment was not applied; send it with another request id, or none")
+    # perhaps this command's own retry after a lost answer: not a sign that nothing was done
+    print(f"adjustment {request_id} was applied once already, by an earlier send of this id (perhaps this "
+          f"command's own retry): {result.points:+,} points; not applied again", file=sys.stderr)
+
+
+def _described(entry: pb.LedgerEntry) -> str:
+    note = f" {entry.note!r}" if entry.note else ""
+    return f"ledger entry {entry.seq}: {entry.kind} {entry.points:+,} points{note}"

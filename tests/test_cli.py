@@ -356,16 +356,37 @@ def test_an_adjustment_that_took_less_than_asked_says_so(capsys):
                                        "recovered\n")
 
 
+def _entry(seq: int, kind: str, points: int, note: str = "", ref: str = "adj-1") -> pb.LedgerEntry:
+    return pb.LedgerEntry(member_id="M1", seq=seq, ref=ref, kind=kind, points=points, note=note)
+
+
 def test_an_adjustment_answered_duplicate_says_what_the_first_send_did(capsys):
     from cli.adjustment import _tell
 
-    _tell(_adjusted(pb.OUTCOME_DUPLICATE, 150), argparse.Namespace(points=150), "adj-1")
+    first = [_entry(4, "adjust", 150, "goodwill")]
+    _tell(_adjusted(pb.OUTCOME_DUPLICATE, 150), argparse.Namespace(points=150, reason="goodwill"), "adj-1", first)
     [said] = capsys.readouterr().err.splitlines()
     assert said.startswith("adjustment adj-1 was applied once already, by an earlier send of this id")
     assert said.endswith(": +150 points; not applied again")
-    _tell(_adjusted(pb.OUTCOME_DUPLICATE, 20), argparse.Namespace(points=150), "adj-1")  # a purchase's id, say
-    assert capsys.readouterr().err.splitlines()[1] == ("that id was used for something else than +150 points: check "
-                                                       "the member's ledger")
+
+
+def test_an_adjustment_whose_id_another_transaction_used_fails_as_not_applied(capsys):
+    """The id of a purchase, or of another adjustment (another reason): answered `duplicate`, this
+    adjustment was not made; the command said it had been and exited 0 (an outside probe)."""
+    from cli.adjustment import AdjustmentError, _tell
+
+    asked = argparse.Namespace(points=10, reason="goodwill")
+    purchase = [_entry(3, "earn", 1000, ref="P1")]
+    with pytest.raises(AdjustmentError, match=r"^request id P1 is the id of another of the member's transactions "
+                                              r"\(ledger entry 3: earn \+1,000 points\): this adjustment was not "
+                                              r"applied; send it with another request id, or none$"):
+        _tell(_adjusted(pb.OUTCOME_DUPLICATE, 1000), asked, "P1", purchase)
+    other = [_entry(5, "adjust", 150, "double credit")]
+    with pytest.raises(AdjustmentError, match=r"\(ledger entry 5: adjust \+150 points 'double credit'\)"):
+        _tell(_adjusted(pb.OUTCOME_DUPLICATE, 150), asked, "adj-1", other)
+    with pytest.raises(AdjustmentError, match=r"\(it wrote no ledger entry\)"):  # a frozen card's purchase: 0 points
+        _tell(_adjusted(pb.OUTCOME_DUPLICATE, 0), asked, "Q1", [])
+    assert capsys.readouterr().err == ""
 
 
 def test_a_rejected_adjustment_fails_with_its_reason():

@@ -5,6 +5,7 @@ anomalies."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -233,6 +234,12 @@ def test_an_operator_enrolls_credits_freezes_and_unfreezes_a_member_from_the_com
     assert resent.stderr == ("adjustment adj-op-1 was applied once already, by an earlier send of this id (perhaps "
                              "this command's own retry): +150 points; not applied again\n")
     assert json.loads(resent.stdout)["points"] == 150
+    reused = patron("member", "adjust", "op-m1", "--points", "20", "--reason", "birthday", "--request-id", "adj-op-1",
+                    *address)  # the id of the adjustment above, for another one: not made, and not said to be
+    assert (reused.returncode, reused.stdout) == (1, "")
+    assert re.fullmatch(r"patron: request id adj-op-1 is the id of another of the member's transactions \(ledger "
+                        r"entry \d+: adjust \+150 points 'goodwill'\): this adjustment was not applied; send it with "
+                        r"another request id, or none\n", reused.stderr), reused.stderr
     taken = patron("member", "adjust", "op-m1", "--points", "-50", "--reason", "double credit", *address)
     assert json.loads(taken.stdout)["points"] == 100
 
