@@ -79,7 +79,8 @@ _CAUSES = {"txn": "transaction {ref}", "midnight": "midnight run of {ref}", "ope
 
 def _why(entry: EntrySummary) -> str:
     why = _CAUSES.get(entry.cause, entry.cause + " {ref}").format(ref=entry.ref)
-    details = [entry.why, f"status {entry.status}" if entry.status else "",
+    details = [f"refund of {entry.refund_of}" if entry.refund_of else "", entry.why,
+               f"status {entry.status}" if entry.status else "",
                _unrecovered(entry.unrecovered),
                f"stored value {money(entry.stored_value, signed=True)}" if entry.stored_value else "",
                f"bonus {money(entry.bonus_value, signed=True)}" if entry.bonus_value else "",  # left out (a probe)

@@ -49,3 +49,7 @@ class LedgerEntry(Struct, array_like=True, omit_defaults=True, gc=False):
     tier_from_name: str = ""
     """The tier left, by name, when the entry's rules version has no tier of that name (a publish
     removed it; `tier_from` is then -1): positions name tiers only within one version's ladder."""
+    refund_of: str = ""
+    """On every entry a refund wrote: the id of the transaction it refunds, as the refund named it
+    (`ref` is the refund's own id), so that the ledger alone tells which purchase, redeem,
+    payment, recharge or coupon use a refund undid."""

@@ -18,8 +18,12 @@ cdef frozenset _KINDS, _STATUSES
 
 
 cpdef score_transaction(Book book, Transaction txn)
-@cython.locals(programme=Programme, member=Member, record=TxnRecord, original=TxnRecord)
+@cython.locals(programme=Programme)
 cpdef score_well_formed(Book book, Transaction txn)
+@cython.locals(original=TxnRecord, written=Py_ssize_t)
+cpdef score_refund_transaction(Book book, Transaction txn, day)
+@cython.locals(programme=Programme, member=Member, record=TxnRecord)
+cpdef _score_earning(Book book, Transaction txn, day, str reason)
 @cython.locals(today=cython.longlong, lateness=cython.longlong, member=Member)
 cpdef date_problem(Book book, long long day, member_id=*)
 @cython.locals(txn_id=str, member_id=str, status=str, channel=str)

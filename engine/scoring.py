@@ -82,12 +82,31 @@ def score_well_formed(book: Book, txn: Transaction) -> TxnResult:
         if txn.kind == RECHARGE:
             return _recharge(book, txn, day)
         return score_spending(book, txn, day, book.members.get(txn.member_id))
-    reason = ""
     if txn.kind == REFUND:
-        original = book.txns.get((txn.member_id, txn.refund_of))
-        reason = refund_problem(txn, original)
-        if not reason and original is not None and original.kind in UNDOABLE:
-            return score_spending(book, txn, day, book.members.get(txn.member_id), original)
+        return score_refund_transaction(book, txn, day)
+    return _score_earning(book, txn, day, "")
+
+
+def score_refund_transaction(book: Book, txn: Transaction, day: Day) -> TxnResult:
+    """A refund past the common checks: of spending, or of a purchase (known or not). Every
+    ledger entry it writes names the original (`refund_of`)."""
+    written = len(book.ledger)
+    original = book.txns.get((txn.member_id, txn.refund_of))
+    reason = refund_problem(txn, original)
+    if not reason and original is not None and original.kind in UNDOABLE:
+        result = score_spending(book, txn, day, book.members.get(txn.member_id), original)
+    else:
+        result = _score_earning(book, txn, day, reason)
+    for entry in book.ledger[written:]:
+        entry.refund_of = txn.refund_of
+    return result
+
+
+def _score_earning(book: Book, txn: Transaction, day: Day, reason: str) -> TxnResult:
+    """A purchase, event, adjustment or refund of a purchase past the common checks; `reason`: a
+    refund's problem found already (it is rejected with it)."""
+    programme = book.programme
+    key = (txn.member_id, txn.txn_id)
     member, created = (None, False) if reason else _member_for(book, txn, day)
     if member is None:
         return TxnResult(txn.txn_id, "rejected", 0, 0, reason or "unknown_member")

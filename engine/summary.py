@@ -105,6 +105,8 @@ class EntrySummary(Struct, omit_defaults=True):
     coupon_code: str = ""
     lots: list[LotChange] = []
     """Points a redeem took from lots (or its refund put back)."""
+    refund_of: str = ""
+    """On a refund's entries, the transaction it refunds (`ref` is the refund's own id)."""
 
 
 def summarise(programme: Programme, member: Member) -> MemberSummary:
@@ -135,7 +137,7 @@ def summarise_entry(entry: LedgerEntry, tier_names: list[str], labels: WhyLabels
     return EntrySummary(entry.member_id, entry.seq, iso(entry.day), entry.cause, entry.ref, entry.rule_version,
                         entry.kind, entry.points, entry.pending, entry.growth, entry.stored_value,
                         tier_from, tier(entry.tier_to), entry.status, entry.unrecovered, entry.note,
-                        why_text(entry.why, labels), entry.bonus_value, entry.coupon_code, lots)
+                        why_text(entry.why, labels), entry.bonus_value, entry.coupon_code, lots, entry.refund_of)
 
 
 to_json = json.Encoder().encode

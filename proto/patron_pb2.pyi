@@ -255,7 +255,7 @@ class ListLedgerRequest(_message.Message):
     def __init__(self, member_id: _Optional[str] = ..., after_seq: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class LedgerEntry(_message.Message):
-    __slots__ = ("member_id", "seq", "day", "cause", "ref", "rule_version", "kind", "points", "pending_points", "growth", "stored_value", "tier_from", "tier_to", "status", "unrecovered", "note", "why", "bonus_value", "coupon_code", "lots")
+    __slots__ = ("member_id", "seq", "day", "cause", "ref", "rule_version", "kind", "points", "pending_points", "growth", "stored_value", "tier_from", "tier_to", "status", "unrecovered", "note", "why", "bonus_value", "coupon_code", "lots", "refund_of")
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     DAY_FIELD_NUMBER: _ClassVar[int]
@@ -276,6 +276,7 @@ class LedgerEntry(_message.Message):
     BONUS_VALUE_FIELD_NUMBER: _ClassVar[int]
     COUPON_CODE_FIELD_NUMBER: _ClassVar[int]
     LOTS_FIELD_NUMBER: _ClassVar[int]
+    REFUND_OF_FIELD_NUMBER: _ClassVar[int]
     member_id: str
     seq: int
     day: str
@@ -296,7 +297,8 @@ class LedgerEntry(_message.Message):
     bonus_value: int
     coupon_code: str
     lots: _containers.RepeatedCompositeFieldContainer[LotChange]
-    def __init__(self, member_id: _Optional[str] = ..., seq: _Optional[int] = ..., day: _Optional[str] = ..., cause: _Optional[str] = ..., ref: _Optional[str] = ..., rule_version: _Optional[int] = ..., kind: _Optional[str] = ..., points: _Optional[int] = ..., pending_points: _Optional[int] = ..., growth: _Optional[int] = ..., stored_value: _Optional[int] = ..., tier_from: _Optional[str] = ..., tier_to: _Optional[str] = ..., status: _Optional[str] = ..., unrecovered: _Optional[int] = ..., note: _Optional[str] = ..., why: _Optional[str] = ..., bonus_value: _Optional[int] = ..., coupon_code: _Optional[str] = ..., lots: _Optional[_Iterable[_Union[LotChange, _Mapping]]] = ...) -> None: ...
+    refund_of: str
+    def __init__(self, member_id: _Optional[str] = ..., seq: _Optional[int] = ..., day: _Optional[str] = ..., cause: _Optional[str] = ..., ref: _Optional[str] = ..., rule_version: _Optional[int] = ..., kind: _Optional[str] = ..., points: _Optional[int] = ..., pending_points: _Optional[int] = ..., growth: _Optional[int] = ..., stored_value: _Optional[int] = ..., tier_from: _Optional[str] = ..., tier_to: _Optional[str] = ..., status: _Optional[str] = ..., unrecovered: _Optional[int] = ..., note: _Optional[str] = ..., why: _Optional[str] = ..., bonus_value: _Optional[int] = ..., coupon_code: _Optional[str] = ..., lots: _Optional[_Iterable[_Union[LotChange, _Mapping]]] = ..., refund_of: _Optional[str] = ...) -> None: ...
 
 class LotChange(_message.Message):
     __slots__ = ("expires", "points")

@@ -164,3 +164,17 @@ def test_a_late_purchase_whose_points_expiry_has_passed_gives_none_to_spend():
     member = target.members["m1"]
     assert (late.outcome, late.points, member.points, member.lots) == ("accepted", 10, 0, [])
     assert [(e.kind, e.points) for e in target.ledger if e.ref == "t1"] == [("earn", 10), ("expire", -10)]
+
+
+def test_every_entry_a_refund_writes_names_what_it_refunds():
+    """`ref` is the refund's own id; without `refund_of` the ledger could not tell which of a
+    member's purchases (or redeems) a refund undid."""
+    from tests.builders import adjust, redeem
+
+    target = book(body=SPEND)
+    score(target, buy("t1", "m1", DAY, line(2900)), buy("t2", "m1", DAY, line(5000)), adjust("a1", "m1", DAY, 500),
+          redeem("d1", "m1", DAY, points=300), refund("r1", "m1", DAY, "t2", 5000), refund("r2", "m1", DAY, "d1"),
+          refund("r3", "m1", DAY, "gone", 0, line(1000)))  # an original never seen: scored from its lines
+    named = [(e.ref, e.kind, e.refund_of) for e in target.ledger]
+    assert named == [("t1", "earn", ""), ("t2", "earn", ""), ("a1", "adjust", ""), ("d1", "redeem", ""),
+                     ("r1", "reverse", "t2"), ("r2", "restore", "d1"), ("r3", "reverse", "gone")]

@@ -192,6 +192,24 @@ def test_member_show_json_is_the_shape_replay_writes(march_server):
     assert tagged.stdout == patron("member", "show", "json-m1", "--json", "--address", server.address).stdout
 
 
+def test_a_refunds_ledger_entry_names_the_purchase_it_refunds(march_server):
+    """Over gRPC, in `member show --ledger` and its --json: `ref` is the refund's own id."""
+    address = ["--address", march_server.address]
+    refund = {"txn_id": "rf-r1", "member_id": "rf-m1", "occurred_at_ms": ms("2026-03-05 11:00"), "kind": "refund",
+              "refund_of": "rf-t2", "amount_minor": 2900}
+    with PatronClient(march_server.address) as client:
+        client.submit([purchase("rf-t1", "rf-m1", "2026-03-05 10:00", 2900),
+                       purchase("rf-t2", "rf-m1", "2026-03-05 10:30", 2900), refund])
+        assert [(e.ref, e.kind, e.refund_of) for e in client.ledger("rf-m1") if e.kind in ("earn", "reverse")] == [
+            ("rf-t1", "earn", ""), ("rf-t2", "earn", ""), ("rf-r1", "reverse", "rf-t2")]
+    table = patron("member", "show", "rf-m1", "--ledger", *address)
+    assert table.returncode == 0, table.stderr
+    assert "transaction rf-r1; refund of rf-t2" in table.stdout.splitlines()[-1], table.stdout
+    shown = patron("member", "show", "rf-m1", "--ledger", "--json", *address)
+    assert [e.get("refund_of") for e in json.loads(shown.stdout)["ledger"] if e["kind"] in ("earn", "reverse")] == [
+        None, None, "rf-t2"]
+
+
 def test_a_closed_pipe_is_one_line_not_a_traceback(march_server):
     server = march_server
     with PatronClient(server.address) as client:
