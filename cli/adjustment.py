@@ -76,7 +76,7 @@ def _tell(result: pb.TxnResult, args: argparse.Namespace, request_id: str,
         raise AdjustmentError(f"adjustment rejected: {result.reason} (request id {request_id}; nothing changed)")
     if outcome == "duplicate":
         _tell_duplicate(result, args, request_id, first or [])
-    elif result.points != args.points:
+    elif outcome == "accepted" and result.points != args.points:
         print(f"took {-result.points:,} of the {-args.points:,} points asked: the balance may not go below 0 (the "
               f"rules' allow_negative_points = false); the ledger entry keeps the rest as not recovered",
               file=sys.stderr)
