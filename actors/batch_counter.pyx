@@ -45,7 +45,7 @@ cdef object _TXN = Transaction
 cdef object _RESULT = TxnResult
 cdef Py_ssize_t KIND = offset_of(_ENTRY, "kind"), POINTS = offset_of(_ENTRY, "points")
 cdef Py_ssize_t PENDING = offset_of(_ENTRY, "pending"), GROWTH = offset_of(_ENTRY, "growth")
-cdef Py_ssize_t STATUS = offset_of(_ENTRY, "status"), VALUE = offset_of(_ENTRY, "stored_value")
+cdef Py_ssize_t VALUE = offset_of(_ENTRY, "stored_value")
 cdef Py_ssize_t BONUS = offset_of(_ENTRY, "bonus_value")
 cdef Py_ssize_t TXN_KIND = offset_of(_TXN, "kind"), OUTCOME = offset_of(_RESULT, "outcome")
 cdef Py_ssize_t REASON = offset_of(_RESULT, "reason")
@@ -142,7 +142,7 @@ def count_common(stats, list ledger):
 cdef list _count_common(stats, list ledger):
     cdef list rare = []
     cdef int64_t awarded = 0, deducted = 0, reversed_ = 0, expired = 0, redeemed = 0, restored = 0, growth = 0
-    cdef int64_t principal = 0, bonus = 0, anomalies = 0, points, value, extra
+    cdef int64_t principal = 0, bonus = 0, points, value, extra
     for entry in ledger:
         if type(entry) is not _ENTRY:
             raise Unusual()
@@ -162,9 +162,6 @@ cdef list _count_common(stats, list ledger):
             reversed_ = take(reversed_, add(amount(entry, POINTS), amount(entry, PENDING)))
         elif kind == "expire":
             expired = take(expired, add(amount(entry, POINTS), amount(entry, PENDING)))
-        elif kind == "status":
-            if field(entry, STATUS) == "abnormal":
-                anomalies += 1
         elif kind == "redeem":
             redeemed = take(redeemed, amount(entry, POINTS))
         elif kind == "restore":
@@ -178,7 +175,6 @@ cdef list _count_common(stats, list ledger):
     stats.points_awarded += awarded
     stats.points_reversed += reversed_
     stats.points_expired += expired
-    stats.anomalies += anomalies
     stats.points_redeemed += redeemed
     stats.points_restored += restored
     stats.points_deducted += deducted

@@ -7,6 +7,7 @@ from operator import attrgetter
 import msgspec
 
 from engine.ledger import LedgerEntry
+from engine.notices import ANOMALY_FLAGGED, Notice
 from engine.transactions import Transaction, TxnResult
 from engine.types import COUPON_ISSUE, KINDS
 
@@ -120,8 +121,10 @@ class Counted(msgspec.Struct, array_like=True, gc=False):
 
 
 def count_batch(txns: list[Transaction], results: list[TxnResult], ledger: list[LedgerEntry],
-                tiers: Sequence[str] = ()) -> BatchStats:
-    """`tiers`: the names of the ladder the batch was scored on."""
+                tiers: Sequence[str] = (), notices: Sequence[Notice] = ()) -> BatchStats:
+    """`tiers`: the names of the ladder the batch was scored on; `notices`: the events its scoring
+    made, whose `anomaly_flagged` are the threshold's crossings (one a member and local day, also by
+    a member flagged already: its status entry is written at its first crossing only)."""
     outcomes = None
     if _outcomes_compiled is not None and type(txns) is list and type(results) is list:
         outcomes = _outcomes_compiled(txns, results)
@@ -129,6 +132,7 @@ def count_batch(txns: list[Transaction], results: list[TxnResult], ledger: list[
         outcomes = count_outcomes_pure(txns, results)
     stats = BatchStats(outcomes)
     count_ledger(stats, ledger, tiers)
+    stats.anomalies = sum(1 for notice in notices if notice.kind == ANOMALY_FLAGGED)
     if f"{COUPON_ISSUE} rejected {OUT_OF_STOCK}" in outcomes:  # refused before any ledger entry: count it here
         refused = Counter(f"{OUT_OF_STOCK} {t.coupon_id}" for t, r in zip(txns, results, strict=True)
                           if t.kind == COUPON_ISSUE and r.reason == OUT_OF_STOCK)
@@ -175,8 +179,6 @@ def count_ledger_pure(stats: BatchStats, ledger: list[LedgerEntry], tiers: Seque
             stats.points_reversed -= entry.points + entry.pending
         elif kind == "expire":
             stats.points_expired -= entry.points + entry.pending
-        elif kind == "status" and entry.status == "abnormal":
-            stats.anomalies += 1
         elif kind == "tier" and entry.tier_from != entry.tier_to:
             # a tier a publish removed is named in the entry: its position is in the old ladder
             moves[entry.tier_from_name or tier_name(tiers, entry.tier_from), tier_name(tiers, entry.tier_to)] += 1

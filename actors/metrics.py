@@ -40,8 +40,10 @@ class Metrics:
         self.points_expired = Counter("patron_points_expired_total", "Points expired by midnight runs.",
                                       registry=registry)
         self.growth_awarded = Counter("patron_growth_awarded_total", "Growth (experience) earned.", registry=registry)
-        self.anomalies = Counter("patron_anomalies_flagged_total", "Members flagged by the daily anomaly threshold.",
-                                 registry=registry)
+        self.anomalies = Counter(
+            "patron_anomalies_flagged_total", "Crossings of the daily anomaly threshold: a member each local day it "
+            "crosses, flagged already or not (as the anomaly_flagged events and the day's report count them).",
+            registry=registry)
         self.tier_changes = Counter("patron_tier_changes_total", "Members moved between tiers.",
                                     ["from_tier", "to_tier"], registry=registry)
         self.batch_latency = Histogram("patron_batch_latency_seconds",

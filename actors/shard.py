@@ -344,7 +344,8 @@ class Shard:
                     raise
                 except Exception as error:
                     raise _TransactionFailedError(index) from error
-            self._batch_stats = stats = count_batch(txns, results, self.book.ledger, self.book.programme.ladder.names)
+            self._batch_stats = stats = count_batch(txns, results, self.book.ledger, self.book.programme.ladder.names,
+                                                    self.book.notices)
             if spans and any(" rejected " in key for key in stats.outcomes):  # most batches: none
                 remember_rejections(writer, txns, results, spans, self.book.today)
             stats.apply_seconds = time.perf_counter() - started

@@ -406,6 +406,24 @@ def test_anomaly_rows_are_stored_with_the_member_that_made_them(tmp_path):
     assert shard.anomalies("2026-11-17") == [AnomalyRow("m1", "2026-11-17", 180, ["t1", "t2"])]
 
 
+def test_each_days_crossing_of_the_anomaly_threshold_is_counted_also_by_a_member_flagged_already(tmp_path):
+    """patron_anomalies_flagged_total counted a member's first flag only (its status entry): a card
+    crossing day after day, flagged since the first, was counted once while its anomaly_flagged
+    events and report rows said every day (an outside probe)."""
+    shard = open_shard(tmp_path, RULES.replace("daily_points_threshold = 5000", "daily_points_threshold = 100"))
+    counted = []
+    for when, run in ((DAY, "2026-11-18"), ("2026-11-18 10:00", "2026-11-19")):
+        batch = [buy(f"{run}-1", "m1", when, line(9000)), buy(f"{run}-2", "m1", when, line(9000)),
+                 buy(f"{run}-3", "m2", when, line(2900))]
+        _, stats = shard.apply_counted(batch)
+        counted.append(stats.anomalies)
+        shard.midnight_begin(parse_day(run))
+        while not shard.midnight_step()[2]:
+            pass
+    assert shard.member("m1").abnormal
+    assert counted == [1, 1]
+
+
 def test_the_days_of_anomaly_rows_are_owed_a_report_until_one_is_written_even_across_a_restart(tmp_path):
     rules = RULES.replace("daily_points_threshold = 5000", "daily_points_threshold = 100")
     shard = open_shard(tmp_path, rules, start_day=parse_day("2026-11-18"))
