@@ -90,16 +90,20 @@ def score_well_formed(book: Book, txn: Transaction) -> TxnResult:
 def score_refund_transaction(book: Book, txn: Transaction, day: Day) -> TxnResult:
     """A refund past the common checks: of spending, or of a purchase (known or not). Every
     ledger entry it writes names the original (`refund_of`)."""
-    written = len(book.ledger)
     original = book.txns.get((txn.member_id, txn.refund_of))
     reason = refund_problem(txn, original)
     if not reason and original is not None and original.kind in UNDOABLE:
+        written = len(book.ledger)
         result = score_spending(book, txn, day, book.members.get(txn.member_id), original)
-    else:
-        result = _score_earning(book, txn, day, reason)
+        _name_refunded(book, written, txn.refund_of)
+        return result
+    return _score_earning(book, txn, day, reason)
+
+
+def _name_refunded(book: Book, written: int, original: str) -> None:
+    """The ledger entries a refund wrote, from position `written`, name what it refunds."""
     for entry in book.ledger[written:]:
-        entry.refund_of = txn.refund_of
-    return result
+        entry.refund_of = original
 
 
 def _score_earning(book: Book, txn: Transaction, day: Day, reason: str) -> TxnResult:
@@ -115,11 +119,14 @@ def _score_earning(book: Book, txn: Transaction, day: Day, reason: str) -> TxnRe
         # once the card is active: kept at zero, the goodwill was lost with its id (an outside probe)
         return TxnResult(txn.txn_id, "rejected", 0, 0, f"card_{member.status}")
     began = member.since_began  # before the transaction's own upgrade: what it added is not in the new sums
+    written = len(book.ledger)  # after an enrollment's own entries (a welcome coupon's): not the refund's
     record = _score_kind(book, member, txn, day)
     if record is None:  # it would take a balance out of bounds; nothing was changed
         if created:
             _forget_new(book, member.member_id)
         return TxnResult(txn.txn_id, "rejected", 0, 0, "amount_too_large")
+    if txn.kind == REFUND:
+        _name_refunded(book, written, txn.refund_of)
     record.since_began = began
     book.txns[key] = record
     member.touched = True

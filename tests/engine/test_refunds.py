@@ -178,3 +178,11 @@ def test_every_entry_a_refund_writes_names_what_it_refunds():
     named = [(e.ref, e.kind, e.refund_of) for e in target.ledger]
     assert named == [("t1", "earn", ""), ("t2", "earn", ""), ("a1", "adjust", ""), ("d1", "redeem", ""),
                      ("r1", "reverse", "t2"), ("r2", "restore", "d1"), ("r3", "reverse", "gone")]
+
+
+def test_a_refund_that_enrolls_its_member_leaves_the_enrollments_own_entries_unnamed():
+    """The welcome coupon a refund's enrollment issues is the enrollment's, not the refund's."""
+    welcome = '[[coupons]]\nid = "WELCOME"\nkind = "voucher"\nvalue_minor = 500\nvalid_days = 30\nissue_on = "enroll"\n'
+    target = book(body=SPEND + welcome)
+    score(target, refund("r1", "m9", DAY, "gone", 0, line(1000)))  # an unknown member, an original never seen
+    assert [(e.kind, e.refund_of) for e in target.ledger] == [("coupon_issued", ""), ("reverse", "gone")]
