@@ -42,7 +42,7 @@ class Metrics:
         self.growth_awarded = Counter("patron_growth_awarded_total", "Growth (experience) earned.", registry=registry)
         self.anomalies = Counter(
             "patron_anomalies_flagged_total", "Crossings of the daily anomaly threshold: a member each local day it "
-            "crosses, flagged already or not (as the anomaly_flagged events and the day's report count them).",
+            "crosses, flagged already or not (one anomaly_flagged event each).",
             registry=registry)
         self.tier_changes = Counter("patron_tier_changes_total", "Members moved between tiers.",
                                     ["from_tier", "to_tier"], registry=registry)

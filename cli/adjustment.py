@@ -25,6 +25,10 @@ and is worth sending again). Any other code (a bad argument, a token's role) cha
 and the same call would fail the same way."""
 
 
+LEDGER_PAGE = 500
+"""Ledger entries read at a time when finding what first used a request id."""
+
+
 class AdjustmentError(PatronError):
     """An adjustment not made: refused by the engine, for a member who does not exist, or a call
     that failed (the message says whether it may have been applied)."""
@@ -36,7 +40,7 @@ def member_adjust(args: argparse.Namespace) -> int:
     try:
         with _client(args) as client:
             answer = _adjusted(client, args, request_id)
-            first = _first_use(client, args.member_id, request_id) if _is_duplicate(answer.result) else None
+            first = _first_use(client, args, request_id) if _is_duplicate(answer.result) else None
     except grpc.RpcError as error:
         fate = again if error.code() in UNKNOWN_FATE else "nothing changed"
         raise AdjustmentError(f"{rpc_failure(error, args.address)} (request id {request_id}; {fate})") from None
@@ -61,10 +65,25 @@ def _is_duplicate(result: pb.TxnResult) -> bool:
     return grpc_outcome(result.outcome) == "duplicate"
 
 
-def _first_use(client: CommandClient, member_id: str, request_id: str) -> list[pb.LedgerEntry]:
-    """The member's ledger entries an earlier transaction with this id wrote (a walk of the
-    member's ledger: only when the id was answered `duplicate`)."""
-    return [entry for entry in client.ledger(member_id) if entry.ref == request_id]
+def _first_use(client: CommandClient, args: argparse.Namespace, request_id: str) -> list[pb.LedgerEntry]:
+    """The ledger entries an earlier transaction with this id wrote (only when the id was answered
+    `duplicate`): the member's ledger read a page at a time, up to the page past them (one
+    transaction's entries lie together). A read that fails says the adjustment was not applied
+    again: the call was answered, only whose the id is is left unknown."""
+    found: list[pb.LedgerEntry] = []
+    after = 0
+    try:
+        while True:
+            page = client.ledger(args.member_id, after_seq=after, limit=LEDGER_PAGE)
+            found += [entry for entry in page if entry.ref == request_id]
+            if len(page) < LEDGER_PAGE or (found and page[-1].ref != request_id):
+                return found
+            after = page[-1].seq
+    except grpc.RpcError as error:
+        raise AdjustmentError(
+            f"request id {request_id} was used before: this adjustment was not applied again; what used it could "
+            f"not be read ({rpc_failure(error, args.address)}): see `patron member show {args.member_id} --ledger`"
+        ) from None
 
 
 def _tell(result: pb.TxnResult, args: argparse.Namespace, request_id: str,
@@ -88,8 +107,14 @@ def _tell_duplicate(result: pb.TxnResult, args: argparse.Namespace, request_id: 
     answer, or the operator sending it again): not a failure. By anything else (the id of a
     purchase, or of another adjustment): this one was not made, which the command must not pass
     off as done."""
-    mine = [entry for entry in first if entry.kind == "adjust" and entry.note == args.reason]
-    if not mine:
+    adjustments = [entry for entry in first if entry.kind == "adjust"]
+    if adjustments and not any(_same(entry, args) for entry in adjustments):
+        # perhaps this one sent before with its reason or points edited: resending it under a new id
+        # would apply it twice, so the operator is asked to judge, not told to resend
+        raise AdjustmentError(f"request id {request_id} was used by an adjustment unlike this one "
+                              f"({'; '.join(map(_described, adjustments))}): nothing more was applied; if that was "
+                              f"this adjustment it is done, if not send this one with another request id")
+    if not adjustments:
         wrote = "; ".join(_described(entry) for entry in first) or "it wrote no ledger entry"
         raise AdjustmentError(f"request id {request_id} is the id of another of the member's transactions ({wrote}): "
                               f"this adjustment was not applied; send it with another request id, or none")
@@ -101,3 +126,9 @@ def _tell_duplicate(result: pb.TxnResult, args: argparse.Namespace, request_id: 
 def _described(entry: pb.LedgerEntry) -> str:
     note = f" {entry.note!r}" if entry.note else ""
     return f"ledger entry {entry.seq}: {entry.kind} {entry.points:+,} points{note}"
+
+
+def _same(entry: pb.LedgerEntry, args: argparse.Namespace) -> bool:
+    """An adjustment's entry for the points and reason asked: what it could not take from a balance
+    that may not go below 0 is kept as not recovered, so it asked its points less that."""
+    return entry.points - entry.unrecovered == args.points and entry.note.strip() == args.reason.strip()

@@ -381,12 +381,27 @@ def test_an_adjustment_whose_id_another_transaction_used_fails_as_not_applied(ca
                                               r"\(ledger entry 3: earn \+1,000 points\): this adjustment was not "
                                               r"applied; send it with another request id, or none$"):
         _tell(_adjusted(pb.OUTCOME_DUPLICATE, 1000), asked, "P1", purchase)
-    other = [_entry(5, "adjust", 150, "double credit")]
-    with pytest.raises(AdjustmentError, match=r"\(ledger entry 5: adjust \+150 points 'double credit'\)"):
-        _tell(_adjusted(pb.OUTCOME_DUPLICATE, 150), asked, "adj-1", other)
+    unlike = r"^request id adj-1 was used by an adjustment unlike this one \(ledger entry 5: adjust \+150 points "
+    for reason, points in (("double credit", 10), ("goodwill", 150)):  # another reason; the same one for other points
+        with pytest.raises(AdjustmentError, match=unlike + rf"'{reason}'\): nothing more was applied; if that was "
+                                                  r"this adjustment it is done, if not send this one with another "
+                                                  r"request id$"):
+            _tell(_adjusted(pb.OUTCOME_DUPLICATE, 150), asked,
+                  "adj-1", [_entry(5, "adjust", points if reason == "goodwill" else 150, reason)])
     with pytest.raises(AdjustmentError, match=r"\(it wrote no ledger entry\)"):  # a frozen card's purchase: 0 points
         _tell(_adjusted(pb.OUTCOME_DUPLICATE, 0), asked, "Q1", [])
     assert capsys.readouterr().err == ""
+
+
+def test_an_adjustment_sent_again_is_known_by_its_points_asked_and_its_reason_trimmed(capsys):
+    """A negative adjustment the balance capped keeps the rest as not recovered: it asked its points
+    less that; a reason typed with a trailing space is the same reason."""
+    from cli.adjustment import _tell
+
+    capped = pb.LedgerEntry(seq=4, ref="adj-1", kind="adjust", points=-100, unrecovered=400, note="double credit")
+    _tell(_adjusted(pb.OUTCOME_DUPLICATE, -100), argparse.Namespace(points=-500, reason="double credit "), "adj-1",
+          [capped])
+    assert capsys.readouterr().err.startswith("adjustment adj-1 was applied once already")
 
 
 def test_a_rejected_adjustment_fails_with_its_reason():

@@ -14,6 +14,7 @@ import pytest
 from client import PatronClient
 from engine.calendar import parse_day
 from engine.summary import to_json
+from proto import patron_pb2 as pb
 from tests.builders import HEADER, ms, shopline_tiers
 from tests.conftest import EXAMPLE_RULES, LONG_RUN
 
@@ -255,9 +256,9 @@ def test_an_operator_enrolls_credits_freezes_and_unfreezes_a_member_from_the_com
     reused = patron("member", "adjust", "op-m1", "--points", "20", "--reason", "birthday", "--request-id", "adj-op-1",
                     *address)  # the id of the adjustment above, for another one: not made, and not said to be
     assert (reused.returncode, reused.stdout) == (1, "")
-    assert re.fullmatch(r"patron: request id adj-op-1 is the id of another of the member's transactions \(ledger "
-                        r"entry \d+: adjust \+150 points 'goodwill'\): this adjustment was not applied; send it with "
-                        r"another request id, or none\n", reused.stderr), reused.stderr
+    assert re.fullmatch(r"patron: request id adj-op-1 was used by an adjustment unlike this one \(ledger entry \d+: "
+                        r"adjust \+150 points 'goodwill'\): nothing more was applied; if that was this adjustment it "
+                        r"is done, if not send this one with another request id\n", reused.stderr), reused.stderr
     taken = patron("member", "adjust", "op-m1", "--points", "-50", "--reason", "double credit", *address)
     assert json.loads(taken.stdout)["points"] == 100
 
@@ -277,6 +278,19 @@ def test_an_operator_enrolls_credits_freezes_and_unfreezes_a_member_from_the_com
                                                  "member is enrolled with `patron member enroll` first)\n")
     with PatronClient(march_server.address) as client:  # the example rules enroll unknown members: not this way
         assert client.member("op-m2") is None
+
+
+def test_an_adjustment_sent_again_is_found_past_the_first_page_of_a_long_ledger(march_server):
+    """What first used a request id is read from the ledger a page at a time (500 entries)."""
+    many = [{"txn_id": f"pg-{n}", "member_id": "pg-m1", "occurred_at_ms": ms("2026-03-05 10:00"),
+             "kind": "adjustment", "amount_minor": 1, "note": "x"} for n in range(600)]
+    with PatronClient(march_server.address) as client:
+        assert {r.outcome for r in client.submit(many).results} == {pb.OUTCOME_ACCEPTED}
+    again = patron("member", "adjust", "pg-m1", "--points", "1", "--reason", "x", "--request-id", "pg-550",
+                   "--address", march_server.address)
+    assert (again.returncode, again.stderr) == (0, "adjustment pg-550 was applied once already, by an earlier send "
+                                                   "of this id (perhaps this command's own retry): +1 points; not "
+                                                   "applied again\n")
 
 
 def test_anomalies_prints_the_days_report_once_its_midnight_has_run(start_server):
