@@ -158,6 +158,32 @@ def test_a_token_file_that_is_not_utf8_names_the_line_and_not_the_token(tmp_path
     assert str(raised.value) == f"{path}:2: not UTF-8 text; save the tokens file as UTF-8"
 
 
+def test_a_token_listed_twice_is_refused_naming_its_second_line(tmp_path):
+    """The last line's role won silently: a `read` token listed again as `admin` could call admin
+    methods, the other way round lost them (an outside probe)."""
+    from actors.auth import load_tokens
+
+    path = tmp_path / "tokens"
+    path.write_text("read shared-token-0123456789\ningest other-token-0123456789\nadmin shared-token-0123456789\n")
+    with pytest.raises(PatronError) as raised:
+        load_tokens(path)
+    assert str(raised.value) == (f"{path}:3: this token is listed already (as read); give each token one role, "
+                                 f"on one line")
+
+
+def test_a_tokens_file_without_a_token_is_refused_at_start(tmp_path):
+    """It started a server every local caller could call as admin, the banner saying `auth NONE`
+    while --tokens was given (an outside probe)."""
+    from actors.config import ServeConfig
+    from actors.server import refuse_before_start
+
+    path = tmp_path / "tokens"
+    path.write_text("# the tills' tokens go here\n")
+    config = ServeConfig(data=tmp_path / "data", tokens_file=path, grpc_port=0, metrics_port=-1)
+    with pytest.raises(PatronError, match=r"tokens has no token: give it a line `role token` for each client"):
+        refuse_before_start(config)
+
+
 def test_without_tokens_only_a_loopback_host_is_allowed(start_server):
     with pytest.raises(PatronError, match=r"refusing to listen on 0\.0\.0\.0 without authentication"):
         start_server(host="0.0.0.0")
