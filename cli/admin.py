@@ -17,7 +17,7 @@ from google.protobuf.json_format import MessageToDict
 
 from client import PatronClient, UnsendableError, transaction_message
 from client.patron_client import RETRIABLE
-from engine.errors import InvalidRequestError
+from engine.errors import InvalidRequestError, PatronError
 from proto import patron_pb2 as pb
 
 if TYPE_CHECKING:
@@ -37,6 +37,10 @@ def _client(args: argparse.Namespace) -> PatronClient:
         path = os.environ.get(name)
         return Path(path).read_bytes() if path else None
 
+    if bool(os.environ.get("PATRON_TLS_CERT")) != bool(os.environ.get("PATRON_TLS_KEY")):
+        # one alone made gRPC's core abort the process with a C++ stack trace (an outside probe)
+        raise PatronError("PATRON_TLS_CERT and PATRON_TLS_KEY go together: the client certificate's PEM file and "
+                          "its key's, or neither")
     return CommandClient(args.address, token=os.environ.get("PATRON_TOKEN") or None, retries=retries(),
                          root_certificates=pem("PATRON_TLS_CA"), certificate_chain=pem("PATRON_TLS_CERT"),
                          private_key=pem("PATRON_TLS_KEY"))

@@ -244,6 +244,9 @@ class PatronClient:
         self.addresses = [address] if isinstance(address, str) else list(address)
         if not self.addresses:
             raise ValueError("PatronClient needs at least one address")
+        if (certificate_chain is None) != (private_key is None):  # gRPC's core aborts the process on one alone
+            raise ValueError("a client certificate goes with its private key: give certificate_chain and "
+                             "private_key together, or neither")
         if root_certificates is not None:
             credentials = grpc.ssl_channel_credentials(root_certificates, private_key, certificate_chain)
             self.channels = [grpc.secure_channel(a, credentials, options=options) for a in self.addresses]

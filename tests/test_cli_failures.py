@@ -414,6 +414,27 @@ def test_a_client_without_a_certificate_the_server_asks_for_is_told_of_client_ce
     assert "asking for client certificates? then PATRON_TLS_CERT and PATRON_TLS_KEY name yours" in said
 
 
+@pytest.mark.parametrize("given", ["PATRON_TLS_CERT", "PATRON_TLS_KEY"])
+def test_a_client_certificate_without_its_key_or_a_key_without_it_is_one_clear_line(given, tmp_path, monkeypatch):
+    """One alone made gRPC's core abort the command (SIGABRT, a C++ stack trace; an outside probe)."""
+    pem = tmp_path / "some.pem"
+    pem.write_text("not read: refused before\n")
+    monkeypatch.setenv("PATRON_TLS_CA", str(pem))
+    monkeypatch.delenv("PATRON_TLS_CERT", raising=False)
+    monkeypatch.delenv("PATRON_TLS_KEY", raising=False)
+    monkeypatch.setenv(given, str(pem))
+    done = patron("status", "--address", "127.0.0.1:1", retries="0")
+    assert done.returncode == 1
+    assert_one_clear_line(done, "PATRON_TLS_CERT and PATRON_TLS_KEY go together")
+
+
+def test_a_library_client_given_half_a_client_certificate_is_told_so():
+    from client import PatronClient
+
+    with pytest.raises(ValueError, match="give certificate_chain and private_key together"):
+        PatronClient("127.0.0.1:1", root_certificates=b"ca", certificate_chain=b"cert")
+
+
 def test_a_server_that_is_not_there_is_not_said_to_be_a_tls_problem():
     from cli.admin import rpc_failure
     from client import PatronClient
