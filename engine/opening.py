@@ -28,9 +28,10 @@ IMPORT_CAUSE = "import"
 _STATUSES = ("active", "frozen", "lost")
 
 
-class OpeningLot(Struct, array_like=True, frozen=True, gc=False):
+class OpeningLot(Struct, array_like=True, frozen=True, gc=False, forbid_unknown_fields=True):
     """`expires`: the ISO date at whose 00:00 the points lapse, `never`, or empty for the
-    programme's expiry as if earned on the import day."""
+    programme's expiry as if earned on the import day. A lot of more values than these is
+    refused, as a row is (an outside probe found the extra dropped)."""
 
     points: int
     expires: str = ""

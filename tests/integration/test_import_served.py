@@ -219,9 +219,11 @@ def test_rows_come_as_compact_rows_or_as_protobuf_members_alike_and_malformed_ro
 
     wrong_type = msgspec.msgpack.encode([["w1", "Gold", "", "500@2027-01-01"]])  # points as text
     too_long = msgspec.msgpack.encode([["w2", "Gold", "", [], 0, 0, 0, "", "", "", "", "", "", "x", "y"]])  # 15 of 13
+    long_lot = msgspec.msgpack.encode([["w3", "", "", [[1, "never", 3]]]])  # a lot of 3 values: the 3 was dropped
     for request in (pb.ImportRequest(import_id="bad", rows=b"\x93\xa1x"),
                     pb.ImportRequest(import_id="bad", rows=wrong_type),
                     pb.ImportRequest(import_id="bad", rows=too_long),  # was imported, its extra values dropped
+                    pb.ImportRequest(import_id="bad", rows=long_lot),
                     pb.ImportRequest(import_id="bad", rows=b"\x91\x91\xa2\xff\xfe"),  # a string not UTF-8: was INTERNAL
                     pb.ImportRequest(import_id="bad", rows=msgspec.msgpack.encode(compact), members=members)):
         with pytest.raises(grpc.RpcError) as refused:
