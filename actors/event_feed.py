@@ -233,10 +233,11 @@ class Subscription:
         page = decode_page(raw)
         self.feed.saw(shard, page.pruned, page.newest)
         after = self.read[shard]
-        if after >= 0 and (after < page.pruned or after > page.newest):
+        missed = page.pruned_asked  # events of other kinds pruned since `after` were not this subscriber's
+        if after >= 0 and (after < missed or after > page.newest):
             oldest = format_position(self.feed.pruned)
             reason = (f"events after {after} of shard {shard} were pruned (kept: after {page.pruned})"
-                      if after < page.pruned else f"shard {shard} holds events up to {page.newest} only, not "
+                      if after < missed else f"shard {shard} holds events up to {page.newest} only, not "
                       f"{after} (a restored data folder?)")
             raise OutOfRangeError(f"the position is out of range: {reason}; the oldest position still held "
                                   f"is {oldest}", oldest)

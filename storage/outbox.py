@@ -21,12 +21,15 @@ from engine.calendar import iso
 from engine.notices import Notice
 from engine.types import Day
 
-__all__ = ["DATABASE", "FLOOR_KEY", "PRUNED_KEY", "RESTORE_GAP", "Run", "append", "event_message", "newest", "prune",
-           "read_after", "varint"]
+__all__ = ["DATABASE", "FLOOR_KEY", "PRUNED_KEY", "PRUNED_KINDS_KEY", "RESTORE_GAP", "Run", "append",
+           "event_message", "newest", "prune", "pruned_of", "read_after", "varint"]
 
 DATABASE = b"events"
 PRUNED_KEY = "events_pruned"
 """Meta key: the highest sequence pruned (0: none). Positions before it are out of range."""
+PRUNED_KINDS_KEY = "events_pruned_kinds"
+"""Meta key: the highest sequence pruned of each kind ("*": of any kind, pruned before this key
+was kept). A subscriber asking for some kinds missed none at a position past all of theirs."""
 FLOOR_KEY = "events_floor"
 """Meta key: the sequence new events number after, at least (0: none). A restored outbox would
 number its next events as the events lost with the restore were numbered, and a subscriber
@@ -178,14 +181,25 @@ def read_after(txn: Any, db: Any, after: int, limit: int, max_bytes: int, kinds:
     return run
 
 
-def prune(txn: Any, db: Any, before: Day) -> tuple[int, int]:
+def prune(txn: Any, db: Any, before: Day) -> tuple[int, int, dict[str, int]]:
     """Remove the events committed on business days before `before`, oldest first: (how many,
-    the last sequence removed, 0 when none)."""
+    the last sequence removed, 0 when none, and the last removed of each kind)."""
     cursor = txn.cursor(db=db)
     removed = last = 0
+    kinds: dict[str, int] = {}
+    start = _HEAD.size
     cursor.first()
-    while (key := cursor.key()) and _HEAD.unpack_from(_current(cursor.value()))[1] < before:
+    while (key := cursor.key()) and _HEAD.unpack_from(value := _current(cursor.value()))[1] < before:
         last = _SEQ.unpack(key)[0]
+        kinds[value[start + 2:start + 2 + value[start + 1]].decode()] = last
         removed += 1
         cursor.delete()  # and on to the next
-    return removed, last
+    return removed, last, kinds
+
+
+def pruned_of(kinds: frozenset[str], pruned: int, by_kind: dict[str, int] | None) -> int:
+    """The last sequence pruned of any of `kinds` (all kinds when empty), given the last pruned of
+    all (`pruned`) and of each kind (`by_kind`: None where it was never kept)."""
+    if not kinds or by_kind is None:
+        return pruned
+    return max(by_kind.get("*", 0), *(by_kind.get(kind, 0) for kind in kinds))

@@ -281,10 +281,15 @@ class ShardStore:
             return outbox.read_after(txn, self.dbs["events"], after, limit, max_bytes, kinds,
                                      _meta_int(txn, self.dbs["meta"], outbox.FLOOR_KEY))
 
-    def events_bounds(self) -> tuple[int, int]:
-        """(the last sequence pruned, the newest sequence): the events held are those between."""
+    def events_bounds(self, kinds: frozenset[str] = frozenset()) -> tuple[int, int]:
+        """(the last sequence pruned, the newest sequence): the events held are those between.
+        With `kinds`, the last pruned of those kinds (outbox.pruned_of)."""
         with self.env.begin() as txn:
-            return _meta_int(txn, self.dbs["meta"], outbox.PRUNED_KEY), _newest_event(txn, self.dbs)
+            pruned = _meta_int(txn, self.dbs["meta"], outbox.PRUNED_KEY)
+            if kinds:
+                raw = txn.get(outbox.PRUNED_KINDS_KEY.encode(), db=self.dbs["meta"])
+                pruned = outbox.pruned_of(kinds, pruned, msgspec.msgpack.decode(raw) if raw is not None else None)
+            return pruned, _newest_event(txn, self.dbs)
 
     def raise_event_floor(self, at_least: int) -> int:
         """New events number after `at_least` (patron restore: past every position given before);
@@ -574,8 +579,14 @@ class BatchWriter:
     @_full_is_storage_full
     def prune_events(self, before: Day) -> int:
         """Remove events committed on business days before `before`; returns how many."""
-        removed, last = outbox.prune(self.txn, self.dbs["events"], before)
+        removed, last, kinds = outbox.prune(self.txn, self.dbs["events"], before)
         if last:
+            meta = self.dbs["meta"]
+            raw = self.txn.get(outbox.PRUNED_KINDS_KEY.encode(), db=meta)
+            # events pruned before the kinds were kept are of any kind
+            by_kind = (msgspec.msgpack.decode(raw) if raw is not None
+                       else {"*": _meta_int(self.txn, meta, outbox.PRUNED_KEY)})
+            self.put_meta(outbox.PRUNED_KINDS_KEY, {**by_kind, **kinds})
             self.put_meta(outbox.PRUNED_KEY, last)
         return removed
 

@@ -105,6 +105,32 @@ def test_midnight_prunes_what_is_older_than_retention_and_numbering_goes_on(tmp_
     assert [seq for seq, _, _ in events(again, after=2)] == [3, 4]
 
 
+def test_a_subscriber_asking_for_some_kinds_missed_nothing_when_only_other_kinds_were_pruned(tmp_path):
+    """Its position moves only with the events it asked for: after a quiet retention window it was
+    told its events were pruned when only other kinds had been (an outside probe)."""
+    shard = shard_at(tmp_path)
+    shard.apply([buy("t1", "m1", DAY, line(GOLD))])  # 1 anomaly_flagged, 2 tier_changed
+    assert events(shard) == [(1, "anomaly_flagged", "m1"), (2, "tier_changed", "m1")]
+    for day in range(18, 26):
+        midnight(shard, f"2026-11-{day}")  # the run of the 25th prunes the 17th's
+    flags, tiers = (decode_page(shard.outbox.page(1, 10, [kind])) for kind in ("anomaly_flagged", "tier_changed"))
+    assert (flags.pruned, flags.pruned_asked) == (2, 1)  # after 1, no anomaly was pruned: nothing missed
+    assert (tiers.pruned, tiers.pruned_asked) == (2, 2)  # the tier change after 1 was
+    assert decode_page(shard.outbox.page(1, 10, [])).pruned_asked == 2
+    shard.close()
+    again = shard_at(tmp_path)  # kept with the store
+    assert decode_page(again.outbox.page(1, 10, ["anomaly_flagged", "birthday"])).pruned_asked == 1
+
+
+def test_events_pruned_before_their_kinds_were_kept_count_as_of_every_kind():
+    from storage.outbox import pruned_of
+
+    assert pruned_of(frozenset({"birthday"}), 9, None) == 9  # a store whose kinds were never kept
+    assert pruned_of(frozenset({"birthday"}), 12, {"*": 9, "tier_changed": 12}) == 9
+    assert pruned_of(frozenset({"tier_changed"}), 12, {"*": 9, "tier_changed": 12}) == 12
+    assert pruned_of(frozenset(), 12, {"*": 9}) == 12
+
+
 def test_a_data_folder_from_before_the_outbox_opens_with_an_empty_one(tmp_path):
     shard = shard_at(tmp_path)
     shard.apply([buy("t1", "m1", DAY, line(2900))])

@@ -205,6 +205,22 @@ def test_a_position_older_than_retention_is_out_of_range_with_the_oldest_held(st
                                          ("points_expiring", "b", "2026-11-18"), ("tier_changed", "c", "2026-11-24")]
 
 
+def test_a_subscriber_of_some_kinds_resumes_where_only_other_kinds_were_pruned(start_server, quiet_rules):
+    """Its position moves with its own kinds only: after a retention window without one of them it
+    was refused OUT_OF_RANGE, told events were pruned, though none of its kinds had been."""
+    server = start_server(rules=quiet_rules, shards=1)
+    with PatronClient(server.address) as client:
+        client.submit([purchase("t1", "a", GOLD)])  # an anomaly, then a's upgrade
+        [flag] = take(client, 1, kinds=("anomaly_flagged",))
+        client.run_midnight("2026-11-25")  # kept 7 days: the 17th's events are pruned
+        client.submit([purchase("t2", "b", GOLD, "2026-11-25 10:00")])
+        [resumed] = take(client, 1, after=flag.position, kinds=("anomaly_flagged",))
+        assert (resumed.kind, resumed.member_id) == ("anomaly_flagged", "b")
+        with pytest.raises(grpc.RpcError) as raised:  # every kind: a's upgrade after it was pruned
+            take(client, 1, after=flag.position)
+        assert raised.value.code() == grpc.StatusCode.OUT_OF_RANGE
+
+
 @pytest.mark.parametrize(("after", "kinds"), [("nonsense", ()), ("v1:1", ()), ("v1:1.-2", ()), ("", ("upgrade",)),
                                               ("v1:18446744073709551616.0", ()),  # past 64 bits: was INTERNAL
                                               ("v1:18446744073709551615.0", ())])  # the next is past them
