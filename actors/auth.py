@@ -71,9 +71,9 @@ def _add(tokens: dict[str, str], words: list[str], where: str) -> None:
     if len(words) != 2 or words[0] not in ROLES or len(words[1]) < 16:
         raise PatronError(f"{where}: expected a role ({', '.join(ROLES)}) and a token of at least "
                           f"16 characters")
-    if words[1] in tokens:  # the last line won silently: a `read` token became `admin` (an outside probe)
-        raise PatronError(f"{where}: this token is listed already (as {tokens[words[1]]}); give each token one "
-                          f"role, on one line")
+    if tokens.get(words[1], words[0]) != words[0]:  # the last role won silently: `read` became `admin` (a probe)
+        raise PatronError(f"{where}: this token is listed already with another role ({tokens[words[1]]}); give "
+                          f"each token one role")
     tokens[words[1]] = words[0]
 
 

@@ -54,11 +54,12 @@ def ray_environment() -> dict[str, str]:
 
 def tokens_for(config: ServeConfig) -> dict[str, str]:
     """The tokens calls must carry; refused where a host other than loopback would go without."""
-    if config.tokens_file is not None and not load_tokens(config.tokens_file):
+    tokens = load_tokens(config.tokens_file, tokens_from_environment())
+    if config.tokens_file is not None and not tokens:
         # it started open to every local caller, which the operator giving --tokens did not ask for
+        # (a reload that would leave no token is refused the same way)
         raise PatronError(f"{config.tokens_file} has no token: give it a line `role token` for each client "
                           f"(docs/operations.md), or leave out --tokens for a server only 127.0.0.1 may call")
-    tokens = load_tokens(config.tokens_file, tokens_from_environment())
     if not tokens and not is_loopback(config.host):
         raise PatronError(f"refusing to listen on {config.host} without authentication: give "
                           f"--tokens FILE or PATRON_TOKENS (only a loopback host may go without)")

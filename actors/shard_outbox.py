@@ -19,7 +19,7 @@ class EventPage(msgspec.Struct, array_like=True, gc=False):
     newest: int
     pruned: int
     """The last sequence pruned: a page asked for after an older one has missed events."""
-    pruned_asked: int = 0
+    pruned_asked: int
     """The last sequence pruned of the kinds asked for (all kinds: `pruned`): one asked for after
     an older one has missed events it asked for; the other kinds' pruned since cost it nothing."""
 
@@ -41,11 +41,8 @@ class ShardOutbox:
     def page(self, after: int, limit: int, kinds: list[str]) -> bytes:
         """MessagePack bytes of an EventPage after sequence `after` (-1: from the oldest held):
         Ray moves them as they are."""
-        asked = frozenset(kinds)
-        pruned, newest = self.store.events_bounds()
-        start = pruned if after < 0 else after  # -1: from the oldest event held
-        run = self.store.events_after(start, limit, PAGE_BYTES, asked)
-        return _encode(EventPage(run, newest, pruned, self.store.events_bounds(asked)[0] if asked else pruned))
+        run, newest, pruned, asked = self.store.events_page(after, limit, PAGE_BYTES, frozenset(kinds))
+        return _encode(EventPage(run, newest, pruned, asked))
 
     def state(self) -> OutboxState:
         """Where the outbox stands (its counts are the shard's `Counted`, recorded by the coordinator)."""

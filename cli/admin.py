@@ -37,13 +37,13 @@ def _client(args: argparse.Namespace) -> PatronClient:
         path = os.environ.get(name)
         return Path(path).read_bytes() if path else None
 
-    if bool(os.environ.get("PATRON_TLS_CERT")) != bool(os.environ.get("PATRON_TLS_KEY")):
-        # one alone made gRPC's core abort the process with a C++ stack trace (an outside probe)
+    certificate, key = pem("PATRON_TLS_CERT"), pem("PATRON_TLS_KEY")
+    if bool(certificate) != bool(key):
+        # one alone (or an empty file) made gRPC's core abort the process with a C++ stack trace (a probe)
         raise PatronError("PATRON_TLS_CERT and PATRON_TLS_KEY go together: the client certificate's PEM file and "
-                          "its key's, or neither")
+                          "its key's, neither of them empty, or neither")
     return CommandClient(args.address, token=os.environ.get("PATRON_TOKEN") or None, retries=retries(),
-                         root_certificates=pem("PATRON_TLS_CA"), certificate_chain=pem("PATRON_TLS_CERT"),
-                         private_key=pem("PATRON_TLS_KEY"))
+                         root_certificates=pem("PATRON_TLS_CA"), certificate_chain=certificate, private_key=key)
 
 
 UNREACHED = frozenset({grpc.StatusCode.UNAVAILABLE})

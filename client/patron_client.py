@@ -244,7 +244,7 @@ class PatronClient:
         self.addresses = [address] if isinstance(address, str) else list(address)
         if not self.addresses:
             raise ValueError("PatronClient needs at least one address")
-        if (certificate_chain is None) != (private_key is None):  # gRPC's core aborts the process on one alone
+        if bool(certificate_chain) != bool(private_key):  # gRPC's core aborts the process on one alone (or empty)
             raise ValueError("a client certificate goes with its private key: give certificate_chain and "
                              "private_key together, or neither")
         if root_certificates is not None:

@@ -200,6 +200,8 @@ def prune(txn: Any, db: Any, before: Day) -> tuple[int, int, dict[str, int]]:
 def pruned_of(kinds: frozenset[str], pruned: int, by_kind: dict[str, int] | None) -> int:
     """The last sequence pruned of any of `kinds` (all kinds when empty), given the last pruned of
     all (`pruned`) and of each kind (`by_kind`: None where it was never kept)."""
-    if not kinds or by_kind is None:
+    # every prune that keeps the kinds leaves its last sequence among them: a larger `pruned` was
+    # pruned by a patron that did not keep them (run again after a downgrade), of kinds unknown
+    if not kinds or by_kind is None or max(by_kind.values(), default=0) != pruned:
         return pruned
     return max(by_kind.get("*", 0), *(by_kind.get(kind, 0) for kind in kinds))

@@ -274,22 +274,24 @@ class ShardStore:
                     rows.append(decode_row(value))
         return rows
 
-    def events_after(self, after: int, limit: int, max_bytes: int, kinds: frozenset[str] = frozenset()
-                     ) -> outbox.Run:
-        """Events after sequence `after` (see storage.outbox.read_after)."""
+    def events_bounds(self) -> tuple[int, int]:
+        """(the last sequence pruned, the newest sequence): the events held are those between."""
         with self.env.begin() as txn:
-            return outbox.read_after(txn, self.dbs["events"], after, limit, max_bytes, kinds,
-                                     _meta_int(txn, self.dbs["meta"], outbox.FLOOR_KEY))
+            return _meta_int(txn, self.dbs["meta"], outbox.PRUNED_KEY), _newest_event(txn, self.dbs)
 
-    def events_bounds(self, kinds: frozenset[str] = frozenset()) -> tuple[int, int]:
-        """(the last sequence pruned, the newest sequence): the events held are those between.
-        With `kinds`, the last pruned of those kinds (outbox.pruned_of)."""
+    def events_page(self, after: int, limit: int, max_bytes: int, kinds: frozenset[str]
+                    ) -> tuple[outbox.Run, int, int, int]:
+        """(events after sequence `after`, -1 for the oldest held; the newest sequence; the last
+        pruned; the last pruned of `kinds`, outbox.pruned_of), read in one transaction. A page
+        after a pruned sequence starts past the pruned: nothing is numbered between."""
         with self.env.begin() as txn:
-            pruned = _meta_int(txn, self.dbs["meta"], outbox.PRUNED_KEY)
-            if kinds:
-                raw = txn.get(outbox.PRUNED_KINDS_KEY.encode(), db=self.dbs["meta"])
-                pruned = outbox.pruned_of(kinds, pruned, msgspec.msgpack.decode(raw) if raw is not None else None)
-            return pruned, _newest_event(txn, self.dbs)
+            meta = self.dbs["meta"]
+            pruned = _meta_int(txn, meta, outbox.PRUNED_KEY)
+            raw = txn.get(outbox.PRUNED_KINDS_KEY.encode(), db=meta) if kinds else None
+            asked = outbox.pruned_of(kinds, pruned, msgspec.msgpack.decode(raw) if raw is not None else None)
+            run = outbox.read_after(txn, self.dbs["events"], max(after, pruned), limit, max_bytes, kinds,
+                                    _meta_int(txn, meta, outbox.FLOOR_KEY))
+            return run, _newest_event(txn, self.dbs), pruned, asked
 
     def raise_event_floor(self, at_least: int) -> int:
         """New events number after `at_least` (patron restore: past every position given before);

@@ -414,25 +414,32 @@ def test_a_client_without_a_certificate_the_server_asks_for_is_told_of_client_ce
     assert "asking for client certificates? then PATRON_TLS_CERT and PATRON_TLS_KEY name yours" in said
 
 
-@pytest.mark.parametrize("given", ["PATRON_TLS_CERT", "PATRON_TLS_KEY"])
+@pytest.mark.parametrize("given", ["PATRON_TLS_CERT", "PATRON_TLS_KEY", "an empty key"])
 def test_a_client_certificate_without_its_key_or_a_key_without_it_is_one_clear_line(given, tmp_path, monkeypatch):
-    """One alone made gRPC's core abort the command (SIGABRT, a C++ stack trace; an outside probe)."""
-    pem = tmp_path / "some.pem"
+    """One alone (or an empty file) made gRPC's core abort the command (SIGABRT, a C++ stack trace;
+    an outside probe)."""
+    pem, empty = tmp_path / "some.pem", tmp_path / "empty.pem"
     pem.write_text("not read: refused before\n")
+    empty.write_text("")
     monkeypatch.setenv("PATRON_TLS_CA", str(pem))
     monkeypatch.delenv("PATRON_TLS_CERT", raising=False)
     monkeypatch.delenv("PATRON_TLS_KEY", raising=False)
-    monkeypatch.setenv(given, str(pem))
+    if given == "an empty key":
+        monkeypatch.setenv("PATRON_TLS_CERT", str(pem))
+        monkeypatch.setenv("PATRON_TLS_KEY", str(empty))
+    else:
+        monkeypatch.setenv(given, str(pem))
     done = patron("status", "--address", "127.0.0.1:1", retries="0")
     assert done.returncode == 1
     assert_one_clear_line(done, "PATRON_TLS_CERT and PATRON_TLS_KEY go together")
 
 
-def test_a_library_client_given_half_a_client_certificate_is_told_so():
+@pytest.mark.parametrize(("chain", "key"), [(b"cert", None), (None, b"key"), (b"cert", b"")])
+def test_a_library_client_given_half_a_client_certificate_is_told_so(chain, key):
     from client import PatronClient
 
     with pytest.raises(ValueError, match="give certificate_chain and private_key together"):
-        PatronClient("127.0.0.1:1", root_certificates=b"ca", certificate_chain=b"cert")
+        PatronClient("127.0.0.1:1", root_certificates=b"ca", certificate_chain=chain, private_key=key)
 
 
 def test_a_server_that_is_not_there_is_not_said_to_be_a_tls_problem():

@@ -115,6 +115,7 @@ def test_a_subscriber_asking_for_some_kinds_missed_nothing_when_only_other_kinds
         midnight(shard, f"2026-11-{day}")  # the run of the 25th prunes the 17th's
     flags, tiers = (decode_page(shard.outbox.page(1, 10, [kind])) for kind in ("anomaly_flagged", "tier_changed"))
     assert (flags.pruned, flags.pruned_asked) == (2, 1)  # after 1, no anomaly was pruned: nothing missed
+    assert (flags.run.through, flags.newest) == (2, 2)  # read on past the pruned: not asked again at once, for ever
     assert (tiers.pruned, tiers.pruned_asked) == (2, 2)  # the tier change after 1 was
     assert decode_page(shard.outbox.page(1, 10, [])).pruned_asked == 2
     shard.close()
@@ -122,13 +123,29 @@ def test_a_subscriber_asking_for_some_kinds_missed_nothing_when_only_other_kinds
     assert decode_page(again.outbox.page(1, 10, ["anomaly_flagged", "birthday"])).pruned_asked == 1
 
 
-def test_events_pruned_before_their_kinds_were_kept_count_as_of_every_kind():
+def test_events_pruned_before_their_kinds_were_kept_count_as_of_every_kind(tmp_path):
+    from storage.outbox import PRUNED_KINDS_KEY
+
+    shard = shard_at(tmp_path)
+    shard.apply([buy("t1", "m1", DAY, line(GOLD))])  # 1 anomaly_flagged, 2 tier_changed
+    for day in range(18, 26):
+        midnight(shard, f"2026-11-{day}")  # pruned through 2
+    with shard.store.env.begin(write=True) as txn:  # as a patron that did not keep the kinds left it
+        txn.delete(PRUNED_KINDS_KEY.encode(), db=shard.store.dbs["meta"])
+    shard.apply([buy("t2", "m2", "2026-11-25 10:00", line(GOLD))])  # 3 anomaly_flagged, 4 tier_changed
+    for day in range(26, 34):
+        midnight(shard, f"2026-11-{day}" if day < 31 else f"2026-12-{day - 30:02d}")  # pruned through 4
+    asked = [decode_page(shard.outbox.page(0, 10, [kind])).pruned_asked for kind in ("birthday", "tier_changed")]
+    assert asked == [2, 4]  # nothing of the kind after 2 but what the pruning of 2 may have held
+
+
+def test_a_store_pruned_by_a_patron_that_did_not_keep_the_kinds_counts_them_all():
     from storage.outbox import pruned_of
 
     assert pruned_of(frozenset({"birthday"}), 9, None) == 9  # a store whose kinds were never kept
     assert pruned_of(frozenset({"birthday"}), 12, {"*": 9, "tier_changed": 12}) == 9
-    assert pruned_of(frozenset({"tier_changed"}), 12, {"*": 9, "tier_changed": 12}) == 12
-    assert pruned_of(frozenset(), 12, {"*": 9}) == 12
+    assert pruned_of(frozenset({"birthday"}), 15, {"*": 9, "tier_changed": 12}) == 15  # pruned past them since
+    assert pruned_of(frozenset(), 12, {"*": 9, "tier_changed": 12}) == 12
 
 
 def test_a_data_folder_from_before_the_outbox_opens_with_an_empty_one(tmp_path):

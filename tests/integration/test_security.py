@@ -167,11 +167,15 @@ def test_a_token_listed_twice_is_refused_naming_its_second_line(tmp_path):
     path.write_text("read shared-token-0123456789\ningest other-token-0123456789\nadmin shared-token-0123456789\n")
     with pytest.raises(PatronError) as raised:
         load_tokens(path)
-    assert str(raised.value) == (f"{path}:3: this token is listed already (as read); give each token one role, "
-                                 f"on one line")
+    assert str(raised.value) == (f"{path}:3: this token is listed already with another role (read); give each token "
+                                 f"one role")
+    with pytest.raises(PatronError, match=r"^PATRON_TOKENS entry 2: this token is listed already with another role"):
+        load_tokens(None, "read:shared-token-0123456789,admin:shared-token-0123456789")
+    path.write_text("read shared-token-0123456789\nread shared-token-0123456789\n")  # the same twice: one token
+    assert load_tokens(path) == {"shared-token-0123456789": "read"}
 
 
-def test_a_tokens_file_without_a_token_is_refused_at_start(tmp_path):
+def test_a_tokens_file_without_a_token_is_refused_at_start(tmp_path, monkeypatch):
     """It started a server every local caller could call as admin, the banner saying `auth NONE`
     while --tokens was given (an outside probe)."""
     from actors.config import ServeConfig
@@ -179,9 +183,12 @@ def test_a_tokens_file_without_a_token_is_refused_at_start(tmp_path):
 
     path = tmp_path / "tokens"
     path.write_text("# the tills' tokens go here\n")
-    config = ServeConfig(data=tmp_path / "data", tokens_file=path, grpc_port=0, metrics_port=-1)
+    monkeypatch.delenv("PATRON_TOKENS", raising=False)
+    config = ServeConfig(data=tmp_path / "data", rules=EXAMPLE_RULES, tokens_file=path, grpc_port=0, metrics_port=-1)
     with pytest.raises(PatronError, match=r"tokens has no token: give it a line `role token` for each client"):
         refuse_before_start(config)
+    monkeypatch.setenv("PATRON_TOKENS", "admin:from-the-environment-0123")
+    refuse_before_start(config)  # the tokens come from there: authentication is on, as a reload would keep it
 
 
 def test_without_tokens_only_a_loopback_host_is_allowed(start_server):
