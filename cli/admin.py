@@ -38,7 +38,7 @@ def _client(args: argparse.Namespace) -> PatronClient:
         return Path(path).read_bytes() if path else None
 
     certificate, key = pem("PATRON_TLS_CERT"), pem("PATRON_TLS_KEY")
-    if bool(certificate) != bool(key):
+    if (certificate is None) != (key is None) or b"" in (certificate, key):
         # one alone (or an empty file) made gRPC's core abort the process with a C++ stack trace (a probe)
         raise PatronError("PATRON_TLS_CERT and PATRON_TLS_KEY go together: the client certificate's PEM file and "
                           "its key's, neither of them empty, or neither")

@@ -585,9 +585,11 @@ class BatchWriter:
         if last:
             meta = self.dbs["meta"]
             raw = self.txn.get(outbox.PRUNED_KINDS_KEY.encode(), db=meta)
-            # events pruned before the kinds were kept are of any kind
-            by_kind = (msgspec.msgpack.decode(raw) if raw is not None
-                       else {"*": _meta_int(self.txn, meta, outbox.PRUNED_KEY)})
+            by_kind = msgspec.msgpack.decode(raw) if raw is not None else {}
+            before = _meta_int(self.txn, meta, outbox.PRUNED_KEY)
+            if max(by_kind.values(), default=0) != before:
+                # pruned before the kinds were kept, or since by a patron that did not keep them: of any kind
+                by_kind["*"] = before
             self.put_meta(outbox.PRUNED_KINDS_KEY, {**by_kind, **kinds})
             self.put_meta(outbox.PRUNED_KEY, last)
         return removed

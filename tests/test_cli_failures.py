@@ -414,7 +414,7 @@ def test_a_client_without_a_certificate_the_server_asks_for_is_told_of_client_ce
     assert "asking for client certificates? then PATRON_TLS_CERT and PATRON_TLS_KEY name yours" in said
 
 
-@pytest.mark.parametrize("given", ["PATRON_TLS_CERT", "PATRON_TLS_KEY", "an empty key"])
+@pytest.mark.parametrize("given", ["PATRON_TLS_CERT", "PATRON_TLS_KEY", "an empty key", "empty both"])
 def test_a_client_certificate_without_its_key_or_a_key_without_it_is_one_clear_line(given, tmp_path, monkeypatch):
     """One alone (or an empty file) made gRPC's core abort the command (SIGABRT, a C++ stack trace;
     an outside probe)."""
@@ -424,9 +424,9 @@ def test_a_client_certificate_without_its_key_or_a_key_without_it_is_one_clear_l
     monkeypatch.setenv("PATRON_TLS_CA", str(pem))
     monkeypatch.delenv("PATRON_TLS_CERT", raising=False)
     monkeypatch.delenv("PATRON_TLS_KEY", raising=False)
-    if given == "an empty key":
-        monkeypatch.setenv("PATRON_TLS_CERT", str(pem))
-        monkeypatch.setenv("PATRON_TLS_KEY", str(empty))
+    if given.startswith("empty") or given == "an empty key":
+        monkeypatch.setenv("PATRON_TLS_CERT", str(empty if given == "empty both" else pem))
+        monkeypatch.setenv("PATRON_TLS_KEY", str(empty))  # both empty: a handshake failing for no reason given
     else:
         monkeypatch.setenv(given, str(pem))
     done = patron("status", "--address", "127.0.0.1:1", retries="0")

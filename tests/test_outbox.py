@@ -123,20 +123,26 @@ def test_a_subscriber_asking_for_some_kinds_missed_nothing_when_only_other_kinds
     assert decode_page(again.outbox.page(1, 10, ["anomaly_flagged", "birthday"])).pruned_asked == 1
 
 
-def test_events_pruned_before_their_kinds_were_kept_count_as_of_every_kind(tmp_path):
+def test_events_pruned_where_their_kinds_were_not_kept_count_as_of_every_kind(tmp_path):
+    """A patron from before the kinds were kept (or run again after a downgrade) prunes without
+    them: what it pruned counts as of every kind, also after this patron's next prune."""
     from storage.outbox import PRUNED_KINDS_KEY
 
     shard = shard_at(tmp_path)
     shard.apply([buy("t1", "m1", DAY, line(GOLD))])  # 1 anomaly_flagged, 2 tier_changed
     for day in range(18, 26):
         midnight(shard, f"2026-11-{day}")  # pruned through 2
-    with shard.store.env.begin(write=True) as txn:  # as a patron that did not keep the kinds left it
-        txn.delete(PRUNED_KINDS_KEY.encode(), db=shard.store.dbs["meta"])
+
+    def asked(*kinds: str) -> list[int]:
+        return [decode_page(shard.outbox.page(0, 10, [kind])).pruned_asked for kind in kinds]
+
+    with shard.store.env.begin(write=True) as txn:  # as if an older patron had pruned 2 (kinds left at 1)
+        txn.put(PRUNED_KINDS_KEY.encode(), msgspec.msgpack.encode({"anomaly_flagged": 1}), db=shard.store.dbs["meta"])
+    assert asked("birthday", "anomaly_flagged") == [2, 2]
     shard.apply([buy("t2", "m2", "2026-11-25 10:00", line(GOLD))])  # 3 anomaly_flagged, 4 tier_changed
     for day in range(26, 34):
         midnight(shard, f"2026-11-{day}" if day < 31 else f"2026-12-{day - 30:02d}")  # pruned through 4
-    asked = [decode_page(shard.outbox.page(0, 10, [kind])).pruned_asked for kind in ("birthday", "tier_changed")]
-    assert asked == [2, 4]  # nothing of the kind after 2 but what the pruning of 2 may have held
+    assert asked("birthday", "anomaly_flagged", "tier_changed") == [2, 3, 4]
 
 
 def test_a_store_pruned_by_a_patron_that_did_not_keep_the_kinds_counts_them_all():
