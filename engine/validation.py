@@ -40,6 +40,7 @@ def load_rules(text: str, new: bool = False, over: int | None = None) -> Rules:
     older versions were stored (rule_checks.new_version_problems); `over`: the version in force,
     the document is new when its own is above it (a file `serve --rules` starts with may be the
     version in force, read back)."""
+    text = text.removeprefix("\ufeff")  # a byte order mark, as editors on Windows save it: not a statement
     try:
         document = tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError as error:
@@ -128,7 +129,7 @@ key given, nest 4 deep): the checks walk a document by recursion, which one nest
 would exhaust."""
 MOST_DIGITS = 30
 """A decimal in the rules has at most this many digits before its point, or zeros after it."""
-_DIGITS_BOUND = 10 ** (MOST_DIGITS + 1)
+_DIGITS_BOUND = 10 ** MOST_DIGITS
 _DROP = object()
 """What _check returns for a value that is not usable: its key is left out."""
 _STAND_IN = "\x00"
@@ -233,7 +234,7 @@ def _check_scalar(value: Any, kind: Any, meta: Bound | None, path: str, problems
 
 
 def _digits_hint(value: Any, kind: Any) -> str:
-    """Why a finite number was refused where a decimal goes: its size (1E-31 was told "expected a
+    """Why a finite number was refused where a decimal goes: its size (1E-32 was told "expected a
     number greater than 0", an outside probe)."""
     if _unwrap(kind)[0] is not Decimal or isinstance(value, bool) or not isinstance(value, int | Decimal):
         return ""
@@ -258,7 +259,9 @@ def _is_a(value: Any, kind: Any) -> bool:
 def _sensible(value: Decimal) -> bool:
     """TOML's inf and nan read as Decimals, which no bound can compare, and an exponent in the
     millions makes the rules' exact fractions take minutes to build: neither is a factor."""
-    return value.is_finite() and -MOST_DIGITS <= value.adjusted() <= MOST_DIGITS
+    # adjusted(): the place of the first digit, 0 for units: 30 digits before the point end at 29,
+    # 30 zeros after it put the first digit at -31 (both were one off: an outside probe)
+    return value.is_finite() and -MOST_DIGITS - 1 <= value.adjusted() < MOST_DIGITS
 
 
 def _iso_date(text: str) -> bool:

@@ -325,8 +325,13 @@ MILLION = "an integer from {} to 1,000,000, got {}"
                                              "30 digits before its point or zeros after it, got 1E+9999999"]),
     # an outside probe: 1E-31 was told "greater than 0", 400 digits passed as an integer, and
     # 5,000 digits answered "unexpected ValueError"
-    ("factor = 2.0 ", "factor = 1e-31 ", ["multipliers[0].factor: expected a number greater than 0 with at most "
-                                          "30 digits before its point or zeros after it, got 1E-31"]),
+    ("factor = 2.0 ", "factor = 1e-32 ", ["multipliers[0].factor: expected a number greater than 0 with at most "
+                                          "30 digits before its point or zeros after it, got 1E-32"]),
+    ("factor = 2.0 ", "factor = 1e30 ", ["multipliers[0].factor: expected a number greater than 0 with at most "
+                                         "30 digits before its point or zeros after it, got 1E+30"]),  # 31 digits
+    ("factor = 2.0 ", f"factor = {'9' * 31} ", ["multipliers[0].factor: expected a number greater than 0 with "
+                                                f"at most 30 digits before its point or zeros after it, got "
+                                                f"{'9' * 31}"]),
     ("factor = 2.0 ", f"factor = {'9' * 400} ", ["multipliers[0].factor: expected a number greater than 0 with "
                                                  f"at most 30 digits before its point or zeros after it, got "
                                                  f"{'9' * 400}"]),
@@ -336,6 +341,20 @@ MILLION = "an integer from {} to 1,000,000, got {}"
 ])
 def test_day_counts_and_decimals_beyond_what_can_be_meant_are_refused_by_name(old, new, expected):
     assert problems(example_with(old, new)) == expected
+
+
+@pytest.mark.parametrize("value", ["1e-31", "0." + "0" * 30 + "1", "9" * 30, "9" * 30 + ".5"])
+def test_a_decimal_of_thirty_digits_before_its_point_or_thirty_zeros_after_it_loads(value):
+    """The bound docs/rules.md gives; both ends were one off (an outside probe)."""
+    load_rules(example_with("factor = 2.0 ", f"factor = {value} "))
+
+
+def test_a_rules_file_saved_with_a_byte_order_mark_loads(tmp_path):
+    """Editors on Windows add one; it was "not a TOML document: Invalid statement (at line 1,
+    column 1)", pointing at a character no one can see (an outside probe)."""
+    path = tmp_path / "rules.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + example_with("", "").encode())
+    assert load_rules_file(path).version == load_rules(example_with("", "")).version
 
 
 def test_a_day_count_that_never_comes_still_loads():
