@@ -106,7 +106,9 @@ class _Generator:
     def stream(self) -> Iterator[dict]:
         w, rng = self.w, self.rng
         for n in range(w.transactions):
-            at = self.start_ms + self.span_ms * n // w.transactions + rng.randrange(60_000)
+            # within the days asked for: the last minute's jitter put a few on the next day (an outside probe)
+            at = min(self.start_ms + self.span_ms * n // w.transactions + rng.randrange(60_000),
+                     self.start_ms + self.span_ms - 1)
             roll = rng.random()
             txn = self._pick(roll, n, at)
             if len(self.sent) < 50_000:

@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> None:
     if not hasattr(args, "run"):
         parser.print_help()
         raise SystemExit(2)
+    if args.run is _generate and (problem := _generate_problem(args)):
+        args.usage.error(f"argument {problem}")
     raise SystemExit(_run(args))
 
 
@@ -138,7 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=1)
     generate.add_argument("--spending", type=bench.spending_option, default=0.0,
                           help="share of spending transactions: redeems, recharges, payments, coupons (0 to 0.85)")
-    generate.set_defaults(run=_generate)
+    generate.set_defaults(run=_generate, usage=generate)
     return parser
 
 
@@ -354,11 +356,29 @@ def _restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate_start(args: argparse.Namespace) -> str:
+    # a fixed default date fell behind max_lateness_days: a newcomer's generate, then send, was all too_late
+    return args.start or (date.today() - timedelta(days=args.days - 1)).isoformat()
+
+
+def _generate_problem(args: argparse.Namespace) -> str:
+    """Days a stream would run over that patron refuses every transaction on (SPEC §2: 2000 to
+    2100), as an argument out of its range is: they were written, and then rejected `bad_timestamp`."""
+    try:
+        first = date.fromisoformat(_generate_start(args))
+        last = first + timedelta(days=args.days - 1)
+    except OverflowError:
+        first = last = None
+    if first is None or last is None or first < date(2000, 1, 1) or last > date(2100, 12, 31):
+        run = f"run from {first} to {last}" if first and last else "run past what a calendar holds"
+        return f"--start and --days: the stream's days {run}; patron takes dates from 2000-01-01 to 2100-12-31"
+    return ""
+
+
 def _generate(args: argparse.Namespace) -> int:
     from bench.workload import Workload, write_jsonl
 
-    # a fixed default date fell behind max_lateness_days: a newcomer's generate, then send, was all too_late
-    start = args.start or (date.today() - timedelta(days=args.days - 1)).isoformat()
+    start = _generate_start(args)
     workload = Workload(transactions=args.transactions, members=args.members, days=args.days,
                         start=start, seed=args.seed, spending_share=args.spending)
     count = write_jsonl(args.out, workload)

@@ -227,6 +227,20 @@ def test_a_generated_stream_ends_today_unless_told_where_to_start(tmp_path):
     assert max(days) <= today + timedelta(days=1), max(days)
 
 
+def test_a_generated_stream_keeps_to_the_days_asked_for():
+    """The last minute's jitter put a few transactions on the next day, which met its midnight
+    early when served and moved a replay's whole book (an outside probe)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from bench.workload import Workload, generate
+
+    zone = ZoneInfo("Asia/Shanghai")  # the generator's programme
+    days = {datetime.fromtimestamp(txn["occurred_at_ms"] / 1000, zone).date().isoformat()
+            for txn in generate(Workload(transactions=5000, members=300, days=1, start="2026-11-17", seed=11))}
+    assert days == {"2026-11-17"}
+
+
 def test_the_member_card_tells_points_held_for_an_operator_from_those_in_a_return_window():
     # an outside probe: "9,600 pending" said nothing of the 8,600 an operator had to release
     from cli.show import member_card
