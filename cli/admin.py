@@ -168,7 +168,7 @@ def send(args: argparse.Namespace) -> int:
                 word = grpc_outcome(result.outcome) + (f" ({result.reason})" if result.reason else "")
                 counts[word] = counts.get(word, 0) + 1
                 if result.outcome == pb.OUTCOME_REJECTED:
-                    where = f"line {number} ({result.txn_id})" if args.transactions else result.txn_id
+                    where = f"line {number} ({_shown(result.txn_id)})" if args.transactions else _shown(result.txn_id)
                     rejected.append((number, f"{where}: {result.reason}"))
     seconds = max(time.perf_counter() - started, 1e-9)
     unsent = sum(counts.values()) - sent  # lines refused here, counted among the outcomes
@@ -250,9 +250,18 @@ def _transactions(path: Path, rejected: list[tuple[int, str]], counts: dict[str,
             yield message
 
 
+SHOWN_ID = 120
+"""Characters of a rejected transaction's id the listing shows: an id of millions (rejected
+`id_too_long`) was printed whole, one line of 5 MB (an outside probe)."""
+
+
+def _shown(txn_id: str) -> str:
+    return txn_id if len(txn_id) <= SHOWN_ID else f"{txn_id[:SHOWN_ID]}… ({len(txn_id):,} characters)"
+
+
 def _refuse(rejected: list[tuple[int, str]], counts: dict[str, int], number: int, txn_id: str, reason: str,
             detail: str) -> None:
-    named = f" ({txn_id})" if txn_id else ""
+    named = f" ({_shown(txn_id)})" if txn_id else ""
     rejected.append((number, f"line {number}{named}: {reason}: {detail}"))
     counts[f"rejected ({reason})"] = counts.get(f"rejected ({reason})", 0) + 1
 

@@ -143,6 +143,15 @@ def test_send_rejects_what_replay_rejects_with_its_reason_and_sends_the_rest(mar
         assert (client.member("m1").points, client.member("S4")) == (40, None)
 
 
+def test_send_lists_a_rejected_transactions_huge_id_shortened(march_server, tmp_path):
+    """An id of 5,000,000 characters was printed whole, one line of 5 MB (an outside probe)."""
+    source = tmp_path / "huge.jsonl"
+    source.write_text(json.dumps(purchase("X" * 5000, "huge-m1", "2026-03-05 10:00", 2900)) + "\n")
+    done = patron("send", "--transactions", str(source), "--address", march_server.address)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.splitlines()[1:] == ["rejected (1):", f"  line 1 ({'X' * 120}… (5,000 characters)): id_too_long"]
+
+
 def test_member_show_prints_a_card_and_a_ledger_table_with_tier_names_iso_dates_and_why(start_server, tmp_path):
     rules = tmp_path / "shopline.toml"
     rules.write_text(SHOPLINE)
