@@ -4,7 +4,9 @@ import asyncio
 import gc
 import logging
 import os
+import shutil
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -94,6 +96,20 @@ async def _empty(server: Server) -> str:
     return min(status.business_day for status in statuses)
 
 
+def patron_command() -> str:
+    """How to run patron from where this one was started: `patron` when that is what the shell
+    finds, else this install's own command, as a path from here where it lies below (`make run`:
+    .venv/bin/patron). The banner said .venv/bin/patron wherever serve ran (an outside probe)."""
+    own = Path(sys.executable).parent / "patron"
+    found = shutil.which("patron")
+    if found is not None and Path(found).resolve() == own.resolve():
+        return "patron"
+    try:
+        return str(own.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(own.absolute())
+
+
 def _banner(server: Server) -> None:
     config, coordinator = server.config, server.coordinator
     host = config.host
@@ -107,8 +123,8 @@ def _banner(server: Server) -> None:
         f"memory: {f'at most {config.hot_members:,} per shard' if config.hot_members else 'all'})",
         f"  auth     {_security(server)}",
         "Send a batch, look at a member" + _client_needs(server) + ":",
-        f"  .venv/bin/patron send --address {host}:{server.port} --generate 10000",
-        f"  .venv/bin/patron member show MEMBER_ID --address {host}:{server.port}",
+        f"  {patron_command()} send --address {host}:{server.port} --generate 10000",
+        f"  {patron_command()} member show MEMBER_ID --address {host}:{server.port}",
         f"Live counts every {COUNTS_EVERY:.0f} s; Ctrl-C stops (batches in flight finish first).",
     ]
     _say("\n".join(lines))
@@ -176,4 +192,4 @@ def _demo_load(address: str, count: int, server: Server, day: str) -> None:
         log.warning("the demo load stopped", extra={"code": error.code().name, "error": error.details()})
         return
     _say(f"patron: the demo load of {count:,} transactions is in; look at a member with\n"
-         f"  .venv/bin/patron member show {member} --address {address} --ledger")
+         f"  {patron_command()} member show {member} --address {address} --ledger")

@@ -3,6 +3,7 @@ answer is told as."""
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -195,6 +196,19 @@ def test_midnight_progress_says_a_run_is_starting_before_it_counts_a_dates_membe
                                     members_done=1500, members_total=4000, seconds=3.4)
     assert midnight_progress_line(under_way) == (
         "midnight until 2026-11-20 (1 dates done), 2026-11-19: 1,500 of 4,000 members, 3 s")
+
+
+def test_the_banners_commands_run_from_where_serve_was_started(tmp_path, monkeypatch):
+    """They said .venv/bin/patron wherever serve ran: from elsewhere, exit 127 (an outside probe)."""
+    from cli.serve import patron_command
+
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no patron the shell would find
+    monkeypatch.chdir(tmp_path)
+    command = patron_command()
+    assert Path(command).is_absolute(), command
+    assert os.access(command, os.X_OK), command
+    monkeypatch.chdir(Path(sys.executable).parent.parent.parent)  # the folder holding .venv, as `make run`
+    assert patron_command() == str(Path(sys.executable).parent.relative_to(Path.cwd()) / "patron")
 
 
 def test_the_banners_commands_say_what_a_server_with_tokens_and_tls_needs():
