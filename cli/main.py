@@ -5,8 +5,9 @@ import logging
 import os
 import sys
 import traceback
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from cli.inputs import address, day, day_text, host, port, request_id, signed_points, whole
 from engine.errors import PatronError, RulesError
@@ -362,16 +363,25 @@ def _generate_start(args: argparse.Namespace) -> str:
 
 
 def _generate_problem(args: argparse.Namespace) -> str:
-    """Days a stream would run over that patron refuses every transaction on (SPEC §2: 2000 to
-    2100), as an argument out of its range is: they were written, and then rejected `bad_timestamp`."""
+    """Days a stream would run over that hold times patron refuses (SPEC §2: from 2000-01-01 to the
+    end of 2100, UTC), as an argument out of its range is: they were written, and then rejected
+    `bad_timestamp`. The days are the generator's programme's (its time zone)."""
+    from bench.workload import Workload
+    from engine.bounds import EARLIEST_MS, LATEST_MS
+
+    named = Workload().timezone
+    zone = ZoneInfo(named)
     try:
         first = date.fromisoformat(_generate_start(args))
         last = first + timedelta(days=args.days - 1)
+        starts = datetime.combine(first, time(), zone).timestamp() * 1000
+        ends = datetime.combine(last + timedelta(days=1), time(), zone).timestamp() * 1000
     except OverflowError:
-        first = last = None
-    if first is None or last is None or first < date(2000, 1, 1) or last > date(2100, 12, 31):
-        run = f"run from {first} to {last}" if first and last else "run past what a calendar holds"
-        return f"--start and --days: the stream's days {run}; patron takes dates from 2000-01-01 to 2100-12-31"
+        return ("--start and --days: the stream's days run past what a calendar holds; patron takes times "
+                "from 2000-01-01 to 2100-12-31 UTC")
+    if starts < EARLIEST_MS or ends > LATEST_MS:
+        return (f"--start and --days: the stream's days run from {first} to {last} ({named}); patron "
+                f"takes times from 2000-01-01 to 2100-12-31 UTC")
     return ""
 
 

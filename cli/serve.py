@@ -4,6 +4,7 @@ import asyncio
 import gc
 import logging
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -102,12 +103,13 @@ def patron_command() -> str:
     .venv/bin/patron). The banner said .venv/bin/patron wherever serve ran (an outside probe)."""
     own = Path(sys.executable).parent / "patron"
     found = shutil.which("patron")
-    if found is not None and Path(found).resolve() == own.resolve():
-        return "patron"
+    if not own.is_file() or (found is not None and Path(found).resolve() == own.resolve()):
+        return "patron"  # an install without its own script (a system one): the shell's
     try:
-        return str(own.absolute().relative_to(Path.cwd()))
+        here = own.absolute().relative_to(Path.cwd())
     except ValueError:
-        return str(own.absolute())
+        here = own.absolute()
+    return shlex.quote(str(here) if here.parent != Path() else f"./{here}")  # in .venv/bin itself: ./patron
 
 
 def _banner(server: Server) -> None:

@@ -40,14 +40,14 @@ def load_rules(text: str, new: bool = False, over: int | None = None) -> Rules:
     older versions were stored (rule_checks.new_version_problems); `over`: the version in force,
     the document is new when its own is above it (a file `serve --rules` starts with may be the
     version in force, read back)."""
-    text = text.removeprefix("\ufeff")  # a byte order mark, as editors on Windows save it: not a statement
+    text = without_bom(text)
     try:
         document = tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError as error:
         raise RulesError([f"not a TOML document: {error}"]) from None
     except ValueError as error:  # an integer of thousands of digits: Python's int() refuses it
         raise RulesError([f"a number too long to read ({error}); a rules document's numbers have at most "
-                          f"30 digits"]) from None
+                          f"{MOST_DIGITS} digits"]) from None
     except RecursionError:  # tomllib reads nested arrays and tables by recursion
         document = None
     if document is None or _too_deep(document, MOST_NESTING):
@@ -64,10 +64,16 @@ def version_problem(text: str, in_force: int) -> str:
     return version_too_low(version, in_force) if version > 0 else ""
 
 
+def without_bom(text: str) -> str:
+    """A rules document without the byte order mark editors on Windows begin a file with: TOML
+    reads it as a statement, "Invalid statement (at line 1, column 1)" (an outside probe)."""
+    return text.removeprefix("\ufeff")
+
+
 def _version(text: str) -> int:
     """A document's `version` as written, or 0 where there is none or the document cannot be read."""
     try:
-        version = tomllib.loads(text).get("version")
+        version = tomllib.loads(without_bom(text)).get("version")
     except (ValueError, RecursionError):  # tomllib.TOMLDecodeError is a ValueError
         return 0
     return version if type(version) is int else 0
@@ -127,8 +133,11 @@ MOST_NESTING = 16
 """Arrays and tables nest at most this deep within a rules document (the example rules, every
 key given, nest 4 deep): the checks walk a document by recursion, which one nested hundreds deep
 would exhaust."""
-MOST_DIGITS = 30
-"""A decimal in the rules has at most this many digits before its point, or zeros after it."""
+MOST_DIGITS = 31
+"""A number in the rules has at most this many digits before its point (below 10^31: a stored
+version is read again at every start, so the bound it was published under stays)..."""
+MOST_ZEROS = 30
+"""...and a decimal at most this many zeros after it before its first digit."""
 _DIGITS_BOUND = 10 ** MOST_DIGITS
 _DROP = object()
 """What _check returns for a value that is not usable: its key is left out."""
@@ -238,7 +247,7 @@ def _digits_hint(value: Any, kind: Any) -> str:
     number greater than 0", an outside probe)."""
     if _unwrap(kind)[0] is not Decimal or isinstance(value, bool) or not isinstance(value, int | Decimal):
         return ""
-    return f" with at most {MOST_DIGITS} digits before its point or zeros after it" if (
+    return f" with at most {MOST_DIGITS} digits before its point or {MOST_ZEROS} zeros after it" if (
         isinstance(value, int) or value.is_finite()) else ""
 
 
@@ -259,9 +268,9 @@ def _is_a(value: Any, kind: Any) -> bool:
 def _sensible(value: Decimal) -> bool:
     """TOML's inf and nan read as Decimals, which no bound can compare, and an exponent in the
     millions makes the rules' exact fractions take minutes to build: neither is a factor."""
-    # adjusted(): the place of the first digit, 0 for units: 30 digits before the point end at 29,
-    # 30 zeros after it put the first digit at -31 (both were one off: an outside probe)
-    return value.is_finite() and -MOST_DIGITS - 1 <= value.adjusted() < MOST_DIGITS
+    # adjusted(): the place of the first digit, 0 for units: 31 digits before the point end at 30,
+    # 30 zeros after it put the first digit at -31 (its docs said 30 and 30, each one off: a probe)
+    return value.is_finite() and -MOST_ZEROS - 1 <= value.adjusted() < MOST_DIGITS
 
 
 def _iso_date(text: str) -> bool:

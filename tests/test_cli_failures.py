@@ -251,6 +251,8 @@ def test_a_rules_file_with_problems_for_serve_lists_them_before_anything_starts(
     (["generate", "--out", "{tmp}/t.jsonl", "--start", "1999-12-30", "--days", "3"],
      ["--start and --days", "from 1999-12-30 to 2000-01-01", "2000-01-01 to 2100-12-31"]),
     (["generate", "--out", "{tmp}/t.jsonl", "--days", "100000"], ["--start and --days", "2000-01-01 to 2100-12-31"]),
+    # the generator's day 2000-01-01 begins before 2000 in UTC: a third of the stream was rejected
+    (["generate", "--out", "{tmp}/t.jsonl", "--start", "2000-01-01", "--days", "1"], ["(Asia/Shanghai)", "UTC"]),
     (["import", "{tmp}/m.csv", "--in-flight", "0", "--restart", "--address", "{down}"],
      ["--in-flight", "1 or more", "'0'"]),
     (["import", "{tmp}/m.csv", "--chunk", "10001", "--address", "{down}"], ["--chunk", "from 1 to 10,000"]),
