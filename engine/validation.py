@@ -179,7 +179,9 @@ def _unwrap(kind: Any) -> tuple[Any, Bound | None]:
 def _check_table(value: Any, kind: type[Struct], path: str, problems: list[str]) -> Any:
     if not isinstance(value, dict):
         problems.append(f"{path or 'the document'}: expected a table, got {shown(value)}")
-        value = {}
+        # one mistake, one problem: its keys were not forgotten, the table was (`tiers = ["Basic"]`
+        # also said `tiers[0].name: missing`, an outside probe)
+        return _check_table({}, kind, path, [])
     fields = {f.encode_name: f for f in msgspec.structs.fields(kind)}
     usable = {}
     for key, element in value.items():  # in document order, as the retailer reads it

@@ -361,6 +361,23 @@ def test_a_rules_file_saved_with_a_byte_order_mark_loads(tmp_path):
     assert version_problem("\ufeff" + example_with("", ""), 99) == version_problem(example_with("", ""), 99) != ""
 
 
+_HEAD = 'version = 1\nprogramme = "T"\ntimezone = "Asia/Shanghai"\n'
+_TIER = '[[tiers]]\nname = "Basic"\n'
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    (_HEAD + 'tiers = ["Basic"]\n', 'tiers[0]: expected a table, got "Basic"'),
+    (_HEAD + "anomaly = 5\n" + _TIER, "anomaly: expected a table, got 5"),
+    (_HEAD + _TIER + "[points]\nspend = 5\n", "points.spend: expected a table, got 5"),
+    (_HEAD + "product_rules = [1]\n" + _TIER, "product_rules[0]: expected a table, got 1"),
+    (_HEAD + "coupons = [1]\n" + _TIER, "coupons[0]: expected a table, got 1"),
+])
+def test_a_value_where_a_table_goes_is_one_problem_not_its_keys_missing_too(text, problem):
+    """Each also listed the table's required keys as missing: one mistake, two to four problems
+    (an outside probe)."""
+    assert problems(text) == [problem]
+
+
 def test_a_day_count_that_never_comes_still_loads():
     # "never expires" written as a count of days, as rules files did before the bound
     load_rules(example_with("valid_days = 30 ", "valid_days = 999999 "))
