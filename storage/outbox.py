@@ -22,14 +22,14 @@ from engine.notices import Notice
 from engine.types import Day
 
 __all__ = ["DATABASE", "FLOOR_KEY", "PRUNED_KEY", "PRUNED_KINDS_KEY", "RESTORE_GAP", "Run", "append",
-           "event_message", "newest", "prune", "pruned_of", "read_after", "varint"]
+           "event_message", "newest", "prune", "pruned_kinds", "pruned_of", "read_after", "varint"]
 
 DATABASE = b"events"
 PRUNED_KEY = "events_pruned"
 """Meta key: the highest sequence pruned (0: none). Positions before it are out of range."""
 PRUNED_KINDS_KEY = "events_pruned_kinds"
-"""Meta key: the highest sequence pruned of each kind ("*": of any kind, pruned before this key
-was kept). A subscriber asking for some kinds missed none at a position past all of theirs."""
+"""Meta key: the highest sequence pruned of each kind ("*": of any kind, pruned where the kinds
+were not kept). A subscriber asking for some kinds missed none at a position past all of theirs."""
 FLOOR_KEY = "events_floor"
 """Meta key: the sequence new events number after, at least (0: none). A restored outbox would
 number its next events as the events lost with the restore were numbered, and a subscriber
@@ -166,7 +166,7 @@ def read_after(txn: Any, db: Any, after: int, limit: int, max_bytes: int, kinds:
     for key, stored in cursor.iternext():
         run.through = _SEQ.unpack(key)[0]
         value = _current(stored)
-        if wanted and value[start + 2:start + 2 + value[start + 1]] not in wanted:
+        if wanted and _kind(value) not in wanted:
             continue
         at_ms = _HEAD.unpack_from(value)[2]
         if not seqs:
@@ -187,14 +187,29 @@ def prune(txn: Any, db: Any, before: Day) -> tuple[int, int, dict[str, int]]:
     cursor = txn.cursor(db=db)
     removed = last = 0
     kinds: dict[str, int] = {}
-    start = _HEAD.size
     cursor.first()
     while (key := cursor.key()) and _HEAD.unpack_from(value := _current(cursor.value()))[1] < before:
         last = _SEQ.unpack(key)[0]
-        kinds[value[start + 2:start + 2 + value[start + 1]].decode()] = last
+        kinds[_kind(value).decode()] = last
         removed += 1
         cursor.delete()  # and on to the next
     return removed, last, kinds
+
+
+def _kind(value: bytes) -> bytes:
+    """A stored event's kind: the `Event` message's field 2 after the header, one length byte."""
+    start = _HEAD.size + 2
+    return value[start:start + value[start - 1]]
+
+
+def pruned_kinds(by_kind: dict[str, int] | None, pruned: int, removed: dict[str, int]) -> dict[str, int]:
+    """The last pruned of each kind once `removed` (kind: last sequence) is pruned after `pruned`.
+    What was pruned where the kinds were not kept (before they were, or since by an older patron:
+    their largest is not `pruned`) counts as of every kind ("*"), so `pruned_of` never says less."""
+    kept = dict(by_kind or {})
+    if max(kept.values(), default=0) != pruned:
+        kept["*"] = pruned
+    return {**kept, **removed}
 
 
 def pruned_of(kinds: frozenset[str], pruned: int, by_kind: dict[str, int] | None) -> int:

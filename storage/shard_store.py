@@ -287,8 +287,7 @@ class ShardStore:
         with self.env.begin() as txn:
             meta = self.dbs["meta"]
             pruned = _meta_int(txn, meta, outbox.PRUNED_KEY)
-            raw = txn.get(outbox.PRUNED_KINDS_KEY.encode(), db=meta) if kinds else None
-            asked = outbox.pruned_of(kinds, pruned, msgspec.msgpack.decode(raw) if raw is not None else None)
+            asked = outbox.pruned_of(kinds, pruned, _pruned_kinds(txn, meta) if kinds else None)
             run = outbox.read_after(txn, self.dbs["events"], max(after, pruned), limit, max_bytes, kinds,
                                     _meta_int(txn, meta, outbox.FLOOR_KEY))
             return run, _newest_event(txn, self.dbs), pruned, asked
@@ -584,13 +583,8 @@ class BatchWriter:
         removed, last, kinds = outbox.prune(self.txn, self.dbs["events"], before)
         if last:
             meta = self.dbs["meta"]
-            raw = self.txn.get(outbox.PRUNED_KINDS_KEY.encode(), db=meta)
-            by_kind = msgspec.msgpack.decode(raw) if raw is not None else {}
-            before = _meta_int(self.txn, meta, outbox.PRUNED_KEY)
-            if max(by_kind.values(), default=0) != before:
-                # pruned before the kinds were kept, or since by a patron that did not keep them: of any kind
-                by_kind["*"] = before
-            self.put_meta(outbox.PRUNED_KINDS_KEY, {**by_kind, **kinds})
+            pruned = _meta_int(self.txn, meta, outbox.PRUNED_KEY)
+            self.put_meta(outbox.PRUNED_KINDS_KEY, outbox.pruned_kinds(_pruned_kinds(self.txn, meta), pruned, kinds))
             self.put_meta(outbox.PRUNED_KEY, last)
         return removed
 
@@ -698,6 +692,11 @@ def _numbered_after(txn: lmdb.Transaction, dbs: dict[str, Any]) -> int:
 
 def _newest_event(txn: lmdb.Transaction, dbs: dict[str, Any]) -> int:
     return outbox.newest(txn, dbs["events"], _numbered_after(txn, dbs))
+
+
+def _pruned_kinds(txn: lmdb.Transaction, meta: Any) -> dict[str, int] | None:
+    raw = txn.get(outbox.PRUNED_KINDS_KEY.encode(), db=meta)
+    return msgspec.msgpack.decode(raw) if raw is not None else None
 
 
 def _meta_int(txn: lmdb.Transaction, meta: Any, key: str) -> int:
