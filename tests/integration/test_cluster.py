@@ -175,37 +175,70 @@ def test_a_shard_behind_the_rules_gets_no_batch_through_a_node_gateway(served_cl
     """A publish a shard's death cut short leaves that shard on the old version until serve's
     coordinator brings it up to date; node gateways did not know, and sent it batches meanwhile,
     scored under the old rules."""
-    cluster = served_cluster.cluster
-    [pid, *_] = [p for node in cluster.nodes.values() for p in node.pids()
-                 if Path(f"/proc/{p}/cmdline").read_bytes().startswith(b"ray::ShardActor")]
     with PatronClient(served_cluster.serve.address) as a:
-        rules = a.rules()
         [day] = {shard.business_day for shard in a.status().shards}
-    richer = rules.rules_toml.replace(f"version = {rules.version}", f"version = {rules.version + 1}", 1).replace(
-        "per_unit = 10\n", "per_unit = 20\n", 1)
-    assert "per_unit = 20" in richer
+    for _ in range(5):  # a publish that reached the shard's restart proves nothing: again
+        version, raised = _publish_as_a_shard_dies(served_cluster)
+        if raised is not None:
+            break
+    assert raised is not None, "every publish reached a restarted shard: none was cut short"
+    assert raised.code() == grpc.StatusCode.UNAVAILABLE
 
     def purchases(prefix: str, count: int) -> list[dict]:
         return [{"txn_id": f"{prefix}{n}", "member_id": f"{prefix}-m{n}", "occurred_at_ms": ms(f"{day} 09:00"),
                  "kind": "purchase", "lines": [{"sku": "A", "paid_minor": 2_900}]} for n in range(count)]
 
-    os.kill(pid, signal.SIGSTOP)  # it takes the publish's call, then dies with it
-    killer = threading.Timer(1.0, os.kill, (pid, signal.SIGKILL))
-    killer.start()
-    with PatronClient(served_cluster.b_address, retries=0) as b, pytest.raises(grpc.RpcError) as raised:
-        b.publish_rules(richer)
-    killer.join()
-    assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
     during, sent = [], 0
     with PatronClient(served_cluster.b_address, retries=0) as b:  # batches all along, the second before catch-up too
         deadline = time.monotonic() + 90
-        while not during or {shard.rule_version for shard in b.status().shards} != {rules.version + 1}:
+        while not during or {shard.rule_version for shard in b.status().shards} != {version}:
             assert time.monotonic() < deadline, "the shard that died did not take the version in force"
             with contextlib.suppress(grpc.RpcError):  # refused while it is away or behind: nothing applied
                 during += b.submit(purchases(f"BH{sent}-", 8)).results
             sent += 1
         [control] = b.submit(purchases("BC", 1)).results
     assert {r.points for r in during} == {control.points}  # none scored under the old version
+
+
+def _publish_as_a_shard_dies(served_cluster) -> tuple[int, grpc.RpcError | None]:
+    """Publish a richer version through node b while a shard is stopped, killing the shard once
+    serve has the version in force (the shards' calls leave right after). The version, and the
+    publish's error: None when the call reached the shard's restart instead, as it does when an
+    event poll's call (one a second, one call in flight a shard) took the stopped shard first."""
+    with PatronClient(served_cluster.serve.address) as a:
+        rules = a.rules()
+        version = rules.version + 1
+        richer = rules.rules_toml.replace(f"version = {rules.version}", f"version = {version}", 1).replace(
+            "per_unit = 10\n", "per_unit = 20\n", 1)
+        assert "per_unit = 20" in richer
+        [pid, *_] = [p for node in served_cluster.cluster.nodes.values() for p in node.pids()
+                     if Path(f"/proc/{p}/cmdline").read_bytes().startswith(b"ray::ShardActor")]
+        os.kill(pid, signal.SIGSTOP)  # it takes the publish's call, then dies with it
+        in_force = served_cluster.data / "rules" / f"v{version:06d}.toml"
+        killer = threading.Thread(target=_kill_after, args=(pid, in_force))
+        killer.start()
+        raised = None
+        try:
+            with PatronClient(served_cluster.b_address, retries=0) as b:
+                b.publish_rules(richer)
+        except grpc.RpcError as error:
+            raised = error
+        killer.join()
+        if raised is None:  # the next try starts from every shard serving this version
+            deadline = time.monotonic() + 90
+            while {shard.rule_version for shard in a.status().shards} != {version}:
+                assert time.monotonic() < deadline, "the restarted shard did not come back"
+                time.sleep(0.2)
+    return version, raised
+
+
+def _kill_after(pid: int, appears: Path, seconds: float = 60) -> None:
+    """SIGKILL `pid` half a second after `appears` exists (or `seconds` pass without it)."""
+    deadline = time.monotonic() + seconds
+    while not appears.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.5)
+    os.kill(pid, signal.SIGKILL)
 
 
 LOSS = Workload(transactions=1_500, members=300, days=2, start=WORKLOAD.start, seed=11, id_prefix="L")
