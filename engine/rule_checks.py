@@ -244,7 +244,7 @@ def _multipliers(rules: Rules) -> list[str]:
             problems.append(f"{path}: expected at least one of tiers, birthday, dates, weekdays, "
                             f"from / to")
         for tier in when.tiers or ():
-            if tier not in names:
+            if names and tier not in names:  # no tiers at all is told once (`_tiers`), not at each name
                 problems.append(f"{path}.tiers: expected names of tiers ({either(names)}), "
                                 f"got {shown(tier)}")
         if when.from_ and when.to and when.from_ > when.to:
@@ -267,4 +267,4 @@ def _channels(rules: Rules) -> list[str]:
     names = tuple(t.name for t in rules.tiers)
     return [f"default_tier_by_channel.{channel}: expected the name of a tier ({either(names)}), "
             f"got {shown(tier)}"
-            for channel, tier in rules.default_tier_by_channel.items() if tier not in names]
+            for channel, tier in rules.default_tier_by_channel.items() if names and tier not in names]

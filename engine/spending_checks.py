@@ -6,10 +6,13 @@ from engine.rules import CashRules, Coupon, RechargeBonus, Rules, Tag
 __all__ = ["spending_problems"]
 
 
-def spending_problems(rules: Rules) -> list[str]:
+def spending_problems(rules: Rules, unusable: frozenset[str] = frozenset()) -> list[str]:
+    """`unusable`: top-level keys whose value was not usable (told already): a name that refers
+    to their tables is not judged, as with no tiers at all (each name would be one more problem
+    that only says the same: "expected the name of a tier (none)")."""
     problems = _cash(rules.redemption.cash) + _fixed_amounts(rules.stored_value.fixed_amounts)
-    coupon_ids = tuple(c.id for c in rules.coupons)
-    tier_names = tuple(t.name for t in rules.tiers)
+    coupon_ids = None if "coupons" in unusable else tuple(c.id for c in rules.coupons)
+    tier_names = tuple(t.name for t in rules.tiers) if rules.tiers and "tiers" not in unusable else None
     problems += _unique([c.id for c in rules.coupons], "coupons", "id")
     for index, coupon in enumerate(rules.coupons):
         problems += _coupon(coupon, f"coupons[{index}]", tier_names)
@@ -63,7 +66,7 @@ def _fixed_amounts(amounts: list[int]) -> list[str]:
 _KIND_KEYS = {"voucher": "value_minor", "discount": "percent", "gift": "gift_sku"}
 
 
-def _coupon(coupon: Coupon, path: str, tier_names: tuple[str, ...]) -> list[str]:
+def _coupon(coupon: Coupon, path: str, tier_names: tuple[str, ...] | None) -> list[str]:
     problems = []
     for kind, key in _KIND_KEYS.items():
         given = getattr(coupon, key) not in (None, "")
@@ -99,10 +102,11 @@ def _validity(coupon: Coupon, path: str) -> list[str]:
     return []
 
 
-def _bonus(bonus: RechargeBonus, path: str, tier_names: tuple[str, ...], coupon_ids: tuple[str, ...]) -> list[str]:
+def _bonus(bonus: RechargeBonus, path: str, tier_names: tuple[str, ...] | None,
+           coupon_ids: tuple[str, ...] | None) -> list[str]:
     problems = _names(bonus.tiers, f"{path}.tiers", tier_names, "tiers")
     problems += _names(bonus.coupons, f"{path}.coupons", coupon_ids, "coupons")
-    if bonus.upgrade_to is not None and bonus.upgrade_to not in tier_names:
+    if bonus.upgrade_to is not None and tier_names is not None and bonus.upgrade_to not in tier_names:
         problems.append(f"{path}.upgrade_to: expected the name of a tier ({either(tier_names)}), "
                         f"got {shown(bonus.upgrade_to)}")
     if bonus.from_ and bonus.to and bonus.from_ > bonus.to:
@@ -122,7 +126,10 @@ def _tag(tag: Tag, path: str) -> list[str]:
     return []
 
 
-def _names(given: list[str], path: str, known: tuple[str, ...], what: str) -> list[str]:
+def _names(given: list[str], path: str, known: tuple[str, ...] | None, what: str) -> list[str]:
+    """Names not among those `known` (None: not known, not judged)."""
+    if known is None:
+        return []
     return [f"{path}[{index}]: expected the name of one of the {what} ({either(known)}), got {shown(name)}"
             for index, name in enumerate(given) if name not in known]
 

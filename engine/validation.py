@@ -101,7 +101,10 @@ def parse_rules(document: dict, new: bool = False) -> Rules:
     usable = _check(document, Rules, "", problems)
     shape_problems = list(problems)
     rules = build_rules(usable)
-    across = cross_field_problems(rules) + spending_problems(rules) + (new_version_problems(rules) if new else [])
+    # a key, or one of its list's tables, dropped whole: names that refer to them are not judged
+    unusable = frozenset(found.group(1) for p in shape_problems if (found := _WHOLE.match(p.split(":", 1)[0])))
+    across = (cross_field_problems(rules) + spending_problems(rules, unusable)
+              + (new_version_problems(rules) if new else []))
     problems += [p for p in across if not _about(p, shape_problems)]
     if problems:
         raise RulesError(problems)
@@ -128,6 +131,8 @@ def _table_of(path: str) -> str:
 # -- the shape of the document, driven by the model's types ---------------------------
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_WHOLE = re.compile(r"([A-Za-z_]+)(?:\[\d+\])?$")
+"""The path of a top-level key or of one table of its list."""
 """A key TOML writes without quotes."""
 MOST_NESTING = 16
 """Arrays and tables nest at most this deep within a rules document (the example rules, every

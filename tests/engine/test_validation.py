@@ -1,5 +1,6 @@
 """Rules documents: the example loads as it is; every problem is named by its key path."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -460,3 +461,23 @@ def test_a_document_is_held_to_a_new_versions_checks_only_when_above_the_version
     with pytest.raises(RulesError) as raised:
         load_rules(text, over=version - 1)
     assert [problem.split(":")[0] for problem in raised.value.problems] == ["filters.blacklist.name_contains[1]"]
+
+
+def _example_without(table: str, given: str) -> str:
+    """The example rules with every `[[table]]` taken out and `table = given` at the top instead."""
+    pieces = re.split(r"(?m)^(?=\[)", REPO_EXAMPLE.read_text())
+    kept = "".join(piece for piece in pieces if not piece.startswith(f"[[{table}]]"))
+    return kept.replace('programme = "Demo Retail"', f'programme = "Demo Retail"\n{table} = {given}', 1)
+
+
+@pytest.mark.parametrize(("table", "given", "problem"), [
+    ("tiers", "5", "tiers: expected a list of a table, got 5"),
+    ("tiers", "[]", "tiers: expected at least one tier (the first is the lowest and the default)"),
+    ("tiers", "[5]", "tiers[0]: expected a table, got 5"),
+    ("coupons", "5", "coupons: expected a list of a table, got 5"),
+    ("coupons", '["WELCOME10"]', 'coupons[0]: expected a table, got "WELCOME10"'),
+])
+def test_names_that_refer_to_a_table_not_usable_are_not_each_one_more_problem(table, given, problem):
+    """With its tiers not usable, the example also told each name of a tier elsewhere as
+    "expected the name of a tier (none)" (five problems more for one mistake); so with its coupons."""
+    assert problems(_example_without(table, given)) == [problem]
