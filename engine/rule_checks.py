@@ -111,7 +111,7 @@ def _empty_when_lists(rules: Rules) -> list[str]:
 def _timezone(rules: Rules) -> list[str]:
     try:
         ZoneInfo(rules.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of zones ("Asia"), a name too long
         return [f'timezone: expected an IANA timezone name such as "Asia/Shanghai", '
                 f"got {shown(rules.timezone)}"]
     return []

@@ -481,3 +481,12 @@ def test_names_that_refer_to_a_table_not_usable_are_not_each_one_more_problem(ta
     """With its tiers not usable, the example also told each name of a tier elsewhere as
     "expected the name of a tier (none)" (five problems more for one mistake); so with its coupons."""
     assert problems(_example_without(table, given)) == [problem]
+
+
+@pytest.mark.parametrize("zone", ["Asia", "Asia/" + "x" * 300, "x" * 300])
+def test_a_timezone_that_names_a_folder_of_zones_or_is_too_long_for_a_file_is_a_problem(zone):
+    """The tz database's folder ("Asia") and a name longer than a file's were read as files: an
+    OSError, which `rules validate` showed as "…/tzdata/zoneinfo/Asia: Is a directory" and
+    PublishRules answered INTERNAL, with the install's path (an outside probe)."""
+    assert problems(example_with('timezone = "Asia/Shanghai"', f'timezone = "{zone}"')) == [
+        f'timezone: expected an IANA timezone name such as "Asia/Shanghai", got "{zone}"']
