@@ -482,14 +482,21 @@ class Shard:
 
         def open_each() -> ImportAnswer:
             answer = ImportAnswer(rejected=[])
+            opened: set[str] = set()  # by this chunk's rows, now or when it was sent before
             for index, row in enumerate(rows):
+                if row.member_id in opened:  # a second row of a member: refused as at the first send, resent too
+                    answer.rejected.append(Rejection(index, "member_exists",
+                                                     f"member {row.member_id!r} already exists"))
+                    continue
                 try:
                     open_member(self.book, row, import_id, self.book.today)
                     answer.imported += 1
+                    opened.add(row.member_id)
                 except RowRejectedError as error:
                     earlier = self._imported_by(row.member_id) if error.reason == "member_exists" else ""
                     if earlier == import_id:
                         answer.imported_before += 1
+                        opened.add(row.member_id)
                     elif earlier:
                         answer.rejected.append(Rejection(index, "already_imported",
                                                          f"member {row.member_id!r} came with import {earlier!r}"))

@@ -993,3 +993,21 @@ def test_held_points_released_while_the_run_that_ends_their_window_walks_are_spe
     assert (member.points, member.pending_points) == (held.points, 0)
     ledger = shard.ledger("m1")
     assert (sum(e.points for e in ledger), sum(e.pending for e in ledger)) == (held.points, 0)
+
+
+def test_a_resent_import_chunk_answers_a_members_second_row_as_it_did_the_first_time(tmp_path):
+    """The first send imported the first row and refused the second `member_exists`; resent, the
+    second counted as imported before, as if it had been imported (an outside probe)."""
+    from actors.opening_wire import encode_rows
+    from engine.opening import Opening
+
+    shard = open_shard(tmp_path / "s")
+    rows = encode_rows([Opening(member_id="IM1", growth=5), Opening(member_id="IM2"),
+                        Opening(member_id="IM1", growth=7)])
+    first = shard.import_members("imp-1", rows)
+    again = shard.import_members("imp-1", rows)
+    shard.close()
+    assert (first.imported, first.imported_before, [(r.index, r.reason) for r in first.rejected]) == (
+        2, 0, [(2, "member_exists")])
+    assert (again.imported, again.imported_before, [(r.index, r.reason) for r in again.rejected]) == (
+        0, 2, [(2, "member_exists")])
