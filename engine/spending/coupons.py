@@ -173,17 +173,30 @@ def _given_back(book: Book, member: Member, instance: CouponInstance) -> bool:
     comes back void, whichever refund came first (a probe found it usable again)."""
     recharge = book.txns.get((member.member_id, instance.issued_by)) if instance.issued_by else None
     return (recharge is not None and recharge.kind == RECHARGE and recharge.refunded_minor >= recharge.paid_minor
-            and recharge.spent is not None and instance.code in recharge.spent.coupon_code.split(","))
+            and recharge.spent is not None
+            and instance in bonus_instances(member, instance.issued_by, recharge.spent.coupon_code))
 
 
-def void_coupons(book: Book, member: Member, codes: str, day: Day, ref: str) -> None:
-    """Void the still unused instances among `codes` (comma-joined), as a full refund of the
-    recharge that gave them does."""
-    for code in filter(None, codes.split(",")):
-        instance = _instance(member, code)
-        if instance is not None and instance.status == "unused":
+def bonus_instances(member: Member, recharge: str, codes: str) -> list[CouponInstance]:
+    """The instances a recharge's bonus gave, whose codes it answered joined by commas: the run
+    of the instances it issued (after its enrollment's and upgrade's, which carry its id too)
+    whose codes join to `codes`. Not `codes` split at its commas: a member or coupon id may hold
+    one, and such a bonus's coupons were left usable after the recharge was refunded (a probe)."""
+    issued = [c for c in member.coupons if c.issued_by == recharge]
+    for start in range(len(issued)):
+        for end in range(start + 1, len(issued) + 1):
+            if ",".join([c.code for c in issued[start:end]]) == codes:
+                return issued[start:end]
+    return []
+
+
+def void_coupons(book: Book, member: Member, recharge: str, codes: str, day: Day, ref: str) -> None:
+    """Void the still unused instances the recharge's bonus gave (`codes`, comma-joined), as a
+    full refund of the recharge does."""
+    for instance in bonus_instances(member, recharge, codes) if codes else []:
+        if instance.status == "unused":
             instance.status = "void"
-            book.write_coupon(member, day, "txn", ref, "coupon_void", code)
+            book.write_coupon(member, day, "txn", ref, "coupon_void", instance.code)
 
 
 # -- midnight --------------------------------------------------------------------------

@@ -128,7 +128,7 @@ def undo_recharge(book: Book, member: Member, original: TxnRecord, txn: Transact
     original.reversed_points += points
     original.reversed_growth += growth
     if refunded == total:
-        void_coupons(book, member, spent.coupon_code, day, txn.txn_id)
+        void_coupons(book, member, txn.refund_of, spent.coupon_code, day, txn.txn_id)
     tier_after_transaction(book, member, day, txn.txn_id, lowered=True)
     return TxnRecord(member.member_id, REFUND, day, -taken, -taken_growth, "", book.programme.version,
                      spent=Spent(-(principal + bonus)))

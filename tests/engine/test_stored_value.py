@@ -255,3 +255,26 @@ def test_a_refund_of_a_payment_by_lines_of_nothing_refunds_nothing():
     nothing = Transaction("x1", "m1", ms(DAY), "refund", refund_of="p1", lines=[line(0)])
     assert score(target, nothing)[0].reason == "nothing_to_refund"  # was: all that was left
     assert target.members["m1"].stored_value == 10_000
+
+
+WELCOME = """
+[[coupons]]
+id = "HELLO"
+kind = "voucher"
+value_minor = 500
+valid_days = 30
+issue_on = "enroll"
+"""
+
+
+@pytest.mark.parametrize(("member_id", "coupon_id"), [("m1", "R20"), ("A,1", "R20"), ("m1", "R,20"), ("A,1", "R,20")])
+def test_a_full_refund_of_a_recharge_voids_its_bonus_coupons_whatever_commas_their_codes_hold(member_id, coupon_id):
+    """The bonus's codes are answered joined by commas, and were split at them again: a comma in
+    the member's or the coupon's id left the coupons usable after the refund (an outside probe).
+    The welcome coupon the same recharge's enrollment gave stays."""
+    target = book(body=BONUSES.replace('"R20"', f'"{coupon_id}"') + WELCOME)
+    given = score(target, recharge("c1", member_id, DAY, 60_000))[0]
+    assert given.coupon_code == f"{coupon_id}-{member_id}-1,{coupon_id}-{member_id}-2"
+    score(target, refund("x1", member_id, DAY, "c1"))
+    assert [(c.coupon_id, c.status) for c in target.members[member_id].coupons] == [
+        ("HELLO", "unused"), (coupon_id, "void"), (coupon_id, "void")]
