@@ -40,7 +40,7 @@ cdef extern from *:
     #define PATRON_TRANSACTION(F, T) F(T, amount_minor) F(T, channel) F(T, coupon_code) \
         F(T, coupon_id) F(T, event_type) F(T, kind) F(T, lines) F(T, member_id) F(T, note) \
         F(T, occurred_at_ms) F(T, points) F(T, refund_of) F(T, status) F(T, store_id) F(T, txn_id)
-    #define PATRON_TXNRECORD(F, T) F(T, day) F(T, eligible_minor) F(T, growth) F(T, kind) F(T, lapsed_points) \
+    #define PATRON_TXNRECORD(F, T) F(T, carry_moved) F(T, day) F(T, eligible_minor) F(T, growth) F(T, kind) F(T, lapsed_points) \
         F(T, member_id) F(T, paid_minor) F(T, points) F(T, reason) F(T, refunded_minor) \
         F(T, reversed_eligible) F(T, reversed_growth) F(T, reversed_points) F(T, rule_version) \
         F(T, since_began) F(T, spent)
@@ -132,6 +132,6 @@ cdef extern from *:
         cdef object store_id, txn_id
 
     ctypedef class engine.transactions.TxnRecord [object patron_TxnRecord, check_size error]:
-        cdef object day, eligible_minor, growth, kind, lapsed_points, member_id, paid_minor, points
-        cdef object reason, refunded_minor, reversed_eligible, reversed_growth
+        cdef object carry_moved, day, eligible_minor, growth, kind, lapsed_points, member_id, paid_minor
+        cdef object points, reason, refunded_minor, reversed_eligible, reversed_growth
         cdef object reversed_points, rule_version, since_began, spent

@@ -52,7 +52,7 @@ def score_refund(book: Book, member: Member, txn: Transaction, day: Day) -> TxnR
     from_pending = pending_to_cancel(member, txn.refund_of, points)
     if not room_to_earn(member, day, -points, -growth, -eligible, from_pending):
         return None
-    whole_before = original.refunded_minor < total
+    whole_before, refunded_before = original.refunded_minor < total, original.refunded_minor
     original.refunded_minor = refunded
     original.reversed_points += points
     original.reversed_growth += growth
@@ -62,21 +62,32 @@ def score_refund(book: Book, member: Member, txn: Transaction, day: Day) -> TxnR
     taken, taken_growth = take_back(book, member, day, txn.txn_id, "reverse", points, growth,
                                     txn.refund_of, original.day, since, lapsed_part(original, points))
     count_spend(book, member, original.day, -eligible, txn.refund_of, since)
-    _uncarry(book, member, eligible)
+    _uncarry(book, member, original, eligible, refunded_before, refunded)
     if whole_before and refunded >= total and book.programme.tags.rules and original.reason not in _NOT_NOTED:
         forget_purchase(book, member, original.day)
     tier_after_transaction(book, member, day, txn.txn_id, lowered=True)
     return TxnRecord(member.member_id, REFUND, day, -taken, -taken_growth, "", book.programme.version)
 
 
-def _uncarry(book: Book, member: Member, eligible: int) -> None:
-    """Under `carry`, the refunded spend below one unit leaves the carry, which may go below 0 (the
-    next purchases' spend repays it first): else buying under one unit and returning it, again and
-    again, built a carry that earned points (an outside probe). Points are reversed in proportion,
-    so spend the purchase took from the carry is not given back: a member may lose under one unit."""
+def _uncarry(book: Book, member: Member, original: TxnRecord, eligible: int, before: int, after: int) -> None:
+    """Under `carry`, a refund moves the carry back by what its purchase moved it, in proportion to
+    what is refunded of it (`before` and `after`: refunded before and with this refund), so that
+    a full refund leaves the carry as if the purchase had not been: the spend it carried off goes
+    (the carry may go below 0, the next purchases' spend repaying it first; else buying under one
+    unit and returning it, again and again, built a carry that earned points: an outside probe),
+    and the spend it took from an earlier purchase's carry to complete a unit comes back (its
+    points are reversed with the unit: another probe found that spend lost). A purchase scored
+    before its move was kept gives back its refunded spend below one unit, as then."""
     programme = book.programme
-    if programme.carries and programme.spend_unit and eligible > 0:
-        member.carry_minor -= eligible % programme.spend_unit
+    if not (programme.carries and programme.spend_unit):
+        return
+    moved = original.carry_moved
+    if moved is None:
+        if eligible > 0:
+            member.carry_minor -= eligible % programme.spend_unit
+        return
+    total = original.paid_minor
+    member.carry_minor -= moved * after // total - moved * before // total
 
 
 def _refund_unknown(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord | None:

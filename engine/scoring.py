@@ -276,6 +276,7 @@ def score_purchase(book: Book, member: Member, txn: Transaction, day: Day) -> Tx
     most_growth = purchase_growth(programme, value, value.points)
     if not purchase_fits(member, day, value, most_growth):
         return None
+    moved = value.carry - member.carry_minor
     member.carry_minor = value.carry
     points, held, reason = judge_points(book, member, day, value.points, txn.txn_id)
     growth = purchase_growth(programme, value, points)
@@ -286,8 +287,11 @@ def score_purchase(book: Book, member: Member, txn: Transaction, day: Day) -> Tx
         note_purchase(book, member, day)
     _paid_upgrade(book, member, txn, day)
     tier_after_transaction(book, member, day, txn.txn_id)
-    return TxnRecord(member.member_id, PURCHASE, day, points, growth, reason, programme.version,
-                     value.paid, value.eligible)
+    record = TxnRecord(member.member_id, PURCHASE, day, points, growth, reason, programme.version,
+                       value.paid, value.eligible)
+    if programme.carries:  # its refunds move the carry back (refunds._uncarry)
+        record.carry_moved = moved
+    return record
 
 
 def _paid_upgrade(book: Book, member: Member, txn: Transaction, day: Day) -> None:

@@ -103,10 +103,15 @@ class TxnRecord(Struct, array_like=True, gc=False):
     since_began: int = -1
     """The member's `since_began` when this was applied (engine.tiers.counted_since); -1 on a record
     written before it was kept, whose day alone decides, as it did then."""
-    lapsed_points: int = 0  # last, appended as since_began
+    lapsed_points: int = 0  # appended as since_began
     """Of its points, those that lapsed while held or pending (never spendable) and no refund has
     counted yet: its refund takes them out of what was earned, not from the balance (they left
     it when they lapsed; taken again, a refund inside the window left a debt: an outside probe)."""
+    carry_moved: int | None = None  # last, appended as since_began
+    """How much a purchase under `carry` rounding moved the member's carry (what it left less
+    what it found), which its refunds move back in proportion: a purchase that completed a unit
+    with spend an earlier one carried gave that spend back too, not only its own below a unit
+    (an outside probe). None under other rounding, and on a record from before it was kept."""
 
     def result(self, txn_id: TxnId, outcome: str = "accepted") -> TxnResult:
         spent = self.spent

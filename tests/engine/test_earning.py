@@ -54,6 +54,33 @@ def test_a_refund_takes_its_spend_below_one_unit_out_of_the_carry():
     assert other.members["m2"].points == 10
 
 
+def test_a_full_refund_of_a_purchase_that_completed_a_unit_gives_back_the_carry_it_took():
+    """5.00, then 5.00 more (a unit: 10 points), then the second returned: the member is as after
+    the first, and the next 5.00 completes the unit again. The refund took the second's 5.00 out
+    of the carry though its 10 points were reversed whole: 20.00 kept earned 10 (an outside probe)."""
+    body = SPEND.replace("[points.spend]", '[points]\nrounding = "carry"\n\n[points.spend]')
+    target = book(body=body)
+    score(target, buy("a", "m1", "2026-03-04 10:00", line(500)), buy("b", "m1", "2026-03-04 10:00", line(500)),
+          refund("rb", "m1", "2026-03-04 11:00", "b", 500))
+    assert target.members["m1"].carry_minor == 500
+    assert [r.points for r in score(target, buy("c", "m1", "2026-03-04 12:00", line(500)),
+                                     buy("d", "m1", "2026-03-04 12:00", line(500)),
+                                     buy("e", "m1", "2026-03-04 12:00", line(500)))] == [10, 0, 10]
+    assert target.members["m1"].points == 20  # 20.00 kept
+
+
+def test_refunds_of_a_purchase_in_parts_move_the_carry_back_in_proportion_and_whole_at_the_end():
+    body = SPEND.replace("[points.spend]", '[points]\nrounding = "carry"\n\n[points.spend]')
+    target = book(body=body)
+    score(target, buy("a", "m1", "2026-03-04 10:00", line(700)), buy("b", "m1", "2026-03-04 10:00", line(2600)))
+    member = target.members["m1"]
+    assert (member.points, member.carry_minor) == (30, 300)  # 7.00 + 26.00: 30 points, 3.00 carried
+    score(target, refund("r1", "m1", "2026-03-04 11:00", "b", 1300))
+    assert (member.points, member.carry_minor) == (15, 500)  # half of b's move of the carry (-4.00) back
+    score(target, refund("r2", "m1", "2026-03-04 11:00", "b", 1300))
+    assert (member.points, member.carry_minor) == (0, 700)  # as after a alone
+
+
 def test_blacklisted_lines_and_lines_without_barcode_do_not_earn():
     body = SPEND + """
 [filters]
