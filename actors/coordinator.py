@@ -841,6 +841,10 @@ class Coordinator(ShardLanes):
         if rules.version < current.version:
             log.warning("%s is version %d; the data folder has version %d in force and keeps it",
                         self.config.rules, rules.version, current.version)
+        elif self.config.rules.read_text(encoding="utf-8") != current.text:  # an edit that kept its version
+            log.warning("%s is version %d as the version in force, but its text differs: it was not published, "
+                        "the version in force stays; give it a higher version to publish it",
+                        self.config.rules, rules.version)
         return current
 
     def _layout(self) -> Layout:

@@ -25,6 +25,7 @@ from actors.node_gateway import NodeGateways, refuse_loopback_elsewhere
 from actors.reaper import Reaper, descendants
 from actors.wallet_service import WalletService
 from engine.errors import PatronError
+from storage.folder import serve_problem
 
 __all__ = ["INLINE_CALL_BYTES", "SERVICE_NAMES", "Server", "ray_environment"]
 
@@ -77,6 +78,8 @@ def refuse_before_start(config: ServeConfig) -> None:
     if config.tls_cert and config.tls_key:
         check_server_files(config.tls_cert, config.tls_key, config.tls_client_ca)
     refuse_ports_in_use(config)
+    if problem := serve_problem(config.data):
+        raise PatronError(problem)
     if config.rules is None and not (config.data / "rules" / "current.json").exists():
         # said after Ray's start, it left a new folder behind (an outside probe)
         raise PatronError(f"{config.data} has no rules yet: start with --rules FILE")

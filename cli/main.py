@@ -288,6 +288,9 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging()
     if bool(args.tls_cert) != bool(args.tls_key):
         return _fail(args, "--tls-cert and --tls-key go together", code=2)
+    if args.tls_client_ca and not args.tls_cert:  # it served in plain text, asking for no certificate
+        return _fail(args, "--tls-client-ca needs --tls-cert and --tls-key: client certificates are asked for "
+                           "over TLS", code=2)
     config = ServeConfig(data=args.data, rules=args.rules, host=args.host, grpc_port=args.grpc_port,
                          metrics_port=args.metrics_port, shards=args.shards, ray_address=args.ray_address,
                          durability=args.durability, midnight=args.midnight, start_date=args.start_date,

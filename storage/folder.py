@@ -9,7 +9,8 @@ from pathlib import Path
 
 import msgspec
 
-__all__ = ["DataFolder", "Layout", "PublishedRules", "ReusedId", "version_in_force", "write_atomically"]
+__all__ = ["DataFolder", "Layout", "PublishedRules", "ReusedId", "serve_problem", "version_in_force",
+           "write_atomically"]
 
 
 class Layout(msgspec.Struct):
@@ -62,14 +63,54 @@ def write_atomically(path: Path, data: bytes) -> None:
         os.close(directory)
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, started: str = "") -> bool:
+    """Whether process `pid` lives, and is the one that started at `started` (its start in clock
+    ticks since boot, where /proc says; empty: not known) rather than another given its number
+    since (after a reboot, a server's number may be a shell's: it was taken for the server)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return not started or _started(pid) in ("", started)
+
+
+def _started(pid: int) -> str:
+    """The process's start in clock ticks since boot (/proc/PID/stat's 22nd field), or empty."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]  # after the command's name, which may hold spaces
+
+
+def _holder(marker: Path) -> tuple[int, str]:
+    """(pid, start) written in a serve.pid; start empty in one written before it was kept."""
+    pid, _, started = marker.read_text().strip().partition(" ")
+    return int(pid or 0), started
+
+
+_OWN = {"shards", "rules", "reports", "checkpoints", "stock", "layout.json", "data-id", "serve.pid", "lost+found"}
+"""What a data folder holds (and what a filesystem's root holds of its own): a folder with other
+files is someone else's."""
+
+
+def serve_problem(root: Path) -> str:
+    """Why `root` cannot be served as a data folder, or empty: it is absent, empty, or patron's.
+    A checkpoint is refused (served, it was changed in place), and so is a folder holding other
+    files (/etc was filled with patron's: an outside probe)."""
+    if not root.is_dir():
+        return ""
+    if (root / "manifest.json").exists():
+        return (f"{root} is a checkpoint, not a data folder: serving it would change it; restore it into a "
+                f"data folder with `patron restore` (docs/operations.md)")
+    others = sorted(p.name for p in root.iterdir() if p.name not in _OWN and not p.name.startswith("."))
+    if others and not (root / "layout.json").exists():
+        shown = ", ".join(others[:3]) + (", …" if len(others) > 3 else "")
+        return (f"{root} holds files that are not patron's ({shown}): give --data a new or empty folder, or one "
+                f"a patron server made")
+    return ""
 
 
 class ReusedId(msgspec.Struct):
@@ -164,21 +205,21 @@ class DataFolder:
         """One server per data folder: refuse when another live process holds it."""
         marker = self.root / "serve.pid"
         if marker.exists():
-            holder = int(marker.read_text().strip() or 0)
-            if holder and holder != pid and _alive(holder):
+            holder, started = _holder(marker)
+            if holder and holder != pid and _alive(holder, started):
                 raise RuntimeError(f"{self.root} is served by process {holder}; stop it first")
-        write_atomically(marker, str(pid).encode())
+        write_atomically(marker, f"{pid} {_started(pid)}".strip().encode())
 
     def release(self, pid: int) -> None:
         marker = self.root / "serve.pid"
-        if marker.exists() and marker.read_text().strip() == str(pid):
+        if marker.exists() and _holder(marker)[0] == pid:
             marker.unlink()
 
     def served(self) -> int:
         """The pid of a live server holding the folder, or 0."""
         marker = self.root / "serve.pid"
-        holder = int(marker.read_text().strip() or 0) if marker.exists() else 0
-        return holder if holder and _alive(holder) else 0
+        holder, started = _holder(marker) if marker.exists() else (0, "")
+        return holder if holder and _alive(holder, started) else 0
 
     def published_rules(self, version: int) -> str:
         """The text of a version published before (OSError when the folder does not have it)."""

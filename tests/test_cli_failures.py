@@ -498,3 +498,32 @@ def test_a_restore_of_a_clusters_folder_is_refused_and_changes_nothing(tmp_path)
                           "shards live on the nodes of a Ray cluster", "PATRON_NODE_DATA/f1/shards",
                           "nothing was changed")
     assert sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "data").rglob("*")) == before
+
+
+@pytest.mark.parametrize(("holds", "said"), [
+    (["notes.txt", "sub/"], "holds files that are not patron's (notes.txt, sub): give --data a new or empty folder"),
+    (["manifest.json", "layout.json", "rules/", "shards/"], "is a checkpoint, not a data folder: serving it would "
+                                                             "change it; restore it into a data folder"),
+])
+def test_a_folder_that_is_not_a_data_folder_is_refused_before_anything_is_written_in_it(holds, said, tmp_path):
+    """`--data /etc` served, filling /etc with patron's files; a checkpoint's folder served took
+    transactions into the checkpoint (an outside probe)."""
+    folder = tmp_path / "folder"
+    for name in holds:
+        (folder / name.rstrip("/")).mkdir(parents=True) if name.endswith("/") else (
+            folder.mkdir(exist_ok=True), (folder / name).write_text("{}"))
+    before = sorted(p.name for p in folder.iterdir())
+    done = patron("serve", "--data", str(folder), "--rules", str(EXAMPLE_RULES), "--grpc-port", "0")
+    assert done.returncode == 1
+    [line] = [json.loads(line) for line in done.stderr.splitlines()]
+    assert said in line["msg"]
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_a_client_ca_without_a_server_certificate_is_refused(tmp_path):
+    """It served in plain text, asking no client for a certificate (an outside probe)."""
+    (tmp_path / "ca.pem").write_text("")
+    done = patron("serve", "--data", str(tmp_path / "data"), "--tls-client-ca", str(tmp_path / "ca.pem"))
+    assert done.returncode == 2
+    assert "--tls-client-ca needs --tls-cert and --tls-key" in done.stderr
+    assert not (tmp_path / "data").exists()

@@ -463,3 +463,30 @@ def test_a_checkpoints_failure_counts_until_a_newer_checkpoint_and_an_older_note
     assert last_checkpoint_failure(folder) == 0
     os.utime(folder.checkpoints / FAILURE, (newer + 60, newer + 60))
     assert last_checkpoint_failure(folder) == newer + 60
+
+
+def test_a_served_folder_is_held_by_its_process_not_by_another_given_its_number_since(tmp_path):
+    """serve.pid keeps its process's start: after a reboot a server's number may be a shell's, and
+    the folder was refused as "served by process N", telling the operator to stop that shell."""
+    import subprocess
+    import sys
+
+    from storage.folder import DataFolder
+
+    claimed = "import os, sys, time; from pathlib import Path; from storage.folder import DataFolder; " \
+              "DataFolder(Path(sys.argv[1])).claim(os.getpid()); print('held', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", claimed, str(tmp_path / "data")], stdout=subprocess.PIPE,
+                              text=True, cwd=Path(__file__).parents[1])
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        folder = DataFolder(tmp_path / "data")
+        with pytest.raises(RuntimeError, match=f"is served by process {holder.pid}"):
+            folder.claim(12345678)
+        marker = tmp_path / "data" / "serve.pid"
+        pid, started = marker.read_text().split()
+        marker.write_text(f"{pid} {int(started) + 1}")  # its number, but another process's start
+        folder.claim(12345678)
+        assert marker.read_text().split()[0] == "12345678"
+    finally:
+        holder.kill()
+        holder.communicate()

@@ -592,3 +592,20 @@ def test_a_stop_with_a_shard_that_does_not_answer_ends_and_names_it(start_server
     finally:
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_rules_file_edited_without_a_new_version_is_not_published_at_start_and_says_so(start_server, tmp_path,
+                                                                                        caplog):
+    """`--rules` of an edited file that kept its version started with the old rules in force and
+    said nothing; `patron rules publish` of the same file is refused (an outside probe)."""
+    first = start_server()
+    first.stop()
+    edited = tmp_path / "edited.toml"
+    edited.write_text(EXAMPLE_RULES.read_text().replace("per_unit = 10\n", "per_unit = 20\n", 1))
+    with caplog.at_level(logging.WARNING, logger="patron.coordinator"):
+        again = start_server(rules=edited)
+    with PatronClient(again.address) as client:
+        assert client.rules().rules_toml == EXAMPLE_RULES.read_text()
+    [warned] = [r.getMessage() for r in caplog.records if "its text differs" in r.getMessage()]
+    assert warned == (f"{edited} is version 1 as the version in force, but its text differs: it was not published, "
+                      f"the version in force stays; give it a higher version to publish it")
