@@ -1,6 +1,6 @@
 # The two commands: `make run` and `make test`. Both create .venv on first use.
 # The Python .venv is made from: one not linked against a shared libpython where there is one (ops/venv-python)
-PYTHON ?= $(shell ops/venv-python)
+PYTHON ?= $(shell $(dir $(lastword $(MAKEFILE_LIST)))ops/venv-python)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed

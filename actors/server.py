@@ -71,6 +71,8 @@ def refuse_before_start(config: ServeConfig) -> None:
     """What can be told in a second, before Ray starts or the data folder is made: the tokens, the
     TLS files and the ports."""
     tokens_for(config)
+    if config.tls_client_ca and not config.tls_cert:  # it served in plain text, asking for no certificate
+        raise PatronError("--tls-client-ca needs --tls-cert and --tls-key: client certificates are asked for over TLS")
     for flag, path in (("--tls-cert", config.tls_cert), ("--tls-key", config.tls_key),
                        ("--tls-client-ca", config.tls_client_ca)):
         if path is not None and not path.is_file():

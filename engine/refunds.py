@@ -71,13 +71,14 @@ def score_refund(book: Book, member: Member, txn: Transaction, day: Day) -> TxnR
 
 def _uncarry(book: Book, member: Member, original: TxnRecord, eligible: int, before: int, after: int) -> None:
     """Under `carry`, a refund moves the carry back by what its purchase moved it, in proportion to
-    what is refunded of it (`before` and `after`: refunded before and with this refund), so that
-    a full refund leaves the carry as if the purchase had not been: the spend it carried off goes
-    (the carry may go below 0, the next purchases' spend repaying it first; else buying under one
-    unit and returning it, again and again, built a carry that earned points: an outside probe),
-    and the spend it took from an earlier purchase's carry to complete a unit comes back (its
-    points are reversed with the unit: another probe found that spend lost). A purchase scored
-    before its move was kept gives back its refunded spend below one unit, as then."""
+    what is refunded of it (`before` and `after`: refunded before and with this refund; the
+    cumulative floor of its size, as points), so that a full refund leaves the carry as if the
+    purchase had not been. Its own spend below one unit leaves the carry, which may go below 0
+    (the next purchases' spend repaying it first; else buying under one unit and returning it,
+    again and again, built a carry that earned points: an outside probe); and the spend it took
+    from an earlier purchase's carry to complete a unit comes back, the unit's points being
+    reversed (another probe found that spend lost). A purchase recorded before its move was kept
+    gives back its refunded spend below one unit, as then."""
     programme = book.programme
     if not (programme.carries and programme.spend_unit):
         return
@@ -86,8 +87,9 @@ def _uncarry(book: Book, member: Member, original: TxnRecord, eligible: int, bef
         if eligible > 0:
             member.carry_minor -= eligible % programme.spend_unit
         return
-    total = original.paid_minor
-    member.carry_minor -= moved * after // total - moved * before // total
+    total, size = original.paid_minor, abs(moved)
+    back = size * after // total - size * before // total  # cumulative floors of its size, as points (SPEC §5)
+    member.carry_minor -= back if moved > 0 else -back
 
 
 def _refund_unknown(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord | None:

@@ -289,8 +289,7 @@ def score_purchase(book: Book, member: Member, txn: Transaction, day: Day) -> Tx
     tier_after_transaction(book, member, day, txn.txn_id)
     record = TxnRecord(member.member_id, PURCHASE, day, points, growth, reason, programme.version,
                        value.paid, value.eligible)
-    if programme.carries:  # its refunds move the carry back (refunds._uncarry)
-        record.carry_moved = moved
+    record.carry_moved = moved  # its refunds move the carry back under `carry` (refunds._uncarry)
     return record
 
 

@@ -111,7 +111,7 @@ class TxnRecord(Struct, array_like=True, gc=False):
     """How much a purchase under `carry` rounding moved the member's carry (what it left less
     what it found), which its refunds move back in proportion: a purchase that completed a unit
     with spend an earlier one carried gave that spend back too, not only its own below a unit
-    (an outside probe). None under other rounding, and on a record from before it was kept."""
+    (an outside probe). None only on a record from before it was kept."""
 
     def result(self, txn_id: TxnId, outcome: str = "accepted") -> TxnResult:
         spent = self.spent

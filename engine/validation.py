@@ -131,9 +131,9 @@ def _table_of(path: str) -> str:
 # -- the shape of the document, driven by the model's types ---------------------------
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+"""A key TOML writes without quotes."""
 _WHOLE = re.compile(r"([A-Za-z_]+)(?:\[\d+\])?$")
 """The path of a top-level key or of one table of its list."""
-"""A key TOML writes without quotes."""
 MOST_NESTING = 16
 """Arrays and tables nest at most this deep within a rules document (the example rules, every
 key given, nest 4 deep): the checks walk a document by recursion, which one nested hundreds deep

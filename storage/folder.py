@@ -91,7 +91,8 @@ def _holder(marker: Path) -> tuple[int, str]:
     return int(pid or 0), started
 
 
-_OWN = {"shards", "rules", "reports", "checkpoints", "stock", "layout.json", "data-id", "serve.pid", "lost+found"}
+_OWN = {"shards", "rules", "reports", "checkpoints", "stock", "layout.json", "data-id", "serve.pid", "moving.json",
+        "event-floors.json", "lost+found"}
 """What a data folder holds (and what a filesystem's root holds of its own): a folder with other
 files is someone else's."""
 
@@ -105,7 +106,8 @@ def serve_problem(root: Path) -> str:
     if (root / "manifest.json").exists():
         return (f"{root} is a checkpoint, not a data folder: serving it would change it; restore it into a "
                 f"data folder with `patron restore` (docs/operations.md)")
-    others = sorted(p.name for p in root.iterdir() if p.name not in _OWN and not p.name.startswith("."))
+    others = sorted(p.name for p in root.iterdir()  # a write a crash cut short leaves NAME.tmp
+                    if p.name not in _OWN and p.name.removesuffix(".tmp") not in _OWN and not p.name.startswith("."))
     if others and not (root / "layout.json").exists():
         shown = ", ".join(others[:3]) + (", …" if len(others) > 3 else "")
         return (f"{root} holds files that are not patron's ({shown}): give --data a new or empty folder, or one "

@@ -513,7 +513,8 @@ def test_a_folder_that_is_not_a_data_folder_is_refused_before_anything_is_writte
         (folder / name.rstrip("/")).mkdir(parents=True) if name.endswith("/") else (
             folder.mkdir(exist_ok=True), (folder / name).write_text("{}"))
     before = sorted(p.name for p in folder.iterdir())
-    done = patron("serve", "--data", str(folder), "--rules", str(EXAMPLE_RULES), "--grpc-port", "0")
+    done = patron("serve", "--data", str(folder), "--rules", str(EXAMPLE_RULES), "--grpc-port", "0",
+                  "--metrics-port", "0")
     assert done.returncode == 1
     [line] = [json.loads(line) for line in done.stderr.splitlines()]
     assert said in line["msg"]

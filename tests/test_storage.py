@@ -490,3 +490,22 @@ def test_a_served_folder_is_held_by_its_process_not_by_another_given_its_number_
     finally:
         holder.kill()
         holder.communicate()
+
+
+def test_a_data_folder_patron_made_an_empty_one_or_a_new_one_can_be_served_and_no_other():
+    from storage.folder import serve_problem
+
+    def folder(name: str, *holds: str) -> Path:
+        root = Path(tempfile.mkdtemp()) / name
+        root.mkdir()
+        for held in holds:
+            (root / held).write_text("")
+        return root
+
+    assert serve_problem(Path(tempfile.mkdtemp()) / "new") == ""
+    assert serve_problem(folder("empty")) == ""
+    assert serve_problem(folder("served", "layout.json", "data-id", "notes.txt")) == ""  # a deployment's own notes
+    assert serve_problem(folder("mount", ".hidden", "lost+found")) == ""  # a filesystem's root
+    assert serve_problem(folder("cut", "serve.pid.tmp")) == ""  # a first start killed mid-write
+    assert "holds files that are not patron's (notes.txt)" in serve_problem(folder("mine", "notes.txt"))
+    assert "is a checkpoint" in serve_problem(folder("checkpoint", "manifest.json", "layout.json"))

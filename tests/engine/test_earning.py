@@ -81,6 +81,23 @@ def test_refunds_of_a_purchase_in_parts_move_the_carry_back_in_proportion_and_wh
     assert (member.points, member.carry_minor) == (0, 700)  # as after a alone
 
 
+def test_a_purchase_recorded_before_its_move_of_the_carry_was_kept_is_refunded_as_then():
+    body = SPEND.replace("[points.spend]", '[points]\nrounding = "carry"\n\n[points.spend]')
+    target = book(body=body)
+    score(target, buy("a", "m1", "2026-03-04 10:00", line(500)), buy("b", "m1", "2026-03-04 10:00", line(500)))
+    target.txns[("m1", "b")].carry_moved = None  # as an index record written before the field read
+    score(target, refund("rb", "m1", "2026-03-04 11:00", "b", 500))
+    assert target.members["m1"].carry_minor == -500  # its spend below one unit out of the carry
+
+
+def test_a_purchase_made_before_the_programme_carried_moves_no_carry_when_refunded():
+    target = book(body=SPEND)
+    score(target, buy("a", "m1", "2026-03-04 10:00", line(2900)))
+    target.programme.carries = True  # the rules now carry: a's refund took 9.00 out of a carry it never made
+    score(target, refund("ra", "m1", "2026-03-04 11:00", "a", 2900))
+    assert target.members["m1"].carry_minor == 0
+
+
 def test_blacklisted_lines_and_lines_without_barcode_do_not_earn():
     body = SPEND + """
 [filters]
