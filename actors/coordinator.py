@@ -810,7 +810,8 @@ class Coordinator(ShardLanes):
 
     def _checkpoint_failed(self, error: BaseException) -> None:
         self.metrics.checkpoint_failures.inc()
-        self.metrics.checkpoint_failed.set(note_checkpoint_failure(self.folder, f"{type(error).__name__}: {error}"))
+        # in words: a shard's failure came as Ray's wrapper, its traceback in colour (an outside probe)
+        self.metrics.checkpoint_failed.set(note_checkpoint_failure(self.folder, job_error(error)))
 
     # -- start-up ------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """A shard's store on real LMDB in a temporary folder: the ledger appended by position and read
 back per member, and the upgrade from the layout that keyed the ledger by member."""
 
+import json
 import struct
 import tempfile
 from datetime import UTC, datetime
@@ -509,3 +510,24 @@ def test_a_data_folder_patron_made_an_empty_one_or_a_new_one_can_be_served_and_n
     assert serve_problem(folder("cut", "serve.pid.tmp")) == ""  # a first start killed mid-write
     assert "holds files that are not patron's (notes.txt)" in serve_problem(folder("mine", "notes.txt"))
     assert "is a checkpoint" in serve_problem(folder("checkpoint", "manifest.json", "layout.json"))
+
+
+def test_a_checkpoint_a_shard_failed_is_noted_in_words_not_as_rays_traceback(tmp_path):
+    """last-failure.json held Ray's wrapper of the shard's error: its traceback in colour, actor
+    ids and a repr (an outside probe of the operations guide)."""
+    from types import SimpleNamespace
+
+    from ray.exceptions import RayTaskError
+
+    from actors.coordinator import Coordinator
+    from actors.metrics import Metrics
+    from engine.errors import StorageFullError
+    from storage.checkpoints import FAILURE
+    from storage.folder import DataFolder
+
+    folder = DataFolder(tmp_path / "data")
+    traceback = "Traceback (most recent call last):\n  \x1b[36mray::ShardActor\x1b[39m"
+    wrapped = RayTaskError("ShardActor.checkpoint", traceback, StorageFullError("the disk is full"))
+    wrapped = wrapped.as_instanceof_cause()
+    Coordinator._checkpoint_failed(SimpleNamespace(metrics=Metrics(), folder=folder), wrapped)
+    assert json.loads((folder.checkpoints / FAILURE).read_text())["error"] == "StorageFullError: the disk is full"
