@@ -7,12 +7,12 @@ __all__ = ["spending_problems"]
 
 
 def spending_problems(rules: Rules, unusable: frozenset[str] = frozenset()) -> list[str]:
-    """`unusable`: top-level keys whose value was not usable (told already): a name that refers
-    to their tables is not judged, as with no tiers at all (each name would be one more problem
-    that only says the same: "expected the name of a tier (none)")."""
+    """`unusable`: top-level keys whose value was not usable (told already): a name that refers to
+    their coupons is not judged; nor a tier's name with no tiers at all, as in rule_checks (each
+    would be one more problem that only says the same: "expected the name of a tier (none)")."""
     problems = _cash(rules.redemption.cash) + _fixed_amounts(rules.stored_value.fixed_amounts)
     coupon_ids = None if "coupons" in unusable else tuple(c.id for c in rules.coupons)
-    tier_names = tuple(t.name for t in rules.tiers) if rules.tiers and "tiers" not in unusable else None
+    tier_names = tuple(t.name for t in rules.tiers) if rules.tiers else None
     problems += _unique([c.id for c in rules.coupons], "coupons", "id")
     for index, coupon in enumerate(rules.coupons):
         problems += _coupon(coupon, f"coupons[{index}]", tier_names)
