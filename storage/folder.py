@@ -103,11 +103,15 @@ def serve_problem(root: Path) -> str:
     files (/etc was filled with patron's: an outside probe)."""
     if not root.is_dir():
         return ""
-    if (root / "manifest.json").exists():
+    try:
+        names = [p.name for p in root.iterdir()]
+    except OSError as error:  # a folder this user may not read: told, not a traceback
+        return f"{root}: cannot be read ({error.strerror})"
+    if "manifest.json" in names:
         return (f"{root} is a checkpoint, not a data folder: serving it would change it; restore it into a "
                 f"data folder with `patron restore` (docs/operations.md)")
-    others = sorted(p.name for p in root.iterdir()  # a write a crash cut short leaves NAME.tmp
-                    if p.name not in _OWN and p.name.removesuffix(".tmp") not in _OWN and not p.name.startswith("."))
+    others = sorted(name for name in names  # a write a crash cut short leaves NAME.tmp
+                    if name not in _OWN and name.removesuffix(".tmp") not in _OWN and not name.startswith("."))
     if others and not (root / "layout.json").exists():
         shown = ", ".join(others[:3]) + (", …" if len(others) > 3 else "")
         return (f"{root} holds files that are not patron's ({shown}): give --data a new or empty folder, or one "
