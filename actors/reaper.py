@@ -3,37 +3,54 @@
 Ray has the kernel kill its own children (GCS, raylet, monitors) when the serve process dies,
 but not its agents (DashboardAgent and RuntimeEnvAgent, about 190 MB): they are the raylet's
 children, notice its death, and then spend 60 s trying to report it to a GCS that is already
-gone. Ray gives no option to leave them out. So serve starts this small watcher with a pipe
-only serve writes to; the pipe closes when serve ends, however it ends, and the watcher then
-kills every process serve's Ray had started that is still there. Each is known by its pid and
-its start time, so a pid the system has since reused is never touched.
+gone. Ray gives no option to leave them out. So serve starts this small watcher before Ray,
+with a pipe only serve writes to; the pipe closes when serve ends, however it ends, and the
+watcher then kills every process of serve's Ray that is still there.
 
-The watcher runs this file as a script: it reads `pid start-time` lines until the pipe closes.
+It knows them two ways, because a kill -9 may come at any moment of the start:
+- serve's descendants, listed every tenth of a second until serve says it has started (then
+  once more): each by its pid and start time, so a pid the system has since reused is never
+  touched;
+- a mark in the environment, set before Ray starts and so inherited by every process it starts,
+  however deep below serve: it covers a process born since the last listing. It is not enough
+  alone: Ray's processes write their titles ("ray::DashboardAgent") over the memory /proc shows
+  as their environment.
+
+The watcher runs this file as a script, `python reaper.py MARK`, and reads the pipe.
 """
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-__all__ = ["Reaper", "descendants"]
+__all__ = ["MARK", "Reaper"]
+
+MARK = "PATRON_SERVE"
+"""The environment variable every process of one serve's Ray carries: `PID.START-TIME` of serve."""
+
+STARTED = b"started\n"
 
 
 class Reaper:
-    """The watcher process, and the pipe that tells it which processes to clean up."""
+    """The watcher process, and the pipe that tells it serve has started, then that it has ended."""
 
     def __init__(self) -> None:
+        own = os.getpid()
+        os.environ[MARK] = f"{own}.{start_time(own)}"  # before Ray: inherited by all it starts
         # it ignores Ctrl-C and SIGTERM sent to the whole group: serve stops Ray itself then,
         # and the watcher is still there to clean up should serve not get that far
-        self.process = subprocess.Popen([sys.executable, "-I", __file__], stdin=subprocess.PIPE)
+        self.process = subprocess.Popen([sys.executable, "-I", __file__, os.environ[MARK]],
+                                        stdin=subprocess.PIPE)
 
-    def watch(self, pids: list[int]) -> None:
-        """Processes to kill once serve is gone (those that have ended already are skipped)."""
+    def started(self) -> None:
+        """Ray's processes are all up: the watcher lists them once more and stops looking."""
         assert self.process.stdin is not None
-        lines = [f"{pid} {started}\n" for pid in pids if (started := start_time(pid))]
-        self.process.stdin.write("".join(lines).encode())
+        self.process.stdin.write(STARTED)
         self.process.stdin.flush()
 
     def close(self) -> None:
@@ -43,12 +60,56 @@ class Reaper:
         self.process.wait(30)
 
 
+def main(mark: str) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    serve = os.getppid()
+    known: dict[int, str] = {}
+    looking = True
+    while True:
+        if looking:
+            known.update((pid, start_time(pid)) for pid in descendants(serve))
+        if select.select([0], [], [], 0.1 if looking else None)[0]:
+            said = os.read(0, 64)
+            if not said:  # serve has ended, however it ended
+                break
+            looking = looking and STARTED not in said
+            if not looking:
+                known.update((pid, start_time(pid)) for pid in descendants(serve))
+    # the pipe closes a moment before the kernel ends Ray's raylet, which meanwhile may start
+    # an agent again in place of one killed here: so look again until none is left
+    spared = {os.getpid(), serve}
+    for _ in range(100):
+        found = {pid for pid, started in known.items() if start_time(pid) == started} | set(marked(mark))
+        if not (found := found - spared):
+            return
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+
+
+def marked(mark: str) -> list[int]:
+    """Every process whose environment, as /proc shows it, holds MARK=mark."""
+    wanted = f"{MARK}={mark}".encode()
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                environment = Path(f"/proc/{name}/environ").read_bytes()
+            except OSError:  # ended meanwhile, or another user's
+                continue
+            if wanted in environment.split(b"\0"):
+                found.append(int(name))
+    return found
+
+
 def descendants(root: int) -> list[int]:
     """Every process below `root` (its children, theirs, ...), from /proc."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (fields := _stat(int(entry.name))):
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    for name in os.listdir("/proc"):
+        if name.isdigit() and (fields := _stat(int(name))):
+            children.setdefault(int(fields[1]), []).append(int(name))
     found, frontier = [], [root]
     while frontier:
         below = children.get(frontier.pop(), [])
@@ -66,21 +127,12 @@ def start_time(pid: int) -> str:
 def _stat(pid: int) -> list[str]:
     """/proc/PID/stat from the state on (the name before it may hold spaces and parentheses)."""
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
+        with open(f"/proc/{pid}/stat") as file:
+            text = file.read()
     except OSError:
         return []
     return text[text.rindex(")") + 2:].split()
 
 
-def main() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    watched = [line.split() for line in sys.stdin if line.strip()]  # until serve's end closes the pipe
-    for pid, started in watched:
-        if start_time(int(pid)) == started:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
-
-
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1])

@@ -22,7 +22,7 @@ from actors.listener import SERVICE_NAMES, CallsInFlight, grpc_server, listen, r
 from actors.logs import ray_output_as_json
 from actors.metrics import Metrics
 from actors.node_gateway import NodeGateways, refuse_loopback_elsewhere
-from actors.reaper import Reaper, descendants
+from actors.reaper import Reaper
 from actors.wallet_service import WalletService
 from engine.errors import PatronError
 from storage.folder import serve_problem
@@ -113,6 +113,8 @@ class Server:
     async def start(self) -> int:
         """Start everything; SERVING only once every shard has answered. Returns the gRPC port."""
         self.tokens = tokens_for(self.config)
+        if not ray.is_initialized() and not self.config.ray_address:  # before Ray: see actors.reaper
+            self._reaper = Reaper()
         self._own_ray = _start_ray(self.config)
         if self.config.gateway_per_node:  # before any shard opens or rules are published
             refuse_loopback_elsewhere(self.config.host)
@@ -124,9 +126,8 @@ class Server:
         if self.config.gateway_per_node:
             self.gateways = NodeGateways(self.config, self.coordinator, self.tokens, self.port)
             await self.gateways.start()
-        if self._own_ray and not self.config.ray_address:  # by now Ray's agents are up
-            self._reaper = Reaper()
-            self._reaper.watch([pid for pid in descendants(os.getpid()) if pid != self._reaper.process.pid])
+        if self._reaper is not None:  # by now Ray's agents are up
+            self._reaper.started()
         self.events.start()
         if self.config.metrics_port >= 0:
             try:

@@ -18,7 +18,8 @@ _LISTENING = re.compile(r"gRPC\s+127\.0\.0\.1:(\d+)")
 
 class ServeProcess:
     def __init__(self, data: Path, *args: str, rules: Path | None = None, log: Path | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, wait: bool = True) -> None:
+        """wait=False: back at once, without the address (for a kill during the start)."""
         self.log = log or data.parent / f"serve-{time.monotonic_ns()}.log"
         command = [sys.executable, "-m", "cli.main", "serve", "--data", str(data), "--grpc-port", "0",
                    "--metrics-port", "-1", "--midnight", "manual", *args]
@@ -30,7 +31,7 @@ class ServeProcess:
         # its own session: at the end of a test the whole group goes, Ray's agents included
         self.process = subprocess.Popen(command, stdout=self.output, stderr=subprocess.STDOUT,
                                         start_new_session=True, env=env)
-        self.address = f"127.0.0.1:{self._port()}"
+        self.address = f"127.0.0.1:{self._port()}" if wait else ""
 
     def _port(self, timeout: float = 120.0) -> int:
         deadline = time.monotonic() + timeout

@@ -119,3 +119,22 @@ def test_kill_9_of_serve_alone_leaves_no_ray_process_of_its_session(tmp_path, se
     while (left := serve.session()) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert left == {}
+
+
+def test_kill_9_of_serve_while_it_starts_leaves_no_ray_process_of_its_session(tmp_path):
+    from tests.process import ServeProcess
+
+    serve = ServeProcess(tmp_path / "data", "--shards", "2", rules=EXAMPLE_RULES, wait=False)
+    try:
+        deadline = time.monotonic() + 60
+        while "ray::DashboardAgent" not in serve.session().values() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "ray::DashboardAgent" in serve.session().values(), serve.text()
+        serve.kill()  # Ray is up, its shards are not: the start is cut short
+        assert "gRPC" not in serve.text()
+        deadline = time.monotonic() + 30  # Ray's agents on their own linger 60 s
+        while (left := serve.session()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert left == {}
+    finally:
+        serve.kill_everything()
