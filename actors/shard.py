@@ -38,7 +38,7 @@ from engine.ledger import LedgerEntry
 from engine.members import Member
 from engine.midnight import periodic_due, schedule, visit, visitors
 from engine.notices import Notice
-from engine.opening import IMPORT_CAUSE, OPENING, open_member
+from engine.opening import IMPORT_CAUSE, OPENING, open_member, opened_as
 from engine.operators import Enrollment, enroll, set_status, set_tier
 from engine.programme import Programme
 from engine.publishing import (
@@ -475,8 +475,8 @@ class Shard:
 
     def import_members(self, import_id: str, data: bytes) -> ImportAnswer:
         """An import's rows for this shard (ImportRequest bytes), in one commit. A member that
-        exists is rejected, unless this same import created it: then it counts as imported
-        before, so a chunk resent after a crash applies nothing twice."""
+        exists is rejected, unless this same import created it with the same balances: then it
+        counts as imported before, so a chunk resent after a crash applies nothing twice."""
         rows = openings_of(data)
         self._here(row.member_id for row in rows)
 
@@ -493,10 +493,15 @@ class Shard:
                     answer.imported += 1
                     opened.add(row.member_id)
                 except RowRejectedError as error:
-                    earlier = self._imported_by(row.member_id) if error.reason == "member_exists" else ""
-                    if earlier == import_id:
+                    opening = self._opening(row.member_id) if error.reason == "member_exists" else None
+                    earlier = opening.ref if opening is not None else ""
+                    if earlier == import_id and opened_as(opening, row):
                         answer.imported_before += 1
                         opened.add(row.member_id)
+                    elif earlier == import_id:  # another row of the member, in an earlier chunk
+                        answer.rejected.append(Rejection(index, "member_exists",
+                                                         f"member {row.member_id!r} came with another row of "
+                                                         f"this import, with other balances"))
                     elif earlier:
                         answer.rejected.append(Rejection(index, "already_imported",
                                                          f"member {row.member_id!r} came with import {earlier!r}"))
@@ -506,13 +511,13 @@ class Shard:
 
         return self._write(open_each, [row.member_id for row in rows])
 
-    def _imported_by(self, member_id: str) -> str:
-        """The import that created a stored member (its first ledger entry says), or empty."""
+    def _opening(self, member_id: str) -> LedgerEntry | None:
+        """The ledger entry of an import that created a stored member (its first), or None."""
         positions = self.store.ledger_positions(member_id)
         first = self.store.entries_at(positions[:1])
         if first and first[0].cause == IMPORT_CAUSE and first[0].kind == OPENING:
-            return first[0].ref
-        return ""
+            return first[0]
+        return None
 
     def set_status(self, member_id: str, action: str, reason: str) -> MemberSummary:
         return self._operate(member_id, lambda day: set_status(self.book, member_id, action, reason, day))

@@ -11,6 +11,7 @@ from engine.book import Book
 from engine.bounds import LIMIT
 from engine.calendar import parse_day
 from engine.errors import InvalidRequestError, RowRejectedError
+from engine.ledger import LedgerEntry
 from engine.members import Lot, Member, Profile
 from engine.midnight import schedule
 from engine.operators import MAX_ATTRIBUTE_TEXT as MAX_TEXT
@@ -92,6 +93,13 @@ def open_member(book: Book, row: Opening, import_id: str, day: Day) -> Member:
                lots=tuple(moved))
     schedule(book, member)  # woken for its first expiry, reminder or the end of its tier
     return member
+
+
+def opened_as(entry: LedgerEntry, row: Opening) -> bool:
+    """Whether the member's opening entry is what this row would write: a resent row, or the
+    same row twice, and not another row of the member with other balances."""
+    return (entry.points, entry.growth, entry.stored_value, entry.bonus_value) == (
+        sum(lot.points for lot in row.points), row.growth, row.stored_value, row.bonus_value)
 
 
 def _checked(book: Book, row: Opening, day: Day) -> tuple[int, Day, list[Lot], str]:

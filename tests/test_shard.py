@@ -995,6 +995,28 @@ def test_held_points_released_while_the_run_that_ends_their_window_walks_are_spe
     assert (sum(e.points for e in ledger), sum(e.pending for e in ledger)) == (held.points, 0)
 
 
+def test_a_members_row_in_a_later_chunk_of_the_import_is_refused_unless_it_is_the_same_row(tmp_path):
+    """A later chunk is not a resend: a row of a member an earlier chunk imported with other
+    balances was counted as imported before, its balances dropped in silence (a probe)."""
+    from actors.opening_wire import encode_rows
+    from engine.opening import Opening, OpeningLot
+
+    shard = open_shard(tmp_path / "s")
+    first = shard.import_members("imp-1", encode_rows([Opening(member_id="IM1", growth=5,
+                                                               points=[OpeningLot(40)])]))
+    later = shard.import_members("imp-1", encode_rows([
+        Opening(member_id="IM2"), Opening(member_id="IM1", growth=5, points=[OpeningLot(41)])]))
+    same = shard.import_members("imp-1", encode_rows([Opening(member_id="IM1", growth=5,
+                                                              points=[OpeningLot(40)])]))
+    member = shard.member("IM1")
+    shard.close()
+    assert (first.imported, later.imported, later.imported_before) == (1, 1, 0)
+    assert [(r.index, r.reason) for r in later.rejected] == [(1, "member_exists")]
+    assert "another row of this import" in later.rejected[0].detail
+    assert (same.imported, same.imported_before, same.rejected) == (0, 1, [])  # as a resend is
+    assert (member.points, member.growth) == (40, 5)
+
+
 def test_a_resent_import_chunk_answers_a_members_second_row_as_it_did_the_first_time(tmp_path):
     """The first send imported the first row and refused the second `member_exists`; resent, the
     second counted as imported before, as if it had been imported (an outside probe)."""
