@@ -200,6 +200,7 @@ class Coordinator(ShardLanes):
             self._background(self._reevaluate([s.shard for s in statuses if s.job == "reevaluate"]),
                              "the re-evaluation")
         await self.resharding.recover()  # a move cut short by a crash leaves a copy to delete
+        self.resharding.cut_short()
         if self.config.midnight == "clock":
             self._background(self._clock(), "the midnight clock")
         self._background(self._watch(), "watching the shards")

@@ -111,17 +111,35 @@ class Resharding(Holds):
                                       f"does not remove them, so expected {layout.shards} or more, got {shards}")
         if shards > layout.virtual_shards:
             raise InvalidRequestError(f"shards: at most {layout.virtual_shards} (one virtual shard each), got {shards}")
-        return self._start(shards, even_moves(layout.owners, shards))
+        return self._start(shards, even_moves(layout.owners, shards), rebalance=True)
 
-    def _start(self, shards: int, moves: list[tuple[int, int]]) -> ReshardProgress:
+    def cut_short(self) -> None:
+        """At the start: a rebalance the last run did not finish is told (GetStatus `resharding`,
+        the log), so an uneven layout is not taken for the one asked for."""
+        note = vshard_move.read_rebalance_note(self.coordinator.folder.root)
+        if note is None:
+            return
+        self.progress = ReshardProgress(note.shards, note.planned, running=False, seconds=0.0, error=(
+            f"a rebalance over {note.shards} shards was cut short (patron stopped before its last move): "
+            f"run `patron shards rebalance --shards {note.shards}` to go on"))
+        log.warning(self.progress.error)
+
+    def _start(self, shards: int, moves: list[tuple[int, int]], rebalance: bool = False) -> ReshardProgress:
         if self._task is not None and not self._task.done():
             raise ReshardBusyError("virtual shards are being moved already (GetStatus shows how far); "
                                    "start again when that is done")
+        root = self.coordinator.folder.root
+        if rebalance and (moves or shards > self.coordinator.layout.shards):
+            vshard_move.write_rebalance_note(root, vshard_move.RebalanceNote(shards, len(moves)))
+        elif rebalance:  # even already: one cut short has nothing left to do
+            vshard_move.clear_rebalance_note(root)
         self.progress = progress = ReshardProgress(shards, len(moves))
-        self._task = self.coordinator._background(self._run(progress, shards, moves), "the move of virtual shards")
+        self._task = self.coordinator._background(self._run(progress, shards, moves, rebalance),
+                                                  "the move of virtual shards")
         return progress
 
-    async def _run(self, progress: ReshardProgress, shards: int, moves: list[tuple[int, int]]) -> None:
+    async def _run(self, progress: ReshardProgress, shards: int, moves: list[tuple[int, int]],
+                   rebalance: bool) -> None:
         try:
             if shards > self.coordinator.layout.shards:
                 await self._add_shards(shards)
@@ -130,6 +148,8 @@ class Resharding(Holds):
                 progress.members_moved += await self._move_soon(vshard, to)
                 progress.done += 1
                 self.coordinator.metrics.vshards_moved.inc()
+            if rebalance:
+                vshard_move.clear_rebalance_note(self.coordinator.folder.root)
         except Exception as error:
             progress.error = job_error(error)
             raise

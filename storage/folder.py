@@ -92,7 +92,7 @@ def _holder(marker: Path) -> tuple[int, str]:
 
 
 _OWN = {"shards", "rules", "reports", "checkpoints", "stock", "layout.json", "data-id", "serve.pid", "moving.json",
-        "event-floors.json", "lost+found"}
+        "rebalance.json", "event-floors.json", "lost+found"}
 """What a data folder holds (and what a filesystem's root holds of its own): a folder with other
 files is someone else's."""
 

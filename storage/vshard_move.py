@@ -39,8 +39,9 @@ from storage.codecs import (
 from storage.folder import write_atomically
 from storage.shard_store import BatchWriter, ShardStore
 
-__all__ = ["MoveNote", "VShardRecords", "clear_note", "delete", "export", "has_rejections", "members_of", "put",
-           "read_note", "write_note"]
+__all__ = ["MoveNote", "RebalanceNote", "VShardRecords", "clear_note", "clear_rebalance_note", "delete", "export",
+           "has_rejections", "members_of", "put", "read_note", "read_rebalance_note", "write_note",
+           "write_rebalance_note"]
 
 
 class IndexRecord(msgspec.Struct, array_like=True):
@@ -232,6 +233,27 @@ class MoveNote(msgspec.Struct):
 
 def _note_path(root: Path) -> Path:
     return root / "moving.json"
+
+
+class RebalanceNote(msgspec.Struct):
+    """A rebalance under way, written when it starts and removed when its last move is done: one
+    still there at a start was cut short (a stop or crash), and the layout is not yet even."""
+
+    shards: int
+    planned: int
+
+
+def read_rebalance_note(root: Path) -> RebalanceNote | None:
+    path = root / "rebalance.json"
+    return msgspec.json.decode(path.read_bytes(), type=RebalanceNote) if path.exists() else None
+
+
+def write_rebalance_note(root: Path, note: RebalanceNote) -> None:
+    write_atomically(root / "rebalance.json", msgspec.json.encode(note))
+
+
+def clear_rebalance_note(root: Path) -> None:
+    (root / "rebalance.json").unlink(missing_ok=True)
 
 
 def read_note(root: Path) -> MoveNote | None:

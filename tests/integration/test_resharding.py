@@ -267,3 +267,27 @@ def test_the_virtual_shards_gauge_follows_a_move_at_once(two_shards):
         gauge = [coordinator.metrics.registry.get_sample_value("patron_virtual_shards", {"shard": str(shard)})
                  for shard in (0, 1)]
     assert gauge == [coordinator.layout.owners.count(shard) for shard in (0, 1)]
+
+
+def test_a_rebalance_cut_short_by_a_stop_is_told_at_the_next_start_until_one_ends(start_server, caplog):
+    server = start_server(shards=1)
+    with PatronClient(server.address) as client:
+        client.enroll_many([{"member_id": f"m{n}"} for n in range(60)])
+        client.rebalance(2)
+    server.stop()  # a few of 512 moves done at most
+    with caplog.at_level("WARNING", logger="patron.resharding"):
+        again = start_server()
+    with PatronClient(again.address) as client:
+        told = client.status().resharding
+        assert (told.running, told.shards) == (False, 2)
+        assert "a rebalance over 2 shards was cut short" in told.error
+        assert "was cut short" in caplog.text
+        assert list(told.owned) != [512, 512]  # uneven, as the error says
+        assert "patron shards rebalance --shards 2" in told.error
+        client.rebalance(2)
+        ended = client.follow_resharding(every=0.05)
+    again.stop()
+    assert (ended.error, list(ended.owned)) == ("", [512, 512])
+    third = start_server()
+    with PatronClient(third.address) as client:
+        assert not client.status().resharding.error
