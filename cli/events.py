@@ -20,13 +20,23 @@ def add_parser(commands: argparse._SubParsersAction, remote: object) -> None:
                       help=f"only these kinds ({', '.join(NOTICE_KINDS)})")
     tail.add_argument("--count", type=whole("events"), default=0, help="stop after this many events (0: never)")
     tail.add_argument("--name", default="patron-events-tail", help="the subscriber's name in metrics")
+    tail.add_argument("--patience", type=whole("seconds"), default=PATIENCE,
+                      help=f"once patron was reached, how long it may stay unreachable (a restart) before "
+                           f"tail gives up (default {PATIENCE})")
     tail.set_defaults(run=tail_events)
 
 
+PATIENCE = 300
+"""Seconds a tail that has reached patron waits for it to come back: a restart takes about 12 s,
+and a notifier should outlive one (the retries every command makes cover about 10 s)."""
+
+
 def tail_events(args: argparse.Namespace) -> int:
-    """A failed call (the server down, a position out of range) ends in one line from cli.main,
-    once the retries every command makes are spent: a stream that breaks or is refused is opened
-    again right after the last event printed, so none is printed twice or left out."""
+    """A failed call (the server down, a position out of range) ends in one line from cli.main:
+    a stream that breaks or is refused is opened again right after the last event printed, so
+    none is printed twice or left out. Until patron was reached, after the retries every command
+    makes; from then on, after `--patience` seconds without reaching it (told once on stderr)."""
+    import sys
     import time
 
     import grpc
@@ -36,12 +46,14 @@ def tail_events(args: argparse.Namespace) -> int:
 
     client = _client(args)
     after, printed, attempt = args.after, 0, 0
+    # when patron last answered (SERVING, or an event): a wrong address still fails as any command's
+    reached: float | None = time.monotonic() if client.serving() else None
     try:
         while True:
             stream = client.subscribe(after, args.kinds, name=args.name)
             try:
                 for event in stream:
-                    attempt = 0
+                    attempt, reached = 0, time.monotonic()
                     line = {"position": event.position, "kind": event.kind, "member_id": event.member_id,
                             "day": event.day, "at_ms": event.at_ms, "detail": json.loads(event.detail or "{}")}
                     print(json.dumps(line, ensure_ascii=False), flush=True)
@@ -52,9 +64,19 @@ def tail_events(args: argparse.Namespace) -> int:
             except grpc.RpcError as error:
                 attempt += 1
                 # a read: past the 32 subscribers (RESOURCE_EXHAUSTED) is as safe to ask again as a restart
-                if error.code().name not in _RESUMED or attempt > client.retries:
+                if error.code().name not in _RESUMED:
                     raise
-                time.sleep(backoff(attempt, error))
+                if client.serving():
+                    reached = time.monotonic()
+                if reached is None or error.code().name != "UNAVAILABLE":
+                    if attempt > client.retries:
+                        raise
+                elif time.monotonic() - reached > args.patience:
+                    raise
+                elif attempt == 1:
+                    print(f"patron events tail: patron at {client.address} is not answering; waiting up to "
+                          f"{args.patience} s, to go on after {after or 'the start'}", file=sys.stderr, flush=True)
+                time.sleep(backoff(min(attempt, 6), error))
             finally:
                 stream.cancel()
     except KeyboardInterrupt:

@@ -16,7 +16,7 @@ import grpc
 import msgspec
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from engine.bounds import LIMIT
+from engine.bounds import LIMIT, NOT_AN_INTEGER
 from proto import patron_pb2 as pb
 from proto import patron_pb2_grpc as rpc
 
@@ -51,11 +51,21 @@ it (it was retried for about 10 s)."""
 
 class StreamError(grpc.RpcError):
     """A stream that broke on the client's side (no answer in time, or ended with batches
-    unanswered): told as gRPC's errors are, so the stream's resend and failover take it."""
+    unanswered): told as gRPC's errors are, so the stream's resend and failover take it.
 
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+    What `stream` raises when it gives up, too: `unacknowledged` holds the batches it had sent (or
+    taken from the caller's iterator) that were not acknowledged, in order. The caller sends them
+    again before what its iterator still holds, and per member nothing is applied out of order."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, unacknowledged: Sequence[Any] = (),
+                 trailing: Any = ()) -> None:
         super().__init__(details)
         self._code, self._details = code, details
+        self.unacknowledged = list(unacknowledged)
+        self._trailing = trailing
+
+    def trailing_metadata(self) -> Any:
+        return self._trailing
 
     def code(self) -> grpc.StatusCode:
         return self._code
@@ -133,6 +143,9 @@ def retry_after(error: Any) -> float:
     return 0.0
 
 
+MOST_PINGS_SECONDS = 5
+"""Keepalive pings more often than this would be a load on the gateways for nothing."""
+
 UNKNOWN_STATUS = -1
 """Sent for a status word patron does not know: no Status has this number, and every patron server
 answers a status it does not know `unknown_status`, as replay answers the word. STATUS_UNSPECIFIED
@@ -167,11 +180,24 @@ def transaction_message(txn: Any) -> pb.Transaction:
     lines = [line_message(line, f"lines[{n}]") for n, line in enumerate(fields.pop("lines", None) or ())]
     kind = _KINDS.get(fields.pop("kind", ""), pb.KIND_UNSPECIFIED)  # read as "unspecified": unknown_kind
     status = _STATUSES.get(fields.pop("status", "") or "", UNKNOWN_STATUS)
+    _integers(fields, _TRANSACTION_INTEGERS, "")
     known = {k: _fitted(v, _INT64) for k, v in fields.items()}
     return pb.Transaction(kind=kind, status=status, lines=lines, **known)
 
 
 _TRANSACTION_FIELDS = frozenset(pb.Transaction.DESCRIPTOR.fields_by_name)
+_LINE_FIELDS = frozenset(pb.LineItem.DESCRIPTOR.fields_by_name)
+_TRANSACTION_INTEGERS = ("occurred_at_ms", "amount_minor", "points")
+_LINE_INTEGERS = ("paid_minor", "quantity")
+
+
+def _integers(fields: dict, names: tuple[str, ...], where: str) -> None:
+    """A float, bool or text where the wire has an integer: protobuf's TypeError named no field."""
+    for name in names:
+        value = fields.get(name)
+        if value is not None and type(value) is not int:
+            raise UnsendableError(NOT_AN_INTEGER, f"{where}{name}: expected an integer, got "
+                                                  f"{type(value).__name__} {value!r}")
 
 
 def line_message(line: Any, where: str = "line") -> pb.LineItem:
@@ -180,6 +206,10 @@ def line_message(line: Any, where: str = "line") -> pb.LineItem:
     if isinstance(line, pb.LineItem):
         return line
     fields = dict(line) if isinstance(line, dict) else msgspec.structs.asdict(line)
+    if unknown := [key for key in fields if key not in _LINE_FIELDS]:  # as a transaction's (camelCase too)
+        raise ValueError(f"{where}: {unknown[0]!r} is not a field of a line (expected one of "
+                         f"{', '.join(sorted(_LINE_FIELDS))})")
+    _integers(fields, _LINE_INTEGERS, f"{where}.")
     if "quantity" in fields:
         fields["quantity"] = _quantity(fields["quantity"], where)
     if "paid_minor" in fields:
@@ -233,14 +263,30 @@ class PatronClient:
 
     `timeout` bounds each call; a stream's batches wait at most `stream_timeout` seconds for their
     next acknowledgement (None: for ever), longer by default: a loaded server answers late, and a
-    stream broken then sends its whole window again."""
+    stream broken then sends its whole window again.
+
+    `retries`: a refused or unreachable call is tried again this many times, about 10 s in all
+    for 8; a restart of the server takes about 12 s, so a program that should ride one out gives
+    16 (about 25 s). `keepalive`: seconds without traffic after which the connection is checked
+    with a ping (answered within as long again, at most 10 s): a subscription or stream over a
+    connection that died without a word (a host gone, a network cut) ends UNAVAILABLE instead of
+    waiting for ever; at least 5."""
 
     def __init__(self, address: str | Sequence[str], *, timeout: float = 30.0, retries: int = 8,
                  token: str | None = None, root_certificates: bytes | None = None,
                  certificate_chain: bytes | None = None, private_key: bytes | None = None,
-                 max_message_bytes: int = 64 << 20, stream_timeout: float | None = 120.0) -> None:
+                 max_message_bytes: int = 64 << 20, stream_timeout: float | None = 120.0,
+                 keepalive: float = 20.0) -> None:
+        if keepalive < MOST_PINGS_SECONDS:
+            raise ValueError(f"keepalive: at least {MOST_PINGS_SECONDS} seconds, got {keepalive}")
         options = [("grpc.max_receive_message_length", max_message_bytes),
-                   ("grpc.max_send_message_length", max_message_bytes)]
+                   ("grpc.max_send_message_length", max_message_bytes),
+                   ("grpc.keepalive_time_ms", int(keepalive * 1000)),
+                   ("grpc.keepalive_timeout_ms", int(min(keepalive, 10.0) * 1000)),
+                   ("grpc.http2.ping_timeout_ms", int(min(keepalive, 10.0) * 1000)),  # gRPC's own: a minute
+                   # a quiet subscription is checked too (gRPC sends a ping without data every 5 minutes at most)
+                   ("grpc.http2.max_pings_without_data", 0),
+                   ("grpc.http2.min_time_between_pings_ms", int(keepalive * 1000))]
         self.addresses = [address] if isinstance(address, str) else list(address)
         if not self.addresses:
             raise ValueError("PatronClient needs at least one address")
@@ -310,6 +356,8 @@ class PatronClient:
                                                               metadata=self.metadata))
 
     def batches(self, txns: Iterable[Any], size: int = 1000) -> Iterator[pb.TransactionBatch]:
+        if size < 1:  # islice of 0 ends at once: every transaction was dropped without a word
+            raise ValueError(f"size: at least 1 transaction a batch, got {size}")
         source = iter(txns)
         while chunk := list(itertools.islice(source, size)):
             yield self.batch(chunk)
@@ -319,8 +367,12 @@ class PatronClient:
         When the stream breaks, it is reopened and every unacknowledged batch is sent again, in
         order: shards apply nothing of a stream after a batch that failed on them, so a member's
         transactions still take effect in the order they were sent. No acknowledgement within
-        `timeout` seconds while batches wait for one breaks it too (DEADLINE_EXCEEDED: the next
-        gateway, when given several), as does a stream ended with batches unanswered."""
+        `stream_timeout` seconds while batches wait for one breaks it too (DEADLINE_EXCEEDED: the next
+        gateway, when given several), as does a stream ended with batches unanswered. When it
+        gives up (a code not worth retrying, or `retries` spent), it raises StreamError with the
+        batches not acknowledged."""
+        if window < 1:  # nothing would be sent, and the silence then taken for a server's
+            raise ValueError(f"window: at least 1 batch in flight, got {window}")
         source = iter(batches)
         unacked: deque[pb.TransactionBatch] = deque()
         attempt = 0
@@ -334,7 +386,7 @@ class PatronClient:
                 attempt += 1
                 self._fail_over(error)
                 if not retriable(error) or attempt > self.retries:
-                    raise
+                    raise _given_up(error, unacked) from error
                 time.sleep(backoff(attempt, error))
 
     def _stream_once(self, source: Iterator[pb.TransactionBatch], unacked: deque, window: int
@@ -422,7 +474,9 @@ class PatronClient:
         return self.members.Import.future(request, timeout=self.timeout, metadata=self.metadata)
 
     def set_status(self, member_id: str, action: str, reason: str = "") -> pb.Member:
-        request = pb.SetStatusRequest(member_id=member_id, action=_ACTIONS.get(action, 0), reason=reason)
+        if action not in _ACTIONS:  # sent as 0, the server's refusal named STATUS_ACTION_* words
+            raise ValueError(f"action: expected one of {', '.join(STATUS_ACTIONS)}, got {action!r}")
+        request = pb.SetStatusRequest(member_id=member_id, action=_ACTIONS[action], reason=reason)
         return self._call(self.members.SetStatus, request)
 
     def set_tags(self, member_id: str, add: Sequence[str] = (), remove: Sequence[str] = (), reason: str = ""
@@ -556,6 +610,12 @@ class PatronClient:
                     raise
                 time.sleep(backoff(attempt, error))
         raise AssertionError("unreachable")
+
+
+def _given_up(error: Any, unacked: deque) -> StreamError:
+    """The stream's last error, with the batches it leaves unacknowledged (StreamError)."""
+    metadata = getattr(error, "trailing_metadata", None)
+    return StreamError(error.code(), error.details() or "", unacked, (metadata() or ()) if metadata else ())
 
 
 class _Subscription:

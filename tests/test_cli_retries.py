@@ -3,6 +3,7 @@ against a real gRPC server on 127.0.0.1 that serves patron's methods and refuses
 of each with the code under test, then answers (the commands' answers here are empty messages)."""
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent import futures
@@ -192,3 +193,55 @@ def test_an_adjustment_interrupted_in_flight_names_its_request_id():
     [line] = err.splitlines()
     assert line.startswith("patron: interrupted (request id adj-")
     assert "give --request-id adj-" in line
+
+
+class _Feed:
+    """Events and health on 127.0.0.1:`port`: SERVING, each subscription answered with the event
+    after its position, then held open until the server stops (a restart)."""
+
+    def __init__(self, port: int = 0) -> None:
+        from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+        from proto import patron_pb2_grpc as rpc
+
+        def subscribe(self, request, context):
+            position = str(int(request.after or 0) + 1)
+            yield pb.Event(position=position, kind="tier_changed", member_id=f"M{position}")
+            while context.is_active():
+                time.sleep(0.05)
+
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        checker = health.HealthServicer()
+        checker.set("", health_pb2.HealthCheckResponse.SERVING)
+        health_pb2_grpc.add_HealthServicer_to_server(checker, self.server)
+        rpc.add_EventsServicer_to_server(type("Events", (rpc.EventsServicer,), {"Subscribe": subscribe})(), self.server)
+        self.port = self.server.add_insecure_port(f"127.0.0.1:{port}")
+        self.server.start()
+
+
+def test_events_tail_waits_for_patron_through_a_restart_longer_than_the_retries(monkeypatch, capsys):
+    # it gave up after the retries every command makes (about 10 s), shorter than a restart (an outside probe)
+    monkeypatch.setenv("PATRON_RETRIES", "1")  # a fraction of a second: any restart is longer
+    feed = _Feed()
+    restarted: list[_Feed] = []
+
+    def restart() -> None:
+        time.sleep(0.5)
+        feed.server.stop(None).wait()
+        time.sleep(2.0)
+        restarted.append(_Feed(feed.port))
+
+    restarting = threading.Thread(target=restart)
+    restarting.start()
+    try:
+        code = run(["events", "tail", "--count", "2", "--patience", "30"], f"127.0.0.1:{feed.port}")
+    finally:
+        restarting.join()
+        for server in [feed, *restarted]:
+            server.server.stop(None)
+    said = capsys.readouterr()
+    assert code == 0, said.err
+    import json
+
+    assert [json.loads(line)["position"] for line in said.out.splitlines()] == ["1", "2"]
+    assert f"patron at 127.0.0.1:{feed.port} is not answering; waiting up to 30 s, to go on after 1" in said.err

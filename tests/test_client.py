@@ -193,3 +193,176 @@ def test_a_stream_answered_slowly_within_its_timeout_sends_each_batch_once():
         assert [a.batch_id for a in acks] == received == [b.batch_id for b in batches]
     finally:
         gateway.stop()
+
+
+def test_a_batch_size_or_window_below_one_is_refused_before_anything_is_sent():
+    # size 0 dropped every transaction without a word; window 0 sent nothing and then blamed the
+    # server's silence (an outside probe)
+    from client.patron_client import PatronClient
+
+    purchase = {"txn_id": "t1", "member_id": "m1", "occurred_at_ms": 1, "kind": "purchase", "amount_minor": 5}
+    with PatronClient("127.0.0.1:1", retries=0) as client:
+        assert len(list(client.batches([purchase] * 3, size=1))) == 3
+        with pytest.raises(ValueError, match="size: at least 1"):
+            list(client.batches([purchase], size=0))
+        for window in (0, -1):
+            with pytest.raises(ValueError, match="window: at least 1"):
+                list(client.stream(iter([client.batch([purchase])]), window=window))
+
+
+def test_a_stream_that_gives_up_hands_back_the_batches_it_leaves_unacknowledged():
+    # it raised gRPC's error with the window read from the caller's iterator and lost (an outside probe)
+    import grpc
+
+    from client.patron_client import PatronClient, StreamError
+
+    def one_then_refuse(self, requests, context):
+        yield _ack(next(requests))
+        context.abort(grpc.StatusCode.PERMISSION_DENIED, "not for this token")
+
+    gateway = _Gateway(one_then_refuse)
+    try:
+        with PatronClient(gateway.address, retries=0) as client:
+            batches = [client.batch([]) for _ in range(6)]
+            source = iter(batches)
+            acks = []
+            with pytest.raises(StreamError) as gave_up:
+                acks.extend(client.stream(source, window=3))
+    finally:
+        gateway.stop()
+    assert isinstance(gave_up.value, grpc.RpcError)
+    assert (gave_up.value.code(), gave_up.value.details()) == (grpc.StatusCode.PERMISSION_DENIED, "not for this token")
+    left = [b.batch_id for b in gave_up.value.unacknowledged] + [b.batch_id for b in source]
+    assert [a.batch_id for a in acks] + left == [b.batch_id for b in batches]
+    assert len(gave_up.value.unacknowledged) == 3  # the window, sent and unanswered
+
+
+def test_a_line_s_misspelt_key_or_a_number_that_is_not_an_integer_is_refused_naming_it():
+    # protobuf's messages named neither the line nor the field (an outside probe)
+    from client.patron_client import PatronClient, UnsendableError, line_message, transaction_message
+
+    purchase = {"txn_id": "t1", "member_id": "m1", "occurred_at_ms": 1, "kind": "purchase"}
+    assert transaction_message({**purchase, "lines": [{"sku": "A", "paid_minor": 5}]}).lines[0].paid_minor == 5
+    with pytest.raises(ValueError, match=r"^lines\[1\]: 'paidMinor' is not a field of a line"):
+        transaction_message({**purchase, "lines": [{"paid_minor": 5}, {"paidMinor": 5}]})
+    with pytest.raises(UnsendableError, match=r"^lines\[0\]\.paid_minor: expected an integer, got float 5\.0$") as line:
+        transaction_message({**purchase, "lines": [{"paid_minor": 5.0}]})
+    assert line.value.reason == "not_an_integer"
+    with pytest.raises(UnsendableError, match=r"^amount_minor: expected an integer, got float 5000\.0$"):
+        transaction_message({**purchase, "amount_minor": 5000.0})
+    with pytest.raises(UnsendableError, match=r"^line\.quantity: expected an integer, got bool True$"):
+        line_message({"paid_minor": 5, "quantity": True})
+    with PatronClient("127.0.0.1:1", retries=0) as client:
+        with pytest.raises(UnsendableError, match=r"^lines\[0\]\.paid_minor"):
+            client.quote("m1", [{"paid_minor": 5.0}])
+        with pytest.raises(ValueError, match="action: expected one of freeze, unfreeze"):
+            client.set_status("m1", "frozen")  # it was sent as action 0
+    with pytest.raises(ValueError, match="keepalive: at least 5 seconds"):
+        PatronClient("127.0.0.1:1", keepalive=1)
+
+
+class _FreezingProxy:
+    """A TCP proxy on 127.0.0.1 that can stop passing bytes while keeping both connections open:
+    what a cut network or a host gone without a word looks like to the client."""
+
+    def __init__(self, upstream: str) -> None:
+        import socket
+        import threading
+
+        self.upstream = upstream
+        self.frozen = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.sockets: list = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            host, port = self.upstream.rsplit(":", 1)
+            server = socket.create_connection((host, int(port)), timeout=5)
+            self.sockets += [client, server]
+            for source, target in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    def _pump(self, source, target) -> None:
+        import time
+
+        source.settimeout(0.1)
+        while True:
+            if self.frozen.is_set():
+                time.sleep(0.1)
+                continue
+            try:
+                data = source.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            try:
+                target.sendall(data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.listener.close()
+        for sock in self.sockets:
+            sock.close()
+
+
+def test_a_quiet_subscription_over_a_connection_that_died_ends_unavailable_instead_of_waiting_for_ever():
+    """Over a proxy that stops passing bytes (an outside probe froze one: the subscriber waited
+    55 s and would have waited for ever). Quiet but alive, the subscription is not cut off: the
+    server answers the client's pings, on gRPC's own settings as patron's gateways do."""
+    import threading
+    import time
+    from concurrent import futures
+
+    import grpc
+
+    from client.patron_client import PatronClient
+    from proto import patron_pb2_grpc as rpc
+
+    stop = threading.Event()
+
+    def quiet(self, request, context):  # a feed with no events to send
+        stop.wait(60)
+        yield from ()
+
+    servicer = type("Events", (rpc.EventsServicer,), {"Subscribe": quiet})()
+    server = grpc.server(futures.ThreadPoolExecutor(4))
+    rpc.add_EventsServicer_to_server(servicer, server)
+    upstream = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    server.start()
+    proxy = _FreezingProxy(upstream)
+    ended: list = []
+
+    def subscribe(client) -> None:
+        try:
+            list(client.subscribe())
+        except grpc.RpcError as error:
+            ended.append((error.code(), time.monotonic()))
+
+    try:
+        with PatronClient(proxy.address, keepalive=5) as client:
+            reader = threading.Thread(target=subscribe, args=(client,), daemon=True)
+            reader.start()
+            reader.join(7)  # a ping answered: alive
+            assert ended == []
+            proxy.frozen.set()
+            frozen_at = time.monotonic()
+            reader.join(30)
+            assert [code for code, _ in ended] == [grpc.StatusCode.UNAVAILABLE]
+            assert ended[0][1] - frozen_at < 20
+    finally:
+        stop.set()
+        proxy.close()
+        server.stop(0)
