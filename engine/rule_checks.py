@@ -25,7 +25,8 @@ def new_version_problems(rules: Rules) -> list[str]:
     names = [f"tiers[{index}].name: expected a non-empty name, got {shown(tier.name)}"
              for index, tier in enumerate(rules.tiers) if not tier.name.strip()]  # named in ledgers and calls
     return (names + _lowest_tier_keys(rules) + _empty_when_lists(rules) + _empty_name_pieces(rules, "")
-            + _host_timezone(rules) + _programme_name(rules) + _names_apart(rules) + _permanent_downgrade(rules))
+            + _host_timezone(rules) + _programme_name(rules) + _names_apart(rules) + _permanent_downgrade(rules)
+            + _tiers_listed_twice(rules))
 
 
 HOST_ZONES = ("localtime", "posixrules", "Factory")
@@ -58,6 +59,26 @@ def _names_apart(rules: Rules) -> list[str]:
             problems.append(f"tiers[{index}].name: {shown(tier.name)} differs from the earlier tier "
                             f"{shown(seen[folded])} only in case; name them apart")
         seen.setdefault(folded, tier.name)
+    return problems
+
+
+def _tiers_listed_twice(rules: Rules) -> list[str]:
+    """A tier named twice in one list of tiers: an upgrade coupon's was issued twice at each
+    upgrade (an outside probe), and elsewhere the second name did nothing."""
+    lists = [(f"coupons[{index}].tiers", coupon.tiers) for index, coupon in enumerate(rules.coupons)]
+    lists += [(f"recharge_bonuses[{index}].tiers", bonus.tiers) for index, bonus in enumerate(rules.recharge_bonuses)]
+    lists += [(f"multipliers[{index}].when.tiers", multiplier.when.tiers or [])
+              for index, multiplier in enumerate(rules.multipliers)]
+    return [problem for path, names in lists for problem in _twice(names, path)]
+
+
+def _twice(names: list[str], path: str) -> list[str]:
+    seen: set[str] = set()
+    problems = []
+    for index, name in enumerate(names):
+        if name in seen:
+            problems.append(f"{path}[{index}]: {shown(name)} is listed twice; list each tier once")
+        seen.add(name)
     return problems
 
 

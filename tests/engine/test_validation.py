@@ -109,6 +109,13 @@ def test_cross_field_problems_name_the_key(old, new, problem):
     ('validity = "permanent"              #', 'downgrade_to = "Basic"\nvalidity = "permanent" #',
      'tiers[1].downgrade_to: a permanent tier never ends, so it is never left for another; give it a validity or '
      'remove downgrade_to'),
+    # an outside probe: an upgrade coupon listing its tier twice was issued twice at each upgrade
+    ('issue_on = "upgrade"\ntiers = ["Gold"]', 'issue_on = "upgrade"\ntiers = ["Gold", "Silver", "Gold"]',
+     'coupons[2].tiers[2]: "Gold" is listed twice; list each tier once'),
+    ('tiers = []                          # tiers that may use it', 'tiers = ["Gold", "Gold"] #',
+     'recharge_bonuses[0].tiers[1]: "Gold" is listed twice; list each tier once'),
+    ('when = { tiers = ["Gold"] }', 'when = { tiers = ["Gold", "Gold"] }',
+     'multipliers[0].when.tiers[1]: "Gold" is listed twice; list each tier once'),
 ])
 def test_keys_that_did_nothing_are_refused_in_a_new_version_and_still_read_in_a_stored_one(old, new, problem):
     # an outside probe: each was accepted and did nothing, or did something else than it said
