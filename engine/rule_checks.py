@@ -1,5 +1,6 @@
 """What a rules document's types cannot say about earning and tiers: checks across keys."""
 
+import unicodedata
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -26,7 +27,7 @@ def new_version_problems(rules: Rules) -> list[str]:
              for index, tier in enumerate(rules.tiers) if not tier.name.strip()]  # named in ledgers and calls
     return (names + _lowest_tier_keys(rules) + _empty_when_lists(rules) + _empty_name_pieces(rules, "")
             + _host_timezone(rules) + _programme_name(rules) + _names_apart(rules) + _permanent_downgrade(rules)
-            + _tiers_listed_twice(rules))
+            + _tiers_listed_twice(rules) + _blank_channels(rules))
 
 
 HOST_ZONES = ("localtime", "posixrules", "Factory")
@@ -60,6 +61,22 @@ def _names_apart(rules: Rules) -> list[str]:
                             f"{shown(seen[folded])} only in case; name them apart")
         seen.setdefault(folded, tier.name)
     return problems
+
+
+def _blank_channels(rules: Rules) -> list[str]:
+    """A channel of no name: a transaction sent without a channel has the empty one, so every new
+    member it made started in that tier, where docs/rules.md says they start in the lowest (an
+    outside probe)."""
+    return [f"default_tier_by_channel.{shown(channel)}: expected the name of a channel, got "
+            f"{'an empty text' if not channel else 'only spaces'} (a new member without a channel starts in "
+            f"the lowest tier; it cannot be given another)"
+            for channel in rules.default_tier_by_channel if _blank(channel)]
+
+
+def _blank(text: str) -> bool:
+    """Nothing a reader sees: empty, spaces, or format characters such as a zero-width space
+    (Unicode category Cf)."""
+    return all(character.isspace() or unicodedata.category(character) == "Cf" for character in text)
 
 
 def _tiers_listed_twice(rules: Rules) -> list[str]:

@@ -116,6 +116,13 @@ def test_cross_field_problems_name_the_key(old, new, problem):
      'recharge_bonuses[0].tiers[1]: "Gold" is listed twice; list each tier once'),
     ('when = { tiers = ["Gold"] }', 'when = { tiers = ["Gold", "Gold"] }',
      'multipliers[0].when.tiers[1]: "Gold" is listed twice; list each tier once'),
+    # an outside probe: the empty channel is that of every transaction sent without one
+    ('default_tier_by_channel = { pos = "Basic",', 'default_tier_by_channel = { "" = "Gold", pos = "Basic",',
+     'default_tier_by_channel."": expected the name of a channel, got an empty text (a new member without a '
+     'channel starts in the lowest tier; it cannot be given another)'),
+    ('default_tier_by_channel = { pos = "Basic",', 'default_tier_by_channel = { " \u200b" = "Gold", pos = "Basic",',
+     'default_tier_by_channel." \u200b": expected the name of a channel, got only spaces (a new member without '
+     'a channel starts in the lowest tier; it cannot be given another)'),
 ])
 def test_keys_that_did_nothing_are_refused_in_a_new_version_and_still_read_in_a_stored_one(old, new, problem):
     # an outside probe: each was accepted and did nothing, or did something else than it said
