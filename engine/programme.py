@@ -51,7 +51,7 @@ class Programme:
     def _growth_setup(self, rules: Rules) -> None:
         growth = rules.growth
         self.growth_from_points = growth.source == "points"
-        ratio = exact(growth.per_point)
+        ratio = exact(growth.per_point if growth.per_point is not None else 1)
         self.growth_num, self.growth_den = ratio.numerator, ratio.denominator
         self.growth_unit = growth.unit_minor or 1
         self.growth_per_unit = growth.per_unit or 0

@@ -27,7 +27,7 @@ def new_version_problems(rules: Rules) -> list[str]:
              for index, tier in enumerate(rules.tiers) if not tier.name.strip()]  # named in ledgers and calls
     return (names + _lowest_tier_keys(rules) + _empty_when_lists(rules) + _empty_name_pieces(rules, "")
             + _host_timezone(rules) + _programme_name(rules) + _names_apart(rules) + _permanent_downgrade(rules)
-            + _tiers_listed_twice(rules) + _blank_channels(rules))
+            + _tiers_listed_twice(rules) + _blank_channels(rules) + _never_upward(rules) + _per_point_unused(rules))
 
 
 HOST_ZONES = ("localtime", "posixrules", "Factory")
@@ -61,6 +61,29 @@ def _names_apart(rules: Rules) -> list[str]:
                             f"{shown(seen[folded])} only in case; name them apart")
         seen.setdefault(folded, tier.name)
     return problems
+
+
+def _never_upward(rules: Rules) -> list[str]:
+    """The lowest tier named where a tier acts only when a member goes up to it (tier_changes.py,
+    recharge_bonuses.py): no member is below it, so the name did nothing (an outside probe)."""
+    if not rules.tiers:
+        return []
+    lowest = rules.tiers[0].name
+    problems = [f"coupons[{index}].tiers[{place}]: {shown(lowest)} is the lowest tier, which no upgrade enters, so "
+                f"it would never issue the coupon; remove it"
+                for index, coupon in enumerate(rules.coupons) if coupon.issue_on == "upgrade"
+                for place, name in enumerate(coupon.tiers) if name == lowest]
+    return problems + [f"recharge_bonuses[{index}].upgrade_to: {shown(lowest)} is the lowest tier, which no member "
+                       f"is below, so it would never move anyone; remove upgrade_to"
+                       for index, bonus in enumerate(rules.recharge_bonuses) if bonus.upgrade_to == lowest]
+
+
+def _per_point_unused(rules: Rules) -> list[str]:
+    """Growth from spend has a spend rule of its own; per_point, growth per point, was ignored."""
+    if rules.growth.source == "spend" and rules.growth.per_point is not None:
+        return ['growth.per_point: not used with source = "spend" (growth comes from unit_minor and per_unit); '
+                "remove it"]
+    return []
 
 
 def _blank_channels(rules: Rules) -> list[str]:

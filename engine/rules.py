@@ -107,7 +107,8 @@ class PointsRules(_Table):
 
 class GrowthRules(_Table):
     source: Literal["points", "spend"] = "points"
-    per_point: NonNegativeDecimal = Decimal(1)
+    per_point: NonNegativeDecimal | None = None
+    """None: 1 (left out, so that one given with source = "spend", where it does nothing, can be told)."""
     unit_minor: Positive | None = None
     per_unit: Count | None = None
 

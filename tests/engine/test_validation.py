@@ -123,6 +123,17 @@ def test_cross_field_problems_name_the_key(old, new, problem):
     ('default_tier_by_channel = { pos = "Basic",', 'default_tier_by_channel = { " \u200b" = "Gold", pos = "Basic",',
      'default_tier_by_channel." \u200b": expected the name of a channel, got only spaces (a new member without '
      'a channel starts in the lowest tier; it cannot be given another)'),
+    # an outside probe: keys that act only when a member goes up, naming the tier none is below,
+    # and growth per point where growth comes from spend
+    ('issue_on = "upgrade"\ntiers = ["Gold"]', 'issue_on = "upgrade"\ntiers = ["Basic", "Gold"]',
+     'coupons[2].tiers[0]: "Basic" is the lowest tier, which no upgrade enters, so it would never issue the coupon; '
+     'remove it'),
+    ('upgrade_to = "Silver"', 'upgrade_to = "Basic"',
+     'recharge_bonuses[0].upgrade_to: "Basic" is the lowest tier, which no member is below, so it would never move '
+     'anyone; remove upgrade_to'),
+    ('source = "points"                   # points | spend\nper_point = 1',
+     'source = "spend"\nper_point = 1\nunit_minor = 1000\nper_unit = 10',
+     'growth.per_point: not used with source = "spend" (growth comes from unit_minor and per_unit); remove it'),
 ])
 def test_keys_that_did_nothing_are_refused_in_a_new_version_and_still_read_in_a_stored_one(old, new, problem):
     # an outside probe: each was accepted and did nothing, or did something else than it said
