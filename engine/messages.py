@@ -1,5 +1,6 @@
 """How values are shown in messages to retailers: as they would write them in the rules document."""
 
+import unicodedata
 from typing import Any
 
 __all__ = ["either", "not_utf8", "shown"]
@@ -30,9 +31,18 @@ def shown(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + "".join(_ESCAPES.get(c, c) for c in value) + '"'
+        return '"' + "".join(_ESCAPES.get(c) or _invisible(c) for c in value) + '"'
     if isinstance(value, dict):
         return "a table"
     if isinstance(value, list):
         return "a list"
     return str(value)
+
+
+def _invisible(character: str) -> str:
+    """A format character (a zero-width space, a direction mark: Unicode category Cf) escaped as
+    TOML writes it: shown as it is, a name made of one looked empty."""
+    if unicodedata.category(character) != "Cf":
+        return character
+    code = ord(character)
+    return f"\\u{code:04X}" if code <= 0xFFFF else f"\\U{code:08X}"

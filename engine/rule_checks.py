@@ -24,8 +24,9 @@ def new_version_problems(rules: Rules) -> list[str]:
     data folder keeps every version it took, and one published before a check existed must still
     load (its shards read their rules at start)."""
     names = [f"tiers[{index}].name: expected a non-empty name, got {shown(tier.name)}"
-             for index, tier in enumerate(rules.tiers) if not tier.name.strip()]  # named in ledgers and calls
-    return (names + _lowest_tier_keys(rules) + _empty_when_lists(rules) + _empty_name_pieces(rules, "")
+             for index, tier in enumerate(rules.tiers) if _blank(tier.name)]  # named in ledgers and calls
+    return (names + _padded_names(rules) + _lowest_tier_keys(rules) + _empty_when_lists(rules)
+            + _empty_name_pieces(rules, "")
             + _host_timezone(rules) + _programme_name(rules) + _names_apart(rules) + _permanent_downgrade(rules)
             + _tiers_listed_twice(rules) + _blank_channels(rules) + _never_upward(rules) + _per_point_unused(rules))
 
@@ -50,17 +51,33 @@ def _programme_name(rules: Rules) -> list[str]:
 
 
 def _names_apart(rules: Rules) -> list[str]:
-    """Tiers are asked for by name (SetTier, multipliers, downgrade_to): two names one case apart
-    are two tiers to patron and one to most people reading a ledger."""
+    """Tiers are asked for by name (SetTier, multipliers, downgrade_to): two names one case apart,
+    or written in two Unicode forms ("Café" composed or with a combining accent), are two tiers to
+    patron and one to most people reading a ledger."""
     seen: dict[str, str] = {}
     problems = []
     for index, tier in enumerate(rules.tiers):
-        folded = tier.name.casefold()
-        if folded in seen and seen[folded] != tier.name:
+        folded = _folded(tier.name)
+        earlier = seen.setdefault(folded, tier.name)
+        if earlier != tier.name:
+            how = "in case" if earlier.casefold() == tier.name.casefold() else "in how Unicode writes its characters"
             problems.append(f"tiers[{index}].name: {shown(tier.name)} differs from the earlier tier "
-                            f"{shown(seen[folded])} only in case; name them apart")
-        seen.setdefault(folded, tier.name)
+                            f"{shown(earlier)} only {how}; name them apart")
     return problems
+
+
+def _folded(name: str) -> str:
+    """A name as Unicode compares texts caselessly (NFKC before and after folding, as its
+    compatibility caseless match)."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+
+
+def _padded_names(rules: Rules) -> list[str]:
+    """A tier name is given back exactly (SetTier, imports, multipliers): a space or an invisible
+    character at either end made a tier no one could name by what they see."""
+    return [f"tiers[{index}].name: {shown(tier.name)} begins or ends with a space or an invisible character; "
+            f"remove it" for index, tier in enumerate(rules.tiers)
+            if not _blank(tier.name) and (_blank(tier.name[0]) or _blank(tier.name[-1]))]
 
 
 def _never_upward(rules: Rules) -> list[str]:

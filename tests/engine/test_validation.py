@@ -120,8 +120,8 @@ def test_cross_field_problems_name_the_key(old, new, problem):
     ('default_tier_by_channel = { pos = "Basic",', 'default_tier_by_channel = { "" = "Gold", pos = "Basic",',
      'default_tier_by_channel."": expected the name of a channel, got an empty text (a new member without a '
      'channel starts in the lowest tier; it cannot be given another)'),
-    ('default_tier_by_channel = { pos = "Basic",', 'default_tier_by_channel = { " \u200b" = "Gold", pos = "Basic",',
-     'default_tier_by_channel." \u200b": expected the name of a channel, got only spaces (a new member without '
+    ('default_tier_by_channel = { pos = "Basic",', 'default_tier_by_channel = { " \\u200b" = "Gold", pos = "Basic",',
+     'default_tier_by_channel." \\u200B": expected the name of a channel, got only spaces (a new member without '
      'a channel starts in the lowest tier; it cannot be given another)'),
     # an outside probe: keys that act only when a member goes up, naming the tier none is below,
     # and growth per point where growth comes from spend
@@ -151,6 +151,28 @@ def test_two_tiers_one_case_apart_are_refused_in_a_new_version():
     assert raised.value.problems == [
         'tiers[1].name: "basic" differs from the earlier tier "Basic" only in case; name them apart']
     assert load_rules(text).tiers
+
+
+@pytest.mark.parametrize(("silver", "gold", "problem"), [
+    ("Café", "Cafe\\u0301",  # composed, and with a combining accent: one text to a reader
+     'tiers[2].name: "Cafe\u0301" differs from the earlier tier "Café" only in how Unicode writes its characters; '
+     'name them apart'),
+    ("Silver", "\\uFF53ILVER",  # a fullwidth s
+     'tiers[2].name: "\uff53ILVER" differs from the earlier tier "Silver" only in how Unicode writes its characters; '
+     'name them apart'),
+    (" Silver", "Gold", 'tiers[1].name: " Silver" begins or ends with a space or an invisible character; remove it'),
+    ("Silver\\u200b", "Gold",
+     'tiers[1].name: "Silver\\u200B" begins or ends with a space or an invisible character; remove it'),
+    ("\\u200b\\u2060", "Gold", 'tiers[1].name: expected a non-empty name, got "\\u200B\\u2060"'),
+])
+def test_tier_names_that_look_alike_or_end_in_something_unseen_are_refused_in_a_new_version(silver, gold, problem):
+    """An outside probe: each was two tiers to patron and one to a reader, or a tier no one could
+    name by what they see (names apart only in case were refused already)."""
+    text = REPO_EXAMPLE.read_text().replace('"Silver"', f'"{silver}"').replace('"Gold"', f'"{gold}"')
+    with pytest.raises(RulesError) as raised:
+        load_rules(text, new=True)
+    assert raised.value.problems == [problem]
+    assert load_rules(text).tiers  # a stored version still loads
 
 
 def test_a_mode_lists_every_key_it_misses_and_every_key_it_does_not_use():
