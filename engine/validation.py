@@ -45,9 +45,8 @@ def load_rules(text: str, new: bool = False, over: int | None = None) -> Rules:
         document = tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError as error:
         raise RulesError([f"not a TOML document: {error}"]) from None
-    except ValueError as error:  # an integer of thousands of digits: Python's int() refuses it
-        raise RulesError([f"a number too long to read ({error}); a rules document's numbers have at most "
-                          f"{MOST_DIGITS} digits"]) from None
+    except ValueError:  # an integer of thousands of digits: Python's int() refuses it
+        raise RulesError([_too_long(text)]) from None
     except RecursionError:  # tomllib reads nested arrays and tables by recursion
         document = None
     if document is None or _too_deep(document, MOST_NESTING):
@@ -55,6 +54,23 @@ def load_rules(text: str, new: bool = False, over: int | None = None) -> Rules:
                           f"needs at most {MOST_NESTING}"])
     version = document.get("version")
     return parse_rules(document, new or (over is not None and type(version) is int and version > over))
+
+
+_LONG_NUMBER = re.compile(r"(?m)(?:^|([A-Za-z0-9_\"'.-]+)[ \t]*=|[\[,{])[ \t]*[+-]?([0-9][0-9_]{4300,})")
+"""An integer as long as Python refuses to read (4,300 digits), with the key written before it when
+it is a key's value."""
+
+
+def _too_long(text: str) -> str:
+    """Where the number too long to read is: Python's own message told the retailer to call
+    sys.set_int_max_str_digits() (an outside probe)."""
+    found = _LONG_NUMBER.search(text)
+    most = f"a rules document's numbers have at most {MOST_DIGITS} digits"
+    if found is None:
+        return f"a number too long to read; {most}"
+    line = text.count("\n", 0, found.start(2)) + 1
+    where = f"{found.group(1)} (line {line})" if found.group(1) else f"line {line}"
+    return f"{where}: a number of {len(found.group(2).replace('_', '')):,} digits, too long to read; {most}"
 
 
 def version_problem(text: str, in_force: int) -> str:
