@@ -1,6 +1,7 @@
 """How values are shown in messages to retailers: as they would write them in the rules document."""
 
 import unicodedata
+from decimal import Decimal
 from typing import Any
 
 __all__ = ["either", "not_utf8", "shown"]
@@ -36,6 +37,8 @@ def shown(value: Any) -> str:
         return "a table"
     if isinstance(value, list):
         return "a list"
+    if isinstance(value, Decimal) and not value.is_finite():  # Python's "Infinity", "NaN" are not TOML's
+        return ("-" if value.is_signed() else "") + ("nan" if value.is_nan() else "inf")
     return str(value)
 
 

@@ -257,12 +257,21 @@ def _check_mapping(value: Any, item: Any, path: str, problems: list[str]) -> Any
 
 def _check_scalar(value: Any, kind: Any, meta: Bound | None, path: str, problems: list[str]) -> Any:
     if not _is_a(value, kind):
-        problems.append(f"{path}: expected {_describe(kind, meta)}{_digits_hint(value, kind)}, got {shown(value)}")
+        problems.append(f"{path}: expected {_finite(_describe(kind, meta), value)}{_digits_hint(value, kind)}, "
+                        f"got {shown(value)}")
         return _DROP
     if meta is not None and not _within(value, meta):
         problems.append(f"{path}: expected {_describe(kind, meta)}, got {shown(value)}")
         return _DROP
     return value
+
+
+def _finite(expected: str, value: Any) -> str:
+    """TOML's inf and nan are no number a rule can use: "expected a number greater than 0, got
+    Infinity" read as if infinity were too small (an outside probe)."""
+    if isinstance(value, Decimal) and not value.is_finite():
+        return expected.replace("a number", "a finite number", 1)
+    return expected
 
 
 def _digits_hint(value: Any, kind: Any) -> str:

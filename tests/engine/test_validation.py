@@ -377,8 +377,9 @@ MILLION = "an integer from {} to 1,000,000, got {}"
     ("recency_days = 90 ", "recency_days = 1000001 ", ["tags[0].recency_days: expected " + MILLION.format(1, 1000001)]),
     ("max_lateness_days = 7", "max_lateness_days = 1000001",
      ["max_lateness_days: expected " + MILLION.format(0, 1000001)]),
-    ("factor = 2.0 ", "factor = inf ", ["multipliers[0].factor: expected a number greater than 0, got Infinity"]),
-    ("factor = 2.0 ", "factor = nan ", ["multipliers[0].factor: expected a number greater than 0, got NaN"]),
+    ("factor = 2.0 ", "factor = inf ", ["multipliers[0].factor: expected a finite number greater than 0, got inf"]),
+    ("factor = 2.0 ", "factor = nan ", ["multipliers[0].factor: expected a finite number greater than 0, got nan"]),
+    ("factor = 2.0 ", "factor = -inf ", ["multipliers[0].factor: expected a finite number greater than 0, got -inf"]),
     ("factor = 2.0 ", "factor = 1e9999999 ", ["multipliers[0].factor: expected a number greater than 0 with at most "
                                              "31 digits before its point or 30 zeros after it, got 1E+9999999"]),
     # an outside probe: 1E-31 was told "greater than 0", 400 digits passed as an integer, and
@@ -393,7 +394,7 @@ MILLION = "an integer from {} to 1,000,000, got {}"
     ("factor = 2.0 ", f"factor = {'9' * 400} ", ["multipliers[0].factor: expected a number greater than 0 with "
                                                  f"at most 31 digits before its point or 30 zeros after it, got "
                                                  f"{'9' * 400}"]),
-    ("per_point = 1 ", "per_point = inf ", ["growth.per_point: expected a number of at least 0, got Infinity"]),
+    ("per_point = 1 ", "per_point = inf ", ["growth.per_point: expected a finite number of at least 0, got inf"]),
     ('from = "2026-12-01"', "from = 2026-12-01T10:00:00",
      ["multipliers[4].when.from: expected a date (YYYY-MM-DD), got 2026-12-01 10:00:00"]),
 ])
