@@ -25,6 +25,8 @@ __all__ = ["load_rules", "load_rules_file", "parse_rules", "version_problem",
 def load_rules_file(path: str | Path, new: bool = False, over: int | None = None) -> Rules:
     """Read, check and build a rules document from a TOML file (`new`, `over`: as `load_rules`)."""
     try:
+        if new and (size := Path(path).stat().st_size) > MOST_BYTES:  # not read at all
+            raise RulesError([_too_big(size)])
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         # the caller names the file before each problem, as it does for every other problem
@@ -41,6 +43,8 @@ def load_rules(text: str, new: bool = False, over: int | None = None) -> Rules:
     the document is new when its own is above it (a file `serve --rules` starts with may be the
     version in force, read back)."""
     text = without_bom(text)
+    if new:
+        _refuse_too_big(text)
     try:
         document = tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError as error:
@@ -53,7 +57,28 @@ def load_rules(text: str, new: bool = False, over: int | None = None) -> Rules:
         raise RulesError([f"arrays or tables nested more than {MOST_NESTING} deep; a rules document "
                           f"needs at most {MOST_NESTING}"])
     version = document.get("version")
-    return parse_rules(document, new or (over is not None and type(version) is int and version > over))
+    if not new and over is not None and type(version) is int and version > over:
+        _refuse_too_big(text)  # a file `serve --rules` starts with is new only once its version is read
+        new = True
+    return parse_rules(document, new)
+
+
+MOST_BYTES = 1024 * 1024
+"""A new rules document is at most 1 MiB, over 100 times the example rules (8.5 KB), every key
+given: a 40 MB one took 5.4 GB to check and printed problems for minutes, a 5 MB comment was
+published and stored (an outside probe). A version stored before the bound still loads."""
+
+
+def _refuse_too_big(text: str) -> None:
+    """Before the document is parsed, which is what costs."""
+    size = len(text) if len(text) * 4 <= MOST_BYTES else len(text.encode("utf-8"))
+    if size > MOST_BYTES:
+        raise RulesError([_too_big(size)])
+
+
+def _too_big(size: int) -> str:
+    return (f"the document is {size:,} bytes; a rules document may be at most {MOST_BYTES:,} bytes (1 MiB): "
+            f"leave out comments and entries no rule needs")
 
 
 _LONG_NUMBER = re.compile(r"(?m)(?:^|([A-Za-z0-9_\"'.-]+)[ \t]*=|[\[,{])[ \t]*[+-]?([0-9][0-9_]{4300,})")
@@ -87,10 +112,12 @@ def without_bom(text: str) -> str:
 
 
 def _version(text: str) -> int:
-    """A document's `version` as written, or 0 where there is none or the document cannot be read."""
+    """A document's `version` as written, or 0 where there is none or the document cannot be read
+    (or is too big to be: it is not parsed)."""
     try:
+        _refuse_too_big(text)
         version = tomllib.loads(without_bom(text)).get("version")
-    except (ValueError, RecursionError):  # tomllib.TOMLDecodeError is a ValueError
+    except (ValueError, RecursionError, RulesError):  # tomllib.TOMLDecodeError is a ValueError
         return 0
     return version if type(version) is int else 0
 

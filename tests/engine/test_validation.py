@@ -548,3 +548,28 @@ def test_a_timezone_that_names_a_folder_of_zones_or_is_too_long_for_a_file_is_a_
     PublishRules answered INTERNAL, with the install's path (an outside probe)."""
     assert problems(example_with('timezone = "Asia/Shanghai"', f'timezone = "{zone}"')) == [
         f'timezone: expected an IANA timezone name such as "Asia/Shanghai", got "{zone}"']
+
+
+BIG = REPO_EXAMPLE.read_text() + "# " + "x" * (1024 * 1024) + "\n"
+"""The example rules past 1 MiB by a comment: a 5 MB comment was published and stored (an outside probe)."""
+TOO_BIG = (f"the document is {len(BIG.encode()):,} bytes; a rules document may be at most 1,048,576 bytes (1 MiB): "
+           f"leave out comments and entries no rule needs")
+
+
+def test_a_new_document_past_1_mib_is_refused_before_it_is_read_and_a_stored_one_still_loads(tmp_path, monkeypatch):
+    from engine import validation
+
+    path = tmp_path / "big.toml"
+    path.write_text(BIG)
+    monkeypatch.setattr(validation.tomllib, "loads", None)  # refused before parsing: a 40 MB one took 5.4 GB
+    for refused in (lambda: load_rules(BIG, new=True), lambda: load_rules_file(path, new=True)):
+        with pytest.raises(RulesError) as raised:
+            refused()
+        assert raised.value.problems == [TOO_BIG]
+    assert validation.version_problem(BIG, 99) == ""  # not parsed to find its version either
+    monkeypatch.undo()
+    assert load_rules(BIG).version == 1  # a version stored before the bound
+    with pytest.raises(RulesError) as raised:  # `serve --rules` with a version above the one in force
+        load_rules(BIG, over=0)
+    assert raised.value.problems == [TOO_BIG]
+    assert load_rules(BIG, over=1).version == 1  # the version in force, read back
