@@ -182,7 +182,7 @@ async def abort_with(context: grpc.aio.ServicerContext, error: Exception) -> Non
         raise error
     error = original(error)
     code = status_code(error)
-    message = "\n".join(error.problems) if isinstance(error, RulesError) else str(error)
+    message = "\n".join(error.told) if isinstance(error, RulesError) else str(error)
     if disk_full(error):
         message = f"the data folder's disk is full ({error}): free space and ask again; what was committed stays"
     if code is grpc.StatusCode.UNAVAILABLE and not isinstance(error, PatronError):  # patron's own say what happened

@@ -271,7 +271,7 @@ def _validate(args: argparse.Namespace) -> int:
     try:
         rules = load_rules_file(args.file, new=True)
     except RulesError as error:
-        for problem in error.problems:
+        for problem in error.told:
             print(f"{args.file}: {problem}", file=sys.stderr)
         return 1
     print(f"{args.file}: valid (programme {rules.programme!r}, version {rules.version}, "
@@ -306,7 +306,7 @@ def _serve(args: argparse.Namespace) -> int:
         return run_serve(config, demo=args.demo)
     except RulesError as error:
         logging.getLogger("patron.serve").error("the rules file has problems",
-                                                extra={"file": str(args.rules), "problems": error.problems})
+                                                extra={"file": str(args.rules), "problems": error.told})
         return 1
 
 
@@ -321,7 +321,7 @@ def _replay(args: argparse.Namespace) -> int:
     try:
         stats = replay_files(files)
     except RulesError as error:
-        for problem in error.problems:
+        for problem in error.told:
             print(f"{args.rules}: {problem}", file=sys.stderr)
         return 1
     print(f"replay: {stats.transactions:,} transactions in {stats.seconds:.2f} s "

@@ -57,6 +57,17 @@ def test_rules_validate_reports_problems_of_every_table_in_one_pass(tmp_path):
     ]
 
 
+def test_rules_validate_tells_the_first_50_problems_and_how_many_more(tmp_path):
+    """800,000 bad entries printed problems for minutes (an outside probe)."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text(RULES.read_text().replace("[points]\n", "[points]\n" + "".join(f"x{n} = 1\n" for n in range(60))))
+    done = patron("rules", "validate", str(bad))
+    assert done.returncode == 1
+    told = done.stderr.splitlines()
+    assert [line.split(";")[0] for line in told[:50]] == [f"{bad}: points.x{n}: unknown key" for n in range(50)]
+    assert told[50:] == [f"{bad}: … and 10 more problems"]
+
+
 def test_rules_validate_names_a_file_it_cannot_read_once(tmp_path):
     done = patron("rules", "validate", str(tmp_path / "absent.toml"))
     assert done.returncode == 1

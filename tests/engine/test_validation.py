@@ -573,3 +573,16 @@ def test_a_new_document_past_1_mib_is_refused_before_it_is_read_and_a_stored_one
         load_rules(BIG, over=0)
     assert raised.value.problems == [TOO_BIG]
     assert load_rules(BIG, over=1).version == 1  # the version in force, read back
+
+
+def test_a_rules_error_tells_its_first_50_problems_and_how_many_more_and_keeps_them_all():
+    """800,000 bad entries made an INVALID_ARGUMENT answer of 76 MB (an outside probe): the gateway
+    answers what is told, and so does the error's own text."""
+    import pickle
+
+    error = RulesError([f"x{n}: unknown key" for n in range(60)])
+    assert error.told == [f"x{n}: unknown key" for n in range(50)] + ["… and 10 more problems"]
+    assert str(error).splitlines() == error.told
+    assert RulesError(["a"] * 51).told[-1] == "… and 1 more problem"
+    assert RulesError(["a"] * 50).told == ["a"] * 50
+    assert pickle.loads(pickle.dumps(error)).problems == error.problems  # as it crosses to the gateway
