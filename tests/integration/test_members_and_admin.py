@@ -128,6 +128,26 @@ def test_the_ledger_pages_and_explains_every_balance(members_client, monkeypatch
     assert [e.seq for e in members_client.ledger("paged", after_seq=2, limit=9)] == list(range(3, 12))
 
 
+def test_publishing_a_document_past_1_mib_or_with_thousands_of_problems_is_told_in_a_few_lines(members_client):
+    """An outside probe: a 5 MB comment was published and stored, and 800,000 bad entries made a
+    76 MB INVALID_ARGUMENT answer."""
+    client = members_client  # nothing is published: version 1 stays in force
+    big = RULES.replace("version = 1", "version = 2") + "# " + "x" * (1024 * 1024) + "\n"
+    with pytest.raises(grpc.RpcError) as raised:
+        client.publish_rules(big)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.details() == (f"the document is {len(big.encode()):,} bytes; a rules document may be at "
+                                      f"most 1,048,576 bytes (1 MiB): leave out comments and entries no rule needs")
+    many = RULES.replace("version = 1", "version = 2").replace(
+        "[points]\n", "[points]\n" + "".join(f"x{n} = 1\n" for n in range(5000)))
+    with pytest.raises(grpc.RpcError) as raised:
+        client.publish_rules(many)
+    told = raised.value.details().splitlines()  # the first 50 and how many more, cut to what a header carries
+    assert told[0].startswith("points.x0: unknown key")
+    assert told[-1] == "… and 4,950 more problems"
+    assert client.rules().version == 1
+
+
 def test_publishing_bad_rules_names_every_problem_and_keeps_the_version_in_force(members_client):
     client = members_client  # nothing is published: version 1 stays in force for the module's other tests
     bad = RULES.replace("version = 1", "version = 2").replace('window = "3 months"', 'window = "3 weeks"', 1)
