@@ -28,7 +28,8 @@ def new_version_problems(rules: Rules) -> list[str]:
     return (names + _padded_names(rules) + _lowest_tier_keys(rules) + _empty_when_lists(rules)
             + _empty_name_pieces(rules, "")
             + _host_timezone(rules) + _programme_name(rules) + _names_apart(rules) + _permanent_downgrade(rules)
-            + _tiers_listed_twice(rules) + _blank_channels(rules) + _never_upward(rules) + _per_point_unused(rules))
+            + _tiers_listed_twice(rules) + _blank_channels(rules) + _never_upward(rules) + _per_point_unused(rules)
+            + _blank_names(rules))
 
 
 HOST_ZONES = ("localtime", "posixrules", "Factory")
@@ -111,6 +112,24 @@ def _blank_channels(rules: Rules) -> list[str]:
             f"{'an empty text' if not channel else 'only spaces'} (a new member without a channel starts in "
             f"the lowest tier; it cannot be given another)"
             for channel in rules.default_tier_by_channel if _blank(channel)]
+
+
+def _blank_names(rules: Rules) -> list[str]:
+    """Names and ids of only spaces or invisible characters: an event type " " or a coupon id " "
+    was taken, each named in ledgers and calls by something no one sees (an outside probe). An
+    empty one is told where uniqueness is checked; a multiplier's name had no check at all."""
+    named = [(f"multipliers[{index}].name", multiplier.name, True)
+             for index, multiplier in enumerate(rules.multipliers)]
+    named += [(f"events[{index}].type", event.type, False) for index, event in enumerate(rules.events)]
+    named += [(f"tags[{index}].name", tag.name, False) for index, tag in enumerate(rules.tags)]
+    named += [(f"recharge_bonuses[{index}].name", bonus.name, False)
+              for index, bonus in enumerate(rules.recharge_bonuses)]
+    named += [(f"coupons[{index}].id", coupon.id, False) for index, coupon in enumerate(rules.coupons)]
+    named += [(f"coupons[{index}].gift_sku", coupon.gift_sku, True)
+              for index, coupon in enumerate(rules.coupons) if coupon.gift_sku is not None]
+    return [f"{path}: expected text one can read (not only spaces or invisible characters), got {shown(text)}"
+            for path, text, empty_too in named
+            if _blank(text) and (text or empty_too)]
 
 
 def _blank(text: str) -> bool:

@@ -134,6 +134,17 @@ def test_cross_field_problems_name_the_key(old, new, problem):
     ('source = "points"                   # points | spend\nper_point = 1',
      'source = "spend"\nper_point = 1\nunit_minor = 1000\nper_unit = 10',
      'growth.per_point: not used with source = "spend" (growth comes from unit_minor and per_unit); remove it'),
+    # an outside probe: names and ids no one can read, named in ledgers, calls and the why of points
+    ('id = "WELCOME10"', 'id = " "',
+     'coupons[0].id: expected text one can read (not only spaces or invisible characters), got " "'),
+    ('type = "review"', 'type = "\u200b"',
+     'events[1].type: expected text one can read (not only spaces or invisible characters), got "\\u200B"'),
+    ('name = "birthday"', 'name = ""',
+     'multipliers[1].name: expected text one can read (not only spaces or invisible characters), got ""'),
+    ('gift_sku = "CAKE-01"', 'gift_sku = " "',
+     'coupons[3].gift_sku: expected text one can read (not only spaces or invisible characters), got " "'),
+    ('name = "lapsed"', 'name = "  "',
+     'tags[0].name: expected text one can read (not only spaces or invisible characters), got "  "'),
 ])
 def test_keys_that_did_nothing_are_refused_in_a_new_version_and_still_read_in_a_stored_one(old, new, problem):
     # an outside probe: each was accepted and did nothing, or did something else than it said
