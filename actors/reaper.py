@@ -47,6 +47,12 @@ class Reaper:
         self.process = subprocess.Popen([sys.executable, "-I", __file__, os.environ[MARK]],
                                         stdin=subprocess.PIPE)
 
+    def ray_started(self) -> None:
+        """Ray's processes carry the mark now (those the raylet starts later inherit it from the
+        raylet): it leaves serve's environment, so nothing else serve or a program embedding it
+        starts is killed at its end."""
+        os.environ.pop(MARK, None)
+
     def started(self) -> None:
         """Ray's processes are all up: the watcher lists them once more and stops looking."""
         assert self.process.stdin is not None
@@ -68,25 +74,38 @@ def main(mark: str) -> None:
     looking = True
     while True:
         if looking:
-            known.update((pid, start_time(pid)) for pid in descendants(serve))
+            _list(known, serve)
         if select.select([0], [], [], 0.1 if looking else None)[0]:
             said = os.read(0, 64)
             if not said:  # serve has ended, however it ended
                 break
             looking = looking and STARTED not in said
             if not looking:
-                known.update((pid, start_time(pid)) for pid in descendants(serve))
+                _list(known, serve)
     # the pipe closes a moment before the kernel ends Ray's raylet, which meanwhile may start
     # an agent again in place of one killed here: so look again until none is left
     spared = {os.getpid(), serve}
     for _ in range(100):
         found = {pid for pid, started in known.items() if start_time(pid) == started} | set(marked(mark))
-        if not (found := found - spared):
+        if not (found := {pid for pid in found - spared if not _ended(pid)}):
             return
         for pid in found:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.1)
+
+
+def _list(known: dict[int, str], serve: int) -> None:
+    """serve's descendants by pid and start time; one that ended meanwhile has none, and is left out."""
+    for pid in descendants(serve):
+        if started := start_time(pid):
+            known[pid] = started
+
+
+def _ended(pid: int) -> bool:
+    """Gone, or a zombie: killed already, waiting for its parent (or a container's init) to reap it."""
+    fields = _stat(pid)
+    return not fields or fields[0] == "Z"
 
 
 def marked(mark: str) -> list[int]:

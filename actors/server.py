@@ -116,6 +116,8 @@ class Server:
         if not ray.is_initialized() and not self.config.ray_address:  # before Ray: see actors.reaper
             self._reaper = Reaper()
         self._own_ray = _start_ray(self.config)
+        if self._reaper is not None:
+            self._reaper.ray_started()
         if self.config.gateway_per_node:  # before any shard opens or rules are published
             refuse_loopback_elsewhere(self.config.host)
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
