@@ -32,6 +32,19 @@ NO_SHARED_PORT = ("grpc.so_reuseport", 0)
 """gRPC opens its port with SO_REUSEPORT on Linux: a second server started on a port in use then
 shares it, and the kernel splits the tills' calls between two data folders."""
 
+PINGS = ("grpc.http2.min_ping_interval_without_data_ms", 4_000)
+"""Keepalive pings taken every 4 s at most on a connection that carries no data: with gRPC's
+default (5 minutes; windows without bandwidth probes, as WINDOWS sets) a quiet subscription whose
+client pings every 20 s, as PatronClient's does (5 s at least), was cut off "too_many_pings"
+after its third ping. The pings are what ends a subscription over a connection that died."""
+
+
+def server_options(limit: int) -> list[tuple[str, int]]:
+    """What every gateway's gRPC server is given (`limit`: the largest request's bytes)."""
+    return [("grpc.max_receive_message_length", limit + (1 << 20)), ("grpc.max_send_message_length", limit),
+            *WINDOWS, NO_SHARED_PORT, PINGS]
+
+
 SERVICE_NAMES = tuple(pb.DESCRIPTOR.services_by_name[name].full_name
                       for name in ("Ingest", "Members", "Admin", "Events", "Wallet"))
 
@@ -100,9 +113,7 @@ def grpc_server(config: ServeConfig, tokens: dict[str, str], servicers: dict[str
     limit = config.max_message_bytes
     interceptors = [BearerTokens(tokens)] if tokens else []
     interceptors.append(UntilStarted(started))
-    server = grpc.aio.server(interceptors=interceptors,
-                             options=[("grpc.max_receive_message_length", limit + (1 << 20)),
-                                      ("grpc.max_send_message_length", limit), *WINDOWS, NO_SHARED_PORT])
+    server = grpc.aio.server(interceptors=interceptors, options=server_options(limit))
     services = pb.DESCRIPTOR.services_by_name
     for name, servicer in servicers.items():
         server.add_generic_rpc_handlers((handler_for(services[name], servicer, limit,

@@ -2,6 +2,7 @@
 acknowledged (safe, because transaction ids make a resent batch harmless)."""
 
 import itertools
+import numbers
 import queue
 import random
 import threading
@@ -58,14 +59,20 @@ class StreamError(grpc.RpcError):
     again before what its iterator still holds, and per member nothing is applied out of order."""
 
     def __init__(self, code: grpc.StatusCode, details: str, unacknowledged: Sequence[Any] = (),
-                 trailing: Any = ()) -> None:
+                 cause: Any = None) -> None:
         super().__init__(details)
         self._code, self._details = code, details
         self.unacknowledged = list(unacknowledged)
-        self._trailing = trailing
+        self._cause = cause
 
     def trailing_metadata(self) -> Any:
-        return self._trailing
+        metadata = getattr(self._cause, "trailing_metadata", None)
+        return (metadata() or ()) if metadata is not None else ()
+
+    def __getattr__(self, name: str) -> Any:  # debug_error_string(), initial_metadata()... of gRPC's error
+        if name.startswith("_") or self.__dict__.get("_cause") is None:
+            raise AttributeError(name)
+        return getattr(self._cause, name)
 
     def code(self) -> grpc.StatusCode:
         return self._code
@@ -192,12 +199,16 @@ _LINE_INTEGERS = ("paid_minor", "quantity")
 
 
 def _integers(fields: dict, names: tuple[str, ...], where: str) -> None:
-    """A float, bool or text where the wire has an integer: protobuf's TypeError named no field."""
+    """A float, bool or text where the wire has an integer: protobuf's TypeError named no field.
+    An integer of another type (numpy's int64, from a data frame) is sent as the int it is."""
     for name in names:
         value = fields.get(name)
-        if value is not None and type(value) is not int:
+        if value is None or type(value) is int:
+            continue
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool):
             raise UnsendableError(NOT_AN_INTEGER, f"{where}{name}: expected an integer, got "
                                                   f"{type(value).__name__} {value!r}")
+        fields[name] = int(value)
 
 
 def line_message(line: Any, where: str = "line") -> pb.LineItem:
@@ -613,9 +624,9 @@ class PatronClient:
 
 
 def _given_up(error: Any, unacked: deque) -> StreamError:
-    """The stream's last error, with the batches it leaves unacknowledged (StreamError)."""
-    metadata = getattr(error, "trailing_metadata", None)
-    return StreamError(error.code(), error.details() or "", unacked, (metadata() or ()) if metadata else ())
+    """The stream's last error, with the batches it leaves unacknowledged (StreamError); what else
+    gRPC's error answers, it answers too."""
+    return StreamError(error.code(), error.details() or "", unacked, error)
 
 
 class _Subscription:
