@@ -35,7 +35,8 @@ def tail_events(args: argparse.Namespace) -> int:
     """A failed call (the server down, a position out of range) ends in one line from cli.main:
     a stream that breaks or is refused is opened again right after the last event printed, so
     none is printed twice or left out. Until patron was reached, after the retries every command
-    makes; from then on, after `--patience` seconds without reaching it (told once on stderr)."""
+    makes; from then on, after `--patience` seconds without reaching it (told once on stderr),
+    unless PATRON_RETRIES=0 asked every command to fail at once."""
     import sys
     import time
 
@@ -47,13 +48,14 @@ def tail_events(args: argparse.Namespace) -> int:
     client = _client(args)
     after, printed, attempt = args.after, 0, 0
     # when patron last answered (SERVING, or an event): a wrong address still fails as any command's
-    reached: float | None = time.monotonic() if client.serving() else None
+    patient = client.retries > 0 and args.patience > 0
+    reached: float | None = time.monotonic() if patient and client.serving() else None
     try:
         while True:
             stream = client.subscribe(after, args.kinds, name=args.name)
             try:
                 for event in stream:
-                    attempt, reached = 0, time.monotonic()
+                    attempt, reached = 0, time.monotonic() if patient else None
                     line = {"position": event.position, "kind": event.kind, "member_id": event.member_id,
                             "day": event.day, "at_ms": event.at_ms, "detail": json.loads(event.detail or "{}")}
                     print(json.dumps(line, ensure_ascii=False), flush=True)
@@ -66,8 +68,8 @@ def tail_events(args: argparse.Namespace) -> int:
                 # a read: past the 32 subscribers (RESOURCE_EXHAUSTED) is as safe to ask again as a restart
                 if error.code().name not in _RESUMED:
                     raise
-                if client.serving():
-                    reached = time.monotonic()
+                if reached is not None and attempt <= client.retries and client.serving():
+                    reached = time.monotonic()  # (SERVING yet refusing the feed for longer: given up as unreached)
                 if reached is None or error.code().name != "UNAVAILABLE":
                     if attempt > client.retries:
                         raise

@@ -204,9 +204,12 @@ class _Feed:
 
         from proto import patron_pb2_grpc as rpc
 
+        sent = self.sent = threading.Event()
+
         def subscribe(self, request, context):
             position = str(int(request.after or 0) + 1)
             yield pb.Event(position=position, kind="tier_changed", member_id=f"M{position}")
+            sent.set()
             while context.is_active():
                 time.sleep(0.05)
 
@@ -226,7 +229,8 @@ def test_events_tail_waits_for_patron_through_a_restart_longer_than_the_retries(
     restarted: list[_Feed] = []
 
     def restart() -> None:
-        time.sleep(0.5)
+        feed.sent.wait(30)
+        time.sleep(0.5)  # printed
         feed.server.stop(None).wait()
         time.sleep(2.0)
         restarted.append(_Feed(feed.port))
