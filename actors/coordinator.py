@@ -200,7 +200,7 @@ class Coordinator(ShardLanes):
             self._background(self._reevaluate([s.shard for s in statuses if s.job == "reevaluate"]),
                              "the re-evaluation")
         await self.resharding.recover()  # a move cut short by a crash leaves a copy to delete
-        self.resharding.cut_short()
+        self.resharding.tell_unfinished_rebalance()
         if self.config.midnight == "clock":
             self._background(self._clock(), "the midnight clock")
         self._background(self._watch(), "watching the shards")
@@ -265,7 +265,8 @@ class Coordinator(ShardLanes):
         try:
             rules = load_rules(text, new=True)
         except RulesError as error:
-            raise RulesError([*error.problems, *filter(None, [version_problem(text, self.rules.version)])]) from None
+            # the version's problem first: past the first 50 problems it would not be told
+            raise RulesError([*filter(None, [version_problem(text, self.rules.version)]), *error.problems]) from None
         if problem := version_too_low(rules.version, self.rules.version):  # read: no second parse
             raise InvalidRequestError(problem)
         programme = Programme(rules)  # before the flag: a failure here must not leave it set

@@ -113,14 +113,15 @@ class Resharding(Holds):
             raise InvalidRequestError(f"shards: at most {layout.virtual_shards} (one virtual shard each), got {shards}")
         return self._start(shards, even_moves(layout.owners, shards), rebalance=True)
 
-    def cut_short(self) -> None:
+    def tell_unfinished_rebalance(self) -> None:
         """At the start: a rebalance the last run did not finish is told (GetStatus `resharding`,
         the log), so an uneven layout is not taken for the one asked for."""
         note = vshard_move.read_rebalance_note(self.coordinator.folder.root)
         if note is None:
             return
         self.progress = ReshardProgress(note.shards, note.planned, running=False, seconds=0.0, error=(
-            f"a rebalance over {note.shards} shards was cut short (patron stopped before its last move): "
+            f"a rebalance over {note.shards} shards did not finish (patron stopped, or a move failed, before its last "
+            f"move): "
             f"run `patron shards rebalance --shards {note.shards}` to go on"))
         log.warning(self.progress.error)
 

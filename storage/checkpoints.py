@@ -12,6 +12,7 @@ import msgspec
 from storage.folder import DataFolder, write_atomically
 from storage.outbox import RESTORE_GAP
 from storage.shard_store import ShardStore, newest_event
+from storage.vshard_move import clear_rebalance_note
 
 __all__ = [
     "Manifest",
@@ -157,6 +158,7 @@ def restore_checkpoint(folder: DataFolder, name: str) -> Manifest:
         target.mkdir(parents=True)
         shutil.copy2(shard_copy(source, shard) / "data.mdb", target / "data.mdb")
     shutil.copy2(source / "layout.json", folder.root / "layout.json")
+    clear_rebalance_note(folder.root)  # of the layout just replaced (a checkpoint waits for no rebalance)
     shutil.rmtree(folder.rules)
     shutil.copytree(source / "rules", folder.rules)
     for shard in range(manifest.shards):  # next events numbered past every position given (storage/outbox.py)
