@@ -495,13 +495,13 @@ class Shard:
                 except RowRejectedError as error:
                     opening = self._opening(row.member_id) if error.reason == "member_exists" else None
                     earlier = opening.ref if opening is not None else ""
-                    if earlier == import_id and opened_as(opening, row):
+                    if earlier == import_id and opened_as(self.book, opening, row):
                         answer.imported_before += 1
                         opened.add(row.member_id)
                     elif earlier == import_id:  # another row of the member, in an earlier chunk
                         answer.rejected.append(Rejection(index, "member_exists",
                                                          f"member {row.member_id!r} came with another row of "
-                                                         f"this import, with other balances"))
+                                                         f"this import, with other balances, tier or status"))
                     elif earlier:
                         answer.rejected.append(Rejection(index, "already_imported",
                                                          f"member {row.member_id!r} came with import {earlier!r}"))

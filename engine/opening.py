@@ -95,11 +95,15 @@ def open_member(book: Book, row: Opening, import_id: str, day: Day) -> Member:
     return member
 
 
-def opened_as(entry: LedgerEntry, row: Opening) -> bool:
+def opened_as(book: Book, entry: LedgerEntry, row: Opening) -> bool:
     """Whether the member's opening entry is what this row would write: a resent row, or the
-    same row twice, and not another row of the member with other balances."""
-    return (entry.points, entry.growth, entry.stored_value, entry.bonus_value) == (
-        sum(lot.points for lot in row.points), row.growth, row.stored_value, row.bonus_value)
+    same row twice, and not another row of the member with other balances, tier or status. (Lots'
+    expiry dates and a tier's validity left to the programme depend on the day it is sent.)"""
+    names = book.programme.ladder.names
+    tier = names[entry.tier_to] if 0 <= entry.tier_to < len(names) else ""
+    return (entry.points, entry.growth, entry.stored_value, entry.bonus_value, entry.status or "active") == (
+        sum(lot.points for lot in row.points), row.growth, row.stored_value, row.bonus_value,
+        row.status or "active") and (not row.tier or row.tier == tier)
 
 
 def _checked(book: Book, row: Opening, day: Day) -> tuple[int, Day, list[Lot], str]:

@@ -25,7 +25,9 @@ __all__ = ["load_rules", "load_rules_file", "parse_rules", "version_problem",
 def load_rules_file(path: str | Path, new: bool = False, over: int | None = None) -> Rules:
     """Read, check and build a rules document from a TOML file (`new`, `over`: as `load_rules`)."""
     try:
-        if new and (size := Path(path).stat().st_size) > MOST_BYTES:  # not read at all
+        # a file far past the bound is not read at all; nearer it, its text is measured as a
+        # published document's is (without a byte order mark, CRLF read as LF: both only shrink it)
+        if new and (size := Path(path).stat().st_size) > 2 * MOST_BYTES:
             raise RulesError([_too_big(size)])
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:

@@ -1008,12 +1008,17 @@ def test_a_members_row_in_a_later_chunk_of_the_import_is_refused_unless_it_is_th
         Opening(member_id="IM2"), Opening(member_id="IM1", growth=5, points=[OpeningLot(41)])]))
     same = shard.import_members("imp-1", encode_rows([Opening(member_id="IM1", growth=5,
                                                               points=[OpeningLot(40)])]))
+    frozen = shard.import_members("imp-1", encode_rows([Opening(member_id="IM1", growth=5, status="frozen",
+                                                                points=[OpeningLot(40)])]))
+    silver = shard.import_members("imp-1", encode_rows([Opening(member_id="IM1", growth=5, tier="Silver",
+                                                                points=[OpeningLot(40)])]))
     member = shard.member("IM1")
     shard.close()
     assert (first.imported, later.imported, later.imported_before) == (1, 1, 0)
     assert [(r.index, r.reason) for r in later.rejected] == [(1, "member_exists")]
     assert "another row of this import" in later.rejected[0].detail
     assert (same.imported, same.imported_before, same.rejected) == (0, 1, [])  # as a resend is
+    assert [(r.index, r.reason) for r in frozen.rejected + silver.rejected] == [(0, "member_exists")] * 2
     assert (member.points, member.growth) == (40, 5)
 
 

@@ -586,6 +586,15 @@ def test_a_new_document_past_1_mib_is_refused_before_it_is_read_and_a_stored_one
     assert load_rules(BIG, over=1).version == 1  # the version in force, read back
 
 
+def test_a_file_is_measured_as_its_text_is_published_crlf_and_byte_order_mark_aside(tmp_path):
+    # the file's bytes on disk were measured: one with CRLF passed publish and failed validate (a reviewer)
+    text = REPO_EXAMPLE.read_text() + "#\n" * 400_000  # 0.8 MB as text, 1.2 MB with CRLF
+    path = tmp_path / "crlf.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())
+    assert path.stat().st_size > 1024 * 1024 >= len(text.encode())
+    assert load_rules_file(path, new=True).version == load_rules(text, new=True).version == 1
+
+
 def test_a_rules_error_tells_its_first_50_problems_and_how_many_more_and_keeps_them_all():
     """800,000 bad entries made an INVALID_ARGUMENT answer of 76 MB (an outside probe): the gateway
     answers what is told, and so does the error's own text."""

@@ -145,6 +145,9 @@ def test_publishing_a_document_past_1_mib_or_with_thousands_of_problems_is_told_
     told = raised.value.details().splitlines()  # the first 50 and how many more, cut to what a header carries
     assert told[0].startswith("points.x0: unknown key")
     assert told[-1] == "… and 4,950 more problems"
+    with pytest.raises(grpc.RpcError) as raised:  # the version's own problem is told first, not lost past 50
+        client.publish_rules(many.replace("version = 2", "version = 1"))
+    assert raised.value.details().splitlines()[0].startswith("version: ")
     assert client.rules().version == 1
 
 
@@ -160,11 +163,11 @@ def test_publishing_bad_rules_names_every_problem_and_keeps_the_version_in_force
     with pytest.raises(grpc.RpcError) as raised:
         client.publish_rules(RULES.replace("threshold = 10000\n", "threshold = 10\n"))
     assert raised.value.details() == "version: expected a version above 1 (the version in force), got 1"
-    with pytest.raises(grpc.RpcError) as raised:  # with the others: told last, it cost a second round (a probe)
+    with pytest.raises(grpc.RpcError) as raised:  # with the others (first): alone, it cost a second round (a probe)
         client.publish_rules(RULES.replace('window = "3 months"', 'window = "3 weeks"', 1))
-    assert raised.value.details() == ('tiers[2].window: expected "lifetime", "N months" or "N days" '
-                                      '(N from 1 to 9,999), got "3 weeks"\n'
-                                      'version: expected a version above 1 (the version in force), got 1')
+    assert raised.value.details() == ('version: expected a version above 1 (the version in force), got 1\n'
+                                      'tiers[2].window: expected "lifetime", "N months" or "N days" '
+                                      '(N from 1 to 9,999), got "3 weeks"')
     unnamed = RULES.replace("version = 1", "version = 2").replace('name = "Silver"', 'name = ""').replace(
         'upgrade_to = "Silver"', 'upgrade_to = ""')
     with pytest.raises(grpc.RpcError) as raised:  # what a new version must meet, beyond what is read back
