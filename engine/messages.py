@@ -4,7 +4,7 @@ import unicodedata
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["either", "not_utf8", "shown"]
+__all__ = ["either", "listed_twice", "not_utf8", "shown"]
 
 _ESCAPES = {chr(n): f"\\u{n:04X}" for n in [*range(0x20), 0x7F]} | {
     "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
@@ -49,3 +49,14 @@ def _invisible(character: str) -> str:
         return character
     code = ord(character)
     return f"\\u{code:04X}" if code <= 0xFFFF else f"\\U{code:08X}"
+
+
+def listed_twice(values: list, path: str, advice: str = "") -> list[str]:
+    """`path[i]: VALUE is listed twice` for each value met again in a list, then `advice`."""
+    seen: set = set()
+    problems = []
+    for index, value in enumerate(values):
+        if value in seen:
+            problems.append(f"{path}[{index}]: {shown(value)} is listed twice{advice}")
+        seen.add(value)
+    return problems

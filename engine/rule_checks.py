@@ -4,7 +4,7 @@ import unicodedata
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from engine.messages import either, shown
+from engine.messages import either, listed_twice, shown
 from engine.periods import parse_validity, parse_window
 from engine.rules import LineMatch, Rules
 
@@ -145,17 +145,7 @@ def _tiers_listed_twice(rules: Rules) -> list[str]:
     lists += [(f"recharge_bonuses[{index}].tiers", bonus.tiers) for index, bonus in enumerate(rules.recharge_bonuses)]
     lists += [(f"multipliers[{index}].when.tiers", multiplier.when.tiers or [])
               for index, multiplier in enumerate(rules.multipliers)]
-    return [problem for path, names in lists for problem in _twice(names, path)]
-
-
-def _twice(names: list[str], path: str) -> list[str]:
-    seen: set[str] = set()
-    problems = []
-    for index, name in enumerate(names):
-        if name in seen:
-            problems.append(f"{path}[{index}]: {shown(name)} is listed twice; list each tier once")
-        seen.add(name)
-    return problems
+    return [problem for path, names in lists for problem in listed_twice(names, path, "; list each tier once")]
 
 
 def _permanent_downgrade(rules: Rules) -> list[str]:

@@ -1,6 +1,6 @@
 """What a rules document's types cannot say about spending: checks across keys."""
 
-from engine.messages import either, shown
+from engine.messages import either, listed_twice, shown
 from engine.rules import CashRules, Coupon, RechargeBonus, Rules, Tag
 
 __all__ = ["spending_problems"]
@@ -54,13 +54,7 @@ def _ascending_steps(cash: CashRules) -> list[str]:
 
 
 def _fixed_amounts(amounts: list[int]) -> list[str]:
-    seen: set[int] = set()
-    problems = []
-    for index, amount in enumerate(amounts):
-        if amount in seen:
-            problems.append(f"stored_value.fixed_amounts[{index}]: {amount} is listed twice")
-        seen.add(amount)
-    return problems
+    return listed_twice(amounts, "stored_value.fixed_amounts")
 
 
 _KIND_KEYS = {"voucher": "value_minor", "discount": "percent", "gift": "gift_sku"}
