@@ -20,8 +20,8 @@ def add_parser(commands: argparse._SubParsersAction, remote: object) -> None:
                       help=f"only these kinds ({', '.join(NOTICE_KINDS)})")
     tail.add_argument("--count", type=whole("events"), default=0, help="stop after this many events (0: never)")
     tail.add_argument("--name", default="patron-events-tail", help="the subscriber's name in metrics")
-    tail.add_argument("--patience", type=whole("seconds"), default=PATIENCE,
-                      help=f"once patron was reached, how long it may stay unreachable (a restart) before "
+    tail.add_argument("--patience", type=whole("seconds"), default=PATIENCE, metavar="SECONDS",
+                      help=f"once patron was reached, how many seconds it may stay unreachable (a restart) before "
                            f"tail gives up (default {PATIENCE})")
     tail.set_defaults(run=tail_events)
 
