@@ -72,10 +72,12 @@ def opening_problem(book: Book, row: Opening) -> RowRejectedError | None:
 def open_member(book: Book, row: Opening, import_id: str, day: Day) -> Member:
     """Create the member with its opening balances on `day` (the business day), one ledger
     entry for them all. Raises RowRejectedError, changing nothing, for a row that cannot be imported
-    (`member_exists` for a member the book already has: the caller tells an earlier import)."""
-    tier, until, lots, birthday = _checked(book, row, day)
+    (`member_exists` for a member the book already has, before the row's own problems: the caller
+    tells an earlier import, and a chunk resent after a midnight run made one of its lots lapse is
+    still recognised as imported before, not refused `points_expired`)."""
     if row.member_id in book.members:
         raise RowRejectedError("member_exists", f"member {row.member_id!r} already exists")
+    tier, until, lots, birthday = _checked(book, row, day)
     points, moved = 0, []
     for lot in lots:
         points += lot.amount

@@ -1022,6 +1022,25 @@ def test_a_members_row_in_a_later_chunk_of_the_import_is_refused_unless_it_is_th
     assert (member.points, member.growth) == (40, 5)
 
 
+def test_an_import_chunk_resent_after_a_run_made_one_of_its_lots_lapse_is_answered_imported_before(tmp_path):
+    # its row was judged first: points expiring 11-18 had lapsed by then, `points_expired`
+    from actors.opening_wire import encode_rows
+    from engine.opening import Opening, OpeningLot
+
+    shard = open_shard(tmp_path / "s")
+    rows = encode_rows([Opening(member_id="IM1", points=[OpeningLot(40, "2026-11-18"), OpeningLot(5)])])
+    first = shard.import_members("imp-1", rows)
+    shard.midnight_begin(parse_day("2026-11-18"))
+    while not shard.midnight_step(limit=100)[2]:
+        pass
+    again = shard.import_members("imp-1", rows)
+    member = shard.member("IM1")
+    shard.close()
+    assert (first.imported, first.rejected) == (1, [])
+    assert (again.imported, again.imported_before, again.rejected) == (0, 1, [])
+    assert member.points == 5  # the 40 expired at the run, not imported again
+
+
 def test_a_resent_import_chunk_answers_a_members_second_row_as_it_did_the_first_time(tmp_path):
     """The first send imported the first row and refused the second `member_exists`; resent, the
     second counted as imported before, as if it had been imported (an outside probe)."""
