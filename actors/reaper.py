@@ -96,10 +96,8 @@ def main(mark: str) -> None:
 
 
 def _list(known: dict[int, str], serve: int) -> None:
-    """serve's descendants by pid and start time; one that ended meanwhile has none, and is left out."""
-    for pid in descendants(serve):
-        if started := start_time(pid):
-            known[pid] = started
+    """serve's descendants by pid and start time, each from the one read of /proc that listed it."""
+    known.update(descendants(serve))
 
 
 def _ended(pid: int) -> bool:
@@ -123,16 +121,20 @@ def marked(mark: str) -> list[int]:
     return found
 
 
-def descendants(root: int) -> list[int]:
-    """Every process below `root` (its children, theirs, ...), from /proc."""
+def descendants(root: int) -> dict[int, str]:
+    """Every process below `root` (its children, theirs, ...) with its start time, from /proc;
+    one that ended while /proc was read is not there."""
     children: dict[int, list[int]] = {}
+    started: dict[int, str] = {}
     for name in os.listdir("/proc"):
         if name.isdigit() and (fields := _stat(int(name))):
             children.setdefault(int(fields[1]), []).append(int(name))
-    found, frontier = [], [root]
+            started[int(name)] = fields[19]
+    found: dict[int, str] = {}
+    frontier = [root]
     while frontier:
         below = children.get(frontier.pop(), [])
-        found += below
+        found.update((pid, started[pid]) for pid in below)
         frontier += below
     return found
 

@@ -4,7 +4,7 @@ import unicodedata
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["either", "listed_twice", "not_utf8", "shown"]
+__all__ = ["either", "invisible", "listed_twice", "not_utf8", "shown"]
 
 _ESCAPES = {chr(n): f"\\u{n:04X}" for n in [*range(0x20), 0x7F]} | {
     "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
@@ -42,10 +42,15 @@ def shown(value: Any) -> str:
     return str(value)
 
 
+def invisible(character: str) -> bool:
+    """A format character: a zero-width space, a direction mark (Unicode category Cf)."""
+    return unicodedata.category(character) == "Cf"
+
+
 def _invisible(character: str) -> str:
-    """A format character (a zero-width space, a direction mark: Unicode category Cf) escaped as
-    TOML writes it: shown as it is, a name made of one looked empty."""
-    if unicodedata.category(character) != "Cf":
+    """An invisible character escaped as TOML writes it: shown as it is, a name made of one looked
+    empty."""
+    if not invisible(character):
         return character
     code = ord(character)
     return f"\\u{code:04X}" if code <= 0xFFFF else f"\\U{code:08X}"

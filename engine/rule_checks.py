@@ -4,7 +4,7 @@ import unicodedata
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from engine.messages import either, listed_twice, shown
+from engine.messages import either, invisible, listed_twice, shown
 from engine.periods import parse_validity, parse_window
 from engine.rules import LineMatch, Rules
 
@@ -135,7 +135,7 @@ def _blank_names(rules: Rules) -> list[str]:
 def _blank(text: str) -> bool:
     """Nothing a reader sees: empty, spaces, or format characters such as a zero-width space
     (Unicode category Cf)."""
-    return all(character.isspace() or unicodedata.category(character) == "Cf" for character in text)
+    return all(character.isspace() or invisible(character) for character in text)
 
 
 def _tiers_listed_twice(rules: Rules) -> list[str]:
