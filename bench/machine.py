@@ -133,10 +133,15 @@ def tree_rss_bytes(roots: list[int], proc: Path = PROC, field: str = "VmRSS") ->
 
 
 def bytes_written(proc: Path = PROC) -> int:
-    """Bytes this process has sent to the disk (`/proc/self/io`); 0 where the kernel does not say."""
+    """Bytes this process has handed to write calls (`/proc/self/io`'s `wchar`): for a store, the
+    pages LMDB writes, which is what the device receives (within 1%, measured); 0 where the kernel
+    does not say. Not `write_bytes`: on this machine's kernel (Linux 6.18, ext4) it counts every
+    page-cache folio a write dirties whole, and LMDB's pages sit in large folios read through its
+    map: 15-17 times the bytes written and the device's count (bench/RESULTS.md, "Bytes written,
+    counted again")."""
     try:
         with open(proc / "self" / "io") as io:
-            return next(int(line.split()[1]) for line in io if line.startswith("write_bytes:"))
+            return next(int(line.split()[1]) for line in io if line.startswith("wchar:"))
     except (OSError, StopIteration):
         return 0
 
