@@ -1,7 +1,7 @@
 """A shard's stored members: a table keyed by member, and two logs in front of it that commits append to.
 
 Written in place, a member's record dirties the table's page that holds it, and a commit that
-touches a few thousand of a shard's 50,000 members rewrote most of the table's pages: 11 KB
+touches a few thousand of a shard's 50,000 members rewrote most of the table's pages: 3 KB
 written and synced a transaction at the goal's size, scattered over the file
 (`bench/member_pages.py`). Now a commit appends the records of members already in the table to
 the open log (pages side by side), noting where each member's newest is in that log's index by
