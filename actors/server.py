@@ -2,9 +2,12 @@
 health and reflection, and the metrics endpoint. Stopping drains in-flight batches first."""
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -239,8 +242,24 @@ def _start_ray(config: ServeConfig) -> bool:
     os.environ.update(ray_environment())
     logging.getLogger("ray").propagate = True  # Ray turns it off; patron's root handler writes JSON
     quiet = {"namespace": "patron", "configure_logging": False, "log_to_driver": True}
-    if config.ray_address:
-        ray.init(address=config.ray_address, **quiet)
-        return True
-    ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, object_store_memory=256 << 20, **quiet)
+    with _workers_import_what_serve_imports():
+        if config.ray_address:
+            ray.init(address=config.ray_address, **quiet)
+        else:
+            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, object_store_memory=256 << 20, **quiet)
     return True
+
+
+@contextlib.contextmanager
+def _workers_import_what_serve_imports() -> Iterator[None]:
+    """Ray puts the folder its driver runs in first on its workers' import path (for clusters whose
+    machines share a layout). Started from a folder holding another patron's source (a checkout, a
+    release being unpacked), the shards imported that code while serve ran its own, uncompiled
+    there (an outside probe): Ray is started from the folder serve imports patron from, and the
+    folder it was in is given back at once (paths crossing to actors are absolute: DataFolder)."""
+    here = os.getcwd()
+    os.chdir(Path(__file__).resolve().parent.parent)
+    try:
+        yield
+    finally:
+        os.chdir(here)

@@ -140,7 +140,7 @@ def _current_rules(rules: Path) -> PublishedRules | None:
 
 class DataFolder:
     def __init__(self, root: Path) -> None:
-        self.root = root
+        self.root = root.absolute()  # its paths go to actors, which run in another folder (actors.server)
         for folder in (self.shards, self.rules, self.reports, self.checkpoints):
             folder.mkdir(parents=True, exist_ok=True)
 

@@ -125,8 +125,8 @@ def serve_process(tmp_path: Path) -> Iterator:
 
     started: list[ServeProcess] = []
 
-    def start(data: Path, *args: str, rules: Path | None = None) -> ServeProcess:
-        process = ServeProcess(data, *args, rules=rules)
+    def start(data: Path, *args: str, rules: Path | None = None, cwd: Path | None = None) -> ServeProcess:
+        process = ServeProcess(data, *args, rules=rules, cwd=cwd)
         started.append(process)
         return process
 

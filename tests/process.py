@@ -18,10 +18,13 @@ _LISTENING = re.compile(r"gRPC\s+127\.0\.0\.1:(\d+)")
 
 class ServeProcess:
     def __init__(self, data: Path, *args: str, rules: Path | None = None, log: Path | None = None,
-                 env: dict[str, str] | None = None, wait: bool = True) -> None:
-        """wait=False: back at once, without the address (for a kill during the start)."""
-        self.log = log or data.parent / f"serve-{time.monotonic_ns()}.log"
-        command = [sys.executable, "-m", "cli.main", "serve", "--data", str(data), "--grpc-port", "0",
+                 env: dict[str, str] | None = None, wait: bool = True, cwd: Path | None = None) -> None:
+        """wait=False: back at once, without the address (for a kill during the start). cwd: run
+        the installed `patron` command from that folder (`data` may then be relative to it), as an
+        operator does; else `python -m cli.main` from here."""
+        self.log = log or (cwd or Path()).joinpath(data).parent / f"serve-{time.monotonic_ns()}.log"
+        program = [str(Path(sys.executable).with_name("patron"))] if cwd else [sys.executable, "-m", "cli.main"]
+        command = [*program, "serve", "--data", str(data), "--grpc-port", "0",
                    "--metrics-port", "-1", "--midnight", "manual", *args]
         if "--start-date" not in args:  # never the real clock: see tests.conftest.TEST_DAY
             command += ["--start-date", TEST_DAY]
@@ -30,7 +33,7 @@ class ServeProcess:
         self.output = open(self.log, "ab")  # noqa: SIM115 - closed in wait()
         # its own session: at the end of a test the whole group goes, Ray's agents included
         self.process = subprocess.Popen(command, stdout=self.output, stderr=subprocess.STDOUT,
-                                        start_new_session=True, env=env)
+                                        start_new_session=True, env=env, cwd=cwd)
         self.address = f"127.0.0.1:{self._port()}" if wait else ""
 
     def _port(self, timeout: float = 120.0) -> int:

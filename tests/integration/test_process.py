@@ -5,6 +5,7 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import grpc
 
@@ -56,7 +57,14 @@ def test_sigterm_finishes_batches_in_flight_closes_cleanly_and_a_restart_serves_
     # a subscriber is told at once, and does not hold the stop for gRPC's grace of 30 s (an outside probe)
     [(code, details)] = ended
     assert (code, "patron is stopping" in details) == (grpc.StatusCode.UNAVAILABLE, True), details
-    restarted = serve_process(data)
+    # restarted by the installed command from a folder of another patron's source, the data named
+    # from there: the shards import what serve imports (Ray puts the folder serve starts in first
+    # on its workers' import path; this one's engine cannot be imported), and the folder is the same
+    elsewhere = tmp_path / "elsewhere"
+    for package in ("engine", "actors", "storage"):
+        (elsewhere / package).mkdir(parents=True)
+        (elsewhere / package / "__init__.py").write_text("raise ImportError('another source tree was imported')\n")
+    restarted = serve_process(Path("..") / "data", cwd=elsewhere)
     with restarted.client() as again:
         for ack, batch in zip(acked, stream, strict=False):  # every acknowledged one is there, as answered
             resent = again.submit(batch)
@@ -78,7 +86,14 @@ def test_kill_9_loses_nothing_that_was_acknowledged(tmp_path, serve_process):
         sending.join(0.01)
     serve.kill()
     sending.join(30)
-    restarted = serve_process(data)
+    # restarted by the installed command from a folder of another patron's source, the data named
+    # from there: the shards import what serve imports (Ray puts the folder serve starts in first
+    # on its workers' import path; this one's engine cannot be imported), and the folder is the same
+    elsewhere = tmp_path / "elsewhere"
+    for package in ("engine", "actors", "storage"):
+        (elsewhere / package).mkdir(parents=True)
+        (elsewhere / package / "__init__.py").write_text("raise ImportError('another source tree was imported')\n")
+    restarted = serve_process(Path("..") / "data", cwd=elsewhere)
     with restarted.client() as again:
         for batch in stream[len(acked):]:  # the client resends everything not acknowledged
             again.submit(batch)
