@@ -10,7 +10,7 @@ from engine.types import Day, MemberId, Minor, TxnId
 __all__ = ["LineItem", "Spent", "Transaction", "TxnRecord", "TxnResult", "refund_amount"]
 
 
-class LineItem(Struct, omit_defaults=True, gc=False):
+class LineItem(Struct, omit_defaults=True, gc=False, forbid_unknown_fields=True):
     sku: str = ""
     product_id: str = ""
     category: str = ""
@@ -22,8 +22,11 @@ class LineItem(Struct, omit_defaults=True, gc=False):
     member_discounted: bool = False
 
 
-class Transaction(Struct, omit_defaults=True, gc=False):
-    """`kind` and `status` are the lower-case words (`purchase`, `paid`); an empty status is paid.
+class Transaction(Struct, omit_defaults=True, gc=False, forbid_unknown_fields=True):
+    """A key no transaction has is refused (`malformed`, naming it), never left out: a refund's
+    `amountMinor` left out refunded the whole payment (an outside probe).
+
+    `kind` and `status` are the lower-case words (`purchase`, `paid`); an empty status is paid.
     `note` is the operator's reason on an adjustment. `points` is what a redeem spends (or
     offers, against an order of `amount_minor`); `coupon_id` names the coupon a coupon_issue
     gives, `coupon_code` the instance a coupon_use spends."""

@@ -89,3 +89,16 @@ def test_a_quantity_the_wire_cannot_hold_is_refused_with_the_reason_replay_gives
         transaction_message(beyond_int32)
     assert refused.value.reason == "malformed"
     assert "2147483647" in str(refused.value)
+
+
+@pytest.mark.parametrize(("line", "field"), [
+    (txn("camel", kind="refund", refund_of="p", amount_minor=0, amountMinor=100), "amountMinor"),
+    (txn("qty", amount_minor=0, lines=[{"sku": "A", "paid_minor": 100, "qty": 5}]), "qty"),
+    (txn("typo", kind="purchase", amount_minor=0, amountMinor=100), "amountMinor"),
+], ids=["refund-amount", "line-quantity", "purchase-amount"])
+def test_a_key_no_transaction_has_is_malformed_naming_it_not_left_out(line, field):
+    # left out, a refund of `amountMinor` 100 refunded the whole payment and `qty` 5 counted once
+    # (an outside probe); the Python client and `member quote` refused them already
+    found = decode_line(json.dumps(line).encode(), "transaction 1: ")
+    assert isinstance(found, Malformed), found
+    assert (found.txn_id, f"unknown field `{field}`" in found.detail) == (line["txn_id"], True), found.detail
