@@ -381,7 +381,8 @@ def midnight_progress_line(run: pb.MidnightProgress) -> str:
     """Before a date's members are counted (the run's start, or a cut run's reports left) no date
     is under way: "0 of 0 members" read as an empty store."""
     where = f"{run.date}: {run.members_done:,} of {run.members_total:,} members" if run.date else "starting"
-    return f"midnight until {run.until} ({len(run.dates)} dates done), {where}, {run.seconds:.0f} s"
+    dates = f"{len(run.dates)} date{'s' * (len(run.dates) != 1)}"
+    return f"midnight until {run.until} ({dates} done), {where}, {run.seconds:.0f} s"
 
 
 def anomalies(args: argparse.Namespace) -> int:

@@ -63,10 +63,17 @@ def day_text(text: str) -> str:
 def address(text: str) -> str:
     """A gRPC target such as 127.0.0.1:50051: gRPC itself would take an empty or spaced one and
     answer with lines of its C core's log, or only after its retries."""
-    if _blank_or_spaced(text):
+    if _blank_or_spaced(text) or not _port_in_range(text):
         raise argparse.ArgumentTypeError(f"expected patron's address as HOST:PORT (e.g. 127.0.0.1:50051), "
                                          f"got {text!r} (from --address, or PATRON_ADDRESS when it is not given)")
     return text
+
+
+def _port_in_range(target: str) -> bool:
+    """A port, where the target ends with one, is 1 to 65535: gRPC tried 127.0.0.1:99999 for its
+    retries and said "connection refused" (an outside probe)."""
+    head, _, port = target.rpartition(":")
+    return not (head and port.isdigit() and not target.startswith("unix:")) or 1 <= int(port) <= 65535
 
 
 def host(text: str) -> str:

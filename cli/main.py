@@ -228,7 +228,7 @@ def _serve_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--metrics-port", type=port(-1), default=9464,
                        help="default %(default)s; 0 picks a free port, -1 turns it off")
     serve.add_argument("--host", default="127.0.0.1", type=host, help="the address to listen on (default %(default)s)")
-    serve.add_argument("--shards", type=whole("shards"), default=0,
+    serve.add_argument("--shards", type=whole("shards", least=1), default=0,
                        help="for a new folder: shards (default one per CPU)")
     serve.add_argument("--ray-address", help="join this Ray cluster instead of starting one")
     serve.add_argument("--gateway-per-node", action="store_true",
@@ -395,7 +395,7 @@ def _generate(args: argparse.Namespace) -> int:
     workload = Workload(transactions=args.transactions, members=args.members, days=args.days,
                         start=start, seed=args.seed, spending_share=args.spending)
     count = write_jsonl(args.out, workload)
-    print(f"generate: {count:,} transactions for {args.members:,} members over {args.days} days "
+    print(f"generate: {count:,} transactions for {args.members:,} members over {args.days} day{'s' * (args.days != 1)} "
           f"-> {args.out}", file=sys.stderr)
     return 0
 

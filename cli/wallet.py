@@ -32,7 +32,8 @@ def add_parsers(member: argparse._SubParsersAction, remote: Any) -> None:
                         help='a JSON file: a list of lines, or {"lines": [...]}, each as a purchase line '
                              '(sku, category, paid_minor, quantity, ...)')
     basket.add_argument("--line", action="append", type=line_words, metavar="SKU:QTY:PRICE[:CATEGORY]",
-                        help="a basket line; repeat for more")
+                        help="a basket line; PRICE is what the line costs in all, in minor units (its "
+                             "paid_minor: two at 25.00 is SKU:2:5000); repeat for more")
     quote.add_argument("--json", action="store_true", help="the answer as JSON (gRPC's field names)")
     quote.set_defaults(run=member_quote)
     coupons = remote(member.add_parser("coupons", help="a member's coupons, with what each gives"))

@@ -271,9 +271,12 @@ def test_a_rules_file_with_problems_for_serve_lists_them_before_anything_starts(
      ["--line", "QTY", "2,147,483,647", "'a:99999999999:5'"]),
     (["status", "--address", ""], ["--address", "HOST:PORT", "got ''"]),
     (["status", "--address", "127.0.0.1: 50051"], ["--address", "HOST:PORT"]),
+    (["member", "show", "X", "--address", "127.0.0.1:99999"], ["--address", "HOST:PORT", "'127.0.0.1:99999'"]),
+    (["status", "--address", "localhost:0"], ["--address", "HOST:PORT"]),  # retried for 10 s (a probe)
     (["serve", "--data", "{tmp}/data", "--grpc-port", "70000"], ["--grpc-port", "from 0 to 65535"]),
     (["serve", "--data", "{tmp}/data", "--metrics-port", "-2"], ["--metrics-port", "from -1 to 65535"]),
-    (["serve", "--data", "{tmp}/data", "--shards", "-1"], ["--shards", "0 or more"]),
+    (["serve", "--data", "{tmp}/data", "--shards", "-1"], ["--shards", "1 or more"]),
+    (["serve", "--data", "{tmp}/data", "--shards", "0"], ["--shards", "1 or more"]),  # meant the default (a probe)
     (["send", "--generate", "0", "--address", "{down}"], ["--generate", "1 or more"]),  # it "sent 0" (a probe)
     (["serve", "--data", "{tmp}/data", "--host", ""], ["--host", "an address to listen on", "got ''"]),
     (["shards", "move", "-1", "--to", "0", "--address", "{down}"], ["VSHARD", "0 or more", "'-1'"]),
