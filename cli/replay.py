@@ -13,7 +13,7 @@ from cli.inputs import past_bom, utf8_file
 from engine.anomaly_report import AnomalyRow
 from engine.book import Book
 from engine.programme import Programme
-from engine.replay import advance_to, replay_stream
+from engine.replay import advance_to, replay_list
 from engine.summary import summarise, summarise_entry
 from engine.transactions import Transaction, TxnResult
 from engine.types import Day
@@ -96,9 +96,9 @@ def _replay_chunk(book: Book, txns: list[Transaction], whole: bool, stats: Repla
     """One result per line, in order; a malformed line is rejected and the replay goes on."""
     stats.transactions += len(txns)
     if whole:  # every line a transaction, as in nearly every chunk: the loop below was 5% of replay's time
-        return list(replay_stream(book, txns, anomalies))
+        return replay_list(book, txns, anomalies)
     good = [t for t in txns if not isinstance(t, Malformed)]
-    scored = iter(list(replay_stream(book, good, anomalies)))
+    scored = iter(replay_list(book, good, anomalies))
     out = []
     for txn in txns:
         if isinstance(txn, Malformed):
