@@ -26,4 +26,4 @@ cpdef purchase_growth(Programme programme, PurchaseValue value, points)
                asks=bint, claiming=bint, amount=cython.longlong, paid=cython.longlong,
                refused=cython.longlong, claimed_paid=cython.longlong, eligible=cython.longlong,
                unclaimed=cython.longlong, profile=Profile)
-cpdef value_purchase(Programme programme, Member member, Transaction txn, day, per_order=*)
+cpdef value_purchase(Programme programme, Member member, Transaction txn, day, per_order=*, bint explain=*)

@@ -62,9 +62,11 @@ def purchase_growth(programme: Programme, value: PurchaseValue, points: int) -> 
 
 
 def value_purchase(programme: Programme, member: Member, txn: Transaction, day: Day,
-                   per_order: bool = True) -> PurchaseValue:
+                   per_order: bool = True, explain: bool = True) -> PurchaseValue:
     """Steps 1-5 of how a purchase earns (docs/rules.md) for one paid purchase. A purchase sent
-    without lines is one order-level amount that only the spend rule sees."""
+    without lines is one order-level amount that only the spend rule sees. Without `explain`
+    (a book that keeps no ledger entries: a replay without --ledger-out) its `why` is None: it
+    would be made only to be dropped, a Struct and the claims' dict a purchase."""
     rounding = programme.round
     claimed = paid = 0
     claims: dict[int, int] | None = None
@@ -85,9 +87,10 @@ def value_purchase(programme: Programme, member: Member, txn: Transaction, day: 
                 claimed_paid += amount
                 got = claim.points_for(line, rounding)
                 claimed += got
-                if claims is None:
-                    claims = {}
-                claims[claim.position] = claims.get(claim.position, 0) + got
+                if explain:
+                    if claims is None:
+                        claims = {}
+                    claims[claim.position] = claims.get(claim.position, 0) + got
         eligible = paid - refused
         unclaimed = eligible - claimed_paid
     else:
@@ -96,6 +99,7 @@ def value_purchase(programme: Programme, member: Member, txn: Transaction, day: 
     spend, carry = programme.spend_points(unclaimed, carried)
     tier = programme.ladder.tiers[member.tier]
     points = base = 0
+    why = None
     if tier.earns_points:
         profile = member.profile  # compiled, typed (earning.pxd): its birthday read as a C field
         numerator, denominator, applied = programme.multipliers.factor(day, tier.name, profile.birthday)
@@ -104,8 +108,9 @@ def value_purchase(programme: Programme, member: Member, txn: Transaction, day: 
         if per_order:
             points += programme.per_order
         # the spend rule is named when it saw spend, or when nothing else could have made points
-        why = Why(spend if unclaimed or claims is None else -1, applied, claims, carried)
-    else:
+        if explain:
+            why = Why(spend if unclaimed or claims is None else -1, applied, claims, carried)
+    elif explain:
         why = Why(tier=member.tier)
     # growth from spend is read only by a programme whose growth comes from spend (purchase_growth)
     growth_from_spend = 0 if programme.growth_from_points else programme.growth_for_spend(eligible)

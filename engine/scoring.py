@@ -272,7 +272,7 @@ def _score_kind(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRe
 
 def score_purchase(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord | None:
     programme = book.programme
-    value = value_purchase(programme, member, txn, day)
+    value = value_purchase(programme, member, txn, day, True, book.keep_outputs)  # no why for a book without entries
     most_growth = purchase_growth(programme, value, value.points)
     if not purchase_fits(member, day, value, most_growth):
         return None
@@ -280,8 +280,10 @@ def score_purchase(book: Book, member: Member, txn: Transaction, day: Day) -> Tx
     member.carry_minor = value.carry
     points, held, reason = judge_points(book, member, day, value.points, txn.txn_id)
     growth = purchase_growth(programme, value, points)
-    give(book, member, day, txn.txn_id, "earn", points, growth, held,
-         replace(value.why, anomaly=reason) if reason else value.why)
+    why = value.why
+    if reason and why is not None:  # None: the book keeps no ledger entries to put it on
+        why = replace(why, anomaly=reason)
+    give(book, member, day, txn.txn_id, "earn", points, growth, held, why)
     count_spend(book, member, day, value.eligible, txn.txn_id)
     if programme.tags.rules:
         note_purchase(book, member, day)
