@@ -71,14 +71,20 @@ def value_purchase(programme: Programme, member: Member, txn: Transaction, day: 
     claimed = paid = 0
     claims: dict[int, int] | None = None
     if txn.lines:
-        line_filter, products = programme.lines.filter, programme.lines.products
+        rules = programme.lines
+        line_filter, products, named = rules.filter, rules.products, rules.named
         asks, claiming = line_filter.asks, bool(products.claims)  # False: nothing to ask
+        shortcut, flagged = rules.shortcut, line_filter.flagged
         # Most lines earn and no product rule claims them, so each line adds only to `paid`: the
         # eligible and unclaimed spend are what the few refused and claimed lines leave of it.
         refused = claimed_paid = 0
         for line in txn.lines:  # the hottest loop in patron
             amount = line.paid_minor
             paid += amount
+            if shortcut and not named.matches(line):  # no list names it (most lines): only the flags ask
+                if flagged and not line_filter.flags_pass(line):
+                    refused += amount
+                continue
             if asks and not line_filter.test(line):
                 refused += amount
                 continue

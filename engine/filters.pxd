@@ -125,6 +125,7 @@ cdef class Matcher:
 
 
 cdef class LineFilter:
-    cdef public bint promotional, discounted, no_barcode, black, white, asks
+    cdef public bint promotional, discounted, no_barcode, black, white, asks, flagged
     cdef public Matcher blacklist, whitelist
     cpdef bint test(self, LineItem line)
+    cpdef bint flags_pass(self, LineItem line)

@@ -66,17 +66,24 @@ class LineFilter:
         self.blacklist = Matcher(filters.blacklist)
         self.whitelist = Matcher(filters.whitelist)
         self.black, self.white = not self.blacklist.empty, not self.whitelist.empty
-        self.asks = not (self.promotional and self.discounted and self.no_barcode) or self.black or self.white
+        self.flagged = not (self.promotional and self.discounted and self.no_barcode)
+        """False when no flag refuses a line."""
+        self.asks = self.flagged or self.black or self.white
         """False when every line earns: the purchase loop then asks nothing."""
 
     def test(self, line: LineItem) -> bool:
         """Whether the line earns; the purchase loop asks only when `asks`."""
-        if not self.promotional and line.promotional:
-            return False
-        if not self.discounted and line.member_discounted:
-            return False
-        if not self.no_barcode and not line.sku:
+        if not self.flags_pass(line):
             return False
         if self.black and self.blacklist.matches(line):
             return False
         return not self.white or self.whitelist.matches(line)
+
+    def flags_pass(self, line: LineItem) -> bool:
+        """Whether the programme's flags let the line earn (promotional, member discounted, no
+        barcode): all `test` asks of a line that no list names (lines.LineRules.named)."""
+        if not self.promotional and line.promotional:
+            return False
+        if not self.discounted and line.member_discounted:
+            return False
+        return self.no_barcode or bool(line.sku)

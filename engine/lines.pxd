@@ -1,9 +1,11 @@
 # Cython declarations for lines.py (see docs/decisions.md, "Typed engine objects").
 
-from engine.filters cimport LineFilter
+from engine.filters cimport LineFilter, Matcher
 from engine.products cimport ProductRules
 
 
 cdef class LineRules:
     cdef public LineFilter filter
     cdef public ProductRules products
+    cdef public Matcher named
+    cdef public bint shortcut
