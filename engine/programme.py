@@ -59,6 +59,8 @@ class Programme:
     def growth_for_points(self, points: int) -> int:
         if points <= 0:
             return 0
+        if self.growth_den == 1:  # a whole number per point (the usual 1): every rounding of n/1 is n
+            return points * self.growth_num
         return self.round(points * self.growth_num, self.growth_den)
 
     def growth_for_spend(self, eligible: int) -> int:

@@ -83,13 +83,13 @@ def score_well_formed(book: Book, txn: Transaction) -> TxnResult:
             return _recharge(book, txn, day)
         return score_spending(book, txn, day, book.members.get(txn.member_id))
     if txn.kind == REFUND:
-        return score_refund_transaction(book, txn, day)
-    return _score_earning(book, txn, day, "")
+        return score_refund_transaction(book, txn, day, key)
+    return _score_earning(book, txn, day, "", key)
 
 
-def score_refund_transaction(book: Book, txn: Transaction, day: Day) -> TxnResult:
+def score_refund_transaction(book: Book, txn: Transaction, day: Day, key: tuple[str, str]) -> TxnResult:
     """A refund past the common checks: of spending, or of a purchase (known or not). Every
-    ledger entry it writes names the original (`refund_of`)."""
+    ledger entry it writes names the original (`refund_of`). `key`: its own index key."""
     original = book.txns.get((txn.member_id, txn.refund_of))
     reason = refund_problem(txn, original)
     if not reason and original is not None and original.kind in UNDOABLE:
@@ -97,7 +97,7 @@ def score_refund_transaction(book: Book, txn: Transaction, day: Day) -> TxnResul
         result = score_spending(book, txn, day, book.members.get(txn.member_id), original)
         _name_refunded(book, written, txn.refund_of)
         return result
-    return _score_earning(book, txn, day, reason)
+    return _score_earning(book, txn, day, reason, key)
 
 
 def _name_refunded(book: Book, written: int, original: str) -> None:
@@ -106,11 +106,11 @@ def _name_refunded(book: Book, written: int, original: str) -> None:
         entry.refund_of = original
 
 
-def _score_earning(book: Book, txn: Transaction, day: Day, reason: str) -> TxnResult:
+def _score_earning(book: Book, txn: Transaction, day: Day, reason: str, key: tuple[str, str]) -> TxnResult:
     """A purchase, event, adjustment or refund of a purchase past the common checks; `reason`: a
-    refund's problem found already (it is rejected with it)."""
+    refund's problem found already (it is rejected with it). `key`: the transaction's index key,
+    as `score_well_formed` looked it up (made once: a tuple made, hashed and freed a transaction)."""
     programme = book.programme
-    key = (txn.member_id, txn.txn_id)
     member, created = (None, False) if reason else _member_for(book, txn, day)
     if member is None:
         return TxnResult(txn.txn_id, "rejected", 0, 0, reason or "unknown_member")
@@ -279,7 +279,8 @@ def score_purchase(book: Book, member: Member, txn: Transaction, day: Day) -> Tx
     moved = value.carry - member.carry_minor
     member.carry_minor = value.carry
     points, held, reason = judge_points(book, member, day, value.points, txn.txn_id)
-    growth = purchase_growth(programme, value, points)
+    # as asked above unless the anomaly rule changed the points (blocked): asked again only then
+    growth = most_growth if points == value.points else purchase_growth(programme, value, points)
     why = value.why
     if reason and why is not None:  # None: the book keeps no ledger entries to put it on
         why = replace(why, anomaly=reason)
