@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 
 from client import PatronClient, UnsendableError, transaction_message
@@ -91,10 +92,29 @@ MOST_DATES_SHOWN = 10
 this many, the first and last are shown with the count."""
 
 
-def _show(message: object) -> None:
+def _show(message: Any) -> None:
     # fields at their default shown too: proto3 JSON leaves out `"shard": 0`, `"running": false`...
     shown = MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
-    print(json.dumps(_dates_shortened(shown), indent=2, ensure_ascii=False))
+    print(json.dumps(_dates_shortened(_as_declared(message.DESCRIPTOR, shown)), indent=2, ensure_ascii=False))
+
+
+def _as_declared(descriptor: Any, shown: dict) -> dict:
+    """Fields in the order the proto declares them, 64-bit integers as numbers: proto3's JSON writes
+    those as strings ("members": "1073" beside "virtual_shards": 1024) and a field at its default
+    after the others, so two shards' entries came in different orders (an outside probe)."""
+    return {field.name: _declared_value(field, shown[field.name]) for field in descriptor.fields if field.name in shown}
+
+
+def _declared_value(field: Any, value: Any) -> Any:
+    repeated = field.is_repeated
+    if field.message_type is not None and not field.message_type.GetOptions().map_entry:
+        if field.message_type.full_name.startswith("google.protobuf."):  # a well-known type's own JSON
+            return value
+        kind = field.message_type
+        return [_as_declared(kind, v) for v in value] if repeated else _as_declared(kind, value)
+    if field.cpp_type in (FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_UINT64):
+        return [int(v) for v in value] if repeated else int(value)
+    return value
 
 
 def _dates_shortened(shown: Any) -> Any:

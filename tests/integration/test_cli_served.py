@@ -241,6 +241,10 @@ def test_status_says_whether_each_shard_gives_way_to_the_gateway_and_uses_huge_p
     assert [shard["shard"] for shard in shards] == list(range(len(shards)))  # 0 too, a default proto3 left out
     assert {shard["priority"] for shard in shards} == {"idle"}  # the tests' Ray runs the default
     assert all(shard["huge_pages"] == "on" or shard["huge_pages"].startswith("off: ") for shard in shards)
+    # a script reads every shard alike: 64-bit counts as numbers, the keys in one order (an outside probe)
+    assert all(isinstance(shard["members"], int) and isinstance(shard["transactions"], int) for shard in shards)
+    assert len({tuple(shard) for shard in shards}) == 1
+    assert isinstance(json.loads(done.stdout)["rule_version"], int)
 
 
 def test_an_operator_enrolls_credits_freezes_and_unfreezes_a_member_from_the_command(march_server):
