@@ -17,7 +17,8 @@ write transaction holds it all: a reader sees a commit whole, as before."""
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-__all__ = ["DATABASES", "SLICES", "MemberTable", "Reader"]
+__all__ = ["COMPILED_LOGS", "DATABASES", "SLICES", "MemberTable", "Reader", "logged_or_fresh", "logged_or_fresh_pure",
+           "placed_records", "placed_records_pure"]
 
 DATABASES = (b"member_log_0", b"member_logged_0", b"member_log_1", b"member_logged_1")
 """Two logs, each a log (position, 8 bytes big-endian -> a member's record) and its index
@@ -68,16 +69,8 @@ class MemberTable:
         open_, commits, placed_to = _state(txn, self.meta)
         log, logged = (txn.cursor(db=db) for db in self.logs[open_])
         table = txn.cursor(db=self.table)
-        fresh, appended, newest = [], [], []
         position = int.from_bytes(log.key(), "big") if log.last() else 0
-        for key, record in records:
-            if table.set_key(key):  # every logged member is in the table: one lookup decides
-                position += 1
-                at = position.to_bytes(8, "big")
-                appended.append((at, record))
-                newest.append((key, at))
-            else:
-                fresh.append((key, record))
+        appended, newest, fresh = logged_or_fresh(records, table.set_key, position)
         if appended and log.putmulti(appended, append=True)[1] != len(appended):
             raise RuntimeError("the member log's positions after the last are taken")
         logged.putmulti(newest)
@@ -101,11 +94,7 @@ class MemberTable:
         found = logged.set_range(after) if after else logged.first()
         if found and logged.key() == after:
             found = logged.next()
-        placed = []
-        while found and (whole or len(placed) < quota):
-            key, at = logged.item()
-            placed.append((key, _logged(key, log.get(at))))
-            found = logged.next()
+        placed = placed_records(logged, log.get, quota, whole) if found else []
         txn.cursor(db=self.table).putmulti(placed)
         return placed[-1][0] if placed else after
 
@@ -161,6 +150,35 @@ class _Walk:
         return _logged(key, self._log.get(self._index.value()))
 
 
+def logged_or_fresh_pure(records: Iterable[tuple[bytes, bytes]], in_table: Callable[[bytes], bool], position: int
+                         ) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
+    """(the open log's rows from position `position` + 1 on, its index's rows, the table's rows):
+    a member in the table (`in_table`: the table's cursor's `set_key`; every logged member is in
+    the table, so one lookup decides) is logged, the others go to the table."""
+    appended, newest, fresh = [], [], []
+    for key, record in records:
+        if in_table(key):
+            position += 1
+            at = position.to_bytes(8, "big")
+            appended.append((at, record))
+            newest.append((key, at))
+        else:
+            fresh.append((key, record))
+    return appended, newest, fresh
+
+
+def placed_records_pure(logged: Any, get: Callable[[bytes], bytes | None], quota: int, whole: bool
+                        ) -> list[tuple[bytes, bytes]]:
+    """From the log index's cursor `logged` on (it is on an entry), up to `quota` of its members
+    (all, `whole`) with their records from the log (`get`: its cursor's), the cursor moved on."""
+    placed, found = [], True
+    while found and (whole or len(placed) < quota):
+        key, at = logged.item()
+        placed.append((key, _logged(key, get(at))))
+        found = logged.next()
+    return placed
+
+
 def _logged(key: bytes, record: bytes | None) -> bytes:
     if record is None:
         raise RuntimeError(f"the member log has lost member {key.decode(errors='replace')}'s newest record")
@@ -171,3 +189,10 @@ def _state(txn: Any, meta: Any) -> tuple[int, int, bytes]:
     """(the open log, commits it has been open, the closed log's last member placed)."""
     state = txn.get(_STATE, db=meta)
     return (state[0], state[1], bytes(state[2:])) if state is not None else (0, 0, b"")
+
+
+try:  # the loops above compiled (storage/row_packer.pyx): a Python step a member was a third of what the logs cost
+    from storage.row_packer import logged_or_fresh, placed_records
+except ImportError:  # a start without the compiled code says so (storage/commit_rows.py's MISSING)
+    logged_or_fresh, placed_records = logged_or_fresh_pure, placed_records_pure
+COMPILED_LOGS = logged_or_fresh is not logged_or_fresh_pure

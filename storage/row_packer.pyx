@@ -16,8 +16,8 @@ from storage.record_encoder cimport RecordEncoder
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object, Py_ssize_t*) except NULL
 
-__all__ = ["IndexLookups", "encoded_members", "index_key", "index_rows", "ledger_rows", "member_rows", "newest_heads",
-           "packed_key"]
+__all__ = ["IndexLookups", "encoded_members", "index_key", "index_rows", "ledger_rows", "logged_or_fresh", "member_rows",
+           "newest_heads", "packed_key", "placed_records"]
 
 cdef object _decode_txn = decode_txn
 
@@ -187,3 +187,36 @@ def index_rows(dict index, dict keys):
             ids = by_day[day] = []
         ids.append(key)
     return rows, by_day
+
+
+def logged_or_fresh(records, in_table, uint64_t position):
+    """storage/member_table.py `logged_or_fresh_pure`: the loop without a Python step a member (but
+    `in_table`, the table cursor's lookup), each log position packed here."""
+    cdef list appended = [], newest = [], fresh = []
+    cdef bytes at
+    for key, record in records:
+        if in_table(key):
+            if position == UINT64_MAX:  # would wrap to 0: the pure code's to_bytes refuses it
+                raise OverflowError("a member log position past 2**64 - 1")
+            position += 1
+            at = position_key(position)
+            appended.append((at, record))
+            newest.append((key, at))
+        else:
+            fresh.append((key, record))
+    return appended, newest, fresh
+
+
+def placed_records(logged, get, Py_ssize_t quota, bint whole):
+    """storage/member_table.py `placed_records_pure`."""
+    cdef list placed = []
+    item, step = logged.item, logged.next  # bound once, not looked up a member
+    found = True
+    while found and (whole or len(placed) < quota):
+        key, at = item()
+        record = get(at)
+        if record is None:
+            raise RuntimeError(f"the member log has lost member {key.decode(errors='replace')}'s newest record")
+        placed.append((key, record))
+        found = step()
+    return placed

@@ -134,3 +134,71 @@ def _open_for(env: lmdb.Environment, table: MemberTable) -> int:
     with env.begin() as txn:
         state = txn.get(b"member_logs", db=table.meta)
     return state[1] if state is not None else 0
+
+
+# the logs' loops compiled (storage/row_packer.pyx) against the pure ones, their specification
+needs_compiled = pytest.mark.skipif(not member_table.COMPILED_LOGS, reason="storage/row_packer is not built")
+
+
+@needs_compiled
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(KEYS, st.binary(max_size=12)), max_size=30), st.sets(KEYS),
+       st.sampled_from([0, 1, 255, 2**32, 2**64 - 40, 2**64 - 3, 2**64 - 1]))
+def test_the_compiled_split_gives_the_pure_rows(records, stored, position):
+    def split(split_with):
+        try:
+            return split_with(records, stored.__contains__, position)
+        except OverflowError:  # past 2**64 - 1: both refuse
+            return "overflow"
+    assert split(member_table.logged_or_fresh) == split(member_table.logged_or_fresh_pure)
+
+
+@needs_compiled
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(KEYS, unique=True, min_size=1, max_size=30), st.integers(0, 40), st.booleans(), st.data())
+def test_the_compiled_placing_gives_the_pure_rows(tmp_path_factory, keys, quota, whole, data):
+    env = lmdb.open(str(tmp_path_factory.mktemp("placing")), map_size=1 << 24, max_dbs=4)
+    log, logged = env.open_db(b"log"), env.open_db(b"logged")
+    lost = data.draw(st.sets(st.sampled_from(keys)))  # index entries whose record is not in the log
+    with env.begin(write=True) as txn:
+        for position, key in enumerate(sorted(keys), 1):
+            at = position.to_bytes(8, "big")
+            txn.put(key, at, db=logged)
+            if key not in lost:
+                txn.put(at, b"record of " + key, db=log)
+    start = data.draw(st.sampled_from(sorted(keys)))
+
+    def placed(place_with):
+        with env.begin() as txn:
+            index = txn.cursor(db=logged)
+            assert index.set_key(start)
+            try:
+                rows = place_with(index, txn.cursor(db=log).get, quota, whole)
+            except RuntimeError as error:
+                return str(error)
+            return rows, index.key()  # and where the cursor was left
+    assert placed(member_table.placed_records) == placed(member_table.placed_records_pure)
+    env.close()
+
+
+@needs_compiled
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(COMMITS)
+def test_the_compiled_logs_store_the_pure_bytes(tmp_path_factory, short_logs, commits):
+    """Every database, the logs too, byte for byte after the same commits."""
+    stores = []
+    for pure in (False, True):
+        env, table = opened(tmp_path_factory.mktemp("members"))
+        kept = member_table.logged_or_fresh, member_table.placed_records
+        if pure:
+            member_table.logged_or_fresh, member_table.placed_records = (member_table.logged_or_fresh_pure,
+                                                                         member_table.placed_records_pure)
+        try:
+            for first, written, deleted in commits:
+                commit(env, table, written, deleted, first)
+        finally:
+            member_table.logged_or_fresh, member_table.placed_records = kept
+        with env.begin() as txn:
+            stores.append([list(txn.cursor(db=db)) for db in (table.table, table.meta, *table.logs[0], *table.logs[1])])
+        env.close()
+    assert stores[0] == stores[1]
