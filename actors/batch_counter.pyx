@@ -19,7 +19,7 @@ from engine.ledger import LedgerEntry
 from engine.transactions import Transaction, TxnResult
 from engine.types import KINDS
 
-__all__ = ["count_common", "count_outcomes", "field_offset"]
+__all__ = ["count_common", "count_outcomes", "field_offset", "rejected_and_twins"]
 
 
 cdef extern from "Python.h":
@@ -49,6 +49,7 @@ cdef Py_ssize_t VALUE = offset_of(_ENTRY, "stored_value")
 cdef Py_ssize_t BONUS = offset_of(_ENTRY, "bonus_value")
 cdef Py_ssize_t TXN_KIND = offset_of(_TXN, "kind"), OUTCOME = offset_of(_RESULT, "outcome")
 cdef Py_ssize_t REASON = offset_of(_RESULT, "reason")
+cdef Py_ssize_t TXN_ID = offset_of(_TXN, "txn_id")
 
 
 cdef inline int64_t amount(object record, Py_ssize_t offset) except? -1:
@@ -182,3 +183,33 @@ cdef list _count_common(stats, list ledger):
     stats.stored_value += principal
     stats.bonus_value += bonus
     return rare
+
+
+cdef str _ACCEPTED = "accepted"
+cdef str _REJECTED = "rejected"
+
+
+def rejected_and_twins(list txns, list results):
+    """actors/batch_stats.py `rejected_and_twins_pure`: two loops over the slots, the second only
+    when something was rejected; None when the lists differ in length (the pure code's `compress`
+    stops at the shorter) or hold other records. An outcome is compared by identity with the
+    engine's word first (the same interned string), by value otherwise."""
+    cdef Py_ssize_t i, n = len(txns)
+    cdef set ids = set()
+    cdef list found = []
+    cdef PyObject* outcome
+    if len(results) != n:
+        return None
+    for i in range(n):
+        txn, result = txns[i], results[i]
+        if type(txn) is not _TXN or type(result) is not _RESULT:
+            return None
+        outcome = slot(result, OUTCOME)
+        if outcome != <PyObject*>_ACCEPTED and (outcome == <PyObject*>_REJECTED or <object>outcome == _REJECTED):
+            ids.add(<object>slot(txn, TXN_ID))
+    if not ids:
+        return found
+    for i in range(n):
+        if <object>slot(txns[i], TXN_ID) in ids:
+            found.append(i)
+    return found

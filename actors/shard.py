@@ -12,15 +12,15 @@ import time
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable
-from itertools import accumulate, compress, count, repeat
-from operator import attrgetter, eq
+from itertools import accumulate
+from operator import attrgetter
 from pathlib import Path
 from typing import TypeVar
 
 import msgspec
 
 from actors.batch_order import StreamOrder
-from actors.batch_stats import BatchStats, Counted, count_batch, count_ledger
+from actors.batch_stats import BatchStats, Counted, count_batch, count_ledger, rejected_and_twins
 from actors.batch_wire import COMPILED
 from actors.committed_reads import CommittedReads
 from actors.coupon_grants import GrantSource
@@ -361,7 +361,7 @@ class Shard:
         self._hold_value(stats)
         stats.commit_seconds = time.perf_counter() - started - stats.apply_seconds
         stats.disk_write_seconds = self._disk_write_seconds
-        self.accepted += sum(map(eq, map(_OUTCOME, results), repeat("accepted")))  # C loops: no Python step a result
+        self.accepted += stats.accepted()  # counted already, with the batch's statistics
         return results, stats
 
     def _ahead_of_batch(self, job: Job, txns: list[Transaction], failed: set[int]
@@ -970,8 +970,6 @@ COUNTED_KEY = "counted"
 COUNTED_STATS_KEY = "counted_stats"
 _NOTHING = BatchStats({})
 _KIND = attrgetter("kind")
-_OUTCOME = attrgetter("outcome")
-_TXN_ID = attrgetter("txn_id")
 REJECTIONS_KEPT_DAYS = 2
 """How long a batch's rejections are remembered for its resends: clients resend within minutes
 (PatronClient gives up after 8 tries), so two business days leave room and keep the database small."""
@@ -1004,15 +1002,15 @@ def remember_rejections(writer: BatchWriter, txns: list[Transaction], results: l
     But a batch resent because its answer was lost must be answered as it was the first time,
     not scored against what later batches did (SPEC §2): so what each batch had rejected is kept,
     in the commit, by its batch id. Nearly every batch has a rejection or two among thousands
-    accepted: only the rejected and those sharing a transaction id with one are looked at, found
-    by C loops (`map`, `compress`; a Python step a transaction was 2% of a shard's write)."""
+    accepted: only the rejected and those sharing a transaction id with one are looked at
+    (actors/batch_stats.py `rejected_and_twins`, compiled; a Python step a transaction was 2.5% of
+    a shard's write)."""
     if len(results) != len(txns) or sum(size for _, size in spans) != len(txns):
         raise ValueError("spans, transactions and results of different lengths")
-    ids = set(compress(map(_TXN_ID, txns), map(eq, map(_OUTCOME, results), repeat("rejected"))))
     ends = list(accumulate(size for _, size in spans))  # where each batch's transactions end
     rejected: dict[str, dict[tuple[str, str], str]] = {}
     taken: set[tuple[str, str, str]] = set()
-    for at in compress(count(), map(ids.__contains__, map(_TXN_ID, txns))):  # in order, as all were
+    for at in rejected_and_twins(txns, results):  # in order, as all were
         txn, result, batch_id = txns[at], results[at], spans[bisect_right(ends, at)][0]
         if batch_id and result.outcome == "rejected":
             rejected.setdefault(batch_id, {})[txn.member_id, txn.txn_id] = result.reason

@@ -13,8 +13,16 @@ from hypothesis import strategies as st
 
 import actors
 from actors import batch_stats, batch_wire
-from actors.batch_counter import count_common, count_outcomes, field_offset
-from actors.batch_stats import BatchStats, Counted, count_batch, count_ledger, count_ledger_pure, count_outcomes_pure
+from actors.batch_counter import count_common, count_outcomes, field_offset, rejected_and_twins
+from actors.batch_stats import (
+    BatchStats,
+    Counted,
+    count_batch,
+    count_ledger,
+    count_ledger_pure,
+    count_outcomes_pure,
+    rejected_and_twins_pure,
+)
 from engine.ledger import LedgerEntry
 from engine.transactions import Transaction, TxnResult
 
@@ -55,6 +63,24 @@ def test_outcomes_are_counted_as_the_pure_code_counts_them(triples):
     assert counted == count_outcomes_pure(txns, results)
     assert list(counted) == list(count_outcomes_pure(txns, results))
 
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["T1", "T2", "T3", "T4", "T5"]), outcomes | outcomes.map(_copied)),
+                max_size=40))
+def test_the_rejected_and_their_twins_are_found_where_the_pure_code_finds_them(drawn):
+    txns = [Transaction(txn_id=_copied(txn_id), member_id="m1") for txn_id, _ in drawn]
+    results = [TxnResult(txn_id, outcome) for txn_id, outcome in drawn]
+    assert rejected_and_twins(txns, results) == rejected_and_twins_pure(txns, results)
+    assert count_batch(txns, results, []).accepted() == sum(1 for result in results if result.outcome == "accepted")
+
+
+def test_the_rejected_and_their_twins_are_left_to_the_pure_code_for_lists_it_does_not_expect():
+    txns = [Transaction("T1"), Transaction("T2")]
+    results = [TxnResult("T1", "rejected"), TxnResult("T2", "accepted")]
+    assert rejected_and_twins(txns, results[:1]) is None
+    assert rejected_and_twins(txns, [results[0], "accepted"]) is None
+    assert rejected_and_twins(txns, results) == rejected_and_twins_pure(txns, results) == [0]
 
 def _entry(kind: str, points: int) -> LedgerEntry:
     return LedgerEntry("m1", 1, 20_000, "txn", "t", 1, kind, points=points)
