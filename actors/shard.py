@@ -52,7 +52,7 @@ from engine.publishing import (
     reevaluate,
     remap_tiers,
 )
-from engine.scoring import malformed_reason, score_transaction, score_well_formed
+from engine.scoring import malformed_reason, score_transaction, score_until, score_well_formed
 from engine.spending.coupon_stock import CountedStock
 from engine.summary import MemberSummary, summarise
 from engine.tagging import set_manual_tags
@@ -329,22 +329,24 @@ class Shard:
                 early[:] = self._ahead_of_batch(self.job, txns, failed)
             if self.inventory is not None:
                 self.inventory.prepare(self.book.programme, txns)
-            results = []
+            results: list[TxnResult] = []
             tomorrow = Tomorrow(self.book)
-            for index, txn in enumerate(txns):
-                if index in failed:
-                    results.append(TxnResult(txn.txn_id, "rejected", 0, 0, "cannot_apply"))
-                    continue
-                try:
-                    if tomorrow.starts_ms <= txn.occurred_at_ms < tomorrow.ends_ms and not malformed_reason(
-                            self.book, txn):  # rare: dated past midnight (a malformed one moves no member, as replay)
+            while len(results) < len(txns):  # a result a transaction, in order: the next one's index
+                try:  # the engine's compiled loop scores all up to the next one this loop scores itself
+                    index = score_until(self.book, txns, results, tomorrow.starts_ms, tomorrow.ends_ms, failed)
+                    if index == len(txns):
+                        break
+                    txn = txns[index]
+                    if index in failed:
+                        results.append(TxnResult(txn.txn_id, "rejected", 0, 0, "cannot_apply"))
+                    elif not malformed_reason(self.book, txn):  # rare: dated past midnight
                         results.append(self._dated_tomorrow(tomorrow, txn))
-                    else:
+                    else:  # a malformed one moves no member, as replay
                         results.append(score_transaction(self.book, txn))
                 except ShardUnavailableError:  # the coupon keeper out of reach: nothing is applied
                     raise
-                except Exception as error:
-                    raise _TransactionFailedError(index) from error
+                except Exception as error:  # the one being scored (score_until appends after scoring)
+                    raise _TransactionFailedError(len(results)) from error
             self._batch_stats = stats = count_batch(txns, results, self.book.ledger, self.book.programme.ladder.names,
                                                     self.book.notices)
             if spans and any(" rejected " in key for key in stats.outcomes):  # most batches: none

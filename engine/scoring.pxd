@@ -17,6 +17,8 @@ cdef Py_ssize_t _LONGEST_ID, _LONGEST_TEXT
 cdef frozenset _KINDS, _STATUSES
 
 
+@cython.locals(txn=Transaction, index=Py_ssize_t)
+cpdef Py_ssize_t score_until(Book book, txns, list results, starts_ms, ends_ms, set skip) except -1
 cpdef score_transaction(Book book, Transaction txn)
 @cython.locals(programme=Programme)
 cpdef score_well_formed(Book book, Transaction txn)

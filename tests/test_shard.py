@@ -695,7 +695,17 @@ def _with_defect(monkeypatch, poison: str, effect: str) -> None:
             book.dirty[txn.member_id] = book.members[txn.member_id]
         return result
 
+    def until(book, txns, results, starts_ms, ends_ms, skip):  # engine/scoring.py `score_until`, planted
+        index = len(results)
+        while index < len(txns):
+            if (skip and index in skip) or starts_ms <= txns[index].occurred_at_ms < ends_ms:
+                return index
+            results.append(scoring(book, txns[index]))
+            index += 1
+        return index
+
     monkeypatch.setattr(actors.shard, "score_transaction", scoring)
+    monkeypatch.setattr(actors.shard, "score_until", until)  # compiled, it calls the engine's own scoring
 
 
 def test_a_member_the_midnight_run_fails_on_sinks_its_own_transactions_not_the_batch(tmp_path, monkeypatch):
