@@ -193,7 +193,10 @@ def send(args: argparse.Namespace) -> int:
     seconds = max(time.perf_counter() - started, 1e-9)
     unsent = sum(counts.values()) - sent  # lines refused here, counted among the outcomes
     print(f"sent {counted(sent, 'transaction')} in {seconds:.1f} s ({sent / seconds:,.0f}/s)"
-          + (f", {counted(unsent, 'line')} not sent" if unsent else "") + ": "
+          # the outcomes count every line, those refused here too: said so (an outside probe read
+          # "sent 8 transactions" followed by 9 outcomes)
+          + (f", {counted(unsent, 'line')} not sent; the file's {counted(sent + unsent, 'line')}" if unsent else "")
+          + ": "
           + ", ".join(f"{n:,} {word}" for word, n in sorted(counts.items())))
     _list_rejected([text for _, text in sorted(rejected, key=lambda item: item[0])])
     # as import's, for a file: a script sees that something was not taken. A generated load has
