@@ -1007,9 +1007,9 @@ def remember_rejections(writer: BatchWriter, txns: list[Transaction], results: l
     accepted: only the rejected and those sharing a transaction id with one are looked at
     (actors/batch_stats.py `rejected_and_twins`, compiled; a Python step a transaction was 2.5% of
     a shard's write)."""
-    if len(results) != len(txns) or sum(size for _, size in spans) != len(txns):
-        raise ValueError("spans, transactions and results of different lengths")
     ends = list(accumulate(size for _, size in spans))  # where each batch's transactions end
+    if len(results) != len(txns) or (ends[-1] if ends else 0) != len(txns):
+        raise ValueError("spans, transactions and results of different lengths")
     rejected: dict[str, dict[tuple[str, str], str]] = {}
     taken: set[tuple[str, str, str]] = set()
     for at in rejected_and_twins(txns, results):  # in order, as all were
