@@ -107,7 +107,10 @@ def _as_declared(descriptor: Any, shown: dict) -> dict:
 
 def _declared_value(field: Any, value: Any) -> Any:
     repeated = field.is_repeated
-    if field.message_type is not None and not field.message_type.GetOptions().map_entry:
+    if field.message_type is not None and field.message_type.GetOptions().map_entry:  # a map: its values as declared
+        entry = field.message_type.fields_by_name["value"]
+        return {key: _declared_value(entry, item) for key, item in value.items()}
+    if field.message_type is not None:
         if field.message_type.full_name.startswith("google.protobuf."):  # a well-known type's own JSON
             return value
         kind = field.message_type

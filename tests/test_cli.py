@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.admin import MOST_DATES_SHOWN, _dates_shortened, midnight_progress_line
+from cli.admin import MOST_DATES_SHOWN, _dates_shortened, _show, midnight_progress_line
 from proto import patron_pb2 as pb
 from tests.builders import ms
 
@@ -198,6 +198,17 @@ def test_a_long_list_of_dates_is_shown_as_its_span():
     shown = _dates_shortened({"midnight": {"dates": many, "running": False}, "shards": [{"dates": many[:2]}]})
     assert shown == {"midnight": {"dates": ["2027-01-01", f"... {len(many) - 2} dates ...", many[-1]],
                                   "running": False}, "shards": [{"dates": many[:2]}]}
+
+
+def test_status_json_gives_counts_as_numbers_in_maps_and_messages_alike(capsys):
+    """proto3's JSON writes 64-bit integers as strings; a map's values were left so ("vip": "2110",
+    an outside probe) after the shards' counts had been made numbers."""
+    _show(pb.StatusResponse(rule_version=3, members_per_tag={"vip": 2110, "lapsed": 0},
+                            shards=[pb.ShardStatus(shard=0, members=7)]))
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["members_per_tag"] == {"vip": 2110, "lapsed": 0}
+    assert shown["rule_version"] == 3
+    assert shown["shards"][0]["members"] == 7
 
 
 def test_midnight_progress_says_a_run_is_starting_before_it_counts_a_dates_members():
