@@ -11,18 +11,12 @@ import uuid
 
 import grpc
 
-from cli.admin import CommandClient, _client, grpc_outcome, print_member, rpc_failure
+from cli.admin import UNKNOWN_FATE, CommandClient, _client, grpc_outcome, print_member, rpc_failure
 from engine.errors import PatronError
 from proto import patron_pb2 as pb
 
 __all__ = ["AdjustmentError", "member_adjust"]
 
-UNKNOWN_FATE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNKNOWN,
-                          grpc.StatusCode.INTERNAL, grpc.StatusCode.CANCELLED, grpc.StatusCode.ABORTED,
-                          grpc.StatusCode.RESOURCE_EXHAUSTED})
-"""Failures after which the adjustment may or may not have been applied (or was refused for now
-and is worth sending again). Any other code (a bad argument, a token's role) changes nothing,
-and the same call would fail the same way."""
 
 
 LEDGER_PAGE = 500

@@ -24,7 +24,7 @@ from proto import patron_pb2 as pb
 if TYPE_CHECKING:
     from bench.workload import Workload
 
-__all__ = ["CommandClient", "anomalies", "checkpoint", "import_members", "member_enroll", "member_show",
+__all__ = ["UNKNOWN_FATE", "CommandClient", "anomalies", "checkpoint", "import_members", "member_enroll", "member_show",
            "member_status", "member_tag", "member_tier", "midnight", "print_member", "publish", "rpc_failure", "send",
            "status"]
 
@@ -131,6 +131,14 @@ def _date_span(dates: list[str]) -> list[str]:
     return dates if len(dates) <= MOST_DATES_SHOWN else [dates[0], f"... {len(dates) - 2:,} dates ...", dates[-1]]
 
 
+UNKNOWN_FATE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNKNOWN,
+                          grpc.StatusCode.INTERNAL, grpc.StatusCode.CANCELLED, grpc.StatusCode.ABORTED,
+                          grpc.StatusCode.RESOURCE_EXHAUSTED})
+"""Failures after which what was sent may or may not have been applied (or was refused for now
+and is worth sending again). Any other code (a bad argument, a token's role) changes nothing,
+and the same call would fail the same way."""
+
+
 def rpc_failure(error: BaseException, address: str) -> str:
     """A failed call in one line, or "" when `error` is not one."""
     if not isinstance(error, grpc.RpcError) or not hasattr(error, "code"):
@@ -184,15 +192,23 @@ def send(args: argparse.Namespace) -> int:
             source = generate(generated_load(args.generate, _business_day(client), time.time_ns()))
         batches = client.batches(source, args.batch_size)
         started, sent = time.perf_counter(), 0
-        for ack in client.stream(named_by_content(batches) if args.transactions else batches, window=args.in_flight):
-            for result in ack.results:
-                sent += 1
-                number = lines.popleft() if lines else sent
-                word = grpc_outcome(result.outcome) + (f" ({result.reason})" if result.reason else "")
-                counts[word] = counts.get(word, 0) + 1
-                if result.outcome == pb.OUTCOME_REJECTED:
-                    where = f"line {number} ({_shown(result.txn_id)})" if args.transactions else _shown(result.txn_id)
-                    rejected.append((number, f"{where}: {result.reason}"))
+        try:
+            for ack in client.stream(named_by_content(batches) if args.transactions else batches,
+                                     window=args.in_flight):
+                for result in ack.results:
+                    sent += 1
+                    number = lines.popleft() if lines else sent
+                    word = grpc_outcome(result.outcome) + (f" ({result.reason})" if result.reason else "")
+                    counts[word] = counts.get(word, 0) + 1
+                    if result.outcome == pb.OUTCOME_REJECTED:
+                        shown = _shown(result.txn_id)
+                        where = f"line {number} ({shown})" if args.transactions else shown
+                        rejected.append((number, f"{where}: {result.reason}"))
+        except grpc.RpcError as error:
+            if not args.transactions or error.code() not in UNKNOWN_FATE:
+                raise
+            failed = rpc_failure(error, args.address)
+            raise PatronError(f"{failed} ({_send_again(sent, args.batch_size)})") from None
     seconds = max(time.perf_counter() - started, 1e-9)
     unsent = sum(counts.values()) - sent  # lines refused here, counted among the outcomes
     print(f"sent {counted(sent, 'transaction')} in {seconds:.1f} s ({sent / seconds:,.0f}/s)"
@@ -205,6 +221,14 @@ def send(args: argparse.Namespace) -> int:
     # as import's, for a file: a script sees that something was not taken. A generated load has
     # rejections by design (refunds of what is refunded, resent ids): the quick start's is not a failure
     return 3 if rejected and args.transactions else 0
+
+
+def _send_again(answered: int, batch_size: int) -> str:
+    """What to do after a send cut short (an outside probe re-ran one with another --batch-size:
+    its batches then had other ids, and the first send's rejections were scored again)."""
+    return (f"{counted(answered, 'transaction')} answered before this; the same command again, with the same "
+            f"file and --batch-size {batch_size}, sends the rest: what was applied is answered duplicate and "
+            f"each rejection as it was")
 
 
 def generated_load(transactions: int, day: str, now_ns: int) -> "Workload":

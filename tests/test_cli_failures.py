@@ -107,6 +107,18 @@ def test_every_command_against_a_server_that_is_down_says_so_in_one_line(name, t
                           "patron serve")
 
 
+def test_a_send_cut_short_says_how_far_it_got_and_that_the_same_command_sends_the_rest(tmp_path):
+    """An outside probe killed the server under `send`, then re-ran it with another --batch-size:
+    other batch ids, so the first send's rejections were scored again. Told only "cannot reach
+    patron", it could not know the same command was the safe one."""
+    transactions = tmp_path / "t.jsonl"
+    transactions.write_text('{"txn_id": "t1", "member_id": "M1", "occurred_at_ms": 1, "kind": "purchase"}\n')
+    done = patron("send", "--transactions", str(transactions), "--batch-size", "250", "--address", DOWN,
+                  retries="0")
+    assert_one_clear_line(done, f"cannot reach patron at {DOWN}", "0 transactions answered before this",
+                          "the same command again, with the same file and --batch-size 250, sends the rest")
+
+
 def test_an_adjustment_that_failed_names_its_request_id_to_send_it_again():
     done = patron("member", "adjust", "M1", "--points", "5", "--reason", "a test", "--address", DOWN, retries="0")
     assert_one_clear_line(done, f"cannot reach patron at {DOWN}", "request id adj-", "give --request-id adj-")
