@@ -11,6 +11,7 @@ from engine.book import Book
 from engine.bounds import LIMIT
 from engine.calendar import parse_day
 from engine.errors import InvalidRequestError, RowRejectedError
+from engine.ids import FINE, id_problem, id_requirement
 from engine.ledger import LedgerEntry
 from engine.members import Lot, Member, Profile
 from engine.midnight import schedule
@@ -110,8 +111,8 @@ def opened_as(book: Book, entry: LedgerEntry, row: Opening) -> bool:
 
 def _checked(book: Book, row: Opening, day: Day) -> tuple[int, Day, list[Lot], str]:
     """(tier, tier_until, lots in expiry order, birthday) of a valid row; RowRejectedError otherwise."""
-    if not row.member_id or len(row.member_id) > 100:
-        raise RowRejectedError("bad_member_id", "member_id: expected 1 to 100 characters")
+    if id_problem(row.member_id) != FINE:
+        raise RowRejectedError("bad_member_id", id_requirement("member_id"))
     if not 0 <= min(row.stored_value, row.bonus_value, row.growth) <= max(
             row.stored_value, row.bonus_value, row.growth) <= LIMIT:
         for name in ("stored_value", "bonus_value", "growth"):

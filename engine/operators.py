@@ -12,6 +12,7 @@ from engine.balance import add_points
 from engine.book import Book
 from engine.calendar import parse_day
 from engine.errors import CardStateError, InvalidRequestError, UnknownMemberError
+from engine.ids import FINE, id_problem, id_requirement
 from engine.members import Held, Member, Profile
 from engine.midnight import note_lapsed, schedule
 from engine.spending.coupons import issue_on_enroll
@@ -48,8 +49,8 @@ class Enrollment(Struct, kw_only=True):
 def enroll(book: Book, request: Enrollment, day: Day) -> tuple[Member, bool]:
     """Create the member (at its channel's default tier) or update the profile fields given.
     Returns the member and whether it was created."""
-    if not request.member_id or len(request.member_id) > 100:
-        raise InvalidRequestError("member_id: expected 1 to 100 characters")
+    if id_problem(request.member_id) != FINE:
+        raise InvalidRequestError(id_requirement("member_id"))
     birthday = birthday_of(request.birthday)
     _check_attributes(request)
     member = book.members.get(request.member_id)

@@ -7,13 +7,15 @@ from engine.award cimport count_spend, give, judge_points
 from engine.book cimport Book
 from engine.bounds cimport input_problem, room_to_earn
 from engine.earning cimport PurchaseValue, purchase_fits, purchase_growth, value_purchase
+from engine.ids cimport id_problem
 from engine.programme cimport Programme
 from engine.record_fields cimport Member, Transaction, TxnRecord
 from engine.tagging cimport note_purchase
 from engine.tier_changes cimport (enter_tier, keep_given, member_in_default_tier, note_default_tier,
                                   tier_after_transaction)
 
-cdef Py_ssize_t _LONGEST_ID, _LONGEST_TEXT
+cdef Py_ssize_t _LONGEST_TEXT
+cdef dict _ID_REASONS
 cdef frozenset _KINDS, _STATUSES
 
 

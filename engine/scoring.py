@@ -11,6 +11,7 @@ from engine.book import Book
 from engine.bounds import input_problem, room_to_earn
 from engine.earning import purchase_fits, purchase_growth, value_purchase
 from engine.events import count_event, is_capped
+from engine.ids import FINE, MISSING, TOO_LONG, UNPRINTABLE, id_problem
 from engine.members import Member
 from engine.refunds import refund_problem, score_refund
 from engine.spending.coupons import issue_on_enroll
@@ -42,12 +43,13 @@ from engine.why import Why
 
 __all__ = ["date_problem", "malformed_reason", "score_batch", "score_transaction", "score_until", "score_well_formed"]
 
-MAX_ID_LENGTH = 100
 MAX_TEXT_LENGTH = 1_000
 """A transaction's texts kept beside the member: `channel` (an enrolling transaction's becomes the
 member's) and an adjustment's `note` (its ledger entry's): unbounded, one made the member or its
 ledger larger than a default gRPC client reads (4 MiB), as Enroll's and operators' texts are."""
-_LONGEST_ID, _LONGEST_TEXT = MAX_ID_LENGTH, MAX_TEXT_LENGTH
+_LONGEST_TEXT = MAX_TEXT_LENGTH
+_ID_REASONS = {FINE: "", MISSING: "missing_refund_of", TOO_LONG: "id_too_long", UNPRINTABLE: "id_unprintable"}
+"""A refund's original is looked for as an id: one of spaces is none."""
 _KINDS, _STATUSES = KINDS, STATUSES
 """The checks' constants as scoring.pxd types them (a C integer, frozensets) when compiled."""
 _MONEY = SPENDING_KINDS | {RECHARGE}
@@ -175,10 +177,10 @@ def malformed_reason(book: Book, txn: Transaction) -> str:
     """Why a transaction can never be applied, whatever the state: checked every time it is sent."""
     # locals that scoring.pxd types `str`, so that their tests and lengths are C ones compiled
     txn_id, member_id, status, channel = txn.txn_id, txn.member_id, txn.status, txn.channel
-    if not txn_id or len(txn_id) > _LONGEST_ID:
-        return "missing_txn_id" if not txn_id else "id_too_long"
-    if not member_id or len(member_id) > _LONGEST_ID:
-        return "missing_member_id" if not member_id else "id_too_long"
+    if problem := id_problem(txn_id):
+        return "missing_txn_id" if problem == MISSING else _ID_REASONS[problem]
+    if problem := id_problem(member_id):
+        return "missing_member_id" if problem == MISSING else _ID_REASONS[problem]
     if len(channel) > _LONGEST_TEXT:
         return "text_too_long"
     if txn.kind not in _KINDS:
@@ -203,7 +205,7 @@ def _kind_problem(book: Book, txn: Transaction) -> str:
             return "missing_refund_of"
         # it names a transaction id: one longer than any id cannot be one, and past 65,535 bytes
         # it could not even be looked up in the stored index (an outside probe)
-        return "id_too_long" if len(txn.refund_of) > _LONGEST_ID else ""
+        return _ID_REASONS[id_problem(txn.refund_of)]  # its own: an original never has such an id
     if kind == EVENT:
         return "" if txn.event_type in book.programme.events else "unknown_event_type"
     if kind == REDEEM:

@@ -16,9 +16,10 @@ from engine.bounds import LIMIT, valid_time
 from engine.calendar import iso
 from engine.earning import purchase_fits, purchase_growth, value_purchase
 from engine.errors import InvalidRequestError, UnknownMemberError
+from engine.ids import FINE, id_problem, id_requirement
 from engine.members import Member
 from engine.midnight import night_of, run_member_midnight
-from engine.scoring import MAX_ID_LENGTH, date_problem
+from engine.scoring import date_problem
 from engine.spending.coupons import coupon_value, use_problem
 from engine.spending.member_coupons import HeldCoupon, held_coupon
 from engine.spending.member_prices import PricedLine
@@ -90,8 +91,8 @@ def quote(book: Book, member_id: str, lines: list[LineItem], at_ms: int) -> Quot
 def _check_request(member_id: str, lines: list[LineItem], at_ms: int) -> None:
     """What makes a basket one no till could send: checked as a purchase's lines are (SPEC §2),
     every figure exactly an `int` first (bounds.input_problem says why)."""
-    if not member_id or len(member_id) > MAX_ID_LENGTH:
-        raise InvalidRequestError(f"member_id: required, at most {MAX_ID_LENGTH} characters")
+    if id_problem(member_id) != FINE:
+        raise InvalidRequestError(id_requirement("member_id"))
     if not lines:
         raise InvalidRequestError("lines: a quote needs a basket of at least one line")
     if type(at_ms) is not int:

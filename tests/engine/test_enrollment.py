@@ -109,3 +109,11 @@ def test_a_profile_stored_before_dates_were_kept_reads_back_with_none():
     stored = msgspec.msgpack.encode(["03-05", "wechat", "", "spring", "pos", {"city": "Hangzhou"}])
     assert msgspec.msgpack.decode(stored, type=Profile) == Profile("03-05", "wechat", "", "spring", "pos",
                                                                    {"city": "Hangzhou"}, ())
+
+
+@pytest.mark.parametrize("member_id", ["", " ", "M\x001", "M\n", "x" * 101])
+def test_enroll_refuses_an_id_a_transaction_could_not_name_and_enrolls_no_one(member_id):
+    target = book()
+    with pytest.raises(InvalidRequestError, match="member_id: expected 1 to 100 characters, not only spaces"):
+        enroll(target, Enrollment(member_id=member_id), DAY)
+    assert not target.members

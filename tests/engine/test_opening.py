@@ -58,6 +58,8 @@ def test_empty_fields_take_the_programmes_defaults_as_if_earned_on_the_import_da
 @pytest.mark.parametrize(("fields", "reason"), [
     ({"member_id": ""}, "bad_member_id"),
     ({"member_id": "x" * 101}, "bad_member_id"),
+    ({"member_id": " "}, "bad_member_id"),  # as a transaction's and Enroll's (engine/ids.py)
+    ({"member_id": "M\x00"}, "bad_member_id"),
     ({"tier": "Platinum"}, "unknown_tier"),
     ({"stored_value": -1}, "negative_amount"),
     ({"growth": 10**15 + 1}, "amount_too_large"),

@@ -49,6 +49,13 @@ def test_unpaid_purchases_are_ignored_and_do_not_use_up_their_id(status):
     (Transaction("t", "m1", ms(DAY), "refund", refund_of="x"), "nothing_to_refund"),
     (Transaction("t", "m1", ms(DAY), "adjustment", amount_minor=5), "missing_reason"),
     (Transaction("t" * 101, "m1", ms(DAY), "purchase", amount_minor=5), "id_too_long"),
+    # kept as sent and shown back in results, ledgers and coupon codes (an outside probe)
+    (Transaction("t", "   ", ms(DAY), "purchase", amount_minor=5), "missing_member_id"),
+    (Transaction(" ", "m1", ms(DAY), "purchase", amount_minor=5), "missing_txn_id"),
+    (Transaction("t", "M\x001", ms(DAY), "purchase", amount_minor=5), "id_unprintable"),
+    (Transaction("t\n", "m1", ms(DAY), "purchase", amount_minor=5), "id_unprintable"),
+    (Transaction("t", "m1", ms(DAY), "refund", refund_of="x\x85", amount_minor=5), "id_unprintable"),
+    (Transaction("t", "m1", ms(DAY), "refund", refund_of=" ", amount_minor=5), "missing_refund_of"),
     # past 65,535 bytes the shard's index lookup raised (`cannot_apply`) where replay took points back
     (Transaction("t", "m1", ms(DAY), "refund", refund_of="x" * 101, amount_minor=5), "id_too_long"),
     # kept with the member: megabytes made it unreadable by a default gRPC client (an outside probe)

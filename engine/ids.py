@@ -1,0 +1,46 @@
+"""What an id may be: a transaction's, a member's, the original a refund names. Ids are kept and
+compared exactly as sent and given back in results, ledgers, reports and coupon codes, so one
+holding a NUL or a line break carried it into every one of them, and an id of spaces named a
+member no one could see or type (an outside probe): such ids are refused, as empty and too long
+ones are. Only control characters are refused, a fixed set (Unicode's Cc: U+0000–U+001F and
+U+007F–U+009F), so that what is an id never changes with the Unicode version of a Python."""
+
+try:
+    import cython
+
+    COMPILED = cython.compiled
+except ImportError:  # the pure engine needs no Cython installed
+    COMPILED = False
+
+__all__ = ["FINE", "MAX_ID_LENGTH", "MISSING", "TOO_LONG", "UNPRINTABLE", "id_problem", "id_requirement"]
+
+MAX_ID_LENGTH = 100
+FINE, MISSING, TOO_LONG, UNPRINTABLE = 0, 1, 2, 3
+"""What `id_problem` finds: nothing; no id (empty, or only spaces); over MAX_ID_LENGTH characters;
+a control character."""
+
+
+def id_problem(text: str) -> int:
+    """FINE, or what is wrong with `text` as an id (checked in this order). Compiled, an ASCII id
+    (nearly every one) is read as C bytes (ids.pxd's ascii_id_problem): a character read by its
+    kind and tested as Unicode took two thirds of the check."""
+    if COMPILED and (answer := ascii_id_problem(text, MAX_ID_LENGTH)) >= 0:  # noqa: F821 (C, ids.pxd)
+        return answer
+    if not text:
+        return MISSING
+    if len(text) > MAX_ID_LENGTH:
+        return TOO_LONG
+    blank = True
+    for character in text:
+        code = ord(character)
+        if code < 0x20 or 0x7F <= code <= 0x9F:
+            return UNPRINTABLE
+        if blank and not character.isspace():
+            blank = False
+    return MISSING if blank else FINE
+
+
+def id_requirement(name: str) -> str:
+    """What an id field must be, for a message that names it."""
+    return (f"{name}: expected 1 to {MAX_ID_LENGTH} characters, not only spaces, without control characters "
+            f"(a NUL, a tab, a line break)")
