@@ -14,11 +14,37 @@ from engine.tagging cimport note_purchase
 from engine.tier_changes cimport (enter_tier, keep_given, member_in_default_tier, note_default_tier,
                                   tier_after_transaction)
 
+cdef extern from *:
+    """
+    /* a == b for the kinds' tests: 1 or 0, -1 on an error. Two exact str are equal when they are
+       the same object, or of the same length and kind (CPython keeps each str in its narrowest
+       kind) and the same bytes; anything else is compared as Python does. */
+    static inline int patron_str_equal(PyObject *a, PyObject *b) {
+        Py_ssize_t length;
+        if (a == b)
+            return 1;
+    #if PY_VERSION_HEX < 0x030C0000
+        if (!PyUnicode_CheckExact(a) || !PyUnicode_CheckExact(b) || !PyUnicode_IS_READY(a) || !PyUnicode_IS_READY(b))
+    #else
+        if (!PyUnicode_CheckExact(a) || !PyUnicode_CheckExact(b))
+    #endif
+            return PyObject_RichCompareBool(a, b, Py_EQ);
+        length = PyUnicode_GET_LENGTH(a);
+        if (length != PyUnicode_GET_LENGTH(b) || PyUnicode_KIND(a) != PyUnicode_KIND(b))
+            return 0;
+        return memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)(length * PyUnicode_KIND(a))) == 0;
+    }
+    """
+    int str_equal "patron_str_equal" (object a, object b) except -1
+
+
+cdef bint COMPILED
 cdef Py_ssize_t _LONGEST_TEXT
 cdef dict _ID_REASONS
 cdef frozenset _KINDS, _STATUSES
 
 
+cdef inline bint _same(kind, word) except -1
 @cython.locals(txn=Transaction, index=Py_ssize_t)
 cpdef Py_ssize_t score_until(Book book, txns, list results, starts_ms, ends_ms, set skip) except -1
 cpdef score_transaction(Book book, Transaction txn)

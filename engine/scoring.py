@@ -41,6 +41,13 @@ from engine.types import (
 )
 from engine.why import Why
 
+try:
+    import cython
+
+    COMPILED = cython.compiled
+except ImportError:  # the pure engine needs no Cython installed
+    COMPILED = False
+
 __all__ = ["date_problem", "malformed_reason", "score_batch", "score_transaction", "score_until", "score_well_formed"]
 
 MAX_TEXT_LENGTH = 1_000
@@ -53,6 +60,13 @@ _ID_REASONS = {FINE: "", MISSING: "missing_refund_of", TOO_LONG: "id_too_long", 
 _KINDS, _STATUSES = KINDS, STATUSES
 """The checks' constants as scoring.pxd types them (a C integer, frozensets) when compiled."""
 _MONEY = SPENDING_KINDS | {RECHARGE}
+
+
+def _same(kind: str, word: str) -> bool:
+    """`kind == word`, for the kinds' tests. Compiled, in C (str_equal, scoring.pxd): this Cython
+    compares two str with PyUnicode_Compare, an ordering of about 85 instructions, where kinds
+    mostly differ in length; about 9 tests a transaction."""
+    return str_equal(kind, word) == 1 if COMPILED else kind == word  # noqa: F821 (C, scoring.pxd)
 
 
 def score_batch(book: Book, txns: Iterable[Transaction]) -> list[TxnResult]:
@@ -98,10 +112,10 @@ def score_well_formed(book: Book, txn: Transaction) -> TxnResult:
     if txn.status and txn.status != "paid":
         return TxnResult(txn.txn_id, "ignored", 0, 0, "not_paid")
     if txn.kind in _MONEY:  # the purchase path pays for spending with this one test
-        if txn.kind == RECHARGE:
+        if _same(txn.kind, RECHARGE):
             return _recharge(book, txn, day)
         return score_spending(book, txn, day, book.members.get(txn.member_id))
-    if txn.kind == REFUND:
+    if _same(txn.kind, REFUND):
         return score_refund_transaction(book, txn, day, key)
     return _score_earning(book, txn, day, "", key)
 
@@ -133,7 +147,7 @@ def _score_earning(book: Book, txn: Transaction, day: Day, reason: str, key: tup
     member, created = (None, False) if reason else _member_for(book, txn, day)
     if member is None:
         return TxnResult(txn.txn_id, "rejected", 0, 0, reason or "unknown_member")
-    if txn.kind == ADJUSTMENT and txn.amount_minor > 0 and member.status != "active":
+    if _same(txn.kind, ADJUSTMENT) and txn.amount_minor > 0 and member.status != "active":
         # an operator's credit to a frozen or lost card is refused with its id free, to be sent again
         # once the card is active: kept at zero, the goodwill was lost with its id (an outside probe)
         return TxnResult(txn.txn_id, "rejected", 0, 0, f"card_{member.status}")
@@ -144,7 +158,7 @@ def _score_earning(book: Book, txn: Transaction, day: Day, reason: str, key: tup
         if created:
             _forget_new(book, member.member_id)
         return TxnResult(txn.txn_id, "rejected", 0, 0, "amount_too_large")
-    if txn.kind == REFUND:
+    if _same(txn.kind, REFUND):
         _name_refunded(book, written, txn.refund_of)
     record.since_began = began
     book.txns[key] = record
@@ -152,7 +166,8 @@ def _score_earning(book: Book, txn: Transaction, day: Day, reason: str, key: tup
     book.awake.add(member.member_id)
     # the day's transactions in the anomaly report: those counted in its sum (storage/index_history.py
     # reads the same from the index); a frozen card's purchase earned nothing and was listed (a probe)
-    if programme.anomaly.threshold and txn.kind in (PURCHASE, EVENT) and counted_in_day(record.points, record.reason):
+    if (programme.anomaly.threshold and (_same(txn.kind, PURCHASE) or _same(txn.kind, EVENT))
+            and counted_in_day(record.points, record.reason)):
         book.history.remember(member.member_id, day, txn.txn_id)
     book.dirty[member.member_id] = member
     return TxnResult(txn.txn_id, "accepted", record.points, record.growth, record.reason)
@@ -189,7 +204,7 @@ def malformed_reason(book: Book, txn: Transaction) -> str:
         return "unknown_status"
     if txn.occurred_at_ms == 0:  # proto3's default: not sent (below 0 is a time, out of bounds: `bad_timestamp`)
         return "missing_occurred_at"
-    if txn.amount_minor < 0 and txn.kind != ADJUSTMENT:
+    if txn.amount_minor < 0 and not _same(txn.kind, ADJUSTMENT):
         return "negative_amount"
     return input_problem(txn) or _kind_problem(book, txn)
 
@@ -198,25 +213,25 @@ def _kind_problem(book: Book, txn: Transaction) -> str:
     kind = txn.kind
     if txn.points < 0:  # of any kind (SPEC §11.1), after input_problem has seen it is an integer
         return "negative_amount"
-    if kind == PURCHASE:
+    if _same(kind, PURCHASE):
         return "" if txn.lines or txn.amount_minor else "empty_purchase"
-    if kind == REFUND:
+    if _same(kind, REFUND):
         if not txn.refund_of:
             return "missing_refund_of"
         # it names a transaction id: one longer than any id cannot be one, and past 65,535 bytes
         # it could not even be looked up in the stored index (an outside probe)
         return _ID_REASONS[id_problem(txn.refund_of)]  # its own: an original never has such an id
-    if kind == EVENT:
+    if _same(kind, EVENT):
         return "" if txn.event_type in book.programme.events else "unknown_event_type"
-    if kind == REDEEM:
+    if _same(kind, REDEEM):
         return "" if txn.points or txn.amount_minor else "missing_points"
-    if kind == COUPON_ISSUE:
+    if _same(kind, COUPON_ISSUE):
         return "" if txn.coupon_id else "missing_coupon_id"
-    if kind == COUPON_USE:
+    if _same(kind, COUPON_USE):
         return "" if txn.coupon_code else "missing_coupon_code"
     if not txn.amount_minor:
         return "missing_amount"
-    if kind != ADJUSTMENT:
+    if not _same(kind, ADJUSTMENT):
         return ""
     return "missing_reason" if not txn.note else "text_too_long" if len(txn.note) > _LONGEST_TEXT else ""
 
@@ -271,20 +286,20 @@ def _member_for(book: Book, txn: Transaction, day: Day) -> tuple[Member | None, 
 def _score_kind(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord | None:
     """The index record of an applied transaction; None, with nothing changed, when it would
     take an amount or balance out of bounds (SPEC §2)."""
-    takes_back = txn.kind == REFUND or (txn.kind == ADJUSTMENT and txn.amount_minor < 0)
+    takes_back = _same(txn.kind, REFUND) or (_same(txn.kind, ADJUSTMENT) and txn.amount_minor < 0)
     if member.status != "active" and not takes_back:
         # frozen and lost members neither earn nor redeem; the transaction is kept, at zero. What
         # takes back (a refund of a purchase, seen or not, an operator's negative adjustment) still
         # applies: kept at zero, a returned purchase would leave its points and use up the id.
         # A purchase keeps what it paid: its refund is accepted and takes nothing back (it was
         # `nothing_to_refund`, a wrong answer to a till returning goods: an outside probe)
-        paid = refund_amount(txn) if txn.kind == PURCHASE else 0
+        paid = refund_amount(txn) if _same(txn.kind, PURCHASE) else 0
         return TxnRecord(member.member_id, txn.kind, day, 0, 0, member.status, book.programme.version, paid)
-    if txn.kind == PURCHASE:
+    if _same(txn.kind, PURCHASE):
         return score_purchase(book, member, txn, day)
-    if txn.kind == REFUND:
+    if _same(txn.kind, REFUND):
         return score_refund(book, member, txn, day)
-    if txn.kind == EVENT:
+    if _same(txn.kind, EVENT):
         return score_event(book, member, txn, day)
     return score_adjustment(book, member, txn, day)
 
