@@ -1,5 +1,7 @@
 # Cython declarations for book.py (see docs/decisions.md, "Typed engine objects").
 
+cimport cython
+
 from engine.programme cimport Programme
 from engine.record_fields cimport Member
 
@@ -17,3 +19,7 @@ cdef class Book:
     cpdef notify_detail(self, kind, member_id, day, detail)
     cpdef today_for(self, Member member)
     cpdef as_of(self, Member member, day)
+
+
+@cython.locals(table=dict)
+cpdef found(mapping, key)

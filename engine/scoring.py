@@ -7,7 +7,7 @@ from msgspec.structs import replace
 from engine.anomaly import counted_in_day
 from engine.award import count_spend, give, judge_points
 from engine.balance import add_points, take_points
-from engine.book import Book
+from engine.book import Book, found
 from engine.bounds import input_problem, room_to_earn
 from engine.earning import purchase_fits, purchase_growth, value_purchase
 from engine.events import count_event, is_capped
@@ -102,7 +102,7 @@ def score_well_formed(book: Book, txn: Transaction) -> TxnResult:
     """`score_transaction` of a transaction `malformed_reason` has passed."""
     programme = book.programme
     key = (txn.member_id, txn.txn_id)
-    seen = book.txns.get(key)
+    seen = found(book.txns, key)
     if seen is not None:
         return seen.result(txn.txn_id, "duplicate")
     day = programme.calendar.day_of(txn.occurred_at_ms)
@@ -114,7 +114,7 @@ def score_well_formed(book: Book, txn: Transaction) -> TxnResult:
     if txn.kind in _MONEY:  # the purchase path pays for spending with this one test
         if _same(txn.kind, RECHARGE):
             return _recharge(book, txn, day)
-        return score_spending(book, txn, day, book.members.get(txn.member_id))
+        return score_spending(book, txn, day, found(book.members, txn.member_id))
     if _same(txn.kind, REFUND):
         return score_refund_transaction(book, txn, day, key)
     return _score_earning(book, txn, day, "", key)
@@ -123,11 +123,11 @@ def score_well_formed(book: Book, txn: Transaction) -> TxnResult:
 def score_refund_transaction(book: Book, txn: Transaction, day: Day, key: tuple[str, str]) -> TxnResult:
     """A refund past the common checks: of spending, or of a purchase (known or not). Every
     ledger entry it writes names the original (`refund_of`). `key`: its own index key."""
-    original = book.txns.get((txn.member_id, txn.refund_of))
+    original = found(book.txns, (txn.member_id, txn.refund_of))
     reason = refund_problem(txn, original)
     if not reason and original is not None and original.kind in UNDOABLE:
         written = len(book.ledger)
-        result = score_spending(book, txn, day, book.members.get(txn.member_id), original)
+        result = score_spending(book, txn, day, found(book.members, txn.member_id), original)
         _name_refunded(book, written, txn.refund_of)
         return result
     return _score_earning(book, txn, day, reason, key)
@@ -180,7 +180,7 @@ def date_problem(book: Book, day: Day, member_id: str = "") -> str:
     if today and day < today - lateness:
         return "too_late"
     if today and day == today - lateness and member_id:
-        member = book.members.get(member_id)
+        member = found(book.members, member_id)
         if member is not None and day < book.today_for(member) - lateness:
             return "too_late"
     if today and day > today + 1:  # a till's clock a year ahead must not decide expiry dates
@@ -241,7 +241,7 @@ def _recharge(book: Book, txn: Transaction, day: Day) -> TxnResult:
     its amount is one the programme refuses anyway; a member created for a recharge that is
     then rejected is forgotten again."""
     fixed = book.programme.rules.stored_value.fixed_amounts
-    member, created = book.members.get(txn.member_id), False
+    member, created = found(book.members, txn.member_id), False
     if member is None and book.programme.enrolls_unknown:
         if fixed and txn.amount_minor not in fixed:
             return TxnResult(txn.txn_id, "rejected", 0, 0, "amount_not_allowed")
@@ -269,7 +269,7 @@ def _forget_new(book: Book, member_id: str) -> None:
 
 def _member_for(book: Book, txn: Transaction, day: Day) -> tuple[Member | None, bool]:
     """The member, and whether it was created (auto-enrolled) just now."""
-    member = book.members.get(txn.member_id)
+    member = found(book.members, txn.member_id)
     if member is not None or not book.programme.enrolls_unknown:
         return member, False
     # A member's creation is recorded in the member (enrolled day, channel), not the ledger: it
