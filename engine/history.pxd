@@ -12,4 +12,6 @@ cdef class RecentHistory:
     cpdef remember(self, member_id, day, txn_id)
 
 
+@cython.locals(recent=RecentHistory)
+cpdef remember_in(history, member_id, day, txn_id)
 cpdef _add(dict members, member_id, txn_id)

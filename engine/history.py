@@ -4,7 +4,7 @@ from typing import Protocol
 
 from engine.types import Day, MemberId, TxnId
 
-__all__ = ["History", "RecentHistory"]
+__all__ = ["History", "RecentHistory", "remember_in"]
 
 
 class History(Protocol):
@@ -62,6 +62,16 @@ class RecentHistory:
             for at in range(0, len(arrived), 2):
                 _add(members, arrived[at], arrived[at + 1])
         return members
+
+
+def remember_in(history: History, member_id: MemberId, day: Day, txn_id: TxnId) -> None:
+    """`history.remember(...)`. The book's history is a protocol (a shard's is storage's), so
+    compiled, the method is called by name; a RecentHistory (replay's) is told by a C call here."""
+    if type(history) is RecentHistory:
+        recent = history  # a RecentHistory, as history.pxd types it
+        recent.remember(member_id, day, txn_id)
+    else:
+        history.remember(member_id, day, txn_id)
 
 
 def _add(members: dict[MemberId, list[TxnId]], member_id: MemberId, txn_id: TxnId) -> None:

@@ -6,6 +6,7 @@ cimport cython
 from engine.award cimport count_spend, give, judge_points
 from engine.book cimport Book, found
 from engine.bounds cimport input_problem, room_to_earn
+from engine.history cimport remember_in
 from engine.earning cimport PurchaseValue, purchase_fits, purchase_growth, value_purchase
 from engine.ids cimport id_problem
 from engine.programme cimport Programme

@@ -11,6 +11,7 @@ from engine.book import Book, found
 from engine.bounds import input_problem, room_to_earn
 from engine.earning import purchase_fits, purchase_growth, value_purchase
 from engine.events import count_event, is_capped
+from engine.history import remember_in
 from engine.ids import FINE, MISSING, TOO_LONG, UNPRINTABLE, id_problem
 from engine.members import Member
 from engine.refunds import refund_problem, score_refund
@@ -168,7 +169,7 @@ def _score_earning(book: Book, txn: Transaction, day: Day, reason: str, key: tup
     # reads the same from the index); a frozen card's purchase earned nothing and was listed (a probe)
     if (programme.anomaly.threshold and (_same(txn.kind, PURCHASE) or _same(txn.kind, EVENT))
             and counted_in_day(record.points, record.reason)):
-        book.history.remember(member.member_id, day, txn.txn_id)
+        remember_in(book.history, member.member_id, day, txn.txn_id)
     book.dirty[member.member_id] = member
     return TxnResult(txn.txn_id, "accepted", record.points, record.growth, record.reason)
 
@@ -251,7 +252,7 @@ def _recharge(book: Book, txn: Transaction, day: Day) -> TxnResult:
         _forget_new(book, txn.member_id)
     # a blocked bonus counts in the day's sum too (award.judge_points), so it is among its transactions
     if book.programme.anomaly.threshold and counted_in_day(result.points, result.reason):
-        book.history.remember(txn.member_id, day, txn.txn_id)
+        remember_in(book.history, txn.member_id, day, txn.txn_id)
     return result
 
 
