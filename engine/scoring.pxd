@@ -6,11 +6,12 @@ cimport cython
 from engine.award cimport count_spend, give, judge_points
 from engine.book cimport Book, found
 from engine.bounds cimport input_problem, room_to_earn
-from engine.history cimport remember_in
 from engine.earning cimport PurchaseValue, purchase_fits, purchase_growth, value_purchase
+from engine.history cimport remember_in
 from engine.ids cimport id_problem
 from engine.programme cimport Programme
 from engine.record_fields cimport Member, Transaction, TxnRecord
+from engine.spending.coupons cimport issue_on_enroll
 from engine.tagging cimport note_purchase
 from engine.tier_changes cimport (enter_tier, keep_given, member_in_default_tier, note_default_tier,
                                   tier_after_transaction)
