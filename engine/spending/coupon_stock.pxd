@@ -2,6 +2,9 @@
 # take (every coupon issued, an enrollment's welcome coupon among them) asks its limit and its
 # refill as C calls.
 
+cimport cython
+
+
 cdef class CountedStock:
     cdef public dict taken
     cdef public object granted, refill
@@ -9,3 +12,7 @@ cdef class CountedStock:
     cpdef limit(self, coupon_id, inventory)
     cpdef take(self, coupon_id, inventory)
     cpdef _refilled(self, coupon_id, count, inventory)
+
+
+@cython.locals(counted=CountedStock)
+cpdef take_from(stock, coupon_id, inventory)

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from engine.members import Member
 
-__all__ = ["CountedStock", "CouponStock"]
+__all__ = ["CountedStock", "CouponStock", "take_from"]
 
 
 class CouponStock(Protocol):
@@ -93,3 +93,13 @@ class CountedStock:
 
     def restore(self, taken: dict[str, int]) -> None:
         self.taken = dict(taken)
+
+
+def take_from(stock: CouponStock, coupon_id: str, inventory: int) -> bool:
+    """`stock.take(...)`. The book's stock is a protocol (a shard's asks the grant keeper), so
+    compiled, the method is called by name; a CountedStock (replay's) is asked by a C call here
+    (every enrollment's welcome coupon takes a unit)."""
+    if type(stock) is CountedStock:
+        counted = stock  # a CountedStock, as coupon_stock.pxd types it
+        return counted.take(coupon_id, inventory)
+    return stock.take(coupon_id, inventory)

@@ -4,6 +4,7 @@
 
 from engine.book cimport Book
 from engine.record_fields cimport Member
+from engine.spending.coupon_stock cimport take_from
 
 
 cpdef tuple _validity(coupon, issued)

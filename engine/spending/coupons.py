@@ -6,6 +6,7 @@ from engine.calendar import iso
 from engine.members import CouponInstance, Member
 from engine.notices import COUPON_ISSUED
 from engine.rules import Coupon
+from engine.spending.coupon_stock import take_from
 from engine.transactions import Spent, Transaction, TxnRecord
 from engine.types import COUPON_ISSUE, COUPON_USE, RECHARGE, REFUND, Day
 
@@ -38,7 +39,7 @@ def _refusal(book: Book, member: Member, coupon: Coupon, given: int) -> str:
     (so a member at their limit never uses up a unit)."""
     if coupon.per_member and given >= coupon.per_member:
         return "member_limit"
-    if not book.stock.take(coupon.id, coupon.inventory):
+    if not take_from(book.stock, coupon.id, coupon.inventory):
         return "out_of_stock"
     return ""
 
