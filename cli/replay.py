@@ -112,14 +112,15 @@ def _replay_chunk(book: Book, txns: list[Transaction], whole: bool, stats: Repla
 
 def _chunks(source: BinaryIO) -> Iterator[bytes]:
     """Whole lines, `_CHUNK_BYTES` at a time. A line longer than that is gathered in pieces and
-    joined once: added to at every read, it would be copied again each time (quadratic)."""
-    pending: list[bytes] = []
+    joined once: added to at every read, it would be copied again each time (quadratic). The
+    block's whole lines join as a view: sliced first, every byte read was copied once more."""
+    pending: list[bytes | memoryview] = []
     while block := source.read(_CHUNK_BYTES):
         cut = block.rfind(b"\n") + 1
         if not cut:
             pending.append(block)
             continue
-        pending.append(block[:cut])
+        pending.append(memoryview(block)[:cut])
         yield b"".join(pending)
         pending = [block[cut:]]
     rest = b"".join(pending)
