@@ -247,3 +247,16 @@ def test_the_days_a_flagged_member_crosses_on_are_kept_in_date_order():
     assert rule.judge(member, 101, 150) is FLAGGED
     assert rule.judge(member, 101, 50) is not FLAGGED  # past it already: no second crossing
     assert member.flag_days == (100, 101, 102)
+
+
+def test_the_anomaly_report_lists_the_flagged_members_transactions_of_the_day():
+    """What scoring told the history (engine/history.py `remember_in`) is what the report lists."""
+    from engine.replay import replay_stream
+
+    target, rows = book(body=anomaly("flag")), []
+    list(replay_stream(target, [buy("t1", "m1", "2026-03-04 09:00", line(6000)),
+                                buy("t2", "m2", "2026-03-04 09:30", line(100)),
+                                event("e1", "m1", "2026-03-04 10:00", "sign_in"),
+                                buy("t3", "m1", "2026-03-04 11:00", line(6000)),
+                                buy("t4", "m2", "2026-03-05 09:00", line(100))], rows))
+    assert [(row.member_id, row.day, row.transactions) for row in rows] == [("m1", "2026-03-04", ["t1", "e1", "t3"])]
