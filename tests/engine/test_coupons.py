@@ -128,6 +128,8 @@ def test_enrollment_coupons_are_issued_when_the_member_is_created():
     assert [c.code for c in target.members["m1"].coupons] == ["WELCOME-m1-1"]
     kinds = [e.kind for e in target.ledger if e.member_id == "m1"]
     assert kinds[0] == "coupon_issued"  # before the purchase that created the member is scored
+    issued = target.ledger[0]  # caused by the transaction that created the member, which issued it
+    assert (issued.cause, issued.ref, target.members["m1"].coupons[0].issued_by) == ("txn", "b1", "b1")
     enroll(target, Enrollment(member_id="m9"), target.today)
     assert [c.code for c in target.members["m9"].coupons] == ["WELCOME-m9-1"]
 
