@@ -8,11 +8,11 @@ name and has nothing to check."""
 from msgspec import Struct
 
 from engine.members import Held, Lot, Member, Profile
-from engine.transactions import LineItem, Transaction, TxnRecord
+from engine.transactions import LineItem, Transaction, TxnRecord, TxnResult
 
 __all__ = ["layout_problems"]
 
-RECORDS = (Held, LineItem, Lot, Member, Profile, Transaction, TxnRecord)
+RECORDS = (Held, LineItem, Lot, Member, Profile, Transaction, TxnRecord, TxnResult)
 
 
 def layout_problems() -> list[str]:

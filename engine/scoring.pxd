@@ -10,7 +10,7 @@ from engine.earning cimport PurchaseValue, purchase_fits, purchase_growth, value
 from engine.history cimport remember_in
 from engine.ids cimport id_problem
 from engine.programme cimport Programme
-from engine.record_fields cimport Member, Transaction, TxnRecord
+from engine.record_fields cimport Member, Transaction, TxnRecord, new_result
 from engine.spending.coupons cimport issue_on_enroll
 from engine.tagging cimport note_purchase
 from engine.tier_changes cimport (enter_tier, keep_given, member_in_default_tier, note_default_tier,
@@ -47,6 +47,7 @@ cdef frozenset _KINDS, _STATUSES
 
 
 cdef inline bint _same(kind, word) except -1
+cdef inline _result(txn_id, outcome, points, growth, reason)
 @cython.locals(txn=Transaction, index=Py_ssize_t)
 cpdef Py_ssize_t score_until(Book book, txns, list results, starts_ms, ends_ms, set skip) except -1
 cpdef score_transaction(Book book, Transaction txn)

@@ -70,6 +70,15 @@ def _same(kind: str, word: str) -> bool:
     return str_equal(kind, word) == 1 if COMPILED else kind == word  # noqa: F821 (C, scoring.pxd)
 
 
+def _result(txn_id: str, outcome: str, points: int, growth: int, reason: str) -> TxnResult:
+    """`TxnResult(txn_id, outcome, points, growth, reason)`: nearly every transaction's result.
+    Compiled, made in C (new_result, record_fields.pxd), its other fields TxnResult's defaults:
+    msgspec's constructor parses its arguments and fills in the defaults, about 300 instructions."""
+    if COMPILED:
+        return new_result(TxnResult, txn_id, outcome, points, growth, reason, 0, "")  # noqa: F821 (C, record_fields.pxd)
+    return TxnResult(txn_id, outcome, points, growth, reason)
+
+
 def score_batch(book: Book, txns: Iterable[Transaction]) -> list[TxnResult]:
     return [score_transaction(book, txn) for txn in txns]
 
@@ -95,7 +104,7 @@ def score_transaction(book: Book, txn: Transaction) -> TxnResult:
     """One result per transaction; only an accepted one changes the book."""
     reason = malformed_reason(book, txn)
     if reason:
-        return TxnResult(txn.txn_id, "rejected", 0, 0, reason)
+        return _result(txn.txn_id, "rejected", 0, 0, reason)
     return score_well_formed(book, txn)
 
 
@@ -109,9 +118,9 @@ def score_well_formed(book: Book, txn: Transaction) -> TxnResult:
     day = programme.calendar.day_of(txn.occurred_at_ms)
     reason = date_problem(book, day, txn.member_id)
     if reason:
-        return TxnResult(txn.txn_id, "rejected", 0, 0, reason)
+        return _result(txn.txn_id, "rejected", 0, 0, reason)
     if txn.status and txn.status != "paid":
-        return TxnResult(txn.txn_id, "ignored", 0, 0, "not_paid")
+        return _result(txn.txn_id, "ignored", 0, 0, "not_paid")
     if txn.kind in _MONEY:  # the purchase path pays for spending with this one test
         if _same(txn.kind, RECHARGE):
             return _recharge(book, txn, day)
@@ -147,18 +156,18 @@ def _score_earning(book: Book, txn: Transaction, day: Day, reason: str, key: tup
     programme = book.programme
     member, created = (None, False) if reason else _member_for(book, txn, day)
     if member is None:
-        return TxnResult(txn.txn_id, "rejected", 0, 0, reason or "unknown_member")
+        return _result(txn.txn_id, "rejected", 0, 0, reason or "unknown_member")
     if _same(txn.kind, ADJUSTMENT) and txn.amount_minor > 0 and member.status != "active":
         # an operator's credit to a frozen or lost card is refused with its id free, to be sent again
         # once the card is active: kept at zero, the goodwill was lost with its id (an outside probe)
-        return TxnResult(txn.txn_id, "rejected", 0, 0, f"card_{member.status}")
+        return _result(txn.txn_id, "rejected", 0, 0, f"card_{member.status}")
     began = member.since_began  # before the transaction's own upgrade: what it added is not in the new sums
     written = len(book.ledger)  # after an enrollment's own entries (a welcome coupon's): not the refund's
     record = _score_kind(book, member, txn, day)
     if record is None:  # it would take a balance out of bounds; nothing was changed
         if created:
             _forget_new(book, member.member_id)
-        return TxnResult(txn.txn_id, "rejected", 0, 0, "amount_too_large")
+        return _result(txn.txn_id, "rejected", 0, 0, "amount_too_large")
     if _same(txn.kind, REFUND):
         _name_refunded(book, written, txn.refund_of)
     record.since_began = began
@@ -171,7 +180,7 @@ def _score_earning(book: Book, txn: Transaction, day: Day, reason: str, key: tup
             and counted_in_day(record.points, record.reason)):
         remember_in(book.history, member.member_id, day, txn.txn_id)
     book.dirty[member.member_id] = member
-    return TxnResult(txn.txn_id, "accepted", record.points, record.growth, record.reason)
+    return _result(txn.txn_id, "accepted", record.points, record.growth, record.reason)
 
 
 def date_problem(book: Book, day: Day, member_id: str = "") -> str:
@@ -245,7 +254,7 @@ def _recharge(book: Book, txn: Transaction, day: Day) -> TxnResult:
     member, created = found(book.members, txn.member_id), False
     if member is None and book.programme.enrolls_unknown:
         if fixed and txn.amount_minor not in fixed:
-            return TxnResult(txn.txn_id, "rejected", 0, 0, "amount_not_allowed")
+            return _result(txn.txn_id, "rejected", 0, 0, "amount_not_allowed")
         member, created = _member_for(book, txn, day)
     result = score_spending(book, txn, day, member)
     if created and result.outcome == "rejected":
