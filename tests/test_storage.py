@@ -382,12 +382,13 @@ def test_a_member_put_in_an_open_write_is_read_back_as_put_not_as_stored(tmp_pat
     assert [e.seq for e in store.ledger("a")] == [1]
 
 
-def test_a_store_over_its_mapped_budget_drops_the_pages_and_reads_every_member_right(tmp_path):
+def test_a_store_over_its_mapped_budget_drops_the_pages_and_reads_every_member_right(disk_tmp_path):
     """Over its budget the writer unmaps LMDB's pages before its next batch (storage/mapped_pages.py):
     the process's file-backed memory falls by the store's size, and the pages fault back in with
     the same bytes: every member reads back as written, through the store, through a writer, and
-    through a read transaction that was open across the drop."""
-    store = ShardStore(tmp_path, "relaxed", mapped_budget=1)  # over it before every batch
+    through a read transaction that was open across the drop. (On a disk: on tmpfs the pages are
+    not file-backed memory.)"""
+    store = ShardStore(disk_tmp_path, "relaxed", mapped_budget=1)  # over it before every batch
     members = [Member(f"m{i:06d}", 20_000, points=i, ledger_seq=i % 7) for i in range(20_000)]
     for start in range(0, len(members), 10_000):
         commit(store, members[start:start + 10_000], [])
