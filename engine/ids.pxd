@@ -31,6 +31,7 @@ cdef extern from *:
     int ascii_id_problem "patron_ascii_id_problem" (str text, Py_ssize_t most)
 
 cdef bint COMPILED
+cdef Py_ssize_t _LONGEST
 
 
 @cython.locals(character=cython.Py_UCS4, code=cython.int, blank=cython.bint, answer=cython.int)

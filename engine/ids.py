@@ -15,6 +15,8 @@ except ImportError:  # the pure engine needs no Cython installed
 __all__ = ["FINE", "MAX_ID_LENGTH", "MISSING", "TOO_LONG", "UNPRINTABLE", "id_problem", "id_requirement"]
 
 MAX_ID_LENGTH = 100
+_LONGEST = MAX_ID_LENGTH
+"""As ids.pxd types it, a C integer: the module's global looked up for each id cost more than its loop."""
 FINE, MISSING, TOO_LONG, UNPRINTABLE = 0, 1, 2, 3
 """What `id_problem` finds: nothing; no id (empty, or only spaces); over MAX_ID_LENGTH characters;
 a control character."""
@@ -24,11 +26,11 @@ def id_problem(text: str) -> int:
     """FINE, or what is wrong with `text` as an id (checked in this order). Compiled, an ASCII id
     (nearly every one) is read as C bytes (ids.pxd's ascii_id_problem): a character read by its
     kind and tested as Unicode took two thirds of the check."""
-    if COMPILED and (answer := ascii_id_problem(text, MAX_ID_LENGTH)) >= 0:  # noqa: F821 (C, ids.pxd)
+    if COMPILED and (answer := ascii_id_problem(text, _LONGEST)) >= 0:  # noqa: F821 (C, ids.pxd)
         return answer
     if not text:
         return MISSING
-    if len(text) > MAX_ID_LENGTH:
+    if len(text) > _LONGEST:
         return TOO_LONG
     blank = True
     for character in text:
