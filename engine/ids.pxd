@@ -18,14 +18,15 @@ cdef extern from *:
         if (length > most)
             return 2;
         const unsigned char *at = PyUnicode_1BYTE_DATA(text);
-        int blank = 1;
-        for (i = 0; i < length; i++) {
-            unsigned char c = at[i];
-            if (c < 0x20 || c == 0x7f)
+        for (i = 0; i < length; i++)
+            if (at[i] < 0x20 || at[i] == 0x7f)
                 return 3;
-            blank &= c == 0x20;
-        }
-        return blank;
+        if (at[0] != 0x20)  /* nearly every id: it is not blank */
+            return 0;
+        for (i = 1; i < length; i++)
+            if (at[i] != 0x20)
+                return 0;
+        return 1;
     }
     """
     int ascii_id_problem "patron_ascii_id_problem" (str text, Py_ssize_t most)

@@ -38,3 +38,6 @@ def test_the_edges():
     assert id_problem(" " * (MAX_ID_LENGTH + 1)) == TOO_LONG
     assert [id_problem(t) for t in ("M 1", " M", "\u00a0\u3000", "M\x1f", "M\x20", "M\x7e", "M\xa0")] == [
         FINE, FINE, MISSING, UNPRINTABLE, FINE, FINE, FINE]
+    # ASCII ones are read as bytes when compiled (ids.pxd): spaces then a letter, and spaces alone
+    assert [id_problem(t) for t in (" ", "   ", "  M", "M  ", "  \x7f", " " * MAX_ID_LENGTH)] == [
+        MISSING, MISSING, FINE, FINE, UNPRINTABLE, MISSING]
