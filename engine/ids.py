@@ -25,7 +25,7 @@ a control character."""
 def id_problem(text: str) -> int:
     """FINE, or what is wrong with `text` as an id (checked in this order). Compiled, an ASCII id
     (nearly every one) is read as C bytes (ids.pxd's ascii_id_problem): a character read by its
-    kind and tested as Unicode took two thirds of the check."""
+    kind and tested as Unicode took most of the check."""
     if COMPILED and (answer := ascii_id_problem(text, _LONGEST)) >= 0:  # noqa: F821 (C, ids.pxd)
         return answer
     if not text:
