@@ -56,8 +56,8 @@ MAX_TEXT_LENGTH = 1_000
 member's) and an adjustment's `note` (its ledger entry's): unbounded, one made the member or its
 ledger larger than a default gRPC client reads (4 MiB), as Enroll's and operators' texts are."""
 _LONGEST_TEXT = MAX_TEXT_LENGTH
-_ID_REASONS = {FINE: "", MISSING: "missing_refund_of", TOO_LONG: "id_too_long", UNPRINTABLE: "id_unprintable"}
-"""A refund's original is looked for as an id: one of spaces is none."""
+_ID_REASONS = {FINE: "", TOO_LONG: "id_too_long", UNPRINTABLE: "id_unprintable"}
+"""The reasons of engine/ids.py's answers; no id at all is each field's own word (`_id_reason`)."""
 _KINDS, _STATUSES = KINDS, STATUSES
 """The checks' constants as scoring.pxd types them (a C integer, frozensets) when compiled."""
 _MONEY = SPENDING_KINDS | {RECHARGE}
@@ -203,9 +203,9 @@ def malformed_reason(book: Book, txn: Transaction) -> str:
     # locals that scoring.pxd types `str`, so that their tests and lengths are C ones compiled
     txn_id, member_id, status, channel = txn.txn_id, txn.member_id, txn.status, txn.channel
     if problem := id_problem(txn_id):
-        return "missing_txn_id" if problem == MISSING else _ID_REASONS[problem]
+        return _id_reason(problem, "missing_txn_id")
     if problem := id_problem(member_id):
-        return "missing_member_id" if problem == MISSING else _ID_REASONS[problem]
+        return _id_reason(problem, "missing_member_id")
     if len(channel) > _LONGEST_TEXT:
         return "text_too_long"
     if txn.kind not in _KINDS:
@@ -219,6 +219,12 @@ def malformed_reason(book: Book, txn: Transaction) -> str:
     return input_problem(txn) or _kind_problem(book, txn)
 
 
+def _id_reason(problem: int, missing: str) -> str:
+    """The reason for an id engine/ids.py found `problem` in ("" for none); `missing`: the field's
+    word for no id (one of only spaces is none)."""
+    return missing if problem == MISSING else _ID_REASONS[problem]
+
+
 def _kind_problem(book: Book, txn: Transaction) -> str:
     kind = txn.kind
     if txn.points < 0:  # of any kind (SPEC §11.1), after input_problem has seen it is an integer
@@ -230,7 +236,7 @@ def _kind_problem(book: Book, txn: Transaction) -> str:
             return "missing_refund_of"
         # it names a transaction id: one longer than any id cannot be one, and past 65,535 bytes
         # it could not even be looked up in the stored index (an outside probe)
-        return _ID_REASONS[id_problem(txn.refund_of)]  # its own: an original never has such an id
+        return _id_reason(id_problem(txn.refund_of), "missing_refund_of")  # no original has such an id
     if _same(kind, EVENT):
         return "" if txn.event_type in book.programme.events else "unknown_event_type"
     if _same(kind, REDEEM):
