@@ -9,7 +9,11 @@ __all__ = ["History", "RecentHistory", "remember_in"]
 
 class History(Protocol):
     """Contract: `remember` is told every purchase and event that was scored (when the programme
-    has an anomaly threshold); `transactions_on` answers for days not yet forgotten."""
+    has an anomaly threshold), unless `told` is False: a history that reads them where they are
+    kept anyway (a shard's transaction index) is not called for each; `transactions_on` answers
+    for days not yet forgotten."""
+
+    told: bool
 
     def remember(self, member_id: MemberId, day: Day, txn_id: TxnId) -> None: ...
 
@@ -32,6 +36,8 @@ class RecentHistory:
         """Per day not yet asked about: member id, transaction id, member id, ..."""
         self._days: dict[Day, dict[MemberId, list[TxnId]]] = {}
         """Per day asked about: the ids per member, kept current from then on."""
+
+    told = True
 
     def remember(self, member_id: MemberId, day: Day, txn_id: TxnId) -> None:
         arrived = self._arrived.get(day)
@@ -66,11 +72,12 @@ class RecentHistory:
 
 def remember_in(history: History, member_id: MemberId, day: Day, txn_id: TxnId) -> None:
     """`history.remember(...)`. The book's history is a protocol (a shard's is storage's), so
-    compiled, the method is called by name; a RecentHistory (replay's) is told by a C call here."""
+    compiled, the method is called by name; a RecentHistory (replay's) is told by a C call here,
+    and a history not `told` is not called (a shard's: a Python call per transaction, for nothing)."""
     if type(history) is RecentHistory:
         recent = history  # a RecentHistory, as history.pxd types it
         recent.remember(member_id, day, txn_id)
-    else:
+    elif history.told:
         history.remember(member_id, day, txn_id)
 
 

@@ -16,8 +16,11 @@ class IndexHistory:
         self.store = store
         self._days: dict[Day, dict[MemberId, list[TxnId]]] = {}
 
+    told = False
+    """The engine does not call `remember`: the transaction index has what it would be told."""
+
     def remember(self, member_id: MemberId, day: Day, txn_id: TxnId) -> None:
-        """Nothing to do: the transaction index has it."""
+        """Nothing to do (and not called: `told`)."""
 
     def transactions_on(self, member_id: MemberId, day: Day) -> list[TxnId]:
         by_member = self._days.get(day)

@@ -40,3 +40,21 @@ def test_an_answer_is_a_copy():
     history.remember("m1", 10, "t1")
     history.transactions_on("m1", 10).append("not remembered")
     assert history.transactions_on("m1", 10) == ["t1"]
+
+
+def test_a_history_of_another_kind_is_told_only_if_it_asks_to_be():
+    """A shard's history reads its transaction index and sets `told` False: the engine does not
+    call it for each transaction (storage/index_history.py); any other is told as a replay's is."""
+    from engine.history import remember_in
+
+    class Listening:
+        def __init__(self, told: bool) -> None:
+            self.told, self.heard = told, []
+
+        def remember(self, member_id, day, txn_id) -> None:
+            self.heard.append((member_id, day, txn_id))
+
+    told, untold = Listening(True), Listening(False)
+    for history in (told, untold):
+        remember_in(history, "m1", 10, "t1")
+    assert (told.heard, untold.heard) == ([("m1", 10, "t1")], [])
