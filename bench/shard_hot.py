@@ -10,10 +10,10 @@ exactly them (`apply`, 1,000 transactions a batch) or the midnight run after eac
 
 (the last as one shard of `patron bench midnight --hot-members 100000`: its steps and durability).
 
-The filled shard is kept in --work and copied for every run. For instruction counts, run it under
-`valgrind --tool=callgrind --instr-atstart=no` with --flags DIR: it writes DIR/ready before the
-measured part and waits for DIR/go (then `callgrind_control -i on PID`), writes DIR/done after it
-and waits for DIR/off."""
+The filled shard is kept in --work and copied for every run. For instruction counts of the
+measured part only (bench/callgrind_flags.py):
+
+    bench/callgrind_window.sh OUT.cg bench.shard_hot apply 200000 --hot 20000 --transactions 40000"""
 
 import argparse
 import gc
@@ -28,6 +28,7 @@ import msgspec
 
 from actors.object_memory import prepare_to_hold_members
 from actors.shard import Shard, ShardConfig
+from bench.callgrind_flags import signal
 from bench.settings import EXAMPLE_RULES
 from bench.workload import Workload, generate
 from engine.calendar import parse_day
@@ -62,13 +63,13 @@ def main() -> None:
             if args.mapped_budget is not None:
                 shard.store.mapped_budget = args.mapped_budget << 20
             gc.freeze()  # as a shard actor does after its start
-            _signal(args.flags, "ready", "go")
+            signal(args.flags, "ready", "go")
             before = resource.getrusage(resource.RUSAGE_SELF)
             cpu = time.process_time()
             count = _apply(shard, txns) if args.what == "apply" else _midnight(shard, args.chunk)
             cpu = time.process_time() - cpu
             after = resource.getrusage(resource.RUSAGE_SELF)
-            _signal(args.flags, "done", "off")
+            signal(args.flags, "done", "off")
             print(f"{args.what} hot={hot}: {count:,} {'transactions' if args.what == 'apply' else 'members visited'}, "
                   f"CPU {cpu:.2f} s, {1e6 * cpu / max(count, 1):.1f} µs each "
                   f"(system {after.ru_stime - before.ru_stime:.2f} s, page faults "
@@ -116,14 +117,6 @@ def _midnight(shard: Shard, chunk: int = 2_000) -> int:
     while not shard.midnight_step(chunk)[2]:
         pass
     return visited
-
-
-def _signal(flags: Path | None, mine: str, theirs: str) -> None:
-    if flags is None:
-        return
-    (flags / mine).write_text("")
-    while not (flags / theirs).exists():
-        time.sleep(0.05)
 
 
 if __name__ == "__main__":

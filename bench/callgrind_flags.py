@@ -1,0 +1,17 @@
+"""A handshake with `callgrind_control` through files, so that only a bench's measured part is
+counted: the bench writes DIR/ready and waits for DIR/go, measures, writes DIR/done and waits for
+DIR/off. `bench/callgrind_window.sh` is the other side."""
+
+import time
+from pathlib import Path
+
+__all__ = ["signal"]
+
+
+def signal(flags: Path | None, mine: str, theirs: str) -> None:
+    """Say `mine` and wait for `theirs` (nothing without a folder: an ordinary run)."""
+    if flags is None:
+        return
+    (flags / mine).write_text("")
+    while not (flags / theirs).exists():
+        time.sleep(0.05)
