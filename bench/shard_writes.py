@@ -14,7 +14,10 @@ made before the clock; `--wire --no-apply` makes them and applies none: the star
 off from a `--wire` run). It collects garbage as a shard actor does (`collect_rarely`, and the
 start-up frozen), so the collector costs what it costs a shard. It prints the writes' CPU, their
 time (LMDB's syncs included) and the bytes they sent to the disk, per transaction; `--count-after N`
-counts only the writes after the stream's first N transactions (a warm store, most members known)."""
+counts only the writes after the stream's first N transactions (a warm store, most members known).
+Their instructions alone, as `python -m bench.shard_writes` (bench/callgrind_flags.py):
+
+    bench/callgrind_window.sh OUT.cg bench.shard_writes RULES STREAM --wire --count-after N"""
 
 import argparse
 import gc
@@ -29,6 +32,7 @@ from typing import Any
 
 from actors.object_memory import prepare_to_hold_members
 from actors.shard import Shard, ShardConfig
+from bench.callgrind_flags import signal
 from bench.machine import bytes_written
 from cli.replay import decode_line
 from engine.calendar import parse_day
@@ -60,6 +64,32 @@ def _part(txns: list) -> bytes:
     return msgspec.msgpack.encode(BatchPart(data, batch_id=uuid.uuid4().hex))  # as PatronClient names them
 
 
+def _apply(shard: Shard, writes: list[tuple[Any, int]], args: argparse.Namespace) -> tuple[float, float, int, int]:
+    """Apply each write (its part or transactions, and how many): the CPU, time and bytes
+    written of those counted (`--count-after`), and how many transactions they held."""
+    cpu = wall = 0.0
+    written = counted = done = 0
+    counting = False
+    for write, size in writes:
+        done += size
+        if not counting and done * SHARDS > args.count_after:
+            counting = True
+            signal(args.flags, "ready", "go")
+        began, began_wall, began_bytes = time.process_time(), time.perf_counter(), bytes_written()
+        if args.wire:
+            shard.apply_encoded([write])
+        else:
+            shard.apply(write)
+        if counting:
+            cpu += time.process_time() - began
+            wall += time.perf_counter() - began_wall
+            written += bytes_written() - began_bytes
+            counted += size
+    if counting:
+        signal(args.flags, "done", "off")
+    return cpu, wall, written, counted
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rules", type=Path)
@@ -74,6 +104,7 @@ def main() -> None:
     parser.add_argument("--hot-members", type=int, default=0, help="at most this many members in memory per shard")
     parser.add_argument("--count-after", type=int, default=0,
                         help="count only the writes after this many of the stream's transactions (the store warm)")
+    parser.add_argument("--flags", type=Path, help="a folder to hand shakes with callgrind_control through")
     args = parser.parse_args()
     # as a shard actor: at Python's default thresholds the collector was 3% of a write
     prepare_to_hold_members(logging.getLogger("bench"))
@@ -99,19 +130,8 @@ def main() -> None:
                 sizes.append(len(mine[start:start + size]))
                 start, size = start + size, args.rest
             gc.freeze()  # as a shard actor does once its members are loaded
-            done = 0
-            for write, size in [] if args.no_apply else zip(writes, sizes, strict=True):
-                began, began_wall, began_bytes = time.process_time(), time.perf_counter(), bytes_written()
-                if args.wire:
-                    shard.apply_encoded([write])
-                else:
-                    shard.apply(write)
-                done += size
-                if done * SHARDS > args.count_after:
-                    cpu += time.process_time() - began
-                    wall += time.perf_counter() - began_wall
-                    written += bytes_written() - began_bytes
-                    counted += size
+            measured = _apply(shard, [] if args.no_apply else list(zip(writes, sizes, strict=True)), args)
+            cpu, wall, written, counted = (a + b for a, b in zip((cpu, wall, written, counted), measured, strict=True))
             shard.close()
     finally:
         shutil.rmtree(root)
