@@ -245,11 +245,17 @@ def named_by_content(batches: Iterable[pb.TransactionBatch]) -> Iterator[pb.Tran
     cut the first send short, and send cannot say how far it got) goes as the same batches under
     the same ids, and each transaction is answered as it was the first time, a rejection too
     (docs/api.md: for two business days). Under new ids, a redeem refused the first time was
-    scored again after the file's later purchases, and accepted (an outside probe)."""
+    scored again after the file's later purchases, and accepted (an outside probe).
+
+    Each batch's bytes go in after their length: protobuf messages end to end read as one, so
+    without it a file's last batch had the same id however `--batch-size` cut the file, and was
+    answered with another batch's rejections (an outside probe)."""
     chain = hashlib.blake2b(digest_size=16)
     for batch in batches:
         batch.batch_id = ""  # the client's random one
-        chain.update(batch.SerializeToString(deterministic=True))
+        data = batch.SerializeToString(deterministic=True)
+        chain.update(len(data).to_bytes(8, "big"))
+        chain.update(data)
         batch.batch_id = f"send-{chain.hexdigest()}"
         yield batch
 

@@ -460,3 +460,18 @@ def test_a_rejected_adjustment_fails_with_its_reason():
     rejected = r"^adjustment rejected: card_lost \(request id adj-1; nothing changed\)$"
     with pytest.raises(AdjustmentError, match=rejected):
         _tell(_adjusted(pb.OUTCOME_REJECTED, 0, "card_lost"), argparse.Namespace(points=5), "adj-1")
+
+
+def test_send_names_a_batch_by_its_transactions_and_every_batch_before_however_the_file_is_cut():
+    """The same cut gives the same ids (a resend is answered as the first send was); another
+    cut, other ids, its last batch too (it took another cut's last batch's rejections)."""
+    from cli.admin import named_by_content
+
+    def batch(numbers: range) -> pb.TransactionBatch:
+        return pb.TransactionBatch(transactions=[pb.Transaction(txn_id=f"t{n}", member_id="m1") for n in numbers])
+
+    def ids(size: int) -> list[str]:
+        return [b.batch_id for b in named_by_content(batch(range(at, min(at + size, 10))) for at in range(0, 10, size))]
+
+    assert ids(7) == ids(7)
+    assert len({*ids(10), *ids(7), *ids(3)}) == 1 + 2 + 4
