@@ -2,7 +2,8 @@
 
 import argparse
 import importlib
-from pathlib import Path
+
+from cli.inputs import path
 
 __all__ = ["SCENARIOS", "add_parser", "spending_option"]
 
@@ -34,9 +35,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser("bench", help="benchmark scenarios (JSON and PNG into --out)",
                                 description=f"Scenarios: {listing}.")
     bench.add_argument("scenario", choices=tuple(SCENARIOS))
-    bench.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where SCENARIO.json and SCENARIO.png go")
+    bench.add_argument("--out", type=path, default=DEFAULT_OUT, help="where SCENARIO.json and SCENARIO.png go")
     bench.add_argument("--quick", action="store_true", help="small sizes: about a minute")
-    bench.add_argument("--rules", type=Path, default=EXAMPLE_RULES)
+    bench.add_argument("--rules", type=path, default=EXAMPLE_RULES)
     bench.add_argument("--shards", type=int, default=0, help="0: one per CPU")
     bench.add_argument("--durability", choices=("strict", "relaxed"), default="strict")
     bench.add_argument("--clients", type=int, default=2, help="client processes")
@@ -53,7 +54,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--kills", type=int, default=0, help="crash: how many kills (20; quick: 4)")
     bench.add_argument("--seed", type=int, default=1)
     bench.add_argument("--start-date", default="2026-11-17", help="the business day the data folder starts on")
-    bench.add_argument("--work", type=Path, help="where scratch data folders go (default: the system's temp)")
+    bench.add_argument("--work", type=path, help="where scratch data folders go (default: the system's temp)")
     bench.add_argument("--subscriber", action="store_true",
                        help="ingest: a subscriber process follows Events.Subscribe during the run")
     bench.add_argument("--spending", type=spending_option, default=0.0,

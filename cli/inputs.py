@@ -15,8 +15,8 @@ from engine.errors import PatronError
 from engine.messages import not_utf8
 from engine.rules import MAX_AMOUNT
 
-__all__ = ["BOM", "address", "day", "day_text", "host", "past_bom", "port", "request_id", "signed_points", "utf8_file",
-           "utf8_text", "whole"]
+__all__ = ["BOM", "address", "day", "day_text", "host", "past_bom", "path", "port", "request_id", "signed_points",
+           "utf8_file", "utf8_text", "whole"]
 
 
 def whole(unit: str, least: int = 0, most: int | None = None) -> Callable[[str], int]:
@@ -67,6 +67,15 @@ def address(text: str) -> str:
         raise argparse.ArgumentTypeError(f"expected patron's address as HOST:PORT (e.g. 127.0.0.1:50051), "
                                          f"got {text!r} (from --address, or PATRON_ADDRESS when it is not given)")
     return text
+
+
+def path(text: str) -> Path:
+    """A file or folder named: an empty name (an unset variable, `--data "$PATRON_DATA"`) is
+    refused, where Path("") is the current folder and serve made its data folder there (an
+    outside probe)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a file or folder's path, got {text!r}")
+    return Path(text)
 
 
 def _port_in_range(target: str) -> bool:

@@ -6,10 +6,9 @@ import os
 import sys
 import traceback
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from cli.inputs import address, day, day_text, host, port, request_id, signed_points, whole
+from cli.inputs import address, day, day_text, host, path, port, request_id, signed_points, whole
 from engine.errors import PatronError, RulesError
 from engine.validation import load_rules_file
 from storage.mapped_pages import BUDGET_BYTES
@@ -89,10 +88,10 @@ def _parser() -> argparse.ArgumentParser:
 
     rules = commands.add_parser("rules", help="check and publish rules documents").add_subparsers(metavar="ACTION")
     validate = rules.add_parser("validate", help="check a rules file; print every problem")
-    validate.add_argument("file", type=Path)
+    validate.add_argument("file", type=path)
     validate.set_defaults(run=_validate)
     publish = _remote(rules.add_parser("publish", help="publish a rules file to a running patron"))
-    publish.add_argument("file", type=Path)
+    publish.add_argument("file", type=path)
     publish.add_argument("--count-past-spend", action="store_true",
                          help="when tiers are first activated, judge members on spend recorded before")
     publish.set_defaults(run=admin.publish)
@@ -101,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
 
     send = _remote(commands.add_parser("send", help="stream transactions to a running patron"))
     source = send.add_mutually_exclusive_group(required=True)
-    source.add_argument("--transactions", type=Path, help="a JSONL file, as replay reads")
+    source.add_argument("--transactions", type=path, help="a JSONL file, as replay reads")
     source.add_argument("--generate", type=whole("transactions", least=1), metavar="N",
                         help="N generated transactions dated the server's business day")
     send.add_argument("--batch-size", type=whole("transactions", 1, 10_000), default=1000,
@@ -127,12 +126,12 @@ def _parser() -> argparse.ArgumentParser:
     _remote(commands.add_parser("status", help="shards, rule version, recalculation")).set_defaults(run=admin.status)
 
     restore = commands.add_parser("restore", help="bring a stopped data folder back to a checkpoint")
-    restore.add_argument("--data", type=Path, required=True, help="the data folder, with the server stopped")
+    restore.add_argument("--data", type=path, required=True, help="the data folder, with the server stopped")
     restore.add_argument("--checkpoint", required=True, help="its name (see DATA/checkpoints)")
     restore.set_defaults(run=_restore)
 
     generate = commands.add_parser("generate", help="write a seeded, realistic transaction stream (JSONL)")
-    generate.add_argument("--out", type=Path, required=True)
+    generate.add_argument("--out", type=path, required=True)
     generate.add_argument("--transactions", type=whole("transactions"), default=100_000)
     generate.add_argument("--members", type=whole("members", 1), default=10_000)
     generate.add_argument("--days", type=whole("days", 1), default=3)
@@ -199,10 +198,10 @@ def _import_parser(commands: argparse._SubParsersAction) -> None:
 
     command = _remote(commands.add_parser(
         "import", help="members and opening balances from a CSV or JSONL file (resumes a run cut short)"))
-    command.add_argument("file", type=Path)
+    command.add_argument("file", type=path)
     command.add_argument("--format", choices=FORMATS, help="default: from the file's suffix")
-    command.add_argument("--report", type=Path, help="rejected rows as CSV (default FILE.rejected.csv)")
-    command.add_argument("--progress", type=Path,
+    command.add_argument("--report", type=path, help="rejected rows as CSV (default FILE.rejected.csv)")
+    command.add_argument("--progress", type=path,
                          help="where the import keeps its place (default FILE.import-progress)")
     command.add_argument("--import-id", help="the import's idempotency key (default: the file's name and a digest)")
     command.add_argument("--restart", action="store_true", help="start from the top, not where the last run stopped")
@@ -221,8 +220,8 @@ def _remote(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def _serve_parser(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser("serve", help="run the engine: shards on Ray, LMDB, the gRPC gateway")
-    serve.add_argument("--data", type=Path, required=True, help="the data folder (created if new)")
-    serve.add_argument("--rules", type=Path, help="published on start when newer than the folder's version "
+    serve.add_argument("--data", type=path, required=True, help="the data folder (created if new)")
+    serve.add_argument("--rules", type=path, help="published on start when newer than the folder's version "
                                                 "(required for a new folder)")
     serve.add_argument("--grpc-port", type=port(), default=50051, help="default %(default)s; 0 picks a free port")
     serve.add_argument("--metrics-port", type=port(-1), default=9464,
@@ -248,21 +247,21 @@ def _serve_parser(commands: argparse._SubParsersAction) -> None:
                             "move away (default 0)")
     serve.add_argument("--demo", type=whole("transactions"), default=0, metavar="N",
                        help="stream N demo transactions after start")
-    serve.add_argument("--tokens", type=Path, help="bearer tokens: one `role token` per line (also PATRON_TOKENS)")
-    serve.add_argument("--tls-cert", type=Path, help="the server's certificate (PEM); with --tls-key turns on TLS")
-    serve.add_argument("--tls-key", type=Path, help="the server's private key (PEM)")
-    serve.add_argument("--tls-client-ca", type=Path, help="require client certificates signed by this CA (PEM)")
+    serve.add_argument("--tokens", type=path, help="bearer tokens: one `role token` per line (also PATRON_TOKENS)")
+    serve.add_argument("--tls-cert", type=path, help="the server's certificate (PEM); with --tls-key turns on TLS")
+    serve.add_argument("--tls-key", type=path, help="the server's private key (PEM)")
+    serve.add_argument("--tls-client-ca", type=path, help="require client certificates signed by this CA (PEM)")
     serve.set_defaults(run=_serve)
 
 
 def _replay_parser(commands: argparse._SubParsersAction) -> None:
     replay = commands.add_parser("replay", help="score a JSONL file of transactions in one process")
-    replay.add_argument("--rules", type=Path, required=True)
-    replay.add_argument("--transactions", type=Path, required=True)
-    replay.add_argument("--members-out", type=Path, required=True)
-    replay.add_argument("--results-out", type=Path, required=True)
-    replay.add_argument("--ledger-out", type=Path, help="also write every ledger entry (JSONL)")
-    replay.add_argument("--anomalies-out", type=Path, help="also write the daily anomaly reports (JSONL)")
+    replay.add_argument("--rules", type=path, required=True)
+    replay.add_argument("--transactions", type=path, required=True)
+    replay.add_argument("--members-out", type=path, required=True)
+    replay.add_argument("--results-out", type=path, required=True)
+    replay.add_argument("--ledger-out", type=path, help="also write every ledger entry (JSONL)")
+    replay.add_argument("--anomalies-out", type=path, help="also write the daily anomaly reports (JSONL)")
     replay.add_argument("--until", type=day, help="then run every midnight up to the one that starts this date")
     replay.set_defaults(run=_replay)
 

@@ -3,12 +3,11 @@ and the member's coupons, from a running patron (service Wallet)."""
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from cli.inputs import utf8_text
+from cli.inputs import path, utf8_text
 from cli.show import aligned, money
 from client.patron_client import MOST_QUANTITY
 from engine.bounds import LIMIT
@@ -28,7 +27,7 @@ def add_parsers(member: argparse._SubParsersAction, remote: Any) -> None:
                     "largest points-as-cash deduction, usable coupons and the stored-value balance."))
     quote.add_argument("member_id")
     basket = quote.add_mutually_exclusive_group(required=True)
-    basket.add_argument("--basket", type=Path, metavar="FILE",
+    basket.add_argument("--basket", type=path, metavar="FILE",
                         help='a JSON file: a list of lines, or {"lines": [...]}, each as a purchase line '
                              '(sku, category, paid_minor, quantity, ...)')
     basket.add_argument("--line", action="append", type=line_words, metavar="SKU:QTY:PRICE[:CATEGORY]",

@@ -291,6 +291,10 @@ def test_a_rules_file_with_problems_for_serve_lists_them_before_anything_starts(
     (["serve", "--data", "{tmp}/data", "--shards", "0"], ["--shards", "1 or more"]),  # meant the default (a probe)
     (["send", "--generate", "0", "--address", "{down}"], ["--generate", "1 or more"]),  # it "sent 0" (a probe)
     (["serve", "--data", "{tmp}/data", "--host", ""], ["--host", "an address to listen on", "got ''"]),
+    # an unset "$PATRON_DATA" served a data folder in the current one (a probe)
+    (["serve", "--data", "", "--rules", "{tmp}/m.csv"], ["--data", "a file or folder's path", "got ''"]),
+    (["replay", "--rules", "r", "--transactions", "t", "--members-out", " ", "--results-out", "r"],
+     ["--members-out", "got ' '"]),
     (["shards", "move", "-1", "--to", "0", "--address", "{down}"], ["VSHARD", "0 or more", "'-1'"]),
     (["shards", "move", "3", "--to", "-1", "--address", "{down}"], ["--to", "0 or more"]),
     (["member", "adjust", "M1", "--points", "0", "--reason", "r", "--address", "{down}"], ["--points", "other than 0"]),
