@@ -27,6 +27,8 @@ class ServeConfig(msgspec.Struct, kw_only=True):
     """`clock`: run at local 00:00; `manual`: only RunMidnight and `patron midnight`."""
     start_date: int = 0
     """The business day a new data folder starts on (day ordinal); 0 is today."""
+    allow_future: bool = False
+    """A `start_date` after tomorrow on the programme's clock is refused unless this (test systems)."""
     max_batch: int = 10_000
     max_message_bytes: int = 64 << 20
     in_flight_per_shard: int = 1

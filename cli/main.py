@@ -237,6 +237,8 @@ def _serve_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--midnight", choices=("clock", "manual"), default="clock",
                        help="clock (the default): run at local 00:00; manual: only `patron midnight`")
     serve.add_argument("--start-date", type=day, default=0, help="a new folder's first business day")
+    serve.add_argument("--allow-future", action="store_true",
+                       help="allow a --start-date after tomorrow on the programme's clock (test systems)")
     serve.add_argument("--hot-members", type=_count, default=0, metavar="N",
                        help="members each shard keeps in memory (default 0: all); the rest are read from LMDB")
     serve.add_argument("--mapped-budget-mib", type=_mib, default=BUDGET_BYTES >> 20, metavar="MIB",
@@ -293,6 +295,7 @@ def _serve(args: argparse.Namespace) -> int:
     config = ServeConfig(data=args.data, rules=args.rules, host=args.host, grpc_port=args.grpc_port,
                          metrics_port=args.metrics_port, shards=args.shards, ray_address=args.ray_address,
                          durability=args.durability, midnight=args.midnight, start_date=args.start_date,
+                         allow_future=args.allow_future,
                          tokens_file=args.tokens, tls_cert=args.tls_cert, tls_key=args.tls_key,
                          tls_client_ca=args.tls_client_ca, gateway_per_node=args.gateway_per_node,
                          hot_members=args.hot_members, mapped_budget_mib=args.mapped_budget_mib,

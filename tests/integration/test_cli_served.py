@@ -329,3 +329,19 @@ def test_anomalies_prints_the_days_report_once_its_midnight_has_run(start_server
                                                         "points": row.points, "transactions": ["an-t1", "an-t2"]}]}
     quiet = patron("anomalies", "--date", "2026-03-06", *address)
     assert quiet.stdout == "no member crossed the daily anomaly threshold on 2026-03-06\n"
+
+
+def test_a_start_date_after_tomorrow_is_refused_unless_allowed_for_a_test_system(serve_process, tmp_path):
+    """A new folder started a month ahead (a typo) refused every till's sale as too_late and kept
+    that day (an outside probe). Dated from now: a month ahead is after tomorrow on any clock."""
+    import datetime
+
+    ahead = (datetime.date.today() + datetime.timedelta(days=30)).isoformat()
+    data = tmp_path / "data"
+    with pytest.raises(RuntimeError, match=rf"--start-date {ahead} is after tomorrow .* --allow-future"):
+        serve_process(data, "--start-date", ahead, rules=EXAMPLE_RULES)
+    assert not (data / "layout.json").exists()  # no shard was made on that day
+    assert not any((data / "shards").iterdir())
+    server = serve_process(data, "--start-date", ahead, "--allow-future", rules=EXAMPLE_RULES)
+    with server.client() as client:
+        assert {shard.business_day for shard in client.status().shards} == {ahead}
