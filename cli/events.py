@@ -10,7 +10,9 @@ def add_parser(commands: argparse._SubParsersAction, remote: object) -> None:
     from cli.inputs import whole
     from engine.notices import NOTICE_KINDS
 
-    events = commands.add_parser("events", help="events for notifiers").add_subparsers(metavar="ACTION")
+    group = commands.add_parser("events", help="events for notifiers")
+    group.set_defaults(help_of=group)  # `patron events` alone: its actions (cli/main.py)
+    events = group.add_subparsers(metavar="ACTION")
     tail = remote(events.add_parser(  # type: ignore[operator]
         "tail", help="print events as JSON lines as they are committed (Ctrl-C stops)",
         description="Each line has the event's position: give the last one processed as --after to resume "

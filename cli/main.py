@@ -19,8 +19,8 @@ __all__ = ["main"]
 def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
-    if not hasattr(args, "run"):
-        parser.print_help()
+    if not hasattr(args, "run"):  # a command, or a group's action, not named: what there is to name
+        getattr(args, "help_of", parser).print_help()
         raise SystemExit(2)
     if args.run is _generate and (problem := _generate_problem(args)):
         args.usage.error(f"argument {problem}")
@@ -75,10 +75,21 @@ def _fail(args: argparse.Namespace, message: str, code: int = 1) -> int:
 _count, _mib = whole("members"), whole("MiB")
 
 
+def _version() -> str:
+    """The installed package's version (pyproject.toml's), as `make venv` installs it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("patron")
+    except PackageNotFoundError:  # run from a clone without `make venv`
+        return "(not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     from cli import admin, bench, events, shards
 
     parser = argparse.ArgumentParser(prog="patron", description="A loyalty scoring engine.")
+    parser.add_argument("--version", action="version", version=f"patron {_version()}")
     commands = parser.add_subparsers(metavar="COMMAND")
     _serve_parser(commands)
     _replay_parser(commands)
@@ -86,16 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     events.add_parser(commands, _remote)
     shards.add_parser(commands, _remote)
 
-    rules = commands.add_parser("rules", help="check and publish rules documents").add_subparsers(metavar="ACTION")
-    validate = rules.add_parser("validate", help="check a rules file; print every problem")
-    validate.add_argument("file", type=path)
-    validate.set_defaults(run=_validate)
-    publish = _remote(rules.add_parser("publish", help="publish a rules file to a running patron"))
-    publish.add_argument("file", type=path)
-    publish.add_argument("--count-past-spend", action="store_true",
-                         help="when tiers are first activated, judge members on spend recorded before")
-    publish.set_defaults(run=admin.publish)
-
+    _rules_parser(commands)
     _member_parser(commands)
 
     send = _remote(commands.add_parser("send", help="stream transactions to a running patron"))
@@ -113,13 +115,15 @@ def _parser() -> argparse.ArgumentParser:
     _import_parser(commands)
 
     midnight = _remote(commands.add_parser("midnight", help="run the midnight job for a date (and missed ones)"))
-    midnight.add_argument("--date", type=day_text, required=True)
+    midnight.add_argument("--date", type=day_text, required=True,
+                          help="the local date whose midnight to run: the run at the start of D closes day D-1 "
+                               "(its expiries, tiers and anomaly report), after any dates missed before it")
     midnight.add_argument("--allow-future", action="store_true",
                           help="test systems: allow a date after tomorrow (it expires points and ends tiers early)")
     midnight.set_defaults(run=admin.midnight)
     anomalies = _remote(commands.add_parser("anomalies", help="the members over the daily anomaly threshold on a "
                                                               "day (once its midnight run has run)"))
-    anomalies.add_argument("--date", type=day_text, required=True)
+    anomalies.add_argument("--date", type=day_text, required=True, help="the day reported on (YYYY-MM-DD)")
     anomalies.add_argument("--json", action="store_true", help="the report as JSON")
     anomalies.set_defaults(run=admin.anomalies)
     _remote(commands.add_parser("checkpoint", help="checkpoint every shard now")).set_defaults(run=admin.checkpoint)
@@ -130,25 +134,51 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("--checkpoint", required=True, help="its name (see DATA/checkpoints)")
     restore.set_defaults(run=_restore)
 
+    _generate_parser(commands)
+    return parser
+
+
+def _rules_parser(commands: argparse._SubParsersAction) -> None:
+    from cli import admin
+
+    group = commands.add_parser("rules", help="check and publish rules documents")
+    group.set_defaults(help_of=group)  # `patron rules` alone: its actions (main)
+    rules = group.add_subparsers(metavar="ACTION")
+    validate = rules.add_parser("validate", help="check a rules file; print every problem")
+    validate.add_argument("file", type=path)
+    validate.set_defaults(run=_validate)
+    publish = _remote(rules.add_parser("publish", help="publish a rules file to a running patron"))
+    publish.add_argument("file", type=path)
+    publish.add_argument("--count-past-spend", action="store_true",
+                         help="when tiers are first activated, judge members on spend recorded before")
+    publish.set_defaults(run=admin.publish)
+
+
+def _generate_parser(commands: argparse._SubParsersAction) -> None:
+    from cli import bench
+
     generate = commands.add_parser("generate", help="write a seeded, realistic transaction stream (JSONL)")
-    generate.add_argument("--out", type=path, required=True)
-    generate.add_argument("--transactions", type=whole("transactions"), default=100_000)
-    generate.add_argument("--members", type=whole("members", 1), default=10_000)
-    generate.add_argument("--days", type=whole("days", 1), default=3)
+    generate.add_argument("--out", type=path, required=True, help="the JSONL file to write")
+    generate.add_argument("--transactions", type=whole("transactions"), default=100_000,
+                          help="how many (default %(default)s)")
+    generate.add_argument("--members", type=whole("members", 1), default=10_000,
+                          help="members they come from (default %(default)s)")
+    generate.add_argument("--days", type=whole("days", 1), default=3, help="days they span (default %(default)s)")
     generate.add_argument("--start", type=day_text, help="first local date (YYYY-MM-DD; default: the stream "
                                                              "ends today, so that a server takes it)")
-    generate.add_argument("--seed", type=int, default=1)
+    generate.add_argument("--seed", type=int, default=1, help="the same seed writes the same stream (default 1)")
     generate.add_argument("--spending", type=bench.spending_option, default=0.0,
                           help="share of spending transactions: redeems, recharges, payments, coupons (0 to 0.85)")
     generate.set_defaults(run=_generate, usage=generate)
-    return parser
 
 
 def _member_parser(commands: argparse._SubParsersAction) -> None:
     from cli import adjustment, admin, wallet
     from client.patron_client import STATUS_ACTIONS
 
-    member = commands.add_parser("member", help="look at members").add_subparsers(metavar="ACTION")
+    group = commands.add_parser("member", help="look at members")
+    group.set_defaults(help_of=group)  # `patron member` alone: its actions (main)
+    member = group.add_subparsers(metavar="ACTION")
     show = _remote(member.add_parser("show", help="a member, and with --ledger its whole ledger"))
     show.add_argument("member_id")
     show.add_argument("--ledger", action="store_true", help="with its ledger: one row per change, and why")
@@ -258,10 +288,10 @@ def _serve_parser(commands: argparse._SubParsersAction) -> None:
 
 def _replay_parser(commands: argparse._SubParsersAction) -> None:
     replay = commands.add_parser("replay", help="score a JSONL file of transactions in one process")
-    replay.add_argument("--rules", type=path, required=True)
-    replay.add_argument("--transactions", type=path, required=True)
-    replay.add_argument("--members-out", type=path, required=True)
-    replay.add_argument("--results-out", type=path, required=True)
+    replay.add_argument("--rules", type=path, required=True, help="the rules file (TOML)")
+    replay.add_argument("--transactions", type=path, required=True, help="a JSONL file, a transaction a line")
+    replay.add_argument("--members-out", type=path, required=True, help="every member's state at the end (JSONL)")
+    replay.add_argument("--results-out", type=path, required=True, help="each transaction's result, in order (JSONL)")
     replay.add_argument("--ledger-out", type=path, help="also write every ledger entry (JSONL)")
     replay.add_argument("--anomalies-out", type=path, help="also write the daily anomaly reports (JSONL)")
     replay.add_argument("--until", type=day, help="then run every midnight up to the one that starts this date")

@@ -11,8 +11,9 @@ __all__ = ["add_parser"]
 
 
 def add_parser(commands: argparse._SubParsersAction, remote: object) -> None:
-    shards = commands.add_parser("shards", help="move virtual shards between shards, add shards").add_subparsers(
-        metavar="ACTION")
+    group = commands.add_parser("shards", help="move virtual shards between shards, add shards")
+    group.set_defaults(help_of=group)  # `patron shards` alone: its actions (cli/main.py)
+    shards = group.add_subparsers(metavar="ACTION")
     move = remote(shards.add_parser(  # type: ignore[operator]
         "move", help="move one virtual shard to another shard while ingestion goes on"))
     # the upper bounds are the folder's, which the server checks

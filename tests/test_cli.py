@@ -475,3 +475,20 @@ def test_send_names_a_batch_by_its_transactions_and_every_batch_before_however_t
 
     assert ids(7) == ids(7)
     assert len({*ids(10), *ids(7), *ids(3)}) == 1 + 2 + 4
+
+
+@pytest.mark.parametrize(("group", "action"), [("member", "show"), ("rules", "validate"), ("shards", "move"),
+                                               ("events", "tail")])
+def test_a_group_without_its_action_lists_its_actions(group, action):
+    """`patron member` alone printed patron's own commands (an outside probe)."""
+    done = patron(group)
+    assert done.returncode == 2
+    assert done.stdout.startswith(f"usage: patron {group} ")
+    assert f"    {action} " in done.stdout
+
+
+def test_version_is_the_installed_package_s():
+    import tomllib
+
+    version = tomllib.loads((RULES.parents[1] / "pyproject.toml").read_text())["project"]["version"]
+    assert patron("--version").stdout == f"patron {version}\n"
