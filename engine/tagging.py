@@ -85,8 +85,9 @@ def _check_request(member_id: str, add: list[str], remove: list[str], reason: st
         raise InvalidRequestError(f"remove: member {member_id!r}: at most {MAX_MANUAL_TAGS} tags per call, got "
                                   f"{len(set(remove)):,}; send them in several calls")
     for tag in add:  # printable: a tag is a Prometheus label value and a line of `patron status`
-        if not tag or len(tag) > MAX_TAG_LENGTH or not tag.isprintable():
-            raise InvalidRequestError(f"tag: expected 1 to {MAX_TAG_LENGTH} printable characters, got {tag!r}")
+        if not tag or len(tag) > MAX_TAG_LENGTH or not tag.isprintable() or tag.isspace():
+            raise InvalidRequestError(f"tag: expected 1 to {MAX_TAG_LENGTH} printable characters, not only spaces, "
+                                      f"got {tag!r}")
     if not reason:
         raise InvalidRequestError("reason: an operator's change of tags needs a reason")
 

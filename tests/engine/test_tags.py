@@ -137,6 +137,7 @@ def test_operators_tags_are_kept_apart_from_computed_ones_and_counted():
 @pytest.mark.parametrize(("tags", "reason", "problem"), [
     (["x" * 65], "why", "tag: expected 1 to 64 printable characters"),
     ([""], "why", "tag: expected 1 to 64 printable characters"),
+    (["  "], "why", "tag: expected 1 to 64 printable characters, not only spaces, got '  '"),  # a probe's
     (["\U0001f642\n\x00"], "why", "tag: expected 1 to 64 printable characters"),  # was a raw NUL in a metric label
     (["vip"], "", "reason: an operator's change of tags needs a reason"),
 ])
