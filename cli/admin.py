@@ -408,10 +408,16 @@ def publish(args: argparse.Namespace) -> int:
 
 
 def midnight(args: argparse.Namespace) -> int:
-    """The run goes on in the server; this follows it to the end, with its progress on stderr."""
+    """The run goes on in the server; this follows it to the end, with its progress on stderr. A
+    date already run is run no more: said so, where it passed in silence (an outside probe)."""
     with _client(args) as client:
         client.run_midnight(args.date, allow_future=args.allow_future, background=True)
-        return followed(lambda: client.follow_midnight(progress=_midnight_progress), "the midnight run")
+        runs: list[pb.MidnightProgress] = []
+        code = followed(lambda: runs.append(client.follow_midnight(progress=_midnight_progress)) or runs[-1],
+                        "the midnight run")
+    if code == 0 and args.date not in runs[-1].dates:
+        print(f"patron: the midnight run of {args.date} had run before, and is not run again", file=sys.stderr)
+    return code
 
 
 def followed(follow: Callable[[], Any], what: str) -> int:
