@@ -51,6 +51,17 @@ def test_every_problem_is_reported_not_only_the_first():
     ]
 
 
+def test_a_wrong_key_holds_back_the_checks_of_its_own_table_not_of_the_tables_within():
+    """`points.rounding` wrong hid that `points.expiry` lacked its years until it was fixed (an outside
+    probe); a check of the wrong key's own table, which may read the key's stand-in, still waits."""
+    text = example_with('rounding = "floor"', 'rounding = "round"')
+    text = text.replace("years = 1                           #", "#", 1)
+    assert problems(text) == [
+        'points.rounding: expected "floor", "half_up" or "carry", got "round"',
+        'points.expiry.years: missing; expected an integer with policy "jan1_after_years"',
+    ]
+
+
 def test_tiers_judged_on_the_same_metric_and_window_must_ask_more_the_higher_they_are():
     text = example_with('metric = "spend"\nwindow = "3 months"', 'metric = "growth"\nwindow = "lifetime"')
     text = text.replace("threshold = 1000000                 #", "threshold = 5000 #")
