@@ -209,6 +209,11 @@ def send(args: argparse.Namespace) -> int:
                 raise
             failed = rpc_failure(error, args.address)
             raise PatronError(f"{failed} ({_send_again(sent, args.batch_size)})") from None
+        except KeyboardInterrupt:  # as a failure's fate, the batches in flight's is unknown (an outside probe)
+            if not args.transactions:
+                raise
+            print(f"patron: interrupted ({_send_again(sent, args.batch_size)})", file=sys.stderr)
+            return 130
     seconds = max(time.perf_counter() - started, 1e-9)
     unsent = sum(counts.values()) - sent  # lines refused here, counted among the outcomes
     print(f"sent {counted(sent, 'transaction')} in {seconds:.1f} s ({sent / seconds:,.0f}/s)"

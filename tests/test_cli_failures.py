@@ -119,6 +119,30 @@ def test_a_send_cut_short_says_how_far_it_got_and_that_the_same_command_sends_th
                           "the same command again, with the same file and --batch-size 250, sends the rest")
 
 
+def test_a_send_interrupted_says_how_far_it_got_and_that_the_same_command_sends_the_rest(tmp_path):
+    """Ctrl-C said only "interrupted" (an outside probe), where the batches in flight had the fate a
+    failure's have. A listener that never answers holds the send until the interrupt."""
+    import select
+    import signal
+
+    transactions = tmp_path / "t.jsonl"
+    transactions.write_text('{"txn_id": "t1", "member_id": "M1", "occurred_at_ms": 1, "kind": "purchase"}\n')
+    with socket.create_server(("127.0.0.1", 0)) as mute:
+        sending = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "send", "--transactions", str(transactions), "--batch-size", "250",
+             "--address", f"127.0.0.1:{mute.getsockname()[1]}"], stderr=subprocess.PIPE, text=True)
+        try:
+            assert select.select([mute], [], [], 60)[0], "send never connected"
+            sending.send_signal(signal.SIGINT)
+            _, stderr = sending.communicate(timeout=30)
+        finally:
+            sending.kill()
+    assert sending.returncode == 130
+    [line] = stderr.splitlines()
+    assert line.startswith("patron: interrupted (0 transactions answered before this; the same command again, "
+                           "with the same file and --batch-size 250, sends the rest")
+
+
 def test_an_adjustment_that_failed_names_its_request_id_to_send_it_again():
     done = patron("member", "adjust", "M1", "--points", "5", "--reason", "a test", "--address", DOWN, retries="0")
     assert_one_clear_line(done, f"cannot reach patron at {DOWN}", "request id adj-", "give --request-id adj-")
