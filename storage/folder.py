@@ -101,6 +101,8 @@ def serve_problem(root: Path) -> str:
     """Why `root` cannot be served as a data folder, or empty: it is absent, empty, or patron's.
     A checkpoint is refused (served, it was changed in place), and so is a folder holding other
     files (/etc was filled with patron's: an outside probe)."""
+    if root.exists() and not root.is_dir():  # it failed deep in the start, "…/shards: Not a directory" (a probe)
+        return f"{root} is a file, not a folder: give --data a new or empty folder, or one a patron server made"
     if not root.is_dir():
         return ""
     try:

@@ -564,6 +564,17 @@ def test_a_folder_that_is_not_a_data_folder_is_refused_before_anything_is_writte
     assert sorted(p.name for p in folder.iterdir()) == before
 
 
+def test_a_data_folder_that_is_a_file_is_refused_in_one_line(tmp_path):
+    """It failed deep in the start: "…/afile/shards: Not a directory" (an outside probe)."""
+    (tmp_path / "afile").write_text("notes")
+    done = patron("serve", "--data", str(tmp_path / "afile"), "--rules", str(EXAMPLE_RULES), "--grpc-port", "0",
+                  "--metrics-port", "0")
+    assert done.returncode == 1
+    [line] = [json.loads(line) for line in done.stderr.splitlines()]
+    assert line["msg"].startswith(f"{tmp_path / 'afile'} is a file, not a folder: give --data a new or empty folder")
+    assert (tmp_path / "afile").read_text() == "notes"
+
+
 def test_a_client_ca_without_a_server_certificate_is_refused(tmp_path):
     """It served in plain text, asking no client for a certificate (an outside probe)."""
     (tmp_path / "ca.pem").write_text("")
