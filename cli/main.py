@@ -319,6 +319,9 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging()
     if bool(args.tls_cert) != bool(args.tls_key):
         return _fail(args, "--tls-cert and --tls-key go together", code=2)
+    if args.metrics_port == args.grpc_port > 0:  # refused only once Ray and the shards had started (a probe)
+        return _fail(args, f"--metrics-port and --grpc-port are both {args.grpc_port}: give each its own port",
+                     code=2)
     if args.tls_client_ca and not args.tls_cert:  # it served in plain text, asking for no certificate
         return _fail(args, "--tls-client-ca needs --tls-cert and --tls-key: client certificates are asked for "
                            "over TLS", code=2)

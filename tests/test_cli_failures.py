@@ -582,3 +582,11 @@ def test_a_client_ca_without_a_server_certificate_is_refused(tmp_path):
     assert done.returncode == 2
     assert "--tls-client-ca needs --tls-cert and --tls-key" in done.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_one_port_for_grpc_and_metrics_is_refused_before_anything_starts(tmp_path):
+    """It was refused once Ray and the shards had started (an outside probe)."""
+    done = patron("serve", "--data", str(tmp_path / "data"), "--grpc-port", "50163", "--metrics-port", "50163")
+    assert done.returncode == 2
+    assert "--metrics-port and --grpc-port are both 50163: give each its own port" in done.stderr
+    assert not (tmp_path / "data").exists()
