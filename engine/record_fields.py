@@ -1,16 +1,25 @@
 """The msgspec Structs scoring reads on every transaction, which the compiled engine reads as the C
 structs they are (record_fields.pxd declares their layout to Cython; docs/decisions.md, "Struct
-fields read as C fields"). Only this module's build runs: engine/__init__.py imports it, before
-any other engine module, to check that each Struct is still laid out as it was compiled, and runs
+fields read as C fields"). engine/__init__.py imports its build, before any other engine
+module, to check that each Struct is still laid out as it was compiled, and runs
 the whole engine from its .py files, saying why, when one is not. The .py engine reads fields by
-name and has nothing to check."""
+name and has nothing to check. Both make scoring's index records here (`txn_record`): compiled, as
+the C struct, the way msgspec makes one."""
 
 from msgspec import Struct
 
 from engine.members import Held, Lot, Member, Profile
 from engine.transactions import LineItem, Transaction, TxnRecord, TxnResult
+from engine.types import Day, MemberId, Minor
 
-__all__ = ["layout_problems"]
+try:
+    import cython
+
+    COMPILED = cython.compiled
+except ImportError:  # the pure engine needs no Cython installed
+    COMPILED = False
+
+__all__ = ["layout_problems", "txn_record"]
 
 RECORDS = (Held, LineItem, Lot, Member, Profile, Transaction, TxnRecord, TxnResult)
 
@@ -33,3 +42,15 @@ def _written_problem(record: type) -> str:
     if config.frozen:
         return "frozen"
     return "tracked by the cyclic collector (gc=True)" if config.gc else ""
+
+
+def txn_record(member_id: MemberId, kind: str, day: Day, points: int, growth: int, reason: str, rule_version: int,
+               paid_minor: Minor = 0, eligible_minor: Minor = 0) -> TxnRecord:
+    """`TxnRecord(member_id, kind, day, points, growth, reason, rule_version, paid_minor,
+    eligible_minor)`: the index record of nearly every accepted transaction, its other fields
+    TxnRecord's defaults. Compiled, made in C (new_record, record_fields.pxd), as the results are:
+    msgspec's constructor parses its arguments and fills in the defaults, about 400 instructions."""
+    if COMPILED:
+        return new_record(TxnRecord, member_id, kind, day, points, growth, reason, rule_version,  # noqa: F821 (C, record_fields.pxd)
+                          paid_minor, eligible_minor)
+    return TxnRecord(member_id, kind, day, points, growth, reason, rule_version, paid_minor, eligible_minor)

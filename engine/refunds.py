@@ -6,6 +6,7 @@ from engine.book import Book
 from engine.bounds import room_to_earn
 from engine.earning import purchase_growth, value_purchase
 from engine.members import Member
+from engine.record_fields import txn_record
 from engine.spending.operations import REFUNDABLE
 from engine.tagging import forget_purchase
 from engine.tier_changes import tier_after_transaction
@@ -66,7 +67,7 @@ def score_refund(book: Book, member: Member, txn: Transaction, day: Day) -> TxnR
     if whole_before and refunded >= total and book.programme.tags.rules and original.reason not in _NOT_NOTED:
         forget_purchase(book, member, original.day)
     tier_after_transaction(book, member, day, txn.txn_id, lowered=True)
-    return TxnRecord(member.member_id, REFUND, day, -taken, -taken_growth, "", book.programme.version)
+    return txn_record(member.member_id, REFUND, day, -taken, -taken_growth, "", book.programme.version)
 
 
 def _uncarry(book: Book, member: Member, original: TxnRecord, eligible: int, before: int, after: int) -> None:
@@ -103,5 +104,5 @@ def _refund_unknown(book: Book, member: Member, txn: Transaction, day: Day) -> T
     count_spend(book, member, day, -value.eligible, txn.txn_id)
     tier_after_transaction(book, member, day, txn.txn_id, lowered=True)
     # its spend taken out, kept so that a publish rebuilding per-day sums takes it out again (publishing.py)
-    return TxnRecord(member.member_id, REFUND, day, -taken, -taken_growth, UNKNOWN_ORIGINAL, programme.version,
-                     eligible_minor=-value.eligible)
+    return txn_record(member.member_id, REFUND, day, -taken, -taken_growth, UNKNOWN_ORIGINAL, programme.version,
+                      eligible_minor=-value.eligible)

@@ -10,7 +10,7 @@ from engine.earning cimport PurchaseValue, purchase_fits, purchase_growth, value
 from engine.history cimport remember_in
 from engine.ids cimport id_problem
 from engine.programme cimport Programme
-from engine.record_fields cimport Member, Transaction, TxnRecord, new_result
+from engine.record_fields cimport Member, Transaction, TxnRecord, new_result, txn_record
 from engine.spending.coupons cimport issue_on_enroll
 from engine.tagging cimport note_purchase
 from engine.tier_changes cimport (enter_tier, keep_given, member_in_default_tier, note_default_tier,
@@ -68,7 +68,7 @@ cpdef _recharge(Book book, Transaction txn, day)
 @cython.locals(member=Member)
 cpdef _member_for(Book book, Transaction txn, day)
 cpdef _score_kind(Book book, Member member, Transaction txn, day)
-@cython.locals(programme=Programme, value=PurchaseValue)
+@cython.locals(programme=Programme, value=PurchaseValue, record=TxnRecord)
 cpdef score_purchase(Book book, Member member, Transaction txn, day)
 cpdef _paid_upgrade(Book book, Member member, Transaction txn, day)
 @cython.locals(programme=Programme)

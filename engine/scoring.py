@@ -14,6 +14,7 @@ from engine.events import count_event, is_capped
 from engine.history import remember_in
 from engine.ids import FINE, MISSING, TOO_LONG, UNPRINTABLE, id_problem
 from engine.members import Member
+from engine.record_fields import txn_record
 from engine.refunds import refund_problem, score_refund
 from engine.spending.coupons import issue_on_enroll
 from engine.spending.operations import UNDOABLE, score_spending
@@ -310,7 +311,7 @@ def _score_kind(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRe
         # A purchase keeps what it paid: its refund is accepted and takes nothing back (it was
         # `nothing_to_refund`, a wrong answer to a till returning goods: an outside probe)
         paid = refund_amount(txn) if _same(txn.kind, PURCHASE) else 0
-        return TxnRecord(member.member_id, txn.kind, day, 0, 0, member.status, book.programme.version, paid)
+        return txn_record(member.member_id, txn.kind, day, 0, 0, member.status, book.programme.version, paid)
     if _same(txn.kind, PURCHASE):
         return score_purchase(book, member, txn, day)
     if _same(txn.kind, REFUND):
@@ -340,8 +341,8 @@ def score_purchase(book: Book, member: Member, txn: Transaction, day: Day) -> Tx
         note_purchase(book, member, day)
     _paid_upgrade(book, member, txn, day)
     tier_after_transaction(book, member, day, txn.txn_id)
-    record = TxnRecord(member.member_id, PURCHASE, day, points, growth, reason, programme.version,
-                       value.paid, value.eligible)
+    record = txn_record(member.member_id, PURCHASE, day, points, growth, reason, programme.version,
+                        value.paid, value.eligible)
     record.carry_moved = moved  # its refunds move the carry back under `carry` (refunds._uncarry)
     return record
 
@@ -367,19 +368,19 @@ def score_event(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRe
     rule = programme.events[txn.event_type]
     version = programme.version
     if is_capped(member, rule, day):
-        return TxnRecord(member.member_id, EVENT, day, 0, 0, "capped", version)
+        return txn_record(member.member_id, EVENT, day, 0, 0, "capped", version)
     if not room_to_earn(member, day, rule.points, rule.growth, 0):
         return None
     earns = programme.ladder.tiers[member.tier].earns_points
     points, held, reason = judge_points(book, member, day, rule.points if earns else 0, txn.txn_id)
     if reason == "blocked":
-        return TxnRecord(member.member_id, EVENT, day, 0, 0, reason, version)
+        return txn_record(member.member_id, EVENT, day, 0, 0, reason, version)
     if points or rule.growth:
         count_event(member, rule, day, programme.max_lateness + 1)
     why = Why(tier=-1 if earns else member.tier, anomaly=reason, event=rule.type)
     give(book, member, day, txn.txn_id, "event", points, rule.growth, held, why)
     tier_after_transaction(book, member, day, txn.txn_id)
-    return TxnRecord(member.member_id, EVENT, day, points, rule.growth, reason, version)
+    return txn_record(member.member_id, EVENT, day, points, rule.growth, reason, version)
 
 
 def score_adjustment(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord | None:
@@ -401,4 +402,4 @@ def score_adjustment(book: Book, member: Member, txn: Transaction, day: Day) -> 
     book.write(member, day, "operator", txn.txn_id, "adjust", points=changed, unrecovered=unrecovered,
                note=txn.note)
     tier_after_transaction(book, member, day, txn.txn_id, lowered=amount < 0)
-    return TxnRecord(member.member_id, ADJUSTMENT, day, changed, 0, "", programme.version)
+    return txn_record(member.member_id, ADJUSTMENT, day, changed, 0, "", programme.version)

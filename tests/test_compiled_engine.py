@@ -217,3 +217,41 @@ def test_a_typed_reference_holding_none_raises_as_the_py_does_instead_of_crashin
     done = subprocess.run([sys.executable, "-c", NONE_READ], check=False, capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parent.parent, env=engine_environment(pure=False))
     assert (done.returncode, done.stdout.strip()) == (0, "raised"), done.stderr[-2000:]
+
+
+MADE_IN_C = """
+import sys
+import msgspec
+import engine
+from engine.record_fields import txn_record
+from engine.transactions import TxnRecord
+assert engine.compiled_engine()[0], engine.compiled_engine()
+member = "".join(["m", "1"])  # an object of its own, whose references are counted below
+cases = [(member, "purchase", 20517, 12, 3, "", 4), (member, "event", 20518, 0, 0, "capped", 5, 700),
+         (member, "refund", 20519, -7, -2, "unknown_original", 6, 0, -900), (member, "purchase", 1, 2, 3, "x", 4, 5, 6)]
+held = sys.getrefcount(member)
+for args in cases:
+    made, built = txn_record(*args), TxnRecord(*args)
+    assert type(made) is TxnRecord, type(made)
+    assert made == built, (made, built)
+    assert msgspec.json.encode(made) == msgspec.json.encode(built), (made, built)
+    assert made.member_id is member
+    made.points = -1  # a field written as any other record's
+    assert made != built
+    del made, built
+assert sys.getrefcount(member) == held, (sys.getrefcount(member), held)
+defaults = [sys.getrefcount(value) for value in (0, -1, None)]  # the records' defaults, shared
+made = [txn_record(*cases[0]) for _ in range(1000)]
+del made
+assert [sys.getrefcount(value) for value in (0, -1, None)] == defaults
+print("same")
+"""
+
+
+def test_a_txn_record_made_in_c_is_the_one_its_constructor_makes():
+    """Compiled, scoring makes its index records in C (record_fields.pxd, new_record), with
+    TxnRecord's defaults written out there: each field, a default changed in transactions.py or a
+    reference not counted, is what msgspec's own constructor gives."""
+    done = subprocess.run([sys.executable, "-c", MADE_IN_C], check=False, capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent, env=engine_environment(pure=False))
+    assert (done.returncode, done.stdout.strip()) == (0, "same"), done.stderr[-2000:]
