@@ -3,7 +3,7 @@
 from engine.award import count_spend, lapsed_part, take_back
 from engine.balance import pending_to_cancel
 from engine.book import Book
-from engine.bounds import room_to_earn
+from engine.bounds import refund_amount, room_to_earn
 from engine.earning import purchase_growth, value_purchase
 from engine.members import Member
 from engine.record_fields import txn_record
@@ -11,7 +11,7 @@ from engine.spending.operations import REFUNDABLE
 from engine.tagging import forget_purchase
 from engine.tier_changes import tier_after_transaction
 from engine.tiers import counted_since
-from engine.transactions import Transaction, TxnRecord, refund_amount
+from engine.transactions import Transaction, TxnRecord
 from engine.types import PURCHASE, REFUND, Day
 
 __all__ = ["UNKNOWN_ORIGINAL", "refund_problem", "score_refund"]

@@ -5,12 +5,13 @@ cimport cython
 
 from engine.award cimport count_spend, give, judge_points
 from engine.book cimport Book, found
-from engine.bounds cimport input_problem, room_to_earn
+from engine.bounds cimport input_problem, refund_amount, room_to_earn
 from engine.earning cimport PurchaseValue, purchase_fits, purchase_growth, value_purchase
 from engine.history cimport remember_in
 from engine.ids cimport id_problem
 from engine.programme cimport Programme
 from engine.record_fields cimport Member, Transaction, TxnRecord, new_result, txn_record
+from engine.refunds cimport refund_problem, score_refund
 from engine.spending.coupons cimport issue_on_enroll
 from engine.tagging cimport note_purchase
 from engine.tier_changes cimport (enter_tier, keep_given, member_in_default_tier, note_default_tier,

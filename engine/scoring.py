@@ -8,7 +8,7 @@ from engine.anomaly import counted_in_day
 from engine.award import count_spend, give, judge_points
 from engine.balance import add_points, take_points
 from engine.book import Book, found
-from engine.bounds import input_problem, room_to_earn
+from engine.bounds import input_problem, refund_amount, room_to_earn
 from engine.earning import purchase_fits, purchase_growth, value_purchase
 from engine.events import count_event, is_capped
 from engine.history import remember_in
@@ -26,7 +26,7 @@ from engine.tier_changes import (
     note_default_tier,
     tier_after_transaction,
 )
-from engine.transactions import Transaction, TxnRecord, TxnResult, refund_amount
+from engine.transactions import Transaction, TxnRecord, TxnResult
 from engine.types import (
     ADJUSTMENT,
     COUPON_ISSUE,

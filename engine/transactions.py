@@ -7,7 +7,7 @@ from msgspec import Struct
 
 from engine.types import Day, MemberId, Minor, TxnId
 
-__all__ = ["LineItem", "Spent", "Transaction", "TxnRecord", "TxnResult", "refund_amount"]
+__all__ = ["LineItem", "Spent", "Transaction", "TxnRecord", "TxnResult"]
 
 
 class LineItem(Struct, omit_defaults=True, gc=False, forbid_unknown_fields=True):
@@ -122,9 +122,3 @@ class TxnRecord(Struct, array_like=True, gc=False):
             return TxnResult(txn_id, outcome, self.points, self.growth, self.reason)
         return TxnResult(txn_id, outcome, self.points, self.growth, self.reason, spent.value_minor, spent.coupon_code)
 
-
-
-def refund_amount(txn: Transaction) -> Minor:
-    """What a refund (or a purchase) states: `amount_minor` when given, else the sum of its lines
-    (SPEC §5); 0 when it states neither."""
-    return txn.amount_minor or sum(line.paid_minor for line in txn.lines)

@@ -6,11 +6,12 @@ without using up its id, so the till may fix it and send the same id again."""
 from collections.abc import Callable
 
 from engine.book import Book
+from engine.bounds import refund_amount
 from engine.members import Member
 from engine.spending.coupons import score_coupon_issue, score_coupon_use, undo_coupon_use
 from engine.spending.redemption import score_redeem, undo_redeem
 from engine.spending.stored_value import score_payment, score_recharge, undo_payment, undo_recharge
-from engine.transactions import Transaction, TxnRecord, TxnResult, refund_amount
+from engine.transactions import Transaction, TxnRecord, TxnResult
 from engine.types import COUPON_ISSUE, COUPON_USE, PAYMENT, PURCHASE, RECHARGE, REDEEM, Day
 
 __all__ = ["REFUNDABLE", "UNDOABLE", "card_problem", "score_spending", "spending_refund_problem"]

@@ -4,13 +4,13 @@ payments principal first, and the proportional refunds of both."""
 from engine.award import lapsed_part, take_back
 from engine.balance import pending_to_cancel
 from engine.book import Book
-from engine.bounds import fits, room_to_earn
+from engine.bounds import fits, refund_amount, room_to_earn
 from engine.members import Member
 from engine.spending.coupons import void_coupons
 from engine.spending.recharge_bonuses import choose_bonus, give_bonus
 from engine.tier_changes import tier_after_transaction
 from engine.tiers import counted_since
-from engine.transactions import Spent, Transaction, TxnRecord, refund_amount
+from engine.transactions import Spent, Transaction, TxnRecord
 from engine.types import PAYMENT, RECHARGE, REFUND, Day
 
 __all__ = ["score_payment", "score_recharge", "undo_payment", "undo_recharge"]
