@@ -12,3 +12,7 @@ cdef class AnomalyRule:
     cpdef judge(self, Member member, day, points)
     cpdef _crossing(self)
     cpdef _while_abnormal(self)
+    cpdef _forget_old_days(self, dict counters, day)
+
+
+cpdef bint counted_in_day(points, reason) except -1

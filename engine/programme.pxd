@@ -24,3 +24,4 @@ cdef class Programme:
     cpdef growth_for_points(self, points)
     cpdef growth_for_spend(self, eligible)
     cpdef spend_points(self, unclaimed, carry)
+    cpdef default_tier(self, channel)

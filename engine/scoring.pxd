@@ -3,10 +3,12 @@
 
 cimport cython
 
+from engine.anomaly cimport counted_in_day
 from engine.award cimport count_spend, give, judge_points
 from engine.book cimport Book, found
 from engine.bounds cimport input_problem, refund_amount, room_to_earn
 from engine.earning cimport PurchaseValue, purchase_fits, purchase_growth, value_purchase
+from engine.events cimport count_event, is_capped
 from engine.history cimport remember_in
 from engine.ids cimport id_problem
 from engine.programme cimport Programme

@@ -377,7 +377,8 @@ def score_event(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRe
         return txn_record(member.member_id, EVENT, day, 0, 0, reason, version)
     if points or rule.growth:
         count_event(member, rule, day, programme.max_lateness + 1)
-    why = Why(tier=-1 if earns else member.tier, anomaly=reason, event=rule.type)
+    # no why for a book without entries (a replay without --ledger-out), as value_purchase's
+    why = Why(tier=-1 if earns else member.tier, anomaly=reason, event=rule.type) if book.keep_outputs else None
     give(book, member, day, txn.txn_id, "event", points, rule.growth, held, why)
     tier_after_transaction(book, member, day, txn.txn_id)
     return txn_record(member.member_id, EVENT, day, points, rule.growth, reason, version)
