@@ -6,6 +6,7 @@ from engine.calendar cimport LocalCalendar
 from engine.expiry cimport ExpiryPolicy
 from engine.lines cimport LineRules
 from engine.multipliers cimport MultiplierTable
+from engine.rounding cimport rounded
 from engine.tiers cimport TierLadder
 
 
@@ -20,6 +21,7 @@ cdef class Programme:
     cdef public ExpiryPolicy expiry
     cdef public AnomalyRule anomaly
     cdef public TierLadder ladder
+    cdef public bint halves_up
 
     cpdef growth_for_points(self, points)
     cpdef growth_for_spend(self, eligible)

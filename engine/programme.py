@@ -5,7 +5,7 @@ from engine.calendar import LocalCalendar
 from engine.expiry import ExpiryPolicy
 from engine.lines import LineRules
 from engine.multipliers import MultiplierTable
-from engine.rounding import exact, rounder
+from engine.rounding import exact, rounded, rounder
 from engine.rules import Rules
 from engine.spending.coupon_rules import CouponRules
 from engine.spending.member_prices import TierDiscounts
@@ -24,6 +24,8 @@ class Programme:
         self.version = rules.version
         self.calendar = LocalCalendar(rules.timezone)
         self.round = rounder(points.rounding)
+        self.halves_up = points.rounding == "half_up"
+        """Which `round` is, for `rounded` (a C call compiled, where `round` is a Python one)."""
         self.carries = points.rounding == "carry"
         self.lines = LineRules(rules.filters, rules.product_rules, rules.currency_minor_per_major)
         self.spend_unit = points.spend.unit_minor if points.spend else 0
@@ -61,10 +63,10 @@ class Programme:
             return 0
         if self.growth_den == 1:  # a whole number per point (the usual 1): every rounding of n/1 is n
             return points * self.growth_num
-        return self.round(points * self.growth_num, self.growth_den)
+        return rounded(points * self.growth_num, self.growth_den, self.halves_up)
 
     def growth_for_spend(self, eligible: int) -> int:
-        return self.round(eligible, self.growth_unit) * self.growth_per_unit
+        return rounded(eligible, self.growth_unit, self.halves_up) * self.growth_per_unit
 
     def spend_points(self, unclaimed: int, carry: int) -> tuple[int, int]:
         """Points of the spend rule on unclaimed eligible spend, and the carry left after it."""
@@ -76,7 +78,7 @@ class Programme:
                 return 0, owed
             units, left = divmod(owed, self.spend_unit)
             return units * self.spend_per_unit, left
-        return self.round(unclaimed, self.spend_unit) * self.spend_per_unit, 0
+        return rounded(unclaimed, self.spend_unit, self.halves_up) * self.spend_per_unit, 0
 
     def default_tier(self, channel: str) -> int:
         return self.default_tiers.get(channel, 0)
