@@ -39,17 +39,36 @@ cdef extern from *:
             return 0;
         return memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)(length * PyUnicode_KIND(a))) == 0;
     }
+
+    /* Whether `word` is one of `words` (a tuple of exact str), by patron_str_equal with each: 1 or
+       0; -1 when `word` is not an exact str, and the caller asks the set (which raises for a
+       word that cannot be hashed, as the .py does). */
+    static inline int patron_word_in(PyObject *word, PyObject *words) {
+        Py_ssize_t i;
+        if (!PyUnicode_CheckExact(word))
+            return -1;
+        for (i = 0; i < PyTuple_GET_SIZE(words); i++) {
+            int same = patron_str_equal(word, PyTuple_GET_ITEM(words, i));
+            if (same != 0)
+                return same;
+        }
+        return 0;
+    }
     """
     int str_equal "patron_str_equal" (object a, object b) except -1
+    int word_in "patron_word_in" (object word, tuple words) except -2
 
 
 cdef bint COMPILED
 cdef Py_ssize_t _LONGEST_TEXT
 cdef dict _ID_REASONS
-cdef frozenset _KINDS, _STATUSES
+cdef frozenset _KINDS, _STATUSES, _MONEY
+cdef tuple _KINDS_LISTED, _MONEY_LISTED
 
 
 cdef inline bint _same(kind, word) except -1
+@cython.locals(found=int)
+cdef inline bint _among(word, frozenset words, tuple listed) except -1
 cdef inline _result(txn_id, outcome, points, growth, reason)
 @cython.locals(txn=Transaction, index=Py_ssize_t)
 cpdef Py_ssize_t score_until(Book book, txns, list results, starts_ms, ends_ms, set skip) except -1
