@@ -164,12 +164,13 @@ def _about(problem: str, shape_problems: list[str]) -> bool:
     if any(mark in problem or shown(mark)[1:-1] in problem for mark in (_STAND_IN + path for path in paths)):
         return True
     path = problem.split(":", 1)[0]
-    return any(path.startswith(shape) or _table_of(path) == _table_of(shape) for shape in paths)
+    return any(path.startswith(shape) or _table_of(path) == _table_of(shape) or path == _table_of(shape)
+               for shape in paths)
 
 
 def _table_of(path: str) -> str:
     """The table a key is in (checks within a table that has a wrong key wait for it, and so do
-    checks under the wrong key itself, but not those of the table's other tables: a wrong
+    checks of the table itself and under the wrong key, but not those of the table's other tables: a wrong
     `points.rounding` hid `points.expiry`'s problems until it was fixed, an outside probe), or
     the key itself at the top, which would otherwise hold back everything."""
     return path.rsplit(".", 1)[0] if "." in path else path

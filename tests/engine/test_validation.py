@@ -60,6 +60,9 @@ def test_a_wrong_key_holds_back_the_checks_of_its_own_table_not_of_the_tables_wi
         'points.rounding: expected "floor", "half_up" or "carry", got "round"',
         'points.expiry.years: missing; expected an integer with policy "jan1_after_years"',
     ]
+    # the table's own check waits: with its sku dropped, the match would "name nothing" (a reviewer)
+    assert problems(example_with('match = { sku = ["TEA-PROMO"] }', 'match = { sku = "TEA-PROMO" }')) == [
+        'product_rules[0].match.sku: expected a list of a string, got "TEA-PROMO"']
 
 
 def test_tiers_judged_on_the_same_metric_and_window_must_ask_more_the_higher_they_are():
