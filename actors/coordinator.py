@@ -172,7 +172,6 @@ class Coordinator(ShardLanes):
         self.rules = self._rules_in_force()
         self.programme = Programme(load_rules(self.rules.text))
         self.metrics.know_coupons([coupon.id for coupon in self.programme.rules.coupons])
-        self._refuse_a_future_start()
         self.layout = self._layout()
         start_day = self.config.start_date or self.today()
         self.keeper = self._spawn_keeper()
@@ -216,18 +215,6 @@ class Coordinator(ShardLanes):
         if made:
             self.metrics.checkpoint_success.set(made)
         self.metrics.checkpoint_failed.set(last_checkpoint_failure(self.folder))
-
-    def _refuse_a_future_start(self) -> None:
-        """A new folder started on a day ahead refused every till's sale until then (too_late), and
-        kept that day: a business day never goes back. A typo in --start-date must not do that
-        unseen, as a midnight date after tomorrow may not (`start_midnight`)."""
-        tomorrow = self.today() + 1
-        if self.config.start_date > tomorrow and not self.config.allow_future:
-            raise PatronError(
-                f"cannot start: --start-date {iso(self.config.start_date)} is after tomorrow ({iso(tomorrow)}) on "
-                f"the programme's clock ({self.programme.calendar.zone}); a new folder on that business day would "
-                f"refuse every transaction dated before it as too_late, and keep that day. On a test system, "
-                f"allow it with --allow-future")
 
     def today(self) -> Day:
         """The programme's local date now, by the wall clock."""

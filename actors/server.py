@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,8 +28,11 @@ from actors.metrics import Metrics
 from actors.node_gateway import NodeGateways, refuse_loopback_elsewhere
 from actors.reaper import Reaper
 from actors.wallet_service import WalletService
+from engine.calendar import iso
 from engine.errors import PatronError
-from storage.folder import serve_problem
+from engine.programme import Programme
+from engine.validation import load_rules, load_rules_file
+from storage.folder import current_rules_of, serve_problem
 
 __all__ = ["INLINE_CALL_BYTES", "SERVICE_NAMES", "Server", "ray_environment"]
 
@@ -88,6 +92,27 @@ def refuse_before_start(config: ServeConfig) -> None:
     if config.rules is None and not (config.data / "rules" / "current.json").exists():
         # said after Ray's start, it left a new folder behind (an outside probe)
         raise PatronError(f"{config.data} has no rules yet: start with --rules FILE")
+    if problem := future_start_problem(config):
+        raise PatronError(problem)
+
+
+def future_start_problem(config: ServeConfig) -> str:
+    """A new folder started on a day ahead refused its tills' sales until then (`too_late`) and kept
+    that day, as a business day never goes back (an outside probe): a --start-date after tomorrow on
+    the programme's clock is refused, as a midnight date is, unless `allow_future` (test systems).
+    A folder that has a day passes --start-date over (with a warning, at the start)."""
+    if not config.start_date or config.allow_future or (config.data / "layout.json").exists():
+        return ""
+    rules = (load_rules_file(config.rules) if config.rules is not None
+             else load_rules(current_rules_of(config.data).text))
+    calendar = Programme(rules).calendar
+    tomorrow = calendar.day_of(int(time.time() * 1000)) + 1
+    if config.start_date <= tomorrow:
+        return ""
+    return (f"--start-date {iso(config.start_date)} is after tomorrow ({iso(tomorrow)}) on the programme's clock "
+            f"({calendar.zone}): a new folder on that business day would refuse as too_late every transaction "
+            f"dated more than max_lateness_days before it, and keep that day. On a test system, allow it with "
+            f"--allow-future")
 
 
 class Server:

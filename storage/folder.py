@@ -9,8 +9,8 @@ from pathlib import Path
 
 import msgspec
 
-__all__ = ["DataFolder", "Layout", "PublishedRules", "ReusedId", "serve_problem", "version_in_force",
-           "write_atomically"]
+__all__ = ["DataFolder", "Layout", "PublishedRules", "ReusedId", "current_rules_of", "serve_problem",
+           "version_in_force", "write_atomically"]
 
 
 class Layout(msgspec.Struct):
@@ -138,6 +138,11 @@ def version_in_force(root: Path) -> int:
 def _current_rules(rules: Path) -> PublishedRules | None:
     pointer = rules / "current.json"
     return msgspec.json.decode(pointer.read_bytes(), type=PublishedRules) if pointer.exists() else None
+
+
+def current_rules_of(root: Path) -> PublishedRules | None:
+    """The rules in force in data folder `root`, read without making its folders."""
+    return _current_rules(root / "rules")
 
 
 class DataFolder:

@@ -43,7 +43,7 @@ class ServeProcess:
             if found:
                 return int(found.group(1))
             if self.process.poll() is not None:
-                self.output.close()
+                self.kill_everything()  # what serve started before it ended (Ray), and its log closed
                 raise RuntimeError(f"patron serve exited early:\n{self.log.read_text(errors='replace')}")
             time.sleep(0.1)
         raise TimeoutError(f"patron serve did not start within {timeout:.0f} s")

@@ -39,7 +39,7 @@ def test_the_shopline_anniversary_walks_members_down_through_serve(start_server,
 def test_points_expire_at_the_start_of_1_january_through_serve(start_server):
     # late in the year: a year of dates, not two; one shard, as the one member needs (a second, empty,
     # ran each date too)
-    server = start_server(shards=1, start_date=parse_day("2026-12-30"), allow_future=True)  # ahead until 29 Dec
+    server = start_server(shards=1, start_date=parse_day("2026-12-30"), allow_future=True)  # ahead through 28 Dec
     with PatronClient(server.address) as client:
         client.submit([purchase("t1", "m", "2026-12-30 10:00", 2900)])
         client.run_midnight("2027-12-31", allow_future=True, timeout=LONG_RUN)
