@@ -414,30 +414,30 @@ def publish(args: argparse.Namespace) -> int:
 
 def midnight(args: argparse.Namespace) -> int:
     """The run goes on in the server; this follows it to the end, with its progress on stderr. A
-    date already run is run no more: said so, where it passed in silence (an outside probe)."""
+    date the business day had passed is run no more: said so, where it passed in silence (an
+    outside probe)."""
     with _client(args) as client:
         client.run_midnight(args.date, allow_future=args.allow_future, background=True)
-        runs: list[pb.MidnightProgress] = []
-        code = followed(lambda: runs.append(client.follow_midnight(progress=_midnight_progress)) or runs[-1],
-                        "the midnight run")
-    if code == 0 and args.date not in runs[-1].dates:
-        print(f"patron: the midnight run of {args.date} had run before, and is not run again", file=sys.stderr)
+        code, run = followed(lambda: client.follow_midnight(progress=_midnight_progress), "the midnight run")
+    if code == 0 and args.date not in run.dates:
+        print(f"patron: nothing to run for {args.date}: the business day is already {args.date} or later (its "
+              f"run has run, or the folder started after it)", file=sys.stderr)
     return code
 
 
-def followed(follow: Callable[[], Any], what: str) -> int:
+def followed(follow: Callable[[], Any], what: str) -> tuple[int, Any]:
     """Follow a job the server runs to its end and show it: 0, 1 when it stopped short, 130 when
-    the operator stopped following (the job goes on)."""
+    the operator stopped following (the job goes on); and the job as last seen (None then)."""
     try:
         job = follow()
     except KeyboardInterrupt:
         print(f"patron: no longer following; {what} goes on in the server (see `patron status`)", file=sys.stderr)
-        return 130
+        return 130, None
     _show(job)
     if job.error:
         print(f"patron: {what} stopped short: {job.error}", file=sys.stderr)
-        return 1
-    return 0
+        return 1, job
+    return 0, job
 
 
 def _midnight_progress(run: pb.MidnightProgress) -> None:

@@ -49,7 +49,7 @@ def _run(args: argparse.Namespace, start: Any) -> int:
               flush=True)
         if args.no_wait:
             return 0
-        return followed(lambda: _ended(client.follow_resharding(progress=_progress)), "resharding")
+        return followed(lambda: _ended(client.follow_resharding(progress=_progress)), "resharding")[0]
 
 
 def _ended(moving: Any) -> Any:

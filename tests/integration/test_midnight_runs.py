@@ -105,13 +105,13 @@ def test_patron_midnight_follows_the_run_to_its_end_and_refuses_a_future_date(st
     assert done.returncode == 0, done.stderr
     assert "members" in done.stderr  # progress while it ran
     assert '"until": "' + UNTIL + '"' in done.stdout
-    assert "had run before" not in done.stderr
+    assert "nothing to run" not in done.stderr
     with PatronClient(server.address) as client:
         assert business_days(client) == {UNTIL}
         assert len(client.status().midnight.dates) == DATES
     again = patron("midnight", "--date", UNTIL, "--address", server.address)
     assert again.returncode == 0, again.stderr
-    assert f"the midnight run of {UNTIL} had run before, and is not run again" in again.stderr
+    assert f"nothing to run for {UNTIL}: the business day is already {UNTIL} or later" in again.stderr
 
 
 def test_the_clock_catches_up_missed_dates_at_start_and_status_shows_that_run(start_server):
