@@ -6,7 +6,8 @@
 set -euo pipefail
 out=$1; shift
 flags=$(mktemp -d)
-trap 'rm -rf "$flags"' EXIT
+pid=
+trap '[ -n "$pid" ] && kill $pid 2> /dev/null; rm -rf "$flags"' EXIT  # a bench waiting for a flag dies too
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
     "${PYTHON:-.venv/bin/python}" -m "$@" --flags "$flags" > "$out.log" 2>&1 &
 pid=$!
@@ -24,6 +25,7 @@ while wait_for ready; do
     callgrind_control -i off $pid > /dev/null 2>&1
     touch "$flags/off"
 done
-wait $pid || { cat "$out.log"; exit 1; }
+wait $pid || { status=$?; pid=; cat "$out.log"; exit $status; }
+pid=
 grep -v "^==" "$out.log" || true
 grep "Collected" "$out.log"

@@ -31,19 +31,20 @@ def main() -> None:
     args = parser.parse_args()
     book = Book(Programme(load_rules_file(args.rules)), keep_outputs=False)
     stats = ReplayStats(0, 0.0, 0)
-    counting_from, cpu = 0, 0.0
+    counting_from: int | None = None  # the transactions replayed before the counted ones, once counting
+    cpu = 0.0
     with open(args.stream, "rb") as source:
         for chunk in _chunks(source):
-            if not counting_from and stats.transactions >= args.skip:
+            if counting_from is None and stats.transactions >= args.skip:
                 signal(args.flags, "ready", "go")
                 counting_from, cpu = stats.transactions, time.process_time()
             txns, whole = _decode(chunk, stats.transactions)
             _encoder.encode_lines(_replay_chunk(book, txns, whole, stats, []))
             book.take_changes()
             book.take_notices()
-            if counting_from and stats.transactions - counting_from >= args.count:
+            if counting_from is not None and stats.transactions - counting_from >= args.count:
                 break
-    if not counting_from:
+    if counting_from is None:
         parser.error(f"the stream has {stats.transactions:,} transactions, not more than --skip")
     counted = stats.transactions - counting_from
     cpu = time.process_time() - cpu
