@@ -19,7 +19,7 @@ try:
 except ImportError:  # the pure engine needs no Cython installed
     COMPILED = False
 
-__all__ = ["layout_problems", "txn_record"]
+__all__ = ["defaults_problem", "layout_problems", "txn_record"]
 
 RECORDS = (Held, LineItem, Lot, Member, Profile, Transaction, TxnRecord, TxnResult)
 
@@ -31,7 +31,24 @@ def layout_problems() -> list[str]:
         problem = _written_problem(record) or layout_problem(record.__name__.encode(), record)  # noqa: F821 (C, record_fields.pxd)
         if problem:
             problems.append(f"{record.__module__}.{record.__qualname__}: {problem}")
+    if problem := defaults_problem(TxnRecord.__struct_fields__, TxnRecord.__struct_defaults__):
+        problems.append(f"engine.transactions.TxnRecord: {problem}")
     return problems
+
+
+NEW_RECORD_FILLS = (("refunded_minor", 0), ("reversed_points", 0), ("reversed_growth", 0), ("reversed_eligible", 0),
+                    ("spent", None), ("since_began", -1), ("lapsed_points", 0), ("carry_moved", None))
+"""The fields `new_record` (record_fields.pxd) is not given, and what C writes in each: TxnRecord's
+defaults as written there by hand, so a default changed in transactions.py is told here."""
+
+
+def defaults_problem(fields: tuple[str, ...], defaults: tuple) -> str:
+    """Why the last fields of a TxnRecord and their defaults are not those new_record fills, or ""."""
+    declared = tuple(zip(fields[-len(NEW_RECORD_FILLS):], defaults[-len(NEW_RECORD_FILLS):], strict=True))
+    if declared == NEW_RECORD_FILLS and all(type(d) is type(f) for (_, d), (_, f) in zip(declared, NEW_RECORD_FILLS,
+                                                                                         strict=True)):
+        return ""
+    return f"its last fields' defaults {declared} are not those new_record fills {NEW_RECORD_FILLS}"
 
 
 def _written_problem(record: type) -> str:

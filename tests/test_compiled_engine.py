@@ -255,3 +255,16 @@ def test_a_txn_record_made_in_c_is_the_one_its_constructor_makes():
     done = subprocess.run([sys.executable, "-c", MADE_IN_C], check=False, capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parent.parent, env=engine_environment(pure=False))
     assert (done.returncode, done.stdout.strip()) == (0, "same"), done.stderr[-2000:]
+
+
+def test_a_txn_record_default_changed_in_python_is_told_where_c_writes_its_own():
+    """new_record writes TxnRecord's defaults by hand (a reviewer): one changed in transactions.py
+    only, or a field moved, is a layout problem, and the engine then runs from its .py files."""
+    from engine.record_fields import defaults_problem
+    from engine.transactions import TxnRecord
+
+    fields, defaults = TxnRecord.__struct_fields__, TxnRecord.__struct_defaults__
+    assert defaults_problem(fields, defaults) == ""
+    assert "since_began" in defaults_problem(fields, (*defaults[:-3], -2, *defaults[-2:]))
+    assert defaults_problem(fields, (*defaults[:-2], False, defaults[-1])) != ""  # False == 0, yet not an int
+    assert defaults_problem((*fields[:-2], fields[-1], fields[-2]), defaults) != ""
