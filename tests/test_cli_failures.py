@@ -121,23 +121,28 @@ def test_a_send_cut_short_says_how_far_it_got_and_that_the_same_command_sends_th
 
 def test_a_send_interrupted_says_how_far_it_got_and_that_the_same_command_sends_the_rest(tmp_path):
     """Ctrl-C said only "interrupted" (an outside probe), where the batches in flight had the fate a
-    failure's have. A listener that never answers holds the send until the interrupt."""
+    failure's have. A listener that never answers holds the send until the interrupt. The send
+    takes SIGINT as from a terminal: started in the background by a shell without job control (a
+    CI's), a process inherits SIGINT ignored, and Python then leaves it so."""
     import select
     import signal
 
     transactions = tmp_path / "t.jsonl"
     transactions.write_text('{"txn_id": "t1", "member_id": "M1", "occurred_at_ms": 1, "kind": "purchase"}\n')
     with socket.create_server(("127.0.0.1", 0)) as mute:
+        send = ["send", "--transactions", str(transactions), "--batch-size", "250",
+                "--address", f"127.0.0.1:{mute.getsockname()[1]}"]
         sending = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "send", "--transactions", str(transactions), "--batch-size", "250",
-             "--address", f"127.0.0.1:{mute.getsockname()[1]}"], stderr=subprocess.PIPE, text=True)
+            [sys.executable, "-c", "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                                   "from cli.main import main; main(sys.argv[1:])", *send],
+            stderr=subprocess.PIPE, text=True)
         try:
             assert select.select([mute], [], [], 60)[0], "send never connected"
             sending.send_signal(signal.SIGINT)
             _, stderr = sending.communicate(timeout=30)
         finally:
             sending.kill()
-    assert sending.returncode == 130
+    assert sending.returncode == 130, stderr
     [line] = stderr.splitlines()
     assert line.startswith("patron: interrupted (0 transactions answered before this; the same command again, "
                            "with the same file and --batch-size 250, sends the rest")
