@@ -8,6 +8,7 @@ from engine.lines cimport LineRules
 from engine.products cimport ProductRules, _Claim
 from engine.programme cimport Programme
 from engine.record_fields cimport LineItem, Member, Profile, Transaction
+from engine.rounding cimport rounded
 from engine.tiers cimport TierRule
 
 

@@ -6,6 +6,7 @@
 from engine.bounds import LIMIT, room_to_earn
 from engine.members import Member
 from engine.programme import Programme
+from engine.rounding import rounded
 from engine.transactions import Transaction
 from engine.types import Day
 from engine.why import Why
@@ -67,7 +68,6 @@ def value_purchase(programme: Programme, member: Member, txn: Transaction, day: 
     without lines is one order-level amount that only the spend rule sees. Without `explain`
     (a book that keeps no ledger entries: a replay without --ledger-out) its `why` is None: it
     would be made only to be dropped, a Struct and the claims' dict a purchase."""
-    rounding = programme.round
     claimed = paid = 0
     claims: dict[int, int] | None = None
     if txn.lines:
@@ -91,7 +91,7 @@ def value_purchase(programme: Programme, member: Member, txn: Transaction, day: 
             claim = products.find(line) if claiming else None
             if claim is not None:
                 claimed_paid += amount
-                got = claim.points_for(line, rounding)
+                got = claim.points_for(line, programme.halves_up)
                 claimed += got
                 if explain:
                     if claims is None:
@@ -110,7 +110,7 @@ def value_purchase(programme: Programme, member: Member, txn: Transaction, day: 
         profile = member.profile  # compiled, typed (earning.pxd): its birthday read as a C field
         numerator, denominator, applied = programme.multipliers.factor(day, tier.name, profile.birthday)
         base = claimed + spend
-        points = base if denominator == 1 == numerator else rounding(base * numerator, denominator)
+        points = base if denominator == 1 == numerator else rounded(base * numerator, denominator, programme.halves_up)
         if per_order:
             points += programme.per_order
         # the spend rule is named when it saw spend, or when nothing else could have made points

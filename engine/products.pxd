@@ -5,12 +5,13 @@ cimport cython
 
 from engine.filters cimport Matcher
 from engine.record_fields cimport LineItem
+from engine.rounding cimport rounded
 
 
 cdef class _Claim:
     cdef public object position, mode, points, unit_minor, per_unit, percent_num, percent_den
     cdef public Matcher matcher
-    cpdef points_for(self, LineItem line, rounding)
+    cpdef points_for(self, LineItem line, bint halves_up)
 
 
 cdef class ProductRules:

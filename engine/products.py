@@ -1,7 +1,7 @@
 """Product rules: special rules, then product rules, claim a line and say what it earns."""
 
 from engine.filters import Matcher
-from engine.rounding import Rounder, exact
+from engine.rounding import exact, rounded
 from engine.rules import LineMatch, ProductRule
 from engine.transactions import LineItem
 
@@ -22,12 +22,14 @@ class _Claim:
         self.percent_num = percent.numerator
         self.percent_den = percent.denominator * 100 * minor_per_major
 
-    def points_for(self, line: LineItem, rounding: Rounder) -> int:
+    def points_for(self, line: LineItem, halves_up: bool) -> int:
+        """`halves_up`: the programme's rounding is half_up (`Programme.halves_up`), else floor;
+        `rounded` is a C call compiled, where the rounder the programme holds is a Python one."""
         if self.mode == "fixed":
             return self.points * max(line.quantity, 1)
         if self.mode == "per_amount":
-            return rounding(line.paid_minor, self.unit_minor) * self.per_unit
-        return rounding(line.paid_minor * self.percent_num, self.percent_den)
+            return rounded(line.paid_minor, self.unit_minor, halves_up) * self.per_unit
+        return rounded(line.paid_minor * self.percent_num, self.percent_den, halves_up)
 
 
 class ProductRules:
