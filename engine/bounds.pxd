@@ -33,8 +33,10 @@ cpdef input_problem(Transaction txn)
 cpdef all_fit(tuple values)
 @cython.locals(line=LineItem)
 cpdef refund_amount(Transaction txn)
-@cython.locals(day_points=dict)
 cpdef room_to_earn(Member member, day, points, growth, spend, from_pending=*)
+@cython.locals(day_points=dict)
+cdef bint _room_for(Member member, day, long long points, long long growth, long long spend,
+                    long long from_pending) except -1
 cpdef room_to_restore(Member member, points)
 cdef inline int _place(value) noexcept
 cdef long long _sum(long long a, long long b) noexcept

@@ -103,6 +103,13 @@ def room_to_earn(member: Member, day: Day, points: int, growth: int, spend: int,
     first), which leaves the spendable balance as it is."""
     if not (_LEAST <= points <= LIMIT and _LEAST <= growth <= LIMIT and _LEAST <= spend <= LIMIT):
         return False
+    return _room_for(member, day, points, growth, spend, from_pending)
+
+
+def _room_for(member: Member, day: Day, points: int, growth: int, spend: int, from_pending: int) -> bool:
+    """`room_to_earn` for a change within ±LIMIT, `from_pending` within [0, -points] (what
+    `pending_to_cancel` gives). Compiled, each is a C integer (bounds.pxd), converted once where
+    each of the ten sums below converted it again, and the min and max were Python compares."""
     # Every balance and sum is kept within ±LIMIT (each change is checked here, each imported
     # figure by opening.py), so each sum below fits 64 bits: _sum_fits takes C integers compiled.
     # The spendable and pending points are bounded each on its own as well as together: a debt
