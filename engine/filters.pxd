@@ -4,6 +4,7 @@
 cimport cython
 
 from engine.record_fields cimport LineItem
+from engine.words cimport str_among
 
 
 cdef extern from *:
@@ -15,12 +16,6 @@ cdef extern from *:
        text holds a capital, a piece that is not ASCII cannot be in ASCII text, and an empty piece
        is in every text. */
     #define PATRON_FOLD(c) (((c) >= 'A' && (c) <= 'Z') ? (char)((c) + ('a' - 'A')) : (c))
-    /* Every str is ready from Python 3.12, where the macro is deprecated (3.14 warns). */
-    #if PY_VERSION_HEX < 0x030C0000
-    #define PATRON_READY(s) PyUnicode_IS_READY(s)
-    #else
-    #define PATRON_READY(s) 1
-    #endif
 
     /* Whether folded `wanted` (of `length` >= 1) starts in `text` where `text` holds `c` (its
        first character, as itself or its capital): memchr finds each such place, several bytes
@@ -73,39 +68,8 @@ cdef extern from *:
         }
         return 0;
     }
-
-    /* Whether `value` is one of `values` (a tuple of a set's members): 1 or 0, by comparing it
-       with each, without hashing it; -1 when `value` or a member is not a ready exact str, or
-       there are more than 8 members, and the caller asks the set. For two exact str, the set's
-       equality is the same code points, and equal str have the same length and kind (CPython
-       keeps each str in its narrowest kind). */
-    static inline int patron_str_among(PyObject *value, PyObject *values) {
-        Py_ssize_t count, length, i;
-        int kind;
-        if (values == Py_None || !PyUnicode_CheckExact(value) || !PATRON_READY(value))
-            return -1;
-        count = PyTuple_GET_SIZE(values);
-        if (count > 8)
-            return -1;
-        length = PyUnicode_GET_LENGTH(value);
-        kind = PyUnicode_KIND(value);
-        for (i = 0; i < count; i++) {
-            PyObject *key = PyTuple_GET_ITEM(values, i);
-            if (key == value)
-                return 1;
-            if (!PyUnicode_CheckExact(key) || !PATRON_READY(key))
-                return -1;
-            if (PyUnicode_GET_LENGTH(key) != length || PyUnicode_KIND(key) != kind)
-                continue;
-            if (length == 0 || (*(const char *)PyUnicode_DATA(key) == *(const char *)PyUnicode_DATA(value)
-                    && memcmp(PyUnicode_DATA(key), PyUnicode_DATA(value), (size_t)(length * kind)) == 0))
-                return 1;
-        }
-        return 0;
-    }
     """
     int ascii_folded_in "patron_ascii_folded_in" (object name, tuple pieces)
-    int str_among "patron_str_among" (object value, tuple values)
 
 
 cdef bint COMPILED

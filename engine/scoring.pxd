@@ -18,6 +18,7 @@ from engine.spending.coupons cimport issue_on_enroll
 from engine.tagging cimport note_purchase
 from engine.tier_changes cimport (enter_tier, keep_given, member_in_default_tier, note_default_tier,
                                   tier_after_transaction)
+from engine.words cimport str_among
 
 cdef extern from *:
     """
@@ -39,24 +40,8 @@ cdef extern from *:
             return 0;
         return memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)(length * PyUnicode_KIND(a))) == 0;
     }
-
-    /* Whether `word` is one of `words` (a tuple of exact str), by patron_str_equal with each: 1 or
-       0; -1 when `word` is not an exact str, and the caller asks the set (which raises for a
-       word that cannot be hashed, as the .py does). */
-    static inline int patron_word_in(PyObject *word, PyObject *words) {
-        Py_ssize_t i;
-        if (!PyUnicode_CheckExact(word))
-            return -1;
-        for (i = 0; i < PyTuple_GET_SIZE(words); i++) {
-            int same = patron_str_equal(word, PyTuple_GET_ITEM(words, i));
-            if (same != 0)
-                return same;
-        }
-        return 0;
-    }
     """
     int str_equal "patron_str_equal" (object a, object b) except -1
-    int word_in "patron_word_in" (object word, tuple words) except -2
 
 
 cdef bint COMPILED

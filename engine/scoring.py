@@ -76,9 +76,9 @@ def _same(kind: str, word: str) -> bool:
 
 def _among(word: str, words: frozenset[str], listed: tuple[str, ...]) -> bool:
     """`word in words` (`listed` holds the same words), for the two tests of a transaction's kind.
-    Compiled, a str is compared with each in C (word_in, scoring.pxd): the set hashes the kind,
-    decoded fresh with each transaction, and its first lookup cost about 270 instructions."""
-    found = word_in(word, listed) if COMPILED else -1  # noqa: F821 (C, scoring.pxd)
+    Compiled, a str is compared with each in C (str_among, words.pxd, as filters.among does): the
+    set hashes the kind, decoded fresh with each transaction, for about 270 instructions."""
+    found = str_among(word, listed) if COMPILED else -1  # noqa: F821 (C, words.pxd)
     return found == 1 if found >= 0 else word in words
 
 
