@@ -6,7 +6,7 @@ from typing import Any
 
 __all__ = ["either", "invisible", "listed_twice", "not_utf8", "shown"]
 
-_ESCAPES = {chr(n): f"\\u{n:04X}" for n in [*range(0x20), 0x7F]} | {
+_ESCAPES = {chr(n): f"\\u{n:04X}" for n in [*range(0x20), *range(0x7F, 0xA0)]} | {
     "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
 """A text as a TOML basic string writes it: a control character in a message would hide in a
 terminal or a log, and the rules checks mark their stand-in texts with one (validation.py)."""

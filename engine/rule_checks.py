@@ -29,7 +29,7 @@ def new_version_problems(rules: Rules) -> list[str]:
             + _empty_name_pieces(rules, "")
             + _host_timezone(rules) + _programme_name(rules) + _names_apart(rules) + _permanent_downgrade(rules)
             + _tiers_listed_twice(rules) + _blank_channels(rules) + _never_upward(rules) + _per_point_unused(rules)
-            + _blank_names(rules))
+            + _blank_names(rules) + _control_names(rules))
 
 
 HOST_ZONES = ("localtime", "posixrules", "Factory")
@@ -114,10 +114,9 @@ def _blank_channels(rules: Rules) -> list[str]:
             for channel in rules.default_tier_by_channel if _blank(channel)]
 
 
-def _blank_names(rules: Rules) -> list[str]:
-    """Names and ids of only spaces or invisible characters: an event type " " or a coupon id " "
-    was taken, each named in ledgers and calls by something no one sees (an outside probe). An
-    empty one is told where uniqueness is checked; a multiplier's name had no check at all."""
+def _names(rules: Rules) -> list[tuple[str, str, bool]]:
+    """Every name and id a document gives but the tiers', with its path and whether an empty one
+    is told here (it is told where uniqueness is checked otherwise)."""
     named = [(f"multipliers[{index}].name", multiplier.name, True)
              for index, multiplier in enumerate(rules.multipliers)]
     named += [(f"events[{index}].type", event.type, False) for index, event in enumerate(rules.events)]
@@ -127,9 +126,34 @@ def _blank_names(rules: Rules) -> list[str]:
     named += [(f"coupons[{index}].id", coupon.id, False) for index, coupon in enumerate(rules.coupons)]
     named += [(f"coupons[{index}].gift_sku", coupon.gift_sku, True)
               for index, coupon in enumerate(rules.coupons) if coupon.gift_sku is not None]
+    return named
+
+
+def _blank_names(rules: Rules) -> list[str]:
+    """Names and ids of only spaces or invisible characters: an event type " " or a coupon id " "
+    was taken, each named in ledgers and calls by something no one sees (an outside probe). An
+    empty one is told where uniqueness is checked; a multiplier's name had no check at all."""
     return [f"{path}: expected text one can read (not only spaces or invisible characters), got {shown(text)}"
-            for path, text, empty_too in named
+            for path, text, empty_too in _names(rules)
             if _blank(text) and (text or empty_too)]
+
+
+def _control_names(rules: Rules) -> list[str]:
+    """A tab, a line break or a NUL inside a name: names go as written into ledgers, reports, the
+    events' feed and a member's tags, where a line break starts another line to a reader and a
+    tab another column of an export (an outside probe published a tag's name with a tab). The
+    same fixed set as ids refuse (engine/ids.py), so what is accepted never moves with Python's
+    Unicode. A tier's name ending in one is told by `_padded_names` alone."""
+    named = [("programme", rules.programme)] + [(f"tiers[{index}].name", tier.name)
+                                                  for index, tier in enumerate(rules.tiers)
+                                                  if not (_blank(tier.name[:1]) or _blank(tier.name[-1:]))]
+    named += [(path, text) for path, text, _ in _names(rules)]
+    return [f"{path}: {shown(text)} holds a control character (a tab, a line break, a NUL); remove it"
+            for path, text in named if not _blank(text) and _with_control(text)]
+
+
+def _with_control(text: str) -> bool:
+    return any(ord(character) < 0x20 or 0x7F <= ord(character) <= 0x9F for character in text)
 
 
 def _blank(text: str) -> bool:

@@ -159,6 +159,13 @@ def test_cross_field_problems_name_the_key(old, new, problem):
      'coupons[3].gift_sku: expected text one can read (not only spaces or invisible characters), got " "'),
     ('name = "lapsed"', 'name = "  "',
      'tags[0].name: expected text one can read (not only spaces or invisible characters), got "  "'),
+    # an outside probe: a control character inside a name, carried into ledgers, reports and exports
+    ('name = "lapsed"', 'name = "lap\\tsed"',
+     'tags[0].name: "lap\\tsed" holds a control character (a tab, a line break, a NUL); remove it'),
+    ('type = "review"', 'type = "re\\nview"',
+     'events[1].type: "re\\nview" holds a control character (a tab, a line break, a NUL); remove it'),
+    ('id = "WELCOME10"', 'id = "WELCOME\\u000010"',
+     'coupons[0].id: "WELCOME\\u000010" holds a control character (a tab, a line break, a NUL); remove it'),
 ])
 def test_keys_that_did_nothing_are_refused_in_a_new_version_and_still_read_in_a_stored_one(old, new, problem):
     # an outside probe: each was accepted and did nothing, or did something else than it said
@@ -189,6 +196,10 @@ def test_two_tiers_one_case_apart_are_refused_in_a_new_version():
     ("Silver\\u200b", "Gold",
      'tiers[1].name: "Silver\\u200B" begins or ends with a space or an invisible character; remove it'),
     ("\\u200b\\u2060", "Gold", 'tiers[1].name: expected a non-empty name, got "\\u200B\\u2060"'),
+    ("Sil\\u0085ver", "Gold",  # a control character inside; at an end it is told once, as padding
+     'tiers[1].name: "Sil\\u0085ver" holds a control character (a tab, a line break, a NUL); remove it'),
+    ("Silver\\t", "Gold",
+     'tiers[1].name: "Silver\\t" begins or ends with a space or an invisible character; remove it'),
 ])
 def test_tier_names_that_look_alike_or_end_in_something_unseen_are_refused_in_a_new_version(silver, gold, problem):
     """An outside probe: each was two tiers to patron and one to a reader, or a tier no one could
