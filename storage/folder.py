@@ -104,6 +104,10 @@ def serve_problem(root: Path) -> str:
     if root.exists() and not root.is_dir():  # it failed deep in the start, "…/shards: Not a directory" (a probe)
         return f"{root} is a file, not a folder: give --data a new or empty folder, or one a patron server made"
     if not root.is_dir():
+        above = next((parent for parent in root.parents if parent.exists()), None)
+        if above is not None and not above.is_dir():  # failed later, making the folder (a probe)
+            return f"{root}: {above} is a file, not a folder: give --data a new or empty folder, or one a patron " \
+                   f"server made"
         return ""
     try:
         names = [p.name for p in root.iterdir()]

@@ -569,14 +569,18 @@ def test_a_folder_that_is_not_a_data_folder_is_refused_before_anything_is_writte
     assert sorted(p.name for p in folder.iterdir()) == before
 
 
-def test_a_data_folder_that_is_a_file_is_refused_in_one_line(tmp_path):
-    """It failed deep in the start: "…/afile/shards: Not a directory" (an outside probe)."""
+@pytest.mark.parametrize("under", ["", "sub", "sub/deeper"])
+def test_a_data_folder_that_is_a_file_or_inside_one_is_refused_in_one_line(tmp_path, under):
+    """It failed deep in the start: "…/afile/shards: Not a directory", and later still for a
+    folder inside the file (an outside probe)."""
     (tmp_path / "afile").write_text("notes")
-    done = patron("serve", "--data", str(tmp_path / "afile"), "--rules", str(EXAMPLE_RULES), "--grpc-port", "0",
+    data = tmp_path / "afile" / under if under else tmp_path / "afile"
+    done = patron("serve", "--data", str(data), "--rules", str(EXAMPLE_RULES), "--grpc-port", "0",
                   "--metrics-port", "0")
     assert done.returncode == 1
     [line] = [json.loads(line) for line in done.stderr.splitlines()]
-    assert line["msg"].startswith(f"{tmp_path / 'afile'} is a file, not a folder: give --data a new or empty folder")
+    named = f"{data}: " if under else ""
+    assert line["msg"].startswith(f"{named}{tmp_path / 'afile'} is a file, not a folder: give --data a new or empty")
     assert (tmp_path / "afile").read_text() == "notes"
 
 
