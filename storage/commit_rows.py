@@ -31,34 +31,44 @@ else:
 COMPILED_ROWS = _compiled is not None
 
 
-def stored_head(member_id: str, heads: dict[str, int], get: Lookup) -> int:
+def stored_head(member_id: str, heads: dict[str, int], get: Lookup, absent: set[str]) -> int:
     """The position of the member's newest ledger entry as last committed (0: none, or no member):
-    as read with the member in this write (`heads`), or from its stored record."""
+    as read with the member in this write or written by a commit (`heads`), or from its stored
+    record; a member found not stored is added to `absent`."""
     head = heads.get(member_id)
     if head is None:
         raw = get(member_id.encode())
-        head = linked_position(raw) if raw is not None else 0
+        if raw is None:
+            absent.add(member_id)
+            return 0
+        head = linked_position(raw)
     return head
 
 
-def newest_heads_pure(entries: list[LedgerEntry], heads: dict[str, int], get: Lookup) -> dict[str, int]:
-    """Each member with entries in this commit, and its newest position as last committed."""
+def newest_heads_pure(entries: list[LedgerEntry], heads: dict[str, int], get: Lookup, absent: set[str]
+                      ) -> dict[str, int]:
+    """Each member with entries in this commit, and its newest position as last committed (those
+    found not stored added to `absent`)."""
     newest: dict[str, int] = {}
     for entry in entries:
         if entry.member_id not in newest:
-            newest[entry.member_id] = stored_head(entry.member_id, heads, get)
+            newest[entry.member_id] = stored_head(entry.member_id, heads, get, absent)
     return newest
 
 
-def member_rows_pure(members: dict[str, bytes], newest: dict[str, int], heads: dict[str, int], get: Lookup
-                     ) -> list[tuple[bytes, bytes]]:
+def member_rows_pure(members: dict[str, bytes], newest: dict[str, int], heads: dict[str, int], get: Lookup,
+                     absent: set[str]) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
     """The members' records with their newest positions: from `newest` (taken out of it, so that
-    what is left there are members with entries but no new record), else as last committed."""
-    records = []
+    what is left there are members with entries but no new record), else as last committed. Two
+    lists, each in the order of `members`: those stored (in the member table), and those not, in
+    `absent` (known not stored when this commit began, or found so by `stored_head`). A member in
+    `heads` is stored: `heads` holds only members read from the store or written by a commit
+    (storage/shard_store.py `ShardStore.heads`), so which list takes a member needs no lookup."""
+    stored, fresh = [], []
     for member_id, encoded in members.items():
-        head = newest.pop(member_id) if member_id in newest else stored_head(member_id, heads, get)
-        records.append((member_id.encode(), with_position(head, encoded)))
-    return records
+        head = newest.pop(member_id) if member_id in newest else stored_head(member_id, heads, get, absent)
+        (fresh if member_id in absent else stored).append((member_id.encode(), with_position(head, encoded)))
+    return stored, fresh
 
 
 def index_rows_pure(index: dict[IndexKey, TxnRecord], keys: dict[IndexKey, bytes]

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 __all__ = ["COMPILED_LOGS", "DATABASES", "SLICES", "MemberTable", "Reader", "logged_or_fresh", "logged_or_fresh_pure",
-           "placed_records", "placed_records_pure"]
+           "logged_rows", "logged_rows_pure", "placed_records", "placed_records_pure"]
 
 DATABASES = (b"member_log_0", b"member_logged_0", b"member_log_1", b"member_logged_1")
 """Two logs, each a log (position, 8 bytes big-endian -> a member's record) and its index
@@ -63,14 +63,20 @@ class MemberTable:
                 key = bytes(stored)
                 yield key, bytes(next((r for walk in walks if (r := walk.record(key)) is not None), raw))
 
-    def put(self, txn: Any, records: Iterable[tuple[bytes, bytes]]) -> None:
+    def put(self, txn: Any, records: Iterable[tuple[bytes, bytes]],
+            fresh: list[tuple[bytes, bytes]] | None = None) -> None:
         """Members' records as they are now: in the open log for those in the table, in the table
-        for the others; then a share of the closed log placed (see the module's text)."""
+        for the others; then a share of the closed log placed (see the module's text). Each of
+        `records` is looked up in the table; or, `fresh` given, the caller knows: `records` are all
+        in the table and `fresh` none (storage/shard_store.py's commit: no lookup a member)."""
         open_, commits, placed_to = _state(txn, self.meta)
         log, logged = (txn.cursor(db=db) for db in self.logs[open_])
         table = txn.cursor(db=self.table)
         position = int.from_bytes(log.key(), "big") if log.last() else 0
-        appended, newest, fresh = logged_or_fresh(records, table.set_key, position)
+        if fresh is None:
+            appended, newest, fresh = logged_or_fresh(records, table.set_key, position)
+        else:
+            appended, newest = logged_rows(records, position)
         if appended and log.putmulti(appended, append=True)[1] != len(appended):
             raise RuntimeError("the member log's positions after the last are taken")
         logged.putmulti(newest)
@@ -115,6 +121,15 @@ class Reader:
     def get(self, key: bytes) -> bytes | None:
         logged = self.logged_record(key)
         return logged if logged is not None else self._table.get(key)
+
+    def stored(self, key: bytes) -> bytes | None:
+        """`get`, asking the table first: every stored member is in it, so a member not stored
+        costs one lookup instead of one in each log's index and the table's (a commit's new members)."""
+        table = self._table
+        if not table.set_key(key):
+            return None
+        logged = self.logged_record(key)
+        return logged if logged is not None else table.value()
 
     def logged_record(self, key: bytes) -> bytes | None:
         for log, logged in self._logs:
@@ -167,6 +182,13 @@ def logged_or_fresh_pure(records: Iterable[tuple[bytes, bytes]], in_table: Calla
     return appended, newest, fresh
 
 
+def logged_rows_pure(records: Iterable[tuple[bytes, bytes]], position: int
+                     ) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
+    """`logged_or_fresh_pure` for records all in the table: (the open log's rows, its index's rows)."""
+    appended, newest, _ = logged_or_fresh_pure(records, lambda key: True, position)
+    return appended, newest
+
+
 def placed_records_pure(logged: Any, get: Callable[[bytes], bytes | None], quota: int, whole: bool
                         ) -> list[tuple[bytes, bytes]]:
     """From the log index's cursor `logged` on (it is on an entry), up to `quota` of its members
@@ -192,7 +214,7 @@ def _state(txn: Any, meta: Any) -> tuple[int, int, bytes]:
 
 
 try:  # the loops above compiled (storage/row_packer.pyx): a Python step a member was a third of what the logs cost
-    from storage.row_packer import logged_or_fresh, placed_records
+    from storage.row_packer import logged_or_fresh, logged_rows, placed_records
 except ImportError:  # a start without the compiled code says so (storage/commit_rows.py's MISSING)
-    logged_or_fresh, placed_records = logged_or_fresh_pure, placed_records_pure
+    logged_or_fresh, logged_rows, placed_records = logged_or_fresh_pure, logged_rows_pure, placed_records_pure
 COMPILED_LOGS = logged_or_fresh is not logged_or_fresh_pure

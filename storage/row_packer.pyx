@@ -16,8 +16,8 @@ from storage.record_encoder cimport RecordEncoder
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object, Py_ssize_t*) except NULL
 
-__all__ = ["IndexLookups", "encoded_members", "index_key", "index_rows", "ledger_rows", "logged_or_fresh", "member_rows",
-           "newest_heads", "packed_key", "placed_records"]
+__all__ = ["IndexLookups", "encoded_members", "index_key", "index_rows", "ledger_rows", "logged_or_fresh", "logged_rows",
+           "member_rows", "newest_heads", "packed_key", "placed_records"]
 
 cdef object _decode_txn = decode_txn
 
@@ -127,21 +127,24 @@ cdef class IndexLookups:
         self.index[key] = record
 
 
-cdef object stored_head(str member_id, dict heads, object get):
+cdef object stored_head(str member_id, dict heads, object get, set absent):
     head = heads.get(member_id)
     if head is not None:
         return head
     raw = get(member_id.encode())
-    return position_of(raw) if raw is not None else 0
+    if raw is None:
+        absent.add(member_id)
+        return 0
+    return position_of(raw)
 
 
-def newest_heads(list entries, dict heads, object get):
+def newest_heads(list entries, dict heads, object get, set absent not None):
     """storage/commit_rows.py `newest_heads_pure`."""
     cdef dict newest = {}
     for entry in entries:
         member_id = entry.member_id
         if member_id not in newest:
-            newest[member_id] = stored_head(member_id, heads, get)
+            newest[member_id] = stored_head(member_id, heads, get, absent)
     return newest
 
 
@@ -160,15 +163,15 @@ def ledger_rows(list entries, after, dict newest):
     return rows
 
 
-def member_rows(dict members, dict newest, dict heads, object get):
+def member_rows(dict members, dict newest, dict heads, object get, set absent not None):
     """storage/commit_rows.py `member_rows_pure`."""
-    cdef list records = []
+    cdef list stored = [], fresh = []
     cdef str member_id
     cdef bytes encoded
     for member_id, encoded in members.items():
-        head = newest.pop(member_id) if member_id in newest else stored_head(member_id, heads, get)
-        records.append((member_id.encode(), positioned(head, encoded)))
-    return records
+        head = newest.pop(member_id) if member_id in newest else stored_head(member_id, heads, get, absent)
+        (fresh if member_id in absent else stored).append((member_id.encode(), positioned(head, encoded)))
+    return stored, fresh
 
 
 def index_rows(dict index, dict keys):
@@ -205,6 +208,20 @@ def logged_or_fresh(records, in_table, uint64_t position):
         else:
             fresh.append((key, record))
     return appended, newest, fresh
+
+
+def logged_rows(records, uint64_t position):
+    """storage/member_table.py `logged_rows_pure`."""
+    cdef list appended = [], newest = []
+    cdef bytes at
+    for key, record in records:
+        if position == UINT64_MAX:  # would wrap to 0: the pure code's to_bytes refuses it
+            raise OverflowError("a member log position past 2**64 - 1")
+        position += 1
+        at = position_key(position)
+        appended.append((at, record))
+        newest.append((key, at))
+    return appended, newest
 
 
 def placed_records(logged, get, Py_ssize_t quota, bint whole):

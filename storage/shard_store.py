@@ -110,9 +110,11 @@ class ShardStore:
         reading the member's record. Each value is what LMDB holds (set from a read of the last
         commit, or once a commit that wrote it returned); a write that deletes members or ledger
         entries (a virtual shard's move) forgets them all, and `forget_heads` forgets members that
-        leave memory, at the open write's commit too. Size: with every member in memory, one entry
-        per member read or written since the start; with a bounded hot set, between writes only
-        members in memory, and during a write also those it read."""
+        leave memory, at the open write's commit too. So a member here is stored, in the member
+        table (storage/member_table.py): a commit writes its record without asking. Size: with
+        every member in memory, one entry per member read or written since the start; with a
+        bounded hot set, between writes only members in memory, and during a write also those it
+        read."""
         self._left_in_write: set[str] = set()
         """Members that left memory since the open write began (`forget_heads`)."""
         self._batches = self._last_batch()
@@ -478,6 +480,12 @@ class BatchWriter:
         self._find_member = self._members_stored.get
         """A stored member's newest record by key, through cursors kept for the write (the member
         logs' indexes, then the table: storage/member_table.py)."""
+        self._find_head = self._members_stored.stored
+        """As `_find_member`, the table asked first: what the commit asks of members whose head
+        it does not know, most of them new (one lookup each, not three)."""
+        self._absent: set[str] = set()
+        """Members this write found not stored (none is stored before the commit): the commit
+        writes them to the member table without looking them up again."""
         txns = self.txn.cursor(self.dbs["txn_index"])
         self.index = IndexLookups(txns.get, txns.key() if txns.last() else b"")
         """The transaction index as the engine's Book uses it (engine/book.py `TxnIndex`): the
@@ -497,6 +505,7 @@ class BatchWriter:
             return None  # no such key can have been written
         raw = self._find_member(key)
         if raw is None:
+            self._absent.add(member_id)
             return None
         self._heads[member_id] = linked_position(raw)
         return member_of(raw)
@@ -643,20 +652,21 @@ class BatchWriter:
         members with their newest positions; a member with new entries but no new record only
         has the position in its stored record moved. Positions continue from the last one in the
         ledger itself, read in this transaction, so nothing cached can fall behind it."""
-        newest = newest_heads(self._entries, self._heads, self._find_member)
+        newest = newest_heads(self._entries, self._heads, self._find_head, self._absent)
         cursor = self.txn.cursor(self.dbs["ledger"])
         rows = ledger_rows(self._entries, int.from_bytes(cursor.key(), "big") if cursor.last() else 0, newest)
         if cursor.putmulti(rows, append=True)[1] != len(rows):  # append skips a key it finds, silently
             raise RuntimeError(f"shard store {self.store.path}: ledger positions after {rows[0][0].hex()} are taken")
         self._written = dict(newest)
-        records = member_rows(self._members, newest, self._heads, self._find_member)
+        # which members are in the member table is known here (`heads` and this write's lookups)
+        records, fresh = member_rows(self._members, newest, self._heads, self._find_head, self._absent)
         for member_id, head in newest.items():  # entries but no new record: the stored one moved on
             key = member_id.encode()
             raw = self._find_member(key)
             if raw is None:
                 raise ValueError(f"ledger entries for member {member_id}, who is not stored")
             records.append((key, with_newest(raw, head)))
-        self.store.member_table.put(self.txn, records)
+        self.store.member_table.put(self.txn, records, fresh)
 
     @_full_is_storage_full
     def commit(self) -> None:

@@ -58,7 +58,7 @@ def test_ledger_rows_are_the_pure_ones(written, after, heads):
 def test_a_record_that_is_none_is_refused_as_the_pure_code_refuses_it():
     for member_rows in (row_packer.member_rows, commit_rows.member_rows_pure):
         with pytest.raises(TypeError):
-            member_rows({"m": None}, {"m": 1}, {}, {}.get)
+            member_rows({"m": None}, {"m": 1}, {}, {}.get, set())
 
 
 def test_a_ledger_position_past_64_bits_is_refused_as_the_pure_code_refuses_it():
@@ -70,15 +70,26 @@ def test_a_ledger_position_past_64_bits_is_refused_as_the_pure_code_refuses_it()
 
 @settings(max_examples=100, deadline=None)
 @given(entries, st.dictionaries(members, positions), st.dictionaries(members, positions),
-       st.dictionaries(members, st.binary(max_size=20)))
-def test_member_heads_and_records_are_the_pure_ones(written, read, stored, changed):
-    """`read`: heads of members read in this write; `stored`: members' records as committed."""
+       st.dictionaries(members, st.binary(max_size=20)), st.data())
+def test_member_heads_and_records_are_the_pure_ones(written, read, stored, changed, data):
+    """`read`: heads of members read in this write (stored, then); `stored`: members' records as
+    committed; `known`: members the write found not stored (any of those neither read nor stored)."""
+    stored.update(read)
     get = {key.encode(): codecs.with_position(head, b"m") for key, head in stored.items()}.get
-    newest = row_packer.newest_heads(written, read, get)
-    assert newest == commit_rows.newest_heads_pure(written, read, get)
+    known = data.draw(st.sets(members.filter(lambda member: member not in stored)))
+    absent, absent_pure = set(known), set(known)
+    newest = row_packer.newest_heads(written, read, get, absent)
+    assert newest == commit_rows.newest_heads_pure(written, read, get, absent_pure)
+    assert absent == absent_pure
     left = dict(newest)
-    assert row_packer.member_rows(changed, left, read, get) == commit_rows.member_rows_pure(changed, newest, read, get)
+    rows = row_packer.member_rows(changed, left, read, get, absent)
+    assert rows == commit_rows.member_rows_pure(changed, newest, read, get, absent_pure)
     assert left == newest
+    assert absent == absent_pure
+    assert absent == known | {m for m in {e.member_id for e in written} | set(changed) if m not in stored}
+    in_table, fresh = rows  # split as the table itself would split them: by whether it holds the member
+    assert [key for key, _ in in_table] == [m.encode() for m in changed if m in stored]
+    assert [key for key, _ in fresh] == [m.encode() for m in changed if m not in stored]
 
 
 @settings(max_examples=100, deadline=None)
@@ -188,3 +199,28 @@ def test_a_shard_stores_the_same_rows_with_the_compiled_packer_and_with_the_pure
     del compiled["events"], pure["events"]  # the outbox's events carry the wall clock's time; no packed rows
     assert sum(map(len, compiled.values())) > 20
     assert compiled == pure
+
+
+@pytest.mark.parametrize("hot_members", [0, 3])
+def test_a_commit_knows_which_members_the_member_table_holds(tmp_path, monkeypatch, hot_members):
+    """What a write knows (`ShardStore.heads`, the members it found not stored) splits a commit's
+    members as the table's own lookup would: through new members, members read back, bounded and
+    not, midnight steps, and virtual shards moved out and back in (deleted members come back)."""
+    from storage.member_table import MemberTable
+    from tests import test_shard_moves
+    put, checked = MemberTable.put, []
+
+    def checking(self, txn, records, fresh=None):
+        assert fresh is not None  # the commit says which
+        in_table = txn.cursor(db=self.table)
+        assert all(in_table.set_key(key) for key, _ in records)
+        assert not any(in_table.set_key(key) for key, _ in fresh)
+        checked.append((len(records), len(fresh)))
+        put(self, txn, records, fresh)
+
+    monkeypatch.setattr(MemberTable, "put", checking)
+    if not hot_members:
+        _serve(tmp_path / "served")
+    test_shard_moves.test_after_a_move_both_shards_keep_what_a_restart_computes(tmp_path, hot_members)
+    assert sum(stored for stored, _ in checked) > 20
+    assert sum(fresh for _, fresh in checked) > 20

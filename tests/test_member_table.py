@@ -154,6 +154,51 @@ def test_the_compiled_split_gives_the_pure_rows(records, stored, position):
 
 
 @needs_compiled
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(KEYS, st.binary(max_size=12)), max_size=30),
+       st.sampled_from([0, 1, 255, 2**32, 2**64 - 40, 2**64 - 3, 2**64 - 1]))
+def test_the_compiled_log_rows_give_the_pure_rows(records, position):
+    def logged(log_with):
+        try:
+            return log_with(records, position)
+        except OverflowError:  # past 2**64 - 1: both refuse
+            return "overflow"
+    assert logged(member_table.logged_rows) == logged(member_table.logged_rows_pure)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(COMMITS)
+def test_members_put_as_known_are_stored_as_members_looked_up(tmp_path_factory, short_logs, commits):
+    """A commit that says which members the table holds (`put` with `fresh`) stores every byte as
+    one that has each looked up, and a member read with `stored` is as read with `get`."""
+    stores = []
+    for known in (False, True):
+        env, table = opened(tmp_path_factory.mktemp("known"))
+        for first, written, deleted in commits:
+            with env.begin(write=True) as txn:
+                reader = table.reader(txn)
+                if first:
+                    for key in deleted:
+                        table.delete(txn, key)
+                records = list(dict(written).items())
+                for key, _ in records:
+                    assert reader.stored(key) == reader.get(key)
+                if known:
+                    in_table = txn.cursor(db=table.table)
+                    table.put(txn, [r for r in records if in_table.set_key(r[0])],
+                              [r for r in records if not in_table.set_key(r[0])])
+                else:
+                    table.put(txn, records)
+                if not first:
+                    for key in deleted:
+                        table.delete(txn, key)
+        with env.begin() as txn:
+            stores.append([list(txn.cursor(db=db)) for db in (table.table, table.meta, *table.logs[0], *table.logs[1])])
+        env.close()
+    assert stores[0] == stores[1]
+
+
+@needs_compiled
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(KEYS, unique=True, min_size=1, max_size=30), st.integers(0, 40), st.booleans(), st.data())
 def test_the_compiled_placing_gives_the_pure_rows(tmp_path_factory, keys, quota, whole, data):
