@@ -71,13 +71,14 @@ def member_rows_pure(members: dict[str, bytes], newest: dict[str, int], heads: d
     return stored, fresh
 
 
-def index_rows_pure(index: dict[IndexKey, TxnRecord], keys: dict[IndexKey, bytes]
+def index_rows_pure(index: dict[IndexKey, TxnRecord], keys: list[bytes | None]
                     ) -> tuple[list[tuple[bytes, bytes]], dict[Day, list[IndexKey]]]:
-    """The index's rows (keys made for lookups used again) and the pairs of each day, in one pass."""
+    """The index's rows (keys made for lookups used again: `keys`, in the order of `index`) and
+    the pairs of each day, in one pass."""
     rows = []
     by_day: dict[Day, list[IndexKey]] = {}
-    for key, record in index.items():
-        rows.append((keys.get(key) or txn_key(*key), encode(record)))
+    for (key, record), stored in zip(index.items(), keys, strict=True):
+        rows.append((stored if stored is not None else txn_key(*key), encode(record)))
         ids = by_day.get(record.day)
         if ids is None:
             ids = by_day[record.day] = []
@@ -97,7 +98,9 @@ def index_key_pure(pair: IndexKey) -> bytes:
 class IndexLookupsPure:
     """The transaction index as the engine's Book uses it in a write (engine/book.py `TxnIndex`):
     what this write indexed, else the stored record, found with `find` (the index's cursor's `get`)
-    by its key, which is kept for the commit (most transactions are looked up first).
+    by its key. The key made for a lookup is kept for the commit when the pair looked up is the
+    next one indexed (the engine looks a transaction up, then indexes it): in a list beside the
+    records, not a second dict keyed by the pair, whose tuple would be hashed twice more.
 
     `last` is the index's largest key when the write began (b"": none). A key past it is not
     stored, and is not looked for: keys sort as LMDB sorts them (bytes, as Python compares them),
@@ -107,22 +110,32 @@ class IndexLookupsPure:
 
     def __init__(self, find: Lookup, last: bytes) -> None:
         self.index: dict[IndexKey, TxnRecord] = {}
-        self.keys: dict[IndexKey, bytes] = {}
+        """What this write indexed, by (member, transaction id)."""
+        self.keys: list[bytes | None] = []
+        """The index key of each pair in `index`, in its order, when made for a lookup (None: made
+        at commit)."""
         self.find = find
         self.last = last
+        self._pair: IndexKey | None = None
+        self._stored: bytes | None = None
+        """The pair the last lookup that missed asked for, and its index key."""
 
     def get(self, key: IndexKey, default: TxnRecord | None = None, /) -> TxnRecord | None:
         found = self.index.get(key)
         if found is not None:
             return found
-        stored = self.keys[key] = txn_key(*key)
+        stored = txn_key(*key)
+        self._pair, self._stored = key, stored
         if stored > self.last:
             return default
         raw = self.find(stored)
         return decode_txn(raw) if raw is not None else default
 
     def __setitem__(self, key: IndexKey, record: TxnRecord, /) -> None:
+        size = len(self.index)
         self.index[key] = record
+        if len(self.index) > size:  # a pair not indexed before: its key follows the others'
+            self.keys.append(self._stored if key is self._pair or key == self._pair else None)
 
 
 if _compiled is not None:

@@ -105,26 +105,33 @@ cdef class IndexLookups:
 
     cdef readonly dict index
     """The records the write indexed, by (member, transaction id)."""
-    cdef readonly dict keys
-    """Index keys made for lookups, used again at commit."""
+    cdef readonly list keys
+    """The index key of each pair in `index`, in its order, when made for a lookup (None: made at commit)."""
     cdef object find
     cdef bytes last
+    cdef object pair
+    cdef object stored
 
     def __init__(self, find, bytes last not None):
-        self.index, self.keys, self.find, self.last = {}, {}, find, last
+        self.index, self.keys, self.find, self.last, self.pair, self.stored = {}, [], find, last, None, None
 
     def get(self, key, default=None, /):
         found = self.index.get(key)
         if found is not None:
             return found
-        stored = self.keys[key] = index_key(key)
+        stored = index_key(key)
+        self.pair, self.stored = key, stored
         if stored > self.last:
             return default
         raw = self.find(stored)
         return _decode_txn(raw) if raw is not None else default
 
     def __setitem__(self, key, record, /):
-        self.index[key] = record
+        cdef dict index = self.index
+        cdef Py_ssize_t size = len(index)
+        index[key] = record
+        if len(index) > size:  # a pair not indexed before: its key follows the others'
+            self.keys.append(self.stored if key is self.pair or key == self.pair else None)
 
 
 cdef object stored_head(str member_id, dict heads, object get, set absent):
@@ -174,13 +181,17 @@ def member_rows(dict members, dict newest, dict heads, object get, set absent no
     return stored, fresh
 
 
-def index_rows(dict index, dict keys):
+def index_rows(dict index, list keys):
     """storage/commit_rows.py `index_rows_pure`."""
     cdef list rows = []
     cdef dict by_day = {}
+    cdef Py_ssize_t at = 0
     cdef RecordEncoder encoder = RecordEncoder()
+    if len(keys) != len(index):
+        raise ValueError("index keys not one for each pair indexed")
     for key, record in index.items():
-        stored = keys.get(key)
+        stored = keys[at]
+        at += 1
         if stored is None:
             stored = index_key(key)
         rows.append((stored, encoder.encoded(record)))

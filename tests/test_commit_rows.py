@@ -96,8 +96,10 @@ def test_member_heads_and_records_are_the_pure_ones(written, read, stored, chang
 @given(st.dictionaries(st.tuples(members, ids), records), st.data())
 def test_index_rows_are_the_pure_ones(index, data):
     looked_up = data.draw(st.sets(st.sampled_from(sorted(index)))) if index else set()
-    keys = {key: codecs.txn_key(*key) for key in looked_up}
-    assert row_packer.index_rows(index, keys) == commit_rows.index_rows_pure(index, keys)
+    keys = [codecs.txn_key(*key) if key in looked_up else None for key in index]
+    rows, by_day = row_packer.index_rows(index, keys)
+    assert (rows, by_day) == commit_rows.index_rows_pure(index, keys)
+    assert rows == [(codecs.txn_key(*key), codecs.encode(record)) for key, record in index.items()]
 
 
 @settings(max_examples=100, deadline=None)
@@ -118,20 +120,29 @@ def test_members_are_encoded_as_the_pure_code_encodes_them(written, before):
 @given(st.dictionaries(st.tuples(members, ids), records, max_size=4), st.data())
 def test_index_lookups_are_the_pure_ones(stored, data):
     """Lookups of stored, new and just indexed pairs (keys too long for LMDB among them) in an index
-    whose last key is the largest stored (none: b""), and what each leaves for the commit."""
+    whose last key is the largest stored (none: b""), and what each leaves for the commit: each
+    pair indexed with its index key or none, the last record given for it, in the order first
+    indexed. A pair is indexed as the same tuple its lookup asked for, an equal one, or another."""
     rows = {codecs.txn_key(*pair): codecs.encode(record) for pair, record in stored.items()}
     last = max(rows, default=b"")
     pairs = st.sampled_from(sorted(stored)) | st.tuples(members, ids) if stored else st.tuples(members, ids)
     compiled, pure = row_packer.IndexLookups(rows.get, last), commit_rows.IndexLookupsPure(rows.get, last)
-    for indexes, pair, record in data.draw(st.lists(st.tuples(st.booleans(), pairs, records), max_size=10)):
-        for lookups in (compiled, pure):
-            if indexes:
+    indexed = {}
+    for indexes, drawn, record, copied in data.draw(st.lists(st.tuples(st.booleans(), pairs, records, st.booleans()),
+                                                            max_size=10)):
+        pair = tuple(list(drawn)) if copied else drawn  # equal, not the same tuple
+        if indexes:
+            for lookups in (compiled, pure):
                 lookups[pair] = record
-        if not indexes:
-            assert compiled.get(pair) == pure.get(pair) == (compiled.index.get(pair) or stored.get(pair))
+            indexed[pair] = record
+        else:
+            assert compiled.get(pair) == pure.get(pair) == (indexed.get(pair) or stored.get(pair))
             assert compiled.get(pair, "none") == pure.get(pair, "none")
-    assert compiled.index == pure.index
+    assert compiled.index == pure.index == indexed
+    assert list(compiled.index) == list(pure.index) == list(indexed)
     assert compiled.keys == pure.keys
+    assert len(compiled.keys) == len(indexed)
+    assert all(key in (None, codecs.txn_key(*pair)) for pair, key in zip(indexed, compiled.keys, strict=True))
 
 
 def test_without_the_compiled_rows_the_pure_ones_run_and_a_start_says_so(monkeypatch):
