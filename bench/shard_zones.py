@@ -39,6 +39,7 @@ FINE = {
     "count_ledger": ("actors.batch_stats", "count_ledger"), "result_entries": ("actors.grouping", "result_entries"),
     # the commit's rows packed by storage/commit_rows.py (compiled: storage/row_packer.pyx), where the tree has it
     "newest_heads": ("storage.shard_store", "newest_heads"),
+    "chained_ledger_rows": ("storage.shard_store", "chained_ledger_rows"),  # the two above in one loop
     "member_rows": ("storage.shard_store", "member_rows"), "index_rows": ("storage.shard_store", "index_rows"),
 }
 """A zone whose function the tree lacks (an older or newer tree's) is left out."""

@@ -9,9 +9,11 @@ from engine.ledger import LedgerEntry
 from engine.members import Member
 from engine.transactions import TxnRecord
 from engine.types import Day
+from storage import codecs
 from storage.codecs import decode_txn, encode, ledger_rows, linked_position, txn_key, with_position
 
-__all__ = ["COMPILED_ROWS", "IndexKey", "IndexLookups", "IndexLookupsPure", "Lookup", "encoded_members",
+__all__ = ["COMPILED_ROWS", "IndexKey", "IndexLookups", "IndexLookupsPure", "Lookup", "chained_ledger_rows",
+           "chained_ledger_rows_pure", "encoded_members",
            "encoded_members_pure", "index_key", "index_key_pure",
            "index_rows", "index_rows_pure", "ledger_rows", "member_rows", "member_rows_pure", "newest_heads",
            "newest_heads_pure"]
@@ -54,6 +56,14 @@ def newest_heads_pure(entries: list[LedgerEntry], heads: dict[str, int], get: Lo
         if entry.member_id not in newest:
             newest[entry.member_id] = stored_head(entry.member_id, heads, get, absent)
     return newest
+
+
+def chained_ledger_rows_pure(entries: list[LedgerEntry], after: int, heads: dict[str, int], get: Lookup,
+                             absent: set[str]) -> tuple[list[tuple[bytes, bytes]], dict[str, int]]:
+    """The ledger's rows of a commit's entries (positions after `after`, each chained to the
+    member's entry before it), and each member's newest position after them."""
+    newest = newest_heads_pure(entries, heads, get, absent)
+    return codecs.ledger_rows(entries, after, newest), newest
 
 
 def member_rows_pure(members: dict[str, bytes], newest: dict[str, int], heads: dict[str, int], get: Lookup,
@@ -141,9 +151,11 @@ class IndexLookupsPure:
 if _compiled is not None:
     index_key, index_rows = _compiled.index_key, _compiled.index_rows
     newest_heads, member_rows = _compiled.newest_heads, _compiled.member_rows
+    chained_ledger_rows = _compiled.chained_ledger_rows
     ledger_rows = _compiled.ledger_rows  # storage/codecs.py's, compiled
     IndexLookups, encoded_members = _compiled.IndexLookups, _compiled.encoded_members
 else:
     IndexLookups, encoded_members = IndexLookupsPure, encoded_members_pure
     index_key, index_rows = index_key_pure, index_rows_pure
     newest_heads, member_rows = newest_heads_pure, member_rows_pure
+    chained_ledger_rows = chained_ledger_rows_pure

@@ -16,7 +16,7 @@ from storage.record_encoder cimport RecordEncoder
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object, Py_ssize_t*) except NULL
 
-__all__ = ["IndexLookups", "encoded_members", "index_key", "index_rows", "ledger_rows", "logged_or_fresh", "logged_rows",
+__all__ = ["IndexLookups", "chained_ledger_rows", "encoded_members", "index_key", "index_rows", "ledger_rows", "logged_or_fresh", "logged_rows",
            "member_rows", "newest_heads", "packed_key", "placed_records"]
 
 cdef object _decode_txn = decode_txn
@@ -168,6 +168,26 @@ def ledger_rows(list entries, after, dict newest):
         rows.append((position_key(position), encoder.positioned(newest.get(member_id, 0), entry)))
         newest[member_id] = position
     return rows
+
+
+def chained_ledger_rows(list entries, after, dict heads, object get, set absent not None):
+    """storage/commit_rows.py `chained_ledger_rows_pure`: `newest_heads` and `ledger_rows` in one
+    loop over the entries (a member's head looked up at its first entry, not in a loop before)."""
+    cdef list rows = []
+    cdef dict newest = {}
+    cdef uint64_t position = after
+    cdef RecordEncoder encoder = RecordEncoder()
+    for entry in entries:
+        if position == UINT64_MAX:  # would wrap to 0: the pure code's pack refuses it
+            raise OverflowError("a ledger position past 2**64 - 1")
+        position += 1
+        member_id = entry.member_id
+        head = newest.get(member_id)
+        if head is None:
+            head = stored_head(member_id, heads, get, absent)
+        rows.append((position_key(position), encoder.positioned(head, entry)))
+        newest[member_id] = position
+    return rows, newest
 
 
 def member_rows(dict members, dict newest, dict heads, object get, set absent not None):

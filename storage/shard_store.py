@@ -47,7 +47,7 @@ from storage.codecs import (
     wakeup_of,
     with_newest,
 )
-from storage.commit_rows import IndexLookups, encoded_members, index_rows, ledger_rows, member_rows, newest_heads
+from storage.commit_rows import IndexLookups, chained_ledger_rows, encoded_members, index_rows, member_rows
 from storage.layout import upgrade_layout
 from storage.mapped_pages import BUDGET_BYTES, drop_mapping, file_resident_bytes
 from storage.member_table import DATABASES as MEMBER_DATABASES
@@ -652,9 +652,9 @@ class BatchWriter:
         members with their newest positions; a member with new entries but no new record only
         has the position in its stored record moved. Positions continue from the last one in the
         ledger itself, read in this transaction, so nothing cached can fall behind it."""
-        newest = newest_heads(self._entries, self._heads, self._find_head, self._absent)
         cursor = self.txn.cursor(self.dbs["ledger"])
-        rows = ledger_rows(self._entries, int.from_bytes(cursor.key(), "big") if cursor.last() else 0, newest)
+        rows, newest = chained_ledger_rows(self._entries, int.from_bytes(cursor.key(), "big") if cursor.last() else 0,
+                                           self._heads, self._find_head, self._absent)
         if cursor.putmulti(rows, append=True)[1] != len(rows):  # append skips a key it finds, silently
             raise RuntimeError(f"shard store {self.store.path}: ledger positions after {rows[0][0].hex()} are taken")
         self._written = dict(newest)

@@ -93,6 +93,31 @@ def test_member_heads_and_records_are_the_pure_ones(written, read, stored, chang
 
 
 @settings(max_examples=100, deadline=None)
+@given(entries, positions, st.dictionaries(members, positions), st.dictionaries(members, positions), st.data())
+def test_chained_ledger_rows_are_the_pure_ones(written, after, read, stored, data):
+    """The ledger's rows with each member's head found at its first entry: as `newest_heads` then
+    `ledger_rows` give them, the same members found not stored, the same newest positions after."""
+    after = min(after, 2**64 - 1 - len(written))
+    stored.update(read)
+    get = {key.encode(): codecs.with_position(head, b"m") for key, head in stored.items()}.get
+    known = data.draw(st.sets(members.filter(lambda member: member not in stored)))
+    absent, absent_pure, absent_apart = set(known), set(known), set(known)
+    rows, newest = row_packer.chained_ledger_rows(written, after, read, get, absent)
+    assert (rows, newest) == commit_rows.chained_ledger_rows_pure(written, after, read, get, absent_pure)
+    apart = commit_rows.newest_heads_pure(written, read, get, absent_apart)
+    assert rows == codecs.ledger_rows(written, after, apart)
+    assert newest == apart
+    assert absent == absent_pure == absent_apart
+
+
+def test_a_chained_ledger_position_past_64_bits_is_refused_as_the_pure_code_refuses_it():
+    entry = LedgerEntry("m", 1, 20_000, "txn", "t", 1, "earn", points=5)
+    for chained in (row_packer.chained_ledger_rows, commit_rows.chained_ledger_rows_pure):
+        with pytest.raises((OverflowError, struct.error)):
+            chained([entry, entry], 2**64 - 2, {"m": 3}, {}.get, set())
+
+
+@settings(max_examples=100, deadline=None)
 @given(st.dictionaries(st.tuples(members, ids), records), st.data())
 def test_index_rows_are_the_pure_ones(index, data):
     looked_up = data.draw(st.sets(st.sampled_from(sorted(index)))) if index else set()
@@ -201,8 +226,8 @@ def test_a_shard_stores_the_same_rows_with_the_compiled_packer_and_with_the_pure
     from storage import shard_store
     _serve(tmp_path / "compiled")
     for name, pure in (("IndexLookups", commit_rows.IndexLookupsPure), ("index_rows", commit_rows.index_rows_pure),
-                       ("newest_heads", commit_rows.newest_heads_pure), ("member_rows", commit_rows.member_rows_pure),
-                       ("ledger_rows", codecs.ledger_rows)):
+                       ("chained_ledger_rows", commit_rows.chained_ledger_rows_pure),
+                       ("member_rows", commit_rows.member_rows_pure)):
         assert getattr(shard_store, name) is not pure  # the build is there: the two runs differ
         monkeypatch.setattr(shard_store, name, pure)
     _serve(tmp_path / "pure")
