@@ -53,6 +53,7 @@ from storage.checkpoints import (
     newest_checkpoint_time,
     note_checkpoint_failure,
     prune_checkpoints,
+    recorded_event_floors,
     shard_copy,
 )
 from storage.folder import DataFolder, Layout, PublishedRules, ReusedId
@@ -110,6 +111,10 @@ class CheckpointMade(msgspec.Struct):
 
 
 class Coordinator(ShardLanes):
+    event_floors: dict[int, int]
+    """What the last `patron restore` recorded (storage/checkpoints.py), read at start: a shard added
+    again after a restore to fewer shards numbers its events past the positions its number gave."""
+
     def __init__(self, config: ServeConfig, metrics: Metrics | None = None,
                  on_health: Callable[[bool], Awaitable[None]] | None = None) -> None:
         self.config = config
@@ -173,6 +178,7 @@ class Coordinator(ShardLanes):
         self.programme = Programme(load_rules(self.rules.text))
         self.metrics.know_coupons([coupon.id for coupon in self.programme.rules.coupons])
         self.layout = self._layout()
+        self.event_floors = recorded_event_floors(self.folder)
         start_day = self.config.start_date or self.today()
         self.keeper = self._spawn_keeper()
         self._place()
@@ -876,7 +882,8 @@ class Coordinator(ShardLanes):
                              self.config.max_map_bytes, self.config.coupon_block, self.keeper_name,
                              hot_members=self.config.hot_members,
                              mapped_budget=self.config.mapped_budget_mib << 20,
-                             expect_data=shard < self.layout.opened)
+                             expect_data=shard < self.layout.opened,
+                             event_floor=self.event_floors.get(shard, 0))
         if not self.config.ray_address:  # one machine: every shard fits, however many cores
             return ShardActor.options(num_cpus=0).remote(config)
         # on its named node, which keeps its LMDB; a core is not reserved (as on one machine); named,

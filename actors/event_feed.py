@@ -47,9 +47,11 @@ def format_position(seqs: list[int]) -> str:
     return _PREFIX + ".".join(map(str, seqs))
 
 
-def parse_position(text: str, shards: int, fewest: int = 0) -> list[int] | None:
+def parse_position(text: str, shards: int, fewest: int = 0, most: int = 0) -> list[int] | None:
     """None for an empty position (from the oldest event held). A position given before shards
-    were added names `fewest` (the shards then) or more: the others' events are read from their first."""
+    were added names `fewest` (the shards then) or more: the others' events are read from their first.
+    One given before `patron restore` took the folder back to fewer shards names up to `most`: the
+    shards it took away have none now, and added again they number past it (Coordinator.event_floors)."""
     if not text:
         return None
     try:
@@ -65,9 +67,9 @@ def parse_position(text: str, shards: int, fewest: int = 0) -> list[int] | None:
         example = format_position([0] * shards)
         raise InvalidRequestError(f"after: expected a position patron gave (such as {example!r}), "
                                   f"got {text[:80]!r}") from None
-    if not (fewest or shards) <= len(seqs) <= shards or min(seqs) < 0:
+    if not (fewest or shards) <= len(seqs) <= max(shards, most) or min(seqs) < 0:
         raise InvalidRequestError(f"after: the position {text[:80]!r} is not one of this server's {shards} shards")
-    return seqs + [-1] * (shards - len(seqs))  # from before shards were added: theirs from the oldest
+    return seqs[:shards] + [-1] * (shards - len(seqs))  # from before shards were added: theirs from the oldest
 
 
 def check_kinds(kinds: list[str]) -> list[str]:

@@ -53,7 +53,9 @@ class EventsService:
             if self.feed is None:
                 raise ShardUnavailableError("patron is starting; subscribe again shortly")
             layout = self.coordinator.layout
-            after = parse_position(request.after, len(self.feed.lanes), layout.first_shards or layout.shards)
+            floors = self.coordinator.event_floors  # shards a restore took away gave positions too
+            after = parse_position(request.after, len(self.feed.lanes), layout.first_shards or layout.shards,
+                                   max(floors, default=-1) + 1)
             kinds = check_kinds(list(request.kinds))
             if self.feed.subscribers >= MAX_SUBSCRIBERS:  # after the request's checks: a bad one is no retry
                 raise OverloadedError(f"{self.feed.subscribers} subscribers are reading events already, the most "

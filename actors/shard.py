@@ -100,6 +100,10 @@ class ShardConfig(msgspec.Struct, frozen=True):
     """File-backed resident bytes above which the store drops LMDB's mapped pages (0: never)."""
     expect_data: bool = False
     """The shard opened its LMDB before (Layout.opened): missing data is an error, not a new shard."""
+    event_floor: int = 0
+    """Its events number past this at least: what `patron restore` recorded for the shard of its
+    number (Coordinator.event_floors), so that one added again after a restore to fewer shards
+    does not number its events as the lost one did, under positions subscribers hold."""
     midnight_part: int = 100
     """Members a midnight step visits and writes out at a time within its one commit (a step is
     the coordinator's `job_chunk`, 15,000): what a part holds is still in the CPU's caches when
@@ -174,6 +178,8 @@ class Shard:
         self.store = ShardStore(Path(config.path), config.durability, config.map_bytes, config.max_map_bytes,
                                 config.mapped_budget)
         try:
+            if config.event_floor:
+                self.store.raise_event_floor(config.event_floor)
             self._open(config, grants)
         except BaseException:  # its actor tries again in the same process, where LMDB opens a folder once
             self.store.env.close()  # no sync: the failure may be the disk's (what it committed is synced)

@@ -176,6 +176,17 @@ _FLOORS = "event-floors.json"
 lost before the next restore (a reason to restore) still gets a floor past the positions given."""
 
 
+def recorded_event_floors(folder: DataFolder) -> dict[int, int]:
+    """Per shard, the event floor the last restore recorded (none before a restore). A shard the
+    restore took away (the checkpoint had fewer) has the newest event it gave: added again, it
+    numbers past it, and a position given before the restore still names it."""
+    try:
+        return {int(k): v for k, v in msgspec.json.decode((folder.root / _FLOORS).read_bytes(),
+                                                           type=dict[str, int]).items()}
+    except (OSError, ValueError):
+        return {}
+
+
 def _event_floors(folder: DataFolder) -> dict[int, int]:
     """Per shard, a sequence past every event position the folder gave: its newest event, or, when
     its store cannot be read, past the floor the last restore set."""

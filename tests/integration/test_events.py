@@ -325,3 +325,29 @@ def test_after_a_restore_a_subscriber_resumes_from_its_last_position_and_misses_
         client.submit([purchase(f"c{n}", f"c{n}", GOLD) for n in range(3)])
         for last in (seen[-1], seen[2]):  # after an event the restore lost, and after one it kept
             assert [e.member_id for e in take(client, 3, last.position, ("tier_changed",))] == ["c0", "c1", "c2"]
+
+
+def test_after_a_restore_to_fewer_shards_a_position_naming_more_resumes_and_shards_added_again_skip_nothing(
+        start_server, quiet_rules, tmp_path):
+    # an outside probe: a position given by 4 shards was refused by the 2 a checkpoint had
+    # (INVALID_ARGUMENT, leaving a notifier only the oldest event), and shards added again numbered
+    # their events from 1, so the same position skipped as many of theirs as it named (461 events)
+    server = start_server(data=tmp_path / "data", rules=quiet_rules, shards=1)
+    with PatronClient(server.address) as client:
+        client.submit([purchase(f"a{n}", f"a{n}", GOLD) for n in range(3)])
+        made = client.checkpoint()  # of one shard
+        client.rebalance(2)
+        assert not client.follow_resharding(every=0.1).error
+        client.submit([purchase(f"b{n}", f"b{n}", GOLD) for n in range(20)])
+        last = take(client, 23, kinds=("tier_changed",))[-1].position
+    assert last.count(".") == 1  # two shards' parts
+    assert not last.endswith(".0")  # the second shard's events among those given
+    again = restored(server, start_server, made.name, rules=quiet_rules)
+    with PatronClient(again.address) as client:
+        client.submit([purchase(f"c{n}", f"c{n}", GOLD) for n in range(20)])
+        assert {e.member_id for e in take(client, 20, last, ("tier_changed",))} == {f"c{n}" for n in range(20)}
+        client.rebalance(2)
+        assert not client.follow_resharding(every=0.1).error
+        client.submit([purchase(f"d{n}", f"d{n}", GOLD) for n in range(20)])
+        resumed = {e.member_id for e in take(client, 40, last, ("tier_changed",))}
+        assert resumed == {f"{letter}{n}" for letter in "cd" for n in range(20)}
