@@ -110,6 +110,14 @@ class CheckpointMade(msgspec.Struct):
     kept: list[str]
 
 
+def other_shards(config: ServeConfig, layout: Layout) -> str:
+    """Why --shards cannot start the folder of `layout`, or empty: its shards are its own."""
+    if not config.shards or config.shards == layout.shards:
+        return ""
+    return (f"{config.data} has {layout.shards} shards; start without --shards, and add shards with patron shards "
+            f"rebalance --shards N while it serves")
+
+
 class Coordinator(ShardLanes):
     event_floors: dict[int, int]
     """What the last `patron restore` recorded (storage/checkpoints.py), read at start: a shard added
@@ -862,9 +870,8 @@ class Coordinator(ShardLanes):
         if layout is None:
             layout = even_layout(wanted or os.cpu_count() or 1)
             self.folder.save_layout(layout)
-        elif wanted and wanted != layout.shards:
-            raise PatronError(f"{self.config.data} has {layout.shards} shards; start without --shards, "
-                              f"and add shards with patron shards rebalance --shards N while it serves")
+        elif problem := other_shards(self.config, layout):
+            raise PatronError(problem)
         return layout
 
     def _spawn_keeper(self) -> Any:

@@ -19,7 +19,7 @@ from prometheus_client import start_http_server
 from actors.auth import check_server_files, is_loopback, load_tokens, tokens_from_environment
 from actors.batch_wire import say_if_not_compiled
 from actors.config import ServeConfig
-from actors.coordinator import Coordinator
+from actors.coordinator import Coordinator, other_shards
 from actors.events_service import EventsService
 from actors.gateway import AdminService, IngestService, MembersService
 from actors.listener import SERVICE_NAMES, CallsInFlight, grpc_server, listen, refuse_ports_in_use, stop_server
@@ -32,7 +32,7 @@ from engine.calendar import iso
 from engine.errors import PatronError
 from engine.programme import Programme
 from engine.validation import load_rules, load_rules_file
-from storage.folder import current_rules_of, serve_problem
+from storage.folder import current_rules_of, serve_problem, stored_layout
 
 __all__ = ["INLINE_CALL_BYTES", "SERVICE_NAMES", "Server", "ray_environment"]
 
@@ -94,6 +94,8 @@ def refuse_before_start(config: ServeConfig) -> None:
         raise PatronError(f"{config.data} has no rules yet: start with --rules FILE")
     if problem := future_start_problem(config):
         raise PatronError(problem)
+    if (layout := stored_layout(config.data)) and (problem := other_shards(config, layout)):
+        raise PatronError(problem)  # said after Ray's start, 14-20 s later (an outside probe)
 
 
 def future_start_problem(config: ServeConfig) -> str:

@@ -125,6 +125,15 @@ def serve_problem(root: Path) -> str:
     return ""
 
 
+def stored_layout(root: Path) -> Layout | None:
+    """The layout of the data folder at `root`, read without a DataFolder (which makes its
+    folders); None where it has none yet or it cannot be read (the start says why later)."""
+    try:
+        return msgspec.json.decode((root / "layout.json").read_bytes(), type=Layout)
+    except (OSError, msgspec.DecodeError):
+        return None
+
+
 class ReusedId(msgspec.Struct):
     """A transaction id that more than one member used on one local day."""
 

@@ -11,7 +11,9 @@ import sys
 
 import pytest
 
+from actors.routing import even_layout
 from cli.main import _parser
+from storage.folder import DataFolder
 from tests.conftest import EXAMPLE_RULES
 
 
@@ -582,6 +584,21 @@ def test_a_data_folder_that_is_a_file_or_inside_one_is_refused_in_one_line(tmp_p
     named = f"{data}: " if under else ""
     assert line["msg"].startswith(f"{named}{tmp_path / 'afile'} is a file, not a folder: give --data a new or empty")
     assert (tmp_path / "afile").read_text() == "notes"
+
+
+def test_other_shards_than_a_folders_are_refused_before_anything_starts(tmp_path):
+    """Said after Ray's start, 14-20 s later (an outside probe); now before anything is written."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    DataFolder(folder).save_layout(even_layout(4))
+    before = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+    done = patron("serve", "--data", str(folder), "--rules", str(EXAMPLE_RULES), "--shards", "2",
+                  "--grpc-port", "0", "--metrics-port", "0")
+    assert done.returncode == 1
+    [line] = [json.loads(line) for line in done.stderr.splitlines()]
+    assert line["msg"] == (f"{folder} has 4 shards; start without --shards, and add shards with patron shards "
+                           f"rebalance --shards N while it serves")
+    assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) == before
 
 
 def test_a_client_ca_without_a_server_certificate_is_refused(tmp_path):
