@@ -18,7 +18,7 @@ def add_parser(commands: argparse._SubParsersAction, remote: object) -> None:
         "move", help="move one virtual shard to another shard while ingestion goes on"))
     # the upper bounds are the folder's, which the server checks
     move.add_argument("vshard", type=whole("virtual shard"), metavar="VSHARD",
-                      help="the virtual shard (see `patron status`)")
+                      help="the virtual shard (a member's: `patron shards of MEMBER_ID`)")
     move.add_argument("--to", type=whole("shard"), required=True, metavar="SHARD", help="the shard that will own it")
     move.set_defaults(run=_move)
     rebalance = remote(shards.add_parser(  # type: ignore[operator]
@@ -28,6 +28,10 @@ def add_parser(commands: argparse._SubParsersAction, remote: object) -> None:
     rebalance.set_defaults(run=_rebalance)
     for command in (move, rebalance):
         command.add_argument("--no-wait", action="store_true", help="start it and return; `patron status` follows it")
+    of = remote(shards.add_parser(  # type: ignore[operator]
+        "of", help="the virtual shard of each member id given (whether or not it is enrolled)"))
+    of.add_argument("member_ids", nargs="+", metavar="MEMBER_ID", help="a member's id, as transactions give it")
+    of.set_defaults(run=_of)
 
 
 def _move(args: argparse.Namespace) -> int:
@@ -36,6 +40,19 @@ def _move(args: argparse.Namespace) -> int:
 
 def _rebalance(args: argparse.Namespace) -> int:
     return _run(args, lambda client: client.rebalance(args.shards))
+
+
+def _of(args: argparse.Namespace) -> int:
+    """Which virtual shard holds each member: what `move` takes (an operator had only counts and the
+    layout's file to go by: an outside probe). The count of virtual shards is the server's."""
+    from actors.routing import virtual_shard
+    from cli.admin import _client
+
+    with _client(args) as client:
+        virtual_shards = client.status().virtual_shards
+    for member_id in args.member_ids:
+        print(f"{member_id}: virtual shard {virtual_shard(member_id, virtual_shards)}")
+    return 0
 
 
 def _run(args: argparse.Namespace, start: Any) -> int:

@@ -247,6 +247,28 @@ def test_status_says_whether_each_shard_gives_way_to_the_gateway_and_uses_huge_p
     assert isinstance(json.loads(done.stdout)["rule_version"], int)
 
 
+def test_shards_of_names_the_virtual_shard_that_moving_moves_the_member_with(march_server):
+    """An operator could not tell which virtual shard a member was in (an outside probe)."""
+    server = march_server
+    with PatronClient(server.address) as client:
+        client.submit([purchase("vs-t1", "vs-m1", "2026-03-05 10:00", 2900)])
+        points = client.member("vs-m1").points
+    done = patron("shards", "of", "vs-m1", "vs-none", "--address", server.address)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split(": virtual shard ")[0] for line in lines] == ["vs-m1", "vs-none"]
+    vshard = int(lines[0].rsplit(" ", 1)[1])
+    before = [shard["members"] for shard in json.loads(patron("status", "--address", server.address).stdout)["shards"]]
+    owner = server.server.coordinator.layout.owners[vshard]
+    moved = patron("shards", "move", str(vshard), "--to", str(1 - owner), "--address", server.address)
+    assert moved.returncode == 0, moved.stderr
+    after = [shard["members"] for shard in json.loads(patron("status", "--address", server.address).stdout)["shards"]]
+    assert after[1 - owner] > before[1 - owner]  # the member went with it, and any others of its virtual shard
+    assert after[owner] - before[owner] == before[1 - owner] - after[1 - owner]
+    with PatronClient(server.address) as client:
+        assert client.member("vs-m1").points == points > 0  # the same member, served from the other shard
+
+
 def test_an_operator_enrolls_credits_freezes_and_unfreezes_a_member_from_the_command(march_server):
     address = ["--address", march_server.address]
     enrolled = patron("member", "enroll", "op-m1", "--channel", "pos", "--birthday", "05-17", *address)
