@@ -40,11 +40,11 @@ def engine_modules() -> list[str]:
 
 
 def extensions() -> list[Extension]:
-    wire = cythonize([Extension(path.replace("/", "."), [f"{path}.pyx"], extra_compile_args=["-O2"])
+    wire = cythonize([Extension(path.replace("/", "."), [f"{path}.pyx"], extra_compile_args=["-O3"])
                       for path in COMPILED], language_level=3)
     # -O3: 3.1% fewer instructions than -O1 in replay, 2.2% in a shard's write, now that the engine is typed
-    # C (-O1 was as fast while it was Python compiled as it is), for about twice gcc's time (bench/RESULTS.md,
-    # "The engine's C optimised again").
+    # C (-O1 was as fast while it was Python compiled as it is), for about twice gcc's time; the wire modules'
+    # -O3 against -O2, 0.6% more (bench/RESULTS.md, "The engine's C optimised again").
     engine = cythonize([Extension(path[:-3].replace("/", "."), [path], extra_compile_args=["-O3"])
                         for path in engine_modules()], language_level=3, compiler_directives=ENGINE_DIRECTIVES,
                        nthreads=os.cpu_count() or 1)
