@@ -5,6 +5,7 @@ cimport cython
 from engine.record_fields cimport Member
 
 
+@cython.final
 cdef class AnomalyRule:
     cdef public object threshold, action, blocks, keep_days
 

@@ -6,6 +6,7 @@ from engine.programme cimport Programme
 from engine.record_fields cimport Member
 
 
+@cython.final
 cdef class Book:
     cdef public Programme programme
     cdef public object members, txns, today, history, wakeups, tag_counts, notices, stock

@@ -12,6 +12,7 @@ from engine.rounding cimport rounded
 from engine.tiers cimport TierRule
 
 
+@cython.final
 cdef class PurchaseValue:
     cdef public object points, growth_from_spend, eligible, paid, carry, why, base
 

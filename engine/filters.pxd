@@ -79,6 +79,7 @@ cdef bint COMPILED
 cdef inline bint among(value, frozenset values, tuple listed)
 
 
+@cython.final
 cdef class Matcher:
     cdef readonly frozenset sku, product_id, category  # readonly: the tuples below list them
     cdef readonly tuple skus, product_ids, categories
@@ -88,6 +89,7 @@ cdef class Matcher:
     cpdef bint matches(self, LineItem line)
 
 
+@cython.final
 cdef class LineFilter:
     cdef public bint promotional, discounted, no_barcode, black, white, asks, flagged
     cdef public Matcher blacklist, whitelist

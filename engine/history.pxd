@@ -5,6 +5,7 @@
 cimport cython
 
 
+@cython.final
 cdef class RecentHistory:
     cdef dict _arrived, _days
 

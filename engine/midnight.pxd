@@ -12,6 +12,7 @@ from engine.tier_changes cimport enter_tier, given_floor
 from engine.tiers cimport TierLadder, TierRule
 
 
+@cython.final
 cdef class Night:
     cdef public object run, ref, periodic, new_year
 

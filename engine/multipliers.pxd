@@ -3,6 +3,7 @@
 cimport cython
 
 
+@cython.final
 cdef class MultiplierTable:
     cdef public list compiled
     cdef public object multiply

@@ -8,12 +8,14 @@ from engine.record_fields cimport LineItem
 from engine.rounding cimport rounded
 
 
+@cython.final
 cdef class _Claim:
     cdef public object position, mode, points, unit_minor, per_unit, percent_num, percent_den
     cdef public Matcher matcher
     cpdef points_for(self, LineItem line, bint halves_up)
 
 
+@cython.final
 cdef class ProductRules:
     cdef public list claims
     cdef public Matcher any_rule

@@ -1,6 +1,8 @@
 # Cython declarations for programme.py (see docs/decisions.md, "Typed engine objects"): what
 # scoring reads of a programme on every transaction, read directly by typed references.
 
+cimport cython
+
 from engine.anomaly cimport AnomalyRule
 from engine.calendar cimport LocalCalendar
 from engine.expiry cimport ExpiryPolicy
@@ -11,6 +13,7 @@ from engine.tags cimport TagRules
 from engine.tiers cimport TierLadder
 
 
+@cython.final
 cdef class Programme:
     cdef public object rules, version, round, carries, spend_unit, spend_per_unit, per_order
     cdef public object pending_days, growth_from_points, growth_num, growth_den, growth_unit

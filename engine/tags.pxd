@@ -8,10 +8,12 @@ from engine.record_fields cimport Member
 from engine.window_sums cimport WindowSums
 
 
+@cython.final
 cdef class TagRule:
     cdef public object name, condition, amount, window, slot
 
 
+@cython.final
 cdef class TagRules:
     cdef public WindowSums sums
     cdef public list rules

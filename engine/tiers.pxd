@@ -6,6 +6,7 @@ from engine.record_fields cimport Member
 from engine.window_sums cimport WindowSums
 
 
+@cython.final
 cdef class TierRule:
     cdef public object index, name, metric, window, threshold, validity, extension, next_day, earns_points
     cdef public object downgrade_to, permanent, resets_growth
@@ -14,6 +15,7 @@ cdef class TierRule:
     cdef public Py_ssize_t lifetime_sum  # which lifetime sum (tiers.py's _LIFETIME_SUMS; -1: none)
 
 
+@cython.final
 cdef class TierLadder:
     cdef public list tiers, names, above
     cdef public object on_change, on_expiry, periodic, single_minimum, keep_days, paid_skus

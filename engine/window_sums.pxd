@@ -5,6 +5,7 @@ cimport cython
 
 from engine.record_fields cimport Member
 
+@cython.final
 cdef class _Window:
     cdef public object metric, period
     cdef public dict starts
@@ -12,6 +13,7 @@ cdef class _Window:
     cpdef start(self, as_of)
 
 
+@cython.final
 cdef class WindowSums:
     cdef public list windows
     cdef public dict _by_metric, _entries

@@ -5,6 +5,7 @@
 cimport cython
 
 
+@cython.final
 cdef class CountedStock:
     cdef public dict taken
     cdef public object granted, refill
