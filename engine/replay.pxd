@@ -3,7 +3,7 @@
 
 from engine.book cimport Book
 from engine.record_fields cimport Transaction
-from engine.scoring cimport malformed_reason, score_well_formed
+from engine.scoring cimport malformed_reason, score_dated
 
 
 cpdef list replay_list(Book book, list txns, anomalies=*)

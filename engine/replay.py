@@ -5,7 +5,7 @@ from collections.abc import Iterable, Iterator
 from engine.anomaly_report import AnomalyRow
 from engine.book import Book
 from engine.midnight import run_midnight
-from engine.scoring import malformed_reason, score_well_formed
+from engine.scoring import malformed_reason, score_dated
 from engine.transactions import Transaction, TxnResult
 from engine.types import Day
 
@@ -43,7 +43,7 @@ def replay_one(book: Book, txn: Transaction, anomalies: list[AnomalyRow] | None)
         rows = advance_to(book, day)
         if anomalies is not None:
             anomalies.extend(rows)
-    return score_well_formed(book, txn)
+    return score_dated(book, txn, day)
 
 
 def advance_to(book: Book, day: Day) -> list[AnomalyRow]:
