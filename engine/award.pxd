@@ -17,7 +17,7 @@ cpdef give(Book book, Member member, day, ref, kind, points, growth, held=*, why
 cpdef take_back(Book book, Member member, day, ref, kind, points, growth, original=*, original_day=*, since=*,
                 lapsed=*)
 cpdef lapsed_part(TxnRecord original, points)
-@cython.locals(ladder=TierLadder, windowed=frozenset)
+@cython.locals(ladder=TierLadder)
 cpdef count_earned(Book book, Member member, day, points, growth, since=*)
 @cython.locals(ladder=TierLadder)
 cpdef count_spend(Book book, Member member, day, eligible, txn_id, since=*)

@@ -95,10 +95,8 @@ def count_earned(book: Book, member: Member, day: Day, points: int, growth: int,
     if since and day >= member.tier_since:
         member.since_points += points
         member.since_growth += growth
-    windowed = ladder.window_metrics  # checked here: most programmes window neither
-    if "points" in windowed:
+    if ladder.windows_earned:  # checked here: most programmes window neither
         ladder.record(member, "points", day, points)
-    if "growth" in windowed:
         ladder.record(member, "growth", day, growth)
 
 

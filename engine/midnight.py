@@ -174,7 +174,7 @@ def run_member_midnight(book: Book, member: Member, night: Night) -> list[Anomal
         _expire(book, member, night)
     if member.coupons:
         expire_coupons(book, member, run, ref)
-    if member.next_tier or (member.touched and book.programme.ladder.on_change == "batch"):
+    if member.next_tier or (member.touched and book.programme.ladder.batch):
         _upgrades_due(book, member, run, ref)
     if member.tier_until and member.tier_until < run:
         _validity_end(book, member, run, ref)
@@ -248,7 +248,7 @@ def _upgrades_due(book: Book, member: Member, run: Day, ref: str) -> None:
     if the condition still holds as of the day before."""
     ladder = book.programme.ladder
     as_of = run - 1
-    if ladder.on_change == "batch" and member.touched:
+    if ladder.batch and member.touched:
         best = ladder.best_match(member, as_of)
         member.next_tier = max(member.next_tier, best)
     target, member.next_tier = member.next_tier, 0

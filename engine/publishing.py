@@ -179,9 +179,9 @@ def reevaluate(book: Book, member: Member, version: int) -> None:
     if retag:
         member.tag_check = book.today + 1
     waiting = member.next_tier
-    if book.programme.ladder.on_change != "batch":  # under batch, the run judges every member it visits
+    if not book.programme.ladder.batch:  # under batch, the run judges every member it visits
         tier_after_transaction(book, member, book.today_for(member), f"v{version}", cause="rules")
-    if retag or book.programme.ladder.on_change == "batch" or member.next_tier != waiting:
+    if retag or book.programme.ladder.batch or member.next_tier != waiting:
         _visit_next_run(book, member)
 
 

@@ -116,7 +116,7 @@ def tier_after_transaction(book: Book, member: Member, day: Day, ref: str, lower
     `cause`), no lower than a tier it was given (given_floor), and not from a tier that cannot be
     re-judged. `batch` waits."""
     ladder = book.programme.ladder
-    if ladder.on_change == "batch":
+    if ladder.batch:
         return
     as_of = book.as_of(member, day)
     for rule in ladder.above[member.tier]:

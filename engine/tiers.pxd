@@ -20,6 +20,7 @@ cdef class TierLadder:
     cdef public list tiers, names, above
     cdef public object on_change, on_expiry, periodic, single_minimum, keep_days, paid_skus
     cdef public frozenset window_metrics
+    cdef public bint batch, windows_earned
     cdef public WindowSums sums
 
     @cython.locals(windows=dict, days=dict)

@@ -47,6 +47,9 @@ class TierLadder:
         self.tiers = [TierRule(i, t, names, policy.reset_growth_on_upgrade) for i, t in enumerate(rules.tiers)]
         self.names = names
         self.on_change = policy.on_change
+        self.batch = policy.on_change == "batch"
+        """Tiers move only at midnight runs: asked at every transaction, a C flag compiled (a str
+        compare is a call of about 85 instructions)."""
         self.on_expiry = policy.on_expiry
         self.periodic = policy.periodic
         upper = self.tiers[1:]
@@ -57,6 +60,7 @@ class TierLadder:
                 tier.slot = self.sums.slot(tier.metric, tier.window)
         self.window_metrics = frozenset(t.metric for t in upper
                                         if not t.window.endless and t.metric != "single_purchase")
+        self.windows_earned = _windows_earned(self.window_metrics)
         singles = [t.threshold for t in upper if t.metric == "single_purchase"]
         singles += [t.extension.threshold for t in self.tiers
                     if t.extension and t.extension.metric == "single_purchase"]
@@ -69,6 +73,7 @@ class TierLadder:
     def also_keep(self, metrics: frozenset[str], days: int) -> None:
         """Per-day sums that other windowed conditions (tags) read, kept with the tiers' own."""
         self.window_metrics |= metrics
+        self.windows_earned = _windows_earned(self.window_metrics)
         self.keep_days = max(self.keep_days, days)
 
     # -- the sums behind conditions --------------------------------------------------
@@ -140,6 +145,12 @@ class TierLadder:
         cannot be re-judged on its own condition; it stays until its validity ends."""
         rule = self.tiers[tier]
         return rule.metric == "single_purchase" or rule.resets_growth
+
+
+def _windows_earned(metrics: frozenset[str]) -> bool:
+    """Whether a windowed condition reads points or growth, which every earning adds to: asked
+    at every transaction (award.count_earned), a C flag compiled instead of two set lookups."""
+    return "points" in metrics or "growth" in metrics
 
 
 def validity_from(ladder: TierLadder, tier: int, day: Day) -> Day:
