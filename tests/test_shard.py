@@ -1,5 +1,7 @@
 """A shard's logic on real LMDB in a temporary folder, driven without Ray."""
 
+import errno
+import os
 import time
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from engine.summary import summarise
 from engine.transactions import Transaction
 from engine.validation import load_rules
 from storage import shard_store
+from storage.codecs import linked_position, position_key
 from storage.shard_store import BatchWriter, ShardStore
 from tests.builders import buy, line, ms, pay, recharge, redeem, refund
 
@@ -56,6 +59,87 @@ def test_a_batch_that_cannot_be_committed_leaves_memory_as_lmdb_has_it(tmp_path)
     assert shard.member("m1").points == 20
     assert shard.member("m2") is None
     assert [r.outcome for r in shard.apply([buy("t9", "m1", DAY, line(1000))])] == ["accepted"]
+
+
+class _FailingCommit:
+    """An LMDB write transaction whose commit fails as a full or failing disk's does: nothing of it
+    is kept (LMDB aborts it)."""
+
+    def __init__(self, txn: object, error: OSError) -> None:
+        self._txn, self._error = txn, error
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._txn, name)
+
+    def commit(self) -> None:
+        self._txn.abort()
+        raise self._error
+
+
+def _stored_as_known(shard: Shard) -> list[str]:
+    """What contradicts the store: a member the commit takes as stored at a newest ledger entry (a
+    known head) that LMDB does not hold so, a ledger whose links come back on themselves (a position
+    given twice), or a balance that is not its ledger's sum."""
+    store = shard.store
+    with store.env.begin() as txn:
+        records = {member_id: store.member_table.get(txn, member_id.encode()) for member_id in store.heads}
+    problems = [f"{member_id}: newest entry {head} known, {'none stored' if raw is None else linked_position(raw)}"
+                for member_id, head in store.heads.items()
+                if (raw := records[member_id]) is None or linked_position(raw) != head]
+    for member_id in sorted(store.member_ids()):
+        positions = _ledger_walk(store, member_id)  # ShardStore.ledger would walk a loop for ever
+        if positions is None:
+            problems.append(f"{member_id}: its ledger's links come back to an entry")
+        elif store.member(member_id).points != sum(entry.points for entry in store.entries_at(positions)):
+            problems.append(f"{member_id}: its balance is not its ledger's sum")
+    return problems
+
+
+def _ledger_walk(store: ShardStore, member_id: str) -> list[int] | None:
+    """The member's ledger positions, newest first, or None where a link leads back."""
+    positions: list[int] = []
+    with store.env.begin() as txn:
+        position = linked_position(store.member_table.get(txn, member_id.encode()))
+        while position:
+            if position in positions:
+                return None
+            positions.append(position)
+            position = linked_position(txn.get(position_key(position), db=store.dbs["ledger"]))
+    return positions
+
+
+@pytest.mark.parametrize("hot", [0, 2])
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO])
+def test_a_commit_the_disk_refuses_leaves_the_members_known_stored_as_lmdb_has_them(tmp_path, monkeypatch, hot, code):
+    """A commit knows a member is stored by its head (ShardStore.heads), which only a commit that
+    LMDB made durable may add to: else a new member's next record went to a log the table has no
+    row for, and the ledger's next entry took a position the failed commit never kept (a
+    reviewer planted it: the ledger's read then looped for ever)."""
+    shard = open_shard(tmp_path, hot_members=hot)
+    shard.apply([buy("t1", "m1", DAY, line(2900))])
+    opened, failures = BatchWriter.__init__, [OSError(code, os.strerror(code))]
+
+    def failing_once(writer: BatchWriter, store: ShardStore) -> None:
+        opened(writer, store)
+        if failures:
+            writer.txn = _FailingCommit(writer.txn, failures.pop())
+
+    monkeypatch.setattr(BatchWriter, "__init__", failing_once)
+    batch = [buy("t2", "m2", DAY, line(2900)), buy("t3", "m1", DAY, line(2900))]  # a new member, a stored one
+    try:
+        assert [r.outcome for r in shard.apply(batch)] == ["accepted", "accepted"]  # ENOSPC: grown, retried
+    except OSError:
+        assert code == errno.EIO  # a failing disk's error is the batch's
+        assert [r.outcome for r in shard.apply(batch)] == ["accepted", "accepted"]
+    assert _stored_as_known(shard) == []
+    for n in range(30):  # the logs swap and are placed
+        shard.apply([buy(f"u{n}", f"m{n % 5}", DAY, line(1000 + n))])
+        assert _stored_as_known(shard) == []
+    kept = {member_id: shard.store.member(member_id).points for member_id in shard.store.member_ids()}
+    shard.close()
+    again = open_shard(tmp_path, hot_members=hot)
+    assert {member_id: again.store.member(member_id).points for member_id in again.store.member_ids()} == kept
+    assert len(kept) == 5
 
 
 class _SlowDisk:
