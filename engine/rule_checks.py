@@ -143,13 +143,23 @@ def _control_names(rules: Rules) -> list[str]:
     events' feed and a member's tags, where a line break starts another line to a reader and a
     tab another column of an export (an outside probe published a tag's name with a tab). The
     same fixed set as ids refuse (engine/ids.py), so what is accepted never moves with Python's
-    Unicode. A tier's name ending in one is told by `_padded_names` alone."""
-    named = [("programme", rules.programme)] + [(f"tiers[{index}].name", tier.name)
-                                                  for index, tier in enumerate(rules.tiers)
-                                                  if not (_blank(tier.name[:1]) or _blank(tier.name[-1:]))]
-    named += [(path, text) for path, text, _ in _names(rules)]
+    Unicode. A tier's name is looked at inside its ends, which `_padded_names` tells of: both are
+    told at once, not one after the other is mended."""
+    named = [("programme", rules.programme, rules.programme)]
+    named += [(f"tiers[{index}].name", tier.name, _inside(tier.name)) for index, tier in enumerate(rules.tiers)]
+    named += [(path, text, text) for path, text, _ in _names(rules)]
     return [f"{path}: {shown(text)} holds a control character (a tab, a line break, a NUL); remove it"
-            for path, text in named if not _blank(text) and _with_control(text)]
+            for path, text, looked_at in named if not _blank(text) and _with_control(looked_at)]
+
+
+def _inside(name: str) -> str:
+    """A name without what begins and ends it unseen (spaces, invisible characters)."""
+    start, end = 0, len(name)
+    while start < end and _blank(name[start]):
+        start += 1
+    while end > start and _blank(name[end - 1]):
+        end -= 1
+    return name[start:end]
 
 
 def _with_control(text: str) -> bool:
