@@ -39,13 +39,18 @@ def engine_modules() -> list[str]:
                   if path.name != "__init__.py" and not STRUCTS.search(path.read_text()))
 
 
+OPTIMISE = ["-O3", "-Wno-array-bounds"]
+"""-O3 (below); gcc at -O3 also warns of bounds in CPython's own headers (`_Py_NoneStruct`, 11 in a
+build) where nothing is out of bounds: a newcomer's first `make` would show them as if broken."""
+
+
 def extensions() -> list[Extension]:
-    wire = cythonize([Extension(path.replace("/", "."), [f"{path}.pyx"], extra_compile_args=["-O3"])
+    wire = cythonize([Extension(path.replace("/", "."), [f"{path}.pyx"], extra_compile_args=OPTIMISE)
                       for path in COMPILED], language_level=3)
     # -O3: 3.1% fewer instructions than -O1 in replay, 2.2% in a shard's write, now that the engine is typed
     # C (-O1 was as fast while it was Python compiled as it is), for about twice gcc's time; the wire modules'
     # -O3 against -O2, 0.6% more (bench/RESULTS.md, "The engine's C optimised again").
-    engine = cythonize([Extension(path[:-3].replace("/", "."), [path], extra_compile_args=["-O3"])
+    engine = cythonize([Extension(path[:-3].replace("/", "."), [path], extra_compile_args=OPTIMISE)
                         for path in engine_modules()], language_level=3, compiler_directives=ENGINE_DIRECTIVES,
                        nthreads=os.cpu_count() or 1)
     return wire + engine
