@@ -16,6 +16,7 @@ __all__ = [
     "NOTICE_KINDS",
     "POINTS_EXPIRING",
     "TIER_CHANGED",
+    "CouponIssued",
     "Notice",
     "encode_detail",
     "notice",
@@ -40,6 +41,17 @@ class Notice(Struct, array_like=True, gc=False):
     member_id: MemberId
     day: Day
     detail: str
+
+
+class CouponIssued(Struct, gc=False):
+    """A coupon_issued notice's detail (an enrollment's welcome coupon: one per new member):
+    encoded, the same JSON object as the dict of these keys in this order, without the dict to
+    build and its keys to encode on every issue."""
+
+    code: str
+    coupon_id: str
+    valid_from: str
+    valid_to: str
 
 
 def notice(kind: str, member_id: MemberId, day: Day, **detail: object) -> Notice:

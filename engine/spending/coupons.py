@@ -1,10 +1,12 @@
 """Coupons (docs/rules.md, "Spending"): issuing instances to members, using them at the till, giving them back
 on a refund, and expiring them at midnight."""
 
+import msgspec
+
 from engine.book import Book
 from engine.calendar import iso
 from engine.members import CouponInstance, Member
-from engine.notices import COUPON_ISSUED
+from engine.notices import COUPON_ISSUED, CouponIssued, Notice
 from engine.rules import Coupon
 from engine.spending.coupon_stock import take_from
 from engine.transactions import Spent, Transaction, TxnRecord
@@ -13,6 +15,8 @@ from engine.types import COUPON_ISSUE, COUPON_USE, RECHARGE, REFUND, Day
 __all__ = ["coupon_due", "coupon_value", "expire_coupons", "issue", "issue_on_enroll",
            "issue_on_upgrade", "score_coupon_issue", "score_coupon_use", "undo_coupon_use", "use_problem",
            "void_coupons"]
+
+_encode_json = msgspec.json.Encoder().encode  # notices.py's encoder, called here without its Python function between
 
 
 # -- issuing ---------------------------------------------------------------------------
@@ -23,6 +27,38 @@ def _validity(coupon: Coupon, issued: Day) -> tuple[Day, Day]:
         return coupon.valid_from.toordinal(), coupon.valid_to.toordinal()
     start = issued + (coupon.valid_after_days or 0)
     return start, start + (coupon.valid_days or 1) - 1
+
+
+_ISSUED_ON: dict[str, tuple[Coupon, Day, Day, Day, str, str, str]] = {}
+"""Per coupon id, its last issue: (coupon, issue day, valid from, valid to, both as notices write
+them, and its notice's detail after the code: `","coupon_id":…}`)."""
+_CODE_OPEN = '{"code":"'
+
+
+def _dates(coupon: Coupon, day: Day) -> tuple[Coupon, Day, Day, Day, str, str]:
+    """`_validity` of an issue on `day`, with its days as text, kept from the coupon's last issue:
+    a shard issues the welcome coupon to every member it enrolls, nearly all on the same day
+    (issue 15: about 1,500 instructions a new member for the sums and the two `iso`). Kept per
+    coupon object, not id: a programme reloaded with other dates is another object."""
+    known = _ISSUED_ON.get(coupon.id)
+    if known is not None and known[0] is coupon and known[1] == day:
+        return known
+    valid_from, valid_to = _validity(coupon, day)
+    text_from, text_to = iso(valid_from), iso(valid_to)
+    after_code = _encode_json(CouponIssued("", coupon.id, text_from, text_to)).decode()[len(_CODE_OPEN):]
+    known = (coupon, day, valid_from, valid_to, text_from, text_to, after_code)
+    _ISSUED_ON[coupon.id] = known
+    return known
+
+
+def _issued_detail(code: str, coupon: Coupon, dates: tuple[Coupon, Day, Day, Day, str, str, str]) -> str:
+    """The coupon_issued notice's detail: the JSON of {code, coupon_id, valid_from, valid_to} as
+    `encode_detail` writes it. A code msgspec writes as it is (printable, no quote nor backslash:
+    nothing escaped) is put between the text before it and the text after it, as kept by `_dates`,
+    without encoding anything (issue 15); any other code is encoded."""
+    if code.isprintable() and '"' not in code and "\\" not in code:
+        return _CODE_OPEN + code + dates[6]
+    return _encode_json(CouponIssued(code, coupon.id, dates[4], dates[5])).decode()
 
 
 def _given(member: Member, coupon: Coupon) -> int:
@@ -46,15 +82,17 @@ def _refusal(book: Book, member: Member, coupon: Coupon, given: int) -> str:
 
 def _give(book: Book, member: Member, coupon: Coupon, day: Day, cause: str, ref: str, given: int) -> str:
     code = f"{coupon.id}-{member.member_id}-{given + 1}"
-    valid_from, valid_to = _validity(coupon, day)
+    dates = _dates(coupon, day)
+    valid_from = dates[2]
+    valid_to = dates[3]
     # every enrollment issues its welcome coupon here: the tuple grows by one without a list
     # between, and the notice's detail is one dict built once (no keywords to gather)
     member.coupons += (CouponInstance(code, coupon.id, "unused", valid_from, valid_to, ref),)
     book.write_coupon(member, day, cause, ref, "coupon_issued", code)
     if book.keep_outputs:  # a book keeping no notices (replay without a ledger) is spared the detail's text
-        book.notify_detail(COUPON_ISSUED, member.member_id, day, {"code": code, "coupon_id": coupon.id,
-                                                                  "valid_from": iso(valid_from),
-                                                                  "valid_to": iso(valid_to)})
+        # `notify_detail`'s notice, its detail the dict's very bytes without the dict to build, the
+        # keys to encode, nor a Python function (encode_detail) between (issue 15)
+        book.notices.append(Notice(COUPON_ISSUED, member.member_id, day, _issued_detail(code, coupon, dates)))
     return code
 
 

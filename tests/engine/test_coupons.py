@@ -254,3 +254,53 @@ def test_stock_rebuilt_from_members_counts_every_instance_held():
     target = with_member()
     score(target, issue("i1", "m1", "V10"), issue("i2", "m1", "CAKE"))
     assert CountedStock.of_members(target.members.values()).taken == target.stock.taken
+
+
+@pytest.mark.parametrize("member", ["m1", 'm"q\\b', 'm"q', "m\u00e9\u4e2d\U0001f600", "m\u2028x", "m\\"])
+def test_a_coupon_issued_notice_is_the_detail_dict_encoded(member):
+    """Issuing encodes its notice's detail from a Struct (issue 15): byte for byte the dict's JSON,
+    its keys in order, escapes and non-ASCII as `encode_detail` writes them."""
+    from engine.notices import COUPON_ISSUED, encode_detail
+
+    target = book(body=COUPONS, tiers=TIERS)
+    score(target, buy("b1", member, DAY, line(100)), issue("i1", member, "V10"))
+    notices = [n for n in target.notices if n.kind == COUPON_ISSUED]
+    assert [n.member_id for n in notices] == [member, member]
+    assert notices[0].detail == encode_detail({"code": f"WELCOME-{member}-1", "coupon_id": "WELCOME",
+                                                "valid_from": "2026-03-04", "valid_to": "2026-04-02"})
+    assert notices[1].detail == encode_detail({"code": f"V10-{member}-1", "coupon_id": "V10",
+                                                "valid_from": "2026-03-05", "valid_to": "2026-03-14"})
+    if member == "m1":
+        assert notices[0].detail == ('{"code":"WELCOME-m1-1","coupon_id":"WELCOME",'
+                                     '"valid_from":"2026-03-04","valid_to":"2026-04-02"}')
+
+
+def test_an_issues_validity_is_its_own_days_and_its_programmes():
+    """Issuing keeps the dates of a coupon's last issue (issue 15): another day, or another
+    programme's coupon of the same id on the same day, has its own."""
+    target = book(body=COUPONS, tiers=TIERS)
+    score(target, buy("b1", "m1", DAY, line(100)))
+    other = book(body=COUPONS.replace('value_minor = 500\nvalid_days = 30', 'value_minor = 500\nvalid_days = 5'),
+                 tiers=TIERS)
+    score(other, buy("b3", "m3", DAY, line(100)))
+    score(other, buy("b4", "m4", "2026-03-06 10:00", line(100)))
+    days = [(c.valid_from, c.valid_to) for t, m in ((target, "m1"), (other, "m3"), (other, "m4"))
+            for c in t.members[m].coupons]
+    first = date(2026, 3, 4).toordinal()
+    assert days == [(first, first + 29), (first, first + 4), (first + 2, first + 6)]
+    details = [n.detail for n in target.notices + other.notices if n.kind == "coupon_issued"]
+    assert [d[d.index('"valid_from"'):] for d in details] == [
+        '"valid_from":"2026-03-04","valid_to":"2026-04-02"}', '"valid_from":"2026-03-04","valid_to":"2026-03-08"}',
+        '"valid_from":"2026-03-06","valid_to":"2026-03-10"}']
+
+
+@pytest.mark.parametrize("code", ["W-m1-1", "W-m\x1f-1", "W-m\t\n-1", 'W-"-1', "W-\\-1", "W-\u00e9\u2028\x7f-1"])
+def test_a_codes_detail_is_encoded_when_json_escapes_it(code):
+    """`_issued_detail` puts a code between the kept texts only when msgspec would write it as it is."""
+    from engine.notices import encode_detail
+    from engine.spending.coupons import _dates, _issued_detail
+
+    coupon = book(body=COUPONS, tiers=TIERS).programme.coupons.by_id["V10"]
+    dates = _dates(coupon, date(2026, 3, 4).toordinal())
+    assert _issued_detail(code, coupon, dates) == encode_detail(
+        {"code": code, "coupon_id": "V10", "valid_from": "2026-03-05", "valid_to": "2026-03-14"})
