@@ -10,11 +10,13 @@ cimport cython
 
 cdef dict _ISSUED_ON
 cdef str _CODE_OPEN
+cdef object _printable
 
 
 cpdef tuple _validity(coupon, issued)
 @cython.locals(known=tuple)
 cpdef tuple _dates(coupon, day)
+@cython.locals(after=str)
 cpdef str _issued_detail(str code, coupon, tuple dates)
 cpdef _given(Member member, coupon)
 cpdef str _refusal(Book book, Member member, coupon, given)

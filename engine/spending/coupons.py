@@ -33,6 +33,7 @@ _ISSUED_ON: dict[str, tuple[Coupon, Day, Day, Day, str, str, str]] = {}
 """Per coupon id, its last issue: (coupon, issue day, valid from, valid to, both as notices write
 them, and its notice's detail after the code: `","coupon_id":…}`)."""
 _CODE_OPEN = '{"code":"'
+_printable = str.isprintable  # compiled, `code.isprintable()` is a method looked up by name on every call
 
 
 def _dates(coupon: Coupon, day: Day) -> tuple[Coupon, Day, Day, Day, str, str]:
@@ -56,8 +57,9 @@ def _issued_detail(code: str, coupon: Coupon, dates: tuple[Coupon, Day, Day, Day
     `encode_detail` writes it. A code msgspec writes as it is (printable, no quote nor backslash:
     nothing escaped) is put between the text before it and the text after it, as kept by `_dates`,
     without encoding anything (issue 15); any other code is encoded."""
-    if code.isprintable() and '"' not in code and "\\" not in code:
-        return _CODE_OPEN + code + dates[6]
+    if _printable(code) and '"' not in code and "\\" not in code:
+        after: str = dates[6]
+        return f"{_CODE_OPEN}{code}{after}"  # compiled, one join of three str, not two additions
     return _encode_json(CouponIssued(code, coupon.id, dates[4], dates[5])).decode()
 
 
