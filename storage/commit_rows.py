@@ -10,13 +10,12 @@ from engine.members import Member
 from engine.transactions import TxnRecord
 from engine.types import Day
 from storage import codecs
-from storage.codecs import decode_txn, encode, ledger_rows, linked_position, txn_key, with_position
+from storage.codecs import decode_txn, encode, linked_position, txn_key, with_position
 
 __all__ = ["COMPILED_ROWS", "IndexKey", "IndexLookups", "IndexLookupsPure", "Lookup", "chained_ledger_rows",
            "chained_ledger_rows_pure", "encoded_members",
            "encoded_members_pure", "index_key", "index_key_pure",
-           "index_rows", "index_rows_pure", "ledger_rows", "member_rows", "member_rows_pure", "newest_heads",
-           "newest_heads_pure"]
+           "index_rows", "index_rows_pure", "member_rows", "member_rows_pure", "newest_heads_pure"]
 
 IndexKey = tuple[str, str]
 """(member, transaction id), as the engine's Book looks a transaction up."""
@@ -150,12 +149,9 @@ class IndexLookupsPure:
 
 if _compiled is not None:
     index_key, index_rows = _compiled.index_key, _compiled.index_rows
-    newest_heads, member_rows = _compiled.newest_heads, _compiled.member_rows
-    chained_ledger_rows = _compiled.chained_ledger_rows
-    ledger_rows = _compiled.ledger_rows  # storage/codecs.py's, compiled
+    member_rows, chained_ledger_rows = _compiled.member_rows, _compiled.chained_ledger_rows
     IndexLookups, encoded_members = _compiled.IndexLookups, _compiled.encoded_members
 else:
     IndexLookups, encoded_members = IndexLookupsPure, encoded_members_pure
     index_key, index_rows = index_key_pure, index_rows_pure
-    newest_heads, member_rows = newest_heads_pure, member_rows_pure
-    chained_ledger_rows = chained_ledger_rows_pure
+    member_rows, chained_ledger_rows = member_rows_pure, chained_ledger_rows_pure

@@ -16,8 +16,8 @@ from storage.record_encoder cimport RecordEncoder
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object, Py_ssize_t*) except NULL
 
-__all__ = ["IndexLookups", "chained_ledger_rows", "encoded_members", "index_key", "index_rows", "ledger_rows", "logged_or_fresh", "logged_rows",
-           "member_rows", "newest_heads", "packed_key", "placed_records"]
+__all__ = ["IndexLookups", "chained_ledger_rows", "encoded_members", "index_key", "index_rows", "logged_or_fresh", "logged_rows",
+           "member_rows", "packed_key", "placed_records"]
 
 cdef object _decode_txn = decode_txn
 
@@ -143,31 +143,6 @@ cdef object stored_head(str member_id, dict heads, object get, set absent):
         absent.add(member_id)
         return 0
     return position_of(raw)
-
-
-def newest_heads(list entries, dict heads, object get, set absent not None):
-    """storage/commit_rows.py `newest_heads_pure`."""
-    cdef dict newest = {}
-    for entry in entries:
-        member_id = entry.member_id
-        if member_id not in newest:
-            newest[member_id] = stored_head(member_id, heads, get, absent)
-    return newest
-
-
-def ledger_rows(list entries, after, dict newest):
-    """storage/codecs.py `ledger_rows`."""
-    cdef list rows = []
-    cdef uint64_t position = after
-    cdef RecordEncoder encoder = RecordEncoder()
-    for entry in entries:
-        if position == UINT64_MAX:  # would wrap to 0: the pure code's pack refuses it
-            raise OverflowError("a ledger position past 2**64 - 1")
-        position += 1
-        member_id = entry.member_id
-        rows.append((position_key(position), encoder.positioned(newest.get(member_id, 0), entry)))
-        newest[member_id] = position
-    return rows
 
 
 def chained_ledger_rows(list entries, after, dict heads, object get, set absent not None):

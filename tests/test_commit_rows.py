@@ -46,26 +46,10 @@ def test_an_index_key_of_another_shape_is_the_pure_codes():
     assert row_packer.index_key(["m", "t"]) == codecs.txn_key("m", "t")
 
 
-@settings(max_examples=100, deadline=None)
-@given(entries, positions, st.dictionaries(members, positions))
-def test_ledger_rows_are_the_pure_ones(written, after, heads):
-    after = min(after, 2**64 - 1 - len(written))
-    pure, compiled = dict(heads), dict(heads)
-    assert row_packer.ledger_rows(written, after, compiled) == codecs.ledger_rows(written, after, pure)
-    assert compiled == pure
-
-
 def test_a_record_that_is_none_is_refused_as_the_pure_code_refuses_it():
     for member_rows in (row_packer.member_rows, commit_rows.member_rows_pure):
         with pytest.raises(TypeError):
             member_rows({"m": None}, {"m": 1}, {}, {}.get, set())
-
-
-def test_a_ledger_position_past_64_bits_is_refused_as_the_pure_code_refuses_it():
-    entry = LedgerEntry("m", 1, 20_000, "txn", "t", 1, "earn", points=5)
-    for ledger_rows in (row_packer.ledger_rows, codecs.ledger_rows):
-        with pytest.raises((OverflowError, struct.error)):
-            ledger_rows([entry, entry], 2**64 - 2, {})
 
 
 @settings(max_examples=100, deadline=None)
@@ -78,9 +62,8 @@ def test_member_heads_and_records_are_the_pure_ones(written, read, stored, chang
     get = {key.encode(): codecs.with_position(head, b"m") for key, head in stored.items()}.get
     known = data.draw(st.sets(members.filter(lambda member: member not in stored)))
     absent, absent_pure = set(known), set(known)
-    newest = row_packer.newest_heads(written, read, get, absent)
-    assert newest == commit_rows.newest_heads_pure(written, read, get, absent_pure)
-    assert absent == absent_pure
+    newest = commit_rows.newest_heads_pure(written, read, get, absent)
+    commit_rows.newest_heads_pure(written, read, get, absent_pure)
     left = dict(newest)
     rows = row_packer.member_rows(changed, left, read, get, absent)
     assert rows == commit_rows.member_rows_pure(changed, newest, read, get, absent_pure)
@@ -176,7 +159,7 @@ def test_without_the_compiled_rows_the_pure_ones_run_and_a_start_says_so(monkeyp
     rows = _fresh("storage.commit_rows", "without_rows", monkeypatch)
     assert not rows.COMPILED_ROWS
     assert "row_packer" in rows.MISSING
-    assert rows.ledger_rows is codecs.ledger_rows
+    assert rows.chained_ledger_rows is rows.chained_ledger_rows_pure
     assert rows.index_rows is rows.index_rows_pure
     assert rows.IndexLookups is rows.IndexLookupsPure
     assert _fresh("actors.batch_wire", "without_rows_wire", monkeypatch).COMPILED_WIRE is False
