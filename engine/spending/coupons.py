@@ -87,8 +87,7 @@ def _give(book: Book, member: Member, coupon: Coupon, day: Day, cause: str, ref:
     dates = _dates(coupon, day)
     valid_from = dates[2]
     valid_to = dates[3]
-    # every enrollment issues its welcome coupon here: the tuple grows by one without a list
-    # between, and the notice's detail is one dict built once (no keywords to gather)
+    # every enrollment issues its welcome coupon here: the tuple grows by one without a list between
     member.coupons += (CouponInstance(code, coupon.id, "unused", valid_from, valid_to, ref),)
     book.write_coupon(member, day, cause, ref, "coupon_issued", code)
     if book.keep_outputs:  # a book keeping no notices (replay without a ledger) is spared the detail's text
