@@ -35,6 +35,7 @@ REMOTE = {
     "checkpoint": ["checkpoint"],
     "shards move": ["shards", "move", "3", "--to", "1"],
     "shards rebalance": ["shards", "rebalance", "--shards", "3"],
+    "shards of": ["shards", "of", "M1"],
     "midnight": ["midnight", "--date", "2026-12-01"],
     "member show": ["member", "show", "M1"],
     "member show --ledger": ["member", "show", "M1", "--ledger"],
