@@ -45,11 +45,11 @@ def _rebalance(args: argparse.Namespace) -> int:
 def _of(args: argparse.Namespace) -> int:
     """Which virtual shard holds each member: what `move` takes (an operator had only counts and the
     layout's file to go by: an outside probe). The count of virtual shards is the server's."""
-    from actors.routing import virtual_shard
+    from actors.routing import VIRTUAL_SHARDS, virtual_shard
     from cli.admin import _client
 
-    with _client(args) as client:
-        virtual_shards = client.status().virtual_shards
+    with _client(args) as client:  # a server that does not say has every folder's count
+        virtual_shards = client.status().virtual_shards or VIRTUAL_SHARDS
     for member_id in args.member_ids:
         print(f"{member_id}: virtual shard {virtual_shard(member_id, virtual_shards)}")
     return 0

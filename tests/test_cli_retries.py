@@ -70,6 +70,7 @@ COMMANDS = {
     "midnight": (["midnight", "--date", "2026-12-01"], {"RunMidnight", "GetStatus"}),
     "shards move": (["shards", "move", "3", "--to", "1"], {"MoveVirtualShard", "GetStatus"}),
     "shards rebalance": (["shards", "rebalance"], {"Rebalance", "GetStatus"}),
+    "shards of": (["shards", "of", "M1"], {"GetStatus"}),
     "member show": (["member", "show", "M1", "--ledger"], {"GetMember", "ListLedger"}),
     "member tag": (["member", "tag", "M1", "--add", "vip", "--reason", "a test"], {"SetTags"}),
     "member tier": (["member", "tier", "M1", "Gold", "--reason", "a test"], {"SetTier"}),
