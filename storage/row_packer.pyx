@@ -199,20 +199,12 @@ def index_rows(dict index, list keys):
 
 
 def logged_or_fresh(records, in_table, uint64_t position):
-    """storage/member_table.py `logged_or_fresh_pure`: the loop without a Python step a member (but
-    `in_table`, the table cursor's lookup), each log position packed here."""
-    cdef list appended = [], newest = [], fresh = []
-    cdef bytes at
+    """storage/member_table.py `logged_or_fresh_pure`: the records the table holds (`in_table`, the
+    table cursor's lookup) go to the log as `logged_rows` packs them, the others are fresh."""
+    cdef list stored = [], fresh = []
     for key, record in records:
-        if in_table(key):
-            if position == UINT64_MAX:  # would wrap to 0: the pure code's to_bytes refuses it
-                raise OverflowError("a member log position past 2**64 - 1")
-            position += 1
-            at = position_key(position)
-            appended.append((at, record))
-            newest.append((key, at))
-        else:
-            fresh.append((key, record))
+        (stored if in_table(key) else fresh).append((key, record))
+    appended, newest = logged_rows(stored, position)
     return appended, newest, fresh
 
 
