@@ -71,6 +71,7 @@ cpdef date_problem(Book book, long long day, member_id=*)
 cpdef malformed_reason(Book book, Transaction txn)
 cdef str _id_reason(int problem, str missing)
 cpdef _kind_problem(Book book, Transaction txn)
+cdef bint _seen(Book book, Transaction txn) except -1
 cpdef _recharge(Book book, Transaction txn, day)
 @cython.locals(member=Member)
 cpdef _member_for(Book book, Transaction txn, day)

@@ -216,7 +216,8 @@ def date_problem(book: Book, day: Day, member_id: str = "") -> str:
 
 
 def malformed_reason(book: Book, txn: Transaction) -> str:
-    """Why a transaction can never be applied, whatever the state: checked every time it is sent."""
+    """Why a transaction can never be applied, whatever the state (but an event's type, which the
+    rules in force name, unless it was applied before they changed): checked every time it is sent."""
     # locals that scoring.pxd types `str`, so that their tests and lengths are C ones compiled
     txn_id, member_id, status, channel = txn.txn_id, txn.member_id, txn.status, txn.channel
     if problem := id_problem(txn_id):
@@ -254,8 +255,8 @@ def _kind_problem(book: Book, txn: Transaction) -> str:
         # it names a transaction id: one longer than any id cannot be one, and past 65,535 bytes
         # it could not even be looked up in the stored index (an outside probe)
         return _id_reason(id_problem(txn.refund_of), "missing_refund_of")  # no original has such an id
-    if _same(kind, EVENT):
-        return "" if txn.event_type in book.programme.events else "unknown_event_type"
+    if _same(kind, EVENT):  # the one check here that a rules version decides
+        return "" if txn.event_type in book.programme.events or _seen(book, txn) else "unknown_event_type"
     if _same(kind, REDEEM):
         return "" if txn.points or txn.amount_minor else "missing_points"
     if _same(kind, COUPON_ISSUE):
@@ -267,6 +268,13 @@ def _kind_problem(book: Book, txn: Transaction) -> str:
     if not _same(kind, ADJUSTMENT):
         return ""
     return "missing_reason" if not txn.note else "text_too_long" if len(txn.note) > _LONGEST_TEXT else ""
+
+
+def _seen(book: Book, txn: Transaction) -> bool:
+    """Whether the transaction was applied already: an event accepted before a version removed its
+    type is answered `duplicate` with its first points when resent, as every kind is, not told it
+    was not applied (an outside probe)."""
+    return found(book.txns, (txn.member_id, txn.txn_id)) is not None
 
 
 def _recharge(book: Book, txn: Transaction, day: Day) -> TxnResult:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.builders import book, buy, event, line, score
+from tests.builders import book, buy, event, line, programme, score
 
 EVENTS = """
 [[events]]
@@ -260,3 +260,17 @@ def test_the_anomaly_report_lists_the_flagged_members_transactions_of_the_day():
                                 buy("t3", "m1", "2026-03-04 11:00", line(6000)),
                                 buy("t4", "m2", "2026-03-05 09:00", line(100))], rows))
     assert [(row.member_id, row.day, row.transactions) for row in rows] == [("m1", "2026-03-04", ["t1", "e1", "t3"])]
+
+
+def test_an_event_resent_after_a_version_removed_its_type_is_a_duplicate_with_its_first_points():
+    # an outside probe: the resend was rejected `unknown_event_type`, telling a till that points
+    # given were not, where every other kind a version takes away answers `duplicate`
+    target = book(body=EVENTS)
+    first = score(target, event("e1", "m1", "2026-03-04 09:00", "review"))[0]
+    target.programme = programme(body=EVENTS[:EVENTS.index('[[events]]\ntype = "review"')])  # sign_in only
+    again, other = score(target, event("e1", "m1", "2026-03-04 09:00", "review"),
+                         event("e2", "m1", "2026-03-04 09:00", "review"))
+    assert (first.outcome, first.points) == ("accepted", 20)
+    assert (again.outcome, again.points, again.growth) == ("duplicate", 20, 5)
+    assert (other.outcome, other.reason) == ("rejected", "unknown_event_type")
+    assert target.members["m1"].points == 20
