@@ -16,7 +16,7 @@ from collections.abc import Callable
 import msgspec
 
 from actors.batch_order import BatchPart, StreamOrder
-from actors.batch_stats import BatchStats
+from actors.batch_stats import BatchStats, count_outcomes_pure
 from actors.batch_wire import PartAnswer, result_entries, transactions_of
 from actors.routing import MovedAway
 from engine.errors import StorageFullError
@@ -127,7 +127,18 @@ def _scored(apply: Apply, recall: Recall | None, parts: list[BatchPart], batches
         spans.append((part.batch_id, len(scoring) - before))
     results, stats = apply(scoring, spans)
     scored = iter(results)
-    return [result if result is not None else next(scored) for result in kept], stats
+    answered = [result if result is not None else next(scored) for result in kept]
+    return answered, _with_recalled(stats, [txn for txns in batches for txn in txns], kept)
+
+
+def _with_recalled(stats: BatchStats, txns: list[Transaction], kept: list[TxnResult | None]) -> BatchStats:
+    """The commit's counts and the rejections answered from memory: patron_transactions_total
+    counts answers, and a file sent twice counted fewer than its lines (an outside probe)."""
+    recalled = [(txn, result) for txn, result in zip(txns, kept, strict=True) if result is not None]
+    outcomes = dict(stats.outcomes)
+    for key, count in count_outcomes_pure([txn for txn, _ in recalled], [result for _, result in recalled]).items():
+        outcomes[key] = outcomes.get(key, 0) + count
+    return msgspec.structs.replace(stats, outcomes=outcomes)  # a commit of nothing may share its stats
 
 
 def _answers(batches: list[list[Transaction]], results: list[TxnResult], stats: BatchStats) -> list[Answer]:

@@ -8,7 +8,7 @@ from client import transaction_message
 from engine.transactions import Transaction, TxnResult
 from proto import patron_pb2 as pb
 
-__all__ = ["part", "results_of"]
+__all__ = ["counted_of", "part", "results_of"]
 
 _OUTCOMES = {number: name.removeprefix("OUTCOME_").lower() for name, number in pb.Outcome.items()}
 _decode = msgspec.msgpack.Decoder(PartAnswer).decode
@@ -23,3 +23,13 @@ def results_of(answer: bytes) -> list[TxnResult]:
     ack = pb.BatchAck.FromString(_decode(answer).results)
     return [TxnResult(r.txn_id, _OUTCOMES[r.outcome], r.points, r.growth, r.reason, r.value_minor, r.coupon_code)
             for r in ack.results]
+
+
+def counted_of(answers: list[bytes]) -> dict[str, int]:
+    """"kind outcome reason" -> transactions, as the answers to a group of parts count them for
+    metrics (the first carries the commit's counts)."""
+    counted: dict[str, int] = {}
+    for answer in answers:
+        for key, count in _decode(answer).stats.outcomes.items():
+            counted[key] = counted.get(key, 0) + count
+    return counted

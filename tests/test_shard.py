@@ -987,6 +987,21 @@ def test_a_resent_batch_is_answered_as_it_was_and_a_rejected_id_sent_in_another_
     assert [(r.outcome, r.points, r.value_minor) for r in anew] == [("accepted", -500, 0), ("accepted", 0, -5_000)]
 
 
+def test_a_resent_batchs_rejections_answered_as_they_were_are_counted_as_answers(tmp_path):
+    # patron_transactions_total counts answers: a rejection answered from memory was left out, so
+    # a file sent twice counted fewer answers than it had lines (an outside probe)
+    from tests.parts import counted_of, part
+
+    batch = part([buy("T1", "m1", DAY, line(1_000)), redeem("R1", "m1", DAY, points=500)], batch_id="B1")
+    shard = open_shard(tmp_path)
+    first = counted_of(shard.apply_encoded([batch]))
+    again = counted_of(shard.apply_encoded([batch]))
+    grouped = counted_of(shard.apply_encoded([batch, part([buy("T2", "m1", DAY, line(100))], batch_id="B2"), batch]))
+    assert first == {"purchase accepted ": 1, "redeem rejected insufficient_points": 1}
+    assert again == {"purchase duplicate ": 1, "redeem rejected insufficient_points": 1}
+    assert grouped == {"purchase duplicate ": 2, "purchase accepted ": 1, "redeem rejected insufficient_points": 2}
+
+
 def test_a_batchs_rejections_are_forgotten_after_two_business_days(tmp_path):
     from tests.parts import part
 
