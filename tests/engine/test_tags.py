@@ -13,7 +13,7 @@ from engine.replay import advance_to
 from engine.summary import summarise
 from engine.tagging import set_manual_tags
 from engine.transactions import Transaction
-from tests.builders import book, buy, event, line, ms, refund, score
+from tests.builders import book, buy, event, line, ms, programme, refund, score
 
 SPEND = "[points.spend]\nunit_minor = 100\nper_unit = 1\n"
 TAGS = """
@@ -146,6 +146,33 @@ def test_a_bad_manual_tag_is_refused_and_changes_nothing(tags, reason, problem):
     score(target, buy("t1", "m", "2026-03-01 10:00", line(1000)))
     with pytest.raises(InvalidRequestError, match=problem):
         set_manual_tags(target, "m", tags, [], reason, target.today)
+    assert (target.members["m"].manual_tags, target.tag_counts) == ([], {})
+
+
+@pytest.mark.parametrize(("add", "remove", "problem"), [
+    (["regular"], [], "add: 'regular' is a computed tag"),
+    ([], ["lapsed"], "remove: 'lapsed' is a computed tag"),
+    (["vip"], ["big spender"], "remove: 'big spender' is a computed tag"),
+])
+def test_an_operator_can_neither_give_nor_take_a_computed_tag(add, remove, problem):
+    # an outside probe: `--remove lapsed` did nothing and said nothing; `--add regular` was counted
+    # with the computed tag's members
+    target = tagged()
+    score(target, buy("t1", "m", "2026-03-01 10:00", line(1000)))
+    until(target, "2026-04-01")
+    assert tags_of(target, "m") == ["lapsed"]
+    with pytest.raises(InvalidRequestError, match=problem):
+        set_manual_tags(target, "m", add, remove, "why", target.today)
+    assert (target.members["m"].manual_tags, tags_of(target, "m"), target.tag_counts) == ([], ["lapsed"], {"lapsed": 1})
+
+
+def test_a_manual_tag_a_later_version_made_a_computed_tags_name_can_still_be_removed():
+    without = TAGS.replace('name = "regular"', 'name = "frequent"')
+    target = book(body=SPEND + without)
+    score(target, buy("t1", "m", "2026-03-01 10:00", line(1000)))
+    set_manual_tags(target, "m", ["regular"], [], "store manager", target.today)
+    target.programme = programme(body=SPEND + TAGS)
+    set_manual_tags(target, "m", [], ["regular"], "clean up", target.today)
     assert (target.members["m"].manual_tags, target.tag_counts) == ([], {})
 
 
