@@ -13,8 +13,9 @@ terminal or a log, and the rules checks mark their stand-in texts with one (vali
 
 
 def either(options: tuple) -> str:
-    """ "a", "a or b", "a, b or c"; "none" for no options."""
-    texts = [shown(o) for o in options]
+    """ "a", "a or b", "a, b or c"; "none" for no options. Each once: a document naming a coupon
+    twice, told so, was also offered it twice as a choice (an outside probe)."""
+    texts = list(dict.fromkeys(shown(o) for o in options))
     if not texts:
         return "none"
     return texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + " or " + texts[-1]

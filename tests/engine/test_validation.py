@@ -358,8 +358,8 @@ def test_tiered_points_as_cash_loads_with_ascending_steps():
      ['coupons[3].gift_sku: missing; expected it with kind "gift"']),
     ('id = "RECHARGE20"', 'id = "WELCOME10"',
      ['coupons[1].id: expected a unique, non-empty id, got "WELCOME10"',
-      'recharge_bonuses[0].coupons[0]: expected the name of one of the coupons ("WELCOME10", "WELCOME10", '
-      '"GOLD-WINE" or "BIRTHDAY-CAKE"), got "RECHARGE20"']),
+      'recharge_bonuses[0].coupons[0]: expected the name of one of the coupons ("WELCOME10", "GOLD-WINE" or '
+      '"BIRTHDAY-CAKE"), got "RECHARGE20"']),
     ("inventory = 1000000 ", "inventory = 10000000000 ",
      ["coupons[0].inventory: expected an integer from 0 to 9,999,999,999, got 10000000000"]),
     ('issue_on = "upgrade"\ntiers = ["Gold"]', 'issue_on = "upgrade"\ntiers = ["Diamond"]',
