@@ -65,6 +65,8 @@ def _text(path: Path) -> str:
     except UnicodeDecodeError as error:
         line = error.object[:error.start].count(b"\n") + 1
         raise PatronError(f"{path}:{line}: not UTF-8 text; save the tokens file as UTF-8") from None
+    except OSError as error:  # named as what it is: "/x: No such file" left an operator guessing (a probe)
+        raise PatronError(f"--tokens {path}: cannot read the tokens file ({error.strerror})") from None
 
 
 def _add(tokens: dict[str, str], words: list[str], where: str) -> None:

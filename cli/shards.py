@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 from cli.inputs import whole
+from engine.errors import PatronError
 
 __all__ = ["add_parser"]
 
@@ -47,7 +48,11 @@ def _of(args: argparse.Namespace) -> int:
     layout's file to go by: an outside probe). The count of virtual shards is the server's."""
     from actors.routing import VIRTUAL_SHARDS, virtual_shard
     from cli.admin import _client
+    from engine.ids import id_problem, id_requirement
 
+    for member_id in args.member_ids:  # "" was answered virtual shard 0 (an outside probe)
+        if id_problem(member_id):
+            raise PatronError(f"{id_requirement('MEMBER_ID')}, got {member_id!r}")
     with _client(args) as client:  # a server that does not say has every folder's count
         virtual_shards = client.status().virtual_shards or VIRTUAL_SHARDS
     for member_id in args.member_ids:

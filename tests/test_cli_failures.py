@@ -183,6 +183,7 @@ def test_a_retry_count_that_is_not_a_number_is_one_line():
     (["rules", "publish", "{tmp}/latin1.toml"], ["latin1.toml", "not UTF-8 text", "0xe9"]),
     (["member", "quote", "M1", "--basket", "{tmp}/latin1.toml"], ["latin1.toml", "not UTF-8 text"]),
     (["member", "quote", "M1", "--basket", "{tmp}/many.json"], ["many.json", "lines[0].quantity", "10^15"]),
+    (["shards", "of", "M1", ""], ["MEMBER_ID: expected 1 to 100 characters", "got ''"]),  # was "virtual shard 0"
 ])
 def test_bad_local_input_is_one_line_too(args, words, tmp_path):
     (tmp_path / "data" / "checkpoints").mkdir(parents=True)

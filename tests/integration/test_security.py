@@ -158,6 +158,15 @@ def test_a_token_file_that_is_not_utf8_names_the_line_and_not_the_token(tmp_path
     assert str(raised.value) == f"{path}:2: not UTF-8 text; save the tokens file as UTF-8"
 
 
+def test_a_token_file_that_cannot_be_read_is_named_by_its_flag(tmp_path):
+    from actors.auth import load_tokens
+
+    missing = tmp_path / "missing"
+    with pytest.raises(PatronError) as raised:  # it was "/x: No such file or directory" (an outside probe)
+        load_tokens(missing)
+    assert str(raised.value) == f"--tokens {missing}: cannot read the tokens file (No such file or directory)"
+
+
 def test_a_token_listed_twice_is_refused_naming_its_second_line(tmp_path):
     """The last line's role won silently: a `read` token listed again as `admin` could call admin
     methods, the other way round lost them (an outside probe)."""
