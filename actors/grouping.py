@@ -138,7 +138,7 @@ def _with_recalled(stats: BatchStats, txns: list[Transaction], kept: list[TxnRes
     outcomes = dict(stats.outcomes)
     for key, count in count_outcomes_pure([txn for txn, _ in recalled], [result for _, result in recalled]).items():
         outcomes[key] = outcomes.get(key, 0) + count
-    return msgspec.structs.replace(stats, outcomes=outcomes)  # a commit of nothing may share its stats
+    return msgspec.structs.replace(stats, outcomes=outcomes)  # a copy: the commit's own stats stay as counted
 
 
 def _answers(batches: list[list[Transaction]], results: list[TxnResult], stats: BatchStats) -> list[Answer]:

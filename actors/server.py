@@ -218,9 +218,8 @@ class Server:
             return
         try:
             tokens = load_tokens(self.config.tokens_file, tokens_from_environment())
-        except (PatronError, OSError) as error:  # an OSError's text, never the file's contents (tokens)
-            why = f"{self.config.tokens_file}: {error.strerror}" if isinstance(error, OSError) else str(error)
-            log.error("the tokens were not reloaded; the ones in use are kept", extra={"error": why})
+        except PatronError as error:  # load_tokens names the file and the line, never a token
+            log.error("the tokens were not reloaded; the ones in use are kept", extra={"error": str(error)})
             return
         if not tokens:
             log.error("the tokens were not reloaded: the file has none, and every call would be refused; "

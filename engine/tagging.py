@@ -63,7 +63,7 @@ def set_manual_tags(book: Book, member_id: str, add: list[str], remove: list[str
         raise UnknownMemberError(member_id)
     _check_request(member_id, add, remove, reason)
     before = set(member.manual_tags)
-    _check_computed(book.programme.tags.names, add, remove, before)
+    _check_computed(member, book.programme.tags.names, add, remove, before)
     after = (before | set(add)) - set(remove)
     if after == before:
         return member
@@ -93,18 +93,20 @@ def _check_request(member_id: str, add: list[str], remove: list[str], reason: st
         raise InvalidRequestError("reason: an operator's change of tags needs a reason")
 
 
-def _check_computed(computed: frozenset[str], add: list[str], remove: list[str], before: set[str]) -> None:
+def _check_computed(member: Member, computed: frozenset[str], add: list[str], remove: list[str],
+                    before: set[str]) -> None:
     """The programme's rules give and take its computed tags: an operator's tag of the same name
     was counted with them, and removing one changed nothing and said nothing (an outside probe).
-    A manual tag that a later version made a computed tag's name may still be removed."""
-    for tag in add:
-        if tag in computed and tag not in before:
-            raise InvalidRequestError(f"add: {tag!r} is a computed tag, given and taken by the programme's rules; "
-                                      f"name an operator's tag otherwise")
-    for tag in remove:
-        if tag in computed and tag not in before:
-            raise InvalidRequestError(f"remove: {tag!r} is a computed tag, given and taken by the programme's rules "
-                                      f"at the midnight run; an operator removes only the tags operators gave")
+    A computed tag the member still holds from a version before counts as one until the midnight
+    run takes it away. A manual tag that a later version made a computed tag's name may still be
+    removed."""
+    rules = computed | set(member.tags)
+    for key, tags in (("add", add), ("remove", remove)):
+        for tag in tags:
+            if tag in rules and tag not in before:
+                raise InvalidRequestError(
+                    f"{key}: member {member.member_id!r}: {tag!r} is a computed tag, which the rules' [[tags]] give "
+                    f"and take at the midnight run; an operator's tag needs a name no [[tags]] rule uses")
 
 
 def _check_room(member_id: str, before: set[str], after: set[str]) -> None:

@@ -150,9 +150,9 @@ def test_a_bad_manual_tag_is_refused_and_changes_nothing(tags, reason, problem):
 
 
 @pytest.mark.parametrize(("add", "remove", "problem"), [
-    (["regular"], [], "add: 'regular' is a computed tag"),
-    ([], ["lapsed"], "remove: 'lapsed' is a computed tag"),
-    (["vip"], ["big spender"], "remove: 'big spender' is a computed tag"),
+    (["regular"], [], "add: member 'm': 'regular' is a computed tag"),
+    ([], ["lapsed"], "remove: member 'm': 'lapsed' is a computed tag"),
+    (["vip"], ["big spender"], "remove: member 'm': 'big spender' is a computed tag"),
 ])
 def test_an_operator_can_neither_give_nor_take_a_computed_tag(add, remove, problem):
     # an outside probe: `--remove lapsed` did nothing and said nothing; `--add regular` was counted
@@ -164,6 +164,19 @@ def test_an_operator_can_neither_give_nor_take_a_computed_tag(add, remove, probl
     with pytest.raises(InvalidRequestError, match=problem):
         set_manual_tags(target, "m", add, remove, "why", target.today)
     assert (target.members["m"].manual_tags, tags_of(target, "m"), target.tag_counts) == ([], ["lapsed"], {"lapsed": 1})
+
+
+def test_a_computed_tag_a_version_dropped_is_still_the_rules_until_the_midnight_run_takes_it():
+    # a reviewer: removing it between the publish and the run changed nothing and said nothing
+    target = tagged()
+    score(target, buy("t1", "m", "2026-03-01 10:00", line(1000)))
+    until(target, "2026-04-01")
+    target.programme = programme(body=SPEND + TAGS.replace('name = "lapsed"', 'name = "dormant"'))
+    assert tags_of(target, "m") == ["lapsed"]
+    with pytest.raises(InvalidRequestError, match="remove: member 'm': 'lapsed' is a computed tag"):
+        set_manual_tags(target, "m", [], ["lapsed"], "why", target.today)
+    with pytest.raises(InvalidRequestError, match="add: member 'm': 'lapsed' is a computed tag"):
+        set_manual_tags(target, "m", ["lapsed"], [], "why", target.today)
 
 
 def test_a_manual_tag_a_later_version_made_a_computed_tags_name_can_still_be_removed():
