@@ -1000,6 +1000,8 @@ def test_a_resent_batchs_rejections_answered_as_they_were_are_counted_as_answers
     assert first == {"purchase accepted ": 1, "redeem rejected insufficient_points": 1}
     assert again == {"purchase duplicate ": 1, "redeem rejected insufficient_points": 1}
     assert grouped == {"purchase duplicate ": 2, "purchase accepted ": 1, "redeem rejected insufficient_points": 2}
+    together = counted_of(shard.apply_encoded([batch, part([redeem("R3", "m1", DAY, points=10**6)], batch_id="B3")]))
+    assert together == {"purchase duplicate ": 1, "redeem rejected insufficient_points": 2}  # one commit, both parts
 
 
 def test_a_batchs_rejections_are_forgotten_after_two_business_days(tmp_path):
