@@ -4,11 +4,15 @@ and `count_ledger_pure` count (their specification), in one loop each, without a
 transaction or entry. Fields are read where msgspec keeps them in the record (each Struct field
 is a slot at a fixed offset, found once from its descriptor), not through attribute lookups,
 and the ledger's amounts are summed as C integers. The ledger's rare kinds (tier moves and
-coupons, counted into dicts by name) are handed back for the pure code to count, in their order;
-so is the whole ledger when an entry is not exactly a LedgerEntry or an amount is not an int that
-fits 64 bits (the pure code then counts it all, as before)."""
+coupons, counted into dicts by name): tier moves are handed back for the pure code to count, in
+their order; coupons are counted here, into a dict in the order the pure code's Counter fills (a
+shard gives most new members a welcome coupon, and the pure loop was about 1,000 instructions a
+transaction of a shard's write); the whole ledger is handed back when an entry is not exactly a
+LedgerEntry, a coupon's code, member or note is not exactly a str, or an amount is not an int
+that fits 64 bits (the pure code then counts it all, as before)."""
 
 from libc.stdint cimport int64_t
+from libc.string cimport memcmp, memcpy
 from cpython.object cimport PyObject
 
 from actors.c_ints cimport read_int64
@@ -24,6 +28,9 @@ __all__ = ["count_common", "count_outcomes", "field_offset", "rejected_and_twins
 
 cdef extern from "Python.h":
     bint __builtin_add_overflow(int64_t, int64_t, int64_t*) nogil
+    bint PyUnicode_IS_COMPACT_ASCII(object)
+    void* PyUnicode_DATA(object)
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
     bint __builtin_sub_overflow(int64_t, int64_t, int64_t*) nogil
 
 
@@ -50,6 +57,8 @@ cdef Py_ssize_t BONUS = offset_of(_ENTRY, "bonus_value")
 cdef Py_ssize_t TXN_KIND = offset_of(_TXN, "kind"), OUTCOME = offset_of(_RESULT, "outcome")
 cdef Py_ssize_t REASON = offset_of(_RESULT, "reason")
 cdef Py_ssize_t TXN_ID = offset_of(_TXN, "txn_id")
+cdef Py_ssize_t MEMBER = offset_of(_ENTRY, "member_id"), CODE = offset_of(_ENTRY, "coupon_code")
+cdef Py_ssize_t NOTE = offset_of(_ENTRY, "note")
 
 
 cdef inline int64_t amount(object record, Py_ssize_t offset) except? -1:
@@ -75,8 +84,49 @@ cdef inline int64_t take(int64_t total, int64_t less) except? -1:
 
 cdef frozenset _KINDS = frozenset(KINDS)
 cdef frozenset _AWARDS = frozenset(("earn", "event", "adjust", "bonus"))
-cdef frozenset _RARE = frozenset(("tier", "coupon_issued", "coupon_used", "coupon_expired", "coupon_not_issued"))
-"""Kinds the pure code counts (by name, into `tier_changes` and `coupons`)."""
+cdef str _TIER = "tier"
+"""The kind the pure code counts (by name, into `tier_changes`)."""
+cdef dict _COUPON_EVENTS = {"coupon_issued": "issued ", "coupon_used": "used ", "coupon_expired": "expired "}
+"""actors/batch_stats.py `_COUPON_EVENTS`, each with the space its key puts after it."""
+cdef str _NOT_ISSUED = "coupon_not_issued"
+cdef str _OUT_OF_STOCK = "out_of_stock"
+
+
+cdef str coupon_key(str event, object code, object member_id):
+    """f"{event}{coupon_of(entry)}" (actors/batch_stats.py `coupon_of`: the code's coupon id, its
+    `-<member id>-<n>` cut off), made without the pieces between when all three are ASCII."""
+    if type(code) is not str or type(member_id) is not str:
+        raise Unusual()  # the pure code's (its error, if any)
+    cdef Py_ssize_t head, kept, size = len(<str>code), member = len(<str>member_id), prefix = len(event)
+    cdef const char* text
+    cdef object key
+    if not (PyUnicode_IS_COMPACT_ASCII(code) and PyUnicode_IS_COMPACT_ASCII(member_id)
+            and PyUnicode_IS_COMPACT_ASCII(event)):
+        head_text = (<str>code).rpartition("-")[0]
+        suffix = f"-{member_id}"
+        return event + (head_text[:-len(suffix)] if head_text.endswith(suffix) else head_text)
+    text = <const char*>PyUnicode_DATA(code)
+    head = size - 1  # the last dash: the head is what comes before it ("" when there is none)
+    while head >= 0 and text[head] != b'-':
+        head -= 1
+    head = max(head, 0)
+    kept = head
+    if head >= member + 1 and text[head - member - 1] == b'-' and \
+            memcmp(text + head - member, PyUnicode_DATA(member_id), member) == 0:
+        kept = head - member - 1
+    key = PyUnicode_New(prefix + kept, 127)
+    memcpy(PyUnicode_DATA(key), PyUnicode_DATA(event), prefix)
+    memcpy(<char*>PyUnicode_DATA(key) + prefix, text, kept)
+    return <str>key
+
+
+cdef str not_issued_key(object note):
+    """The key of a `coupon_not_issued` entry the pure code counts: f"out_of_stock {coupon id}" when
+    its note says so; None when it counts none."""
+    if type(note) is not str:
+        raise Unusual()
+    coupon_id, _, why = (<str>note).rpartition(": ")
+    return f"{_OUT_OF_STOCK} {coupon_id}" if why == _OUT_OF_STOCK else None
 
 
 cdef enum:
@@ -131,24 +181,28 @@ def count_outcomes(list txns, list results):
     return outcomes
 
 
-def count_common(stats, list ledger):
-    """Add what the entries of common kinds did to `stats`; the others come back, in order (all of
-    them, and nothing added, when this code does not expect the ledger)."""
+def count_common(stats, list ledger, dict coupons not None):
+    """Add what the entries of kinds other than tier moves did to `stats`, but what they count by
+    coupon, which goes into `coupons` (empty) in the order the pure code counts it; the tier moves
+    come back, in order (all of the ledger, and nothing added or counted, when this code does not
+    expect it)."""
     try:
-        return _count_common(stats, ledger)
+        return _count_common(stats, ledger, coupons)
     except Unusual:
+        coupons.clear()
         return ledger
 
 
-cdef list _count_common(stats, list ledger):
+cdef list _count_common(stats, list ledger, dict coupons):
     cdef list rare = []
+    cdef str key
     cdef int64_t awarded = 0, deducted = 0, reversed_ = 0, expired = 0, redeemed = 0, restored = 0, growth = 0
     cdef int64_t principal = 0, bonus = 0, points, value, extra
     for entry in ledger:
         if type(entry) is not _ENTRY:
             raise Unusual()
         kind = field(entry, KIND)
-        if kind in _RARE:
+        if kind == _TIER:
             rare.append(entry)
             continue
         if kind in _AWARDS:
@@ -167,6 +221,13 @@ cdef list _count_common(stats, list ledger):
             redeemed = take(redeemed, amount(entry, POINTS))
         elif kind == "restore":
             restored = add(restored, amount(entry, POINTS))
+        elif kind in _COUPON_EVENTS:
+            key = coupon_key(_COUPON_EVENTS[kind], field(entry, CODE), field(entry, MEMBER))
+            coupons[key] = coupons.get(key, 0) + 1
+        elif kind == _NOT_ISSUED:
+            key = not_issued_key(field(entry, NOTE))
+            if key is not None:
+                coupons[key] = coupons.get(key, 0) + 1
         points = amount(entry, GROWTH)
         if points > 0:
             growth = add(growth, points)

@@ -162,11 +162,14 @@ def count_outcomes_pure(txns: list[Transaction], results: list[TxnResult]) -> di
 
 
 def count_ledger(stats: BatchStats, ledger: list[LedgerEntry], tiers: Sequence[str] = ()) -> None:
-    """Add what the ledger entries did to `stats` (it may already hold counts): the common kinds
-    by the compiled code when it is built, the rest (tier moves, coupons) by the pure code. `tiers`:
+    """Add what the ledger entries did to `stats` (it may already hold counts): all but tier moves
+    by the compiled code when it is built, those by the pure code. `tiers`:
     the names of the ladder the entries were written with."""
     if _common_compiled is not None and type(ledger) is list:
-        ledger = _common_compiled(stats, ledger)
+        coupons: dict[str, int] = {}
+        ledger = _common_compiled(stats, ledger, coupons)
+        if coupons:  # as count_ledger_pure adds its own, which has none of these entries left
+            stats.coupons = _add_counts(dict(stats.coupons), coupons)
     if ledger:
         count_ledger_pure(stats, ledger, tiers)
 

@@ -34,11 +34,16 @@ kinds = st.sampled_from(["earn", "event", "adjust", "bonus", "reverse", "expire"
 amounts = st.integers(-10**6, 10**6) | st.sampled_from([0, 2**70, 2**62, -2**62, 3 * 2**61, 2**63 - 1, -2**63])
 """Small, and near int64's ends: two or three of those overflow a C sum (the pure code's then)."""
 entries = st.builds(
-    LedgerEntry, member_id=st.sampled_from(["m1", "m-2"]), seq=st.just(1), day=st.just(20_000), cause=st.just("txn"),
-    ref=st.just("t"), rule_version=st.just(1), kind=kinds, points=amounts, pending=amounts, growth=amounts,
-    stored_value=amounts, tier_from=st.integers(-1, 2), tier_to=st.integers(-1, 2),
-    status=st.sampled_from(["", "abnormal", "normal"]), note=st.sampled_from(["", "c1: out_of_stock", "c1: other"]),
-    bonus_value=amounts, coupon_code=st.sampled_from(["", "c1-m1-3", "c-x-m-2-1"]))
+    LedgerEntry, member_id=st.sampled_from(["m1", "m-2", "", "ü1"]), seq=st.just(1), day=st.just(20_000),
+    cause=st.just("txn"), ref=st.just("t"), rule_version=st.just(1), kind=kinds, points=amounts, pending=amounts,
+    growth=amounts, stored_value=amounts, tier_from=st.integers(-1, 2), tier_to=st.integers(-1, 2),
+    status=st.sampled_from(["", "abnormal", "normal"]),
+    note=st.sampled_from(["", "c1: out_of_stock", "c1: other", "c: 2: out_of_stock", "ç: out_of_stock"]),
+    bonus_value=amounts,
+    coupon_code=st.sampled_from(["", "c1-m1-3", "c-x-m-2-1", "c1--1", "c1-m1", "m1-1", "-m1-1", "c2", "ç-ü1-1",
+                                 "c3-ü1-2", "c1-m-2-"]))
+"""Coupon codes as engine/spending/coupons.py makes them (`<coupon id>-<member id>-<n>`, ids with
+dashes), and others: no dash, an empty member's, another member's, non-ASCII."""
 stats = st.builds(BatchStats, st.dictionaries(st.sampled_from(["purchase accepted ", "x"]), st.integers(0, 5)),
                   points_awarded=st.integers(0, 9), anomalies=st.integers(0, 3),
                   tier_changes=st.dictionaries(st.sampled_from(["Basic", "Gold"]),
@@ -99,12 +104,42 @@ def test_ledger_entries_are_counted_as_the_pure_code_counts_them(before, ledger)
     assert compiled == pure
     assert list(compiled.tier_changes) == list(pure.tier_changes)
     assert list(compiled.coupons) == list(pure.coupons)
-    rare = ("tier", "coupon_issued", "coupon_used", "coupon_expired", "coupon_not_issued")
     small = all(abs(n) < 10**7 for e in ledger for n in (e.points, e.pending, e.growth, e.stored_value, e.bonus_value))
-    # the rare kinds come back for the pure code; all of the ledger when an amount does not fit 64 bits
-    left = count_common(BatchStats({}), ledger)
-    assert left in ([e for e in ledger if e.kind in rare], ledger)
-    assert not small or left == [e for e in ledger if e.kind in rare]
+    # tier moves come back for the pure code; all of the ledger when an amount does not fit 64 bits
+    left = count_common(BatchStats({}), ledger, coupons := {})
+    assert left in ([e for e in ledger if e.kind == "tier"], ledger)
+    assert not small or left == [e for e in ledger if e.kind == "tier"]
+    count_ledger_pure(counted := BatchStats({}), ledger)
+    assert coupons == ({} if left is ledger else counted.coupons)
+
+
+@settings(max_examples=150, deadline=None)
+@given(stats, st.lists(entries.map(lambda e: msgspec.structs.replace(
+    e, points=1, pending=0, growth=2, stored_value=0, bonus_value=0)), max_size=20))
+def test_coupons_are_counted_as_the_pure_code_counts_them(before, ledger):
+    """Amounts that fit, so that the compiled count counts (one that does not leaves it all to the pure code)."""
+    compiled, pure = copy.deepcopy(before), copy.deepcopy(before)
+    count_ledger(compiled, ledger)
+    count_ledger_pure(pure, ledger)
+    assert compiled == pure
+    assert list(compiled.coupons) == list(pure.coupons)
+    assert count_common(BatchStats({}), ledger, {}) == [e for e in ledger if e.kind == "tier"]
+
+
+def test_a_coupon_entry_the_compiled_count_does_not_expect_is_the_pure_codes():
+    for odd in (LedgerEntry(7, 1, 20_000, "txn", "t", 1, "coupon_issued", coupon_code="c1-7-1"),
+                LedgerEntry("m1", 1, 20_000, "txn", "t", 1, "coupon_used", coupon_code=b"c1-m1-1")):
+        ledger = [_entry("earn", 5), odd]
+        assert count_common(BatchStats({}), ledger, coupons := {}) is ledger
+        assert coupons == {}
+    compiled, pure = BatchStats({}), BatchStats({})
+    ledger = [_entry("earn", 5), LedgerEntry(7, 1, 20_000, "txn", "t", 1, "coupon_issued", coupon_code="c1-7-1")]
+    count_ledger(compiled, ledger)
+    count_ledger_pure(pure, ledger)
+    assert compiled == pure
+    assert compiled.coupons == {"issued c1": 1}
+    with pytest.raises(TypeError):  # a code that is not text: the pure code's error
+        count_ledger(BatchStats({}), [LedgerEntry("m1", 1, 20_000, "txn", "t", 1, "coupon_used", coupon_code=b"c-1")])
 
 
 def test_tier_moves_are_named_with_the_ladder_they_were_made_on():
