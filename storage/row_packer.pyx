@@ -10,14 +10,16 @@ from libc.stdint cimport UINT64_MAX, uint8_t, uint64_t
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
+from engine.notices import Notice
 from storage.codecs import decode_txn, txn_key
+from storage.c_slots cimport slot_offset, slot_value
 from storage.record_encoder cimport RecordEncoder
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object, Py_ssize_t*) except NULL
 
-__all__ = ["IndexLookups", "chained_ledger_rows", "encoded_members", "index_key", "index_rows", "logged_or_fresh", "logged_rows",
-           "member_rows", "packed_key", "placed_records"]
+__all__ = ["IndexLookups", "chained_ledger_rows", "encoded_members", "event_rows", "index_key", "index_rows",
+           "logged_or_fresh", "logged_rows", "member_rows", "packed_key", "placed_records"]
 
 cdef object _decode_txn = decode_txn
 
@@ -235,3 +237,87 @@ def placed_records(logged, get, Py_ssize_t quota, bint whole):
         placed.append((key, record))
         found = step()
     return placed
+
+
+cdef object _NOTICE = Notice
+cdef Py_ssize_t NOTICE_KIND = slot_offset(Notice, "kind", "storage.row_packer")
+cdef Py_ssize_t NOTICE_MEMBER = slot_offset(Notice, "member_id", "storage.row_packer")
+cdef Py_ssize_t NOTICE_DAY = slot_offset(Notice, "day", "storage.row_packer")
+cdef Py_ssize_t NOTICE_DETAIL = slot_offset(Notice, "detail", "storage.row_packer")
+
+
+cdef inline Py_ssize_t varint_size(Py_ssize_t n) noexcept:
+    cdef Py_ssize_t size = 1
+    while n > 0x7F:
+        n >>= 7
+        size += 1
+    return size
+
+
+cdef inline uint8_t* put_text(uint8_t* at, bytes tag, const char* text, Py_ssize_t size) noexcept:
+    """storage/outbox.py `_row`'s `tag + varint(len(data)) + data`, nothing for no data."""
+    if size == 0:
+        return at
+    at[0] = <uint8_t>PyBytes_AS_STRING(tag)[0]
+    at += 1
+    while size > 0x7F:
+        at[0] = <uint8_t>(size & 0x7F | 0x80)
+        at += 1
+        size >>= 7
+    at[0] = <uint8_t>size
+    return at + 1
+
+
+def event_rows(bytes head not None, list notices, uint64_t seq, bytes member_tag not None, bytes detail_tag not None,
+               kind_field, day_field, row):
+    """storage/outbox.py `event_rows_pure`, given its pieces (the one-byte tags of the member's and
+    the detail's fields, the cached fields of a kind and a day, `_row`): each row made in one
+    allocation, a kind's and a day's field asked once a call; a notice that is not exactly a
+    Notice of str fields and an int day is `row`'s. Its caller keeps `seq` past 2**64 - 1 its own."""
+    cdef list rows = []
+    cdef dict kinds = {}, days = {}
+    cdef bytes kind_bytes, day_bytes, made
+    cdef const char* member
+    cdef const char* detail
+    cdef Py_ssize_t member_size, detail_size, size
+    cdef uint8_t* at
+    if PyBytes_GET_SIZE(member_tag) != 1 or PyBytes_GET_SIZE(detail_tag) != 1:
+        raise ValueError("a field's tag is one byte")
+    for notice in notices:
+        seq += 1
+        if type(notice) is not _NOTICE:
+            rows.append((position_key(seq), row(head, notice.kind, notice.member_id, notice.day, notice.detail)))
+            continue
+        kind, member_id = slot_value(notice, NOTICE_KIND), slot_value(notice, NOTICE_MEMBER)
+        day, text = slot_value(notice, NOTICE_DAY), slot_value(notice, NOTICE_DETAIL)
+        if type(kind) is not str or type(member_id) is not str or type(day) is not int or type(text) is not str:
+            rows.append((position_key(seq), row(head, kind, member_id, day, text)))
+            continue
+        kind_bytes = kinds.get(kind)
+        if kind_bytes is None:
+            kind_bytes = kinds[kind] = kind_field(kind)
+        day_bytes = days.get(day)
+        if day_bytes is None:
+            day_bytes = days[day] = day_field(day)
+        member = PyUnicode_AsUTF8AndSize(member_id, &member_size)
+        detail = PyUnicode_AsUTF8AndSize(text, &detail_size)
+        size = PyBytes_GET_SIZE(head) + PyBytes_GET_SIZE(kind_bytes) + PyBytes_GET_SIZE(day_bytes)
+        if member_size:
+            size += 1 + varint_size(member_size) + member_size
+        if detail_size:
+            size += 1 + varint_size(detail_size) + detail_size
+        made = PyBytes_FromStringAndSize(NULL, size)
+        at = <uint8_t*>PyBytes_AS_STRING(made)
+        memcpy(at, PyBytes_AS_STRING(head), PyBytes_GET_SIZE(head))
+        at += PyBytes_GET_SIZE(head)
+        memcpy(at, PyBytes_AS_STRING(kind_bytes), PyBytes_GET_SIZE(kind_bytes))
+        at += PyBytes_GET_SIZE(kind_bytes)
+        at = put_text(at, member_tag, member, member_size)
+        memcpy(at, member, member_size)
+        at += member_size
+        memcpy(at, PyBytes_AS_STRING(day_bytes), PyBytes_GET_SIZE(day_bytes))
+        at += PyBytes_GET_SIZE(day_bytes)
+        at = put_text(at, detail_tag, detail, detail_size)
+        memcpy(at, detail, detail_size)
+        rows.append((position_key(seq), made))
+    return rows

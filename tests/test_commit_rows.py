@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 import storage
 from engine.ledger import LedgerEntry
 from engine.members import Member
+from engine.notices import Notice
 from engine.transactions import TxnRecord
-from storage import codecs, commit_rows, row_packer
+from storage import codecs, commit_rows, outbox, row_packer
 
 ids = st.text(st.characters(exclude_categories=["Cs"]), max_size=6) | st.sampled_from(["", "ü€😀", "x" * 300,
                                                                                      "y" * 509])
@@ -243,3 +244,33 @@ def test_a_commit_knows_which_members_the_member_table_holds(tmp_path, monkeypat
     test_shard_moves.test_after_a_move_both_shards_keep_what_a_restart_computes(tmp_path, hot_members)
     assert sum(stored for stored, _ in checked) > 20
     assert sum(fresh for _, fresh in checked) > 20
+
+
+texts = st.text(max_size=3) | st.sampled_from(["", "ü€😀", "m" * 130, "d" * 17_000, "coupon_issued"])
+notices = st.builds(Notice, st.sampled_from(["coupon_issued", "tier_changed", "ü", ""]), texts,
+                    st.integers(1, 800_000) | st.just(739_937), texts)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(notices, max_size=8), st.integers(0, 2**64 - 9) | st.integers(0, 5))
+def test_event_rows_are_the_pure_ones(drawn, seq):
+    """Kinds and days asked once a call, members and details of any size (varints of one to three
+    bytes), empty ones left out: the rows `storage/outbox.py`'s pure loop makes."""
+    head = outbox._HEAD.pack(outbox._FORM, 739_937, 1_794_844_826_279)
+    assert outbox.event_rows(head, drawn, seq) == outbox.event_rows_pure(head, drawn, seq)
+    assert outbox._event_rows is row_packer.event_rows  # the build is there: the two runs differ
+
+
+def test_a_notice_the_compiled_rows_do_not_expect_is_the_pure_codes():
+    head = outbox._HEAD.pack(outbox._FORM, 739_937, 0)
+    class Subclass(Notice):
+        pass
+    odd = [Notice("k", "m", 739_937, "{}"), Subclass("k", "m", 739_937, "{}"), Notice("k", "m", True, "{}")]
+    assert outbox.event_rows(head, odd, 0) == outbox.event_rows_pure(head, odd, 0)
+    for wrong in (Notice("k", 7, 1, "{}"), Notice("k", "\ud800", 1, "{}"), Notice(b"k", "m", 1, "{}")):
+        with pytest.raises((AttributeError, UnicodeEncodeError)) as compiled:
+            outbox.event_rows(head, [wrong], 0)
+        with pytest.raises(compiled.type):
+            outbox.event_rows_pure(head, [wrong], 0)
+    with pytest.raises(struct.error):  # past 64 bits: the pure code's error
+        outbox.event_rows(head, odd, 2**64 - 2)
