@@ -202,15 +202,20 @@ cdef list _count_common(stats, list ledger, dict coupons):
         if type(entry) is not _ENTRY:
             raise Unusual()
         kind = field(entry, KIND)
-        if kind == _TIER:
-            rare.append(entry)
-            continue
-        if kind in _AWARDS:
+        if type(kind) is not str:
+            raise Unusual()  # the pure code's; for a str, the order of the tests below is free
+        if kind in _AWARDS:  # the commonest first: a test of a str's equality is a call
             points = add(amount(entry, POINTS), amount(entry, PENDING))
             if points > 0:
                 awarded = add(awarded, points)
             else:
                 deducted = take(deducted, points)
+        elif kind in _COUPON_EVENTS:
+            key = coupon_key(_COUPON_EVENTS[kind], field(entry, CODE), field(entry, MEMBER))
+            coupons[key] = coupons.get(key, 0) + 1
+        elif kind == _TIER:
+            rare.append(entry)
+            continue
         elif kind == "void":  # held points an operator voided: taken by an operator, as a deduction is
             deducted = take(deducted, add(amount(entry, POINTS), amount(entry, PENDING)))
         elif kind == "reverse":
@@ -221,9 +226,6 @@ cdef list _count_common(stats, list ledger, dict coupons):
             redeemed = take(redeemed, amount(entry, POINTS))
         elif kind == "restore":
             restored = add(restored, amount(entry, POINTS))
-        elif kind in _COUPON_EVENTS:
-            key = coupon_key(_COUPON_EVENTS[kind], field(entry, CODE), field(entry, MEMBER))
-            coupons[key] = coupons.get(key, 0) + 1
         elif kind == _NOT_ISSUED:
             key = not_issued_key(field(entry, NOTE))
             if key is not None:

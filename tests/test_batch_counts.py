@@ -128,7 +128,8 @@ def test_coupons_are_counted_as_the_pure_code_counts_them(before, ledger):
 
 def test_a_coupon_entry_the_compiled_count_does_not_expect_is_the_pure_codes():
     for odd in (LedgerEntry(7, 1, 20_000, "txn", "t", 1, "coupon_issued", coupon_code="c1-7-1"),
-                LedgerEntry("m1", 1, 20_000, "txn", "t", 1, "coupon_used", coupon_code=b"c1-m1-1")):
+                LedgerEntry("m1", 1, 20_000, "txn", "t", 1, "coupon_used", coupon_code=b"c1-m1-1"),
+                LedgerEntry("m1", 1, 20_000, "txn", "t", 1, 5, points=3)):  # a kind not a str
         ledger = [_entry("earn", 5), odd]
         assert count_common(BatchStats({}), ledger, coupons := {}) is ledger
         assert coupons == {}
