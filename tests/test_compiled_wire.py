@@ -489,3 +489,15 @@ def test_an_allocation_failing_while_a_part_is_read_is_a_memory_error_not_a_cras
         ran = subprocess.run([sys.executable, "-c", _FAILING_ALLOCATION, str(k)], check=False, capture_output=True,
                              text=True, timeout=60, cwd=str(Path(__file__).parents[1]))
         assert (ran.returncode, ran.stdout.strip()) == (0, "survived"), (k, ran.stderr[-2000:])
+
+
+def test_a_lines_amount_is_the_same_int_each_time_it_comes_below_the_tables_end():
+    """Amounts below 2**16 are kept (most lines make no int); any amount reads as the pure reader reads it."""
+    amounts = [0, 256, 257, 1_000, 65_535, 65_536, 2**40, 2**63 - 1, -1, -2**63, 1_000]
+    data = pb.TransactionBatch(transactions=[pb.Transaction(txn_id=f"t{n}", lines=[
+        pb.LineItem(sku="S", paid_minor=amount) for amount in amounts]) for n in range(2)]).SerializeToString()
+    first, second = read_part(data)
+    assert [first, second] == read_part_pure(data)
+    assert [item.paid_minor for item in second.lines] == amounts
+    assert all((a.paid_minor is b.paid_minor) == (0 <= amount < 2**16)
+               for a, b, amount in zip(first.lines, second.lines, amounts, strict=True) if amount > 256)
