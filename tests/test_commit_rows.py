@@ -274,3 +274,32 @@ def test_a_notice_the_compiled_rows_do_not_expect_is_the_pure_codes():
             outbox.event_rows_pure(head, [wrong], 0)
     with pytest.raises(struct.error):  # past 64 bits: the pure code's error
         outbox.event_rows(head, odd, 2**64 - 2)
+
+
+def test_records_of_another_class_are_read_by_name_as_the_pure_code_reads_them():
+    """The compiled rows read a member's id and a record's day from their slots only for records of
+    exactly the engine's classes; a subclass's are asked by name (the records are msgspec's to encode)."""
+    class LaterMember(Member):
+        pass
+
+    class LaterEntry(LedgerEntry):
+        pass
+
+    class LaterRecord(TxnRecord):
+        pass
+
+    members = [LaterMember("m1", 1), Member("m2", 2)]
+    compiled, pure = {}, {}
+    row_packer.encoded_members(members, compiled)
+    commit_rows.encoded_members_pure(members, pure)
+    assert compiled == pure
+    assert list(compiled) == ["m1", "m2"]
+    written = [LaterEntry("m1", 1, 20_000, "txn", "t", 1, "earn", points=5),
+               LedgerEntry("m2", 1, 20_000, "txn", "u", 1, "earn")]
+    assert (row_packer.chained_ledger_rows(written, 0, {"m1": 3, "m2": 4}, {}.get, set())
+            == commit_rows.chained_ledger_rows_pure(written, 0, {"m1": 3, "m2": 4}, {}.get, set()))
+    index = {("m1", "t"): LaterRecord("m1", "purchase", 20_001, 5, 5, "", 1),
+             ("m2", "u"): TxnRecord("m2", "purchase", 20_002, 5, 5, "", 1)}
+    rows, by_day = row_packer.index_rows(index, [None, None])
+    assert (rows, by_day) == commit_rows.index_rows_pure(index, [None, None])
+    assert list(by_day) == [20_001, 20_002]
