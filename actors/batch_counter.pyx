@@ -23,7 +23,7 @@ from engine.ledger import LedgerEntry
 from engine.transactions import Transaction, TxnResult
 from engine.types import KINDS
 
-__all__ = ["count_common", "count_outcomes", "field_offset", "rejected_and_twins"]
+__all__ = ["count_ledger_common", "count_outcomes", "field_offset", "rejected_and_twins"]
 
 
 cdef extern from "Python.h":
@@ -100,8 +100,7 @@ cdef str coupon_key(str event, object code, object member_id):
     cdef Py_ssize_t head, kept, size = len(<str>code), member = len(<str>member_id), prefix = len(event)
     cdef const char* text
     cdef object key
-    if not (PyUnicode_IS_COMPACT_ASCII(code) and PyUnicode_IS_COMPACT_ASCII(member_id)
-            and PyUnicode_IS_COMPACT_ASCII(event)):
+    if not (PyUnicode_IS_COMPACT_ASCII(code) and PyUnicode_IS_COMPACT_ASCII(member_id)):  # `event`: ours, ASCII
         head_text = (<str>code).rpartition("-")[0]
         suffix = f"-{member_id}"
         return event + (head_text[:-len(suffix)] if head_text.endswith(suffix) else head_text)
@@ -181,8 +180,10 @@ def count_outcomes(list txns, list results):
     return outcomes
 
 
-def count_common(stats, list ledger, dict coupons not None):
-    """Add what the entries of kinds other than tier moves did to `stats`, but what they count by
+def count_ledger_common(stats, list ledger, dict coupons not None):
+    """(Renamed when it took `coupons`: a build from before lacks the name, so batch_stats counts
+    by the pure code and the start says so, instead of every batch failing on two arguments.)
+    Add what the entries of kinds other than tier moves did to `stats`, but what they count by
     coupon, which goes into `coupons` (empty) in the order the pure code counts it; the tier moves
     come back, in order (all of the ledger, and nothing added or counted, when this code does not
     expect it)."""

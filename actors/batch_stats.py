@@ -17,7 +17,7 @@ __all__ = ["COMPILED_COUNTS", "BatchStats", "Counted", "count_batch", "count_led
            "count_outcomes_pure", "rejected_and_twins", "rejected_and_twins_pure", "tier_name"]
 
 try:
-    from actors.batch_counter import count_common as _common_compiled
+    from actors.batch_counter import count_ledger_common as _common_compiled
     from actors.batch_counter import count_outcomes as _outcomes_compiled
     from actors.batch_counter import rejected_and_twins as _twins_compiled
 except ImportError as error:  # never silent: every start says so (actors/batch_wire.py)

@@ -62,8 +62,8 @@ class _Legacy(msgspec.Struct, array_like=True, gc=False):
 
 _decode_legacy = msgspec.msgpack.Decoder(_Legacy).decode
 
-try:  # its absence is said at every start (storage/commit_rows.py `MISSING`: the same module)
-    from storage.row_packer import event_rows as _event_rows
+try:  # absent, the pure loop packs the rows; a row_packer without any of patron's names is said at start
+    from storage.row_packer import event_rows as _event_rows  # (storage/commit_rows.py `MISSING`)
 except ImportError:
     _event_rows = None
 

@@ -271,8 +271,9 @@ cdef inline Py_ssize_t varint_size(Py_ssize_t n) noexcept:
     return size
 
 
-cdef inline uint8_t* put_text(uint8_t* at, bytes tag, const char* text, Py_ssize_t size) noexcept:
-    """storage/outbox.py `_row`'s `tag + varint(len(data)) + data`, nothing for no data."""
+cdef inline uint8_t* put_text_head(uint8_t* at, bytes tag, Py_ssize_t size) noexcept:
+    """The `tag + varint(len(data))` of storage/outbox.py `_row`'s `tag + varint(len(data)) + data`
+    (its caller copies the data), nothing for no data."""
     if size == 0:
         return at
     at[0] = <uint8_t>PyBytes_AS_STRING(tag)[0]
@@ -310,14 +311,15 @@ def event_rows(bytes head not None, list notices, uint64_t seq, bytes member_tag
         if type(kind) is not str or type(member_id) is not str or type(day) is not int or type(text) is not str:
             rows.append((position_key(seq), row(head, kind, member_id, day, text)))
             continue
+        # in `_row`'s order, so that a notice it cannot store fails as it fails there (a review)
+        member = PyUnicode_AsUTF8AndSize(member_id, &member_size)
+        detail = PyUnicode_AsUTF8AndSize(text, &detail_size)
         kind_bytes = kinds.get(kind)
         if kind_bytes is None:
             kind_bytes = kinds[kind] = kind_field(kind)
         day_bytes = days.get(day)
         if day_bytes is None:
             day_bytes = days[day] = day_field(day)
-        member = PyUnicode_AsUTF8AndSize(member_id, &member_size)
-        detail = PyUnicode_AsUTF8AndSize(text, &detail_size)
         size = PyBytes_GET_SIZE(head) + PyBytes_GET_SIZE(kind_bytes) + PyBytes_GET_SIZE(day_bytes)
         if member_size:
             size += 1 + varint_size(member_size) + member_size
@@ -329,12 +331,12 @@ def event_rows(bytes head not None, list notices, uint64_t seq, bytes member_tag
         at += PyBytes_GET_SIZE(head)
         memcpy(at, PyBytes_AS_STRING(kind_bytes), PyBytes_GET_SIZE(kind_bytes))
         at += PyBytes_GET_SIZE(kind_bytes)
-        at = put_text(at, member_tag, member, member_size)
+        at = put_text_head(at, member_tag, member_size)
         memcpy(at, member, member_size)
         at += member_size
         memcpy(at, PyBytes_AS_STRING(day_bytes), PyBytes_GET_SIZE(day_bytes))
         at += PyBytes_GET_SIZE(day_bytes)
-        at = put_text(at, detail_tag, detail, detail_size)
+        at = put_text_head(at, detail_tag, detail_size)
         memcpy(at, detail, detail_size)
         rows.append((position_key(seq), made))
     return rows

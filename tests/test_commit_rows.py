@@ -278,7 +278,8 @@ def test_a_notice_the_compiled_rows_do_not_expect_is_the_pure_codes():
 
 def test_records_of_another_class_are_read_by_name_as_the_pure_code_reads_them():
     """The compiled rows read a member's id and a record's day from their slots only for records of
-    exactly the engine's classes; a subclass's are asked by name (the records are msgspec's to encode)."""
+    exactly the engine's classes, and ask anything else by name: records of subclasses are stored as
+    the pure code stores them. (A subclass keeps its base's slots, so reading them would agree too.)"""
     class LaterMember(Member):
         pass
 
