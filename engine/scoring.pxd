@@ -44,6 +44,26 @@ cdef extern from *:
     int str_equal "patron_str_equal" (object a, object b) except -1
 
 
+cdef extern from *:
+    """
+    /* (a, b), untracked by the cyclic collector when neither can hold a reference (two str):
+       what a collection does to such a tuple it finds, done at once. */
+    static inline PyObject *patron_index_key(PyObject *a, PyObject *b) {
+        PyObject *key = PyTuple_New(2);
+        if (key == NULL)
+            return NULL;
+        Py_INCREF(a);
+        PyTuple_SET_ITEM(key, 0, a);
+        Py_INCREF(b);
+        PyTuple_SET_ITEM(key, 1, b);
+        if (!PyObject_IS_GC(a) && !PyObject_IS_GC(b))
+            PyObject_GC_UnTrack(key);
+        return key;
+    }
+    """
+    tuple index_key "patron_index_key" (object a, object b)
+
+
 cdef bint COMPILED
 cdef Py_ssize_t _LONGEST_TEXT
 cdef dict _ID_REASONS
@@ -54,6 +74,7 @@ cdef tuple _KINDS_LISTED, _MONEY_LISTED
 cdef inline bint _same(kind, word) except -1
 @cython.locals(found=int)
 cdef inline bint _among(word, frozenset words, tuple listed) except -1
+cdef inline tuple _index_key(member_id, txn_id)
 cdef inline _result(txn_id, outcome, points, growth, reason)
 @cython.locals(txn=Transaction, index=Py_ssize_t)
 cpdef Py_ssize_t score_until(Book book, txns, list results, starts_ms, ends_ms, set skip) except -1

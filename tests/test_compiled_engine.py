@@ -280,3 +280,31 @@ def test_a_txn_record_default_changed_in_python_is_told_where_c_writes_its_own()
     assert "since_began" in defaults_problem(fields, (*defaults[:-3], -2, *defaults[-2:]))
     assert defaults_problem(fields, (*defaults[:-2], False, defaults[-1])) != ""  # False == 0, yet not an int
     assert defaults_problem((*fields[:-2], fields[-1], fields[-2]), defaults) != ""
+
+
+INDEX_KEYS = """
+import gc
+import json
+import engine
+from tests.builders import book, buy, line, refund, score
+target = book()
+member = "".join(["M", "1"])  # made at run time, as a decoded id is
+score(target, buy("T1", member, "2026-11-02 10:00", line(500)), refund("R1", member, "2026-11-02 11:00", "T1", 100))
+keys = sorted(target.txns)
+print(json.dumps({"compiled": engine.compiled_engine()[0], "keys": keys, "tracked": [gc.is_tracked(k) for k in keys]}))
+"""
+
+
+def test_the_index_keys_are_the_ids_and_compiled_kept_out_of_the_young_collections():
+    """scoring._index_key: compiled, a transaction's index key is untracked by the cyclic collector
+    as made (two str hold no reference), and the same pair as the .py's."""
+    answers = {}
+    for pure in (False, True):
+        done = subprocess.run([sys.executable, "-c", INDEX_KEYS], check=False, capture_output=True, text=True,
+                              timeout=120, cwd=Path(__file__).resolve().parent.parent, env=engine_environment(pure))
+        assert done.returncode == 0, done.stderr[-2000:]
+        answers[pure] = json.loads(done.stdout.splitlines()[-1])
+    assert answers[False]["compiled"]
+    assert not answers[True]["compiled"]
+    assert answers[False]["keys"] == answers[True]["keys"] == [["M1", "R1"], ["M1", "T1"]]
+    assert answers[False]["tracked"] == [False, False]
