@@ -72,17 +72,55 @@ cdef extern from *:
     int ascii_folded_in "patron_ascii_folded_in" (object name, tuple pieces)
 
 
+cdef extern from *:
+    """
+    /* str_among (words.pxd) of `value` among `listed`: 0 at once when no member is of its length,
+       `lengths` having a bit for each member's length (63 for any longer), and every bit when a
+       member is not exactly a str (filters.lengths_of), which only str_among compares. Else each
+       member is an exact str, and ready (Python 3.11's len(), which lengths_of took of each, readies
+       a str), and only its length, kind and bytes are compared. */
+    static inline int patron_str_among_sized(PyObject *value, PyObject *listed, unsigned long long lengths) {
+        Py_ssize_t length, count, i;
+        int kind;
+        const char *data;
+        if (!PyUnicode_CheckExact(value) || !PATRON_READY(value))
+            return -1;
+        length = PyUnicode_GET_LENGTH(value);
+        if (!((lengths >> (length < 63 ? length : 63)) & 1))
+            return 0;
+        if (lengths == ~0ULL)
+            return patron_str_among(value, listed);
+        kind = PyUnicode_KIND(value);
+        data = (const char *)PyUnicode_DATA(value);
+        count = PyTuple_GET_SIZE(listed);
+        for (i = 0; i < count; i++) {
+            PyObject *key = PyTuple_GET_ITEM(listed, i);
+            if (PyUnicode_GET_LENGTH(key) == length && PyUnicode_KIND(key) == kind
+                    && (length == 0 || (*(const char *)PyUnicode_DATA(key) == *data
+                                        && memcmp(PyUnicode_DATA(key), data, (size_t)(length * kind)) == 0)))
+                return 1;
+        }
+        return 0;
+    }
+    """
+    int str_among_sized "patron_str_among_sized" (object value, tuple listed, unsigned long long lengths)
+
+
 cdef bint COMPILED
+cdef unsigned long long _ONE, _EVERY_LENGTH
 
 
 @cython.locals(found=int)
-cdef inline bint among(value, frozenset values, tuple listed)
+cdef inline bint among(value, frozenset values, tuple listed, unsigned long long lengths)
+@cython.locals(bits=cython.ulonglong)
+cpdef unsigned long long lengths_of(tuple listed) except? 0
 
 
 @cython.final
 cdef class Matcher:
     cdef readonly frozenset sku, product_id, category  # readonly: the tuples below list them
     cdef readonly tuple skus, product_ids, categories
+    cdef readonly unsigned long long sku_lengths, product_id_lengths, category_lengths
     cdef public tuple names
     cdef public object empty
     @cython.locals(name=str, found=int)

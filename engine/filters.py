@@ -23,17 +23,20 @@ class Matcher:
         self.category = frozenset(match.category)
         # the same values listed, for among(): a tuple is read in C as an array
         self.skus, self.product_ids, self.categories = tuple(self.sku), tuple(self.product_id), tuple(self.category)
+        self.sku_lengths, self.product_id_lengths = lengths_of(self.skus), lengths_of(self.product_ids)
+        self.category_lengths = lengths_of(self.categories)
         self.names = tuple(n.casefold() for n in match.name_contains)
         self.empty = not (self.sku or self.product_id or self.category or self.names)
 
     def matches(self, line: LineItem) -> bool:
         """Asks only about what the match names (a set's truth costs less than a lookup): a
         purchase's every line goes through it."""
-        if self.sku and among(line.sku, self.sku, self.skus):
+        if self.sku_lengths and among(line.sku, self.sku, self.skus, self.sku_lengths):
             return True
-        if self.product_id and among(line.product_id, self.product_id, self.product_ids):
+        if self.product_id_lengths and among(line.product_id, self.product_id, self.product_ids,
+                                             self.product_id_lengths):
             return True
-        if self.category and among(line.category, self.category, self.categories):
+        if self.category_lengths and among(line.category, self.category, self.categories, self.category_lengths):
             return True
         if self.names:
             # Compiled, an ASCII name (nearly every till's) is folded and searched in C without
@@ -50,12 +53,30 @@ class Matcher:
         return False
 
 
-def among(value: str, values: frozenset[str], listed: tuple[str, ...]) -> bool:
-    """`value in values` (`listed` holds the same members). Compiled, a str among a few is compared
-    with each in C (str_among, filters.pxd): a set lookup hashes the line's string, decoded fresh
-    with each transaction, and costs more than comparing the lengths of a few."""
-    found = str_among(value, listed) if COMPILED else -1  # noqa: F821 (C, filters.pxd)
+def among(value: str, values: frozenset[str], listed: tuple[str, ...], lengths: int) -> bool:
+    """`value in values` (`listed` holds the same members, `lengths` is `lengths_of(listed)`).
+    Compiled, a str among a few is compared with each in C (str_among_sized, filters.pxd), and not
+    at all when no member has its length (a line's product id or category, mostly): a set lookup
+    hashes the line's string, decoded fresh with each transaction, and costs more than comparing
+    the lengths of a few."""
+    found = str_among_sized(value, listed, lengths) if COMPILED else -1  # noqa: F821 (C, filters.pxd)
     return found == 1 if found >= 0 else value in values
+
+
+def lengths_of(listed: tuple[str, ...]) -> int:
+    """A bit for each length of the str listed (bit 63 for any of 63 or more), 0 for none listed:
+    a str of no length here is none of them. Every bit when one is not exactly a str (it is
+    compared as Python does)."""
+    bits = 0
+    for value in listed:
+        if type(value) is not str:
+            return _EVERY_LENGTH
+        bits |= _ONE << min(len(value), 63)  # compiled, shifted as 64 unsigned bits (filters.pxd)
+    return bits
+
+
+_ONE = 1
+_EVERY_LENGTH = 0xFFFF_FFFF_FFFF_FFFF
 
 
 class LineFilter:

@@ -119,3 +119,25 @@ def test_a_sku_product_or_category_matches_as_a_set_lookup_reads(value, values):
     expected = value in frozenset(values)
     for match in (LineMatch(sku=values), LineMatch(product_id=values), LineMatch(category=values)):
         assert Matcher(match).matches(line) == expected, match
+
+
+LONG_CODES = ["x" * n for n in (0, 1, 62, 63, 64, 65, 127, 128)] + ["y" * 64, "x" * 63 + "y"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=st.sampled_from(LONG_CODES), values=st.lists(st.sampled_from(LONG_CODES), max_size=4))
+def test_a_value_of_a_length_no_member_has_is_none_of_them(value, values):
+    """Compiled, a value no member's length has is told apart by its length alone (filters.lengths_of:
+    every length from 63 on shares a bit), and a value of a member's length is still compared."""
+    line = LineItem(sku=value, product_id=value, category=value, paid_minor=1)
+    for match in (LineMatch(sku=values), LineMatch(product_id=values), LineMatch(category=values)):
+        assert Matcher(match).matches(line) == (value in values), match
+
+
+def test_lengths_are_a_bit_each_and_every_bit_for_a_member_not_exactly_a_str():
+    from engine.filters import lengths_of
+
+    assert lengths_of(()) == 0
+    assert lengths_of(("", "ab", "cd")) == 0b101
+    assert lengths_of(("x" * 63, "x" * 70)) == 1 << 63  # compiled, shifted as 64 unsigned bits
+    assert lengths_of(("a", 1)) == lengths_of((Code("a"),)) == (1 << 64) - 1
