@@ -92,15 +92,21 @@ def _entry(kind: str, points: int) -> LedgerEntry:
 
 
 @settings(max_examples=150, deadline=None)
+def counted_both_ways(before: BatchStats, ledger: list) -> tuple[BatchStats, BatchStats]:
+    """`before` with the ledger counted by `count_ledger` and by `count_ledger_pure`, each a copy."""
+    compiled, pure = copy.deepcopy(before), copy.deepcopy(before)
+    count_ledger(compiled, ledger)
+    count_ledger_pure(pure, ledger)
+    return compiled, pure
+
+
 @given(stats, st.lists(entries, max_size=20))
 @example(BatchStats({}), [_entry("redeem", 2**62)] * 3)  # int64's ends passed by a taken sum
 @example(BatchStats({}), [_entry("reverse", -2**63)])
 @example(BatchStats({}), [_entry("earn", 2**63 - 1), _entry("bonus", 1)])  # and by an added one
 @example(BatchStats({}), [LedgerEntry("m1", 1, 20_000, "operator", "void_held", 1, "void", pending=-50)])  # a probe
 def test_ledger_entries_are_counted_as_the_pure_code_counts_them(before, ledger):
-    compiled, pure = copy.deepcopy(before), copy.deepcopy(before)
-    count_ledger(compiled, ledger)
-    count_ledger_pure(pure, ledger)
+    compiled, pure = counted_both_ways(before, ledger)
     assert compiled == pure
     assert list(compiled.tier_changes) == list(pure.tier_changes)
     assert list(compiled.coupons) == list(pure.coupons)
@@ -118,9 +124,7 @@ def test_ledger_entries_are_counted_as_the_pure_code_counts_them(before, ledger)
     e, points=1, pending=0, growth=2, stored_value=0, bonus_value=0)), max_size=20))
 def test_coupons_are_counted_as_the_pure_code_counts_them(before, ledger):
     """Amounts that fit, so that the compiled count counts (one that does not leaves it all to the pure code)."""
-    compiled, pure = copy.deepcopy(before), copy.deepcopy(before)
-    count_ledger(compiled, ledger)
-    count_ledger_pure(pure, ledger)
+    compiled, pure = counted_both_ways(before, ledger)
     assert compiled == pure
     assert list(compiled.coupons) == list(pure.coupons)
     assert count_ledger_common(BatchStats({}), ledger, {}) == [e for e in ledger if e.kind == "tier"]
@@ -133,10 +137,8 @@ def test_a_coupon_entry_the_compiled_count_does_not_expect_is_the_pure_codes():
         ledger = [_entry("earn", 5), odd]
         assert count_ledger_common(BatchStats({}), ledger, coupons := {}) is ledger
         assert coupons == {}
-    compiled, pure = BatchStats({}), BatchStats({})
     ledger = [_entry("earn", 5), LedgerEntry(7, 1, 20_000, "txn", "t", 1, "coupon_issued", coupon_code="c1-7-1")]
-    count_ledger(compiled, ledger)
-    count_ledger_pure(pure, ledger)
+    compiled, pure = counted_both_ways(BatchStats({}), ledger)
     assert compiled == pure
     assert compiled.coupons == {"issued c1": 1}
     with pytest.raises(TypeError):  # a code that is not text: the pure code's error
@@ -235,9 +237,7 @@ def test_every_coupon_event_the_pure_code_counts_the_compiled_count_counts_alike
 
     for kind in _COUPON_EVENTS:
         ledger = [LedgerEntry("m1", 1, 20_000, "txn", "t", 1, kind, coupon_code="c1-m1-1")]
-        compiled, pure = BatchStats({}), BatchStats({})
-        count_ledger(compiled, ledger)
-        count_ledger_pure(pure, ledger)
+        compiled, pure = counted_both_ways(BatchStats({}), ledger)
         assert compiled == pure
         assert count_ledger_common(BatchStats({}), ledger, coupons := {}) == []
         assert coupons == pure.coupons != {}
