@@ -10,9 +10,12 @@ advised `MADV_HUGEPAGE`, so the kernel backs them with transparent huge pages wh
 times fewer TLB entries for the same memory) and with ordinary pages where it cannot: nothing
 fails for want of huge pages, unlike `MAP_HUGETLB`'s reserved pool.
 
-Arenas pymalloc gives back are emptied a huge page at a time (`MADV_DONTNEED` once both halves
-are unused: their memory returns to the system as before); one whose other half is in use stays
-resident and is the first handed out again. Arenas taken before `install` are returned to
+Arenas pymalloc gives back are emptied a huge page at a time, once both halves are unused, with
+`MADV_FREE`: the kernel takes the memory back when it needs it, and until then a page handed out
+again is still mapped, neither faulted in nor cleared anew. A shard's batch makes and frees tens of
+megabytes of objects, so `MADV_DONTNEED` had the kernel clear 2 MiB pages at every write (about 3%
+of a shard's CPU; bench/RESULTS.md, "Emptied huge pages freed lazily"). One whose other half is in
+use stays resident and is the first handed out again. Arenas taken before `install` are returned to
 the allocator that made them. Only the process's own mappings are advised; the machine's settings
 are not touched (docs/decisions.md, "Python's objects on huge pages")."""
 
@@ -36,7 +39,7 @@ cdef extern from "sys/mman.h" nogil:
     void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)
     int munmap(void *addr, size_t length)
     int madvise(void *addr, size_t length, int advice)
-    int PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE, MADV_HUGEPAGE, MADV_DONTNEED
+    int PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE, MADV_HUGEPAGE, MADV_DONTNEED, MADV_FREE
     void *MAP_FAILED
 
 
@@ -50,7 +53,7 @@ cdef enum:
 
 
 cdef enum:
-    FREE = 0  # never handed out, or emptied with its partner: no memory of its own
+    FREE = 0  # never handed out, or emptied with its partner: no memory the kernel cannot take back
     USED = 1  # pymalloc's
     KEPT = 2  # given back while its partner (the other half of its huge page) is used: resident
 
@@ -155,8 +158,10 @@ cdef void _free(void *ctx, void *arena, size_t size) noexcept nogil:
         return
     if _states[partner] == KEPT:
         _kept -= 1
-    # Both halves unused: the whole huge page goes back to the system, as munmap gave it
-    madvise(_address(slot & ~1), HUGE_PAGE, MADV_DONTNEED)
+    # Both halves unused: the whole huge page is the system's to take back (a kernel older than
+    # MADV_FREE, 4.5, refuses it: then at once, as munmap gave it)
+    if madvise(_address(slot & ~1), HUGE_PAGE, MADV_FREE) != 0:
+        madvise(_address(slot & ~1), HUGE_PAGE, MADV_DONTNEED)
     _states[slot] = _states[partner] = FREE
 
 
