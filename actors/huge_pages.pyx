@@ -13,8 +13,9 @@ fails for want of huge pages, unlike `MAP_HUGETLB`'s reserved pool.
 Arenas pymalloc gives back are emptied a huge page at a time, once both halves are unused, with
 `MADV_FREE`: the kernel takes the memory back when it needs it, and until then a page handed out
 again is still mapped, neither faulted in nor cleared anew. A shard's batch makes and frees tens of
-megabytes of objects, so `MADV_DONTNEED` had the kernel clear 2 MiB pages at every write (about 3%
-of a shard's CPU; bench/RESULTS.md, "Emptied huge pages freed lazily"). One whose other half is in
+megabytes of objects, so with `MADV_DONTNEED` the kernel faulted in and cleared each emptied 2 MiB
+page again at the next batch's first write to it (about 2% of a shard's CPU; bench/RESULTS.md,
+"Emptied huge pages freed lazily"). One whose other half is in
 use stays resident and is the first handed out again. Arenas taken before `install` are returned to
 the allocator that made them. Only the process's own mappings are advised; the machine's settings
 are not touched (docs/decisions.md, "Python's objects on huge pages")."""

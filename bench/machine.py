@@ -108,8 +108,9 @@ def rss_bytes(pid: int, proc: Path = PROC, field: str = "VmRSS") -> int:
 
 
 RSS_KINDS = ("RssAnon", "RssFile", "RssShmem")
-"""What VmRSS is made of: the heap (anonymous: not reclaimable), mapped files (LMDB's pages: the
-kernel reclaims them under pressure) and shared memory (Ray's object store)."""
+"""What VmRSS is made of: the heap (anonymous: not reclaimable, but for the huge pages a shard's
+freed objects leave, which the kernel takes back when it needs them: `LazyFree`), mapped files
+(LMDB's pages: the kernel reclaims them under pressure) and shared memory (Ray's object store)."""
 
 
 def rss_kinds(pid: int, proc: Path = PROC) -> tuple[int, int, int]:

@@ -118,10 +118,11 @@ def test_arenas_given_back_return_their_memory_and_are_handed_out_again():
 def test_arenas_handed_out_again_are_not_faulted_in_and_cleared_anew():
     """Emptied with MADV_DONTNEED (planted), the 120 arenas taken again faulted in 60 huge pages,
     each cleared by the kernel (about 30,000 faults on ordinary pages); freed lazily, none while
-    the machine has memory to spare."""
+    the machine has memory to spare (on ordinary pages about 500: the 4 KiB pages of the last
+    arenas that the first objects never reached)."""
     seen = measured("force")
     assert seen["counts_again"][1] >= 100
-    assert seen["again_faults"] < 20
+    assert seen["again_faults"] < (20 if OFFERED else 3_000)
 
 
 @pytest.mark.skipif(not OFFERED, reason="the kernel offers no transparent huge pages: see the test below")
