@@ -15,10 +15,10 @@ Arenas pymalloc gives back are emptied a huge page at a time, once both halves a
 again is still mapped, neither faulted in nor cleared anew. A shard's batch makes and frees tens of
 megabytes of objects, so with `MADV_DONTNEED` the kernel faulted in and cleared each emptied 2 MiB
 page again at the next batch's first write to it (about 2% of a shard's CPU; bench/RESULTS.md,
-"Emptied huge pages freed lazily"). One whose other half is in
-use stays resident and is the first handed out again. Arenas taken before `install` are returned to
-the allocator that made them. Only the process's own mappings are advised; the machine's settings
-are not touched (docs/decisions.md, "Python's objects on huge pages")."""
+"Emptied huge pages freed lazily"). One whose other half is in use stays resident and is the
+first handed out again. Arenas taken before `install` are returned to the allocator that made them.
+Only the process's own mappings are advised; the machine's settings are not touched
+(docs/decisions.md, "Python's objects on huge pages")."""
 
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport realloc
