@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.ingest import steady_rate
 from bench.machine import (
     TICKS_PER_SECOND,
     bytes_written,
@@ -155,6 +156,14 @@ def test_bench_ingest_quick_writes_the_json_and_the_chart(tmp_path):
     assert (out / "ingest.png").read_bytes().startswith(PNG_SIGNATURE)
     assert "transactions/s" in printed
     assert list((tmp_path / "work").iterdir()) == []  # the scratch data folder is gone
+
+
+def test_the_steady_rate_is_the_inner_seconds_mean_not_the_median_of_waves():
+    # answers in waves, as a closed loop's groups come back: 64,000 and 96,000 in turn; the first
+    # and the last (partial) seconds are left out
+    waves = [10_000, 64_000, 96_000, 96_000, 64_000, 96_000, 5_000]
+    timeline = Timeline(0.0, [(second + 0.5, count, 0.2) for second, count in enumerate(waves)])
+    assert steady_rate(timeline) == 83_200  # (64,000 + 3 × 96,000 + 64,000) / 5; the median said 96,000
 
 
 def test_soak_minutes_without_a_memory_sample_take_the_last_one_before():
