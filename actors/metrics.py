@@ -20,6 +20,7 @@ MOST_TAG_SERIES = 200
 smallest are left out of the metrics (an operator tagging members one by one would otherwise grow
 them without bound)."""
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+COMMIT_SIZE_BUCKETS = (10, 100, 250, 500, 1000, 2500, 5000, 10_000, 20_000, 50_000)
 
 
 class Metrics:
@@ -67,6 +68,11 @@ class Metrics:
             "patron_shard_disk_write_seconds",
             "The part of a shard's commit in LMDB writing the commit's pages out and, with strict durability, "
             "waiting for the disk to confirm them (fdatasync).", ["shard"], buckets=LATENCY_BUCKETS, registry=registry)
+        self.shard_commit_size = Histogram(
+            "patron_shard_commit_transactions",
+            "Transactions answered by one commit of a shard: the batches that queued up for it, together. Larger "
+            "commits cost less a transaction; senders keeping more batches in flight make them larger.",
+            ["shard"], buckets=COMMIT_SIZE_BUCKETS, registry=registry)
         self._shard_gauges(registry)
         self._midnight_gauges(registry)
         self._event_metrics(registry)
@@ -180,6 +186,7 @@ class Metrics:
             self.shard_apply.labels(str(shard)).observe(stats.apply_seconds)
             self.shard_commit.labels(str(shard)).observe(stats.commit_seconds)
             self.shard_disk_write.labels(str(shard)).observe(stats.disk_write_seconds)
+            self.shard_commit_size.labels(str(shard)).observe(sum(stats.outcomes.values()))
 
     def record_changes(self, stats: BatchStats) -> None:
         """Ledger-level counts: from batches and from midnight runs alike."""

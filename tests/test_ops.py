@@ -182,6 +182,11 @@ def exposition_families(text: str) -> dict[str, dict]:
     return families
 
 
+HISTOGRAM_UNITS = ("_seconds", "_bytes", "_transactions")
+"""A histogram's base unit, or for a histogram of counts what it counts (as Prometheus's own
+`prometheus_tsdb_compaction_chunk_samples`): patron_shard_commit_transactions."""
+
+
 def naming_problems(text: str) -> list[str]:
     problems = []
     for name, family in exposition_families(text).items():
@@ -198,8 +203,8 @@ def naming_problems(text: str) -> list[str]:
             problems.append(f"{name}: only counters end with _total, this is a {kind}")
         if kind not in ("histogram", "summary") and name.endswith(("_count", "_sum", "_bucket")):
             problems.append(f"{name}: _count, _sum and _bucket belong to histograms and summaries")
-        if kind == "histogram" and name.startswith("patron_") and not name.endswith(("_seconds", "_bytes")):
-            problems.append(f"{name}: a histogram's name ends with its base unit")
+        if kind == "histogram" and name.startswith("patron_") and not name.endswith(HISTOGRAM_UNITS):
+            problems.append(f"{name}: a histogram's name ends with its base unit, or what it counts")
         problems += [f"{name}: {word!r} is not a base unit" for word in words if word in NON_BASE_UNITS]
         problems += [f"{name}: the name repeats the type {word!r}" for word in words if word in TYPE_WORDS]
         problems += [f"{name}: sample {sample} is not of this family" for sample in family["samples"]

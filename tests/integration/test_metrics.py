@@ -63,6 +63,11 @@ def test_counters_equal_what_was_sent_per_outcome(start_server):
         assert 0 < count(samples, "patron_shard_disk_write_seconds_sum", shard=shard) <= count(
             samples, "patron_shard_commit_seconds_sum", shard=shard)
     assert count(samples, "patron_batches_in_flight") == 0
+    # every transaction sent was answered by some shard's commit, each commit observed once
+    assert sum(count(samples, "patron_shard_commit_transactions_sum", shard=s) for s in ("0", "1")) == len(batch)
+    for shard in ("0", "1"):
+        assert count(samples, "patron_shard_commit_transactions_count", shard=shard) == count(
+            samples, "patron_shard_commit_seconds_count", shard=shard)
 
 
 def test_gauges_show_members_rules_and_points_liability(start_server):
