@@ -20,6 +20,7 @@ from storage.c_slots cimport slot_offset
 from storage.c_slots cimport borrowed_slot as slot, slot_value as field
 
 from engine.ledger import LedgerEntry
+from engine.spending.coupons import coupon_id_of
 from engine.transactions import Transaction, TxnResult
 from engine.types import KINDS
 
@@ -93,17 +94,15 @@ cdef str _OUT_OF_STOCK = "out_of_stock"
 
 
 cdef str coupon_key(str event, object code, object member_id):
-    """f"{event}{coupon_of(entry)}" (actors/batch_stats.py `coupon_of`: the code's coupon id, its
-    `-<member id>-<n>` cut off), made without the pieces between when all three are ASCII."""
+    """f"{event}{coupon_id_of(code, member_id)}" (engine/spending/coupons.py: the code's coupon id,
+    its `-<member id>-<n>` cut off), made without the pieces between when all three are ASCII."""
     if type(code) is not str or type(member_id) is not str:
         raise Unusual()  # the pure code's (its error, if any)
     cdef Py_ssize_t head, kept, size = len(<str>code), member = len(<str>member_id), prefix = len(event)
     cdef const char* text
     cdef object key
     if not (PyUnicode_IS_COMPACT_ASCII(code) and PyUnicode_IS_COMPACT_ASCII(member_id)):  # `event`: ours, ASCII
-        head_text = (<str>code).rpartition("-")[0]
-        suffix = f"-{member_id}"
-        return event + (head_text[:-len(suffix)] if head_text.endswith(suffix) else head_text)
+        return event + coupon_id_of(code, member_id)
     text = <const char*>PyUnicode_DATA(code)
     head = size - 1  # the last dash: the head is what comes before it ("" when there is none)
     while head >= 0 and text[head] != b'-':

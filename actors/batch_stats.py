@@ -10,6 +10,7 @@ import msgspec
 
 from engine.ledger import LedgerEntry
 from engine.notices import ANOMALY_FLAGGED, Notice
+from engine.spending.coupons import coupon_id_of
 from engine.transactions import Transaction, TxnResult
 from engine.types import COUPON_ISSUE, KINDS
 
@@ -219,11 +220,8 @@ def count_ledger_pure(stats: BatchStats, ledger: list[LedgerEntry], tiers: Seque
 
 
 def coupon_of(entry: LedgerEntry) -> str:
-    """The coupon id in an instance's code, `<coupon id>-<member id>-<n>` (engine/spending/coupons.py):
-    ids may hold dashes, so the member's id and the number are cut off the end."""
-    head = entry.coupon_code.rpartition("-")[0]
-    suffix = f"-{entry.member_id}"
-    return head[:-len(suffix)] if head.endswith(suffix) else head
+    """The coupon id in the code of the instance an entry names."""
+    return coupon_id_of(entry.coupon_code, entry.member_id)
 
 
 def _less(counts: dict[str, int], before: dict[str, int]) -> dict[str, int]:

@@ -12,7 +12,7 @@ from engine.spending.coupon_stock import take_from
 from engine.transactions import Spent, Transaction, TxnRecord
 from engine.types import COUPON_ISSUE, COUPON_USE, RECHARGE, REFUND, Day
 
-__all__ = ["coupon_due", "coupon_value", "expire_coupons", "issue", "issue_on_enroll",
+__all__ = ["coupon_due", "coupon_id_of", "coupon_value", "expire_coupons", "issue", "issue_on_enroll",
            "issue_on_upgrade", "score_coupon_issue", "score_coupon_use", "undo_coupon_use", "use_problem",
            "void_coupons"]
 
@@ -80,6 +80,14 @@ def _refusal(book: Book, member: Member, coupon: Coupon, given: int) -> str:
     if not take_from(book.stock, coupon.id, coupon.inventory):
         return "out_of_stock"
     return ""
+
+
+def coupon_id_of(code: str, member_id: str) -> str:
+    """The coupon id in an instance's code, `<coupon id>-<member id>-<n>` (`_give`): ids may hold
+    dashes, so the member's id and the number are cut off the end."""
+    head = code.rpartition("-")[0]
+    suffix = f"-{member_id}"
+    return head[:-len(suffix)] if head.endswith(suffix) else head
 
 
 def _give(book: Book, member: Member, coupon: Coupon, day: Day, cause: str, ref: str, given: int) -> str:
