@@ -14,3 +14,6 @@ cdef class RecordEncoder:
     cdef bytes encoded(self, object record)
     cdef bytes positioned(self, unsigned long long position, object record)
     cdef int write(self, object record, Py_ssize_t start) except -1
+    cdef void fetch_record(self, object record) noexcept
+    cdef void fetch_fields(self, object record) noexcept
+    cdef void fetch_contents(self, object record) noexcept

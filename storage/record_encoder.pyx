@@ -196,6 +196,16 @@ cdef extern from *:
         return written != 0;
     }
 
+    /* Where a list's items and a dict's table are, to be fetched ahead (never read through here). */
+    static inline const void *patron_list_items(PyObject *v) { return ((PyListObject *)v)->ob_item; }
+    static inline const void *patron_dict_table(PyObject *v) { return ((PyDictObject *)v)->ma_keys; }
+
+    #if defined(__GNUC__)
+    #define patron_prefetch(address) __builtin_prefetch((address), 0, 3)
+    #else
+    #define patron_prefetch(address) ((void)(address))
+    #endif
+
     static inline uint64_t patron_float_bits(double value) {  /* mpack_encode_float */
         uint64_t bits;
         memcpy(&bits, &value, sizeof bits);
@@ -209,6 +219,9 @@ cdef extern from *:
                                              unsigned char wide) noexcept
     void store64 "patron_store64" (char* at, uint64_t value) noexcept
     uint64_t float_bits "patron_float_bits" (double value) noexcept
+    void prefetch "patron_prefetch" (const void* address) noexcept
+    const void* list_items "patron_list_items" (PyObject* value) noexcept
+    const void* dict_table "patron_dict_table" (PyObject* value) noexcept
 
 cdef enum:
     DEPTH = 32  # deeper values go to msgspec, which decides (its recursion limit, a cycle's error)
@@ -218,6 +231,8 @@ cdef enum:
     WRITTEN = 1
     BIGGEST_HEAD = 9  # an int's, at most; an array's, a map's or a str's header at most 5
     POSITION = 8  # a big-endian position before a stored member or ledger entry (row_packer.pyx)
+    CACHE_LINE = 64
+    CONTENTS_FETCHED = 4  # a tuple's items fetched ahead: a member's tuples are mostly empty or short
 
 
 cdef struct Layout:
@@ -419,6 +434,59 @@ cdef class RecordEncoder:
         self.write(record, POSITION)
         store64(self.out.data, position)
         return PyBytes_FromStringAndSize(self.out.data, self.out.used)
+
+    cdef void fetch_record(self, object record) noexcept:
+        """Ask the CPU for the record's own memory (its slots) ahead of its encoding."""
+        cdef char* at = <char*><PyObject*>record
+        cdef Py_ssize_t offset
+        for offset in range(0, (<PyTypeObject*>Py_TYPE(record)).tp_basicsize, CACHE_LINE):
+            prefetch(at + offset)
+
+    cdef void fetch_fields(self, object record) noexcept:
+        """Ask the CPU for the head of each field's value (its type, an int's digits, a short
+        str's characters) ahead of the record's encoding; the record's slots should be in the cache
+        by now (`fetch_record` a few records earlier). A class not in KNOWN is left alone."""
+        cdef Py_ssize_t i, known = layout_of(Py_TYPE(record))
+        cdef PyObject* field
+        if known < 0:
+            return
+        for i in range(layouts[known].count):
+            field = (<PyObject**>(<char*><PyObject*>record + layouts[known].offsets[i]))[0]
+            if field != NULL:
+                prefetch(field)
+
+    cdef void fetch_contents(self, object record) noexcept:
+        """What the record's containers hold, asked for as `fetch_fields` asks for the fields: a
+        dict's table, a list's items, a tuple's first items, a known Struct's fields' heads (their
+        heads should be in the cache by now: `fetch_fields` a few records earlier)."""
+        cdef Py_ssize_t i, j, inner, known = layout_of(Py_TYPE(record))
+        cdef PyObject* field
+        cdef PyTypeObject* kind
+        cdef const char* table
+        if known < 0:
+            return
+        for i in range(layouts[known].count):
+            field = (<PyObject**>(<char*><PyObject*>record + layouts[known].offsets[i]))[0]
+            if field == NULL:
+                continue
+            kind = field.ob_type
+            if kind == &PyDict_Type:
+                if dict_size(field):
+                    table = <const char*>dict_table(field)
+                    prefetch(table)
+                    prefetch(table + CACHE_LINE)
+                    prefetch(table + 2 * CACHE_LINE)
+            elif kind == &PyList_Type:
+                if list_size(field):
+                    prefetch(list_items(field))
+            elif kind == &PyTuple_Type:
+                for j in range(min(tuple_size(field), CONTENTS_FETCHED)):
+                    prefetch(tuple_item(field, j))
+            else:
+                inner = layout_of(kind)
+                if inner >= 0:
+                    for j in range(layouts[inner].count):
+                        prefetch((<PyObject**>(<char*>field + layouts[inner].offsets[j]))[0])
 
     cdef int write(self, object record, Py_ssize_t start) except -1:
         """The record's bytes after `start` bytes of the buffer (the capacity is never below 1,024)."""

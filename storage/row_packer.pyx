@@ -29,6 +29,7 @@ cdef object _decode_txn = decode_txn
 cdef enum:
     MAX_KEY = 511  # storage/codecs.py MAX_KEY: LMDB's default largest key
     POSITION = 8  # a big-endian position before a stored member or ledger entry
+    AHEAD = 4  # members between one wave of asking for a member's memory and the next (encoded_members)
 
 
 cdef inline void put_position(uint8_t* at, uint64_t value) noexcept:
@@ -82,10 +83,25 @@ cdef inline object field_of(object record, object cls, Py_ssize_t offset, str na
 
 
 def encoded_members(members, dict into):
-    """storage/commit_rows.py `encoded_members_pure`."""
+    """storage/commit_rows.py `encoded_members_pure`. A commit's members are scattered over the
+    shard's memory and each of their fields is an object of its own: the encoder's loop waited
+    for memory at nearly every field (perf: 78% of its samples on one load of a field's type).
+    So a member's memory is asked for in three waves ahead of its encoding, each `AHEAD` members
+    after the one before (its slots, its fields' heads, what its containers hold), and the waits
+    overlap."""
     cdef RecordEncoder encoder = RecordEncoder()
-    for member in members:
-        into[field_of(member, _MEMBER, MEMBER_ID, "member_id")] = encoder.encoded(member)
+    cdef list listed = list(members)
+    cdef Py_ssize_t i, count = len(listed)
+    for i in range(-3 * AHEAD, count):
+        if 0 <= i + 3 * AHEAD < count:
+            encoder.fetch_record(listed[i + 3 * AHEAD])
+        if 0 <= i + 2 * AHEAD < count:
+            encoder.fetch_fields(listed[i + 2 * AHEAD])
+        if 0 <= i + AHEAD < count:
+            encoder.fetch_contents(listed[i + AHEAD])
+        if i >= 0:
+            member = listed[i]
+            into[field_of(member, _MEMBER, MEMBER_ID, "member_id")] = encoder.encoded(member)
 
 
 cpdef bytes index_key(object pair):

@@ -199,6 +199,24 @@ def test_a_commits_members_are_msgspecs_bytes_one_after_another(written):
     assert into == {member.member_id: msgspec.msgpack.encode(member) for member in written}
 
 
+many = st.lists(st.builds(Member, member_id=st.integers(0, 10**6).map(str), enrolled=days, points=ints,
+                          lots=st.lists(lots, max_size=2), windows=st.dictionaries(texts, int_maps, max_size=2),
+                          events=st.dictionaries(texts, counts, max_size=2), profile=profiles,
+                          coupons=st.lists(coupons, max_size=2).map(tuple), tags=st.lists(texts, max_size=2)),
+                min_size=13, max_size=40)
+
+
+@settings(max_examples=20, deadline=None)
+@given(many)
+def test_more_members_than_are_fetched_ahead_are_each_msgspecs_bytes(written):
+    """More than the 12 members whose memory row_packer asks for ahead of the one it encodes (AHEAD,
+    three waves): each is written, as itself, in order."""
+    into = {}
+    row_packer.encoded_members(written, into)
+    assert into == {member.member_id: msgspec.msgpack.encode(member) for member in written}
+    assert list(into) == list(dict.fromkeys(member.member_id for member in written))
+
+
 _FINALIZER_REPLACES_THE_FIELD = '''
 import gc
 from engine.members import Member
