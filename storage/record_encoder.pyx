@@ -232,7 +232,7 @@ cdef enum:
     BIGGEST_HEAD = 9  # an int's, at most; an array's, a map's or a str's header at most 5
     POSITION = 8  # a big-endian position before a stored member or ledger entry (row_packer.pyx)
     CACHE_LINE = 64
-    CONTENTS_FETCHED = 4  # a tuple's items fetched ahead: a member's tuples are mostly empty or short
+    CONTENTS_FETCHED = 4  # at most so many of a tuple's items fetched ahead: a member's are mostly short
 
 
 cdef struct Layout:
@@ -436,15 +436,18 @@ cdef class RecordEncoder:
         return PyBytes_FromStringAndSize(self.out.data, self.out.used)
 
     cdef void fetch_record(self, object record) noexcept:
-        """Ask the CPU for the record's own memory (its slots) ahead of its encoding."""
+        """Ask the CPU for the record's own memory (its slots) ahead of its encoding; the last
+        byte too, for a record that does not start at a cache line's start."""
         cdef char* at = <char*><PyObject*>record
-        cdef Py_ssize_t offset
-        for offset in range(0, (<PyTypeObject*>Py_TYPE(record)).tp_basicsize, CACHE_LINE):
+        cdef Py_ssize_t offset = 0, size = (<PyTypeObject*>Py_TYPE(record)).tp_basicsize
+        while offset < size:  # a C loop: `range` with an enum step is a Python range in Cython
             prefetch(at + offset)
+            offset += CACHE_LINE
+        prefetch(at + size - 1)
 
     cdef void fetch_fields(self, object record) noexcept:
-        """Ask the CPU for the head of each field's value (its type, an int's digits, a short
-        str's characters) ahead of the record's encoding; the record's slots should be in the cache
+        """Ask the CPU for the head of each field's value (its type, and often an int's digit or
+        a short str's first characters) ahead of the record's encoding; the record's slots should be in the cache
         by now (`fetch_record` a few records earlier). A class not in KNOWN is left alone."""
         cdef Py_ssize_t i, known = layout_of(Py_TYPE(record))
         cdef PyObject* field
@@ -470,6 +473,8 @@ cdef class RecordEncoder:
             if field == NULL:
                 continue
             kind = field.ob_type
+            if kind == &PyLong_Type or kind == &PyUnicode_Type:
+                continue  # most fields: nothing inside to fetch, and no layout to look for
             if kind == &PyDict_Type:
                 if dict_size(field):
                     table = <const char*>dict_table(field)

@@ -209,8 +209,8 @@ many = st.lists(st.builds(Member, member_id=st.integers(0, 10**6).map(str), enro
 @settings(max_examples=20, deadline=None)
 @given(many)
 def test_more_members_than_are_fetched_ahead_are_each_msgspecs_bytes(written):
-    """More than the 12 members whose memory row_packer asks for ahead of the one it encodes (AHEAD,
-    three waves): each is written, as itself, in order."""
+    """More than the 12 members whose memory row_packer asks for ahead of the one it encodes (three
+    waves, `AHEAD` members apart): each is written, as itself, in order."""
     into = {}
     row_packer.encoded_members(written, into)
     assert into == {member.member_id: msgspec.msgpack.encode(member) for member in written}
