@@ -447,8 +447,9 @@ cdef class RecordEncoder:
 
     cdef void fetch_fields(self, object record) noexcept:
         """Ask the CPU for the head of each field's value (its type, and often an int's digit or
-        a short str's first characters) ahead of the record's encoding; the record's slots should be in the cache
-        by now (`fetch_record` a few records earlier). A class not in KNOWN is left alone."""
+        a short str's first characters) ahead of the record's encoding; the record's slots should
+        be in the cache by now (`fetch_record` a few records earlier). A class not in KNOWN is left
+        alone."""
         cdef Py_ssize_t i, known = layout_of(Py_TYPE(record))
         cdef PyObject* field
         if known < 0:
