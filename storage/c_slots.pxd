@@ -41,10 +41,15 @@ cdef inline void put_slot(object record, Py_ssize_t offset, object value) noexce
     (<PyObject**>(<char*><PyObject*>record + offset))[0] = <PyObject*>value
 
 
+cdef inline PyObject* slot_at(PyObject* record, Py_ssize_t offset) noexcept:
+    """A field of a record read from its slot as it is: borrowed, NULL when unset."""
+    return (<PyObject**>(<char*>record + offset))[0]
+
+
 cdef inline PyObject* borrowed_slot(object record, Py_ssize_t offset) except NULL:
     """A field of a record read from its slot, borrowed (alive as long as the record is);
     AttributeError when unset."""
-    cdef PyObject* value = (<PyObject**>(<char*><PyObject*>record + offset))[0]
+    cdef PyObject* value = slot_at(<PyObject*>record, offset)
     if value == NULL:
         raise AttributeError("a field left unset")
     return value

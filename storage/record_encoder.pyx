@@ -18,7 +18,7 @@ from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
-from storage.c_slots cimport slot_offset
+from storage.c_slots cimport slot_at, slot_offset
 
 import msgspec
 
@@ -379,7 +379,7 @@ cdef int put_fields(Out* out, PyObject* record, Py_ssize_t known, bint splice) e
     cdef object held
     put_head(out, layout.count, 0x90, 0xdc)
     for i in range(layout.count):
-        field = (<PyObject**>(<char*>record + layout.offsets[i]))[0]
+        field = slot_at(record, layout.offsets[i])
         if field == NULL:
             return NOT_MINE  # unset: msgspec's AttributeError
         if put_plain_into(out.data, &out.used, out.capacity, field):
@@ -455,7 +455,7 @@ cdef class RecordEncoder:
         if known < 0:
             return
         for i in range(layouts[known].count):
-            field = (<PyObject**>(<char*><PyObject*>record + layouts[known].offsets[i]))[0]
+            field = slot_at(<PyObject*>record, layouts[known].offsets[i])
             if field != NULL:
                 prefetch(field)
 
@@ -470,7 +470,7 @@ cdef class RecordEncoder:
         if known < 0:
             return
         for i in range(layouts[known].count):
-            field = (<PyObject**>(<char*><PyObject*>record + layouts[known].offsets[i]))[0]
+            field = slot_at(<PyObject*>record, layouts[known].offsets[i])
             if field == NULL:
                 continue
             kind = field.ob_type
@@ -492,7 +492,7 @@ cdef class RecordEncoder:
                 inner = layout_of(kind)
                 if inner >= 0:
                     for j in range(layouts[inner].count):
-                        prefetch((<PyObject**>(<char*>field + layouts[inner].offsets[j]))[0])
+                        prefetch(slot_at(field, layouts[inner].offsets[j]))
 
     cdef int write(self, object record, Py_ssize_t start) except -1:
         """The record's bytes after `start` bytes of the buffer (the capacity is never below 1,024)."""
