@@ -18,6 +18,7 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 
 from actors.c_ints cimport read_int64
 from storage.c_slots cimport borrowed_slot, slot_offset, slot_value
+from storage.c_varints cimport put_varint, varint_size
 from cpython.object cimport PyObject
 
 
@@ -82,23 +83,6 @@ cdef int reserve(Buffer* buffer, Py_ssize_t more) except -1:
         raise MemoryError()
     buffer.data, buffer.room = <uint8_t*>grown, room
     return 0
-
-
-cdef inline Py_ssize_t varint_size(uint64_t value) noexcept:
-    cdef Py_ssize_t size = 1
-    while value >= 0x80:
-        value >>= 7
-        size += 1
-    return size
-
-
-cdef inline uint8_t* put_varint(uint8_t* at, uint64_t value) noexcept:
-    while value >= 0x80:
-        at[0] = <uint8_t>(value & 0x7F | 0x80)
-        at += 1
-        value >>= 7
-    at[0] = <uint8_t>value
-    return at + 1
 
 
 cdef inline Text text(object value) except *:

@@ -16,6 +16,7 @@ from engine.notices import Notice
 from engine.transactions import TxnRecord
 from storage.codecs import decode_txn, txn_key
 from storage.c_slots cimport slot_offset, slot_value
+from storage.c_varints cimport put_varint, varint_size
 from storage.record_encoder cimport RecordEncoder
 
 cdef extern from "Python.h":
@@ -279,27 +280,13 @@ cdef Py_ssize_t NOTICE_DAY = slot_offset(Notice, "day", "storage.row_packer")
 cdef Py_ssize_t NOTICE_DETAIL = slot_offset(Notice, "detail", "storage.row_packer")
 
 
-cdef inline Py_ssize_t varint_size(Py_ssize_t n) noexcept:
-    cdef Py_ssize_t size = 1
-    while n > 0x7F:
-        n >>= 7
-        size += 1
-    return size
-
-
 cdef inline uint8_t* put_text_head(uint8_t* at, bytes tag, Py_ssize_t size) noexcept:
     """The `tag + varint(len(data))` of storage/outbox.py `_row`'s `tag + varint(len(data)) + data`
     (its caller copies the data), nothing for no data."""
     if size == 0:
         return at
     at[0] = <uint8_t>PyBytes_AS_STRING(tag)[0]
-    at += 1
-    while size > 0x7F:
-        at[0] = <uint8_t>(size & 0x7F | 0x80)
-        at += 1
-        size >>= 7
-    at[0] = <uint8_t>size
-    return at + 1
+    return put_varint(at + 1, <uint64_t>size)
 
 
 def event_rows(bytes head not None, list notices, uint64_t seq, bytes member_tag not None, bytes detail_tag not None,
@@ -338,9 +325,9 @@ def event_rows(bytes head not None, list notices, uint64_t seq, bytes member_tag
             day_bytes = days[day] = day_field(day)
         size = PyBytes_GET_SIZE(head) + PyBytes_GET_SIZE(kind_bytes) + PyBytes_GET_SIZE(day_bytes)
         if member_size:
-            size += 1 + varint_size(member_size) + member_size
+            size += 1 + varint_size(<uint64_t>member_size) + member_size
         if detail_size:
-            size += 1 + varint_size(detail_size) + detail_size
+            size += 1 + varint_size(<uint64_t>detail_size) + detail_size
         made = PyBytes_FromStringAndSize(NULL, size)
         at = <uint8_t*>PyBytes_AS_STRING(made)
         memcpy(at, PyBytes_AS_STRING(head), PyBytes_GET_SIZE(head))
