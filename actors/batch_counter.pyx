@@ -21,7 +21,7 @@ from storage.c_slots cimport borrowed_slot as slot, slot_value as field
 
 from engine.ledger import LedgerEntry
 from engine.spending.coupons import coupon_id_of
-from engine.transactions import Transaction, TxnResult
+from engine.transactions import TxnResult
 from engine.types import KINDS
 
 __all__ = ["count_ledger_common", "count_outcomes", "field_offset", "rejected_and_twins"]
@@ -49,15 +49,14 @@ def field_offset(object cls, str name):
 
 
 cdef object _ENTRY = LedgerEntry
-cdef object _TXN = Transaction
 cdef object _RESULT = TxnResult
 cdef Py_ssize_t KIND = offset_of(_ENTRY, "kind"), POINTS = offset_of(_ENTRY, "points")
 cdef Py_ssize_t PENDING = offset_of(_ENTRY, "pending"), GROWTH = offset_of(_ENTRY, "growth")
 cdef Py_ssize_t VALUE = offset_of(_ENTRY, "stored_value")
 cdef Py_ssize_t BONUS = offset_of(_ENTRY, "bonus_value")
-cdef Py_ssize_t TXN_KIND = offset_of(_TXN, "kind"), OUTCOME = offset_of(_RESULT, "outcome")
+cdef Py_ssize_t OUTCOME = offset_of(_RESULT, "outcome")
 cdef Py_ssize_t REASON = offset_of(_RESULT, "reason")
-cdef Py_ssize_t TXN_ID = offset_of(_TXN, "txn_id")
+cdef Py_ssize_t RESULT_ID = offset_of(_RESULT, "txn_id")
 cdef Py_ssize_t MEMBER = offset_of(_ENTRY, "member_id"), CODE = offset_of(_ENTRY, "coupon_code")
 cdef Py_ssize_t NOTE = offset_of(_ENTRY, "note")
 
@@ -131,32 +130,33 @@ cdef enum:
     KNOWN = 16  # triples counted by identity, without a tuple or a hash
 
 
-def count_outcomes(list txns, list results):
-    """"kind outcome reason" -> transactions, in the order each was first seen; None when the
-    lists differ in length (the pure code raises) or hold other records. The first KNOWN distinct
+def count_outcomes(list kinds, list results):
+    """"kind outcome reason" -> transactions (each transaction's kind in `kinds`), in the order
+    each was first seen; None when the lists differ in length (the pure code raises) or hold a kind
+    that is not a str or a result that is not a TxnResult. The first KNOWN distinct
     triples are counted by the identity of their three strings (a batch's transactions share the
     few words the reader and the engine use), each new one put in `seen` where it first comes,
     so the order stays; equal strings that are other objects still meet in `seen`."""
     cdef dict seen = {}
     cdef dict outcomes = {}
     cdef list triples = []  # the triples known by identity (holding their strings)
-    cdef PyObject* kinds[KNOWN]
+    cdef PyObject* known_kinds[KNOWN]
     cdef PyObject* outs[KNOWN]
     cdef PyObject* reasons[KNOWN]
     cdef Py_ssize_t counts[KNOWN]
     cdef PyObject* kind
     cdef PyObject* outcome
     cdef PyObject* reason
-    cdef Py_ssize_t i, j, known = 0, n = len(txns)
+    cdef Py_ssize_t i, j, known = 0, n = len(kinds)
     if len(results) != n:
         return None
     for i in range(n):
-        txn, result = txns[i], results[i]
-        if type(txn) is not _TXN or type(result) is not _RESULT:
+        named, result = kinds[i], results[i]
+        if type(named) is not str or type(result) is not _RESULT:
             return None
-        kind, outcome, reason = slot(txn, TXN_KIND), slot(result, OUTCOME), slot(result, REASON)
+        kind, outcome, reason = <PyObject*>named, slot(result, OUTCOME), slot(result, REASON)
         for j in range(known):
-            if kinds[j] == kind and outs[j] == outcome and reasons[j] == reason:
+            if known_kinds[j] == kind and outs[j] == outcome and reasons[j] == reason:
                 counts[j] += 1
                 break
         else:
@@ -165,7 +165,7 @@ def count_outcomes(list txns, list results):
             if known < KNOWN:
                 if count is None:
                     seen[triple] = 0
-                kinds[known], outs[known], reasons[known], counts[known] = kind, outcome, reason, 1
+                known_kinds[known], outs[known], reasons[known], counts[known] = kind, outcome, reason, 1
                 triples.append(triple)
                 known += 1
             else:
@@ -252,27 +252,25 @@ cdef str _ACCEPTED = "accepted"
 cdef str _REJECTED = "rejected"
 
 
-def rejected_and_twins(list txns, list results):
-    """actors/batch_stats.py `rejected_and_twins_pure`: two loops over the slots, the second only
-    when something was rejected; None when the lists differ in length (the pure code's `compress`
-    stops at the shorter) or hold other records. An outcome is compared by identity with the
-    engine's word first (the same interned string), by value otherwise."""
-    cdef Py_ssize_t i, n = len(txns)
+def rejected_and_twins(list results):
+    """actors/batch_stats.py `rejected_and_twins_pure`: two loops over the results' slots (a result
+    carries its transaction's id), the second only when something was rejected; None when one is
+    not a TxnResult. An outcome is compared by identity with the engine's word first (the same
+    interned string), by value otherwise."""
+    cdef Py_ssize_t i, n = len(results)
     cdef set ids = set()
     cdef list found = []
     cdef PyObject* outcome
-    if len(results) != n:
-        return None
     for i in range(n):
-        txn, result = txns[i], results[i]
-        if type(txn) is not _TXN or type(result) is not _RESULT:
+        result = results[i]
+        if type(result) is not _RESULT:
             return None
         outcome = slot(result, OUTCOME)
         if outcome != <PyObject*>_ACCEPTED and (outcome == <PyObject*>_REJECTED or <object>outcome == _REJECTED):
-            ids.add(<object>slot(txn, TXN_ID))
+            ids.add(<object>slot(result, RESULT_ID))
     if not ids:
         return found
     for i in range(n):
-        if <object>slot(txns[i], TXN_ID) in ids:
+        if <object>slot(results[i], RESULT_ID) in ids:
             found.append(i)
     return found

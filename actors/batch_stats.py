@@ -15,7 +15,7 @@ from engine.transactions import Transaction, TxnResult
 from engine.types import COUPON_ISSUE, KINDS
 
 __all__ = ["COMPILED_COUNTS", "BatchStats", "Counted", "count_batch", "count_ledger", "count_ledger_pure",
-           "count_outcomes_pure", "rejected_and_twins", "rejected_and_twins_pure", "tier_name"]
+           "count_outcomes_pure", "kinds_and_coupons", "rejected_and_twins", "rejected_and_twins_pure", "tier_name"]
 
 try:
     from actors.batch_counter import count_ledger_common as _common_compiled
@@ -33,7 +33,7 @@ pure code here, their specification."""
 OUT_OF_STOCK = "out_of_stock"
 _COUPON_EVENTS = {"coupon_issued": "issued", "coupon_used": "used", "coupon_expired": "expired"}
 """Ledger kinds counted per coupon, and the event they count as."""
-_KIND, _OUTCOME, _REASON = attrgetter("kind"), attrgetter("outcome"), attrgetter("reason")
+_OUTCOME, _REASON = attrgetter("outcome"), attrgetter("reason")
 _TXN_ID = attrgetter("txn_id")
 
 
@@ -130,31 +130,43 @@ class Counted(msgspec.Struct, array_like=True, gc=False):
                        self.commits - before.commits)
 
 
-def count_batch(txns: list[Transaction], results: list[TxnResult], ledger: list[LedgerEntry],
-                tiers: Sequence[str] = (), notices: Sequence[Notice] = ()) -> BatchStats:
-    """`tiers`: the names of the ladder the batch was scored on; `notices`: the events its scoring
-    made, whose `anomaly_flagged` are the threshold's crossings (one a member and local day, also by
-    a member flagged already: its status entry is written at its first crossing only)."""
+def count_batch(kinds: list[str], results: list[TxnResult], ledger: list[LedgerEntry], tiers: Sequence[str] = (),
+                notices: Sequence[Notice] = (), coupon_ids: dict[int, str] | None = None) -> BatchStats:
+    """`kinds`: each transaction's kind, in order (a shard lets its transactions go as it scores
+    them, actors/shard.py); `tiers`: the names of the ladder the batch was scored on; `notices`: the
+    events its scoring made, whose `anomaly_flagged` are the threshold's crossings (one a member
+    and local day, also by a member flagged already: its status entry is written at its first
+    crossing only); `coupon_ids`: the coupon each coupon_issue transaction asked for, by its place."""
     outcomes = None
-    if _outcomes_compiled is not None and type(txns) is list and type(results) is list:
-        outcomes = _outcomes_compiled(txns, results)
+    if _outcomes_compiled is not None and type(kinds) is list and type(results) is list:
+        outcomes = _outcomes_compiled(kinds, results)
     if outcomes is None:
-        outcomes = count_outcomes_pure(txns, results)
+        outcomes = count_outcomes_pure(kinds, results)
     stats = BatchStats(outcomes)
     count_ledger(stats, ledger, tiers)
     stats.anomalies = sum(1 for notice in notices if notice.kind == ANOMALY_FLAGGED)
     if f"{COUPON_ISSUE} rejected {OUT_OF_STOCK}" in outcomes:  # refused before any ledger entry: count it here
-        refused = Counter(f"{OUT_OF_STOCK} {t.coupon_id}" for t, r in zip(txns, results, strict=True)
-                          if t.kind == COUPON_ISSUE and r.reason == OUT_OF_STOCK)
+        asked = coupon_ids or {}
+        refused = Counter(f"{OUT_OF_STOCK} {asked.get(at, '')}"
+                          for at, (kind, r) in enumerate(zip(kinds, results, strict=True))
+                          if kind == COUPON_ISSUE and r.reason == OUT_OF_STOCK)
         stats.coupons = _add_counts(dict(stats.coupons), refused)
     return stats
 
 
-def count_outcomes_pure(txns: list[Transaction], results: list[TxnResult]) -> dict[str, int]:
+def kinds_and_coupons(txns: list[Transaction]) -> tuple[list[str], dict[int, str]]:
+    """What `count_batch` reads of a batch's transactions, taken before they are let go."""
+    kinds = [txn.kind for txn in txns]
+    coupons = ({at: txn.coupon_id for at, txn in enumerate(txns) if txn.kind == COUPON_ISSUE}
+               if COUPON_ISSUE in kinds else {})
+    return kinds, coupons
+
+
+def count_outcomes_pure(kinds: list[str], results: list[TxnResult]) -> dict[str, int]:
     """"kind outcome reason" -> transactions (the compiled `count_outcomes` gives the same dict, in
     the same order). Counted as (kind, outcome, reason) by Counter's C loop, named once per
     distinct triple."""
-    seen = Counter(zip(map(_KIND, txns), map(_OUTCOME, results), map(_REASON, results), strict=True))
+    seen = Counter(zip(kinds, map(_OUTCOME, results), map(_REASON, results), strict=True))
     outcomes: dict[str, int] = {}
     for (kind, outcome, reason), count in seen.items():
         key = f"{kind if kind in KINDS else 'unknown'} {outcome} {reason}"
@@ -246,18 +258,19 @@ def _add_moves(into: dict[str, dict[str, int]], more: dict[str, dict[str, int]])
     return added
 
 
-def rejected_and_twins(txns: list[Transaction], results: list[TxnResult]) -> list[int]:
-    """Where a batch's rejected transactions are, and those with the id of one, in order: all that
-    remembering its rejections reads (actors/shard.py `remember_rejections`), found by the compiled
-    code when it is built (nearly every batch has a rejection or two among thousands accepted, and
-    a Python step a transaction was 2.5% of a shard's write)."""
+def rejected_and_twins(results: list[TxnResult]) -> list[int]:
+    """Where a batch's rejected transactions are, and those with the id of one, in order (a result
+    carries its transaction's id): all that remembering its rejections reads (actors/shard.py
+    `remember_rejections`), found by the compiled code when it is built (nearly every batch has a
+    rejection or two among thousands accepted, and a Python step a transaction was 2.5% of a
+    shard's write)."""
     found = None
-    if _twins_compiled is not None and type(txns) is list and type(results) is list:
-        found = _twins_compiled(txns, results)
-    return found if found is not None else rejected_and_twins_pure(txns, results)
+    if _twins_compiled is not None and type(results) is list:
+        found = _twins_compiled(results)
+    return found if found is not None else rejected_and_twins_pure(results)
 
 
-def rejected_and_twins_pure(txns: list[Transaction], results: list[TxnResult]) -> list[int]:
+def rejected_and_twins_pure(results: list[TxnResult]) -> list[int]:
     """The specification of `rejected_and_twins` (C loops: `map`, `compress`)."""
-    ids = set(compress(map(_TXN_ID, txns), map(eq, map(_OUTCOME, results), repeat("rejected"))))
-    return list(compress(itertools.count(), map(ids.__contains__, map(_TXN_ID, txns)))) if ids else []
+    ids = set(compress(map(_TXN_ID, results), map(eq, map(_OUTCOME, results), repeat("rejected"))))
+    return list(compress(itertools.count(), map(ids.__contains__, map(_TXN_ID, results)))) if ids else []

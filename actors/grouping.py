@@ -30,8 +30,10 @@ _encode = msgspec.msgpack.Encoder().encode
 
 Spans = list[tuple[str, int]]
 """(batch id, how many transactions) of each part, in order: whose transactions are which."""
-Apply = Callable[[list[Transaction], Spans], tuple[list[TxnResult], BatchStats]]
-"""Score and commit transactions, each remembered under its batch's id when rejected."""
+Apply = Callable[[list[Transaction], Spans, Callable[[], list[Transaction]] | None],
+                 tuple[list[TxnResult], BatchStats]]
+"""Score and commit transactions, each remembered under its batch's id when rejected; the third
+argument makes the same transactions anew, if given (the shard then frees each as it is scored)."""
 Recall = Callable[[str], dict[tuple[str, str], str]]
 """What a committed batch of this id had rejected: the reason, by (member, transaction id)."""
 Answer = bytes | Exception
@@ -55,8 +57,9 @@ def apply_group(apply: Apply, streams: StreamOrder, payloads: list[bytes], shard
         # a batch and its resend (its call timed out while it queued): the first commits first,
         # so that the resend finds what it rejected
         return _placed(refusals, _one_by_one(apply, recall, streams, taken, batches, shard))
+    sizes = [len(txns) for txns in batches]
     try:
-        answers: list[Answer] = _answers(batches, *_scored(apply, recall, taken, batches))
+        answers: list[Answer] = _answers(sizes, *_scored(apply, recall, taken, batches))
         streams.committed(taken)
     except StorageFullError:
         raise
@@ -65,7 +68,7 @@ def apply_group(apply: Apply, streams: StreamOrder, payloads: list[bytes], shard
             raise
         log.exception("a group of batches failed to commit; committing each on its own",
                       extra={"shard": shard, "batches": len(taken)})
-        answers = _one_by_one(apply, recall, streams, taken, batches, shard)
+        answers = _one_by_one(apply, recall, streams, taken, [transactions_of(part.data) for part in taken], shard)
     return _placed(refusals, answers)
 
 
@@ -88,7 +91,7 @@ def _one_by_one(apply: Apply, recall: Recall | None, streams: StreamOrder, parts
             answers.append(failed[-1])
             continue
         try:
-            answers.append(_answers([txns], *_scored(apply, recall, [part], [txns]))[0])
+            answers.append(_answers([len(txns)], *_scored(apply, recall, [part], [txns]))[0])
             failed.append(None)
         except StorageFullError as error:
             answers.append(error)
@@ -96,7 +99,7 @@ def _one_by_one(apply: Apply, recall: Recall | None, streams: StreamOrder, parts
         except Exception as error:
             log.exception("a batch could not be committed; its transactions are rejected cannot_apply",
                           extra={"shard": shard, "transactions": len(txns)})
-            answers.append(_answers([txns], [TxnResult(t.txn_id, "rejected", 0, 0, "cannot_apply") for t in txns],
+            answers.append(_answers([len(txns)], [TxnResult(t.txn_id, "rejected", 0, 0, "cannot_apply") for t in txns],
                                     BatchStats({}))[0])
             failed.append(error)
     if all(error is not None and not isinstance(error, StorageFullError) for error in failed):
@@ -111,11 +114,15 @@ def _scored(apply: Apply, recall: Recall | None, parts: list[BatchPart], batches
     """The parts' transactions scored and committed together, in order; but one that a committed
     batch of the same id had rejected is answered as it was then and not scored again: its batch
     is being resent because the answer was lost, and scored now it would take effect after what
-    later batches did (SPEC §2). Sent in another batch, it is scored again (SPEC §11.1)."""
+    later batches did (SPEC §2). Sent in another batch, it is scored again (SPEC §11.1). Nearly
+    always none is: then `batches` is emptied, so that the write holds the transactions alone and
+    frees each as it is scored, and reads them again from the parts if it scores them again."""
     recalled = [recall(part.batch_id) if recall is not None and part.batch_id else {} for part in parts]
     if not any(recalled):
-        return apply([txn for txns in batches for txn in txns],
-                     [(part.batch_id, len(txns)) for part, txns in zip(parts, batches, strict=True)])
+        spans = [(part.batch_id, len(txns)) for part, txns in zip(parts, batches, strict=True)]
+        txns = [txn for part_txns in batches for txn in part_txns]
+        batches.clear()
+        return apply(txns, spans, lambda: [txn for part in parts for txn in transactions_of(part.data)])
     scoring, spans, kept = [], [], []
     for part, txns, known in zip(parts, batches, recalled, strict=True):
         before = len(scoring)
@@ -125,7 +132,7 @@ def _scored(apply: Apply, recall: Recall | None, parts: list[BatchPart], batches
             if reason is None:
                 scoring.append(txn)
         spans.append((part.batch_id, len(scoring) - before))
-    results, stats = apply(scoring, spans)
+    results, stats = apply(scoring, spans, None)
     scored = iter(results)
     answered = [result if result is not None else next(scored) for result in kept]
     return answered, _with_recalled(stats, [txn for txns in batches for txn in txns], kept)
@@ -136,18 +143,20 @@ def _with_recalled(stats: BatchStats, txns: list[Transaction], kept: list[TxnRes
     counts answers, and a file sent twice counted fewer than its lines (an outside probe)."""
     recalled = [(txn, result) for txn, result in zip(txns, kept, strict=True) if result is not None]
     outcomes = dict(stats.outcomes)
-    for key, count in count_outcomes_pure([txn for txn, _ in recalled], [result for _, result in recalled]).items():
+    kinds, results = [txn.kind for txn, _ in recalled], [result for _, result in recalled]
+    for key, count in count_outcomes_pure(kinds, results).items():
         outcomes[key] = outcomes.get(key, 0) + count
     return msgspec.structs.replace(stats, outcomes=outcomes)  # a copy: the commit's own stats stay as counted
 
 
-def _answers(batches: list[list[Transaction]], results: list[TxnResult], stats: BatchStats) -> list[Answer]:
+def _answers(counts: list[int], results: list[TxnResult], stats: BatchStats) -> list[Answer]:
+    """An answer a part, each with the results of its `counts` transactions, in order."""
     entries, sizes = result_entries(results)
     answers: list[Answer] = []
     start = position = 0
-    for txns in batches:
-        sized = sizes[start:start + len(txns)]
+    for count in counts:
+        sized = sizes[start:start + count]
         end = position + sum(sized)
         answers.append(_encode(PartAnswer(entries[position:end], sized, stats)))
-        stats, start, position = BatchStats({}), start + len(txns), end
+        stats, start, position = BatchStats({}), start + count, end
     return answers

@@ -20,7 +20,7 @@ from typing import TypeVar
 import msgspec
 
 from actors.batch_order import StreamOrder
-from actors.batch_stats import BatchStats, Counted, count_batch, count_ledger, rejected_and_twins
+from actors.batch_stats import BatchStats, Counted, count_batch, count_ledger, kinds_and_coupons, rejected_and_twins
 from actors.batch_wire import COMPILED
 from actors.committed_reads import CommittedReads
 from actors.coupon_grants import GrantSource
@@ -72,9 +72,29 @@ T = TypeVar("T")
 class _TransactionFailedError(Exception):
     """The engine raised on the transaction at `index` of a batch being scored."""
 
-    def __init__(self, index: int) -> None:
-        self.index = index
+    def __init__(self, index: int, txn_id: str) -> None:
+        self.index, self.txn_id = index, txn_id
         super().__init__(f"transaction {index} of the batch failed")
+
+
+class _Batch:
+    """A write's transactions, and what is read of them once they are scored: a batch made anew
+    by `again` lets each transaction go as it is scored (the `release` of engine/scoring.py
+    `score_until`), and a write scored again (after a failure, or when the store grew) takes the
+    transactions `again` makes."""
+
+    def __init__(self, txns: list[Transaction], again: Callable[[], list[Transaction]] | None) -> None:
+        self.member_ids = [txn.member_id for txn in txns]
+        self.kinds, self.coupon_ids = kinds_and_coupons(txns)
+        self.release = again is not None
+        self._first: list[Transaction] | None = txns
+        self._again: Callable[[], list[Transaction]] = again if again is not None else lambda: txns
+
+    def take(self) -> list[Transaction]:
+        """The transactions to score: those given, the first time (from then on held only by the
+        caller's scoring); after that, those `again` makes (given none, those given, never let go)."""
+        txns, self._first = self._first, None
+        return txns if txns is not None else self._again()
 
 
 class ShardConfig(msgspec.Struct, frozen=True):
@@ -308,29 +328,35 @@ class Shard:
         finally:
             self._counting_batches = False
 
-    def apply_counted(self, txns: list[Transaction], spans: list[tuple[str, int]] | None = None
-                      ) -> tuple[list[TxnResult], BatchStats]:
+    def apply_counted(self, txns: list[Transaction], spans: list[tuple[str, int]] | None = None,
+                      again: Callable[[], list[Transaction]] | None = None) -> tuple[list[TxnResult], BatchStats]:
         """`apply`, and what the batch did, counted once for metrics. A transaction the engine
         fails on (a defect: no input should) is rejected `cannot_apply` and the batch is scored
         again without it, from the state before: one transaction never sinks its batch.
-        `spans`: (batch id, transactions) of each part, under whose id a rejection is remembered."""
+        `spans`: (batch id, transactions) of each part, under whose id a rejection is remembered.
+        `again`: the same transactions made anew (read again from their bytes). Given it, and
+        holding `txns` alone, the caller lets the scoring free each transaction as soon as it is
+        scored, while it is in the cache (`score_until`'s `release`); a write scored again (the
+        engine failed on one, or the store grew) scores what `again` makes."""
+        batch = _Batch(txns, again)
         failed: set[int] = set()
         while True:
             try:
-                return self._apply_once(txns, failed, spans)
+                return self._apply_once(batch, failed, spans)
             except _TransactionFailedError as failure:
-                txn = txns[failure.index]
                 log.error("transaction could not be applied; rejected cannot_apply",
-                          extra={"shard": self.config.shard, "txn_id": txn.txn_id, "member_id": txn.member_id},
+                          extra={"shard": self.config.shard, "txn_id": failure.txn_id,
+                                 "member_id": batch.member_ids[failure.index]},
                           exc_info=failure.__cause__)
                 failed.add(failure.index)
 
-    def _apply_once(self, txns: list[Transaction], failed: set[int], spans: list[tuple[str, int]] | None
+    def _apply_once(self, batch: "_Batch", failed: set[int], spans: list[tuple[str, int]] | None
                     ) -> tuple[list[TxnResult], BatchStats]:
         early: list[str] = []
 
         def score(writer: BatchWriter) -> list[TxnResult]:
             started = time.perf_counter()
+            txns = batch.take()
             if self.job is not None:
                 early[:] = self._ahead_of_batch(self.job, txns, failed)
             if self.inventory is not None:
@@ -339,7 +365,8 @@ class Shard:
             tomorrow = Tomorrow(self.book)
             while len(results) < len(txns):  # a result a transaction, in order: the next one's index
                 try:  # the engine's compiled loop scores all up to the next one this loop scores itself
-                    index = score_until(self.book, txns, results, tomorrow.starts_ms, tomorrow.ends_ms, failed)
+                    index = score_until(self.book, txns, results, tomorrow.starts_ms, tomorrow.ends_ms, failed,
+                                        release=batch.release)
                     if index == len(txns):
                         break
                     txn = txns[index]
@@ -352,16 +379,17 @@ class Shard:
                 except ShardUnavailableError:  # the coupon keeper out of reach: nothing is applied
                     raise
                 except Exception as error:  # the one being scored (score_until appends after scoring)
-                    raise _TransactionFailedError(len(results)) from error
-            self._batch_stats = stats = count_batch(txns, results, self.book.ledger, self.book.programme.ladder.names,
-                                                    self.book.notices)
+                    raise _TransactionFailedError(len(results), txns[len(results)].txn_id) from error
+            self._batch_stats = stats = count_batch(batch.kinds, results, self.book.ledger,
+                                                    self.book.programme.ladder.names, self.book.notices,
+                                                    batch.coupon_ids)
             if spans and any(" rejected " in key for key in stats.outcomes):  # most batches: none
-                remember_rejections(writer, txns, results, spans, self.book.today)
+                remember_rejections(writer, batch.member_ids, results, spans, self.book.today)
             stats.apply_seconds = time.perf_counter() - started
             return results
 
         started = time.perf_counter()
-        results = self._write_with(score, [t.member_id for t in txns], batch=True)
+        results = self._write_with(score, batch.member_ids, batch=True)
         if early and self.job is not None:  # committed: the job's walk leaves them as they are now
             self.job.early.update(early)
         stats = self._batch_stats  # the scoring of the write that committed
@@ -390,7 +418,7 @@ class Shard:
             try:
                 self._bring_through(job, member_id)
             except Exception as error:
-                raise _TransactionFailedError(first[member_id]) from error
+                raise _TransactionFailedError(first[member_id], txns[first[member_id]].txn_id) from error
         return ids
 
     def _bring_through(self, job: Job, member_id: str) -> None:
@@ -1004,7 +1032,7 @@ def _ahead(job: Job, member_id: str) -> bool:
     return at < len(job.members) and job.members[at] == member_id
 
 
-def remember_rejections(writer: BatchWriter, txns: list[Transaction], results: list[TxnResult],
+def remember_rejections(writer: BatchWriter, member_ids: list[str], results: list[TxnResult],
                         spans: list[tuple[str, int]], day: Day) -> None:
     """A rejected transaction does not use up its id (SPEC §11.1): sent again it is scored again.
     But a batch resent because its answer was lost must be answered as it was the first time,
@@ -1014,16 +1042,16 @@ def remember_rejections(writer: BatchWriter, txns: list[Transaction], results: l
     (actors/batch_stats.py `rejected_and_twins`, compiled; a Python step a transaction was 2.5% of
     a shard's write)."""
     ends = list(accumulate(size for _, size in spans))  # where each batch's transactions end
-    if len(results) != len(txns) or (ends[-1] if ends else 0) != len(txns):
+    if len(results) != len(member_ids) or (ends[-1] if ends else 0) != len(member_ids):
         raise ValueError("spans, transactions and results of different lengths")
     rejected: dict[str, dict[tuple[str, str], str]] = {}
     taken: set[tuple[str, str, str]] = set()
-    for at in rejected_and_twins(txns, results):  # in order, as all were
-        txn, result, batch_id = txns[at], results[at], spans[bisect_right(ends, at)][0]
+    for at in rejected_and_twins(results):  # in order, as all were; a result holds its transaction's id
+        member_id, result, batch_id = member_ids[at], results[at], spans[bisect_right(ends, at)][0]
         if batch_id and result.outcome == "rejected":
-            rejected.setdefault(batch_id, {})[txn.member_id, txn.txn_id] = result.reason
+            rejected.setdefault(batch_id, {})[member_id, result.txn_id] = result.reason
         elif batch_id:  # the others' keys hold other ids, so they could match no rejected key
-            taken.add((batch_id, txn.member_id, txn.txn_id))
+            taken.add((batch_id, member_id, result.txn_id))
     for batch_id, by_key in rejected.items():  # an id the batch also sent again and had applied: the index answers it
         for key in [key for key in by_key if (batch_id, *key) in taken]:
             del by_key[key]

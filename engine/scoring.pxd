@@ -77,7 +77,7 @@ cdef inline bint _among(word, frozenset words, tuple listed) except -1
 cdef inline tuple _index_key(member_id, txn_id)
 cdef inline _result(txn_id, outcome, points, growth, reason)
 @cython.locals(txn=Transaction, index=Py_ssize_t)
-cpdef Py_ssize_t score_until(Book book, txns, list results, starts_ms, ends_ms, set skip) except -1
+cpdef Py_ssize_t score_until(Book book, txns, list results, starts_ms, ends_ms, set skip, bint release=*) except -1
 cpdef score_transaction(Book book, Transaction txn)
 cpdef score_well_formed(Book book, Transaction txn)
 cpdef score_dated(Book book, Transaction txn, day)

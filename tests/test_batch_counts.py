@@ -21,6 +21,7 @@ from actors.batch_stats import (
     count_ledger,
     count_ledger_pure,
     count_outcomes_pure,
+    kinds_and_coupons,
     rejected_and_twins_pure,
 )
 from engine.ledger import LedgerEntry
@@ -62,11 +63,11 @@ def _copied(word: str) -> str:
 @settings(max_examples=150, deadline=None)
 @given(st.lists(_triples | _triples.map(lambda triple: tuple(map(_copied, triple))), max_size=60))
 def test_outcomes_are_counted_as_the_pure_code_counts_them(triples):
-    txns = [Transaction(txn_id=str(n), kind=kind) for n, (kind, _, _) in enumerate(triples)]
+    kinds = [kind for kind, _, _ in triples]
     results = [TxnResult(str(n), outcome, reason=reason) for n, (_, outcome, reason) in enumerate(triples)]
-    counted = count_outcomes(txns, results)
-    assert counted == count_outcomes_pure(txns, results)
-    assert list(counted) == list(count_outcomes_pure(txns, results))
+    counted = count_outcomes(kinds, results)
+    assert counted == count_outcomes_pure(kinds, results)
+    assert list(counted) == list(count_outcomes_pure(kinds, results))
 
 
 
@@ -74,18 +75,16 @@ def test_outcomes_are_counted_as_the_pure_code_counts_them(triples):
 @given(st.lists(st.tuples(st.sampled_from(["T1", "T2", "T3", "T4", "T5"]), outcomes | outcomes.map(_copied)),
                 max_size=40))
 def test_the_rejected_and_their_twins_are_found_where_the_pure_code_finds_them(drawn):
-    txns = [Transaction(txn_id=_copied(txn_id), member_id="m1") for txn_id, _ in drawn]
-    results = [TxnResult(txn_id, outcome) for txn_id, outcome in drawn]
-    assert rejected_and_twins(txns, results) == rejected_and_twins_pure(txns, results)
-    assert count_batch(txns, results, []).accepted() == sum(1 for result in results if result.outcome == "accepted")
+    results = [TxnResult(_copied(txn_id), outcome) for txn_id, outcome in drawn]
+    assert rejected_and_twins(results) == rejected_and_twins_pure(results)
+    kinds = ["purchase"] * len(results)
+    assert count_batch(kinds, results, []).accepted() == sum(1 for result in results if result.outcome == "accepted")
 
 
 def test_the_rejected_and_their_twins_are_left_to_the_pure_code_for_lists_it_does_not_expect():
-    txns = [Transaction("T1"), Transaction("T2")]
     results = [TxnResult("T1", "rejected"), TxnResult("T2", "accepted")]
-    assert rejected_and_twins(txns, results[:1]) is None
-    assert rejected_and_twins(txns, [results[0], "accepted"]) is None
-    assert rejected_and_twins(txns, results) == rejected_and_twins_pure(txns, results) == [0]
+    assert rejected_and_twins([results[0], "accepted"]) is None
+    assert rejected_and_twins(results) == rejected_and_twins_pure(results) == [0]
 
 def _entry(kind: str, points: int) -> LedgerEntry:
     return LedgerEntry("m1", 1, 20_000, "txn", "t", 1, kind, points=points)
@@ -157,10 +156,9 @@ def test_tier_moves_are_named_with_the_ladder_they_were_made_on():
 
 
 def test_lists_of_different_lengths_are_refused_as_the_pure_code_refuses_them():
-    txns = [Transaction(txn_id="1", kind="purchase")]
-    assert count_outcomes(txns, []) is None
+    assert count_outcomes(["purchase"], []) is None
     with pytest.raises(ValueError, match="zip"):
-        count_batch(txns, [], [])
+        count_batch(["purchase"], [], [])
 
 
 def test_a_struct_whose_field_changed_makes_the_import_fail_as_a_missing_build_does():
@@ -189,10 +187,11 @@ def test_without_the_compiled_counter_the_pure_code_counts_and_a_start_says_so(m
     counted = fresh.BatchStats({})
     fresh.count_ledger(counted, [LedgerEntry("m", 1, 20_000, "txn", "t", 1, "earn", points=5)])
     assert counted.points_awarded == 5
-    txns = [Transaction(txn_id="1", kind="coupon_issue", coupon_id="c")]
+    kinds, coupons = kinds_and_coupons([Transaction(txn_id="1", kind="coupon_issue", coupon_id="c")])
     results = [TxnResult("1", "rejected", reason="out_of_stock")]
-    assert msgspec.to_builtins(fresh.count_batch(txns, results, [])) == msgspec.to_builtins(
-        count_batch(txns, results, []))
+    counted = fresh.count_batch(kinds, results, [], coupon_ids=coupons)
+    assert msgspec.to_builtins(counted) == msgspec.to_builtins(count_batch(kinds, results, [], coupon_ids=coupons))
+    assert counted.coupons == {"out_of_stock c": 1}
     monkeypatch.setitem(sys.modules, "actors.batch_stats", fresh)
     spec = importlib.util.spec_from_file_location("wire_without_counter", batch_wire.__file__)
     wire = importlib.util.module_from_spec(spec)

@@ -170,12 +170,12 @@ def test_a_batch_that_runs_out_of_units_part_way_is_scored_once(tmp_path, monkey
 
     scoring_until = actors.shard.score_until
 
-    def counting_until(book, txns, results, *rest):  # type: ignore[no-untyped-def]
+    def counting_until(book, txns, results, *rest, **options):  # type: ignore[no-untyped-def]
         start = len(results)  # the engine's compiled loop scores without calling the patched function
         try:
-            return scoring_until(book, txns, results, *rest)
+            return scoring_until(book, txns, results, *rest, **options)
         finally:
-            scored.extend(txn.txn_id for txn in txns[start:len(results)])
+            scored.extend(result.txn_id for result in results[start:])  # released as scored
 
     monkeypatch.setattr(actors.shard, "score_transaction", counting)
     monkeypatch.setattr(actors.shard, "score_until", counting_until)

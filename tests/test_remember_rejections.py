@@ -50,7 +50,7 @@ def test_the_same_rows_as_a_step_a_transaction(drawn: list, sizes: list) -> None
     txns = [Transaction(txn_id, member_id, kind="purchase") for txn_id, member_id, _, _ in drawn]
     results = [TxnResult(txn_id, outcome, reason=reason) for txn_id, _, outcome, reason in drawn]
     writer = Writer()
-    remember_rejections(writer, txns, results, spans, 7)  # type: ignore[arg-type]
+    remember_rejections(writer, [txn.member_id for txn in txns], results, spans, 7)  # type: ignore[arg-type]
     assert ordered(writer.put) == ordered(remembered_by_every_step(txns, results, spans))
 
 
@@ -64,7 +64,7 @@ def test_lengths_that_differ_are_refused() -> None:
     results = [TxnResult("T1", "rejected", reason="x"), TxnResult("T2", "accepted")]
     for spans in ([("b", 1)], [("b", 3)]):
         try:
-            remember_rejections(Writer(), txns, results, spans, 7)  # type: ignore[arg-type]
+            remember_rejections(Writer(), [txn.member_id for txn in txns], results, spans, 7)  # type: ignore[arg-type]
         except ValueError:
             continue
         raise AssertionError(f"spans {spans} for two transactions were taken")

@@ -779,12 +779,14 @@ def _with_defect(monkeypatch, poison: str, effect: str) -> None:
             book.dirty[txn.member_id] = book.members[txn.member_id]
         return result
 
-    def until(book, txns, results, starts_ms, ends_ms, skip):  # engine/scoring.py `score_until`, planted
+    def until(book, txns, results, starts_ms, ends_ms, skip, release=False):  # engine/scoring.py `score_until`, planted
         index = len(results)
         while index < len(txns):
             if (skip and index in skip) or starts_ms <= txns[index].occurred_at_ms < ends_ms:
                 return index
             results.append(scoring(book, txns[index]))
+            if release:
+                txns[index] = None
             index += 1
         return index
 
@@ -1168,3 +1170,66 @@ def test_a_resent_import_chunk_answers_a_members_second_row_as_it_did_the_first_
         2, 0, [(2, "member_exists")])
     assert (again.imported, again.imported_before, [(r.index, r.reason) for r in again.rejected]) == (
         0, 2, [(2, "member_exists")])
+
+
+def test_a_group_scored_again_after_an_engine_defect_reads_its_parts_again(tmp_path, monkeypatch):
+    """The gateway's path lets each transaction go as it is scored (engine/scoring.py `release`):
+    scoring again without the one that failed reads the parts' bytes again. Scored again from the
+    list it had let go, it met None where the transactions were."""
+    from tests.parts import part, results_of
+
+    shard = open_shard(tmp_path)
+    _with_defect(monkeypatch, "bad", "raise")
+    payloads = [part([buy("t1", "m1", DAY, line(2900)), buy("bad", "m1", DAY, line(5000))], batch_id="b1"),
+                part([buy("t2", "m2", DAY, line(10_000)), refund("r1", "m1", DAY, "t1", 2900)], batch_id="b2")]
+    answers = [results_of(answer) for answer in shard.apply_encoded(payloads)]
+    assert [[(r.txn_id, r.outcome, r.reason) for r in answer] for answer in answers] == [
+        [("t1", "accepted", ""), ("bad", "rejected", "cannot_apply")],
+        [("t2", "accepted", ""), ("r1", "accepted", "")]]
+    assert (shard.store.member("m1").points, shard.store.member("m2").points) == (0, 100)  # each once
+
+
+def test_a_group_scored_again_after_the_store_grew_reads_its_parts_again(tmp_path, monkeypatch):
+    shard = open_shard(tmp_path)
+    from tests.parts import part, results_of
+
+    opened, failures = BatchWriter.__init__, [OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))]
+
+    def failing_once(writer: BatchWriter, store: ShardStore) -> None:
+        opened(writer, store)
+        if failures:
+            writer.txn = _FailingCommit(writer.txn, failures.pop())
+
+    # one part: a group of several would be committed part by part after a failure, each read again
+    payloads = [part([buy("t1", "m1", DAY, line(2900)), buy("t2", "m1", DAY, line(5000))])]
+    plain = open_shard(tmp_path / "plain")
+    expected = [results_of(answer) for answer in plain.apply_encoded(payloads)]
+    monkeypatch.setattr(BatchWriter, "__init__", failing_once)
+    answers = [results_of(answer) for answer in shard.apply_encoded(payloads)]
+    assert not failures  # the first commit failed, the map grew, the part was scored again
+    assert answers == expected
+    assert [[r.outcome for r in answer] for answer in answers] == [["accepted", "accepted"]]
+    assert shard.store.member("m1") == plain.store.member("m1")
+
+
+def test_the_gateways_transactions_are_held_by_the_scoring_alone(tmp_path, monkeypatch):
+    """What lets them go as they are scored: no list of the group's parts still holds them."""
+    import sys
+
+    import actors.shard
+    from tests.parts import part
+
+    scoring_until, held = actors.shard.score_until, []
+
+    def references(txns: list) -> list[int]:
+        return [sys.getrefcount(txn) for txn in txns]
+
+    def watching(book, txns, results, *rest, **options):  # type: ignore[no-untyped-def]
+        held.extend(references(txns))
+        return scoring_until(book, txns, results, *rest, **options)
+
+    monkeypatch.setattr(actors.shard, "score_until", watching)
+    baseline = references([buy("t0", "m0", DAY, line(100))])[0]  # held by its list alone
+    shard = open_shard(tmp_path)
+    shard.apply_encoded([part([buy("t1", "m1", DAY, line(2900))]), part([buy("t2", "m2", DAY, line(2900))])])
+    assert held == [baseline, baseline]

@@ -54,3 +54,36 @@ def test_a_transaction_the_engine_fails_on_leaves_the_results_of_those_before_it
         assert len(results) == 3
     else:
         raise AssertionError("scored a transaction whose time is not a number")
+
+
+def test_released_each_transaction_it_scores_is_let_go_and_the_ones_its_caller_scores_are_not():
+    def batch() -> list:
+        txns = _batch()
+        txns[4] = buy("t4", "m1", "2026-11-18 00:00", line(5000))  # in the range: the caller's
+        return txns
+
+    txns, target, results = batch(), book(), []
+    starts, ends = ms("2026-11-18 00:00"), ms("2026-11-19 00:00")
+    skipped, dated = txns[2], txns[4]
+    assert score_until(target, txns, results, starts, ends, {2}, release=True) == 2
+    assert txns[:3] == [None, None, skipped]
+    results.append(score_transaction(target, skipped))  # the caller scores it, and keeps it
+    assert score_until(target, txns, results, starts, ends, {2}, release=True) == 4
+    assert txns[3:5] == [None, dated]
+    results.append(score_transaction(target, dated))
+    assert score_until(target, txns, results, starts, ends, {2}, release=True) == 6
+    assert txns == [None, None, skipped, None, dated, None]
+    assert [msgspec.to_builtins(result) for result in results] == _as_scored(batch())
+
+
+def test_released_a_transaction_the_engine_fails_on_stays_for_its_caller_to_name():
+    txns = _batch()
+    txns[3] = failing = Transaction("t3", "m0", "ten", "purchase", lines=[line(1000)])
+    results: list = []
+    try:
+        score_until(book(), txns, results, NEVER, NEVER, set(), release=True)
+    except TypeError:
+        assert txns[:4] == [None, None, None, failing]
+        assert txns[4] is not None
+    else:
+        raise AssertionError("scored a transaction whose time is not a number")
