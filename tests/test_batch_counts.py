@@ -192,6 +192,8 @@ def test_without_the_compiled_counter_the_pure_code_counts_and_a_start_says_so(m
     counted = fresh.count_batch(kinds, results, [], coupon_ids=coupons)
     assert msgspec.to_builtins(counted) == msgspec.to_builtins(count_batch(kinds, results, [], coupon_ids=coupons))
     assert counted.coupons == {"out_of_stock c": 1}
+    with pytest.raises(ValueError, match="coupon_ids"):  # not counted under no coupon's name
+        count_batch(kinds, results, [])
     monkeypatch.setitem(sys.modules, "actors.batch_stats", fresh)
     spec = importlib.util.spec_from_file_location("wire_without_counter", batch_wire.__file__)
     wire = importlib.util.module_from_spec(spec)

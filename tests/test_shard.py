@@ -1200,7 +1200,7 @@ def test_a_group_scored_again_after_the_store_grew_reads_its_parts_again(tmp_pat
         if failures:
             writer.txn = _FailingCommit(writer.txn, failures.pop())
 
-    # one part: a group of several would be committed part by part after a failure, each read again
+    # one part: a commit of a group fails over to its parts one by one only for errors other than a full store
     payloads = [part([buy("t1", "m1", DAY, line(2900)), buy("t2", "m1", DAY, line(5000))])]
     plain = open_shard(tmp_path / "plain")
     expected = [results_of(answer) for answer in plain.apply_encoded(payloads)]
@@ -1212,24 +1212,28 @@ def test_a_group_scored_again_after_the_store_grew_reads_its_parts_again(tmp_pat
     assert shard.store.member("m1") == plain.store.member("m1")
 
 
-def test_the_gateways_transactions_are_held_by_the_scoring_alone(tmp_path, monkeypatch):
-    """What lets them go as they are scored: no list of the group's parts still holds them."""
+def test_the_gateways_transactions_are_held_by_the_scoring_alone_and_let_go_as_scored(tmp_path, monkeypatch):
+    """No list of the group's parts still holds them, and the scoring lets each go: freed then."""
     import sys
 
     import actors.shard
     from tests.parts import part
 
-    scoring_until, held = actors.shard.score_until, []
+    scoring_until, held, released = actors.shard.score_until, [], []
 
     def references(txns: list) -> list[int]:
         return [sys.getrefcount(txn) for txn in txns]
 
     def watching(book, txns, results, *rest, **options):  # type: ignore[no-untyped-def]
         held.extend(references(txns))
-        return scoring_until(book, txns, results, *rest, **options)
+        try:
+            return scoring_until(book, txns, results, *rest, **options)
+        finally:
+            released.extend(txn is None for txn in txns)
 
     monkeypatch.setattr(actors.shard, "score_until", watching)
     baseline = references([buy("t0", "m0", DAY, line(100))])[0]  # held by its list alone
     shard = open_shard(tmp_path)
     shard.apply_encoded([part([buy("t1", "m1", DAY, line(2900))]), part([buy("t2", "m2", DAY, line(2900))])])
     assert held == [baseline, baseline]
+    assert released == [True, True]  # let go as they were scored
