@@ -148,8 +148,7 @@ def count_batch(kinds: list[str], results: list[TxnResult], ledger: list[LedgerE
     if f"{COUPON_ISSUE} rejected {OUT_OF_STOCK}" in outcomes:  # refused before any ledger entry: count it here
         if coupon_ids is None:
             raise ValueError("count_batch: out_of_stock coupon_issue results need the transactions' coupon_ids")
-        asked = coupon_ids
-        refused = Counter(f"{OUT_OF_STOCK} {asked.get(at, '')}"
+        refused = Counter(f"{OUT_OF_STOCK} {coupon_ids.get(at, '')}"
                           for at, (kind, r) in enumerate(zip(kinds, results, strict=True))
                           if kind == COUPON_ISSUE and r.reason == OUT_OF_STOCK)
         stats.coupons = _add_counts(dict(stats.coupons), refused)

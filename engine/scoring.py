@@ -114,7 +114,7 @@ def score_until(book: Book, txns: list[Transaction | None], results: list[TxnRes
     shard's loop over a batch (actors/shard.py), here to run compiled: in Python, its steps cost
     about 900 instructions a transaction. `release`: each transaction scored is let go (its place
     in `txns` set to None), so that a caller holding no other reference frees it while it is still
-    in the cache; freed after the commit, a shard's transactions cost 0.9 µs each to free, 4% of
+    in the cache; freed after the commit, a shard's transactions cost 0.9 µs each to free, 4.5% of
     its write (bench/RESULTS.md, "Transactions freed as they are scored")."""
     index = len(results)
     while index < len(txns):
