@@ -26,7 +26,10 @@ __all__ = ["MOST_QUANTITY", "RETRIABLE", "RETRY_AFTER", "PatronClient", "StreamE
 
 RETRIABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
                        grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED})
-FAIL_OVER = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+FAIL_OVER = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNIMPLEMENTED})
+"""Codes after which a client given several gateways goes on with the next. UNIMPLEMENTED: what
+answered does not know patron's calls, so it is no gateway of ours any more (a gateway that moved
+left its port to another program); it is tried again only while some gateway has not said it."""
 _KINDS = {"purchase": pb.KIND_PURCHASE, "refund": pb.KIND_REFUND, "event": pb.KIND_EVENT,
           "recharge": pb.KIND_RECHARGE, "adjustment": pb.KIND_ADJUSTMENT, "redeem": pb.KIND_REDEEM,
           "payment": pb.KIND_PAYMENT, "coupon_issue": pb.KIND_COUPON_ISSUE, "coupon_use": pb.KIND_COUPON_USE}
@@ -331,7 +334,8 @@ class PatronClient:
         self.health = health_pb2_grpc.HealthStub(channel)
 
     def _fail_over(self, error: grpc.RpcError) -> None:
-        """After a gateway's UNAVAILABLE or silence, calls go to the next one."""
+        """After a gateway's UNAVAILABLE, silence, or UNIMPLEMENTED (what answered is no gateway of
+        ours), calls go to the next one."""
         if len(self.channels) > 1 and error.code() in FAIL_OVER:
             self._use((self._current + 1) % len(self.channels))
 
@@ -386,17 +390,18 @@ class PatronClient:
             raise ValueError(f"window: at least 1 batch in flight, got {window}")
         source = iter(batches)
         unacked: deque[pb.TransactionBatch] = deque()
-        attempt = 0
+        attempt = unknown = 0
         while True:
             try:
                 for answer in self._stream_once(source, unacked, window):
-                    attempt = 0
+                    attempt = unknown = 0
                     yield answer
                 return
             except grpc.RpcError as error:
                 attempt += 1
+                unknown = unknown + 1 if error.code() is grpc.StatusCode.UNIMPLEMENTED else 0
                 self._fail_over(error)
-                if not retriable(error) or attempt > self.retries:
+                if not self._worth_again(error, RETRIABLE, unknown) or attempt > self.retries:
                     raise _given_up(error, unacked) from error
                 time.sleep(backoff(attempt, error))
 
@@ -612,15 +617,25 @@ class PatronClient:
             raise
 
     def _retrying(self, call: Any, codes: frozenset = RETRIABLE) -> Any:
+        unknown = 0
         for attempt in itertools.count(1):
             try:
                 return call()
             except grpc.RpcError as error:
+                unknown = unknown + 1 if error.code() is grpc.StatusCode.UNIMPLEMENTED else 0
                 self._fail_over(error)
-                if not retriable(error, codes) or attempt > self.retries:
+                if not self._worth_again(error, codes, unknown) or attempt > self.retries:
                     raise
                 time.sleep(backoff(attempt, error))
         raise AssertionError("unreachable")
+
+    def _worth_again(self, error: grpc.RpcError, codes: frozenset, unknown: int) -> bool:
+        """`retriable`; or, given several gateways, UNIMPLEMENTED from fewer of them in a row
+        (`unknown`) than there are: the next may be a gateway of ours. When each has said it in
+        turn, none knows the call (a server older than this client), and that is the answer."""
+        if error.code() is grpc.StatusCode.UNIMPLEMENTED:
+            return unknown < len(self.channels)
+        return retriable(error, codes)
 
 
 def _given_up(error: Any, unacked: deque) -> StreamError:

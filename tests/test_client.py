@@ -420,3 +420,62 @@ def test_a_quiet_subscription_over_a_connection_that_died_ends_unavailable_inste
         stop.set()
         proxy.close()
         server.stop(0)
+
+
+def test_an_address_that_is_no_gateway_any_more_moves_the_client_to_the_next_and_one_alone_is_the_answer():
+    # a node gateway killed and started again elsewhere left its port to another program, which
+    # answered UNIMPLEMENTED: the stream gave up though serve's gateway was next in the list
+    # (tests/integration/test_cluster.py, once in thirteen runs)
+    import grpc
+
+    from client.patron_client import PatronClient, StreamError
+
+    def answering(self, requests, context):
+        for batch in requests:
+            yield _ack(batch)
+
+    other, gateway = _NoGateway(), _Gateway(answering)
+    try:
+        with PatronClient([other.address, gateway.address], retries=3) as client:
+            client._use(0)
+            batches = [client.batch([]) for _ in range(3)]
+            assert [a.batch_id for a in client.stream(iter(batches))] == [b.batch_id for b in batches]
+            assert client.address == gateway.address
+        assert other.calls == 1
+        with PatronClient([other.address, other.address], retries=3) as client, pytest.raises(StreamError) as raised:
+            list(client.stream(iter([client.batch([])])))
+        assert raised.value.code() is grpc.StatusCode.UNIMPLEMENTED  # each said it in turn: none knows the call
+        assert other.calls == 1 + 2
+        with PatronClient(other.address, retries=3) as client, pytest.raises(StreamError) as raised:
+            list(client.stream(iter([client.batch([])])))
+        assert raised.value.code() is grpc.StatusCode.UNIMPLEMENTED
+        assert other.calls == 1 + 2 + 1  # asked once: the answer, not a reason to wait and ask again
+    finally:
+        other.stop()
+        gateway.stop()
+
+
+class _NoGateway:
+    """A gRPC server that serves none of patron's calls (any other program's); `calls` counts what
+    it was asked."""
+
+    def __init__(self) -> None:
+        from concurrent import futures
+
+        import grpc
+
+        self.calls = 0
+        outer = self
+
+        class Counting(grpc.GenericRpcHandler):
+            def service(self, handler_call_details):  # type: ignore[no-untyped-def]
+                outer.calls += 1
+                return None  # no such method here: UNIMPLEMENTED
+
+        self.server = grpc.server(futures.ThreadPoolExecutor(2))
+        self.server.add_generic_rpc_handlers((Counting(),))
+        self.address = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
+        self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop(0)
