@@ -906,6 +906,7 @@ class Shard:
             if self.members.bounded:
                 self._index(writer, self._ledger)
             counted, stats = self._count_in(writer, batch)
+            self._ledger = []  # the commit's own references are then the entries' last
             writer.commit()
             self._disk_write_seconds = writer.disk_write_seconds
             self._totals_before = None  # committed: what memory holds is what LMDB holds

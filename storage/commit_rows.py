@@ -57,12 +57,19 @@ def newest_heads_pure(entries: list[LedgerEntry], heads: dict[str, int], get: Lo
     return newest
 
 
-def chained_ledger_rows_pure(entries: list[LedgerEntry], after: int, heads: dict[str, int], get: Lookup,
-                             absent: set[str]) -> tuple[list[tuple[bytes, bytes]], dict[str, int]]:
+def chained_ledger_rows_pure(entries: list[LedgerEntry | None], after: int, heads: dict[str, int], get: Lookup,
+                             absent: set[str], release: bool = False
+                             ) -> tuple[list[tuple[bytes, bytes]], dict[str, int]]:
     """The ledger's rows of a commit's entries (positions after `after`, each chained to the
-    member's entry before it), and each member's newest position after them."""
+    member's entry before it), and each member's newest position after them. `release`: the
+    entries' places in the list are emptied (None) once encoded, so that a commit holding them
+    alone frees each while it is in the cache: compiled, as each is encoded (bench/RESULTS.md,
+    "A commit's entries and index records freed as they are encoded")."""
     newest = newest_heads_pure(entries, heads, get, absent)
-    return codecs.ledger_rows(entries, after, newest), newest
+    rows = codecs.ledger_rows(entries, after, newest)
+    if release:
+        entries[:] = [None] * len(entries)
+    return rows, newest
 
 
 def member_rows_pure(members: dict[str, bytes], newest: dict[str, int], heads: dict[str, int], get: Lookup,
@@ -80,10 +87,11 @@ def member_rows_pure(members: dict[str, bytes], newest: dict[str, int], heads: d
     return stored, fresh
 
 
-def index_rows_pure(index: dict[IndexKey, TxnRecord], keys: list[bytes | None]
+def index_rows_pure(index: dict[IndexKey, TxnRecord | None], keys: list[bytes | None], release: bool = False
                     ) -> tuple[list[tuple[bytes, bytes]], dict[Day, list[IndexKey]]]:
     """The index's rows (keys made for lookups used again: `keys`, in the order of `index`) and
-    the pairs of each day, in one pass."""
+    the pairs of each day, in one pass. `release`: each record is replaced by None once encoded
+    (its key stays), as `chained_ledger_rows_pure` empties its entries."""
     rows = []
     by_day: dict[Day, list[IndexKey]] = {}
     for (key, record), stored in zip(index.items(), keys, strict=True):
@@ -92,6 +100,8 @@ def index_rows_pure(index: dict[IndexKey, TxnRecord], keys: list[bytes | None]
         if ids is None:
             ids = by_day[record.day] = []
         ids.append(key)
+        if release:  # a value replaced, no key added: the walk goes on
+            index[key] = None
     return rows, by_day
 
 

@@ -181,14 +181,16 @@ cdef object stored_head(str member_id, dict heads, object get, set absent):
     return position_of(raw)
 
 
-def chained_ledger_rows(list entries, after, dict heads, object get, set absent not None):
+def chained_ledger_rows(list entries, after, dict heads, object get, set absent not None, bint release=False):
     """storage/commit_rows.py `chained_ledger_rows_pure`: `newest_heads` and `ledger_rows` in one
     loop over the entries (a member's head looked up at its first entry, not in a loop before)."""
     cdef list rows = []
     cdef dict newest = {}
     cdef uint64_t position = after
     cdef RecordEncoder encoder = RecordEncoder()
-    for entry in entries:
+    cdef Py_ssize_t at
+    for at in range(len(entries)):
+        entry = entries[at]
         if position == UINT64_MAX:  # would wrap to 0: the pure code's pack refuses it
             raise OverflowError("a ledger position past 2**64 - 1")
         position += 1
@@ -198,6 +200,8 @@ def chained_ledger_rows(list entries, after, dict heads, object get, set absent 
             head = stored_head(member_id, heads, get, absent)
         rows.append((position_key(position), encoder.positioned(head, entry)))
         newest[member_id] = position
+        if release:
+            entries[at] = entry = None
     return rows, newest
 
 
@@ -212,7 +216,7 @@ def member_rows(dict members, dict newest, dict heads, object get, set absent no
     return stored, fresh
 
 
-def index_rows(dict index, list keys):
+def index_rows(dict index, list keys, bint release=False):
     """storage/commit_rows.py `index_rows_pure`."""
     cdef list rows = []
     cdef dict by_day = {}
@@ -231,6 +235,8 @@ def index_rows(dict index, list keys):
         if ids is None:
             ids = by_day[day] = []
         ids.append(key)
+        if release:  # a value replaced, no key added or taken: the walk goes on (PyDict_Next)
+            index[key] = record = None
     return rows, by_day
 
 

@@ -654,7 +654,7 @@ class BatchWriter:
         ledger itself, read in this transaction, so nothing cached can fall behind it."""
         cursor = self.txn.cursor(self.dbs["ledger"])
         rows, newest = chained_ledger_rows(self._entries, int.from_bytes(cursor.key(), "big") if cursor.last() else 0,
-                                           self._heads, self._find_head, self._absent)
+                                           self._heads, self._find_head, self._absent, release=True)
         if cursor.putmulti(rows, append=True)[1] != len(rows):  # append skips a key it finds, silently
             raise RuntimeError(f"shard store {self.store.path}: ledger positions after {rows[0][0].hex()} are taken")
         self._written = dict(newest)
@@ -673,7 +673,7 @@ class BatchWriter:
         # The only put of index rows, and then the write ends: IndexLookups skips LMDB for a key
         # past the index's last at the write's start, which a put before this would make wrong.
         self._write_ledger_and_members()
-        rows, by_day = index_rows(self.index.index, self.index.keys)
+        rows, by_day = index_rows(self.index.index, self.index.keys, release=True)
         self.txn.cursor(self.dbs["txn_index"]).putmulti(rows)
         batch = self.store.next_batch()
         self.txn.cursor(self.dbs["txn_days"]).putmulti(

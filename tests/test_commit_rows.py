@@ -94,6 +94,27 @@ def test_chained_ledger_rows_are_the_pure_ones(written, after, read, stored, dat
     assert absent == absent_pure == absent_apart
 
 
+@settings(max_examples=50, deadline=None)
+@given(entries, positions, st.dictionaries(members, positions))
+def test_chained_ledger_rows_released_are_the_same_rows_and_leave_no_entry(written, after, read):
+    """`release` changes what is left in the list (nothing), not the rows or the heads."""
+    after = min(after, 2**64 - 1 - len(written))
+    get = {key.encode(): codecs.with_position(head, b"m") for key, head in read.items()}.get
+    kept = row_packer.chained_ledger_rows(written, after, read, get, set())
+    for chained in (row_packer.chained_ledger_rows, commit_rows.chained_ledger_rows_pure):
+        given = list(written)
+        assert chained(given, after, read, get, set(), release=True) == kept
+        assert given == [None] * len(written)
+
+
+def test_a_chained_ledger_entry_held_by_its_list_alone_is_freed_as_it_is_encoded():
+    entry = LedgerEntry("m", 1, 20_000, "txn", "t", 1, "earn", points=5)
+    held = sys.getrefcount(entry)
+    rows = row_packer.chained_ledger_rows([entry, entry], 0, {"m": 3}, {}.get, set(), release=True)[0]
+    assert sys.getrefcount(entry) == held  # the list's two references let go; none kept by the rows
+    assert rows == row_packer.chained_ledger_rows([entry, entry], 0, {"m": 3}, {}.get, set())[0]
+
+
 def test_a_chained_ledger_position_past_64_bits_is_refused_as_the_pure_code_refuses_it():
     entry = LedgerEntry("m", 1, 20_000, "txn", "t", 1, "earn", points=5)
     for chained in (row_packer.chained_ledger_rows, commit_rows.chained_ledger_rows_pure):
@@ -109,6 +130,19 @@ def test_index_rows_are_the_pure_ones(index, data):
     rows, by_day = row_packer.index_rows(index, keys)
     assert (rows, by_day) == commit_rows.index_rows_pure(index, keys)
     assert rows == [(codecs.txn_key(*key), codecs.encode(record)) for key, record in index.items()]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.dictionaries(st.tuples(members, ids), records))
+def test_index_rows_released_are_the_same_rows_and_leave_every_key_without_its_record(index):
+    keys = [None] * len(index)
+    kept = row_packer.index_rows(index, keys)
+    for rows in (row_packer.index_rows, commit_rows.index_rows_pure):
+        held = [sys.getrefcount(record) for record in index.values()]
+        given = dict(index)
+        assert rows(given, keys, release=True) == kept
+        assert given == dict.fromkeys(index)
+        assert [sys.getrefcount(record) for record in index.values()] == held  # `given`'s references let go
 
 
 @settings(max_examples=100, deadline=None)

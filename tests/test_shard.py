@@ -165,9 +165,9 @@ def test_a_batch_says_how_long_its_commit_waited_on_lmdb_and_the_disk_within_its
         opened(writer, store)
         writer.txn = _SlowDisk(writer.txn)
 
-    def slow_rows(*args: object) -> object:  # the rows' encoding and puts, before LMDB's commit
+    def slow_rows(*args: object, **options: object) -> object:  # the rows' encoding and puts, before LMDB's commit
         time.sleep(0.05)
-        return rows(*args)
+        return rows(*args, **options)
 
     rows = shard_store.index_rows
     monkeypatch.setattr(BatchWriter, "__init__", on_a_slow_disk)
@@ -1237,3 +1237,43 @@ def test_the_gateways_transactions_are_held_by_the_scoring_alone_and_let_go_as_s
     shard.apply_encoded([part([buy("t1", "m1", DAY, line(2900))]), part([buy("t2", "m2", DAY, line(2900))])])
     assert held == [baseline, baseline]
     assert released == [True, True]  # let go as they were scored
+
+
+def test_a_commits_ledger_entries_and_index_records_are_held_by_the_commit_alone_and_let_go(tmp_path, monkeypatch):
+    """The shard keeps no list of the write's entries past its counting, so the commit frees each
+    entry and index record as it encodes it (storage/row_packer.pyx, `release`)."""
+    import sys
+
+    from engine.ledger import LedgerEntry
+    from engine.transactions import TxnRecord
+
+    chaining, indexing, entries, records, let_go = shard_store.chained_ledger_rows, shard_store.index_rows, [], [], []
+
+    def references(held: object) -> list[int]:
+        return [sys.getrefcount(one) for one in held]  # type: ignore[attr-defined]
+
+    def watch_entries(given, *rest, **options):  # type: ignore[no-untyped-def]
+        entries.extend(references(given))
+        try:
+            return chaining(given, *rest, **options)
+        finally:
+            let_go.extend(entry is None for entry in given)
+
+    def watch_records(index, *rest, **options):  # type: ignore[no-untyped-def]
+        records.extend(references(index.values()))
+        try:
+            return indexing(index, *rest, **options)
+        finally:
+            let_go.extend(record is None for record in index.values())
+
+    monkeypatch.setattr(shard_store, "chained_ledger_rows", watch_entries)
+    monkeypatch.setattr(shard_store, "index_rows", watch_records)
+    alone = references([LedgerEntry("m", 1, 20_000, "txn", "t", 1, "earn")])  # held by its list alone
+    alone += references({("m", "t"): TxnRecord("m", "purchase", 20_000, 1, 1, "", 1)}.values())
+    shard = open_shard(tmp_path)
+    shard.apply([buy("t1", "m1", DAY, line(2900)), buy("t2", "m2", DAY, line(2900))])
+    assert len(entries) >= 2
+    assert len(records) == 2
+    assert set(entries) == {alone[0]}
+    assert set(records) == {alone[1]}
+    assert let_go == [True] * (len(entries) + len(records))
