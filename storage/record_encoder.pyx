@@ -435,42 +435,44 @@ cdef class RecordEncoder:
         store64(self.out.data, position)
         return PyBytes_FromStringAndSize(self.out.data, self.out.used)
 
-    cdef void fetch_record(self, object record) noexcept:
-        """Ask the CPU for the record's own memory (its slots) ahead of its encoding; the last
-        byte too, for a record that does not start at a cache line's start."""
-        cdef char* at = <char*><PyObject*>record
-        cdef Py_ssize_t offset = 0, size = (<PyTypeObject*>Py_TYPE(record)).tp_basicsize
+    cdef void fetch_record(self, PyObject* record, Py_ssize_t size) noexcept:
+        """Ask the CPU for the record's own memory (its slots: `size` bytes, its class's) ahead of
+        its encoding; the last byte too, for a record that does not start at a cache line's start.
+        Borrowed, and not read: a read (its type, its reference count) of a record out of the
+        caches would wait for its memory here, which is what asking ahead is for."""
+        cdef char* at = <char*>record
+        cdef Py_ssize_t offset = 0
         while offset < size:  # a C loop: `range` with an enum step is a Python range in Cython
             prefetch(at + offset)
             offset += CACHE_LINE
         prefetch(at + size - 1)
 
-    cdef void fetch_fields(self, object record) noexcept:
+    cdef void fetch_fields(self, PyObject* record) noexcept:
         """Ask the CPU for the head of each field's value (its type, and often an int's digit or
         a short str's first characters) ahead of the record's encoding; the record's slots should
         be in the cache by now (`fetch_record` a few records earlier). A class not in KNOWN is left
         alone."""
-        cdef Py_ssize_t i, known = layout_of(Py_TYPE(record))
+        cdef Py_ssize_t i, known = layout_of(record.ob_type)
         cdef PyObject* field
         if known < 0:
             return
         for i in range(layouts[known].count):
-            field = slot_at(<PyObject*>record, layouts[known].offsets[i])
+            field = slot_at(record, layouts[known].offsets[i])
             if field != NULL:
                 prefetch(field)
 
-    cdef void fetch_contents(self, object record) noexcept:
+    cdef void fetch_contents(self, PyObject* record) noexcept:
         """What the record's containers hold, asked for as `fetch_fields` asks for the fields: a
         dict's table, a list's items, a tuple's first items, a known Struct's fields' heads (their
         heads should be in the cache by now: `fetch_fields` a few records earlier)."""
-        cdef Py_ssize_t i, j, inner, known = layout_of(Py_TYPE(record))
+        cdef Py_ssize_t i, j, inner, known = layout_of(record.ob_type)
         cdef PyObject* field
         cdef PyTypeObject* kind
         cdef const char* table
         if known < 0:
             return
         for i in range(layouts[known].count):
-            field = slot_at(<PyObject*>record, layouts[known].offsets[i])
+            field = slot_at(record, layouts[known].offsets[i])
             if field == NULL:
                 continue
             kind = field.ob_type

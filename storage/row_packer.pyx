@@ -9,6 +9,9 @@ to the pure `txn_key`, which decides as before."""
 from libc.stdint cimport UINT64_MAX, uint8_t, uint64_t
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_Next
+from cpython.list cimport PyList_GET_ITEM
+from cpython.object cimport PyObject, PyTypeObject
 
 from engine.ledger import LedgerEntry
 from engine.members import Member
@@ -73,6 +76,10 @@ cdef object _MEMBER = Member, _ENTRY = LedgerEntry, _RECORD = TxnRecord
 cdef Py_ssize_t MEMBER_ID = slot_offset(Member, "member_id", "storage.row_packer")
 cdef Py_ssize_t ENTRY_MEMBER = slot_offset(LedgerEntry, "member_id", "storage.row_packer")
 cdef Py_ssize_t RECORD_DAY = slot_offset(TxnRecord, "day", "storage.row_packer")
+cdef Py_ssize_t MEMBER_SIZE = (<PyTypeObject*>Member).tp_basicsize
+cdef Py_ssize_t ENTRY_SIZE = (<PyTypeObject*>LedgerEntry).tp_basicsize
+cdef Py_ssize_t RECORD_SIZE = (<PyTypeObject*>TxnRecord).tp_basicsize
+"""What `fetch_record` asks for of each: a record of another class is only asked for wrongly."""
 
 
 cdef inline object field_of(object record, object cls, Py_ssize_t offset, str name):
@@ -95,11 +102,11 @@ def encoded_members(members, dict into):
     cdef Py_ssize_t i, count = len(listed)
     for i in range(-3 * AHEAD, count):
         if 0 <= i + 3 * AHEAD < count:
-            encoder.fetch_record(listed[i + 3 * AHEAD])
+            encoder.fetch_record(PyList_GET_ITEM(listed, i + 3 * AHEAD), MEMBER_SIZE)
         if 0 <= i + 2 * AHEAD < count:
-            encoder.fetch_fields(listed[i + 2 * AHEAD])
+            encoder.fetch_fields(PyList_GET_ITEM(listed, i + 2 * AHEAD))
         if 0 <= i + AHEAD < count:
-            encoder.fetch_contents(listed[i + AHEAD])
+            encoder.fetch_contents(PyList_GET_ITEM(listed, i + AHEAD))
         if i >= 0:
             member = listed[i]
             into[field_of(member, _MEMBER, MEMBER_ID, "member_id")] = encoder.encoded(member)
@@ -188,8 +195,16 @@ def chained_ledger_rows(list entries, after, dict heads, object get, set absent 
     cdef dict newest = {}
     cdef uint64_t position = after
     cdef RecordEncoder encoder = RecordEncoder()
-    cdef Py_ssize_t at
-    for at in range(len(entries)):
+    cdef Py_ssize_t at, count = len(entries)
+    for at in range(count):
+        # each entry's memory asked for ahead, in waves, as `encoded_members` asks for a member's:
+        # made while its transaction was scored, an entry is out of the caches by the commit
+        if at + 3 * AHEAD < count:
+            encoder.fetch_record(PyList_GET_ITEM(entries, at + 3 * AHEAD), ENTRY_SIZE)
+        if at + 2 * AHEAD < count:
+            encoder.fetch_fields(PyList_GET_ITEM(entries, at + 2 * AHEAD))
+        if at + AHEAD < count:
+            encoder.fetch_contents(PyList_GET_ITEM(entries, at + AHEAD))
         entry = entries[at]
         if position == UINT64_MAX:  # would wrap to 0: the pure code's pack refuses it
             raise OverflowError("a ledger position past 2**64 - 1")
@@ -216,15 +231,39 @@ def member_rows(dict members, dict newest, dict heads, object get, set absent no
     return stored, fresh
 
 
+cdef class Ahead:
+    """A dict's values `distance` ahead of a walk over it: borrowed from the dict, to be asked
+    for (prefetched) and not kept. Only values behind it may be replaced meanwhile."""
+    cdef dict walked
+    cdef Py_ssize_t position
+
+    def __cinit__(self, dict walked, Py_ssize_t distance):
+        self.walked, self.position = walked, 0
+        for _ in range(distance):
+            self.next()
+
+    cdef PyObject* next(self) noexcept:
+        """The next value (borrowed: not even its reference count is touched), or None past the last."""
+        cdef PyObject* key
+        cdef PyObject* value
+        if PyDict_Next(self.walked, &self.position, &key, &value):
+            return value
+        return <PyObject*>None
+
+
 def index_rows(dict index, list keys, bint release=False):
     """storage/commit_rows.py `index_rows_pure`."""
     cdef list rows = []
     cdef dict by_day = {}
     cdef Py_ssize_t at = 0
     cdef RecordEncoder encoder = RecordEncoder()
+    cdef Ahead slots = Ahead(index, 2 * AHEAD), heads = Ahead(index, AHEAD)
     if len(keys) != len(index):
         raise ValueError("index keys not one for each pair indexed")
     for key, record in index.items():
+        # the records' memory asked for ahead, as the ledger's entries' (`chained_ledger_rows`)
+        encoder.fetch_record(slots.next(), RECORD_SIZE)
+        encoder.fetch_fields(heads.next())
         stored = keys[at]
         at += 1
         if stored is None:
