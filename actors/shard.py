@@ -344,6 +344,8 @@ class Shard:
             try:
                 return self._apply_once(batch, failed, spans)
             except _TransactionFailedError as failure:
+                if failure.index in failed:  # failed again where nothing is scored: a defect of the shard's
+                    raise (failure.__cause__ or failure) from None
                 log.error("transaction could not be applied; rejected cannot_apply",
                           extra={"shard": self.config.shard, "txn_id": failure.txn_id,
                                  "member_id": batch.member_ids[failure.index]},

@@ -825,6 +825,28 @@ def test_a_transaction_the_engine_fails_on_is_rejected_and_the_rest_of_its_batch
     assert shard.store.member("m1").points == 20
 
 
+def test_a_shard_defect_that_fails_every_transaction_where_it_was_skipped_is_raised_not_retried(tmp_path, monkeypatch):
+    """A failure that rejecting its transaction does not end (the scoring loop itself is at fault)
+    is raised at the second try: the batch was retried without end, holding its shard."""
+    import actors.shard
+
+    real, calls = actors.shard.score_until, []
+
+    def broken(*args, **options):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) <= 20:  # the shard's defect: fails before any transaction, for a while
+            raise TypeError("planted")
+        return real(*args, **options)
+
+    shard = open_shard(tmp_path)
+    monkeypatch.setattr(actors.shard, "score_until", broken)
+    with pytest.raises(TypeError, match="planted"):
+        shard.apply([buy("t1", "m1", DAY, line(2900)), buy("t2", "m2", DAY, line(2900))])
+    assert len(calls) == 2  # once, then once more with the first transaction rejected
+    monkeypatch.setattr(actors.shard, "score_until", real)
+    assert [r.outcome for r in shard.apply([buy("t1", "m1", DAY, line(2900))])] == ["accepted"]
+
+
 def test_a_batch_that_fails_to_commit_in_a_group_sinks_no_other(tmp_path, monkeypatch):
     """The second part fails to commit; the group is committed part by part: the others are
     applied, the later part of the same stream too (the failed one has its final answer)."""
