@@ -26,7 +26,7 @@ from storage.folder import Layout
 from storage.outbox import varint
 
 __all__ = ["COMPILED", "COMPILED_ENGINE", "COMPILED_WIRE", "BatchRoute", "PartAnswer", "Route", "ack_bytes",
-           "cut_pure", "encoder_problems", "read_part_pure", "result_entries", "result_entries_pure",
+           "cut_pure", "encoder_problems", "not_compiled", "read_part_pure", "result_entries", "result_entries_pure",
            "result_message", "route_of", "say_if_not_compiled", "split", "split_entries", "transactions_of"]
 
 try:
@@ -247,6 +247,17 @@ def encoder_problems() -> dict[str, str]:
     except ImportError:
         return {}
     return problems()
+
+
+def not_compiled() -> list[str]:
+    """What this process runs without of the compiled code, each with why; empty when nothing:
+    what `say_if_not_compiled` logs, for a report to carry (bench/harness.py)."""
+    missing = [f"the wire code ({_MISSING})"] if not COMPILED_WIRE else []
+    if slower := encoder_problems():
+        missing.append(f"the record encoder for {', '.join(slower)}")
+    if not COMPILED_ENGINE:
+        missing.append(f"the engine ({_ENGINE_PURE_WHY})")
+    return missing
 
 
 def say_if_not_compiled(log: logging.Logger, **extra: object) -> None:

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from actors.batch_wire import not_compiled
 from bench.clients import Clients, Job, Report
 from bench.machine import CpuMeter, RssSampler
 from bench.progress import Progress
@@ -114,7 +115,8 @@ class Harness:
                 "cpu_seconds_per_1000_by_role": by_role,
                 "peak_rss_bytes": self.rss.peak, "disk_bytes": disk, "members": members,
                 "disk_bytes_per_member": round(disk / members, 1) if members else None,
-                "member_record_bytes_per_member": round(records / members, 1) if members else None}
+                "member_record_bytes_per_member": round(records / members, 1) if members else None,
+                "not_compiled": not_compiled()}
 
     def close(self) -> None:
         for clients in self.client_sets:

@@ -55,7 +55,12 @@ def common_rows(common: dict, unit: str) -> list[tuple[str, str]]:
     """Table rows for the fields `Harness.common` makes."""
     per_member = common["disk_bytes_per_member"]
     roles = ", ".join(f"{name} {seconds}" for name, seconds in common.get("cpu_seconds_per_1000_by_role", {}).items())
-    return [("CPU", f"{common['cpu_seconds_per_1000']} s per 1,000 {unit} (serve tree, {common['cpu_seconds']} s)"
+    # the tree's own build: a stale engine (a .py edited after `make`) ran about 40% slower in `ingest`, unsaid
+    missing = [("NOT COMPILED", f"ran without {'; '.join(common['not_compiled'])}: not the compiled server's "
+                                f"figures (make venv, or python setup.py build_ext --inplace)")
+               ] if common.get("not_compiled") else []
+    return [*missing,
+            ("CPU", f"{common['cpu_seconds_per_1000']} s per 1,000 {unit} (serve tree, {common['cpu_seconds']} s)"
                     + (f": {roles}" if roles else "")),
             ("peak RSS", f"{common['peak_rss_bytes'] / 2**20:,.0f} MiB (serve tree)"),
             ("disk", f"{per_member:,.0f} bytes per member with ledger and index, "

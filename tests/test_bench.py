@@ -294,3 +294,22 @@ def test_the_overload_report_places_each_refusal_by_its_send():
     sent = _refusals_sent(reports)
     assert sent == [(0.05, 0.030), (0.1, 0.060), (0.99, 0.002), (1.2, 0.004)]
     assert _first_second(sent) == ([0.002, 0.030, 0.060], [0.004])
+
+
+def test_a_report_says_first_when_its_server_ran_without_the_compiled_code(monkeypatch):
+    """A stale engine build (a .py edited after `make`) ran `ingest` about 40% slower, and the
+    report did not say so: only the server's log did."""
+    from actors import batch_wire
+    from bench.report import common_rows
+
+    common = {"cpu_seconds_per_1000": 0.02, "cpu_seconds": 20.0, "peak_rss_bytes": 2**30, "disk_bytes_per_member": 0}
+    assert batch_wire.not_compiled() == []  # this tree is built (make venv): nothing to say
+    assert [label for label, _ in common_rows({**common, "not_compiled": []}, "transactions")] == [
+        "CPU", "peak RSS", "disk"]
+    monkeypatch.setattr(batch_wire, "COMPILED_ENGINE", False)
+    monkeypatch.setattr(batch_wire, "_ENGINE_PURE_WHY", "edited since compiled: engine/scoring.py")
+    missing = batch_wire.not_compiled()
+    assert missing == ["the engine (edited since compiled: engine/scoring.py)"]
+    label, text = common_rows({**common, "not_compiled": missing}, "transactions")[0]
+    assert label == "NOT COMPILED"
+    assert "engine/scoring.py" in text
