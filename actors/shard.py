@@ -63,7 +63,7 @@ from storage.index_history import IndexHistory
 from storage.mapped_pages import BUDGET_BYTES
 from storage.shard_store import BatchWriter, ShardStore
 
-__all__ = ["Job", "Shard", "ShardConfig", "ShardStatus"]
+__all__ = ["Job", "ScoringLoopError", "Shard", "ShardConfig", "ShardStatus"]
 
 log = logging.getLogger("patron.shard")
 T = TypeVar("T")
@@ -75,6 +75,12 @@ class _TransactionFailedError(Exception):
     def __init__(self, index: int, txn_id: str) -> None:
         self.index, self.txn_id = index, txn_id
         super().__init__(f"transaction {index} of the batch failed")
+
+
+class ScoringLoopError(RuntimeError):
+    """A shard's scoring failed again at a transaction it had rejected already: its own defect,
+    which no transaction's rejection ends; the batch is not applied (the engine's error is the
+    cause)."""
 
 
 class _Batch:
@@ -344,8 +350,14 @@ class Shard:
             try:
                 return self._apply_once(batch, failed, spans)
             except _TransactionFailedError as failure:
-                if failure.index in failed:  # failed again where nothing is scored: a defect of the shard's
-                    raise (failure.__cause__ or failure) from None
+                if failure.index in failed:  # failed again where nothing is scored: no rejection ends it
+                    log.error("the scoring failed again at a transaction it had rejected; the batch is not applied",
+                              extra={"shard": self.config.shard, "txn_id": failure.txn_id,
+                                     "member_id": batch.member_ids[failure.index]},
+                              exc_info=failure.__cause__)
+                    raise ScoringLoopError(f"scoring failed again at transaction {failure.index} ({failure.txn_id!r}) "
+                                           "after rejecting it: a defect of the shard, not of the batch"
+                                           ) from failure.__cause__
                 log.error("transaction could not be applied; rejected cannot_apply",
                           extra={"shard": self.config.shard, "txn_id": failure.txn_id,
                                  "member_id": batch.member_ids[failure.index]},

@@ -110,8 +110,10 @@ def test_chained_ledger_rows_released_are_the_same_rows_and_leave_no_entry(writt
 def test_a_chained_ledger_entry_held_by_its_list_alone_is_freed_as_it_is_encoded():
     entry = LedgerEntry("m", 1, 20_000, "txn", "t", 1, "earn", points=5)
     held = sys.getrefcount(entry)
-    rows = row_packer.chained_ledger_rows([entry, entry], 0, {"m": 3}, {}.get, set(), release=True)[0]
-    assert sys.getrefcount(entry) == held  # the list's two references let go; none kept by the rows
+    given = [entry, entry]
+    rows = row_packer.chained_ledger_rows(given, 0, {"m": 3}, {}.get, set(), release=True)[0]
+    assert given == [None, None]
+    assert sys.getrefcount(entry) == held  # the list's two references let go while it lives; none kept by the rows
     assert rows == row_packer.chained_ledger_rows([entry, entry], 0, {"m": 3}, {}.get, set())[0]
 
 
