@@ -390,20 +390,17 @@ class PatronClient:
             raise ValueError(f"window: at least 1 batch in flight, got {window}")
         source = iter(batches)
         unacked: deque[pb.TransactionBatch] = deque()
-        attempt = unknown = 0
+        tries = _Tries(self, RETRIABLE)
         while True:
             try:
                 for answer in self._stream_once(source, unacked, window):
-                    attempt = unknown = 0
+                    tries = _Tries(self, RETRIABLE)
                     yield answer
                 return
             except grpc.RpcError as error:
-                attempt += 1
-                unknown = unknown + 1 if error.code() is grpc.StatusCode.UNIMPLEMENTED else 0
-                self._fail_over(error)
-                if not self._worth_again(error, RETRIABLE, unknown) or attempt > self.retries:
+                if not tries.again(error):
                     raise _given_up(error, unacked) from error
-                time.sleep(backoff(attempt, error))
+                time.sleep(backoff(tries.attempt, error))
 
     def _stream_once(self, source: Iterator[pb.TransactionBatch], unacked: deque, window: int
                      ) -> Iterator[pb.BatchAck]:
@@ -617,25 +614,37 @@ class PatronClient:
             raise
 
     def _retrying(self, call: Any, codes: frozenset = RETRIABLE) -> Any:
-        unknown = 0
-        for attempt in itertools.count(1):
+        tries = _Tries(self, codes)
+        while True:
             try:
                 return call()
             except grpc.RpcError as error:
-                unknown = unknown + 1 if error.code() is grpc.StatusCode.UNIMPLEMENTED else 0
-                self._fail_over(error)
-                if not self._worth_again(error, codes, unknown) or attempt > self.retries:
+                if not tries.again(error):
                     raise
-                time.sleep(backoff(attempt, error))
-        raise AssertionError("unreachable")
+                time.sleep(backoff(tries.attempt, error))
 
-    def _worth_again(self, error: grpc.RpcError, codes: frozenset, unknown: int) -> bool:
-        """`retriable`; or, given several gateways, UNIMPLEMENTED from fewer of them in a row
-        (`unknown`) than there are: the next may be a gateway of ours. When each has said it in
-        turn, none knows the call (a server older than this client), and that is the answer."""
+
+class _Tries:
+    """One call's (or stream's) failed tries: how many, and how many gateways in a row answered
+    UNIMPLEMENTED; what both of the client's retry loops decide by."""
+
+    def __init__(self, client: PatronClient, codes: frozenset) -> None:
+        self.client, self.codes = client, codes
+        self.attempt = self.unknown = 0
+
+    def again(self, error: grpc.RpcError) -> bool:
+        """After `error`: the client fails over when it is a gateway's, and whether to try again.
+        `codes` are worth retrying; so is UNIMPLEMENTED, given several gateways, while fewer of
+        them than there are said it in a row: the next may be a gateway of ours. When each has
+        said it in turn, none knows the call (a server older than this client): that is the answer."""
+        self.attempt += 1
+        self.unknown = self.unknown + 1 if error.code() is grpc.StatusCode.UNIMPLEMENTED else 0
+        self.client._fail_over(error)
         if error.code() is grpc.StatusCode.UNIMPLEMENTED:
-            return unknown < len(self.channels)
-        return retriable(error, codes)
+            worth = self.unknown < len(self.client.channels)
+        else:
+            worth = retriable(error, self.codes)
+        return worth and self.attempt <= self.client.retries
 
 
 def _given_up(error: Any, unacked: deque) -> StreamError:
