@@ -249,36 +249,42 @@ def encoder_problems() -> dict[str, str]:
     return problems()
 
 
+def _shortfalls() -> list[tuple[str, str, object]]:
+    """What this process runs without of the compiled code: (what, what to do about it, why) each;
+    one list, so that the report's row and the start's log can never disagree."""
+    found: list[tuple[str, str, object]] = []
+    if not COMPILED_WIRE:
+        found.append((f"the wire code ({_MISSING})",
+                      "the compiled wire code (actors/part_reader, actors/batch_cutter, actors/result_writer, "
+                      "actors/batch_counter, storage/row_packer) is missing: batches are cut and read, results "
+                      "written, batches counted and commits' rows packed by the slower pure code; reinstall with a "
+                      "C compiler present: pip install -e . (or make venv)", _MISSING))
+    if slower := encoder_problems():
+        found.append((f"the record encoder for {', '.join(slower)}",
+                      "some records a commit stores are written by msgspec, not by the compiled encoder "
+                      f"(storage/record_encoder: {', '.join(slower)}): the same bytes at more CPU a commit; this "
+                      "build's checks do not hold for the installed msgspec or Python; reinstall: pip install -e . "
+                      "(or make venv)", slower))
+    if not COMPILED_ENGINE:
+        found.append((f"the engine ({_ENGINE_PURE_WHY})",
+                      "the compiled engine is not in use (missing, stale or turned off): the engine runs its slower "
+                      ".py modules; reinstall with a C compiler present: pip install -e . (or make venv), and unset "
+                      "PATRON_PURE_ENGINE", _ENGINE_PURE_WHY))
+    return found
+
+
 def not_compiled() -> list[str]:
     """What this process runs without of the compiled code, each with why; empty when nothing:
     what `say_if_not_compiled` logs, for a report to carry (bench/harness.py)."""
-    missing = [f"the wire code ({_MISSING})"] if not COMPILED_WIRE else []
-    if slower := encoder_problems():
-        missing.append(f"the record encoder for {', '.join(slower)}")
-    if not COMPILED_ENGINE:
-        missing.append(f"the engine ({_ENGINE_PURE_WHY})")
-    return missing
+    return [what for what, _, _ in _shortfalls()]
 
 
 def say_if_not_compiled(log: logging.Logger, **extra: object) -> None:
     """An ERROR at every start of a shard or server without the compiled wire code or engine: it
     works, at about 8% (reading and answers), 8% (commits and counts) or 15% (engine) more CPU a
     transaction, and an install can fix it."""
-    if not COMPILED_WIRE:
-        log.error("the compiled wire code (actors/part_reader, actors/batch_cutter, actors/result_writer, "
-                  "actors/batch_counter, storage/row_packer) is missing: batches are cut and read, results written, "
-                  "batches counted and commits' rows packed by the slower pure code; reinstall with a C compiler "
-                  "present: pip install -e . (or make venv)",
-                  extra={"reason": _MISSING, **extra})
-    if slower := encoder_problems():
-        log.error("some records a commit stores are written by msgspec, not by the compiled encoder "
-                  f"(storage/record_encoder: {', '.join(slower)}): the same bytes at more CPU a commit; this "
-                  "build's checks do not hold for the installed msgspec or Python; reinstall: pip install -e . "
-                  "(or make venv)", extra={"reason": slower, **extra})
-    if not COMPILED_ENGINE:
-        log.error("the compiled engine is not in use (missing, stale or turned off): the engine runs its slower .py "
-                  "modules; reinstall with a C compiler present: pip install -e . (or make venv), and unset "
-                  "PATRON_PURE_ENGINE", extra={"reason": _ENGINE_PURE_WHY, **extra})
+    for _, message, reason in _shortfalls():
+        log.error(message, extra={"reason": reason, **extra})
 
 
 def result_message(result: TxnResult) -> pb.TxnResult:
