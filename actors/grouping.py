@@ -16,7 +16,7 @@ from collections.abc import Callable
 import msgspec
 
 from actors.batch_order import BatchPart, StreamOrder
-from actors.batch_stats import BatchStats, count_outcomes_pure
+from actors.batch_stats import BatchStats
 from actors.batch_wire import PartAnswer, result_entries, transactions_of
 from actors.routing import MovedAway
 from engine.errors import StorageFullError
@@ -30,10 +30,11 @@ _encode = msgspec.msgpack.Encoder().encode
 
 Spans = list[tuple[str, int]]
 """(batch id, how many transactions) of each part, in order: whose transactions are which."""
-Apply = Callable[[list[Transaction], Spans, Callable[[], list[Transaction]] | None],
+Apply = Callable[[list[Transaction], Spans, Callable[[], list[Transaction]] | None, dict[int, str]],
                  tuple[list[TxnResult], BatchStats]]
 """Score and commit transactions, each remembered under its batch's id when rejected; the third
-argument makes the same transactions anew, if given (the shard then frees each as it is scored)."""
+argument makes the same transactions anew, if given (the shard then frees each as it is scored);
+the fourth, by place, the reasons a resent batch's first sending rejected some of them with."""
 Recall = Callable[[str], dict[tuple[str, str], str]]
 """What a committed batch of this id had rejected: the reason, by (member, transaction id)."""
 Answer = bytes | Exception
@@ -111,42 +112,26 @@ def _one_by_one(apply: Apply, recall: Recall | None, streams: StreamOrder, parts
 
 def _scored(apply: Apply, recall: Recall | None, parts: list[BatchPart], batches: list[list[Transaction]]
             ) -> tuple[list[TxnResult], BatchStats]:
-    """The parts' transactions scored and committed together, in order; but one that a committed
-    batch of the same id had rejected is answered as it was then and not scored again: its batch
-    is being resent because the answer was lost, and scored now it would take effect after what
-    later batches did (SPEC §2). Sent in another batch, it is scored again (SPEC §11.1). Nearly
-    always none is: then `batches` is emptied, so that the write holds the transactions alone and
-    frees each as it is scored, and reads them again from the parts if it scores them again."""
-    recalled = [recall(part.batch_id) if recall is not None and part.batch_id else {} for part in parts]
-    if not any(recalled):
-        spans = [(part.batch_id, len(txns)) for part, txns in zip(parts, batches, strict=True)]
-        txns = [txn for part_txns in batches for txn in part_txns]
-        batches.clear()
-        return apply(txns, spans, lambda: [txn for part in parts for txn in transactions_of(part.data)])
-    scoring, spans, kept = [], [], []
-    for part, txns, known in zip(parts, batches, recalled, strict=True):
-        before = len(scoring)
-        for txn in txns:
-            reason = known.get((txn.member_id, txn.txn_id))
-            kept.append(None if reason is None else TxnResult(txn.txn_id, "rejected", 0, 0, reason))
-            if reason is None:
-                scoring.append(txn)
-        spans.append((part.batch_id, len(scoring) - before))
-    results, stats = apply(scoring, spans, None)
-    scored = iter(results)
-    answered = [result if result is not None else next(scored) for result in kept]
-    return answered, _with_recalled(stats, [txn for txns in batches for txn in txns], kept)
-
-
-def _with_recalled(stats: BatchStats, txns: list[Transaction], kept: list[TxnResult | None]) -> BatchStats:
-    """The commit's counts and the rejections answered from memory: patron_transactions_total
-    counts answers, and a file sent twice counted fewer than its lines (an outside probe)."""
-    recalled = [(txn, result) for txn, result in zip(txns, kept, strict=True) if result is not None]
-    outcomes = dict(stats.outcomes)
-    kinds, results = [txn.kind for txn, _ in recalled], [result for _, result in recalled]
-    for key, count in count_outcomes_pure(kinds, results).items():
-        outcomes[key] = outcomes.get(key, 0) + count
-    return msgspec.structs.replace(stats, outcomes=outcomes)  # a copy: the commit's own stats stay as counted
+    """The parts' transactions scored and committed together, in order. One that a committed batch
+    of the same id had rejected goes with that reason (`recalled`, by its place): its batch is
+    being resent because the answer was lost, and the shard answers it as it was then, not scored
+    after what later batches did (SPEC §2), unless its id was applied since. Sent in another
+    batch, it is scored again (SPEC §11.1). `batches` is emptied, so that the write holds the
+    transactions alone and frees each as it is scored, and reads them again from the parts if it
+    scores them again."""
+    recalled: dict[int, str] = {}
+    at = 0
+    for part, txns in zip(parts, batches, strict=True):
+        known = recall(part.batch_id) if recall is not None and part.batch_id else None
+        if known:  # nearly always none: a resend of a batch that had a rejection
+            for offset, txn in enumerate(txns):
+                if (reason := known.get((txn.member_id, txn.txn_id))) is not None:
+                    recalled[at + offset] = reason
+        at += len(txns)
+    spans = [(part.batch_id, len(txns)) for part, txns in zip(parts, batches, strict=True)]
+    txns = [txn for part_txns in batches for txn in part_txns]
+    batches.clear()
+    return apply(txns, spans, lambda: [txn for part in parts for txn in transactions_of(part.data)], recalled)
 
 
 def _answers(counts: list[int], results: list[TxnResult], stats: BatchStats) -> list[Answer]:

@@ -32,7 +32,7 @@ from actors.routing import MovedAway
 from actors.shard_coupons import ShardCoupons
 from actors.shard_outbox import ShardOutbox
 from engine.anomaly_report import AnomalyRow
-from engine.book import Book
+from engine.book import Book, found
 from engine.calendar import iso
 from engine.errors import InvalidRequestError, RowRejectedError, ShardUnavailableError, StorageFullError
 from engine.ledger import LedgerEntry
@@ -335,7 +335,8 @@ class Shard:
             self._counting_batches = False
 
     def apply_counted(self, txns: list[Transaction], spans: list[tuple[str, int]] | None = None,
-                      again: Callable[[], list[Transaction]] | None = None) -> tuple[list[TxnResult], BatchStats]:
+                      again: Callable[[], list[Transaction]] | None = None, recalled: dict[int, str] | None = None
+                      ) -> tuple[list[TxnResult], BatchStats]:
         """`apply`, and what the batch did, counted once for metrics. A transaction the engine
         fails on (a defect: no input should) is rejected `cannot_apply` and the batch is scored
         again without it, from the state before: one transaction never sinks its batch.
@@ -343,12 +344,13 @@ class Shard:
         `again`: the same transactions made anew (read again from their bytes). Given it, and
         holding `txns` alone, the caller lets the scoring free each transaction as soon as it is
         scored, while it is in the cache (`score_until`'s `release`); a write scored again (the
-        engine failed on one, or the store grew) scores what `again` makes."""
+        engine failed on one, or the store grew) scores what `again` makes. `recalled`: by place,
+        the reason a resent batch's first sending rejected a transaction with (`_recalled`)."""
         batch = _Batch(txns, again)
         failed: set[int] = set()
         while True:
             try:
-                return self._apply_once(batch, failed, spans)
+                return self._apply_once(batch, failed, spans, recalled or {})
             except _TransactionFailedError as failure:
                 if failure.index in failed:  # failed again where nothing is scored: no rejection ends it
                     log.error("the scoring failed again at a transaction it had rejected; the batch is not applied",
@@ -364,9 +366,10 @@ class Shard:
                           exc_info=failure.__cause__)
                 failed.add(failure.index)
 
-    def _apply_once(self, batch: "_Batch", failed: set[int], spans: list[tuple[str, int]] | None
-                    ) -> tuple[list[TxnResult], BatchStats]:
+    def _apply_once(self, batch: "_Batch", failed: set[int], spans: list[tuple[str, int]] | None,
+                    recalled: dict[int, str]) -> tuple[list[TxnResult], BatchStats]:
         early: list[str] = []
+        stops = failed | recalled.keys() if recalled else failed  # the ones this loop answers itself
 
         def score(writer: BatchWriter) -> list[TxnResult]:
             started = time.perf_counter()
@@ -379,13 +382,15 @@ class Shard:
             tomorrow = Tomorrow(self.book)
             while len(results) < len(txns):  # a result a transaction, in order: the next one's index
                 try:  # the engine's compiled loop scores all up to the next one this loop scores itself
-                    index = score_until(self.book, txns, results, tomorrow.starts_ms, tomorrow.ends_ms, failed,
+                    index = score_until(self.book, txns, results, tomorrow.starts_ms, tomorrow.ends_ms, stops,
                                         release=batch.release)
                     if index == len(txns):
                         break
                     txn = txns[index]
                     if index in failed:
                         results.append(TxnResult(txn.txn_id, "rejected", 0, 0, "cannot_apply"))
+                    elif index in recalled:
+                        results.append(self._recalled(txn, recalled[index]))
                     elif not malformed_reason(self.book, txn):  # rare: dated past midnight
                         results.append(self._dated_tomorrow(tomorrow, txn))
                     else:  # a malformed one moves no member, as replay
@@ -413,6 +418,16 @@ class Shard:
         stats.disk_write_seconds = self._disk_write_seconds
         self.accepted += stats.accepted()  # counted already, with the batch's statistics
         return results, stats
+
+    def _recalled(self, txn: Transaction, reason: str) -> TxnResult:
+        """A resent batch's transaction that its first sending rejected: rejected again with the
+        same reason, not scored after what later batches did (SPEC §2, order per member); but when
+        its id has been applied since (the till sent it again in another batch), a duplicate of
+        that, as every resubmission of an applied id is (SPEC §2). An outside probe was told a
+        payment was refused, on its batch's resend, after another batch had taken the money."""
+        if found(self.book.txns, (txn.member_id, txn.txn_id)) is not None:
+            return score_transaction(self.book, txn)  # the checks of SPEC §2, then `duplicate`
+        return TxnResult(txn.txn_id, "rejected", 0, 0, reason)
 
     def _ahead_of_batch(self, job: Job, txns: list[Transaction], failed: set[int]
                         ) -> list[str]:

@@ -1070,6 +1070,33 @@ def test_a_resend_in_the_same_group_as_its_batch_finds_what_the_batch_rejected(t
         [("rejected", "insufficient_points")], [("accepted", "")], [("rejected", "insufficient_points")]]
 
 
+def test_a_resent_batchs_rejected_id_applied_since_in_another_batch_is_answered_duplicate(tmp_path):
+    # an outside probe: a payment refused in B1 was sent again in B3 and taken; B1 resent (its
+    # answer lost) said "rejected insufficient_balance" for money that had been taken (SPEC §2: a
+    # resubmitted applied id answers duplicate, with what it did)
+    from tests.parts import part, results_of
+
+    shard = open_shard(tmp_path)
+    first = part([recharge("C0", "m1", DAY, 1_000), pay("P1", "m1", DAY, 5_000)], batch_id="B1")
+    assert [(r.outcome, r.reason) for r in results_of(shard.apply_encoded([first])[0])] == [
+        ("accepted", ""), ("rejected", "insufficient_balance")]
+    shard.apply_encoded([part([recharge("C1", "m1", DAY, 9_999)], batch_id="B2")])
+    [taken] = results_of(shard.apply_encoded([part([pay("P1", "m1", DAY, 5_000)], batch_id="B3")])[0])
+    assert (taken.outcome, taken.value_minor) == ("accepted", -5_000)
+    before = shard.member("m1")
+    again = results_of(shard.apply_encoded([first])[0])
+    assert [(r.outcome, r.value_minor) for r in again] == [("duplicate", 1_000), ("duplicate", -5_000)]
+    assert shard.member("m1") == before
+    # the same when the id is applied earlier in the resend's own group (one commit)
+    refused = part([pay("P2", "m1", DAY, 9_000)], batch_id="B4")
+    assert [r.reason for r in results_of(shard.apply_encoded([refused])[0])] == ["insufficient_balance"]
+    answers = shard.apply_encoded([part([recharge("C2", "m1", DAY, 5_000), pay("P2", "m1", DAY, 9_000)],
+                                        batch_id="B5"), refused])
+    assert [[(r.outcome, r.value_minor) for r in results_of(answer)] for answer in answers] == [
+        [("accepted", 5_000), ("accepted", -9_000)], [("duplicate", -9_000)]]
+    assert shard.member("m1").stored_value == 1_000 + 9_999 - 5_000 + 5_000 - 9_000
+
+
 def test_held_points_voided_stay_taken_back_once_after_a_restart(tmp_path):
     # the void's mark on the purchase's index record is committed with it: a refund after a
     # restart takes nothing again (an outside probe's member was left in debt without the mark)
