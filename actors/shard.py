@@ -11,7 +11,7 @@ import logging
 import time
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from itertools import accumulate
 from operator import attrgetter
 from pathlib import Path
@@ -369,15 +369,17 @@ class Shard:
     def _apply_once(self, batch: "_Batch", failed: set[int], spans: list[tuple[str, int]] | None,
                     recalled: dict[int, str]) -> tuple[list[TxnResult], BatchStats]:
         early: list[str] = []
-        stops = failed | recalled.keys() if recalled else failed  # the ones this loop answers itself
+        # answered by this loop itself, so neither brought through a job nor given coupon units
+        stops = failed | recalled.keys() if recalled else failed
 
         def score(writer: BatchWriter) -> list[TxnResult]:
             started = time.perf_counter()
             txns = batch.take()
             if self.job is not None:
-                early[:] = self._ahead_of_batch(self.job, txns, failed)
+                early[:] = self._ahead_of_batch(self.job, txns, stops)
             if self.inventory is not None:
-                self.inventory.prepare(self.book.programme, txns)
+                self.inventory.prepare(self.book.programme, [t for n, t in enumerate(txns) if n not in recalled]
+                                       if recalled else txns)
             results: list[TxnResult] = []
             tomorrow = Tomorrow(self.book)
             while len(results) < len(txns):  # a result a transaction, in order: the next one's index
@@ -399,11 +401,13 @@ class Shard:
                     raise
                 except Exception as error:  # the one being scored (score_until appends after scoring)
                     raise _TransactionFailedError(len(results), txns[len(results)].txn_id) from error
+            coupon_ids = batch.coupon_ids if not recalled else {
+                n: c for n, c in batch.coupon_ids.items() if n not in recalled}
             self._batch_stats = stats = count_batch(batch.kinds, results, self.book.ledger,
                                                     self.book.programme.ladder.names, self.book.notices,
-                                                    batch.coupon_ids)
+                                                    coupon_ids)  # a recalled out_of_stock was counted when it was new
             if spans and any(" rejected " in key for key in stats.outcomes):  # most batches: none
-                remember_rejections(writer, batch.member_ids, results, spans, self.book.today)
+                remember_rejections(writer, batch.member_ids, results, spans, self.book.today, recalled)
             stats.apply_seconds = time.perf_counter() - started
             return results
 
@@ -1063,14 +1067,15 @@ def _ahead(job: Job, member_id: str) -> bool:
 
 
 def remember_rejections(writer: BatchWriter, member_ids: list[str], results: list[TxnResult],
-                        spans: list[tuple[str, int]], day: Day) -> None:
+                        spans: list[tuple[str, int]], day: Day, recalled: Container[int] = ()) -> None:
     """A rejected transaction does not use up its id (SPEC §11.1): sent again it is scored again.
     But a batch resent because its answer was lost must be answered as it was the first time,
     not scored against what later batches did (SPEC §2): so what each batch had rejected is kept,
     in the commit, by its batch id. Nearly every batch has a rejection or two among thousands
     accepted: only the rejected and those sharing a transaction id with one are looked at
     (actors/batch_stats.py `rejected_and_twins`, compiled; a Python step a transaction was 2.5% of
-    a shard's write)."""
+    a shard's write). `recalled`: the places of rejections answered from this memory (a resend):
+    kept as they were, so that resending never keeps them past their two business days."""
     ends = list(accumulate(size for _, size in spans))  # where each batch's transactions end
     if len(results) != len(member_ids) or (ends[-1] if ends else 0) != len(member_ids):
         raise ValueError("spans, transactions and results of different lengths")
@@ -1078,6 +1083,8 @@ def remember_rejections(writer: BatchWriter, member_ids: list[str], results: lis
     taken: set[tuple[str, str, str]] = set()
     for at in rejected_and_twins(results):  # in order, as all were; a result holds its transaction's id
         member_id, result, batch_id = member_ids[at], results[at], spans[bisect_right(ends, at)][0]
+        if at in recalled and result.outcome == "rejected":
+            continue
         if batch_id and result.outcome == "rejected":
             rejected.setdefault(batch_id, {})[member_id, result.txn_id] = result.reason
         elif batch_id:  # the others' keys hold other ids, so they could match no rejected key

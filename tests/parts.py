@@ -3,12 +3,13 @@
 import msgspec
 
 from actors.batch_order import BatchPart
+from actors.batch_stats import BatchStats
 from actors.batch_wire import PartAnswer
 from client import transaction_message
 from engine.transactions import Transaction, TxnResult
 from proto import patron_pb2 as pb
 
-__all__ = ["counted_of", "part", "results_of"]
+__all__ = ["counted_of", "part", "results_of", "stats_of"]
 
 _OUTCOMES = {number: name.removeprefix("OUTCOME_").lower() for name, number in pb.Outcome.items()}
 _decode = msgspec.msgpack.Decoder(PartAnswer).decode
@@ -33,3 +34,8 @@ def counted_of(answers: list[bytes]) -> dict[str, int]:
         for key, count in _decode(answer).stats.outcomes.items():
             counted[key] = counted.get(key, 0) + count
     return counted
+
+
+def stats_of(answers: list[bytes]) -> BatchStats:
+    """What the answers to a group of parts say the commit did (the first carries it)."""
+    return _decode(answers[0]).stats

@@ -229,3 +229,24 @@ def test_a_publish_gives_blocks_back_and_a_smaller_inventory_holds(tmp_path):
     assert grants.state()["LIMITED"] == {0: 5}  # what was issued stays counted; the rest went back
     results = shard.apply([issue(f"j{k}", "m0") for k in range(3)])
     assert [r.reason for r in results] == ["", "out_of_stock", "out_of_stock"]
+
+
+def test_a_resent_out_of_stock_issue_is_answered_without_the_keeper(tmp_path):
+    # answered from memory, a resend's refused coupon_issue still asked the keeper for a unit it
+    # would never use, and with the keeper out of reach the resend failed UNAVAILABLE (a review)
+    from tests.parts import part, results_of
+
+    grants = Grants(GrantStore(tmp_path / "stock"), 1, {"LIMITED": 1})
+    source = _CountedAsks(grants)
+    shard = Shard(ShardConfig(0, str(tmp_path / "s0"), RULES + LIMITED.format(n=1), start_day=parse_day("2026-11-17"),
+                              coupon_block=1), source)
+    shard.apply([buy("b0", "m0", DAY, line(100))])
+    issue = [Transaction(f"i{n}", "m0", ms(DAY), "coupon_issue", coupon_id="LIMITED") for n in (1, 2)]
+    assert results_of(shard.apply_encoded([part(issue[:1], batch_id="B0")])[0])[0].outcome == "accepted"
+    refused = part(issue[1:], batch_id="B1")
+    assert [r.reason for r in results_of(shard.apply_encoded([refused])[0])] == ["out_of_stock"]
+    source.answers, source.asks = 0, {}  # the keeper out of reach from now on
+    [answer] = shard.apply_encoded([refused])
+    assert not isinstance(answer, Exception)
+    assert [r.reason for r in results_of(answer)] == ["out_of_stock"]
+    assert source.asks == {}

@@ -1097,6 +1097,75 @@ def test_a_resent_batchs_rejected_id_applied_since_in_another_batch_is_answered_
     assert shard.member("m1").stored_value == 1_000 + 9_999 - 5_000 + 5_000 - 9_000
 
 
+def test_a_resent_batchs_recalled_rejections_are_counted_and_remembered_once(tmp_path):
+    # answered from memory, a resend's rejections were counted again in the coupons' out_of_stock
+    # and remembered again under a new day, kept past their two business days (a review)
+    from tests.parts import part, results_of, stats_of
+
+    shard = open_shard(tmp_path, RULES.replace("inventory = 200000", "inventory = 1"))
+    shard.apply([buy("b1", "m1", DAY, line(100)), buy("b2", "m2", DAY, line(100))])
+    coupons = part([issue("i1", "m1", "RECHARGE20"), issue("i2", "m2", "RECHARGE20")], batch_id="B1")
+    first, again = shard.apply_encoded([coupons]), shard.apply_encoded([coupons])
+    assert [r.reason for r in results_of(again[0])] == ["", "out_of_stock"]
+    assert stats_of(first).coupons["out_of_stock RECHARGE20"] == 1
+    assert "out_of_stock RECHARGE20" not in stats_of(again).coupons
+    redeems = part([redeem("R1", "m3", DAY, points=500)], batch_id="B2")
+    shard.apply_encoded([redeems])
+    kept = []
+    for day in ("2026-11-18", "2026-11-19", "2026-11-20"):
+        shard.midnight_begin(parse_day(day))
+        while not shard.midnight_step()[2]:
+            pass
+        if day == "2026-11-18":
+            assert [r.reason for r in results_of(shard.apply_encoded([redeems])[0])] == ["unknown_member"]
+        kept.append(bool(shard.store.rejections("B2")))
+    assert kept == [True, True, False]  # two business days from the first sending, the resend's none
+
+
+def test_a_recalled_transactions_member_is_not_brought_through_midnight_for_it(tmp_path, monkeypatch):
+    # brought through a run under way for a transaction answered from memory, a member the run
+    # failed on turned the recalled answer into cannot_apply, and remembered that (a review)
+    import actors.shard
+    from tests.parts import part, results_of
+
+    shard = open_shard(tmp_path)
+    shard.apply([buy(f"t-m{n}", f"m{n}", DAY, line(2900)) for n in range(4)])
+    batch = part([redeem("R1", "m3", DAY, points=5_000)], batch_id="B1")
+    assert [r.reason for r in results_of(shard.apply_encoded([batch])[0])] == ["insufficient_points"]
+    shard.midnight_begin(parse_day("2026-11-18"))
+    visited = actors.shard.visit
+
+    def visit(book, member_ids, run, planned=None):  # type: ignore[no-untyped-def]
+        if member_ids == ["m3"]:
+            raise ZeroDivisionError("planted")
+        return visited(book, member_ids, run, planned)
+
+    monkeypatch.setattr(actors.shard, "visit", visit)
+    assert [(r.outcome, r.reason) for r in results_of(shard.apply_encoded([batch])[0])] == [
+        ("rejected", "insufficient_points")]
+    assert shard.store.rejections("B1") == {("m3", "R1"): "insufficient_points"}
+
+
+def test_a_resend_with_an_engine_defect_elsewhere_or_dated_past_midnight_answers_each_once(tmp_path, monkeypatch):
+    from tests.parts import counted_of, part, results_of
+
+    shard = open_shard(tmp_path)
+    batch = part([recharge("C0", "m1", DAY, 1_000), pay("P1", "m1", DAY, 5_000), buy("bad", "m2", DAY, line(100)),
+                  pay("P2", "m1", "2026-11-18 00:30", 9_000)], batch_id="B1")
+    assert [(r.outcome, r.reason) for r in results_of(shard.apply_encoded([batch])[0])] == [
+        ("accepted", ""), ("rejected", "insufficient_balance"), ("accepted", ""), ("rejected", "insufficient_balance")]
+    shard.apply_encoded([part([recharge("C1", "m1", DAY, 50_000), pay("P2", "m1", "2026-11-18 00:30", 9_000)],
+                              batch_id="B2")])
+    before = shard.member("m1")
+    _with_defect(monkeypatch, "bad", "raise")
+    answers = shard.apply_encoded([batch])
+    assert [(r.outcome, r.reason, r.value_minor) for r in results_of(answers[0])] == [
+        ("duplicate", "", 1_000), ("rejected", "insufficient_balance", 0), ("rejected", "cannot_apply", 0),
+        ("duplicate", "", -9_000)]
+    assert shard.member("m1") == before
+    assert sum(counted_of(answers).values()) == 4
+
+
 def test_held_points_voided_stay_taken_back_once_after_a_restart(tmp_path):
     # the void's mark on the purchase's index record is committed with it: a refund after a
     # restart takes nothing again (an outside probe's member was left in debt without the mark)
