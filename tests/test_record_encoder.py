@@ -199,11 +199,16 @@ def test_a_commits_members_are_msgspecs_bytes_one_after_another(written):
     assert into == {member.member_id: msgspec.msgpack.encode(member) for member in written}
 
 
-many = st.lists(st.builds(Member, member_id=st.integers(0, 10**6).map(str), enrolled=days, points=ints,
-                          lots=st.lists(lots, max_size=2), windows=st.dictionaries(texts, int_maps, max_size=2),
-                          events=st.dictionaries(texts, counts, max_size=2), profile=profiles,
-                          coupons=st.lists(coupons, max_size=2).map(tuple), tags=st.lists(texts, max_size=2)),
-                min_size=13, max_size=40)
+_shapes = st.lists(st.builds(Member, member_id=st.integers(0, 10**6).map(str), enrolled=days, points=ints,
+                            lots=st.lists(lots, max_size=2), windows=st.dictionaries(texts, int_maps, max_size=2),
+                            events=st.dictionaries(texts, counts, max_size=2), profile=profiles,
+                            coupons=st.lists(coupons, max_size=2).map(tuple), tags=st.lists(texts, max_size=2)),
+                  min_size=1, max_size=4)
+many = st.tuples(_shapes, st.integers(13, 40), st.booleans()).map(
+    lambda drawn: [msgspec.structs.replace(drawn[0][n % len(drawn[0])],
+                                           member_id=str(n // 2 if drawn[2] else n)) for n in range(drawn[1])])
+"""13 to 40 members made from a few drawn ones, named anew (twice each, sometimes): drawn one by
+one, 40 rich members passed Hypothesis's limit on the data it draws (its health check failed CI)."""
 
 
 @settings(max_examples=20, deadline=None)
