@@ -44,12 +44,15 @@ def give(book: Book, member: Member, day: Day, ref: TxnId, kind: str, points: in
     programme = book.programme
     pending = past = 0
     if points > 0:
-        expires = programme.expiry.expires(day)
-        if held or programme.pending_days:
+        expires, today = programme.expiry.expires(day), book.today_for(member)
+        # a late purchase whose return window's run has passed is past its window: spendable now,
+        # as points an operator releases then are; pending, they waited a run more, and lapsed
+        # at it unspent when that run was also their expiry's (an outside probe)
+        if held or (programme.pending_days and day + programme.pending_days > today):
             release = 0 if held else day + programme.pending_days
             hold_points(member, points, release, expires, ref)
             pending = points
-        elif expires <= book.today_for(member):  # a late purchase's lot whose expiry's run has passed
+        elif expires <= today:  # a late purchase's lot whose expiry's run has passed
             past = points
         else:
             add_points(member, points, expires)

@@ -204,6 +204,20 @@ def test_pending_points_are_released_by_the_midnight_run_after_the_return_window
     assert target.ledger[-1].kind == "release"
 
 
+def test_a_late_purchase_past_its_return_window_is_spendable_at_once():
+    # kept pending, it waited a run more, which lapsed it unspent when that run was its expiry's
+    # too (an outside probe); one still inside its window stays pending
+    target = book(body='[points]\npending_days = 2\n' + SPEND + '[points.expiry]\npolicy = "rolling_days"\ndays = 3\n')
+    score(target, buy("t0", "x", "2026-03-04 10:00", line(1000)))
+    until(target, "2026-03-05")  # the run of the 5th has released purchases of the 3rd
+    score(target, buy("late", "m", "2026-03-03 10:00", line(5000)), buy("inside", "n", "2026-03-04 10:00", line(5000)))
+    assert [(target.members[m].points, target.members[m].pending) for m in "mn"] == [(50, 0), (0, 50)]
+    [spent] = score(target, Transaction("r1", "m", ms("2026-03-05 11:00"), "redeem", points=50))
+    assert (spent.outcome, spent.points) == ("accepted", -50)
+    until(target, "2026-03-06")
+    assert [(target.members[m].points, target.members[m].pending) for m in "mn"] == [(0, 0), (50, 0)]
+
+
 def test_pending_points_that_expire_before_their_release_expire_with_no_lot_to_tell():
     target = book(body='[points]\npending_days = 7\n' + SPEND + '[points.expiry]\npolicy = "rolling_days"\ndays = 5\n')
     score(target, buy("t1", "m", "2026-03-01 10:00", line(1000)))
