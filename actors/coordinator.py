@@ -436,9 +436,10 @@ class Coordinator(ShardLanes):
                 started = time.monotonic()  # only a cut run's reports were left: now its end
                 self._count_midnight(summary)
                 await _checkpointed(self.checkpoint(), started)
+            first = run
             while run <= self._midnight_until:  # nothing is awaited between the last check and the end
                 summary.until = iso(self._midnight_until)
-                days = await self._run_one_after_reevaluation(run, summary)
+                days = await self._run_one_after_reevaluation(run, summary, first=run == first)
                 if run < self._midnight_until:
                     await self._reports(days, run)
                     run += 1
@@ -464,7 +465,7 @@ class Coordinator(ShardLanes):
             summary.seconds = time.monotonic() - summary.started
         return summary
 
-    async def _run_one_after_reevaluation(self, run: Day, summary: MidnightSummary) -> set[str]:
+    async def _run_one_after_reevaluation(self, run: Day, summary: MidnightSummary, first: bool = True) -> set[str]:
         """A shard has one long job at a time: a midnight run begun during a publish's
         re-evaluation replaced it, and the members not yet visited kept their tiers until a
         restart. So the run waits for it (ingestion goes on meanwhile)."""
@@ -473,10 +474,10 @@ class Coordinator(ShardLanes):
                 await asyncio.sleep(0.1)
             async with self.exclusive:
                 if not self.publishing:  # else a publish took the lock first: its re-evaluation goes first
-                    return await self._run_one(run, summary)
+                    return await self._run_one(run, summary, first)
 
-    async def _run_one(self, run: Day, summary: MidnightSummary) -> set[str]:
-        counts = await self.on_every_shard("midnight_begin", run, urgent=True)
+    async def _run_one(self, run: Day, summary: MidnightSummary, first: bool = True) -> set[str]:
+        counts = await self.on_every_shard("midnight_begin", run, first, urgent=True)
         summary.date, summary.members_done, summary.members_total = iso(run), 0, sum(counts)
         shards, days = list(range(len(self.lanes))), []
         started = time.monotonic()

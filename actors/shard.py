@@ -231,6 +231,8 @@ class Shard:
         """Virtual shards moved (or moving) to other shards: their writes are refused (actors/shard_moves.py)."""
         self.job: Job | None = None
         self.outbox = ShardOutbox(self.store)
+        self._prune_through: int | None = None
+        """The newest event before the dates run together began: their runs prune none after it."""
         self.counted = self._counted_in_store()
         """What this shard's commits did in all that its answers to batches do not carry (midnight
         runs, enrollment, operators' changes, re-evaluation, `apply`'s batches, events written and
@@ -634,15 +636,23 @@ class Shard:
 
     # -- the midnight run ----------------------------------------------------------------
 
-    def midnight_begin(self, run: Day) -> int:
+    def midnight_begin(self, run: Day, first: bool = True) -> int:
         """Start the run for `run` (the next date after the business day); returns how many
-        members it will visit. A run already done, or in progress, is not started again."""
+        members it will visit. A run already done, or in progress, is not started again.
+        `first`: the first date of those run together (a catch-up runs several in one go)."""
         if run <= self.book.today:
             return 0
         if self.job is not None and self.job.kind == "midnight" and self.job.day == run:
             return len(self.job.members) - self.job.done
         if run != self.book.today + 1:
             raise ValueError(f"runs go in date order: the next is {iso(self.book.today + 1)}, not {iso(run)}")
+        if first or self._prune_through is None:
+            # A catch-up of more dates than `retention_days` pruned, at its last dates, the events
+            # its first dates had just written (expiry reminders, sent once): no subscriber had
+            # a chance to read them (an outside probe). Its runs prune only what was there before
+            # it; the next run prunes the rest. A shard restarted mid-way prunes nothing more.
+            state = self.outbox.state()
+            self._prune_through = state.newest if first else state.pruned
         if not self.members.bounded:
             awake = self.book.awake  # `visitors` takes it
             self.job = Job("midnight", run, visitors(self.book, run))
@@ -680,7 +690,8 @@ class Shard:
             if finished:
                 writer.forget_before(job.day - self.config.index_retention_days)
                 writer.forget_rejections_before(job.day - REJECTIONS_KEPT_DAYS)
-                self._pruned += writer.prune_events(job.day - self.book.programme.rules.notify.retention_days)
+                self._pruned += writer.prune_events(job.day - self.book.programme.rules.notify.retention_days,
+                                                    self._prune_through)
                 writer.put_meta("business_day", job.day)
             return rows
 

@@ -132,9 +132,9 @@ class ShardActor:
         """(visited, finished, seconds the step took here): the coordinator paces by the last."""
         return _timed(self.shard.reevaluate_step, limit)
 
-    def midnight_begin(self, run: Day) -> int:
+    def midnight_begin(self, run: Day, first: bool = True) -> int:
         started, cpu = time.perf_counter(), time.thread_time()
-        members = self.shard.midnight_begin(run)
+        members = self.shard.midnight_begin(run, first)
         self._steps = [0, 0.0, 0.0]
         log.info("midnight run begins", extra={"shard": self.shard.config.shard, "members": members,
                                                "seconds": round(time.perf_counter() - started, 3),

@@ -201,14 +201,17 @@ def read_after(txn: Any, db: Any, after: int, limit: int, max_bytes: int, kinds:
     return run
 
 
-def prune(txn: Any, db: Any, before: Day) -> tuple[int, int, dict[str, int]]:
-    """Remove the events committed on business days before `before`, oldest first: (how many,
-    the last sequence removed, 0 when none, and the last removed of each kind)."""
+def prune(txn: Any, db: Any, before: Day, through: int | None = None) -> tuple[int, int, dict[str, int]]:
+    """Remove the events committed on business days before `before`, and numbered up to `through`
+    when given, oldest first: (how many, the last sequence removed, 0 when none, and the last
+    removed of each kind)."""
     cursor = txn.cursor(db=db)
     removed = last = 0
     kinds: dict[str, int] = {}
     cursor.first()
     while (key := cursor.key()) and _HEAD.unpack_from(value := _current(cursor.value()))[1] < before:
+        if through is not None and _SEQ.unpack(key)[0] > through:
+            break
         last = _SEQ.unpack(key)[0]
         kinds[_kind(value).decode()] = last
         removed += 1

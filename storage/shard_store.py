@@ -587,9 +587,10 @@ class BatchWriter:
         return outbox.append(self.txn, self.dbs["events"], notices, written, at_ms, _numbered_after(self.txn, self.dbs))
 
     @_full_is_storage_full
-    def prune_events(self, before: Day) -> int:
-        """Remove events committed on business days before `before`; returns how many."""
-        removed, last, kinds = outbox.prune(self.txn, self.dbs["events"], before)
+    def prune_events(self, before: Day, through: int | None = None) -> int:
+        """Remove events committed on business days before `before` (and numbered up to `through`,
+        when given); returns how many."""
+        removed, last, kinds = outbox.prune(self.txn, self.dbs["events"], before, through)
         if last:
             meta = self.dbs["meta"]
             pruned = _meta_int(self.txn, meta, outbox.PRUNED_KEY)

@@ -105,6 +105,22 @@ def test_midnight_prunes_what_is_older_than_retention_and_numbering_goes_on(tmp_
     assert [seq for seq, _, _ in events(again, after=2)] == [3, 4]
 
 
+def test_a_catch_up_longer_than_retention_prunes_none_of_its_own_events(tmp_path):
+    # a run over more dates than retention_days, at its last dates, pruned what its first dates had
+    # just written (reminders, sent once): no subscriber could read them (an outside probe)
+    from engine.operators import Enrollment
+
+    shard = shard_at(tmp_path)  # retention 7 days; a birthday is announced 3 days before
+    shard.enroll(Enrollment(member_id="m1", birthday="11-21"))
+    for day in range(18, 29):  # one catch-up, as the coordinator runs missed dates
+        shard.midnight_begin(parse_day(f"2026-11-{day}"), first=day == 18)
+        while not shard.midnight_step()[2]:
+            pass
+    assert events(shard) == [(1, "birthday", "m1")]  # written by the run of the 18th
+    midnight(shard, "2026-11-29")  # the next run prunes it
+    assert (events(shard), shard.outbox.state().pruned) == ([], 1)
+
+
 def test_a_subscriber_asking_for_some_kinds_missed_nothing_when_only_other_kinds_were_pruned(tmp_path):
     """Its position moves only with the events it asked for: after a quiet retention window it was
     told its events were pruned when only other kinds had been (an outside probe)."""
