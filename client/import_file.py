@@ -129,7 +129,9 @@ def _csv_rows(file: BinaryIO, columns: list[str], offset: int, line: int) -> Ite
                 yield Row(line, offset, "", None, "malformed", f"not a CSV row: {error}")
                 line += 1
                 continue
-            member_id = values[member_at].strip() if len(values) > member_at else ""
+            # kept as written, as Enroll and transactions keep it: trimmed, " m1" was imported as
+            # "m1", and the transactions for " m1" made another member (an outside probe)
+            member_id = values[member_at] if len(values) > member_at else ""
             if len(values) != width:
                 yield Row(line, offset, member_id, None, "malformed", f"expected {width} values, got {len(values)}")
             else:
@@ -143,12 +145,14 @@ def _csv_rows(file: BinaryIO, columns: list[str], offset: int, line: int) -> Ite
 def _builder(columns: list[str]) -> Callable[[str, list[str]], Opening]:
     """Makes a row's engine row from its values; the columns' places are worked out once per file."""
     places = {name: index for index, name in enumerate(columns)}
-    texts = [(name, places[name]) for name in (*_PROFILE, "tier", "tier_valid_until", "status") if name in places]
+    profile = [(name, places[name]) for name in _PROFILE if name in places]  # as Enroll takes them
+    texts = [(name, places[name]) for name in ("tier", "tier_valid_until", "status") if name in places]
     numbers = [(name, places[name]) for name in _NUMBERS if name in places]
     points_at = places.get("points")
 
     def build(member_id: str, values: list[str]) -> Opening:
-        fields = {name: values[i].strip() for name, i in texts}
+        fields = {name: values[i] for name, i in profile}
+        fields.update((name, values[i].strip()) for name, i in texts)  # names and dates: spaces mean nothing
         for name, i in numbers:
             fields[name] = _number(name, values[i])
         if points_at is not None:

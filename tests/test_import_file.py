@@ -38,6 +38,15 @@ def test_a_quoted_value_broken_over_lines_makes_both_lines_malformed_not_a_membe
     assert rows == [(2, "", "malformed"), (3, "", "malformed"), (4, "b", "")]
 
 
+def test_a_csv_member_id_and_profile_are_kept_as_written_as_enroll_keeps_them(tmp_path):
+    # trimmed, " m1" was imported as "m1": its transactions made another member, and a row "m1"
+    # further down was refused duplicate_member (an outside probe)
+    path = tmp_path / "m.csv"
+    path.write_text('member_id,channel,tier,points\n" m1 ", pos ,Gold ,1\nm2 ,web, Silver,2\nm1,app,,3\n')
+    rows = [(row.member_id, row.message.channel, row.message.tier) for row in read_rows(path, "csv")]
+    assert rows == [(" m1 ", " pos ", "Gold"), ("m2 ", "web", "Silver"), ("m1", "app", "")]
+
+
 def test_a_json_line_that_is_not_an_object_is_a_malformed_row(tmp_path):
     # an outside probe: an array, a string and a number were `bad_field`, as if a field were wrong
     path = tmp_path / "m.jsonl"
