@@ -125,7 +125,12 @@ def _version(text: str) -> int:
 
 
 def version_too_low(version: int, in_force: int) -> str:
-    if version <= in_force:
+    """The document in force sent again is answered before this is asked, so the same version
+    here has other text: said so, a retried publish looked refused for its number alone (a probe)."""
+    if version == in_force:
+        return (f"version: expected a version above {in_force} (the version in force, whose text differs "
+                f"from this one's), got {version}")
+    if version < in_force:
         return f"version: expected a version above {in_force} (the version in force), got {version}"
     return ""
 

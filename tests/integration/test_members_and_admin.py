@@ -162,10 +162,11 @@ def test_publishing_bad_rules_names_every_problem_and_keeps_the_version_in_force
     assert client.publish_rules(RULES).version == 1  # the version in force sent again: its answer was lost
     with pytest.raises(grpc.RpcError) as raised:
         client.publish_rules(RULES.replace("threshold = 10000\n", "threshold = 10\n"))
-    assert raised.value.details() == "version: expected a version above 1 (the version in force), got 1"
+    differs = "version: expected a version above 1 (the version in force, whose text differs from this one's), got 1"
+    assert raised.value.details() == differs
     with pytest.raises(grpc.RpcError) as raised:  # with the others (first): alone, it cost a second round (a probe)
         client.publish_rules(RULES.replace('window = "3 months"', 'window = "3 weeks"', 1))
-    assert raised.value.details() == ('version: expected a version above 1 (the version in force), got 1\n'
+    assert raised.value.details() == (differs + '\n'
                                       'tiers[2].window: expected "lifetime", "N months" or "N days" '
                                       '(N from 1 to 9,999), got "3 weeks"')
     unnamed = RULES.replace("version = 1", "version = 2").replace('name = "Silver"', 'name = ""').replace(
