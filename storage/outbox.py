@@ -210,9 +210,10 @@ def prune(txn: Any, db: Any, before: Day, through: int | None = None) -> tuple[i
     kinds: dict[str, int] = {}
     cursor.first()
     while (key := cursor.key()) and _HEAD.unpack_from(value := _current(cursor.value()))[1] < before:
-        if through is not None and _SEQ.unpack(key)[0] > through:
+        seq = _SEQ.unpack(key)[0]
+        if through is not None and seq > through:
             break
-        last = _SEQ.unpack(key)[0]
+        last = seq
         kinds[_kind(value).decode()] = last
         removed += 1
         cursor.delete()  # and on to the next
