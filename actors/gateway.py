@@ -42,6 +42,7 @@ from engine.errors import (
     StorageFullError,
     UnknownMemberError,
 )
+from engine.ledger import LedgerEntry
 from engine.operators import STATUS_ACTIONS, Enrollment
 from proto import patron_pb2 as pb
 
@@ -449,7 +450,7 @@ class MembersService:
         """Reads of committed state wait for no batch (they still see every acknowledged one); writes
         queue, after a move of the member's virtual shard if one is under way."""
         if method in _READS:
-            return await self.coordinator.read(self.coordinator.shard_for(member_id), method, *args)
+            return await self.coordinator.read_member(member_id, method, *args)
         await self.coordinator.resharding.free([member_id])
         return await self.coordinator.call(self.coordinator.shard_for(member_id), method, *args)
 
@@ -466,24 +467,39 @@ class MembersService:
                 raise InvalidRequestError(request.reason)
             if request.limit < 0:  # was read as "all"
                 raise InvalidRequestError(f"limit: expected 0 (every entry) or more, got {request.limit}")
-            coordinator = self.coordinator
-            shard = coordinator.shard_for(request.member_id)  # positions are that shard's, even if it moves
-            if await coordinator.read(shard, "member", request.member_id) is None:
+            if await self.coordinator.read_member(request.member_id, "member", request.member_id) is None:
                 raise UnknownMemberError(request.member_id)
             programme = self.coordinator.programme
-            # one walk of the member's chain, then pages by position: a long history costs the
-            # shard a short call per page, never a walk per page
-            positions = await coordinator.read(shard, "ledger_positions", request.member_id,
-                                               max(request.after_seq, 0))
-            if request.limit > 0:
-                positions = positions[:request.limit]
-            for start in range(0, len(positions), LEDGER_PAGE):
-                page = await coordinator.read(shard, "ledger_at", positions[start:start + LEDGER_PAGE])
-                for entry in page:  # in the names of the version that wrote it, not those in force
-                    names = self.versions.names(entry.rule_version, programme)
-                    yield ledger_entry(entry, names.tiers, names.why)
+            async for entry in self._entries(request.member_id, max(request.after_seq, 0), request.limit):
+                names = self.versions.names(entry.rule_version, programme)  # the version that wrote it
+                yield ledger_entry(entry, names.tiers, names.why)
         except Exception as error:
             await abort_with(context, error)
+
+    async def _entries(self, member_id: str, after_seq: int, limit: int) -> AsyncIterator[LedgerEntry]:
+        """The member's entries after `after_seq`, oldest first, `limit` at most (0: all): one walk of
+        its chain, then pages by position, so a long history costs the shard a short call per page,
+        never a walk per page. Positions are one shard's: when a move hands the member on
+        meanwhile, the source's copy may be gone (a walk found nothing there, a page failed: an
+        outside probe), and the rest is read from the new owner, after the last entry given."""
+        coordinator, given = self.coordinator, 0
+        while True:
+            shard = coordinator.shard_for(member_id)
+            try:
+                positions = await coordinator.read(shard, "ledger_positions", member_id, after_seq)
+                if coordinator.moved_from(shard, member_id):
+                    continue
+                if limit > 0:
+                    positions = positions[:limit - given]
+                for start in range(0, len(positions), LEDGER_PAGE):
+                    page = await coordinator.read(shard, "ledger_at", positions[start:start + LEDGER_PAGE])
+                    for entry in page:
+                        yield entry
+                        after_seq, given = entry.seq, given + 1
+                return
+            except Exception:
+                if not coordinator.moved_from(shard, member_id):
+                    raise
 
     @answers_errors
     async def Enroll(self, request: pb.EnrollRequest, context: grpc.aio.ServicerContext) -> pb.EnrollResponse:

@@ -258,3 +258,24 @@ class ShardLanes:
     async def read(self, shard: int, method: str, *args: Any) -> Any:
         """A read of one shard's committed state: it waits for no write."""
         return await self.lanes[shard].read(method, *args)
+
+    async def read_member(self, member_id: str, method: str, *args: Any) -> Any:
+        """A read of one member's committed state on the shard that owns the member. A move can
+        hand the member's virtual shard on between routing and reading, and the source deletes
+        its copy once the new owner is in use: its answer may then be "unknown member" for one
+        who exists (an outside probe), so a read answered by a shard that no longer owns the
+        member is asked again of the owner."""
+        while True:
+            shard = self.shard_for(member_id)
+            try:
+                answer = await self.read(shard, method, *args)
+            except Exception:
+                if self.moved_from(shard, member_id):
+                    continue
+                raise
+            if not self.moved_from(shard, member_id):
+                return answer
+
+    def moved_from(self, shard: int, member_id: str) -> bool:
+        """Whether the member's virtual shard has left `shard` (for a read routed there)."""
+        return self.shard_for(member_id) != shard

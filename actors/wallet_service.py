@@ -19,8 +19,7 @@ class WalletService:
         self.coordinator = coordinator
 
     async def _read(self, member_id: str, method: str, *args: Any) -> Any:
-        coordinator = self.coordinator
-        return await coordinator.read(coordinator.shard_for(member_id), method, *args)
+        return await self.coordinator.read_member(member_id, method, *args)
 
     @answers_errors
     async def Quote(self, request: pb.QuoteRequest, context: grpc.aio.ServicerContext) -> pb.QuoteResponse:
