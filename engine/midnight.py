@@ -12,7 +12,7 @@ from engine.periods import valid_through
 from engine.reminders import next_reminder, remind
 from engine.spending.coupons import coupon_due, expire_coupons
 from engine.tagging import retag
-from engine.tier_changes import enter_tier, given_floor
+from engine.tier_changes import enter_tier, given_floor, kept_floor
 from engine.tiers import TierLadder, reset_since
 from engine.types import Day
 
@@ -292,7 +292,7 @@ def _periodic(book: Book, member: Member, run: Day, ref: str) -> None:
     ladder = book.programme.ladder
     if ladder.periodic == "none":
         return
-    target = max(ladder.best_match(member, run - 1), given_floor(member, run))
+    target = max(ladder.best_match(member, run - 1), given_floor(member, run), kept_floor(ladder, member, run))
     if target != member.tier:
         enter_tier(book, member, target, run, "midnight", ref, note="periodic recalculation")
 

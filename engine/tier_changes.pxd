@@ -12,6 +12,7 @@ cpdef enter_tier(Book book, Member member, target, day, cause, ref, note=*, give
 cpdef keep_given(Book book, Member member, target, day, cause, ref, note)
 cpdef note_default_tier(Book book, Member member, day, cause, ref)
 cpdef given_floor(Member member, day)
+cpdef kept_floor(TierLadder ladder, Member member, day)
 cpdef member_in_default_tier(Book book, member_id, channel, day)
 @cython.locals(ladder=TierLadder, rule=TierRule)
 cpdef tier_after_transaction(Book book, Member member, day, ref, lowered=*, cause=*)

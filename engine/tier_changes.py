@@ -10,7 +10,7 @@ from engine.spending.coupons import issue_on_upgrade
 from engine.tiers import TierLadder, TierRule, reset_since, validity_from
 from engine.types import Day
 
-__all__ = ["enter_tier", "given_floor", "keep_given", "member_in_default_tier", "note_default_tier",
+__all__ = ["enter_tier", "given_floor", "keep_given", "kept_floor", "member_in_default_tier", "note_default_tier",
            "tier_after_transaction"]
 
 
@@ -100,6 +100,18 @@ def given_floor(member: Member, day: Day) -> int:
     given = member.given_tier
     if given and (not member.given_until or day <= member.given_until):
         return given
+    return 0
+
+
+def kept_floor(ladder: TierLadder, member: Member, day: Day) -> int:
+    """The member's tier while its validity lasts on `day`, when its own condition cannot be judged
+    again (reached by a single purchase, used once, or by growth that was then reset:
+    `TierLadder.kept_until_validity_ends`), else 0. A periodic recalculation moves the member no
+    lower, as a refund under `realtime` does not: it took such a tier from every member who had
+    reached it, on the first day of the next period (an outside probe)."""
+    tier = member.tier
+    if tier and ladder.kept_until_validity_ends(tier) and (not member.tier_until or day <= member.tier_until):
+        return tier
     return 0
 
 

@@ -308,3 +308,51 @@ def test_a_second_run_for_the_same_date_changes_nothing():
         member.touched = True
     run_midnight(target, parse_day("2026-03-02"))
     assert (target.members["m"].points, len(target.ledger)) == before
+
+
+KEPT_TIERS = """
+[tier_policy]
+on_change = "{on_change}"
+periodic = "monthly"
+reset_growth_on_upgrade = true
+
+[[tiers]]
+name = "Regular"
+
+[[tiers]]
+name = "Silver"
+metric = "spend"
+window = "lifetime"
+threshold = 50000
+
+[[tiers]]
+name = "Gold"
+metric = "{metric}"
+window = "{window}"
+threshold = {threshold}
+validity = "{validity}"
+"""
+
+
+@pytest.mark.parametrize(("on_change", "metric", "window", "threshold", "validity"), [
+    ("upgrade_only", "growth", "lifetime", 1000, "permanent"),  # growth reset at the upgrade
+    ("batch", "growth", "lifetime", 1000, "permanent"),  # up at the run, the same run as the recalculation
+    ("realtime", "single_purchase", "12 months", 100000, "12 months"),  # the purchase counts for one upgrade
+])
+def test_a_periodic_recalculation_keeps_a_tier_whose_condition_cannot_be_judged_again(
+        on_change, metric, window, threshold, validity):
+    """Reached by growth that was then reset, or by a single purchase used once, the tier is kept
+    until its validity ends (docs/decisions.md, "Tiers"), as a refund under `realtime` keeps it:
+    the 1st of the next month took it from every such member, and under `batch` the run that made
+    a member Gold took it back at once, two tier changes (an outside probe)."""
+    tiers = KEPT_TIERS.format(on_change=on_change, metric=metric, window=window, threshold=threshold,
+                              validity=validity)
+    target = book(body=SPEND, tiers=tiers)
+    score(target, buy("a1", "A", "2026-03-31 10:00", line(150000)))  # under batch, Gold at the 1 April run
+    until(target, "2026-04-02")
+    member = target.members["A"]
+    assert tier_of(target, "A") == "Gold"
+    assert [(e.tier_from, e.tier_to) for e in target.ledger if e.kind == "tier"] == [(0, 2)]
+    if validity != "permanent":  # kept until its validity ends, then judged again
+        until(target, iso(member.tier_until + 1))
+        assert tier_of(target, "A") == "Silver"
