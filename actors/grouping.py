@@ -21,6 +21,7 @@ from actors.batch_wire import PartAnswer, result_entries, transactions_of
 from actors.routing import MovedAway
 from engine.errors import StorageFullError
 from engine.transactions import Transaction, TxnResult
+from storage.codecs import Rejected
 
 __all__ = ["apply_group"]
 
@@ -35,7 +36,7 @@ Apply = Callable[[list[Transaction], Spans, Callable[[], list[Transaction]] | No
 """Score and commit transactions, each remembered under its batch's id when rejected; the third
 argument makes the same transactions anew, if given (the shard then frees each as it is scored);
 the fourth, by place, the reasons a resent batch's first sending rejected some of them with."""
-Recall = Callable[[str], dict[tuple[str, str], str]]
+Recall = Callable[[str], Rejected]
 """What a committed batch of this id had rejected: the reason, by (member, transaction id)."""
 Answer = bytes | Exception
 
@@ -124,9 +125,11 @@ def _scored(apply: Apply, recall: Recall | None, parts: list[BatchPart], batches
     for part, txns in zip(parts, batches, strict=True):
         known = recall(part.batch_id) if recall is not None and part.batch_id else None
         if known:  # nearly always none: a resend of a batch that had a rejection
+            places: dict[tuple[str, str], int] = {}
             for offset, txn in enumerate(txns):
-                if (reason := known.get((txn.member_id, txn.txn_id))) is not None:
-                    recalled[at + offset] = reason
+                if (reasons := known.get(key := (txn.member_id, txn.txn_id))) is not None:
+                    place = places[key] = places.get(key, -1) + 1  # the batch's place of the id: its reason
+                    recalled[at + offset] = reasons[min(place, len(reasons) - 1)]
         at += len(txns)
     spans = [(part.batch_id, len(txns)) for part, txns in zip(parts, batches, strict=True)]
     txns = [txn for part_txns in batches for txn in part_txns]

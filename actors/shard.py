@@ -59,6 +59,7 @@ from engine.tagging import set_manual_tags
 from engine.transactions import Transaction, TxnResult
 from engine.types import ADJUSTMENT, NEVER, Day
 from engine.validation import load_rules
+from storage.codecs import Rejected
 from storage.index_history import IndexHistory
 from storage.mapped_pages import BUDGET_BYTES
 from storage.shard_store import BatchWriter, ShardStore
@@ -1090,14 +1091,14 @@ def remember_rejections(writer: BatchWriter, member_ids: list[str], results: lis
     ends = list(accumulate(size for _, size in spans))  # where each batch's transactions end
     if len(results) != len(member_ids) or (ends[-1] if ends else 0) != len(member_ids):
         raise ValueError("spans, transactions and results of different lengths")
-    rejected: dict[str, dict[tuple[str, str], str]] = {}
+    rejected: dict[str, Rejected] = {}
     taken: set[tuple[str, str, str]] = set()
     for at in rejected_and_twins(results):  # in order, as all were; a result holds its transaction's id
         member_id, result, batch_id = member_ids[at], results[at], spans[bisect_right(ends, at)][0]
         if at in recalled and result.outcome == "rejected":
             continue
         if batch_id and result.outcome == "rejected":
-            rejected.setdefault(batch_id, {})[member_id, result.txn_id] = result.reason
+            rejected.setdefault(batch_id, {}).setdefault((member_id, result.txn_id), []).append(result.reason)
         elif batch_id:  # the others' keys hold other ids, so they could match no rejected key
             taken.add((batch_id, member_id, result.txn_id))
     for batch_id, by_key in rejected.items():  # an id the batch also sent again and had applied: the index answers it

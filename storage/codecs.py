@@ -11,10 +11,35 @@ from engine.members import Member
 from engine.transactions import TxnRecord
 from engine.types import Day
 
-__all__ = ["anomaly_key", "day_key", "decode_keys", "decode_row", "decode_txn", "encode", "encode_rejections",
-           "entry_of", "id_digest", "ledger_rows", "linked_position", "member_of", "position_key", "rejected_in",
-           "rejected_rows", "rejection_key", "rejections_day", "rejections_of", "seq_of", "txn_id_of", "txn_key",
-           "wakeup_key", "wakeup_of", "with_newest", "with_position"]
+__all__ = [
+    "Rejected",
+    "anomaly_key",
+    "day_key",
+    "decode_keys",
+    "decode_row",
+    "decode_txn",
+    "encode",
+    "encode_rejections",
+    "entry_of",
+    "id_digest",
+    "ledger_rows",
+    "linked_position",
+    "member_of",
+    "position_key",
+    "rejected_by_key",
+    "rejected_in",
+    "rejected_rows",
+    "rejection_key",
+    "rejections_day",
+    "rejections_of",
+    "seq_of",
+    "txn_id_of",
+    "txn_key",
+    "wakeup_key",
+    "wakeup_of",
+    "with_newest",
+    "with_position",
+]
 
 _ENCODER = msgspec.msgpack.Encoder()
 encode = _ENCODER.encode
@@ -152,9 +177,15 @@ _encode_rejections = msgspec.msgpack.Encoder().encode
 _decode_rejections = msgspec.msgpack.Decoder(_Rejections).decode
 
 
-def encode_rejections(day: int, rejected: dict[tuple[str, str], str]) -> bytes:
-    return _encode_rejections(_Rejections(day, [(member, txn_id, reason)
-                                                for (member, txn_id), reason in rejected.items()]))
+Rejected = dict[tuple[str, str], list[str]]
+"""What a batch had rejected: by (member, transaction id), the reason of each place the batch sent
+it, in order (a batch that sent an id twice, both rejected, had two reasons: an outside probe's
+resend answered the first with the second's)."""
+
+
+def encode_rejections(day: int, rejected: Rejected) -> bytes:
+    return _encode_rejections(_Rejections(day, [(member, txn_id, reason) for (member, txn_id), reasons in
+                                                rejected.items() for reason in reasons]))
 
 
 def rejections_of(raw: bytes) -> tuple[int, list[tuple[str, str, str]]]:
@@ -167,10 +198,15 @@ def rejected_rows(raw: bytes) -> list[tuple[str, str, str]]:
     return rejections_of(raw)[1]
 
 
-def rejected_in(raw: bytes | None) -> dict[tuple[str, str], str]:
-    if raw is None:
-        return {}
-    return {(member, txn_id): reason for member, txn_id, reason in rejected_rows(raw)}
+def rejected_in(raw: bytes | None) -> Rejected:
+    return rejected_by_key(rejected_rows(raw)) if raw is not None else {}
+
+
+def rejected_by_key(rows: list[tuple[str, str, str]]) -> Rejected:
+    rejected: Rejected = {}
+    for member, txn_id, reason in rows:
+        rejected.setdefault((member, txn_id), []).append(reason)
+    return rejected
 
 
 def rejections_day(raw: bytes) -> int:

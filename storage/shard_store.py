@@ -24,6 +24,7 @@ from engine.transactions import TxnRecord
 from engine.types import Day
 from storage import outbox
 from storage.codecs import (
+    Rejected,
     anomaly_key,
     day_key,
     decode_keys,
@@ -258,8 +259,8 @@ class ShardStore:
                 return
             yield from decode_keys(value)
 
-    def rejections(self, batch_id: str) -> dict[tuple[str, str], str]:
-        """What a committed batch of this id had rejected on this shard: the reason, by (member,
+    def rejections(self, batch_id: str) -> Rejected:
+        """What a committed batch of this id had rejected on this shard: the reasons, by (member,
         transaction id). A resend of the batch is answered the same (actors/grouping.py)."""
         with self.env.begin(db=self.dbs["rejections"]) as txn:
             return rejected_in(txn.get(rejection_key(batch_id)))
@@ -559,7 +560,7 @@ class BatchWriter:
         return dropped
 
     @_full_is_storage_full
-    def put_rejections(self, by_batch: dict[str, dict[tuple[str, str], str]], day: Day) -> None:
+    def put_rejections(self, by_batch: dict[str, Rejected], day: Day) -> None:
         """Remember what each batch had rejected, with what an earlier commit of the same batch
         id had (a resend whose recalled rejections were not scored again)."""
         db = self.dbs["rejections"]

@@ -30,6 +30,7 @@ from storage.codecs import (
     linked_position,
     member_of,
     position_key,
+    rejected_by_key,
     rejected_in,
     rejections_day,
     rejections_of,
@@ -126,7 +127,7 @@ def put(writer: BatchWriter, records: VShardRecords) -> None:
     for key, day, rows in records.rejections:  # beside what this shard's members had in the same batch
         here = txn.get(key, db=dbs["rejections"])
         merged = rejected_in(here)
-        merged.update(((member, txn_id), reason) for member, txn_id, reason in rows)  # a copy a move left: once
+        merged.update(rejected_by_key(rows))  # a copy a move left: once
         later = max(day, rejections_day(here)) if here is not None else day
         txn.put(key, encode_rejections(later, merged), db=dbs["rejections"])
 
@@ -156,7 +157,7 @@ def delete(writer: BatchWriter, vshards: frozenset[int], virtual_shards: int) ->
             txn.delete(key, db=dbs[db])
     for key, day, moved, kept in list(_rejections(txn, dbs["rejections"], test)):
         if moved and kept:
-            txn.put(key, encode_rejections(day, {(member, txn_id): reason for member, txn_id, reason in kept}),
+            txn.put(key, encode_rejections(day, rejected_by_key(kept)),
                     db=dbs["rejections"])
         elif moved:
             txn.delete(key, db=dbs["rejections"])

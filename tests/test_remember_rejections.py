@@ -17,7 +17,7 @@ def remembered_by_every_step(txns: list, results: list, spans: list) -> list:
     batch_ids = [batch_id for batch_id, count in spans for _ in range(count)]
     for txn, result, batch_id in zip(txns, results, batch_ids, strict=True):
         if batch_id and result.outcome == "rejected":
-            rejected.setdefault(batch_id, {})[txn.member_id, txn.txn_id] = result.reason
+            rejected.setdefault(batch_id, {}).setdefault((txn.member_id, txn.txn_id), []).append(result.reason)
         elif batch_id:
             taken.add((batch_id, txn.member_id, txn.txn_id))
     for batch_id, by_key in rejected.items():

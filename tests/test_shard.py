@@ -1029,13 +1029,32 @@ def test_a_resent_batchs_rejections_answered_as_they_were_are_counted_as_answers
     assert together == {"purchase duplicate ": 1, "redeem rejected insufficient_points": 2}  # one commit, both parts
 
 
+def test_an_id_a_batch_sent_twice_rejected_both_times_is_answered_at_each_place_as_it_was(tmp_path):
+    """One reason was kept per (member, id) and batch, the last: a resend answered a negative
+    purchase `insufficient_points`, its redeem's reason (an outside probe)."""
+    from tests.parts import part, results_of
+
+    shard = open_shard(tmp_path)
+    shard.apply_encoded([part([buy("T0", "m1", DAY, line(1_500))])])
+    batch = part([buy("X2", "m1", DAY, line(1_000), amount_minor=-5), redeem("X2", "m1", DAY, points=999_999),
+                  redeem("X1", "m1", DAY, points=999_999), buy("X1", "m1", DAY, line(-1))], batch_id="B1")
+    first = results_of(shard.apply_encoded([batch])[0])
+    again = results_of(shard.apply_encoded([batch])[0])
+    grouped = [results_of(answer) for answer in shard.apply_encoded([batch, batch])]
+    assert [r.reason for r in first] == ["negative_amount", "insufficient_points", "insufficient_points",
+                                         "negative_amount"]
+    assert [r.outcome for r in first] == ["rejected"] * 4
+    assert again == first
+    assert grouped == [first, first]
+
+
 def test_a_batchs_rejections_are_forgotten_after_two_business_days(tmp_path):
     from tests.parts import part
 
     shard = open_shard(tmp_path)
     shard.apply_encoded([part([redeem("R1", "m1", DAY, points=500)], batch_id="B1")])
     shard.apply_encoded([part([buy("T1", "m1", DAY, line(100))], batch_id="B0")])  # nothing rejected: nothing kept
-    assert shard.store.rejections("B1") == {("m1", "R1"): "unknown_member"}
+    assert shard.store.rejections("B1") == {("m1", "R1"): ["unknown_member"]}
     for day in ("2026-11-18", "2026-11-19", "2026-11-20"):
         shard.midnight_begin(parse_day(day))
         while not shard.midnight_step()[2]:
@@ -1143,7 +1162,7 @@ def test_a_recalled_transactions_member_is_not_brought_through_midnight_for_it(t
     monkeypatch.setattr(actors.shard, "visit", visit)
     assert [(r.outcome, r.reason) for r in results_of(shard.apply_encoded([batch])[0])] == [
         ("rejected", "insufficient_points")]
-    assert shard.store.rejections("B1") == {("m3", "R1"): "insufficient_points"}
+    assert shard.store.rejections("B1") == {("m3", "R1"): ["insufficient_points"]}
 
 
 def test_a_resend_with_an_engine_defect_elsewhere_or_dated_past_midnight_answers_each_once(tmp_path, monkeypatch):

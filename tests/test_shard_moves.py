@@ -136,8 +136,8 @@ def test_a_batch_resent_after_its_members_moved_is_answered_as_the_first_time(tm
         shard.apply_encoded([part([buy(f"big-{member}", member, DAY, line(100_000))], batch_id="B2")])
         resent = results_of(shard.apply_encoded([part([both[(shard is source)]], batch_id="B1")])[0])
         assert [(r.outcome, r.reason) for r in resent] == [("rejected", "insufficient_points")]
-    assert destination.store.rejections("B1") == {(mover, f"R-{mover}"): "insufficient_points"}
-    assert source.store.rejections("B1") == {(stayer, f"R-{stayer}"): "insufficient_points"}
+    assert destination.store.rejections("B1") == {(mover, f"R-{mover}"): ["insufficient_points"]}
+    assert source.store.rejections("B1") == {(stayer, f"R-{stayer}"): ["insufficient_points"]}
 
 
 def test_rejections_of_members_never_enrolled_move_once_and_leave_nothing_behind(tmp_path):
@@ -147,12 +147,12 @@ def test_rejections_of_members_never_enrolled_move_once_and_leave_nothing_behind
     ghost = "never-enrolled"
     moving = [virtual_shard(ghost)]
     source.apply_encoded([part([redeem("R-g", ghost, DAY, points=500)], batch_id="B9")])
-    assert source.store.rejections("B9") == {(ghost, "R-g"): "unknown_member"}
+    assert source.store.rejections("B9") == {(ghost, "R-g"): ["unknown_member"]}
     for there, back in ((source, destination), (destination, source)):
         shard_moves.take_in(back, shard_moves.export(there, moving, VIRTUAL_SHARDS), VIRTUAL_SHARDS)
         assert shard_moves.let_go(there, moving, VIRTUAL_SHARDS) == 0  # no member went
         assert there.store.rejections("B9") == {}
-        assert back.store.rejections("B9") == {(ghost, "R-g"): "unknown_member"}
+        assert back.store.rejections("B9") == {(ghost, "R-g"): ["unknown_member"]}
     with source.store.env.begin(db=source.store.dbs["rejections"]) as txn:
         [(_, raw)] = list(txn.cursor())
     assert rejected_rows(raw) == [(ghost, "R-g", "unknown_member")]  # once, not once per move
