@@ -11,7 +11,8 @@ import uuid
 
 import grpc
 
-from cli.admin import UNKNOWN_FATE, CommandClient, _client, grpc_outcome, print_member, rpc_failure
+from cli.admin import UNKNOWN_FATE, _client, grpc_outcome, print_member, rpc_failure
+from client.patron_client import PatronClient
 from engine.errors import PatronError
 from proto import patron_pb2 as pb
 
@@ -46,7 +47,7 @@ def member_adjust(args: argparse.Namespace) -> int:
     return 0
 
 
-def _adjusted(client: CommandClient, args: argparse.Namespace, request_id: str) -> pb.AdjustResponse:
+def _adjusted(client: PatronClient, args: argparse.Namespace, request_id: str) -> pb.AdjustResponse:
     # only to a member who exists: an adjustment is a transaction, and where the programme enrolls
     # unknown members one for a mistyped id made a new member with the points
     if client.member(args.member_id) is None:
@@ -59,7 +60,7 @@ def _is_duplicate(result: pb.TxnResult) -> bool:
     return grpc_outcome(result.outcome) == "duplicate"
 
 
-def _first_use(client: CommandClient, args: argparse.Namespace, request_id: str) -> list[pb.LedgerEntry]:
+def _first_use(client: PatronClient, args: argparse.Namespace, request_id: str) -> list[pb.LedgerEntry]:
     """The ledger entries an earlier transaction with this id wrote (only when the id was answered
     `duplicate`): the member's ledger read a page at a time, up to the page past them (one
     transaction's entries lie together). A read that fails says the adjustment was not applied

@@ -17,14 +17,13 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 
 from client import PatronClient, UnsendableError, transaction_message
-from client.patron_client import RETRIABLE
 from engine.errors import InvalidRequestError, PatronError
 from proto import patron_pb2 as pb
 
 if TYPE_CHECKING:
     from bench.workload import Workload
 
-__all__ = ["UNKNOWN_FATE", "CommandClient", "anomalies", "checkpoint", "import_members", "member_enroll", "member_show",
+__all__ = ["UNKNOWN_FATE", "anomalies", "checkpoint", "import_members", "member_enroll", "member_show",
            "member_status", "member_tag", "member_tier", "midnight", "print_member", "publish", "rpc_failure", "send",
            "status"]
 
@@ -43,39 +42,8 @@ def _client(args: argparse.Namespace) -> PatronClient:
         # one alone (or an empty file) made gRPC's core abort the process with a C++ stack trace (a probe)
         raise PatronError("PATRON_TLS_CERT and PATRON_TLS_KEY go together: the client certificate's PEM file and "
                           "its key's, neither of them empty, or neither")
-    return CommandClient(args.address, token=os.environ.get("PATRON_TOKEN") or None, retries=retries(),
-                         root_certificates=pem("PATRON_TLS_CA"), certificate_chain=certificate, private_key=key)
-
-
-UNREACHED = frozenset({grpc.StatusCode.UNAVAILABLE})
-"""What a call that starts a job is tried again on: a second start of a job the first one started
-is refused as busy, so only what never reached a working server is sent again."""
-
-
-class CommandClient(PatronClient):
-    """The patron command's client: every call is tried again as README says, `retries` times
-    over about 10 s. The library's client resends only batches (a program decides for itself);
-    a command has no one to decide but the operator, who was promised the retries. Reads and
-    calls that are harmless to repeat (each of patron's writes is, but for starting a job) are
-    tried again on every code a busy or restarting server answers (RETRIABLE); the rest on
-    UNAVAILABLE only. Any other answer fails at once."""
-
-    def _call(self, method: Any, request: Any, codes: frozenset = RETRIABLE, *, timeout: float | None = None) -> Any:
-        return self._retrying(lambda: method(request, timeout=timeout or self.timeout, metadata=self.metadata), codes)
-
-    def ledger(self, member_id: str, after_seq: int = 0, limit: int = 0) -> list[pb.LedgerEntry]:
-        return self._retrying(lambda: super(CommandClient, self).ledger(member_id, after_seq, limit))
-
-    def move_virtual_shard(self, virtual_shard: int, to: int) -> pb.Resharding:
-        request = pb.MoveVirtualShardRequest(virtual_shard=virtual_shard, to=to)
-        return self._call(self.admin.MoveVirtualShard, request, UNREACHED)
-
-    def rebalance(self, shards: int = 0) -> pb.Resharding:
-        return self._call(self.admin.Rebalance, pb.RebalanceRequest(shards=shards), UNREACHED)
-
-    def checkpoint(self) -> pb.CheckpointResponse:
-        # one that outlived its deadline may still be writing: a second would be another checkpoint
-        return self._call(self.admin.Checkpoint, pb.CheckpointRequest(), UNREACHED)
+    return PatronClient(args.address, token=os.environ.get("PATRON_TOKEN") or None, retries=retries(),
+                        root_certificates=pem("PATRON_TLS_CA"), certificate_chain=certificate, private_key=key)
 
 
 def retries() -> int:

@@ -21,11 +21,15 @@ from engine.bounds import LIMIT, NOT_AN_INTEGER
 from proto import patron_pb2 as pb
 from proto import patron_pb2_grpc as rpc
 
-__all__ = ["MOST_QUANTITY", "RETRIABLE", "RETRY_AFTER", "PatronClient", "StreamError", "UnsendableError", "backoff",
-           "enroll_request", "line_message", "retriable", "retry_after", "transaction_message"]
+__all__ = ["MOST_QUANTITY", "RETRIABLE", "RETRY_AFTER", "UNREACHED", "PatronClient", "StreamError", "UnsendableError",
+           "backoff", "enroll_request", "line_message", "retriable", "retry_after", "transaction_message"]
 
 RETRIABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
                        grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED})
+UNREACHED = frozenset({grpc.StatusCode.UNAVAILABLE})
+"""What a call that starts a job (a move, a rebalance, a checkpoint) is tried again on: a second
+start of a job the first one started is refused as busy, or is another checkpoint, so only what
+never reached a working server is sent again."""
 FAIL_OVER = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNIMPLEMENTED})
 """Codes after which a client given several gateways goes on with the next. UNIMPLEMENTED: what
 answered does not know patron's calls, so it is no gateway of ours any more (a gateway that moved
@@ -281,7 +285,11 @@ class PatronClient:
 
     `retries`: a refused or unreachable call is tried again this many times, about 10 s in all
     for 8; a restart of the server takes about 12 s, so a program that should ride one out gives
-    16 (about 25 s). `keepalive`: seconds without traffic after which the connection is checked
+    16 (about 25 s). Every call is harmless to send again (batches and adjustments by their ids,
+    reads, enrollments, operators' changes, which ask for a state, a publish of the version in
+    force, a midnight run, which joins the one in progress) and is tried again on RETRIABLE codes,
+    but for those that start a job (a move, a rebalance, a checkpoint): only when the server could
+    not be reached (UNREACHED). `keepalive`: seconds without traffic after which the connection is checked
     with a ping (answered within as long again, at most 10 s): a subscription or stream over a
     connection that died without a word (a host gone, a network cut) ends UNAVAILABLE instead of
     waiting for ever; at least 5."""
@@ -567,18 +575,20 @@ class PatronClient:
 
     def move_virtual_shard(self, virtual_shard: int, to: int) -> pb.Resharding:
         """Start moving one virtual shard to shard `to`; `follow_resharding` waits for the end."""
-        return self._call(self.admin.MoveVirtualShard, pb.MoveVirtualShardRequest(virtual_shard=virtual_shard, to=to))
+        return self._call(self.admin.MoveVirtualShard, pb.MoveVirtualShardRequest(virtual_shard=virtual_shard, to=to),
+                          UNREACHED)
 
     def rebalance(self, shards: int = 0) -> pb.Resharding:
         """Start evening out the layout over `shards` (0: as many as now; more: new shards first)."""
-        return self._call(self.admin.Rebalance, pb.RebalanceRequest(shards=shards))
+        return self._call(self.admin.Rebalance, pb.RebalanceRequest(shards=shards), UNREACHED)
 
     def follow_resharding(self, every: float = 1.0, progress: Any = None) -> pb.Resharding:
         """As `follow_midnight`, for the move or rebalance under way."""
         return self._follow("resharding", every, progress)
 
     def checkpoint(self) -> pb.CheckpointResponse:
-        return self._call(self.admin.Checkpoint, pb.CheckpointRequest())
+        # one that outlived its deadline may still be writing: a second would be another checkpoint
+        return self._call(self.admin.Checkpoint, pb.CheckpointRequest(), UNREACHED)
 
     def anomaly_report(self, date: str) -> pb.AnomalyReport:
         return self._call(self.admin.GetAnomalyReport, pb.GetAnomalyReportRequest(date=date))
@@ -606,12 +616,8 @@ class PatronClient:
                 raise TimeoutError(f"patron was not SERVING within {timeout:.0f} s")
             time.sleep(0.1)
 
-    def _call(self, method: Any, request: Any, *, timeout: float | None = None) -> Any:
-        try:
-            return method(request, timeout=timeout or self.timeout, metadata=self.metadata)
-        except grpc.RpcError as error:
-            self._fail_over(error)
-            raise
+    def _call(self, method: Any, request: Any, codes: frozenset = RETRIABLE, *, timeout: float | None = None) -> Any:
+        return self._retrying(lambda: method(request, timeout=timeout or self.timeout, metadata=self.metadata), codes)
 
     def _retrying(self, call: Any, codes: frozenset = RETRIABLE) -> Any:
         tries = _Tries(self, codes)

@@ -2,9 +2,11 @@
 
 import numbers
 
+import grpc
 import pytest
 
-from client.patron_client import backoff
+from client.patron_client import PatronClient, backoff
+from proto import patron_pb2 as pb
 
 
 def test_retries_wait_about_the_doubling_pause_each_spread_over_half_to_one_and_a_half_of_it():
@@ -478,3 +480,67 @@ class _NoGateway:
 
     def stop(self) -> None:
         self.server.stop(0)
+
+
+LIBRARY_CALLS = {  # each unary call of PatronClient: (how to make it, the methods it calls)
+    "member": (lambda c: c.member("M1"), {"GetMember"}),
+    "ledger": (lambda c: c.ledger("M1"), {"ListLedger"}),
+    "enroll": (lambda c: c.enroll("M1"), {"Enroll"}),
+    "enroll_many": (lambda c: c.enroll_many([{"member_id": "M1"}]), {"EnrollBatch"}),
+    "import_members": (lambda c: c.import_members(pb.ImportRequest(import_id="I1")), {"Import"}),
+    "set_status": (lambda c: c.set_status("M1", "freeze", "a test"), {"SetStatus"}),
+    "set_tags": (lambda c: c.set_tags("M1", ["vip"], reason="a test"), {"SetTags"}),
+    "set_tier": (lambda c: c.set_tier("M1", "Gold", "a test"), {"SetTier"}),
+    "adjust": (lambda c: c.adjust("M1", 5, "a test"), {"Adjust"}),
+    "quote": (lambda c: c.quote("M1", [{"sku": "S", "paid_minor": 100}]), {"Quote"}),
+    "coupons": (lambda c: c.coupons("M1"), {"ListCoupons"}),
+    "publish_rules": (lambda c: c.publish_rules("version = 1"), {"PublishRules"}),
+    "rules": (lambda c: c.rules(), {"GetRules"}),
+    "status": (lambda c: c.status(), {"GetStatus"}),
+    "run_midnight": (lambda c: c.run_midnight("2026-12-01"), {"RunMidnight"}),
+    "anomaly_report": (lambda c: c.anomaly_report("2026-12-01"), {"GetAnomalyReport"}),
+    "checkpoint": (lambda c: c.checkpoint(), {"Checkpoint"}),
+    "move_virtual_shard": (lambda c: c.move_virtual_shard(3, 1), {"MoveVirtualShard"}),
+    "rebalance": (lambda c: c.rebalance(), {"Rebalance"}),
+}
+LIBRARY_JOBS = {"checkpoint", "move_virtual_shard", "rebalance"}
+
+
+def test_the_library_table_covers_every_unary_call_of_the_client():
+    from tests.test_cli_retries import RefusingOnce
+
+    refusing = RefusingOnce(grpc.StatusCode.UNAVAILABLE)
+    try:
+        with PatronClient(refusing.address, retries=1) as client:
+            for make, _ in LIBRARY_CALLS.values():
+                make(client)
+            client.submit([{"txn_id": "T1", "member_id": "M1", "occurred_at_ms": 0, "kind": "event"}])
+    finally:
+        refusing.server.stop(None)
+    streamed = {"SubmitBatch", "StreamBatches", "Subscribe"}  # batches and events: their own tests
+    unary = {m.name for s in pb.DESCRIPTOR.services_by_name.values() for m in s.methods} - streamed
+    assert unary == set(refusing.calls) - {"SubmitBatch"}
+
+
+@pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED])
+@pytest.mark.parametrize("name", LIBRARY_CALLS)
+def test_every_call_of_the_library_is_tried_again_as_its_retries_say(name, code):
+    """The docstring's `retries` promised every call: member(), ledger() and enroll() among others
+    raised UNAVAILABLE at once while a shard restarted (an outside probe), so a program given
+    retries=16 to ride out a restart did not."""
+    from tests.test_cli_retries import RefusingOnce
+
+    refusing = RefusingOnce(code)
+    make, methods = LIBRARY_CALLS[name]
+    try:
+        with PatronClient(refusing.address, retries=2) as client:
+            if name in LIBRARY_JOBS and code is not grpc.StatusCode.UNAVAILABLE:
+                with pytest.raises(grpc.RpcError) as refused:
+                    make(client)
+                assert refused.value.code() is code
+                assert dict(refusing.calls) == dict.fromkeys(methods, 1)
+            else:
+                make(client)
+                assert dict(refusing.calls) == dict.fromkeys(methods, 2)
+    finally:
+        refusing.server.stop(None)
