@@ -39,8 +39,12 @@ def verdict_points(verdict: Verdict, points: int) -> tuple[int, bool, str]:
 
 
 def give(book: Book, member: Member, day: Day, ref: TxnId, kind: str, points: int, growth: int,
-         held: bool = False, why: Why | str = "") -> None:
-    """Credit earned points (spendable, pending for the return window, or held) and growth."""
+         held: bool = False, why: Why | str = "") -> int:
+    """Credit earned points (spendable, pending for the return window, or held) and growth.
+    Returns the points that lapsed at once (a late transaction's, past their expiry's run): never
+    spendable, they go on its record's `lapsed_points`, so that its refund takes them only out of
+    what was earned, as held or pending points that lapsed (an outside probe's refund took them
+    from the balance again, a debt or another purchase's points)."""
     programme = book.programme
     pending = past = 0
     if points > 0:
@@ -62,6 +66,7 @@ def give(book: Book, member: Member, day: Day, ref: TxnId, kind: str, points: in
         book.write_earned(member, day, ref, kind, points - pending, pending, growth, why)
     if past:  # never spendable: they were, until the next run (an outside probe)
         book.write(member, book.today_for(member), "txn", ref, "expire", points=-past)
+    return past
 
 
 def take_back(book: Book, member: Member, day: Day, ref: TxnId, kind: str, points: int, growth: int,

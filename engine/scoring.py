@@ -374,7 +374,7 @@ def score_purchase(book: Book, member: Member, txn: Transaction, day: Day) -> Tx
     why = value.why
     if reason and why is not None:  # None: the book keeps no ledger entries to put it on
         why = replace(why, anomaly=reason)
-    give(book, member, day, txn.txn_id, "earn", points, growth, held, why)
+    lapsed = give(book, member, day, txn.txn_id, "earn", points, growth, held, why)
     count_spend(book, member, day, value.eligible, txn.txn_id)
     if programme.tags.rules:
         note_purchase(book, member, day)
@@ -383,6 +383,7 @@ def score_purchase(book: Book, member: Member, txn: Transaction, day: Day) -> Tx
     record = txn_record(member.member_id, PURCHASE, day, points, growth, reason, programme.version,
                         value.paid, value.eligible)
     record.carry_moved = moved  # its refunds move the carry back under `carry` (refunds._uncarry)
+    record.lapsed_points = lapsed
     return record
 
 
@@ -418,9 +419,11 @@ def score_event(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRe
         count_event(member, rule, day, programme.max_lateness + 1)
     # no why for a book without entries (a replay without --ledger-out), as value_purchase's
     why = Why(tier=-1 if earns else member.tier, anomaly=reason, event=rule.type) if book.keep_outputs else None
-    give(book, member, day, txn.txn_id, "event", points, rule.growth, held, why)
+    lapsed = give(book, member, day, txn.txn_id, "event", points, rule.growth, held, why)
     tier_after_transaction(book, member, day, txn.txn_id)
-    return txn_record(member.member_id, EVENT, day, points, rule.growth, reason, version)
+    record = txn_record(member.member_id, EVENT, day, points, rule.growth, reason, version)
+    record.lapsed_points = lapsed
+    return record
 
 
 def score_adjustment(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord | None:

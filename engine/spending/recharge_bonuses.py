@@ -40,6 +40,8 @@ class BonusGiven(NamedTuple):
     growth: int
     codes: str
     reason: str
+    lapsed: int = 0
+    """Of the points, those that lapsed at once (award.give)."""
 
 
 def give_bonus(book: Book, member: Member, bonus: RechargeBonus, day: Day, ref: TxnId) -> BonusGiven:
@@ -54,11 +56,11 @@ def give_bonus(book: Book, member: Member, bonus: RechargeBonus, day: Day, ref: 
     growth = programme.growth_for_points(points) if programme.growth_from_points else 0
     if reason == "blocked":
         points = growth = 0
-    give(book, member, day, ref, "bonus", points, growth, held)
+    lapsed = give(book, member, day, ref, "bonus", points, growth, held)
     codes = [issue(book, member, programme.coupons.by_id[c], day, "txn", ref) for c in bonus.coupons]
     if bonus.upgrade_to is not None:
         target = programme.ladder.names.index(bonus.upgrade_to)
         if target > member.tier:
             enter_tier(book, member, target, book.as_of(member, day), "txn", ref, note=f"recharge bonus {bonus.name}",
                        given=True, since=day)
-    return BonusGiven(points, growth, ",".join(filter(None, codes)), reason)
+    return BonusGiven(points, growth, ",".join(filter(None, codes)), reason, lapsed)

@@ -48,7 +48,7 @@ def score_recharge(book: Book, member: Member, txn: Transaction, day: Day) -> Tx
         return TxnRecord(member.member_id, RECHARGE, day, 0, 0, "", programme.version, amount,
                          spent=Spent(amount))
     return TxnRecord(member.member_id, RECHARGE, day, given.points, given.growth, given.reason, programme.version,
-                     amount, spent=Spent(amount + extra, given.codes, extra))
+                     amount, spent=Spent(amount + extra, given.codes, extra), lapsed_points=given.lapsed)
 
 
 def score_payment(book: Book, member: Member, txn: Transaction, day: Day) -> TxnRecord | str:

@@ -218,6 +218,22 @@ def test_a_late_purchase_past_its_return_window_is_spendable_at_once():
     assert [(target.members[m].points, target.members[m].pending) for m in "mn"] == [(0, 0), (50, 0)]
 
 
+def test_the_refund_of_a_late_purchase_whose_points_lapsed_at_once_takes_nothing_from_the_balance():
+    """Earned and expired at once, they were never spendable: the refund took them again from the
+    balance, another purchase's points, then a debt (an outside probe), where the refund of held or
+    pending points that lapsed takes them only out of what was earned."""
+    target = book(body=SPEND + '[points.expiry]\npolicy = "rolling_days"\ndays = 3\n')
+    score(target, buy("t0", "m", "2026-03-09 10:00", line(500)))
+    until(target, "2026-03-10")
+    score(target, buy("late", "m", "2026-03-05 10:00", line(1000)))  # its lot's run, 8 March, has passed
+    member = target.members["m"]
+    assert (member.points, member.total_points) == (5, 15)
+    [back] = score(target, refund("r1", "m", "2026-03-10 12:00", "late", 1000))
+    assert (back.outcome, member.points, member.total_points) == ("accepted", 5, 5)
+    assert [(e.kind, e.points) for e in target.ledger if e.member_id == "m"][-3:] == [
+        ("earn", 10), ("expire", -10), ("reverse", 0)]
+
+
 def test_pending_points_that_expire_before_their_release_expire_with_no_lot_to_tell():
     target = book(body='[points]\npending_days = 7\n' + SPEND + '[points.expiry]\npolicy = "rolling_days"\ndays = 5\n')
     score(target, buy("t1", "m", "2026-03-01 10:00", line(1000)))
