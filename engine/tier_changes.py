@@ -30,9 +30,12 @@ def enter_tier(book: Book, member: Member, target: int, day: Day, cause: str, re
         growth = -member.growth
         member.growth = 0
         member.windows.pop("growth", None)
-    if target > previous and rule.metric == "single_purchase":
-        _use_single(member, ladder, rule, day)
     floor = given_floor(member, day)
+    # the order that makes it, entered or entered again on its condition (SPEC §6: an order used
+    # for an upgrade is not used again): a renewal at the validity's end did not use it, and one
+    # order kept a tier of a month's validity for its window's whole year (an outside probe)
+    if rule.metric == "single_purchase" and not given and (target > previous or target != floor):
+        _use_single(member, ladder, rule, day)
     member.tier = target
     # A late upgrading order's own day, not the day it was scored: an order made after it and
     # sent after it, though late too, was earned since the upgrade (an outside probe found it

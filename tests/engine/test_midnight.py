@@ -372,3 +372,37 @@ def test_a_periodic_recalculation_keeps_a_tier_whose_condition_cannot_be_judged_
     if validity != "permanent":  # kept until its validity ends, then judged again
         until(target, iso(member.tier_until + 1))
         assert tier_of(target, "A") == "Silver"
+
+
+SINGLE_ORDER_SILVER = """
+[tier_policy]
+on_change = "{on_change}"
+
+[[tiers]]
+name = "Regular"
+
+[[tiers]]
+name = "Silver"
+metric = "single_purchase"
+window = "12 months"
+threshold = 10000
+validity = "1 months"
+"""
+
+
+@pytest.mark.parametrize("on_change", ["realtime", "upgrade_only", "batch"])
+def test_an_order_that_renews_a_single_purchase_tier_at_its_validity_end_is_used_up(on_change):
+    """SPEC §6: an order used for an upgrade is not used again. Re-entering the tier at its validity's
+    end did not use the order that kept it: one order renewed a month's Silver every month of its
+    window's year (an outside probe)."""
+    target = book(body=SPEND, tiers=SINGLE_ORDER_SILVER.format(on_change=on_change))
+    score(target, buy("b1", "A", "2026-03-01 10:00", line(10000)), buy("b2", "A", "2026-03-20 10:00", line(10000)))
+    late = on_change == "batch"  # Silver from the run of 2 March, a day later
+    until(target, "2026-04-30")
+    renewed_until = "2026-05-01" if late else "2026-04-30"  # by b2
+    assert (tier_of(target, "A"), iso(target.members["A"].tier_until)) == ("Silver", renewed_until)
+    until(target, "2026-05-02")
+    assert tier_of(target, "A") == "Regular"  # b1 and b2 both used
+    changes = [(e.tier_from, e.tier_to, e.day) for e in target.ledger if e.kind == "tier"]
+    assert changes == [(0, 1, parse_day("2026-03-01") + late), (1, 1, parse_day("2026-04-01") + late),
+                       (1, 0, parse_day("2026-05-01") + late)]
