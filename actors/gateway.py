@@ -46,7 +46,7 @@ from engine.ledger import LedgerEntry
 from engine.operators import STATUS_ACTIONS, Enrollment
 from proto import patron_pb2 as pb
 
-__all__ = ["AdminService", "IngestService", "MembersService", "handler_for"]
+__all__ = ["AdminService", "IngestService", "MembersService", "grpc_own_handler", "handler_for"]
 
 log = logging.getLogger("patron.gateway")
 _refusals = Throttled(log)
@@ -92,6 +92,48 @@ def handler_for(service: ServiceDescriptor, servicer: object, max_bytes: int,
         if wrap is not None:
             handlers[method.name] = wrap(handlers[method.name])
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+
+def grpc_own_handler(service: ServiceDescriptor, servicer: object, messages: Any, max_bytes: int
+                     ) -> grpc.GenericRpcHandler:
+    """gRPC's own services (health, reflection; `messages` their generated module) as their
+    add_*_to_server registers them, but a request that cannot be read is answered INVALID_ARGUMENT
+    before their servicer sees it. Read as gRPC reads them, such bytes answered UNKNOWN and logged
+    a traceback at error level each time, and neither service needs a token (an outside probe)."""
+    handlers = {}
+    for method in service.methods:
+        call, parse = getattr(servicer, method.name), _lenient(getattr(messages, method.input_type.name), max_bytes)
+        if method.client_streaming:
+            handlers[method.name] = grpc.stream_stream_rpc_method_handler(
+                _each_readable(call), request_deserializer=parse, response_serializer=_serialize)
+        else:
+            factory = grpc.unary_stream_rpc_method_handler if method.server_streaming \
+                else grpc.unary_unary_rpc_method_handler
+            handlers[method.name] = factory(_readable(call), request_deserializer=parse, response_serializer=_serialize)
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+
+def _readable(call: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    async def answer(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(request, Unreadable):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+        try:
+            return await call(request, context)
+        except NotImplementedError:  # a method of the proto the servicer lacks (Health.List): logged as an error
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"patron does not implement {call.__name__}")
+    return answer
+
+
+def _each_readable(call: Callable[[Any, Any], Any]) -> Callable[[Any, Any], AsyncIterator]:
+    async def answers(requests: AsyncIterator, context: grpc.aio.ServicerContext) -> AsyncIterator:
+        async def readable() -> AsyncIterator:
+            async for request in requests:
+                if isinstance(request, Unreadable):
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+                yield request
+        async for answer in call(readable(), context):
+            yield answer
+    return answers
 
 
 def _lenient(message: Any, max_bytes: int) -> Callable[[bytes], Any]:

@@ -10,12 +10,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health, health_pb2
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from actors.auth import BearerTokens, refusal, server_credentials
 from actors.config import ServeConfig
-from actors.gateway import handler_for
+from actors.gateway import grpc_own_handler, handler_for
 from engine.errors import PatronError
 from proto import patron_pb2 as pb
 
@@ -120,8 +120,11 @@ def grpc_server(config: ServeConfig, tokens: dict[str, str], servicers: dict[str
                                                      calls.counted if calls and name != "Events" else None),))
     if extra:
         server.add_generic_rpc_handlers(extra)
-    health_pb2_grpc.add_HealthServicer_to_server(checker, server)
-    reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    names = (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    server.add_generic_rpc_handlers((
+        grpc_own_handler(health_pb2.DESCRIPTOR.services_by_name["Health"], checker, health_pb2, limit),
+        grpc_own_handler(reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"],
+                         reflection.aio.ReflectionServicer(names), reflection_pb2, limit)))
     return server
 
 

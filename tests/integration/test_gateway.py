@@ -23,7 +23,8 @@ from tests.conftest import TEST_DAY, two_shard_server
 
 DAY = ms(f"{TEST_DAY} 10:00")  # the business day every server of this module is pinned to
 METHODS = [(service.full_name, method.name, method.client_streaming, method.server_streaming)
-           for service in pb.DESCRIPTOR.services_by_name.values() for method in service.methods]
+           for module in (pb, health_pb2, reflection_pb2)  # gRPC's own too: they need no token (an outside probe)
+           for service in module.DESCRIPTOR.services_by_name.values() for method in service.methods]
 
 
 def purchase(txn_id: str, member: str, paid: int = 2900) -> dict:
@@ -72,7 +73,7 @@ def test_a_batch_over_the_limit_is_invalid_argument_and_changes_nothing(server):
 
 @pytest.mark.parametrize(("service", "method", "client_streaming", "server_streaming"), METHODS)
 def test_garbage_bytes_to_any_method_are_invalid_argument_and_the_server_stays_up(
-        server, service, method, client_streaming, server_streaming):
+        server, service, method, client_streaming, server_streaming, caplog):
     garbage = b"\xff\xff\xff\xff this is not protobuf"
     with grpc.insecure_channel(server.address) as channel:
         path = f"/{service}/{method}"
@@ -87,6 +88,7 @@ def test_garbage_bytes_to_any_method_are_invalid_argument_and_the_server_stays_u
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with PatronClient(server.address) as client:
         assert client.serving()
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []  # no traceback logged
 
 
 def _drain(answer: object) -> None:
@@ -102,6 +104,15 @@ def test_health_reports_serving_for_the_server_and_each_service(server):
                      "patron.v1.Wallet"):
             answer = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
             assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_a_health_method_patron_lacks_is_unimplemented_without_an_error_logged(server, caplog):
+    """Health.List (newer than the servicer) answered UNIMPLEMENTED with a traceback at error level,
+    to anyone: health needs no token (an outside probe)."""
+    with grpc.insecure_channel(server.address) as channel, pytest.raises(grpc.RpcError) as raised:
+        health_pb2_grpc.HealthStub(channel).List(health_pb2.HealthListRequest(), timeout=5)
+    assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
 
 
 def test_reflection_lists_patrons_services(server):
