@@ -9,9 +9,15 @@ import grpc
 from actors.coordinator import Coordinator
 from actors.gateway import answers_errors
 from actors.wire import held_coupon_message, line_items, quote_message
+from engine.errors import InvalidRequestError
 from proto import patron_pb2 as pb
 
-__all__ = ["WalletService"]
+__all__ = ["MOST_QUOTE_LINES", "WalletService"]
+
+MOST_QUOTE_LINES = 10_000
+"""Lines in one quote's basket, as many as transactions in a batch: a quote of a million lines
+(11 MB) took the gateway 20 s and its answer was more than a client reads by default (an outside
+probe); no till's basket comes near."""
 
 
 class WalletService:
@@ -23,6 +29,8 @@ class WalletService:
 
     @answers_errors
     async def Quote(self, request: pb.QuoteRequest, context: grpc.aio.ServicerContext) -> pb.QuoteResponse:
+        if len(request.lines) > MOST_QUOTE_LINES:
+            raise InvalidRequestError(f"lines: {len(request.lines):,} in one quote; the limit is {MOST_QUOTE_LINES:,}")
         found = await self._read(request.member_id, "quote", request.member_id, line_items(request.lines),
                                  request.occurred_at_ms)
         return quote_message(found)

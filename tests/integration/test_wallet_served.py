@@ -126,6 +126,8 @@ def code_of(call) -> tuple[grpc.StatusCode, str]:
     ("Q2", [{"sku": "S", "paid_minor": 10**15}] * 2, AT, grpc.StatusCode.INVALID_ARGUMENT, "above 10^15"),
     ("Q2", BASKET, -1, grpc.StatusCode.INVALID_ARGUMENT, "occurred_at_ms"),
     ("Q2", BASKET, ms(f"{iso(TODAY - 60)} 10:00"), grpc.StatusCode.INVALID_ARGUMENT, "too_late"),
+    ("Q2", [{"sku": "S", "paid_minor": 1}] * 10_001, AT, grpc.StatusCode.INVALID_ARGUMENT,
+     "lines: 10,001 in one quote; the limit is 10,000"),
 ])
 def test_a_bad_quote_request_gets_a_clear_status(server, member, lines, at, code, words):
     with PatronClient(server.address, retries=0) as client:
