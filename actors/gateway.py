@@ -465,6 +465,16 @@ def _looked_at(future: asyncio.Future) -> None:
         future.exception()
 
 
+def _follow_on(page: list[LedgerEntry], member_id: str, after_seq: int) -> bool:
+    """Whether a page is the member's entries after `after_seq`, in order: positions a move left
+    behind hold other entries since (another member's, or the member's own after a move back)."""
+    for entry in page:
+        if entry.member_id != member_id or entry.seq <= after_seq:
+            return False
+        after_seq = entry.seq
+    return True
+
+
 def _enrollment(request: pb.EnrollRequest) -> Enrollment:
     attributes, dates = attributes_from(request.attributes)
     return Enrollment(member_id=request.member_id, channel=request.channel, birthday=request.birthday,
@@ -522,9 +532,10 @@ class MembersService:
         """The member's entries after `after_seq`, oldest first, `limit` at most (0: all): one walk of
         its chain, then pages by position, so a long history costs the shard a short call per page,
         never a walk per page. Positions are one shard's: when a move hands the member on
-        meanwhile, the source's copy may be gone (a walk found nothing there, a page failed: an
-        outside probe), and the rest is read from the new owner, after the last entry given."""
-        coordinator, given = self.coordinator, 0
+        meanwhile, the source deletes its copy and reuses its last positions for new entries (a
+        walk found nothing there, a page failed or held another member's entries: an outside probe
+        and a review), and the rest is read from the owner, after the last entry given."""
+        coordinator, given, waited = self.coordinator, 0, 0.0
         while True:
             shard = coordinator.shard_for(member_id)
             try:
@@ -534,11 +545,16 @@ class MembersService:
                 if limit > 0:
                     positions = positions[:limit - given]
                 for start in range(0, len(positions), LEDGER_PAGE):
-                    page = await coordinator.read(shard, "ledger_at", positions[start:start + LEDGER_PAGE])
+                    wanted = positions[start:start + LEDGER_PAGE]
+                    page = await coordinator.read(shard, "ledger_at", wanted)
+                    if len(page) != len(wanted) or not _follow_on(page, member_id, after_seq):
+                        raise MovedAwayError(f"member {member_id!r}'s entries left shard {shard}")
                     for entry in page:
                         yield entry
                         after_seq, given = entry.seq, given + 1
                 return
+            except MovedAwayError:
+                waited = await coordinator.rerouted(shard, member_id, waited)
             except Exception:
                 if not coordinator.moved_from(shard, member_id):
                     raise

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from actors.routing import shard_of
-from engine.errors import OverloadedError
+from engine.errors import MovedAwayError, OverloadedError
 from storage.folder import Layout
 
 __all__ = ["GROUP_BYTES", "GROUP_LIMIT", "Holds", "Lane", "ShardLanes"]
@@ -30,6 +30,10 @@ less of both a transaction pays: with 8 clients keeping 8 batches of 1,000 in fl
 "Larger group commits"). Bounded so that an urgent call (a midnight step) waits behind at most
 one such group. Under sustained overload a refusal's tail follows it (about 49, 26 and 12 ms at
 p99 for 32, 16 and 8 on two cores, "A commit's sync behind the next group"): 32 keeps capacity."""
+
+REROUTE_SECONDS = 5.0
+"""How long a read that reached the shard its member left waits for its gateway's new route."""
+REROUTE_PAUSE = 0.05
 
 GROUP_BYTES = 6 << 20
 """What a group's parts may come to, at most (the first always leaves): a group stays within
@@ -264,11 +268,16 @@ class ShardLanes:
         hand the member's virtual shard on between routing and reading, and the source deletes
         its copy once the new owner is in use: its answer may then be "unknown member" for one
         who exists (an outside probe), so a read answered by a shard that no longer owns the
-        member is asked again of the owner."""
+        member is asked again of the owner, and one the source says it gave away
+        (MovedAwayError) waits for this gateway to be told of the move (`rerouted`)."""
+        waited = 0.0
         while True:
             shard = self.shard_for(member_id)
             try:
                 answer = await self.read(shard, method, *args)
+            except MovedAwayError:
+                waited = await self.rerouted(shard, member_id, waited)
+                continue
             except Exception:
                 if self.moved_from(shard, member_id):
                     continue
@@ -279,3 +288,17 @@ class ShardLanes:
     def moved_from(self, shard: int, member_id: str) -> bool:
         """Whether the member's virtual shard has left `shard` (for a read routed there)."""
         return self.shard_for(member_id) != shard
+
+    async def rerouted(self, shard: int, member_id: str, waited: float) -> float:
+        """After `shard` said the member's virtual shard moved away: at once when this gateway
+        routes it elsewhere already, else once its routes are renewed (a node gateway is told of
+        a move after serve's gateway: a route it missed comes with the next status round, about a
+        second); MovedAwayError (ABORTED: ask again) after REROUTE_SECONDS. Returns the seconds
+        waited so far."""
+        while not self.moved_from(shard, member_id):
+            if waited >= REROUTE_SECONDS:
+                raise MovedAwayError(f"member {member_id!r} moved from shard {shard}, and this gateway was not told "
+                                     f"where within {REROUTE_SECONDS:g} s; ask again")
+            await asyncio.sleep(REROUTE_PAUSE)
+            waited += REROUTE_PAUSE
+        return waited

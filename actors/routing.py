@@ -53,9 +53,23 @@ class MovedAway:
         if not self.vshards:
             return None
         for member_id in member_ids:
-            vshard = zlib.crc32(member_id.encode()) % self.virtual_shards
-            if vshard in self.vshards:
+            if (vshard := self.moved(member_id)) is not None:
                 return MovedAwayError(f"not applied on shard {self.shard}: member {member_id!r} is in virtual shard "
                                       f"{vshard}, which moved to another shard while this was on its way; nothing "
                                       f"of it was applied here; send it again")
         return None
+
+    def moved(self, member_id: str) -> int | None:
+        """The member's virtual shard when it is one given away, else None."""
+        if not self.vshards:
+            return None
+        vshard = zlib.crc32(member_id.encode()) % self.virtual_shards
+        return vshard if vshard in self.vshards else None
+
+    def check_read(self, member_id: str) -> None:
+        """For a read that found no such member here: MovedAwayError when the member's virtual shard
+        was given away. The read was routed before its gateway learnt of the move, and "unknown
+        member" would be untrue (an outside probe); the gateway asks the owner once it knows it."""
+        if (vshard := self.moved(member_id)) is not None:
+            raise MovedAwayError(f"member {member_id!r} is in virtual shard {vshard}, which moved from shard "
+                                 f"{self.shard} to another; ask again")

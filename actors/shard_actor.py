@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from typing import TypeVar
 
 import msgspec
 import ray
@@ -25,7 +26,7 @@ from actors.shard import Shard, ShardConfig, ShardStatus
 from actors.shard_outbox import OutboxState
 from actors.shard_priority import yield_to_the_gateway
 from engine.anomaly_report import AnomalyRow
-from engine.errors import OutOfOrderError, ShardUnavailableError
+from engine.errors import OutOfOrderError, ShardUnavailableError, UnknownMemberError
 from engine.ledger import LedgerEntry
 from engine.operators import Enrollment
 from engine.spending.member_coupons import HeldCoupon
@@ -37,6 +38,7 @@ from engine.types import Day
 __all__ = ["ShardActor"]
 
 log = logging.getLogger("patron.shard")
+T = TypeVar("T")
 SLOW_BATCH_SECONDS = 1.0
 READS = "reads"
 OPEN_RETRY_SECONDS = 5.0
@@ -202,19 +204,34 @@ class ShardActor:
 
     @ray.method(concurrency_group=READS)
     def member(self, member_id: str) -> MemberSummary | None:
-        return self.shard.reads.member(member_id)
+        found = self.shard.reads.member(member_id)
+        if found is None:
+            self.shard.away.check_read(member_id)
+        return found
 
     @ray.method(concurrency_group=READS)
     def quote(self, member_id: str, lines: list[LineItem], at_ms: int) -> Quote:
-        return self.shard.reads.quote(member_id, lines, at_ms)
+        return self._of_member(member_id, lambda: self.shard.reads.quote(member_id, lines, at_ms))
 
     @ray.method(concurrency_group=READS)
     def coupons(self, member_id: str, status: str) -> list[HeldCoupon]:
-        return self.shard.reads.coupons(member_id, status)
+        return self._of_member(member_id, lambda: self.shard.reads.coupons(member_id, status))
 
     @ray.method(concurrency_group=READS)
     def ledger_positions(self, member_id: str, after_seq: int) -> list[int]:
-        return self.shard.ledger_positions(member_id, after_seq)
+        positions = self.shard.ledger_positions(member_id, after_seq)
+        if not positions and self.shard.reads.member(member_id) is None:
+            self.shard.away.check_read(member_id)
+        return positions
+
+    def _of_member(self, member_id: str, read: Callable[[], T]) -> T:
+        """A read of one member here: one this shard gave away is "moved away", not "unknown"
+        (MovedAway.check_read)."""
+        try:
+            return read()
+        except UnknownMemberError:
+            self.shard.away.check_read(member_id)
+            raise
 
     @ray.method(concurrency_group=READS)
     def ledger_at(self, positions: list[int]) -> list[LedgerEntry]:

@@ -200,8 +200,11 @@ class ShardStore:
         return positions
 
     def entries_at(self, positions: list[int]) -> list[LedgerEntry]:
+        """The entries at these positions, leaving out positions that hold none (their member's
+        virtual shard moved away since they were found: a reader asks the new owner)."""
         with self._reading(db=self.dbs["ledger"], buffers=True) as txn:
-            return [entry_of(txn.get(position_key(position))) for position in positions]
+            found = (txn.get(position_key(position)) for position in positions)
+            return [entry_of(raw) for raw in found if raw is not None]
 
     def records_by_id(self) -> Iterator[tuple[str, TxnRecord]]:
         """Every transaction the index remembers, each with its id."""

@@ -291,11 +291,11 @@ def test_a_rebalance_cut_short_by_a_stop_is_told_at_the_next_start_until_one_end
     assert not (again.server.config.data / "rebalance.json").exists()  # the next start tells nothing
 
 
-def _move_before_read(monkeypatch, coordinator, member: str, method: str, nth: int = 1) -> list[int]:
+def _move_before_read(monkeypatch, coordinator, member: str, method: str, nth: int = 1, then=None) -> list[int]:
     """A whole move of the member's virtual shard, to the source's deletion of its copy, between the
     gateway's routing of its `nth` read `method` and that read: the interleaving a read racing a
-    move meets now and then (an outside probe: 1-2% of reads overlapping moves). Returns the
-    shards the reads `method` went to, in order."""
+    move meets now and then (an outside probe: 1-2% of reads overlapping moves). `then(source)`
+    runs after the move. Returns the shards the reads `method` went to, in order."""
     read, went = coordinator.read, []
 
     async def read_after_a_move(shard: int, name: str, *args):
@@ -304,6 +304,8 @@ def _move_before_read(monkeypatch, coordinator, member: str, method: str, nth: i
             if len(went) == nth:
                 vshard = virtual_shard(member)
                 assert await coordinator.resharding.move(vshard, 1 - coordinator.layout.owners[vshard]) is not None
+                if then is not None:
+                    await then(shard)
         return await read(shard, name, *args)
 
     monkeypatch.setattr(coordinator, "read", read_after_a_move)
@@ -358,3 +360,58 @@ def test_a_ledger_read_while_the_member_moves_is_whole(two_shards, monkeypatch, 
         went = _move_before_read(monkeypatch, coordinator, member, method, nth)
         assert client.ledger(member, after_seq, limit) == before
     assert went[nth - 1] != coordinator.layout.owners[virtual_shard(member)]
+
+
+def test_a_ledger_page_whose_positions_other_members_took_since_is_read_from_the_new_owner(two_shards, monkeypatch):
+    """The source numbers new entries from its last position: once it deleted a moved member's
+    newest entries, the next writes there took their positions, and a page read by them gave
+    another member's entries as this one's (a review)."""
+    from actors import gateway
+    from engine.operators import Enrollment
+
+    coordinator = two_shards.server.coordinator
+    member = "reused-positions"
+    with PatronClient(two_shards.address) as client:
+        _member_with_history(client, member, purchases=12)  # the newest entries of its shard
+        before = client.ledger(member)
+        source = coordinator.layout.owners[virtual_shard(member)]
+        others = [m for m in (f"reuser-{n}" for n in range(400)) if coordinator.shard_for(m) == source][:len(before)]
+
+        async def others_write_there(shard: int) -> None:  # each enrollment's welcome coupon is an entry
+            for other in others:
+                await coordinator.call(shard, "enroll", Enrollment(member_id=other))
+
+        monkeypatch.setattr(gateway, "LEDGER_PAGE", 3)
+        went = _move_before_read(monkeypatch, coordinator, member, "ledger_at", 2, then=others_write_there)
+        assert client.ledger(member) == before
+        assert [e.member_id for e in client.ledger(others[0])] == [others[0]]
+    assert went[1] == source != coordinator.layout.owners[virtual_shard(member)]
+
+
+@pytest.mark.parametrize("read", ["member", "quote", "coupons", "ledger_positions"])
+def test_a_read_at_the_shard_a_member_left_waits_for_its_gateways_new_route(two_shards, monkeypatch, read):
+    """A node gateway is told of a move after the source deleted its copy, or misses it until the
+    next round of routes: a read it routed to the source answered NOT_FOUND for an enrolled
+    member (a review). The source says the member moved away, and the gateway asks again once it
+    routes the member elsewhere."""
+    from tests.conftest import TEST_DAY
+
+    coordinator = two_shards.server.coordinator
+    member = f"late-route-{read}"
+    basket = [{"sku": "S1", "category": "grocery", "paid_minor": 20_000, "quantity": 1}]
+    asks = {"member": lambda c: c.member(member), "quote": lambda c: c.quote(member, basket, ms(f"{TEST_DAY} 11:00")),
+            "coupons": lambda c: c.coupons(member), "ledger_positions": lambda c: c.ledger(member)}
+    with PatronClient(two_shards.address) as client:
+        _member_with_history(client, member)
+        before = asks[read](client)
+        vshard = virtual_shard(member)
+        source = coordinator.layout.owners[vshard]
+        layout = coordinator.layout
+
+        async def route_late(shard: int) -> None:  # this gateway still names the source, for a while
+            moved, coordinator.layout = coordinator.layout, layout
+            asyncio.get_running_loop().call_later(0.3, setattr, coordinator, "layout", moved)
+
+        went = _move_before_read(monkeypatch, coordinator, member, read, then=route_late)
+        assert asks[read](client) == before
+    assert went[0] == source != coordinator.layout.owners[vshard]
