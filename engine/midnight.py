@@ -265,6 +265,8 @@ def _validity_end(book: Book, member: Member, run: Day, ref: str) -> None:
     rule = ladder.tiers[member.tier]
     extension = rule.extension
     if extension is not None and ladder.since(member, extension.metric) >= extension.threshold:
+        if extension.metric == "single_purchase":
+            _use_extending_order(member)
         member.tier_since = run
         member.tier_until = valid_through(rule.validity, run)
         reset_since(member)
@@ -277,6 +279,16 @@ def _validity_end(book: Book, member: Member, run: Day, ref: str) -> None:
     if floor > target:
         target, given = floor, False
     enter_tier(book, member, target, run, "midnight", ref, note="validity ended", given=given)
+
+
+def _use_extending_order(member: Member) -> None:
+    """The order that extends a tier is used up (SPEC §6: not used again, for an upgrade or an
+    extension): left among the member's single purchases, it put the member back in the tier at
+    the end of the extension too (a review). It is the largest since the upgrade."""
+    since = [s for s in member.singles if s[0] >= member.tier_since and s[1] == member.since_single]
+    if since:
+        used = since[0]
+        member.singles = tuple([s for s in member.singles if s is not used])
 
 
 def _reevaluate(ladder: TierLadder, member: Member, run: Day) -> int:

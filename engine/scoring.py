@@ -432,9 +432,13 @@ def score_adjustment(book: Book, member: Member, txn: Transaction, day: Day) -> 
     amount = txn.amount_minor
     if not room_to_earn(member, day, amount, 0, 0):
         return None
-    unrecovered = 0
+    unrecovered = lapsed = 0
     if amount > 0:
-        add_points(member, amount, programme.expiry.expires(day))
+        expires = programme.expiry.expires(day)
+        if expires > book.today_for(member):
+            add_points(member, amount, expires)
+        else:  # a late one's, past its expiry's run: expired at once, as a late purchase's (award.give)
+            lapsed = amount
     else:
         unrecovered = take_points(member, -amount, programme.allow_negative)
     changed = amount + unrecovered
@@ -444,5 +448,7 @@ def score_adjustment(book: Book, member: Member, txn: Transaction, day: Day) -> 
     programme.ladder.record(member, "points", day, changed)
     book.write(member, day, "operator", txn.txn_id, "adjust", points=changed, unrecovered=unrecovered,
                note=txn.note)
+    if lapsed:  # never spendable: they were, until the next run (a review)
+        book.write(member, book.today_for(member), "operator", txn.txn_id, "expire", points=-lapsed)
     tier_after_transaction(book, member, day, txn.txn_id, lowered=amount < 0)
     return txn_record(member.member_id, ADJUSTMENT, day, changed, 0, "", programme.version)

@@ -9,7 +9,7 @@ from engine.calendar import iso, parse_day
 from engine.midnight import run_midnight
 from engine.replay import advance_to
 from engine.transactions import Transaction
-from tests.builders import SHOPLINE_TIERS, book, buy, line, ms, recharge, refund, score
+from tests.builders import SHOPLINE_TIERS, adjust, book, buy, line, ms, recharge, refund, score
 
 SPEND = "[points.spend]\nunit_minor = 100\nper_unit = 1\n"
 
@@ -406,3 +406,28 @@ def test_an_order_that_renews_a_single_purchase_tier_at_its_validity_end_is_used
     changes = [(e.tier_from, e.tier_to, e.day) for e in target.ledger if e.kind == "tier"]
     assert changes == [(0, 1, parse_day("2026-03-01") + late), (1, 1, parse_day("2026-04-01") + late),
                        (1, 0, parse_day("2026-05-01") + late)]
+
+
+def test_an_order_that_extends_a_single_purchase_tier_is_used_up():
+    """b2 extended Silver at the end of b1's month and stayed among the single purchases, so at the
+    end of the extension the re-evaluation put the member back in Silver on it (a review)."""
+    tiers = SINGLE_ORDER_SILVER.format(on_change="upgrade_only") + \
+        'extension = { metric = "single_purchase", threshold = 10000 }\n'
+    target = book(body=SPEND, tiers=tiers)
+    score(target, buy("b1", "A", "2026-03-01 10:00", line(10000)), buy("b2", "A", "2026-03-20 10:00", line(10000)))
+    until(target, "2026-04-01")
+    assert [(e.tier_to, e.note) for e in target.ledger if e.kind == "tier"][-1] == (1, "extended")
+    until(target, "2026-05-01")
+    assert tier_of(target, "A") == "Regular"
+
+
+def test_a_late_adjustment_past_its_expiry_is_expired_at_once():
+    """Its points were spendable until the next run, as a late purchase's were (a review)."""
+    target = book(body=SPEND + '[points.expiry]\npolicy = "rolling_days"\ndays = 3\n')
+    score(target, buy("t0", "m", "2026-03-10 10:00", line(500)))
+    [given] = score(target, adjust("a1", "m", "2026-03-05 10:00", 100))
+    member = target.members["m"]
+    assert (given.outcome, member.points, member.total_points) == ("accepted", 5, 105)
+    assert [(e.kind, e.points) for e in target.ledger if e.member_id == "m"][-2:] == [("adjust", 100), ("expire", -100)]
+    [spent] = score(target, Transaction("r1", "m", ms("2026-03-10 11:00"), "redeem", points=100))
+    assert (spent.outcome, spent.reason) == ("rejected", "insufficient_points")
