@@ -21,11 +21,17 @@ from engine.bounds import LIMIT, NOT_AN_INTEGER
 from proto import patron_pb2 as pb
 from proto import patron_pb2_grpc as rpc
 
-__all__ = ["MOST_QUANTITY", "RETRIABLE", "RETRY_AFTER", "UNREACHED", "PatronClient", "StreamError", "UnsendableError",
-           "backoff", "enroll_request", "line_message", "retriable", "retry_after", "transaction_message"]
+__all__ = ["MOST_QUANTITY", "NOT_TIMED_OUT", "RETRIABLE", "RETRY_AFTER", "UNREACHED", "PatronClient", "StreamError",
+           "UnsendableError", "backoff", "enroll_request", "line_message", "retriable", "retry_after",
+           "transaction_message"]
 
 RETRIABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
                        grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED})
+NOT_TIMED_OUT = RETRIABLE - {grpc.StatusCode.DEADLINE_EXCEEDED}
+"""What an operator's change (card status, tier, tags) and a midnight run are tried again on. One
+past its deadline may still be queued where it was sent: sent again, on another gateway too, it
+might be applied after a later change the caller then makes (a freeze after the unfreeze that
+followed it: a review), and a midnight run's caller gave its timeout to stop waiting."""
 UNREACHED = frozenset({grpc.StatusCode.UNAVAILABLE})
 """What a call that starts a job (a move, a rebalance, a checkpoint) is tried again on: a second
 start of a job the first one started is refused as busy, or is another checkpoint, so only what
@@ -287,9 +293,11 @@ class PatronClient:
     for 8; a restart of the server takes about 12 s, so a program that should ride one out gives
     16 (about 25 s). Every call is harmless to send again (batches and adjustments by their ids,
     reads, enrollments, operators' changes, which ask for a state, a publish of the version in
-    force, a midnight run, which joins the one in progress) and is tried again on RETRIABLE codes,
-    but for those that start a job (a move, a rebalance, a checkpoint): only when the server could
-    not be reached (UNREACHED). `keepalive`: seconds without traffic after which the connection is checked
+    force, a midnight run, which joins the one in progress) and is tried again on RETRIABLE codes
+    (an enrollment tried again may answer `created` false for the member its first try created),
+    but an operator's change and a midnight run not past their deadline (NOT_TIMED_OUT), and a
+    call that starts a job (a move, a rebalance, a checkpoint) only when the server could not be
+    reached (UNREACHED). `keepalive`: seconds without traffic after which the connection is checked
     with a ping (answered within as long again, at most 10 s): a subscription or stream over a
     connection that died without a word (a host gone, a network cut) ends UNAVAILABLE instead of
     waiting for ever; at least 5."""
@@ -498,16 +506,17 @@ class PatronClient:
         if action not in _ACTIONS:  # sent as 0, the server's refusal named STATUS_ACTION_* words
             raise ValueError(f"action: expected one of {', '.join(STATUS_ACTIONS)}, got {action!r}")
         request = pb.SetStatusRequest(member_id=member_id, action=_ACTIONS[action], reason=reason)
-        return self._call(self.members.SetStatus, request)
+        return self._call(self.members.SetStatus, request, NOT_TIMED_OUT)
 
     def set_tags(self, member_id: str, add: Sequence[str] = (), remove: Sequence[str] = (), reason: str = ""
                  ) -> pb.Member:
         request = pb.SetTagsRequest(member_id=member_id, add=list(add), remove=list(remove), reason=reason)
-        return self._call(self.members.SetTags, request)
+        return self._call(self.members.SetTags, request, NOT_TIMED_OUT)
 
     def set_tier(self, member_id: str, tier: str, reason: str) -> pb.Member:
         """Put the member in `tier` by hand, its validity from the business day; `reason` is required."""
-        return self._call(self.members.SetTier, pb.SetTierRequest(member_id=member_id, tier=tier, reason=reason))
+        return self._call(self.members.SetTier, pb.SetTierRequest(member_id=member_id, tier=tier, reason=reason),
+                          NOT_TIMED_OUT)
 
     def adjust(self, member_id: str, points: int, reason: str, request_id: str | None = None) -> pb.AdjustResponse:
         """An operator's points change; `request_id` makes it happen once. Without one a random id
@@ -555,7 +564,7 @@ class PatronClient:
         answer is waited for `timeout` seconds (the client's own by default: a year of dates on a
         test system may need more); a caller that stops waiting leaves the run going."""
         request = pb.RunMidnightRequest(date=date, allow_future=allow_future, background=background)
-        return self._call(self.admin.RunMidnight, request, timeout=timeout)
+        return self._call(self.admin.RunMidnight, request, NOT_TIMED_OUT, timeout=timeout)
 
     def follow_midnight(self, every: float = 1.0, progress: Any = None) -> pb.MidnightProgress:
         """Ask how the midnight run goes every `every` seconds until it is over; `progress` is
