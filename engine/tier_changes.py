@@ -67,12 +67,16 @@ def member_in_default_tier(book: Book, member_id: str, channel: str, day: Day) -
 
 def note_default_tier(book: Book, member: Member, day: Day, cause: str, ref: str) -> None:
     """A new member in its channel's default tier above the lowest: one ledger entry and one
-    `tier_changed` event, as for every change of tier (SPEC §2; an outside probe found neither).
-    A member created in the lowest tier has none: creation moves no balance nor tier."""
+    `tier_changed` event, as for every change of tier (SPEC §2; an outside probe found neither),
+    and the tier's upgrade coupons, as every other way into it gives them (SPEC §11.5, "on
+    entering one of the listed tiers": a coupons probe found none). A member created in the
+    lowest tier has none: creation moves no balance nor tier."""
     if member.tier:
         note = f"channel {member.profile.channel}"  # short: it is in the ledger and an event of every such member
         book.write(member, day, cause, ref, "tier", tier_from=0, tier_to=member.tier, note=note)
         _notify_change(book, member, 0, day, cause, ref, note)
+        if book.programme.coupons.on_upgrade:
+            issue_on_upgrade(book, member, member.tier, day, cause, ref)
 
 
 def _notify_change(book: Book, member: Member, previous: int, day: Day, cause: str, ref: str, note: str) -> None:
