@@ -149,7 +149,8 @@ def test_a_new_member_in_its_channels_default_tier_gets_the_tiers_upgrade_coupon
     score(target, buy("b1", "m1", DAY, line(100), channel="vip"), buy("b2", "m2", DAY, line(100), channel="pos"))
     enroll(target, Enrollment(member_id="m3", channel="vip"), target.today)
     held = {m: sorted(c.code for c in target.members[m].coupons) for m in ("m1", "m2", "m3")}
-    assert held == {"m1": ["SILVER-m1-1", "WELCOME-m1-1"], "m2": ["WELCOME-m2-1"], "m3": ["SILVER-m3-1", "WELCOME-m3-1"]}
+    assert held == {"m1": ["SILVER-m1-1", "WELCOME-m1-1"], "m2": ["WELCOME-m2-1"],
+                    "m3": ["SILVER-m3-1", "WELCOME-m3-1"]}
 
 
 def test_a_trigger_that_cannot_issue_writes_why_in_the_ledger():
