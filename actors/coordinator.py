@@ -474,6 +474,7 @@ class Coordinator(ShardLanes):
                 await asyncio.sleep(0.1)
             async with self.exclusive:
                 if not self.publishing:  # else a publish took the lock first: its re-evaluation goes first
+                    await self.resharding.recover()  # a failed move's second copy is not run twice
                     return await self._run_one(run, summary, first)
 
     async def _run_one(self, run: Day, summary: MidnightSummary, first: bool = True) -> set[str]:
@@ -583,6 +584,10 @@ class Coordinator(ShardLanes):
                 await self._finish_midnight()
             except Exception:
                 log.warning("finishing a midnight run cut short failed; tried again soon", exc_info=True)
+            try:
+                await self.resharding.recover_when_answering(self._answering)
+            except Exception:
+                log.warning("deleting a moved virtual shard's other copy failed; tried again soon", exc_info=True)
             rounds += 1
             await asyncio.sleep(1.0)
 
@@ -792,8 +797,9 @@ class Coordinator(ShardLanes):
         takes seconds at a million members; layout and rules are copied alongside."""
         async with self._checkpoint_lock, self.exclusive:
             try:  # a shard that cannot open its data fails it, counted as any failure
+                await self.resharding.recover()  # never two copies in a checkpoint (a cluster probe)
                 statuses = await self.status()
-            except ShardUnavailableError as error:
+            except Exception as error:
                 self._checkpoint_failed(error)
                 raise
             business = min(s.business_day for s in statuses)

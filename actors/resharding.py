@@ -241,6 +241,19 @@ class Resharding(Holds):
                              f"{days[1].business_day}")
         self._apart_said = False
 
+    async def recover_when_answering(self, answering: set[int]) -> None:
+        """A move whose last step failed (its source stopped as it deleted its copy) leaves its note
+        and a second copy: deleted once both shards answer, between moves, so that no midnight
+        run, publish or checkpoint meets it later (a cluster probe: a checkpoint kept both copies,
+        and the members were counted twice until the next move or start)."""
+        if self._task is not None and not self._task.done():
+            return  # its next move recovers first
+        note = vshard_move.read_note(self.coordinator.folder.root)
+        if note is None or not {note.source, note.destination} <= answering:
+            return
+        async with self.coordinator.exclusive:
+            await self.recover()
+
     async def recover(self) -> None:
         """After a move that stopped short (here or before a restart): delete the copy held by
         the shard that does not own the virtual shard, then the note."""

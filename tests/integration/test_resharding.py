@@ -415,3 +415,45 @@ def test_a_read_at_the_shard_a_member_left_waits_for_its_gateways_new_route(two_
         went = _move_before_read(monkeypatch, coordinator, member, read, then=route_late)
         assert asks[read](client) == before
     assert went[0] == source != coordinator.layout.owners[vshard]
+
+
+@pytest.mark.parametrize("cleaned_by", ["checkpoint", "watch"])
+def test_a_move_whose_source_did_not_delete_its_copy_leaves_no_second_copy(two_shards, monkeypatch, cleaned_by):
+    """The source stopped as it deleted its copy, the move's last step: its note and the second copy
+    stayed until the next move or start, the members counted twice and a checkpoint kept both
+    copies (a cluster probe). The shards' watch deletes it once both answer, and a checkpoint
+    (or a midnight run) first."""
+    from storage import vshard_move
+
+    coordinator = two_shards.server.coordinator
+    resharding, root = coordinator.resharding, coordinator.folder.root
+    members = [f"stray-{cleaned_by}-{n}" for n in range(20)]
+    call, failed = resharding._call, []
+
+    async def deleting_fails_once(shard: int, method: str, *args):
+        if method == "vshard_let_go" and not failed:
+            failed.append(shard)
+            raise RuntimeError("the source stopped (a test)")
+        return await call(shard, method, *args)
+
+    async def not_yet(answering) -> None:
+        return None
+
+    with PatronClient(two_shards.address) as client:
+        client.enroll_many([{"member_id": m} for m in members])
+        before = sum(s.members for s in client.status().shards)
+        vshard = virtual_shard(members[0])
+        monkeypatch.setattr(resharding, "_call", deleting_fails_once)
+        if cleaned_by == "checkpoint":
+            monkeypatch.setattr(resharding, "recover_when_answering", not_yet)
+        client.move_virtual_shard(vshard, 1 - coordinator.layout.owners[vshard])
+        assert "the source stopped" in client.follow_resharding(every=0.05).error
+        if cleaned_by == "checkpoint":
+            assert vshard_move.read_note(root) is not None
+            client.checkpoint()
+        deadline = time.monotonic() + 30
+        while vshard_move.read_note(root) is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert vshard_move.read_note(root) is None
+        assert sum(s.members for s in client.status().shards) == before
+        assert client.member(members[0]).member_id == members[0]
