@@ -20,6 +20,7 @@ import ray
 from grpc_health.v1 import health, health_pb2
 from prometheus_client import start_http_server
 
+from actors.batch_outcome import original
 from actors.config import ServeConfig
 from actors.events_service import EventsService
 from actors.gateway import IngestService, MembersService
@@ -254,7 +255,13 @@ class NodeGateways:
         plan = GatewayPlan(config, self.tokens, self.routes(), rules, coordinator.rules.version,
                            f"{host}:{self.port}")
         actors = {name: NodeGateway.options(num_cpus=0, **pinned_to(name)).remote(plan) for name in names}
-        answers = await asyncio.gather(*(actor.start.remote() for actor in actors.values()))
+        answers = await asyncio.gather(*(actor.start.remote() for actor in actors.values()), return_exceptions=True)
+        failed = {name: original(answer) for name, answer in zip(actors, answers, strict=True)
+                  if isinstance(answer, BaseException)}
+        if failed:
+            for actor in actors.values():
+                ray.kill(actor, no_restart=True)
+            raise PatronError(_not_started(failed, set(names) & set(_on_this_machine())))
         self.actors.update(actors)
         self.addresses.update(zip(actors, answers, strict=True))
 
@@ -333,6 +340,24 @@ class NodeGateways:
         await asyncio.gather(*(_within(actor.stop.remote(grace), grace + 5) for actor in self.actors.values()))
         for actor in self.actors.values():
             ray.kill(actor, no_restart=True)
+
+
+def _not_started(failed: dict[str, BaseException], here: set[str]) -> str:
+    """One line: which node's gateway did not start, and why (Ray's traceback, with its colours,
+    was all serve said: a cluster probe); a node on serve's own machine shares its ports."""
+    said = "; ".join(f"on node {name}: {error if isinstance(error, PatronError) else repr(error)}"
+                     for name, error in sorted(failed.items()))
+    shared = sorted(here & set(failed))
+    hint = (f" ({', '.join(shared)} {'is' if len(shared) == 1 else 'are'} on this machine, where serve's "
+            f"own gateway holds its ports: give --grpc-port 0 and --metrics-port 0 for ports of each "
+            f"gateway's own, which the banner lists)") if shared else ""
+    return f"--gateway-per-node: a node's gateway did not start, {said}{hint}"
+
+
+def _on_this_machine() -> list[str]:
+    """The labelled nodes on serve's machine."""
+    here = socket.gethostname()
+    return [name for name, machine in node_hosts().items() if machine == here]
 
 
 async def _within(call: Any, seconds: float = 2.0) -> Any:

@@ -314,3 +314,23 @@ def _json_lines(text: str) -> list[dict]:
 def _starting_at_first() -> SimpleNamespace:
     """The client's randomness with its first address always chosen (its back-off stays random)."""
     return SimpleNamespace(randrange=lambda n: 0, uniform=random.uniform)
+
+
+def test_node_gateways_that_cannot_listen_stop_serve_with_one_line_naming_the_node(served_cluster, tmp_path):
+    """Two labelled nodes on one machine with a fixed --grpc-port: the node's gateway cannot listen
+    where serve's own does, and serve ended with Ray's coloured traceback in one line (a cluster
+    probe), where a start that cannot go on says why in one line."""
+    port = free_port()
+    serve = ServeProcess(tmp_path / "data", "--ray-address", served_cluster.cluster.address, "--shards", "2",
+                         "--gateway-per-node", "--grpc-port", str(port), rules=EXAMPLE_RULES,
+                         env=served_cluster.cluster.env, wait=False)
+    try:
+        assert serve.wait(timeout=180) == 1
+    finally:
+        serve.kill_everything()
+    [said] = [line["msg"] for line in _json_lines(serve.text()) if line["level"] == "error"]  # one line, as JSON here
+    assert said.startswith(f"--gateway-per-node: a node's gateway did not start, on node "
+                           f"{served_cluster.node_gateway}: --grpc-port {port}: cannot listen"), said
+    assert "is on this machine, where serve's own gateway holds its ports" in said
+    assert "\x1b[" not in said
+    assert "Traceback" not in said
