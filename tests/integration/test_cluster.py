@@ -331,6 +331,6 @@ def test_node_gateways_that_cannot_listen_stop_serve_with_one_line_naming_the_no
     [said] = [line["msg"] for line in _json_lines(serve.text()) if line["level"] == "error"]  # one line, as JSON here
     assert said.startswith(f"--gateway-per-node: a node's gateway did not start, on node "
                            f"{served_cluster.node_gateway}: --grpc-port {port}: cannot listen"), said
-    assert "is on this machine, where serve's own gateway holds its ports" in said
+    assert "on this machine, where serve's own gateway holds its ports" in said
     assert "\x1b[" not in said
     assert "Traceback" not in said
