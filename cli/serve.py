@@ -21,7 +21,7 @@ from cli.admin import counted
 from engine.errors import PatronError
 from storage.folder import DataFolder
 
-__all__ = ["run_serve"]
+__all__ = ["AcceptedSinceStart", "run_serve"]
 
 COUNTS_EVERY = 10.0
 
@@ -161,14 +161,31 @@ def _security(server: Server) -> str:
     return f"bearer tokens for {', '.join(roles)} ({len(server.tokens)} tokens); {tls}"
 
 
+class AcceptedSinceStart:
+    """Transactions accepted since serve started, from each shard's count since the shard started:
+    summed as they were, the line went backwards when a shard restarted (a cluster probe). A count
+    lower than the last look's is a restarted shard's, all of it new."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.seen: dict[int, int] = {}
+
+    def add(self, counts: dict[int, int]) -> int:
+        for shard, count in counts.items():
+            before = self.seen.get(shard, 0)
+            self.total += count - before if count >= before else count
+            self.seen[shard] = count
+        return self.total
+
+
 async def _live_counts(server: Server) -> None:
-    last, last_at = 0, time.monotonic()
+    last, last_at, since_start = 0, time.monotonic(), AcceptedSinceStart()
     while True:
         await asyncio.sleep(COUNTS_EVERY)
         statuses = await server.coordinator.status_as_seen()
         if not all(s.ready for s in statuses):  # the next line once every shard answers (the log says why)
             continue
-        accepted = sum(s.transactions for s in statuses)
+        accepted = since_start.add({s.shard: s.transactions for s in statuses})
         now = time.monotonic()
         rate = (accepted - last) / (now - last_at)
         last, last_at = accepted, now
