@@ -78,10 +78,15 @@ def crash_run(folder: Path, rules: Path, workload: Workload, kills: int, seed: i
     sending.start()
     rebalancing = _Rebalancing(serving, reshard, sending) if reshard else None
     serve_kills = shard_kills = 0
-    moments = sorted(rng.uniform(0.05, 0.95) for _ in range(kills))
+    # while rebalancing, kills come in the stream's first part and each waits for the rebalance to
+    # be under way: else a rebalance quicker than the stream (a loaded CI host) ended before any
+    # kill could cut it short, and the run tested nothing of moves
+    moments = sorted(rng.uniform(0.05, 0.6 if reshard else 0.95) for _ in range(kills))
     try:
         for kill, moment in enumerate(moments):
             _wait_for_progress(sender, moment)
+            if rebalancing is not None:
+                rebalancing.wait_until_running()
             if kill % 3 == 1:
                 serving.crash_and_restart()
                 serve_kills += 1
@@ -145,7 +150,14 @@ class _Rebalancing(threading.Thread):
         super().__init__(name="crash-rebalance", daemon=True)
         self.serving, self.shards, self.sending = serving, shards, sending
         self.starts = 0
+        self.running, self.even = threading.Event(), threading.Event()
         self.start()
+
+    def wait_until_running(self, seconds: float = 20.0) -> None:
+        """Until a rebalance is under way (or `seconds` have passed, or the layout is even)."""
+        deadline = time.monotonic() + seconds
+        while not self.running.is_set() and not self.even.is_set() and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def run(self) -> None:
         deadline = time.monotonic() + 600
@@ -155,6 +167,8 @@ class _Rebalancing(threading.Thread):
                     moving = client.status().resharding
                     owned = list(moving.owned)
                     even = len(owned) == self.shards and max(owned) - min(owned) <= 1
+                    (self.running.set if moving.running else self.running.clear)()
+                    (self.even.set if even and not moving.running else self.even.clear)()
                     if not moving.running and not even:
                         client.rebalance(self.shards)
                         self.starts += 1
