@@ -383,8 +383,7 @@ class PatronClient:
     def submit(self, txns: Sequence[Any] | pb.TransactionBatch, batch_id: str | None = None) -> pb.BatchAck:
         """One batch; resent with back-off while the server answers with a retriable code."""
         batch = txns if isinstance(txns, pb.TransactionBatch) else self.batch(txns, batch_id)
-        return self._retrying(lambda: self.ingest.SubmitBatch(batch, timeout=self.timeout,
-                                                              metadata=self.metadata))
+        return self._call(self.ingest.SubmitBatch, batch)
 
     def batches(self, txns: Iterable[Any], size: int = 1000) -> Iterator[pb.TransactionBatch]:
         if size < 1:  # islice of 0 ends at once: every transaction was dropped without a word
@@ -491,12 +490,12 @@ class PatronClient:
         """Bulk enrollment: each dict has `member_id` and the Enroll fields; answers in order,
         a bad record with its `error`."""
         request = pb.EnrollBatchRequest(members=[enroll_request(**member) for member in members])
-        return self._retrying(lambda: self.members.EnrollBatch(request, timeout=self.timeout, metadata=self.metadata))
+        return self._call(self.members.EnrollBatch, request)
 
     def import_members(self, request: pb.ImportRequest) -> pb.ImportResponse:
         """One chunk of an import (patron import drives whole files: cli/importing.py); resending a
         chunk is harmless, so it is retried like a batch."""
-        return self._retrying(lambda: self.members.Import(request, timeout=self.timeout, metadata=self.metadata))
+        return self._call(self.members.Import, request)
 
     def import_future(self, request: pb.ImportRequest) -> grpc.Future:
         """`import_members` without waiting, so several chunks can be in flight."""
@@ -524,7 +523,7 @@ class PatronClient:
         error must pass the id of its first call, or the change may happen twice."""
         request = pb.AdjustRequest(member_id=member_id, request_id=request_id or uuid.uuid4().hex, points=points,
                                    reason=reason)
-        return self._retrying(lambda: self.members.Adjust(request, timeout=self.timeout, metadata=self.metadata))
+        return self._call(self.members.Adjust, request)
 
     # -- wallet ------------------------------------------------------------------------
 
@@ -534,14 +533,13 @@ class PatronClient:
         on it. Read-only, so retried like a batch."""
         request = pb.QuoteRequest(member_id=member_id, occurred_at_ms=occurred_at_ms,
                                   lines=[line_message(line, f"lines[{n}]") for n, line in enumerate(lines)])
-        return self._retrying(lambda: self.wallet.Quote(request, timeout=self.timeout, metadata=self.metadata))
+        return self._call(self.wallet.Quote, request)
 
     def coupons(self, member_id: str, status: str = "") -> list[pb.HeldCoupon]:
         """The member's coupon instances with their terms, by code; only `status` ones when given
         (unused, used, expired, void)."""
         request = pb.ListCouponsRequest(member_id=member_id, status=status)
-        return list(self._retrying(lambda: self.wallet.ListCoupons(request, timeout=self.timeout,
-                                                                   metadata=self.metadata)).coupons)
+        return list(self._call(self.wallet.ListCoupons, request).coupons)
 
     # -- administration ----------------------------------------------------------------
 
@@ -549,7 +547,7 @@ class PatronClient:
         """Tried again as batches are: the same document sent again is answered with the version
         in force, not refused, so a retry after a lost answer is harmless."""
         request = pb.PublishRulesRequest(rules_toml=rules_toml, count_past_spend=count_past_spend)
-        return self._retrying(lambda: self.admin.PublishRules(request, timeout=self.timeout, metadata=self.metadata))
+        return self._call(self.admin.PublishRules, request)
 
     def rules(self) -> pb.Rules:
         return self._call(self.admin.GetRules, pb.GetRulesRequest())
@@ -574,8 +572,7 @@ class PatronClient:
 
     def _follow(self, field: str, every: float, progress: Any) -> Any:
         while True:
-            job = getattr(self._retrying(lambda: self.admin.GetStatus(pb.GetStatusRequest(), timeout=self.timeout,
-                                                                      metadata=self.metadata)), field)
+            job = getattr(self.status(), field)
             if not job.running:
                 return job
             if progress is not None:
