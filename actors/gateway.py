@@ -553,11 +553,8 @@ class MembersService:
                         yield entry
                         after_seq, given = entry.seq, given + 1
                 return
-            except MovedAwayError:
-                waited = await coordinator.rerouted(shard, member_id, waited)
-            except Exception:
-                if not coordinator.moved_from(shard, member_id):
-                    raise
+            except Exception as error:
+                waited = await coordinator.after_failed_read(error, shard, member_id, waited)
 
     @answers_errors
     async def Enroll(self, request: pb.EnrollRequest, context: grpc.aio.ServicerContext) -> pb.EnrollResponse:

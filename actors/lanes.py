@@ -275,15 +275,21 @@ class ShardLanes:
             shard = self.shard_for(member_id)
             try:
                 answer = await self.read(shard, method, *args)
-            except MovedAwayError:
-                waited = await self.rerouted(shard, member_id, waited)
+            except Exception as error:
+                waited = await self.after_failed_read(error, shard, member_id, waited)
                 continue
-            except Exception:
-                if self.moved_from(shard, member_id):
-                    continue
-                raise
             if not self.moved_from(shard, member_id):
                 return answer
+
+    async def after_failed_read(self, error: Exception, shard: int, member_id: str, waited: float) -> float:
+        """A read of the member at `shard` failed: return (the seconds waited so far) when it is to be
+        asked again of the owner, because the member moved, or `shard` says it did (`rerouted`);
+        else raise its error."""
+        if isinstance(error, MovedAwayError):
+            return await self.rerouted(shard, member_id, waited)
+        if self.moved_from(shard, member_id):
+            return waited
+        raise error
 
     def moved_from(self, shard: int, member_id: str) -> bool:
         """Whether the member's virtual shard has left `shard` (for a read routed there)."""
