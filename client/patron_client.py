@@ -281,9 +281,8 @@ class PatronClient:
 
     `address` may be a list of gateways (`patron serve --gateway-per-node`): the client starts
     at one chosen at random, so a fleet of tills spreads over them, and stays with it; when it
-    answers UNAVAILABLE or does not answer in time, the client moves to the next one. A batch
-    or stream is sent again there (resending is safe); any other call fails as it did, and the
-    next call goes to the next gateway.
+    answers UNAVAILABLE or does not answer in time, the client moves to the next one, and the
+    call is sent again there as `retries` says (below).
 
     `timeout` bounds each call; a stream's batches wait at most `stream_timeout` seconds for their
     next acknowledgement (None: for ever), longer by default: a loaded server answers late, and a
@@ -383,7 +382,7 @@ class PatronClient:
     def submit(self, txns: Sequence[Any] | pb.TransactionBatch, batch_id: str | None = None) -> pb.BatchAck:
         """One batch; resent with back-off while the server answers with a retriable code."""
         batch = txns if isinstance(txns, pb.TransactionBatch) else self.batch(txns, batch_id)
-        return self._call(self.ingest.SubmitBatch, batch)
+        return self._call("ingest.SubmitBatch", batch)
 
     def batches(self, txns: Iterable[Any], size: int = 1000) -> Iterator[pb.TransactionBatch]:
         if size < 1:  # islice of 0 ends at once: every transaction was dropped without a word
@@ -473,7 +472,7 @@ class PatronClient:
 
     def member(self, member_id: str) -> pb.Member | None:
         try:
-            return self._call(self.members.GetMember, pb.GetMemberRequest(member_id=member_id))
+            return self._call("members.GetMember", pb.GetMemberRequest(member_id=member_id))
         except grpc.RpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 return None
@@ -481,21 +480,22 @@ class PatronClient:
 
     def ledger(self, member_id: str, after_seq: int = 0, limit: int = 0) -> list[pb.LedgerEntry]:
         request = pb.ListLedgerRequest(member_id=member_id, after_seq=after_seq, limit=limit)
-        return self._call(lambda r, **options: list(self.members.ListLedger(r, **options)), request)
+        return self._retrying(lambda: list(self.members.ListLedger(request, timeout=self.timeout,
+                                                                   metadata=self.metadata)))
 
     def enroll(self, member_id: str, **fields: Any) -> pb.EnrollResponse:
-        return self._call(self.members.Enroll, enroll_request(member_id, **fields))
+        return self._call("members.Enroll", enroll_request(member_id, **fields))
 
     def enroll_many(self, members: Sequence[dict]) -> pb.EnrollBatchResponse:
         """Bulk enrollment: each dict has `member_id` and the Enroll fields; answers in order,
         a bad record with its `error`."""
         request = pb.EnrollBatchRequest(members=[enroll_request(**member) for member in members])
-        return self._call(self.members.EnrollBatch, request)
+        return self._call("members.EnrollBatch", request)
 
     def import_members(self, request: pb.ImportRequest) -> pb.ImportResponse:
         """One chunk of an import (patron import drives whole files: cli/importing.py); resending a
         chunk is harmless, so it is retried like a batch."""
-        return self._call(self.members.Import, request)
+        return self._call("members.Import", request)
 
     def import_future(self, request: pb.ImportRequest) -> grpc.Future:
         """`import_members` without waiting, so several chunks can be in flight."""
@@ -505,16 +505,16 @@ class PatronClient:
         if action not in _ACTIONS:  # sent as 0, the server's refusal named STATUS_ACTION_* words
             raise ValueError(f"action: expected one of {', '.join(STATUS_ACTIONS)}, got {action!r}")
         request = pb.SetStatusRequest(member_id=member_id, action=_ACTIONS[action], reason=reason)
-        return self._call(self.members.SetStatus, request, NOT_TIMED_OUT)
+        return self._call("members.SetStatus", request, NOT_TIMED_OUT)
 
     def set_tags(self, member_id: str, add: Sequence[str] = (), remove: Sequence[str] = (), reason: str = ""
                  ) -> pb.Member:
         request = pb.SetTagsRequest(member_id=member_id, add=list(add), remove=list(remove), reason=reason)
-        return self._call(self.members.SetTags, request, NOT_TIMED_OUT)
+        return self._call("members.SetTags", request, NOT_TIMED_OUT)
 
     def set_tier(self, member_id: str, tier: str, reason: str) -> pb.Member:
         """Put the member in `tier` by hand, its validity from the business day; `reason` is required."""
-        return self._call(self.members.SetTier, pb.SetTierRequest(member_id=member_id, tier=tier, reason=reason),
+        return self._call("members.SetTier", pb.SetTierRequest(member_id=member_id, tier=tier, reason=reason),
                           NOT_TIMED_OUT)
 
     def adjust(self, member_id: str, points: int, reason: str, request_id: str | None = None) -> pb.AdjustResponse:
@@ -523,7 +523,7 @@ class PatronClient:
         error must pass the id of its first call, or the change may happen twice."""
         request = pb.AdjustRequest(member_id=member_id, request_id=request_id or uuid.uuid4().hex, points=points,
                                    reason=reason)
-        return self._call(self.members.Adjust, request)
+        return self._call("members.Adjust", request)
 
     # -- wallet ------------------------------------------------------------------------
 
@@ -533,13 +533,13 @@ class PatronClient:
         on it. Read-only, so retried like a batch."""
         request = pb.QuoteRequest(member_id=member_id, occurred_at_ms=occurred_at_ms,
                                   lines=[line_message(line, f"lines[{n}]") for n, line in enumerate(lines)])
-        return self._call(self.wallet.Quote, request)
+        return self._call("wallet.Quote", request)
 
     def coupons(self, member_id: str, status: str = "") -> list[pb.HeldCoupon]:
         """The member's coupon instances with their terms, by code; only `status` ones when given
         (unused, used, expired, void)."""
         request = pb.ListCouponsRequest(member_id=member_id, status=status)
-        return list(self._call(self.wallet.ListCoupons, request).coupons)
+        return list(self._call("wallet.ListCoupons", request).coupons)
 
     # -- administration ----------------------------------------------------------------
 
@@ -547,13 +547,13 @@ class PatronClient:
         """Tried again as batches are: the same document sent again is answered with the version
         in force, not refused, so a retry after a lost answer is harmless."""
         request = pb.PublishRulesRequest(rules_toml=rules_toml, count_past_spend=count_past_spend)
-        return self._call(self.admin.PublishRules, request)
+        return self._call("admin.PublishRules", request)
 
     def rules(self) -> pb.Rules:
-        return self._call(self.admin.GetRules, pb.GetRulesRequest())
+        return self._call("admin.GetRules", pb.GetRulesRequest())
 
     def status(self) -> pb.StatusResponse:
-        return self._call(self.admin.GetStatus, pb.GetStatusRequest())
+        return self._call("admin.GetStatus", pb.GetStatusRequest())
 
     def run_midnight(self, date: str, allow_future: bool = False, background: bool = False,
                      timeout: float | None = None) -> pb.RunMidnightResponse:
@@ -562,7 +562,7 @@ class PatronClient:
         answer is waited for `timeout` seconds (the client's own by default: a year of dates on a
         test system may need more); a caller that stops waiting leaves the run going."""
         request = pb.RunMidnightRequest(date=date, allow_future=allow_future, background=background)
-        return self._call(self.admin.RunMidnight, request, NOT_TIMED_OUT, timeout=timeout)
+        return self._call("admin.RunMidnight", request, NOT_TIMED_OUT, timeout=timeout)
 
     def follow_midnight(self, every: float = 1.0, progress: Any = None) -> pb.MidnightProgress:
         """Ask how the midnight run goes every `every` seconds until it is over; `progress` is
@@ -581,12 +581,12 @@ class PatronClient:
 
     def move_virtual_shard(self, virtual_shard: int, to: int) -> pb.Resharding:
         """Start moving one virtual shard to shard `to`; `follow_resharding` waits for the end."""
-        return self._call(self.admin.MoveVirtualShard, pb.MoveVirtualShardRequest(virtual_shard=virtual_shard, to=to),
+        return self._call("admin.MoveVirtualShard", pb.MoveVirtualShardRequest(virtual_shard=virtual_shard, to=to),
                           UNREACHED)
 
     def rebalance(self, shards: int = 0) -> pb.Resharding:
         """Start evening out the layout over `shards` (0: as many as now; more: new shards first)."""
-        return self._call(self.admin.Rebalance, pb.RebalanceRequest(shards=shards), UNREACHED)
+        return self._call("admin.Rebalance", pb.RebalanceRequest(shards=shards), UNREACHED)
 
     def follow_resharding(self, every: float = 1.0, progress: Any = None) -> pb.Resharding:
         """As `follow_midnight`, for the move or rebalance under way."""
@@ -594,10 +594,10 @@ class PatronClient:
 
     def checkpoint(self) -> pb.CheckpointResponse:
         # one that outlived its deadline may still be writing: a second would be another checkpoint
-        return self._call(self.admin.Checkpoint, pb.CheckpointRequest(), UNREACHED)
+        return self._call("admin.Checkpoint", pb.CheckpointRequest(), UNREACHED)
 
     def anomaly_report(self, date: str) -> pb.AnomalyReport:
-        return self._call(self.admin.GetAnomalyReport, pb.GetAnomalyReportRequest(date=date))
+        return self._call("admin.GetAnomalyReport", pb.GetAnomalyReportRequest(date=date))
 
     def subscribe(self, after: str = "", kinds: Sequence[str] = (), name: str = "") -> Any:
         """Events after position `after` (empty: the oldest held), for ever, as an iterator of
@@ -622,8 +622,12 @@ class PatronClient:
                 raise TimeoutError(f"patron was not SERVING within {timeout:.0f} s")
             time.sleep(0.1)
 
-    def _call(self, method: Any, request: Any, codes: frozenset = RETRIABLE, *, timeout: float | None = None) -> Any:
-        return self._retrying(lambda: method(request, timeout=timeout or self.timeout, metadata=self.metadata), codes)
+    def _call(self, method: str, request: Any, codes: frozenset = RETRIABLE, *, timeout: float | None = None) -> Any:
+        """`method` names a stub's method ("members.GetMember"), looked up at each try: a try after
+        a fail-over goes to the next gateway (the stub of the first, bound once, was tried again)."""
+        stub, name = method.split(".")
+        return self._retrying(lambda: getattr(getattr(self, stub), name)(request, timeout=timeout or self.timeout,
+                                                                        metadata=self.metadata), codes)
 
     def _retrying(self, call: Any, codes: frozenset = RETRIABLE) -> Any:
         tries = _Tries(self, codes)
