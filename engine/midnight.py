@@ -253,7 +253,7 @@ def _upgrades_due(book: Book, member: Member, run: Day, ref: str) -> None:
         member.next_tier = max(member.next_tier, best)
     target, member.next_tier = member.next_tier, 0
     if target > member.tier and ladder.holds(member, ladder.tiers[target], as_of):
-        enter_tier(book, member, target, run, "midnight", ref)
+        enter_tier(book, member, target, run, "midnight", ref, judged=as_of)
 
 
 def _validity_end(book: Book, member: Member, run: Day, ref: str) -> None:
@@ -278,7 +278,7 @@ def _validity_end(book: Book, member: Member, run: Day, ref: str) -> None:
     floor = given_floor(member, run)
     if floor > target:
         target, given = floor, False
-    enter_tier(book, member, target, run, "midnight", ref, note="validity ended", given=given)
+    enter_tier(book, member, target, run, "midnight", ref, note="validity ended", given=given, judged=run - 1)
 
 
 def _use_extending_order(member: Member) -> None:
@@ -306,7 +306,7 @@ def _periodic(book: Book, member: Member, run: Day, ref: str) -> None:
         return
     target = max(ladder.best_match(member, run - 1), given_floor(member, run), kept_floor(ladder, member, run))
     if target != member.tier:
-        enter_tier(book, member, target, run, "midnight", ref, note="periodic recalculation")
+        enter_tier(book, member, target, run, "midnight", ref, note="periodic recalculation", judged=run - 1)
 
 
 def _anomaly_rows(book: Book, member: Member, run: Day) -> list[AnomalyRow]:

@@ -408,6 +408,24 @@ def test_an_order_that_renews_a_single_purchase_tier_at_its_validity_end_is_used
                        (1, 0, parse_day("2026-05-01") + late)]
 
 
+def test_a_renewal_uses_up_the_order_it_was_judged_on_not_one_of_the_run_day():
+    """The run of 2 March judges Silver as of 1 March, when the window of 10 days still holds b2
+    (20 February); it used up the best order as of 2 March instead, b3, which then could not renew
+    Silver at the next validity end, although b2 was the order that met the condition."""
+    tiers = SINGLE_ORDER_SILVER.format(on_change="realtime").replace("12 months", "10 days").replace(
+        '"1 months"', '"5 days"')
+    target = book(body=SPEND, tiers=tiers)
+    score(target, buy("b0", "A", "2026-02-20 10:00", line(10000)),  # Silver, valid until 24 February
+          buy("b2", "A", "2026-02-20 11:00", line(30000)), buy("b1", "A", "2026-02-21 10:00", line(40000)),
+          buy("b3", "A", "2026-02-26 10:00", line(10000)))
+    until(target, "2026-03-02")  # renewed on 25 February by b1, on 2 March by b2
+    assert (tier_of(target, "A"), iso(target.members["A"].tier_until)) == ("Silver", "2026-03-06")
+    until(target, "2026-03-07")  # by b3, in the window as of 6 March
+    assert (tier_of(target, "A"), iso(target.members["A"].tier_until)) == ("Silver", "2026-03-11")
+    until(target, "2026-03-12")
+    assert tier_of(target, "A") == "Regular"
+
+
 def test_an_order_that_extends_a_single_purchase_tier_is_used_up():
     """b2 extended Silver at the end of b1's month and stayed among the single purchases, so at the
     end of the extension the re-evaluation put the member back in Silver on it (a review)."""
