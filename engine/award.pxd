@@ -16,6 +16,8 @@ cpdef give(Book book, Member member, day, ref, kind, points, growth, held=*, why
 @cython.locals(programme=Programme)
 cpdef take_back(Book book, Member member, day, ref, kind, points, growth, original=*, original_day=*, since=*,
                 lapsed=*)
+cpdef credit_lot(Member member, points, expires, today)
+cpdef write_lapsed(Book book, Member member, cause, ref, points)
 cpdef lapsed_part(TxnRecord original, points)
 @cython.locals(ladder=TierLadder)
 cpdef count_earned(Book book, Member member, day, points, growth, since=*)

@@ -56,17 +56,30 @@ def give(book: Book, member: Member, day: Day, ref: TxnId, kind: str, points: in
             release = 0 if held else day + programme.pending_days
             hold_points(member, points, release, expires, ref)
             pending = points
-        elif expires <= today:  # a late purchase's lot whose expiry's run has passed
-            past = points
         else:
-            add_points(member, points, expires)
+            past = credit_lot(member, points, expires, today)
     member.growth += growth
     count_earned(book, member, day, points, growth)
     if points or growth:
         book.write_earned(member, day, ref, kind, points - pending, pending, growth, why)
-    if past:  # never spendable: they were, until the next run (an outside probe)
-        book.write(member, book.today_for(member), "txn", ref, "expire", points=-past)
+    write_lapsed(book, member, "txn", ref, past)
     return past
+
+
+def credit_lot(member: Member, points: int, expires: Day, today: Day) -> int:
+    """Points as a spendable lot, unless a late transaction's whose expiry's run has passed: those
+    lapse at once and are returned (its record keeps them: `give`). Spendable until the next run,
+    they were spent by orders made after they had expired (an outside probe)."""
+    if expires <= today:
+        return points
+    add_points(member, points, expires)
+    return 0
+
+
+def write_lapsed(book: Book, member: Member, cause: str, ref: TxnId, points: int) -> None:
+    """The expiry entry, dated today, of points that lapsed as they were credited (credit_lot)."""
+    if points:
+        book.write(member, book.today_for(member), cause, ref, "expire", points=-points)
 
 
 def take_back(book: Book, member: Member, day: Day, ref: TxnId, kind: str, points: int, growth: int,

@@ -4,7 +4,7 @@
 cimport cython
 
 from engine.anomaly cimport counted_in_day
-from engine.award cimport count_spend, give, judge_points
+from engine.award cimport count_spend, credit_lot, give, judge_points, write_lapsed
 from engine.book cimport Book, found
 from engine.bounds cimport input_problem, refund_amount, room_to_earn
 from engine.earning cimport PurchaseValue, purchase_fits, purchase_growth, value_purchase

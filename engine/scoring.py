@@ -5,8 +5,8 @@ from collections.abc import Iterable
 from msgspec.structs import replace
 
 from engine.anomaly import counted_in_day
-from engine.award import count_spend, give, judge_points
-from engine.balance import add_points, take_points
+from engine.award import count_spend, credit_lot, give, judge_points, write_lapsed
+from engine.balance import take_points
 from engine.book import Book, found
 from engine.bounds import input_problem, refund_amount, room_to_earn
 from engine.earning import purchase_fits, purchase_growth, value_purchase
@@ -433,12 +433,8 @@ def score_adjustment(book: Book, member: Member, txn: Transaction, day: Day) -> 
     if not room_to_earn(member, day, amount, 0, 0):
         return None
     unrecovered = lapsed = 0
-    if amount > 0:
-        expires = programme.expiry.expires(day)
-        if expires > book.today_for(member):
-            add_points(member, amount, expires)
-        else:  # a late one's, past its expiry's run: expired at once, as a late purchase's (award.give)
-            lapsed = amount
+    if amount > 0:  # a late one's past its expiry's run lapses at once, as a late purchase's
+        lapsed = credit_lot(member, amount, programme.expiry.expires(day), book.today_for(member))
     else:
         unrecovered = take_points(member, -amount, programme.allow_negative)
     changed = amount + unrecovered
@@ -448,7 +444,6 @@ def score_adjustment(book: Book, member: Member, txn: Transaction, day: Day) -> 
     programme.ladder.record(member, "points", day, changed)
     book.write(member, day, "operator", txn.txn_id, "adjust", points=changed, unrecovered=unrecovered,
                note=txn.note)
-    if lapsed:  # never spendable: they were, until the next run (a review)
-        book.write(member, book.today_for(member), "operator", txn.txn_id, "expire", points=-lapsed)
+    write_lapsed(book, member, "operator", txn.txn_id, lapsed)
     tier_after_transaction(book, member, day, txn.txn_id, lowered=amount < 0)
     return txn_record(member.member_id, ADJUSTMENT, day, changed, 0, "", programme.version)
