@@ -46,6 +46,7 @@ from engine.publishing import (
     NOTHING,
     activates_tiers,
     forget_past_spend,
+    forget_stale_history,
     history_to_rebuild,
     members_to_revisit,
     rebuild_history,
@@ -816,7 +817,7 @@ class Shard:
         activating = activates_tiers(old.rules, new.rules)
         # what the new tiers look back on that the old ones did not keep (a first publish told not
         # to count past spend looks back on nothing)
-        history = NOTHING if activating and not count_past_spend else history_to_rebuild(old.ladder, new.ladder)
+        history = NOTHING if activating and not count_past_spend else history_to_rebuild(old, new)
 
         def swap() -> None:
             self.book.programme = new  # first: a member moved off a removed tier is written under it
@@ -824,7 +825,8 @@ class Shard:
                 moved = remap_tiers(self.book, member, old.ladder.names)
                 if activating and not count_past_spend:
                     forget_past_spend(member)
-                if moved or activating:
+                dropped = forget_stale_history(member, history)
+                if moved or dropped or activating:
                     self.book.dirty[member.member_id] = member
             if history != NOTHING:
                 rebuild_history(self.book, self.store.records_by_id(), history)

@@ -7,10 +7,12 @@ from engine.book import Book
 from engine.bounds import LIMIT
 from engine.members import Member
 from engine.notices import TIER_CHANGED
+from engine.programme import Programme
 from engine.refunds import UNKNOWN_ORIGINAL
 from engine.rules import Rules
+from engine.tagging import counted_purchase
 from engine.tier_changes import tier_after_transaction
-from engine.tiers import TierLadder, reset_since
+from engine.tiers import reset_since
 from engine.transactions import TxnRecord
 from engine.types import ADJUSTMENT, EVENT, PURCHASE, RECHARGE, REFUND
 
@@ -19,6 +21,7 @@ __all__ = [
     "History",
     "activates_tiers",
     "forget_past_spend",
+    "forget_stale_history",
     "history_to_rebuild",
     "members_to_revisit",
     "rebuild_history",
@@ -26,10 +29,10 @@ __all__ = [
     "remap_tiers",
 ]
 
-REBUILT = frozenset({"spend", "points"})
+REBUILT = frozenset({"spend", "points", "purchases"})
 """Per-day sums the transaction index can give again (a purchase's eligible spend, what each
-earning transaction gave); those of growth (a tier may have reset it since), recharges and
-purchase counts start from the publish."""
+earning transaction gave, the purchases that count for tags); those of growth (a tier may have
+reset it since) and recharges start from the publish."""
 EARNING = frozenset({PURCHASE, EVENT, ADJUSTMENT, RECHARGE})
 """Records whose points count toward tiers (a recharge's: its bonus points)."""
 
@@ -102,22 +105,40 @@ class History(NamedTuple):
     singles: tuple[int, int] | None
     """(from, below): single purchases the new ladder judges and the old one did not remember
     (below the old smallest threshold), or None."""
+    purchases: bool = False
+    """Lifetime purchase counts (Member.purchases) to make again: the old rules counted none."""
 
 
 NOTHING = History(frozenset(), frozenset(), None)
 
 
-def history_to_rebuild(old: TierLadder, new: TierLadder) -> History:
+def history_to_rebuild(old: Programme, new: Programme) -> History:
     """Without this, a publish adding a tier on 3 months' spend judged members on what they spent
     after it, and one lowering a `single_purchase` threshold ignored the orders already made between
     the two (an outside probe)."""
-    wanted = new.window_metrics & REBUILT
-    longer = new.keep_days > old.keep_days
-    metrics = wanted if longer else wanted - old.window_metrics
-    least, below = new.single_minimum, old.single_minimum
+    was, ladder = old.ladder, new.ladder
+    wanted = ladder.window_metrics & REBUILT
+    longer = ladder.keep_days > was.keep_days
+    metrics = wanted if longer else wanted - was.window_metrics
+    least, below = ladder.single_minimum, was.single_minimum
     singles = None if least is None or (below is not None and least >= below) else (
         least, LIMIT + 1 if below is None else below)
-    return History(metrics, wanted & old.window_metrics if longer else frozenset(), singles)
+    purchases = new.tags.counts_purchases and not old.tags.counts_purchases
+    return History(metrics, wanted & was.window_metrics if longer else frozenset(), singles, purchases)
+
+
+def forget_stale_history(member: Member, history: History) -> bool:
+    """Drop what `history` makes again from scratch. The sums of a metric no version in force since
+    kept are left as they were when the last one that did was replaced: made again on top of them,
+    a member who spent 300.00 reached a tier of 500.00 at a publish that brought its window back, and
+    one purchase-count tag came back for the members who bought under an earlier version only (an
+    outside probe). Returns whether anything was dropped."""
+    dropped = False
+    for metric in history.metrics - history.kept:
+        dropped = member.windows.pop(metric, None) is not None or dropped
+    if history.purchases and member.purchases:
+        member.purchases, dropped = 0, True
+    return dropped
 
 
 def rebuild_history(book: Book, records: Iterable[tuple[str, TxnRecord]], history: History) -> None:
@@ -140,6 +161,9 @@ def rebuild_history(book: Book, records: Iterable[tuple[str, TxnRecord]], histor
             if amount and record.day < before[key]:
                 ladder.record(member, metric, record.day, amount)
                 book.dirty[member.member_id] = member
+        if history.purchases and counted_purchase(record):
+            member.purchases += 1
+            book.dirty[member.member_id] = member
         if history.singles is not None and _single_between(member, txn_id, record, history.singles):
             ladder.record_single(member, record.day, record.eligible_minor - record.reversed_eligible, txn_id)
             book.dirty[member.member_id] = member
@@ -164,6 +188,8 @@ def _amounts(record: TxnRecord, metrics: frozenset[str]) -> list[tuple[str, int]
     amounts = [("points", record.points - record.reversed_points)] if "points" in metrics else []
     if record.kind == PURCHASE and "spend" in metrics:
         amounts.append(("spend", record.eligible_minor - record.reversed_eligible))
+    if "purchases" in metrics and counted_purchase(record):
+        amounts.append(("purchases", 1))
     return amounts
 
 

@@ -12,9 +12,6 @@ from engine.record_fields cimport Member, Transaction, TxnRecord, txn_record
 from engine.tier_changes cimport tier_after_transaction
 
 
-cdef frozenset _NOT_NOTED
-
-
 cpdef str refund_problem(Transaction txn, TxnRecord original)
 @cython.locals(original=TxnRecord)
 cpdef score_refund(Book book, Member member, Transaction txn, day)

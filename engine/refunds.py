@@ -8,7 +8,7 @@ from engine.earning import purchase_growth, value_purchase
 from engine.members import Member
 from engine.record_fields import txn_record
 from engine.spending.operations import REFUNDABLE
-from engine.tagging import forget_purchase
+from engine.tagging import NOT_COUNTED, forget_purchase
 from engine.tier_changes import tier_after_transaction
 from engine.tiers import counted_since
 from engine.transactions import Transaction, TxnRecord
@@ -18,10 +18,6 @@ __all__ = ["UNKNOWN_ORIGINAL", "refund_problem", "score_refund"]
 
 UNKNOWN_ORIGINAL = "unknown_original"
 """A refund's reason when its original was not found: it took its points back on its own day."""
-
-_NOT_NOTED = frozenset({"frozen", "lost"})
-"""Reasons of purchases kept at zero on a card that could not earn: scoring never counted them."""
-
 
 def refund_problem(txn: Transaction, original: TxnRecord | None) -> str:
     """Why a refund cannot be applied whatever the member's state, or "" when it may be. The
@@ -64,7 +60,7 @@ def score_refund(book: Book, member: Member, txn: Transaction, day: Day) -> TxnR
                                     txn.refund_of, original.day, since, lapsed_part(original, points))
     count_spend(book, member, original.day, -eligible, txn.refund_of, since)
     _uncarry(book, member, original, eligible, refunded_before, refunded)
-    if whole_before and refunded >= total and book.programme.tags.rules and original.reason not in _NOT_NOTED:
+    if whole_before and refunded >= total and book.programme.tags.rules and original.reason not in NOT_COUNTED:
         forget_purchase(book, member, original.day)
     tier_after_transaction(book, member, day, txn.txn_id, lowered=True)
     return txn_record(member.member_id, REFUND, day, -taken, -taken_growth, "", book.programme.version)

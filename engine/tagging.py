@@ -7,16 +7,28 @@ not cost a visit to every member."""
 from engine.book import Book
 from engine.errors import InvalidRequestError, UnknownMemberError
 from engine.members import Member
-from engine.types import Day
+from engine.transactions import TxnRecord
+from engine.types import PURCHASE, Day
 
-__all__ = ["MAX_MANUAL_TAGS", "MAX_TAG_LENGTH", "forget_purchase", "note_purchase", "retag", "set_manual_tags",
-           "watch_new"]
+__all__ = ["MAX_MANUAL_TAGS", "MAX_TAG_LENGTH", "NOT_COUNTED", "counted_purchase", "forget_purchase", "note_purchase",
+           "retag", "set_manual_tags", "watch_new"]
 
 MAX_TAG_LENGTH = 64
 MAX_MANUAL_TAGS = 64
 """Manual tags a member may hold, and tags one call may add or remove. Every tag is written on
 the member, in its ledger note and in the members-per-tag counts, and a change runs on the
 member's shard while its other members wait: unbounded, one call held a shard for minutes."""
+
+
+NOT_COUNTED = frozenset({"frozen", "lost"})
+"""Reasons of purchases kept at zero on a card that could not earn: scoring never counted them."""
+
+
+def counted_purchase(record: TxnRecord) -> bool:
+    """Whether a purchase's record counts for purchase-count tags, as note_purchase and
+    forget_purchase counted it: paid on a card that could earn, not refunded in full."""
+    return (record.kind == PURCHASE and record.reason not in NOT_COUNTED
+            and (not record.refunded_minor or record.refunded_minor < record.paid_minor))
 
 
 def note_purchase(book: Book, member: Member, day: Day) -> None:

@@ -1415,3 +1415,39 @@ def test_a_commits_ledger_entries_and_index_records_are_held_by_the_commit_alone
     assert set(entries) == {alone[0]}
     assert set(records) == {alone[1]}
     assert let_go == [True] * (len(entries) + len(records))
+
+
+NO_TAGS = RULES[:RULES.index("[[tags]]")] + RULES[RULES.index("[notify]"):]
+
+
+def test_a_window_a_publish_brings_back_counts_each_day_once(tmp_path):
+    # a version without a spend window left the days of the one before on members, and the next
+    # publish with a window made them again from the index on top: 6,000.00 spent reached Gold's 10,000.00
+    gold_by_growth = NO_TAGS.replace('metric = "spend"\nwindow = "3 months"\nthreshold = 1000000 ',
+                                     'metric = "growth"\nwindow = "12 months"\nthreshold = 9000000 ')
+    assert gold_by_growth != NO_TAGS
+    shard = open_shard(tmp_path, NO_TAGS)
+    shard.apply([buy("t1", "m1", DAY, line(600_000))])
+    for version, text in ((2, gold_by_growth), (3, NO_TAGS)):
+        shard.publish(text.replace("version = 1", f"version = {version}"))
+        shard.reevaluate_step()
+    assert shard.book.members["m1"].windows["spend"] == {parse_day(DAY[:10]): 600_000}
+    assert shard.member("m1").tier != "Gold"
+
+
+def test_a_purchase_count_tag_a_publish_brings_back_counts_the_purchases_the_index_remembers(tmp_path):
+    # an events probe: the tag came back for the members who bought while an earlier version counted
+    # purchases, and not for those who bought before it, although each had one purchase in the window
+    counted = NO_TAGS.replace("[notify]", '[[tags]]\nname = "buyer"\npurchases = 1\nwindow = "30 days"\n\n'
+                              '[[tags]]\nname = "ever bought"\npurchases = 1\nwindow = "lifetime"\n\n[notify]')
+    shard = open_shard(tmp_path, NO_TAGS)
+    shard.apply([buy("t1", "m1", DAY, line(1000))])
+    shard.publish(counted.replace("version = 1", "version = 2"))
+    shard.apply([buy("t2", "m2", DAY, line(1000)), buy("t3", "m3", DAY, line(1000)),
+                 refund("r3", "m3", "2026-11-17 11:00", "t3", 1000)])  # refunded in full: not counted
+    shard.publish(NO_TAGS.replace("version = 1", "version = 3"))
+    shard.publish(counted.replace("version = 1", "version = 4"))
+    shard.reevaluate_step()
+    _midnights_to(shard, "2026-11-18")
+    assert [shard.member(m).tags for m in ("m1", "m2", "m3")] == [["buyer", "ever bought"]] * 2 + [[]]
+    assert [shard.book.members[m].purchases for m in ("m1", "m2", "m3")] == [1, 1, 0]
