@@ -137,7 +137,45 @@ class BearerTokens(grpc.aio.ServerInterceptor):
             return refusal(handler, grpc.StatusCode.PERMISSION_DENIED,
                             f"role {role!r} may not call {details.method}; it needs one of "
                             f"{', '.join(sorted(allowed))}")
+        if handler.response_streaming:
+            return self._while_valid(handler, _bearer(details.invocation_metadata or ()), allowed)
         return handler
+
+    def _while_valid(self, handler: Any, token: str, allowed: frozenset[str]) -> Any:
+        """A stream that ends once its token is retired (a reload): checked at each batch it sends
+        and each answer it is given. Checked only when it opened, a retired token kept streaming
+        batches in, and events out, until a restart (an outside probe)."""
+        tokens = self.tokens
+
+        def valid() -> bool:
+            return tokens.get(token) in allowed
+
+        async def ended(context: grpc.aio.ServicerContext) -> None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "the bearer token was retired (the tokens were "
+                                "reloaded): nothing sent after that was applied; open the stream again with a "
+                                "valid token")
+
+        async def requests_while_valid(requests: Any) -> Any:
+            async for request in requests:
+                if not valid():
+                    return  # the batches before it are answered, then the stream ends
+                yield request
+
+        async def stream_stream(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+            async for answer in handler.stream_stream(requests_while_valid(requests), context):
+                yield answer
+            if not valid():
+                await ended(context)
+
+        async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async for answer in handler.unary_stream(request, context):
+                if not valid():
+                    await ended(context)
+                yield answer
+
+        if handler.request_streaming:
+            return handler._replace(stream_stream=stream_stream)
+        return handler._replace(unary_stream=unary_stream)
 
 
 def _bearer(metadata: Any) -> str:

@@ -29,7 +29,9 @@ log = logging.getLogger("patron.serve")
 
 
 def run_serve(config: ServeConfig, demo: int = 0) -> int:
+    signal.signal(signal.SIGHUP, _reload_asked)  # first: its default action ends the process
     configure_logging()
+    log.info("starting", extra={"data": str(config.data)})
     collect_in_small_steps()
     refuse_before_start(config)
     folder = DataFolder(config.data)
@@ -58,6 +60,8 @@ async def _serve(config: ServeConfig, demo: int) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):  # after Ray's start-up, which installs its own
         loop.add_signal_handler(signum, stop.set)
     loop.add_signal_handler(signal.SIGHUP, server.reload_tokens)
+    if _reloads_asked:  # during the start: the file may have changed since it was read
+        server.reload_tokens()
     _banner(server)
     counts = loop.create_task(_live_counts(server))
     if demo and config.tls_cert:  # its client would need the CA of --tls-cert and a name in it for 127.0.0.1
@@ -75,6 +79,16 @@ async def _serve(config: ServeConfig, demo: int) -> None:
              f"node away): each keeps what it last committed, which the next start opens")
     else:
         _say("patron: stopped; every shard closed cleanly")
+
+
+_reloads_asked: list[int] = []
+
+
+def _reload_asked(signum: int, frame: object) -> None:
+    """SIGHUP before serve is ready for it: kept, and the tokens read again once started. Left to
+    its default, it ended serve, which systemd does not restart (`systemctl reload` right after a
+    start: an outside probe)."""
+    _reloads_asked.append(signum)
 
 
 def _say(text: str) -> None:

@@ -154,8 +154,9 @@ def serve_process(tmp_path: Path) -> Iterator:
 
     started: list[ServeProcess] = []
 
-    def start(data: Path, *args: str, rules: Path | None = None, cwd: Path | None = None) -> ServeProcess:
-        process = ServeProcess(data, *args, rules=rules, cwd=cwd)
+    def start(data: Path, *args: str, rules: Path | None = None, cwd: Path | None = None,
+              wait: bool = True) -> ServeProcess:
+        process = ServeProcess(data, *args, rules=rules, cwd=cwd, wait=wait)
         started.append(process)
         return process
 

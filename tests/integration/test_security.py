@@ -1,6 +1,7 @@
 """Who may connect and call what: bearer tokens with roles, TLS with real certificates made here."""
 
 import json
+import queue
 import signal
 import subprocess
 import time
@@ -10,9 +11,11 @@ import grpc
 import pytest
 
 from client import PatronClient
+from client.patron_client import transaction_message
 from engine.calendar import parse_day
 from engine.errors import PatronError
 from proto import patron_pb2 as pb
+from proto import patron_pb2_grpc as rpc
 from tests.builders import ms
 from tests.calls import answer_before_the_body
 from tests.conftest import EXAMPLE_RULES
@@ -235,41 +238,87 @@ def test_the_demo_load_with_tls_says_why_it_is_not_sent(serve_process, certifica
     assert serve.terminate() == 0
 
 
-def test_sighup_reloads_the_tokens_so_one_is_rotated_without_a_restart(serve_process, tmp_path):
-    # the file was read at start only: adding a token and retiring one took a restart each (an outside probe)
-    tokens = write_tokens(tmp_path)
-    serve = serve_process(tmp_path / "data", "--tokens", str(tokens), rules=EXAMPLE_RULES)
-    new = "admin-token-rotated-0123"
+class Reloads:
+    """A served `patron serve --tokens FILE`, its tokens reloaded by SIGHUP."""
 
-    def status_code(token: str) -> grpc.StatusCode:
-        with PatronClient(serve.address, token=token, retries=0, timeout=10) as client:
+    def __init__(self, serve) -> None:
+        self.serve = serve
+
+    def status_code(self, token: str) -> grpc.StatusCode:
+        with PatronClient(self.serve.address, token=token, retries=0, timeout=10) as client:
             try:
                 client.status()
             except grpc.RpcError as error:
                 return error.code()
             return grpc.StatusCode.OK
 
-    def answers(log: str) -> int:
+    def answers(self) -> int:
+        log = self.serve.log.read_text()
         return log.count('"msg": "tokens reloaded"') + log.count('"msg": "the tokens were not reloaded')
 
-    def reloaded(count: int, token: str, code: grpc.StatusCode) -> None:
-        serve.process.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 30
-        while answers(serve.log.read_text()) < count or status_code(token) != code:
-            assert time.monotonic() < deadline, serve.log.read_text()[-2000:]
-            time.sleep(0.2)
+    def until(self, done, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while not done():
+            assert self.serve.process.poll() is None, self.serve.log.read_text()[-2000:]
+            assert time.monotonic() < deadline, self.serve.log.read_text()[-2000:]
+            time.sleep(0.05)
 
+    def reloaded(self, count: int, token: str, code: grpc.StatusCode) -> None:
+        self.serve.process.send_signal(signal.SIGHUP)
+        self.until(lambda: self.answers() >= count and self.status_code(token) == code, 30)
+
+
+def test_sighup_reloads_the_tokens_so_one_is_rotated_without_a_restart(serve_process, tmp_path):
+    # the file was read at start only: adding a token and retiring one took a restart each (an outside probe)
+    tokens = write_tokens(tmp_path)
+    serve = serve_process(tmp_path / "data", "--tokens", str(tokens), rules=EXAMPLE_RULES, wait=False)
+    reloads, new = Reloads(serve), "admin-token-rotated-0123"
+    # a reload asked during the start (systemctl reload right after a start) ended serve, and systemd
+    # left it down (an outside probe): the reload now waits for the start
+    reloads.until(lambda: '"msg": "starting"' in serve.log.read_text())
+    tokens.write_text(tokens.read_text() + f"admin {new}\n")  # the new token beside the old
+    serve.process.send_signal(signal.SIGHUP)
+    serve.address = f"127.0.0.1:{serve._port()}"
     with PatronClient(serve.address, token=TOKENS["admin"], retries=0, timeout=20) as client:
         client.wait_until_serving()
-    assert status_code(new) == grpc.StatusCode.UNAUTHENTICATED
-    tokens.write_text(tokens.read_text() + f"admin {new}\n")  # the new token beside the old
-    reloaded(1, new, grpc.StatusCode.OK)
-    assert status_code(TOKENS["admin"]) == grpc.StatusCode.OK
-    tokens.write_text(tokens.read_text().replace(f"admin {TOKENS['admin']}\n", ""))  # the old one retired
-    reloaded(2, TOKENS["admin"], grpc.StatusCode.UNAUTHENTICATED)
+    reloads.until(reloads.answers)  # made right after the start
+    assert reloads.status_code(new) == grpc.StatusCode.OK
+    assert reloads.status_code(TOKENS["admin"]) == grpc.StatusCode.OK
+    tokens.write_text(tokens.read_text() + f"read {new}-read\n")
+    reloads.reloaded(2, f"{new}-read", grpc.StatusCode.OK)
+    streams_of_a_retired_token_end(reloads, tokens, new)
     tokens.write_text("admin tooshort1\n")  # a file with problems changes nothing
-    reloaded(3, new, grpc.StatusCode.OK)
+    reloads.reloaded(4, new, grpc.StatusCode.OK)
     told = [json.loads(line) for line in serve.log.read_text().splitlines() if '"msg": "the tokens were not' in line]
     assert [line["msg"] for line in told] == ["the tokens were not reloaded; the ones in use are kept"]
     assert "expected a role" in told[0]["error"]
     assert "tooshort1" not in serve.log.read_text()  # never the token
+
+
+def streams_of_a_retired_token_end(reloads: Reloads, tokens: Path, new: str) -> None:
+    """Checked only when a call began, a retired token's streams went on taking batches in, and
+    giving events out, until a restart (an outside probe). Retires TOKENS["admin"]."""
+    address = reloads.serve.address
+    channel = grpc.insecure_channel(address)
+    old = (("authorization", f"Bearer {TOKENS['admin']}"),)
+    sent: queue.Queue = queue.Queue()
+    acks = rpc.IngestStub(channel).StreamBatches(iter(sent.get, None), metadata=old, timeout=60)
+    events = rpc.EventsStub(channel).Subscribe(pb.SubscribeRequest(), metadata=old, timeout=60)
+
+    def batch(n: int) -> pb.TransactionBatch:
+        purchase = PURCHASE | {"txn_id": f"rotate-t{n}", "member_id": f"rotate-m{n}"}
+        return pb.TransactionBatch(batch_id=f"rotate-{n}", transactions=[transaction_message(purchase)])
+
+    sent.put(batch(1))
+    assert next(acks).results[0].points == 20
+    assert next(events).member_id == "rotate-m1"
+    tokens.write_text(tokens.read_text().replace(f"admin {TOKENS['admin']}\n", ""))  # the old one retired
+    reloads.reloaded(3, TOKENS["admin"], grpc.StatusCode.UNAUTHENTICATED)
+    sent.put(batch(2))
+    assert code_of(lambda: next(acks)) == grpc.StatusCode.UNAUTHENTICATED
+    with PatronClient(address, token=new, retries=0, timeout=20) as admin:
+        admin.submit([PURCHASE | {"txn_id": "rotate-t3", "member_id": "rotate-m3"}])  # an event for the old stream
+        assert admin.member("rotate-m2") is None  # not applied
+    assert code_of(lambda: list(events)) == grpc.StatusCode.UNAUTHENTICATED
+    sent.put(None)
+    channel.close()
