@@ -12,7 +12,8 @@ import grpc
 
 from engine.errors import PatronError
 
-__all__ = ["ROLES", "BearerTokens", "is_loopback", "load_tokens", "refusal", "server_credentials"]
+__all__ = ["ROLES", "BearerTokens", "gateway_credentials", "is_loopback", "load_tokens", "refusal",
+           "server_credentials"]
 
 ROLES = ("ingest", "read", "admin")
 _READ, _INGEST, _ADMIN = frozenset({"read", "ingest", "admin"}), frozenset({"ingest", "admin"}), frozenset({"admin"})
@@ -114,6 +115,17 @@ def server_credentials(cert: Path, key: Path, client_ca: Path | None) -> grpc.Se
     if client_ca is None:
         return grpc.ssl_server_credentials(pair)
     return grpc.ssl_server_credentials(pair, root_certificates=client_ca.read_bytes(), require_client_auth=True)
+
+
+def gateway_credentials(cert: Path, key: Path, client_ca: Path | None) -> grpc.ChannelCredentials:
+    """How a node gateway reaches serve's gateway (admin calls) over TLS: trusting serve's
+    certificate chain, and, when serve asks clients for certificates, showing that same
+    certificate as its own. It showed none, and every admin call through it failed `UNAVAILABLE`
+    under --tls-client-ca (an auth probe)."""
+    chain = cert.read_bytes()
+    if client_ca is None:
+        return grpc.ssl_channel_credentials(chain)
+    return grpc.ssl_channel_credentials(chain, private_key=key.read_bytes(), certificate_chain=chain)
 
 
 class BearerTokens(grpc.aio.ServerInterceptor):

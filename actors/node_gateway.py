@@ -20,6 +20,7 @@ import ray
 from grpc_health.v1 import health, health_pb2
 from prometheus_client import start_http_server
 
+from actors.auth import gateway_credentials
 from actors.batch_outcome import original
 from actors.config import ServeConfig
 from actors.events_service import EventsService
@@ -147,7 +148,7 @@ class NodeGateway:
         plan, config = self.plan, self.plan.config
         self.router = router = ShardRouter(plan, self.metrics)
         self._admin = grpc.aio.insecure_channel(plan.admin) if not config.tls_cert else grpc.aio.secure_channel(
-            plan.admin, grpc.ssl_channel_credentials(config.tls_cert.read_bytes()))
+            plan.admin, gateway_credentials(config.tls_cert, config.tls_key, config.tls_client_ca))
         self.events = EventsService(router)
         self.ingest = IngestService(router, config.max_batch)
         servicers = {"Ingest": self.ingest,

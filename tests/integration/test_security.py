@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from actors.auth import gateway_credentials
 from client import PatronClient
 from client.patron_client import transaction_message
 from engine.calendar import parse_day
@@ -226,6 +227,19 @@ def test_client_certificates_when_the_server_asks_for_them(start_server, certifi
         assert client.submit([PURCHASE]).results[0].points == 20
     with PatronClient(server.address, root_certificates=ca, retries=0, timeout=5) as without:
         assert code_of(lambda: without.member("m1")) == grpc.StatusCode.UNAVAILABLE
+
+
+def test_a_node_gateway_reaches_a_server_that_asks_for_client_certificates(start_server, certificates, tmp_path):
+    # a node gateway passes admin calls on to serve's gateway: it showed no certificate, and under
+    # --tls-client-ca every one failed UNAVAILABLE (an auth probe)
+    chain = tmp_path / "chain.pem"  # the full chain, as operations.md asks for node gateways
+    chain.write_bytes(certificates["server.pem"].read_bytes() + certificates["ca.pem"].read_bytes())
+    server = start_server(tls_cert=chain, tls_key=certificates["server.key"], tls_client_ca=certificates["ca.pem"],
+                          start_date=parse_day("2026-11-17"))
+    credentials = gateway_credentials(chain, certificates["server.key"], certificates["ca.pem"])
+    with grpc.secure_channel(server.address, credentials) as channel:
+        status = rpc.AdminStub(channel).GetStatus(pb.GetStatusRequest(), timeout=20)
+    assert len(status.shards) == 2
 
 
 def test_the_demo_load_with_tls_says_why_it_is_not_sent(serve_process, certificates, tmp_path):
