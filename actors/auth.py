@@ -3,6 +3,7 @@ runs, and the TLS credentials of the gRPC port. Tokens never appear in logs or m
 
 import ipaddress
 import os
+import re
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -51,7 +52,7 @@ def load_tokens(path: Path | None, environment: str | None = None) -> dict[str, 
     tokens: dict[str, str] = {}
     if path is not None:
         for number, line in enumerate(_text(path).splitlines(), start=1):
-            words = line.split("#", 1)[0].split()
+            words = _COMMENT.split(line, maxsplit=1)[0].split()
             if words:
                 _add(tokens, words, f"{path}:{number}")
     for number, pair in enumerate(filter(None, (environment or "").split(",")), start=1):
@@ -70,14 +71,27 @@ def _text(path: Path) -> str:
         raise PatronError(f"--tokens {path}: cannot read the tokens file ({error.strerror})") from None
 
 
+_COMMENT = re.compile(r"(?:^|\s)#")
+"""A comment starts at a `#` that starts a word: one inside a token cut it short, and the full
+token was refused while its first characters were let in (an outside probe)."""
+
+
 def _add(tokens: dict[str, str], words: list[str], where: str) -> None:
     if len(words) != 2 or words[0] not in ROLES or len(words[1]) < 16:
         raise PatronError(f"{where}: expected a role ({', '.join(ROLES)}) and a token of at least "
                           f"16 characters")
+    if not sendable(words[1]):  # taken, it refused every call, the banner counting it (an outside probe)
+        raise PatronError(f"{where}: a token is printable ASCII without spaces, or no client can send it (entries "
+                          f"of PATRON_TOKENS are separated by commas)")
     if tokens.get(words[1], words[0]) != words[0]:  # the last role won silently: `read` became `admin` (a probe)
         raise PatronError(f"{where}: this token is listed already with another role ({tokens[words[1]]}); give "
                           f"each token one role")
     tokens[words[1]] = words[0]
+
+
+def sendable(token: str) -> bool:
+    """Whether gRPC metadata can carry the token: printable ASCII, no spaces."""
+    return all("!" <= character <= "~" for character in token)
 
 
 def is_loopback(host: str) -> bool:

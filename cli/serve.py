@@ -161,9 +161,13 @@ def _node_gateways(server: Server) -> list[str]:
 def _client_needs(server: Server) -> str:
     """What the banner's commands need beyond the address: as printed they failed on a server
     with tokens and TLS (an outside probe)."""
+    config = server.config
     needs = (["PATRON_TOKEN=<a token of the tokens file>"] if server.tokens else []) + (
-        ["PATRON_TLS_CA=<the CA that signed --tls-cert>"] if server.config.tls_cert else [])
-    return f" (with {' and '.join(needs)} in the environment)" if needs else ""
+        ["PATRON_TLS_CA=<the CA that signed --tls-cert>"] if config.tls_cert else []) + (
+        ["PATRON_TLS_CERT=<a client certificate --tls-client-ca signed>", "PATRON_TLS_KEY=<its key>"]
+        if config.tls_client_ca else [])  # without them every command failed (an auth probe)
+    return f" (with {', '.join(needs[:-1])}{' and ' if len(needs) > 1 else ''}{needs[-1]} in the environment)" if (
+        needs) else ""
 
 
 def _security(server: Server) -> str:

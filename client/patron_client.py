@@ -277,7 +277,8 @@ def enroll_request(member_id: str, **fields: Any) -> pb.EnrollRequest:
 
 class PatronClient:
     """Thread-safe for unary calls. `token` is sent as a bearer token; `root_certificates`
-    (PEM) turns on TLS, with `certificate_chain` and `private_key` for a client certificate.
+    (PEM) turns on TLS, with `certificate_chain` and `private_key` for a client certificate (given
+    alone, TLS with the system's roots: a client certificate was ignored and the token sent in clear).
 
     `address` may be a list of gateways (`patron serve --gateway-per-node`): the client starts
     at one chosen at random, so a fleet of tills spreads over them, and stays with it; when it
@@ -322,7 +323,11 @@ class PatronClient:
         if bool(certificate_chain) != bool(private_key):  # gRPC's core aborts the process on one alone (or empty)
             raise ValueError("a client certificate goes with its private key: give certificate_chain and "
                              "private_key together, or neither")
-        if root_certificates is not None:
+        if token is not None and not all("!" <= character <= "~" for character in token):
+            # gRPC refused it only when a call was made, with its core's trace (an outside probe)
+            raise ValueError("token: a bearer token is printable ASCII without spaces (a line ending, a space or a "
+                             "character outside ASCII cannot be sent)")
+        if root_certificates is not None or certificate_chain:  # never a client certificate, nor the token, in clear
             credentials = grpc.ssl_channel_credentials(root_certificates, private_key, certificate_chain)
             self.channels = [grpc.secure_channel(a, credentials, options=options) for a in self.addresses]
         else:

@@ -238,13 +238,16 @@ def test_the_banners_commands_say_what_a_server_with_tokens_and_tls_needs():
 
     from cli.serve import _client_needs
 
-    def server(tokens: dict, tls_cert: str) -> SimpleNamespace:
-        return SimpleNamespace(tokens=tokens, config=SimpleNamespace(tls_cert=tls_cert))
+    def server(tokens: dict, tls_cert: str, tls_client_ca: str = "") -> SimpleNamespace:
+        return SimpleNamespace(tokens=tokens, config=SimpleNamespace(tls_cert=tls_cert, tls_client_ca=tls_client_ca))
 
     assert _client_needs(server({}, "")) == ""
     assert _client_needs(server({"t": "admin"}, "server.pem")) == (
         " (with PATRON_TOKEN=<a token of the tokens file> and PATRON_TLS_CA=<the CA that signed --tls-cert> "
         "in the environment)")
+    assert _client_needs(server({}, "server.pem", "clients.pem")) == (  # an auth probe: the certificate was not named
+        " (with PATRON_TLS_CA=<the CA that signed --tls-cert>, PATRON_TLS_CERT=<a client certificate "
+        "--tls-client-ca signed> and PATRON_TLS_KEY=<its key> in the environment)")
 
 
 def test_a_generated_stream_ends_today_unless_told_where_to_start(tmp_path):

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 
+import grpc
 import pytest
 
 from actors.routing import even_layout
@@ -618,3 +619,50 @@ def test_one_port_for_grpc_and_metrics_is_refused_before_anything_starts(tmp_pat
     assert done.returncode == 2
     assert "--metrics-port and --grpc-port are both 50163: give each its own port" in done.stderr
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("token", ["admin-token-0123456789\r", "admin-tökén-0123456789"])
+def test_a_token_no_client_can_send_is_one_clear_line(token, monkeypatch):
+    """A PATRON_TOKEN from a file saved with Windows line endings (or with a letter outside ASCII)
+    printed gRPC's core trace, then `INTERNAL: Invalid metadata`, naming no variable (an outside probe)."""
+    from client import PatronClient
+
+    monkeypatch.setenv("PATRON_TOKEN", token)
+    done = patron("status", "--address", "127.0.0.1:1", retries="0")
+    assert done.returncode == 1
+    assert_one_clear_line(done, "PATRON_TOKEN: a bearer token is printable ASCII without spaces")
+    with pytest.raises(ValueError, match="a bearer token is printable ASCII without spaces"):
+        PatronClient("127.0.0.1:1", token=token)
+
+
+def test_a_library_client_given_a_client_certificate_without_roots_speaks_tls(tmp_path):
+    """It built a plaintext channel and sent the bearer token in clear (an outside probe): a server
+    that listens in plaintext now sees a TLS hello, which it cannot read."""
+    import threading
+
+    from client import PatronClient
+
+    key, chain = tmp_path / "client.key", tmp_path / "client.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(chain),
+                    "-days", "2", "-subj", "/CN=a till"], check=True, capture_output=True, timeout=60)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        received: list[bytes] = []
+
+        def first_bytes() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                connection.settimeout(10)
+                received.append(connection.recv(64))
+
+        reader = threading.Thread(target=first_bytes, daemon=True)
+        reader.start()
+        with PatronClient(f"127.0.0.1:{listener.getsockname()[1]}", token="secret-token-0123456789", retries=0,
+                          timeout=2, certificate_chain=chain.read_bytes(), private_key=key.read_bytes()) as client, \
+                pytest.raises(grpc.RpcError):
+            client.status()
+        reader.join(10)
+    assert received
+    assert received[0][:1] == b"\x16"  # a TLS handshake record, not HTTP/2's preface
+    assert b"secret-token" not in received[0]

@@ -188,6 +188,22 @@ def test_a_token_listed_twice_is_refused_naming_its_second_line(tmp_path):
     assert load_tokens(path) == {"shared-token-0123456789": "read"}
 
 
+def test_a_hash_inside_a_token_is_part_of_it_and_a_token_no_client_can_send_is_refused(tmp_path):
+    """A `#` inside a token cut it short (its first characters let in, the whole refused), and tokens
+    no client can send were taken: PATRON_TOKENS given one per line became one admin token with
+    line endings in it (an outside probe)."""
+    from actors.auth import load_tokens
+
+    path = tmp_path / "tokens"
+    path.write_text("admin admin#token-0123456789  # the operators'\n#read read-token-0123456789\n")
+    assert load_tokens(path) == {"admin#token-0123456789": "admin"}
+    with pytest.raises(PatronError, match=r"^PATRON_TOKENS entry 1: a token is printable ASCII without spaces"):
+        load_tokens(None, "admin:admin-token-0123456789\nread:read-token-0123456789")
+    path.write_text("read read-token-0123456789\nadmin admin-tökén-0123456789\n")
+    with pytest.raises(PatronError, match=rf"^{path}:2: a token is printable ASCII without spaces"):
+        load_tokens(path)
+
+
 def test_a_tokens_file_without_a_token_is_refused_at_start(tmp_path, monkeypatch):
     """It started a server every local caller could call as admin, the banner saying `auth NONE`
     while --tokens was given (an outside probe)."""
