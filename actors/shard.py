@@ -527,7 +527,14 @@ class Shard:
 
     def enroll(self, request: Enrollment) -> tuple[MemberSummary, bool]:
         self._here([request.member_id])
-        member, created = self._write(lambda: enroll(self.book, request, self.book.today), [request.member_id])
+
+        def enroll_one() -> tuple[Member, bool]:
+            member, created = enroll(self.book, request, self.book.today)
+            if created:
+                self._through_running_midnight([member.member_id])
+            return member, created
+
+        member, created = self._write(enroll_one, [request.member_id])
         return summarise(self.book.programme, member), created
 
     def enroll_many(self, requests: list[Enrollment]) -> list[tuple[MemberSummary | None, bool, str]]:
@@ -542,6 +549,8 @@ class Shard:
                 except InvalidRequestError as error:
                     answers.append((None, False, str(error)))
                 else:
+                    if created:
+                        self._through_running_midnight([member.member_id])
                     answers.append((summarise(self.book.programme, member), created, ""))
             return answers
 
@@ -564,6 +573,7 @@ class Shard:
                     continue
                 try:
                     open_member(self.book, row, import_id, self.book.today)
+                    self._through_running_midnight([row.member_id])
                     answer.imported += 1
                     opened.add(row.member_id)
                 except RowRejectedError as error:
@@ -584,6 +594,17 @@ class Shard:
             return answer
 
         return self._write(open_each, [row.member_id for row in rows])
+
+    def _through_running_midnight(self, created: list[str]) -> None:
+        """Members created on the business day (enrolled, imported) while a midnight run closes it:
+        its walk, listed when it began, does not reach them, so each is brought through the run at
+        once, in the same write, as if created just before it began. They met its date a run late:
+        imported points that lapsed at its 00:00 stayed spendable for a day, and a tier past its
+        last valid day was kept (an import probe)."""
+        job = self.job
+        if job is not None and job.kind == "midnight":
+            for member_id in created:
+                self._through_midnight(member_id, job.day)
 
     def _opening(self, member_id: str) -> LedgerEntry | None:
         """The ledger entry of an import that created a stored member (its first), or None."""

@@ -1451,3 +1451,32 @@ def test_a_purchase_count_tag_a_publish_brings_back_counts_the_purchases_the_ind
     _midnights_to(shard, "2026-11-18")
     assert [shard.member(m).tags for m in ("m1", "m2", "m3")] == [["buyer", "ever bought"]] * 2 + [[]]
     assert [shard.book.members[m].purchases for m in ("m1", "m2", "m3")] == [1, 1, 0]
+
+
+def test_members_created_while_a_midnight_run_walks_are_brought_through_it(tmp_path):
+    # an import probe: a chunk that came during the run for 18 November was opened as of the 17th,
+    # and the walk, listed when the run began, never reached it: the points lapsing at 00:00 of the
+    # 18th were spent that day, and Gold, valid through the 17th, was kept a day more
+    from actors.opening_wire import encode_rows
+    from engine.opening import Opening, OpeningLot
+
+    shard = open_shard(tmp_path)
+    shard.apply([buy("t1", "m1", DAY, line(2900))])
+    run = parse_day("2026-11-18")
+    shard.midnight_begin(run)  # begun, its walk not yet stepped
+    row = Opening(member_id="i1", tier="Gold", tier_valid_until="2026-11-17",
+                  points=[OpeningLot(10, "2026-11-18"), OpeningLot(5, "never")])
+    assert shard.import_members("import-1", encode_rows([row])).imported == 1
+    shard.enroll(Enrollment(member_id="e1"))
+    shard.enroll_many([Enrollment(member_id="e2")])
+
+    def state() -> tuple:
+        imported = shard.member("i1")
+        return (imported.points, imported.tier, [shard.book.members[m].midnight_done for m in ("i1", "e1", "e2")])
+
+    assert state() == (5, "Basic", [run] * 3)
+    while not shard.midnight_step()[2]:
+        pass
+    assert state() == (5, "Basic", [run] * 3)
+    assert [(e.kind, e.points) for e in shard.ledger("i1") if e.kind in ("expire", "tier")] == [
+        ("expire", -10), ("tier", 0)]  # once each, by the run
