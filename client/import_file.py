@@ -25,7 +25,7 @@ COLUMNS = ("member_id", "tier", "tier_valid_until", "points", "stored_value", "b
 """CSV columns, in any order; only member_id is required. `points` holds the lots:
 `AMOUNT[@EXPIRES]` separated by `;` (EXPIRES an ISO date or `never`; none: the programme's)."""
 _NUMBERS = frozenset({"stored_value", "bonus_value", "growth"})
-_PROFILE = ("channel", "birthday", "source", "content", "campaign")
+_PROFILE = ("channel", "source", "content", "campaign")
 
 
 class Row(NamedTuple):
@@ -146,7 +146,8 @@ def _builder(columns: list[str]) -> Callable[[str, list[str]], Opening]:
     """Makes a row's engine row from its values; the columns' places are worked out once per file."""
     places = {name: index for index, name in enumerate(columns)}
     profile = [(name, places[name]) for name in _PROFILE if name in places]  # as Enroll takes them
-    texts = [(name, places[name]) for name in ("tier", "tier_valid_until", "status") if name in places]
+    # a birthday is a date: ` 2000-03-05 ` was refused bad_birthday (an import probe)
+    texts = [(name, places[name]) for name in ("tier", "tier_valid_until", "status", "birthday") if name in places]
     numbers = [(name, places[name]) for name in _NUMBERS if name in places]
     points_at = places.get("points")
 

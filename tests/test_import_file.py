@@ -42,9 +42,11 @@ def test_a_csv_member_id_and_profile_are_kept_as_written_as_enroll_keeps_them(tm
     # trimmed, " m1" was imported as "m1": its transactions made another member, and a row "m1"
     # further down was refused duplicate_member (an outside probe)
     path = tmp_path / "m.csv"
-    path.write_text('member_id,channel,tier,points\n" m1 ", pos ,Gold ,1\nm2 ,web, Silver,2\nm1,app,,3\n')
-    rows = [(row.member_id, row.message.channel, row.message.tier) for row in read_rows(path, "csv")]
-    assert rows == [(" m1 ", " pos ", "Gold"), ("m2 ", "web", "Silver"), ("m1", "app", "")]
+    path.write_text('member_id,channel,tier,points,birthday\n" m1 ", pos ,Gold ,1, 2000-03-05 \nm2 ,web, Silver,2,\n'
+                    'm1,app,,3,03-05\n')
+    rows = [(row.member_id, row.message.channel, row.message.tier, row.message.birthday)
+            for row in read_rows(path, "csv")]
+    assert rows == [(" m1 ", " pos ", "Gold", "2000-03-05"), ("m2 ", "web", "Silver", ""), ("m1", "app", "", "03-05")]
 
 
 def test_a_json_line_that_is_not_an_object_is_a_malformed_row(tmp_path):
