@@ -43,7 +43,6 @@ from engine.opening import IMPORT_CAUSE, OPENING, open_member, opened_as
 from engine.operators import Enrollment, enroll, set_status, set_tier
 from engine.programme import Programme
 from engine.publishing import (
-    NOTHING,
     activates_tiers,
     forget_past_spend,
     forget_stale_history,
@@ -836,9 +835,9 @@ class Shard:
             self._settle_coupons()
             return 0
         activating = activates_tiers(old.rules, new.rules)
-        # what the new tiers look back on that the old ones did not keep (a first publish told not
-        # to count past spend looks back on nothing)
-        history = NOTHING if activating and not count_past_spend else history_to_rebuild(old, new)
+        # what the new tiers and tags look back on that the old ones did not keep (a first publish
+        # told not to count past spend makes again only purchase counts)
+        history = history_to_rebuild(old, new, past_spend=count_past_spend or not activating)
 
         def swap() -> None:
             self.book.programme = new  # first: a member moved off a removed tier is written under it
@@ -849,7 +848,7 @@ class Shard:
                 dropped = forget_stale_history(member, history)
                 if moved or dropped or activating:
                     self.book.dirty[member.member_id] = member
-            if history != NOTHING:
+            if history.rebuilds:
                 rebuild_history(self.book, self.store.records_by_id(), history)
 
         try:

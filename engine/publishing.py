@@ -17,7 +17,6 @@ from engine.transactions import TxnRecord
 from engine.types import ADJUSTMENT, EVENT, PURCHASE, RECHARGE, REFUND
 
 __all__ = [
-    "NOTHING",
     "History",
     "activates_tiers",
     "forget_past_spend",
@@ -29,7 +28,8 @@ __all__ = [
     "remap_tiers",
 ]
 
-REBUILT = frozenset({"spend", "points", "purchases"})
+COUNTS = frozenset({"purchases"})
+REBUILT = frozenset({"spend", "points"}) | COUNTS
 """Per-day sums the transaction index can give again (a purchase's eligible spend, what each
 earning transaction gave, the purchases that count for tags); those of growth (a tier may have
 reset it since) and recharges start from the publish."""
@@ -107,24 +107,30 @@ class History(NamedTuple):
     (below the old smallest threshold), or None."""
     purchases: bool = False
     """Lifetime purchase counts (Member.purchases) to make again: the old rules counted none."""
+    fresh: frozenset[str] = frozenset()
+    """Windowed metrics the old ladder did not keep and that start from the publish (not made again)."""
+
+    @property
+    def rebuilds(self) -> bool:
+        """Whether the transaction index must be read."""
+        return bool(self.metrics) or self.singles is not None or self.purchases
 
 
-NOTHING = History(frozenset(), frozenset(), None)
-
-
-def history_to_rebuild(old: Programme, new: Programme) -> History:
+def history_to_rebuild(old: Programme, new: Programme, past_spend: bool = True) -> History:
     """Without this, a publish adding a tier on 3 months' spend judged members on what they spent
     after it, and one lowering a `single_purchase` threshold ignored the orders already made between
-    the two (an outside probe)."""
+    the two (an outside probe). `past_spend` False: a first publish with tiers told not to count past
+    spend (`forget_past_spend`): only purchase counts, which tags keep, are made again."""
     was, ladder = old.ladder, new.ladder
-    wanted = ladder.window_metrics & REBUILT
+    wanted = ladder.window_metrics & (REBUILT if past_spend else COUNTS)
     longer = ladder.keep_days > was.keep_days
     metrics = wanted if longer else wanted - was.window_metrics
     least, below = ladder.single_minimum, was.single_minimum
-    singles = None if least is None or (below is not None and least >= below) else (
+    singles = None if not past_spend or least is None or (below is not None and least >= below) else (
         least, LIMIT + 1 if below is None else below)
     purchases = new.tags.counts_purchases and not old.tags.counts_purchases
-    return History(metrics, wanted & was.window_metrics if longer else frozenset(), singles, purchases)
+    fresh = ladder.window_metrics - was.window_metrics - metrics
+    return History(metrics, wanted & was.window_metrics if longer else frozenset(), singles, purchases, fresh)
 
 
 def forget_stale_history(member: Member, history: History) -> bool:
@@ -132,9 +138,10 @@ def forget_stale_history(member: Member, history: History) -> bool:
     kept are left as they were when the last one that did was replaced: made again on top of them,
     a member who spent 300.00 reached a tier of 500.00 at a publish that brought its window back, and
     one purchase-count tag came back for the members who bought under an earlier version only (an
-    outside probe). Returns whether anything was dropped."""
+    outside probe); those that start from the publish (growth, recharges) counted the older
+    version's days too (a review). Returns whether anything was dropped."""
     dropped = False
-    for metric in history.metrics - history.kept:
+    for metric in (history.metrics - history.kept) | history.fresh:
         dropped = member.windows.pop(metric, None) is not None or dropped
     if history.purchases and member.purchases:
         member.purchases, dropped = 0, True

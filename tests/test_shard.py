@@ -1435,11 +1435,30 @@ def test_a_window_a_publish_brings_back_counts_each_day_once(tmp_path):
     assert shard.member("m1").tier != "Gold"
 
 
+def test_a_growth_window_a_publish_brings_back_starts_from_the_publish(tmp_path):
+    # a review: made again from nothing, it still held the days a version before the one in between kept
+    by_growth = NO_TAGS.replace('metric = "spend"\nwindow = "3 months"\nthreshold = 1000000 ',
+                                'metric = "growth"\nwindow = "12 months"\nthreshold = 9000 ')
+    shard = open_shard(tmp_path, by_growth)
+    shard.apply([buy("t1", "m1", DAY, line(600_000))])  # 6,000 growth
+    for version, text in ((2, NO_TAGS), (3, by_growth)):
+        shard.publish(text.replace("version = 1", f"version = {version}"))
+        shard.reevaluate_step()
+    before = shard.book.members["m1"].growth
+    shard.apply([buy("t2", "m1", DAY, line(400_000))])
+    member = shard.book.members["m1"]
+    assert member.windows["growth"] == {parse_day(DAY[:10]): member.growth - before}
+    assert shard.member("m1").tier != "Gold"
+
+
+COUNTING_TAGS = ('[[tags]]\nname = "buyer"\npurchases = 1\nwindow = "30 days"\n\n'
+                 '[[tags]]\nname = "ever bought"\npurchases = 1\nwindow = "lifetime"\n\n')
+
+
 def test_a_purchase_count_tag_a_publish_brings_back_counts_the_purchases_the_index_remembers(tmp_path):
     # an events probe: the tag came back for the members who bought while an earlier version counted
     # purchases, and not for those who bought before it, although each had one purchase in the window
-    counted = NO_TAGS.replace("[notify]", '[[tags]]\nname = "buyer"\npurchases = 1\nwindow = "30 days"\n\n'
-                              '[[tags]]\nname = "ever bought"\npurchases = 1\nwindow = "lifetime"\n\n[notify]')
+    counted = NO_TAGS.replace("[notify]", COUNTING_TAGS + "[notify]")
     shard = open_shard(tmp_path, NO_TAGS)
     shard.apply([buy("t1", "m1", DAY, line(1000))])
     shard.publish(counted.replace("version = 1", "version = 2"))
@@ -1480,3 +1499,17 @@ def test_members_created_while_a_midnight_run_walks_are_brought_through_it(tmp_p
     assert state() == (5, "Basic", [run] * 3)
     assert [(e.kind, e.points) for e in shard.ledger("i1") if e.kind in ("expire", "tier")] == [
         ("expire", -10), ("tier", 0)]  # once each, by the run
+
+
+def test_a_first_publish_with_tiers_not_counting_past_spend_still_counts_purchases_for_tags(tmp_path):
+    # a review: it made no count again, so a member who had bought got no purchase-count tag, and the
+    # full refund of an order made before it took the count below zero
+    shard = open_shard(tmp_path, ONE_TIER)
+    shard.apply([buy("t1", "m1", DAY, line(1000)), buy("t3", "m3", DAY, line(1000))])
+    shard.publish(NO_TAGS.replace("[notify]", COUNTING_TAGS + "[notify]").replace("version = 1", "version = 2"),
+                  count_past_spend=False)
+    shard.reevaluate_step()
+    shard.apply([refund("r3", "m3", "2026-11-17 11:00", "t3", 1000), buy("t4", "m3", "2026-11-17 12:00", line(1000))])
+    _midnights_to(shard, "2026-11-18")
+    assert [shard.member(m).tags for m in ("m1", "m3")] == [["buyer", "ever bought"]] * 2
+    assert [shard.book.members[m].purchases for m in ("m1", "m3")] == [1, 1]
