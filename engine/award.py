@@ -135,4 +135,17 @@ def count_spend(book: Book, member: Member, day: Day, eligible: int, txn_id: Txn
     else:
         for single in member.singles:
             if single[2] == txn_id:
-                single[1] += eligible
+                if single[1] == member.since_single and since and day >= member.tier_since:
+                    single[1] += eligible
+                    _best_since_again(member)
+                else:
+                    single[1] += eligible
+
+
+def _best_since_again(member: Member) -> None:
+    """The largest single purchase since the upgrade, after a refund of the one that was: an order
+    refunded in full still extended its tier (a review). Orders the ladder no longer keeps (older
+    than its longest window) are not looked at: a tier valid longer than its window may find a
+    smaller one than it had."""
+    tier_since = member.tier_since
+    member.since_single = max([s[1] for s in member.singles if s[0] >= tier_since], default=0)

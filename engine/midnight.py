@@ -266,25 +266,33 @@ def _validity_end(book: Book, member: Member, run: Day, ref: str) -> None:
     extension = rule.extension
     if extension is not None and ladder.since(member, extension.metric) >= extension.threshold:
         if extension.metric == "single_purchase":
-            _use_extending_order(member)
+            _use_order_since_upgrade(member)
         member.tier_since = run
         member.tier_until = valid_through(rule.validity, run)
         reset_since(member)
         book.write(member, run, "midnight", ref, "tier", tier_from=member.tier, tier_to=member.tier,
                    note="extended")
         return
-    target = rule.downgrade_to if rule.downgrade_to is not None else _reevaluate(ladder, member, run)
-    given = target == rule.downgrade_to  # put there, not reached: it runs its validity (given_floor)
+    judged = rule.downgrade_to if rule.downgrade_to is not None else _reevaluate(ladder, member, run)
+    target, given = judged, judged == rule.downgrade_to  # put there, not reached: it runs its validity
     floor = given_floor(member, run)
     if floor > target:
         target, given = floor, False
-    enter_tier(book, member, target, run, "midnight", ref, note="validity ended", given=given, judged=run - 1)
+    # judged on what was earned since the upgrade, the order that met it is the largest since then,
+    # not the window's best: that one stayed, and renewed the tier again a year on (a review)
+    used = (target == judged and not given and target > 0 and ladder.on_expiry == "since_upgrade"
+            and ladder.tiers[target].metric == "single_purchase")
+    if used:
+        _use_order_since_upgrade(member)
+    enter_tier(book, member, target, run, "midnight", ref, note="validity ended", given=given, judged=run - 1,
+               used=used)
 
 
-def _use_extending_order(member: Member) -> None:
-    """The order that extends a tier is used up (SPEC §6: not used again, for an upgrade or an
-    extension): left among the member's single purchases, it put the member back in the tier at
-    the end of the extension too (a review). It is the largest since the upgrade."""
+def _use_order_since_upgrade(member: Member) -> None:
+    """The order that extends a tier, or that a `since_upgrade` re-evaluation judges it on, is used
+    up (SPEC §6: not used again, for an upgrade or an extension): left among the member's single
+    purchases, it put the member back in the tier at the end of the extension too (a review). It is
+    the largest since the upgrade."""
     since = [s for s in member.singles if s[0] >= member.tier_since and s[1] == member.since_single]
     if since:
         used = since[0]

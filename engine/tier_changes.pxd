@@ -8,7 +8,7 @@ from engine.tiers cimport TierLadder, TierRule
 
 
 @cython.locals(ladder=TierLadder, rule=TierRule)
-cpdef enter_tier(Book book, Member member, target, day, cause, ref, note=*, given=*, since=*, judged=*)
+cpdef enter_tier(Book book, Member member, target, day, cause, ref, note=*, given=*, since=*, judged=*, used=*)
 cpdef keep_given(Book book, Member member, target, day, cause, ref, note)
 cpdef note_default_tier(Book book, Member member, day, cause, ref)
 cpdef given_floor(Member member, day)

@@ -15,14 +15,15 @@ __all__ = ["enter_tier", "given_floor", "keep_given", "kept_floor", "member_in_d
 
 
 def enter_tier(book: Book, member: Member, target: int, day: Day, cause: str, ref: str,
-               note: str = "", given: bool = False, since: Day = 0, judged: Day = 0) -> None:
+               note: str = "", given: bool = False, since: Day = 0, judged: Day = 0, used: bool = False) -> None:
     """Move a member to a tier on `day`, starting its validity and the `since` sums afresh.
     `given`: by a recharge bonus, a paid upgrade, an operator or `downgrade_to`, not on the tier's
     condition (Member.given_tier). Back in a tier it was given and still holds, the member keeps the
     validity it was given with. `since`: the day the move's own transaction occurred when it came
     late; the `since` sums take in what is applied after the move and dated from then (SPEC §0),
     while the validity runs from `day`. `judged`: the day the tier's condition was judged as of,
-    when not `day` (a midnight run judges the day before): the order used up is the one that met it."""
+    when not `day` (a midnight run judges the day before): the order used up is the one that met it.
+    `used`: the caller used up the order that met it (judged since the upgrade, not over a window)."""
     ladder = book.programme.ladder
     rule = ladder.tiers[target]
     previous = member.tier
@@ -35,7 +36,7 @@ def enter_tier(book: Book, member: Member, target: int, day: Day, cause: str, re
     # the order that makes it, entered or entered again on its condition (SPEC §6: an order used
     # for an upgrade is not used again): a renewal at the validity's end did not use it, and one
     # order kept a tier of a month's validity for its window's whole year (an outside probe)
-    if rule.metric == "single_purchase" and not given and (target > previous or target != floor):
+    if rule.metric == "single_purchase" and not (given or used) and (target > previous or target != floor):
         _use_single(member, ladder, rule, judged or day)
     member.tier = target
     # A late upgrading order's own day, not the day it was scored: an order made after it and

@@ -439,6 +439,39 @@ def test_an_order_that_extends_a_single_purchase_tier_is_used_up():
     assert tier_of(target, "A") == "Regular"
 
 
+@pytest.mark.parametrize(("refunded", "kept"), [(10000, "Regular"), (5000, "Regular"), (0, "Silver")])
+def test_an_order_refunded_since_the_upgrade_no_longer_extends_a_single_purchase_tier(refunded, kept):
+    """The largest order since the upgrade was kept when it was refunded: refunded in full, it still
+    extended Silver (a review). b3, below every threshold, is not among the orders kept."""
+    tiers = SINGLE_ORDER_SILVER.format(on_change="upgrade_only") + \
+        'extension = { metric = "single_purchase", threshold = 10000 }\n'
+    target = book(body=SPEND, tiers=tiers)
+    score(target, buy("b1", "A", "2026-03-01 10:00", line(10000)), buy("b2", "A", "2026-03-20 10:00", line(10000)),
+          buy("b3", "A", "2026-03-21 10:00", line(6000)))
+    if refunded:
+        score(target, refund("r2", "A", "2026-03-22 10:00", "b2", refunded))
+    assert target.members["A"].since_single == 10000 - refunded
+    until(target, "2026-04-01")
+    assert tier_of(target, "A") == kept
+
+
+def test_a_since_upgrade_re_evaluation_uses_up_the_order_made_since_the_upgrade():
+    """It used up the window's best order (b2, from before the renewal) and left b3, the order the
+    re-evaluation was judged on, which then put the member back in Silver a year on (a review)."""
+    tiers = SINGLE_ORDER_SILVER.format(on_change="realtime").replace(
+        "[tier_policy]\n", '[tier_policy]\non_expiry = "since_upgrade"\n')
+    target = book(body=SPEND, tiers=tiers)
+    score(target, buy("b0", "A", "2026-03-01 10:00", line(20000)), buy("b1", "A", "2026-03-10 10:00", line(15000)),
+          buy("b2", "A", "2026-03-20 10:00", line(12000)))
+    until(target, "2026-04-01")  # judged on b1, the largest since the upgrade
+    score(target, buy("b3", "A", "2026-04-10 10:00", line(11000)))
+    until(target, "2026-05-01")  # judged on b3, the only one since the renewal
+    assert (tier_of(target, "A"), [s[2] for s in target.members["A"].singles]) == ("Silver", ["b2"])
+    until(target, "2026-06-01")
+    score(target, buy("s1", "A", "2027-03-25 10:00", line(100)))  # b2 out of the window, b3 would not be
+    assert tier_of(target, "A") == "Regular"
+
+
 def test_a_late_adjustment_past_its_expiry_is_expired_at_once():
     """Its points were spendable until the next run, as a late purchase's were (a review)."""
     target = book(body=SPEND + '[points.expiry]\npolicy = "rolling_days"\ndays = 3\n')
