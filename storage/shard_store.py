@@ -300,7 +300,13 @@ class ShardStore:
 
     def raise_event_floor(self, at_least: int) -> int:
         """New events number after `at_least` (patron restore: past every position given before);
-        returns the floor now."""
+        returns the floor now. Written only when it rises: a write moves LMDB's last transaction past
+        the member totals' stamp (`stamped_meta`), and every bounded start of a restored folder read
+        every member again (an outside probe)."""
+        with self.env.begin() as txn:
+            floor = _meta_int(txn, self.dbs["meta"], outbox.FLOOR_KEY)
+        if at_least <= floor:
+            return floor
         with self.env.begin(write=True) as txn:
             floor = max(at_least, _meta_int(txn, self.dbs["meta"], outbox.FLOOR_KEY))
             txn.put(outbox.FLOOR_KEY.encode(), encode(floor), db=self.dbs["meta"])

@@ -240,6 +240,25 @@ def test_a_bounded_start_reads_no_member_and_a_folder_written_otherwise_is_index
     assert _indexing_logged(caplog)
 
 
+def test_a_restored_folder_is_indexed_at_its_first_bounded_start_only(tmp_path, caplog):
+    # an outside probe: after `patron restore` (which gives the shards an event floor), each start
+    # wrote the floor again, which moved LMDB past the totals' stamp: every start read every member
+    def start() -> Shard:
+        return Shard(ShardConfig(0, str(tmp_path), EXAMPLE, start_day=parse_day(START), hot_members=2,
+                                 event_floor=50))
+
+    every = Shard(ShardConfig(0, str(tmp_path), EXAMPLE, start_day=parse_day(START)))
+    every.apply([buy(f"t{n}", f"m{n}", f"{START} 10:00", line(2900)) for n in range(1, 5)])
+    every.close()
+    caplog.set_level("INFO", logger="patron.shard")
+    start().close()
+    assert _indexing_logged(caplog)
+    for _ in range(2):
+        caplog.clear()
+        start().close()
+        assert not _indexing_logged(caplog)
+
+
 def test_a_bounded_midnight_run_cut_short_by_a_crash_resumes_where_it_stopped(tmp_path):
     rules = EXAMPLE.replace("pending_days = 0", "pending_days = 1")
     shard = Shard(ShardConfig(0, str(tmp_path), rules, start_day=parse_day(START), hot_members=1))
