@@ -638,6 +638,10 @@ class Coordinator(ShardLanes):
         if not self._owed(self._business_days):
             if self._unreported:  # every shard ran the date, and its reports (and the run's end) are left
                 self._midnight_tried = time.monotonic()
+                # the line operations.md tells operators to look for, here too (a checkpoint probe)
+                log.warning("finishing a midnight run that was cut short", extra={
+                    "until": iso(self._unreported), "left": "its anomaly reports and end",
+                    "error": self.midnight.error if self.midnight is not None else ""})
                 self.start_midnight(self._unreported, allow_future=True)
             return
         # the last look's may predate a run's end; a shard gone again meanwhile must not hold the watch
