@@ -31,7 +31,6 @@ log = logging.getLogger("patron.serve")
 def run_serve(config: ServeConfig, demo: int = 0) -> int:
     signal.signal(signal.SIGHUP, _reload_asked)  # first: its default action ends the process
     configure_logging()
-    log.info("starting", extra={"data": str(config.data)})
     collect_in_small_steps()
     refuse_before_start(config)
     folder = DataFolder(config.data)
