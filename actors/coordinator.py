@@ -33,6 +33,7 @@ from actors.shard_actor import ShardActor
 from engine.anomaly_report import AnomalyRow
 from engine.calendar import iso, parse_day
 from engine.errors import (
+    CheckpointFailedError,
     InvalidRequestError,
     PatronError,
     PublishBusyError,
@@ -822,7 +823,9 @@ class Coordinator(ShardLanes):
                 self._checkpoint_failed(error)
                 if storage_full(error):
                     self.metrics.storage_full.inc()
-                raise
+                    raise
+                raise CheckpointFailedError(f"the checkpoint failed and nothing of it was kept ({job_error(error)}); "
+                                            f"take another once every shard answers (patron status)") from error
             self.metrics.checkpoint_success.set(time.time())
             self.metrics.checkpoint_failed.set(0)
             return CheckpointMade(name, manifest.bytes, self._pruned())

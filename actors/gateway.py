@@ -28,6 +28,7 @@ from actors.wire import anomaly_row, attributes_from, ledger_entry, member_messa
 from engine.calendar import iso, parse_day
 from engine.errors import (
     CardStateError,
+    CheckpointFailedError,
     InvalidRequestError,
     MovedAwayError,
     NotYetError,
@@ -176,7 +177,7 @@ _CODES: list[tuple[type[BaseException] | tuple, grpc.StatusCode]] = [
     ((InvalidRequestError, RulesError), grpc.StatusCode.INVALID_ARGUMENT),
     (UnknownMemberError, grpc.StatusCode.NOT_FOUND),
     ((PublishBusyError, ReshardBusyError, NotYetError), grpc.StatusCode.FAILED_PRECONDITION),
-    ((OutOfOrderError, MovedAwayError), grpc.StatusCode.ABORTED),
+    ((OutOfOrderError, MovedAwayError, CheckpointFailedError), grpc.StatusCode.ABORTED),
     ((StorageFullError, OverloadedError), grpc.StatusCode.RESOURCE_EXHAUSTED),
     ((ShardUnavailableError, RayActorError, ActorDiedError, ActorUnavailableError, PublishUnfinishedError,
       StoppingError),

@@ -105,6 +105,13 @@ class MovedAwayError(PatronError):
     gateway routes it to the new owner."""
 
 
+class CheckpointFailedError(PatronError):
+    """Raised when a checkpoint was begun and failed (a shard died while copying): its partial
+    copy was removed and nothing was kept. Not `UNAVAILABLE`: a client takes that for a server it
+    could not reach and sends the checkpoint again, and the operator never saw the failure (an
+    outside probe)."""
+
+
 class OverloadedError(PatronError):
     """Raised when a shard already has as much work in flight as it may; send again later:
     `retry_after` seconds is when room is likely (0 when not known)."""

@@ -409,6 +409,24 @@ def test_a_run_of_several_dates_cut_short_at_a_dates_reports_is_finished_and_cou
         f"anomalies-2026-11-{day}.jsonl" for day in (17, 18, 19)]
 
 
+def test_a_checkpoint_that_failed_on_a_shard_is_told_once_not_sent_again(start_server, tmp_path, monkeypatch):
+    # a checkpoint probe: a shard killed while copying answered UNAVAILABLE, which the client takes for
+    # a server it did not reach: it sent the checkpoint again, and the operator saw it succeed
+    import actors.coordinator
+    from engine.errors import ShardUnavailableError
+
+    def shard_died(*args: object, **kwargs: object) -> object:
+        raise ShardUnavailableError("shard 1 died while copying (planted)")
+
+    monkeypatch.setattr(actors.coordinator, "finish_checkpoint", shard_died)
+    server = start_server(start_date=parse_day("2026-11-17"), data=tmp_path / "data")
+    with PatronClient(server.address, retries=2) as client, pytest.raises(grpc.RpcError) as failed:
+        client.checkpoint()
+    assert failed.value.code() == grpc.StatusCode.ABORTED
+    assert "shard 1 died while copying (planted)" in failed.value.details()
+    assert server.server.metrics.registry.get_sample_value("patron_checkpoint_failures_total") == 1
+
+
 def test_a_checkpoint_that_fails_after_a_midnight_run_does_not_fail_the_run(start_server, tmp_path, monkeypatch):
     # an outside probe: the run was done, yet it answered "stopped short" with Ray's traceback, its
     # partial copy stayed on the full disk, and the next run would have taken it up as a cut run
