@@ -88,6 +88,9 @@ class TierLadder:
             days = windows[metric] = {}
         count = days.get(day)  # one lookup for both questions: is the day new, and its sum so far
         if count is None:
+            if amount < 0 and days and day < max(days) - self.keep_days:
+                return  # a refund of an order whose day the window no longer holds: kept, that lone
+                # negative day hid older ones from a publish that looks further back (a review)
             horizon = day - self.keep_days
             for old in [d for d in days if d < horizon]:
                 self.sums.pruned(member, metric, days, old, days.pop(old))

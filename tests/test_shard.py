@@ -1513,3 +1513,21 @@ def test_a_first_publish_with_tiers_not_counting_past_spend_still_counts_purchas
     _midnights_to(shard, "2026-11-18")
     assert [shard.member(m).tags for m in ("m1", "m3")] == [["buyer", "ever bought"]] * 2
     assert [shard.book.members[m].purchases for m in ("m1", "m3")] == [1, 1]
+
+
+def test_a_refund_of_an_order_the_window_no_longer_holds_leaves_no_day_behind(tmp_path):
+    # a review: the refund wrote the pruned day back, alone and negative, and a publish looking
+    # further back then made again only the days before it: 6,500.00 of 11,000.00, and no Gold
+    gold = NO_TAGS
+    shard = open_shard(tmp_path, gold, start_day=parse_day("2026-01-10"))
+    shard.apply([buy("t0", "m1", "2026-01-10 10:00", line(50_000))])
+    _midnights_to(shard, "2026-01-20")
+    shard.apply([buy("ta", "m1", "2026-01-20 10:00", line(400_000))])
+    _midnights_to(shard, "2026-05-01")
+    shard.apply([buy("t1", "m1", "2026-05-01 10:00", line(700_000))])  # 3 months: the January days go
+    shard.apply([refund("r0", "m1", "2026-05-01 11:00", "t0", 50_000)])
+    assert shard.book.members["m1"].windows["spend"] == {parse_day("2026-05-01"): 700_000}
+    shard.publish(gold.replace("version = 1", "version = 2").replace('window = "3 months"', 'window = "12 months"'))
+    shard.reevaluate_step()
+    assert sum(shard.book.members["m1"].windows["spend"].values()) == 1_100_000
+    assert shard.member("m1").tier == "Gold"
