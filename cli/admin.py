@@ -192,7 +192,9 @@ def send(args: argparse.Namespace) -> int:
     print(f"sent {counted(sent, 'transaction')} in {seconds:.1f} s ({sent / seconds:,.0f}/s)"
           # the outcomes count every line, those refused here too: said so (an outside probe read
           # "sent 8 transactions" followed by 9 outcomes)
-          + (f", {counted(unsent, 'line')} not sent; the file's {counted(sent + unsent, 'line')}" if unsent else "")
+          # blank lines are neither sent nor counted, though the lines are numbered as the file's (a probe)
+          + (f", {counted(unsent, 'line')} not sent; the file's {counted(sent + unsent, 'non-blank line')}"
+             if unsent else "")
           + ": "
           + ", ".join(f"{n:,} {word}" for word, n in sorted(counts.items())))
     _list_rejected([text for _, text in sorted(rejected, key=lambda item: item[0])])

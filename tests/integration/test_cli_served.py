@@ -56,7 +56,7 @@ def test_send_rejects_lines_that_are_not_transactions_sends_the_rest_and_lists_e
     assert done.stderr == ""
     out = done.stdout.splitlines()
     assert out[0].startswith("sent 3 transactions in ")
-    assert out[0].endswith("/s), 3 lines not sent; the file's 6 lines: 2 accepted, 3 rejected (malformed), "
+    assert out[0].endswith("/s), 3 lines not sent; the file's 6 non-blank lines: 2 accepted, 3 rejected (malformed), "
                            "1 rejected (missing_refund_of)")
     assert out[1:] == ["rejected (4):",
                        "  line 2: malformed: JSON is malformed: invalid character (byte 4)",
