@@ -378,8 +378,10 @@ class Shard:
         def score(writer: BatchWriter) -> list[TxnResult]:
             started = time.perf_counter()
             txns = batch.take()
+            created: dict[str, int] = {}
             if self.job is not None:
                 early[:] = self._ahead_of_batch(self.job, txns, stops)
+                created = self._not_yet_members(self.job, txns, stops)
             if self.inventory is not None:
                 self.inventory.prepare(self.book.programme, [t for n, t in enumerate(txns) if n not in recalled]
                                        if recalled else txns)
@@ -404,6 +406,8 @@ class Shard:
                     raise
                 except Exception as error:  # the one being scored (score_until appends after scoring)
                     raise _TransactionFailedError(len(results), txns[len(results)].txn_id) from error
+            if created:
+                early.extend(self._created_through_midnight(created, txns))
             coupon_ids = batch.coupon_ids if not recalled else {
                 n: c for n, c in batch.coupon_ids.items() if n not in recalled}
             self._batch_stats = stats = count_batch(batch.kinds, results, self.book.ledger,
@@ -594,16 +598,44 @@ class Shard:
 
         return self._write(open_each, [row.member_id for row in rows])
 
-    def _through_running_midnight(self, created: list[str]) -> None:
-        """Members created on the business day (enrolled, imported) while a midnight run closes it:
-        its walk, listed when it began, does not reach them, so each is brought through the run at
-        once, in the same write, as if created just before it began. They met its date a run late:
-        imported points that lapsed at its 00:00 stayed spendable for a day, and a tier past its
-        last valid day was kept (an import probe)."""
-        job = self.job
+    def _through_running_midnight(self, created: Iterable[str]) -> list[str]:
+        """Members created before the date of a midnight run under way (enrolled, imported, or by a
+        late transaction) while it walks: its walk, listed when it began, does not reach them, so
+        each is brought through the run at once, in the same write, as if created just before it
+        began. They met its date a run late: imported points that lapsed at its 00:00 stayed
+        spendable for a day, a tier past its last valid day was kept (an import probe), and a late
+        purchase's pending points waited a run more. One created on the run's date (a transaction
+        dated after midnight) is past it already. Returns those brought through."""
+        job, members, brought = self.job, self.book.members, []
         if job is not None and job.kind == "midnight":
             for member_id in created:
-                self._through_midnight(member_id, job.day)
+                member = members.get(member_id)
+                if member is not None and member.enrolled < job.day:
+                    self._through_midnight(member_id, job.day)
+                    brought.append(member_id)
+        return brought
+
+    def _created_through_midnight(self, created: dict[str, int], txns: list[Transaction]) -> list[str]:
+        """`_through_running_midnight` of the members a batch created; an engine defect on one
+        fails its first transaction (`cannot_apply`), as `_ahead_of_batch` does."""
+        brought: list[str] = []
+        for member_id, index in created.items():
+            try:
+                brought += self._through_running_midnight([member_id])
+            except Exception as error:
+                raise _TransactionFailedError(index, txns[index].txn_id) from error
+        return brought
+
+    def _not_yet_members(self, job: Job, txns: list[Transaction], failed: set[int]) -> dict[str, int]:
+        """During a midnight run: the batch's members that do not exist yet, by their first
+        transaction's place (one may create them: `_through_running_midnight` after the scoring)."""
+        if job.kind != "midnight":
+            return {}
+        members, first = self.book.members, {}
+        for index, txn in enumerate(txns):
+            if index not in failed and txn.member_id not in first and txn.member_id not in members:
+                first[txn.member_id] = index
+        return first
 
     def _opening(self, member_id: str) -> LedgerEntry | None:
         """The ledger entry of an import that created a stored member (its first), or None."""

@@ -1531,3 +1531,21 @@ def test_a_refund_of_an_order_the_window_no_longer_holds_leaves_no_day_behind(tm
     shard.reevaluate_step()
     assert sum(shard.book.members["m1"].windows["spend"].values()) == 1_100_000
     assert shard.member("m1").tier == "Gold"
+
+
+@pytest.mark.parametrize("during", [False, True])
+def test_a_member_a_late_transaction_creates_while_a_midnight_run_walks_is_brought_through_it(tmp_path, during):
+    # found reading the import probe's case: the walk, listed when the run began, never reached a
+    # member created by a late purchase during it, whose pending points then waited a run more
+    shard = open_shard(tmp_path, RULES.replace("pending_days = 0", "pending_days = 1"))
+    shard.apply([buy("t1", "m1", DAY, line(2900))])
+    late = [buy("n1", "n1", "2026-11-17 11:00", line(2900)), buy("n2", "n2", "2026-11-18 09:00", line(2900))]
+    if not during:
+        shard.apply(late[:1])
+    shard.midnight_begin(parse_day("2026-11-18"))
+    shard.apply(late[1:] + late[:1] if during else late[1:])
+    while not shard.midnight_step()[2]:
+        pass
+    n1, n2 = shard.book.members["n1"], shard.book.members["n2"]
+    assert (n1.points, n1.pending) == (20, 0)  # released by the run of the 18th, as before it began
+    assert (n2.points, n2.pending) == (0, 20)  # created on the 18th: pending until the run of the 19th
