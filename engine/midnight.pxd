@@ -8,7 +8,7 @@ from engine.balance cimport add_points
 from engine.book cimport Book
 from engine.record_fields cimport Held, Lot, Member
 from engine.reminders cimport next_reminder, remind
-from engine.tier_changes cimport enter_tier, given_floor, kept_floor
+from engine.tier_changes cimport enter_tier, given_floor, kept_floor, use_up
 from engine.tiers cimport TierLadder, TierRule
 
 

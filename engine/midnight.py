@@ -12,7 +12,7 @@ from engine.periods import valid_through
 from engine.reminders import next_reminder, remind
 from engine.spending.coupons import coupon_due, expire_coupons
 from engine.tagging import retag
-from engine.tier_changes import enter_tier, given_floor, kept_floor
+from engine.tier_changes import enter_tier, given_floor, kept_floor, use_up
 from engine.tiers import TierLadder, reset_since
 from engine.types import Day
 
@@ -295,8 +295,7 @@ def _use_order_since_upgrade(member: Member) -> None:
     the largest since the upgrade."""
     since = [s for s in member.singles if s[0] >= member.tier_since and s[1] == member.since_single]
     if since:
-        used = since[0]
-        member.singles = tuple([s for s in member.singles if s is not used])
+        use_up(since[0])
 
 
 def _reevaluate(ladder: TierLadder, member: Member, run: Day) -> int:

@@ -11,7 +11,7 @@ from engine.tiers import TierLadder, TierRule, reset_since, validity_from
 from engine.types import Day
 
 __all__ = ["enter_tier", "given_floor", "keep_given", "kept_floor", "member_in_default_tier", "note_default_tier",
-           "tier_after_transaction"]
+           "tier_after_transaction", "use_up"]
 
 
 def enter_tier(book: Book, member: Member, target: int, day: Day, cause: str, ref: str,
@@ -127,7 +127,15 @@ def kept_floor(ladder: TierLadder, member: Member, day: Day) -> int:
 def _use_single(member: Member, ladder: TierLadder, rule: TierRule, day: Day) -> None:
     used = ladder._best_single(member, rule, day)
     if used is not None:
-        member.singles = tuple(s for s in member.singles if s is not used)
+        use_up(used)
+
+
+def use_up(single: list) -> None:
+    """An order used for an upgrade or an extension counts for nothing more (SPEC §6), but stays
+    among the member's single purchases until its window passes, so that a publish making them
+    again from the index knows it was used: removed, it came back when a version raised the
+    threshold above it and the next lowered it again (a review)."""
+    single[1] = 0
 
 
 def tier_after_transaction(book: Book, member: Member, day: Day, ref: str, lowered: bool = False,

@@ -725,7 +725,7 @@ def test_a_publish_that_lowers_a_single_purchase_threshold_counts_the_orders_bet
     shard.publish(single.replace("version = 1", "version = 2").replace("threshold = 9000000 ", "threshold = 300000 "))
     shard.reevaluate_step()
     assert [shard.member(m).tier == "Gold" for m in ("m1", "m2", "m3")] == [True, False, False]
-    assert shard.book.members["m1"].singles == ()  # used for the upgrade, as a transaction's would be
+    assert [s[1] for s in shard.book.members["m1"].singles] == [0]  # used for the upgrade, as a transaction's would be
 
 
 def _midnights_to(shard: Shard, date: str) -> None:
@@ -1549,3 +1549,21 @@ def test_a_member_a_late_transaction_creates_while_a_midnight_run_walks_is_broug
     n1, n2 = shard.book.members["n1"], shard.book.members["n2"]
     assert (n1.points, n1.pending) == (20, 0)  # released by the run of the 18th, as before it began
     assert (n2.points, n2.pending) == (0, 20)  # created on the 18th: pending until the run of the 19th
+
+
+def test_an_order_used_for_an_upgrade_stays_used_when_a_publish_lowers_the_threshold_again(tmp_path):
+    # a review: a version raised a single purchase's threshold above an order used for an upgrade,
+    # the next lowered it again, and the order, made again from the index, renewed the tier
+    silver = NO_TAGS.replace('metric = "spend"\nwindow = "3 months"\nthreshold = 1000000 ',
+                             'metric = "single_purchase"\nwindow = "12 months"\nthreshold = 10000 ').replace(
+        'validity = "12 months"', 'validity = "1 months"', 1)
+    shard = open_shard(tmp_path, silver)
+    shard.apply([buy("t1", "m1", DAY, line(15_000))])
+    assert shard.member("m1").tier == "Gold"
+    _midnights_to(shard, "2026-12-18")  # its month over
+    assert shard.member("m1").tier != "Gold"
+    for version, threshold in ((2, "20000"), (3, "10000")):
+        shard.publish(silver.replace("version = 1", f"version = {version}").replace(
+            "threshold = 10000 ", f"threshold = {threshold} "))
+        shard.reevaluate_step()
+    assert shard.member("m1").tier != "Gold"

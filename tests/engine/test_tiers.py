@@ -114,7 +114,7 @@ def test_a_single_purchase_upgrades_and_is_used_up():
     score(target, buy("t2", "m1", DAY, line(100000)))
     member = target.members["m1"]
     assert member.tier == 1
-    assert [s[2] for s in member.singles] == []
+    assert [(s[2], s[1]) for s in member.singles] == [("t2", 0)]  # used up: nothing left to count
 
 
 def test_a_paid_upgrade_buys_the_tier():
