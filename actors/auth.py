@@ -155,7 +155,8 @@ class BearerTokens(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if allowed is None or handler is None:
             return handler
-        role = self.tokens.get(_bearer(details.invocation_metadata or ()))
+        token = _bearer(details.invocation_metadata or ())
+        role = self.tokens.get(token)
         if role is None:
             return refusal(handler, grpc.StatusCode.UNAUTHENTICATED,
                             "missing or unknown bearer token: send `authorization: Bearer <token>`")
@@ -164,7 +165,7 @@ class BearerTokens(grpc.aio.ServerInterceptor):
                             f"role {role!r} may not call {details.method}; it needs one of "
                             f"{', '.join(sorted(allowed))}")
         if handler.response_streaming:
-            return self._while_valid(handler, _bearer(details.invocation_metadata or ()), allowed)
+            return self._while_valid(handler, token, allowed)
         return handler
 
     def _while_valid(self, handler: Any, token: str, allowed: frozenset[str]) -> Any:

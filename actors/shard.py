@@ -534,7 +534,7 @@ class Shard:
         def enroll_one() -> tuple[Member, bool]:
             member, created = enroll(self.book, request, self.book.today)
             if created:
-                self._through_running_midnight([member.member_id])
+                self._through_running_midnight(member.member_id)
             return member, created
 
         member, created = self._write(enroll_one, [request.member_id])
@@ -553,7 +553,7 @@ class Shard:
                     answers.append((None, False, str(error)))
                 else:
                     if created:
-                        self._through_running_midnight([member.member_id])
+                        self._through_running_midnight(member.member_id)
                     answers.append((summarise(self.book.programme, member), created, ""))
             return answers
 
@@ -576,7 +576,7 @@ class Shard:
                     continue
                 try:
                     open_member(self.book, row, import_id, self.book.today)
-                    self._through_running_midnight([row.member_id])
+                    self._through_running_midnight(row.member_id)
                     answer.imported += 1
                     opened.add(row.member_id)
                 except RowRejectedError as error:
@@ -598,22 +598,20 @@ class Shard:
 
         return self._write(open_each, [row.member_id for row in rows])
 
-    def _through_running_midnight(self, created: Iterable[str]) -> list[str]:
-        """Members created before the date of a midnight run under way (enrolled, imported, or by a
-        late transaction) while it walks: its walk, listed when it began, does not reach them, so
-        each is brought through the run at once, in the same write, as if created just before it
-        began. They met its date a run late: imported points that lapsed at its 00:00 stayed
-        spendable for a day, a tier past its last valid day was kept (an import probe), and a late
-        purchase's pending points waited a run more. One created on the run's date (a transaction
-        dated after midnight) is past it already. Returns those brought through."""
-        job, members, brought = self.job, self.book.members, []
-        if job is not None and job.kind == "midnight":
-            for member_id in created:
-                member = members.get(member_id)
-                if member is not None and member.enrolled < job.day:
-                    self._through_midnight(member_id, job.day)
-                    brought.append(member_id)
-        return brought
+    def _through_running_midnight(self, member_id: str) -> bool:
+        """A member created before the date of a midnight run under way (enrolled, imported, or by a
+        late transaction) while it walks: the walk, listed when it began, does not reach it, so it
+        is brought through the run at once, in the same write, as if created just before it began.
+        It met the run's date a run late: imported points that lapsed at its 00:00 stayed spendable
+        for a day, a tier past its last valid day was kept (an import probe), and a late purchase's
+        pending points waited a run more. One created on the run's date (a transaction dated after
+        midnight) is past it already. Returns whether it was brought through."""
+        job = self.job
+        member = self.book.members.get(member_id) if job is not None and job.kind == "midnight" else None
+        if member is None or member.enrolled >= job.day:
+            return False
+        self._through_midnight(member_id, job.day)
+        return True
 
     def _created_through_midnight(self, created: dict[str, int], txns: list[Transaction]) -> list[str]:
         """`_through_running_midnight` of the members a batch created; an engine defect on one
@@ -621,7 +619,8 @@ class Shard:
         brought: list[str] = []
         for member_id, index in created.items():
             try:
-                brought += self._through_running_midnight([member_id])
+                if self._through_running_midnight(member_id):
+                    brought.append(member_id)
             except Exception as error:
                 raise _TransactionFailedError(index, txns[index].txn_id) from error
         return brought

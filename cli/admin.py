@@ -16,8 +16,7 @@ import grpc
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 
-from actors.auth import sendable
-from client import PatronClient, UnsendableError, transaction_message
+from client import PatronClient, UnsendableError, sendable_token, transaction_message
 from engine.errors import InvalidRequestError, PatronError
 from proto import patron_pb2 as pb
 
@@ -44,7 +43,7 @@ def _client(args: argparse.Namespace) -> PatronClient:
         raise PatronError("PATRON_TLS_CERT and PATRON_TLS_KEY go together: the client certificate's PEM file and "
                           "its key's, neither of them empty, or neither")
     token = os.environ.get("PATRON_TOKEN") or None
-    if token is not None and not sendable(token):
+    if token is not None and not sendable_token(token):
         raise PatronError("PATRON_TOKEN: a bearer token is printable ASCII without spaces (a file saved with Windows "
                           "line endings leaves a carriage return at its end)")
     return PatronClient(args.address, token=token, retries=retries(),

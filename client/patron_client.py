@@ -23,7 +23,7 @@ from proto import patron_pb2_grpc as rpc
 
 __all__ = ["MOST_QUANTITY", "NOT_TIMED_OUT", "RETRIABLE", "RETRY_AFTER", "UNREACHED", "PatronClient", "StreamError",
            "UnsendableError", "backoff", "enroll_request", "line_message", "retriable", "retry_after",
-           "transaction_message"]
+           "sendable_token", "transaction_message"]
 
 RETRIABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
                        grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED})
@@ -275,6 +275,11 @@ def enroll_request(member_id: str, **fields: Any) -> pb.EnrollRequest:
     return request
 
 
+def sendable_token(token: str) -> bool:
+    """Whether gRPC metadata can carry a bearer token: printable ASCII, no spaces."""
+    return all("!" <= character <= "~" for character in token)
+
+
 class PatronClient:
     """Thread-safe for unary calls. `token` is sent as a bearer token; `root_certificates`
     (PEM) turns on TLS, with `certificate_chain` and `private_key` for a client certificate (given
@@ -323,7 +328,7 @@ class PatronClient:
         if bool(certificate_chain) != bool(private_key):  # gRPC's core aborts the process on one alone (or empty)
             raise ValueError("a client certificate goes with its private key: give certificate_chain and "
                              "private_key together, or neither")
-        if token is not None and not all("!" <= character <= "~" for character in token):
+        if token is not None and not sendable_token(token):
             # gRPC refused it only when a call was made, with its core's trace (an outside probe)
             raise ValueError("token: a bearer token is printable ASCII without spaces (a line ending, a space or a "
                              "character outside ASCII cannot be sent)")

@@ -135,11 +135,10 @@ def count_spend(book: Book, member: Member, day: Day, eligible: int, txn_id: Txn
     else:
         for single in member.singles:
             if single[2] == txn_id:
-                if single[1] == member.since_single and since and day >= member.tier_since:
-                    single[1] += eligible
+                was_best = single[1] == member.since_single and since and day >= member.tier_since
+                single[1] += eligible
+                if was_best:
                     _best_since_again(member)
-                else:
-                    single[1] += eligible
 
 
 def _best_since_again(member: Member) -> None:
