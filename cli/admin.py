@@ -420,8 +420,14 @@ def _midnight_progress(run: pb.MidnightProgress) -> None:
 
 def midnight_progress_line(run: pb.MidnightProgress) -> str:
     """Before a date's members are counted (the run's start, or a cut run's reports left) no date
-    is under way: "0 of 0 members" read as an empty store."""
-    where = f"{run.date}: {run.members_done:,} of {run.members_total:,} members" if run.date else "starting"
+    is under way: "0 of 0 members" read as an empty store. A date visits only the members due
+    that day (a tier's end, points' expiry, a reminder...): "0 of 0 members" there read as nothing
+    run yet (an outside probe)."""
+    where = "starting"
+    if run.date and run.members_total:
+        where = f"{run.date}: {run.members_done:,} of {run.members_total:,} members due"
+    elif run.date:
+        where = f"{run.date}: no member due"
     dates = f"{len(run.dates)} date{'s' * (len(run.dates) != 1)}"
     return f"midnight until {run.until} ({dates} done), {where}, {run.seconds:.0f} s"
 

@@ -217,7 +217,10 @@ def test_midnight_progress_says_a_run_is_starting_before_it_counts_a_dates_membe
     under_way = pb.MidnightProgress(running=True, until="2026-11-20", dates=["2026-11-18"], date="2026-11-19",
                                     members_done=1500, members_total=4000, seconds=3.4)
     assert midnight_progress_line(under_way) == (
-        "midnight until 2026-11-20 (1 date done), 2026-11-19: 1,500 of 4,000 members, 3 s")
+        "midnight until 2026-11-20 (1 date done), 2026-11-19: 1,500 of 4,000 members due, 3 s")
+    nobody_due = pb.MidnightProgress(running=True, until="2026-11-20", date="2026-11-19")
+    assert midnight_progress_line(nobody_due) == (
+        "midnight until 2026-11-20 (0 dates done), 2026-11-19: no member due, 0 s")
 
 
 def test_the_banners_commands_run_from_where_serve_was_started(tmp_path, monkeypatch):
