@@ -137,10 +137,13 @@ class Metrics:
                                       "Members the last midnight run visited.", registry=registry)
         self.midnight_runs = Counter("patron_midnight_runs_total", "Midnight runs done (one per date).",
                                      registry=registry)
-        self.recalculation_done = Gauge("patron_recalculation_members_done",
-                                        "Members re-evaluated so far after the last tier change.", registry=registry)
-        self.recalculation_planned = Gauge("patron_recalculation_members_planned",
-                                         "Members to re-evaluate after the last tier change.", registry=registry)
+        self.recalculation_done = Gauge(
+            "patron_recalculation_members_done",
+            "Members re-evaluated so far after the last publish that changed tiers, tags or notices.",
+            registry=registry)
+        self.recalculation_planned = Gauge(
+            "patron_recalculation_members_planned",
+            "Members to re-evaluate after the last publish that changed tiers, tags or notices.", registry=registry)
 
     def _event_metrics(self, registry: CollectorRegistry) -> None:
         self.events_written = Counter("patron_events_written_total", "Events written to the shards' outboxes, by kind.",

@@ -51,6 +51,7 @@ from engine.publishing import (
     rebuild_history,
     reevaluate,
     remap_tiers,
+    reminders_to_replan,
 )
 from engine.scoring import malformed_reason, score_transaction, score_until, score_well_formed
 from engine.spending.coupon_stock import CountedStock
@@ -189,6 +190,9 @@ class Job(msgspec.Struct):
     """A midnight run over the wake-up index: the days of its entries the run visits."""
     early: set[str] = msgspec.field(default_factory=set)
     """Members a batch brought through the job before its walk reached them (`_ahead_of_batch`)."""
+    retier: bool = True
+    """A publish's walk: whether members' tiers and tags are judged again (else only the dates of
+    their reminders are planned again, which every such walk does)."""
 
 
 class Shard:
@@ -265,7 +269,8 @@ class Shard:
             self._write(lambda: None, (), meta={"rules_text": rules_text, "business_day": today})
         pending = self.store.meta("reevaluating")
         if pending:  # a re-evaluation was cut short: start it again (it is idempotent)
-            self.job = Job("reevaluate", today, sorted(self.members), version=pending)
+            self.job = Job("reevaluate", today, sorted(self.members), version=pending,
+                           retier=self.store.meta("reevaluating_tiers", True))
 
     def _load(self) -> None:
         """What the shard needs before it answers. Every member in memory: one pass over them.
@@ -463,7 +468,7 @@ class Shard:
 
     def _bring_through(self, job: Job, member_id: str) -> None:
         if job.kind == "reevaluate":
-            member = self.book.members.get(member_id)
+            member = self.book.members.get(member_id) if job.retier else None
             if member is not None:
                 reevaluate(self.book, member, job.version)
         else:
@@ -857,14 +862,20 @@ class Shard:
     def publish(self, rules_text: str, count_past_spend: bool = True) -> int:
         """Rules in force from the next batch on. When the tier rules changed, members keep
         their tier by name at once (one commit, with the new rules) and are re-evaluated in
-        chunks afterwards; returns how many members that will be."""
+        chunks afterwards; when only the reminders' notice changed, the walk plans their dates
+        again. Returns how many members the walk will visit."""
         old, new = self.book.programme, Programme(load_rules(rules_text))
         self.reads.know(rules_text, new.rules)
         if not members_to_revisit(old.rules, new.rules):
-            self._write(lambda: None, (), meta={"rules_text": rules_text})
+            replan = reminders_to_replan(old.rules, new.rules)
+            meta = {"rules_text": rules_text, "reevaluating": new.version, "reevaluating_tiers": False}
+            self._write(lambda: None, (), meta=meta if replan else {"rules_text": rules_text})
             self.book.programme = new
             self._settle_coupons()
-            return 0
+            if not replan:
+                return 0
+            self.job = Job("reevaluate", self.book.today, sorted(self.book.members), version=new.version, retier=False)
+            return len(self.job.members)
         activating = activates_tiers(old.rules, new.rules)
         # what the new tiers and tags look back on that the old ones did not keep (a first publish
         # told not to count past spend makes again only purchase counts)
@@ -883,7 +894,8 @@ class Shard:
                 rebuild_history(self.book, self.store.records_by_id(), history)
 
         try:
-            self._write(swap, list(self.book.members), meta={"rules_text": rules_text, "reevaluating": new.version})
+            self._write(swap, list(self.book.members), meta={"rules_text": rules_text, "reevaluating": new.version,
+                                                             "reevaluating_tiers": True})
         except BaseException:
             self.book.programme = old
             raise
@@ -912,9 +924,10 @@ class Shard:
         def step(writer: BatchWriter) -> None:
             self.members.bring(chunk, lambda ids: writer.members(ids, ordered=True))  # sorted, each once
             for member_id in chunk:
-                member = self.book.members.get(member_id) if member_id not in job.early else None
+                member = self.book.members.get(member_id) if member_id not in job.early and job.retier else None
                 if member is not None:
                     reevaluate(self.book, member, job.version)
+            self._replan(writer, chunk)
             if finished:
                 writer.put_meta("reevaluating", 0)
 
@@ -923,6 +936,16 @@ class Shard:
         if finished:
             self.job = None
         return len(chunk), finished
+
+    def _replan(self, writer: BatchWriter, chunk: list[str]) -> None:
+        """The next wake-up of each member under the rules now in force. An earlier plan's date left
+        in the index only makes a run look at a member with nothing to do."""
+        members = [m for m in map(self.book.members.get, chunk) if m is not None]
+        if self.members.bounded:
+            writer.put_wakeups(wakeups_of(self.book, members))
+        else:
+            for member in members:
+                schedule(self.book, member)
 
     def _walking(self, step: Callable[[BatchWriter], T], chunk: list[str]) -> T:
         """A job's chunk: members it reads from LMDB leave memory first after it (actors/hot_members.py)."""

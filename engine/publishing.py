@@ -26,6 +26,7 @@ __all__ = [
     "rebuild_history",
     "reevaluate",
     "remap_tiers",
+    "reminders_to_replan",
 ]
 
 COUNTS = frozenset({"purchases"})
@@ -40,6 +41,15 @@ EARNING = frozenset({PURCHASE, EVENT, ADJUSTMENT, RECHARGE})
 def members_to_revisit(old: Rules, new: Rules) -> bool:
     """Whether members must be visited again: tiers to re-judge, or tags to re-compute."""
     return old.tiers != new.tiers or old.tier_policy != new.tier_policy or old.tags != new.tags
+
+
+def reminders_to_replan(old: Rules, new: Rules) -> bool:
+    """Whether members' reminder dates move: each member is woken on the date of its next
+    reminder, planned under the rules of the day, so a publish that widened `birthday_days_before`
+    left the birthday notices of that year unsent, and one that widened `expiring_days` announced
+    points already held on the old, shorter notice (a probe)."""
+    was, now = old.notify, new.notify
+    return (was.expiring_days, was.birthday_days_before) != (now.expiring_days, now.birthday_days_before)
 
 
 def activates_tiers(old: Rules, new: Rules) -> bool:

@@ -3,6 +3,7 @@ change that caused them or not at all, numbered per shard, kept for retention, a
 data folder opens with an empty outbox."""
 
 import json
+import re
 import struct
 import tempfile
 from pathlib import Path
@@ -18,6 +19,7 @@ from actors.shard_outbox import decode_page
 from engine.calendar import parse_day
 from engine.errors import InvalidRequestError, StorageFullError
 from engine.notices import NOTICE_KINDS, Notice
+from engine.operators import Enrollment
 from proto import patron_pb2 as pb
 from storage.outbox import Run, append, event_message, read_after
 from tests.builders import buy, line, without_coupon_triggers
@@ -271,3 +273,37 @@ def test_a_subscriber_that_loses_a_shard_is_told_to_resume_from_its_last_positio
     assert "subscribe again from the last position received; no event is lost" in str(told)
     refused = InvalidRequestError("after: bad")
     assert for_a_reader(refused) is refused
+
+
+@pytest.mark.parametrize(("hot_members", "restart"), [(0, False), (2, False), (0, True), (2, True)])
+def test_a_publish_that_gives_more_notice_plans_the_members_reminders_again(tmp_path, hot_members, restart):
+    """Members are woken on the date of their next reminder, planned under the rules of the day: a
+    publish raising `birthday_days_before` lost that year's birthday notice, and one raising
+    `expiring_days` announced points already held on the old notice (a probe). A restart in the
+    middle of the publish's walk resumes it, and the walk judges no tier when only notice changed."""
+    v1 = re.sub(r'policy = "jan1_after_years".*\nyears = 1', 'policy = "rolling_days"\ndays = 20', NO_COUPON_TRIGGERS)
+    v1 = v1.replace("expiring_days = 30", "expiring_days = 2")
+    v2 = v1.replace("version = 1", "version = 2").replace("expiring_days = 2", "expiring_days = 15").replace(
+        "birthday_days_before = 3", "birthday_days_before = 9")
+    shard = open_shard(tmp_path, v1, hot_members=hot_members)
+    shard.enroll(Enrollment(member_id="b1", birthday="11-28"))
+    shard.apply([buy("t1", "p1", DAY, line(2900))] + [buy(f"o{n}", f"other{n}", DAY, line(100)) for n in range(3)])
+    shard.midnight_begin(parse_day("2026-11-18"))  # plans each member's next wake-up under v1
+    while not shard.midnight_step()[2]:
+        pass
+    seen = shard.outbox.state().newest
+    assert shard.publish(v2) == 5
+    if restart:
+        shard.close()
+        shard = open_shard(tmp_path, v2, hot_members=hot_members)
+        assert (shard.job.kind, shard.job.retier) == ("reevaluate", False)
+    while not shard.reevaluate_step()[1]:
+        pass
+    assert not [e for e in shard.ledger("p1") if e.cause == "rules"]
+    for day in ("2026-11-19", "2026-11-20", "2026-11-21", "2026-11-22"):
+        shard.midnight_begin(parse_day(day))
+        while not shard.midnight_step()[2]:
+            pass
+    notices = [(event.day, event.kind, event.member_id) for _, event in messages(shard, after=seen)
+               if event.kind in ("birthday", "points_expiring")]
+    assert notices == [("2026-11-19", "birthday", "b1"), ("2026-11-22", "points_expiring", "p1")]
