@@ -191,10 +191,13 @@ def run_member_midnight(book: Book, member: Member, night: Night) -> list[Anomal
 
 
 def _release_pending(book: Book, member: Member, run: Day, ref: str) -> None:
-    released = [h for h in member.held if 0 < h.release <= run]
+    """Points whose expiry is this run too are left held, for `_expire` to lapse: never spendable,
+    their refund takes them only from what was earned (released first, they expired as a lot, and
+    the refund took them from the balance again: a probe)."""
+    released = [h for h in member.held if 0 < h.release <= run < h.expires]
     if not released:
         return
-    member.held = [h for h in member.held if not 0 < h.release <= run]
+    member.held = [h for h in member.held if not 0 < h.release <= run < h.expires]
     for held in released:
         member.pending -= held.amount
         add_points(member, held.amount, held.expires)

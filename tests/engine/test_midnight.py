@@ -242,6 +242,19 @@ def test_pending_points_that_expire_before_their_release_expire_with_no_lot_to_t
     assert [(e.kind, e.pending, e.ref) for e in target.ledger][-1] == ("expire", -10, "2026-03-06")
 
 
+def test_pending_points_whose_release_is_their_expiry_lapse_unspendable_and_their_refund_takes_none():
+    """Released and expired by one run, they were never spendable: released first, they expired as
+    a lot does, so the purchase's refund took them from the balance again, a debt (a probe)."""
+    target = book(body='[points]\npending_days = 2\n' + SPEND + '[points.expiry]\npolicy = "rolling_days"\ndays = 2\n')
+    score(target, buy("t1", "m", "2026-03-02 10:00", line(1000)))
+    until(target, "2026-03-05")
+    member = target.members["m"]
+    assert (member.points, member.pending, member.lots) == (0, 0, [])
+    assert [(e.kind, e.points, e.pending) for e in target.ledger if e.member_id == "m"][-1] == ("expire", 0, -10)
+    [back] = score(target, refund("r1", "m", "2026-03-05 10:00", "t1", 1000))
+    assert (back.outcome, back.points, member.points, member.debt, member.total_points) == ("accepted", 0, 0, 0, 0)
+
+
 def test_a_next_day_tier_is_entered_at_the_next_midnight_if_it_still_holds():
     bronze = 'threshold = 50000\nvalidity = "12 months"'
     tiers = SHOPLINE.format(on_expiry="reevaluate").replace(bronze, bronze + '\neffective = "next_day"')
