@@ -173,9 +173,10 @@ def test_a_computed_tag_a_version_dropped_is_still_the_rules_until_the_midnight_
     until(target, "2026-04-01")
     target.programme = programme(body=SPEND + TAGS.replace('name = "lapsed"', 'name = "dormant"'))
     assert tags_of(target, "m") == ["lapsed"]
-    with pytest.raises(InvalidRequestError, match="remove: member 'm': 'lapsed' is a computed tag"):
+    held = "is a computed tag the member still holds from an earlier rules version, until the next midnight run"
+    with pytest.raises(InvalidRequestError, match=f"remove: member 'm': 'lapsed' {held}"):
         set_manual_tags(target, "m", [], ["lapsed"], "why", target.today)
-    with pytest.raises(InvalidRequestError, match="add: member 'm': 'lapsed' is a computed tag"):
+    with pytest.raises(InvalidRequestError, match=f"add: member 'm': 'lapsed' {held}"):  # not "the rules' [[tags]]"
         set_manual_tags(target, "m", ["lapsed"], [], "why", target.today)
 
 
