@@ -216,6 +216,8 @@ class Coordinator(ShardLanes):
                              "the re-evaluation")
         await self.resharding.recover()  # a move cut short by a crash leaves a copy to delete
         self.resharding.tell_unfinished_rebalance()
+        if closed := await self._closed_owed():  # the watch finishes the run the server's end cut short
+            self._unreported = max(parse_day(day) for day in closed) + 1
         if self.config.midnight == "clock":
             self._background(self._clock(), "the midnight clock")
         self._background(self._watch(), "watching the shards")
@@ -504,10 +506,17 @@ class Coordinator(ShardLanes):
         self._unreported = run
         owed = await asyncio.gather(*(actor.reports_owed.remote() for actor in self.actors))
         days = days | {day for part in owed for day in part}
-        await self._write_reports(days | {iso(run - 1)})  # the closed day's even when empty: "none", not "not run"
-        await self._report_reused_ids(run - 1)
-        await self.on_every_shard("reports_written", sorted(days), urgent=True)
+        closed = {iso(run - 1)} | await self._closed_owed()
+        await self._write_reports(days | closed)  # a closed day's even when empty: "none", not "not run"
+        for day in sorted(closed):
+            await self._report_reused_ids(parse_day(day))
+        await self.on_every_shard("reports_written", sorted(days), sorted(closed), urgent=True)
         self._unreported = 0
+
+    async def _closed_owed(self) -> set[str]:
+        """Days closed by runs whose reports a cut of the server left unwritten (the shards keep them)."""
+        owed = await asyncio.gather(*(actor.closed_owed.remote() for actor in self.actors))
+        return {day for part in owed for day in part}
 
     async def _write_reports(self, days: set[str]) -> None:
         for day in sorted(days):

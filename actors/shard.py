@@ -746,6 +746,7 @@ class Shard:
             if rows:
                 writer.put_meta(REPORTS_OWED, sorted(set(owed) | {row.day for row in rows}))
             if finished:
+                writer.put_meta(CLOSED_OWED, sorted({*self.closed_owed(), iso(job.day - 1)}))
                 writer.forget_before(job.day - self.config.index_retention_days)
                 writer.forget_rejections_before(job.day - REJECTIONS_KEPT_DAYS)
                 self._pruned += writer.prune_events(job.day - self.book.programme.rules.notify.retention_days,
@@ -852,10 +853,18 @@ class Shard:
         or the server's) still has them reported by the next run that ends."""
         return self.store.meta(REPORTS_OWED, [])
 
-    def reports_written(self, days: list[str]) -> None:
-        owed = self.reports_owed()
-        if set(owed) & set(days):
-            self._write(lambda: None, (), meta={REPORTS_OWED: [day for day in owed if day not in days]})
+    def closed_owed(self) -> list[str]:
+        """Days this shard's runs closed whose reports (the anomaly report, empty or not, and the
+        reused ids) are not known to be written: kept from the run's last step, so a server cut
+        between its shards' last steps and its reports writes them once back (they were lost for
+        good: an outside probe)."""
+        return self.store.meta(CLOSED_OWED, [])
+
+    def reports_written(self, days: list[str], closed: Iterable[str] = ()) -> None:
+        owed, closed_owed = self.reports_owed(), self.closed_owed()
+        if set(owed) & set(days) or set(closed_owed) & set(closed):
+            self._write(lambda: None, (), meta={REPORTS_OWED: [day for day in owed if day not in days],
+                                                CLOSED_OWED: [day for day in closed_owed if day not in closed]})
 
     # -- publishing ----------------------------------------------------------------------
 
@@ -1122,6 +1131,7 @@ def _lots_by_day(members: Iterable[Member]) -> dict[Day, int]:
 
 
 REPORTS_OWED = "reports_owed"
+CLOSED_OWED = "closed_owed"
 """The meta key of `Shard.reports_owed`."""
 COUNTED_KEY = "counted"
 """The meta key of `Shard.counted` but for its `stats`, which are under COUNTED_STATS_KEY."""

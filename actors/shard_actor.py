@@ -8,7 +8,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 import msgspec
@@ -171,8 +171,11 @@ class ShardActor:
     def reports_owed(self) -> list[str]:
         return self.shard.reports_owed()
 
-    def reports_written(self, days: list[str]) -> None:
-        self.shard.reports_written(days)
+    def closed_owed(self) -> list[str]:
+        return self.shard.closed_owed()
+
+    def reports_written(self, days: list[str], closed: Iterable[str] = ()) -> None:
+        self.shard.reports_written(days, closed)
 
     def id_digests(self, day: Day) -> bytes:
         return self.shard.store.id_digests(day)

@@ -340,6 +340,35 @@ def test_anomalies_of_a_run_cut_short_after_one_shards_steps_are_still_reported(
     assert ray.get(shard.reports_owed.remote()) == []
 
 
+def test_the_reports_of_a_day_closed_by_a_run_the_servers_end_cut_short_are_written_after_a_restart(start_server,
+                                                                                                       tmp_path):
+    # every shard had run the date, the server stopped before the reports: the restart found no run
+    # to finish, and the closed day's reused ids, and its anomaly report when empty, were lost for good
+    server = start_server(shards=2, start_date=parse_day("2026-11-17"), data=tmp_path / "data")
+    with PatronClient(server.address) as client:
+        client.submit([purchase("same", "m1", "2026-11-17 10:00", 2900),
+                       purchase("same", "m2", "2026-11-17 11:00", 2900)])
+        for shard in server.server.coordinator.actors:  # as the run did before the server stopped
+            ray.get(shard.midnight_begin.remote(parse_day("2026-11-18")))
+            while not ray.get(shard.midnight_step.remote(100))[2]:
+                pass
+    server.stop()
+    reports = tmp_path / "data" / "reports"
+    assert not list(reports.glob("*-2026-11-17.jsonl"))  # the server stopped before them
+    server = start_server(data=tmp_path / "data")
+    deadline = time.monotonic() + 30
+    while not (reports / "reused-ids-2026-11-17.jsonl").exists():
+        assert time.monotonic() < deadline, "the closed day's reports were not written"
+        time.sleep(0.1)
+    assert msgspec.json.decode((reports / "reused-ids-2026-11-17.jsonl").read_text()) == {
+        "txn_id": "same", "members": ["m1", "m2"]}
+    assert (reports / "anomalies-2026-11-17.jsonl").read_text() == ""  # written: "none", not "not run"
+    deadline = time.monotonic() + 30
+    while any(ray.get(shard.closed_owed.remote()) for shard in server.server.coordinator.actors):
+        assert time.monotonic() < deadline, "the shards still owe the closed day's reports"
+        time.sleep(0.1)
+
+
 def test_anomaly_reports_a_run_could_not_write_are_written_by_the_watch(start_server, tmp_path, monkeypatch):
     # every shard had run the date, so nothing was owed: the report waited for the next date's run
     rules = tmp_path / "rules.toml"
