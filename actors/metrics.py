@@ -155,7 +155,8 @@ class Metrics:
         self.event_subscribers = Gauge("patron_event_subscribers", "Subscribers connected to Events.Subscribe.",
                                        registry=registry)
         self.event_lag = Gauge("patron_event_subscriber_lag_seconds",
-                               "Per subscriber: age of the oldest event not yet sent to it (0: caught up).",
+                               "Per subscription, labelled NAME/N (the subscriber's name, the gateway's count of "
+                               "subscriptions): age of the oldest event not yet sent to it (0: caught up).",
                                ["subscriber"], registry=registry)
 
     def _spending_metrics(self, registry: CollectorRegistry) -> None:
