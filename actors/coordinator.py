@@ -31,7 +31,7 @@ from actors.routing import even_layout
 from actors.shard import ShardConfig, ShardStatus
 from actors.shard_actor import ShardActor
 from engine.anomaly_report import AnomalyRow
-from engine.calendar import iso, parse_day
+from engine.calendar import date_span, iso, parse_day
 from engine.errors import (
     CheckpointFailedError,
     InvalidRequestError,
@@ -570,7 +570,7 @@ class Coordinator(ShardLanes):
         metrics.midnight_duration.set(summary.seconds)
         metrics.midnight_members.set(summary.members)
         metrics.midnight_runs.inc(dates)
-        log.info("midnight run", extra={"dates": summary.dates, "members": summary.members,
+        log.info("midnight run", extra={"dates": date_span(summary.dates), "members": summary.members,
                                         "anomalies": summary.anomalies, "seconds": summary.seconds,
                                         "worked": summary.worked, "paused": summary.paused,
                                         "stepped": summary.stepped})

@@ -18,6 +18,7 @@ from actors.batch_order import BatchPart, Stream
 from actors.batch_outcome import disk_full, failed_batch, original, root_cause, storage_full
 from actors.batch_wire import PartAnswer, Route, ack_bytes, result_message, route_of
 from actors.coordinator import Coordinator
+from actors.job_errors import job_error
 from actors.logs import Throttled
 from actors.metrics import Metrics
 from actors.opening_wire import encode_rows, request_rows
@@ -691,7 +692,12 @@ class AdminService:
                          ) -> pb.CheckpointResponse:
         # a caller that goes away (a deadline) leaves the checkpoint going: cancelled, its partial copy
         # was removed while the shards still copied into it (a review)
-        made = await asyncio.shield(self.coordinator.checkpoint())
+        try:
+            made = await asyncio.shield(self.coordinator.checkpoint())
+        except Exception as error:  # the caller was told; serve's log said nothing (an SRE probe)
+            log.error("a checkpoint asked for failed; nothing of it was kept", extra={"error": job_error(error)})
+            raise
+        log.info("checkpoint", extra={"checkpoint": made.name, "bytes": made.bytes})
         return pb.CheckpointResponse(name=made.name, bytes=made.bytes, kept=made.kept)
 
     @answers_errors

@@ -17,6 +17,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 
 from client import PatronClient, UnsendableError, sendable_token, transaction_message
+from engine.calendar import date_span
 from engine.errors import InvalidRequestError, PatronError
 from proto import patron_pb2 as pb
 
@@ -59,11 +60,6 @@ def retries() -> int:
     return int(text)
 
 
-MOST_DATES_SHOWN = 10
-"""A midnight run over years (a test system's `--allow-future`) lists thousands of dates: past
-this many, the first and last are shown with the count."""
-
-
 def _show(message: Any) -> None:
     # fields at their default shown too: proto3 JSON leaves out `"shard": 0`, `"running": false`...
     shown = MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
@@ -94,13 +90,8 @@ def _declared_value(field: Any, value: Any) -> Any:
 
 def _dates_shortened(shown: Any) -> Any:
     if isinstance(shown, dict):
-        return {key: (_date_span(value) if key == "dates" else _dates_shortened(value)) for key, value in shown.items()}
+        return {key: (date_span(value) if key == "dates" else _dates_shortened(value)) for key, value in shown.items()}
     return [_dates_shortened(item) for item in shown] if isinstance(shown, list) else shown
-
-
-def _date_span(dates: list[str]) -> list[str]:
-    """Still a list of strings, for scripts that read the JSON: the first, how many between, the last."""
-    return dates if len(dates) <= MOST_DATES_SHOWN else [dates[0], f"... {len(dates) - 2:,} dates ...", dates[-1]]
 
 
 UNKNOWN_FATE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNKNOWN,

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.admin import MOST_DATES_SHOWN, _dates_shortened, _show, midnight_progress_line
+from cli.admin import _dates_shortened, _show, midnight_progress_line
+from engine.calendar import MOST_DATES_SHOWN
 from proto import patron_pb2 as pb
 from tests.builders import ms
 

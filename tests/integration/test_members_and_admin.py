@@ -438,7 +438,8 @@ def test_a_run_of_several_dates_cut_short_at_a_dates_reports_is_finished_and_cou
         f"anomalies-2026-11-{day}.jsonl" for day in (17, 18, 19)]
 
 
-def test_a_checkpoint_that_failed_on_a_shard_is_told_once_not_sent_again(start_server, tmp_path, monkeypatch):
+def test_a_checkpoint_that_failed_on_a_shard_is_told_once_not_sent_again(start_server, tmp_path, monkeypatch,
+                                                                         caplog):
     # a checkpoint probe: a shard killed while copying answered UNAVAILABLE, which the client takes for
     # a server it did not reach: it sent the checkpoint again, and the operator saw it succeed
     import actors.coordinator
@@ -454,6 +455,10 @@ def test_a_checkpoint_that_failed_on_a_shard_is_told_once_not_sent_again(start_s
     assert failed.value.code() == grpc.StatusCode.ABORTED
     assert "shard 1 died while copying (planted)" in failed.value.details()
     assert server.server.metrics.registry.get_sample_value("patron_checkpoint_failures_total") == 1
+    # serve's log says so too, once (an SRE probe: only the caller was told)
+    logged = [r for r in caplog.records if r.getMessage().startswith("a checkpoint asked for failed")]
+    assert len(logged) == 1
+    assert "shard 1 died while copying (planted)" in logged[0].error
 
 
 def test_a_checkpoint_that_fails_after_a_midnight_run_does_not_fail_the_run(start_server, tmp_path, monkeypatch):
@@ -682,3 +687,11 @@ def test_a_rules_file_edited_without_a_new_version_is_not_published_at_start_and
     [warned] = [r.getMessage() for r in caplog.records if "its text differs" in r.getMessage()]
     assert warned == (f"{edited} is version 1 as the version in force, but its text differs: it was not published, "
                       f"the version in force stays; give it a higher version to publish it")
+
+
+def test_a_run_over_many_dates_logs_their_span_not_every_date(client, caplog):
+    # a test system's run over years made one log line of 38 KB (an SRE probe)
+    caplog.set_level(logging.INFO, "patron")
+    assert len(client.run_midnight("2026-11-29").dates) == 12
+    [logged] = [record for record in caplog.records if record.getMessage() == "midnight run"]
+    assert logged.dates == ["2026-11-18", "... 10 dates ...", "2026-11-29"]
