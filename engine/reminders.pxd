@@ -10,6 +10,7 @@ from engine.record_fields cimport Lot, Member
 
 cpdef _points_key(expires)
 cpdef _coupon_key(code)
+cpdef _birthday_key(birthday)
 @cython.locals(lot=Lot)
 cpdef _live(Member member, key, run)
 @cython.locals(lot=Lot)

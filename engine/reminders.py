@@ -17,6 +17,7 @@ __all__ = ["birthday_reminder_day", "next_reminder", "remind"]
 
 
 _COUPON = "coupon "
+_BIRTHDAY = "birthday "
 
 
 def _points_key(expires: Day) -> str:
@@ -28,6 +29,10 @@ def _coupon_key(code: str) -> str:
     return f"{_COUPON}{code}"
 
 
+def _birthday_key(birthday: Day) -> str:
+    return f"{_BIRTHDAY}{birthday}"
+
+
 def _live(member: Member, key: str, run: Day) -> bool:
     """Whether what `key` names has not lapsed by the run for `run`, held or not: points redeemed
     after their reminder, or a coupon used, may come back by a refund with the same expiry, and
@@ -36,6 +41,8 @@ def _live(member: Member, key: str, run: Day) -> bool:
     the key (a reviewer: under annual_reset a year's points share one date)."""
     if key.startswith(_POINTS):
         return run < int(key[len(_POINTS):]) < NEVER
+    if key.startswith(_BIRTHDAY):  # kept to its day: a notice made shorter by a publish once sent
+        return run <= int(key[len(_BIRTHDAY):])  # came again on its new day (a review)
     code = key[len(_COUPON):]
     for c in member.coupons:  # a member's codes are unique (`<coupon id>-<member id>-<n>`, n counting up)
         if c.code == code:
@@ -77,7 +84,10 @@ def remind(book: Book, member: Member, run: Day) -> None:
             member.reminded = (*kept, *member.reminded[len(sent):])
     before = notify.birthday_days_before
     if before and member.profile.birthday and birthday_reminder_day(member.profile.birthday, run - 1, before) == run:
-        book.notify(BIRTHDAY, member.member_id, run, birthday=iso(run + before), days_before=before)
+        key = _birthday_key(run + before)
+        if key not in member.reminded:
+            book.notify(BIRTHDAY, member.member_id, run, birthday=iso(run + before), days_before=before)
+            member.reminded += (key,)
 
 
 def next_reminder(book: Book, member: Member, after: Day) -> Day:
@@ -104,6 +114,8 @@ def next_reminder(book: Book, member: Member, after: Day) -> Day:
     before = notify.birthday_days_before
     if before and member.profile.birthday:
         day = birthday_reminder_day(member.profile.birthday, after, before)
+        if member.reminded and _birthday_key(day + before) in member.reminded:  # sent on a longer notice
+            day = birthday_reminder_day(member.profile.birthday, day, before)
         if not first or day < first:
             first = day
     return first

@@ -307,3 +307,27 @@ def test_a_publish_that_gives_more_notice_plans_the_members_reminders_again(tmp_
     notices = [(event.day, event.kind, event.member_id) for _, event in messages(shard, after=seen)
                if event.kind in ("birthday", "points_expiring")]
     assert notices == [("2026-11-19", "birthday", "b1"), ("2026-11-22", "points_expiring", "p1")]
+
+
+@pytest.mark.parametrize("hot_members", [0, 2])
+def test_a_publish_that_gives_less_notice_after_a_birthday_notice_went_out_sends_no_second_one(tmp_path, hot_members):
+    # a review: the publish's walk woke the member for the new, later notice day, which sent it again
+    v1 = NO_COUPON_TRIGGERS.replace("birthday_days_before = 3", "birthday_days_before = 9")
+    v2 = v1.replace("version = 1", "version = 2").replace("birthday_days_before = 9", "birthday_days_before = 3")
+    shard = open_shard(tmp_path, v1, hot_members=hot_members)
+    shard.enroll(Enrollment(member_id="b1", birthday="11-28"))
+    shard.apply([buy(f"o{n}", f"other{n}", DAY, line(100)) for n in range(3)])
+    for day in ("2026-11-18", "2026-11-19"):
+        shard.midnight_begin(parse_day(day))
+        while not shard.midnight_step()[2]:
+            pass
+    shard.publish(v2)
+    while not shard.reevaluate_step()[1]:
+        pass
+    for day in range(parse_day("2026-11-20"), parse_day("2026-11-26")):  # 11-25: the new notice's day
+        shard.midnight_begin(day)
+        while not shard.midnight_step()[2]:
+            pass
+    birthdays = [(event.day, json.loads(event.detail)["days_before"]) for _, event in messages(shard)
+                 if event.kind == "birthday"]
+    assert birthdays == [("2026-11-19", 9)]
