@@ -216,8 +216,11 @@ class Coordinator(ShardLanes):
                              "the re-evaluation")
         await self.resharding.recover()  # a move cut short by a crash leaves a copy to delete
         self.resharding.tell_unfinished_rebalance()
-        if closed := await self._closed_owed():  # the watch finishes the run the server's end cut short
-            self._unreported = max(parse_day(day) for day in closed) + 1
+        closed = await self._closed_owed()
+        if closed and max(closed) < min(s.business_day for s in statuses):
+            # every shard ran the date, the server's end cut its reports: the watch writes them. Shards
+            # on different dates are brought to the latest first, whose run writes them (a review)
+            self._unreported = parse_day(max(closed)) + 1
         if self.config.midnight == "clock":
             self._background(self._clock(), "the midnight clock")
         self._background(self._watch(), "watching the shards")

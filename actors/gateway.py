@@ -659,6 +659,17 @@ def _reason(text: str) -> str:
     return text
 
 
+def _log_checkpoint(copying: asyncio.Future) -> None:
+    """A checkpoint asked for, in serve's log: its failure was told only to the caller (an SRE probe)."""
+    if copying.cancelled():
+        return
+    if (error := copying.exception()) is not None:
+        log.error("a checkpoint asked for failed; nothing of it was kept", extra={"error": job_error(error)})
+    else:
+        made = copying.result()
+        log.info("checkpoint", extra={"checkpoint": made.name, "bytes": made.bytes})
+
+
 class AdminService:
     def __init__(self, coordinator: Coordinator) -> None:
         self.coordinator = coordinator
@@ -692,12 +703,9 @@ class AdminService:
                          ) -> pb.CheckpointResponse:
         # a caller that goes away (a deadline) leaves the checkpoint going: cancelled, its partial copy
         # was removed while the shards still copied into it (a review)
-        try:
-            made = await asyncio.shield(self.coordinator.checkpoint())
-        except Exception as error:  # the caller was told; serve's log said nothing (an SRE probe)
-            log.error("a checkpoint asked for failed; nothing of it was kept", extra={"error": job_error(error)})
-            raise
-        log.info("checkpoint", extra={"checkpoint": made.name, "bytes": made.bytes})
+        copying = asyncio.ensure_future(self.coordinator.checkpoint())
+        copying.add_done_callback(_log_checkpoint)  # also when the caller has gone
+        made = await asyncio.shield(copying)
         return pb.CheckpointResponse(name=made.name, bytes=made.bytes, kept=made.kept)
 
     @answers_errors

@@ -11,7 +11,7 @@ import logging
 import time
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Collection, Container, Iterable
 from itertools import accumulate
 from operator import attrgetter
 from pathlib import Path
@@ -860,7 +860,7 @@ class Shard:
         good: an outside probe)."""
         return self.store.meta(CLOSED_OWED, [])
 
-    def reports_written(self, days: list[str], closed: Iterable[str] = ()) -> None:
+    def reports_written(self, days: list[str], closed: Collection[str] = ()) -> None:
         owed, closed_owed = self.reports_owed(), self.closed_owed()
         if set(owed) & set(days) or set(closed_owed) & set(closed):
             self._write(lambda: None, (), meta={REPORTS_OWED: [day for day in owed if day not in days],
@@ -876,15 +876,7 @@ class Shard:
         old, new = self.book.programme, Programme(load_rules(rules_text))
         self.reads.know(rules_text, new.rules)
         if not members_to_revisit(old.rules, new.rules):
-            replan = reminders_to_replan(old.rules, new.rules)
-            meta = {"rules_text": rules_text, "reevaluating": new.version, "reevaluating_tiers": False}
-            self._write(lambda: None, (), meta=meta if replan else {"rules_text": rules_text})
-            self.book.programme = new
-            self._settle_coupons()
-            if not replan:
-                return 0
-            self.job = Job("reevaluate", self.book.today, sorted(self.book.members), version=new.version, retier=False)
-            return len(self.job.members)
+            return self._publish_as_it_is(new, rules_text, reminders_to_replan(old.rules, new.rules))
         activating = activates_tiers(old.rules, new.rules)
         # what the new tiers and tags look back on that the old ones did not keep (a first publish
         # told not to count past spend makes again only purchase counts)
@@ -910,6 +902,24 @@ class Shard:
             raise
         self._settle_coupons()
         self.job = Job("reevaluate", self.book.today, sorted(self.book.members), version=new.version)
+        return len(self.job.members)
+
+    def _publish_as_it_is(self, new: Programme, rules_text: str, replan: bool) -> int:
+        """A version whose tiers and tags are those in force: a walk under way (a publish a restart
+        cut short, brought to a shard by the next one) goes on; when the reminders' notice changed,
+        a walk plans their dates again, and re-judges tiers from its start if the walk under way did
+        (a review: replaced by a walk that judged no tier, the members it had not reached kept their
+        tiers for good)."""
+        retier = self.job is not None and self.job.kind == "reevaluate" and self.job.retier
+        meta = {"rules_text": rules_text}
+        if replan:
+            meta |= {"reevaluating": new.version, "reevaluating_tiers": retier}
+        self._write(lambda: None, (), meta=meta)
+        self.book.programme = new
+        self._settle_coupons()
+        if not replan:
+            return 0
+        self.job = Job("reevaluate", self.book.today, sorted(self.book.members), version=new.version, retier=retier)
         return len(self.job.members)
 
     def _settle_coupons(self) -> None:
@@ -1131,8 +1141,9 @@ def _lots_by_day(members: Iterable[Member]) -> dict[Day, int]:
 
 
 REPORTS_OWED = "reports_owed"
-CLOSED_OWED = "closed_owed"
 """The meta key of `Shard.reports_owed`."""
+CLOSED_OWED = "closed_owed"
+"""The meta key of `Shard.closed_owed`."""
 COUNTED_KEY = "counted"
 """The meta key of `Shard.counted` but for its `stats`, which are under COUNTED_STATS_KEY."""
 COUNTED_STATS_KEY = "counted_stats"

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection
 from typing import TypeVar
 
 import msgspec
@@ -174,7 +174,7 @@ class ShardActor:
     def closed_owed(self) -> list[str]:
         return self.shard.closed_owed()
 
-    def reports_written(self, days: list[str], closed: Iterable[str] = ()) -> None:
+    def reports_written(self, days: list[str], closed: Collection[str] = ()) -> None:
         self.shard.reports_written(days, closed)
 
     def id_digests(self, day: Day) -> bytes:

@@ -571,6 +571,27 @@ def test_publishing_changed_tiers_keeps_members_by_tier_name_then_reevaluates(tm
     assert open_shard(tmp_path, renamed).member("m1").tier == "Gold"
 
 
+@pytest.mark.parametrize("restart", [False, True])
+def test_a_publish_of_other_notice_during_a_tier_walk_still_re_judges_every_members_tier(tmp_path, restart):
+    """A walk a restart cut short is brought on by the next publish; one that changed only the
+    reminders' notice replaced it with a walk that judged no tier (a review): the members not
+    reached yet kept their tiers for good."""
+    rules = RULES.replace("threshold = 1000000 ", "threshold = 9000000 ")
+    shard = open_shard(tmp_path, rules)
+    shard.apply([buy(f"t{n}", f"m{n}", DAY, line(1_000_000)) for n in range(4)])  # Silver each
+    v2 = rules.replace("version = 1", "version = 2").replace("threshold = 9000000 ", "threshold = 1000000 ")
+    assert shard.publish(v2) == 4
+    assert shard.reevaluate_step(limit=1) == (1, False)
+    if restart:
+        shard.close()
+        shard = open_shard(tmp_path, v2)
+    v3 = v2.replace("version = 2", "version = 3").replace("expiring_days = 30", "expiring_days = 14")
+    assert shard.publish(v3) == 4
+    while not shard.reevaluate_step(limit=1)[1]:
+        pass
+    assert [shard.member(f"m{n}").tier for n in range(4)] == ["Gold"] * 4
+
+
 def test_a_publish_that_removes_a_members_tier_records_the_move_and_keeps_it_after_a_restart(tmp_path):
     rules = RULES.replace("threshold = 1000000 ", "threshold = 9000000 ")
     shard = open_shard(tmp_path, rules)
