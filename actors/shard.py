@@ -747,7 +747,7 @@ class Shard:
                 writer.put_meta(REPORTS_OWED, sorted(set(owed) | {row.day for row in rows}))
             if finished:
                 writer.put_meta(CLOSED_OWED, sorted({*self.closed_owed(), iso(job.day - 1)}))
-                writer.forget_before(job.day - self.config.index_retention_days)
+                writer.forget_before(job.day - self._index_days())
                 writer.forget_rejections_before(job.day - REJECTIONS_KEPT_DAYS)
                 self._pruned += writer.prune_events(job.day - self.book.programme.rules.notify.retention_days,
                                                     self._prune_through)
@@ -955,6 +955,12 @@ class Shard:
         if finished:
             self.job = None
         return len(chunk), finished
+
+    def _index_days(self) -> int:
+        """How long a transaction's id is remembered: at least while a transaction of its day may still
+        arrive (`max_lateness_days`), as replay remembers it. Rules allowing more lateness than the
+        server's retention had a resend 400 days late scored a second time (a probe)."""
+        return max(self.config.index_retention_days, self.book.programme.rules.max_lateness_days + 1)
 
     def _replan(self, writer: BatchWriter, chunk: list[str]) -> None:
         """The next wake-up of each member under the rules now in force. An earlier plan's date left

@@ -545,13 +545,28 @@ def test_the_anomaly_report_lists_the_transactions_replay_lists(tmp_path):
 
 
 def test_the_index_forgets_transactions_past_retention_at_midnight(tmp_path):
-    shard = open_shard(tmp_path, index_retention_days=1)
+    shard = open_shard(tmp_path, RULES.replace("max_lateness_days = 7", "max_lateness_days = 0"),
+                       index_retention_days=1)
     shard.apply([buy("t1", "m1", DAY, line(2900))])
     for day in ("2026-11-18", "2026-11-19"):
         shard.midnight_begin(parse_day(day))
         while not shard.midnight_step()[2]:
             pass
     assert shard.store.count("txn_index") == 0
+
+
+def test_the_index_remembers_a_transaction_while_one_of_its_day_may_still_come(tmp_path):
+    # rules allowing more lateness than the server's retention: a resend that late was scored again,
+    # where replay answers duplicate (a probe)
+    shard = open_shard(tmp_path, index_retention_days=1)  # the example rules: 7 days late
+    shard.apply([buy("t1", "m1", DAY, line(2900))])
+    earned = shard.member("m1").points
+    for day in ("2026-11-18", "2026-11-19", "2026-11-20"):
+        shard.midnight_begin(parse_day(day))
+        while not shard.midnight_step()[2]:
+            pass
+    [again] = shard.apply([buy("t1", "m1", DAY, line(2900))])
+    assert (again.outcome, shard.member("m1").points) == ("duplicate", earned)
 
 
 def test_publishing_changed_tiers_keeps_members_by_tier_name_then_reevaluates(tmp_path):
