@@ -1,5 +1,6 @@
 """`patron replay`: the engine over a JSONL file of transactions, for backtesting and agreement checks."""
 
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import msgspec
 from cli.inputs import past_bom, utf8_file
 from engine.anomaly_report import AnomalyRow
 from engine.book import Book
+from engine.errors import PatronError
 from engine.programme import Programme
 from engine.replay import advance_to, replay_list
 from engine.summary import summarise, summarise_entry
@@ -26,6 +28,10 @@ _CHUNK_BYTES = 1 << 17
 core's cache. Chunks of 1 MiB (about 1,600) cost 7% more CPU a transaction (bench/RESULTS.md,
 "Replay in small chunks")."""
 _decoder = msgspec.json.Decoder(Transaction)
+UNREADABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+"""What decoding a line may raise: a byte not UTF-8 inside a string from a pipe (a file is checked
+whole first) and a value nested a thousand deep ended the whole replay or send (a probe)."""
+MOST_NAMED = 10
 _encoder = msgspec.json.Encoder()
 
 
@@ -60,6 +66,7 @@ class ReplayFiles(msgspec.Struct, kw_only=True):
 
 
 def replay_files(files: ReplayFiles) -> ReplayStats:
+    _outputs_apart(files)
     book = Book(Programme(load_rules_file(files.rules)), keep_outputs=files.ledger_out is not None)
     utf8_file(files.transactions)
     started = time.perf_counter()
@@ -81,6 +88,25 @@ def replay_files(files: ReplayFiles) -> ReplayStats:
     if files.anomalies_out:
         files.anomalies_out.write_bytes(_encoder.encode_lines(anomalies))
     return stats
+
+
+def _outputs_apart(files: ReplayFiles) -> None:
+    """An output naming an input (or another output) was written over as it was read: 9 of 2,000
+    transactions replayed, exit 0, and the input gone (a probe)."""
+    named = [("--rules", files.rules), ("--transactions", files.transactions), ("--members-out", files.members_out),
+             ("--results-out", files.results_out), ("--ledger-out", files.ledger_out),
+             ("--anomalies-out", files.anomalies_out)]
+    for n, (flag, path) in enumerate(named[2:], start=2):
+        for other, before in named[:n]:
+            if path is not None and before is not None and _same_file(path, before):
+                raise PatronError(f"{flag} {path}: {other} names that file too; replay would write over it, so name "
+                                  f"another file")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
 
 
 def _drain_ledger(book: Book, ledger: BinaryIO | None) -> None:
@@ -142,7 +168,7 @@ def _decode(chunk: bytes | memoryview, seen: int) -> tuple[list[Transaction], bo
     Malformed stand-ins)."""
     try:
         return _decoder.decode_lines(chunk), True
-    except msgspec.DecodeError:
+    except UNREADABLE:
         pass
     lines = [line for line in bytes(chunk).split(b"\n") if line.strip()]
     return [decode_line(line, f"transaction {seen + n + 1}: ") for n, line in enumerate(lines)], False
@@ -152,22 +178,26 @@ def decode_line(line: bytes, where: str = "") -> Transaction:
     """One line as a transaction, or a Malformed stand-in that says why (after `where`)."""
     try:
         return _decoder.decode(line)
-    except msgspec.DecodeError as error:
-        return Malformed(txn_id=_txn_id_of(line), detail=f"{where}{error}")
+    except UNREADABLE as error:
+        why = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        return Malformed(txn_id=_txn_id_of(line), detail=f"{where}{why}")
 
 
 def _txn_id_of(line: bytes) -> str:
     try:
         found = msgspec.json.decode(line)
-    except msgspec.DecodeError:
+    except UNREADABLE:
         return ""
     txn_id = found.get("txn_id") if isinstance(found, dict) else None
     return txn_id if isinstance(txn_id, str) else ""
 
 
 def _warn(count: int, detail: str) -> None:
-    if count <= 10:
+    if count <= MOST_NAMED:
         print(f"replay: malformed {detail}", file=sys.stderr)
+    elif count == MOST_NAMED + 1:  # the README promised every one named (a probe)
+        print(f"replay: more malformed lines; only the first {MOST_NAMED} are named, the last line counts them all",
+              file=sys.stderr)
 
 
 def _write_members(book: Book, path: Path) -> None:

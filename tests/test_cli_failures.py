@@ -379,6 +379,51 @@ def test_a_transactions_file_that_is_not_utf8_is_one_line_for_send_and_replay(tm
     assert not (tmp_path / "r").exists()
 
 
+def _purchase_line(txn_id: str) -> bytes:
+    return json.dumps({"txn_id": txn_id, "member_id": "m1", "occurred_at_ms": 1_794_000_000_000, "kind": "purchase",
+                       "amount_minor": 2900}).encode()
+
+
+def test_lines_a_pipe_brings_that_cannot_be_read_are_malformed_and_the_rest_replayed(tmp_path):
+    """A byte that is not UTF-8 inside a string, and a value nested a thousand deep, ended the whole
+    replay with `unexpected UnicodeDecodeError` or `RecursionError`, the good lines lost (a probe)."""
+    lines = [_purchase_line("t1"), b'{"txn_id": "bad' + bytes([0xFF]) + b'", "member_id": "m1"}',
+             b'{"txn_id": "deep", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}", _purchase_line("t2")]
+    done = subprocess.run([sys.executable, "-m", "cli.main", "replay", "--rules", str(EXAMPLE_RULES), "--transactions",
+                           "/dev/stdin", "--members-out", str(tmp_path / "m"), "--results-out", str(tmp_path / "r")],
+                          input=b"\n".join(lines) + b"\n", capture_output=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    answers = map(json.loads, (tmp_path / "r").read_text().splitlines())
+    results = [(r["txn_id"], r["outcome"], r["reason"]) for r in answers]
+    assert results == [("t1", "accepted", ""), ("", "rejected", "malformed"), ("", "rejected", "malformed"),
+                       ("t2", "accepted", "")]
+    assert b"Traceback" not in done.stderr
+
+
+def test_more_malformed_lines_than_are_named_are_said_to_be_more(tmp_path):
+    source = tmp_path / "bad.jsonl"
+    source.write_text("\n".join(f'{{"txn_id": "x{n}", "kind": 7}}' for n in range(12)) + "\n")
+    done = patron("replay", "--rules", str(EXAMPLE_RULES), "--transactions", str(source), "--members-out",
+                  str(tmp_path / "m"), "--results-out", str(tmp_path / "r"))
+    said = done.stderr.splitlines()
+    named = [line for line in said if line.startswith("replay: malformed")]
+    assert named[-1].startswith("replay: malformed transaction 10:")
+    assert "replay: more malformed lines; only the first 10 are named, the last line counts them all" in said
+    assert said[-1].endswith("12 malformed")
+
+
+@pytest.mark.parametrize("output", ["--results-out", "--members-out", "--ledger-out"])
+def test_an_output_that_names_an_input_is_refused_and_the_input_kept(tmp_path, output):
+    # an output over the transactions replayed 9 of 2,000 of them, exit 0, and the input was gone (a probe)
+    source = tmp_path / "t.jsonl"
+    source.write_bytes(_purchase_line("t1") + b"\n")
+    outputs = {"--members-out": str(tmp_path / "m"), "--results-out": str(tmp_path / "r"), output: str(source)}
+    done = patron("replay", "--rules", str(EXAMPLE_RULES), "--transactions", str(source),
+                  *[word for pair in outputs.items() for word in pair])
+    assert_one_clear_line(done, f"{output} {source}: --transactions names that file too")
+    assert source.read_bytes() == _purchase_line("t1") + b"\n"
+
+
 def test_a_transactions_file_that_starts_with_a_byte_order_mark_replays_as_without_one(tmp_path):
     """As `import` reads its files: the mark made the first line `malformed` (an outside probe)."""
     from cli.inputs import BOM
