@@ -1,6 +1,7 @@
 """Checking a rules document: every problem named by its key path, what was expected and what was found."""
 
 import re
+import stat
 import tomllib
 import types
 from datetime import date, datetime
@@ -29,13 +30,25 @@ def load_rules_file(path: str | Path, new: bool = False, over: int | None = None
         # published document's is (without a byte order mark, CRLF read as LF: both only shrink it)
         if new and (size := Path(path).stat().st_size) > 2 * MOST_BYTES:
             raise RulesError([_too_big(size)])
-        text = Path(path).read_text(encoding="utf-8")
+        text = _read_text(Path(path))
     except OSError as error:
         # the caller names the file before each problem, as it does for every other problem
         raise RulesError([f"cannot read the rules file ({error.strerror})"]) from None
     except UnicodeDecodeError as error:
         raise RulesError([not_utf8(error)]) from None
     return load_rules(text, new, over)
+
+
+def _read_text(path: Path) -> str:
+    """A file's text; what has no size (a device, a pipe) is read to twice the bound: /dev/zero was
+    read until memory ran out (a probe)."""
+    if stat.S_ISREG(path.stat().st_mode):
+        return path.read_text(encoding="utf-8")
+    with open(path, "rb") as source:
+        data = source.read(2 * MOST_BYTES + 1)
+    if len(data) > 2 * MOST_BYTES:
+        raise RulesError([_too_big(len(data), more=True)])
+    return data.decode("utf-8")
 
 
 def load_rules(text: str, new: bool = False, over: int | None = None) -> Rules:
@@ -78,9 +91,9 @@ def _refuse_too_big(text: str) -> None:
         raise RulesError([_too_big(size)])
 
 
-def _too_big(size: int) -> str:
-    return (f"the document is {size:,} bytes; a rules document may be at most {MOST_BYTES:,} bytes (1 MiB): "
-            f"leave out comments and entries no rule needs")
+def _too_big(size: int, more: bool = False) -> str:
+    return (f"the document is {'more than ' if more else ''}{size - more:,} bytes; a rules document may be at most "
+            f"{MOST_BYTES:,} bytes (1 MiB): leave out comments and entries no rule needs")
 
 
 _LONG_NUMBER = re.compile(r"(?m)(?:^|([A-Za-z0-9_\"'.-]+)[ \t]*=|[\[,{])[ \t]*[+-]?([0-9][0-9_]{4300,})")

@@ -614,6 +614,15 @@ def test_a_new_document_past_1_mib_is_refused_before_it_is_read_and_a_stored_one
     assert load_rules(BIG, over=1).version == 1  # the version in force, read back
 
 
+def test_a_file_without_a_size_is_read_only_to_the_bound():
+    # /dev/zero has no size to check first: it was read until memory ran out (a probe)
+    with pytest.raises(RulesError) as raised:
+        load_rules_file("/dev/zero", new=True)
+    assert raised.value.problems == [
+        "the document is more than 2,097,152 bytes; a rules document may be at most 1,048,576 bytes (1 MiB): "
+        "leave out comments and entries no rule needs"]
+
+
 def test_a_file_is_measured_as_its_text_is_published_crlf_and_byte_order_mark_aside(tmp_path):
     # the file's bytes on disk were measured: one with CRLF passed publish and failed validate (a reviewer)
     text = REPO_EXAMPLE.read_text() + "#\n" * 400_000  # 0.8 MB as text, 1.2 MB with CRLF
