@@ -257,6 +257,33 @@ def test_a_midnight_run_a_shards_death_cuts_short_is_finished_once_it_is_back(st
         assert list(client.status().midnight.dates) == ["2026-11-18"]
 
 
+def test_a_shard_restarted_in_the_serve_that_made_its_folder_is_not_started_empty(start_server):
+    # Ray restarts an actor with the arguments it was made with, which in that serve said no data was
+    # expected: a node restarted with another data root started its shard empty, and a resend of an
+    # acknowledged transaction was scored again (a scale-out probe)
+    server = start_server(shards=2, start_date=parse_day("2026-11-17"))
+    coordinator = server.server.coordinator
+    pid = ray.get(coordinator.actors[1].pid.remote())
+    on_one = next(m for m in (f"m{n}" for n in range(20)) if shard_of(coordinator.layout, m) == 1)
+    store = server.server.config.data / "shards" / "001" / "data.mdb"
+    sent = [purchase("t1", on_one, "2026-11-17 10:00", 2900)]
+    with PatronClient(server.address, retries=0) as client:
+        client.submit(sent)
+        store.rename(store.with_name("aside.mdb"))  # the disk not mounted at the node's restart
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while "no data.mdb" not in (down := client.status().shards[1].down):
+            assert time.monotonic() < deadline, f"the shard does not say its data is missing: {down!r}"
+            assert not client.status().shards[1].ready, "the shard was started empty"
+            time.sleep(0.2)
+        assert not store.exists()
+        store.with_name("aside.mdb").replace(store)  # mounted
+        while not all(shard.ready for shard in client.status().shards):
+            assert time.monotonic() < deadline, "the shard did not open its data once it could"
+            time.sleep(0.2)
+        assert client.submit(sent).results[0].outcome == pb.OUTCOME_DUPLICATE
+
+
 def test_a_shard_whose_restart_cannot_open_its_data_says_why_and_comes_back_once_it_can(start_server):
     # Ray does not restart an actor whose start raised: the shard stayed down until patron was
     # restarted, though its disk was fine again a minute later
