@@ -203,6 +203,17 @@ class Server:
         if self._reaper is not None:
             self._reaper.close()
 
+    def ray_lost(self) -> str:
+        """What of serve's own Ray has died (its raylet or GCS), or "" while it runs, or when Ray is a
+        cluster's. Without them no shard runs again: serve stayed up `NOT_SERVING` for good, and a
+        service manager restarting it on failure never did (an outside probe)."""
+        node = ray._private.worker._global_node if self._own_ray and not self.config.ray_address else None
+        if node is None:
+            return ""
+        dead = [f"{kind} (exit {process.returncode})" for kind, process in node.dead_processes()
+                if kind in ("raylet", "gcs_server")]  # its log and dashboard processes are not needed
+        return ", ".join(dead)
+
     def reload_tokens(self) -> None:
         """SIGHUP: the tokens file read again, so a token is added or retired without a restart
         (rotation: add the new token, move the clients to it, retire the old one). Node gateways

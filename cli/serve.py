@@ -26,6 +26,7 @@ __all__ = ["AcceptedSinceStart", "run_serve"]
 COUNTS_EVERY = 10.0
 
 log = logging.getLogger("patron.serve")
+RAY_WATCH_SECONDS = 2.0
 
 
 def run_serve(config: ServeConfig, demo: int = 0) -> int:
@@ -39,13 +40,12 @@ def run_serve(config: ServeConfig, demo: int = 0) -> int:
     except RuntimeError as error:  # another live server holds the folder
         raise PatronError(str(error)) from None
     try:
-        asyncio.run(_serve(config, demo))
+        return asyncio.run(_serve(config, demo))
     finally:
         folder.release(os.getpid())
-    return 0
 
 
-async def _serve(config: ServeConfig, demo: int) -> None:
+async def _serve(config: ServeConfig, demo: int) -> int:
     server = Server(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -69,8 +69,12 @@ async def _serve(config: ServeConfig, demo: int) -> None:
     elif demo and (day := await _empty(server)):
         threading.Thread(target=_demo_load, args=(f"127.0.0.1:{server.port}", demo, server, day),
                          daemon=True).start()
+    watching = loop.create_task(_ray_watched(server, stop))
     await stop.wait()
-    _say("patron: stopping; batches in flight finish first")
+    watching.cancel()
+    lost = server.ray_lost()
+    _say(f"patron: {lost} of serve's Ray died; stopping, to be started again" if lost
+         else "patron: stopping; batches in flight finish first")
     counts.cancel()
     await server.stop(grace=30)
     if unclosed := server.unclosed:  # it said "closed cleanly" with a node away (an outside probe)
@@ -78,6 +82,16 @@ async def _serve(config: ServeConfig, demo: int) -> None:
              f"node away): each keeps what it last committed, which the next start opens")
     else:
         _say("patron: stopped; every shard closed cleanly")
+    return 1 if lost else 0
+
+
+async def _ray_watched(server: Server, stop: asyncio.Event) -> None:
+    """Serve's own Ray dying (its raylet killed, say) leaves no shard to run: serve stops with a
+    failure, so that a service manager (`Restart=on-failure`) starts it again."""
+    while not (lost := server.ray_lost()):
+        await asyncio.sleep(RAY_WATCH_SECONDS)
+    log.error("serve's Ray died; stopping with a failure so that it is started again", extra={"dead": lost})
+    stop.set()
 
 
 _reloads_asked: list[int] = []

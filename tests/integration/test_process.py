@@ -2,6 +2,8 @@
 same folder serves the same state, and kill -9 loses nothing that was acknowledged."""
 
 import json
+import os
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -153,3 +155,16 @@ def test_kill_9_of_serve_while_it_starts_leaves_no_ray_process_of_its_session(tm
         assert left == {}
     finally:
         serve.kill_everything()
+
+
+def test_serve_whose_own_ray_dies_stops_with_a_failure_so_that_it_is_started_again(tmp_path, serve_process):
+    # its raylet killed, serve stayed up NOT_SERVING for good, and systemd's Restart=on-failure never
+    # restarted it (an outside probe)
+    serve = serve_process(tmp_path / "data", "--shards", "1", "--start-date", "2026-11-17", rules=EXAMPLE_RULES)
+    serve.client().close()
+    [raylet] = [pid for pid, command in serve.session().items() if command.split(" ")[0].endswith("/raylet")]
+    os.kill(raylet, signal.SIGKILL)
+    assert serve.wait(timeout=90) == 1
+    said = serve.text()
+    assert "raylet (exit -9) of serve's Ray died; stopping, to be started again" in said
+    assert "Traceback" not in said
