@@ -34,11 +34,15 @@ def run_serve(config: ServeConfig, demo: int = 0) -> int:
     configure_logging()
     collect_in_small_steps()
     refuse_before_start(config)
-    folder = DataFolder(config.data)
     try:
+        folder = DataFolder(config.data)
         folder.claim(os.getpid())
     except RuntimeError as error:  # another live server holds the folder
         raise PatronError(str(error)) from None
+    except OSError as error:  # a full disk said only "No space left on device" (an outside probe)
+        where = error.filename or config.data / "serve.pid"
+        raise PatronError(f"cannot start: cannot write {where} ({error.strerror}); free space on the data "
+                          f"folder's disk, or check its permissions") from None
     try:
         return asyncio.run(_serve(config, demo))
     finally:

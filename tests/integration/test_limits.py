@@ -339,3 +339,22 @@ def test_the_overload_bench_client_times_each_refusal_from_its_own_send(start_se
     # each caller's refusals and pauses follow each other within the run; timed from a batch's
     # first send instead, they would add up to several times the run
     assert sum(report.refusals) <= job.window * took
+
+
+def test_a_start_on_a_full_disk_names_what_it_could_not_write(tmp_path):
+    # it said only "No space left on device" (an outside probe)
+    import sys
+
+    with small_filesystem(tmp_path / "small", "1m") as disk:
+        (disk / "data").mkdir()
+        with open(disk / "filler", "wb") as filler, contextlib.suppress(OSError):
+            while True:
+                filler.write(b"\0" * 65536)
+                filler.flush()
+        done = subprocess.run([sys.executable, "-m", "cli.main", "serve", "--data", str(disk / "data"), "--rules",
+                               str(Path(__file__).parents[2] / "examples" / "rules.toml"), "--grpc-port", "0",
+                               "--metrics-port", "-1"], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    [said] = done.stderr.splitlines()
+    assert f"cannot write {disk / 'data' / 'serve.pid'} (No space left on device)" in said, said
