@@ -22,7 +22,7 @@ import msgspec
 
 from bench.progress import Progress
 from client.import_file import Row, file_format, read_rows
-from client.patron_client import PatronClient, retriable
+from client.patron_client import PatronClient, backoff, retriable
 from engine.errors import PatronError
 from proto import patron_pb2 as pb
 
@@ -228,7 +228,7 @@ class _Run:
             except grpc.RpcError as error:
                 if not retriable(error) or attempt > self.options.retries:
                     raise
-                time.sleep(min(0.05 * 2 ** attempt, 2.0))
+                time.sleep(backoff(attempt, error))  # spread, and as long as a refusal asks (a probe)
                 future = self._call(chunk)
         raise AssertionError("unreachable")
 

@@ -106,7 +106,6 @@ class _Silence:
         self._changed = threading.Condition()
         if seconds is not None:
             threading.Thread(target=self._watch, name="patron-stream-watch", daemon=True).start()
-        self.wait()
 
     def wait(self) -> None:
         """Batches wait for an answer from now on."""
@@ -280,6 +279,34 @@ def sendable_token(token: str) -> bool:
     return all("!" <= character <= "~" for character in token)
 
 
+class _Source:
+    """The caller's batches for `stream`, each with a batch id; an exception the iterator raises is
+    kept (`error`) and ends it, so that the batches it gave before are still answered (they were
+    dropped unanswered, 700 transactions applied that the caller never heard of: an outside probe)."""
+
+    def __init__(self, batches: Iterable[pb.TransactionBatch]) -> None:
+        self.batches = iter(batches)
+        self.error: Exception | None = None
+
+    def next(self) -> pb.TransactionBatch | None:
+        if self.error is not None:
+            return None
+        try:
+            batch = next(self.batches, None)
+        except Exception as error:
+            self.error = error
+            return None
+        return _with_batch_id(batch) if batch is not None else None
+
+
+def _with_batch_id(batch: pb.TransactionBatch, batch_id: str | None = None) -> pb.TransactionBatch:
+    """The batch, given `batch_id` (or one made here) when it has none: without one, a resend is
+    scored again (rejections included), not answered as it was first."""
+    if not batch.batch_id:
+        batch.batch_id = batch_id or uuid.uuid4().hex
+    return batch
+
+
 class PatronClient:
     """Thread-safe for unary calls. `token` is sent as a bearer token; `root_certificates`
     (PEM) turns on TLS, with `certificate_chain` and `private_key` for a client certificate (given
@@ -290,12 +317,14 @@ class PatronClient:
     answers UNAVAILABLE or does not answer in time, the client moves to the next one, and the
     call is sent again there as `retries` says (below).
 
-    `timeout` bounds each call; a stream's batches wait at most `stream_timeout` seconds for their
+    `timeout` bounds each try of a call (a try past it is retried as `retries` says, so a call to a
+    gateway that never answers in time takes about `retries` + 1 times `timeout`, plus the pauses
+    between); a stream's batches wait at most `stream_timeout` seconds for their
     next acknowledgement (None: for ever), longer by default: a loaded server answers late, and a
     stream broken then sends its whole window again.
 
-    `retries`: a refused or unreachable call is tried again this many times, about 10 s in all
-    for 8; a restart of the server takes about 12 s, so a program that should ride one out gives
+    `retries`: a refused or unreachable call is tried again this many times, pausing about 10 s in
+    all for 8; a restart of the server takes about 12 s, so a program that should ride one out gives
     16 (about 25 s). Every call is harmless to send again (batches and adjustments by their ids,
     reads, enrollments, operators' changes, which ask for a state, a publish of the version in
     force, a midnight run, which joins the one in progress) and is tried again on RETRIABLE codes
@@ -390,9 +419,13 @@ class PatronClient:
                                                  for t in txns])
 
     def submit(self, txns: Sequence[Any] | pb.TransactionBatch, batch_id: str | None = None) -> pb.BatchAck:
-        """One batch; resent with back-off while the server answers with a retriable code."""
-        batch = txns if isinstance(txns, pb.TransactionBatch) else self.batch(txns, batch_id)
-        return self._call("ingest.SubmitBatch", batch)
+        """One batch; resent with back-off while the server answers with a retriable code. A
+        `TransactionBatch` without a `batch_id` is given `batch_id`, or one made here."""
+        if not isinstance(txns, pb.TransactionBatch):
+            return self._call("ingest.SubmitBatch", self.batch(txns, batch_id))
+        if batch_id and txns.batch_id and txns.batch_id != batch_id:
+            raise ValueError(f"batch_id: the batch has its own, {txns.batch_id!r}, not {batch_id!r}")
+        return self._call("ingest.SubmitBatch", _with_batch_id(txns, batch_id))
 
     def batches(self, txns: Iterable[Any], size: int = 1000) -> Iterator[pb.TransactionBatch]:
         if size < 1:  # islice of 0 ends at once: every transaction was dropped without a word
@@ -409,10 +442,17 @@ class PatronClient:
         `stream_timeout` seconds while batches wait for one breaks it too (DEADLINE_EXCEEDED: the next
         gateway, when given several), as does a stream ended with batches unanswered. When it
         gives up (a code not worth retrying, or `retries` spent), it raises StreamError with the
-        batches not acknowledged."""
+        batches not acknowledged.
+
+        A batch without a `batch_id` is given one (in the caller's message): a resend is then
+        answered as it was first, a rejection included (resent without one, a rejected redeem was
+        scored again after a later purchase: an outside probe). The first batch goes out as soon as
+        the iterator gives it; answers come between the iterator's batches, so a source that waits
+        for each sale is best read with `window=1` (or `submit`). When the iterator raises, the
+        batches it gave before are answered first, then its exception is raised."""
         if window < 1:  # nothing would be sent, and the silence then taken for a server's
             raise ValueError(f"window: at least 1 batch in flight, got {window}")
-        source = iter(batches)
+        source = _Source(batches)
         unacked: deque[pb.TransactionBatch] = deque()
         tries = _Tries(self, RETRIABLE)
         while True:
@@ -420,14 +460,15 @@ class PatronClient:
                 for answer in self._stream_once(source, unacked, window):
                     tries = _Tries(self, RETRIABLE)
                     yield answer
+                if source.error is not None:  # every batch it gave before is answered: told now
+                    raise source.error
                 return
             except grpc.RpcError as error:
                 if not tries.again(error):
                     raise _given_up(error, unacked) from error
                 time.sleep(backoff(tries.attempt, error))
 
-    def _stream_once(self, source: Iterator[pb.TransactionBatch], unacked: deque, window: int
-                     ) -> Iterator[pb.BatchAck]:
+    def _stream_once(self, source: _Source, unacked: deque, window: int) -> Iterator[pb.BatchAck]:
         outgoing: queue.Queue = queue.Queue()
 
         def requests() -> Iterator[pb.TransactionBatch]:
@@ -436,12 +477,14 @@ class PatronClient:
 
         for batch in unacked:
             outgoing.put(batch)
-        exhausted = self._refill(source, unacked, outgoing, window)
+        exhausted = self._refill(source, unacked, outgoing, 1)  # a stream is opened for something to send
         if exhausted and not unacked:
             return
-        answers = self.ingest.StreamBatches(requests(), metadata=self.metadata)
-        silence = _Silence(answers, self.stream_timeout)  # a stream has no deadline: each answer has one
+        answers = self.ingest.StreamBatches(requests(), metadata=self.metadata)  # before the rest is drawn:
+        silence = _Silence(answers, self.stream_timeout)  # the first batch goes out at once
         try:
+            exhausted = exhausted or self._refill(source, unacked, outgoing, window)
+            silence.wait()  # a stream has no deadline: each answer has one
             for answer in answers:
                 silence.heard()
                 sent = unacked.popleft()
@@ -469,9 +512,9 @@ class PatronClient:
                           f"the stream ended with {len(unacked)} batches unanswered; they are sent again")
 
     @staticmethod
-    def _refill(source: Iterator, unacked: deque, outgoing: queue.Queue, window: int) -> bool:
+    def _refill(source: _Source, unacked: deque, outgoing: queue.Queue, window: int) -> bool:
         while len(unacked) < window:
-            batch = next(source, None)
+            batch = source.next()
             if batch is None:
                 return True
             unacked.append(batch)

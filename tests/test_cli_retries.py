@@ -250,3 +250,39 @@ def test_events_tail_waits_for_patron_through_a_restart_longer_than_the_retries(
 
     assert [json.loads(line)["position"] for line in said.out.splitlines()] == ["1", "2"]
     assert f"patron at 127.0.0.1:{feed.port} is not answering; waiting up to 30 s, to go on after 1" in said.err
+
+
+def test_import_waits_as_long_as_a_refusal_asks_before_it_sends_a_chunk_again(tmp_path, monkeypatch, capsys):
+    # its pause was its own 0.1 s, the same for every chunk in flight, whatever the server asked (a probe)
+    from client.patron_client import RETRY_AFTER
+
+    calls: list[float] = []
+
+    def chunk(request: bytes, context: grpc.ServicerContext) -> pb.ImportResponse:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            context.set_trailing_metadata(((RETRY_AFTER, "700"),))
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "full")
+        return pb.ImportResponse(imported=1)
+
+    def empty(answer: type) -> grpc.RpcMethodHandler:
+        return grpc.unary_unary_rpc_method_handler(lambda request, context: answer(),
+                                                   response_serializer=lambda m: m.SerializeToString())
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    for service in pb.DESCRIPTOR.services_by_name.values():  # every other call answered empty
+        handlers = {method.name: empty(getattr(pb, method.output_type.name)) for method in service.methods}
+        handlers["Import"] = grpc.unary_unary_rpc_method_handler(chunk,
+                                                                 response_serializer=lambda m: m.SerializeToString())
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    server.start()
+    rows = tmp_path / "members.jsonl"
+    rows.write_text('{"member_id": "M1", "points": 10}\n')
+    monkeypatch.chdir(tmp_path)
+    try:
+        assert run(["import", str(rows)], address) == 0
+    finally:
+        server.stop(None)
+    assert len(calls) == 2
+    assert calls[1] - calls[0] >= 0.35  # half of the 700 ms asked, at least
