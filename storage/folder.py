@@ -73,16 +73,26 @@ def _alive(pid: int, started: str = "") -> bool:
         return False
     except PermissionError:
         pass
-    return not started or _started(pid) in ("", started)
+    fields = _stat(pid)
+    if fields and fields[0] in ("Z", "X"):  # killed, not yet reaped: a start a second after a kill -9
+        return False                        # was refused as served by it (an outside probe)
+    return not started or (fields[19] if fields else "") in ("", started)
 
 
 def _started(pid: int) -> str:
     """The process's start in clock ticks since boot (/proc/PID/stat's 22nd field), or empty."""
+    fields = _stat(pid)
+    return fields[19] if fields else ""
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command's name (which may hold spaces): its state first;
+    empty where /proc does not say."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]  # after the command's name, which may hold spaces
+        return []
+    return stat.rsplit(")", 1)[1].split()
 
 
 def _holder(marker: Path) -> tuple[int, str]:

@@ -532,3 +532,30 @@ def test_a_checkpoint_a_shard_failed_is_noted_in_words_not_as_rays_traceback(tmp
     wrapped = wrapped.as_instanceof_cause()
     Coordinator._checkpoint_failed(SimpleNamespace(metrics=Metrics(), folder=folder), wrapped)
     assert json.loads((folder.checkpoints / FAILURE).read_text())["error"] == "StorageFullError: the disk is full"
+
+
+def test_a_folder_whose_server_was_killed_and_not_yet_reaped_is_free(tmp_path):
+    # a start a second after a kill -9 was refused as "served by process N": N was a zombie
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from storage.folder import DataFolder
+
+    claimed = "import os, sys, time; from pathlib import Path; from storage.folder import DataFolder; " \
+              "DataFolder(Path(sys.argv[1])).claim(os.getpid()); print('held', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", claimed, str(tmp_path / "data")], stdout=subprocess.PIPE,
+                              text=True, cwd=Path(__file__).parents[1])
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        os.kill(holder.pid, signal.SIGKILL)  # killed; Popen has not waited for it: a zombie
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{holder.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        DataFolder(tmp_path / "data").claim(12345678)
+    finally:
+        holder.kill()
+        holder.communicate()
