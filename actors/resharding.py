@@ -41,8 +41,9 @@ DAYS_APART_PATIENCE = 1800.0
 (a shard died in it) is finished once the shard is back, a date at a time."""
 
 
-class _DaysApart(Exception):  # noqa: N818 - a condition `_move_soon` waits out, not an error anyone sees
-    """The virtual shard's shard and the one it would go to are on different business days."""
+class _NotYet(Exception):  # noqa: N818 - a condition `_move_soon` waits out, not an error anyone sees
+    """The virtual shard's shard and the one it would go to are on different business days, or one
+    of them runs a job."""
 
 
 class ReshardProgress(msgspec.Struct):
@@ -167,11 +168,11 @@ class Resharding(Holds):
         while True:
             try:
                 moved = await self.move(vshard, to)
-            except _DaysApart as apart:
+            except _NotYet as apart:
                 if time.monotonic() - began > DAYS_APART_PATIENCE:
                     raise ReshardBusyError(f"virtual shard {vshard} did not move: {apart} for "
                                            f"{DAYS_APART_PATIENCE:.0f} s; start again once `patron status` shows "
-                                           f"every shard on one business day") from None
+                                           f"every shard on one business day, without a job") from None
                 await asyncio.sleep(1.0)
                 continue
             if moved is not None:
@@ -196,7 +197,7 @@ class Resharding(Holds):
             source = coordinator.layout.owners[vshard]
             if source == to:
                 return 0
-            await self._same_day(source, to)
+            await self._settled(source, to)
             self.hold(frozenset({vshard}))
             try:
                 failures = coordinator.lanes[source].failures
@@ -219,8 +220,10 @@ class Resharding(Holds):
             await self.recover()
         return members
 
-    async def _same_day(self, source: int, to: int) -> None:
-        """_DaysApart unless both shards are on one business day. After a shard died in a midnight
+    async def _settled(self, source: int, to: int) -> None:
+        """_NotYet unless both shards are on one business day and neither runs a job (one left by a
+        midnight run cut short, or a re-evaluation the coordinator no longer waits on: the move was
+        refused, and a rebalance stopped part-way: a probe). After a shard died in a midnight
         run, the others are a date ahead until the run is finished: members moved ahead then were
         passed over by it, their tags, expiry and report rows a day late (an outside probe). The
         coordinator finishes it once every shard answers: while one does not, the move fails at
@@ -231,13 +234,15 @@ class Resharding(Holds):
             raise ReshardBusyError(f"shard {next(s.shard for s in seen if not s.ready)} does not answer ("
                                    f"{next(s.down for s in seen if not s.ready) or 'restarting?'}); nothing moved; "
                                    f"start again once `patron status` shows every shard ready")
+        if busy := [status for status in days if status.job]:
+            raise _NotYet(f"shard {busy[0].shard} is running its {busy[0].job} job")
         if days[0].business_day != days[1].business_day:
             if not self._apart_said:
                 log.warning("moves wait for a midnight run cut short to be finished", extra={
                     "shard": source, "business_day": days[0].business_day, "to": to,
                     "to_business_day": days[1].business_day})
             self._apart_said = True
-            raise _DaysApart(f"shard {source} is on business day {days[0].business_day} and shard {to} on "
+            raise _NotYet(f"shard {source} is on business day {days[0].business_day} and shard {to} on "
                              f"{days[1].business_day}")
         self._apart_said = False
 

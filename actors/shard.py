@@ -895,14 +895,12 @@ class Shard:
                 rebuild_history(self.book, self.store.records_by_id(), history)
 
         try:
-            self._write(swap, list(self.book.members), meta={"rules_text": rules_text, "reevaluating": new.version,
-                                                             "reevaluating_tiers": True})
+            self._write(swap, list(self.book.members), meta={"rules_text": rules_text, **self._walk_meta(new, True)})
         except BaseException:
             self.book.programme = old
             raise
         self._settle_coupons()
-        self.job = Job("reevaluate", self.book.today, sorted(self.book.members), version=new.version)
-        return len(self.job.members)
+        return self._walk(new, True)
 
     def _publish_as_it_is(self, new: Programme, rules_text: str, replan: bool) -> int:
         """A version whose tiers and tags are those in force: a walk under way (a publish a restart
@@ -913,14 +911,22 @@ class Shard:
         retier = self.job is not None and self.job.kind == "reevaluate" and self.job.retier
         meta = {"rules_text": rules_text}
         if replan:
-            meta |= {"reevaluating": new.version, "reevaluating_tiers": retier}
+            meta |= self._walk_meta(new, retier)
         self._write(lambda: None, (), meta=meta)
         self.book.programme = new
         self._settle_coupons()
-        if not replan:
-            return 0
-        self.job = Job("reevaluate", self.book.today, sorted(self.book.members), version=new.version, retier=retier)
-        return len(self.job.members)
+        return self._walk(new, retier) if replan else 0
+
+    def _walk_meta(self, new: Programme, retier: bool) -> dict:
+        """What a restart needs to walk the members again after a publish; none when there are none."""
+        return {"reevaluating": new.version if self.members else 0, "reevaluating_tiers": retier}
+
+    def _walk(self, new: Programme, retier: bool) -> int:
+        """The walk after a publish, over every member; none on a shard without members (a new one a
+        rebalance made): its empty job, left for the watch, refused moves for a second (a probe)."""
+        members = sorted(self.book.members)
+        self.job = Job("reevaluate", self.book.today, members, version=new.version, retier=retier) if members else None
+        return len(members)
 
     def _settle_coupons(self) -> None:
         """Under new rules every block goes back to the keeper, which learns what this shard

@@ -607,6 +607,18 @@ def test_a_publish_of_other_notice_during_a_tier_walk_still_re_judges_every_memb
     assert [shard.member(f"m{n}").tier for n in range(4)] == ["Gold"] * 4
 
 
+def test_a_publish_leaves_no_walk_on_a_shard_without_members(tmp_path):
+    # the empty job, left for the watch to end a second later, refused moves meanwhile: a rebalance's
+    # new shard stopped it part-way (a probe)
+    shard = open_shard(tmp_path)
+    v2 = RULES.replace("version = 1", "version = 2").replace("threshold = 1000000 ", "threshold = 900000 ")
+    v3 = v2.replace("version = 2", "version = 3").replace("expiring_days = 30", "expiring_days = 14")
+    assert (shard.publish(v2), shard.job) == (0, None)
+    assert (shard.publish(v3), shard.job) == (0, None)
+    shard.close()
+    assert open_shard(tmp_path, v3).job is None
+
+
 def test_a_publish_that_removes_a_members_tier_records_the_move_and_keeps_it_after_a_restart(tmp_path):
     rules = RULES.replace("threshold = 1000000 ", "threshold = 9000000 ")
     shard = open_shard(tmp_path, rules)

@@ -255,6 +255,28 @@ def test_a_move_waits_while_its_two_shards_are_on_different_business_days(two_sh
         assert [e.day for e in tagged] == [iso(tomorrow)]
 
 
+def test_a_move_waits_for_a_job_a_shard_still_runs(start_server):
+    """A job the coordinator no longer waits on (a midnight run a death cut short, a re-evaluation
+    left on an empty shard) refused the move, and a rebalance stopped part-way (a probe): it waits."""
+    from tests.conftest import TEST_DAY
+
+    server = start_server(shards=2, start_date=parse_day(TEST_DAY))
+    coordinator = server.server.coordinator
+    member = next(m for m in (f"w{n}" for n in range(200)) if coordinator.layout.owners[virtual_shard(m)] == 1)
+    with PatronClient(server.address) as client:
+        purchase = {"txn_id": "t1", "member_id": member, "occurred_at_ms": ms(f"{TEST_DAY} 10:00"),
+                    "kind": "purchase", "amount_minor": 2900}
+        assert client.submit([purchase]).results[0].outcome == 1
+        ray.get(coordinator.actors[0].midnight_begin.remote(parse_day(TEST_DAY) + 1))  # begun, not walked
+        client.move_virtual_shard(virtual_shard(member), 0)
+        time.sleep(2)
+        assert client.status().resharding.error == ""  # waiting, not refused
+        _run_midnight_on(coordinator.actors[0], parse_day(TEST_DAY) + 1)  # the watch then brings shard 1 to it
+        moved = client.follow_resharding(every=0.2)
+        assert (moved.done, moved.error) == (1, "")
+        assert coordinator.layout.owners[virtual_shard(member)] == 0
+
+
 def test_the_virtual_shards_gauge_follows_a_move_at_once(two_shards):
     """`patron_virtual_shards` is the layout in use as soon as a move is committed, not from the
     status watch's next turn a second later: a scrape right after a rebalance's end read the counts
