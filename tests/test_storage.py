@@ -467,20 +467,26 @@ def test_a_checkpoints_failure_counts_until_a_newer_checkpoint_and_an_older_note
     assert last_checkpoint_failure(folder) == newer + 60
 
 
-def test_a_served_folder_is_held_by_its_process_not_by_another_given_its_number_since(tmp_path):
-    """serve.pid keeps its process's start: after a reboot a server's number may be a shell's, and
-    the folder was refused as "served by process N", telling the operator to stop that shell."""
+def _holding(data: Path):
+    """A process that holds `data` as serve does (its serve.pid), and sleeps."""
     import subprocess
     import sys
 
-    from storage.folder import DataFolder
-
     claimed = "import os, sys, time; from pathlib import Path; from storage.folder import DataFolder; " \
               "DataFolder(Path(sys.argv[1])).claim(os.getpid()); print('held', flush=True); time.sleep(60)"
-    holder = subprocess.Popen([sys.executable, "-c", claimed, str(tmp_path / "data")], stdout=subprocess.PIPE,
-                              text=True, cwd=Path(__file__).parents[1])
+    holder = subprocess.Popen([sys.executable, "-c", claimed, str(data)], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).parents[1])
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_served_folder_is_held_by_its_process_not_by_another_given_its_number_since(tmp_path):
+    """serve.pid keeps its process's start: after a reboot a server's number may be a shell's, and
+    the folder was refused as "served by process N", telling the operator to stop that shell."""
+    from storage.folder import DataFolder
+
+    holder = _holding(tmp_path / "data")
     try:
-        assert holder.stdout.readline().strip() == "held"
         folder = DataFolder(tmp_path / "data")
         with pytest.raises(RuntimeError, match=f"is served by process {holder.pid}"):
             folder.claim(12345678)
@@ -538,18 +544,12 @@ def test_a_folder_whose_server_was_killed_and_not_yet_reaped_is_free(tmp_path):
     # a start a second after a kill -9 was refused as "served by process N": N was a zombie
     import os
     import signal
-    import subprocess
-    import sys
     import time
 
     from storage.folder import DataFolder
 
-    claimed = "import os, sys, time; from pathlib import Path; from storage.folder import DataFolder; " \
-              "DataFolder(Path(sys.argv[1])).claim(os.getpid()); print('held', flush=True); time.sleep(60)"
-    holder = subprocess.Popen([sys.executable, "-c", claimed, str(tmp_path / "data")], stdout=subprocess.PIPE,
-                              text=True, cwd=Path(__file__).parents[1])
+    holder = _holding(tmp_path / "data")
     try:
-        assert holder.stdout.readline().strip() == "held"
         os.kill(holder.pid, signal.SIGKILL)  # killed; Popen has not waited for it: a zombie
         deadline = time.monotonic() + 10
         while Path(f"/proc/{holder.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
