@@ -44,18 +44,24 @@ READS = "reads"
 OPEN_RETRY_SECONDS = 5.0
 
 
-# Without task events: Ray's GCS would keep a record of every call (tens a second), and its
-# memory grew 8 MiB a minute in the soak until Ray's own cap on kept tasks
 def _restarted() -> bool:
     """Whether Ray restarted this actor: an actor whose start raised is not restarted, and a first
     start opens or makes its data, so a restarted shard has data to find. Ray restarts an actor with
     the arguments it was made with, and in the serve that made a folder those said to expect none: a
     node restarted with another `PATRON_NODE_DATA` (or before its disk was mounted) started its shard
     empty, and resends were scored again (a scale-out probe). A first start that could not open its
-    data and then died waits for data when restarted: on the safe side, and serve's restart ends it."""
-    return bool(ray.get_runtime_context().was_current_actor_reconstructed)
+    data and then died waits for data when restarted: on the safe side, and serve's restart ends it.
+    Ray's answer comes from its GCS: one it cannot reach (restarting) counts as a restart, that side
+    too, rather than fail the start, which Ray would never retry."""
+    try:
+        return bool(ray.get_runtime_context().was_current_actor_reconstructed)
+    except Exception:
+        log.warning("cannot ask Ray whether this shard was restarted; its data is expected", exc_info=True)
+        return True
 
 
+# Without task events: Ray's GCS would keep a record of every call (tens a second), and its
+# memory grew 8 MiB a minute in the soak until Ray's own cap on kept tasks
 @ray.remote(max_restarts=-1, max_task_retries=0, enable_task_events=False, concurrency_groups={READS: 2})
 class ShardActor:
     """Calls from one caller run one at a time, in the order they were sent (Ray's actor

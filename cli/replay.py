@@ -104,8 +104,10 @@ def _outputs_apart(files: ReplayFiles) -> None:
 
 
 def _same_file(a: Path, b: Path) -> bool:
+    """Only files on a disk: /dev/null for an output not wanted, or /dev/stdin and /dev/stdout on one
+    terminal, are not one file written over (a review)."""
     if a.exists() and b.exists():
-        return os.path.samefile(a, b)
+        return a.is_file() and b.is_file() and os.path.samefile(a, b)
     return a.resolve() == b.resolve()
 
 

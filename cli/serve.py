@@ -75,8 +75,9 @@ async def _serve(config: ServeConfig, demo: int) -> int:
                          daemon=True).start()
     watching = loop.create_task(_ray_watched(server, stop))
     await stop.wait()
+    # what the watch saw, not what is dead now: a SIGTERM to the whole group ends the raylet too (a review)
+    lost = watching.result() if watching.done() else ""
     watching.cancel()
-    lost = server.ray_lost()
     _say(f"patron: {lost} of serve's Ray died; stopping, to be started again" if lost
          else "patron: stopping; batches in flight finish first")
     counts.cancel()
@@ -89,13 +90,14 @@ async def _serve(config: ServeConfig, demo: int) -> int:
     return 1 if lost else 0
 
 
-async def _ray_watched(server: Server, stop: asyncio.Event) -> None:
+async def _ray_watched(server: Server, stop: asyncio.Event) -> str:
     """Serve's own Ray dying (its raylet killed, say) leaves no shard to run: serve stops with a
-    failure, so that a service manager (`Restart=on-failure`) starts it again."""
+    failure, so that a service manager (`Restart=on-failure`) starts it again. Returns what died."""
     while not (lost := server.ray_lost()):
         await asyncio.sleep(RAY_WATCH_SECONDS)
     log.error("serve's Ray died; stopping with a failure so that it is started again", extra={"dead": lost})
     stop.set()
+    return lost
 
 
 _reloads_asked: list[int] = []

@@ -69,14 +69,17 @@ class StreamError(grpc.RpcError):
 
     What `stream` raises when it gives up, too: `unacknowledged` holds the batches it had sent (or
     taken from the caller's iterator) that were not acknowledged, in order. The caller sends them
-    again before what its iterator still holds, and per member nothing is applied out of order."""
+    again before what its iterator still holds, and per member nothing is applied out of order.
+    `source_error`: what the caller's iterator raised before the stream gave up, if it did (it
+    holds nothing more then)."""
 
     def __init__(self, code: grpc.StatusCode, details: str, unacknowledged: Sequence[Any] = (),
-                 cause: Any = None) -> None:
+                 cause: Any = None, source_error: Exception | None = None) -> None:
         super().__init__(details)
         self._code, self._details = code, details
         self.unacknowledged = list(unacknowledged)
         self._cause = cause
+        self.source_error = source_error
 
     def trailing_metadata(self) -> Any:
         metadata = getattr(self._cause, "trailing_metadata", None)
@@ -293,6 +296,9 @@ class _Source:
             return None
         try:
             batch = next(self.batches, None)
+            if batch is not None and not isinstance(batch, pb.TransactionBatch):
+                raise TypeError(f"stream: expected TransactionBatch messages (client.batch, client.batches), got "
+                                f"{type(batch).__name__}")
         except Exception as error:
             self.error = error
             return None
@@ -420,12 +426,15 @@ class PatronClient:
 
     def submit(self, txns: Sequence[Any] | pb.TransactionBatch, batch_id: str | None = None) -> pb.BatchAck:
         """One batch; resent with back-off while the server answers with a retriable code. A
-        `TransactionBatch` without a `batch_id` is given `batch_id`, or one made here."""
+        `TransactionBatch` without a `batch_id` is sent with `batch_id`, or one made here (the
+        caller's message is left without one)."""
         if not isinstance(txns, pb.TransactionBatch):
             return self._call("ingest.SubmitBatch", self.batch(txns, batch_id))
         if batch_id and txns.batch_id and txns.batch_id != batch_id:
             raise ValueError(f"batch_id: the batch has its own, {txns.batch_id!r}, not {batch_id!r}")
-        return self._call("ingest.SubmitBatch", _with_batch_id(txns, batch_id))
+        if not txns.batch_id:  # a copy: the caller's message, sent again later, is a new batch (a review)
+            txns = pb.TransactionBatch(batch_id=batch_id or uuid.uuid4().hex, transactions=txns.transactions)
+        return self._call("ingest.SubmitBatch", txns)
 
     def batches(self, txns: Iterable[Any], size: int = 1000) -> Iterator[pb.TransactionBatch]:
         if size < 1:  # islice of 0 ends at once: every transaction was dropped without a word
@@ -460,13 +469,13 @@ class PatronClient:
                 for answer in self._stream_once(source, unacked, window):
                     tries = _Tries(self, RETRIABLE)
                     yield answer
-                if source.error is not None:  # every batch it gave before is answered: told now
-                    raise source.error
-                return
+                break
             except grpc.RpcError as error:
                 if not tries.again(error):
-                    raise _given_up(error, unacked) from error
+                    raise _given_up(error, unacked, source.error) from error
                 time.sleep(backoff(tries.attempt, error))
+        if source.error is not None:  # every batch it gave before is answered: told now (outside the
+            raise source.error  # retries: an RpcError of the caller's own was taken for the stream's)
 
     def _stream_once(self, source: _Source, unacked: deque, window: int) -> Iterator[pb.BatchAck]:
         outgoing: queue.Queue = queue.Queue()
@@ -480,8 +489,9 @@ class PatronClient:
         exhausted = self._refill(source, unacked, outgoing, 1)  # a stream is opened for something to send
         if exhausted and not unacked:
             return
-        answers = self.ingest.StreamBatches(requests(), metadata=self.metadata)  # before the rest is drawn:
-        silence = _Silence(answers, self.stream_timeout)  # the first batch goes out at once
+        # opened before the rest of the window is drawn, so that the first batch goes out at once
+        answers = self.ingest.StreamBatches(requests(), metadata=self.metadata)
+        silence = _Silence(answers, self.stream_timeout)
         try:
             exhausted = exhausted or self._refill(source, unacked, outgoing, window)
             silence.wait()  # a stream has no deadline: each answer has one
@@ -716,10 +726,10 @@ class _Tries:
         return worth and self.attempt <= self.client.retries
 
 
-def _given_up(error: Any, unacked: deque) -> StreamError:
+def _given_up(error: Any, unacked: deque, source_error: Exception | None = None) -> StreamError:
     """The stream's last error, with the batches it leaves unacknowledged (StreamError); what else
     gRPC's error answers, it answers too."""
-    return StreamError(error.code(), error.details() or "", unacked, error)
+    return StreamError(error.code(), error.details() or "", unacked, error, source_error)
 
 
 class _Subscription:

@@ -159,11 +159,12 @@ def forget_stale_history(member: Member, history: History) -> bool:
 
 
 def rebuild_history(book: Book, records: Iterable[tuple[str, TxnRecord]], history: History) -> None:
-    """One pass over the transaction index (as far back as it remembers: `index_retention_days`),
-    for the members in `book`: per-day sums of `history.metrics` on each transaction's day (of the
-    `kept` metrics only days before the oldest a member holds: the old ladder pruned those, and the
-    index may no longer have the recent ones'), and the single purchases in `history.singles`, net
-    of their refunds (the old ladder never kept them, so none was used for a tier)."""
+    """One pass over the transaction index (as far back as it remembers: `index_retention_days`,
+    or `max_lateness_days` + 1 when more), for the members in `book`: per-day sums of
+    `history.metrics` on each transaction's day (of the `kept` metrics only days before the oldest
+    a member holds: the old ladder pruned those, and the index may no longer have the recent
+    ones'), and the single purchases in `history.singles`, net of their refunds (the old ladder
+    never kept them, so none was used for a tier)."""
     ladder = book.programme.ladder
     before: dict[tuple[str, str], float] = {}
     for txn_id, record in records:

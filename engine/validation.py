@@ -44,11 +44,11 @@ def _read_text(path: Path) -> str:
     read until memory ran out (a probe)."""
     if stat.S_ISREG(path.stat().st_mode):
         return path.read_text(encoding="utf-8")
-    with open(path, "rb") as source:
-        data = source.read(2 * MOST_BYTES + 1)
-    if len(data) > 2 * MOST_BYTES:
-        raise RulesError([_too_big(len(data), more=True)])
-    return data.decode("utf-8")
+    with open(path, encoding="utf-8") as source:  # line ends read as a file's are: CRLF as LF
+        text = source.read(2 * MOST_BYTES + 1)
+    if len(text) > 2 * MOST_BYTES:
+        raise RulesError([_too_big(2 * MOST_BYTES, more=True)])
+    return text
 
 
 def load_rules(text: str, new: bool = False, over: int | None = None) -> Rules:
@@ -92,7 +92,7 @@ def _refuse_too_big(text: str) -> None:
 
 
 def _too_big(size: int, more: bool = False) -> str:
-    return (f"the document is {'more than ' if more else ''}{size - more:,} bytes; a rules document may be at most "
+    return (f"the document is {'more than ' if more else ''}{size:,} bytes; a rules document may be at most "
             f"{MOST_BYTES:,} bytes (1 MiB): leave out comments and entries no rule needs")
 
 

@@ -424,6 +424,15 @@ def test_an_output_that_names_an_input_is_refused_and_the_input_kept(tmp_path, o
     assert source.read_bytes() == _purchase_line("t1") + b"\n"
 
 
+def test_outputs_not_wanted_may_all_go_to_dev_null(tmp_path):
+    # both outputs are required: /dev/null for each was refused as one file named twice (a review)
+    source = tmp_path / "t.jsonl"
+    source.write_bytes(_purchase_line("t1") + b"\n")
+    done = patron("replay", "--rules", str(EXAMPLE_RULES), "--transactions", str(source), "--members-out",
+                  "/dev/null", "--results-out", "/dev/null")
+    assert done.returncode == 0, done.stderr
+
+
 def test_a_transactions_file_that_starts_with_a_byte_order_mark_replays_as_without_one(tmp_path):
     """As `import` reads its files: the mark made the first line `malformed` (an outside probe)."""
     from cli.inputs import BOM

@@ -555,18 +555,27 @@ def test_every_call_of_the_library_is_tried_again_as_its_retries_say(name, code)
 def test_batches_without_an_id_are_given_one_so_that_a_resend_is_answered_as_it_was():
     # a stream of TransactionBatch messages built without ids, cut and resent: a rejected redeem was
     # scored again after a later purchase (an outside probe); submit ignored the batch_id it was given
-    def once_then_close(self, requests, context):
-        yield _ack(next(requests))
+    received: list[str] = []
 
-    gateway = _Gateway(once_then_close)
+    def first_cut_after_one(self, requests, context):
+        if not received:  # the first stream: two batches in, one answered, then closed
+            batch = next(requests)
+            received.extend([batch.batch_id, next(requests).batch_id])
+            yield _ack(batch)
+            return
+        for batch in requests:
+            received.append(batch.batch_id)
+            yield _ack(batch)
+
+    gateway = _Gateway(first_cut_after_one)
     try:
         with PatronClient(gateway.address, retries=10) as client:
             batches = [pb.TransactionBatch() for _ in range(3)]
             acks = list(client.stream(iter(batches), window=2))
     finally:
         gateway.stop()
-    assert all(batch.batch_id for batch in batches)
     assert len({batch.batch_id for batch in batches}) == 3
+    assert received == [batches[0].batch_id, batches[1].batch_id, batches[1].batch_id, batches[2].batch_id]
     assert [a.batch_id for a in acks] == [b.batch_id for b in batches]
     with PatronClient("127.0.0.1:1", retries=0) as client, pytest.raises(ValueError, match="has its own"):
         client.submit(pb.TransactionBatch(batch_id="mine"), batch_id="other")
@@ -616,3 +625,31 @@ def test_a_source_that_raises_has_the_batches_it_gave_before_answered_first():
     finally:
         gateway.stop()
     assert [a.batch_id for a in acks] == [b.batch_id for b in given]
+
+
+def test_an_error_of_the_callers_iterator_is_its_own_not_the_streams():
+    # an RpcError of the caller's own (a lookup over gRPC) was retried as the stream's and ended as a
+    # StreamError; a non-batch from the iterator dropped the batches sent before unanswered (a review)
+    def answering(self, requests, context):
+        for batch in requests:
+            yield _ack(batch)
+
+    class Lookup(grpc.RpcError):
+        pass
+
+    def source(client, given, failure):
+        given.extend([client.batch([]), client.batch([])])
+        yield from given
+        if isinstance(failure, Exception):
+            raise failure
+        yield failure
+
+    gateway = _Gateway(answering)
+    try:
+        for failure, expected in ((Lookup(), Lookup), ([], TypeError)):
+            given, acks = [], []
+            with PatronClient(gateway.address, retries=3) as client, pytest.raises(expected):
+                acks.extend(client.stream(source(client, given, failure), window=8))
+            assert [a.batch_id for a in acks] == [b.batch_id for b in given]
+    finally:
+        gateway.stop()

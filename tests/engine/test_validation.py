@@ -623,6 +623,22 @@ def test_a_file_without_a_size_is_read_only_to_the_bound():
         "leave out comments and entries no rule needs"]
 
 
+def test_a_pipe_is_read_as_a_file_is_its_line_ends_included(tmp_path):
+    # read as bytes, a document with CRLF that passes from a file was refused from a pipe (a review)
+    import os
+    import threading
+
+    text = REPO_EXAMPLE.read_text() + "#\n" * 400_000  # 1.2 MB with CRLF, 0.8 MB read as text
+    pipe = tmp_path / "rules.pipe"
+    os.mkfifo(pipe)
+    writer = threading.Thread(target=lambda: pipe.write_bytes(text.replace("\n", "\r\n").encode()))
+    writer.start()
+    try:
+        assert load_rules_file(pipe, new=True).version == 1
+    finally:
+        writer.join(timeout=10)
+
+
 def test_a_file_is_measured_as_its_text_is_published_crlf_and_byte_order_mark_aside(tmp_path):
     # the file's bytes on disk were measured: one with CRLF passed publish and failed validate (a reviewer)
     text = REPO_EXAMPLE.read_text() + "#\n" * 400_000  # 0.8 MB as text, 1.2 MB with CRLF
