@@ -738,7 +738,7 @@ class Shard:
             return 0, [], True
         chunk = job.members[job.done:job.done + limit]
         finished = job.done + len(chunk) >= len(job.members)
-        owed = self.reports_owed()
+        owed, closed = self.reports_owed(), self.closed_owed()  # read before the write, as committed
 
         def step(writer: BatchWriter) -> list[AnomalyRow]:
             rows = self._visit_parts(writer, job, chunk)
@@ -746,7 +746,7 @@ class Shard:
             if rows:
                 writer.put_meta(REPORTS_OWED, sorted(set(owed) | {row.day for row in rows}))
             if finished:
-                writer.put_meta(CLOSED_OWED, sorted({*self.closed_owed(), iso(job.day - 1)}))
+                writer.put_meta(CLOSED_OWED, sorted({*closed, iso(job.day - 1)}))
                 writer.forget_before(job.day - self._index_days())
                 writer.forget_rejections_before(job.day - REJECTIONS_KEPT_DAYS)
                 self._pruned += writer.prune_events(job.day - self.book.programme.rules.notify.retention_days,
