@@ -924,7 +924,7 @@ class Shard:
     def _walk(self, new: Programme, retier: bool) -> int:
         """The walk after a publish, over every member; none on a shard without members (a new one a
         rebalance made): its empty job, left for the watch, refused moves for a second (a probe)."""
-        members = sorted(self.book.members)
+        members = sorted(self.members)  # as `_walk_meta` counts them, and a restart lists them
         self.job = Job("reevaluate", self.book.today, members, version=new.version, retier=retier) if members else None
         return len(members)
 

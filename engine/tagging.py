@@ -115,14 +115,12 @@ def _check_computed(member: Member, computed: frozenset[str], add: list[str], re
     rules = computed | set(member.tags)
     for key, tags in (("add", add), ("remove", remove)):
         for tag in tags:
-            if tag in rules and tag not in before and tag not in computed:  # said to be a rule's, there was none
-                raise InvalidRequestError(
-                    f"{key}: member {member.member_id!r}: {tag!r} is a computed tag the member still holds from an "
-                    f"earlier rules version, until the next midnight run takes it away; ask again after that run")
             if tag in rules and tag not in before:
-                raise InvalidRequestError(
-                    f"{key}: member {member.member_id!r}: {tag!r} is a computed tag, which the rules' [[tags]] give "
-                    f"and take at the midnight run; an operator's tag needs a name no [[tags]] rule uses")
+                raise InvalidRequestError(f"{key}: member {member.member_id!r}: {tag!r} is a computed tag" + (
+                    ", which the rules' [[tags]] give and take at the midnight run; an operator's tag needs a name "
+                    "no [[tags]] rule uses" if tag in computed else  # else said to be a rule's, there was none
+                    " the member still holds from an earlier rules version, until the next midnight run takes it "
+                    "away; ask again after that run"))
 
 
 def _check_room(member_id: str, before: set[str], after: set[str]) -> None:
