@@ -48,11 +48,13 @@ class AnomalyRule:
                 _flag_day(member, day)
                 return self._crossing()
             return self._while_abnormal()
-        if total <= self.threshold:
+        if total <= self.threshold or day in member.flag_days:
+            # a day flagged and not yet reported, yet the member is not abnormal: an operator
+            # cleared it, so the rest of that day earns (SPEC §4: blocked "until an operator
+            # clears the flag"; an outside probe's member was blocked again at its next purchase)
             return EARN
         member.abnormal = True
-        if day not in member.flag_days:  # flagged again the day an operator cleared it: reported once
-            _flag_day(member, day)
+        _flag_day(member, day)
         return self._crossing()
 
     def foresee(self, member: Member, day: Day, points: int) -> Verdict:
@@ -63,7 +65,7 @@ class AnomalyRule:
         if member.abnormal:
             crosses = total > self.threshold >= total - points and day not in member.flag_days
             return self._crossing() if crosses else self._while_abnormal()  # as `judge` (a reviewer)
-        if total <= self.threshold:
+        if total <= self.threshold or day in member.flag_days:
             return EARN
         return self._crossing()
 

@@ -233,6 +233,41 @@ def test_voided_recharge_bonus_points_take_back_the_growth_they_gave():
     assert (member.growth, member.total_points, member.pending) == (60, 60, 0)
 
 
+@pytest.mark.parametrize(("action", "clear"), [("flag", "clear_abnormal"), ("block_earn", "clear_abnormal"),
+                                              ("block_earn_and_redeem", "clear_abnormal"), ("hold", "release_held"),
+                                              ("hold", "void_held")])
+def test_a_day_an_operator_cleared_earns_for_the_rest_of_it_and_the_next_day_crosses_afresh(action, clear):
+    """SPEC §4: blocked "until an operator clears the flag". A member cleared after its crossing was
+    flagged, blocked or held again at its next purchase that day (an outside probe), so clearing
+    a big but honest spender undid nothing until midnight. The day is reported once."""
+    from engine.operators import set_status
+    from engine.summary import summarise
+
+    target = book(body=anomaly(action))
+    score(target, buy("t1", "m1", "2026-03-04 09:00", line(6000)), buy("t2", "m1", "2026-03-04 10:00", line(6000)))
+    member = target.members["m1"]
+    assert member.abnormal
+    set_status(target, "m1", clear, "checked with the store", target.today)
+    quoted = quote_points(target)
+    after = score(target, buy("t3", "m1", "2026-03-04 11:00", line(5000)))[0]
+    assert (after.points, after.reason, member.abnormal) == (50, "", False)
+    assert quoted == (50, "")  # the quote foresees it as the purchase meets it
+    assert summarise(target.programme, member).held_points == 0
+    day = target.today
+    assert member.flag_days == (day,)  # reported once, at the next run
+    crossed = score(target, buy("t4", "m1", "2026-03-05 09:00", line(11000)))[0]
+    assert crossed.reason == {"flag": "flagged", "hold": "held"}.get(action, "blocked")
+    assert (member.abnormal, member.flag_days) == (True, (day + 1,))  # 4 March reported by the run t4 brought
+
+
+def quote_points(target) -> tuple[int, str]:
+    from engine.spending.quote import quote
+    from tests.builders import ms
+
+    answer = quote(target, "m1", [line(5000)], ms("2026-03-04 11:00"))
+    return answer.points, answer.points_reason
+
+
 def test_the_days_a_flagged_member_crosses_on_are_kept_in_date_order():
     """Tomorrow's transaction first, then one of today: a midnight run reads the first day only for a
     member brought through it early, and today's row came a run late (a reviewer)."""
