@@ -5,7 +5,8 @@ deduction, the coupons usable on it with their value, and the stored-value balan
 A quote changes nothing: it asks the same questions scoring asks (engine.earning, the anomaly
 rule's foresight, engine.spending.redemption, engine.spending.coupons) and keeps the answers.
 The purchase sent as quoted (`lines` as they are here, at the quote's time) earns exactly the
-quoted points, as long as nothing else reached the member in between."""
+quoted points, and the spending sent after it does what the quote says, as long as nothing else
+reached the member in between."""
 
 import msgspec
 from msgspec import Struct
@@ -19,7 +20,7 @@ from engine.errors import InvalidRequestError, UnknownMemberError
 from engine.ids import FINE, id_problem, id_requirement
 from engine.members import Member
 from engine.midnight import night_of, run_member_midnight
-from engine.scoring import date_problem
+from engine.scoring import date_problem, score_purchase
 from engine.spending.coupons import coupon_value, use_problem
 from engine.spending.member_coupons import HeldCoupon, held_coupon
 from engine.spending.member_prices import PricedLine
@@ -80,9 +81,10 @@ def quote(book: Book, member_id: str, lines: list[LineItem], at_ms: int) -> Quot
     total, member_total = sum(p.price_minor for p in priced), sum(line.paid_minor for line in sent)
     points, growth, points_reason = _earning(book, member, Transaction("quote", member_id, at_ms, PURCHASE, lines=sent),
                                              day)
-    cash_points, cash_value, cash_reason = _cash(book, member, member_total, at_ms, day)
-    usable, unusable = _coupons(book, member, Transaction("quote", member_id, at_ms, COUPON_USE, lines=sent,
-                                                          amount_minor=member_total), day)
+    paid, buyer = _after_purchase(book, member, Transaction("quote", member_id, at_ms, PURCHASE, lines=sent), day)
+    cash_points, cash_value, cash_reason = _cash(paid, buyer, member_total, at_ms, day)
+    usable, unusable = _coupons(paid, buyer, Transaction("quote", member_id, at_ms, COUPON_USE, lines=sent,
+                                                         amount_minor=member_total), day)
     return Quote(member_id, programme.ladder.names[member.tier], iso(day), priced, total, member_total, points,
                  growth, points_reason, cash_points, cash_value, cash_reason, usable, unusable,
                  available_points(member), member.stored_value, member.bonus_value)
@@ -118,6 +120,19 @@ def _through_midnight(book: Book, member: Member, day: Day) -> tuple[Book, Membe
     copy = _copy_member(member)
     apart = Book(book.programme, {member.member_id: copy}, today=book.today)
     run_member_midnight(apart, copy, night_of(apart, day))
+    return apart, copy
+
+
+def _after_purchase(book: Book, member: Member, purchase: Transaction, day: Day) -> tuple[Book, Member]:
+    """A copy of the member once the purchase is scored, in a book of its own. The till sends the
+    purchase first, then its spending, which meet the member as the purchase left it (two outside
+    probes: with no `pending_days` the purchase's own points were spent too, and a purchase crossing
+    the anomaly threshold under `block_earn_and_redeem` had the quoted redeem rejected)."""
+    if member.status != "active":
+        return book, member  # the purchase changes nothing; the spending is refused for the card
+    copy = _copy_member(member)
+    apart = Book(book.programme, {member.member_id: copy}, today=book.today, keep_outputs=False)
+    score_purchase(apart, copy, purchase, day)
     return apart, copy
 
 

@@ -14,7 +14,7 @@ from engine.book import Book
 from engine.errors import InvalidRequestError, UnknownMemberError
 from engine.spending.quote import quote
 from engine.transactions import LineItem, Transaction
-from tests.builders import adjust, book, buy, line, ms, pay, recharge, score, score_one
+from tests.builders import adjust, book, buy, line, ms, pay, recharge, redeem, score, score_one
 from tests.engine.test_invariants import VARIANTS, fresh, lines, streams
 from tests.engine.test_redemption import RATIO, STEPS  # SPEC §11.3's worked examples
 
@@ -106,6 +106,29 @@ def test_the_quote_foresees_the_anomaly_threshold(action, points, reason):
     assert not target.members["m1"].abnormal  # foreseen, not judged
     result = score(target, buy("t1", "m1", DAY, line(600000)))[0]
     assert (result.points, result.reason) == (points, reason)
+
+
+def test_a_purchase_crossing_the_threshold_under_block_earn_and_redeem_quotes_no_deduction():
+    """The till sends the purchase, then the redeem: the purchase's crossing blocks the redeem, so
+    the quote says so (an outside probe was quoted 48.00 off that its redeem was refused)."""
+    body = SPEND + RATIO + '[anomaly]\ndaily_points_threshold = 5000\naction = "block_earn_and_redeem"\n'
+    target = basic(body, 4000)
+    answer = quote(target, "m1", [line(600000)], AT)
+    assert (answer.points_reason, answer.cash_points, answer.cash_reason) == ("blocked", 0, "redeem_blocked")
+    assert answer.available_points == 4000  # the balance now, before the purchase
+    purchase, spend = score(target, buy("t1", "m1", DAY, line(600000)),
+                            redeem("r1", "m1", DAY, amount=answer.member_total_minor))
+    assert (purchase.reason, spend.outcome, spend.reason) == ("blocked", "rejected", "redeem_blocked")
+
+
+def test_the_quoted_deduction_counts_the_purchases_own_points_spendable_at_once():
+    """With no `pending_days` the purchase's points are spendable by the redeem sent after it (an
+    outside probe: quoted 1.00 off, given 3.00)."""
+    target = basic(SPEND + RATIO, 150)
+    answer = quote(target, "m1", [line(20000)], AT)
+    assert (answer.points, answer.cash_points, answer.cash_value_minor) == (200, 300, 300)
+    purchase, spend = score(target, buy("t1", "m1", DAY, line(20000)), redeem("r1", "m1", DAY, amount=20000))
+    assert (purchase.points, -spend.points, spend.value_minor) == (200, 300, 300)
 
 
 def test_a_frozen_card_earns_nothing_and_can_spend_nothing():
@@ -264,6 +287,13 @@ def trial(target: Book) -> Book:
     return Book(target.programme, {"a": copy.deepcopy(target.members["a"])}, today=target.today)
 
 
+def paid(target: Book, sent: list[LineItem], at: int) -> Book:
+    """`trial` once the quoted purchase is scored: the state its spending then meets."""
+    tried = trial(target)
+    score_one(tried, Transaction("q", "a", at, "purchase", lines=sent))
+    return tried
+
+
 def _frozen(target) -> bytes:
     return msgspec.msgpack.encode(sorted(target.members.items())) + msgspec.msgpack.encode(target.stock.snapshot())
 
@@ -288,14 +318,14 @@ def test_a_quote_changes_nothing_and_says_what_the_transactions_then_do(variant,
     sent = [p.line for p in answer.lines]
     assert sum(p.price_minor for p in answer.lines) == answer.total_minor == sum(b.paid_minor for b in basket)
     assert all(0 <= p.line.paid_minor <= p.price_minor for p in answer.lines)
-    # what the coupons and points as cash would give, each from the state the quote saw
+    # what the coupons and points as cash would give, each sent after the purchase, as a till sends them
     for offered in answer.coupons:
         use = Transaction("u", "a", at, "coupon_use", coupon_code=offered.coupon.instance.code, lines=sent,
                           amount_minor=answer.member_total_minor)
-        result = score_one(trial(target), use)
+        result = score_one(paid(target, sent, at), use)
         assert (result.outcome, result.value_minor) == ("accepted", offered.value_minor)
     redeem = Transaction("r", "a", at, "redeem", amount_minor=answer.member_total_minor)
-    result = score_one(trial(target), redeem) if answer.member_total_minor else None
+    result = score_one(paid(target, sent, at), redeem) if answer.member_total_minor else None
     if answer.cash_points:
         assert (result.outcome, -result.points, result.value_minor) == ("accepted", answer.cash_points,
                                                                        answer.cash_value_minor)
