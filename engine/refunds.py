@@ -52,12 +52,15 @@ def score_refund(book: Book, member: Member, txn: Transaction, day: Day) -> TxnR
     whole_before, refunded_before = original.refunded_minor < total, original.refunded_minor
     original.refunded_minor = refunded
     original.reversed_points += points
-    original.reversed_growth += growth
     original.reversed_eligible += eligible
-    book.txns[key] = original
     since = counted_since(member, original)
     taken, taken_growth = take_back(book, member, day, txn.txn_id, "reverse", points, growth,
                                     txn.refund_of, original.day, since, lapsed_part(original, points))
+    # what was taken, not what was due: growth never goes below 0, and what a refund could not take
+    # is taken by the purchase's later refunds, so that its full refund reverses all it gave (SPEC
+    # §5; an outside probe's member kept 1 growth of a purchase refunded in full)
+    original.reversed_growth += taken_growth
+    book.txns[key] = original
     count_spend(book, member, original.day, -eligible, txn.refund_of, since)
     _uncarry(book, member, original, eligible, refunded_before, refunded)
     if whole_before and refunded >= total and book.programme.tags.rules and original.reason not in NOT_COUNTED:

@@ -126,7 +126,7 @@ def undo_recharge(book: Book, member: Member, original: TxnRecord, txn: Transact
     original.refunded_minor = refunded
     spent.reversed_bonus += bonus
     original.reversed_points += points
-    original.reversed_growth += growth
+    original.reversed_growth += taken_growth  # what was taken: a later refund takes the rest (refunds.py)
     if refunded == total:
         void_coupons(book, member, txn.refund_of, spent.coupon_code, day, txn.txn_id)
     tier_after_transaction(book, member, day, txn.txn_id, lowered=True)

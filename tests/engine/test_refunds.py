@@ -3,7 +3,7 @@
 from engine.calendar import parse_day
 from engine.replay import advance_to
 from engine.transactions import Transaction
-from tests.builders import book, buy, line, ms, refund, score
+from tests.builders import book, buy, line, ms, recharge, refund, score
 
 SPEND = "[points.spend]\nunit_minor = 1000\nper_unit = 10\n"
 DAY = "2026-03-04 10:00"  # a Wednesday
@@ -186,3 +186,34 @@ def test_a_refund_that_enrolls_its_member_leaves_the_enrollments_own_entries_unn
     target = book(body=SPEND + welcome)
     score(target, refund("r1", "m9", DAY, "gone", 0, line(1000)))  # an unknown member, an original never seen
     assert [(e.kind, e.refund_of) for e in target.ledger] == [("coupon_issued", ""), ("reverse", "gone")]
+
+
+def test_growth_a_refund_could_not_take_is_taken_by_the_purchases_later_refunds():
+    """SPEC §5: a full refund reverses exactly what was earned, growth likewise. Growth never goes
+    below 0, so a refund while the member had none took none of it; its share was still counted as
+    reversed, and the purchase refunded in full left the member 1 growth (an outside probe)."""
+    target = book(body="[points.spend]\nunit_minor = 100\nper_unit = 1\n")
+    member = target.members
+    score(target, buy("p", "m1", DAY, line(10000)), refund("u", "m1", DAY, "elsewhere", 10000))
+    assert member["m1"].growth == 0
+    first = score(target, refund("f1", "m1", DAY, "p", 100))[0]
+    assert (first.points, first.growth) == (-1, 0)
+    score(target, buy("q", "m1", DAY, line(10000)))
+    later = score(target, refund("f2", "m1", DAY, "p", 100), refund("f3", "m1", DAY, "p", 9800))
+    assert [(r.points, r.growth) for r in later] == [(-1, -2), (-98, -98)]
+    assert (member["m1"].points, member["m1"].growth) == (0, 0)
+    assert sum(e.growth for e in target.ledger) == member["m1"].growth
+
+
+def test_growth_a_recharges_refund_could_not_take_is_taken_by_its_later_refunds():
+    body = ("[points.spend]\nunit_minor = 100\nper_unit = 1\n[stored_value]\n[[recharge_bonuses]]\nname = \"b\"\n"
+            "min_amount_minor = 100\npoints = 200\n")
+    target = book(body=body)
+    member = target.members
+    score(target, recharge("c", "m1", DAY, 10000), refund("u", "m1", DAY, "elsewhere", 20000))
+    assert member["m1"].growth == 0
+    assert score(target, refund("f1", "m1", DAY, "c", 5000))[0].growth == 0
+    score(target, buy("q", "m1", DAY, line(30000)))
+    assert score(target, refund("f2", "m1", DAY, "c", 5000))[0].growth == -200
+    assert member["m1"].growth == 100
+    assert sum(e.growth for e in target.ledger) == member["m1"].growth
