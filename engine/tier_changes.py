@@ -60,9 +60,12 @@ def enter_tier(book: Book, member: Member, target: int, day: Day, cause: str, re
 
 def member_in_default_tier(book: Book, member_id: str, channel: str, day: Day) -> Member:
     """A member new on `day` (enrolled, or by its first transaction) in its channel's default tier:
-    the tier lasts its validity, as an imported member's does, and is given, not reached."""
+    the tier lasts its validity, as an imported member's does, and is given, not reached. A late
+    first transaction's tier counts it from the business day, as a late paid upgrade's or
+    recharge's: from its own day, a validity ended before the business day kept the tier and its
+    multiplier until the next run (an outside probe)."""
     tier = book.programme.default_tier(channel)
-    until = validity_from(book.programme.ladder, tier, day) if tier else 0
+    until = validity_from(book.programme.ladder, tier, max(day, book.today)) if tier else 0
     return Member(member_id, enrolled=day, tier=tier, tier_since=day, tier_until=until, given_tier=tier,
                   given_until=until, profile=Profile(channel=channel))
 

@@ -115,6 +115,24 @@ def test_a_channels_tier_lasts_its_validity_as_an_imported_members_does():
     assert (target.members["a"].tier, target.members["e"].tier) == (0, 0)  # nothing spent: the lowest
 
 
+def test_a_late_first_transactions_channel_tier_counts_its_validity_from_the_business_day():
+    """Enrolled by a purchase five days late, the member held Silver (valid 2 days from the
+    purchase) four days past its end, and earned its multiplier (an outside probe)."""
+    from engine.calendar import iso
+    from engine.replay import advance_to
+
+    tiers = ('[[tiers]]\nname = "Basic"\n[[tiers]]\nname = "Silver"\nmetric = "spend"\nwindow = "1 days"\n'
+             'threshold = 1000000\nvalidity = "2 days"\n')
+    target = book(top='max_lateness_days = 7\ndefault_tier_by_channel = { online = "Silver" }', body=SPEND,
+                  tiers=tiers)
+    advance_to(target, parse_day("2026-03-10"))
+    score(target, buy("t1", "a", "2026-03-05 12:00", line(100), channel="online"))
+    member = target.members["a"]
+    assert (member.tier, iso(member.enrolled), iso(member.tier_until)) == (1, "2026-03-05", "2026-03-11")
+    advance_to(target, parse_day("2026-03-12"))
+    assert member.tier == 0
+
+
 def test_transactions_later_than_max_lateness_are_rejected():
     target = book(top="max_lateness_days = 2", body=SPEND)
     results = score(target, buy("t1", "m1", "2026-03-10 10:00", line(2900)),
