@@ -186,9 +186,9 @@ class Coordinator(ShardLanes):
         self.rules = self._rules_in_force()
         self.programme = Programme(load_rules(self.rules.text))
         self.metrics.know_coupons([coupon.id for coupon in self.programme.rules.coupons])
-        self.layout = self._layout()
-        self.event_floors = recorded_event_floors(self.folder)
         start_day = self.config.start_date or self.today()
+        self.layout = self._layout(start_day)
+        self.event_floors = recorded_event_floors(self.folder)
         self.keeper = self._spawn_keeper()
         self._place()
         self.actors = [self._spawn(shard, start_day) for shard in range(self.layout.shards)]
@@ -890,11 +890,12 @@ class Coordinator(ShardLanes):
                         self.config.rules, rules.version)
         return current
 
-    def _layout(self) -> Layout:
+    def _layout(self, start_day: Day) -> Layout:
         layout = self.folder.layout()
         wanted = self.config.shards
         if layout is None:
             layout = even_layout(wanted or os.cpu_count() or 1)
+            layout.first_day = start_day
             self.folder.save_layout(layout)
         elif problem := other_shards(self.config, layout):
             raise PatronError(problem)

@@ -27,6 +27,10 @@ class Layout(msgspec.Struct):
     first_shards: int = 0
     """The shards before any was added (patron shards rebalance); 0: none was. Event positions
     given before then name that many."""
+    first_day: int = 0
+    """The business day the folder began on (its first serve's `--start-date`, else that day): no
+    midnight run closed a day before it, so no such day has an anomaly report. 0 in a folder made
+    before it was kept."""
     opened: int = 0
     """Shards 0 to opened - 1 have opened their LMDB once: a start that finds one's data missing
     refuses to make it anew, empty (a node started with another data root served empty shards and

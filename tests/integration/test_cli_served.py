@@ -351,6 +351,10 @@ def test_anomalies_prints_the_days_report_once_its_midnight_has_run(start_server
                                                         "points": row.points, "transactions": ["an-t1", "an-t2"]}]}
     quiet = patron("anomalies", "--date", "2026-03-06", *address)
     assert quiet.stdout == "no member crossed the daily anomaly threshold on 2026-03-06\n"
+    before = patron("anomalies", "--date", "2026-03-04", *address)  # no run of this folder closed it (a probe)
+    assert (before.returncode, before.stdout) == (1, "")
+    assert before.stderr == ("patron: INVALID_ARGUMENT: no anomaly report of 2026-03-04: this data folder began on "
+                             "business day 2026-03-05, and no midnight run closed a day before it\n")
 
 
 def test_a_start_date_after_tomorrow_is_refused_unless_allowed_for_a_test_system(serve_process, tmp_path):
