@@ -72,10 +72,17 @@ def _given(member: Member, coupon: Coupon) -> int:
     return given
 
 
+MOST_HELD = 10_000
+"""Coupon instances a member holds at most, in every status, whatever `per_member` says: each
+answer carrying the member carries them all, and 55,000 made one too big for a gRPC client's
+4 MB (GetMember, and Adjust or SetStatus answered RESOURCE_EXHAUSTED once applied), each issue
+slower than the last (an outside probe)."""
+
+
 def _refusal(book: Book, member: Member, coupon: Coupon, given: int) -> str:
     """Why nothing can be issued: the member's limit first, then the programme's inventory
     (so a member at their limit never uses up a unit)."""
-    if coupon.per_member and given >= coupon.per_member:
+    if (coupon.per_member and given >= coupon.per_member) or len(member.coupons) >= MOST_HELD:
         return "member_limit"
     if not take_from(book.stock, coupon.id, coupon.inventory):
         return "out_of_stock"

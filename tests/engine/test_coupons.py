@@ -113,6 +113,20 @@ def test_the_member_limit_is_checked_before_inventory_and_keeps_the_id():
     assert score(target, issue("i3", "m2", "V10"))[0].coupon_code == "V10-m2-1"
 
 
+def test_a_member_holds_at_most_most_held_instances_whatever_per_member_says():
+    """CAKE has no per_member: 55,000 instances made every answer carrying the member too big
+    for a gRPC client (an outside probe)."""
+    from engine.members import CouponInstance
+    from engine.spending.coupons import MOST_HELD
+
+    target = with_member()
+    member = target.members["m1"]
+    member.coupons = tuple(CouponInstance(f"CAKE-m1-{n}", "CAKE", "used", 0, 0, "x") for n in range(MOST_HELD - 1))
+    first, second = score(target, issue("i1", "m1", "CAKE"), issue("i2", "m1", "CAKE"))
+    assert (first.outcome, first.coupon_code) == ("accepted", f"CAKE-m1-{MOST_HELD}")
+    assert (second.outcome, second.reason, len(member.coupons)) == ("rejected", "member_limit", MOST_HELD)
+
+
 def test_inventory_is_never_oversold():
     target = with_member()
     for member in ("m2", "m3"):
