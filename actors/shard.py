@@ -300,7 +300,8 @@ class Shard:
                     chunk = []
             writer.put_wakeups(wakeups_of(self.book, chunk))
 
-        log.info("reading every member once to index them", extra={"shard": self.config.shard})
+        if next(self.store.member_ids(), None) is not None:  # a new folder has none to read (a probe)
+            log.info("reading every member once to index them", extra={"shard": self.config.shard})
         self._write_with(rebuild, ())
 
     def _count(self, member: Member) -> None:

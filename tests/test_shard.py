@@ -1,6 +1,7 @@
 """A shard's logic on real LMDB in a temporary folder, driven without Ray."""
 
 import errno
+import logging
 import os
 import time
 from pathlib import Path
@@ -40,6 +41,19 @@ def test_a_committed_batch_survives_a_restart(tmp_path):
     again = open_shard(tmp_path)
     assert again.member("m2").points == 1000
     assert [r.outcome for r in again.apply([buy("t1", "m1", DAY, line(2900))])] == ["duplicate"]
+
+
+def test_a_bounded_start_says_it_reads_every_member_only_when_there_are_members_to_read(tmp_path, caplog):
+    """operations.md names the line as a folder last written another way; a new folder logged it
+    too, at every shard's first bounded start (an outside probe)."""
+    caplog.set_level(logging.INFO, logger="patron.shard")
+    open_shard(tmp_path / "new", hot_members=2).close()
+    assert "reading every member once to index them" not in caplog.messages
+    every = open_shard(tmp_path / "old")  # every member in memory: the bounded index is not kept
+    every.apply([buy("t1", "m1", DAY, line(2900))])
+    every.close()
+    open_shard(tmp_path / "old", hot_members=2).close()
+    assert caplog.messages.count("reading every member once to index them") == 1
 
 
 def test_stored_balances_equal_the_sum_of_the_stored_ledger(tmp_path):
