@@ -21,6 +21,7 @@ from engine.ids import FINE, id_problem, id_requirement
 from engine.members import Member
 from engine.midnight import night_of, run_member_midnight
 from engine.scoring import date_problem, score_purchase
+from engine.spending.coupon_stock import CountedStock
 from engine.spending.coupons import coupon_value, use_problem
 from engine.spending.member_coupons import HeldCoupon, held_coupon
 from engine.spending.member_prices import PricedLine
@@ -131,7 +132,10 @@ def _after_purchase(book: Book, member: Member, purchase: Transaction, day: Day)
     if member.status != "active":
         return book, member  # the purchase changes nothing; the spending is refused for the card
     copy = _copy_member(member)
-    apart = Book(book.programme, {member.member_id: copy}, today=book.today, keep_outputs=False)
+    # no unit of a coupon with an inventory: the quote cannot know the purchase would get one (a
+    # reviewer: an upgrade coupon used up elsewhere was quoted usable); unlimited ones are issued
+    apart = Book(book.programme, {member.member_id: copy}, today=book.today, stock=CountedStock(granted={}),
+                 keep_outputs=False)
     score_purchase(apart, copy, purchase, day)
     return apart, copy
 

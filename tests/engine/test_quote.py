@@ -131,6 +131,22 @@ def test_the_quoted_deduction_counts_the_purchases_own_points_spendable_at_once(
     assert (purchase.points, -spend.points, spend.value_minor) == (200, 300, 300)
 
 
+@pytest.mark.parametrize("inventory", [0, 1])
+def test_a_coupon_the_purchase_itself_issues_is_quoted_only_when_no_inventory_can_refuse_it(inventory):
+    """The purchase enters Silver, whose upgrade coupon the use sent after it may take; with an
+    inventory, used up by another member here, the quote cannot know (a reviewer)."""
+    coupon = ('[[coupons]]\nid = "SILVER"\nkind = "voucher"\nvalue_minor = 800\nvalid_days = 30\n'
+              f'issue_on = "upgrade"\ntiers = ["Silver"]\ninventory = {inventory}\n')
+    tiers = '[[tiers]]\nname = "Basic"\n[[tiers]]\nname = "Silver"\nmetric = "spend"\nthreshold = 100000\n'
+    target = book(body=SPEND + coupon, tiers=tiers)
+    score(target, buy("o1", "other", DAY, line(100_000)), adjust("a0", "m1", "2026-03-04 08:00", 1))
+    answer = quote(target, "m1", [line(100_000)], AT)
+    assert [(c.coupon.instance.code, c.value_minor) for c in answer.coupons] == (
+        [("SILVER-m1-1", 800)] if not inventory else [])
+    score(target, buy("t1", "m1", DAY, line(100_000)))
+    assert [c.code for c in target.members["m1"].coupons] == (["SILVER-m1-1"] if not inventory else [])
+
+
 def test_a_frozen_card_earns_nothing_and_can_spend_nothing():
     target = basic(SPEND + RATIO, 5000)
     target.members["m1"].status = "frozen"
