@@ -334,12 +334,13 @@ def test_anomalies_prints_the_days_report_once_its_midnight_has_run(start_server
     with PatronClient(server.address) as client:
         client.submit([purchase("an-t1", "an-m1", "2026-03-05 10:00", 400_000),
                        purchase("an-t2", "an-m1", "2026-03-05 11:00", 400_000),
-                       purchase("an-t3", "an-m2", "2026-03-05 11:00", 2900)])
+                       purchase("an-t3", "an-m2", "2026-03-05 11:00", 2900),
+                       purchase("an-t4", "an-m3", "2026-03-03 10:00", 900_000)])  # late: before the folder began
     early = patron("anomalies", "--date", "2026-03-05", *address)
     assert early.returncode == 1
     assert early.stderr.startswith("patron: FAILED_PRECONDITION: ")
     with PatronClient(server.address) as client:
-        assert client.run_midnight("2026-03-07").anomalies == 1
+        assert client.run_midnight("2026-03-07").anomalies == 2  # an-m1 on 5 March, an-m3 on 3 March
         [row] = client.anomaly_report("2026-03-05").rows
     shown = patron("anomalies", "--date", "2026-03-05", *address)
     assert shown.returncode == 0, shown.stderr
@@ -351,6 +352,8 @@ def test_anomalies_prints_the_days_report_once_its_midnight_has_run(start_server
                                                         "points": row.points, "transactions": ["an-t1", "an-t2"]}]}
     quiet = patron("anomalies", "--date", "2026-03-06", *address)
     assert quiet.stdout == "no member crossed the daily anomaly threshold on 2026-03-06\n"
+    late = json.loads(patron("anomalies", "--date", "2026-03-03", "--json", *address).stdout)
+    assert [row["member_id"] for row in late["rows"]] == ["an-m3"]  # its own rows, though before the folder began
     before = patron("anomalies", "--date", "2026-03-04", *address)  # no run of this folder closed it (a probe)
     assert (before.returncode, before.stdout) == (1, "")
     assert before.stderr == ("patron: INVALID_ARGUMENT: no anomaly report of 2026-03-04: this data folder began on "
