@@ -897,12 +897,12 @@ class Coordinator(ShardLanes):
             layout = even_layout(wanted or os.cpu_count() or 1)
             layout.first_day = start_day
             self.folder.save_layout(layout)
+        elif problem := other_shards(self.config, layout):
+            raise PatronError(problem)
         elif layout.first_day and not layout.opened and layout.first_day != start_day:
             # a first start that failed before any shard opened: the folder begins with this one (a reviewer)
             layout = msgspec.structs.replace(layout, first_day=start_day)
             self.folder.save_layout(layout)
-        elif problem := other_shards(self.config, layout):
-            raise PatronError(problem)
         return layout
 
     def _spawn_keeper(self) -> Any:
