@@ -136,7 +136,7 @@ def _unreachable(details: str, tls: bool) -> str:
 
 
 def send(args: argparse.Namespace) -> int:
-    """Stream transactions (a JSONL file, or a generated workload dated today). A line that is
+    """Stream transactions (a JSONL file, or a generated workload dated on the business day). A line that is
     not a transaction is rejected here, as replay does, and the rest is sent; every rejected
     transaction is listed with its reason, in the file's order. A file's: 0, none rejected; 3, some were."""
     from bench.workload import generate
