@@ -7,10 +7,11 @@ __all__ = ["add_parser"]
 
 
 def add_parser(commands: argparse._SubParsersAction, remote: object) -> None:
+    from cli.action_help import ActionsFormatter
     from cli.inputs import whole
     from engine.notices import NOTICE_KINDS
 
-    group = commands.add_parser("events", help="events for notifiers")
+    group = commands.add_parser("events", help="events for notifiers", formatter_class=ActionsFormatter)
     group.set_defaults(help_of=group)  # `patron events` alone: its actions (cli/main.py)
     events = group.add_subparsers(metavar="ACTION")
     tail = remote(events.add_parser(  # type: ignore[operator]

@@ -8,6 +8,7 @@ import traceback
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from cli.action_help import ActionsFormatter
 from cli.inputs import address, day, day_text, host, path, port, request_id, signed_points, whole
 from engine.errors import PatronError, RulesError
 from engine.validation import load_rules_file
@@ -88,7 +89,8 @@ def _version() -> str:
 def _parser() -> argparse.ArgumentParser:
     from cli import admin, bench, events, shards
 
-    parser = argparse.ArgumentParser(prog="patron", description="A loyalty scoring engine.")
+    parser = argparse.ArgumentParser(prog="patron", description="A loyalty scoring engine.",
+                                     formatter_class=ActionsFormatter)
     parser.add_argument("--version", action="version", version=f"patron {_version()}")
     commands = parser.add_subparsers(metavar="COMMAND")
     _serve_parser(commands)
@@ -141,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
 def _rules_parser(commands: argparse._SubParsersAction) -> None:
     from cli import admin
 
-    group = commands.add_parser("rules", help="check and publish rules documents")
+    group = commands.add_parser("rules", help="check and publish rules documents", formatter_class=ActionsFormatter)
     group.set_defaults(help_of=group)  # `patron rules` alone: its actions (main)
     rules = group.add_subparsers(metavar="ACTION")
     validate = rules.add_parser("validate", help="check a rules file; print every problem")
@@ -176,7 +178,7 @@ def _member_parser(commands: argparse._SubParsersAction) -> None:
     from cli import adjustment, admin, wallet
     from client.patron_client import STATUS_ACTIONS
 
-    group = commands.add_parser("member", help="look at members")
+    group = commands.add_parser("member", help="look at members", formatter_class=ActionsFormatter)
     group.set_defaults(help_of=group)  # `patron member` alone: its actions (main)
     member = group.add_subparsers(metavar="ACTION")
     show = _remote(member.add_parser("show", help="a member, and with --ledger its whole ledger"))

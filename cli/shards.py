@@ -5,6 +5,7 @@ import argparse
 import sys
 from typing import Any
 
+from cli.action_help import ActionsFormatter
 from cli.inputs import whole
 from engine.errors import PatronError
 
@@ -12,7 +13,8 @@ __all__ = ["add_parser"]
 
 
 def add_parser(commands: argparse._SubParsersAction, remote: object) -> None:
-    group = commands.add_parser("shards", help="move virtual shards between shards, add shards")
+    group = commands.add_parser("shards", help="move virtual shards between shards, add shards",
+                                formatter_class=ActionsFormatter)
     group.set_defaults(help_of=group)  # `patron shards` alone: its actions (cli/main.py)
     shards = group.add_subparsers(metavar="ACTION")
     move = remote(shards.add_parser(  # type: ignore[operator]

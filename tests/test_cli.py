@@ -4,6 +4,7 @@ answer is told as."""
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -485,13 +486,21 @@ def test_send_names_a_batch_by_its_transactions_and_every_batch_before_however_t
 
 
 @pytest.mark.parametrize(("group", "action"), [("member", "show"), ("rules", "validate"), ("shards", "move"),
-                                               ("events", "tail")])
+                                               ("shards", "rebalance"), ("events", "tail")])
 def test_a_group_without_its_action_lists_its_actions(group, action):
-    """`patron member` alone printed patron's own commands (an outside probe)."""
+    """`patron member` alone printed patron's own commands (an outside probe). Each action's help
+    is on its line: `rebalance`'s was on the next, read as none (an outside tester)."""
     done = patron(group)
     assert done.returncode == 2
     assert done.stdout.startswith(f"usage: patron {group} ")
-    assert f"    {action} " in done.stdout
+    assert re.search(rf"^    {action} +\S", done.stdout, re.MULTILINE), done.stdout
+
+
+def test_patron_alone_lists_each_command_with_its_help_on_its_line():
+    done = patron()
+    assert done.returncode == 2
+    for command in ("serve", "anomalies", "checkpoint"):
+        assert re.search(rf"^    {command} +\S", done.stdout, re.MULTILINE), done.stdout
 
 
 def test_version_is_the_installed_package_s():
