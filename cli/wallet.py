@@ -17,7 +17,8 @@ from proto import patron_pb2 as pb
 
 __all__ = ["add_parsers", "basket_lines", "coupon_table", "line_words", "quote_text"]
 
-_LINE_FORM = "SKU:QTY:PRICE[:CATEGORY] (PRICE: what the line costs, in minor units)"
+_LINE_FORM = ("SKU:QTY:PRICE[:CATEGORY] (PRICE: what the line costs, in minor units; SKU empty for a line without "
+              "a barcode, and one with ':' in it goes in a --basket file)")
 
 
 def add_parsers(member: argparse._SubParsersAction, remote: Any) -> None:
@@ -32,7 +33,8 @@ def add_parsers(member: argparse._SubParsersAction, remote: Any) -> None:
                              '(sku, category, paid_minor, quantity, ...)')
     basket.add_argument("--line", action="append", type=line_words, metavar="SKU:QTY:PRICE[:CATEGORY]",
                         help="a basket line; PRICE is what the line costs in all, in minor units (its "
-                             "paid_minor: two at 25.00 is SKU:2:5000); repeat for more")
+                             "paid_minor: two at 25.00 is SKU:2:5000); an empty SKU is a line without a barcode "
+                             "(:1:999:loose); a SKU with ':' in it goes in --basket; repeat for more")
     quote.add_argument("--json", action="store_true", help="the answer as JSON (gRPC's field names)")
     quote.set_defaults(run=member_quote)
     coupons = remote(member.add_parser("coupons", help="a member's coupons, with what each gives"))
@@ -64,10 +66,13 @@ def basket_lines(args: argparse.Namespace) -> list[dict]:
 
 def line_words(text: str) -> dict:
     """A --line as a basket line; a malformed one is an argument out of its range (argparse's
-    usage and exit 2), told before any server is asked."""
+    usage and exit 2), told before any server is asked. An empty SKU is a line without a barcode
+    (`:1:999:loose`: one the till could not scan, rules.md `no_barcode_lines_earn`). A SKU with
+    ':' in it cannot be told apart here, the category being optional (`A:1:2:3` is SKU `A` in
+    category `3`, or SKU `A:1`): such a line goes in a --basket file."""
     parts = text.split(":")
     try:
-        if len(parts) not in (3, 4) or not parts[0]:
+        if len(parts) not in (3, 4):
             raise ValueError
         line = {"sku": parts[0], "quantity": int(parts[1]), "paid_minor": int(parts[2])}
     except ValueError:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cli.admin import _dates_shortened, _show, midnight_progress_line
+from cli.wallet import line_words
 from engine.calendar import MOST_DATES_SHOWN
 from proto import patron_pb2 as pb
 from tests.builders import ms
@@ -520,3 +521,12 @@ def test_serves_live_count_goes_on_through_a_shards_restart():
     assert accepted.add({0: 150, 1: 200}) == 350
     assert accepted.add({0: 150, 1: 40}) == 390  # shard 1 restarted: its 40 are new
     assert accepted.add({0: 160, 1: 90}) == 450
+
+
+def test_a_quote_line_may_have_no_sku_and_one_with_a_colon_is_sent_to_basket():
+    """A line without a barcode (`--line ":1:999:loose"`) could not be quoted (an outside tester)."""
+    assert line_words(":1:999:loose") == {"sku": "", "quantity": 1, "paid_minor": 999, "category": "loose"}
+    assert line_words(":2:500") == {"sku": "", "quantity": 2, "paid_minor": 500}
+    assert line_words("A:1:2:3") == {"sku": "A", "quantity": 1, "paid_minor": 2, "category": "3"}
+    with pytest.raises(argparse.ArgumentTypeError, match="--basket"):
+        line_words("A:B:1:2")
