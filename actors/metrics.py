@@ -2,12 +2,26 @@
 Names follow Prometheus conventions: `patron_` prefix, base units, `_total` counters,
 `_seconds` histograms. Shards count per batch; nothing here runs per transaction."""
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 
 from actors.batch_stats import BatchStats
 from actors.batch_wire import COMPILED
 
 __all__ = ["Metrics"]
+
+# Every counter and histogram also served a `_created` series, the time its process made it:
+# series an SRE found in no list (docs/operations.md, "Every metric") and that no alert or panel
+# needs (`process_start_time_seconds` says when the process started). prometheus_client's switch
+# is for the whole process: every registry a patron process serves is one of these.
+disable_created_metrics()
 
 COUPON_EVENTS = {
     "issued": "Coupon instances given to members (by API, enrollment, upgrade or recharge bonus), by coupon id.",

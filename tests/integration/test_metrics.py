@@ -90,6 +90,7 @@ def test_gauges_show_members_rules_and_points_liability(start_server):
         time.sleep(0.5)
         samples = scrape(server.server.metrics_port)
     assert samples[("patron_tags_not_shown", ())] == 0
+    assert [name for name, _ in samples if name.endswith("_created")] == []  # listed in no guide
     with PatronClient(server.address) as client:  # 10,000.00 in 3 months: Gold at once
         client.submit([purchase("gold", "mg", 1_000_000)])
     moves = scrape(server.server.metrics_port)
