@@ -8,11 +8,13 @@ import os
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Collection
 from typing import TypeVar
 
 import msgspec
 import ray
+from ray.util.annotations import RayDeprecationWarning
 
 from actors import shard_moves
 from actors.batch_stats import Counted
@@ -42,6 +44,8 @@ T = TypeVar("T")
 SLOW_BATCH_SECONDS = 1.0
 READS = "reads"
 OPEN_RETRY_SECONDS = 5.0
+_ACTOR_ID_DEPRECATED = r"(?s)This API is deprecated.*Use get_actor_id\(\) instead"
+"""Ray's warning for `RuntimeContext.actor_id`, which `was_current_actor_reconstructed` reads."""
 
 
 def _restarted() -> bool:
@@ -54,7 +58,11 @@ def _restarted() -> bool:
     Ray's answer comes from its GCS: one it cannot reach (restarting) counts as a restart, that side
     too, rather than fail the start, which Ray would never retry."""
     try:
-        return bool(ray.get_runtime_context().was_current_actor_reconstructed)
+        with warnings.catch_warnings():
+            # Ray's own property reads its deprecated `actor_id`: a RayDeprecationWarning, three
+            # lines in the log at every shard's start, about Ray's code, not ours
+            warnings.filterwarnings("ignore", message=_ACTOR_ID_DEPRECATED, category=RayDeprecationWarning)
+            return bool(ray.get_runtime_context().was_current_actor_reconstructed)
     except Exception:
         log.warning("cannot ask Ray whether this shard was restarted; its data is expected", exc_info=True)
         return True

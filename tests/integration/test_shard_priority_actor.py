@@ -1,5 +1,6 @@
 """A real shard actor on local Ray runs every thread, Ray's own included, behind the gateway's
-(actors/shard_priority.py), and says so in its status."""
+(actors/shard_priority.py), and says so in its status; asking Ray whether an actor was restarted
+warns of nothing."""
 
 import os
 from pathlib import Path
@@ -40,3 +41,27 @@ def test_every_thread_of_a_shard_actor_gives_way_to_the_gateway(ray_session, tmp
         ray.kill(actor)
     assert status.priority == "idle"
     assert policies == {os.SCHED_IDLE}
+
+
+def test_asking_ray_whether_the_shard_was_restarted_warns_of_nothing(ray_session):
+    """Ray's `was_current_actor_reconstructed` reads its own deprecated `actor_id`: three warning
+    lines at every shard's start (an outside tester). With warnings as errors, the warning made
+    the answer "restarted" (the helper's answer when Ray cannot say); a first start is not."""
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class Asks:
+        def restarted(self) -> bool:
+            import warnings
+
+            from actors.shard_actor import _restarted
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                return _restarted()
+
+    asks = Asks.remote()
+    try:
+        assert ray.get(asks.restarted.remote(), timeout=WAIT_SECONDS) is False
+    finally:
+        ray.kill(asks)
