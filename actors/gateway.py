@@ -714,17 +714,16 @@ class AdminService:
         day = _date(request.date)
         open_day = min((parse_day(s.business_day) for s in await self.coordinator.status() if s.business_day),
                        default=0)
-        if open_day and day >= open_day:  # it answered with no rows, read as "no anomalies" (an outside probe)
+        # the days before the folder began are closed by its first run, which reports a late
+        # transaction's crossing there: until it, they answered no rows, read as "no anomalies"
+        first_run = open_day <= self.coordinator.layout.first_day  # 0 in a folder made before it was kept
+        if open_day and (day >= open_day or first_run):  # it answered with no rows (two outside probes)
+            before = "; the data folder's first run closes the days before it began" if day < open_day else ""
             raise NotYetError(
                 f"the anomaly report of {iso(day)} is made by the midnight run that closes that day (the business "
-                f"day is {iso(open_day)}); until then, members crossing the threshold are in the anomaly_flagged "
-                f"events (Events.Subscribe) and counted in patron_anomalies_flagged_total")
+                f"day is {iso(open_day)}{before}); until then, members crossing the threshold are in the "
+                f"anomaly_flagged events (Events.Subscribe) and counted in patron_anomalies_flagged_total")
         rows = await self.coordinator.anomaly_report(iso(day))
-        first = self.coordinator.layout.first_day
-        if not rows and day < first:  # it answered with no rows, read as "no anomalies" (two outside probes);
-            # a late transaction dated before the first day may have crossed, and has its rows (a reviewer)
-            raise InvalidRequestError(f"no anomaly report of {iso(day)}: this data folder began on business day "
-                                      f"{iso(first)}, and no midnight run closed a day before it")
         return pb.AnomalyReport(date=iso(day), rows=[anomaly_row(row) for row in rows])
 
     @answers_errors
