@@ -28,9 +28,10 @@ class Layout(msgspec.Struct):
     """The shards before any was added (patron shards rebalance); 0: none was. Event positions
     given before then name that many."""
     first_day: int = 0
-    """The business day the folder began on (its first serve's `--start-date`, else that day): no
-    midnight run closed a day before it, so no such day has an anomaly report. 0 in a folder made
-    before it was kept."""
+    """The business day the folder began on (its first opened serve's `--start-date`, else that
+    day): its first midnight run closes the days before it too (a late transaction may be dated
+    there), so until that run their anomaly reports are not made. 0 in a folder made before it
+    was kept."""
     opened: int = 0
     """Shards 0 to opened - 1 have opened their LMDB once: a start that finds one's data missing
     refuses to make it anew, empty (a node started with another data root served empty shards and
