@@ -50,6 +50,9 @@ class Serve:
                 self.address = f"127.0.0.1:{found.group(1)}"
                 return self.address
             if self.process.poll() is not None:
+                # what its session left (Ray's daemons) goes, and the log is closed: left open, it failed
+                # the next test in the same worker with a ResourceWarning (a CI run, Ray's start timed out)
+                self.kill_group()
                 raise RuntimeError(f"patron serve exited early; see {self.log}:\n{self.tail()}")
             time.sleep(0.05)
         raise TimeoutError(f"patron serve did not listen within {timeout:.0f} s; see {self.log}")

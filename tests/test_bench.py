@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from bench.ingest import steady_rate
 from bench.machine import (
     TICKS_PER_SECOND,
@@ -313,3 +315,14 @@ def test_a_report_says_first_when_its_server_ran_without_the_compiled_code(monke
     label, text = common_rows({**common, "not_compiled": missing}, "transactions")[0]
     assert label == "NOT COMPILED"
     assert "engine/scoring.py" in text
+
+
+def test_a_serve_that_exits_early_leaves_its_log_closed(tmp_path):
+    """A CI run: Ray's start timed out, serve exited, and its log left open failed the next test in
+    the same worker with a ResourceWarning."""
+    from bench.server import Serve
+
+    server = Serve(tmp_path / "data", tmp_path / "serve.log")  # a new folder without --rules: refused
+    with pytest.raises(RuntimeError, match="exited early"):
+        server.wait_for_port(timeout=120)
+    assert server.output.closed
