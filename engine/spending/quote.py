@@ -80,9 +80,9 @@ def quote(book: Book, member_id: str, lines: list[LineItem], at_ms: int) -> Quot
     priced = programme.discounts.price(member.tier, lines, programme.round)
     sent = [p.line for p in priced]
     total, member_total = sum(p.price_minor for p in priced), sum(line.paid_minor for line in sent)
-    points, growth, points_reason = _earning(book, member, Transaction("quote", member_id, at_ms, PURCHASE, lines=sent),
-                                             day)
-    paid, buyer = _after_purchase(book, member, Transaction("quote", member_id, at_ms, PURCHASE, lines=sent), day)
+    purchase = Transaction("quote", member_id, at_ms, PURCHASE, lines=sent)
+    points, growth, points_reason = _earning(book, member, purchase, day)
+    paid, buyer = _after_purchase(book, member, purchase, day)
     cash_points, cash_value, cash_reason = _cash(paid, buyer, member_total, at_ms, day)
     usable, unusable = _coupons(paid, buyer, Transaction("quote", member_id, at_ms, COUPON_USE, lines=sent,
                                                          amount_minor=member_total), day)
