@@ -40,6 +40,8 @@ class AnomalyRule:
         counters = member.day_points
         if day not in counters:
             self._forget_old_days(counters, day)
+            if member.cleared_days:
+                member.cleared_days = tuple([d for d in member.cleared_days if d in counters])  # a list: compiled
         total = counters[day] = counters.get(day, 0) + points
         if member.abnormal:
             # still flagged from another day, it crosses on this one: this day's report names it
@@ -48,10 +50,12 @@ class AnomalyRule:
                 _flag_day(member, day)
                 return self._crossing()
             return self._while_abnormal()
-        if total <= self.threshold or day in member.flag_days:
-            # a day flagged and not yet reported, yet the member is not abnormal: an operator
-            # cleared it, so the rest of that day earns (SPEC §4: blocked "until an operator
-            # clears the flag"; an outside probe's member was blocked again at its next purchase)
+        if total <= self.threshold or day in member.cleared_days or day in member.flag_days:
+            # an operator cleared the member after it crossed this day, so the rest of the day
+            # earns (SPEC §4: blocked "until an operator clears the flag"; an outside probe's member
+            # was blocked again at its next purchase), late transactions after the day's report too
+            # (a reviewer). A day flagged and not yet reported while the member is not abnormal was
+            # cleared too, by a clear made before `cleared_days` was kept.
             return EARN
         member.abnormal = True
         _flag_day(member, day)
@@ -65,9 +69,16 @@ class AnomalyRule:
         if member.abnormal:
             crosses = total > self.threshold >= total - points and day not in member.flag_days
             return self._crossing() if crosses else self._while_abnormal()  # as `judge` (a reviewer)
-        if total <= self.threshold or day in member.flag_days:
+        if total <= self.threshold or day in member.cleared_days or day in member.flag_days:
             return EARN
         return self._crossing()
+
+    def crossed_days(self, member: Member) -> tuple[Day, ...]:
+        """The days the member's counters are over the threshold, in date order: what an operator's
+        clear covers."""
+        if not self.threshold:
+            return ()
+        return tuple(sorted([day for day, total in member.day_points.items() if total > self.threshold]))
 
     def _crossing(self) -> Verdict:
         return BLOCKED if self.blocks else HELD if self.action == "hold" else FLAGGED

@@ -143,13 +143,18 @@ class Member(Struct, array_like=True, gc=False):
     (engine.tier_changes.given_floor). Members stored before it was kept have none."""
     given_until: Day = 0  # appended as since_began
     """The given tier's last valid day; 0: permanent."""
-    unrecovered: tuple[tuple[int, int], ...] = ()  # last, appended
+    unrecovered: tuple[tuple[int, int], ...] = ()  # appended as since_began
     """Points refunds (or negative adjustments) could not take back, the balance not going below
     zero (`allow_negative_points = false`), and not repaid since: (`ledger_seq` when it happened,
     points) each. A redeem made before one gave away the points it found missing, so that
     redeem's refund repays it first (an outside probe: buying, redeeming the points, refunding the
     purchase and then the redeem left the member the points for nothing, again and again). Later
     earnings, and refunds of redeems made after it, never repay it."""
+    cleared_days: tuple[Day, ...] = ()  # last, appended
+    """The days over the daily anomaly threshold when an operator last cleared the member
+    (`clear_abnormal`, `release_held`, `void_held`): the rest of each earns as usual, a late
+    transaction after the day's report too, instead of crossing the day again (engine/anomaly.py).
+    Each is forgotten with the day's counter."""
 
 
 POINTS_REMINDER = "points "

@@ -176,6 +176,7 @@ def _card_status(book: Book, member: Member, action: str, reason: str, day: Day)
 
 def _abnormal(book: Book, member: Member, action: str, reason: str, day: Day) -> None:
     held = [h for h in member.held if h.release == 0]
+    member.cleared_days = book.programme.anomaly.crossed_days(member)
     if member.abnormal:
         member.abnormal = False
         book.write(member, day, "operator", action, "status", status="normal", note=reason)

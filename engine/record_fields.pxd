@@ -27,7 +27,7 @@ cdef extern from *:
         F(T, paid_minor) F(T, product_id) F(T, promotional) F(T, quantity) F(T, sku)
     #define PATRON_LOT(F, T) F(T, amount) F(T, expires)
     #define PATRON_MEMBER(F, T) F(T, abnormal) F(T, bonus_value) F(T, bonuses_used) \
-        F(T, carry_minor) F(T, coupons) F(T, day_points) F(T, debt) F(T, enrolled) F(T, events) \
+        F(T, carry_minor) F(T, cleared_days) F(T, coupons) F(T, day_points) F(T, debt) F(T, enrolled) F(T, events) \
         F(T, flag_days) F(T, frozen_when_lost) F(T, given_tier) F(T, given_until) F(T, growth) F(T, held) F(T, last_purchase) F(T, ledger_seq) F(T, lots) \
         F(T, manual_tags) F(T, member_id) F(T, midnight_done) F(T, next_tier) F(T, pending) \
         F(T, points) F(T, profile) F(T, purchases) F(T, reminded) F(T, since_began) F(T, since_growth) \
@@ -188,7 +188,7 @@ cdef extern from *:
         cdef object amount, expires
 
     ctypedef class engine.members.Member [object patron_Member, check_size error]:
-        cdef object abnormal, bonus_value, bonuses_used, carry_minor, coupons
+        cdef object abnormal, bonus_value, bonuses_used, carry_minor, cleared_days, coupons
         cdef object day_points, debt, enrolled, events, flag_days, frozen_when_lost
         cdef object given_tier, given_until, growth, held
         cdef object last_purchase, ledger_seq, lots, manual_tags, member_id
