@@ -48,6 +48,13 @@ def invisible(character: str) -> bool:
     return unicodedata.category(character) == "Cf"
 
 
+def readable(text: str) -> bool:
+    """Whether a reader sees anything of `text`: not only spaces, invisible (Cf) or control (Cc)
+    characters. An operator's reason of a space, a zero-width space or a NUL was taken (an outside
+    probe), and the ledger kept a reason no one could read."""
+    return any(not (character.isspace() or unicodedata.category(character) in ("Cf", "Cc")) for character in text)
+
+
 def _invisible(character: str) -> str:
     """An invisible character escaped as TOML writes it: shown as it is, a name made of one looked
     empty."""

@@ -14,6 +14,7 @@ from engine.calendar import parse_day
 from engine.errors import CardStateError, InvalidRequestError, UnknownMemberError
 from engine.ids import FINE, id_problem, id_requirement
 from engine.members import Held, Member, Profile
+from engine.messages import readable
 from engine.midnight import note_lapsed, schedule
 from engine.spending.coupons import issue_on_enroll
 from engine.tagging import watch_new
@@ -258,8 +259,9 @@ def set_tier(book: Book, member_id: str, tier_name: str, reason: str, day: Day) 
     names = book.programme.ladder.names
     if tier_name not in names:
         raise InvalidRequestError(f"tier: expected one of {', '.join(names)}, got {tier_name!r}")
-    if not reason:
-        raise InvalidRequestError("reason: an operator's tier change needs a reason")
+    if not readable(reason):
+        raise InvalidRequestError("reason: an operator's tier change needs a reason one can read (not only spaces "
+                                  "or invisible characters)")
     target, as_of = names.index(tier_name), book.as_of(member, day)
     if (member.tier, member.given_tier, member.tier_since) == (target, target, as_of):
         # the same call again the same day, as a client's retry is: it would start the since-upgrade

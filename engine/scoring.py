@@ -14,6 +14,7 @@ from engine.events import count_event, is_capped
 from engine.history import remember_in
 from engine.ids import FINE, MISSING, TOO_LONG, UNPRINTABLE, id_problem
 from engine.members import Member
+from engine.messages import readable
 from engine.record_fields import txn_record
 from engine.refunds import refund_problem, score_refund
 from engine.spending.coupons import issue_on_enroll
@@ -282,7 +283,7 @@ def _kind_problem(book: Book, txn: Transaction) -> str:
         return "missing_amount"
     if not _same(kind, ADJUSTMENT):
         return ""
-    return "missing_reason" if not txn.note else "text_too_long" if len(txn.note) > _LONGEST_TEXT else ""
+    return "missing_reason" if not readable(txn.note) else "text_too_long" if len(txn.note) > _LONGEST_TEXT else ""
 
 
 def _seen(book: Book, txn: Transaction) -> bool:

@@ -7,6 +7,7 @@ not cost a visit to every member."""
 from engine.book import Book
 from engine.errors import InvalidRequestError, UnknownMemberError
 from engine.members import Member
+from engine.messages import readable
 from engine.transactions import TxnRecord
 from engine.types import PURCHASE, Day
 
@@ -101,8 +102,9 @@ def _check_request(member_id: str, add: list[str], remove: list[str], reason: st
         if not tag or len(tag) > MAX_TAG_LENGTH or not tag.isprintable() or tag.isspace():
             raise InvalidRequestError(f"tag: expected 1 to {MAX_TAG_LENGTH} printable characters, not only spaces, "
                                       f"got {tag!r}")
-    if not reason:
-        raise InvalidRequestError("reason: an operator's change of tags needs a reason")
+    if not readable(reason):
+        raise InvalidRequestError("reason: an operator's change of tags needs a reason one can read (not only "
+                                  "spaces or invisible characters)")
 
 
 def _check_computed(member: Member, computed: frozenset[str], add: list[str], remove: list[str],

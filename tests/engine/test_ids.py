@@ -1,5 +1,5 @@
 """What an id may be (engine/ids.py), against a definition written another way: by a regular
-expression for the control characters and Python's own test for an all-space text."""
+expression for the control and hidden characters and Python's own test for an all-space text."""
 
 import re
 
@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from engine.ids import FINE, MAX_ID_LENGTH, MISSING, TOO_LONG, UNPRINTABLE, id_problem
 
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 
 
 def expected(text: str) -> int:
@@ -23,7 +23,8 @@ def expected(text: str) -> int:
 
 # ids as tills send them, with spaces, control and other characters mixed in
 pieces = st.sampled_from(["M", "0", "é", "😀", " ", "\u00a0", "\u3000", "\t", "\x00", "\x1f", "\x7f", "\x85",
-                          "\x9f", "\xa0", "\u200b", "\n"])
+                          "\x9f", "\xa0", "\u200b", "\n", "\u200c", "\u200d", "\u202e", "\u2069", "\ufeff",
+                          "\u061c", "\u200e", "\u2064", "\u2065"])
 ids = st.one_of(st.text(max_size=120), st.lists(pieces, max_size=110).map("".join))
 
 
@@ -41,3 +42,6 @@ def test_the_edges():
     # ASCII ones are read as bytes when compiled (ids.pxd): spaces then a letter, and spaces alone
     assert [id_problem(t) for t in (" ", "   ", "  M", "M  ", "  \x7f", " " * MAX_ID_LENGTH)] == [
         MISSING, MISSING, FINE, FINE, UNPRINTABLE, MISSING]
+    # hidden characters (ids.py HIDDEN) are refused; the joiners some scripts write with are kept
+    assert [id_problem(t) for t in ("\ufeffM", "M\u200b", "\u202eM1", "M\u200dM", "\u0645\u200c\u0645")] == [
+        UNPRINTABLE, UNPRINTABLE, UNPRINTABLE, FINE, FINE]

@@ -275,7 +275,7 @@ def test_the_stored_value_balance_in_principal_and_bonus():
 @pytest.mark.parametrize(("member", "basket", "at", "words"), [
     ("", [line(100)], AT, "member_id"),
     (" ", [line(100)], AT, "member_id: expected 1 to 100 characters, not only spaces"),
-    ("m\x001", [line(100)], AT, "without control characters"),
+    ("m\x001", [line(100)], AT, "without control or hidden characters"),
     ("m1", [], AT, "lines:"),
     ("m1", [line(100), line(-1)], AT, "lines[1].paid_minor"),
     ("m1", [LineItem(sku="S", paid_minor=1, quantity=-2)], AT, "lines[0].quantity"),

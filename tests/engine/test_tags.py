@@ -140,6 +140,7 @@ def test_operators_tags_are_kept_apart_from_computed_ones_and_counted():
     (["  "], "why", "tag: expected 1 to 64 printable characters, not only spaces, got '  '"),  # a probe's
     (["\U0001f642\n\x00"], "why", "tag: expected 1 to 64 printable characters"),  # was a raw NUL in a metric label
     (["vip"], "", "reason: an operator's change of tags needs a reason"),
+    (["vip"], " \u200b", "reason: an operator's change of tags needs a reason one can read"),  # a probe's
 ])
 def test_a_bad_manual_tag_is_refused_and_changes_nothing(tags, reason, problem):
     target = tagged()

@@ -171,6 +171,20 @@ def test_realtime_keeps_a_given_tier_after_a_refund_until_its_validity_ends(how)
     assert (member.tier, iso(member.tier_until)) == (2, "2027-03-03")
 
 
+@pytest.mark.parametrize("reason", ["", "  ", "\u200b", "\x00", "\ufeff\n"])
+def test_an_operators_tier_change_needs_a_reason_one_can_read(reason):
+    """The reason is kept in the ledger entry that explains the change (an outside probe's was a
+    zero-width space)."""
+    from engine.errors import InvalidRequestError
+
+    target = book(body=SPEND, tiers=ladder("realtime"))
+    score(target, buy("t1", "m1", DAY, line(100)))
+    with pytest.raises(InvalidRequestError, match="needs a reason one can read"):
+        set_tier(target, "m1", "Gold", reason, parse_day("2026-03-04"))
+    assert target.members["m1"].tier == 0
+    assert set_tier(target, "m1", "Gold", "\u200bcomplaint", parse_day("2026-03-04")).tier == 2
+
+
 def test_realtime_moves_down_no_lower_than_a_given_tier_after_a_higher_one_is_reached_and_refunded():
     # a reviewer: the gift was forgotten once a higher tier was reached on its condition
     target = book(body=SPEND, tiers=ladder("realtime"))

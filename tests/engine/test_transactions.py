@@ -48,6 +48,12 @@ def test_unpaid_purchases_are_ignored_and_do_not_use_up_their_id(status):
     (Transaction("t", "m1", ms(DAY), "refund", amount_minor=5), "missing_refund_of"),
     (Transaction("t", "m1", ms(DAY), "refund", refund_of="x"), "nothing_to_refund"),
     (Transaction("t", "m1", ms(DAY), "adjustment", amount_minor=5), "missing_reason"),
+    # a reason no one can read in the ledger (an outside probe): a space, a zero-width space, a NUL
+    (Transaction("t", "m1", ms(DAY), "adjustment", amount_minor=5, note=" "), "missing_reason"),
+    (Transaction("t", "m1", ms(DAY), "adjustment", amount_minor=5, note="\u200b\ufeff"), "missing_reason"),
+    (Transaction("t", "m1", ms(DAY), "adjustment", amount_minor=5, note="\x00\n"), "missing_reason"),
+    (Transaction("t", "m\u200b1", ms(DAY), "purchase", amount_minor=5), "id_unprintable"),
+    (Transaction("\u202et1", "m1", ms(DAY), "purchase", amount_minor=5), "id_unprintable"),
     (Transaction("t" * 101, "m1", ms(DAY), "purchase", amount_minor=5), "id_too_long"),
     # kept as sent and shown back in results, ledgers and coupon codes (an outside probe)
     (Transaction("t", "   ", ms(DAY), "purchase", amount_minor=5), "missing_member_id"),

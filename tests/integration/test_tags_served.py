@@ -30,7 +30,9 @@ def test_members_are_tagged_at_midnight_tagged_by_operators_and_counted(start_se
         with pytest.raises(grpc.RpcError) as refused:
             client.set_tags("m3", add=["vip"])
         assert (refused.value.code(), refused.value.details()) == (
-            grpc.StatusCode.INVALID_ARGUMENT, "reason: an operator's change of tags needs a reason")
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "reason: an operator's change of tags needs a reason one can read (not only spaces or invisible "
+            "characters)")
         with pytest.raises(grpc.RpcError) as too_many:
             client.set_tags("m3", add=[f"t{n}" for n in range(65)], reason="campaign")
         assert (too_many.value.code(), too_many.value.details()) == (
