@@ -177,7 +177,8 @@ def _card_status(book: Book, member: Member, action: str, reason: str, day: Day)
 
 def _abnormal(book: Book, member: Member, action: str, reason: str, day: Day) -> None:
     held = [h for h in member.held if h.release == 0]
-    member.cleared_days = book.programme.anomaly.crossed_days(member)
+    if member.abnormal or (held and action != "clear_abnormal"):  # a clear of nothing changes nothing
+        member.cleared_days = book.programme.anomaly.crossed_days(member)  # written with the entry below
     if member.abnormal:
         member.abnormal = False
         book.write(member, day, "operator", action, "status", status="normal", note=reason)
