@@ -74,8 +74,8 @@ def replay_files(files: ReplayFiles) -> ReplayStats:
     anomalies: list[AnomalyRow] = []
     with ExitStack() as opened:
         source = past_bom(opened.enter_context(open(files.transactions, "rb")))
-        results = opened.enter_context(open(files.results_out, "wb"))
-        ledger = opened.enter_context(open(files.ledger_out, "wb")) if files.ledger_out else None
+        results = opened.enter_context(Output("--results-out", files.results_out))
+        ledger = opened.enter_context(Output("--ledger-out", files.ledger_out)) if files.ledger_out else None
         for chunk in _chunks(source):
             txns, whole = _decode(chunk, stats.transactions)
             results.write(_encoder.encode_lines(_replay_chunk(book, txns, whole, stats, anomalies)))
@@ -86,8 +86,36 @@ def replay_files(files: ReplayFiles) -> ReplayStats:
     stats.seconds = time.perf_counter() - started
     _write_members(book, files.members_out)
     if files.anomalies_out:
-        files.anomalies_out.write_bytes(_encoder.encode_lines(anomalies))
+        with Output("--anomalies-out", files.anomalies_out) as out:
+            out.write(_encoder.encode_lines(anomalies))
     return stats
+
+
+class Output:
+    """An output file, written unbuffered and each write whole, whose failed write (a full disk)
+    names it: buffered, the error came at a flush or at the close as "No space left on device"
+    alone, naming no file (an outside probe)."""
+
+    def __init__(self, flag: str, path: Path) -> None:
+        self.flag, self.path = flag, path
+        self.file = open(path, "wb", buffering=0)  # noqa: SIM115 - closed by __exit__
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[self.file.write(view):]
+        except BrokenPipeError:  # the reader of /dev/stdout went away: answered as for any command
+            raise
+        except OSError as error:
+            raise PatronError(f"{self.flag} {self.path}: {error.strerror or error}; the replay stopped, and the "
+                              f"file holds only part of its output") from error
+
+    def __enter__(self) -> "Output":
+        return self
+
+    def __exit__(self, *failure: object) -> None:
+        self.file.close()
 
 
 def _outputs_apart(files: ReplayFiles) -> None:
@@ -111,7 +139,7 @@ def _same_file(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve()
 
 
-def _drain_ledger(book: Book, ledger: BinaryIO | None) -> None:
+def _drain_ledger(book: Book, ledger: "Output | None") -> None:
     entries, _ = book.take_changes()
     book.take_notices()  # replay writes no events
     if ledger is not None:
@@ -205,5 +233,5 @@ def _warn(count: int, detail: str) -> None:
 def _write_members(book: Book, path: Path) -> None:
     programme = book.programme
     members = sorted(book.members.values(), key=lambda m: m.member_id)
-    with open(path, "wb") as out:
+    with Output("--members-out", path) as out:
         out.write(_encoder.encode_lines([summarise(programme, m) for m in members]))

@@ -358,3 +358,23 @@ def test_a_start_on_a_full_disk_names_what_it_could_not_write(tmp_path):
     assert "Traceback" not in done.stderr
     [said] = done.stderr.splitlines()
     assert f"cannot write {disk / 'data' / 'serve.pid'} (No space left on device)" in said, said
+
+
+@pytest.mark.parametrize("flag", ["--results-out", "--members-out", "--ledger-out"])
+def test_a_replay_on_a_full_disk_names_the_output_it_could_not_write(tmp_path, flag):
+    # it said only "No space left on device", naming no file (an outside probe)
+    import json
+    import sys
+
+    stream = tmp_path / "stream.jsonl"
+    stream.write_text("".join(json.dumps(txn) + "\n" for txn in purchases("r", 3000)))
+    outputs = {name: tmp_path / f"{name[2:]}.jsonl" for name in ("--results-out", "--members-out", "--ledger-out")}
+    with small_filesystem(tmp_path / "small", "64k") as disk:
+        outputs[flag] = disk / "out.jsonl"
+        rules = Path(__file__).parents[2] / "examples" / "rules.toml"
+        done = subprocess.run([sys.executable, "-m", "cli.main", "replay", "--rules", str(rules), "--transactions",
+                               str(stream), *[part for name, path in outputs.items() for part in (name, str(path))]],
+                              capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [f"patron: {flag} {disk / 'out.jsonl'}: No space left on device; the replay "
+                                        f"stopped, and the file holds only part of its output"]
