@@ -304,6 +304,24 @@ def test_a_late_transaction_on_a_cleared_day_already_reported_earns_and_the_day_
     assert (member.cleared_days, crossed in member.day_points) == ((), False)
 
 
+@pytest.mark.parametrize("action", ["flag", "block_earn", "hold"])
+def test_a_cleared_day_crosses_again_once_a_version_raises_the_threshold_above_it(action):
+    """Cleared at 120 points over 100; a version raises the threshold to 150: a late purchase that
+    takes the day past 150 crosses it for the first time (a reviewer)."""
+    from engine.operators import set_status
+    from tests.builders import programme
+
+    target = book(body=anomaly(action))
+    score(target, buy("t1", "m1", "2026-03-04 09:00", line(6000)), buy("t2", "m1", "2026-03-04 10:00", line(6000)))
+    set_status(target, "m1", "void_held" if action == "hold" else "clear_abnormal", "checked", target.today)
+    score(target, buy("t3", "m1", "2026-03-05 09:00", line(100)))  # 4 March reported
+    target.programme = programme(body=anomaly(action).replace("threshold = 100", "threshold = 150"))
+    (under,) = score(target, buy("t4", "m1", "2026-03-04 18:00", line(2000)))  # 140: under the new threshold
+    (over,) = score(target, buy("t5", "m1", "2026-03-04 19:00", line(2000)))  # 160: over it
+    assert (under.reason, over.reason) == ("", {"flag": "flagged", "hold": "held"}.get(action, "blocked"))
+    assert target.members["m1"].abnormal
+
+
 def quote_points(target) -> tuple[int, str]:
     from engine.spending.quote import quote
     from tests.builders import ms
