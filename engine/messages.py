@@ -48,11 +48,20 @@ def invisible(character: str) -> bool:
     return unicodedata.category(character) == "Cf"
 
 
+BLANK = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180e\u180f\u2800\u3164\uffa0"
+                  "\ufe00\ufe01\ufe02\ufe03\ufe04\ufe05\ufe06\ufe07\ufe08\ufe09\ufe0a\ufe0b\ufe0c\ufe0d\ufe0e\ufe0f")
+"""Characters drawn as nothing though Unicode does not class them as format or control characters:
+the Hangul fillers, the combining grapheme joiner, the Khmer inherent vowels, the Mongolian
+variation selectors and vowel separator, the braille blank and the variation selectors (an outside
+probe's reason was a Hangul filler)."""
+
+
 def readable(text: str) -> bool:
-    """Whether a reader sees anything of `text`: not only spaces, invisible (Cf) or control (Cc)
-    characters. An operator's reason of a space, a zero-width space or a NUL was taken (an outside
-    probe), and the ledger kept a reason no one could read."""
-    return any(not (character.isspace() or unicodedata.category(character) in ("Cf", "Cc")) for character in text)
+    """Whether a reader sees anything of `text`: not only spaces, invisible (Cf), control (Cc) or
+    `BLANK` characters. An operator's reason of a space, a zero-width space or a NUL was taken (an
+    outside probe), and the ledger kept a reason no one could read."""
+    return any(not (character.isspace() or character in BLANK or unicodedata.category(character) in ("Cf", "Cc"))
+               for character in text)
 
 
 def _invisible(character: str) -> str:

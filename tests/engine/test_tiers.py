@@ -171,7 +171,7 @@ def test_realtime_keeps_a_given_tier_after_a_refund_until_its_validity_ends(how)
     assert (member.tier, iso(member.tier_until)) == (2, "2027-03-03")
 
 
-@pytest.mark.parametrize("reason", ["", "  ", "\u200b", "\x00", "\ufeff\n"])
+@pytest.mark.parametrize("reason", ["", "  ", "\u200b", "\x00", "\ufeff\n", "\u3164", "\u115f\u034f", "\ufe0f "])
 def test_an_operators_tier_change_needs_a_reason_one_can_read(reason):
     """The reason is kept in the ledger entry that explains the change (an outside probe's was a
     zero-width space)."""
