@@ -144,8 +144,18 @@ def test_every_read_of_a_client_with_several_gateways_moves_on_from_one_that_doe
 
 
 def test_a_batch_too_large_to_send_is_not_sent_again(server, monkeypatch):
+    # the client's pauses, in this thread only: `time.sleep` is the process's, and a server or Ray
+    # thread sleeping meanwhile was counted as a retry (and spun without its pauses: a CI run)
     pauses: list[float] = []
-    monkeypatch.setattr(patron_client.time, "sleep", pauses.append)
+    caller, sleep = threading.get_ident(), time.sleep
+
+    def paused(seconds: float) -> None:
+        if threading.get_ident() == caller:
+            pauses.append(seconds)
+        else:
+            sleep(seconds)
+
+    monkeypatch.setattr(patron_client.time, "sleep", paused)
     with PatronClient(server.address, max_message_bytes=2_000) as client, pytest.raises(grpc.RpcError) as refused:
         client.submit([purchase(f"huge-t{n:090d}", "huge-m") for n in range(40)])
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
