@@ -14,7 +14,7 @@ cdef class AnomalyRule:
     cpdef _crossing(self)
     cpdef _while_abnormal(self)
     cpdef _forget_old_days(self, dict counters, day)
-    cdef bint _cleared(self, Member member, day, before) except -1
+    cdef bint _earns(self, Member member, day, total, points) except -1
 
 
 cpdef bint counted_in_day(points, reason) except -1

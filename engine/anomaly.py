@@ -50,7 +50,7 @@ class AnomalyRule:
                 _flag_day(member, day)
                 return self._crossing()
             return self._while_abnormal()
-        if total <= self.threshold or day in member.flag_days or self._cleared(member, day, total - points):
+        if self._earns(member, day, total, points):
             # an operator cleared the member after it crossed this day, so the rest of the day
             # earns (SPEC §4: blocked "until an operator clears the flag"; an outside probe's member
             # was blocked again at its next purchase), late transactions after the day's report too
@@ -69,14 +69,16 @@ class AnomalyRule:
         if member.abnormal:
             crosses = total > self.threshold >= total - points and day not in member.flag_days
             return self._crossing() if crosses else self._while_abnormal()  # as `judge` (a reviewer)
-        if total <= self.threshold or day in member.flag_days or self._cleared(member, day, total - points):
+        if self._earns(member, day, total, points):
             return EARN
         return self._crossing()
 
-    def _cleared(self, member: Member, day: Day, before: int) -> bool:
-        """Whether an operator cleared the day as it stands: it was over the threshold then, and
-        still is (a version that raised the threshold since makes a later crossing a first one)."""
-        return before > self.threshold and day in member.cleared_days
+    def _earns(self, member: Member, day: Day, total: int, points: int) -> bool:
+        """For a member not flagged: the day stays under the threshold, or an operator cleared it
+        (not yet reported: `flag_days`; or as it stands: it was over the threshold at the clear and
+        still is, for a version that raised the threshold since makes a later crossing a first one)."""
+        return (total <= self.threshold or day in member.flag_days
+                or (total - points > self.threshold and day in member.cleared_days))
 
     def crossed_days(self, member: Member) -> tuple[Day, ...]:
         """The days the member's counters are over the threshold, in date order: what an operator's
